@@ -1,0 +1,91 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "agg",
+    products: [
+        .library(name: "SCTPEngine", targets: ["SCTPEngine"]),
+        .library(name: "Proxy", targets: ["Proxy"]),
+        .executable(name: "aggclient", targets: ["AggClient"]),
+        .executable(name: "aggserver", targets: ["AggServer"]),
+        .executable(name: "sctpcat", targets: ["sctpcat"]),
+        .executable(name: "agg-bench", targets: ["AggBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", exact: "1.6.0"),
+    ],
+    targets: [
+        // Pure computation in C: CRC32c with the SSE4.2 instruction and a slicing-by-8 fallback.
+        .target(name: "CSCTPChecksum"),
+        // Sans-IO SCTP: datagrams and time in, datagrams, deadlines and events out.
+        .target(
+            name: "SCTPEngine",
+            dependencies: [
+                "CSCTPChecksum",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "Proxy",
+            dependencies: [
+                "SCTPEngine",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSOCKS", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "AggClient",
+            dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "AggServer",
+            dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sctpcat",
+            dependencies: ["Proxy", "SCTPEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "AggBench",
+            dependencies: ["SCTPEngine", "SCTPSimulation"],
+            path: "Benchmarks/AggBench",
+            swiftSettings: strict
+        ),
+        // Deterministic virtual-time network for driving engines in tests and benchmarks.
+        .target(
+            name: "SCTPSimulation",
+            dependencies: ["SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/SCTPSimulation",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "SCTPEngineTests",
+            dependencies: ["SCTPEngine", "SCTPSimulation"],
+            resources: [.copy("Resources")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: ["Proxy", "SCTPEngine", .product(name: "NIOEmbedded", package: "swift-nio")],
+            swiftSettings: strict
+        ),
+    ]
+)

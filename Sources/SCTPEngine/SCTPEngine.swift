@@ -1,0 +1,1 @@
+// The SCTPEngine module: see README.md.
