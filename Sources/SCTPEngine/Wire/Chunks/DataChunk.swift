@@ -1,0 +1,73 @@
+import NIOCore
+
+/// DATA (RFC 9260 §3.3.1, type 0): one fragment of a user message, with the I bit of RFC 7053.
+public struct DataChunk: ChunkBody {
+    public static let type: UInt8 = 0
+    /// TSN, stream, SSN and PPID: the bytes between the chunk header and the user data.
+    public static let headerSize = 16
+
+    public var tsn: TSN
+    public var streamID: StreamID
+    public var ssn: SSN
+    public var ppid: PPID
+    /// U: unordered.
+    public var isUnordered: Bool
+    /// B: first fragment.
+    public var isBeginning: Bool
+    /// E: last fragment.
+    public var isEnding: Bool
+    /// I (RFC 7053 §3): the receiver should SACK immediately.
+    public var isImmediate: Bool
+    public var userData: ByteBuffer
+
+    public init(tsn: TSN, streamID: StreamID, ssn: SSN, ppid: PPID, isUnordered: Bool = false,
+        isBeginning: Bool = true, isEnding: Bool = true, isImmediate: Bool = false, userData: ByteBuffer) {
+        self.tsn = tsn
+        self.streamID = streamID
+        self.ssn = ssn
+        self.ppid = ppid
+        self.isUnordered = isUnordered
+        self.isBeginning = isBeginning
+        self.isEnding = isEnding
+        self.isImmediate = isImmediate
+        self.userData = userData
+    }
+
+    public var flags: UInt8 { DataFlags.encode(isUnordered, isBeginning, isEnding, isImmediate) }
+    public var valueLength: Int { Self.headerSize + userData.readableBytes }
+
+    public func encodeValue(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(tsn.rawValue)
+        buffer.writeInteger(streamID.rawValue)
+        buffer.writeInteger(ssn.rawValue)
+        buffer.writeInteger(ppid.rawValue)
+        buffer.writeImmutableBuffer(userData)
+    }
+
+    public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
+        var reader = Self.reader(value)
+        tsn = TSN(try reader.u32())
+        streamID = StreamID(try reader.u16())
+        ssn = SSN(try reader.u16())
+        ppid = PPID(try reader.u32())
+        (isUnordered, isBeginning, isEnding, isImmediate) = DataFlags.decode(flags)
+        // The Length of user data 0 is a protocol matter (No User Data, RFC 9260 §6.2), left to the receiver.
+        userData = reader.rest()
+    }
+}
+
+/// The U, B, E and I flag bits shared by DATA and I-DATA (RFC 9260 §3.3.1, RFC 8260 §2.1, RFC 7053 §3).
+enum DataFlags {
+    static let ending: UInt8 = 0x01
+    static let beginning: UInt8 = 0x02
+    static let unordered: UInt8 = 0x04
+    static let immediate: UInt8 = 0x08
+
+    static func encode(_ u: Bool, _ b: Bool, _ e: Bool, _ i: Bool) -> UInt8 {
+        (u ? unordered : 0) | (b ? beginning : 0) | (e ? ending : 0) | (i ? immediate : 0)
+    }
+
+    static func decode(_ flags: UInt8) -> (Bool, Bool, Bool, Bool) {
+        (flags & unordered != 0, flags & beginning != 0, flags & ending != 0, flags & immediate != 0)
+    }
+}

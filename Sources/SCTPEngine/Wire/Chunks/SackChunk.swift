@@ -1,0 +1,89 @@
+import NIOCore
+
+/// A Gap Ack Block: TSNs cumulativeTSNAck+start through cumulativeTSNAck+end were received (RFC 9260 §3.3.4).
+public struct GapAckBlock: Hashable, Sendable {
+    /// Offset of the first received TSN from the cumulative TSN ack, as on the wire.
+    public var start: UInt16
+    /// Offset of the last received TSN from the cumulative TSN ack, as on the wire.
+    public var end: UInt16
+
+    public init(start: UInt16, end: UInt16) {
+        self.start = start
+        self.end = end
+    }
+}
+
+/// SACK (RFC 9260 §3.3.4, type 3): acknowledges received DATA and reports gaps and duplicates.
+public struct SackChunk: ChunkBody {
+    public static let type: UInt8 = 3
+
+    public var cumulativeTSNAck: TSN
+    public var advertisedReceiverWindowCredit: UInt32
+    public var gapAckBlocks: [GapAckBlock]
+    public var duplicateTSNs: [TSN]
+
+    public init(cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
+        duplicateTSNs: [TSN] = []) {
+        self.cumulativeTSNAck = cumulativeTSNAck
+        self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
+        self.gapAckBlocks = gapAckBlocks
+        self.duplicateTSNs = duplicateTSNs
+    }
+
+    public var flags: UInt8 { 0 }
+    public var valueLength: Int { 12 + 4 * gapAckBlocks.count + 4 * duplicateTSNs.count }
+
+    public func encodeValue(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(cumulativeTSNAck.rawValue)
+        buffer.writeInteger(advertisedReceiverWindowCredit)
+        buffer.writeInteger(UInt16(gapAckBlocks.count))
+        buffer.writeInteger(UInt16(duplicateTSNs.count))
+        SackLists.write(gapAckBlocks, into: &buffer)
+        for tsn in duplicateTSNs { buffer.writeInteger(tsn.rawValue) }
+    }
+
+    public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
+        var reader = Self.reader(value)
+        cumulativeTSNAck = TSN(try reader.u32())
+        advertisedReceiverWindowCredit = try reader.u32()
+        let gapCount = Int(try reader.u16())
+        let duplicateCount = Int(try reader.u16())
+        // The counts must describe exactly the bytes that follow.
+        guard reader.remaining == 4 * (gapCount + duplicateCount) else {
+            throw Self.malformed(
+                "\(gapCount) gap blocks and \(duplicateCount) duplicates do not fill \(reader.remaining) bytes")
+        }
+        gapAckBlocks = try SackLists.readBlocks(&reader, count: gapCount)
+        duplicateTSNs = try SackLists.readTSNs(&reader, count: duplicateCount)
+    }
+}
+
+/// Gap block and duplicate TSN lists of SACK and NR-SACK.
+enum SackLists {
+    static func write(_ blocks: [GapAckBlock], into buffer: inout ByteBuffer) {
+        for block in blocks {
+            buffer.writeInteger(block.start)
+            buffer.writeInteger(block.end)
+        }
+    }
+
+    /// Reads `count` blocks; callers have checked that the bytes are present.
+    static func readBlocks(_ reader: inout WireReader, count: Int) throws(WireError) -> [GapAckBlock] {
+        guard count * 4 <= reader.remaining else { throw reader.truncated }
+        var blocks: [GapAckBlock] = []
+        blocks.reserveCapacity(count)
+        for _ in 0..<count {
+            let start = try reader.u16()
+            blocks.append(GapAckBlock(start: start, end: try reader.u16()))
+        }
+        return blocks
+    }
+
+    static func readTSNs(_ reader: inout WireReader, count: Int) throws(WireError) -> [TSN] {
+        guard count * 4 <= reader.remaining else { throw reader.truncated }
+        var tsns: [TSN] = []
+        tsns.reserveCapacity(count)
+        for _ in 0..<count { tsns.append(TSN(try reader.u32())) }
+        return tsns
+    }
+}

@@ -1,0 +1,41 @@
+import NIOCore
+
+/// The 12-byte SCTP common header (RFC 9260 §3.1) that opens every packet.
+public struct CommonHeader: Hashable, Sendable {
+    public static let size = 12
+
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public var verificationTag: VerificationTag
+    /// The CRC32c as `CRC32c` computes it. The wire stores it least significant byte first (RFC 9260 Appendix A),
+    /// so this is the field read as a little-endian integer; a packet verifies when it equals
+    /// `CRC32c.packetChecksum(packet)`.
+    public var checksum: UInt32
+
+    public init(sourcePort: UInt16, destinationPort: UInt16, verificationTag: VerificationTag, checksum: UInt32 = 0) {
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
+        self.verificationTag = verificationTag
+        self.checksum = checksum
+    }
+
+    /// Reads the header at the reader index of `buffer` and moves past it.
+    public init(reading buffer: inout ByteBuffer) throws(WireError) {
+        guard buffer.readableBytes >= Self.size,
+            let source = buffer.readInteger(as: UInt16.self),
+            let destination = buffer.readInteger(as: UInt16.self),
+            let tag = buffer.readInteger(as: UInt32.self),
+            let checksum = buffer.readInteger(endianness: .little, as: UInt32.self)
+        else { throw .packetTooShort(buffer.readableBytes) }
+        self.init(sourcePort: source, destinationPort: destination, verificationTag: VerificationTag(tag),
+            checksum: checksum)
+    }
+
+    /// Writes the 12 header bytes, checksum included as it stands.
+    public func encode(into buffer: inout ByteBuffer) {
+        buffer.writeInteger(sourcePort)
+        buffer.writeInteger(destinationPort)
+        buffer.writeInteger(verificationTag.rawValue)
+        buffer.writeInteger(checksum, endianness: .little)
+    }
+}
