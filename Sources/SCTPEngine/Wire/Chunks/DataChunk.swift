@@ -3,7 +3,7 @@ import NIOCore
 /// DATA (RFC 9260 §3.3.1, type 0): one fragment of a user message, with the I bit of RFC 7053.
 public struct DataChunk: ChunkBody {
     public static let type: UInt8 = 0
-    /// TSN, stream, SSN and PPID: the bytes between the chunk header and the user data.
+    /// Bytes before the user data: the 4-byte chunk header, then TSN, stream, SSN and PPID.
     public static let headerSize = 16
 
     public var tsn: TSN
@@ -34,7 +34,7 @@ public struct DataChunk: ChunkBody {
     }
 
     public var flags: UInt8 { DataFlags.encode(isUnordered, isBeginning, isEnding, isImmediate) }
-    public var valueLength: Int { Self.headerSize + userData.readableBytes }
+    public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
         buffer.writeInteger(tsn.rawValue)

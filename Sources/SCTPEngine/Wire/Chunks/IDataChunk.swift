@@ -3,8 +3,8 @@ import NIOCore
 /// I-DATA (RFC 8260 §2.1, type 64): a message fragment numbered by MID and FSN, so messages can interleave.
 public struct IDataChunk: ChunkBody {
     public static let type: UInt8 = 64
-    /// TSN, stream, reserved, MID and PPID/FSN.
-    public static let headerSize = 16
+    /// Bytes before the user data: the 4-byte chunk header, then TSN, stream, reserved, MID and PPID/FSN.
+    public static let headerSize = 20
 
     public var tsn: TSN
     public var streamID: StreamID
@@ -35,7 +35,7 @@ public struct IDataChunk: ChunkBody {
     }
 
     public var flags: UInt8 { DataFlags.encode(isUnordered, isBeginning, isEnding, isImmediate) }
-    public var valueLength: Int { Self.headerSize + userData.readableBytes }
+    public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
         buffer.writeInteger(tsn.rawValue)
