@@ -38,7 +38,9 @@ public enum CRC32c {
         guard offset >= 0, length >= 0, offset <= buffer.readableBytes, length <= buffer.readableBytes - offset else {
             return nil
         }
-        return buffer.withUnsafeReadableBytes { checksum(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length])) }
+        return buffer.withUnsafeReadableBytes {
+            checksum(UnsafeRawBufferPointer(rebasing: $0[offset..<offset + length]))
+        }
     }
 
     /// The CRC32c of an SCTP packet as RFC 9260 §6.8 defines it: over the whole packet with the checksum field

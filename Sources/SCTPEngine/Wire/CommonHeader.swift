@@ -27,7 +27,8 @@ public struct CommonHeader: Hashable, Sendable {
             let tag = buffer.readInteger(as: UInt32.self),
             let checksum = buffer.readInteger(endianness: .little, as: UInt32.self)
         else { throw .packetTooShort(buffer.readableBytes) }
-        self.init(sourcePort: source, destinationPort: destination, verificationTag: VerificationTag(tag),
+        self.init(
+            sourcePort: source, destinationPort: destination, verificationTag: VerificationTag(tag),
             checksum: checksum)
     }
 

@@ -162,7 +162,8 @@ public enum ErrorCause: Hashable, Sendable {
             let count = try reader.u32()
             // RFC 9260 §3.3.10.2: the list holds exactly "Number of missing params" types.
             guard reader.remaining == 2 * Int(count) else {
-                throw .malformedErrorCause(code: code, reason: "\(count) missing parameters in \(reader.remaining) bytes")
+                throw .malformedErrorCause(
+                    code: code, reason: "\(count) missing parameters in \(reader.remaining) bytes")
             }
             var types: [UInt16] = []
             types.reserveCapacity(Int(count))

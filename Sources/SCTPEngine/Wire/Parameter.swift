@@ -269,7 +269,8 @@ public enum Parameter: Hashable, Sendable {
             let response = ReconfigRequestSequence(try reader.u32())
             let lastTSN = TSN(try reader.u32())
             self = .outgoingSSNResetRequest(
-                OutgoingSSNResetRequest(requestSequence: request, responseSequence: response,
+                OutgoingSSNResetRequest(
+                    requestSequence: request, responseSequence: response,
                     senderLastAssignedTSN: lastTSN, streams: try Self.readStreams(&reader, type: type)))
         case 14:
             let request = ReconfigRequestSequence(try reader.u32())
@@ -376,7 +377,8 @@ public enum Parameter: Hashable, Sendable {
     public static func decode(_ buffer: ByteBuffer) throws(WireError) -> Parameter {
         let items = try splitTLVs(buffer, kind: .parameter)
         guard items.count == 1, let item = items.first else {
-            throw .malformedParameter(type: items.first?.type ?? 0, reason: "expected one parameter, found \(items.count)")
+            throw .malformedParameter(
+                type: items.first?.type ?? 0, reason: "expected one parameter, found \(items.count)")
         }
         return try Parameter(type: item.type, value: item.value)
     }

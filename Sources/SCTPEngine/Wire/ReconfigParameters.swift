@@ -9,8 +9,10 @@ public struct OutgoingSSNResetRequest: Hashable, Sendable {
     /// The streams to reset; empty means all.
     public var streams: [StreamID]
 
-    public init(requestSequence: ReconfigRequestSequence, responseSequence: ReconfigRequestSequence,
-        senderLastAssignedTSN: TSN, streams: [StreamID]) {
+    public init(
+        requestSequence: ReconfigRequestSequence, responseSequence: ReconfigRequestSequence,
+        senderLastAssignedTSN: TSN, streams: [StreamID]
+    ) {
         self.requestSequence = requestSequence
         self.responseSequence = responseSequence
         self.senderLastAssignedTSN = senderLastAssignedTSN
@@ -69,7 +71,9 @@ public struct ReconfigurationResponse: Hashable, Sendable {
     /// Sender's and receiver's next TSN, present together or not at all (answers to SSN/TSN Reset Requests).
     public var nextTSNs: (sender: TSN, receiver: TSN)?
 
-    public init(responseSequence: ReconfigRequestSequence, result: Result, nextTSNs: (sender: TSN, receiver: TSN)? = nil) {
+    public init(
+        responseSequence: ReconfigRequestSequence, result: Result, nextTSNs: (sender: TSN, receiver: TSN)? = nil
+    ) {
         self.responseSequence = responseSequence
         self.result = result
         self.nextTSNs = nextTSNs

@@ -55,7 +55,8 @@ import Testing
             #expect(try Parameter.decode(buffer) == parameter)
             // And inside an INIT, where its padding may be the last.
             let chunk = Chunk.initiation(
-                InitChunk(initiateTag: VerificationTag(1), advertisedReceiverWindowCredit: 2, outboundStreams: 3,
+                InitChunk(
+                    initiateTag: VerificationTag(1), advertisedReceiverWindowCredit: 2, outboundStreams: 3,
                     inboundStreams: 4, initialTSN: TSN(5), parameters: [gen.parameter(), parameter]))
             let decoded = try SCTPPacket.decode(SCTPPacket(header: gen.header(), chunks: [chunk]).encode())
             #expect(decoded.chunks == [chunk])
@@ -82,7 +83,8 @@ import Testing
         for address in [SCTPIPAddress.anyV4, .anyV6] {
             for parameter in [
                 Parameter.address(address), .addIPAddress(correlationID: 1, address: address),
-                .deleteIPAddress(correlationID: 2, address: address), .setPrimaryAddress(correlationID: 3, address: address),
+                .deleteIPAddress(correlationID: 2, address: address),
+                .setPrimaryAddress(correlationID: 3, address: address),
             ] {
                 var buffer = ByteBuffer()
                 parameter.encode(into: &buffer)
@@ -92,10 +94,12 @@ import Testing
     }
 
     @Test func idataKeepsPPIDOnFirstFragmentAndFSNOnLater() throws {
-        let first = IDataChunk(tsn: TSN(1), streamID: StreamID(2), mid: MID(3), ppid: PPID(51), fsn: 9,
+        let first = IDataChunk(
+            tsn: TSN(1), streamID: StreamID(2), mid: MID(3), ppid: PPID(51), fsn: 9,
             isBeginning: true, isEnding: false, userData: ByteBuffer(bytes: [1]))
         #expect(first.fsn == 0 && first.ppid == PPID(51))
-        let later = IDataChunk(tsn: TSN(2), streamID: StreamID(2), mid: MID(3), ppid: PPID(51), fsn: 9,
+        let later = IDataChunk(
+            tsn: TSN(2), streamID: StreamID(2), mid: MID(3), ppid: PPID(51), fsn: 9,
             isBeginning: false, isEnding: true, userData: ByteBuffer(bytes: [2]))
         var buffer = ByteBuffer()
         later.encode(into: &buffer)

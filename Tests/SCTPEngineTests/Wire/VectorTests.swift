@@ -48,31 +48,54 @@ import Testing
         }
     }
 
+    /// RFC 9260 §3.2: the chunk length includes the padding of every parameter but the last. A receiver accepts
+    /// it either way.
+    @Test func chunkLengthLeavesOutTheLastParameterPadding() throws {
+        let chunk = InitChunk(
+            initiateTag: VerificationTag(1), advertisedReceiverWindowCredit: 2, outboundStreams: 3,
+            inboundStreams: 4, initialTSN: TSN(5), parameters: [.forwardTSNSupported, .supportedExtensions([1, 2, 3])])
+        var buffer = ByteBuffer()
+        chunk.encode(into: &buffer)
+        #expect(buffer.readableBytes == 32)
+        #expect(buffer.getInteger(at: 2, as: UInt16.self) == 31)
+        #expect(buffer.getInteger(at: 31, as: UInt8.self) == 0)
+        // The same chunk with the padding counted in its length decodes to the same value.
+        buffer.setInteger(UInt16(32), at: 2)
+        var packet = ByteBuffer()
+        CommonHeader(sourcePort: 1, destinationPort: 2, verificationTag: .zero).encode(into: &packet)
+        packet.writeBuffer(&buffer)
+        #expect(try SCTPPacket.decode(packet, verifyChecksum: false).chunks == [.initiation(chunk)])
+    }
+
     /// A DATA chunk with 3 bytes of user data: length 19, one byte of padding; flags U|B|E|I.
     @Test func dataChunkLayout() {
-        let chunk = DataChunk(tsn: TSN(0x11223344), streamID: StreamID(7), ssn: SSN(0x0102), ppid: PPID(51),
+        let chunk = DataChunk(
+            tsn: TSN(0x1122_3344), streamID: StreamID(7), ssn: SSN(0x0102), ppid: PPID(51),
             isUnordered: true, isBeginning: true, isEnding: true, isImmediate: true,
             userData: ByteBuffer(bytes: [0xAA, 0xBB, 0xCC]))
         var buffer = ByteBuffer()
         Chunk.data(chunk).encode(into: &buffer)
-        #expect(Array(buffer.readableBytesView) == [
-            0x00, 0x0F, 0x00, 0x13, 0x11, 0x22, 0x33, 0x44, 0x00, 0x07, 0x01, 0x02, 0x00, 0x00, 0x00, 0x33,
-            0xAA, 0xBB, 0xCC, 0x00,
-        ])
+        #expect(
+            Array(buffer.readableBytesView) == [
+                0x00, 0x0F, 0x00, 0x13, 0x11, 0x22, 0x33, 0x44, 0x00, 0x07, 0x01, 0x02, 0x00, 0x00, 0x00, 0x33,
+                0xAA, 0xBB, 0xCC, 0x00,
+            ])
         #expect(DataChunk.headerSize == 16)
     }
 
     /// NR-SACK: counts of gap blocks, NR gap blocks and duplicates, then 16 reserved bits, then the lists.
     @Test func nrSackLayout() {
-        let chunk = NRSackChunk(cumulativeTSNAck: TSN(100), advertisedReceiverWindowCredit: 0x1000,
+        let chunk = NRSackChunk(
+            cumulativeTSNAck: TSN(100), advertisedReceiverWindowCredit: 0x1000,
             gapAckBlocks: [GapAckBlock(start: 2, end: 3)], nrGapAckBlocks: [GapAckBlock(start: 5, end: 5)],
             duplicateTSNs: [TSN(99)], isAllNonRenegable: true)
         var buffer = ByteBuffer()
         chunk.encode(into: &buffer)
-        #expect(Array(buffer.readableBytesView) == [
-            0x10, 0x01, 0x00, 0x20, 0, 0, 0, 100, 0, 0, 0x10, 0, 0, 1, 0, 1, 0, 1, 0, 0,
-            0, 2, 0, 3, 0, 5, 0, 5, 0, 0, 0, 99,
-        ])
+        #expect(
+            Array(buffer.readableBytesView) == [
+                0x10, 0x01, 0x00, 0x20, 0, 0, 0, 100, 0, 0, 0x10, 0, 0, 1, 0, 1, 0, 1, 0, 0,
+                0, 2, 0, 3, 0, 5, 0, 5, 0, 0, 0, 99,
+            ])
     }
 
     /// HEARTBEAT wraps its info in a Heartbeat Info parameter (type 1).
@@ -92,7 +115,8 @@ import Testing
 
     /// ASCONF with its address parameter, then an Add IP request naming ::.
     @Test func asconfLayout() throws {
-        let chunk = ASCONFChunk(serial: ASCONFSerial(7), addressParameter: .address(SCTPIPAddress(v4: 10, 0, 0, 1)),
+        let chunk = ASCONFChunk(
+            serial: ASCONFSerial(7), addressParameter: .address(SCTPIPAddress(v4: 10, 0, 0, 1)),
             parameters: [.addIPAddress(correlationID: 1, address: .anyV6)])
         var buffer = ByteBuffer()
         chunk.encode(into: &buffer)
@@ -108,8 +132,11 @@ import Testing
         builder.add(.sack(SackChunk(cumulativeTSNAck: TSN(1), advertisedReceiverWindowCredit: 2)))
         let authOffset = builder.add(
             .auth(AuthChunk(sharedKeyID: 0, hmacID: 1, hmac: ByteBuffer(repeating: 0, count: 20))))
-        builder.add(.data(DataChunk(tsn: TSN(5), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0),
-            userData: ByteBuffer(bytes: [1, 2, 3]))))
+        builder.add(
+            .data(
+                DataChunk(
+                    tsn: TSN(5), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0),
+                    userData: ByteBuffer(bytes: [1, 2, 3]))))
         let covered = try #require(AuthChunk.authenticatedBytes(inBuilt: builder.buffer, offset: authOffset))
         let hmac = [UInt8](repeating: 0x5A, count: 20)
         builder.patch(hmac, at: authOffset + AuthChunk.hmacOffset)
@@ -129,8 +156,10 @@ import Testing
 
     @Test func builderFitsAndZeroChecksum() throws {
         var builder = PacketBuilder(header: CommonHeader(sourcePort: 1, destinationPort: 2, verificationTag: .zero))
-        let data = Chunk.data(DataChunk(tsn: TSN(1), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0),
-            userData: ByteBuffer(repeating: 1, count: 100)))
+        let data = Chunk.data(
+            DataChunk(
+                tsn: TSN(1), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0),
+                userData: ByteBuffer(repeating: 1, count: 100)))
         #expect(builder.isEmpty)
         #expect(builder.fits(data, mtuPayload: 12 + 16 + 100))
         #expect(!builder.fits(data, mtuPayload: 12 + 16 + 99))

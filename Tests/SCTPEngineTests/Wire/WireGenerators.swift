@@ -55,7 +55,9 @@ struct WireGenerator {
         case 18: return .requestRefusedNoAuthorization(bytes())
         case 19: return .unsupportedHMACIdentifier(u16())
         default:
-            let known: Set<UInt16> = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0x105]
+            let known: Set<UInt16> = [
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0x105,
+            ]
             var code = u16()
             while known.contains(code) { code = u16() }
             return .unknown(code: code, value: bytes())
@@ -82,7 +84,8 @@ struct WireGenerator {
         case 7: return .supportedAddressTypes(list { $0.u16() })
         case 8:
             return .outgoingSSNResetRequest(
-                OutgoingSSNResetRequest(requestSequence: requestSequence(), responseSequence: requestSequence(),
+                OutgoingSSNResetRequest(
+                    requestSequence: requestSequence(), responseSequence: requestSequence(),
                     senderLastAssignedTSN: TSN(u32()), streams: list { StreamID($0.u16()) }))
         case 9:
             return .incomingSSNResetRequest(
@@ -91,10 +94,13 @@ struct WireGenerator {
         case 11:
             let next: (sender: TSN, receiver: TSN)? = bool() ? (TSN(u32()), TSN(u32())) : nil
             return .reconfigurationResponse(
-                ReconfigurationResponse(responseSequence: requestSequence(),
+                ReconfigurationResponse(
+                    responseSequence: requestSequence(),
                     result: ReconfigurationResponse.Result(rawValue: u32() % 8), nextTSNs: next))
-        case 12: return .addOutgoingStreamsRequest(AddStreamsRequest(requestSequence: requestSequence(), newStreams: u16()))
-        case 13: return .addIncomingStreamsRequest(AddStreamsRequest(requestSequence: requestSequence(), newStreams: u16()))
+        case 12:
+            return .addOutgoingStreamsRequest(AddStreamsRequest(requestSequence: requestSequence(), newStreams: u16()))
+        case 13:
+            return .addIncomingStreamsRequest(AddStreamsRequest(requestSequence: requestSequence(), newStreams: u16()))
         case 14: return .ecnCapable
         case 15: return .zeroChecksumAcceptable(u32())
         case 16: return .random(bytes(0...64))
@@ -126,22 +132,26 @@ struct WireGenerator {
         switch kind {
         case 0:
             return .data(
-                DataChunk(tsn: TSN(u32()), streamID: StreamID(u16()), ssn: SSN(u16()), ppid: PPID(u32()),
+                DataChunk(
+                    tsn: TSN(u32()), streamID: StreamID(u16()), ssn: SSN(u16()), ppid: PPID(u32()),
                     isUnordered: bool(), isBeginning: bool(), isEnding: bool(), isImmediate: bool(),
                     userData: bytes(0...200)))
         case 1:
             return .initiation(
-                InitChunk(initiateTag: VerificationTag(u32()), advertisedReceiverWindowCredit: u32(),
+                InitChunk(
+                    initiateTag: VerificationTag(u32()), advertisedReceiverWindowCredit: u32(),
                     outboundStreams: u16(), inboundStreams: u16(), initialTSN: TSN(u32()),
                     parameters: list { $0.parameter() }))
         case 2:
             return .initiationAck(
-                InitAckChunk(initiateTag: VerificationTag(u32()), advertisedReceiverWindowCredit: u32(),
+                InitAckChunk(
+                    initiateTag: VerificationTag(u32()), advertisedReceiverWindowCredit: u32(),
                     outboundStreams: u16(), inboundStreams: u16(), initialTSN: TSN(u32()),
                     parameters: list { $0.parameter() }))
         case 3:
             return .sack(
-                SackChunk(cumulativeTSNAck: TSN(u32()), advertisedReceiverWindowCredit: u32(),
+                SackChunk(
+                    cumulativeTSNAck: TSN(u32()), advertisedReceiverWindowCredit: u32(),
                     gapAckBlocks: blocks(), duplicateTSNs: list { TSN($0.u32()) }))
         case 4: return .heartbeat(HeartbeatChunk(info: bytes()))
         case 5: return .heartbeatAck(HeartbeatAckChunk(info: bytes()))
@@ -157,12 +167,14 @@ struct WireGenerator {
         case 15: return .auth(AuthChunk(sharedKeyID: u16(), hmacID: u16(), hmac: bytes(0...64)))
         case 16:
             return .nrSack(
-                NRSackChunk(cumulativeTSNAck: TSN(u32()), advertisedReceiverWindowCredit: u32(),
+                NRSackChunk(
+                    cumulativeTSNAck: TSN(u32()), advertisedReceiverWindowCredit: u32(),
                     gapAckBlocks: blocks(), nrGapAckBlocks: blocks(), duplicateTSNs: list { TSN($0.u32()) },
                     isAllNonRenegable: bool()))
         case 17:
             return .idata(
-                IDataChunk(tsn: TSN(u32()), streamID: StreamID(u16()), mid: MID(u32()), ppid: PPID(u32()),
+                IDataChunk(
+                    tsn: TSN(u32()), streamID: StreamID(u16()), mid: MID(u32()), ppid: PPID(u32()),
                     fsn: u32(), isUnordered: bool(), isBeginning: bool(), isEnding: bool(), isImmediate: bool(),
                     userData: bytes(0...200)))
         case 18: return .asconfAck(ASCONFAckChunk(serial: ASCONFSerial(u32()), parameters: list { $0.parameter() }))
@@ -170,21 +182,26 @@ struct WireGenerator {
         case 20: return .pad(PadChunk(paddingLength: int(0...100)))
         case 21:
             return .forwardTSN(
-                ForwardTSNChunk(newCumulativeTSN: TSN(u32()),
+                ForwardTSNChunk(
+                    newCumulativeTSN: TSN(u32()),
                     streams: list { ForwardTSNChunk.Stream(streamID: StreamID($0.u16()), ssn: SSN($0.u16())) }))
         case 22:
             return .asconf(
-                ASCONFChunk(serial: ASCONFSerial(u32()), addressParameter: .address(ip()),
+                ASCONFChunk(
+                    serial: ASCONFSerial(u32()), addressParameter: .address(ip()),
                     parameters: list { $0.parameter() }))
         case 23:
             return .iForwardTSN(
-                IForwardTSNChunk(newCumulativeTSN: TSN(u32()),
+                IForwardTSNChunk(
+                    newCumulativeTSN: TSN(u32()),
                     entries: list {
                         IForwardTSNChunk.Entry(streamID: StreamID($0.u16()), isUnordered: $0.bool(), mid: MID($0.u32()))
                     }))
         default:
-            let known: Set<UInt8> = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 64, 128, 130, 132, 192,
-                193, 194]
+            let known: Set<UInt8> = [
+                0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 64, 128, 130, 132, 192,
+                193, 194,
+            ]
             var type = u8()
             while known.contains(type) { type = u8() }
             return .unknown(UnknownChunk(type: type, flags: u8(), value: bytes()))

@@ -20,8 +20,10 @@ public struct DataChunk: ChunkBody {
     public var isImmediate: Bool
     public var userData: ByteBuffer
 
-    public init(tsn: TSN, streamID: StreamID, ssn: SSN, ppid: PPID, isUnordered: Bool = false,
-        isBeginning: Bool = true, isEnding: Bool = true, isImmediate: Bool = false, userData: ByteBuffer) {
+    public init(
+        tsn: TSN, streamID: StreamID, ssn: SSN, ppid: PPID, isUnordered: Bool = false,
+        isBeginning: Bool = true, isEnding: Bool = true, isImmediate: Bool = false, userData: ByteBuffer
+    ) {
         self.tsn = tsn
         self.streamID = streamID
         self.ssn = ssn

@@ -19,9 +19,11 @@ public struct IDataChunk: ChunkBody {
     public var isImmediate: Bool
     public var userData: ByteBuffer
 
-    public init(tsn: TSN, streamID: StreamID, mid: MID, ppid: PPID = PPID(0), fsn: UInt32 = 0,
+    public init(
+        tsn: TSN, streamID: StreamID, mid: MID, ppid: PPID = PPID(0), fsn: UInt32 = 0,
         isUnordered: Bool = false, isBeginning: Bool = true, isEnding: Bool = true, isImmediate: Bool = false,
-        userData: ByteBuffer) {
+        userData: ByteBuffer
+    ) {
         self.tsn = tsn
         self.streamID = streamID
         self.mid = mid

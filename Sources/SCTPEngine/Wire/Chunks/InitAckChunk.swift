@@ -11,8 +11,10 @@ public struct InitAckChunk: ChunkBody {
     public var initialTSN: TSN
     public var parameters: [Parameter]
 
-    public init(initiateTag: VerificationTag, advertisedReceiverWindowCredit: UInt32, outboundStreams: UInt16,
-        inboundStreams: UInt16, initialTSN: TSN, parameters: [Parameter] = []) {
+    public init(
+        initiateTag: VerificationTag, advertisedReceiverWindowCredit: UInt32, outboundStreams: UInt16,
+        inboundStreams: UInt16, initialTSN: TSN, parameters: [Parameter] = []
+    ) {
         self.initiateTag = initiateTag
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.outboundStreams = outboundStreams
@@ -25,7 +27,8 @@ public struct InitAckChunk: ChunkBody {
     public var valueLength: Int { 16 + Parameter.listLength(parameters) }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        InitFields.encode(initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN,
+        InitFields.encode(
+            initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN,
             parameters, into: &buffer)
     }
 
@@ -34,4 +37,3 @@ public struct InitAckChunk: ChunkBody {
             try InitFields.decode(value, type: Self.type)
     }
 }
-

@@ -11,8 +11,10 @@ public struct InitChunk: ChunkBody {
     public var initialTSN: TSN
     public var parameters: [Parameter]
 
-    public init(initiateTag: VerificationTag, advertisedReceiverWindowCredit: UInt32, outboundStreams: UInt16,
-        inboundStreams: UInt16, initialTSN: TSN, parameters: [Parameter] = []) {
+    public init(
+        initiateTag: VerificationTag, advertisedReceiverWindowCredit: UInt32, outboundStreams: UInt16,
+        inboundStreams: UInt16, initialTSN: TSN, parameters: [Parameter] = []
+    ) {
         self.initiateTag = initiateTag
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.outboundStreams = outboundStreams
@@ -25,7 +27,8 @@ public struct InitChunk: ChunkBody {
     public var valueLength: Int { 16 + Parameter.listLength(parameters) }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        InitFields.encode(initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN,
+        InitFields.encode(
+            initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN,
             parameters, into: &buffer)
     }
 
@@ -37,8 +40,10 @@ public struct InitChunk: ChunkBody {
 
 /// The fixed fields and parameters INIT and INIT ACK share (RFC 9260 §3.3.2, §3.3.3).
 enum InitFields {
-    static func encode(_ tag: VerificationTag, _ rwnd: UInt32, _ outbound: UInt16, _ inbound: UInt16, _ tsn: TSN,
-        _ parameters: [Parameter], into buffer: inout ByteBuffer) {
+    static func encode(
+        _ tag: VerificationTag, _ rwnd: UInt32, _ outbound: UInt16, _ inbound: UInt16, _ tsn: TSN,
+        _ parameters: [Parameter], into buffer: inout ByteBuffer
+    ) {
         buffer.writeInteger(tag.rawValue)
         buffer.writeInteger(rwnd)
         buffer.writeInteger(outbound)

@@ -14,8 +14,10 @@ public struct NRSackChunk: ChunkBody {
     public var duplicateTSNs: [TSN]
     public var isAllNonRenegable: Bool
 
-    public init(cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
-        nrGapAckBlocks: [GapAckBlock] = [], duplicateTSNs: [TSN] = [], isAllNonRenegable: Bool = false) {
+    public init(
+        cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
+        nrGapAckBlocks: [GapAckBlock] = [], duplicateTSNs: [TSN] = [], isAllNonRenegable: Bool = false
+    ) {
         self.cumulativeTSNAck = cumulativeTSNAck
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.gapAckBlocks = gapAckBlocks

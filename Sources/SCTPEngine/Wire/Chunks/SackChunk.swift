@@ -22,8 +22,10 @@ public struct SackChunk: ChunkBody {
     public var gapAckBlocks: [GapAckBlock]
     public var duplicateTSNs: [TSN]
 
-    public init(cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
-        duplicateTSNs: [TSN] = []) {
+    public init(
+        cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
+        duplicateTSNs: [TSN] = []
+    ) {
         self.cumulativeTSNAck = cumulativeTSNAck
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.gapAckBlocks = gapAckBlocks
