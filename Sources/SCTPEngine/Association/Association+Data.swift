@@ -1,0 +1,171 @@
+import NIOCore
+
+/// The data path: the application's messages out as DATA, SACKs in (RFC 9260 §6, §7), DATA in and SACKs out.
+extension Association {
+    // MARK: - Application commands
+
+    func sendMessage(_ payload: ByteBuffer, stream: StreamID, ppid: PPID, unordered: Bool, now: SCTPTime) throws(SCTPError) {
+        guard state.acceptsNewData else { throw .shuttingDown }
+        guard stream.rawValue < outboundStreams || !state.isEstablishedOrLater else {
+            throw .invalidStream(stream, available: outboundStreams)
+        }
+        guard payload.readableBytes > 0 else { throw .messageTooLarge(0) }
+        sendQueue.enqueue(streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered)
+        if state.isEstablishedOrLater { transmit(now: now) }
+    }
+
+    var isWritable: Bool { sendQueue.isWritable }
+    var bufferedAmount: Int { sendQueue.bufferedBytes + outstanding.unackedBytes }
+
+    // MARK: - Receiving DATA
+
+    /// One DATA chunk (RFC 9260 §6.2): track its TSN, hand new ones to reassembly, deliver completed messages.
+    func handleData(_ chunk: DataChunk, pathIndex: Int, now: SCTPTime) -> Bool {
+        // RFC 9260 §6.2: "If an endpoint receives a DATA chunk with no user data ... it MUST send an ABORT with
+        // error cause set to 'No User Data'".
+        guard chunk.userData.readableBytes > 0 else {
+            abort(causes: [.noUserData(chunk.tsn)], reason: .protocolViolation("DATA without user data"), now: now)
+            return false
+        }
+        // RFC 9260 §6.5: an invalid stream is reported with an ERROR, and the TSN still acknowledged.
+        guard chunk.streamID.rawValue < inboundStreams else {
+            if dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) == .new {
+                send([.error(ErrorChunk(causes: [.invalidStreamIdentifier(chunk.streamID)]))],
+                    pathIndex: pathIndex, now: now)
+            }
+            return true
+        }
+        // Beyond our buffer: drop without acknowledging (RFC 9260 §6.2 "the receiver MAY drop").
+        if reassembly.bufferedBytes + chunk.userData.readableBytes > configuration.receiveBufferSize
+            && !dataTracker.hasReceived(chunk.tsn)
+        {
+            output.drop("receive buffer full")
+            return true
+        }
+        lastDataPathIndex = pathIndex
+        switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) {
+        case .new:
+            reassembly.add(
+                ReceivedData(
+                    tsn: chunk.tsn, streamID: chunk.streamID, ssn: chunk.ssn, ppid: chunk.ppid,
+                    isUnordered: chunk.isUnordered, isBeginning: chunk.isBeginning, isEnding: chunk.isEnding,
+                    payload: chunk.userData))
+            while let message = reassembly.pollMessage() {
+                output.events.append(
+                    .message(
+                        id,
+                        SCTPMessage(
+                            stream: message.streamID, ppid: message.ppid, isUnordered: message.isUnordered,
+                            payload: message.payload)))
+            }
+        case .duplicate, .outOfWindow:
+            break
+        }
+        return true
+    }
+
+    /// a_rwnd: what is left of our receive buffer (RFC 9260 §6.2).
+    var advertisedReceiverWindow: UInt32 {
+        UInt32(max(0, configuration.receiveBufferSize - reassembly.bufferedBytes))
+    }
+
+    func makeSackChunk() -> Chunk {
+        let sack = dataTracker.makeSack(advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64)
+        timers.disarm(.delayedSack)
+        return .sack(
+            SackChunk(
+                cumulativeTSNAck: sack.cumulativeTSNAck,
+                advertisedReceiverWindowCredit: sack.advertisedReceiverWindowCredit,
+                gapAckBlocks: sack.gapAckBlocks.map { GapAckBlock(start: $0.start, end: $0.end) },
+                duplicateTSNs: sack.duplicateTSNs))
+    }
+
+    func sendSackNow(now: SCTPTime) {
+        guard state.isEstablishedOrLater, dataTracker.hasPendingSack else { return }
+        send([makeSackChunk()], pathIndex: lastDataPathIndex, now: now)
+    }
+
+    /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
+    func scheduleSack(now: SCTPTime) {
+        dataTracker.handlePacketEnd(now: now)
+        if dataTracker.isSackDue(now: now) {
+            // Sent by `transmit`, bundled with DATA going back if any.
+            return
+        }
+        if let deadline = dataTracker.sackDeadline { timers.arm(.delayedSack, at: deadline) }
+    }
+
+    // MARK: - Receiving SACK
+
+    func handleSack(_ chunk: SackChunk, now: SCTPTime) {
+        let info = SackInfo(
+            cumulativeTSNAck: chunk.cumulativeTSNAck,
+            advertisedReceiverWindowCredit: chunk.advertisedReceiverWindowCredit,
+            gapAckBlocks: chunk.gapAckBlocks.map { ($0.start, $0.end) },
+            duplicateTSNs: chunk.duplicateTSNs)
+        processSack(info, now: now)
+    }
+
+    /// SHUTDOWN's cumulative TSN ack acknowledges like a SACK without gap blocks (RFC 9260 §9.2).
+    func processCumulativeAck(_ tsn: TSN, now: SCTPTime) {
+        guard tsn.isAfter(outstanding.cumulativeTSNAck) else { return }
+        processSack(SackInfo(cumulativeTSNAck: tsn, advertisedReceiverWindowCredit: peerReceiverWindow), now: now)
+    }
+
+    func processSack(_ sack: SackInfo, now: SCTPTime) {
+        let outcome = outstanding.handleSack(sack, now: now) { [paths] pathID in
+            paths.first(where: { $0.id == pathID })?.congestion.isInFastRecovery ?? false
+        }
+        switch outcome.disposition {
+        case .stale:
+            return
+        case .acknowledgesUnsentTSN:
+            // RFC 9260 §6.2.1 D: a SACK acknowledging a TSN not yet sent is a protocol violation.
+            abort(causes: [.protocolViolation(ByteBuffer(string: "SACK acknowledges unsent TSN"))],
+                reason: .protocolViolation("SACK acknowledges unsent TSN"), now: now)
+            return
+        case .accepted:
+            break
+        }
+        peerReceiverWindow = UInt32(outcome.peerReceiverWindow)
+        if outcome.cumulativeTSNAckAdvanced { errorCount = 0 }
+        for ack in outcome.paths {
+            guard let i = paths.firstIndex(where: { $0.id == ack.path }) else { continue }
+            if let rtt = ack.rttSample { paths[i].rto.handleMeasurement(rtt) }
+            if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), pathIndex: i) }
+            paths[i].congestion.handleAck(
+                CongestionAck(
+                    bytesAcked: ack.bytesAcked,
+                    ackPointAdvanced: outcome.cumulativeTSNAckAdvanced,
+                    flightSizeBeforeAck: ack.flightSizeBeforeSack, ackPoint: outstanding.cumulativeTSNAck,
+                    allDataAcked: ack.allDataAcked))
+            if ack.hasNewFastRetransmits {
+                // RFC 9260 §7.2.4: enter fast recovery once per window; the marked chunks go out next.
+                paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN)
+                paths[i].counters.fastRetransmissions += 1
+            }
+            // RFC 9260 §6.3.2 R2/R3: stop T3 when nothing is outstanding there, restart it when the earliest
+            // outstanding TSN sent there was acknowledged.
+            if ack.allDataAcked {
+                timers.disarm(.t3rtx(ack.path))
+            } else if ack.pseudoCumulativeAckAdvanced {
+                timers.arm(.t3rtx(ack.path), at: now + paths[i].rto.rto)
+            }
+        }
+        if outcome.fastRetransmitBytes > 0 { fastRetransmitPending = true }
+        if sendQueue.pollWritable() { output.events.append(.writable(id)) }
+        continueShutdown(now: now)
+    }
+
+    // MARK: - Retransmission timer
+
+    /// RFC 9260 §6.3.3: T3-rtx expiry: back off, collapse cwnd, mark the path's data for retransmission.
+    func handleT3Expiry(pathID: PathID, now: SCTPTime) {
+        guard let i = paths.firstIndex(where: { $0.id == pathID }) else { return }
+        let returned = outstanding.markAllForRetransmission(on: pathID)
+        guard returned > 0 || outstanding.hasChunksToRetransmit else { return }
+        paths[i].counters.retransmissions += 1
+        reportStateChange(paths[i].handleRetransmissionTimeout(), pathIndex: i)
+        if countAssociationError(now: now) { return }
+    }
+}

@@ -1,0 +1,157 @@
+import NIOCore
+
+/// The four-way handshake of RFC 9260 §5.1 from the initiator's side, and INIT/INIT-ACK received by an existing
+/// association (§5.2).
+extension Association {
+    /// Starts the handshake: INIT to `remote` from `local`, T1-init running, COOKIE-WAIT.
+    func connect(remote: SCTPSocketAddress, local: SCTPSocketAddress?, now: SCTPTime) {
+        addPath(remote: remote, local: local, confirmed: true)
+        let initChunk = InitChunk(
+            initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
+            outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
+            initialTSN: localInitialTSN, parameters: Association.localFeatureParameters)
+        state = .cookieWait(.init(initChunk: initChunk))
+        // RFC 9260 §8.5.1: "the Verification Tag MUST be set to 0" in a packet carrying INIT.
+        send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
+        timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+    }
+
+    /// Parameters announcing the extensions we support (RFC 5061 §4.2.7).
+    static var localFeatureParameters: [Parameter] { [] }
+
+    func handleT1InitExpiry(now: SCTPTime) {
+        guard case .cookieWait(var wait) = state else { return }
+        wait.retransmissions += 1
+        // RFC 9260 §5.1 C: "If the T1-init timer expires, the endpoint MUST retransmit INIT and restart the T1-init
+        // timer without changing state. This MUST be repeated up to 'Max.Init.Retransmits' times."
+        guard wait.retransmissions <= configuration.maxInitRetransmissions else {
+            close(.handshakeTimedOut)
+            return
+        }
+        state = .cookieWait(wait)
+        paths[primaryPathIndex].rto.backOff()
+        send([.initiation(wait.initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
+        timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+    }
+
+    func handleT1CookieExpiry(now: SCTPTime) {
+        guard case .cookieEchoed(var echoed) = state else { return }
+        echoed.retransmissions += 1
+        guard echoed.retransmissions <= configuration.maxInitRetransmissions else {
+            close(.handshakeTimedOut)
+            return
+        }
+        state = .cookieEchoed(echoed)
+        paths[primaryPathIndex].rto.backOff()
+        send([.cookieEcho(echoed.cookie)], pathIndex: primaryPathIndex, now: now)
+        timers.arm(.t1Cookie, at: now + paths[primaryPathIndex].rto.rto)
+    }
+
+    /// INIT-ACK in COOKIE-WAIT (RFC 9260 §5.1 C): take the peer's tag, TSN and streams, echo the cookie.
+    func handleInitAck(
+        _ ack: InitAckChunk, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+    ) {
+        // RFC 9260 §5.2.3: an INIT-ACK in any other state "MUST be discarded".
+        guard case .cookieWait = state else { return }
+        // RFC 9260 §3.3.3: a zero Initiate Tag, or zero streams, is a protocol error answered with ABORT.
+        guard ack.initiateTag != .zero, ack.outboundStreams > 0, ack.inboundStreams > 0 else {
+            abort(causes: [.invalidMandatoryParameter], reason: .protocolViolation("invalid INIT-ACK"), now: now)
+            return
+        }
+        var cookie: ByteBuffer?
+        var unrecognized: [ErrorCause] = []
+        parameters: for parameter in ack.parameters {
+            switch parameter {
+            case .stateCookie(let c): cookie = c
+            case .ipv4Address(let ip), .ipv6Address(let ip):
+                // The peer's other addresses, reachable at the encapsulation port the INIT-ACK came from
+                // (RFC 6951 §5.4). Each is confirmed with a HEARTBEAT before data goes there (§5.4).
+                if ip != source.ip && !ip.isWildcard {
+                    addPath(remote: SCTPSocketAddress(ip: ip, port: source.port), local: nil, confirmed: false)
+                }
+            case .supportedExtensions(let types):
+                if types.contains(NRSackChunk.type) && Association.localFeatureParameters.contains(where: {
+                    if case .supportedExtensions(let ours) = $0 { return ours.contains(NRSackChunk.type) }
+                    return false
+                }) {
+                    features.insert(.nrSack)
+                }
+            case .unknown(let type, let value):
+                let action = UnrecognizedAction(parameterType: type)
+                if action.shouldReport {
+                    var tlv = ByteBuffer()
+                    tlv.writeInteger(type)
+                    tlv.writeInteger(UInt16(4 + value.readableBytes))
+                    tlv.writeImmutableBuffer(value)
+                    unrecognized.append(.unrecognizedParameters(tlv))
+                }
+                // RFC 9260 §3.2.1: 00/01 "stop processing this parameter and do not process further parameters".
+                if !action.shouldSkip { break parameters }
+            default:
+                break
+            }
+        }
+        guard let cookie else {
+            // RFC 9260 §5.1: the State Cookie is mandatory in INIT-ACK.
+            abort(causes: [.missingMandatoryParameter([7])], reason: .protocolViolation("INIT-ACK without cookie"), now: now)
+            return
+        }
+        // The path the INIT went out on: the INIT-ACK's source is the peer's real (possibly NATed) address.
+        if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip }) {
+            paths[i].remoteAddress = source
+            if paths[i].localAddress == nil || paths[i].localAddress!.ip.isWildcard { paths[i].localAddress = local }
+        }
+        peerTag = ack.initiateTag
+        peerInitialTSN = ack.initialTSN
+        peerReceiverWindow = ack.advertisedReceiverWindowCredit
+        outboundStreams = min(configuration.outboundStreams, ack.inboundStreams)
+        inboundStreams = min(configuration.maxInboundStreams, ack.outboundStreams)
+        dataTracker = DataTracker(peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
+        timers.disarm(.t1Init)
+        let echo = CookieEchoChunk(cookie: cookie)
+        state = .cookieEchoed(.init(cookie: echo))
+        var chunks: [Chunk] = [.cookieEcho(echo)]
+        // RFC 9260 §5.2.3 / §3.3.10.8: report unrecognized parameters in an ERROR bundled with the COOKIE-ECHO.
+        if !unrecognized.isEmpty { chunks.append(.error(ErrorChunk(causes: unrecognized))) }
+        send(chunks, pathIndex: primaryPathIndex, now: now)
+        timers.arm(.t1Cookie, at: now + paths[primaryPathIndex].rto.rto)
+    }
+
+    /// COOKIE-ACK in COOKIE-ECHOED (RFC 9260 §5.1 E).
+    func handleCookieAck(now: SCTPTime) {
+        guard case .cookieEchoed = state else { return }
+        timers.disarm(.t1Cookie)
+        enterEstablished(now: now)
+    }
+
+    /// Both sides: ESTABLISHED, heartbeats armed, unconfirmed paths probed at once so they are usable within one
+    /// round trip.
+    func enterEstablished(now: SCTPTime) {
+        state = .established
+        errorCount = 0
+        output.events.append(.established(id, outboundStreams: outboundStreams, inboundStreams: inboundStreams))
+        logger.info("association established", metadata: ["peer": "\(paths[primaryPathIndex].remoteAddress)"])
+        for i in paths.indices {
+            if paths[i].isConfirmed {
+                timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+            } else {
+                sendHeartbeat(pathIndex: i, now: now)
+            }
+        }
+    }
+
+    /// Takes the negotiated state from a verified cookie (the passive side, or a restart/collision).
+    func adopt(_ cookie: StateCookie) {
+        localTag = cookie.localTag
+        peerTag = cookie.peerTag
+        localInitialTSN = cookie.localInitialTSN
+        peerInitialTSN = cookie.peerInitialTSN
+        peerReceiverWindow = cookie.peerReceiverWindow
+        outboundStreams = cookie.outboundStreams
+        inboundStreams = cookie.inboundStreams
+        features = cookie.features
+        outstanding = OutstandingData(initialTSN: cookie.localInitialTSN)
+        dataTracker = DataTracker(peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
+        reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
+    }
+}

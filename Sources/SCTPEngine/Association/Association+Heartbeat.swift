@@ -1,0 +1,70 @@
+import NIOCore
+
+/// Path confirmation and liveness with HEARTBEAT (RFC 9260 §8.3, §5.4), which also keeps NAT bindings open.
+extension Association {
+    /// Heartbeat Info we send and get back: a nonce, the send time and the path, so the ACK needs no lookup state.
+    struct HeartbeatInfo {
+        var nonce: UInt64
+        var sentAt: SCTPTime
+        var pathID: PathID
+
+        func encode() -> ByteBuffer {
+            var buffer = ByteBuffer()
+            buffer.writeInteger(nonce)
+            buffer.writeInteger(sentAt.nanoseconds)
+            buffer.writeInteger(UInt32(truncatingIfNeeded: pathID.rawValue))
+            return buffer
+        }
+
+        init(nonce: UInt64, sentAt: SCTPTime, pathID: PathID) {
+            self.nonce = nonce
+            self.sentAt = sentAt
+            self.pathID = pathID
+        }
+
+        init?(_ info: ByteBuffer) {
+            var b = info
+            guard b.readableBytes == 20, let nonce: UInt64 = b.readInteger(), let sent: Int64 = b.readInteger(),
+                let path: UInt32 = b.readInteger()
+            else { return nil }
+            self.init(nonce: nonce, sentAt: SCTPTime(nanoseconds: sent), pathID: PathID(Int(path)))
+        }
+    }
+
+    func sendHeartbeat(pathIndex i: Int, now: SCTPTime) {
+        let nonce = random.next()
+        paths[i].recordHeartbeatSent(nonce: nonce, now: now)
+        let info = HeartbeatInfo(nonce: nonce, sentAt: now, pathID: paths[i].id)
+        send([.heartbeat(HeartbeatChunk(info: info.encode()))], pathIndex: i, now: now)
+        // An unconfirmed or failing path is probed every RTO; a healthy one every RTO + HB.interval.
+        let next = paths[i].isActive ? paths[i].nextHeartbeatDeadline(after: now) : now + paths[i].rto.rto
+        timers.arm(.heartbeat(paths[i].id), at: next)
+    }
+
+    func handleHeartbeatTimer(pathID: PathID, now: SCTPTime) {
+        guard state.isEstablishedOrLater, let i = paths.firstIndex(where: { $0.id == pathID }) else { return }
+        if paths[i].heartbeat.isOutstanding {
+            // RFC 9260 §8.3: an unanswered HEARTBEAT counts against the destination and the association.
+            paths[i].rto.backOff()
+            reportStateChange(paths[i].recordError(), pathIndex: i)
+            if paths[i].isConfirmed, countAssociationError(now: now) { return }
+        }
+        sendHeartbeat(pathIndex: i, now: now)
+    }
+
+    /// RFC 9260 §8.3: "The receiver of the HEARTBEAT chunk SHOULD immediately respond with a HEARTBEAT ACK chunk
+    /// that contains the Heartbeat Information TLV ... copied unchanged", sent to where it came from.
+    func handleHeartbeat(_ chunk: HeartbeatChunk, from source: SCTPSocketAddress, to local: SCTPSocketAddress) {
+        reply([.heartbeatAck(HeartbeatAckChunk(info: chunk.info))], to: source, from: local, tag: peerTag)
+    }
+
+    func handleHeartbeatAck(_ chunk: HeartbeatAckChunk, now: SCTPTime) {
+        guard let info = HeartbeatInfo(chunk.info), let i = paths.firstIndex(where: { $0.id == info.pathID }),
+            let rtt = paths[i].handleHeartbeatAck(nonce: info.nonce, sentAt: info.sentAt, now: now)
+        else { return }
+        paths[i].rto.handleMeasurement(rtt)
+        errorCount = 0
+        reportStateChange(paths[i].confirm(), pathIndex: i)
+        timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+    }
+}

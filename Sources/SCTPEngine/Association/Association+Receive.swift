@@ -1,0 +1,112 @@
+import NIOCore
+
+/// Dispatches the chunks of a packet the endpoint routed here, in order, following RFC 9260 §8.5 for the
+/// verification tag and §3.2 for unknown chunk types.
+extension Association {
+    func handle(_ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime) {
+        guard !isClosed, isTagAcceptable(packet) else {
+            output.drop("bad verification tag")
+            return
+        }
+        let knownPath = pathIndex(forPacketFrom: source, to: local)
+        if let i = knownPath { paths[i].recordReceived(bytes: packet.buffer.readableBytes) }
+        let pathIndex = knownPath ?? primaryPathIndex
+        var hadData = false
+        var unrecognized: [ErrorCause] = []
+
+        chunks: for raw in packet.chunks {
+            let chunk: Chunk
+            do {
+                chunk = try Chunk(decoding: raw)
+            } catch {
+                output.drop("malformed chunk")
+                logger.debug("malformed chunk", metadata: ["error": "\(error)"])
+                break chunks
+            }
+            switch chunk {
+            case .data(let data):
+                guard state.isEstablishedOrLater else { continue }
+                if case .shutdownAckSent = state { continue }
+                hadData = true
+                guard handleData(data, pathIndex: pathIndex, now: now) else { return }
+            case .sack(let sack):
+                guard state.isEstablishedOrLater else { continue }
+                handleSack(sack, now: now)
+            case .heartbeat(let heartbeat):
+                handleHeartbeat(heartbeat, from: source, to: local)
+            case .heartbeatAck(let ack):
+                handleHeartbeatAck(ack, now: now)
+            case .initiationAck(let ack):
+                handleInitAck(ack, from: source, to: local, now: now)
+            case .cookieAck:
+                handleCookieAck(now: now)
+            case .abort(let abort):
+                handleAbort(abort)
+                return
+            case .shutdown(let shutdown):
+                handleShutdown(shutdown, now: now)
+            case .shutdownAck:
+                handleShutdownAck(now: now)
+            case .shutdownComplete:
+                handleShutdownComplete()
+                return
+            case .error(let error):
+                handleError(error, now: now)
+            case .unknown(let unknown):
+                let action = UnrecognizedAction(chunkType: unknown.type)
+                if action.shouldReport, let bytes = raw.bytes(in: packet) {
+                    unrecognized.append(.unrecognizedChunkType(bytes))
+                }
+                if !action.shouldSkip { break chunks }
+            case .initiation, .cookieEcho:
+                // Routed to the endpoint, which handles them before any association sees the packet.
+                break
+            case .ecne, .cwr, .auth, .asconf, .asconfAck, .nrSack, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
+                // Not negotiated: we never announce these extensions, so a peer must not send them. Ignore.
+                break
+            }
+            if isClosed { return }
+        }
+        if !unrecognized.isEmpty {
+            // RFC 9260 §3.2: report unrecognized chunks "in an ERROR chunk using the 'Unrecognized Chunk Type'
+            // error cause".
+            send([.error(ErrorChunk(causes: unrecognized))], pathIndex: pathIndex, now: now)
+        }
+        if hadData { scheduleSack(now: now) }
+        transmit(now: now)
+    }
+
+    /// RFC 9260 §8.5: every packet carries our tag, except ABORT and SHUTDOWN-COMPLETE with the T bit, which
+    /// carry the peer's (§8.5.1 B, C).
+    func isTagAcceptable(_ packet: RawPacket) -> Bool {
+        let tag = packet.header.verificationTag
+        if let first = packet.chunks.first, first.type == AbortChunk.type || first.type == ShutdownCompleteChunk.type {
+            let reflected = first.flags & 1 != 0
+            return reflected ? tag == peerTag : tag == localTag
+        }
+        // RFC 9260 §8.5.1 A: in COOKIE-WAIT the INIT-ACK must carry our tag, like everything else.
+        return tag == localTag
+    }
+
+    /// ERROR chunks: a Stale Cookie in COOKIE-ECHOED restarts the handshake (RFC 9260 §5.2.6); the rest is logged.
+    func handleError(_ chunk: ErrorChunk, now: SCTPTime) {
+        for cause in chunk.causes {
+            if case .staleCookie = cause, case .cookieEchoed(let echoed) = state {
+                timers.disarm(.t1Cookie)
+                guard echoed.retransmissions < configuration.maxInitRetransmissions else {
+                    close(.handshakeTimedOut)
+                    return
+                }
+                let initChunk = InitChunk(
+                    initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
+                    outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
+                    initialTSN: localInitialTSN, parameters: Association.localFeatureParameters)
+                state = .cookieWait(.init(initChunk: initChunk, retransmissions: echoed.retransmissions + 1))
+                send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
+                timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+                return
+            }
+            logger.info("peer reported error", metadata: ["cause": "\(cause)"])
+        }
+    }
+}

@@ -1,0 +1,229 @@
+import Crypto
+import DequeModule
+import Logging
+import NIOCore
+
+/// One SCTP association: the RFC 9260 state machine with its paths, timers, send and receive sides. It is fed
+/// packets already validated by the endpoint and the time, and writes datagrams and events to the endpoint's
+/// output.
+final class Association {
+    let id: SCTPAssociationID
+    let configuration: SCTPConfiguration
+    let output: EndpointOutput
+    var logger: Logger
+    var random: SCTPRandom
+
+    var state: AssociationState
+    /// Our tag: the peer puts it in every packet it sends us (RFC 9260 §8.5).
+    var localTag: VerificationTag
+    /// The peer's tag: we put it in every packet we send.
+    var peerTag: VerificationTag = .zero
+    let localPort: UInt16
+    let peerPort: UInt16
+    var features: NegotiatedFeatures = []
+
+    // MARK: Paths
+    var paths: [Path] = []
+    var primaryPathIndex = 0
+    private var nextPathID = 0
+
+    // MARK: Timers
+    var timers = TimerTable()
+
+    // MARK: Streams
+    var outboundStreams: UInt16
+    var inboundStreams: UInt16
+
+    // MARK: Data
+    var localInitialTSN: TSN
+    var peerInitialTSN = TSN(0)
+    var peerReceiverWindow: UInt32 = 0
+    var sendQueue: SendQueue
+    var outstanding: OutstandingData
+    var dataTracker: DataTracker
+    var reassembly: ReassemblyQueue
+    /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4).
+    var lastDataPathIndex = 0
+    /// The association error counter of RFC 9260 §8.1.
+    var errorCount = 0
+    /// Chunks were newly marked for fast retransmission: one packet of them goes out regardless of cwnd.
+    var fastRetransmitPending = false
+
+    init(
+        id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
+        random: SCTPRandom, localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16
+    ) {
+        self.id = id
+        self.configuration = configuration
+        self.output = output
+        var logger = logger
+        logger[metadataKey: "association"] = "\(id.rawValue)"
+        self.logger = logger
+        self.random = random
+        self.state = .closed
+        self.localTag = localTag
+        self.localPort = configuration.localPort
+        self.peerPort = peerPort
+        self.outboundStreams = configuration.outboundStreams
+        self.inboundStreams = configuration.maxInboundStreams
+        self.localInitialTSN = localInitialTSN
+        self.sendQueue = SendQueue(
+            highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
+        self.outstanding = OutstandingData(initialTSN: localInitialTSN)
+        self.dataTracker = DataTracker(peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
+        self.reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
+    }
+
+    static func trackerConfiguration(_ configuration: SCTPConfiguration) -> DataTracker.Configuration {
+        var c = DataTracker.Configuration()
+        c.delayedAckTimeout = configuration.delayedAckTimeout
+        return c
+    }
+
+    var isClosed: Bool { if case .closed = state { return true } else { return false } }
+
+    // MARK: - Paths
+
+    var pathConfiguration: Path.Configuration {
+        var c = Path.Configuration()
+        c.maxRetransmissions = configuration.pathMaxRetransmissions
+        c.potentiallyFailedThreshold = configuration.potentiallyFailedThreshold
+        c.rto = RTOEstimator.Configuration(
+            initial: configuration.rtoInitial, min: configuration.rtoMin, max: configuration.rtoMax)
+        c.heartbeatInterval = configuration.heartbeatInterval
+        return c
+    }
+
+    @discardableResult
+    func addPath(remote: SCTPSocketAddress, local: SCTPSocketAddress?, confirmed: Bool) -> Int {
+        if let existing = paths.firstIndex(where: { $0.remoteAddress == remote }) { return existing }
+        let path = Path(
+            id: PathID(nextPathID), remoteAddress: remote, localAddress: local,
+            mtu: configuration.maxPacketSize, configuration: pathConfiguration, isConfirmed: confirmed)
+        nextPathID += 1
+        paths.append(path)
+        return paths.count - 1
+    }
+
+    /// Finds the path a packet from `source` to `local` belongs to. An unknown UDP port on a known IP is a NAT
+    /// rebinding: RFC 6951 §5.4 "the UDP source port of the last received packet ... MUST be used" as the
+    /// remote encapsulation port, so the path follows it.
+    func pathIndex(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress) -> Int? {
+        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) { return i }
+        if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip }) {
+            let old = paths[i].remoteAddress
+            paths[i].remoteAddress = source
+            logger.info("remote encapsulation port changed", metadata: ["from": "\(old)", "to": "\(source)"])
+            output.events.append(.pathRemoteChanged(id, from: old, to: source))
+            return i
+        }
+        return nil
+    }
+
+    /// The path for new data and control chunks: the primary if usable, else the first active one.
+    var sendPathIndex: Int {
+        if paths[primaryPathIndex].isActive || paths[primaryPathIndex].state == .unconfirmed { return primaryPathIndex }
+        if let active = paths.firstIndex(where: { $0.isActive }) { return active }
+        if let pf = paths.firstIndex(where: { $0.state == .potentiallyFailed }) { return pf }
+        return primaryPathIndex
+    }
+
+    func reportStateChange(_ change: Path.StateChange?, pathIndex: Int) {
+        guard let change else { return }
+        let state: SCTPPathState
+        switch change {
+        case .becameActive: state = .active
+        case .becamePotentiallyFailed: state = .potentiallyFailed
+        case .becameInactive: state = .inactive
+        }
+        logger.info("path state", metadata: ["path": "\(paths[pathIndex].remoteAddress)", "state": "\(state)"])
+        output.events.append(.pathStateChanged(id, remote: paths[pathIndex].remoteAddress, state))
+    }
+
+    // MARK: - Sending packets
+
+    /// Sends one packet of `chunks` on a path, with our tag unless `tag` says otherwise.
+    func send(_ chunks: [Chunk], pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
+        guard !chunks.isEmpty else { return }
+        var builder = PacketBuilder(
+            header: CommonHeader(
+                sourcePort: localPort, destinationPort: peerPort, verificationTag: tag ?? peerTag, checksum: 0),
+            capacity: configuration.maxPacketSize)
+        var dataBytes = 0
+        for chunk in chunks {
+            builder.add(chunk)
+            if case .data(let d) = chunk { dataBytes += d.userData.readableBytes }
+        }
+        emit(builder.finish(), pathIndex: pathIndex, dataBytes: dataBytes, now: now)
+    }
+
+    func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
+        let path = paths[pathIndex]
+        paths[pathIndex].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
+        let source = path.localAddress ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
+        output.datagrams.append(SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet))
+    }
+
+    /// Replies to the exact address and port a packet came from, from the address it arrived at (RFC 6951 §5.4:
+    /// never a fixed 9899).
+    func reply(_ chunks: [Chunk], to source: SCTPSocketAddress, from local: SCTPSocketAddress, tag: VerificationTag) {
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: tag, checksum: 0),
+            capacity: configuration.maxPacketSize)
+        for chunk in chunks { builder.add(chunk) }
+        output.datagrams.append(SCTPDatagram(source: local, destination: source, payload: builder.finish()))
+    }
+
+    // MARK: - Closing
+
+    /// Ends the association: stops every timer and reports why.
+    func close(_ reason: SCTPCloseReason) {
+        guard !isClosed else { return }
+        logger.info("association closed", metadata: ["reason": "\(reason)", "state": "\(state.name)"])
+        state = .closed
+        timers.disarmAll()
+        output.events.append(.closed(id, reason))
+    }
+
+    /// Sends ABORT with `causes` on the current path and closes.
+    func abort(causes: [ErrorCause], reason: SCTPCloseReason, now: SCTPTime) {
+        guard !isClosed else { return }
+        if !paths.isEmpty {
+            send([.abort(AbortChunk(isTagReflected: false, causes: causes))], pathIndex: sendPathIndex, now: now)
+        }
+        close(reason)
+    }
+
+    // MARK: - Timers
+
+    var nextDeadline: SCTPTime? { timers.earliestDeadline }
+
+    func handleTimeout(now: SCTPTime) {
+        while !isClosed, let timer = timers.popExpired(now: now) {
+            switch timer {
+            case .t1Init: handleT1InitExpiry(now: now)
+            case .t1Cookie: handleT1CookieExpiry(now: now)
+            case .t2Shutdown: handleT2ShutdownExpiry(now: now)
+            case .t3rtx(let pathID): handleT3Expiry(pathID: pathID, now: now)
+            case .heartbeat(let pathID): handleHeartbeatTimer(pathID: pathID, now: now)
+            case .delayedSack: sendSackNow(now: now)
+            case .t5ShutdownGuard: abort(causes: [], reason: .peerUnreachable, now: now)
+            case .t4Asconf, .autoClose, .reconfig: break
+            }
+        }
+        if !isClosed { transmit(now: now) }
+    }
+
+    /// RFC 9260 §8.1: too many consecutive retransmissions without an acknowledgement make the peer unreachable.
+    /// Returns true when the association was closed.
+    @discardableResult
+    func countAssociationError(now: SCTPTime) -> Bool {
+        errorCount += 1
+        if errorCount > configuration.associationMaxRetransmissions {
+            logger.warning("association error count exceeded", metadata: ["errors": "\(errorCount)"])
+            close(.peerUnreachable)
+            return true
+        }
+        return false
+    }
+}

@@ -1,0 +1,12 @@
+import DequeModule
+
+/// The queues an endpoint and its associations fill and the driver drains: datagrams to send and application
+/// events. Shared by reference so each association appends without copying.
+final class EndpointOutput {
+    var datagrams = Deque<SCTPDatagram>()
+    var events = Deque<SCTPEvent>()
+    /// Packets dropped on input, by reason, for metrics.
+    var dropped: [String: Int] = [:]
+
+    func drop(_ reason: String) { dropped[reason, default: 0] += 1 }
+}

@@ -1,0 +1,217 @@
+import Crypto
+import NIOCore
+
+/// The passive side of the handshake: INIT answered without keeping state (RFC 9260 §5.1.3), COOKIE-ECHO turned
+/// into an association (§5.1.5), and the collision and restart cases of §5.2.
+extension SCTPEndpoint {
+    func handleInitPacket(
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+    ) {
+        // RFC 9260 §8.5.1 A: the packet carrying INIT has tag 0 and "the INIT chunk MUST be the only chunk".
+        guard packet.header.verificationTag == .zero, packet.chunks.count == 1,
+            case .initiation(let initChunk)? = try? Chunk(decoding: packet.chunks[0])
+        else {
+            output.drop("bad INIT packet")
+            return
+        }
+        // RFC 9260 §3.3.2: "If the value of the Initiate Tag in a received INIT chunk is found to be 0, the
+        // receiver MUST silently discard the packet." Zero stream counts are answered with ABORT.
+        guard initChunk.initiateTag != .zero else {
+            output.drop("INIT with zero tag")
+            return
+        }
+        guard initChunk.outboundStreams > 0, initChunk.inboundStreams > 0 else {
+            sendRaw(
+                [.abort(AbortChunk(isTagReflected: false, causes: [.invalidMandatoryParameter]))],
+                tag: initChunk.initiateTag, sourcePort: configuration.localPort,
+                destinationPort: packet.header.sourcePort, to: source, from: local)
+            return
+        }
+        let peerPort = packet.header.sourcePort
+        let existing = association(withPeer: source, peerPort: peerPort)
+
+        var localTag = VerificationTag(uniqueTag())
+        var localTSN = TSN(random.nonZero32())
+        var localTie = VerificationTag.zero
+        var peerTie = VerificationTag.zero
+        if let existing {
+            switch existing.state {
+            case .cookieWait(let wait):
+                // RFC 9260 §5.2.1: answer "using the same parameters it sent in its original INIT chunk (including
+                // its Initiate Tag, unchanged)".
+                localTag = wait.initChunk.initiateTag
+                localTSN = wait.initChunk.initialTSN
+            case .cookieEchoed:
+                localTag = existing.localTag
+                localTSN = existing.localInitialTSN
+            case .shutdownAckSent:
+                // RFC 9260 §9.2: an INIT in SHUTDOWN-ACK-SENT is answered with SHUTDOWN-ACK.
+                existing.send([.shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                return
+            default:
+                // RFC 9260 §5.2.2: a new tag, with the current tags as tie-tags so a later COOKIE-ECHO can be
+                // recognised as a restart.
+                localTie = existing.localTag
+                peerTie = existing.peerTag
+            }
+        }
+
+        var features: NegotiatedFeatures = []
+        var peerAddresses: [SCTPIPAddress] = []
+        var unrecognized: [Parameter] = []
+        parameters: for parameter in initChunk.parameters {
+            switch parameter {
+            case .ipv4Address(let ip), .ipv6Address(let ip):
+                peerAddresses.append(ip)
+            case .supportedExtensions(let types):
+                if types.contains(NRSackChunk.type) { features.insert(.nrSack) }
+            case .unknown(let type, let value):
+                let action = UnrecognizedAction(parameterType: type)
+                if action.shouldReport {
+                    var tlv = ByteBuffer()
+                    tlv.writeInteger(type)
+                    tlv.writeInteger(UInt16(4 + value.readableBytes))
+                    tlv.writeImmutableBuffer(value)
+                    unrecognized.append(.unrecognizedParameter(tlv))
+                }
+                // RFC 9260 §3.2.1: 00 and 01 stop processing the chunk's further parameters.
+                if !action.shouldSkip { break parameters }
+            default:
+                break
+            }
+        }
+        features.formIntersection(Self.localFeatures)
+
+        let cookie = StateCookie(
+            createdAt: now, lifetime: configuration.validCookieLife, localTag: localTag,
+            peerTag: initChunk.initiateTag, localInitialTSN: localTSN, peerInitialTSN: initChunk.initialTSN,
+            peerReceiverWindow: initChunk.advertisedReceiverWindowCredit,
+            outboundStreams: min(configuration.outboundStreams, initChunk.inboundStreams),
+            inboundStreams: min(configuration.maxInboundStreams, initChunk.outboundStreams),
+            localTieTag: localTie, peerTieTag: peerTie, peerSCTPPort: peerPort, features: features,
+            peerAddresses: peerAddresses)
+        var parameters: [Parameter] = [.stateCookie(cookie.encode(secret: cookieKey))]
+        for address in advertisedAddresses where !address.isWildcard {
+            parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
+        }
+        parameters += unrecognized
+        let ack = InitAckChunk(
+            initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
+            outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
+            initialTSN: localTSN, parameters: parameters)
+        // RFC 9260 §5.1: the INIT-ACK goes to the source of the INIT; RFC 6951 §5.4: to its UDP source port too.
+        sendRaw(
+            [.initiationAck(ack)], tag: initChunk.initiateTag, sourcePort: configuration.localPort,
+            destinationPort: peerPort, to: source, from: local)
+    }
+
+    /// Extensions this implementation supports.
+    static var localFeatures: NegotiatedFeatures { [] }
+
+    func handleCookieEchoPacket(
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+    ) {
+        guard case .cookieEcho(let echo)? = try? Chunk(decoding: packet.chunks[0]) else {
+            output.drop("malformed COOKIE-ECHO")
+            return
+        }
+        let cookie: StateCookie
+        do {
+            cookie = try StateCookie.decode(echo.cookie, secret: cookieKey)
+        } catch {
+            // RFC 9260 §5.1.5 2: a cookie whose MAC does not verify is silently discarded.
+            output.drop("invalid cookie")
+            return
+        }
+        // RFC 9260 §5.1.5 3: the packet's tag must be the one in the cookie.
+        guard packet.header.verificationTag == cookie.localTag,
+            packet.header.sourcePort == cookie.peerSCTPPort
+        else {
+            output.drop("cookie tag mismatch")
+            return
+        }
+        let existing = association(withPeer: source, peerPort: packet.header.sourcePort)
+
+        // RFC 9260 §5.1.5 4: "If the State Cookie is expired, the endpoint MUST NOT ... and MUST send back an
+        // ERROR chunk with a 'Stale Cookie' error cause". Only when no association matches (§5.2.4 handles others).
+        let age = now - cookie.createdAt
+        if age > cookie.lifetime, existing == nil || existing!.localTag != cookie.localTag {
+            let staleness = UInt32(clamping: (age - cookie.lifetime).nanoseconds / 1000)
+            sendRaw(
+                [.error(ErrorChunk(causes: [.staleCookie(measureOfStaleness: staleness)]))], tag: cookie.peerTag,
+                sourcePort: configuration.localPort, destinationPort: packet.header.sourcePort, to: source, from: local)
+            return
+        }
+
+        let association: Association
+        if let existing {
+            let localMatches = existing.localTag == cookie.localTag
+            let peerMatches = existing.peerTag == cookie.peerTag
+            let tiesMatch = cookie.localTieTag == existing.localTag && cookie.peerTieTag == existing.peerTag
+            if !localMatches && !peerMatches && tiesMatch {
+                // §5.2.4 A: the peer restarted.
+                if case .shutdownAckSent = existing.state {
+                    existing.send(
+                        [.error(ErrorChunk(causes: [.cookieReceivedWhileShuttingDown])),
+                         .shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                    return
+                }
+                existing.close(.peerRestarted)
+                reap(existing)
+                association = acceptNew(cookie, from: source, to: local, now: now)
+            } else if localMatches && !peerMatches {
+                // §5.2.4 B: INIT collision: take the peer's new tag and parameters and enter ESTABLISHED.
+                existing.timers.disarm(.t1Init)
+                existing.timers.disarm(.t1Cookie)
+                existing.peerTag = cookie.peerTag
+                existing.peerInitialTSN = cookie.peerInitialTSN
+                existing.peerReceiverWindow = cookie.peerReceiverWindow
+                existing.outboundStreams = cookie.outboundStreams
+                existing.inboundStreams = cookie.inboundStreams
+                existing.features = cookie.features
+                existing.dataTracker = DataTracker(
+                    peerInitialTSN: cookie.peerInitialTSN,
+                    configuration: Association.trackerConfiguration(configuration))
+                if !existing.state.isEstablishedOrLater { existing.enterEstablished(now: now) }
+                association = existing
+            } else if !localMatches && peerMatches && cookie.localTieTag == .zero {
+                // §5.2.4 C: a late cookie from a previous collision: discard.
+                output.drop("stale collision cookie")
+                return
+            } else if localMatches && peerMatches {
+                // §5.2.4 D: the same cookie again: enter ESTABLISHED if not yet, and acknowledge.
+                existing.timers.disarm(.t1Init)
+                existing.timers.disarm(.t1Cookie)
+                if !existing.state.isEstablishedOrLater { existing.enterEstablished(now: now) }
+                association = existing
+            } else {
+                output.drop("unmatched cookie")
+                return
+            }
+        } else {
+            association = acceptNew(cookie, from: source, to: local, now: now)
+        }
+        association.send([.cookieAck(CookieAckChunk())], pathIndex: association.pathIndex(forPacketFrom: source, to: local) ?? 0, now: now)
+        // Chunks bundled after the COOKIE-ECHO (RFC 9260 §5.1: DATA may follow it) are processed now.
+        if packet.chunks.count > 1 {
+            var rest = packet
+            rest.chunks.removeFirst()
+            association.handle(rest, from: source, to: local, now: now)
+        } else {
+            association.transmit(now: now)
+        }
+        reap(association)
+    }
+
+    private func acceptNew(
+        _ cookie: StateCookie, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+    ) -> Association {
+        let association = makeAssociation(
+            localTag: cookie.localTag, localInitialTSN: cookie.localInitialTSN, peerPort: cookie.peerSCTPPort)
+        association.adopt(cookie)
+        // The path the COOKIE-ECHO came on is confirmed by the handshake itself (RFC 9260 §5.4).
+        association.addPath(remote: source, local: local, confirmed: true)
+        association.enterEstablished(now: now)
+        return association
+    }
+}

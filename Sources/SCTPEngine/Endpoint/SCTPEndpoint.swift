@@ -1,0 +1,274 @@
+import Crypto
+import Logging
+import NIOCore
+
+/// An SCTP endpoint: the engine's public face. It owns every association on one SCTP port, routes incoming packets
+/// to them by verification tag (RFC 9260 §8.5), answers INIT statelessly with a signed cookie (§5.1.3), creates
+/// associations from valid COOKIE-ECHOs (§5.1.5, §5.2.4) and handles out-of-the-blue packets (§8.4).
+///
+/// It is sans-IO: the caller passes datagrams and the time in, and after each input drains `pollTransmit()`,
+/// reads `nextDeadline()` and drains `pollEvent()`.
+public final class SCTPEndpoint {
+    public let configuration: SCTPConfiguration
+    /// Addresses announced in INIT-ACK (the server's global addresses); the address an INIT arrived at is the first.
+    public var advertisedAddresses: [SCTPIPAddress]
+    var logger: Logger
+    var random: SCTPRandom
+    let cookieKey: SymmetricKey
+    let output = EndpointOutput()
+    var associations: [SCTPAssociationID: Association] = [:]
+    var byTag: [VerificationTag: Association] = [:]
+    private var nextAssociationID = 1
+
+    public init(
+        configuration: SCTPConfiguration, seed: UInt64, advertisedAddresses: [SCTPIPAddress] = [],
+        logger: Logger = Logger(label: "agg.sctp", factory: { _ in SwiftLogNoOpLogHandler() })
+    ) {
+        self.configuration = configuration
+        self.advertisedAddresses = advertisedAddresses
+        self.random = SCTPRandom(seed: seed)
+        self.logger = logger
+        self.cookieKey = SymmetricKey(data: configuration.cookieSecret)
+    }
+
+    // MARK: - Outputs
+
+    public func pollTransmit() -> SCTPDatagram? { output.datagrams.popFirst() }
+    public func pollEvent() -> SCTPEvent? { output.events.popFirst() }
+
+    public func nextDeadline() -> SCTPTime? {
+        var earliest: SCTPTime?
+        for association in associations.values {
+            if let d = association.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
+        }
+        return earliest
+    }
+
+    /// Packets dropped on input, by reason.
+    public var droppedPackets: [String: Int] { output.dropped }
+
+    // MARK: - Commands
+
+    /// Opens an association to `remote` (address and UDP port) whose SCTP port is `peerPort`, sending from `local`.
+    public func connect(
+        to remote: SCTPSocketAddress, from local: SCTPSocketAddress? = nil, peerPort: UInt16, now: SCTPTime
+    ) -> SCTPAssociationID {
+        let association = makeAssociation(
+            localTag: VerificationTag(uniqueTag()), localInitialTSN: TSN(random.nonZero32()), peerPort: peerPort)
+        association.connect(remote: remote, local: local, now: now)
+        return association.id
+    }
+
+    /// Queues a message on a stream; it goes out as congestion control allows.
+    public func send(
+        _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
+        unordered: Bool = false, now: SCTPTime
+    ) throws(SCTPError) {
+        guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        try association.sendMessage(payload, stream: stream, ppid: ppid, unordered: unordered, now: now)
+        reap(association)
+    }
+
+    /// Whether the association's send buffer is below its high watermark.
+    public func isWritable(_ id: SCTPAssociationID) -> Bool { associations[id]?.isWritable ?? false }
+
+    /// Bytes queued or in flight and not yet acknowledged.
+    public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
+
+    /// Graceful shutdown: queued data is delivered first (RFC 9260 §9.2).
+    public func shutdown(_ id: SCTPAssociationID, now: SCTPTime) {
+        guard let association = associations[id] else { return }
+        association.shutdown(now: now)
+        reap(association)
+    }
+
+    /// ABORT: everything queued is dropped (RFC 9260 §9.1).
+    public func abort(_ id: SCTPAssociationID, reason: String = "", now: SCTPTime) {
+        guard let association = associations[id] else { return }
+        var info = ByteBuffer()
+        info.writeString(reason)
+        association.abort(causes: [.userInitiatedAbort(info)], reason: .abortedLocally, now: now)
+        reap(association)
+    }
+
+    public func handleTimeout(now: SCTPTime) {
+        for association in Array(associations.values) {
+            if let deadline = association.nextDeadline, deadline <= now {
+                association.handleTimeout(now: now)
+                reap(association)
+            }
+        }
+    }
+
+    /// A snapshot of an association's paths for status displays and tests.
+    public func paths(of id: SCTPAssociationID) -> [SCTPPathInfo] {
+        guard let association = associations[id] else { return [] }
+        return association.paths.map { SCTPPathInfo($0, flightSize: association.outstanding.flightSize(on: $0.id)) }
+    }
+
+    // MARK: - Input
+
+    public func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
+        let packet: RawPacket
+        do {
+            packet = try RawPacket.parse(datagram.payload)
+        } catch {
+            output.drop("malformed packet")
+            logger.debug("dropped malformed packet", metadata: ["from": "\(datagram.source)", "error": "\(error)"])
+            return
+        }
+        guard packet.header.destinationPort == configuration.localPort, let first = packet.chunks.first else {
+            output.drop(packet.chunks.isEmpty ? "no chunks" : "wrong SCTP port")
+            return
+        }
+        let source = datagram.source
+        let local = datagram.destination
+
+        switch first.type {
+        case InitChunk.type:
+            handleInitPacket(packet, from: source, to: local, now: now)
+        case CookieEchoChunk.type:
+            handleCookieEchoPacket(packet, from: source, to: local, now: now)
+        default:
+            if let association = route(packet, from: source) {
+                association.handle(packet, from: source, to: local, now: now)
+                reap(association)
+            } else {
+                handleOutOfTheBlue(packet, from: source, to: local)
+            }
+        }
+    }
+
+    /// Finds the association a packet belongs to: by our tag, or, for ABORT and SHUTDOWN-COMPLETE with the T bit,
+    /// by the peer's tag and address (RFC 9260 §8.5.1).
+    func route(_ packet: RawPacket, from source: SCTPSocketAddress) -> Association? {
+        let tag = packet.header.verificationTag
+        if let association = byTag[tag] { return association }
+        if let first = packet.chunks.first, first.flags & 1 != 0,
+            first.type == AbortChunk.type || first.type == ShutdownCompleteChunk.type
+        {
+            return associations.values.first {
+                $0.peerTag == tag && $0.peerPort == packet.header.sourcePort
+                    && $0.paths.contains(where: { $0.remoteAddress.ip == source.ip })
+            }
+        }
+        return nil
+    }
+
+    func association(withPeer source: SCTPSocketAddress, peerPort: UInt16) -> Association? {
+        associations.values.first {
+            !$0.isClosed && $0.peerPort == peerPort && $0.paths.contains(where: { $0.remoteAddress.ip == source.ip })
+        }
+    }
+
+    // MARK: - Bookkeeping
+
+    func makeAssociation(localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16) -> Association {
+        let id = SCTPAssociationID(nextAssociationID)
+        nextAssociationID += 1
+        let association = Association(
+            id: id, configuration: configuration, output: output, logger: logger,
+            random: SCTPRandom(seed: random.next()), localTag: localTag, localInitialTSN: localInitialTSN,
+            peerPort: peerPort)
+        associations[id] = association
+        byTag[localTag] = association
+        return association
+    }
+
+    /// Forgets closed associations.
+    func reap(_ association: Association) {
+        guard association.isClosed else { return }
+        associations[association.id] = nil
+        if byTag[association.localTag] === association { byTag[association.localTag] = nil }
+    }
+
+    /// A random, non-zero tag no current association uses.
+    func uniqueTag() -> UInt32 {
+        while true {
+            let tag = random.nonZero32()
+            if byTag[VerificationTag(tag)] == nil { return tag }
+        }
+    }
+
+    /// Sends a packet that belongs to no association.
+    func sendRaw(
+        _ chunks: [Chunk], tag: VerificationTag, sourcePort: UInt16, destinationPort: UInt16,
+        to destination: SCTPSocketAddress, from local: SCTPSocketAddress
+    ) {
+        var builder = PacketBuilder(
+            header: CommonHeader(
+                sourcePort: sourcePort, destinationPort: destinationPort, verificationTag: tag, checksum: 0),
+            capacity: configuration.maxPacketSize)
+        for chunk in chunks { builder.add(chunk) }
+        output.datagrams.append(SCTPDatagram(source: local, destination: destination, payload: builder.finish()))
+    }
+
+    // MARK: - Out of the blue (RFC 9260 §8.4)
+
+    func handleOutOfTheBlue(_ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress) {
+        output.drop("out of the blue")
+        var sawShutdownAck = false
+        for chunk in packet.chunks {
+            switch chunk.type {
+            // §8.4 2, 6, 7: ABORT, SHUTDOWN-COMPLETE, COOKIE-ACK and ERROR are silently discarded.
+            case AbortChunk.type, ShutdownCompleteChunk.type, CookieAckChunk.type, ErrorChunk.type:
+                return
+            case ShutdownAckChunk.type:
+                sawShutdownAck = true
+            default:
+                break
+            }
+        }
+        // §8.4 5: SHUTDOWN-ACK gets SHUTDOWN-COMPLETE with the T bit; §8.4 8: anything else gets ABORT with the
+        // T bit, both carrying the received packet's tag.
+        let reply: Chunk =
+            sawShutdownAck
+            ? .shutdownComplete(ShutdownCompleteChunk(isTagReflected: true))
+            : .abort(AbortChunk(isTagReflected: true, causes: []))
+        sendRaw(
+            [reply], tag: packet.header.verificationTag, sourcePort: packet.header.destinationPort,
+            destinationPort: packet.header.sourcePort, to: source, from: local)
+    }
+}
+
+/// What the application may see of a path.
+public struct SCTPPathInfo: Sendable {
+    public var remote: SCTPSocketAddress
+    public var local: SCTPSocketAddress?
+    public var state: SCTPPathState
+    public var srtt: SCTPDuration?
+    public var rto: SCTPDuration
+    public var cwnd: Int
+    public var ssthresh: Int
+    public var flightSize: Int
+    public var bytesSent: Int
+    public var bytesReceived: Int
+    public var packetsSent: Int
+    public var packetsReceived: Int
+    public var retransmissions: Int
+    public var fastRetransmissions: Int
+    public var timeouts: Int
+
+    init(_ path: Path, flightSize: Int) {
+        remote = path.remoteAddress
+        local = path.localAddress
+        switch path.state {
+        case .unconfirmed: state = .unconfirmed
+        case .active: state = .active
+        case .potentiallyFailed: state = .potentiallyFailed
+        case .inactive: state = .inactive
+        }
+        srtt = path.rto.srtt
+        rto = path.rto.rto
+        cwnd = path.congestion.cwnd
+        ssthresh = path.congestion.ssthresh
+        self.flightSize = flightSize
+        bytesSent = path.counters.bytesSent
+        bytesReceived = path.counters.bytesReceived
+        packetsSent = path.counters.packetsSent
+        packetsReceived = path.counters.packetsReceived
+        retransmissions = path.counters.retransmissions
+        fastRetransmissions = path.counters.fastRetransmissions
+        timeouts = path.counters.t3Expiries
+    }
+}

@@ -1,0 +1,115 @@
+import Crypto
+import NIOCore
+
+/// The state an endpoint hands its peer in INIT-ACK instead of keeping it (RFC 9260 §5.1.3), signed so that only
+/// a COOKIE-ECHO carrying our own cookie creates an association.
+struct StateCookie: Equatable {
+    /// When the cookie was made, on the endpoint's monotonic clock.
+    var createdAt: SCTPTime
+    var lifetime: SCTPDuration
+    var localTag: VerificationTag
+    var peerTag: VerificationTag
+    var localInitialTSN: TSN
+    var peerInitialTSN: TSN
+    var peerReceiverWindow: UInt32
+    /// Streams we may send on, negotiated (min of our OS and the peer's MIS).
+    var outboundStreams: UInt16
+    /// Streams the peer may send on, negotiated.
+    var inboundStreams: UInt16
+    /// RFC 9260 §5.2.2: the tags of an existing association, so a COOKIE-ECHO can be told apart as restart or
+    /// collision (§5.2.4). Zero when there was none.
+    var localTieTag: VerificationTag
+    var peerTieTag: VerificationTag
+    var peerSCTPPort: UInt16
+    /// Extensions both sides support, as a bit set of `NegotiatedFeatures`.
+    var features: NegotiatedFeatures
+    /// Addresses the peer listed in its INIT.
+    var peerAddresses: [SCTPIPAddress]
+
+    static let macLength = 32
+    static let version: UInt8 = 1
+
+    /// Serialises and signs with HMAC-SHA256 under `secret`.
+    func encode(secret: SymmetricKey) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(64 + 17 * peerAddresses.count + Self.macLength)
+        buffer.writeInteger(Self.version)
+        buffer.writeInteger(createdAt.nanoseconds)
+        buffer.writeInteger(lifetime.nanoseconds)
+        buffer.writeInteger(localTag.rawValue)
+        buffer.writeInteger(peerTag.rawValue)
+        buffer.writeInteger(localInitialTSN.rawValue)
+        buffer.writeInteger(peerInitialTSN.rawValue)
+        buffer.writeInteger(peerReceiverWindow)
+        buffer.writeInteger(outboundStreams)
+        buffer.writeInteger(inboundStreams)
+        buffer.writeInteger(localTieTag.rawValue)
+        buffer.writeInteger(peerTieTag.rawValue)
+        buffer.writeInteger(peerSCTPPort)
+        buffer.writeInteger(features.rawValue)
+        buffer.writeInteger(UInt8(min(peerAddresses.count, 32)))
+        for address in peerAddresses.prefix(32) {
+            let bytes = address.bytes
+            buffer.writeInteger(UInt8(bytes.count))
+            buffer.writeBytes(bytes)
+        }
+        let mac = buffer.withUnsafeReadableBytes { HMAC<SHA256>.authenticationCode(for: $0, using: secret) }
+        buffer.writeBytes(mac)
+        return buffer
+    }
+
+    enum DecodeError: Error, Equatable {
+        case tooShort
+        case badSignature
+        case unsupportedVersion(UInt8)
+        case malformed
+    }
+
+    /// Verifies the signature first (in constant time), then parses. Never traps on any input.
+    static func decode(_ cookie: ByteBuffer, secret: SymmetricKey) throws(DecodeError) -> StateCookie {
+        guard cookie.readableBytes > macLength + 1 else { throw .tooShort }
+        let bodyLength = cookie.readableBytes - macLength
+        let valid = cookie.withUnsafeReadableBytes { raw -> Bool in
+            let body = UnsafeRawBufferPointer(rebasing: raw[0..<bodyLength])
+            let mac = UnsafeRawBufferPointer(rebasing: raw[bodyLength...])
+            return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: body, using: secret)
+        }
+        guard valid else { throw .badSignature }
+        var b = cookie.getSlice(at: cookie.readerIndex, length: bodyLength)!
+        guard let version: UInt8 = b.readInteger() else { throw .malformed }
+        guard version == Self.version else { throw .unsupportedVersion(version) }
+        guard let created: Int64 = b.readInteger(), let lifetime: Int64 = b.readInteger(),
+            let localTag: UInt32 = b.readInteger(), let peerTag: UInt32 = b.readInteger(),
+            let localTSN: UInt32 = b.readInteger(), let peerTSN: UInt32 = b.readInteger(),
+            let rwnd: UInt32 = b.readInteger(), let os: UInt16 = b.readInteger(), let mis: UInt16 = b.readInteger(),
+            let localTie: UInt32 = b.readInteger(), let peerTie: UInt32 = b.readInteger(),
+            let port: UInt16 = b.readInteger(), let features: UInt32 = b.readInteger(),
+            let count: UInt8 = b.readInteger()
+        else { throw .malformed }
+        var addresses: [SCTPIPAddress] = []
+        for _ in 0..<count {
+            guard let length: UInt8 = b.readInteger(), let bytes = b.readBytes(length: Int(length)),
+                let address = SCTPIPAddress(bytes: bytes)
+            else { throw .malformed }
+            addresses.append(address)
+        }
+        return StateCookie(
+            createdAt: SCTPTime(nanoseconds: created), lifetime: SCTPDuration(nanoseconds: lifetime),
+            localTag: VerificationTag(localTag), peerTag: VerificationTag(peerTag),
+            localInitialTSN: TSN(localTSN), peerInitialTSN: TSN(peerTSN), peerReceiverWindow: rwnd,
+            outboundStreams: os, inboundStreams: mis, localTieTag: VerificationTag(localTie),
+            peerTieTag: VerificationTag(peerTie), peerSCTPPort: port, features: NegotiatedFeatures(rawValue: features),
+            peerAddresses: addresses)
+    }
+}
+
+/// Protocol extensions both ends announced support for in INIT and INIT-ACK.
+struct NegotiatedFeatures: OptionSet, Hashable, Sendable {
+    let rawValue: UInt32
+    static let nrSack = NegotiatedFeatures(rawValue: 1 << 0)
+    static let forwardTSN = NegotiatedFeatures(rawValue: 1 << 1)
+    static let asconf = NegotiatedFeatures(rawValue: 1 << 2)
+    static let auth = NegotiatedFeatures(rawValue: 1 << 3)
+    static let reconfig = NegotiatedFeatures(rawValue: 1 << 4)
+    static let idata = NegotiatedFeatures(rawValue: 1 << 5)
+}

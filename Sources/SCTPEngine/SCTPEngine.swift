@@ -1,1 +1,0 @@
-// The SCTPEngine module: see README.md.
