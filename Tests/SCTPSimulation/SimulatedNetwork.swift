@@ -347,11 +347,13 @@ public final class SimulatedNetwork {
     // MARK: - Helpers
 
     static func fnv1a(_ buffer: ByteBuffer) -> UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in buffer.readableBytesView {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+        buffer.withUnsafeReadableBytes { bytes in
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+            for byte in bytes {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3
+            }
+            return hash
         }
-        return hash
     }
 
     static func fileName(for name: String) -> String {

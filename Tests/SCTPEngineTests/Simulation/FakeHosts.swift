@@ -19,21 +19,36 @@ func payloadSequence(_ payload: ByteBuffer) -> UInt64 {
 final class SinkHost: SimulatedHost {
     struct Arrival {
         var time: SCTPTime
+        /// The datagram as received; its payload is emptied unless the host keeps payloads.
         var datagram: SCTPDatagram
-        var sequence: UInt64 { payloadSequence(datagram.payload) }
+        var sequence: UInt64
+        var payloadLength: Int
+
+        init(time: SCTPTime, datagram: SCTPDatagram, keepsPayload: Bool = true) {
+            self.time = time
+            self.datagram = datagram
+            self.sequence = payloadSequence(datagram.payload)
+            self.payloadLength = datagram.payload.readableBytes
+            if !keepsPayload { self.datagram.payload = ByteBuffer() }
+        }
     }
 
     let echoes: Bool
+    /// Long runs drop payloads so that memory stays flat.
+    let keepsPayloads: Bool
     private(set) var arrivals: [Arrival] = []
     private var outbox: [SCTPDatagram] = []
 
-    init(echoes: Bool = false) { self.echoes = echoes }
+    init(echoes: Bool = false, keepsPayloads: Bool = true) {
+        self.echoes = echoes
+        self.keepsPayloads = keepsPayloads
+    }
 
     /// Queues a datagram to send at the next drain.
     func enqueue(_ datagram: SCTPDatagram) { outbox.append(datagram) }
 
     func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
-        arrivals.append(Arrival(time: now, datagram: datagram))
+        arrivals.append(Arrival(time: now, datagram: datagram, keepsPayload: keepsPayloads))
         if echoes {
             outbox.append(SCTPDatagram(source: datagram.destination, destination: datagram.source,
                                        payload: datagram.payload))

@@ -13,10 +13,12 @@ let ipv4Overhead = 28
 
 /// A sender on `clientIP` and a sink on `serverIP` joined by one link each way.
 func pacedPair(seed: UInt64 = 1, name: String, _ configuration: LinkConfiguration, size: Int = 1000,
-               interval: SCTPDuration, count: Int) -> (SimulatedNetwork, PacedSender, SinkHost, SimulatedLink) {
+               interval: SCTPDuration, count: Int, keepsPayloads: Bool = true)
+    -> (SimulatedNetwork, PacedSender, SinkHost, SimulatedLink)
+{
     let network = SimulatedNetwork(seed: seed, name: name)
     let sender = PacedSender(from: client, to: server, size: size, interval: interval, count: count)
-    let sink = SinkHost()
+    let sink = SinkHost(keepsPayloads: keepsPayloads)
     network.attach(sender, at: clientIP)
     network.attach(sink, at: serverIP)
     let (forward, _) = network.addBidirectionalLink(between: clientIP, and: serverIP, configuration)
@@ -185,7 +187,7 @@ func isWithinBinomialBounds(_ count: Int, trials: Int, probability p: Double, si
         #expect(v4.counters.droppedByMTU == 1)
         #expect(v4.counters.deliveredPackets == 2)
         #expect(v6.counters.droppedByMTU == 1)
-        #expect(sink.arrivals.map(\.datagram.payload.readableBytes) == [1172, 500, 1232])
+        #expect(sink.arrivals.map(\.payloadLength) == [1172, 500, 1232])
     }
 
     @Test func deadLinkDropsEverythingIncludingInFlight() throws {
