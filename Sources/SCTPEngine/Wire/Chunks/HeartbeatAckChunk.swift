@@ -11,8 +11,8 @@ public struct HeartbeatAckChunk: ChunkBody {
 
     public var flags: UInt8 { 0 }
     public var valueLength: Int { 4 + info.readableBytes }
-    public func encodeValue(into buffer: inout ByteBuffer) { HeartbeatInfo.encode(info, into: &buffer) }
+    public func encodeValue(into buffer: inout ByteBuffer) { HeartbeatInfoParameter.encode(info, into: &buffer) }
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
-        info = try HeartbeatInfo.decode(value, chunkType: Self.type)
+        info = try HeartbeatInfoParameter.decode(value, chunkType: Self.type)
     }
 }

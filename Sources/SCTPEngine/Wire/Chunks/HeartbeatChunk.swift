@@ -11,14 +11,14 @@ public struct HeartbeatChunk: ChunkBody {
 
     public var flags: UInt8 { 0 }
     public var valueLength: Int { 4 + info.readableBytes }
-    public func encodeValue(into buffer: inout ByteBuffer) { HeartbeatInfo.encode(info, into: &buffer) }
+    public func encodeValue(into buffer: inout ByteBuffer) { HeartbeatInfoParameter.encode(info, into: &buffer) }
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
-        info = try HeartbeatInfo.decode(value, chunkType: Self.type)
+        info = try HeartbeatInfoParameter.decode(value, chunkType: Self.type)
     }
 }
 
 /// The single Heartbeat Info parameter (type 1) that HEARTBEAT and HEARTBEAT ACK carry (RFC 9260 §3.3.5).
-enum HeartbeatInfo {
+enum HeartbeatInfoParameter {
     static func encode(_ info: ByteBuffer, into buffer: inout ByteBuffer) {
         Parameter.heartbeatInfo(info).encodeUnpadded(into: &buffer)
     }
