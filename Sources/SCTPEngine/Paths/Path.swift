@@ -1,0 +1,185 @@
+/// One destination of an association: where packets go and come from, whether it is reachable (RFC 9260 §8.2,
+/// RFC 7829), its RTO, congestion window, heartbeat state and counters. Decisions that need every path (primary
+/// choice, association failure) belong to the association.
+struct Path: Sendable {
+    /// Reachability of RFC 9260 §8.2 with RFC 7829's potentially-failed state between active and inactive.
+    enum State: Sendable, Hashable {
+        /// Not yet confirmed by a HEARTBEAT-ACK (RFC 9260 §5.4); no user data may be sent to it.
+        case unconfirmed
+        case active
+        /// RFC 7829: the error count exceeded PFMR; use only if no active path remains, and probe it.
+        case potentiallyFailed
+        /// The error count exceeded Path.Max.Retrans.
+        case inactive
+    }
+
+    /// The thresholds that govern state changes.
+    struct Configuration: Sendable {
+        /// Path.Max.Retrans (RFC 9260 §16: 5).
+        var maxRetransmissions = 5
+        /// PFMR of RFC 7829: the error count above which the path is potentially failed.
+        var potentiallyFailedThreshold = 0
+        var rto = RTOEstimator.Configuration()
+        var congestionControl = PathCongestionControl.Algorithm.newReno
+        /// HB.interval (RFC 9260 §16: 30 s).
+        var heartbeatInterval: SCTPDuration = .seconds(30)
+
+        init() {}
+    }
+
+    /// A state change for the association to act on (report it, pick another primary).
+    enum StateChange: Sendable, Hashable {
+        case becameActive
+        case becamePotentiallyFailed
+        case becameInactive
+    }
+
+    /// Bookkeeping of the HEARTBEAT in flight, if any.
+    struct Heartbeat: Sendable {
+        var lastSent: SCTPTime?
+        /// The random nonce of the outstanding HEARTBEAT (RFC 9260 §8.3), checked against the HEARTBEAT-ACK.
+        var nonce: UInt64?
+        var isOutstanding: Bool { nonce != nil }
+    }
+
+    /// Traffic counters for metrics.
+    struct Counters: Sendable {
+        var bytesSent = 0
+        var packetsSent = 0
+        var bytesReceived = 0
+        var packetsReceived = 0
+        var retransmissions = 0
+        var fastRetransmissions = 0
+        var t3Expiries = 0
+        var heartbeatsSent = 0
+    }
+
+    let id: PathID
+    var remoteAddress: SCTPSocketAddress
+    /// The local address and port to send from; nil lets the driver pick.
+    var localAddress: SCTPSocketAddress?
+    let configuration: Configuration
+    private(set) var state: State
+    /// The destination's error counter of RFC 9260 §8.2.
+    private(set) var errorCount = 0
+    var rto: RTOEstimator
+    var congestion: PathCongestionControl
+    var heartbeat = Heartbeat()
+    /// The path MTU: the largest SCTP packet (common header onward) we send here.
+    private(set) var mtu: Int
+    /// When DATA was last sent here, for the idle-cwnd rule of RFC 9260 §7.2.1.
+    var lastDataSent: SCTPTime?
+    var counters = Counters()
+
+    init(
+        id: PathID, remoteAddress: SCTPSocketAddress, localAddress: SCTPSocketAddress? = nil, mtu: Int,
+        configuration: Configuration = Configuration(), isConfirmed: Bool = false
+    ) {
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.configuration = configuration
+        self.state = isConfirmed ? .active : .unconfirmed
+        self.rto = RTOEstimator(configuration: configuration.rto)
+        self.congestion = PathCongestionControl(configuration.congestionControl, mtu: mtu)
+        self.mtu = mtu
+    }
+
+    // MARK: - Reachability
+
+    /// True when user data may be sent here: active, or potentially failed as a last resort (the caller decides).
+    var isActive: Bool { state == .active }
+    var isConfirmed: Bool { state != .unconfirmed }
+
+    /// Counts a T3-rtx expiry or an unanswered HEARTBEAT against the path (RFC 9260 §8.2) and moves it to
+    /// potentially failed above PFMR (RFC 7829) or inactive above Path.Max.Retrans. Unconfirmed paths stay
+    /// unconfirmed.
+    mutating func recordError() -> StateChange? {
+        errorCount += 1
+        guard state != .unconfirmed else { return nil }
+        if errorCount > configuration.maxRetransmissions {
+            guard state != .inactive else { return nil }
+            state = .inactive
+            return .becameInactive
+        }
+        if errorCount > configuration.potentiallyFailedThreshold && state == .active {
+            state = .potentiallyFailed
+            return .becamePotentiallyFailed
+        }
+        return nil
+    }
+
+    /// RFC 9260 §8.2/§8.3: an acknowledgement of data sent here, or a HEARTBEAT-ACK, clears the error count and
+    /// makes the path active again. A path leaving inactive starts over with the initial window.
+    mutating func recordReachable() -> StateChange? {
+        errorCount = 0
+        switch state {
+        case .active:
+            return nil
+        case .inactive:
+            congestion.reset()
+            state = .active
+            return .becameActive
+        case .unconfirmed, .potentiallyFailed:
+            state = .active
+            return .becameActive
+        }
+    }
+
+    /// A HEARTBEAT-ACK with the right nonce confirmed the address (RFC 9260 §5.4).
+    mutating func confirm() -> StateChange? {
+        heartbeat.nonce = nil
+        return recordReachable()
+    }
+
+    // MARK: - Heartbeats
+
+    /// RFC 9260 §8.3: heartbeats go every RTO + HB.interval (jitter is the caller's, from its seeded generator).
+    func nextHeartbeatDeadline(after time: SCTPTime, jitter: SCTPDuration = .zero) -> SCTPTime {
+        time + rto.rto + configuration.heartbeatInterval + jitter
+    }
+
+    mutating func recordHeartbeatSent(nonce: UInt64, now: SCTPTime) {
+        heartbeat.lastSent = now
+        heartbeat.nonce = nonce
+        counters.heartbeatsSent += 1
+    }
+
+    /// Matches a HEARTBEAT-ACK; on success returns the RTT to feed the estimator.
+    mutating func handleHeartbeatAck(nonce: UInt64, sentAt: SCTPTime, now: SCTPTime) -> SCTPDuration? {
+        guard heartbeat.nonce == nonce else { return nil }
+        heartbeat.nonce = nil
+        return now - sentAt
+    }
+
+    // MARK: - Sending
+
+    mutating func setMTU(_ mtu: Int) {
+        self.mtu = mtu
+        congestion.mtu = mtu
+    }
+
+    /// Records a packet sent here; `dataBytes` is its DATA payload, for the idle rule.
+    mutating func recordSent(bytes: Int, dataBytes: Int, now: SCTPTime) {
+        counters.bytesSent += bytes
+        counters.packetsSent += 1
+        if dataBytes > 0 {
+            // RFC 9260 §7.2.1: shrink a window left idle for at least one RTO before using it again.
+            if let last = lastDataSent { congestion.handleIdle(idleFor: now - last, rto: rto.rto) }
+            lastDataSent = now
+        }
+    }
+
+    mutating func recordReceived(bytes: Int) {
+        counters.bytesReceived += bytes
+        counters.packetsReceived += 1
+    }
+
+    /// RFC 9260 §6.3.3: on T3-rtx expiry back off the RTO (E2), collapse the window (§7.2.3) and count an error.
+    mutating func handleRetransmissionTimeout() -> StateChange? {
+        counters.t3Expiries += 1
+        rto.backOff()
+        congestion.handleRetransmissionTimeout()
+        return recordError()
+    }
+}

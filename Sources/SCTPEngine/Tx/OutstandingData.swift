@@ -1,0 +1,496 @@
+import DequeModule
+import NIOCore
+
+/// The retransmission queue: every DATA chunk sent and not yet cumulatively acknowledged, with what each SACK
+/// means for it — acknowledgement, RTT sample, miss indication, fast retransmit — and per-destination flight
+/// sizes.
+///
+/// Chunks sit in a deque ordered by TSN, and TSNs are consecutive, so the chunk with TSN t is at index
+/// t − (cumulativeTSNAck + 1): every lookup is index arithmetic. This type assigns TSNs (`insert`), so the
+/// invariant holds by construction. Sizes are payload bytes, for the flight size, cwnd and the peer's rwnd alike.
+///
+/// Fast retransmit (RFC 9260 §7.2.4) runs in one of two modes: classic, or Split Fast Retransmit for CMT
+/// (Iyengar et al., 2006), where a chunk sent to path P gains a miss indication only when a later chunk sent to
+/// P was newly acknowledged. Optionally the DAC rule adds the receiver's packet count instead of one. For CMT's
+/// CUC, each path's pseudo-cumulative ack (its lowest unacknowledged TSN) is tracked, so the caller can grow a
+/// path's cwnd and restart its T3-rtx timer when it advances.
+struct OutstandingData: Sendable {
+    /// How miss indications are counted.
+    struct FastRetransmitPolicy: Sendable {
+        /// CMT Split Fast Retransmit: count miss indications per destination.
+        var splitFastRetransmit = false
+        /// CMT DAC: increment by the receiver's reported packet count when every newly acknowledged TSN (on the
+        /// destination, with SFR) lies above the missing one.
+        var delayedAckForCMT = false
+        /// Miss indications that trigger fast retransmit: 3 (RFC 9260 §7.2.4).
+        var threshold = 3
+
+        init(splitFastRetransmit: Bool = false, delayedAckForCMT: Bool = false, threshold: Int = 3) {
+            self.splitFastRetransmit = splitFastRetransmit
+            self.delayedAckForCMT = delayedAckForCMT
+            self.threshold = threshold
+        }
+    }
+
+    /// Where a chunk stands.
+    enum ChunkState: UInt8, Sendable {
+        /// Sent, not acknowledged (possibly marked for retransmission).
+        case outstanding
+        /// Acknowledged by a gap block: renegable, so kept until the cumulative ack passes it.
+        case gapAcked
+        /// Acknowledged by an NR gap block (NR-SACK): will not be reneged; payload already released.
+        case nrAcked
+        /// Given up on (PR-SCTP); to be skipped with FORWARD-TSN.
+        case abandoned
+    }
+
+    /// One chunk in the queue.
+    struct Item: Sendable {
+        var chunk: OutgoingDataChunk
+        var size: Int
+        /// The destination of its latest transmission.
+        var path: PathID
+        var sentAt: SCTPTime
+        var transmissions: Int
+        var missIndications = 0
+        var state = ChunkState.outstanding
+        var isInFlight = true
+        var isMarkedForRetransmission = false
+        var wasFastRetransmitted = false
+
+        var isAcked: Bool { state == .gapAcked || state == .nrAcked }
+    }
+
+    /// What one SACK meant for one destination.
+    struct PathAck: Sendable {
+        var path: PathID
+        /// Bytes newly acknowledged here, by the cumulative ack and by (NR) gap blocks.
+        var bytesAcked = 0
+        /// RTT from the highest newly acknowledged chunk sent here only once (Karn's rule, RFC 9260 §6.3.1 C5).
+        var rttSample: SCTPDuration?
+        var flightSizeBeforeSack = 0
+        var flightSize = 0
+        /// The lowest unacknowledged TSN sent here advanced (or all became acknowledged): CMT's CUC lets cwnd
+        /// grow, and RFC 9260 §6.3.2 R3 restarts this destination's T3-rtx timer.
+        var pseudoCumulativeAckAdvanced = false
+        /// Every TSN below this destination's lowest unacknowledged one, as the controller's ack point.
+        var ackPoint = TSN(0)
+        var highestNewlyAckedTSN: TSN?
+        /// The lowest TSN sent here newly acknowledged by the SACK (for DAC).
+        var lowestNewlyAckedTSN: TSN?
+        /// Some chunk last sent here reached the miss-indication threshold in this SACK: enter fast recovery.
+        var hasNewFastRetransmits = false
+        /// Nothing sent here remains unacknowledged.
+        var allDataAcked = false
+    }
+
+    /// The result of one SACK.
+    struct SackOutcome: Sendable {
+        enum Disposition: Sendable, Equatable {
+            case accepted
+            /// The cumulative TSN ack lies behind ours: an old, reordered SACK, ignored (RFC 9260 §6.2.1 D i).
+            case stale
+            /// It acknowledges a TSN never sent: a protocol violation for the association to handle.
+            case acknowledgesUnsentTSN
+        }
+        var disposition: Disposition
+        var cumulativeTSNAckAdvanced = false
+        var highestNewlyAckedTSN: TSN?
+        var lowestNewlyAckedTSN: TSN?
+        /// One entry per destination with data outstanding before or after the SACK.
+        var paths: [PathAck] = []
+        /// Bytes newly marked for fast retransmission.
+        var fastRetransmitBytes = 0
+        /// The peer's rwnd: a_rwnd minus the bytes still in flight (RFC 9260 §6.2.1 D iv).
+        var peerReceiverWindow = 0
+    }
+
+    /// Per-destination accounting.
+    private struct PathAccount: Sendable {
+        var id: PathID
+        var flightSize = 0
+        /// Unwrapped TSNs last sent here, ascending, lazily purged: its first valid entry is the pseudo-cum-ack.
+        var sentTSNs = Deque<UInt64>()
+        var ack = PathAck(path: PathID(0))
+    }
+
+    let policy: FastRetransmitPolicy
+    private var items = Deque<Item>()
+    /// The unwrapped TSN of `items[0]` (cumulativeTSNAck + 1).
+    private var firstUnwrapped: UInt64
+    private(set) var cumulativeTSNAck: TSN
+    /// The TSN the next new chunk gets.
+    private(set) var nextTSN: TSN
+    private var paths: [PathAccount] = []
+    /// Unwrapped TSNs marked for retransmission, ascending; entries no longer marked are skipped lazily.
+    private var retransmissions = Deque<UInt64>()
+    private(set) var totalFlightSize = 0
+    /// Bytes sent and neither acknowledged nor abandoned, in flight or waiting for retransmission.
+    private(set) var unackedBytes = 0
+    private var gapAckedCount = 0
+    private var scratch: [PathAck] = []
+
+    /// `initialTSN` is the first TSN we send (RFC 9260 §5.1: the Initial TSN of our INIT or INIT ACK).
+    init(initialTSN: TSN, policy: FastRetransmitPolicy = FastRetransmitPolicy()) {
+        self.policy = policy
+        self.nextTSN = initialTSN
+        self.cumulativeTSNAck = initialTSN.previous
+        self.firstUnwrapped = 1 << 32
+    }
+
+    // MARK: - Queries
+
+    var isEmpty: Bool { items.isEmpty }
+    /// Chunks sent and not yet cumulatively acknowledged (including gap-acked ones).
+    var count: Int { items.count }
+    var highestOutstandingTSN: TSN { nextTSN.previous }
+    var hasChunksToRetransmit: Bool { firstRetransmissionIndex() != nil }
+
+    func flightSize(on path: PathID) -> Int { paths.first(where: { $0.id == path })?.flightSize ?? 0 }
+
+    /// The lowest unacknowledged TSN last sent to `path` (CMT's pseudo-cumulative ack), or nil if none.
+    mutating func pseudoCumulativeAck(on path: PathID) -> TSN? {
+        guard let p = paths.firstIndex(where: { $0.id == path }) else { return nil }
+        return lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0)) }
+    }
+
+    /// True while anything sent to `path` is unacknowledged: its T3-rtx timer should run (RFC 9260 §6.3.2).
+    mutating func hasUnackedData(on path: PathID) -> Bool { pseudoCumulativeAck(on: path) != nil }
+
+    func item(for tsn: TSN) -> Item? { index(of: tsn).map { items[$0] } }
+
+    // MARK: - Sending
+
+    /// Numbers `fragment` with the next TSN, records it as sent to `path` at `now`, and returns the chunk to send.
+    mutating func insert(_ fragment: DataFragment, path: PathID, now: SCTPTime) -> OutgoingDataChunk {
+        let chunk = OutgoingDataChunk(tsn: nextTSN, fragment: fragment)
+        let size = fragment.payload.readableBytes
+        let unwrapped = firstUnwrapped + UInt64(items.count)
+        items.append(Item(chunk: chunk, size: size, path: path, sentAt: now, transmissions: 1))
+        nextTSN = nextTSN.next
+        unackedBytes += size
+        totalFlightSize += size
+        let p = accountIndex(for: path)
+        paths[p].flightSize += size
+        paths[p].sentTSNs.append(unwrapped)
+        return chunk
+    }
+
+    /// The payload size of the chunk `pollRetransmission` would return next, to check it fits a packet.
+    func peekRetransmissionSize() -> Int? { firstRetransmissionIndex().map { items[$0].size } }
+
+    /// Takes the lowest-TSN chunk marked for retransmission, records its retransmission to `path` at `now`, and
+    /// returns it. Its RTT can no longer be sampled (Karn's rule).
+    mutating func pollRetransmission(to path: PathID, now: SCTPTime) -> OutgoingDataChunk? {
+        guard let i = firstRetransmissionIndexPurging() else { return nil }
+        retransmissions.removeFirst()
+        items[i].isMarkedForRetransmission = false
+        items[i].isInFlight = true
+        items[i].transmissions += 1
+        items[i].sentAt = now
+        items[i].missIndications = 0
+        let size = items[i].size
+        let oldPath = items[i].path
+        items[i].path = path
+        totalFlightSize += size
+        let p = accountIndex(for: path)
+        paths[p].flightSize += size
+        let unwrapped = firstUnwrapped + UInt64(i)
+        if oldPath != path || paths[p].sentTSNs.last.map({ $0 >= unwrapped }) ?? true {
+            insertSorted(unwrapped, into: &paths[p].sentTSNs)
+        }
+        return items[i].chunk
+    }
+
+    // MARK: - SACK processing
+
+    /// Applies a SACK: the cumulative ack, gap blocks and NR gap blocks, renege detection, then miss indications.
+    /// `isInFastRecovery` tells whether a destination's controller is in fast recovery (classic mode: ask the
+    /// association-wide state).
+    mutating func handleSack(
+        _ sack: SackInfo, now: SCTPTime, isInFastRecovery: (PathID) -> Bool = { _ in false }
+    ) -> SackOutcome {
+        let advance = Int(Int32(bitPattern: sack.cumulativeTSNAck.rawValue &- cumulativeTSNAck.rawValue))
+        guard advance >= 0 else { return SackOutcome(disposition: .stale) }
+        guard advance <= items.count else { return SackOutcome(disposition: .acknowledgesUnsentTSN) }
+        var outcome = SackOutcome(disposition: .accepted)
+
+        for p in paths.indices {
+            paths[p].ack = PathAck(path: paths[p].id)
+            paths[p].ack.flightSizeBeforeSack = paths[p].flightSize
+            paths[p].ack.ackPoint = lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0 &- 1)) }
+                ?? cumulativeTSNAck
+        }
+
+        // The cumulative ack: newly acknowledge, then drop, every chunk up to it.
+        for i in 0..<advance where items[i].state == .outstanding {
+            acknowledge(at: i, as: .nrAcked, now: now, outcome: &outcome)
+        }
+        for i in 0..<advance where items[i].state == .gapAcked { gapAckedCount -= 1 }
+        items.removeFirst(advance)
+        firstUnwrapped += UInt64(advance)
+        cumulativeTSNAck = sack.cumulativeTSNAck
+        outcome.cumulativeTSNAckAdvanced = advance > 0
+
+        // NR gap blocks first, so a chunk moving from a gap block to an NR gap block is not taken for reneged; then
+        // gap blocks. Offsets count from the cumulative ack, so offset k is items[k - 1].
+        var highestReported = 0
+        for block in sack.nrGapAckBlocks {
+            let start = Int(block.start)
+            let end = min(Int(block.end), items.count)
+            guard start >= 1, start <= end else { continue }
+            for i in (start - 1)..<end {
+                switch items[i].state {
+                case .outstanding:
+                    acknowledge(at: i, as: .nrAcked, now: now, outcome: &outcome)
+                    items[i].chunk.fragment.payload = ByteBuffer()
+                case .gapAcked:
+                    gapAckedCount -= 1
+                    items[i].state = .nrAcked
+                    items[i].chunk.fragment.payload = ByteBuffer()
+                case .nrAcked, .abandoned:
+                    break
+                }
+            }
+            highestReported = max(highestReported, end)
+        }
+        var covered = 0  // items below this index lie in or between blocks already walked, for renege detection
+        for block in sack.gapAckBlocks {
+            let start = Int(block.start)
+            let end = min(Int(block.end), items.count)
+            guard start >= 1, start <= end else { continue }
+            if gapAckedCount > 0 && start - 1 > covered {
+                revertReneged(in: covered..<(start - 1))
+            }
+            for i in (start - 1)..<end where items[i].state == .outstanding {
+                acknowledge(at: i, as: .gapAcked, now: now, outcome: &outcome)
+            }
+            covered = max(covered, end)
+            highestReported = max(highestReported, end)
+        }
+        if gapAckedCount > 0 && covered < items.count {
+            revertReneged(in: covered..<items.count)
+        }
+
+        countMissIndications(
+            upTo: highestReported, sack: sack, cumulativeAdvanced: advance > 0, isInFastRecovery: isInFastRecovery,
+            outcome: &outcome)
+
+        // Per-destination summary.
+        scratch.removeAll(keepingCapacity: true)
+        for p in paths.indices {
+            let lowest = lowestUnacked(p)
+            var ack = paths[p].ack
+            ack.flightSize = paths[p].flightSize
+            if let lowest {
+                let point = TSN(UInt32(truncatingIfNeeded: lowest &- 1))
+                ack.pseudoCumulativeAckAdvanced = point.isAfter(ack.ackPoint)
+                ack.ackPoint = point
+            } else {
+                ack.pseudoCumulativeAckAdvanced = ack.flightSizeBeforeSack > 0 || ack.bytesAcked > 0
+                ack.ackPoint = cumulativeTSNAck
+                ack.allDataAcked = true
+            }
+            if ack.flightSizeBeforeSack > 0 || ack.bytesAcked > 0 || lowest != nil { scratch.append(ack) }
+        }
+        outcome.paths = scratch
+        outcome.peerReceiverWindow = max(0, Int(sack.advertisedReceiverWindowCredit) - totalFlightSize)
+        return outcome
+    }
+
+    // MARK: - Timeouts and abandonment
+
+    /// RFC 9260 §6.3.3 E3: on T3-rtx expiry for `path`, every chunk last sent there and not acknowledged is marked
+    /// for retransmission and taken out of the flight. Returns the bytes returned from flight.
+    @discardableResult
+    mutating func markAllForRetransmission(on path: PathID) -> Int {
+        var bytes = 0
+        for i in items.indices where items[i].path == path && items[i].state == .outstanding {
+            if items[i].isInFlight { bytes += items[i].size }
+            markForRetransmission(at: i)
+        }
+        if bytes > 0 || !retransmissions.isEmpty { sortRetransmissions() }
+        return bytes
+    }
+
+    /// PR-SCTP hook (RFC 3758): gives up on `tsn`; it leaves the flight and will be skipped by FORWARD-TSN.
+    /// Returns false if it is not outstanding.
+    @discardableResult
+    mutating func abandon(_ tsn: TSN) -> Bool {
+        guard let i = index(of: tsn), items[i].state == .outstanding else { return false }
+        if items[i].isInFlight { removeFromFlight(at: i) }
+        items[i].isMarkedForRetransmission = false
+        items[i].state = .abandoned
+        unackedBytes -= items[i].size
+        items[i].chunk.fragment.payload = ByteBuffer()
+        return true
+    }
+
+    /// RFC 3758 §3.5 C1: the Advanced.Peer.Ack.Point — the highest TSN up to which every chunk is acknowledged or
+    /// abandoned. A FORWARD-TSN is due when it lies beyond `cumulativeTSNAck`.
+    var advancedPeerAckPoint: TSN {
+        var point = cumulativeTSNAck
+        for item in items {
+            guard item.state == .abandoned || item.isAcked else { break }
+            point = item.chunk.tsn
+        }
+        return point
+    }
+
+    // MARK: - Internals
+
+    private func index(of tsn: TSN) -> Int? {
+        let offset = Int(Int32(bitPattern: tsn.rawValue &- cumulativeTSNAck.rawValue)) - 1
+        return offset >= 0 && offset < items.count ? offset : nil
+    }
+
+    private mutating func accountIndex(for path: PathID) -> Int {
+        if let p = paths.firstIndex(where: { $0.id == path }) { return p }
+        paths.append(PathAccount(id: path))
+        return paths.count - 1
+    }
+
+    /// The unwrapped lowest unacknowledged TSN last sent to `paths[p]`, purging stale entries.
+    private mutating func lowestUnacked(_ p: Int) -> UInt64? {
+        let id = paths[p].id
+        while let first = paths[p].sentTSNs.first {
+            if first >= firstUnwrapped {
+                let item = items[Int(first - firstUnwrapped)]
+                if item.state == .outstanding && item.path == id { return first }
+            }
+            paths[p].sentTSNs.removeFirst()
+        }
+        return nil
+    }
+
+    private mutating func acknowledge(at i: Int, as state: ChunkState, now: SCTPTime, outcome: inout SackOutcome) {
+        if items[i].isInFlight { removeFromFlight(at: i) }
+        items[i].isMarkedForRetransmission = false
+        items[i].state = state
+        if state == .gapAcked { gapAckedCount += 1 }
+        unackedBytes -= items[i].size
+        let tsn = items[i].chunk.tsn
+        let p = accountIndex(for: items[i].path)
+        paths[p].ack.bytesAcked += items[i].size
+        paths[p].ack.highestNewlyAckedTSN = Self.later(paths[p].ack.highestNewlyAckedTSN, tsn)
+        paths[p].ack.lowestNewlyAckedTSN = Self.earlier(paths[p].ack.lowestNewlyAckedTSN, tsn)
+        // RFC 9260 §6.3.1 C5 (Karn): "RTT measurements MUST NOT be made using packets that were retransmitted".
+        if items[i].transmissions == 1 { paths[p].ack.rttSample = now - items[i].sentAt }
+        outcome.highestNewlyAckedTSN = Self.later(outcome.highestNewlyAckedTSN, tsn)
+        outcome.lowestNewlyAckedTSN = Self.earlier(outcome.lowestNewlyAckedTSN, tsn)
+    }
+
+    private static func later(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isAfter(b) ? $0 : b } ?? b }
+    private static func earlier(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isBefore(b) ? $0 : b } ?? b }
+
+    private mutating func removeFromFlight(at i: Int) {
+        items[i].isInFlight = false
+        let size = items[i].size
+        totalFlightSize -= size
+        let p = accountIndex(for: items[i].path)
+        paths[p].flightSize -= size
+    }
+
+    /// Chunks in `range` acknowledged by an earlier gap block but not by this SACK were reneged: they count as
+    /// unacknowledged again, out of flight, and go again on T3-rtx expiry or after fresh miss indications.
+    private mutating func revertReneged(in range: Range<Int>) {
+        for i in range where items[i].state == .gapAcked {
+            items[i].state = .outstanding
+            items[i].isInFlight = false
+            items[i].missIndications = 0
+            gapAckedCount -= 1
+            unackedBytes += items[i].size
+            let p = accountIndex(for: items[i].path)
+            insertSorted(firstUnwrapped + UInt64(i), into: &paths[p].sentTSNs)
+        }
+    }
+
+    /// RFC 9260 §7.2.4: "Miss indications SHOULD follow the HTNA (Highest TSN Newly Acknowledged) algorithm. For
+    /// each incoming SACK, miss indications are incremented only for missing TSNs prior to the highest TSN newly
+    /// acknowledged in the SACK. [...] If an endpoint is in Fast Recovery and a SACK arrives that advances the
+    /// Cumulative TSN Ack Point, the miss indications are incremented for all TSNs reported missing in the SACK."
+    /// With SFR, "highest newly acknowledged" is taken per destination. A chunk is fast-retransmitted at most once;
+    /// later losses of it are left to T3-rtx, as in usrsctp and dcsctp.
+    private mutating func countMissIndications(
+        upTo highestReported: Int, sack: SackInfo, cumulativeAdvanced: Bool, isInFastRecovery: (PathID) -> Bool,
+        outcome: inout SackOutcome
+    ) {
+        guard highestReported > 0 else { return }
+        var marked = false
+        for i in 0..<highestReported where items[i].state == .outstanding && !items[i].isMarkedForRetransmission {
+            let tsn = items[i].chunk.tsn
+            let path = items[i].path
+            let highest: TSN?
+            let lowestNew: TSN?
+            if policy.splitFastRetransmit {
+                let p = accountIndex(for: path)
+                highest = paths[p].ack.highestNewlyAckedTSN
+                lowestNew = paths[p].ack.lowestNewlyAckedTSN
+            } else {
+                highest = outcome.highestNewlyAckedTSN
+                lowestNew = outcome.lowestNewlyAckedTSN
+            }
+            var increment = 0
+            if cumulativeAdvanced && isInFastRecovery(path) {
+                increment = 1
+            } else if let highest, tsn.isBefore(highest) {
+                increment = 1
+            }
+            guard increment > 0 else { continue }
+            if policy.delayedAckForCMT, sack.packetsSinceLastSack > 1, let lowestNew, tsn.isBefore(lowestNew) {
+                increment = sack.packetsSinceLastSack
+            }
+            items[i].missIndications += increment
+            if items[i].missIndications >= policy.threshold && !items[i].wasFastRetransmitted {
+                items[i].wasFastRetransmitted = true
+                if items[i].isInFlight { outcome.fastRetransmitBytes += items[i].size }
+                markForRetransmission(at: i)
+                paths[accountIndex(for: path)].ack.hasNewFastRetransmits = true
+                marked = true
+            }
+        }
+        if marked { sortRetransmissions() }
+    }
+
+    private mutating func markForRetransmission(at i: Int) {
+        if items[i].isInFlight { removeFromFlight(at: i) }
+        guard !items[i].isMarkedForRetransmission else { return }
+        items[i].isMarkedForRetransmission = true
+        retransmissions.append(firstUnwrapped + UInt64(i))
+    }
+
+    /// Keeps the retransmission list ascending after appends that may be out of order; drops stale entries.
+    private mutating func sortRetransmissions() {
+        var list = Array(retransmissions.filter { $0 >= firstUnwrapped })
+        list.sort()
+        var deduplicated = Deque<UInt64>()
+        deduplicated.reserveCapacity(list.count)
+        for value in list where deduplicated.last != value { deduplicated.append(value) }
+        retransmissions = deduplicated
+    }
+
+    private mutating func firstRetransmissionIndexPurging() -> Int? {
+        while let first = retransmissions.first {
+            if first >= firstUnwrapped {
+                let i = Int(first - firstUnwrapped)
+                if items[i].isMarkedForRetransmission && items[i].state == .outstanding { return i }
+            }
+            retransmissions.removeFirst()
+        }
+        return nil
+    }
+
+    private func firstRetransmissionIndex() -> Int? {
+        for value in retransmissions where value >= firstUnwrapped {
+            let i = Int(value - firstUnwrapped)
+            if items[i].isMarkedForRetransmission && items[i].state == .outstanding { return i }
+        }
+        return nil
+    }
+
+    private func insertSorted(_ value: UInt64, into deque: inout Deque<UInt64>) {
+        var i = deque.count
+        while i > 0 && deque[i - 1] > value { i -= 1 }
+        deque.insert(value, at: i)
+    }
+}

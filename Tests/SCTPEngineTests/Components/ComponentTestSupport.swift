@@ -1,0 +1,16 @@
+import NIOCore
+
+@testable import SCTPEngine
+
+/// The test-owned clock for component tests: time moves only when a test advances it.
+struct FakeClock {
+    var now = SCTPTime(nanoseconds: 1_000_000_000)
+    mutating func advance(_ duration: SCTPDuration) { now = now + duration }
+}
+
+/// A payload of `count` bytes, each `fill`.
+func bytes(_ count: Int, fill: UInt8 = 0x61) -> ByteBuffer {
+    ByteBuffer(repeating: fill, count: count)
+}
+
+func string(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }
