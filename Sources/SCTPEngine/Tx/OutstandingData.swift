@@ -135,7 +135,7 @@ struct OutstandingData: Sendable {
         self.policy = policy
         self.nextTSN = initialTSN
         self.cumulativeTSNAck = initialTSN.previous
-        self.firstUnwrapped = 1 << 32
+        self.firstUnwrapped = (1 << 32) + UInt64(initialTSN.rawValue)
     }
 
     // MARK: - Queries
@@ -196,7 +196,7 @@ struct OutstandingData: Sendable {
         let p = accountIndex(for: path)
         paths[p].flightSize += size
         let unwrapped = firstUnwrapped + UInt64(i)
-        if oldPath != path || paths[p].sentTSNs.last.map({ $0 >= unwrapped }) ?? true {
+        if oldPath != path {
             insertSorted(unwrapped, into: &paths[p].sentTSNs)
         }
         return items[i].chunk
