@@ -1,0 +1,88 @@
+import NIOCore
+import SCTPSimulation
+import Testing
+
+@testable import SCTPEngine
+
+/// Two endpoints across one simulated path: handshake, bulk transfer, shutdown.
+struct OnePathScenario {
+    let network: SimulatedNetwork
+    let client: EndpointHost
+    let server: EndpointHost
+    let clientAddress = SCTPSocketAddress(ip: .init(v4: 10, 0, 0, 1), port: 40000)
+    let serverAddress = SCTPSocketAddress(ip: .init(v4: 192, 0, 2, 1), port: 9899)
+
+    init(seed: UInt64, link: LinkConfiguration, configure: (inout SCTPConfiguration) -> Void = { _ in }) {
+        network = SimulatedNetwork(seed: seed, name: "one-path-\(seed)")
+        var configuration = SCTPConfiguration()
+        configure(&configuration)
+        client = EndpointHost(endpoint: SCTPEndpoint(configuration: configuration, seed: seed &* 3 &+ 1))
+        server = EndpointHost(
+            endpoint: SCTPEndpoint(
+                configuration: configuration, seed: seed &* 5 &+ 2, advertisedAddresses: [serverAddress.ip]))
+        network.attach(client, at: clientAddress.ip)
+        network.attach(server, at: serverAddress.ip)
+        network.addBidirectionalLink(between: clientAddress.ip, and: serverAddress.ip, link)
+    }
+
+    func connect() -> SCTPAssociationID {
+        var id: SCTPAssociationID!
+        client.perform(at: network.now) {
+            id = $0.connect(to: serverAddress, from: clientAddress, peerPort: 5000, now: network.now)
+        }
+        return id
+    }
+}
+
+@Suite struct HandshakeTests {
+    @Test func fourWayHandshakeEstablishesBothSides() throws {
+        let s = OnePathScenario(seed: 1, link: LinkConfiguration(delay: .milliseconds(10)))
+        _ = s.connect()
+        let t = try s.network.runUntil({ !s.client.established.isEmpty && !s.server.established.isEmpty }, timeout: .seconds(5))
+        // INIT, INIT-ACK, COOKIE-ECHO, COOKIE-ACK: two round trips of 20 ms.
+        #expect(t == SCTPTime(nanoseconds: 40_000_000))
+        #expect(s.server.endpoint.associations.count == 1)
+    }
+
+    @Test func serverKeepsNoStateUntilCookieEcho() throws {
+        let s = OnePathScenario(seed: 2, link: LinkConfiguration(delay: .milliseconds(10)))
+        _ = s.connect()
+        try s.network.run(until: SCTPTime(nanoseconds: 15_000_000))  // INIT arrived, INIT-ACK on its way
+        #expect(s.server.endpoint.associations.isEmpty)
+        try s.network.run(until: SCTPTime(nanoseconds: 35_000_000))  // COOKIE-ECHO arrived
+        #expect(s.server.endpoint.associations.count == 1)
+    }
+}
+
+@Suite struct DataTransferTests {
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func everyByteArrivesInOrderOverIdealLink(seed: UInt64) throws {
+        let s = OnePathScenario(seed: seed, link: LinkConfiguration(rateBitsPerSecond: 50_000_000, delay: .milliseconds(20)))
+        let id = s.connect()
+        s.client.startTransfer(on: id, stream: StreamID(0), total: 1_000_000, messageSize: 10_000)
+        s.client.startTransfer(on: id, stream: StreamID(3), total: 300_000, messageSize: 100_000)
+        s.client.shutdownWhenDone = true
+        try s.network.runUntil({ s.client.closed.count == 1 && s.server.closed.count == 1 }, timeout: .seconds(30))
+        #expect(s.server.corruption == nil)
+        #expect(s.server.receivedBytes[0] == 1_000_000)
+        #expect(s.server.receivedBytes[3] == 300_000)
+        #expect(s.client.closed.first?.1 == .shutdownComplete)
+        #expect(s.server.closed.first?.1 == .shutdownComplete)
+    }
+
+    @Test(arguments: [11, 12, 13, 14, 15] as [UInt64])
+    func everyByteArrivesUnderLossReorderingAndDuplication(seed: UInt64) throws {
+        let link = LinkConfiguration(
+            rateBitsPerSecond: 20_000_000, delay: .milliseconds(15), jitter: .milliseconds(2), lossProbability: 0.10,
+            reorderProbability: 0.05, reorderDelay: .milliseconds(3), duplicateProbability: 0.02)
+        let s = OnePathScenario(seed: seed, link: link)
+        let id = s.connect()
+        s.client.startTransfer(on: id, stream: StreamID(1), total: 500_000, messageSize: 3_000)
+        s.client.shutdownWhenDone = true
+        try s.network.runUntil({ s.client.closed.count == 1 && s.server.closed.count == 1 }, timeout: .seconds(300))
+        #expect(s.server.corruption == nil)
+        #expect(s.server.receivedBytes[1] == 500_000)
+        #expect(s.client.closed.first?.1 == .shutdownComplete)
+        #expect(s.server.closed.first?.1 == .shutdownComplete)
+    }
+}
