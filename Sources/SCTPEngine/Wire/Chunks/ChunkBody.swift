@@ -18,7 +18,8 @@ extension ChunkBody {
     /// Header, value and padding: what the chunk occupies in a packet.
     public var encodedLength: Int { paddedLength(4 + valueLength) }
 
-    /// Writes the chunk header, value and zero padding to a 4-byte boundary (RFC 9260 §3.2).
+    /// Writes the chunk header, value and zero padding to a 4-byte boundary (RFC 9260 §3.2). Building a chunk longer
+    /// than the 16-bit length field allows is a programming error and traps; decoding never does.
     public func encode(into buffer: inout ByteBuffer) {
         let length = 4 + valueLength
         buffer.writeInteger(Self.type)
