@@ -18,9 +18,10 @@ public struct PcapRecord: Sendable {
     public var originalLength: Int
 }
 
-/// Reads the UDP datagrams out of a classic libpcap file: raw IP, IPv4, IPv6, Ethernet (with VLAN tags), Linux
-/// cooked (SLL and SLL2) and BSD loopback link types, either byte order, micro- or nanosecond timestamps.
-/// Packets that are not complete unfragmented UDP are counted in `skippedCount` and left out.
+/// Reads the UDP datagrams out of a capture file, classic libpcap (either byte order, micro- or nanosecond
+/// timestamps) or pcapng (section, interface, enhanced and simple packet blocks; other blocks are skipped), with raw
+/// IP, IPv4, IPv6, Ethernet (with VLAN tags), Linux cooked (SLL and SLL2) or BSD loopback link types.
+/// Frames that are not complete unfragmented UDP are counted in `skippedCount` and left out.
 public struct PcapReader {
     public enum LinkType: UInt32, Sendable {
         case null = 0
@@ -30,10 +31,18 @@ public struct PcapReader {
         case ipv4 = 228
         case ipv6 = 229
         case linuxSLL2 = 276
+
+        /// The link type of a header field: the low 16 bits (the rest may carry FCS information), with the BSD
+        /// values of DLT_RAW (12, 14) taken as raw IP.
+        init?(field: UInt32) {
+            let value = field & 0xFFFF
+            self.init(rawValue: value == 12 || value == 14 ? 101 : value)
+        }
     }
 
-    public let linkType: LinkType
-    public let snapLength: Int
+    /// The link type of the file, or of its first interface for pcapng.
+    public private(set) var linkType: LinkType = .raw
+    public private(set) var snapLength = 0
     public private(set) var records: [PcapRecord] = []
     /// Frames that held no complete UDP datagram (other protocols, fragments, truncated by the snap length).
     public private(set) var skippedCount = 0
@@ -55,9 +64,19 @@ public struct PcapReader {
     /// Parses a capture held in memory.
     public init(bytes: [UInt8]) throws {
         var buffer = ByteBuffer(bytes: bytes)
-        guard let magic = buffer.readInteger(endianness: .little, as: UInt32.self) else {
+        guard let magic = buffer.getInteger(at: 0, endianness: .little, as: UInt32.self) else {
             throw PcapError.truncated(offset: 0)
         }
+        if magic == Self.sectionHeaderBlock {
+            try readPcapng(&buffer)
+        } else {
+            try readClassic(&buffer, magic: magic)
+        }
+    }
+
+    // MARK: - Classic pcap
+
+    private mutating func readClassic(_ buffer: inout ByteBuffer, magic: UInt32) throws {
         let endianness: Endianness
         let nanosecondResolution: Bool
         switch magic {
@@ -65,17 +84,14 @@ public struct PcapReader {
         case PcapWriter.nanosecondMagic: (endianness, nanosecondResolution) = (.little, true)
         case PcapWriter.microsecondMagic.byteSwapped: (endianness, nanosecondResolution) = (.big, false)
         case PcapWriter.nanosecondMagic.byteSwapped: (endianness, nanosecondResolution) = (.big, true)
-        case 0x0A0D_0D0A: throw PcapError.pcapngNotSupported
         default: throw PcapError.badMagic(magic)
         }
-        // Version (2 + 2), thiszone, sigfigs, then snaplen and the link type.
-        guard buffer.readSlice(length: 12) != nil, let snapLength = buffer.readInteger(endianness: endianness, as: UInt32.self),
+        // Magic, version (2 + 2), thiszone, sigfigs, then snaplen and the link type.
+        guard buffer.readSlice(length: 16) != nil,
+            let snapLength = buffer.readInteger(endianness: endianness, as: UInt32.self),
             let rawLinkType = buffer.readInteger(endianness: endianness, as: UInt32.self)
         else { throw PcapError.truncated(offset: buffer.readerIndex) }
-        // The upper bits of the link type field may carry FCS information; the type is the low 16 bits.
-        guard let linkType = LinkType(rawValue: rawLinkType & 0xFFFF) else {
-            throw PcapError.unsupportedLinkType(rawLinkType)
-        }
+        guard let linkType = LinkType(field: rawLinkType) else { throw PcapError.unsupportedLinkType(rawLinkType) }
         self.linkType = linkType
         self.snapLength = Int(snapLength)
 
@@ -88,12 +104,134 @@ public struct PcapReader {
                 var frame = buffer.readSlice(length: Int(capturedLength))
             else { throw PcapError.truncated(offset: recordStart) }
             let nanoseconds = Int64(seconds) * 1_000_000_000 + Int64(fraction) * (nanosecondResolution ? 1 : 1_000)
-            if let datagram = Self.udpDatagram(in: &frame, linkType: linkType, fileEndianness: endianness) {
-                records.append(
-                    PcapRecord(timestamp: SCTPTime(nanoseconds: nanoseconds), datagram: datagram,
-                               originalLength: Int(originalLength)))
+            append(&frame, linkType: linkType, endianness: endianness, nanoseconds: nanoseconds,
+                   originalLength: Int(originalLength))
+        }
+    }
+
+    private mutating func append(_ frame: inout ByteBuffer, linkType: LinkType, endianness: Endianness,
+                                 nanoseconds: Int64, originalLength: Int) {
+        if let datagram = Self.udpDatagram(in: &frame, linkType: linkType, fileEndianness: endianness) {
+            records.append(PcapRecord(timestamp: SCTPTime(nanoseconds: nanoseconds), datagram: datagram,
+                                      originalLength: originalLength))
+        } else {
+            skippedCount += 1
+        }
+    }
+
+    // MARK: - pcapng
+
+    static let sectionHeaderBlock: UInt32 = 0x0A0D_0D0A
+    private static let byteOrderMagic: UInt32 = 0x1A2B_3C4D
+
+    /// One interface of a pcapng section: its link type and timestamp unit.
+    private struct Interface {
+        var linkType: LinkType?
+        var rawLinkType: UInt32
+        var snapLength: Int
+        /// if_tsresol: the exponent, and whether it is a power of two rather than of ten.
+        var resolution: (exponent: UInt8, binary: Bool) = (6, false)
+
+        func nanoseconds(_ units: UInt64) -> Int64 {
+            if resolution.binary {
+                let shift = UInt64(resolution.exponent)
+                let whole = units >> shift
+                let fraction = units & ((1 << shift) &- 1)
+                return Int64(truncatingIfNeeded: whole &* 1_000_000_000 &+ (fraction &* 1_000_000_000) >> shift)
+            }
+            var value = units
+            if resolution.exponent <= 9 {
+                for _ in resolution.exponent..<9 { value &*= 10 }
             } else {
-                skippedCount += 1
+                for _ in 9..<resolution.exponent { value /= 10 }
+            }
+            return Int64(truncatingIfNeeded: value)
+        }
+    }
+
+    private mutating func readPcapng(_ buffer: inout ByteBuffer) throws {
+        var endianness = Endianness.little
+        var interfaces: [Interface] = []
+        var sawFirstInterface = false
+        while buffer.readableBytes > 0 {
+            let blockStart = buffer.readerIndex
+            guard let type = buffer.getInteger(at: blockStart, endianness: endianness, as: UInt32.self) else {
+                throw PcapError.truncated(offset: blockStart)
+            }
+            if type == Self.sectionHeaderBlock {
+                // The byte-order magic after the length says how to read the rest of the section.
+                guard let order = buffer.getInteger(at: blockStart + 8, endianness: .little, as: UInt32.self) else {
+                    throw PcapError.truncated(offset: blockStart)
+                }
+                switch order {
+                case Self.byteOrderMagic: endianness = .little
+                case Self.byteOrderMagic.byteSwapped: endianness = .big
+                default: throw PcapError.badMagic(order)
+                }
+                interfaces = []
+            }
+            guard let length = buffer.getInteger(at: blockStart + 4, endianness: endianness, as: UInt32.self),
+                length >= 12, length % 4 == 0, buffer.readSlice(length: 8) != nil,
+                var body = buffer.readSlice(length: Int(length) - 12), buffer.readSlice(length: 4) != nil
+            else { throw PcapError.truncated(offset: blockStart) }
+            switch type {
+            case 1:
+                // Interface description: link type, reserved, snaplen, options.
+                guard let rawLinkType = body.readInteger(endianness: endianness, as: UInt16.self),
+                    body.readSlice(length: 2) != nil,
+                    let snapLength = body.readInteger(endianness: endianness, as: UInt32.self)
+                else { throw PcapError.truncated(offset: blockStart) }
+                var interface = Interface(linkType: LinkType(field: UInt32(rawLinkType)),
+                                          rawLinkType: UInt32(rawLinkType), snapLength: Int(snapLength))
+                while let code = body.readInteger(endianness: endianness, as: UInt16.self),
+                    let optionLength = body.readInteger(endianness: endianness, as: UInt16.self), code != 0,
+                    var value = body.readSlice(length: (Int(optionLength) + 3) & ~3)
+                {
+                    if code == 9, optionLength == 1, let resolution = value.readInteger(as: UInt8.self) {
+                        interface.resolution = (resolution & 0x7F, resolution & 0x80 != 0)
+                    }
+                }
+                if !sawFirstInterface {
+                    sawFirstInterface = true
+                    guard let linkType = interface.linkType else {
+                        throw PcapError.unsupportedLinkType(interface.rawLinkType)
+                    }
+                    self.linkType = linkType
+                    self.snapLength = interface.snapLength
+                }
+                interfaces.append(interface)
+            case 6:
+                // Enhanced packet: interface, timestamp (high, low), captured and original length, data.
+                guard let interfaceID = body.readInteger(endianness: endianness, as: UInt32.self),
+                    let high = body.readInteger(endianness: endianness, as: UInt32.self),
+                    let low = body.readInteger(endianness: endianness, as: UInt32.self),
+                    let capturedLength = body.readInteger(endianness: endianness, as: UInt32.self),
+                    let originalLength = body.readInteger(endianness: endianness, as: UInt32.self),
+                    Int(interfaceID) < interfaces.count,
+                    var frame = body.readSlice(length: Int(capturedLength))
+                else { throw PcapError.truncated(offset: blockStart) }
+                let interface = interfaces[Int(interfaceID)]
+                guard let linkType = interface.linkType else {
+                    skippedCount += 1
+                    continue
+                }
+                append(&frame, linkType: linkType, endianness: endianness,
+                       nanoseconds: interface.nanoseconds(UInt64(high) << 32 | UInt64(low)),
+                       originalLength: Int(originalLength))
+            case 3:
+                // Simple packet: original length, then the data up to the snap length; no timestamp.
+                guard let interface = interfaces.first, let linkType = interface.linkType,
+                    let originalLength = body.readInteger(endianness: endianness, as: UInt32.self)
+                else {
+                    skippedCount += 1
+                    continue
+                }
+                let captured = min(Int(originalLength), interface.snapLength == 0 ? .max : interface.snapLength)
+                guard var frame = body.readSlice(length: captured) else { throw PcapError.truncated(offset: blockStart) }
+                append(&frame, linkType: linkType, endianness: endianness, nanoseconds: 0,
+                       originalLength: Int(originalLength))
+            default:
+                continue
             }
         }
     }

@@ -12,18 +12,15 @@ import SCTPEngine
 public enum PcapError: Error, Equatable, CustomStringConvertible {
     case cannotOpen(path: String, errno: Int32)
     case writeFailed(path: String, errno: Int32)
-    /// The file is pcapng; convert it with `editcap -F pcap in.pcapng out.pcap` (or capture with `dumpcap -P`).
-    case pcapngNotSupported
     case badMagic(UInt32)
     case unsupportedLinkType(UInt32)
-    /// The file ends inside a header or record.
+    /// The file ends inside a header, record or block.
     case truncated(offset: Int)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let errno): return "cannot open \(path): errno \(errno)"
         case .writeFailed(let path, let errno): return "cannot write \(path): errno \(errno)"
-        case .pcapngNotSupported: return "pcapng is not supported: convert with `editcap -F pcap` or use `dumpcap -P`"
         case .badMagic(let magic): return "not a classic pcap file (magic 0x\(String(magic, radix: 16)))"
         case .unsupportedLinkType(let type): return "unsupported pcap link type \(type)"
         case .truncated(let offset): return "pcap file truncated at byte \(offset)"

@@ -153,9 +153,7 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
     }
 
     @Test func readerRejectsWhatItCannotRead() throws {
-        #expect(throws: PcapError.pcapngNotSupported) {
-            try PcapReader(bytes: [0x0A, 0x0D, 0x0D, 0x0A, 0, 0, 0, 0])
-        }
+        #expect(throws: PcapError.truncated(offset: 0)) { try PcapReader(bytes: [0x0A, 0x0D, 0x0D, 0x0A, 0, 0, 0]) }
         #expect(throws: PcapError.badMagic(0x0403_0201)) { try PcapReader(bytes: [1, 2, 3, 4, 0, 0, 0, 0]) }
         #expect(throws: PcapError.unsupportedLinkType(147)) {
             try PcapReader(bytes: handBuiltPcap(linkType: 147, frames: []))
@@ -168,6 +166,101 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         fragment[6] = 0x20
         let reader = try PcapReader(bytes: handBuiltPcap(linkType: 101, frames: [(0, 0, fragment)]))
         #expect(reader.records.isEmpty && reader.skippedCount == 1)
+    }
+
+    @Test(arguments: [false, true])
+    func readerReadsPcapng(bigEndian: Bool) throws {
+        let datagram = SCTPDatagram(source: client, destination: server, payload: ByteBuffer(bytes: [1, 2, 3, 4]))
+        let ethernet: [UInt8] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00] + ipPacket(of: datagram)
+        let order: Endianness = bigEndian ? .big : .little
+        var file = ByteBuffer()
+        func block(_ type: UInt32, _ body: (inout ByteBuffer) -> Void) {
+            var content = ByteBuffer()
+            body(&content)
+            while content.readableBytes % 4 != 0 { content.writeInteger(UInt8(0)) }
+            file.writeInteger(type, endianness: order)
+            file.writeInteger(UInt32(content.readableBytes + 12), endianness: order)
+            file.writeImmutableBuffer(content)
+            file.writeInteger(UInt32(content.readableBytes + 12), endianness: order)
+        }
+        block(0x0A0D_0D0A) {
+            $0.writeInteger(UInt32(0x1A2B_3C4D), endianness: order)
+            $0.writeInteger(UInt16(1), endianness: order)
+            $0.writeInteger(UInt16(0), endianness: order)
+            $0.writeInteger(UInt64.max, endianness: order)
+        }
+        // Interface 0: Ethernet, microseconds by default. Interface 1: raw IP, if_tsresol 2^-10 s.
+        block(1) {
+            $0.writeInteger(UInt16(1), endianness: order)
+            $0.writeInteger(UInt16(0), endianness: order)
+            $0.writeInteger(UInt32(0), endianness: order)
+        }
+        block(1) {
+            $0.writeInteger(UInt16(101), endianness: order)
+            $0.writeInteger(UInt16(0), endianness: order)
+            $0.writeInteger(UInt32(0), endianness: order)
+            $0.writeInteger(UInt16(9), endianness: order)
+            $0.writeInteger(UInt16(1), endianness: order)
+            $0.writeBytes([0x8A, 0, 0, 0])
+            $0.writeInteger(UInt32(0), endianness: order)
+        }
+        for (interface, timestamp, frame) in [(UInt32(0), UInt64(2_500_000), ethernet),
+                                              (1, 3 * 1024 + 512, ipPacket(of: datagram))] {
+            block(6) {
+                $0.writeInteger(interface, endianness: order)
+                $0.writeInteger(UInt32(timestamp >> 32), endianness: order)
+                $0.writeInteger(UInt32(timestamp & 0xFFFF_FFFF), endianness: order)
+                $0.writeInteger(UInt32(frame.count), endianness: order)
+                $0.writeInteger(UInt32(frame.count), endianness: order)
+                $0.writeBytes(frame)
+            }
+            // An interface statistics block in between, to be skipped.
+            block(5) { $0.writeInteger(interface, endianness: order) }
+        }
+        let reader = try PcapReader(bytes: Array(file.readableBytesView))
+        #expect(reader.linkType == .ethernet)
+        #expect(reader.records.map(\.timestamp) == [SCTPTime(nanoseconds: 2_500_000_000),
+                                                    SCTPTime(nanoseconds: 3_500_000_000)])
+        #expect(reader.records.allSatisfy { $0.datagram.source == client && $0.datagram.payload == datagram.payload })
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/editcap")))
+    func readerAgreesWithEditcapConversions() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agg-sim-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let original = directory.appendingPathComponent("original.pcap").path
+        let writer = try PcapWriter(path: original)
+        var random = SCTPRandom(seed: 5)
+        for index in 0..<50 {
+            let (source, destination) = index % 2 == 0 ? (client, server) : (v6Server, v6Client)
+            writer.write(SCTPDatagram(source: source, destination: destination,
+                                      payload: ByteBuffer(bytes: random.bytes(Int(random.next() % 1000)))),
+                         at: SCTPTime(nanoseconds: Int64(index) * 987_654_321))
+        }
+        try writer.close()
+        let expected = try PcapReader(path: original).records
+        #expect(expected.count == 50)
+        // pcapng keeps nanoseconds; classic microsecond pcap rounds them down.
+        for (format, microseconds) in [("pcapng", false), ("pcap", true), ("nsecpcap", false)] {
+            let converted = directory.appendingPathComponent("converted.\(format)").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/editcap")
+            process.arguments = ["-F", format, original, converted]
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            try #require(process.terminationStatus == 0, "editcap \(process.arguments ?? [])")
+            let records = try PcapReader(path: converted).records
+            #expect(records.count == expected.count)
+            for (record, reference) in zip(records, expected) {
+                let time = microseconds ? reference.timestamp.nanoseconds / 1000 * 1000 : reference.timestamp.nanoseconds
+                #expect(record.timestamp.nanoseconds == time)
+                #expect(record.datagram.source == reference.datagram.source)
+                #expect(record.datagram.destination == reference.datagram.destination)
+                #expect(record.datagram.payload == reference.datagram.payload)
+            }
+        }
     }
 
     @Test func snapLengthTruncatesCapturedBytes() throws {
