@@ -28,7 +28,9 @@ enum PacketHeaders {
         switch (datagram.source.ip, datagram.destination.ip) {
         case (.v4(let source), .v4(let destination)):
             guard udpLength + 20 <= 0xFFFF else { return false }
-            sum &+= UInt64(source >> 16) &+ UInt64(source & 0xFFFF) &+ UInt64(destination >> 16) &+ UInt64(destination & 0xFFFF)
+            sum &+=
+                UInt64(source >> 16) &+ UInt64(source & 0xFFFF) &+ UInt64(destination >> 16)
+                &+ UInt64(destination & 0xFFFF)
             var header: [UInt16] = [
                 0x4500, UInt16(20 + udpLength), identification, 0x4000, 0x4011, 0,
                 UInt16(source >> 16), UInt16(source & 0xFFFF), UInt16(destination >> 16), UInt16(destination & 0xFFFF),

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import SCTPEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// One UDP datagram found in a capture, with the capture timestamp.
 public struct PcapRecord: Sendable {
@@ -104,16 +105,21 @@ public struct PcapReader {
                 var frame = buffer.readSlice(length: Int(capturedLength))
             else { throw PcapError.truncated(offset: recordStart) }
             let nanoseconds = Int64(seconds) * 1_000_000_000 + Int64(fraction) * (nanosecondResolution ? 1 : 1_000)
-            append(&frame, linkType: linkType, endianness: endianness, nanoseconds: nanoseconds,
-                   originalLength: Int(originalLength))
+            append(
+                &frame, linkType: linkType, endianness: endianness, nanoseconds: nanoseconds,
+                originalLength: Int(originalLength))
         }
     }
 
-    private mutating func append(_ frame: inout ByteBuffer, linkType: LinkType, endianness: Endianness,
-                                 nanoseconds: Int64, originalLength: Int) {
+    private mutating func append(
+        _ frame: inout ByteBuffer, linkType: LinkType, endianness: Endianness,
+        nanoseconds: Int64, originalLength: Int
+    ) {
         if let datagram = Self.udpDatagram(in: &frame, linkType: linkType, fileEndianness: endianness) {
-            records.append(PcapRecord(timestamp: SCTPTime(nanoseconds: nanoseconds), datagram: datagram,
-                                      originalLength: originalLength))
+            records.append(
+                PcapRecord(
+                    timestamp: SCTPTime(nanoseconds: nanoseconds), datagram: datagram,
+                    originalLength: originalLength))
         } else {
             skippedCount += 1
         }
@@ -181,8 +187,9 @@ public struct PcapReader {
                     body.readSlice(length: 2) != nil,
                     let snapLength = body.readInteger(endianness: endianness, as: UInt32.self)
                 else { throw PcapError.truncated(offset: blockStart) }
-                var interface = Interface(linkType: LinkType(field: UInt32(rawLinkType)),
-                                          rawLinkType: UInt32(rawLinkType), snapLength: Int(snapLength))
+                var interface = Interface(
+                    linkType: LinkType(field: UInt32(rawLinkType)),
+                    rawLinkType: UInt32(rawLinkType), snapLength: Int(snapLength))
                 while let code = body.readInteger(endianness: endianness, as: UInt16.self),
                     let optionLength = body.readInteger(endianness: endianness, as: UInt16.self), code != 0,
                     var value = body.readSlice(length: (Int(optionLength) + 3) & ~3)
@@ -215,9 +222,10 @@ public struct PcapReader {
                     skippedCount += 1
                     continue
                 }
-                append(&frame, linkType: linkType, endianness: endianness,
-                       nanoseconds: interface.nanoseconds(UInt64(high) << 32 | UInt64(low)),
-                       originalLength: Int(originalLength))
+                append(
+                    &frame, linkType: linkType, endianness: endianness,
+                    nanoseconds: interface.nanoseconds(UInt64(high) << 32 | UInt64(low)),
+                    originalLength: Int(originalLength))
             case 3:
                 // Simple packet: original length, then the data up to the snap length; no timestamp.
                 guard let interface = interfaces.first, let linkType = interface.linkType,
@@ -227,9 +235,12 @@ public struct PcapReader {
                     continue
                 }
                 let captured = min(Int(originalLength), interface.snapLength == 0 ? .max : interface.snapLength)
-                guard var frame = body.readSlice(length: captured) else { throw PcapError.truncated(offset: blockStart) }
-                append(&frame, linkType: linkType, endianness: endianness, nanoseconds: 0,
-                       originalLength: Int(originalLength))
+                guard var frame = body.readSlice(length: captured) else {
+                    throw PcapError.truncated(offset: blockStart)
+                }
+                append(
+                    &frame, linkType: linkType, endianness: endianness, nanoseconds: 0,
+                    originalLength: Int(originalLength))
             default:
                 continue
             }

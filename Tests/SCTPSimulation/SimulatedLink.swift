@@ -39,8 +39,10 @@ public final class SimulatedLink {
     /// The latest in-order delivery time, so that jitter does not reorder when it must not.
     private var lastDelivery = SCTPTime.zero
 
-    init(name: String, sources: [SCTPIPAddress], destinations: [SCTPIPAddress], configuration: LinkConfiguration,
-         nat: LinkNAT?, seed: UInt64) {
+    init(
+        name: String, sources: [SCTPIPAddress], destinations: [SCTPIPAddress], configuration: LinkConfiguration,
+        nat: LinkNAT?, seed: UInt64
+    ) {
         self.name = name
         self.sources = sources
         self.destinations = destinations

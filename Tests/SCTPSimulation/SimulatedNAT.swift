@@ -136,8 +136,10 @@ public final class SimulatedNAT {
     /// Ports handed out before and since released: a random NAT avoids them so a new mapping is visibly new.
     private var retiredPorts: Set<UInt16> = []
 
-    public init(name: String = "nat", outsideAddress: SCTPIPAddress, configuration: NATConfiguration = .portPreserving,
-                seed: UInt64 = 0x4E41_54) {
+    public init(
+        name: String = "nat", outsideAddress: SCTPIPAddress, configuration: NATConfiguration = .portPreserving,
+        seed: UInt64 = 0x4E41_54
+    ) {
         self.name = name
         self.outsideAddress = outsideAddress
         self.configuration = configuration
@@ -147,8 +149,9 @@ public final class SimulatedNAT {
     /// The live mappings at `now`, ordered by outside port.
     public func bindings(at now: SCTPTime) -> [Binding] {
         mappingsByPort.values.filter { !isExpired($0, now: now) }.sorted { $0.outsidePort < $1.outsidePort }.map {
-            Binding(inside: $0.key.inside, outside: SCTPSocketAddress(ip: outsideAddress, port: $0.outsidePort),
-                    lastUsed: $0.lastUsed)
+            Binding(
+                inside: $0.key.inside, outside: SCTPSocketAddress(ip: outsideAddress, port: $0.outsidePort),
+                lastUsed: $0.lastUsed)
         }
     }
 

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import SCTPEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A deterministic network in virtual time: it owns the clock, the hosts attached at IP addresses, the links
 /// between them (with NATs on them) and the packets in flight, and runs hosts' inputs and timers in time order.
@@ -131,15 +132,19 @@ public final class SimulatedNetwork {
     /// Adds one directed link carrying every datagram from any of `sources` to any of `destinations`; they share
     /// its queue and counters. Each (source, destination) pair may have only one link.
     @discardableResult
-    public func addLink(from sources: [SCTPIPAddress], to destinations: [SCTPIPAddress],
-                        _ configuration: LinkConfiguration = .ideal, name: String? = nil,
-                        nat: LinkNAT? = nil) -> SimulatedLink {
+    public func addLink(
+        from sources: [SCTPIPAddress], to destinations: [SCTPIPAddress],
+        _ configuration: LinkConfiguration = .ideal, name: String? = nil,
+        nat: LinkNAT? = nil
+    ) -> SimulatedLink {
         let index = links.count
-        let linkName = name ?? "\(sources.map(\.description).joined(separator: ","))->"
+        let linkName =
+            name ?? "\(sources.map(\.description).joined(separator: ","))->"
             + destinations.map(\.description).joined(separator: ",")
-        let link = SimulatedLink(name: linkName, sources: sources, destinations: destinations,
-                                 configuration: configuration, nat: nat,
-                                 seed: seed &+ UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)
+        let link = SimulatedLink(
+            name: linkName, sources: sources, destinations: destinations,
+            configuration: configuration, nat: nat,
+            seed: seed &+ UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15)
         for source in sources {
             for destination in destinations {
                 let key = RouteKey(source: source, destination: destination)
@@ -152,9 +157,11 @@ public final class SimulatedNetwork {
     }
 
     @discardableResult
-    public func addLink(from source: SCTPIPAddress, to destination: SCTPIPAddress,
-                        _ configuration: LinkConfiguration = .ideal, name: String? = nil,
-                        nat: LinkNAT? = nil) -> SimulatedLink {
+    public func addLink(
+        from source: SCTPIPAddress, to destination: SCTPIPAddress,
+        _ configuration: LinkConfiguration = .ideal, name: String? = nil,
+        nat: LinkNAT? = nil
+    ) -> SimulatedLink {
         addLink(from: [source], to: [destination], configuration, name: name, nat: nat)
     }
 
@@ -162,16 +169,22 @@ public final class SimulatedNetwork {
     /// forward link rewrites `a`'s packets to the NAT's outside address and the reverse link runs from `b` to
     /// that outside address, mapping replies back to `a`.
     @discardableResult
-    public func addBidirectionalLink(between a: SCTPIPAddress, and b: SCTPIPAddress,
-                                     _ configuration: LinkConfiguration = .ideal, name: String? = nil,
-                                     nat: SimulatedNAT? = nil) -> (forward: SimulatedLink, reverse: SimulatedLink) {
+    public func addBidirectionalLink(
+        between a: SCTPIPAddress, and b: SCTPIPAddress,
+        _ configuration: LinkConfiguration = .ideal, name: String? = nil,
+        nat: SimulatedNAT? = nil
+    ) -> (forward: SimulatedLink, reverse: SimulatedLink) {
         let label = name ?? "\(a)<->\(b)"
         guard let nat else {
-            return (addLink(from: a, to: b, configuration, name: label + ">"),
-                    addLink(from: b, to: a, configuration, name: label + "<"))
+            return (
+                addLink(from: a, to: b, configuration, name: label + ">"),
+                addLink(from: b, to: a, configuration, name: label + "<")
+            )
         }
-        return (addLink(from: a, to: b, configuration, name: label + ">", nat: .outbound(nat)),
-                addLink(from: b, to: nat.outsideAddress, configuration, name: label + "<", nat: .inbound(nat)))
+        return (
+            addLink(from: a, to: b, configuration, name: label + ">", nat: .outbound(nat)),
+            addLink(from: b, to: nat.outsideAddress, configuration, name: label + "<", nat: .inbound(nat))
+        )
     }
 
     /// The link a datagram from `source` to `destination` takes.
@@ -330,8 +343,9 @@ public final class SimulatedNetwork {
         link.counters.deliveredPayloadBytes += datagram.payload.readableBytes
         if recordsTrace {
             trace.append(
-                TraceEntry(time: now, link: link.name, source: datagram.source, destination: datagram.destination,
-                           payloadLength: datagram.payload.readableBytes, payloadHash: Self.fnv1a(datagram.payload)))
+                TraceEntry(
+                    time: now, link: link.name, source: datagram.source, destination: datagram.destination,
+                    payloadLength: datagram.payload.readableBytes, payloadHash: Self.fnv1a(datagram.payload)))
         }
         onDelivery?(datagram, link, now)
         let host = hosts[hostIndex].host

@@ -50,8 +50,10 @@ final class SinkHost: SimulatedHost {
     func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
         arrivals.append(Arrival(time: now, datagram: datagram, keepsPayload: keepsPayloads))
         if echoes {
-            outbox.append(SCTPDatagram(source: datagram.destination, destination: datagram.source,
-                                       payload: datagram.payload))
+            outbox.append(
+                SCTPDatagram(
+                    source: datagram.destination, destination: datagram.source,
+                    payload: datagram.payload))
         }
     }
 
@@ -74,8 +76,10 @@ final class PacedSender: SimulatedHost {
     private var next: SCTPTime
     private var pending: SCTPDatagram?
 
-    init(from source: SCTPSocketAddress, to destination: SCTPSocketAddress, size: Int, interval: SCTPDuration,
-         count: Int, start: SCTPTime = .zero) {
+    init(
+        from source: SCTPSocketAddress, to destination: SCTPSocketAddress, size: Int, interval: SCTPDuration,
+        count: Int, start: SCTPTime = .zero
+    ) {
         self.source = source
         self.destination = destination
         self.size = size
@@ -90,8 +94,9 @@ final class PacedSender: SimulatedHost {
 
     func handleTimeout(now: SCTPTime) {
         guard sent < count, now >= next else { return }
-        pending = SCTPDatagram(source: source, destination: destination,
-                               payload: sequencedPayload(UInt64(sent), size: size))
+        pending = SCTPDatagram(
+            source: source, destination: destination,
+            payload: sequencedPayload(UInt64(sent), size: size))
         sendTimes.append(now)
         sent += 1
         next = next + interval

@@ -12,8 +12,10 @@ let server = SCTPSocketAddress(ip: serverIP, port: 9899)
 let ipv4Overhead = 28
 
 /// A sender on `clientIP` and a sink on `serverIP` joined by one link each way.
-func pacedPair(seed: UInt64 = 1, name: String, _ configuration: LinkConfiguration, size: Int = 1000,
-               interval: SCTPDuration, count: Int, keepsPayloads: Bool = true)
+func pacedPair(
+    seed: UInt64 = 1, name: String, _ configuration: LinkConfiguration, size: Int = 1000,
+    interval: SCTPDuration, count: Int, keepsPayloads: Bool = true
+)
     -> (SimulatedNetwork, PacedSender, SinkHost, SimulatedLink)
 {
     let network = SimulatedNetwork(seed: seed, name: name)
@@ -69,8 +71,9 @@ func isWithinBinomialBounds(_ count: Int, trials: Int, probability p: Double, si
         let network = SimulatedNetwork(name: "drain")
         let sink = SinkHost()
         network.attach(sink, at: serverIP)
-        let link = network.addLink(from: clientIP, to: serverIP,
-                                   LinkConfiguration(rateBitsPerSecond: 8_000_000, queueLimitBytes: 2056))
+        let link = network.addLink(
+            from: clientIP, to: serverIP,
+            LinkConfiguration(rateBitsPerSecond: 8_000_000, queueLimitBytes: 2056))
         let packet = SCTPDatagram(source: client, destination: server, payload: sequencedPayload(0, size: 1000))
         for _ in 0..<3 { network.send(packet) }
         #expect(link.counters.droppedByQueue == 1)
@@ -86,13 +89,16 @@ func isWithinBinomialBounds(_ count: Int, trials: Int, probability p: Double, si
         let sink = SinkHost()
         network.attach(sink, at: serverIP)
         network.addLink(from: clientIP, to: serverIP, LinkConfiguration(delay: .milliseconds(25)))
-        let slow = network.addLink(from: SCTPIPAddress(v4: 10, 0, 0, 3), to: serverIP,
-                                   LinkConfiguration(rateBitsPerSecond: 1_000_000, delay: .milliseconds(5)))
+        let slow = network.addLink(
+            from: SCTPIPAddress(v4: 10, 0, 0, 3), to: serverIP,
+            LinkConfiguration(rateBitsPerSecond: 1_000_000, delay: .milliseconds(5)))
         network.send(SCTPDatagram(source: client, destination: server, payload: sequencedPayload(0, size: 100)))
         network.schedule(at: SCTPTime(nanoseconds: 3_000_000)) {
             network.send(SCTPDatagram(source: client, destination: server, payload: sequencedPayload(1, size: 100)))
-            network.send(SCTPDatagram(source: SCTPSocketAddress(ip: SCTPIPAddress(v4: 10, 0, 0, 3), port: 1),
-                                      destination: server, payload: sequencedPayload(2, size: 97)))
+            network.send(
+                SCTPDatagram(
+                    source: SCTPSocketAddress(ip: SCTPIPAddress(v4: 10, 0, 0, 3), port: 1),
+                    destination: server, payload: sequencedPayload(2, size: 97)))
         }
         try network.run(for: .seconds(1))
         // Sent at 3 ms: 125 bytes at 1 Mbit/s is 1 ms of serialisation, then 5 ms of propagation.
@@ -179,9 +185,11 @@ func isWithinBinomialBounds(_ count: Int, trials: Int, probability p: Double, si
             network.send(SCTPDatagram(source: client, destination: server, payload: sequencedPayload(0, size: size)))
         }
         for size in [1232, 1233] {
-            network.send(SCTPDatagram(source: SCTPSocketAddress(ip: clientV6, port: 1),
-                                      destination: SCTPSocketAddress(ip: serverV6, port: 9899),
-                                      payload: sequencedPayload(0, size: size)))
+            network.send(
+                SCTPDatagram(
+                    source: SCTPSocketAddress(ip: clientV6, port: 1),
+                    destination: SCTPSocketAddress(ip: serverV6, port: 9899),
+                    payload: sequencedPayload(0, size: size)))
         }
         try network.run(for: .seconds(1))
         #expect(v4.counters.droppedByMTU == 1)

@@ -11,8 +11,9 @@ func impairedTransferTrace(seed: UInt64) throws -> [SimulatedNetwork.TraceEntry]
     let nat = SimulatedNAT(outsideAddress: natOutsideIP, configuration: .symmetric, seed: seed)
     let secondClientIP = SCTPIPAddress(v4: 10, 1, 0, 2)
     let first = PacedSender(from: client, to: server, size: 600, interval: .microseconds(700), count: 3000)
-    let second = PacedSender(from: SCTPSocketAddress(ip: secondClientIP, port: 5000), to: server, size: 1100,
-                             interval: .microseconds(300), count: 3000)
+    let second = PacedSender(
+        from: SCTPSocketAddress(ip: secondClientIP, port: 5000), to: server, size: 1100,
+        interval: .microseconds(300), count: 3000)
     let server = SinkHost(echoes: true)
     network.attach(first, at: clientIP)
     network.attach(second, at: secondClientIP)

@@ -29,8 +29,10 @@ struct NATScenario {
 
     /// Sends one datagram from the client (inside port `port`) to `destination` now.
     func clientSends(to destination: SCTPSocketAddress, from port: UInt16 = 5000, sequence: UInt64 = 0) throws {
-        client.enqueue(SCTPDatagram(source: SCTPSocketAddress(ip: clientIP, port: port), destination: destination,
-                                    payload: sequencedPayload(sequence, size: 100)))
+        client.enqueue(
+            SCTPDatagram(
+                source: SCTPSocketAddress(ip: clientIP, port: port), destination: destination,
+                payload: sequencedPayload(sequence, size: 100)))
         try network.drainTransmits()
     }
 
@@ -72,8 +74,9 @@ struct NATScenario {
         #expect(!ports.contains(5000))
         // The same flow keeps its port; each new destination gets its own.
         #expect(Set(ports).count == 3)
-        #expect(scenario.server.arrivals.filter { $0.datagram.destination == server }.map(\.datagram.source.port)
-            .allSatisfy { $0 == ports[0] })
+        #expect(
+            scenario.server.arrivals.filter { $0.datagram.destination == server }.map(\.datagram.source.port)
+                .allSatisfy { $0 == ports[0] })
         #expect(scenario.client.arrivals.count == 4)
         #expect(scenario.client.arrivals.allSatisfy { $0.datagram.destination == client })
     }
@@ -121,8 +124,10 @@ struct NATScenario {
         let scenario = NATScenario(configuration, name: "nat-keepalive")
         for second in stride(from: 0, through: 120, by: 20) {
             scenario.network.schedule(at: SCTPTime(nanoseconds: Int64(second) * 1_000_000_000)) {
-                scenario.client.enqueue(SCTPDatagram(source: client, destination: server,
-                                                     payload: sequencedPayload(UInt64(second), size: 50)))
+                scenario.client.enqueue(
+                    SCTPDatagram(
+                        source: client, destination: server,
+                        payload: sequencedPayload(UInt64(second), size: 50)))
             }
         }
         try scenario.network.run(for: .seconds(130))

@@ -5,8 +5,10 @@ import SCTPSimulation
 import Testing
 
 /// A classic pcap file around `frames`, built by hand so the reader is tested against bytes it did not write.
-func handBuiltPcap(linkType: UInt32, bigEndian: Bool = false, nanoseconds: Bool = false,
-                   frames: [(seconds: UInt32, fraction: UInt32, bytes: [UInt8])]) -> [UInt8] {
+func handBuiltPcap(
+    linkType: UInt32, bigEndian: Bool = false, nanoseconds: Bool = false,
+    frames: [(seconds: UInt32, fraction: UInt32, bytes: [UInt8])]
+) -> [UInt8] {
     var buffer = ByteBuffer()
     let order: Endianness = bigEndian ? .big : .little
     buffer.writeInteger(nanoseconds ? UInt32(0xA1B2_3C4D) : 0xA1B2_C3D4, endianness: order)
@@ -55,7 +57,8 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         for index in 0..<200 {
             let (source, destination) = index % 3 == 0 ? (v6Client, v6Server) : (client, server)
             let payload = ByteBuffer(bytes: random.bytes(Int(random.next() % 1400)))
-            let datagram = index % 2 == 0
+            let datagram =
+                index % 2 == 0
                 ? SCTPDatagram(source: source, destination: destination, payload: payload)
                 : SCTPDatagram(source: destination, destination: source, payload: payload)
             let time = SCTPTime(nanoseconds: Int64(index) * 1_234_567_891)
@@ -123,19 +126,30 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
             // Ethernet: a VLAN-tagged IPv4 frame with trailing padding, IPv6, and ARP to skip.
             (1, [macs + [0x81, 0x00, 0x00, 0x05, 0x08, 0x00] + ip4 + [0, 0, 0, 0], macs + [0x86, 0xDD] + ip6, arp]),
             // Linux cooked v1: packet type, ARPHRD, address length, 8 address bytes, protocol.
-            (113, [[0, 0, 0, 1, 0, 6] + [UInt8](repeating: 7, count: 8) + [0x08, 0x00] + ip4,
-                   [0, 4, 3, 4, 0, 6] + [UInt8](repeating: 7, count: 8) + [0x86, 0xDD] + ip6]),
+            (
+                113,
+                [
+                    [0, 0, 0, 1, 0, 6] + [UInt8](repeating: 7, count: 8) + [0x08, 0x00] + ip4,
+                    [0, 4, 3, 4, 0, 6] + [UInt8](repeating: 7, count: 8) + [0x86, 0xDD] + ip6,
+                ]
+            ),
             // Linux cooked v2: protocol, reserved, interface index, ARPHRD, packet type, address length, address.
-            (276, [[0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6] + [UInt8](repeating: 7, count: 8) + ip4,
-                   [0x86, 0xDD, 0, 0, 0, 0, 0, 1, 3, 4, 4, 0] + [UInt8](repeating: 0, count: 8) + ip6]),
+            (
+                276,
+                [
+                    [0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6] + [UInt8](repeating: 7, count: 8) + ip4,
+                    [0x86, 0xDD, 0, 0, 0, 0, 0, 1, 3, 4, 4, 0] + [UInt8](repeating: 0, count: 8) + ip6,
+                ]
+            ),
             // BSD loopback: the address family in the capturing host's byte order (little-endian here).
             (0, [[2, 0, 0, 0] + ip4, [30, 0, 0, 0] + ip6]),
             (101, [ip4, ip6]),
         ]
         for (linkType, frames) in cases {
             for bigEndian in [false, true] where linkType != 0 || !bigEndian {
-                let file = handBuiltPcap(linkType: linkType, bigEndian: bigEndian,
-                                         frames: frames.enumerated().map { (UInt32($0.offset), 250_000, $0.element) })
+                let file = handBuiltPcap(
+                    linkType: linkType, bigEndian: bigEndian,
+                    frames: frames.enumerated().map { (UInt32($0.offset), 250_000, $0.element) })
                 let reader = try PcapReader(bytes: file)
                 #expect(reader.linkType.rawValue == linkType)
                 #expect(reader.records.count == 2, "link type \(linkType)")
@@ -158,8 +172,16 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         #expect(throws: PcapError.unsupportedLinkType(147)) {
             try PcapReader(bytes: handBuiltPcap(linkType: 147, frames: []))
         }
-        let whole = handBuiltPcap(linkType: 101, frames: [(0, 0, ipPacket(of: SCTPDatagram(
-            source: client, destination: server, payload: ByteBuffer(bytes: [1, 2, 3]))))])
+        let whole = handBuiltPcap(
+            linkType: 101,
+            frames: [
+                (
+                    0, 0,
+                    ipPacket(
+                        of: SCTPDatagram(
+                            source: client, destination: server, payload: ByteBuffer(bytes: [1, 2, 3])))
+                )
+            ])
         #expect(throws: PcapError.truncated(offset: 24)) { try PcapReader(bytes: Array(whole.dropLast())) }
         // A fragment is skipped, not misread.
         var fragment = ipPacket(of: SCTPDatagram(source: client, destination: server, payload: ByteBuffer(bytes: [1])))
@@ -204,8 +226,10 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
             $0.writeBytes([0x8A, 0, 0, 0])
             $0.writeInteger(UInt32(0), endianness: order)
         }
-        for (interface, timestamp, frame) in [(UInt32(0), UInt64(2_500_000), ethernet),
-                                              (1, 3 * 1024 + 512, ipPacket(of: datagram))] {
+        for (interface, timestamp, frame) in [
+            (UInt32(0), UInt64(2_500_000), ethernet),
+            (1, 3 * 1024 + 512, ipPacket(of: datagram)),
+        ] {
             block(6) {
                 $0.writeInteger(interface, endianness: order)
                 $0.writeInteger(UInt32(timestamp >> 32), endianness: order)
@@ -219,8 +243,11 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         }
         let reader = try PcapReader(bytes: Array(file.readableBytesView))
         #expect(reader.linkType == .ethernet)
-        #expect(reader.records.map(\.timestamp) == [SCTPTime(nanoseconds: 2_500_000_000),
-                                                    SCTPTime(nanoseconds: 3_500_000_000)])
+        #expect(
+            reader.records.map(\.timestamp) == [
+                SCTPTime(nanoseconds: 2_500_000_000),
+                SCTPTime(nanoseconds: 3_500_000_000),
+            ])
         #expect(reader.records.allSatisfy { $0.datagram.source == client && $0.datagram.payload == datagram.payload })
     }
 
@@ -234,9 +261,11 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         var random = SCTPRandom(seed: 5)
         for index in 0..<50 {
             let (source, destination) = index % 2 == 0 ? (client, server) : (v6Server, v6Client)
-            writer.write(SCTPDatagram(source: source, destination: destination,
-                                      payload: ByteBuffer(bytes: random.bytes(Int(random.next() % 1000)))),
-                         at: SCTPTime(nanoseconds: Int64(index) * 987_654_321))
+            writer.write(
+                SCTPDatagram(
+                    source: source, destination: destination,
+                    payload: ByteBuffer(bytes: random.bytes(Int(random.next() % 1000)))),
+                at: SCTPTime(nanoseconds: Int64(index) * 987_654_321))
         }
         try writer.close()
         let expected = try PcapReader(path: original).records
@@ -254,7 +283,8 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
             let records = try PcapReader(path: converted).records
             #expect(records.count == expected.count)
             for (record, reference) in zip(records, expected) {
-                let time = microseconds ? reference.timestamp.nanoseconds / 1000 * 1000 : reference.timestamp.nanoseconds
+                let time =
+                    microseconds ? reference.timestamp.nanoseconds / 1000 * 1000 : reference.timestamp.nanoseconds
                 #expect(record.timestamp.nanoseconds == time)
                 #expect(record.datagram.source == reference.datagram.source)
                 #expect(record.datagram.destination == reference.datagram.destination)
@@ -265,8 +295,9 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
 
     @Test func snapLengthTruncatesCapturedBytes() throws {
         let writer = PcapWriter(snapLength: 64)
-        writer.write(SCTPDatagram(source: client, destination: server, payload: ByteBuffer(repeating: 1, count: 500)),
-                     at: .zero)
+        writer.write(
+            SCTPDatagram(source: client, destination: server, payload: ByteBuffer(repeating: 1, count: 500)),
+            at: .zero)
         let bytes = writer.bytes
         #expect(bytes.count == 24 + 16 + 64)
         #expect(Array(bytes[32..<40]) == [64, 0, 0, 0, 0x10, 0x02, 0, 0])
@@ -289,8 +320,10 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         scenario.network.attach(v6Sink, at: v6Server.ip)
         scenario.network.addLink(from: v6Client.ip, to: v6Server.ip)
         for sequence in 0..<5 {
-            scenario.network.send(SCTPDatagram(source: v6Client, destination: v6Server,
-                                               payload: sequencedPayload(UInt64(sequence), size: 300)))
+            scenario.network.send(
+                SCTPDatagram(
+                    source: v6Client, destination: v6Server,
+                    payload: sequencedPayload(UInt64(sequence), size: 300)))
         }
         try scenario.network.run(for: .seconds(1))
         try scenario.network.capture?.close()
@@ -312,8 +345,11 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         let data = output.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         #expect(process.terminationStatus == 0)
-        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map { $0.split(
-            separator: ",", omittingEmptySubsequences: false).map(String.init) }
+        let lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map {
+            $0.split(
+                separator: ",", omittingEmptySubsequences: false
+            ).map(String.init)
+        }
         #expect(lines.count == 45)
         guard lines.count == 45 else { return }
         // The IPv6 packets on the ideal link arrive first, then the NATed client's, translated.
