@@ -164,10 +164,20 @@ struct Path: Sendable {
         counters.bytesSent += bytes
         counters.packetsSent += 1
         if dataBytes > 0 {
-            // RFC 9260 §7.2.1: shrink a window left idle for at least one RTO before using it again.
-            if let last = lastDataSent { congestion.handleIdle(idleFor: now - last, rto: rto.rto) }
+            applyIdleDecay(now: now)
             lastDataSent = now
         }
+    }
+
+    /// RFC 9260 §7.2.1: shrinks a window left without new data for at least one RTO, halving it per RTO (down to
+    /// 4*MTU). `recordSent` applies it; call it also before deciding how much to send after a pause, so the
+    /// burst already obeys the smaller window. Idempotent: the periods counted are consumed.
+    mutating func applyIdleDecay(now: SCTPTime) {
+        guard let last = lastDataSent, rto.rto > .zero else { return }
+        let periods = (now - last).nanoseconds / rto.rto.nanoseconds
+        guard periods > 0 else { return }
+        congestion.handleIdle(idleFor: now - last, rto: rto.rto)
+        lastDataSent = last + rto.rto * periods
     }
 
     mutating func recordReceived(bytes: Int) {

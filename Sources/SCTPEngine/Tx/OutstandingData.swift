@@ -24,11 +24,20 @@ struct OutstandingData: Sendable {
         var delayedAckForCMT = false
         /// Miss indications that trigger fast retransmit: 3 (RFC 9260 §7.2.4).
         var threshold = 3
+        /// Treat chunks gap-acked earlier but missing from a later SACK's blocks as reneged (RFC 9260 §6.2 lets a
+        /// receiver renege) and count them unacknowledged again. Off by default: with several paths SACKs arrive
+        /// reordered, and an older SACK would look like reneging, undo acknowledgements and inflate the next
+        /// SACK's newly acknowledged bytes. agg's own receiver never reneges (it could always send NR-SACKs).
+        var detectsReneging = false
 
-        init(splitFastRetransmit: Bool = false, delayedAckForCMT: Bool = false, threshold: Int = 3) {
+        init(
+            splitFastRetransmit: Bool = false, delayedAckForCMT: Bool = false, threshold: Int = 3,
+            detectsReneging: Bool = false
+        ) {
             self.splitFastRetransmit = splitFastRetransmit
             self.delayedAckForCMT = delayedAckForCMT
             self.threshold = threshold
+            self.detectsReneging = detectsReneging
         }
     }
 
@@ -128,6 +137,8 @@ struct OutstandingData: Sendable {
     /// Bytes sent and neither acknowledged nor abandoned, in flight or waiting for retransmission.
     private(set) var unackedBytes = 0
     private var gapAckedCount = 0
+    /// The unwrapped TSN of the highest gap-acked chunk, bounding the renege scan.
+    private var highestGapAcked: UInt64 = 0
     private var scratch: [PathAck] = []
 
     /// `initialTSN` is the first TSN we send (RFC 9260 §5.1: the Initial TSN of our INIT or INIT ACK).
@@ -259,7 +270,7 @@ struct OutstandingData: Sendable {
             let start = Int(block.start)
             let end = min(Int(block.end), items.count)
             guard start >= 1, start <= end else { continue }
-            if gapAckedCount > 0 && start - 1 > covered {
+            if policy.detectsReneging && gapAckedCount > 0 && start - 1 > covered {
                 revertReneged(in: covered..<(start - 1))
             }
             for i in (start - 1)..<end where items[i].state == .outstanding {
@@ -268,8 +279,9 @@ struct OutstandingData: Sendable {
             covered = max(covered, end)
             highestReported = max(highestReported, end)
         }
-        if gapAckedCount > 0 && covered < items.count {
-            revertReneged(in: covered..<items.count)
+        if policy.detectsReneging && gapAckedCount > 0 && highestGapAcked >= firstUnwrapped {
+            let limit = min(items.count, Int(highestGapAcked - firstUnwrapped) + 1)
+            if covered < limit { revertReneged(in: covered..<limit) }
         }
 
         countMissIndications(
@@ -294,6 +306,7 @@ struct OutstandingData: Sendable {
             if ack.flightSizeBeforeSack > 0 || ack.bytesAcked > 0 || lowest != nil { scratch.append(ack) }
         }
         outcome.paths = scratch
+        _ = firstRetransmissionIndexPurging()
         outcome.peerReceiverWindow = max(0, Int(sack.advertisedReceiverWindowCredit) - totalFlightSize)
         return outcome
     }
@@ -323,6 +336,7 @@ struct OutstandingData: Sendable {
         items[i].state = .abandoned
         unackedBytes -= items[i].size
         items[i].chunk.fragment.payload = ByteBuffer()
+        _ = firstRetransmissionIndexPurging()
         return true
     }
 
@@ -367,7 +381,10 @@ struct OutstandingData: Sendable {
         if items[i].isInFlight { removeFromFlight(at: i) }
         items[i].isMarkedForRetransmission = false
         items[i].state = state
-        if state == .gapAcked { gapAckedCount += 1 }
+        if state == .gapAcked {
+            gapAckedCount += 1
+            highestGapAcked = max(highestGapAcked, firstUnwrapped + UInt64(i))
+        }
         unackedBytes -= items[i].size
         let tsn = items[i].chunk.tsn
         let p = accountIndex(for: items[i].path)

@@ -180,8 +180,19 @@ import Testing
         #expect(queue.unackedBytes == 200)
     }
 
-    @Test func renegedChunksBecomeUnacknowledgedAgain() {
+    @Test func reorderedOlderSackDoesNotUndoGapAcks() {
         var queue = OutstandingData(initialTSN: TSN(1))
+        send(&queue, 6, to: p1, now: clock.now)
+        _ = queue.handleSack(sack(0, [(2, 3), (5, 5)]), now: clock.now)
+        let older = queue.handleSack(sack(0, [(2, 2)]), now: clock.now)
+        #expect(older.highestNewlyAckedTSN == nil)
+        #expect(queue.item(for: TSN(3))?.state == .gapAcked)
+        #expect(queue.item(for: TSN(5))?.state == .gapAcked)
+        #expect(queue.item(for: TSN(1))?.missIndications == 1)
+    }
+
+    @Test func renegedChunksBecomeUnacknowledgedAgain() {
+        var queue = OutstandingData(initialTSN: TSN(1), policy: .init(detectsReneging: true))
         send(&queue, 4, to: p1, now: clock.now)
         _ = queue.handleSack(sack(0, [(2, 3)]), now: clock.now)
         #expect(queue.unackedBytes == 200)
