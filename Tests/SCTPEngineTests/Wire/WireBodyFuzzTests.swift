@@ -5,7 +5,7 @@ import Testing
 
 /// Random bodies handed straight to each chunk, parameter and error cause decoder: they must never trap, and
 /// whatever decodes must survive a second round trip unchanged.
-@Suite struct BodyFuzzTests {
+@Suite struct WireBodyFuzzTests {
     static let chunkTypes: [UInt8] = [
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 64, 128, 130, 132, 192, 193, 194,
     ]

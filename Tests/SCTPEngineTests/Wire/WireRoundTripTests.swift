@@ -4,7 +4,7 @@ import Testing
 @testable import SCTPEngine
 
 /// decode(encode(x)) == x for every chunk, parameter and error cause, with seeded random fields.
-@Suite struct RoundTripTests {
+@Suite struct WireRoundTripTests {
     static let iterations = 300
 
     @Test(arguments: 0..<WireGenerator.chunkKinds)

@@ -4,7 +4,7 @@ import Testing
 @testable import SCTPEngine
 
 /// Packets assembled by hand from the RFC figures, checked byte for byte in both directions.
-@Suite struct VectorTests {
+@Suite struct WireVectorTests {
     /// INIT from port 5000 to 5001 with tag 0x01020304, a_rwnd 65536, 10 outbound and 65535 inbound streams,
     /// initial TSN 0xA0B0C0D0, an IPv4 address, Supported Extensions (RE-CONFIG, FORWARD-TSN, I-DATA) and Forward TSN
     /// Supported. The chunk length (40) leaves out nothing: the last parameter needs no padding. The CRC32c was

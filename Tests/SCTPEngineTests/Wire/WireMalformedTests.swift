@@ -4,7 +4,7 @@ import Testing
 @testable import SCTPEngine
 
 /// Input that must be rejected with the right error, and seeded garbage that must never crash the decoder.
-@Suite struct MalformedTests {
+@Suite struct WireMalformedTests {
     /// A packet with a valid checksum around the given chunk bytes.
     static func packet(_ chunkBytes: [UInt8]) -> ByteBuffer {
         var buffer = ByteBuffer()

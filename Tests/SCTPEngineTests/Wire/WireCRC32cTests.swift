@@ -4,7 +4,7 @@ import Testing
 @testable import SCTPEngine
 
 /// CRC32c vectors from RFC 3720 Appendix B.4 and the usual check value, and the byte order in the common header.
-@Suite struct CRC32cTests {
+@Suite struct WireCRC32cTests {
     @Test func checkValueOf123456789() {
         #expect(CRC32c.checksum(Array("123456789".utf8)) == 0xE306_9283)
     }

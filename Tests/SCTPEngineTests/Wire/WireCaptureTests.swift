@@ -5,7 +5,7 @@ import Testing
 
 /// Packets captured from a real Diameter-over-SCTP exchange (as published with dpkt's SCTP tests): their CRC32c
 /// must verify, which pins the checksum's byte order (RFC 9260 Appendix A), and they must re-encode byte for byte.
-@Suite struct CaptureTests {
+@Suite struct WireCaptureTests {
     static func bytes(_ hex: String) -> [UInt8] {
         var result: [UInt8] = []
         var index = hex.startIndex
