@@ -23,7 +23,15 @@ public final class SimulatedLink {
 
     /// A link that is down drops every packet offered to it and every packet still in flight on it.
     public var isUp: Bool = true {
-        didSet { if !isUp { epoch &+= 1 } }
+        didSet {
+            guard !isUp, oldValue else { return }
+            // Everything queued or in flight is lost; the transmitter starts idle when the link returns.
+            epoch &+= 1
+            queue.removeAll()
+            queuedBytes = 0
+            busyUntil = .zero
+            lastDelivery = .zero
+        }
     }
 
     // MARK: - Transmit state

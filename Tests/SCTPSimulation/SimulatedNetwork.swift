@@ -19,6 +19,20 @@ import SCTPEngine
 /// Everything random draws from generators seeded from `seed`, so one seed gives one run. Set `AGG_SIM_PCAP` to a
 /// directory to capture every delivered packet to `<dir>/<name>.pcap` (and, with `AGG_SIM_PCAP_DROPS=1`, every
 /// dropped one to `<dir>/<name>.drops.pcap`).
+///
+/// A client with two uplinks, each behind its own NAT, talking to a server with two addresses:
+///
+///     let network = SimulatedNetwork(seed: 1, name: "two-paths")
+///     network.attach(clientHost, at: c1, c2)
+///     network.attach(serverHost, at: s1, s2)
+///     let nat1 = SimulatedNAT(outsideAddress: n1, configuration: .portPreserving)
+///     let nat2 = SimulatedNAT(outsideAddress: n2, configuration: .symmetric, seed: 2)
+///     let wifi = LinkConfiguration(rateBitsPerSecond: 50_000_000, delay: .milliseconds(10))
+///     let lte = LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(40), lossProbability: 0.01)
+///     let (up1, down1) = network.addBidirectionalLink(between: c1, and: s1, wifi, nat: nat1)
+///     let (up2, down2) = network.addBidirectionalLink(between: c2, and: s2, lte, nat: nat2)
+///     try network.runUntil({ serverHost.received == total }, timeout: .seconds(60))
+///     // up1.counters.deliveredPayloadBytes and up2.counters… show how each path was used.
 public final class SimulatedNetwork {
     /// One delivery, for comparing runs.
     public struct TraceEntry: Sendable, Hashable, CustomStringConvertible {

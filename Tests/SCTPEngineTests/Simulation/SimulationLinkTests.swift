@@ -214,6 +214,29 @@ func isWithinBinomialBounds(_ count: Int, trials: Int, probability p: Double, si
         #expect(received.contains(94) && received.contains(200))
     }
 
+    @Test func linkReturnsWithAnEmptyQueue() throws {
+        // A slow link with a deep backlog goes down and up: the backlog is gone, not still being serialised.
+        let network = SimulatedNetwork(name: "down-queue")
+        let sink = SinkHost()
+        network.attach(sink, at: serverIP)
+        let link = network.addLink(from: clientIP, to: serverIP, LinkConfiguration(rateBitsPerSecond: 1_000_000))
+        for sequence in 0..<100 {
+            network.send(
+                SCTPDatagram(source: client, destination: server, payload: sequencedPayload(UInt64(sequence), size: 97))
+            )
+        }
+        try network.run(for: .milliseconds(10))
+        #expect(sink.arrivals.count == 10)
+        link.isUp = false
+        link.isUp = true
+        #expect(link.queuedBytes(at: network.now) == 0)
+        network.send(SCTPDatagram(source: client, destination: server, payload: sequencedPayload(100, size: 97)))
+        try network.run(for: .seconds(1))
+        #expect(sink.arrivals.map(\.sequence) == Array(0..<10) + [100])
+        #expect(sink.arrivals.last?.time == SCTPTime(nanoseconds: 11_000_000))
+        #expect(link.counters.droppedByLinkDown == 90)
+    }
+
     @Test func routelessDatagramsAreCounted() throws {
         let network = SimulatedNetwork(name: "noroute")
         var reasons: [DropReason] = []

@@ -293,6 +293,25 @@ let v6Server = SCTPSocketAddress(ip: SCTPIPAddress("2001:db8::1")!, port: 9899)
         }
     }
 
+    @Test func networkCapturesDeliveriesAndDropsSeparately() throws {
+        let (network, _, sink, link) = pacedPair(
+            seed: 2, name: "capture-drops", LinkConfiguration(delay: .milliseconds(1), lossProbability: 0.3),
+            size: 200, interval: .milliseconds(1), count: 500)
+        network.capture = PcapWriter()
+        network.dropCapture = PcapWriter()
+        try network.run(for: .seconds(1))
+        try network.flushCaptures()
+        let delivered = try PcapReader(bytes: try #require(network.capture).bytes).records
+        let dropped = try PcapReader(bytes: try #require(network.dropCapture).bytes).records
+        #expect(delivered.count == sink.arrivals.count)
+        #expect(dropped.count == link.counters.droppedByLoss)
+        #expect(delivered.count + dropped.count == 500)
+        #expect(delivered.map(\.timestamp) == sink.arrivals.map(\.time))
+        #expect(
+            Set(delivered.map { payloadSequence($0.datagram.payload) }).isDisjoint(
+                with: dropped.map { payloadSequence($0.datagram.payload) }))
+    }
+
     @Test func snapLengthTruncatesCapturedBytes() throws {
         let writer = PcapWriter(snapLength: 64)
         writer.write(
