@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import SCTPEngine
 
@@ -39,9 +42,35 @@ public final class EndpointHost: SimulatedHost {
 
     public var totalReceivedBytes: Int { receivedBytes.values.reduce(0, +) }
 
-    /// The pattern byte at `offset` of stream `stream`: detects reordering, loss and duplication.
+    /// The pattern repeats every `patternPeriod` bytes, a prime, so no message size lines up with it and a
+    /// reordered, lost or duplicated message shows up as a mismatch.
+    public static let patternPeriod = 65_521
+    /// Two periods back to back, so any run of up to one period starts at some offset and needs no wrap.
+    static let pattern: [UInt8] = {
+        var x: UInt32 = 0x1234_5678
+        let period = (0..<patternPeriod).map { _ -> UInt8 in
+            x = x &* 1_664_525 &+ 1_013_904_223
+            return UInt8(truncatingIfNeeded: x >> 24)
+        }
+        return period + period
+    }()
+
+    /// The pattern byte at `offset` of stream `stream`.
     public static func patternByte(stream: UInt16, offset: Int) -> UInt8 {
-        UInt8(truncatingIfNeeded: offset &* 31 &+ offset >> 8 &+ Int(stream) &* 7)
+        pattern[(offset + Int(stream) &* 7919) % patternPeriod]
+    }
+
+    /// Appends `count` pattern bytes of `stream` starting at `offset`.
+    static func writePattern(stream: UInt16, offset: Int, count: Int, into buffer: inout ByteBuffer) {
+        var offset = offset
+        var remaining = count
+        while remaining > 0 {
+            let start = (offset + Int(stream) &* 7919) % patternPeriod
+            let n = min(remaining, patternPeriod)
+            pattern.withUnsafeBytes { buffer.writeBytes(UnsafeRawBufferPointer(rebasing: $0[start..<(start + n)])) }
+            offset += n
+            remaining -= n
+        }
     }
 
     /// Starts sending `total` bytes on `stream` in messages of `messageSize`.
@@ -63,9 +92,7 @@ public final class EndpointHost: SimulatedHost {
                 let size = min(t.messageSize, t.total - t.sent)
                 var buffer = ByteBuffer()
                 buffer.reserveCapacity(size)
-                for k in 0..<size {
-                    buffer.writeInteger(Self.patternByte(stream: t.stream.rawValue, offset: t.sent + k))
-                }
+                Self.writePattern(stream: t.stream.rawValue, offset: t.sent, count: size, into: &buffer)
                 do {
                     try endpoint.send(buffer, on: t.association, stream: t.stream, unordered: t.unordered, now: now)
                 } catch {
@@ -135,12 +162,23 @@ public final class EndpointHost: SimulatedHost {
         var offset = receivedBytes[stream, default: 0]
         guard corruption == nil else { return }
         message.payload.withUnsafeReadableBytes { bytes in
-            for byte in bytes {
-                if !message.isUnordered && byte != Self.patternByte(stream: stream, offset: offset) {
-                    corruption = "stream \(stream) byte \(offset): got \(byte)"
+            guard !message.isUnordered else {
+                offset += bytes.count
+                return
+            }
+            var checked = 0
+            while checked < bytes.count {
+                let start = (offset + Int(stream) &* 7919) % Self.patternPeriod
+                let n = min(bytes.count - checked, Self.patternPeriod)
+                let same = Self.pattern.withUnsafeBytes { expected in
+                    memcmp(expected.baseAddress! + start, bytes.baseAddress! + checked, n) == 0
+                }
+                if !same {
+                    corruption = "stream \(stream) bytes \(offset)..<\(offset + n) differ from the pattern"
                     return
                 }
-                offset += 1
+                checked += n
+                offset += n
             }
         }
         receivedBytes[stream] = offset

@@ -1,0 +1,370 @@
+import NIOCore
+import Testing
+
+@testable import SCTPEngine
+
+/// Two endpoints driven step by step with no network in between: the test carries every packet by hand, so it
+/// can drop, delay or forge any of them and check exactly what each side answers.
+final class Lockstep {
+    var now = SCTPTime.zero
+    let clientAddress = SCTPSocketAddress(ip: .init(v4: 10, 0, 0, 1), port: 40000)
+    let serverAddress = SCTPSocketAddress(ip: .init(v4: 192, 0, 2, 1), port: 9899)
+    var client: SCTPEndpoint
+    let server: SCTPEndpoint
+    var clientEvents: [SCTPEvent] = []
+    var serverEvents: [SCTPEvent] = []
+
+    init(seed: UInt64 = 1, configure: (inout SCTPConfiguration) -> Void = { _ in }) {
+        var configuration = SCTPConfiguration()
+        configure(&configuration)
+        client = SCTPEndpoint(configuration: configuration, seed: seed)
+        server = SCTPEndpoint(configuration: configuration, seed: seed + 1000)
+    }
+
+    /// Chunk types of each packet the endpoint has queued, emptying its queue.
+    func take(_ endpoint: SCTPEndpoint) -> [SCTPDatagram] {
+        var result: [SCTPDatagram] = []
+        while let d = endpoint.pollTransmit() { result.append(d) }
+        return result
+    }
+
+    static func chunkTypes(_ datagram: SCTPDatagram) -> [UInt8] {
+        (try? RawPacket.parse(datagram.payload).chunks.map(\.type)) ?? []
+    }
+
+    static func tag(_ datagram: SCTPDatagram) -> VerificationTag? {
+        try? RawPacket.parse(datagram.payload).header.verificationTag
+    }
+
+    /// Delivers datagrams to `endpoint` and records its events.
+    func deliver(_ datagrams: [SCTPDatagram], to endpoint: SCTPEndpoint) {
+        for d in datagrams { endpoint.handle(d, now: now) }
+        drainEvents()
+    }
+
+    func drainEvents() {
+        while let e = client.pollEvent() { clientEvents.append(e) }
+        while let e = server.pollEvent() { serverEvents.append(e) }
+    }
+
+    /// Moves both endpoints' clocks to `time` and fires due timers.
+    func advance(to time: SCTPTime) {
+        now = time
+        client.handleTimeout(now: now)
+        server.handleTimeout(now: now)
+        drainEvents()
+    }
+
+    /// Moves the clock to the earliest deadline of either endpoint.
+    func advanceToNextDeadline() {
+        let next = [client.nextDeadline(), server.nextDeadline()].compactMap { $0 }.min()!
+        advance(to: next)
+    }
+
+    /// Passes packets back and forth until both sides are quiet.
+    func exchange(maxRounds: Int = 50) {
+        for _ in 0..<maxRounds {
+            let fromClient = take(client)
+            let fromServer = take(server)
+            if fromClient.isEmpty && fromServer.isEmpty { return }
+            deliver(fromClient, to: server)
+            deliver(fromServer, to: client)
+        }
+    }
+
+    func connect() -> SCTPAssociationID {
+        let id = client.connect(to: serverAddress, from: clientAddress, peerPort: 5000, now: now)
+        drainEvents()
+        return id
+    }
+
+    var clientEstablished: Bool { clientEvents.contains { if case .established = $0 { true } else { false } } }
+    var serverEstablished: Bool { serverEvents.contains { if case .established = $0 { true } else { false } } }
+
+    func closeReasons(_ events: [SCTPEvent]) -> [SCTPCloseReason] {
+        events.compactMap { if case .closed(_, let r) = $0 { r } else { nil } }
+    }
+}
+
+@Suite struct HandshakeEdgeCaseTests {
+    @Test func handshakePacketsFollowRFC9260() {
+        let l = Lockstep()
+        _ = l.connect()
+        let initPacket = l.take(l.client)
+        #expect(initPacket.map(Lockstep.chunkTypes) == [[InitChunk.type]])
+        // §8.5.1 A: the INIT carries tag 0.
+        #expect(Lockstep.tag(initPacket[0]) == .zero)
+        l.deliver(initPacket, to: l.server)
+        let initAck = l.take(l.server)
+        #expect(initAck.map(Lockstep.chunkTypes) == [[InitAckChunk.type]])
+        // RFC 6951 §5.4: the reply goes to the UDP port the INIT came from, not to 9899.
+        #expect(initAck[0].destination == l.clientAddress)
+        #expect(initAck[0].source == l.serverAddress)
+        l.deliver(initAck, to: l.client)
+        let echo = l.take(l.client)
+        #expect(echo.map(Lockstep.chunkTypes) == [[CookieEchoChunk.type]])
+        l.deliver(echo, to: l.server)
+        #expect(l.serverEstablished)
+        let ack = l.take(l.server)
+        #expect(ack.map(Lockstep.chunkTypes).first == [CookieAckChunk.type])
+        l.deliver(ack, to: l.client)
+        #expect(l.clientEstablished)
+    }
+
+    @Test func lostInitIsRetransmittedWhenT1Expires() {
+        let l = Lockstep()
+        _ = l.connect()
+        #expect(l.take(l.client).count == 1)  // lost
+        l.advanceToNextDeadline()
+        #expect(l.now == SCTPTime.zero + .seconds(1))  // RTO.Initial
+        let again = l.take(l.client)
+        #expect(again.map(Lockstep.chunkTypes) == [[InitChunk.type]])
+        l.deliver(again, to: l.server)
+        l.exchange()
+        #expect(l.clientEstablished && l.serverEstablished)
+    }
+
+    @Test func lostCookieEchoIsRetransmitted() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.deliver(l.take(l.client), to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[CookieEchoChunk.type]])  // lost
+        l.advanceToNextDeadline()
+        l.exchange()
+        #expect(l.clientEstablished && l.serverEstablished)
+    }
+
+    @Test func handshakeGivesUpAfterMaxInitRetransmits() {
+        let l = Lockstep { $0.maxInitRetransmissions = 3 }
+        _ = l.connect()
+        for _ in 0..<4 {
+            _ = l.take(l.client)
+            l.advanceToNextDeadline()
+        }
+        #expect(l.closeReasons(l.clientEvents) == [.handshakeTimedOut])
+    }
+
+    @Test func staleCookieIsReportedAndTheHandshakeRestarts() {
+        let l = Lockstep { $0.validCookieLife = .seconds(5) }
+        _ = l.connect()
+        l.deliver(l.take(l.client), to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        let echo = l.take(l.client)
+        l.now = l.now + .seconds(6)
+        l.deliver(echo, to: l.server)
+        let reply = l.take(l.server)
+        #expect(reply.map(Lockstep.chunkTypes) == [[ErrorChunk.type]])
+        #expect(!l.serverEstablished)
+        l.deliver(reply, to: l.client)
+        // RFC 9260 §5.2.6: the initiator starts over with a new INIT.
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[InitChunk.type]])
+    }
+
+    @Test func forgedCookieIsSilentlyDiscarded() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.deliver(l.take(l.client), to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        var echo = l.take(l.client)[0]
+        // Flip one bit of the cookie body and fix the CRC: the HMAC must catch it.
+        var packet = try! SCTPPacket.decode(echo.payload)
+        guard case .cookieEcho(var chunk) = packet.chunks[0] else { Issue.record("no cookie"); return }
+        let byte = chunk.cookie.getInteger(at: chunk.cookie.readerIndex + 5, as: UInt8.self)!
+        chunk.cookie.setInteger(byte ^ 1, at: chunk.cookie.readerIndex + 5)
+        packet.chunks[0] = .cookieEcho(chunk)
+        echo.payload = packet.encode()
+        l.deliver([echo], to: l.server)
+        #expect(l.take(l.server).isEmpty)
+        #expect(l.server.associations.isEmpty)
+        #expect(l.server.droppedPackets["invalid cookie"] == 1)
+    }
+
+    @Test func initCollisionYieldsOneAssociationOnEachSide() {
+        let l = Lockstep()
+        // Both sides open at once: each INIT crosses the other's.
+        let a = l.client.connect(to: l.serverAddress, from: l.clientAddress, peerPort: 5000, now: l.now)
+        let b = l.server.connect(to: l.clientAddress, from: l.serverAddress, peerPort: 5000, now: l.now)
+        _ = (a, b)
+        l.exchange()
+        #expect(l.clientEstablished && l.serverEstablished)
+        #expect(l.client.associations.count == 1)
+        #expect(l.server.associations.count == 1)
+        let c = l.client.associations.values.first!
+        let s = l.server.associations.values.first!
+        #expect(c.peerTag == s.localTag && s.peerTag == c.localTag)
+    }
+
+    @Test func peerRestartReplacesTheOldAssociation() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        #expect(l.serverEstablished)
+        let oldTag = l.server.associations.values.first!.localTag
+        // The client host reboots: a fresh endpoint at the same address opens again.
+        l.client = SCTPEndpoint(configuration: SCTPConfiguration(), seed: 77)
+        l.clientEvents = []
+        _ = l.connect()
+        l.exchange()
+        #expect(l.clientEstablished)
+        #expect(l.closeReasons(l.serverEvents) == [.peerRestarted])
+        #expect(l.server.associations.count == 1)
+        #expect(l.server.associations.values.first!.localTag != oldTag)
+    }
+}
+
+@Suite struct TeardownTests {
+    @Test func abortClosesBothSidesWithTheCause() {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        l.client.abort(id, reason: "bye", now: l.now)
+        l.exchange()
+        l.drainEvents()
+        #expect(l.closeReasons(l.clientEvents) == [.abortedLocally])
+        guard case .abortedByPeer(let text)? = l.closeReasons(l.serverEvents).first else {
+            Issue.record("server did not see the abort")
+            return
+        }
+        #expect(text.contains("userInitiatedAbort"))
+    }
+
+    @Test func gracefulShutdownDeliversQueuedDataFirst() throws {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(string: "last words"), on: id, stream: StreamID(0), now: l.now)
+        l.client.shutdown(id, now: l.now)
+        l.exchange()
+        l.advanceToNextDeadline()  // delayed SACK
+        l.exchange()
+        #expect(l.serverEvents.contains { if case .message(_, let m) = $0 { String(buffer: m.payload) == "last words" } else { false } })
+        #expect(l.closeReasons(l.clientEvents) == [.shutdownComplete])
+        #expect(l.closeReasons(l.serverEvents) == [.shutdownComplete])
+    }
+
+    @Test func outOfTheBluePacketGetsAbortWithTBit() {
+        let l = Lockstep()
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: VerificationTag(0xdead), checksum: 0))
+        builder.add(.data(DataChunk(tsn: TSN(1), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), userData: ByteBuffer(string: "x"))))
+        l.deliver([SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: builder.finish())], to: l.server)
+        let reply = l.take(l.server)
+        #expect(reply.count == 1)
+        let packet = try! SCTPPacket.decode(reply[0].payload)
+        // RFC 9260 §8.4 8: ABORT with the T bit and the received packet's tag.
+        #expect(packet.header.verificationTag == VerificationTag(0xdead))
+        guard case .abort(let abort) = packet.chunks[0] else { Issue.record("expected ABORT"); return }
+        #expect(abort.isTagReflected)
+    }
+
+    @Test func outOfTheBlueAbortIsNotAnswered() {
+        let l = Lockstep()
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: VerificationTag(7), checksum: 0))
+        builder.add(.abort(AbortChunk(isTagReflected: false, causes: [])))
+        l.deliver([SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: builder.finish())], to: l.server)
+        #expect(l.take(l.server).isEmpty)
+    }
+
+    @Test func abortWithWrongTagIsIgnored() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        let s = l.server.associations.values.first!
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: VerificationTag(s.localTag.rawValue &+ 1), checksum: 0))
+        builder.add(.abort(AbortChunk(isTagReflected: false, causes: [])))
+        l.deliver([SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: builder.finish())], to: l.server)
+        #expect(l.closeReasons(l.serverEvents).isEmpty)
+        // The T bit with the server's own tag as the peer's is accepted.
+        var reflected = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: s.peerTag, checksum: 0))
+        reflected.add(.abort(AbortChunk(isTagReflected: true, causes: [])))
+        l.deliver([SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: reflected.finish())], to: l.server)
+        #expect(l.closeReasons(l.serverEvents).count == 1)
+    }
+
+    @Test func peerThatStopsAnsweringIsDeclaredUnreachable() throws {
+        let l = Lockstep { $0.associationMaxRetransmissions = 3; $0.rtoMax = .seconds(4) }
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(string: "hello?"), on: id, stream: StreamID(0), now: l.now)
+        // Every packet from now on is lost.
+        for _ in 0..<20 where l.closeReasons(l.clientEvents).isEmpty {
+            _ = l.take(l.client)
+            l.advanceToNextDeadline()
+        }
+        #expect(l.closeReasons(l.clientEvents) == [.peerUnreachable])
+    }
+}
+
+@Suite struct ChunkHandlingTests {
+    /// Sends a packet with our valid tag from the client to the server's association.
+    func inject(_ l: Lockstep, _ chunks: [Chunk]) {
+        let s = l.server.associations.values.first!
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: s.localTag, checksum: 0))
+        for c in chunks { builder.add(c) }
+        l.deliver([SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: builder.finish())], to: l.server)
+    }
+
+    @Test func unknownChunkWithReportBitIsReportedAndSkipped() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        // Type 0x7F: high bits 01 = stop and report; 0xFF: 11 = skip and report.
+        inject(l, [.unknown(UnknownChunk(type: 0xFF, flags: 0, value: ByteBuffer(bytes: [1, 2, 3, 4]))),
+                   .heartbeat(HeartbeatChunk(info: ByteBuffer(bytes: [9, 9])))])
+        let replies = l.take(l.server).map(Lockstep.chunkTypes)
+        #expect(replies.contains([HeartbeatAckChunk.type]))
+        #expect(replies.contains([ErrorChunk.type]))
+    }
+
+    @Test func unknownChunkWithStopBitsEndsProcessing() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        inject(l, [.unknown(UnknownChunk(type: 0x3F, flags: 0, value: ByteBuffer())),
+                   .heartbeat(HeartbeatChunk(info: ByteBuffer(bytes: [9, 9])))])
+        #expect(l.take(l.server).isEmpty)
+    }
+
+    @Test func heartbeatAckGoesToTheSourcePortOfTheHeartbeat() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        let s = l.server.associations.values.first!
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: s.localTag, checksum: 0))
+        builder.add(.heartbeat(HeartbeatChunk(info: ByteBuffer(bytes: [1]))))
+        let natted = SCTPSocketAddress(ip: l.clientAddress.ip, port: 61234)
+        l.deliver([SCTPDatagram(source: natted, destination: l.serverAddress, payload: builder.finish())], to: l.server)
+        let reply = l.take(l.server)
+        #expect(reply.map(\.destination) == [natted])
+    }
+
+    @Test func dataWithoutUserDataAbortsTheAssociation() {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        let s = l.server.associations.values.first!
+        inject(l, [.data(DataChunk(tsn: s.dataTracker.cumulativeTSN.next, streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), userData: ByteBuffer()))])
+        #expect(l.take(l.server).map(Lockstep.chunkTypes) == [[AbortChunk.type]])
+        #expect(l.closeReasons(l.serverEvents).count == 1)
+    }
+
+    @Test func heartbeatsAreSentOnIdlePaths() {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        _ = l.connect()
+        l.exchange()
+        l.advance(to: l.now + .seconds(12))
+        let hb = l.take(l.client)
+        #expect(hb.map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
+        l.deliver(hb, to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        let path = l.client.associations.values.first!.paths[0]
+        #expect(path.rto.hasMeasurement)
+        #expect(!path.heartbeat.isOutstanding)
+    }
+}
