@@ -1,0 +1,398 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SCTPEngine
+
+/// Runs one `SCTPEndpoint` over real UDP sockets on one event loop: it feeds the engine datagrams and the time, and
+/// performs what the engine asks for (datagrams to write, one timer, events for the application). It holds no
+/// protocol logic.
+///
+/// NIO cannot choose a source address per datagram, so the driver binds one UDP channel per local address and writes
+/// each datagram on the channel bound to its `source` (the first channel of the right family when the source is a
+/// wildcard). Everything about the driver, the endpoint included, is confined to `eventLoop`: call commands from the
+/// `onEvent` callback or through `execute(_:)`.
+public final class SCTPDriver: @unchecked Sendable {
+    /// Socket tuning of the driver's UDP channels.
+    public struct Options: Sendable {
+        /// SO_RCVBUF and SO_SNDBUF in bytes; forced past `net.core.[rw]mem_max` where the process may.
+        public var socketBufferSize: Int = 8 << 20
+        /// Datagrams read with one `recvmmsg`.
+        public var vectorReadMessageCount: Int = 64
+        /// Receive slot per datagram: larger datagrams are truncated (and then fail their CRC).
+        public var maxDatagramSize: Int = 2048
+
+        public init() {}
+    }
+
+    /// Counters for status displays and tests.
+    public struct Statistics: Sendable, Equatable {
+        public var datagramsReceived = 0
+        public var bytesReceived = 0
+        public var datagramsSent = 0
+        public var bytesSent = 0
+        /// Datagrams the kernel refused (or that no channel could carry).
+        public var sendFailures = 0
+        public var timerExpiries = 0
+        /// Channels that closed under us and were bound again.
+        public var rebinds = 0
+    }
+
+    /// One bound UDP channel.
+    struct Socket {
+        var channel: any Channel
+        /// The address the channel is bound to, with the port the kernel chose.
+        var bound: SCTPSocketAddress
+        /// The address asked for (port 0 kept, so a rebind may take another ephemeral port).
+        var requested: SCTPSocketAddress
+        var hasUnflushedWrites = false
+        var isOpen = true
+    }
+
+    public let eventLoop: any EventLoop
+    /// The engine. Only touch it on `eventLoop`.
+    public let endpoint: SCTPEndpoint
+    /// Receives every event of the endpoint, on `eventLoop`. It may call the driver's commands.
+    public var onEvent: (SCTPEvent) -> Void
+    public private(set) var statistics = Statistics()
+
+    let options: Options
+    var logger: Logger
+    var sockets: [Socket] = []
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: SCTPTime?
+    private var isReadingBatch = false
+    private var isDraining = false
+    private var isClosing = false
+    /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
+    private var lastDestination: (SCTPSocketAddress, SocketAddress)?
+
+    init(
+        endpoint: SCTPEndpoint, eventLoop: any EventLoop, options: Options, logger: Logger,
+        onEvent: @escaping (SCTPEvent) -> Void
+    ) {
+        self.endpoint = endpoint
+        self.eventLoop = eventLoop
+        self.options = options
+        self.logger = logger
+        self.onEvent = onEvent
+    }
+
+    // MARK: - Life cycle
+
+    /// Binds one UDP channel per local address (port 0: an ephemeral port) and returns the running driver.
+    public static func bind(
+        localAddresses: [SCTPSocketAddress], configuration: SCTPConfiguration, seed: UInt64,
+        advertisedAddresses: [SCTPIPAddress] = [], options: Options = Options(), on eventLoop: any EventLoop,
+        logger: Logger = Logger(label: "agg.driver", factory: { _ in SwiftLogNoOpLogHandler() }),
+        onEvent: @escaping @Sendable (SCTPEvent) -> Void = { _ in }
+    ) -> EventLoopFuture<SCTPDriver> {
+        precondition(!localAddresses.isEmpty, "a driver needs at least one local address")
+        return eventLoop.flatSubmit {
+            let endpoint = SCTPEndpoint(
+                configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
+            let driver = SCTPDriver(
+                endpoint: endpoint, eventLoop: eventLoop, options: options, logger: logger, onEvent: onEvent)
+            var future = eventLoop.makeSucceededVoidFuture()
+            for address in localAddresses {
+                future = future.flatMap { driver.openSocket(address).map { driver.sockets.append($0) } }
+            }
+            return future.map { driver }.flatMapError { error in
+                driver.close().flatMapThrowing { throw error }
+            }
+        }
+    }
+
+    /// The bound local addresses, in the order they were given (ephemeral ports resolved).
+    public var localAddresses: [SCTPSocketAddress] {
+        eventLoop.preconditionInEventLoop()
+        return sockets.map(\.bound)
+    }
+
+    /// Closes every channel and cancels the timer. Associations are not shut down: do that first.
+    public func close() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.isClosing = true
+            self.timer?.cancel()
+            self.timer = nil
+            let closes = self.sockets.map { socket in
+                socket.channel.close().recover { _ in }
+            }
+            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop)
+        }
+    }
+
+    /// Runs `body` on the event loop with the driver.
+    public func execute(_ body: @escaping @Sendable (SCTPDriver) -> Void) {
+        if eventLoop.inEventLoop {
+            body(self)
+        } else {
+            eventLoop.execute { body(self) }
+        }
+    }
+
+    // MARK: - Commands
+
+    /// Starts an association to `remote` (address and UDP port) whose SCTP port is `peerPort`.
+    public func connect(
+        to remote: SCTPSocketAddress, peerPort: UInt16, from local: SCTPSocketAddress? = nil
+    ) -> SCTPAssociationID {
+        eventLoop.preconditionInEventLoop()
+        let id = endpoint.connect(to: remote, from: local, peerPort: peerPort, now: .now())
+        drain()
+        return id
+    }
+
+    /// Queues a message; it leaves as congestion control allows.
+    public func send(
+        _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
+        unordered: Bool = false
+    ) throws(SCTPError) {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.send(payload, on: id, stream: stream, ppid: ppid, unordered: unordered, now: .now())
+    }
+
+    public func isWritable(_ id: SCTPAssociationID) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.isWritable(id)
+    }
+
+    public func bufferedAmount(_ id: SCTPAssociationID) -> Int {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.bufferedAmount(id)
+    }
+
+    /// Graceful shutdown once queued data is delivered.
+    public func shutdown(_ id: SCTPAssociationID) {
+        eventLoop.preconditionInEventLoop()
+        endpoint.shutdown(id, now: .now())
+        drain()
+    }
+
+    public func abort(_ id: SCTPAssociationID, reason: String = "") {
+        eventLoop.preconditionInEventLoop()
+        endpoint.abort(id, reason: reason, now: .now())
+        drain()
+    }
+
+    // MARK: - Input from the channels
+
+    func receive(_ envelope: AddressedEnvelope<ByteBuffer>, on index: Int) {
+        guard let source = SCTPSocketAddress(envelope.remoteAddress) else { return }
+        var destination = sockets[index].bound
+        if destination.ip.isWildcard, let info = envelope.metadata?.packetInfo,
+            let ip = SCTPIPAddress(info.destinationAddress)
+        {
+            destination.ip = ip
+        }
+        statistics.datagramsReceived += 1
+        statistics.bytesReceived += envelope.data.readableBytes
+        isReadingBatch = true
+        endpoint.handle(SCTPDatagram(source: source, destination: destination, payload: envelope.data), now: .now())
+        drain()
+    }
+
+    /// The end of a read batch: everything written while reading leaves now.
+    func receiveComplete() {
+        isReadingBatch = false
+        flush()
+    }
+
+    func socketClosed(_ index: Int) {
+        guard sockets.indices.contains(index) else { return }
+        sockets[index].isOpen = false
+        guard !isClosing else { return }
+        let requested = sockets[index].bound
+        logger.warning("UDP channel closed under the driver; binding again", metadata: ["local": "\(requested)"])
+        eventLoop.scheduleTask(in: .milliseconds(100)) { self.rebind(index) }
+    }
+
+    private func rebind(_ index: Int) {
+        guard !isClosing else { return }
+        openSocket(sockets[index].bound, index: index).whenComplete { result in
+            switch result {
+            case .success(let socket):
+                if self.isClosing {
+                    socket.channel.close(promise: nil)
+                } else {
+                    self.sockets[index] = socket
+                    self.statistics.rebinds += 1
+                }
+            case .failure(let error):
+                self.logger.warning("rebind failed", metadata: ["error": "\(error)"])
+                self.eventLoop.scheduleTask(in: .seconds(1)) { self.rebind(index) }
+            }
+        }
+    }
+
+    private func handleTimer() {
+        timer = nil
+        timerDeadline = nil
+        statistics.timerExpiries += 1
+        endpoint.handleTimeout(now: .now())
+        drain()
+    }
+
+    // MARK: - Output
+
+    /// Drains the engine after an input: datagrams, then the deadline, then events (which may issue commands, so
+    /// it loops until the engine has nothing more). Flushes unless a read batch is under way.
+    func drain() {
+        if isDraining { return }  // a command issued from `onEvent`: the outer loop picks its output up
+        isDraining = true
+        defer { isDraining = false }
+        while true {
+            var progressed = false
+            while let datagram = endpoint.pollTransmit() {
+                write(datagram)
+                progressed = true
+            }
+            armTimer()
+            while let event = endpoint.pollEvent() {
+                onEvent(event)
+                progressed = true
+            }
+            if !progressed { break }
+        }
+        if !isReadingBatch { flush() }
+    }
+
+    /// Keeps one scheduled task at or before the engine's deadline. A later deadline leaves the armed task alone:
+    /// it fires early, finds nothing due, and arms again, which costs less than rescheduling on every packet.
+    private func armTimer() {
+        guard !isClosing, let deadline = endpoint.nextDeadline() else { return }
+        if let armed = timerDeadline, armed <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { self.handleTimer() }
+    }
+
+    private func write(_ datagram: SCTPDatagram) {
+        guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
+            statistics.sendFailures += 1
+            logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
+            return
+        }
+        let remote: SocketAddress
+        if let (cached, address) = lastDestination, cached == datagram.destination {
+            remote = address
+        } else {
+            remote = SocketAddress(datagram.destination)
+            lastDestination = (datagram.destination, remote)
+        }
+        statistics.datagramsSent += 1
+        statistics.bytesSent += datagram.payload.readableBytes
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in
+            self.statistics.sendFailures += 1
+            self.logger.debug("send refused", metadata: ["error": "\(error)"])
+        }
+        sockets[index].channel.write(AddressedEnvelope(remoteAddress: remote, data: datagram.payload), promise: promise)
+        sockets[index].hasUnflushedWrites = true
+    }
+
+    private func flush() {
+        for index in sockets.indices where sockets[index].hasUnflushedWrites {
+            sockets[index].hasUnflushedWrites = false
+            sockets[index].channel.flush()
+        }
+    }
+
+    /// The channel for a datagram's source: the exact address, else one bound to the same IP, else a wildcard
+    /// channel, else the first channel of the destination's family.
+    func socketIndex(for source: SCTPSocketAddress, family isIPv4: Bool) -> Int? {
+        var sameIP: Int?
+        var wildcard: Int?
+        var sameFamily: Int?
+        for (index, socket) in sockets.enumerated() where socket.isOpen && socket.bound.ip.isIPv4 == isIPv4 {
+            if socket.bound == source { return index }
+            if sameIP == nil, socket.bound.ip == source.ip, source.port == 0 { sameIP = index }
+            if wildcard == nil, socket.bound.ip.isWildcard,
+                source.port == 0 || source.port == socket.bound.port || source.ip.isWildcard
+            {
+                wildcard = index
+            }
+            if sameFamily == nil { sameFamily = index }
+        }
+        if source.ip.isWildcard { return wildcard ?? sameFamily }
+        return sameIP ?? wildcard ?? sameFamily
+    }
+
+    // MARK: - Binding
+
+    private func openSocket(_ address: SCTPSocketAddress, index: Int? = nil) -> EventLoopFuture<Socket> {
+        let index = index ?? sockets.count
+        let options = self.options
+        let bootstrap = DatagramBootstrap(group: eventLoop)
+            .channelOption(.datagramVectorReadMessageCount, value: options.vectorReadMessageCount)
+            .channelOption(
+                .recvAllocator,
+                value: FixedSizeRecvByteBufferAllocator(
+                    capacity: options.vectorReadMessageCount * options.maxDatagramSize))
+            .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
+                }
+            }
+        return bootstrap.bind(to: SocketAddress(address)).flatMap { channel in
+            self.setBufferSizes(channel).flatMapThrowing {
+                guard let local = channel.localAddress.flatMap(SCTPSocketAddress.init) else {
+                    throw ChannelError.unknownLocalAddress
+                }
+                self.logger.debug("bound UDP channel", metadata: ["local": "\(local)"])
+                return Socket(channel: channel, bound: local, requested: address)
+            }
+        }
+    }
+
+    /// Sets SO_RCVBUF/SO_SNDBUF, then tries the FORCE variants (root may exceed the sysctl caps); failures of the
+    /// latter are ignored.
+    private func setBufferSizes(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let size = options.socketBufferSize
+        let plain = channel.setOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+            .flatMap { channel.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(size)) }
+        return plain.flatMap {
+            channel.setOption(.socketOption(.init(rawValue: SCTPDriver.soRcvBufForce)), value: SocketOptionValue(size))
+                .flatMap {
+                    channel.setOption(
+                        .socketOption(.init(rawValue: SCTPDriver.soSndBufForce)), value: SocketOptionValue(size))
+                }
+                .recover { _ in }
+        }
+    }
+
+    /// SO_RCVBUFFORCE and SO_SNDBUFFORCE (Linux).
+    static let soRcvBufForce: CInt = 33
+    static let soSndBufForce: CInt = 32
+}
+
+/// Passes one UDP channel's reads to the driver and tells it when the channel goes away.
+final class SCTPDriverHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    let driver: SCTPDriver
+    let index: Int
+
+    init(driver: SCTPDriver, index: Int) {
+        self.driver = driver
+        self.index = index
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        driver.receive(unwrapInboundIn(data), on: index)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        driver.receiveComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        driver.socketClosed(index)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Read errors such as ECONNREFUSED after an ICMP are not fatal for UDP.
+        driver.logger.debug("UDP channel error", metadata: ["error": "\(error)"])
+    }
+}

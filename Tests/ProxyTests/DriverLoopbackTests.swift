@@ -1,0 +1,180 @@
+import NIOCore
+import NIOPosix
+import Testing
+
+@testable import Proxy
+import SCTPEngine
+
+/// Two drivers on real UDP sockets on 127.0.0.1: handshake, a bulk transfer checked byte for byte, graceful
+/// shutdown.
+@Suite struct DriverLoopbackTests {
+    @Test func handshakeBulkTransferAndShutdown() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let localhost = SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)
+        var serverConfiguration = SCTPConfiguration()
+        serverConfiguration.localPort = 7001
+        let serverPort = serverConfiguration.localPort
+        var clientConfiguration = SCTPConfiguration()
+        clientConfiguration.localPort = 7000
+
+        let server = try await SCTPDriver.bind(
+            localAddresses: [localhost], configuration: serverConfiguration, seed: 1, on: loop
+        ).get()
+        let client = try await SCTPDriver.bind(
+            localAddresses: [localhost], configuration: clientConfiguration, seed: 2, on: loop
+        ).get()
+
+        let total = 2 * 1024 * 1024
+        var data = ByteBuffer()
+        for i in 0..<total { data.writeInteger(UInt8(truncatingIfNeeded: i &* 7 &+ i >> 9)) }
+        let sender = BulkSender(driver: client, data: data, messageSize: 64 * 1024)
+        let receiver = Collector(driver: server)
+
+        let clientClosed = loop.makePromise(of: SCTPCloseReason.self)
+        let serverClosed = loop.makePromise(of: SCTPCloseReason.self)
+        let timeout = loop.scheduleTask(in: .seconds(30)) {
+            clientClosed.fail(TimedOut())
+            serverClosed.fail(TimedOut())
+        }
+        try await loop.submit {
+            sender.closed = clientClosed
+            receiver.closed = serverClosed
+            client.onEvent = sender.handle
+            server.onEvent = receiver.handle
+            let serverAddress = server.localAddresses[0]
+            sender.association = client.connect(to: serverAddress, peerPort: serverPort)
+        }.get()
+
+        let clientReason = try await clientClosed.futureResult.get()
+        let serverReason = try await serverClosed.futureResult.get()
+        timeout.cancel()
+        #expect(clientReason == .shutdownComplete)
+        #expect(serverReason == .shutdownComplete)
+
+        let (received, established, peerShutdown, clientStats, serverStats) = try await loop.submit {
+            (receiver.received, sender.established && receiver.established, receiver.sawShutdown,
+                client.statistics, server.statistics)
+        }.get()
+        #expect(established)
+        #expect(peerShutdown)
+        #expect(received.readableBytes == total)
+        #expect(received == data)
+        #expect(clientStats.sendFailures == 0 && serverStats.sendFailures == 0)
+        #expect(clientStats.bytesSent > total)
+
+        try await client.close().get()
+        try await server.close().get()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func datagramWithoutAChannelOfItsFamilyIsCounted() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let driver = try await SCTPDriver.bind(
+            localAddresses: [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)],
+            configuration: SCTPConfiguration(), seed: 3, on: loop
+        ).get()
+        // An IPv6 destination has no channel of its family: the INIT is counted as a failed send, not written.
+        let failures = try await loop.submit {
+            _ = driver.connect(to: SCTPSocketAddress("[::1]:9")!, peerPort: 9)
+            return driver.statistics.sendFailures
+        }.get()
+        #expect(failures == 1)
+        try await driver.close().get()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func sendTheKernelRefusesIsCountedAndTheChannelBoundAgain() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let driver = try await SCTPDriver.bind(
+            localAddresses: [SCTPSocketAddress(ip: .anyV4, port: 0)], configuration: SCTPConfiguration(), seed: 4,
+            on: loop
+        ).get()
+        let port = try await loop.submit { driver.localAddresses[0].port }.get()
+        // Without SO_BROADCAST, sendmsg to 255.255.255.255 fails with EACCES, which NIO treats as fatal for the
+        // channel: the driver must count it and bind the same address again.
+        try await loop.submit {
+            _ = driver.connect(to: SCTPSocketAddress("255.255.255.255:9")!, peerPort: 9)
+        }.get()
+        try await Task.sleep(for: .milliseconds(500))
+        let (stats, bound) = try await loop.submit { (driver.statistics, driver.localAddresses) }.get()
+        #expect(stats.sendFailures >= 1)
+        #expect(stats.rebinds == 1)
+        #expect(bound == [SCTPSocketAddress(ip: .anyV4, port: port)])
+        try await driver.close().get()
+        try await group.shutdownGracefully()
+    }
+}
+
+struct TimedOut: Error {}
+
+/// Sends a buffer as messages whenever the association is writable, then shuts down. Confined to the loop.
+final class BulkSender: @unchecked Sendable {
+    let driver: SCTPDriver
+    var data: ByteBuffer
+    let messageSize: Int
+    var association: SCTPAssociationID?
+    var established = false
+    var closed: EventLoopPromise<SCTPCloseReason>?
+    private var didShutdown = false
+
+    init(driver: SCTPDriver, data: ByteBuffer, messageSize: Int) {
+        self.driver = driver
+        self.data = data
+        self.messageSize = messageSize
+    }
+
+    func handle(_ event: SCTPEvent) {
+        switch event {
+        case .established:
+            established = true
+            pump()
+        case .writable:
+            pump()
+        case .closed(_, let reason):
+            closed?.succeed(reason)
+        case .message, .pathStateChanged, .pathRemoteChanged, .shutdownReceived:
+            break
+        }
+    }
+
+    private func pump() {
+        guard let association, !didShutdown else { return }
+        while data.readableBytes > 0, driver.isWritable(association) {
+            let message = data.readSlice(length: min(messageSize, data.readableBytes))!
+            do {
+                try driver.send(message, on: association, stream: StreamID(0))
+            } catch {
+                Issue.record("send failed: \(error)")
+                return
+            }
+        }
+        if data.readableBytes == 0 {
+            didShutdown = true
+            driver.shutdown(association)
+        }
+    }
+}
+
+/// Collects every message received. Confined to the loop.
+final class Collector: @unchecked Sendable {
+    let driver: SCTPDriver
+    var received = ByteBuffer()
+    var established = false
+    var sawShutdown = false
+    var closed: EventLoopPromise<SCTPCloseReason>?
+
+    init(driver: SCTPDriver) { self.driver = driver }
+
+    func handle(_ event: SCTPEvent) {
+        switch event {
+        case .established: established = true
+        case .message(_, var message): received.writeBuffer(&message.payload)
+        case .shutdownReceived: sawShutdown = true
+        case .closed(_, let reason): closed?.succeed(reason)
+        case .writable, .pathStateChanged, .pathRemoteChanged: break
+        }
+    }
+}
