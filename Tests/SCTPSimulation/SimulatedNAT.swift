@@ -14,7 +14,8 @@ public struct NATConfiguration: Sendable, Equatable {
 
     /// How a new mapping chooses its outside port.
     public enum PortAssignment: Sendable, Equatable {
-        /// Keep the inside port if it is free on the outside; otherwise pick a random free one.
+        /// Keep the inside port if it is free on the outside (and, unless `reusesReleasedPorts`, was not used by a
+        /// mapping that has since expired or been dropped); otherwise pick a random free one.
         case preserving
         /// A random port for every new mapping, never one this NAT has handed out before while others are free.
         case random
@@ -37,6 +38,10 @@ public struct NATConfiguration: Sendable, Equatable {
     public var bindingTimeout: SCTPDuration?
     /// Whether inbound packets also keep a mapping alive (RFC 4787 REQ-6 makes that optional).
     public var inboundRefreshesBinding: Bool
+    /// Whether a port freed by expiry or `rebind()` may be handed out again at once. Off by default, so that a
+    /// flow whose mapping was lost visibly comes back on a new port; on models NATs (Linux conntrack with
+    /// port preservation) that give a returning flow its old port.
+    public var reusesReleasedPorts: Bool
     /// Outside ports to allocate from.
     public var portRange: ClosedRange<UInt16>
 
@@ -46,6 +51,7 @@ public struct NATConfiguration: Sendable, Equatable {
         filtering: Filtering = .addressAndPortDependent,
         bindingTimeout: SCTPDuration? = .seconds(120),
         inboundRefreshesBinding: Bool = false,
+        reusesReleasedPorts: Bool = false,
         portRange: ClosedRange<UInt16> = 1024...65535
     ) {
         self.mapping = mapping
@@ -53,6 +59,7 @@ public struct NATConfiguration: Sendable, Equatable {
         self.filtering = filtering
         self.bindingTimeout = bindingTimeout
         self.inboundRefreshesBinding = inboundRefreshesBinding
+        self.reusesReleasedPorts = reusesReleasedPorts
         self.portRange = portRange
     }
 
@@ -245,8 +252,8 @@ public final class SimulatedNAT {
         counters.mappingsExpired += 1
     }
 
-    /// A free outside port: the preferred one when preserving and free, else random, avoiding retired ports
-    /// while fresh ones remain. Expired mappings found in the way are reclaimed.
+    /// A free outside port: the preferred one when preserving and free (and not retired, unless released ports
+    /// may be reused), else random, avoiding retired ports while fresh ones remain. Expired mappings found in the way are reclaimed.
     private func allocatePort(preferred: UInt16, now: SCTPTime) -> UInt16? {
         func isFree(_ port: UInt16) -> Bool {
             guard let mapping = mappingsByPort[port] else { return true }
@@ -257,7 +264,9 @@ public final class SimulatedNAT {
             return false
         }
         let range = configuration.portRange
-        if configuration.portAssignment == .preserving, range.contains(preferred), isFree(preferred) {
+        if configuration.portAssignment == .preserving, range.contains(preferred), isFree(preferred),
+            configuration.reusesReleasedPorts || !retiredPorts.contains(preferred)
+        {
             return preferred
         }
         let size = Int64(range.upperBound) - Int64(range.lowerBound) + 1
