@@ -31,8 +31,12 @@ enum PathCongestionControl: Sendable {
         get { window.mtu }
         set {
             switch self {
-            case .newReno(var c): c.mtu = newValue; self = .newReno(c)
-            case .lia(var c): c.mtu = newValue; self = .lia(c)
+            case .newReno(var c):
+                c.mtu = newValue
+                self = .newReno(c)
+            case .lia(var c):
+                c.mtu = newValue
+                self = .lia(c)
             }
         }
     }
@@ -41,8 +45,12 @@ enum PathCongestionControl: Sendable {
 
     mutating func handleAck(_ ack: CongestionAck) {
         switch self {
-        case .newReno(var c): c.handleAck(ack); self = .newReno(c)
-        case .lia(var c): c.handleAck(ack); self = .lia(c)
+        case .newReno(var c):
+            c.handleAck(ack)
+            self = .newReno(c)
+        case .lia(var c):
+            c.handleAck(ack)
+            self = .lia(c)
         }
     }
 
@@ -60,22 +68,34 @@ enum PathCongestionControl: Sendable {
 
     mutating func handleRetransmissionTimeout() {
         switch self {
-        case .newReno(var c): c.handleRetransmissionTimeout(); self = .newReno(c)
-        case .lia(var c): c.handleRetransmissionTimeout(); self = .lia(c)
+        case .newReno(var c):
+            c.handleRetransmissionTimeout()
+            self = .newReno(c)
+        case .lia(var c):
+            c.handleRetransmissionTimeout()
+            self = .lia(c)
         }
     }
 
     mutating func handleIdle(idleFor: SCTPDuration, rto: SCTPDuration) {
         switch self {
-        case .newReno(var c): c.handleIdle(idleFor: idleFor, rto: rto); self = .newReno(c)
-        case .lia(var c): c.handleIdle(idleFor: idleFor, rto: rto); self = .lia(c)
+        case .newReno(var c):
+            c.handleIdle(idleFor: idleFor, rto: rto)
+            self = .newReno(c)
+        case .lia(var c):
+            c.handleIdle(idleFor: idleFor, rto: rto)
+            self = .lia(c)
         }
     }
 
     mutating func reset() {
         switch self {
-        case .newReno(var c): c.reset(); self = .newReno(c)
-        case .lia(var c): c.reset(); self = .lia(c)
+        case .newReno(var c):
+            c.reset()
+            self = .newReno(c)
+        case .lia(var c):
+            c.reset()
+            self = .lia(c)
         }
     }
 

@@ -16,7 +16,8 @@ struct RTOEstimator: Sendable {
         var granularity: SCTPDuration = .milliseconds(1)
 
         init() {}
-        init(initial: SCTPDuration, min: SCTPDuration, max: SCTPDuration, granularity: SCTPDuration = .milliseconds(1)) {
+        init(initial: SCTPDuration, min: SCTPDuration, max: SCTPDuration, granularity: SCTPDuration = .milliseconds(1))
+        {
             self.initial = initial
             self.min = min
             self.max = max

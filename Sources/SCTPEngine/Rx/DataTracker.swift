@@ -15,6 +15,9 @@ struct DataTracker: Sendable {
         var maxDuplicates = 32
         /// TSNs further than this beyond the cumulative TSN are refused, bounding the out-of-order state.
         var maxTSNsAhead: UInt32 = 1 << 20
+        /// RFC 9260 §6.7: SACK at once when data arrives out of order. CMT's DAC turns this off, because with
+        /// several paths reordering is the normal case, and reports the packet count in the SACK instead.
+        var sackImmediatelyOnGaps = true
 
         init() {}
     }
@@ -85,7 +88,8 @@ struct DataTracker: Sendable {
         // RFC 9260 §6.7: "If the endpoint detects a gap in the received DATA chunk sequence, it SHOULD send a SACK
         // with Gap Ack Blocks immediately." The same goes for a packet that fills (part of) a gap, so the sender
         // learns of the recovery at once.
-        if packetWantsImmediateSack || !received.isEmpty || packetHadGapsBefore
+        let gapsForceSack = configuration.sackImmediatelyOnGaps && (!received.isEmpty || packetHadGapsBefore)
+        if packetWantsImmediateSack || gapsForceSack
             || packetsSinceLastSack >= configuration.packetsPerSack
         {
             isSackImmediate = true

@@ -229,7 +229,8 @@ struct OutstandingData: Sendable {
         for p in paths.indices {
             paths[p].ack = PathAck(path: paths[p].id)
             paths[p].ack.flightSizeBeforeSack = paths[p].flightSize
-            paths[p].ack.ackPoint = lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0 &- 1)) }
+            paths[p].ack.ackPoint =
+                lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0 &- 1)) }
                 ?? cumulativeTSNAck
         }
 

@@ -119,7 +119,9 @@ extension SendQueue.Stream {
     }
 
     /// Takes the next fragment of the head message.
-    fileprivate mutating func cut(maxPayload: Int, streamID: StreamID) -> (DataFragment, isMessageDone: Bool, hasMore: Bool) {
+    fileprivate mutating func cut(maxPayload: Int, streamID: StreamID) -> (
+        DataFragment, isMessageDone: Bool, hasMore: Bool
+    ) {
         var message = messages.removeFirst()
         let isBeginning = !message.hasStarted
         if isBeginning {

@@ -18,9 +18,10 @@ import Testing
         (0..<count).map { _ in queue.insert(fragment(), path: path, now: now).tsn }
     }
 
-    func sack(_ cum: UInt32, _ gaps: [(UInt16, UInt16)] = [], nr: [(UInt16, UInt16)] = [], rwnd: UInt32 = 100_000,
-        packets: Int = 1) -> SackInfo
-    {
+    func sack(
+        _ cum: UInt32, _ gaps: [(UInt16, UInt16)] = [], nr: [(UInt16, UInt16)] = [], rwnd: UInt32 = 100_000,
+        packets: Int = 1
+    ) -> SackInfo {
         SackInfo(
             cumulativeTSNAck: TSN(cum), advertisedReceiverWindowCredit: rwnd,
             gapAckBlocks: gaps.map { GapBlock(start: $0.0, end: $0.1) },

@@ -36,8 +36,10 @@ import Testing
     }
 
     @Test func clockGranularityBoundsTheVarianceTerm() {
-        var rto = RTOEstimator(configuration: .init(initial: .seconds(1), min: .zero, max: .seconds(60),
-            granularity: .milliseconds(5)))
+        var rto = RTOEstimator(
+            configuration: .init(
+                initial: .seconds(1), min: .zero, max: .seconds(60),
+                granularity: .milliseconds(5)))
         for _ in 0..<200 { rto.handleMeasurement(.milliseconds(40)) }
         #expect(rto.rto == .milliseconds(45))
     }

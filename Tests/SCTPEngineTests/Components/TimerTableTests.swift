@@ -12,9 +12,10 @@ import Testing
         timers.arm(.t3rtx(PathID(0)), at: t0 + .milliseconds(10))
         timers.arm(.autoClose, at: t0 + .seconds(5))
         #expect(timers.expired(now: t0 + .milliseconds(9)).isEmpty)
-        #expect(timers.expired(now: t0 + .milliseconds(30)) == [
-            .t3rtx(PathID(0)), .t3rtx(PathID(1)), .delayedSack, .heartbeat(PathID(2)),
-        ])
+        #expect(
+            timers.expired(now: t0 + .milliseconds(30)) == [
+                .t3rtx(PathID(0)), .t3rtx(PathID(1)), .delayedSack, .heartbeat(PathID(2)),
+            ])
         #expect(timers.isArmed(.autoClose))
         #expect(!timers.isArmed(.delayedSack))
     }
