@@ -1,0 +1,130 @@
+/// A host (name or IP literal, IPv6 optionally in brackets) and a port, as given on a command line.
+public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses "host:port", "[v6]:port", or, when `defaultPort` is given, a bare host or bracketed IPv6.
+    public init?(_ text: String, defaultPort: UInt16? = nil) {
+        var host = Substring(text)
+        var portText: Substring?
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            host = host[host.index(after: host.startIndex)..<close]
+            if !rest.isEmpty {
+                guard rest.hasPrefix(":") else { return nil }
+                portText = rest.dropFirst()
+            }
+        } else if let colon = host.lastIndex(of: ":") {
+            guard host.firstIndex(of: ":") == colon else { return nil }  // Bare IPv6 needs brackets.
+            portText = host[host.index(after: colon)...]
+            host = host[..<colon]
+        }
+        guard !host.isEmpty else { return nil }
+        if let portText {
+            guard !portText.isEmpty, portText.allSatisfy(\.isASCII), let port = UInt16(portText) else { return nil }
+            self.init(host: String(host), port: port)
+        } else {
+            guard let defaultPort else { return nil }
+            self.init(host: String(host), port: defaultPort)
+        }
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Resource limits shared by client and server.
+public struct StreamLimits: Equatable, Sendable {
+    /// Streams open at once on one association (the server's HELLO `maxStreams`).
+    public var streamsPerAssociation = 1024
+    /// Credit per stream and direction: the most DATA bytes buffered for one stream (OPEN and HELLO credit).
+    public var streamCredit: UInt32 = 256 * 1024
+    /// The most DATA bytes buffered for all streams of one association; past it, the side stops returning credit
+    /// until its sockets drain.
+    public var bufferedBytesPerAssociation = 64 * 1024 * 1024
+    /// A stream with no DATA in either direction for this long is reset (`ResetReason.idleTimeout`).
+    public var streamIdleTimeout: Duration = .seconds(300)
+    /// An association with no stream for this long is shut down (client) or aborted (server).
+    public var associationIdleTimeout: Duration = .seconds(600)
+    /// How long the server may take to authenticate a new association before aborting it.
+    public var authenticationTimeout: Duration = .seconds(10)
+    /// The server's limit for resolving and connecting to a target.
+    public var connectTimeout: Duration = .seconds(10)
+    /// Interval between PINGs on an idle association; nil disables them.
+    public var pingInterval: Duration? = .seconds(30)
+
+    public init() {}
+
+    /// Checks the values are usable; `source` names where they came from in the error.
+    public func validate(source: String) throws(ConfigError) {
+        guard (1...65535).contains(streamsPerAssociation) else {
+            throw ConfigError(path: source, "streams per association must be 1 ... 65535, not \(streamsPerAssociation)")
+        }
+        guard streamCredit >= UInt32(AggLimits.maxDataPayload), streamCredit <= AggLimits.maxCredit else {
+            throw ConfigError(path: source,
+                "stream credit must be \(AggLimits.maxDataPayload) ... \(AggLimits.maxCredit) bytes, not \(streamCredit)")
+        }
+        guard bufferedBytesPerAssociation >= Int(streamCredit) else {
+            throw ConfigError(path: source, "buffered bytes per association must be at least the stream credit")
+        }
+        for (name, value) in [("stream idle timeout", streamIdleTimeout), ("association idle timeout",
+            associationIdleTimeout), ("authentication timeout", authenticationTimeout),
+            ("connect timeout", connectTimeout)] where value <= .zero {
+            throw ConfigError(path: source, "\(name) must be positive")
+        }
+    }
+}
+
+/// Everything aggserver needs to run; the CLI fills it.
+public struct ServerSettings: Equatable, Sendable {
+    /// UDP addresses to receive SCTP-over-UDP on (RFC 6951's port 9899 by default), one channel each.
+    public var listenAddresses = [HostAndPort(host: "0.0.0.0", port: 9899), HostAndPort(host: "::", port: 9899)]
+    /// The key file with one line per client.
+    public var pskFile = "/etc/agg/server.keys"
+    /// Prefixes egress may reach although the policy refuses them by default (e.g. a LAN the server serves).
+    public var egressAllow: [CIDR] = []
+    public var limits = StreamLimits()
+    /// Where to serve metrics over HTTP; nil disables them.
+    public var metricsAddress: HostAndPort?
+
+    public init() {}
+
+    public var egressPolicy: EgressPolicy { EgressPolicy(allowed: egressAllow) }
+
+    public func validate() throws(ConfigError) {
+        guard !listenAddresses.isEmpty else { throw ConfigError(path: "server settings", "no listen address") }
+        try limits.validate(source: "server settings")
+    }
+}
+
+/// Everything aggclient needs to run; the CLI fills it.
+public struct ClientSettings: Equatable, Sendable {
+    /// The server's UDP addresses (SCTP over UDP). At least one.
+    public var serverAddresses: [HostAndPort] = []
+    /// Local addresses or interface names to send from, one path each; empty means every usable address.
+    public var localAddresses: [String] = []
+    /// The SOCKS5 listener; nil disables it.
+    public var socksAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 1080)
+    /// The HTTP proxy listener (CONNECT and absolute-URI requests); nil disables it.
+    public var httpAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 8080)
+    /// The key file with this client's own line.
+    public var pskFile = "/etc/agg/client.key"
+    public var limits = StreamLimits()
+    /// Where to serve metrics over HTTP; nil disables them.
+    public var metricsAddress: HostAndPort?
+
+    public init() {}
+
+    public func validate() throws(ConfigError) {
+        guard !serverAddresses.isEmpty else { throw ConfigError(path: "client settings", "no server address") }
+        guard socksAddress != nil || httpAddress != nil else {
+            throw ConfigError(path: "client settings", "neither a SOCKS nor an HTTP listener is enabled")
+        }
+        try limits.validate(source: "client settings")
+    }
+}
