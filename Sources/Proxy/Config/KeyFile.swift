@@ -13,7 +13,7 @@ public enum KeyFile {
     public static func parse(_ text: String, path: String) throws(ConfigError) -> [PreSharedKey] {
         var keys: [PreSharedKey] = []
         var names: [String: Int] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = index + 1
             var content = Substring(rawLine)
             if let hash = content.firstIndex(of: "#") { content = content[..<hash] }

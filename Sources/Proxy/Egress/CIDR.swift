@@ -20,7 +20,9 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
         guard parts.count == 1 || parts.count == 2, let address = SCTPIPAddress(parts[0]) else { return nil }
         var length = address.isIPv4 ? 32 : 128
         if parts.count == 2 {
-            guard !parts[1].isEmpty, parts[1].allSatisfy(\.isASCII), let parsed = Int(parts[1]) else { return nil }
+            guard (1...3).contains(parts[1].count), parts[1].allSatisfy(\.isWholeNumber), parts[1].allSatisfy(\.isASCII),
+                let parsed = Int(parts[1])
+            else { return nil }
             length = parsed
         }
         self.init(address, prefixLength: length)

@@ -85,7 +85,7 @@ public final class PolicyResolver: Resolver, Sendable {
         self.loop = loop
         self.policy = policy
         self.lookup = lookup
-        self.refusedBox = NIOLoopBoundBox([], eventLoop: loop)
+        self.refusedBox = NIOLoopBoundBox.makeBoxSendingValue([], eventLoop: loop)
     }
 
     /// The addresses the policy removed so far, with the reason. Read on `loop`.
