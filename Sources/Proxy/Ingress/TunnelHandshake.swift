@@ -1,0 +1,178 @@
+import NIOCore
+
+/// What a tunnel handshake state machine asks its handler to do after it has looked at the input.
+enum TunnelHandshakeAction: Equatable {
+    /// The input so far is a valid prefix: wait for more bytes.
+    case needMoreData
+    /// Write these bytes and feed the machine again (the handshake goes on).
+    case reply([UInt8])
+    /// Write these bytes (if any), then close: the handshake failed.
+    case replyAndClose([UInt8])
+    /// The request is complete: open the upstream. Bytes left in the buffer are application data.
+    case connect(ProxyTarget)
+}
+
+/// A pure SOCKS-style handshake: bytes in, actions out; the handler performs the actions.
+protocol TunnelHandshake: Sendable {
+    /// Consumes what it can of `buffer`. Incomplete input leaves the reader index where the incomplete message starts.
+    mutating func receive(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction
+    /// The reply that grants the request.
+    func successReply() -> [UInt8]
+    /// The reply that reports `failure`.
+    func failureReply(_ failure: ProxyFailure) -> [UInt8]
+}
+
+/// Runs one `TunnelHandshake` on a channel: gathers partial input, calls the connector, writes the reply, and on
+/// success leaves the pipeline so the connector's relay carries the raw bytes.
+///
+/// Bytes that follow the request in the same read go to the connector as `initialData`; bytes that arrive while it
+/// connects are held and passed on when the handler leaves. Reading stops while connecting, so that hold is bounded
+/// by one read.
+final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum State {
+        case handshaking
+        case connecting
+        case removing
+        case failed
+    }
+
+    private var handshake: Handshake
+    private let connector: any ProxyConnector
+    private let timeout: TimeAmount
+    private var state = State.handshaking
+    private var buffer: ByteBuffer?
+    private var pendingRead = false
+    private var timer: Scheduled<Void>?
+
+    init(handshake: Handshake, connector: any ProxyConnector, timeout: TimeAmount) {
+        self.handshake = handshake
+        self.connector = connector
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
+            loopBoundContext.value.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if case .connecting = self.state {
+            self.state = .failed
+        }
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = self.unwrapInboundIn(data)
+        switch self.state {
+        case .handshaking:
+            if self.buffer == nil {
+                self.buffer = bytes
+            } else {
+                self.buffer!.writeBuffer(&bytes)
+            }
+            self.advance(context: context)
+        case .connecting, .removing:
+            if self.buffer == nil {
+                self.buffer = bytes
+            } else {
+                self.buffer!.writeBuffer(&bytes)
+            }
+        case .failed:
+            break
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch self.state {
+        case .connecting:
+            self.pendingRead = true
+        case .handshaking, .removing, .failed:
+            context.read()
+        }
+    }
+
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        self.state = .removing
+        if let buffer = self.buffer, buffer.readableBytes > 0 {
+            self.buffer = nil
+            context.fireChannelRead(self.wrapInboundOut(buffer))
+            context.fireChannelReadComplete()
+        }
+        if self.pendingRead {
+            self.pendingRead = false
+            context.read()
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
+    // MARK: - Driving the handshake
+
+    private func advance(context: ChannelHandlerContext) {
+        while self.state == .handshaking, var input = self.buffer {
+            let action = self.handshake.receive(&input)
+            self.buffer = input
+            switch action {
+            case .needMoreData:
+                self.buffer?.discardReadBytes()
+                return
+            case .reply(let bytes):
+                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .replyAndClose(let bytes):
+                self.fail(context: context, reply: bytes)
+            case .connect(let target):
+                self.connect(context: context, target: target)
+            }
+        }
+    }
+
+    private func connect(context: ChannelHandlerContext, target: ProxyTarget) {
+        self.state = .connecting
+        var initialData: ByteBuffer?
+        if let rest = self.buffer, rest.readableBytes > 0 {
+            initialData = rest
+        }
+        self.buffer = nil
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.connector.connect(to: target, initialData: initialData, inbound: context.channel)
+            .hop(to: context.eventLoop)
+            .whenComplete { result in
+                loopBoundSelf.value.connectDone(context: loopBoundContext.value, result: result)
+            }
+    }
+
+    private func connectDone(context: ChannelHandlerContext, result: Result<Void, any Error>) {
+        guard case .connecting = self.state else { return }
+        switch result {
+        case .success:
+            self.timer?.cancel()
+            self.timer = nil
+            let reply = self.handshake.successReply()
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        case .failure(let error):
+            self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, reply: [UInt8]) {
+        self.state = .failed
+        self.buffer = nil
+        if reply.isEmpty {
+            context.close(promise: nil)
+        } else {
+            let closeContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)))
+                .whenComplete { _ in closeContext.value.close(promise: nil) }
+        }
+    }
+}
