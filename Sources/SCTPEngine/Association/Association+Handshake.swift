@@ -9,7 +9,7 @@ extension Association {
         let initChunk = InitChunk(
             initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
             outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
-            initialTSN: localInitialTSN, parameters: Association.localFeatureParameters)
+            initialTSN: localInitialTSN, parameters: localInitParameters())
         state = .cookieWait(.init(initChunk: initChunk))
         // RFC 9260 §8.5.1: "the Verification Tag MUST be set to 0" in a packet carrying INIT.
         send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
@@ -104,6 +104,10 @@ extension Association {
         peerTag = ack.initiateTag
         peerInitialTSN = ack.initialTSN
         peerReceiverWindow = ack.advertisedReceiverWindowCredit
+        let (dynamic, peerAuth) = Association.dynamicAddressFeatures(
+            peerParameters: ack.parameters, configuration: configuration)
+        adoptAuth(localRandom: auth.local?.random ?? [], peer: peerAuth, features: dynamic)
+        asconf = AsconfState(localInitialTSN: localInitialTSN, peerInitialTSN: ack.initialTSN)
         outboundStreams = min(configuration.outboundStreams, ack.inboundStreams)
         inboundStreams = min(configuration.maxInboundStreams, ack.outboundStreams)
         dataTracker = DataTracker(peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
@@ -150,6 +154,8 @@ extension Association {
         outboundStreams = cookie.outboundStreams
         inboundStreams = cookie.inboundStreams
         features = cookie.features
+        adoptAuth(localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
+        asconf = AsconfState(localInitialTSN: cookie.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
         outstanding = OutstandingData(initialTSN: cookie.localInitialTSN)
         dataTracker = DataTracker(peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
         reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)

@@ -8,13 +8,23 @@ extension Association {
             output.drop("bad verification tag")
             return
         }
-        let knownPath = pathIndex(forPacketFrom: source, to: local)
+        // A packet carrying ASCONF may come from an address being added: never read it as a NAT rebinding.
+        let carriesAsconf = packet.chunks.contains { $0.type == ASCONFChunk.type }
+        let knownPath = pathIndex(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf)
+        let authenticated = authenticatedRange(of: packet)
         if let i = knownPath { paths[i].recordReceived(bytes: packet.buffer.readableBytes) }
         let pathIndex = knownPath ?? primaryPathIndex
         var hadData = false
         var unrecognized: [ErrorCause] = []
 
-        chunks: for raw in packet.chunks {
+        chunks: for (index, raw) in packet.chunks.enumerated() {
+            // RFC 4895 §6.3: a failed AUTH takes the chunks it covers with it; a chunk type we require
+            // authenticated is discarded unless a valid AUTH precedes it.
+            if let failed = authenticated.failedAt, index >= failed { break chunks }
+            if auth.localRequiresAuthentication(raw.type), !authenticated.isAuthenticated(index) {
+                output.drop("unauthenticated chunk")
+                continue
+            }
             let chunk: Chunk
             do {
                 chunk = try Chunk(decoding: raw)
@@ -61,7 +71,14 @@ extension Association {
             case .initiation, .cookieEcho:
                 // Routed to the endpoint, which handles them before any association sees the packet.
                 break
-            case .ecne, .cwr, .auth, .asconf, .asconfAck, .nrSack, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
+            case .auth:
+                // Verified above, before any chunk it covers.
+                break
+            case .asconf(let request):
+                handleAsconf(request, from: source, to: local, now: now)
+            case .asconfAck(let ack):
+                handleAsconfAck(ack, now: now)
+            case .ecne, .cwr, .nrSack, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
                 // Not negotiated: we never announce these extensions, so a peer must not send them. Ignore.
                 break
             }
@@ -73,6 +90,7 @@ extension Association {
             send([.error(ErrorChunk(causes: unrecognized))], pathIndex: pathIndex, now: now)
         }
         if hadData { scheduleSack(now: now) }
+        maintainPaths(now: now)
         transmit(now: now)
     }
 
@@ -100,7 +118,7 @@ extension Association {
                 let initChunk = InitChunk(
                     initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
                     outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
-                    initialTSN: localInitialTSN, parameters: Association.localFeatureParameters)
+                    initialTSN: localInitialTSN, parameters: localInitParameters())
                 state = .cookieWait(.init(initChunk: initChunk, retransmissions: echoed.retransmissions + 1))
                 send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
                 timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)

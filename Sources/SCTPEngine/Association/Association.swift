@@ -25,7 +25,7 @@ final class Association {
     // MARK: Paths
     var paths: [Path] = []
     var primaryPathIndex = 0
-    private var nextPathID = 0
+    var nextPathID = 0
 
     // MARK: Timers
     var timers = TimerTable()
@@ -48,6 +48,13 @@ final class Association {
     var errorCount = 0
     /// Chunks were newly marked for fast retransmission: one packet of them goes out regardless of cwnd.
     var fastRetransmitPending = false
+
+    // MARK: AUTH, ASCONF
+    var auth = AuthContext()
+    var asconf = AsconfState()
+    /// Probe a path with HEARTBEAT the moment it is added or gets a new local address, so it is usable within one
+    /// round trip. Only tests turn it off, to show what waiting for HB.interval costs.
+    var confirmsNewPathsAtOnce = true
 
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
@@ -108,16 +115,12 @@ final class Association {
     /// Finds the path a packet from `source` to `local` belongs to. An unknown UDP port on a known IP is a NAT
     /// rebinding: RFC 6951 §5.4 "the UDP source port of the last received packet ... MUST be used" as the
     /// remote encapsulation port, so the path follows it.
-    func pathIndex(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress) -> Int? {
-        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) { return i }
-        if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip }) {
-            let old = paths[i].remoteAddress
-            paths[i].remoteAddress = source
-            logger.info("remote encapsulation port changed", metadata: ["from": "\(old)", "to": "\(source)"])
-            output.events.append(.pathRemoteChanged(id, from: old, to: source))
-            return i
-        }
-        return nil
+    /// With `allowsRebinding` false (a packet carrying ASCONF, whose new source is an address being added)
+    /// only exact matches count. See `locatePath` for the rebinding rules.
+    func pathIndex(
+        forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool = true
+    ) -> Int? {
+        locatePath(forPacketFrom: source, to: local, allowsRebinding: allowsRebinding)
     }
 
     /// The path for new data and control chunks: the primary if usable, else the first active one.
@@ -145,16 +148,12 @@ final class Association {
     /// Sends one packet of `chunks` on a path, with our tag unless `tag` says otherwise.
     func send(_ chunks: [Chunk], pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
         guard !chunks.isEmpty else { return }
-        var builder = PacketBuilder(
-            header: CommonHeader(
-                sourcePort: localPort, destinationPort: peerPort, verificationTag: tag ?? peerTag, checksum: 0),
-            capacity: configuration.maxPacketSize)
         var dataBytes = 0
         for chunk in chunks {
-            builder.add(chunk)
             if case .data(let d) = chunk { dataBytes += d.userData.readableBytes }
         }
-        emit(builder.finish(), pathIndex: pathIndex, dataBytes: dataBytes, now: now)
+        // AUTH goes in front of the first chunk the peer wants authenticated (RFC 4895 §6.2).
+        emit(buildPacket(chunks, tag: tag ?? peerTag), pathIndex: pathIndex, dataBytes: dataBytes, now: now)
     }
 
     func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
@@ -167,11 +166,7 @@ final class Association {
     /// Replies to the exact address and port a packet came from, from the address it arrived at (RFC 6951 §5.4:
     /// never a fixed 9899).
     func reply(_ chunks: [Chunk], to source: SCTPSocketAddress, from local: SCTPSocketAddress, tag: VerificationTag) {
-        var builder = PacketBuilder(
-            header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: tag, checksum: 0),
-            capacity: configuration.maxPacketSize)
-        for chunk in chunks { builder.add(chunk) }
-        output.datagrams.append(SCTPDatagram(source: local, destination: source, payload: builder.finish()))
+        output.datagrams.append(SCTPDatagram(source: local, destination: source, payload: buildPacket(chunks, tag: tag)))
     }
 
     // MARK: - Closing
@@ -208,9 +203,11 @@ final class Association {
             case .heartbeat(let pathID): handleHeartbeatTimer(pathID: pathID, now: now)
             case .delayedSack: sendSackNow(now: now)
             case .t5ShutdownGuard: abort(causes: [], reason: .peerUnreachable, now: now)
-            case .t4Asconf, .autoClose, .reconfig: break
+            case .t4Asconf: handleT4Expiry(now: now)
+            case .autoClose, .reconfig: break
             }
         }
+        if !isClosed { maintainPaths(now: now) }
         if !isClosed { transmit(now: now) }
     }
 

@@ -34,6 +34,18 @@ public struct SCTPConfiguration: Sendable {
     /// The UDP port a peer listens on when nothing better is known.
     public static let defaultUDPPort: UInt16 = 9899
 
+    // MARK: - AUTH (RFC 4895) and dynamic addresses (RFC 5061)
+    /// Announce AUTH, ASCONF and ASCONF-ACK in INIT and INIT-ACK, so addresses can be added at run time.
+    public var supportsDynamicAddresses = true
+    /// Endpoint pair shared keys by Shared Key Identifier (RFC 4895 §6.1); key 0 is the empty key by default.
+    public var authSharedKeys: [UInt16: [UInt8]] = [0: []]
+    /// The Shared Key Identifier outgoing AUTH chunks use.
+    public var authActiveKeyID: UInt16 = 0
+    /// HMAC-ALGO in order of preference: SHA-256 (3), then SHA-1 (1), which RFC 4895 §3.3 makes mandatory.
+    public var authHMACIdentifiers: [UInt16] = [3, 1]
+    /// CHUNKS: chunk types the peer must authenticate; ASCONF and ASCONF-ACK at least (RFC 5061 §4.1.1).
+    public var authChunkTypes: [UInt8] = [0xC1, 0x80]
+
     // MARK: - Security of the handshake
     /// Key for the HMAC-SHA256 that signs state cookies. Set it from a real random source in production.
     public var cookieSecret: [UInt8] = Array(repeating: 0x5A, count: 32)

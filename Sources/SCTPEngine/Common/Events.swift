@@ -83,4 +83,8 @@ public enum SCTPError: Error, Equatable, Sendable {
     case sendBufferFull
     case shuttingDown
     case messageTooLarge(Int)
+    /// The peer did not negotiate AUTH and ASCONF (RFC 4895, RFC 5061), so addresses cannot change.
+    case dynamicAddressesNotNegotiated
+    /// The association has no path with that address.
+    case noSuchAddress(SCTPSocketAddress)
 }

@@ -81,6 +81,14 @@ extension SCTPEndpoint {
             }
         }
         features.formIntersection(Self.localFeatures)
+        // RFC 4895 §6.1 and RFC 5061 §4.2.7: AUTH and ASCONF. Our RANDOM must survive in the cookie along with the
+        // peer's parameters; a collision answers with the RANDOM of the INIT already sent.
+        let (dynamic, peerAuth) = Association.dynamicAddressFeatures(
+            peerParameters: initChunk.parameters, configuration: configuration)
+        features.formUnion(dynamic)
+        let localAuthRandom =
+            configuration.supportsDynamicAddresses
+            ? (existing?.auth.local?.random ?? random.bytes(AuthParameters.randomLength)) : []
 
         let cookie = StateCookie(
             createdAt: now, lifetime: configuration.validCookieLife, localTag: localTag,
@@ -89,10 +97,13 @@ extension SCTPEndpoint {
             outboundStreams: min(configuration.outboundStreams, initChunk.inboundStreams),
             inboundStreams: min(configuration.maxInboundStreams, initChunk.outboundStreams),
             localTieTag: localTie, peerTieTag: peerTie, peerSCTPPort: peerPort, features: features,
-            peerAddresses: peerAddresses)
+            peerAddresses: peerAddresses, localAuthRandom: localAuthRandom, peerAuth: peerAuth)
         var parameters: [Parameter] = [.stateCookie(cookie.encode(secret: cookieKey))]
         for address in advertisedAddresses where !address.isWildcard {
             parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
+        }
+        if !localAuthRandom.isEmpty {
+            parameters += Association.localInitAckParameters(random: localAuthRandom, configuration: configuration)
         }
         parameters += unrecognized
         let ack = InitAckChunk(
@@ -169,6 +180,9 @@ extension SCTPEndpoint {
                 existing.outboundStreams = cookie.outboundStreams
                 existing.inboundStreams = cookie.inboundStreams
                 existing.features = cookie.features
+                existing.adoptAuth(localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
+                existing.asconf = AsconfState(
+                    localInitialTSN: existing.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
                 existing.dataTracker = DataTracker(
                     peerInitialTSN: cookie.peerInitialTSN,
                     configuration: Association.trackerConfiguration(configuration))

@@ -19,6 +19,8 @@ public final class SCTPEndpoint {
     var associations: [SCTPAssociationID: Association] = [:]
     var byTag: [VerificationTag: Association] = [:]
     private var nextAssociationID = 1
+    /// Whether new paths are probed at once (see `Association.confirmsNewPathsAtOnce`); tests only.
+    var confirmsNewPathsAtOnce = true
 
     public init(
         configuration: SCTPConfiguration, seed: UInt64, advertisedAddresses: [SCTPIPAddress] = [],
@@ -170,6 +172,7 @@ public final class SCTPEndpoint {
             id: id, configuration: configuration, output: output, logger: logger,
             random: SCTPRandom(seed: random.next()), localTag: localTag, localInitialTSN: localInitialTSN,
             peerPort: peerPort)
+        association.confirmsNewPathsAtOnce = confirmsNewPathsAtOnce
         associations[id] = association
         byTag[localTag] = association
         return association

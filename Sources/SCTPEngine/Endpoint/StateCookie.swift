@@ -25,9 +25,14 @@ struct StateCookie: Equatable {
     var features: NegotiatedFeatures
     /// Addresses the peer listed in its INIT.
     var peerAddresses: [SCTPIPAddress]
+    /// Our RANDOM sent in the INIT-ACK and the peer's RANDOM, CHUNKS and HMAC-ALGO from its INIT (RFC 4895 §6.1
+    /// needs both key vectors once the association exists). Empty when AUTH is not in use.
+    var localAuthRandom: [UInt8] = []
+    var peerAuth: AuthParameters?
 
     static let macLength = 32
-    static let version: UInt8 = 1
+    /// 2: adds the AUTH parameters.
+    static let version: UInt8 = 2
 
     /// Serialises and signs with HMAC-SHA256 under `secret`.
     func encode(secret: SymmetricKey) -> ByteBuffer {
@@ -52,6 +57,16 @@ struct StateCookie: Equatable {
             let bytes = address.bytes
             buffer.writeInteger(UInt8(bytes.count))
             buffer.writeBytes(bytes)
+        }
+        Self.writeBytes(localAuthRandom, into: &buffer)
+        if let peerAuth {
+            buffer.writeInteger(UInt8(1))
+            Self.writeBytes(peerAuth.random, into: &buffer)
+            Self.writeBytes(peerAuth.chunks, into: &buffer)
+            buffer.writeInteger(UInt16(truncatingIfNeeded: peerAuth.hmacIdentifiers.count))
+            for id in peerAuth.hmacIdentifiers { buffer.writeInteger(id) }
+        } else {
+            buffer.writeInteger(UInt8(0))
         }
         let mac = buffer.withUnsafeReadableBytes { HMAC<SHA256>.authenticationCode(for: $0, using: secret) }
         buffer.writeBytes(mac)
@@ -93,13 +108,36 @@ struct StateCookie: Equatable {
             else { throw .malformed }
             addresses.append(address)
         }
+        guard let localRandom = readBytes(&b), let hasPeerAuth: UInt8 = b.readInteger() else { throw .malformed }
+        var peerAuth: AuthParameters?
+        if hasPeerAuth == 1 {
+            guard let random = readBytes(&b), let chunks = readBytes(&b), let count: UInt16 = b.readInteger()
+            else { throw .malformed }
+            var ids: [UInt16] = []
+            for _ in 0..<count {
+                guard let id: UInt16 = b.readInteger() else { throw .malformed }
+                ids.append(id)
+            }
+            peerAuth = AuthParameters(random: random, chunks: chunks, hmacIdentifiers: ids)
+        }
         return StateCookie(
             createdAt: SCTPTime(nanoseconds: created), lifetime: SCTPDuration(nanoseconds: lifetime),
             localTag: VerificationTag(localTag), peerTag: VerificationTag(peerTag),
             localInitialTSN: TSN(localTSN), peerInitialTSN: TSN(peerTSN), peerReceiverWindow: rwnd,
             outboundStreams: os, inboundStreams: mis, localTieTag: VerificationTag(localTie),
             peerTieTag: VerificationTag(peerTie), peerSCTPPort: port, features: NegotiatedFeatures(rawValue: features),
-            peerAddresses: addresses)
+            peerAddresses: addresses, localAuthRandom: localRandom, peerAuth: peerAuth)
+    }
+
+    /// A byte string with a 16-bit length in front.
+    private static func writeBytes(_ bytes: [UInt8], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt16(truncatingIfNeeded: bytes.count))
+        buffer.writeBytes(bytes.prefix(Int(UInt16.max)))
+    }
+
+    private static func readBytes(_ buffer: inout ByteBuffer) -> [UInt8]? {
+        guard let length: UInt16 = buffer.readInteger() else { return nil }
+        return buffer.readBytes(length: Int(length))
     }
 }
 

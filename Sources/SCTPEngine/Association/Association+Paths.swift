@@ -1,0 +1,130 @@
+/// Path bookkeeping beyond RFC 9260's single-homed view: which path a packet belongs to under NAT rebinding
+/// (RFC 6951 §5.4), adding and removing paths (RFC 5061), confirming new paths at once, and probing
+/// potentially-failed and inactive paths (RFC 7829).
+extension Association {
+    // MARK: - Which path a packet came on
+
+    /// The path of a packet from `source` arriving at `local`:
+    /// 1. a path with that remote address and port (preferring the one whose local address is `local`);
+    /// 2. a NAT rebinding of the port: a path with that remote IP that `local` belongs to. RFC 6951 §5.4: "the UDP
+    ///    source port of the last received packet ... MUST be used" as the remote encapsulation port;
+    /// 3. a NAT rebinding of the address: the remote IP is unknown and exactly one path uses `local` as its local
+    ///    address (the packet could only have come on that path). With several, it is ambiguous: no rebinding.
+    /// Rebinding never adds a path: new addresses come only from ASCONF (whose packets set `allowsRebinding`
+    /// false), and ASCONF never moves an existing path, so the two cannot be confused.
+    func locatePath(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool)
+        -> Int?
+    {
+        if let i = paths.firstIndex(where: { $0.remoteAddress == source && $0.localAddress == local }) { return i }
+        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) { return i }
+        guard allowsRebinding else { return nil }
+        func arrivesOn(_ path: Path) -> Bool {
+            guard let ours = path.localAddress, !ours.ip.isWildcard else { return true }
+            return ours.ip == local.ip
+        }
+        if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip && arrivesOn($0) }) {
+            rebind(pathIndex: i, to: source)
+            return i
+        }
+        guard !paths.contains(where: { $0.remoteAddress.ip == source.ip }) else { return nil }
+        let candidates = paths.indices.filter { paths[$0].localAddress == local && paths[$0].isConfirmed }
+        guard candidates.count == 1 else { return nil }
+        rebind(pathIndex: candidates[0], to: source)
+        return candidates[0]
+    }
+
+    private func rebind(pathIndex i: Int, to source: SCTPSocketAddress) {
+        let old = paths[i].remoteAddress
+        paths[i].remoteAddress = source
+        logger.info("path remote changed (NAT rebinding)", metadata: ["from": "\(old)", "to": "\(source)"])
+        output.events.append(.pathRemoteChanged(id, from: old, to: source))
+    }
+
+    // MARK: - Adding and removing paths
+
+    /// Adds a path for the pair (`remote`, `local`), or returns the one that exists. Unlike `addPath` it allows
+    /// two paths to the same remote address from different local addresses.
+    /// With `announce` false the caller announces it later with `announceNewPath`.
+    func addPath(remote: SCTPSocketAddress, boundTo local: SCTPSocketAddress, now: SCTPTime, announce: Bool = true)
+        -> Int
+    {
+        if let i = paths.firstIndex(where: { $0.remoteAddress == remote && $0.localAddress == local }) { return i }
+        // A path to that remote with no local address yet (learnt from INIT-ACK) and not in use is taken over.
+        if let i = paths.firstIndex(where: {
+            $0.remoteAddress == remote && $0.localAddress == nil && outstanding.flightSize(on: $0.id) == 0
+        }) {
+            paths[i] = Path(
+                id: paths[i].id, remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
+                configuration: pathConfiguration, isConfirmed: false)
+            timers.disarmAll(on: paths[i].id)
+            if announce { announceNewPath(i, now: now) }
+            return i
+        }
+        let path = Path(
+            id: PathID(nextPathID), remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
+            configuration: pathConfiguration, isConfirmed: false)
+        nextPathID += 1
+        paths.append(path)
+        if announce { announceNewPath(paths.count - 1, now: now) }
+        return paths.count - 1
+    }
+
+    /// Tells the application about a new, unconfirmed path and confirms it with a HEARTBEAT right away (RFC 9260
+    /// §5.4 makes every new address unconfirmed until a HEARTBEAT-ACK; sending it now rather than after
+    /// HB.interval makes the path usable within one round trip).
+    func announceNewPath(_ i: Int, now: SCTPTime) {
+        logger.info(
+            "path added",
+            metadata: ["remote": "\(paths[i].remoteAddress)", "local": "\(paths[i].localAddress.map { "\($0)" } ?? "-")"])
+        output.events.append(.pathStateChanged(id, remote: paths[i].remoteAddress, .unconfirmed))
+        guard state.isEstablishedOrLater else { return }
+        if confirmsNewPathsAtOnce {
+            sendHeartbeat(pathIndex: i, now: now)
+        } else {
+            timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+        }
+    }
+
+    /// Removes path `i`: its timers stop and its outstanding data is sent again elsewhere.
+    func removePath(at i: Int) {
+        guard paths.count > 1 else { return }
+        let removed = paths[i]
+        timers.disarmAll(on: removed.id)
+        _ = outstanding.markAllForRetransmission(on: removed.id)
+        paths.remove(at: i)
+        func shifted(_ index: Int) -> Int { index > i ? index - 1 : (index == i ? 0 : index) }
+        primaryPathIndex = shifted(primaryPathIndex)
+        lastDataPathIndex = shifted(lastDataPathIndex)
+        logger.info("path removed", metadata: ["remote": "\(removed.remoteAddress)"])
+        output.events.append(.pathStateChanged(id, remote: removed.remoteAddress, .inactive))
+    }
+
+    // MARK: - Failure detection (RFC 7829)
+
+    /// After any input: a potentially-failed or inactive path is probed with one HEARTBEAT per RTO (RFC 7829 §5.1),
+    /// so it comes back as soon as it works, and carries no new data meanwhile (`sendPathIndex` skips it); a
+    /// healthy path keeps its HB.interval timer, which also keeps NAT bindings alive.
+    func maintainPaths(now: SCTPTime) {
+        guard state.isEstablishedOrLater else { return }
+        for i in paths.indices {
+            switch paths[i].state {
+            case .potentiallyFailed, .inactive:
+                let due = now + paths[i].rto.rto
+                if timers.deadline(of: .heartbeat(paths[i].id)).map({ $0 > due }) ?? true {
+                    timers.arm(.heartbeat(paths[i].id), at: due)
+                }
+            case .active, .unconfirmed:
+                if !timers.isArmed(.heartbeat(paths[i].id)) {
+                    timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+                }
+            }
+        }
+    }
+
+    /// Makes the path to `remote` the primary (RFC 9260 §8.2 leaves the choice to the user).
+    func setPrimary(remote: SCTPSocketAddress) -> Bool {
+        guard let i = paths.firstIndex(where: { $0.remoteAddress == remote }) else { return false }
+        primaryPathIndex = i
+        return true
+    }
+}
