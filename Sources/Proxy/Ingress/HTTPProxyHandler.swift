@@ -31,8 +31,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     enum State {
         /// Waiting for a request head; the header timer runs.
         case idle
-        /// A CONNECT request's upstream is being opened.
-        case tunnelConnecting
+        /// A CONNECT request's upstream is being opened; `requestEnded` once the decoder has delivered its end.
+        case tunnelConnecting(requestEnded: Bool)
+        /// The tunnel is open and the 200 written, but the decoder has yet to deliver the CONNECT request's end.
+        case tunnelAwaitingEnd
         /// A forward request's upstream is being opened; its body waits in `pendingBody`.
         case connecting(Exchange)
         /// The request body goes up, the response comes down.
@@ -84,7 +86,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         switch self.state {
-        case .idle, .connecting, .forwarding, .tunnelConnecting:
+        case .idle, .connecting, .forwarding, .tunnelConnecting, .tunnelAwaitingEnd:
             let status =
                 parserError == .headerOverflow
                 ? HTTPStatusLine(code: 431, reason: "Request Header Fields Too Large")
@@ -107,7 +109,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var isHoldingReads: Bool {
         switch self.state {
         case .idle, .done: return false
-        case .tunnelConnecting: return true
+        case .tunnelConnecting, .tunnelAwaitingEnd: return true
         case .connecting(let exchange), .forwarding(let exchange): return exchange.requestEnded
         }
     }
@@ -115,7 +117,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Whether the next part belongs to the current state, rather than waiting in `queued`.
     private var acceptsParts: Bool {
         switch self.state {
-        case .idle, .tunnelConnecting, .done: return true
+        case .idle, .tunnelConnecting, .tunnelAwaitingEnd, .done: return true
         case .connecting(let exchange), .forwarding(let exchange): return !exchange.requestEnded
         }
     }
@@ -129,7 +131,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .idle:
             guard case .head(let head) = part else { return }
             self.receiveHead(context: context, head)
-        case .tunnelConnecting, .done:
+        case .tunnelConnecting:
+            // RFC 9110 §9.3.6: "A CONNECT request message does not have content"; whatever follows is tunnel data
+            // and stays in the decoder.
+            if case .end = part { self.state = .tunnelConnecting(requestEnded: true) }
+        case .tunnelAwaitingEnd:
+            if case .end = part {
+                self.state = .done
+                self.leavePipelineForTunnel(context: context)
+            }
+        case .done:
             return
         case .connecting(var exchange):
             self.pendingBody += self.encodeBody(part, framing: exchange.request.framing, context: context)
@@ -159,7 +170,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 400, reason: "Bad Request")))
                 return
             }
-            self.state = .tunnelConnecting
+            self.state = .tunnelConnecting(requestEnded: false)
             self.openUpstream(context: context, target: target, initialData: nil)
             return
         }
@@ -219,13 +230,18 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func upstreamOpened(context: ChannelHandlerContext, result: Result<Void, any Error>) {
         guard !self.isRemoved else { return }
         switch (self.state, result) {
-        case (.tunnelConnecting, .success):
-            self.state = .done
+        case (.tunnelConnecting(let requestEnded), .success):
             context.writeAndFlush(
                 self.wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")),
                 promise: nil
             )
-            self.leavePipelineForTunnel(context: context)
+            // The decoder must deliver the request's end to us, not to the relay, before we leave.
+            if requestEnded {
+                self.state = .done
+                self.leavePipelineForTunnel(context: context)
+            } else {
+                self.state = .tunnelAwaitingEnd
+            }
         case (.connecting(let exchange), .success):
             self.state = .forwarding(exchange)
             let body = self.pendingBody
@@ -236,7 +252,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         case (.tunnelConnecting, .failure(let error)), (.connecting, .failure(let error)):
             self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(error.asProxyFailure.httpStatus))
-        case (.idle, _), (.forwarding, _), (.done, _), (.tunnelConnecting, _), (.connecting, _):
+        case (.idle, _), (.forwarding, _), (.done, _), (.tunnelConnecting, _), (.connecting, _), (.tunnelAwaitingEnd, _):
             return
         }
     }

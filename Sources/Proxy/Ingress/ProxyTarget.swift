@@ -55,6 +55,8 @@ public enum ProxyTarget: Hashable, Sendable, CustomStringConvertible {
             guard let defaultPort else { return nil }
             port = defaultPort
         }
+        // RFC 3986 §3.2.2: an IPv6 literal in an authority must be in brackets.
+        if !authority.hasPrefix("["), host.contains(":") { return nil }
         if let address = SCTPIPAddress(host) {
             self = .address(address, port: port)
         } else {

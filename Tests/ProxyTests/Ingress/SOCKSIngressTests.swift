@@ -1,0 +1,213 @@
+import NIOCore
+import NIOEmbedded
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+@Suite("Ingress SOCKS")
+struct SOCKSIngressTests {
+    static let granted5: [UInt8] = [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]
+
+    // MARK: - SOCKS5
+
+    @Test func socks5NoAuthConnectIPv4() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0])
+        #expect(try channel.written() == [5, 0])
+        try channel.send([5, 1, 0, 1, 10, 0, 0, 1, 0x01, 0xBB])
+        #expect(try channel.written() == Self.granted5)
+        #expect(connector.calls.map(\.target) == [.address(SCTPIPAddress(v4: 10, 0, 0, 1), port: 443)])
+        #expect(connector.calls.first?.initialData == nil)
+        // The handshake handler is gone: bytes now reach the relay untouched.
+        try channel.send("hello")
+        #expect(channel.relay?.receivedText == "hello")
+        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: ProtocolSniffer.self) }
+    }
+
+    @Test func socks5ConnectIPv6() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        let address: [UInt8] = [0x20, 0x01, 0x0d, 0xb8] + [UInt8](repeating: 0, count: 11) + [1]
+        try channel.send([5, 1, 0] + [5, 1, 0, 4] + address + [0, 80])
+        #expect(try channel.written() == [5, 0] + Self.granted5)
+        #expect(connector.calls.map(\.target) == [.address(SCTPIPAddress("2001:db8::1")!, port: 80)])
+    }
+
+    @Test func socks5DomainIsPassedUnresolvedWithOptimisticData() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        let name = Array("example.com".utf8)
+        try channel.send([5, 1, 0] + [5, 1, 0, 3, UInt8(name.count)] + name + [0, 80] + Array("GET /".utf8))
+        #expect(try channel.written() == [5, 0] + Self.granted5)
+        #expect(connector.calls.map(\.target) == [.domain("example.com", port: 80)])
+        #expect(connector.calls.first?.initialData == ByteBuffer(string: "GET /"))
+    }
+
+    @Test func socks5BytesArrivingOneAtATime() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        let name = Array("a.example".utf8)
+        let input: [UInt8] = [5, 2, 0, 2] + [5, 1, 0, 3, UInt8(name.count)] + name + [0x1F, 0x90]
+        for byte in input {
+            try channel.send([byte])
+        }
+        #expect(try channel.written() == [5, 0] + Self.granted5)
+        #expect(connector.calls.map(\.target) == [.domain("a.example", port: 8080)])
+    }
+
+    @Test func socks5UsernamePassword() throws {
+        var configuration = ProxyIngressConfiguration()
+        configuration.credentials = .init(username: "user", password: "pw")
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(configuration: configuration, connector: connector)
+        try channel.send([5, 2, 0, 2])
+        #expect(try channel.written() == [5, 2])
+        try channel.send([1, 4] + Array("user".utf8) + [2] + Array("pw".utf8))
+        #expect(try channel.written() == [1, 0])
+        try channel.send([5, 1, 0, 1, 127, 0, 0, 1, 0, 22])
+        #expect(try channel.written() == Self.granted5)
+    }
+
+    @Test func socks5WrongPasswordIsRefusedAndClosed() throws {
+        var configuration = ProxyIngressConfiguration()
+        configuration.credentials = .init(username: "user", password: "pw")
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(configuration: configuration, connector: connector)
+        try channel.send([5, 1, 2] + [1, 4] + Array("user".utf8) + [2] + Array("px".utf8))
+        #expect(try channel.written() == [5, 2, 1, 1])
+        #expect(!channel.isActive)
+        #expect(connector.calls.isEmpty)
+    }
+
+    @Test func socks5NoAcceptableMethod() throws {
+        var configuration = ProxyIngressConfiguration()
+        configuration.credentials = .init(username: "user", password: "pw")
+        let channel = try EmbeddedChannel.ingress(configuration: configuration, connector: FakeConnector())
+        try channel.send([5, 1, 0])
+        #expect(try channel.written() == [5, 0xFF])
+        #expect(!channel.isActive)
+    }
+
+    @Test(arguments: [UInt8(2), 3, 9])
+    func socks5BindAndUDPAssociateAreNotSupported(command: UInt8) throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0] + [5, command, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0] + [5, 7, 0, 1, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+        #expect(connector.calls.isEmpty)
+    }
+
+    @Test func socks5BadAddressType() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        try channel.send([5, 1, 0] + [5, 1, 0, 9, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0] + [5, 8, 0, 1, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+    }
+
+    @Test func socks5BadVersionInRequestCloses() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        try channel.send([5, 1, 0] + [4, 1, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0])
+        #expect(!channel.isActive)
+    }
+
+    @Test(arguments: ProxyFailure.allCases)
+    func socks5FailureReplies(failure: ProxyFailure) throws {
+        let expected: [ProxyFailure: UInt8] = [
+            .generalFailure: 1, .serverUnavailable: 1, .notAllowed: 2, .unreachable: 3, .hostUnreachable: 4,
+            .dnsFailure: 4, .refused: 5, .timeout: 6,
+        ]
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector(.fail(failure)))
+        try channel.send([5, 1, 0] + [5, 1, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0] + [5, expected[failure]!, 0, 1, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+    }
+
+    @Test func socks5HoldsBytesArrivingWhileConnecting() throws {
+        let connector = FakeConnector(.hold)
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0] + [5, 1, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0])
+        try channel.send("early")
+        connector.complete()
+        #expect(try channel.written() == Self.granted5)
+        #expect(channel.relay?.receivedText == "early")
+    }
+
+    @Test func handshakeTimeoutCloses() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1])
+        channel.embeddedEventLoop.advanceTime(by: .seconds(31))
+        #expect(!channel.isActive)
+    }
+
+    // MARK: - SOCKS4 and SOCKS4a
+
+    @Test func socks4Connect() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([4, 1, 0, 80, 93, 184, 216, 34] + Array("me".utf8) + [0])
+        #expect(try channel.written() == [0, 0x5A, 0, 0, 0, 0, 0, 0])
+        #expect(connector.calls.map(\.target) == [.address(SCTPIPAddress(v4: 93, 184, 216, 34), port: 80)])
+    }
+
+    @Test func socks4aDomainOneByteAtATime() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        for byte in [4, 1, 0x01, 0xBB, 0, 0, 0, 1] + Array("me".utf8) + [0] + Array("example.org".utf8) + [0] {
+            try channel.send([byte])
+        }
+        #expect(try channel.written() == [0, 0x5A, 0, 0, 0, 0, 0, 0])
+        #expect(connector.calls.map(\.target) == [.domain("example.org", port: 443)])
+    }
+
+    @Test func socks4BindIsRejected() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([4, 2, 0, 80, 1, 2, 3, 4, 0])
+        #expect(try channel.written() == [0, 0x5B, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+        #expect(connector.calls.isEmpty)
+    }
+
+    @Test func socks4FailureIsRejected() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector(.fail(.refused)))
+        try channel.send([4, 1, 0, 80, 1, 2, 3, 4, 0])
+        #expect(try channel.written() == [0, 0x5B, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+    }
+
+    @Test func socks4OverlongUserIDIsRejected() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        try channel.send([4, 1, 0, 80, 1, 2, 3, 4] + [UInt8](repeating: 0x41, count: 300))
+        #expect(try channel.written() == [0, 0x5B, 0, 0, 0, 0, 0, 0])
+        #expect(!channel.isActive)
+    }
+
+    // MARK: - Sniffer
+
+    @Test func snifferClosesOnGarbage() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        try channel.send([0x16, 3, 1])
+        #expect(try channel.written() == [])
+        #expect(!channel.isActive)
+    }
+
+    @Test func socksOnlyListenerRefusesHTTP() throws {
+        let channel = try EmbeddedChannel.ingress(protocols: .socks, connector: FakeConnector())
+        try channel.send("GET http://a/ HTTP/1.1\r\n\r\n")
+        #expect(!channel.isActive)
+    }
+
+    @Test func snifferDetection() {
+        #expect(ProtocolSniffer.detect(firstByte: 5) == .socks5)
+        #expect(ProtocolSniffer.detect(firstByte: 4) == .socks4)
+        #expect(ProtocolSniffer.detect(firstByte: UInt8(ascii: "C")) == .http)
+        #expect(ProtocolSniffer.detect(firstByte: UInt8(ascii: "g")) == .http)
+        #expect(ProtocolSniffer.detect(firstByte: 0) == [])
+    }
+}
