@@ -7,8 +7,6 @@ import SCTPEngine
 /// One sctpcat run: an association opened or accepted, stdin sent as messages, messages received written to stdout
 /// (or echoed), then a graceful shutdown. Confined to its event loop; the exit code arrives through `finished`.
 final class CatSession: @unchecked Sendable {
-    static let messageSize = 64 * 1024
-
     let settings: CatSettings
     let driver: SCTPDriver
     let finished: EventLoopPromise<Int32>
@@ -143,7 +141,7 @@ final class CatSession: @unchecked Sendable {
 
     private func startSending() {
         let loop = driver.eventLoop
-        StandardInputReader.start(chunkSize: Self.messageSize, on: loop, pool: pool) { chunk in
+        StandardInputReader.start(chunkSize: settings.messageSize, on: loop, pool: pool) { chunk in
             loop.flatSubmit { self.offer(chunk) }
         }
         // Checks for the end of the transfer: every byte acknowledged and the peer silent for the linger time.

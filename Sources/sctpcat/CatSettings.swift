@@ -13,6 +13,7 @@ struct CatSettings: Sendable {
     var localAddresses: [SCTPSocketAddress]
     var peerUDPPort: UInt16
     var stream: StreamID
+    var messageSize: Int
     var linger: SCTPDuration
     var connectTimeout: SCTPDuration
 
@@ -37,6 +38,7 @@ struct CatSettings: Sendable {
         }
         peerUDPPort = command.peerUDPPort
         stream = StreamID(command.stream)
+        messageSize = command.messageSize
         linger = .nanoseconds(Int64(command.linger * 1e9))
         connectTimeout = .nanoseconds(Int64(command.connectTimeout * 1e9))
     }

@@ -25,6 +25,9 @@ struct SCTPCat: ParsableCommand {
     @Option(help: "Stream to send on.")
     var stream: UInt16 = 0
 
+    @Option(help: "Largest message made from stdin, in bytes (1...65536).")
+    var messageSize: Int = 65536
+
     @Option(help: "After stdin's EOF and all data acknowledged, keep reading until the peer is silent this long.")
     var linger: Double = 0
 
@@ -41,6 +44,7 @@ struct SCTPCat: ParsableCommand {
         default: break
         }
         if echo && listen == nil { throw ValidationError("--echo needs --listen") }
+        if !(1...65536).contains(messageSize) { throw ValidationError("--message-size must be 1...65536") }
         if linger < 0 || connectTimeout <= 0 { throw ValidationError("--linger and --connect-timeout must be positive") }
     }
 
