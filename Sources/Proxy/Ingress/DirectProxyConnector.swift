@@ -10,7 +10,8 @@ public struct DirectProxyConnector: ProxyConnector {
         self.connectTimeout = connectTimeout
     }
 
-    public func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
+    public func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void>
+    {
         let eventLoop = inbound.eventLoop
         let host: String
         switch target {

@@ -160,14 +160,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.headerTimer = nil
         guard HTTPProxyMessages.isAuthorized(head, credentials: self.configuration.credentials) else {
             let status = HTTPStatusLine(code: 407, reason: "Proxy Authentication Required")
-            let reply = HTTPProxyMessages.errorResponse(status, extraHeaders: ["Proxy-Authenticate: Basic realm=\"agg\""])
+            let reply = HTTPProxyMessages.errorResponse(
+                status, extraHeaders: ["Proxy-Authenticate: Basic realm=\"agg\""])
             self.respondAndClose(context: context, reply)
             return
         }
         if head.method == .CONNECT {
             // RFC 9112 §3.2.3: CONNECT carries authority-form, "host:port"; the port is required.
             guard let target = ProxyTarget(authority: Substring(head.uri), defaultPort: nil) else {
-                self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 400, reason: "Bad Request")))
+                self.respondAndClose(
+                    context: context, HTTPProxyMessages.errorResponse(.init(code: 400, reason: "Bad Request")))
                 return
             }
             self.state = .tunnelConnecting(requestEnded: false)
@@ -178,7 +180,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         do {
             request = try HTTPProxyMessages.forwardRequest(head)
         } catch {
-            self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 400, reason: "Bad Request")))
+            self.respondAndClose(
+                context: context, HTTPProxyMessages.errorResponse(.init(code: 400, reason: "Bad Request")))
             return
         }
         let proxyConnection = head.headers["proxy-connection"].map { $0.lowercased() }
@@ -232,7 +235,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         switch (self.state, result) {
         case (.tunnelConnecting(let requestEnded), .success):
             context.writeAndFlush(
-                self.wrapOutboundOut(context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")),
+                self.wrapOutboundOut(
+                    context.channel.allocator.buffer(string: "HTTP/1.1 200 Connection Established\r\n\r\n")),
                 promise: nil
             )
             // The decoder must deliver the request's end to us, not to the relay, before we leave.
@@ -252,7 +256,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         case (.tunnelConnecting, .failure(let error)), (.connecting, .failure(let error)):
             self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(error.asProxyFailure.httpStatus))
-        case (.idle, _), (.forwarding, _), (.done, _), (.tunnelConnecting, _), (.connecting, _), (.tunnelAwaitingEnd, _):
+        case (.idle, _), (.forwarding, _), (.done, _), (.tunnelConnecting, _), (.connecting, _),
+            (.tunnelAwaitingEnd, _):
             return
         }
     }
@@ -288,7 +293,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             let raw = head.readSlice(length: length)!
             guard let parsed = HTTPProxyMessages.parseResponseHead(raw.readableBytesView) else {
                 promise?.fail(ChannelError.ioOnClosedChannel)
-                self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
+                self.respondAndClose(
+                    context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
                 return
             }
             if parsed.status < 200 {
@@ -297,9 +303,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 context.write(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: interim)), promise: nil)
                 continue
             }
-            exchange.responseMustClose = !HTTPProxyMessages.isSelfDelimiting(parsed, requestWasHEAD: exchange.request.isHEAD)
+            exchange.responseMustClose = !HTTPProxyMessages.isSelfDelimiting(
+                parsed, requestWasHEAD: exchange.request.isHEAD)
             let keepAlive = exchange.keepAlive && !exchange.responseMustClose
-            var out = context.channel.allocator.buffer(bytes: HTTPProxyMessages.clientResponseHead(parsed, keepAlive: keepAlive))
+            var out = context.channel.allocator.buffer(
+                bytes: HTTPProxyMessages.clientResponseHead(parsed, keepAlive: keepAlive))
             out.writeBuffer(&head)
             exchange.responseHead = nil
             self.state = .forwarding(exchange)
@@ -308,7 +316,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         guard head.readableBytes <= Self.maxResponseHeadSize else {
             promise?.fail(ChannelError.ioOnClosedChannel)
-            self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
+            self.respondAndClose(
+                context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
             return
         }
         exchange.responseHead = head
@@ -324,7 +333,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // The relay's upstream has ended: so has the response.
         promise?.succeed()
         guard exchange.responseHead == nil else {
-            self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
+            self.respondAndClose(
+                context: context, HTTPProxyMessages.errorResponse(.init(code: 502, reason: "Bad Gateway")))
             return
         }
         guard exchange.keepAlive, !exchange.responseMustClose, exchange.requestEnded else {

@@ -37,16 +37,24 @@ public enum ProxyIngress {
         switch detected {
         case .socks5:
             let handshake = SOCKS5Handshake(credentials: configuration.credentials)
-            return [TunnelHandshakeHandler(handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)]
+            return [
+                TunnelHandshakeHandler(
+                    handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)
+            ]
         case .socks4:
-            let handshake = SOCKS4Handshake(credentials: configuration.credentials, maxFieldLength: configuration.maxSOCKS4FieldLength)
-            return [TunnelHandshakeHandler(handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)]
+            let handshake = SOCKS4Handshake(
+                credentials: configuration.credentials, maxFieldLength: configuration.maxSOCKS4FieldLength)
+            return [
+                TunnelHandshakeHandler(
+                    handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)
+            ]
         default:
             var limits = NIOHTTPDecoderLimitConfiguration()
             limits.maxHeaderListSize = configuration.maxHTTPHeadSize
             limits.maxHeaderFieldSize = configuration.maxHTTPHeadSize
             limits.maxHeaderFieldCount = 256
-            let decoder = HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
+            let decoder = HTTPRequestDecoder(
+                leftOverBytesStrategy: .forwardBytes, informationalResponseStrategy: .drop, limitConfiguration: limits)
             return [
                 ByteToMessageHandler(decoder),
                 HTTPProxyHandler(configuration: configuration, connector: connector),
@@ -104,7 +112,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
-        let handlers = ProxyIngress.handlers(for: detected, configuration: self.configuration, connector: self.connector)
+        let handlers = ProxyIngress.handlers(
+            for: detected, configuration: self.configuration, connector: self.connector)
         do {
             try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
         } catch {

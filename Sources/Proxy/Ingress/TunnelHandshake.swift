@@ -125,7 +125,8 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
                 self.buffer?.discardReadBytes()
                 return
             case .reply(let bytes):
-                context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             case .replyAndClose(let bytes):
                 self.fail(context: context, reply: bytes)
             case .connect(let target):

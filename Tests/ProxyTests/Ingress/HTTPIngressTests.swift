@@ -56,7 +56,8 @@ struct HTTPIngressTests {
         #expect(connector.calls.map(\.target) == [.domain("example.com", port: 80)])
         let sent = connector.calls[0].initialData.map { String(buffer: $0) }
         #expect(
-            sent == "GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            sent
+                == "GET /a/b?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t\r\nAccept: */*\r\nConnection: close\r\n\r\n"
         )
         let relay = try #require(channel.relay)
         relay.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nKeep-Alive: x\r\n\r\nhi")
@@ -76,8 +77,13 @@ struct HTTPIngressTests {
         first.upstreamSends("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nA\r\n0\r\n\r\n")
         first.upstreamEnds()
         channel.embeddedEventLoop.run()
-        #expect(connector.calls.map(\.target) == [.domain("a.example", port: 80), .address(SCTPIPAddress(v4: 10, 0, 0, 2), port: 8080)])
-        #expect(connector.calls[1].initialData.map { String(buffer: $0) }?.hasPrefix("GET /2 HTTP/1.1\r\nHost: 10.0.0.2:8080\r\n") == true)
+        #expect(
+            connector.calls.map(\.target) == [
+                .domain("a.example", port: 80), .address(SCTPIPAddress(v4: 10, 0, 0, 2), port: 8080),
+            ])
+        #expect(
+            connector.calls[1].initialData.map { String(buffer: $0) }?.hasPrefix(
+                "GET /2 HTTP/1.1\r\nHost: 10.0.0.2:8080\r\n") == true)
         let second = try #require(channel.relay)
         #expect(second !== first)
         second.upstreamSends("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
@@ -94,7 +100,8 @@ struct HTTPIngressTests {
     @Test func postWithContentLengthIsForwardedIntact() throws {
         let connector = FakeConnector(.hold)
         let channel = try EmbeddedChannel.ingress(connector: connector)
-        try channel.send("POST http://example.com/up HTTP/1.1\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello")
+        try channel.send(
+            "POST http://example.com/up HTTP/1.1\r\nContent-Length: 11\r\nContent-Type: text/plain\r\n\r\nhello")
         try channel.send(" world")
         connector.complete()
         let relay = try #require(channel.relay)
@@ -170,7 +177,8 @@ struct HTTPIngressTests {
 
     @Test func oversizedHeadIsRefused() throws {
         let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
-        try? channel.send("GET http://example.com/ HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 20_000) + "\r\n\r\n")
+        try? channel.send(
+            "GET http://example.com/ HTTP/1.1\r\nX-Big: " + String(repeating: "a", count: 20_000) + "\r\n\r\n")
         #expect(try channel.writtenText().hasPrefix("HTTP/1.1 431 "))
         #expect(!channel.isActive)
     }
@@ -214,7 +222,10 @@ struct HTTPIngressTests {
     }
 
     @Test func base64MatchesRFC4648Vectors() {
-        let vectors = ["": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=", "foobar": "Zm9vYmFy"]
+        let vectors = [
+            "": "", "f": "Zg==", "fo": "Zm8=", "foo": "Zm9v", "foob": "Zm9vYg==", "fooba": "Zm9vYmE=",
+            "foobar": "Zm9vYmFy",
+        ]
         for (input, output) in vectors {
             #expect(HTTPProxyMessages.base64(input) == output)
         }

@@ -27,11 +27,14 @@ struct IngressCurlTests {
                 self.bodyLength += bytes.readableBytes
             case .end:
                 guard let head = self.head else { return }
-                let text = "\(head.method.rawValue) \(head.uri) \(self.bodyLength) host=\(head.headers["host"].first ?? "")"
+                let text =
+                    "\(head.method.rawValue) \(head.uri) \(self.bodyLength) host=\(head.headers["host"].first ?? "")"
                 var headers = HTTPHeaders()
                 headers.add(name: "Content-Length", value: String(text.utf8.count))
                 headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
-                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+                context.write(
+                    self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                    promise: nil)
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
                 let keepAlive = head.isKeepAlive
                 let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
@@ -59,7 +62,9 @@ struct IngressCurlTests {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
         process.arguments = ["-s", "-S", "--max-time", "10", "--noproxy", ""] + arguments
         var environment = ProcessInfo.processInfo.environment
-        for name in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"] {
+        for name in [
+            "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+        ] {
             environment[name] = nil
         }
         process.environment = environment
