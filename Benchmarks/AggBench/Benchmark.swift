@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-#error("agg-bench runs on Linux")
+    #error("agg-bench runs on Linux")
 #endif
 
 /// One `agg-bench` subcommand: a name, a one-line summary and a body that parses its own options.
