@@ -72,12 +72,13 @@ extension Association {
     func makeSackChunk() -> Chunk {
         let sack = dataTracker.makeSack(advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64)
         timers.disarm(.delayedSack)
+        let dacCount = configuration.multipath.delayedAckForCMT ? UInt8(min(sack.packetsSinceLastSack, 3)) : 0
         return .sack(
             SackChunk(
                 cumulativeTSNAck: sack.cumulativeTSNAck,
                 advertisedReceiverWindowCredit: sack.advertisedReceiverWindowCredit,
                 gapAckBlocks: sack.gapAckBlocks.map { GapAckBlock(start: $0.start, end: $0.end) },
-                duplicateTSNs: sack.duplicateTSNs))
+                duplicateTSNs: sack.duplicateTSNs, delayedAckPacketCount: dacCount))
     }
 
     func sendSackNow(now: SCTPTime) {
@@ -102,7 +103,8 @@ extension Association {
             cumulativeTSNAck: chunk.cumulativeTSNAck,
             advertisedReceiverWindowCredit: chunk.advertisedReceiverWindowCredit,
             gapAckBlocks: chunk.gapAckBlocks.map { ($0.start, $0.end) },
-            duplicateTSNs: chunk.duplicateTSNs)
+            duplicateTSNs: chunk.duplicateTSNs,
+            packetsSinceLastSack: max(1, Int(chunk.delayedAckPacketCount)))
         processSack(info, now: now)
     }
 
@@ -128,7 +130,11 @@ extension Association {
             break
         }
         peerReceiverWindow = UInt32(outcome.peerReceiverWindow)
+        peerAdvertisedWindow = sack.advertisedReceiverWindowCredit
         if outcome.cumulativeTSNAckAdvanced { errorCount = 0 }
+        // CUC: with CMT each destination's window follows its own pseudo-cumulative ack.
+        let cuc = configuration.multipath.concurrentMultipathTransfer && configuration.multipath.cwndUpdateForCMT
+        let coupling = configuration.multipath.coupledCongestionControl ? lia() : nil
         for ack in outcome.paths {
             guard let i = paths.firstIndex(where: { $0.id == ack.path }) else { continue }
             if let rtt = ack.rttSample { paths[i].rto.handleMeasurement(rtt) }
@@ -136,9 +142,10 @@ extension Association {
             paths[i].congestion.handleAck(
                 CongestionAck(
                     bytesAcked: ack.bytesAcked,
-                    ackPointAdvanced: outcome.cumulativeTSNAckAdvanced,
-                    flightSizeBeforeAck: ack.flightSizeBeforeSack, ackPoint: outstanding.cumulativeTSNAck,
-                    allDataAcked: ack.allDataAcked))
+                    ackPointAdvanced: cuc ? ack.pseudoCumulativeAckAdvanced : outcome.cumulativeTSNAckAdvanced,
+                    flightSizeBeforeAck: ack.flightSizeBeforeSack,
+                    ackPoint: cuc ? ack.ackPoint : outstanding.cumulativeTSNAck,
+                    allDataAcked: ack.allDataAcked, coupling: coupling))
             if ack.hasNewFastRetransmits {
                 // RFC 9260 §7.2.4: enter fast recovery once per window; the marked chunks go out next.
                 paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN)
@@ -155,6 +162,23 @@ extension Association {
         if outcome.fastRetransmitBytes > 0 { fastRetransmitPending = true }
         if sendQueue.pollWritable() { output.events.append(.writable(id)) }
         continueShutdown(now: now)
+    }
+
+    /// RFC 6356 §3: alpha = cwnd_total * max_i(cwnd_i / rtt_i^2) / (sum_i(cwnd_i / rtt_i))^2, over the paths
+    /// that carry data.
+    func lia() -> Coupling {
+        var total = 0.0
+        var best = 0.0
+        var sum = 0.0
+        for path in paths where path.isActive {
+            let cwnd = Double(path.congestion.cwnd)
+            let rtt = max((path.rto.srtt ?? path.rto.rto).seconds, 0.001)
+            total += cwnd
+            best = max(best, cwnd / (rtt * rtt))
+            sum += cwnd / rtt
+        }
+        let alpha = sum > 0 ? total * best / (sum * sum) : 1
+        return Coupling(totalCwnd: Int(total), alpha: alpha)
     }
 
     // MARK: - Retransmission timer

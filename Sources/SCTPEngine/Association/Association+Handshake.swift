@@ -108,6 +108,7 @@ extension Association {
             peerParameters: ack.parameters, configuration: configuration)
         adoptAuth(localRandom: auth.local?.random ?? [], peer: peerAuth, features: dynamic)
         asconf = AsconfState(localInitialTSN: localInitialTSN, peerInitialTSN: ack.initialTSN)
+        peerAdvertisedWindow = ack.advertisedReceiverWindowCredit
         outboundStreams = min(configuration.outboundStreams, ack.inboundStreams)
         inboundStreams = min(configuration.maxInboundStreams, ack.outboundStreams)
         dataTracker = DataTracker(peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
@@ -151,12 +152,14 @@ extension Association {
         localInitialTSN = cookie.localInitialTSN
         peerInitialTSN = cookie.peerInitialTSN
         peerReceiverWindow = cookie.peerReceiverWindow
+        peerAdvertisedWindow = cookie.peerReceiverWindow
         outboundStreams = cookie.outboundStreams
         inboundStreams = cookie.inboundStreams
         features = cookie.features
         adoptAuth(localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
         asconf = AsconfState(localInitialTSN: cookie.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
-        outstanding = OutstandingData(initialTSN: cookie.localInitialTSN)
+        outstanding = OutstandingData(
+            initialTSN: cookie.localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
         dataTracker = DataTracker(peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
         reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
     }

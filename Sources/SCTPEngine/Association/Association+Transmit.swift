@@ -14,15 +14,36 @@ extension Association {
     }
 
     /// Indices of the paths that get new data, in the order they are served. Without CMT: the one send path.
-    var dataPathIndices: [Int] {
-        [sendPathIndex]
+    /// With CMT: every active path (RFC 7829: not the potentially failed ones), round robin or lowest RTT first.
+    func dataPathIndices() -> [Int] {
+        let multipath = configuration.multipath
+        guard multipath.concurrentMultipathTransfer else { return [sendPathIndex] }
+        var active = paths.indices.filter { paths[$0].isActive }
+        guard !active.isEmpty else { return [sendPathIndex] }
+        switch multipath.scheduler {
+        case .roundRobin:
+            roundRobinCursor &+= 1
+            let start = roundRobinCursor % active.count
+            active = Array(active[start...] + active[..<start])
+        case .lowestRTTFirst:
+            active.sort { (paths[$0].rto.srtt ?? .seconds(3600)) < (paths[$1].rto.srtt ?? .seconds(3600)) }
+        }
+        return active
     }
 
-    /// The path for retransmissions: RFC 9260 §6.4.1 sends them to an active alternate when there is one; among
-    /// several we take the largest ssthresh (CMT's RTX-SSTHRESH), which is the same path when there is one.
-    func retransmissionPathIndex(excluding failed: PathID?) -> Int {
-        let candidates = paths.indices.filter { paths[$0].isActive && paths[$0].id != failed }
-        return candidates.max(by: { paths[$0].congestion.ssthresh < paths[$1].congestion.ssthresh }) ?? sendPathIndex
+    /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
+    /// RTX-SSTHRESH takes the active path with the largest ssthresh, RTX-CWND the largest cwnd.
+    func retransmissionPathIndex() -> Int {
+        let active = paths.indices.filter { paths[$0].isActive }
+        guard !active.isEmpty else { return sendPathIndex }
+        switch configuration.multipath.retransmissionPolicy {
+        case .ssthresh:
+            return active.max(by: { paths[$0].congestion.ssthresh < paths[$1].congestion.ssthresh })!
+        case .cwnd:
+            return active.max(by: { paths[$0].congestion.cwnd < paths[$1].congestion.cwnd })!
+        case .samePath:
+            return sendPathIndex
+        }
     }
 
     /// Sends everything that may go now.
@@ -30,15 +51,18 @@ extension Association {
         guard !isClosed else { return }
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
+            let rtx = retransmissionPathIndex()
             if fastRetransmitPending {
                 fastRetransmitPending = false
                 // RFC 9260 §7.2.4 3: one packet of the marked chunks goes at once, whatever cwnd says.
-                let i = retransmissionPathIndex(excluding: nil)
-                sendDataPacket(pathIndex: i, now: now, sack: &sack, ignoreCwnd: true)
+                sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .fastRetransmit)
             }
-            // Retransmissions marked by T3 expiry, then new data, per path while cwnd allows.
-            for i in dataPathIndices {
-                while sendDataPacket(pathIndex: i, now: now, sack: &sack, ignoreCwnd: false) {}
+            // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
+            while outstanding.hasChunksToRetransmit,
+                sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
+            {}
+            for i in dataPathIndices() {
+                while sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData) {}
             }
         }
         if let sack {
@@ -46,9 +70,19 @@ extension Association {
         }
     }
 
+    enum PacketMode {
+        /// Marked chunks only, ignoring cwnd (one packet).
+        case fastRetransmit
+        /// Marked chunks only, within cwnd.
+        case retransmissionsOnly
+        /// Marked chunks first, then new data, within cwnd and the peer's window.
+        case newData
+    }
+
     /// Builds and sends one packet for path `i`. Returns false when there was nothing to send.
     @discardableResult
-    func sendDataPacket(pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, ignoreCwnd: Bool) -> Bool {
+    func sendDataPacket(pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, mode: PacketMode) -> Bool {
+        let ignoreCwnd = mode == .fastRetransmit
         let pathID = paths[i].id
         let mtu = paths[i].mtu
         var builder = PacketBuilder(
@@ -74,9 +108,11 @@ extension Association {
             paths[i].counters.retransmissions += 1
         }
         // New data, within cwnd and the peer's window (RFC 9260 §6.1 A, B). With nothing in flight one chunk may
-        // probe a zero window.
-        if !ignoreCwnd {
-            while !sendQueue.isEmpty, flight < cwnd {
+        // probe a zero window. With sender-side buffer splitting a path may hold at most its cwnd's share of the
+        // peer's window, so a slow path cannot fill the receiver's buffer and stall the fast one.
+        if mode == .newData {
+            let share = bufferShare(pathIndex: i)
+            while !sendQueue.isEmpty, flight < cwnd, flight < share {
                 let room = mtu - builder.size - Self.dataChunkOverhead
                 guard room >= 64 || (room > 0 && dataBytes == 0) else { break }
                 let window = Int(peerReceiverWindow)
@@ -106,6 +142,22 @@ extension Association {
         }
         if sendQueue.pollWritable() { output.events.append(.writable(id)) }
         return dataBytes > 0
+    }
+
+    /// The bytes path `i` may have outstanding under sender-side buffer splitting: the peer's a_rwnd split in
+    /// proportion to the active paths' cwnds. Unlimited when splitting is off or only one path carries data.
+    func bufferShare(pathIndex i: Int) -> Int {
+        let multipath = configuration.multipath
+        guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting else { return .max }
+        var total = 0
+        var count = 0
+        for path in paths where path.isActive {
+            total += path.congestion.cwnd
+            count += 1
+        }
+        guard count > 1, total > 0 else { return .max }
+        let share = Int(peerAdvertisedWindow) * paths[i].congestion.cwnd / total
+        return max(share, paths[i].mtu)
     }
 
     static func wireChunk(_ chunk: OutgoingDataChunk) -> DataChunk {

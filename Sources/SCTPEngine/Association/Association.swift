@@ -55,6 +55,10 @@ final class Association {
     /// Probe a path with HEARTBEAT the moment it is added or gets a new local address, so it is usable within one
     /// round trip. Only tests turn it off, to show what waiting for HB.interval costs.
     var confirmsNewPathsAtOnce = true
+    /// The a_rwnd of the peer's last SACK, for sender-side buffer splitting.
+    var peerAdvertisedWindow: UInt32 = 0
+    /// Where the round-robin scheduler starts next.
+    var roundRobinCursor = 0
 
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
@@ -76,7 +80,8 @@ final class Association {
         self.localInitialTSN = localInitialTSN
         self.sendQueue = SendQueue(
             highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
-        self.outstanding = OutstandingData(initialTSN: localInitialTSN)
+        self.outstanding = OutstandingData(
+            initialTSN: localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
         self.dataTracker = DataTracker(peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
         self.reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
     }
@@ -84,7 +89,14 @@ final class Association {
     static func trackerConfiguration(_ configuration: SCTPConfiguration) -> DataTracker.Configuration {
         var c = DataTracker.Configuration()
         c.delayedAckTimeout = configuration.delayedAckTimeout
+        c.sackImmediatelyOnGaps = !configuration.multipath.delayedAckForCMT
         return c
+    }
+
+    static func fastRetransmitPolicy(_ configuration: SCTPConfiguration) -> OutstandingData.FastRetransmitPolicy {
+        OutstandingData.FastRetransmitPolicy(
+            splitFastRetransmit: configuration.multipath.splitFastRetransmit,
+            delayedAckForCMT: configuration.multipath.delayedAckForCMT)
     }
 
     var isClosed: Bool { if case .closed = state { return true } else { return false } }
@@ -98,6 +110,7 @@ final class Association {
         c.rto = RTOEstimator.Configuration(
             initial: configuration.rtoInitial, min: configuration.rtoMin, max: configuration.rtoMax)
         c.heartbeatInterval = configuration.heartbeatInterval
+        c.congestionControl = configuration.multipath.coupledCongestionControl ? .lia : .newReno
         return c
     }
 
@@ -159,7 +172,11 @@ final class Association {
     func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
         let path = paths[pathIndex]
         paths[pathIndex].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
-        let source = path.localAddress ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
+        // A path learnt from the peer's address list leaves from the association's own address unless told
+        // otherwise.
+        let source =
+            path.localAddress ?? paths[primaryPathIndex].localAddress
+            ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
         output.datagrams.append(SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet))
     }
 

@@ -26,9 +26,13 @@ public struct SCTPConfiguration: Sendable {
     public var associationMaxRetransmissions: Int = 10
     public var pathMaxRetransmissions: Int = 5
     public var maxInitRetransmissions: Int = 8
-    /// RFC 7829: a path is potentially failed after this many consecutive timeouts (0 turns PF off).
-    public var potentiallyFailedThreshold: Int = 1
+    /// PFMR of RFC 7829: a path becomes potentially failed once its error count exceeds this (0: after the first
+    /// timeout, as CMT-PF does). Set it to `pathMaxRetransmissions` to turn PF off.
+    public var potentiallyFailedThreshold: Int = 0
     public var maxBurst: Int = 4
+
+    // MARK: - Multipath
+    public var multipath = SCTPMultipathConfiguration()
 
     // MARK: - UDP encapsulation (RFC 6951)
     /// The UDP port a peer listens on when nothing better is known.
@@ -51,4 +55,60 @@ public struct SCTPConfiguration: Sendable {
     public var cookieSecret: [UInt8] = Array(repeating: 0x5A, count: 32)
 
     public init() {}
+}
+
+/// Concurrent Multipath Transfer (Iyengar, Amer, Stewart 2006; draft-tuexen-tsvwg-sctp-multipath) and its later
+/// refinements. Every mechanism can be switched off on its own, for measurement.
+public struct SCTPMultipathConfiguration: Sendable {
+    /// Send new data on every active path with room in its cwnd, not only on the primary.
+    public var concurrentMultipathTransfer = true
+    /// SFR: count miss indications per destination, so reordering between paths causes no spurious fast
+    /// retransmit.
+    public var splitFastRetransmit = true
+    /// CUC: a path's cwnd grows when its pseudo-cumulative ack advances, not only the association's.
+    public var cwndUpdateForCMT = true
+    /// DAC: the receiver keeps delaying SACKs when data arrives out of order and reports how many packets each
+    /// SACK covers; the sender counts miss indications accordingly.
+    public var delayedAckForCMT = true
+    /// Where retransmissions go.
+    public var retransmissionPolicy = RetransmissionPolicy.ssthresh
+    /// Which path gets new data first.
+    public var scheduler = Scheduler.roundRobin
+    /// Sender-side buffer splitting (Dreibholz et al.): a path may occupy at most its cwnd's share of the peer's
+    /// receive window, so a slow path cannot take all of it.
+    public var senderBufferSplitting = true
+    /// NR-SACK: announce and use non-renegable acknowledgements, so the sender frees data delivered out of order.
+    public var nrSack = true
+    /// Coupled congestion control in the style of RFC 6356 (LIA), for paths that share a bottleneck.
+    public var coupledCongestionControl = false
+
+    public enum RetransmissionPolicy: Sendable, Equatable {
+        /// RTX-SSTHRESH: the active path with the largest ssthresh.
+        case ssthresh
+        /// RTX-CWND: the active path with the largest cwnd.
+        case cwnd
+        /// The path the data was first sent on (plain RFC 9260 behaviour when that path is alive).
+        case samePath
+    }
+
+    public enum Scheduler: Sendable, Equatable {
+        /// Paths take turns, each filling its cwnd.
+        case roundRobin
+        /// The path with the lowest smoothed RTT is filled first.
+        case lowestRTTFirst
+    }
+
+    public init() {}
+
+    /// Plain RFC 9260: one path at a time, every CMT mechanism off.
+    public static var singlePath: SCTPMultipathConfiguration {
+        var c = SCTPMultipathConfiguration()
+        c.concurrentMultipathTransfer = false
+        c.splitFastRetransmit = false
+        c.cwndUpdateForCMT = false
+        c.delayedAckForCMT = false
+        c.senderBufferSplitting = false
+        c.nrSack = false
+        return c
+    }
 }

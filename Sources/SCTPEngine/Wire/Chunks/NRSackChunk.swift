@@ -13,11 +13,15 @@ public struct NRSackChunk: ChunkBody {
     public var nrGapAckBlocks: [GapAckBlock]
     public var duplicateTSNs: [TSN]
     public var isAllNonRenegable: Bool
+    /// CMT's DAC packet count, as in `SackChunk`.
+    public var delayedAckPacketCount: UInt8
 
     public init(
         cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
-        nrGapAckBlocks: [GapAckBlock] = [], duplicateTSNs: [TSN] = [], isAllNonRenegable: Bool = false
+        nrGapAckBlocks: [GapAckBlock] = [], duplicateTSNs: [TSN] = [], isAllNonRenegable: Bool = false,
+        delayedAckPacketCount: UInt8 = 0
     ) {
+        self.delayedAckPacketCount = min(delayedAckPacketCount, 3)
         self.cumulativeTSNAck = cumulativeTSNAck
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.gapAckBlocks = gapAckBlocks
@@ -26,7 +30,9 @@ public struct NRSackChunk: ChunkBody {
         self.isAllNonRenegable = isAllNonRenegable
     }
 
-    public var flags: UInt8 { isAllNonRenegable ? Self.allNonRenegableFlag : 0 }
+    public var flags: UInt8 {
+        (isAllNonRenegable ? Self.allNonRenegableFlag : 0) | DelayedAckFlags.encode(delayedAckPacketCount)
+    }
     public var valueLength: Int { 16 + 4 * (gapAckBlocks.count + nrGapAckBlocks.count + duplicateTSNs.count) }
 
     /// Cumulative TSN ack, a_rwnd, the three counts (gap blocks, NR gap blocks, duplicates), 16 reserved bits,
@@ -44,6 +50,7 @@ public struct NRSackChunk: ChunkBody {
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
+        delayedAckPacketCount = DelayedAckFlags.decode(flags)
         var reader = Self.reader(value)
         cumulativeTSNAck = TSN(try reader.u32())
         advertisedReceiverWindowCredit = try reader.u32()

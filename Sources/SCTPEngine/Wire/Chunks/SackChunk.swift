@@ -21,18 +21,22 @@ public struct SackChunk: ChunkBody {
     public var advertisedReceiverWindowCredit: UInt32
     public var gapAckBlocks: [GapAckBlock]
     public var duplicateTSNs: [TSN]
+    /// CMT's DAC: how many DATA packets this SACK covers (1 to 3), or 0 when not reported. Carried in the flags,
+    /// which RFC 9260 leaves reserved; see `DelayedAckFlags`.
+    public var delayedAckPacketCount: UInt8
 
     public init(
         cumulativeTSNAck: TSN, advertisedReceiverWindowCredit: UInt32, gapAckBlocks: [GapAckBlock] = [],
-        duplicateTSNs: [TSN] = []
+        duplicateTSNs: [TSN] = [], delayedAckPacketCount: UInt8 = 0
     ) {
         self.cumulativeTSNAck = cumulativeTSNAck
         self.advertisedReceiverWindowCredit = advertisedReceiverWindowCredit
         self.gapAckBlocks = gapAckBlocks
         self.duplicateTSNs = duplicateTSNs
+        self.delayedAckPacketCount = min(delayedAckPacketCount, 3)
     }
 
-    public var flags: UInt8 { 0 }
+    public var flags: UInt8 { DelayedAckFlags.encode(delayedAckPacketCount) }
     public var valueLength: Int { 12 + 4 * gapAckBlocks.count + 4 * duplicateTSNs.count }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
@@ -45,6 +49,7 @@ public struct SackChunk: ChunkBody {
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
+        delayedAckPacketCount = DelayedAckFlags.decode(flags)
         var reader = Self.reader(value)
         cumulativeTSNAck = TSN(try reader.u32())
         advertisedReceiverWindowCredit = try reader.u32()
@@ -57,6 +62,20 @@ public struct SackChunk: ChunkBody {
         }
         gapAckBlocks = try SackLists.readBlocks(&reader, count: gapCount)
         duplicateTSNs = try SackLists.readTSNs(&reader, count: duplicateCount)
+    }
+}
+
+/// The flag bits of SACK and NR-SACK that carry CMT's DAC packet count, as usrsctp does: bit 0x80 says the count
+/// is present, bits 0x60 hold it (1 to 3). Peers that do not do CMT ignore reserved flags (RFC 9260 §3.2).
+public enum DelayedAckFlags {
+    static let present: UInt8 = 0x80
+
+    static func encode(_ count: UInt8) -> UInt8 {
+        count == 0 ? 0 : present | (min(count, 3) << 5)
+    }
+
+    static func decode(_ flags: UInt8) -> UInt8 {
+        flags & present == 0 ? 0 : (flags >> 5) & 0x3
     }
 }
 
