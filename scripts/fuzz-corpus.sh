@@ -5,7 +5,7 @@
 #     interop test writes to a capture when AGG_ENCODER_CATALOG_PCAP names one.
 # Each seed is the SCTP packet alone (the UDP payload). Needs tshark and xxd.
 #
-#   scripts/fuzz-corpus.sh
+#   scripts/fuzz-corpus.sh            (SCRATCH=dir uses another SwiftPM scratch path than .build)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +34,7 @@ mkdir -p "$corpus"
 rm -f "$corpus"/usrsctp-* "$corpus"/encoder-*
 extract "$repo/Tests/SCTPEngineTests/Resources/usrsctp-echo.pcap" usrsctp 9899 1
 
-(cd "$repo" && AGG_ENCODER_CATALOG_PCAP="$work/catalog.pcap" swift test --filter TsharkEncoderTests >"$work/test.log" 2>&1) ||
+(cd "$repo" && AGG_ENCODER_CATALOG_PCAP="$work/catalog.pcap" swift test ${SCRATCH:+--scratch-path "$SCRATCH"} --filter TsharkEncoderTests >"$work/test.log" 2>&1) ||
     { echo "fuzz-corpus: the tshark interop test failed:" >&2; tail -30 "$work/test.log" >&2; exit 1; }
 extract "$work/catalog.pcap" encoder 19899 0
 
