@@ -148,7 +148,11 @@ extension Association {
                     allDataAcked: ack.allDataAcked, coupling: coupling))
             if ack.hasNewFastRetransmits {
                 // RFC 9260 §7.2.4: enter fast recovery once per window; the marked chunks go out next.
+                // RFC 9260 §7.2.4: enter fast recovery once per window, and send one packet of the marked chunks
+                // at once on the path that lost them, whatever its cwnd. Each SACK reporting new losses there
+                // releases one such packet, so recovery keeps pace with the acks without flooding another path.
                 paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN)
+                fastRetransmitPaths.insert(i)
                 paths[i].counters.fastRetransmissions += 1
             }
             // RFC 9260 §6.3.2 R2/R3: stop T3 when nothing is outstanding there, restart it when the earliest
@@ -159,7 +163,6 @@ extension Association {
                 timers.arm(.t3rtx(ack.path), at: now + paths[i].rto.rto)
             }
         }
-        if outcome.fastRetransmitBytes > 0 { fastRetransmitPending = true }
         if sendQueue.pollWritable() { output.events.append(.writable(id)) }
         continueShutdown(now: now)
     }

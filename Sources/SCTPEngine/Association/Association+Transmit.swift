@@ -52,11 +52,11 @@ extension Association {
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
             let rtx = retransmissionPathIndex()
-            if fastRetransmitPending {
-                fastRetransmitPending = false
+            for i in fastRetransmitPaths.sorted() where outstanding.hasChunksToRetransmit {
                 // RFC 9260 §7.2.4 3: one packet of the marked chunks goes at once, whatever cwnd says.
-                sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .fastRetransmit)
+                sendDataPacket(pathIndex: paths[i].isActive ? i : rtx, now: now, sack: &sack, mode: .fastRetransmit)
             }
+            fastRetransmitPaths.removeAll(keepingCapacity: true)
             // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
             while outstanding.hasChunksToRetransmit,
                 sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)

@@ -46,8 +46,9 @@ final class Association {
     var lastDataPathIndex = 0
     /// The association error counter of RFC 9260 §8.1.
     var errorCount = 0
-    /// Chunks were newly marked for fast retransmission: one packet of them goes out regardless of cwnd.
-    var fastRetransmitPending = false
+    /// Paths on which chunks were newly marked for fast retransmission: one packet of them goes out there
+    /// regardless of cwnd.
+    var fastRetransmitPaths: Set<Int> = []
 
     // MARK: AUTH, ASCONF
     var auth = AuthContext()

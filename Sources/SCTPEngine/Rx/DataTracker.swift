@@ -50,6 +50,7 @@ struct DataTracker: Sendable {
     private var packetHadData = false
     private var packetWantsImmediateSack = false
     private var packetHadGapsBefore = false
+    private var packetStartCumulativeTSN = TSN(0)
     private var packetStarted = false
 
     /// `peerInitialTSN` is the Initial TSN from the peer's INIT or INIT ACK: the first TSN we expect.
@@ -88,7 +89,11 @@ struct DataTracker: Sendable {
         // RFC 9260 §6.7: "If the endpoint detects a gap in the received DATA chunk sequence, it SHOULD send a SACK
         // with Gap Ack Blocks immediately." The same goes for a packet that fills (part of) a gap, so the sender
         // learns of the recovery at once.
-        let gapsForceSack = configuration.sackImmediatelyOnGaps && (!received.isEmpty || packetHadGapsBefore)
+        // A packet that fills a hole (the cumulative TSN moved while gaps were open) is acknowledged at once even
+        // with CMT's DAC: it usually is a retransmission, and the sender waits for exactly this SACK.
+        let filledHole = packetHadGapsBefore && cumulativeTSN != packetStartCumulativeTSN
+        let gapsForceSack =
+            filledHole || (configuration.sackImmediatelyOnGaps && (!received.isEmpty || packetHadGapsBefore))
         if packetWantsImmediateSack || gapsForceSack
             || packetsSinceLastSack >= configuration.packetsPerSack
         {
@@ -181,6 +186,7 @@ struct DataTracker: Sendable {
         packetHadData = false
         packetWantsImmediateSack = false
         packetHadGapsBefore = !received.isEmpty
+        packetStartCumulativeTSN = cumulativeTSN
     }
 
     private func blocks(_ ranges: [ClosedRange<UInt64>], max count: Int) -> [GapBlock] {

@@ -87,6 +87,9 @@ struct OutstandingData: Sendable {
         var highestNewlyAckedTSN: TSN?
         /// The lowest TSN sent here newly acknowledged by the SACK (for DAC).
         var lowestNewlyAckedTSN: TSN?
+        /// The latest send time among chunks sent here and newly acknowledged: a retransmission sent before it
+        /// and still missing was lost again.
+        var latestNewlyAckedSendTime: SCTPTime?
         /// Some chunk last sent here reached the miss-indication threshold in this SACK: enter fast recovery.
         var hasNewFastRetransmits = false
         /// Nothing sent here remains unacknowledged.
@@ -392,6 +395,7 @@ struct OutstandingData: Sendable {
         paths[p].ack.bytesAcked += items[i].size
         paths[p].ack.highestNewlyAckedTSN = Self.later(paths[p].ack.highestNewlyAckedTSN, tsn)
         paths[p].ack.lowestNewlyAckedTSN = Self.earlier(paths[p].ack.lowestNewlyAckedTSN, tsn)
+        paths[p].ack.latestNewlyAckedSendTime = max(paths[p].ack.latestNewlyAckedSendTime ?? items[i].sentAt, items[i].sentAt)
         // RFC 9260 §6.3.1 C5 (Karn): "RTT measurements MUST NOT be made using packets that were retransmitted".
         if items[i].transmissions == 1 { paths[p].ack.rttSample = now - items[i].sentAt }
         outcome.highestNewlyAckedTSN = Self.later(outcome.highestNewlyAckedTSN, tsn)
@@ -449,7 +453,17 @@ struct OutstandingData: Sendable {
                 lowestNew = outcome.lowestNewlyAckedTSN
             }
             var increment = 0
-            if cumulativeAdvanced && isInFastRecovery(path) {
+            let isRetransmission = items[i].transmissions > 1
+            if isRetransmission {
+                // A retransmission can be lost too. RFC 9260 §7.2.4 fast-retransmits a TSN only once and leaves a
+                // lost retransmission to T3-rtx, which stalls every stream for an RTO. Instead, as RACK does for
+                // TCP (RFC 8985), a retransmission counts as missing when data sent after it on the same path is
+                // acknowledged, whatever its TSN.
+                guard let latest = paths[accountIndex(for: path)].ack.latestNewlyAckedSendTime,
+                    items[i].sentAt < latest
+                else { continue }
+                increment = 1
+            } else if cumulativeAdvanced && isInFastRecovery(path) {
                 increment = 1
             } else if let highest, tsn.isBefore(highest) {
                 increment = 1
@@ -459,7 +473,7 @@ struct OutstandingData: Sendable {
                 increment = sack.packetsSinceLastSack
             }
             items[i].missIndications += increment
-            if items[i].missIndications >= policy.threshold && !items[i].wasFastRetransmitted {
+            if items[i].missIndications >= policy.threshold && (!items[i].wasFastRetransmitted || isRetransmission) {
                 items[i].wasFastRetransmitted = true
                 if items[i].isInFlight { outcome.fastRetransmitBytes += items[i].size }
                 markForRetransmission(at: i)
