@@ -7,7 +7,8 @@ import Glibc
 // Plain argument parsing on purpose: the benchmarks are few and their options are simple.
 
 let benchmarks: [any Benchmark.Type] = [
-    CRC32cBenchmark.self
+    CRC32cBenchmark.self,
+    CMTBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

@@ -146,13 +146,20 @@ extension Association {
                     flightSizeBeforeAck: ack.flightSizeBeforeSack,
                     ackPoint: cuc ? ack.ackPoint : outstanding.cumulativeTSNAck,
                     allDataAcked: ack.allDataAcked, coupling: coupling))
+            if paths[i].congestion.isInFastRecovery && ack.bytesAcked > 0 {
+                if recoveryAllowance.count < paths.count {
+                    recoveryAllowance.append(contentsOf: repeatElement(0, count: paths.count - recoveryAllowance.count))
+                }
+                recoveryAllowance[i] += ack.bytesAcked
+            }
             if ack.hasNewFastRetransmits {
                 // RFC 9260 §7.2.4: enter fast recovery once per window; the marked chunks go out next.
-                // RFC 9260 §7.2.4: enter fast recovery once per window, and send one packet of the marked chunks
-                // at once on the path that lost them, whatever its cwnd. Each SACK reporting new losses there
-                // releases one such packet, so recovery keeps pace with the acks without flooding another path.
-                paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN)
-                fastRetransmitPaths.insert(i)
+                // RFC 9260 §7.2.4: enter fast recovery once per window and then send one packet of the marked
+                // chunks at once on the path that lost them, whatever its cwnd. Later losses in the same window
+                // wait for room in cwnd like any retransmission.
+                if paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN) {
+                    fastRetransmitPaths.insert(i)
+                }
                 paths[i].counters.fastRetransmissions += 1
             }
             // RFC 9260 §6.3.2 R2/R3: stop T3 when nothing is outstanding there, restart it when the earliest

@@ -68,6 +68,7 @@ extension Association {
         if let sack {
             send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
         }
+        for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
     }
 
     enum PacketMode {
@@ -95,12 +96,18 @@ extension Association {
         var dataBytes = 0
         var flight = outstanding.flightSize(on: pathID)
         let cwnd = paths[i].congestion.cwnd
-        func cwndAllows() -> Bool { ignoreCwnd || flight < cwnd }
+        var allowance = i < recoveryAllowance.count ? recoveryAllowance[i] : 0
+        defer { if i < recoveryAllowance.count { recoveryAllowance[i] = allowance } }
 
         // Retransmissions first (RFC 9260 §6.1 C: "retransmit ... before sending new DATA").
-        while let size = outstanding.peekRetransmissionSize(), cwndAllows(),
-            builder.size + Self.dataChunkOverhead + size <= mtu
-        {
+        while let size = outstanding.peekRetransmissionSize(), builder.size + Self.dataChunkOverhead + size <= mtu {
+            if ignoreCwnd || flight < cwnd {
+                // within cwnd
+            } else if allowance >= size {
+                allowance -= size
+            } else {
+                break
+            }
             guard let chunk = outstanding.pollRetransmission(to: pathID, now: now) else { break }
             builder.add(.data(Self.wireChunk(chunk)))
             dataBytes += size

@@ -49,6 +49,10 @@ final class Association {
     /// Paths on which chunks were newly marked for fast retransmission: one packet of them goes out there
     /// regardless of cwnd.
     var fastRetransmitPaths: Set<Int> = []
+    /// Per path index: bytes the last SACK newly acknowledged there while the path is in fast recovery. That
+    /// many bytes of retransmissions may go beyond cwnd, so recovery keeps pace with delivery (packet
+    /// conservation, as in PRR, RFC 6937) without flooding the path. Spent or dropped at the end of `transmit`.
+    var recoveryAllowance: [Int] = []
 
     // MARK: AUTH, ASCONF
     var auth = AuthContext()

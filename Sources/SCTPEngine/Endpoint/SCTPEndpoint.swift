@@ -102,6 +102,9 @@ public final class SCTPEndpoint {
         }
     }
 
+    /// The associations that are open, oldest first.
+    public var associationIDs: [SCTPAssociationID] { associations.keys.sorted { $0.rawValue < $1.rawValue } }
+
     /// A snapshot of an association's paths for status displays and tests.
     public func paths(of id: SCTPAssociationID) -> [SCTPPathInfo] {
         guard let association = associations[id] else { return [] }
