@@ -1,0 +1,70 @@
+import SCTPSimulation
+import Testing
+
+@testable import SCTPEngine
+
+/// CMT in the simulator: two paths add up, a dead path costs no byte, every mechanism can be switched off.
+/// Bands are loose enough for short debug-build runs; `agg-bench cmt` measures the real figures in release.
+@Suite struct CMTTests {
+    static let fifty = PathSpec(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(20))
+
+    @Test func twoPathsCarryNearlyTheSumOfTheirSinglePathGoodputs() throws {
+        let bytes = 12_000_000
+        let single = try MultipathScenario.singlePathGoodput(seed: 3, spec: Self.fifty, bytes: bytes / 2)
+        let result = try MultipathScenario(seed: 3, paths: [Self.fifty, Self.fifty]).run(bytes: bytes)
+        #expect(result.intact)
+        #expect(result.goodput >= 0.85 * 2 * single, "CMT \(result.goodput / 1e6) vs single \(single / 1e6) Mbit/s")
+        // Both paths carry a fair share.
+        #expect(result.bytesPerPath.allSatisfy { Double($0) > 0.4 * Double(bytes) })
+    }
+
+    @Test func unequalPathsAreUsedInProportionToTheirRates() throws {
+        let slow = PathSpec(rateBitsPerSecond: 10_000_000, rtt: .milliseconds(30))
+        let fast = PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(30))
+        let result = try MultipathScenario(seed: 4, paths: [slow, fast]).run(bytes: 8_000_000)
+        #expect(result.intact)
+        let share = Double(result.bytesPerPath[1]) / Double(result.bytesPerPath.reduce(0, +))
+        #expect(share > 0.65 && share < 0.85, "fast path share \(share)")
+    }
+
+    @Test func neverWorseThanTheBestSinglePathWhenOnePathIsLossy() throws {
+        let clean = PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(20))
+        let lossy = PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(20), loss: 0.02)
+        let best = try MultipathScenario.singlePathGoodput(seed: 5, spec: clean, bytes: 6_000_000)
+        let result = try MultipathScenario(seed: 5, paths: [clean, lossy]).run(bytes: 8_000_000)
+        #expect(result.intact)
+        #expect(result.goodput >= best, "CMT \(result.goodput / 1e6) vs best single \(best / 1e6) Mbit/s")
+    }
+
+    @Test(arguments: [6, 7] as [UInt64])
+    func aPathDyingMidTransferLosesNoByteAndTheOtherTakesOverWithinASecond(seed: UInt64) throws {
+        let scenario = MultipathScenario(seed: seed, paths: [Self.fifty, Self.fifty])
+        let result = try scenario.run(bytes: 20_000_000, failure: (index: 1, at: .seconds(1)))
+        #expect(result.intact)
+        // After the failure every bin from one second on runs at most of the surviving path's rate.
+        let firstBin = Int(SCTPDuration.seconds(2).nanoseconds / result.binWidth.nanoseconds)
+        let later = result.timeline[firstBin..<(result.timeline.count - 1)]
+        #expect(!later.isEmpty)
+        #expect(later.allSatisfy { $0 >= 0.8 * 48_000_000 }, "\(later.map { Int($0 / 1e6) })")
+        let events = scenario.client.pathEvents
+        #expect(events.contains { if case .pathStateChanged(_, _, .potentiallyFailed) = $0 { true } else { false } })
+    }
+
+    /// Without CMT new data goes to the primary only; RFC 9260 §6.4.1 still sends retransmissions to an active
+    /// alternate, so the second path carries a little.
+    @Test func singlePathConfigurationSendsNewDataOnlyOnThePrimary() throws {
+        var configuration = SCTPConfiguration()
+        configuration.multipath = .singlePath
+        let result = try MultipathScenario(seed: 8, paths: [Self.fifty, Self.fifty], configuration: configuration)
+            .run(bytes: 3_000_000)
+        #expect(result.intact)
+        #expect(result.bytesPerPath[1] < result.bytesPerPath[0] / 20, "\(result.bytesPerPath)")
+    }
+
+    @Test func sackCarriesTheDelayedAckPacketCount() throws {
+        let sack = SackChunk(cumulativeTSNAck: TSN(9), advertisedReceiverWindowCredit: 1000, delayedAckPacketCount: 2)
+        let decoded = try Chunk(decoding: RawPacket.parse(SCTPPacket(header: CommonHeader(sourcePort: 1, destinationPort: 2, verificationTag: VerificationTag(3), checksum: 0), chunks: [.sack(sack)]).encode()).chunks[0])
+        #expect(decoded == .sack(sack))
+        #expect(sack.flags == 0x80 | 0x40)
+    }
+}
