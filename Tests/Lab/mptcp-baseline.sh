@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # mptcp-baseline.sh: what Linux MPTCP gets out of the lab's two NATed paths, as the figure agg has to beat.
 #
-# Brings deploy/netlab up (RATE1/RATE2 Mbit/s, DELAY1/DELAY2 ms one way; 20 and 30 Mbit/s, 10 ms by default),
+# Brings deploy/netlab up (RATE1/RATE2 Mbit/s, DELAY1/DELAY2 ms one way, LOSS1/LOSS2 % each way; 20 and 30 Mbit/s,
+# 10 ms, no loss by default),
 # measures single-path TCP goodput on each path (iperf3 bound to C1 -> S1, then C2 -> S2), then MPTCP over both
 # paths (iperf3 under mptcpize) in two variants:
 #   A  server listens on S1 only: subflows C1->S1 (path 1) and C2->S1 (path 2, the client's "subflow" endpoint);
@@ -15,6 +16,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB=$(cd "$HERE/../../deploy/netlab" && pwd)/netlab.sh
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-10} DELAY2=${DELAY2:-10} T=${DURATION:-15}
+LOSS1=${LOSS1:-0} LOSS2=${LOSS2:-0}
 C1=10.1.0.2 C2=10.2.0.2 S1=198.51.100.1 S2=198.51.100.2
 
 WORK=$(mktemp -d)
@@ -39,7 +41,7 @@ wait_listen() { # wait_listen PORT
 
 (($(id -u) == 0)) || { echo "must run as root" >&2; exit 1; }
 command -v mptcpize >/dev/null || { echo "mptcpize missing: deploy/netlab/install-deps.sh" >&2; exit 1; }
-lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" || exit 1
+lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" --loss1 "$LOSS1" --loss2 "$LOSS2" || exit 1
 echo "congestion control: client $(lab exec c sysctl -n net.ipv4.tcp_congestion_control)," \
     "server $(lab exec s sysctl -n net.ipv4.tcp_congestion_control); iperf3 -t $T -O 2"
 
@@ -109,5 +111,5 @@ for n in 1 2; do
         sed -E 's/^tcp +[0-9]+ +[0-9]+ +//; s/ \[ASSURED\].*//; s/^/    r'"$n"': /'
 done
 echo
-echo "SUMMARY rate1=$RATE1 rate2=$RATE2 delay1=$DELAY1 delay2=$DELAY2 single1=$single1 single2=$single2 sum=$sum" \
+echo "SUMMARY rate1=$RATE1 rate2=$RATE2 delay1=$DELAY1 delay2=$DELAY2 loss1=$LOSS1 loss2=$LOSS2 single1=$single1 single2=$single2 sum=$sum" \
     "mptcpA=$mptcp_a ratioA=$(calc "'%.3f' % ($mptcp_a / $sum)") mptcpB=$mptcp_b ratioB=$(calc "'%.3f' % ($mptcp_b / $sum)")"

@@ -79,8 +79,8 @@ EOF
     in_ns "$ns" tc qdisc replace dev "$dev" root tbf $(cat "$STATE/tbf.$dev")
 }
 
-router() { # router N INSIDE_IF OUTSIDE_IF INSIDE_ADDR OUTSIDE_ADDR GATEWAY LOSS DELAY
-    local n=$1 in=$2 out=$3 inaddr=$4 outaddr=$5 gw=$6 loss=$7 delay=$8 ns=agg-r$1
+router() { # router N INSIDE_IF OUTSIDE_IF INSIDE_ADDR OUTSIDE_ADDR GATEWAY LOSS DELAY RATE
+    local n=$1 in=$2 out=$3 inaddr=$4 outaddr=$5 gw=$6 loss=$7 delay=$8 rate=$9 ns=agg-r$1
     in_ns "$ns" ip addr add "$inaddr/24" dev "$in"
     in_ns "$ns" ip addr add "$outaddr/30" dev "$out"
     in_ns "$ns" ip route add default via "$gw" dev "$out"
@@ -116,7 +116,13 @@ EOF
         # packets are dropped, never passed undelayed.
         in_ns "$ns" iptables -t raw -A PREROUTING -i "$in" -j NFQUEUE --queue-num "$n"
         in_ns "$ns" iptables -t raw -A PREROUTING -i "$out" -j NFQUEUE --queue-num "$n"
-        ip netns exec "$ns" setsid "$PYTHON" "$HERE/delayq.py" --queue "$n" --delay-ms "$delay" \
+        # On a shaped path delayq runs SCHED_FIFO: on a busy machine it keeps the delay within ~0.3 ms instead of
+        # ~2 ms. Unshaped (hundreds of thousands of packets/s) a real-time delayq starves the softirqs that feed
+        # it, so there it stays at nice -10. NETLAB_DELAYQ_ARGS overrides either.
+        local dqargs="--realtime 10"
+        [[ $rate == 0 ]] && dqargs=""
+        dqargs=${NETLAB_DELAYQ_ARGS-$dqargs}
+        ip netns exec "$ns" setsid "$PYTHON" "$HERE/delayq.py" --queue "$n" --delay-ms "$delay" $dqargs \
             >"$STATE/delayq-r$n.log" 2>&1 </dev/null &
         echo $! >"$STATE/delayq-r$n.pid"
         local i
@@ -181,8 +187,8 @@ cmd_up() {
     in_ns agg-s ip route replace 203.0.113.0/30 dev s1 scope link src "$S1"
     in_ns agg-s ip route replace 203.0.113.4/30 dev s2 scope link src "$S2"
 
-    router 1 r1i r1o "$R1I" "$N1" "$T1" "$loss1" "$delay1"
-    router 2 r2i r2o "$R2I" "$N2" "$T2" "$loss2" "$delay2"
+    router 1 r1i r1o "$R1I" "$N1" "$T1" "$loss1" "$delay1" "$rate1"
+    router 2 r2i r2o "$R2I" "$N2" "$T2" "$loss2" "$delay2" "$rate2"
     shape agg-r1 r1i "$rate1" "$delay1"
     shape agg-r1 r1o "$rate1" "$delay1"
     shape agg-r2 r2i "$rate2" "$delay2"
