@@ -11,22 +11,23 @@ extension Association {
     /// The parameters our INIT carries: RANDOM, CHUNKS, HMAC-ALGO and Supported Extensions. The RANDOM is drawn
     /// once per association from its seeded generator, so a retransmitted or restarted INIT repeats it.
     func localInitParameters() -> [Parameter] {
-        guard configuration.supportsDynamicAddresses else { return Association.localFeatureParameters }
+        guard configuration.supportsDynamicAddresses else { return Association.localFeatureParameters(configuration) }
         if auth.local == nil {
             auth.local = AuthParameters(
                 random: random.bytes(AuthParameters.randomLength), chunks: configuration.authChunkTypes,
                 hmacIdentifiers: configuration.authHMACIdentifiers)
         }
-        return Association.localFeatureParameters + auth.local!.parameters
-            + [.supportedExtensions(Association.dynamicAddressExtensions)]
+        return auth.local!.parameters + Association.localFeatureParameters(configuration)
     }
 
     /// What INIT-ACK parameters an endpoint with `configuration` announces with our RANDOM `random`.
     static func localInitAckParameters(random: [UInt8], configuration: SCTPConfiguration) -> [Parameter] {
-        guard configuration.supportsDynamicAddresses else { return [] }
+        guard configuration.supportsDynamicAddresses, !random.isEmpty else {
+            return localFeatureParameters(configuration)
+        }
         let local = AuthParameters(
             random: random, chunks: configuration.authChunkTypes, hmacIdentifiers: configuration.authHMACIdentifiers)
-        return local.parameters + [.supportedExtensions(dynamicAddressExtensions)]
+        return local.parameters + localFeatureParameters(configuration)
     }
 
     /// AUTH and ASCONF as negotiated from the peer's INIT or INIT-ACK parameters: AUTH when the peer sent all of

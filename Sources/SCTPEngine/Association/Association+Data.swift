@@ -51,6 +51,10 @@ extension Association {
                     isUnordered: chunk.isUnordered, isBeginning: chunk.isBeginning, isEnding: chunk.isEnding,
                     payload: chunk.userData))
             while let message = reassembly.pollMessage() {
+                // NR-SACK: a message handed to the application out of TSN order can never be reneged.
+                if features.contains(.nrSack), message.lastTSN.isAfter(dataTracker.cumulativeTSN) {
+                    dataTracker.markDelivered(from: message.firstTSN, through: message.lastTSN)
+                }
                 output.events.append(
                     .message(
                         id,
@@ -70,9 +74,20 @@ extension Association {
     }
 
     func makeSackChunk() -> Chunk {
-        let sack = dataTracker.makeSack(advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64)
+        let nrSack = features.contains(.nrSack)
+        let sack = dataTracker.makeSack(
+            advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64, includeNonRenegable: nrSack)
         timers.disarm(.delayedSack)
         let dacCount = configuration.multipath.delayedAckForCMT ? UInt8(min(sack.packetsSinceLastSack, 3)) : 0
+        if nrSack {
+            return .nrSack(
+                NRSackChunk(
+                    cumulativeTSNAck: sack.cumulativeTSNAck,
+                    advertisedReceiverWindowCredit: sack.advertisedReceiverWindowCredit,
+                    gapAckBlocks: sack.gapAckBlocks.map { GapAckBlock(start: $0.start, end: $0.end) },
+                    nrGapAckBlocks: sack.nrGapAckBlocks.map { GapAckBlock(start: $0.start, end: $0.end) },
+                    duplicateTSNs: sack.duplicateTSNs, delayedAckPacketCount: dacCount))
+        }
         return .sack(
             SackChunk(
                 cumulativeTSNAck: sack.cumulativeTSNAck,
@@ -103,6 +118,18 @@ extension Association {
             cumulativeTSNAck: chunk.cumulativeTSNAck,
             advertisedReceiverWindowCredit: chunk.advertisedReceiverWindowCredit,
             gapAckBlocks: chunk.gapAckBlocks.map { ($0.start, $0.end) },
+            duplicateTSNs: chunk.duplicateTSNs,
+            packetsSinceLastSack: max(1, Int(chunk.delayedAckPacketCount)))
+        processSack(info, now: now)
+    }
+
+    /// NR-SACK (draft-natarajan-tsvwg-sctp-nrsack): like SACK, and the NR gap blocks free their chunks at once.
+    func handleNRSack(_ chunk: NRSackChunk, now: SCTPTime) {
+        let info = SackInfo(
+            cumulativeTSNAck: chunk.cumulativeTSNAck,
+            advertisedReceiverWindowCredit: chunk.advertisedReceiverWindowCredit,
+            gapAckBlocks: chunk.gapAckBlocks.map { ($0.start, $0.end) },
+            nrGapAckBlocks: chunk.nrGapAckBlocks.map { ($0.start, $0.end) },
             duplicateTSNs: chunk.duplicateTSNs,
             packetsSinceLastSack: max(1, Int(chunk.delayedAckPacketCount)))
         processSack(info, now: now)

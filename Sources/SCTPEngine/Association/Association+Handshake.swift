@@ -16,8 +16,17 @@ extension Association {
         timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
     }
 
-    /// Parameters announcing the extensions we support (RFC 5061 §4.2.7).
-    static var localFeatureParameters: [Parameter] { [] }
+    /// The Supported Extensions parameter (RFC 5061 §4.2.7) listing every extension chunk we use: AUTH and ASCONF
+    /// for dynamic addresses, NR-SACK for CMT.
+    static func localFeatureParameters(_ configuration: SCTPConfiguration) -> [Parameter] {
+        let types = localExtensionTypes(configuration)
+        return types.isEmpty ? [] : [.supportedExtensions(types)]
+    }
+
+    static func localExtensionTypes(_ configuration: SCTPConfiguration) -> [UInt8] {
+        (configuration.supportsDynamicAddresses ? dynamicAddressExtensions : [])
+            + (configuration.multipath.nrSack ? [NRSackChunk.type] : [])
+    }
 
     func handleT1InitExpiry(now: SCTPTime) {
         guard case .cookieWait(var wait) = state else { return }
@@ -70,12 +79,7 @@ extension Association {
                     addPath(remote: SCTPSocketAddress(ip: ip, port: source.port), local: nil, confirmed: false)
                 }
             case .supportedExtensions(let types):
-                if types.contains(NRSackChunk.type) && Association.localFeatureParameters.contains(where: {
-                    if case .supportedExtensions(let ours) = $0 { return ours.contains(NRSackChunk.type) }
-                    return false
-                }) {
-                    features.insert(.nrSack)
-                }
+                if types.contains(NRSackChunk.type) && configuration.multipath.nrSack { features.insert(.nrSack) }
             case .unknown(let type, let value):
                 let action = UnrecognizedAction(parameterType: type)
                 if action.shouldReport {

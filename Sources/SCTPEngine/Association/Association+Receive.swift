@@ -78,7 +78,10 @@ extension Association {
                 handleAsconf(request, from: source, to: local, now: now)
             case .asconfAck(let ack):
                 handleAsconfAck(ack, now: now)
-            case .ecne, .cwr, .nrSack, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
+            case .nrSack(let sack):
+                guard state.isEstablishedOrLater, features.contains(.nrSack) else { continue }
+                handleNRSack(sack, now: now)
+            case .ecne, .cwr, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
                 // Not negotiated: we never announce these extensions, so a peer must not send them. Ignore.
                 break
             }

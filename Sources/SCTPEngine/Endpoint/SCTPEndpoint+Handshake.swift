@@ -80,7 +80,7 @@ extension SCTPEndpoint {
                 break
             }
         }
-        features.formIntersection(Self.localFeatures)
+        if !configuration.multipath.nrSack { features.remove(.nrSack) }
         // RFC 4895 §6.1 and RFC 5061 §4.2.7: AUTH and ASCONF. Our RANDOM must survive in the cookie along with the
         // peer's parameters; a collision answers with the RANDOM of the INIT already sent.
         let (dynamic, peerAuth) = Association.dynamicAddressFeatures(
@@ -102,9 +102,7 @@ extension SCTPEndpoint {
         for address in advertisedAddresses where !address.isWildcard {
             parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
         }
-        if !localAuthRandom.isEmpty {
-            parameters += Association.localInitAckParameters(random: localAuthRandom, configuration: configuration)
-        }
+        parameters += Association.localInitAckParameters(random: localAuthRandom, configuration: configuration)
         parameters += unrecognized
         let ack = InitAckChunk(
             initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
@@ -115,9 +113,6 @@ extension SCTPEndpoint {
             [.initiationAck(ack)], tag: initChunk.initiateTag, sourcePort: configuration.localPort,
             destinationPort: peerPort, to: source, from: local)
     }
-
-    /// Extensions this implementation supports.
-    static var localFeatures: NegotiatedFeatures { [] }
 
     func handleCookieEchoPacket(
         _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
