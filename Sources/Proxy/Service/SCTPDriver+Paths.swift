@@ -1,0 +1,24 @@
+import NIOCore
+import SCTPEngine
+
+/// Driver commands the services need beyond `SCTPDriver`'s own: multihoming and control messages.
+extension SCTPDriver {
+    /// Adds a bound local address to an association (RFC 5061 wildcard ASCONF-ADD sent from `local` toward `remote`).
+    /// `local` must be one of `localAddresses`, so a channel exists to send from it.
+    func addLocalAddress(_ local: SCTPSocketAddress, toward remote: SCTPSocketAddress?, on id: SCTPAssociationID)
+        throws(SCTPError)
+    {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.addLocalAddress(local, toward: remote, on: id, now: .now())
+    }
+
+    /// Sends a control message on stream 0.
+    func send(_ message: ControlMessage, on id: SCTPAssociationID) {
+        do {
+            try send(message.encode(), on: id, stream: StreamID(0), ppid: message.ppid)
+        } catch {
+            logger.debug("control message not sent", metadata: ["kind": "\(message.kind)", "error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import Logging
+import NIOCore
+import SCTPEngine
+
+/// Carries the proxied connections of one authenticated association: it decodes every message on streams 1 and up,
+/// hands it to that stream's `StreamRelay`, sends what the relays ask for through the driver, and keeps the stream
+/// table. Both roles use it; the client allocates stream ids, the server admits them. Confined to the driver's
+/// event loop.
+final class StreamMultiplexer {
+    let driver: SCTPDriver
+    let association: SCTPAssociationID
+    let role: StreamState.Role
+    let logger: Logger
+    /// The window this side grants the peer per stream (OPEN's credit on the client, HELLO's on the server).
+    let receiveCredit: UInt32
+    /// Client: the credit each new stream starts with for its DATA (HELLO's stream credit).
+    let sendCredit: UInt32
+    /// Streams without DATA either way for this long are reset.
+    let idleTimeout: TimeAmount
+
+    private(set) var table: StreamTable
+    private(set) var relays: [StreamID: StreamRelay] = [:]
+    private(set) var isClosed = false
+    private var idleSweep: Scheduled<Void>?
+
+    /// Server: a client asked for a connection; connect and call `relay.connected` or `relay.connectFailed`.
+    var onOpen: ((StreamRelay, StreamTarget) -> Void)?
+    /// The peer broke the association-wide rules (stream reuse): the owner aborts the association.
+    var onFatalError: ((String) -> Void)?
+
+    /// Bytes of DATA moved, for status displays.
+    private(set) var bytesSent = 0
+    private(set) var bytesReceived = 0
+    /// Connections opened over this association.
+    private(set) var streamsOpened = 0
+
+    init(
+        driver: SCTPDriver, association: SCTPAssociationID, role: StreamState.Role, table: StreamTable,
+        receiveCredit: UInt32, sendCredit: UInt32, idleTimeout: TimeAmount, logger: Logger
+    ) {
+        self.driver = driver
+        self.association = association
+        self.role = role
+        self.table = table
+        self.receiveCredit = receiveCredit
+        self.sendCredit = sendCredit
+        self.idleTimeout = idleTimeout
+        self.logger = logger
+        scheduleIdleSweep()
+    }
+
+    var eventLoop: any EventLoop { driver.eventLoop }
+
+    /// Whether the association's send buffer has room: relays stop reading their sockets while it has not.
+    var isWritable: Bool { !isClosed && driver.isWritable(association) }
+
+    var activeStreams: Int { relays.count }
+
+    // MARK: - Client: new streams
+
+    /// Takes a free stream id for a new connection and registers its relay; nil when every id is in use.
+    func makeClientRelay() -> StreamRelay? {
+        precondition(role == .client)
+        guard !isClosed, let id = table.allocate() else { return nil }
+        let relay = StreamRelay(
+            id: id, state: StreamState(role: .client, receiveCredit: receiveCredit, initialSendCredit: sendCredit),
+            multiplexer: self)
+        relays[id] = relay
+        streamsOpened += 1
+        return relay
+    }
+
+    // MARK: - Sending
+
+    /// Sends one message of `relay`'s stream. The caller has run it through the stream's state already.
+    func send(_ message: StreamMessage, on stream: StreamID) {
+        guard !isClosed else { return }
+        if case .data(let bytes) = message { bytesSent += bytes.readableBytes }
+        do {
+            try driver.send(message.encode(), on: association, stream: stream, ppid: message.ppid)
+        } catch {
+            logger.debug("send failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+        }
+    }
+
+    /// Forgets a stream that is free on this side: its id may be used again.
+    func release(_ relay: StreamRelay) {
+        guard relays[relay.id] === relay else { return }
+        relays[relay.id] = nil
+        table.release(relay.id)
+    }
+
+    // MARK: - Receiving
+
+    /// A message on stream 1 or above.
+    func receive(_ message: SCTPMessage) {
+        guard !isClosed else { return }
+        let decoded: StreamMessage
+        do {
+            decoded = try StreamMessage.decode(ppid: message.ppid, payload: message.payload, stream: message.stream)
+            if message.isUnordered { throw StreamDecodingError.unorderedNotAllowed(decoded.kind) }
+        } catch {
+            logger.debug("undecodable stream message", metadata: ["stream": "\(message.stream)", "error": "\(error)"])
+            relays[message.stream]?.reset(.protocolError, text: "\(error)")
+            return
+        }
+        if case .data(let bytes) = decoded { bytesReceived += bytes.readableBytes }
+        if let relay = relays[message.stream] {
+            relay.receive(decoded)
+            return
+        }
+        switch role {
+        case .client:
+            // The server sends nothing after its terminal, so a message on a free stream is a late bug of the peer.
+            logger.debug("message on a free stream", metadata: ["stream": "\(message.stream)", "kind": "\(decoded.kind)"])
+        case .server:
+            receiveOnFreeServerStream(decoded, stream: message.stream)
+        }
+    }
+
+    /// Server: OPEN creates a connection; anything else is the tail of one we already freed and is ignored.
+    private func receiveOnFreeServerStream(_ message: StreamMessage, stream: StreamID) {
+        guard case .open = message else { return }
+        let relay = StreamRelay(
+            id: stream, state: StreamState(role: .server, receiveCredit: receiveCredit), multiplexer: self)
+        guard case .open(let target)? = relay.receiveOpen(message) else { return }
+        guard table.admit(stream) else {
+            relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
+            return
+        }
+        relays[stream] = relay
+        streamsOpened += 1
+        onOpen?(relay, target)
+    }
+
+    /// The association breaks a rule that stream boundaries depend on.
+    func fatal(_ reason: String) {
+        onFatalError?(reason)
+    }
+
+    /// The association's send buffer drained: relays waiting for it read again.
+    func resumeWriting() {
+        for relay in Array(relays.values) { relay.resume() }
+    }
+
+    // MARK: - Teardown
+
+    /// The association is gone: every connection is reset, pending opens fail.
+    func associationLost() {
+        guard !isClosed else { return }
+        isClosed = true
+        idleSweep?.cancel()
+        let all = Array(relays.values)
+        relays.removeAll()
+        for relay in all { relay.associationLost() }
+    }
+
+    private func scheduleIdleSweep() {
+        let interval = min(idleTimeout, .seconds(30))
+        idleSweep = eventLoop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
+            guard let self, !self.isClosed else { return }
+            let now = NIODeadline.now()
+            for relay in Array(self.relays.values) where now - relay.lastActivity > self.idleTimeout {
+                relay.reset(.idleTimeout, text: "no data for \(self.idleTimeout.nanoseconds / 1_000_000_000) s")
+            }
+            self.scheduleIdleSweep()
+        }
+    }
+}
