@@ -84,6 +84,19 @@ sleep $(((DELAY1 * 2) / 1000 + 1))
 kill "$inbound_pid" 2>/dev/null
 check "NAT 1 drops a new inbound flow (S1 -> N1:40100 never reaches C1)" bash -c "! grep -q unsolicited '$WORK/inbound'"
 
+# The NATs filter by address and port: an answer from S2 to the binding C1:40004 made towards S1 is dropped,
+# the answer from S1 gets through.
+lab exec c "$PYTHON" "$PROBE" ask "$C1:40004" "$S1:9000" ask-1 3 >"$WORK/ask" 2>&1 &
+ask_pid=$!
+for _ in $(seq 30); do [[ -n $(seen ask-1) ]] && break; sleep 0.1; done
+binding=$(seen ask-1)
+lab exec s "$PYTHON" "$PROBE" send "$S2:9000" "${binding:-$N1:1}" from-s2
+lab exec s "$PYTHON" "$PROBE" send "$S1:9000" "${binding:-$N1:1}" from-s1
+wait "$ask_pid"
+check "NAT 1 passes the answer from S1:9000 to its binding ${binding:-?}" grep -q from-s1 "$WORK/ask"
+check "NAT 1 drops an answer from S2:9000 to the same binding (address-dependent filtering)" \
+    bash -c "! grep -q from-s2 '$WORK/ask'"
+
 # --- rebind: after the router forgets its bindings, the same client socket appears on a new port -----------------
 lab exec c "$PYTHON" "$PROBE" send "$C1:40003" "$S1:9000" before-1
 lab exec c "$PYTHON" "$PROBE" send "$C1:40003" "$S1:9000" again-1

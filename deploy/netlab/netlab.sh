@@ -154,7 +154,7 @@ cmd_up() {
     done
     is_up && cmd_down
     mkdir -p "$STATE"
-    trap 'echo "netlab: up failed, tearing down" >&2; cmd_down' ERR
+    trap 'echo "netlab: up failed, tearing down" >&2; cmd_down' EXIT
     # A namespace may only pick a congestion control that the host allows: append ours (never removes one).
     local cc=${NETLAB_CC:-cubic} allowed
     allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
@@ -196,7 +196,7 @@ cmd_up() {
     cat >"$STATE/config" <<EOF
 rate1=$rate1 rate2=$rate2 delay1=$delay1 delay2=$delay2 loss1=$loss1 loss2=$loss2
 EOF
-    trap - ERR
+    trap - EXIT
     echo "netlab up: path 1 C1 $C1 -> N1 $N1 -> S1 $S1 (${rate1} Mbit/s, ${delay1} ms, ${loss1}% loss)"
     echo "           path 2 C2 $C2 -> N2 $N2 -> S2 $S2 (${rate2} Mbit/s, ${delay2} ms, ${loss2}% loss)"
 }
