@@ -1,0 +1,190 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SCTPEngine
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// MARK: - Settings → service configuration
+
+/// Turns command-line settings into the services' configurations: names resolved, key files read.
+public enum ServiceSetup {
+    /// An IP literal, or a host name resolved to its first IPv4 (else IPv6) address.
+    public static func resolveHost(_ host: String) throws(ConfigError) -> SCTPIPAddress {
+        var trimmed = Substring(host)
+        if trimmed.hasPrefix("["), trimmed.hasSuffix("]") { trimmed = trimmed.dropFirst().dropLast() }
+        if let ip = SCTPIPAddress(trimmed) { return ip }
+        for family in [DNSLookup.Family.v4, .v6] {
+            if let first = try? DNSLookup.system.lookup(host, family).first { return first }
+        }
+        throw ConfigError(path: host, "cannot resolve host name")
+    }
+
+    /// A `--path` value: an IP literal, or an interface name whose first IPv4 address is used.
+    ///
+    /// The path then sends from that address; binding the socket to the device (SO_BINDTODEVICE), so policy
+    /// routing is not needed to make the kernel pick the interface, is not done yet.
+    public static func resolvePath(_ text: String) throws(ConfigError) -> SCTPIPAddress {
+        if let ip = SCTPIPAddress(text) { return ip }
+        if let ip = interfaceIPv4(text) { return ip }
+        throw ConfigError(path: text, "neither an IP address nor an interface with an IPv4 address")
+    }
+
+    /// The first IPv4 address of a network interface, from getifaddrs(3).
+    public static func interfaceIPv4(_ name: String) -> SCTPIPAddress? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var cursor = list
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                String(cString: entry.pointee.ifa_name) == name
+            else { continue }
+            let raw = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
+            return .v4(UInt32(bigEndian: raw))
+        }
+        return nil
+    }
+
+    /// The client's configuration: server addresses resolved, paths resolved (every non-loopback IPv4 address
+    /// when none is given), the key file read.
+    public static func clientConfiguration(_ settings: ClientSettings) throws(ConfigError)
+        -> AggClientService.Configuration
+    {
+        try settings.validate()
+        var servers: [SCTPSocketAddress] = []
+        for server in settings.serverAddresses {
+            servers.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
+        }
+        var paths: [SCTPIPAddress] = []
+        for path in settings.localAddresses { paths.append(try resolvePath(path)) }
+        if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
+        let key = try KeyFile.loadClientKey(path: settings.pskFile)
+        var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
+        configuration.limits = settings.limits
+        return configuration
+    }
+
+    /// The server's configuration: listen addresses resolved, every client's key read, the egress policy set.
+    public static func serverConfiguration(_ settings: ServerSettings) throws(ConfigError)
+        -> AggServerService.Configuration
+    {
+        try settings.validate()
+        var listen: [SCTPSocketAddress] = []
+        for address in settings.listenAddresses {
+            listen.append(SCTPSocketAddress(ip: try resolveHost(address.host), port: address.port))
+        }
+        let keys = try KeyFile.load(path: settings.pskFile)
+        let egress = EgressConnector(
+            policy: settings.egressPolicy, connectTimeout: TimeAmount(settings.limits.connectTimeout))
+        var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
+        configuration.limits = settings.limits
+        return configuration
+    }
+
+    /// A fresh random 256-bit key as a key file line, `NAME HEX`.
+    public static func makeKeyLine(name: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<PreSharedKey.keyLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let hex = bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        return "\(name) \(hex)\n"
+    }
+
+    /// Writes `text` to a new file readable by the owner only (mode 600), as key files must be.
+    public static func writePrivateFile(_ text: String, path: String) throws(ConfigError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard fd >= 0 else { throw ConfigError(path: path, "cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else {
+            throw ConfigError(path: path, "cannot write: \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+// MARK: - Status endpoint
+
+/// Serves a plain-text status page (associations, paths, counters) over HTTP for `--metrics HOST:PORT`.
+public enum StatusEndpoint {
+    /// Binds `host:port`; every GET answers with the lines `status` produces on `eventLoop`.
+    public static func bind(
+        host: String, port: Int, on eventLoop: any EventLoop,
+        status: @escaping @Sendable () -> [String]
+    ) -> EventLoopFuture<any Channel> {
+        ServerBootstrap(group: eventLoop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(StatusHandler(eventLoop: eventLoop, status: status))
+                }
+            }
+            .bind(host: host, port: port)
+    }
+
+    /// Answers every request with the status text and closes.
+    final class StatusHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+
+        let eventLoop: any EventLoop
+        let status: @Sendable () -> [String]
+
+        init(eventLoop: any EventLoop, status: @escaping @Sendable () -> [String]) {
+            self.eventLoop = eventLoop
+            self.status = status
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            let status = self.status
+            let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            eventLoop.submit { status().joined(separator: "\n") + "\n" }.hop(to: context.eventLoop).whenComplete {
+                result in
+                let context = loopBound.value
+                let text = (try? result.get()) ?? "unavailable\n"
+                var headers = HTTPHeaders()
+                headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
+                headers.add(name: "Content-Length", value: String(text.utf8.count))
+                headers.add(name: "Connection", value: "close")
+                let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: headers)
+                context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+                context.write(
+                    NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(string: text)))),
+                    promise: nil)
+                context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in
+                    loopBound.value.close(promise: nil)
+                }
+            }
+        }
+    }
+}
+
+extension AggClientService {
+    /// The status page's lines, from any thread.
+    public var statusProvider: @Sendable () -> [String] {
+        { [self] in
+            eventLoop.preconditionInEventLoop()
+            return statusLines()
+        }
+    }
+}
+
+extension AggServerService {
+    /// The status page's lines, from any thread.
+    public var statusProvider: @Sendable () -> [String] {
+        { [self] in
+            eventLoop.preconditionInEventLoop()
+            return statusLines()
+        }
+    }
+}
