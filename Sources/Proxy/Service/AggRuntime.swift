@@ -31,7 +31,7 @@ public enum AggRuntime {
         defer { try? group.syncShutdownGracefully() }
         let server = try AggServerService.start(configuration: configuration, on: group.next(), logger: logger).wait()
         let bound = try server.localAddresses.wait()
-        print("aggserver listening on UDP \(bound.map(\.description).joined(separator: ", "))")
+        say("aggserver listening on UDP \(bound.map(\.description).joined(separator: ", "))")
         let metrics = try settings.metricsAddress.map { address in
             try StatusEndpoint.bind(
                 host: address.host, port: Int(address.port), on: server.eventLoop, status: server.statusProvider
@@ -73,13 +73,13 @@ public enum AggRuntime {
             let channel = try client.listen(host: address.host, port: Int(address.port), protocols: protocols).wait()
             let name = protocols == .all ? "SOCKS5/SOCKS4a/HTTP" : protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
             let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
-            print("aggclient: \(name) proxy on \(bound)")
+            say("aggclient: \(name) proxy on \(bound)")
         }
         if let address = settings.metricsAddress {
             _ = try StatusEndpoint.bind(
                 host: address.host, port: Int(address.port), on: eventLoop, status: client.statusProvider
             ).wait()
-            print("aggclient: status on http://\(address)/")
+            say("aggclient: status on http://\(address)/")
         }
         return client
     }
@@ -128,14 +128,14 @@ public enum AggRuntime {
         ).wait()
         let client = try startClient(
             clientConfiguration, settings: clientSettings, on: group.next(), logger: clientLogger)
-        print("aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)")
+        say("aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)")
         do {
             try client.whenReady().wait()
-            print("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
+            say("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
         } catch {
-            print("aggclient demo: the association did not come up: \(error)")
+            say("aggclient demo: the association did not come up: \(error)")
         }
-        print(
+        say(
             """
 
             Try:
@@ -146,7 +146,7 @@ public enum AggRuntime {
             Press Ctrl-C to stop.
             """)
         waitForTerminationSignal()
-        print("\naggclient demo: stopping")
+        say("\naggclient demo: stopping")
         try? client.stop().wait()
         try? server.stop().wait()
     }
@@ -159,12 +159,17 @@ public enum AggRuntime {
         return String(cString: made)
     }
 
+    /// Prints a line and flushes at once, so the banner shows up in pipes and logs.
+    private static func say(_ text: String) {
+        print(text)
+        fflush(nil)
+    }
+
     // MARK: - Signals
 
     /// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so `waitForTerminationSignal`
-    /// receives them. Also makes standard output line-buffered, so the banner shows up in pipes and logs.
+    /// receives them.
     public static func blockTerminationSignals() {
-        setvbuf(stdout, nil, _IOLBF, 0)
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
