@@ -30,8 +30,7 @@ lab() { "$LAB" "$@"; }
 mbit() { "$PYTHON" -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6))" "$1" 2>/dev/null || echo 0; }
 calc() { "$PYTHON" -c "print($1)"; }
 wait_listen() { # wait_listen PORT
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         lab exec s ss -Hltn "sport = :$1" | grep -q . && return 0
         sleep 0.1
     done

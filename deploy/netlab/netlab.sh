@@ -43,11 +43,11 @@ is_up() { ip netns list | grep -qw agg-c; }
 
 veth() { # veth NS_A IF_A NS_B IF_B
     ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
-    for side in "$1 $2" "$3 $4"; do
-        set -- $side
-        in_ns "$1" ip link set "$2" up
+    local end
+    for end in "$1/$2" "$3/$4"; do
+        in_ns "${end%/*}" ip link set "${end#*/}" up
         # Every packet a real MTU-sized packet: no TSO/GSO super-packets on send, no GRO merging on receive.
-        in_ns "$1" ethtool -K "$2" tso off gso off gro off >/dev/null 2>&1 || true
+        in_ns "${end%/*}" ethtool -K "${end#*/}" tso off gso off gro off >/dev/null
     done
 }
 
@@ -122,11 +122,11 @@ EOF
         local dqargs="--realtime 10"
         [[ $rate == 0 ]] && dqargs=""
         dqargs=${NETLAB_DELAYQ_ARGS-$dqargs}
+        # shellcheck disable=SC2086 # $dqargs is zero or more words
         ip netns exec "$ns" setsid "$PYTHON" "$HERE/delayq.py" --queue "$n" --delay-ms "$delay" $dqargs \
             >"$STATE/delayq-r$n.log" 2>&1 </dev/null &
         echo $! >"$STATE/delayq-r$n.pid"
-        local i
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             grep -q bound "$STATE/delayq-r$n.log" 2>/dev/null && break
             kill -0 "$(cat "$STATE/delayq-r$n.pid")" 2>/dev/null || die "delayq r$n died: $(cat "$STATE/delayq-r$n.log")"
             sleep 0.1
@@ -150,7 +150,7 @@ cmd_up() {
         [[ $v =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "not a number: $v"
     done
     for v in "$loss1" "$loss2"; do
-        [[ $v =~ ^[0-9]+$ ]] && ((v <= 100)) || die "loss must be a whole percentage: $v"
+        if ! [[ $v =~ ^[0-9]+$ ]] || ((v > 100)); then die "loss must be a whole percentage: $v"; fi
     done
     is_up && cmd_down
     mkdir -p "$STATE"
