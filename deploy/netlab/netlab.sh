@@ -56,8 +56,7 @@ ns_sysctls() { # common per-namespace settings
     in_ns "$ns" ip link set lo up
     in_ns "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
     in_ns "$ns" sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-    # Large socket buffers (rmem_max/wmem_max are per namespace on recent kernels, global on older ones).
-    in_ns "$ns" sysctl -qw net.core.rmem_max=67108864 net.core.wmem_max=67108864 2>/dev/null || true
+    # net.core.rmem_max/wmem_max are global (a namespace may not write them): raised once in cmd_up.
     in_ns "$ns" sysctl -qw net.ipv4.tcp_rmem="4096 131072 33554432" net.ipv4.tcp_wmem="4096 65536 33554432"
     in_ns "$ns" sysctl -qw net.ipv4.udp_rmem_min=16384 2>/dev/null || true
     # The same congestion control everywhere (this kernel defaults to bbr); NETLAB_CC=bbr to change it.
@@ -159,6 +158,11 @@ cmd_up() {
     local cc=${NETLAB_CC:-cubic} allowed
     allowed=$(sysctl -n net.ipv4.tcp_allowed_congestion_control)
     [[ " $allowed " == *" $cc "* ]] || sysctl -qw net.ipv4.tcp_allowed_congestion_control="$allowed $cc"
+    # Socket buffer ceilings are global and only the host may set them: raise them to 64 MiB, never lower them.
+    local key
+    for key in net.core.rmem_max net.core.wmem_max; do
+        (($(sysctl -n "$key") >= 67108864)) || sysctl -qw "$key=67108864"
+    done
     for ns in "${NAMESPACES[@]}"; do
         ip netns add "$ns"
         ns_sysctls "$ns"
