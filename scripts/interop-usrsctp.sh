@@ -33,7 +33,7 @@ ip link set lo up
 work=$(mktemp -d)
 pids=()
 cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -63,7 +63,7 @@ timeout 120 "$sctpcat" --connect 127.0.0.1:7 --udp-port 9900 --peer-udp-port 989
     --linger 1 <"$work/in.bin" >"$work/out.bin" 2>"$work/connect.err" ||
     fail "(a) sctpcat --connect failed: $(cat "$work/connect.err")"
 end=$(date +%s.%N)
-kill "$echo_pid" 2>/dev/null || true
+kill -9 "$echo_pid" 2>/dev/null || true
 wait "$echo_pid" 2>/dev/null || true
 sent=$(sha256sum <"$work/in.bin" | cut -d' ' -f1)
 echoed=$(sha256sum <"$work/out.bin" | cut -d' ' -f1)
