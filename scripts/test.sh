@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian 12 (as root) and runs every test.
+#   ./scripts/test.sh
+# The tests use real peers and tools: tshark decodes our packets, usrsctp's example programs interoperate with
+# sctpcat inside a private network namespace (unshare -n, so root), curl drives the proxies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libsystemd-dev tshark libusrsctp-examples libusrsctp-dev curl nftables iproute2)
+packages=(libsystemd-dev systemd tshark libusrsctp-examples libusrsctp-dev curl nftables iproute2 iptables conntrack
+    ethtool iperf3 python3 xxd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -14,4 +18,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 swift build --build-tests
-swift test --skip-build --parallel
+# A hung test must fail the run, not stall it: the whole suite takes a few minutes.
+timeout --kill-after=30 1800 swift test --skip-build --parallel
