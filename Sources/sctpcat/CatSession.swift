@@ -59,7 +59,8 @@ final class CatSession: @unchecked Sendable {
             code = (try? session.finished.futureResult.wait()) ?? 1
             try? driver.close().wait()
         } catch {
-            printError("sctpcat: cannot bind \(settings.localAddresses.map(\.description).joined(separator: ", ")): \(error)")
+            let addresses = settings.localAddresses.map(\.description).joined(separator: ", ")
+            printError("sctpcat: cannot bind \(addresses): \(error)")
             code = 1
         }
         // The stdin thread may be blocked in read(2): leave it to the process exit.

@@ -45,7 +45,9 @@ struct SCTPCat: ParsableCommand {
         }
         if echo && listen == nil { throw ValidationError("--echo needs --listen") }
         if !(1...65536).contains(messageSize) { throw ValidationError("--message-size must be 1...65536") }
-        if linger < 0 || connectTimeout <= 0 { throw ValidationError("--linger and --connect-timeout must be positive") }
+        if linger < 0 || connectTimeout <= 0 {
+            throw ValidationError("--linger and --connect-timeout must be positive")
+        }
     }
 
     func run() throws {

@@ -38,7 +38,7 @@ struct StandardOutput {
     mutating func write(_ buffer: ByteBuffer) {
         guard !failed else { return }
         let ok = buffer.withUnsafeReadableBytes { raw in
-            writeAll(fd: 1, UnsafeBufferPointer(start: raw.baseAddress?.assumingMemoryBound(to: UInt8.self), count: raw.count))
+            writeAll(fd: 1, raw.assumingMemoryBound(to: UInt8.self))
         }
         if !ok { failed = true }
     }
