@@ -9,8 +9,7 @@ struct FakeClock {
 }
 
 /// A payload of `count` bytes, each `fill`.
-func bytes(_ count: Int, fill: UInt8 = 0x61) -> ByteBuffer {
+func testPayload(_ count: Int, fill: UInt8 = 0x61) -> ByteBuffer {
     ByteBuffer(repeating: fill, count: count)
 }
 
-func string(_ buffer: ByteBuffer) -> String { String(buffer: buffer) }

@@ -9,7 +9,7 @@ import Testing
     var clock = FakeClock()
 
     func fragment(_ size: Int = 100) -> DataFragment {
-        DataFragment(streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), payload: bytes(size))
+        DataFragment(streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), payload: testPayload(size))
     }
 
     /// Sends `count` 100-byte chunks to `path`; returns their TSNs.

@@ -12,17 +12,17 @@ import Testing
 
     @Test func roundRobinSchedulerInterleavesStreams() {
         var queue = SendQueue()
-        for _ in 0..<3 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(10)) }
-        for _ in 0..<3 { queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: bytes(10)) }
-        queue.enqueue(streamID: StreamID(3), ppid: PPID(0), payload: bytes(10))
+        for _ in 0..<3 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(10)) }
+        for _ in 0..<3 { queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(10)) }
+        queue.enqueue(streamID: StreamID(3), ppid: PPID(0), payload: testPayload(10))
         #expect(drain(&queue).map(\.streamID.rawValue) == [1, 2, 3, 1, 2, 1, 2])
     }
 
     @Test func bulkStreamCannotStarveInteractiveStream() {
         var queue = SendQueue(highWatermark: 1 << 30, lowWatermark: 1 << 29)
-        for _ in 0..<100 { queue.enqueue(streamID: StreamID(0), ppid: PPID(0), payload: bytes(1000)) }
+        for _ in 0..<100 { queue.enqueue(streamID: StreamID(0), ppid: PPID(0), payload: testPayload(1000)) }
         _ = queue.produce(maxPayload: 1000)
-        queue.enqueue(streamID: StreamID(9), ppid: PPID(0), payload: bytes(20))
+        queue.enqueue(streamID: StreamID(9), ppid: PPID(0), payload: testPayload(20))
         let next = queue.produce(maxPayload: 1000)
         let after = queue.produce(maxPayload: 1000)
         #expect([next, after].map { $0?.streamID.rawValue } == [0, 9])
@@ -30,7 +30,7 @@ import Testing
 
     @Test func largeMessageFragmentedToMaxPayload() {
         var queue = SendQueue()
-        queue.enqueue(streamID: StreamID(4), ppid: PPID(53), payload: bytes(2500))
+        queue.enqueue(streamID: StreamID(4), ppid: PPID(53), payload: testPayload(2500))
         let fragments = drain(&queue)
         #expect(fragments.map(\.payload.readableBytes) == [1000, 1000, 500])
         #expect(fragments.map(\.isBeginning) == [true, false, false])
@@ -42,26 +42,26 @@ import Testing
     @Test func fragmentsOfOneMessageStayConsecutiveWithDATA() {
         // RFC 9260 §6.9: a message's fragments must get consecutive TSNs, so a stream keeps its turn.
         var queue = SendQueue()
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(3000))
-        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: bytes(10))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(3000))
+        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(10))
         #expect(drain(&queue).map(\.streamID.rawValue) == [1, 1, 1, 2])
     }
 
     @Test func interleavingGivesPerFragmentTurns() {
         var queue = SendQueue(allowsInterleaving: true)
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(3000))
-        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: bytes(2000))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(3000))
+        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(2000))
         #expect(drain(&queue).map(\.streamID.rawValue) == [1, 2, 1, 2, 1])
     }
 
     @Test func ssnAssignedPerOrderedStreamAndWraps() {
         var queue = SendQueue(highWatermark: 1 << 30, lowWatermark: 0)
         for _ in 0...Int(UInt16.max) {
-            queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1))
+            queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1))
             _ = queue.produce(maxPayload: 100)
         }
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1))
-        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: bytes(1))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1))
+        queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(1))
         let fragments = drain(&queue)
         #expect(fragments.map(\.ssn) == [SSN(0), SSN(0)])
         #expect(queue.nextSSN(of: StreamID(1)) == SSN(1))
@@ -69,8 +69,8 @@ import Testing
 
     @Test func unorderedMessagesTakeNoSSN() {
         var queue = SendQueue()
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1), isUnordered: true)
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1), isUnordered: true)
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1))
         let fragments = drain(&queue)
         #expect(fragments.map(\.isUnordered) == [true, false])
         #expect(fragments.map(\.ssn) == [SSN(0), SSN(0)])
@@ -79,15 +79,15 @@ import Testing
 
     @Test func immediateBitOnlyOnLastFragment() {
         var queue = SendQueue()
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1500), isImmediate: true)
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1500), isImmediate: true)
         #expect(drain(&queue).map(\.isImmediate) == [false, true])
     }
 
     @Test func watermarksDriveWritability() {
         var queue = SendQueue(highWatermark: 3000, lowWatermark: 1000)
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(2000))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(2000))
         #expect(queue.isWritable)
-        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: bytes(1500))
+        queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1500))
         #expect(!queue.isWritable)
         _ = queue.produce(maxPayload: 1000)
         _ = queue.produce(maxPayload: 1000)
