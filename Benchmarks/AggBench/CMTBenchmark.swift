@@ -39,6 +39,7 @@ enum CMTBenchmark: Benchmark {
         ("RTX-CWND", { $0.retransmissionPolicy = .cwnd }),
         ("RTX-SAME", { $0.retransmissionPolicy = .samePath }),
         ("lowest-RTT scheduler", { $0.scheduler = .lowestRTTFirst }),
+        ("recovery allowance off", { $0.recoveryPacketConservation = false }),
         ("coupled CC (LIA) on", { $0.coupledCongestionControl = true }),
     ]
 

@@ -173,7 +173,9 @@ extension Association {
                     flightSizeBeforeAck: ack.flightSizeBeforeSack,
                     ackPoint: cuc ? ack.ackPoint : outstanding.cumulativeTSNAck,
                     allDataAcked: ack.allDataAcked, coupling: coupling))
-            if paths[i].congestion.isInFastRecovery && ack.bytesAcked > 0 {
+            if configuration.multipath.recoveryPacketConservation, paths[i].congestion.isInFastRecovery,
+                ack.bytesAcked > 0
+            {
                 if recoveryAllowance.count < paths.count {
                     recoveryAllowance.append(contentsOf: repeatElement(0, count: paths.count - recoveryAllowance.count))
                 }

@@ -79,6 +79,10 @@ public struct SCTPMultipathConfiguration: Sendable {
     public var senderBufferSplitting = true
     /// NR-SACK: announce and use non-renegable acknowledgements, so the sender frees data delivered out of order.
     public var nrSack = true
+    /// During fast recovery a path may retransmit as many bytes beyond cwnd as each SACK newly acknowledges there
+    /// (packet conservation, as PRR does for TCP, RFC 6937), so lost retransmissions are repaired without waiting
+    /// for T3-rtx.
+    public var recoveryPacketConservation = true
     /// Coupled congestion control in the style of RFC 6356 (LIA), for paths that share a bottleneck.
     public var coupledCongestionControl = false
 
