@@ -19,4 +19,6 @@ fi
 
 swift build --build-tests
 # A hung test must fail the run, not stall it: the whole suite takes a few minutes.
-timeout --kill-after=30 1800 swift test --skip-build --parallel
+timeout --kill-after=30 1500 swift test --skip-build --parallel
+# A short run of the wire-format fuzzer (libFuzzer) on its committed corpus: no crash, no hang.
+scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
