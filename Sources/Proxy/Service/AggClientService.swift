@@ -289,7 +289,8 @@ public final class AggClientService: @unchecked Sendable {
             let toward = index < configuration.servers.count ? configuration.servers[index] : nil
             do {
                 try driver.addLocalAddress(locals[index], toward: toward, on: id)
-                logger.info("adding path", metadata: ["local": "\(locals[index])", "toward": "\(toward?.description ?? "any")"])
+                logger.info(
+                    "adding path", metadata: ["local": "\(locals[index])", "toward": "\(toward?.description ?? "any")"])
             } catch {
                 logger.warning("cannot add path", metadata: ["local": "\(locals[index])", "error": "\(error)"])
             }
@@ -344,19 +345,22 @@ public final class AggClientService: @unchecked Sendable {
         var lines: [String] = []
         switch link {
         case .ready(let id, let multiplexer):
-            lines.append("association \(id) ready streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
-                + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
+            lines.append(
+                "association \(id) ready streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                    + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
             for path in driver.endpoint.paths(of: id) {
-                lines.append("path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-                    + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+                lines.append(
+                    "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
+                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
             }
         case .connecting, .authenticating: lines.append("association connecting")
         case .down: lines.append("association down")
         case .stopped: lines.append("stopped")
         }
         let stats = driver.statistics
-        lines.append("udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
-            + "send_failures=\(stats.sendFailures)")
+        lines.append(
+            "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
+                + "send_failures=\(stats.sendFailures)")
         return lines
     }
 }

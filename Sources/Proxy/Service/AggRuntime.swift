@@ -4,11 +4,11 @@ import NIOPosix
 import SCTPEngine
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Runs the daemons from their settings until SIGINT or SIGTERM: what `main` calls after parsing.

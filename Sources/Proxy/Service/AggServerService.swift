@@ -220,19 +220,22 @@ public final class AggServerService: @unchecked Sendable {
         var lines: [String] = []
         for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             if let multiplexer = session.multiplexer {
-                lines.append("association \(id) streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
-                    + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
+                lines.append(
+                    "association \(id) streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                        + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
             } else {
                 lines.append("association \(id) authenticating")
             }
             for path in driver.endpoint.paths(of: id) {
-                lines.append("path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-                    + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+                lines.append(
+                    "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
+                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
             }
         }
         let stats = driver.statistics
-        lines.append("udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
-            + "send_failures=\(stats.sendFailures)")
+        lines.append(
+            "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
+                + "send_failures=\(stats.sendFailures)")
         return lines
     }
 }

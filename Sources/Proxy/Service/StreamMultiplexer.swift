@@ -112,7 +112,8 @@ final class StreamMultiplexer {
         switch role {
         case .client:
             // The server sends nothing after its terminal, so a message on a free stream is a late bug of the peer.
-            logger.debug("message on a free stream", metadata: ["stream": "\(message.stream)", "kind": "\(decoded.kind)"])
+            logger.debug(
+                "message on a free stream", metadata: ["stream": "\(message.stream)", "kind": "\(decoded.kind)"])
         case .server:
             receiveOnFreeServerStream(decoded, stream: message.stream)
         }

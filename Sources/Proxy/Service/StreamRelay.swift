@@ -3,11 +3,11 @@ import NIOCore
 import SCTPEngine
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Joins one stream of the association to one TCP connection, with backpressure and half-close both ways: the
@@ -210,7 +210,8 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
         case .credit:
             flushPending()
         case .resetByPeer(let reason, let text, let mustAnswer):
-            logger.debug("stream reset by peer", metadata: ["stream": "\(id)", "reason": "\(reason)", "text": "\(text ?? "")"])
+            logger.debug(
+                "stream reset by peer", metadata: ["stream": "\(id)", "reason": "\(reason)", "text": "\(text ?? "")"])
             if mustAnswer { multiplexer?.send(.reset(reason, text: nil), on: id) }
             multiplexer?.release(self)
             multiplexer = nil

@@ -9,7 +9,7 @@ import SCTPEngine
 @testable import Proxy
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// An aggserver and an aggclient service in this process over real loopback UDP (two paths: 127.0.0.1 and

@@ -163,8 +163,10 @@ struct EndToEndTests {
         let output = directory.appendingPathComponent("other")
         let start = ContinuousClock.now
         let process = try Curl(
-            arguments: ["-x", "socks5h://127.0.0.1:\(harness.proxyPort)",
-                "http://127.0.0.1:\(harness.originPort)/blob/\(Self.blobSize)"],
+            arguments: [
+                "-x", "socks5h://127.0.0.1:\(harness.proxyPort)",
+                "http://127.0.0.1:\(harness.originPort)/blob/\(Self.blobSize)",
+            ],
             maxTime: 60
         ).start(output: output)
         process.waitUntilExit()
