@@ -101,7 +101,7 @@ import SCTPEngine
         try await Task.sleep(for: .milliseconds(500))
         let (stats, bound) = try await loop.submit { (driver.statistics, driver.localAddresses) }.get()
         #expect(stats.sendFailures >= 1)
-        #expect(stats.rebinds == 1)
+        #expect(stats.rebinds >= 1)  // INIT retransmissions fail again on a slow machine
         #expect(bound == [SCTPSocketAddress(ip: .anyV4, port: port)])
         try await driver.close().get()
         try await group.shutdownGracefully()
