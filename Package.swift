@@ -24,6 +24,8 @@ let package = Package(
     targets: [
         // Pure computation in C: CRC32c with the SSE4.2 instruction and a slicing-by-8 fallback.
         .target(name: "CSCTPChecksum"),
+        // libsystemd (sd_notify, watchdog, socket activation, journal) for the daemons under systemd.
+        .target(name: "CSystemd", linkerSettings: [.linkedLibrary("systemd")]),
         // Sans-IO SCTP: datagrams and time in, datagrams, deadlines and events out.
         .target(
             name: "SCTPEngine",
@@ -40,6 +42,7 @@ let package = Package(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
+                "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
