@@ -1,6 +1,10 @@
 import NIOCore
+import Testing
 
 @testable import SCTPEngine
+
+/// Groups the component tests so `swift test --filter Components` selects them.
+@Suite enum Components {}
 
 /// The test-owned clock for component tests: time moves only when a test advances it.
 struct FakeClock {
@@ -12,4 +16,3 @@ struct FakeClock {
 func testPayload(_ count: Int, fill: UInt8 = 0x61) -> ByteBuffer {
     ByteBuffer(repeating: fill, count: count)
 }
-

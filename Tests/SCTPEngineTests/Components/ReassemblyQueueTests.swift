@@ -3,131 +3,133 @@ import Testing
 
 @testable import SCTPEngine
 
-@Suite struct ReassemblyQueueTests {
-    func chunk(
-        _ tsn: UInt32, stream: UInt16 = 0, ssn: UInt16 = 0, _ text: String, unordered: Bool = false,
-        b: Bool = true, e: Bool = true
-    ) -> ReceivedData {
-        ReceivedData(
-            tsn: TSN(tsn), streamID: StreamID(stream), ssn: SSN(ssn), ppid: PPID(51), isUnordered: unordered,
-            isBeginning: b, isEnding: e, payload: ByteBuffer(string: text))
-    }
-
-    func drain(_ queue: inout ReassemblyQueue) -> [String] {
-        var result: [String] = []
-        while let message = queue.pollMessage() { result.append(String(buffer: message.payload)) }
-        return result
-    }
-
-    @Test func orderedMessagesDeliveredBySSN() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(12, ssn: 2, "c"))
-        queue.add(chunk(11, ssn: 1, "b"))
-        #expect(drain(&queue).isEmpty)
-        queue.add(chunk(10, ssn: 0, "a"))
-        #expect(drain(&queue) == ["a", "b", "c"])
-    }
-
-    @Test func headOfLineBlockingStaysWithinAStream() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(11, stream: 1, ssn: 1, "s1-1"))
-        queue.add(chunk(12, stream: 2, ssn: 0, "s2-0"))
-        #expect(drain(&queue) == ["s2-0"])
-    }
-
-    @Test func unorderedDeliveredImmediately() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(11, ssn: 1, "ordered"))
-        queue.add(chunk(12, "unordered", unordered: true))
-        let message = queue.pollMessage()
-        #expect(message.map { String(buffer: $0.payload) } == "unordered")
-        #expect(message?.isUnordered == true)
-    }
-
-    @Test func fragmentsReassembledInTSNOrder() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(22, ssn: 0, "lo", b: false, e: true))
-        queue.add(chunk(20, ssn: 0, "hel", b: true, e: false))
-        #expect(drain(&queue).isEmpty)
-        queue.add(chunk(21, ssn: 0, "lo, wor", b: false, e: false))
-        let message = queue.pollMessage()
-        #expect(message.map { String(buffer: $0.payload) } == "hello, worlo")
-        #expect(message?.firstTSN == TSN(20))
-        #expect(message?.lastTSN == TSN(22))
-    }
-
-    @Test func reassemblyAcrossTSNWrap() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(1, ssn: 7, "C", b: false, e: true))
-        queue.add(chunk(UInt32.max, ssn: 7, "A", b: true, e: false))
-        queue.add(chunk(0, ssn: 7, "B", b: false, e: false))
-        #expect(drain(&queue).isEmpty)  // SSN 7 waits for SSNs 0...6
-        var queue2 = ReassemblyQueue(capacity: 1 << 16)
-        queue2.add(chunk(0, "B", unordered: true, b: false, e: false))
-        queue2.add(chunk(1, "C", unordered: true, b: false, e: true))
-        queue2.add(chunk(UInt32.max, "A", unordered: true, b: true, e: false))
-        #expect(drain(&queue2) == ["ABC"])
-        var queue3 = ReassemblyQueue(capacity: 1 << 16)
-        queue3.add(chunk(0, ssn: 1, "B", b: false, e: false))
-        queue3.add(chunk(UInt32.max - 1, "x"))
-        queue3.add(chunk(UInt32.max, ssn: 1, "A", b: true, e: false))
-        queue3.add(chunk(1, ssn: 1, "C", b: false, e: true))
-        #expect(drain(&queue3) == ["x", "ABC"])
-    }
-
-    @Test func ssnWrapAroundKeepsOrder() {
-        var queue = ReassemblyQueue(capacity: 1 << 20)
-        var tsn: UInt32 = 0
-        for ssn in 0...UInt16.max {
-            queue.add(chunk(tsn, ssn: ssn, "m"))
-            tsn &+= 1
-            _ = queue.pollMessage()
+extension Components {
+    @Suite struct ReassemblyQueueTests {
+        func chunk(
+            _ tsn: UInt32, stream: UInt16 = 0, ssn: UInt16 = 0, _ text: String, unordered: Bool = false,
+            b: Bool = true, e: Bool = true
+        ) -> ReceivedData {
+            ReceivedData(
+                tsn: TSN(tsn), streamID: StreamID(stream), ssn: SSN(ssn), ppid: PPID(51), isUnordered: unordered,
+                isBeginning: b, isEnding: e, payload: ByteBuffer(string: text))
         }
-        queue.add(chunk(tsn + 1, ssn: 1, "second"))
-        queue.add(chunk(tsn, ssn: 0, "first"))
-        #expect(drain(&queue) == ["first", "second"])
-    }
 
-    @Test func unorderedFragmentsOfDifferentMessagesStaySeparate() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(5, "1b", unordered: true, b: true, e: false))
-        queue.add(chunk(7, "2a", unordered: true, b: true, e: false))
-        queue.add(chunk(8, "2b", unordered: true, b: false, e: true))
-        #expect(drain(&queue) == ["2a2b"])
-        queue.add(chunk(6, "1e", unordered: true, b: false, e: true))
-        #expect(drain(&queue) == ["1b1e"])
-    }
+        func drain(_ queue: inout ReassemblyQueue) -> [String] {
+            var result: [String] = []
+            while let message = queue.pollMessage() { result.append(String(buffer: message.payload)) }
+            return result
+        }
 
-    @Test func bufferedBytesTracksHeldPayloadUntilPolled() {
-        var queue = ReassemblyQueue(capacity: 100)
-        queue.add(chunk(1, ssn: 1, "12345"))
-        queue.add(chunk(3, ssn: 2, "abc", b: true, e: false))
-        #expect(queue.bufferedBytes == 8)
-        #expect(queue.availableBytes == 92)
-        #expect(queue.hasRoom(for: 92))
-        #expect(!queue.hasRoom(for: 93))
-        queue.add(chunk(0, ssn: 0, "xy"))
-        #expect(queue.bufferedBytes == 10)
-        _ = drain(&queue)
-        #expect(queue.bufferedBytes == 3)
-    }
+        @Test func orderedMessagesDeliveredBySSN() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(12, ssn: 2, "c"))
+            queue.add(chunk(11, ssn: 1, "b"))
+            #expect(drain(&queue).isEmpty)
+            queue.add(chunk(10, ssn: 0, "a"))
+            #expect(drain(&queue) == ["a", "b", "c"])
+        }
 
-    @Test func forwardTSNSkipsAbandonedSSN() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(10, stream: 3, ssn: 0, "part", b: true, e: false))
-        queue.add(chunk(13, stream: 3, ssn: 1, "next"))
-        #expect(drain(&queue).isEmpty)
-        queue.handleForwardTSN(newCumulativeTSN: TSN(12), skipped: [(StreamID(3), SSN(0))])
-        #expect(drain(&queue) == ["next"])
-        #expect(queue.bufferedBytes == 0)
-    }
+        @Test func headOfLineBlockingStaysWithinAStream() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(11, stream: 1, ssn: 1, "s1-1"))
+            queue.add(chunk(12, stream: 2, ssn: 0, "s2-0"))
+            #expect(drain(&queue) == ["s2-0"])
+        }
 
-    @Test func streamResetRestartsSSN() {
-        var queue = ReassemblyQueue(capacity: 1 << 16)
-        queue.add(chunk(1, stream: 1, ssn: 0, "a"))
-        queue.add(chunk(2, stream: 1, ssn: 1, "b"))
-        queue.resetStreams([StreamID(1)])
-        queue.add(chunk(3, stream: 1, ssn: 0, "c"))
-        #expect(drain(&queue) == ["a", "b", "c"])
+        @Test func unorderedDeliveredImmediately() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(11, ssn: 1, "ordered"))
+            queue.add(chunk(12, "unordered", unordered: true))
+            let message = queue.pollMessage()
+            #expect(message.map { String(buffer: $0.payload) } == "unordered")
+            #expect(message?.isUnordered == true)
+        }
+
+        @Test func fragmentsReassembledInTSNOrder() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(22, ssn: 0, "lo", b: false, e: true))
+            queue.add(chunk(20, ssn: 0, "hel", b: true, e: false))
+            #expect(drain(&queue).isEmpty)
+            queue.add(chunk(21, ssn: 0, "lo, wor", b: false, e: false))
+            let message = queue.pollMessage()
+            #expect(message.map { String(buffer: $0.payload) } == "hello, worlo")
+            #expect(message?.firstTSN == TSN(20))
+            #expect(message?.lastTSN == TSN(22))
+        }
+
+        @Test func reassemblyAcrossTSNWrap() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(1, ssn: 7, "C", b: false, e: true))
+            queue.add(chunk(UInt32.max, ssn: 7, "A", b: true, e: false))
+            queue.add(chunk(0, ssn: 7, "B", b: false, e: false))
+            #expect(drain(&queue).isEmpty)  // SSN 7 waits for SSNs 0...6
+            var queue2 = ReassemblyQueue(capacity: 1 << 16)
+            queue2.add(chunk(0, "B", unordered: true, b: false, e: false))
+            queue2.add(chunk(1, "C", unordered: true, b: false, e: true))
+            queue2.add(chunk(UInt32.max, "A", unordered: true, b: true, e: false))
+            #expect(drain(&queue2) == ["ABC"])
+            var queue3 = ReassemblyQueue(capacity: 1 << 16)
+            queue3.add(chunk(0, ssn: 1, "B", b: false, e: false))
+            queue3.add(chunk(UInt32.max - 1, "x"))
+            queue3.add(chunk(UInt32.max, ssn: 1, "A", b: true, e: false))
+            queue3.add(chunk(1, ssn: 1, "C", b: false, e: true))
+            #expect(drain(&queue3) == ["x", "ABC"])
+        }
+
+        @Test func ssnWrapAroundKeepsOrder() {
+            var queue = ReassemblyQueue(capacity: 1 << 20)
+            var tsn: UInt32 = 0
+            for ssn in 0...UInt16.max {
+                queue.add(chunk(tsn, ssn: ssn, "m"))
+                tsn &+= 1
+                _ = queue.pollMessage()
+            }
+            queue.add(chunk(tsn + 1, ssn: 1, "second"))
+            queue.add(chunk(tsn, ssn: 0, "first"))
+            #expect(drain(&queue) == ["first", "second"])
+        }
+
+        @Test func unorderedFragmentsOfDifferentMessagesStaySeparate() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(5, "1b", unordered: true, b: true, e: false))
+            queue.add(chunk(7, "2a", unordered: true, b: true, e: false))
+            queue.add(chunk(8, "2b", unordered: true, b: false, e: true))
+            #expect(drain(&queue) == ["2a2b"])
+            queue.add(chunk(6, "1e", unordered: true, b: false, e: true))
+            #expect(drain(&queue) == ["1b1e"])
+        }
+
+        @Test func bufferedBytesTracksHeldPayloadUntilPolled() {
+            var queue = ReassemblyQueue(capacity: 100)
+            queue.add(chunk(1, ssn: 1, "12345"))
+            queue.add(chunk(3, ssn: 2, "abc", b: true, e: false))
+            #expect(queue.bufferedBytes == 8)
+            #expect(queue.availableBytes == 92)
+            #expect(queue.hasRoom(for: 92))
+            #expect(!queue.hasRoom(for: 93))
+            queue.add(chunk(0, ssn: 0, "xy"))
+            #expect(queue.bufferedBytes == 10)
+            _ = drain(&queue)
+            #expect(queue.bufferedBytes == 3)
+        }
+
+        @Test func forwardTSNSkipsAbandonedSSN() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(10, stream: 3, ssn: 0, "part", b: true, e: false))
+            queue.add(chunk(13, stream: 3, ssn: 1, "next"))
+            #expect(drain(&queue).isEmpty)
+            queue.handleForwardTSN(newCumulativeTSN: TSN(12), skipped: [(StreamID(3), SSN(0))])
+            #expect(drain(&queue) == ["next"])
+            #expect(queue.bufferedBytes == 0)
+        }
+
+        @Test func streamResetRestartsSSN() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(1, stream: 1, ssn: 0, "a"))
+            queue.add(chunk(2, stream: 1, ssn: 1, "b"))
+            queue.resetStreams([StreamID(1)])
+            queue.add(chunk(3, stream: 1, ssn: 0, "c"))
+            #expect(drain(&queue) == ["a", "b", "c"])
+        }
     }
 }
