@@ -6,7 +6,8 @@ enum JournalFields {
     /// Fields the handler writes itself; a metadata key that maps onto one of them gets the `META_` prefix instead of
     /// overriding it.
     static let reserved: Set<String> = [
-        "MESSAGE", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "SYSLOG_IDENTIFIER", "LOGGER", "SOURCE",
+        "MESSAGE", "PRIORITY", "CODE_FILE", "CODE_LINE", "CODE_FUNC", "SYSLOG_IDENTIFIER", "LOGGER",
+        "SOURCE",
     ]
     /// journald refuses longer field names.
     static let maxNameLength = 64
@@ -32,7 +33,8 @@ enum JournalFields {
             decoding: key.utf8.map { byte -> UInt8 in
                 switch byte {
                 case UInt8(ascii: "a")...UInt8(ascii: "z"): return byte - 32
-                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): return byte
+                case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                    return byte
                 default: return UInt8(ascii: "_")
                 }
             }, as: UTF8.self)
@@ -68,7 +70,9 @@ enum JournalFields {
 
     /// The fields as sd_journal_sendv(3) takes them, `NAME=value` each, laid end to end in one buffer with the range
     /// of every field. Values may hold any byte, newlines included; sd_journal_sendv encodes them.
-    static func encode(_ fields: [(name: String, value: String)]) -> (bytes: [UInt8], ranges: [Range<Int>]) {
+    static func encode(_ fields: [(name: String, value: String)]) -> (
+        bytes: [UInt8], ranges: [Range<Int>]
+    ) {
         var bytes: [UInt8] = []
         var ranges: [Range<Int>] = []
         ranges.reserveCapacity(fields.count)

@@ -39,7 +39,8 @@ public struct JournalLogHandler: LogHandler {
         let result = Self.send(fields)
         if result < 0 {
             // No journald (or its socket is gone): keep the line rather than lose it.
-            let line = "\(identifier)[\(label)] \(event.level): \(event.message) (journal: \(String(cString: strerror(-result))))\n"
+            let reason = String(cString: strerror(-result))
+            let line = "\(identifier)[\(label)] \(event.level): \(event.message) (journal: \(reason))\n"
             _ = line.withCString { write(STDERR_FILENO, $0, strlen($0)) }
         }
     }

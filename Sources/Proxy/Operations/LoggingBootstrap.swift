@@ -41,7 +41,8 @@ public enum LoggingBootstrap {
     ) -> any LogHandler {
         if journal {
             return JournalLogHandler(
-                label: label, identifier: identifier, logLevel: logLevel, metadataProvider: metadataProvider)
+                label: label, identifier: identifier, logLevel: logLevel, metadataProvider: metadataProvider
+            )
         }
         var handler = StreamLogHandler.standardError(label: label, metadataProvider: metadataProvider)
         handler.logLevel = logLevel
@@ -57,7 +58,8 @@ public enum LoggingBootstrap {
             guard let stream = getenv("JOURNAL_STREAM") else { return false }
             var info = stat()
             guard fstat(STDERR_FILENO, &info) == 0 else { return false }
-            return isJournalStream(String(cString: stream), device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
+            return isJournalStream(
+                String(cString: stream), device: UInt64(info.st_dev), inode: UInt64(info.st_ino))
         }
     }
 
@@ -66,7 +68,8 @@ public enum LoggingBootstrap {
     /// child may have redirected it; comparing the pair does.
     public static func isJournalStream(_ value: String, device: UInt64, inode: UInt64) -> Bool {
         let parts = value.split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 2, let streamDevice = UInt64(parts[0]), let streamInode = UInt64(parts[1]) else {
+        guard parts.count == 2, let streamDevice = UInt64(parts[0]), let streamInode = UInt64(parts[1])
+        else {
             return false
         }
         return streamDevice == device && streamInode == inode

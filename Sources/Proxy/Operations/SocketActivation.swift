@@ -26,7 +26,8 @@ public enum SocketActivation {
         public static func process() -> Environment {
             func read(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
             return Environment(
-                listenPID: read("LISTEN_PID"), listenFDs: read("LISTEN_FDS"), listenFDNames: read("LISTEN_FDNAMES"))
+                listenPID: read("LISTEN_PID"), listenFDs: read("LISTEN_FDS"),
+                listenFDNames: read("LISTEN_FDNAMES"))
         }
     }
 
@@ -46,7 +47,8 @@ public enum SocketActivation {
         public func checkIsListeningStreamSocket() throws(SocketActivationError) {
             let result = sd_is_socket(descriptor, AF_UNSPEC, CInt(SOCK_STREAM.rawValue), 1)
             guard result > 0 else {
-                throw .notAListeningStreamSocket(name: name, descriptor: descriptor, errno: result < 0 ? -result : 0)
+                throw .notAListeningStreamSocket(
+                    name: name, descriptor: descriptor, errno: result < 0 ? -result : 0)
             }
         }
     }
@@ -79,11 +81,14 @@ public enum SocketActivation {
     /// As sd_listen_fds(3): no `LISTEN_PID`, or one naming another process, means nothing was passed to us; a
     /// malformed count is an error; without `LISTEN_FDNAMES` every socket is named `unknown`, and with it there must be
     /// one colon-separated name per socket.
-    public static func parse(_ environment: Environment, pid: pid_t, fdStart: CInt) throws(SocketActivationError)
+    public static func parse(_ environment: Environment, pid: pid_t, fdStart: CInt)
+        throws(SocketActivationError)
         -> [ListenFD]
     {
         guard let pidText = environment.listenPID else { return [] }
-        guard let listenPID = pid_t(pidText), listenPID > 0 else { throw .malformed("LISTEN_PID", pidText) }
+        guard let listenPID = pid_t(pidText), listenPID > 0 else {
+            throw .malformed("LISTEN_PID", pidText)
+        }
         guard listenPID == pid else { return [] }
         guard let countText = environment.listenFDs else { return [] }
         guard let count = Int(countText), count >= 0, count <= Int(CInt.max - fdStart) else {
@@ -94,11 +99,15 @@ public enum SocketActivation {
         let names: [String]
         if let namesText = environment.listenFDNames {
             names = namesText.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            guard names.count == count else { throw .nameCountMismatch(descriptors: count, names: names.count) }
+            guard names.count == count else {
+                throw .nameCountMismatch(descriptors: count, names: names.count)
+            }
         } else {
             names = Array(repeating: "unknown", count: count)
         }
-        return names.enumerated().map { index, name in ListenFD(descriptor: fdStart + CInt(index), name: name) }
+        return names.enumerated().map { index, name in
+            ListenFD(descriptor: fdStart + CInt(index), name: name)
+        }
     }
 }
 
@@ -127,10 +136,12 @@ public enum SocketActivationError: Error, Equatable, Sendable, CustomStringConve
         case .nameCountMismatch(let descriptors, let names):
             return "socket activation: LISTEN_FDS=\(descriptors) but LISTEN_FDNAMES holds \(names) names"
         case .badDescriptor(let descriptor, let error):
-            return "socket activation: descriptor \(descriptor) is unusable: \(String(cString: strerror(error)))"
+            return
+                "socket activation: descriptor \(descriptor) is unusable: \(String(cString: strerror(error)))"
         case .notAListeningStreamSocket(let name, let descriptor, let error):
             let reason = error == 0 ? "" : ": \(String(cString: strerror(error)))"
-            return "socket activation: \"\(name)\" (descriptor \(descriptor)) is not a listening stream socket\(reason)"
+            return
+                "socket activation: \"\(name)\" (descriptor \(descriptor)) is not a listening stream socket\(reason)"
         }
     }
 }

@@ -80,7 +80,9 @@ public struct SystemdNotifier: Sendable {
     /// to this message). Send `ready(status:)` when the reload is done.
     @discardableResult
     public func reloading(status: String? = nil) -> Bool {
-        send([("RELOADING", "1"), ("MONOTONIC_USEC", String(Self.monotonicMicroseconds()))] + Self.statusField(status))
+        send(
+            [("RELOADING", "1"), ("MONOTONIC_USEC", String(Self.monotonicMicroseconds()))]
+                + Self.statusField(status))
     }
 
     /// `STOPPING=1`: the daemon is shutting down.
@@ -123,7 +125,8 @@ public struct SystemdNotifier: Sendable {
     /// new assignment) and NUL bytes (sd_notify takes a C string).
     static func encode(_ fields: [(name: String, value: String)]) -> String {
         fields.map { field in
-            let value = String(field.value.map { $0 == "\n" || $0 == "\r\n" || $0 == "\r" || $0 == "\0" ? " " : $0 })
+            let value = String(
+                field.value.map { $0 == "\n" || $0 == "\r\n" || $0 == "\r" || $0 == "\0" ? " " : $0 })
             return "\(field.name)=\(value)"
         }.joined(separator: "\n")
     }

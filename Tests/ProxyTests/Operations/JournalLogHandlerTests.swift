@@ -1,0 +1,109 @@
+import Logging
+import Testing
+
+@testable import Proxy
+
+extension OperationsTests {
+    /// The journal's field encoding and the choice between journal and stderr; nothing is sent to a real journald.
+    @Suite struct JournalLogHandlerTests {
+        static func event(
+            _ level: Logger.Level, _ message: Logger.Message, metadata: Logger.Metadata? = nil
+        ) -> LogEvent {
+            LogEvent(
+                level: level, message: message, metadata: metadata, source: "Proxy",
+                file: "Proxy/Driver.swift",
+                function: "run()", line: 42)
+        }
+
+        @Test func metadataKeysBecomeUppercaseJournalFieldNames() {
+            #expect(JournalFields.fieldName(forMetadataKey: "association") == "ASSOCIATION")
+            #expect(JournalFields.fieldName(forMetadataKey: "path") == "PATH")
+            #expect(JournalFields.fieldName(forMetadataKey: "stream") == "STREAM")
+            #expect(JournalFields.fieldName(forMetadataKey: "peer.address") == "PEER_ADDRESS")
+            #expect(JournalFields.fieldName(forMetadataKey: "path-id2") == "PATH_ID2")
+            #expect(JournalFields.fieldName(forMetadataKey: "clé") == "CL__")
+        }
+
+        @Test func keysThatWouldBeTrustedInvalidOrReservedGetAPrefix() {
+            #expect(JournalFields.fieldName(forMetadataKey: "_pid") == "PID")  // journald owns _PID.
+            #expect(JournalFields.fieldName(forMetadataKey: "__uid") == "UID")
+            #expect(JournalFields.fieldName(forMetadataKey: "2nd") == "META_2ND")
+            #expect(JournalFields.fieldName(forMetadataKey: "") == "META_")
+            #expect(JournalFields.fieldName(forMetadataKey: "___") == "META_")
+            #expect(JournalFields.fieldName(forMetadataKey: "message") == "META_MESSAGE")
+            #expect(JournalFields.fieldName(forMetadataKey: "priority") == "META_PRIORITY")
+            let long = String(repeating: "a", count: 100)
+            #expect(JournalFields.fieldName(forMetadataKey: long) == String(repeating: "A", count: 64))
+        }
+
+        @Test func levelsMapToSyslogPriorities() {
+            let levels: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
+            #expect(levels.map(JournalFields.priority) == [7, 7, 6, 5, 4, 3, 2])
+        }
+
+        @Test func aRecordBecomesMessagePriorityLocationAndOneFieldPerMetadataKey() {
+            let fields = JournalFields.fields(
+                event: Self.event(.warning, "path failed", metadata: ["path": "2", "association": "7"]),
+                metadata: ["path": "2", "association": "7", "stream": .stringConvertible(5)],
+                label: "agg.transport", identifier: "aggclient")
+            #expect(
+                fields.map(\.name) == [
+                    "MESSAGE", "PRIORITY", "SYSLOG_IDENTIFIER", "LOGGER", "SOURCE", "CODE_FILE", "CODE_LINE",
+                    "CODE_FUNC",
+                    "ASSOCIATION", "PATH", "STREAM",
+                ])
+            #expect(
+                fields.map(\.value) == [
+                    "path failed", "4", "aggclient", "agg.transport", "Proxy", "Proxy/Driver.swift", "42",
+                    "run()", "7", "2",
+                    "5",
+                ])
+        }
+
+        @Test func fieldsAreEncodedAsNameEqualsValueRanges() {
+            let (bytes, ranges) = JournalFields.encode([
+                ("MESSAGE", "two\nlines"), ("PRIORITY", "6"), ("EMPTY", ""),
+            ])
+            #expect(ranges.count == 3)
+            #expect(
+                ranges.map { String(decoding: bytes[$0], as: UTF8.self) } == [
+                    "MESSAGE=two\nlines", "PRIORITY=6", "EMPTY=",
+                ])
+            #expect(ranges.last?.upperBound == bytes.count)
+        }
+
+        @Test func recordMetadataOverridesProviderAndHandlerMetadata() {
+            var handler = JournalLogHandler(
+                label: "agg", identifier: "aggserver",
+                metadataProvider: Logger.MetadataProvider { ["path": "provider", "stream": "provider"] })
+            handler[metadataKey: "path"] = "handler"
+            handler[metadataKey: "association"] = "handler"
+            let merged = handler.mergedMetadata(["stream": "record"])
+            #expect(merged == ["path": "provider", "association": "handler", "stream": "record"])
+        }
+
+        @Test func journalStreamMustNameTheFileStderrIs() {
+            #expect(LoggingBootstrap.isJournalStream("8:12345", device: 8, inode: 12345))
+            #expect(!LoggingBootstrap.isJournalStream("8:12345", device: 8, inode: 12346))
+            #expect(!LoggingBootstrap.isJournalStream("9:12345", device: 8, inode: 12345))
+            #expect(!LoggingBootstrap.isJournalStream("8", device: 8, inode: 0))
+            #expect(!LoggingBootstrap.isJournalStream("", device: 0, inode: 0))
+            #expect(!LoggingBootstrap.isJournalStream("a:b", device: 0, inode: 0))
+        }
+
+        @Test func explicitDestinationsPickTheirHandler() {
+            #expect(LoggingBootstrap.usesJournal(.journal))
+            #expect(!LoggingBootstrap.usesJournal(.standardError))
+            let journal = LoggingBootstrap.makeHandler(
+                label: "agg", identifier: "aggclient", journal: true, logLevel: .debug,
+                metadataProvider: nil)
+            #expect(journal is JournalLogHandler)
+            #expect(journal.logLevel == .debug)
+            let plain = LoggingBootstrap.makeHandler(
+                label: "agg", identifier: "aggclient", journal: false, logLevel: .notice,
+                metadataProvider: nil)
+            #expect(plain is StreamLogHandler)
+            #expect(plain.logLevel == .notice)
+        }
+    }
+}
