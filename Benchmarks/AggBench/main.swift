@@ -9,6 +9,7 @@ import Glibc
 let benchmarks: [any Benchmark.Type] = [
     CRC32cBenchmark.self,
     CMTBenchmark.self,
+    SimulatorBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
