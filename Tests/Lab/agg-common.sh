@@ -1,0 +1,121 @@
+# agg-common.sh: shared by Tests/Lab/agg-integration.sh and agg-vs-mptcp.sh (source it, do not run it).
+#
+# Runs aggserver in agg-s (S1:9899 and S2:9899, status page on the server's 127.0.0.1:9101), a test HTTP server
+# in agg-s on S1:8000 serving $AGG_WWW, and aggclient in agg-c (paths C1 and C2, SOCKS on 127.0.0.1:1080, HTTP
+# proxy on 127.0.0.1:8080, status page on the client's 127.0.0.1:9100). The caller sets AGG_WORK (a scratch
+# directory), AGGSERVER and AGGCLIENT (binaries), and calls agg_stop from its EXIT trap.
+
+LAB=${LAB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploy/netlab" && pwd)/netlab.sh}
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+C1=10.1.0.2 C2=10.2.0.2 S1=198.51.100.1 S2=198.51.100.2 N1=203.0.113.2 N2=203.0.113.6
+AGG_PORT=9899 HTTP_PORT=8000 CLIENT_METRICS=127.0.0.1:9100 SERVER_METRICS=127.0.0.1:9101
+AGG_PIDS=()
+
+lab() { "$LAB" "$@"; }
+now() { date +%s.%N; }
+calc() { "$PYTHON" -c "print($1)"; }
+
+# agg_build [debug|release]: sets AGGSERVER/AGGCLIENT unless given in the environment.
+agg_build() {
+    local config=${1:-debug} root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if [[ -n ${AGGSERVER:-} && -n ${AGGCLIENT:-} ]]; then return 0; fi
+    local scratch=(--scratch-path "$root/.build")
+    [[ $config == release ]] && scratch=(-c release --scratch-path "$root/.build-release")
+    echo "building aggserver and aggclient ($config)..."
+    (cd "$root" && swift build "${scratch[@]}" --product aggserver >/dev/null && swift build "${scratch[@]}" --product aggclient >/dev/null) ||
+        { echo "build failed" >&2; return 1; }
+    local bin
+    bin=$(cd "$root" && swift build "${scratch[@]}" --show-bin-path)
+    AGGSERVER=${AGGSERVER:-$bin/aggserver} AGGCLIENT=${AGGCLIENT:-$bin/aggclient}
+}
+
+# agg_start FILE_DIR: key pair, aggserver, HTTP server (serving FILE_DIR), aggclient. Logs in $AGG_WORK.
+agg_start() {
+    local www=$1
+    "$AGGSERVER" keygen labclient -o "$AGG_WORK/lab.key" >/dev/null || return 1
+    ip netns exec agg-s "$AGGSERVER" --listen "$S1:$AGG_PORT" --listen "$S2:$AGG_PORT" --psk-file "$AGG_WORK/lab.key" \
+        --egress-allow "$S1/32" --metrics "$SERVER_METRICS" -v >"$AGG_WORK/aggserver.log" 2>&1 &
+    AGG_PIDS+=($!)
+    ip netns exec agg-s "$PYTHON" -m http.server "$HTTP_PORT" --bind "$S1" --directory "$www" \
+        >"$AGG_WORK/http.log" 2>&1 &
+    AGG_PIDS+=($!)
+    wait_udp_listen s "$AGG_PORT" && wait_tcp_listen s "$HTTP_PORT" || return 1
+    ip netns exec agg-c "$AGGCLIENT" --server "$S1:$AGG_PORT" --server "$S2:$AGG_PORT" --path "$C1" --path "$C2" \
+        --socks 127.0.0.1:1080 --http 127.0.0.1:8080 --psk-file "$AGG_WORK/lab.key" --metrics "$CLIENT_METRICS" -v \
+        >"$AGG_WORK/aggclient.log" 2>&1 &
+    AGG_PIDS+=($!)
+    wait_tcp_listen c 1080 || return 1
+}
+
+agg_stop() {
+    local pid
+    for pid in "${AGG_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${AGG_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    AGG_PIDS=()
+}
+
+wait_tcp_listen() { # wait_tcp_listen c|s PORT
+    for _ in $(seq 100); do
+        lab exec "$1" ss -Hltn "sport = :$2" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on TCP port $2 in agg-$1" >&2
+    return 1
+}
+wait_udp_listen() {
+    for _ in $(seq 100); do
+        lab exec "$1" ss -Hlun "sport = :$2" | grep -q . && return 0
+        sleep 0.1
+    done
+    echo "nothing listens on UDP port $2 in agg-$1" >&2
+    return 1
+}
+
+# Status pages: client_status / server_status print the plain-text page.
+client_status() { ip netns exec agg-c curl -s --max-time 3 "http://$CLIENT_METRICS/"; }
+server_status() { ip netns exec agg-s curl -s --max-time 3 "http://$SERVER_METRICS/"; }
+
+# server_path_bytes N: DATA bytes the server has sent towards path N (summed over its path lines whose remote is
+# NAT N's public address, whatever the port: a rebind changes it).
+server_path_bytes() {
+    local nat=$N1
+    [[ $1 == 2 ]] && nat=$N2
+    server_status | awk -v nat="$nat" '
+        $1 == "path" { r = ""; b = 0
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "remote") r = kv[2]; if (kv[1] == "bytes_sent") b = kv[2] }
+            split(r, hp, ":"); if (hp[1] == nat) sum += b }
+        END { print sum + 0 }'
+}
+# client_path_field N FIELD: FIELD of the client's path line(s) whose local address is CN (first match).
+client_path_field() {
+    local addr=$C1
+    [[ $1 == 2 ]] && addr=$C2
+    client_status | awk -v a="$addr" -v f="$2" '
+        $1 == "path" { l = ""; v = ""
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "local") l = kv[2]; if (kv[1] == f) v = kv[2] }
+            split(l, hp, ":"); if (hp[1] == a && !done) { print v; done = 1 } }'
+}
+
+# wait_association SECONDS: until the client's page says "ready" and both paths are active.
+wait_association() {
+    local deadline=$(($(date +%s) + $1))
+    while (($(date +%s) < deadline)); do
+        if client_status | grep -q '^association .* ready' &&
+            [[ $(client_path_field 1 state) == active && $(client_path_field 2 state) == active ]]; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# fetch NAME OUT [MAX_TIME]: curl through SOCKS5 (remote name resolution) in agg-c; prints "SECONDS BYTES EXIT".
+fetch() {
+    local name=$1 out=$2 max=${3:-120} rc
+    ip netns exec agg-c curl -sS --max-time "$max" -x "socks5h://127.0.0.1:1080" -o "$out" \
+        -w '%{time_total} %{size_download} %{time_starttransfer}\n' "http://$S1:$HTTP_PORT/$name" \
+        >"$out.curl" 2>"$out.err"
+    rc=$?
+    echo "$(cat "$out.curl") $rc"
+}
