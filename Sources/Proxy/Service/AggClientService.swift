@@ -8,531 +8,500 @@ import SCTPEngine
 /// through `connector`. Everything runs on the driver's event loop, the proxy listeners included, so a connection,
 /// its stream and the association never cross threads.
 public final class AggClientService: @unchecked Sendable {
-  /// What the service needs; `ClientSettings` plus resolution fill it.
-  public struct Configuration: Sendable {
-    /// The server's UDP addresses; the first is dialled, the others are extra paths' destinations.
-    public var servers: [SCTPSocketAddress]
-    /// Local addresses to send from, one path each; the first carries the handshake.
-    public var paths: [SCTPIPAddress]
-    public var key: PreSharedKey
-    public var limits = StreamLimits()
-    /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
-    public var serverWait: TimeAmount = .seconds(10)
-    /// How long the handshake and authentication may take before the attempt is abandoned.
-    public var handshakeTimeout: TimeAmount = .seconds(10)
-    /// How long an OPEN waits for its OPEN-RESULT (the server's connect timeout plus a margin).
-    public var openTimeout: TimeAmount = .seconds(20)
-    /// First and largest delay between reconnection attempts; the delay doubles after each failure.
-    public var reconnectDelay: TimeAmount = .milliseconds(250)
-    public var maxReconnectDelay: TimeAmount = .seconds(30)
-    public var sctp = SCTPConfiguration()
-    /// The server endpoint's SCTP port (not the UDP port).
-    public var serverSCTPPort: UInt16 = AggServerService.sctpPort
+    /// What the service needs; `ClientSettings` plus resolution fill it.
+    public struct Configuration: Sendable {
+        /// The server's UDP addresses; the first is dialled, the others are extra paths' destinations.
+        public var servers: [SCTPSocketAddress]
+        /// Local addresses to send from, one path each; the first carries the handshake.
+        public var paths: [SCTPIPAddress]
+        public var key: PreSharedKey
+        public var limits = StreamLimits()
+        /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
+        public var serverWait: TimeAmount = .seconds(10)
+        /// How long the handshake and authentication may take before the attempt is abandoned.
+        public var handshakeTimeout: TimeAmount = .seconds(10)
+        /// How long an OPEN waits for its OPEN-RESULT (the server's connect timeout plus a margin).
+        public var openTimeout: TimeAmount = .seconds(20)
+        /// First and largest delay between reconnection attempts; the delay doubles after each failure.
+        public var reconnectDelay: TimeAmount = .milliseconds(250)
+        public var maxReconnectDelay: TimeAmount = .seconds(30)
+        public var sctp = SCTPConfiguration()
+        /// The server endpoint's SCTP port (not the UDP port).
+        public var serverSCTPPort: UInt16 = AggServerService.sctpPort
 
-    public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress], key: PreSharedKey) {
-      self.servers = servers
-      self.paths = paths
-      self.key = key
+        public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress], key: PreSharedKey) {
+            self.servers = servers
+            self.paths = paths
+            self.key = key
+        }
     }
-  }
 
-  /// The association as the service sees it.
-  enum Link {
-    case down
-    case connecting(SCTPAssociationID)
-    case authenticating(SCTPAssociationID, ClientAuthenticator, outbound: UInt16, inbound: UInt16)
-    case ready(SCTPAssociationID, StreamMultiplexer)
-    case stopped
-  }
-
-  /// A connection waiting for the association.
-  private struct Waiter {
-    var callback: (StreamMultiplexer?) -> Void
-    var timer: Scheduled<Void>
-  }
-
-  public let configuration: Configuration
-  public let driver: SCTPDriver
-  public var eventLoop: any EventLoop { driver.eventLoop }
-  let logger: Logger
-
-  private var link = Link.down
-  private var waiters: [Int: Waiter] = [:]
-  private var nextWaiter = 0
-  private var reconnectTask: Scheduled<Void>?
-  private var handshakeTimer: Scheduled<Void>?
-  private var reconnectDelay: TimeAmount
-  private var attempt = 0
-  private var listeners: [any Channel] = []
-  private var readyPromises: [EventLoopPromise<Void>] = []
-  private var settledPromises: [EventLoopPromise<Void>] = []
-  /// True once the first attempt authenticated or failed.
-  private var hasSettled = false
-  private var isDraining = false
-  /// The key the next association authenticates with; `reloadKey(_:)` replaces it.
-  private var key: PreSharedKey
-
-  /// Called on the event loop when the association comes up or goes down or a path changes state (the daemon
-  /// refreshes its systemd status line).
-  public var onStateChange: (() -> Void)?
-
-  /// Associations established and authenticated since start, for status and tests.
-  public private(set) var associationsEstablished = 0
-
-  private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
-    self.configuration = configuration
-    self.driver = driver
-    self.logger = logger
-    self.reconnectDelay = configuration.reconnectDelay
-    self.key = configuration.key
-  }
-
-  /// Binds one UDP channel per path and starts connecting. The returned service runs until `stop()`.
-  public static func start(
-    configuration: Configuration, on eventLoop: any EventLoop,
-    logger: Logger = Logger(label: "aggclient")
-  ) -> EventLoopFuture<AggClientService> {
-    precondition(
-      !configuration.servers.isEmpty && !configuration.paths.isEmpty, "needs a server and a path")
-    var generator = SystemRandomNumberGenerator()
-    var sctp = configuration.sctp
-    sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
-    sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-    let locals = configuration.paths.map { SCTPSocketAddress(ip: $0, port: 0) }
-    return SCTPDriver.bind(
-      localAddresses: locals, configuration: sctp, seed: generator.next(), on: eventLoop,
-      logger: logger
-    ).flatMapThrowing { driver in
-      let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
-      driver.onEvent = { [unowned service] event in service.handle(event) }
-      service.connect()
-      return service
+    /// The association as the service sees it.
+    enum Link {
+        case down
+        case connecting(SCTPAssociationID)
+        case authenticating(SCTPAssociationID, ClientAuthenticator, outbound: UInt16, inbound: UInt16)
+        case ready(SCTPAssociationID, StreamMultiplexer)
+        case stopped
     }
-  }
 
-  /// The connector the proxy listeners hand connections to.
-  public var connector: SCTPStreamConnector { SCTPStreamConnector(service: self) }
-
-  /// Binds a proxy listener on the service's event loop.
-  public func listen(
-    host: String, port: Int, protocols: ProxyProtocols = .all,
-    ingress: ProxyIngressConfiguration = ProxyIngressConfiguration()
-  ) -> EventLoopFuture<any Channel> {
-    let listener = ProxyListener(
-      host: host, port: port, protocols: protocols, configuration: ingress, connector: connector)
-    return adoptListener(listener.bind(group: eventLoop))
-  }
-
-  /// Serves proxy connections on an already listening TCP socket (one systemd passed), on the service's event
-  /// loop. The channel owns `descriptor` from then on.
-  public func listen(
-    adopting descriptor: CInt, protocols: ProxyProtocols,
-    ingress: ProxyIngressConfiguration = ProxyIngressConfiguration()
-  ) -> EventLoopFuture<any Channel> {
-    let listener = ProxyListener(protocols: protocols, configuration: ingress, connector: connector)
-    return adoptListener(listener.bind(group: eventLoop, adopting: descriptor))
-  }
-
-  private func adoptListener(_ bound: EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel>
-  {
-    bound.flatMap { channel in
-      self.eventLoop.submit {
-        self.listeners.append(channel)
-        return channel
-      }
+    /// A connection waiting for the association.
+    private struct Waiter {
+        var callback: (StreamMultiplexer?) -> Void
+        var timer: Scheduled<Void>
     }
-  }
 
-  /// Succeeds once the first association attempt authenticated or failed (at once after that).
-  public func whenFirstAttemptSettled() -> EventLoopFuture<Void> {
-    eventLoop.flatSubmit {
-      if self.hasSettled { return self.eventLoop.makeSucceededVoidFuture() }
-      let promise = self.eventLoop.makePromise(of: Void.self)
-      self.settledPromises.append(promise)
-      return promise.futureResult
+    public let configuration: Configuration
+    public let driver: SCTPDriver
+    public var eventLoop: any EventLoop { driver.eventLoop }
+    let logger: Logger
+
+    private var link = Link.down
+    private var waiters: [Int: Waiter] = [:]
+    private var nextWaiter = 0
+    private var reconnectTask: Scheduled<Void>?
+    private var handshakeTimer: Scheduled<Void>?
+    private var reconnectDelay: TimeAmount
+    private var attempt = 0
+    private var listeners: [any Channel] = []
+    private var readyPromises: [EventLoopPromise<Void>] = []
+    private var settledPromises: [EventLoopPromise<Void>] = []
+    /// True once the first attempt authenticated or failed.
+    private var hasSettled = false
+    private var isDraining = false
+    /// The key the next association authenticates with; `reloadKey(_:)` replaces it.
+    private var key: PreSharedKey
+
+    /// Called on the event loop when the association comes up or goes down or a path changes state (the daemon
+    /// refreshes its systemd status line).
+    public var onStateChange: (() -> Void)?
+
+    /// Associations established and authenticated since start, for status and tests.
+    public private(set) var associationsEstablished = 0
+
+    private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
+        self.configuration = configuration
+        self.driver = driver
+        self.logger = logger
+        self.reconnectDelay = configuration.reconnectDelay
+        self.key = configuration.key
     }
-  }
 
-  private func settle() {
-    hasSettled = true
-    let promises = settledPromises
-    settledPromises.removeAll()
-    for promise in promises { promise.succeed() }
-  }
-
-  /// Uses `key` from the next association on (SIGHUP); the current association stays.
-  public func reloadKey(_ key: PreSharedKey) -> EventLoopFuture<Void> {
-    eventLoop.submit {
-      self.key = key
-      self.logger.info("key reloaded", metadata: ["key": "\(key.name)"])
+    /// Binds one UDP channel per path and starts connecting. The returned service runs until `stop()`.
+    public static func start(
+        configuration: Configuration, on eventLoop: any EventLoop,
+        logger: Logger = Logger(label: "aggclient")
+    ) -> EventLoopFuture<AggClientService> {
+        precondition(!configuration.servers.isEmpty && !configuration.paths.isEmpty, "needs a server and a path")
+        var generator = SystemRandomNumberGenerator()
+        var sctp = configuration.sctp
+        sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
+        sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let locals = configuration.paths.map { SCTPSocketAddress(ip: $0, port: 0) }
+        return SCTPDriver.bind(
+            localAddresses: locals, configuration: sctp, seed: generator.next(), on: eventLoop, logger: logger
+        ).flatMapThrowing { driver in
+            let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
+            driver.onEvent = { [unowned service] event in service.handle(event) }
+            service.connect()
+            return service
+        }
     }
-  }
 
-  /// Graceful stop: closes the listeners (no new connections), lets running streams finish until `deadline`,
-  /// then shuts the association down (SCTP SHUTDOWN), waits up to `closeTimeout` for it to close and stops.
-  public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2))
-    -> EventLoopFuture<Void>
-  {
-    eventLoop.flatSubmit {
-      self.isDraining = true
-      self.onStateChange = nil
-      self.reconnectTask?.cancel()
-      let closes = self.listeners.map { $0.close().recover { _ in } }
-      self.listeners.removeAll()
-      let promise = self.eventLoop.makePromise(of: Void.self)
-      EventLoopFuture.andAllComplete(closes, on: self.eventLoop).whenComplete { _ in
-        self.whenStreamsDone(deadline: deadline) {
-          guard case .ready(let id, _) = self.link else {
-            promise.completeWith(self.stop())
+    /// The connector the proxy listeners hand connections to.
+    public var connector: SCTPStreamConnector { SCTPStreamConnector(service: self) }
+
+    /// Binds a proxy listener on the service's event loop.
+    public func listen(
+        host: String, port: Int, protocols: ProxyProtocols = .all,
+        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration()
+    ) -> EventLoopFuture<any Channel> {
+        let listener = ProxyListener(
+            host: host, port: port, protocols: protocols, configuration: ingress, connector: connector)
+        return keepListener(listener.bind(group: eventLoop))
+    }
+
+    /// Serves proxy connections on an already listening TCP socket (one systemd passed), on the service's event
+    /// loop. The channel owns `descriptor` from then on.
+    public func listen(
+        adopting descriptor: CInt, protocols: ProxyProtocols,
+        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration()
+    ) -> EventLoopFuture<any Channel> {
+        let listener = ProxyListener(protocols: protocols, configuration: ingress, connector: connector)
+        return keepListener(listener.bind(group: eventLoop, adopting: descriptor))
+    }
+
+    private func keepListener(_ bound: EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel> {
+        bound.flatMap { channel in
+            self.eventLoop.submit {
+                self.listeners.append(channel)
+                return channel
+            }
+        }
+    }
+
+    /// Succeeds once the first association attempt authenticated or failed (at once after that).
+    public func whenFirstAttemptSettled() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            if self.hasSettled { return self.eventLoop.makeSucceededVoidFuture() }
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            self.settledPromises.append(promise)
+            return promise.futureResult
+        }
+    }
+
+    private func settle() {
+        hasSettled = true
+        let promises = settledPromises
+        settledPromises.removeAll()
+        for promise in promises { promise.succeed() }
+    }
+
+    /// Uses `key` from the next association on (SIGHUP); the current association stays.
+    public func reloadKey(_ key: PreSharedKey) -> EventLoopFuture<Void> {
+        eventLoop.submit {
+            self.key = key
+            self.logger.info("key reloaded", metadata: ["key": "\(key.name)"])
+        }
+    }
+
+    /// Graceful stop: closes the listeners (no new connections), lets running streams finish until `deadline`,
+    /// then shuts the association down (SCTP SHUTDOWN), waits up to `closeTimeout` for it to close and stops.
+    public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.isDraining = true
+            self.onStateChange = nil
+            self.reconnectTask?.cancel()
+            let closes = self.listeners.map { $0.close().recover { _ in } }
+            self.listeners.removeAll()
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            EventLoopFuture.andAllComplete(closes, on: self.eventLoop).whenComplete { _ in
+                self.whenStreamsDone(deadline: deadline) {
+                    guard case .ready(let id, _) = self.link else {
+                        promise.completeWith(self.stop())
+                        return
+                    }
+                    self.driver.shutdown(id)
+                    self.whenClosed(id, deadline: .now() + closeTimeout) {
+                        promise.completeWith(self.stop())
+                    }
+                }
+            }
+            return promise.futureResult
+        }
+    }
+
+    private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
+        let streams: Int
+        if case .ready(_, let multiplexer) = link { streams = multiplexer.activeStreams } else { streams = 0 }
+        if streams == 0 || NIODeadline.now() >= deadline {
+            if streams > 0 { logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams)"]) }
+            body()
             return
-          }
-          self.driver.shutdown(id)
-          self.whenClosed(id, deadline: .now() + closeTimeout) {
-            promise.completeWith(self.stop())
-          }
         }
-      }
-      return promise.futureResult
-    }
-  }
-
-  private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-    let streams: Int
-    if case .ready(_, let multiplexer) = link {
-      streams = multiplexer.activeStreams
-    } else {
-      streams = 0
-    }
-    if streams == 0 || NIODeadline.now() >= deadline {
-      if streams > 0 {
-        logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams)"])
-      }
-      body()
-      return
-    }
-    eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-      whenStreamsDone(deadline: deadline, body)
-    }
-  }
-
-  private func whenClosed(
-    _ id: SCTPAssociationID, deadline: NIODeadline, _ body: @escaping () -> Void
-  ) {
-    let isOpen: Bool
-    if case .ready(let current, _) = link, current == id { isOpen = true } else { isOpen = false }
-    if !isOpen || NIODeadline.now() >= deadline {
-      body()
-      return
-    }
-    eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-      whenClosed(id, deadline: deadline, body)
-    }
-  }
-
-  /// Succeeds once the association is authenticated (at once when it is).
-  public func whenReady() -> EventLoopFuture<Void> {
-    eventLoop.flatSubmit {
-      if case .ready = self.link { return self.eventLoop.makeSucceededVoidFuture() }
-      let promise = self.eventLoop.makePromise(of: Void.self)
-      self.readyPromises.append(promise)
-      return promise.futureResult
-    }
-  }
-
-  /// Stops listening, resets every connection, aborts the association and closes the sockets.
-  public func stop() -> EventLoopFuture<Void> {
-    eventLoop.flatSubmit {
-      let previous = self.link
-      self.link = .stopped
-      self.reconnectTask?.cancel()
-      self.handshakeTimer?.cancel()
-      for waiter in self.waiters.values {
-        waiter.timer.cancel()
-        waiter.callback(nil)
-      }
-      self.waiters.removeAll()
-      for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
-      self.readyPromises.removeAll()
-      self.settle()
-      switch previous {
-      case .ready(let id, let multiplexer):
-        multiplexer.associationLost()
-        self.driver.abort(id, reason: "client stopping")
-      case .connecting(let id), .authenticating(let id, _, _, _):
-        self.driver.abort(id, reason: "client stopping")
-      case .down, .stopped:
-        break
-      }
-      let closes = self.listeners.map { $0.close().recover { _ in } }
-      self.listeners.removeAll()
-      return EventLoopFuture.andAllComplete(closes, on: self.eventLoop).flatMap {
-        self.driver.close()
-      }
-    }
-  }
-
-  // MARK: - The association
-
-  private func connect() {
-    guard case .down = link else { return }
-    let servers = configuration.servers
-    let server = servers[attempt % servers.count]
-    let local = driver.localAddresses[0]
-    logger.info("connecting", metadata: ["server": "\(server)", "from": "\(local.ip)"])
-    let id = driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
-    if case .down = link { link = .connecting(id) }
-    handshakeTimer?.cancel()
-    handshakeTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) {
-      [self] in
-      switch link {
-      case .connecting(let current), .authenticating(let current, _, _, _):
-        guard current == id else { return }
-        logger.warning("no authenticated association in time", metadata: ["server": "\(server)"])
-        driver.abort(id, reason: "handshake timed out")
-        // Closing reports `.closed`, which schedules the next attempt; make sure one is scheduled.
-        if case .connecting(let still) = link, still == id {
-          associationClosed(id, reason: .handshakeTimedOut)
+        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
+            whenStreamsDone(deadline: deadline, body)
         }
-      case .ready, .down, .stopped:
-        return
-      }
     }
-  }
 
-  private func scheduleReconnect() {
-    guard case .down = link, !isDraining else { return }
-    attempt += 1
-    let delay = reconnectDelay
-    reconnectDelay = min(reconnectDelay * 2, configuration.maxReconnectDelay)
-    logger.info("reconnecting", metadata: ["in": "\(delay.nanoseconds / 1_000_000) ms"])
-    reconnectTask?.cancel()
-    reconnectTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in connect() }
-  }
-
-  func handle(_ event: SCTPEvent) {
-    switch event {
-    case .established(let id, let outbound, let inbound):
-      guard case .connecting(let current) = link, current == id else { return }
-      var nonce = [UInt8](repeating: 0, count: AggLimits.authFieldLength)
-      var generator = SystemRandomNumberGenerator()
-      for i in nonce.indices { nonce[i] = UInt8.random(in: .min ... .max, using: &generator) }
-      link = .authenticating(
-        id, ClientAuthenticator(key: key, nonce: nonce), outbound: outbound, inbound: inbound)
-      logger.info("association established; authenticating", metadata: ["association": "\(id)"])
-    case .message(let id, let message):
-      if message.stream.rawValue == 0 {
-        receiveControl(message, on: id)
-      } else if case .ready(let current, let multiplexer) = link, current == id {
-        multiplexer.receive(message)
-      }
-    case .writable(let id):
-      if case .ready(let current, let multiplexer) = link, current == id {
-        multiplexer.resumeWriting()
-      }
-    case .pathStateChanged(let id, let remote, let state):
-      logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
-      onStateChange?()
-    case .pathRemoteChanged(let id, let from, let to):
-      logger.info(
-        "path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
-    case .shutdownReceived:
-      break
-    case .closed(let id, let reason):
-      associationClosed(id, reason: reason)
+    private func whenClosed(_ id: SCTPAssociationID, deadline: NIODeadline, _ body: @escaping () -> Void) {
+        let isOpen: Bool
+        if case .ready(let current, _) = link, current == id { isOpen = true } else { isOpen = false }
+        if !isOpen || NIODeadline.now() >= deadline {
+            body()
+            return
+        }
+        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
+            whenClosed(id, deadline: deadline, body)
+        }
     }
-  }
 
-  private func associationClosed(_ id: SCTPAssociationID, reason: SCTPCloseReason) {
-    switch link {
-    case .ready(let current, let multiplexer) where current == id:
-      multiplexer.associationLost()
-    case .connecting(let current) where current == id,
-      .authenticating(let current, _, _, _) where current == id:
-      break
-    case .ready, .connecting, .authenticating, .down, .stopped:
-      return
+    /// Succeeds once the association is authenticated (at once when it is).
+    public func whenReady() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            if case .ready = self.link { return self.eventLoop.makeSucceededVoidFuture() }
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            self.readyPromises.append(promise)
+            return promise.futureResult
+        }
     }
-    logger.log(
-      level: isDraining ? .info : .warning, "association closed",
-      metadata: ["association": "\(id)", "reason": "\(reason)"])
-    handshakeTimer?.cancel()
-    link = .down
-    settle()
-    onStateChange?()
-    scheduleReconnect()
-  }
 
-  private func receiveControl(_ message: SCTPMessage, on id: SCTPAssociationID) {
-    guard case .authenticating(let current, var authenticator, let outbound, let inbound) = link,
-      current == id
-    else {
-      if case .ready(let current, _) = link, current == id,
-        case .control(.ping(let value))? = try? AggMessage.decode(message)
-      {
-        driver.send(ControlMessage.pong(value), on: id)
-      }
-      return
+    /// Stops listening, resets every connection, aborts the association and closes the sockets.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            let previous = self.link
+            self.link = .stopped
+            self.reconnectTask?.cancel()
+            self.handshakeTimer?.cancel()
+            for waiter in self.waiters.values {
+                waiter.timer.cancel()
+                waiter.callback(nil)
+            }
+            self.waiters.removeAll()
+            for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
+            self.readyPromises.removeAll()
+            self.settle()
+            switch previous {
+            case .ready(let id, let multiplexer):
+                multiplexer.associationLost()
+                self.driver.abort(id, reason: "client stopping")
+            case .connecting(let id), .authenticating(let id, _, _, _):
+                self.driver.abort(id, reason: "client stopping")
+            case .down, .stopped:
+                break
+            }
+            let closes = self.listeners.map { $0.close().recover { _ in } }
+            self.listeners.removeAll()
+            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop).flatMap { self.driver.close() }
+        }
     }
-    do {
-      guard case .control(let control) = try AggMessage.decode(message) else { return }
-      let reply = try authenticator.receive(control)
-      link = .authenticating(id, authenticator, outbound: outbound, inbound: inbound)
-      if let reply { driver.send(reply, on: id) }
-    } catch {
-      logger.error("authentication failed", metadata: ["error": "\(error)"])
-      driver.abort(id, reason: "authentication failed")
-      return
+
+    // MARK: - The association
+
+    private func connect() {
+        guard case .down = link else { return }
+        let servers = configuration.servers
+        let server = servers[attempt % servers.count]
+        let local = driver.localAddresses[0]
+        logger.info("connecting", metadata: ["server": "\(server)", "from": "\(local.ip)"])
+        let id = driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
+        if case .down = link { link = .connecting(id) }
+        handshakeTimer?.cancel()
+        handshakeTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) { [self] in
+            switch link {
+            case .connecting(let current), .authenticating(let current, _, _, _):
+                guard current == id else { return }
+                logger.warning("no authenticated association in time", metadata: ["server": "\(server)"])
+                driver.abort(id, reason: "handshake timed out")
+                // Closing reports `.closed`, which schedules the next attempt; make sure one is scheduled.
+                if case .connecting(let still) = link, still == id { associationClosed(id, reason: .handshakeTimedOut) }
+            case .ready, .down, .stopped:
+                return
+            }
+        }
     }
-    guard authenticator.isAuthenticated, let hello = authenticator.hello else { return }
-    authenticated(id, hello: hello, outbound: outbound, inbound: inbound)
-  }
 
-  private func authenticated(
-    _ id: SCTPAssociationID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16
-  ) {
-    handshakeTimer?.cancel()
-    let multiplexer = StreamMultiplexer(
-      driver: driver, association: id, role: .client,
-      table: .client(
-        outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),
-      receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
-      idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout), logger: logger)
-    multiplexer.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
-    link = .ready(id, multiplexer)
-    associationsEstablished += 1
-    reconnectDelay = configuration.reconnectDelay
-    logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
-    addExtraPaths(id)
-    settle()
-    onStateChange?()
-    let waiting = waiters
-    waiters.removeAll()
-    for waiter in waiting.sorted(by: { $0.key < $1.key }).map(\.value) {
-      waiter.timer.cancel()
-      waiter.callback(multiplexer)
+    private func scheduleReconnect() {
+        guard case .down = link, !isDraining else { return }
+        attempt += 1
+        let delay = reconnectDelay
+        reconnectDelay = min(reconnectDelay * 2, configuration.maxReconnectDelay)
+        logger.info("reconnecting", metadata: ["in": "\(delay.nanoseconds / 1_000_000) ms"])
+        reconnectTask?.cancel()
+        reconnectTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in connect() }
     }
-    let promises = readyPromises
-    readyPromises.removeAll()
-    for promise in promises { promise.succeed() }
-  }
 
-  /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
-  private func addExtraPaths(_ id: SCTPAssociationID) {
-    let locals = driver.localAddresses
-    for index in locals.indices.dropFirst() {
-      let toward = index < configuration.servers.count ? configuration.servers[index] : nil
-      do {
-        try driver.addLocalAddress(locals[index], toward: toward, on: id)
-        logger.info(
-          "adding path",
-          metadata: ["local": "\(locals[index])", "toward": "\(toward?.description ?? "any")"])
-      } catch {
-        logger.warning(
-          "cannot add path", metadata: ["local": "\(locals[index])", "error": "\(error)"])
-      }
+    func handle(_ event: SCTPEvent) {
+        switch event {
+        case .established(let id, let outbound, let inbound):
+            guard case .connecting(let current) = link, current == id else { return }
+            var nonce = [UInt8](repeating: 0, count: AggLimits.authFieldLength)
+            var generator = SystemRandomNumberGenerator()
+            for i in nonce.indices { nonce[i] = UInt8.random(in: .min ... .max, using: &generator) }
+            link = .authenticating(
+                id, ClientAuthenticator(key: key, nonce: nonce), outbound: outbound, inbound: inbound)
+            logger.info("association established; authenticating", metadata: ["association": "\(id)"])
+        case .message(let id, let message):
+            if message.stream.rawValue == 0 {
+                receiveControl(message, on: id)
+            } else if case .ready(let current, let multiplexer) = link, current == id {
+                multiplexer.receive(message)
+            }
+        case .writable(let id):
+            if case .ready(let current, let multiplexer) = link, current == id { multiplexer.resumeWriting() }
+        case .pathStateChanged(let id, let remote, let state):
+            logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
+            onStateChange?()
+        case .pathRemoteChanged(let id, let from, let to):
+            logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
+        case .shutdownReceived:
+            break
+        case .closed(let id, let reason):
+            associationClosed(id, reason: reason)
+        }
     }
-  }
 
-  // MARK: - Streams
-
-  /// Opens a stream for a proxied connection; see `SCTPStreamConnector`.
-  func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel)
-    -> EventLoopFuture<Void>
-  {
-    let promise = eventLoop.makePromise(of: Void.self)
-    let openTimeout = configuration.openTimeout
-    withMultiplexer { multiplexer in
-      guard let multiplexer else {
-        promise.fail(ProxyFailure.serverUnavailable)
-        return
-      }
-      guard let relay = multiplexer.makeClientRelay() else {
-        promise.fail(ProxyFailure.generalFailure)  // Every stream id is in use.
-        return
-      }
-      relay.open(
-        StreamTarget(target), initialData: initialData, inbound: inbound, timeout: openTimeout,
-        promise: promise)
+    private func associationClosed(_ id: SCTPAssociationID, reason: SCTPCloseReason) {
+        switch link {
+        case .ready(let current, let multiplexer) where current == id:
+            multiplexer.associationLost()
+        case .connecting(let current) where current == id, .authenticating(let current, _, _, _) where current == id:
+            break
+        case .ready, .connecting, .authenticating, .down, .stopped:
+            return
+        }
+        logger.log(
+            level: isDraining ? .info : .warning, "association closed",
+            metadata: ["association": "\(id)", "reason": "\(reason)"])
+        handshakeTimer?.cancel()
+        link = .down
+        settle()
+        onStateChange?()
+        scheduleReconnect()
     }
-    return promise.futureResult
-  }
 
-  /// Calls `body` with the ready multiplexer, at once or when the association is up; with nil after
-  /// `serverWait`.
-  private func withMultiplexer(_ body: @escaping (StreamMultiplexer?) -> Void) {
-    switch link {
-    case .ready(_, let multiplexer):
-      body(multiplexer)
-    case .stopped:
-      body(nil)
-    case .down, .connecting, .authenticating:
-      let key = nextWaiter
-      nextWaiter += 1
-      let timer = eventLoop.assumeIsolated().scheduleTask(in: configuration.serverWait) { [self] in
-        guard let waiter = waiters.removeValue(forKey: key) else { return }
-        waiter.callback(nil)
-      }
-      waiters[key] = Waiter(callback: body, timer: timer)
+    private func receiveControl(_ message: SCTPMessage, on id: SCTPAssociationID) {
+        guard case .authenticating(let current, var authenticator, let outbound, let inbound) = link, current == id
+        else {
+            if case .ready(let current, _) = link, current == id,
+                case .control(.ping(let value))? = try? AggMessage.decode(message)
+            {
+                driver.send(ControlMessage.pong(value), on: id)
+            }
+            return
+        }
+        do {
+            guard case .control(let control) = try AggMessage.decode(message) else { return }
+            let reply = try authenticator.receive(control)
+            link = .authenticating(id, authenticator, outbound: outbound, inbound: inbound)
+            if let reply { driver.send(reply, on: id) }
+        } catch {
+            logger.error("authentication failed", metadata: ["error": "\(error)"])
+            driver.abort(id, reason: "authentication failed")
+            return
+        }
+        guard authenticator.isAuthenticated, let hello = authenticator.hello else { return }
+        authenticated(id, hello: hello, outbound: outbound, inbound: inbound)
     }
-  }
 
-  // MARK: - Status
+    private func authenticated(_ id: SCTPAssociationID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16)
+    {
+        handshakeTimer?.cancel()
+        let multiplexer = StreamMultiplexer(
+            driver: driver, association: id, role: .client,
+            table: .client(outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),
+            receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
+            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout), logger: logger)
+        multiplexer.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
+        link = .ready(id, multiplexer)
+        associationsEstablished += 1
+        reconnectDelay = configuration.reconnectDelay
+        logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
+        addExtraPaths(id)
+        settle()
+        onStateChange?()
+        let waiting = waiters
+        waiters.removeAll()
+        for waiter in waiting.sorted(by: { $0.key < $1.key }).map(\.value) {
+            waiter.timer.cancel()
+            waiter.callback(multiplexer)
+        }
+        let promises = readyPromises
+        readyPromises.removeAll()
+        for promise in promises { promise.succeed() }
+    }
 
-  /// Whether the association is authenticated, its paths in the active state and its open streams, for the
-  /// systemd status line. Call on the event loop.
-  public func summary() -> (isReady: Bool, activePaths: Int, streams: Int) {
-    guard case .ready(let id, let multiplexer) = link else { return (false, 0, 0) }
-    let active = driver.endpoint.paths(of: id).filter { $0.state == .active }.count
-    return (true, active, multiplexer.activeStreams)
-  }
+    /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
+    private func addExtraPaths(_ id: SCTPAssociationID) {
+        let locals = driver.localAddresses
+        for index in locals.indices.dropFirst() {
+            let toward = index < configuration.servers.count ? configuration.servers[index] : nil
+            do {
+                try driver.addLocalAddress(locals[index], toward: toward, on: id)
+                logger.info(
+                    "adding path", metadata: ["local": "\(locals[index])", "toward": "\(toward?.description ?? "any")"])
+            } catch {
+                logger.warning("cannot add path", metadata: ["local": "\(locals[index])", "error": "\(error)"])
+            }
+        }
+    }
 
-  /// One line per path and the stream count, for the metrics endpoint and logs. Call on the event loop.
-  func statusLines() -> [String] {
-    var lines: [String] = []
-    switch link {
-    case .ready(let id, let multiplexer):
-      lines.append(
-        "association \(id) ready streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
-          + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
-      for path in driver.endpoint.paths(of: id) {
+    // MARK: - Streams
+
+    /// Opens a stream for a proxied connection; see `SCTPStreamConnector`.
+    func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let openTimeout = configuration.openTimeout
+        withMultiplexer { multiplexer in
+            guard let multiplexer else {
+                promise.fail(ProxyFailure.serverUnavailable)
+                return
+            }
+            guard let relay = multiplexer.makeClientRelay() else {
+                promise.fail(ProxyFailure.generalFailure)  // Every stream id is in use.
+                return
+            }
+            relay.open(
+                StreamTarget(target), initialData: initialData, inbound: inbound, timeout: openTimeout,
+                promise: promise)
+        }
+        return promise.futureResult
+    }
+
+    /// Calls `body` with the ready multiplexer, at once or when the association is up; with nil after
+    /// `serverWait`.
+    private func withMultiplexer(_ body: @escaping (StreamMultiplexer?) -> Void) {
+        switch link {
+        case .ready(_, let multiplexer):
+            body(multiplexer)
+        case .stopped:
+            body(nil)
+        case .down, .connecting, .authenticating:
+            let key = nextWaiter
+            nextWaiter += 1
+            let timer = eventLoop.assumeIsolated().scheduleTask(in: configuration.serverWait) { [self] in
+                guard let waiter = waiters.removeValue(forKey: key) else { return }
+                waiter.callback(nil)
+            }
+            waiters[key] = Waiter(callback: body, timer: timer)
+        }
+    }
+
+    // MARK: - Status
+
+    /// Whether the association is authenticated, its paths in the active state and its open streams, for the
+    /// systemd status line. Call on the event loop.
+    public func summary() -> (isReady: Bool, activePaths: Int, streams: Int) {
+        guard case .ready(let id, let multiplexer) = link else { return (false, 0, 0) }
+        let active = driver.endpoint.paths(of: id).filter { $0.state == .active }.count
+        return (true, active, multiplexer.activeStreams)
+    }
+
+    /// One line per path and the stream count, for the metrics endpoint and logs. Call on the event loop.
+    func statusLines() -> [String] {
+        var lines: [String] = []
+        switch link {
+        case .ready(let id, let multiplexer):
+            lines.append(
+                "association \(id) ready streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                    + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
+            for path in driver.endpoint.paths(of: id) {
+                lines.append(
+                    "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
+                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+            }
+        case .connecting, .authenticating: lines.append("association connecting")
+        case .down: lines.append("association down")
+        case .stopped: lines.append("stopped")
+        }
+        let stats = driver.statistics
         lines.append(
-          "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-            + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)"
-        )
-      }
-    case .connecting, .authenticating: lines.append("association connecting")
-    case .down: lines.append("association down")
-    case .stopped: lines.append("stopped")
+            "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
+                + "send_failures=\(stats.sendFailures)")
+        return lines
     }
-    let stats = driver.statistics
-    lines.append(
-      "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
-        + "send_failures=\(stats.sendFailures)")
-    return lines
-  }
 }
 
 /// The `ProxyConnector` of aggclient: each connection becomes a stream of the association. OPEN leaves at once,
 /// with any initial data right behind it (no extra round trip); the ingress learns the OPEN-RESULT. The inbound
 /// channel must live on the service's event loop (`AggClientService.listen` binds there).
 public struct SCTPStreamConnector: ProxyConnector {
-  let service: AggClientService
+    let service: AggClientService
 
-  public func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel)
-    -> EventLoopFuture<Void>
-  {
-    guard inbound.eventLoop === service.eventLoop else {
-      return inbound.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
+    public func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void>
+    {
+        guard inbound.eventLoop === service.eventLoop else {
+            return inbound.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
+        }
+        inbound.eventLoop.preconditionInEventLoop()
+        return service.openStream(to: target, initialData: initialData, inbound: inbound)
     }
-    inbound.eventLoop.preconditionInEventLoop()
-    return service.openStream(to: target, initialData: initialData, inbound: inbound)
-  }
 }
 
 extension TimeAmount {
-  /// A Swift `Duration` as NIO time.
-  init(_ duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-  }
+    /// A Swift `Duration` as NIO time.
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
 }

@@ -4,302 +4,285 @@ import NIOPosix
 import SCTPEngine
 
 #if canImport(Glibc)
-  import Glibc
+    import Glibc
 #elseif canImport(Musl)
-  import Musl
+    import Musl
 #elseif canImport(Darwin)
-  import Darwin
+    import Darwin
 #endif
 
 /// Runs the daemons from their settings until SIGINT or SIGTERM: what `main` calls after parsing.
 public enum AggRuntime {
-  /// Sends log lines to standard error: debug and up when `verbose`, else info (warning when `quiet`) and up. Once per process.
-  public static func bootstrapLogging(verbose: Bool, quiet: Bool = false) {
-    let level: Logger.Level = verbose ? .debug : quiet ? .warning : .info
-    LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
-    }
-  }
-
-  /// Runs aggserver until SIGINT or SIGTERM, telling systemd how it is doing (sd_notify: ready, status line,
-  /// watchdog); SIGHUP reloads the key file.
-  public static func runServer(
-    _ settings: ServerSettings, options: DaemonOptions = DaemonOptions(),
-    logger: Logger = Logger(label: "aggserver")
-  ) throws {
-    let configuration = try ServiceSetup.serverConfiguration(settings)
-    DaemonSignal.block()
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let server = try AggServerService.start(
-      configuration: configuration, on: group.next(), logger: logger
-    ).wait()
-    let bound = try server.localAddresses.wait()
-    let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))"
-    say("aggserver \(listening)")
-    let metrics = try settings.metricsAddress.map { address in
-      try StatusEndpoint.bind(
-        host: address.host, port: Int(address.port), on: server.eventLoop,
-        status: server.statusProvider
-      ).wait()
+    /// Sends log lines to standard error: debug and up when `verbose`, else info (warning when `quiet`) and up. Once per process.
+    public static func bootstrapLogging(verbose: Bool, quiet: Bool = false) {
+        let level: Logger.Level = verbose ? .debug : quiet ? .warning : .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
 
-    let notifier = SystemdNotifier(logger: logger)
-    let reporter = StatusReporter(
-      notifier: notifier, eventLoop: server.eventLoop,
-      describe: {
-        let summary = server.summary()
-        return "\(summary.associations) clients, \(summary.activePaths) active paths, "
-          + "\(summary.streams) streams"
-      },
-      statistics: { server.driver.statistics })
-    try server.eventLoop.submit { server.onStateChange = { reporter.report() } }.wait()
-    let watchdog = notifier.startWatchdog(on: server.eventLoop)
-    notifier.ready(status: listening)
-    let statusTask = reporter.startPeriodic(interval: options.statusInterval)
+    /// Runs aggserver until SIGINT or SIGTERM, telling systemd how it is doing (sd_notify: ready, status line,
+    /// watchdog); SIGHUP reloads the key file.
+    public static func runServer(
+        _ settings: ServerSettings, options: DaemonOptions = DaemonOptions(),
+        logger: Logger = Logger(label: "aggserver")
+    ) throws {
+        let configuration = try ServiceSetup.serverConfiguration(settings)
+        DaemonSignal.block()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let server = try AggServerService.start(configuration: configuration, on: group.next(), logger: logger).wait()
+        let bound = try server.localAddresses.wait()
+        let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))"
+        say("aggserver \(listening)")
+        let metrics = try settings.metricsAddress.map { address in
+            try StatusEndpoint.bind(
+                host: address.host, port: Int(address.port), on: server.eventLoop, status: server.statusProvider
+            ).wait()
+        }
 
-    while case .reload = DaemonSignal.wait() {
-      notifier.reloading(status: "reloading \(settings.pskFile)")
-      do {
-        let keys = try KeyFile.load(path: settings.pskFile)
-        try server.reloadKeys(keys).wait()
-      } catch {
-        logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
-      }
-      notifier.ready(status: try server.eventLoop.submit { reporter.line() }.wait())
+        let notifier = SystemdNotifier(logger: logger)
+        let reporter = StatusReporter(
+            notifier: notifier, eventLoop: server.eventLoop,
+            describe: {
+                let summary = server.summary()
+                return "\(summary.associations) clients, \(summary.activePaths) active paths, "
+                    + "\(summary.streams) streams"
+            },
+            statistics: { server.driver.statistics })
+        try server.eventLoop.submit { server.onStateChange = { reporter.report() } }.wait()
+        let watchdog = notifier.startWatchdog(on: server.eventLoop)
+        notifier.ready(status: listening)
+        let statusTask = reporter.startPeriodic(interval: options.statusInterval)
+
+        while case .reload = DaemonSignal.wait() {
+            notifier.reloading(status: "reloading keys")
+            do {
+                let keys = try KeyFile.load(path: settings.pskFile)
+                try server.reloadKeys(keys).wait()
+            } catch {
+                logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
+            }
+            notifier.ready(status: try server.eventLoop.submit { reporter.line() }.wait())
+        }
+
+        notifier.stopping(status: "stopping")
+        logger.info("stopping", metadata: ["timeout": "\(options.shutdownTimeout.nanoseconds / 1_000_000) ms"])
+        watchdog?.cancel()
+        statusTask.cancel()
+        try? metrics?.close().wait()
+        try server.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
-    notifier.stopping(status: "stopping")
-    logger.info(
-      "stopping", metadata: ["timeout": "\(options.shutdownTimeout.nanoseconds / 1_000_000) ms"])
-    watchdog?.cancel()
-    statusTask.cancel()
-    try? metrics?.close().wait()
-    try server.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
-  }
+    /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`) and
+    /// telling systemd how it is doing; SIGHUP reloads the key for the next association.
+    public static func runClient(
+        _ settings: ClientSettings, options: DaemonOptions = DaemonOptions(),
+        logger: Logger = Logger(label: "aggclient")
+    ) throws {
+        let configuration = try ServiceSetup.clientConfiguration(settings)
+        DaemonSignal.block()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let client = try startClient(
+            configuration, settings: settings, listenFDs: options.listenFDs, on: group.next(), logger: logger)
 
-  /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`) and
-  /// telling systemd how it is doing; SIGHUP reloads the key for the next association.
-  public static func runClient(
-    _ settings: ClientSettings, options: DaemonOptions = DaemonOptions(),
-    logger: Logger = Logger(label: "aggclient")
-  ) throws {
-    let configuration = try ServiceSetup.clientConfiguration(settings)
-    DaemonSignal.block()
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    defer { try? group.syncShutdownGracefully() }
-    let client = try startClient(
-      configuration, settings: settings, listenFDs: options.listenFDs, on: group.next(),
-      logger: logger)
+        let notifier = SystemdNotifier(logger: logger)
+        let reporter = StatusReporter(
+            notifier: notifier, eventLoop: client.eventLoop,
+            describe: {
+                let summary = client.summary()
+                guard summary.isReady else { return "association down, reconnecting" }
+                return "association up, \(summary.activePaths) active paths, \(summary.streams) streams"
+            },
+            statistics: { client.driver.statistics })
+        try client.eventLoop.submit { client.onStateChange = { reporter.report() } }.wait()
+        // READY once the first association attempt succeeded or failed: a unit ordered after this one then finds
+        // the proxy either working or known to be waiting for the server.
+        try? client.whenFirstAttemptSettled().wait()
+        let watchdog = notifier.startWatchdog(on: client.eventLoop)
+        notifier.ready(status: try client.eventLoop.submit { reporter.line() }.wait())
+        let statusTask = reporter.startPeriodic(interval: options.statusInterval)
 
-    let notifier = SystemdNotifier(logger: logger)
-    let reporter = StatusReporter(
-      notifier: notifier, eventLoop: client.eventLoop,
-      describe: {
-        let summary = client.summary()
-        guard summary.isReady else { return "association down, reconnecting" }
-        return "association up, \(summary.activePaths) active paths, \(summary.streams) streams"
-      },
-      statistics: { client.driver.statistics })
-    try client.eventLoop.submit { client.onStateChange = { reporter.report() } }.wait()
-    // READY once the first association attempt succeeded or failed: a unit ordered after this one then finds
-    // the proxy either working or known to be waiting for the server.
-    try? client.whenFirstAttemptSettled().wait()
-    let watchdog = notifier.startWatchdog(on: client.eventLoop)
-    notifier.ready(status: try client.eventLoop.submit { reporter.line() }.wait())
-    let statusTask = reporter.startPeriodic(interval: options.statusInterval)
+        while case .reload = DaemonSignal.wait() {
+            notifier.reloading(status: "reloading the key")
+            do {
+                let key = try KeyFile.loadClientKey(path: settings.pskFile)
+                try client.reloadKey(key).wait()
+            } catch {
+                logger.error("reload failed; the previous key stays", metadata: ["error": "\(error)"])
+            }
+            notifier.ready(status: try client.eventLoop.submit { reporter.line() }.wait())
+        }
 
-    while case .reload = DaemonSignal.wait() {
-      notifier.reloading(status: "reloading \(settings.pskFile)")
-      do {
-        let key = try KeyFile.loadClientKey(path: settings.pskFile)
-        try client.reloadKey(key).wait()
-      } catch {
-        logger.error("reload failed; the previous key stays", metadata: ["error": "\(error)"])
-      }
-      notifier.ready(status: try client.eventLoop.submit { reporter.line() }.wait())
+        notifier.stopping(status: "stopping")
+        logger.info("stopping", metadata: ["timeout": "\(options.shutdownTimeout.nanoseconds / 1_000_000) ms"])
+        watchdog?.cancel()
+        statusTask.cancel()
+        try client.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
-    notifier.stopping(status: "stopping")
-    logger.info(
-      "stopping", metadata: ["timeout": "\(options.shutdownTimeout.nanoseconds / 1_000_000) ms"])
-    watchdog?.cancel()
-    statusTask.cancel()
-    try client.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
-  }
+    /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
+    /// port) and the status endpoint. A socket systemd passed named `socks` or `http` replaces that listener's
+    /// address.
+    static func startClient(
+        _ configuration: AggClientService.Configuration, settings: ClientSettings,
+        listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
+    ) throws -> AggClientService {
+        var socksAddress = settings.socksAddress
+        var httpAddress = settings.httpAddress
+        var inherited: [(SocketActivation.ListenFD, ProxyProtocols)] = []
+        for fd in listenFDs {
+            switch fd.name {
+            case "socks" where !inherited.contains { $0.1 == .socks }:
+                try fd.checkIsListeningStreamSocket()
+                inherited.append((fd, .socks))
+                socksAddress = nil
+            case "http" where !inherited.contains { $0.1 == .http }:
+                try fd.checkIsListeningStreamSocket()
+                inherited.append((fd, .http))
+                httpAddress = nil
+            default:
+                logger.warning(
+                    "ignoring an inherited socket", metadata: ["name": "\(fd.name)", "descriptor": "\(fd.descriptor)"])
+            }
+        }
 
-  /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
-  /// port) and the status endpoint. A socket systemd passed named `socks` or `http` replaces that listener's
-  /// address.
-  static func startClient(
-    _ configuration: AggClientService.Configuration, settings: ClientSettings,
-    listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
-  ) throws -> AggClientService {
-    var socksAddress = settings.socksAddress
-    var httpAddress = settings.httpAddress
-    var inherited: [(SocketActivation.ListenFD, ProxyProtocols)] = []
-    for fd in listenFDs {
-      switch fd.name {
-      case "socks" where !inherited.contains { $0.1 == .socks }:
-        try fd.checkIsListeningStreamSocket()
-        inherited.append((fd, .socks))
-        socksAddress = nil
-      case "http" where !inherited.contains { $0.1 == .http }:
-        try fd.checkIsListeningStreamSocket()
-        inherited.append((fd, .http))
-        httpAddress = nil
-      default:
-        logger.warning(
-          "ignoring an inherited socket",
-          metadata: ["name": "\(fd.name)", "descriptor": "\(fd.descriptor)"])
-      }
+        let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
+        for (fd, protocols) in inherited {
+            let channel = try client.listen(adopting: fd.descriptor, protocols: protocols).wait()
+            let name = protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
+            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?"
+            say("aggclient: \(name) proxy on \(bound) (socket \"\(fd.name)\" from systemd)")
+        }
+        var listeners: [(HostAndPort, ProxyProtocols)] = []
+        if let socks = socksAddress { listeners.append((socks, .socks)) }
+        if let http = httpAddress {
+            if let index = listeners.firstIndex(where: { $0.0 == http }) {
+                listeners[index].1 = .all
+            } else {
+                listeners.append((http, .http))
+            }
+        }
+        for (address, protocols) in listeners {
+            let channel = try client.listen(host: address.host, port: Int(address.port), protocols: protocols).wait()
+            let name = protocols == .all ? "SOCKS5/SOCKS4a/HTTP" : protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
+            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
+            say("aggclient: \(name) proxy on \(bound)")
+        }
+        if let address = settings.metricsAddress {
+            _ = try StatusEndpoint.bind(
+                host: address.host, port: Int(address.port), on: eventLoop, status: client.statusProvider
+            ).wait()
+            say("aggclient: status on http://\(address)/")
+        }
+        return client
     }
 
-    let client = try AggClientService.start(
-      configuration: configuration, on: eventLoop, logger: logger
-    ).wait()
-    for (fd, protocols) in inherited {
-      let channel = try client.listen(adopting: fd.descriptor, protocols: protocols).wait()
-      let name = protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
-      let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?"
-      say("aggclient: \(name) proxy on \(bound) (socket \"\(fd.name)\" from systemd)")
+    // MARK: - Demo
+
+    /// `aggclient demo`: an aggserver and an aggclient in one process on loopback, two paths (127.0.0.1 and
+    /// 127.0.0.2 to the server's 127.0.0.1 and 127.0.0.2 on `serverPort`), a fresh key in a mode-600 file, and
+    /// egress allowed to 127.0.0.0/8 so local test servers are reachable.
+    public static func runDemo(
+        serverPort: UInt16, socksPort: UInt16, httpPort: UInt16, logger: Logger = Logger(label: "agg-demo")
+    ) throws {
+        let directory = try makeTemporaryDirectory()
+        let keyPath = directory + "/demo.keys"
+        try ServiceSetup.writePrivateFile(ServiceSetup.makeKeyLine(name: "demo"), path: keyPath)
+        defer {
+            unlink(keyPath)
+            rmdir(directory)
+        }
+
+        var serverSettings = ServerSettings()
+        serverSettings.listenAddresses = [
+            HostAndPort(host: "127.0.0.1", port: serverPort), HostAndPort(host: "127.0.0.2", port: serverPort),
+        ]
+        serverSettings.pskFile = keyPath
+        serverSettings.egressAllow = [CIDR("127.0.0.0/8")!]
+
+        var clientSettings = ClientSettings()
+        clientSettings.serverAddresses = serverSettings.listenAddresses
+        clientSettings.localAddresses = ["127.0.0.1", "127.0.0.2"]
+        clientSettings.socksAddress = HostAndPort(host: "127.0.0.1", port: socksPort)
+        clientSettings.httpAddress = HostAndPort(host: "127.0.0.1", port: httpPort)
+        clientSettings.pskFile = keyPath
+
+        let serverConfiguration = try ServiceSetup.serverConfiguration(serverSettings)
+        let clientConfiguration = try ServiceSetup.clientConfiguration(clientSettings)
+        blockTerminationSignals()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { try? group.syncShutdownGracefully() }
+        var serverLogger = logger
+        serverLogger[metadataKey: "side"] = "server"
+        var clientLogger = logger
+        clientLogger[metadataKey: "side"] = "client"
+        let server = try AggServerService.start(
+            configuration: serverConfiguration, on: group.next(), logger: serverLogger
+        ).wait()
+        let client = try startClient(
+            clientConfiguration, settings: clientSettings, on: group.next(), logger: clientLogger)
+        say("aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)")
+        do {
+            try client.whenReady().wait()
+            say("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
+        } catch {
+            say("aggclient demo: the association did not come up: \(error)")
+        }
+        say(
+            """
+
+            Try:
+              curl -x socks5h://127.0.0.1:\(socksPort) https://example.com
+              curl -x http://127.0.0.1:\(httpPort) http://example.com
+              curl -x http://127.0.0.1:\(httpPort) https://example.com      (HTTP CONNECT)
+
+            Press Ctrl-C to stop.
+            """)
+        waitForTerminationSignal()
+        say("\naggclient demo: stopping")
+        try? client.stop().wait()
+        try? server.stop().wait()
     }
-    var listeners: [(HostAndPort, ProxyProtocols)] = []
-    if let socks = socksAddress { listeners.append((socks, .socks)) }
-    if let http = httpAddress {
-      if let index = listeners.firstIndex(where: { $0.0 == http }) {
-        listeners[index].1 = .all
-      } else {
-        listeners.append((http, .http))
-      }
-    }
-    for (address, protocols) in listeners {
-      let channel = try client.listen(
-        host: address.host, port: Int(address.port), protocols: protocols
-      ).wait()
-      let name =
-        protocols == .all ? "SOCKS5/SOCKS4a/HTTP" : protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
-      let bound =
-        channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
-      say("aggclient: \(name) proxy on \(bound)")
-    }
-    if let address = settings.metricsAddress {
-      _ = try StatusEndpoint.bind(
-        host: address.host, port: Int(address.port), on: eventLoop, status: client.statusProvider
-      ).wait()
-      say("aggclient: status on http://\(address)/")
-    }
-    return client
-  }
 
-  // MARK: - Demo
-
-  /// `aggclient demo`: an aggserver and an aggclient in one process on loopback, two paths (127.0.0.1 and
-  /// 127.0.0.2 to the server's 127.0.0.1 and 127.0.0.2 on `serverPort`), a fresh key in a mode-600 file, and
-  /// egress allowed to 127.0.0.0/8 so local test servers are reachable.
-  public static func runDemo(
-    serverPort: UInt16, socksPort: UInt16, httpPort: UInt16,
-    logger: Logger = Logger(label: "agg-demo")
-  ) throws {
-    let directory = try makeTemporaryDirectory()
-    let keyPath = directory + "/demo.keys"
-    try ServiceSetup.writePrivateFile(ServiceSetup.makeKeyLine(name: "demo"), path: keyPath)
-    defer {
-      unlink(keyPath)
-      rmdir(directory)
+    private static func makeTemporaryDirectory() throws(ConfigError) -> String {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((base + "/agg-demo-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard let made else { throw ConfigError(path: base, "cannot create a temporary directory") }
+        return String(cString: made)
     }
 
-    var serverSettings = ServerSettings()
-    serverSettings.listenAddresses = [
-      HostAndPort(host: "127.0.0.1", port: serverPort),
-      HostAndPort(host: "127.0.0.2", port: serverPort),
-    ]
-    serverSettings.pskFile = keyPath
-    serverSettings.egressAllow = [CIDR("127.0.0.0/8")!]
-
-    var clientSettings = ClientSettings()
-    clientSettings.serverAddresses = serverSettings.listenAddresses
-    clientSettings.localAddresses = ["127.0.0.1", "127.0.0.2"]
-    clientSettings.socksAddress = HostAndPort(host: "127.0.0.1", port: socksPort)
-    clientSettings.httpAddress = HostAndPort(host: "127.0.0.1", port: httpPort)
-    clientSettings.pskFile = keyPath
-
-    let serverConfiguration = try ServiceSetup.serverConfiguration(serverSettings)
-    let clientConfiguration = try ServiceSetup.clientConfiguration(clientSettings)
-    blockTerminationSignals()
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-    defer { try? group.syncShutdownGracefully() }
-    var serverLogger = logger
-    serverLogger[metadataKey: "side"] = "server"
-    var clientLogger = logger
-    clientLogger[metadataKey: "side"] = "client"
-    let server = try AggServerService.start(
-      configuration: serverConfiguration, on: group.next(), logger: serverLogger
-    ).wait()
-    let client = try startClient(
-      clientConfiguration, settings: clientSettings, on: group.next(), logger: clientLogger)
-    say(
-      "aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)"
-    )
-    do {
-      try client.whenReady().wait()
-      say("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
-    } catch {
-      say("aggclient demo: the association did not come up: \(error)")
+    /// Prints a line and flushes at once, so the banner shows up in pipes and logs.
+    private static func say(_ text: String) {
+        print(text)
+        fflush(nil)
     }
-    say(
-      """
 
-      Try:
-        curl -x socks5h://127.0.0.1:\(socksPort) https://example.com
-        curl -x http://127.0.0.1:\(httpPort) http://example.com
-        curl -x http://127.0.0.1:\(httpPort) https://example.com      (HTTP CONNECT)
+    // MARK: - Signals
 
-      Press Ctrl-C to stop.
-      """)
-    waitForTerminationSignal()
-    say("\naggclient demo: stopping")
-    try? client.stop().wait()
-    try? server.stop().wait()
-  }
+    /// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so `waitForTerminationSignal`
+    /// receives them.
+    public static func blockTerminationSignals() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
 
-  private static func makeTemporaryDirectory() throws(ConfigError) -> String {
-    let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
-    var template = Array((base + "/agg-demo-XXXXXX").utf8CString)
-    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-    guard let made else { throw ConfigError(path: base, "cannot create a temporary directory") }
-    return String(cString: made)
-  }
-
-  /// Prints a line and flushes at once, so the banner shows up in pipes and logs.
-  private static func say(_ text: String) {
-    print(text)
-    fflush(nil)
-  }
-
-  // MARK: - Signals
-
-  /// Blocks SIGINT and SIGTERM in this thread and every thread started after it, so `waitForTerminationSignal`
-  /// receives them.
-  public static func blockTerminationSignals() {
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
-    pthread_sigmask(SIG_BLOCK, &set, nil)
-  }
-
-  /// Waits for SIGINT or SIGTERM.
-  @discardableResult
-  public static func waitForTerminationSignal() -> Int32 {
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
-    var signal: Int32 = 0
-    sigwait(&set, &signal)
-    return signal
-  }
+    /// Waits for SIGINT or SIGTERM.
+    @discardableResult
+    public static func waitForTerminationSignal() -> Int32 {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        var signal: Int32 = 0
+        sigwait(&set, &signal)
+        return signal
+    }
 }

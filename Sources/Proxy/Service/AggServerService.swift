@@ -8,332 +8,316 @@ import SCTPEngine
 /// `EgressConnector` and relayed with backpressure both ways. Everything runs on the driver's event loop, the
 /// egress connections included.
 public final class AggServerService: @unchecked Sendable {
-  /// The SCTP port aggserver's endpoint uses (the UDP port is the listen address's).
-  public static let sctpPort: UInt16 = 9899
+    /// The SCTP port aggserver's endpoint uses (the UDP port is the listen address's).
+    public static let sctpPort: UInt16 = 9899
 
-  public struct Configuration: Sendable {
-    /// UDP addresses to listen on; the non-wildcard ones are advertised in INIT-ACK.
-    public var listen: [SCTPSocketAddress]
-    /// Every client's key.
-    public var keys: [PreSharedKey]
-    public var egress: EgressConnector
-    public var limits = StreamLimits()
-    public var sctp = SCTPConfiguration()
+    public struct Configuration: Sendable {
+        /// UDP addresses to listen on; the non-wildcard ones are advertised in INIT-ACK.
+        public var listen: [SCTPSocketAddress]
+        /// Every client's key.
+        public var keys: [PreSharedKey]
+        public var egress: EgressConnector
+        public var limits = StreamLimits()
+        public var sctp = SCTPConfiguration()
 
-    public init(
-      listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()
-    ) {
-      self.listen = listen
-      self.keys = keys
-      self.egress = egress
-    }
-  }
-
-  /// One client's association.
-  private final class Session {
-    var authenticator: ServerAuthenticator
-    var multiplexer: StreamMultiplexer?
-    var authTimer: Scheduled<Void>?
-    let outbound: UInt16
-    let inbound: UInt16
-
-    init(authenticator: ServerAuthenticator, outbound: UInt16, inbound: UInt16) {
-      self.authenticator = authenticator
-      self.outbound = outbound
-      self.inbound = inbound
-    }
-  }
-
-  public let configuration: Configuration
-  public let driver: SCTPDriver
-  public var eventLoop: any EventLoop { driver.eventLoop }
-  let logger: Logger
-  /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
-  /// association while its current one stays.
-  private var keys: [String: PreSharedKey]
-  private var sessions: [SCTPAssociationID: Session] = [:]
-  private var isStopped = false
-
-  /// Called on the event loop when an association comes up or goes down or a path changes state (the daemon
-  /// refreshes its systemd status line).
-  public var onStateChange: (() -> Void)?
-
-  /// Associations authenticated since start, for status and tests.
-  public private(set) var associationsAuthenticated = 0
-
-  private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
-    self.configuration = configuration
-    self.driver = driver
-    self.logger = logger
-    self.keys = Self.keyTable(configuration.keys)
-  }
-
-  private static func keyTable(_ list: [PreSharedKey]) -> [String: PreSharedKey] {
-    var keys: [String: PreSharedKey] = [:]
-    for key in list { keys[key.name] = key }
-    return keys
-  }
-
-  /// Binds every listen address and starts accepting associations.
-  public static func start(
-    configuration: Configuration, on eventLoop: any EventLoop,
-    logger: Logger = Logger(label: "aggserver")
-  ) -> EventLoopFuture<AggServerService> {
-    var generator = SystemRandomNumberGenerator()
-    var sctp = configuration.sctp
-    sctp.localPort = sctpPort
-    sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-    let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
-    return SCTPDriver.bind(
-      localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
-      advertisedAddresses: advertised, on: eventLoop, logger: logger
-    ).map { driver in
-      let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
-      driver.onEvent = { [unowned service] event in service.handle(event) }
-      return service
-    }
-  }
-
-  /// The bound UDP addresses (ephemeral ports resolved).
-  public var localAddresses: EventLoopFuture<[SCTPSocketAddress]> {
-    eventLoop.submit { self.driver.localAddresses }
-  }
-
-  /// Aborts every association (their connections are reset) and closes the sockets.
-  public func stop() -> EventLoopFuture<Void> {
-    eventLoop.flatSubmit {
-      self.isStopped = true
-      self.abortAll(reason: "server stopping")
-      return self.driver.close()
-    }
-  }
-
-  /// Replaces the key table (SIGHUP): associations authenticated already stay up; new ones are checked against
-  /// `keys`.
-  public func reloadKeys(_ keys: [PreSharedKey]) -> EventLoopFuture<Void> {
-    eventLoop.submit {
-      let removed = Set(self.keys.keys).subtracting(keys.map(\.name))
-      self.keys = Self.keyTable(keys)
-      self.logger.info(
-        "keys reloaded", metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())"])
-    }
-  }
-
-  /// Graceful stop: refuses new associations, lets running streams finish until `deadline`, then shuts every
-  /// association down (SCTP SHUTDOWN), waits up to `closeTimeout` for them to close, aborts what is left and
-  /// closes the sockets.
-  public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2))
-    -> EventLoopFuture<Void>
-  {
-    eventLoop.flatSubmit {
-      self.isStopped = true
-      self.onStateChange = nil
-      let promise = self.eventLoop.makePromise(of: Void.self)
-      self.whenStreamsDone(deadline: deadline) {
-        for id in self.sessions.keys { self.driver.shutdown(id) }
-        self.whenClosed(deadline: .now() + closeTimeout) {
-          self.abortAll(reason: "server stopping")
-          promise.completeWith(self.driver.close())
+        public init(listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()) {
+            self.listen = listen
+            self.keys = keys
+            self.egress = egress
         }
-      }
-      return promise.futureResult
     }
-  }
 
-  /// The number of streams open on every association.
-  public var activeStreams: Int {
-    sessions.values.reduce(0) { $0 + ($1.multiplexer?.activeStreams ?? 0) }
-  }
+    /// One client's association.
+    private final class Session {
+        var authenticator: ServerAuthenticator
+        var multiplexer: StreamMultiplexer?
+        var authTimer: Scheduled<Void>?
+        let outbound: UInt16
+        let inbound: UInt16
 
-  private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-    if activeStreams == 0 || NIODeadline.now() >= deadline {
-      if activeStreams > 0 {
-        logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
-      }
-      body()
-      return
+        init(authenticator: ServerAuthenticator, outbound: UInt16, inbound: UInt16) {
+            self.authenticator = authenticator
+            self.outbound = outbound
+            self.inbound = inbound
+        }
     }
-    eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-      whenStreamsDone(deadline: deadline, body)
+
+    public let configuration: Configuration
+    public let driver: SCTPDriver
+    public var eventLoop: any EventLoop { driver.eventLoop }
+    let logger: Logger
+    /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
+    /// association while its current one stays.
+    private var keys: [String: PreSharedKey]
+    private var sessions: [SCTPAssociationID: Session] = [:]
+    private var isStopped = false
+
+    /// Called on the event loop when an association comes up or goes down or a path changes state (the daemon
+    /// refreshes its systemd status line).
+    public var onStateChange: (() -> Void)?
+
+    /// Associations authenticated since start, for status and tests.
+    public private(set) var associationsAuthenticated = 0
+
+    private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
+        self.configuration = configuration
+        self.driver = driver
+        self.logger = logger
+        self.keys = Self.keyTable(configuration.keys)
     }
-  }
 
-  private func whenClosed(deadline: NIODeadline, _ body: @escaping () -> Void) {
-    if sessions.isEmpty || NIODeadline.now() >= deadline {
-      body()
-      return
+    private static func keyTable(_ list: [PreSharedKey]) -> [String: PreSharedKey] {
+        var keys: [String: PreSharedKey] = [:]
+        for key in list { keys[key.name] = key }
+        return keys
     }
-    eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-      whenClosed(deadline: deadline, body)
+
+    /// Binds every listen address and starts accepting associations.
+    public static func start(
+        configuration: Configuration, on eventLoop: any EventLoop, logger: Logger = Logger(label: "aggserver")
+    ) -> EventLoopFuture<AggServerService> {
+        var generator = SystemRandomNumberGenerator()
+        var sctp = configuration.sctp
+        sctp.localPort = sctpPort
+        sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
+        return SCTPDriver.bind(
+            localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
+            advertisedAddresses: advertised, on: eventLoop, logger: logger
+        ).map { driver in
+            let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
+            driver.onEvent = { [unowned service] event in service.handle(event) }
+            return service
+        }
     }
-  }
 
-  /// Aborts every association now, as a crash or a lost network would end it; the service keeps listening.
-  public func abortAssociations() -> EventLoopFuture<Void> {
-    eventLoop.submit { self.abortAll(reason: "aborted by operator") }
-  }
-
-  private func abortAll(reason: String) {
-    for (id, session) in sessions {
-      session.authTimer?.cancel()
-      session.multiplexer?.associationLost()
-      driver.abort(id, reason: reason)
+    /// The bound UDP addresses (ephemeral ports resolved).
+    public var localAddresses: EventLoopFuture<[SCTPSocketAddress]> {
+        eventLoop.submit { self.driver.localAddresses }
     }
-    sessions.removeAll()
-  }
 
-  // MARK: - Events
-
-  func handle(_ event: SCTPEvent) {
-    switch event {
-    case .established(let id, let outbound, let inbound):
-      established(id, outbound: outbound, inbound: inbound)
-    case .message(let id, let message):
-      guard let session = sessions[id] else { return }
-      if message.stream.rawValue == 0 {
-        receiveControl(message, session: session, id: id)
-      } else if let multiplexer = session.multiplexer {
-        multiplexer.receive(message)
-      } else {
-        // PROTOCOL.md: a stream message before AUTH-OK closes the association.
-        fail(id, "stream message before AUTH-OK")
-      }
-    case .writable(let id):
-      sessions[id]?.multiplexer?.resumeWriting()
-    case .pathStateChanged(let id, let remote, let state):
-      logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
-      onStateChange?()
-    case .pathRemoteChanged(let id, let from, let to):
-      logger.info(
-        "path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
-    case .shutdownReceived:
-      break
-    case .closed(let id, let reason):
-      guard let session = sessions.removeValue(forKey: id) else { return }
-      session.authTimer?.cancel()
-      session.multiplexer?.associationLost()
-      logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
-      onStateChange?()
+    /// Aborts every association (their connections are reset) and closes the sockets.
+    public func stop() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.isStopped = true
+            self.abortAll(reason: "server stopping")
+            return self.driver.close()
+        }
     }
-  }
 
-  private func established(_ id: SCTPAssociationID, outbound: UInt16, inbound: UInt16) {
-    guard !isStopped else {
-      driver.abort(id, reason: "server stopping")
-      return
+    /// Replaces the key table (SIGHUP): associations authenticated already stay up; new ones are checked against
+    /// `keys`.
+    public func reloadKeys(_ keys: [PreSharedKey]) -> EventLoopFuture<Void> {
+        eventLoop.submit {
+            let removed = Set(self.keys.keys).subtracting(keys.map(\.name))
+            self.keys = Self.keyTable(keys)
+            self.logger.info("keys reloaded", metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())"])
+        }
     }
-    var generator = SystemRandomNumberGenerator()
-    let challenge = (0..<AggLimits.authFieldLength).map { _ in
-      UInt8.random(in: .min ... .max, using: &generator)
+
+    /// Graceful stop: refuses new associations, lets running streams finish until `deadline`, then shuts every
+    /// association down (SCTP SHUTDOWN), waits up to `closeTimeout` for them to close, aborts what is left and
+    /// closes the sockets.
+    public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.isStopped = true
+            self.onStateChange = nil
+            let promise = self.eventLoop.makePromise(of: Void.self)
+            self.whenStreamsDone(deadline: deadline) {
+                for id in self.sessions.keys { self.driver.shutdown(id) }
+                self.whenClosed(deadline: .now() + closeTimeout) {
+                    self.abortAll(reason: "server stopping")
+                    promise.completeWith(self.driver.close())
+                }
+            }
+            return promise.futureResult
+        }
     }
-    let limits = configuration.limits
-    let authenticator = ServerAuthenticator(
-      challenge: challenge, maxStreams: UInt16(clamping: limits.streamsPerAssociation),
-      streamCredit: limits.streamCredit)
-    let session = Session(authenticator: authenticator, outbound: outbound, inbound: inbound)
-    sessions[id] = session
-    session.authTimer = eventLoop.assumeIsolated().scheduleTask(
-      in: TimeAmount(limits.authenticationTimeout)
-    ) {
-      [self] in
-      guard let session = sessions[id], session.multiplexer == nil else { return }
-      fail(id, "not authenticated in time")
+
+    /// The number of streams open on every association.
+    public var activeStreams: Int {
+        sessions.values.reduce(0) { $0 + ($1.multiplexer?.activeStreams ?? 0) }
     }
-    driver.send(ControlMessage.hello(authenticator.hello), on: id)
-    logger.info("association established", metadata: ["association": "\(id)"])
-  }
 
-  private func receiveControl(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
-    let reply: ControlMessage?
-    do {
-      guard case .control(let control) = try AggMessage.decode(message) else { return }
-      reply = try session.authenticator.receive(control) { name in self.keys[name] }
-    } catch {
-      fail(id, "authentication: \(error)")
-      return
+    private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
+        if activeStreams == 0 || NIODeadline.now() >= deadline {
+            if activeStreams > 0 {
+                logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
+            }
+            body()
+            return
+        }
+        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
+            whenStreamsDone(deadline: deadline, body)
+        }
     }
-    if let reply { driver.send(reply, on: id) }
-    guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state
-    else { return }
-    session.authTimer?.cancel()
-    let limits = configuration.limits
-    let multiplexer = StreamMultiplexer(
-      driver: driver, association: id, role: .server,
-      table: StreamTable(
-        limit: min(
-          limits.streamsPerAssociation, Int(session.outbound) - 1, Int(session.inbound) - 1)),
-      receiveCredit: limits.streamCredit, sendCredit: 0,
-      idleTimeout: TimeAmount(limits.streamIdleTimeout), logger: logger)
-    multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
-    multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
-    session.multiplexer = multiplexer
-    associationsAuthenticated += 1
-    logger.info("client authenticated", metadata: ["association": "\(id)", "key": "\(name)"])
-    onStateChange?()
-  }
 
-  private func fail(_ id: SCTPAssociationID, _ reason: String) {
-    logger.warning(
-      "aborting association", metadata: ["association": "\(id)", "reason": "\(reason)"])
-    if let session = sessions.removeValue(forKey: id) {
-      session.authTimer?.cancel()
-      session.multiplexer?.associationLost()
+    private func whenClosed(deadline: NIODeadline, _ body: @escaping () -> Void) {
+        if sessions.isEmpty || NIODeadline.now() >= deadline {
+            body()
+            return
+        }
+        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
+            whenClosed(deadline: deadline, body)
+        }
     }
-    driver.abort(id, reason: reason)
-  }
 
-  // MARK: - Egress
-
-  private func open(_ relay: StreamRelay, target: StreamTarget) {
-    logger.debug("OPEN", metadata: ["stream": "\(relay.id)", "target": "\(target)"])
-    configuration.egress.connect(to: target, on: eventLoop).assumeIsolated().whenComplete {
-      result in
-      switch result {
-      case .success(let channel):
-        relay.connected(channel)
-      case .failure(let error):
-        relay.connectFailed(
-          (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: []))
-      }
+    /// Aborts every association now, as a crash or a lost network would end it; the service keeps listening.
+    public func abortAssociations() -> EventLoopFuture<Void> {
+        eventLoop.submit { self.abortAll(reason: "aborted by operator") }
     }
-  }
 
-  // MARK: - Status
-
-  /// Authenticated associations and their paths in the active state, for the systemd status line. Call on the
-  /// event loop.
-  public func summary() -> (associations: Int, activePaths: Int, streams: Int) {
-    var associations = 0
-    var activePaths = 0
-    for (id, session) in sessions where session.multiplexer != nil {
-      associations += 1
-      activePaths += driver.endpoint.paths(of: id).filter { $0.state == .active }.count
+    private func abortAll(reason: String) {
+        for (id, session) in sessions {
+            session.authTimer?.cancel()
+            session.multiplexer?.associationLost()
+            driver.abort(id, reason: reason)
+        }
+        sessions.removeAll()
     }
-    return (associations, activePaths, activeStreams)
-  }
 
-  /// One line per association and path, for the metrics endpoint. Call on the event loop.
-  func statusLines() -> [String] {
-    var lines: [String] = []
-    for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-      if let multiplexer = session.multiplexer {
+    // MARK: - Events
+
+    func handle(_ event: SCTPEvent) {
+        switch event {
+        case .established(let id, let outbound, let inbound):
+            established(id, outbound: outbound, inbound: inbound)
+        case .message(let id, let message):
+            guard let session = sessions[id] else { return }
+            if message.stream.rawValue == 0 {
+                receiveControl(message, session: session, id: id)
+            } else if let multiplexer = session.multiplexer {
+                multiplexer.receive(message)
+            } else {
+                // PROTOCOL.md: a stream message before AUTH-OK closes the association.
+                fail(id, "stream message before AUTH-OK")
+            }
+        case .writable(let id):
+            sessions[id]?.multiplexer?.resumeWriting()
+        case .pathStateChanged(let id, let remote, let state):
+            logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
+            onStateChange?()
+        case .pathRemoteChanged(let id, let from, let to):
+            logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
+        case .shutdownReceived:
+            break
+        case .closed(let id, let reason):
+            guard let session = sessions.removeValue(forKey: id) else { return }
+            session.authTimer?.cancel()
+            session.multiplexer?.associationLost()
+            logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
+            onStateChange?()
+        }
+    }
+
+    private func established(_ id: SCTPAssociationID, outbound: UInt16, inbound: UInt16) {
+        guard !isStopped else {
+            driver.abort(id, reason: "server stopping")
+            return
+        }
+        var generator = SystemRandomNumberGenerator()
+        let challenge = (0..<AggLimits.authFieldLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let limits = configuration.limits
+        let authenticator = ServerAuthenticator(
+            challenge: challenge, maxStreams: UInt16(clamping: limits.streamsPerAssociation),
+            streamCredit: limits.streamCredit)
+        let session = Session(authenticator: authenticator, outbound: outbound, inbound: inbound)
+        sessions[id] = session
+        session.authTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.authenticationTimeout)) {
+            [self] in
+            guard let session = sessions[id], session.multiplexer == nil else { return }
+            fail(id, "not authenticated in time")
+        }
+        driver.send(ControlMessage.hello(authenticator.hello), on: id)
+        logger.info("association established", metadata: ["association": "\(id)"])
+    }
+
+    private func receiveControl(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
+        let reply: ControlMessage?
+        do {
+            guard case .control(let control) = try AggMessage.decode(message) else { return }
+            reply = try session.authenticator.receive(control) { name in self.keys[name] }
+        } catch {
+            fail(id, "authentication: \(error)")
+            return
+        }
+        if let reply { driver.send(reply, on: id) }
+        guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state else { return }
+        session.authTimer?.cancel()
+        let limits = configuration.limits
+        let multiplexer = StreamMultiplexer(
+            driver: driver, association: id, role: .server,
+            table: StreamTable(
+                limit: min(limits.streamsPerAssociation, Int(session.outbound) - 1, Int(session.inbound) - 1)),
+            receiveCredit: limits.streamCredit, sendCredit: 0,
+            idleTimeout: TimeAmount(limits.streamIdleTimeout), logger: logger)
+        multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
+        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
+        session.multiplexer = multiplexer
+        associationsAuthenticated += 1
+        logger.info("client authenticated", metadata: ["association": "\(id)", "key": "\(name)"])
+        onStateChange?()
+    }
+
+    private func fail(_ id: SCTPAssociationID, _ reason: String) {
+        logger.warning("aborting association", metadata: ["association": "\(id)", "reason": "\(reason)"])
+        if let session = sessions.removeValue(forKey: id) {
+            session.authTimer?.cancel()
+            session.multiplexer?.associationLost()
+        }
+        driver.abort(id, reason: reason)
+    }
+
+    // MARK: - Egress
+
+    private func open(_ relay: StreamRelay, target: StreamTarget) {
+        logger.debug("OPEN", metadata: ["stream": "\(relay.id)", "target": "\(target)"])
+        configuration.egress.connect(to: target, on: eventLoop).assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                relay.connected(channel)
+            case .failure(let error):
+                relay.connectFailed(
+                    (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: []))
+            }
+        }
+    }
+
+    // MARK: - Status
+
+    /// Authenticated associations, their paths in the active state and open streams, for the systemd status line.
+    /// Call on the event loop.
+    public func summary() -> (associations: Int, activePaths: Int, streams: Int) {
+        var associations = 0
+        var activePaths = 0
+        for (id, session) in sessions where session.multiplexer != nil {
+            associations += 1
+            activePaths += driver.endpoint.paths(of: id).filter { $0.state == .active }.count
+        }
+        return (associations, activePaths, activeStreams)
+    }
+
+    /// One line per association and path, for the metrics endpoint. Call on the event loop.
+    func statusLines() -> [String] {
+        var lines: [String] = []
+        for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+            if let multiplexer = session.multiplexer {
+                lines.append(
+                    "association \(id) streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                        + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
+            } else {
+                lines.append("association \(id) authenticating")
+            }
+            for path in driver.endpoint.paths(of: id) {
+                lines.append(
+                    "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
+                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+            }
+        }
+        let stats = driver.statistics
         lines.append(
-          "association \(id) streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
-            + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
-      } else {
-        lines.append("association \(id) authenticating")
-      }
-      for path in driver.endpoint.paths(of: id) {
-        lines.append(
-          "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-            + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)"
-        )
-      }
+            "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
+                + "send_failures=\(stats.sendFailures)")
+        return lines
     }
-    let stats = driver.statistics
-    lines.append(
-      "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
-        + "send_failures=\(stats.sendFailures)")
-    return lines
-  }
 }

@@ -2,115 +2,115 @@ import Logging
 import NIOCore
 
 #if canImport(Glibc)
-  import Glibc
+    import Glibc
 #elseif canImport(Musl)
-  import Musl
+    import Musl
 #elseif canImport(Darwin)
-  import Darwin
+    import Darwin
 #endif
 
 /// What a daemon needs besides its settings to live under systemd: the sockets it inherited and how long a stop
 /// may wait for running streams.
 public struct DaemonOptions: Sendable {
-  /// Sockets systemd passed (`SocketActivation.listenFDs()`, read in `main` before any thread exists).
-  public var listenFDs: [SocketActivation.ListenFD] = []
-  /// How long SIGTERM waits for running streams before the association is shut down anyway.
-  public var shutdownTimeout: TimeAmount = .seconds(10)
-  /// How often the systemd status line is refreshed.
-  public var statusInterval: TimeAmount = .seconds(5)
+    /// Sockets systemd passed (`SocketActivation.listenFDs()`, read in `main` before any thread exists).
+    public var listenFDs: [SocketActivation.ListenFD] = []
+    /// How long SIGTERM waits for running streams before the association is shut down anyway.
+    public var shutdownTimeout: TimeAmount = .seconds(10)
+    /// How often the systemd status line is refreshed.
+    public var statusInterval: TimeAmount = .seconds(5)
 
-  public init() {}
+    public init() {}
 }
 
 /// The signals a daemon handles: SIGHUP reloads, SIGINT and SIGTERM stop. They are blocked in every thread and taken
 /// with sigwait(2) on the main thread, so no handler runs at an arbitrary point.
 enum DaemonSignal {
-  case reload
-  case terminate(Int32)
+    case reload
+    case terminate(Int32)
 
-  private static func set() -> sigset_t {
-    var set = sigset_t()
-    sigemptyset(&set)
-    sigaddset(&set, SIGINT)
-    sigaddset(&set, SIGTERM)
-    sigaddset(&set, SIGHUP)
-    return set
-  }
+    private static func set() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        sigaddset(&set, SIGHUP)
+        return set
+    }
 
-  /// Blocks the signals in this thread and every thread started after it; call before the event loops exist.
-  static func block() {
-    var set = set()
-    pthread_sigmask(SIG_BLOCK, &set, nil)
-  }
+    /// Blocks the signals in this thread and every thread started after it; call before the event loops exist.
+    static func block() {
+        var set = set()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
 
-  /// Waits for the next signal.
-  static func wait() -> DaemonSignal {
-    var set = set()
-    var signal: Int32 = 0
-    sigwait(&set, &signal)
-    return signal == SIGHUP ? .reload : .terminate(signal)
-  }
+    /// Waits for the next signal.
+    static func wait() -> DaemonSignal {
+        var set = set()
+        var signal: Int32 = 0
+        sigwait(&set, &signal)
+        return signal == SIGHUP ? .reload : .terminate(signal)
+    }
 }
 
 /// Keeps systemd's one-line status (`systemctl status`) current: active paths, streams and throughput, refreshed
 /// when the daemon reports a change and every few seconds. Confined to the service's event loop.
 final class StatusReporter: @unchecked Sendable {
-  let notifier: SystemdNotifier
-  let eventLoop: any EventLoop
-  /// The part of the line before the throughput, e.g. "2 clients, 3 active paths, 5 streams".
-  private let describe: () -> String
-  private let statistics: () -> SCTPDriver.Statistics
-  private var lastSample: (sent: Int, received: Int, at: NIODeadline)?
-  private var bitsPerSecond = (up: 0, down: 0)
+    let notifier: SystemdNotifier
+    let eventLoop: any EventLoop
+    /// The part of the line before the throughput, e.g. "2 clients, 3 active paths, 5 streams".
+    private let describe: () -> String
+    private let statistics: () -> SCTPDriver.Statistics
+    private var lastSample: (sent: Int, received: Int, at: NIODeadline)?
+    private var bitsPerSecond = (up: 0, down: 0)
 
-  init(
-    notifier: SystemdNotifier, eventLoop: any EventLoop, describe: @escaping () -> String,
-    statistics: @escaping () -> SCTPDriver.Statistics
-  ) {
-    self.notifier = notifier
-    self.eventLoop = eventLoop
-    self.describe = describe
-    self.statistics = statistics
-  }
-
-  /// The status line with the throughput of the last sampling interval. On the event loop.
-  func line() -> String {
-    eventLoop.preconditionInEventLoop()
-    return describe() + ", up " + Self.rate(bitsPerSecond.up) + ", down "
-      + Self.rate(bitsPerSecond.down)
-  }
-
-  /// Measures the throughput since the previous sample. On the event loop.
-  func sample() {
-    eventLoop.preconditionInEventLoop()
-    let now = NIODeadline.now()
-    let stats = statistics()
-    if let last = lastSample {
-      let nanoseconds = max((now - last.at).nanoseconds, 1)
-      bitsPerSecond.up = Int((Int64(stats.bytesSent - last.sent) * 8 * 1_000_000_000) / nanoseconds)
-      bitsPerSecond.down = Int(
-        (Int64(stats.bytesReceived - last.received) * 8 * 1_000_000_000) / nanoseconds)
+    init(
+        notifier: SystemdNotifier, eventLoop: any EventLoop, describe: @escaping () -> String,
+        statistics: @escaping () -> SCTPDriver.Statistics
+    ) {
+        self.notifier = notifier
+        self.eventLoop = eventLoop
+        self.describe = describe
+        self.statistics = statistics
     }
-    lastSample = (stats.bytesSent, stats.bytesReceived, now)
-  }
 
-  /// Sends the current line as `STATUS=`. On the event loop.
-  func report() {
-    notifier.status(line())
-  }
-
-  /// Samples and reports every `interval` until the task is cancelled.
-  func startPeriodic(interval: TimeAmount) -> RepeatedTask {
-    eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
-      self.sample()
-      self.report()
+    /// The status line with the throughput of the last sampling interval. On the event loop.
+    func line() -> String {
+        eventLoop.preconditionInEventLoop()
+        return describe() + ", up " + Self.rate(bitsPerSecond.up) + ", down "
+            + Self.rate(bitsPerSecond.down)
     }
-  }
 
-  /// "840 kbit/s", "12.3 Mbit/s".
-  static func rate(_ bitsPerSecond: Int) -> String {
-    if bitsPerSecond < 1_000_000 { return "\(bitsPerSecond / 1000) kbit/s" }
-    let tenths = bitsPerSecond / 100_000
-    return "\(tenths / 10).\(tenths % 10) Mbit/s"
-  }
+    /// Measures the throughput since the previous sample. On the event loop.
+    func sample() {
+        eventLoop.preconditionInEventLoop()
+        let now = NIODeadline.now()
+        let stats = statistics()
+        if let last = lastSample {
+            let nanoseconds = max((now - last.at).nanoseconds, 1)
+            bitsPerSecond.up = Int((Int64(stats.bytesSent - last.sent) * 8 * 1_000_000_000) / nanoseconds)
+            bitsPerSecond.down = Int(
+                (Int64(stats.bytesReceived - last.received) * 8 * 1_000_000_000) / nanoseconds)
+        }
+        lastSample = (stats.bytesSent, stats.bytesReceived, now)
+    }
+
+    /// Sends the current line as `STATUS=`. On the event loop.
+    func report() {
+        notifier.status(line())
+    }
+
+    /// Samples and reports every `interval` until the task is cancelled.
+    func startPeriodic(interval: TimeAmount) -> RepeatedTask {
+        eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
+            self.sample()
+            self.report()
+        }
+    }
+
+    /// "840 kbit/s", "12.3 Mbit/s".
+    static func rate(_ bitsPerSecond: Int) -> String {
+        if bitsPerSecond < 1_000_000 { return "\(bitsPerSecond / 1000) kbit/s" }
+        let tenths = bitsPerSecond / 100_000
+        return "\(tenths / 10).\(tenths % 10) Mbit/s"
+    }
 }
