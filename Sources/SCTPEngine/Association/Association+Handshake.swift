@@ -82,13 +82,7 @@ extension Association {
                 if types.contains(NRSackChunk.type) && configuration.multipath.nrSack { features.insert(.nrSack) }
             case .unknown(let type, let value):
                 let action = UnrecognizedAction(parameterType: type)
-                if action.shouldReport {
-                    var tlv = ByteBuffer()
-                    tlv.writeInteger(type)
-                    tlv.writeInteger(UInt16(4 + value.readableBytes))
-                    tlv.writeImmutableBuffer(value)
-                    unrecognized.append(.unrecognizedParameters(tlv))
-                }
+                if action.shouldReport { unrecognized.append(.unrecognizedParameters(Parameter.unrecognizedTLV(type: type, value: value))) }
                 // RFC 9260 §3.2.1: 00/01 "stop processing this parameter and do not process further parameters".
                 if !action.shouldSkip { break parameters }
             default:

@@ -67,13 +67,7 @@ extension SCTPEndpoint {
                 if types.contains(NRSackChunk.type) { features.insert(.nrSack) }
             case .unknown(let type, let value):
                 let action = UnrecognizedAction(parameterType: type)
-                if action.shouldReport {
-                    var tlv = ByteBuffer()
-                    tlv.writeInteger(type)
-                    tlv.writeInteger(UInt16(4 + value.readableBytes))
-                    tlv.writeImmutableBuffer(value)
-                    unrecognized.append(.unrecognizedParameter(tlv))
-                }
+                if action.shouldReport { unrecognized.append(.unrecognizedParameter(Parameter.unrecognizedTLV(type: type, value: value))) }
                 // RFC 9260 §3.2.1: 00 and 01 stop processing the chunk's further parameters.
                 if !action.shouldSkip { break parameters }
             default:

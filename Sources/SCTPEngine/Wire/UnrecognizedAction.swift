@@ -1,3 +1,5 @@
+import NIOCore
+
 /// What a receiver does with a chunk or parameter type it does not know, from the two high bits of the type
 /// (RFC 9260 §3.2 for chunks, §3.2.1 for parameters).
 public enum UnrecognizedAction: Hashable, Sendable {
@@ -27,4 +29,17 @@ public enum UnrecognizedAction: Hashable, Sendable {
 
     public var shouldReport: Bool { self == .stopAndReport || self == .skipAndReport }
     public var shouldSkip: Bool { self == .skip || self == .skipAndReport }
+}
+
+extension Parameter {
+    /// The parameter's whole TLV as it came in, for the Unrecognized Parameter reports of RFC 9260 §3.2.1 (an
+    /// INIT-ACK's Unrecognized Parameter, an ERROR's Unrecognized Parameters cause).
+    static func unrecognizedTLV(type: UInt16, value: ByteBuffer) -> ByteBuffer {
+        var tlv = ByteBuffer()
+        tlv.reserveCapacity(4 + value.readableBytes)
+        tlv.writeInteger(type)
+        tlv.writeInteger(UInt16(4 + value.readableBytes))
+        tlv.writeImmutableBuffer(value)
+        return tlv
+    }
 }
