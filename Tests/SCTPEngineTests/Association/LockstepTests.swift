@@ -368,3 +368,32 @@ final class Lockstep {
         #expect(!path.heartbeat.isOutstanding)
     }
 }
+
+@Suite struct ReceiverWindowTests {
+    /// RFC 9260 §6.1 A: with a zero window and nothing in flight, one DATA chunk may probe the window; nothing more
+    /// goes until a SACK opens it again.
+    @Test func zeroWindowAllowsOneProbeThenWaits() throws {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        let c = l.client.associations[id]!
+        // The peer says its buffer is full.
+        var builder = PacketBuilder(
+            header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: c.localTag, checksum: 0))
+        builder.add(.sack(SackChunk(cumulativeTSNAck: c.outstanding.cumulativeTSNAck, advertisedReceiverWindowCredit: 0)))
+        l.deliver([SCTPDatagram(source: l.serverAddress, destination: l.clientAddress, payload: builder.finish())], to: l.client)
+        #expect(c.peerReceiverWindow == 0)
+        try l.client.send(ByteBuffer(repeating: 7, count: 20_000), on: id, stream: StreamID(0), now: l.now)
+        let sent = l.take(l.client)
+        let dataChunks = try sent.flatMap { try SCTPPacket.decode($0.payload).chunks }.filter {
+            if case .data = $0 { true } else { false }
+        }
+        #expect(dataChunks.count == 1)
+        if case .data(let probe)? = dataChunks.first { #expect(probe.userData.readableBytes <= 1024) }
+        // The probe is acknowledged with an open window: the rest flows.
+        l.deliver(sent, to: l.server)
+        l.advanceToNextDeadline()
+        l.exchange()
+        #expect(l.serverEvents.contains { if case .message(_, let m) = $0 { m.payload.readableBytes == 20_000 } else { false } })
+    }
+}
