@@ -110,6 +110,7 @@ enum CMTBenchmark: Benchmark {
                                 + "rtx \(p.retransmissions) fast \(p.fastRetransmissions) t3 \(p.timeouts)")
                         }
                     }
+                    print("      timeline (Mbit/s per 100 ms): \(result.timeline.map { Int($0 / 1e6) })")
                     for link in scenario.dataLinks { print("      \(link.name) queue drops \(link.counters.droppedByQueue) loss \(link.counters.droppedByLoss)") }
                 }
                 if label.hasPrefix("all on") {
