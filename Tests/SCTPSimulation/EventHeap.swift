@@ -3,10 +3,12 @@ import SCTPEngine
 /// A binary min-heap of events ordered by (time, insertion sequence), so equal times pop first-in first-out and a
 /// run is reproducible.
 struct EventHeap<Element> {
+    /// Only plain integers move while sifting; the elements (which hold packet buffers) stay in `slots`, so the
+    /// heap never retains or releases anything as it reorders.
     private struct Entry {
         var time: Int64
         var sequence: UInt64
-        var element: Element
+        var slot: Int
 
         @inline(__always) func precedes(_ other: Entry) -> Bool {
             time < other.time || (time == other.time && sequence < other.sequence)
@@ -14,6 +16,8 @@ struct EventHeap<Element> {
     }
 
     private var storage: [Entry] = []
+    private var slots: [Element?] = []
+    private var freeSlots: [Int] = []
     private var nextSequence: UInt64 = 0
 
     var isEmpty: Bool { storage.isEmpty }
@@ -21,7 +25,15 @@ struct EventHeap<Element> {
     var minimumTime: SCTPTime? { storage.first.map { SCTPTime(nanoseconds: $0.time) } }
 
     mutating func push(_ element: Element, at time: SCTPTime) {
-        storage.append(Entry(time: time.nanoseconds, sequence: nextSequence, element: element))
+        let slot: Int
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[slot] = element
+        } else {
+            slot = slots.count
+            slots.append(element)
+        }
+        storage.append(Entry(time: time.nanoseconds, sequence: nextSequence, slot: slot))
         nextSequence &+= 1
         siftUp(storage.count - 1)
     }
@@ -34,7 +46,9 @@ struct EventHeap<Element> {
             storage[0] = last
             siftDown(0)
         }
-        return (SCTPTime(nanoseconds: first.time), first.element)
+        let element = slots[first.slot].take()!
+        freeSlots.append(first.slot)
+        return (SCTPTime(nanoseconds: first.time), element)
     }
 
     private mutating func siftUp(_ index: Int) {
