@@ -33,6 +33,8 @@ agg_build() {
 # agg_start FILE_DIR: key pair, aggserver, HTTP server (serving FILE_DIR), aggclient. Logs in $AGG_WORK.
 agg_start() {
     local www=$1
+    rm -f "$AGG_WORK/lab.key"
+    rm -f "$AGG_WORK/lab.key"
     "$AGGSERVER" keygen labclient -o "$AGG_WORK/lab.key" >/dev/null || return 1
     ip netns exec agg-s "$AGGSERVER" --listen "$S1:$AGG_PORT" --listen "$S2:$AGG_PORT" --psk-file "$AGG_WORK/lab.key" \
         --egress-allow "$S1/32" --metrics "$SERVER_METRICS" -v >"$AGG_WORK/aggserver.log" 2>&1 &

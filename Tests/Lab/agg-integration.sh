@@ -67,7 +67,7 @@ mode=$(stat -c %a "$AGG_WORK/lab.key" 2>/dev/null)
 check $? "aggserver keygen wrote a mode-600 key file (mode ${mode:-missing})"
 if ((rc != 0)); then
     fail "daemons start (aggserver in agg-s, http.server on $S1:$HTTP_PORT, aggclient in agg-c)"
-    tail -5 "$AGG_WORK"/agg*.log
+    tail -n 5 "$AGG_WORK"/agg*.log
     finish
 fi
 
