@@ -250,8 +250,15 @@ public final class AggServerService: @unchecked Sendable {
             table: StreamTable(
                 limit: min(limits.streamsPerAssociation, Int(session.outbound) - 1, Int(session.inbound) - 1)),
             receiveCredit: limits.streamCredit, sendCredit: 0,
-            idleTimeout: TimeAmount(limits.streamIdleTimeout), logger: logger)
+            idleTimeout: TimeAmount(limits.streamIdleTimeout),
+            associationIdleTimeout: TimeAmount(limits.associationIdleTimeout), logger: logger)
         multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
+        multiplexer.onIdle = { [unowned self] in
+            logger.info("association idle", metadata: ["association": "\(id)"])
+            if let session = sessions.removeValue(forKey: id) { session.multiplexer?.associationLost() }
+            driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
+            onStateChange?()
+        }
         multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
         session.multiplexer = multiplexer
         associationsAuthenticated += 1

@@ -17,16 +17,22 @@ final class StreamMultiplexer {
     let sendCredit: UInt32
     /// Streams without DATA either way for this long are reset.
     let idleTimeout: TimeAmount
+    /// With no stream open for this long, `onIdle` is called once.
+    let associationIdleTimeout: TimeAmount
 
     private(set) var table: StreamTable
     private(set) var relays: [StreamID: StreamRelay] = [:]
     private(set) var isClosed = false
     private var idleSweep: Scheduled<Void>?
+    /// Since when no stream has been open; nil while one is.
+    private var idleSince: NIODeadline? = .now()
 
     /// Server: a client asked for a connection; connect and call `relay.connected` or `relay.connectFailed`.
     var onOpen: ((StreamRelay, StreamTarget) -> Void)?
     /// The peer broke the association-wide rules (stream reuse): the owner aborts the association.
     var onFatalError: ((String) -> Void)?
+    /// No stream was open for `associationIdleTimeout`: the owner shuts the association down or aborts it.
+    var onIdle: (() -> Void)?
 
     /// Bytes of DATA moved, for status displays.
     private(set) var bytesSent = 0
@@ -36,7 +42,8 @@ final class StreamMultiplexer {
 
     init(
         driver: SCTPDriver, association: SCTPAssociationID, role: StreamState.Role, table: StreamTable,
-        receiveCredit: UInt32, sendCredit: UInt32, idleTimeout: TimeAmount, logger: Logger
+        receiveCredit: UInt32, sendCredit: UInt32, idleTimeout: TimeAmount,
+        associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout), logger: Logger
     ) {
         self.driver = driver
         self.association = association
@@ -45,6 +52,7 @@ final class StreamMultiplexer {
         self.receiveCredit = receiveCredit
         self.sendCredit = sendCredit
         self.idleTimeout = idleTimeout
+        self.associationIdleTimeout = associationIdleTimeout
         self.logger = logger
         scheduleIdleSweep()
     }
@@ -66,6 +74,7 @@ final class StreamMultiplexer {
             id: id, state: StreamState(role: .client, receiveCredit: receiveCredit, initialSendCredit: sendCredit),
             multiplexer: self)
         relays[id] = relay
+        idleSince = nil
         streamsOpened += 1
         return relay
     }
@@ -88,6 +97,7 @@ final class StreamMultiplexer {
         guard relays[relay.id] === relay else { return }
         relays[relay.id] = nil
         table.release(relay.id)
+        if relays.isEmpty { idleSince = .now() }
     }
 
     // MARK: - Receiving
@@ -130,6 +140,7 @@ final class StreamMultiplexer {
             return
         }
         relays[stream] = relay
+        idleSince = nil
         streamsOpened += 1
         onOpen?(relay, target)
     }
@@ -157,12 +168,17 @@ final class StreamMultiplexer {
     }
 
     private func scheduleIdleSweep() {
-        let interval = min(idleTimeout, .seconds(30))
+        let interval = min(idleTimeout, associationIdleTimeout, .seconds(30))
         idleSweep = eventLoop.assumeIsolated().scheduleTask(in: interval) { [weak self] in
             guard let self, !self.isClosed else { return }
             let now = NIODeadline.now()
             for relay in Array(self.relays.values) where now - relay.lastActivity > self.idleTimeout {
                 relay.reset(.idleTimeout, text: "no data for \(self.idleTimeout.nanoseconds / 1_000_000_000) s")
+            }
+            if let since = self.idleSince, now - since >= self.associationIdleTimeout {
+                self.idleSince = nil
+                self.onIdle?()
+                guard !self.isClosed else { return }
             }
             self.scheduleIdleSweep()
         }

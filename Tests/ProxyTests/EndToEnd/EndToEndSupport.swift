@@ -22,6 +22,8 @@ final class EndToEndHarness: @unchecked Sendable {
     let origin: any Channel
     let originPort: Int
     let udpPort: UInt16
+    /// Every request path the origin answered.
+    let requests = RequestLog()
 
     /// Warnings and errors only: the services log every association at info.
     static func logger(_ label: String) -> Logger {
@@ -36,12 +38,12 @@ final class EndToEndHarness: @unchecked Sendable {
     /// leaves the server down.
     init(
         egressAllow: [CIDR] = [CIDR("127.0.0.0/8")!], startServer: Bool = true,
-        serverWait: TimeAmount = .seconds(10)
+        serverWait: TimeAmount = .seconds(10), serverLimits: StreamLimits = StreamLimits()
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
         self.group = group
         let loops = (0..<3).map { _ in group.next() }
-        origin = try OriginServer.bind(on: loops[2])
+        origin = try OriginServer.bind(on: loops[2], log: requests)
         originPort = origin.localAddress!.port!
         udpPort = try Self.freeUDPPort()
         let listen = [
@@ -50,8 +52,10 @@ final class EndToEndHarness: @unchecked Sendable {
         ]
         if startServer {
             let egress = EgressConnector(policy: EgressPolicy(allowed: egressAllow), connectTimeout: .seconds(5))
+            var serverConfiguration = AggServerService.Configuration(listen: listen, keys: [Self.key], egress: egress)
+            serverConfiguration.limits = serverLimits
             server = try AggServerService.start(
-                configuration: .init(listen: listen, keys: [Self.key], egress: egress), on: loops[0],
+                configuration: serverConfiguration, on: loops[0],
                 logger: Self.logger("aggserver")
             ).wait()
         } else {
@@ -124,14 +128,14 @@ final class EndToEndHarness: @unchecked Sendable {
 /// A tiny HTTP origin: `GET /blob/N` sends N deterministic bytes, `GET /stream` sends until the client goes away
 /// (respecting backpressure), `POST /upload` answers with the body's length and SHA-256.
 enum OriginServer {
-    static func bind(on loop: any EventLoop) throws -> any Channel {
+    static func bind(on loop: any EventLoop, log: RequestLog = RequestLog()) throws -> any Channel {
         try ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(OriginHandler())
+                    try channel.pipeline.syncOperations.addHandler(OriginHandler(log: log))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -146,6 +150,11 @@ enum OriginServer {
         private var bodyLength = 0
         private var streaming = false
         private var streamChunk = ByteBuffer(repeating: 0x61, count: 64 * 1024)
+        private let log: RequestLog
+
+        init(log: RequestLog) {
+            self.log = log
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -158,6 +167,7 @@ enum OriginServer {
                 bytes.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
             case .end:
                 guard let head else { return }
+                log.append(head.uri)
                 respond(context: context, head: head)
             }
         }
@@ -179,6 +189,10 @@ enum OriginServer {
                 body = ByteBuffer(string: "\(bodyLength) \(digest)")
             } else if head.uri.hasPrefix("/blob/"), let size = Int(head.uri.dropFirst(6)) {
                 body = EndToEndHarness.blob(size)
+            } else if let (type, content) = BrowserPage.resource(head.uri) {
+                headers.add(name: "Content-Type", value: type)
+                headers.add(name: "Cache-Control", value: "no-store")
+                body = ByteBuffer(string: content)
             } else {
                 body = ByteBuffer(string: "not found")
             }
