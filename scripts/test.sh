@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libsystemd-dev systemd tshark libusrsctp-examples libusrsctp-dev curl nftables iproute2 iptables conntrack
-    ethtool iperf3 python3 xxd)
+packages=(libsystemd-dev systemd tshark libusrsctp-examples libusrsctp-dev curl chromium openssl nftables iproute2
+    iptables conntrack ethtool iperf3 python3 xxd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
