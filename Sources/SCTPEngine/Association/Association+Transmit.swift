@@ -133,7 +133,11 @@ extension Association {
                 } else {
                     break
                 }
-                guard let fragment = sendQueue.produce(maxPayload: allowed) else { break }
+                guard var fragment = sendQueue.produce(maxPayload: allowed) else { break }
+                // RFC 7053: the last chunk before the queue runs dry asks for an immediate SACK. Otherwise the
+                // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is
+                // retransmitted spuriously, collapsing that path's cwnd.
+                if sendQueue.isEmpty { fragment.isImmediate = true }
                 let chunk = outstanding.insert(fragment, path: pathID, now: now)
                 builder.add(.data(Self.wireChunk(chunk)))
                 let size = fragment.payload.readableBytes

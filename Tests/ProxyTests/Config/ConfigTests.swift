@@ -117,7 +117,7 @@ import Darwin
     @Test func defaults() throws {
         let server = ServerSettings()
         #expect(server.limits.streamsPerAssociation == 1024)
-        #expect(server.limits.streamCredit == 256 * 1024)
+        #expect(server.limits.streamCredit == 4 * 1024 * 1024)
         #expect(server.limits.connectTimeout == .seconds(10))
         #expect(server.listenAddresses.map(\.description) == ["0.0.0.0:9899", "[::]:9899"])
         try server.validate()

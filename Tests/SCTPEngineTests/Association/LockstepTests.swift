@@ -55,9 +55,9 @@ final class Lockstep {
         drainEvents()
     }
 
-    /// Moves the clock to the earliest deadline of either endpoint.
+    /// Moves the clock to the earliest deadline of either endpoint, if there is one.
     func advanceToNextDeadline() {
-        let next = [client.nextDeadline(), server.nextDeadline()].compactMap { $0 }.min()!
+        guard let next = [client.nextDeadline(), server.nextDeadline()].compactMap({ $0 }).min() else { return }
         advance(to: next)
     }
 
@@ -395,5 +395,26 @@ final class Lockstep {
         l.advanceToNextDeadline()
         l.exchange()
         #expect(l.serverEvents.contains { if case .message(_, let m) = $0 { m.payload.readableBytes == 20_000 } else { false } })
+    }
+}
+
+@Suite struct SackImmediatelyTests {
+    /// RFC 7053: the chunk that empties the send queue carries the I bit, and the peer acknowledges it at once
+    /// instead of after its delayed-ack timer, so a lone trailing packet is not retransmitted spuriously.
+    @Test func lastChunkOfABurstIsAcknowledgedAtOnce() throws {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(repeating: 1, count: 3000), on: id, stream: StreamID(0), now: l.now)
+        let sent = l.take(l.client)
+        let data = try sent.flatMap { try SCTPPacket.decode($0.payload).chunks }.compactMap {
+            if case .data(let d) = $0 { d } else { nil }
+        }
+        #expect(data.count == 3)
+        #expect(data.map(\.isImmediate) == [false, false, true])
+        l.deliver(sent, to: l.server)
+        // No timer needed: the SACK is already queued.
+        let replies = l.take(l.server).map(Lockstep.chunkTypes)
+        #expect(replies.contains { $0.contains(SackChunk.type) || $0.contains(NRSackChunk.type) })
     }
 }
