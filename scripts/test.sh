@@ -20,5 +20,9 @@ fi
 swift build --build-tests
 # A hung test must fail the run, not stall it: the whole suite takes a few minutes.
 timeout --kill-after=30 1500 swift test --skip-build --parallel
+# The real daemons through the two-NAT lab (network namespaces, nftables NAT with random ports): association, the
+# second path added through NAT 2, downloads with SHA-256 checks while path 1 is blackholed and NAT 2 rebinds.
+AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
+    timeout --kill-after=30 600 Tests/Lab/agg-integration.sh
 # A short run of the wire-format fuzzer (libFuzzer) on its committed corpus: no crash, no hang.
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
