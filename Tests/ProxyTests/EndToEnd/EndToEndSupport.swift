@@ -79,8 +79,14 @@ final class EndToEndHarness: @unchecked Sendable {
     }
 
     /// A UDP port free on 127.0.0.1 at the time of asking (both server addresses use it).
-    static func freeUDPPort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+    static func freeUDPPort() throws -> UInt16 { freePort(type: Int32(SOCK_DGRAM.rawValue)) }
+
+    /// A TCP port nothing listens on (bound, then closed).
+    static func freeTCPPort() throws -> Int { Int(freePort(type: Int32(SOCK_STREAM.rawValue))) }
+
+    /// Binds a socket of `type` to 127.0.0.1:0, reads the port the kernel chose, and closes it.
+    private static func freePort(type: Int32) -> UInt16 {
+        let fd = socket(AF_INET, type, 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
