@@ -84,7 +84,7 @@ public struct StreamLimits: Equatable, Sendable {
     }
 }
 
-/// Everything aggserver needs to run; the CLI fills it.
+/// Everything aggserver needs to run; `ConfigFile` fills it from the config file and the flags.
 public struct ServerSettings: Equatable, Sendable {
     /// UDP addresses to receive SCTP-over-UDP on (RFC 6951's port 9899 by default), one channel each.
     public var listenAddresses = [HostAndPort(host: "0.0.0.0", port: 9899), HostAndPort(host: "::", port: 9899)]
@@ -95,6 +95,10 @@ public struct ServerSettings: Equatable, Sendable {
     public var limits = StreamLimits()
     /// Where to serve metrics over HTTP; nil disables them.
     public var metricsAddress: HostAndPort?
+    /// How long SIGTERM lets running streams finish before the associations are shut down.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// Log every association and stream (debug level).
+    public var verbose = false
 
     public init() {}
 
@@ -106,7 +110,7 @@ public struct ServerSettings: Equatable, Sendable {
     }
 }
 
-/// Everything aggclient needs to run; the CLI fills it.
+/// Everything aggclient needs to run; `ConfigFile` fills it from the config file and the flags.
 public struct ClientSettings: Equatable, Sendable {
     /// The server's UDP addresses (SCTP over UDP). At least one.
     public var serverAddresses: [HostAndPort] = []
@@ -121,6 +125,10 @@ public struct ClientSettings: Equatable, Sendable {
     public var limits = StreamLimits()
     /// Where to serve metrics over HTTP; nil disables them.
     public var metricsAddress: HostAndPort?
+    /// How long SIGTERM lets running connections finish before the association is shut down.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// Log every association and stream (debug level).
+    public var verbose = false
 
     public init() {}
 
@@ -130,5 +138,29 @@ public struct ClientSettings: Equatable, Sendable {
             throw ConfigError(path: "client settings", "neither a SOCKS nor an HTTP listener is enabled")
         }
         try limits.validate(source: "client settings")
+    }
+}
+
+extension StreamLimits {
+    /// `limits.stream-credit`: from one DATA message's payload to the protocol's largest credit.
+    static var streamCreditType: ConfigType<UInt32> {
+        ConfigType.byteCount(in: AggLimits.maxDataPayload...Int(AggLimits.maxCredit)).map(
+            { UInt32($0) }, back: { Int($0) })
+    }
+
+    /// What `validate` would refuse, blamed on a config key.
+    func configProblems() -> [(key: String, message: String)] {
+        if Int(streamCredit) > bufferedBytesPerAssociation {
+            return [
+                ("limits.stream-credit",
+                    "must be at most the bytes buffered per association, \(ByteCount.format(bufferedBytesPerAssociation))")
+            ]
+        }
+        do {
+            try validate(source: "limits")
+            return []
+        } catch {
+            return [("limits", error.message)]
+        }
     }
 }

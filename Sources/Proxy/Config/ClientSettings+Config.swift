@@ -1,0 +1,45 @@
+import NIOCore
+
+extension ClientSettings {
+    /// aggclient's config file keys: each line maps one key (and the flag `--` + its last component) to a field.
+    public static var configKeys: [ConfigKey<ClientSettings>] {
+        [
+            ConfigKey("server", \.serverAddresses, .list(of: .address(defaultPort: 9899))),
+            ConfigKey("path", \.localAddresses, .list(of: .string("an interface name or a local IP address"))),
+            ConfigKey("socks", \.socksAddress, .listener),
+            ConfigKey("http", \.httpAddress, .listener),
+            ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),
+            ConfigKey("metrics", \.metricsAddress, .optionalAddress),
+            ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
+            ConfigKey("verbose", \.verbose, .boolean),
+            ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
+            ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
+        ]
+    }
+
+    /// What `ConfigFile` needs to load aggclient's settings; the file is /etc/agg/aggclient.toml by default.
+    public static var configSchema: ConfigSchema<ClientSettings> {
+        ConfigSchema(
+            daemon: "aggclient", defaultPath: "/etc/agg/aggclient.toml", defaults: ClientSettings(), keys: configKeys,
+            otherDaemon: ("aggserver", ServerSettings.configKeys.map(\.name)),
+            validate: { settings in
+                var problems: [(key: String, message: String)] = []
+                if settings.serverAddresses.isEmpty {
+                    problems.append(
+                        ("server", "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"))
+                }
+                if settings.socksAddress == nil, settings.httpAddress == nil {
+                    problems.append(("socks", "socks and http are both \"off\": enable at least one listener"))
+                }
+                return problems + settings.limits.configProblems()
+            })
+    }
+
+    /// The lifecycle options these settings imply, with the sockets systemd passed.
+    public func daemonOptions(listenFDs: [SocketActivation.ListenFD]) -> DaemonOptions {
+        var options = DaemonOptions()
+        options.listenFDs = listenFDs
+        options.shutdownTimeout = .init(shutdownTimeout)
+        return options
+    }
+}

@@ -1,0 +1,129 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// `aggclient check-config` and `aggserver check-config`: load the settings as the daemon would, then check what
+/// it would check at start (the key file exists, is private and well formed; names resolve; interfaces have an
+/// address) without binding a socket, and print the effective settings as TOML, each with where it came from.
+public enum ConfigCheck {
+    /// The outcome: the effective settings as TOML lines, or every problem found.
+    public struct Report: Sendable {
+        public var summary: [String]
+        public var errors: [ConfigError]
+
+        public var isValid: Bool { errors.isEmpty }
+    }
+
+    /// Checks aggclient's configuration from the file at `path` (or the default file) and the flags.
+    public static func client(path: String?, overrides: ConfigOverrides) -> Report {
+        let schema = ClientSettings.configSchema
+        let loaded: LoadedConfig<ClientSettings>
+        do {
+            loaded = try ConfigFile.load(schema, path: path, overrides: overrides)
+        } catch {
+            return Report(summary: [], errors: error.errors)
+        }
+        let settings = loaded.settings
+        var notes: [String] = []
+        var errors: [ConfigError] = []
+        func check(_ key: String, _ body: () throws -> Void) {
+            do { try body() } catch { errors.append(loaded.error(key, "\(error)")) }
+        }
+        check("psk-file") {
+            let key = try KeyFile.loadClientKey(path: settings.pskFile)
+            notes.append("key \"\(key.name)\" from \(settings.pskFile)")
+        }
+        for server in settings.serverAddresses {
+            check("server") { notes.append("server \(server) is \(try ServiceSetup.resolveHost(server.host))") }
+        }
+        for path in settings.localAddresses {
+            check("path") { notes.append("path \(path) sends from \(try ServiceSetup.resolvePath(path))") }
+        }
+        if settings.localAddresses.isEmpty { notes.append("one path from the wildcard address (no path given)") }
+        for (key, address) in [("socks", settings.socksAddress), ("http", settings.httpAddress),
+            ("metrics", settings.metricsAddress)]
+        {
+            if let address { check(key) { _ = try ServiceSetup.resolveHost(address.host) } }
+        }
+        return report(loaded, schema, notes: notes, errors: errors)
+    }
+
+    /// Checks aggserver's configuration from the file at `path` (or the default file) and the flags.
+    public static func server(path: String?, overrides: ConfigOverrides) -> Report {
+        let schema = ServerSettings.configSchema
+        let loaded: LoadedConfig<ServerSettings>
+        do {
+            loaded = try ConfigFile.load(schema, path: path, overrides: overrides)
+        } catch {
+            return Report(summary: [], errors: error.errors)
+        }
+        let settings = loaded.settings
+        var notes: [String] = []
+        var errors: [ConfigError] = []
+        func check(_ key: String, _ body: () throws -> Void) {
+            do { try body() } catch { errors.append(loaded.error(key, "\(error)")) }
+        }
+        check("psk-file") {
+            let keys = try KeyFile.load(path: settings.pskFile)
+            notes.append("\(keys.count) client key\(keys.count == 1 ? "" : "s") from \(settings.pskFile)")
+        }
+        for address in settings.listenAddresses {
+            check("listen") { notes.append("listen \(address) is \(try ServiceSetup.resolveHost(address.host))") }
+        }
+        if let metrics = settings.metricsAddress { check("metrics") { _ = try ServiceSetup.resolveHost(metrics.host) } }
+        return report(loaded, schema, notes: notes, errors: errors)
+    }
+
+    /// Prints the report (the summary on standard output, errors on standard error) and returns the exit code.
+    public static func print(_ report: Report, daemon: String) -> Int32 {
+        if report.isValid {
+            for line in report.summary { Swift.print(line) }
+            return 0
+        }
+        var text = report.errors.map { $0.description + "\n" }.joined()
+        text += "\(daemon) check-config: \(report.errors.count) problem\(report.errors.count == 1 ? "" : "s")\n"
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        return 1
+    }
+
+    /// The effective settings as TOML, every key with its origin as a comment, then the notes as comments.
+    static func report<Settings>(
+        _ loaded: LoadedConfig<Settings>, _ schema: ConfigSchema<Settings>, notes: [String], errors: [ConfigError]
+    ) -> Report {
+        guard errors.isEmpty else { return Report(summary: [], errors: errors) }
+        var lines = ["# \(schema.daemon) check-config: OK"]
+        if let file = loaded.file {
+            lines.append("# config file: \(file)")
+        } else {
+            lines.append("# config file: none (\(schema.defaultPath) does not exist): defaults and flags only")
+        }
+        var table: [String] = []
+        let sorted = schema.keys.filter { $0.path.count == 1 } + schema.keys.filter { $0.path.count > 1 }
+        let width = schema.keys.map { $0.name.count }.max() ?? 0
+        for key in sorted {
+            let parent = Array(key.path.dropLast())
+            if parent != table {
+                lines.append("")
+                lines.append("[\(TOMLDocument.name(of: parent))]")
+                table = parent
+            }
+            let origin: String
+            switch loaded.origin(of: key.name) {
+            case .file(let line): origin = "line \(line)"
+            case .flag(let flag): origin = flag
+            case .defaultValue: origin = "default"
+            }
+            let assignment = "\(key.path.last ?? key.name) = \(key.format(loaded.settings))"
+            let padding = String(repeating: " ", count: max(1, width + 24 - assignment.count))
+            lines.append(assignment + padding + "# " + origin)
+        }
+        lines.append("")
+        lines += notes.map { "# " + $0 }
+        return Report(summary: lines, errors: [])
+    }
+}

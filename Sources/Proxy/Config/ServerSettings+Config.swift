@@ -1,0 +1,42 @@
+import NIOCore
+
+extension ServerSettings {
+    /// aggserver's config file keys: each line maps one key (and the flag `--` + its last component) to a field.
+    public static var configKeys: [ConfigKey<ServerSettings>] {
+        [
+            ConfigKey("listen", \.listenAddresses, .list(of: .address(defaultPort: 9899))),
+            ConfigKey("psk-file", \.pskFile, .string("the path of the key file")),
+            ConfigKey("egress-allow", \.egressAllow, .list(of: .cidr)),
+            ConfigKey("metrics", \.metricsAddress, .optionalAddress),
+            ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
+            ConfigKey("verbose", \.verbose, .boolean),
+            ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
+            ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
+            ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
+            ConfigKey("limits.association-idle-timeout", \.limits.associationIdleTimeout, .duration()),
+            ConfigKey("limits.authentication-timeout", \.limits.authenticationTimeout, .duration()),
+            ConfigKey("limits.connect-timeout", \.limits.connectTimeout, .duration()),
+        ]
+    }
+
+    /// What `ConfigFile` needs to load aggserver's settings; the file is /etc/agg/aggserver.toml by default.
+    public static var configSchema: ConfigSchema<ServerSettings> {
+        ConfigSchema(
+            daemon: "aggserver", defaultPath: "/etc/agg/aggserver.toml", defaults: ServerSettings(), keys: configKeys,
+            otherDaemon: ("aggclient", ClientSettings.configKeys.map(\.name)),
+            validate: { settings in
+                var problems: [(key: String, message: String)] = []
+                if settings.listenAddresses.isEmpty {
+                    problems.append(("listen", "no listen address: set listen = [\"HOST:PORT\"] or leave it out"))
+                }
+                return problems + settings.limits.configProblems()
+            })
+    }
+
+    /// The lifecycle options these settings imply.
+    public var daemonOptions: DaemonOptions {
+        var options = DaemonOptions()
+        options.shutdownTimeout = .init(shutdownTimeout)
+        return options
+    }
+}
