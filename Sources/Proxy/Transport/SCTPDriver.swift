@@ -65,6 +65,8 @@ public final class SCTPDriver: @unchecked Sendable {
     private var isClosing = false
     /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
     private var lastDestination: (SCTPSocketAddress, SocketAddress)?
+    /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
+    var security: DatagramSecurityLayer?
 
     init(
         endpoint: SCTPEndpoint, eventLoop: any EventLoop, options: Options, logger: Logger,
@@ -82,16 +84,20 @@ public final class SCTPDriver: @unchecked Sendable {
     /// Binds one UDP channel per local address (port 0: an ephemeral port) and returns the running driver.
     public static func bind(
         localAddresses: [SCTPSocketAddress], configuration: SCTPConfiguration, seed: UInt64,
-        advertisedAddresses: [SCTPIPAddress] = [], options: Options = Options(), on eventLoop: any EventLoop,
+        advertisedAddresses: [SCTPIPAddress] = [], options: Options = Options(),
+        protection: DatagramProtection = .plaintext, on eventLoop: any EventLoop,
         logger: Logger = Logger(label: "agg.driver", factory: { _ in SwiftLogNoOpLogHandler() }),
         onEvent: @escaping @Sendable (SCTPEvent) -> Void = { _ in }
     ) -> EventLoopFuture<SCTPDriver> {
         precondition(!localAddresses.isEmpty, "a driver needs at least one local address")
         return eventLoop.flatSubmit {
+            var configuration = configuration
+            configuration.maxPacketSize -= protection.overhead  // Sealed datagrams stay as large as plain ones.
             let endpoint = SCTPEndpoint(
                 configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
             let driver = SCTPDriver(
                 endpoint: endpoint, eventLoop: eventLoop, options: options, logger: logger, onEvent: onEvent)
+            driver.security = DatagramSecurityLayer(protection, random: SystemRandomNumberGenerator())
             var future = eventLoop.makeSucceededVoidFuture()
             for address in localAddresses {
                 future = future.flatMap { driver.openSocket(address).map { driver.sockets.append($0) } }
@@ -113,6 +119,7 @@ public final class SCTPDriver: @unchecked Sendable {
         eventLoop.flatSubmit {
             self.isClosing = true
             self.timer?.cancel()
+            self.cancelSecurityTimer()
             self.timer = nil
             let closes = self.sockets.map { socket in
                 socket.channel.close().recover { _ in }
@@ -137,6 +144,7 @@ public final class SCTPDriver: @unchecked Sendable {
         to remote: SCTPSocketAddress, peerPort: UInt16, from local: SCTPSocketAddress? = nil
     ) -> SCTPAssociationID {
         eventLoop.preconditionInEventLoop()
+        restartSecurity()
         let id = endpoint.connect(to: remote, from: local, peerPort: peerPort, now: .now())
         drain()
         return id
@@ -188,7 +196,9 @@ public final class SCTPDriver: @unchecked Sendable {
         statistics.datagramsReceived += 1
         statistics.bytesReceived += envelope.data.readableBytes
         isReadingBatch = true
-        endpoint.handle(SCTPDatagram(source: source, destination: destination, payload: envelope.data), now: .now())
+        let received = SCTPDatagram(source: source, destination: destination, payload: envelope.data)
+        guard let datagram = openReceived(received) else { return }
+        endpoint.handle(datagram, now: .now())
         drain()
     }
 
@@ -268,6 +278,11 @@ public final class SCTPDriver: @unchecked Sendable {
     }
 
     private func write(_ datagram: SCTPDatagram) {
+        if let sealed = sealForWrite(datagram) { writeDatagram(sealed) }
+    }
+
+    /// Writes a datagram as it is (sealed already, or plaintext).
+    func writeDatagram(_ datagram: SCTPDatagram) {
         guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
             statistics.sendFailures += 1
             logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
@@ -291,7 +306,7 @@ public final class SCTPDriver: @unchecked Sendable {
         sockets[index].hasUnflushedWrites = true
     }
 
-    private func flush() {
+    func flush() {
         for index in sockets.indices where sockets[index].hasUnflushedWrites {
             sockets[index].hasUnflushedWrites = false
             sockets[index].channel.flush()

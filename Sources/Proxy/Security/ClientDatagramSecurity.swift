@@ -1,0 +1,269 @@
+import Crypto
+import NIOCore
+import SCTPEngine
+
+/// aggclient's side of the datagram layer, sans-IO: it runs the HELLO / HELLO-ACK handshake with the server
+/// (retransmitting the HELLO with backoff), queues outgoing SCTP packets until the session exists, seals and opens
+/// data datagrams, and rekeys after `rekeyAfterPackets` datagrams or `rekeyInterval`, keeping the previous session
+/// open for `gracePeriod` so packets in flight are not lost. Time and randomness come from the caller.
+struct ClientDatagramSecurity {
+    /// Tunables; the defaults suit real networks.
+    struct Configuration: Sendable {
+        /// A new handshake starts once either direction of a session has carried this many datagrams.
+        var rekeyAfterPackets: UInt64 = 1 << 30
+        /// A new handshake starts once a session is this old.
+        var rekeyInterval: SCTPDuration = .seconds(2 * 3600)
+        /// How long the previous session still opens datagrams after a new one is up.
+        var gracePeriod: SCTPDuration = .seconds(60)
+        var helloRetransmitInitial: SCTPDuration = .milliseconds(250)
+        var helloRetransmitMax: SCTPDuration = .seconds(4)
+        /// A HELLO older than this is rebuilt with a fresh timestamp rather than retransmitted.
+        var helloLifetime: SCTPDuration = .seconds(30)
+        /// SCTP packets held while the first handshake runs; more are dropped (SCTP retransmits them).
+        var queueLimit = 256
+
+        init() {}
+    }
+
+    struct Session {
+        var cipher: SessionCipher
+        let established: SCTPTime
+    }
+
+    private struct PendingHello {
+        let bytes: [UInt8]
+        let key: SymmetricKey
+        let clientRandom: [UInt8]
+        let source: SCTPSocketAddress
+        let destination: SCTPSocketAddress
+        let created: SCTPTime
+        var retransmitAt: SCTPTime
+        var interval: SCTPDuration
+    }
+
+    let configuration: Configuration
+    private var key: SymmetricKey
+    private(set) var keyID: UInt64
+    private(set) var current: Session?
+    private(set) var previous: (session: Session, expires: SCTPTime)?
+    private var pending: PendingHello?
+    private var queue = CircularBuffer<SCTPDatagram>()
+    private var outbox = CircularBuffer<SCTPDatagram>()
+    private var lastRoute: (source: SCTPSocketAddress, destination: SCTPSocketAddress)?
+    private var random: any RandomNumberGenerator
+    private(set) var statistics = DatagramSecurityStatistics()
+
+    init(key: PreSharedKey, configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
+        self.configuration = configuration
+        self.key = SymmetricKey(data: key.key)
+        self.keyID = SecureDatagram.keyID(for: key.key)
+        self.random = random
+    }
+
+    /// Whether a handshake is under way.
+    var isHandshaking: Bool { pending != nil }
+
+    /// Datagrams held until the handshake completes.
+    var queuedCount: Int { queue.count }
+
+    // MARK: - Commands
+
+    /// A new association starts: the next datagram triggers a fresh handshake (the server may have restarted and
+    /// forgotten the session); the current session stays open for the grace period.
+    mutating func restart(now: SCTPTime) {
+        if let current { previous = (current, now + configuration.gracePeriod) }
+        current = nil
+        pending = nil
+        queue.removeAll()
+    }
+
+    /// Uses `key` from the next handshake on.
+    mutating func replaceKey(_ key: PreSharedKey) {
+        self.key = SymmetricKey(data: key.key)
+        keyID = SecureDatagram.keyID(for: key.key)
+    }
+
+    // MARK: - Output
+
+    /// The sealed form of an outgoing SCTP datagram; nil while it waits for the handshake (or was dropped).
+    mutating func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        lastRoute = (datagram.source, datagram.destination)
+        guard let session = current else {
+            if queue.count < configuration.queueLimit {
+                queue.append(datagram)
+            } else {
+                statistics.sealFailures += 1
+            }
+            if pending == nil { startHello(from: datagram.source, to: datagram.destination, clock: clock) }
+            return nil
+        }
+        if pending == nil,
+            session.cipher.sendCounter >= configuration.rekeyAfterPackets
+                || session.cipher.packetsOpened >= configuration.rekeyAfterPackets
+        {
+            startHello(from: datagram.source, to: datagram.destination, clock: clock)
+        }
+        return sealWithCurrent(datagram)
+    }
+
+    private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        guard let payload = current?.cipher.seal(datagram.payload) else {
+            statistics.sealFailures += 1
+            return nil
+        }
+        statistics.sealed += 1
+        statistics.largestSealed = max(statistics.largestSealed, payload.readableBytes)
+        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
+    }
+
+    /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
+    mutating func pollTransmit() -> SCTPDatagram? {
+        outbox.popFirst()
+    }
+
+    // MARK: - Input
+
+    /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
+    mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        let payload = datagram.payload
+        guard let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self) else {
+            statistics.droppedMalformed += 1
+            return nil
+        }
+        switch SecureDatagram.Kind(rawValue: type) {
+        case .data:
+            guard payload.readableBytes > SecureDatagram.overhead,
+                let id = payload.getInteger(at: payload.readerIndex + 1, as: UInt64.self)
+            else {
+                statistics.droppedMalformed += 1
+                return nil
+            }
+            let result: Result<ByteBuffer, SessionCipher.OpenFailure>
+            if current?.cipher.sessionID == id {
+                result = current!.cipher.open(payload)
+            } else if let previous, previous.session.cipher.sessionID == id, clock.monotonic < previous.expires {
+                result = self.previous!.session.cipher.open(payload)
+            } else {
+                statistics.droppedUnknownSession += 1
+                return nil
+            }
+            return opened(result, datagram)
+        case .helloAck:
+            receiveHelloAck(payload, clock: clock)
+            return nil
+        case .hello, nil:
+            statistics.droppedMalformed += 1
+            return nil
+        }
+    }
+
+    private mutating func opened(
+        _ result: Result<ByteBuffer, SessionCipher.OpenFailure>, _ datagram: SCTPDatagram
+    )
+        -> SCTPDatagram?
+    {
+        switch result {
+        case .success(let packet):
+            statistics.opened += 1
+            return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: packet)
+        case .failure(.tooShort):
+            statistics.droppedMalformed += 1
+        case .failure(.replayed):
+            statistics.droppedReplay += 1
+        case .failure(.badTag):
+            statistics.droppedBadTag += 1
+        }
+        return nil
+    }
+
+    // MARK: - Timers
+
+    /// The next instant `handleTimeout` has work: a HELLO retransmission, the end of the grace period, a rekey.
+    func nextDeadline() -> SCTPTime? {
+        var deadline: SCTPTime?
+        func consider(_ time: SCTPTime) { deadline = min(deadline ?? time, time) }
+        if let pending { consider(pending.retransmitAt) }
+        if let previous { consider(previous.expires) }
+        if pending == nil, let current, lastRoute != nil { consider(current.established + configuration.rekeyInterval) }
+        return deadline
+    }
+
+    mutating func handleTimeout(clock: SecurityClock) {
+        let now = clock.monotonic
+        if let previous, now >= previous.expires { self.previous = nil }
+        if var hello = pending, now >= hello.retransmitAt {
+            if now - hello.created >= configuration.helloLifetime {
+                startHello(from: hello.source, to: hello.destination, clock: clock)
+            } else {
+                hello.interval = min(hello.interval * 2, configuration.helloRetransmitMax)
+                hello.retransmitAt = now + hello.interval
+                pending = hello
+                statistics.handshakesSent += 1
+                outbox.append(
+                    SCTPDatagram(
+                        source: hello.source, destination: hello.destination, payload: ByteBuffer(bytes: hello.bytes)))
+            }
+        }
+        if pending == nil, let current, let lastRoute, now >= current.established + configuration.rekeyInterval {
+            startHello(from: lastRoute.source, to: lastRoute.destination, clock: clock)
+        }
+    }
+
+    // MARK: - Handshake
+
+    private mutating func startHello(
+        from source: SCTPSocketAddress, to destination: SCTPSocketAddress, clock: SecurityClock
+    ) {
+        let clientRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
+        var bytes: [UInt8] = [SecureDatagram.Kind.hello.rawValue, SecureDatagram.version]
+        bytes.reserveCapacity(SecureDatagram.helloLength)
+        appendBigEndian(keyID, to: &bytes)
+        bytes += clientRandom
+        appendBigEndian(UInt64(bitPattern: clock.unixSeconds), to: &bytes)
+        appendBigEndian(current?.cipher.sessionID ?? 0, to: &bytes)
+        bytes += SecureDatagram.handshakeTag(key: key, label: SecureDatagram.helloLabel, [bytes[...]])
+        pending = PendingHello(
+            bytes: bytes, key: key, clientRandom: clientRandom, source: source, destination: destination,
+            created: clock.monotonic, retransmitAt: clock.monotonic + configuration.helloRetransmitInitial,
+            interval: configuration.helloRetransmitInitial)
+        statistics.handshakesSent += 1
+        outbox.append(SCTPDatagram(source: source, destination: destination, payload: ByteBuffer(bytes: bytes)))
+    }
+
+    private mutating func receiveHelloAck(_ payload: ByteBuffer, clock: SecurityClock) {
+        guard let hello = pending, payload.readableBytes == SecureDatagram.helloAckLength,
+            let ack = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes),
+            ack[1] == SecureDatagram.version
+        else {
+            statistics.droppedMalformed += 1
+            return
+        }
+        let bodyLength = SecureDatagram.helloAckLength - SecureDatagram.handshakeTagLength
+        let expected = SecureDatagram.handshakeTag(
+            key: hello.key, label: SecureDatagram.helloAckLabel, [hello.bytes[...], ack[0..<bodyLength]])
+        guard SecureDatagram.tagsMatch(ack[bodyLength...], expected) else {
+            statistics.droppedBadTag += 1
+            return
+        }
+        let sessionID = ack[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let serverRandom = Array(ack[10..<(10 + SecureDatagram.randomLength)])
+        let keys = SecureDatagram.sessionKeys(
+            key: hello.key, clientRandom: hello.clientRandom, serverRandom: serverRandom, sessionID: sessionID)
+        if let current { previous = (current, clock.monotonic + configuration.gracePeriod) }
+        current = Session(
+            cipher: SessionCipher(sessionID: sessionID, sendKey: keys.clientToServer, receiveKey: keys.serverToClient),
+            established: clock.monotonic)
+        pending = nil
+        statistics.handshakesCompleted += 1
+        while let datagram = queue.popFirst() {
+            if let sealed = sealWithCurrent(datagram) { outbox.append(sealed) }
+        }
+    }
+}
+
+/// Appends `value` big-endian.
+func appendBigEndian(_ value: UInt64, to bytes: inout [UInt8]) {
+    for shift in stride(from: 56, through: 0, by: -8) {
+        bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
+    }
+}

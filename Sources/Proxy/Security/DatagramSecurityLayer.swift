@@ -1,0 +1,64 @@
+import NIOCore
+import SCTPEngine
+
+/// Holds the client's or the server's sans-IO datagram security for a driver, with the driver's one timer for it,
+/// and forwards the driver's calls to whichever role it plays. No logic of its own.
+final class DatagramSecurityLayer {
+    private(set) var client: ClientDatagramSecurity?
+    private(set) var server: ServerDatagramSecurity?
+    /// The scheduled callback for `nextDeadline()` and its instant.
+    var timer: (task: Scheduled<Void>, deadline: SCTPTime)?
+
+    /// nil for `.plaintext`.
+    init?(_ protection: DatagramProtection, random: any RandomNumberGenerator) {
+        switch protection {
+        case .plaintext:
+            return nil
+        case .client(let key):
+            client = ClientDatagramSecurity(key: key, random: random)
+        case .server(let keys, let allowPlaintext):
+            var configuration = ServerDatagramSecurity.Configuration()
+            configuration.allowPlaintext = allowPlaintext
+            server = ServerDatagramSecurity(keys: keys, configuration: configuration, random: random)
+        }
+    }
+
+    var statistics: DatagramSecurityStatistics { client?.statistics ?? server?.statistics ?? .init() }
+
+    func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        if client != nil { return client!.open(datagram, clock: clock) }
+        return server!.open(datagram, clock: clock)
+    }
+
+    func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        if client != nil { return client!.seal(datagram, clock: clock) }
+        return server!.seal(datagram)
+    }
+
+    func pollTransmit() -> SCTPDatagram? {
+        if client != nil { return client!.pollTransmit() }
+        return server!.pollTransmit()
+    }
+
+    func nextDeadline() -> SCTPTime? {
+        client?.nextDeadline() ?? server?.nextDeadline()
+    }
+
+    func handleTimeout(clock: SecurityClock) {
+        client?.handleTimeout(clock: clock)
+        server?.handleTimeout(clock: clock)
+    }
+
+    /// A new association (client): a fresh handshake before its first packet.
+    func restart(now: SCTPTime) {
+        client?.restart(now: now)
+    }
+
+    func replaceKeys(_ keys: [PreSharedKey]) {
+        server?.replaceKeys(keys)
+    }
+
+    func replaceKey(_ key: PreSharedKey) {
+        client?.replaceKey(key)
+    }
+}

@@ -1,0 +1,83 @@
+import NIOCore
+import SCTPEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The driver's side of datagram encryption: it reads the clocks and calls `DatagramSecurityLayer`, opening what it
+/// receives before the engine sees it and sealing what the engine sends; handshake datagrams go out unsealed.
+extension SCTPDriver {
+    /// Counters of the encryption layer (all zero in plaintext mode). Call on the event loop.
+    public var securityStatistics: DatagramSecurityStatistics {
+        eventLoop.preconditionInEventLoop()
+        return security?.statistics ?? DatagramSecurityStatistics()
+    }
+
+    /// Whether datagrams are encrypted.
+    public var isEncrypted: Bool { security != nil }
+
+    /// Replaces the server's accepted keys: sessions of a removed key stop being accepted at once.
+    public func replaceSecurityKeys(_ keys: [PreSharedKey]) {
+        eventLoop.preconditionInEventLoop()
+        security?.replaceKeys(keys)
+    }
+
+    /// Replaces the client's key from the next handshake on.
+    public func replaceSecurityKey(_ key: PreSharedKey) {
+        eventLoop.preconditionInEventLoop()
+        security?.replaceKey(key)
+    }
+
+    static func securityClock() -> SecurityClock {
+        SecurityClock(monotonic: .now(), unixSeconds: Int64(time(nil)))
+    }
+
+    /// The SCTP datagram inside `datagram`, or nil when the layer consumed or dropped it.
+    func openReceived(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        guard let security else { return datagram }
+        let opened = security.open(datagram, clock: Self.securityClock())
+        drainSecurity()
+        return opened
+    }
+
+    /// The sealed form of an outgoing datagram, or nil while it waits for the handshake or was dropped.
+    func sealForWrite(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        guard let security else { return datagram }
+        let sealed = security.seal(datagram, clock: Self.securityClock())
+        drainSecurity()
+        return sealed
+    }
+
+    /// Closing: the layer's timer stops.
+    func cancelSecurityTimer() {
+        security?.timer?.task.cancel()
+        security?.timer = nil
+    }
+
+    /// Starting an association: the client begins a fresh handshake.
+    func restartSecurity() {
+        security?.restart(now: .now())
+    }
+
+    /// Writes the layer's own datagrams (handshake, released queue) and re-arms its timer.
+    func drainSecurity() {
+        guard let security else { return }
+        while let datagram = security.pollTransmit() { writeDatagram(datagram) }
+        guard let deadline = security.nextDeadline() else { return }
+        if let armed = security.timer, armed.deadline <= deadline { return }
+        security.timer?.task.cancel()
+        let task = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { [self] in
+            guard let security = self.security else { return }
+            security.timer = nil
+            security.handleTimeout(clock: Self.securityClock())
+            drainSecurity()
+            flush()
+        }
+        security.timer = (task, deadline)
+    }
+}

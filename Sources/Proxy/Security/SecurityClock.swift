@@ -1,0 +1,13 @@
+import SCTPEngine
+
+/// The two clocks the datagram layer needs, read by the caller: monotonic time for its timers and Unix time in
+/// seconds for the HELLO timestamp, which client and server compare.
+struct SecurityClock: Sendable {
+    var monotonic: SCTPTime
+    var unixSeconds: Int64
+
+    init(monotonic: SCTPTime, unixSeconds: Int64) {
+        self.monotonic = monotonic
+        self.unixSeconds = unixSeconds
+    }
+}

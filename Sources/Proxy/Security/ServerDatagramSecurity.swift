@@ -1,0 +1,338 @@
+import Crypto
+import NIOCore
+import SCTPEngine
+
+/// aggserver's side of the datagram layer, sans-IO: it answers HELLOs from key holders with a HELLO-ACK and a new
+/// session, opens data datagrams by session id (whatever address or path they come from), and seals outgoing SCTP
+/// packets with the session that last authenticated a datagram from their destination address. Anything that does
+/// not authenticate is dropped at O(1) cost, allocates nothing and is never answered. Tables are bounded: sessions
+/// per key, sessions in all, remembered HELLOs per key, addresses per session.
+struct ServerDatagramSecurity {
+    /// Tunables; the defaults suit real networks.
+    struct Configuration: Sendable {
+        /// Pass plaintext SCTP (RFC 6951) on to the engine instead of dropping it (`--allow-plaintext`).
+        var allowPlaintext = false
+        /// How far a HELLO's timestamp may lie from the server's clock, either way.
+        var timestampWindow: Int64 = 60
+        /// Sessions in all; further HELLOs are dropped until one expires.
+        var maxSessions = 16384
+        /// Sessions per key; a new one beyond it replaces that key's least recently used session.
+        var sessionsPerKey = 8
+        /// HELLOs remembered per key for the replay check; when full (and none has aged out of the timestamp
+        /// window), that key's further HELLOs are dropped.
+        var hellosRememberedPerKey = 64
+        /// Remote addresses remembered per session for sealing (paths, NAT rebindings).
+        var addressesPerSession = 16
+        /// A session no datagram authenticated for this long is forgotten (SCTP heartbeats every 15 s and agg
+        /// PINGs every 30 s keep a live one busy).
+        var idleTimeout: SCTPDuration = .seconds(300)
+        /// A session whose client never sent a data datagram is forgotten after this long.
+        var unconfirmedTimeout: SCTPDuration = .seconds(30)
+        /// How long a session replaced by a rekey still opens datagrams.
+        var gracePeriod: SCTPDuration = .seconds(60)
+        /// A repeated HELLO (the HELLO-ACK was lost) is answered again at most this many times.
+        var helloAckRepeats = 4
+        /// How often expired sessions are swept.
+        var sweepInterval: SCTPDuration = .seconds(5)
+
+        init() {}
+    }
+
+    /// One client key the server accepts.
+    private struct KeyEntry {
+        let name: String
+        let material: [UInt8]
+        let key: SymmetricKey
+        var sessions: [UInt64] = []
+        /// Recent HELLOs: client random, its timestamp, the session it created.
+        var hellos: [(random: ArraySlice<UInt8>, timestamp: Int64, sessionID: UInt64)] = []
+    }
+
+    struct Session {
+        var cipher: SessionCipher
+        let keyID: UInt64
+        let helloAck: [UInt8]
+        var helloAckRepeats = 0
+        /// A data datagram authenticated: the client holds the keys.
+        var isConfirmed = false
+        var lastSeen: SCTPTime
+        /// Set once a newer session of the same client took over.
+        var expires: SCTPTime?
+        /// The session this one replaces (a rekey), until this one is confirmed.
+        var predecessor: UInt64?
+        /// Remote addresses whose outgoing datagrams this session seals, oldest first.
+        var addresses: [SCTPSocketAddress] = []
+    }
+
+    let configuration: Configuration
+    private var keys: [UInt64: KeyEntry] = [:]
+    private(set) var sessions: [UInt64: Session] = [:]
+    /// Which session seals datagrams to a remote address.
+    private(set) var routes: [SCTPSocketAddress: UInt64] = [:]
+    private var outbox = CircularBuffer<SCTPDatagram>()
+    private var random: any RandomNumberGenerator
+    private var nextSweep: SCTPTime?
+    private(set) var statistics = DatagramSecurityStatistics()
+
+    init(keys: [PreSharedKey], configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
+        self.configuration = configuration
+        self.random = random
+        replaceKeys(keys)
+    }
+
+    /// Replaces the accepted keys (SIGHUP): sessions of a removed or changed key end at once.
+    mutating func replaceKeys(_ list: [PreSharedKey]) {
+        var table: [UInt64: KeyEntry] = [:]
+        for key in list {
+            let id = SecureDatagram.keyID(for: key.key)
+            if var kept = keys[id], kept.material == key.key {
+                kept.sessions = kept.sessions.filter { sessions[$0] != nil }
+                table[id] = kept
+            } else {
+                table[id] = KeyEntry(name: key.name, material: key.key, key: SymmetricKey(data: key.key))
+            }
+        }
+        let ended = sessions.filter { table[$0.value.keyID] == nil }.map(\.key)
+        keys = table
+        for id in ended { removeSession(id) }
+    }
+
+    /// The name of the key a session was made with.
+    func keyName(ofSession id: UInt64) -> String? {
+        sessions[id].flatMap { keys[$0.keyID]?.name }
+    }
+
+    // MARK: - Input
+
+    /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
+    mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        let payload = datagram.payload
+        let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
+        switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
+        case .data:
+            if let packet = openData(datagram, clock: clock) { return packet }
+        case .hello:
+            if receiveHello(datagram, clock: clock) { return nil }
+        case .helloAck, nil:
+            break
+        }
+        // Not ours, or it did not authenticate: plaintext SCTP when allowed (the engine checks its CRC).
+        guard configuration.allowPlaintext else {
+            switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
+            case nil: statistics.droppedPlaintext += 1
+            case .helloAck: statistics.droppedMalformed += 1
+            case .hello, .data: break  // Counted where it failed.
+            }
+            return nil
+        }
+        statistics.plaintextAccepted += 1
+        return datagram
+    }
+
+    private mutating func openData(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        let payload = datagram.payload
+        guard payload.readableBytes > SecureDatagram.overhead,
+            let id = payload.getInteger(at: payload.readerIndex + 1, as: UInt64.self)
+        else {
+            statistics.droppedMalformed += 1
+            return nil
+        }
+        guard sessions[id] != nil else {
+            statistics.droppedUnknownSession += 1
+            return nil
+        }
+        if let expires = sessions[id]!.expires, clock.monotonic >= expires {
+            statistics.droppedUnknownSession += 1
+            return nil
+        }
+        switch sessions[id]!.cipher.open(payload) {
+        case .success(let packet):
+            statistics.opened += 1
+            authenticated(id, from: datagram.source, now: clock.monotonic)
+            return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: packet)
+        case .failure(.tooShort):
+            statistics.droppedMalformed += 1
+        case .failure(.replayed):
+            statistics.droppedReplay += 1
+        case .failure(.badTag):
+            statistics.droppedBadTag += 1
+        }
+        return nil
+    }
+
+    /// A datagram of session `id` authenticated from `source`: the session is alive and seals toward `source`.
+    private mutating func authenticated(_ id: UInt64, from source: SCTPSocketAddress, now: SCTPTime) {
+        sessions[id]!.lastSeen = now
+        if !sessions[id]!.isConfirmed {
+            sessions[id]!.isConfirmed = true
+            if let old = sessions[id]!.predecessor, let predecessor = sessions[old] {
+                // The client has the new keys: every address of the old session is sealed with the new one, and
+                // the old one opens in-flight datagrams for the grace period.
+                sessions[old]!.expires = now + configuration.gracePeriod
+                for address in predecessor.addresses where routes[address] == old { route(address, to: id) }
+            }
+            sessions[id]!.predecessor = nil
+        }
+        // A superseded session's late datagrams must not pull the address back to the old keys.
+        if routes[source] != id, sessions[id]!.expires == nil { route(source, to: id) }
+    }
+
+    private mutating func route(_ address: SCTPSocketAddress, to id: UInt64) {
+        if let previous = routes[address], previous != id {
+            sessions[previous]?.addresses.removeAll { $0 == address }
+        }
+        routes[address] = id
+        if !sessions[id]!.addresses.contains(address) { sessions[id]!.addresses.append(address) }
+        if sessions[id]!.addresses.count > configuration.addressesPerSession {
+            let oldest = sessions[id]!.addresses.removeFirst()
+            if routes[oldest] == id { routes[oldest] = nil }
+        }
+    }
+
+    /// Handles a HELLO; false when it did not authenticate (nothing was allocated or sent).
+    private mutating func receiveHello(_ datagram: SCTPDatagram, clock: SecurityClock) -> Bool {
+        let payload = datagram.payload
+        guard payload.readableBytes == SecureDatagram.helloLength,
+            let hello = payload.getBytes(at: payload.readerIndex, length: SecureDatagram.helloLength),
+            hello[1] == SecureDatagram.version
+        else {
+            statistics.droppedMalformed += 1
+            return false
+        }
+        let keyID = hello[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard let entry = keys[keyID] else {
+            statistics.droppedUnknownKey += 1
+            return false
+        }
+        let bodyLength = SecureDatagram.helloLength - SecureDatagram.handshakeTagLength
+        let expected = SecureDatagram.handshakeTag(
+            key: entry.key, label: SecureDatagram.helloLabel, [hello[0..<bodyLength]])
+        guard SecureDatagram.tagsMatch(hello[bodyLength...], expected) else {
+            statistics.droppedBadTag += 1
+            return false
+        }
+        // Authenticated from here on: every outcome is this key's own business.
+        let clientRandom = hello[10..<42]
+        let timestamp = Int64(bitPattern: hello[42..<50].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let previousSession = hello[50..<58].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard abs(timestamp - clock.unixSeconds) <= configuration.timestampWindow else {
+            statistics.droppedStaleHello += 1
+            return true
+        }
+        let window = configuration.timestampWindow
+        keys[keyID]!.hellos.removeAll { abs($0.timestamp - clock.unixSeconds) > window }
+        if let seen = keys[keyID]!.hellos.first(where: { $0.random == clientRandom }) {
+            repeatHelloAck(seen.sessionID, to: datagram)
+            return true
+        }
+        guard keys[keyID]!.hellos.count < configuration.hellosRememberedPerKey else {
+            statistics.droppedTableFull += 1
+            return true
+        }
+        if keys[keyID]!.sessions.count >= configuration.sessionsPerKey,
+            let evicted = keys[keyID]!.sessions.min(by: { sessions[$0]!.lastSeen < sessions[$1]!.lastSeen })
+        {
+            removeSession(evicted)
+        }
+        guard sessions.count < configuration.maxSessions else {
+            statistics.droppedTableFull += 1
+            return true
+        }
+        var sessionID: UInt64 = 0
+        while sessionID == 0 || sessions[sessionID] != nil { sessionID = random.next() }
+        let serverRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
+        var ack: [UInt8] = [SecureDatagram.Kind.helloAck.rawValue, SecureDatagram.version]
+        ack.reserveCapacity(SecureDatagram.helloAckLength)
+        appendBigEndian(sessionID, to: &ack)
+        ack += serverRandom
+        ack += SecureDatagram.handshakeTag(key: entry.key, label: SecureDatagram.helloAckLabel, [hello[...], ack[...]])
+        let sessionKeys = SecureDatagram.sessionKeys(
+            key: entry.key, clientRandom: Array(clientRandom), serverRandom: serverRandom, sessionID: sessionID)
+        var session = Session(
+            cipher: SessionCipher(
+                sessionID: sessionID, sendKey: sessionKeys.serverToClient, receiveKey: sessionKeys.clientToServer),
+            keyID: keyID, helloAck: ack, lastSeen: clock.monotonic)
+        if previousSession != 0, sessions[previousSession]?.keyID == keyID { session.predecessor = previousSession }
+        sessions[sessionID] = session
+        nextSweep = nextSweep ?? clock.monotonic + configuration.sweepInterval
+        keys[keyID]!.sessions.append(sessionID)
+        keys[keyID]!.hellos.append((clientRandom, timestamp, sessionID))
+        statistics.handshakesCompleted += 1
+        send(ack, answering: datagram)
+        return true
+    }
+
+    /// A HELLO seen before: answered again (its HELLO-ACK may have been lost) while the session is unconfirmed and
+    /// the repeat budget lasts, else dropped as a replay.
+    private mutating func repeatHelloAck(_ id: UInt64, to datagram: SCTPDatagram) {
+        guard let session = sessions[id], !session.isConfirmed, session.helloAckRepeats < configuration.helloAckRepeats
+        else {
+            statistics.droppedReplay += 1
+            return
+        }
+        sessions[id]!.helloAckRepeats += 1
+        send(session.helloAck, answering: datagram)
+    }
+
+    private mutating func send(_ bytes: [UInt8], answering datagram: SCTPDatagram) {
+        statistics.handshakesSent += 1
+        outbox.append(
+            SCTPDatagram(source: datagram.destination, destination: datagram.source, payload: ByteBuffer(bytes: bytes)))
+    }
+
+    // MARK: - Output
+
+    /// The sealed form of an outgoing SCTP datagram, with the session that last authenticated a datagram from its
+    /// destination; plaintext to an unknown destination when plaintext is allowed, else nil.
+    mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        guard let id = routes[datagram.destination] else {
+            if configuration.allowPlaintext { return datagram }
+            statistics.sealFailures += 1
+            return nil
+        }
+        guard let payload = sessions[id]?.cipher.seal(datagram.payload) else {
+            statistics.sealFailures += 1
+            return nil
+        }
+        statistics.sealed += 1
+        statistics.largestSealed = max(statistics.largestSealed, payload.readableBytes)
+        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
+    }
+
+    /// HELLO-ACKs to send.
+    mutating func pollTransmit() -> SCTPDatagram? {
+        outbox.popFirst()
+    }
+
+    // MARK: - Timers
+
+    func nextDeadline() -> SCTPTime? {
+        sessions.isEmpty ? nil : nextSweep
+    }
+
+    /// Forgets sessions that expired, idled out or were never confirmed.
+    mutating func handleTimeout(clock: SecurityClock) {
+        let now = clock.monotonic
+        if let nextSweep, now < nextSweep { return }
+        var expired: [UInt64] = []
+        for (id, session) in sessions {
+            if let expires = session.expires, now >= expires {
+                expired.append(id)
+            } else if now - session.lastSeen
+                >= (session.isConfirmed
+                    ? configuration.idleTimeout
+                    : configuration.unconfirmedTimeout)
+            {
+                expired.append(id)
+            }
+        }
+        for id in expired { removeSession(id) }
+        nextSweep = now + configuration.sweepInterval
+    }
+
+    private mutating func removeSession(_ id: UInt64) {
+        guard let session = sessions.removeValue(forKey: id) else { return }
+        for address in session.addresses where routes[address] == id { routes[address] = nil }
+        keys[session.keyID]?.sessions.removeAll { $0 == id }
+    }
+}

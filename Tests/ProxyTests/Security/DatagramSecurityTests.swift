@@ -1,0 +1,479 @@
+import Crypto
+import NIOCore
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+@Suite struct DatagramSecurityTests {
+    typealias Pair = SecurityPair
+
+    // MARK: - Round trip and keys
+
+    @Test func firstPacketWaitsForTheHandshakeThenBothDirectionsRoundTrip() throws {
+        let pair = Pair()
+        let released = pair.handshake(first: Pair.packet(1))
+        #expect(released.count == 1)
+        let first = try #require(pair.serverOpen(released[0], clock: pair.clock))
+        #expect(first.payload == Pair.packet(1))
+        #expect(first.source == Pair.clientPath1)
+
+        let up = try #require(pair.clientSeal(Pair.packet(2)))
+        #expect(up.payload != Pair.packet(2))
+        #expect(up.payload.readableBytes == 100 + SecureDatagram.overhead)
+        #expect(pair.serverOpen(up, clock: pair.clock)?.payload == Pair.packet(2))
+
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(3))))
+        #expect(pair.clientOpen(down, clock: pair.clock)?.payload == Pair.packet(3))
+        #expect(pair.server.sessions.count == 1)
+        #expect(pair.server.statistics.dropped == 0 && pair.client.statistics.dropped == 0)
+    }
+
+    @Test func eachDirectionHasItsOwnKey() throws {
+        let key = SymmetricKey(data: Pair.key.key)
+        let keys = SecureDatagram.sessionKeys(
+            key: key, clientRandom: Array(repeating: 1, count: 32), serverRandom: Array(repeating: 2, count: 32),
+            sessionID: 7)
+        let up = keys.clientToServer.withUnsafeBytes { Array($0) }
+        let down = keys.serverToClient.withUnsafeBytes { Array($0) }
+        #expect(up != down)
+        #expect(up != Pair.key.key && down != Pair.key.key)
+
+        // A datagram the client sealed, reflected back at the client under its own session id, does not open.
+        let pair = Pair()
+        pair.handshake()
+        let up1 = try #require(pair.clientSeal(Pair.packet(4)))
+        #expect(pair.clientOpen(Pair.downward(up1.payload), clock: pair.clock) == nil)
+        #expect(pair.client.statistics.droppedBadTag == 1)
+    }
+
+    @Test func keyIDIsTruncatedHMACOfTheKey() {
+        let code = HMAC<SHA256>.authenticationCode(
+            for: Array("agg key id".utf8), using: SymmetricKey(data: Pair.key.key))
+        let expected = Array(code).prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(SecureDatagram.keyID(for: Pair.key.key) == expected)
+        #expect(SecureDatagram.keyID(for: Pair.otherKey.key) != expected)
+    }
+
+    // MARK: - Tampering and replay
+
+    @Test func aTamperedByteAnywhereIsDroppedAndCounted() throws {
+        let pair = Pair()
+        pair.handshake()
+        let sealed = try #require(pair.clientSeal(Pair.packet(5)))
+        let length = sealed.payload.readableBytes
+        for index in 0..<length {
+            let forged = Pair.upward(sealed.payload.flipping(index))
+            #expect(pair.serverOpen(forged, clock: pair.clock) == nil, "byte \(index)")
+            #expect(pair.serverPoll() == nil)
+        }
+        #expect(pair.server.statistics.dropped == length)
+        #expect(pair.server.statistics.opened == 0)
+        // Forgeries moved nothing: the genuine datagram still opens, once.
+        #expect(pair.serverOpen(sealed, clock: pair.clock)?.payload == Pair.packet(5))
+        #expect(pair.serverOpen(sealed, clock: pair.clock) == nil)
+        #expect(pair.server.statistics.droppedReplay == 1)
+    }
+
+    @Test func truncatedDatagramsAreDropped() throws {
+        let pair = Pair()
+        pair.handshake()
+        let sealed = try #require(pair.clientSeal(Pair.packet(6)))
+        for length in [0, 1, 9, 17, SecureDatagram.overhead, sealed.payload.readableBytes - 1] {
+            let short = sealed.payload.getSlice(at: sealed.payload.readerIndex, length: length)!
+            #expect(pair.serverOpen(Pair.upward(short), clock: pair.clock) == nil)
+        }
+        #expect(pair.server.statistics.dropped == 6)
+        #expect(pair.serverPoll() == nil)
+    }
+
+    @Test func replayedDataIsDroppedOnBothSides() throws {
+        let pair = Pair()
+        pair.handshake()
+        let up = try #require(pair.clientSeal(Pair.packet(7)))
+        #expect(pair.serverOpen(up, clock: pair.clock) != nil)
+        #expect(pair.serverOpen(up, clock: pair.clock) == nil)
+        // Replayed from another address too: the window is per session, not per path.
+        #expect(pair.serverOpen(Pair.upward(up.payload, from: Pair.clientPath2), clock: pair.clock) == nil)
+        #expect(pair.server.statistics.droppedReplay == 2)
+
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(8))))
+        #expect(pair.clientOpen(down, clock: pair.clock) != nil)
+        #expect(pair.clientOpen(down, clock: pair.clock) == nil)
+        #expect(pair.client.statistics.droppedReplay == 1)
+    }
+
+    @Test func reorderingWithinTheWindowIsAccepted() throws {
+        let pair = Pair()
+        pair.handshake()
+        var sealed: [SCTPDatagram] = []
+        for index in 0..<300 { sealed.append(try #require(pair.clientSeal(Pair.packet(UInt8(index % 256))))) }
+        for datagram in sealed.reversed() { #expect(pair.serverOpen(datagram, clock: pair.clock) != nil) }
+        #expect(pair.server.statistics.opened == 300)
+        #expect(pair.server.statistics.dropped == 0)
+    }
+
+    @Test func countersOlderThanTheWindowAreDropped() throws {
+        let pair = Pair()
+        let released = pair.handshake()  // Counter 0, held back.
+        var sealed: [SCTPDatagram] = released
+        for _ in 1..<2100 { sealed.append(try #require(pair.clientSeal(Pair.packet(9)))) }
+        #expect(pair.serverOpen(sealed[2099], clock: pair.clock) != nil)
+        #expect(pair.serverOpen(sealed[0], clock: pair.clock) == nil)  // 2099 behind: outside 2048.
+        #expect(pair.serverOpen(sealed[51], clock: pair.clock) == nil)  // 2048 behind.
+        #expect(pair.serverOpen(sealed[52], clock: pair.clock) != nil)  // 2047 behind.
+        #expect(pair.server.statistics.droppedReplay == 2)
+    }
+
+    @Test func replayWindowSlidesAndForgetsOldBits() {
+        var window = ReplayWindow()
+        window.accept(5)
+        #expect(!window.mayAccept(5))
+        #expect(window.mayAccept(4))
+        window.accept(5 + 4096)  // A jump past the whole window clears it.
+        #expect(!window.mayAccept(5))
+        #expect(window.mayAccept(5 + 4096 - 2047))
+        window.accept(5 + 4096 - 2047)
+        #expect(!window.mayAccept(5 + 4096 - 2047))
+        window.accept(5 + 4096 + 10)  // The bits of 4102 ... 4110 were cleared on the way.
+        #expect(window.mayAccept(5 + 4096 + 5))
+        #expect(!window.mayAccept(5 + 4096))
+    }
+
+    // MARK: - The server is not a state-allocation target
+
+    @Test func unknownKeyIDAllocatesNothingAndGetsNoReply() throws {
+        let pair = Pair(clientKey: Pair.otherKey)
+        #expect(pair.clientSeal(Pair.packet(1)) == nil)
+        let hello = try #require(pair.clientPoll())
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        #expect(pair.serverPoll() == nil)
+        #expect(pair.server.sessions.isEmpty && pair.server.routes.isEmpty)
+        #expect(pair.server.statistics.droppedUnknownKey == 1)
+    }
+
+    @Test func forgedHelloWithAKnownKeyIDAllocatesNothing() throws {
+        let pair = Pair()
+        _ = pair.clientSeal(Pair.packet(1))
+        let hello = try #require(pair.clientPoll())
+        // Any byte after the key id changed (random, timestamp, previous session, tag): the tag fails.
+        for index in 10..<SecureDatagram.helloLength {
+            #expect(pair.serverOpen(Pair.upward(hello.payload.flipping(index)), clock: pair.clock) == nil)
+        }
+        #expect(pair.serverPoll() == nil)
+        #expect(pair.server.sessions.isEmpty)
+        #expect(pair.server.statistics.droppedBadTag == SecureDatagram.helloLength - 10)
+    }
+
+    @Test func dataForAnUnknownSessionIsDroppedWithoutReply() throws {
+        let pair = Pair()
+        pair.handshake()
+        let sealed = try #require(pair.clientSeal(Pair.packet(1)))
+        let other = Pair(seed: 99)
+        other.handshake()
+        // A datagram of another server's session, and random bytes shaped as data.
+        #expect(other.serverOpen(sealed, clock: other.clock) == nil)
+        var junk = ByteBuffer(bytes: [SecureDatagram.Kind.data.rawValue])
+        junk.writeBytes((0..<80).map { UInt8($0) })
+        #expect(pair.serverOpen(Pair.upward(junk), clock: pair.clock) == nil)
+        #expect(other.serverPoll() == nil && pair.serverPoll() == nil)
+        #expect(other.server.sessions.count == 1 && pair.server.sessions.count == 1)
+        #expect(other.server.statistics.droppedUnknownSession == 1)
+        #expect(pair.server.statistics.droppedUnknownSession == 1)
+    }
+
+    @Test func aRepeatedHelloGetsTheSameAnswerUntilConfirmedThenIsDropped() throws {
+        let pair = Pair()
+        _ = pair.clientSeal(Pair.packet(1))
+        let hello = try #require(pair.clientPoll())
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        let ack = try #require(pair.serverPoll())
+        #expect(ack.payload.readableBytes <= hello.payload.readableBytes)  // No amplification.
+        // The HELLO-ACK was lost; the client (or an attacker replaying it) sends the HELLO again.
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        #expect(pair.serverPoll()?.payload == ack.payload)
+        #expect(pair.server.sessions.count == 1)
+        // Once the client has used the session, a replayed HELLO is dropped and allocates nothing.
+        #expect(pair.clientOpen(ack, clock: pair.clock) == nil)
+        for datagram in pair.drainClient() { #expect(pair.serverOpen(datagram, clock: pair.clock) != nil) }
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        #expect(pair.serverPoll() == nil)
+        #expect(pair.server.sessions.count == 1)
+        #expect(pair.server.statistics.droppedReplay == 1)
+    }
+
+    @Test func repeatedHelloAnswersAreCapped() throws {
+        let pair = Pair()
+        _ = pair.clientSeal(Pair.packet(1))
+        let hello = try #require(pair.clientPoll())
+        var answers = 0
+        for _ in 0..<20 {
+            _ = pair.serverOpen(hello, clock: pair.clock)
+            if pair.serverPoll() != nil { answers += 1 }
+        }
+        #expect(answers == 1 + ServerDatagramSecurity.Configuration().helloAckRepeats)
+        #expect(pair.server.sessions.count == 1)
+    }
+
+    @Test func helloOutsideTheTimestampWindowIsDropped() throws {
+        for skew: Int64 in [-61, 61, -3600] {
+            let pair = Pair()
+            _ = pair.clientSeal(Pair.packet(1))
+            let hello = try #require(pair.clientPoll())
+            var late = pair.clock
+            late.unixSeconds -= skew
+            #expect(pair.serverOpen(hello, clock: late) == nil)
+            #expect(pair.serverPoll() == nil)
+            #expect(pair.server.sessions.isEmpty)
+            #expect(pair.server.statistics.droppedStaleHello == 1)
+        }
+        let pair = Pair()
+        _ = pair.clientSeal(Pair.packet(1))
+        let hello = try #require(pair.clientPoll())
+        var skewed = pair.clock
+        skewed.unixSeconds += 60
+        #expect(pair.serverOpen(hello, clock: skewed) == nil)
+        #expect(pair.serverPoll() != nil)
+    }
+
+    @Test func sessionsPerKeyAndInAllAreCapped() throws {
+        var configuration = ServerDatagramSecurity.Configuration()
+        configuration.sessionsPerKey = 3
+        configuration.maxSessions = 4
+        var server = ServerDatagramSecurity(
+            keys: [Pair.key, Pair.otherKey], configuration: configuration, random: SCTPRandom(seed: 5))
+        let clock = SecurityClock(monotonic: SCTPTime(nanoseconds: 1), unixSeconds: 1_800_000_000)
+        func hello(_ key: PreSharedKey, seed: UInt64) -> SCTPDatagram {
+            var client = ClientDatagramSecurity(key: key, random: SCTPRandom(seed: seed))
+            _ = client.seal(Pair.upward(Pair.packet(1)), clock: clock)
+            return client.pollTransmit()!
+        }
+        for seed in 1...5 { _ = server.open(hello(Pair.key, seed: UInt64(seed)), clock: clock) }
+        #expect(server.sessions.count == 3)  // The oldest of the key's sessions made room.
+        _ = server.open(hello(Pair.otherKey, seed: 10), clock: clock)
+        _ = server.open(hello(Pair.otherKey, seed: 11), clock: clock)
+        #expect(server.sessions.count == 4)
+        #expect(server.statistics.droppedTableFull == 1)
+    }
+
+    // MARK: - Paths and addresses
+
+    @Test func oneSessionServesEveryPathAndNATRebinding() throws {
+        let pair = Pair()
+        pair.handshake()
+        let viaPath2 = try #require(pair.clientSeal(Pair.packet(1), from: Pair.clientPath2))
+        let opened = try #require(pair.serverOpen(viaPath2, clock: pair.clock))
+        #expect(opened.source == Pair.clientPath2)
+        let rebound = SCTPSocketAddress(ip: Pair.clientPath1.ip, port: 40999)
+        let afterRebinding = try #require(pair.clientSeal(Pair.packet(2), from: rebound))
+        #expect(pair.serverOpen(afterRebinding, clock: pair.clock)?.source == rebound)
+        for destination in [Pair.clientPath2, rebound] {
+            let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(3), to: destination)))
+            #expect(pair.clientOpen(down, clock: pair.clock)?.payload == Pair.packet(3))
+        }
+        #expect(pair.server.sessions.count == 1)
+        // A destination no authenticated datagram came from gets nothing.
+        let stranger = SCTPSocketAddress(ip: SCTPIPAddress(v4: 10, 9, 8, 7), port: 1)
+        #expect(pair.serverSeal(Pair.downward(Pair.packet(4), to: stranger)) == nil)
+        #expect(pair.server.statistics.sealFailures == 1)
+    }
+
+    // MARK: - Handshake retransmission and the queue
+
+    @Test func helloIsRetransmittedWithBackoffAndTheQueueIsBounded() throws {
+        var configuration = ClientDatagramSecurity.Configuration()
+        configuration.queueLimit = 3
+        let pair = Pair(client: configuration)
+        for index in 0..<5 { #expect(pair.clientSeal(Pair.packet(UInt8(index))) == nil) }
+        #expect(pair.drainClient().count == 1)  // One HELLO however many packets wait.
+        #expect(pair.client.queuedCount == 3)
+        #expect(pair.client.statistics.sealFailures == 2)
+        var gaps: [Int64] = []
+        var last = pair.clock.monotonic
+        var retransmitted: [SCTPDatagram] = []
+        for _ in 0..<6 {
+            let deadline = try #require(pair.client.nextDeadline())
+            gaps.append((deadline - last).milliseconds)
+            last = deadline
+            pair.clock.monotonic = deadline
+            pair.clientTimeout(clock: pair.clock)
+            retransmitted += pair.drainClient()
+        }
+        #expect(gaps == [250, 500, 1000, 2000, 4000, 4000])
+        #expect(retransmitted.count == 6)
+        // The server answers a retransmission; the queue drains in order.
+        _ = pair.serverOpen(try #require(retransmitted.last), clock: pair.clock)
+        _ = pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock)
+        let released = pair.drainClient()
+        #expect(
+            try released.map { try #require(pair.serverOpen($0, clock: pair.clock)).payload }
+                == (0..<3).map { Pair.packet(UInt8($0)) })
+    }
+
+    // MARK: - Rekeying
+
+    @Test func rekeyKeepsOldKeyPacketsInFlightDuringTheGracePeriod() throws {
+        var configuration = ClientDatagramSecurity.Configuration()
+        configuration.rekeyAfterPackets = 10
+        let pair = Pair(client: configuration)
+        for datagram in pair.handshake() { _ = pair.serverOpen(datagram, clock: pair.clock) }
+        let oldID = try #require(pair.client.current?.cipher.sessionID)
+        var inFlight: [SCTPDatagram] = []
+        for _ in 1..<12 { inFlight.append(try #require(pair.clientSeal(Pair.packet(1)))) }
+        let outbox = pair.drainClient()
+        #expect(outbox.count == 1)  // The 10th datagram started a HELLO; sealing went on with the old key.
+        let downOld = try #require(pair.serverSeal(Pair.downward(Pair.packet(2))))
+        #expect(pair.serverOpen(outbox[0], clock: pair.clock) == nil)
+        #expect(pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock) == nil)
+        let newID = try #require(pair.client.current?.cipher.sessionID)
+        #expect(newID != oldID)
+        // Until the client uses the new session, the server still seals with the old one.
+        let stillOld = try #require(pair.serverSeal(Pair.downward(Pair.packet(3))))
+        #expect(SessionCipher.sessionID(of: stillOld.payload) == oldID)
+        let fresh = try #require(pair.clientSeal(Pair.packet(4)))
+        #expect(SessionCipher.sessionID(of: fresh.payload) == newID)
+        #expect(pair.serverOpen(fresh, clock: pair.clock)?.payload == Pair.packet(4))
+        let downNew = try #require(pair.serverSeal(Pair.downward(Pair.packet(5))))
+        #expect(SessionCipher.sessionID(of: downNew.payload) == newID)
+        // Old-key datagrams still in flight both ways are accepted during the grace period.
+        for datagram in inFlight.dropLast() { #expect(pair.serverOpen(datagram, clock: pair.clock) != nil) }
+        #expect(pair.clientOpen(downOld, clock: pair.clock)?.payload == Pair.packet(2))
+        #expect(pair.clientOpen(stillOld, clock: pair.clock)?.payload == Pair.packet(3))
+        #expect(pair.clientOpen(downNew, clock: pair.clock)?.payload == Pair.packet(5))
+        // After it, the old session is gone on both sides.
+        let late = try #require(pair.serverSeal(Pair.downward(Pair.packet(6))))
+        let lateUp = try #require(inFlight.last)
+        pair.advance(.seconds(61))
+        pair.clientTimeout(clock: pair.clock)
+        pair.serverTimeout(clock: pair.clock)
+        #expect(pair.server.sessions.count == 1)
+        #expect(pair.serverOpen(lateUp, clock: pair.clock) == nil)
+        #expect(pair.server.statistics.droppedUnknownSession == 1)
+        #expect(pair.client.previous == nil)
+        #expect(pair.clientOpen(late, clock: pair.clock) != nil)  // Sealed with the new session.
+    }
+
+    @Test func noNonceRepeatsAcrossRekeys() throws {
+        var configuration = ClientDatagramSecurity.Configuration()
+        configuration.rekeyAfterPackets = 60
+        let pair = Pair(client: configuration)
+        var seen = Set<[UInt64]>()
+        var sessions = Set<UInt64>()
+        var sealed = pair.handshake()
+        for round in 0..<400 {
+            if let datagram = pair.clientSeal(Pair.packet(UInt8(round % 256))) { sealed.append(datagram) }
+            for message in pair.drainClient() {
+                if SecureDatagram.Kind(rawValue: message.payload.getInteger(at: 0)!) == .hello {
+                    _ = pair.serverOpen(message, clock: pair.clock)
+                    _ = pair.clientOpen(pair.serverPoll()!, clock: pair.clock)
+                } else {
+                    sealed.append(message)
+                }
+            }
+        }
+        for datagram in sealed {
+            let id = try #require(SessionCipher.sessionID(of: datagram.payload))
+            let counter = try #require(SessionCipher.counter(of: datagram.payload))
+            #expect(seen.insert([id, counter]).inserted)
+            sessions.insert(id)
+            #expect(pair.serverOpen(datagram, clock: pair.clock) != nil)
+        }
+        #expect(sealed.count == 401)
+        #expect(sessions.count >= 6)
+    }
+
+    @Test func timeTriggersARekey() throws {
+        let pair = Pair()
+        pair.handshake()
+        let first = try #require(pair.client.current?.cipher.sessionID)
+        #expect(pair.client.nextDeadline() == pair.clock.monotonic + .seconds(7200))
+        pair.advance(.seconds(7200))
+        pair.clientTimeout(clock: pair.clock)
+        let hello = try #require(pair.drainClient().first)
+        _ = pair.serverOpen(hello, clock: pair.clock)
+        _ = pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock)
+        #expect(pair.client.current?.cipher.sessionID != first)
+        #expect(pair.client.previous?.session.cipher.sessionID == first)
+    }
+
+    @Test func aNewAssociationStartsAFreshHandshake() throws {
+        let pair = Pair()
+        pair.handshake()
+        let first = try #require(pair.client.current?.cipher.sessionID)
+        pair.clientRestart(now: pair.clock.monotonic)
+        #expect(pair.clientSeal(Pair.packet(1)) == nil)
+        #expect(pair.client.isHandshaking)
+        let hello = try #require(pair.drainClient().first)
+        _ = pair.serverOpen(hello, clock: pair.clock)
+        _ = pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock)
+        #expect(pair.client.current?.cipher.sessionID != first)
+        #expect(pair.drainClient().count == 1)
+    }
+
+    // MARK: - Keys and plaintext
+
+    @Test func removingAKeyEndsItsSessions() throws {
+        let pair = Pair(serverKeys: [Pair.key, Pair.otherKey])
+        pair.handshake()
+        let before = try #require(pair.clientSeal(Pair.packet(1)))
+        pair.serverReplaceKeys([Pair.key, Pair.otherKey])  // Unchanged keys keep their sessions.
+        #expect(pair.serverOpen(before, clock: pair.clock) != nil)
+        pair.serverReplaceKeys([Pair.otherKey])
+        #expect(pair.server.sessions.isEmpty && pair.server.routes.isEmpty)
+        let after = try #require(pair.clientSeal(Pair.packet(2)))
+        #expect(pair.serverOpen(after, clock: pair.clock) == nil)
+        #expect(pair.server.statistics.droppedUnknownSession == 1)
+        pair.clientRestart(now: pair.clock.monotonic)
+        _ = pair.clientSeal(Pair.packet(3))
+        _ = pair.serverOpen(try #require(pair.drainClient().first), clock: pair.clock)
+        #expect(pair.serverPoll() == nil)
+        #expect(pair.server.statistics.droppedUnknownKey == 1)
+    }
+
+    @Test func plaintextIsRefusedUnlessAllowed() throws {
+        // A plaintext SCTP packet: common header (ports 5000 -> 9899) and a CRC32c.
+        var sctp = ByteBuffer()
+        sctp.writeInteger(UInt16(5000))
+        sctp.writeInteger(UInt16(9899))
+        sctp.writeInteger(UInt32(0))
+        sctp.writeInteger(UInt32(0))
+        sctp.writeBytes([1, 0, 0, 4])
+        sctp.setInteger(CRC32c.packetChecksum(sctp).byteSwapped, at: 8)
+        let datagram = Pair.upward(sctp)
+
+        let strict = Pair()
+        #expect(strict.serverOpen(datagram, clock: strict.clock) == nil)
+        #expect(strict.server.statistics.droppedPlaintext == 1)
+        #expect(strict.serverSeal(Pair.downward(sctp)) == nil)
+        #expect(strict.serverPoll() == nil)
+
+        var configuration = ServerDatagramSecurity.Configuration()
+        configuration.allowPlaintext = true
+        let lenient = Pair(server: configuration)
+        #expect(lenient.serverOpen(datagram, clock: lenient.clock)?.payload == sctp)
+        #expect(lenient.serverSeal(Pair.downward(sctp))?.payload == sctp)
+        #expect(lenient.server.statistics.plaintextAccepted == 1)
+        // Encrypted clients still work on a server that allows plaintext.
+        for released in lenient.handshake() {
+            #expect(lenient.serverOpen(released, clock: lenient.clock)?.payload == Pair.packet(0))
+        }
+        let down = try #require(lenient.serverSeal(Pair.downward(Pair.packet(1))))
+        #expect(down.payload != Pair.packet(1))
+        #expect(lenient.clientOpen(down, clock: lenient.clock)?.payload == Pair.packet(1))
+    }
+
+    // MARK: - Size
+
+    @Test func overheadKeepsSealedDatagramsWithinTheOldSize() throws {
+        #expect(SecureDatagram.overhead == 33)
+        #expect(SecureDatagram.helloAckLength <= SecureDatagram.helloLength)
+        #expect(DatagramProtection.client(key: Pair.key).overhead == SecureDatagram.overhead)
+        #expect(DatagramProtection.plaintext.overhead == 0)
+        let largest = SCTPConfiguration().maxPacketSize - SecureDatagram.overhead
+        let pair = Pair()
+        pair.handshake()
+        let sealed = try #require(pair.clientSeal(Pair.packet(1, size: largest)))
+        #expect(sealed.payload.readableBytes == SCTPConfiguration().maxPacketSize)
+        #expect(pair.client.statistics.largestSealed == SCTPConfiguration().maxPacketSize)
+    }
+}
