@@ -9,7 +9,10 @@ struct AsconfState: Sendable {
     enum Request: Sendable, Hashable {
         /// Add `local` (sent as the wildcard from `local` itself, to `remote`).
         case add(local: SCTPSocketAddress, remote: SCTPSocketAddress)
-        /// Delete `local`; sent from another address of ours.
+        /// Delete `local`. On the wire it is a Delete IP of the wildcard, sent from another path of ours: RFC
+        /// 5061 §4.2.2 makes the peer delete every address of ours except the packet's source, and behind a NAT
+        /// the peer never saw `local` itself (RFC 6951, "Handling of Embedded IP Addresses": an address a NAT
+        /// may translate goes in no packet). The other paths the wildcard takes with it are added again after.
         case delete(local: SCTPSocketAddress)
         /// Ask the peer to make the address this is sent from (`local`) its primary destination.
         case setPrimary(local: SCTPSocketAddress, remote: SCTPSocketAddress)

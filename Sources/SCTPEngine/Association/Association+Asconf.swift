@@ -24,7 +24,6 @@ extension Association {
 
     private func sendNextAsconf(now: SCTPTime) {
         guard asconf.outstanding == nil, let request = asconf.queue.popFirst() else { return }
-        let correlationID = asconf.takeCorrelationID()
         let parameter: Parameter
         let source: SCTPSocketAddress
         let destination: SCTPSocketAddress
@@ -32,18 +31,25 @@ extension Association {
         case .add(let local, let remote):
             // The wildcard, sent from the new address itself: behind a NAT only the peer sees which public
             // address and port this address has, and the Add IP of the wildcard asks it to use the packet's source.
-            parameter = .addIPAddress(correlationID: correlationID, address: local.ip.isIPv4 ? .anyV4 : .anyV6)
+            parameter = .addIPAddress(
+                correlationID: asconf.takeCorrelationID(), address: local.ip.isIPv4 ? .anyV4 : .anyV6)
             (source, destination) = (local, remote)
         case .delete(let local):
-            parameter = .deleteIPAddress(correlationID: correlationID, address: local.ip)
-            // RFC 5061 §5.1: the request must not leave from the address being deleted.
-            let i =
-                paths.firstIndex(where: { $0.isActive && $0.localAddress != nil && $0.localAddress!.ip != local.ip })
-                ?? sendPathIndex
-            destination = paths[i].remoteAddress
-            source = paths[i].localAddress ?? paths[primaryPathIndex].localAddress ?? local
+            guard let i = deletionSurvivor(excluding: local.ip) else {
+                deferDeletion(request, now: now)
+                return
+            }
+            // RFC 5061 §4.2.2: the wildcard asks the peer to keep only the address this packet comes from, which
+            // is the survivor's address as the peer sees it (through its NAT). Naming `local` would not work
+            // behind a NAT: the peer never saw that address. Nor may it leave from `local`, which would be kept.
+            let survivor = paths[i]
+            guard let survivorLocal = survivor.localAddress else { return }
+            parameter = .deleteIPAddress(
+                correlationID: asconf.takeCorrelationID(), address: survivorLocal.ip.isIPv4 ? .anyV4 : .anyV6)
+            (source, destination) = (survivorLocal, survivor.remoteAddress)
         case .setPrimary(let local, let remote):
-            parameter = .setPrimaryAddress(correlationID: correlationID, address: local.ip.isIPv4 ? .anyV4 : .anyV6)
+            parameter = .setPrimaryAddress(
+                correlationID: asconf.takeCorrelationID(), address: local.ip.isIPv4 ? .anyV4 : .anyV6)
             (source, destination) = (local, remote)
         }
         let wildcard: SCTPIPAddress = source.ip.isIPv4 ? .anyV4 : .anyV6
@@ -53,6 +59,38 @@ extension Association {
         asconf.outstanding = AsconfState.Outstanding(
             request: request, chunk: chunk, source: source, destination: destination, timeout: rto)
         transmitOutstandingAsconf(now: now)
+    }
+
+    /// The path a wildcard Delete IP for `ip` leaves on: one of ours with another local address, the primary if
+    /// it is active, else any active one, else one just added by ASCONF and not yet confirmed (its ASCONF-ACK
+    /// came back over it, so it works).
+    func deletionSurvivor(excluding ip: SCTPIPAddress) -> Int? {
+        let candidates = paths.indices.filter { index in
+            guard let local = paths[index].localAddress else { return false }
+            return !local.ip.isWildcard && local.ip != ip
+        }
+        if candidates.contains(primaryPathIndex), paths[primaryPathIndex].isActive { return primaryPathIndex }
+        return candidates.first { paths[$0].isActive } ?? candidates.first { paths[$0].state == .unconfirmed }
+    }
+
+    /// A deletion with no other path to send it from (the only path's address changed): an Add queued behind it
+    /// goes first, and the deletion then leaves from the added address. With none, the deletion is dropped and
+    /// the path is left to fail.
+    private func deferDeletion(_ request: AsconfState.Request, now: SCTPTime) {
+        guard case .delete(let local) = request else { return }
+        let add = asconf.queue.firstIndex { queued in
+            if case .add(let added, _) = queued { return added.ip != local.ip }
+            return false
+        }
+        if let add {
+            let first = asconf.queue.remove(at: add)
+            asconf.queue.prepend(request)
+            asconf.queue.prepend(first)
+        } else {
+            logger.warning(
+                "cannot delete address: no other path to send the ASCONF from", metadata: ["local": "\(local)"])
+        }
+        sendNextAsconf(now: now)
     }
 
     private func transmitOutstandingAsconf(now: SCTPTime) {
@@ -111,14 +149,31 @@ extension Association {
                 // The path toward `remote` now leaves from the new address, and is confirmed at once.
                 _ = addPath(remote: remote, boundTo: local, now: now)
             case .delete(let local):
-                while let i = paths.firstIndex(where: { $0.localAddress?.ip == local.ip }), paths.count > 1 {
-                    removePath(at: i)
-                }
+                deletionAcknowledged(local, keeping: outstanding.source, toward: outstanding.destination)
             case .setPrimary:
                 break
             }
         }
         sendNextAsconf(now: now)
+    }
+
+    /// The peer deleted every address of ours but the one the wildcard Delete IP came from (RFC 5061 §4.2.2). We
+    /// drop our paths from `local` and every other path that leaves from a local address, except the survivor
+    /// (`source` to `destination`); those with another local address than `local` are added again with ASCONF,
+    /// each from its own address, so the peer learns them back through their NATs. Paths with no local address
+    /// yet (learnt from INIT-ACK) never had a counterpart at the peer and stay.
+    private func deletionAcknowledged(
+        _ local: SCTPSocketAddress, keeping source: SCTPSocketAddress, toward destination: SCTPSocketAddress
+    ) {
+        var readd: [AsconfState.Request] = []
+        for i in paths.indices.reversed() {
+            let path = paths[i]
+            guard let pathLocal = path.localAddress, !pathLocal.ip.isWildcard else { continue }
+            if pathLocal == source && path.remoteAddress == destination { continue }
+            if pathLocal.ip != local.ip { readd.append(.add(local: pathLocal, remote: path.remoteAddress)) }
+            removePath(at: i)
+        }
+        for request in readd where !asconf.queue.contains(request) { asconf.queue.prepend(request) }
     }
 
     // MARK: - Receiver (RFC 5061 §5.2)
@@ -175,14 +230,32 @@ extension Association {
                 added.append(paths[i].id)
             }
             return .successIndication(correlationID: id)
+        case .deleteIPAddress(let id, let address) where address.isWildcard:
+            // RFC 5061 §4.2.2: "If the address 0.0.0.0 or ::0 is provided, all addresses of the peer except the
+            // source address of the packet MUST be deleted." Behind a NAT the source is the NAT's address and port
+            // for the path the peer sent this on, the only name of that path we know, so this is how a peer
+            // behind a NAT deletes an address. A source that is none of the peer's paths would leave none.
+            guard let kept = paths.firstIndex(where: { $0.remoteAddress == source }) else {
+                return .errorCauseIndication(
+                    correlationID: id, causes: [.deleteLastRemainingIPAddress(Self.addressTLV(address))])
+            }
+            let keptID = paths[kept].id
+            for i in paths.indices.reversed() where paths[i].remoteAddress != source { removePath(at: i) }
+            primaryPathIndex = paths.firstIndex { $0.id == keptID } ?? 0
+            return .successIndication(correlationID: id)
         case .deleteIPAddress(let id, let address):
-            let ip = address.isWildcard ? source.ip : address
-            // RFC 5061 §5.2: the source address of the ASCONF and the last address may not be deleted.
-            if ip == source.ip {
+            // RFC 5061 §5.3 F8 and F7: the source address of the ASCONF and the last address may not be deleted.
+            if address == source.ip {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.deleteSourceIPAddress(Self.addressTLV(address))])
             }
-            let doomed = paths.indices.filter { paths[$0].remoteAddress.ip == ip }
+            let doomed = paths.indices.filter { paths[$0].remoteAddress.ip == address }
+            if doomed.isEmpty {
+                // Not an address of the association: behind a NAT, a private address the peer never sent from.
+                // Answering success would leave the path it meant in place without telling it.
+                return .errorCauseIndication(
+                    correlationID: id, causes: [.unresolvableAddress(Self.addressTLV(address))])
+            }
             if doomed.count == paths.count {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.deleteLastRemainingIPAddress(Self.addressTLV(address))])
