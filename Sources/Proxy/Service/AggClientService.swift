@@ -14,6 +14,9 @@ public final class AggClientService: @unchecked Sendable {
         public var servers: [SCTPSocketAddress]
         /// Local addresses to send from, one path each; the first carries the handshake.
         public var paths: [SCTPIPAddress]
+        /// The interface each path was named by (`--path IFACE`), by index; nil or missing for an address. Such a
+        /// path's socket is bound to the interface too (SO_BINDTODEVICE) and follows the interface's address.
+        public var pathInterfaces: [String?] = []
         public var key: PreSharedKey
         public var limits = StreamLimits()
         /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
@@ -63,6 +66,13 @@ public final class AggClientService: @unchecked Sendable {
     private var handshakeTimer: Scheduled<Void>?
     private var reconnectDelay: TimeAmount
     private var attempt = 0
+    /// The local address each path sends from now, by path index (nil: its interface has no address); the
+    /// addresses that were replaced wait in `retiringLocals` until no path of the engine uses them.
+    var pathLocals: [SCTPSocketAddress?] = []
+    var retiringLocals: [SCTPSocketAddress] = []
+    var addressWatcher: PathAddressWatcher?
+    /// The path the association was set up over.
+    private(set) var connectedPath = 0
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
     private var settledPromises: [EventLoopPromise<Void>] = []
@@ -98,11 +108,17 @@ public final class AggClientService: @unchecked Sendable {
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let locals = configuration.paths.map { SCTPSocketAddress(ip: $0, port: 0) }
+        var options = SCTPDriver.Options()
+        for (index, interface) in configuration.pathInterfaces.enumerated() where index < configuration.paths.count {
+            if let interface { options.interfaces[configuration.paths[index]] = interface }
+        }
         return SCTPDriver.bind(
-            localAddresses: locals, configuration: sctp, seed: generator.next(), on: eventLoop, logger: logger
+            localAddresses: locals, configuration: sctp, seed: generator.next(), options: options, on: eventLoop,
+            logger: logger
         ).flatMapThrowing { driver in
             let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
+            service.followAddresses()
             service.connect()
             return service
         }
@@ -231,6 +247,7 @@ public final class AggClientService: @unchecked Sendable {
         eventLoop.flatSubmit {
             let previous = self.link
             self.link = .stopped
+            self.addressWatcher?.stop()
             self.reconnectTask?.cancel()
             self.handshakeTimer?.cancel()
             for waiter in self.waiters.values {
@@ -262,7 +279,12 @@ public final class AggClientService: @unchecked Sendable {
         guard case .down = link else { return }
         let servers = configuration.servers
         let server = servers[attempt % servers.count]
-        let local = driver.localAddresses[0]
+        guard let path = pathLocals.firstIndex(where: { $0 != nil }), let local = pathLocals[path] else {
+            logger.warning("no path has an address; waiting")
+            scheduleReconnect()
+            return
+        }
+        connectedPath = path
         logger.info("connecting", metadata: ["server": "\(server)", "from": "\(local.ip)"])
         let id = driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
         if case .down = link { link = .connecting(id) }
@@ -279,6 +301,14 @@ public final class AggClientService: @unchecked Sendable {
                 return
             }
         }
+    }
+
+    /// The next attempt starts after the shortest delay, not the current backoff (a path just got an address).
+    func reconnectSoon() {
+        guard case .down = link, !isDraining else { return }
+        reconnectDelay = configuration.reconnectDelay
+        reconnectTask?.cancel()
+        reconnectTask = eventLoop.assumeIsolated().scheduleTask(in: reconnectDelay) { [self] in connect() }
     }
 
     private func scheduleReconnect() {
@@ -311,6 +341,7 @@ public final class AggClientService: @unchecked Sendable {
             if case .ready(let current, let multiplexer) = link, current == id { multiplexer.resumeWriting() }
         case .pathStateChanged(let id, let remote, let state):
             logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
+            if state == .inactive { retireUnusedLocals() }
             onStateChange?()
         case .pathRemoteChanged(let id, let from, let to):
             logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
@@ -393,15 +424,15 @@ public final class AggClientService: @unchecked Sendable {
 
     /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
     private func addExtraPaths(_ id: SCTPAssociationID) {
-        let locals = driver.localAddresses
-        for index in locals.indices.dropFirst() {
+        for index in pathLocals.indices where index != connectedPath {
+            guard let local = pathLocals[index] else { continue }
             let toward = index < configuration.servers.count ? configuration.servers[index] : nil
             do {
-                try driver.addLocalAddress(locals[index], toward: toward, on: id)
+                try driver.addLocalAddress(local, toward: toward, on: id)
                 logger.info(
-                    "adding path", metadata: ["local": "\(locals[index])", "toward": "\(toward?.description ?? "any")"])
+                    "adding path", metadata: ["local": "\(local)", "toward": "\(toward?.description ?? "any")"])
             } catch {
-                logger.warning("cannot add path", metadata: ["local": "\(locals[index])", "error": "\(error)"])
+                logger.warning("cannot add path", metadata: ["local": "\(local)", "error": "\(error)"])
             }
         }
     }

@@ -13,6 +13,24 @@ extension SCTPDriver {
         try endpoint.addLocalAddress(local, toward: remote, on: id, now: .now())
     }
 
+    /// Removes a local address from an association (RFC 5061 wildcard Delete IP sent from another path, so it
+    /// works behind a NAT; see `SCTPEndpoint.removeLocalAddress`).
+    func removeLocalAddress(_ local: SCTPSocketAddress, on id: SCTPAssociationID) throws(SCTPError) {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.removeLocalAddress(local, on: id, now: .now())
+    }
+
+    /// Moves the association's paths from `old` to `new`, a bound local address (`SCTPEndpoint.replaceLocalAddress`).
+    func replaceLocalAddress(
+        _ old: SCTPSocketAddress, with new: SCTPSocketAddress, toward remote: SCTPSocketAddress?,
+        on id: SCTPAssociationID
+    ) throws(SCTPError) {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.replaceLocalAddress(old, with: new, toward: remote, on: id, now: .now())
+    }
+
     /// Sends a control message on stream 0.
     func send(_ message: ControlMessage, on id: SCTPAssociationID) {
         do {

@@ -27,14 +27,15 @@ public enum ServiceSetup {
         throw ConfigError(path: host, "cannot resolve host name")
     }
 
-    /// A `--path` value: an IP literal, or an interface name whose first IPv4 address is used.
+    /// A `--path` value: an IP literal, or an interface name whose first IPv4 address (else its first global
+    /// IPv6 address) is used.
     ///
-    /// The path then sends from that address; binding the socket to the device (SO_BINDTODEVICE), so policy
-    /// routing is not needed to make the kernel pick the interface, is not done yet.
+    /// A path named by an interface is also bound to it (SO_BINDTODEVICE), so it leaves by that interface
+    /// whatever the routing table says, and follows the interface's address while the client runs.
     public static func resolvePath(_ text: String) throws(ConfigError) -> SCTPIPAddress {
         if let ip = SCTPIPAddress(text) { return ip }
-        if let ip = interfaceIPv4(text) { return ip }
-        throw ConfigError(path: text, "neither an IP address nor an interface with an IPv4 address")
+        if let ip = InterfaceAddresses.current().pathAddress(of: text) { return ip }
+        throw ConfigError(path: text, "neither an IP address nor an interface with an IPv4 or global IPv6 address")
     }
 
     /// The first IPv4 address of a network interface, from getifaddrs(3).
@@ -69,6 +70,7 @@ public enum ServiceSetup {
         if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
+        configuration.pathInterfaces = settings.localAddresses.map { SCTPIPAddress($0) == nil ? $0 : nil }
         configuration.limits = settings.limits
         return configuration
     }

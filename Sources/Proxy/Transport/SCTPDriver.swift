@@ -20,6 +20,9 @@ public final class SCTPDriver: @unchecked Sendable {
         public var vectorReadMessageCount: Int = 64
         /// Receive slot per datagram: larger datagrams are truncated (and then fail their CRC).
         public var maxDatagramSize: Int = 2048
+        /// Interfaces to bind local addresses' channels to (SO_BINDTODEVICE), so that each leaves by its own
+        /// interface whatever the routing table says. Addresses not listed are bound to the address only.
+        public var interfaces: [SCTPIPAddress: String] = [:]
 
         public init() {}
     }
@@ -46,6 +49,8 @@ public final class SCTPDriver: @unchecked Sendable {
         var requested: SCTPSocketAddress
         var hasUnflushedWrites = false
         var isOpen = true
+        /// The interface the channel is bound to (SO_BINDTODEVICE), if any.
+        var interface: String?
     }
 
     public let eventLoop: any EventLoop
@@ -209,7 +214,8 @@ public final class SCTPDriver: @unchecked Sendable {
     }
 
     func socketClosed(_ index: Int) {
-        guard sockets.indices.contains(index) else { return }
+        // A channel retired on purpose (`retireSocket`) was marked closed first: it is not bound again.
+        guard sockets.indices.contains(index), sockets[index].isOpen else { return }
         sockets[index].isOpen = false
         guard !isClosing else { return }
         let requested = sockets[index].bound
@@ -219,7 +225,7 @@ public final class SCTPDriver: @unchecked Sendable {
 
     private func rebind(_ index: Int) {
         guard !isClosing else { return }
-        openSocket(sockets[index].bound, index: index).whenComplete { result in
+        openSocket(sockets[index].bound, index: index, interface: sockets[index].interface).whenComplete { result in
             switch result {
             case .success(let socket):
                 if self.isClosing {
@@ -335,9 +341,14 @@ public final class SCTPDriver: @unchecked Sendable {
 
     // MARK: - Binding
 
-    private func openSocket(_ address: SCTPSocketAddress, index: Int? = nil) -> EventLoopFuture<Socket> {
+    /// Binds one UDP channel to `address`, and first to `interface` (by default the one `options.interfaces`
+    /// names for the address) when there is one.
+    func openSocket(_ address: SCTPSocketAddress, index: Int? = nil, interface: String? = nil)
+        -> EventLoopFuture<Socket>
+    {
         let index = index ?? sockets.count
         let options = self.options
+        let interface = interface ?? options.interfaces[address.ip]
         let bootstrap = DatagramBootstrap(group: eventLoop)
             .channelOption(.datagramVectorReadMessageCount, value: options.vectorReadMessageCount)
             .channelOption(
@@ -346,7 +357,8 @@ public final class SCTPDriver: @unchecked Sendable {
                     capacity: options.vectorReadMessageCount * options.maxDatagramSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // The initializer runs before bind(2), which is where SO_BINDTODEVICE must be set.
+                SCTPDriver.bindToInterface(channel, interface).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
                 }
             }
@@ -355,8 +367,9 @@ public final class SCTPDriver: @unchecked Sendable {
                 guard let local = channel.localAddress.flatMap(SCTPSocketAddress.init) else {
                     throw ChannelError.unknownLocalAddress
                 }
-                self.logger.debug("bound UDP channel", metadata: ["local": "\(local)"])
-                return Socket(channel: channel, bound: local, requested: address)
+                self.logger.debug(
+                    "bound UDP channel", metadata: ["local": "\(local)", "interface": "\(interface ?? "-")"])
+                return Socket(channel: channel, bound: local, requested: address, interface: interface)
             }
         }
     }

@@ -1,0 +1,118 @@
+import NIOCore
+import SCTPEngine
+
+/// Paths named by an interface follow its address (an LTE reconnect, a new DHCP lease): a new address gets a new
+/// socket bound to it and to the interface, joins the association with ASCONF, and the old address is deleted
+/// (a wildcard Delete IP, which works behind a NAT); a path whose address is gone is deleted. With no path left
+/// the association fails and is set up again, with backoff, from whichever path has an address then.
+extension AggClientService {
+    /// Binds nothing yet: records the paths' current addresses and starts watching the named interfaces.
+    func followAddresses() {
+        eventLoop.preconditionInEventLoop()
+        pathLocals = driver.localAddresses.map { Optional($0) }
+        var interfaces: [Int: String] = [:]
+        for (index, interface) in configuration.pathInterfaces.enumerated() where index < pathLocals.count {
+            if let interface { interfaces[index] = interface }
+        }
+        var initial: [Int: SCTPIPAddress?] = [:]
+        for index in interfaces.keys { initial[index] = pathLocals[index]?.ip }
+        let watcher = PathAddressWatcher(interfaces: interfaces, initial: initial) { [unowned self] path, old, new in
+            pathAddressChanged(path, from: old, to: new)
+        }
+        addressWatcher = watcher
+        watcher.start(on: eventLoop)
+    }
+
+    /// The interface of path `path` now has `new` (nil: no address) instead of `old`.
+    func pathAddressChanged(_ path: Int, from old: SCTPIPAddress?, to new: SCTPIPAddress?) {
+        eventLoop.preconditionInEventLoop()
+        if case .stopped = link { return }
+        let interface = path < configuration.pathInterfaces.count ? configuration.pathInterfaces[path] : nil
+        logger.info(
+            "path address changed",
+            metadata: [
+                "path": "\(path)", "interface": "\(interface ?? "-")", "from": "\(old?.description ?? "none")",
+                "to": "\(new?.description ?? "none")",
+            ])
+        let previous = pathLocals[path]
+        pathLocals[path] = nil
+        if let previous { retiringLocals.append(previous) }
+        guard let new else {
+            switch link {
+            case .ready(let id, _):
+                guard let previous else { break }
+                do {
+                    try driver.removeLocalAddress(previous, on: id)
+                } catch {
+                    logger.info("path address not in the association", metadata: ["local": "\(previous)"])
+                }
+            case .connecting(let id), .authenticating(let id, _, _, _):
+                // The handshake from that address cannot finish; the next attempt starts from a path that has one.
+                if path == connectedPath { driver.abort(id, reason: "local address gone") }
+            case .down, .stopped:
+                break
+            }
+            retireUnusedLocals()
+            return
+        }
+        driver.openLocalAddress(SCTPSocketAddress(ip: new, port: 0), interface: interface).whenComplete { result in
+            switch result {
+            case .success(let bound):
+                self.pathAddressBound(path, bound, replacing: previous)
+            case .failure(let error):
+                self.logger.warning(
+                    "cannot bind the path's new address", metadata: ["local": "\(new)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func pathAddressBound(_ path: Int, _ bound: SCTPSocketAddress, replacing previous: SCTPSocketAddress?) {
+        if case .stopped = link {
+            driver.retireSocket(bound: bound)
+            return
+        }
+        pathLocals[path] = bound
+        switch link {
+        case .ready(let id, _):
+            let toward = path < configuration.servers.count ? configuration.servers[path] : nil
+            do {
+                if let previous {
+                    try driver.replaceLocalAddress(previous, with: bound, toward: toward, on: id)
+                } else {
+                    try driver.addLocalAddress(bound, toward: toward, on: id)
+                }
+                logger.info("path moves to its new address", metadata: ["path": "\(path)", "local": "\(bound)"])
+            } catch {
+                logger.warning("cannot move the path", metadata: ["local": "\(bound)", "error": "\(error)"])
+            }
+        case .down:
+            reconnectSoon()
+        case .connecting(let id), .authenticating(let id, _, _, _):
+            // A handshake from the address that went away cannot finish: start again from the new one. One from
+            // another path goes on, and this path joins once it is authenticated.
+            if path == connectedPath {
+                driver.abort(id, reason: "local address changed")
+                reconnectSoon()
+            }
+        case .stopped:
+            break
+        }
+        retireUnusedLocals()
+    }
+
+    /// Closes the sockets of replaced addresses once no path of the association sends from them (until then a
+    /// datagram from such an address must fail there rather than leave from another socket).
+    func retireUnusedLocals() {
+        guard !retiringLocals.isEmpty else { return }
+        var inUse: Set<SCTPSocketAddress> = []
+        if case .ready(let id, _) = link {
+            for path in driver.endpoint.paths(of: id) { if let local = path.local { inUse.insert(local) } }
+        }
+        retiringLocals.removeAll { local in
+            guard !inUse.contains(local), !pathLocals.contains(local) else { return false }
+            driver.retireSocket(bound: local)
+            logger.debug("socket retired", metadata: ["local": "\(local)"])
+            return true
+        }
+    }
+}
