@@ -59,7 +59,7 @@ public final class AggClientService: @unchecked Sendable {
     public var eventLoop: any EventLoop { driver.eventLoop }
     let logger: Logger
 
-    private var link = Link.down
+    private(set) var link = Link.down
     private var waiters: [Int: Waiter] = [:]
     private var nextWaiter = 0
     private var reconnectTask: Scheduled<Void>?
