@@ -240,7 +240,13 @@ extension ConfigType {
         ConfigType(
             expected: "an array of \(element.expected)",
             fromTOML: { value in
-                guard case .array(let items) = value.kind else { return [try element.fromTOML(value)] }
+                guard case .array(let items) = value.kind else {
+                    // One string stands for a list of one; its own errors say what an element must be.
+                    guard case .string = value.kind else {
+                        throw ConfigValueError(expected: "an array of \(element.expected)", found: value.literal)
+                    }
+                    return [try element.fromTOML(value)]
+                }
                 return try items.map { item in
                     do {
                         return try element.fromTOML(item)
