@@ -28,6 +28,8 @@ struct Run: ParsableCommand {
     var shutdownTimeout: Int = 10
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     var verbose = false
+    @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
+    var plaintext = false
 
     func run() throws {
         LoggingBootstrap.bootstrap(label: "aggclient", logLevel: verbose ? .debug : .info)
@@ -42,6 +44,7 @@ struct Run: ParsableCommand {
         settings.socksAddress = try parseListener(socks, option: "--socks")
         settings.httpAddress = try parseListener(http, option: "--http")
         settings.pskFile = pskFile
+        settings.plaintext = plaintext
         settings.metricsAddress = try metrics.map { try parseAddress($0, defaultPort: nil, option: "--metrics") }
         try AggRuntime.runClient(settings, options: options)
     }

@@ -24,6 +24,8 @@ struct Serve: ParsableCommand {
     var shutdownTimeout: Int = 10
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     var verbose = false
+    @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
+    var allowPlaintext = false
 
     func run() throws {
         LoggingBootstrap.bootstrap(label: "aggserver", logLevel: verbose ? .debug : .info)
@@ -34,6 +36,7 @@ struct Serve: ParsableCommand {
             settings.listenAddresses = try listen.map { try parseAddress($0, defaultPort: 9899, option: "--listen") }
         }
         settings.pskFile = pskFile
+        settings.allowPlaintext = allowPlaintext
         settings.egressAllow = try egressAllow.map { text in
             guard let prefix = CIDR(text) else { throw ValidationError("--egress-allow: not a CIDR prefix: \(text)") }
             return prefix

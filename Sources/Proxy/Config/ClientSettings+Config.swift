@@ -12,6 +12,7 @@ extension ClientSettings {
             ConfigKey("metrics", \.metricsAddress, .optionalAddress),
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
+            ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
         ]

@@ -10,6 +10,7 @@ extension ServerSettings {
             ConfigKey("metrics", \.metricsAddress, .optionalAddress),
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
+            ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),

@@ -99,6 +99,8 @@ public struct ServerSettings: Equatable, Sendable {
     public var shutdownTimeout: Duration = .seconds(10)
     /// Log every association and stream (debug level).
     public var verbose = false
+    /// Also accept plain RFC 6951 datagrams (`--allow-plaintext`); encrypted clients are served either way.
+    public var allowPlaintext = false
 
     public init() {}
 
@@ -129,6 +131,9 @@ public struct ClientSettings: Equatable, Sendable {
     public var shutdownTimeout: Duration = .seconds(10)
     /// Log every association and stream (debug level).
     public var verbose = false
+    /// Send plain RFC 6951 datagrams instead of encrypting them (`--plaintext`), for interop and tshark; the server
+    /// must allow it.
+    public var plaintext = false
 
     public init() {}
 

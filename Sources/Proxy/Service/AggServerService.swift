@@ -19,6 +19,8 @@ public final class AggServerService: @unchecked Sendable {
         public var egress: EgressConnector
         public var limits = StreamLimits()
         public var sctp = SCTPConfiguration()
+        /// Also accept plain RFC 6951 datagrams (`--allow-plaintext`).
+        public var allowPlaintext = false
 
         public init(listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()) {
             self.listen = listen
@@ -83,7 +85,7 @@ public final class AggServerService: @unchecked Sendable {
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
-            advertisedAddresses: advertised, on: eventLoop, logger: logger
+            advertisedAddresses: advertised, protection: configuration.protection, on: eventLoop, logger: logger
         ).map { driver in
             let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
@@ -111,6 +113,7 @@ public final class AggServerService: @unchecked Sendable {
         eventLoop.submit {
             let removed = Set(self.keys.keys).subtracting(keys.map(\.name))
             self.keys = Self.keyTable(keys)
+            self.driver.replaceSecurityKeys(keys)
             self.logger.info("keys reloaded", metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())"])
         }
     }
