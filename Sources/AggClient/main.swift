@@ -6,7 +6,7 @@ struct AggClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
-        subcommands: [Run.self, Demo.self], defaultSubcommand: Run.self)
+        subcommands: [Run.self, Demo.self, Status.self], defaultSubcommand: Run.self)
 }
 
 struct Run: ParsableCommand {

@@ -56,6 +56,8 @@ public final class AggClientService: @unchecked Sendable {
 
     public let configuration: Configuration
     public let driver: SCTPDriver
+    /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
+    public let metrics = ProxyMetrics()
     public var eventLoop: any EventLoop { driver.eventLoop }
     let logger: Logger
 
@@ -388,6 +390,7 @@ public final class AggClientService: @unchecked Sendable {
             if let reply { driver.send(reply, on: id) }
         } catch {
             logger.error("authentication failed", metadata: ["error": "\(error)"])
+            metrics.recordAuthentication(succeeded: false)
             driver.abort(id, reason: "authentication failed")
             return
         }
@@ -406,6 +409,8 @@ public final class AggClientService: @unchecked Sendable {
         multiplexer.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
         link = .ready(id, multiplexer)
         associationsEstablished += 1
+        metrics.recordAuthentication(succeeded: true)
+        multiplexer.metrics = metrics
         reconnectDelay = configuration.reconnectDelay
         logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
         addExtraPaths(id)
@@ -442,6 +447,7 @@ public final class AggClientService: @unchecked Sendable {
     /// Opens a stream for a proxied connection; see `SCTPStreamConnector`.
     func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { [metrics] in metrics.recordConnection(ConnectionOutcome($0)) }
         let openTimeout = configuration.openTimeout
         withMultiplexer { multiplexer in
             guard let multiplexer else {

@@ -38,9 +38,7 @@ public enum AggRuntime {
         let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))"
         say("aggserver \(listening)")
         let metrics = try settings.metricsAddress.map { address in
-            try StatusEndpoint.bind(
-                host: address.host, port: Int(address.port), on: server.eventLoop, status: server.statusProvider
-            ).wait()
+            try StatusEndpoint.start(host: address.host, port: Int(address.port), server: server).wait()
         }
 
         let notifier = SystemdNotifier(logger: logger)
@@ -173,9 +171,7 @@ public enum AggRuntime {
             say("aggclient: \(name) proxy on \(bound)")
         }
         if let address = settings.metricsAddress {
-            _ = try StatusEndpoint.bind(
-                host: address.host, port: Int(address.port), on: eventLoop, status: client.statusProvider
-            ).wait()
+            _ = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
             say("aggclient: status on http://\(address)/")
         }
         return client

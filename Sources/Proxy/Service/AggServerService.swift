@@ -46,6 +46,8 @@ public final class AggServerService: @unchecked Sendable {
 
     public let configuration: Configuration
     public let driver: SCTPDriver
+    /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
+    public let metrics = ProxyMetrics()
     public var eventLoop: any EventLoop { driver.eventLoop }
     let logger: Logger
     /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
@@ -135,6 +137,11 @@ public final class AggServerService: @unchecked Sendable {
             }
             return promise.futureResult
         }
+    }
+
+    /// Every association with its open streams (nil while it authenticates), for the status endpoint.
+    func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?)] {
+        sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key, $0.value.multiplexer?.activeStreams) }
     }
 
     /// The number of streams open on every association.
@@ -241,6 +248,7 @@ public final class AggServerService: @unchecked Sendable {
             guard case .control(let control) = try AggMessage.decode(message) else { return }
             reply = try session.authenticator.receive(control) { name in self.keys[name] }
         } catch {
+            metrics.recordAuthentication(succeeded: false)
             fail(id, "authentication: \(error)")
             return
         }
@@ -265,6 +273,8 @@ public final class AggServerService: @unchecked Sendable {
         multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
         session.multiplexer = multiplexer
         associationsAuthenticated += 1
+        metrics.recordAuthentication(succeeded: true)
+        multiplexer.metrics = metrics
         logger.info("client authenticated", metadata: ["association": "\(id)", "key": "\(name)"])
         onStateChange?()
     }
@@ -285,10 +295,12 @@ public final class AggServerService: @unchecked Sendable {
         configuration.egress.connect(to: target, on: eventLoop).assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
+                self.metrics.recordConnection(.success)
                 relay.connected(channel)
             case .failure(let error):
-                relay.connectFailed(
-                    (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: []))
+                let failure = (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: [])
+                self.metrics.recordConnection(ConnectionOutcome(failure.code))
+                relay.connectFailed(failure)
             }
         }
     }

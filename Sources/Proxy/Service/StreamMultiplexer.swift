@@ -34,6 +34,8 @@ final class StreamMultiplexer {
     /// No stream was open for `associationIdleTimeout`: the owner shuts the association down or aborts it.
     var onIdle: (() -> Void)?
 
+    /// The service's proxy counters (bytes relayed, refused connections); nil in tests that need none.
+    var metrics: ProxyMetrics?
     /// Bytes of DATA moved, for status displays.
     private(set) var bytesSent = 0
     private(set) var bytesReceived = 0
@@ -85,6 +87,7 @@ final class StreamMultiplexer {
     func send(_ message: StreamMessage, on stream: StreamID) {
         guard !isClosed else { return }
         if case .data(let bytes) = message { bytesSent += bytes.readableBytes }
+        if case .data(let bytes) = message { metrics?.recordRelayed(bytes.readableBytes, up: role == .client) }
         do {
             try driver.send(message.encode(), on: association, stream: stream, ppid: message.ppid)
         } catch {
@@ -115,6 +118,7 @@ final class StreamMultiplexer {
             return
         }
         if case .data(let bytes) = decoded { bytesReceived += bytes.readableBytes }
+        if case .data(let bytes) = decoded { metrics?.recordRelayed(bytes.readableBytes, up: role == .server) }
         if let relay = relays[message.stream] {
             relay.receive(decoded)
             return
@@ -136,6 +140,7 @@ final class StreamMultiplexer {
             id: stream, state: StreamState(role: .server, receiveCredit: receiveCredit), multiplexer: self)
         guard case .open(let target)? = relay.receiveOpen(message) else { return }
         guard table.admit(stream) else {
+            metrics?.recordConnection(.tooManyStreams)
             relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
             return
         }

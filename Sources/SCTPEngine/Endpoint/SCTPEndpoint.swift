@@ -254,6 +254,8 @@ public struct SCTPPathInfo: Sendable {
     public var retransmissions: Int
     public var fastRetransmissions: Int
     public var timeouts: Int
+    /// The path MTU: the largest SCTP packet sent on the path.
+    public var pmtu: Int
 
     init(_ path: Path, flightSize: Int) {
         remote = path.remoteAddress
@@ -276,5 +278,6 @@ public struct SCTPPathInfo: Sendable {
         retransmissions = path.counters.retransmissions
         fastRetransmissions = path.counters.fastRetransmissions
         timeouts = path.counters.t3Expiries
+        pmtu = path.mtu
     }
 }

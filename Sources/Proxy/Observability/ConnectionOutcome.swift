@@ -1,0 +1,46 @@
+/// How a proxied connection's open ended, as the `outcome` label of `agg_proxy_connections_total`.
+public enum ConnectionOutcome: String, CaseIterable, Sendable {
+    case success
+    case refused
+    case networkUnreachable = "network_unreachable"
+    case hostUnreachable = "host_unreachable"
+    case dnsFailure = "dns_failure"
+    case timeout
+    case notAllowed = "not_allowed"
+    case tooManyStreams = "too_many_streams"
+    case serverUnavailable = "server_unavailable"
+    case generalFailure = "general_failure"
+
+    /// The server's view: the OPEN-RESULT it answered.
+    init(_ code: OpenResultCode) {
+        switch code {
+        case .ok: self = .success
+        case .generalFailure: self = .generalFailure
+        case .notAllowed: self = .notAllowed
+        case .networkUnreachable: self = .networkUnreachable
+        case .hostUnreachable: self = .hostUnreachable
+        case .refused: self = .refused
+        case .timeout: self = .timeout
+        case .dnsFailure: self = .dnsFailure
+        case .tooManyStreams: self = .tooManyStreams
+        }
+    }
+
+    /// The client's view: how its connector's future completed.
+    init(_ result: Result<Void, any Error>) {
+        guard case .failure(let error) = result else {
+            self = .success
+            return
+        }
+        switch error as? ProxyFailure {
+        case .refused: self = .refused
+        case .unreachable: self = .networkUnreachable
+        case .hostUnreachable: self = .hostUnreachable
+        case .dnsFailure: self = .dnsFailure
+        case .timeout: self = .timeout
+        case .notAllowed: self = .notAllowed
+        case .serverUnavailable: self = .serverUnavailable
+        case .generalFailure, nil: self = .generalFailure
+        }
+    }
+}

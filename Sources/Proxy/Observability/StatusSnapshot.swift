@@ -1,0 +1,166 @@
+/// One moment of a daemon's state: what `GET /status.json` serves, the status page plots and `aggclient status`
+/// renders. Rates cover the last sampling interval (about a second); `history` holds the per-second samples of the
+/// last minutes, oldest first.
+public struct StatusSnapshot: Codable, Sendable, Equatable {
+    /// "aggclient" or "aggserver".
+    public var role: String
+    /// Seconds since the daemon started watching itself (monotonic).
+    public var uptime: Double
+    public var associations: [Association]
+    public var counters: Counters
+    public var history: [Sample]
+
+    public init(
+        role: String, uptime: Double, associations: [Association] = [], counters: Counters = Counters(),
+        history: [Sample] = []
+    ) {
+        self.role = role
+        self.uptime = uptime
+        self.associations = associations
+        self.counters = counters
+        self.history = history
+    }
+
+    /// Every path of every association, in order.
+    public var paths: [Path] { associations.flatMap(\.paths) }
+
+    /// One association as the service sees it.
+    public struct Association: Codable, Sendable, Equatable {
+        public var id: Int
+        /// "connecting", "authenticating" or "ready".
+        public var state: String
+        /// Open streams (proxied connections).
+        public var streams: Int
+        /// Bytes queued or in flight in the association, not yet acknowledged.
+        public var bufferedBytes: Int
+        public var paths: [Path]
+
+        public init(id: Int, state: String, streams: Int = 0, bufferedBytes: Int = 0, paths: [Path] = []) {
+            self.id = id
+            self.state = state
+            self.streams = streams
+            self.bufferedBytes = bufferedBytes
+            self.paths = paths
+        }
+    }
+
+    /// One path of an association: the engine's figures, cumulative counters and the rates of the last interval.
+    public struct Path: Codable, Sendable, Equatable {
+        /// Stable within the daemon's life: association, local IP and remote IP (the remote port is left out, so a
+        /// NAT rebinding keeps the path's identity).
+        public var id: String
+        public var association: Int
+        /// The local IP ("*" when the engine leaves the choice to the kernel) and the remote IP: metric labels.
+        public var local: String
+        public var remote: String
+        /// The remote UDP port: the NAT's public port on the server.
+        public var remotePort: Int
+        /// "unconfirmed", "active", "potentially-failed" or "inactive".
+        public var state: String
+        public var srttMilliseconds: Double?
+        public var rtoMilliseconds: Double
+        public var cwnd: Int
+        public var ssthresh: Int
+        public var flightSize: Int
+        public var pmtu: Int
+        public var bytesSent: Int
+        public var bytesReceived: Int
+        public var packetsSent: Int
+        public var packetsReceived: Int
+        public var retransmissions: Int
+        public var fastRetransmissions: Int
+        public var timeouts: Int
+        /// Bytes per second of SCTP packets sent and received on the path over the last interval.
+        public var sendRate: Double = 0
+        public var receiveRate: Double = 0
+        /// Retransmissions per packet sent over the last interval (0 when nothing was sent).
+        public var lossRate: Double = 0
+        /// The path's part of the association's traffic (both ways) over the last interval, 0…1.
+        public var share: Double = 0
+
+        public init(
+            id: String, association: Int, local: String, remote: String, remotePort: Int, state: String,
+            srttMilliseconds: Double? = nil, rtoMilliseconds: Double = 0, cwnd: Int = 0, ssthresh: Int = 0,
+            flightSize: Int = 0, pmtu: Int = 0, bytesSent: Int = 0, bytesReceived: Int = 0, packetsSent: Int = 0,
+            packetsReceived: Int = 0, retransmissions: Int = 0, fastRetransmissions: Int = 0, timeouts: Int = 0
+        ) {
+            self.id = id
+            self.association = association
+            self.local = local
+            self.remote = remote
+            self.remotePort = remotePort
+            self.state = state
+            self.srttMilliseconds = srttMilliseconds
+            self.rtoMilliseconds = rtoMilliseconds
+            self.cwnd = cwnd
+            self.ssthresh = ssthresh
+            self.flightSize = flightSize
+            self.pmtu = pmtu
+            self.bytesSent = bytesSent
+            self.bytesReceived = bytesReceived
+            self.packetsSent = packetsSent
+            self.packetsReceived = packetsReceived
+            self.retransmissions = retransmissions
+            self.fastRetransmissions = fastRetransmissions
+            self.timeouts = timeouts
+        }
+    }
+
+    /// The daemon's cumulative counters.
+    public struct Counters: Codable, Sendable, Equatable {
+        /// Proxied connections by outcome ("success", "refused", "timeout", …).
+        public var connections: [String: Int] = [:]
+        /// Associations authenticated, and refused for a failed authentication.
+        public var associationsAuthenticated = 0
+        public var authenticationFailures = 0
+        /// Stream payload relayed from the client's side to the server's (up) and back (down).
+        public var bytesUp = 0
+        public var bytesDown = 0
+        /// The UDP driver's datagrams and bytes, and the datagrams the kernel refused.
+        public var datagramsSent = 0
+        public var datagramsReceived = 0
+        public var udpBytesSent = 0
+        public var udpBytesReceived = 0
+        public var sendFailures = 0
+
+        public init() {}
+    }
+
+    /// One second of the history: the rates and congestion state of every path then.
+    public struct Sample: Codable, Sendable, Equatable {
+        public var uptime: Double
+        public var paths: [PathSample]
+
+        public init(uptime: Double, paths: [PathSample]) {
+            self.uptime = uptime
+            self.paths = paths
+        }
+    }
+
+    /// A path's line in a `Sample`.
+    public struct PathSample: Codable, Sendable, Equatable {
+        public var id: String
+        public var sendRate: Double
+        public var receiveRate: Double
+        public var srttMilliseconds: Double?
+        public var cwnd: Int
+        public var share: Double
+
+        public init(
+            id: String, sendRate: Double, receiveRate: Double, srttMilliseconds: Double?, cwnd: Int, share: Double
+        ) {
+            self.id = id
+            self.sendRate = sendRate
+            self.receiveRate = receiveRate
+            self.srttMilliseconds = srttMilliseconds
+            self.cwnd = cwnd
+            self.share = share
+        }
+
+        public init(_ path: Path) {
+            self.init(
+                id: path.id, sendRate: path.sendRate, receiveRate: path.receiveRate,
+                srttMilliseconds: path.srttMilliseconds, cwnd: path.cwnd, share: path.share)
+        }
+    }
+}

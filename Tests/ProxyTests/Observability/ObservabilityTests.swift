@@ -1,0 +1,185 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import Proxy
+
+/// Tests of Sources/Proxy/Observability: the status snapshot, its JSON, rates from counters, the bounded history,
+/// the Prometheus exposition, the terminal table. `swift test --filter Observability` runs them.
+@Suite struct ObservabilityTests {
+    /// A client with two paths: 127.0.0.1 carrying 3/4 of the traffic, 127.0.0.2 the rest.
+    static func sampleSnapshot() -> StatusSnapshot {
+        var first = StatusSnapshot.Path(
+            id: "1/127.0.0.1/127.0.0.1", association: 1, local: "127.0.0.1", remote: "127.0.0.1", remotePort: 9899,
+            state: "active", srttMilliseconds: 0.4, rtoMilliseconds: 200, cwnd: 65536, ssthresh: 1 << 20,
+            flightSize: 12000, pmtu: 1452, bytesSent: 30_000_000, bytesReceived: 400_000, packetsSent: 21000,
+            packetsReceived: 4000, retransmissions: 21, fastRetransmissions: 20, timeouts: 1)
+        first.sendRate = 1_500_000
+        first.receiveRate = 30_000
+        first.lossRate = 0.001
+        first.share = 0.75
+        var second = StatusSnapshot.Path(
+            id: "1/127.0.0.2/127.0.0.2", association: 1, local: "127.0.0.2", remote: "127.0.0.2", remotePort: 40123,
+            state: "potentially-failed", srttMilliseconds: 23.6, rtoMilliseconds: 1000, cwnd: 4380, ssthresh: 8760,
+            pmtu: 1452, bytesSent: 10_000_000, bytesReceived: 100_000, packetsSent: 7000, packetsReceived: 1000)
+        second.sendRate = 500_000
+        second.receiveRate = 10_000
+        second.share = 0.25
+        var counters = StatusSnapshot.Counters()
+        counters.connections = ["success": 12, "refused": 1]
+        counters.bytesUp = 40_000_000
+        counters.bytesDown = 2048
+        counters.datagramsSent = 28000
+        return StatusSnapshot(
+            role: "aggclient", uptime: 312.5,
+            associations: [
+                StatusSnapshot.Association(
+                    id: 1, state: "ready", streams: 3, bufferedBytes: 12288, paths: [first, second])
+            ],
+            counters: counters,
+            history: [
+                StatusSnapshot.Sample(uptime: 311.5, paths: [StatusSnapshot.PathSample(first)]),
+                StatusSnapshot.Sample(
+                    uptime: 312.5, paths: [StatusSnapshot.PathSample(first), StatusSnapshot.PathSample(second)]),
+            ])
+    }
+
+    // MARK: - JSON
+
+    @Test func snapshotSurvivesAJSONRoundTrip() throws {
+        var snapshot = Self.sampleSnapshot()
+        snapshot.associations[0].paths[1].srttMilliseconds = nil  // no RTT measured yet
+        let bytes = try snapshot.jsonBytes()
+        let decoded = try StatusSnapshot(json: bytes)
+        #expect(decoded == snapshot)
+        #expect(decoded.associations[0].paths[1].srttMilliseconds == nil)
+        // Field names scripts rely on.
+        let text = String(decoding: bytes, as: UTF8.self)
+        for key in [
+            "\"sendRate\"", "\"receiveRate\"", "\"share\"", "\"lossRate\"", "\"srttMilliseconds\"", "\"history\"",
+        ] {
+            #expect(text.contains(key), "missing \(key)")
+        }
+    }
+
+    @Test func somethingElseIsNotASnapshot() {
+        #expect(throws: StatusDecodingError.self) { try StatusSnapshot(json: Array("<html>".utf8)) }
+        #expect(throws: StatusDecodingError.self) { try StatusSnapshot(json: Array("{\"role\":\"x\"}".utf8)) }
+    }
+
+    // MARK: - Rates from counter deltas
+
+    @Test func throughputIsTheCounterDeltaOverTheInterval() {
+        var meter = PathRateMeter()
+        var associations = Self.sampleSnapshot().associations
+        meter.update(&associations, at: 10)
+        // A path seen for the first time has no rate yet.
+        #expect(associations[0].paths.allSatisfy { $0.sendRate == 0 && $0.receiveRate == 0 && $0.share == 0 })
+
+        // Two seconds later: path 1 sent 3 MB more and received 60 kB, path 2 sent 1 MB more.
+        associations[0].paths[0].bytesSent += 3_000_000
+        associations[0].paths[0].bytesReceived += 60_000
+        associations[0].paths[0].packetsSent += 2000
+        associations[0].paths[0].retransmissions += 20
+        associations[0].paths[1].bytesSent += 1_000_000
+        associations[0].paths[1].packetsSent += 700
+        meter.update(&associations, at: 12)
+        let (first, second) = (associations[0].paths[0], associations[0].paths[1])
+        #expect(first.sendRate == 1_500_000)
+        #expect(first.receiveRate == 30_000)
+        #expect(first.lossRate == 0.01)
+        #expect(second.sendRate == 500_000)
+        #expect(second.lossRate == 0)
+        #expect(abs(first.share - 3_060_000.0 / 4_060_000) < 1e-9)
+        #expect(abs(first.share + second.share - 1) < 1e-9)
+
+        // Nothing moved for a second: rates and shares drop to zero.
+        meter.update(&associations, at: 13)
+        #expect(associations[0].paths.allSatisfy { $0.sendRate == 0 && $0.share == 0 })
+    }
+
+    @Test func aVanishedPathStartsAgainFromZero() {
+        var meter = PathRateMeter()
+        var associations = Self.sampleSnapshot().associations
+        meter.update(&associations, at: 1)
+        let second = associations[0].paths.removeLast()
+        meter.update(&associations, at: 2)
+        associations[0].paths.append(second)
+        associations[0].paths[1].bytesSent += 5_000_000
+        meter.update(&associations, at: 3)
+        #expect(associations[0].paths[1].sendRate == 0, "a path back after a gap has no previous reading")
+        // Counters that went backwards (a new association reusing the id) never give a negative rate.
+        associations[0].paths[0].bytesSent = 10
+        meter.update(&associations, at: 4)
+        #expect(associations[0].paths[0].sendRate == 0)
+    }
+
+    // MARK: - History
+
+    @Test func historyKeepsOnlyTheNewestSamples() {
+        var history = SampleHistory<Int>(capacity: 300)
+        for second in 0..<1000 { history.append(second) }
+        #expect(history.count == 300)
+        #expect(history.all.first == 700)
+        #expect(history.all.last == 999)
+        #expect(history.suffix(3) == [997, 998, 999])
+        #expect(history.suffix(0).isEmpty)
+        #expect(history.suffix(5000).count == 300)
+    }
+
+    // MARK: - Terminal table
+
+    @Test func tableShowsEveryPathWithItsFigures() {
+        let table = StatusTable.render(Self.sampleSnapshot())
+        let lines = table.split(separator: "\n").map(String.init)
+        #expect(lines[0].hasPrefix("aggclient  up 5m12s  connections 13 (12 ok)"))
+        #expect(lines.contains("association 1 ready, 3 streams, 12.0 KiB buffered"))
+        let header = lines.first { $0.hasPrefix("PATH") }
+        let first = lines.first { $0.hasPrefix("127.0.0.1 → 127.0.0.1:9899") }
+        let second = lines.first { $0.hasPrefix("127.0.0.2 → 127.0.0.2:40123") }
+        let total = lines.first { $0.hasPrefix("total") }
+        #expect(header != nil && first != nil && second != nil && total != nil, "\(table)")
+        guard let header, let first, let second, let total else { return }
+        // The client sends up: 1.5 MB/s is 12.0 Mbit/s up, 30 kB/s is 240 kbit/s down.
+        for cell in ["active", "0.4 ms", "12.0 Mbit/s", "240 kbit/s", "0.1%", "75.0%", "█████████···"] {
+            #expect(first.contains(cell), "\(cell) missing in \(first)")
+        }
+        for cell in ["potentially-failed", "24 ms", "4.0 Mbit/s", "80 kbit/s", "0.0%", "25.0%", "███·········"] {
+            #expect(second.contains(cell), "\(cell) missing in \(second)")
+        }
+        #expect(total.contains("16.0 Mbit/s") && total.contains("320 kbit/s"))
+        // Columns line up: each figure ends where its header does.
+        for title in ["RTT", "UP", "DOWN", "LOSS", "SHARE"] {
+            let end = header.range(of: title)!.upperBound.utf16Offset(in: header)
+            #expect(first.utf16.count >= end && Array(first.utf16)[end - 1] != 32, "\(title) misaligned")
+        }
+    }
+
+    @Test func tableOfTheServerSwapsTheDirections() {
+        var snapshot = Self.sampleSnapshot()
+        snapshot.role = "aggserver"
+        let row = StatusTable.render(snapshot).split(separator: "\n").first { $0.hasPrefix("127.0.0.1 →") }!
+        let up = row.range(of: "240 kbit/s")!.lowerBound
+        let down = row.range(of: "12.0 Mbit/s")!.lowerBound
+        #expect(up < down, "the server receives up: \(row)")
+    }
+
+    @Test func tableWithoutAssociationSaysSo() {
+        let table = StatusTable.render(StatusSnapshot(role: "aggclient", uptime: 3))
+        #expect(table.contains("no association: reconnecting"))
+    }
+
+    @Test func figuresAreFormattedForPeople() {
+        #expect(StatusFormat.rate(bytesPerSecond: 0) == "0 bit/s")
+        #expect(StatusFormat.rate(bytesPerSecond: 105_000) == "840 kbit/s")
+        #expect(StatusFormat.rate(bytesPerSecond: 1_537_500) == "12.3 Mbit/s")
+        #expect(StatusFormat.rate(bytesPerSecond: 131_250_000) == "1.05 Gbit/s")
+        #expect(StatusFormat.bytes(512) == "512 B")
+        #expect(StatusFormat.bytes(3 * 1024 * 1024 + 400 * 1024) == "3.4 MiB")
+        #expect(StatusFormat.milliseconds(nil) == "-")
+        #expect(StatusFormat.milliseconds(123.4) == "123 ms")
+        #expect(StatusFormat.percent(0.9999) == "100%")
+        #expect(StatusFormat.duration(3 * 3600 + 125) == "3h02m")
+        #expect(StatusFormat.decimal(0.05, digits: 2) == "0.05")
+    }
+}

@@ -1,0 +1,112 @@
+import Prometheus
+import Testing
+
+@testable import Proxy
+
+/// The Prometheus exposition the exporter and the proxy counters produce, read back with a strict parser.
+@Suite struct PrometheusExportTests {
+    @Test func exportedSnapshotIsValidExpositionWithTheEngineFigures() throws {
+        let metrics = ProxyMetrics()
+        let exporter = MetricsExporter(registry: metrics.registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        snapshot.counters.udpBytesSent = 5000
+        exporter.update(snapshot)
+        metrics.recordConnection(.success)
+        metrics.recordConnection(.dnsFailure)
+        metrics.recordRelayed(1500, up: true)
+        metrics.recordAuthentication(succeeded: false)
+
+        let text = metrics.registry.emitToString()
+        let parsed = try PrometheusTextParser(text)
+        let first = ["association": "1", "local": "127.0.0.1", "remote": "127.0.0.1"]
+        let second = ["association": "1", "local": "127.0.0.2", "remote": "127.0.0.2"]
+        #expect(parsed.values("agg_path_sent_bytes_total", first) == [30_000_000])
+        #expect(parsed.values("agg_path_received_packets_total", second) == [1000])
+        #expect(parsed.values("agg_path_timeouts_total", first) == [1])
+        #expect(parsed.values("agg_path_state", first) == [1])
+        #expect(parsed.values("agg_path_state", second) == [2])
+        #expect(parsed.values("agg_path_srtt_seconds", second).map { abs($0 - 0.0236) < 1e-12 } == [true])
+        #expect(parsed.values("agg_path_pmtu_bytes", first) == [1452])
+        #expect(parsed.values("agg_path_remote_udp_port", second) == [40123])
+        #expect(parsed.values("agg_association_state", ["association": "1"]) == [2])
+        #expect(parsed.values("agg_association_buffered_bytes", ["association": "1"]) == [12288])
+        #expect(parsed.values("agg_udp_bytes_total", ["direction": "sent"]) == [5000])
+        #expect(parsed.values("agg_proxy_connections_total", ["outcome": "success"]) == [1])
+        #expect(parsed.values("agg_proxy_connections_total", ["outcome": "dns_failure"]) == [1])
+        #expect(parsed.values("agg_proxy_connections_total", ["outcome": "refused"]) == [0])
+        #expect(parsed.values("agg_proxy_relayed_bytes_total", ["direction": "up"]) == [1500])
+        #expect(parsed.values("agg_associations_total", ["outcome": "auth_failure"]) == [1])
+        #expect(parsed.types["agg_path_sent_bytes_total"] == "counter")
+        #expect(parsed.types["agg_path_cwnd_bytes"] == "gauge")
+        for (name, _) in MetricsExporter.pathGauges + MetricsExporter.pathCounters {
+            #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
+            #expect(parsed.values(name).count == 2, "\(name) should have one series per path")
+        }
+        // The JSON counters mirror what swift-metrics counted.
+        #expect(metrics.values.connections == ["success": 1, "dns_failure": 1])
+        #expect(metrics.values.bytesUp == 1500 && metrics.values.authenticationFailures == 1)
+    }
+
+    @Test func countersAdvanceByTheEnginesGrowthAndGoneSeriesDisappear() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        exporter.update(snapshot)
+        snapshot.associations[0].paths[0].bytesSent += 1234
+        snapshot.associations[0].paths[0].cwnd = 99999
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_sent_bytes_total", ["local": "127.0.0.1"]) == [30_001_234])
+        #expect(parsed.values("agg_path_cwnd_bytes", ["local": "127.0.0.1"]) == [99999])
+
+        // Path 2 went away: its series go; a counter that restarted lower is not decreased.
+        snapshot.associations[0].paths.removeLast()
+        snapshot.associations[0].paths[0].bytesSent = 10
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_cwnd_bytes", ["local": "127.0.0.2"]).isEmpty)
+        #expect(parsed.values("agg_path_sent_bytes_total", ["local": "127.0.0.1"]) == [30_001_234])
+        snapshot.associations[0].paths[0].bytesSent = 110
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_sent_bytes_total", ["local": "127.0.0.1"]) == [30_001_334])
+
+        // The association closed: nothing of it is left.
+        snapshot.associations = []
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(!parsed.samples.contains { $0.name.hasPrefix("agg_path_") || $0.name.hasPrefix("agg_association_") })
+    }
+
+    /// The parser must reject what Prometheus would, or the tests above prove nothing.
+    @Test(arguments: [
+        "agg_x 1",  // no final newline
+        "agg-x 1\n",  // bad metric name
+        "agg_x{a=\"1\" 1\n",  // unclosed labels
+        "agg_x{a=1} 1\n",  // unquoted label value
+        "agg_x{1a=\"1\"} 1\n",  // bad label name
+        "agg_x{a=\"1\",a=\"2\"} 1\n",  // label twice
+        "agg_x one\n",  // bad value
+        "agg_x 1 2 3\n",  // extra field
+        "agg_x{a=\"\\q\"} 1\n",  // bad escape
+        "agg_x 1\nagg_x 2\n",  // duplicate series
+        "# TYPE agg_x counter\nagg_x -1\n",  // negative counter
+        "agg_x 1\n# TYPE agg_x gauge\n",  // TYPE after samples
+        "# TYPE agg_x gauge\n# TYPE agg_x gauge\nagg_x 1\n",  // TYPE twice
+        "agg_x{a=\"1\"} 1\nagg_y 1\nagg_x{a=\"2\"} 1\n",  // family not contiguous
+        "# TYPE agg_x speed\nagg_x 1\n",  // unknown type
+    ])
+    func parserRejectsMalformedExposition(_ text: String) {
+        #expect(throws: PrometheusTextParser.Failure.self) { try PrometheusTextParser(text) }
+    }
+
+    @Test func parserReadsEscapesSpecialValuesAndTimestamps() throws {
+        let parsed = try PrometheusTextParser(
+            "# HELP agg_x Some help.\n# TYPE agg_x gauge\nagg_x{a=\"q\\\"\\\\\\n\"} +Inf 1700000000000\n\nagg_y NaN\n")
+        #expect(parsed.samples.count == 2)
+        #expect(parsed.samples[0].labels["a"] == "q\"\\\n")
+        #expect(parsed.samples[0].value == .infinity)
+        #expect(parsed.samples[1].value.isNaN)
+        #expect(parsed.help["agg_x"] == "Some help.")
+    }
+}
