@@ -29,6 +29,8 @@ public final class AggClientService: @unchecked Sendable {
         public var reconnectDelay: TimeAmount = .milliseconds(250)
         public var maxReconnectDelay: TimeAmount = .seconds(30)
         public var sctp = SCTPConfiguration()
+        /// Plain RFC 6951 datagrams instead of the encryption layer (`--plaintext`).
+        public var plaintext = false
         /// The server endpoint's SCTP port (not the UDP port).
         public var serverSCTPPort: UInt16 = AggServerService.sctpPort
 
@@ -115,7 +117,8 @@ public final class AggClientService: @unchecked Sendable {
             if let interface { options.interfaces[configuration.paths[index]] = interface }
         }
         return SCTPDriver.bind(
-            localAddresses: locals, configuration: sctp, seed: generator.next(), options: options, on: eventLoop,
+            localAddresses: locals, configuration: sctp, seed: generator.next(), options: options,
+            protection: configuration.protection, on: eventLoop,
             logger: logger
         ).flatMapThrowing { driver in
             let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
@@ -179,6 +182,7 @@ public final class AggClientService: @unchecked Sendable {
     public func reloadKey(_ key: PreSharedKey) -> EventLoopFuture<Void> {
         eventLoop.submit {
             self.key = key
+            self.driver.replaceSecurityKey(key)
             self.logger.info("key reloaded", metadata: ["key": "\(key.name)"])
         }
     }

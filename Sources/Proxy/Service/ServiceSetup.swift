@@ -70,6 +70,7 @@ public enum ServiceSetup {
         if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
+        configuration.plaintext = settings.plaintext
         configuration.pathInterfaces = settings.localAddresses.map { SCTPIPAddress($0) == nil ? $0 : nil }
         configuration.limits = settings.limits
         return configuration
@@ -88,6 +89,7 @@ public enum ServiceSetup {
         let egress = EgressConnector(
             policy: settings.egressPolicy, connectTimeout: TimeAmount(settings.limits.connectTimeout))
         var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
+        configuration.allowPlaintext = settings.allowPlaintext
         configuration.limits = settings.limits
         return configuration
     }
