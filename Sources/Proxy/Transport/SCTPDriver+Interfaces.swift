@@ -62,17 +62,15 @@ extension SCTPDriver {
     }
 
     /// Closes the channel bound to `bound` for good (its address is gone from the host): it is not bound again,
-    /// and datagrams from that address find no channel.
+    /// even if it closed under the driver already and is waiting to be bound again.
     func retireSocket(bound: SCTPSocketAddress) {
         eventLoop.preconditionInEventLoop()
-        for index in sockets.indices where sockets[index].bound == bound && sockets[index].isOpen {
-            sockets[index].isOpen = false
-            sockets[index].channel.close(promise: nil)
+        for index in sockets.indices where sockets[index].bound == bound && !sockets[index].isRetired {
+            sockets[index].isRetired = true
+            if sockets[index].isOpen {
+                sockets[index].isOpen = false
+                sockets[index].channel.close(promise: nil)
+            }
         }
-    }
-
-    /// Whether a channel bound to `bound` is open.
-    func hasOpenSocket(bound: SCTPSocketAddress) -> Bool {
-        sockets.contains { $0.bound == bound && $0.isOpen }
     }
 }

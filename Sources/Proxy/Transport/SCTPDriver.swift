@@ -49,6 +49,8 @@ public final class SCTPDriver: @unchecked Sendable {
         var requested: SCTPSocketAddress
         var hasUnflushedWrites = false
         var isOpen = true
+        /// Closed for good by `retireSocket` (its address left the host): never bound again.
+        var isRetired = false
         /// The interface the channel is bound to (SO_BINDTODEVICE), if any.
         var interface: String?
     }
@@ -214,8 +216,7 @@ public final class SCTPDriver: @unchecked Sendable {
     }
 
     func socketClosed(_ index: Int) {
-        // A channel retired on purpose (`retireSocket`) was marked closed first: it is not bound again.
-        guard sockets.indices.contains(index), sockets[index].isOpen else { return }
+        guard sockets.indices.contains(index), sockets[index].isOpen, !sockets[index].isRetired else { return }
         sockets[index].isOpen = false
         guard !isClosing else { return }
         let requested = sockets[index].bound
@@ -224,7 +225,7 @@ public final class SCTPDriver: @unchecked Sendable {
     }
 
     private func rebind(_ index: Int) {
-        guard !isClosing else { return }
+        guard !isClosing, !sockets[index].isRetired else { return }
         openSocket(sockets[index].bound, index: index, interface: sockets[index].interface).whenComplete { result in
             switch result {
             case .success(let socket):
@@ -322,6 +323,14 @@ public final class SCTPDriver: @unchecked Sendable {
     /// The channel for a datagram's source: the exact address, else one bound to the same IP, else a wildcard
     /// channel, else the first channel of the destination's family.
     func socketIndex(for source: SCTPSocketAddress, family isIPv4: Bool) -> Int? {
+        // The channel of that very address is closed (its address left the host): another channel would send the
+        // datagram through another uplink and NAT, and a wildcard ASCONF from there would teach the peer the wrong
+        // address. It fails instead, as the path should.
+        if !source.ip.isWildcard, sockets.contains(where: { $0.bound == source && !$0.isOpen }),
+            !sockets.contains(where: { $0.bound == source && $0.isOpen })
+        {
+            return nil
+        }
         var sameIP: Int?
         var wildcard: Int?
         var sameFamily: Int?
