@@ -24,5 +24,6 @@ timeout --kill-after=30 1500 swift test --skip-build --parallel
 # second path added through NAT 2, downloads with SHA-256 checks while path 1 is blackholed and NAT 2 rebinds.
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
     timeout --kill-after=30 600 Tests/Lab/agg-integration.sh
+AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" timeout 300 Tests/Lab/agg-address-change.sh
 # A short run of the wire-format fuzzer (libFuzzer) on its committed corpus: no crash, no hang.
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
