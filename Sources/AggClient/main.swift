@@ -6,47 +6,75 @@ struct AggClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
-        subcommands: [Run.self, Demo.self, Status.self], defaultSubcommand: Run.self)
+        subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self], defaultSubcommand: Run.self)
 }
 
-struct Run: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the client (the default).")
-
+/// The settings flags of `run` and `check-config`; each overrides the config file key of the same name.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "TOML config file (default: /etc/agg/aggclient.toml if it exists); flags override it.")
+    var config: String?
     @Option(name: .customLong("server"), help: "aggserver's UDP address, HOST:PORT (repeat for each address).")
     var servers: [String] = []
     @Option(name: .customLong("path"), help: "Local IP address or interface name to send from (one per path).")
     var paths: [String] = []
-    @Option(help: "SOCKS5/SOCKS4a listener, HOST:PORT or PORT (127.0.0.1 by default); 'off' disables it.")
-    var socks = "127.0.0.1:1080"
-    @Option(help: "HTTP proxy listener, HOST:PORT or PORT; the same address as --socks shares one port.")
-    var http = "127.0.0.1:8080"
+    @Option(help: "SOCKS5/SOCKS4a listener, HOST:PORT or PORT (default 127.0.0.1:1080); 'off' disables it.")
+    var socks: String?
+    @Option(help: "HTTP proxy listener, HOST:PORT or PORT (default 127.0.0.1:8080); the same as --socks shares it.")
+    var http: String?
     @Option(name: .customLong("psk-file"), help: "This client's key file: one 'NAME HEX' line, mode 600.")
-    var pskFile: String
-    @Option(help: "Serve a plain-text status page on HOST:PORT.")
+    var pskFile: String?
+    @Option(help: "Serve the status page and metrics on HOST:PORT.")
     var metrics: String?
-    @Option(help: "Seconds SIGTERM lets running connections finish before the association is shut down.")
-    var shutdownTimeout: Int = 10
+    @Option(help: "How long SIGTERM lets running connections finish (seconds, or '30s', '1m'; default 10s).")
+    var shutdownTimeout: String?
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     var verbose = false
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
 
+    /// The flags given, by config key.
+    var overrides: ConfigOverrides {
+        var overrides = ConfigOverrides()
+        overrides.set("server", servers)
+        overrides.set("path", paths)
+        overrides.set("socks", socks)
+        overrides.set("http", http)
+        overrides.set("psk-file", pskFile)
+        overrides.set("metrics", metrics)
+        overrides.set("shutdown-timeout", shutdownTimeout)
+        overrides.set("verbose", verbose)
+        overrides.set("plaintext", plaintext)
+        return overrides
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the client (the default).")
+
+    @OptionGroup var options: ClientOptions
+
     func run() throws {
-        LoggingBootstrap.bootstrap(label: "aggclient", logLevel: verbose ? .debug : .info)
+        let settings = try ConfigFile.load(
+            ClientSettings.configSchema, path: options.config, overrides: options.overrides
+        ).settings
+        LoggingBootstrap.bootstrap(label: "aggclient", logLevel: settings.verbose ? .debug : .info)
         // Before any thread exists: reading the sockets unsets LISTEN_* (setenv/unsetenv are not thread-safe).
-        var options = DaemonOptions()
-        options.listenFDs = try SocketActivation.listenFDs()
-        options.shutdownTimeout = .seconds(Int64(max(shutdownTimeout, 0)))
-        var settings = ClientSettings()
-        settings.serverAddresses = try servers.map { try parseAddress($0, defaultPort: 9899, option: "--server") }
-        guard !settings.serverAddresses.isEmpty else { throw ValidationError("give at least one --server") }
-        settings.localAddresses = paths
-        settings.socksAddress = try parseListener(socks, option: "--socks")
-        settings.httpAddress = try parseListener(http, option: "--http")
-        settings.pskFile = pskFile
-        settings.plaintext = plaintext
-        settings.metricsAddress = try metrics.map { try parseAddress($0, defaultPort: nil, option: "--metrics") }
-        try AggRuntime.runClient(settings, options: options)
+        let daemonOptions = settings.daemonOptions(listenFDs: try SocketActivation.listenFDs())
+        try AggRuntime.runClient(settings, options: daemonOptions)
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the config file and flags (key file, addresses, interfaces, limits) without starting; "
+            + "print the effective settings.")
+
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        let report = ConfigCheck.client(path: options.config, overrides: options.overrides)
+        let code = ConfigCheck.print(report, daemon: "aggclient")
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
@@ -74,13 +102,6 @@ func parseAddress(_ text: String, defaultPort: UInt16?, option: String) throws -
         throw ValidationError("\(option): expected HOST:PORT, found \(text)")
     }
     return address
-}
-
-/// A listener address: HOST:PORT, a bare PORT on 127.0.0.1, or "off".
-func parseListener(_ text: String, option: String) throws -> HostAndPort? {
-    if text == "off" { return nil }
-    if let port = UInt16(text) { return HostAndPort(host: "127.0.0.1", port: port) }
-    return try parseAddress(text, defaultPort: nil, option: option)
 }
 
 AggClientCommand.main()

@@ -6,43 +6,67 @@ struct AggServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggserver",
         abstract: "Terminate aggclient associations (SCTP over UDP) and relay each stream to its target.",
-        subcommands: [Serve.self, Keygen.self], defaultSubcommand: Serve.self)
+        subcommands: [Serve.self, CheckConfig.self, Keygen.self], defaultSubcommand: Serve.self)
 }
 
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
-
+/// The settings flags of `serve` and `check-config`; each overrides the config file key of the same name.
+struct ServerOptions: ParsableArguments {
+    @Option(help: "TOML config file (default: /etc/agg/aggserver.toml if it exists); flags override it.")
+    var config: String?
     @Option(name: .customLong("listen"), help: "UDP address to listen on, HOST:PORT (repeat for each address).")
     var listen: [String] = []
     @Option(name: .customLong("psk-file"), help: "Key file: one 'NAME HEX' line per client, mode 600.")
-    var pskFile: String
+    var pskFile: String?
     @Option(name: .customLong("egress-allow"), help: "CIDR prefix egress may reach although it is private.")
     var egressAllow: [String] = []
-    @Option(help: "Serve a plain-text status page on HOST:PORT.")
+    @Option(help: "Serve the status page and metrics on HOST:PORT.")
     var metrics: String?
-    @Option(help: "Seconds SIGTERM lets running streams finish before the associations are shut down.")
-    var shutdownTimeout: Int = 10
+    @Option(help: "How long SIGTERM lets running streams finish (seconds, or '30s', '1m'; default 10s).")
+    var shutdownTimeout: String?
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     var verbose = false
     @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
     var allowPlaintext = false
 
+    /// The flags given, by config key.
+    var overrides: ConfigOverrides {
+        var overrides = ConfigOverrides()
+        overrides.set("listen", listen)
+        overrides.set("psk-file", pskFile)
+        overrides.set("egress-allow", egressAllow)
+        overrides.set("metrics", metrics)
+        overrides.set("shutdown-timeout", shutdownTimeout)
+        overrides.set("verbose", verbose)
+        overrides.set("allow-plaintext", allowPlaintext)
+        return overrides
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (the default).")
+
+    @OptionGroup var options: ServerOptions
+
     func run() throws {
-        LoggingBootstrap.bootstrap(label: "aggserver", logLevel: verbose ? .debug : .info)
-        var options = DaemonOptions()
-        options.shutdownTimeout = .seconds(Int64(max(shutdownTimeout, 0)))
-        var settings = ServerSettings()
-        if !listen.isEmpty {
-            settings.listenAddresses = try listen.map { try parseAddress($0, defaultPort: 9899, option: "--listen") }
-        }
-        settings.pskFile = pskFile
-        settings.allowPlaintext = allowPlaintext
-        settings.egressAllow = try egressAllow.map { text in
-            guard let prefix = CIDR(text) else { throw ValidationError("--egress-allow: not a CIDR prefix: \(text)") }
-            return prefix
-        }
-        settings.metricsAddress = try metrics.map { try parseAddress($0, defaultPort: nil, option: "--metrics") }
-        try AggRuntime.runServer(settings, options: options)
+        let settings = try ConfigFile.load(
+            ServerSettings.configSchema, path: options.config, overrides: options.overrides
+        ).settings
+        LoggingBootstrap.bootstrap(label: "aggserver", logLevel: settings.verbose ? .debug : .info)
+        try AggRuntime.runServer(settings, options: settings.daemonOptions)
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check the config file and flags (key file, addresses, limits) without starting; print the "
+            + "effective settings.")
+
+    @OptionGroup var options: ServerOptions
+
+    func run() throws {
+        let report = ConfigCheck.server(path: options.config, overrides: options.overrides)
+        let code = ConfigCheck.print(report, daemon: "aggserver")
+        if code != 0 { throw ExitCode(code) }
     }
 }
 
@@ -66,13 +90,6 @@ struct Keygen: ParsableCommand {
             print(line, terminator: "")
         }
     }
-}
-
-func parseAddress(_ text: String, defaultPort: UInt16?, option: String) throws -> HostAndPort {
-    guard let address = HostAndPort(text, defaultPort: defaultPort) else {
-        throw ValidationError("\(option): expected HOST:PORT, found \(text)")
-    }
-    return address
 }
 
 AggServerCommand.main()
