@@ -64,6 +64,12 @@ public final class AggClientService: @unchecked Sendable {
     let logger: Logger
 
     private(set) var link = Link.down
+    /// DATA bytes received from the server and not yet accepted by local sockets (capped by
+    /// `StreamLimits.bufferedBytesPerAssociation`); 0 without an association. Call on the event loop.
+    var bufferedBytes: Int {
+        if case .ready(_, let multiplexer) = link { return multiplexer.bufferedBytes }
+        return 0
+    }
     private var waiters: [Int: Waiter] = [:]
     private var nextWaiter = 0
     private var reconnectTask: Scheduled<Void>?
@@ -409,7 +415,8 @@ public final class AggClientService: @unchecked Sendable {
             driver: driver, association: id, role: .client,
             table: .client(outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),
             receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
-            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout), logger: logger)
+            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
+            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger)
         multiplexer.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
         link = .ready(id, multiplexer)
         associationsEstablished += 1

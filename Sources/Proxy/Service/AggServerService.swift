@@ -149,6 +149,12 @@ public final class AggServerService: @unchecked Sendable {
         sessions.values.reduce(0) { $0 + ($1.multiplexer?.activeStreams ?? 0) }
     }
 
+    /// DATA bytes received from clients and not yet accepted by target sockets, per association (its cap is
+    /// `StreamLimits.bufferedBytesPerAssociation`). Call on the event loop.
+    var bufferedBytes: [SCTPAssociationID: Int] {
+        sessions.compactMapValues { $0.multiplexer?.bufferedBytes }
+    }
+
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
         if activeStreams == 0 || NIODeadline.now() >= deadline {
             if activeStreams > 0 {
@@ -262,7 +268,8 @@ public final class AggServerService: @unchecked Sendable {
                 limit: min(limits.streamsPerAssociation, Int(session.outbound) - 1, Int(session.inbound) - 1)),
             receiveCredit: limits.streamCredit, sendCredit: 0,
             idleTimeout: TimeAmount(limits.streamIdleTimeout),
-            associationIdleTimeout: TimeAmount(limits.associationIdleTimeout), logger: logger)
+            associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),
+            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger)
         multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
         multiplexer.onIdle = { [unowned self] in
             logger.info("association idle", metadata: ["association": "\(id)"])

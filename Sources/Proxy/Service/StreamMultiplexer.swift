@@ -19,6 +19,10 @@ final class StreamMultiplexer {
     let idleTimeout: TimeAmount
     /// With no stream open for this long, `onIdle` is called once.
     let associationIdleTimeout: TimeAmount
+    /// `StreamLimits.bufferedBytesPerAssociation`: at or above it, streams whose socket has not taken all their
+    /// bytes hold back the credit they would return, and new streams are refused (server: OPEN-RESULT "too many
+    /// streams"; client: the connection fails), until the sockets drain below it.
+    let bufferedBytesLimit: Int
 
     private(set) var table: StreamTable
     private(set) var relays: [StreamID: StreamRelay] = [:]
@@ -41,11 +45,19 @@ final class StreamMultiplexer {
     private(set) var bytesReceived = 0
     /// Connections opened over this association.
     private(set) var streamsOpened = 0
+    /// DATA bytes received from the peer and not yet accepted by a local socket, over every stream (a released
+    /// stream counts until its last write completes or is dropped). Relays report changes through
+    /// `bufferedBytesChanged`.
+    private(set) var bufferedBytes = 0
+    /// Relays that hold back a WINDOW-UPDATE because `bufferedBytes` reached the limit; asked to send it once it
+    /// is below again.
+    private var creditWaiters: [StreamRelay] = []
 
     init(
         driver: SCTPDriver, association: SCTPAssociationID, role: StreamState.Role, table: StreamTable,
         receiveCredit: UInt32, sendCredit: UInt32, idleTimeout: TimeAmount,
-        associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout), logger: Logger
+        associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout),
+        bufferedBytesLimit: Int = StreamLimits().bufferedBytesPerAssociation, logger: Logger
     ) {
         self.driver = driver
         self.association = association
@@ -55,6 +67,7 @@ final class StreamMultiplexer {
         self.sendCredit = sendCredit
         self.idleTimeout = idleTimeout
         self.associationIdleTimeout = associationIdleTimeout
+        self.bufferedBytesLimit = bufferedBytesLimit
         self.logger = logger
         scheduleIdleSweep()
     }
@@ -68,10 +81,11 @@ final class StreamMultiplexer {
 
     // MARK: - Client: new streams
 
-    /// Takes a free stream id for a new connection and registers its relay; nil when every id is in use.
+    /// Takes a free stream id for a new connection and registers its relay; nil when every id is in use or the
+    /// association already buffers `bufferedBytesLimit` bytes (the new stream's credit would add to it).
     func makeClientRelay() -> StreamRelay? {
         precondition(role == .client)
-        guard !isClosed, let id = table.allocate() else { return nil }
+        guard !isClosed, !isOverBufferedLimit, let id = table.allocate() else { return nil }
         let relay = StreamRelay(
             id: id, state: StreamState(role: .client, receiveCredit: receiveCredit, initialSendCredit: sendCredit),
             multiplexer: self)
@@ -100,7 +114,29 @@ final class StreamMultiplexer {
         guard relays[relay.id] === relay else { return }
         relays[relay.id] = nil
         table.release(relay.id)
+        creditWaiters.removeAll { $0 === relay }
         if relays.isEmpty { idleSince = .now() }
+    }
+
+    // MARK: - Buffered bytes
+
+    /// Whether this side has as many received bytes waiting for sockets as it may hold: credit stays with us.
+    var isOverBufferedLimit: Bool { bufferedBytes >= bufferedBytesLimit }
+
+    /// A relay's received-but-unwritten bytes changed by `delta`; below the limit again, held credit goes out.
+    func bufferedBytesChanged(by delta: Int) {
+        bufferedBytes += delta
+        assert(bufferedBytes >= 0, "buffered bytes went negative: \(bufferedBytes)")
+        guard !isOverBufferedLimit, !creditWaiters.isEmpty else { return }
+        let waiters = creditWaiters
+        creditWaiters.removeAll()
+        for relay in waiters { relay.sendHeldCredit() }
+    }
+
+    /// `relay` holds back credit until the association is below its limit.
+    func waitForCredit(_ relay: StreamRelay) {
+        guard !creditWaiters.contains(where: { $0 === relay }) else { return }
+        creditWaiters.append(relay)
     }
 
     // MARK: - Receiving
@@ -139,6 +175,11 @@ final class StreamMultiplexer {
         let relay = StreamRelay(
             id: stream, state: StreamState(role: .server, receiveCredit: receiveCredit), multiplexer: self)
         guard case .open(let target)? = relay.receiveOpen(message) else { return }
+        guard !isOverBufferedLimit else {
+            // The DATA that may follow this OPEN arrives on a free stream and is dropped: nothing is buffered.
+            relay.refuse(.tooManyStreams, text: "the association buffers \(bufferedBytes) bytes, at its limit")
+            return
+        }
         guard table.admit(stream) else {
             metrics?.recordConnection(.tooManyStreams)
             relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
@@ -169,6 +210,7 @@ final class StreamMultiplexer {
         idleSweep?.cancel()
         let all = Array(relays.values)
         relays.removeAll()
+        creditWaiters.removeAll()
         for relay in all { relay.associationLost() }
     }
 

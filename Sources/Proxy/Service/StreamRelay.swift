@@ -50,6 +50,13 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
     /// DATA that arrived before the channel was attached (server: while connecting to the target).
     private var backlog: [ByteBuffer] = []
     private var writesInFlight = 0
+    /// Bytes of `backlog` and of writes in flight: this stream's share of the association's buffered bytes.
+    private(set) var bufferedBytes = 0
+    /// Credit the stream owes the peer but holds while the association is at its buffered-bytes limit.
+    private var heldCredit: UInt32 = 0
+    /// The multiplexer whose buffered-bytes count includes ours; unlike `multiplexer` it stays set after the
+    /// stream is released, so writes that complete later are still counted out.
+    private weak var ledger: StreamMultiplexer?
     private var outputEndRequested = false
     private var outputEnded = false
 
@@ -61,6 +68,7 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
         self.id = id
         self.state = state
         self.multiplexer = multiplexer
+        self.ledger = multiplexer
     }
 
     private var logger: Logger { multiplexer?.logger ?? Logger(label: "agg.stream") }
@@ -239,6 +247,7 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func deliver(_ bytes: ByteBuffer) {
         guard !isChannelDone else { return }
+        account(bytes.readableBytes)
         guard let context else {
             backlog.append(bytes)
             return
@@ -249,7 +258,7 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
     private func writeBacklog() {
         guard let context else { return }
         let queued = backlog
-        backlog = []
+        backlog = []  // Still counted: `write` counts each out when it completes.
         for bytes in queued { write(bytes, context: context) }
         endOutputIfDone()
     }
@@ -259,11 +268,53 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
         writesInFlight += 1
         context.writeAndFlush(wrapOutboundOut(bytes)).assumeIsolated().whenComplete { [self] result in
             writesInFlight -= 1
-            if case .success = result, multiplexer != nil, let update = state.consumed(count) {
-                multiplexer?.send(update, on: id)
+            account(-count)
+            if case .success = result, let multiplexer, case .windowUpdate(let credit)? = state.consumed(count) {
+                returnCredit(credit, via: multiplexer)
             }
             endOutputIfDone()
         }
+    }
+
+    // MARK: - Buffered bytes and credit
+
+    /// Adds `delta` to this stream's buffered bytes and to the association's. Credit held back while bytes were
+    /// waiting goes out once the socket has taken them all.
+    private func account(_ delta: Int) {
+        guard delta != 0 else { return }
+        bufferedBytes += delta
+        ledger?.bufferedBytesChanged(by: delta)
+        if bufferedBytes == 0, heldCredit > 0 { sendHeldCredit() }
+    }
+
+    /// Drops DATA that waits for the channel (the stream is over); it no longer counts as buffered.
+    private func dropBacklog() {
+        let dropped = backlog.reduce(0) { $0 + $1.readableBytes }
+        backlog.removeAll()
+        account(-dropped)
+    }
+
+    /// Sends a WINDOW-UPDATE, or holds it while the association is at its buffered-bytes limit
+    /// (`StreamLimits.bufferedBytesPerAssociation`) and this stream still has bytes its socket has not taken: a
+    /// stalled stream's peer then runs out of credit and stops, while a stream whose socket keeps up (nothing left
+    /// buffered) keeps its credit flowing, so one slow reader does not stall the others.
+    private func returnCredit(_ credit: UInt32, via multiplexer: StreamMultiplexer) {
+        let total = heldCredit &+ credit
+        guard !multiplexer.isOverBufferedLimit || bufferedBytes == 0 else {
+            heldCredit = total
+            multiplexer.waitForCredit(self)
+            return
+        }
+        heldCredit = 0
+        multiplexer.send(.windowUpdate(credit: total), on: id)
+    }
+
+    /// The association is below its limit again: the held credit goes out (if the peer may still send).
+    func sendHeldCredit() {
+        let credit = heldCredit
+        heldCredit = 0
+        guard credit > 0, let multiplexer, state.mayReceiveData else { return }
+        multiplexer.send(.windowUpdate(credit: credit), on: id)
     }
 
     /// After the peer's FIN and the last write: half-close the socket (the ingress may take the close itself).
@@ -426,13 +477,14 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
         openPromise?.fail(ProxyFailure.generalFailure)
         openPromise = nil
         pending.removeAll()
-        backlog.removeAll()
+        dropBacklog()
         if close { closeChannel(abortively: true) }
     }
 
     /// The association is gone: the socket is reset and a pending OPEN fails as "server unavailable".
     func associationLost() {
         multiplexer = nil
+        dropBacklog()
         openTimer?.cancel()
         openPromise?.fail(ProxyFailure.serverUnavailable)
         openPromise = nil
@@ -443,7 +495,7 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func closeChannel(abortively: Bool) {
         pending.removeAll()
-        backlog.removeAll()
+        dropBacklog()
         guard let channel else { return }
         if context == nil, state.role == .client {
             // Never attached (the OPEN failed or is pending): the ingress owns the channel and answers it.
