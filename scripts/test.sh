@@ -25,5 +25,5 @@ timeout --kill-after=30 1500 swift test --skip-build --parallel
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
     timeout --kill-after=30 600 Tests/Lab/agg-integration.sh
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" timeout 300 Tests/Lab/agg-address-change.sh
-# A short run of the wire-format fuzzer (libFuzzer) on its committed corpus: no crash, no hang.
+# A short run of every fuzzer (libFuzzer) on its committed corpus, the time split between them: no crash, no hang.
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
