@@ -27,7 +27,10 @@ extension ClientSettings {
                 var problems: [(key: String, message: String)] = []
                 if settings.serverAddresses.isEmpty {
                     problems.append(
-                        ("server", "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"))
+                        (
+                            "server",
+                            "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
+                        ))
                 }
                 if settings.socksAddress == nil, settings.httpAddress == nil {
                     problems.append(("socks", "socks and http are both \"off\": enable at least one listener"))

@@ -44,9 +44,10 @@ public enum ConfigCheck {
             check("path") { notes.append("path \(path) sends from \(try ServiceSetup.resolvePath(path))") }
         }
         if settings.localAddresses.isEmpty { notes.append("one path from the wildcard address (no path given)") }
-        for (key, address) in [("socks", settings.socksAddress), ("http", settings.httpAddress),
-            ("metrics", settings.metricsAddress)]
-        {
+        for (key, address) in [
+            ("socks", settings.socksAddress), ("http", settings.httpAddress),
+            ("metrics", settings.metricsAddress),
+        ] {
             if let address { check(key) { _ = try ServiceSetup.resolveHost(address.host) } }
         }
         return report(loaded, schema, notes: notes, errors: errors)

@@ -156,10 +156,8 @@ extension StreamLimits {
     /// What `validate` would refuse, blamed on a config key.
     func configProblems() -> [(key: String, message: String)] {
         if Int(streamCredit) > bufferedBytesPerAssociation {
-            return [
-                ("limits.stream-credit",
-                    "must be at most the bytes buffered per association, \(ByteCount.format(bufferedBytesPerAssociation))")
-            ]
+            let limit = ByteCount.format(bufferedBytesPerAssociation)
+            return [("limits.stream-credit", "must be at most the bytes buffered per association, \(limit)")]
         }
         do {
             try validate(source: "limits")

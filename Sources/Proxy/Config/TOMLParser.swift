@@ -310,13 +310,15 @@ struct TOMLParser {
             guard digits.count == count, let value = UInt32(String(decoding: digits, as: UTF8.self), radix: 16),
                 let scalar = Unicode.Scalar(value)
             else {
-                throw error("bad escape \\\(Character(Unicode.Scalar(byte))): expected \(count) hex digits of a "
-                    + "Unicode scalar value")
+                throw error(
+                    "bad escape \\\(Character(Unicode.Scalar(byte))): expected \(count) hex digits of a "
+                        + "Unicode scalar value")
             }
             index += count
             return scalar
         default:
-            let shown = byte < 0x80 && !isForbiddenControl(byte) ? String(Character(Unicode.Scalar(byte))) : "0x" + hex(byte)
+            let shown =
+                byte < 0x80 && !isForbiddenControl(byte) ? String(Character(Unicode.Scalar(byte))) : "0x" + hex(byte)
             throw error("bad escape \\\(shown) in a string: use \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX")
         }
     }
@@ -477,8 +479,7 @@ struct TOMLParser {
         guard let byte = peek() else { return "the end of the file" }
         if byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r") { return "the end of the line" }
         var end = index
-        while end < bytes.count, end - index < 20, bytes[end] != UInt8(ascii: "\n"), bytes[end] != UInt8(ascii: "\r")
-        {
+        while end < bytes.count, end - index < 20, bytes[end] != UInt8(ascii: "\n"), bytes[end] != UInt8(ascii: "\r") {
             end += 1
         }
         return "'" + String(decoding: bytes[index..<end], as: UTF8.self) + "'"

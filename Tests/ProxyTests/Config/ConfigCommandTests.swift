@@ -14,7 +14,9 @@ import Testing
 @Suite("check-config and --config", .serialized, .timeLimit(.minutes(2)))
 struct ConfigCommandTests {
     /// Runs `binary arguments...` to completion; its exit code, standard output and standard error.
-    static func run(_ binary: String, _ arguments: [String], in directory: TemporaryDirectory) throws -> (
+    static func run(
+        _ binary: String, _ arguments: [String], in directory: TemporaryDirectory
+    ) throws -> (
         code: Int32?, output: String, errors: String
     ) {
         let runDirectory = directory.path + "/run-\(UUID().uuidString)"
@@ -46,7 +48,10 @@ struct ConfigCommandTests {
         let lines = result.output.split(separator: "\n").map(String.init)
         #expect(lines.first == "# aggclient check-config: OK")
         #expect(lines.contains("# config file: \(config)"))
-        #expect(lines.contains { $0.hasPrefix("server = [\"127.0.0.1:9899\", \"127.0.0.2:9899\"]") && $0.hasSuffix("# line 1") })
+        #expect(
+            lines.contains {
+                $0.hasPrefix("server = [\"127.0.0.1:9899\", \"127.0.0.2:9899\"]") && $0.hasSuffix("# line 1")
+            })
         #expect(lines.contains { $0.hasPrefix("socks = \"127.0.0.1:1081\"") && $0.hasSuffix("# --socks") })
         #expect(lines.contains { $0.hasPrefix("http = \"127.0.0.1:8080\"") && $0.hasSuffix("# default") })
         #expect(lines.contains { $0.hasPrefix("stream-credit = \"8MiB\"") && $0.hasSuffix("# line 5") })
@@ -57,11 +62,13 @@ struct ConfigCommandTests {
         // The summary is itself a config file that yields the same settings.
         let summary = try Self.write(result.output, to: "summary.toml", in: directory)
         let reloaded = try ConfigFile.load(ClientSettings.configSchema, path: summary, overrides: ConfigOverrides())
-        let original = try ConfigFile.load(ClientSettings.configSchema, path: config, overrides: {
-            var overrides = ConfigOverrides()
-            overrides.set("socks", "1081")
-            return overrides
-        }())
+        let original = try ConfigFile.load(
+            ClientSettings.configSchema, path: config,
+            overrides: {
+                var overrides = ConfigOverrides()
+                overrides.set("socks", "1081")
+                return overrides
+            }())
         #expect(reloaded.settings == original.settings)
     }
 
@@ -79,10 +86,11 @@ struct ConfigCommandTests {
         #expect(result.output.isEmpty)
         let lines = result.errors.split(separator: "\n").map(String.init)
         #expect(lines.contains("\(config):2: unknown key sokcs (did you mean socks?)"))
-        #expect(lines.contains {
-            $0.hasPrefix("\(config):4: limits.stream-idle-timeout: expected a positive duration")
-                && $0.hasSuffix("found \"forever\"")
-        })
+        #expect(
+            lines.contains {
+                $0.hasPrefix("\(config):4: limits.stream-idle-timeout: expected a positive duration")
+                    && $0.hasSuffix("found \"forever\"")
+            })
         #expect(lines.last == "aggclient check-config: 2 problems")
     }
 
@@ -96,8 +104,9 @@ struct ConfigCommandTests {
         let result = try Self.run("aggclient", ["check-config", "--config", config], in: directory)
         #expect(result.code == 1)
         #expect(result.errors.contains("\(config):2: psk-file: \(key): key file is accessible by group or others"))
-        #expect(result.errors.contains(
-            "\(config):3: path: no-such-iface0: neither an IP address nor an interface"))
+        #expect(
+            result.errors.contains(
+                "\(config):3: path: no-such-iface0: neither an IP address nor an interface"))
 
         let missing = try Self.run(
             "aggserver", ["check-config", "--config", config.replacingOccurrences(of: "client", with: "none")],
@@ -111,8 +120,10 @@ struct ConfigCommandTests {
         let key = try directory.makeKeyFile()
         let good = try Self.run(
             "aggserver",
-            ["check-config", "--config", Self.write("", to: "empty.toml", in: directory), "--listen", "127.0.0.1:0",
-             "--psk-file", key, "--egress-allow", "10.0.0.0/8"],
+            [
+                "check-config", "--config", Self.write("", to: "empty.toml", in: directory), "--listen", "127.0.0.1:0",
+                "--psk-file", key, "--egress-allow", "10.0.0.0/8",
+            ],
             in: directory)
         #expect(good.code == 0, "\(good.errors)")
         #expect(good.output.contains("egress-allow = [\"10.0.0.0/8\"]"))
@@ -120,19 +131,24 @@ struct ConfigCommandTests {
 
         let bad = try Self.run(
             "aggserver",
-            ["check-config", "--config", Self.write("listen = \"127.0.0.1:0\"\n", to: "s.toml", in: directory),
-             "--psk-file", directory.path + "/absent.keys", "--egress-allow", "10.0.0.0/33"],
+            [
+                "check-config", "--config", Self.write("listen = \"127.0.0.1:0\"\n", to: "s.toml", in: directory),
+                "--psk-file", directory.path + "/absent.keys", "--egress-allow", "10.0.0.0/33",
+            ],
             in: directory)
         #expect(bad.code == 1)
-        #expect(bad.errors.contains(
-            "command line: --egress-allow: expected a CIDR prefix like \"10.0.0.0/8\", found \"10.0.0.0/33\""))
+        #expect(
+            bad.errors.contains(
+                "command line: --egress-allow: expected a CIDR prefix like \"10.0.0.0/8\", found \"10.0.0.0/33\""))
         let noKey = try Self.run(
             "aggserver",
             ["check-config", "--config", directory.path + "/s.toml", "--psk-file", directory.path + "/absent.keys"],
             in: directory)
         #expect(noKey.code == 1)
-        #expect(noKey.errors.contains(
-            "command line: --psk-file: \(directory.path)/absent.keys: cannot read key file: No such file or directory"))
+        #expect(
+            noKey.errors.contains(
+                "command line: --psk-file: \(directory.path)/absent.keys: cannot read key file: No such file or directory"
+            ))
     }
 
     @Test func theDaemonsRefuseABadFileWithTheSameMessage() throws {
@@ -153,7 +169,8 @@ struct ConfigCommandTests {
             "aggserver", arguments: ["--config", config], environment: [:],
             directory: try DaemonSystemdTests.makeSubdirectory(directory, "server"))
         defer { server.terminate() }
-        #expect(server.waitForOutput(containing: "listening on UDP 127.0.0.1:", within: 10) != nil,
+        #expect(
+            server.waitForOutput(containing: "listening on UDP 127.0.0.1:", within: 10) != nil,
             "\(server.standardError)")
         server.send(SIGTERM)
         #expect(server.waitForExit(within: 10) == 0, "\(server.standardError)")

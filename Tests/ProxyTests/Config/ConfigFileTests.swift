@@ -7,13 +7,17 @@ import Testing
 /// with the file, the line, the key and what was expected.
 @Suite struct ConfigFileTests {
     static func client(_ text: String?, overrides: ConfigOverrides = ConfigOverrides()) throws -> ClientSettings {
-        try ConfigFile.load(ClientSettings.configSchema, text: text, path: text == nil ? nil : "client.toml",
-            overrides: overrides).settings
+        try ConfigFile.load(
+            ClientSettings.configSchema, text: text, path: text == nil ? nil : "client.toml",
+            overrides: overrides
+        ).settings
     }
 
     static func server(_ text: String?, overrides: ConfigOverrides = ConfigOverrides()) throws -> ServerSettings {
-        try ConfigFile.load(ServerSettings.configSchema, text: text, path: text == nil ? nil : "server.toml",
-            overrides: overrides).settings
+        try ConfigFile.load(
+            ServerSettings.configSchema, text: text, path: text == nil ? nil : "server.toml",
+            overrides: overrides
+        ).settings
     }
 
     /// The messages of the errors loading `text` as a client file raises.
@@ -123,7 +127,8 @@ import Testing
     }
 
     @Test func aSingleStringIsAOneElementList() throws {
-        #expect(try Self.client("server = \"s.example:1\"").serverAddresses == [HostAndPort(host: "s.example", port: 1)])
+        #expect(
+            try Self.client("server = \"s.example:1\"").serverAddresses == [HostAndPort(host: "s.example", port: 1)])
     }
 
     // MARK: - Flags
@@ -162,116 +167,142 @@ import Testing
         var overrides = ConfigOverrides()
         overrides.set("server", ["ok.example:1", "::1"])
         overrides.set("shutdown-timeout", "soon")
-        #expect(Self.clientErrors("", overrides: overrides) == [
-            "command line: --server: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"::1\"",
-            "command line: --shutdown-timeout: expected a duration like \"300s\", \"10m\", \"1h30m\" or \"500ms\", "
-                + "or whole seconds, found \"soon\"",
-        ])
+        #expect(
+            Self.clientErrors("", overrides: overrides) == [
+                "command line: --server: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"::1\"",
+                "command line: --shutdown-timeout: expected a duration like \"300s\", \"10m\", \"1h30m\" or \"500ms\", "
+                    + "or whole seconds, found \"soon\"",
+            ])
         var unknown = ConfigOverrides()
         unknown.set("listen", ["a:1"])
-        #expect(Self.clientErrors("server = \"s:1\"", overrides: unknown) == [
-            "command line: --listen sets no aggclient setting"
-        ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"", overrides: unknown) == [
+                "command line: --listen sets no aggclient setting"
+            ])
     }
 
     // MARK: - Errors
 
     @Test func unknownKeysAreErrorsWithTheLine() {
-        #expect(Self.clientErrors("server = \"s:1\"\n\nsever = \"t:2\"") == [
-            "client.toml:3: unknown key sever (did you mean server?)"
-        ])
-        #expect(Self.clientErrors("server = \"s:1\"\n[limits]\nstream-credits = 1") == [
-            "client.toml:3: unknown key limits.stream-credits (did you mean limits.stream-credit?)"
-        ])
-        #expect(Self.clientErrors("server = \"s:1\"\nfrobnicate = 1").first?.hasPrefix(
-            "client.toml:2: unknown key frobnicate (aggclient's keys: server, path, socks,") == true)
-        #expect(Self.clientErrors("server = \"s:1\"\nlisten = [\"a:1\"]") == [
-            "client.toml:2: listen is an aggserver setting, not an aggclient one"
-        ])
-        #expect(Self.serverErrors("[limits]\nconnect-timeout = 5\n[limit]\nx = 1\ny = 2") == [
-            "server.toml:3: unknown table [limit] (aggserver has [limits])"
-        ])
-        #expect(Self.serverErrors("limits = 5") == [
-            "server.toml:1: limits is a table: write [limits] and the keys under it"
-        ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\n\nsever = \"t:2\"") == [
+                "client.toml:3: unknown key sever (did you mean server?)"
+            ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\n[limits]\nstream-credits = 1") == [
+                "client.toml:3: unknown key limits.stream-credits (did you mean limits.stream-credit?)"
+            ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\nfrobnicate = 1").first?.hasPrefix(
+                "client.toml:2: unknown key frobnicate (aggclient's keys: server, path, socks,") == true)
+        #expect(
+            Self.clientErrors("server = \"s:1\"\nlisten = [\"a:1\"]") == [
+                "client.toml:2: listen is an aggserver setting, not an aggclient one"
+            ])
+        #expect(
+            Self.serverErrors("[limits]\nconnect-timeout = 5\n[limit]\nx = 1\ny = 2") == [
+                "server.toml:3: unknown table [limit] (aggserver has [limits])"
+            ])
+        #expect(
+            Self.serverErrors("limits = 5") == [
+                "server.toml:1: limits is a table: write [limits] and the keys under it"
+            ])
     }
 
     @Test func wrongValuesSayWhatIsExpected() {
-        #expect(Self.serverErrors("\n\n\n\n\n\nlisten = \"1.2.3.4:99999\"") == [
-            "server.toml:7: listen: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"1.2.3.4:99999\""
-        ])
-        #expect(Self.serverErrors("listen = [\n  \"1.2.3.4:9899\",\n  \"[::1]:x\",\n]") == [
-            "server.toml:3: listen: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"[::1]:x\""
-        ])
-        #expect(Self.serverErrors("listen = 9899") == [
-            "server.toml:1: listen: expected an array of \"HOST:PORT\" or \"HOST\" (port 9899), found 9899"
-        ])
-        #expect(Self.clientErrors("server = \"s:1\"\nsocks = true") == [
-            "client.toml:2: socks: expected \"HOST:PORT\", a port number (on 127.0.0.1) or \"off\", found true"
-        ])
-        #expect(Self.clientErrors("server = \"s:1\"\nverbose = \"yes\"") == [
-            "client.toml:2: verbose: expected true or false, found \"yes\""
-        ])
-        #expect(Self.serverErrors("egress-allow = [\"10.0.0.0/33\"]") == [
-            "server.toml:1: egress-allow: expected a CIDR prefix like \"10.0.0.0/8\", found \"10.0.0.0/33\""
-        ])
-        #expect(Self.serverErrors("[limits]\nstreams-per-association = 70000") == [
-            "server.toml:2: limits.streams-per-association: expected an integer from 1 to 65535, found 70000"
-        ])
-        #expect(Self.serverErrors("[limits]\nstream-credit = \"1KiB\"") == [
-            "server.toml:2: limits.stream-credit: expected a byte count from 16KiB to 2147483647 (an integer, or a "
-                + "string like \"64KiB\", \"4MiB\", \"1GiB\"), found \"1KiB\""
-        ])
-        #expect(Self.serverErrors("[limits]\nconnect-timeout = \"0s\"") == [
-            "server.toml:2: limits.connect-timeout: expected a positive duration like \"300s\", \"10m\", \"1h30m\" "
-                + "or \"500ms\", or whole seconds, found \"0s\""
-        ])
-        #expect(Self.serverErrors("metrics = 9100") == [
-            "server.toml:1: metrics: expected \"HOST:PORT\" or \"off\", found 9100"
-        ])
+        #expect(
+            Self.serverErrors("\n\n\n\n\n\nlisten = \"1.2.3.4:99999\"") == [
+                "server.toml:7: listen: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"1.2.3.4:99999\""
+            ])
+        #expect(
+            Self.serverErrors("listen = [\n  \"1.2.3.4:9899\",\n  \"[::1]:x\",\n]") == [
+                "server.toml:3: listen: expected \"HOST:PORT\" or \"HOST\" (port 9899), found \"[::1]:x\""
+            ])
+        #expect(
+            Self.serverErrors("listen = 9899") == [
+                "server.toml:1: listen: expected an array of \"HOST:PORT\" or \"HOST\" (port 9899), found 9899"
+            ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\nsocks = true") == [
+                "client.toml:2: socks: expected \"HOST:PORT\", a port number (on 127.0.0.1) or \"off\", found true"
+            ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\nverbose = \"yes\"") == [
+                "client.toml:2: verbose: expected true or false, found \"yes\""
+            ])
+        #expect(
+            Self.serverErrors("egress-allow = [\"10.0.0.0/33\"]") == [
+                "server.toml:1: egress-allow: expected a CIDR prefix like \"10.0.0.0/8\", found \"10.0.0.0/33\""
+            ])
+        #expect(
+            Self.serverErrors("[limits]\nstreams-per-association = 70000") == [
+                "server.toml:2: limits.streams-per-association: expected an integer from 1 to 65535, found 70000"
+            ])
+        #expect(
+            Self.serverErrors("[limits]\nstream-credit = \"1KiB\"") == [
+                "server.toml:2: limits.stream-credit: expected a byte count from 16KiB to 2147483647 (an integer, or a "
+                    + "string like \"64KiB\", \"4MiB\", \"1GiB\"), found \"1KiB\""
+            ])
+        #expect(
+            Self.serverErrors("[limits]\nconnect-timeout = \"0s\"") == [
+                "server.toml:2: limits.connect-timeout: expected a positive duration like \"300s\", \"10m\", \"1h30m\" "
+                    + "or \"500ms\", or whole seconds, found \"0s\""
+            ])
+        #expect(
+            Self.serverErrors("metrics = 9100") == [
+                "server.toml:1: metrics: expected \"HOST:PORT\" or \"off\", found 9100"
+            ])
     }
 
     @Test func everyProblemIsReportedNotJustTheFirst() {
         let errors = Self.serverErrors("listen = 1\npsk-file = \"\"\nbogus = 2\n[limits]\nconnect-timeout = -1")
-        #expect(errors.map { $0.split(separator: ":").prefix(2).joined(separator: ":") } == [
-            "server.toml:1", "server.toml:2", "server.toml:3", "server.toml:5",
-        ])
+        #expect(
+            errors.map { $0.split(separator: ":").prefix(2).joined(separator: ":") } == [
+                "server.toml:1", "server.toml:2", "server.toml:3", "server.toml:5",
+            ])
     }
 
     @Test func syntaxErrorsComeFromTheParserWithTheLine() {
-        #expect(Self.serverErrors("listen = [\"a:1\"]\npsk-file = \"/x") == [
-            "server.toml:2: unterminated string: no closing '\"' on this line"
-        ])
+        #expect(
+            Self.serverErrors("listen = [\"a:1\"]\npsk-file = \"/x") == [
+                "server.toml:2: unterminated string: no closing '\"' on this line"
+            ])
     }
 
     @Test func missingAndInconsistentSettingsAreExplained() {
-        #expect(Self.clientErrors("path = [\"wlan0\"]") == [
-            "client.toml: no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
-        ])
+        #expect(
+            Self.clientErrors("path = [\"wlan0\"]") == [
+                "client.toml: no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
+            ])
         do {
             _ = try ConfigFile.load(ClientSettings.configSchema, text: nil, path: nil, overrides: ConfigOverrides())
             Issue.record("loaded a client without a server")
         } catch {
             #expect(error.description.hasPrefix("aggclient: no server address"))
         }
-        #expect(Self.clientErrors("server = \"s:1\"\nsocks = \"off\"\nhttp = \"off\"") == [
-            "client.toml:2: socks: socks and http are both \"off\": enable at least one listener"
-        ])
-        #expect(Self.serverErrors("listen = []") == [
-            "server.toml:1: listen: no listen address: set listen = [\"HOST:PORT\"] or leave it out"
-        ])
-        #expect(Self.serverErrors("[limits]\nstream-credit = \"128MiB\"") == [
-            "server.toml:2: limits.stream-credit: must be at most the bytes buffered per association, 64MiB"
-        ])
+        #expect(
+            Self.clientErrors("server = \"s:1\"\nsocks = \"off\"\nhttp = \"off\"") == [
+                "client.toml:2: socks: socks and http are both \"off\": enable at least one listener"
+            ])
+        #expect(
+            Self.serverErrors("listen = []") == [
+                "server.toml:1: listen: no listen address: set listen = [\"HOST:PORT\"] or leave it out"
+            ])
+        #expect(
+            Self.serverErrors("[limits]\nstream-credit = \"128MiB\"") == [
+                "server.toml:2: limits.stream-credit: must be at most the bytes buffered per association, 64MiB"
+            ])
     }
 
     @Test func aMissingOrUnreadableFileIsNamed() throws {
         do {
-            _ = try ConfigFile.load(ServerSettings.configSchema, path: "/nonexistent/agg.toml",
+            _ = try ConfigFile.load(
+                ServerSettings.configSchema, path: "/nonexistent/agg.toml",
                 overrides: ConfigOverrides())
             Issue.record("loaded a missing file")
         } catch {
-            #expect(error.description == "/nonexistent/agg.toml: cannot read the config file: No such file or directory")
+            #expect(
+                error.description == "/nonexistent/agg.toml: cannot read the config file: No such file or directory")
         }
         let directory = try TemporaryDirectory()
         let path = directory.path + "/latin1.toml"

@@ -32,10 +32,11 @@ import Testing
             y = 7
             """)
         let keys = document.entries.map { ($0.name, $0.line) }
-        #expect(keys.map(\.0) == [
-            "name", "\"quoted key\"", "\"literal key\"", "dotted.inner", "a.b.c", "limits.credit",
-            "limits.indented", "other.table.x", "spaced.y",
-        ])
+        #expect(
+            keys.map(\.0) == [
+                "name", "\"quoted key\"", "\"literal key\"", "dotted.inner", "a.b.c", "limits.credit",
+                "limits.indented", "other.table.x", "spaced.y",
+            ])
         #expect(keys.map(\.1) == [3, 4, 5, 6, 7, 9, 10, 12, 14])
         #expect(document.entry(["quoted key"])?.value.kind == .integer(1))
         #expect(document.entry(["a", "b", "c"])?.value.kind == .integer(3))
@@ -44,8 +45,9 @@ import Testing
     }
 
     @Test func strings() throws {
-        #expect(try Self.value(#"s = "a\tb\n\"q\" \\ \u00e9 \U0001F600 \b\f\r""#, "s")
-            == .string("a\tb\n\"q\" \\ é 😀 \u{08}\u{0C}\r"))
+        #expect(
+            try Self.value(#"s = "a\tb\n\"q\" \\ \u00e9 \U0001F600 \b\f\r""#, "s")
+                == .string("a\tb\n\"q\" \\ é 😀 \u{08}\u{0C}\r"))
         #expect(try Self.value(#"s = 'C:\path\no escapes'"#, "s") == .string(#"C:\path\no escapes"#))
         #expect(try Self.value(#"s = """#, "s") == .string(""))
         #expect(try Self.value("s = \"# not a comment\" # a comment", "s") == .string("# not a comment"))
@@ -124,15 +126,32 @@ import Testing
         ("x =", "test.toml:1: missing value after x ="),
         ("x = # nothing", "test.toml:1: missing value after x ="),
         ("= 1", "test.toml:1: expected a key, found '= 1'"),
-        ("listen = 1.2.3.4:9899",
-            "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 1.2.3.4:9899"),
-        ("x = yes", "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found yes"),
-        ("x = 012", "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 012"),
-        ("x = 1__0", "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 1__0"),
-        ("x = 9223372036854775808", "test.toml:1: integer 9223372036854775808 is out of range (a signed 64-bit integer)"),
+        (
+            "listen = 1.2.3.4:9899",
+            "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 1.2.3.4:9899"
+        ),
+        (
+            "x = yes",
+            "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found yes"
+        ),
+        (
+            "x = 012",
+            "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 012"
+        ),
+        (
+            "x = 1__0",
+            "test.toml:1: expected a value (a \"string\" in quotes, a number, true, false or an [array]), found 1__0"
+        ),
+        (
+            "x = 9223372036854775808",
+            "test.toml:1: integer 9223372036854775808 is out of range (a signed 64-bit integer)"
+        ),
         ("x = [1, 2", "test.toml:1: unterminated array: no ']' for the '[' opened on line 1"),
         ("x = [\n 1\n 2\n]", "test.toml:3: expected ',' or ']' in the array, found '2'"),
-        ("x = \"bad \\q escape\"", "test.toml:1: bad escape \\q in a string: use \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX"),
+        (
+            "x = \"bad \\q escape\"",
+            "test.toml:1: bad escape \\q in a string: use \\b \\t \\n \\f \\r \\\" \\\\ \\uXXXX or \\UXXXXXXXX"
+        ),
         ("x = \"\\u12\"", "test.toml:1: bad escape \\u: expected 4 hex digits of a Unicode scalar value"),
         ("x = \"\\uD800\"", "test.toml:1: bad escape \\u: expected 4 hex digits of a Unicode scalar value"),
         ("a = 1\na.b = 2", "test.toml:2: cannot set a.b: a is a value (line 1)"),
