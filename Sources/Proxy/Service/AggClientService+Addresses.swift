@@ -36,7 +36,10 @@ extension AggClientService {
             ])
         let previous = pathLocals[path]
         pathLocals[path] = nil
-        if let previous { retiringLocals.append(previous) }
+        if let previous {
+            retiringLocals.append(previous)
+            lostLocals[path] = previous
+        }
         guard let new else {
             switch link {
             case .ready(let id, _):
@@ -58,7 +61,8 @@ extension AggClientService {
         driver.openLocalAddress(SCTPSocketAddress(ip: new, port: 0), interface: interface).whenComplete { result in
             switch result {
             case .success(let bound):
-                self.pathAddressBound(path, bound, replacing: previous)
+                // With no other path to delete it over, the old address is still in the association: replace it.
+                self.pathAddressBound(path, bound, replacing: self.lostLocals.removeValue(forKey: path))
             case .failure(let error):
                 self.logger.warning(
                     "cannot bind the path's new address", metadata: ["local": "\(new)", "error": "\(error)"])

@@ -80,6 +80,8 @@ public final class AggClientService: @unchecked Sendable {
     /// addresses that were replaced wait in `retiringLocals` until no path of the engine uses them.
     var pathLocals: [SCTPSocketAddress?] = []
     var retiringLocals: [SCTPSocketAddress] = []
+    /// The address a path had before its interface lost it, by path index: the one to replace when a new one comes.
+    var lostLocals: [Int: SCTPSocketAddress] = [:]
     var addressWatcher: PathAddressWatcher?
     /// The path the association was set up over.
     private(set) var connectedPath = 0

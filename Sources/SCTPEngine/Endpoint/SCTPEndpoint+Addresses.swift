@@ -32,8 +32,8 @@ extension SCTPEndpoint {
     /// Moves our side of the paths from `old` to `new` (an interface's address changed): `new` is added toward
     /// `remote` (by default as `addLocalAddress` chooses) and `old` deleted, in the order that works. With another
     /// working path the deletion goes first from it, so the peer's wildcard deletion cannot take `new` with it;
-    /// without one, `new` is added first and the deletion leaves from it. If no path leaves from `old`, only
-    /// the addition is made.
+    /// without one, `new` is added first and the deletion leaves from it. If no path leaves from `old`, or its
+    /// deletion is already under way, only the addition is made.
     public func replaceLocalAddress(
         _ old: SCTPSocketAddress, with new: SCTPSocketAddress, toward remote: SCTPSocketAddress? = nil,
         on id: SCTPAssociationID, now: SCTPTime
@@ -41,11 +41,12 @@ extension SCTPEndpoint {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
         let destination = remote ?? association.defaultAsconfDestination()
         let add = AsconfState.Request.add(local: new, remote: destination)
-        guard association.paths.contains(where: { $0.localAddress?.ip == old.ip }) else {
+        let delete = AsconfState.Request.delete(local: old)
+        let isDeleting = association.asconf.outstanding?.request == delete || association.asconf.queue.contains(delete)
+        guard association.paths.contains(where: { $0.localAddress?.ip == old.ip }), !isDeleting else {
             try association.requestAddressChange(add, now: now)
             return
         }
-        let delete = AsconfState.Request.delete(local: old)
         let deleteFirst = association.deletionSurvivor(excluding: old.ip) != nil
         try association.requestAddressChange(deleteFirst ? delete : add, now: now)
         try association.requestAddressChange(deleteFirst ? add : delete, now: now)

@@ -42,10 +42,11 @@ import Testing
     @Test func reportsEachChangeOnce() {
         var current = InterfaceAddresses(byInterface: ["wwan0": [Self.v4a], "eth0": [SCTPIPAddress(v4: 192, 0, 2, 9)]])
         var reports: [String] = []
-        let watcher = PathAddressWatcher(interfaces: [1: "wwan0"], initial: [1: Self.v4a], snapshot: { current }) {
-            path, old, new in
-            reports.append("\(path) \(old?.description ?? "none") -> \(new?.description ?? "none")")
-        }
+        let watcher = PathAddressWatcher(
+            interfaces: [1: "wwan0"], initial: [1: Self.v4a], snapshot: { current },
+            onChange: { path, old, new in
+                reports.append("\(path) \(old?.description ?? "none") -> \(new?.description ?? "none")")
+            })
         watcher.poll()
         #expect(reports.isEmpty)
         current.byInterface["wwan0"] = [Self.v4b, Self.v4a]

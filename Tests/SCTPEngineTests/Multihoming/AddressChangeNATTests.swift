@@ -110,6 +110,38 @@ import Testing
         #expect(s.client.closed.isEmpty && s.server.closed.isEmpty)
     }
 
+    /// As the client sees an LTE reconnect: the address goes (deleted at once over path 1), and a moment later a
+    /// new one comes while that deletion is still in flight. The replacement only adds: one deletion, not two.
+    @Test func addressLostThenANewOneDeletesOnce() throws {
+        let s = S(seed: 46, name: "address-lost-then-new")
+        s.network.attach(s.client, at: Self.c2b.ip)
+        s.network.addLink(
+            from: Self.c2b.ip, to: S.s2.ip, LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: S.delay2),
+            name: "path2b>", nat: .outbound(s.nat2))
+        let log = AsconfLog()
+        s.network.onDelivery = { datagram, link, _ in log.record(datagram, link) }
+        try s.establish()
+        try s.addSecondPath()
+        let oldMapping = try #require(s.serverPath2?.remote)
+        s.up2.isUp = false
+        s.nat2.rebind()
+        s.client.perform(at: s.network.now) { try! $0.removeLocalAddress(S.c2, on: s.association, now: s.network.now) }
+        try s.network.run(for: .milliseconds(5))
+        s.client.perform(at: s.network.now) {
+            try! $0.replaceLocalAddress(S.c2, with: Self.c2b, toward: S.s2, on: s.association, now: s.network.now)
+        }
+        try s.network.runUntil(
+            {
+                s.serverPaths().count == 2 && s.serverPaths().allSatisfy { $0.state == .active }
+                    && !s.serverPaths().contains { $0.remote == oldMapping }
+            }, timeout: .seconds(10))
+        try s.network.run(for: .seconds(1))
+        #expect(log.deletions.count == 1)
+        #expect(log.refusals == 0)
+        #expect(!s.serverPaths().contains { $0.remote == oldMapping })
+        #expect(s.clientPaths().filter { $0.local != nil }.map(\.local) == [S.c1, Self.c2b])
+    }
+
     /// A client with one path whose address changes: there is no other path to send the deletion from, so the
     /// new address is added first and the wildcard deletion leaves from it. The server keeps only the new
     /// mapping, and the transfer completes.
