@@ -35,16 +35,35 @@ extension Association {
             }
             return true
         }
-        // Beyond our buffer: drop without acknowledging (RFC 9260 §6.2 "the receiver MAY drop").
+        // Beyond our buffer: drop without acknowledging (RFC 9260 §6.2 "the receiver MAY drop"). Never the chunk
+        // right after the cumulative TSN: it is what lets the buffer drain, and refusing it while the buffer is full
+        // of data waiting for it would deadlock the association.
         if reassembly.bufferedBytes + chunk.userData.readableBytes > configuration.receiveBufferSize
-            && !dataTracker.hasReceived(chunk.tsn)
+            && !dataTracker.hasReceived(chunk.tsn) && chunk.tsn != dataTracker.cumulativeTSN.next
         {
             output.drop("receive buffer full")
+            return true
+        }
+        let splitting = configuration.multipath.receiverBufferSplitting && paths.indices.contains(pathIndex)
+        let size = chunk.userData.readableBytes
+        if splitting, chunk.tsn.isAfter(dataTracker.cumulativeTSN.next), !dataTracker.hasReceived(chunk.tsn),
+            !receiveSplitter.admits(size: size, on: paths[pathIndex].id, pathCount: paths.count)
+        {
+            // Receiver-side buffer splitting: this path already holds its share of the buffer out of order.
+            output.drop("path's share of the receive buffer full")
             return true
         }
         lastDataPathIndex = pathIndex
         switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) {
         case .new:
+            if splitting {
+                let pathID = paths[pathIndex].id
+                receiveSplitter.recordArrival(size: size, on: pathID)
+                if chunk.tsn.isAfter(dataTracker.cumulativeTSN) {
+                    receiveSplitter.hold(tsn: chunk.tsn, size: size, on: pathID)
+                }
+                receiveSplitter.release(through: dataTracker.cumulativeTSN)
+            }
             reassembly.add(
                 ReceivedData(
                     tsn: chunk.tsn, streamID: chunk.streamID, ssn: chunk.ssn, ppid: chunk.ppid,
@@ -76,7 +95,8 @@ extension Association {
     func makeSackChunk() -> Chunk {
         let nrSack = features.contains(.nrSack)
         let sack = dataTracker.makeSack(
-            advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64, includeNonRenegable: nrSack)
+            advertisedReceiverWindowCredit: advertisedReceiverWindow, maxGapBlocks: 64,
+            newestGapBlocks: configuration.multipath.concurrentMultipathTransfer ? 32 : 0, includeNonRenegable: nrSack)
         timers.disarm(.delayedSack)
         let dacCount = configuration.multipath.delayedAckForCMT ? UInt8(min(sack.packetsSinceLastSack, 3)) : 0
         if nrSack {
@@ -158,6 +178,7 @@ extension Association {
         }
         peerReceiverWindow = UInt32(outcome.peerReceiverWindow)
         peerAdvertisedWindow = sack.advertisedReceiverWindowCredit
+        peerLargestAdvertisedWindow = max(peerLargestAdvertisedWindow, peerAdvertisedWindow)
         if outcome.cumulativeTSNAckAdvanced { errorCount = 0 }
         // CUC: with CMT each destination's window follows its own pseudo-cumulative ack.
         let cuc = configuration.multipath.concurrentMultipathTransfer && configuration.multipath.cwndUpdateForCMT

@@ -117,7 +117,7 @@ extension Association {
         // New data, within cwnd and the peer's window (RFC 9260 §6.1 A, B). With nothing in flight one chunk may
         // probe a zero window. With sender-side buffer splitting a path may hold at most its cwnd's share of the
         // peer's window, so a slow path cannot fill the receiver's buffer and stall the fast one.
-        if mode == .newData {
+        if mode == .newData, fitsPeerBuffer(pathIndex: i) {
             let share = bufferShare(pathIndex: i)
             while !sendQueue.isEmpty, flight < cwnd, flight < share {
                 let room = mtu - builder.size - Self.dataChunkOverhead
@@ -169,6 +169,26 @@ extension Association {
         guard count > 1, total > 0 else { return .max }
         let share = Int(peerAdvertisedWindow) * paths[i].congestion.cwnd / total
         return max(share, paths[i].mtu)
+    }
+
+    /// Sender-side buffer splitting, for paths of unequal delay: while a chunk sent on path `i` is in flight,
+    /// every faster path keeps delivering data with higher TSNs, which the peer must hold until that chunk
+    /// arrives. About rate_j × (srtt_i − srtt_j) bytes for each faster path j, with rate_j = cwnd_j / srtt_j. When
+    /// that exceeds half the peer's receive buffer, new data on `i` would block the faster paths (the CMT
+    /// receive-buffer blocking problem) and cost more than `i` carries, so `i` gets none; it still carries
+    /// retransmissions and heartbeats, and is used again when the figures change.
+    func fitsPeerBuffer(pathIndex i: Int) -> Bool {
+        let multipath = configuration.multipath
+        guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting, let srtt = paths[i].rto.srtt
+        else { return true }
+        let buffer = Double(max(peerLargestAdvertisedWindow, peerAdvertisedWindow))
+        var heldUp = 0.0
+        for j in paths.indices where j != i && paths[j].isActive {
+            guard let faster = paths[j].rto.srtt, faster < srtt else { continue }
+            let rate = Double(paths[j].congestion.cwnd) / max(faster.seconds, 0.001)
+            heldUp += rate * (srtt - faster).seconds
+        }
+        return heldUp <= buffer / 2
     }
 
     static func wireChunk(_ chunk: OutgoingDataChunk) -> DataChunk {

@@ -42,6 +42,8 @@ final class Association {
     var outstanding: OutstandingData
     var dataTracker: DataTracker
     var reassembly: ReassemblyQueue
+    /// Receiver-side buffer splitting: what each path holds of the receive buffer out of order.
+    var receiveSplitter: ReceiveBufferSplitter
     /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4).
     var lastDataPathIndex = 0
     /// The association error counter of RFC 9260 §8.1.
@@ -62,6 +64,8 @@ final class Association {
     var confirmsNewPathsAtOnce = true
     /// The a_rwnd of the peer's last SACK, for sender-side buffer splitting.
     var peerAdvertisedWindow: UInt32 = 0
+    /// The largest a_rwnd the peer has advertised in a SACK: about its whole receive buffer.
+    var peerLargestAdvertisedWindow: UInt32 = 0
     /// Where the round-robin scheduler starts next.
     var roundRobinCursor = 0
 
@@ -89,6 +93,9 @@ final class Association {
             initialTSN: localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
         self.dataTracker = DataTracker(peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
         self.reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
+        self.receiveSplitter = ReceiveBufferSplitter(
+            bufferSize: configuration.receiveBufferSize,
+            minimumShare: max(4 * configuration.maxPacketSize, configuration.receiveBufferSize / 8))
     }
 
     static func trackerConfiguration(_ configuration: SCTPConfiguration) -> DataTracker.Configuration {

@@ -77,6 +77,12 @@ public struct SCTPMultipathConfiguration: Sendable {
     /// Sender-side buffer splitting (Dreibholz et al.): a path may occupy at most its cwnd's share of the peer's
     /// receive window, so a slow path cannot take all of it.
     public var senderBufferSplitting = true
+    /// Receiver-side buffer splitting: each path may hold at most its share of our receive buffer (in proportion to
+    /// the bytes recently received on it) with data that arrived out of order; beyond it, DATA arriving out of
+    /// order on that path is dropped unacknowledged, so a slow or lossy path cannot fill the buffer with data stuck
+    /// behind holes and block the others. Off by default: in the benchmark cases it changes nothing, and the
+    /// data it drops has already crossed the network.
+    public var receiverBufferSplitting = false
     /// NR-SACK: announce and use non-renegable acknowledgements, so the sender frees data delivered out of order.
     public var nrSack = true
     /// During fast recovery a path may retransmit as many bytes beyond cwnd as each SACK newly acknowledges there
@@ -112,6 +118,7 @@ public struct SCTPMultipathConfiguration: Sendable {
         c.cwndUpdateForCMT = false
         c.delayedAckForCMT = false
         c.senderBufferSplitting = false
+        c.receiverBufferSplitting = false
         c.nrSack = false
         return c
     }

@@ -149,15 +149,24 @@ struct DataTracker: Sendable {
 
     /// Builds the SACK (or the content of an NR-SACK when `includeNonRenegable`) and clears what it reports:
     /// duplicates, the packet count and the pending-SACK state. At most `maxGapBlocks` gap blocks (and as many NR
-    /// gap blocks) are included, lowest first, so the chunk fits the packet; blocks whose offsets exceed 16 bits
-    /// cannot be expressed and are left out.
+    /// gap blocks) are included so the chunk fits the packet; blocks whose offsets exceed 16 bits cannot be
+    /// expressed and are left out.
+    ///
+    /// When there are more blocks than fit, the lowest ones are reported, except that `newestGapBlocks` of the
+    /// budget go to the highest blocks instead. With CMT, data from a short path lands far above the cumulative
+    /// TSN while a long path's data is still in flight below it, and every switch between paths makes a gap: the
+    /// lowest blocks alone would leave the short path's newest data unacknowledged until the long path catches
+    /// up, so its acks would come at the long path's pace. The blocks in between were reported by earlier SACKs
+    /// when they were the newest (the sender keeps gap-acknowledged chunks), and the lowest ones carry what loss
+    /// detection above the lowest holes needs.
     mutating func makeSack(
-        advertisedReceiverWindowCredit: UInt32, maxGapBlocks: Int = 64, includeNonRenegable: Bool = false
+        advertisedReceiverWindowCredit: UInt32, maxGapBlocks: Int = 64, newestGapBlocks: Int = 0,
+        includeNonRenegable: Bool = false
     ) -> SackInfo {
         let sack = SackInfo(
             cumulativeTSNAck: cumulativeTSN, advertisedReceiverWindowCredit: advertisedReceiverWindowCredit,
-            gapAckBlocks: blocks(received, max: maxGapBlocks),
-            nrGapAckBlocks: includeNonRenegable ? blocks(delivered, max: maxGapBlocks) : [],
+            gapAckBlocks: blocks(received, max: maxGapBlocks, newest: newestGapBlocks),
+            nrGapAckBlocks: includeNonRenegable ? blocks(delivered, max: maxGapBlocks, newest: newestGapBlocks) : [],
             duplicateTSNs: duplicates, packetsSinceLastSack: max(packetsSinceLastSack, 1))
         duplicates = []
         packetsSinceLastSack = 0
@@ -189,13 +198,20 @@ struct DataTracker: Sendable {
         packetStartCumulativeTSN = cumulativeTSN
     }
 
-    private func blocks(_ ranges: [ClosedRange<UInt64>], max count: Int) -> [GapBlock] {
+    /// The gap blocks of `ranges` as offsets from the cumulative TSN: all of them if at most `count` can be
+    /// expressed, otherwise the lowest `count - newest` and the highest `newest`, in ascending order.
+    private func blocks(_ ranges: [ClosedRange<UInt64>], max count: Int, newest: Int = 0) -> [GapBlock] {
+        // Ranges starting beyond a 16-bit offset cannot be expressed.
+        var expressible = ranges.count
+        while expressible > 0, ranges[expressible - 1].lowerBound - cumulativeUnwrapped > UInt64(UInt16.max) {
+            expressible -= 1
+        }
+        let highest = expressible > count ? min(max(newest, 0), count) : 0
+        let lowest = min(expressible, count) - highest
         var result: [GapBlock] = []
-        result.reserveCapacity(min(ranges.count, count))
-        for range in ranges {
-            guard result.count < count else { break }
+        result.reserveCapacity(lowest + highest)
+        for range in ranges[0..<lowest] + ranges[(expressible - highest)..<expressible] {
             let start = range.lowerBound - cumulativeUnwrapped
-            guard start <= UInt64(UInt16.max) else { break }
             let end = min(range.upperBound - cumulativeUnwrapped, UInt64(UInt16.max))
             result.append((UInt16(start), UInt16(end)))
         }

@@ -124,6 +124,9 @@ struct OutstandingData: Sendable {
         /// Unwrapped TSNs last sent here, ascending, lazily purged: its first valid entry is the pseudo-cum-ack.
         var sentTSNs = Deque<UInt64>()
         var ack = PathAck(path: PathID(0))
+        /// The unwrapped TSN of the highest chunk ever acknowledged whose latest transmission went here: with SFR,
+        /// an unacknowledged chunk sent here is "reported missing" only below it.
+        var highestAcked: UInt64 = 0
     }
 
     let policy: FastRetransmitPolicy
@@ -392,15 +395,24 @@ struct OutstandingData: Sendable {
         unackedBytes -= items[i].size
         let tsn = items[i].chunk.tsn
         let p = accountIndex(for: items[i].path)
+        paths[p].highestAcked = max(paths[p].highestAcked, firstUnwrapped + UInt64(i))
         paths[p].ack.bytesAcked += items[i].size
         paths[p].ack.highestNewlyAckedTSN = Self.later(paths[p].ack.highestNewlyAckedTSN, tsn)
         paths[p].ack.lowestNewlyAckedTSN = Self.earlier(paths[p].ack.lowestNewlyAckedTSN, tsn)
-        paths[p].ack.latestNewlyAckedSendTime = max(paths[p].ack.latestNewlyAckedSendTime ?? items[i].sentAt, items[i].sentAt)
         // RFC 9260 §6.3.1 C5 (Karn): "RTT measurements MUST NOT be made using packets that were retransmitted".
-        if items[i].transmissions == 1 { paths[p].ack.rttSample = now - items[i].sentAt }
+        // The same ambiguity rules out a retransmitted chunk as proof that later-sent data arrived: its ack may be
+        // for the original still queued on the path, and taking it as sent at the retransmission's time would
+        // declare every retransmission sent just before lost, again and again (a retransmission storm).
+        if items[i].transmissions == 1 {
+            paths[p].ack.rttSample = now - items[i].sentAt
+            paths[p].ack.latestNewlyAckedSendTime = max(
+                paths[p].ack.latestNewlyAckedSendTime ?? items[i].sentAt, items[i].sentAt)
+        }
         outcome.highestNewlyAckedTSN = Self.later(outcome.highestNewlyAckedTSN, tsn)
         outcome.lowestNewlyAckedTSN = Self.earlier(outcome.lowestNewlyAckedTSN, tsn)
     }
+
+    private mutating func highestAcked(on path: PathID) -> UInt64 { paths[accountIndex(for: path)].highestAcked }
 
     private static func later(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isAfter(b) ? $0 : b } ?? b }
     private static func earlier(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isBefore(b) ? $0 : b } ?? b }
@@ -463,7 +475,13 @@ struct OutstandingData: Sendable {
                     items[i].sentAt < latest
                 else { continue }
                 increment = 1
-            } else if cumulativeAdvanced && isInFastRecovery(path) {
+            } else if cumulativeAdvanced && isInFastRecovery(path)
+                && (!policy.splitFastRetransmit || firstUnwrapped + UInt64(i) < highestAcked(on: path))
+            {
+                // With SFR the rule is taken per destination, like the rest: a chunk sent here counts as reported
+                // missing only below a chunk sent here and acknowledged. Otherwise every chunk still in flight on a
+                // long path lies below TSNs the short path got acknowledged, and each cumulative ack advance during
+                // fast recovery would push the whole flight of the long path to fast retransmission.
                 increment = 1
             } else if let highest, tsn.isBefore(highest) {
                 increment = 1
