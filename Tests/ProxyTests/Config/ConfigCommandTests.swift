@@ -175,4 +175,23 @@ struct ConfigCommandTests {
         server.send(SIGTERM)
         #expect(server.waitForExit(within: 10) == 0, "\(server.standardError)")
     }
+
+    /// Every settings flag of `check-config` (and so of the daemon, which shares them) is a config key, and every
+    /// top-level key has its flag: a flag added to main.swift without a key fails here.
+    @Test(arguments: [
+        ("aggclient", ClientSettings.configKeys.map(\.name)), ("aggserver", ServerSettings.configKeys.map(\.name)),
+    ])
+    func everyFlagIsAConfigKeyAndBack(_ binary: String, _ keys: [String]) throws {
+        let directory = try TemporaryDirectory()
+        let help = try Self.run(binary, ["check-config", "--help"], in: directory)
+        #expect(help.code == 0)
+        let usage = try #require(help.output.split(separator: "\n").first { $0.hasPrefix("USAGE:") })
+        let flags = Set(
+            usage.split(separator: " ").compactMap { word -> String? in
+                let trimmed = word.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+                return trimmed.hasPrefix("--") ? String(trimmed.dropFirst(2)) : nil
+            })
+        let topLevel = Set(keys.filter { !$0.contains(".") })
+        #expect(flags.subtracting(["config"]) == topLevel)
+    }
 }
