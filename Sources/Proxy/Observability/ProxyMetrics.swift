@@ -19,20 +19,26 @@ public final class ProxyMetrics: @unchecked Sendable {
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
         let factory = PrometheusMetricsFactory(registry: registry)
+        // swift-metrics counters whose handlers the registry makes with a HELP text (the factory alone gives none).
+        func counter(_ name: String, _ help: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+            let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+            return CoreMetrics.Counter(
+                label: name, dimensions: dimensions,
+                handler: registry.makeCounter(descriptor: descriptor, labels: dimensions), factory: factory)
+        }
+        let connectionsHelp = "Proxied connections by how their open ended."
         var connections: [ConnectionOutcome: CoreMetrics.Counter] = [:]
         for outcome in ConnectionOutcome.allCases {
-            connections[outcome] = CoreMetrics.Counter(
-                label: "agg_proxy_connections_total", dimensions: [("outcome", outcome.rawValue)], factory: factory)
+            connections[outcome] = counter(
+                "agg_proxy_connections_total", connectionsHelp, [("outcome", outcome.rawValue)])
         }
         self.connections = connections
-        relayedUp = CoreMetrics.Counter(
-            label: "agg_proxy_relayed_bytes_total", dimensions: [("direction", "up")], factory: factory)
-        relayedDown = CoreMetrics.Counter(
-            label: "agg_proxy_relayed_bytes_total", dimensions: [("direction", "down")], factory: factory)
-        authenticated = CoreMetrics.Counter(
-            label: "agg_associations_total", dimensions: [("outcome", "authenticated")], factory: factory)
-        authenticationFailed = CoreMetrics.Counter(
-            label: "agg_associations_total", dimensions: [("outcome", "auth_failure")], factory: factory)
+        let relayedHelp = "Stream payload bytes relayed toward the server (up) and toward the client (down)."
+        relayedUp = counter("agg_proxy_relayed_bytes_total", relayedHelp, [("direction", "up")])
+        relayedDown = counter("agg_proxy_relayed_bytes_total", relayedHelp, [("direction", "down")])
+        let associationsHelp = "Associations that passed or failed authentication."
+        authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
+        authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
     }
 
     /// A proxied connection's open ended with `outcome`.

@@ -177,6 +177,7 @@ final class StreamMultiplexer {
         guard case .open(let target)? = relay.receiveOpen(message) else { return }
         guard !isOverBufferedLimit else {
             // The DATA that may follow this OPEN arrives on a free stream and is dropped: nothing is buffered.
+            metrics?.recordConnection(.tooManyStreams)
             relay.refuse(.tooManyStreams, text: "the association buffers \(bufferedBytes) bytes, at its limit")
             return
         }

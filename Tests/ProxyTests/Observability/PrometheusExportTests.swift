@@ -38,6 +38,10 @@ import Testing
         #expect(parsed.values("agg_associations_total", ["outcome": "auth_failure"]) == [1])
         #expect(parsed.types["agg_path_sent_bytes_total"] == "counter")
         #expect(parsed.types["agg_path_cwnd_bytes"] == "gauge")
+        for name in ["agg_proxy_connections_total", "agg_proxy_relayed_bytes_total", "agg_associations_total"] {
+            #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
+            #expect(parsed.types[name] == "counter")
+        }
         for (name, _) in MetricsExporter.pathGauges + MetricsExporter.pathCounters {
             #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
             #expect(parsed.values(name).count == 2, "\(name) should have one series per path")
