@@ -9,7 +9,8 @@
 #   - during a download C2 (10.2.0.2) goes away and C2b (10.2.0.3) appears on c2: the download completes with the
 #     right SHA-256; the server ends with exactly two paths, path 2 from a new NAT 2 port (the old one deleted
 #     through the NAT, not left to be probed), and path 2 carries DATA again after the change;
-#   - the client's paths leave from C1 and C2b, none from C2.
+#   - the client's paths leave from C1 and C2b, none from C2;
+#   - when both paths lose their addresses for 3 s, the client sets the association up again once they return.
 # PASS/FAIL lines, then "N passed, M failed"; non-zero exit on a failure. Tears everything down on exit.
 # SIZE_MB (40) sets the download's size. KEEP=1 keeps the logs. AGGSERVER=/AGGCLIENT= use those binaries.
 set -uo pipefail
@@ -149,6 +150,32 @@ got=$(sha256sum <"$AGG_WORK/dl2" 2>/dev/null | cut -d' ' -f1)
 [[ $rc == 0 && $got == "$want" ]] && ((b2 - a2 > 1000000))
 check $? "a second download is intact and path 2 carried $((b2 - a2)) bytes since the change"
 
-grep -E 'path address changed|path moves|adding path' "$AGG_WORK/aggclient.log" | sed 's/^/    /' | head -5
+# --- 3. every path loses its address, then both come back ---------------------------------------------------------
+before=$(grep -c '\[Proxy\] authenticated' "$AGG_WORK/aggclient.log")
+ip netns exec agg-c ip addr del "$C1/24" dev c1
+ip netns exec agg-c ip addr del "$C2B/24" dev c2
+sleep 3
+t_back=$(now)
+ip netns exec agg-c ip addr add "$C1/24" dev c1
+ip netns exec agg-c ip addr add "$C2B/24" dev c2
+ip netns exec agg-c ip route replace default via 10.1.0.1 dev c1
+ip netns exec agg-c ip route replace default via "$R2I" dev c2 metric 200
+deadline=$(($(date +%s) + 20)) again=0
+while (($(date +%s) < deadline)); do
+    if (($(grep -c '\[Proxy\] authenticated' "$AGG_WORK/aggclient.log") > before)); then again=1; break; fi
+    sleep 0.1
+done
+t_again=$(now)
+snapshot again
+(fetch file.bin "$AGG_WORK/dl3" 90 >"$AGG_WORK/dl3.result") &
+BG=$!
+wait "$BG"
+BG=
+read -r time size _ rc <<<"$(cat "$AGG_WORK/dl3.result")"
+got=$(sha256sum <"$AGG_WORK/dl3" 2>/dev/null | cut -d' ' -f1)
+((again)) && [[ $rc == 0 && $got == "$want" ]]
+check $? "with every address gone for 3 s the client sets the association up again $(calc "'%.1f' % ($t_again - $t_back)") s after they return, and a download is intact (curl exit $rc, $size bytes)"
+
+grep -E 'path address changed|path moves|adding path|every path' "$AGG_WORK/aggclient.log" | sed 's/^/    /' | head -8
 echo "took $(($(date +%s) - started)) s"
 finish

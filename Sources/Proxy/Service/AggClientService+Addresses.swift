@@ -3,8 +3,8 @@ import SCTPEngine
 
 /// Paths named by an interface follow its address (an LTE reconnect, a new DHCP lease): a new address gets a new
 /// socket bound to it and to the interface, joins the association with ASCONF, and the old address is deleted
-/// (a wildcard Delete IP, which works behind a NAT); a path whose address is gone is deleted. With no path left
-/// the association fails and is set up again, with backoff, from whichever path has an address then.
+/// (a wildcard Delete IP, which works behind a NAT); a path whose address is gone is deleted. When no path has an
+/// address left the association is aborted and set up again, with backoff, from the first path to get one.
 extension AggClientService {
     /// Binds nothing yet: records the paths' current addresses and starts watching the named interfaces.
     func followAddresses() {
@@ -54,6 +54,12 @@ extension AggClientService {
                 if path == connectedPath { driver.abort(id, reason: "local address gone") }
             case .down, .stopped:
                 break
+            }
+            if pathLocals.allSatisfy({ $0 == nil }), case .ready(let id, _) = link {
+                // No address left to send from: the association cannot be kept up over ASCONF (which needs an
+                // address to send from); it is set up again, with backoff, once a path has an address.
+                logger.warning("every path lost its address; the association is set up again once one has one")
+                driver.abort(id, reason: "no local address left")
             }
             retireUnusedLocals()
             return
