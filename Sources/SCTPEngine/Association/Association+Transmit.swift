@@ -33,9 +33,13 @@ extension Association {
 
     /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
     /// RTX-SSTHRESH takes the active path with the largest ssthresh, RTX-CWND the largest cwnd.
+    /// A path that sender-side buffer splitting keeps new data off is no place for a retransmission either: the
+    /// hole it fills holds up everything above it for that path's delay.
     func retransmissionPathIndex() -> Int {
-        let active = paths.indices.filter { paths[$0].isActive }
+        var active = paths.indices.filter { paths[$0].isActive }
         guard !active.isEmpty else { return sendPathIndex }
+        let fitting = active.filter { fitsPeerBuffer(pathIndex: $0) }
+        if !fitting.isEmpty { active = fitting }
         switch configuration.multipath.retransmissionPolicy {
         case .ssthresh:
             return active.max(by: { paths[$0].congestion.ssthresh < paths[$1].congestion.ssthresh })!
