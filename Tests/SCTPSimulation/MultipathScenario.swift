@@ -73,11 +73,20 @@ public final class MultipathScenario {
     }
 
     /// Sends `bytes` and runs until they are delivered. `failure` takes path `index` down (both ways) at `at`
-    /// after the first byte is delivered.
+    /// after the first byte is delivered. `probe`, if given, runs every `interval` of virtual time from the start,
+    /// to trace the state of the association (cwnd, queues) while the transfer runs.
     public func run(
         bytes: Int, messageSize: Int = 64 * 1024, failure: (index: Int, at: SCTPDuration)? = nil,
-        binWidth: SCTPDuration = .milliseconds(100), timeout: SCTPDuration = .seconds(600)
+        binWidth: SCTPDuration = .milliseconds(100), timeout: SCTPDuration = .seconds(600),
+        probe: (interval: SCTPDuration, action: (SCTPTime) -> Void)? = nil
     ) throws -> Result {
+        if let probe {
+            func tick() {
+                probe.action(network.now)
+                network.schedule(after: probe.interval, tick)
+            }
+            network.schedule(after: probe.interval, tick)
+        }
         var id: SCTPAssociationID!
         client.perform(at: network.now) {
             id = $0.connect(
