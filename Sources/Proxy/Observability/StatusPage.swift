@@ -195,13 +195,23 @@ enum StatusPage {
             g.strokeStyle = entry.s.color;
             g.lineWidth = 1.6;
             if (options.stacked) {
-              g.beginPath();
+              // One filled band per run of consecutive samples: a gap stays empty.
+              const runs = [];
               points.forEach((i, k) => {
-                if (k) g.lineTo(x(times[i]), y(entry.upper[i])); else g.moveTo(x(times[i]), y(entry.upper[i]));
+                if (k && i === points[k - 1] + 1) runs[runs.length - 1].push(i); else runs.push([i]);
               });
-              for (let k = points.length - 1; k >= 0; k -= 1) g.lineTo(x(times[points[k]]), y(entry.lower[points[k]]));
-              g.closePath();
-              g.globalAlpha = 0.35; g.fillStyle = entry.s.color; g.fill(); g.globalAlpha = 1;
+              g.globalAlpha = 0.35;
+              g.fillStyle = entry.s.color;
+              for (const run of runs) {
+                g.beginPath();
+                run.forEach((i, k) => {
+                  if (k) g.lineTo(x(times[i]), y(entry.upper[i])); else g.moveTo(x(times[i]), y(entry.upper[i]));
+                });
+                for (let k = run.length - 1; k >= 0; k -= 1) g.lineTo(x(times[run[k]]), y(entry.lower[run[k]]));
+                g.closePath();
+                g.fill();
+              }
+              g.globalAlpha = 1;
             }
             g.beginPath();
             let drawing = false;
@@ -279,7 +289,15 @@ enum StatusPage {
             { stacked: false, format: v => fixed(v, v < 10 ? 1 : 0) + " ms" });
           drawChart(document.getElementById("chart-cwnd"), times, series(p => p.cwnd),
             { stacked: false, format: bytes });
-          drawChart(document.getElementById("chart-share"), times, series(p => p.share),
+          // A second without traffic has no shares: a gap, not a drop to zero.
+          const shares = ids.map(id => ({
+            id: id, color: color(id),
+            values: byId.map(m => {
+              const total = Object.values(m).reduce((sum, p) => sum + p.share, 0);
+              return m[id] === undefined || total === 0 ? null : m[id].share;
+            }),
+          }));
+          drawChart(document.getElementById("chart-share"), times, shares,
             { stacked: true, max: 1, format: v => fixed(v * 100, 0) + "%" });
 
           const body = document.getElementById("paths");
