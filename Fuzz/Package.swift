@@ -42,6 +42,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The datagram decryption layer (HELLO, HELLO-ACK, sealed data) after a real handshake.
+        .executableTarget(
+            name: "DecryptFuzzer",
+            dependencies: ["CFuzzerDriver", .product(name: "Proxy", package: "agg")],
+            swiftSettings: strict
+        ),
         // Runs ingress inputs on an EmbeddedChannel with a stand-in upstream (SOCKS and HTTP fuzzers).
         .target(
             name: "FuzzSupport",

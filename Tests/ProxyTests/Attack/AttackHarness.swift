@@ -23,7 +23,7 @@ final class AttackHarness: @unchecked Sendable {
 
     init(
         serverLimits: StreamLimits = StreamLimits(), clientLimits: StreamLimits = StreamLimits(),
-        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration()
+        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration(), allowPlaintext: Bool = false
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 4)
         self.group = group
@@ -37,6 +37,7 @@ final class AttackHarness: @unchecked Sendable {
         var serverConfiguration = AggServerService.Configuration(
             listen: listen, keys: [EndToEndHarness.key], egress: egress)
         serverConfiguration.limits = serverLimits
+        serverConfiguration.allowPlaintext = allowPlaintext
         server = try AggServerService.start(
             configuration: serverConfiguration, on: loops[0], logger: EndToEndHarness.logger("aggserver")
         ).wait()
@@ -69,6 +70,11 @@ final class AttackHarness: @unchecked Sendable {
     /// Associations the server's endpoint holds (established or not).
     func serverAssociationCount() throws -> Int {
         try server.eventLoop.submit { self.server.driver.endpoint.associationIDs.count }.wait()
+    }
+
+    /// Datagrams the server's encryption layer dropped because they were plain SCTP.
+    func serverDroppedPlaintext() throws -> Int {
+        try server.eventLoop.submit { self.server.driver.securityStatistics.droppedPlaintext }.wait()
     }
 
     /// The client's buffered DATA bytes (received from the server, not yet taken by local sockets).
