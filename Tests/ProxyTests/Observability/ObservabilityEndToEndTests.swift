@@ -67,6 +67,14 @@ extension EndToEndTests {
             ]
         ).run()
         #expect(download.status == 0)
+        // Two connections that fail: a closed port (refused) and an address the egress policy does not allow.
+        let closed = try EndToEndHarness.freeTCPPort()
+        for target in ["127.0.0.1:\(closed)", "192.0.2.1:80"] {
+            let failed = try Curl(
+                arguments: ["-x", "socks5h://127.0.0.1:\(pair.harness.proxyPort)", "http://\(target)/"], maxTime: 20
+            ).run()
+            #expect(failed.status != 0, "\(target) should fail")
+        }
 
         let server = try PrometheusTextParser(try pair.get(pair.serverURL + "/metrics"))
         let client = try PrometheusTextParser(try pair.get(pair.clientURL + "/metrics"))
@@ -93,7 +101,10 @@ extension EndToEndTests {
         #expect(server.sum("agg_proxy_relayed_bytes_total", ["direction": "down"]) >= Double(size))
         #expect(client.sum("agg_proxy_connections_total", ["outcome": "success"]) == 1)
         #expect(server.sum("agg_proxy_connections_total", ["outcome": "success"]) == 1)
-        #expect(client.sum("agg_proxy_connections_total", ["outcome": "refused"]) == 0)
+        for (outcome, count) in [("refused", 1.0), ("not_allowed", 1), ("timeout", 0), ("dns_failure", 0)] {
+            #expect(client.sum("agg_proxy_connections_total", ["outcome": outcome]) == count, "client \(outcome)")
+            #expect(server.sum("agg_proxy_connections_total", ["outcome": outcome]) == count, "server \(outcome)")
+        }
         #expect(server.sum("agg_associations_total", ["outcome": "authenticated"]) == 1)
 
         // Gauges: both client paths active, toward the server's UDP port, with an RTT and a PMTU.
