@@ -2,6 +2,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
 /// A minimal HTTP/1.1 client for the status endpoint: one GET per connection, the whole body collected, a deadline
 /// on everything. What `aggclient status` reads the running daemon with.
 public final class StatusFetcher: Sendable {
@@ -64,10 +72,19 @@ public final class StatusFetcher: Sendable {
                     channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                     promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
                 case .failure(let error):
-                    promise.fail(StatusFetchError(url: url, reason: "cannot connect: \(error)"))
+                    promise.fail(StatusFetchError(url: url, reason: "cannot connect: \(Self.describe(error))"))
                 }
             }
         return promise.futureResult
+    }
+
+    /// A connection error as a person reads it: "Connection refused" rather than NIO's nested dump.
+    static func describe(_ error: any Error) -> String {
+        if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first {
+            return describe(first.error)
+        }
+        if let io = error as? IOError { return String(cString: strerror(io.errnoCode)) }
+        return "\(error)"
     }
 
     /// Collects one response and completes the promise with its body.

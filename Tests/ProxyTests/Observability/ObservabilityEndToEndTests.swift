@@ -169,7 +169,7 @@ extension EndToEndTests {
         defer { failing.stop() }
         #expect(failing.wait(timeout: .seconds(20)))
         #expect(failing.process.terminationStatus != 0)
-        #expect(failing.errors.contains("cannot connect"), "\(failing.errors)")
+        #expect(failing.errors.contains("cannot connect: Connection refused"), "\(failing.errors)")
         #expect(failing.errors.contains("is the daemon running with --metrics 127.0.0.1:\(closed)?"))
     }
 
