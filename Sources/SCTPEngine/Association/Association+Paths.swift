@@ -15,8 +15,14 @@ extension Association {
     func locatePath(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool)
         -> Int?
     {
-        if let i = paths.firstIndex(where: { $0.remoteAddress == source && $0.localAddress == local }) { return i }
-        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) { return i }
+        if let i = paths.firstIndex(where: { $0.remoteAddress == source && $0.localAddress == local }) {
+            paths[i].arrival.heardAtLocal = true
+            return i
+        }
+        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) {
+            if allowsRebinding { noteArrival(pathIndex: i, atOtherLocal: local) }
+            return i
+        }
         guard allowsRebinding else { return nil }
         func arrivesOn(_ path: Path) -> Bool {
             guard let ours = path.localAddress, !ours.ip.isWildcard else { return true }
@@ -31,6 +37,48 @@ extension Association {
         guard candidates.count == 1 else { return nil }
         rebind(pathIndex: candidates[0], to: source)
         return candidates[0]
+    }
+
+    /// A peer with one address sending to several of ours (we are multihomed, it is not) reaches one path of ours
+    /// at several local addresses, and what we send on that path (SACKs, HEARTBEATs) leaves from the path's one
+    /// local address. When the network behind that address dies the peer fails over to another of our addresses,
+    /// but our SACKs would keep leaving by the dead network: nothing is ever acknowledged and the transfer stalls
+    /// for good. So a packet arriving at another concrete address on the same port is noted here, and
+    /// `followArrivalAddresses` moves the path there once nothing has arrived at its own address for an RTO. A
+    /// packet arriving at the address the path had before moves it straight back, as that network works again.
+    private func noteArrival(pathIndex i: Int, atOtherLocal local: SCTPSocketAddress) {
+        guard let ours = paths[i].localAddress, !ours.ip.isWildcard, !local.ip.isWildcard, ours.port == local.port
+        else { return }
+        if paths[i].arrival.home == local {
+            paths[i].localAddress = local
+            paths[i].arrival = Path.ArrivalTracking()
+            paths[i].arrival.heardAtLocal = true
+        } else {
+            paths[i].arrival.elsewhere = local
+        }
+    }
+
+    /// Stamps arrivals at each path's local address and moves a path whose address has gone silent for an RTO
+    /// to the address its peer now reaches us at (see `noteArrival`).
+    func followArrivalAddresses(now: SCTPTime) {
+        for i in paths.indices {
+            if paths[i].arrival.heardAtLocal || paths[i].arrival.lastHeardAtLocal == nil {
+                paths[i].arrival.lastHeardAtLocal = now
+                paths[i].arrival.heardAtLocal = false
+                paths[i].arrival.elsewhere = nil
+                continue
+            }
+            guard let other = paths[i].arrival.elsewhere, let last = paths[i].arrival.lastHeardAtLocal,
+                now - last > paths[i].rto.rto
+            else { continue }
+            logger.info(
+                "path follows the peer to another local address",
+                metadata: ["from": "\(paths[i].localAddress.map { "\($0)" } ?? "-")", "to": "\(other)"])
+            if paths[i].arrival.home == nil { paths[i].arrival.home = paths[i].localAddress }
+            paths[i].localAddress = other
+            paths[i].arrival.lastHeardAtLocal = now
+            paths[i].arrival.elsewhere = nil
+        }
     }
 
     private func rebind(pathIndex i: Int, to source: SCTPSocketAddress) {
@@ -106,6 +154,7 @@ extension Association {
     /// healthy path keeps its HB.interval timer, which also keeps NAT bindings alive.
     func maintainPaths(now: SCTPTime) {
         guard state.isEstablishedOrLater else { return }
+        followArrivalAddresses(now: now)
         for i in paths.indices {
             switch paths[i].state {
             case .potentiallyFailed, .inactive:

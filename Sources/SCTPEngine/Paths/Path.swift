@@ -42,6 +42,19 @@ struct Path: Sendable {
         var isOutstanding: Bool { nonce != nil }
     }
 
+    /// Which of our addresses the peer's packets for this path arrive at: a peer with one address may reach a
+    /// multihomed endpoint at any of them, and replies should leave from one it still reaches.
+    struct ArrivalTracking: Sendable {
+        /// A packet arrived at `localAddress` since the last stamp.
+        var heardAtLocal = false
+        /// When a packet last arrived at `localAddress` (stamped after input).
+        var lastHeardAtLocal: SCTPTime?
+        /// Another address of ours a packet arrived at since the last stamp.
+        var elsewhere: SCTPSocketAddress?
+        /// The address the path had before it followed the peer elsewhere; nil while it has not moved.
+        var home: SCTPSocketAddress?
+    }
+
     /// Traffic counters for metrics.
     struct Counters: Sendable {
         var bytesSent = 0
@@ -69,6 +82,8 @@ struct Path: Sendable {
     private(set) var mtu: Int
     /// When DATA was last sent here, for the idle-cwnd rule of RFC 9260 §7.2.1.
     var lastDataSent: SCTPTime?
+    /// Where the peer's packets for this path arrive, for `Association.followArrivalAddresses`.
+    var arrival = ArrivalTracking()
     var counters = Counters()
 
     init(
