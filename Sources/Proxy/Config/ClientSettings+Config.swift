@@ -15,6 +15,9 @@ extension ClientSettings {
             ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
+            ConfigKey(
+                "limits.buffered-bytes-per-association", \.limits.bufferedBytesPerAssociation,
+                StreamLimits.bufferedBytesType),
         ]
     }
 

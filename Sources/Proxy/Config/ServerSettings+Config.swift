@@ -14,6 +14,9 @@ extension ServerSettings {
             ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
+            ConfigKey(
+                "limits.buffered-bytes-per-association", \.limits.bufferedBytesPerAssociation,
+                StreamLimits.bufferedBytesType),
             ConfigKey("limits.association-idle-timeout", \.limits.associationIdleTimeout, .duration()),
             ConfigKey("limits.authentication-timeout", \.limits.authenticationTimeout, .duration()),
             ConfigKey("limits.connect-timeout", \.limits.connectTimeout, .duration()),

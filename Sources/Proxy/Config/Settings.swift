@@ -153,11 +153,16 @@ extension StreamLimits {
             { UInt32($0) }, back: { Int($0) })
     }
 
+    /// `limits.buffered-bytes-per-association`: from one DATA message's payload to 16 GiB.
+    static var bufferedBytesType: ConfigType<Int> {
+        ConfigType.byteCount(in: AggLimits.maxDataPayload...(16 << 30))
+    }
+
     /// What `validate` would refuse, blamed on a config key.
     func configProblems() -> [(key: String, message: String)] {
         if Int(streamCredit) > bufferedBytesPerAssociation {
             let limit = ByteCount.format(bufferedBytesPerAssociation)
-            return [("limits.stream-credit", "must be at most the bytes buffered per association, \(limit)")]
+            return [("limits.stream-credit", "must be at most limits.buffered-bytes-per-association (\(limit))")]
         }
         do {
             try validate(source: "limits")

@@ -57,6 +57,7 @@ import Testing
             [limits]
             stream-credit = "8MiB"
             stream-idle-timeout = 120
+            buffered-bytes-per-association = "32MiB"
             """)
         var expected = ClientSettings()
         expected.serverAddresses = [
@@ -73,9 +74,10 @@ import Testing
         expected.plaintext = true
         expected.limits.streamCredit = 8 * 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(120)
+        expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 11)
+        #expect(ClientSettings.configKeys.count == 12)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -93,6 +95,7 @@ import Testing
             streams-per-association = 256
             stream-credit = 1048576
             stream-idle-timeout = "10m"
+            buffered-bytes-per-association = 16777216
             association-idle-timeout = "1h"
             authentication-timeout = "2s"
             connect-timeout = "5s"
@@ -109,11 +112,12 @@ import Testing
         expected.limits.streamsPerAssociation = 256
         expected.limits.streamCredit = 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(600)
+        expected.limits.bufferedBytesPerAssociation = 16 << 20
         expected.limits.associationIdleTimeout = .seconds(3600)
         expected.limits.authenticationTimeout = .seconds(2)
         expected.limits.connectTimeout = .seconds(5)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 13)
+        #expect(ServerSettings.configKeys.count == 14)
     }
 
     @Test func noFileAndAnEmptyFileGiveTheDefaults() throws {
@@ -290,7 +294,7 @@ import Testing
             ])
         #expect(
             Self.serverErrors("[limits]\nstream-credit = \"128MiB\"") == [
-                "server.toml:2: limits.stream-credit: must be at most the bytes buffered per association, 64MiB"
+                "server.toml:2: limits.stream-credit: must be at most limits.buffered-bytes-per-association (64MiB)"
             ])
     }
 
