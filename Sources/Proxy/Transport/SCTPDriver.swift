@@ -99,7 +99,8 @@ public final class SCTPDriver: @unchecked Sendable {
         precondition(!localAddresses.isEmpty, "a driver needs at least one local address")
         return eventLoop.flatSubmit {
             var configuration = configuration
-            configuration.maxPacketSize -= protection.overhead  // Sealed datagrams stay as large as plain ones.
+            // Sealed datagrams stay as large as plain ones; the engine pads chunks to 4 bytes, so a multiple of 4.
+            configuration.maxPacketSize = (configuration.maxPacketSize - protection.overhead) & ~3
             let endpoint = SCTPEndpoint(
                 configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
             let driver = SCTPDriver(

@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+/// The aggclient and aggserver services over real loopback UDP (two paths): by default every datagram goes through
+/// the encryption layer, `plaintext` with `allowPlaintext` is plain RFC 6951, a plaintext client gets nothing from
+/// a server that does not allow it, and removing a key stops its session.
+@Suite("Encrypted end to end", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
+struct EncryptedEndToEndTests {
+    static let blobSize = 2 * 1024 * 1024
+
+    /// A server and a client service with the given protection flags, and the origin of EndToEndSupport.
+    final class Pair {
+        let group: MultiThreadedEventLoopGroup
+        let server: AggServerService
+        let client: AggClientService
+        let origin: any Channel
+        let udpPort: UInt16
+        let proxyPort: Int
+
+        init(plaintext: Bool, allowPlaintext: Bool) throws {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
+            self.group = group
+            let loops = (0..<3).map { _ in group.next() }
+            origin = try OriginServer.bind(on: loops[2])
+            udpPort = try EndToEndHarness.freeUDPPort()
+            let listen = [
+                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: udpPort),
+                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 2), port: udpPort),
+            ]
+            var serverConfiguration = AggServerService.Configuration(
+                listen: listen, keys: [EndToEndHarness.key],
+                egress: EgressConnector(policy: EgressPolicy(allowed: [CIDR("127.0.0.0/8")!])))
+            serverConfiguration.allowPlaintext = allowPlaintext
+            server = try AggServerService.start(
+                configuration: serverConfiguration, on: loops[0], logger: EndToEndHarness.logger("aggserver")
+            ).wait()
+            var clientConfiguration = AggClientService.Configuration(
+                servers: listen, paths: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)],
+                key: EndToEndHarness.key)
+            clientConfiguration.plaintext = plaintext
+            clientConfiguration.serverWait = .seconds(3)
+            client = try AggClientService.start(
+                configuration: clientConfiguration, on: loops[1], logger: EndToEndHarness.logger("aggclient")
+            ).wait()
+            proxyPort = try client.listen(host: "127.0.0.1", port: 0, protocols: .all).wait().localAddress!.port!
+        }
+
+        func serverStatistics() throws -> (DatagramSecurityStatistics, SCTPDriver.Statistics) {
+            try server.eventLoop.submit { (self.server.driver.securityStatistics, self.server.driver.statistics) }
+                .wait()
+        }
+
+        func clientStatistics() throws -> DatagramSecurityStatistics {
+            try client.eventLoop.submit { self.client.driver.securityStatistics }.wait()
+        }
+
+        /// Downloads a blob through SOCKS5h; whether it arrived intact.
+        func download(size: Int = blobSize, maxTime: Int = 60) throws -> Bool {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agg-crypto-\(UUID())")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let output = directory.appendingPathComponent("blob")
+            let origin = "http://127.0.0.1:\(self.origin.localAddress!.port!)/blob/\(size)"
+            let process = try Curl(arguments: ["-x", "socks5h://127.0.0.1:\(proxyPort)", origin], maxTime: maxTime)
+                .start(output: output)
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { return false }
+            let expected = EndToEndHarness.sha256(EndToEndHarness.blob(size).readableBytesView)
+            return try EndToEndHarness.sha256(file: output) == expected
+        }
+
+        func shutdown() {
+            try? client.stop().wait()
+            try? server.stop().wait()
+            try? origin.close().wait()
+            try? group.syncShutdownGracefully()
+        }
+    }
+
+    @Test func encryptedByDefaultNothingOnTheWireIsSCTP() throws {
+        let pair = try Pair(plaintext: false, allowPlaintext: false)
+        defer { pair.shutdown() }
+        try pair.client.whenReady().wait()
+        #expect(try pair.download())
+        // Sealed datagrams use the room plaintext ones had, and no more.
+        let client = try pair.clientStatistics()
+        let largest = max(client.largestSealed, try pair.serverStatistics().0.largestSealed)
+        #expect(largest <= SCTPConfiguration().maxPacketSize && largest > SCTPConfiguration().maxPacketSize - 100)
+        #expect(client.handshakesCompleted == 1)
+        let (server, driver) = try pair.serverStatistics()
+        #expect(server.opened > 100 && server.sealed > 1000)
+        #expect(server.plaintextAccepted == 0 && server.dropped == 0)
+        // Every datagram the server sent was sealed or a HELLO-ACK: none left as plaintext SCTP.
+        #expect(driver.datagramsSent == server.sealed + server.handshakesSent)
+    }
+
+    @Test func plaintextModeIsSCTPThatTsharkDecodes() throws {
+        let pair = try Pair(plaintext: true, allowPlaintext: true)
+        defer { pair.shutdown() }
+        try pair.client.whenReady().wait()
+        #expect(try pair.download())
+        let (server, driver) = try pair.serverStatistics()
+        #expect(server.plaintextAccepted > 100 && server.opened == 0 && server.sealed == 0)
+        #expect(driver.datagramsReceived == server.plaintextAccepted)
+        #expect(try pair.clientStatistics() == DatagramSecurityStatistics())
+    }
+
+    @Test func aPlaintextClientGetsNothingFromAServerThatDoesNotAllowIt() throws {
+        let pair = try Pair(plaintext: true, allowPlaintext: false)
+        defer { pair.shutdown() }
+        Thread.sleep(forTimeInterval: 2)  // INIT and its retransmissions.
+        let (security, driver) = try pair.serverStatistics()
+        #expect(security.droppedPlaintext > 0)
+        #expect(driver.datagramsSent == 0)
+        #expect(try !pair.download(size: 1000, maxTime: 5))
+    }
+
+    @Test func removingTheKeyStopsTheSessionAtOnce() throws {
+        let pair = try Pair(plaintext: false, allowPlaintext: false)
+        defer { pair.shutdown() }
+        try pair.client.whenReady().wait()
+        #expect(try pair.download(size: 100_000))
+        try pair.server.reloadKeys([]).wait()
+        #expect(try !pair.download(size: 100_000, maxTime: 3))
+        let (security, _) = try pair.serverStatistics()
+        #expect(security.droppedUnknownSession > 0)
+    }
+}
