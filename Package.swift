@@ -76,7 +76,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "AggBench",
-            dependencies: ["SCTPEngine", "SCTPSimulation"],
+            dependencies: ["SCTPEngine", "SCTPSimulation", "Proxy"],
             path: "Benchmarks/AggBench",
             swiftSettings: strict
         ),

@@ -10,6 +10,7 @@ let benchmarks: [any Benchmark.Type] = [
     CRC32cBenchmark.self,
     CMTBenchmark.self,
     SimulatorBenchmark.self,
+    SealBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
