@@ -27,7 +27,8 @@ import Testing
     static let variants: [Variant] = [
         Variant(failing: 0, at: .seconds(1), receiveBuffer: 512 * 1024),
         Variant(failing: 0, at: .seconds(1), receiveBuffer: 512 * 1024, senderSplitting: false),
-        Variant(failing: 0, at: .seconds(1), receiveBuffer: 512 * 1024, senderSplitting: false, receiverSplitting: true),
+        Variant(
+            failing: 0, at: .seconds(1), receiveBuffer: 512 * 1024, senderSplitting: false, receiverSplitting: true),
         Variant(failing: 0, at: .milliseconds(200), receiveBuffer: 512 * 1024),
         Variant(failing: 0, at: .seconds(3), receiveBuffer: 512 * 1024),
         Variant(failing: 0, at: .seconds(1), receiveBuffer: 128 * 1024),
