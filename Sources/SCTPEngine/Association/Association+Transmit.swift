@@ -89,7 +89,9 @@ extension Association {
     func sendDataPacket(pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, mode: PacketMode) -> Bool {
         let ignoreCwnd = mode == .fastRetransmit
         let pathID = paths[i].id
-        let mtu = paths[i].mtu
+        // Every chunk is padded to 4 bytes (RFC 9260 §3.2), so a packet's length is always a multiple of 4: the
+        // largest one that fits is the path MTU rounded down, or a 1439-byte MTU would produce 1440-byte packets.
+        let mtu = paths[i].mtu & ~3
         var builder = PacketBuilder(
             header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
             capacity: mtu)

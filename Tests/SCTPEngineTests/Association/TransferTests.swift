@@ -86,3 +86,23 @@ struct OnePathScenario {
         #expect(s.server.closed.first?.1 == .shutdownComplete)
     }
 }
+
+@Suite struct PacketSizeTests {
+    /// Chunks are padded to 4 bytes (RFC 9260 §3.2), so a maximum packet size that is not a multiple of 4 must be
+    /// rounded down when filling a packet: the encryption layer takes 33 bytes off 1472 and leaves 1439.
+    @Test(arguments: [1439, 1437, 1200] as [Int])
+    func noPacketExceedsTheConfiguredMaximum(maxPacketSize: Int) throws {
+        let s = OnePathScenario(
+            seed: 7, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            configure: { $0.maxPacketSize = maxPacketSize })
+        var largest = 0
+        s.network.onDelivery = { datagram, _, _ in largest = max(largest, datagram.payload.readableBytes) }
+        let id = s.connect()
+        s.client.startTransfer(on: id, stream: StreamID(0), total: 300_000, messageSize: 7_001)
+        s.client.shutdownWhenDone = true
+        try s.network.runUntil({ s.client.closed.count == 1 && s.server.closed.count == 1 }, timeout: .seconds(30))
+        #expect(s.server.receivedBytes[0] == 300_000)
+        #expect(largest <= maxPacketSize)
+        #expect(largest >= maxPacketSize - 3 - 16)  // bulk data still fills packets
+    }
+}
