@@ -23,15 +23,15 @@ struct EncryptedEndToEndTests {
         let udpPort: UInt16
         let proxyPort: Int
 
-        init(plaintext: Bool, allowPlaintext: Bool) throws {
+        init(plaintext: Bool, allowPlaintext: Bool, udpPort: UInt16? = nil) throws {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
             self.group = group
             let loops = (0..<3).map { _ in group.next() }
             origin = try OriginServer.bind(on: loops[2])
-            udpPort = try EndToEndHarness.freeUDPPort()
+            self.udpPort = try udpPort ?? EndToEndHarness.freeUDPPort()
             let listen = [
-                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: udpPort),
-                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 2), port: udpPort),
+                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: self.udpPort),
+                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 2), port: self.udpPort),
             ]
             var serverConfiguration = AggServerService.Configuration(
                 listen: listen, keys: [EndToEndHarness.key],
@@ -84,10 +84,19 @@ struct EncryptedEndToEndTests {
     }
 
     @Test func encryptedByDefaultNothingOnTheWireIsSCTP() throws {
-        let pair = try Pair(plaintext: false, allowPlaintext: false)
-        defer { pair.shutdown() }
-        try pair.client.whenReady().wait()
-        #expect(try pair.download())
+        let port = try EndToEndHarness.freeUDPPort()
+        var started: Pair?
+        defer { started?.shutdown() }
+        // tshark, reading a live capture of the loopback traffic as SCTP, finds no packet with a valid CRC32c.
+        let frames = try LoopbackCapture.sctpFrames(port: port) {
+            let pair = try Pair(plaintext: false, allowPlaintext: false, udpPort: port)
+            started = pair
+            try pair.client.whenReady().wait()
+            #expect(try pair.download())
+        }
+        #expect(frames.count > 1000)
+        #expect(frames.allSatisfy { $0.checksumStatus != "1" })
+        let pair = started!
         // Sealed datagrams use the room plaintext ones had, and no more.
         let client = try pair.clientStatistics()
         let largest = max(client.largestSealed, try pair.serverStatistics().0.largestSealed)
@@ -101,10 +110,22 @@ struct EncryptedEndToEndTests {
     }
 
     @Test func plaintextModeIsSCTPThatTsharkDecodes() throws {
-        let pair = try Pair(plaintext: true, allowPlaintext: true)
-        defer { pair.shutdown() }
-        try pair.client.whenReady().wait()
-        #expect(try pair.download())
+        let port = try EndToEndHarness.freeUDPPort()
+        var started: Pair?
+        defer { started?.shutdown() }
+        // tshark decodes every captured datagram as SCTP with a good CRC32c: INIT through DATA and SACK.
+        let frames = try LoopbackCapture.sctpFrames(port: port) {
+            let pair = try Pair(plaintext: true, allowPlaintext: true, udpPort: port)
+            started = pair
+            try pair.client.whenReady().wait()
+            #expect(try pair.download())
+        }
+        #expect(frames.count > 1000)
+        #expect(frames.allSatisfy { $0.checksumStatus == "1" })
+        let chunkTypes = Set(frames.flatMap(\.chunkTypes))
+        #expect(chunkTypes.isSuperset(of: ["0", "1", "2", "10", "11"]))  // DATA, INIT, INIT-ACK, COOKIE-ECHO, -ACK
+        #expect(chunkTypes.contains("16") || chunkTypes.contains("3"))  // NR-SACK once negotiated, or SACK
+        let pair = started!
         let (server, driver) = try pair.serverStatistics()
         #expect(server.plaintextAccepted > 100 && server.opened == 0 && server.sealed == 0)
         #expect(driver.datagramsReceived == server.plaintextAccepted)
@@ -130,5 +151,59 @@ struct EncryptedEndToEndTests {
         #expect(try !pair.download(size: 100_000, maxTime: 3))
         let (security, _) = try pair.serverStatistics()
         #expect(security.droppedUnknownSession > 0)
+    }
+}
+
+/// A live tshark capture of loopback UDP on one port, read back as SCTP: what a passive observer of the paths sees.
+enum LoopbackCapture {
+    struct Frame {
+        /// tshark's `sctp.checksum.status`: "1" for a good CRC32c, "0" for a bad one.
+        var checksumStatus: String
+        var chunkTypes: [String]
+    }
+
+    static func sctpFrames(port: UInt16, during body: () throws -> Void) throws -> [Frame] {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("agg-capture-\(UUID()).pcapng").path
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let capture = Process()
+        capture.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+        // Output goes nowhere (a full pipe would block tshark); the autostop bounds a capture nobody stops.
+        capture.arguments = ["-i", "lo", "-f", "udp port \(port)", "-w", file, "-a", "duration:120", "-q"]
+        capture.standardOutput = FileHandle.nullDevice
+        capture.standardError = FileHandle.nullDevice
+        try capture.run()
+        defer { if capture.isRunning { kill(capture.processIdentifier, SIGKILL) } }
+        // dumpcap writes the file header once it captures.
+        let start = Date()
+        while (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int ?? 0) ?? 0 == 0,
+            Date().timeIntervalSince(start) < 10
+        {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        try body()
+        Thread.sleep(forTimeInterval: 0.5)
+        capture.interrupt()
+        let stop = Date()
+        while capture.isRunning, Date().timeIntervalSince(stop) < 10 { Thread.sleep(forTimeInterval: 0.1) }
+
+        let decode = Process()
+        decode.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+        decode.arguments = [
+            "-n", "-r", file, "-d", "udp.port==\(port),sctp", "-o", "sctp.checksum:CRC-32C", "-T", "fields",
+            "-E", "separator=;", "-e", "sctp.checksum.status", "-e", "sctp.chunk_type",
+        ]
+        let output = Pipe()
+        decode.standardOutput = output
+        decode.standardError = FileHandle.nullDevice
+        try decode.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        decode.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map { line in
+            let fields = line.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
+            return Frame(
+                checksumStatus: fields.first ?? "",
+                chunkTypes: fields.count > 1 ? fields[1].split(separator: ",").map(String.init) : [])
+        }
     }
 }
