@@ -76,19 +76,24 @@ struct Keygen: ParsableCommand {
 
     @Argument(help: "The client's key name (letters, digits, '.', '_', '-').")
     var name: String
-    @Option(name: .shortAndLong, help: "Write the line to this new file (mode 600) instead of printing it.")
+    @Option(name: .shortAndLong, help: "Write the client's key file (mode 600) here instead of printing the line.")
     var output: String?
+    @Option(help: "Also append the line to the server's key file (created mode 600 if missing; SIGHUP reloads it).")
+    var append: String?
 
     func run() throws {
         guard ControlMessage.isValidKeyName(Array(name.utf8)) else {
             throw ValidationError("key names are 1 to 64 letters, digits, '.', '_' or '-'")
         }
         let line = ServiceSetup.makeKeyLine(name: name)
+        let key = try KeyFile.parse(line, path: "generated key")[0]
+        if let append { try KeyFile.append(key, to: append, line: line) }
         if let output {
             try ServiceSetup.writePrivateFile(line, path: output)
         } else {
             print(line, terminator: "")
         }
+        ServiceSetup.printToStandardError("key \(name): id \(key.keyIDText)\(append.map { ", appended to \($0)" } ?? "")")
     }
 }
 
