@@ -32,6 +32,8 @@ done
 # -parse-as-library: libFuzzer supplies main(); the Swift modules must not have top-level code of their own.
 swift build -c release -Xswiftc "-sanitize=$sanitize" -Xswiftc -parse-as-library >&2
 
+# Swift's own backtracer would take the trap's signal first and exit before libFuzzer saves the crashing input.
+export SWIFT_BACKTRACE=enable=no
 share=$((seconds / ${#selected[@]}))
 ((share > 0)) || share=1
 status=0
