@@ -31,9 +31,11 @@ public struct FlowWindow: Equatable, Sendable {
 /// The receiving half of a stream's flow control: how much the peer may still send, how much is buffered
 /// waiting for the local TCP socket, and when to return credit with a WINDOW-UPDATE.
 ///
-/// Invariant: `available + buffered + unannounced == capacity`. Credit is returned once at least a quarter of the
-/// capacity has drained, so a steady stream costs about four WINDOW-UPDATEs per window, and since the threshold
-/// is at most the capacity, a fully drained buffer always ends in an update (no deadlock).
+/// Invariant: `available + buffered + unannounced == capacity`. Credit is returned once a quarter of the capacity
+/// or 128 KiB has drained, whichever is less: with the 4 MiB default a quarter is 1 MiB, and a reader slower than
+/// the paths then got its data in 1 MiB bursts that filled the path queues (RTT spikes for every other stream)
+/// between seconds of silence. An update costs one 20-byte DATA chunk per 128 KiB. Since the threshold is at most the
+/// capacity, a fully drained buffer always ends in an update (no deadlock).
 public struct ReceiveWindow: Equatable, Sendable {
     /// The credit granted in OPEN or HELLO: the most this stream ever buffers.
     public let capacity: Int
@@ -50,7 +52,7 @@ public struct ReceiveWindow: Equatable, Sendable {
     }
 
     /// The drained amount at which a WINDOW-UPDATE is sent.
-    public var updateThreshold: Int { max(1, capacity / 4) }
+    public var updateThreshold: Int { max(1, min(capacity / 4, 128 * 1024)) }
 
     /// Accounts for DATA of `bytes` from the peer.
     public mutating func receive(_ bytes: Int) throws(FlowControlError) {
