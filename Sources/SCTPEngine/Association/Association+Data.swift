@@ -19,8 +19,16 @@ extension Association {
 
     // MARK: - Receiving DATA
 
+    /// What a packet crossed: the local address it arrived at and the remote address it came from. Receiver-side
+    /// buffer splitting shares the buffer among these, since a peer may reach several of our addresses from one.
+    struct ArrivalRoute: Hashable, Sendable {
+        var local: SCTPSocketAddress
+        var remote: SCTPSocketAddress
+    }
+
     /// One DATA chunk (RFC 9260 §6.2): track its TSN, hand new ones to reassembly, deliver completed messages.
-    func handleData(_ chunk: DataChunk, pathIndex: Int, now: SCTPTime) -> Bool {
+    /// `route` is what the packet carrying it crossed.
+    func handleData(_ chunk: DataChunk, pathIndex: Int, route: ArrivalRoute, now: SCTPTime) -> Bool {
         // RFC 9260 §6.2: "If an endpoint receives a DATA chunk with no user data ... it MUST send an ABORT with
         // error cause set to 'No User Data'".
         guard chunk.userData.readableBytes > 0 else {
@@ -44,10 +52,11 @@ extension Association {
             output.drop("receive buffer full")
             return true
         }
-        let splitting = configuration.multipath.receiverBufferSplitting && paths.indices.contains(pathIndex)
+        let splitting = configuration.multipath.receiverBufferSplitting
         let size = chunk.userData.readableBytes
+        if splitting { receiveSplitter.forgetRoutes(quietSince: now - configuration.rtoMin) }
         if splitting, chunk.tsn.isAfter(dataTracker.cumulativeTSN.next), !dataTracker.hasReceived(chunk.tsn),
-            !receiveSplitter.admits(size: size, on: paths[pathIndex].id, pathCount: paths.count)
+            !receiveSplitter.admits(size: size, on: route, pathCount: receiveSplitter.routeCount(including: route))
         {
             // Receiver-side buffer splitting: this path already holds its share of the buffer out of order.
             output.drop("path's share of the receive buffer full")
@@ -57,10 +66,9 @@ extension Association {
         switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) {
         case .new:
             if splitting {
-                let pathID = paths[pathIndex].id
-                receiveSplitter.recordArrival(size: size, on: pathID)
+                receiveSplitter.recordArrival(size: size, on: route, at: now)
                 if chunk.tsn.isAfter(dataTracker.cumulativeTSN) {
-                    receiveSplitter.hold(tsn: chunk.tsn, size: size, on: pathID)
+                    receiveSplitter.hold(tsn: chunk.tsn, size: size, on: route)
                 }
                 receiveSplitter.release(through: dataTracker.cumulativeTSN)
             }

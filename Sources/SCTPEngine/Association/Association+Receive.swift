@@ -38,7 +38,8 @@ extension Association {
                 guard state.isEstablishedOrLater else { continue }
                 if case .shutdownAckSent = state { continue }
                 hadData = true
-                guard handleData(data, pathIndex: pathIndex, now: now) else { return }
+                let route = ArrivalRoute(local: local, remote: source)
+                guard handleData(data, pathIndex: pathIndex, route: route, now: now) else { return }
             case .sack(let sack):
                 guard state.isEstablishedOrLater else { continue }
                 handleSack(sack, now: now)

@@ -43,7 +43,7 @@ final class Association {
     var dataTracker: DataTracker
     var reassembly: ReassemblyQueue
     /// Receiver-side buffer splitting: what each path holds of the receive buffer out of order.
-    var receiveSplitter: ReceiveBufferSplitter
+    var receiveSplitter: ReceiveBufferSplitter<ArrivalRoute>
     /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4).
     var lastDataPathIndex = 0
     /// The association error counter of RFC 9260 §8.1.

@@ -11,18 +11,24 @@ import DequeModule
 /// and all counts are halved whenever they add up to more than the buffer, so the split tracks roughly the last
 /// buffer's worth of traffic. Each path's share is at least `minimumShare`, so an idle path can start again. With a
 /// single path the share is the whole buffer. Chunks are released when the cumulative TSN passes them.
-struct ReceiveBufferSplitter: Sendable {
+///
+/// `Route` names what a chunk crossed. The association keys by the (local, remote) address pair a packet arrived
+/// on, not by its own path to the peer: a client with one address sending to a multihomed server reaches it over
+/// as many routes as the server has addresses, while the server has a single path back to the client.
+struct ReceiveBufferSplitter<Route: Hashable & Sendable>: Sendable {
     /// One chunk held out of order.
     private struct Held: Sendable {
         var tsn: TSN
-        var path: PathID
+        var path: Route
         var size: Int
     }
 
     /// Bytes received per path, decayed by halving.
-    private var arrivals: [PathID: Int] = [:]
+    private var arrivals: [Route: Int] = [:]
+    /// When each path last received, for the paths whose arrivals were timed.
+    private var lastArrival: [Route: SCTPTime] = [:]
     /// Bytes held out of order per path.
-    private(set) var heldBytes: [PathID: Int] = [:]
+    private(set) var heldBytes: [Route: Int] = [:]
     /// Chunks held out of order, ascending by TSN.
     private var held = Deque<Held>()
     let bufferSize: Int
@@ -37,7 +43,7 @@ struct ReceiveBufferSplitter: Sendable {
 
     /// The bytes `path` may hold out of order: the buffer split in proportion to recent arrivals, among
     /// `pathCount` paths.
-    func share(of path: PathID, pathCount: Int) -> Int {
+    func share(of path: Route, pathCount: Int) -> Int {
         guard pathCount > 1 else { return bufferSize }
         let total = arrivals.values.reduce(0, +)
         guard total > 0 else { return bufferSize / pathCount }
@@ -46,22 +52,42 @@ struct ReceiveBufferSplitter: Sendable {
     }
 
     /// Whether a chunk of `size` bytes arriving on `path` that would be held out of order fits the path's share.
-    func admits(size: Int, on path: PathID, pathCount: Int) -> Bool {
+    func admits(size: Int, on path: Route, pathCount: Int) -> Bool {
         (heldBytes[path] ?? 0) + size <= share(of: path, pathCount: pathCount)
+    }
+
+    /// The routes sharing the buffer once `path` is counted: those that received bytes recently, plus `path`.
+    func routeCount(including path: Route) -> Int {
+        arrivals[path] == nil ? arrivals.count + 1 : arrivals.count
     }
 
     // MARK: - Accounting
 
-    /// Counts `size` new bytes received on `path` toward its share.
-    mutating func recordArrival(size: Int, on path: PathID) {
+    /// Counts `size` new bytes received on `path` toward its share; `now`, if given, lets `forgetRoutes` drop the
+    /// path once it falls quiet.
+    mutating func recordArrival(size: Int, on path: Route, at now: SCTPTime? = nil) {
         arrivals[path, default: 0] += size
+        if let now { lastArrival[path] = now }
         if arrivals.values.reduce(0, +) > bufferSize {
             for key in arrivals.keys { arrivals[key]! /= 2 }
+            // A route that has gone quiet decays to nothing and stops counting toward the split.
+            arrivals = arrivals.filter { $0.value > 0 }
+        }
+    }
+
+    /// Stops counting the paths that received nothing since `cutoff`: a path that died, or was left idle, must not
+    /// keep a share, or the survivors would be held to what is left of the buffer. Halving alone would take
+    /// megabytes of arrivals elsewhere to wear its count down, and meanwhile the retransmissions of what the dead
+    /// path lost, now arriving over the others, would be dropped as beyond their shares.
+    mutating func forgetRoutes(quietSince cutoff: SCTPTime) {
+        for (path, last) in lastArrival where last < cutoff {
+            lastArrival[path] = nil
+            arrivals[path] = nil
         }
     }
 
     /// Records a chunk accepted above the cumulative TSN.
-    mutating func hold(tsn: TSN, size: Int, on path: PathID) {
+    mutating func hold(tsn: TSN, size: Int, on path: Route) {
         var i = held.count
         while i > 0 && held[i - 1].tsn.isAfter(tsn) { i -= 1 }
         held.insert(Held(tsn: tsn, path: path, size: size), at: i)

@@ -13,7 +13,7 @@ import Testing
     // MARK: - Receiver side, the splitter alone
 
     @Test func sharesFollowRecentArrivalsWithAFloor() {
-        var splitter = ReceiveBufferSplitter(bufferSize: 100_000, minimumShare: 10_000)
+        var splitter = ReceiveBufferSplitter<PathID>(bufferSize: 100_000, minimumShare: 10_000)
         #expect(splitter.share(of: fast, pathCount: 1) == 100_000)
         #expect(splitter.share(of: fast, pathCount: 2) == 50_000)
         splitter.recordArrival(size: 30_000, on: fast)
@@ -29,7 +29,7 @@ import Testing
     }
 
     @Test func aPathHoldsAtMostItsShareUntilTheCumulativeTSNPassesItsChunks() {
-        var splitter = ReceiveBufferSplitter(bufferSize: 10_000, minimumShare: 1_000)
+        var splitter = ReceiveBufferSplitter<PathID>(bufferSize: 10_000, minimumShare: 1_000)
         splitter.recordArrival(size: 7_500, on: fast)
         splitter.recordArrival(size: 2_500, on: slow)
         // The slow path's share is 2 500 bytes: two chunks of 1 000 fit, a third does not.
