@@ -63,4 +63,23 @@ import Testing
             + "\(split.bytesPerPath) vs \(unsplit.bytesPerPath); slow route peak held \(trace.peakHeld)"
         #expect(split.goodput >= 0.95 * unsplit.goodput, "\(figures)")
     }
+
+    /// A route that falls quiet (its path died) stops taking a share: the survivor gets the whole buffer back at
+    /// once instead of after megabytes of halving.
+    @Test func aQuietRouteStopsTakingAShare() {
+        var splitter = ReceiveBufferSplitter<String>(bufferSize: 100_000, minimumShare: 10_000)
+        splitter.recordArrival(size: 75_000, on: "dead", at: SCTPTime.zero)
+        splitter.recordArrival(size: 25_000, on: "alive", at: SCTPTime.zero)
+        splitter.recordArrival(size: 1_000, on: "alive", at: .zero + .milliseconds(300))
+        #expect(splitter.share(of: "alive", pathCount: splitter.routeCount(including: "alive")) < 50_000)
+        // Nothing has been quiet since before 0 ms: both still count.
+        splitter.forgetRoutes(quietSince: SCTPTime.zero)
+        #expect(splitter.routeCount(including: "alive") == 2)
+        splitter.forgetRoutes(quietSince: .zero + .milliseconds(100))
+        #expect(splitter.routeCount(including: "alive") == 1)
+        #expect(splitter.share(of: "alive", pathCount: splitter.routeCount(including: "alive")) == 100_000)
+        // Back from the dead, it starts again from the floor.
+        #expect(splitter.routeCount(including: "dead") == 2)
+        #expect(splitter.share(of: "dead", pathCount: 2) == 10_000)
+    }
 }
