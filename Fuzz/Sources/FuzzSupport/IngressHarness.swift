@@ -72,11 +72,18 @@ public struct IngressHarness {
         channel.embeddedEventLoop.advanceTime(by: .seconds(120))
         written += drain(channel)
         let forwarded = connector.forwarded
-        // Replies are short and fixed; the forwarded request is the client's bytes re-framed (a chunked body
+        // Replies are short and fixed, and every upstream opened answers with the input's reply once: keep-alive
+        // requests legitimately get one response each (a finding of 2026-11-25 was this bound counting the reply
+        // once for 35 pipelined requests). The forwarded request is the client's bytes re-framed (a chunked body
         // piece of n bytes grows by its hex size and two CRLFs), so both stay proportional to the input.
-        let bound = 8 * bytes.count + 4 * options.upstreamReply.count + 65536
+        let upstreams = max(connector.relays.count, 1)
+        let bound = 8 * bytes.count + 4 * options.upstreamReply.count * upstreams + 65536
         precondition(written <= bound, "the proxy wrote \(written) bytes for \(bytes.count) bytes of input")
-        precondition(forwarded <= bound, "the proxy forwarded \(forwarded) bytes for \(bytes.count) bytes of input")
+        precondition(
+            forwarded <= 8 * bytes.count + 65536,
+            "the proxy forwarded \(forwarded) bytes for \(bytes.count) bytes of input")
+        // One upstream per request at most: a request head is at least "GET http://a/ HTTP/1.1\r\n\r\n".
+        precondition(connector.relays.count <= bytes.count / 20 + 1, "more upstreams than requests")
         _ = try? channel.finish()
     }
 

@@ -97,6 +97,33 @@ struct HTTPIngressTests {
         #expect(channel.isActive)
     }
 
+    /// From the HTTP fuzzer (2026-11-25): 35 pipelined keep-alive requests fed one byte per read. Every request
+    /// must reach exactly one upstream, in order, and get exactly its own response; nothing is forwarded twice.
+    @Test func pipelinedRequestsFedOneByteAtATimeEachGetOneUpstreamAndOneResponse() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(protocols: .http, connector: connector)
+        let count = 35
+        let requests = (0..<count).map { "GET http://o\($0).example/\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
+        for byte in requests.utf8 { try channel.send([byte]) }
+        for index in 0..<count {
+            #expect(connector.calls.count == index + 1)
+            let relay = try #require(channel.relay)
+            #expect(relay.receivedText.isEmpty)  // A GET has no body: only its head, as initial data.
+            relay.upstreamSends("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n\(index % 10)")
+            relay.upstreamEnds()
+            channel.embeddedEventLoop.run()
+        }
+        #expect(connector.calls.count == count)
+        #expect(connector.calls.map(\.target) == (0..<count).map { .domain("o\($0).example", port: 80) })
+        let heads = connector.calls.map { $0.initialData.map { String(buffer: $0) } ?? "" }
+        #expect(heads.enumerated().allSatisfy { $1.hasPrefix("GET /\($0) HTTP/1.1\r\n") })
+        let expected = (0..<count).map {
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\n\($0 % 10)"
+        }.joined()
+        #expect(try channel.writtenText() == expected)
+        #expect(channel.isActive)
+    }
+
     @Test func postWithContentLengthIsForwardedIntact() throws {
         let connector = FakeConnector(.hold)
         let channel = try EmbeddedChannel.ingress(connector: connector)
