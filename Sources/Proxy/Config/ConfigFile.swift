@@ -134,18 +134,7 @@ public enum ConfigFile {
 
     /// The text of the file at `path`.
     public static func read(_ path: String) throws(ConfigError) -> String {
-        guard let file = fopen(path, "rb") else {
-            throw ConfigError(path: path, "cannot read the config file: \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = fread(&chunk, 1, chunk.count, file)
-            if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
-            if count < chunk.count { break }
-        }
-        guard ferror(file) == 0 else {
+        guard let bytes = KeyFile.readBytes(path) else {
             throw ConfigError(path: path, "cannot read the config file: \(String(cString: strerror(errno)))")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {

@@ -99,6 +99,12 @@ public enum KeyFile {
     }
 
     static func readFile(_ path: String) -> String? {
+        readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// The bytes of the file at `path`, or nil with `errno` set. Config and key files are read before any event
+    /// loop exists, so plain blocking stdio is right here.
+    static func readBytes(_ path: String) -> [UInt8]? {
         guard let file = fopen(path, "rb") else { return nil }
         defer { fclose(file) }
         var bytes: [UInt8] = []
@@ -108,8 +114,7 @@ public enum KeyFile {
             if count > 0 { bytes.append(contentsOf: chunk[0..<count]) }
             if count < chunk.count { break }
         }
-        guard ferror(file) == 0 else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        return ferror(file) == 0 ? bytes : nil
     }
 }
 
