@@ -111,9 +111,7 @@ struct ClientDatagramSecurity {
             statistics.sealFailures += 1
             return nil
         }
-        statistics.sealed += 1
-        statistics.largestSealed = max(statistics.largestSealed, payload.readableBytes)
-        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
+        return statistics.recordSealed(payload, replacing: datagram)
     }
 
     /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.

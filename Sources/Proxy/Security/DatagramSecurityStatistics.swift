@@ -1,3 +1,6 @@
+import NIOCore
+import SCTPEngine
+
 /// Counters of the datagram layer: what was sealed and opened, and every reason a datagram was dropped. Each drop
 /// costs O(1) and allocates no state.
 public struct DatagramSecurityStatistics: Sendable, Equatable {
@@ -34,5 +37,14 @@ public struct DatagramSecurityStatistics: Sendable, Equatable {
     public var dropped: Int {
         droppedMalformed + droppedUnknownKey + droppedUnknownSession + droppedBadTag + droppedReplay
             + droppedStaleHello + droppedTableFull + droppedPlaintext
+    }
+}
+
+extension DatagramSecurityStatistics {
+    /// Counts a sealed payload and returns it addressed as the plaintext `datagram` was (client and server alike).
+    mutating func recordSealed(_ payload: ByteBuffer, replacing datagram: SCTPDatagram) -> SCTPDatagram {
+        sealed += 1
+        largestSealed = max(largestSealed, payload.readableBytes)
+        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
     }
 }

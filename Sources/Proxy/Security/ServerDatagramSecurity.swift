@@ -294,9 +294,7 @@ struct ServerDatagramSecurity {
             statistics.sealFailures += 1
             return nil
         }
-        statistics.sealed += 1
-        statistics.largestSealed = max(statistics.largestSealed, payload.readableBytes)
-        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
+        return statistics.recordSealed(payload, replacing: datagram)
     }
 
     /// HELLO-ACKs to send.
