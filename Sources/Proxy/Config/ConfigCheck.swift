@@ -41,7 +41,13 @@ public enum ConfigCheck {
             check("server") { notes.append("server \(server) is \(try ServiceSetup.resolveHost(server.host))") }
         }
         for path in settings.localAddresses {
-            check("path") { notes.append("path \(path) sends from \(try ServiceSetup.resolvePath(path))") }
+            check("path") {
+                if let ip = try ServiceSetup.resolvePath(path) {
+                    notes.append("path \(path) sends from \(ip)")
+                } else {
+                    notes.append("path \(path) has no address yet; it joins once the interface gets one")
+                }
+            }
         }
         if settings.localAddresses.isEmpty { notes.append("one path from the wildcard address (no path given)") }
         for (key, address) in [

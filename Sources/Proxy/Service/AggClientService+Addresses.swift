@@ -9,7 +9,9 @@ extension AggClientService {
     /// Binds nothing yet: records the paths' current addresses and starts watching the named interfaces.
     func followAddresses() {
         eventLoop.preconditionInEventLoop()
-        pathLocals = driver.localAddresses.map { Optional($0) }
+        // The driver bound the paths that have an address, in order; the others wait for their interface.
+        var bound = driver.localAddresses.makeIterator()
+        pathLocals = configuration.paths.map { $0 == nil ? nil : bound.next() }
         var interfaces: [Int: String] = [:]
         for (index, interface) in configuration.pathInterfaces.enumerated() where index < pathLocals.count {
             if let interface { interfaces[index] = interface }

@@ -12,8 +12,9 @@ public final class AggClientService: @unchecked Sendable {
     public struct Configuration: Sendable {
         /// The server's UDP addresses; the first is dialled, the others are extra paths' destinations.
         public var servers: [SCTPSocketAddress]
-        /// Local addresses to send from, one path each; the first carries the handshake.
-        public var paths: [SCTPIPAddress]
+        /// Local addresses to send from, one path each; the first with an address carries the handshake. nil for
+        /// a path whose interface (in `pathInterfaces`) has no address yet: it joins once it gets one.
+        public var paths: [SCTPIPAddress?]
         /// The interface each path was named by (`--path IFACE`), by index; nil or missing for an address. Such a
         /// path's socket is bound to the interface too (SO_BINDTODEVICE) and follows the interface's address.
         public var pathInterfaces: [String?] = []
@@ -34,7 +35,7 @@ public final class AggClientService: @unchecked Sendable {
         /// The server endpoint's SCTP port (not the UDP port).
         public var serverSCTPPort: UInt16 = AggServerService.sctpPort
 
-        public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress], key: PreSharedKey) {
+        public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress?], key: PreSharedKey) {
             self.servers = servers
             self.paths = paths
             self.key = key
@@ -119,10 +120,10 @@ public final class AggClientService: @unchecked Sendable {
         var sctp = configuration.sctp
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let locals = configuration.paths.map { SCTPSocketAddress(ip: $0, port: 0) }
+        let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()
         for (index, interface) in configuration.pathInterfaces.enumerated() where index < configuration.paths.count {
-            if let interface { options.interfaces[configuration.paths[index]] = interface }
+            if let interface, let ip = configuration.paths[index] { options.interfaces[ip] = interface }
         }
         return SCTPDriver.bind(
             localAddresses: locals, configuration: sctp, seed: generator.next(), options: options,
@@ -294,7 +295,10 @@ public final class AggClientService: @unchecked Sendable {
         let servers = configuration.servers
         let server = servers[attempt % servers.count]
         guard let path = pathLocals.firstIndex(where: { $0 != nil }), let local = pathLocals[path] else {
-            logger.warning("no path has an address; waiting")
+            // Counts as a failed first attempt (systemd hears READY=1 and the proxy answers "server unavailable");
+            // the first path to get an address connects at once, and the backoff retries meanwhile.
+            logger.warning("no path has an address; waiting for one")
+            settle()
             scheduleReconnect()
             return
         }

@@ -28,31 +28,16 @@ public enum ServiceSetup {
     }
 
     /// A `--path` value: an IP literal, or an interface name whose first IPv4 address (else its first global
-    /// IPv6 address) is used.
+    /// IPv6 address) is used; nil for an interface of this host that has no such address yet (an LTE modem still
+    /// dialling at boot): the path joins when it gets one.
     ///
     /// A path named by an interface is also bound to it (SO_BINDTODEVICE), so it leaves by that interface
     /// whatever the routing table says, and follows the interface's address while the client runs.
-    public static func resolvePath(_ text: String) throws(ConfigError) -> SCTPIPAddress {
+    public static func resolvePath(_ text: String) throws(ConfigError) -> SCTPIPAddress? {
         if let ip = SCTPIPAddress(text) { return ip }
         if let ip = InterfaceAddresses.current().pathAddress(of: text) { return ip }
-        throw ConfigError(path: text, "neither an IP address nor an interface with an IPv4 or global IPv6 address")
-    }
-
-    /// The first IPv4 address of a network interface, from getifaddrs(3).
-    public static func interfaceIPv4(_ name: String) -> SCTPIPAddress? {
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0 else { return nil }
-        defer { freeifaddrs(list) }
-        var cursor = list
-        while let entry = cursor {
-            defer { cursor = entry.pointee.ifa_next }
-            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
-                String(cString: entry.pointee.ifa_name) == name
-            else { continue }
-            let raw = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr.s_addr }
-            return .v4(UInt32(bigEndian: raw))
-        }
-        return nil
+        if InterfaceAddresses.isValidName(text), if_nametoindex(text) != 0 { return nil }
+        throw ConfigError(path: text, "neither an IP address nor an interface of this host")
     }
 
     /// The client's configuration: server addresses resolved, paths resolved (every non-loopback IPv4 address
@@ -65,7 +50,7 @@ public enum ServiceSetup {
         for server in settings.serverAddresses {
             servers.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
         }
-        var paths: [SCTPIPAddress] = []
+        var paths: [SCTPIPAddress?] = []
         for path in settings.localAddresses { paths.append(try resolvePath(path)) }
         if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)

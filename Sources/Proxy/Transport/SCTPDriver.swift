@@ -88,7 +88,8 @@ public final class SCTPDriver: @unchecked Sendable {
 
     // MARK: - Life cycle
 
-    /// Binds one UDP channel per local address (port 0: an ephemeral port) and returns the running driver.
+    /// Binds one UDP channel per local address (port 0: an ephemeral port) and returns the running driver. With
+    /// none, it sends and receives nothing until `openLocalAddress` binds one.
     public static func bind(
         localAddresses: [SCTPSocketAddress], configuration: SCTPConfiguration, seed: UInt64,
         advertisedAddresses: [SCTPIPAddress] = [], options: Options = Options(),
@@ -96,7 +97,6 @@ public final class SCTPDriver: @unchecked Sendable {
         logger: Logger = Logger(label: "agg.driver", factory: { _ in SwiftLogNoOpLogHandler() }),
         onEvent: @escaping @Sendable (SCTPEvent) -> Void = { _ in }
     ) -> EventLoopFuture<SCTPDriver> {
-        precondition(!localAddresses.isEmpty, "a driver needs at least one local address")
         return eventLoop.flatSubmit {
             var configuration = configuration
             // Sealed datagrams stay as large as plain ones; the engine pads chunks to 4 bytes, so a multiple of 4.

@@ -10,7 +10,7 @@ import Testing
 /// where the client's INITs leave: `--path d2` binds the socket to d2 (SO_BINDTODEVICE), so they leave by d2 although
 /// the route says d1; `--path 10.91.2.2` binds the address only, and they follow the route out of d1. When d2's
 /// address changes, the client starts again from the new address, still on d2. The namespace, and everything in
-/// it, goes away when the script ends.
+/// it, goes away when the script ends. An interface with no address yet when the client starts is waited for.
 @Suite(.serialized) struct InterfaceBindingTests {
     /// Arguments: aggclient, aggserver, the --path value, a scratch directory. Prints "d1 BEFORE AFTER" and
     /// "d2 BEFORE AFTER": packets sent in the first 2.5 s and in the 4 s after the address change (when
@@ -28,7 +28,7 @@ import Testing
             ip neigh replace 198.51.100.1 lladdr 02:00:00:00:00:01 dev "$d" nud permanent
         done
         ip addr add 10.91.1.2/24 dev d1
-        ip addr add 10.91.2.2/24 dev d2
+        [ "${CHANGE:-0}" = empty ] || ip addr add 10.91.2.2/24 dev d2
         ip route add default dev d1
         rm -f "$dir/key"
         "$server" keygen test -o "$dir/key" >/dev/null
@@ -40,13 +40,14 @@ import Testing
         pid=$!
         sleep 2.5
         b1=$(tx d1) b2=$(tx d2)
-        if [ "${CHANGE:-0}" = 1 ]; then
-            # As an LTE reconnect: the old address goes, a new one comes.
-            ip addr del 10.91.2.2/24 dev d2
+        if [ "${CHANGE:-0}" != 0 ]; then
+            # As an LTE reconnect (or a modem that finishes dialling): the old address goes, a new one comes.
+            [ "$CHANGE" = empty ] || ip addr del 10.91.2.2/24 dev d2
             sleep 0.3
             ip addr add 10.91.2.3/24 dev d2
             sleep 4
         fi
+        kill -0 "$pid" || echo "aggclient exited early"
         c1=$(tx d1) c2=$(tx d2)
         kill -KILL "$pid"
         wait "$pid" || true
@@ -61,7 +62,17 @@ import Testing
         var log: String
     }
 
-    static func run(path: String, changeAddress: Bool) throws -> Run {
+    /// How d2's address changes after the first 2.5 s.
+    enum Change: String {
+        /// It keeps 10.91.2.2.
+        case none = "0"
+        /// 10.91.2.2 goes and 10.91.2.3 comes.
+        case replaced = "1"
+        /// It has none when the client starts, and gets 10.91.2.3.
+        case fromNone = "empty"
+    }
+
+    static func run(path: String, change: Change) throws -> Run {
         try #require(getuid() == 0, "creating a network namespace needs root")
         let binaries = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
         let client = binaries.appendingPathComponent("aggclient").path
@@ -74,7 +85,7 @@ import Testing
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
         process.arguments = ["-n", "/bin/sh", "-c", script, "sh", client, server, path, directory.path]
-        process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CHANGE": changeAddress ? "1" : "0"]
+        process.environment = ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "CHANGE": change.rawValue]
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -92,13 +103,13 @@ import Testing
     }
 
     @Test func pathNamedByInterfaceLeavesByItWhateverTheRoute() throws {
-        let run = try Self.run(path: "d2", changeAddress: false)
+        let run = try Self.run(path: "d2", change: .none)
         #expect(run.d2.before >= 1, "no INIT left by d2:\n\(run.log)")
         #expect(run.d1.before == 0, "packets left by d1, the route's interface:\n\(run.log)")
     }
 
     @Test func pathNamedByAddressFollowsTheRoute() throws {
-        let run = try Self.run(path: "10.91.2.2", changeAddress: false)
+        let run = try Self.run(path: "10.91.2.2", change: .none)
         #expect(run.d1.before >= 1, "no INIT left by d1:\n\(run.log)")
         #expect(run.d2.before == 0, "packets left by d2 without SO_BINDTODEVICE:\n\(run.log)")
     }
@@ -106,11 +117,24 @@ import Testing
     /// d2 loses 10.91.2.2 and gets 10.91.2.3 while the client is trying to connect: it notices within a second,
     /// binds the new address (on d2 again) and its next INIT leaves from it.
     @Test func anInterfaceAddressChangeIsFollowed() throws {
-        let run = try Self.run(path: "d2", changeAddress: true)
+        let run = try Self.run(path: "d2", change: .replaced)
         #expect(run.d2.after >= 1, "nothing left by d2 after the change:\n\(run.log)")
         #expect(run.d1.before == 0 && run.d1.after == 0, "packets left by d1:\n\(run.log)")
         let lines = run.log.split(separator: "\n")
         #expect(lines.contains { $0.contains("path address changed") && $0.contains("10.91.2.3") }, "\(run.log)")
+        #expect(lines.contains { $0.contains("connecting") && $0.contains("10.91.2.3") }, "\(run.log)")
+    }
+
+    /// d2 has no address when the client starts (a modem still dialling at boot): the client starts anyway, says
+    /// it waits, sends nothing, and connects from d2 within a second of d2 getting 10.91.2.3.
+    @Test func anInterfaceWithoutAnAddressIsWaitedFor() throws {
+        let run = try Self.run(path: "d2", change: .fromNone)
+        #expect(!run.log.contains("aggclient exited early"), "\(run.log)")
+        #expect(run.d2.before == 0 && run.d1.before == 0, "packets left before there was an address:\n\(run.log)")
+        #expect(run.d2.after >= 1, "nothing left by d2 once it had an address:\n\(run.log)")
+        #expect(run.d1.after == 0, "packets left by d1:\n\(run.log)")
+        let lines = run.log.split(separator: "\n")
+        #expect(lines.contains { $0.contains("no path has an address") }, "\(run.log)")
         #expect(lines.contains { $0.contains("connecting") && $0.contains("10.91.2.3") }, "\(run.log)")
     }
 }
