@@ -15,11 +15,20 @@ extension Association {
         sendNextAsconf(now: now)
     }
 
-    /// The peer address an ASCONF goes to when the caller names none: another address of the peer than the
-    /// primary's, so the new local address gets a path of its own; else the primary.
+    /// The peer address an ASCONF goes to when the caller names none: the peer address that the fewest of our
+    /// local addresses send to, the earliest known among equals. With two peer addresses the second local address
+    /// goes to the one the primary does not use, and a third goes back to the first: each peer address carries
+    /// its share of the uplinks.
     func defaultAsconfDestination() -> SCTPSocketAddress {
-        let primary = paths[primaryPathIndex].remoteAddress
-        return paths.first(where: { $0.remoteAddress.ip != primary.ip })?.remoteAddress ?? primary
+        var best = paths[primaryPathIndex].remoteAddress
+        var bestLoad = Int.max
+        var seen: [SCTPIPAddress] = []
+        for path in paths where !seen.contains(path.remoteAddress.ip) {
+            seen.append(path.remoteAddress.ip)
+            let load = paths.count { $0.remoteAddress.ip == path.remoteAddress.ip && $0.localAddress != nil }
+            if load < bestLoad { (best, bestLoad) = (path.remoteAddress, load) }
+        }
+        return best
     }
 
     private func sendNextAsconf(now: SCTPTime) {
