@@ -76,7 +76,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "AggBench",
-            dependencies: ["SCTPEngine", "SCTPSimulation", "Proxy"],
+            dependencies: [
+                "SCTPEngine", "SCTPSimulation", "Proxy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Benchmarks/AggBench",
             swiftSettings: strict
         ),

@@ -11,6 +11,7 @@ let benchmarks: [any Benchmark.Type] = [
     CMTBenchmark.self,
     SimulatorBenchmark.self,
     SealBenchmark.self,
+    LatencyBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())
