@@ -31,6 +31,8 @@ enum CMTBenchmark: Benchmark {
             .init(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(20), loss: 0.02)], target: 0.90),
         Case(name: "path 2 fails mid-transfer 50+50, 20 ms", paths: [.init(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(20)),
             .init(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(20))], target: 0, failure: (1, .seconds(3))),
+        Case(name: "path 1 (primary) fails mid-transfer 50+50, 20 ms", paths: [.init(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(20)),
+            .init(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(20))], target: 0, failure: (0, .seconds(3))),
         Case(name: "extra, no target: 50+10, 10/200 ms, 0/0.2%, 256 KiB receive buffer",
             paths: [.init(rateBitsPerSecond: 50_000_000, rtt: .milliseconds(10)),
                 .init(rateBitsPerSecond: 10_000_000, rtt: .milliseconds(200), loss: 0.002)],
