@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed corpora of the Stream, SOCKS and HTTP fuzzers (Fuzz/Corpus/{stream,socks,http}).
 
-The Association fuzzer's seeds come from a real exchange instead:
+The Association and Decrypt fuzzers' seeds come from a real exchange instead (Decrypt's from a real version-2
+handshake, HELLO and HELLO-ACK with their X25519 public keys, so regenerate them whenever that format changes):
     .build/release/AssociationFuzzer --write-seeds Corpus/association
+    .build/release/DecryptFuzzer --write-seeds Corpus/decrypt
 Each seed follows the input layout its fuzzer's source file documents.
 """
 import os

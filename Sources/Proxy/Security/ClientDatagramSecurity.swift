@@ -5,7 +5,9 @@ import SCTPEngine
 /// aggclient's side of the datagram layer, sans-IO: it runs the HELLO / HELLO-ACK handshake with the server
 /// (retransmitting the HELLO with backoff), queues outgoing SCTP packets until the session exists, seals and opens
 /// data datagrams, and rekeys after `rekeyAfterPackets` datagrams or `rekeyInterval`, keeping the previous session
-/// open for `gracePeriod` so packets in flight are not lost. Time and randomness come from the caller.
+/// open for `gracePeriod` so packets in flight are not lost. Every handshake (the first, a rebuilt HELLO, a rekey)
+/// uses a fresh ephemeral X25519 key, forgotten once the session keys are derived. Time and randomness come from the
+/// caller.
 struct ClientDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     struct Configuration: Sendable {
@@ -30,10 +32,15 @@ struct ClientDatagramSecurity {
         let established: SCTPTime
     }
 
+    /// A HELLO awaiting its HELLO-ACK. Retransmissions resend the same bytes, so they carry the same ephemeral key
+    /// and any of them may be the one answered.
     private struct PendingHello {
         let bytes: [UInt8]
         let key: SymmetricKey
         let clientRandom: [UInt8]
+        /// The ephemeral X25519 private key whose public half the HELLO carries; it lives only as long as this
+        /// pending HELLO, so it is gone once the session keys are derived (or the HELLO is abandoned).
+        let ephemeral: Curve25519.KeyAgreement.PrivateKey
         let source: SCTPSocketAddress
         let destination: SCTPSocketAddress
         let created: SCTPTime
@@ -213,21 +220,27 @@ struct ClientDatagramSecurity {
         from source: SCTPSocketAddress, to destination: SCTPSocketAddress, clock: SecurityClock
     ) {
         let clientRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
+        let ephemeral = SecureDatagram.ephemeralKey(using: &random)
         var bytes: [UInt8] = [SecureDatagram.Kind.hello.rawValue, SecureDatagram.version]
         bytes.reserveCapacity(SecureDatagram.helloLength)
         appendBigEndian(keyID, to: &bytes)
         bytes += clientRandom
+        bytes += ephemeral.publicKey.rawRepresentation
         appendBigEndian(UInt64(bitPattern: clock.unixSeconds), to: &bytes)
         appendBigEndian(current?.cipher.sessionID ?? 0, to: &bytes)
         bytes += SecureDatagram.handshakeTag(key: key, label: SecureDatagram.helloLabel, [bytes[...]])
         pending = PendingHello(
-            bytes: bytes, key: key, clientRandom: clientRandom, source: source, destination: destination,
-            created: clock.monotonic, retransmitAt: clock.monotonic + configuration.helloRetransmitInitial,
+            bytes: bytes, key: key, clientRandom: clientRandom, ephemeral: ephemeral, source: source,
+            destination: destination, created: clock.monotonic,
+            retransmitAt: clock.monotonic + configuration.helloRetransmitInitial,
             interval: configuration.helloRetransmitInitial)
         statistics.handshakesSent += 1
         outbox.append(SCTPDatagram(source: source, destination: destination, payload: ByteBuffer(bytes: bytes)))
     }
 
+    /// Completes the handshake with a HELLO-ACK that answers the pending HELLO: its tag must verify (which also
+    /// authenticates the server's ephemeral key) and the X25519 exchange must give a usable secret; anything else is
+    /// dropped and the HELLO keeps being retransmitted.
     private mutating func receiveHelloAck(_ payload: ByteBuffer, clock: SecurityClock) {
         guard let hello = pending, payload.readableBytes == SecureDatagram.helloAckLength,
             let ack = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes),
@@ -236,21 +249,28 @@ struct ClientDatagramSecurity {
             statistics.droppedMalformed += 1
             return
         }
-        let bodyLength = SecureDatagram.helloAckLength - SecureDatagram.handshakeTagLength
+        typealias Offset = SecureDatagram.HelloAckOffset
         let expected = SecureDatagram.handshakeTag(
-            key: hello.key, label: SecureDatagram.helloAckLabel, [hello.bytes[...], ack[0..<bodyLength]])
-        guard SecureDatagram.tagsMatch(ack[bodyLength...], expected) else {
+            key: hello.key, label: SecureDatagram.helloAckLabel, [hello.bytes[...], ack[0..<Offset.tag]])
+        guard SecureDatagram.tagsMatch(ack[Offset.tag...], expected) else {
             statistics.droppedBadTag += 1
             return
         }
-        let sessionID = ack[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let serverRandom = Array(ack[10..<(10 + SecureDatagram.randomLength)])
+        let serverPublicKey = ack[Offset.publicKey..<Offset.tag]
+        guard let sharedSecret = SecureDatagram.sharedSecret(hello.ephemeral, peer: serverPublicKey) else {
+            statistics.droppedMalformed += 1
+            return
+        }
+        let sessionID = ack[Offset.sessionID..<Offset.random].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let serverRandom = Array(ack[Offset.random..<Offset.publicKey])
         let keys = SecureDatagram.sessionKeys(
-            key: hello.key, clientRandom: hello.clientRandom, serverRandom: serverRandom, sessionID: sessionID)
+            key: hello.key, sharedSecret: sharedSecret, clientRandom: hello.clientRandom, serverRandom: serverRandom,
+            sessionID: sessionID)
         if let current { previous = (current, clock.monotonic + configuration.gracePeriod) }
         current = Session(
             cipher: SessionCipher(sessionID: sessionID, sendKey: keys.clientToServer, receiveKey: keys.serverToClient),
             established: clock.monotonic)
+        // Forgets the ephemeral private key: from here on nothing the client holds recreates the shared secret.
         pending = nil
         statistics.handshakesCompleted += 1
         while let datagram = queue.popFirst() {

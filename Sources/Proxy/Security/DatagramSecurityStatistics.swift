@@ -10,7 +10,8 @@ public struct DatagramSecurityStatistics: Sendable, Equatable {
     public var largestSealed = 0
     public var handshakesSent = 0
     public var handshakesCompleted = 0
-    /// Datagrams too short for their type, or of a type the layer does not know.
+    /// Datagrams too short for their type, or of a type or handshake version the layer does not know; authenticated
+    /// handshake messages whose X25519 public key gives no usable shared secret (a low-order point).
     public var droppedMalformed = 0
     /// HELLOs naming a key id the server does not hold.
     public var droppedUnknownKey = 0

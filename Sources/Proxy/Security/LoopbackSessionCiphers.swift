@@ -8,10 +8,12 @@ public final class LoopbackSessionCiphers {
     private var sender: SessionCipher
     private var receiver: SessionCipher
 
-    /// Session keys derived from `key` with fixed randoms: fine for measuring, never for traffic.
+    /// Session keys derived from `key` with a fixed shared secret and fixed randoms: fine for measuring, never for
+    /// traffic.
     public init(key: [UInt8]) {
         let keys = SecureDatagram.sessionKeys(
-            key: SymmetricKey(data: key), clientRandom: Array(repeating: 1, count: SecureDatagram.randomLength),
+            key: SymmetricKey(data: key), sharedSecret: Array(repeating: 3, count: 32),
+            clientRandom: Array(repeating: 1, count: SecureDatagram.randomLength),
             serverRandom: Array(repeating: 2, count: SecureDatagram.randomLength), sessionID: 1)
         sender = SessionCipher(sessionID: 1, sendKey: keys.clientToServer, receiveKey: keys.serverToClient)
         receiver = SessionCipher(sessionID: 1, sendKey: keys.serverToClient, receiveKey: keys.clientToServer)

@@ -12,25 +12,47 @@ enum SecureDatagram {
         case data = 0x44
     }
 
-    static let version: UInt8 = 1
+    /// Version 2 added the ephemeral X25519 exchange; a version-1 handshake (no deployed base) is dropped.
+    static let version: UInt8 = 2
     static let keyIDLength = 8
     static let randomLength = 32
+    /// An X25519 public key.
+    static let publicKeyLength = 32
     static let handshakeTagLength = 16
     /// Type, session id, counter.
     static let dataHeaderLength = 1 + 8 + 8
     static let aeadTagLength = 16
     /// Bytes a sealed datagram carries beyond the SCTP packet inside.
     static let overhead = dataHeaderLength + aeadTagLength
-    /// Type, version, key id, client random, timestamp, previous session id, tag.
-    static let helloLength = 1 + 1 + keyIDLength + randomLength + 8 + 8 + handshakeTagLength
-    /// Type, version, session id, server random, tag: never larger than the HELLO it answers (no amplification).
-    static let helloAckLength = 1 + 1 + 8 + randomLength + handshakeTagLength
+    /// Type, version, key id, client random, client ephemeral public key, timestamp, previous session id, tag.
+    static let helloLength = 1 + 1 + keyIDLength + randomLength + publicKeyLength + 8 + 8 + handshakeTagLength
+    /// Type, version, session id, server random, server ephemeral public key, tag: smaller than the HELLO it
+    /// answers, so a spoofed HELLO cannot make the server an amplifier.
+    static let helloAckLength = 1 + 1 + 8 + randomLength + publicKeyLength + handshakeTagLength
+
+    /// Where the fields of a HELLO start (type and version take bytes 0 and 1).
+    enum HelloOffset {
+        static let keyID = 2
+        static let random = keyID + keyIDLength
+        static let publicKey = random + randomLength
+        static let timestamp = publicKey + publicKeyLength
+        static let previousSession = timestamp + 8
+        static let tag = previousSession + 8
+    }
+
+    /// Where the fields of a HELLO-ACK start (type and version take bytes 0 and 1).
+    enum HelloAckOffset {
+        static let sessionID = 2
+        static let random = sessionID + 8
+        static let publicKey = random + randomLength
+        static let tag = publicKey + publicKeyLength
+    }
 
     static let keyIDLabel = Array("agg key id".utf8)
-    static let helloLabel = Array("agg hello v1".utf8)
-    static let helloAckLabel = Array("agg hello-ack v1".utf8)
-    static let clientToServerLabel = Array("agg client to server v1".utf8)
-    static let serverToClientLabel = Array("agg server to client v1".utf8)
+    static let helloLabel = Array("agg hello v2".utf8)
+    static let helloAckLabel = Array("agg hello-ack v2".utf8)
+    static let clientToServerLabel = Array("agg client to server v2".utf8)
+    static let serverToClientLabel = Array("agg server to client v2".utf8)
 
     /// The public 8-byte id of a pre-shared key: HMAC-SHA256(key, "agg key id"), first 8 bytes, big-endian.
     static func keyID(for key: [UInt8]) -> UInt64 {
@@ -54,17 +76,45 @@ enum SecureDatagram {
         return difference == 0
     }
 
-    /// The two directions' ChaCha20-Poly1305 keys of a session: HKDF-SHA256 over the client key, salt = client
-    /// random ‖ server random, info = direction label ‖ session id.
+    /// The two directions' ChaCha20-Poly1305 keys of a session: HKDF-SHA256 over the X25519 shared secret ‖ the
+    /// client key, salt = client random ‖ server random, info = direction label ‖ session id.
+    ///
+    /// The shared secret comes from ephemeral keys both sides forget, so whoever later obtains the client key still
+    /// cannot derive the keys of a recorded session (forward secrecy); the client key stays in the input so the
+    /// session keys are bound to it as well, whatever becomes of X25519.
     static func sessionKeys(
-        key: SymmetricKey, clientRandom: [UInt8], serverRandom: [UInt8], sessionID: UInt64
+        key: SymmetricKey, sharedSecret: [UInt8], clientRandom: [UInt8], serverRandom: [UInt8], sessionID: UInt64
     ) -> (clientToServer: SymmetricKey, serverToClient: SymmetricKey) {
         let salt = clientRandom + serverRandom
         let id = withUnsafeBytes(of: sessionID.bigEndian) { Array($0) }
+        let material = SymmetricKey(data: sharedSecret + key.withUnsafeBytes { Array($0) })
         func derive(_ label: [UInt8]) -> SymmetricKey {
-            HKDF<SHA256>.deriveKey(inputKeyMaterial: key, salt: salt, info: label + id, outputByteCount: 32)
+            HKDF<SHA256>.deriveKey(inputKeyMaterial: material, salt: salt, info: label + id, outputByteCount: 32)
         }
         return (derive(clientToServerLabel), derive(serverToClientLabel))
+    }
+
+    /// A fresh ephemeral X25519 private key made of 32 bytes from `generator` (the caller's randomness, as for the
+    /// randoms: the daemons pass the system's cryptographic generator, tests a seeded one). X25519 clamps any 32
+    /// bytes into a valid scalar.
+    static func ephemeralKey(using generator: inout any RandomNumberGenerator) -> Curve25519.KeyAgreement.PrivateKey {
+        // 32 bytes is X25519's private key size, so the initializer cannot fail.
+        try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: randomBytes(32, using: &generator))
+    }
+
+    /// The X25519 shared secret of `privateKey` and the peer's public key, or nil when the peer's key is unusable:
+    /// not 32 bytes, or a low-order point that makes the secret all zeros (swift-crypto may throw for it or return
+    /// the zeros; either way the handshake message is refused, as RFC 7748 section 6.1 allows).
+    static func sharedSecret(
+        _ privateKey: Curve25519.KeyAgreement.PrivateKey, peer: ArraySlice<UInt8>
+    ) -> [UInt8]? {
+        guard let peerKey = try? Curve25519.KeyAgreement.PublicKey(rawRepresentation: peer),
+            let secret = try? privateKey.sharedSecretFromKeyAgreement(with: peerKey)
+        else { return nil }
+        let bytes = secret.withUnsafeBytes { Array($0) }
+        // Constant time: the secret is not compared byte by byte with an early exit.
+        guard bytes.count == 32, bytes.reduce(UInt8(0), { $0 | $1 }) != 0 else { return nil }
+        return bytes
     }
 
     /// The AEAD nonce of a data datagram: four zero bytes, then the 64-bit counter big-endian. Each direction of

@@ -6,7 +6,9 @@ import SCTPEngine
 /// session, opens data datagrams by session id (whatever address or path they come from), and seals outgoing SCTP
 /// packets with the session that last authenticated a datagram from their destination address. Anything that does
 /// not authenticate is dropped at O(1) cost, allocates nothing and is never answered. Tables are bounded: sessions
-/// per key, sessions in all, remembered HELLOs per key, addresses per session.
+/// per key, sessions in all, remembered HELLOs per key, addresses per session. The X25519 exchange of a new session
+/// runs only for a HELLO that passed every cheaper check; the server's ephemeral private key is forgotten as soon as
+/// the session keys are derived, and only the HELLO-ACK it answered with is kept (for repeats).
 struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     struct Configuration: Sendable {
@@ -51,6 +53,8 @@ struct ServerDatagramSecurity {
     struct Session {
         var cipher: SessionCipher
         let keyID: UInt64
+        /// The HELLO-ACK that created the session, resent as is to a repeated HELLO: the same server random and
+        /// ephemeral public key, so the client derives the same keys whichever copy reaches it.
         let helloAck: [UInt8]
         var helloAckRepeats = 0
         /// A data datagram authenticated: the client holds the keys.
@@ -189,7 +193,9 @@ struct ServerDatagramSecurity {
         }
     }
 
-    /// Handles a HELLO; false when it did not authenticate (nothing was allocated or sent).
+    /// Handles a HELLO; false when it did not authenticate (nothing was allocated or sent). The checks run cheapest
+    /// and least trusting first: length and version, key id, tag; only an authenticated, fresh, new HELLO costs an
+    /// X25519 exchange.
     private mutating func receiveHello(_ datagram: SCTPDatagram, clock: SecurityClock) -> Bool {
         let payload = datagram.payload
         guard payload.readableBytes == SecureDatagram.helloLength,
@@ -204,17 +210,19 @@ struct ServerDatagramSecurity {
             statistics.droppedUnknownKey += 1
             return false
         }
-        let bodyLength = SecureDatagram.helloLength - SecureDatagram.handshakeTagLength
+        typealias Offset = SecureDatagram.HelloOffset
         let expected = SecureDatagram.handshakeTag(
-            key: entry.key, label: SecureDatagram.helloLabel, [hello[0..<bodyLength]])
-        guard SecureDatagram.tagsMatch(hello[bodyLength...], expected) else {
+            key: entry.key, label: SecureDatagram.helloLabel, [hello[0..<Offset.tag]])
+        guard SecureDatagram.tagsMatch(hello[Offset.tag...], expected) else {
             statistics.droppedBadTag += 1
             return false
         }
         // Authenticated from here on: every outcome is this key's own business.
-        let clientRandom = hello[10..<42]
-        let timestamp = Int64(bitPattern: hello[42..<50].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
-        let previousSession = hello[50..<58].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let clientRandom = hello[Offset.random..<Offset.publicKey]
+        let clientPublicKey = hello[Offset.publicKey..<Offset.timestamp]
+        let timestamp = Int64(
+            bitPattern: hello[Offset.timestamp..<Offset.previousSession].reduce(UInt64(0)) { $0 << 8 | UInt64($1) })
+        let previousSession = hello[Offset.previousSession..<Offset.tag].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         guard abs(timestamp - clock.unixSeconds) <= configuration.timestampWindow else {
             statistics.droppedStaleHello += 1
             return true
@@ -227,6 +235,12 @@ struct ServerDatagramSecurity {
         }
         guard keys[keyID]!.hellos.count < configuration.hellosRememberedPerKey else {
             statistics.droppedTableFull += 1
+            return true
+        }
+        // Before any session is evicted: a HELLO whose public key gives no usable secret changes nothing.
+        let ephemeral = SecureDatagram.ephemeralKey(using: &random)
+        guard let sharedSecret = SecureDatagram.sharedSecret(ephemeral, peer: clientPublicKey) else {
+            statistics.droppedMalformed += 1
             return true
         }
         if keys[keyID]!.sessions.count >= configuration.sessionsPerKey,
@@ -245,9 +259,12 @@ struct ServerDatagramSecurity {
         ack.reserveCapacity(SecureDatagram.helloAckLength)
         appendBigEndian(sessionID, to: &ack)
         ack += serverRandom
+        ack += ephemeral.publicKey.rawRepresentation
         ack += SecureDatagram.handshakeTag(key: entry.key, label: SecureDatagram.helloAckLabel, [hello[...], ack[...]])
+        // `ephemeral` and `sharedSecret` end with this call: only the derived keys and the HELLO-ACK are kept.
         let sessionKeys = SecureDatagram.sessionKeys(
-            key: entry.key, clientRandom: Array(clientRandom), serverRandom: serverRandom, sessionID: sessionID)
+            key: entry.key, sharedSecret: sharedSecret, clientRandom: Array(clientRandom), serverRandom: serverRandom,
+            sessionID: sessionID)
         var session = Session(
             cipher: SessionCipher(
                 sessionID: sessionID, sendKey: sessionKeys.serverToClient, receiveKey: sessionKeys.clientToServer),
