@@ -28,25 +28,26 @@ public enum ProxyIngress {
         try channel.pipeline.syncOperations.addHandler(sniffer)
     }
 
-    /// The handlers for one protocol, in pipeline order.
+    /// The handlers for one protocol, in pipeline order. A SOCKS handshake must be done by `handshakeDeadline`.
     static func handlers(
         for detected: ProxyProtocols,
         configuration: ProxyIngressConfiguration,
-        connector: any ProxyConnector
+        connector: any ProxyConnector,
+        handshakeDeadline: NIODeadline
     ) -> [any ChannelHandler] {
         switch detected {
         case .socks5:
             let handshake = SOCKS5Handshake(credentials: configuration.credentials)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline)
             ]
         case .socks4:
             let handshake = SOCKS4Handshake(
                 credentials: configuration.credentials, maxFieldLength: configuration.maxSOCKS4FieldLength)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, timeout: configuration.handshakeTimeout)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline)
             ]
         default:
             var limits = NIOHTTPDecoderLimitConfiguration()
@@ -73,6 +74,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private let configuration: ProxyIngressConfiguration
     private let connector: any ProxyConnector
     private var timer: Scheduled<Void>?
+    /// Accept time plus the handshake timeout: the sniffer's own limit, and the SOCKS handshake's after it.
+    private var deadline = NIODeadline.distantFuture
     private var isDone = false
 
     init(protocols: ProxyProtocols, configuration: ProxyIngressConfiguration, connector: any ProxyConnector) {
@@ -92,7 +95,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: self.configuration.handshakeTimeout) {
+        self.deadline = context.eventLoop.now + self.configuration.handshakeTimeout
+        self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
             loopBoundContext.value.close(promise: nil)
         }
     }
@@ -113,7 +117,8 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             return
         }
         let handlers = ProxyIngress.handlers(
-            for: detected, configuration: self.configuration, connector: self.connector)
+            for: detected, configuration: self.configuration, connector: self.connector,
+            handshakeDeadline: self.deadline)
         do {
             try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
         } catch {

@@ -43,21 +43,23 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
 
     private var handshake: Handshake
     private let connector: any ProxyConnector
-    private let timeout: TimeAmount
+    /// When the handshake must be done: the connection's accept time plus the handshake timeout, so a client
+    /// dribbling bytes gains nothing from the protocol being detected part-way.
+    private let deadline: NIODeadline
     private var state = State.handshaking
     private var buffer: ByteBuffer?
     private var pendingRead = false
     private var timer: Scheduled<Void>?
 
-    init(handshake: Handshake, connector: any ProxyConnector, timeout: TimeAmount) {
+    init(handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline) {
         self.handshake = handshake
         self.connector = connector
-        self.timeout = timeout
+        self.deadline = deadline
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
+        self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
             loopBoundContext.value.close(promise: nil)
         }
     }

@@ -145,6 +145,17 @@ struct SOCKSIngressTests {
         #expect(!channel.isActive)
     }
 
+    /// The handshake timeout counts from the accept, not from the first byte: a client silent for 20 s and then
+    /// slow gets the 30 s once, not twice.
+    @Test func handshakeTimeoutCountsFromTheAccept() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        try channel.send([5, 1])
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(11))
+        #expect(!channel.isActive)
+    }
+
     // MARK: - SOCKS4 and SOCKS4a
 
     @Test func socks4Connect() throws {
