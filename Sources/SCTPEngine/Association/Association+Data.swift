@@ -63,7 +63,6 @@ extension Association {
             return true
         }
         lastDataPathIndex = pathIndex
-        lastDataLocal = route.local
         switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) {
         case .new:
             if splitting {
@@ -127,66 +126,7 @@ extension Association {
 
     func sendSackNow(now: SCTPTime) {
         guard state.isEstablishedOrLater, dataTracker.hasPendingSack else { return }
-        sendSack(makeSackChunk(), now: now)
-    }
-
-    /// Sends a SACK on its own: to where the last DATA came from, and from where it arrived (`sackSource`).
-    func sendSack(_ sack: Chunk, now: SCTPTime) {
-        let i = paths.indices.contains(lastDataPathIndex) ? lastDataPathIndex : sendPathIndex
-        send([sack], pathIndex: i, now: now, from: sackSource(pathIndex: i, now: now))
-        sackSent(pathIndex: i, now: now)
-    }
-
-    /// The local address a SACK on path `i` leaves from when it is not the path's own: the address the last DATA
-    /// arrived at, once nothing has arrived at the path's own address for `arrivalQuietPeriod`.
-    ///
-    /// A single-homed peer sending to several of our addresses reaches one path of ours at each of them. When the
-    /// network behind the path's own address dies, the peer's DATA comes in at another, and SACKs from the dead
-    /// address never arrive: the peer's surviving path times out too and collapses its congestion window, before
-    /// `followArrivalAddresses` moves the path an RTO later. While the path's own address still hears from the
-    /// peer the SACK stays there, as that route may be much faster than the one the last DATA took. Only another
-    /// address on the same port (the same endpoint); with a multihomed peer each path's DATA arrives at the path's
-    /// own address anyway.
-    func sackSource(pathIndex i: Int, now: SCTPTime) -> SCTPSocketAddress? {
-        guard let arrived = sackAlternative(pathIndex: i) else { return nil }
-        if let heard = paths[i].arrival.lastHeardAtLocal, now - heard <= arrivalQuietPeriod(pathIndex: i) { return nil }
-        return arrived
-    }
-
-    /// The address the last DATA arrived at, if it is another concrete address of ours on the same port than the
-    /// one path `i` sends from, and `i` is the path that DATA came on.
-    private func sackAlternative(pathIndex i: Int) -> SCTPSocketAddress? {
-        guard i == lastDataPathIndex, let arrived = lastDataLocal, !arrived.ip.isWildcard,
-            let own = paths[i].localAddress ?? paths[primaryPathIndex].localAddress, !own.ip.isWildcard,
-            own != arrived, own.port == arrived.port
-        else { return nil }
-        return arrived
-    }
-
-    /// How long a path's own address may hear nothing before SACKs leave from where DATA arrives: half its
-    /// smoothed RTT, or a quarter of RTO.Min before it has one, both well inside the peer's shortest T3 timeout.
-    private func arrivalQuietPeriod(pathIndex i: Int) -> SCTPDuration {
-        paths[i].rto.srtt.map { $0 / 2 } ?? configuration.rtoMin / 4
-    }
-
-    /// After a SACK left path `i` from the path's own address although the last DATA arrived at another one:
-    /// when the own address stays quiet past `arrivalQuietPeriod`, `.sackReroute` sends the SACK again from the
-    /// other. Without it, a peer whose window those SACKs would have opened sends nothing more, no DATA arrives
-    /// to trigger the next SACK, and only the peer's T3 timeout ends the wait.
-    func sackSent(pathIndex i: Int, now: SCTPTime) {
-        guard sackAlternative(pathIndex: i) != nil, sackSource(pathIndex: i, now: now) == nil,
-            let heard = paths[i].arrival.lastHeardAtLocal
-        else { return }
-        timers.arm(.sackReroute, at: heard + arrivalQuietPeriod(pathIndex: i) + .milliseconds(1))
-    }
-
-    /// `.sackReroute` expired: the path's own address is still quiet, so the latest SACK goes again from where the
-    /// DATA arrives.
-    func handleSackRerouteExpiry(now: SCTPTime) {
-        guard state.isEstablishedOrLater, paths.indices.contains(lastDataPathIndex),
-            let source = sackSource(pathIndex: lastDataPathIndex, now: now)
-        else { return }
-        send([makeSackChunk()], pathIndex: lastDataPathIndex, now: now, from: source)
+        send([makeSackChunk()], pathIndex: lastDataPathIndex, now: now)
     }
 
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.

@@ -42,10 +42,11 @@ extension Association {
     /// A peer with one address sending to several of ours (we are multihomed, it is not) reaches one path of ours
     /// at several local addresses, and what we send on that path (SACKs, HEARTBEATs) leaves from the path's one
     /// local address. When the network behind that address dies the peer fails over to another of our addresses,
-    /// but our SACKs would keep leaving by the dead network: nothing is ever acknowledged and the transfer stalls
-    /// for good. So a packet arriving at another concrete address on the same port is noted here, and
-    /// `followArrivalAddresses` moves the path there once nothing has arrived at its own address for an RTO. A
-    /// packet arriving at the address the path had before moves it straight back, as that network works again.
+    /// but our SACKs would keep leaving by the dead network: nothing is acknowledged, and the peer's surviving path
+    /// times out too and collapses its window. So a packet arriving at another concrete address on the same port is
+    /// noted here, and `followArrivalAddresses` moves the path there once nothing has arrived at its own address
+    /// for `arrivalQuietPeriod`, well inside the peer's shortest T3 timeout. A packet arriving at the address the
+    /// path had before moves it straight back, so a short lull on a fast route costs little.
     private func noteArrival(pathIndex i: Int, atOtherLocal local: SCTPSocketAddress) {
         guard let ours = paths[i].localAddress, !ours.ip.isWildcard, !local.ip.isWildcard, ours.port == local.port
         else { return }
@@ -58,8 +59,11 @@ extension Association {
         }
     }
 
-    /// Stamps arrivals at each path's local address and moves a path whose address has gone silent for an RTO
-    /// to the address its peer now reaches us at (see `noteArrival`).
+    /// Stamps arrivals at each path's local address and moves a path whose address has gone quiet to the address
+    /// its peer now reaches us at (see `noteArrival`). After a move, the path's SACK goes again from there: those
+    /// sent since the address went quiet were lost with its network, and a sender out of window would send nothing
+    /// to trigger the next one. `.arrivalCheck` brings the check back when the quiet period ends, as nothing may
+    /// arrive by then.
     func followArrivalAddresses(now: SCTPTime) {
         for i in paths.indices {
             if paths[i].arrival.heardAtLocal || paths[i].arrival.lastHeardAtLocal == nil {
@@ -68,9 +72,14 @@ extension Association {
                 paths[i].arrival.elsewhere = nil
                 continue
             }
-            guard let other = paths[i].arrival.elsewhere, let last = paths[i].arrival.lastHeardAtLocal,
-                now - last > paths[i].rto.rto
-            else { continue }
+            guard let other = paths[i].arrival.elsewhere, let last = paths[i].arrival.lastHeardAtLocal else { continue }
+            let due = last + arrivalQuietPeriod(pathIndex: i)
+            guard now > due else {
+                if timers.deadline(of: .arrivalCheck).map({ due < $0 }) ?? true {
+                    timers.arm(.arrivalCheck, at: due + .milliseconds(1))
+                }
+                continue
+            }
             logger.info(
                 "path follows the peer to another local address",
                 metadata: ["from": "\(paths[i].localAddress.map { "\($0)" } ?? "-")", "to": "\(other)"])
@@ -78,7 +87,14 @@ extension Association {
             paths[i].localAddress = other
             paths[i].arrival.lastHeardAtLocal = now
             paths[i].arrival.elsewhere = nil
+            if i == lastDataPathIndex { dataTracker.requestImmediateSack() }
         }
+    }
+
+    /// How long a path's own address may hear nothing while its peer reaches another before the path follows:
+    /// half its smoothed RTT, or a quarter of RTO.Min before it has one.
+    private func arrivalQuietPeriod(pathIndex i: Int) -> SCTPDuration {
+        paths[i].rto.srtt.map { $0 / 2 } ?? configuration.rtoMin / 4
     }
 
     private func rebind(pathIndex i: Int, to source: SCTPSocketAddress) {

@@ -69,7 +69,9 @@ extension Association {
                 while sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData) {}
             }
         }
-        if let sack { sendSack(sack, now: now) }
+        if let sack {
+            send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
+        }
         for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
     }
 
@@ -93,13 +95,9 @@ extension Association {
         var builder = PacketBuilder(
             header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
             capacity: mtu)
-        // A SACK rides along on the path it is due on, unless it must leave from another local address.
-        if let s = sack, i == lastDataPathIndex || !paths.indices.contains(lastDataPathIndex),
-            sackSource(pathIndex: i, now: now) == nil
-        {
+        if let s = sack, i == lastDataPathIndex || !paths.indices.contains(lastDataPathIndex) {
             builder.add(s)
             sack = nil
-            sackSent(pathIndex: i, now: now)
         }
         var dataBytes = 0
         var flight = outstanding.flightSize(on: pathID)

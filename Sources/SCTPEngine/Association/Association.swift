@@ -46,8 +46,6 @@ final class Association {
     var receiveSplitter: ReceiveBufferSplitter<ArrivalRoute>
     /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4).
     var lastDataPathIndex = 0
-    /// The local address the last DATA arrived at: a SACK leaves from there (see `sackSource`).
-    var lastDataLocal: SCTPSocketAddress?
     /// The association error counter of RFC 9260 §8.1.
     var errorCount = 0
     /// Paths on which chunks were newly marked for fast retransmission: one packet of them goes out there
@@ -173,29 +171,23 @@ final class Association {
     // MARK: - Sending packets
 
     /// Sends one packet of `chunks` on a path, with our tag unless `tag` says otherwise.
-    func send(
-        _ chunks: [Chunk], pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil, from source: SCTPSocketAddress? = nil
-    ) {
+    func send(_ chunks: [Chunk], pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
         guard !chunks.isEmpty else { return }
         var dataBytes = 0
         for chunk in chunks {
             if case .data(let d) = chunk { dataBytes += d.userData.readableBytes }
         }
         // AUTH goes in front of the first chunk the peer wants authenticated (RFC 4895 §6.2).
-        emit(
-            buildPacket(chunks, tag: tag ?? peerTag), pathIndex: pathIndex, dataBytes: dataBytes, now: now,
-            from: source)
+        emit(buildPacket(chunks, tag: tag ?? peerTag), pathIndex: pathIndex, dataBytes: dataBytes, now: now)
     }
 
-    /// Sends `packet` on path `pathIndex`, from `override` if given, else from the path's local address.
-    func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime, from override: SCTPSocketAddress? = nil)
-    {
+    func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
         let path = paths[pathIndex]
         paths[pathIndex].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
         // A path learnt from the peer's address list leaves from the association's own address unless told
         // otherwise.
         let source =
-            override ?? path.localAddress ?? paths[primaryPathIndex].localAddress
+            path.localAddress ?? paths[primaryPathIndex].localAddress
             ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
         output.datagrams.append(SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet))
     }
@@ -239,7 +231,7 @@ final class Association {
             case .t3rtx(let pathID): handleT3Expiry(pathID: pathID, now: now)
             case .heartbeat(let pathID): handleHeartbeatTimer(pathID: pathID, now: now)
             case .delayedSack: sendSackNow(now: now)
-            case .sackReroute: handleSackRerouteExpiry(now: now)
+            case .arrivalCheck: break  // `maintainPaths` below moves a path whose address stayed quiet.
             case .t5ShutdownGuard: abort(causes: [], reason: .peerUnreachable, now: now)
             case .t4Asconf: handleT4Expiry(now: now)
             case .autoClose, .reconfig: break

@@ -7,9 +7,9 @@ enum TimerID: Hashable, Sendable, Comparable {
     case t3rtx(PathID)
     case heartbeat(PathID)
     case delayedSack
-    /// A SACK sent from a path's own address while DATA arrives at another goes again from there if the own
-    /// address stays quiet (`Association.sackSent`).
-    case sackReroute
+    /// A path whose peer now reaches another of our addresses moves there if its own stays quiet
+    /// (`Association.followArrivalAddresses`).
+    case arrivalCheck
     case t4Asconf
     case t5ShutdownGuard
     case autoClose
@@ -28,7 +28,7 @@ enum TimerID: Hashable, Sendable, Comparable {
         case .t5ShutdownGuard: return (7, 0)
         case .autoClose: return (8, 0)
         case .reconfig: return (9, 0)
-        case .sackReroute: return (10, 0)
+        case .arrivalCheck: return (10, 0)
         }
     }
 
