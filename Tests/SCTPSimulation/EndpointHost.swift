@@ -184,3 +184,22 @@ public final class EndpointHost: SimulatedHost {
         receivedBytes[stream] = offset
     }
 }
+
+extension SimulatedNetwork {
+    /// Sends `total` pattern bytes from `sender` on `association` (stream 1, 16 KiB messages) and runs until
+    /// `receiver` has them all; returns the goodput from the first byte delivered to the last, in bit/s. Replaces
+    /// `receiver.onEvent`.
+    public func transferGoodput(
+        _ total: Int, from sender: EndpointHost, on association: SCTPAssociationID, to receiver: EndpointHost,
+        timeout: SCTPDuration = .seconds(60)
+    ) throws -> Double {
+        var firstByte: SCTPTime?
+        receiver.onEvent = { event, host in
+            if case .message = event, firstByte == nil { firstByte = host.now }
+        }
+        let already = receiver.totalReceivedBytes
+        sender.startTransfer(on: association, stream: StreamID(1), total: total, messageSize: 16 * 1024)
+        let done = try runUntil({ receiver.totalReceivedBytes == already + total }, timeout: timeout)
+        return Double(total * 8) / (done - (firstByte ?? done)).seconds
+    }
+}

@@ -13,14 +13,8 @@ import Testing
         try s.establish()
         try s.addSecondPath()
         let total = 8_000_000
-        var firstByte: SCTPTime?
-        s.client.onEvent = { event, host in
-            if case .message = event, firstByte == nil { firstByte = host.now }
-        }
-        s.server.startTransfer(on: s.serverAssociation, stream: StreamID(1), total: total, messageSize: 16 * 1024)
-        let done = try s.network.runUntil({ s.client.totalReceivedBytes == total }, timeout: .seconds(60))
+        let goodput = try s.network.transferGoodput(total, from: s.server, on: s.serverAssociation, to: s.client)
         #expect(s.client.corruption == nil)
-        let goodput = Double(total * 8) / (done - firstByte!).seconds
         // Two 20 Mbit/s paths: far more than either alone (at most 19.3 Mbit/s of payload).
         #expect(goodput > 30_000_000, "goodput \(goodput / 1e6) Mbit/s")
         let down1 = s.down1.counters.deliveredPayloadBytes

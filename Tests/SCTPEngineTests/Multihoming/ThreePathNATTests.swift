@@ -94,18 +94,11 @@ import Testing
         let s = Scenario(seed: seed)
         try s.establishThreePaths()
         let total = 12_000_000
-        var firstByte: SCTPTime?
-        s.client.onEvent = { event, host in
-            if case .message = event, firstByte == nil { firstByte = host.now }
-        }
-        s.server.startTransfer(on: s.serverAssociation, stream: StreamID(1), total: total, messageSize: 16 * 1024)
-        let done = try s.network.runUntil({ s.client.totalReceivedBytes == total }, timeout: .seconds(60))
+        let goodput = try s.network.transferGoodput(total, from: s.server, on: s.serverAssociation, to: s.client)
         #expect(s.client.corruption == nil)
-        let goodput = Double(total * 8) / (done - firstByte!).seconds
         // Three 20 Mbit/s paths: more than two of them could carry (at most 38.6 Mbit/s of payload).
         #expect(goodput > 45_000_000, "goodput \(goodput / 1e6) Mbit/s")
         let shares = s.down.map { Double($0.counters.deliveredPayloadBytes) / Double(total) }
-        print("three paths, seed \(seed): \(Int(goodput / 1e6)) Mbit/s, shares \(shares.map { Int($0 * 100) }) %")
         #expect(shares.allSatisfy { $0 > 0.2 }, "shares per path \(shares)")
     }
 
