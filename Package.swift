@@ -29,8 +29,9 @@ let package = Package(
     targets: [
         // Pure computation in C: CRC32c with the SSE4.2 instruction and a slicing-by-8 fallback.
         .target(name: "CSCTPChecksum"),
-        // libsystemd (sd_notify, watchdog, socket activation, journal) for the daemons under systemd.
-        .target(name: "CSystemd", linkerSettings: [.linkedLibrary("systemd")]),
+        // The systemd protocols (notify, journal, socket activation) spoken over plain sockets: no libsystemd, so
+        // the daemons build and run where it is absent (containers, routers, static builds).
+        .target(name: "CSystemd"),
         // Sans-IO SCTP: datagrams and time in, datagrams, deadlines and events out.
         .target(
             name: "SCTPEngine",

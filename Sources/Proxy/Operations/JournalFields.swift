@@ -68,21 +68,23 @@ enum JournalFields {
         return fields
     }
 
-    /// The fields as sd_journal_sendv(3) takes them, `NAME=value` each, laid end to end in one buffer with the range
-    /// of every field. Values may hold any byte, newlines included; sd_journal_sendv encodes them.
-    static func encode(_ fields: [(name: String, value: String)]) -> (
-        bytes: [UInt8], ranges: [Range<Int>]
-    ) {
+    /// One journal entry in journald's native protocol (systemd-journald.service(8)): `NAME=value\n` per field, or,
+    /// for a value holding a newline, `NAME\n`, its length as 64-bit little-endian, the value and `\n`. Values may
+    /// hold any byte.
+    static func encode(_ fields: [(name: String, value: String)]) -> [UInt8] {
         var bytes: [UInt8] = []
-        var ranges: [Range<Int>] = []
-        ranges.reserveCapacity(fields.count)
         for field in fields {
-            let start = bytes.count
+            let value = Array(field.value.utf8)
             bytes.append(contentsOf: field.name.utf8)
-            bytes.append(UInt8(ascii: "="))
-            bytes.append(contentsOf: field.value.utf8)
-            ranges.append(start..<bytes.count)
+            if value.contains(UInt8(ascii: "\n")) {
+                bytes.append(UInt8(ascii: "\n"))
+                withUnsafeBytes(of: UInt64(value.count).littleEndian) { bytes.append(contentsOf: $0) }
+            } else {
+                bytes.append(UInt8(ascii: "="))
+            }
+            bytes.append(contentsOf: value)
+            bytes.append(UInt8(ascii: "\n"))
         }
-        return (bytes, ranges)
+        return bytes
     }
 }

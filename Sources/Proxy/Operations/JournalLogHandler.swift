@@ -7,9 +7,13 @@ import Glibc
 import Musl
 #endif
 
-/// A swift-log handler that writes each record to the systemd journal with structured fields (sd_journal_sendv(3)):
-/// `MESSAGE`, `PRIORITY` from the level, and one field per metadata key (`association` → `ASSOCIATION`).
+/// A swift-log handler that writes each record to the systemd journal with structured fields, as one datagram of
+/// journald's native protocol: `MESSAGE`, `PRIORITY` from the level, and one field per metadata key (`association` →
+/// `ASSOCIATION`).
 public struct JournalLogHandler: LogHandler {
+    /// journald's socket for native entries.
+    public static let defaultSocketPath = "/run/systemd/journal/socket"
+
     /// The logger's label (`agg.transport`), written as `LOGGER`.
     public let label: String
     /// The program's name, written as `SYSLOG_IDENTIFIER` (`journalctl -t aggclient`).
@@ -17,11 +21,14 @@ public struct JournalLogHandler: LogHandler {
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
+    /// Where entries go (tests pass their own socket).
+    let socketPath: String
 
     public init(
         label: String, identifier: String, logLevel: Logger.Level = .info,
-        metadataProvider: Logger.MetadataProvider? = nil
+        metadataProvider: Logger.MetadataProvider? = nil, socketPath: String = JournalLogHandler.defaultSocketPath
     ) {
+        self.socketPath = socketPath
         self.label = label
         self.identifier = identifier
         self.logLevel = logLevel
@@ -36,7 +43,7 @@ public struct JournalLogHandler: LogHandler {
     public func log(event: LogEvent) {
         let fields = JournalFields.fields(
             event: event, metadata: mergedMetadata(event.metadata), label: label, identifier: identifier)
-        let result = Self.send(fields)
+        let result = Self.send(fields, to: socketPath)
         if result < 0 {
             // No journald (or its socket is gone): keep the line rather than lose it.
             let reason = String(cString: strerror(-result))
@@ -54,12 +61,8 @@ public struct JournalLogHandler: LogHandler {
     }
 
     /// Hands `fields` to journald; 0, or a negative errno.
-    static func send(_ fields: [(name: String, value: String)]) -> CInt {
-        var (bytes, ranges) = JournalFields.encode(fields)
-        return bytes.withUnsafeMutableBytes { buffer -> CInt in
-            guard let base = buffer.baseAddress else { return -EINVAL }
-            let vectors = ranges.map { iovec(iov_base: base + $0.lowerBound, iov_len: $0.count) }
-            return vectors.withUnsafeBufferPointer { sd_journal_sendv($0.baseAddress, CInt($0.count)) }
-        }
+    static func send(_ fields: [(name: String, value: String)], to socketPath: String) -> CInt {
+        let entry = JournalFields.encode(fields)
+        return entry.withUnsafeBytes { csystemd_journal_send_to(socketPath, $0.baseAddress, $0.count) }
     }
 }

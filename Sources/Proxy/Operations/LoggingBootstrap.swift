@@ -13,7 +13,7 @@ public enum LoggingBootstrap {
     public enum Destination: Sendable, Equatable {
         /// The journal when stderr is the journal stream systemd set up (`JOURNAL_STREAM`), else stderr.
         case automatic
-        /// Always the journal (sd_journal_sendv); lines go to stderr only if journald cannot be reached.
+        /// Always the journal (its native protocol); lines go to stderr only if journald cannot be reached.
         case journal
         /// Always plain lines on stderr.
         case standardError

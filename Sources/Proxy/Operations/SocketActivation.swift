@@ -45,7 +45,7 @@ public enum SocketActivation {
         /// Throws unless the descriptor is a stream socket in the listening state, the only kind a `ServerBootstrap`
         /// adopts.
         public func checkIsListeningStreamSocket() throws(SocketActivationError) {
-            let result = sd_is_socket(descriptor, AF_UNSPEC, CInt(SOCK_STREAM.rawValue), 1)
+            let result = csystemd_is_listening_stream_socket(descriptor)
             guard result > 0 else {
                 throw .notAListeningStreamSocket(
                     name: name, descriptor: descriptor, errno: result < 0 ? -result : 0)

@@ -18,8 +18,6 @@ public struct SystemdNotifier: Sendable {
     enum Destination: Sendable, Equatable {
         /// Not started by systemd (no `NOTIFY_SOCKET`): every call does nothing.
         case none
-        /// `NOTIFY_SOCKET` of this process: libsystemd's sd_notify(3) reads and parses it.
-        case processEnvironment
         /// An explicit AF_UNIX datagram socket: a path, or `@name` for the abstract namespace.
         case socket(path: String)
     }
@@ -30,21 +28,28 @@ public struct SystemdNotifier: Sendable {
     public let watchdogInterval: Duration?
     private let logger: Logger?
 
-    /// The notifier for this process: reads `NOTIFY_SOCKET` and, through sd_watchdog_enabled(3), `WATCHDOG_USEC` and
-    /// `WATCHDOG_PID`. The environment is left as it is.
+    /// The notifier for this process: reads `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` as sd_notify(3) and
+    /// sd_watchdog_enabled(3) do. The environment is left as it is.
     public init(logger: Logger? = nil) {
-        if let socket = getenv("NOTIFY_SOCKET"), socket.pointee != 0 {
-            self.destination = .processEnvironment
+        func read(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        if let socket = read("NOTIFY_SOCKET"), !socket.isEmpty {
+            self.destination = .socket(path: socket)
         } else {
             self.destination = .none
         }
-        var microseconds: UInt64 = 0
-        if sd_watchdog_enabled(0, &microseconds) > 0, microseconds > 0 {
-            self.watchdogInterval = .microseconds(Int64(clamping: microseconds))
-        } else {
-            self.watchdogInterval = nil
-        }
+        self.watchdogInterval = Self.watchdogInterval(
+            microseconds: read("WATCHDOG_USEC"), pid: read("WATCHDOG_PID"), ownPID: getpid())
         self.logger = logger
+    }
+
+    /// The watchdog period the environment asks of process `ownPID`, as sd_watchdog_enabled(3) reads it: none without
+    /// a positive `WATCHDOG_USEC`, or when `WATCHDOG_PID` names another process.
+    static func watchdogInterval(microseconds: String?, pid: String?, ownPID: pid_t) -> Duration? {
+        guard let microseconds, let value = UInt64(microseconds), value > 0 else { return nil }
+        if let pid {
+            guard let named = pid_t(pid), named == ownPID else { return nil }
+        }
+        return .microseconds(Int64(clamping: value))
     }
 
     /// A notifier that sends to `socketPath` (as `NOTIFY_SOCKET` spells it) without touching the environment; nil
@@ -107,8 +112,6 @@ public struct SystemdNotifier: Sendable {
         switch destination {
         case .none:
             return true
-        case .processEnvironment:
-            result = sd_notify(0, state)
         case .socket(let path):
             result = state.withCString { csystemd_notify_to(path, $0, strlen($0)) }
         }
@@ -122,7 +125,7 @@ public struct SystemdNotifier: Sendable {
     }
 
     /// The datagram text: one `NAME=value` line per field. A value loses its line breaks (a newline would start a
-    /// new assignment) and NUL bytes (sd_notify takes a C string).
+    /// new assignment) and NUL bytes (the protocol is text).
     static func encode(_ fields: [(name: String, value: String)]) -> String {
         fields.map { field in
             let value = String(

@@ -51,6 +51,14 @@ final class FakeNotifySocket {
         return String(decoding: buffer[0..<count], as: UTF8.self)
     }
 
+    /// The next datagram's bytes, or nil when none arrives within five seconds.
+    func receiveBytes() -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        guard count >= 0 else { return nil }
+        return Array(buffer[0..<count])
+    }
+
     /// A datagram already waiting, without blocking.
     func receiveIfReady() -> String? {
         var buffer = [UInt8](repeating: 0, count: 4096)

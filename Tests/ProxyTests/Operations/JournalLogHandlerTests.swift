@@ -60,16 +60,56 @@ extension OperationsTests {
                 ])
         }
 
-        @Test func fieldsAreEncodedAsNameEqualsValueRanges() {
-            let (bytes, ranges) = JournalFields.encode([
+        @Test func fieldsAreEncodedInTheNativeProtocolWithBinarySafeMultilineValues() throws {
+            let bytes = JournalFields.encode([
                 ("MESSAGE", "two\nlines"), ("PRIORITY", "6"), ("EMPTY", ""),
             ])
-            #expect(ranges.count == 3)
-            #expect(
-                ranges.map { String(decoding: bytes[$0], as: UTF8.self) } == [
-                    "MESSAGE=two\nlines", "PRIORITY=6", "EMPTY=",
-                ])
-            #expect(ranges.last?.upperBound == bytes.count)
+            var expected = Array("MESSAGE\n".utf8)
+            expected += [9, 0, 0, 0, 0, 0, 0, 0]
+            expected += Array("two\nlines\nPRIORITY=6\nEMPTY=\n".utf8)
+            #expect(bytes == expected)
+            #expect(try Self.decodeNative(bytes) == ["MESSAGE": "two\nlines", "PRIORITY": "6", "EMPTY": ""])
+        }
+
+        @Test func aRecordReachesAJournalSocketAsOneNativeDatagram() throws {
+            let socket = try FakeNotifySocket()
+            let handler = JournalLogHandler(label: "agg.test", identifier: "aggclient", socketPath: socket.address)
+            Logger(label: "agg.test", factory: { _ in handler }).warning(
+                "path failed", metadata: ["path": "2", "reason": "one\ntwo"])
+            let datagram = try #require(socket.receiveBytes())
+            let fields = try Self.decodeNative(datagram)
+            #expect(fields["MESSAGE"] == "path failed")
+            #expect(fields["PRIORITY"] == "4")
+            #expect(fields["SYSLOG_IDENTIFIER"] == "aggclient")
+            #expect(fields["PATH"] == "2")
+            #expect(fields["REASON"] == "one\ntwo")
+        }
+
+        /// Parses journald's native protocol the way journald does, so the encoder is checked against the format,
+        /// not against itself.
+        static func decodeNative(_ bytes: [UInt8]) throws -> [String: String] {
+            struct Malformed: Error {}
+            var fields: [String: String] = [:]
+            var index = 0
+            while index < bytes.count {
+                guard let end = bytes[index...].firstIndex(where: { $0 == UInt8(ascii: "=") || $0 == 10 }) else {
+                    throw Malformed()
+                }
+                let name = String(decoding: bytes[index..<end], as: UTF8.self)
+                if bytes[end] == UInt8(ascii: "=") {
+                    guard let newline = bytes[(end + 1)...].firstIndex(of: 10) else { throw Malformed() }
+                    fields[name] = String(decoding: bytes[(end + 1)..<newline], as: UTF8.self)
+                    index = newline + 1
+                } else {
+                    guard end + 9 <= bytes.count else { throw Malformed() }
+                    let length = bytes[(end + 1)..<(end + 9)].reversed().reduce(0) { $0 << 8 | Int($1) }
+                    let start = end + 9
+                    guard start + length < bytes.count, bytes[start + length] == 10 else { throw Malformed() }
+                    fields[name] = String(decoding: bytes[start..<(start + length)], as: UTF8.self)
+                    index = start + length + 1
+                }
+            }
+            return fields
         }
 
         @Test func recordMetadataOverridesProviderAndHandlerMetadata() {

@@ -68,6 +68,16 @@ extension OperationsTests {
             #expect(!SystemdNotifier(socketPath: "").isEnabled)
         }
 
+        @Test func watchdogEnvironmentIsReadAsSdWatchdogEnabledReadsIt() {
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "30000000", pid: nil, ownPID: 7) == .seconds(30))
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "30000000", pid: "7", ownPID: 7) == .seconds(30))
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "30000000", pid: "8", ownPID: 7) == nil)
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "30000000", pid: "x", ownPID: 7) == nil)
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "0", pid: nil, ownPID: 7) == nil)
+            #expect(SystemdNotifier.watchdogInterval(microseconds: "-5", pid: nil, ownPID: 7) == nil)
+            #expect(SystemdNotifier.watchdogInterval(microseconds: nil, pid: "7", ownPID: 7) == nil)
+        }
+
         @Test func aMissingSocketReportsFailureInsteadOfCrashing() {
             let notifier = SystemdNotifier(socketPath: "/nonexistent/agg/notify")
             #expect(notifier.isEnabled)
