@@ -15,6 +15,8 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let relayedDown: CoreMetrics.Counter
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
+    private let associationsRefused: CoreMetrics.Counter
+    private let associationsRevoked: CoreMetrics.Counter
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -39,6 +41,21 @@ public final class ProxyMetrics: @unchecked Sendable {
         let associationsHelp = "Associations that passed or failed authentication."
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
+        associationsRefused = counter(
+            "agg_associations_total", associationsHelp, [("outcome", "refused_key_limit")])
+        associationsRevoked = counter("agg_associations_total", associationsHelp, [("outcome", "key_revoked")])
+    }
+
+    /// A new association was refused: its key holds `limits.associations-per-key` already.
+    func recordAssociationRefused() {
+        associationsRefused.increment()
+        values.associationsRefused += 1
+    }
+
+    /// An association ended because its key was removed or changed.
+    func recordAssociationRevoked() {
+        associationsRevoked.increment()
+        values.associationsRevoked += 1
     }
 
     /// A proxied connection's open ended with `outcome`.

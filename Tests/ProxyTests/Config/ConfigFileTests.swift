@@ -93,6 +93,7 @@ import Testing
 
             [limits]
             streams-per-association = 256
+            associations-per-key = 2
             stream-credit = 1048576
             stream-idle-timeout = "10m"
             buffered-bytes-per-association = 16777216
@@ -110,6 +111,7 @@ import Testing
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
         expected.limits.streamsPerAssociation = 256
+        expected.limits.associationsPerKey = 2
         expected.limits.streamCredit = 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(600)
         expected.limits.bufferedBytesPerAssociation = 16 << 20
@@ -117,7 +119,7 @@ import Testing
         expected.limits.authenticationTimeout = .seconds(2)
         expected.limits.connectTimeout = .seconds(5)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 14)
+        #expect(ServerSettings.configKeys.count == 15)
     }
 
     @Test func noFileAndAnEmptyFileGiveTheDefaults() throws {
