@@ -4,7 +4,7 @@
 #
 #   scripts/bench-connections.sh [--counts "100 1000 10000"] [--idle N] [--idle-seconds S] [--proxies "agg2 ss ..."]
 #       (defaults: bursts of 100, 1,000 and 10,000; 10,000 idle connections held for 60 s (IDLE_SECONDS=);
-#        agg2 ss microsocks)
+#        direct agg2 ss microsocks)
 #
 # Needs root. Installs and builds like scripts/bench-proxies.sh and runs in the same kind of private network
 # namespace (unshare -n, lo at MTU 1500), with the proxies of scripts/bench-common.sh at their default settings
@@ -17,21 +17,25 @@
 # does the SOCKS5 exchange, fetches the file (HTTP/1.1, Connection: close) and reads to EOF. Printed: successes,
 # failures by cause (SOCKS5 reply code, timeout, reset, ...), wall time of the whole burst, p50 and p99 of one
 # connection's time (connect() to its last byte), the peak VmRSS of each proxy process during the burst (sampled
-# every 50 ms) and their CPU seconds.
-# Idle: IDLE_N connections opened at once through each proxy (SOCKS5 done, connected to nginx), held without a byte
-# for IDLE_SECONDS while each proxy process's CPU (% of one core) is measured, VmRSS while held, then one GET on
-# every held connection: how many complete.
-# Each burst prints one JSON line as it ends, then both tables as Markdown. CONNECT_TIMEOUT (60 s) bounds one
-# connection. Daemons and the namespace go on exit, Ctrl-C included. KEEP=1 keeps the logs.
+# every 50 ms), their CPU seconds and the client's. The "direct" row makes the same connections straight to nginx:
+# what the client and nginx cost on their own (the client is one Python process: at 10,000 connections its own CPU
+# is seconds, so compare the proxies with each other and with this floor, not with zero).
+# Idle (every proxy but direct): IDLE_N connections opened at once through each proxy (SOCKS5 done, connected to
+# nginx), held without a byte for IDLE_SECONDS while each proxy process's CPU (% of one core) is measured, VmRSS
+# while held, then one GET on every held connection: how many complete.
+# Each test prints one JSON line as it ends, then both tables as Markdown. Connections not done CONNECT_TIMEOUT
+# (60 s) after a test's start count as timeouts. Daemons and the namespace go on exit, Ctrl-C included. KEEP=1 keeps
+# the logs.
 set -uo pipefail
 
 BENCH=bench-connections
 # shellcheck source=bench-common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/bench-common.sh"
 LOAD=$BENCH_ROOT/scripts/socks-load.py
+PROXY_LABEL[direct]="direct to nginx, no proxy (the client's own floor)"
 
 arguments=("$@")
-counts="100 1000 10000" idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="agg2 ss microsocks"
+counts="100 1000 10000" idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="direct agg2 ss microsocks"
 while (($# > 0)); do
     case $1 in
     --counts) counts=$2; shift 2 ;;
@@ -43,7 +47,7 @@ while (($# > 0)); do
     esac
 done
 for n in $counts $idle_n $idle_seconds; do [[ $n =~ ^[0-9]+$ ]] || bench_fail "not a count: $n"; done
-for p in $proxies; do [[ -n ${PROXY_LABEL[$p]:-} && $p != direct ]] || bench_fail "unknown proxy $p"; done
+for p in $proxies; do [[ -n ${PROXY_LABEL[$p]:-} ]] || bench_fail "unknown proxy $p"; done
 
 bench_enter "${arguments[@]}"
 bench_traps
@@ -66,19 +70,21 @@ mkdir -p "$BENCH_WORK/www"
 head -c "$SIZE" /dev/urandom >"$BENCH_WORK/www/small.bin"
 nginx_start "$HTTP_PORT" "$BENCH_WORK/www" "$nofile" "$((idle_seconds + 120))s"
 export SS_TIMEOUT=$((idle_seconds + 120))
-for p in $proxies; do proxy_start "$p"; done
-for p in $proxies; do proxy_ready "$p" "http://127.0.0.1:$HTTP_PORT/small.bin"; done
+for p in ${proxies//direct/}; do proxy_start "$p"; done
+for p in ${proxies//direct/}; do proxy_ready "$p" "http://127.0.0.1:$HTTP_PORT/small.bin"; done
 results=$BENCH_WORK/results
 : >"$results"
 
 # load TEST N PROXY: one run of socks-load.py; appends {"proxy": ..., "rss_start_kib": ..., result} to $results.
 load() {
     local test=$1 n=$2 p=$3 daemons=() daemon rss=() out
-    for daemon in ${PROXY_DAEMONS[$p]}; do
+    for daemon in ${PROXY_DAEMONS[$p]:-}; do
         daemons+=(--daemon "$daemon")
         rss+=("\"${daemon%=*}\": $(rss_kib "${daemon#*=}")")
     done
-    out=$("$PYTHON" "$LOAD" "$test" --proxy "127.0.0.1:${PROXY_PORT[$p]}" --target "127.0.0.1:$HTTP_PORT" \
+    local via=127.0.0.1:${PROXY_PORT[$p]:-}
+    [[ $p == direct ]] && via=none
+    out=$("$PYTHON" "$LOAD" "$test" --proxy "$via" --target "127.0.0.1:$HTTP_PORT" \
         --path /small.bin --size "$SIZE" -n "$n" --hold "$idle_seconds" --timeout "${CONNECT_TIMEOUT:-60}" \
         "${daemons[@]}" 2>"$BENCH_WORK/load.err")
     if [[ $out != "{"* ]]; then
@@ -86,7 +92,7 @@ load() {
         out="{\"test\": \"$test\", \"n\": $n, \"error\": \"socks-load.py failed\"}"
     fi
     local died=""
-    for daemon in ${PROXY_DAEMONS[$p]}; do
+    for daemon in ${PROXY_DAEMONS[$p]:-}; do
         kill -0 "${daemon#*=}" 2>/dev/null && continue
         died+="${died:+ }${daemon%=*}" DEAD[$p]=1
         bench_log "$test $n $p: ${daemon%=*} died (its log is in $BENCH_WORK/); no more tests through $p"
@@ -107,7 +113,7 @@ for n in $counts; do
     done
 done
 if ((idle_n > 0)); then
-    for p in $proxies; do
+    for p in ${proxies//direct/}; do
         [[ -n ${DEAD[$p]:-} ]] && continue
         load idle "$idle_n" "$p"
         sleep 2
@@ -125,10 +131,10 @@ labels = dict(spec.split("=", 1) for spec in specs)
 results = [json.loads(line) for line in open(path)]
 
 def causes(counter):
-    return ", ".join(f"{count} {cause}" for cause, count in sorted(counter.items(), key=lambda kv: -kv[1]))
+    return ", ".join(f"{count:,} {cause}" for cause, count in sorted(counter.items(), key=lambda kv: -kv[1]))
 
 def per_daemon(values, form):
-    return ", ".join(f"{name} {form(value)}" for name, value in values.items())
+    return ", ".join(f"{name} {form(value)}" for name, value in values.items()) or "-"
 
 def label(r):
     return labels[r["proxy"]] + (f" (**{r['died']} died**)" if r.get("died") else "")
@@ -143,16 +149,16 @@ print(f"\n{machine}; file limit {nofile}; load average at the end {load}")
 bursts = [r for r in results if r["test"] == "burst"]
 if bursts:
     print("\nBurst: N SOCKS5 connections at once, each fetching 10 KB from nginx:\n")
-    print("| N at once | proxy | ok | failed | wall | p50 | p99 | peak RSS during the burst | CPU |")
-    print("| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- |")
+    print("| N at once | proxy | ok | failed | wall | p50 | p99 | peak RSS during the burst | CPU | client CPU |")
+    print("| ---: | --- | ---: | --- | ---: | ---: | ---: | --- | --- | ---: |")
     for r in bursts:
         if "error" in r:
-            print(f"| {r['n']:,} | {label(r)} | - | {r['error']} | | | | | |")
+            print(f"| {r['n']:,} | {label(r)} | - | {r['error']} | | | | | | |")
             continue
         failed = f"{r['failed']:,}" + (f" ({causes(r['causes'])})" if r["failed"] else "")
         print(f"| {r['n']:,} | {label(r)} | {r['ok']:,} | {failed} | {r['wall_s']:.2f} s | "
               f"{ms(r['p50_s'])} | {ms(r['p99_s'])} | {per_daemon(r['rss_peak_kib'], mb)} | "
-              f"{per_daemon(r['cpu_s'], lambda s: f'{s:.2f} s')} |")
+              f"{per_daemon(r['cpu_s'], lambda s: f'{s:.2f} s')} | {r['client_cpu_s']:.2f} s |")
 idles = [r for r in results if r["test"] == "idle"]
 if idles:
     held_for = next((r["idle_s"] for r in idles if "idle_s" in r), 0)

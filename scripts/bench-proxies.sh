@@ -83,7 +83,7 @@ cgroup_limit() {
     for p in $proxies; do
         for daemon in ${PROXY_DAEMONS[$p]}; do
             name=${daemon%=*} pid=${daemon#*=}
-            dir=$base/$p-$name
+            dir=$base/$p.$name
             mkdir "$dir" && BENCH_CGROUPS+=("$dir") || bench_fail "cannot create cgroup $dir"
             if [[ -e $dir/cpu.max ]]; then
                 echo "50000 100000" >"$dir/cpu.max"

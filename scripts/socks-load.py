@@ -5,19 +5,22 @@
   socks-load.py idle  --proxy HOST:PORT --target IP:PORT --path /small.bin --size BYTES -n N --hold SECONDS
                       [--daemon NAME=PID]...
 
-burst: opens N connections to the proxy in the same event-loop turn; each does the SOCKS5 exchange (no
-authentication, CONNECT to an IPv4 address), sends one HTTP/1.1 GET with "Connection: close" and reads to EOF. A
-connection succeeds when the reply is 200 with a body of --size bytes. Its time runs from the start of connect() to
-the last byte. Meanwhile the daemons' VmRSS is sampled every 50 ms (the peak is reported) and their CPU time is read
-before and after.
+burst: starts N connections to the proxy at once; each does the SOCKS5 exchange (RFC 1928: no authentication,
+CONNECT to an IPv4 address), sends one HTTP/1.1 GET with "Connection: close" and reads to EOF. A connection succeeds
+when the reply is 200 with a body of --size bytes. Its time runs from the start of its connect() to its last byte.
+Meanwhile the daemons' VmRSS is sampled every 50 ms (the peak is reported) and their CPU time is read before and
+after. With --proxy none the connections go straight to the HTTP server: the floor this client and the server set on
+their own. The client's own CPU seconds are reported too: at 10,000 connections it is a large part of the wall time.
 
 idle: opens N connections and does the SOCKS5 exchange on each (all at once, as in burst), then holds them without
 a byte for --hold seconds while measuring the daemons' CPU time (as % of one core) and VmRSS, then sends one GET
 on each held connection (all at once) and counts the complete replies.
 
-Prints one JSON object on stdout. Failures are counted by cause: "reply N" is a SOCKS5 reply code other than 0
-(1 general failure, 2 not allowed, 3 network unreachable, 4 host unreachable, 5 connection refused, ...), "timeout"
-a connection that did not finish within --timeout, otherwise the exception's name or what was wrong with the reply.
+Each connection is a small state machine driven by asyncio's protocol callbacks (no stream objects, no task per
+read), so the client spends as little CPU per connection as plain asyncio allows. Connections that have not finished
+--timeout seconds after the start count as "timeout". Prints one JSON object on stdout. Failures are counted by
+cause: "reply N" is a SOCKS5 reply code other than 0 (1 general failure, 2 not allowed, 3 network unreachable,
+4 host unreachable, 5 connection refused, ...), otherwise the exception's name or what was wrong with the reply.
 """
 
 import argparse
@@ -27,17 +30,14 @@ import ipaddress
 import json
 import math
 import os
+import resource
 import sys
 import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-class Failure(Exception):
-    """One connection's failure, with the cause it is counted under."""
-
-
-# MARK: - daemons in /proc
+# MARK: - processes in /proc
 
 
 def cpu_seconds(pid):
@@ -45,6 +45,12 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def client_cpu_seconds():
+    """User + system seconds of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid):
@@ -89,61 +95,105 @@ class Daemons:
 # MARK: - one connection
 
 
+class Connection(asyncio.Protocol):
+    """One client connection as a state machine: SOCKS5 method and CONNECT (skipped without a proxy), then, at
+    once or when `use` is called, one GET read to EOF. `opened` resolves when the tunnel is up, `finished` when the
+    connection is over; each holds None on success or the cause of the failure."""
+
+    def __init__(self, request, get, size, hold):
+        self.request = request
+        self.get = get
+        self.size = size
+        self.hold = hold
+        self.state = "connecting"
+        self.buffer = bytearray()
+        self.transport = None
+        loop = asyncio.get_running_loop()
+        self.opened = loop.create_future()
+        self.finished = loop.create_future()
+        self.started = self.ended = self.task = None
+
+    async def connect(self, host, port):
+        self.started = time.monotonic()
+        try:
+            await asyncio.get_running_loop().create_connection(lambda: self, host, port)
+        except OSError as error:
+            self.end(type(error).__name__)
+
+    def connection_made(self, transport):
+        self.transport = transport
+        if self.request is None:
+            self.tunnel_up()
+        else:
+            self.state = "method"
+            transport.write(b"\x05\x01\x00")
+
+    def data_received(self, data):
+        self.buffer += data
+        if self.state == "method":
+            if len(self.buffer) < 2:
+                return
+            if self.buffer[:2] != b"\x05\x00":
+                return self.end("method refused")
+            del self.buffer[:2]
+            self.state = "reply"
+            self.transport.write(self.request)
+        if self.state == "reply":
+            if len(self.buffer) < 2:
+                return
+            if self.buffer[0] != 5:
+                return self.end("not SOCKS5")
+            if self.buffer[1] != 0:
+                return self.end(f"reply {self.buffer[1]}")
+            if len(self.buffer) < 5:
+                return
+            address_type, first = self.buffer[3], self.buffer[4]
+            bound = {1: 4 + 2, 4: 16 + 2, 3: 1 + first + 2}.get(address_type)
+            if bound is None:
+                return self.end("bad address type")
+            if len(self.buffer) < 4 + bound:
+                return
+            del self.buffer[: 4 + bound]
+            self.tunnel_up()
+
+    def connection_lost(self, error):
+        if self.state == "http":
+            head, _, body = bytes(self.buffer).partition(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                self.end("HTTP status" if head else "closed before reply")
+            else:
+                self.end(None if len(body) == self.size else "short body")
+        elif self.state == "open":
+            self.end("closed while held")
+        else:
+            self.end(type(error).__name__ if error else "closed early")
+
+    def tunnel_up(self):
+        self.state = "open"
+        self.opened.set_result(None)
+        if not self.hold:
+            self.use()
+
+    def use(self):
+        self.state = "http"
+        self.transport.write(self.get)
+
+    def end(self, cause):
+        """The connection is over: cause None on success. Later calls change nothing."""
+        if self.finished.done():
+            return
+        self.ended = time.monotonic()
+        self.state = "done"
+        if not self.opened.done():
+            self.opened.set_result(cause)
+        self.finished.set_result(cause)
+        if self.transport is not None:
+            self.transport.abort()
+
+
 def connect_request(target):
     host, _, port = target.rpartition(":")
     return b"\x05\x01\x00\x01" + ipaddress.IPv4Address(host).packed + int(port).to_bytes(2, "big")
-
-
-async def socks_connect(proxy_host, proxy_port, request):
-    """TCP connection to the proxy and the SOCKS5 exchange (RFC 1928); returns the stream pair."""
-    reader, writer = await asyncio.open_connection(proxy_host, proxy_port)
-    try:
-        writer.write(b"\x05\x01\x00")
-        if await reader.readexactly(2) != b"\x05\x00":
-            raise Failure("method refused")
-        writer.write(request)
-        version, reply, _, address_type = await reader.readexactly(4)
-        if version != 5:
-            raise Failure("not SOCKS5")
-        if reply != 0:
-            raise Failure(f"reply {reply}")
-        if address_type == 1:
-            await reader.readexactly(4 + 2)
-        elif address_type == 4:
-            await reader.readexactly(16 + 2)
-        elif address_type == 3:
-            (length,) = await reader.readexactly(1)
-            await reader.readexactly(length + 2)
-        else:
-            raise Failure("bad address type")
-    except BaseException:
-        writer.transport.abort()
-        raise
-    return reader, writer
-
-
-async def http_get(reader, writer, path, size):
-    """One GET on an open tunnel, read to EOF; checks the status line and the body's length."""
-    try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
-        response = await reader.read(-1)
-    finally:
-        writer.transport.abort()
-    head, _, body = response.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise Failure("HTTP status" if head else "closed before reply")
-    if len(body) != size:
-        raise Failure("short body")
-
-
-def cause(error):
-    if isinstance(error, Failure):
-        return str(error)
-    if isinstance(error, asyncio.TimeoutError):
-        return "timeout"
-    if isinstance(error, asyncio.IncompleteReadError):
-        return "closed early"
-    return type(error).__name__
 
 
 def percentile(sorted_values, fraction):
@@ -152,74 +202,64 @@ def percentile(sorted_values, fraction):
     return sorted_values[max(0, math.ceil(fraction * len(sorted_values)) - 1)]  # nearest rank
 
 
+def start(args, hold):
+    """N connections, each started as its own task; returns them."""
+    if args.proxy == "none":
+        host, _, port = args.target.rpartition(":")
+        request = None
+    else:
+        host, _, port = args.proxy.rpartition(":")
+        request = connect_request(args.target)
+    get = f"GET {args.path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
+    connections = [Connection(request, get, args.size, hold) for _ in range(args.n)]
+    for connection in connections:
+        connection.task = asyncio.ensure_future(connection.connect(host, int(port)))  # held: tasks are weak
+    return connections
+
+
 # MARK: - the two tests
 
 
 async def burst(args, daemons):
-    proxy_host, _, proxy_port = args.proxy.rpartition(":")
-    request = connect_request(args.target)
-    durations = []
-    failures = collections.Counter()
-
-    async def one():
-        started = time.monotonic()
-        try:
-            async with asyncio.timeout(args.timeout):
-                reader, writer = await socks_connect(proxy_host, int(proxy_port), request)
-                await http_get(reader, writer, args.path, args.size)
-            durations.append(time.monotonic() - started)
-        except Exception as error:  # every failure is counted by cause, none ends the run
-            failures[cause(error)] += 1
-
     done = asyncio.Event()
     sampler = asyncio.create_task(daemons.sample_until(done))
     cpu_before = daemons.cpu()
+    client_before = client_cpu_seconds()
     started = time.monotonic()
-    await asyncio.gather(*(one() for _ in range(args.n)))
-    wall = time.monotonic() - started
+    connections = start(args, hold=False)
+    await asyncio.wait([connection.finished for connection in connections], timeout=args.timeout)
+    for connection in connections:
+        connection.end("timeout")
+    client_cpu = client_cpu_seconds() - client_before
     cpu_after = daemons.cpu()
     done.set()
     await sampler
-    durations.sort()
+    failures = collections.Counter(c.finished.result() for c in connections if c.finished.result() is not None)
+    durations = sorted(c.ended - c.started for c in connections if c.finished.result() is None)
     return {
         "test": "burst",
         "n": args.n,
         "ok": len(durations),
         "failed": sum(failures.values()),
         "causes": dict(failures),
-        "wall_s": wall,
+        "wall_s": max(c.ended for c in connections) - started if connections else 0,
         "p50_s": percentile(durations, 0.50),
         "p99_s": percentile(durations, 0.99),
         "cpu_s": {name: cpu_after[name] - cpu_before[name] for name in cpu_before},
+        "client_cpu_s": client_cpu,
         "rss_peak_kib": daemons.peak,
     }
 
 
 async def idle(args, daemons):
-    proxy_host, _, proxy_port = args.proxy.rpartition(":")
-    request = connect_request(args.target)
-    open_failures = collections.Counter()
-    use_failures = collections.Counter()
-
-    async def open_one():
-        try:
-            async with asyncio.timeout(args.timeout):
-                return await socks_connect(proxy_host, int(proxy_port), request)
-        except Exception as error:
-            open_failures[cause(error)] += 1
-            return None
-
-    async def use_one(streams):
-        try:
-            async with asyncio.timeout(args.timeout):
-                await http_get(*streams, args.path, args.size)
-            return True
-        except Exception as error:
-            use_failures[cause(error)] += 1
-            return False
-
     started = time.monotonic()
-    held = [streams for streams in await asyncio.gather(*(open_one() for _ in range(args.n))) if streams]
+    connections = start(args, hold=True)
+    await asyncio.wait([connection.opened for connection in connections], timeout=args.timeout)
+    for connection in connections:
+        if not connection.opened.done():
+            connection.end("timeout")
+    open_failures = collections.Counter(c.opened.result() for c in connections if c.opened.result() is not None)
+    held = [connection for connection in connections if connection.opened.result() is None]
     open_wall = time.monotonic() - started
     await asyncio.sleep(1)  # let the daemons finish whatever the opening left behind
     rss_held = daemons.rss()
@@ -229,8 +269,15 @@ async def idle(args, daemons):
     idle_seconds = time.monotonic() - idle_started
     cpu_after = daemons.cpu()
     started = time.monotonic()
-    used = await asyncio.gather(*(use_one(streams) for streams in held))
+    for connection in held:
+        if not connection.finished.done():
+            connection.use()
+    if held:
+        await asyncio.wait([connection.finished for connection in held], timeout=args.timeout)
+    for connection in held:
+        connection.end("timeout")
     use_wall = time.monotonic() - started
+    use_failures = collections.Counter(c.finished.result() for c in held if c.finished.result() is not None)
     return {
         "test": "idle",
         "n": args.n,
@@ -243,7 +290,7 @@ async def idle(args, daemons):
             name: 100 * (cpu_after[name] - cpu_before[name]) / idle_seconds for name in cpu_before
         },
         "rss_held_kib": rss_held,
-        "used_ok": sum(used),
+        "used_ok": len(held) - sum(use_failures.values()),
         "use_failed": sum(use_failures.values()),
         "use_causes": dict(use_failures),
         "use_wall_s": use_wall,
@@ -253,13 +300,13 @@ async def idle(args, daemons):
 def main():
     parser = argparse.ArgumentParser(description="many SOCKS5 connections at once (see the file's docstring)")
     parser.add_argument("test", choices=["burst", "idle"])
-    parser.add_argument("--proxy", required=True, help="SOCKS5 proxy, HOST:PORT")
+    parser.add_argument("--proxy", required=True, help="SOCKS5 proxy HOST:PORT, or none")
     parser.add_argument("--target", required=True, help="HTTP server, IPv4:PORT")
     parser.add_argument("--path", required=True, help="path of the file to GET")
     parser.add_argument("--size", type=int, required=True, help="the file's size in bytes")
     parser.add_argument("-n", type=int, required=True, help="connections at once")
     parser.add_argument("--hold", type=float, default=60, help="idle: seconds to hold the connections (60)")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds one connection may take (120)")
+    parser.add_argument("--timeout", type=float, default=120, help="seconds the connections may take (120)")
     parser.add_argument("--daemon", action="append", default=[], help="NAME=PID of a proxy process to measure")
     args = parser.parse_args()
     daemons = Daemons(args.daemon)
