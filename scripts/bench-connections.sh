@@ -163,7 +163,8 @@ idles = [r for r in results if r["test"] == "idle"]
 if idles:
     held_for = next((r["idle_s"] for r in idles if "idle_s" in r), 0)
     print(f"\nIdle: N connections opened at once, held idle for {held_for:.0f} s, then each used once:\n")
-    print("| N | proxy | held (open failures) | RSS before / while held | CPU while idle, % of a core | used once: ok | failed |")
+    print("| N | proxy | held (open failures) | RSS before / while held | CPU while idle, % of a core |"
+          " used once: ok | failed |")
     print("| ---: | --- | --- | --- | --- | ---: | --- |")
     for r in idles:
         if "error" in r:

@@ -13,7 +13,8 @@
 # Goodput is the file's bits over curl's time_total (connect and request included). CPU is the user + system time
 # of every proxy process involved (both daemons of a pair; not curl, not nginx), from /proc/PID/stat before and
 # after the download, per GiB of the file. Each table row is the median of the rounds; agg rows add their ratio to
-# shadowsocks-libev's medians (CPU: below 1 is cheaper; goodput: above 1 is faster).
+# shadowsocks-libev's medians (CPU: below 1 is cheaper; goodput: above 1 is faster). /proc counts CPU in 10 ms
+# ticks, so small files give coarse CPU figures (shadowsocks-libev spends about 0.04 s on 8 MiB).
 # The second table repeats the rounds with each proxy process in its own cgroup limited to half of one core
 # (cgroup v2 cpu.max "50000 100000"; where the cpu controller is only on a cgroup v1 hierarchy, as on hybrid
 # hosts, cpu.cfs_quota_us 50000 per cpu.cfs_period_us 100000, the same CFS bandwidth limit, and it says so).
@@ -191,7 +192,8 @@ for table in ("unlimited", "half-core"):
     if not any(key[0] == table for key in rows):
         continue
     print(f"\n{titles[table]}:\n")
-    print("| proxy | Mbit/s | CPU-s per GiB | CPU per process | CPU vs shadowsocks-libev | Mbit/s vs shadowsocks-libev |")
+    print("| proxy | Mbit/s | CPU-s per GiB | CPU per process | CPU vs shadowsocks-libev |"
+          " Mbit/s vs shadowsocks-libev |")
     print("| --- | ---: | ---: | --- | ---: | ---: |")
     ss = rows.get((table, "ss"), {"mbits": [], "cpu": []})
     ss_mbits, ss_cpu = median(ss["mbits"]), median(ss["cpu"])
@@ -207,5 +209,6 @@ for table in ("unlimited", "half-core"):
         if proxy.startswith("agg") and ss_mbits and mbits is not None:
             mbits_ratio = f"{mbits / ss_mbits:.2f}"
         failed = f" ({entry['failed']} of {rounds} rounds FAILED)" if entry["failed"] else ""
-        print(f"| {labels[proxy]}{failed} | {number(mbits, 0)} | {number(cpu, 1)} | {split} | {cpu_ratio} | {mbits_ratio} |")
+        print(f"| {labels[proxy]}{failed} | {number(mbits, 0)} | {number(cpu, 1)} | {split} | {cpu_ratio} |"
+              f" {mbits_ratio} |")
 EOF
