@@ -91,6 +91,8 @@ extension Association {
             }
         case .duplicate, .outOfWindow:
             break
+        case .tooManyGaps:
+            output.drop("too many gaps in the TSN sequence")
         }
         return true
     }
