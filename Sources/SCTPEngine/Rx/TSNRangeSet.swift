@@ -46,6 +46,20 @@ struct TSNRangeSet: Sendable {
 
     func contains(_ value: UInt64) -> Bool { range(containing: value) != nil }
 
+    /// The range with the greatest lower bound at most `value`.
+    func floor(_ value: UInt64) -> ClosedRange<UInt64>? {
+        var ignored = 0
+        let i = floorNode(value, steps: &ignored)
+        return i == Self.none ? nil : range(i)
+    }
+
+    /// The range with the least lower bound at least `value`.
+    func ceiling(_ value: UInt64) -> ClosedRange<UInt64>? {
+        var ignored = 0
+        let i = ceilingNode(value, steps: &ignored)
+        return i == Self.none ? nil : range(i)
+    }
+
     // MARK: - Changes
 
     /// Adds `value`, joining the ranges on either side when it touches them. False when it was already present.
@@ -101,6 +115,25 @@ struct TSNRangeSet: Sendable {
     mutating func remove(lower: UInt64) {
         root = removeNode(lower: lower, from: root)
         releaseStorageIfEmpty()
+    }
+
+    /// Removes the values of `range`, cutting the ranges that reach beyond it.
+    mutating func remove(_ range: ClosedRange<UInt64>) {
+        var start = floorNode(range.lowerBound, steps: &steps)
+        if start == Self.none || nodes[Int(start)].upper < range.lowerBound {
+            start = ceilingNode(range.lowerBound, steps: &steps)
+        }
+        var next = start
+        while next != Self.none, nodes[Int(next)].lower <= range.upperBound {
+            let (lower, upper) = (nodes[Int(next)].lower, nodes[Int(next)].upper)
+            remove(lower: lower)
+            if lower < range.lowerBound { root = insertNode(lower: lower, upper: range.lowerBound - 1, into: root) }
+            if upper > range.upperBound {
+                root = insertNode(lower: range.upperBound + 1, upper: upper, into: root)
+                return
+            }
+            next = range.upperBound == .max ? Self.none : ceilingNode(range.lowerBound, steps: &steps)
+        }
     }
 
     /// Removes the lowest range.
