@@ -93,6 +93,7 @@ extension Association {
             break
         case .tooManyGaps:
             output.drop("too many gaps in the TSN sequence")
+            output.refusals.tsnGaps += 1
         }
         return true
     }

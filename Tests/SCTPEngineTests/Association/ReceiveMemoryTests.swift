@@ -55,6 +55,29 @@ import Testing
         #expect(server.dataTracker.hasReceived(next.advanced(by: 2)))
     }
 
+    /// Unordered one-chunk messages are delivered at once and take no buffer, but each one above a hole leaves a
+    /// range in the data tracker: past 16,384 ranges the next isolated TSN is dropped unacknowledged and counted.
+    @Test func isolatedTSNsBeyondTheGapLimitAreRefusedAndCounted() throws {
+        let l = Lockstep()
+        _ = l.connect()
+        l.exchange()
+        let server = try #require(l.server.associations.values.first)
+        let next = server.dataTracker.cumulativeTSN.next
+        let limit = DataTracker.Configuration().maxGapRanges
+        for i in 0..<(limit + 10) {
+            let chunk = DataChunk(
+                tsn: next.advanced(by: UInt32(2 + 2 * i)), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0),
+                isUnordered: true, userData: ByteBuffer(bytes: [1]))
+            let packet = Self.dataPacket(chunk, to: server, storage: 64)
+            let datagram = SCTPDatagram(source: l.clientAddress, destination: l.serverAddress, payload: packet)
+            l.server.handle(datagram, now: l.now)
+            _ = l.take(l.server)
+        }
+        #expect(server.dataTracker.gapRangeCount == limit)
+        #expect(l.server.limitRefusals.tsnGaps == 10)
+        #expect(l.server.droppedPackets["too many gaps in the TSN sequence"] == 10)
+    }
+
     /// A small message delivered at once does not pin its datagram either: the application (the proxy's relays)
     /// may hold it as long as a slow socket takes.
     @Test func deliveredSmallMessagesOwnTheirStorage() throws {
