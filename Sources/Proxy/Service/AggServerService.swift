@@ -34,6 +34,8 @@ public final class AggServerService: @unchecked Sendable {
         var authenticator: ServerAuthenticator
         var multiplexer: StreamMultiplexer?
         var authTimer: Scheduled<Void>?
+        /// PONGs this association's PINGs may still get (`AggLimits.controlReplyBurst`).
+        var replyBudget = ControlReplyBudget()
         let outbound: UInt16
         let inbound: UInt16
 
@@ -258,7 +260,13 @@ public final class AggServerService: @unchecked Sendable {
             fail(id, "authentication: \(error)")
             return
         }
-        if let reply { driver.send(reply, on: id) }
+        if let reply {
+            if case .pong = reply, !session.replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
+                metrics.recordLimitRefusal(.controlReplies)
+            } else {
+                driver.send(reply, on: id)
+            }
+        }
         guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state else { return }
         session.authTimer?.cancel()
         let limits = configuration.limits
