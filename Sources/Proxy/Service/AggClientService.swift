@@ -121,6 +121,7 @@ public final class AggClientService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
+        sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()

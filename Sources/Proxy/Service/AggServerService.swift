@@ -85,6 +85,7 @@ public final class AggServerService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
         sctp.localPort = sctpPort
+        sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         return SCTPDriver.bind(

@@ -177,11 +177,17 @@ struct ConfigCommandTests {
     }
 
     /// Every settings flag of `check-config` (and so of the daemon, which shares them) is a config key, and every
-    /// top-level key has its flag: a flag added to main.swift without a key fails here.
+    /// top-level key has its flag: a flag added to main.swift without a key fails here. The limits that bound what
+    /// one key holder can take have flags too (`--` and the key's last component).
     @Test(arguments: [
         ("aggclient", ClientSettings.configKeys.map(\.name)), ("aggserver", ServerSettings.configKeys.map(\.name)),
     ])
     func everyFlagIsAConfigKeyAndBack(_ binary: String, _ keys: [String]) throws {
+        let limitFlags: Set<String> =
+            binary == "aggserver"
+            ? ["streams-per-association", "paths-per-association", "buffered-bytes-per-association"]
+            : ["paths-per-association", "buffered-bytes-per-association"]
+        for flag in limitFlags { #expect(keys.contains("limits.\(flag)")) }
         let directory = try TemporaryDirectory()
         let help = try Self.run(binary, ["check-config", "--help"], in: directory)
         #expect(help.code == 0)
@@ -192,6 +198,6 @@ struct ConfigCommandTests {
                 return trimmed.hasPrefix("--") ? String(trimmed.dropFirst(2)) : nil
             })
         let topLevel = Set(keys.filter { !$0.contains(".") })
-        #expect(flags.subtracting(["config"]) == topLevel)
+        #expect(flags.subtracting(["config"]) == topLevel.union(limitFlags))
     }
 }
