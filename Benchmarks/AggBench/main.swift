@@ -12,6 +12,7 @@ let benchmarks: [any Benchmark.Type] = [
     SimulatorBenchmark.self,
     SealBenchmark.self,
     LatencyBenchmark.self,
+    TrackerBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

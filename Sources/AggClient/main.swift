@@ -31,6 +31,10 @@ struct ClientOptions: ParsableArguments {
     var verbose = false
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
+    @Option(help: "Paths the association may have, the server's listed addresses included (default 8, at most 64).")
+    var pathsPerAssociation: Int?
+    @Option(help: "Bytes buffered for the association's streams at most, e.g. '64MiB' (the default).")
+    var bufferedBytesPerAssociation: String?
 
     /// The flags given, by config key.
     var overrides: ConfigOverrides {
@@ -44,6 +48,8 @@ struct ClientOptions: ParsableArguments {
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
+        overrides.set("limits.paths-per-association", pathsPerAssociation)
+        overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         return overrides
     }
 }

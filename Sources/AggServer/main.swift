@@ -29,6 +29,12 @@ struct ServerOptions: ParsableArguments {
     var allowPlaintext = false
     @Option(help: "Associations one client key may hold at once (default 4).")
     var associationsPerKey: String?
+    @Option(help: "Streams (connections) open at once on one association; more OPENs are refused (default 1024).")
+    var streamsPerAssociation: Int?
+    @Option(help: "Paths one association may have, ASCONF-added ones included (default 8, at most 64).")
+    var pathsPerAssociation: Int?
+    @Option(help: "Bytes buffered for one association's streams at most, e.g. '64MiB' (the default).")
+    var bufferedBytesPerAssociation: String?
 
     /// The flags given, by config key.
     var overrides: ConfigOverrides {
@@ -41,6 +47,9 @@ struct ServerOptions: ParsableArguments {
         overrides.set("verbose", verbose)
         overrides.set("allow-plaintext", allowPlaintext)
         overrides.set("limits.associations-per-key", associationsPerKey)
+        overrides.set("limits.streams-per-association", streamsPerAssociation)
+        overrides.set("limits.paths-per-association", pathsPerAssociation)
+        overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         return overrides
     }
 }

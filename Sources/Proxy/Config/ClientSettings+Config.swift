@@ -13,6 +13,9 @@ extension ClientSettings {
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("plaintext", \.plaintext, .boolean),
+            ConfigKey(
+                "limits.paths-per-association", \.limits.pathsPerAssociation,
+                .integer(in: 1...StreamLimits.maxPathsPerAssociation)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
             ConfigKey(

@@ -13,6 +13,9 @@ extension ServerSettings {
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
             ConfigKey("limits.associations-per-key", \.limits.associationsPerKey, .integer(in: 1...1024)),
+            ConfigKey(
+                "limits.paths-per-association", \.limits.pathsPerAssociation,
+                .integer(in: 1...StreamLimits.maxPathsPerAssociation)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
             ConfigKey(

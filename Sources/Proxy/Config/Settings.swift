@@ -40,16 +40,19 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
 
 /// Resource limits shared by client and server.
 public struct StreamLimits: Equatable, Sendable {
-    /// Streams open at once on one association (the server's HELLO `maxStreams`).
+    /// Streams open at once on one association (the server's HELLO `maxStreams`); an OPEN beyond it is refused.
     public var streamsPerAssociation = 1024
+    /// Paths one association may have (`SCTPConfiguration.maxPathsPerAssociation`): a peer's ASCONF adding
+    /// another is refused, addresses its INIT-ACK lists beyond it are ignored.
+    public var pathsPerAssociation = 8
     /// Credit per stream and direction: the most DATA bytes buffered for one stream (OPEN and HELLO credit).
     /// 4 MiB: one stream must be able to fill every path at once, and its credit only comes back once bytes were
     /// delivered in order, so it has to cover the summed rates times the slowest path's RTT with full queues
     /// (100 Mbit/s over 120 ms is 1.5 MB). 256 KiB held a download to 79% of two 20+30 Mbit/s paths in the lab.
     /// Memory stays bounded by `bufferedBytesPerAssociation`.
     public var streamCredit: UInt32 = 4 * 1024 * 1024
-    /// The most DATA bytes buffered for all streams of one association; past it, the side stops returning credit
-    /// until its sockets drain.
+    /// The most DATA bytes buffered for all streams of one association; at it, the side stops returning credit
+    /// until its sockets drain, refuses new streams, and resets a stream whose DATA would take it past.
     public var bufferedBytesPerAssociation = 64 * 1024 * 1024
     /// A stream with no DATA in either direction for this long is reset (`ResetReason.idleTimeout`).
     public var streamIdleTimeout: Duration = .seconds(300)
@@ -74,6 +77,10 @@ public struct StreamLimits: Equatable, Sendable {
         }
         guard (1...1024).contains(associationsPerKey) else {
             throw ConfigError(path: source, "associations per key must be 1 ... 1024, not \(associationsPerKey)")
+        }
+        guard (1...Self.maxPathsPerAssociation).contains(pathsPerAssociation) else {
+            let limit = Self.maxPathsPerAssociation
+            throw ConfigError(path: source, "paths per association must be 1 ... \(limit), not \(pathsPerAssociation)")
         }
         guard streamCredit >= UInt32(AggLimits.maxDataPayload), streamCredit <= AggLimits.maxCredit else {
             throw ConfigError(path: source,
@@ -153,6 +160,10 @@ public struct ClientSettings: Equatable, Sendable {
 }
 
 extension StreamLimits {
+    /// The largest `limits.paths-per-association`: more paths than this would make per-path work (heartbeats,
+    /// the scheduler's walk over the paths) a cost one association imposes on all.
+    public static let maxPathsPerAssociation = 64
+
     /// `limits.stream-credit`: from one DATA message's payload to the protocol's largest credit.
     static var streamCreditType: ConfigType<UInt32> {
         ConfigType.byteCount(in: AggLimits.maxDataPayload...Int(AggLimits.maxCredit)).map(

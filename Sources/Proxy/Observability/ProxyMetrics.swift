@@ -1,5 +1,6 @@
 import CoreMetrics
 import Prometheus
+import SCTPEngine
 
 /// The proxy's own counters (connections by outcome, stream bytes relayed each way, authentications), kept through
 /// swift-metrics in the daemon's Prometheus registry and mirrored as plain values for `/status.json`. Every
@@ -15,8 +16,12 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let relayedDown: CoreMetrics.Counter
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
-    private let associationsRefused: CoreMetrics.Counter
     private let associationsRevoked: CoreMetrics.Counter
+    private let limitRefusals: [ResourceLimit: CoreMetrics.Counter]
+    /// Refusals so far by limit, for tests and status displays.
+    private(set) var refusals: [ResourceLimit: Int] = [:]
+    /// The engine's own refusal counts when last synchronised (`syncEngineRefusals`).
+    private var engineRefusals = SCTPLimitRefusals()
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -41,15 +46,18 @@ public final class ProxyMetrics: @unchecked Sendable {
         let associationsHelp = "Associations that passed or failed authentication."
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
-        associationsRefused = counter(
-            "agg_associations_total", associationsHelp, [("outcome", "refused_key_limit")])
         associationsRevoked = counter("agg_associations_total", associationsHelp, [("outcome", "key_revoked")])
+        let refusalsHelp = "Requests refused because a resource limit was reached, by limit."
+        var limitRefusals: [ResourceLimit: CoreMetrics.Counter] = [:]
+        for limit in ResourceLimit.allCases {
+            limitRefusals[limit] = counter("agg_limit_refusals_total", refusalsHelp, [("limit", limit.rawValue)])
+        }
+        self.limitRefusals = limitRefusals
     }
 
     /// A new association was refused: its key holds `limits.associations-per-key` already.
     func recordAssociationRefused() {
-        associationsRefused.increment()
-        values.associationsRefused += 1
+        recordLimitRefusal(.associationsPerKey)
     }
 
     /// An association ended because its key was removed or changed.
@@ -74,6 +82,20 @@ public final class ProxyMetrics: @unchecked Sendable {
             relayedDown.increment(by: Int64(bytes))
             values.bytesDown += bytes
         }
+    }
+
+    /// `limit` refused `count` requests.
+    func recordLimitRefusal(_ limit: ResourceLimit, count: Int = 1) {
+        guard count > 0 else { return }
+        limitRefusals[limit]?.increment(by: Int64(count))
+        refusals[limit, default: 0] += count
+    }
+
+    /// Adds what the engine refused since the previous call (the engine keeps running totals).
+    func syncEngineRefusals(_ engine: SCTPLimitRefusals) {
+        recordLimitRefusal(.pathsPerAssociation, count: engine.paths - engineRefusals.paths)
+        recordLimitRefusal(.tsnGaps, count: engine.tsnGaps - engineRefusals.tsnGaps)
+        engineRefusals = engine
     }
 
     /// An association passed or failed authentication.

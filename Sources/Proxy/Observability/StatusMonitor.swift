@@ -92,6 +92,7 @@ final class StatusMonitor: @unchecked Sendable {
                     id: id.rawValue, state: state, streams: streams, bufferedBytes: driver.bufferedAmount(id),
                     paths: paths))
         }
+        source.metrics.syncEngineRefusals(driver.endpoint.limitRefusals)
         var counters = source.metrics.values
         let statistics = driver.statistics
         counters.datagramsSent = statistics.datagramsSent

@@ -76,6 +76,8 @@ public final class AggClientService: @unchecked Sendable {
     private var reconnectTask: Scheduled<Void>?
     private var handshakeTimer: Scheduled<Void>?
     private var reconnectDelay: TimeAmount
+    /// PONGs the server's PINGs may still get on the current association (`AggLimits.controlReplyBurst`).
+    private var replyBudget = ControlReplyBudget()
     private var attempt = 0
     /// The local address each path sends from now, by path index (nil: its interface has no address); the
     /// addresses that were replaced wait in `retiringLocals` until no path of the engine uses them.
@@ -121,6 +123,7 @@ public final class AggClientService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
+        sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()
@@ -428,7 +431,11 @@ public final class AggClientService: @unchecked Sendable {
             if case .ready(let current, _) = link, current == id,
                 case .control(.ping(let value))? = try? AggMessage.decode(message)
             {
-                driver.send(ControlMessage.pong(value), on: id)
+                if replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
+                    driver.send(ControlMessage.pong(value), on: id)
+                } else {
+                    metrics.recordLimitRefusal(.controlReplies)
+                }
             }
             return
         }
@@ -450,6 +457,7 @@ public final class AggClientService: @unchecked Sendable {
     private func authenticated(_ id: SCTPAssociationID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16)
     {
         handshakeTimer?.cancel()
+        replyBudget = ControlReplyBudget()
         let multiplexer = StreamMultiplexer(
             driver: driver, association: id, role: .client,
             table: .client(outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),

@@ -34,6 +34,8 @@ public final class AggServerService: @unchecked Sendable {
         var authenticator: ServerAuthenticator
         var multiplexer: StreamMultiplexer?
         var authTimer: Scheduled<Void>?
+        /// PONGs this association's PINGs may still get (`AggLimits.controlReplyBurst`).
+        var replyBudget = ControlReplyBudget()
         let outbound: UInt16
         let inbound: UInt16
         /// The engine's owner: the key whose datagram session created the association (`.unauthenticated` in
@@ -97,6 +99,7 @@ public final class AggServerService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
         sctp.localPort = sctpPort
+        sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         sctp.maxAssociationsPerOwner = configuration.limits.associationsPerKey
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
@@ -321,7 +324,13 @@ public final class AggServerService: @unchecked Sendable {
             fail(id, "authentication: \(error)")
             return
         }
-        if let reply { driver.send(reply, on: id) }
+        if let reply {
+            if case .pong = reply, !session.replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
+                metrics.recordLimitRefusal(.controlReplies)
+            } else {
+                driver.send(reply, on: id)
+            }
+        }
         guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state else { return }
         session.authTimer?.cancel()
         session.key = keys[name]

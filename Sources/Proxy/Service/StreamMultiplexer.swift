@@ -21,7 +21,9 @@ final class StreamMultiplexer {
     let associationIdleTimeout: TimeAmount
     /// `StreamLimits.bufferedBytesPerAssociation`: at or above it, streams whose socket has not taken all their
     /// bytes hold back the credit they would return, and new streams are refused (server: OPEN-RESULT "too many
-    /// streams"; client: the connection fails), until the sockets drain below it.
+    /// streams"; client: the connection fails), until the sockets drain below it. It is a hard ceiling: when DATA
+    /// would take the association past it, the stream holding the most buffered bytes is reset (`makeRoom`); the
+    /// streams together may hold more credit than the cap, since each brings its own when it opens.
     let bufferedBytesLimit: Int
 
     private(set) var table: StreamTable
@@ -133,6 +135,37 @@ final class StreamMultiplexer {
         for relay in waiters { relay.sendHeldCredit() }
     }
 
+    /// Keeps the association within `bufferedBytesLimit` when `count` more bytes arrive on `relay`: each stream's
+    /// credit is within the rules, but together the streams may hold more credit than the cap. While the bytes do
+    /// not fit, the stream holding the most buffered bytes (one whose socket does not keep up) is reset, which
+    /// drops its bytes at once; streams whose sockets drain keep going. False when the arriving stream was the one
+    /// reset (its DATA is dropped). Each reset is counted. The scan for the largest holder runs only at the cap, and
+    /// each one frees at least the average holding, so a peer must send that much again to cause the next.
+    private func makeRoom(for count: Int, arrivingOn relay: StreamRelay) -> Bool {
+        while bufferedBytes + count > bufferedBytesLimit {
+            let victim = relays.values.max { $0.bufferedBytes < $1.bufferedBytes }
+            // Nothing to take back from a stream (the bytes belong to finished streams' last writes): the arriving
+            // stream goes.
+            let target = victim.flatMap { $0.bufferedBytes > 0 ? $0 : nil } ?? relay
+            let before = bufferedBytes
+            metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
+            logger.debug(
+                "stream reset at the association's buffered-bytes limit",
+                metadata: ["stream": "\(target.id)", "holding": "\(target.bufferedBytes)", "buffered": "\(before)"])
+            target.reset(
+                .flowControlError,
+                text: "the association buffers \(before) bytes, its limit is \(bufferedBytesLimit)")
+            if target === relay { return false }
+            if bufferedBytes >= before {
+                // The reset stream's bytes are not freed yet: do not take more streams down for them.
+                relay.reset(.flowControlError, text: "the association buffers \(before) bytes")
+                metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
+                return false
+            }
+        }
+        return true
+    }
+
     /// `relay` holds back credit until the association is below its limit.
     func waitForCredit(_ relay: StreamRelay) {
         guard !creditWaiters.contains(where: { $0 === relay }) else { return }
@@ -156,6 +189,7 @@ final class StreamMultiplexer {
         if case .data(let bytes) = decoded { bytesReceived += bytes.readableBytes }
         if case .data(let bytes) = decoded { metrics?.recordRelayed(bytes.readableBytes, up: role == .server) }
         if let relay = relays[message.stream] {
+            if case .data(let bytes) = decoded, !makeRoom(for: bytes.readableBytes, arrivingOn: relay) { return }
             relay.receive(decoded)
             return
         }
@@ -178,11 +212,13 @@ final class StreamMultiplexer {
         guard !isOverBufferedLimit else {
             // The DATA that may follow this OPEN arrives on a free stream and is dropped: nothing is buffered.
             metrics?.recordConnection(.tooManyStreams)
+            metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
             relay.refuse(.tooManyStreams, text: "the association buffers \(bufferedBytes) bytes, at its limit")
             return
         }
         guard table.admit(stream) else {
             metrics?.recordConnection(.tooManyStreams)
+            metrics?.recordLimitRefusal(.streamsPerAssociation)
             relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
             return
         }

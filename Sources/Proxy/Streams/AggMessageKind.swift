@@ -75,4 +75,8 @@ public enum AggLimits {
     public static let authFieldLength = 32
     /// The protocol version carried in HELLO and AUTH.
     public static let version: UInt8 = 1
+    /// PONGs a side sends at once in answer to PINGs, and per second after that (`ControlReplyBudget`); PINGs
+    /// beyond it go unanswered.
+    public static let controlReplyBurst = 8
+    public static let controlRepliesPerSecond = 4
 }

@@ -156,8 +156,9 @@ extension Association {
         } else {
             switch outstanding.request {
             case .add(let local, let remote):
-                // The path toward `remote` now leaves from the new address, and is confirmed at once.
-                _ = addPath(remote: remote, boundTo: local, now: now)
+                // The path toward `remote` now leaves from the new address, and is confirmed at once (unless this
+                // side has its maximum of paths: counted, and the path stays unknown here).
+                addPath(remote: remote, boundTo: local, now: now)
             case .delete(let local):
                 deletionAcknowledged(local, keeping: outstanding.source, toward: outstanding.destination)
             case .setPrimary:
@@ -236,7 +237,13 @@ extension Association {
             // leaves from the address the ASCONF arrived at.
             let remote = address.isWildcard ? source : SCTPSocketAddress(ip: address, port: source.port)
             if !paths.contains(where: { $0.remoteAddress == remote }) {
-                let i = addPath(remote: remote, boundTo: local, now: now, announce: false)
+                // RFC 5061 §5.2: a request the receiver has no resources for is answered with "Operation Refused
+                // Due to Resource Shortage", and "the entire TLV that is refused is copied from the ASCONF-Request
+                // into the error cause" (§4.3). A peer may hold `maxPathsPerAssociation` paths, no more.
+                guard let i = addPath(remote: remote, boundTo: local, now: now, announce: false) else {
+                    return .errorCauseIndication(
+                        correlationID: id, causes: [.operationRefusedResourceShortage(Self.requestTLV(request))])
+                }
                 added.append(paths[i].id)
             }
             return .successIndication(correlationID: id)
@@ -283,6 +290,13 @@ extension Association {
         default:
             return nil
         }
+    }
+
+    /// An ASCONF request parameter as it is on the wire, for error causes that copy it.
+    static func requestTLV(_ request: Parameter) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        request.encode(into: &buffer)
+        return buffer
     }
 
     static func addressTLV(_ ip: SCTPIPAddress) -> ByteBuffer {

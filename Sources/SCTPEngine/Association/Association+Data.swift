@@ -91,6 +91,9 @@ extension Association {
             }
         case .duplicate, .outOfWindow:
             break
+        case .tooManyGaps:
+            output.drop("too many gaps in the TSN sequence")
+            output.refusals.tsnGaps += 1
         }
         return true
     }
@@ -170,8 +173,8 @@ extension Association {
     }
 
     func processSack(_ sack: SackInfo, now: SCTPTime) {
-        let outcome = outstanding.handleSack(sack, now: now) { [paths] pathID in
-            paths.first(where: { $0.id == pathID })?.congestion.isInFastRecovery ?? false
+        let outcome = outstanding.handleSack(sack, now: now) { [paths, pathIndexByID] pathID in
+            pathIndexByID[pathID].map { paths[$0].congestion.isInFastRecovery } ?? false
         }
         switch outcome.disposition {
         case .stale:
@@ -192,7 +195,7 @@ extension Association {
         let cuc = configuration.multipath.concurrentMultipathTransfer && configuration.multipath.cwndUpdateForCMT
         let coupling = configuration.multipath.coupledCongestionControl ? lia() : nil
         for ack in outcome.paths {
-            guard let i = paths.firstIndex(where: { $0.id == ack.path }) else { continue }
+            guard let i = pathIndex(of: ack.path) else { continue }
             if let rtt = ack.rttSample { paths[i].rto.handleMeasurement(rtt) }
             if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), pathIndex: i) }
             paths[i].congestion.handleAck(
@@ -253,7 +256,7 @@ extension Association {
 
     /// RFC 9260 §6.3.3: T3-rtx expiry: back off, collapse cwnd, mark the path's data for retransmission.
     func handleT3Expiry(pathID: PathID, now: SCTPTime) {
-        guard let i = paths.firstIndex(where: { $0.id == pathID }) else { return }
+        guard let i = pathIndex(of: pathID) else { return }
         let returned = outstanding.markAllForRetransmission(on: pathID)
         guard returned > 0 || outstanding.hasChunksToRetransmit else { return }
         paths[i].counters.retransmissions += 1

@@ -74,7 +74,8 @@ extension Association {
             case .stateCookie(let c): cookie = c
             case .ipv4Address(let ip), .ipv6Address(let ip):
                 // The peer's other addresses, reachable at the encapsulation port the INIT-ACK came from
-                // (RFC 6951 §5.4). Each is confirmed with a HEARTBEAT before data goes there (§5.4).
+                // (RFC 6951 §5.4). Each is confirmed with a HEARTBEAT before data goes there (§5.4). Those beyond
+                // `maxPathsPerAssociation` are ignored (and counted by `addPath`).
                 if ip != source.ip && !ip.isWildcard {
                     addPath(remote: SCTPSocketAddress(ip: ip, port: source.port), local: nil, confirmed: false)
                 }
@@ -98,6 +99,7 @@ extension Association {
         if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip }) {
             paths[i].remoteAddress = source
             if paths[i].localAddress == nil || paths[i].localAddress!.ip.isWildcard { paths[i].localAddress = local }
+            reindexPaths()
         }
         peerTag = ack.initiateTag
         peerInitialTSN = ack.initialTSN

@@ -42,7 +42,7 @@ extension Association {
     }
 
     func handleHeartbeatTimer(pathID: PathID, now: SCTPTime) {
-        guard state.isEstablishedOrLater, let i = paths.firstIndex(where: { $0.id == pathID }) else { return }
+        guard state.isEstablishedOrLater, let i = pathIndex(of: pathID) else { return }
         if paths[i].heartbeat.isOutstanding {
             // RFC 9260 §8.3: an unanswered HEARTBEAT counts against the destination and the association.
             paths[i].rto.backOff()
@@ -59,7 +59,7 @@ extension Association {
     }
 
     func handleHeartbeatAck(_ chunk: HeartbeatAckChunk, now: SCTPTime) {
-        guard let info = HeartbeatInfo(chunk.info), let i = paths.firstIndex(where: { $0.id == info.pathID }),
+        guard let info = HeartbeatInfo(chunk.info), let i = pathIndex(of: info.pathID),
             let rtt = paths[i].handleHeartbeatAck(nonce: info.nonce, sentAt: info.sentAt, now: now)
         else { return }
         paths[i].rto.handleMeasurement(rtt)

@@ -12,14 +12,18 @@ extension Association {
     ///    address (the packet could only have come on that path). With several, it is ambiguous: no rebinding.
     /// Rebinding never adds a path: new addresses come only from ASCONF (whose packets set `allowsRebinding`
     /// false), and ASCONF never moves an existing path, so the two cannot be confused.
+    /// The first two are dictionary lookups (`pathIndexByRoute`, `pathIndexByRemote`), so a packet of a known
+    /// path costs O(1) however many paths there are; only a rebinding scans the paths (at most
+    /// `maxPathsPerAssociation`).
     func locatePath(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool)
         -> Int?
     {
-        if let i = paths.firstIndex(where: { $0.remoteAddress == source && $0.localAddress == local }) {
+        assert(isPathIndexConsistent, "path index out of step with the paths")
+        if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: source)] {
             paths[i].arrival.heardAtLocal = true
             return i
         }
-        if let i = paths.firstIndex(where: { $0.remoteAddress == source }) {
+        if let i = pathIndexByRemote[source] {
             if allowsRebinding { noteArrival(pathIndex: i, atOtherLocal: local) }
             return i
         }
@@ -54,6 +58,7 @@ extension Association {
             paths[i].localAddress = local
             paths[i].arrival = Path.ArrivalTracking()
             paths[i].arrival.heardAtLocal = true
+            reindexPaths()
         } else {
             paths[i].arrival.elsewhere = local
         }
@@ -87,6 +92,7 @@ extension Association {
             paths[i].localAddress = other
             paths[i].arrival.lastHeardAtLocal = now
             paths[i].arrival.elsewhere = nil
+            reindexPaths()
             if i == lastDataPathIndex { dataTracker.requestImmediateSack() }
         }
     }
@@ -100,19 +106,31 @@ extension Association {
     private func rebind(pathIndex i: Int, to source: SCTPSocketAddress) {
         let old = paths[i].remoteAddress
         paths[i].remoteAddress = source
+        reindexPaths()
         logger.info("path remote changed (NAT rebinding)", metadata: ["from": "\(old)", "to": "\(source)"])
         output.events.append(.pathRemoteChanged(id, from: old, to: source))
     }
 
     // MARK: - Adding and removing paths
 
+    /// Whether another path may be added (`SCTPConfiguration.maxPathsPerAssociation`); when not, the refusal is
+    /// counted and logged.
+    var hasRoomForPath: Bool {
+        guard paths.count >= max(1, configuration.maxPathsPerAssociation) else { return true }
+        output.refusals.paths += 1
+        logger.debug("path refused: the association has its maximum", metadata: ["paths": "\(paths.count)"])
+        return false
+    }
+
     /// Adds a path for the pair (`remote`, `local`), or returns the one that exists. Unlike `addPath` it allows
     /// two paths to the same remote address from different local addresses.
-    /// With `announce` false the caller announces it later with `announceNewPath`.
+    /// With `announce` false the caller announces it later with `announceNewPath`. Nil (and counted) when a new
+    /// path would exceed `maxPathsPerAssociation`.
+    @discardableResult
     func addPath(remote: SCTPSocketAddress, boundTo local: SCTPSocketAddress, now: SCTPTime, announce: Bool = true)
-        -> Int
+        -> Int?
     {
-        if let i = paths.firstIndex(where: { $0.remoteAddress == remote && $0.localAddress == local }) { return i }
+        if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: remote)] { return i }
         // A path to that remote with no local address yet (learnt from INIT-ACK) and not in use is taken over.
         if let i = paths.firstIndex(where: {
             $0.remoteAddress == remote && $0.localAddress == nil && outstanding.flightSize(on: $0.id) == 0
@@ -121,14 +139,17 @@ extension Association {
                 id: paths[i].id, remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
                 configuration: pathConfiguration, isConfirmed: false)
             timers.disarmAll(on: paths[i].id)
+            reindexPaths()
             if announce { announceNewPath(i, now: now) }
             return i
         }
+        guard hasRoomForPath else { return nil }
         let path = Path(
             id: PathID(nextPathID), remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
             configuration: pathConfiguration, isConfirmed: false)
         nextPathID += 1
         paths.append(path)
+        reindexPaths()
         if announce { announceNewPath(paths.count - 1, now: now) }
         return paths.count - 1
     }
@@ -156,11 +177,49 @@ extension Association {
         timers.disarmAll(on: removed.id)
         _ = outstanding.markAllForRetransmission(on: removed.id)
         paths.remove(at: i)
+        reindexPaths()
         func shifted(_ index: Int) -> Int { index > i ? index - 1 : (index == i ? 0 : index) }
         primaryPathIndex = shifted(primaryPathIndex)
         lastDataPathIndex = shifted(lastDataPathIndex)
         logger.info("path removed", metadata: ["remote": "\(removed.remoteAddress)"])
         output.events.append(.pathStateChanged(id, remote: removed.remoteAddress, .inactive))
+    }
+
+    // MARK: - Looking paths up
+
+    /// Rebuilds the path lookups after a path was added or removed or changed address; never per packet.
+    func reindexPaths() {
+        pathIndexByRoute.removeAll(keepingCapacity: true)
+        pathIndexByRemote.removeAll(keepingCapacity: true)
+        pathIndexByID.removeAll(keepingCapacity: true)
+        for (i, path) in paths.enumerated() {
+            // The first path wins, as a scan from the front would find it.
+            if let local = path.localAddress {
+                let route = ArrivalRoute(local: local, remote: path.remoteAddress)
+                if pathIndexByRoute[route] == nil { pathIndexByRoute[route] = i }
+            }
+            if pathIndexByRemote[path.remoteAddress] == nil { pathIndexByRemote[path.remoteAddress] = i }
+            pathIndexByID[path.id] = i
+        }
+    }
+
+    /// The index of the path with `id`, in O(1).
+    func pathIndex(of id: PathID) -> Int? { pathIndexByID[id] }
+
+    /// Whether the lookups say what scanning the paths would (checked by `assert` in debug builds, so a change of
+    /// a path's address that forgets `reindexPaths` fails the tests).
+    var isPathIndexConsistent: Bool {
+        for (i, path) in paths.enumerated() {
+            if let local = path.localAddress,
+                pathIndexByRoute[ArrivalRoute(local: local, remote: path.remoteAddress)]
+                    != paths.firstIndex(where: { $0.remoteAddress == path.remoteAddress && $0.localAddress == local })
+            {
+                return false
+            }
+            let firstToRemote = paths.firstIndex { $0.remoteAddress == path.remoteAddress }
+            if pathIndexByRemote[path.remoteAddress] != firstToRemote || pathIndexByID[path.id] != i { return false }
+        }
+        return pathIndexByRemote.count <= paths.count && pathIndexByID.count == paths.count
     }
 
     // MARK: - Failure detection (RFC 7829)

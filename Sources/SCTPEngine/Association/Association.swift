@@ -25,9 +25,15 @@ final class Association {
     var features: NegotiatedFeatures = []
 
     // MARK: Paths
+    /// Change a path's addresses, or add or remove one, only through the methods of `Association+Paths.swift`,
+    /// which keep the lookups below in step (`reindexPaths`).
     var paths: [Path] = []
     var primaryPathIndex = 0
     var nextPathID = 0
+    /// Index in `paths` by (local, remote) pair, by remote address (the first path to it) and by id.
+    var pathIndexByRoute: [ArrivalRoute: Int] = [:]
+    var pathIndexByRemote: [SCTPSocketAddress: Int] = [:]
+    var pathIndexByID: [PathID: Int] = [:]
 
     // MARK: Timers
     var timers = TimerTable()
@@ -133,14 +139,18 @@ final class Association {
         return c
     }
 
+    /// Adds a path to `remote` unless one exists; nil (and counted) when the association has
+    /// `maxPathsPerAssociation` paths already.
     @discardableResult
-    func addPath(remote: SCTPSocketAddress, local: SCTPSocketAddress?, confirmed: Bool) -> Int {
-        if let existing = paths.firstIndex(where: { $0.remoteAddress == remote }) { return existing }
+    func addPath(remote: SCTPSocketAddress, local: SCTPSocketAddress?, confirmed: Bool) -> Int? {
+        if let existing = pathIndexByRemote[remote] { return existing }
+        guard hasRoomForPath else { return nil }
         let path = Path(
             id: PathID(nextPathID), remoteAddress: remote, localAddress: local,
             mtu: configuration.maxPacketSize, configuration: pathConfiguration, isConfirmed: confirmed)
         nextPathID += 1
         paths.append(path)
+        reindexPaths()
         return paths.count - 1
     }
 

@@ -57,6 +57,13 @@ public struct SCTPConfiguration: Sendable {
     /// CHUNKS: chunk types the peer must authenticate; ASCONF and ASCONF-ACK at least (RFC 5061 §4.1.1).
     public var authChunkTypes: [UInt8] = [0xC1, 0x80]
 
+    // MARK: - Resource limits
+    /// Paths one association may have, counting those learnt from the peer's address list in INIT-ACK and those
+    /// added with ASCONF: addresses listed beyond it are ignored, and an ASCONF Add IP Address beyond it is
+    /// refused with "Operation Refused Due to Resource Shortage" (RFC 5061 §5.2). Each refusal is counted in
+    /// `SCTPEndpoint.limitRefusals`.
+    public var maxPathsPerAssociation = 8
+
     // MARK: - Security of the handshake
     /// Key for the HMAC-SHA256 that signs state cookies. Set it from a real random source in production.
     public var cookieSecret: [UInt8] = Array(repeating: 0x5A, count: 32)

@@ -7,6 +7,8 @@ final class EndpointOutput {
     var events = Deque<SCTPEvent>()
     /// Packets dropped on input, by reason, for metrics.
     var dropped: [String: Int] = [:]
+    /// Requests refused because a limit was reached, for metrics.
+    var refusals = SCTPLimitRefusals()
 
     func drop(_ reason: String) { dropped[reason, default: 0] += 1 }
 }

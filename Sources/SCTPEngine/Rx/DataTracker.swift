@@ -3,8 +3,10 @@
 ///
 /// For each packet the association calls `handleData` once per DATA chunk (and keeps only chunks reported
 /// `.new`), then `handlePacketEnd(now:)`. It then sends a SACK built by `makeSack` when `isSackDue(now:)`, and
-/// otherwise arms the delayed-SACK timer at `sackDeadline`. Out-of-order TSNs are kept as sorted, disjoint ranges
-/// of 64-bit unwrapped TSNs, so a burst of losses costs a handful of ranges, not one entry per TSN.
+/// otherwise arms the delayed-SACK timer at `sackDeadline`. Out-of-order TSNs are kept as disjoint ranges of 64-bit
+/// unwrapped TSNs in a balanced tree (`TSNRangeSet`), so a burst of losses costs a handful of ranges, not one entry
+/// per TSN, and a chunk costs O(log n) for n ranges held whatever order a peer sends in; the number of ranges is
+/// capped as well, which bounds the memory a peer can make us spend on gaps.
 struct DataTracker: Sendable {
     struct Configuration: Sendable {
         /// The longest a SACK may be delayed: 200 ms by default (RFC 9260 §6.2: it "MUST NOT" exceed 500 ms).
@@ -15,6 +17,10 @@ struct DataTracker: Sendable {
         var maxDuplicates = 32
         /// TSNs further than this beyond the cumulative TSN are refused, bounding the out-of-order state.
         var maxTSNsAhead: UInt32 = 1 << 20
+        /// Ranges of TSNs held above the cumulative TSN, at most: a TSN that would open one more (touching no range
+        /// held) is refused (`.tooManyGaps`) like one out of window, unless it is the next in sequence. Legitimate reordering, even
+        /// across paths of very different delay, opens a few thousand; 16,384 ranges take about 512 KiB.
+        var maxGapRanges = 16_384
         /// RFC 9260 §6.7: SACK at once when data arrives out of order. CMT's DAC turns this off, because with
         /// several paths reordering is the normal case, and reports the packet count in the SACK instead.
         var sackImmediatelyOnGaps = true
@@ -30,17 +36,21 @@ struct DataTracker: Sendable {
         case duplicate
         /// Too far ahead of the cumulative TSN to track: drop it unacknowledged.
         case outOfWindow
+        /// It would open one range of TSNs more than `maxGapRanges` allows: drop it unacknowledged.
+        case tooManyGaps
     }
 
     let configuration: Configuration
     /// The highest TSN received in sequence (the SACK's Cumulative TSN Ack).
     private(set) var cumulativeTSN: TSN
     private var cumulativeUnwrapped: UInt64
-    /// TSNs received above the cumulative TSN: ascending, disjoint, never adjacent.
-    private var received: [ClosedRange<UInt64>] = []
+    /// TSNs received above the cumulative TSN.
+    private var received = TSNRangeSet()
     /// NR-SACK: the subset of `received` already delivered to the user, which will not be reneged.
-    private var delivered: [ClosedRange<UInt64>] = []
+    private var delivered = TSNRangeSet()
     private var duplicates: [TSN] = []
+    /// Tree nodes visited while building SACKs (the range sets count their own changes); see `workSteps`.
+    private var sackSteps = 0
     /// CMT DAC: DATA packets received since the last SACK.
     private(set) var packetsSinceLastSack = 0
     /// When the delayed-SACK timer should fire; nil when no SACK is pending or one is due at once.
@@ -68,15 +78,22 @@ struct DataTracker: Sendable {
         packetHadData = true
         if isImmediate { packetWantsImmediateSack = true }
         let delta = Int32(bitPattern: tsn.rawValue &- cumulativeTSN.rawValue)
-        if delta <= 0 || contains(cumulativeUnwrapped + UInt64(delta)) {
+        // Every TSN held lies within `maxTSNsAhead` of the cumulative TSN, so one beyond it is never a duplicate.
+        if delta > 0, UInt32(delta) > configuration.maxTSNsAhead { return .outOfWindow }
+        let value = cumulativeUnwrapped + UInt64(max(delta, 0))
+        if delta > 1, received.count >= configuration.maxGapRanges, !received.contains(value),
+            !received.contains(value - 1), !received.contains(value + 1)
+        {
+            // It would open another range: refused, unacknowledged, like a TSN out of window.
+            return .tooManyGaps
+        }
+        guard delta > 0, received.insert(value) else {
             // RFC 9260 §6.2: "When a packet arrives with duplicate DATA chunk(s) and with no new DATA chunk(s), the
             // endpoint MUST immediately send a SACK with no delay."
             if duplicates.count < configuration.maxDuplicates { duplicates.append(tsn) }
             packetWantsImmediateSack = true
             return .duplicate
         }
-        guard UInt32(delta) <= configuration.maxTSNsAhead else { return .outOfWindow }
-        insert(cumulativeUnwrapped + UInt64(delta))
         advanceCumulativeTSN()
         return .new
     }
@@ -117,7 +134,8 @@ struct DataTracker: Sendable {
         guard delta > 0 else { return false }
         cumulativeTSN = newCumulativeTSN
         cumulativeUnwrapped += UInt64(delta)
-        dropRanges(through: cumulativeUnwrapped)
+        received.removeAll(through: cumulativeUnwrapped)
+        delivered.removeAll(through: cumulativeUnwrapped)
         advanceCumulativeTSN()
         return true
     }
@@ -130,8 +148,8 @@ struct DataTracker: Sendable {
         guard hi > 0, lo <= hi else { return }
         let lower = cumulativeUnwrapped + UInt64(max(lo, 1))
         let upper = cumulativeUnwrapped + UInt64(hi)
-        guard let i = rangeIndex(containing: lower), received[i].contains(upper) else { return }
-        Self.insert(lower...upper, into: &delivered)
+        guard let range = received.range(containing: lower), range.contains(upper) else { return }
+        delivered.insert(lower...upper)
     }
 
     // MARK: - SACK
@@ -163,11 +181,19 @@ struct DataTracker: Sendable {
         advertisedReceiverWindowCredit: UInt32, maxGapBlocks: Int = 64, newestGapBlocks: Int = 0,
         includeNonRenegable: Bool = false
     ) -> SackInfo {
+        var steps = 0
+        let gapBlocks = Self.blocks(
+            received, above: cumulativeUnwrapped, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
+        let nrGapBlocks =
+            includeNonRenegable
+            ? Self.blocks(
+                delivered, above: cumulativeUnwrapped, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
+            : []
+        sackSteps += steps
         let sack = SackInfo(
             cumulativeTSNAck: cumulativeTSN, advertisedReceiverWindowCredit: advertisedReceiverWindowCredit,
-            gapAckBlocks: blocks(received, max: maxGapBlocks, newest: newestGapBlocks),
-            nrGapAckBlocks: includeNonRenegable ? blocks(delivered, max: maxGapBlocks, newest: newestGapBlocks) : [],
-            duplicateTSNs: duplicates, packetsSinceLastSack: max(packetsSinceLastSack, 1))
+            gapAckBlocks: gapBlocks, nrGapAckBlocks: nrGapBlocks, duplicateTSNs: duplicates,
+            packetsSinceLastSack: max(packetsSinceLastSack, 1))
         duplicates = []
         packetsSinceLastSack = 0
         isSackImmediate = false
@@ -184,8 +210,15 @@ struct DataTracker: Sendable {
     /// Whether `tsn` has been received.
     func hasReceived(_ tsn: TSN) -> Bool {
         let delta = Int32(bitPattern: tsn.rawValue &- cumulativeTSN.rawValue)
-        return delta <= 0 || contains(cumulativeUnwrapped + UInt64(delta))
+        return delta <= 0 || received.contains(cumulativeUnwrapped + UInt64(delta))
     }
+
+    /// Ranges of TSNs held above the cumulative TSN.
+    var gapRangeCount: Int { received.count }
+
+    /// Tree steps spent on out-of-order TSNs so far (changes to both range sets and SACK building), for tests that
+    /// check the cost per chunk.
+    var workSteps: Int { received.steps + delivered.steps + sackSteps }
 
     // MARK: - Internals
 
@@ -198,67 +231,29 @@ struct DataTracker: Sendable {
         packetStartCumulativeTSN = cumulativeTSN
     }
 
-    /// The gap blocks of `ranges` as offsets from the cumulative TSN: all of them if at most `count` can be
-    /// expressed, otherwise the lowest `count - newest` and the highest `newest`, in ascending order.
-    private func blocks(_ ranges: [ClosedRange<UInt64>], max count: Int, newest: Int = 0) -> [GapBlock] {
-        // Ranges starting beyond a 16-bit offset cannot be expressed.
-        var expressible = ranges.count
-        while expressible > 0, ranges[expressible - 1].lowerBound - cumulativeUnwrapped > UInt64(UInt16.max) {
-            expressible -= 1
-        }
-        let highest = expressible > count ? min(max(newest, 0), count) : 0
-        let lowest = min(expressible, count) - highest
+    /// The gap blocks of `ranges` as offsets from `cumulative`: all of them if at most `count` can be expressed,
+    /// otherwise the lowest `count - newest` and the highest `newest`, in ascending order. Ranges starting beyond a
+    /// 16-bit offset cannot be expressed.
+    private static func blocks(
+        _ ranges: TSNRangeSet, above cumulative: UInt64, max count: Int, newest: Int, steps: inout Int
+    ) -> [GapBlock] {
+        let bound = cumulative + UInt64(UInt16.max)
         var result: [GapBlock] = []
-        result.reserveCapacity(lowest + highest)
-        for range in ranges[0..<lowest] + ranges[(expressible - highest)..<expressible] {
-            let start = range.lowerBound - cumulativeUnwrapped
-            let end = min(range.upperBound - cumulativeUnwrapped, UInt64(UInt16.max))
+        result.reserveCapacity(min(count + 1, ranges.count))
+        func append(_ range: ClosedRange<UInt64>) {
+            let start = range.lowerBound - cumulative
+            let end = min(range.upperBound - cumulative, UInt64(UInt16.max))
             result.append((UInt16(start), UInt16(end)))
         }
+        // One more than fits tells whether the budget is exceeded.
+        ranges.forEachAscending(through: bound, limit: count + 1, steps: &steps, append)
+        guard result.count > count else { return result }
+        let highest = min(max(newest, 0), count)
+        result.removeLast(highest + 1)
+        let lowest = result.count
+        ranges.forEachDescending(through: bound, limit: highest, steps: &steps, append)
+        result[lowest...].reverse()
         return result
-    }
-
-    private func rangeIndex(containing value: UInt64) -> Int? {
-        var lo = 0
-        var hi = received.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if received[mid].upperBound < value { lo = mid + 1 } else { hi = mid }
-        }
-        return lo < received.count && received[lo].contains(value) ? lo : nil
-    }
-
-    private func contains(_ value: UInt64) -> Bool { rangeIndex(containing: value) != nil }
-
-    private mutating func insert(_ value: UInt64) { Self.insert(value...value, into: &received) }
-
-    /// Inserts `new` into ascending, disjoint, non-adjacent `ranges`, merging neighbours.
-    private static func insert(_ new: ClosedRange<UInt64>, into ranges: inout [ClosedRange<UInt64>]) {
-        // Fast path: appending at the end, the common case with in-order arrival above a gap.
-        if let last = ranges.last, new.lowerBound > last.upperBound {
-            if new.lowerBound == last.upperBound + 1 {
-                ranges[ranges.count - 1] = last.lowerBound...new.upperBound
-            } else {
-                ranges.append(new)
-            }
-            return
-        }
-        // First range whose upper bound reaches new.lowerBound - 1.
-        var lo = 0
-        var hi = ranges.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if ranges[mid].upperBound + 1 < new.lowerBound { lo = mid + 1 } else { hi = mid }
-        }
-        var lower = new.lowerBound
-        var upper = new.upperBound
-        var end = lo
-        while end < ranges.count && ranges[end].lowerBound <= upper + 1 {
-            lower = min(lower, ranges[end].lowerBound)
-            upper = max(upper, ranges[end].upperBound)
-            end += 1
-        }
-        ranges.replaceSubrange(lo..<end, with: CollectionOfOne(lower...upper))
     }
 
     private mutating func advanceCumulativeTSN() {
@@ -266,27 +261,6 @@ struct DataTracker: Sendable {
         cumulativeTSN = cumulativeTSN.advanced(by: UInt32(truncatingIfNeeded: first.upperBound - cumulativeUnwrapped))
         cumulativeUnwrapped = first.upperBound
         received.removeFirst()
-        dropDelivered(through: cumulativeUnwrapped)
-    }
-
-    private mutating func dropRanges(through value: UInt64) {
-        while let first = received.first, first.lowerBound <= value {
-            if first.upperBound <= value {
-                received.removeFirst()
-            } else {
-                received[0] = (value + 1)...first.upperBound
-            }
-        }
-        dropDelivered(through: value)
-    }
-
-    private mutating func dropDelivered(through value: UInt64) {
-        while let first = delivered.first, first.lowerBound <= value {
-            if first.upperBound <= value {
-                delivered.removeFirst()
-            } else {
-                delivered[0] = (value + 1)...first.upperBound
-            }
-        }
+        delivered.removeAll(through: cumulativeUnwrapped)
     }
 }

@@ -44,8 +44,16 @@ struct ReassembledMessage: Sendable {
 ///
 /// A message is complete when its B and E fragments and every TSN between them are present (§6.9). Ordered
 /// fragments are grouped by (stream, SSN), so completeness is an O(1) count check; unordered fragments, which only
-/// TSN contiguity ties together, are found by walking neighbouring TSNs. `bufferedBytes` counts every payload byte
-/// held, released messages included until polled, so the association can advertise a_rwnd = capacity − buffered.
+/// TSN contiguity ties together, are kept with the runs of consecutive TSNs and the TSNs of B and E fragments in
+/// range sets, so finding the message a fragment completes costs O(log n) whatever order they arrive in.
+///
+/// `bufferedBytes` is what the association advertises a_rwnd against (capacity − buffered), and it counts what
+/// holding data really costs, so a peer cannot make us hold more memory than the window says: every payload byte
+/// held, released messages included until polled, and each fragment or waiting message held charged at least
+/// `minimumCharge` bytes (its bookkeeping costs about that much however small its payload). A payload that would
+/// keep alive a storage more than twice its size (a DATA chunk is a slice of its datagram's buffer, and NIO reads
+/// 64 datagrams into one buffer) is copied into its own before it is held or handed out, so held payloads never pin
+/// more than twice their bytes. Together: what the queue holds stays below about three times `capacity`.
 struct ReassemblyQueue: Sendable {
     /// An ordered message still missing fragments.
     private struct Partial: Sendable {
@@ -74,11 +82,23 @@ struct ReassemblyQueue: Sendable {
         var data: ReceivedData
     }
 
+    /// What holding one fragment or waiting message costs at least, payload or not: its entry in the tables,
+    /// the storage object of its copied payload, and its nodes in the range sets.
+    static let minimumCharge = 512
+
     /// The receive buffer size, the a_rwnd advertised when empty.
     let capacity: Int
-    private(set) var bufferedBytes = 0
+    /// Payload bytes held or released and not yet polled, plus what fragments held cost beyond their payload.
+    var bufferedBytes: Int { payloadBytes + bookkeepingBytes }
+    private var payloadBytes = 0
+    /// For each fragment and waiting message held, `minimumCharge` minus its payload when that is less.
+    private var bookkeepingBytes = 0
     private var streams: [StreamID: Stream] = [:]
     private var unordered: [UInt64: Fragment] = [:]
+    /// The TSNs in `unordered` as runs of consecutive TSNs, and the TSNs of its B and of its E fragments.
+    private var unorderedRuns = TSNRangeSet()
+    private var unorderedBeginnings = TSNRangeSet()
+    private var unorderedEndings = TSNRangeSet()
     private var output = Deque<ReassembledMessage>()
     private var unwrapper = SerialUnwrapper<TSN>()
 
@@ -98,7 +118,9 @@ struct ReassemblyQueue: Sendable {
     /// Adds a chunk whose TSN the data tracker reported new; completed messages become available to
     /// `pollMessage`.
     mutating func add(_ data: ReceivedData) {
-        bufferedBytes += data.payload.readableBytes
+        var data = data
+        data.payload = Self.ownStorage(data.payload)
+        payloadBytes += data.payload.readableBytes
         if data.isBeginning && data.isEnding {
             let message = ReassembledMessage(
                 streamID: data.streamID, ppid: data.ppid, isUnordered: data.isUnordered, payload: data.payload,
@@ -111,8 +133,12 @@ struct ReassemblyQueue: Sendable {
             return
         }
         let tsn = unwrapper.unwrap(data.tsn)
+        hold(data.payload)
         if data.isUnordered {
             unordered[tsn] = Fragment(data: data)
+            _ = unorderedRuns.insert(tsn)
+            if data.isBeginning { _ = unorderedBeginnings.insert(tsn) }
+            if data.isEnding { _ = unorderedEndings.insert(tsn) }
             assembleUnordered(around: tsn)
         } else {
             addOrderedFragment(data, tsn: tsn)
@@ -124,7 +150,7 @@ struct ReassemblyQueue: Sendable {
     /// The next complete message, in delivery order.
     mutating func pollMessage() -> ReassembledMessage? {
         guard let message = output.popFirst() else { return nil }
-        bufferedBytes -= message.payload.readableBytes
+        payloadBytes -= message.payload.readableBytes
         return message
     }
 
@@ -137,12 +163,19 @@ struct ReassemblyQueue: Sendable {
     mutating func handleForwardTSN(newCumulativeTSN: TSN, skipped: some Sequence<(StreamID, SSN)>) {
         let limit = unwrapper.peek(newCumulativeTSN)
         for (key, fragment) in unordered where key <= limit {
-            bufferedBytes -= fragment.data.payload.readableBytes
+            payloadBytes -= fragment.data.payload.readableBytes
+            release(fragment.data.payload)
             unordered[key] = nil
         }
+        unorderedRuns.removeAll(through: limit)
+        unorderedBeginnings.removeAll(through: limit)
+        unorderedEndings.removeAll(through: limit)
         for id in streams.keys {
             for (ssn, partial) in streams[id]!.partials where partial.highest <= limit {
-                bufferedBytes -= partial.fragments.reduce(0) { $0 + $1.payload.readableBytes }
+                for fragment in partial.fragments {
+                    payloadBytes -= fragment.payload.readableBytes
+                    release(fragment.payload)
+                }
                 streams[id]!.partials[ssn] = nil
             }
         }
@@ -151,7 +184,8 @@ struct ReassemblyQueue: Sendable {
             if ssn.isAfter(stream.nextSSN) || ssn == stream.nextSSN {
                 stream.nextSSN = ssn.next
                 for (key, message) in stream.ready where SSN(key).isBefore(stream.nextSSN) {
-                    bufferedBytes -= message.payload.readableBytes
+                    payloadBytes -= message.payload.readableBytes
+                    release(message.payload)
                     stream.ready[key] = nil
                 }
             }
@@ -165,9 +199,43 @@ struct ReassemblyQueue: Sendable {
         for id in ids {
             guard let stream = streams.removeValue(forKey: id) else { continue }
             for partial in stream.partials.values {
-                bufferedBytes -= partial.fragments.reduce(0) { $0 + $1.payload.readableBytes }
+                for fragment in partial.fragments {
+                    payloadBytes -= fragment.payload.readableBytes
+                    release(fragment.payload)
+                }
             }
-            for message in stream.ready.values { bufferedBytes -= message.payload.readableBytes }
+            for message in stream.ready.values {
+                payloadBytes -= message.payload.readableBytes
+                release(message.payload)
+            }
+        }
+    }
+
+    // MARK: - Memory held
+
+    /// Payload bytes held for reassembly (fragments of incomplete messages, complete messages waiting for an earlier
+    /// SSN) and the storage those payloads keep alive, summed per payload: an upper bound when several share one.
+    var heldPayloadStorage: (payload: Int, storage: Int) {
+        var payload = 0
+        var storage = 0
+        func add(_ buffer: ByteBuffer) {
+            payload += buffer.readableBytes
+            storage += buffer.storageCapacity
+        }
+        for stream in streams.values {
+            for partial in stream.partials.values {
+                for fragment in partial.fragments { add(fragment.payload) }
+            }
+            for message in stream.ready.values { add(message.payload) }
+        }
+        for fragment in unordered.values { add(fragment.data.payload) }
+        return (payload, storage)
+    }
+
+    /// Fragments and waiting messages held.
+    var heldFragmentCount: Int {
+        streams.values.reduce(unordered.count) { total, stream in
+            total + stream.ready.count + stream.partials.values.reduce(0) { $0 + $1.fragments.count }
         }
     }
 
@@ -181,10 +249,11 @@ struct ReassemblyQueue: Sendable {
             streams[id, default: Stream()].nextSSN = ssn.next
             drain(id)
         } else if ssn.isAfter(nextSSN) {
+            hold(message.payload)
             streams[id, default: Stream()].ready[ssn.rawValue] = message
         } else {
             // Older than the next expected SSN: already delivered or skipped by FORWARD-TSN.
-            bufferedBytes -= message.payload.readableBytes
+            payloadBytes -= message.payload.readableBytes
         }
     }
 
@@ -193,6 +262,7 @@ struct ReassemblyQueue: Sendable {
         while !streams[id]!.ready.isEmpty {
             let ssn = streams[id]!.nextSSN
             guard let message = streams[id]!.ready.removeValue(forKey: ssn.rawValue) else { return }
+            release(message.payload)
             output.append(message)
             streams[id]!.nextSSN = ssn.next
         }
@@ -213,6 +283,7 @@ struct ReassemblyQueue: Sendable {
             return
         }
         partial.fragments.sort { $0.tsn < $1.tsn }
+        for fragment in partial.fragments { release(fragment.payload) }
         let payload = Self.concatenate(partial.fragments.lazy.map(\.payload))
         let message = ReassembledMessage(
             streamID: data.streamID, ppid: partial.ppid, isUnordered: false, payload: payload,
@@ -221,26 +292,63 @@ struct ReassemblyQueue: Sendable {
         deliverOrdered(message, ssn: data.ssn)
     }
 
-    /// Finds the run of unordered fragments with consecutive TSNs around `tsn`; if it spans B to E, releases it.
+    /// Finds the unordered message `tsn` belongs to: its B fragment is the nearest at or before `tsn` with no E
+    /// fragment in between, its E fragment the nearest at or after `tsn` with no B fragment in between, and every
+    /// TSN from one to the other is held (one run). If there is one, it is released.
     private mutating func assembleUnordered(around tsn: UInt64) {
-        var first = tsn
-        while !unordered[first]!.data.isBeginning {
-            guard first > 0, let previous = unordered[first - 1], !previous.data.isEnding else { return }
-            first -= 1
-        }
-        var last = tsn
-        while !unordered[last]!.data.isEnding {
-            guard let next = unordered[last + 1], !next.data.isBeginning else { return }
-            last += 1
-        }
+        guard let run = unorderedRuns.range(containing: tsn),
+            let first = Self.greatest(in: unorderedBeginnings, atMost: tsn), first >= run.lowerBound,
+            let last = Self.least(in: unorderedEndings, atLeast: tsn), last <= run.upperBound
+        else { return }
+        if tsn > first, let ending = Self.greatest(in: unorderedEndings, atMost: tsn - 1), ending >= first { return }
+        if let beginning = Self.least(in: unorderedBeginnings, atLeast: tsn + 1), beginning <= last { return }
         let head = unordered[first]!.data
         var payloads: [ByteBuffer] = []
         payloads.reserveCapacity(Int(last - first + 1))
-        for key in first...last { payloads.append(unordered.removeValue(forKey: key)!.data.payload) }
+        for key in first...last {
+            let payload = unordered.removeValue(forKey: key)!.data.payload
+            release(payload)
+            payloads.append(payload)
+        }
+        unorderedRuns.remove(first...last)
+        unorderedBeginnings.remove(first...first)
+        unorderedEndings.remove(last...last)
         output.append(
             ReassembledMessage(
                 streamID: head.streamID, ppid: head.ppid, isUnordered: true, payload: Self.concatenate(payloads),
                 firstTSN: head.tsn, lastTSN: TSN(UInt32(truncatingIfNeeded: last))))
+    }
+
+    /// The greatest value of `set` at most `value`.
+    private static func greatest(in set: TSNRangeSet, atMost value: UInt64) -> UInt64? {
+        set.floor(value).map { min($0.upperBound, value) }
+    }
+
+    /// The least value of `set` at least `value`.
+    private static func least(in set: TSNRangeSet, atLeast value: UInt64) -> UInt64? {
+        if let range = set.floor(value), range.upperBound >= value { return value }
+        return set.ceiling(value)?.lowerBound
+    }
+
+    // MARK: - Memory
+
+    /// Charges one held fragment or waiting message its bookkeeping beyond its payload.
+    private mutating func hold(_ payload: ByteBuffer) {
+        bookkeepingBytes += max(0, Self.minimumCharge - payload.readableBytes)
+    }
+
+    /// Takes back what `hold` charged for `payload`.
+    private mutating func release(_ payload: ByteBuffer) {
+        bookkeepingBytes -= max(0, Self.minimumCharge - payload.readableBytes)
+    }
+
+    /// `payload`, copied into storage of its own when the storage it is a slice of is more than twice its size, so
+    /// it does not keep the rest of its datagram's receive buffer alive.
+    static func ownStorage(_ payload: ByteBuffer) -> ByteBuffer {
+        guard payload.storageCapacity > 2 * payload.readableBytes else { return payload }
+        var copy = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
+        copy.writeImmutableBuffer(payload)
+        return copy
     }
 
     private static func concatenate(_ parts: some Collection<ByteBuffer>) -> ByteBuffer {

@@ -55,6 +55,7 @@ import Testing
             plaintext = true
 
             [limits]
+            paths-per-association = 4
             stream-credit = "8MiB"
             stream-idle-timeout = 120
             buffered-bytes-per-association = "32MiB"
@@ -72,12 +73,13 @@ import Testing
         expected.shutdownTimeout = .seconds(90)
         expected.verbose = true
         expected.plaintext = true
+        expected.limits.pathsPerAssociation = 4
         expected.limits.streamCredit = 8 * 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(120)
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 12)
+        #expect(ClientSettings.configKeys.count == 13)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -94,6 +96,7 @@ import Testing
             [limits]
             streams-per-association = 256
             associations-per-key = 2
+            paths-per-association = 3
             stream-credit = 1048576
             stream-idle-timeout = "10m"
             buffered-bytes-per-association = 16777216
@@ -112,6 +115,7 @@ import Testing
         expected.allowPlaintext = true
         expected.limits.streamsPerAssociation = 256
         expected.limits.associationsPerKey = 2
+        expected.limits.pathsPerAssociation = 3
         expected.limits.streamCredit = 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(600)
         expected.limits.bufferedBytesPerAssociation = 16 << 20
@@ -119,7 +123,7 @@ import Testing
         expected.limits.authenticationTimeout = .seconds(2)
         expected.limits.connectTimeout = .seconds(5)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 15)
+        #expect(ServerSettings.configKeys.count == 16)
     }
 
     @Test func noFileAndAnEmptyFileGiveTheDefaults() throws {

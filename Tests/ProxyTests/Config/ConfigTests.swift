@@ -157,6 +157,11 @@ import Darwin
         limits = StreamLimits()
         limits.streamIdleTimeout = .zero
         #expect(throws: ConfigError.self) { try limits.validate(source: "test") }
+        for paths in [0, StreamLimits.maxPathsPerAssociation + 1] {
+            limits = StreamLimits()
+            limits.pathsPerAssociation = paths
+            #expect(throws: ConfigError.self) { try limits.validate(source: "test") }
+        }
     }
 
     @Test(arguments: [

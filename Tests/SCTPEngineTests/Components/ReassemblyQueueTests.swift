@@ -99,18 +99,73 @@ extension Components {
             #expect(drain(&queue) == ["1b1e"])
         }
 
+        /// Held fragments and waiting messages count at least `minimumCharge` each (their bookkeeping), released
+        /// messages their payload until polled.
         @Test func bufferedBytesTracksHeldPayloadUntilPolled() {
-            var queue = ReassemblyQueue(capacity: 100)
+            let charge = ReassemblyQueue.minimumCharge
+            var queue = ReassemblyQueue(capacity: 4096)
             queue.add(chunk(1, ssn: 1, "12345"))
             queue.add(chunk(3, ssn: 2, "abc", b: true, e: false))
-            #expect(queue.bufferedBytes == 8)
-            #expect(queue.availableBytes == 92)
-            #expect(queue.hasRoom(for: 92))
-            #expect(!queue.hasRoom(for: 93))
+            #expect(queue.bufferedBytes == 2 * charge)
+            #expect(queue.availableBytes == 4096 - 2 * charge)
+            #expect(queue.hasRoom(for: 4096 - 2 * charge))
+            #expect(!queue.hasRoom(for: 4096 - 2 * charge + 1))
             queue.add(chunk(0, ssn: 0, "xy"))
-            #expect(queue.bufferedBytes == 10)
+            #expect(queue.bufferedBytes == 7 + charge)
             _ = drain(&queue)
-            #expect(queue.bufferedBytes == 3)
+            #expect(queue.bufferedBytes == charge)
+            queue.add(chunk(4, ssn: 2, "de", b: false, e: true))
+            #expect(queue.bufferedBytes == 5)
+            #expect(drain(&queue) == ["abcde"])
+            #expect(queue.bufferedBytes == 0)
+        }
+
+        /// A payload larger than the minimum charge counts its bytes, and one that is most of its storage is kept
+        /// as it is (no copy); one that is a small part of a large buffer is copied out of it.
+        @Test func onlySmallSlicesOfLargeBuffersAreCopied() {
+            var datagram = ByteBufferAllocator().buffer(capacity: 2048)
+            datagram.writeRepeatingByte(7, count: 1400)
+            let large = datagram.getSlice(at: 0, length: 1300)!
+            let small = datagram.getSlice(at: 1300, length: 100)!
+            #expect(ReassemblyQueue.ownStorage(large).storageCapacity == 2048)
+            #expect(ReassemblyQueue.ownStorage(small).storageCapacity <= 200)
+            #expect(ReassemblyQueue.ownStorage(small) == small)
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(ReceivedData(tsn: TSN(5), streamID: StreamID(0), ssn: SSN(1), ppid: PPID(0), payload: large))
+            #expect(queue.bufferedBytes == 1300)
+        }
+
+        /// Unordered fragments in random order, many messages interleaved, some never complete: each complete
+        /// message comes out exactly once and whole, and nothing of an incomplete one does.
+        @Test(arguments: [1, 2, 3] as [UInt64])
+        func unorderedFragmentsInRandomOrderAssembleExactly(seed: UInt64) {
+            var random = SCTPRandom(seed: seed)
+            var queue = ReassemblyQueue(capacity: 1 << 24)
+            var chunks: [ReceivedData] = []
+            var expected: [String] = []
+            var tsn = UInt32.max - 500
+            for message in 0..<400 {
+                let count = 2 + Int(random.next() % 6)
+                let complete = message % 7 != 3
+                var text = ""
+                for i in 0..<count {
+                    let part = "\(message).\(i);"
+                    text += part
+                    // An incomplete message loses one of its fragments.
+                    if complete || i != count / 2 {
+                        chunks.append(chunk(tsn, part, unordered: true, b: i == 0, e: i == count - 1))
+                    }
+                    tsn &+= 1
+                }
+                if complete { expected.append(text) }
+            }
+            chunks.shuffle(using: &random)
+            var received: [String] = []
+            for data in chunks {
+                queue.add(data)
+                received += drain(&queue)
+            }
+            #expect(received.sorted() == expected.sorted())
         }
 
         @Test func forwardTSNSkipsAbandonedSSN() {
