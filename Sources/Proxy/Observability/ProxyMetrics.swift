@@ -1,7 +1,8 @@
 import CoreMetrics
 import Prometheus
 
-/// The proxy's own counters (connections by outcome, stream bytes relayed each way, authentications), kept through
+/// The proxy's own counters (connections by outcome, stream bytes relayed each way, authentications, refusals by
+/// reason), kept through
 /// swift-metrics in the daemon's Prometheus registry and mirrored as plain values for `/status.json`. Every
 /// service owns one, so two daemons in one process (the demo, the tests) keep separate figures. Confined to the
 /// service's event loop; the registry itself may be read from any thread.
@@ -15,6 +16,9 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let relayedDown: CoreMetrics.Counter
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
+    private let refusalCounters: [Refusal: CoreMetrics.Counter]
+    /// Refusals so far by reason, for tests and the log.
+    private(set) var refusals: [Refusal: Int] = [:]
 
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
@@ -39,6 +43,18 @@ public final class ProxyMetrics: @unchecked Sendable {
         let associationsHelp = "Associations that passed or failed authentication."
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
+        let refusalsHelp = "Requests a defence refused, by reason."
+        var refusalCounters: [Refusal: CoreMetrics.Counter] = [:]
+        for reason in Refusal.allCases {
+            refusalCounters[reason] = counter("agg_refusals_total", refusalsHelp, [("reason", reason.rawValue)])
+        }
+        self.refusalCounters = refusalCounters
+    }
+
+    /// A defence refused a request for `reason`.
+    func recordRefusal(_ reason: Refusal) {
+        refusalCounters[reason]?.increment()
+        refusals[reason, default: 0] += 1
     }
 
     /// A proxied connection's open ended with `outcome`.
