@@ -34,6 +34,8 @@ public final class AggServerService: @unchecked Sendable {
         var authenticator: ServerAuthenticator
         var multiplexer: StreamMultiplexer?
         var authTimer: Scheduled<Void>?
+        /// The client can change paths on every packet (a new source port each time): their log lines are limited.
+        var pathLog = LogRateLimiter()
         let outbound: UInt16
         let inbound: UInt16
 
@@ -54,6 +56,8 @@ public final class AggServerService: @unchecked Sendable {
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
     private var sessions: [SCTPAssociationID: Session] = [:]
+    /// Path lines of associations without a session (before `established`).
+    private var unknownPathLog = LogRateLimiter()
     private var isStopped = false
 
     /// Called on the event loop when an association comes up or goes down or a path changes state (the daemon
@@ -211,10 +215,18 @@ public final class AggServerService: @unchecked Sendable {
         case .writable(let id):
             sessions[id]?.multiplexer?.resumeWriting()
         case .pathStateChanged(let id, let remote, let state):
-            logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
+            if let heldBack = admitPathLog(id) {
+                logger.info(
+                    "path \(state)",
+                    metadata: ["association": "\(id)", "remote": "\(remote)", "held_back": "\(heldBack)"])
+            }
             onStateChange?()
         case .pathRemoteChanged(let id, let from, let to):
-            logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
+            if let heldBack = admitPathLog(id) {
+                logger.info(
+                    "path moved",
+                    metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)", "held_back": "\(heldBack)"])
+            }
         case .shutdownReceived:
             break
         case .closed(let id, let reason):
@@ -224,6 +236,12 @@ public final class AggServerService: @unchecked Sendable {
             logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
             onStateChange?()
         }
+    }
+
+    /// Whether a path line of association `id` may be logged now (nil: held back), and how many were held back.
+    private func admitPathLog(_ id: SCTPAssociationID) -> Int? {
+        guard let session = sessions[id] else { return unknownPathLog.admit(now: .now()) }
+        return session.pathLog.admit(now: .now())
     }
 
     private func established(_ id: SCTPAssociationID, outbound: UInt16, inbound: UInt16) {
