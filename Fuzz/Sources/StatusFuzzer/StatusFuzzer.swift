@@ -44,7 +44,7 @@ func run(_ input: [UInt8], pieceSize: Int, stepTime: Bool) {
         // An error thrown here is the pipeline refusing input (a malformed request): expected.
         _ = try? channel.writeInbound(ByteBuffer(bytes: input[offset..<end]))
         offset = end
-        if stepTime { channel.embeddedEventLoop.advanceTime(by: timeout / 2) }
+        if stepTime { channel.embeddedEventLoop.advanceTime(by: .nanoseconds(timeout.nanoseconds / 2)) }
         channel.embeddedEventLoop.run()
         drain()
     }
