@@ -63,6 +63,8 @@ public enum AggRuntime {
             } catch {
                 logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
             }
+            // An address added since the start (DHCP, a new interface) is refused from now on.
+            try? server.refreshOwnAddresses(ServiceSetup.ownAddresses()).wait()
             notifier.ready(status: try server.eventLoop.submit { reporter.line() }.wait())
         }
 

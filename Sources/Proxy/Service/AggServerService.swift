@@ -56,6 +56,8 @@ public final class AggServerService: @unchecked Sendable {
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
     private var sessions: [SCTPAssociationID: Session] = [:]
+    /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
+    private var egress: EgressConnector
     /// Path lines of associations without a session (before `established`).
     private var unknownPathLog = LogRateLimiter()
     private var isStopped = false
@@ -72,6 +74,7 @@ public final class AggServerService: @unchecked Sendable {
         self.driver = driver
         self.logger = logger
         self.keys = Self.keyTable(configuration.keys)
+        self.egress = configuration.egress
     }
 
     private static func keyTable(_ list: [PreSharedKey]) -> [String: PreSharedKey] {
@@ -121,6 +124,22 @@ public final class AggServerService: @unchecked Sendable {
             self.keys = Self.keyTable(keys)
             self.driver.replaceSecurityKeys(keys)
             self.logger.info("keys reloaded", metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())"])
+        }
+    }
+
+    /// The egress policy in force (the configuration's, with the own addresses of the last refresh). On the loop.
+    var egressPolicy: EgressPolicy { egress.policy }
+
+    /// Replaces the addresses egress refuses as the server's own (SIGHUP re-reads the interfaces).
+    public func refreshOwnAddresses(_ addresses: Set<SCTPIPAddress>) -> EventLoopFuture<Void> {
+        eventLoop.submit {
+            let before = self.egress.policy.localAddresses
+            self.egress.policy.localAddresses = addresses.filter { !EgressPolicy.isLoopback($0) }
+            if self.egress.policy.localAddresses != before {
+                self.logger.info(
+                    "own addresses refused by egress",
+                    metadata: ["addresses": "\(self.egress.policy.localAddresses.map(\.description).sorted())"])
+            }
         }
     }
 
@@ -295,7 +314,7 @@ public final class AggServerService: @unchecked Sendable {
             driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
             onStateChange?()
         }
-        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
+        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target, association: id) }
         session.multiplexer = multiplexer
         associationsAuthenticated += 1
         metrics.recordAuthentication(succeeded: true)
@@ -315,9 +334,10 @@ public final class AggServerService: @unchecked Sendable {
 
     // MARK: - Egress
 
-    private func open(_ relay: StreamRelay, target: StreamTarget) {
+    private func open(_ relay: StreamRelay, target: StreamTarget, association: SCTPAssociationID) {
         logger.debug("OPEN", metadata: ["stream": "\(relay.id)", "target": "\(target)"])
-        configuration.egress.connect(to: target, on: eventLoop).assumeIsolated().whenComplete { result in
+        let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue)
+        connect.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 self.metrics.recordConnection(.success)
@@ -325,6 +345,7 @@ public final class AggServerService: @unchecked Sendable {
             case .failure(let error):
                 let failure = (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: [])
                 self.metrics.recordConnection(ConnectionOutcome(failure.code))
+                if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }
                 relay.connectFailed(failure)
             }
         }

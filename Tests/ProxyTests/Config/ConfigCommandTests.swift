@@ -115,6 +115,34 @@ struct ConfigCommandTests {
         #expect(missing.errors.contains("none.toml: cannot read the config file: No such file or directory"))
     }
 
+    /// check-config shows the port deny list and says which allow prefixes open nothing.
+    @Test func serverCheckConfigShowsTheEgressPortsAndUselessAllowPrefixes() throws {
+        let directory = try TemporaryDirectory()
+        let key = try directory.makeKeyFile()
+        let config = try Self.write("listen = \"127.0.0.1:0\"\n", to: "s.toml", in: directory)
+        let defaults = try Self.run("aggserver", ["check-config", "--config", config, "--psk-file", key], in: directory)
+        #expect(defaults.code == 0, "\(defaults.errors)")
+        #expect(defaults.output.contains("egress-deny-port = [25]"))
+        #expect(defaults.output.contains("# egress refuses destination ports 25"))
+        let opened = try Self.run(
+            "aggserver",
+            [
+                "check-config", "--config", config, "--psk-file", key, "--egress-deny-port", "none",
+                "--egress-allow", "0.0.0.0/0", "--egress-allow", "10.0.0.0/8",
+            ],
+            in: directory)
+        #expect(opened.code == 0, "\(opened.errors)")
+        #expect(opened.output.contains("egress-deny-port = []"))
+        #expect(opened.output.contains("# egress allows every destination port"))
+        #expect(opened.output.contains("# egress-allow 0.0.0.0/0 opens nothing"))
+        #expect(!opened.output.contains("egress-allow 10.0.0.0/8 opens nothing"))
+        let bad = try Self.run(
+            "aggserver", ["check-config", "--config", config, "--psk-file", key, "--egress-deny-port", "smtp"],
+            in: directory)
+        #expect(bad.code == 1)
+        #expect(bad.errors.contains("command line: --egress-deny-port: expected a port number from 1 to 65535"))
+    }
+
     @Test func serverCheckConfigWithFlagsOnlyAndAMissingKeyFile() throws {
         let directory = try TemporaryDirectory()
         let key = try directory.makeKeyFile()

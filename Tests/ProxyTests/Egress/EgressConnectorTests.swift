@@ -170,4 +170,53 @@ import Darwin
         let result = await Self.connect(target, policy: Self.loopbackAllowed, lookup: slow, timeout: .milliseconds(200))
         #expect(await Self.code(result) == .timeout)
     }
+
+    // MARK: - Issue 12: ports and the server's own addresses
+
+    static func error(_ result: Result<Channel, EgressError>) async -> EgressError? {
+        switch result {
+        case .success(let channel):
+            try? await channel.close()
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
+
+    /// Port 25 is refused before any lookup or connection, for names and literals, and the refusal names the
+    /// defence; an empty deny list lets it through to the connect.
+    @Test func deniedPortIsRefusedBeforeAnyLookup() async throws {
+        let lookupUsed = DNSLookup { host, _ in
+            Issue.record("\(host) was looked up for a denied port")
+            return []
+        }
+        for host in [StreamTarget.Host.domain("mail.example.com"), .ip(SCTPIPAddress(v4: 8, 8, 8, 8))] {
+            let error = await Self.error(
+                await Self.connect(StreamTarget(host: host, port: 25), policy: EgressPolicy(), lookup: lookupUsed))
+            #expect(error?.code == .notAllowed)
+            #expect(error?.refusal == .egressPort)
+        }
+        let server = try await Self.listener()
+        let port = UInt16(server.localAddress!.port!)
+        var policy = Self.loopbackAllowed
+        policy.deniedPorts = [port]
+        let denied = await Self.error(await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: policy))
+        #expect(denied?.refusal == .egressPort)
+        policy.deniedPorts = []
+        #expect(await Self.code(await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: policy)) == .ok)
+        try await server.close()
+    }
+
+    /// The server's own address is refused as a literal and as a name's answer, even with 0.0.0.0/0 allowed.
+    @Test func ownAddressIsRefusedAsLiteralAndAsAnswer() async {
+        let own = SCTPIPAddress(v4: 93, 184, 216, 34)
+        let policy = EgressPolicy(allowed: [CIDR("0.0.0.0/0")!], localAddresses: [own])
+        let literal = await Self.error(await Self.connect(StreamTarget(host: .ip(own), port: 443), policy: policy))
+        #expect(literal?.code == .notAllowed && literal?.refusal == .egressOwnAddress)
+        let toSelf = DNSLookup { _, family in family == .v4 ? [own] : [] }
+        let byName = await Self.error(
+            await Self.connect(StreamTarget(host: .domain("self.test"), port: 443), policy: policy, lookup: toSelf))
+        #expect(byName?.code == .notAllowed && byName?.refusal == .egressOwnAddress)
+        #expect(byName?.detail.contains("93.184.216.34") == true)
+    }
 }
