@@ -52,11 +52,27 @@ public enum ConfigCheck {
             }
         }
         if settings.localAddresses.isEmpty { notes.append("one path from the wildcard address (no path given)") }
+        var users: [ProxyIngressConfiguration.Credentials] = []
+        check(settings.proxyUserFile == nil ? "proxy-user" : "proxy-user-file") {
+            users = try ProxyUserFile.users(of: settings)
+            notes.append(
+                users.isEmpty
+                    ? "no proxy users: the listeners ask for no credentials"
+                    : "proxy users (SOCKS4 refused): " + users.map(\.username).joined(separator: ", "))
+        }
         for (key, address) in [
             ("socks", settings.socksAddress), ("http", settings.httpAddress),
             ("metrics", settings.metricsAddress),
         ] {
-            if let address { check(key) { _ = try ServiceSetup.resolveHost(address.host) } }
+            guard let address else { continue }
+            check(key) {
+                let ip = try ServiceSetup.resolveHost(address.host)
+                if key != "metrics", users.isEmpty, !EgressPolicy.isLoopback(ip) {
+                    notes.append(
+                        "warning: \(key) listens on \(address) without credentials: anyone who can reach it uses "
+                            + "the server; set proxy-user or proxy-user-file")
+                }
+            }
         }
         return report(loaded, schema, notes: notes, errors: errors)
     }

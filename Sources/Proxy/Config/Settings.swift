@@ -131,6 +131,11 @@ public struct ClientSettings: Equatable, Sendable {
     public var httpAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 8080)
     /// The key file with this client's own line.
     public var pskFile = "/etc/agg/client.key"
+    /// Users the SOCKS and HTTP listeners accept (`USER:PASS`); with none here and no `proxyUserFile`, no
+    /// authentication is asked for.
+    public var proxyUsers: [ProxyIngressConfiguration.Credentials] = []
+    /// A file of `USER:PASS` lines (mode 600) whose users are accepted too; read at start.
+    public var proxyUserFile: String?
     public var limits = StreamLimits()
     /// Where to serve metrics over HTTP; nil disables them.
     public var metricsAddress: HostAndPort?

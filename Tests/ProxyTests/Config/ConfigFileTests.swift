@@ -49,6 +49,8 @@ import Testing
             socks = "0.0.0.0:1081"
             http = 8081
             psk-file = "/etc/agg/laptop.key"
+            proxy-user = ["alice:correct horse", "bob:pa:ss"]
+            proxy-user-file = "/etc/agg/proxy-users"
             metrics = "127.0.0.1:9101"
             shutdown-timeout = "1m30s"
             verbose = true
@@ -68,6 +70,10 @@ import Testing
         expected.socksAddress = HostAndPort(host: "0.0.0.0", port: 1081)
         expected.httpAddress = HostAndPort(host: "127.0.0.1", port: 8081)
         expected.pskFile = "/etc/agg/laptop.key"
+        expected.proxyUsers = [
+            .init(username: "alice", password: "correct horse"), .init(username: "bob", password: "pa:ss"),
+        ]
+        expected.proxyUserFile = "/etc/agg/proxy-users"
         expected.metricsAddress = HostAndPort(host: "127.0.0.1", port: 9101)
         expected.shutdownTimeout = .seconds(90)
         expected.verbose = true
@@ -77,7 +83,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 12)
+        #expect(ClientSettings.configKeys.count == 14)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
