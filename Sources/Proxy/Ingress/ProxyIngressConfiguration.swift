@@ -32,7 +32,7 @@ public struct ProxyIngressConfiguration: Sendable {
     public var requiresCredentials: Bool { !users.isEmpty }
 
     /// Called on the connection's event loop for every request a defence refuses (wrong or missing credentials,
-    /// SOCKS4 while credentials are required, an HTTP request body that outgrew `maxPendingBody`).
+    /// SOCKS4 while credentials are required).
     public var onRefusal: (@Sendable (Refusal) -> Void)?
     /// A connection that has not finished its SOCKS or HTTP CONNECT handshake (connect included) in this time is
     /// closed.

@@ -20,6 +20,4 @@ public enum Refusal: String, CaseIterable, Sendable {
     case proxyAuthentication = "proxy_authentication"
     /// A SOCKS4 or SOCKS4a request while the proxy requires credentials (SOCKS4 carries no password).
     case socks4WithoutPassword = "socks4_without_password"
-    /// An HTTP proxy request whose body outgrew what may wait for its upstream to open.
-    case httpRequestBody = "http_request_body"
 }
