@@ -77,6 +77,8 @@ public final class LookupScheduler: Sendable {
         var waiting: [Int: Job] = [:]
         var nextID = 0
         var cache: [Key: CacheEntry] = [:]
+        /// The threads start with the first lookup: a connector that never resolves a name costs none.
+        var threadsStarted = false
         var isShutDown = false
     }
 
@@ -93,22 +95,22 @@ public final class LookupScheduler: Sendable {
     }
 
     deinit {
-        let shutDown = state.withLock { $0.isShutDown }
-        if threadsStarted.load(ordering: .relaxed), !shutDown { threads.shutdownGracefully { _ in } }
+        let running = state.withLock { $0.threadsStarted && !$0.isShutDown }
+        if running { threads.shutdownGracefully { _ in } }
     }
 
     /// Stops taking lookups: waiting ones fail, running ones finish on their threads (which then end).
     public func shutdown() {
-        let (queued, wasShutDown) = state.withLock { state -> ([Job], Bool) in
+        let (queued, wasRunning) = state.withLock { state -> ([Job], Bool) in
             defer {
                 state.queue.removeAll()
                 state.queuedByOwner.removeAll()
                 state.isShutDown = true
             }
-            return (state.queue, state.isShutDown)
+            return (state.queue, state.threadsStarted && !state.isShutDown)
         }
         for job in queued { job.promise.fail(LookupRefusal(.resolverBusy, "\(job.key.host): the server is stopping")) }
-        if threadsStarted.load(ordering: .relaxed), !wasShutDown { threads.shutdownGracefully { _ in } }
+        if wasRunning { threads.shutdownGracefully { _ in } }
     }
 
     /// Looks `host` up for `family` on behalf of `owner`; the future completes on `loop` with the addresses, a
@@ -189,7 +191,14 @@ public final class LookupScheduler: Sendable {
     }
 
     private func start(_ job: Job) {
-        startThreadsIfNeeded()
+        // Under the lock, so that no lookup is submitted to threads another caller is still starting (a pool that
+        // has not started runs its work at once as cancelled).
+        state.withLock { state in
+            if !state.threadsStarted {
+                threads.start()
+                state.threadsStarted = true
+            }
+        }
         let lookup = self.lookup
         threads.submit { workState in
             let result: Result<[SCTPIPAddress], any Error>
@@ -199,14 +208,6 @@ public final class LookupScheduler: Sendable {
                 result = .failure(LookupRefusal(.resolverBusy, "\(job.key.host): the server is stopping"))
             }
             self.finished(job, result)
-        }
-    }
-
-    private let threadsStarted = Atomic<Bool>(false)
-
-    private func startThreadsIfNeeded() {
-        if threadsStarted.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
-            threads.start()
         }
     }
 
