@@ -55,6 +55,7 @@ public final class LookupScheduler: Sendable {
         var family: DNSLookup.Family
     }
 
+    /// One requested lookup and the promise its requester waits on.
     struct Job {
         var id: Int
         var key: Key
@@ -68,6 +69,7 @@ public final class LookupScheduler: Sendable {
         var expiry: NIODeadline
     }
 
+    /// Everything shared between the event loops that ask and the threads that answer, behind one lock.
     struct State {
         var running: [Owner: Int] = [:]
         var runningTotal = 0
@@ -121,6 +123,7 @@ public final class LookupScheduler: Sendable {
         let key = Key(host: host.lowercased(), family: family)
         let promise = loop.makePromise(of: [SCTPIPAddress].self)
         let now = NIODeadline.now()
+        /// What to do with a request, decided under the lock and done outside it.
         enum Decision {
             case cached(Result<[SCTPIPAddress], DNSLookupError>)
             case start(Job)

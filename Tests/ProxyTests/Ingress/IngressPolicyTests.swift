@@ -22,6 +22,7 @@ struct IngressPolicyTests {
         return configuration
     }
 
+    /// The refusals the ingress reported, in order.
     final class Refusals: Sendable {
         private let list = Mutex<[Refusal]>([])
         func record(_ refusal: Refusal) { list.withLock { $0.append(refusal) } }

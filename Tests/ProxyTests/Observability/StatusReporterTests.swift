@@ -7,6 +7,7 @@ import Testing
 /// The systemd status line's throughput: the rate of the last interval, whatever the volume (a sample above
 /// about 1.15 GB used to trap on an Int64 overflow in bytes × 8 × 10⁹).
 @Suite struct StatusReporterTests {
+    /// The driver's counters as the test sets them.
     final class Counters: @unchecked Sendable {
         var statistics = SCTPDriver.Statistics()
     }

@@ -36,6 +36,7 @@ import Testing
 
         func count(_ message: String) -> Int { lines.withLock { $0.filter { $0 == message }.count } }
 
+        /// Appends every message to the recorder.
         struct Handler: LogHandler {
             let recorder: Recorder
             var metadata: Logger.Metadata = [:]
