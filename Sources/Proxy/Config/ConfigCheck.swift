@@ -110,8 +110,9 @@ public enum ConfigCheck {
         var notes: [String] = []
         let own = ownAddresses.map(\.description).sorted()
         if !own.isEmpty {
-            notes.append("egress refuses this server's own addresses (allow one only as its /32 or /128): "
-                + own.joined(separator: ", "))
+            notes.append(
+                "egress refuses this server's own addresses (allow one only as its /32 or /128): "
+                    + own.joined(separator: ", "))
         }
         let ports = settings.egressDenyPorts.map(String.init).joined(separator: ", ")
         notes.append(
@@ -120,8 +121,9 @@ public enum ConfigCheck {
             let opens = EgressPolicy.refusedRanges.contains { $0.prefix.contains(prefix) }
             let namesOwn = ownAddresses.contains { CIDR($0, prefixLength: $0.isIPv4 ? 32 : 128) == prefix }
             if !opens && !namesOwn {
-                notes.append("egress-allow \(prefix) opens nothing: it lies inside no refused range (public addresses "
-                    + "are allowed anyway; a refused range is opened only by a prefix inside it)")
+                notes.append(
+                    "egress-allow \(prefix) opens nothing: it lies inside no refused range (public addresses are "
+                        + "allowed anyway; a refused range is opened only by a prefix inside it)")
             }
         }
         return notes

@@ -24,9 +24,13 @@ extension ServerSettings {
             ConfigKey("limits.lookups", \.lookupLimits.concurrent, .integer(in: 1...1024)),
             ConfigKey("limits.lookups-per-association", \.lookupLimits.perOwner, .integer(in: 1...64)),
             ConfigKey("limits.lookup-queue", \.lookupLimits.queued, .integer(in: 0...65536)),
-            ConfigKey("limits.lookup-timeout", \.lookupLimits.timeout, ConfigType.duration().map(
-                { TimeAmount($0) }, back: { Duration.nanoseconds($0.nanoseconds) })),
+            ConfigKey("limits.lookup-timeout", \.lookupLimits.timeout, lookupTimeoutType),
         ]
+    }
+
+    /// `limits.lookup-timeout`: a duration, kept as the `TimeAmount` the scheduler uses.
+    static var lookupTimeoutType: ConfigType<TimeAmount> {
+        ConfigType.duration().map({ TimeAmount($0) }, back: { Duration.nanoseconds($0.nanoseconds) })
     }
 
     /// What `ConfigFile` needs to load aggserver's settings; the file is /etc/agg/aggserver.toml by default.

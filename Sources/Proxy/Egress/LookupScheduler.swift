@@ -117,7 +117,9 @@ public final class LookupScheduler: Sendable {
 
     /// Looks `host` up for `family` on behalf of `owner`; the future completes on `loop` with the addresses, a
     /// `DNSLookupError`, or a `LookupRefusal`. The id lets the requester `cancel` it.
-    public func resolve(host: String, family: DNSLookup.Family, owner: Owner, on loop: any EventLoop)
+    public func resolve(
+        host: String, family: DNSLookup.Family, owner: Owner, on loop: any EventLoop
+    )
         -> (id: Int, future: EventLoopFuture<[SCTPIPAddress]>)
     {
         let key = Key(host: host.lowercased(), family: family)

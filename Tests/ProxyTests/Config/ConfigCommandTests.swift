@@ -120,7 +120,8 @@ struct ConfigCommandTests {
         let directory = try TemporaryDirectory()
         let key = try directory.makeKeyFile()
         let config = try Self.write("listen = \"127.0.0.1:0\"\n", to: "s.toml", in: directory)
-        let defaults = try Self.run("aggserver", ["check-config", "--config", config, "--psk-file", key], in: directory)
+        let defaults = try Self.run(
+            "aggserver", ["check-config", "--config", config, "--psk-file", key], in: directory)
         #expect(defaults.code == 0, "\(defaults.errors)")
         #expect(defaults.output.contains("egress-deny-port = [25]"))
         #expect(defaults.output.contains("# egress refuses destination ports 25"))

@@ -14,13 +14,15 @@ import Testing
         #expect(ProxyUserFile.parseUser("alice:pw") == .init(username: "alice", password: "pw"))
         #expect(ProxyUserFile.parseUser("bob:a:b:c") == .init(username: "bob", password: "a:b:c"))
         #expect(ProxyUserFile.parseUser("élodie:mot de passe") == .init(username: "élodie", password: "mot de passe"))
-        for bad in ["alice", ":pw", "alice:", "", String(repeating: "u", count: 256) + ":pw",
-            "alice:" + String(repeating: "p", count: 256), "al\u{1}ce:pw", "alice:p\nw"]
-        {
+        for bad in [
+            "alice", ":pw", "alice:", "", String(repeating: "u", count: 256) + ":pw",
+            "alice:" + String(repeating: "p", count: 256), "al\u{1}ce:pw", "alice:p\nw",
+        ] {
             #expect(ProxyUserFile.parseUser(bad) == nil, "\(bad.prefix(20))")
         }
-        #expect(ProxyUserFile.parseUser(String(repeating: "u", count: 255) + ":" + String(repeating: "p", count: 255))
-            != nil)
+        #expect(
+            ProxyUserFile.parseUser(String(repeating: "u", count: 255) + ":" + String(repeating: "p", count: 255))
+                != nil)
     }
 
     @Test func filesHoldOneUserALineWithComments() throws {

@@ -162,8 +162,9 @@ import Testing
         let scheduler = LookupScheduler(lookup: dns.lookup, limits: limits)
         let loop = Self.group.next()
         for _ in 0..<3 {
-            #expect(try await scheduler.resolve(host: "Cached.Test", family: .v4, owner: 1, on: loop).future.get()
-                == [SCTPIPAddress(v4: 127, 0, 0, 1)])
+            #expect(
+                try await scheduler.resolve(host: "Cached.Test", family: .v4, owner: 1, on: loop).future.get()
+                    == [SCTPIPAddress(v4: 127, 0, 0, 1)])
             let gone = await Self.outcome(scheduler.resolve(host: "gone.test", family: .v4, owner: 1, on: loop).future)
             #expect(gone.failureValue is DNSLookupError)
         }

@@ -33,11 +33,12 @@ struct IngressPolicyTests {
 
     /// SOCKS4 has no password: with credentials required, a request is rejected (0x5B) and closed, even when its
     /// user id is a configured username (the old behaviour let that through).
-    @Test(arguments: [
-        [4, 1, 0, 80, 93, 184, 216, 34] + Array("alice".utf8) + [0],
-        [4, 1, 0, 80, 0, 0, 0, 1] + Array("bob".utf8) + [0] + Array("example.org".utf8) + [0],
-        [4, 1, 0, 80, 93, 184, 216, 34, 0],
-    ] as [[UInt8]])
+    @Test(
+        arguments: [
+            [4, 1, 0, 80, 93, 184, 216, 34] + Array("alice".utf8) + [0],
+            [4, 1, 0, 80, 0, 0, 0, 1] + Array("bob".utf8) + [0] + Array("example.org".utf8) + [0],
+            [4, 1, 0, 80, 93, 184, 216, 34, 0],
+        ] as [[UInt8]])
     func socks4IsRefusedWhenCredentialsAreRequired(_ request: [UInt8]) throws {
         let refusals = Refusals()
         let connector = FakeConnector()
