@@ -33,6 +33,8 @@ struct ServerOptions: ParsableArguments {
     var verbose = false
     @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
     var allowPlaintext = false
+    @Option(help: "Associations one client key may hold at once (default 4).")
+    var associationsPerKey: String?
 
     /// The flags given, by config key.
     var overrides: ConfigOverrides {
@@ -45,6 +47,7 @@ struct ServerOptions: ParsableArguments {
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)
         overrides.set("allow-plaintext", allowPlaintext)
+        overrides.set("limits.associations-per-key", associationsPerKey)
         return overrides
     }
 }

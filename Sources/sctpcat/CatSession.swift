@@ -133,7 +133,7 @@ final class CatSession: @unchecked Sendable {
             } else {
                 fail("association closed: \(reason)")
             }
-        case .shutdownReceived, .pathStateChanged, .pathRemoteChanged:
+        case .shutdownReceived, .pathStateChanged, .pathRemoteChanged, .associationRefused:
             break
         }
     }

@@ -133,6 +133,9 @@ public final class EndpointHost: SimulatedHost {
         drainEvents()
     }
 
+    /// New associations the endpoint refused (`SCTPEvent.associationRefused`).
+    var refusals = 0
+
     private func drainEvents() {
         var wantsPump = false
         while let event = endpoint.pollEvent() {
@@ -151,6 +154,8 @@ public final class EndpointHost: SimulatedHost {
                 shutdownsReceived += 1
             case .closed(let id, let reason):
                 closed.append((id, reason))
+            case .associationRefused:
+                refusals += 1
             }
         }
         if wantsPump && !transfers.isEmpty { pump() }

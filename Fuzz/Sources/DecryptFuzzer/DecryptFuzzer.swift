@@ -13,7 +13,9 @@ import Proxy
 ///
 /// Besides traps, the findings are authentication failures: nothing the fuzzer can make without the key may open
 /// (each side keeps the one packet it opened in the setup; byte-exact replays are refused by the replay window),
-/// and the server answers nothing but the few repeats of a replayed genuine HELLO that the protocol allows.
+/// and the server answers nothing but the few repeats of a replayed genuine HELLO that the protocol allows, plus
+/// VERSION answers to HELLOs of another version naming a held key: at most one a second per key, each no larger
+/// than what caused it.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzDecrypt(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = Array(UnsafeBufferPointer(start: data, count: size))
@@ -22,6 +24,8 @@ public func fuzzDecrypt(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let serverOpened = pair.serverStatistics.opened
     let clientOpened = pair.clientStatistics.opened
     var replies = 0
+    var versionAnswers = 0
+    var seconds = 0
     var offset = 0
     while offset + 3 <= input.count {
         let op = input[offset]
@@ -30,20 +34,24 @@ public func fuzzDecrypt(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         let bytes = Array(input[(offset + 3)..<end])
         offset = end
         switch op % 4 {
-        case 0:
-            let (packet, answers) = pair.openAtServer(bytes)
-            precondition(packet == nil, "the server opened a datagram the fuzzer made up")
-            replies += answers.count
-        case 1:
-            let (packet, answers) = pair.openAtServer(mutate(pair.samples, bytes))
-            precondition(packet == nil, "the server opened a mutated or replayed datagram")
-            replies += answers.count
+        case 0, 1:
+            let datagram = op % 4 == 0 ? bytes : mutate(pair.samples, bytes)
+            let (packet, answers) = pair.openAtServer(datagram)
+            precondition(packet == nil, "the server opened a datagram the fuzzer made up, mutated or replayed")
+            for answer in answers {
+                precondition(answer.count <= datagram.count, "the server amplified: \(answer.count) for \(datagram.count)")
+                if answer.first == 0x56 { versionAnswers += 1 } else { replies += 1 }
+            }
         case 2:
             precondition(pair.openAtClient(mutate(pair.samples, bytes)) == nil, "the client opened a forgery")
         default:
-            pair.advance(seconds: Int64(bytes.first ?? 1))
+            let step = Int(bytes.first ?? 1)
+            seconds += step
+            pair.advance(seconds: Int64(step))
         }
         precondition(replies <= 8, "the server answered \(replies) datagrams nobody with a key sent")
+        // Two keys, one VERSION a second each.
+        precondition(versionAnswers <= 2 * (seconds + 1), "\(versionAnswers) VERSION answers in \(seconds) s")
     }
     precondition(pair.serverStatistics.opened == serverOpened, "server opened count moved")
     precondition(pair.clientStatistics.opened == clientOpened, "client opened count moved")

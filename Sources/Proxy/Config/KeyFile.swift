@@ -40,13 +40,14 @@ public enum KeyFile {
         return keys
     }
 
-    /// Reads and parses a key file, refusing one that group or others may read or write.
+    /// Reads and parses a key file, refusing one that others may read, or that a group other than the daemon's
+    /// own may read (`checkPermissions`).
     public static func load(path: String) throws(ConfigError) -> [PreSharedKey] {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
-        try checkPermissions(mode: UInt32(info.st_mode), path: path)
+        try checkPermissions(mode: UInt32(info.st_mode), path: path, groupIsOurs: isOurGroup(info.st_gid))
         guard let text = readFile(path) else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
@@ -64,14 +65,28 @@ public enum KeyFile {
         return keys[0]
     }
 
-    /// Refuses a mode with any group or other permission bit.
-    public static func checkPermissions(mode: UInt32, path: String) throws(ConfigError) {
-        let loose = mode & 0o077
+    /// Refuses a mode with any permission bit for others, or any group bit but read; group read only when the
+    /// file's group is the daemon's own (`groupIsOurs`): root:aggserver mode 640 lets the `aggserver` service user
+    /// read the file in place (and re-read it on reload) while no one else can.
+    public static func checkPermissions(mode: UInt32, path: String, groupIsOurs: Bool = false) throws(ConfigError) {
+        let allowed: UInt32 = groupIsOurs ? 0o040 : 0
+        let loose = mode & 0o077 & ~allowed
         guard loose == 0 else {
             throw ConfigError(path: path,
                 "key file is accessible by group or others (mode \(String(mode & 0o777, radix: 8))); "
-                    + "pre-shared keys must be private: run `chmod 600 \(path)`")
+                    + "pre-shared keys must be private: run `chmod 600 \(path)` (or 640 with the group of the "
+                    + "service user)")
         }
+    }
+
+    /// Whether `group` is this process's effective group or one of its supplementary groups.
+    static func isOurGroup(_ group: gid_t) -> Bool {
+        if group == getegid() { return true }
+        let count = getgroups(0, nil)
+        guard count > 0 else { return false }
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        let filled = getgroups(count, &groups)
+        return filled > 0 && groups.prefix(Int(filled)).contains(group)
     }
 
     /// The bytes of a hex string (either case); nil on an odd length or a non-hex digit.

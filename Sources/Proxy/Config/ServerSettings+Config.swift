@@ -13,6 +13,7 @@ extension ServerSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
+            ConfigKey("limits.associations-per-key", \.limits.associationsPerKey, .integer(in: 1...1024)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),
             ConfigKey("limits.stream-idle-timeout", \.limits.streamIdleTimeout, .duration()),
             ConfigKey(

@@ -61,6 +61,9 @@ public struct StreamLimits: Equatable, Sendable {
     public var connectTimeout: Duration = .seconds(10)
     /// Interval between PINGs on an idle association; nil disables them.
     public var pingInterval: Duration? = .seconds(30)
+    /// Associations one client key may hold at once on the server (a client that restarts leaves one behind for a
+    /// while; a quiet one is replaced by the new one). Beyond it, a new association is refused and counted.
+    public var associationsPerKey = 4
 
     public init() {}
 
@@ -68,6 +71,9 @@ public struct StreamLimits: Equatable, Sendable {
     public func validate(source: String) throws(ConfigError) {
         guard (1...65535).contains(streamsPerAssociation) else {
             throw ConfigError(path: source, "streams per association must be 1 ... 65535, not \(streamsPerAssociation)")
+        }
+        guard (1...1024).contains(associationsPerKey) else {
+            throw ConfigError(path: source, "associations per key must be 1 ... 1024, not \(associationsPerKey)")
         }
         guard streamCredit >= UInt32(AggLimits.maxDataPayload), streamCredit <= AggLimits.maxCredit else {
             throw ConfigError(path: source,

@@ -16,6 +16,8 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let relayedDown: CoreMetrics.Counter
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
+    private let associationsRefused: CoreMetrics.Counter
+    private let associationsRevoked: CoreMetrics.Counter
     private let refusalCounters: [Refusal: CoreMetrics.Counter]
     /// Refusals so far by reason, for tests and the log.
     private(set) var refusals: [Refusal: Int] = [:]
@@ -43,12 +45,27 @@ public final class ProxyMetrics: @unchecked Sendable {
         let associationsHelp = "Associations that passed or failed authentication."
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
+        associationsRefused = counter(
+            "agg_associations_total", associationsHelp, [("outcome", "refused_key_limit")])
+        associationsRevoked = counter("agg_associations_total", associationsHelp, [("outcome", "key_revoked")])
         let refusalsHelp = "Requests a defence refused, by reason."
         var refusalCounters: [Refusal: CoreMetrics.Counter] = [:]
         for reason in Refusal.allCases {
             refusalCounters[reason] = counter("agg_refusals_total", refusalsHelp, [("reason", reason.rawValue)])
         }
         self.refusalCounters = refusalCounters
+    }
+
+    /// A new association was refused: its key holds `limits.associations-per-key` already.
+    func recordAssociationRefused() {
+        associationsRefused.increment()
+        values.associationsRefused += 1
+    }
+
+    /// An association ended because its key was removed or changed.
+    func recordAssociationRevoked() {
+        associationsRevoked.increment()
+        values.associationsRevoked += 1
     }
 
     /// A defence refused a request for `reason`.

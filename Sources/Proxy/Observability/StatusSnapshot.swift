@@ -113,6 +113,10 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         /// Associations authenticated, and refused for a failed authentication.
         public var associationsAuthenticated = 0
         public var authenticationFailures = 0
+        /// Associations refused because their key held `limits.associations-per-key`, and ended because their key
+        /// was revoked.
+        public var associationsRefused = 0
+        public var associationsRevoked = 0
         /// Stream payload relayed from the client's side to the server's (up) and back (down).
         public var bytesUp = 0
         public var bytesDown = 0

@@ -18,7 +18,16 @@ struct ClientDatagramSecurity {
         /// How long the previous session still opens datagrams after a new one is up.
         var gracePeriod: SCTPDuration = .seconds(60)
         var helloRetransmitInitial: SCTPDuration = .milliseconds(250)
-        var helloRetransmitMax: SCTPDuration = .seconds(4)
+        /// One HELLO a second at most while the server does not answer: small (106 bytes), and a server that comes
+        /// back is found within a second.
+        var helloRetransmitMax: SCTPDuration = .seconds(1)
+        /// When datagrams have been sent for this long without any authenticated datagram coming back, the client
+        /// probes the server with a HELLO naming the current session: a live server answers it as a rekey, a
+        /// restarted one as a new session (`DatagramSecurityEvent.serverLostSession`). It takes at least two
+        /// unanswered datagrams: the last acknowledgement of a transfer is one datagram that rightly gets no
+        /// answer, whereas SCTP answers anything else (DATA with SACK, HEARTBEAT with HEARTBEAT-ACK) within
+        /// 200 ms, and retransmits what goes unanswered.
+        var livenessTimeout: SCTPDuration = .milliseconds(1500)
         /// A HELLO older than this is rebuilt with a fresh timestamp rather than retransmitted.
         var helloLifetime: SCTPDuration = .seconds(30)
         /// SCTP packets held while the first handshake runs; more are dropped (SCTP retransmits them).
@@ -46,6 +55,8 @@ struct ClientDatagramSecurity {
         let created: SCTPTime
         var retransmitAt: SCTPTime
         var interval: SCTPDuration
+        /// The session the HELLO names as previous (0: none).
+        let previousSession: UInt64
     }
 
     let configuration: Configuration
@@ -59,6 +70,11 @@ struct ClientDatagramSecurity {
     private var lastRoute: (source: SCTPSocketAddress, destination: SCTPSocketAddress)?
     private var random: any RandomNumberGenerator
     private(set) var statistics = DatagramSecurityStatistics()
+    /// The first datagram sealed since the last one opened: the server has not answered since then.
+    private var unansweredSince: SCTPTime?
+    /// Datagrams sealed since the last one opened.
+    private var unansweredCount = 0
+    private var events = CircularBuffer<DatagramSecurityEvent>()
 
     init(key: PreSharedKey, configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
         self.configuration = configuration
@@ -107,10 +123,30 @@ struct ClientDatagramSecurity {
         if pending == nil,
             session.cipher.sendCounter >= configuration.rekeyAfterPackets
                 || session.cipher.packetsOpened >= configuration.rekeyAfterPackets
+                || isUnanswered(at: clock.monotonic)
         {
             startHello(from: datagram.source, to: datagram.destination, clock: clock)
         }
+        if unansweredSince == nil { unansweredSince = clock.monotonic }
+        unansweredCount += 1
         return sealWithCurrent(datagram)
+    }
+
+    /// Whether two or more datagrams have gone unanswered for `livenessTimeout`.
+    private func isUnanswered(at now: SCTPTime) -> Bool {
+        guard let deadline = livenessDeadline else { return false }
+        return now >= deadline
+    }
+
+    /// When unanswered datagrams call for a probe, if they do.
+    private var livenessDeadline: SCTPTime? {
+        guard unansweredCount >= 2, let unansweredSince else { return nil }
+        return unansweredSince + configuration.livenessTimeout
+    }
+
+    private mutating func answered() {
+        unansweredSince = nil
+        unansweredCount = 0
     }
 
     private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
@@ -124,6 +160,11 @@ struct ClientDatagramSecurity {
     /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
     mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
+    }
+
+    /// What the service must hear about: the server lost the session, or speaks another version.
+    mutating func pollEvent() -> DatagramSecurityEvent? {
+        events.popFirst()
     }
 
     // MARK: - Input
@@ -156,6 +197,9 @@ struct ClientDatagramSecurity {
         case .helloAck:
             receiveHelloAck(payload, clock: clock)
             return nil
+        case .version:
+            receiveVersion(payload)
+            return nil
         case .hello, nil:
             statistics.droppedMalformed += 1
             return nil
@@ -170,6 +214,7 @@ struct ClientDatagramSecurity {
         switch result {
         case .success(let packet):
             statistics.opened += 1
+            answered()
             return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: packet)
         case .failure(.tooShort):
             statistics.droppedMalformed += 1
@@ -190,6 +235,7 @@ struct ClientDatagramSecurity {
         if let pending { consider(pending.retransmitAt) }
         if let previous { consider(previous.expires) }
         if pending == nil, let current, lastRoute != nil { consider(current.established + configuration.rekeyInterval) }
+        if pending == nil, current != nil, lastRoute != nil, let livenessDeadline { consider(livenessDeadline) }
         return deadline
     }
 
@@ -209,7 +255,9 @@ struct ClientDatagramSecurity {
                         source: hello.source, destination: hello.destination, payload: ByteBuffer(bytes: hello.bytes)))
             }
         }
-        if pending == nil, let current, let lastRoute, now >= current.established + configuration.rekeyInterval {
+        if pending == nil, let current, let lastRoute,
+            now >= current.established + configuration.rekeyInterval || isUnanswered(at: now)
+        {
             startHello(from: lastRoute.source, to: lastRoute.destination, clock: clock)
         }
     }
@@ -227,13 +275,14 @@ struct ClientDatagramSecurity {
         bytes += clientRandom
         bytes += ephemeral.publicKey.rawRepresentation
         appendBigEndian(UInt64(bitPattern: clock.unixSeconds), to: &bytes)
-        appendBigEndian(current?.cipher.sessionID ?? 0, to: &bytes)
+        let previousSession = current?.cipher.sessionID ?? 0
+        appendBigEndian(previousSession, to: &bytes)
         bytes += SecureDatagram.handshakeTag(key: key, label: SecureDatagram.helloLabel, [bytes[...]])
         pending = PendingHello(
             bytes: bytes, key: key, clientRandom: clientRandom, ephemeral: ephemeral, source: source,
             destination: destination, created: clock.monotonic,
             retransmitAt: clock.monotonic + configuration.helloRetransmitInitial,
-            interval: configuration.helloRetransmitInitial)
+            interval: configuration.helloRetransmitInitial, previousSession: previousSession)
         statistics.handshakesSent += 1
         outbox.append(SCTPDatagram(source: source, destination: destination, payload: ByteBuffer(bytes: bytes)))
     }
@@ -262,6 +311,7 @@ struct ClientDatagramSecurity {
             return
         }
         let sessionID = ack[Offset.sessionID..<Offset.random].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let continues = ack[Offset.flags] & SecureDatagram.HelloAckFlags.continuesSession != 0
         let serverRandom = Array(ack[Offset.random..<Offset.publicKey])
         let keys = SecureDatagram.sessionKeys(
             key: hello.key, sharedSecret: sharedSecret, clientRandom: hello.clientRandom, serverRandom: serverRandom,
@@ -272,10 +322,33 @@ struct ClientDatagramSecurity {
             established: clock.monotonic)
         // Forgets the ephemeral private key: from here on nothing the client holds recreates the shared secret.
         pending = nil
+        answered()
         statistics.handshakesCompleted += 1
+        if hello.previousSession != 0, !continues { events.append(.serverLostSession) }
         while let datagram = queue.popFirst() {
             if let sealed = sealWithCurrent(datagram) { outbox.append(sealed) }
         }
+    }
+}
+
+extension ClientDatagramSecurity {
+    /// A VERSION answer to the pending HELLO: the server speaks other versions. Its tag (under the client key, over
+    /// the HELLO it answers) makes it the server's word; anything else is dropped like a forged HELLO-ACK.
+    fileprivate mutating func receiveVersion(_ payload: ByteBuffer) {
+        guard let hello = pending, payload.readableBytes == SecureDatagram.versionLength,
+            let answer = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes)
+        else {
+            statistics.droppedMalformed += 1
+            return
+        }
+        let expected = SecureDatagram.handshakeTag(
+            key: hello.key, label: SecureDatagram.versionLabel, [hello.bytes[...], answer[0..<3]])
+        guard SecureDatagram.tagsMatch(answer[3...], expected), answer[1] <= answer[2] else {
+            statistics.droppedBadTag += 1
+            return
+        }
+        statistics.versionMismatches += 1
+        events.append(.versionMismatch(serverVersions: answer[1]...answer[2]))
     }
 }
 

@@ -34,7 +34,9 @@ public final class DatagramSecurityFuzzPair {
             samples.append(Array(sealed.payload.readableBytesView))
             _ = server.open(sealed, clock: clock)
         }
-        let reply = SCTPDatagram(source: Self.serverAddress, destination: Self.clientAddress, payload: packet)
+        let reply = SCTPDatagram(
+            source: Self.serverAddress, destination: Self.clientAddress, payload: packet,
+            owner: server.owner(ofKeyNamed: key.name) ?? .unauthenticated)
         if let sealed = server.seal(reply) {
             samples.append(Array(sealed.payload.readableBytesView))
             _ = client.open(sealed, clock: clock)

@@ -40,6 +40,11 @@ final class DatagramSecurityLayer {
         return server!.pollTransmit()
     }
 
+    func pollEvent() -> DatagramSecurityEvent? {
+        if client != nil { return client!.pollEvent() }
+        return server!.pollEvent()
+    }
+
     func nextDeadline() -> SCTPTime? {
         client?.nextDeadline() ?? server?.nextDeadline()
     }
@@ -56,6 +61,14 @@ final class DatagramSecurityLayer {
 
     func replaceKeys(_ keys: [PreSharedKey]) {
         server?.replaceKeys(keys)
+    }
+
+    func revokedOwners(by keys: [PreSharedKey]) -> [SCTPOwner] {
+        server?.revokedOwners(by: keys) ?? []
+    }
+
+    func keyName(of owner: SCTPOwner) -> String? {
+        server?.keyName(of: owner)
     }
 
     func replaceKey(_ key: PreSharedKey) {

@@ -31,6 +31,12 @@ public struct DatagramSecurityStatistics: Sendable, Equatable {
     public var plaintextAccepted = 0
     /// Outgoing datagrams that could not be sealed (no session for their destination, queue full).
     public var sealFailures = 0
+    /// Times a key authenticated datagrams from a remote address another key already seals toward (a spoofed
+    /// source, or one NAT mapping reused by two clients). Never obeyed: each key keeps its own route.
+    public var addressClashes = 0
+    /// Handshakes that found the two sides speaking different versions (VERSION sent by the server, or received
+    /// and authenticated by the client).
+    public var versionMismatches = 0
 
     public init() {}
 
@@ -46,6 +52,7 @@ extension DatagramSecurityStatistics {
     mutating func recordSealed(_ payload: ByteBuffer, replacing datagram: SCTPDatagram) -> SCTPDatagram {
         sealed += 1
         largestSealed = max(largestSealed, payload.readableBytes)
-        return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: payload)
+        return SCTPDatagram(
+            source: datagram.source, destination: datagram.destination, payload: payload, owner: datagram.owner)
     }
 }

@@ -21,10 +21,23 @@ extension SCTPDriver {
     /// Whether datagrams are encrypted.
     public var isEncrypted: Bool { security != nil }
 
-    /// Replaces the server's accepted keys: sessions of a removed key stop being accepted at once.
+    /// Replaces the server's accepted keys: sessions of a removed key stop being accepted at once. Abort the
+    /// associations of `revokedOwners(by:)` first, so their ABORT still leaves sealed.
     public func replaceSecurityKeys(_ keys: [PreSharedKey]) {
         eventLoop.preconditionInEventLoop()
         security?.replaceKeys(keys)
+    }
+
+    /// The owners (keys) that `keys` would remove or change. Call on the event loop.
+    public func revokedOwners(by keys: [PreSharedKey]) -> [SCTPOwner] {
+        eventLoop.preconditionInEventLoop()
+        return security?.revokedOwners(by: keys) ?? []
+    }
+
+    /// The name of the client key behind an engine owner (nil for plaintext). Call on the event loop.
+    public func keyName(of owner: SCTPOwner) -> String? {
+        eventLoop.preconditionInEventLoop()
+        return security?.keyName(of: owner)
     }
 
     /// Replaces the client's key from the next handshake on.
@@ -64,10 +77,11 @@ extension SCTPDriver {
         security?.restart(now: .now())
     }
 
-    /// Writes the layer's own datagrams (handshake, released queue) and re-arms its timer.
+    /// Writes the layer's own datagrams (handshake, released queue), passes its events on and re-arms its timer.
     func drainSecurity() {
         guard let security else { return }
         while let datagram = security.pollTransmit() { writeDatagram(datagram) }
+        while let event = security.pollEvent() { onSecurityEvent?(event) }
         guard let deadline = security.nextDeadline() else { return }
         if let armed = security.timer, armed.deadline <= deadline { return }
         security.timer?.task.cancel()

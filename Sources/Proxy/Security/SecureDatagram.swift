@@ -10,10 +10,15 @@ enum SecureDatagram {
         case hello = 0x41
         case helloAck = 0x42
         case data = 0x44
+        /// The server's answer to a HELLO of a version it does not speak (for a key it holds).
+        case version = 0x56
     }
 
-    /// Version 2 added the ephemeral X25519 exchange; a version-1 handshake (no deployed base) is dropped.
-    static let version: UInt8 = 2
+    /// The handshake version. 2 added the ephemeral X25519 exchange; 3 the HELLO-ACK's flags (whether the server
+    /// still knew the session the HELLO names) and the VERSION answer. Other versions are answered with VERSION.
+    static let version: UInt8 = 3
+    /// The versions this build speaks, lowest first (announced in VERSION).
+    static let supportedVersions: ClosedRange<UInt8> = 3...3
     static let keyIDLength = 8
     static let randomLength = 32
     /// An X25519 public key.
@@ -26,9 +31,22 @@ enum SecureDatagram {
     static let overhead = dataHeaderLength + aeadTagLength
     /// Type, version, key id, client random, client ephemeral public key, timestamp, previous session id, tag.
     static let helloLength = 1 + 1 + keyIDLength + randomLength + publicKeyLength + 8 + 8 + handshakeTagLength
-    /// Type, version, session id, server random, server ephemeral public key, tag: smaller than the HELLO it
+    /// Type, version, flags, session id, server random, server ephemeral public key, tag: smaller than the HELLO it
     /// answers, so a spoofed HELLO cannot make the server an amplifier.
-    static let helloAckLength = 1 + 1 + 8 + randomLength + publicKeyLength + handshakeTagLength
+    static let helloAckLength = 1 + 1 + 1 + 8 + randomLength + publicKeyLength + handshakeTagLength
+    /// Type, lowest and highest version the server speaks, tag.
+    static let versionLength = 1 + 1 + 1 + handshakeTagLength
+    /// The shortest HELLO of any version the server answers with VERSION: type, version, key id and a tag; so the
+    /// answer is never larger than what caused it.
+    static let shortestForeignHello = 1 + 1 + keyIDLength + handshakeTagLength
+
+    /// HELLO-ACK flags.
+    enum HelloAckFlags {
+        /// The server knew the previous session the HELLO named: this handshake continues it (a rekey). Clear in
+        /// answer to a HELLO that named one, the server has lost it (it restarted, or the session expired), and
+        /// with it the association: the client starts a new one.
+        static let continuesSession: UInt8 = 0x01
+    }
 
     /// Where the fields of a HELLO start (type and version take bytes 0 and 1).
     enum HelloOffset {
@@ -42,15 +60,17 @@ enum SecureDatagram {
 
     /// Where the fields of a HELLO-ACK start (type and version take bytes 0 and 1).
     enum HelloAckOffset {
-        static let sessionID = 2
+        static let flags = 2
+        static let sessionID = 3
         static let random = sessionID + 8
         static let publicKey = random + randomLength
         static let tag = publicKey + publicKeyLength
     }
 
     static let keyIDLabel = Array("agg key id".utf8)
-    static let helloLabel = Array("agg hello v2".utf8)
-    static let helloAckLabel = Array("agg hello-ack v2".utf8)
+    static let helloLabel = Array("agg hello v3".utf8)
+    static let helloAckLabel = Array("agg hello-ack v3".utf8)
+    static let versionLabel = Array("agg version".utf8)
     static let clientToServerLabel = Array("agg client to server v2".utf8)
     static let serverToClientLabel = Array("agg server to client v2".utf8)
 

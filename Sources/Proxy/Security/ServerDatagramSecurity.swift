@@ -9,6 +9,12 @@ import SCTPEngine
 /// per key, sessions in all, remembered HELLOs per key, addresses per session. The X25519 exchange of a new session
 /// runs only for a HELLO that passed every cheaper check; the server's ephemeral private key is forgotten as soon as
 /// the session keys are derived, and only the HELLO-ACK it answered with is kept (for repeats).
+///
+/// Keys are kept apart. Every key has its own `SCTPOwner`: an opened datagram carries its key's owner into the
+/// engine, which lets it reach that key's associations only, and an outgoing packet is sealed only with a session of
+/// the owner it carries. Routes (which session seals toward an address) are per key, so a key holder that
+/// authenticates datagrams "from" another client's address (spoofed, or the same NAT mapping reused) takes nothing
+/// from that client: the clash is counted, and each key keeps sealing with its own sessions.
 struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     struct Configuration: Sendable {
@@ -45,7 +51,12 @@ struct ServerDatagramSecurity {
         let name: String
         let material: [UInt8]
         let key: SymmetricKey
+        /// The engine's owner for everything this key authenticates; a new key (or new material under an old name)
+        /// gets a new one, so nothing of a replaced key stays reachable.
+        let owner: SCTPOwner
         var sessions: [UInt64] = []
+        /// When a HELLO of a foreign version was last answered with VERSION.
+        var lastVersionAnswer: SCTPTime?
         /// Recent HELLOs: client random, its timestamp, the session it created.
         var hellos: [(random: ArraySlice<UInt8>, timestamp: Int64, sessionID: UInt64)] = []
     }
@@ -53,6 +64,7 @@ struct ServerDatagramSecurity {
     struct Session {
         var cipher: SessionCipher
         let keyID: UInt64
+        let owner: SCTPOwner
         /// The HELLO-ACK that created the session, resent as is to a repeated HELLO: the same server random and
         /// ephemeral public key, so the client derives the same keys whichever copy reaches it.
         let helloAck: [UInt8]
@@ -68,12 +80,22 @@ struct ServerDatagramSecurity {
         var addresses: [SCTPSocketAddress] = []
     }
 
+    /// A remote address as one key sees it.
+    struct Route: Hashable {
+        var owner: SCTPOwner
+        var address: SCTPSocketAddress
+    }
+
     let configuration: Configuration
     private var keys: [UInt64: KeyEntry] = [:]
+    private var lastOwner: UInt64 = 0
     private(set) var sessions: [UInt64: Session] = [:]
-    /// Which session seals datagrams to a remote address.
-    private(set) var routes: [SCTPSocketAddress: UInt64] = [:]
+    /// Which session of a key seals datagrams to a remote address.
+    private(set) var routes: [Route: UInt64] = [:]
+    /// How many keys route to each remote address: more than one is a clash (counted, never obeyed).
+    private var routeOwners: [SCTPSocketAddress: Int] = [:]
     private var outbox = CircularBuffer<SCTPDatagram>()
+    private var events = CircularBuffer<DatagramSecurityEvent>()
     private var random: any RandomNumberGenerator
     private var nextSweep: SCTPTime?
     private(set) var statistics = DatagramSecurityStatistics()
@@ -84,26 +106,53 @@ struct ServerDatagramSecurity {
         replaceKeys(keys)
     }
 
-    /// Replaces the accepted keys (SIGHUP): sessions of a removed or changed key end at once.
-    mutating func replaceKeys(_ list: [PreSharedKey]) {
+    /// The owners of today's keys that `list` drops or changes: their associations must end (before
+    /// `replaceKeys(_:)`, so that the ABORT still leaves sealed for the client).
+    func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
+        keys.compactMap { id, entry in
+            list.contains { SecureDatagram.keyID(for: $0.key) == id && $0.key == entry.material && $0.name == entry.name }
+                ? nil : entry.owner
+        }
+    }
+
+    /// Replaces the accepted keys (SIGHUP): sessions of a removed or changed key end at once, and its owner with
+    /// them. Returns the owners that no longer exist.
+    @discardableResult
+    mutating func replaceKeys(_ list: [PreSharedKey]) -> [SCTPOwner] {
         var table: [UInt64: KeyEntry] = [:]
         for key in list {
             let id = SecureDatagram.keyID(for: key.key)
-            if var kept = keys[id], kept.material == key.key {
+            if var kept = keys[id], kept.material == key.key, kept.name == key.name {
                 kept.sessions = kept.sessions.filter { sessions[$0] != nil }
                 table[id] = kept
             } else {
-                table[id] = KeyEntry(name: key.name, material: key.key, key: SymmetricKey(data: key.key))
+                lastOwner += 1
+                table[id] = KeyEntry(
+                    name: key.name, material: key.key, key: SymmetricKey(data: key.key),
+                    owner: SCTPOwner(rawValue: lastOwner))
             }
         }
-        let ended = sessions.filter { table[$0.value.keyID] == nil }.map(\.key)
+        let live = Set(table.values.map(\.owner))
+        let revoked = keys.values.map(\.owner).filter { !live.contains($0) }
+        let ended = sessions.filter { !live.contains($0.value.owner) }.map(\.key)
         keys = table
         for id in ended { removeSession(id) }
+        return revoked
     }
 
     /// The name of the key a session was made with.
     func keyName(ofSession id: UInt64) -> String? {
         sessions[id].flatMap { keys[$0.keyID]?.name }
+    }
+
+    /// The engine owner of the key named `name`.
+    func owner(ofKeyNamed name: String) -> SCTPOwner? {
+        keys.values.first { $0.name == name }?.owner
+    }
+
+    /// The name of the key behind an engine owner.
+    func keyName(of owner: SCTPOwner) -> String? {
+        keys.values.first { $0.owner == owner }?.name
     }
 
     // MARK: - Input
@@ -117,14 +166,14 @@ struct ServerDatagramSecurity {
             if let packet = openData(datagram, clock: clock) { return packet }
         case .hello:
             if receiveHello(datagram, clock: clock) { return nil }
-        case .helloAck, nil:
+        case .helloAck, .version, nil:
             break
         }
         // Not ours, or it did not authenticate: plaintext SCTP when allowed (the engine checks its CRC).
         guard configuration.allowPlaintext else {
             switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
             case nil: statistics.droppedPlaintext += 1
-            case .helloAck: statistics.droppedMalformed += 1
+            case .helloAck, .version: statistics.droppedMalformed += 1
             case .hello, .data: break  // Counted where it failed.
             }
             return nil
@@ -153,7 +202,9 @@ struct ServerDatagramSecurity {
         case .success(let packet):
             statistics.opened += 1
             authenticated(id, from: datagram.source, now: clock.monotonic)
-            return SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: packet)
+            return SCTPDatagram(
+                source: datagram.source, destination: datagram.destination, payload: packet,
+                owner: sessions[id]!.owner)
         case .failure(.tooShort):
             statistics.droppedMalformed += 1
         case .failure(.replayed):
@@ -173,24 +224,42 @@ struct ServerDatagramSecurity {
                 // The client has the new keys: every address of the old session is sealed with the new one, and
                 // the old one opens in-flight datagrams for the grace period.
                 sessions[old]!.expires = now + configuration.gracePeriod
-                for address in predecessor.addresses where routes[address] == old { route(address, to: id) }
+                for address in predecessor.addresses
+                where routes[Route(owner: predecessor.owner, address: address)] == old {
+                    route(address, to: id)
+                }
             }
             sessions[id]!.predecessor = nil
         }
         // A superseded session's late datagrams must not pull the address back to the old keys.
-        if routes[source] != id, sessions[id]!.expires == nil { route(source, to: id) }
+        let owner = sessions[id]!.owner
+        if routes[Route(owner: owner, address: source)] != id, sessions[id]!.expires == nil { route(source, to: id) }
     }
 
+    /// Seals this session's key's datagrams toward `address` with this session. Another key's route to the same
+    /// address is left alone: the clash is counted.
     private mutating func route(_ address: SCTPSocketAddress, to id: UInt64) {
-        if let previous = routes[address], previous != id {
-            sessions[previous]?.addresses.removeAll { $0 == address }
+        let key = Route(owner: sessions[id]!.owner, address: address)
+        if let previous = routes[key] {
+            if previous != id { sessions[previous]?.addresses.removeAll { $0 == address } }
+        } else {
+            routeOwners[address, default: 0] += 1
+            if routeOwners[address]! > 1 { statistics.addressClashes += 1 }
         }
-        routes[address] = id
+        routes[key] = id
         if !sessions[id]!.addresses.contains(address) { sessions[id]!.addresses.append(address) }
         if sessions[id]!.addresses.count > configuration.addressesPerSession {
             let oldest = sessions[id]!.addresses.removeFirst()
-            if routes[oldest] == id { routes[oldest] = nil }
+            unroute(Route(owner: key.owner, address: oldest), from: id)
         }
+    }
+
+    /// Forgets a key's route to an address if session `id` holds it.
+    private mutating func unroute(_ key: Route, from id: UInt64) {
+        guard routes[key] == id else { return }
+        routes[key] = nil
+        routeOwners[key.address, default: 1] -= 1
+        if routeOwners[key.address]! <= 0 { routeOwners[key.address] = nil }
     }
 
     /// Handles a HELLO; false when it did not authenticate (nothing was allocated or sent). The checks run cheapest
@@ -198,6 +267,11 @@ struct ServerDatagramSecurity {
     /// X25519 exchange.
     private mutating func receiveHello(_ datagram: SCTPDatagram, clock: SecurityClock) -> Bool {
         let payload = datagram.payload
+        if let version = payload.getInteger(at: payload.readerIndex + 1, as: UInt8.self),
+            version != SecureDatagram.version
+        {
+            return receiveForeignHello(datagram, version: version, clock: clock)
+        }
         guard payload.readableBytes == SecureDatagram.helloLength,
             let hello = payload.getBytes(at: payload.readerIndex, length: SecureDatagram.helloLength),
             hello[1] == SecureDatagram.version
@@ -255,7 +329,11 @@ struct ServerDatagramSecurity {
         var sessionID: UInt64 = 0
         while sessionID == 0 || sessions[sessionID] != nil { sessionID = random.next() }
         let serverRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
-        var ack: [UInt8] = [SecureDatagram.Kind.helloAck.rawValue, SecureDatagram.version]
+        let continues = previousSession != 0 && sessions[previousSession]?.keyID == keyID
+        var ack: [UInt8] = [
+            SecureDatagram.Kind.helloAck.rawValue, SecureDatagram.version,
+            continues ? SecureDatagram.HelloAckFlags.continuesSession : 0,
+        ]
         ack.reserveCapacity(SecureDatagram.helloAckLength)
         appendBigEndian(sessionID, to: &ack)
         ack += serverRandom
@@ -268,14 +346,45 @@ struct ServerDatagramSecurity {
         var session = Session(
             cipher: SessionCipher(
                 sessionID: sessionID, sendKey: sessionKeys.serverToClient, receiveKey: sessionKeys.clientToServer),
-            keyID: keyID, helloAck: ack, lastSeen: clock.monotonic)
-        if previousSession != 0, sessions[previousSession]?.keyID == keyID { session.predecessor = previousSession }
+            keyID: keyID, owner: entry.owner, helloAck: ack, lastSeen: clock.monotonic)
+        if continues { session.predecessor = previousSession }
         sessions[sessionID] = session
         nextSweep = nextSweep ?? clock.monotonic + configuration.sweepInterval
         keys[keyID]!.sessions.append(sessionID)
         keys[keyID]!.hellos.append((clientRandom, timestamp, sessionID))
         statistics.handshakesCompleted += 1
         send(ack, answering: datagram)
+        return true
+    }
+
+    /// A HELLO of a version this build does not speak. For a key the server holds, it answers VERSION (its
+    /// versions, under a tag of that key over the whole HELLO: the server's word, and never larger than the HELLO)
+    /// at most once a second per key, and reports it; for an unknown key id it stays silent, as for any scanner.
+    /// The HELLO's own tag cannot be checked (its layout is another version's), so VERSION is all it ever gets.
+    private mutating func receiveForeignHello(_ datagram: SCTPDatagram, version: UInt8, clock: SecurityClock) -> Bool
+    {
+        let payload = datagram.payload
+        guard payload.readableBytes >= SecureDatagram.shortestForeignHello,
+            payload.readableBytes <= SecureDatagram.helloLength * 4,
+            let hello = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes)
+        else {
+            statistics.droppedMalformed += 1
+            return false
+        }
+        let keyID = hello[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard let entry = keys[keyID] else {
+            statistics.droppedUnknownKey += 1
+            return false
+        }
+        statistics.versionMismatches += 1
+        if let last = entry.lastVersionAnswer, clock.monotonic - last < .seconds(1) { return true }
+        keys[keyID]!.lastVersionAnswer = clock.monotonic
+        let versions = SecureDatagram.supportedVersions
+        var answer: [UInt8] = [SecureDatagram.Kind.version.rawValue, versions.lowerBound, versions.upperBound]
+        answer += SecureDatagram.handshakeTag(
+            key: entry.key, label: SecureDatagram.versionLabel, [hello[...], answer[...]])
+        events.append(.clientVersionMismatch(keyName: entry.name, clientVersion: version))
+        send(answer, answering: datagram)
         return true
     }
 
@@ -299,11 +408,16 @@ struct ServerDatagramSecurity {
 
     // MARK: - Output
 
-    /// The sealed form of an outgoing SCTP datagram, with the session that last authenticated a datagram from its
-    /// destination; plaintext to an unknown destination when plaintext is allowed, else nil.
+    /// The sealed form of an outgoing SCTP datagram, with the session of its owner's key that last authenticated a
+    /// datagram from its destination; nil when that key has none. Only an unauthenticated (plaintext) association's
+    /// datagrams leave in plaintext, and only when plaintext is allowed: an authenticated one never falls back.
     mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
-        guard let id = routes[datagram.destination] else {
+        guard datagram.owner != .unauthenticated else {
             if configuration.allowPlaintext { return datagram }
+            statistics.sealFailures += 1
+            return nil
+        }
+        guard let id = routes[Route(owner: datagram.owner, address: datagram.destination)] else {
             statistics.sealFailures += 1
             return nil
         }
@@ -314,9 +428,14 @@ struct ServerDatagramSecurity {
         return statistics.recordSealed(payload, replacing: datagram)
     }
 
-    /// HELLO-ACKs to send.
+    /// HELLO-ACKs and VERSION answers to send.
     mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
+    }
+
+    /// What the service must hear about: a client speaking another version.
+    mutating func pollEvent() -> DatagramSecurityEvent? {
+        events.popFirst()
     }
 
     // MARK: - Timers
@@ -346,8 +465,9 @@ struct ServerDatagramSecurity {
     }
 
     private mutating func removeSession(_ id: UInt64) {
-        guard let session = sessions.removeValue(forKey: id) else { return }
-        for address in session.addresses where routes[address] == id { routes[address] = nil }
+        guard let session = sessions[id] else { return }
+        for address in session.addresses { unroute(Route(owner: session.owner, address: address), from: id) }
+        sessions[id] = nil
         keys[session.keyID]?.sessions.removeAll { $0 == id }
     }
 }

@@ -94,6 +94,8 @@ public final class AggClientService: @unchecked Sendable {
     private var isDraining = false
     /// The key the next association authenticates with; `reloadKey(_:)` replaces it.
     private var key: PreSharedKey
+    /// When a version mismatch was last logged.
+    private var lastVersionWarning: NIODeadline?
 
     /// Called on the event loop when the association comes up or goes down or a path changes state (the daemon
     /// refreshes its systemd status line).
@@ -132,6 +134,7 @@ public final class AggClientService: @unchecked Sendable {
         ).flatMapThrowing { driver in
             let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
+            driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             service.followAddresses()
             service.connect()
             return service
@@ -363,10 +366,40 @@ public final class AggClientService: @unchecked Sendable {
             onStateChange?()
         case .pathRemoteChanged(let id, let from, let to):
             logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
-        case .shutdownReceived:
+        case .shutdownReceived, .associationRefused:
             break
         case .closed(let id, let reason):
             associationClosed(id, reason: reason)
+        }
+    }
+
+    /// The datagram layer's news: a server that lost the session (it restarted) takes the association with it, so
+    /// it is ended here at once rather than after SCTP's failure thresholds; a version mismatch is logged, at most
+    /// once a minute, in words the operator can act on.
+    func handleSecurityEvent(_ event: DatagramSecurityEvent) {
+        switch event {
+        case .serverLostSession:
+            switch link {
+            case .ready(let id, _), .connecting(let id), .authenticating(let id, _, _, _):
+                logger.warning(
+                    "the server no longer knows this client's session (it restarted); starting a new association",
+                    metadata: ["association": "\(id)"])
+                driver.abort(id, reason: "server lost the session")
+            case .down, .stopped:
+                break
+            }
+        case .versionMismatch(let versions):
+            let now = NIODeadline.now()
+            if let last = lastVersionWarning, now - last < .seconds(60) { return }
+            lastVersionWarning = now
+            let spoken =
+                versions.lowerBound == versions.upperBound
+                ? "version \(versions.lowerBound)" : "versions \(versions.lowerBound) to \(versions.upperBound)"
+            logger.error(
+                "aggserver speaks datagram protocol \(spoken), this aggclient version \(SecureDatagram.version): install the same agg release on both sides"
+            )
+        case .clientVersionMismatch:
+            break
         }
     }
 

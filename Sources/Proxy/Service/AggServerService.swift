@@ -38,11 +38,23 @@ public final class AggServerService: @unchecked Sendable {
         var pathLog = LogRateLimiter()
         let outbound: UInt16
         let inbound: UInt16
+        /// The engine's owner: the key whose datagram session created the association (`.unauthenticated` in
+        /// plaintext).
+        let owner: SCTPOwner
+        /// The name of that key; the stream-level AUTH must name the same key.
+        let datagramKeyName: String?
+        /// The key the client proved on stream 0; its removal or change (SIGHUP) ends the association.
+        var key: PreSharedKey?
 
-        init(authenticator: ServerAuthenticator, outbound: UInt16, inbound: UInt16) {
+        init(
+            authenticator: ServerAuthenticator, outbound: UInt16, inbound: UInt16, owner: SCTPOwner,
+            datagramKeyName: String?
+        ) {
             self.authenticator = authenticator
             self.outbound = outbound
             self.inbound = inbound
+            self.owner = owner
+            self.datagramKeyName = datagramKeyName
         }
     }
 
@@ -61,6 +73,8 @@ public final class AggServerService: @unchecked Sendable {
     /// Path lines of associations without a session (before `established`).
     private var unknownPathLog = LogRateLimiter()
     private var isStopped = false
+    /// When a version mismatch was last logged, per key.
+    private var versionWarnings: [String: NIODeadline] = [:]
 
     /// Called on the event loop when an association comes up or goes down or a path changes state (the daemon
     /// refreshes its systemd status line).
@@ -91,6 +105,7 @@ public final class AggServerService: @unchecked Sendable {
         var sctp = configuration.sctp
         sctp.localPort = sctpPort
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        sctp.maxAssociationsPerOwner = configuration.limits.associationsPerKey
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
@@ -98,6 +113,7 @@ public final class AggServerService: @unchecked Sendable {
         ).map { driver in
             let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
+            driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             return service
         }
     }
@@ -116,14 +132,28 @@ public final class AggServerService: @unchecked Sendable {
         }
     }
 
-    /// Replaces the key table (SIGHUP): associations authenticated already stay up; new ones are checked against
-    /// `keys`.
+    /// Replaces the key table (SIGHUP). Every association of a key that is gone or changed ends at once, in
+    /// encrypted mode (its datagram sessions and owner) and in plaintext mode (the key it proved on stream 0) alike:
+    /// it is aborted while its session can still seal the ABORT, then the key's sessions are forgotten.
     public func reloadKeys(_ keys: [PreSharedKey]) -> EventLoopFuture<Void> {
         eventLoop.submit {
             let removed = Set(self.keys.keys).subtracting(keys.map(\.name))
-            self.keys = Self.keyTable(keys)
+            let table = Self.keyTable(keys)
+            let revokedOwners = Set(self.driver.revokedOwners(by: keys))
+            var ended = 0
+            for (id, session) in self.sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
+                let proved = session.key.map { table[$0.name]?.key == $0.key } ?? true
+                guard revokedOwners.contains(session.owner) || !proved else { continue }
+                self.metrics.recordAssociationRevoked()
+                self.fail(id, "key revoked")
+                ended += 1
+            }
+            self.keys = table
             self.driver.replaceSecurityKeys(keys)
-            self.logger.info("keys reloaded", metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())"])
+            self.logger.info(
+                "keys reloaded",
+                metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())", "associations ended": "\(ended)"])
+            self.onStateChange?()
         }
     }
 
@@ -165,6 +195,11 @@ public final class AggServerService: @unchecked Sendable {
     /// Every association with its open streams (nil while it authenticates), for the status endpoint.
     func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?)] {
         sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key, $0.value.multiplexer?.activeStreams) }
+    }
+
+    /// Streams the client of association `id` has opened since it authenticated. Call on the event loop.
+    func streamsOpened(on id: SCTPAssociationID) -> Int {
+        sessions[id]?.multiplexer?.streamsOpened ?? 0
     }
 
     /// The number of streams open on every association.
@@ -248,6 +283,14 @@ public final class AggServerService: @unchecked Sendable {
             }
         case .shutdownReceived:
             break
+        case .associationRefused(let owner, let remote):
+            metrics.recordAssociationRefused()
+            logger.warning(
+                "association refused: the key holds its limit of associations",
+                metadata: [
+                    "key": "\(driver.keyName(of: owner) ?? "\(owner)")", "remote": "\(remote)",
+                    "limit": "\(configuration.limits.associationsPerKey)",
+                ])
         case .closed(let id, let reason):
             guard let session = sessions.removeValue(forKey: id) else { return }
             session.authTimer?.cancel()
@@ -263,6 +306,19 @@ public final class AggServerService: @unchecked Sendable {
         return session.pathLog.admit(now: .now())
     }
 
+    /// A client speaking another handshake version is told so by the datagram layer (VERSION) and logged here, at
+    /// most once a minute per key.
+    func handleSecurityEvent(_ event: DatagramSecurityEvent) {
+        guard case .clientVersionMismatch(let name, let version) = event else { return }
+        let now = NIODeadline.now()
+        if let last = versionWarnings[name], now - last < .seconds(60) { return }
+        versionWarnings[name] = now
+        let message =
+            "client \(name) speaks datagram protocol version \(version), this aggserver version "
+            + "\(SecureDatagram.version); it was told so: install the same agg release on both sides"
+        logger.warning("\(message)", metadata: ["key": "\(name)"])
+    }
+
     private func established(_ id: SCTPAssociationID, outbound: UInt16, inbound: UInt16) {
         guard !isStopped else {
             driver.abort(id, reason: "server stopping")
@@ -274,7 +330,10 @@ public final class AggServerService: @unchecked Sendable {
         let authenticator = ServerAuthenticator(
             challenge: challenge, maxStreams: UInt16(clamping: limits.streamsPerAssociation),
             streamCredit: limits.streamCredit)
-        let session = Session(authenticator: authenticator, outbound: outbound, inbound: inbound)
+        let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
+        let session = Session(
+            authenticator: authenticator, outbound: outbound, inbound: inbound, owner: owner,
+            datagramKeyName: owner == .unauthenticated ? nil : driver.keyName(of: owner))
         sessions[id] = session
         session.authTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.authenticationTimeout)) {
             [self] in
@@ -289,7 +348,11 @@ public final class AggServerService: @unchecked Sendable {
         let reply: ControlMessage?
         do {
             guard case .control(let control) = try AggMessage.decode(message) else { return }
-            reply = try session.authenticator.receive(control) { name in self.keys[name] }
+            // An encrypted association may only prove the key that opened its datagrams.
+            let required = session.datagramKeyName
+            reply = try session.authenticator.receive(control) { name in
+                required == nil || required == name ? self.keys[name] : nil
+            }
         } catch {
             metrics.recordAuthentication(succeeded: false)
             fail(id, "authentication: \(error)")
@@ -298,6 +361,14 @@ public final class AggServerService: @unchecked Sendable {
         if let reply { driver.send(reply, on: id) }
         guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state else { return }
         session.authTimer?.cancel()
+        session.key = keys[name]
+        // Plaintext associations are only told apart by the key they prove: the per-key limit applies here.
+        let sameKey = sessions.values.filter { $0 !== session && $0.key?.name == name }.count
+        if session.owner == .unauthenticated, sameKey >= configuration.limits.associationsPerKey {
+            metrics.recordAssociationRefused()
+            fail(id, "key \(name) holds \(sameKey) associations already")
+            return
+        }
         let limits = configuration.limits
         let multiplexer = StreamMultiplexer(
             driver: driver, association: id, role: .server,

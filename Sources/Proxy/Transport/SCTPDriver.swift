@@ -60,6 +60,8 @@ public final class SCTPDriver: @unchecked Sendable {
     public let endpoint: SCTPEndpoint
     /// Receives every event of the endpoint, on `eventLoop`. It may call the driver's commands.
     public var onEvent: (SCTPEvent) -> Void
+    /// Receives the datagram layer's events (a server that lost the session, a version mismatch), on `eventLoop`.
+    public var onSecurityEvent: ((DatagramSecurityEvent) -> Void)?
     public private(set) var statistics = Statistics()
 
     let options: Options

@@ -111,7 +111,8 @@ extension Association {
             paths[i].recordSent(bytes: packet.readableBytes, dataBytes: 0, now: now)
         }
         output.datagrams.append(
-            SCTPDatagram(source: outstanding.source, destination: outstanding.destination, payload: packet))
+            SCTPDatagram(
+                source: outstanding.source, destination: outstanding.destination, payload: packet, owner: owner))
         timers.arm(.t4Asconf, at: now + outstanding.timeout)
     }
 

@@ -8,6 +8,7 @@ extension Association {
             output.drop("bad verification tag")
             return
         }
+        lastReceived = now
         // A packet carrying ASCONF may come from an address being added: never read it as a NAT rebinding.
         let carriesAsconf = packet.chunks.contains { $0.type == ASCONFChunk.type }
         let knownPath = pathIndex(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf, now: now)

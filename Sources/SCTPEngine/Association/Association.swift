@@ -20,6 +20,8 @@ final class Association {
     var peerTag: VerificationTag = .zero
     let localPort: UInt16
     let peerPort: UInt16
+    /// Whose datagrams created the association: it sees only that owner's datagrams and its own carry it.
+    let owner: SCTPOwner
     var features: NegotiatedFeatures = []
 
     // MARK: Paths
@@ -48,6 +50,9 @@ final class Association {
     var lastDataPathIndex = 0
     /// The association error counter of RFC 9260 §8.1.
     var errorCount = 0
+    /// When the last packet with our tag arrived; nil before any did. A quiet association may be replaced by a
+    /// new one of the same owner (`SCTPConfiguration.maxAssociationsPerOwner`).
+    var lastReceived: SCTPTime?
     /// Paths on which chunks were newly marked for fast retransmission: one packet of them goes out there
     /// regardless of cwnd.
     var fastRetransmitPaths: Set<Int> = []
@@ -73,9 +78,11 @@ final class Association {
 
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
-        random: SCTPRandom, localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16
+        random: SCTPRandom, localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16,
+        owner: SCTPOwner = .unauthenticated
     ) {
         self.id = id
+        self.owner = owner
         self.configuration = configuration
         self.output = output
         var logger = logger
@@ -192,13 +199,15 @@ final class Association {
         let source =
             path.localAddress ?? paths[primaryPathIndex].localAddress
             ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
-        output.datagrams.append(SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet))
+        output.datagrams.append(
+            SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet, owner: owner))
     }
 
     /// Replies to the exact address and port a packet came from, from the address it arrived at (RFC 6951 §5.4:
     /// never a fixed 9899).
     func reply(_ chunks: [Chunk], to source: SCTPSocketAddress, from local: SCTPSocketAddress, tag: VerificationTag) {
-        output.datagrams.append(SCTPDatagram(source: local, destination: source, payload: buildPacket(chunks, tag: tag)))
+        output.datagrams.append(
+            SCTPDatagram(source: local, destination: source, payload: buildPacket(chunks, tag: tag), owner: owner))
     }
 
     // MARK: - Closing

@@ -17,6 +17,13 @@ public struct SCTPConfiguration: Sendable {
     public var rtoMin: SCTPDuration = .milliseconds(200)
     public var rtoMax: SCTPDuration = .seconds(60)
     public var validCookieLife: SCTPDuration = .seconds(60)
+    /// Associations one authenticated owner (`SCTPOwner`, a client key) may hold at once; a COOKIE-ECHO beyond it is
+    /// answered with ABORT (Out of Resource) unless one of that owner's associations has been quiet for
+    /// `quietAssociationAge` (a client that restarted), which it then replaces. nil: no limit. Plaintext
+    /// associations are not counted here: nothing tells their owners apart.
+    public var maxAssociationsPerOwner: Int? = nil
+    /// How long an association must have received nothing before a new one of the same owner may replace it.
+    public var quietAssociationAge: SCTPDuration = .seconds(10)
     public var heartbeatInterval: SCTPDuration = .seconds(15)
     /// RFC 9260 §6.2: "the acknowledgement SHOULD be generated within 200 ms".
     public var delayedAckTimeout: SCTPDuration = .milliseconds(200)

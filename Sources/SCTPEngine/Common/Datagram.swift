@@ -9,12 +9,37 @@ public struct SCTPDatagram: Sendable, CustomStringConvertible {
     public var destination: SCTPSocketAddress
     /// The SCTP packet: common header and chunks.
     public var payload: ByteBuffer
+    /// Incoming: who the layer below authenticated as the sender. Outgoing: the owner of the association (or of the
+    /// packet answered) that sends it, so the layer below seals it for that owner and no other.
+    public var owner: SCTPOwner
 
-    public init(source: SCTPSocketAddress, destination: SCTPSocketAddress, payload: ByteBuffer) {
+    public init(
+        source: SCTPSocketAddress, destination: SCTPSocketAddress, payload: ByteBuffer,
+        owner: SCTPOwner = .unauthenticated
+    ) {
         self.source = source
         self.destination = destination
         self.payload = payload
+        self.owner = owner
     }
 
     public var description: String { "\(source) -> \(destination) (\(payload.readableBytes) bytes)" }
+}
+
+/// Who the layer under SCTP vouches for as a datagram's sender: on aggserver, the client key whose session opened
+/// it; `.unauthenticated` for plain RFC 6951. An association belongs to the owner whose datagrams created it
+/// (the owner is signed into the state cookie), and the endpoint lets a datagram reach, collide with or be answered
+/// on behalf of its own owner's associations only: a key holder who learns another client's verification tags can
+/// neither route to that client's association nor probe for it.
+public struct SCTPOwner: Hashable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    /// Plaintext datagrams: nobody vouched for the sender.
+    public static let unauthenticated = SCTPOwner(rawValue: 0)
+
+    public var description: String {
+        self == .unauthenticated ? "unauthenticated" : "owner-\(String(rawValue, radix: 16))"
+    }
 }

@@ -38,6 +38,9 @@ public enum SCTPCloseReason: Sendable, Equatable, CustomStringConvertible {
     case peerRestarted
     /// A protocol violation by the peer that forced an ABORT.
     case protocolViolation(String)
+    /// A new association of the same owner took its place after it had been quiet
+    /// (`SCTPConfiguration.maxAssociationsPerOwner`).
+    case replacedByNewerAssociation
 
     public var description: String {
         switch self {
@@ -48,6 +51,7 @@ public enum SCTPCloseReason: Sendable, Equatable, CustomStringConvertible {
         case .peerUnreachable: return "peer unreachable"
         case .peerRestarted: return "peer restarted"
         case .protocolViolation(let why): return "protocol violation: \(why)"
+        case .replacedByNewerAssociation: return "replaced by a newer association of the same key"
         }
     }
 }
@@ -73,6 +77,8 @@ public enum SCTPEvent: Sendable {
     case shutdownReceived(SCTPAssociationID)
     /// The association is gone.
     case closed(SCTPAssociationID, SCTPCloseReason)
+    /// A new association of `owner` was refused: the owner holds `maxAssociationsPerOwner` live ones.
+    case associationRefused(owner: SCTPOwner, remote: SCTPSocketAddress)
 }
 
 /// Errors of the commands an application gives an endpoint.

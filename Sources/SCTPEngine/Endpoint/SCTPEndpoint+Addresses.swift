@@ -9,6 +9,7 @@ extension SCTPEndpoint {
         _ local: SCTPSocketAddress, toward remote: SCTPSocketAddress? = nil, on id: SCTPAssociationID, now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         let destination = remote ?? association.defaultAsconfDestination()
         try association.requestAddressChange(.add(local: local, remote: destination), now: now)
     }
@@ -23,6 +24,7 @@ extension SCTPEndpoint {
         throws(SCTPError)
     {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         guard association.paths.contains(where: { $0.localAddress?.ip == local.ip }) else {
             throw .noSuchAddress(local)
         }
@@ -39,6 +41,7 @@ extension SCTPEndpoint {
         on id: SCTPAssociationID, now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         let destination = remote ?? association.defaultAsconfDestination()
         let add = AsconfState.Request.add(local: new, remote: destination)
         let delete = AsconfState.Request.delete(local: old)
@@ -59,6 +62,7 @@ extension SCTPEndpoint {
         now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         let destination = remote ?? association.paths[association.primaryPathIndex].remoteAddress
         try association.requestAddressChange(.setPrimary(local: local, remote: destination), now: now)
     }
@@ -66,6 +70,7 @@ extension SCTPEndpoint {
     /// Makes the path to `remote` our primary destination (RFC 9260 §8.2 leaves the choice to the user).
     public func setPrimary(_ remote: SCTPSocketAddress, on id: SCTPAssociationID) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         guard association.setPrimary(remote: remote) else { throw .noSuchAddress(remote) }
     }
 }

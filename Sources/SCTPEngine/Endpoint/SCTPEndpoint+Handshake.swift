@@ -5,7 +5,8 @@ import NIOCore
 /// into an association (§5.1.5), and the collision and restart cases of §5.2.
 extension SCTPEndpoint {
     func handleInitPacket(
-        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, owner: SCTPOwner,
+        now: SCTPTime
     ) {
         // RFC 9260 §8.5.1 A: the packet carrying INIT has tag 0 and "the INIT chunk MUST be the only chunk".
         guard packet.header.verificationTag == .zero, packet.chunks.count == 1,
@@ -24,11 +25,12 @@ extension SCTPEndpoint {
             sendRaw(
                 [.abort(AbortChunk(isTagReflected: false, causes: [.invalidMandatoryParameter]))],
                 tag: initChunk.initiateTag, sourcePort: configuration.localPort,
-                destinationPort: packet.header.sourcePort, to: source, from: local)
+                destinationPort: packet.header.sourcePort, to: source, from: local, owner: owner)
             return
         }
         let peerPort = packet.header.sourcePort
-        let existing = association(withPeer: source, peerPort: peerPort)
+        // Only the same owner's association can collide with this INIT or be restarted by it.
+        let existing = association(withPeer: source, peerPort: peerPort, owner: owner)
 
         var localTag = VerificationTag(uniqueTag())
         var localTSN = TSN(random.nonZero32())
@@ -47,6 +49,7 @@ extension SCTPEndpoint {
             case .shutdownAckSent:
                 // RFC 9260 §9.2: an INIT in SHUTDOWN-ACK-SENT is answered with SHUTDOWN-ACK.
                 existing.send([.shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                settle(existing)
                 return
             default:
                 // RFC 9260 §5.2.2: a new tag, with the current tags as tie-tags so a later COOKIE-ECHO can be
@@ -91,7 +94,7 @@ extension SCTPEndpoint {
             outboundStreams: min(configuration.outboundStreams, initChunk.inboundStreams),
             inboundStreams: min(configuration.maxInboundStreams, initChunk.outboundStreams),
             localTieTag: localTie, peerTieTag: peerTie, peerSCTPPort: peerPort, features: features,
-            peerAddresses: peerAddresses, localAuthRandom: localAuthRandom, peerAuth: peerAuth)
+            peerAddresses: peerAddresses, localAuthRandom: localAuthRandom, peerAuth: peerAuth, owner: owner)
         var parameters: [Parameter] = [.stateCookie(cookie.encode(secret: cookieKey))]
         for address in advertisedAddresses where !address.isWildcard {
             parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
@@ -105,11 +108,12 @@ extension SCTPEndpoint {
         // RFC 9260 §5.1: the INIT-ACK goes to the source of the INIT; RFC 6951 §5.4: to its UDP source port too.
         sendRaw(
             [.initiationAck(ack)], tag: initChunk.initiateTag, sourcePort: configuration.localPort,
-            destinationPort: peerPort, to: source, from: local)
+            destinationPort: peerPort, to: source, from: local, owner: owner)
     }
 
     func handleCookieEchoPacket(
-        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, owner: SCTPOwner,
+        now: SCTPTime
     ) {
         guard case .cookieEcho(let echo)? = try? Chunk(decoding: packet.chunks[0]) else {
             output.drop("malformed COOKIE-ECHO")
@@ -130,7 +134,12 @@ extension SCTPEndpoint {
             output.drop("cookie tag mismatch")
             return
         }
-        let existing = association(withPeer: source, peerPort: packet.header.sourcePort)
+        // A cookie made for one owner's INIT creates nothing for another owner.
+        guard cookie.owner == owner else {
+            output.drop("cookie of another owner")
+            return
+        }
+        let existing = association(withPeer: source, peerPort: packet.header.sourcePort, owner: owner)
 
         // RFC 9260 §5.1.5 4: "If the State Cookie is expired, the endpoint MUST NOT ... and MUST send back an
         // ERROR chunk with a 'Stale Cookie' error cause". Only when no association matches (§5.2.4 handles others).
@@ -139,7 +148,8 @@ extension SCTPEndpoint {
             let staleness = UInt32(clamping: (age - cookie.lifetime).nanoseconds / 1000)
             sendRaw(
                 [.error(ErrorChunk(causes: [.staleCookie(measureOfStaleness: staleness)]))], tag: cookie.peerTag,
-                sourcePort: configuration.localPort, destinationPort: packet.header.sourcePort, to: source, from: local)
+                sourcePort: configuration.localPort, destinationPort: packet.header.sourcePort, to: source, from: local,
+                owner: owner)
             return
         }
 
@@ -154,10 +164,11 @@ extension SCTPEndpoint {
                     existing.send(
                         [.error(ErrorChunk(causes: [.cookieReceivedWhileShuttingDown])),
                          .shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                    settle(existing)
                     return
                 }
                 existing.close(.peerRestarted)
-                reap(existing)
+                settle(existing)
                 association = acceptNew(cookie, from: source, to: local, now: now)
             } else if localMatches && !peerMatches {
                 // §5.2.4 B: INIT collision: take the peer's new tag and parameters and enter ESTABLISHED.
@@ -192,6 +203,7 @@ extension SCTPEndpoint {
                 return
             }
         } else {
+            guard makeRoom(for: owner, cookie: cookie, from: source, to: local, now: now) else { return }
             association = acceptNew(cookie, from: source, to: local, now: now)
         }
         let cookiePath = association.pathIndex(forPacketFrom: source, to: local, now: now) ?? 0
@@ -204,14 +216,44 @@ extension SCTPEndpoint {
         } else {
             association.transmit(now: now)
         }
-        reap(association)
+        settle(association)
+    }
+
+    /// Enforces `maxAssociationsPerOwner` before a new association of `owner`: true when there is room, or when a
+    /// quiet association of the same owner (most likely left behind by a client that restarted) was closed to
+    /// make it. Otherwise the COOKIE-ECHO is refused with ABORT (Out of Resource, RFC 9260 §3.3.10.4), and false.
+    private func makeRoom(
+        for owner: SCTPOwner, cookie: StateCookie, from source: SCTPSocketAddress, to local: SCTPSocketAddress,
+        now: SCTPTime
+    ) -> Bool {
+        guard let limit = configuration.maxAssociationsPerOwner, owner != .unauthenticated,
+            let owned = byOwner[owner], owned.count >= limit
+        else { return true }
+        let quietest = owned.min { ($0.lastReceived ?? .zero) < ($1.lastReceived ?? .zero) }
+        if let quietest, now - (quietest.lastReceived ?? .zero) >= configuration.quietAssociationAge {
+            logger.info(
+                "association replaced by a newer one of its owner",
+                metadata: ["association": "\(quietest.id.rawValue)", "owner": "\(owner)"])
+            quietest.abort(causes: [.outOfResource], reason: .replacedByNewerAssociation, now: now)
+            settle(quietest)
+            replacedAssociations += 1
+            return true
+        }
+        refusedAssociations += 1
+        output.events.append(.associationRefused(owner: owner, remote: source))
+        sendRaw(
+            [.abort(AbortChunk(isTagReflected: false, causes: [.outOfResource]))], tag: cookie.peerTag,
+            sourcePort: configuration.localPort, destinationPort: cookie.peerSCTPPort, to: source, from: local,
+            owner: owner)
+        return false
     }
 
     private func acceptNew(
         _ cookie: StateCookie, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
     ) -> Association {
         let association = makeAssociation(
-            localTag: cookie.localTag, localInitialTSN: cookie.localInitialTSN, peerPort: cookie.peerSCTPPort)
+            localTag: cookie.localTag, localInitialTSN: cookie.localInitialTSN, peerPort: cookie.peerSCTPPort,
+            owner: cookie.owner)
         association.adopt(cookie)
         // The path the COOKIE-ECHO came on is confirmed by the handshake itself (RFC 9260 §5.4).
         association.addPath(remote: source, local: local, confirmed: true)

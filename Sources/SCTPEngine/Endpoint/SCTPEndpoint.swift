@@ -6,6 +6,11 @@ import NIOCore
 /// to them by verification tag (RFC 9260 §8.5), answers INIT statelessly with a signed cookie (§5.1.3), creates
 /// associations from valid COOKIE-ECHOs (§5.1.5, §5.2.4) and handles out-of-the-blue packets (§8.4).
 ///
+/// Every association belongs to the `SCTPOwner` whose datagram created it. A datagram is routed, checked for
+/// collisions and restarts, and answered out of the blue among its own owner's associations only, as if each owner
+/// had an endpoint of its own: on a server shared by several client keys, one key holder cannot reach, probe or
+/// disturb another's association, whatever tags it learns or guesses.
+///
 /// It is sans-IO: the caller passes datagrams and the time in, and after each input drains `pollTransmit()`,
 /// reads `nextDeadline()` and drains `pollEvent()`.
 public final class SCTPEndpoint {
@@ -18,6 +23,15 @@ public final class SCTPEndpoint {
     let output = EndpointOutput()
     var associations: [SCTPAssociationID: Association] = [:]
     var byTag: [VerificationTag: Association] = [:]
+    /// Each owner's associations: the only candidates for that owner's packets that no tag routes (INIT collision,
+    /// restart, ABORT with the T bit). A handful per authenticated owner.
+    var byOwner: [SCTPOwner: [Association]] = [:]
+    /// When each association next needs `handleTimeout`.
+    var deadlines = DeadlineSchedule<SCTPAssociationID>()
+    /// COOKIE-ECHOs refused because their owner held `maxAssociationsPerOwner` live associations.
+    public internal(set) var refusedAssociations = 0
+    /// Associations closed to make room for a new one of the same owner (they had been quiet).
+    public internal(set) var replacedAssociations = 0
     private var nextAssociationID = 1
     /// Whether new paths are probed at once (see `Association.confirmsNewPathsAtOnce`); tests only.
     var confirmsNewPathsAtOnce = true
@@ -38,13 +52,8 @@ public final class SCTPEndpoint {
     public func pollTransmit() -> SCTPDatagram? { output.datagrams.popFirst() }
     public func pollEvent() -> SCTPEvent? { output.events.popFirst() }
 
-    public func nextDeadline() -> SCTPTime? {
-        var earliest: SCTPTime?
-        for association in associations.values {
-            if let d = association.nextDeadline, earliest.map({ d < $0 }) ?? true { earliest = d }
-        }
-        return earliest
-    }
+    /// The earliest instant `handleTimeout` has work, or (rarely) a little before it.
+    public func nextDeadline() -> SCTPTime? { deadlines.nextDeadline() }
 
     /// Packets dropped on input, by reason.
     public var droppedPackets: [String: Int] { output.dropped }
@@ -52,12 +61,16 @@ public final class SCTPEndpoint {
     // MARK: - Commands
 
     /// Opens an association to `remote` (address and UDP port) whose SCTP port is `peerPort`, sending from `local`.
+    /// Its datagrams carry `owner`, and only datagrams of `owner` reach it.
     public func connect(
-        to remote: SCTPSocketAddress, from local: SCTPSocketAddress? = nil, peerPort: UInt16, now: SCTPTime
+        to remote: SCTPSocketAddress, from local: SCTPSocketAddress? = nil, peerPort: UInt16,
+        owner: SCTPOwner = .unauthenticated, now: SCTPTime
     ) -> SCTPAssociationID {
         let association = makeAssociation(
-            localTag: VerificationTag(uniqueTag()), localInitialTSN: TSN(random.nonZero32()), peerPort: peerPort)
+            localTag: VerificationTag(uniqueTag()), localInitialTSN: TSN(random.nonZero32()), peerPort: peerPort,
+            owner: owner)
         association.connect(remote: remote, local: local, now: now)
+        settle(association)
         return association.id
     }
 
@@ -67,8 +80,8 @@ public final class SCTPEndpoint {
         unordered: Bool = false, now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        defer { settle(association) }
         try association.sendMessage(payload, stream: stream, ppid: ppid, unordered: unordered, now: now)
-        reap(association)
     }
 
     /// Whether the association's send buffer is below its high watermark.
@@ -81,7 +94,7 @@ public final class SCTPEndpoint {
     public func shutdown(_ id: SCTPAssociationID, now: SCTPTime) {
         guard let association = associations[id] else { return }
         association.shutdown(now: now)
-        reap(association)
+        settle(association)
     }
 
     /// ABORT: everything queued is dropped (RFC 9260 §9.1).
@@ -90,20 +103,28 @@ public final class SCTPEndpoint {
         var info = ByteBuffer()
         info.writeString(reason)
         association.abort(causes: [.userInitiatedAbort(info)], reason: .abortedLocally, now: now)
-        reap(association)
+        settle(association)
     }
 
+    /// Runs the timers that are due: only the associations whose deadline has come are visited.
     public func handleTimeout(now: SCTPTime) {
-        for association in Array(associations.values) {
-            if let deadline = association.nextDeadline, deadline <= now {
-                association.handleTimeout(now: now)
-                reap(association)
-            }
+        for id in deadlines.popDue(now: now) {
+            guard let association = associations[id] else { continue }
+            if let deadline = association.nextDeadline, deadline <= now { association.handleTimeout(now: now) }
+            settle(association)
         }
     }
 
     /// The associations that are open, oldest first.
     public var associationIDs: [SCTPAssociationID] { associations.keys.sorted { $0.rawValue < $1.rawValue } }
+
+    /// The owner an association belongs to.
+    public func owner(of id: SCTPAssociationID) -> SCTPOwner? { associations[id]?.owner }
+
+    /// The open associations of one owner, oldest first.
+    public func associationIDs(ownedBy owner: SCTPOwner) -> [SCTPAssociationID] {
+        (byOwner[owner] ?? []).map(\.id).sorted { $0.rawValue < $1.rawValue }
+    }
 
     /// A snapshot of an association's paths for status displays and tests.
     public func paths(of id: SCTPAssociationID) -> [SCTPPathInfo] {
@@ -128,31 +149,35 @@ public final class SCTPEndpoint {
         }
         let source = datagram.source
         let local = datagram.destination
+        let owner = datagram.owner
 
         switch first.type {
         case InitChunk.type:
-            handleInitPacket(packet, from: source, to: local, now: now)
+            handleInitPacket(packet, from: source, to: local, owner: owner, now: now)
         case CookieEchoChunk.type:
-            handleCookieEchoPacket(packet, from: source, to: local, now: now)
+            handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
         default:
-            if let association = route(packet, from: source) {
+            if let association = route(packet, from: source, owner: owner) {
                 association.handle(packet, from: source, to: local, now: now)
-                reap(association)
+                settle(association)
             } else {
-                handleOutOfTheBlue(packet, from: source, to: local)
+                handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
             }
         }
     }
 
-    /// Finds the association a packet belongs to: by our tag, or, for ABORT and SHUTDOWN-COMPLETE with the T bit,
-    /// by the peer's tag and address (RFC 9260 §8.5.1).
-    func route(_ packet: RawPacket, from source: SCTPSocketAddress) -> Association? {
+    /// Finds the association a packet of `owner` belongs to: by our tag, or, for ABORT and SHUTDOWN-COMPLETE with
+    /// the T bit, by the peer's tag and address (RFC 9260 §8.5.1). Another owner's association is never found: to
+    /// the sender it is as if the tag were unknown.
+    func route(_ packet: RawPacket, from source: SCTPSocketAddress, owner: SCTPOwner) -> Association? {
         let tag = packet.header.verificationTag
-        if let association = byTag[tag] { return association }
+        if let association = byTag[tag] {
+            return association.owner == owner ? association : nil
+        }
         if let first = packet.chunks.first, first.flags & 1 != 0,
             first.type == AbortChunk.type || first.type == ShutdownCompleteChunk.type
         {
-            return associations.values.first {
+            return byOwner[owner]?.first {
                 $0.peerTag == tag && $0.peerPort == packet.header.sourcePort
                     && $0.paths.contains(where: { $0.remoteAddress.ip == source.ip })
             }
@@ -160,32 +185,43 @@ public final class SCTPEndpoint {
         return nil
     }
 
-    func association(withPeer source: SCTPSocketAddress, peerPort: UInt16) -> Association? {
-        associations.values.first {
+    /// The open association of `owner` with a path to `source`'s IP and the peer's SCTP port: the candidate for
+    /// an INIT collision or a restart (RFC 9260 §5.2).
+    func association(withPeer source: SCTPSocketAddress, peerPort: UInt16, owner: SCTPOwner) -> Association? {
+        byOwner[owner]?.first {
             !$0.isClosed && $0.peerPort == peerPort && $0.paths.contains(where: { $0.remoteAddress.ip == source.ip })
         }
     }
 
     // MARK: - Bookkeeping
 
-    func makeAssociation(localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16) -> Association {
+    func makeAssociation(
+        localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16, owner: SCTPOwner
+    ) -> Association {
         let id = SCTPAssociationID(nextAssociationID)
         nextAssociationID += 1
         let association = Association(
             id: id, configuration: configuration, output: output, logger: logger,
             random: SCTPRandom(seed: random.next()), localTag: localTag, localInitialTSN: localInitialTSN,
-            peerPort: peerPort)
+            peerPort: peerPort, owner: owner)
         association.confirmsNewPathsAtOnce = confirmsNewPathsAtOnce
         associations[id] = association
         byTag[localTag] = association
+        byOwner[owner, default: []].append(association)
         return association
     }
 
-    /// Forgets closed associations.
-    func reap(_ association: Association) {
-        guard association.isClosed else { return }
-        associations[association.id] = nil
+    /// After any input to an association: forgets it if it closed, else reschedules its deadline.
+    func settle(_ association: Association) {
+        guard association.isClosed else {
+            deadlines.schedule(association.id, at: association.nextDeadline)
+            return
+        }
+        deadlines.schedule(association.id, at: nil)
+        guard associations.removeValue(forKey: association.id) != nil else { return }
         if byTag[association.localTag] === association { byTag[association.localTag] = nil }
+        byOwner[association.owner]?.removeAll { $0 === association }
+        if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
     }
 
     /// A random, non-zero tag no current association uses.
@@ -196,22 +232,25 @@ public final class SCTPEndpoint {
         }
     }
 
-    /// Sends a packet that belongs to no association.
+    /// Sends a packet that belongs to no association, on behalf of `owner` (the owner of the packet it answers).
     func sendRaw(
         _ chunks: [Chunk], tag: VerificationTag, sourcePort: UInt16, destinationPort: UInt16,
-        to destination: SCTPSocketAddress, from local: SCTPSocketAddress
+        to destination: SCTPSocketAddress, from local: SCTPSocketAddress, owner: SCTPOwner
     ) {
         var builder = PacketBuilder(
             header: CommonHeader(
                 sourcePort: sourcePort, destinationPort: destinationPort, verificationTag: tag, checksum: 0),
             capacity: configuration.maxPacketSize)
         for chunk in chunks { builder.add(chunk) }
-        output.datagrams.append(SCTPDatagram(source: local, destination: destination, payload: builder.finish()))
+        output.datagrams.append(
+            SCTPDatagram(source: local, destination: destination, payload: builder.finish(), owner: owner))
     }
 
     // MARK: - Out of the blue (RFC 9260 §8.4)
 
-    func handleOutOfTheBlue(_ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress) {
+    func handleOutOfTheBlue(
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, owner: SCTPOwner
+    ) {
         output.drop("out of the blue")
         var sawShutdownAck = false
         for chunk in packet.chunks {
@@ -233,7 +272,7 @@ public final class SCTPEndpoint {
             : .abort(AbortChunk(isTagReflected: true, causes: []))
         sendRaw(
             [reply], tag: packet.header.verificationTag, sourcePort: packet.header.destinationPort,
-            destinationPort: packet.header.sourcePort, to: source, from: local)
+            destinationPort: packet.header.sourcePort, to: source, from: local, owner: owner)
     }
 }
 

@@ -29,16 +29,20 @@ struct StateCookie: Equatable {
     /// needs both key vectors once the association exists). Empty when AUTH is not in use.
     var localAuthRandom: [UInt8] = []
     var peerAuth: AuthParameters?
+    /// Whose datagram carried the INIT: only a COOKIE-ECHO from the same owner may turn the cookie into an
+    /// association, so one key holder cannot replay a cookie made for another.
+    var owner: SCTPOwner = .unauthenticated
 
     static let macLength = 32
-    /// 2: adds the AUTH parameters.
-    static let version: UInt8 = 2
+    /// 2: adds the AUTH parameters. 3: adds the owner.
+    static let version: UInt8 = 3
 
     /// Serialises and signs with HMAC-SHA256 under `secret`.
     func encode(secret: SymmetricKey) -> ByteBuffer {
         var buffer = ByteBuffer()
-        buffer.reserveCapacity(64 + 17 * peerAddresses.count + Self.macLength)
+        buffer.reserveCapacity(72 + 17 * peerAddresses.count + Self.macLength)
         buffer.writeInteger(Self.version)
+        buffer.writeInteger(owner.rawValue)
         buffer.writeInteger(createdAt.nanoseconds)
         buffer.writeInteger(lifetime.nanoseconds)
         buffer.writeInteger(localTag.rawValue)
@@ -93,7 +97,7 @@ struct StateCookie: Equatable {
         var b = cookie.getSlice(at: cookie.readerIndex, length: bodyLength)!
         guard let version: UInt8 = b.readInteger() else { throw .malformed }
         guard version == Self.version else { throw .unsupportedVersion(version) }
-        guard let created: Int64 = b.readInteger(), let lifetime: Int64 = b.readInteger(),
+        guard let owner: UInt64 = b.readInteger(), let created: Int64 = b.readInteger(), let lifetime: Int64 = b.readInteger(),
             let localTag: UInt32 = b.readInteger(), let peerTag: UInt32 = b.readInteger(),
             let localTSN: UInt32 = b.readInteger(), let peerTSN: UInt32 = b.readInteger(),
             let rwnd: UInt32 = b.readInteger(), let os: UInt16 = b.readInteger(), let mis: UInt16 = b.readInteger(),
@@ -126,7 +130,8 @@ struct StateCookie: Equatable {
             localInitialTSN: TSN(localTSN), peerInitialTSN: TSN(peerTSN), peerReceiverWindow: rwnd,
             outboundStreams: os, inboundStreams: mis, localTieTag: VerificationTag(localTie),
             peerTieTag: VerificationTag(peerTie), peerSCTPPort: port, features: NegotiatedFeatures(rawValue: features),
-            peerAddresses: addresses, localAuthRandom: localRandom, peerAuth: peerAuth)
+            peerAddresses: addresses, localAuthRandom: localRandom, peerAuth: peerAuth,
+            owner: SCTPOwner(rawValue: owner))
     }
 
     /// A byte string with a 16-bit length in front.

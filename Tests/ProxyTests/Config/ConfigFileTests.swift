@@ -100,6 +100,7 @@ import Testing
 
             [limits]
             streams-per-association = 256
+            associations-per-key = 2
             stream-credit = 1048576
             stream-idle-timeout = "10m"
             buffered-bytes-per-association = 16777216
@@ -122,6 +123,7 @@ import Testing
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
         expected.limits.streamsPerAssociation = 256
+        expected.limits.associationsPerKey = 2
         expected.limits.streamCredit = 1024 * 1024
         expected.limits.streamIdleTimeout = .seconds(600)
         expected.limits.bufferedBytesPerAssociation = 16 << 20
@@ -133,7 +135,7 @@ import Testing
         expected.lookupLimits.queued = 64
         expected.lookupLimits.timeout = .seconds(3)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 19)
+        #expect(ServerSettings.configKeys.count == 20)
     }
 
     /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and

@@ -59,8 +59,12 @@ import Darwin
         }
         chmod(path, 0o600)
         #expect(try KeyFile.loadClientKey(path: path).name == "laptop")
+        // Group read is allowed for the daemon's own group only (root:aggserver 640 for the service user).
         chmod(path, 0o640)
+        #expect(try KeyFile.load(path: path).count == 1)
+        chown(path, getuid(), 65534)  // nogroup: not ours.
         #expect(throws: ConfigError.self) { try KeyFile.load(path: path) }
+        chown(path, getuid(), getegid())
         chmod(path, 0o400)
         #expect(try KeyFile.load(path: path).count == 1)
     }
@@ -89,9 +93,17 @@ import Darwin
     @Test func permissionCheckLooksOnlyAtGroupAndOtherBits() throws {
         try KeyFile.checkPermissions(mode: 0o100600, path: "k")
         try KeyFile.checkPermissions(mode: 0o100400, path: "k")
-        for mode: UInt32 in [0o604, 0o620, 0o601, 0o610, 0o666] {
+        for mode: UInt32 in [0o604, 0o620, 0o601, 0o610, 0o666, 0o640] {
             #expect(throws: ConfigError.self) { try KeyFile.checkPermissions(mode: mode, path: "k") }
         }
+        // Group read, and nothing else, when the group is the daemon's own (root:aggserver 640).
+        try KeyFile.checkPermissions(mode: 0o100640, path: "k", groupIsOurs: true)
+        for mode: UInt32 in [0o660, 0o650, 0o644, 0o641, 0o670] {
+            #expect(throws: ConfigError.self) {
+                try KeyFile.checkPermissions(mode: mode, path: "k", groupIsOurs: true)
+            }
+        }
+        #expect(KeyFile.isOurGroup(getegid()))
     }
 
     @Test func hexDecoding() {

@@ -24,12 +24,25 @@ import Darwin
         try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
     }
 
-    /// A port nothing listens on: bind, note the port, close.
-    static func closedPort() async throws -> UInt16 {
-        let channel = try await listener()
-        let port = UInt16(channel.localAddress!.port!)
-        try await channel.close()
-        return port
+    /// A port on 127.0.0.1 nothing listens on and nothing else can take while the test runs: a socket bound to it
+    /// without listen(2), so a SYN gets a RST. (Binding, closing and reusing the number raced with the parallel
+    /// tests' own ephemeral listeners.) Close the descriptor when done.
+    static func closedPort() throws -> (port: UInt16, descriptor: Int32) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard fd >= 0, bound else {
+            close(fd)
+            throw IOError(errnoCode: errno, reason: "bind")
+        }
+        return (UInt16(bigEndian: address.sin_port), fd)
     }
 
     static func connect(
@@ -77,7 +90,8 @@ import Darwin
     }
 
     @Test func refusedPortMapsToRefused() async throws {
-        let port = try await Self.closedPort()
+        let (port, descriptor) = try Self.closedPort()
+        defer { close(descriptor) }
         let byIP = await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: Self.loopbackAllowed)
         #expect(await Self.code(byIP) == .refused)
         let lookup = DNSLookup { _, family in family == .v4 ? [SCTPIPAddress(v4: 127, 0, 0, 1)] : [] }

@@ -1,4 +1,5 @@
 import Foundation
+import Proxy
 import Testing
 
 extension OperationsTests {
@@ -56,12 +57,28 @@ extension OperationsTests {
                 for line in [
                     "Type=notify", "NotifyAccess=main", "WatchdogSec=30",
                     "ExecReload=/bin/kill -HUP $MAINPID",
-                    "DynamicUser=yes", "CapabilityBoundingSet=", "NoNewPrivileges=yes",
-                    "ProtectSystem=strict",
+                    "CapabilityBoundingSet=", "NoNewPrivileges=yes", "ProtectSystem=strict",
                 ] {
                     #expect(text.contains("\n\(line)\n"), "\(unit) lacks \(line)")
                 }
             }
+        }
+
+        /// `systemctl reload aggserver` must re-read the key file an operator edits: a unit that hands the daemon a
+        /// copy (`LoadCredential=`, copied once at start) leaves a deleted key valid after the reload. The server runs
+        /// as a static user that reads /etc/agg/server.keys through its group; the client keeps its dynamic user.
+        @Test func theServerReadsTheKeyFileItselfSoAReloadRevokes() throws {
+            let server = try String(
+                contentsOf: Self.deployDirectory.appendingPathComponent("aggserver.service"), encoding: .utf8)
+            let lines = server.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+            #expect(!lines.contains { $0.hasPrefix("LoadCredential") || $0.hasPrefix("DynamicUser=yes") })
+            #expect(lines.contains("User=aggserver") && lines.contains("Group=aggserver"))
+            let start = try #require(lines.first { $0.hasPrefix("ExecStart=") })
+            #expect(!start.contains("--psk-file") && !start.contains("CREDENTIALS_DIRECTORY"))
+            #expect(ServerSettings().pskFile == "/etc/agg/server.keys")
+            let client = try String(
+                contentsOf: Self.deployDirectory.appendingPathComponent("aggclient.service"), encoding: .utf8)
+            #expect(client.contains("\nDynamicUser=yes\n"))
         }
 
         // MARK: - Helpers

@@ -42,9 +42,16 @@ final class SecurityPair {
         SCTPDatagram(source: source, destination: server, payload: payload)
     }
 
-    static func downward(_ payload: ByteBuffer, to destination: SCTPSocketAddress = clientPath1) -> SCTPDatagram {
-        SCTPDatagram(source: server, destination: destination, payload: payload)
+    /// A packet the server's engine sends toward the client; `owner` nil stands for the owner of `key` (the
+    /// association of the pair's client), which `serverSeal` fills in.
+    static func downward(
+        _ payload: ByteBuffer, to destination: SCTPSocketAddress = clientPath1, owner: SCTPOwner? = nil
+    ) -> SCTPDatagram {
+        SCTPDatagram(source: server, destination: destination, payload: payload, owner: owner ?? pendingOwner)
     }
+
+    /// Marks a datagram whose owner `serverSeal` looks up.
+    private static let pendingOwner = SCTPOwner(rawValue: .max)
 
     /// The client seals `packet` toward the server; the sealed datagram, or nil when it was queued.
     func clientSeal(_ packet: ByteBuffer, from source: SCTPSocketAddress = clientPath1) -> SCTPDatagram? {
@@ -74,7 +81,13 @@ final class SecurityPair {
         client.open(datagram, clock: clock)
     }
 
-    func serverSeal(_ datagram: SCTPDatagram) -> SCTPDatagram? { server.seal(datagram) }
+    func serverSeal(_ datagram: SCTPDatagram, key: PreSharedKey = key) -> SCTPDatagram? {
+        var datagram = datagram
+        if datagram.owner == Self.pendingOwner {
+            datagram.owner = server.owner(ofKeyNamed: key.name) ?? .unauthenticated
+        }
+        return server.seal(datagram)
+    }
     func serverPoll() -> SCTPDatagram? { server.pollTransmit() }
     func clientPoll() -> SCTPDatagram? { client.pollTransmit() }
     func serverTimeout(clock: SecurityClock) { server.handleTimeout(clock: clock) }

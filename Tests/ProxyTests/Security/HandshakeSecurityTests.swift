@@ -5,9 +5,10 @@ import Testing
 
 @testable import Proxy
 
-/// The version-2 handshake: the ephemeral X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its
-/// authentication by the pre-shared key's tags, the refusal of version 1 and of unusable public keys, and the sizes
-/// that keep the server from amplifying.
+/// The version-3 handshake: the ephemeral X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its
+/// authentication by the pre-shared key's tags, the VERSION answer to other versions, the HELLO-ACK's word on
+/// whether the server still knew the session, the refusal of unusable public keys, and the sizes that keep the
+/// server from amplifying.
 @Suite struct HandshakeSecurityTests {
     typealias Pair = SecurityPair
     typealias HelloOffset = SecureDatagram.HelloOffset
@@ -223,31 +224,62 @@ import Testing
 
     // MARK: - Version and size
 
-    @Test func versionOneHellosAreDropped() throws {
+    @Test func hellosOfAnotherVersionGetAnAuthenticatedVersionAnswerAndNoSession() throws {
         let pair = Pair()
         let hello = Array(try Self.firstHello(pair).payload.readableBytesView)
-        // Today's layout labelled version 1, correctly tagged.
+        // Today's layout labelled version 2, correctly tagged (an older client), and version 1's own 74-byte HELLO.
         var body = Array(hello[..<HelloOffset.tag])
-        body[1] = 1
-        let relabelled = Self.tagged(body, label: SecureDatagram.helloLabel)
-        // Version 1's own 74-byte HELLO: no public key, tagged under "agg hello v1".
-        let old = Self.tagged(
+        body[1] = 2
+        let older = Self.tagged(body, label: Array("agg hello v2".utf8))
+        let oldest = Self.tagged(
             [0x41, 1] + hello[HelloOffset.keyID..<HelloOffset.publicKey]
                 + hello[HelloOffset.timestamp..<HelloOffset.tag],
             label: Array("agg hello v1".utf8))
-        #expect(old.count == 74)
-        for forged in [relabelled, old] {
-            #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: forged)), clock: pair.clock) == nil)
-        }
+        #expect(oldest.count == 74)
+        #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: older)), clock: pair.clock) == nil)
+        let answer = try #require(pair.serverPoll())
+        // VERSION: the server's versions, under a tag of the key over the whole HELLO; smaller than any HELLO.
+        let bytes = Array(answer.payload.readableBytesView)
+        #expect(bytes.count == SecureDatagram.versionLength && bytes.count == 19)
+        #expect(bytes[0] == 0x56 && bytes[1] == 3 && bytes[2] == 3)
+        #expect(bytes == Self.tagged([0x56, 3, 3], label: SecureDatagram.versionLabel, prefix: older))
+        #expect(answer.destination == Pair.clientPath1)
+        // At most one answer a second per key; never a session.
+        #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: oldest)), clock: pair.clock) == nil)
         #expect(pair.serverPoll() == nil)
+        pair.advance(.seconds(1))
+        #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: oldest)), clock: pair.clock) == nil)
+        #expect(pair.serverPoll() != nil)
         #expect(pair.server.sessions.isEmpty)
-        #expect(pair.server.statistics.droppedMalformed == 2)
+        #expect(pair.server.statistics.versionMismatches == 3)
+        #expect(pair.server.pollEvent() == .clientVersionMismatch(keyName: Pair.key.name, clientVersion: 2))
+        #expect(pair.server.pollEvent() == .clientVersionMismatch(keyName: Pair.key.name, clientVersion: 1))
+        // An unknown key id gets nothing, whatever the version.
+        var stranger = older
+        stranger[2] ^= 0xFF
+        #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: stranger)), clock: pair.clock) == nil)
+        #expect(pair.serverPoll() == nil)
+    }
+
+    @Test func aClientTakesTheServersVersionAnswerOnlyWithItsTag() throws {
+        let pair = Pair()
+        let hello = Array(try Self.firstHello(pair).payload.readableBytesView)
+        // A VERSION that does not answer this HELLO under this key, then the real one (as a newer server would
+        // send it: versions 4 to 5).
+        let forged = Self.tagged([0x56, 4, 5], label: SecureDatagram.versionLabel, prefix: [0x41])
+        #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: forged)), clock: pair.clock) == nil)
+        #expect(pair.client.pollEvent() == nil)
+        #expect(pair.client.statistics.droppedBadTag == 1)
+        let genuine = Self.tagged([0x56, 4, 5], label: SecureDatagram.versionLabel, prefix: hello)
+        #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: genuine)), clock: pair.clock) == nil)
+        #expect(pair.client.pollEvent() == .versionMismatch(serverVersions: 4...5))
+        #expect(pair.client.isHandshaking, "the client keeps trying: the server may be upgraded")
     }
 
     @Test func helloAckIsSmallerThanHello() throws {
-        #expect(SecureDatagram.version == 2)
+        #expect(SecureDatagram.version == 3)
         #expect(SecureDatagram.helloLength == 106)
-        #expect(SecureDatagram.helloAckLength == 90)
+        #expect(SecureDatagram.helloAckLength == 91)
         #expect(SecureDatagram.helloAckLength < SecureDatagram.helloLength)
         #expect(HelloOffset.tag + SecureDatagram.handshakeTagLength == SecureDatagram.helloLength)
         #expect(AckOffset.tag + SecureDatagram.handshakeTagLength == SecureDatagram.helloAckLength)
@@ -256,7 +288,96 @@ import Testing
         _ = pair.serverOpen(hello, clock: pair.clock)
         let ack = try #require(pair.serverPoll())
         #expect(hello.payload.readableBytes == 106)
-        #expect(ack.payload.readableBytes == 90)
-        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 2)
+        #expect(ack.payload.readableBytes == 91)
+        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 3)
+    }
+
+    // MARK: - A server that restarted
+
+    /// The server restarts: its sessions are gone and it drops the client's datagrams. After 1.5 s of datagrams
+    /// without an answer the client probes with a HELLO naming its session; the new server answers it as a new
+    /// session (flag clear) and the client learns that its association is gone too.
+    @Test func aClientFindsWithinTwoSecondsThatTheServerLostItsSession() throws {
+        let pair = Pair()
+        for released in pair.handshake() { _ = pair.serverOpen(released, clock: pair.clock) }
+        let restarted = ServerDatagramSecurity(keys: [Pair.key], random: SCTPRandom(seed: 4242))
+        pair.server = restarted
+        var sent = 0
+        var hello: SCTPDatagram?
+        for _ in 0..<40 {
+            pair.advance(.milliseconds(100))
+            if let datagram = pair.clientSeal(Pair.packet(1)) {
+                sent += 1
+                #expect(pair.serverOpen(datagram, clock: pair.clock) == nil)
+            }
+            pair.clientTimeout(clock: pair.clock)
+            if let probe = pair.drainClient().first {
+                hello = probe
+                break
+            }
+        }
+        let probe = try #require(hello)
+        #expect(sent >= 14 && sent <= 16, "the probe follows 1.5 s of silence")
+        #expect(pair.server.statistics.droppedUnknownSession == sent)
+        #expect(pair.serverOpen(probe, clock: pair.clock) == nil)
+        let ack = try #require(pair.serverPoll())
+        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + AckOffset.flags, as: UInt8.self) == 0)
+        #expect(pair.clientOpen(ack, clock: pair.clock) == nil)
+        #expect(pair.client.pollEvent() == .serverLostSession)
+        // The new session works at once.
+        let up = try #require(pair.clientSeal(Pair.packet(2)))
+        #expect(pair.serverOpen(up, clock: pair.clock)?.payload == Pair.packet(2))
+    }
+
+    /// The same probe to a server that is alive (the answers were only late) is a rekey: the flag says the server
+    /// continues the session, and nothing is reported.
+    @Test func aProbeAnsweredByALiveServerIsARekey() throws {
+        let pair = Pair()
+        for released in pair.handshake() { _ = pair.serverOpen(released, clock: pair.clock) }
+        var probe: SCTPDatagram?
+        for _ in 0..<40 where probe == nil {
+            pair.advance(.milliseconds(100))
+            if let datagram = pair.clientSeal(Pair.packet(1)) { _ = pair.serverOpen(datagram, clock: pair.clock) }
+            pair.clientTimeout(clock: pair.clock)
+            probe = pair.drainClient().first
+        }
+        #expect(pair.serverOpen(try #require(probe), clock: pair.clock) == nil)
+        let ack = try #require(pair.serverPoll())
+        let flags = ack.payload.getInteger(at: ack.payload.readerIndex + AckOffset.flags, as: UInt8.self)
+        #expect(flags == SecureDatagram.HelloAckFlags.continuesSession)
+        #expect(pair.clientOpen(ack, clock: pair.clock) == nil)
+        #expect(pair.client.pollEvent() == nil)
+        #expect(pair.client.statistics.handshakesCompleted == 2)
+    }
+
+    @Test func aLastAcknowledgementThatRightlyGetsNoAnswerIsNoReasonToProbe() throws {
+        let pair = Pair()
+        for released in pair.handshake() { _ = pair.serverOpen(released, clock: pair.clock) }
+        // The transfer's last datagram from the server, then the client's one acknowledgement, then silence.
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(2))))
+        _ = pair.clientOpen(down, clock: pair.clock)
+        pair.advance(.milliseconds(200))
+        _ = try #require(pair.clientSeal(Pair.packet(3)))
+        for _ in 0..<50 {
+            pair.advance(.milliseconds(100))
+            pair.clientTimeout(clock: pair.clock)
+        }
+        #expect(pair.drainClient().isEmpty)
+        #expect(pair.client.statistics.handshakesSent == 1)
+    }
+
+    @Test func answersKeepTheProbeQuiet() throws {
+        // A server that answers keeps the client from probing, however long the session runs.
+        let pair = Pair()
+        for released in pair.handshake() { _ = pair.serverOpen(released, clock: pair.clock) }
+        for _ in 0..<100 {
+            pair.advance(.milliseconds(100))
+            if let datagram = pair.clientSeal(Pair.packet(1)) { _ = pair.serverOpen(datagram, clock: pair.clock) }
+            let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(2))))
+            _ = pair.clientOpen(down, clock: pair.clock)
+            pair.clientTimeout(clock: pair.clock)
+            #expect(pair.drainClient().isEmpty)
+        }
+        #expect(pair.client.statistics.handshakesSent == 1)
     }
 }

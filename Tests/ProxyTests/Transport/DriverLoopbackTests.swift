@@ -135,7 +135,7 @@ final class BulkSender: @unchecked Sendable {
             pump()
         case .closed(_, let reason):
             closed?.succeed(reason)
-        case .message, .pathStateChanged, .pathRemoteChanged, .shutdownReceived:
+        case .message, .pathStateChanged, .pathRemoteChanged, .shutdownReceived, .associationRefused:
             break
         }
     }
@@ -174,7 +174,7 @@ final class Collector: @unchecked Sendable {
         case .message(_, var message): received.writeBuffer(&message.payload)
         case .shutdownReceived: sawShutdown = true
         case .closed(_, let reason): closed?.succeed(reason)
-        case .writable, .pathStateChanged, .pathRemoteChanged: break
+        case .writable, .pathStateChanged, .pathRemoteChanged, .associationRefused: break
         }
     }
 }
