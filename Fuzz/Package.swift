@@ -73,5 +73,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The daemons' status endpoint: NIO's HTTP/1.1 server handlers and the request handler, fixed figures.
+        .executableTarget(
+            name: "StatusFuzzer",
+            dependencies: [
+                "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
     ]
 )

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the hand-made seed corpora of the Stream, SOCKS and HTTP fuzzers (Fuzz/Corpus/{stream,socks,http}).
+"""Writes the hand-made seed corpora of the Stream, SOCKS, HTTP and Status fuzzers
+(Fuzz/Corpus/{stream,socks,http,status}).
 
 The Association and Decrypt fuzzers' seeds come from a real exchange instead (Decrypt's from a real version-2
 handshake, HELLO and HELLO-ACK with their X25519 public keys, so regenerate them whenever that format changes):
@@ -128,6 +129,29 @@ def http_seeds():
         write("http", name, data)
 
 
+# Status: a flags byte (bits 0-2 the read size, bit 3 the clock stepping between reads), then a client's bytes to
+# the status endpoint.
+def status_seeds():
+    seeds = {
+        "root": (0x00, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "root-html": (0x00, b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: text/html,*/*\r\n\r\n"),
+        "metrics": (0x00, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "status-json": (0x00, b"GET /status.json?history=5 HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "status-txt-head": (0x00, b"HEAD /status.txt HTTP/1.0\r\n\r\n"),
+        "empty-query-name": (0x00, b"GET /?= HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "odd-queries": (0x00, b"GET /status.json?=&&history=&a=b=c&history=-9 HTTP/1.1\r\n\r\n"),
+        "post": (0x00, b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"),
+        "chunked-body": (0x00, b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        "pipelined": (0x00, b"GET /metrics HTTP/1.1\r\n\r\nGET /?= HTTP/1.1\r\n\r\n"),
+        "slow": (0x09, b"GET /status.txt HTTP/1.1\r\nHost: localhost\r\n\r\n"),
+        "garbage": (0x00, b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03"),
+        "absolute-form": (0x02, b"GET http://localhost:9100/metrics?x HTTP/1.1\r\n\r\n"),
+    }
+    for name, (flags, data) in seeds.items():
+        write("status", name, bytes([flags]) + data)
+
+
 stream_seeds()
 socks_seeds()
 http_seeds()
+status_seeds()

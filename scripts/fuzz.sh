@@ -8,8 +8,8 @@
 #   FUZZ_ARGS="-jobs=1" ...              more libFuzzer flags for every run
 #
 # Fuzzers: Wire (SCTP wire format), Association (an established association fed packet sequences), Stream (agg's
-# stream protocol decoder and authentication), SOCKS and HTTP (the ingress parsers and handlers), and Decrypt (the
-# datagram decryption layer) once it exists. New inputs go to Fuzz/.build/corpus-<name> (not committed); crashes
+# stream protocol decoder and authentication), SOCKS and HTTP (the ingress parsers and handlers), Status (the
+# daemons' status endpoint) and Decrypt (the datagram decryption layer) once it exists. New inputs go to Fuzz/.build/corpus-<name> (not committed); crashes
 # to Fuzz/.build/artifacts/<name>/, which the run prints. Replay one with: Fuzz/.build/release/<Name>Fuzzer <file>
 set -euo pipefail
 
@@ -20,7 +20,8 @@ fuzz=$repo/Fuzz
 cd "$fuzz"
 
 # name, corpus folder, largest input (bytes)
-all=(Wire:wire:9000 Association:association:9000 Stream:stream:4096 SOCKS:socks:1024 HTTP:http:8192)
+all=(Wire:wire:9000 Association:association:9000 Stream:stream:4096 SOCKS:socks:1024 HTTP:http:8192
+    Status:status:24576)
 [[ -d Sources/DecryptFuzzer ]] && all+=(Decrypt:decrypt:2048)
 selected=()
 for entry in "${all[@]}"; do

@@ -23,6 +23,12 @@ struct ClientOptions: ParsableArguments {
     var http: String?
     @Option(name: .customLong("psk-file"), help: "This client's key file: one 'NAME HEX' line, mode 600.")
     var pskFile: String?
+    @Option(
+        name: .customLong("proxy-user"),
+        help: "USER:PASS the SOCKS5 and HTTP listeners require (repeat for more users; SOCKS4 is then refused).")
+    var proxyUser: [String] = []
+    @Option(name: .customLong("proxy-user-file"), help: "File of USER:PASS lines (mode 600) the listeners accept.")
+    var proxyUserFile: String?
     @Option(help: "Serve the status page and metrics on HOST:PORT.")
     var metrics: String?
     @Option(help: "How long SIGTERM lets running connections finish (seconds, or '30s', '1m'; default 10s).")
@@ -44,6 +50,8 @@ struct ClientOptions: ParsableArguments {
         overrides.set("socks", socks)
         overrides.set("http", http)
         overrides.set("psk-file", pskFile)
+        overrides.set("proxy-user", proxyUser)
+        overrides.set("proxy-user-file", proxyUserFile)
         overrides.set("metrics", metrics)
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)

@@ -17,8 +17,14 @@ struct ServerOptions: ParsableArguments {
     var listen: [String] = []
     @Option(name: .customLong("psk-file"), help: "Key file: one 'NAME HEX' line per client, mode 600.")
     var pskFile: String?
-    @Option(name: .customLong("egress-allow"), help: "CIDR prefix egress may reach although it is private.")
+    @Option(
+        name: .customLong("egress-allow"),
+        help: "CIDR prefix egress may reach although it is private (the server's own addresses only as /32, /128).")
     var egressAllow: [String] = []
+    @Option(
+        name: .customLong("egress-deny-port"),
+        help: "Destination port egress refuses (repeat; default 25); 'none' allows every port.")
+    var egressDenyPort: [String] = []
     @Option(help: "Serve the status page and metrics on HOST:PORT.")
     var metrics: String?
     @Option(help: "How long SIGTERM lets running streams finish (seconds, or '30s', '1m'; default 10s).")
@@ -42,6 +48,7 @@ struct ServerOptions: ParsableArguments {
         overrides.set("listen", listen)
         overrides.set("psk-file", pskFile)
         overrides.set("egress-allow", egressAllow)
+        overrides.set("egress-deny-port", egressDenyPort)
         overrides.set("metrics", metrics)
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)

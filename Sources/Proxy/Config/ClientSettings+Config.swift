@@ -9,6 +9,8 @@ extension ClientSettings {
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
             ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),
+            ConfigKey("proxy-user", \.proxyUsers, .list(of: .proxyUser)),
+            ConfigKey("proxy-user-file", \.proxyUserFile, .optionalPath("the path of a file of USER:PASS lines")),
             ConfigKey("metrics", \.metricsAddress, .optionalAddress),
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),

@@ -1,3 +1,5 @@
+import SCTPEngine
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -50,11 +52,27 @@ public enum ConfigCheck {
             }
         }
         if settings.localAddresses.isEmpty { notes.append("one path from the wildcard address (no path given)") }
+        var users: [ProxyIngressConfiguration.Credentials] = []
+        check(settings.proxyUserFile == nil ? "proxy-user" : "proxy-user-file") {
+            users = try ProxyUserFile.users(of: settings)
+            notes.append(
+                users.isEmpty
+                    ? "no proxy users: the listeners ask for no credentials"
+                    : "proxy users (SOCKS4 refused): " + users.map(\.username).joined(separator: ", "))
+        }
         for (key, address) in [
             ("socks", settings.socksAddress), ("http", settings.httpAddress),
             ("metrics", settings.metricsAddress),
         ] {
-            if let address { check(key) { _ = try ServiceSetup.resolveHost(address.host) } }
+            guard let address else { continue }
+            check(key) {
+                let ip = try ServiceSetup.resolveHost(address.host)
+                if key != "metrics", users.isEmpty, !EgressPolicy.isLoopback(ip) {
+                    notes.append(
+                        "warning: \(key) listens on \(address) without credentials: anyone who can reach it uses "
+                            + "the server; set proxy-user or proxy-user-file")
+                }
+            }
         }
         return report(loaded, schema, notes: notes, errors: errors)
     }
@@ -82,7 +100,33 @@ public enum ConfigCheck {
             check("listen") { notes.append("listen \(address) is \(try ServiceSetup.resolveHost(address.host))") }
         }
         if let metrics = settings.metricsAddress { check("metrics") { _ = try ServiceSetup.resolveHost(metrics.host) } }
+        notes += egressNotes(settings, ownAddresses: ServiceSetup.ownAddresses())
         return report(loaded, schema, notes: notes, errors: errors)
+    }
+
+    /// What the egress policy will refuse besides its ranges, and the allow prefixes that open nothing (a prefix
+    /// opens a refused range only from inside it; see `EgressPolicy`).
+    static func egressNotes(_ settings: ServerSettings, ownAddresses: Set<SCTPIPAddress>) -> [String] {
+        var notes: [String] = []
+        let own = ownAddresses.map(\.description).sorted()
+        if !own.isEmpty {
+            notes.append(
+                "egress refuses this server's own addresses (allow one only as its /32 or /128): "
+                    + own.joined(separator: ", "))
+        }
+        let ports = settings.egressDenyPorts.map(String.init).joined(separator: ", ")
+        notes.append(
+            ports.isEmpty ? "egress allows every destination port" : "egress refuses destination ports \(ports)")
+        for prefix in settings.egressAllow {
+            let opens = EgressPolicy.refusedRanges.contains { $0.prefix.contains(prefix) }
+            let namesOwn = ownAddresses.contains { CIDR($0, prefixLength: $0.isIPv4 ? 32 : 128) == prefix }
+            if !opens && !namesOwn {
+                notes.append(
+                    "egress-allow \(prefix) opens nothing: it lies inside no refused range (public addresses are "
+                        + "allowed anyway; a refused range is opened only by a prefix inside it)")
+            }
+        }
+        return notes
     }
 
     /// Prints the report (the summary on standard output, errors on standard error) and returns the exit code.

@@ -132,6 +132,45 @@ extension ConfigType where Value == CIDR {
     }
 }
 
+extension ConfigType where Value == [UInt16] {
+    /// A list of TCP ports: a TOML array of integers from 1 to 65535 (`[]` for none); a repeated flag gives one
+    /// port each, and the flag `none` alone empties the list.
+    public static var portList: ConfigType {
+        let expected = "an array of port numbers from 1 to 65535 (or [] for none)"
+        let flagExpected = "a port number from 1 to 65535, or \"none\" alone"
+        return ConfigType(
+            expected: expected,
+            fromTOML: { value in
+                let items: [TOMLValue]
+                switch value.kind {
+                case .array(let array): items = array
+                case .integer: items = [value]
+                default: throw ConfigValueError(expected: expected, found: value.literal)
+                }
+                var ports: [UInt16] = []
+                for item in items {
+                    guard case .integer(let number) = item.kind, (1...65535).contains(number) else {
+                        throw ConfigValueError(expected: expected, found: item.literal, line: item.line)
+                    }
+                    if !ports.contains(UInt16(number)) { ports.append(UInt16(number)) }
+                }
+                return ports
+            },
+            fromFlag: { arguments in
+                if arguments == ["none"] { return [] }
+                var ports: [UInt16] = []
+                for text in arguments {
+                    guard text.allSatisfy(\.isASCII), let port = UInt16(text), port > 0 else {
+                        throw ConfigValueError(expected: flagExpected, found: TOMLValue.quoted(text))
+                    }
+                    if !ports.contains(port) { ports.append(port) }
+                }
+                return ports
+            },
+            format: { "[" + $0.map { String($0) }.joined(separator: ", ") + "]" })
+    }
+}
+
 extension ConfigType where Value == Bool {
     /// `true` or `false`; a flag without an argument sets it.
     public static var boolean: ConfigType {

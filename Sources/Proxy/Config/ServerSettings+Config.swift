@@ -7,6 +7,7 @@ extension ServerSettings {
             ConfigKey("listen", \.listenAddresses, .list(of: .address(defaultPort: 9899))),
             ConfigKey("psk-file", \.pskFile, .string("the path of the key file")),
             ConfigKey("egress-allow", \.egressAllow, .list(of: .cidr)),
+            ConfigKey("egress-deny-port", \.egressDenyPorts, .portList),
             ConfigKey("metrics", \.metricsAddress, .optionalAddress),
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
@@ -24,7 +25,16 @@ extension ServerSettings {
             ConfigKey("limits.association-idle-timeout", \.limits.associationIdleTimeout, .duration()),
             ConfigKey("limits.authentication-timeout", \.limits.authenticationTimeout, .duration()),
             ConfigKey("limits.connect-timeout", \.limits.connectTimeout, .duration()),
+            ConfigKey("limits.lookups", \.lookupLimits.concurrent, .integer(in: 1...1024)),
+            ConfigKey("limits.lookups-per-association", \.lookupLimits.perOwner, .integer(in: 1...64)),
+            ConfigKey("limits.lookup-queue", \.lookupLimits.queued, .integer(in: 0...65536)),
+            ConfigKey("limits.lookup-timeout", \.lookupLimits.timeout, lookupTimeoutType),
         ]
+    }
+
+    /// `limits.lookup-timeout`: a duration, kept as the `TimeAmount` the scheduler uses.
+    static var lookupTimeoutType: ConfigType<TimeAmount> {
+        ConfigType.duration().map({ TimeAmount($0) }, back: { Duration.nanoseconds($0.nanoseconds) })
     }
 
     /// What `ConfigFile` needs to load aggserver's settings; the file is /etc/agg/aggserver.toml by default.

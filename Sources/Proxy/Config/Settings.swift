@@ -103,9 +103,14 @@ public struct ServerSettings: Equatable, Sendable {
     public var listenAddresses = [HostAndPort(host: "0.0.0.0", port: 9899), HostAndPort(host: "::", port: 9899)]
     /// The key file with one line per client.
     public var pskFile = "/etc/agg/server.keys"
-    /// Prefixes egress may reach although the policy refuses them by default (e.g. a LAN the server serves).
+    /// Prefixes egress may reach although the policy refuses them by default (e.g. a LAN the server serves); see
+    /// `EgressPolicy` for how they open refused ranges and the server's own addresses.
     public var egressAllow: [CIDR] = []
+    /// Destination ports egress refuses whatever the address (SMTP's 25 by default); empty allows every port.
+    public var egressDenyPorts: [UInt16] = EgressPolicy.defaultDeniedPorts.sorted()
     public var limits = StreamLimits()
+    /// Bounds on the name lookups egress runs for the clients' OPENs.
+    public var lookupLimits = LookupScheduler.Limits()
     /// Where to serve metrics over HTTP; nil disables them.
     public var metricsAddress: HostAndPort?
     /// How long SIGTERM lets running streams finish before the associations are shut down.
@@ -117,7 +122,9 @@ public struct ServerSettings: Equatable, Sendable {
 
     public init() {}
 
-    public var egressPolicy: EgressPolicy { EgressPolicy(allowed: egressAllow) }
+    /// The egress policy of these settings; the server's own addresses are the caller's to fill (they are read
+    /// from the interfaces at start and on reload).
+    public var egressPolicy: EgressPolicy { EgressPolicy(allowed: egressAllow, deniedPorts: Set(egressDenyPorts)) }
 
     public func validate() throws(ConfigError) {
         guard !listenAddresses.isEmpty else { throw ConfigError(path: "server settings", "no listen address") }
@@ -137,6 +144,11 @@ public struct ClientSettings: Equatable, Sendable {
     public var httpAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 8080)
     /// The key file with this client's own line.
     public var pskFile = "/etc/agg/client.key"
+    /// Users the SOCKS and HTTP listeners accept (`USER:PASS`); with none here and no `proxyUserFile`, no
+    /// authentication is asked for.
+    public var proxyUsers: [ProxyIngressConfiguration.Credentials] = []
+    /// A file of `USER:PASS` lines (mode 600) whose users are accepted too; read at start.
+    public var proxyUserFile: String?
     public var limits = StreamLimits()
     /// Where to serve metrics over HTTP; nil disables them.
     public var metricsAddress: HostAndPort?

@@ -10,43 +10,54 @@ import Musl
 import Darwin
 #endif
 
-/// Why an egress connection failed, as the OPEN-RESULT code to send and a line for the log.
+/// Why an egress connection failed, as the OPEN-RESULT code to send and a line for the log; `refusal` names the
+/// defence when one refused it (for the metric).
 public struct EgressError: Error, Equatable, Sendable, CustomStringConvertible {
     public var code: OpenResultCode
     public var detail: String
+    public var refusal: Refusal?
 
-    public init(_ code: OpenResultCode, _ detail: String) {
+    public init(_ code: OpenResultCode, _ detail: String, refusal: Refusal? = nil) {
         self.code = code
         self.detail = detail
+        self.refusal = refusal
     }
 
     public var description: String { "\(code): \(detail)" }
 }
 
-/// Opens the server's TCP connection to a stream's target: checks IP literals (in every inet_aton spelling)
-/// against the policy, resolves names through `PolicyResolver`, connects with Happy Eyeballs (RFC 8305, done by
-/// `ClientBootstrap`) under one overall timeout, and turns every failure into an OPEN-RESULT code.
+/// Opens the server's TCP connection to a stream's target: checks the port and IP literals (in every inet_aton
+/// spelling) against the policy, resolves names through `PolicyResolver` and the bounded `LookupScheduler`,
+/// connects with Happy Eyeballs (RFC 8305, done by `ClientBootstrap`) under one overall timeout, and turns every
+/// failure into an OPEN-RESULT code.
 public struct EgressConnector: Sendable {
     public var policy: EgressPolicy
     /// Overall limit for resolving and connecting.
     public var connectTimeout: TimeAmount
-    public var lookup: DNSLookup
+    /// Runs the name lookups of every connection made with this connector (and its copies), within its bounds.
+    public let lookups: LookupScheduler
 
     public static let defaultConnectTimeout = TimeAmount.seconds(10)
 
-    public init(policy: EgressPolicy = EgressPolicy(), connectTimeout: TimeAmount = defaultConnectTimeout,
-        lookup: DNSLookup = .system) {
+    public init(
+        policy: EgressPolicy = EgressPolicy(), connectTimeout: TimeAmount = defaultConnectTimeout,
+        lookup: DNSLookup = .system, lookupLimits: LookupScheduler.Limits = LookupScheduler.Limits()
+    ) {
         self.policy = policy
         self.connectTimeout = connectTimeout
-        self.lookup = lookup
+        self.lookups = LookupScheduler(lookup: lookup, limits: lookupLimits)
     }
 
     /// Connects on `loop`. The channel allows remote half-closure (FIN maps to FIN) and has TCP_NODELAY set;
-    /// `initializer` runs before the connection is made. Fails with `EgressError` only.
+    /// `initializer` runs before the connection is made. Name lookups count against `owner` (the association).
+    /// Fails with `EgressError` only.
     public func connect(
-        to target: StreamTarget, on loop: EventLoop,
+        to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
         initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
     ) -> EventLoopFuture<Channel> {
+        if case .refused(let refusal, let why) = policy.check(port: target.port) {
+            return loop.makeFailedFuture(EgressError(.notAllowed, why, refusal: refusal))
+        }
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
@@ -59,8 +70,8 @@ public struct EgressConnector: Sendable {
         case .domain(let name): literal = IPLiteral.parse(name)
         }
         if let literal {
-            if case .refused(let why) = policy.check(literal) {
-                return loop.makeFailedFuture(EgressError(.notAllowed, "\(literal) is \(why)"))
+            if case .refused(let refusal, let why) = policy.check(literal) {
+                return loop.makeFailedFuture(EgressError(.notAllowed, "\(literal) is \(why)", refusal: refusal))
             }
             let address = SocketAddress(SCTPSocketAddress(ip: literal, port: target.port))
             return bootstrap.connect(to: address).flatMapErrorThrowing { error in
@@ -69,19 +80,19 @@ public struct EgressConnector: Sendable {
         }
 
         guard case .domain(let name) = target.host else { preconditionFailure("IP targets are literals") }
-        let resolver = PolicyResolver(loop: loop, policy: policy, lookup: lookup)
+        let resolver = PolicyResolver(loop: loop, policy: policy, scheduler: lookups, owner: owner)
         return bootstrap.resolver(resolver).connect(host: name, port: Int(target.port)).flatMapErrorThrowing { error in
-            throw Self.classify(error, target: target, refused: resolver.refused.map { "\($0.0) is \($0.1)" })
+            throw Self.classify(error, target: target, refused: resolver.refused)
         }
     }
 
     /// async form of `connect`.
     public func connect(
-        to target: StreamTarget, on loop: EventLoop,
+        to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
         initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
     ) async throws(EgressError) -> Channel {
         do {
-            return try await connect(to: target, on: loop, initializer: initializer).get()
+            return try await connect(to: target, on: loop, owner: owner, initializer: initializer).get()
         } catch let error as EgressError {
             throw error
         } catch {
@@ -92,7 +103,9 @@ public struct EgressConnector: Sendable {
     // MARK: - Error mapping
 
     /// Maps a connect failure to an OPEN-RESULT code. `refused` lists resolved addresses the policy dropped.
-    public static func classify(_ error: any Error, target: StreamTarget, refused: [String]) -> EgressError {
+    public static func classify(
+        _ error: any Error, target: StreamTarget, refused: [PolicyResolver.RefusedAddress]
+    ) -> EgressError {
         switch error {
         case let error as EgressError:
             return error
@@ -103,9 +116,16 @@ public struct EgressConnector: Sendable {
                 let classified = error.connectionErrors.map { classifySingle($0.error, target: target) }
                 return classified.max { $0.code.specificity < $1.code.specificity } ?? classified[0]
             }
-            if !refused.isEmpty {
-                return EgressError(.notAllowed, "\(target.hostText) resolves only to refused addresses: "
-                    + refused.joined(separator: ", "))
+            if let first = refused.first {
+                let list = refused.map { "\($0.address) is \($0.reason)" }.joined(separator: ", ")
+                return EgressError(
+                    .notAllowed, "\(target.hostText) resolves only to refused addresses: \(list)",
+                    refusal: first.refusal)
+            }
+            // The scheduler's refusals first: a full queue or a timeout on one family is why there is no address.
+            if let lookup = [error.dnsAError, error.dnsAAAAError].lazy.compactMap({ $0 as? LookupRefusal }).first {
+                let code: OpenResultCode = lookup.refusal == .resolverTimeout ? .dnsFailure : .generalFailure
+                return EgressError(code, "\(lookup)", refusal: lookup.refusal)
             }
             if let dns = error.dnsAError ?? error.dnsAAAAError {
                 return EgressError(.dnsFailure, "\(dns)")

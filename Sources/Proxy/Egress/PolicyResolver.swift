@@ -70,26 +70,42 @@ public struct DNSLookupError: Error, Equatable, Sendable, CustomStringConvertibl
     public var description: String { "cannot resolve \(host): \(text)" }
 }
 
-/// A NIO `Resolver` for one connection attempt that resolves A and AAAA in parallel off the event loop and drops
-/// every address the egress policy refuses, before Happy Eyeballs sees it. That is the DNS-rebinding defence: a
-/// public name that resolves to 127.0.0.1 reaches nothing. The refused addresses are recorded so the connector
-/// can report "not allowed" rather than "DNS failure" when nothing is left.
+/// A NIO `Resolver` for one connection attempt that resolves A and AAAA in parallel through the server's
+/// `LookupScheduler` (off the event loop, within its bounds) and drops every address the egress policy refuses,
+/// before Happy Eyeballs sees it. That is the DNS-rebinding defence: a public name that resolves to 127.0.0.1
+/// reaches nothing. The refused addresses are recorded so the connector can report "not allowed" rather than "DNS
+/// failure" when nothing is left.
 public final class PolicyResolver: Resolver, Sendable {
-    private let loop: EventLoop
-    private let policy: EgressPolicy
-    private let lookup: DNSLookup
-    private let refusedBox: NIOLoopBoundBox<[(SCTPIPAddress, String)]>
-
-    /// `loop` must be the loop the connection is made on; every future completes there.
-    public init(loop: EventLoop, policy: EgressPolicy, lookup: DNSLookup = .system) {
-        self.loop = loop
-        self.policy = policy
-        self.lookup = lookup
-        self.refusedBox = NIOLoopBoundBox.makeBoxSendingValue([], eventLoop: loop)
+    /// An address the policy removed, with the defence that refused it and why.
+    public struct RefusedAddress: Sendable {
+        public var address: SCTPIPAddress
+        public var refusal: Refusal
+        public var reason: String
     }
 
-    /// The addresses the policy removed so far, with the reason. Read on `loop`.
-    public var refused: [(SCTPIPAddress, String)] { refusedBox.value }
+    private let loop: EventLoop
+    private let policy: EgressPolicy
+    private let scheduler: LookupScheduler
+    private let owner: LookupScheduler.Owner
+    private let refusedBox: NIOLoopBoundBox<[RefusedAddress]>
+    private let queriesBox: NIOLoopBoundBox<[Int]>
+
+    /// `loop` must be the loop the connection is made on; every future completes there. The lookups count
+    /// against `owner`'s limits.
+    public init(
+        loop: EventLoop, policy: EgressPolicy, scheduler: LookupScheduler,
+        owner: LookupScheduler.Owner = LookupScheduler.noOwner
+    ) {
+        self.loop = loop
+        self.policy = policy
+        self.scheduler = scheduler
+        self.owner = owner
+        self.refusedBox = NIOLoopBoundBox.makeBoxSendingValue([], eventLoop: loop)
+        self.queriesBox = NIOLoopBoundBox.makeBoxSendingValue([], eventLoop: loop)
+    }
+
+    /// The addresses the policy removed so far. Read on `loop`.
+    public var refused: [RefusedAddress] { refusedBox.value }
 
     public func initiateAQuery(host: String, port: Int) -> EventLoopFuture<[SocketAddress]> {
         query(host: host, port: port, family: .v4)
@@ -99,14 +115,16 @@ public final class PolicyResolver: Resolver, Sendable {
         query(host: host, port: port, family: .v6)
     }
 
-    /// getaddrinfo cannot be cancelled; a late answer is simply not used.
-    public func cancelQueries() {}
+    /// Lookups still waiting leave the scheduler's queue; running ones cannot be stopped (getaddrinfo), and their
+    /// late answers are not used.
+    public func cancelQueries() {
+        scheduler.cancel(queriesBox.value)
+    }
 
     private func query(host: String, port: Int, family: DNSLookup.Family) -> EventLoopFuture<[SocketAddress]> {
-        let lookup = self.lookup
-        return NIOThreadPool.singleton.runIfActive(eventLoop: loop) {
-            try lookup.lookup(host, family)
-        }.map { addresses in
+        let (id, future) = scheduler.resolve(host: host, family: family, owner: owner, on: loop)
+        queriesBox.value.append(id)
+        return future.map { addresses in
             self.filter(addresses, port: port)
         }
     }
@@ -118,8 +136,8 @@ public final class PolicyResolver: Resolver, Sendable {
             switch policy.check(address) {
             case .allowed:
                 kept.append(SocketAddress(SCTPSocketAddress(ip: address, port: UInt16(truncatingIfNeeded: port))))
-            case .refused(let why):
-                refusedBox.value.append((address, why))
+            case .refused(let refusal, let why):
+                refusedBox.value.append(RefusedAddress(address: address, refusal: refusal, reason: why))
             }
         }
         return kept

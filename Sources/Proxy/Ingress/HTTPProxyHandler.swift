@@ -11,6 +11,10 @@ import NIOHTTP1
 /// relay reports it with `close(mode: .output)`, which this handler consumes. That costs one upstream per request —
 /// one SCTP stream, no extra handshake — and spares parsing response bodies. The client's connection stays open when
 /// it asked for keep-alive and the response is self-delimiting; pipelined requests wait their turn.
+///
+/// While a forwarded request's upstream opens, its body waits here; past `maxPendingBody` bytes the handler stops
+/// reading from the client until the upstream is open, so a large upload to a slow target holds at most that plus
+/// one read in memory.
 final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = ByteBuffer
@@ -35,7 +39,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case tunnelConnecting(requestEnded: Bool)
         /// The tunnel is open and the 200 written, but the decoder has yet to deliver the CONNECT request's end.
         case tunnelAwaitingEnd
-        /// A forward request's upstream is being opened; its body waits in `pendingBody`.
+        /// A forward request's upstream is being opened; its body waits in `pendingBody` (`pendingBodyBytes` long).
         case connecting(Exchange)
         /// The request body goes up, the response comes down.
         case forwarding(Exchange)
@@ -50,6 +54,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private let connector: any ProxyConnector
     private var state = State.idle
     private var pendingBody: [ByteBuffer] = []
+    /// The bytes in `pendingBody`, whose limit is `ProxyIngressConfiguration.maxPendingBody`.
+    private(set) var pendingBodyBytes = 0
     private var queued = CircularBuffer<HTTPServerRequestPart>()
     private var pendingRead = false
     private var headerTimer: Scheduled<Void>?
@@ -105,12 +111,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Reads wait while an upstream opens and while a response is outstanding for a finished request.
+    /// Reads wait while a tunnel's upstream opens, while a forwarded request's body waiting for its upstream is at
+    /// its limit, and while a response is outstanding for a finished request.
     private var isHoldingReads: Bool {
         switch self.state {
         case .idle, .done: return false
         case .tunnelConnecting, .tunnelAwaitingEnd: return true
-        case .connecting(let exchange), .forwarding(let exchange): return exchange.requestEnded
+        case .connecting(let exchange):
+            return exchange.requestEnded || self.pendingBodyBytes >= self.configuration.maxPendingBody
+        case .forwarding(let exchange): return exchange.requestEnded
         }
     }
 
@@ -143,7 +152,10 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .done:
             return
         case .connecting(var exchange):
-            self.pendingBody += self.encodeBody(part, framing: exchange.request.framing, context: context)
+            for bytes in self.encodeBody(part, framing: exchange.request.framing, context: context) {
+                self.pendingBody.append(bytes)
+                self.pendingBodyBytes += bytes.readableBytes
+            }
             if case .end = part { exchange.requestEnded = true }
             self.state = .connecting(exchange)
         case .forwarding(var exchange):
@@ -158,7 +170,8 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func receiveHead(context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         self.headerTimer?.cancel()
         self.headerTimer = nil
-        guard HTTPProxyMessages.isAuthorized(head, credentials: self.configuration.credentials) else {
+        guard HTTPProxyMessages.isAuthorized(head, users: self.configuration.users) else {
+            self.configuration.onRefusal?(.proxyAuthentication)
             let status = HTTPStatusLine(code: 407, reason: "Proxy Authentication Required")
             let reply = HTTPProxyMessages.errorResponse(
                 status, extraHeaders: ["Proxy-Authenticate: Basic realm=\"agg\""])
@@ -188,6 +201,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let keepAlive = head.isKeepAlive && !proxyConnection.contains("close")
         self.state = .connecting(Exchange(request: request, keepAlive: keepAlive))
         self.pendingBody = []
+        self.pendingBodyBytes = 0
         let initialData = context.channel.allocator.buffer(bytes: request.head)
         self.openUpstream(context: context, target: request.target, initialData: initialData)
     }
@@ -250,10 +264,16 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
             self.state = .forwarding(exchange)
             let body = self.pendingBody
             self.pendingBody = []
+            self.pendingBodyBytes = 0
             for bytes in body {
                 context.fireChannelRead(self.wrapInboundOut(bytes))
             }
             context.fireChannelReadComplete()
+            // Reads held because the body reached its limit go on now, into the upstream's backpressure.
+            if self.pendingRead, !self.isHoldingReads {
+                self.pendingRead = false
+                context.read()
+            }
         case (.tunnelConnecting, .failure(let error)), (.connecting, .failure(let error)):
             self.respondAndClose(context: context, HTTPProxyMessages.errorResponse(error.asProxyFailure.httpStatus))
         case (.idle, _), (.forwarding, _), (.done, _), (.tunnelConnecting, _), (.connecting, _),
@@ -387,6 +407,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.headerTimer = nil
         self.queued.removeAll()
         self.pendingBody = []
+        self.pendingBodyBytes = 0
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)))
             .whenComplete { _ in loopBoundContext.value.close(promise: nil) }

@@ -78,14 +78,19 @@ enum HTTPProxyMessages {
     }
 
     /// Checks `Proxy-Authorization: Basic …` against the configured credentials (RFC 9110 §11.7.2, RFC 7617).
-    static func isAuthorized(_ head: HTTPRequestHead, credentials: ProxyIngressConfiguration.Credentials?) -> Bool {
-        guard let credentials else { return true }
-        let expected = Array(base64("\(credentials.username):\(credentials.password)").utf8)
+    static func isAuthorized(_ head: HTTPRequestHead, users: [ProxyIngressConfiguration.Credentials]) -> Bool {
+        guard !users.isEmpty else { return true }
+        let expected = users.map { Array(base64("\($0.username):\($0.password)").utf8) }
         return head.headers["proxy-authorization"].contains { value in
             let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
             guard parts.count == 2, parts[0].lowercased() == "basic" else { return false }
             let presented = Array(parts[1].trimmingSpaces().utf8)
-            return SOCKS5Handshake.constantTimeEqual(presented, expected)
+            // Every user is compared in full: the time taken does not tell which one matched.
+            var matched = false
+            for credentials in expected {
+                matched = SOCKS5Handshake.constantTimeEqual(presented, credentials) || matched
+            }
+            return matched
         }
     }
 

@@ -37,17 +37,20 @@ public enum ProxyIngress {
     ) -> [any ChannelHandler] {
         switch detected {
         case .socks5:
-            let handshake = SOCKS5Handshake(credentials: configuration.credentials)
+            let handshake = SOCKS5Handshake(configuration: configuration)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, deadline: handshakeDeadline)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline,
+                    onRefusal: configuration.onRefusal)
             ]
         case .socks4:
             let handshake = SOCKS4Handshake(
-                credentials: configuration.credentials, maxFieldLength: configuration.maxSOCKS4FieldLength)
+                requiresCredentials: configuration.requiresCredentials,
+                maxFieldLength: configuration.maxSOCKS4FieldLength)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, deadline: handshakeDeadline)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline,
+                    onRefusal: configuration.onRefusal)
             ]
         default:
             var limits = NIOHTTPDecoderLimitConfiguration()

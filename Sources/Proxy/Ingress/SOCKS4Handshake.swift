@@ -5,16 +5,18 @@ import SCTPEngine
 ///
 /// SOCKS4: VN(4) CD DSTPORT DSTIP USERID NUL; reply VN(0) CD DSTPORT DSTIP with CD 0x5A granted or 0x5B rejected.
 /// SOCKS4a: a DSTIP of 0.0.0.x (x non-zero) means a host name follows the user id's NUL, itself NUL-terminated.
+/// SOCKS4 has a user id but no password, so when the proxy requires credentials every request is rejected (0x5B,
+/// "request rejected or failed": 0x5C and 0x5D are about identd, which is not what refused it).
 struct SOCKS4Handshake: TunnelHandshake {
     static let granted: UInt8 = 0x5A
     static let rejected: UInt8 = 0x5B
 
-    let credentials: ProxyIngressConfiguration.Credentials?
+    let requiresCredentials: Bool
     let maxFieldLength: Int
     private var isDone = false
 
-    init(credentials: ProxyIngressConfiguration.Credentials?, maxFieldLength: Int) {
-        self.credentials = credentials
+    init(requiresCredentials: Bool, maxFieldLength: Int) {
+        self.requiresCredentials = requiresCredentials
         self.maxFieldLength = maxFieldLength
     }
 
@@ -42,7 +44,7 @@ struct SOCKS4Handshake: TunnelHandshake {
         let port = UInt16(header[2]) << 8 | UInt16(header[3])
         let address = Array(header[4..<8])
         guard let userID = Self.readNULTerminated(&buffer, limit: self.maxFieldLength) else { return .needMoreData }
-        guard case .some(let user) = userID else { return reject }
+        guard case .some = userID else { return reject }
         // BIND (0x02) and anything else: rejected. The whole request is read first so the reply is not sent early.
         let isSOCKS4a = address[0] == 0 && address[1] == 0 && address[2] == 0 && address[3] != 0
         var host = ProxyTargetHost.address(SCTPIPAddress(bytes: address)!)
@@ -54,10 +56,8 @@ struct SOCKS4Handshake: TunnelHandshake {
             host = SCTPIPAddress(text).map { .address($0) } ?? .domain(text)
         }
         self.isDone = true
+        guard !self.requiresCredentials else { return .refuse(Self.reply(Self.rejected), .socks4WithoutPassword) }
         guard header[1] == 0x01, port != 0 else { return reject }
-        if let credentials = self.credentials {
-            guard SOCKS5Handshake.constantTimeEqual(user, Array(credentials.username.utf8)) else { return reject }
-        }
         return .connect(host.target(port: port))
     }
 

@@ -20,10 +20,10 @@ struct SOCKS5Handshake: TunnelHandshake {
     static let replyAddressTypeNotSupported: UInt8 = 0x08
 
     private(set) var state = State.greeting
-    let credentials: ProxyIngressConfiguration.Credentials?
+    let configuration: ProxyIngressConfiguration
 
-    init(credentials: ProxyIngressConfiguration.Credentials?) {
-        self.credentials = credentials
+    init(configuration: ProxyIngressConfiguration) {
+        self.configuration = configuration
     }
 
     mutating func receive(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction {
@@ -62,28 +62,29 @@ struct SOCKS5Handshake: TunnelHandshake {
         guard let header = buffer.readBytes(length: 2) else { return .needMoreData }
         guard header[0] == Self.version else { return .replyAndClose([]) }
         guard let methods = buffer.readBytes(length: Int(header[1])) else { return .needMoreData }
-        let wanted = self.credentials == nil ? Self.methodNoAuthentication : Self.methodUsernamePassword
+        let required = self.configuration.requiresCredentials
+        let wanted = required ? Self.methodUsernamePassword : Self.methodNoAuthentication
         // RFC 1928 §3: "If the selected METHOD is X'FF', none of the methods listed by the client are acceptable,
         // and the client MUST close the connection." We close too.
-        guard methods.contains(wanted) else { return .replyAndClose([Self.version, Self.methodNoneAcceptable]) }
-        self.state = self.credentials == nil ? .request : .authentication
+        guard methods.contains(wanted) else {
+            let reply = [Self.version, Self.methodNoneAcceptable]
+            return required ? .refuse(reply, .proxyAuthentication) : .replyAndClose(reply)
+        }
+        self.state = required ? .authentication : .request
         return .reply([Self.version, wanted])
     }
 
     /// RFC 1929 §2: VER(1) ULEN UNAME PLEN PASSWD; reply VER STATUS, where any non-zero status means failure and
     /// "the server MUST close the connection".
     private mutating func receiveAuthentication(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction {
-        let failure = TunnelHandshakeAction.replyAndClose([0x01, 0x01])
+        let failure = TunnelHandshakeAction.refuse([0x01, 0x01], .proxyAuthentication)
         guard let version = buffer.readInteger(as: UInt8.self) else { return .needMoreData }
         guard version == 0x01 else { return failure }
         guard let userLength = buffer.readInteger(as: UInt8.self) else { return .needMoreData }
         guard let user = buffer.readBytes(length: Int(userLength)) else { return .needMoreData }
         guard let passwordLength = buffer.readInteger(as: UInt8.self) else { return .needMoreData }
         guard let password = buffer.readBytes(length: Int(passwordLength)) else { return .needMoreData }
-        guard let credentials = self.credentials else { return failure }
-        let userMatches = Self.constantTimeEqual(user, Array(credentials.username.utf8))
-        let passwordMatches = Self.constantTimeEqual(password, Array(credentials.password.utf8))
-        guard userMatches && passwordMatches else { return failure }
+        guard self.configuration.accepts(username: user, password: password) else { return failure }
         self.state = .request
         return .reply([0x01, 0x00])
     }

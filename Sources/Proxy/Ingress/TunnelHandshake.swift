@@ -8,6 +8,8 @@ enum TunnelHandshakeAction: Equatable {
     case reply([UInt8])
     /// Write these bytes (if any), then close: the handshake failed.
     case replyAndClose([UInt8])
+    /// Write these bytes, then close: a defence refused the client (counted as `Refusal`).
+    case refuse([UInt8], Refusal)
     /// The request is complete: open the upstream. Bytes left in the buffer are application data.
     case connect(ProxyTarget)
 }
@@ -43,6 +45,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
 
     private var handshake: Handshake
     private let connector: any ProxyConnector
+    private let onRefusal: (@Sendable (Refusal) -> Void)?
     /// When the handshake must be done: the connection's accept time plus the handshake timeout, so a client
     /// dribbling bytes gains nothing from the protocol being detected part-way.
     private let deadline: NIODeadline
@@ -51,10 +54,14 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     private var pendingRead = false
     private var timer: Scheduled<Void>?
 
-    init(handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline) {
+    init(
+        handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline,
+        onRefusal: (@Sendable (Refusal) -> Void)? = nil
+    ) {
         self.handshake = handshake
         self.connector = connector
         self.deadline = deadline
+        self.onRefusal = onRefusal
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -130,6 +137,9 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
                 context.writeAndFlush(
                     self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
             case .replyAndClose(let bytes):
+                self.fail(context: context, reply: bytes)
+            case .refuse(let bytes, let refusal):
+                self.onRefusal?(refusal)
                 self.fail(context: context, reply: bytes)
             case .connect(let target):
                 self.connect(context: context, target: target)

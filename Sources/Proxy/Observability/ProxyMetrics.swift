@@ -2,7 +2,8 @@ import CoreMetrics
 import Prometheus
 import SCTPEngine
 
-/// The proxy's own counters (connections by outcome, stream bytes relayed each way, authentications), kept through
+/// The proxy's own counters (connections by outcome, stream bytes relayed each way, authentications, refusals by
+/// reason), kept through
 /// swift-metrics in the daemon's Prometheus registry and mirrored as plain values for `/status.json`. Every
 /// service owns one, so two daemons in one process (the demo, the tests) keep separate figures. Confined to the
 /// service's event loop; the registry itself may be read from any thread.
@@ -17,9 +18,9 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
     private let associationsRevoked: CoreMetrics.Counter
-    private let limitRefusals: [ResourceLimit: CoreMetrics.Counter]
-    /// Refusals so far by limit, for tests and status displays.
-    private(set) var refusals: [ResourceLimit: Int] = [:]
+    private let refusalCounters: [Refusal: CoreMetrics.Counter]
+    /// Refusals so far by reason, for tests, the log and status displays.
+    private(set) var refusals: [Refusal: Int] = [:]
     /// The engine's own refusal counts when last synchronised (`syncEngineRefusals`).
     private var engineRefusals = SCTPLimitRefusals()
 
@@ -47,23 +48,30 @@ public final class ProxyMetrics: @unchecked Sendable {
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
         associationsRevoked = counter("agg_associations_total", associationsHelp, [("outcome", "key_revoked")])
-        let refusalsHelp = "Requests refused because a resource limit was reached, by limit."
-        var limitRefusals: [ResourceLimit: CoreMetrics.Counter] = [:]
-        for limit in ResourceLimit.allCases {
-            limitRefusals[limit] = counter("agg_limit_refusals_total", refusalsHelp, [("limit", limit.rawValue)])
+        let refusalsHelp = "Requests a defence refused, by reason."
+        var refusalCounters: [Refusal: CoreMetrics.Counter] = [:]
+        for reason in Refusal.allCases {
+            refusalCounters[reason] = counter("agg_refusals_total", refusalsHelp, [("reason", reason.rawValue)])
         }
-        self.limitRefusals = limitRefusals
+        self.refusalCounters = refusalCounters
     }
 
     /// A new association was refused: its key holds `limits.associations-per-key` already.
     func recordAssociationRefused() {
-        recordLimitRefusal(.associationsPerKey)
+        recordRefusal(.associationsPerKey)
     }
 
     /// An association ended because its key was removed or changed.
     func recordAssociationRevoked() {
         associationsRevoked.increment()
         values.associationsRevoked += 1
+    }
+
+    /// A defence or a resource limit refused `count` requests for `reason`.
+    func recordRefusal(_ reason: Refusal, count: Int = 1) {
+        guard count > 0 else { return }
+        refusalCounters[reason]?.increment(by: Int64(count))
+        refusals[reason, default: 0] += count
     }
 
     /// A proxied connection's open ended with `outcome`.
@@ -84,17 +92,10 @@ public final class ProxyMetrics: @unchecked Sendable {
         }
     }
 
-    /// `limit` refused `count` requests.
-    func recordLimitRefusal(_ limit: ResourceLimit, count: Int = 1) {
-        guard count > 0 else { return }
-        limitRefusals[limit]?.increment(by: Int64(count))
-        refusals[limit, default: 0] += count
-    }
-
     /// Adds what the engine refused since the previous call (the engine keeps running totals).
     func syncEngineRefusals(_ engine: SCTPLimitRefusals) {
-        recordLimitRefusal(.pathsPerAssociation, count: engine.paths - engineRefusals.paths)
-        recordLimitRefusal(.tsnGaps, count: engine.tsnGaps - engineRefusals.tsnGaps)
+        recordRefusal(.pathsPerAssociation, count: engine.paths - engineRefusals.paths)
+        recordRefusal(.tsnGaps, count: engine.tsnGaps - engineRefusals.tsnGaps)
         engineRefusals = engine
     }
 

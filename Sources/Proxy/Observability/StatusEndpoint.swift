@@ -41,8 +41,7 @@ public final class StatusEndpoint: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(StatusRequestHandler(monitor: monitor))
+                    try StatusRequestHandler.configure(channel, responder: monitor)
                 }
             }
             .bind(host: host, port: port)

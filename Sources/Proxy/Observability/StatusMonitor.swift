@@ -136,3 +136,13 @@ final class StatusMonitor: @unchecked Sendable {
         }
     }
 }
+
+extension StatusMonitor: StatusResponder {
+    func snapshotJSON(historySeconds: Int?) throws -> [UInt8] {
+        try snapshot(historySeconds: historySeconds).jsonBytes()
+    }
+
+    func statusLines() -> [String] { source.statusLines() }
+
+    func recordRefusedRequest() { source.metrics.recordRefusal(.statusRequest) }
+}

@@ -434,7 +434,7 @@ public final class AggClientService: @unchecked Sendable {
                 if replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
                     driver.send(ControlMessage.pong(value), on: id)
                 } else {
-                    metrics.recordLimitRefusal(.controlReplies)
+                    metrics.recordRefusal(.controlReplies)
                 }
             }
             return

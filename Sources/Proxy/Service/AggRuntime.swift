@@ -63,6 +63,8 @@ public enum AggRuntime {
             } catch {
                 logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
             }
+            // An address added since the start (DHCP, a new interface) is refused from now on.
+            try? server.refreshOwnAddresses(ServiceSetup.ownAddresses()).wait()
             notifier.ready(status: try server.eventLoop.submit { reporter.line() }.wait())
         }
 
@@ -124,7 +126,8 @@ public enum AggRuntime {
 
     /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
     /// port) and the status endpoint. A socket systemd passed named `socks` or `http` replaces that listener's
-    /// address.
+    /// address. The listeners require the settings' proxy users, if any, and count their refusals in the client's
+    /// metrics; one on an address other than loopback without users is warned about.
     static func startClient(
         _ configuration: AggClientService.Configuration, settings: ClientSettings,
         listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
@@ -148,12 +151,15 @@ public enum AggRuntime {
             }
         }
 
+        var ingress = ProxyIngressConfiguration(users: try ProxyUserFile.users(of: settings))
         let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
+        ingress.onRefusal = { [metrics = client.metrics] refusal in metrics.recordRefusal(refusal) }
         for (fd, protocols) in inherited {
-            let channel = try client.listen(adopting: fd.descriptor, protocols: protocols).wait()
-            let name = protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
-            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?"
-            say("aggclient: \(name) proxy on \(bound) (socket \"\(fd.name)\" from systemd)")
+            let channel = try client.listen(adopting: fd.descriptor, protocols: protocols, ingress: ingress).wait()
+            let name = protocols == .http ? "HTTP" : ingress.requiresCredentials ? "SOCKS5" : "SOCKS5/SOCKS4a"
+            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)
+            say("aggclient: \(name) proxy on \(bound?.description ?? "?") (socket \"\(fd.name)\" from systemd)")
+            warnIfOpen(bound, ingress: ingress, logger: logger)
         }
         var listeners: [(HostAndPort, ProxyProtocols)] = []
         if let socks = socksAddress { listeners.append((socks, .socks)) }
@@ -165,16 +171,30 @@ public enum AggRuntime {
             }
         }
         for (address, protocols) in listeners {
-            let channel = try client.listen(host: address.host, port: Int(address.port), protocols: protocols).wait()
-            let name = protocols == .all ? "SOCKS5/SOCKS4a/HTTP" : protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
-            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
-            say("aggclient: \(name) proxy on \(bound)")
+            let channel = try client.listen(
+                host: address.host, port: Int(address.port), protocols: protocols, ingress: ingress
+            ).wait()
+            let socks = ingress.requiresCredentials ? "SOCKS5" : "SOCKS5/SOCKS4a"
+            let name = protocols == .all ? socks + "/HTTP" : protocols == .http ? "HTTP" : socks
+            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)
+            say("aggclient: \(name) proxy on \(bound?.description ?? address.description)")
+            warnIfOpen(bound, ingress: ingress, logger: logger)
         }
         if let address = settings.metricsAddress {
             _ = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
             say("aggclient: status on http://\(address)/")
         }
         return client
+    }
+
+    /// Warns when a listener that asks for no credentials is bound to an address other than loopback: anyone who
+    /// reaches that address uses the server, as this client.
+    static func warnIfOpen(_ bound: SCTPSocketAddress?, ingress: ProxyIngressConfiguration, logger: Logger) {
+        guard !ingress.requiresCredentials, let bound, !EgressPolicy.isLoopback(bound.ip) else { return }
+        let text =
+            "proxy on \(bound) requires no credentials: anyone who can reach it uses the server as this client; "
+            + "set proxy-user or proxy-user-file, or listen on 127.0.0.1"
+        logger.warning("\(text)", metadata: ["listener": "\(bound)"])
     }
 
     // MARK: - Demo

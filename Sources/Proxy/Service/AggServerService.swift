@@ -36,6 +36,8 @@ public final class AggServerService: @unchecked Sendable {
         var authTimer: Scheduled<Void>?
         /// PONGs this association's PINGs may still get (`AggLimits.controlReplyBurst`).
         var replyBudget = ControlReplyBudget()
+        /// The client can change paths on every packet (a new source port each time): their log lines are limited.
+        var pathLog = LogRateLimiter()
         let outbound: UInt16
         let inbound: UInt16
         /// The engine's owner: the key whose datagram session created the association (`.unauthenticated` in
@@ -68,6 +70,10 @@ public final class AggServerService: @unchecked Sendable {
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
     private var sessions: [SCTPAssociationID: Session] = [:]
+    /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
+    private var egress: EgressConnector
+    /// Path lines of associations without a session (before `established`).
+    private var unknownPathLog = LogRateLimiter()
     private var isStopped = false
     /// When a version mismatch was last logged, per key.
     private var versionWarnings: [String: NIODeadline] = [:]
@@ -84,6 +90,7 @@ public final class AggServerService: @unchecked Sendable {
         self.driver = driver
         self.logger = logger
         self.keys = Self.keyTable(configuration.keys)
+        self.egress = configuration.egress
     }
 
     private static func keyTable(_ list: [PreSharedKey]) -> [String: PreSharedKey] {
@@ -150,6 +157,22 @@ public final class AggServerService: @unchecked Sendable {
                 "keys reloaded",
                 metadata: ["keys": "\(keys.count)", "removed": "\(removed.sorted())", "associations ended": "\(ended)"])
             self.onStateChange?()
+        }
+    }
+
+    /// The egress policy in force (the configuration's, with the own addresses of the last refresh). On the loop.
+    var egressPolicy: EgressPolicy { egress.policy }
+
+    /// Replaces the addresses egress refuses as the server's own (SIGHUP re-reads the interfaces).
+    public func refreshOwnAddresses(_ addresses: Set<SCTPIPAddress>) -> EventLoopFuture<Void> {
+        eventLoop.submit {
+            let before = self.egress.policy.localAddresses
+            self.egress.policy.localAddresses = addresses.filter { !EgressPolicy.isLoopback($0) }
+            if self.egress.policy.localAddresses != before {
+                self.logger.info(
+                    "own addresses refused by egress",
+                    metadata: ["addresses": "\(self.egress.policy.localAddresses.map(\.description).sorted())"])
+            }
         }
     }
 
@@ -249,10 +272,18 @@ public final class AggServerService: @unchecked Sendable {
         case .writable(let id):
             sessions[id]?.multiplexer?.resumeWriting()
         case .pathStateChanged(let id, let remote, let state):
-            logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
+            if let heldBack = admitPathLog(id) {
+                logger.info(
+                    "path \(state)",
+                    metadata: ["association": "\(id)", "remote": "\(remote)", "held_back": "\(heldBack)"])
+            }
             onStateChange?()
         case .pathRemoteChanged(let id, let from, let to):
-            logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
+            if let heldBack = admitPathLog(id) {
+                logger.info(
+                    "path moved",
+                    metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)", "held_back": "\(heldBack)"])
+            }
         case .shutdownReceived:
             break
         case .associationRefused(let owner, let remote):
@@ -270,6 +301,12 @@ public final class AggServerService: @unchecked Sendable {
             logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
             onStateChange?()
         }
+    }
+
+    /// Whether a path line of association `id` may be logged now (nil: held back), and how many were held back.
+    private func admitPathLog(_ id: SCTPAssociationID) -> Int? {
+        guard let session = sessions[id] else { return unknownPathLog.admit(now: .now()) }
+        return session.pathLog.admit(now: .now())
     }
 
     /// A client speaking another handshake version is told so by the datagram layer (VERSION) and logged here, at
@@ -326,7 +363,7 @@ public final class AggServerService: @unchecked Sendable {
         }
         if let reply {
             if case .pong = reply, !session.replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
-                metrics.recordLimitRefusal(.controlReplies)
+                metrics.recordRefusal(.controlReplies)
             } else {
                 driver.send(reply, on: id)
             }
@@ -357,7 +394,7 @@ public final class AggServerService: @unchecked Sendable {
             driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
             onStateChange?()
         }
-        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target) }
+        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target, association: id) }
         session.multiplexer = multiplexer
         associationsAuthenticated += 1
         metrics.recordAuthentication(succeeded: true)
@@ -377,9 +414,10 @@ public final class AggServerService: @unchecked Sendable {
 
     // MARK: - Egress
 
-    private func open(_ relay: StreamRelay, target: StreamTarget) {
+    private func open(_ relay: StreamRelay, target: StreamTarget, association: SCTPAssociationID) {
         logger.debug("OPEN", metadata: ["stream": "\(relay.id)", "target": "\(target)"])
-        configuration.egress.connect(to: target, on: eventLoop).assumeIsolated().whenComplete { result in
+        let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue)
+        connect.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
                 self.metrics.recordConnection(.success)
@@ -387,6 +425,7 @@ public final class AggServerService: @unchecked Sendable {
             case .failure(let error):
                 let failure = (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: [])
                 self.metrics.recordConnection(ConnectionOutcome(failure.code))
+                if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }
                 relay.connectFailed(failure)
             }
         }

@@ -81,17 +81,22 @@ final class StatusReporter: @unchecked Sendable {
     }
 
     /// Measures the throughput since the previous sample. On the event loop.
-    func sample() {
+    func sample(now: NIODeadline = .now()) {
         eventLoop.preconditionInEventLoop()
-        let now = NIODeadline.now()
         let stats = statistics()
         if let last = lastSample {
-            let nanoseconds = max((now - last.at).nanoseconds, 1)
-            bitsPerSecond.up = Int((Int64(stats.bytesSent - last.sent) * 8 * 1_000_000_000) / nanoseconds)
-            bitsPerSecond.down = Int(
-                (Int64(stats.bytesReceived - last.received) * 8 * 1_000_000_000) / nanoseconds)
+            let seconds = Double(max((now - last.at).nanoseconds, 1)) / 1e9
+            bitsPerSecond.up = Self.bitsPerSecond(bytes: stats.bytesSent - last.sent, seconds: seconds)
+            bitsPerSecond.down = Self.bitsPerSecond(bytes: stats.bytesReceived - last.received, seconds: seconds)
         }
         lastSample = (stats.bytesSent, stats.bytesReceived, now)
+    }
+
+    /// The rate of `bytes` over `seconds`, in floating point: bytes × 8 × 10⁹ overflows Int64 above about
+    /// 1.15 GB per sample. A counter that went back (a new driver) gives 0; the result is clamped to Int.
+    static func bitsPerSecond(bytes: Int, seconds: Double) -> Int {
+        let rate = Double(max(bytes, 0)) * 8 / seconds
+        return rate < Double(Int.max) ? Int(rate) : Int.max
     }
 
     /// Sends the current line as `STATUS=`. On the event loop.

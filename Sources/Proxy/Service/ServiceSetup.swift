@@ -71,12 +71,22 @@ public enum ServiceSetup {
             listen.append(SCTPSocketAddress(ip: try resolveHost(address.host), port: address.port))
         }
         let keys = try KeyFile.load(path: settings.pskFile)
+        var policy = settings.egressPolicy
+        policy.localAddresses = ownAddresses()
+        var lookupLimits = settings.lookupLimits
+        lookupLimits.queuedPerOwner = min(4 * lookupLimits.perOwner, lookupLimits.queued)
         let egress = EgressConnector(
-            policy: settings.egressPolicy, connectTimeout: TimeAmount(settings.limits.connectTimeout))
+            policy: policy, connectTimeout: TimeAmount(settings.limits.connectTimeout), lookupLimits: lookupLimits)
         var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
         configuration.allowPlaintext = settings.allowPlaintext
         configuration.limits = settings.limits
         return configuration
+    }
+
+    /// Every address of this host's interfaces but loopback (a refused range of its own): the addresses egress
+    /// refuses as the server's own (`EgressPolicy.localAddresses`), read at start and on reload.
+    public static func ownAddresses() -> Set<SCTPIPAddress> {
+        Set(InterfaceAddresses.current().byInterface.values.joined()).filter { !EgressPolicy.isLoopback($0) }
     }
 
     /// A fresh random 256-bit key as a key file line, `NAME HEX`.

@@ -148,7 +148,7 @@ final class StreamMultiplexer {
             // stream goes.
             let target = victim.flatMap { $0.bufferedBytes > 0 ? $0 : nil } ?? relay
             let before = bufferedBytes
-            metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
+            metrics?.recordRefusal(.bufferedBytesPerAssociation)
             logger.debug(
                 "stream reset at the association's buffered-bytes limit",
                 metadata: ["stream": "\(target.id)", "holding": "\(target.bufferedBytes)", "buffered": "\(before)"])
@@ -159,7 +159,7 @@ final class StreamMultiplexer {
             if bufferedBytes >= before {
                 // The reset stream's bytes are not freed yet: do not take more streams down for them.
                 relay.reset(.flowControlError, text: "the association buffers \(before) bytes")
-                metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
+                metrics?.recordRefusal(.bufferedBytesPerAssociation)
                 return false
             }
         }
@@ -212,13 +212,13 @@ final class StreamMultiplexer {
         guard !isOverBufferedLimit else {
             // The DATA that may follow this OPEN arrives on a free stream and is dropped: nothing is buffered.
             metrics?.recordConnection(.tooManyStreams)
-            metrics?.recordLimitRefusal(.bufferedBytesPerAssociation)
+            metrics?.recordRefusal(.bufferedBytesPerAssociation)
             relay.refuse(.tooManyStreams, text: "the association buffers \(bufferedBytes) bytes, at its limit")
             return
         }
         guard table.admit(stream) else {
             metrics?.recordConnection(.tooManyStreams)
-            metrics?.recordLimitRefusal(.streamsPerAssociation)
+            metrics?.recordRefusal(.streamsPerAssociation)
             relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
             return
         }

@@ -15,9 +15,9 @@ extension Association {
     /// The first two are dictionary lookups (`pathIndexByRoute`, `pathIndexByRemote`), so a packet of a known
     /// path costs O(1) however many paths there are; only a rebinding scans the paths (at most
     /// `maxPathsPerAssociation`).
-    func locatePath(forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool)
-        -> Int?
-    {
+    func locatePath(
+        forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool, now: SCTPTime
+    ) -> Int? {
         assert(isPathIndexConsistent, "path index out of step with the paths")
         if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: source)] {
             paths[i].arrival.heardAtLocal = true
@@ -33,13 +33,13 @@ extension Association {
             return ours.ip == local.ip
         }
         if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip && arrivesOn($0) }) {
-            rebind(pathIndex: i, to: source)
+            rebind(pathIndex: i, to: source, now: now)
             return i
         }
         guard !paths.contains(where: { $0.remoteAddress.ip == source.ip }) else { return nil }
         let candidates = paths.indices.filter { paths[$0].localAddress == local && paths[$0].isConfirmed }
         guard candidates.count == 1 else { return nil }
-        rebind(pathIndex: candidates[0], to: source)
+        rebind(pathIndex: candidates[0], to: source, now: now)
         return candidates[0]
     }
 
@@ -103,11 +103,16 @@ extension Association {
         paths[i].rto.srtt.map { $0 / 2 } ?? configuration.rtoMin / 4
     }
 
-    private func rebind(pathIndex i: Int, to source: SCTPSocketAddress) {
+    private func rebind(pathIndex i: Int, to source: SCTPSocketAddress, now: SCTPTime) {
         let old = paths[i].remoteAddress
         paths[i].remoteAddress = source
         reindexPaths()
-        logger.info("path remote changed (NAT rebinding)", metadata: ["from": "\(old)", "to": "\(source)"])
+        // A peer can change its source port on every packet: the line is rate-limited, the event is not.
+        if let heldBack = logLimits.rebinding.admit(now: now) {
+            logger.info(
+                "path remote changed (NAT rebinding)",
+                metadata: ["from": "\(old)", "to": "\(source)", "held_back": "\(heldBack)"])
+        }
         output.events.append(.pathRemoteChanged(id, from: old, to: source))
     }
 

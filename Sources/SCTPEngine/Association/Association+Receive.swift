@@ -11,7 +11,7 @@ extension Association {
         lastReceived = now
         // A packet carrying ASCONF may come from an address being added: never read it as a NAT rebinding.
         let carriesAsconf = packet.chunks.contains { $0.type == ASCONFChunk.type }
-        let knownPath = pathIndex(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf)
+        let knownPath = pathIndex(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf, now: now)
         let authenticated = authenticatedRange(of: packet)
         if let i = knownPath { paths[i].recordReceived(bytes: packet.buffer.readableBytes) }
         let pathIndex = knownPath ?? primaryPathIndex
@@ -111,7 +111,8 @@ extension Association {
         return tag == localTag
     }
 
-    /// ERROR chunks: a Stale Cookie in COOKIE-ECHOED restarts the handshake (RFC 9260 §5.2.6); the rest is logged.
+    /// ERROR chunks: a Stale Cookie in COOKIE-ECHOED restarts the handshake (RFC 9260 §5.2.6); the rest is logged,
+    /// at most `LogRateLimiter`'s burst per interval (a peer may put many causes in every packet).
     func handleError(_ chunk: ErrorChunk, now: SCTPTime) {
         for cause in chunk.causes {
             if case .staleCookie = cause, case .cookieEchoed(let echoed) = state {
@@ -129,7 +130,9 @@ extension Association {
                 timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
                 return
             }
-            logger.info("peer reported error", metadata: ["cause": "\(cause)"])
+            if let heldBack = logLimits.peerError.admit(now: now) {
+                logger.info("peer reported error", metadata: ["cause": "\(cause)", "held_back": "\(heldBack)"])
+            }
         }
     }
 }

@@ -79,6 +79,8 @@ final class Association {
     var peerLargestAdvertisedWindow: UInt32 = 0
     /// Where the round-robin scheduler starts next.
     var roundRobinCursor = 0
+    /// Rate limits of the log lines a peer can cause on every packet.
+    var logLimits = PeerLogLimits()
 
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
@@ -160,9 +162,10 @@ final class Association {
     /// With `allowsRebinding` false (a packet carrying ASCONF, whose new source is an address being added)
     /// only exact matches count. See `locatePath` for the rebinding rules.
     func pathIndex(
-        forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool = true
+        forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool = true,
+        now: SCTPTime
     ) -> Int? {
-        locatePath(forPacketFrom: source, to: local, allowsRebinding: allowsRebinding)
+        locatePath(forPacketFrom: source, to: local, allowsRebinding: allowsRebinding, now: now)
     }
 
     /// The path for new data and control chunks: the primary if usable, else the first active one.

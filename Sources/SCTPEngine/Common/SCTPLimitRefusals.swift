@@ -1,5 +1,5 @@
 /// Counts of what the endpoint refused because a resource limit was reached, since it started: the figures behind
-/// the daemons' `agg_limit_refusals_total` metric.
+/// the daemons' `agg_refusals_total` metric.
 public struct SCTPLimitRefusals: Sendable, Equatable {
     /// Paths refused at `SCTPConfiguration.maxPathsPerAssociation`: INIT-ACK addresses ignored and ASCONF Add IP
     /// Address requests answered with "Operation Refused Due to Resource Shortage".

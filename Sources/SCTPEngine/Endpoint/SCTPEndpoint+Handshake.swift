@@ -206,7 +206,8 @@ extension SCTPEndpoint {
             guard makeRoom(for: owner, cookie: cookie, from: source, to: local, now: now) else { return }
             association = acceptNew(cookie, from: source, to: local, now: now)
         }
-        association.send([.cookieAck(CookieAckChunk())], pathIndex: association.pathIndex(forPacketFrom: source, to: local) ?? 0, now: now)
+        let cookiePath = association.pathIndex(forPacketFrom: source, to: local, now: now) ?? 0
+        association.send([.cookieAck(CookieAckChunk())], pathIndex: cookiePath, now: now)
         // Chunks bundled after the COOKIE-ECHO (RFC 9260 §5.1: DATA may follow it) are processed now.
         if packet.chunks.count > 1 {
             var rest = packet

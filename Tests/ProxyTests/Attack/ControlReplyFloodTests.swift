@@ -37,7 +37,7 @@ import Testing
     }
 
     /// 200 PINGs at once: the server answers the burst of 8 (and what refills while the test waits, 4 a second),
-    /// counts every other one in `agg_limit_refusals_total{limit="control_replies"}`, and the association stays up.
+    /// counts every other one in `agg_refusals_total{reason="control_replies"}`, and the association stays up.
     /// On main all 200 were answered.
     @Test func pingFloodGetsABoundedNumberOfPongs() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -85,7 +85,7 @@ import Testing
         #expect(Double(pongs) <= 8 + 4 * elapsed, "\(pongs) PONGs in \(elapsed) s")
         #expect(pongs + refused == 200)
         let text = try await serverLoop.submit { server.metrics.registry.emitToString() }.get()
-        #expect(text.contains("agg_limit_refusals_total{limit=\"control_replies\"} \(refused)"))
+        #expect(text.contains("agg_refusals_total{reason=\"control_replies\"} \(refused)"))
         let associations = try await serverLoop.submit { server.driver.endpoint.associationIDs.count }.get()
         #expect(associations == 1)
 

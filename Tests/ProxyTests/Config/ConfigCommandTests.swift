@@ -115,6 +115,35 @@ struct ConfigCommandTests {
         #expect(missing.errors.contains("none.toml: cannot read the config file: No such file or directory"))
     }
 
+    /// check-config shows the port deny list and says which allow prefixes open nothing.
+    @Test func serverCheckConfigShowsTheEgressPortsAndUselessAllowPrefixes() throws {
+        let directory = try TemporaryDirectory()
+        let key = try directory.makeKeyFile()
+        let config = try Self.write("listen = \"127.0.0.1:0\"\n", to: "s.toml", in: directory)
+        let defaults = try Self.run(
+            "aggserver", ["check-config", "--config", config, "--psk-file", key], in: directory)
+        #expect(defaults.code == 0, "\(defaults.errors)")
+        #expect(defaults.output.contains("egress-deny-port = [25]"))
+        #expect(defaults.output.contains("# egress refuses destination ports 25"))
+        let opened = try Self.run(
+            "aggserver",
+            [
+                "check-config", "--config", config, "--psk-file", key, "--egress-deny-port", "none",
+                "--egress-allow", "0.0.0.0/0", "--egress-allow", "10.0.0.0/8",
+            ],
+            in: directory)
+        #expect(opened.code == 0, "\(opened.errors)")
+        #expect(opened.output.contains("egress-deny-port = []"))
+        #expect(opened.output.contains("# egress allows every destination port"))
+        #expect(opened.output.contains("# egress-allow 0.0.0.0/0 opens nothing"))
+        #expect(!opened.output.contains("egress-allow 10.0.0.0/8 opens nothing"))
+        let bad = try Self.run(
+            "aggserver", ["check-config", "--config", config, "--psk-file", key, "--egress-deny-port", "smtp"],
+            in: directory)
+        #expect(bad.code == 1)
+        #expect(bad.errors.contains("command line: --egress-deny-port: expected a port number from 1 to 65535"))
+    }
+
     @Test func serverCheckConfigWithFlagsOnlyAndAMissingKeyFile() throws {
         let directory = try TemporaryDirectory()
         let key = try directory.makeKeyFile()
@@ -195,12 +224,18 @@ struct ConfigCommandTests {
         let directory = try TemporaryDirectory()
         let help = try Self.run(binary, ["check-config", "--help"], in: directory)
         #expect(help.code == 0)
-        let usage = try #require(help.output.split(separator: "\n").first { $0.hasPrefix("USAGE:") })
+        // Every option the help lists (ArgumentParser shortens a long USAGE line to "<options>").
         let flags = Set(
-            usage.split(separator: " ").compactMap { word -> String? in
-                let trimmed = word.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-                return trimmed.hasPrefix("--") ? String(trimmed.dropFirst(2)) : nil
-            })
+            help.output.split(separator: "\n").compactMap { line -> String? in
+                var trimmed = Substring(line.trimmingCharacters(in: .whitespaces))
+                if trimmed.count > 4, trimmed.hasPrefix("-"), !trimmed.hasPrefix("--"), let comma = trimmed.firstIndex(of: ",") {
+                    trimmed = trimmed[trimmed.index(after: comma)...].drop { $0 == " " }  // "-v, --verbose"
+                }
+                guard trimmed.hasPrefix("--") else { return nil }
+                let name = trimmed.dropFirst(2).prefix { $0.isLetter || $0.isNumber || $0 == "-" }
+                return name.isEmpty ? nil : String(name)
+            }
+        ).subtracting(["help", "version"])
         let topLevel = Set(keys.filter { !$0.contains(".") })
         #expect(flags.subtracting(["config"]) == topLevel.union(limitFlags))
     }

@@ -49,6 +49,8 @@ import Testing
             socks = "0.0.0.0:1081"
             http = 8081
             psk-file = "/etc/agg/laptop.key"
+            proxy-user = ["alice:correct horse", "bob:pa:ss"]
+            proxy-user-file = "/etc/agg/proxy-users"
             metrics = "127.0.0.1:9101"
             shutdown-timeout = "1m30s"
             verbose = true
@@ -69,6 +71,10 @@ import Testing
         expected.socksAddress = HostAndPort(host: "0.0.0.0", port: 1081)
         expected.httpAddress = HostAndPort(host: "127.0.0.1", port: 8081)
         expected.pskFile = "/etc/agg/laptop.key"
+        expected.proxyUsers = [
+            .init(username: "alice", password: "correct horse"), .init(username: "bob", password: "pa:ss"),
+        ]
+        expected.proxyUserFile = "/etc/agg/proxy-users"
         expected.metricsAddress = HostAndPort(host: "127.0.0.1", port: 9101)
         expected.shutdownTimeout = .seconds(90)
         expected.verbose = true
@@ -79,7 +85,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 13)
+        #expect(ClientSettings.configKeys.count == 15)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -88,6 +94,7 @@ import Testing
             listen = ["203.0.113.10:9899", "198.51.100.20"]
             psk-file = "/etc/agg/clients.keys"
             egress-allow = ["10.0.0.0/8", "fd00::/8"]
+            egress-deny-port = [25, 465]
             metrics = "off"
             shutdown-timeout = 0
             verbose = false
@@ -103,6 +110,10 @@ import Testing
             association-idle-timeout = "1h"
             authentication-timeout = "2s"
             connect-timeout = "5s"
+            lookups = 8
+            lookups-per-association = 2
+            lookup-queue = 64
+            lookup-timeout = "3s"
             """)
         var expected = ServerSettings()
         expected.listenAddresses = [
@@ -110,6 +121,7 @@ import Testing
         ]
         expected.pskFile = "/etc/agg/clients.keys"
         expected.egressAllow = [CIDR("10.0.0.0/8")!, CIDR("fd00::/8")!]
+        expected.egressDenyPorts = [25, 465]
         expected.metricsAddress = nil
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
@@ -122,8 +134,45 @@ import Testing
         expected.limits.associationIdleTimeout = .seconds(3600)
         expected.limits.authenticationTimeout = .seconds(2)
         expected.limits.connectTimeout = .seconds(5)
+        expected.lookupLimits.concurrent = 8
+        expected.lookupLimits.perOwner = 2
+        expected.lookupLimits.queued = 64
+        expected.lookupLimits.timeout = .seconds(3)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 16)
+        #expect(ServerSettings.configKeys.count == 21)
+    }
+
+    /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and
+    /// `--egress-deny-port none` to allow every port; anything else is refused with the key.
+    @Test func egressDenyPortsFromTheFileAndTheFlag() throws {
+        #expect(ServerSettings().egressDenyPorts == [25])
+        #expect(try Self.server("egress-deny-port = [25, 465, 25]").egressDenyPorts == [25, 465])
+        #expect(try Self.server("egress-deny-port = []").egressDenyPorts == [])
+        #expect(try Self.server("egress-deny-port = 587").egressDenyPorts == [587])
+        var none = ConfigOverrides()
+        none.set("egress-deny-port", ["none"])
+        #expect(try Self.server("egress-deny-port = [25]", overrides: none).egressDenyPorts == [])
+        var two = ConfigOverrides()
+        two.set("egress-deny-port", ["25", "587"])
+        #expect(try Self.server(nil, overrides: two).egressDenyPorts == [25, 587])
+        #expect(try Self.server(nil, overrides: two).egressPolicy.deniedPorts == [25, 587])
+
+        let expected = "expected an array of port numbers from 1 to 65535 (or [] for none)"
+        #expect(
+            Self.serverErrors("egress-deny-port = [0]") == ["server.toml:1: egress-deny-port: \(expected), found 0"])
+        #expect(
+            Self.serverErrors("egress-deny-port = [\"25\"]")
+                == ["server.toml:1: egress-deny-port: \(expected), found \"25\""])
+        var mixed = ConfigOverrides()
+        mixed.set("egress-deny-port", ["none", "25"])
+        #expect(
+            Self.serverErrors("", overrides: mixed) == [
+                "command line: --egress-deny-port: expected a port number from 1 to 65535, or \"none\" alone, "
+                    + "found \"none\""
+            ])
+        var large = ConfigOverrides()
+        large.set("egress-deny-port", ["70000"])
+        #expect(Self.serverErrors("", overrides: large).count == 1)
     }
 
     @Test func noFileAndAnEmptyFileGiveTheDefaults() throws {

@@ -24,12 +24,25 @@ import Darwin
         try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
     }
 
-    /// A port nothing listens on: bind, note the port, close.
-    static func closedPort() async throws -> UInt16 {
-        let channel = try await listener()
-        let port = UInt16(channel.localAddress!.port!)
-        try await channel.close()
-        return port
+    /// A port on 127.0.0.1 nothing listens on and nothing else can take while the test runs: a socket bound to it
+    /// without listen(2), so a SYN gets a RST. (Binding, closing and reusing the number raced with the parallel
+    /// tests' own ephemeral listeners.) Close the descriptor when done.
+    static func closedPort() throws -> (port: UInt16, descriptor: Int32) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard fd >= 0, bound else {
+            close(fd)
+            throw IOError(errnoCode: errno, reason: "bind")
+        }
+        return (UInt16(bigEndian: address.sin_port), fd)
     }
 
     static func connect(
@@ -77,7 +90,8 @@ import Darwin
     }
 
     @Test func refusedPortMapsToRefused() async throws {
-        let port = try await Self.closedPort()
+        let (port, descriptor) = try Self.closedPort()
+        defer { close(descriptor) }
         let byIP = await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: Self.loopbackAllowed)
         #expect(await Self.code(byIP) == .refused)
         let lookup = DNSLookup { _, family in family == .v4 ? [SCTPIPAddress(v4: 127, 0, 0, 1)] : [] }
@@ -169,5 +183,54 @@ import Darwin
         let target = StreamTarget(host: .domain("slow.test"), port: 9)
         let result = await Self.connect(target, policy: Self.loopbackAllowed, lookup: slow, timeout: .milliseconds(200))
         #expect(await Self.code(result) == .timeout)
+    }
+
+    // MARK: - Issue 12: ports and the server's own addresses
+
+    static func error(_ result: Result<Channel, EgressError>) async -> EgressError? {
+        switch result {
+        case .success(let channel):
+            try? await channel.close()
+            return nil
+        case .failure(let error):
+            return error
+        }
+    }
+
+    /// Port 25 is refused before any lookup or connection, for names and literals, and the refusal names the
+    /// defence; an empty deny list lets it through to the connect.
+    @Test func deniedPortIsRefusedBeforeAnyLookup() async throws {
+        let lookupUsed = DNSLookup { host, _ in
+            Issue.record("\(host) was looked up for a denied port")
+            return []
+        }
+        for host in [StreamTarget.Host.domain("mail.example.com"), .ip(SCTPIPAddress(v4: 8, 8, 8, 8))] {
+            let error = await Self.error(
+                await Self.connect(StreamTarget(host: host, port: 25), policy: EgressPolicy(), lookup: lookupUsed))
+            #expect(error?.code == .notAllowed)
+            #expect(error?.refusal == .egressPort)
+        }
+        let server = try await Self.listener()
+        let port = UInt16(server.localAddress!.port!)
+        var policy = Self.loopbackAllowed
+        policy.deniedPorts = [port]
+        let denied = await Self.error(await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: policy))
+        #expect(denied?.refusal == .egressPort)
+        policy.deniedPorts = []
+        #expect(await Self.code(await Self.connect(StreamTarget(host: "127.0.0.1", port: port), policy: policy)) == .ok)
+        try await server.close()
+    }
+
+    /// The server's own address is refused as a literal and as a name's answer, even with 0.0.0.0/0 allowed.
+    @Test func ownAddressIsRefusedAsLiteralAndAsAnswer() async {
+        let own = SCTPIPAddress(v4: 93, 184, 216, 34)
+        let policy = EgressPolicy(allowed: [CIDR("0.0.0.0/0")!], localAddresses: [own])
+        let literal = await Self.error(await Self.connect(StreamTarget(host: .ip(own), port: 443), policy: policy))
+        #expect(literal?.code == .notAllowed && literal?.refusal == .egressOwnAddress)
+        let toSelf = DNSLookup { _, family in family == .v4 ? [own] : [] }
+        let byName = await Self.error(
+            await Self.connect(StreamTarget(host: .domain("self.test"), port: 443), policy: policy, lookup: toSelf))
+        #expect(byName?.code == .notAllowed && byName?.refusal == .egressOwnAddress)
+        #expect(byName?.detail.contains("93.184.216.34") == true)
     }
 }

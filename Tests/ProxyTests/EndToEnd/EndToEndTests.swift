@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SCTPEngine
 import Testing
 
 @testable import Proxy
@@ -109,6 +110,29 @@ struct EndToEndTests {
             "http://127.0.0.1:\(port)/blob/10",
         ]).run()
         #expect(forbidden.output == "403")
+    }
+
+    /// Issue 12: SMTP's port and IPv4-mapped targets are refused through the real pair, with SOCKS5's "not allowed"
+    /// and HTTP's 403, and the server counts each refusal by its defence.
+    @Test func deniedPortsAndMappedTargetsAreRefusedAndCounted() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        let port = UInt16(harness.originPort)
+        #expect(try RawSocket(port: harness.proxyPort).socks5Connect(host: "127.0.0.1", port: 25) == 0x02)
+        // An IPv6 literal (ATYP 4): the mapped form of the allowed origin.
+        let mapped = try RawSocket(port: harness.proxyPort)
+        mapped.send([5, 1, 0])
+        #expect(mapped.receive(2) == [5, 0])
+        mapped.send([5, 1, 0, 4] + SCTPIPAddress("::ffff:127.0.0.1")!.bytes + [UInt8(port >> 8), UInt8(port & 0xFF)])
+        #expect(mapped.receive(2)?.last == 0x02)
+        let forbidden = try Curl(arguments: [
+            "-o", "/dev/null", "-w", "%{http_code}", "-x", "http://127.0.0.1:\(harness.proxyPort)",
+            "http://127.0.0.1:25/",
+        ]).run()
+        #expect(forbidden.output == "403")
+        let server = try #require(harness.server)
+        let refusals = try server.eventLoop.submit { server.metrics.refusals }.wait()
+        #expect(refusals == [.egressPort: 2, .egressAddress: 1])
     }
 
     @Test func serverDownFailsInBoundedTime() throws {

@@ -5,7 +5,7 @@ import Testing
 
 @testable import Proxy
 
-/// Refusals of every resource limit reach `agg_limit_refusals_total`, the engine's as well as the proxy's, and the
+/// Refusals of every resource limit reach `agg_refusals_total`, the engine's as well as the proxy's, and the
 /// paths limit of the settings reaches the engine.
 @Suite struct LimitRefusalMetricsTests {
     @Test func engineRefusalsAreAddedAsTheyGrow() {
@@ -17,13 +17,13 @@ import Testing
         engine.paths = 5
         engine.tsnGaps = 7
         metrics.syncEngineRefusals(engine)
-        metrics.recordLimitRefusal(.controlReplies, count: 2)
+        metrics.recordRefusal(.controlReplies, count: 2)
         #expect(metrics.refusals[.pathsPerAssociation] == 5)
         let text = metrics.registry.emitToString()
-        #expect(text.contains("agg_limit_refusals_total{limit=\"paths_per_association\"} 5"))
-        #expect(text.contains("agg_limit_refusals_total{limit=\"control_replies\"} 2"))
-        #expect(text.contains("agg_limit_refusals_total{limit=\"tsn_gaps\"} 7"))
-        #expect(text.contains("agg_limit_refusals_total{limit=\"streams_per_association\"} 0"))
+        #expect(text.contains("agg_refusals_total{reason=\"paths_per_association\"} 5"))
+        #expect(text.contains("agg_refusals_total{reason=\"control_replies\"} 2"))
+        #expect(text.contains("agg_refusals_total{reason=\"tsn_gaps\"} 7"))
+        #expect(text.contains("agg_refusals_total{reason=\"streams_per_association\"} 0"))
     }
 
     @Test func thePathsLimitReachesTheEngine() async throws {
