@@ -6,7 +6,8 @@ struct AggClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
-        subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self], defaultSubcommand: Run.self)
+        version: BuildInfo.version, subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self],
+        defaultSubcommand: Run.self)
 }
 
 /// The settings flags of `run` and `check-config`; each overrides the config file key of the same name.

@@ -29,6 +29,7 @@ public enum AggRuntime {
         _ settings: ServerSettings, options: DaemonOptions = DaemonOptions(),
         logger: Logger = Logger(label: "aggserver")
     ) throws {
+        logger.info("aggserver starting", metadata: ["version": "\(BuildInfo.version)"])
         let configuration = try ServiceSetup.serverConfiguration(settings)
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -80,6 +81,7 @@ public enum AggRuntime {
         _ settings: ClientSettings, options: DaemonOptions = DaemonOptions(),
         logger: Logger = Logger(label: "aggclient")
     ) throws {
+        logger.info("aggclient starting", metadata: ["version": "\(BuildInfo.version)"])
         let configuration = try ServiceSetup.clientConfiguration(settings)
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
