@@ -16,7 +16,9 @@ struct ClientOptions: ParsableArguments {
     var config: String?
     @Option(name: .customLong("server"), help: "aggserver's UDP address, HOST:PORT (repeat for each address).")
     var servers: [String] = []
-    @Option(name: .customLong("path"), help: "Local IP address or interface name to send from (one per path).")
+    @Option(
+        name: .customLong("path"),
+        help: "Local IP address or interface name to send from (one per path), optionally named: NAME=IFACE.")
     var paths: [String] = []
     @Option(help: "SOCKS5/SOCKS4a listener, HOST:PORT or PORT (default 127.0.0.1:1080); 'off' disables it.")
     var socks: String?

@@ -42,10 +42,13 @@ public enum ConfigCheck {
         }
         for path in settings.localAddresses {
             check("path") {
-                if let ip = try ServiceSetup.resolvePath(path) {
-                    notes.append("path \(path) sends from \(ip)")
+                // The loader checked the syntax already.
+                let spec = PathSpec(path) ?? PathSpec(target: path)
+                let name = spec.name.map { "\($0) (\(spec.target))" } ?? spec.target
+                if let ip = try ServiceSetup.resolvePath(spec.target) {
+                    notes.append("path \(name) sends from \(ip)")
                 } else {
-                    notes.append("path \(path) has no address yet; it joins once the interface gets one")
+                    notes.append("path \(name) has no address yet; it joins once the interface gets one")
                 }
             }
         }
