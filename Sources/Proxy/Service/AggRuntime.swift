@@ -86,7 +86,7 @@ public enum AggRuntime {
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let client = try startClient(
+        let (client, _) = try startClient(
             configuration, settings: settings, listenFDs: options.listenFDs, on: group.next(), logger: logger)
 
         let notifier = SystemdNotifier(logger: logger)
@@ -124,13 +124,20 @@ public enum AggRuntime {
         try client.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
+    /// The ports a started client listens on (nil: no such listener).
+    struct ClientPorts: Sendable {
+        var socks: Int?
+        var http: Int?
+        var metrics: Int?
+    }
+
     /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
-    /// port) and the status endpoint. A socket systemd passed named `socks` or `http` replaces that listener's
-    /// address.
+    /// port) and the status endpoint, and returns the ports they got. A socket systemd passed named `socks` or
+    /// `http` replaces that listener's address.
     static func startClient(
         _ configuration: AggClientService.Configuration, settings: ClientSettings,
         listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
-    ) throws -> AggClientService {
+    ) throws -> (AggClientService, ClientPorts) {
         var socksAddress = settings.socksAddress
         var httpAddress = settings.httpAddress
         var inherited: [(SocketActivation.ListenFD, ProxyProtocols)] = []
@@ -151,8 +158,15 @@ public enum AggRuntime {
         }
 
         let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
+        var ports = ClientPorts()
+        func record(_ channel: any Channel, _ protocols: ProxyProtocols) {
+            let port = channel.localAddress?.port
+            if protocols.contains(.socks) { ports.socks = port }
+            if protocols.contains(.http) { ports.http = port }
+        }
         for (fd, protocols) in inherited {
             let channel = try client.listen(adopting: fd.descriptor, protocols: protocols).wait()
+            record(channel, protocols)
             let name = protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
             let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?"
             say("aggclient: \(name) proxy on \(bound) (socket \"\(fd.name)\" from systemd)")
@@ -168,85 +182,22 @@ public enum AggRuntime {
         }
         for (address, protocols) in listeners {
             let channel = try client.listen(host: address.host, port: Int(address.port), protocols: protocols).wait()
+            record(channel, protocols)
             let name = protocols == .all ? "SOCKS5/SOCKS4a/HTTP" : protocols == .http ? "HTTP" : "SOCKS5/SOCKS4a"
             let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
             say("aggclient: \(name) proxy on \(bound)")
         }
         if let address = settings.metricsAddress {
-            _ = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
-            say("aggclient: status on http://\(address)/")
+            let endpoint = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
+            ports.metrics = endpoint.localAddress?.port
+            let bound = endpoint.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
+            say("aggclient: status on http://\(bound)/")
         }
-        return client
+        return (client, ports)
     }
 
-    // MARK: - Demo
-
-    /// `aggclient demo`: an aggserver and an aggclient in one process on loopback, two paths (127.0.0.1 and
-    /// 127.0.0.2 to the server's 127.0.0.1 and 127.0.0.2 on `serverPort`), a fresh key in a mode-600 file, and
-    /// egress allowed to 127.0.0.0/8 so local test servers are reachable.
-    public static func runDemo(
-        serverPort: UInt16, socksPort: UInt16, httpPort: UInt16, logger: Logger = Logger(label: "agg-demo")
-    ) throws {
-        let directory = try makeTemporaryDirectory()
-        let keyPath = directory + "/demo.keys"
-        try ServiceSetup.writePrivateFile(ServiceSetup.makeKeyLine(name: "demo"), path: keyPath)
-        defer {
-            unlink(keyPath)
-            rmdir(directory)
-        }
-
-        var serverSettings = ServerSettings()
-        serverSettings.listenAddresses = [
-            HostAndPort(host: "127.0.0.1", port: serverPort), HostAndPort(host: "127.0.0.2", port: serverPort),
-        ]
-        serverSettings.pskFile = keyPath
-        serverSettings.egressAllow = [CIDR("127.0.0.0/8")!]
-
-        var clientSettings = ClientSettings()
-        clientSettings.serverAddresses = serverSettings.listenAddresses
-        clientSettings.localAddresses = ["127.0.0.1", "127.0.0.2"]
-        clientSettings.socksAddress = HostAndPort(host: "127.0.0.1", port: socksPort)
-        clientSettings.httpAddress = HostAndPort(host: "127.0.0.1", port: httpPort)
-        clientSettings.pskFile = keyPath
-
-        let serverConfiguration = try ServiceSetup.serverConfiguration(serverSettings)
-        let clientConfiguration = try ServiceSetup.clientConfiguration(clientSettings)
-        blockTerminationSignals()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        defer { try? group.syncShutdownGracefully() }
-        var serverLogger = logger
-        serverLogger[metadataKey: "side"] = "server"
-        var clientLogger = logger
-        clientLogger[metadataKey: "side"] = "client"
-        let server = try AggServerService.start(
-            configuration: serverConfiguration, on: group.next(), logger: serverLogger
-        ).wait()
-        let client = try startClient(
-            clientConfiguration, settings: clientSettings, on: group.next(), logger: clientLogger)
-        say("aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)")
-        do {
-            try client.whenReady().wait()
-            say("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
-        } catch {
-            say("aggclient demo: the association did not come up: \(error)")
-        }
-        say(
-            """
-
-            Try:
-              curl -x socks5h://127.0.0.1:\(socksPort) https://example.com
-              curl -x http://127.0.0.1:\(httpPort) http://example.com
-              curl -x http://127.0.0.1:\(httpPort) https://example.com      (HTTP CONNECT)
-
-            Press Ctrl-C to stop.
-            """)
-        waitForTerminationSignal()
-        say("\naggclient demo: stopping")
-        try? client.stop().wait()
-        try? server.stop().wait()
-    }
-
-    private static func makeTemporaryDirectory() throws(ConfigError) -> String {
+    /// Creates a fresh directory under $TMPDIR (or /tmp) for the demo's key file.
+    static func makeTemporaryDirectory() throws(ConfigError) -> String {
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array((base + "/agg-demo-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
@@ -255,7 +206,7 @@ public enum AggRuntime {
     }
 
     /// Prints a line and flushes at once, so the banner shows up in pipes and logs.
-    private static func say(_ text: String) {
+    static func say(_ text: String) {
         print(text)
         fflush(nil)
     }
