@@ -80,6 +80,10 @@ public enum ConfigCheck {
         check("psk-file") {
             let keys = try KeyFile.load(path: settings.pskFile)
             notes.append("\(keys.count) client key\(keys.count == 1 ? "" : "s") from \(settings.pskFile)")
+            if keys.isEmpty {
+                notes.append(
+                    "no client can connect until one is added: aggserver keygen NAME --append \(settings.pskFile)")
+            }
         }
         for address in settings.listenAddresses {
             check("listen") { notes.append("listen \(address) is \(try ServiceSetup.resolveHost(address.host))") }

@@ -41,7 +41,8 @@ public enum KeyFile {
     }
 
     /// Reads and parses a key file, refusing one that others may read, or that a group other than the daemon's
-    /// own may read (`checkPermissions`).
+    /// own may read (`checkPermissions`). A server's file may hold no key yet (as the package installs it): the
+    /// server then refuses every client until one is added.
     public static func load(path: String) throws(ConfigError) -> [PreSharedKey] {
         var info = stat()
         guard stat(path, &info) == 0 else {
@@ -51,14 +52,13 @@ public enum KeyFile {
         guard let text = readFile(path) else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
-        let keys = try parse(text, path: path)
-        guard !keys.isEmpty else { throw ConfigError(path: path, "key file holds no keys") }
-        return keys
+        return try parse(text, path: path)
     }
 
     /// Reads a client's key file, which must hold exactly one key.
     public static func loadClientKey(path: String) throws(ConfigError) -> PreSharedKey {
         let keys = try load(path: path)
+        guard !keys.isEmpty else { throw ConfigError(path: path, "key file holds no keys") }
         guard keys.count == 1 else {
             throw ConfigError(path: path, "a client key file holds exactly one key, found \(keys.count)")
         }

@@ -31,6 +31,7 @@ public enum AggRuntime {
     ) throws {
         logger.info("aggserver starting", metadata: ["version": "\(BuildInfo.version)"])
         let configuration = try ServiceSetup.serverConfiguration(settings)
+        warnIfNoKeys(configuration.keys, path: settings.pskFile, logger: logger)
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
@@ -60,6 +61,7 @@ public enum AggRuntime {
             notifier.reloading(status: "reloading keys")
             do {
                 let keys = try KeyFile.load(path: settings.pskFile)
+                warnIfNoKeys(keys, path: settings.pskFile, logger: logger)
                 try server.reloadKeys(keys).wait()
             } catch {
                 logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
@@ -73,6 +75,16 @@ public enum AggRuntime {
         statusTask.cancel()
         try? metrics?.close().wait()
         try server.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
+    }
+
+    /// Says how to add a client when the server's key file holds none (as the package installs it).
+    static func warnIfNoKeys(_ keys: [PreSharedKey], path: String, logger: Logger) {
+        guard keys.isEmpty else { return }
+        logger.warning(
+            """
+            no client keys: every client is refused until one is added with `aggserver keygen NAME --append \
+            \(path) -o NAME.key` and the keys are reloaded (SIGHUP: systemctl reload aggserver)
+            """, metadata: ["psk-file": "\(path)"])
     }
 
     /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`) and

@@ -1,4 +1,5 @@
 import Foundation
+import Proxy
 import Testing
 
 #if canImport(Glibc)
@@ -138,5 +139,40 @@ struct DaemonSystemdTests {
         #expect(log.waitFor("READY=1", within: 20), "\(log.received) \(client.standardError)")
         client.send(SIGTERM)
         #expect(client.waitForExit(within: 10) == 0, "\(client.standardError)")
+    }
+
+    /// As the package installs it: a key file with no key yet. The server starts, says how to add a client, and
+    /// serves one added with keygen --append and SIGHUP, without a restart.
+    @Test func serverStartsWithoutKeysAndServesAClientAddedLater() throws {
+        let directory = try TemporaryDirectory()
+        let keyPath = directory.path + "/server.keys"
+        try ServiceSetup.writePrivateFile("# aggserver keygen NAME --append this file\n", path: keyPath)
+        let notify = try FakeNotifySocket()
+        let log = NotificationLog(socket: notify)
+        let (server, port) = try Self.startServer(keyPath: keyPath, directory: directory, notify: notify, log: log)
+        defer { server.terminate() }
+        #expect(server.standardError.contains("no client keys"), "\(server.standardError)")
+
+        let keygen = try DaemonProcess(
+            "aggserver", arguments: ["keygen", "laptop", "--append", keyPath, "-o", directory.path + "/client.key"],
+            environment: [:], directory: try Self.makeSubdirectory(directory, "keygen"))
+        #expect(keygen.waitForExit(within: 10) == 0, "\(keygen.standardError)")
+        server.send(SIGHUP)
+        #expect(log.waitFor("RELOADING=1", within: 5), "\(log.received)")
+        #expect(log.waitFor("READY=1", within: 5), "\(log.received)")
+
+        let clientNotify = try FakeNotifySocket()
+        let clientLog = NotificationLog(socket: clientNotify)
+        let client = try DaemonProcess(
+            "aggclient",
+            arguments: [
+                "--server", "127.0.0.1:\(port)", "--path", "127.0.0.1", "--socks", "127.0.0.1:0", "--http", "off",
+                "--psk-file", directory.path + "/client.key",
+            ],
+            environment: ["NOTIFY_SOCKET": clientNotify.address],
+            directory: try Self.makeSubdirectory(directory, "client"))
+        defer { client.terminate() }
+        #expect(clientLog.waitFor("READY=1", within: 15), "\(clientLog.received) \(client.standardError)")
+        #expect(clientLog.received.last?.contains("STATUS=association up") == true, "\(clientLog.received)")
     }
 }
