@@ -59,6 +59,7 @@ public enum AggRuntime {
 
         while case .reload = DaemonSignal.wait() {
             notifier.reloading(status: "reloading keys")
+            noteCredentialCopyOnReload(path: settings.pskFile, logger: logger)
             do {
                 let keys = try KeyFile.load(path: settings.pskFile)
                 warnIfNoKeys(keys, path: settings.pskFile, logger: logger)
@@ -80,10 +81,38 @@ public enum AggRuntime {
     /// Says how to add a client when the server's key file holds none (as the package installs it).
     static func warnIfNoKeys(_ keys: [PreSharedKey], path: String, logger: Logger) {
         guard keys.isEmpty else { return }
+        if isCredentialCopy(path) {
+            logger.warning(
+                """
+                no client keys: every client is refused until one is added (aggserver keygen NAME --append FILE \
+                -o NAME.key) to the file the unit loads with LoadCredential= and the service is restarted: a \
+                reload re-reads systemd's copy from the start
+                """, metadata: ["psk-file": "\(path)"])
+        } else {
+            logger.warning(
+                """
+                no client keys: every client is refused until one is added with `aggserver keygen NAME --append \
+                \(path) -o NAME.key` and the keys are reloaded (SIGHUP)
+                """, metadata: ["psk-file": "\(path)"])
+        }
+    }
+
+    /// Whether `path` is in the credentials directory systemd made for the service (LoadCredential=): a copy of
+    /// the key file taken when the service started, which systemd (252, Debian 12's) does not refresh on reload.
+    static func isCredentialCopy(_ path: String) -> Bool {
+        guard let directory = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }), !directory.isEmpty else {
+            return false
+        }
+        return path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
+    }
+
+    /// On SIGHUP: a key file that is systemd's copy from the start does not show later changes to its source.
+    static func noteCredentialCopyOnReload(path: String, logger: Logger) {
+        guard isCredentialCopy(path) else { return }
         logger.warning(
             """
-            no client keys: every client is refused until one is added with `aggserver keygen NAME --append \
-            \(path) -o NAME.key` and the keys are reloaded (SIGHUP: systemctl reload aggserver)
+            the key file is systemd's copy from the service's start (LoadCredential=), which a reload does not \
+            refresh: after changing the key file the unit loads, restart the service
             """, metadata: ["psk-file": "\(path)"])
     }
 
@@ -120,6 +149,7 @@ public enum AggRuntime {
 
         while case .reload = DaemonSignal.wait() {
             notifier.reloading(status: "reloading the key")
+            noteCredentialCopyOnReload(path: settings.pskFile, logger: logger)
             do {
                 let key = try KeyFile.loadClientKey(path: settings.pskFile)
                 try client.reloadKey(key).wait()
