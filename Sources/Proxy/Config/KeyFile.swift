@@ -48,7 +48,9 @@ public enum KeyFile {
         guard stat(path, &info) == 0 else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
-        try checkPermissions(mode: UInt32(info.st_mode), path: path, groupIsOurs: isOurGroup(info.st_gid))
+        try checkPermissions(
+            mode: UInt32(info.st_mode), path: path,
+            groupIsOurs: isOurGroup(info.st_gid) || isGroup(info.st_gid, named: serviceGroup))
         guard let text = readFile(path) else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
@@ -77,6 +79,20 @@ public enum KeyFile {
                     + "pre-shared keys must be private: run `chmod 600 \(path)` (or 640 with the group of the "
                     + "service user)")
         }
+    }
+
+    /// The group of the shipped unit's service user. Its members (the daemon) read `root:aggserver` mode 640 in
+    /// place; root, which is not one of them, must accept that file too when it runs `aggserver keygen --append`
+    /// or `check-config` on it.
+    static let serviceGroup = "aggserver"
+
+    /// Whether `gid` is the group called `name` in the group database.
+    static func isGroup(_ gid: gid_t, named name: String) -> Bool {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return false }
+        return String(cString: entry.gr_name) == name
     }
 
     /// Whether `group` is this process's effective group or one of its supplementary groups.

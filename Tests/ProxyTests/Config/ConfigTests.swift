@@ -93,6 +93,15 @@ import Darwin
         }
     }
 
+    /// root:aggserver mode 640 is the shipped server's key file: root (not in that group) must accept it for
+    /// keygen --append and check-config, so the group is also recognised by name.
+    @Test func theServiceGroupIsFoundByName() {
+        #expect(KeyFile.serviceGroup == "aggserver")
+        #expect(KeyFile.isGroup(0, named: "root"))
+        #expect(!KeyFile.isGroup(0, named: "aggserver"))
+        #expect(!KeyFile.isGroup(4_000_000_000, named: "root"), "no such group")
+    }
+
     @Test func permissionCheckLooksOnlyAtGroupAndOtherBits() throws {
         try KeyFile.checkPermissions(mode: 0o100600, path: "k")
         try KeyFile.checkPermissions(mode: 0o100400, path: "k")
