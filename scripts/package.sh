@@ -11,8 +11,9 @@
 # The package holds the release binaries with the Swift runtime linked in (--static-swift-stdlib: they need glibc
 # and libstdc++, not the toolchain), the systemd units from deploy/systemd (ExecStart= pointing at /usr/bin), the
 # commented example configs as /etc/agg/*.toml (conffiles), a sysctl.d drop-in for the 8 MiB socket buffers the
-# daemons ask for, and a man page per command. The postinst creates an empty /etc/agg/server.keys (mode 600)
-# if there is none, so `dpkg -i agg_*.deb && systemctl enable --now aggserver` is a whole server install.
+# daemons ask for, and a man page per command. The postinst creates the system user aggserver (the server's unit
+# runs as it) and an empty /etc/agg/server.keys (root:aggserver 640) if there is none, so
+# `dpkg -i agg_*.deb && systemctl enable --now aggserver` is a whole server install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -145,22 +146,29 @@ Description: bonds several uplinks into one connection (SCTP over UDP, multipath
  .
  A server install is this package, then "systemctl enable --now aggserver";
  add clients with "aggserver keygen NAME --append /etc/agg/server.keys
- -o NAME.key" and "systemctl restart aggserver".
+ -o NAME.key" and "systemctl reload aggserver".
  See /usr/share/doc/agg/DEPLOY.md.gz.
 EOF
 } >"$pkg/DEBIAN/control"
 cat >"$pkg/DEBIAN/postinst" <<'EOF'
 #!/bin/sh
-# The server's key file (no key yet: every client is refused until one is added), the sysctl limits, and systemd
-# told about the units. Nothing is enabled or started: `systemctl enable --now aggserver` does that.
+# The system user aggserver.service runs as, the server's key file (root:aggserver 640, so that user reads it in
+# place and re-reads it on reload; no key yet: every client is refused until one is added), the sysctl limits,
+# and systemd told about the units. Nothing is enabled or started: `systemctl enable --now aggserver` does that.
 set -e
 if [ "$1" = configure ]; then
+    if ! getent passwd aggserver >/dev/null; then
+        useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            --comment "agg multipath aggregation server" aggserver
+    fi
     if [ ! -e /etc/agg/server.keys ]; then
         (umask 077 && printf '%s\n' \
-            '# aggserver key file: one "NAME HEX" line per client, mode 600. Add a client with' \
+            '# aggserver key file: one "NAME HEX" line per client, root:aggserver mode 640. Add a client with' \
             '#   aggserver keygen NAME --append /etc/agg/server.keys -o NAME.key' \
-            '# and copy NAME.key to the client as /etc/agg/client.key; then: systemctl restart aggserver' \
+            '# and copy NAME.key to the client as /etc/agg/client.key; then: systemctl reload aggserver' \
             >/etc/agg/server.keys)
+        chgrp aggserver /etc/agg/server.keys
+        chmod 640 /etc/agg/server.keys
     fi
     if [ -d /run/systemd/system ]; then
         systemctl daemon-reload || true
@@ -185,7 +193,8 @@ exit 0
 EOF
 cat >"$pkg/DEBIAN/postrm" <<'EOF'
 #!/bin/sh
-# systemd forgets the removed units; a purge also deletes the keys the postinst or the user put in /etc/agg.
+# systemd forgets the removed units; a purge also deletes the keys the postinst or the user put in /etc/agg. The
+# system user stays (Debian's habit: files it owned elsewhere would otherwise pass to a later user of its id).
 set -e
 if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
 if [ "$1" = purge ]; then
