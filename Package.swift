@@ -32,6 +32,8 @@ let package = Package(
         // The systemd protocols (notify, journal, socket activation) spoken over plain sockets: no libsystemd, so
         // the daemons build and run where it is absent (containers, routers, static builds).
         .target(name: "CSystemd"),
+        // The version string, set by scripts/package.sh on the C compiler's command line; "dev" otherwise.
+        .target(name: "CBuildInfo"),
         // Sans-IO SCTP: datagrams and time in, datagrams, deadlines and events out.
         .target(
             name: "SCTPEngine",
@@ -50,6 +52,7 @@ let package = Package(
             dependencies: [
                 "SCTPEngine",
                 "CSystemd",
+                "CBuildInfo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

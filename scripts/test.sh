@@ -2,12 +2,13 @@
 # Installs what the tests need on Debian 12 (as root) and runs every test.
 #   ./scripts/test.sh
 # The tests use real peers and tools: tshark decodes our packets, usrsctp's example programs interoperate with
-# sctpcat inside a private network namespace (unshare -n, so root), curl drives the proxies.
+# sctpcat inside a private network namespace (unshare -n, so root), curl drives the proxies, systemd-analyze checks
+# the units, and the package test boots a container with systemd-nspawn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libsystemd-dev systemd tshark libusrsctp-examples libusrsctp-dev curl chromium openssl nftables iproute2
-    iptables conntrack ethtool iperf3 python3 xxd)
+packages=(systemd systemd-container dpkg-dev binutils tshark libusrsctp-examples libusrsctp-dev curl chromium openssl
+    nftables iproute2 iptables conntrack ethtool iperf3 python3 xxd)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -25,5 +26,9 @@ timeout --kill-after=30 1500 swift test --skip-build --parallel
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
     timeout --kill-after=30 600 Tests/Lab/agg-integration.sh
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" timeout 300 Tests/Lab/agg-address-change.sh
+# The Debian package: a release build with the Swift runtime linked in (several minutes), its contents, the
+# binaries run without the toolchain, and dpkg -i plus systemctl enable --now aggserver in a container booted with
+# systemd.
+timeout --kill-after=30 1800 Tests/Package/package-test.sh
 # A short run of every fuzzer (libFuzzer) on its committed corpus, the time split between them: no crash, no hang.
 scripts/fuzz.sh "${FUZZ_SECONDS:-30}"

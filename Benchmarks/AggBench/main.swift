@@ -1,4 +1,5 @@
 import Glibc
+import Proxy
 
 // agg-bench: micro and macro benchmarks for agg, one subcommand each.
 //
@@ -23,6 +24,11 @@ let arguments = Array(CommandLine.arguments.dropFirst())
         print("  \(benchmark.name.padded(to: 12)) \(benchmark.summary)")
     }
     print("\nagg-bench <benchmark> --help shows a benchmark's options.")
+}
+
+if arguments.first == "--version" {
+    print(BuildInfo.version)
+    exit(0)
 }
 
 guard let name = arguments.first, name != "-h", name != "--help" else {

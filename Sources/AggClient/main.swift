@@ -6,7 +6,8 @@ struct AggClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
-        subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self], defaultSubcommand: Run.self)
+        version: BuildInfo.version, subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self],
+        defaultSubcommand: Run.self)
 }
 
 /// The settings flags of `run` and `check-config`; each overrides the config file key of the same name.
@@ -15,7 +16,9 @@ struct ClientOptions: ParsableArguments {
     var config: String?
     @Option(name: .customLong("server"), help: "aggserver's UDP address, HOST:PORT (repeat for each address).")
     var servers: [String] = []
-    @Option(name: .customLong("path"), help: "Local IP address or interface name to send from (one per path).")
+    @Option(
+        name: .customLong("path"),
+        help: "Local IP address or interface name to send from (one per path), optionally named: NAME=IFACE.")
     var paths: [String] = []
     @Option(help: "SOCKS5/SOCKS4a listener, HOST:PORT or PORT (default 127.0.0.1:1080); 'off' disables it.")
     var socks: String?
@@ -94,20 +97,31 @@ struct CheckConfig: ParsableCommand {
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run an aggserver and an aggclient in this process on loopback, with two paths.")
+        abstract: "Run an aggserver and an aggclient in this process on loopback, with two paths; measure a download "
+            + "through them, then serve until Ctrl-C.")
 
-    @Option(help: "UDP port of the demo server on 127.0.0.1 and 127.0.0.2.")
+    @Option(help: "UDP port of the demo server on 127.0.0.1 and 127.0.0.2 (0: any free port).")
     var serverPort: UInt16 = 9899
-    @Option(help: "SOCKS5 port on 127.0.0.1.")
+    @Option(help: "SOCKS5 port on 127.0.0.1 (0: any free port).")
     var socksPort: UInt16 = 1080
-    @Option(help: "HTTP proxy port on 127.0.0.1.")
+    @Option(help: "HTTP proxy port on 127.0.0.1 (0: any free port).")
     var httpPort: UInt16 = 8080
+    @Option(help: "Status page and metrics port on 127.0.0.1, where aggclient status looks (0: any free port).")
+    var metricsPort: UInt16 = 9101
+    @Option(help: "Seconds of the self-test download before serving (0 skips it).")
+    var measure: UInt = 3
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     var verbose = false
 
     func run() throws {
         AggRuntime.bootstrapLogging(verbose: verbose, quiet: true)
-        try AggRuntime.runDemo(serverPort: serverPort, socksPort: socksPort, httpPort: httpPort)
+        var options = AggRuntime.DemoOptions()
+        options.serverPort = serverPort
+        options.socksPort = socksPort
+        options.httpPort = httpPort
+        options.metricsPort = metricsPort
+        options.measureFor = .seconds(min(measure, 3600))
+        try AggRuntime.runDemo(options)
     }
 }
 

@@ -6,7 +6,8 @@ struct AggServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggserver",
         abstract: "Terminate aggclient associations (SCTP over UDP) and relay each stream to its target.",
-        subcommands: [Serve.self, CheckConfig.self, Keygen.self], defaultSubcommand: Serve.self)
+        version: BuildInfo.version, subcommands: [Serve.self, CheckConfig.self, Keygen.self],
+        defaultSubcommand: Serve.self)
 }
 
 /// The settings flags of `serve` and `check-config`; each overrides the config file key of the same name.

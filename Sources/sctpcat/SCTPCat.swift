@@ -1,11 +1,13 @@
 import ArgumentParser
+import Proxy
 import SCTPEngine
 
 /// The command line of sctpcat: netcat for SCTP over UDP (RFC 6951).
 struct SCTPCat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sctpcat",
-        abstract: "netcat for SCTP over UDP: stdin to an SCTP stream, messages received to stdout.")
+        abstract: "netcat for SCTP over UDP: stdin to an SCTP stream, messages received to stdout.",
+        version: BuildInfo.version)
 
     @Option(help: "Connect to HOST:PORT (PORT is the SCTP port).")
     var connect: String?

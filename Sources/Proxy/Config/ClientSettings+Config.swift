@@ -5,7 +5,7 @@ extension ClientSettings {
     public static var configKeys: [ConfigKey<ClientSettings>] {
         [
             ConfigKey("server", \.serverAddresses, .list(of: .address(defaultPort: 9899))),
-            ConfigKey("path", \.localAddresses, .list(of: .string("an interface name or a local IP address"))),
+            ConfigKey("path", \.localAddresses, .list(of: .pathSpec)),
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
             ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),

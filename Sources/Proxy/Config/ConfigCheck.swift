@@ -44,10 +44,13 @@ public enum ConfigCheck {
         }
         for path in settings.localAddresses {
             check("path") {
-                if let ip = try ServiceSetup.resolvePath(path) {
-                    notes.append("path \(path) sends from \(ip)")
+                // The loader checked the syntax already.
+                let spec = PathSpec(path) ?? PathSpec(target: path)
+                let name = spec.name.map { "\($0) (\(spec.target))" } ?? spec.target
+                if let ip = try ServiceSetup.resolvePath(spec.target) {
+                    notes.append("path \(name) sends from \(ip)")
                 } else {
-                    notes.append("path \(path) has no address yet; it joins once the interface gets one")
+                    notes.append("path \(name) has no address yet; it joins once the interface gets one")
                 }
             }
         }
@@ -95,6 +98,10 @@ public enum ConfigCheck {
         check("psk-file") {
             let keys = try KeyFile.load(path: settings.pskFile)
             notes.append("\(keys.count) client key\(keys.count == 1 ? "" : "s") from \(settings.pskFile)")
+            if keys.isEmpty {
+                notes.append(
+                    "no client can connect until one is added: aggserver keygen NAME --append \(settings.pskFile)")
+            }
         }
         for address in settings.listenAddresses {
             check("listen") { notes.append("listen \(address) is \(try ServiceSetup.resolveHost(address.host))") }

@@ -123,6 +123,14 @@ extension ConfigType where Value == String {
     public static func string(_ expected: String) -> ConfigType {
         .text(expected, parse: { $0.isEmpty ? nil : $0 }, format: TOMLValue.quoted)
     }
+
+    /// A path of aggclient: `"wlan0"`, `"192.168.8.100"`, or either after a name, `"lte=wwan0"` (`PathSpec`).
+    public static var pathSpec: ConfigType {
+        .text(
+            "an interface name or a local IP address, optionally after NAME= (NAME: 1 to 32 letters, digits, "
+                + "'.', '_' or '-')",
+            parse: { PathSpec($0) == nil ? nil : $0 }, format: TOMLValue.quoted)
+    }
 }
 
 extension ConfigType where Value == CIDR {

@@ -41,24 +41,26 @@ public enum KeyFile {
     }
 
     /// Reads and parses a key file, refusing one that others may read, or that a group other than the daemon's
-    /// own may read (`checkPermissions`).
+    /// own may read (`checkPermissions`). A server's file may hold no key yet (as the package installs it): the
+    /// server then refuses every client until one is added.
     public static func load(path: String) throws(ConfigError) -> [PreSharedKey] {
         var info = stat()
         guard stat(path, &info) == 0 else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
-        try checkPermissions(mode: UInt32(info.st_mode), path: path, groupIsOurs: isOurGroup(info.st_gid))
+        try checkPermissions(
+            mode: UInt32(info.st_mode), path: path,
+            groupIsOurs: isOurGroup(info.st_gid) || isGroup(info.st_gid, named: serviceGroup))
         guard let text = readFile(path) else {
             throw ConfigError(path: path, "cannot read key file: \(String(cString: strerror(errno)))")
         }
-        let keys = try parse(text, path: path)
-        guard !keys.isEmpty else { throw ConfigError(path: path, "key file holds no keys") }
-        return keys
+        return try parse(text, path: path)
     }
 
     /// Reads a client's key file, which must hold exactly one key.
     public static func loadClientKey(path: String) throws(ConfigError) -> PreSharedKey {
         let keys = try load(path: path)
+        guard !keys.isEmpty else { throw ConfigError(path: path, "key file holds no keys") }
         guard keys.count == 1 else {
             throw ConfigError(path: path, "a client key file holds exactly one key, found \(keys.count)")
         }
@@ -77,6 +79,20 @@ public enum KeyFile {
                     + "pre-shared keys must be private: run `chmod 600 \(path)` (or 640 with the group of the "
                     + "service user)")
         }
+    }
+
+    /// The group of the shipped unit's service user. Its members (the daemon) read `root:aggserver` mode 640 in
+    /// place; root, which is not one of them, must accept that file too when it runs `aggserver keygen --append`
+    /// or `check-config` on it.
+    static let serviceGroup = "aggserver"
+
+    /// Whether `gid` is the group called `name` in the group database.
+    static func isGroup(_ gid: gid_t, named name: String) -> Bool {
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getgrgid_r(gid, &entry, &buffer, buffer.count, &result) == 0, result != nil else { return false }
+        return String(cString: entry.gr_name) == name
     }
 
     /// Whether `group` is this process's effective group or one of its supplementary groups.

@@ -136,7 +136,8 @@ public struct ServerSettings: Equatable, Sendable {
 public struct ClientSettings: Equatable, Sendable {
     /// The server's UDP addresses (SCTP over UDP). At least one.
     public var serverAddresses: [HostAndPort] = []
-    /// Local addresses or interface names to send from, one path each; empty means every usable address.
+    /// Local addresses or interface names to send from, one path each, optionally named (`PathSpec`: `lte=wwan0`);
+    /// empty means one path from the wildcard address.
     public var localAddresses: [String] = []
     /// The SOCKS5 listener; nil disables it.
     public var socksAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 1080)
@@ -161,6 +162,18 @@ public struct ClientSettings: Equatable, Sendable {
     public var plaintext = false
 
     public init() {}
+
+    /// The paths, parsed.
+    public func pathSpecs() throws(ConfigError) -> [PathSpec] {
+        var specs: [PathSpec] = []
+        for text in localAddresses {
+            guard let spec = PathSpec(text) else {
+                throw ConfigError(path: text, "a path is an interface name or IP address, optionally after NAME=")
+            }
+            specs.append(spec)
+        }
+        return specs
+    }
 
     public func validate() throws(ConfigError) {
         guard !serverAddresses.isEmpty else { throw ConfigError(path: "client settings", "no server address") }

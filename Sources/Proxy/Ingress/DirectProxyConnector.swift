@@ -21,7 +21,7 @@ public struct DirectProxyConnector: ProxyConnector {
         // The upstream shares the inbound channel's event loop, so the two relay halves may touch each other.
         return ClientBootstrap(group: eventLoop)
             .connectTimeout(self.connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .connect(host: host, port: Int(target.port))
             .flatMapError { error in eventLoop.makeFailedFuture(Self.failure(for: error)) }
             .flatMapThrowing { upstream in

@@ -2,20 +2,28 @@ import Prometheus
 
 /// Keeps the daemon's Prometheus registry in step with the engine: per-path gauges (state, srtt, rto, cwnd,
 /// ssthresh, flight size, PMTU, remote UDP port) and counters (bytes and packets each way, retransmissions, fast
-/// retransmissions, timeouts), per-association gauges (streams, buffered bytes, state) and the UDP driver's
-/// counters. It is fed snapshots taken on the driver's event loop; the engine's cumulative counters become
-/// Prometheus counters by adding what grew since the previous snapshot. Series of paths and associations that are
-/// gone are unregistered. Confined to the service's event loop.
+/// retransmissions, timeouts), per-association gauges (state, streams, buffered bytes), the UDP driver's counters
+/// and `agg_build_info`. It is fed snapshots taken on the driver's event loop; the engine's cumulative counters
+/// become Prometheus counters by adding what grew since the previous snapshot. A state is one series per possible
+/// value (1 for the current one, 0 for the others), and a figure that is not known yet (the RTT before the first
+/// measurement) has no series rather than a made-up value. Series of paths and associations that are gone, or
+/// whose labels changed (the server learns the client's key name once it authenticates), are unregistered.
+/// Confined to the service's event loop.
 final class MetricsExporter {
-    /// The series of one path.
+    /// The series of one path, and the labels they were made with.
     private struct PathSeries {
+        var labels: [(String, String)]
+        var states: [Gauge]
+        var srtt: Gauge?
         var gauges: [Gauge]
         var counters: [Counter]
         var last: [Int]
     }
 
-    /// The series of one association.
+    /// The series of one association, and the labels they were made with.
     private struct AssociationSeries {
+        var labels: [(String, String)]
+        var states: [Gauge]
         var gauges: [Gauge]
     }
 
@@ -27,9 +35,12 @@ final class MetricsExporter {
 
     // MARK: - Names and help, in the order the series arrays hold them
 
+    static let pathStates = ["unconfirmed", "active", "potentially-failed", "inactive"]
+    static let pathState = ("agg_path_state", "1 for the path's state (label state), 0 for the others.")
+    static let pathSRTT = (
+        "agg_path_srtt_seconds", "Smoothed round-trip time of the path; absent before the first measurement."
+    )
     static let pathGauges: [(String, String)] = [
-        ("agg_path_state", "Path state: 0 unconfirmed, 1 active, 2 potentially failed, 3 inactive."),
-        ("agg_path_srtt_seconds", "Smoothed round-trip time of the path (-1 before the first measurement)."),
         ("agg_path_rto_seconds", "Retransmission timeout of the path."),
         ("agg_path_cwnd_bytes", "Congestion window of the path."),
         ("agg_path_ssthresh_bytes", "Slow-start threshold of the path."),
@@ -46,8 +57,11 @@ final class MetricsExporter {
         ("agg_path_fast_retransmissions_total", "DATA chunks fast-retransmitted on the path."),
         ("agg_path_timeouts_total", "Retransmission timer (T3-rtx) expiries on the path."),
     ]
+    static let associationStates = ["connecting", "authenticating", "ready"]
+    static let associationState = (
+        "agg_association_state", "1 for the association's state (label state), 0 for the others."
+    )
     static let associationGauges: [(String, String)] = [
-        ("agg_association_state", "Association state: 0 connecting, 1 authenticating, 2 ready."),
         ("agg_association_streams", "Streams (proxied connections) open on the association."),
         ("agg_association_buffered_bytes", "Bytes queued or in flight on the association, not yet acknowledged."),
     ]
@@ -58,11 +72,14 @@ final class MetricsExporter {
         ("agg_udp_bytes_total", "UDP payload bytes of the driver.", [("direction", "received")]),
         ("agg_udp_send_failures_total", "Datagrams the kernel refused or no socket could carry.", []),
     ]
+    static let buildInfo = ("agg_build_info", "Always 1; the labels say which build runs (version) and as what (role).")
 
-    init(registry: PrometheusCollectorRegistry) {
+    /// `role` and `version` label `agg_build_info`.
+    init(registry: PrometheusCollectorRegistry, role: String = "", version: String = BuildInfo.version) {
         self.registry = registry
         udpCounters = Self.udpSeries.map { Self.counter(in: registry, ($0.0, $0.1), labels: $0.2) }
         udpLast = Array(repeating: 0, count: Self.udpSeries.count)
+        Self.gauge(in: registry, Self.buildInfo, labels: [("role", role), ("version", version)]).set(1.0)
     }
 
     /// Brings every series to the values of `snapshot`.
@@ -71,16 +88,23 @@ final class MetricsExporter {
         var seenAssociations = Set<Int>()
         for association in snapshot.associations {
             seenAssociations.insert(association.id)
-            let series = associations[association.id] ?? makeSeries(association.id)
-            associations[association.id] = series
-            series.gauges[0].set(Double(Self.stateCode(association.state)))
-            series.gauges[1].set(Double(association.streams))
-            series.gauges[2].set(Double(association.bufferedBytes))
+            var labels = [("association", String(association.id))]
+            if let client = association.client { labels.append(("client", client)) }
+            let series = associationSeries(association.id, labels: labels)
+            Self.setState(series.states, Self.associationStates, association.state)
+            series.gauges[0].set(Double(association.streams))
+            series.gauges[1].set(Double(association.bufferedBytes))
             for path in association.paths {
                 seenPaths.insert(path.id)
-                var series = paths[path.id] ?? makeSeries(path)
+                var series = pathSeries(path.id, labels: Self.labels(path, client: association.client))
+                Self.setState(series.states, Self.pathStates, path.state)
+                if let srtt = path.srttMilliseconds {
+                    if series.srtt == nil {
+                        series.srtt = Self.gauge(in: registry, Self.pathSRTT, labels: series.labels)
+                    }
+                    series.srtt?.set(srtt / 1000)
+                }
                 let gaugeValues: [Double] = [
-                    Double(Self.stateCode(path.state)), path.srttMilliseconds.map { $0 / 1000 } ?? -1,
                     path.rtoMilliseconds / 1000, Double(path.cwnd), Double(path.ssthresh), Double(path.flightSize),
                     Double(path.pmtu), Double(path.remotePort),
                 ]
@@ -94,12 +118,11 @@ final class MetricsExporter {
             }
         }
         for (id, series) in paths where !seenPaths.contains(id) {
-            for gauge in series.gauges { registry.unregisterGauge(gauge) }
-            for counter in series.counters { registry.unregisterCounter(counter) }
+            unregister(series)
             paths[id] = nil
         }
         for (id, series) in associations where !seenAssociations.contains(id) {
-            for gauge in series.gauges { registry.unregisterGauge(gauge) }
+            for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
             associations[id] = nil
         }
         let counters = snapshot.counters
@@ -109,6 +132,20 @@ final class MetricsExporter {
                 counters.datagramsSent, counters.datagramsReceived, counters.udpBytesSent, counters.udpBytesReceived,
                 counters.sendFailures,
             ])
+    }
+
+    /// A path's labels: the association, the client's key name when known, the path's name, and its local and
+    /// remote IP (which, with the association, tell two paths apart).
+    static func labels(_ path: StatusSnapshot.Path, client: String?) -> [(String, String)] {
+        var labels = [("association", String(path.association))]
+        if let client { labels.append(("client", client)) }
+        labels += [("path", path.name), ("local", path.local), ("remote", path.remote)]
+        return labels
+    }
+
+    /// Sets the gauge of `state` to 1 and the others to 0; `names` lists the states in the gauges' order.
+    private static func setState(_ gauges: [Gauge], _ names: [String], _ state: String) {
+        for (gauge, name) in zip(gauges, names) { gauge.set(name == state ? 1.0 : 0.0) }
     }
 
     /// Adds to each counter what its source value grew by since `last`; a value that went down (a counter that
@@ -121,20 +158,46 @@ final class MetricsExporter {
         }
     }
 
-    private func makeSeries(_ path: StatusSnapshot.Path) -> PathSeries {
-        let labels = [("association", String(path.association)), ("local", path.local), ("remote", path.remote)]
+    /// The path's series, made anew (counting from zero, so the first update adds the whole cumulative value) when
+    /// they do not exist or were made with other labels.
+    private func pathSeries(_ id: String, labels: [(String, String)]) -> PathSeries {
+        if let series = paths[id] {
+            if series.labels.elementsEqual(labels, by: ==) { return series }
+            unregister(series)
+        }
+        let stateSpec = (Self.pathState.0, Self.pathState.1)
         return PathSeries(
+            labels: labels,
+            states: Self.pathStates.map { Self.gauge(in: registry, stateSpec, labels: labels + [("state", $0)]) },
+            srtt: nil,
             gauges: Self.pathGauges.map { Self.gauge(in: registry, $0, labels: labels) },
             counters: Self.pathCounters.map { Self.counter(in: registry, $0, labels: labels) },
             last: Array(repeating: 0, count: Self.pathCounters.count))
     }
 
-    private func makeSeries(_ association: Int) -> AssociationSeries {
-        let labels = [("association", String(association))]
-        return AssociationSeries(
+    private func associationSeries(_ id: Int, labels: [(String, String)]) -> AssociationSeries {
+        if let series = associations[id] {
+            if series.labels.elementsEqual(labels, by: ==) { return series }
+            for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
+        }
+        let stateSpec = (Self.associationState.0, Self.associationState.1)
+        let series = AssociationSeries(
+            labels: labels,
+            states: Self.associationStates.map {
+                Self.gauge(in: registry, stateSpec, labels: labels + [("state", $0)])
+            },
             gauges: Self.associationGauges.map { Self.gauge(in: registry, $0, labels: labels) })
+        associations[id] = series
+        return series
     }
 
+    private func unregister(_ series: PathSeries) {
+        for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
+        if let srtt = series.srtt { registry.unregisterGauge(srtt) }
+        for counter in series.counters { registry.unregisterCounter(counter) }
+    }
+
+    @discardableResult
     private static func gauge(
         in registry: PrometheusCollectorRegistry, _ spec: (name: String, help: String), labels: [(String, String)]
     ) -> Gauge {
@@ -147,16 +210,5 @@ final class MetricsExporter {
     ) -> Counter {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(metricName: spec.name, unitName: "", helpText: spec.help), labels: labels)
-    }
-
-    /// The numeric code of a path or association state name, as the gauges' help describes.
-    static func stateCode(_ state: String) -> Int {
-        switch state {
-        case "unconfirmed", "connecting": return 0
-        case "active", "authenticating": return 1
-        case "potentially-failed", "ready": return 2
-        case "inactive": return 3
-        default: return -1
-        }
     }
 }

@@ -9,6 +9,19 @@ enum StatusFormat {
         return decimal(bits / 1e9, digits: 2) + " Gbit/s"
     }
 
+    /// A rate given in bytes per second, in at most 9 characters for the status table: "0 b/s", "840 kb/s",
+    /// "12.3 Mb/s", "512 Mb/s", "1.05 Gb/s", "12.5 Gb/s", "104 Gb/s".
+    static func shortRate(bytesPerSecond: Double) -> String {
+        let bits = max(bytesPerSecond, 0) * 8
+        if bits < 1000 { return "\(Int(bits.rounded())) b/s" }
+        if bits < 999_500 { return "\(Int((bits / 1e3).rounded())) kb/s" }
+        if bits < 99_950_000 { return decimal(bits / 1e6, digits: 1) + " Mb/s" }
+        if bits < 999_500_000 { return "\(Int((bits / 1e6).rounded())) Mb/s" }
+        if bits < 9_995_000_000 { return decimal(bits / 1e9, digits: 2) + " Gb/s" }
+        if bits < 99_950_000_000 { return decimal(bits / 1e9, digits: 1) + " Gb/s" }
+        return "\(Int((bits / 1e9).rounded())) Gb/s"
+    }
+
     /// "512 B", "12.0 KiB", "3.4 MiB", "1.2 GiB".
     static func bytes(_ count: Int) -> String {
         let value = Double(max(count, 0))

@@ -3,8 +3,10 @@ import SCTPEngine
 
 /// Watches one daemon from its event loop. Once a second it reads the engine's paths, the service's associations
 /// and the counters into a `StatusSnapshot`, turns counter deltas into rates, brings the Prometheus registry up to
-/// date and keeps the sample in a bounded history (five minutes by default). The engine is only ever read on the
-/// driver's event loop: the HTTP endpoint asks through `eventLoop.submit`.
+/// date and keeps the sample in a bounded history (five minutes by default). It names each path (configured name,
+/// else its local interface) and adds up the bytes of paths that are gone, so a path's total counts from the
+/// daemon's start. The engine is only ever read on the driver's event loop: the HTTP endpoint asks through
+/// `eventLoop.submit`.
 final class StatusMonitor: @unchecked Sendable {
     let source: any StatusSource
     let exporter: MetricsExporter
@@ -15,11 +17,17 @@ final class StatusMonitor: @unchecked Sendable {
     private var latest: StatusSnapshot?
     private let started = NIODeadline.now()
     private var task: RepeatedTask?
+    /// Local IP addresses by the interface that holds them, read with getifaddrs when an address is missing (at
+    /// most every `interfaceRereadInterval`).
+    private var interfaceNames: [SCTPIPAddress: String] = [:]
+    private var interfacesRead: NIODeadline?
+    static let interfaceRereadInterval = TimeAmount.seconds(10)
+    private var totals = PathTotals()
 
     /// `historyLength`: how many per-second samples to keep.
     init(source: any StatusSource, historyLength: Int = 300) {
         self.source = source
-        self.exporter = MetricsExporter(registry: source.metrics.registry)
+        self.exporter = MetricsExporter(registry: source.metrics.registry, role: source.roleName)
         self.history = SampleHistory(capacity: historyLength)
     }
 
@@ -85,14 +93,18 @@ final class StatusMonitor: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         let driver = source.driver
         var associations: [StatusSnapshot.Association] = []
-        for (id, state, streams) in source.associationStates() {
-            let paths = Self.paths(driver.endpoint.paths(of: id), association: id.rawValue)
+        for (id, state, streams, client) in source.associationStates() {
+            let paths = Self.paths(driver.endpoint.paths(of: id), association: id.rawValue) { local in
+                if let name = source.configuredPathName(local: local) { return (name, true) }
+                return interfaceName(of: local).map { ($0, false) }
+            }
             associations.append(
                 StatusSnapshot.Association(
-                    id: id.rawValue, state: state, streams: streams, bufferedBytes: driver.bufferedAmount(id),
-                    paths: paths))
+                    id: id.rawValue, state: state, client: client, streams: streams,
+                    bufferedBytes: driver.bufferedAmount(id), paths: paths))
         }
         source.metrics.syncEngineRefusals(driver.endpoint.limitRefusals)
+        totals.update(&associations)
         var counters = source.metrics.values
         let statistics = driver.statistics
         counters.datagramsSent = statistics.datagramsSent
@@ -104,26 +116,64 @@ final class StatusMonitor: @unchecked Sendable {
         return StatusSnapshot(role: source.roleName, uptime: uptime, associations: associations, counters: counters)
     }
 
-    /// The engine's paths as snapshot paths. A path is named by its local and remote IP; when two paths of the
-    /// association share both, the remote port tells them apart.
-    static func paths(_ infos: [SCTPPathInfo], association: Int) -> [StatusSnapshot.Path] {
+    /// The name of the interface that holds `ip` (nil for the wildcard, or an address no interface has).
+    func interfaceName(of ip: SCTPIPAddress) -> String? {
+        guard !ip.isWildcard else { return nil }
+        if let name = interfaceNames[ip] { return name }
+        let now = NIODeadline.now()
+        if let read = interfacesRead, now - read < Self.interfaceRereadInterval { return nil }
+        interfacesRead = now
+        interfaceNames = [:]
+        for (name, addresses) in InterfaceAddresses.current().byInterface {
+            for address in addresses { interfaceNames[address] = name }
+        }
+        return interfaceNames[ip]
+    }
+
+    /// The engine's paths as snapshot paths. A path's identity is its local and remote IP; when two paths of the
+    /// association share both, the remote port tells them apart. `name` finds a path's name (`names(locals:name:)`).
+    static func paths(
+        _ infos: [SCTPPathInfo], association: Int,
+        name: (SCTPIPAddress) -> (name: String, configured: Bool)? = { _ in nil }
+    ) -> [StatusSnapshot.Path] {
         func ipPair(_ info: SCTPPathInfo) -> String {
             "\(info.local.map { $0.ip.isWildcard ? "*" : $0.ip.description } ?? "*")/\(info.remote.ip)"
         }
         var seen: [String: Int] = [:]
         for info in infos { seen[ipPair(info), default: 0] += 1 }
-        return infos.map { info in
+        let pathNames = names(locals: infos.map { $0.local?.ip }, name: name)
+        return zip(infos, pathNames).map { info, pathName in
             let local = info.local.map { $0.ip.isWildcard ? "*" : $0.ip.description } ?? "*"
             let remote = seen[ipPair(info)]! > 1 ? info.remote.description : info.remote.ip.description
             return StatusSnapshot.Path(
-                id: "\(association)/\(local)/\(remote)", association: association, local: local, remote: remote,
-                remotePort: Int(info.remote.port), state: stateName(info.state),
+                id: "\(association)/\(local)/\(remote)", association: association, name: pathName, local: local,
+                remote: remote, remotePort: Int(info.remote.port), state: stateName(info.state),
                 srttMilliseconds: info.srtt.map { Double($0.nanoseconds) / 1e6 },
                 rtoMilliseconds: Double(info.rto.nanoseconds) / 1e6, cwnd: info.cwnd, ssthresh: info.ssthresh,
                 flightSize: info.flightSize, pmtu: info.pmtu, bytesSent: info.bytesSent,
                 bytesReceived: info.bytesReceived, packetsSent: info.packetsSent,
                 packetsReceived: info.packetsReceived, retransmissions: info.retransmissions,
                 fastRetransmissions: info.fastRetransmissions, timeouts: info.timeouts)
+        }
+    }
+
+    /// The name of each path of an association, given the local address each sends from: `name(local)` returns
+    /// the path's configured name (`configured` true) or the interface that holds the address. An interface name
+    /// that paths with different local addresses would share (127.0.0.1 and 127.0.0.2 are both on lo) names
+    /// neither of them; a path with no name is called by its local IP, or "*" for the wildcard address.
+    static func names(
+        locals: [SCTPIPAddress?], name: (SCTPIPAddress) -> (name: String, configured: Bool)?
+    ) -> [String] {
+        let found = locals.map { local in local.flatMap { $0.isWildcard ? nil : name($0) } }
+        var interfaceLocals: [String: Set<SCTPIPAddress>] = [:]
+        for (local, found) in zip(locals, found) {
+            guard let local, let found, !found.configured else { continue }
+            interfaceLocals[found.name, default: []].insert(local)
+        }
+        return zip(locals, found).map { local, found in
+            if let found, found.configured || interfaceLocals[found.name]?.count == 1 { return found.name }
+            guard let local, !local.isWildcard else { return "*" }
+            return local.description
         }
     }
 

@@ -75,7 +75,7 @@ enum StatusPage {
         </section>
         <table>
           <thead><tr><th>Path</th><th>State</th><th>RTT</th><th>cwnd</th><th>Up</th><th>Down</th><th>Loss</th>
-            <th>Share</th></tr></thead>
+            <th>Share</th><th>Bytes</th></tr></thead>
           <tbody id="paths"></tbody>
         </table>
         <section class="charts">
@@ -132,8 +132,10 @@ enum StatusPage {
         function upDown(role, sendRate, receiveRate) {
           return role === "aggserver" ? [receiveRate, sendRate] : [sendRate, receiveRate];
         }
-        function pathName(path, many) {
-          return (many ? "#" + path.association + " " : "") + path.local + " → " + path.remote;
+        function pathName(path, client, many) {
+          const owner = many ? (client || "#" + path.association) + " " : "";
+          const addresses = path.name === path.local ? path.remote : path.local + " → " + path.remote;
+          return owner + path.name + " (" + addresses + ")";
         }
 
         // Draws series over a common time axis. series: [{id, color, values: [number|null]}]; times: seconds.
@@ -239,10 +241,11 @@ enum StatusPage {
 
         function render(status) {
           const paths = [];
-          for (const a of status.associations) for (const p of a.paths) paths.push(p);
+          const clients = {};
+          for (const a of status.associations) for (const p of a.paths) { paths.push(p); clients[p.id] = a.client; }
           const many = status.associations.length > 1;
           document.title = "agg status: " + status.role;
-          setText("role", status.role);
+          setText("role", status.role + " " + status.version);
           setText("uptime", "watching for " + duration(status.uptime));
           if (status.associations.length === 0) {
             setText("assoc", "none");
@@ -311,7 +314,7 @@ enum StatusPage {
             const name = el("td");
             const swatch = el("span", "swatch");
             swatch.style.background = color(p.id);
-            name.append(swatch, document.createTextNode(pathName(p, many)));
+            name.append(swatch, document.createTextNode(pathName(p, clients[p.id], many)));
             name.title = "remote UDP port " + p.remotePort + ", PMTU " + p.pmtu;
             const state = el("td");
             state.append(el("span", "state " + p.state.replace(/[^a-z-]/g, ""), p.state));
@@ -324,13 +327,14 @@ enum StatusPage {
             bar.append(fill);
             share.append(bar);
             row.append(name, state, el("td", "", ms(p.srttMilliseconds)), el("td", "", bytes(p.cwnd)),
-              el("td", "", rate(u)), el("td", "", rate(d)), el("td", "", pct(p.lossRate)), share);
+              el("td", "", rate(u)), el("td", "", rate(d)), el("td", "", pct(p.lossRate)), share,
+              el("td", "", bytes(p.totalBytes)));
             body.append(row);
           }
           if (paths.length === 0) {
             const row = el("tr");
             const cell = el("td", "", "no paths");
-            cell.colSpan = 8;
+            cell.colSpan = 9;
             row.append(cell);
             body.append(row);
           }

@@ -4,6 +4,8 @@
 public struct StatusSnapshot: Codable, Sendable, Equatable {
     /// "aggclient" or "aggserver".
     public var role: String
+    /// The daemon's version (`BuildInfo.version`).
+    public var version: String
     /// Seconds since the daemon started watching itself (monotonic).
     public var uptime: Double
     public var associations: [Association]
@@ -11,10 +13,11 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
     public var history: [Sample]
 
     public init(
-        role: String, uptime: Double, associations: [Association] = [], counters: Counters = Counters(),
-        history: [Sample] = []
+        role: String, version: String = BuildInfo.version, uptime: Double, associations: [Association] = [],
+        counters: Counters = Counters(), history: [Sample] = []
     ) {
         self.role = role
+        self.version = version
         self.uptime = uptime
         self.associations = associations
         self.counters = counters
@@ -29,15 +32,22 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var id: Int
         /// "connecting", "authenticating" or "ready".
         public var state: String
+        /// The client's key name: the client's own on aggclient; on aggserver the one the client authenticated
+        /// with, nil until it has.
+        public var client: String?
         /// Open streams (proxied connections).
         public var streams: Int
         /// Bytes queued or in flight in the association, not yet acknowledged.
         public var bufferedBytes: Int
         public var paths: [Path]
 
-        public init(id: Int, state: String, streams: Int = 0, bufferedBytes: Int = 0, paths: [Path] = []) {
+        public init(
+            id: Int, state: String, client: String? = nil, streams: Int = 0, bufferedBytes: Int = 0,
+            paths: [Path] = []
+        ) {
             self.id = id
             self.state = state
+            self.client = client
             self.streams = streams
             self.bufferedBytes = bufferedBytes
             self.paths = paths
@@ -50,6 +60,10 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         /// NAT rebinding keeps the path's identity).
         public var id: String
         public var association: Int
+        /// What people call the path: on aggclient the name given in `--path NAME=…`, else the interface it was
+        /// given as or whose address it sends from; on aggserver the interface of the local address. The local IP
+        /// when there is none (or when two paths would get the same interface name).
+        public var name: String
         /// The local IP ("*" when the engine leaves the choice to the kernel) and the remote IP: metric labels.
         public var local: String
         public var remote: String
@@ -70,6 +84,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var retransmissions: Int
         public var fastRetransmissions: Int
         public var timeouts: Int
+        /// SCTP bytes both ways on every path of this name (of this client, on aggserver) since the daemon
+        /// started: what reconnections and address changes would otherwise reset.
+        public var totalBytes: Int = 0
         /// Bytes per second of SCTP packets sent and received on the path over the last interval.
         public var sendRate: Double = 0
         public var receiveRate: Double = 0
@@ -79,13 +96,15 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var share: Double = 0
 
         public init(
-            id: String, association: Int, local: String, remote: String, remotePort: Int, state: String,
+            id: String, association: Int, name: String? = nil, local: String, remote: String, remotePort: Int,
+            state: String,
             srttMilliseconds: Double? = nil, rtoMilliseconds: Double = 0, cwnd: Int = 0, ssthresh: Int = 0,
             flightSize: Int = 0, pmtu: Int = 0, bytesSent: Int = 0, bytesReceived: Int = 0, packetsSent: Int = 0,
             packetsReceived: Int = 0, retransmissions: Int = 0, fastRetransmissions: Int = 0, timeouts: Int = 0
         ) {
             self.id = id
             self.association = association
+            self.name = name ?? local
             self.local = local
             self.remote = remote
             self.remotePort = remotePort
@@ -103,6 +122,7 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
             self.retransmissions = retransmissions
             self.fastRetransmissions = fastRetransmissions
             self.timeouts = timeouts
+            self.totalBytes = bytesSent + bytesReceived
         }
     }
 

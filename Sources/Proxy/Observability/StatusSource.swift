@@ -9,9 +9,11 @@ protocol StatusSource: AnyObject, Sendable {
     var metrics: ProxyMetrics { get }
     /// "aggclient" or "aggserver".
     var roleName: String { get }
-    /// Every association the service knows, with its state name ("connecting", "authenticating", "ready") and
-    /// open streams.
-    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int)]
+    /// Every association the service knows, with its state name ("connecting", "authenticating", "ready"), open
+    /// streams and the client's key name (nil while the server does not know it yet).
+    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int, client: String?)]
+    /// The name the configuration gives the path sending from `local`, if any (aggclient's `--path NAME=…`).
+    func configuredPathName(local: SCTPIPAddress) -> String?
     /// The plain-text status page, one line per association and path.
     func statusLines() -> [String]
 }
@@ -19,11 +21,11 @@ protocol StatusSource: AnyObject, Sendable {
 extension AggClientService: StatusSource {
     var roleName: String { "aggclient" }
 
-    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int)] {
+    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int, client: String?)] {
         switch link {
-        case .connecting(let id): return [(id, "connecting", 0)]
-        case .authenticating(let id, _, _, _): return [(id, "authenticating", 0)]
-        case .ready(let id, let multiplexer): return [(id, "ready", multiplexer.activeStreams)]
+        case .connecting(let id): return [(id, "connecting", 0, keyName)]
+        case .authenticating(let id, _, _, _): return [(id, "authenticating", 0, keyName)]
+        case .ready(let id, let multiplexer): return [(id, "ready", multiplexer.activeStreams, keyName)]
         case .down, .stopped: return []
         }
     }
@@ -32,7 +34,10 @@ extension AggClientService: StatusSource {
 extension AggServerService: StatusSource {
     var roleName: String { "aggserver" }
 
-    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int)] {
-        sessionStreams().map { ($0.id, $0.streams == nil ? "authenticating" : "ready", $0.streams ?? 0) }
+    func associationStates() -> [(id: SCTPAssociationID, state: String, streams: Int, client: String?)] {
+        sessionStreams().map { ($0.id, $0.streams == nil ? "authenticating" : "ready", $0.streams ?? 0, $0.client) }
     }
+
+    /// The server's paths have no configured names: the monitor names them after their local interface.
+    func configuredPathName(local: SCTPIPAddress) -> String? { nil }
 }

@@ -1,20 +1,22 @@
 /// Renders a snapshot as the terminal table of `aggclient status`: a summary line per association, then one row
-/// per path with its state, RTT, throughput up (toward the server) and down, retransmission rate and share of the
-/// traffic, and the totals. Plain text; the caller adds the screen control codes.
+/// per path with its name, state, RTT, throughput up (toward the server) and down, retransmission rate, share of the
+/// traffic and bytes since the daemon started, and the totals. Every line fits an 80-column terminal. Plain text;
+/// the caller adds the screen control codes.
 public enum StatusTable {
     static let columns: [(title: String, width: Int, leftAligned: Bool)] = [
-        ("PATH", 34, true), ("STATE", 18, true), ("RTT", 8, false), ("UP", 12, false), ("DOWN", 12, false),
-        ("LOSS", 7, false), ("SHARE", 7, false),
+        ("PATH", 15, true), ("STATE", 11, true), ("RTT", 7, false), ("UP", 9, false), ("DOWN", 9, false),
+        ("LOSS", 5, false), ("SHARE", 6, false), ("BYTES", 10, false),
     ]
-    /// Cells of the share bar after the SHARE column.
-    static let barWidth = 12
+    /// The widest line: one less than the terminal, so a full line never wraps on terminals that wrap at the
+    /// last column.
+    static let maxWidth = 79
 
     /// The table for `snapshot`, lines separated by "\n" and ending with one.
     public static func render(_ snapshot: StatusSnapshot) -> String {
         var lines: [String] = []
         let c = snapshot.counters
         lines.append(
-            "\(snapshot.role)  up \(StatusFormat.duration(snapshot.uptime))  "
+            "\(snapshot.role) \(snapshot.version)  up \(StatusFormat.duration(snapshot.uptime))  "
                 + "connections \(c.connections.values.reduce(0, +)) (\(c.connections["success"] ?? 0) ok)  "
                 + "relayed up \(StatusFormat.bytes(c.bytesUp)), down \(StatusFormat.bytes(c.bytesDown))")
         if snapshot.associations.isEmpty {
@@ -23,33 +25,39 @@ public enum StatusTable {
         }
         for association in snapshot.associations {
             lines.append("")
+            let streams = "\(association.streams) stream\(association.streams == 1 ? "" : "s")"
             lines.append(
-                "association \(association.id) \(association.state), \(association.streams) streams, "
-                    + "\(StatusFormat.bytes(association.bufferedBytes)) buffered")
-            lines.append(row(columns.map(\.title), bar: ""))
+                "association \(association.id) \(association.state)"
+                    + (association.client.map { ", key \($0)" } ?? "")
+                    + ", \(streams), \(StatusFormat.bytes(association.bufferedBytes)) buffered")
+            lines.append(row(columns.map(\.title)))
             var up = 0.0
             var down = 0.0
+            var bytes = 0
+            let names = association.paths.map(\.name)
             for path in association.paths {
                 let (pathUp, pathDown) = directions(path, role: snapshot.role)
                 up += pathUp
                 down += pathDown
+                bytes += path.totalBytes
+                // Two paths of one name (an uplink to both server addresses) are told apart by the remote.
+                let name = names.filter { $0 == path.name }.count > 1 ? "\(path.name)→\(path.remote)" : path.name
                 lines.append(
-                    row(
-                        [
-                            "\(path.local) → \(path.remote):\(path.remotePort)", path.state,
-                            StatusFormat.milliseconds(path.srttMilliseconds), StatusFormat.rate(bytesPerSecond: pathUp),
-                            StatusFormat.rate(bytesPerSecond: pathDown), StatusFormat.percent(path.lossRate),
-                            StatusFormat.percent(path.share),
-                        ], bar: shareBar(path.share)))
+                    row([
+                        name, stateName(path.state), StatusFormat.milliseconds(path.srttMilliseconds),
+                        StatusFormat.shortRate(bytesPerSecond: pathUp),
+                        StatusFormat.shortRate(bytesPerSecond: pathDown),
+                        StatusFormat.percent(path.lossRate), StatusFormat.percent(path.share),
+                        StatusFormat.bytes(path.totalBytes),
+                    ]))
             }
             lines.append(
-                row(
-                    [
-                        "total", "", "", StatusFormat.rate(bytesPerSecond: up), StatusFormat.rate(bytesPerSecond: down),
-                        "", "",
-                    ], bar: ""))
+                row([
+                    "total", "", "", StatusFormat.shortRate(bytesPerSecond: up),
+                    StatusFormat.shortRate(bytesPerSecond: down), "", "", StatusFormat.bytes(bytes),
+                ]))
         }
-        return lines.map { trimTrailingSpaces($0) }.joined(separator: "\n") + "\n"
+        return lines.map { fit(trimTrailingSpaces($0)) }.joined(separator: "\n") + "\n"
     }
 
     /// A path's throughput toward the server and toward the client: the client sends up, the server down.
@@ -57,13 +65,12 @@ public enum StatusTable {
         role == "aggserver" ? (path.receiveRate, path.sendRate) : (path.sendRate, path.receiveRate)
     }
 
-    /// `fraction` of the bar's cells filled.
-    static func shareBar(_ fraction: Double) -> String {
-        let filled = Int((min(max(fraction, 0), 1) * Double(barWidth)).rounded())
-        return String(repeating: "█", count: filled) + String(repeating: "·", count: barWidth - filled)
+    /// A path state as short as the STATE column: "potentially-failed" does not fit.
+    static func stateName(_ state: String) -> String {
+        state == "potentially-failed" ? "pot. failed" : state
     }
 
-    private static func row(_ cells: [String], bar: String) -> String {
+    private static func row(_ cells: [String]) -> String {
         var line = ""
         for (cell, column) in zip(cells, columns) {
             let text = cell.count > column.width ? String(cell.prefix(column.width - 1)) + "…" : cell
@@ -71,7 +78,12 @@ public enum StatusTable {
             line += column.leftAligned ? text + padding : padding + text
             line += " "
         }
-        return line + bar
+        return line
+    }
+
+    /// `line` cut to `maxWidth` characters, the last one an ellipsis when something was cut.
+    private static func fit(_ line: String) -> String {
+        line.count > maxWidth ? String(line.prefix(maxWidth - 1)) + "…" : line
     }
 
     private static func trimTrailingSpaces(_ line: String) -> String {

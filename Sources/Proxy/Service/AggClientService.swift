@@ -18,6 +18,10 @@ public final class AggClientService: @unchecked Sendable {
         /// The interface each path was named by (`--path IFACE`), by index; nil or missing for an address. Such a
         /// path's socket is bound to the interface too (SO_BINDTODEVICE) and follows the interface's address.
         public var pathInterfaces: [String?] = []
+        /// What the status page, `aggclient status` and the metrics call each path, by index: the name given in
+        /// `--path NAME=…`, else the interface it was given as; nil for a bare address (the status monitor then
+        /// names it after the interface that holds the address).
+        public var pathNames: [String?] = []
         public var key: PreSharedKey
         public var limits = StreamLimits()
         /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
@@ -544,6 +548,17 @@ public final class AggClientService: @unchecked Sendable {
 
     // MARK: - Status
 
+    /// The name of this client's key, which the server labels its association with.
+    var keyName: String { key.name }
+
+    /// The configured name of the path that sends from `local` now (`Configuration.pathNames`); nil for a path given
+    /// as a bare address, or an address no path uses any more. Call on the event loop.
+    func configuredPathName(local: SCTPIPAddress) -> String? {
+        guard let index = pathLocals.firstIndex(where: { $0?.ip == local }), index < configuration.pathNames.count
+        else { return nil }
+        return configuration.pathNames[index]
+    }
+
     /// Whether the association is authenticated, its paths in the active state and its open streams, for the
     /// systemd status line. Call on the event loop.
     public func summary() -> (isReady: Bool, activePaths: Int, streams: Int) {
@@ -563,7 +578,8 @@ public final class AggClientService: @unchecked Sendable {
             for path in driver.endpoint.paths(of: id) {
                 lines.append(
                     "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+                        + "cwnd=\(path.cwnd)\(path.srtt.map { " srtt_ms=\($0.milliseconds)" } ?? "") "
+                        + "bytes_sent=\(path.bytesSent)")
             }
         case .connecting, .authenticating: lines.append("association connecting")
         case .down: lines.append("association down")

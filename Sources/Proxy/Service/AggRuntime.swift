@@ -29,7 +29,9 @@ public enum AggRuntime {
         _ settings: ServerSettings, options: DaemonOptions = DaemonOptions(),
         logger: Logger = Logger(label: "aggserver")
     ) throws {
+        logger.info("aggserver starting", metadata: ["version": "\(BuildInfo.version)"])
         let configuration = try ServiceSetup.serverConfiguration(settings)
+        warnIfNoKeys(configuration.keys, path: settings.pskFile, logger: logger)
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
@@ -57,8 +59,10 @@ public enum AggRuntime {
 
         while case .reload = DaemonSignal.wait() {
             notifier.reloading(status: "reloading keys")
+            noteCredentialCopyOnReload(path: settings.pskFile, logger: logger)
             do {
                 let keys = try KeyFile.load(path: settings.pskFile)
+                warnIfNoKeys(keys, path: settings.pskFile, logger: logger)
                 try server.reloadKeys(keys).wait()
             } catch {
                 logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
@@ -76,17 +80,56 @@ public enum AggRuntime {
         try server.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
+    /// Says how to add a client when the server's key file holds none (as the package installs it).
+    static func warnIfNoKeys(_ keys: [PreSharedKey], path: String, logger: Logger) {
+        guard keys.isEmpty else { return }
+        if isCredentialCopy(path) {
+            logger.warning(
+                """
+                no client keys: every client is refused until one is added (aggserver keygen NAME --append FILE \
+                -o NAME.key) to the file the unit loads with LoadCredential= and the service is restarted: a \
+                reload re-reads systemd's copy from the start
+                """, metadata: ["psk-file": "\(path)"])
+        } else {
+            logger.warning(
+                """
+                no client keys: every client is refused until one is added with `aggserver keygen NAME --append \
+                \(path) -o NAME.key` and the keys are reloaded (SIGHUP)
+                """, metadata: ["psk-file": "\(path)"])
+        }
+    }
+
+    /// Whether `path` is in the credentials directory systemd made for the service (LoadCredential=): a copy of
+    /// the key file taken when the service started, which systemd (252, Debian 12's) does not refresh on reload.
+    static func isCredentialCopy(_ path: String) -> Bool {
+        guard let directory = getenv("CREDENTIALS_DIRECTORY").map({ String(cString: $0) }), !directory.isEmpty else {
+            return false
+        }
+        return path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
+    }
+
+    /// On SIGHUP: a key file that is systemd's copy from the start does not show later changes to its source.
+    static func noteCredentialCopyOnReload(path: String, logger: Logger) {
+        guard isCredentialCopy(path) else { return }
+        logger.warning(
+            """
+            the key file is systemd's copy from the service's start (LoadCredential=), which a reload does not \
+            refresh: after changing the key file the unit loads, restart the service
+            """, metadata: ["psk-file": "\(path)"])
+    }
+
     /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`) and
     /// telling systemd how it is doing; SIGHUP reloads the key for the next association.
     public static func runClient(
         _ settings: ClientSettings, options: DaemonOptions = DaemonOptions(),
         logger: Logger = Logger(label: "aggclient")
     ) throws {
+        logger.info("aggclient starting", metadata: ["version": "\(BuildInfo.version)"])
         let configuration = try ServiceSetup.clientConfiguration(settings)
         DaemonSignal.block()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
-        let client = try startClient(
+        let (client, _) = try startClient(
             configuration, settings: settings, listenFDs: options.listenFDs, on: group.next(), logger: logger)
 
         let notifier = SystemdNotifier(logger: logger)
@@ -108,6 +151,7 @@ public enum AggRuntime {
 
         while case .reload = DaemonSignal.wait() {
             notifier.reloading(status: "reloading the key")
+            noteCredentialCopyOnReload(path: settings.pskFile, logger: logger)
             do {
                 let key = try KeyFile.loadClientKey(path: settings.pskFile)
                 try client.reloadKey(key).wait()
@@ -124,14 +168,21 @@ public enum AggRuntime {
         try client.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
+    /// The ports a started client listens on (nil: no such listener).
+    struct ClientPorts: Sendable {
+        var socks: Int?
+        var http: Int?
+        var metrics: Int?
+    }
+
     /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
-    /// port) and the status endpoint. A socket systemd passed named `socks` or `http` replaces that listener's
-    /// address. The listeners require the settings' proxy users, if any, and count their refusals in the client's
-    /// metrics; one on an address other than loopback without users is warned about.
+    /// port) and the status endpoint, and returns the ports they got. A socket systemd passed named `socks` or
+    /// `http` replaces that listener's address. The listeners require the settings' proxy users, if any, and count
+    /// their refusals in the client's metrics; one on an address other than loopback without users is warned about.
     static func startClient(
         _ configuration: AggClientService.Configuration, settings: ClientSettings,
         listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
-    ) throws -> AggClientService {
+    ) throws -> (AggClientService, ClientPorts) {
         var socksAddress = settings.socksAddress
         var httpAddress = settings.httpAddress
         var inherited: [(SocketActivation.ListenFD, ProxyProtocols)] = []
@@ -154,8 +205,15 @@ public enum AggRuntime {
         var ingress = ProxyIngressConfiguration(users: try ProxyUserFile.users(of: settings))
         let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
         ingress.onRefusal = { [metrics = client.metrics] refusal in metrics.recordRefusal(refusal) }
+        var ports = ClientPorts()
+        func record(_ channel: any Channel, _ protocols: ProxyProtocols) {
+            let port = channel.localAddress?.port
+            if protocols.contains(.socks) { ports.socks = port }
+            if protocols.contains(.http) { ports.http = port }
+        }
         for (fd, protocols) in inherited {
             let channel = try client.listen(adopting: fd.descriptor, protocols: protocols, ingress: ingress).wait()
+            record(channel, protocols)
             let name = protocols == .http ? "HTTP" : ingress.requiresCredentials ? "SOCKS5" : "SOCKS5/SOCKS4a"
             let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)
             say("aggclient: \(name) proxy on \(bound?.description ?? "?") (socket \"\(fd.name)\" from systemd)")
@@ -174,6 +232,7 @@ public enum AggRuntime {
             let channel = try client.listen(
                 host: address.host, port: Int(address.port), protocols: protocols, ingress: ingress
             ).wait()
+            record(channel, protocols)
             let socks = ingress.requiresCredentials ? "SOCKS5" : "SOCKS5/SOCKS4a"
             let name = protocols == .all ? socks + "/HTTP" : protocols == .http ? "HTTP" : socks
             let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)
@@ -181,10 +240,12 @@ public enum AggRuntime {
             warnIfOpen(bound, ingress: ingress, logger: logger)
         }
         if let address = settings.metricsAddress {
-            _ = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
-            say("aggclient: status on http://\(address)/")
+            let endpoint = try StatusEndpoint.start(host: address.host, port: Int(address.port), client: client).wait()
+            ports.metrics = endpoint.localAddress?.port
+            let bound = endpoint.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
+            say("aggclient: status on http://\(bound)/")
         }
-        return client
+        return (client, ports)
     }
 
     /// Warns when a listener that asks for no credentials is bound to an address other than loopback: anyone who
@@ -197,74 +258,8 @@ public enum AggRuntime {
         logger.warning("\(text)", metadata: ["listener": "\(bound)"])
     }
 
-    // MARK: - Demo
-
-    /// `aggclient demo`: an aggserver and an aggclient in one process on loopback, two paths (127.0.0.1 and
-    /// 127.0.0.2 to the server's 127.0.0.1 and 127.0.0.2 on `serverPort`), a fresh key in a mode-600 file, and
-    /// egress allowed to 127.0.0.0/8 so local test servers are reachable.
-    public static func runDemo(
-        serverPort: UInt16, socksPort: UInt16, httpPort: UInt16, logger: Logger = Logger(label: "agg-demo")
-    ) throws {
-        let directory = try makeTemporaryDirectory()
-        let keyPath = directory + "/demo.keys"
-        try ServiceSetup.writePrivateFile(ServiceSetup.makeKeyLine(name: "demo"), path: keyPath)
-        defer {
-            unlink(keyPath)
-            rmdir(directory)
-        }
-
-        var serverSettings = ServerSettings()
-        serverSettings.listenAddresses = [
-            HostAndPort(host: "127.0.0.1", port: serverPort), HostAndPort(host: "127.0.0.2", port: serverPort),
-        ]
-        serverSettings.pskFile = keyPath
-        serverSettings.egressAllow = [CIDR("127.0.0.0/8")!]
-
-        var clientSettings = ClientSettings()
-        clientSettings.serverAddresses = serverSettings.listenAddresses
-        clientSettings.localAddresses = ["127.0.0.1", "127.0.0.2"]
-        clientSettings.socksAddress = HostAndPort(host: "127.0.0.1", port: socksPort)
-        clientSettings.httpAddress = HostAndPort(host: "127.0.0.1", port: httpPort)
-        clientSettings.pskFile = keyPath
-
-        let serverConfiguration = try ServiceSetup.serverConfiguration(serverSettings)
-        let clientConfiguration = try ServiceSetup.clientConfiguration(clientSettings)
-        blockTerminationSignals()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        defer { try? group.syncShutdownGracefully() }
-        var serverLogger = logger
-        serverLogger[metadataKey: "side"] = "server"
-        var clientLogger = logger
-        clientLogger[metadataKey: "side"] = "client"
-        let server = try AggServerService.start(
-            configuration: serverConfiguration, on: group.next(), logger: serverLogger
-        ).wait()
-        let client = try startClient(
-            clientConfiguration, settings: clientSettings, on: group.next(), logger: clientLogger)
-        say("aggclient demo: aggserver on UDP 127.0.0.1:\(serverPort) and 127.0.0.2:\(serverPort), key in \(keyPath)")
-        do {
-            try client.whenReady().wait()
-            say("aggclient demo: association up, paths from 127.0.0.1 and 127.0.0.2")
-        } catch {
-            say("aggclient demo: the association did not come up: \(error)")
-        }
-        say(
-            """
-
-            Try:
-              curl -x socks5h://127.0.0.1:\(socksPort) https://example.com
-              curl -x http://127.0.0.1:\(httpPort) http://example.com
-              curl -x http://127.0.0.1:\(httpPort) https://example.com      (HTTP CONNECT)
-
-            Press Ctrl-C to stop.
-            """)
-        waitForTerminationSignal()
-        say("\naggclient demo: stopping")
-        try? client.stop().wait()
-        try? server.stop().wait()
-    }
-
-    private static func makeTemporaryDirectory() throws(ConfigError) -> String {
+    /// Creates a fresh directory under $TMPDIR (or /tmp) for the demo's key file.
+    static func makeTemporaryDirectory() throws(ConfigError) -> String {
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array((base + "/agg-demo-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
@@ -273,7 +268,7 @@ public enum AggRuntime {
     }
 
     /// Prints a line and flushes at once, so the banner shows up in pipes and logs.
-    private static func say(_ text: String) {
+    static func say(_ text: String) {
         print(text)
         fflush(nil)
     }

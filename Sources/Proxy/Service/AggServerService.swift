@@ -195,9 +195,14 @@ public final class AggServerService: @unchecked Sendable {
         }
     }
 
-    /// Every association with its open streams (nil while it authenticates), for the status endpoint.
-    func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?)] {
-        sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { ($0.key, $0.value.multiplexer?.activeStreams) }
+    /// Every association with its open streams (nil while it authenticates) and the key it authenticated with,
+    /// for the status endpoint.
+    func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?, client: String?)] {
+        sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, session in
+            var client: String?
+            if case .authenticated(let name) = session.authenticator.state { client = name }
+            return (id, session.multiplexer?.activeStreams, client)
+        }
     }
 
     /// Streams the client of association `id` has opened since it authenticated. Call on the event loop.
@@ -459,7 +464,8 @@ public final class AggServerService: @unchecked Sendable {
             for path in driver.endpoint.paths(of: id) {
                 lines.append(
                     "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
-                        + "cwnd=\(path.cwnd) srtt_ms=\(path.srtt?.milliseconds ?? -1) bytes_sent=\(path.bytesSent)")
+                        + "cwnd=\(path.cwnd)\(path.srtt.map { " srtt_ms=\($0.milliseconds)" } ?? "") "
+                        + "bytes_sent=\(path.bytesSent)")
             }
         }
         let stats = driver.statistics

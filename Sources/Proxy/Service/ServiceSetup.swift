@@ -50,13 +50,15 @@ public enum ServiceSetup {
         for server in settings.serverAddresses {
             servers.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
         }
+        let specs = try settings.pathSpecs()
         var paths: [SCTPIPAddress?] = []
-        for path in settings.localAddresses { paths.append(try resolvePath(path)) }
+        for spec in specs { paths.append(try resolvePath(spec.target)) }
         if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
         configuration.plaintext = settings.plaintext
-        configuration.pathInterfaces = settings.localAddresses.map { SCTPIPAddress($0) == nil ? $0 : nil }
+        configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
+        configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
         configuration.limits = settings.limits
         return configuration
     }

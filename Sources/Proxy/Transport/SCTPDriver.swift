@@ -369,8 +369,10 @@ public final class SCTPDriver: @unchecked Sendable {
                     capacity: options.vectorReadMessageCount * options.maxDatagramSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
             .channelInitializer { channel in
-                // The initializer runs before bind(2), which is where SO_BINDTODEVICE must be set.
-                SCTPDriver.bindToInterface(channel, interface).flatMapThrowing {
+                // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
+                SCTPDriver.bindToInterface(channel, interface).flatMap {
+                    SCTPDriver.restrictToIPv6(channel, address)
+                }.flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
                 }
             }
@@ -384,6 +386,15 @@ public final class SCTPDriver: @unchecked Sendable {
                 return Socket(channel: channel, bound: local, requested: address, interface: interface)
             }
         }
+    }
+
+    /// Makes a socket for the IPv6 wildcard address IPv6 only, so it binds next to one on 0.0.0.0 with the same
+    /// port (the server's default listens on both): with net.ipv6.bindv6only at its default of 0 the IPv6 socket
+    /// would also claim the port's IPv4 side, and the second bind fails with EADDRINUSE.
+    static func restrictToIPv6(_ channel: any Channel, _ address: SCTPSocketAddress) -> EventLoopFuture<Void> {
+        guard address.ip == .anyV6 else { return channel.eventLoop.makeSucceededVoidFuture() }
+        return channel.setOption(
+            ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: SocketOptionValue(1))
     }
 
     /// Sets SO_RCVBUF/SO_SNDBUF, then tries the FORCE variants (root may exceed the sysctl caps); failures of the

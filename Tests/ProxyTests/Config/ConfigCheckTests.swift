@@ -25,6 +25,29 @@ import Testing
             ])
     }
 
+    @Test func namedPathsAreCheckedByWhatTheySendFrom() throws {
+        let directory = try TemporaryDirectory()
+        let key = try directory.makeKeyFile()
+        let config = directory.path + "/client.toml"
+        try """
+        server = "127.0.0.1"
+        path = ["home=127.0.0.1", "lo", "typo=no-such-if0"]
+        psk-file = "\(key)"
+        """.write(toFile: config, atomically: false, encoding: .utf8)
+        let report = ConfigCheck.client(path: config, overrides: ConfigOverrides())
+        #expect(
+            report.errors.map(\.description) == [
+                "\(config):2: path: no-such-if0: neither an IP address nor an interface of this host"
+            ])
+        var overrides = ConfigOverrides()
+        overrides.set("path", ["home=127.0.0.1", "lo"])
+        let valid = ConfigCheck.client(path: config, overrides: overrides)
+        #expect(valid.isValid, "\(valid.errors)")
+        #expect(valid.summary.contains("# path home (127.0.0.1) sends from 127.0.0.1"), "\(valid.summary)")
+        #expect(valid.summary.contains("# path lo sends from 127.0.0.1"), "\(valid.summary)")
+        #expect(valid.summary.contains { $0.hasPrefix("path = [\"home=127.0.0.1\", \"lo\"]") }, "\(valid.summary)")
+    }
+
     @Test func everyCheckFailureIsReportedAtItsKey() throws {
         let directory = try TemporaryDirectory()
         let key = try directory.makeKeyFile()

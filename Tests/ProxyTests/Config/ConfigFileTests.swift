@@ -411,10 +411,24 @@ import Testing
 
     @Test func theClientExampleLoadsAndMentionsEveryKey() throws {
         let path = Self.configDirectory.appendingPathComponent("aggclient.toml.example").path
-        let loaded = try ConfigFile.load(ClientSettings.configSchema, path: path, overrides: ConfigOverrides())
-        #expect(loaded.settings.serverAddresses.count == 2)
-        #expect(loaded.settings.localAddresses == ["wlan0", "wwan0"])
+        // As installed (the package puts it in /etc/agg) it names no server: aggclient refuses to start until the
+        // user sets one, and then starts with everything else as the file says.
+        #expect(throws: ConfigErrorList.self) {
+            try ConfigFile.load(ClientSettings.configSchema, path: path, overrides: ConfigOverrides())
+        }
+        var overrides = ConfigOverrides()
+        overrides.set("server", ["192.0.2.1:9899"])
+        let loaded = try ConfigFile.load(ClientSettings.configSchema, path: path, overrides: overrides)
+        #expect(loaded.settings.localAddresses.isEmpty)
+        #expect(loaded.settings.metricsAddress == HostAndPort(host: "127.0.0.1", port: 9101))
         let text = try String(contentsOfFile: path, encoding: .utf8)
+        // Its commented examples are valid when uncommented.
+        let uncommented = text.replacingOccurrences(of: "\n#server = ", with: "\nserver = ")
+            .replacingOccurrences(of: "\n#path = ", with: "\npath = ")
+        let example = try ConfigFile.load(
+            ClientSettings.configSchema, text: uncommented, path: path, overrides: ConfigOverrides())
+        #expect(example.settings.serverAddresses.count == 2)
+        #expect(example.settings.localAddresses == ["wlan0", "wwan0"])
         for key in ClientSettings.configKeys {
             #expect(Self.mentions(text, key), "the example does not show \(key.name)")
         }
@@ -422,9 +436,16 @@ import Testing
 
     @Test func theServerExampleLoadsAndMentionsEveryKey() throws {
         let path = Self.configDirectory.appendingPathComponent("aggserver.toml.example").path
+        // As installed it serves with the defaults and the metrics on loopback: dpkg -i, then systemctl start.
         let loaded = try ConfigFile.load(ServerSettings.configSchema, path: path, overrides: ConfigOverrides())
-        #expect(loaded.settings.listenAddresses.count == 2)
+        var expected = ServerSettings()
+        expected.metricsAddress = HostAndPort(host: "127.0.0.1", port: 9100)
+        #expect(loaded.settings == expected)
         let text = try String(contentsOfFile: path, encoding: .utf8)
+        let example = try ConfigFile.load(
+            ServerSettings.configSchema, text: text.replacingOccurrences(of: "\n#listen = ", with: "\nlisten = "),
+            path: path, overrides: ConfigOverrides())
+        #expect(example.settings.listenAddresses.count == 2)
         for key in ServerSettings.configKeys {
             #expect(Self.mentions(text, key), "the example does not show \(key.name)")
         }

@@ -1,3 +1,4 @@
+import SCTPEngine
 import Testing
 
 @testable import Proxy
@@ -78,7 +79,9 @@ import Darwin
         }
         let empty = try Self.writeTemporary("# nothing\n", mode: 0o600)
         defer { unlink(empty) }
-        #expect(throws: ConfigError(path: empty, "key file holds no keys")) { try KeyFile.load(path: empty) }
+        #expect(throws: ConfigError(path: empty, "key file holds no keys")) { try KeyFile.loadClientKey(path: empty) }
+        // A server's file may hold no key yet (the package installs it so): every client is refused.
+        #expect(try KeyFile.load(path: empty).isEmpty)
     }
 
     @Test func missingFileNamesThePath() {
@@ -88,6 +91,15 @@ import Darwin
         } catch {
             #expect(error.description.hasPrefix("/nonexistent/agg.keys: cannot read key file"))
         }
+    }
+
+    /// root:aggserver mode 640 is the shipped server's key file: root (not in that group) must accept it for
+    /// keygen --append and check-config, so the group is also recognised by name.
+    @Test func theServiceGroupIsFoundByName() {
+        #expect(KeyFile.serviceGroup == "aggserver")
+        #expect(KeyFile.isGroup(0, named: "root"))
+        #expect(!KeyFile.isGroup(0, named: "aggserver"))
+        #expect(!KeyFile.isGroup(4_000_000_000, named: "root"), "no such group")
     }
 
     @Test func permissionCheckLooksOnlyAtGroupAndOtherBits() throws {
@@ -182,5 +194,53 @@ import Darwin
         #expect(HostAndPort("host") == nil)
         #expect(HostAndPort("host", defaultPort: 9899)?.port == 9899)
         #expect(HostAndPort("[::1]", defaultPort: 1)?.host == "::1")
+    }
+}
+
+/// `--path` entries with and without a name.
+@Suite struct PathSpecTests {
+    @Test func aNameGoesBeforeAnEqualsSign() {
+        #expect(PathSpec("wlan0") == PathSpec(target: "wlan0"))
+        #expect(PathSpec("lte=wwan0") == PathSpec(name: "lte", target: "wwan0"))
+        #expect(PathSpec("home.dsl_2=192.168.1.23") == PathSpec(name: "home.dsl_2", target: "192.168.1.23"))
+        #expect(PathSpec("v6=2001:db8::1") == PathSpec(name: "v6", target: "2001:db8::1"))
+        #expect(PathSpec("lte=wwan0")?.description == "lte=wwan0")
+    }
+
+    @Test(arguments: ["", "=wwan0", "lte=", "my lte=wwan0", "lté=wwan0", String(repeating: "n", count: 33) + "=x"])
+    func malformedEntriesAreRefused(_ text: String) {
+        #expect(PathSpec(text) == nil)
+    }
+
+    @Test func configFileAndFlagTakeNamedPathsAndRefuseBadNames() throws {
+        let schema = ClientSettings.configSchema
+        var overrides = ConfigOverrides()
+        overrides.set("server", ["192.0.2.1:9899"])
+        overrides.set("path", ["lte=wwan0", "192.168.1.23"])
+        let loaded = try ConfigFile.load(schema, text: nil, path: nil, overrides: overrides)
+        let specs = try loaded.settings.pathSpecs()
+        #expect(specs == [PathSpec(name: "lte", target: "wwan0"), PathSpec(target: "192.168.1.23")])
+        overrides.set("path", ["bad name=wwan0"])
+        #expect(throws: ConfigErrorList.self) {
+            try ConfigFile.load(schema, text: nil, path: nil, overrides: overrides)
+        }
+        let file = "path = [\"lte=wwan0\", \"=wwan0\"]\nserver = \"192.0.2.1\"\n"
+        #expect(throws: ConfigErrorList.self) {
+            try ConfigFile.load(schema, text: file, path: "c.toml", overrides: ConfigOverrides())
+        }
+    }
+
+    @Test func theClientConfigurationCarriesEachPathsName() throws {
+        let keyPath = try KeyFileTests.writeTemporary("laptop \(KeyFileTests.hexA)\n", mode: 0o600)
+        defer { unlink(keyPath) }
+        var settings = ClientSettings()
+        settings.serverAddresses = [HostAndPort(host: "127.0.0.1", port: 9899)]
+        settings.localAddresses = ["home=127.0.0.1", "lo", "127.0.0.2"]
+        settings.pskFile = keyPath
+        let configuration = try ServiceSetup.clientConfiguration(settings)
+        #expect(configuration.pathNames == ["home", "lo", nil])
+        #expect(configuration.pathInterfaces == [nil, "lo", nil])
+        let loopback = [SCTPIPAddress("127.0.0.1"), SCTPIPAddress("127.0.0.1"), SCTPIPAddress("127.0.0.2")]
+        #expect(configuration.paths == loopback)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Proxy
 import Testing
 
 #if canImport(Glibc)
@@ -138,5 +139,105 @@ struct DaemonSystemdTests {
         #expect(log.waitFor("READY=1", within: 20), "\(log.received) \(client.standardError)")
         client.send(SIGTERM)
         #expect(client.waitForExit(within: 10) == 0, "\(client.standardError)")
+    }
+
+    /// As the package installs it: a key file with no key yet. The server starts, says how to add a client, and
+    /// serves one added with keygen --append and SIGHUP, without a restart.
+    @Test func serverStartsWithoutKeysAndServesAClientAddedLater() throws {
+        let directory = try TemporaryDirectory()
+        let keyPath = directory.path + "/server.keys"
+        try ServiceSetup.writePrivateFile("# aggserver keygen NAME --append this file\n", path: keyPath)
+        let notify = try FakeNotifySocket()
+        let log = NotificationLog(socket: notify)
+        let (server, port) = try Self.startServer(keyPath: keyPath, directory: directory, notify: notify, log: log)
+        defer { server.terminate() }
+        #expect(server.standardError.contains("no client keys"), "\(server.standardError)")
+
+        let keygen = try DaemonProcess(
+            "aggserver", arguments: ["keygen", "laptop", "--append", keyPath, "-o", directory.path + "/client.key"],
+            environment: [:], directory: try Self.makeSubdirectory(directory, "keygen"))
+        #expect(keygen.waitForExit(within: 10) == 0, "\(keygen.standardError)")
+        server.send(SIGHUP)
+        #expect(log.waitFor("RELOADING=1", within: 5), "\(log.received)")
+        #expect(log.waitFor("READY=1", within: 5), "\(log.received)")
+
+        let clientNotify = try FakeNotifySocket()
+        let clientLog = NotificationLog(socket: clientNotify)
+        let client = try DaemonProcess(
+            "aggclient",
+            arguments: [
+                "--server", "127.0.0.1:\(port)", "--path", "127.0.0.1", "--socks", "127.0.0.1:0", "--http", "off",
+                "--psk-file", directory.path + "/client.key",
+            ],
+            environment: ["NOTIFY_SOCKET": clientNotify.address],
+            directory: try Self.makeSubdirectory(directory, "client"))
+        defer { client.terminate() }
+        #expect(clientLog.waitFor("READY=1", within: 15), "\(clientLog.received) \(client.standardError)")
+        #expect(clientLog.received.last?.contains("STATUS=association up") == true, "\(clientLog.received)")
+    }
+
+    /// Under a unit with LoadCredential= (aggclient's; a custom one for aggserver) the key file is systemd's copy
+    /// from the start, which a reload does not refresh (systemd 252): the daemon says so, and the server says to
+    /// restart rather than reload to add a client.
+    @Test func serverSaysItsKeyFileIsSystemdsCopy() throws {
+        let directory = try TemporaryDirectory()
+        let credentials = try Self.makeSubdirectory(directory, "credentials")
+        try ServiceSetup.writePrivateFile("", path: credentials + "/keys")
+        let notify = try FakeNotifySocket()
+        let log = NotificationLog(socket: notify)
+        let server = try DaemonProcess(
+            "aggserver", arguments: ["--listen", "127.0.0.1:0", "--psk-file", credentials + "/keys"],
+            environment: ["NOTIFY_SOCKET": notify.address, "CREDENTIALS_DIRECTORY": credentials],
+            directory: try Self.makeSubdirectory(directory, "server"))
+        defer { server.terminate() }
+        #expect(log.waitFor("READY=1", within: 10), "\(log.received) \(server.standardError)")
+        #expect(server.standardError.contains("the service is restarted"), "\(server.standardError)")
+        server.send(SIGHUP)
+        #expect(log.waitFor("READY=1", within: 5), "\(log.received)")
+        #expect(server.standardError.contains("which a reload does not refresh"), "\(server.standardError)")
+        server.send(SIGTERM)
+        #expect(server.waitForExit(within: 10) == 0)
+    }
+
+    /// The daemons speak the notify protocol themselves: neither binary needs libsystemd (not among its ELF
+    /// dependencies, nor named anywhere in it for a dlopen), and aggserver still sends READY=1, with an empty
+    /// library path of its own.
+    @Test func daemonsNeedNoLibsystemdAndStillSendReady() throws {
+        for binary in ["aggserver", "aggclient"] {
+            let path = DaemonProcess.binaries.appendingPathComponent(binary).path
+            let needed = try Self.output(of: "/usr/bin/readelf", ["--dynamic", "--wide", path])
+            #expect(needed.contains("(NEEDED)"), "readelf found no dependencies of \(binary): \(needed)")
+            #expect(!needed.contains("libsystemd"), "\(binary) links libsystemd: \(needed)")
+            let resolved = try Self.output(of: "/usr/bin/ldd", [path])
+            #expect(!resolved.contains("libsystemd"), "\(binary) loads libsystemd: \(resolved)")
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+            #expect(bytes.range(of: Data("libsystemd".utf8)) == nil, "\(binary) names libsystemd (a dlopen?)")
+        }
+        let directory = try TemporaryDirectory()
+        let keyPath = try directory.makeKeyFile()
+        let notify = try FakeNotifySocket()
+        let log = NotificationLog(socket: notify)
+        let server = try DaemonProcess(
+            "aggserver", arguments: ["--listen", "127.0.0.1:0", "--psk-file", keyPath],
+            environment: ["NOTIFY_SOCKET": notify.address, "LD_LIBRARY_PATH": directory.path],
+            directory: try Self.makeSubdirectory(directory, "server"))
+        defer { server.terminate() }
+        #expect(log.waitFor("READY=1", within: 10), "\(log.received) \(server.standardError)")
+        server.send(SIGTERM)
+        #expect(server.waitForExit(within: 10) == 0, "\(server.standardError)")
+    }
+
+    /// Runs `tool` to the end and returns its standard output and error.
+    static func output(of tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
     }
 }

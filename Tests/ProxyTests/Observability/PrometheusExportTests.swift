@@ -7,7 +7,7 @@ import Testing
 @Suite struct PrometheusExportTests {
     @Test func exportedSnapshotIsValidExpositionWithTheEngineFigures() throws {
         let metrics = ProxyMetrics()
-        let exporter = MetricsExporter(registry: metrics.registry)
+        let exporter = MetricsExporter(registry: metrics.registry, role: "aggclient", version: "1.2.3")
         var snapshot = ObservabilityTests.sampleSnapshot()
         snapshot.counters.udpBytesSent = 5000
         exporter.update(snapshot)
@@ -18,17 +18,32 @@ import Testing
 
         let text = metrics.registry.emitToString()
         let parsed = try PrometheusTextParser(text)
-        let first = ["association": "1", "local": "127.0.0.1", "remote": "127.0.0.1"]
-        let second = ["association": "1", "local": "127.0.0.2", "remote": "127.0.0.2"]
+        let first = [
+            "association": "1", "client": "laptop", "path": "wlan0", "local": "127.0.0.1", "remote": "127.0.0.1",
+        ]
+        let second = [
+            "association": "1", "client": "laptop", "path": "127.0.0.2", "local": "127.0.0.2", "remote": "127.0.0.2",
+        ]
         #expect(parsed.values("agg_path_sent_bytes_total", first) == [30_000_000])
         #expect(parsed.values("agg_path_received_packets_total", second) == [1000])
         #expect(parsed.values("agg_path_timeouts_total", first) == [1])
-        #expect(parsed.values("agg_path_state", first) == [1])
-        #expect(parsed.values("agg_path_state", second) == [2])
+        // One series per state, 1 for the current one: no number code to look up.
+        for (labels, current) in [(first, "active"), (second, "potentially-failed")] {
+            for state in ["unconfirmed", "active", "potentially-failed", "inactive"] {
+                let values = parsed.values("agg_path_state", labels.merging(["state": state]) { $1 })
+                #expect(values == [state == current ? 1 : 0], "\(labels["path"]!) \(state)")
+            }
+        }
         #expect(parsed.values("agg_path_srtt_seconds", second).map { abs($0 - 0.0236) < 1e-12 } == [true])
         #expect(parsed.values("agg_path_pmtu_bytes", first) == [1452])
         #expect(parsed.values("agg_path_remote_udp_port", second) == [40123])
-        #expect(parsed.values("agg_association_state", ["association": "1"]) == [2])
+        #expect(
+            parsed.values("agg_association_state", ["association": "1", "client": "laptop", "state": "ready"]) == [1])
+        #expect(parsed.values("agg_association_state", ["association": "1", "state": "connecting"]) == [0])
+        #expect(parsed.values("agg_association_state", ["association": "1", "state": "authenticating"]) == [0])
+        #expect(parsed.values("agg_build_info", ["role": "aggclient", "version": "1.2.3"]) == [1])
+        // No made-up values: nothing negative anywhere.
+        #expect(parsed.samples.allSatisfy { $0.value >= 0 }, "\(parsed.samples.filter { $0.value < 0 })")
         #expect(parsed.values("agg_association_buffered_bytes", ["association": "1"]) == [12288])
         #expect(parsed.values("agg_udp_bytes_total", ["direction": "sent"]) == [5000])
         #expect(parsed.values("agg_proxy_connections_total", ["outcome": "success"]) == [1])
@@ -42,13 +57,51 @@ import Testing
             #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
             #expect(parsed.types[name] == "counter")
         }
-        for (name, _) in MetricsExporter.pathGauges + MetricsExporter.pathCounters {
+        for (name, _) in MetricsExporter.pathGauges + MetricsExporter.pathCounters + [MetricsExporter.pathSRTT] {
             #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
             #expect(parsed.values(name).count == 2, "\(name) should have one series per path")
         }
         // The JSON counters mirror what swift-metrics counted.
         #expect(metrics.values.connections == ["success": 1, "dns_failure": 1])
         #expect(metrics.values.bytesUp == 1500 && metrics.values.authenticationFailures == 1)
+    }
+
+    @Test func anRTTNotMeasuredYetHasNoSeries() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        snapshot.associations[0].paths[1].srttMilliseconds = nil
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_srtt_seconds", ["local": "127.0.0.2"]).isEmpty)
+        #expect(parsed.values("agg_path_srtt_seconds", ["local": "127.0.0.1"]).count == 1)
+        snapshot.associations[0].paths[1].srttMilliseconds = 5
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_srtt_seconds", ["local": "127.0.0.2"]) == [0.005])
+    }
+
+    @Test func seriesFollowTheClientNameOnceTheServerLearnsIt() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        snapshot.associations[0].client = nil
+        snapshot.associations[0].state = "authenticating"
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_sent_bytes_total", ["path": "wlan0"]) == [30_000_000])
+        #expect(parsed.samples.allSatisfy { $0.labels["client"] == nil })
+
+        snapshot.associations[0].client = "laptop"
+        snapshot.associations[0].state = "ready"
+        snapshot.associations[0].paths[0].bytesSent += 100
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        // The unlabelled series are gone; the labelled ones carry the whole count, not only what grew since.
+        #expect(parsed.values("agg_path_sent_bytes_total", ["path": "wlan0"]) == [30_000_100])
+        #expect(parsed.values("agg_path_sent_bytes_total", ["path": "wlan0", "client": "laptop"]) == [30_000_100])
+        #expect(parsed.values("agg_association_state", ["state": "ready"]) == [1])
+        #expect(parsed.values("agg_association_state", ["state": "authenticating"]) == [0])
     }
 
     @Test func countersAdvanceByTheEnginesGrowthAndGoneSeriesDisappear() throws {

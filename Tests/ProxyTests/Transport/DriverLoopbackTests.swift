@@ -8,6 +8,20 @@ import SCTPEngine
 /// Two drivers on real UDP sockets on 127.0.0.1: handshake, a bulk transfer checked byte for byte, graceful
 /// shutdown.
 @Suite struct DriverLoopbackTests {
+    /// aggserver's default listens on 0.0.0.0:9899 and [::]:9899; without IPV6_V6ONLY on the second socket the
+    /// kernel (net.ipv6.bindv6only = 0) refuses it with EADDRINUSE, and the packaged server did not start.
+    @Test func wildcardIPv4AndIPv6BindTheSamePort() async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let port = try EndToEndHarness.freeUDPPort()
+        let driver = try await SCTPDriver.bind(
+            localAddresses: [SCTPSocketAddress(ip: .anyV4, port: port), SCTPSocketAddress(ip: .anyV6, port: port)],
+            configuration: SCTPConfiguration(), seed: 1, on: loop
+        ).get()
+        let bound = try await loop.submit { driver.localAddresses }.get()
+        #expect(bound.map(\.port) == [port, port])
+        try await driver.close().get()
+    }
+
     @Test func handshakeBulkTransferAndShutdown() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
