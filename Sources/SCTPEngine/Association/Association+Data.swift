@@ -37,7 +37,7 @@ extension Association {
         }
         // RFC 9260 §6.5: an invalid stream is reported with an ERROR, and the TSN still acknowledged.
         guard chunk.streamID.rawValue < inboundStreams else {
-            if dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) == .new {
+            if dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes) == .new {
                 send([.error(ErrorChunk(causes: [.invalidStreamIdentifier(chunk.streamID)]))],
                     pathIndex: pathIndex, now: now)
             }
@@ -63,7 +63,7 @@ extension Association {
             return true
         }
         lastDataPathIndex = pathIndex
-        switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate) {
+        switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes) {
         case .new:
             if splitting {
                 receiveSplitter.recordArrival(size: size, on: route, at: now)

@@ -21,6 +21,13 @@ struct DataTracker: Sendable {
         /// held) is refused (`.tooManyGaps`) like one out of window, unless it is the next in sequence. Legitimate reordering, even
         /// across paths of very different delay, opens a few thousand; 16,384 ranges take about 512 KiB.
         var maxGapRanges = 16_384
+        /// With at least this many ranges held above the cumulative TSN, "every second packet" counts full packets
+        /// only: a SACK is due after `packetsPerSack` packets that carried at least `packetsPerSack ×
+        /// fullPacketBytes` of DATA together (or at the delayed-SACK deadline). A sender of one-byte chunks that opens
+        /// a gap with each would otherwise get a SACK with hundreds of gap blocks (1.4 KB) for every 120 bytes it
+        /// sends, and the CPU to build and seal them. Reordering across paths fills packets, and is unaffected.
+        var sparseGapRanges = 256
+        var fullPacketBytes = 1024
         /// RFC 9260 §6.7: SACK at once when data arrives out of order. CMT's DAC turns this off, because with
         /// several paths reordering is the normal case, and reports the packet count in the SACK instead.
         var sackImmediatelyOnGaps = true
@@ -53,6 +60,8 @@ struct DataTracker: Sendable {
     private var sackSteps = 0
     /// CMT DAC: DATA packets received since the last SACK.
     private(set) var packetsSinceLastSack = 0
+    /// User data bytes of the DATA chunks received since the last SACK.
+    private var bytesSinceLastSack = 0
     /// When the delayed-SACK timer should fire; nil when no SACK is pending or one is due at once.
     private(set) var sackDeadline: SCTPTime?
     private var isSackImmediate = false
@@ -72,10 +81,11 @@ struct DataTracker: Sendable {
 
     // MARK: - Receiving
 
-    /// Records one DATA chunk's TSN. `isImmediate` is its I bit (RFC 7053).
-    mutating func handleData(tsn: TSN, isImmediate: Bool = false) -> Disposition {
+    /// Records one DATA chunk's TSN. `isImmediate` is its I bit (RFC 7053); `bytes` its user data length.
+    mutating func handleData(tsn: TSN, isImmediate: Bool = false, bytes: Int = 1024) -> Disposition {
         startPacketIfNeeded()
         packetHadData = true
+        bytesSinceLastSack += bytes
         if isImmediate { packetWantsImmediateSack = true }
         let delta = Int32(bitPattern: tsn.rawValue &- cumulativeTSN.rawValue)
         // Every TSN held lies within `maxTSNsAhead` of the cumulative TSN, so one beyond it is never a duplicate.
@@ -109,11 +119,15 @@ struct DataTracker: Sendable {
         // A packet that fills a hole (the cumulative TSN moved while gaps were open) is acknowledged at once even
         // with CMT's DAC: it usually is a retransmission, and the sender waits for exactly this SACK.
         let filledHole = packetHadGapsBefore && cumulativeTSN != packetStartCumulativeTSN
+        let fewGaps = received.count < configuration.sparseGapRanges
         let gapsForceSack =
-            filledHole || (configuration.sackImmediatelyOnGaps && (!received.isEmpty || packetHadGapsBefore))
-        if packetWantsImmediateSack || gapsForceSack
-            || packetsSinceLastSack >= configuration.packetsPerSack
-        {
+            filledHole
+            || (configuration.sackImmediatelyOnGaps && (!received.isEmpty || packetHadGapsBefore)
+                && (fewGaps || bytesSinceLastSack >= configuration.fullPacketBytes))
+        let everyOtherPacket =
+            packetsSinceLastSack >= configuration.packetsPerSack
+            && (fewGaps || bytesSinceLastSack >= configuration.packetsPerSack * configuration.fullPacketBytes)
+        if packetWantsImmediateSack || gapsForceSack || everyOtherPacket {
             isSackImmediate = true
             sackDeadline = nil
         } else if !isSackImmediate && sackDeadline == nil {
@@ -196,6 +210,7 @@ struct DataTracker: Sendable {
             packetsSinceLastSack: max(packetsSinceLastSack, 1))
         duplicates = []
         packetsSinceLastSack = 0
+        bytesSinceLastSack = 0
         isSackImmediate = false
         sackDeadline = nil
         return sack

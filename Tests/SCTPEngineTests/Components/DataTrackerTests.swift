@@ -18,6 +18,37 @@ extension Components {
         func blocks(_ sack: SackInfo) -> [[UInt16]] { sack.gapAckBlocks.map { [$0.start, $0.end] } }
         func nrBlocks(_ sack: SackInfo) -> [[UInt16]] { sack.nrGapAckBlocks.map { [$0.start, $0.end] } }
 
+        /// A peer that sends one-byte chunks and opens a new gap with each gets no SACK per two packets once it holds
+        /// `sparseGapRanges` ranges (each would carry hundreds of gap blocks): only the delayed-SACK deadline, or
+        /// packets that carry two full packets' worth of data, bring one.
+        @Test func tinyChunksThatOpenManyGapsAreAcknowledgedByTheTimerOnly() {
+            for immediateOnGaps in [false, true] {
+                var configuration = DataTracker.Configuration()
+                configuration.sackImmediatelyOnGaps = immediateOnGaps
+                var tracker = DataTracker(peerInitialTSN: TSN(1), configuration: configuration)
+                var tsn: UInt32 = 3
+                var sacks = 0
+                for _ in 0..<2000 {
+                    _ = tracker.handleData(tsn: TSN(tsn), bytes: 1)
+                    tracker.handlePacketEnd(now: clock.now)
+                    tsn += 2
+                    if tracker.isSackDue(now: clock.now) {
+                        _ = tracker.makeSack(advertisedReceiverWindowCredit: 1000)
+                        sacks += 1
+                    }
+                }
+                // Before the threshold each packet (or each second one) is acknowledged; after it, none.
+                #expect(sacks <= configuration.sparseGapRanges, "immediate on gaps: \(immediateOnGaps), \(sacks)")
+                #expect(tracker.sackDeadline != nil, "the delayed-SACK timer still runs")
+                // Full-size packets with gaps are acknowledged every second packet again.
+                _ = tracker.handleData(tsn: TSN(tsn), bytes: 1400)
+                tracker.handlePacketEnd(now: clock.now)
+                _ = tracker.handleData(tsn: TSN(tsn + 2), bytes: 1400)
+                tracker.handlePacketEnd(now: clock.now)
+                #expect(tracker.isSackDue(now: clock.now))
+            }
+        }
+
         @Test func sackEverySecondPacket() {
             var tracker = DataTracker(peerInitialTSN: TSN(100))
             _ = receive(&tracker, [100], now: clock.now)
