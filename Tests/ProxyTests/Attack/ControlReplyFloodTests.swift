@@ -39,7 +39,7 @@ import Testing
     /// 200 PINGs at once: the server answers the burst of 8 (and what refills while the test waits, 4 a second),
     /// counts every other one in `agg_refusals_total{reason="control_replies"}`, and the association stays up.
     /// On main all 200 were answered.
-    @Test func pingFloodGetsABoundedNumberOfPongs() async throws {
+    @Test func pingFloodGetsABoundedNumberOfPongs() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let serverLoop = group.next()
         let clientLoop = group.next()
@@ -48,59 +48,59 @@ import Testing
             listen: listen, keys: [EndToEndHarness.key],
             egress: EgressConnector(policy: EgressPolicy(allowed: []), connectTimeout: .seconds(5)))
         configuration.allowPlaintext = true
-        let server = try await AggServerService.start(
+        let server = try AggServerService.start(
             configuration: configuration, on: serverLoop, logger: EndToEndHarness.logger("aggserver")
-        ).get()
+        ).wait()
         var sctp = SCTPConfiguration()
         sctp.localPort = 50_001
-        let driver = try await SCTPDriver.bind(
+        let driver = try SCTPDriver.bind(
             localAddresses: [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)], configuration: sctp,
             seed: 3, on: clientLoop
-        ).get()
+        ).wait()
         let rogue = RogueClient(driver: driver, key: EndToEndHarness.key)
-        try await clientLoop.submit {
+        try clientLoop.submit {
             driver.onEvent = rogue.handle
             rogue.association = driver.connect(to: listen[0], peerPort: AggServerService.sctpPort)
-        }.get()
-        let authenticated = try await Self.poll(seconds: 10) {
-            try await clientLoop.submit { rogue.isAuthenticated }.get()
+        }.wait()
+        let authenticated = try Self.poll(seconds: 10) {
+            try clientLoop.submit { rogue.isAuthenticated }.wait()
         }
         #expect(authenticated)
 
         let start = ContinuousClock.now
-        try await clientLoop.submit {
+        try clientLoop.submit {
             for value in 0..<200 { driver.send(ControlMessage.ping(UInt64(value)), on: rogue.association!) }
-        }.get()
+        }.wait()
         // Every PING is either answered or refused.
-        let settled = try await Self.poll(seconds: 10) {
-            let pongs = try await clientLoop.submit { rogue.pongs }.get()
-            let refused = try await serverLoop.submit { server.metrics.refusals[.controlReplies] ?? 0 }.get()
+        let settled = try Self.poll(seconds: 10) {
+            let pongs = try clientLoop.submit { rogue.pongs }.wait()
+            let refused = try serverLoop.submit { server.metrics.refusals[.controlReplies] ?? 0 }.wait()
             return pongs + refused == 200
         }
         #expect(settled)
         let elapsed = Double((ContinuousClock.now - start).components.seconds) + 1
-        let pongs = try await clientLoop.submit { rogue.pongs }.get()
-        let refused = try await serverLoop.submit { server.metrics.refusals[.controlReplies] ?? 0 }.get()
+        let pongs = try clientLoop.submit { rogue.pongs }.wait()
+        let refused = try serverLoop.submit { server.metrics.refusals[.controlReplies] ?? 0 }.wait()
         #expect(pongs >= 8)
         #expect(Double(pongs) <= 8 + 4 * elapsed, "\(pongs) PONGs in \(elapsed) s")
         #expect(pongs + refused == 200)
-        let text = try await serverLoop.submit { server.metrics.registry.emitToString() }.get()
+        let text = try serverLoop.submit { server.metrics.registry.emitToString() }.wait()
         #expect(text.contains("agg_refusals_total{reason=\"control_replies\"} \(refused)"))
-        let associations = try await serverLoop.submit { server.driver.endpoint.associationIDs.count }.get()
+        let associations = try serverLoop.submit { server.driver.endpoint.associationIDs.count }.wait()
         #expect(associations == 1)
 
-        try await server.stop().get()
-        try await driver.close().get()
-        try await group.shutdownGracefully()
+        try server.stop().wait()
+        try driver.close().wait()
+        try group.syncShutdownGracefully()
     }
 
     /// Polls `condition` every 50 ms for up to `seconds`; returns whether it held.
-    static func poll(seconds: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+    static func poll(seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while ContinuousClock.now < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
+            if try condition() { return true }
+            Thread.sleep(forTimeInterval: 0.05)
         }
-        return try await condition()
+        return try condition()
     }
 }

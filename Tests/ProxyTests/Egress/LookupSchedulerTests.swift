@@ -1,3 +1,4 @@
+import Foundation
 import Dispatch
 import NIOCore
 import NIOPosix
@@ -57,9 +58,9 @@ import Testing
     }
 
     /// The outcome of a lookup future: the addresses, or the refusal.
-    static func outcome(_ future: EventLoopFuture<[SCTPIPAddress]>) async -> Result<[SCTPIPAddress], any Error> {
+    static func outcome(_ future: EventLoopFuture<[SCTPIPAddress]>) -> Result<[SCTPIPAddress], any Error> {
         do {
-            return .success(try await future.get())
+            return .success(try future.wait())
         } catch {
             return .failure(error)
         }
@@ -68,13 +69,13 @@ import Testing
     /// The reproduction of issue 12's resolver item, through the connector the server uses: association 1 sends
     /// OPENs to 20 names that never resolve; association 2's OPEN to a name still connects at once, and
     /// association 1's excess is refused and counted rather than queued without end.
-    @Test(.timeLimit(.minutes(1))) func oneAssociationsHangingNamesDoNotStopAnothersOPEN() async throws {
+    @Test(.timeLimit(.minutes(3))) func oneAssociationsHangingNamesDoNotStopAnothersOPEN() throws {
         let dns = FakeDNS()
         defer { dns.release() }
         let connector = EgressConnector(
             policy: EgressPolicy(allowed: [CIDR("127.0.0.0/8")!]), connectTimeout: .seconds(10), lookup: dns.lookup,
             lookupLimits: Self.limits())
-        let server = try await ServerBootstrap(group: Self.group).bind(host: "127.0.0.1", port: 0).get()
+        let server = try ServerBootstrap(group: Self.group).bind(host: "127.0.0.1", port: 0).wait()
         defer { server.close(promise: nil) }
         let port = UInt16(server.localAddress!.port!)
         let loop = Self.group.next()
@@ -83,18 +84,19 @@ import Testing
             connector.connect(to: StreamTarget(host: .domain("never-\(i).test"), port: 80), on: loop, owner: 1)
         }
         // Give the flood time to take its threads and fill the queue.
-        try await Task.sleep(for: .milliseconds(200))
+        Thread.sleep(forTimeInterval: 0.2)
         let started = ContinuousClock.now
-        let channel = try await connector.connect(
-            to: StreamTarget(host: .domain("good.test"), port: port), on: loop, owner: 2)
+        let channel = try connector.connect(
+            to: StreamTarget(host: .domain("good.test"), port: port), on: loop, owner: 2
+        ).wait()
         // Well under the 10 s connect timeout it would take otherwise (a loaded test machine needs the margin).
         #expect(ContinuousClock.now - started < .seconds(3), "the second association waited for the first's names")
-        try await channel.close()
+        try channel.close().wait()
 
         var refusals: [Refusal: Int] = [:]
         for future in flood {
             do {
-                _ = try await future.get()
+                _ = try future.wait()
                 Issue.record("a name that never resolves connected")
             } catch let error as EgressError {
                 if let refusal = error.refusal { refusals[refusal, default: 0] += 1 }
@@ -106,7 +108,7 @@ import Testing
         #expect(dns.hanging <= 2, "association 1 ran more lookups at once than its limit")
     }
 
-    @Test func queueBoundsRefuseAtOnceAndWaitingLookupsTimeOut() async throws {
+    @Test func queueBoundsRefuseAtOnceAndWaitingLookupsTimeOut() throws {
         let dns = FakeDNS()
         defer { dns.release() }
         let scheduler = LookupScheduler(lookup: dns.lookup, limits: Self.limits(timeout: .milliseconds(500)))
@@ -117,13 +119,13 @@ import Testing
         // Owner 2 fills the rest of the shared queue (8): the next one of anybody's is refused.
         let other = (0..<6).map { scheduler.resolve(host: "never-x\($0)", family: .v4, owner: 2, on: loop).future }
         #expect(scheduler.load == (running: 4, queued: 8))
-        let third = await Self.outcome(scheduler.resolve(host: "ok", family: .v4, owner: 3, on: loop).future)
+        let third = Self.outcome(scheduler.resolve(host: "ok", family: .v4, owner: 3, on: loop).future)
         #expect((try? third.get()) == nil)
         #expect((third.failureValue as? LookupRefusal)?.refusal == .resolverBusy)
 
         var byRefusal: [Refusal: Int] = [:]
         for future in owned + other {
-            if case .failure(let error as LookupRefusal) = await Self.outcome(future) {
+            if case .failure(let error as LookupRefusal) = Self.outcome(future) {
                 byRefusal[error.refusal, default: 0] += 1
             }
         }
@@ -134,27 +136,27 @@ import Testing
     }
 
     /// A freed thread takes the oldest waiting lookup whose owner is under its limit, not simply the oldest.
-    @Test func aFreedThreadSkipsOwnersAtTheirLimit() async throws {
+    @Test func aFreedThreadSkipsOwnersAtTheirLimit() throws {
         let dns = FakeDNS()
         defer { dns.release() }
         let scheduler = LookupScheduler(
             lookup: dns.lookup,
-            limits: Self.limits(concurrent: 3, perOwner: 2, queued: 8, queuedPerOwner: 8, timeout: .seconds(60)))
+            limits: Self.limits(concurrent: 3, perOwner: 2, queued: 8, queuedPerOwner: 8, timeout: .seconds(600)))
         let loop = Self.group.next()
         let hanging = (0..<2).map { scheduler.resolve(host: "never-\($0)", family: .v4, owner: 1, on: loop).future }
         let quick = scheduler.resolve(host: "quick", family: .v4, owner: 2, on: loop).future
         // Owner 1's third waits: owner 1 is at its limit although a thread is free.
         let waiting = scheduler.resolve(host: "never-2", family: .v4, owner: 1, on: loop).future
-        #expect(try await quick.get() == [SCTPIPAddress(v4: 127, 0, 0, 1)])
+        #expect(try quick.wait() == [SCTPIPAddress(v4: 127, 0, 0, 1)])
         let late = scheduler.resolve(host: "late", family: .v4, owner: 3, on: loop).future
-        #expect(try await late.get() == [SCTPIPAddress(v4: 127, 0, 0, 1)], "owner 3 went ahead of owner 1's third")
+        #expect(try late.wait() == [SCTPIPAddress(v4: 127, 0, 0, 1)], "owner 3 went ahead of owner 1's third")
         #expect(scheduler.load == (running: 2, queued: 1))
         dns.release()
-        for future in hanging + [waiting] { _ = await Self.outcome(future) }
+        for future in hanging + [waiting] { _ = Self.outcome(future) }
         #expect(dns.calls.filter { $0.hasPrefix("never") }.count == 3)
     }
 
-    @Test func answersAndMissingNamesAreCachedButNotTimeouts() async throws {
+    @Test func answersAndMissingNamesAreCachedButNotTimeouts() throws {
         let dns = FakeDNS()
         defer { dns.release() }
         var limits = Self.limits(timeout: .milliseconds(300))
@@ -163,32 +165,32 @@ import Testing
         let loop = Self.group.next()
         for _ in 0..<3 {
             #expect(
-                try await scheduler.resolve(host: "Cached.Test", family: .v4, owner: 1, on: loop).future.get()
+                try scheduler.resolve(host: "Cached.Test", family: .v4, owner: 1, on: loop).future.wait()
                     == [SCTPIPAddress(v4: 127, 0, 0, 1)])
-            let gone = await Self.outcome(scheduler.resolve(host: "gone.test", family: .v4, owner: 1, on: loop).future)
+            let gone = Self.outcome(scheduler.resolve(host: "gone.test", family: .v4, owner: 1, on: loop).future)
             #expect(gone.failureValue is DNSLookupError)
         }
         #expect(dns.calls == ["cached.test", "gone.test"], "one lookup each, then the cache")
-        try await Task.sleep(for: .milliseconds(3200))
-        _ = await Self.outcome(scheduler.resolve(host: "gone.test", family: .v4, owner: 1, on: loop).future)
+        Thread.sleep(forTimeInterval: 3.2)
+        _ = Self.outcome(scheduler.resolve(host: "gone.test", family: .v4, owner: 1, on: loop).future)
         #expect(dns.calls.filter { $0 == "gone.test" }.count == 2, "the negative entry expired")
         // A lookup that timed out is not an answer: it is not cached.
-        _ = await Self.outcome(scheduler.resolve(host: "never-c", family: .v4, owner: 1, on: loop).future)
+        _ = Self.outcome(scheduler.resolve(host: "never-c", family: .v4, owner: 1, on: loop).future)
         dns.release()
-        try await Task.sleep(for: .milliseconds(100))
-        _ = await Self.outcome(scheduler.resolve(host: "never-c", family: .v4, owner: 1, on: loop).future)
+        Thread.sleep(forTimeInterval: 0.1)
+        _ = Self.outcome(scheduler.resolve(host: "never-c", family: .v4, owner: 1, on: loop).future)
         #expect(dns.calls.filter { $0 == "never-c" }.count == 2)
     }
 
-    @Test func theCacheStaysWithinItsSize() async throws {
+    @Test func theCacheStaysWithinItsSize() throws {
         let dns = FakeDNS()
         var limits = Self.limits()
         limits.cacheEntries = 4
         let scheduler = LookupScheduler(lookup: dns.lookup, limits: limits)
         let loop = Self.group.next()
-        for i in 0..<10 { _ = try await scheduler.resolve(host: "h\(i)", family: .v4, owner: 1, on: loop).future.get() }
-        _ = try await scheduler.resolve(host: "h9", family: .v4, owner: 1, on: loop).future.get()
-        _ = try await scheduler.resolve(host: "h0", family: .v4, owner: 1, on: loop).future.get()
+        for i in 0..<10 { _ = try scheduler.resolve(host: "h\(i)", family: .v4, owner: 1, on: loop).future.wait() }
+        _ = try scheduler.resolve(host: "h9", family: .v4, owner: 1, on: loop).future.wait()
+        _ = try scheduler.resolve(host: "h0", family: .v4, owner: 1, on: loop).future.wait()
         #expect(dns.calls.count == 11, "h9 from the cache, h0 evicted")
         #expect(scheduler.cacheCount <= 4)
     }
