@@ -34,6 +34,13 @@ extension SCTPDriver {
         return security?.revokedOwners(by: keys) ?? []
     }
 
+    /// The engine owner of the client key named `name` (nil in plaintext mode or for an unknown name). Call on the
+    /// event loop.
+    public func owner(ofKeyNamed name: String) -> SCTPOwner? {
+        eventLoop.preconditionInEventLoop()
+        return security?.server?.owner(ofKeyNamed: name)
+    }
+
     /// The name of the client key behind an engine owner (nil for plaintext). Call on the event loop.
     public func keyName(of owner: SCTPOwner) -> String? {
         eventLoop.preconditionInEventLoop()

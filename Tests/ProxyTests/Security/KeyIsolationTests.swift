@@ -250,6 +250,25 @@ final class Intruder {
         return []
     }
 
+    /// Seals and sends `packet` without waiting for anything back (a flood); the handshake must be done.
+    func sendOnly(_ packet: ByteBuffer) {
+        let datagram = SCTPDatagram(source: local, destination: server, payload: packet)
+        if let sealed = security.seal(datagram, clock: Self.clock()) { transmit(sealed.payload) }
+        while let out = security.pollTransmit() { transmit(out.payload) }
+    }
+
+    /// The SCTP packets that have arrived, without waiting.
+    func pollReceived() -> [ByteBuffer] {
+        var packets: [ByteBuffer] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            guard count > 0 else { return packets }
+            let datagram = SCTPDatagram(source: server, destination: local, payload: ByteBuffer(bytes: buffer[0..<count]))
+            if let opened = security.open(datagram, clock: Self.clock()) { packets.append(opened.payload) }
+        }
+    }
+
     private func transmit(_ payload: ByteBuffer) {
         var address = Self.socketAddress(server)
         let bytes = Array(payload.readableBytesView)
