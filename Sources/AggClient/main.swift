@@ -40,6 +40,14 @@ struct ClientOptions: ParsableArguments {
     var verbose = false
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
+    @Option(
+        help: """
+            Connections open at once on the association (default 16384, at most 65534; the server's limit applies \
+            too). One beyond it waits for a connection to end (--stream-wait) before it is refused.
+            """)
+    var streamsPerAssociation: Int?
+    @Option(help: "How long a connection waits for a free stream when all are in use ('5s', the default; 0 refuses).")
+    var streamWait: String?
     @Option(help: "Paths the association may have, the server's listed addresses included (default 8, at most 64).")
     var pathsPerAssociation: Int?
     @Option(help: "Bytes buffered for the association's streams at most, e.g. '64MiB' (the default).")
@@ -59,6 +67,8 @@ struct ClientOptions: ParsableArguments {
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
+        overrides.set("limits.streams-per-association", streamsPerAssociation)
+        overrides.set("limits.stream-wait", streamWait)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
         overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         return overrides

@@ -36,7 +36,7 @@ struct ServerOptions: ParsableArguments {
     var allowPlaintext = false
     @Option(help: "Associations one client key may hold at once (default 4).")
     var associationsPerKey: String?
-    @Option(help: "Streams (connections) open at once on one association; more OPENs are refused (default 1024).")
+    @Option(help: "Connections open at once on one association (default 16384, at most 65534); more OPENs are refused.")
     var streamsPerAssociation: Int?
     @Option(help: "Paths one association may have, ASCONF-added ones included (default 8, at most 64).")
     var pathsPerAssociation: Int?

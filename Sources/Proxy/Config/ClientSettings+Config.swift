@@ -16,6 +16,11 @@ extension ClientSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey(
+                "limits.streams-per-association", \.limits.streamsPerAssociation,
+                .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),
+            ConfigKey("limits.stream-wait", \.limits.streamWait, .duration(allowingZero: true)),
+            ConfigKey("limits.stream-wait-queue", \.limits.streamWaitQueue, .integer(in: 0...65536)),
+            ConfigKey(
                 "limits.paths-per-association", \.limits.pathsPerAssociation,
                 .integer(in: 1...StreamLimits.maxPathsPerAssociation)),
             ConfigKey("limits.stream-credit", \.limits.streamCredit, StreamLimits.streamCreditType),

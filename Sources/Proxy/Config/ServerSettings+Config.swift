@@ -12,7 +12,9 @@ extension ServerSettings {
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
-            ConfigKey("limits.streams-per-association", \.limits.streamsPerAssociation, .integer(in: 1...65535)),
+            ConfigKey(
+                "limits.streams-per-association", \.limits.streamsPerAssociation,
+                .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),
             ConfigKey("limits.associations-per-key", \.limits.associationsPerKey, .integer(in: 1...1024)),
             ConfigKey(
                 "limits.paths-per-association", \.limits.pathsPerAssociation,

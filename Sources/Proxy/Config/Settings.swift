@@ -40,8 +40,15 @@ public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
 
 /// Resource limits shared by client and server.
 public struct StreamLimits: Equatable, Sendable {
-    /// Streams open at once on one association (the server's HELLO `maxStreams`); an OPEN beyond it is refused.
-    public var streamsPerAssociation = 1024
+    /// Streams (proxied connections) open at once on one association, 1 to 65,534 (every SCTP stream id but the
+    /// control stream's). The server tells its limit in HELLO and refuses an OPEN beyond it; the client uses the
+    /// smaller of its own and the server's, and a connection beyond it waits for a stream to free
+    /// (`streamWait`) before it is refused. Memory stays bounded by `bufferedBytesPerAssociation` whatever the
+    /// count; each open connection costs a socket (raise the file limit with it: the shipped units allow 1,048,576).
+    public var streamsPerAssociation = 16_384
+    /// Client: how long a new connection waits for a free stream when every one is in use, and how many may wait.
+    public var streamWait: Duration = .seconds(5)
+    public var streamWaitQueue = 4096
     /// Paths one association may have (`SCTPConfiguration.maxPathsPerAssociation`): a peer's ASCONF adding
     /// another is refused, addresses its INIT-ACK lists beyond it are ignored.
     public var pathsPerAssociation = 8
@@ -68,12 +75,20 @@ public struct StreamLimits: Equatable, Sendable {
     /// while; a quiet one is replaced by the new one). Beyond it, a new association is refused and counted.
     public var associationsPerKey = 4
 
+    /// Every SCTP stream id but the control stream's.
+    public static let maxStreamsPerAssociation = Int(UInt16.max) - 1
+
     public init() {}
 
     /// Checks the values are usable; `source` names where they came from in the error.
     public func validate(source: String) throws(ConfigError) {
-        guard (1...65535).contains(streamsPerAssociation) else {
-            throw ConfigError(path: source, "streams per association must be 1 ... 65535, not \(streamsPerAssociation)")
+        guard (1...Self.maxStreamsPerAssociation).contains(streamsPerAssociation) else {
+            throw ConfigError(
+                path: source,
+                "streams per association must be 1 ... \(Self.maxStreamsPerAssociation), not \(streamsPerAssociation)")
+        }
+        guard streamWait >= .zero, (0...65536).contains(streamWaitQueue) else {
+            throw ConfigError(path: source, "the stream wait must not be negative and its queue 0 ... 65536")
         }
         guard (1...1024).contains(associationsPerKey) else {
             throw ConfigError(path: source, "associations per key must be 1 ... 1024, not \(associationsPerKey)")

@@ -95,11 +95,13 @@ public enum ProxyFailure: Error, Hashable, Sendable, CaseIterable {
     case generalFailure
     /// The aggregation server (or the association to it) is not available.
     case serverUnavailable
+    /// Every stream of the association is in use, and none freed in time.
+    case tooManyStreams
 
     /// RFC 1928 §6 REP field.
     public var socks5Reply: UInt8 {
         switch self {
-        case .generalFailure, .serverUnavailable: return 0x01
+        case .generalFailure, .serverUnavailable, .tooManyStreams: return 0x01
         case .notAllowed: return 0x02
         case .unreachable: return 0x03
         case .hostUnreachable, .dnsFailure: return 0x04
@@ -119,6 +121,7 @@ public enum ProxyFailure: Error, Hashable, Sendable, CaseIterable {
         case .timeout: return HTTPStatusLine(code: 504, reason: "Gateway Timeout")
         case .notAllowed: return HTTPStatusLine(code: 403, reason: "Forbidden")
         case .serverUnavailable: return HTTPStatusLine(code: 503, reason: "Service Unavailable")
+        case .tooManyStreams: return HTTPStatusLine(code: 503, reason: "Service Unavailable (too many connections)")
         }
     }
 }

@@ -40,6 +40,7 @@ public enum ConnectionOutcome: String, CaseIterable, Sendable {
         case .timeout: self = .timeout
         case .notAllowed: self = .notAllowed
         case .serverUnavailable: self = .serverUnavailable
+        case .tooManyStreams: self = .tooManyStreams
         case .generalFailure, nil: self = .generalFailure
         }
     }

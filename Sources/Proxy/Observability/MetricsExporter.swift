@@ -64,6 +64,10 @@ final class MetricsExporter {
     static let associationGauges: [(String, String)] = [
         ("agg_association_streams", "Streams (proxied connections) open on the association."),
         ("agg_association_buffered_bytes", "Bytes queued or in flight on the association, not yet acknowledged."),
+        (
+            "agg_association_stream_limit",
+            "Streams the association may have open at once: the smaller of both daemons' limits."
+        ),
     ]
     static let udpSeries: [(String, String, [(String, String)])] = [
         ("agg_udp_datagrams_total", "UDP datagrams of the driver.", [("direction", "sent")]),
@@ -94,6 +98,7 @@ final class MetricsExporter {
             Self.setState(series.states, Self.associationStates, association.state)
             series.gauges[0].set(Double(association.streams))
             series.gauges[1].set(Double(association.bufferedBytes))
+            series.gauges[2].set(Double(association.streamLimit))
             for path in association.paths {
                 seenPaths.insert(path.id)
                 var series = pathSeries(path.id, labels: Self.labels(path, client: association.client))

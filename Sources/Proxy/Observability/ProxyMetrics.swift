@@ -18,6 +18,7 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let authenticated: CoreMetrics.Counter
     private let authenticationFailed: CoreMetrics.Counter
     private let associationsRevoked: CoreMetrics.Counter
+    private let streamWaits: CoreMetrics.Counter
     private let refusalCounters: [Refusal: CoreMetrics.Counter]
     /// Refusals so far by reason, for tests, the log and status displays.
     private(set) var refusals: [Refusal: Int] = [:]
@@ -48,6 +49,8 @@ public final class ProxyMetrics: @unchecked Sendable {
         authenticated = counter("agg_associations_total", associationsHelp, [("outcome", "authenticated")])
         authenticationFailed = counter("agg_associations_total", associationsHelp, [("outcome", "auth_failure")])
         associationsRevoked = counter("agg_associations_total", associationsHelp, [("outcome", "key_revoked")])
+        streamWaits = counter(
+            "agg_stream_waits_total", "New connections that found every stream in use and waited for one.", [])
         let refusalsHelp = "Requests a defence refused, by reason."
         var refusalCounters: [Refusal: CoreMetrics.Counter] = [:]
         for reason in Refusal.allCases {
@@ -97,6 +100,12 @@ public final class ProxyMetrics: @unchecked Sendable {
         recordRefusal(.pathsPerAssociation, count: engine.paths - engineRefusals.paths)
         recordRefusal(.tsnGaps, count: engine.tsnGaps - engineRefusals.tsnGaps)
         engineRefusals = engine
+    }
+
+    /// A new connection found every stream in use and waits for one.
+    func recordStreamWait() {
+        streamWaits.increment()
+        values.streamWaits += 1
     }
 
     /// An association passed or failed authentication.

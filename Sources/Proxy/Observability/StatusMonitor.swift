@@ -93,14 +93,16 @@ final class StatusMonitor: @unchecked Sendable {
         eventLoop.preconditionInEventLoop()
         let driver = source.driver
         var associations: [StatusSnapshot.Association] = []
-        for (id, state, streams, client) in source.associationStates() {
+        for association in source.associationStates() {
+            let id = association.id
             let paths = Self.paths(driver.endpoint.paths(of: id), association: id.rawValue) { local in
                 if let name = source.configuredPathName(local: local) { return (name, true) }
                 return interfaceName(of: local).map { ($0, false) }
             }
             associations.append(
                 StatusSnapshot.Association(
-                    id: id.rawValue, state: state, client: client, streams: streams,
+                    id: id.rawValue, state: association.state, client: association.client,
+                    streams: association.streams, streamLimit: association.streamLimit,
                     bufferedBytes: driver.bufferedAmount(id), paths: paths))
         }
         source.metrics.syncEngineRefusals(driver.endpoint.limitRefusals)

@@ -37,18 +37,22 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var client: String?
         /// Open streams (proxied connections).
         public var streams: Int
+        /// The most streams the association may have open at once: the smaller of both daemons' limits (0 while
+        /// not yet authenticated).
+        public var streamLimit: Int
         /// Bytes queued or in flight in the association, not yet acknowledged.
         public var bufferedBytes: Int
         public var paths: [Path]
 
         public init(
-            id: Int, state: String, client: String? = nil, streams: Int = 0, bufferedBytes: Int = 0,
-            paths: [Path] = []
+            id: Int, state: String, client: String? = nil, streams: Int = 0, streamLimit: Int = 0,
+            bufferedBytes: Int = 0, paths: [Path] = []
         ) {
             self.id = id
             self.state = state
             self.client = client
             self.streams = streams
+            self.streamLimit = streamLimit
             self.bufferedBytes = bufferedBytes
             self.paths = paths
         }
@@ -135,6 +139,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var authenticationFailures = 0
         /// Associations ended because their key was revoked.
         public var associationsRevoked = 0
+        /// New connections that found every stream in use and waited for one (refused ones count in
+        /// `connections["too_many_streams"]`).
+        public var streamWaits = 0
         /// Stream payload relayed from the client's side to the server's (up) and back (down).
         public var bytesUp = 0
         public var bytesDown = 0

@@ -12,6 +12,13 @@ public enum StatusTable {
     static let maxWidth = 79
 
     /// The table for `snapshot`, lines separated by "\n" and ending with one.
+    /// A line once connections found every stream in use: how many waited and how many were refused.
+    static func streamPressure(_ counters: StatusSnapshot.Counters) -> String? {
+        let refused = counters.connections[ConnectionOutcome.tooManyStreams.rawValue] ?? 0
+        guard counters.streamWaits > 0 || refused > 0 else { return nil }
+        return "every stream in use: \(counters.streamWaits) connections waited, \(refused) refused"
+    }
+
     public static func render(_ snapshot: StatusSnapshot) -> String {
         var lines: [String] = []
         let c = snapshot.counters
@@ -19,13 +26,15 @@ public enum StatusTable {
             "\(snapshot.role) \(snapshot.version)  up \(StatusFormat.duration(snapshot.uptime))  "
                 + "connections \(c.connections.values.reduce(0, +)) (\(c.connections["success"] ?? 0) ok)  "
                 + "relayed up \(StatusFormat.bytes(c.bytesUp)), down \(StatusFormat.bytes(c.bytesDown))")
+        if let pressure = Self.streamPressure(c) { lines.append(pressure) }
         if snapshot.associations.isEmpty {
             lines.append("")
             lines.append(snapshot.role == "aggclient" ? "no association: reconnecting" : "no client connected")
         }
         for association in snapshot.associations {
             lines.append("")
-            let streams = "\(association.streams) stream\(association.streams == 1 ? "" : "s")"
+            var streams = "\(association.streams) stream\(association.streams == 1 ? "" : "s")"
+            if association.streamLimit > 0 { streams += " of \(association.streamLimit)" }
             lines.append(
                 "association \(association.id) \(association.state)"
                     + (association.client.map { ", key \($0)" } ?? "")

@@ -128,6 +128,9 @@ public final class AggClientService: @unchecked Sendable {
         var sctp = configuration.sctp
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
         sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
+        // Every stream id SCTP has: the proxy's own limits decide how many are used (`StreamTable.client`).
+        sctp.outboundStreams = .max
+        sctp.maxInboundStreams = .max
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()
@@ -464,7 +467,9 @@ public final class AggClientService: @unchecked Sendable {
         replyBudget = ControlReplyBudget()
         let multiplexer = StreamMultiplexer(
             driver: driver, association: id, role: .client,
-            table: .client(outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),
+            table: .client(
+                outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams,
+                ownLimit: configuration.limits.streamsPerAssociation),
             receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
             idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
             bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger)
@@ -511,18 +516,30 @@ public final class AggClientService: @unchecked Sendable {
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [metrics] in metrics.recordConnection(ConnectionOutcome($0)) }
         let openTimeout = configuration.openTimeout
+        let limits = configuration.limits
         withMultiplexer { multiplexer in
             guard let multiplexer else {
                 promise.fail(ProxyFailure.serverUnavailable)
                 return
             }
-            guard let relay = multiplexer.makeClientRelay() else {
-                promise.fail(ProxyFailure.generalFailure)  // Every stream id is in use.
-                return
+            multiplexer.makeClientRelay(
+                waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue
+            ) { result in
+                switch result {
+                case .success(let relay):
+                    guard inbound.isActive else {
+                        // The application gave up while it waited: the stream is free again at once.
+                        relay.cancelBeforeOpen()
+                        promise.fail(ProxyFailure.generalFailure)
+                        return
+                    }
+                    relay.open(
+                        StreamTarget(target), initialData: initialData, inbound: inbound, timeout: openTimeout,
+                        promise: promise)
+                case .failure(let failure):
+                    promise.fail(failure)
+                }
             }
-            relay.open(
-                StreamTarget(target), initialData: initialData, inbound: inbound, timeout: openTimeout,
-                promise: promise)
         }
         return promise.futureResult
     }
@@ -573,7 +590,7 @@ public final class AggClientService: @unchecked Sendable {
         switch link {
         case .ready(let id, let multiplexer):
             lines.append(
-                "association \(id) ready streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                "association \(id) ready streams=\(multiplexer.activeStreams)/\(multiplexer.table.streamLimit) opened=\(multiplexer.streamsOpened) "
                     + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
             for path in driver.endpoint.paths(of: id) {
                 lines.append(

@@ -109,6 +109,9 @@ public final class AggServerService: @unchecked Sendable {
         sctp.maxPathsPerAssociation = configuration.limits.pathsPerAssociation
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         sctp.maxAssociationsPerOwner = configuration.limits.associationsPerKey
+        // Every stream id SCTP has: the proxy's own limit decides how many are used (`streamLimit`).
+        sctp.outboundStreams = .max
+        sctp.maxInboundStreams = .max
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
@@ -197,11 +200,11 @@ public final class AggServerService: @unchecked Sendable {
 
     /// Every association with its open streams (nil while it authenticates) and the key it authenticated with,
     /// for the status endpoint.
-    func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?, client: String?)] {
+    func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?, streamLimit: Int, client: String?)] {
         sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, session in
             var client: String?
             if case .authenticated(let name) = session.authenticator.state { client = name }
-            return (id, session.multiplexer?.activeStreams, client)
+            return (id, session.multiplexer?.activeStreams, session.multiplexer?.table.streamLimit ?? 0, client)
         }
     }
 
@@ -327,6 +330,12 @@ public final class AggServerService: @unchecked Sendable {
         logger.warning("\(message)", metadata: ["key": "\(name)"])
     }
 
+    /// The most streams an association may have open at once: the configured limit, within the SCTP stream counts
+    /// the association negotiated (stream 0 is the control stream). HELLO tells the client this number.
+    static func streamLimit(_ limits: StreamLimits, outbound: UInt16, inbound: UInt16) -> Int {
+        max(0, min(limits.streamsPerAssociation, Int(outbound) - 1, Int(inbound) - 1))
+    }
+
     private func established(_ id: SCTPAssociationID, outbound: UInt16, inbound: UInt16) {
         guard !isStopped else {
             driver.abort(id, reason: "server stopping")
@@ -336,7 +345,8 @@ public final class AggServerService: @unchecked Sendable {
         let challenge = (0..<AggLimits.authFieldLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let limits = configuration.limits
         let authenticator = ServerAuthenticator(
-            challenge: challenge, maxStreams: UInt16(clamping: limits.streamsPerAssociation),
+            challenge: challenge,
+            maxStreams: UInt16(Self.streamLimit(limits, outbound: outbound, inbound: inbound)),
             streamCredit: limits.streamCredit)
         let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
         let session = Session(
@@ -386,8 +396,7 @@ public final class AggServerService: @unchecked Sendable {
         let limits = configuration.limits
         let multiplexer = StreamMultiplexer(
             driver: driver, association: id, role: .server,
-            table: StreamTable(
-                limit: min(limits.streamsPerAssociation, Int(session.outbound) - 1, Int(session.inbound) - 1)),
+            table: StreamTable(limit: Self.streamLimit(limits, outbound: session.outbound, inbound: session.inbound)),
             receiveCredit: limits.streamCredit, sendCredit: 0,
             idleTimeout: TimeAmount(limits.streamIdleTimeout),
             associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),
@@ -456,7 +465,7 @@ public final class AggServerService: @unchecked Sendable {
         for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             if let multiplexer = session.multiplexer {
                 lines.append(
-                    "association \(id) streams=\(multiplexer.activeStreams) opened=\(multiplexer.streamsOpened) "
+                    "association \(id) streams=\(multiplexer.activeStreams)/\(multiplexer.table.streamLimit) opened=\(multiplexer.streamsOpened) "
                         + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
             } else {
                 lines.append("association \(id) authenticating")

@@ -27,7 +27,8 @@ extension ProxyFailure {
     public init?(_ code: OpenResultCode) {
         switch code {
         case .ok: return nil
-        case .generalFailure, .tooManyStreams: self = .generalFailure
+        case .generalFailure: self = .generalFailure
+        case .tooManyStreams: self = .tooManyStreams
         case .notAllowed: self = .notAllowed
         case .networkUnreachable: self = .unreachable
         case .hostUnreachable: self = .hostUnreachable

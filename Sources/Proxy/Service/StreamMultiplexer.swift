@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import NIOCore
 import SCTPEngine
@@ -54,6 +55,18 @@ final class StreamMultiplexer {
     /// Relays that hold back a WINDOW-UPDATE because `bufferedBytes` reached the limit; asked to send it once it
     /// is below again.
     private var creditWaiters: [StreamRelay] = []
+    /// Client: new connections waiting for a stream (every one was in use, or the buffered bytes at their limit),
+    /// oldest first; each is served when a stream frees, or refused when its wait ends.
+    private var streamWaiters = Deque<StreamWaiter>()
+    private var nextWaiterID = 0
+    /// Client: when the last "every stream is in use" warning was logged, and how many were held back since.
+    private var fullTableLog: (at: NIODeadline, heldBack: Int)?
+
+    private struct StreamWaiter {
+        let id: Int
+        let callback: (Result<StreamRelay, ProxyFailure>) -> Void
+        let timer: Scheduled<Void>
+    }
 
     init(
         driver: SCTPDriver, association: SCTPAssociationID, role: StreamState.Role, table: StreamTable,
@@ -97,6 +110,68 @@ final class StreamMultiplexer {
         return relay
     }
 
+    /// Client: a relay for a new connection, at once when a stream is free, else after waiting up to `wait` for one
+    /// (at most `queueLimit` connections wait). Fails with `.tooManyStreams` when none freed in time or the queue
+    /// is full, `.serverUnavailable` when the association goes away meanwhile. Every wait and refusal is counted.
+    func makeClientRelay(
+        waitingUpTo wait: TimeAmount, queueLimit: Int, _ callback: @escaping (Result<StreamRelay, ProxyFailure>) -> Void
+    ) {
+        if streamWaiters.isEmpty, let relay = makeClientRelay() {
+            callback(.success(relay))
+            return
+        }
+        guard !isClosed else {
+            callback(.failure(.serverUnavailable))
+            return
+        }
+        logTableFull()
+        guard wait > .zero, streamWaiters.count < queueLimit else {
+            refuseStream(callback)
+            return
+        }
+        metrics?.recordStreamWait()
+        let id = nextWaiterID
+        nextWaiterID += 1
+        let timer = eventLoop.assumeIsolated().scheduleTask(in: wait) { [weak self] in
+            guard let self, let index = self.streamWaiters.firstIndex(where: { $0.id == id }) else { return }
+            let waiter = self.streamWaiters.remove(at: index)
+            self.refuseStream(waiter.callback)
+        }
+        streamWaiters.append(StreamWaiter(id: id, callback: callback, timer: timer))
+    }
+
+    private func refuseStream(_ callback: (Result<StreamRelay, ProxyFailure>) -> Void) {
+        metrics?.recordRefusal(isOverBufferedLimit ? .bufferedBytesPerAssociation : .streamsPerAssociation)
+        callback(.failure(.tooManyStreams))
+    }
+
+    /// Gives freed streams to waiting connections, oldest first.
+    private func serveStreamWaiters() {
+        while !streamWaiters.isEmpty, let relay = makeClientRelay() {
+            let waiter = streamWaiters.removeFirst()
+            waiter.timer.cancel()
+            waiter.callback(.success(relay))
+        }
+    }
+
+    /// One warning per minute at most while connections find every stream in use: the operator learns the limit
+    /// and how to raise it.
+    private func logTableFull() {
+        let now = NIODeadline.now()
+        if let last = fullTableLog, now - last.at < .seconds(60) {
+            fullTableLog?.heldBack += 1
+            return
+        }
+        let reason =
+            isOverBufferedLimit
+            ? "the association buffers \(bufferedBytes) bytes, its limit (limits.buffered-bytes-per-association)"
+            : "all \(table.streamLimit) streams are in use (limits.streams-per-association, on the server too)"
+        logger.warning(
+            "new connections wait for a stream: \(reason)",
+            metadata: ["held_back": "\(fullTableLog?.heldBack ?? 0)", "waiting": "\(streamWaiters.count)"])
+        fullTableLog = (now, 0)
+    }
+
     // MARK: - Sending
 
     /// Sends one message of `relay`'s stream. The caller has run it through the stream's state already.
@@ -118,6 +193,7 @@ final class StreamMultiplexer {
         table.release(relay.id)
         creditWaiters.removeAll { $0 === relay }
         if relays.isEmpty { idleSince = .now() }
+        serveStreamWaiters()
     }
 
     // MARK: - Buffered bytes
@@ -129,7 +205,9 @@ final class StreamMultiplexer {
     func bufferedBytesChanged(by delta: Int) {
         bufferedBytes += delta
         assert(bufferedBytes >= 0, "buffered bytes went negative: \(bufferedBytes)")
-        guard !isOverBufferedLimit, !creditWaiters.isEmpty else { return }
+        guard !isOverBufferedLimit else { return }
+        if !streamWaiters.isEmpty { serveStreamWaiters() }
+        guard !creditWaiters.isEmpty else { return }
         let waiters = creditWaiters
         creditWaiters.removeAll()
         for relay in waiters { relay.sendHeldCredit() }
@@ -219,7 +297,7 @@ final class StreamMultiplexer {
         guard table.admit(stream) else {
             metrics?.recordConnection(.tooManyStreams)
             metrics?.recordRefusal(.streamsPerAssociation)
-            relay.refuse(.tooManyStreams, text: "at most \(table.limit) streams per association")
+            relay.refuse(.tooManyStreams, text: "at most \(table.streamLimit) streams per association")
             return
         }
         relays[stream] = relay
@@ -248,6 +326,12 @@ final class StreamMultiplexer {
         let all = Array(relays.values)
         relays.removeAll()
         creditWaiters.removeAll()
+        let waiting = streamWaiters
+        streamWaiters.removeAll()
+        for waiter in waiting {
+            waiter.timer.cancel()
+            waiter.callback(.failure(.serverUnavailable))
+        }
         for relay in all { relay.associationLost() }
     }
 

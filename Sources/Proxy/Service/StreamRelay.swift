@@ -75,6 +75,12 @@ final class StreamRelay: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Client: opening
 
+    /// The connection this relay was made for went away before OPEN: nothing was sent, so the stream is free again
+    /// at once.
+    func cancelBeforeOpen() {
+        multiplexer?.release(self)
+    }
+
     /// Sends OPEN (and `initialData` right behind it, within the HELLO credit) and completes `promise` when
     /// OPEN-RESULT arrives, or with `.timeout` after `timeout`.
     func open(

@@ -219,7 +219,7 @@ struct ConfigCommandTests {
                 "streams-per-association", "paths-per-association", "buffered-bytes-per-association",
                 "associations-per-key",
             ]
-            : ["paths-per-association", "buffered-bytes-per-association"]
+            : ["streams-per-association", "stream-wait", "paths-per-association", "buffered-bytes-per-association"]
         for flag in limitFlags { #expect(keys.contains("limits.\(flag)")) }
         let directory = try TemporaryDirectory()
         let help = try Self.run(binary, ["check-config", "--help"], in: directory)

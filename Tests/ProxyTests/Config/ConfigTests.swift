@@ -140,7 +140,7 @@ import Darwin
 @Suite struct SettingsTests {
     @Test func defaults() throws {
         let server = ServerSettings()
-        #expect(server.limits.streamsPerAssociation == 1024)
+        #expect(server.limits.streamsPerAssociation == 16_384)
         #expect(server.limits.streamCredit == 4 * 1024 * 1024)
         #expect(server.limits.connectTimeout == .seconds(10))
         #expect(server.listenAddresses.map(\.description) == ["0.0.0.0:9899", "[::]:9899"])

@@ -374,6 +374,22 @@ struct StreamPair {
         #expect(r7 == nil)
     }
 
+    @Test func theClientsOwnLimitCapsTooAndEveryIdButZeroIsUsable() {
+        var own = StreamTable.client(outboundStreams: 65535, inboundStreams: 65535, maxStreams: 65534, ownLimit: 2)
+        #expect(own.streamLimit == 2)
+        #expect(own.allocate() == StreamID(1) && own.allocate() == StreamID(2))
+        #expect(own.isFull && own.allocate() == nil)
+
+        var all = StreamTable.client(outboundStreams: 65535, inboundStreams: 65535, maxStreams: 65534, ownLimit: 65534)
+        #expect(all.streamLimit == 65534)
+        var last: StreamID?
+        for _ in 0..<65534 { last = all.allocate() }
+        #expect(last == StreamID(65534))
+        #expect(all.isFull && all.allocate() == nil)
+        all.release(StreamID(40000))
+        #expect(all.allocate() == StreamID(40000), "a freed id is found again after a full table")
+    }
+
     @Test func allocationScalesAcrossWords() {
         var table = StreamTable(limit: 65536)
         for expected in 1...1000 {
