@@ -105,7 +105,9 @@ let package = Package(
         ),
         .testTarget(
             name: "ProxyTests",
-            dependencies: ["Proxy", "SCTPEngine", .product(name: "NIOEmbedded", package: "swift-nio")],
+            dependencies: [
+                "Proxy", "SCTPEngine", "SCTPSimulation", .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
     ]
