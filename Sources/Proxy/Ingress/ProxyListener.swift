@@ -9,7 +9,11 @@ public struct ProxyListener: Sendable {
     public var protocols: ProxyProtocols
     public var configuration: ProxyIngressConfiguration
     public var connector: any ProxyConnector
-    public var backlog: Int32 = 256
+    /// Connections the kernel queues before we accept them (capped by net.core.somaxconn). A page load or an app
+    /// start opens hundreds at once; with a short queue the rest are dropped and their clients retry a second later.
+    public var backlog: Int32 = 4096
+    /// Connections accepted per wake-up of the event loop, so that a burst leaves the queue quickly.
+    public var acceptsPerRead: UInt = 64
 
     public init(
         host: String = "127.0.0.1",
@@ -41,6 +45,10 @@ public struct ProxyListener: Sendable {
     }
 
     private func makeBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
+        makeChildBootstrap(group: group).serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
+    }
+
+    private func makeChildBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
         let protocols = self.protocols
         let configuration = self.configuration
         let connector = self.connector
