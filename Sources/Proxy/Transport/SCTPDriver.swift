@@ -70,6 +70,8 @@ public final class SCTPDriver: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: SCTPTime?
     private var isReadingBatch = false
+    /// A task will transmit what `send` deferred.
+    private var transmissionScheduled = false
     private var isDraining = false
     private var isClosing = false
     /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
@@ -160,14 +162,31 @@ public final class SCTPDriver: @unchecked Sendable {
         return id
     }
 
-    /// Queues a message; it leaves as congestion control allows.
+    /// Queues a message; it leaves as congestion control allows, at the end of this turn of the event loop (or
+    /// of the read batch under way) together with every other message sent in it: a burst of small messages (the
+    /// OPEN-RESULTs of many connections, a socket read's tail and the next one's head) shares packets instead of
+    /// taking one sealed datagram each.
     public func send(
         _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
         unordered: Bool = false
     ) throws(SCTPError) {
         eventLoop.preconditionInEventLoop()
-        defer { drain() }
-        try endpoint.send(payload, on: id, stream: stream, ppid: ppid, unordered: unordered, now: .now())
+        try endpoint.send(
+            payload, on: id, stream: stream, ppid: ppid, unordered: unordered, deferringTransmission: true,
+            now: .now())
+        guard !isReadingBatch, !transmissionScheduled else { return }  // A read batch transmits when it ends.
+        transmissionScheduled = true
+        eventLoop.execute { [self] in
+            transmissionScheduled = false
+            transmitDeferred()
+        }
+    }
+
+    /// Sends what `send` queued this turn, then what follows from it.
+    private func transmitDeferred() {
+        guard endpoint.hasDeferredTransmissions else { return }
+        endpoint.transmitDeferred(now: .now())
+        drain()
     }
 
     public func isWritable(_ id: SCTPAssociationID) -> Bool {
@@ -215,6 +234,7 @@ public final class SCTPDriver: @unchecked Sendable {
     /// The end of a read batch: everything written while reading leaves now.
     func receiveComplete() {
         isReadingBatch = false
+        transmitDeferred()
         flush()
     }
 

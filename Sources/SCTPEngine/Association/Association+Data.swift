@@ -4,14 +4,17 @@ import NIOCore
 extension Association {
     // MARK: - Application commands
 
-    func sendMessage(_ payload: ByteBuffer, stream: StreamID, ppid: PPID, unordered: Bool, now: SCTPTime) throws(SCTPError) {
+    /// Queues a message; `transmitting` false leaves it queued until the next `transmit` (the caller's batch).
+    func sendMessage(
+        _ payload: ByteBuffer, stream: StreamID, ppid: PPID, unordered: Bool, transmitting: Bool = true, now: SCTPTime
+    ) throws(SCTPError) {
         guard state.acceptsNewData else { throw .shuttingDown }
         guard stream.rawValue < outboundStreams || !state.isEstablishedOrLater else {
             throw .invalidStream(stream, available: outboundStreams)
         }
         guard payload.readableBytes > 0 else { throw .messageTooLarge(0) }
         sendQueue.enqueue(streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered)
-        if state.isEstablishedOrLater { transmit(now: now) }
+        if transmitting, state.isEstablishedOrLater { transmit(now: now) }
     }
 
     var isWritable: Bool { sendQueue.isWritable }

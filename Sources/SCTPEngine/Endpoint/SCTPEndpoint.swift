@@ -28,6 +28,9 @@ public final class SCTPEndpoint {
     var byOwner: [SCTPOwner: [Association]] = [:]
     /// When each association next needs `handleTimeout`.
     var deadlines = DeadlineSchedule<SCTPAssociationID>()
+    /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
+    private var deferredTransmissions: [SCTPAssociationID] = []
+    private var deferredSet: Set<SCTPAssociationID> = []
     /// COOKIE-ECHOs refused because their owner held `maxAssociationsPerOwner` live associations.
     public internal(set) var refusedAssociations = 0
     /// Associations closed to make room for a new one of the same owner (they had been quiet).
@@ -74,14 +77,33 @@ public final class SCTPEndpoint {
         return association.id
     }
 
-    /// Queues a message on a stream; it goes out as congestion control allows.
+    /// Queues a message on a stream; it goes out as congestion control allows. With `deferringTransmission` it
+    /// waits in the send queue until `transmitDeferred(now:)`, so that the messages a caller sends together (one
+    /// turn of its event loop) leave bundled in as few packets as they fill, not one packet each.
     public func send(
         _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
-        unordered: Bool = false, now: SCTPTime
+        unordered: Bool = false, deferringTransmission: Bool = false, now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
         defer { settle(association) }
-        try association.sendMessage(payload, stream: stream, ppid: ppid, unordered: unordered, now: now)
+        try association.sendMessage(
+            payload, stream: stream, ppid: ppid, unordered: unordered, transmitting: !deferringTransmission, now: now)
+        if deferringTransmission, deferredSet.insert(id).inserted { deferredTransmissions.append(id) }
+    }
+
+    /// Whether messages wait for `transmitDeferred(now:)`.
+    public var hasDeferredTransmissions: Bool { !deferredTransmissions.isEmpty }
+
+    /// Sends what the deferred `send`s queued, as congestion control allows.
+    public func transmitDeferred(now: SCTPTime) {
+        let ids = deferredTransmissions
+        deferredTransmissions.removeAll(keepingCapacity: true)
+        deferredSet.removeAll(keepingCapacity: true)
+        for id in ids {
+            guard let association = associations[id] else { continue }
+            if association.state.isEstablishedOrLater { association.transmit(now: now) }
+            settle(association)
+        }
     }
 
     /// Whether the association's send buffer is below its high watermark.
