@@ -45,14 +45,11 @@ public struct ProxyListener: Sendable {
     }
 
     private func makeBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
-        makeChildBootstrap(group: group).serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
-    }
-
-    private func makeChildBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
         let protocols = self.protocols
         let configuration = self.configuration
         let connector = self.connector
         return ServerBootstrap(group: group)
+            .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in

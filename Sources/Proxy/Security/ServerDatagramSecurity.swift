@@ -279,11 +279,7 @@ struct ServerDatagramSecurity {
             statistics.droppedMalformed += 1
             return false
         }
-        let keyID = hello[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard let entry = keys[keyID] else {
-            statistics.droppedUnknownKey += 1
-            return false
-        }
+        guard let (keyID, entry) = heldKey(of: hello) else { return false }
         typealias Offset = SecureDatagram.HelloOffset
         let expected = SecureDatagram.handshakeTag(
             key: entry.key, label: SecureDatagram.helloLabel, [hello[0..<Offset.tag]])
@@ -361,6 +357,16 @@ struct ServerDatagramSecurity {
     /// versions, under a tag of that key over the whole HELLO: the server's word, and never larger than the HELLO)
     /// at most once a second per key, and reports it; for an unknown key id it stays silent, as for any scanner.
     /// The HELLO's own tag cannot be checked (its layout is another version's), so VERSION is all it ever gets.
+    /// The key a HELLO names (bytes 2..<10, any version), if the server holds it; an unknown one is counted.
+    private mutating func heldKey(of hello: [UInt8]) -> (id: UInt64, entry: KeyEntry)? {
+        let keyID = hello[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard let entry = keys[keyID] else {
+            statistics.droppedUnknownKey += 1
+            return nil
+        }
+        return (keyID, entry)
+    }
+
     private mutating func receiveForeignHello(_ datagram: SCTPDatagram, version: UInt8, clock: SecurityClock) -> Bool
     {
         let payload = datagram.payload
@@ -371,11 +377,7 @@ struct ServerDatagramSecurity {
             statistics.droppedMalformed += 1
             return false
         }
-        let keyID = hello[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        guard let entry = keys[keyID] else {
-            statistics.droppedUnknownKey += 1
-            return false
-        }
+        guard let (keyID, entry) = heldKey(of: hello) else { return false }
         statistics.versionMismatches += 1
         if let last = entry.lastVersionAnswer, clock.monotonic - last < .seconds(1) { return true }
         keys[keyID]!.lastVersionAnswer = clock.monotonic

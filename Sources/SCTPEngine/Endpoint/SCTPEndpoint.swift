@@ -88,7 +88,10 @@ public final class SCTPEndpoint {
         defer { settle(association) }
         try association.sendMessage(
             payload, stream: stream, ppid: ppid, unordered: unordered, transmitting: !deferringTransmission, now: now)
-        if deferringTransmission, deferredSet.insert(id).inserted { deferredTransmissions.append(id) }
+        // Consecutive sends are nearly always on one association: the set is consulted only when it changes.
+        if deferringTransmission, deferredTransmissions.last != id, deferredSet.insert(id).inserted {
+            deferredTransmissions.append(id)
+        }
     }
 
     /// Whether messages wait for `transmitDeferred(now:)`.

@@ -62,7 +62,7 @@ import Testing
             driver.onEvent = rogue.handle
             rogue.association = driver.connect(to: listen[0], peerPort: AggServerService.sctpPort)
         }.wait()
-        let authenticated = try Self.poll(seconds: 10) {
+        let authenticated = try AttackHarness.wait(seconds: 10) {
             try clientLoop.submit { rogue.isAuthenticated }.wait()
         }
         #expect(authenticated)
@@ -72,7 +72,7 @@ import Testing
             for value in 0..<200 { driver.send(ControlMessage.ping(UInt64(value)), on: rogue.association!) }
         }.wait()
         // Every PING is either answered or refused.
-        let settled = try Self.poll(seconds: 10) {
+        let settled = try AttackHarness.wait(seconds: 10) {
             let pongs = try clientLoop.submit { rogue.pongs }.wait()
             let refused = try serverLoop.submit { server.metrics.refusals[.controlReplies] ?? 0 }.wait()
             return pongs + refused == 200
@@ -92,15 +92,5 @@ import Testing
         try server.stop().wait()
         try driver.close().wait()
         try group.syncShutdownGracefully()
-    }
-
-    /// Polls `condition` every 50 ms for up to `seconds`; returns whether it held.
-    static func poll(seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return try condition()
     }
 }

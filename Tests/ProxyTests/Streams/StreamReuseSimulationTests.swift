@@ -40,6 +40,18 @@ import Testing
             releaseIfFree(id)
         }
 
+        /// The stream message `message` carries; nil (and a violation) if it does not decode.
+        func decode(_ message: SCTPMessage) -> StreamMessage? {
+            guard
+                let decoded = try? StreamMessage.decode(
+                    ppid: message.ppid, payload: message.payload, stream: message.stream)
+            else {
+                violations.append("undecodable message on \(message.stream)")
+                return nil
+            }
+            return decoded
+        }
+
         /// A message the state already accounted for (the RESET that answers a RESET: the stream is free then).
         func sendAnswer(_ message: StreamMessage, on id: StreamID) {
             do {
@@ -82,7 +94,6 @@ import Testing
         var resetEarly = 0
         var connectionOn: [StreamID: Int] = [:]  // The server's view: which connection each id carries.
         var clientConnectionOn: [StreamID: Int] = [:]  // The client's.
-        var lateMessagesIgnored = 0
         let credit: UInt32 = 1 << 20
 
         func payload(_ connection: Int) -> ByteBuffer {
@@ -118,16 +129,13 @@ import Testing
                 openConnections()
             case .message(_, let message):
                 let id = message.stream
-                guard let decoded = try? StreamMessage.decode(ppid: message.ppid, payload: message.payload, stream: id)
-                else { return client.violations.append("undecodable message on \(id)") }
+                guard let decoded = client.decode(message) else { return }
                 guard client.states[id] != nil else {
                     // The client frees an id only on the server's terminal, after which the server sends nothing.
                     return client.violations.append("\(decoded.kind) on free stream \(id)")
                 }
                 do {
                     switch try client.states[id]!.receive(decoded) {
-                    case .ignored:
-                        lateMessagesIgnored += 1
                     case .deliver(let bytes):
                         let sender = bytes.getInteger(at: bytes.readerIndex, as: UInt64.self).map(Int.init)
                         if sender != clientConnectionOn[id] {
@@ -156,8 +164,7 @@ import Testing
                 server.association = id
             case .message(_, let message):
                 let id = message.stream
-                guard let decoded = try? StreamMessage.decode(ppid: message.ppid, payload: message.payload, stream: id)
-                else { return server.violations.append("undecodable message on \(id)") }
+                guard let decoded = server.decode(message) else { return }
                 if server.states[id] == nil { server.states[id] = StreamState(role: .server, receiveCredit: credit) }
                 let action: StreamReceiveAction
                 do {
@@ -187,13 +194,10 @@ import Testing
                 case .resetByPeer(_, _, let mustAnswer):
                     // As StreamRelay does: the answer goes out although the stream is already free here.
                     if mustAnswer { server.sendAnswer(.reset(.cancelled, text: nil), on: id) }
-                case .ignored:
-                    lateMessagesIgnored += 1
-                case .opened, .openFailed, .credit, .released:
+                case .ignored, .opened, .openFailed, .credit, .released:
                     break
                 }
                 server.releaseIfFree(id)
-                if server.states[id]?.isFree == true { server.states[id] = nil }
             default: break
             }
         }
@@ -211,6 +215,5 @@ import Testing
         let reordered = network.links.map(\.counters.reordered).reduce(0, +)
         #expect(lost > 0 && reordered > 0, "the path lost \(lost) and reordered \(reordered) packets")
         #expect(client.table.count == 0 && server.table.count == 0, "every id free at the end")
-        _ = lateMessagesIgnored
     }
 }
