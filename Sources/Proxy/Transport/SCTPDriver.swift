@@ -23,6 +23,13 @@ public final class SCTPDriver: @unchecked Sendable {
         /// Interfaces to bind local addresses' channels to (SO_BINDTODEVICE), so that each leaves by its own
         /// interface whatever the routing table says. Addresses not listed are bound to the address only.
         public var interfaces: [SCTPIPAddress: String] = [:]
+        /// UDP segmentation offload both ways where the kernel has it (Linux 4.18 for sending, 5.10 for
+        /// receiving): consecutive datagrams of one size to one destination leave in one `sendmsg` (UDP_SEGMENT),
+        /// and the kernel hands up runs of them in one read (UDP_GRO), so the UDP stack is crossed once per up to
+        /// 64 datagrams instead of once per datagram. A socket whose device refuses it falls back to plain sends.
+        public var segmentationOffload = true
+        /// Datagrams read with one `recvmmsg` when receive offload is on; each slot then holds up to 64 KiB.
+        public var offloadVectorReadMessageCount = 8
 
         public init() {}
     }
@@ -38,6 +45,8 @@ public final class SCTPDriver: @unchecked Sendable {
         public var timerExpiries = 0
         /// Channels that closed under us and were bound again.
         public var rebinds = 0
+        /// Writes of several datagrams at once (UDP segmentation offload).
+        public var segmentedWrites = 0
     }
 
     /// One bound UDP channel.
@@ -53,6 +62,46 @@ public final class SCTPDriver: @unchecked Sendable {
         var isRetired = false
         /// The interface the channel is bound to (SO_BINDTODEVICE), if any.
         var interface: String?
+        /// Segmentation offload may be used on sends (it is on, and no send with it has failed).
+        var sendsSegmented = false
+    }
+
+    /// Datagrams written since the last one that could not join them: all to one destination through one socket,
+    /// all of `segmentSize` bytes but the last, which may be shorter. They leave as one write that the kernel
+    /// splits (UDP_SEGMENT), or as a plain datagram when there is only one.
+    struct OutgoingBatch {
+        var index: Int
+        var destination: SCTPSocketAddress
+        var remote: SocketAddress
+        /// The first datagram alone, until a second joins; then every datagram, end to end.
+        var buffer: ByteBuffer
+        var segmentSize: Int
+        var count = 1
+        /// A short datagram ended the batch.
+        var isClosed: Bool
+
+        /// Linux sends at most 64 segments per write (UDP_MAX_SEGMENTS before 6.x), each write at most a UDP
+        /// payload of 65,507 bytes.
+        static let maxSegments = 64
+        static let maxBytes = 65_507
+
+        /// Adds `datagram` when it may follow the batch's datagrams in the same write.
+        mutating func append(_ datagram: ByteBuffer, index: Int, destination: SCTPSocketAddress) -> Bool {
+            let size = datagram.readableBytes
+            guard !isClosed, index == self.index, size <= segmentSize, count < Self.maxSegments,
+                buffer.readableBytes + size <= Self.maxBytes, destination == self.destination
+            else { return false }
+            if count == 1 {
+                var joined = ByteBuffer()
+                joined.reserveCapacity(min(Self.maxBytes, segmentSize * Self.maxSegments))
+                joined.writeImmutableBuffer(buffer)
+                buffer = joined
+            }
+            buffer.writeImmutableBuffer(datagram)
+            count += 1
+            isClosed = size < segmentSize
+            return true
+        }
     }
 
     public let eventLoop: any EventLoop
@@ -70,12 +119,16 @@ public final class SCTPDriver: @unchecked Sendable {
     private var timer: Scheduled<Void>?
     private var timerDeadline: SCTPTime?
     private var isReadingBatch = false
+    /// Datagrams handled since the read batch began or last flushed.
+    private var receivedInBatch = 0
     /// A task will transmit what `send` deferred.
     private var transmissionScheduled = false
     private var isDraining = false
     private var isClosing = false
     /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
     private var lastDestination: (SCTPSocketAddress, SocketAddress)?
+    /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
+    private var batch: OutgoingBatch?
     /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
     var security: DatagramSecurityLayer?
 
@@ -222,18 +275,47 @@ public final class SCTPDriver: @unchecked Sendable {
         {
             destination.ip = ip
         }
-        statistics.datagramsReceived += 1
-        statistics.bytesReceived += envelope.data.readableBytes
         isReadingBatch = true
-        let received = SCTPDatagram(source: source, destination: destination, payload: envelope.data)
-        guard let datagram = openReceived(received) else { return }
-        endpoint.handle(datagram, now: .now())
-        drain()
+        var data = envelope.data
+        // With receive offload the kernel hands up a run of datagrams of one size (the last may be shorter), end
+        // to end.
+        let segmentSize = envelope.metadata?.segmentSize ?? 0
+        if segmentSize > 0, data.readableBytes > segmentSize {
+            while let segment = data.readSlice(length: min(segmentSize, data.readableBytes)) {
+                receive(segment, from: source, to: destination)
+                if data.readableBytes == 0 { break }
+            }
+        } else {
+            receive(data, from: source, to: destination)
+        }
     }
+
+    private func receive(_ payload: ByteBuffer, from source: SCTPSocketAddress, to destination: SCTPSocketAddress) {
+        statistics.datagramsReceived += 1
+        statistics.bytesReceived += payload.readableBytes
+        let received = SCTPDatagram(source: source, destination: destination, payload: payload)
+        if let datagram = openReceived(received) {
+            endpoint.handle(datagram, now: .now())
+            drain()
+        }
+        // One read event may hand up thousands of datagrams (runs of 44 in each of several slots, several reads):
+        // what they called for (SACKs above all) leaves every so often, not only when the whole batch is done, or
+        // the peer's retransmission timer would outrun the acknowledgements.
+        receivedInBatch += 1
+        if receivedInBatch >= Self.datagramsPerFlush {
+            receivedInBatch = 0
+            transmitDeferred()
+            flush()
+        }
+    }
+
+    /// Datagrams handled between two flushes within one read batch.
+    static let datagramsPerFlush = 64
 
     /// The end of a read batch: everything written while reading leaves now.
     func receiveComplete() {
         isReadingBatch = false
+        receivedInBatch = 0
         transmitDeferred()
         flush()
     }
@@ -311,13 +393,22 @@ public final class SCTPDriver: @unchecked Sendable {
         if let sealed = sealForWrite(datagram) { writeDatagram(sealed) }
     }
 
-    /// Writes a datagram as it is (sealed already, or plaintext).
+    /// Writes a datagram as it is (sealed already, or plaintext): it joins the batch under way when it can, else
+    /// the batch leaves and a new one starts with it.
     func writeDatagram(_ datagram: SCTPDatagram) {
         guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
             statistics.sendFailures += 1
             logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
             return
         }
+        statistics.datagramsSent += 1
+        statistics.bytesSent += datagram.payload.readableBytes
+        if batch != nil, sockets[index].sendsSegmented,
+            batch!.append(datagram.payload, index: index, destination: datagram.destination)
+        {
+            return
+        }
+        writeBatch()
         let remote: SocketAddress
         if let (cached, address) = lastDestination, cached == datagram.destination {
             remote = address
@@ -325,18 +416,44 @@ public final class SCTPDriver: @unchecked Sendable {
             remote = SocketAddress(datagram.destination)
             lastDestination = (datagram.destination, remote)
         }
-        statistics.datagramsSent += 1
-        statistics.bytesSent += datagram.payload.readableBytes
+        let size = datagram.payload.readableBytes
+        batch = OutgoingBatch(
+            index: index, destination: datagram.destination, remote: remote, buffer: datagram.payload,
+            segmentSize: size, isClosed: false)
+    }
+
+    /// Hands the batch under way to its channel: one datagram as it is, several as one segmented write.
+    private func writeBatch() {
+        guard let batch else { return }
+        self.batch = nil
+        let index = batch.index
+        guard sockets.indices.contains(index) else { return }
+        var envelope = AddressedEnvelope(remoteAddress: batch.remote, data: batch.buffer)
+        let segmented = batch.count > 1
+        if segmented {
+            envelope.metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
+            statistics.segmentedWrites += 1
+        }
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenFailure { error in
-            self.statistics.sendFailures += 1
-            self.logger.debug("send refused", metadata: ["error": "\(error)"])
+            self.statistics.sendFailures += batch.count
+            guard segmented, self.sockets.indices.contains(index), self.sockets[index].sendsSegmented else {
+                self.logger.debug("send refused", metadata: ["error": "\(error)"])
+                return
+            }
+            // A device without checksum offload (PPP, some modems) or a smaller MTU refuses segmented sends
+            // (EIO, EINVAL): this socket sends datagram by datagram from now on, and SCTP retransmits the batch.
+            self.sockets[index].sendsSegmented = false
+            self.logger.notice(
+                "segmentation offload refused; sending datagram by datagram",
+                metadata: ["local": "\(self.sockets[index].bound)", "error": "\(error)"])
         }
-        sockets[index].channel.write(AddressedEnvelope(remoteAddress: remote, data: datagram.payload), promise: promise)
+        sockets[index].channel.write(envelope, promise: promise)
         sockets[index].hasUnflushedWrites = true
     }
 
     func flush() {
+        writeBatch()
         for index in sockets.indices where sockets[index].hasUnflushedWrites {
             sockets[index].hasUnflushedWrites = false
             sockets[index].channel.flush()
@@ -381,17 +498,21 @@ public final class SCTPDriver: @unchecked Sendable {
         let index = index ?? sockets.count
         let options = self.options
         let interface = interface ?? options.interfaces[address.ip]
+        let receiveOffload = options.segmentationOffload && System.supportsUDPReceiveOffload
+        let sendOffload = options.segmentationOffload && System.supportsUDPSegmentationOffload
+        // With receive offload one slot takes a run of datagrams, up to 64 KiB.
+        let slots = receiveOffload ? options.offloadVectorReadMessageCount : options.vectorReadMessageCount
+        let slotSize = receiveOffload ? 65_536 : options.maxDatagramSize
         let bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelOption(.datagramVectorReadMessageCount, value: options.vectorReadMessageCount)
-            .channelOption(
-                .recvAllocator,
-                value: FixedSizeRecvByteBufferAllocator(
-                    capacity: options.vectorReadMessageCount * options.maxDatagramSize))
+            .channelOption(.datagramVectorReadMessageCount, value: slots)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
             .channelInitializer { channel in
                 // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
                 SCTPDriver.bindToInterface(channel, interface).flatMap {
                     SCTPDriver.restrictToIPv6(channel, address)
+                }.flatMap {
+                    SCTPDriver.enableReceiveOffload(channel, receiveOffload)
                 }.flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
                 }
@@ -403,8 +524,18 @@ public final class SCTPDriver: @unchecked Sendable {
                 }
                 self.logger.debug(
                     "bound UDP channel", metadata: ["local": "\(local)", "interface": "\(interface ?? "-")"])
-                return Socket(channel: channel, bound: local, requested: address, interface: interface)
+                return Socket(
+                    channel: channel, bound: local, requested: address, interface: interface,
+                    sendsSegmented: sendOffload)
             }
+        }
+    }
+
+    /// Turns on UDP_GRO and the report of each run's segment size; without the report a run could not be split.
+    static func enableReceiveOffload(_ channel: any Channel, _ enable: Bool) -> EventLoopFuture<Void> {
+        guard enable else { return channel.eventLoop.makeSucceededVoidFuture() }
+        return channel.setOption(.datagramReceiveOffload, value: true).flatMap {
+            channel.setOption(ChannelOptions.Types.DatagramReceiveSegmentSize(), value: true)
         }
     }
 

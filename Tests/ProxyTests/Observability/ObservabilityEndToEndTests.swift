@@ -88,7 +88,13 @@ extension EndToEndTests {
         #expect(perPath.count == 2)
         #expect(perPath.allSatisfy { $0 > 0 })
         let sent = perPath.reduce(0, +)
-        #expect(sent >= Double(size) && sent < Double(size) * 1.15, "\(sent) bytes on the paths for \(size)")
+        // What the paths carried beyond the body is headers and counted retransmissions: the debug build's client
+        // can fall behind a server that sends in runs (segmentation offload), and its socket queue then outgrows the
+        // minimum RTO, which retransmits spuriously (at most a window's worth, each chunk counted).
+        let retransmitted = server.values("agg_path_retransmissions_total").reduce(0, +)
+        #expect(
+            sent >= Double(size) && sent < Double(size) * 1.15 + retransmitted * 1_500,
+            "\(sent) bytes on the paths for \(size), \(retransmitted) chunks retransmitted")
         // The UDP driver sent what the paths count, plus what belongs to no path (the handshake's INIT-ACK) and any
         // per-datagram framing below SCTP.
         let udpSent = server.sum("agg_udp_bytes_total", ["direction": "sent"])

@@ -22,7 +22,12 @@ import SCTPEngine
         try await driver.close().get()
     }
 
-    @Test func handshakeBulkTransferAndShutdown() async throws {
+    /// Both with UDP segmentation offload (the default: runs of full-size datagrams leave in one write and arrive
+    /// in one read) and without it.
+    @Test(arguments: [true, false])
+    func handshakeBulkTransferAndShutdown(segmentationOffload: Bool) async throws {
+        var options = SCTPDriver.Options()
+        options.segmentationOffload = segmentationOffload
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let localhost = SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)
@@ -33,10 +38,10 @@ import SCTPEngine
         clientConfiguration.localPort = 7000
 
         let server = try await SCTPDriver.bind(
-            localAddresses: [localhost], configuration: serverConfiguration, seed: 1, on: loop
+            localAddresses: [localhost], configuration: serverConfiguration, seed: 1, options: options, on: loop
         ).get()
         let client = try await SCTPDriver.bind(
-            localAddresses: [localhost], configuration: clientConfiguration, seed: 2, on: loop
+            localAddresses: [localhost], configuration: clientConfiguration, seed: 2, options: options, on: loop
         ).get()
 
         let total = 2 * 1024 * 1024
@@ -76,6 +81,17 @@ import SCTPEngine
         #expect(received == data)
         #expect(clientStats.sendFailures == 0 && serverStats.sendFailures == 0)
         #expect(clientStats.bytesSent > total)
+        if segmentationOffload && System.supportsUDPSegmentationOffload {
+            // 2 MiB in 64 KiB messages: most of the data leaves in runs of full-size datagrams.
+            #expect(clientStats.segmentedWrites > 10)
+            #expect(clientStats.datagramsSent > clientStats.segmentedWrites * 4)
+        } else {
+            #expect(clientStats.segmentedWrites == 0)
+        }
+        // Every datagram the client sent was received whole, one by one, whether the kernel handed them up in runs
+        // or singly (none is lost on loopback).
+        #expect(serverStats.datagramsReceived == clientStats.datagramsSent)
+        #expect(serverStats.bytesReceived == clientStats.bytesSent)
 
         try await client.close().get()
         try await server.close().get()
