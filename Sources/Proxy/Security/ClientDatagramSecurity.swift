@@ -111,7 +111,8 @@ struct ClientDatagramSecurity {
     /// The sealed form of an outgoing SCTP datagram; nil while it waits for the handshake (or was dropped).
     mutating func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         lastRoute = (datagram.source, datagram.destination)
-        guard let session = current else {
+        // Only the counters are read (`if let current` would copy the session: its keys, its window).
+        guard let sent = current?.cipher.sendCounter, let opened = current?.cipher.packetsOpened else {
             if queue.count < configuration.queueLimit {
                 queue.append(datagram)
             } else {
@@ -121,8 +122,7 @@ struct ClientDatagramSecurity {
             return nil
         }
         if pending == nil,
-            session.cipher.sendCounter >= configuration.rekeyAfterPackets
-                || session.cipher.packetsOpened >= configuration.rekeyAfterPackets
+            sent >= configuration.rekeyAfterPackets || opened >= configuration.rekeyAfterPackets
                 || isUnanswered(at: clock.monotonic)
         {
             startHello(from: datagram.source, to: datagram.destination, clock: clock)
@@ -232,9 +232,12 @@ struct ClientDatagramSecurity {
     func nextDeadline() -> SCTPTime? {
         var deadline: SCTPTime?
         func consider(_ time: SCTPTime) { deadline = min(deadline ?? time, time) }
-        if let pending { consider(pending.retransmitAt) }
-        if let previous { consider(previous.expires) }
-        if pending == nil, let current, lastRoute != nil { consider(current.established + configuration.rekeyInterval) }
+        // Fields are read through optional chaining, not `if let`, which would copy the sessions (keys, windows).
+        if let retransmitAt = pending?.retransmitAt { consider(retransmitAt) }
+        if let expires = previous?.expires { consider(expires) }
+        if pending == nil, let established = current?.established, lastRoute != nil {
+            consider(established + configuration.rekeyInterval)
+        }
         if pending == nil, current != nil, lastRoute != nil, let livenessDeadline { consider(livenessDeadline) }
         return deadline
     }

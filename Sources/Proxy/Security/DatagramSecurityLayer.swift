@@ -6,6 +6,9 @@ import SCTPEngine
 final class DatagramSecurityLayer {
     private(set) var client: ClientDatagramSecurity?
     private(set) var server: ServerDatagramSecurity?
+    /// Which of the two is set. Every per-datagram call reaches its state machine in place through `client!` or
+    /// `server!` (a modify access): reading either optional to test or query it would copy the whole state.
+    private let isClient: Bool
     /// The scheduled callback for `nextDeadline()` and its instant.
     var timer: (task: Scheduled<Void>, deadline: SCTPTime)?
 
@@ -15,8 +18,10 @@ final class DatagramSecurityLayer {
         case .plaintext:
             return nil
         case .client(let key):
+            isClient = true
             client = ClientDatagramSecurity(key: key, random: random)
         case .server(let keys, let allowPlaintext):
+            isClient = false
             var configuration = ServerDatagramSecurity.Configuration()
             configuration.allowPlaintext = allowPlaintext
             server = ServerDatagramSecurity(keys: keys, configuration: configuration, random: random)
@@ -26,27 +31,27 @@ final class DatagramSecurityLayer {
     var statistics: DatagramSecurityStatistics { client?.statistics ?? server?.statistics ?? .init() }
 
     func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
-        if client != nil { return client!.open(datagram, clock: clock) }
+        if isClient { return client!.open(datagram, clock: clock) }
         return server!.open(datagram, clock: clock)
     }
 
     func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
-        if client != nil { return client!.seal(datagram, clock: clock) }
+        if isClient { return client!.seal(datagram, clock: clock) }
         return server!.seal(datagram)
     }
 
     func pollTransmit() -> SCTPDatagram? {
-        if client != nil { return client!.pollTransmit() }
+        if isClient { return client!.pollTransmit() }
         return server!.pollTransmit()
     }
 
     func pollEvent() -> DatagramSecurityEvent? {
-        if client != nil { return client!.pollEvent() }
+        if isClient { return client!.pollEvent() }
         return server!.pollEvent()
     }
 
     func nextDeadline() -> SCTPTime? {
-        client?.nextDeadline() ?? server?.nextDeadline()
+        isClient ? client!.nextDeadline() : server!.nextDeadline()
     }
 
     func handleTimeout(clock: SecurityClock) {

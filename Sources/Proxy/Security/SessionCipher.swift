@@ -1,5 +1,5 @@
+import CAEAD
 import Crypto
-import Foundation
 import NIOCore
 
 /// One session's data protection: seals outgoing SCTP packets with the send key and a fresh counter, opens incoming
@@ -18,8 +18,8 @@ struct SessionCipher {
     static let counterLimit: UInt64 = 1 << 62
 
     let sessionID: UInt64
-    private let sendKey: SymmetricKey
-    private let receiveKey: SymmetricKey
+    private let sendKey: PacketKey
+    private let receiveKey: PacketKey
     /// The counter of the next sealed datagram.
     private(set) var sendCounter: UInt64 = 0
     private(set) var window = ReplayWindow()
@@ -28,30 +28,43 @@ struct SessionCipher {
 
     init(sessionID: UInt64, sendKey: SymmetricKey, receiveKey: SymmetricKey) {
         self.sessionID = sessionID
-        self.sendKey = sendKey
-        self.receiveKey = receiveKey
+        self.sendKey = PacketKey(sendKey)
+        self.receiveKey = PacketKey(receiveKey)
     }
 
     /// The sealed datagram of `packet`, or nil once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer) -> ByteBuffer? {
-        guard sendCounter < Self.counterLimit else { return nil }
-        let counter = sendCounter
-        sendCounter += 1
         var output = ByteBuffer()
         output.reserveCapacity(SecureDatagram.overhead + packet.readableBytes)
+        return seal(packet, appendingTo: &output) ? output : nil
+    }
+
+    /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted in place in
+    /// `output`'s memory, then the tag. False (and `output` unchanged) once the counter is exhausted.
+    mutating func seal(_ packet: ByteBuffer, appendingTo output: inout ByteBuffer) -> Bool {
+        guard sendCounter < Self.counterLimit else { return false }
+        let counter = sendCounter
+        sendCounter += 1
+        let start = output.writerIndex
+        let length = packet.readableBytes
         output.writeInteger(SecureDatagram.Kind.data.rawValue)
         output.writeInteger(sessionID)
         output.writeInteger(counter)
-        let sealed = output.withUnsafeReadableBytes { header in
-            packet.withUnsafeReadableBytes { plaintext in
-                try? ChaChaPoly.seal(
-                    plaintext, using: sendKey, nonce: SecureDatagram.nonce(counter: counter), authenticating: header)
-            }
+        let body = output.writerIndex
+        output.writeImmutableBuffer(packet)
+        output.writeRepeatingByte(0, count: SecureDatagram.aeadTagLength)
+        let offset = start - output.readerIndex
+        let sealed = output.withUnsafeMutableReadableBytes { bytes in
+            let base = bytes.baseAddress! + offset
+            let plaintext = base + (body - start)
+            return caead_seal(
+                sendKey.pointer, counter, plaintext, plaintext, length, base, SecureDatagram.dataHeaderLength) == 1
         }
-        guard let sealed else { return nil }
-        output.writeBytes(sealed.ciphertext)
-        output.writeBytes(sealed.tag)
-        return output
+        guard sealed else {
+            output.moveWriterIndex(to: start)
+            return false
+        }
+        return true
     }
 
     /// The SCTP packet inside a data datagram whose session id is this session's.
@@ -61,21 +74,22 @@ struct SessionCipher {
             let counter = datagram.getInteger(at: datagram.readerIndex + 9, as: UInt64.self)
         else { return .failure(.tooShort) }
         guard window.mayAccept(counter) else { return .failure(.replayed) }
-        let opened: Data? = datagram.withUnsafeReadableBytes { bytes in
-            let header = UnsafeRawBufferPointer(rebasing: bytes[0..<SecureDatagram.dataHeaderLength])
-            let ciphertext = UnsafeRawBufferPointer(
-                rebasing: bytes[SecureDatagram.dataHeaderLength..<(length - SecureDatagram.aeadTagLength)])
-            let tag = UnsafeRawBufferPointer(rebasing: bytes[(length - SecureDatagram.aeadTagLength)...])
-            guard
-                let box = try? ChaChaPoly.SealedBox(
-                    nonce: SecureDatagram.nonce(counter: counter), ciphertext: ciphertext, tag: tag)
-            else { return nil }
-            return try? ChaChaPoly.open(box, using: receiveKey, authenticating: header)
+        let plaintextLength = length - SecureDatagram.overhead
+        var packet = ByteBuffer()
+        packet.reserveCapacity(plaintextLength)
+        let opened = datagram.withUnsafeReadableBytes { bytes in
+            packet.writeWithUnsafeMutableBytes(minimumWritableBytes: plaintextLength) { output in
+                let base = bytes.baseAddress!
+                let ok = caead_open(
+                    receiveKey.pointer, counter, output.baseAddress!, base + SecureDatagram.dataHeaderLength,
+                    length - SecureDatagram.dataHeaderLength, base, SecureDatagram.dataHeaderLength)
+                return ok == 1 ? plaintextLength : 0
+            }
         }
-        guard let opened else { return .failure(.badTag) }
+        guard opened == plaintextLength else { return .failure(.badTag) }
         window.accept(counter)
         packetsOpened += 1
-        return .success(ByteBuffer(bytes: opened))
+        return .success(packet)
     }
 
     /// The session id field of a data datagram.
@@ -87,4 +101,19 @@ struct SessionCipher {
     static func counter(of datagram: ByteBuffer) -> UInt64? {
         datagram.getInteger(at: datagram.readerIndex + 9, as: UInt64.self)
     }
+}
+
+/// One direction's ChaCha20-Poly1305 key, set up once for BoringSSL's sealing over caller-owned memory (see
+/// Sources/CAEAD): no allocation or copy per datagram.
+final class PacketKey: @unchecked Sendable {
+    let pointer: OpaquePointer
+
+    init(_ key: SymmetricKey) {
+        // A 32-byte key is all the library checks; SymmetricKey's derivation always gives one.
+        pointer = key.withUnsafeBytes { bytes in
+            caead_new(bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count)
+        }!
+    }
+
+    deinit { caead_free(pointer) }
 }
