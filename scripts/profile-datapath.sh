@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# profile-datapath.sh: where the CPU of one bulk download through agg goes, per daemon (issue 14).
+#
+#   scripts/profile-datapath.sh [--proxy agg1|agg2|aggplain|ss] [--size MIB] [--out DIR]
+#       (defaults: agg1, a 512 MiB file, /tmp/agg-profile)
+#
+# Needs root and perf (Debian's linux-perf; installed if missing). Like bench-proxies.sh it builds the release
+# daemons (or takes AGGSERVER=/AGGCLIENT=) and runs in a private network namespace with lo at MTU 1500: nginx serves
+# a file from tmpfs and curl downloads it through the proxy while `perf record -e cpu-clock -F 2000` samples each
+# proxy process. It prints each daemon's CPU-s per GiB and its 40 hottest symbols (perf report --sort dso,sym), and
+# keeps the perf data in the output directory.
+set -uo pipefail
+BENCH=profile-datapath
+BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench-common.sh
+source "$BENCH_ROOT/scripts/bench-common.sh"
+
+proxy=agg1 size_mib=512 out=/tmp/agg-profile
+args=("$@")
+while (($#)); do
+    case $1 in
+    --proxy) proxy=$2; shift 2 ;;
+    --size) size_mib=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) bench_fail "unknown argument $1" ;;
+    esac
+done
+if [[ ${BENCH_INSIDE:-} != 1 ]]; then
+    command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+fi
+bench_enter "${args[@]}"
+bench_traps
+bench_workdir profile
+mkdir -p "$out"
+mkdir -p "$BENCH_WORK/www"
+head -c $((size_mib << 20)) /dev/urandom >"$BENCH_WORK/www/file"
+echo ready >"$BENCH_WORK/www/ready"
+nginx_start 8080 "$BENCH_WORK/www" 1024 10s
+proxy_start "$proxy"
+url=http://127.0.0.1:8080/file
+proxy_ready "$proxy" http://127.0.0.1:8080/ready
+read -ra pids <<<"${PROXY_PIDS[$proxy]}"
+read -ra daemons <<<"${PROXY_DAEMONS[$proxy]}"
+records=()
+for i in "${!pids[@]}"; do
+    name=${daemons[i]%=*}
+    perf record -q -e cpu-clock -F 2000 -o "$out/$name.data" -p "${pids[i]}" 2>/dev/null &
+    records+=($!)
+    before[i]=$(cpu_ticks "${pids[i]}")
+done
+sleep 0.5
+curl -sS -o /dev/null -w '%{size_download} bytes in %{time_total} s\n' -x "socks5h://127.0.0.1:${PROXY_PORT[$proxy]}" "$url"
+for i in "${!pids[@]}"; do after[i]=$(cpu_ticks "${pids[i]}"); done
+for pid in "${records[@]}"; do kill -INT "$pid"; done
+for pid in "${records[@]}"; do wait "$pid"; done
+hz=$(getconf CLK_TCK)
+for i in "${!pids[@]}"; do
+    name=${daemons[i]%=*}
+    awk -v t=$((after[i] - before[i])) -v hz="$hz" -v m="$size_mib" -v n="$name" \
+        'BEGIN { printf "%s: %.2f CPU-s per GiB\n", n, t / hz * 1024 / m }'
+    perf report -i "$out/$name.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -v '^#' | grep '%' |
+        head -40 >"$out/$name.top.txt"
+    cat "$out/$name.top.txt"
+done
