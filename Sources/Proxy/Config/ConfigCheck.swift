@@ -77,6 +77,12 @@ public enum ConfigCheck {
                 }
             }
         }
+        if let address = settings.transparentAddress {
+            notes.append(
+                "transparent listener on \(address) (router mode): takes connections nftables redirects (no "
+                    + "privilege needed) or tproxies (needs CAP_NET_ADMIN); it asks for no credentials, so keep its "
+                    + "port closed to the uplinks (deploy/nftables/agg-router.nft does)")
+        }
         return report(loaded, schema, notes: notes, errors: errors)
     }
 

@@ -174,6 +174,19 @@ public final class AggClientService: @unchecked Sendable {
         return keepListener(listener.bind(group: eventLoop, adopting: descriptor))
     }
 
+    /// Binds the transparent listener (router mode) on the service's event loop. `ownListeners` are the other
+    /// listeners' bound addresses: a connection redirected to one of them is a loop and is refused.
+    public func listenTransparent(
+        host: String, port: Int, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        var listener = TransparentListener(
+            host: host, port: port, configuration: ingress, connector: connector, logger: logger)
+        listener.ownListeners = ownListeners
+        return listener.bind(group: eventLoop).flatMap { bound in
+            self.keepListener(self.eventLoop.makeSucceededFuture(bound.0)).map { _ in bound }
+        }
+    }
+
     private func keepListener(_ bound: EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel> {
         bound.flatMap { channel in
             self.eventLoop.submit {

@@ -173,6 +173,7 @@ public enum AggRuntime {
         var socks: Int?
         var http: Int?
         var metrics: Int?
+        var transparent: Int?
     }
 
     /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
@@ -206,7 +207,10 @@ public enum AggRuntime {
         let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
         ingress.onRefusal = { [metrics = client.metrics] refusal in metrics.recordRefusal(refusal) }
         var ports = ClientPorts()
+        /// The listeners' bound addresses, which a transparent connection must not be sent back into.
+        var own: [SCTPSocketAddress?] = []
         func record(_ channel: any Channel, _ protocols: ProxyProtocols) {
+            own.append(channel.localAddress.flatMap(SCTPSocketAddress.init))
             let port = channel.localAddress?.port
             if protocols.contains(.socks) { ports.socks = port }
             if protocols.contains(.http) { ports.http = port }
@@ -244,6 +248,25 @@ public enum AggRuntime {
             ports.metrics = endpoint.localAddress?.port
             let bound = endpoint.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
             say("aggclient: status on http://\(bound)/")
+            own.append(endpoint.localAddress.flatMap(SCTPSocketAddress.init))
+        }
+        if let address = settings.transparentAddress {
+            let (channel, mode) = try client.listenTransparent(
+                host: address.host, port: Int(address.port), ingress: ingress, ownListeners: own.compactMap { $0 }
+            ).wait()
+            ports.transparent = channel.localAddress?.port
+            let bound = channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
+            switch mode {
+            case .redirectAndTProxy:
+                say("aggclient: transparent listener on \(bound) (nftables redirect or tproxy)")
+            case .redirectOnly:
+                say("aggclient: transparent listener on \(bound) (nftables redirect only)")
+                logger.notice(
+                    """
+                    the transparent listener could not set IP_TRANSPARENT (no CAP_NET_ADMIN): nftables tproxy \
+                    rules will not reach it; redirect rules do
+                    """)
+            }
         }
         return (client, ports)
     }
