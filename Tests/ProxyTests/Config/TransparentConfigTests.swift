@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Proxy
@@ -59,5 +60,36 @@ import Testing
         #expect(Self.errors("server = \"s:1\"\ntransparent = \"192.168.1.1:1080\"").isEmpty)
         #expect(
             Self.errors("server = \"s:1\"\ntransparent = \"12345\"").count == 1, "a bare port says nothing of where")
+    }
+
+    @Test func checkConfigNotesTheListenerAndWarnsAboutLoopback() throws {
+        let directory = try TemporaryDirectory()
+        let key = try directory.makeKeyFile()
+        let config = directory.path + "/client.toml"
+        try """
+        server = "127.0.0.1"
+        psk-file = "\(key)"
+        socks = "off"
+        http = "off"
+        transparent = "0.0.0.0:12345"
+        """.write(toFile: config, atomically: false, encoding: .utf8)
+        let report = ConfigCheck.client(path: config, overrides: ConfigOverrides())
+        #expect(report.isValid, "\(report.errors)")
+        #expect(report.summary.contains { $0.contains("transparent listener on 0.0.0.0:12345 (router mode)") })
+        #expect(!report.summary.contains { $0.contains("transparent listens on loopback") })
+
+        var overrides = ConfigOverrides()
+        overrides.set("transparent", "127.0.0.1:12345")
+        let loopback = ConfigCheck.client(path: config, overrides: overrides)
+        #expect(loopback.isValid, "\(loopback.errors)")
+        #expect(loopback.summary.contains { $0.contains("warning: transparent listens on loopback") })
+
+        overrides.set("transparent", "gateway:12345")
+        let named = ConfigCheck.client(path: config, overrides: overrides)
+        #expect(
+            named.errors.map(\.description) == [
+                "command line: --transparent: gateway is not an IP address (use 0.0.0.0, [::] or this host's LAN "
+                    + "address)"
+            ])
     }
 }
