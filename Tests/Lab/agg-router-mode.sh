@@ -3,7 +3,8 @@
 # server side's web server with no proxy configured anywhere: deploy/nftables/agg-router.nft (its defines set for
 # the lab) redirects the LAN's TCP to aggclient's transparent listener.
 #
-#   agg-lan  eth0 192.168.50.2/24 ── lan0 192.168.50.1 [agg-c: aggclient --transparent 0.0.0.0:12345] ── netlab
+#   agg-lan  eth0 192.168.50.2/24 ── lan0 192.168.50.1 [agg-c: aggclient --transparent [::]:12345] ── netlab
+#            fd50::2/64                 fd50::1
 #
 # The web server listens on W (198.51.100.10, on the server box but not one of aggserver's addresses, which the
 # recipe leaves alone; aggserver --egress-allow W/32). Checks:
@@ -13,6 +14,8 @@
 #     paths carry DATA (server's per-path bytes sent, client's per-path SACK bytes);
 #   - a download during which path 1 is blackholed completes intact, path 2 carrying the rest;
 #   - a connection from the LAN straight to the transparent port (a loop) is closed and counted, aggclient lives;
+#   - an IPv6 connection is redirected too and its original destination read (IP6T_SO_ORIGINAL_DST): the netlab is
+#     IPv4 only, so it goes to a documentation address the server refuses, and the server counts that refusal;
 #   - the recipe's tproxy variant carries a download too (IP_TRANSPARENT listener, no NAT).
 # PASS/FAIL lines, then "N passed, M failed"; non-zero exit on a failure. Tears everything down on exit.
 # SIZE_MB (20) sets the test file's size. KEEP=1 keeps the logs (printed path).
@@ -23,7 +26,10 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/agg-common.sh"
 RECIPE=$HERE/../../deploy/nftables/agg-router.nft
 RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-5} DELAY2=${DELAY2:-5} SIZE_MB=${SIZE_MB:-20}
-W=198.51.100.10 LAN_GW=192.168.50.1 LAN_HOST=192.168.50.2 TPORT=12345
+W=198.51.100.10 LAN_GW=192.168.50.1 LAN_HOST=192.168.50.2 LAN_GW6=fd50::1 LAN_HOST6=fd50::2 TPORT=12345
+# Dual-stack: IPv4 connections reach the [::] listener as IPv4-mapped addresses.
+TLISTEN="[::]:$TPORT"
+W6=2001:db8:50::10
 
 AGG_WORK=$(mktemp -d /tmp/agg-router-mode.XXXXXX)
 chmod 755 "$AGG_WORK"
@@ -123,12 +129,16 @@ lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" >
 ip netns add agg-lan
 ip link add lan0 netns agg-c type veth peer name eth0 netns agg-lan
 ip netns exec agg-lan ip link set lo up
-ip netns exec agg-lan sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
 ip netns exec agg-lan ip link set eth0 up
 ip netns exec agg-lan ip addr add "$LAN_HOST/24" dev eth0
+ip netns exec agg-lan ip addr add "$LAN_HOST6/64" dev eth0 nodad
 ip netns exec agg-lan ip route add default via "$LAN_GW"
+ip netns exec agg-lan ip -6 route add default via "$LAN_GW6"
 ip netns exec agg-c ip link set lan0 up
+# netlab turns IPv6 off in its namespaces; the LAN side of the client box has it.
+ip netns exec agg-c sysctl -qw net.ipv6.conf.lan0.disable_ipv6=0
 ip netns exec agg-c ip addr add "$LAN_GW/24" dev lan0
+ip netns exec agg-c ip addr add "$LAN_GW6/64" dev lan0 nodad
 ip netns exec agg-c sysctl -qw net.ipv4.ip_forward=1
 # The web server's address: on the server box, not one of aggserver's own addresses.
 ip netns exec agg-s ip addr add "$W/32" dev lo
@@ -143,13 +153,13 @@ want=$(sha256sum <"$AGG_WORK/www/file.bin" | cut -d' ' -f1)
 
 AGG_HTTP_BIND=$W
 AGG_SERVER_ARGS=(--egress-allow "$W/32")
-AGG_CLIENT_ARGS=(--transparent "0.0.0.0:$TPORT")
+AGG_CLIENT_ARGS=(--transparent "$TLISTEN")
 if ! agg_start "$AGG_WORK/www" || ! wait_tcp_listen c "$TPORT"; then
-    fail "daemons start (aggserver, http.server on $W:$HTTP_PORT, aggclient with --transparent 0.0.0.0:$TPORT)"
+    fail "daemons start (aggserver, http.server on $W:$HTTP_PORT, aggclient with --transparent $TLISTEN)"
     tail -n 5 "$AGG_WORK"/agg*.log
     finish
 fi
-grep -q "transparent listener on 0.0.0.0:$TPORT" "$AGG_WORK/aggclient.log"
+grep -qF "transparent listener on $TLISTEN" "$AGG_WORK/aggclient.log"
 check $? "aggclient announces its transparent listener ($(grep -m1 'transparent listener' "$AGG_WORK/aggclient.log"))"
 wait_association 15
 check $? "association up, client paths C1 and C2 both active"
@@ -201,13 +211,26 @@ check $? "a connection to the transparent port itself is closed as a loop and co
 grep -q "is aggclient's own listener" "$AGG_WORK/aggclient.log"
 check $? "the loop is logged ($(grep -m1 -o "transparent connection closed: [^(]*" "$AGG_WORK/aggclient.log"))"
 
-# --- 4. the tproxy variant ---------------------------------------------------------------------------------------
+# --- 4. IPv6 ------------------------------------------------------------------------------------------------------
+refused=$(metric s agg_refusals_total '{reason="egress_address"}')
+notallowed=$(metric c agg_proxy_connections_total '{outcome="not_allowed"}')
+ip netns exec agg-lan curl -s --noproxy '*' --max-time 10 -o /dev/null "http://[$W6]:$HTTP_PORT/" 2>/dev/null
+refused2=$(metric s agg_refusals_total '{reason="egress_address"}')
+notallowed2=$(metric c agg_proxy_connections_total '{outcome="not_allowed"}')
+grep -qF "[$W6]:$HTTP_PORT" "$AGG_WORK/aggserver.log"
+logged=$?
+((refused2 == refused + 1 && notallowed2 == notallowed + 1 && logged == 0))
+check $? "an IPv6 connection is redirected with its destination [$W6]:$HTTP_PORT read back: the server refused that target (egress_address $refused -> $refused2, client not_allowed $notallowed -> $notallowed2, named in its log: $((logged == 0)))"
+
+# --- 5. the tproxy variant ---------------------------------------------------------------------------------------
 recipe_tproxy >"$AGG_WORK/agg-router-tproxy.nft"
 ip netns exec agg-c ip rule add fwmark 0x4147 lookup 4147
 ip netns exec agg-c ip route add local 0.0.0.0/0 dev lo table 4147
+ip netns exec agg-c ip -6 rule add fwmark 0x4147 lookup 4147
+ip netns exec agg-c ip -6 route add local ::/0 dev lo table 4147
 ip netns exec agg-c nft -f "$AGG_WORK/agg-router-tproxy.nft" 2>"$AGG_WORK/nft-tproxy.err"
 check $? "the recipe's tproxy variant loads ($(head -c 200 "$AGG_WORK/nft-tproxy.err"))"
-grep -q "transparent listener on 0.0.0.0:$TPORT (nftables redirect or tproxy)" "$AGG_WORK/aggclient.log"
+grep -qF "transparent listener on $TLISTEN (nftables redirect or tproxy)" "$AGG_WORK/aggclient.log"
 check $? "the listener has IP_TRANSPARENT (aggclient runs as root here)"
 sc=$(metric s agg_proxy_connections_total '{outcome="success"}')
 download "$AGG_WORK/dl3"
