@@ -49,8 +49,10 @@ trap cleanup EXIT
 passed=0 failed=0
 pass() { echo "PASS: $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { # check CONDITION_EXIT_STATUS DESCRIPTION
-    if [[ $1 == 0 ]]; then pass "$2"; else fail "$2"; fi
+check() { # check CONDITION_EXIT_STATUS DESCRIPTION...
+    local status=$1
+    shift
+    if [[ $status == 0 ]]; then pass "$*"; else fail "$*"; fi
 }
 snapshot() {
     { echo "== client"; client_status; echo "== server"; server_status; } >"$AGG_WORK/status-$1.txt" 2>&1
@@ -70,7 +72,8 @@ metric() {
 }
 # server_streams_opened: streams opened on the server's association lines, summed.
 server_streams_opened() {
-    server_status | awk '$1 == "association" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "opened") s += kv[2] } }
+    server_status | awk '$1 == "association" {
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == "opened") s += kv[2] } }
         END { print s + 0 }'
 }
 
@@ -180,7 +183,8 @@ cc2=$(metric c agg_proxy_connections_total '{outcome="success"}')
 so2=$(server_streams_opened)
 verify "$AGG_WORK/dl1" "LAN download of ${SIZE_MB} MB with no proxy configured"
 ((sc2 > sc && cc2 > cc && so2 > so))
-check $? "it went through the association: server connections $sc -> $sc2, client connections $cc -> $cc2, server streams opened $so -> $so2"
+check $? "it went through the association: server connections $sc -> $sc2, client connections $cc -> $cc2," \
+    "server streams opened $so -> $so2"
 d1=$((b1 - a1)) d2=$((b2 - a2))
 ((d1 > 1000000 && d2 > 1000000))
 check $? "both paths carried DATA during the download (server sent $d1 bytes on path 1, $d2 on path 2)"
@@ -207,7 +211,8 @@ loops2=$(metric c agg_refusals_total '{reason="transparent_loop"}')
 alive=0
 kill -0 "${AGG_PIDS[2]}" 2>/dev/null && client_status | grep -q '^association .* ready' && alive=1
 ((loops2 == loops + 1 && alive == 1))
-check $? "a connection to the transparent port itself is closed as a loop and counted ($loops -> $loops2), aggclient still serving"
+check $? "a connection to the transparent port itself is closed as a loop and counted ($loops -> $loops2)," \
+    "aggclient still serving"
 grep -q "is aggclient's own listener" "$AGG_WORK/aggclient.log"
 check $? "the loop is logged ($(grep -m1 -o "transparent connection closed: [^(]*" "$AGG_WORK/aggclient.log"))"
 
@@ -220,7 +225,9 @@ notallowed2=$(metric c agg_proxy_connections_total '{outcome="not_allowed"}')
 grep -qF "[$W6]:$HTTP_PORT" "$AGG_WORK/aggserver.log"
 logged=$?
 ((refused2 == refused + 1 && notallowed2 == notallowed + 1 && logged == 0))
-check $? "an IPv6 connection is redirected with its destination [$W6]:$HTTP_PORT read back: the server refused that target (egress_address $refused -> $refused2, client not_allowed $notallowed -> $notallowed2, named in its log: $((logged == 0)))"
+check $? "an IPv6 connection is redirected with its destination [$W6]:$HTTP_PORT read back: the server refused" \
+    "that target (egress_address $refused -> $refused2, client not_allowed $notallowed -> $notallowed2," \
+    "named in its log: $((logged == 0)))"
 
 # --- 5. the tproxy variant ---------------------------------------------------------------------------------------
 recipe_tproxy >"$AGG_WORK/agg-router-tproxy.nft"
