@@ -70,6 +70,22 @@ public struct TransparentListener: Sendable {
             }
     }
 
+    /// Starts accepting on `descriptor`, a TCP socket already bound and listening (systemd's, from a socket unit
+    /// with `Transparent=yes` when tproxy is wanted: systemd sets IP_TRANSPARENT, so aggclient needs no
+    /// capability); `host`, `port` and `backlog` are not used. `Mode` says what the socket has.
+    public func bind(group: any EventLoopGroup, adopting descriptor: CInt) -> EventLoopFuture<(any Channel, Mode)> {
+        makeBootstrap(group: group).withBoundSocket(descriptor).flatMap { channel in
+            let isIPv6: Bool
+            if case .v6? = channel.localAddress { isIPv6 = true } else { isIPv6 = false }
+            let option = ChannelOptions.Types.SocketOption(
+                level: isIPv6 ? TransparentDestination.solIPv6 : TransparentDestination.solIP,
+                name: isIPv6 ? TransparentDestination.ipv6Transparent : TransparentDestination.ipTransparent)
+            return channel.getOption(option)
+                .map { value in (channel, value != 0 ? Mode.redirectAndTProxy : Mode.redirectOnly) }
+                .recover { _ in (channel, Mode.redirectOnly) }
+        }
+    }
+
     private func makeBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
         let configuration = self.configuration
         let connector = self.connector

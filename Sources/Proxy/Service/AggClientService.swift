@@ -182,9 +182,23 @@ public final class AggClientService: @unchecked Sendable {
         var listener = TransparentListener(
             host: host, port: port, configuration: ingress, connector: connector, logger: logger)
         listener.ownListeners = ownListeners
-        return listener.bind(group: eventLoop).flatMap { bound in
-            self.keepListener(self.eventLoop.makeSucceededFuture(bound.0)).map { _ in bound }
-        }
+        return keepTransparent(listener.bind(group: eventLoop))
+    }
+
+    /// Serves the transparent listener on an already listening TCP socket (one systemd passed).
+    public func listenTransparent(
+        adopting descriptor: CInt, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        var listener = TransparentListener(
+            host: "", port: 0, configuration: ingress, connector: connector, logger: logger)
+        listener.ownListeners = ownListeners
+        return keepTransparent(listener.bind(group: eventLoop, adopting: descriptor))
+    }
+
+    private func keepTransparent(
+        _ bound: EventLoopFuture<(any Channel, TransparentListener.Mode)>
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        bound.flatMap { bound in self.keepListener(self.eventLoop.makeSucceededFuture(bound.0)).map { _ in bound } }
     }
 
     private func keepListener(_ bound: EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel> {

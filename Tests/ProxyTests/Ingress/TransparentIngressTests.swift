@@ -229,4 +229,30 @@ import Testing
         #expect(connector.calls.isEmpty)
         #expect(refusals.all == [.transparentLoop])
     }
+
+    /// A socket systemd passed (a socket unit named `transparent`): adopted, its IP_TRANSPARENT read back into
+    /// `Mode` (set here when this process may, as systemd's `Transparent=yes` does), and a direct connection to it
+    /// refused as a loop like on a socket aggclient bound itself.
+    @Test func anAdoptedSocketReportsWhetherItIsTransparent() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let (descriptor, port) = try makeListeningSocket()
+        var on: CInt = 1
+        let isTransparent =
+            setsockopt(
+                descriptor, CInt(TransparentDestination.solIP), TransparentDestination.ipTransparent, &on,
+                socklen_t(MemoryLayout<CInt>.size)) == 0
+        let connector = FakeConnector()
+        let refusals = Refusals()
+        let (listener, mode) = try TransparentListener(
+            host: "", port: 0, configuration: refusals.configuration, connector: connector,
+            logger: Logger(label: "test")
+        ).bind(group: group, adopting: descriptor).wait()
+        defer { try? listener.close().wait() }
+        #expect(mode == (isTransparent ? .redirectAndTProxy : .redirectOnly))
+        #expect(listener.localAddress?.port == Int(port))
+        _ = try exchange(port: port, sending: Array("x".utf8), receiving: 1)
+        #expect(connector.calls.isEmpty)
+        #expect(refusals.all == [.transparentLoop])
+    }
 }
