@@ -93,6 +93,9 @@ EOF
 chmod 644 "$pkg/usr/lib/sysctl.d/30-agg.conf"
 install -m 644 README.md docs/DEPLOY.md docs/OBSERVABILITY.md docs/SECURITY.md docs/PROTOCOL.md "$pkg/usr/share/doc/agg/"
 gzip -9n "$pkg"/usr/share/doc/agg/*.md
+# Router mode's nftables recipe (docs/DEPLOY.md, "Router mode"): an example to copy and edit, never loaded as is.
+install -d -m 755 "$pkg/usr/share/doc/agg/examples"
+install -m 644 deploy/nftables/agg-router.nft "$pkg/usr/share/doc/agg/examples/agg-router.nft"
 
 # Man pages from the commands' own --help (swift-argument-parser's generate-manual, built from the checkout this
 # build already fetched). Cross builds cannot run the binaries: they get the pages of a native build, if any.

@@ -26,6 +26,10 @@ timeout --kill-after=30 1500 swift test --skip-build --parallel
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
     timeout --kill-after=30 600 Tests/Lab/agg-integration.sh
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" timeout 300 Tests/Lab/agg-address-change.sh
+# Router mode: a LAN namespace behind the client box downloads with no proxy set, deploy/nftables/agg-router.nft
+# redirecting (then tproxying) its TCP into aggclient; both paths carry it, and it survives path 1 dying.
+AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
+    timeout --kill-after=30 600 Tests/Lab/agg-router-mode.sh
 # The Debian package: a release build with the Swift runtime linked in (several minutes), its contents, the
 # binaries run without the toolchain, and dpkg -i plus systemctl enable --now aggserver in a container booted with
 # systemd.

@@ -24,6 +24,12 @@ struct ClientOptions: ParsableArguments {
     var socks: String?
     @Option(help: "HTTP proxy listener, HOST:PORT or PORT (default 127.0.0.1:8080); the same as --socks shares it.")
     var http: String?
+    @Option(
+        help: """
+            Transparent listener for router mode, ADDR:PORT (e.g. 0.0.0.0:12345): TCP connections nftables \
+            redirects or tproxies to it go to their original destination. Off by default.
+            """)
+    var transparent: String?
     @Option(name: .customLong("psk-file"), help: "This client's key file: one 'NAME HEX' line, mode 600.")
     var pskFile: String?
     @Option(
@@ -60,6 +66,7 @@ struct ClientOptions: ParsableArguments {
         overrides.set("path", paths)
         overrides.set("socks", socks)
         overrides.set("http", http)
+        overrides.set("transparent", transparent)
         overrides.set("psk-file", pskFile)
         overrides.set("proxy-user", proxyUser)
         overrides.set("proxy-user-file", proxyUserFile)

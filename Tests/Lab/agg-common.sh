@@ -9,7 +9,7 @@ LAB=${LAB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploy/netlab" && pwd)/net
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 C1=10.1.0.2 C2=10.2.0.2 S1=198.51.100.1 S2=198.51.100.2 N1=203.0.113.2 N2=203.0.113.6
 AGG_PORT=9899 HTTP_PORT=8000 CLIENT_METRICS=127.0.0.1:9100 SERVER_METRICS=127.0.0.1:9101
-AGG_PIDS=()
+AGG_PIDS=() AGG_SERVER_ARGS=() AGG_CLIENT_ARGS=()
 
 lab() { "$LAB" "$@"; }
 now() { date +%s.%N; }
@@ -33,6 +33,7 @@ agg_build() {
 # agg_start FILE_DIR: key pair, aggserver, HTTP server (serving FILE_DIR), aggclient. Logs in $AGG_WORK.
 # AGG_PLAINTEXT=1 runs the pair in plain RFC 6951 mode (client --plaintext, server --allow-plaintext) instead of
 # the default datagram encryption, e.g. to measure what the encryption's 33 bytes per packet cost.
+# AGG_HTTP_BIND moves the HTTP server off S1; the arrays AGG_SERVER_ARGS and AGG_CLIENT_ARGS add flags.
 agg_start() {
     local www=$1
     local server_mode=() client_mode=()
@@ -40,15 +41,16 @@ agg_start() {
     rm -f "$AGG_WORK/lab.key"
     "$AGGSERVER" keygen labclient -o "$AGG_WORK/lab.key" >/dev/null || return 1
     ip netns exec agg-s "$AGGSERVER" --listen "$S1:$AGG_PORT" --listen "$S2:$AGG_PORT" --psk-file "$AGG_WORK/lab.key" \
-        --egress-allow "$S1/32" --metrics "$SERVER_METRICS" "${server_mode[@]}" -v >"$AGG_WORK/aggserver.log" 2>&1 &
+        --egress-allow "$S1/32" --metrics "$SERVER_METRICS" "${server_mode[@]}" "${AGG_SERVER_ARGS[@]}" -v \
+        >"$AGG_WORK/aggserver.log" 2>&1 &
     AGG_PIDS+=($!)
-    ip netns exec agg-s "$PYTHON" -m http.server "$HTTP_PORT" --bind "$S1" --directory "$www" \
+    ip netns exec agg-s "$PYTHON" -m http.server "$HTTP_PORT" --bind "${AGG_HTTP_BIND:-$S1}" --directory "$www" \
         >"$AGG_WORK/http.log" 2>&1 &
     AGG_PIDS+=($!)
     wait_udp_listen s "$AGG_PORT" && wait_tcp_listen s "$HTTP_PORT" || return 1
     ip netns exec agg-c "$AGGCLIENT" --server "$S1:$AGG_PORT" --server "$S2:$AGG_PORT" --path "$C1" --path "$C2" \
         --socks 127.0.0.1:1080 --http 127.0.0.1:8080 --psk-file "$AGG_WORK/lab.key" --metrics "$CLIENT_METRICS" \
-        "${client_mode[@]}" -v >"$AGG_WORK/aggclient.log" 2>&1 &
+        "${client_mode[@]}" "${AGG_CLIENT_ARGS[@]}" -v >"$AGG_WORK/aggclient.log" 2>&1 &
     AGG_PIDS+=($!)
     wait_tcp_listen c 1080 || return 1
 }

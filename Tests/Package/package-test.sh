@@ -46,7 +46,7 @@ for path in ./usr/bin/aggserver ./usr/bin/aggclient ./usr/bin/sctpcat \
     ./usr/lib/systemd/system/aggclient.socket ./usr/lib/systemd/system/aggclient-http.socket \
     ./etc/agg/aggserver.toml ./etc/agg/aggclient.toml ./usr/lib/sysctl.d/30-agg.conf \
     ./usr/share/man/man1/aggserver.1.gz ./usr/share/man/man1/aggclient.1.gz ./usr/share/man/man1/sctpcat.1.gz \
-    ./usr/share/doc/agg/DEPLOY.md.gz; do
+    ./usr/share/doc/agg/DEPLOY.md.gz ./usr/share/doc/agg/examples/agg-router.nft; do
     grep -q " $path\$" "$work/contents" || fail "the package lacks $path"
 done
 grep -q '^-rwxr-xr-x root/root .* ./usr/bin/aggserver$' "$work/contents" || fail "aggserver is not root:root 755"

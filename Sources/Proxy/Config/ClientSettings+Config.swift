@@ -1,4 +1,5 @@
 import NIOCore
+import SCTPEngine
 
 extension ClientSettings {
     /// aggclient's config file keys: each line maps one key (and the flag `--` + its last component) to a field.
@@ -8,6 +9,7 @@ extension ClientSettings {
             ConfigKey("path", \.localAddresses, .list(of: .pathSpec)),
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
+            ConfigKey("transparent", \.transparentAddress, .optionalAddress),
             ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),
             ConfigKey("proxy-user", \.proxyUsers, .list(of: .proxyUser)),
             ConfigKey("proxy-user-file", \.proxyUserFile, .optionalPath("the path of a file of USER:PASS lines")),
@@ -45,11 +47,34 @@ extension ClientSettings {
                             "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
                         ))
                 }
-                if settings.socksAddress == nil, settings.httpAddress == nil {
-                    problems.append(("socks", "socks and http are both \"off\": enable at least one listener"))
+                if settings.socksAddress == nil, settings.httpAddress == nil, settings.transparentAddress == nil {
+                    problems.append(
+                        ("socks", "socks, http and transparent are all \"off\": enable at least one listener"))
                 }
+                problems += transparentProblems(settings)
                 return problems + settings.limits.configProblems()
             })
+    }
+
+    /// What is wrong with the transparent listener: it must be an IP literal (the address nftables `redirect`s or
+    /// `tproxy`s to, usually the wildcard) with a port, and not the address of another listener.
+    static func transparentProblems(_ settings: ClientSettings) -> [(key: String, message: String)] {
+        guard let address = settings.transparentAddress else { return [] }
+        guard SCTPIPAddress(address.host) != nil else {
+            let message = "\(address.host) is not an IP address (use 0.0.0.0, [::] or this host's LAN address)"
+            return [("transparent", message)]
+        }
+        guard address.port != 0 else { return [("transparent", "needs a port other than 0")] }
+        for (key, other) in [("socks", settings.socksAddress), ("http", settings.httpAddress)] {
+            guard let other, other.port == address.port else { continue }
+            let ip = SCTPIPAddress(address.host)
+            let otherIP = SCTPIPAddress(other.host)
+            if ip == otherIP || ip?.isWildcard == true || otherIP?.isWildcard == true {
+                let message = "port \(address.port) is the \(key) listener's (\(other)): use its own port"
+                return [("transparent", message)]
+            }
+        }
+        return []
     }
 
     /// The lifecycle options these settings imply, with the sockets systemd passed.

@@ -77,6 +77,17 @@ public enum ConfigCheck {
                 }
             }
         }
+        if let address = settings.transparentAddress {
+            if let ip = SCTPIPAddress(address.host), EgressPolicy.isLoopback(ip) {
+                notes.append(
+                    "warning: transparent listens on loopback (\(address)): nftables redirect sends the LAN's "
+                        + "connections to the LAN interface's address, so they will not reach it; use 0.0.0.0")
+            }
+            notes.append(
+                "transparent listener on \(address) (router mode): takes connections nftables redirects (no "
+                    + "privilege needed) or tproxies (needs CAP_NET_ADMIN); it asks for no credentials, so keep its "
+                    + "port closed to the uplinks (deploy/nftables/agg-router.nft does)")
+        }
         return report(loaded, schema, notes: notes, errors: errors)
     }
 

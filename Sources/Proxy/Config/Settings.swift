@@ -158,6 +158,9 @@ public struct ClientSettings: Equatable, Sendable {
     public var socksAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 1080)
     /// The HTTP proxy listener (CONNECT and absolute-URI requests); nil disables it.
     public var httpAddress: HostAndPort? = HostAndPort(host: "127.0.0.1", port: 8080)
+    /// The transparent listener for router mode: TCP connections nftables `redirect`s or `tproxy`s to it go to
+    /// their original destination (`TransparentListener`); nil (the default) disables it.
+    public var transparentAddress: HostAndPort?
     /// The key file with this client's own line.
     public var pskFile = "/etc/agg/client.key"
     /// Users the SOCKS and HTTP listeners accept (`USER:PASS`); with none here and no `proxyUserFile`, no
@@ -192,8 +195,8 @@ public struct ClientSettings: Equatable, Sendable {
 
     public func validate() throws(ConfigError) {
         guard !serverAddresses.isEmpty else { throw ConfigError(path: "client settings", "no server address") }
-        guard socksAddress != nil || httpAddress != nil else {
-            throw ConfigError(path: "client settings", "neither a SOCKS nor an HTTP listener is enabled")
+        guard socksAddress != nil || httpAddress != nil || transparentAddress != nil else {
+            throw ConfigError(path: "client settings", "no SOCKS, HTTP or transparent listener is enabled")
         }
         try limits.validate(source: "client settings")
     }

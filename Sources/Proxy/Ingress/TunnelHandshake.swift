@@ -22,6 +22,13 @@ protocol TunnelHandshake: Sendable {
     func successReply() -> [UInt8]
     /// The reply that reports `failure`.
     func failureReply(_ failure: ProxyFailure) -> [UInt8]
+    /// Whether the machine is fed once as soon as the connection is up, before any byte arrives (a transparent
+    /// connection knows its target from the socket; the client may be waiting for the server to speak first).
+    var connectsAtOnce: Bool { get }
+}
+
+extension TunnelHandshake {
+    var connectsAtOnce: Bool { false }
 }
 
 /// Runs one `TunnelHandshake` on a channel: gathers partial input, calls the connector, writes the reply, and on
@@ -69,6 +76,22 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
             loopBoundContext.value.close(promise: nil)
         }
+        self.startIfConnectingAtOnce(context: context)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        self.startIfConnectingAtOnce(context: context)
+    }
+
+    /// Feeds a `connectsAtOnce` handshake an empty buffer once, on the first of `handlerAdded` (channel already
+    /// active) or `channelActive`.
+    private func startIfConnectingAtOnce(context: ChannelHandlerContext) {
+        guard self.handshake.connectsAtOnce, self.state == .handshaking, self.buffer == nil,
+            context.channel.isActive
+        else { return }
+        self.buffer = context.channel.allocator.buffer(capacity: 0)
+        self.advance(context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -170,7 +193,10 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             self.timer?.cancel()
             self.timer = nil
             let reply = self.handshake.successReply()
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            if !reply.isEmpty {
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .failure(let error):
             self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))

@@ -20,6 +20,10 @@ public enum Refusal: String, CaseIterable, Sendable {
     case proxyAuthentication = "proxy_authentication"
     /// A SOCKS4 or SOCKS4a request while the proxy requires credentials (SOCKS4 carries no password).
     case socks4WithoutPassword = "socks4_without_password"
+    /// A transparent connection (nftables `redirect` or `tproxy`) aimed at one of aggclient's own listeners: a loop.
+    case transparentLoop = "transparent_loop"
+    /// A transparent connection whose original destination could not be read (not redirected by the kernel).
+    case transparentDestination = "transparent_destination"
 
     // MARK: - Resource limits
 

@@ -174,6 +174,33 @@ public final class AggClientService: @unchecked Sendable {
         return keepListener(listener.bind(group: eventLoop, adopting: descriptor))
     }
 
+    /// Binds the transparent listener (router mode) on the service's event loop. `ownListeners` are the other
+    /// listeners' bound addresses: a connection redirected to one of them is a loop and is refused.
+    public func listenTransparent(
+        host: String, port: Int, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        var listener = TransparentListener(
+            host: host, port: port, configuration: ingress, connector: connector, logger: logger)
+        listener.ownListeners = ownListeners
+        return keepTransparent(listener.bind(group: eventLoop))
+    }
+
+    /// Serves the transparent listener on an already listening TCP socket (one systemd passed).
+    public func listenTransparent(
+        adopting descriptor: CInt, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        var listener = TransparentListener(
+            host: "", port: 0, configuration: ingress, connector: connector, logger: logger)
+        listener.ownListeners = ownListeners
+        return keepTransparent(listener.bind(group: eventLoop, adopting: descriptor))
+    }
+
+    private func keepTransparent(
+        _ bound: EventLoopFuture<(any Channel, TransparentListener.Mode)>
+    ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
+        bound.flatMap { bound in self.keepListener(self.eventLoop.makeSucceededFuture(bound.0)).map { _ in bound } }
+    }
+
     private func keepListener(_ bound: EventLoopFuture<any Channel>) -> EventLoopFuture<any Channel> {
         bound.flatMap { channel in
             self.eventLoop.submit {

@@ -118,8 +118,8 @@ public enum AggRuntime {
             """, metadata: ["psk-file": "\(path)"])
     }
 
-    /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`) and
-    /// telling systemd how it is doing; SIGHUP reloads the key for the next association.
+    /// Runs aggclient until SIGINT or SIGTERM, adopting the listening sockets systemd passed (`socks`, `http`,
+    /// `transparent`) and telling systemd how it is doing; SIGHUP reloads the key for the next association.
     public static func runClient(
         _ settings: ClientSettings, options: DaemonOptions = DaemonOptions(),
         logger: Logger = Logger(label: "aggclient")
@@ -173,12 +173,14 @@ public enum AggRuntime {
         var socks: Int?
         var http: Int?
         var metrics: Int?
+        var transparent: Int?
     }
 
     /// Starts the client service and its listeners (SOCKS and HTTP; one sniffing listener when they share a
-    /// port) and the status endpoint, and returns the ports they got. A socket systemd passed named `socks` or
-    /// `http` replaces that listener's address. The listeners require the settings' proxy users, if any, and count
-    /// their refusals in the client's metrics; one on an address other than loopback without users is warned about.
+    /// port; the transparent one) and the status endpoint, and returns the ports they got. A socket systemd passed
+    /// named `socks`, `http` or `transparent` replaces that listener's address. The listeners require the settings'
+    /// proxy users, if any, and count their refusals in the client's metrics; one on an address other than loopback
+    /// without users is warned about.
     static func startClient(
         _ configuration: AggClientService.Configuration, settings: ClientSettings,
         listenFDs: [SocketActivation.ListenFD] = [], on eventLoop: any EventLoop, logger: Logger
@@ -186,8 +188,12 @@ public enum AggRuntime {
         var socksAddress = settings.socksAddress
         var httpAddress = settings.httpAddress
         var inherited: [(SocketActivation.ListenFD, ProxyProtocols)] = []
+        var inheritedTransparent: SocketActivation.ListenFD?
         for fd in listenFDs {
             switch fd.name {
+            case "transparent" where inheritedTransparent == nil:
+                try fd.checkIsListeningStreamSocket()
+                inheritedTransparent = fd
             case "socks" where !inherited.contains { $0.1 == .socks }:
                 try fd.checkIsListeningStreamSocket()
                 inherited.append((fd, .socks))
@@ -206,7 +212,10 @@ public enum AggRuntime {
         let client = try AggClientService.start(configuration: configuration, on: eventLoop, logger: logger).wait()
         ingress.onRefusal = { [metrics = client.metrics] refusal in metrics.recordRefusal(refusal) }
         var ports = ClientPorts()
+        /// The listeners' bound addresses, which a transparent connection must not be sent back into.
+        var own: [SCTPSocketAddress?] = []
         func record(_ channel: any Channel, _ protocols: ProxyProtocols) {
+            own.append(channel.localAddress.flatMap(SCTPSocketAddress.init))
             let port = channel.localAddress?.port
             if protocols.contains(.socks) { ports.socks = port }
             if protocols.contains(.http) { ports.http = port }
@@ -244,6 +253,35 @@ public enum AggRuntime {
             ports.metrics = endpoint.localAddress?.port
             let bound = endpoint.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? address.description
             say("aggclient: status on http://\(bound)/")
+            own.append(endpoint.localAddress.flatMap(SCTPSocketAddress.init))
+        }
+        let transparent: EventLoopFuture<(any Channel, TransparentListener.Mode)>?
+        if let fd = inheritedTransparent {
+            transparent = client.listenTransparent(
+                adopting: fd.descriptor, ingress: ingress, ownListeners: own.compactMap { $0 })
+        } else if let address = settings.transparentAddress {
+            transparent = client.listenTransparent(
+                host: address.host, port: Int(address.port), ingress: ingress, ownListeners: own.compactMap { $0 })
+        } else {
+            transparent = nil
+        }
+        if let transparent {
+            let (channel, mode) = try transparent.wait()
+            ports.transparent = channel.localAddress?.port
+            let from = inheritedTransparent.map { " (socket \"\($0.name)\" from systemd)" } ?? ""
+            let bound = (channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?") + from
+            switch mode {
+            case .redirectAndTProxy:
+                say("aggclient: transparent listener on \(bound) (nftables redirect or tproxy)")
+            case .redirectOnly:
+                say("aggclient: transparent listener on \(bound) (nftables redirect only)")
+                let why =
+                    inheritedTransparent == nil
+                    ? "could not set IP_TRANSPARENT (no CAP_NET_ADMIN)"
+                    : "came from systemd without IP_TRANSPARENT (its socket unit lacks Transparent=yes)"
+                logger.notice(
+                    "the transparent listener \(why): nftables tproxy rules will not reach it; redirect ones do")
+            }
         }
         return (client, ports)
     }

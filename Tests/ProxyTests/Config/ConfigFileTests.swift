@@ -48,6 +48,7 @@ import Testing
             path = ["wlan0", "192.168.8.100"]
             socks = "0.0.0.0:1081"
             http = 8081
+            transparent = "0.0.0.0:12345"
             psk-file = "/etc/agg/laptop.key"
             proxy-user = ["alice:correct horse", "bob:pa:ss"]
             proxy-user-file = "/etc/agg/proxy-users"
@@ -73,6 +74,7 @@ import Testing
         expected.localAddresses = ["wlan0", "192.168.8.100"]
         expected.socksAddress = HostAndPort(host: "0.0.0.0", port: 1081)
         expected.httpAddress = HostAndPort(host: "127.0.0.1", port: 8081)
+        expected.transparentAddress = HostAndPort(host: "0.0.0.0", port: 12345)
         expected.pskFile = "/etc/agg/laptop.key"
         expected.proxyUsers = [
             .init(username: "alice", password: "correct horse"), .init(username: "bob", password: "pa:ss"),
@@ -91,7 +93,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 18)
+        #expect(ClientSettings.configKeys.count == 19)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -347,7 +349,7 @@ import Testing
         }
         #expect(
             Self.clientErrors("server = \"s:1\"\nsocks = \"off\"\nhttp = \"off\"") == [
-                "client.toml:2: socks: socks and http are both \"off\": enable at least one listener"
+                "client.toml:2: socks: socks, http and transparent are all \"off\": enable at least one listener"
             ])
         #expect(
             Self.serverErrors("listen = []") == [

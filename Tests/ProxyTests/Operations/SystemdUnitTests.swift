@@ -19,6 +19,7 @@ extension OperationsTests {
             .appendingPathComponent("deploy/systemd")
         static let units = [
             "aggserver.service", "aggclient.service", "aggclient.socket", "aggclient-http.socket",
+            "aggclient-transparent.socket",
         ]
 
         @Test func unitsPassSystemdAnalyzeVerify() throws {
@@ -51,6 +52,17 @@ extension OperationsTests {
             #expect(
                 http.contains("ListenStream=127.0.0.1:8080\n") && http.contains("FileDescriptorName=http\n")
             )
+            // Router mode's listener: adopted by name, IP_TRANSPARENT set by systemd, and never started with every
+            // client (aggclient.service's Sockets= would start it).
+            let transparent = try String(
+                contentsOf: Self.deployDirectory.appendingPathComponent("aggclient-transparent.socket"),
+                encoding: .utf8)
+            for line in ["FileDescriptorName=transparent", "Transparent=yes", "Service=aggclient.service"] {
+                #expect(transparent.contains("\n\(line)\n"), "aggclient-transparent.socket lacks \(line)")
+            }
+            let client = try String(
+                contentsOf: Self.deployDirectory.appendingPathComponent("aggclient.service"), encoding: .utf8)
+            #expect(!client.contains("Sockets=aggclient.socket aggclient-http.socket aggclient-transparent"))
             for unit in ["aggserver.service", "aggclient.service"] {
                 let text = try String(
                     contentsOf: Self.deployDirectory.appendingPathComponent(unit), encoding: .utf8)
