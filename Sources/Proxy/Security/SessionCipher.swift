@@ -39,8 +39,8 @@ struct SessionCipher {
         return seal(packet, appendingTo: &output) ? output : nil
     }
 
-    /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted in place in
-    /// `output`'s memory, then the tag. False (and `output` unchanged) once the counter is exhausted.
+    /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted straight from
+    /// its buffer into `output`'s memory, then the tag. False (and `output` unchanged) once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer, appendingTo output: inout ByteBuffer) -> Bool {
         guard sendCounter < Self.counterLimit else { return false }
         let counter = sendCounter
@@ -50,17 +50,23 @@ struct SessionCipher {
         output.writeInteger(SecureDatagram.Kind.data.rawValue)
         output.writeInteger(sessionID)
         output.writeInteger(counter)
-        let body = output.writerIndex
-        output.writeImmutableBuffer(packet)
-        output.writeRepeatingByte(0, count: SecureDatagram.aeadTagLength)
-        let offset = start - output.readerIndex
-        let sealed = output.withUnsafeMutableReadableBytes { bytes in
-            let base = bytes.baseAddress! + offset
-            let plaintext = base + (body - start)
-            return caead_seal(
-                sendKey.pointer, counter, plaintext, plaintext, length, base, SecureDatagram.dataHeaderLength) == 1
+        // The header is the associated data: a copy on the stack is read while the body is written after it.
+        let sealed = withUnsafeTemporaryAllocation(byteCount: SecureDatagram.dataHeaderLength, alignment: 1) { ad in
+            output.withUnsafeReadableBytes { bytes in
+                ad.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(start - output.readerIndex)...]))
+            }
+            return output.writeWithUnsafeMutableBytes(minimumWritableBytes: length + SecureDatagram.aeadTagLength) {
+                out in
+                packet.withUnsafeReadableBytes { plaintext in
+                    let ok = caead_seal(
+                        sendKey.pointer, counter, out.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                        plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), length,
+                        ad.baseAddress!.assumingMemoryBound(to: UInt8.self), SecureDatagram.dataHeaderLength)
+                    return ok == 1 ? length + SecureDatagram.aeadTagLength : 0
+                }
+            }
         }
-        guard sealed else {
+        guard sealed > 0 else {
             output.moveWriterIndex(to: start)
             return false
         }
