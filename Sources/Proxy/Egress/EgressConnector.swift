@@ -62,6 +62,7 @@ public struct EgressConnector: Sendable {
             .connectTimeout(connectTimeout)
             .channelOption(.allowRemoteHalfClosure, value: true)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: TCPReads.allocator)
             .channelInitializer { channel in initializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
 
         let literal: SCTPIPAddress?

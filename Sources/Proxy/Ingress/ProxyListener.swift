@@ -52,6 +52,7 @@ public struct ProxyListener: Sendable {
             .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.recvAllocator, value: TCPReads.allocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try ProxyIngress.configure(

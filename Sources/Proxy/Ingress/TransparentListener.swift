@@ -97,6 +97,7 @@ public struct TransparentListener: Sendable {
             .serverChannelOption(.maxMessagesPerRead, value: 64)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.recvAllocator, value: TCPReads.allocator)
             .childChannelInitializer { channel in
                 Self.configure(
                     channel: channel, configuration: configuration, connector: connector, ownListeners: listeners,
