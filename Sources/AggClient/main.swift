@@ -46,6 +46,8 @@ struct ClientOptions: ParsableArguments {
     var verbose = false
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
+    @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
+    var segmentationOffload: String?
     @Option(
         help: """
             Connections open at once on the association (default 16384, at most 65534; the server's limit applies \
@@ -74,6 +76,7 @@ struct ClientOptions: ParsableArguments {
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
+        overrides.set("segmentation-offload", segmentationOffload)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.stream-wait", streamWait)
         overrides.set("limits.paths-per-association", pathsPerAssociation)

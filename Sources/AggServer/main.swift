@@ -34,6 +34,8 @@ struct ServerOptions: ParsableArguments {
     var verbose = false
     @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
     var allowPlaintext = false
+    @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
+    var segmentationOffload: String?
     @Option(help: "Associations one client key may hold at once (default 4).")
     var associationsPerKey: String?
     @Option(help: "Connections open at once on one association (default 16384, at most 65534); more OPENs are refused.")
@@ -54,6 +56,7 @@ struct ServerOptions: ParsableArguments {
         overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("verbose", verbose)
         overrides.set("allow-plaintext", allowPlaintext)
+        overrides.set("segmentation-offload", segmentationOffload)
         overrides.set("limits.associations-per-key", associationsPerKey)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.paths-per-association", pathsPerAssociation)

@@ -17,6 +17,7 @@ extension ClientSettings {
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("plaintext", \.plaintext, .boolean),
+            ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
             ConfigKey(
                 "limits.streams-per-association", \.limits.streamsPerAssociation,
                 .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),

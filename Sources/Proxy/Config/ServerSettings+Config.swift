@@ -12,6 +12,7 @@ extension ServerSettings {
             ConfigKey("shutdown-timeout", \.shutdownTimeout, .duration(allowingZero: true)),
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
+            ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
             ConfigKey(
                 "limits.streams-per-association", \.limits.streamsPerAssociation,
                 .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),

@@ -134,6 +134,9 @@ public struct ServerSettings: Equatable, Sendable {
     public var verbose = false
     /// Also accept plain RFC 6951 datagrams (`--allow-plaintext`); encrypted clients are served either way.
     public var allowPlaintext = false
+    /// UDP segmentation offload (`segmentation-offload`, default on): runs of datagrams leave in one system call
+    /// and arrive in one. Off, every datagram crosses the kernel alone, as a packet capture on this host shows it.
+    public var segmentationOffload = true
 
     public init() {}
 
@@ -178,6 +181,9 @@ public struct ClientSettings: Equatable, Sendable {
     /// Send plain RFC 6951 datagrams instead of encrypting them (`--plaintext`), for interop and tshark; the server
     /// must allow it.
     public var plaintext = false
+    /// UDP segmentation offload (`segmentation-offload`, default on): runs of datagrams leave in one system call
+    /// and arrive in one. Off, every datagram crosses the kernel alone, as a packet capture on this host shows it.
+    public var segmentationOffload = true
 
     public init() {}
 

@@ -36,6 +36,8 @@ public final class AggClientService: @unchecked Sendable {
         public var sctp = SCTPConfiguration()
         /// Plain RFC 6951 datagrams instead of the encryption layer (`--plaintext`).
         public var plaintext = false
+        /// UDP segmentation offload on the driver's sockets (`SCTPDriver.Options.segmentationOffload`).
+        public var segmentationOffload = true
         /// The server endpoint's SCTP port (not the UDP port).
         public var serverSCTPPort: UInt16 = AggServerService.sctpPort
 
@@ -134,6 +136,7 @@ public final class AggClientService: @unchecked Sendable {
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()
+        options.segmentationOffload = configuration.segmentationOffload
         for (index, interface) in configuration.pathInterfaces.enumerated() where index < configuration.paths.count {
             if let interface, let ip = configuration.paths[index] { options.interfaces[ip] = interface }
         }

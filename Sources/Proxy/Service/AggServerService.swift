@@ -21,6 +21,8 @@ public final class AggServerService: @unchecked Sendable {
         public var sctp = SCTPConfiguration()
         /// Also accept plain RFC 6951 datagrams (`--allow-plaintext`).
         public var allowPlaintext = false
+        /// UDP segmentation offload on the driver's sockets (`SCTPDriver.Options.segmentationOffload`).
+        public var segmentationOffload = true
 
         public init(listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()) {
             self.listen = listen
@@ -113,9 +115,12 @@ public final class AggServerService: @unchecked Sendable {
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
+        var options = SCTPDriver.Options()
+        options.segmentationOffload = configuration.segmentationOffload
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
-            advertisedAddresses: advertised, protection: configuration.protection, on: eventLoop, logger: logger
+            advertisedAddresses: advertised, options: options, protection: configuration.protection, on: eventLoop,
+            logger: logger
         ).map { driver in
             let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }

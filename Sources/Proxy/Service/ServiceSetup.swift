@@ -57,6 +57,7 @@ public enum ServiceSetup {
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
         configuration.plaintext = settings.plaintext
+        configuration.segmentationOffload = settings.segmentationOffload
         configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
         configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
         configuration.limits = settings.limits
@@ -81,6 +82,7 @@ public enum ServiceSetup {
             policy: policy, connectTimeout: TimeAmount(settings.limits.connectTimeout), lookupLimits: lookupLimits)
         var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
         configuration.allowPlaintext = settings.allowPlaintext
+        configuration.segmentationOffload = settings.segmentationOffload
         configuration.limits = settings.limits
         return configuration
     }

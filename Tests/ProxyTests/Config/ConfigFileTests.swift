@@ -56,6 +56,7 @@ import Testing
             shutdown-timeout = "1m30s"
             verbose = true
             plaintext = true
+            segmentation-offload = false
 
             [limits]
             streams-per-association = 20000
@@ -84,6 +85,7 @@ import Testing
         expected.shutdownTimeout = .seconds(90)
         expected.verbose = true
         expected.plaintext = true
+        expected.segmentationOffload = false
         expected.limits.streamsPerAssociation = 20000
         expected.limits.streamWait = .seconds(2)
         expected.limits.streamWaitQueue = 100
@@ -93,7 +95,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 19)
+        #expect(ClientSettings.configKeys.count == 20)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -107,6 +109,7 @@ import Testing
             shutdown-timeout = 0
             verbose = false
             allow-plaintext = true
+            segmentation-offload = false
 
             [limits]
             streams-per-association = 256
@@ -133,6 +136,7 @@ import Testing
         expected.metricsAddress = nil
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
+        expected.segmentationOffload = false
         expected.limits.streamsPerAssociation = 256
         expected.limits.associationsPerKey = 2
         expected.limits.pathsPerAssociation = 3
@@ -147,7 +151,7 @@ import Testing
         expected.lookupLimits.queued = 64
         expected.lookupLimits.timeout = .seconds(3)
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 21)
+        #expect(ServerSettings.configKeys.count == 22)
     }
 
     /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and

@@ -23,7 +23,8 @@ struct EncryptedEndToEndTests {
         let udpPort: UInt16
         let proxyPort: Int
 
-        init(plaintext: Bool, allowPlaintext: Bool, udpPort: UInt16? = nil) throws {
+        /// A capture on loopback sees a segmented write as one packet: the tshark tests turn offload off.
+        init(plaintext: Bool, allowPlaintext: Bool, udpPort: UInt16? = nil, segmentationOffload: Bool = true) throws {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
             self.group = group
             let loops = (0..<3).map { _ in group.next() }
@@ -37,6 +38,7 @@ struct EncryptedEndToEndTests {
                 listen: listen, keys: [EndToEndHarness.key],
                 egress: EgressConnector(policy: EgressPolicy(allowed: [CIDR("127.0.0.0/8")!])))
             serverConfiguration.allowPlaintext = allowPlaintext
+            serverConfiguration.segmentationOffload = segmentationOffload
             server = try AggServerService.start(
                 configuration: serverConfiguration, on: loops[0], logger: EndToEndHarness.logger("aggserver")
             ).wait()
@@ -44,6 +46,7 @@ struct EncryptedEndToEndTests {
                 servers: listen, paths: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)],
                 key: EndToEndHarness.key)
             clientConfiguration.plaintext = plaintext
+            clientConfiguration.segmentationOffload = segmentationOffload
             clientConfiguration.serverWait = .seconds(3)
             client = try AggClientService.start(
                 configuration: clientConfiguration, on: loops[1], logger: EndToEndHarness.logger("aggclient")
@@ -89,7 +92,7 @@ struct EncryptedEndToEndTests {
         defer { started?.shutdown() }
         // tshark, reading a live capture of the loopback traffic as SCTP, finds no packet with a valid CRC32c.
         let frames = try LoopbackCapture.sctpFrames(port: port) {
-            let pair = try Pair(plaintext: false, allowPlaintext: false, udpPort: port)
+            let pair = try Pair(plaintext: false, allowPlaintext: false, udpPort: port, segmentationOffload: false)
             started = pair
             try pair.client.whenReady().wait()
             #expect(try pair.download())
@@ -115,7 +118,7 @@ struct EncryptedEndToEndTests {
         defer { started?.shutdown() }
         // tshark decodes every captured datagram as SCTP with a good CRC32c: INIT through DATA and SACK.
         let frames = try LoopbackCapture.sctpFrames(port: port) {
-            let pair = try Pair(plaintext: true, allowPlaintext: true, udpPort: port)
+            let pair = try Pair(plaintext: true, allowPlaintext: true, udpPort: port, segmentationOffload: false)
             started = pair
             try pair.client.whenReady().wait()
             #expect(try pair.download())
