@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the hand-made seed corpora of the Stream, SOCKS, HTTP and Status fuzzers
-(Fuzz/Corpus/{stream,socks,http,status}).
+(Fuzz/Corpus/{stream,socks,http,status}), and the Association fuzzer's hand-made FORWARD-TSN seed.
 
 The Association and Decrypt fuzzers' seeds come from a real exchange instead (Decrypt's from a real version-2
 handshake, HELLO and HELLO-ACK with their X25519 public keys, so regenerate them whenever that format changes):
@@ -151,7 +151,29 @@ def status_seeds():
         write("status", name, bytes([flags]) + data)
 
 
+def association_seeds():
+    """FORWARD-TSN (RFC 3758 §3.2) records: the real exchange of --write-seeds has no PR-SCTP message, so no
+    FORWARD-TSN; both endpoints negotiate PR-SCTP, so these reach the server's FORWARD-TSN handling. Each record is
+    flags, a little-endian length and chunks (AssociationFuzzer.swift). The TSNs lie around the client's first DATA
+    TSN of the recorded exchange (0x47364cf1): one just ahead, one further with ordered stream entries, one stale,
+    then one that lets the timers run."""
+
+    def record(flags, chunks):
+        return bytes([flags]) + struct.pack("<H", len(chunks)) + chunks
+
+    def forward_tsn(tsn, streams=()):
+        body = struct.pack(">I", tsn) + b"".join(struct.pack(">HH", s, n) for s, n in streams)
+        return struct.pack(">BBH", 192, 0, 4 + len(body)) + body
+
+    base = 0x47364CF1
+    write("association", "forward-tsn", record(0x00, forward_tsn(base + 1))
+          + record(0x00, forward_tsn(base + 3, [(1, 5), (2, 0)]))
+          + record(0x00, forward_tsn(base - 1))
+          + record(0x40, forward_tsn(base + 3)))
+
+
 stream_seeds()
 socks_seeds()
 http_seeds()
 status_seeds()
+association_seeds()

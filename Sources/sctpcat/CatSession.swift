@@ -21,6 +21,8 @@ final class CatSession: @unchecked Sendable {
     private var isFinished = false
     private var lastReceived = SCTPTime.now()
     private var poller: RepeatedTask?
+    /// Whether the association negotiated PR-SCTP, for `--pr-stats`.
+    private var isPartialReliabilityNegotiated = false
     private var connectTimer: Scheduled<Void>?
 
     private init(settings: CatSettings, driver: SCTPDriver, pool: NIOThreadPool) {
@@ -88,6 +90,15 @@ final class CatSession: @unchecked Sendable {
     private func finish(_ code: Int32) {
         guard !isFinished else { return }
         isFinished = true
+        if settings.printsPartialReliabilityStats {
+            let counters = driver.endpoint.partialReliabilityCounters
+            printError(
+                "sctpcat: pr-sctp negotiated=\(isPartialReliabilityNegotiated ? "yes" : "no")"
+                    + " abandoned-unsent=\(counters.messagesAbandonedUnsent)"
+                    + " abandoned-sent=\(counters.messagesAbandonedSent)"
+                    + " forward-tsn-sent=\(counters.forwardTSNsSent)"
+                    + " forward-tsn-received=\(counters.forwardTSNsReceived)")
+        }
         poller?.cancel()
         connectTimer?.cancel()
         finished.succeed(code)
@@ -111,6 +122,7 @@ final class CatSession: @unchecked Sendable {
                 return
             }
             association = id
+            isPartialReliabilityNegotiated = driver.endpoint.isPartialReliabilityNegotiated(id)
             connectTimer?.cancel()
             connectTimer = nil
             if case .connect = settings.mode { startSending() }
@@ -172,7 +184,9 @@ final class CatSession: @unchecked Sendable {
         var sent = 0
         while sent < pending.count, driver.isWritable(association) {
             do {
-                try driver.send(pending[sent].0, on: association, stream: settings.stream)
+                try driver.send(
+                    pending[sent].0, on: association, stream: settings.stream, unordered: settings.unordered,
+                    reliability: settings.reliability)
             } catch .sendBufferFull {
                 break
             } catch {

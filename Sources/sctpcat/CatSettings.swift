@@ -16,6 +16,9 @@ struct CatSettings: Sendable {
     var messageSize: Int
     var linger: SCTPDuration
     var connectTimeout: SCTPDuration
+    var unordered: Bool
+    var reliability: SCTPReliability
+    var printsPartialReliabilityStats: Bool
 
     init(_ command: SCTPCat) throws {
         let locals = try command.local.map { text in
@@ -41,6 +44,9 @@ struct CatSettings: Sendable {
         messageSize = command.messageSize
         linger = .nanoseconds(Int64(command.linger * 1e9))
         connectTimeout = .nanoseconds(Int64(command.connectTimeout * 1e9))
+        unordered = command.unordered
+        reliability = command.lifetimeMs.map { .timed(lifetime: .milliseconds(Int64($0))) } ?? .reliable
+        printsPartialReliabilityStats = command.prStats
     }
 
     /// Parses `1.2.3.4:5000`, `[::1]:5000` or `localhost:5000` (no name resolution beyond localhost).

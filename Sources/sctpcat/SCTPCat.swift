@@ -39,6 +39,15 @@ struct SCTPCat: ParsableCommand {
     @Flag(help: "With --listen: send every message back instead of writing it to stdout.")
     var echo = false
 
+    @Flag(help: "Send messages unordered.")
+    var unordered = false
+
+    @Option(help: "Send messages partially reliable (PR-SCTP timed reliability): abandon each after this many ms.")
+    var lifetimeMs: Int?
+
+    @Flag(help: "At the end, print what PR-SCTP abandoned and the FORWARD-TSNs sent and received to stderr.")
+    var prStats = false
+
     func validate() throws {
         switch (connect, listen) {
         case (nil, nil): throw ValidationError("one of --connect or --listen is required")
@@ -47,6 +56,7 @@ struct SCTPCat: ParsableCommand {
         }
         if echo && listen == nil { throw ValidationError("--echo needs --listen") }
         if !(1...65536).contains(messageSize) { throw ValidationError("--message-size must be 1...65536") }
+        if let lifetimeMs, lifetimeMs <= 0 { throw ValidationError("--lifetime-ms must be positive") }
         if linger < 0 || connectTimeout <= 0 {
             throw ValidationError("--linger and --connect-timeout must be positive")
         }

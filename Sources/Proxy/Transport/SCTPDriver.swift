@@ -218,15 +218,16 @@ public final class SCTPDriver: @unchecked Sendable {
     /// Queues a message; it leaves as congestion control allows, at the end of this turn of the event loop (or
     /// of the read batch under way) together with every other message sent in it: a burst of small messages (the
     /// OPEN-RESULTs of many connections, a socket read's tail and the next one's head) shares packets instead of
-    /// taking one sealed datagram each.
+    /// taking one sealed datagram each. `reliability` makes the message partially reliable (PR-SCTP, see
+    /// `SCTPEndpoint.send`).
     public func send(
         _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
-        unordered: Bool = false
+        unordered: Bool = false, reliability: SCTPReliability = .reliable
     ) throws(SCTPError) {
         eventLoop.preconditionInEventLoop()
         try endpoint.send(
-            payload, on: id, stream: stream, ppid: ppid, unordered: unordered, deferringTransmission: true,
-            now: .now())
+            payload, on: id, stream: stream, ppid: ppid, unordered: unordered, reliability: reliability,
+            deferringTransmission: true, now: .now())
         guard !isReadingBatch, !transmissionScheduled else { return }  // A read batch transmits when it ends.
         transmissionScheduled = true
         eventLoop.execute { [self] in

@@ -5,15 +5,20 @@ extension Association {
     // MARK: - Application commands
 
     /// Queues a message; `transmitting` false leaves it queued until the next `transmit` (the caller's batch).
+    /// `reliability` other than `.reliable` makes it partially reliable (RFC 7496), the lifetime counting from `now`.
     func sendMessage(
-        _ payload: ByteBuffer, stream: StreamID, ppid: PPID, unordered: Bool, transmitting: Bool = true, now: SCTPTime
+        _ payload: ByteBuffer, stream: StreamID, ppid: PPID, unordered: Bool, reliability: SCTPReliability = .reliable,
+        transmitting: Bool = true, now: SCTPTime
     ) throws(SCTPError) {
         guard state.acceptsNewData else { throw .shuttingDown }
         guard stream.rawValue < outboundStreams || !state.isEstablishedOrLater else {
             throw .invalidStream(stream, available: outboundStreams)
         }
         guard payload.readableBytes > 0 else { throw .messageTooLarge(0) }
-        sendQueue.enqueue(streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered)
+        let abandonment = AbandonmentRule(reliability, now: now)
+        if abandonment != .never { usesPartialReliability = true }
+        sendQueue.enqueue(
+            streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered, abandonment: abandonment)
         if transmitting, state.isEstablishedOrLater { transmit(now: now) }
     }
 
@@ -80,18 +85,7 @@ extension Association {
                     tsn: chunk.tsn, streamID: chunk.streamID, ssn: chunk.ssn, ppid: chunk.ppid,
                     isUnordered: chunk.isUnordered, isBeginning: chunk.isBeginning, isEnding: chunk.isEnding,
                     payload: chunk.userData))
-            while let message = reassembly.pollMessage() {
-                // NR-SACK: a message handed to the application out of TSN order can never be reneged.
-                if features.contains(.nrSack), message.lastTSN.isAfter(dataTracker.cumulativeTSN) {
-                    dataTracker.markDelivered(from: message.firstTSN, through: message.lastTSN)
-                }
-                output.events.append(
-                    .message(
-                        id,
-                        SCTPMessage(
-                            stream: message.streamID, ppid: message.ppid, isUnordered: message.isUnordered,
-                            payload: message.payload)))
-            }
+            deliverReassembledMessages()
         case .duplicate, .outOfWindow:
             break
         case .tooManyGaps:
@@ -99,6 +93,22 @@ extension Association {
             output.refusals.tsnGaps += 1
         }
         return true
+    }
+
+    /// Hands every message reassembly completed to the application.
+    func deliverReassembledMessages() {
+        while let message = reassembly.pollMessage() {
+            // NR-SACK: a message handed to the application out of TSN order can never be reneged.
+            if features.contains(.nrSack), message.lastTSN.isAfter(dataTracker.cumulativeTSN) {
+                dataTracker.markDelivered(from: message.firstTSN, through: message.lastTSN)
+            }
+            output.events.append(
+                .message(
+                    id,
+                    SCTPMessage(
+                        stream: message.streamID, ppid: message.ppid, isUnordered: message.isUnordered,
+                        payload: message.payload)))
+        }
     }
 
     /// a_rwnd: what is left of our receive buffer (RFC 9260 §6.2).
@@ -234,6 +244,7 @@ extension Association {
                 timers.arm(.t3rtx(ack.path), at: now + paths[i].rto.rto)
             }
         }
+        if usesPartialReliability { handleSackForPartialReliability(now: now) }
         if sendQueue.pollWritable() { output.events.append(.writable(id)) }
         continueShutdown(now: now)
     }
@@ -261,7 +272,8 @@ extension Association {
     func handleT3Expiry(pathID: PathID, now: SCTPTime) {
         guard let i = pathIndex(of: pathID) else { return }
         let returned = outstanding.markAllForRetransmission(on: pathID)
-        guard returned > 0 || outstanding.hasChunksToRetransmit else { return }
+        let forwardTSNPending = usesPartialReliability && handleT3ExpiryForPartialReliability()
+        guard returned > 0 || outstanding.hasChunksToRetransmit || forwardTSNPending else { return }
         paths[i].counters.retransmissions += 1
         reportStateChange(paths[i].handleRetransmissionTimeout(), pathIndex: i)
         if countAssociationError(now: now) { return }

@@ -17,14 +17,17 @@ extension Association {
     }
 
     /// The Supported Extensions parameter (RFC 5061 §4.2.7) listing every extension chunk we use: AUTH and ASCONF
-    /// for dynamic addresses, NR-SACK for CMT.
+    /// for dynamic addresses, NR-SACK for CMT, FORWARD-TSN for PR-SCTP, which also gets its Forward-TSN-Supported
+    /// parameter (RFC 3758 §3.3.1).
     static func localFeatureParameters(_ configuration: SCTPConfiguration) -> [Parameter] {
         let types = localExtensionTypes(configuration)
-        return types.isEmpty ? [] : [.supportedExtensions(types)]
+        return (configuration.partialReliability ? [.forwardTSNSupported] : [])
+            + (types.isEmpty ? [] : [.supportedExtensions(types)])
     }
 
     static func localExtensionTypes(_ configuration: SCTPConfiguration) -> [UInt8] {
-        (configuration.supportsDynamicAddresses ? dynamicAddressExtensions : [])
+        (configuration.partialReliability ? [ForwardTSNChunk.type] : [])
+            + (configuration.supportsDynamicAddresses ? dynamicAddressExtensions : [])
             + (configuration.multipath.nrSack ? [NRSackChunk.type] : [])
     }
 
@@ -89,6 +92,10 @@ extension Association {
             default:
                 break
             }
+        }
+        // RFC 3758 §3.3: PR-SCTP only when both ends announce it.
+        if configuration.partialReliability, Association.peerSupportsForwardTSN(ack.parameters) {
+            features.insert(.forwardTSN)
         }
         guard let cookie else {
             // RFC 9260 §5.1: the State Cookie is mandatory in INIT-ACK.

@@ -83,7 +83,18 @@ extension Association {
             case .nrSack(let sack):
                 guard state.isEstablishedOrLater, features.contains(.nrSack) else { continue }
                 handleNRSack(sack, now: now)
-            case .ecne, .cwr, .idata, .iForwardTSN, .reconfig, .pad, .forwardTSN:
+            case .forwardTSN(let forward):
+                guard state.isEstablishedOrLater else { continue }
+                if case .shutdownAckSent = state { continue }
+                guard isPartialReliabilityNegotiated else {
+                    // RFC 3758 §3.3.1: without the parameter an endpoint "MUST instead act as if it does NOT support
+                    // the FORWARD TSN chunk, returning an ERROR to the peer upon receipt of any FORWARD TSN".
+                    output.drop("FORWARD-TSN not negotiated")
+                    if let bytes = raw.bytes(in: packet) { unrecognized.append(.unrecognizedChunkType(bytes)) }
+                    continue
+                }
+                handleForwardTSN(forward, pathIndex: pathIndex, now: now)
+            case .ecne, .cwr, .idata, .iForwardTSN, .reconfig, .pad:
                 // Not negotiated: we never announce these extensions, so a peer must not send them. Ignore.
                 break
             }

@@ -55,6 +55,7 @@ extension Association {
         guard !isClosed else { return }
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
+            if usesPartialReliability { abandonAndForward(now: now, sack: &sack) }
             let rtx = retransmissionPathIndex()
             for i in fastRetransmitPaths.sorted() where outstanding.hasChunksToRetransmit {
                 // RFC 9260 §7.2.4 3: one packet of the marked chunks goes at once, whatever cwnd says.
@@ -139,7 +140,11 @@ extension Association {
                 } else {
                     break
                 }
-                guard var fragment = sendQueue.produce(maxPayload: allowed) else { break }
+                let arrival = usesPartialReliability ? now + oneWayDelay(pathIndex: i) : nil
+                guard
+                    var fragment = sendQueue.produce(
+                        maxPayload: allowed, arrival: arrival, keepsTimedMessagesWhole: dataBytes > 0)
+                else { break }
                 // RFC 7053: the last chunk before the queue runs dry asks for an immediate SACK. Otherwise the
                 // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is
                 // retransmitted spuriously, collapsing that path's cwnd.

@@ -82,6 +82,15 @@ final class Association {
     /// Rate limits of the log lines a peer can cause on every packet.
     var logLimits = PeerLogLimits()
 
+    // MARK: PR-SCTP (RFC 3758)
+    /// A partially reliable message was queued: from then on `transmit` looks for chunks to abandon. Associations
+    /// that only ever send reliably never pay for it.
+    var usesPartialReliability = false
+    /// A FORWARD-TSN goes out with the next `transmit`.
+    var isForwardTSNDue = false
+    /// The last FORWARD-TSN sent, to hold back duplicates for a round trip (RFC 3758 §3.5 F2).
+    var lastForwardTSN: (tsn: TSN, sentAt: SCTPTime)?
+
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
         random: SCTPRandom, localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16,

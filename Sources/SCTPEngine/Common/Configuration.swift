@@ -57,6 +57,13 @@ public struct SCTPConfiguration: Sendable {
     /// CHUNKS: chunk types the peer must authenticate; ASCONF and ASCONF-ACK at least (RFC 5061 §4.1.1).
     public var authChunkTypes: [UInt8] = [0xC1, 0x80]
 
+    // MARK: - Partial reliability (RFC 3758, RFC 7496)
+    /// Announce Forward-TSN-Supported in INIT and INIT-ACK. When the peer announces it too, messages sent with a
+    /// `SCTPReliability` other than `.reliable` may be abandoned and skipped with FORWARD-TSN; otherwise, and with
+    /// a peer that does not announce it, every message once sent is delivered reliably and FORWARD-TSN is neither
+    /// sent nor accepted.
+    public var partialReliability = true
+
     // MARK: - Resource limits
     /// Paths one association may have, counting those learnt from the peer's address list in INIT-ACK and those
     /// added with ASCONF: addresses listed beyond it are ignored, and an ASCONF Add IP Address beyond it is

@@ -9,6 +9,8 @@ final class EndpointOutput {
     var dropped: [String: Int] = [:]
     /// Requests refused because a limit was reached, for metrics.
     var refusals = SCTPLimitRefusals()
+    /// What PR-SCTP abandoned and skipped, for metrics.
+    var partialReliability = SCTPPartialReliabilityCounters()
 
     func drop(_ reason: String) { dropped[reason, default: 0] += 1 }
 }

@@ -78,6 +78,10 @@ extension SCTPEndpoint {
             }
         }
         if !configuration.multipath.nrSack { features.remove(.nrSack) }
+        // RFC 3758 §3.3.2: PR-SCTP only when both ends announce it; a peer that does not never gets FORWARD-TSN.
+        if configuration.partialReliability, Association.peerSupportsForwardTSN(initChunk.parameters) {
+            features.insert(.forwardTSN)
+        }
         // RFC 4895 §6.1 and RFC 5061 §4.2.7: AUTH and ASCONF. Our RANDOM must survive in the cookie along with the
         // peer's parameters; a collision answers with the RANDOM of the INIT already sent.
         let (dynamic, peerAuth) = Association.dynamicAddressFeatures(

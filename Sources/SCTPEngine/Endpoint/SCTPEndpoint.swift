@@ -80,14 +80,22 @@ public final class SCTPEndpoint {
     /// Queues a message on a stream; it goes out as congestion control allows. With `deferringTransmission` it
     /// waits in the send queue until `transmitDeferred(now:)`, so that the messages a caller sends together (one
     /// turn of its event loop) leave bundled in as few packets as they fill, not one packet each.
+    ///
+    /// `reliability` makes the message partially reliable (PR-SCTP, RFC 3758 and RFC 7496): with `.timed(lifetime:)`
+    /// it is sent and retransmitted only while it can arrive within `lifetime` of `now`, and never delivered after;
+    /// a lost one is skipped with FORWARD-TSN and holds up no other message (with `unordered`, not even its own
+    /// stream's). See `SCTPReliability` for associations whose peer did not negotiate PR-SCTP
+    /// (`isPartialReliabilityNegotiated`).
     public func send(
         _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
-        unordered: Bool = false, deferringTransmission: Bool = false, now: SCTPTime
+        unordered: Bool = false, reliability: SCTPReliability = .reliable, deferringTransmission: Bool = false,
+        now: SCTPTime
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
         defer { settle(association) }
         try association.sendMessage(
-            payload, stream: stream, ppid: ppid, unordered: unordered, transmitting: !deferringTransmission, now: now)
+            payload, stream: stream, ppid: ppid, unordered: unordered, reliability: reliability,
+            transmitting: !deferringTransmission, now: now)
         // Consecutive sends are nearly always on one association: the set is consulted only when it changes.
         if deferringTransmission, deferredTransmissions.last != id, deferredSet.insert(id).inserted {
             deferredTransmissions.append(id)

@@ -158,8 +158,11 @@ struct ReassemblyQueue: Sendable {
 
     // MARK: - Skipping and resets
 
-    /// RFC 3758 §3.6: after a FORWARD-TSN to `newCumulativeTSN`, drops fragments at or below it, and for each
-    /// listed (stream, SSN) treats every ordered message up to that SSN as delivered, releasing any that follow.
+    /// RFC 3758 §3.6: after a FORWARD-TSN to `newCumulativeTSN`, drops fragments at or below it ("The receiver MUST
+    /// remove any partially reassembled message, which is still missing one or more TSNs earlier than or equal to
+    /// the new cumulative TSN point"), and for each listed (stream, SSN) "immediately make available for delivery
+    /// stream sequence numbers earlier than or equal to the stream sequence number listed": complete messages up to
+    /// that SSN that waited for a skipped one are released in SSN order, then any that follow in sequence.
     mutating func handleForwardTSN(newCumulativeTSN: TSN, skipped: some Sequence<(StreamID, SSN)>) {
         let limit = unwrapper.peek(newCumulativeTSN)
         for (key, fragment) in unordered where key <= limit {
@@ -182,12 +185,15 @@ struct ReassemblyQueue: Sendable {
         for (id, ssn) in skipped {
             var stream = streams[id] ?? Stream()
             if ssn.isAfter(stream.nextSSN) || ssn == stream.nextSSN {
-                stream.nextSSN = ssn.next
-                for (key, message) in stream.ready where SSN(key).isBefore(stream.nextSSN) {
-                    payloadBytes -= message.payload.readableBytes
+                let start = stream.nextSSN
+                let waiting = stream.ready.keys.filter { !SSN($0).isBefore(start) && !SSN($0).isAfter(ssn) }
+                    .sorted { $0 &- start.rawValue < $1 &- start.rawValue }
+                for key in waiting {
+                    let message = stream.ready.removeValue(forKey: key)!
                     release(message.payload)
-                    stream.ready[key] = nil
+                    output.append(message)
                 }
+                stream.nextSSN = ssn.next
             }
             streams[id] = stream
             drain(id)

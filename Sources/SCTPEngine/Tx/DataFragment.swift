@@ -15,10 +15,12 @@ struct DataFragment: Sendable {
     /// I bit (RFC 7053): ask the peer to SACK without delay.
     var isImmediate: Bool
     var payload: ByteBuffer
+    /// PR-SCTP: when the message this fragment belongs to is given up on (RFC 7496).
+    var abandonment: AbandonmentRule
 
     init(
         streamID: StreamID, ssn: SSN, ppid: PPID, isUnordered: Bool = false, isBeginning: Bool = true,
-        isEnding: Bool = true, isImmediate: Bool = false, payload: ByteBuffer
+        isEnding: Bool = true, isImmediate: Bool = false, payload: ByteBuffer, abandonment: AbandonmentRule = .never
     ) {
         self.streamID = streamID
         self.ssn = ssn
@@ -28,6 +30,7 @@ struct DataFragment: Sendable {
         self.isEnding = isEnding
         self.isImmediate = isImmediate
         self.payload = payload
+        self.abandonment = abandonment
     }
 }
 

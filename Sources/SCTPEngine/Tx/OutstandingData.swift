@@ -358,6 +358,86 @@ struct OutstandingData: Sendable {
         return point
     }
 
+    /// RFC 3758 §3.5 C2/C3: the chunk right after the cumulative TSN ack is abandoned, so the Advanced.Peer.Ack.Point
+    /// lies beyond it and the peer needs a FORWARD-TSN. (A chunk the peer acknowledged there would have moved the
+    /// cumulative ack, so checking the first chunk is enough.)
+    var needsForwardTSN: Bool { items.first?.state == .abandoned }
+
+    /// What abandoning chunks marked for retransmission did.
+    struct Abandonment: Sendable {
+        /// Messages newly abandoned.
+        var messages = 0
+        /// Streams whose abandoned message was only partly sent: the send queue drops the rest.
+        var unfinishedStreams: [StreamID] = []
+    }
+
+    /// RFC 3758 §4.1 TR4 and RFC 7496 §4.2: every chunk marked for retransmission whose rule says it must not go
+    /// again (a retransmission sent now would arrive at `arrival`) is abandoned, with the rest of its message
+    /// (§3.5 A3). Such chunks were marked by T3-rtx or fast retransmit, so congestion control has already reacted
+    /// to their loss (§3.5 F5).
+    mutating func abandonMarkedChunks(arrival: SCTPTime) -> Abandonment {
+        var result = Abandonment()
+        var index = 0
+        while index < retransmissions.count {
+            let value = retransmissions[index]
+            index += 1
+            guard value >= firstUnwrapped else { continue }
+            let i = Int(value - firstUnwrapped)
+            guard items[i].isMarkedForRetransmission, items[i].state == .outstanding,
+                items[i].chunk.fragment.abandonment.abandonsRetransmission(
+                    transmissions: items[i].transmissions, arrival: arrival)
+            else { continue }
+            abandonMessage(containing: i, into: &result)
+        }
+        if result.messages > 0 { _ = firstRetransmissionIndexPurging() }
+        return result
+    }
+
+    /// RFC 3758 §3.5 C4: the FORWARD-TSN for the Advanced.Peer.Ack.Point, with the highest abandoned SSN of each
+    /// ordered stream skipped ("Each stream SHOULD only be reported once"). Unordered chunks get no entry (§3.2:
+    /// "This field MUST NOT report TSN's corresponding to DATA chunks that are marked as unordered"). "If the total
+    /// size of the FORWARD TSN does NOT fit in a single MTU, then the sender ... SHOULD lower the
+    /// Advanced.Peer.Ack.Point to the last TSN that will fit": at most `maxStreams` entries. Nil when none is due.
+    func makeForwardTSN(maxStreams: Int) -> ForwardTSNChunk? {
+        guard needsForwardTSN else { return nil }
+        var point = cumulativeTSNAck
+        var skipped: [StreamID: SSN] = [:]
+        for item in items {
+            guard item.state == .abandoned || item.isAcked else { break }
+            if item.state == .abandoned, !item.chunk.isUnordered {
+                let id = item.chunk.streamID
+                if let ssn = skipped[id] {
+                    if item.chunk.ssn.isAfter(ssn) { skipped[id] = item.chunk.ssn }
+                } else {
+                    guard skipped.count < maxStreams else { break }
+                    skipped[id] = item.chunk.ssn
+                }
+            }
+            point = item.chunk.tsn
+        }
+        let streams = skipped.map { ForwardTSNChunk.Stream(streamID: $0.key, ssn: $0.value) }
+            .sorted { $0.streamID.rawValue < $1.streamID.rawValue }
+        return ForwardTSNChunk(newCumulativeTSN: point, streams: streams)
+    }
+
+    /// Abandons the message chunk `i` belongs to: the fragments from its B to its E fragment that are still here and
+    /// not acknowledged (RFC 3758 §3.5 A2: each is then "treated as being finally acked and no longer outstanding").
+    private mutating func abandonMessage(containing i: Int, into result: inout Abandonment) {
+        var first = i
+        while first > 0, !items[first].chunk.isBeginning { first -= 1 }
+        var last = i
+        while !items[last].chunk.isEnding, last + 1 < items.count { last += 1 }
+        for j in first...last where items[j].state == .outstanding {
+            if items[j].isInFlight { removeFromFlight(at: j) }
+            items[j].isMarkedForRetransmission = false
+            items[j].state = .abandoned
+            unackedBytes -= items[j].size
+            items[j].chunk.fragment.payload = ByteBuffer()
+        }
+        result.messages += 1
+        if !items[last].chunk.isEnding { result.unfinishedStreams.append(items[last].chunk.streamID) }
+    }
+
     // MARK: - Internals
 
     private func index(of tsn: TSN) -> Int? {

@@ -16,6 +16,7 @@ struct SendQueue: Sendable {
         var ppid: PPID
         var isUnordered: Bool
         var isImmediate: Bool
+        var abandonment = AbandonmentRule.never
         var hasStarted = false
         var ssn = SSN(0)
     }
@@ -40,6 +41,10 @@ struct SendQueue: Sendable {
     private(set) var bufferedBytes = 0
     private var wasFull = false
     private var writableEventPending = false
+    /// Queued messages with a lifetime (`AbandonmentRule.deadline`): while there are none, `produce` checks none.
+    private var timedMessages = 0
+    /// Messages dropped unsent because their lifetime ended (RFC 3758 §4.1 TR3), since `pollAbandoned`.
+    private var abandonedSinceLastPoll = 0
 
     init(highWatermark: Int = 1 << 20, lowWatermark: Int = 1 << 19, allowsInterleaving: Bool = false) {
         precondition(lowWatermark <= highWatermark, "low watermark above high watermark")
@@ -54,10 +59,13 @@ struct SendQueue: Sendable {
     /// Returns false when refused. The caller checks `isWritable` for backpressure; the queue never drops.
     @discardableResult
     mutating func enqueue(
-        streamID: StreamID, ppid: PPID, payload: ByteBuffer, isUnordered: Bool = false, isImmediate: Bool = false
+        streamID: StreamID, ppid: PPID, payload: ByteBuffer, isUnordered: Bool = false, isImmediate: Bool = false,
+        abandonment: AbandonmentRule = .never
     ) -> Bool {
         guard payload.readableBytes > 0 else { return false }
-        let message = Message(payload: payload, ppid: ppid, isUnordered: isUnordered, isImmediate: isImmediate)
+        let message = Message(
+            payload: payload, ppid: ppid, isUnordered: isUnordered, isImmediate: isImmediate, abandonment: abandonment)
+        if case .deadline = abandonment { timedMessages += 1 }
         bufferedBytes += payload.readableBytes
         if bufferedBytes >= highWatermark { wasFull = true }
         let scheduleNow = streams[streamID, default: Stream()].enqueue(message)
@@ -73,15 +81,27 @@ struct SendQueue: Sendable {
     // MARK: - Producing
 
     /// Cuts the next fragment of at most `maxPayload` bytes from the stream whose turn it is, or nil when empty.
-    mutating func produce(maxPayload: Int) -> DataFragment? {
+    /// With `arrival` (when a packet sent now would arrive), a message whose lifetime ends by then is dropped before
+    /// its first fragment is cut (RFC 3758 §4.1 TR3); one already started is finished, so every fragment of it
+    /// gets a TSN and the whole message can be abandoned and skipped together (RFC 3758 §3.5 A3). With
+    /// `keepsTimedMessagesWhole` (the packet already carries data), a timed message that does not fit `maxPayload`
+    /// is not started: nil ends the packet, and the message starts the next one. Its tail would otherwise wait for
+    /// room in cwnd and could arrive after the lifetime the first fragment was checked against.
+    mutating func produce(
+        maxPayload: Int, arrival: SCTPTime? = nil, keepsTimedMessagesWhole: Bool = false
+    ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
+        if timedMessages > 0, let arrival { dropExpiredHeads(arrival: arrival) }
         guard let id = schedule.first else { return nil }
-        let (fragment, isMessageDone, hasMore) = streams[id]!.cut(maxPayload: maxPayload, streamID: id)
-        bufferedBytes -= fragment.payload.readableBytes
-        if wasFull && bufferedBytes <= lowWatermark {
-            wasFull = false
-            writableEventPending = true
+        if keepsTimedMessagesWhole, timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
+            case .deadline = head.abandonment, head.payload.readableBytes > maxPayload
+        {
+            return nil
         }
+        let (fragment, isMessageDone, hasMore) = streams[id]!.cut(maxPayload: maxPayload, streamID: id)
+        if isMessageDone, case .deadline = fragment.abandonment { timedMessages -= 1 }
+        bufferedBytes -= fragment.payload.readableBytes
+        noteDrained()
         schedule.removeFirst()
         if hasMore {
             if isMessageDone || allowsInterleaving {
@@ -96,6 +116,57 @@ struct SendQueue: Sendable {
     }
 
     var isEmpty: Bool { schedule.isEmpty }
+
+    // MARK: - Abandoning (PR-SCTP)
+
+    /// Messages dropped unsent since the last call, for the counters.
+    mutating func pollAbandoned() -> Int {
+        defer { abandonedSinceLastPoll = 0 }
+        return abandonedSinceLastPoll
+    }
+
+    /// Drops the rest of the message `streamID` has started sending, whose sent fragments were abandoned (RFC 3758
+    /// §3.5 A3: "all other TSN's within that fragmented message MUST be abandoned at the same time"). Returns false
+    /// if the stream has no started message.
+    @discardableResult
+    mutating func dropStartedMessage(on streamID: StreamID) -> Bool {
+        guard let head = streams[streamID]?.messages.first, head.hasStarted else { return false }
+        streams[streamID]!.messages.removeFirst()
+        if case .deadline = head.abandonment { timedMessages -= 1 }
+        bufferedBytes -= head.payload.readableBytes
+        noteDrained()
+        if streams[streamID]!.messages.isEmpty {
+            streams[streamID]!.isScheduled = false
+            schedule.removeAll { $0 == streamID }
+        }
+        return true
+    }
+
+    /// Drops, from the stream whose turn it is, unstarted messages whose lifetime ends by `arrival`, moving on to the
+    /// next stream when one runs empty.
+    private mutating func dropExpiredHeads(arrival: SCTPTime) {
+        while let id = schedule.first {
+            while let head = streams[id]!.messages.first, !head.hasStarted,
+                head.abandonment.abandonsFirstTransmission(arrival: arrival)
+            {
+                streams[id]!.messages.removeFirst()
+                timedMessages -= 1
+                abandonedSinceLastPoll += 1
+                bufferedBytes -= head.payload.readableBytes
+                noteDrained()
+            }
+            guard streams[id]!.messages.isEmpty else { return }
+            streams[id]!.isScheduled = false
+            schedule.removeFirst()
+        }
+    }
+
+    private mutating func noteDrained() {
+        if wasFull && bufferedBytes <= lowWatermark {
+            wasFull = false
+            writableEventPending = true
+        }
+    }
 
     /// False while more than the high watermark is buffered, until it drains to the low watermark.
     var isWritable: Bool { !wasFull }
@@ -137,7 +208,7 @@ extension SendQueue.Stream {
         let fragment = DataFragment(
             streamID: streamID, ssn: message.ssn, ppid: message.ppid, isUnordered: message.isUnordered,
             isBeginning: isBeginning, isEnding: isEnding, isImmediate: message.isImmediate && isEnding,
-            payload: slice)
+            payload: slice, abandonment: message.abandonment)
         if !isEnding { messages.prepend(message) }
         return (fragment, isEnding, !messages.isEmpty)
     }

@@ -178,6 +178,24 @@ extension Components {
             #expect(queue.bufferedBytes == 0)
         }
 
+        /// RFC 3758 §3.6: the receiver "MUST ... immediately make available for delivery stream sequence numbers
+        /// earlier than or equal to the stream sequence number listed": complete messages that waited behind an
+        /// abandoned one are delivered, in SSN order, not dropped.
+        @Test func forwardTSNDeliversCompleteMessagesUpToTheListedSSN() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(10, stream: 3, ssn: 0, "zero-", b: true, e: false))  // abandoned, never completed
+            queue.add(chunk(12, stream: 3, ssn: 1, "one"))
+            queue.add(chunk(13, stream: 3, ssn: 2, "two-", b: true, e: false))  // abandoned too
+            queue.add(chunk(15, stream: 3, ssn: 3, "three"))
+            queue.add(chunk(16, stream: 3, ssn: 5, "five"))  // still waits for SSN 4
+            #expect(drain(&queue).isEmpty)
+            queue.handleForwardTSN(newCumulativeTSN: TSN(14), skipped: [(StreamID(3), SSN(2))])
+            #expect(drain(&queue) == ["one", "three"])
+            queue.add(chunk(17, stream: 3, ssn: 4, "four"))
+            #expect(drain(&queue) == ["four", "five"])
+            #expect(queue.bufferedBytes == 0)
+        }
+
         @Test func streamResetRestartsSSN() {
             var queue = ReassemblyQueue(capacity: 1 << 16)
             queue.add(chunk(1, stream: 1, ssn: 0, "a"))

@@ -87,7 +87,7 @@ import Testing
         #expect(chunk.parameters.contains(.chunkList([0xC1, 0x80])))
         #expect(chunk.parameters.contains(.hmacAlgorithm([3, 1])))
         // One Supported Extensions parameter: AUTH, ASCONF, ASCONF-ACK, and NR-SACK for CMT.
-        #expect(chunk.parameters.contains(.supportedExtensions([0x0F, 0xC1, 0x80, 0x10])))
+        #expect(chunk.parameters.contains(.supportedExtensions([0xC0, 0x0F, 0xC1, 0x80, 0x10])))
         l.deliver(initPacket, to: l.server)
         l.exchange()
         #expect(l.clientEstablished && l.serverEstablished)

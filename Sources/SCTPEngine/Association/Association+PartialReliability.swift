@@ -1,0 +1,134 @@
+import NIOCore
+
+/// Partial reliability: PR-SCTP (RFC 3758) with the policies of RFC 7496. The sender abandons messages whose policy
+/// says so and moves the peer's cumulative TSN past them with FORWARD-TSN (§3.5); the receiver skips what a
+/// FORWARD-TSN tells it to (§3.6). Only used when both ends announced Forward-TSN-Supported (§3.3).
+extension Association {
+    /// PR-SCTP negotiated: FORWARD-TSN may be sent and is processed.
+    var isPartialReliabilityNegotiated: Bool { features.contains(.forwardTSN) }
+
+    // MARK: - Negotiation (RFC 3758 §3.3)
+
+    /// Whether the peer's INIT or INIT-ACK parameters announce FORWARD-TSN: the Forward-TSN-Supported parameter
+    /// (§3.1), or FORWARD-TSN in Supported Extensions (RFC 5061 §4.2.7), which usrsctp sends as well.
+    static func peerSupportsForwardTSN(_ parameters: [Parameter]) -> Bool {
+        parameters.contains { parameter in
+            switch parameter {
+            case .forwardTSNSupported: return true
+            case .supportedExtensions(let types): return types.contains(ForwardTSNChunk.type)
+            default: return false
+            }
+        }
+    }
+
+    // MARK: - Sender (RFC 3758 §3.5)
+
+    /// How long a packet sent on path `i` now takes to arrive, for lifetimes: half the smoothed RTT, plus the RTT
+    /// variation, which covers the queue a burst of our own builds in front of it. Zero before any measurement: the
+    /// initial RTO (1 s) says nothing about the path, and taking half of it would drop every message of a lifetime
+    /// below 500 ms unsent, so that no DATA would ever yield a measurement.
+    func oneWayDelay(pathIndex i: Int) -> SCTPDuration {
+        guard let srtt = paths[i].rto.srtt else { return .zero }
+        return srtt / 2 + paths[i].rto.rttvar
+    }
+
+    /// Before anything is retransmitted: abandons the chunks marked for retransmission that their rule gives up on
+    /// (RFC 3758 §4.1 TR4), then sends a FORWARD-TSN if one is due, bundled with the pending SACK if any. Called by
+    /// `transmit` on associations that have sent partially reliable messages.
+    func abandonAndForward(now: SCTPTime, sack: inout Chunk?) {
+        if isPartialReliabilityNegotiated, outstanding.hasChunksToRetransmit {
+            let arrival = now + oneWayDelay(pathIndex: retransmissionPathIndex())
+            let abandoned = outstanding.abandonMarkedChunks(arrival: arrival)
+            if abandoned.messages > 0 {
+                output.partialReliability.messagesAbandonedSent += abandoned.messages
+                for stream in abandoned.unfinishedStreams { sendQueue.dropStartedMessage(on: stream) }
+                if outstanding.needsForwardTSN { isForwardTSNDue = true }
+            }
+        }
+        let unsent = sendQueue.pollAbandoned()
+        if unsent > 0 { output.partialReliability.messagesAbandonedUnsent += unsent }
+        guard isForwardTSNDue else { return }
+        isForwardTSNDue = false
+        sendForwardTSN(now: now, sack: &sack)
+    }
+
+    /// RFC 3758 §3.5 C3: "the data sender MUST send the data receiver a FORWARD TSN chunk containing the latest value
+    /// of the Advanced.Peer.Ack.Point", to a confirmed address, bundled with the SACK waiting to go (F2); C5: "the
+    /// sender MUST assure that at least one T3-rtx timer is running".
+    func sendForwardTSN(now: SCTPTime, sack: inout Chunk?) {
+        // Room for the chunk in one packet beside a SACK: 1,472 bytes take about 300 stream entries.
+        let maxStreams = max(1, (paths[sendPathIndex].mtu - 12 - 8 - 400) / 4)
+        guard let chunk = outstanding.makeForwardTSN(maxStreams: maxStreams) else { return }
+        let i = sendPathIndex
+        var chunks: [Chunk] = []
+        if let pending = sack {
+            chunks.append(pending)
+            sack = nil
+        }
+        chunks.append(.forwardTSN(chunk))
+        send(chunks, pathIndex: i, now: now)
+        lastForwardTSN = (chunk.newCumulativeTSN, now)
+        output.partialReliability.forwardTSNsSent += 1
+        if !timers.isArmed(.t3rtx(paths[i].id)) { timers.arm(.t3rtx(paths[i].id), at: now + paths[i].rto.rto) }
+    }
+
+    /// RFC 3758 §3.5 C1-C3, after a SACK was processed: when the Advanced.Peer.Ack.Point lies beyond the SACK's
+    /// cumulative TSN ack, a FORWARD-TSN is due. A repeat of the last one waits a round trip (F2: "waiting a full
+    /// RTT before sending a duplicate FORWARD TSN"), keeping a T3-rtx timer running meanwhile (C5).
+    func handleSackForPartialReliability(now: SCTPTime) {
+        guard isPartialReliabilityNegotiated else { return }
+        guard outstanding.needsForwardTSN else {
+            // The SACK that acknowledges a FORWARD-TSN acknowledges no DATA, so the per-path rule that stops T3-rtx
+            // (RFC 9260 §6.3.2 R2) never saw it: with nothing outstanding no timer need run.
+            if outstanding.isEmpty { for path in paths { timers.disarm(.t3rtx(path.id)) } }
+            return
+        }
+        let point = outstanding.advancedPeerAckPoint
+        if let last = lastForwardTSN, last.tsn == point,
+            now - last.sentAt < (paths[sendPathIndex].rto.srtt ?? paths[sendPathIndex].rto.rto)
+        {
+            if !paths.contains(where: { timers.isArmed(.t3rtx($0.id)) }) {
+                timers.arm(.t3rtx(paths[sendPathIndex].id), at: now + paths[sendPathIndex].rto.rto)
+            }
+            return
+        }
+        isForwardTSNDue = true
+    }
+
+    /// RFC 3758 §3.5 A5: "Any time the T3-rtx timer expires, on any destination, the sender SHOULD try to advance
+    /// the Advanced.Peer.Ack.Point". Returns true when a FORWARD-TSN is outstanding: the expiry then counts as a
+    /// retransmission timeout (backoff, error counts) even with no DATA to retransmit, so a peer that never
+    /// answers is given up on as RFC 9260 §8.1 says.
+    func handleT3ExpiryForPartialReliability() -> Bool {
+        guard isPartialReliabilityNegotiated, outstanding.needsForwardTSN else { return false }
+        isForwardTSNDue = true
+        return true
+    }
+
+    // MARK: - Receiver (RFC 3758 §3.6)
+
+    /// FORWARD-TSN: moves the cumulative TSN, drops the reassembly state of the skipped TSNs, delivers the ordered
+    /// messages that waited only for skipped ones, and acknowledges at once.
+    func handleForwardTSN(_ chunk: ForwardTSNChunk, pathIndex: Int, now: SCTPTime) {
+        output.partialReliability.forwardTSNsReceived += 1
+        // A new cumulative TSN further ahead than the data tracker accepts DATA is no TSN the peer could have sent
+        // and had abandoned.
+        let ahead = Int32(bitPattern: chunk.newCumulativeTSN.rawValue &- dataTracker.cumulativeTSN.rawValue)
+        guard ahead <= 0 || UInt32(ahead) <= dataTracker.configuration.maxTSNsAhead else {
+            output.drop("FORWARD-TSN beyond the receive window")
+            return
+        }
+        lastDataPathIndex = pathIndex
+        // RFC 3758 §3.6: a stale FORWARD-TSN "MUST NOT update its Cumulative TSN. The receiver SHOULD send a SACK";
+        // the tracker asks for one either way.
+        guard dataTracker.handleForwardTSN(newCumulativeTSN: chunk.newCumulativeTSN, now: now) else { return }
+        let skipped = chunk.streams.lazy.filter { $0.streamID.rawValue < self.inboundStreams }.map {
+            ($0.streamID, $0.ssn)
+        }
+        reassembly.handleForwardTSN(newCumulativeTSN: chunk.newCumulativeTSN, skipped: skipped)
+        if configuration.multipath.receiverBufferSplitting {
+            receiveSplitter.release(through: dataTracker.cumulativeTSN)
+        }
+        deliverReassembledMessages()
+    }
+}
