@@ -86,6 +86,7 @@ extension AggClientService {
         pathLocals[path] = bound
         switch link {
         case .ready(let id, _):
+            applyPathPolicies(on: id)
             let toward = path < configuration.servers.count ? configuration.servers[path] : nil
             do {
                 if let previous {

@@ -31,6 +31,16 @@ extension SCTPDriver {
         try endpoint.replaceLocalAddress(old, with: new, toward: remote, on: id, now: .now())
     }
 
+    /// Sets the policy of the association's paths that `selector` matches, now and later
+    /// (`SCTPEndpoint.setPathPolicy`).
+    func setPathPolicy(_ policy: SCTPPathPolicy, for selector: SCTPPathSelector, on id: SCTPAssociationID)
+        throws(SCTPError)
+    {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.setPathPolicy(policy, for: selector, on: id, now: .now())
+    }
+
     /// Sends a control message on stream 0.
     func send(_ message: ControlMessage, on id: SCTPAssociationID) {
         do {

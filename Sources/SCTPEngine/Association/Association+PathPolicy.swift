@@ -10,7 +10,7 @@ extension Association {
     func setPathPolicy(_ policy: SCTPPathPolicy, for selector: SCTPPathSelector, now: SCTPTime) -> Int {
         pathPolicies[selector] = policy == .default ? nil : policy
         applyPathPolicies()
-        logger.info("path policy", metadata: ["paths": "\(selector)", "policy": "\(policy)"])
+        logger.debug("path policy", metadata: ["paths": "\(selector)", "policy": "\(policy)"])
         if hasPathPolicies { refreshPathRoles(now: now) }
         return paths.reduce(0) { $0 + (selector.matches($1) ? 1 : 0) }
     }
