@@ -95,6 +95,7 @@ extension AggClientService {
                     try driver.addLocalAddress(bound, toward: toward, on: id)
                 }
                 logger.info("path moves to its new address", metadata: ["path": "\(path)", "local": "\(bound)"])
+                requestPeerPathPolicies(on: id, path: path)
             } catch {
                 logger.warning("cannot move the path", metadata: ["local": "\(bound)", "error": "\(error)"])
             }

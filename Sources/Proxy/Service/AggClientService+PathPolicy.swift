@@ -2,8 +2,9 @@ import NIOCore
 import SCTPEngine
 
 /// Per-path policy on aggclient: each configured path's mode (active or backup), priority and send-rate cap go to
-/// the engine as a rule for the path's local address, again whenever the address changes, and the mode can be
-/// changed at run time (`aggclient path NAME MODE`) without touching the association.
+/// the engine as a rule for the path's local address (what aggclient sends), and to aggserver as agg's Path Policy
+/// ASCONF request sent from the path's address (what the server sends: downloads), again whenever the address
+/// changes. The mode can be changed at run time (`aggclient path NAME MODE`) without touching the association.
 extension AggClientService {
     /// Why a run-time path change was refused.
     public enum PathChangeError: Error, Equatable, CustomStringConvertible {
@@ -33,6 +34,29 @@ extension AggClientService {
         }
     }
 
+    /// Asks aggserver to send on each path (or only on `path`) under its policy, once the association is
+    /// authenticated. Nothing is sent while every path has always had the default policy.
+    func requestPeerPathPolicies(on id: SCTPAssociationID, path only: Int? = nil) {
+        eventLoop.preconditionInEventLoop()
+        let configured = configuration.paths.indices.map {
+            $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
+        }
+        guard pathPolicies.contains(where: { $0 != .default }) || pathPolicies != configured else { return }
+        for (index, local) in pathLocals.enumerated() where only == nil || only == index {
+            guard let local, !local.ip.isWildcard, index < pathPolicies.count else { continue }
+            // Toward the server address its Add IP went to, so a NAT that maps per destination gives the same
+            // public address the server knows the path by.
+            let toward =
+                index != connectedPath && index < configuration.servers.count ? configuration.servers[index] : nil
+            do {
+                try driver.requestPeerPathPolicy(pathPolicies[index], from: local, toward: toward, on: id)
+            } catch {
+                logger.info(
+                    "cannot ask the server for the path policy", metadata: ["local": "\(local)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Sets the mode of the path called `name` (its configured name or interface, as the status shows it) for the
     /// rest of the daemon's life, on the association at once; returns the path's new policy. On the event loop.
     func setPathModeNow(_ name: String, _ mode: SCTPPathPolicy.Mode) throws(PathChangeError) -> SCTPPathPolicy {
@@ -44,7 +68,10 @@ extension AggClientService {
         pathPolicies[index].mode = mode
         logger.info("path mode changed", metadata: ["path": "\(name)", "mode": "\(mode.rawValue)"])
         switch link {
-        case .ready(let id, _), .connecting(let id), .authenticating(let id, _, _, _):
+        case .ready(let id, _):
+            applyPathPolicies(on: id)
+            requestPeerPathPolicies(on: id, path: index)
+        case .connecting(let id), .authenticating(let id, _, _, _):
             applyPathPolicies(on: id)
         case .down, .stopped:
             break

@@ -490,6 +490,7 @@ public final class AggClientService: @unchecked Sendable {
         reconnectDelay = configuration.reconnectDelay
         logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
         addExtraPaths(id)
+        requestPeerPathPolicies(on: id)
         settle()
         onStateChange?()
         let waiting = waiters

@@ -15,13 +15,23 @@ extension Association {
         return paths.reduce(0) { $0 + (selector.matches($1) ? 1 : 0) }
     }
 
-    /// Gives every path the policy its rules say (a rule for its remote address beats one for its local address),
-    /// after a rule changed or a path was added or changed address (`reindexPaths`).
+    /// The peer asked, with agg's Path Policy ASCONF parameter, to be sent to under `policy` on path `i`. Kept by
+    /// the path's id, so it follows a NAT rebinding of the path; our own rules (`setPathPolicy`) come first.
+    func setPeerPathPolicy(_ policy: SCTPPathPolicy, pathIndex i: Int, now: SCTPTime) {
+        peerPathPolicies[paths[i].id] = policy == .default ? nil : policy
+        applyPathPolicies()
+        logger.info("peer path policy", metadata: ["path": "\(paths[i].remoteAddress)", "policy": "\(policy)"])
+        if hasPathPolicies { refreshPathRoles(now: now) }
+    }
+
+    /// Gives every path the policy its rules say (a rule for its remote address beats one for its local address,
+    /// which beats what the peer asked for), after a rule changed or a path was added or changed address
+    /// (`reindexPaths`).
     func applyPathPolicies() {
         for i in paths.indices {
             let rule =
                 pathPolicies[.remote(paths[i].remoteAddress)]
-                ?? paths[i].localAddress.flatMap { pathPolicies[.local($0.ip)] }
+                ?? paths[i].localAddress.flatMap { pathPolicies[.local($0.ip)] } ?? peerPathPolicies[paths[i].id]
             paths[i].setPolicy(rule ?? .default)
         }
         hasPathPolicies = paths.contains { $0.policy != .default }

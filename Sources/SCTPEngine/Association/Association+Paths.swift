@@ -206,7 +206,7 @@ extension Association {
             if pathIndexByRemote[path.remoteAddress] == nil { pathIndexByRemote[path.remoteAddress] = i }
             pathIndexByID[path.id] = i
         }
-        if hasPathPolicies || !pathPolicies.isEmpty { applyPathPolicies() }
+        if hasPathPolicies || !pathPolicies.isEmpty || !peerPathPolicies.isEmpty { applyPathPolicies() }
     }
 
     /// The index of the path with `id`, in O(1).

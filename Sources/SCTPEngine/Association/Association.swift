@@ -36,6 +36,8 @@ final class Association {
     var pathIndexByID: [PathID: Int] = [:]
     /// Per-path policy rules (`Association+PathPolicy.swift`), and whether any path has other than the default.
     var pathPolicies: [SCTPPathSelector: SCTPPathPolicy] = [:]
+    /// What the peer asked for its paths with agg's Path Policy ASCONF parameter, by path.
+    var peerPathPolicies: [PathID: SCTPPathPolicy] = [:]
     var hasPathPolicies = false
 
     // MARK: Timers

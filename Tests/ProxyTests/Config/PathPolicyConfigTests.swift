@@ -163,3 +163,22 @@ import Testing
             ])
     }
 }
+
+extension PathPolicyConfigTests {
+    /// The client example's commented policy examples (the one-string form and the `[[path]]` tables) are valid.
+    @Test func theClientExamplesPathPoliciesLoad() throws {
+        let path = ConfigFileTests.configDirectory.appendingPathComponent("aggclient.toml.example").path
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        // The block from the commented one-string example to the end of the comment.
+        let start = try #require(lines.firstIndex { $0.hasPrefix("#   path = ") })
+        let block = lines[start...].prefix { $0.hasPrefix("#") }
+        let examples = block.filter { $0.hasPrefix("#   ") }.map { String($0.dropFirst(4)) }
+        let compact = try #require(examples.first { $0.hasPrefix("path = ") })
+        let tables = examples.filter { !$0.hasPrefix("path = ") }.joined(separator: "\n")
+        for body in [compact, tables] {
+            let loaded = try ConfigFile.load(
+                Self.schema, text: "server = \"192.0.2.1\"\n" + body, path: path, overrides: ConfigOverrides())
+            #expect(loaded.settings.localAddresses == ["home=wlan0", "lte=wwan0,backup,rate=20mbit"])
+        }
+    }
+}

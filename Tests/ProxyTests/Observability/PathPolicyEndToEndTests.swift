@@ -5,8 +5,9 @@ import Testing
 
 @testable import Proxy
 
-/// Per-path policy on a real pair over loopback: a backup path carries next to nothing of an upload, and
-/// `aggclient path NAME active` (the status endpoint's control request) puts it to work without a reconnection.
+/// Per-path policy on a real pair over loopback: a backup path carries next to nothing of an upload or (the server
+/// having been asked over ASCONF) a download, and `aggclient path NAME active` (the status endpoint's control
+/// request) puts it to work without a reconnection.
 /// Part of the serialized `EndToEnd` suite, like the other transfers.
 extension EndToEndTests {
     @Test(.timeLimit(.minutes(2))) func aBackupPathIdlesUntilItIsMadeActiveAtRunTime() throws {
@@ -57,6 +58,21 @@ extension EndToEndTests {
         let sentTwo = backup.bytesSent - before.two
         #expect(sentOne > 6 * 1024 * 1024)
         #expect(Double(sentTwo) < 0.01 * Double(sentOne), "the backup sent \(sentTwo) B")
+
+        // Downloads too: the client asked the server (Path Policy ASCONF) to keep path two as a backup.
+        let received = (one: try path("one").bytesReceived, two: try path("two").bytesReceived)
+        let size = 6 * 1024 * 1024
+        let download = try Curl(
+            arguments: [
+                "-x", "socks5h://127.0.0.1:\(harness.proxyPort)", "-o", "/dev/null",
+                "http://127.0.0.1:\(harness.originPort)/blob/\(size)",
+            ]
+        ).run()
+        #expect(download.status == 0)
+        let receivedOne = try path("one").bytesReceived - received.one
+        let receivedTwo = try path("two").bytesReceived - received.two
+        #expect(receivedOne > size)
+        #expect(Double(receivedTwo) < 0.01 * Double(receivedOne), "the backup received \(receivedTwo) B")
 
         let answer = try StatusFetcher.withFetcher(host: "127.0.0.1", port: port) {
             try $0.control("/path?name=two&mode=active")

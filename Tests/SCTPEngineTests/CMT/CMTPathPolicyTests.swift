@@ -164,3 +164,57 @@ import Testing
         #expect(bucket.tokens == bucket.capacity)
     }
 }
+
+extension CMTPathPolicyTests {
+    /// agg's Path Policy ASCONF request: the receiver of the data asks the sender to keep the path the request
+    /// came on as a backup, which is how aggclient makes aggserver keep a metered uplink idle for downloads.
+    @Test func thePeerCanAskForABackupPathOverASCONF() throws {
+        let scenario = MultipathScenario(seed: 59, paths: [Self.link, Self.link])
+        let samples = Samples()
+        // The server (the receiver here) asks from its second address, once the association is up.
+        scenario.network.schedule(after: .milliseconds(100)) {
+            scenario.server.perform(at: scenario.network.now) { endpoint in
+                guard let id = scenario.server.established.first else { return }
+                do {
+                    try endpoint.requestPeerPathPolicy(
+                        SCTPPathPolicy(mode: .backup),
+                        from: SCTPSocketAddress(ip: scenario.serverAddresses[1], port: 9899),
+                        toward: SCTPSocketAddress(ip: SCTPIPAddress(v4: 10, 0, 0, 1), port: 40000), on: id,
+                        now: scenario.network.now)
+                } catch {
+                    Issue.record("the request was refused: \(error)")
+                }
+            }
+        }
+        let result = try scenario.run(
+            bytes: 16_000_000, timeout: .seconds(60), probe: Self.sampling(scenario, into: samples))
+        #expect(result.intact)
+        let end = samples.times.last! - SCTPTime.zero
+        let onBackup = samples.carried(on: 1, from: .milliseconds(500), to: end)
+        let onActive = samples.carried(on: 0, from: .milliseconds(500), to: end)
+        #expect(Double(onBackup) < 0.01 * Double(onActive + onBackup), "path 2 carried \(onBackup) B")
+        let paths = scenario.client.endpoint.paths(of: scenario.client.established.first!)
+        #expect(paths.map(\.policy.mode) == [.active, .backup])
+    }
+
+    @Test func pathPolicyParameterRoundTripsAndRefusesMalformedValues() throws {
+        let request = PathPolicyParameter(
+            correlationID: 7, policy: SCTPPathPolicy(mode: .backup, priority: 3, sendRateLimit: 2_500_000))
+        guard case .unknown(let type, let value) = request.parameter else {
+            Issue.record("not an unknown-type parameter")
+            return
+        }
+        #expect(type == 0xC0A6)
+        #expect(value.readableBytes == 12)
+        #expect(PathPolicyParameter(value: value) == request)
+        #expect(request.parameter.correlationID == 7)
+        var badMode = value
+        badMode.setInteger(UInt8(2), at: badMode.readerIndex + 4)
+        #expect(PathPolicyParameter(value: badMode) == nil)
+        #expect(PathPolicyParameter(value: value.getSlice(at: value.readerIndex, length: 8)!) == nil)
+        // A cap below 1000 B/s is raised to it.
+        var tiny = value
+        tiny.setInteger(UInt32(1), at: tiny.readerIndex + 8)
+        #expect(PathPolicyParameter(value: tiny)?.policy.sendRateLimit == 1000)
+    }
+}
