@@ -218,3 +218,34 @@ extension CMTPathPolicyTests {
         #expect(PathPolicyParameter(value: tiny)?.policy.sendRateLimit == 1000)
     }
 }
+
+extension CMTPathPolicyTests {
+    /// With two backups, the lowest priority number takes over when the active path dies; the other stays idle.
+    @Test func theBackupWithTheLowestPriorityNumberTakesOverAlone() throws {
+        let scenario = MultipathScenario(seed: 61, paths: [Self.link, Self.link, Self.link])
+        let samples = Samples()
+        let failAt = SCTPDuration.seconds(2)
+        scenario.network.schedule(after: failAt) {
+            scenario.dataLinks[0].isUp = false
+            scenario.returnLinks[0].isUp = false
+        }
+        let result = try scenario.run(
+            bytes: 12_000_000, timeout: .seconds(60), probe: Self.sampling(scenario, into: samples)
+        ) { endpoint, id in
+            let now = scenario.network.now
+            _ = try? endpoint.setPathPolicy(
+                SCTPPathPolicy(mode: .backup, priority: 1), for: Self.remote(scenario, 1), on: id, now: now)
+            _ = try? endpoint.setPathPolicy(
+                SCTPPathPolicy(mode: .backup, priority: 0), for: Self.remote(scenario, 2), on: id, now: now)
+        }
+        #expect(result.intact)
+        let end = samples.times.last! - SCTPTime.zero
+        #expect(end > failAt + .seconds(2), "the transfer ended too soon after the failure")
+        let second = samples.carried(on: 1, from: .zero, to: end)
+        let third = samples.carried(on: 2, from: failAt, to: end)
+        #expect(third > 2_000_000, "the priority-0 backup carried \(third) B after the failure")
+        #expect(
+            Double(second) < 0.01 * Double(result.bytesPerPath.reduce(0, +)),
+            "the priority-1 backup carried \(second) B")
+    }
+}
