@@ -53,7 +53,9 @@ extension Association {
     /// Sends everything that may go now.
     func transmit(now: SCTPTime) {
         guard !isClosed else { return }
-        if hasPathPolicies { refreshPathRoles(now: now) }
+        // Read once: without policies no path's bucket is looked at per packet.
+        let policies = hasPathPolicies
+        if policies { refreshPathRoles(now: now) }
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
             let rtx = retransmissionPathIndex()
@@ -63,18 +65,20 @@ extension Association {
             }
             fastRetransmitPaths.removeAll(keepingCapacity: true)
             // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
-            while outstanding.hasChunksToRetransmit, paths[rtx].hasSendAllowance,
+            while outstanding.hasChunksToRetransmit, !policies || paths[rtx].hasSendAllowance,
                 sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
             {}
             for i in dataPathIndices() {
-                while paths[i].hasSendAllowance, sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData) {}
+                while !policies || paths[i].hasSendAllowance,
+                    sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData)
+                {}
             }
         }
         if let sack {
             send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
         }
         for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
-        if hasPathPolicies { armSendRateTimer(now: now) }
+        if policies { armSendRateTimer(now: now) }
     }
 
     enum PacketMode {
