@@ -67,3 +67,37 @@ struct Status: ParsableCommand {
         }
     }
 }
+
+/// `aggclient path NAME backup|active`: changes a path's mode in the running daemon, through its `--metrics`
+/// endpoint (a request only accepted from this host), without dropping a connection. Lasts until the daemon
+/// restarts; the config file keeps the mode it starts with.
+struct PathCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "path", abstract: "Make a path of the running daemon a backup or an active path.")
+
+    @Argument(help: "The path's name, as `aggclient status` shows it (NAME of --path NAME=IFACE, or the interface).")
+    var name: String
+    @Argument(help: "backup (data only while no active path works) or active.")
+    var mode: String
+    @Option(help: "The daemon's --metrics address, HOST:PORT (on this host).")
+    var metrics = "127.0.0.1:9101"
+
+    func validate() throws {
+        guard mode == "backup" || mode == "active" else {
+            throw ValidationError("unknown path mode \"\(mode)\": a path is active or backup")
+        }
+        guard PathSpec.isValidName(name) else { throw ValidationError("\"\(name)\" is not a path name") }
+    }
+
+    func run() throws {
+        let address = try parseAddress(metrics, defaultPort: nil, option: "--metrics")
+        let answer = try StatusFetcher.withFetcher(host: address.host, port: Int(address.port)) { fetcher in
+            do {
+                return try fetcher.control("/path?name=\(name)&mode=\(mode)")
+            } catch {
+                throw Status.Failure(description: "\(error) (is the daemon running with --metrics \(address)?)")
+            }
+        }
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+    }
+}

@@ -6,7 +6,8 @@ struct AggClientCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
-        version: BuildInfo.version, subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self],
+        version: BuildInfo.version,
+        subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self, PathCommand.self],
         defaultSubcommand: Run.self)
 }
 
@@ -18,7 +19,10 @@ struct ClientOptions: ParsableArguments {
     var servers: [String] = []
     @Option(
         name: .customLong("path"),
-        help: "Local IP address or interface name to send from (one per path), optionally named: NAME=IFACE.")
+        help: """
+            Local IP address or interface name to send from (one per path), optionally named (NAME=IFACE), with \
+            options after commas: backup, priority=N, rate=20mbit (e.g. --path lte=wwan0,backup).
+            """)
     var paths: [String] = []
     @Option(help: "SOCKS5/SOCKS4a listener, HOST:PORT or PORT (default 127.0.0.1:1080); 'off' disables it.")
     var socks: String?

@@ -49,7 +49,7 @@ public final class MultipathScenario {
     public private(set) var dataLinks: [SimulatedLink] = []
     public private(set) var returnLinks: [SimulatedLink] = []
     let clientAddress = SCTPSocketAddress(ip: .init(v4: 10, 0, 0, 1), port: 40000)
-    let serverAddresses: [SCTPIPAddress]
+    public let serverAddresses: [SCTPIPAddress]
 
     public init(seed: UInt64, paths: [PathSpec], configuration: SCTPConfiguration = SCTPConfiguration()) {
         self.paths = paths
@@ -74,11 +74,13 @@ public final class MultipathScenario {
 
     /// Sends `bytes` and runs until they are delivered. `failure` takes path `index` down (both ways) at `at`
     /// after the first byte is delivered. `probe`, if given, runs every `interval` of virtual time from the start,
-    /// to trace the state of the association (cwnd, queues) while the transfer runs.
+    /// to trace the state of the association (cwnd, queues) while the transfer runs. `onConnect` gets the client's
+    /// association as soon as it exists, to configure it (path policies) before any data flows.
     public func run(
         bytes: Int, messageSize: Int = 64 * 1024, failure: (index: Int, at: SCTPDuration)? = nil,
         binWidth: SCTPDuration = .milliseconds(100), timeout: SCTPDuration = .seconds(600),
-        probe: (interval: SCTPDuration, action: (SCTPTime) -> Void)? = nil
+        probe: (interval: SCTPDuration, action: (SCTPTime) -> Void)? = nil,
+        onConnect: ((SCTPEndpoint, SCTPAssociationID) -> Void)? = nil
     ) throws -> Result {
         if let probe {
             func tick() {
@@ -92,6 +94,7 @@ public final class MultipathScenario {
             id = $0.connect(
                 to: SCTPSocketAddress(ip: serverAddresses[0], port: 9899), from: clientAddress, peerPort: 5000,
                 now: network.now)
+            onConnect?($0, id)
         }
         var firstByte: SCTPTime?
         var bins: [Int] = []

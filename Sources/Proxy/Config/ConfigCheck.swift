@@ -47,10 +47,13 @@ public enum ConfigCheck {
                 // The loader checked the syntax already.
                 let spec = PathSpec(path) ?? PathSpec(target: path)
                 let name = spec.name.map { "\($0) (\(spec.target))" } ?? spec.target
+                var policy = spec.mode == .backup ? ", backup (data only while no active path works)" : ""
+                if spec.mode == .backup, spec.priority != 0 { policy += ", priority \(spec.priority)" }
+                if let rate = spec.rateBitsPerSecond { policy += ", sends at most \(RateText.format(rate))/s" }
                 if let ip = try ServiceSetup.resolvePath(spec.target) {
-                    notes.append("path \(name) sends from \(ip)")
+                    notes.append("path \(name) sends from \(ip)\(policy)")
                 } else {
-                    notes.append("path \(name) has no address yet; it joins once the interface gets one")
+                    notes.append("path \(name) has no address yet; it joins once the interface gets one\(policy)")
                 }
             }
         }

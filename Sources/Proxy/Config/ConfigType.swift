@@ -124,12 +124,31 @@ extension ConfigType where Value == String {
         .text(expected, parse: { $0.isEmpty ? nil : $0 }, format: TOMLValue.quoted)
     }
 
-    /// A path of aggclient: `"wlan0"`, `"192.168.8.100"`, or either after a name, `"lte=wwan0"` (`PathSpec`).
+    /// A path of aggclient: `"wlan0"`, `"192.168.8.100"`, either after a name, `"lte=wwan0"`, and policy options
+    /// after commas, `"lte=wwan0,backup,rate=5mbit"` (`PathSpec`); in a file also a `[[path]]` table with
+    /// `interface` or `address`, and optionally `name`, `mode`, `priority` and `rate`. Kept in the compact form.
     public static var pathSpec: ConfigType {
-        .text(
-            "an interface name or a local IP address, optionally after NAME= (NAME: 1 to 32 letters, digits, "
-                + "'.', '_' or '-')",
-            parse: { PathSpec($0) == nil ? nil : $0 }, format: TOMLValue.quoted)
+        let expected =
+            "an interface name or a local IP address, optionally after NAME= and followed by ,backup ,priority=N "
+            + ",rate=20mbit (NAME: 1 to 32 letters, digits, '.', '_' or '-')"
+        func parse(_ text: String) throws -> String {
+            do {
+                return try PathSpec.parse(text).description
+            } catch {
+                throw ConfigValueError(error.message)
+            }
+        }
+        return ConfigType(
+            expected: expected,
+            fromTOML: { value in
+                switch value.kind {
+                case .string(let text): return try parse(text)
+                case .table(let members): return try PathSpec.fromTable(members).description
+                case .integer, .float, .boolean, .array:
+                    throw ConfigValueError(expected: expected, found: value.literal)
+                }
+            },
+            fromFlag: { arguments in try parse(arguments.last ?? "") }, format: TOMLValue.quoted)
     }
 }
 

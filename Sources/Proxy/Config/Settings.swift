@@ -191,10 +191,11 @@ public struct ClientSettings: Equatable, Sendable {
     public func pathSpecs() throws(ConfigError) -> [PathSpec] {
         var specs: [PathSpec] = []
         for text in localAddresses {
-            guard let spec = PathSpec(text) else {
-                throw ConfigError(path: text, "a path is an interface name or IP address, optionally after NAME=")
+            do {
+                specs.append(try PathSpec.parse(text))
+            } catch {
+                throw ConfigError(path: text, error.message)
             }
-            specs.append(spec)
         }
         return specs
     }

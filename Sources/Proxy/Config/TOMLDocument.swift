@@ -3,9 +3,10 @@
 ///
 /// It reads the subset agg's config files need: comments, bare and quoted keys, dotted keys, `[table]` headers,
 /// basic strings with escapes, literal strings, integers (decimal, hex, octal, binary, with `_`), floats,
-/// booleans and arrays (nested, over several lines, with comments and a trailing comma). Anything else of TOML
-/// 1.0 (multi-line strings, inline tables, arrays of tables, dates and times) is refused with an error that
-/// names the line, as is malformed input. Errors are `ConfigError`s with the file's path and the line.
+/// booleans, arrays (nested, over several lines, with comments and a trailing comma) and top-level arrays of
+/// tables (`[[path]]`, one entry whose value is an array of `.table`s). Anything else of TOML 1.0 (multi-line
+/// strings, inline tables, dates and times) is refused with an error that names the line, as is malformed
+/// input. Errors are `ConfigError`s with the file's path and the line.
 public struct TOMLDocument: Sendable {
     /// One `key = value` line.
     public struct Entry: Equatable, Sendable {

@@ -19,6 +19,10 @@ struct TOMLParser {
     private var nodes: [[String]: Node] = [:]
     private(set) var entries: [TOMLDocument.Entry] = []
     private(set) var tableHeaders: [(key: [String], line: Int)] = []
+    /// The `[[name]]` element keys go into, until the next header: its name and the index of its entry.
+    private var arrayTable: (key: [String], entry: Int)?
+    /// The entry of every top-level array of tables, by name.
+    private var arrayTableEntries: [[String]: Int] = [:]
 
     init(text: String, path: String) {
         var bytes = Array(text.utf8)
@@ -72,8 +76,11 @@ struct TOMLParser {
         let headerLine = line
         index += 1  // [
         if peek() == UInt8(ascii: "[") {
-            throw error("arrays of tables ([[...]]) are not supported; use a [table] with array values")
+            index += 1
+            try parseArrayTableHeader(line: headerLine)
+            return
         }
+        arrayTable = nil
         skipWhitespace()
         let key = try parseKey(context: "table header")
         skipWhitespace()
@@ -85,6 +92,53 @@ struct TOMLParser {
         currentTable = key
         tableHeaders.append((key, headerLine))
         try finishLine()
+    }
+
+    /// `[[name]]`: a new element (a table) of the array `name`, which the keys up to the next header fill. Only
+    /// top-level names and plain keys inside, which is all agg's `[[path]]` tables need.
+    private mutating func parseArrayTableHeader(line headerLine: Int) throws(ConfigError) {
+        skipWhitespace()
+        let key = try parseKey(context: "table header")
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "]"), peek(1) == UInt8(ascii: "]") else {
+            throw error(
+                "bad table header: expected ']]' after [[\(TOMLDocument.name(of: key)), found \(describeHere())")
+        }
+        index += 2
+        guard key.count == 1 else {
+            throw error("[[\(TOMLDocument.name(of: key))]]: only top-level arrays of tables are supported")
+        }
+        let element = TOMLValue(.table([]), line: headerLine)
+        if let entry = arrayTableEntries[key] {
+            guard case .array(var elements) = entries[entry].value.kind else { preconditionFailure("not an array") }
+            elements.append(element)
+            entries[entry].value.kind = .array(elements)
+            arrayTable = (key, entry)
+        } else {
+            try declareValue(key, dottedFrom: 0, line: headerLine)
+            entries.append(TOMLDocument.Entry(key: key, value: TOMLValue(.array([element]), line: headerLine)))
+            arrayTableEntries[key] = entries.count - 1
+            arrayTable = (key, entries.count - 1)
+        }
+        currentTable = []
+        try finishLine()
+    }
+
+    /// A `key = value` line inside a `[[name]]` element.
+    private mutating func addToArrayTable(_ key: [String], _ value: TOMLValue, entry: Int) throws(ConfigError) {
+        guard case .array(var elements) = entries[entry].value.kind, let last = elements.last,
+            case .table(var members) = last.kind
+        else { preconditionFailure("an array table's entry is an array of tables") }
+        let name = TOMLDocument.name(of: key)
+        guard key.count == 1 else {
+            throw error("\(name): dotted keys are not supported in [[\(entries[entry].name)]]", line: value.line)
+        }
+        if let first = members.first(where: { $0.key == key }) {
+            throw error("duplicate key \(name) (first on line \(first.line))", line: value.line)
+        }
+        members.append(TOMLDocument.Entry(key: key, value: value))
+        elements[elements.count - 1].kind = .table(members)
+        entries[entry].value.kind = .array(elements)
     }
 
     private mutating func parseKeyValue() throws(ConfigError) {
@@ -99,6 +153,11 @@ struct TOMLParser {
         guard peek() != nil, peek() != UInt8(ascii: "\n"), peek() != UInt8(ascii: "\r"), peek() != UInt8(ascii: "#")
         else { throw error("missing value after \(TOMLDocument.name(of: key)) =") }
         let value = try parseValue()
+        if let arrayTable {
+            try addToArrayTable(key, value, entry: arrayTable.entry)
+            try finishLine()
+            return
+        }
         let fullKey = currentTable + key
         try declareValue(fullKey, dottedFrom: currentTable.count, line: keyLine)
         entries.append(TOMLDocument.Entry(key: fullKey, value: value))

@@ -7,6 +7,8 @@ public struct TOMLValue: Equatable, Sendable {
         case float(Double)
         case boolean(Bool)
         case array([TOMLValue])
+        /// One element of an array of tables (`[[path]]`): its keys and values in file order.
+        case table([TOMLDocument.Entry])
     }
 
     public var kind: Kind
@@ -25,6 +27,7 @@ public struct TOMLValue: Equatable, Sendable {
         case .float: return "a float"
         case .boolean: return "a boolean"
         case .array: return "an array"
+        case .table: return "a table"
         }
     }
 
@@ -36,6 +39,8 @@ public struct TOMLValue: Equatable, Sendable {
         case .float(let number): return String(number)
         case .boolean(let flag): return String(flag)
         case .array(let elements): return "[" + elements.map(\.literal).joined(separator: ", ") + "]"
+        case .table(let members):
+            return "{ " + members.map { "\($0.name) = \($0.value.literal)" }.joined(separator: ", ") + " }"
         }
     }
 

@@ -47,6 +47,9 @@ final class MetricsExporter {
         ("agg_path_flight_size_bytes", "Bytes in flight on the path."),
         ("agg_path_pmtu_bytes", "Path MTU: the largest SCTP packet sent on the path."),
         ("agg_path_remote_udp_port", "The peer's UDP port on the path (the NAT's public port as the server sees it)."),
+        ("agg_path_backup", "1 when the path is a backup (data only while no active path works), 0 when active."),
+        ("agg_path_standby", "1 while a backup path stands by because an active path works."),
+        ("agg_path_rate_limit_bits_per_second", "The path's send-rate cap; 0 for none."),
     ]
     static let pathCounters: [(String, String)] = [
         ("agg_path_sent_bytes_total", "SCTP bytes sent on the path."),
@@ -111,7 +114,8 @@ final class MetricsExporter {
                 }
                 let gaugeValues: [Double] = [
                     path.rtoMilliseconds / 1000, Double(path.cwnd), Double(path.ssthresh), Double(path.flightSize),
-                    Double(path.pmtu), Double(path.remotePort),
+                    Double(path.pmtu), Double(path.remotePort), path.mode == "backup" ? 1 : 0,
+                    path.standby == true ? 1 : 0, Double(path.rateLimitBitsPerSecond ?? 0),
                 ]
                 for (gauge, value) in zip(series.gauges, gaugeValues) { gauge.set(value) }
                 let counterValues = [

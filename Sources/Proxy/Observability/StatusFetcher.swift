@@ -42,6 +42,16 @@ public final class StatusFetcher: Sendable {
     /// GETs `path` and returns the body of a 200 answer; anything else fails with a `StatusFetchError` that says
     /// what happened and where.
     public func get(_ path: String) -> EventLoopFuture<[UInt8]> {
+        request(.GET, path)
+    }
+
+    /// A control request (`POST /path?...`), with the header the endpoint asks of one; waits for the answer's
+    /// body, which says what was done or, with the status, why not.
+    public func control(_ path: String) throws -> String {
+        String(decoding: try request(.POST, path, control: true).wait(), as: UTF8.self)
+    }
+
+    private func request(_ method: HTTPMethod, _ path: String, control: Bool = false) -> EventLoopFuture<[UInt8]> {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: [UInt8].self)
         let url = "http://\(host):\(port)\(path)"
@@ -51,12 +61,13 @@ public final class StatusFetcher: Sendable {
         }
         promise.futureResult.whenComplete { _ in timeoutTask.cancel() }
         let host = self.host
+        let collector = { ResponseCollector(url: url, promise: promise, keepsErrorBody: control) }
         ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(url: url, promise: promise))
+                    try channel.pipeline.syncOperations.addHandler(collector())
                 }
             }
             .connect(host: host, port: port)
@@ -67,7 +78,11 @@ public final class StatusFetcher: Sendable {
                     headers.add(name: "Host", value: "\(host):\(self.port)")
                     headers.add(name: "Accept", value: "application/json, text/plain")
                     headers.add(name: "Connection", value: "close")
-                    let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+                    if control {
+                        headers.add(name: "X-Agg-Control", value: "1")
+                        headers.add(name: "Content-Length", value: "0")
+                    }
+                    let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
                     channel.write(HTTPClientRequestPart.head(head), promise: nil)
                     channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
                     promise.futureResult.whenComplete { _ in channel.close(promise: nil) }
@@ -93,12 +108,15 @@ public final class StatusFetcher: Sendable {
 
         let url: String
         let promise: EventLoopPromise<[UInt8]>
+        /// Put the body of an answer other than 200 in the error (a control request's answer says why).
+        let keepsErrorBody: Bool
         private var status: HTTPResponseStatus?
         private var body: [UInt8] = []
 
-        init(url: String, promise: EventLoopPromise<[UInt8]>) {
+        init(url: String, promise: EventLoopPromise<[UInt8]>, keepsErrorBody: Bool = false) {
             self.url = url
             self.promise = promise
+            self.keepsErrorBody = keepsErrorBody
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -111,8 +129,12 @@ public final class StatusFetcher: Sendable {
                 if status == .ok {
                     promise.succeed(body)
                 } else {
-                    let code = status.map { "\($0.code) \($0.reasonPhrase)" } ?? "no status"
-                    promise.fail(StatusFetchError(url: url, reason: "HTTP \(code)"))
+                    var reason = "HTTP " + (status.map { "\($0.code) \($0.reasonPhrase)" } ?? "no status")
+                    if keepsErrorBody, !body.isEmpty, body.count < 1024 {
+                        let text = String(decoding: body, as: UTF8.self)
+                        reason += ": " + (text.hasSuffix("\n") ? String(text.dropLast()) : text)
+                    }
+                    promise.fail(StatusFetchError(url: url, reason: reason))
                 }
             }
         }

@@ -147,7 +147,7 @@ final class StatusMonitor: @unchecked Sendable {
         return zip(infos, pathNames).map { info, pathName in
             let local = info.local.map { $0.ip.isWildcard ? "*" : $0.ip.description } ?? "*"
             let remote = seen[ipPair(info)]! > 1 ? info.remote.description : info.remote.ip.description
-            return StatusSnapshot.Path(
+            var path = StatusSnapshot.Path(
                 id: "\(association)/\(local)/\(remote)", association: association, name: pathName, local: local,
                 remote: remote, remotePort: Int(info.remote.port), state: stateName(info.state),
                 srttMilliseconds: info.srtt.map { Double($0.nanoseconds) / 1e6 },
@@ -156,6 +156,10 @@ final class StatusMonitor: @unchecked Sendable {
                 bytesReceived: info.bytesReceived, packetsSent: info.packetsSent,
                 packetsReceived: info.packetsReceived, retransmissions: info.retransmissions,
                 fastRetransmissions: info.fastRetransmissions, timeouts: info.timeouts)
+            path.mode = info.policy.mode.rawValue
+            path.standby = info.isStandby
+            path.rateLimitBitsPerSecond = info.policy.sendRateLimit.map { $0 * 8 }
+            return path
         }
     }
 
@@ -197,4 +201,19 @@ extension StatusMonitor: StatusResponder {
     func statusLines() -> [String] { source.statusLines() }
 
     func recordRefusedRequest() { source.metrics.recordRefusal(.statusRequest) }
+
+    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
+        guard let client = source as? AggClientService else {
+            return .text(.notFound, "only aggclient has run-time path control")
+        }
+        guard let parsed = SCTPPathPolicy.Mode(rawValue: mode) else {
+            return .text(.badRequest, "unknown path mode \"\(mode)\": a path is active or backup")
+        }
+        do {
+            let policy = try client.setPathModeNow(name, parsed)
+            return .text(.ok, "path \(name) is now \(policy)")
+        } catch {
+            return .text(.notFound, "\(error)")
+        }
+    }
 }

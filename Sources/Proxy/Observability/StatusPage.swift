@@ -75,7 +75,7 @@ enum StatusPage {
         </section>
         <table>
           <thead><tr><th>Path</th><th>State</th><th>RTT</th><th>cwnd</th><th>Up</th><th>Down</th><th>Loss</th>
-            <th>Share</th><th>Bytes</th></tr></thead>
+            <th>Share</th><th>Bytes</th><th>Mode</th><th>Sent</th><th>Received</th></tr></thead>
           <tbody id="paths"></tbody>
         </table>
         <section class="charts">
@@ -120,6 +120,13 @@ enum StatusPage {
         }
         function ms(value) {
           return value === null || value === undefined ? "–" : fixed(value, value < 10 ? 1 : 0) + " ms";
+        }
+        // "backup (standby), cap 20 Mbit/s": a path's policy; "active" for a daemon that does not say.
+        function modeText(p) {
+          let text = p.mode || "active";
+          if (p.standby) text += " (standby)";
+          if (p.rateLimitBitsPerSecond) text += ", cap " + fixed(p.rateLimitBitsPerSecond / 1e6, 1) + " Mbit/s";
+          return text;
         }
         function pct(value) { return fixed(Math.min(Math.max(value, 0), 1) * 100, 1) + "%"; }
         function duration(seconds) {
@@ -328,13 +335,15 @@ enum StatusPage {
             share.append(bar);
             row.append(name, state, el("td", "", ms(p.srttMilliseconds)), el("td", "", bytes(p.cwnd)),
               el("td", "", rate(u)), el("td", "", rate(d)), el("td", "", pct(p.lossRate)), share,
-              el("td", "", bytes(p.totalBytes)));
+              el("td", "", bytes(p.totalBytes)), el("td", "", modeText(p)),
+              el("td", "", p.totalBytesSent == null ? "–" : bytes(p.totalBytesSent)),
+              el("td", "", p.totalBytesReceived == null ? "–" : bytes(p.totalBytesReceived)));
             body.append(row);
           }
           if (paths.length === 0) {
             const row = el("tr");
             const cell = el("td", "", "no paths");
-            cell.colSpan = 9;
+            cell.colSpan = 12;
             row.append(cell);
             body.append(row);
           }

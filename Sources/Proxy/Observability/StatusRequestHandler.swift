@@ -13,6 +13,14 @@ protocol StatusResponder: AnyObject, Sendable {
     func statusLines() -> [String]
     /// A request the endpoint refused (malformed, too large, too slow, a method other than GET or HEAD).
     func recordRefusedRequest()
+    /// `POST /path?name=NAME&mode=MODE`: sets a path's mode at run time (`aggclient path`).
+    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response
+}
+
+extension StatusResponder {
+    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
+        .text(.notFound, "this daemon has no run-time path control")
+    }
 }
 
 /// Answers one HTTP request of the status endpoint and closes the connection; every request gets a reply. The
@@ -21,6 +29,9 @@ protocol StatusResponder: AnyObject, Sendable {
 /// `maxBodySize` bytes (else 413); other methods than GET and HEAD get 405, malformed requests 400 (NIO's
 /// `HTTPServerProtocolErrorHandler`, ahead of this handler, writes it). Once answered, the connection reads
 /// nothing more, and one that has not taken its answer within another `requestTimeout` is closed.
+/// One request changes state, `POST /path` (`aggclient path NAME MODE`), and only from this host: from a loopback
+/// address, to a loopback or `localhost` Host (no DNS rebinding), with an `X-Agg-Control` header and no `Origin`
+/// (so no web page can send it: a browser would need a CORS preflight the endpoint never answers); else 403.
 final class StatusRequestHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
@@ -161,9 +172,15 @@ final class StatusRequestHandler: ChannelDuplexHandler {
     private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         state = .answered
         armTimer(context: context)
-        guard head.method == .GET || head.method == .HEAD else {
+        let isControl = head.method == .POST && Self.split(head.uri).path == "/path"
+        guard head.method == .GET || head.method == .HEAD || isControl else {
             responder.recordRefusedRequest()
             Self.write(.text(.methodNotAllowed, "only GET"), head: head, context: context, allow: "GET, HEAD")
+            return
+        }
+        if isControl, !Self.isLocalControl(head, from: context.channel.remoteAddress) {
+            responder.recordRefusedRequest()
+            Self.write(.text(.forbidden, "path control only from this host"), head: head, context: context)
             return
         }
         let responder = self.responder
@@ -184,9 +201,35 @@ final class StatusRequestHandler: ChannelDuplexHandler {
 
     static let text = "text/plain; charset=utf-8"
 
-    /// Routes a GET or HEAD request. On the responder's event loop.
+    /// Whether a control request comes from this host and not from a web page: a loopback peer, a loopback or
+    /// `localhost` Host header, an `X-Agg-Control` header and no `Origin`.
+    static func isLocalControl(_ head: HTTPRequestHead, from remote: SocketAddress?) -> Bool {
+        guard let remote, isLoopback(remote.ipAddress ?? "") else { return false }
+        guard head.headers.contains(name: "X-Agg-Control"), !head.headers.contains(name: "Origin") else { return false }
+        guard let host = head.headers.first(name: "Host") else { return false }
+        // "127.0.0.1:9101", "[::1]:9101", "localhost".
+        var name = Substring(host)
+        if name.hasPrefix("["), let close = name.firstIndex(of: "]") {
+            name = name[name.index(after: name.startIndex)..<close]
+        } else if let colon = name.lastIndex(of: ":"), name.firstIndex(of: ":") == colon {
+            name = name[..<colon]
+        }
+        return name.lowercased() == "localhost" || isLoopback(String(name))
+    }
+
+    static func isLoopback(_ ip: String) -> Bool {
+        ip == "::1" || ip.hasPrefix("127.") || ip.hasPrefix("::ffff:127.")
+    }
+
+    /// Routes a GET or HEAD request, or the local `POST /path`. On the responder's event loop.
     static func respond(to head: HTTPRequestHead, responder: any StatusResponder) -> Response {
         let (path, query) = split(head.uri)
+        if head.method == .POST {
+            guard path == "/path", let name = query["name"], let mode = query["mode"] else {
+                return .text(.badRequest, "POST /path?name=NAME&mode=active|backup")
+            }
+            return responder.setPathMode(name: name, mode: mode)
+        }
         switch path {
         case "/metrics":
             return Response(

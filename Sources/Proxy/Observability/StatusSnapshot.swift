@@ -98,6 +98,16 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var lossRate: Double = 0
         /// The path's part of the association's traffic (both ways) over the last interval, 0…1.
         public var share: Double = 0
+        /// "active" or "backup" (`--path NAME,backup`); nil from a daemon that does not say.
+        public var mode: String?
+        /// A backup standing by because an active path works (it carries data only while none does).
+        public var standby: Bool?
+        /// The send-rate cap in bits per second; nil for none.
+        public var rateLimitBitsPerSecond: Int?
+        /// `totalBytes` one way each: SCTP bytes sent and received on every path of this name since the daemon
+        /// started (what a user on a metered plan checks).
+        public var totalBytesSent: Int?
+        public var totalBytesReceived: Int?
 
         public init(
             id: String, association: Int, name: String? = nil, local: String, remote: String, remotePort: Int,

@@ -65,8 +65,24 @@ public enum StatusTable {
                     "total", "", "", StatusFormat.shortRate(bytesPerSecond: up),
                     StatusFormat.shortRate(bytesPerSecond: down), "", "", StatusFormat.bytes(bytes),
                 ]))
+            for path in association.paths { if let line = policyLine(path) { lines.append(line) } }
         }
         return lines.map { fit(trimTrailingSpaces($0)) }.joined(separator: "\n") + "\n"
+    }
+
+    /// "  lte: backup (standby), cap 20 Mbit/s, sent 1.2 MB, received 30.5 MB": a path's mode and cap and its
+    /// bytes each way since the daemon started; nil for a daemon that does not report them.
+    static func policyLine(_ path: StatusSnapshot.Path) -> String? {
+        guard let mode = path.mode else { return nil }
+        var text = "  \(path.name): \(mode)"
+        if path.standby == true { text += " (standby)" }
+        if let cap = path.rateLimitBitsPerSecond {
+            text += ", cap \(StatusFormat.rate(bytesPerSecond: Double(cap) / 8))"
+        }
+        if let sent = path.totalBytesSent, let received = path.totalBytesReceived {
+            text += ", sent \(StatusFormat.bytes(sent)), received \(StatusFormat.bytes(received))"
+        }
+        return text
     }
 
     /// A path's throughput toward the server and toward the client: the client sends up, the server down.

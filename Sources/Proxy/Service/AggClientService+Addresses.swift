@@ -86,6 +86,7 @@ extension AggClientService {
         pathLocals[path] = bound
         switch link {
         case .ready(let id, _):
+            applyPathPolicies(on: id)
             let toward = path < configuration.servers.count ? configuration.servers[path] : nil
             do {
                 if let previous {
@@ -94,6 +95,7 @@ extension AggClientService {
                     try driver.addLocalAddress(bound, toward: toward, on: id)
                 }
                 logger.info("path moves to its new address", metadata: ["path": "\(path)", "local": "\(bound)"])
+                requestPeerPathPolicies(on: id, path: path)
             } catch {
                 logger.warning("cannot move the path", metadata: ["local": "\(bound)", "error": "\(error)"])
             }

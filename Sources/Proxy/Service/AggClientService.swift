@@ -22,6 +22,9 @@ public final class AggClientService: @unchecked Sendable {
         /// `--path NAME=…`, else the interface it was given as; nil for a bare address (the status monitor then
         /// names it after the interface that holds the address).
         public var pathNames: [String?] = []
+        /// Each path's policy by index (`--path wwan0,backup,rate=5mbit`); missing means active and uncapped.
+        /// Changed at run time by `setPathMode` (`aggclient path NAME MODE`).
+        public var pathPolicies: [SCTPPathPolicy] = []
         public var key: PreSharedKey
         public var limits = StreamLimits()
         /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
@@ -92,6 +95,8 @@ public final class AggClientService: @unchecked Sendable {
     /// The address a path had before its interface lost it, by path index: the one to replace when a new one comes.
     var lostLocals: [Int: SCTPSocketAddress] = [:]
     var addressWatcher: PathAddressWatcher?
+    /// Each path's policy now, by index: the configured one until `setPathMode` changes it.
+    var pathPolicies: [SCTPPathPolicy]
     /// The path the association was set up over.
     private(set) var connectedPath = 0
     private var listeners: [any Channel] = []
@@ -118,6 +123,9 @@ public final class AggClientService: @unchecked Sendable {
         self.logger = logger
         self.reconnectDelay = configuration.reconnectDelay
         self.key = configuration.key
+        self.pathPolicies = configuration.paths.indices.map {
+            $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
+        }
     }
 
     /// Binds one UDP channel per path and starts connecting. The returned service runs until `stop()`.
@@ -349,6 +357,7 @@ public final class AggClientService: @unchecked Sendable {
         logger.info("connecting", metadata: ["server": "\(server)", "from": "\(local.ip)"])
         let id = driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
         if case .down = link { link = .connecting(id) }
+        applyPathPolicies(on: id)
         handshakeTimer?.cancel()
         handshakeTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) { [self] in
             switch link {
@@ -511,6 +520,7 @@ public final class AggClientService: @unchecked Sendable {
         reconnectDelay = configuration.reconnectDelay
         logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
         addExtraPaths(id)
+        requestPeerPathPolicies(on: id)
         settle()
         onStateChange?()
         let waiting = waiters

@@ -31,6 +31,27 @@ extension SCTPDriver {
         try endpoint.replaceLocalAddress(old, with: new, toward: remote, on: id, now: .now())
     }
 
+    /// Sets the policy of the association's paths that `selector` matches, now and later
+    /// (`SCTPEndpoint.setPathPolicy`).
+    func setPathPolicy(_ policy: SCTPPathPolicy, for selector: SCTPPathSelector, on id: SCTPAssociationID)
+        throws(SCTPError)
+    {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.setPathPolicy(policy, for: selector, on: id, now: .now())
+    }
+
+    /// Asks the peer to send to us under `policy` on the path leaving from `local` (agg's Path Policy ASCONF
+    /// parameter, sent from `local`; `SCTPEndpoint.requestPeerPathPolicy`).
+    func requestPeerPathPolicy(
+        _ policy: SCTPPathPolicy, from local: SCTPSocketAddress, toward remote: SCTPSocketAddress?,
+        on id: SCTPAssociationID
+    ) throws(SCTPError) {
+        eventLoop.preconditionInEventLoop()
+        defer { drain() }
+        try endpoint.requestPeerPathPolicy(policy, from: local, toward: remote, on: id, now: .now())
+    }
+
     /// Sends a control message on stream 0.
     func send(_ message: ControlMessage, on id: SCTPAssociationID) {
         do {

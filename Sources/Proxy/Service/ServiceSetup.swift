@@ -60,6 +60,7 @@ public enum ServiceSetup {
         configuration.segmentationOffload = settings.segmentationOffload
         configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
         configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
+        configuration.pathPolicies = specs.map(\.policy)
         configuration.limits = settings.limits
         return configuration
     }

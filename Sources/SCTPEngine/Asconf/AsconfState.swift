@@ -16,6 +16,9 @@ struct AsconfState: Sendable {
         case delete(local: SCTPSocketAddress)
         /// Ask the peer to make the address this is sent from (`local`) its primary destination.
         case setPrimary(local: SCTPSocketAddress, remote: SCTPSocketAddress)
+        /// Ask the peer to send to us, on the path this is sent on (from `local`), under `policy`
+        /// (`PathPolicyParameter`).
+        case setPathPolicy(local: SCTPSocketAddress, remote: SCTPSocketAddress, policy: SCTPPathPolicy)
     }
 
     /// The ASCONF in flight, with what it takes to resend it unchanged (T-4, RFC 5061 §5.1).

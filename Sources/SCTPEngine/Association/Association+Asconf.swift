@@ -60,6 +60,9 @@ extension Association {
             parameter = .setPrimaryAddress(
                 correlationID: asconf.takeCorrelationID(), address: local.ip.isIPv4 ? .anyV4 : .anyV6)
             (source, destination) = (local, remote)
+        case .setPathPolicy(let local, let remote, let policy):
+            parameter = PathPolicyParameter(correlationID: asconf.takeCorrelationID(), policy: policy).parameter
+            (source, destination) = (local, remote)
         }
         let wildcard: SCTPIPAddress = source.ip.isIPv4 ? .anyV4 : .anyV6
         let chunk = ASCONFChunk(serial: asconf.nextSerial, addressParameter: .address(wildcard), parameters: [parameter])
@@ -161,7 +164,7 @@ extension Association {
                 addPath(remote: remote, boundTo: local, now: now)
             case .delete(let local):
                 deletionAcknowledged(local, keeping: outstanding.source, toward: outstanding.destination)
-            case .setPrimary:
+            case .setPrimary, .setPathPolicy:
                 break
             }
         }
@@ -287,6 +290,19 @@ extension Association {
             }
             primaryPathIndex = i
             return .successIndication(correlationID: id)
+        case .unknown(PathPolicyParameter.type, let value):
+            // agg's Path Policy: the path is the one this packet came on, named by its source as for Set Primary
+            // of the wildcard. A malformed one has no correlation ID to answer: it is dropped and counted.
+            guard let request = PathPolicyParameter(value: value) else {
+                output.drop("malformed Path Policy parameter")
+                return nil
+            }
+            guard let i = paths.firstIndex(where: { $0.remoteAddress == source }) else {
+                return .errorCauseIndication(
+                    correlationID: request.correlationID, causes: [.unresolvableAddress(Self.addressTLV(source.ip))])
+            }
+            setPeerPathPolicy(request.policy, pathIndex: i, now: now)
+            return .successIndication(correlationID: request.correlationID)
         default:
             return nil
         }
@@ -313,6 +329,8 @@ extension Parameter {
         case .addIPAddress(let id, _), .deleteIPAddress(let id, _), .setPrimaryAddress(let id, _),
             .errorCauseIndication(let id, _), .successIndication(let id):
             return id
+        case .unknown(PathPolicyParameter.type, let value):
+            return value.getInteger(at: value.readerIndex, as: UInt32.self)
         default:
             return nil
         }

@@ -37,7 +37,8 @@ extension Association {
         let info = HeartbeatInfo(nonce: nonce, sentAt: now, pathID: paths[i].id)
         send([.heartbeat(HeartbeatChunk(info: info.encode()))], pathIndex: i, now: now)
         // An unconfirmed or failing path is probed every RTO; a healthy one every RTO + HB.interval.
-        let next = paths[i].isActive ? paths[i].nextHeartbeatDeadline(after: now) : now + paths[i].rto.rto
+        let next =
+            paths[i].isActive ? paths[i].nextHeartbeatDeadline(after: now) : now + failedPathProbeInterval(pathIndex: i)
         timers.arm(.heartbeat(paths[i].id), at: next)
     }
 

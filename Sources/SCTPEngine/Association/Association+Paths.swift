@@ -206,6 +206,7 @@ extension Association {
             if pathIndexByRemote[path.remoteAddress] == nil { pathIndexByRemote[path.remoteAddress] = i }
             pathIndexByID[path.id] = i
         }
+        if hasPathPolicies || !pathPolicies.isEmpty || !peerPathPolicies.isEmpty { applyPathPolicies() }
     }
 
     /// The index of the path with `id`, in O(1).
@@ -238,7 +239,7 @@ extension Association {
         for i in paths.indices {
             switch paths[i].state {
             case .potentiallyFailed, .inactive:
-                let due = now + paths[i].rto.rto
+                let due = now + failedPathProbeInterval(pathIndex: i)
                 if timers.deadline(of: .heartbeat(paths[i].id)).map({ $0 > due }) ?? true {
                     timers.arm(.heartbeat(paths[i].id), at: due)
                 }

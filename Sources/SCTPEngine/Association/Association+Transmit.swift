@@ -18,7 +18,7 @@ extension Association {
     func dataPathIndices() -> [Int] {
         let multipath = configuration.multipath
         guard multipath.concurrentMultipathTransfer else { return [sendPathIndex] }
-        var active = paths.indices.filter { paths[$0].isActive }
+        var active = hasPathPolicies ? policyDataPathIndices() : paths.indices.filter { paths[$0].isActive }
         guard !active.isEmpty else { return [sendPathIndex] }
         switch multipath.scheduler {
         case .roundRobin:
@@ -36,7 +36,7 @@ extension Association {
     /// A path that sender-side buffer splitting keeps new data off is no place for a retransmission either: the
     /// hole it fills holds up everything above it for that path's delay.
     func retransmissionPathIndex() -> Int {
-        var active = paths.indices.filter { paths[$0].isActive }
+        var active = hasPathPolicies ? policyRetransmissionCandidates() : paths.indices.filter { paths[$0].isActive }
         guard !active.isEmpty else { return sendPathIndex }
         let fitting = active.filter { fitsPeerBuffer(pathIndex: $0) }
         if !fitting.isEmpty { active = fitting }
@@ -53,6 +53,9 @@ extension Association {
     /// Sends everything that may go now.
     func transmit(now: SCTPTime) {
         guard !isClosed else { return }
+        // Read once: without policies no path's bucket is looked at per packet.
+        let policies = hasPathPolicies
+        if policies { refreshPathRoles(now: now) }
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
             if usesPartialReliability { abandonAndForward(now: now, sack: &sack) }
@@ -63,17 +66,20 @@ extension Association {
             }
             fastRetransmitPaths.removeAll(keepingCapacity: true)
             // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
-            while outstanding.hasChunksToRetransmit,
+            while outstanding.hasChunksToRetransmit, !policies || paths[rtx].hasSendAllowance,
                 sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
             {}
             for i in dataPathIndices() {
-                while sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData) {}
+                while !policies || paths[i].hasSendAllowance,
+                    sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData)
+                {}
             }
         }
         if let sack {
             send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
         }
         for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
+        if policies { armSendRateTimer(now: now) }
     }
 
     enum PacketMode {
@@ -173,7 +179,7 @@ extension Association {
         guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting else { return .max }
         var total = 0
         var count = 0
-        for path in paths where path.isActive {
+        for path in paths where path.carriesData {
             total += path.congestion.cwnd
             count += 1
         }
@@ -194,7 +200,7 @@ extension Association {
         else { return true }
         let buffer = Double(max(peerLargestAdvertisedWindow, peerAdvertisedWindow))
         var heldUp = 0.0
-        for j in paths.indices where j != i && paths[j].isActive {
+        for j in paths.indices where j != i && paths[j].carriesData {
             guard let faster = paths[j].rto.srtt, faster < srtt else { continue }
             let rate = Double(paths[j].congestion.cwnd) / max(faster.seconds, 0.001)
             heldUp += rate * (srtt - faster).seconds

@@ -34,6 +34,11 @@ final class Association {
     var pathIndexByRoute: [ArrivalRoute: Int] = [:]
     var pathIndexByRemote: [SCTPSocketAddress: Int] = [:]
     var pathIndexByID: [PathID: Int] = [:]
+    /// Per-path policy rules (`Association+PathPolicy.swift`), and whether any path has other than the default.
+    var pathPolicies: [SCTPPathSelector: SCTPPathPolicy] = [:]
+    /// What the peer asked for its paths with agg's Path Policy ASCONF parameter, by path.
+    var peerPathPolicies: [PathID: SCTPPathPolicy] = [:]
+    var hasPathPolicies = false
 
     // MARK: Timers
     var timers = TimerTable()
@@ -179,6 +184,7 @@ final class Association {
 
     /// The path for new data and control chunks: the primary if usable, else the first active one.
     var sendPathIndex: Int {
+        if hasPathPolicies, let i = policySendPathIndex { return i }
         if paths[primaryPathIndex].isActive || paths[primaryPathIndex].state == .unconfirmed { return primaryPathIndex }
         if let active = paths.firstIndex(where: { $0.isActive }) { return active }
         if let pf = paths.firstIndex(where: { $0.state == .potentiallyFailed }) { return pf }
@@ -265,6 +271,7 @@ final class Association {
             case .arrivalCheck: break  // `maintainPaths` below moves a path whose address stayed quiet.
             case .t5ShutdownGuard: abort(causes: [], reason: .peerUnreachable, now: now)
             case .t4Asconf: handleT4Expiry(now: now)
+            case .sendRate: break  // `transmit` below sends what the refilled bucket allows.
             case .autoClose, .reconfig: break
             }
         }

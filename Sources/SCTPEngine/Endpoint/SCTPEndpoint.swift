@@ -328,6 +328,10 @@ public struct SCTPPathInfo: Sendable {
     public var timeouts: Int
     /// The path MTU: the largest SCTP packet sent on the path.
     public var pmtu: Int
+    /// Backup or active, priority and send-rate cap (`SCTPEndpoint.setPathPolicy`).
+    public var policy: SCTPPathPolicy
+    /// A backup kept off data because a better path is reachable.
+    public var isStandby: Bool
 
     init(_ path: Path, flightSize: Int) {
         remote = path.remoteAddress
@@ -351,5 +355,7 @@ public struct SCTPPathInfo: Sendable {
         fastRetransmissions = path.counters.fastRetransmissions
         timeouts = path.counters.t3Expiries
         pmtu = path.mtu
+        policy = path.policy
+        isStandby = path.isStandby
     }
 }

@@ -85,6 +85,12 @@ struct Path: Sendable {
     /// Where the peer's packets for this path arrive, for `Association.followArrivalAddresses`.
     var arrival = ArrivalTracking()
     var counters = Counters()
+    /// Backup or active, and the send-rate cap (`Association+PathPolicy.swift`).
+    private(set) var policy = SCTPPathPolicy.default
+    /// The cap's token bucket; nil for an uncapped path.
+    private(set) var rateBucket: SendRateBucket?
+    /// A backup path kept off data because a better path is reachable; set by `Association.refreshPathRoles`.
+    var isStandby = false
 
     init(
         id: PathID, remoteAddress: SCTPSocketAddress, localAddress: SCTPSocketAddress? = nil, mtu: Int,
@@ -105,6 +111,10 @@ struct Path: Sendable {
     /// True when user data may be sent here: active, or potentially failed as a last resort (the caller decides).
     var isActive: Bool { state == .active }
     var isConfirmed: Bool { state != .unconfirmed }
+    /// Reachable and not a standby backup: the path may carry data.
+    var carriesData: Bool { state == .active && !isStandby }
+    /// False only while a capped path's bucket is empty.
+    var hasSendAllowance: Bool { rateBucket?.hasTokens ?? true }
 
     /// Counts a T3-rtx expiry or an unanswered HEARTBEAT against the path (RFC 9260 §8.2) and moves it to
     /// potentially failed above PFMR (RFC 7829) or inactive above Path.Max.Retrans. Unconfirmed paths stay
@@ -167,6 +177,22 @@ struct Path: Sendable {
         return now - sentAt
     }
 
+    // MARK: - Policy
+
+    /// Takes a new policy; a bucket is kept while the cap is unchanged, so setting the same policy again costs
+    /// nothing and gives no fresh burst.
+    mutating func setPolicy(_ newPolicy: SCTPPathPolicy) {
+        if newPolicy.sendRateLimit != policy.sendRateLimit || (newPolicy.sendRateLimit != nil && rateBucket == nil) {
+            rateBucket = newPolicy.sendRateLimit.map { SendRateBucket(bytesPerSecond: $0, mtu: mtu) }
+        }
+        policy = newPolicy
+        if policy.mode == .active { isStandby = false }
+    }
+
+    mutating func refillRateBucket(now: SCTPTime) {
+        if rateBucket != nil { rateBucket!.refill(now: now) }
+    }
+
     // MARK: - Sending
 
     mutating func setMTU(_ mtu: Int) {
@@ -178,6 +204,7 @@ struct Path: Sendable {
     mutating func recordSent(bytes: Int, dataBytes: Int, now: SCTPTime) {
         counters.bytesSent += bytes
         counters.packetsSent += 1
+        if rateBucket != nil { rateBucket!.consume(bytes) }
         if dataBytes > 0 {
             applyIdleDecay(now: now)
             lastDataSent = now

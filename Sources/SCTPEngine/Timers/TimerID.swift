@@ -14,6 +14,8 @@ enum TimerID: Hashable, Sendable, Comparable {
     case t5ShutdownGuard
     case autoClose
     case reconfig
+    /// A capped path's token bucket holds enough to send again (`Association.armSendRateTimer`).
+    case sendRate
 
     /// The order in which timers that expire at the same instant are reported: declaration order, then path.
     private var rank: (Int, Int) {
@@ -29,6 +31,7 @@ enum TimerID: Hashable, Sendable, Comparable {
         case .autoClose: return (8, 0)
         case .reconfig: return (9, 0)
         case .arrivalCheck: return (10, 0)
+        case .sendRate: return (11, 0)
         }
     }
 

@@ -171,7 +171,7 @@ import Testing
         ("x = \"\"\"multi\"\"\"", "test.toml:1: multi-line strings (\"\"\"...\"\"\") are not supported"),
         ("x = '''multi'''", "test.toml:1: multi-line strings ('''...''') are not supported"),
         ("a = 1\nx = { y = 1 }", "test.toml:2: inline tables ({...}) are not supported; use a [table] header"),
-        ("[[paths]]", "test.toml:1: arrays of tables ([[...]]) are not supported; use a [table] with array values"),
+        ("[[a.b]]", "test.toml:1: [[a.b]]: only top-level arrays of tables are supported"),
         ("d = 2024-01-01", "test.toml:1: dates and times (2024-01-01) are not supported; use a string"),
         ("t = 07:32:00", "test.toml:1: dates and times (07:32:00) are not supported; use a string"),
     ])

@@ -35,10 +35,11 @@ final class EndToEndHarness: @unchecked Sendable {
     static let key = PreSharedKey(name: "e2e", key: (0..<32).map { UInt8($0) &* 37 &+ 11 })
 
     /// `egressAllow`: prefixes the server may reach (127.0.0.0/8 so the origin is reachable); `startServer: false`
-    /// leaves the server down.
+    /// leaves the server down; `configureClient` changes the client's configuration (path names and policies).
     init(
         egressAllow: [CIDR] = [CIDR("127.0.0.0/8")!], startServer: Bool = true,
-        serverWait: TimeAmount = .seconds(10), serverLimits: StreamLimits = StreamLimits()
+        serverWait: TimeAmount = .seconds(10), serverLimits: StreamLimits = StreamLimits(),
+        configureClient: (inout AggClientService.Configuration) -> Void = { _ in }
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 3)
         self.group = group
@@ -65,6 +66,7 @@ final class EndToEndHarness: @unchecked Sendable {
             servers: listen, paths: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)],
             key: Self.key)
         configuration.serverWait = serverWait
+        configureClient(&configuration)
         client = try AggClientService.start(
             configuration: configuration, on: loops[1], logger: Self.logger("aggclient")
         ).wait()

@@ -1,0 +1,86 @@
+import NIOCore
+import SCTPEngine
+
+/// Per-path policy on aggclient: each configured path's mode (active or backup), priority and send-rate cap go to
+/// the engine as a rule for the path's local address (what aggclient sends), and to aggserver as agg's Path Policy
+/// ASCONF request sent from the path's address (what the server sends: downloads), again whenever the address
+/// changes. The mode can be changed at run time (`aggclient path NAME MODE`) without touching the association.
+extension AggClientService {
+    /// Why a run-time path change was refused.
+    public enum PathChangeError: Error, Equatable, CustomStringConvertible {
+        case noSuchPath(String, known: [String])
+
+        public var description: String {
+            switch self {
+            case .noSuchPath(let name, let known):
+                let list = known.isEmpty ? "none has a name" : "paths: " + known.joined(separator: ", ")
+                return "no path named \"\(name)\" (\(list))"
+            }
+        }
+    }
+
+    /// Gives the engine a rule per path with an address: its policy for the paths leaving from that address.
+    /// Rules for addresses a path no longer has stay behind harmlessly: no path leaves from them any more.
+    func applyPathPolicies(on id: SCTPAssociationID) {
+        eventLoop.preconditionInEventLoop()
+        for (index, local) in pathLocals.enumerated() {
+            guard let local, !local.ip.isWildcard else { continue }
+            let policy = index < pathPolicies.count ? pathPolicies[index] : .default
+            do {
+                try driver.setPathPolicy(policy, for: .local(local.ip), on: id)
+            } catch {
+                logger.debug("path policy not set", metadata: ["local": "\(local)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Asks aggserver to send on each path (or only on `path`) under its policy, once the association is
+    /// authenticated. Nothing is sent while every path has always had the default policy.
+    func requestPeerPathPolicies(on id: SCTPAssociationID, path only: Int? = nil) {
+        eventLoop.preconditionInEventLoop()
+        let configured = configuration.paths.indices.map {
+            $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
+        }
+        guard pathPolicies.contains(where: { $0 != .default }) || pathPolicies != configured else { return }
+        for (index, local) in pathLocals.enumerated() where only == nil || only == index {
+            guard let local, !local.ip.isWildcard, index < pathPolicies.count else { continue }
+            // Toward the server address its Add IP went to, so a NAT that maps per destination gives the same
+            // public address the server knows the path by.
+            let toward =
+                index != connectedPath && index < configuration.servers.count ? configuration.servers[index] : nil
+            do {
+                try driver.requestPeerPathPolicy(pathPolicies[index], from: local, toward: toward, on: id)
+            } catch {
+                logger.info(
+                    "cannot ask the server for the path policy", metadata: ["local": "\(local)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sets the mode of the path called `name` (its configured name or interface, as the status shows it) for the
+    /// rest of the daemon's life, on the association at once; returns the path's new policy. On the event loop.
+    func setPathModeNow(_ name: String, _ mode: SCTPPathPolicy.Mode) throws(PathChangeError) -> SCTPPathPolicy {
+        eventLoop.preconditionInEventLoop()
+        guard let index = configuration.pathNames.firstIndex(where: { $0 == name }), index < pathPolicies.count
+        else {
+            throw PathChangeError.noSuchPath(name, known: configuration.pathNames.compactMap { $0 })
+        }
+        pathPolicies[index].mode = mode
+        logger.info("path mode changed", metadata: ["path": "\(name)", "mode": "\(mode.rawValue)"])
+        switch link {
+        case .ready(let id, _):
+            applyPathPolicies(on: id)
+            requestPeerPathPolicies(on: id, path: index)
+        case .connecting(let id), .authenticating(let id, _, _, _):
+            applyPathPolicies(on: id)
+        case .down, .stopped:
+            break
+        }
+        return pathPolicies[index]
+    }
+
+    /// `setPathModeNow` from any thread.
+    public func setPathMode(_ name: String, _ mode: SCTPPathPolicy.Mode) -> EventLoopFuture<SCTPPathPolicy> {
+        eventLoop.submit { [self] () throws -> SCTPPathPolicy in try setPathModeNow(name, mode) }
+    }
+}

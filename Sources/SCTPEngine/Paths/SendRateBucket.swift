@@ -1,0 +1,35 @@
+/// A token bucket that caps one path's send rate: refilled from `now` at `bytesPerSecond` up to a burst of
+/// `capacity`, drained by every packet sent. A packet may overdraw it (one packet never waits on its own size);
+/// the debt is paid back before the next, so the average stays at the cap.
+struct SendRateBucket: Sendable {
+    let bytesPerSecond: Int
+    /// The burst: 50 ms at the cap, at least four full-size packets.
+    let capacity: Double
+    private(set) var tokens: Double
+    private var refilledAt: SCTPTime?
+
+    init(bytesPerSecond: Int, mtu: Int) {
+        self.bytesPerSecond = max(bytesPerSecond, 1)
+        capacity = Double(max(self.bytesPerSecond / 20, 4 * mtu))
+        tokens = capacity
+    }
+
+    /// True while a packet may go.
+    var hasTokens: Bool { tokens > 0 }
+
+    mutating func refill(now: SCTPTime) {
+        defer { refilledAt = now }
+        guard let last = refilledAt, last < now else { return }
+        tokens = min(capacity, tokens + (now - last).seconds * Double(bytesPerSecond))
+    }
+
+    mutating func consume(_ bytes: Int) { tokens -= Double(bytes) }
+
+    /// When the bucket next holds `amount` bytes (at most its capacity), for the association's wake-up.
+    func time(toHold amount: Int, after now: SCTPTime) -> SCTPTime {
+        let missing = min(Double(amount), capacity) - tokens
+        guard missing > 0 else { return now }
+        let nanoseconds = (missing / Double(bytesPerSecond) * 1e9).rounded(.up)
+        return now + .nanoseconds(Int64(min(nanoseconds, 3.6e12)))
+    }
+}
