@@ -30,6 +30,9 @@ AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" 
 # redirecting (then tproxying) its TCP into aggclient; both paths carry it, and it survives path 1 dying.
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
     timeout --kill-after=30 600 Tests/Lab/agg-router-mode.sh
+# Per-path policy through the lab: path 2 a backup carries nothing while path 1 works, takes over when it dies.
+AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
+    timeout --kill-after=30 300 Tests/Lab/agg-path-policy.sh
 # The Debian package: a release build with the Swift runtime linked in (several minutes), its contents, the
 # binaries run without the toolchain, and dpkg -i plus systemctl enable --now aggserver in a container booted with
 # systemd.
