@@ -12,6 +12,10 @@ public struct SCTPDatagram: Sendable, CustomStringConvertible {
     /// Incoming: who the layer below authenticated as the sender. Outgoing: the owner of the association (or of the
     /// packet answered) that sends it, so the layer below seals it for that owner and no other.
     public var owner: SCTPOwner
+    /// Incoming: the layer below already proved these bytes unchanged (an AEAD tag over them), so the CRC32c is not
+    /// checked again; the reasoning of RFC 9653 (zero checksum under DTLS), on the receiving side only: every packet
+    /// the engine sends still carries a correct CRC32c, so nothing changes on the wire or for a peer that checks it.
+    public var integrityVerified = false
 
     public init(
         source: SCTPSocketAddress, destination: SCTPSocketAddress, payload: ByteBuffer,

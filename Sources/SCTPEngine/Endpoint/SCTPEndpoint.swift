@@ -170,7 +170,7 @@ public final class SCTPEndpoint {
     public func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
         let packet: RawPacket
         do {
-            packet = try RawPacket.parse(datagram.payload)
+            packet = try RawPacket.parse(datagram.payload, verifyChecksum: !datagram.integrityVerified)
         } catch {
             output.drop("malformed packet")
             logger.debug("dropped malformed packet", metadata: ["from": "\(datagram.source)", "error": "\(error)"])
