@@ -12,9 +12,14 @@
 #              SOCKS5 on the client's 127.0.0.1:1081; first with cubic, then with bbr as the TCP congestion control
 #              of the client and server namespaces
 # and for each of them latency-echo.py (beside this script) measures SAMPLES (240) round trips of a 64-byte echo
-# sent every 50 ms (TCP_NODELAY) to a server on S1: idle, then during one download (CASES has "download"), then
-# during one upload ("upload"), each bulk transfer started WARMUP (3) seconds before the samples. Prints p50/p95/p99
-# in ms, the bulk goodput while the samples ran and its fraction of the single-path sum, then a Markdown table.
+# sent every 50 ms (TCP_NODELAY) to a server on S1: idle, then for each of CASES (default "download upload lte
+# compete") beside one bulk transfer through the same proxy, started WARMUP (3) seconds before the samples:
+#   download   a download filling both paths          upload   an upload filling both paths
+#   lte        a download while path 2's rate changes every 2 s (LTE_RATES, Mbit/s, in turn; netlab.sh rate)
+#   compete    a download beside one plain TCP download on path 1 outside the proxy (iperf3 -R, cubic, S1 -> C1);
+#              the proxy's share of path 1 is 1 - that download's goodput / single path 1
+# Prints p50/p95/p99 in ms, the bulk goodput while the samples ran and its fraction of the single-path sum (for lte
+# of single 1 + single 2 x mean(LTE_RATES) / RATE2), then a Markdown table.
 # Waits while another lab holds the namespaces; tears everything down on exit, failure or Ctrl-C. Run as root.
 set -uo pipefail
 
@@ -22,9 +27,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=agg-common.sh
 . "$HERE/agg-common.sh"
 RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-10} DELAY2=${DELAY2:-10} T=${DURATION:-15}
-SAMPLES=${SAMPLES:-240} WARMUP=${WARMUP:-3} CASES=${CASES:-download upload} PROXIES=${PROXIES:-agg mptcp-cubic mptcp-bbr}
+SAMPLES=${SAMPLES:-240} WARMUP=${WARMUP:-3} CASES=${CASES:-download upload lte compete} PROXIES=${PROXIES:-agg mptcp-cubic mptcp-bbr}
 ECHO_PORT=7000 BULK_PORT=7001 SS_PORT=8388 SS_SOCKS=127.0.0.1:1081 SS_PASSWORD=latency-under-load
-ECHO=$HERE/latency-echo.py
+ECHO=$HERE/latency-echo.py LTE_RATES=${LTE_RATES:-30 5 20 10 25 5 15 30}
 OWN_PIDS=()
 
 AGG_WORK=$(mktemp -d /tmp/latency-under-load.XXXXXX)
@@ -65,12 +70,53 @@ OWN_PIDS+=($!)
 wait_tcp_listen s "$ECHO_PORT" && wait_tcp_listen s "$BULK_PORT" || exit 1
 
 declare -A RESULT
+# lte_rates: path 2's rate through LTE_RATES in turn, 2 s each, until $AGG_WORK/lte.stop exists.
+lte_rates() {
+    while true; do
+        for r in $LTE_RATES; do
+            [[ -e $AGG_WORK/lte.stop ]] && return 0
+            lab rate 2 "$r" >/dev/null
+            sleep 2
+        done
+    done
+}
 # measure PROXY SOCKS CASE: one latency-echo.py run; stores its line in RESULT[PROXY.CASE] and prints it.
 measure() {
-    local proxy=$1 socks=$2 case=$3 line
-    line=$(ip netns exec agg-c "$PYTHON" "$ECHO" measure "$socks" "$S1" "$ECHO_PORT" "$BULK_PORT" "$case" \
+    local proxy=$1 socks=$2 case=$3 mode=$3 line extra=() competitor= lte= seconds
+    seconds=$(calc "int($WARMUP + $SAMPLES * 0.05 + 1)")
+    case $case in
+        lte)
+            mode=download
+            rm -f "$AGG_WORK/lte.stop"
+            lte_rates &
+            lte=$!
+            OWN_PIDS+=($lte)
+            ;;
+        compete)
+            mode=download
+            ip netns exec agg-s iperf3 -s -1 -B "$S1" -p 5203 >/dev/null 2>&1 &
+            OWN_PIDS+=($!)
+            wait_tcp_listen s 5203 || exit 1
+            lab exec c iperf3 -c "$S1" -B "$C1" -p 5203 -R -t "$((seconds - WARMUP))" -O "$WARMUP" -J \
+                >"$AGG_WORK/compete-$proxy.json" 2>&1 &
+            competitor=$!
+            OWN_PIDS+=($competitor)
+            ;;
+    esac
+    line=$(ip netns exec agg-c "$PYTHON" "$ECHO" measure "$socks" "$S1" "$ECHO_PORT" "$BULK_PORT" "$mode" \
         "$SAMPLES" "$WARMUP" 2>"$AGG_WORK/measure-$proxy-$case.err") ||
         line="FAILED: $(tail -n 1 "$AGG_WORK/measure-$proxy-$case.err")"
+    if [[ -n $lte ]]; then
+        touch "$AGG_WORK/lte.stop"
+        wait "$lte" 2>/dev/null
+        lab rate 2 "$RATE2" >/dev/null
+    fi
+    if [[ -n $competitor ]]; then
+        wait "$competitor"
+        local other
+        other=$(mbit "$AGG_WORK/compete-$proxy.json")
+        line+=" competitor_mbit=$other path1_share=$(calc "'%.3f' % (1 - $other / $single1)")"
+    fi
     RESULT[$proxy.$case]=$line
     echo "$proxy $case: $line"
     # Let the bulk connection's queues drain before the next measurement.
@@ -120,12 +166,13 @@ for proxy in $PROXIES; do
 done
 
 # --- the table ---------------------------------------------------------------------------------------------------
+lte_mean=$(calc "sum([$(tr ' ' ',' <<<"$LTE_RATES")]) / len('$LTE_RATES'.split())")
 triple() { echo "$(field "$1" p50) / $(field "$1" p95) / $(field "$1" p99)"; }
 echo
 head="| proxy | idle p50 / p95 / p99 |"
 rule="| --- | --- |"
 for case in $CASES; do
-    head+=" $case: loaded p50 / p95 / p99 | $case: p99 added | $case goodput (of $sum Mbit/s) |"
+    head+=" $case: loaded p50 / p95 / p99 | $case: p99 added | $case: bulk goodput |"
     rule+=" --- | --- | --- |"
 done
 echo "$head"
@@ -141,7 +188,11 @@ for proxy in $PROXIES; do
         fi
         g=$(field "$r" bulk_mbit)
         row+=" $(triple "$r") | +$(calc "'%.1f' % ($(field "$r" p99) - $(field "$idle" p99))") |"
-        row+=" $g Mbit/s ($(calc "'%.1f' % (100 * $g / $sum)") %) |"
+        case $case in
+            lte) row+=" $g Mbit/s ($(calc "'%.1f' % (100 * $g / ($single1 + $single2 * $lte_mean / $RATE2))") %) |" ;;
+            compete) row+=" $g Mbit/s, $(calc "'%.0f' % (100 * $(field "$r" path1_share))") % of path 1 |" ;;
+            *) row+=" $g Mbit/s ($(calc "'%.1f' % (100 * $g / $sum)") %) |" ;;
+        esac
     done
     echo "$row"
 done
