@@ -63,6 +63,9 @@ LAB_OURS=1
 echo "load average at the start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "=== rates $RATE1 / $RATE2 Mbit/s, delays $DELAY1 / $DELAY2 ms one way; $SAMPLES samples per measurement"
 lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" >/dev/null || exit 1
+# Another lab script that tears the namespaces down and builds its own would kill our processes: detect it.
+LAB_ID=$(stat -c %i /run/netns/agg-c)
+lab_is_ours() { [[ $(stat -c %i /run/netns/agg-c 2>/dev/null) == "$LAB_ID" ]]; }
 single_paths
 
 ip netns exec agg-s "$PYTHON" "$ECHO" serve "$S1" "$ECHO_PORT" "$BULK_PORT" >"$AGG_WORK/echo-server.log" 2>&1 &
@@ -82,7 +85,8 @@ lte_rates() {
 }
 # measure PROXY SOCKS CASE: one latency-echo.py run; stores its line in RESULT[PROXY.CASE] and prints it.
 measure() {
-    local proxy=$1 socks=$2 case=$3 mode=$3 line extra=() competitor= lte= seconds
+    local proxy=$1 socks=$2 case=$3 mode=$3 line competitor= lte= seconds
+    lab_is_ours || { echo "the lab's namespaces were replaced by another script: results void" >&2; LAB_OURS=; exit 1; }
     seconds=$(calc "int($WARMUP + $SAMPLES * 0.05 + 1)")
     case $case in
         lte)
@@ -117,6 +121,7 @@ measure() {
         other=$(mbit "$AGG_WORK/compete-$proxy.json")
         line+=" competitor_mbit=$other path1_share=$(calc "'%.3f' % (1 - $other / $single1)")"
     fi
+    lab_is_ours || { echo "the lab's namespaces were replaced by another script: results void" >&2; LAB_OURS=; exit 1; }
     RESULT[$proxy.$case]=$line
     echo "$proxy $case: $line"
     # Let the bulk connection's queues drain before the next measurement.
