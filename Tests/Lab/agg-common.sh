@@ -1,4 +1,4 @@
-# agg-common.sh: shared by Tests/Lab/agg-integration.sh and agg-vs-mptcp.sh (source it, do not run it).
+# agg-common.sh: shared by Tests/Lab/agg-integration.sh, agg-vs-mptcp.sh and latency-under-load.sh (source it, do not run it).
 #
 # Runs aggserver in agg-s (S1:9899 and S2:9899, status page on the server's 127.0.0.1:9101), a test HTTP server
 # in agg-s on S1:8000 serving $AGG_WWW, and aggclient in agg-c (paths C1 and C2, SOCKS on 127.0.0.1:1080, HTTP
@@ -126,4 +126,33 @@ fetch() {
         >"$out.curl" 2>"$out.err"
     rc=$?
     echo "$(cat "$out.curl") $rc"
+}
+
+# mbit FILE: the receiver's goodput in Mbit/s from an iperf3 -J result (0 when unreadable).
+mbit() { "$PYTHON" -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6))" "$1" 2>/dev/null || echo 0; }
+
+# single_paths: iperf3 on each path for $T seconds (results in $AGG_WORK); sets single1 single2 sum.
+single_paths() {
+    local s1 s2
+    ip netns exec agg-s iperf3 -s -1 -B "$S1" -p 5201 >/dev/null 2>&1 &
+    s1=$!
+    ip netns exec agg-s iperf3 -s -1 -B "$S2" -p 5202 >/dev/null 2>&1 &
+    s2=$!
+    wait_tcp_listen s 5201 && wait_tcp_listen s 5202 || exit 1
+    lab exec c iperf3 -c "$S1" -B "$C1" -p 5201 -t "$T" -O 2 -J >"$AGG_WORK/single1.json"
+    lab exec c iperf3 -c "$S2" -B "$C2" -p 5202 -t "$T" -O 2 -J >"$AGG_WORK/single2.json"
+    wait "$s1" "$s2"
+    single1=$(mbit "$AGG_WORK/single1.json") single2=$(mbit "$AGG_WORK/single2.json")
+    sum=$(calc "'%.2f' % ($single1 + $single2)")
+    echo "single path 1 (C1 -> S1): $single1 Mbit/s"
+    echo "single path 2 (C2 -> S2): $single2 Mbit/s"
+    echo "sum of single paths:      $sum Mbit/s"
+}
+
+# mptcp_endpoints: the path managers of variant A of mptcp-baseline.sh: the client adds a subflow from C2, the
+# server announces S2 (a server bound to S1 refuses the C1->S2 join).
+mptcp_endpoints() {
+    for ns in c s; do lab exec "$ns" ip mptcp limits set subflow 2 add_addr_accepted 2; done
+    lab exec c ip mptcp endpoint add "$C2" dev c2 subflow
+    lab exec s ip mptcp endpoint add "$S2" dev s2 signal
 }

@@ -30,7 +30,6 @@ cleanup() {
     [[ -n ${KEEP:-} ]] && echo "logs kept in $AGG_WORK" || rm -rf "$AGG_WORK"
 }
 trap cleanup EXIT
-mbit() { "$PYTHON" -c "import json,sys; print('%.2f' % (json.load(open(sys.argv[1]))['end']['sum_received']['bits_per_second']/1e6))" "$1" 2>/dev/null || echo 0; }
 
 (($(id -u) == 0)) || { echo "must run as root" >&2; exit 1; }
 command -v mptcpize >/dev/null || { echo "mptcpize missing: deploy/netlab/install-deps.sh" >&2; exit 1; }
@@ -44,29 +43,9 @@ head -c "${SIZE_MB}M" "$AGG_WORK/www/big.bin" >"$AGG_WORK/www/run1.bin"
 head -c "${UNEQUAL_SIZE_MB}M" "$AGG_WORK/www/big.bin" >"$AGG_WORK/www/run2.bin"
 rm "$AGG_WORK/www/big.bin"
 
-# single_paths: iperf3 on each path; sets single1 single2 sum.
-single_paths() {
-    local s1 s2
-    ip netns exec agg-s iperf3 -s -1 -B "$S1" -p 5201 >/dev/null 2>&1 &
-    s1=$!
-    ip netns exec agg-s iperf3 -s -1 -B "$S2" -p 5202 >/dev/null 2>&1 &
-    s2=$!
-    wait_tcp_listen s 5201 && wait_tcp_listen s 5202 || exit 1
-    lab exec c iperf3 -c "$S1" -B "$C1" -p 5201 -t "$T" -O 2 -J >"$AGG_WORK/single1.json"
-    lab exec c iperf3 -c "$S2" -B "$C2" -p 5202 -t "$T" -O 2 -J >"$AGG_WORK/single2.json"
-    wait "$s1" "$s2"
-    single1=$(mbit "$AGG_WORK/single1.json") single2=$(mbit "$AGG_WORK/single2.json")
-    sum=$(calc "'%.2f' % ($single1 + $single2)")
-    echo "single path 1 (C1 -> S1): $single1 Mbit/s"
-    echo "single path 2 (C2 -> S2): $single2 Mbit/s"
-    echo "sum of single paths:      $sum Mbit/s"
-}
-
 # mptcp: variant A of mptcp-baseline.sh; sets mptcp.
 mptcp() {
-    for ns in c s; do lab exec "$ns" ip mptcp limits set subflow 2 add_addr_accepted 2; done
-    lab exec c ip mptcp endpoint add "$C2" dev c2 subflow
-    lab exec s ip mptcp endpoint add "$S2" dev s2 signal
+    mptcp_endpoints
     ip netns exec agg-s mptcpize run iperf3 -s -1 -B "$S1" -p 5301 >"$AGG_WORK/mptcp-server.log" 2>&1 &
     local server=$!
     wait_tcp_listen s 5301 || exit 1

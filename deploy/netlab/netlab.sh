@@ -21,6 +21,7 @@ usage: netlab.sh up [--rate1 MBIT] [--rate2 MBIT] [--delay1 MS] [--delay2 MS] [-
        netlab.sh down | status
        netlab.sh exec c|s|r1|r2 CMD...
        netlab.sh blackhole 1|2 | restore 1|2 | rebind 1|2
+       netlab.sh rate 1|2 MBIT
 rates in Mbit/s (0 = unshaped), delays one way in ms (so RTT = 2 x delay), loss in percent each way.
 addresses: C1=$C1 C2=$C2  N1=$N1 N2=$N2  S1=$S1 S2=$S2
 EOF
@@ -206,7 +207,7 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------------------------------------
-# down, status, exec, blackhole, restore, rebind
+# down, status, exec, blackhole, restore, rebind, rate
 
 cmd_down() {
     local f pid
@@ -282,6 +283,17 @@ cmd_rebind() {
     echo "netlab: path $n NAT bindings flushed"
 }
 
+cmd_rate() { # rate N MBIT: path N shaped to MBIT both ways from now on, its queue sized as by up
+    local n mbit=${2:-} delay
+    n=$(path_arg "${1:-}")
+    [[ $mbit =~ ^[0-9]+([.][0-9]+)?$ && $mbit != 0 ]] || die "rate must be a positive number of Mbit/s, not '$mbit'"
+    is_up || die "the lab is down"
+    delay=$(sed -n "s/.*delay$n=\([0-9.]*\).*/\1/p" "$STATE/config")
+    shape "agg-r$n" "r${n}i" "$mbit" "${delay:-0}"
+    shape "agg-r$n" "r${n}o" "$mbit" "${delay:-0}"
+    sed -i "s/rate$n=[0-9.]*/rate$n=$mbit/" "$STATE/config"
+}
+
 (($(id -u) == 0)) || die "run as root"
 case ${1:-} in
     up) shift; cmd_up "$@" ;;
@@ -291,6 +303,7 @@ case ${1:-} in
     blackhole) shift; cmd_blackhole "$@" ;;
     restore) shift; cmd_restore "$@" ;;
     rebind) shift; cmd_rebind "$@" ;;
+    rate) shift; cmd_rate "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
 esac

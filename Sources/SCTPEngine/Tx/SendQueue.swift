@@ -2,13 +2,21 @@ import DequeModule
 import NIOCore
 
 /// Holds user messages until they are sent, cutting them into fragments that fit a packet and choosing the next
-/// stream round-robin so a bulk stream cannot starve an interactive one.
+/// stream so that a sparse stream's message leaves before the bulk streams' queued data.
 ///
-/// Each call to `produce(maxPayload:)` gives one fragment. With DATA chunks a stream keeps its turn until the
-/// message it started is finished, because RFC 9260 §6.9 requires the fragments of a message to carry
-/// consecutive TSNs; with I-DATA (`allowsInterleaving`, RFC 8260) turns are per fragment. SSNs are assigned per
-/// ordered stream when a message's first fragment is produced. TSNs are not assigned here: the caller hands each
-/// fragment, in the order produced, to `OutstandingData.insert`, which numbers it.
+/// Each call to `produce(maxPayload:)` gives one fragment. The stream scheduler is a deficit round robin with a
+/// list of sparse streams in front (the new-flow boost of fq_codel, RFC 8290 §4.1, in the spirit of RFC 8260's
+/// schedulers): a stream that becomes backlogged joins the sparse list with one `quantum` of credit and is served
+/// before any bulk stream; once it has used its quantum it moves to the bulk list, where streams take turns of a
+/// quantum of bytes each, so bulk streams share fairly by bytes. A sparse stream that runs dry is parked at the
+/// tail of the bulk list and only leaves it when its turn comes, so a stream earns the boost at most once per
+/// round of the bulk streams and none can starve. Choosing a stream costs amortised O(1): no scan of all streams.
+///
+/// With DATA chunks a stream keeps its turn until the message it started is finished, whatever its credit
+/// (RFC 9260 §6.9: the fragments of a message carry consecutive TSNs); the overrun is paid back in later turns.
+/// With I-DATA (`allowsInterleaving`, RFC 8260) a turn may end between fragments. SSNs are assigned per ordered
+/// stream when a message's first fragment is produced. TSNs are not assigned here: the caller hands each fragment,
+/// in the order produced, to `OutstandingData.insert`, which numbers it.
 struct SendQueue: Sendable {
     /// A message waiting to be sent or partly sent.
     fileprivate struct Message: Sendable {
@@ -21,16 +29,29 @@ struct SendQueue: Sendable {
         var ssn = SSN(0)
     }
 
-    /// One outgoing stream's queue and sequence number.
+    /// Which of the scheduler's lists a stream is on.
+    fileprivate enum Membership: Sendable {
+        case none, sparse, bulk
+    }
+
+    /// One outgoing stream's queue, sequence number and place in the scheduler.
     fileprivate struct Stream: Sendable {
         var messages = Deque<Message>()
         var nextSSN = SSN(0)
-        var isScheduled = false
+        var membership = Membership.none
+        /// Bytes the stream may still send in its turn; negative after a DATA message overran the turn.
+        var deficit = 0
     }
 
     private var streams: [StreamID: Stream] = [:]
-    /// Streams with queued data, in round-robin order; the head has the turn.
-    private var schedule = Deque<StreamID>()
+    /// Streams that became backlogged and have not yet used their first quantum, in arrival order: served first.
+    private var sparseStreams = Deque<StreamID>()
+    /// Streams that have used a quantum, in round-robin order, and parked sparse streams that ran dry.
+    private var bulkStreams = Deque<StreamID>()
+    /// With DATA, the stream whose started message must be finished before another stream sends (RFC 9260 §6.9).
+    private var streamInMessage: StreamID?
+    /// Bytes a stream may send per turn, and the credit a newly backlogged stream gets ahead of the bulk streams.
+    let quantum: Int
     /// Whether fragments of different messages may interleave (I-DATA) or not (DATA).
     let allowsInterleaving: Bool
     /// Buffered user bytes above which the queue reports itself not writable.
@@ -46,8 +67,15 @@ struct SendQueue: Sendable {
     /// Messages dropped unsent because their lifetime ended (RFC 3758 §4.1 TR3), since `pollAbandoned`.
     private var abandonedSinceLastPoll = 0
 
-    init(highWatermark: Int = 1 << 20, lowWatermark: Int = 1 << 19, allowsInterleaving: Bool = false) {
+    /// `quantum` defaults to about one packet's payload, as fq_codel's one MTU: enough for an echo, a DNS reply or
+    /// a request to go whole, small enough that bulk streams alternate packet by packet.
+    init(
+        highWatermark: Int = 1 << 20, lowWatermark: Int = 1 << 19, allowsInterleaving: Bool = false,
+        quantum: Int = 1200
+    ) {
         precondition(lowWatermark <= highWatermark, "low watermark above high watermark")
+        precondition(quantum > 0, "quantum must be positive")
+        self.quantum = quantum
         self.highWatermark = highWatermark
         self.lowWatermark = lowWatermark
         self.allowsInterleaving = allowsInterleaving
@@ -68,8 +96,8 @@ struct SendQueue: Sendable {
         if case .deadline = abandonment { timedMessages += 1 }
         bufferedBytes += payload.readableBytes
         if bufferedBytes >= highWatermark { wasFull = true }
-        let scheduleNow = streams[streamID, default: Stream()].enqueue(message)
-        if scheduleNow { schedule.append(streamID) }
+        let becameBacklogged = streams[streamID, default: Stream()].enqueue(message, quantum: quantum)
+        if becameBacklogged { sparseStreams.append(streamID) }
         return true
     }
 
@@ -91,31 +119,85 @@ struct SendQueue: Sendable {
         maxPayload: Int, arrival: SCTPTime? = nil, keepsTimedMessagesWhole: Bool = false
     ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
-        if timedMessages > 0, let arrival { dropExpiredHeads(arrival: arrival) }
-        guard let id = schedule.first else { return nil }
+        guard let id = nextStream(arrival: timedMessages > 0 ? arrival : nil) else { return nil }
         if keepsTimedMessagesWhole, timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
             case .deadline = head.abandonment, head.payload.readableBytes > maxPayload
         {
             return nil
         }
         let (fragment, isMessageDone, hasMore) = streams[id]!.cut(maxPayload: maxPayload, streamID: id)
+        streams[id]!.deficit -= fragment.payload.readableBytes
         if isMessageDone, case .deadline = fragment.abandonment { timedMessages -= 1 }
         bufferedBytes -= fragment.payload.readableBytes
         noteDrained()
-        schedule.removeFirst()
-        if hasMore {
-            if isMessageDone || allowsInterleaving {
-                schedule.append(id)
-            } else {
-                schedule.prepend(id)
-            }
-        } else {
-            streams[id]!.isScheduled = false
-        }
+        streamInMessage = isMessageDone || allowsInterleaving ? nil : id
+        if !hasMore { streamRanDry(id) }
         return fragment
     }
 
-    var isEmpty: Bool { schedule.isEmpty }
+    /// Every queued message holds at least one unsent byte, so no bytes means no messages.
+    var isEmpty: Bool { bufferedBytes == 0 }
+
+    // MARK: - Scheduling
+
+    /// The stream whose turn it is: the one finishing a DATA message, else the head of the sparse list, else the
+    /// head of the bulk list with credit left. A head without credit gets a quantum and goes to the bulk list's
+    /// tail; a head that is empty (parked, or emptied by abandonment) leaves the lists. Each pass of the loop either
+    /// removes a stream or grants a quantum, so the cost per fragment is O(1) amortised. With `arrival`, unstarted
+    /// messages whose lifetime ends by then are dropped from a head before it is chosen (RFC 3758 §4.1 TR3).
+    private mutating func nextStream(arrival: SCTPTime?) -> StreamID? {
+        if let id = streamInMessage { return id }
+        while true {
+            let id: StreamID
+            if let first = sparseStreams.first {
+                id = first
+            } else if let first = bulkStreams.first {
+                id = first
+            } else {
+                return nil
+            }
+            if let arrival { dropExpiredHeads(of: id, arrival: arrival) }
+            if streams[id]!.messages.isEmpty {
+                removeHead(id)
+                streams[id]!.membership = .none
+            } else if streams[id]!.deficit <= 0 {
+                removeHead(id)
+                streams[id]!.deficit += quantum
+                streams[id]!.membership = .bulk
+                bulkStreams.append(id)
+            } else {
+                return id
+            }
+        }
+    }
+
+    /// Takes `id`, the head of the list it is on, off that list.
+    private mutating func removeHead(_ id: StreamID) {
+        switch streams[id]!.membership {
+        case .sparse:
+            assert(sparseStreams.first == id, "stream \(id) is not the sparse list's head")
+            sparseStreams.removeFirst()
+        case .bulk:
+            assert(bulkStreams.first == id, "stream \(id) is not the bulk list's head")
+            bulkStreams.removeFirst()
+        case .none:
+            assertionFailure("stream \(id) is on no list")
+        }
+    }
+
+    /// The chosen stream `id` has sent its last queued byte. A sparse stream is parked at the bulk list's tail
+    /// while bulk streams wait (RFC 8290 §4.2: "moved to the end of the list of old queues"), so that it cannot
+    /// rejoin the sparse list before every bulk stream has had a turn; otherwise it leaves the lists.
+    private mutating func streamRanDry(_ id: StreamID) {
+        let wasSparse = streams[id]!.membership == .sparse
+        removeHead(id)
+        if wasSparse, !bulkStreams.isEmpty {
+            streams[id]!.membership = .bulk
+            bulkStreams.append(id)
+        } else {
+            streams[id]!.membership = .none
+        }
+    }
 
     // MARK: - Abandoning (PR-SCTP)
 
@@ -135,29 +217,21 @@ struct SendQueue: Sendable {
         if case .deadline = head.abandonment { timedMessages -= 1 }
         bufferedBytes -= head.payload.readableBytes
         noteDrained()
-        if streams[streamID]!.messages.isEmpty {
-            streams[streamID]!.isScheduled = false
-            schedule.removeAll { $0 == streamID }
-        }
+        if streamInMessage == streamID { streamInMessage = nil }
+        // A stream left empty stays on its list; `nextStream` takes it off when it reaches the head.
         return true
     }
 
-    /// Drops, from the stream whose turn it is, unstarted messages whose lifetime ends by `arrival`, moving on to the
-    /// next stream when one runs empty.
-    private mutating func dropExpiredHeads(arrival: SCTPTime) {
-        while let id = schedule.first {
-            while let head = streams[id]!.messages.first, !head.hasStarted,
-                head.abandonment.abandonsFirstTransmission(arrival: arrival)
-            {
-                streams[id]!.messages.removeFirst()
-                timedMessages -= 1
-                abandonedSinceLastPoll += 1
-                bufferedBytes -= head.payload.readableBytes
-                noteDrained()
-            }
-            guard streams[id]!.messages.isEmpty else { return }
-            streams[id]!.isScheduled = false
-            schedule.removeFirst()
+    /// Drops the unstarted messages at the head of stream `id` whose lifetime ends by `arrival`.
+    private mutating func dropExpiredHeads(of id: StreamID, arrival: SCTPTime) {
+        while let head = streams[id]!.messages.first, !head.hasStarted,
+            head.abandonment.abandonsFirstTransmission(arrival: arrival)
+        {
+            streams[id]!.messages.removeFirst()
+            timedMessages -= 1
+            abandonedSinceLastPoll += 1
+            bufferedBytes -= head.payload.readableBytes
+            noteDrained()
         }
     }
 
@@ -181,11 +255,13 @@ struct SendQueue: Sendable {
 }
 
 extension SendQueue.Stream {
-    /// Appends a message; returns true if the stream must be put on the schedule.
-    fileprivate mutating func enqueue(_ message: SendQueue.Message) -> Bool {
+    /// Appends a message; returns true if the stream was on no list and must join the sparse list, with one
+    /// quantum of credit.
+    fileprivate mutating func enqueue(_ message: SendQueue.Message, quantum: Int) -> Bool {
         messages.append(message)
-        if isScheduled { return false }
-        isScheduled = true
+        guard membership == .none else { return false }
+        membership = .sparse
+        deficit = quantum
         return true
     }
 

@@ -5,14 +5,16 @@ import Testing
 
 extension Components {
     @Suite struct SendQueueTests {
-        func drain(_ queue: inout SendQueue, maxPayload: Int = 1000) -> [DataFragment] {
+        func drain(_ queue: inout SendQueue, maxPayload: Int = 1000, count: Int = .max) -> [DataFragment] {
             var result: [DataFragment] = []
-            while let fragment = queue.produce(maxPayload: maxPayload) { result.append(fragment) }
+            while result.count < count, let fragment = queue.produce(maxPayload: maxPayload) { result.append(fragment) }
             return result
         }
 
-        @Test func roundRobinSchedulerInterleavesStreams() {
-            var queue = SendQueue()
+        /// Three streams arrive at once; each sends its quantum (one message here) in arrival order, then the two
+        /// still backlogged alternate a quantum at a time.
+        @Test func streamsTakeTurnsOfAQuantum() {
+            var queue = SendQueue(quantum: 10)
             for _ in 0..<3 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(10)) }
             for _ in 0..<3 { queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(10)) }
             queue.enqueue(streamID: StreamID(3), ppid: PPID(0), payload: testPayload(10))
@@ -27,6 +29,88 @@ extension Components {
             let next = queue.produce(maxPayload: 1000)
             let after = queue.produce(maxPayload: 1000)
             #expect([next, after].map { $0?.streamID.rawValue } == [0, 9])
+        }
+
+        // MARK: - Sparse streams first (fq_codel's new-flow boost, RFC 8290 §4.1)
+
+        /// Bytes each stream sent among `fragments`.
+        func bytesPerStream(_ fragments: [DataFragment]) -> [UInt16: Int] {
+            fragments.reduce(into: [:]) { $0[$1.streamID.rawValue, default: 0] += $1.payload.readableBytes }
+        }
+
+        @Test func sparseMessageLeavesBeforeEveryBulkStreamsQueuedData() {
+            var queue = SendQueue(highWatermark: 1 << 30, lowWatermark: 1 << 29)
+            for stream in 0..<4 as Range<UInt16> {
+                for _ in 0..<20 {
+                    queue.enqueue(streamID: StreamID(stream), ppid: PPID(0), payload: testPayload(16_384))
+                }
+            }
+            // Every bulk stream has had turns: all are on the bulk list, one in the middle of a message.
+            let before = drain(&queue, count: 100)
+            #expect(Set(before.map(\.streamID.rawValue)) == [0, 1, 2, 3])
+            let current = before.last!.streamID
+            queue.enqueue(streamID: StreamID(9), ppid: PPID(0), payload: testPayload(64))
+            // RFC 9260 §6.9: the started DATA message is finished first; then the sparse one, before the others.
+            var next = queue.produce(maxPayload: 1000)!
+            while next.streamID == current && !next.isEnding { next = queue.produce(maxPayload: 1000)! }
+            if next.streamID == current { next = queue.produce(maxPayload: 1000)! }
+            #expect(next.streamID == StreamID(9))
+            #expect(next.isBeginning && next.isEnding)
+        }
+
+        @Test func sparseMessageOvertakesWithInterleavingAtTheNextFragment() {
+            var queue = SendQueue(allowsInterleaving: true)
+            for _ in 0..<10 { queue.enqueue(streamID: StreamID(0), ppid: PPID(0), payload: testPayload(16_384)) }
+            _ = drain(&queue, count: 10)
+            queue.enqueue(streamID: StreamID(3), ppid: PPID(0), payload: testPayload(200))
+            #expect(queue.produce(maxPayload: 1000)?.streamID == StreamID(3))
+        }
+
+        @Test func bulkStreamsShareByBytesWhateverTheirMessageSize() {
+            var queue = SendQueue(highWatermark: 1 << 30, lowWatermark: 1 << 29)
+            for _ in 0..<40 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(16_000)) }
+            for _ in 0..<6_400 { queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(100)) }
+            var sent = 0
+            var fragments: [DataFragment] = []
+            while sent < 400_000, let fragment = queue.produce(maxPayload: 1000) {
+                fragments.append(fragment)
+                sent += fragment.payload.readableBytes
+            }
+            let bytes = bytesPerStream(fragments)
+            // Message-by-message turns would give stream 1 a 160:1 share; by bytes each gets half, give or take one
+            // message (the DATA message that overran its turn).
+            #expect(abs(bytes[1, default: 0] - bytes[2, default: 0]) <= 2 * 16_000, "\(bytes)")
+        }
+
+        /// A stream that refills as soon as it runs dry is sparse only once per round of the bulk streams: it is
+        /// parked behind them (RFC 8290 §4.2), so the bulk stream keeps a steady share.
+        @Test func aStreamThatAlwaysRefillsCannotStarveTheBulkStream() {
+            var queue = SendQueue(highWatermark: 1 << 30, lowWatermark: 1 << 29)
+            for _ in 0..<200 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1000)) }
+            queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(1000))
+            var order: [UInt16] = []
+            for _ in 0..<300 {
+                guard let fragment = queue.produce(maxPayload: 1000) else { break }
+                order.append(fragment.streamID.rawValue)
+                if fragment.streamID == StreamID(2) {
+                    queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(1000))
+                }
+            }
+            let bulk = order.filter { $0 == 1 }.count
+            #expect(bulk >= order.count / 3, "bulk stream sent \(bulk) of \(order.count)")
+            // Never more than two of the refilling stream's messages in a row.
+            let longestRun = order.split(separator: 1).map(\.count).max() ?? 0
+            #expect(longestRun <= 2, "\(order.prefix(40))")
+        }
+
+        @Test func aStreamThatOverranItsTurnPaysItBack() {
+            var queue = SendQueue(quantum: 1000)
+            queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(5000))
+            queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1000))
+            for _ in 0..<8 { queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(1000)) }
+            // Stream 1's 5000-byte message goes whole (RFC 9260 §6.9), 4000 over its quantum: stream 2 then sends
+            // its own quantum and four more before stream 1's next message.
+            #expect(drain(&queue).map(\.streamID.rawValue) == [1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 1, 2, 2, 2])
         }
 
         @Test func largeMessageFragmentedToMaxPayload() {
@@ -49,7 +133,7 @@ extension Components {
         }
 
         @Test func interleavingGivesPerFragmentTurns() {
-            var queue = SendQueue(allowsInterleaving: true)
+            var queue = SendQueue(allowsInterleaving: true, quantum: 1000)
             queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(3000))
             queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(2000))
             #expect(drain(&queue).map(\.streamID.rawValue) == [1, 2, 1, 2, 1])
