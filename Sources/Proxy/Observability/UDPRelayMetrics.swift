@@ -41,6 +41,8 @@ public final class UDPRelayMetrics: @unchecked Sendable {
     private let bytesUp: CoreMetrics.Counter
     private let bytesDown: CoreMetrics.Counter
     private let drops: [Drop: CoreMetrics.Counter]
+    private let expired: CoreMetrics.Counter
+    private var expiredSynced = 0
 
     public init(registry: PrometheusCollectorRegistry) {
         let factory = PrometheusMetricsFactory(registry: registry)
@@ -50,20 +52,23 @@ public final class UDPRelayMetrics: @unchecked Sendable {
                 label: name, dimensions: dimensions,
                 handler: registry.makeCounter(descriptor: descriptor, labels: dimensions), factory: factory)
         }
-        flows = counter("agg_udp_flows_total", "UDP flows opened (client port and destination).", [])
+        flows = counter("agg_udp_relay_flows_total", "UDP flows opened (client port and destination).", [])
         let datagramsHelp = "UDP datagrams relayed toward the server side's destinations (up) and back (down)."
-        datagramsUp = counter("agg_udp_datagrams_total", datagramsHelp, [("direction", "up")])
-        datagramsDown = counter("agg_udp_datagrams_total", datagramsHelp, [("direction", "down")])
+        datagramsUp = counter("agg_udp_relay_datagrams_total", datagramsHelp, [("direction", "up")])
+        datagramsDown = counter("agg_udp_relay_datagrams_total", datagramsHelp, [("direction", "down")])
         let bytesHelp = "UDP payload bytes relayed up and down."
-        bytesUp = counter("agg_udp_bytes_total", bytesHelp, [("direction", "up")])
-        bytesDown = counter("agg_udp_bytes_total", bytesHelp, [("direction", "down")])
+        bytesUp = counter("agg_udp_relay_bytes_total", bytesHelp, [("direction", "up")])
+        bytesDown = counter("agg_udp_relay_bytes_total", bytesHelp, [("direction", "down")])
         var drops: [Drop: CoreMetrics.Counter] = [:]
         for reason in Drop.allCases {
             drops[reason] = counter(
-                "agg_udp_datagrams_dropped_total", "UDP datagrams dropped by the relay, by reason.",
+                "agg_udp_relay_dropped_total", "UDP datagrams dropped by the relay, by reason.",
                 [("reason", reason.rawValue)])
         }
         self.drops = drops
+        expired = counter(
+            "agg_udp_relay_expired_total",
+            "UDP datagrams the association abandoned because their lifetime ran out (PR-SCTP).", [])
     }
 
     func recordFlowOpened() {
@@ -84,6 +89,27 @@ public final class UDPRelayMetrics: @unchecked Sendable {
             values.datagramsDown += 1
             values.bytesDown += bytes
         }
+    }
+
+    /// The engine's count of abandoned messages (only UDP datagrams are sent partially reliable); the counter
+    /// takes what was added since the last call.
+    func syncExpired(_ total: Int) {
+        guard total > expiredSynced else { return }
+        expired.increment(by: Int64(total - expiredSynced))
+        expiredSynced = total
+    }
+
+    /// The figures for the status snapshot.
+    func counters(expired: Int) -> StatusSnapshot.UDPCounters {
+        var counters = StatusSnapshot.UDPCounters()
+        counters.flows = values.flowsOpened
+        counters.datagramsUp = values.datagramsUp
+        counters.datagramsDown = values.datagramsDown
+        counters.bytesUp = values.bytesUp
+        counters.bytesDown = values.bytesDown
+        counters.expired = expired
+        counters.dropped = values.dropped
+        return counters
     }
 
     func recordDrop(_ reason: Drop) {

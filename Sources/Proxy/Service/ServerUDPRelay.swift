@@ -204,7 +204,8 @@ final class ServerUDPRelay: @unchecked Sendable {
         }
         flow.lastActivity = .now()
         metrics.recordDatagram(envelope.data.readableBytes, up: false)
-        send(.datagram(flow: flow.id, peer: StreamTarget(host: .ip(source.ip), port: source.port), payload: envelope.data))
+        let peer = StreamTarget(host: .ip(source.ip), port: source.port)
+        send(.datagram(flow: flow.id, peer: peer, payload: envelope.data))
     }
 
     // MARK: - Teardown

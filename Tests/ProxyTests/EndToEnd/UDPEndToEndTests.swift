@@ -170,13 +170,28 @@ struct UDPEndToEndTests {
         let result = try Self.python([Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
             "\(echo.localAddress!.port!)", "\(count)"])
         #expect(result.status == 0, "\(result.output)")
-        let fields = result.output.split(separator: " ").compactMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let fields = result.output.split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         try #require(fields.count == 3, "\(result.output)")
         #expect(fields[0] == count)
         #expect(Double(fields[1]) >= Double(count) * 0.995, "\(result.output)")
         let server = try Self.serverUDP(harness)
         #expect(server.flowsOpened == 1)
         #expect(server.datagramsUp >= count)
+        // The figures reach the status snapshot, `aggclient status` and the metrics.
+        let client = harness.client
+        let (snapshot, table, prometheus) = try client.eventLoop.submit {
+            let monitor = StatusMonitor(source: client)
+            let snapshot = monitor.collect()
+            return (snapshot, StatusTable.render(snapshot), monitor.prometheusText())
+        }.wait()
+        let udp = try #require(snapshot.counters.udp)
+        #expect(udp.flows == 1 && udp.datagramsUp >= count && udp.datagramsDown >= fields[1])
+        #expect(udp.bytesUp >= count * 208)
+        #expect(table.contains("udp 1 flow  datagrams up \(udp.datagramsUp)"))
+        #expect(prometheus.contains("agg_udp_relay_datagrams_total{direction=\"up\"} \(udp.datagramsUp)"))
+        #expect(prometheus.contains("agg_udp_relay_expired_total"))
     }
 }
 
