@@ -3,7 +3,8 @@
 
   socks5-udp-client.py dns   PROXY_PORT DNS_HOST DNS_PORT NAME    resolve NAME (A) through the proxy; prints the answer
   socks5-udp-client.py misbehave PROXY_PORT HOST PORT           foreign source, FRAG 1, good, after close
-  socks5-udp-client.py echo  PROXY_PORT HOST PORT COUNT           COUNT numbered datagrams to a UDP echo; prints
+  socks5-udp-client.py echo  PROXY_PORT HOST PORT COUNT [MS]      COUNT numbered datagrams to a UDP echo (one every
+                                                                  MS milliseconds if given); prints
                                                                   "sent N received M late L"
 Options after the arguments: --user U --password P (proxy credentials).
 """
@@ -35,8 +36,9 @@ def dns(proxy_port, host, port, name, user, password):
             print(item.to_text())
 
 
-def echo(proxy_port, host, port, count, user, password):
-    """Sends COUNT numbered datagrams, at most 64 unanswered at once; one unanswered for 1 s counts as lost."""
+def echo(proxy_port, host, port, count, user, password, interval=0.0):
+    """Sends COUNT numbered datagrams, at most 64 unanswered at once (one at a time every INTERVAL seconds when
+    given); one unanswered for 1 s counts as lost."""
     s = proxied_socket(proxy_port, user, password)
     s.settimeout(5)
     s.sendto(b"warm-up", (host, port))  # UDP ASSOCIATE happens on the first sendto
@@ -51,7 +53,9 @@ def echo(proxy_port, host, port, count, user, password):
         now = time.monotonic()
         for number in [n for n, at in outstanding.items() if now - at > 1.0]:
             del outstanding[number]
-        while sent < count and len(outstanding) < 64:
+        while sent < count and len(outstanding) < (1 if interval else 64):
+            if interval:
+                time.sleep(interval)
             s.sendto(b"%08d" % sent + b"x" * 200, (host, port))
             outstanding[sent] = time.monotonic()
             sent += 1
@@ -132,7 +136,8 @@ def main():
     elif mode == "misbehave":
         misbehave(int(args[1]), args[2], int(args[3]))
     elif mode == "echo":
-        echo(int(args[1]), args[2], int(args[3]), int(args[4]), user, password)
+        interval = float(args[5]) / 1000 if len(args) > 5 else 0.0
+        echo(int(args[1]), args[2], int(args[3]), int(args[4]), user, password, interval)
     else:
         sys.exit(__doc__)
 

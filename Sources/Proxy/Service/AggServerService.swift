@@ -422,6 +422,11 @@ public final class AggServerService: @unchecked Sendable {
             bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger)
         multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
         multiplexer.onIdle = { [unowned self] in
+            // UDP flows keep an association without streams: its idle clock starts again.
+            if let session = sessions[id], let udp = session.udp, !udp.flows.isEmpty {
+                session.multiplexer?.restartIdleClock()
+                return
+            }
             logger.info("association idle", metadata: ["association": "\(id)"])
             if let session = sessions.removeValue(forKey: id) {
                 session.multiplexer?.associationLost()
@@ -469,6 +474,7 @@ public final class AggServerService: @unchecked Sendable {
             fail(id, "UDP message before AUTH-OK")
             return
         }
+        session.multiplexer?.restartIdleClock()
         do {
             udp.receive(
                 try UDPMessage.decode(

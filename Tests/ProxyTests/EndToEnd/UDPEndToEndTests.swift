@@ -160,6 +160,24 @@ struct UDPEndToEndTests {
         #expect(server.datagramsUp == 0)
     }
 
+    @Test func udpFlowsKeepAnAssociationWithoutStreams() throws {
+        var limits = StreamLimits()
+        limits.associationIdleTimeout = .seconds(2)
+        let harness = try EndToEndHarness(serverLimits: limits)
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let echo = try Self.startEcho(on: harness.group)
+        defer { try? echo.close().wait() }
+        // One datagram every 500 ms for 6 s: no stream is ever open, and the server's association idle timeout
+        // (2 s) passes three times over while the flow lives: the association stays.
+        let result = try Self.python([Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)", "12", "500"])
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sent 12 received 12 late 0")
+        let client = harness.client
+        let state = try client.eventLoop.submit { (client.summary().isReady, client.associationsEstablished) }.wait()
+        #expect(state.0 && state.1 == 1)
+    }
+
     @Test func threeThousandEchoedDatagramsComeBack() throws {
         let harness = try EndToEndHarness()
         defer { harness.shutdown() }
