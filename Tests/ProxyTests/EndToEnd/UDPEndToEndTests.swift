@@ -4,11 +4,11 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import Proxy
+
 #if canImport(Glibc)
     import Glibc
 #endif
-
-@testable import Proxy
 
 /// Whether the SOCKS5 UDP client's packages (PySocks, dnspython) and dnsmasq are installed (scripts/test.sh does).
 private let udpToolsPresent: Bool = {
@@ -122,8 +122,10 @@ struct UDPEndToEndTests {
         try harness.client.whenReady().wait()
         let echo = try Self.startEcho(on: harness.group)
         defer { try? echo.close().wait() }
-        let result = try Self.python([Self.script.path, "misbehave", "\(harness.proxyPort)", "127.0.0.1",
-            "\(echo.localAddress!.port!)"])
+        let result = try Self.python([
+            Self.script.path, "misbehave", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)",
+        ])
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "replies good")
         let client = try Self.clientUDP(harness)
@@ -139,8 +141,10 @@ struct UDPEndToEndTests {
         let echo = try Self.startEcho(on: harness.group)
         defer { try? echo.close().wait() }
         // PySocks sends "localhost" as a name (rdns): aggserver resolves it under the egress policy.
-        let result = try Self.python([Self.script.path, "echo", "\(harness.proxyPort)", "localhost",
-            "\(echo.localAddress!.port!)", "10"])
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "localhost",
+            "\(echo.localAddress!.port!)", "10",
+        ])
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sent 10 received 10 late 0")
     }
 
@@ -170,8 +174,10 @@ struct UDPEndToEndTests {
         defer { try? echo.close().wait() }
         // One datagram every 500 ms for 6 s: no stream is ever open, and the server's association idle timeout
         // (2 s) passes three times over while the flow lives: the association stays.
-        let result = try Self.python([Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
-            "\(echo.localAddress!.port!)", "12", "500"])
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)", "12", "500",
+        ])
         #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sent 12 received 12 late 0")
         let client = harness.client
         let state = try client.eventLoop.submit { (client.summary().isReady, client.associationsEstablished) }.wait()
@@ -185,8 +191,10 @@ struct UDPEndToEndTests {
         let echo = try Self.startEcho(on: harness.group)
         defer { try? echo.close().wait() }
         let count = 3000
-        let result = try Self.python([Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
-            "\(echo.localAddress!.port!)", "\(count)"])
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)", "\(count)",
+        ])
         #expect(result.status == 0, "\(result.output)")
         let fields = result.output.split(separator: " ").compactMap {
             Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
