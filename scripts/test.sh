@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(systemd systemd-container dpkg-dev binutils tshark libusrsctp-examples libusrsctp-dev curl chromium openssl
-    nftables iproute2 iptables conntrack ethtool iperf3 python3 xxd)
+    nftables iproute2 iptables conntrack ethtool iperf3 python3 python3-pip xxd dnsmasq)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -18,6 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The SOCKS5 UDP client of UDPEndToEndTests (scripts/socks5-udp-client.py): PySocks and dnspython from PyPI.
+python3 -c 'import socks, dns.query' 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages PySocks dnspython 2>/dev/null ||
+    python3 -m pip install --quiet PySocks dnspython
 swift build --build-tests
 # A hung test must fail the run, not stall it: the whole suite takes a few minutes.
 timeout --kill-after=30 1500 swift test --skip-build --parallel

@@ -52,6 +52,10 @@ struct ClientOptions: ParsableArguments {
     var plaintext = false
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     var segmentationOffload: String?
+    @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
+    var udpIdleTimeout: String?
+    @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
+    var udpLifetime: String?
     @Option(
         help: """
             Connections open at once on the association (default 16384, at most 65534; the server's limit applies \
@@ -81,6 +85,8 @@ struct ClientOptions: ParsableArguments {
         overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
         overrides.set("segmentation-offload", segmentationOffload)
+        overrides.set("udp-idle-timeout", udpIdleTimeout)
+        overrides.set("udp-lifetime", udpLifetime)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.stream-wait", streamWait)
         overrides.set("limits.paths-per-association", pathsPerAssociation)

@@ -36,6 +36,10 @@ struct ServerOptions: ParsableArguments {
     var allowPlaintext = false
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     var segmentationOffload: String?
+    @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
+    var udpIdleTimeout: String?
+    @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
+    var udpLifetime: String?
     @Option(help: "Associations one client key may hold at once (default 4).")
     var associationsPerKey: String?
     @Option(help: "Connections open at once on one association (default 16384, at most 65534); more OPENs are refused.")
@@ -57,6 +61,8 @@ struct ServerOptions: ParsableArguments {
         overrides.set("verbose", verbose)
         overrides.set("allow-plaintext", allowPlaintext)
         overrides.set("segmentation-offload", segmentationOffload)
+        overrides.set("udp-idle-timeout", udpIdleTimeout)
+        overrides.set("udp-lifetime", udpLifetime)
         overrides.set("limits.associations-per-key", associationsPerKey)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.paths-per-association", pathsPerAssociation)

@@ -18,6 +18,8 @@ extension ClientSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
+            ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
+            ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
             ConfigKey(
                 "limits.streams-per-association", \.limits.streamsPerAssociation,
                 .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),

@@ -13,6 +13,10 @@ extension ServerSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
+            ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
+            ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
+            ConfigKey("limits.udp-flows-per-key", \.udp.flowsPerKey, .integer(in: 1...65536)),
+            ConfigKey("limits.udp-queued-datagrams-per-key", \.udp.queuedDatagramsPerKey, .integer(in: 0...65536)),
             ConfigKey(
                 "limits.streams-per-association", \.limits.streamsPerAssociation,
                 .integer(in: 1...StreamLimits.maxStreamsPerAssociation)),

@@ -137,6 +137,8 @@ public struct ServerSettings: Equatable, Sendable {
     /// UDP segmentation offload (`segmentation-offload`, default on): runs of datagrams leave in one system call
     /// and arrive in one. Off, every datagram crosses the kernel alone, as a packet capture on this host shows it.
     public var segmentationOffload = true
+    /// The UDP relay: idle timeout, datagram lifetime, per-key limits on flows and waiting datagrams.
+    public var udp = UDPRelaySettings()
 
     public init() {}
 
@@ -184,6 +186,8 @@ public struct ClientSettings: Equatable, Sendable {
     /// UDP segmentation offload (`segmentation-offload`, default on): runs of datagrams leave in one system call
     /// and arrive in one. Off, every datagram crosses the kernel alone, as a packet capture on this host shows it.
     public var segmentationOffload = true
+    /// The UDP relay (SOCKS5 UDP ASSOCIATE): idle timeout, datagram lifetime.
+    public var udp = UDPRelaySettings()
 
     public init() {}
 

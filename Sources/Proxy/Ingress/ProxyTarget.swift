@@ -153,6 +153,20 @@ public struct HTTPStatusLine: Hashable, Sendable {
 /// one response. `DirectProxyConnector` is a reference implementation over plain TCP.
 public protocol ProxyConnector: Sendable {
     func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void>
+    /// SOCKS5 UDP ASSOCIATE: binds a UDP relay for the client of `control` (which says it sends from
+    /// `expectedSource`, zeros when unknown) and returns the relay's address; the relay ends when `control` closes.
+    func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress>
+    /// Whether `associateUDP` is offered; SOCKS5 answers UDP ASSOCIATE with "command not supported" otherwise.
+    var supportsUDPAssociate: Bool { get }
+}
+
+extension ProxyConnector {
+    public var supportsUDPAssociate: Bool { false }
+
+    /// Connectors without a UDP relay refuse UDP ASSOCIATE (SOCKS5 reply 1).
+    public func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
+        control.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
+    }
 }
 
 extension Error {

@@ -2,7 +2,7 @@ import NIOCore
 import SCTPEngine
 
 /// The server side of a SOCKS5 handshake (RFC 1928) with optional username/password authentication (RFC 1929), as a
-/// pure state machine. Only CONNECT is offered; domain names are passed on unresolved.
+/// pure state machine. CONNECT and UDP ASSOCIATE (RFC 1928 §7) are offered; domain names are passed on unresolved.
 struct SOCKS5Handshake: TunnelHandshake {
     enum State: Equatable {
         case greeting
@@ -16,6 +16,7 @@ struct SOCKS5Handshake: TunnelHandshake {
     static let methodUsernamePassword: UInt8 = 0x02
     static let methodNoneAcceptable: UInt8 = 0xFF
     static let commandConnect: UInt8 = 0x01
+    static let commandUDPAssociate: UInt8 = 0x03
     static let replyCommandNotSupported: UInt8 = 0x07
     static let replyAddressTypeNotSupported: UInt8 = 0x08
 
@@ -53,6 +54,17 @@ struct SOCKS5Handshake: TunnelHandshake {
     /// here, so it is 0.0.0.0:0, which clients ignore for CONNECT.
     static func reply(_ code: UInt8) -> [UInt8] {
         [Self.version, code, 0x00, 0x01, 0, 0, 0, 0, 0, 0]
+    }
+
+    /// RFC 1928 §7: the UDP ASSOCIATE reply's "BND.PORT field indicates the port number at which the client MUST
+    /// send UDP request messages to be relayed, and the BND.ADDR field indicates the address": the relay socket's.
+    static func reply(_ code: UInt8, bound: SCTPSocketAddress) -> [UInt8] {
+        var bytes: [UInt8] = [Self.version, code, 0x00]
+        bytes.append(bound.ip.isIPv4 ? 0x01 : 0x04)
+        bytes.append(contentsOf: bound.ip.bytes)
+        bytes.append(UInt8(bound.port >> 8))
+        bytes.append(UInt8(bound.port & 0xFF))
+        return bytes
     }
 
     // MARK: - Messages
@@ -93,8 +105,10 @@ struct SOCKS5Handshake: TunnelHandshake {
     private mutating func receiveRequest(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction {
         guard let header = buffer.readBytes(length: 4) else { return .needMoreData }
         guard header[0] == Self.version else { return .replyAndClose([]) }
-        // BIND (0x02) and UDP ASSOCIATE (0x03) are not offered, and neither is anything unknown.
-        guard header[1] == Self.commandConnect else { return .replyAndClose(Self.reply(Self.replyCommandNotSupported)) }
+        // BIND (0x02) is not offered, and neither is anything unknown.
+        guard header[1] == Self.commandConnect || header[1] == Self.commandUDPAssociate else {
+            return .replyAndClose(Self.reply(Self.replyCommandNotSupported))
+        }
         let host: ProxyTargetHost
         switch header[3] {
         case 0x01:
@@ -115,6 +129,9 @@ struct SOCKS5Handshake: TunnelHandshake {
         }
         guard let port = buffer.readInteger(as: UInt16.self) else { return .needMoreData }
         self.state = .done
+        // RFC 1928 §7: DST.ADDR and DST.PORT of UDP ASSOCIATE are where the client will send from (zeros when it
+        // does not know yet).
+        if header[1] == Self.commandUDPAssociate { return .associateUDP(host.target(port: port)) }
         return .connect(host.target(port: port))
     }
 

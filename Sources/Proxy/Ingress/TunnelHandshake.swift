@@ -1,4 +1,5 @@
 import NIOCore
+import SCTPEngine
 
 /// What a tunnel handshake state machine asks its handler to do after it has looked at the input.
 enum TunnelHandshakeAction: Equatable {
@@ -12,6 +13,9 @@ enum TunnelHandshakeAction: Equatable {
     case refuse([UInt8], Refusal)
     /// The request is complete: open the upstream. Bytes left in the buffer are application data.
     case connect(ProxyTarget)
+    /// SOCKS5 UDP ASSOCIATE (RFC 1928 §7): set up a UDP relay for the client, which says it will send from
+    /// `source` (zeros: not known yet). The TCP connection then only marks the relay's lifetime.
+    case associateUDP(ProxyTarget)
 }
 
 /// A pure SOCKS-style handshake: bytes in, actions out; the handler performs the actions.
@@ -48,6 +52,8 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         case connecting
         case removing
         case failed
+        /// A UDP relay serves the client; input is discarded until the connection closes.
+        case associated
     }
 
     private var handshake: Handshake
@@ -118,7 +124,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             } else {
                 self.buffer!.writeBuffer(&bytes)
             }
-        case .failed:
+        case .failed, .associated:
             break
         }
     }
@@ -127,7 +133,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         switch self.state {
         case .connecting:
             self.pendingRead = true
-        case .handshaking, .removing, .failed:
+        case .handshaking, .removing, .failed, .associated:
             context.read()
         }
     }
@@ -166,6 +172,8 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
                 self.fail(context: context, reply: bytes)
             case .connect(let target):
                 self.connect(context: context, target: target)
+            case .associateUDP(let source):
+                self.associateUDP(context: context, source: source)
             }
         }
     }
@@ -184,6 +192,41 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             .whenComplete { result in
                 loopBoundSelf.value.connectDone(context: loopBoundContext.value, result: result)
             }
+    }
+
+    private func associateUDP(context: ChannelHandlerContext, source: ProxyTarget) {
+        guard self.connector.supportsUDPAssociate else {
+            self.fail(context: context, reply: SOCKS5Handshake.reply(SOCKS5Handshake.replyCommandNotSupported))
+            return
+        }
+        self.state = .connecting
+        self.buffer = nil
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.connector.associateUDP(expectedSource: source, control: context.channel)
+            .hop(to: context.eventLoop)
+            .whenComplete { result in
+                loopBoundSelf.value.associateDone(context: loopBoundContext.value, result: result)
+            }
+    }
+
+    private func associateDone(context: ChannelHandlerContext, result: Result<SocketAddress, any Error>) {
+        guard case .connecting = self.state else { return }
+        switch result {
+        case .success(let bound):
+            self.timer?.cancel()
+            self.timer = nil
+            self.state = .associated
+            let relay = SCTPSocketAddress(bound) ?? SCTPSocketAddress(ip: .anyV4, port: 0)
+            let reply = SOCKS5Handshake.reply(0x00, bound: relay)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            if self.pendingRead {
+                self.pendingRead = false
+                context.read()
+            }
+        case .failure(let error):
+            self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))
+        }
     }
 
     private func connectDone(context: ChannelHandlerContext, result: Result<Void, any Error>) {

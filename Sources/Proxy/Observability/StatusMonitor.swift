@@ -114,6 +114,9 @@ final class StatusMonitor: @unchecked Sendable {
         counters.udpBytesSent = statistics.bytesSent
         counters.udpBytesReceived = statistics.bytesReceived
         counters.sendFailures = statistics.sendFailures
+        let expired = driver.endpoint.partialReliabilityCounters.messagesAbandoned
+        source.udpMetrics.syncExpired(expired)
+        counters.udp = source.udpMetrics.counters(expired: expired)
         let uptime = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         return StatusSnapshot(role: source.roleName, uptime: uptime, associations: associations, counters: counters)
     }

@@ -161,6 +161,22 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var udpBytesSent = 0
         public var udpBytesReceived = 0
         public var sendFailures = 0
+        /// The UDP relay (SOCKS5 UDP ASSOCIATE); nil from a daemon without one.
+        public var udp: UDPCounters?
+
+        public init() {}
+    }
+
+    /// The UDP relay's figures: flows opened, datagrams and payload bytes each way, datagrams the association
+    /// abandoned (PR-SCTP: their lifetime ran out), and drops by reason.
+    public struct UDPCounters: Codable, Sendable, Equatable {
+        public var flows = 0
+        public var datagramsUp = 0
+        public var datagramsDown = 0
+        public var bytesUp = 0
+        public var bytesDown = 0
+        public var expired = 0
+        public var dropped: [String: Int] = [:]
 
         public init() {}
     }

@@ -16,6 +16,8 @@ protocol StatusSource: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
     var driver: SCTPDriver { get }
     var metrics: ProxyMetrics { get }
+    /// The UDP relay's counters.
+    var udpMetrics: UDPRelayMetrics { get }
     /// "aggclient" or "aggserver".
     var roleName: String { get }
     /// Every association the service knows, with its state name ("connecting", "authenticating", "ready"), open

@@ -27,6 +27,12 @@ public enum StatusTable {
                 + "connections \(c.connections.values.reduce(0, +)) (\(c.connections["success"] ?? 0) ok)  "
                 + "relayed up \(StatusFormat.bytes(c.bytesUp)), down \(StatusFormat.bytes(c.bytesDown))")
         if let pressure = Self.streamPressure(c) { lines.append(pressure) }
+        if let udp = c.udp, udp.flows > 0 {
+            lines.append(
+                "udp \(udp.flows) flow\(udp.flows == 1 ? "" : "s")  datagrams up \(udp.datagramsUp) "
+                    + "(\(StatusFormat.bytes(udp.bytesUp))), down \(udp.datagramsDown) "
+                    + "(\(StatusFormat.bytes(udp.bytesDown)))  expired \(udp.expired)  dropped \(udp.dropped.values.reduce(0, +))")
+        }
         if snapshot.associations.isEmpty {
             lines.append("")
             lines.append(snapshot.role == "aggclient" ? "no association: reconnecting" : "no client connected")

@@ -43,6 +43,8 @@ public final class AggClientService: @unchecked Sendable {
         public var segmentationOffload = true
         /// The server endpoint's SCTP port (not the UDP port).
         public var serverSCTPPort: UInt16 = AggServerService.sctpPort
+        /// The UDP relay (SOCKS5 UDP ASSOCIATE): datagram lifetime, idle timeout, flow limit.
+        public var udp = UDPRelaySettings()
 
         public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress?], key: PreSharedKey) {
             self.servers = servers
@@ -70,8 +72,12 @@ public final class AggClientService: @unchecked Sendable {
     public let driver: SCTPDriver
     /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
     public let metrics = ProxyMetrics()
+    /// UDP flows, datagrams and bytes relayed, drops by reason.
+    public let udpMetrics: UDPRelayMetrics
     public var eventLoop: any EventLoop { driver.eventLoop }
     let logger: Logger
+    /// The SOCKS5 UDP relays and their flows; made in `start`.
+    private(set) var udp: ClientUDPRelays!
 
     private(set) var link = Link.down
     /// DATA bytes received from the server and not yet accepted by local sockets (capped by
@@ -126,6 +132,7 @@ public final class AggClientService: @unchecked Sendable {
         self.pathPolicies = configuration.paths.indices.map {
             $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
         }
+        self.udpMetrics = UDPRelayMetrics(registry: metrics.registry)
     }
 
     /// Binds one UDP channel per path and starts connecting. The returned service runs until `stop()`.
@@ -156,6 +163,9 @@ public final class AggClientService: @unchecked Sendable {
             let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
             driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
+            service.udp = ClientUDPRelays(
+                eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
+                send: { [unowned service] message in service.sendUDP(message) })
             service.followAddresses()
             service.connect()
             return service
@@ -324,6 +334,7 @@ public final class AggClientService: @unchecked Sendable {
             for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
             self.readyPromises.removeAll()
             self.settle()
+            self.udp.closeAll()
             switch previous {
             case .ready(let id, let multiplexer):
                 multiplexer.associationLost()
@@ -402,7 +413,18 @@ public final class AggClientService: @unchecked Sendable {
                 id, ClientAuthenticator(key: key, nonce: nonce), outbound: outbound, inbound: inbound)
             logger.info("association established; authenticating", metadata: ["association": "\(id)"])
         case .message(let id, let message):
-            if message.stream.rawValue == 0 {
+            if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
+                guard case .ready(let current, _) = link, current == id else { return }
+                do {
+                    udp.receive(
+                        try UDPMessage.decode(
+                            ppid: message.ppid, payload: message.payload, stream: message.stream,
+                            unordered: message.isUnordered))
+                } catch {
+                    udpMetrics.recordDrop(.malformed)
+                    logger.debug("undecodable UDP message", metadata: ["error": "\(error)"])
+                }
+            } else if message.stream.rawValue == 0 {
                 receiveControl(message, on: id)
             } else if case .ready(let current, let multiplexer) = link, current == id {
                 multiplexer.receive(message)
@@ -456,6 +478,7 @@ public final class AggClientService: @unchecked Sendable {
         switch link {
         case .ready(let current, let multiplexer) where current == id:
             multiplexer.associationLost()
+            udp.associationLost()
         case .connecting(let current) where current == id, .authenticating(let current, _, _, _) where current == id:
             break
         case .ready, .connecting, .authenticating, .down, .stopped:
@@ -584,6 +607,25 @@ public final class AggClientService: @unchecked Sendable {
         return promise.futureResult
     }
 
+    // MARK: - UDP
+
+    /// Sets up a SOCKS5 UDP relay; see `ClientUDPRelays.associate`. Call on the event loop.
+    func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
+        udp.associate(expectedSource: expectedSource, control: control)
+    }
+
+    /// Sends a UDP relay message over the ready association; false without one.
+    private func sendUDP(_ message: UDPMessage) -> Bool {
+        guard case .ready(let id, _) = link else { return false }
+        do {
+            try driver.send(message, on: id, lifetime: configuration.udp.lifetime)
+            return true
+        } catch {
+            logger.debug("UDP send failed", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+
     /// Calls `body` with the ready multiplexer, at once or when the association is up; with nil after
     /// `serverWait`.
     private func withMultiplexer(_ body: @escaping (StreamMultiplexer?) -> Void) {
@@ -663,6 +705,15 @@ public struct SCTPStreamConnector: ProxyConnector {
         }
         inbound.eventLoop.preconditionInEventLoop()
         return service.openStream(to: target, initialData: initialData, inbound: inbound)
+    }
+
+    public var supportsUDPAssociate: Bool { true }
+
+    public func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
+        guard control.eventLoop === service.eventLoop else {
+            return control.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
+        }
+        return service.associateUDP(expectedSource: expectedSource, control: control)
     }
 }
 

@@ -23,6 +23,8 @@ public final class AggServerService: @unchecked Sendable {
         public var allowPlaintext = false
         /// UDP segmentation offload on the driver's sockets (`SCTPDriver.Options.segmentationOffload`).
         public var segmentationOffload = true
+        /// The UDP relay (SOCKS5 UDP ASSOCIATE on the client): datagram lifetime, idle timeout, per-key limits.
+        public var udp = UDPRelaySettings()
 
         public init(listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()) {
             self.listen = listen
@@ -35,6 +37,8 @@ public final class AggServerService: @unchecked Sendable {
     private final class Session {
         var authenticator: ServerAuthenticator
         var multiplexer: StreamMultiplexer?
+        /// The association's UDP flows, once authenticated.
+        var udp: ServerUDPRelay?
         var authTimer: Scheduled<Void>?
         /// PONGs this association's PINGs may still get (`AggLimits.controlReplyBurst`).
         var replyBudget = ControlReplyBudget()
@@ -66,6 +70,10 @@ public final class AggServerService: @unchecked Sendable {
     public let driver: SCTPDriver
     /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
     public let metrics = ProxyMetrics()
+    /// UDP flows, datagrams and bytes relayed, drops by reason.
+    public let udpMetrics: UDPRelayMetrics
+    /// The UDP flows and waiting datagrams of every key.
+    let udpBudget: UDPKeyBudget
     public var eventLoop: any EventLoop { driver.eventLoop }
     let logger: Logger
     /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
@@ -93,6 +101,8 @@ public final class AggServerService: @unchecked Sendable {
         self.logger = logger
         self.keys = Self.keyTable(configuration.keys)
         self.egress = configuration.egress
+        self.udpMetrics = UDPRelayMetrics(registry: metrics.registry)
+        self.udpBudget = UDPKeyBudget(settings: configuration.udp)
     }
 
     private static func keyTable(_ list: [PreSharedKey]) -> [String: PreSharedKey] {
@@ -261,6 +271,7 @@ public final class AggServerService: @unchecked Sendable {
         for (id, session) in sessions {
             session.authTimer?.cancel()
             session.multiplexer?.associationLost()
+            session.udp?.associationLost()
             driver.abort(id, reason: reason)
         }
         sessions.removeAll()
@@ -274,7 +285,9 @@ public final class AggServerService: @unchecked Sendable {
             established(id, outbound: outbound, inbound: inbound)
         case .message(let id, let message):
             guard let session = sessions[id] else { return }
-            if message.stream.rawValue == 0 {
+            if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
+                receiveUDP(message, session: session, id: id)
+            } else if message.stream.rawValue == 0 {
                 receiveControl(message, session: session, id: id)
             } else if let multiplexer = session.multiplexer {
                 multiplexer.receive(message)
@@ -311,6 +324,7 @@ public final class AggServerService: @unchecked Sendable {
             guard let session = sessions.removeValue(forKey: id) else { return }
             session.authTimer?.cancel()
             session.multiplexer?.associationLost()
+            session.udp?.associationLost()
             logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
             onStateChange?()
         }
@@ -408,13 +422,32 @@ public final class AggServerService: @unchecked Sendable {
             bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger)
         multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
         multiplexer.onIdle = { [unowned self] in
+            // UDP flows keep an association without streams: its idle clock starts again.
+            if let session = sessions[id], let udp = session.udp, !udp.flows.isEmpty {
+                session.multiplexer?.restartIdleClock()
+                return
+            }
             logger.info("association idle", metadata: ["association": "\(id)"])
-            if let session = sessions.removeValue(forKey: id) { session.multiplexer?.associationLost() }
+            if let session = sessions.removeValue(forKey: id) {
+                session.multiplexer?.associationLost()
+                session.udp?.associationLost()
+            }
             driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
             onStateChange?()
         }
         multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target, association: id) }
         session.multiplexer = multiplexer
+        let lifetime = configuration.udp.lifetime
+        session.udp = ServerUDPRelay(
+            eventLoop: eventLoop, association: id, keyName: name, budget: udpBudget, metrics: udpMetrics,
+            logger: logger, egress: { [unowned self] in egress },
+            send: { [unowned self] message in
+                do {
+                    try driver.send(message, on: id, lifetime: lifetime)
+                } catch {
+                    logger.debug("UDP send failed", metadata: ["association": "\(id)", "error": "\(error)"])
+                }
+            })
         associationsAuthenticated += 1
         metrics.recordAuthentication(succeeded: true)
         multiplexer.metrics = metrics
@@ -427,8 +460,30 @@ public final class AggServerService: @unchecked Sendable {
         if let session = sessions.removeValue(forKey: id) {
             session.authTimer?.cancel()
             session.multiplexer?.associationLost()
+            session.udp?.associationLost()
         }
         driver.abort(id, reason: reason)
+    }
+
+    // MARK: - UDP
+
+    /// A UDP relay message on stream 0: like a stream message, it closes an association that has not authenticated
+    /// (PROTOCOL.md); a malformed one is dropped and counted.
+    private func receiveUDP(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
+        guard let udp = session.udp else {
+            fail(id, "UDP message before AUTH-OK")
+            return
+        }
+        session.multiplexer?.restartIdleClock()
+        do {
+            udp.receive(
+                try UDPMessage.decode(
+                    ppid: message.ppid, payload: message.payload, stream: message.stream,
+                    unordered: message.isUnordered))
+        } catch {
+            udpMetrics.recordDrop(.malformed)
+            logger.debug("undecodable UDP message", metadata: ["association": "\(id)", "error": "\(error)"])
+        }
     }
 
     // MARK: - Egress

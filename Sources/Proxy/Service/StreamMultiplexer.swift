@@ -318,6 +318,11 @@ final class StreamMultiplexer {
 
     // MARK: - Teardown
 
+    /// Something other than a stream (a UDP flow) used the association: the idle clock starts again from now.
+    func restartIdleClock() {
+        if relays.isEmpty { idleSince = .now() }
+    }
+
     /// The association is gone: every connection is reset, pending opens fail.
     func associationLost() {
         guard !isClosed else { return }

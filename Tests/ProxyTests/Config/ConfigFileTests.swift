@@ -57,6 +57,8 @@ import Testing
             verbose = true
             plaintext = true
             segmentation-offload = false
+            udp-idle-timeout = "2m"
+            udp-lifetime = "150ms"
 
             [limits]
             streams-per-association = 20000
@@ -86,6 +88,8 @@ import Testing
         expected.verbose = true
         expected.plaintext = true
         expected.segmentationOffload = false
+        expected.udp.idleTimeout = .seconds(120)
+        expected.udp.lifetime = .milliseconds(150)
         expected.limits.streamsPerAssociation = 20000
         expected.limits.streamWait = .seconds(2)
         expected.limits.streamWaitQueue = 100
@@ -95,7 +99,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 20)
+        #expect(ClientSettings.configKeys.count == 22)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -110,6 +114,8 @@ import Testing
             verbose = false
             allow-plaintext = true
             segmentation-offload = false
+            udp-idle-timeout = "30s"
+            udp-lifetime = "1s"
 
             [limits]
             streams-per-association = 256
@@ -125,6 +131,8 @@ import Testing
             lookups-per-association = 2
             lookup-queue = 64
             lookup-timeout = "3s"
+            udp-flows-per-key = 10
+            udp-queued-datagrams-per-key = 5
             """)
         var expected = ServerSettings()
         expected.listenAddresses = [
@@ -150,8 +158,12 @@ import Testing
         expected.lookupLimits.perOwner = 2
         expected.lookupLimits.queued = 64
         expected.lookupLimits.timeout = .seconds(3)
+        expected.udp.idleTimeout = .seconds(30)
+        expected.udp.lifetime = .seconds(1)
+        expected.udp.flowsPerKey = 10
+        expected.udp.queuedDatagramsPerKey = 5
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 22)
+        #expect(ServerSettings.configKeys.count == 26)
     }
 
     /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and

@@ -1,0 +1,180 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SCTPEngine
+
+/// aggclient's UDP side: one UDP relay socket per SOCKS5 UDP ASSOCIATE (RFC 1928 §7), bound on the address the
+/// client reached the proxy at, taking datagrams only from that client; each flow (relay, client port,
+/// destination) gets a flow id of the association, its datagrams go out as UDP-DATAGRAM and the replies come back
+/// to the right client with the RFC 1928 header. A relay ends with its TCP control connection. Confined to the
+/// service's event loop.
+final class ClientUDPRelays: @unchecked Sendable {
+    /// One UDP ASSOCIATE.
+    final class Relay: @unchecked Sendable {
+        let id: Int
+        let channel: any Channel
+        /// The only address datagrams are taken from: the control connection's client.
+        let clientIP: SCTPIPAddress
+        /// The client's source port: from the request, else learnt from its first datagram.
+        var clientPort: UInt16?
+
+        init(id: Int, channel: any Channel, clientIP: SCTPIPAddress, clientPort: UInt16?) {
+            self.id = id
+            self.channel = channel
+            self.clientIP = clientIP
+            self.clientPort = clientPort
+        }
+    }
+
+    let eventLoop: any EventLoop
+    let settings: UDPRelaySettings
+    let metrics: UDPRelayMetrics
+    let logger: Logger
+    /// Sends a UDP relay message over the association; false when there is none.
+    let send: (UDPMessage) -> Bool
+    private(set) var relays: [Int: Relay] = [:]
+    private(set) var table: UDPFlowTable
+    private var nextRelay = 0
+    private var sweep: Scheduled<Void>?
+
+    init(
+        eventLoop: any EventLoop, settings: UDPRelaySettings, metrics: UDPRelayMetrics, logger: Logger,
+        send: @escaping (UDPMessage) -> Bool
+    ) {
+        self.eventLoop = eventLoop
+        self.settings = settings
+        self.metrics = metrics
+        self.logger = logger
+        self.send = send
+        self.table = UDPFlowTable(limit: settings.flowsPerKey)
+    }
+
+    /// Binds a relay for the client of `control` and returns its address; it closes with `control`.
+    func associate(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
+        guard let local = control.localAddress.flatMap(SCTPSocketAddress.init),
+            let remote = control.remoteAddress.flatMap(SCTPSocketAddress.init)
+        else { return eventLoop.makeFailedFuture(ProxyFailure.generalFailure) }
+        let id = nextRelay
+        nextRelay += 1
+        // RFC 1928 §7: the request's DST.PORT is the port the client sends from, 0 when it does not know it.
+        let port: UInt16? = if case .address(_, let hinted) = expectedSource, hinted != 0 { hinted } else { nil }
+        return DatagramBootstrap(group: eventLoop)
+            .channelInitializer { [weak self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(
+                        ServerUDPFlowHandler { [weak self] envelope in self?.receiveFromClient(envelope, relay: id) })
+                }
+            }
+            .bind(to: SocketAddress(SCTPSocketAddress(ip: local.ip, port: 0)))
+            .flatMapThrowing { [self] channel in
+                let relay = Relay(id: id, channel: channel, clientIP: remote.ip, clientPort: port)
+                relays[id] = relay
+                startSweep()
+                control.closeFuture.whenComplete { [weak self] _ in self?.end(relay) }
+                channel.closeFuture.whenComplete { [weak self] _ in self?.end(relay) }
+                guard let bound = channel.localAddress else { throw ProxyFailure.generalFailure }
+                logger.debug("UDP ASSOCIATE", metadata: ["client": "\(remote)", "relay": "\(bound)"])
+                return bound
+            }
+    }
+
+    // MARK: - Up
+
+    private func receiveFromClient(_ envelope: AddressedEnvelope<ByteBuffer>, relay id: Int) {
+        guard let relay = relays[id] else { return }
+        // RFC 1928 §7: "It MUST drop any datagrams arriving from any source IP address other than the one recorded
+        // for the particular association."
+        guard let source = SCTPSocketAddress(envelope.remoteAddress), source.ip == relay.clientIP,
+            relay.clientPort == nil || relay.clientPort == source.port
+        else {
+            metrics.recordDrop(.foreignSource)
+            return
+        }
+        var payload = envelope.data
+        let header: SOCKS5UDPHeader
+        do {
+            header = try SOCKS5UDPHeader.read(from: &payload)
+        } catch .fragmented {
+            metrics.recordDrop(.fragmented)
+            return
+        } catch {
+            metrics.recordDrop(.malformed)
+            return
+        }
+        relay.clientPort = source.port
+        let key = UDPFlowTable.Key(relay: id, clientPort: source.port, target: header.target)
+        guard let (flow, isNew) = table.flow(for: key, now: NIODeadline.now().uptimeNanoseconds) else {
+            metrics.recordDrop(.limit)
+            return
+        }
+        guard send(.datagram(flow: flow, peer: header.target, payload: payload)) else {
+            metrics.recordDrop(.noAssociation)
+            return
+        }
+        if isNew { metrics.recordFlowOpened() }
+        metrics.recordDatagram(payload.readableBytes, up: true)
+    }
+
+    // MARK: - Down
+
+    /// A UDP relay message from the server.
+    func receive(_ message: UDPMessage) {
+        switch message {
+        case .close(let flow, let reason):
+            if table.remove(flow), reason != .closed {
+                logger.debug("UDP flow ended by the server", metadata: ["flow": "\(flow)", "reason": "\(reason)"])
+            }
+        case .datagram(let flow, let peer, let payload):
+            guard let entry = table.receive(on: flow, now: NIODeadline.now().uptimeNanoseconds),
+                let relay = relays[entry.key.relay]
+            else {
+                metrics.recordDrop(.unknownFlow)
+                return
+            }
+            let header = SOCKS5UDPHeader(target: peer)
+            var buffer = relay.channel.allocator.buffer(capacity: header.size + payload.readableBytes)
+            header.write(into: &buffer)
+            var body = payload
+            buffer.writeBuffer(&body)
+            let client = SocketAddress(SCTPSocketAddress(ip: relay.clientIP, port: entry.key.clientPort))
+            metrics.recordDatagram(payload.readableBytes, up: false)
+            relay.channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+        }
+    }
+
+    // MARK: - Teardown
+
+    /// A relay's control connection (or socket) closed: its flows end on both sides.
+    private func end(_ relay: Relay) {
+        guard relays.removeValue(forKey: relay.id) != nil else { return }
+        relay.channel.close(promise: nil)
+        for flow in table.removeAll(relay: relay.id) { _ = send(.close(flow: flow, reason: .closed)) }
+        if relays.isEmpty {
+            sweep?.cancel()
+            sweep = nil
+        }
+    }
+
+    /// The association went away: the server forgot every flow, so do we (relays stay; new flows start).
+    func associationLost() {
+        table.removeAll()
+    }
+
+    /// Closes every relay (the service stops).
+    func closeAll() {
+        for relay in Array(relays.values) { end(relay) }
+    }
+
+    private func startSweep() {
+        guard sweep == nil else { return }
+        let idle = TimeAmount(settings.idleTimeout)
+        sweep = eventLoop.assumeIsolated().scheduleTask(in: min(idle, .seconds(10))) { [weak self] in
+            guard let self else { return }
+            self.sweep = nil
+            let expired = self.table.expire(
+                now: NIODeadline.now().uptimeNanoseconds, idle: UInt64(idle.nanoseconds))
+            for flow in expired { _ = self.send(.close(flow: flow, reason: .closed)) }
+            if !self.relays.isEmpty { self.startSweep() }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Whether the SOCKS5 UDP client's packages (PySocks, dnspython) and dnsmasq are installed (scripts/test.sh does).
+private let udpToolsPresent: Bool = {
+    guard FileManager.default.isExecutableFile(atPath: "/usr/sbin/dnsmasq") else { return false }
+    return (try? UDPEndToEndTests.python(["-c", "import socks, dns.query"]).status) == 0
+}()
+
+/// UDP through the pair: a third-party SOCKS5 UDP client (PySocks, with dnspython for DNS) against dnsmasq and a
+/// UDP echo on loopback, through aggclient's UDP ASSOCIATE and aggserver's flows, over both loopback paths.
+@Suite("UDP end to end", .serialized, .enabled(if: udpToolsPresent))
+struct UDPEndToEndTests {
+    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(
+            "scripts/socks5-udp-client.py")
+
+    static func python(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        // Output goes to a file: a pipe's write end can stay open in this process and never give EOF.
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("agg-udp-\(UUID().uuidString)")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: output) }
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        process.waitUntilExit()
+        try handle.close()
+        return (process.terminationStatus, String(decoding: try Data(contentsOf: output), as: UTF8.self))
+    }
+
+    /// dnsmasq answering `agg.test` with 192.0.2.77 on 127.0.0.1:`port`, nothing else, and the file its process id
+    /// is in. It runs under a shell: dnsmasq closes every descriptor it inherits, which Foundation's `Process` takes
+    /// for an exit, blocking its monitor thread in `waitpid`; the shell keeps the descriptor.
+    static func startDNSMasq(port: UInt16) throws -> (shell: Process, pidFile: URL) {
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("agg-dnsmasq-\(UUID().uuidString)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        let dnsmasq = [
+            "/usr/sbin/dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--port=\(port)",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--address=/agg.test/192.0.2.77", "--user=root",
+            "--pid-file=",
+        ].joined(separator: " ")
+        process.arguments = ["-c", "\(dnsmasq) & echo $! > \(pidFile.path); wait"]
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        return (process, pidFile)
+    }
+
+    /// Stops dnsmasq and its shell (SIGKILL: Foundation starts children with every signal blocked, SIGTERM
+    /// included) and waits for the shell.
+    static func stop(_ dnsmasq: (shell: Process, pidFile: URL)) {
+        if let text = try? String(contentsOf: dnsmasq.pidFile, encoding: .utf8),
+            let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+            kill(pid, SIGKILL)
+        }
+        // The shell cannot take SIGCHLD either: it goes the same way.
+        kill(dnsmasq.shell.processIdentifier, SIGKILL)
+        dnsmasq.shell.waitUntilExit()
+        try? FileManager.default.removeItem(at: dnsmasq.pidFile)
+    }
+
+    /// A UDP echo on 127.0.0.1.
+    static func startEcho(on group: any EventLoopGroup) throws -> any Channel {
+        try DatagramBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPEchoHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    static func serverUDP(_ harness: EndToEndHarness) throws -> UDPRelayMetrics.Values {
+        let server = try #require(harness.server)
+        return try server.eventLoop.submit { server.udpMetrics.values }.wait()
+    }
+
+    static func clientUDP(_ harness: EndToEndHarness) throws -> UDPRelayMetrics.Values {
+        try harness.client.eventLoop.submit { harness.client.udpMetrics.values }.wait()
+    }
+
+    @Test func dnspythonResolvesThroughThePairAgainstDNSMasq() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let port = try EndToEndHarness.freeUDPPort()
+        let dnsmasq = try Self.startDNSMasq(port: port)
+        defer { Self.stop(dnsmasq) }
+        let result = try Self.python([
+            Self.script.path, "dns", "\(harness.proxyPort)", "127.0.0.1", "\(port)", "agg.test",
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "192.0.2.77")
+        let server = try Self.serverUDP(harness)
+        #expect(server.flowsOpened == 1)
+        #expect(server.datagramsUp == 1 && server.datagramsDown == 1)
+        let client = try Self.clientUDP(harness)
+        #expect(client.datagramsUp == 1 && client.datagramsDown == 1)
+        #expect(client.bytesUp == server.bytesUp && client.bytesDown == server.bytesDown)
+    }
+
+    @Test func foreignSourcesAndFragmentsAreDroppedAndTheRelayEndsWithItsControlConnection() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let echo = try Self.startEcho(on: harness.group)
+        defer { try? echo.close().wait() }
+        let result = try Self.python([
+            Self.script.path, "misbehave", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)",
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "replies good")
+        let client = try Self.clientUDP(harness)
+        #expect(client.dropped["foreign_source"] == 1)
+        #expect(client.dropped["fragmented"] == 1)
+        #expect(client.datagramsUp == 1)
+    }
+
+    @Test func aDomainTargetIsResolvedByTheServer() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let echo = try Self.startEcho(on: harness.group)
+        defer { try? echo.close().wait() }
+        // PySocks sends "localhost" as a name (rdns): aggserver resolves it under the egress policy.
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "localhost",
+            "\(echo.localAddress!.port!)", "10",
+        ])
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sent 10 received 10 late 0")
+    }
+
+    @Test func theEgressPolicyAppliesToEveryDestination() throws {
+        let harness = try EndToEndHarness(egressAllow: [])
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let port = try EndToEndHarness.freeUDPPort()
+        let dnsmasq = try Self.startDNSMasq(port: port)
+        defer { Self.stop(dnsmasq) }
+        let result = try Self.python([
+            Self.script.path, "dns", "\(harness.proxyPort)", "127.0.0.1", "\(port)", "agg.test",
+        ])
+        #expect(result.status != 0)
+        let server = try Self.serverUDP(harness)
+        #expect(server.dropped["refused"] == 1)
+        #expect(server.datagramsUp == 0)
+    }
+
+    @Test func udpFlowsKeepAnAssociationWithoutStreams() throws {
+        var limits = StreamLimits()
+        limits.associationIdleTimeout = .seconds(2)
+        let harness = try EndToEndHarness(serverLimits: limits)
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let echo = try Self.startEcho(on: harness.group)
+        defer { try? echo.close().wait() }
+        // One datagram every 500 ms for 6 s: no stream is ever open, and the server's association idle timeout
+        // (2 s) passes three times over while the flow lives: the association stays.
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)", "12", "500",
+        ])
+        #expect(result.output.trimmingCharacters(in: .whitespacesAndNewlines) == "sent 12 received 12 late 0")
+        let client = harness.client
+        let state = try client.eventLoop.submit { (client.summary().isReady, client.associationsEstablished) }.wait()
+        #expect(state.0 && state.1 == 1)
+    }
+
+    @Test func threeThousandEchoedDatagramsComeBack() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let echo = try Self.startEcho(on: harness.group)
+        defer { try? echo.close().wait() }
+        let count = 3000
+        let result = try Self.python([
+            Self.script.path, "echo", "\(harness.proxyPort)", "127.0.0.1",
+            "\(echo.localAddress!.port!)", "\(count)",
+        ])
+        #expect(result.status == 0, "\(result.output)")
+        let fields = result.output.split(separator: " ").compactMap {
+            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        try #require(fields.count == 3, "\(result.output)")
+        #expect(fields[0] == count)
+        #expect(Double(fields[1]) >= Double(count) * 0.995, "\(result.output)")
+        let server = try Self.serverUDP(harness)
+        #expect(server.flowsOpened == 1)
+        #expect(server.datagramsUp >= count)
+        // The figures reach the status snapshot, `aggclient status` and the metrics.
+        let client = harness.client
+        let (snapshot, table, prometheus) = try client.eventLoop.submit {
+            let monitor = StatusMonitor(source: client)
+            let snapshot = monitor.collect()
+            return (snapshot, StatusTable.render(snapshot), monitor.prometheusText())
+        }.wait()
+        let udp = try #require(snapshot.counters.udp)
+        #expect(udp.flows == 1 && udp.datagramsUp >= count && udp.datagramsDown >= fields[1])
+        #expect(udp.bytesUp >= count * 208)
+        #expect(table.contains("udp 1 flow  datagrams up \(udp.datagramsUp)"))
+        #expect(prometheus.contains("agg_udp_relay_datagrams_total{direction=\"up\"} \(udp.datagramsUp)"))
+        #expect(prometheus.contains("agg_udp_relay_expired_total"))
+    }
+}
+
+/// Sends every datagram back to where it came from.
+final class UDPEchoHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        context.writeAndFlush(
+            wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: envelope.data)),
+            promise: nil)
+    }
+}
