@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(systemd systemd-container dpkg-dev binutils tshark libusrsctp-examples libusrsctp-dev curl chromium openssl
-    nftables iproute2 iptables conntrack ethtool iperf3 python3 python3-pip xxd dnsmasq)
+    nftables iproute2 iptables conntrack ethtool iperf3 python3 python3-pip xxd dnsmasq-base)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
