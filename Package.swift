@@ -110,7 +110,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "SCTPEngine", "SCTPSimulation", .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Proxy", "SCTPEngine", "SCTPSimulation", "CAEAD", .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -54,7 +54,9 @@ int caead_open(const caead_key *key, uint64_t counter, uint8_t *out, const uint8
     uint8_t nonce[nonce_length];
     make_nonce(nonce, counter);
     size_t written = 0;
-    return CCryptoBoringSSL_EVP_AEAD_CTX_open((const EVP_AEAD_CTX *)key, out, &written, length, nonce, nonce_length,
-                                              in, length, ad, ad_length) &&
+    // The output room is exactly the plaintext's length: on failure BoringSSL zeroes all of the room it was told
+    // of, so telling it `length` (ciphertext and tag) would clear 16 bytes past the caller's buffer.
+    return CCryptoBoringSSL_EVP_AEAD_CTX_open((const EVP_AEAD_CTX *)key, out, &written, length - tag_length, nonce,
+                                              nonce_length, in, length, ad, ad_length) &&
            written == length - tag_length;
 }

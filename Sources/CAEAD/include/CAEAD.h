@@ -19,7 +19,8 @@ int caead_seal(const caead_key *key, uint64_t counter, uint8_t *out, const uint8
                const uint8_t *ad, size_t ad_length);
 
 /// Checks and decrypts `length` bytes at `in` (ciphertext then the 16-byte tag) into `out` (which may equal `in`),
-/// `length - 16` bytes. Returns 1 when the tag is right, 0 otherwise (then `out` holds zeros).
+/// `length - 16` bytes; nothing is written past them. Returns 1 when the tag is right, 0 otherwise (then `out`'s
+/// `length - 16` bytes are zeros).
 int caead_open(const caead_key *key, uint64_t counter, uint8_t *out, const uint8_t *in, size_t length,
                const uint8_t *ad, size_t ad_length);
 

@@ -1,3 +1,4 @@
+import CAEAD
 import Crypto
 import Foundation
 import NIOCore
@@ -89,5 +90,24 @@ import Testing
         let sealedFirst = output.readSlice(length: SecureDatagram.overhead + 300)!
         #expect(try receiver.open(sealedFirst).get() == packet(300))
         #expect(try receiver.open(output).get() == packet(50))
+    }
+
+    /// A datagram whose tag is wrong leaves every byte past the plaintext's room alone. BoringSSL clears the output
+    /// room it is given on failure; given the ciphertext's length it cleared 16 bytes past the buffer, which the
+    /// decryption fuzzer caught as heap corruption (Fuzz/Corpus/decrypt/regression-open-zeroes-past-buffer).
+    @Test func aFailedOpenWritesNothingPastThePlaintext() {
+        let key = [UInt8](repeating: 3, count: 32)
+        let aead = caead_new(key, key.count)!
+        defer { caead_free(aead) }
+        let header = [UInt8](repeating: 1, count: SecureDatagram.dataHeaderLength)
+        for length in [16, 17, 100, 1_439] {  // Ciphertext and tag: 0 to 1,423 bytes of plaintext.
+            let sealed = [UInt8](repeating: 0x5C, count: length)  // No valid tag.
+            var output = [UInt8](repeating: 0xAA, count: length - 16 + 32)  // The plaintext's room, then a guard.
+            let opened = output.withUnsafeMutableBufferPointer { out in
+                caead_open(aead, 7, out.baseAddress, sealed, length, header, header.count)
+            }
+            #expect(opened == 0)
+            #expect(output[(length - 16)...].allSatisfy { $0 == 0xAA }, "bytes past the plaintext changed")
+        }
     }
 }
