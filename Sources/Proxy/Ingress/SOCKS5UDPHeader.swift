@@ -67,7 +67,7 @@ struct SOCKS5UDPHeader: Equatable {
     func write(into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt16(0))
         buffer.writeInteger(UInt8(0))
-        UDPMessage.writeTarget(target, into: &buffer)
+        target.encode(into: &buffer)
     }
 
     /// The header's size in bytes.

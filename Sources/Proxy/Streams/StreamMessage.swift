@@ -50,20 +50,7 @@ public enum StreamMessage: Equatable, Sendable {
     public func encode(into buffer: inout ByteBuffer) {
         switch self {
         case .open(let target, let credit):
-            switch target.host {
-            case .ip(.v4(let address)):
-                buffer.writeInteger(UInt8(1))
-                buffer.writeInteger(address)
-            case .ip(let address):
-                buffer.writeInteger(UInt8(4))
-                buffer.writeBytes(address.bytes)
-            case .domain(let name):
-                let bytes = Array(name.utf8.prefix(AggLimits.maxDomainLength))
-                buffer.writeInteger(UInt8(3))
-                buffer.writeInteger(UInt8(bytes.count))
-                buffer.writeBytes(bytes)
-            }
-            buffer.writeInteger(target.port)
+            target.encode(into: &buffer)
             buffer.writeInteger(min(credit, AggLimits.maxCredit))
         case .openResult(let code, let text):
             buffer.writeInteger(code.rawValue)

@@ -1,3 +1,4 @@
+import NIOCore
 import SCTPEngine
 
 /// Where a stream should be relayed: an IP address or a domain name, and a TCP port.
@@ -42,5 +43,25 @@ public struct StreamTarget: Hashable, Sendable, CustomStringConvertible {
         case .ip(.v6): return "[\(hostText)]:\(port)"
         case .ip(.v4), .domain: return "\(hostText):\(port)"
         }
+    }
+}
+
+extension StreamTarget {
+    /// Writes the target as OPEN and UDP-DATAGRAM carry it: SOCKS5's ATYP, the address, the port.
+    func encode(into buffer: inout ByteBuffer) {
+        switch host {
+        case .ip(.v4(let address)):
+            buffer.writeInteger(UInt8(1))
+            buffer.writeInteger(address)
+        case .ip(let address):
+            buffer.writeInteger(UInt8(4))
+            buffer.writeBytes(address.bytes)
+        case .domain(let name):
+            let bytes = Array(name.utf8.prefix(AggLimits.maxDomainLength))
+            buffer.writeInteger(UInt8(3))
+            buffer.writeInteger(UInt8(bytes.count))
+            buffer.writeBytes(bytes)
+        }
+        buffer.writeInteger(port)
     }
 }

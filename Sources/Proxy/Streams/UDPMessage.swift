@@ -38,7 +38,7 @@ public enum UDPMessage: Equatable, Sendable {
         case .datagram(let flow, let peer, var payload):
             var buffer = allocator.buffer(capacity: 4 + 19 + payload.readableBytes)
             buffer.writeInteger(flow)
-            Self.writeTarget(peer, into: &buffer)
+            peer.encode(into: &buffer)
             buffer.writeBuffer(&payload)
             return buffer
         case .close(let flow, let reason):
@@ -47,24 +47,6 @@ public enum UDPMessage: Equatable, Sendable {
             buffer.writeInteger(reason.rawValue)
             return buffer
         }
-    }
-
-    /// Writes a target as OPEN does: SOCKS5's ATYP, the address, the port.
-    static func writeTarget(_ target: StreamTarget, into buffer: inout ByteBuffer) {
-        switch target.host {
-        case .ip(.v4(let address)):
-            buffer.writeInteger(UInt8(1))
-            buffer.writeInteger(address)
-        case .ip(let address):
-            buffer.writeInteger(UInt8(4))
-            buffer.writeBytes(address.bytes)
-        case .domain(let name):
-            let bytes = Array(name.utf8.prefix(AggLimits.maxDomainLength))
-            buffer.writeInteger(UInt8(3))
-            buffer.writeInteger(UInt8(bytes.count))
-            buffer.writeBytes(bytes)
-        }
-        buffer.writeInteger(target.port)
     }
 
     // MARK: - Decoding
