@@ -5,6 +5,16 @@
 # proxy on 127.0.0.1:8080, status page on the client's 127.0.0.1:9100). The caller sets AGG_WORK (a scratch
 # directory), AGGSERVER and AGGCLIENT (binaries), and calls agg_stop from its EXIT trap.
 
+# One lab at a time on this machine: every lab script uses the same namespaces (agg-c, agg-s, agg-r1, agg-r2), so a
+# second one waits here for the first to finish. A caller that already holds the lock sets AGG_LAB_LOCKED=1 (e.g.
+# `AGG_LAB_LOCKED=1 flock /run/lock/agg-lab.lock Tests/Lab/mptcp-baseline.sh` for scripts that do not source this).
+if [[ -z ${AGG_LAB_LOCKED:-} ]]; then
+    mkdir -p /run/lock
+    exec {AGG_LAB_LOCK_FD}>/run/lock/agg-lab.lock
+    flock -w 1800 "$AGG_LAB_LOCK_FD" || { echo "another lab run has held /run/lock/agg-lab.lock for 30 min" >&2; exit 1; }
+    export AGG_LAB_LOCKED=1
+fi
+
 LAB=${LAB:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../deploy/netlab" && pwd)/netlab.sh}
 PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
 C1=10.1.0.2 C2=10.2.0.2 S1=198.51.100.1 S2=198.51.100.2 N1=203.0.113.2 N2=203.0.113.6
