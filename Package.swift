@@ -68,14 +68,24 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        .executableTarget(
-            name: "AggClient",
+        // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
+        .target(
+            name: "DaemonCommandLine",
             dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "AggClient",
+            dependencies: [
+                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "AggServer",
-            dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
