@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "aggserver", targets: ["AggServer"]),
         .executable(name: "sctpcat", targets: ["sctpcat"]),
         .executable(name: "agg-bench", targets: ["AggBench"]),
+        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into Proxy's package-level API.
+        .library(name: "ProxyFuzzSupport", targets: ["ProxyFuzzSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
@@ -111,6 +113,14 @@ let package = Package(
             path: "Tests/SCTPSimulation",
             swiftSettings: hotPath
         ),
+        // In-memory stand-ins around Proxy's datagram security and status endpoint for the fuzzers (and the status
+        // tests); kept out of the Proxy product so the daemons do not ship them.
+        .target(
+            name: "ProxyFuzzSupport",
+            dependencies: ["Proxy", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/ProxyFuzzSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SCTPEngineTests",
             dependencies: ["SCTPEngine", "SCTPSimulation"],
@@ -120,7 +130,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "SCTPEngine", "SCTPSimulation", "CAEAD", .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Proxy", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

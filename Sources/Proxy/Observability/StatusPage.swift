@@ -5,8 +5,8 @@
 /// After each refresh the script records how many points it plotted per path (`data-path-points` on the path's
 /// row, `data-points` on each chart) and how many of the path's samples carried traffic (`data-path-busy-points`),
 /// so a headless browser test can check the graphs have data.
-enum StatusPage {
-    static let html = #"""
+package enum StatusPage {
+    package static let html = #"""
         <!DOCTYPE html>
         <html lang="en">
         <head>

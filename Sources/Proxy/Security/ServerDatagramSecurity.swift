@@ -15,9 +15,9 @@ import SCTPEngine
 /// the owner it carries. Routes (which session seals toward an address) are per key, so a key holder that
 /// authenticates datagrams "from" another client's address (spoofed, or the same NAT mapping reused) takes nothing
 /// from that client: the clash is counted, and each key keeps sealing with its own sessions.
-struct ServerDatagramSecurity {
+package struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// Pass plaintext SCTP (RFC 6951) on to the engine instead of dropping it (`--allow-plaintext`).
         var allowPlaintext = false
         /// How far a HELLO's timestamp may lie from the server's clock, either way.
@@ -43,7 +43,7 @@ struct ServerDatagramSecurity {
         /// How often expired sessions are swept.
         var sweepInterval: SCTPDuration = .seconds(5)
 
-        init() {}
+        package init() {}
     }
 
     /// One client key the server accepts.
@@ -98,9 +98,11 @@ struct ServerDatagramSecurity {
     private var events = CircularBuffer<DatagramSecurityEvent>()
     private var random: any RandomNumberGenerator
     private var nextSweep: SCTPTime?
-    private(set) var statistics = DatagramSecurityStatistics()
+    package private(set) var statistics = DatagramSecurityStatistics()
 
-    init(keys: [PreSharedKey], configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
+    package init(
+        keys: [PreSharedKey], configuration: Configuration = Configuration(), random: any RandomNumberGenerator
+    ) {
         self.configuration = configuration
         self.random = random
         replaceKeys(keys)
@@ -146,7 +148,7 @@ struct ServerDatagramSecurity {
     }
 
     /// The engine owner of the key named `name`.
-    func owner(ofKeyNamed name: String) -> SCTPOwner? {
+    package func owner(ofKeyNamed name: String) -> SCTPOwner? {
         keys.values.first { $0.name == name }?.owner
     }
 
@@ -158,7 +160,7 @@ struct ServerDatagramSecurity {
     // MARK: - Input
 
     /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
-    mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         let payload = datagram.payload
         let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
@@ -415,7 +417,7 @@ struct ServerDatagramSecurity {
     /// The sealed form of an outgoing SCTP datagram, with the session of its owner's key that last authenticated a
     /// datagram from its destination; nil when that key has none. Only an unauthenticated (plaintext) association's
     /// datagrams leave in plaintext, and only when plaintext is allowed: an authenticated one never falls back.
-    mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+    package mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
         guard datagram.owner != .unauthenticated else {
             if configuration.allowPlaintext { return datagram }
             statistics.sealFailures += 1
@@ -433,7 +435,7 @@ struct ServerDatagramSecurity {
     }
 
     /// HELLO-ACKs and VERSION answers to send.
-    mutating func pollTransmit() -> SCTPDatagram? {
+    package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }
 
@@ -449,7 +451,7 @@ struct ServerDatagramSecurity {
     }
 
     /// Forgets sessions that expired, idled out or were never confirmed.
-    mutating func handleTimeout(clock: SecurityClock) {
+    package mutating func handleTimeout(clock: SecurityClock) {
         let now = clock.monotonic
         if let nextSweep, now < nextSweep { return }
         var expired: [UInt64] = []

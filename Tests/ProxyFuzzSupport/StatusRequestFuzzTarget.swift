@@ -1,7 +1,8 @@
 import NIOCore
+import Proxy
 
 /// The status endpoint's request pipeline (NIO's HTTP/1.1 server handlers and `StatusRequestHandler`) with a
-/// fixed stand-in for the daemon's figures, so code outside this module (the StatusFuzzer) can feed it any bytes
+/// fixed stand-in for the daemon's figures, so the StatusFuzzer (in the Fuzz package) can feed it any bytes
 /// on an `EmbeddedChannel`. Not used by the daemons.
 public enum StatusRequestFuzzTarget {
     /// Installs the pipeline on `channel` (on its event loop) with a request timeout of `requestTimeout`; returns
