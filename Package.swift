@@ -68,6 +68,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
+            resources: [.embedInCode("Observability/Resources/status.html")],
             swiftSettings: hotPath
         ),
         // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).

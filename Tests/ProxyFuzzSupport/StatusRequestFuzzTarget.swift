@@ -14,7 +14,7 @@ public enum StatusRequestFuzzTarget {
     }
 
     /// The most bytes one request's answer may take (the status page is the largest), for the fuzzer's bound.
-    public static var largestAnswer: Int { StatusPage.html.utf8.count + 1024 }
+    public static var largestAnswer: Int { StatusPage.html.count + 1024 }
 }
 
 /// Answers from fixed figures: a one-line exposition, an empty snapshot, two status lines. Confined to its loop.

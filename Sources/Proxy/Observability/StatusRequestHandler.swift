@@ -245,7 +245,7 @@ package final class StatusRequestHandler: ChannelDuplexHandler {
                 return .text(.internalServerError, "\(error)")
             }
         case "/" where head.headers[canonicalForm: "accept"].contains { $0.lowercased().contains("text/html") }:
-            return Response(status: .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8))
+            return Response(status: .ok, contentType: "text/html; charset=utf-8", body: StatusPage.html)
         case "/", "/status.txt":
             let lines = responder.statusLines().joined(separator: "\n") + "\n"
             return Response(status: .ok, contentType: text, body: Array(lines.utf8))
