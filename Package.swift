@@ -52,13 +52,22 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The daemons' life under systemd (notify, watchdog, journal, socket activation), logging, the build's
+        // version: no dependency on the rest of the proxy.
+        .target(
+            name: "AggOperations",
+            dependencies: [
+                "CSystemd", "CBuildInfo", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
+                "AggOperations",
                 "CAEAD",
-                "CSystemd",
-                "CBuildInfo",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -132,7 +141,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                "Proxy", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
