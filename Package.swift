@@ -52,6 +52,17 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The proxy's sans-IO protocol: for now the datagram security (keys, HELLO handshake, session ciphers,
+        // replay window, the client's and the server's state machines). ByteBuffer, crypto and the engine's types
+        // only; no NIOPosix, no clock, no sockets.
+        .target(
+            name: "AggProtocol",
+            dependencies: [
+                "SCTPEngine", "CAEAD", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: hotPath
+        ),
         // The daemons' life under systemd (notify, watchdog, journal, socket activation), logging, the build's
         // version: no dependency on the rest of the proxy.
         .target(
@@ -66,8 +77,8 @@ let package = Package(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
+                "AggProtocol",
                 "AggOperations",
-                "CAEAD",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -128,7 +139,7 @@ let package = Package(
         // tests); kept out of the Proxy product so the daemons do not ship them.
         .target(
             name: "ProxyFuzzSupport",
-            dependencies: ["Proxy", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["Proxy", "AggProtocol", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
             path: "Tests/ProxyFuzzSupport",
             swiftSettings: strict
         ),
@@ -141,7 +152,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                "Proxy", "AggProtocol", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

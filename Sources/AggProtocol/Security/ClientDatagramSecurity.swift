@@ -95,7 +95,7 @@ package struct ClientDatagramSecurity {
 
     /// A new association starts: the next datagram triggers a fresh handshake (the server may have restarted and
     /// forgotten the session); the current session stays open for the grace period.
-    mutating func restart(now: SCTPTime) {
+    package mutating func restart(now: SCTPTime) {
         if let current { previous = (current, now + configuration.gracePeriod) }
         current = nil
         pending = nil
@@ -103,7 +103,7 @@ package struct ClientDatagramSecurity {
     }
 
     /// Uses `key` from the next handshake on.
-    mutating func replaceKey(_ key: PreSharedKey) {
+    package mutating func replaceKey(_ key: PreSharedKey) {
         self.key = SymmetricKey(data: key.key)
         keyID = SecureDatagram.keyID(for: key.key)
     }
@@ -165,7 +165,7 @@ package struct ClientDatagramSecurity {
     }
 
     /// What the service must hear about: the server lost the session, or speaks another version.
-    mutating func pollEvent() -> DatagramSecurityEvent? {
+    package mutating func pollEvent() -> DatagramSecurityEvent? {
         events.popFirst()
     }
 
@@ -233,7 +233,7 @@ package struct ClientDatagramSecurity {
     // MARK: - Timers
 
     /// The next instant `handleTimeout` has work: a HELLO retransmission, the end of the grace period, a rekey.
-    func nextDeadline() -> SCTPTime? {
+    package func nextDeadline() -> SCTPTime? {
         var deadline: SCTPTime?
         func consider(_ time: SCTPTime) { deadline = min(deadline ?? time, time) }
         // Fields are read through optional chaining, not `if let`, which would copy the sessions (keys, windows).

@@ -19,7 +19,7 @@ package struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     package struct Configuration: Sendable {
         /// Pass plaintext SCTP (RFC 6951) on to the engine instead of dropping it (`--allow-plaintext`).
-        var allowPlaintext = false
+        package var allowPlaintext = false
         /// How far a HELLO's timestamp may lie from the server's clock, either way.
         var timestampWindow: Int64 = 60
         /// Sessions in all; further HELLOs are dropped until one expires.
@@ -110,7 +110,7 @@ package struct ServerDatagramSecurity {
 
     /// The owners of today's keys that `list` drops or changes: their associations must end (before
     /// `replaceKeys(_:)`, so that the ABORT still leaves sealed for the client).
-    func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
+    package func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
         keys.compactMap { id, entry in
             list.contains { SecureDatagram.keyID(for: $0.key) == id && $0.key == entry.material && $0.name == entry.name }
                 ? nil : entry.owner
@@ -120,7 +120,7 @@ package struct ServerDatagramSecurity {
     /// Replaces the accepted keys (SIGHUP): sessions of a removed or changed key end at once, and its owner with
     /// them. Returns the owners that no longer exist.
     @discardableResult
-    mutating func replaceKeys(_ list: [PreSharedKey]) -> [SCTPOwner] {
+    package mutating func replaceKeys(_ list: [PreSharedKey]) -> [SCTPOwner] {
         var table: [UInt64: KeyEntry] = [:]
         for key in list {
             let id = SecureDatagram.keyID(for: key.key)
@@ -153,7 +153,7 @@ package struct ServerDatagramSecurity {
     }
 
     /// The name of the key behind an engine owner.
-    func keyName(of owner: SCTPOwner) -> String? {
+    package func keyName(of owner: SCTPOwner) -> String? {
         keys.values.first { $0.owner == owner }?.name
     }
 
@@ -440,13 +440,13 @@ package struct ServerDatagramSecurity {
     }
 
     /// What the service must hear about: a client speaking another version.
-    mutating func pollEvent() -> DatagramSecurityEvent? {
+    package mutating func pollEvent() -> DatagramSecurityEvent? {
         events.popFirst()
     }
 
     // MARK: - Timers
 
-    func nextDeadline() -> SCTPTime? {
+    package func nextDeadline() -> SCTPTime? {
         sessions.isEmpty ? nil : nextSweep
     }
 
