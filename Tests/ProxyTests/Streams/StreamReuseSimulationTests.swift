@@ -192,7 +192,7 @@ import Testing
                 case .remoteFinishedMustSendClosed:
                     server.send(.closed, on: id)
                 case .resetByPeer(_, _, let mustAnswer):
-                    // As StreamRelay does: the answer goes out although the stream is already free here.
+                    // As StreamSession does: the answer goes out although the stream is already free here.
                     if mustAnswer { server.sendAnswer(.reset(.cancelled, text: nil), on: id) }
                 case .ignored, .opened, .openFailed, .credit, .released:
                     break
