@@ -107,6 +107,8 @@ public final class AggClientService: @unchecked Sendable {
     private(set) var connectedPath = 0
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
+    /// Called when the association closes (graceful stop waits for its SHUTDOWN to complete).
+    private var closeWaiters: [() -> Void] = []
     private var settledPromises: [EventLoopPromise<Void>] = []
     /// True once the first attempt authenticated or failed.
     private var hasSettled = false
@@ -283,29 +285,41 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` once the association's streams are all done (the session reports it), or at `deadline`.
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        let streams: Int
-        if case .ready(_, let host) = link { streams = host.activeStreams } else { streams = 0 }
-        if streams == 0 || NIODeadline.now() >= deadline {
-            if streams > 0 { logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams)"]) }
+        guard case .ready(_, let streams) = link else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-            whenStreamsDone(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [logger] in
+            logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams.activeStreams)"])
+            once.run()
+        }
+        streams.drain {
+            timer.cancel()
+            once.run()
         }
     }
 
+    /// Calls `body` once association `id` has closed (`associationClosed` or `stop`), or at `deadline`.
     private func whenClosed(_ id: SCTPAssociationID, deadline: NIODeadline, _ body: @escaping () -> Void) {
-        let isOpen: Bool
-        if case .ready(let current, _) = link, current == id { isOpen = true } else { isOpen = false }
-        if !isOpen || NIODeadline.now() >= deadline {
+        guard case .ready(let current, _) = link, current == id else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-            whenClosed(id, deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
+        closeWaiters.append {
+            timer.cancel()
+            once.run()
         }
+    }
+
+    private func runCloseWaiters() {
+        let waiters = closeWaiters
+        closeWaiters.removeAll()
+        for waiter in waiters { waiter() }
     }
 
     /// Succeeds once the association is authenticated (at once when it is).
@@ -335,6 +349,7 @@ public final class AggClientService: @unchecked Sendable {
             self.readyPromises.removeAll()
             self.settle()
             self.udp.closeAll()
+            self.runCloseWaiters()
             switch previous {
             case .ready(let id, let streams):
                 streams.associationLost()
@@ -489,6 +504,7 @@ public final class AggClientService: @unchecked Sendable {
             metadata: ["association": "\(id)", "reason": "\(reason)"])
         handshakeTimer?.cancel()
         link = .down
+        runCloseWaiters()
         settle()
         onStateChange?()
         scheduleReconnect()

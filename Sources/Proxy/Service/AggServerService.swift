@@ -79,7 +79,16 @@ public final class AggServerService: @unchecked Sendable {
     /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
-    private var sessions: [SCTPAssociationID: Session] = [:]
+    private var sessions: [SCTPAssociationID: Session] = [:] {
+        didSet {
+            guard sessions.isEmpty, !closeWaiters.isEmpty else { return }
+            let waiters = closeWaiters
+            closeWaiters.removeAll()
+            for waiter in waiters { waiter() }
+        }
+    }
+    /// Called once no association is left (graceful stop waits for every SHUTDOWN to complete).
+    private var closeWaiters: [() -> Void] = []
     /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
     private var egress: EgressConnector
     /// Path lines of associations without a session (before `established`).
@@ -239,26 +248,41 @@ public final class AggServerService: @unchecked Sendable {
         sessions.compactMapValues { $0.streams?.bufferedBytes }
     }
 
+    /// Calls `body` once every association's streams are done (each session reports it), or at `deadline`.
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        if activeStreams == 0 || NIODeadline.now() >= deadline {
-            if activeStreams > 0 {
-                logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
-            }
+        let draining = sessions.values.compactMap(\.streams)
+        guard !draining.isEmpty else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-            whenStreamsDone(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
+            once.run()
+        }
+        var remaining = draining.count
+        for streams in draining {
+            streams.drain {
+                remaining -= 1
+                guard remaining == 0 else { return }
+                timer.cancel()
+                once.run()
+            }
         }
     }
 
+    /// Calls `body` once no association is left (each one's SHUTDOWN completed or it was aborted), or at
+    /// `deadline`.
     private func whenClosed(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        if sessions.isEmpty || NIODeadline.now() >= deadline {
+        guard !sessions.isEmpty else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-            whenClosed(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
+        closeWaiters.append {
+            timer.cancel()
+            once.run()
         }
     }
 

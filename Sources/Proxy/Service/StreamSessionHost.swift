@@ -25,6 +25,8 @@ final class StreamSessionHost {
     /// No stream was open for the association idle timeout: the owner shuts the association down, or calls
     /// `restartIdleClock` to keep it.
     var onIdle: (() -> Void)?
+    /// Callers of `drain` waiting for the last stream to end.
+    private var drainWaiters: [() -> Void] = []
 
     /// The TCP channel of each connection (the application's on the client, also before the relay joins it; the
     /// target's on the server), and the relay handler once it is in the pipeline.
@@ -79,6 +81,22 @@ final class StreamSessionHost {
         drain()
         timer?.cancel()
         timer = nil
+        runDrainWaiters()
+    }
+
+    /// Lets running connections finish and calls `body` once no stream is in use (at once when none is), or when
+    /// the association is lost meanwhile.
+    func drain(_ body: @escaping () -> Void) {
+        drainWaiters.append(body)
+        session.handleDrain()
+        drain()
+        if session.isClosed { runDrainWaiters() }
+    }
+
+    private func runDrainWaiters() {
+        let waiters = drainWaiters
+        drainWaiters.removeAll()
+        for waiter in waiters { waiter() }
     }
 
     /// Something other than a stream (a UDP flow) used the association.
@@ -249,6 +267,8 @@ final class StreamSessionHost {
             onFatalError?(reason)
         case .idle:
             onIdle?()
+        case .drained:
+            runDrainWaiters()
         }
     }
 

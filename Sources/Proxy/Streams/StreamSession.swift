@@ -44,6 +44,8 @@ enum StreamSessionAction {
     case abortAssociation(String)
     /// No stream was open for the association idle timeout (reported once; `restartIdleClock` re-arms it).
     case idle
+    /// Draining (`handleDrain`) and the last stream is free: the association may shut down. Reported once.
+    case drained
 }
 
 /// The proxied connections of one authenticated association, for either role, as a state machine without I/O.
@@ -89,6 +91,9 @@ struct StreamSession {
     private var nextConnection: UInt64 = 1
     private var actions = Deque<StreamSessionAction>()
     private(set) var isClosed = false
+    /// The daemon is stopping: `.drained` is reported once no stream is in use.
+    private(set) var isDraining = false
+    private var drainedReported = false
 
     /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
     /// The glue keeps it current.
@@ -774,6 +779,7 @@ struct StreamSession {
         }
         creditWaiters.removeAll { $0 == connection }
         if streams.isEmpty, idleSince == nil { idleSince = clock }
+        if streams.isEmpty { reportDrainedIfDone() }
         if !streamWaiters.isEmpty { serveStreamWaiters() }
     }
 
@@ -843,6 +849,19 @@ struct StreamSession {
             idleSince = nil
             actions.append(.idle)
         }
+    }
+
+    /// The daemon is stopping: running connections go on, and `.drained` follows once none is left (at once when
+    /// none is open). New connections are the ingress's and the listeners' business: they are closed by then.
+    mutating func handleDrain() {
+        isDraining = true
+        reportDrainedIfDone()
+    }
+
+    private mutating func reportDrainedIfDone() {
+        guard isDraining, !drainedReported, streams.isEmpty, !isClosed else { return }
+        drainedReported = true
+        actions.append(.drained)
     }
 
     /// Something other than a stream (a UDP flow) used the association: the idle clock starts again from now.

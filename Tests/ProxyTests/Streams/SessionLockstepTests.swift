@@ -27,6 +27,7 @@ final class LockstepSide {
     var refused: [UInt64: ProxyFailure] = [:]
     var aborted: [String] = []
     var idleReports = 0
+    var drainedReports = 0
 
     init(_ session: StreamSession) {
         self.session = session
@@ -88,6 +89,7 @@ final class LockstepSide {
             case .streamRefused(let waiter, let failure): refused[waiter] = failure
             case .abortAssociation(let reason): aborted.append(reason)
             case .idle: idleReports += 1
+            case .drained: drainedReports += 1
             }
         }
     }
@@ -355,6 +357,30 @@ final class LockstepSide {
             server.run()
         }
         #expect(server.idleReports == 1)
+    }
+
+    /// Draining is an event: `.drained` comes once, when the last stream is free, and at once when none is open.
+    @Test func drainingReportsOnceWhenTheLastStreamIsFree() throws {
+        let client = LockstepSide.client(now: start)
+        let server = LockstepSide.server(now: start)
+        let (local, remote) = try openConnection(client, server)
+        server.session.handleDrain()
+        server.run()
+        #expect(server.drainedReports == 0)
+        client.session.handleInputEnded(local)
+        client.run()
+        Self.exchange(client, server, now: start)
+        #expect(server.drainedReports == 0, "one direction is still open")
+        server.session.handleInputEnded(remote)
+        server.run()
+        Self.exchange(client, server, now: start)
+        #expect(server.drainedReports == 1)
+        client.session.handleDrain()
+        client.run()
+        #expect(client.drainedReports == 1, "nothing open: drained at once")
+        client.session.handleDrain()
+        client.run()
+        #expect(client.drainedReports == 1)
     }
 
     /// The client reusing a stream the server has not freed breaks stream boundaries: the association goes.
