@@ -28,7 +28,9 @@ struct DrainTests {
         ).start(output: output)
         // The download is under way.
         let server = try #require(harness.server)
-        let started = try waitFor(seconds: 10) { try server.eventLoop.submit { server.activeStreams }.wait() == 1 }
+        let started = try AttackHarness.wait(seconds: 10) {
+            try server.eventLoop.submit { server.activeStreams }.wait() == 1
+        }
         #expect(started)
         let stopAsked = ContinuousClock.now
         let stop = server.drainAndStop(deadline: .now() + .seconds(30))
@@ -51,7 +53,7 @@ struct DrainTests {
         let socket = try RawSocket(port: harness.proxyPort)
         #expect(socket.socks5Connect(host: "127.0.0.1", port: UInt16(harness.originPort)) == 0)
         socket.send(Array("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        let open = try waitFor(seconds: 10) {
+        let open = try AttackHarness.wait(seconds: 10) {
             try harness.client.eventLoop.submit { harness.client.summary().streams }.wait() == 1
         }
         #expect(open)
@@ -70,14 +72,5 @@ struct DrainTests {
         let asked = ContinuousClock.now
         try harness.server!.drainAndStop(deadline: .now() + .seconds(30)).wait()
         #expect(ContinuousClock.now - asked < .seconds(5))
-    }
-
-    private func waitFor(seconds: Double, _ condition: () throws -> Bool) throws -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if try condition() { return true }
-            Thread.sleep(forTimeInterval: 0.05)
-        }
-        return try condition()
     }
 }

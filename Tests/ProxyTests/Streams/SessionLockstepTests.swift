@@ -129,6 +129,16 @@ final class LockstepSide {
         }
     }
 
+    /// `side`'s socket ends its input on `connection` (FIN), and the two sides exchange what follows.
+    static func endInput(
+        _ connection: ConnectionID, of side: LockstepSide, _ client: LockstepSide, _ server: LockstepSide,
+        now: NIODeadline
+    ) {
+        side.session.handleInputEnded(connection)
+        side.run()
+        exchange(client, server, now: now)
+    }
+
     static func sctp(_ message: StreamMessage, _ stream: StreamID) -> SCTPMessage {
         SCTPMessage(stream: stream, ppid: message.ppid, isUnordered: false, payload: message.encode())
     }
@@ -172,9 +182,7 @@ final class LockstepSide {
         #expect(client.written[local] == Self.bytes(5000, 2))
 
         // The application half-closes: FIN reaches the target, whose output ends; the target's reply still flows.
-        client.session.handleInputEnded(local)
-        client.run()
-        Self.exchange(client, server, now: start)
+        Self.endInput(local, of: client, client, server, now: start)
         #expect(server.outputEnded.contains(remote))
         server.session.handleRead(remote, Self.bytes(10, 3), now: start)
         server.run()
@@ -182,9 +190,7 @@ final class LockstepSide {
         #expect(client.written[local]?.readableBytes == 5010)
 
         // The target finishes too: CLOSED frees the stream on both sides and both sockets close gracefully.
-        server.session.handleInputEnded(remote)
-        server.run()
-        Self.exchange(client, server, now: start)
+        Self.endInput(remote, of: server, client, server, now: start)
         #expect(server.closed[remote] == false)
         #expect(client.closed[local] == false)
         #expect(client.session.activeStreams == 0)
@@ -302,11 +308,8 @@ final class LockstepSide {
         }
         #expect(third == .refused(.tooManyStreams))
         // The open connection ends both ways: its stream goes to the oldest waiter.
-        client.session.handleInputEnded(local)
-        client.run()
-        server.session.handleInputEnded(remote)
-        server.run()
-        Self.exchange(client, server, now: start + .seconds(2))
+        Self.endInput(local, of: client, client, server, now: start + .seconds(2))
+        Self.endInput(remote, of: server, client, server, now: start + .seconds(2))
         #expect(client.granted[firstWaiter] != nil)
         #expect(client.granted[secondWaiter] == nil)
         client.session.handleTimeout(now: start + .seconds(6))
@@ -367,13 +370,9 @@ final class LockstepSide {
         server.session.handleDrain()
         server.run()
         #expect(server.drainedReports == 0)
-        client.session.handleInputEnded(local)
-        client.run()
-        Self.exchange(client, server, now: start)
+        Self.endInput(local, of: client, client, server, now: start)
         #expect(server.drainedReports == 0, "one direction is still open")
-        server.session.handleInputEnded(remote)
-        server.run()
-        Self.exchange(client, server, now: start)
+        Self.endInput(remote, of: server, client, server, now: start)
         #expect(server.drainedReports == 1)
         client.session.handleDrain()
         client.run()

@@ -140,7 +140,8 @@ import Testing
                         let sender = bytes.getInteger(at: bytes.readerIndex, as: UInt64.self).map(Int.init)
                         if sender != clientConnectionOn[id] {
                             client.violations.append(
-                                "echo of connection \(sender ?? -1) reached connection \(clientConnectionOn[id] ?? -1) on \(id)")
+                                "echo of connection \(sender ?? -1) reached connection \(clientConnectionOn[id] ?? -1) on \(id)"
+                            )
                         }
                         if let update = client.states[id]!.consumed(bytes.readableBytes) { client.send(update, on: id) }
                     default:

@@ -22,6 +22,25 @@ import Testing
         SCTPMessage(stream: StreamID(UInt16(stream)), ppid: message.ppid, isUnordered: false, payload: message.encode())
     }
 
+    /// OPENs on `streams`, none of which the session has seen.
+    func open(_ streams: ClosedRange<Int>, on side: LockstepSide) {
+        for stream in streams {
+            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
+        }
+        side.run()
+    }
+
+    /// Streams 2 to 5 each filled to their 64 KiB credit (the association at its cap), then one more chunk on 1.
+    func fillToTheCapThenSendOnStreamOne(_ chunk: ByteBuffer, on side: LockstepSide) {
+        for stream in 2...5 {
+            for _ in 0..<4 { side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now) }
+        }
+        side.run()
+        #expect(side.session.bufferedBytes == Self.cap)
+        side.session.handleMessage(Self.message(.data(chunk), on: 1), now: now)
+        side.run()
+    }
+
     /// 16 streams opened before any byte arrives each bring 64 KiB of credit, four times the 256 KiB cap; each is
     /// then filled to its credit, round by round. The association never holds more than its cap: once it is full,
     /// each DATA resets the stream holding the most, and at least 12 streams go (1 MiB arrived, each reset stream
@@ -54,22 +73,13 @@ import Testing
     @Test func theStreamHoldingTheMostIsResetNotTheOneThatDrains() throws {
         let metrics = ProxyMetrics()
         let side = server(streams: 64, metrics: metrics)
-        for stream in 1...5 {
-            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
-        }
-        side.run()
+        open(1...5, on: side)
         let healthy = side.connects[0].0
         let connected = side.session.handleTargetConnected(healthy)
         #expect(connected)
         side.run()
         let chunk = ByteBuffer(repeating: 0x33, count: 16 * 1024)
-        for stream in 2...5 {
-            for _ in 0..<4 { side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now) }
-        }
-        side.run()
-        #expect(side.session.bufferedBytes == Self.cap)
-        side.session.handleMessage(Self.message(.data(chunk), on: 1), now: now)
-        side.run()
+        fillToTheCapThenSendOnStreamOne(chunk, on: side)
         #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
         #expect(side.session.contains(healthy))
         #expect(side.written[healthy] == chunk)
@@ -83,10 +93,7 @@ import Testing
     @Test func resettingAStreamCountsItsUnwrittenBytesOutAtOnce() throws {
         let metrics = ProxyMetrics()
         let side = server(streams: 64, metrics: metrics)
-        for stream in 1...5 {
-            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
-        }
-        side.run()
+        open(1...5, on: side)
         side.holdWrites = true
         for (connection, _) in side.connects {
             let connected = side.session.handleTargetConnected(connection)
@@ -94,13 +101,7 @@ import Testing
         }
         side.run()
         let chunk = ByteBuffer(repeating: 0x44, count: 16 * 1024)
-        for stream in 2...5 {
-            for _ in 0..<4 { side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now) }
-        }
-        side.run()
-        #expect(side.session.bufferedBytes == Self.cap)
-        side.session.handleMessage(Self.message(.data(chunk), on: 1), now: now)
-        side.run()
+        fillToTheCapThenSendOnStreamOne(chunk, on: side)
         #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
         #expect(side.closed.count == 1)
         #expect(side.session.contains(side.connects[0].0))
