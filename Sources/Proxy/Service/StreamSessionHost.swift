@@ -223,7 +223,9 @@ final class StreamSessionHost {
     // MARK: - Actions
 
     /// Performs the session's actions until it has none; re-entrant calls (a write that fails at once) add to the
-    /// same loop.
+    /// same loop. Not inlined: Swift 6.3.1's optimizer fails SIL verification when this loop is inlined into
+    /// `AggClientService.openStream` (a compiler crash in release builds only).
+    @inline(never)
     private func drain() {
         guard !isDraining else { return }
         isDraining = true
