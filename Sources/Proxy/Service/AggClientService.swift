@@ -165,6 +165,7 @@ public final class AggClientService: @unchecked Sendable {
             driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             service.udp = ClientUDPRelays(
                 eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
+                isWritable: { [unowned service] in service.isUDPWritable },
                 send: { [unowned service] message in service.sendUDP(message) })
             service.followAddresses()
             service.connect()
@@ -615,6 +616,12 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     /// Sends a UDP relay message over the ready association; false without one.
+    /// Whether a UDP datagram would find room in the association's send queue (true without an association).
+    private var isUDPWritable: Bool {
+        guard case .ready(let id, _) = link else { return true }
+        return driver.isWritable(id)
+    }
+
     private func sendUDP(_ message: UDPMessage) -> Bool {
         guard case .ready(let id, _) = link else { return false }
         do {

@@ -87,7 +87,9 @@ import Testing
         /// Sends, from the rogue's association and signed with its AUTH key as its own ASCONFs are, an ASCONF
         /// carrying `parameters`, from `source`; returns the sizes of the ASCONF and of what the server answered.
         @discardableResult
-        func sendASCONF(_ parameters: [Parameter], id: SCTPAssociationID, from source: SCTPSocketAddress)
+        func sendASCONF(
+            _ parameters: [Parameter], id: SCTPAssociationID, from source: SCTPSocketAddress
+        )
             -> (sent: Int, answered: [Int])
         {
             let association = rogue.associations[id]!
@@ -162,7 +164,8 @@ import Testing
 
         // Unknown modes and wrong lengths: dropped and counted, the rest of the ASCONF still answered.
         for mode in [UInt8(2), 3, 0x80, 0xFF] {
-            setup.sendASCONF([Self.policy(correlationID: correlation, mode: mode)], id: rogueID, from: Self.rogueAddress)
+            setup.sendASCONF(
+                [Self.policy(correlationID: correlation, mode: mode)], id: rogueID, from: Self.rogueAddress)
             correlation += 1
             malformed += 1
         }
