@@ -32,6 +32,29 @@ extension Association {
         return srtt / 2 + paths[i].rto.rttvar
     }
 
+    /// When a timed message handed to path `i` now would arrive, for the send queue (`SendQueue.TimedArrivals`).
+    /// A message goes on the first path whose turn comes, unless it would be late there and another path that
+    /// carries data would deliver it in time: then it is left for that path, and dropped unsent only once no path
+    /// can deliver it in time (RFC 3758 §4.1 TR3). Without this a slow path (a bufferbloated LTE uplink, 700 ms of
+    /// RTT) dropped every datagram whose turn it had, while the fast path had room. A path without a measurement
+    /// counts as instant for the drop (as `oneWayDelay` says) and as half the initial RTO for the choice, so a
+    /// measured path in time is preferred to it.
+    func timedArrivals(pathIndex i: Int, now: SCTPTime) -> SendQueue.TimedArrivals {
+        func pessimistic(_ j: Int) -> SCTPTime {
+            paths[j].rto.srtt == nil ? now + configuration.rtoInitial / 2 : now + oneWayDelay(pathIndex: j)
+        }
+        let here = pessimistic(i)
+        var best = here
+        var earliest = now + oneWayDelay(pathIndex: i)
+        if configuration.multipath.concurrentMultipathTransfer {
+            for j in paths.indices where j != i && paths[j].carriesData {
+                best = min(best, pessimistic(j))
+                earliest = min(earliest, now + oneWayDelay(pathIndex: j))
+            }
+        }
+        return SendQueue.TimedArrivals(earliest: earliest, here: here, best: best)
+    }
+
     /// Before anything is retransmitted: abandons the chunks marked for retransmission that their rule gives up on
     /// (RFC 3758 §4.1 TR4), then sends a FORWARD-TSN if one is due, bundled with the pending SACK if any. Called by
     /// `transmit` on associations that have sent partially reliable messages.

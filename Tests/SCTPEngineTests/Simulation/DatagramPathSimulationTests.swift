@@ -31,8 +31,9 @@ import Testing
     /// `until`, as aggclient sends UDP-DATAGRAM; `failAt` takes path 1 down both ways. Returns the datagrams and the
     /// time path 1 was reported potentially failed, if it was.
     static func run(
-        seed: UInt64, bulkBytes: Int, bulkStreams: Int = 1, until: SCTPDuration, failAt: SCTPDuration? = nil,
-        interval: SCTPDuration = .milliseconds(10), size: Int = datagramSize
+        seed: UInt64, paths: [PathSpec] = paths, bulkBytes: Int, bulkStreams: Int = 1, until: SCTPDuration,
+        failAt: SCTPDuration? = nil, interval: SCTPDuration = .milliseconds(10), size: Int = datagramSize,
+        start: SCTPDuration = .milliseconds(500)
     ) throws -> (datagrams: Datagrams, potentiallyFailedAt: SCTPTime?, scenario: MultipathScenario) {
         let scenario = MultipathScenario(seed: seed, paths: paths)
         let network = scenario.network
@@ -57,7 +58,7 @@ import Testing
             else { return }
             datagrams.arrivedAt[Int(index)] = network.now
         }
-        for stream in 1...bulkStreams {
+        for stream in 1..<(bulkStreams + 1) {
             scenario.client.startTransfer(
                 on: id, stream: StreamID(UInt16(stream)), total: bulkBytes / bulkStreams, messageSize: 16 * 1024)
         }
@@ -78,7 +79,7 @@ import Testing
             }
             network.schedule(after: interval, sendDatagram)
         }
-        network.schedule(after: .milliseconds(500), sendDatagram)
+        network.schedule(after: start, sendDatagram)
         if let failAt {
             network.schedule(after: failAt) {
                 scenario.dataLinks[0].isUp = false
@@ -153,5 +154,24 @@ import Testing
         let p99 = delays[delays.count * 99 / 100]
         #expect(p99 <= .milliseconds(50), "p99 \(p99), median \(delays[delays.count / 2])")
         #expect(delays.allSatisfy { $0 <= Self.lifetime })
+    }
+
+    /// A path whose delay alone outlasts a datagram's lifetime (a bufferbloated LTE uplink: 700 ms RTT) beside a
+    /// 20 ms one, no bulk data: a datagram the slow path cannot deliver in time is left for the fast path, never
+    /// dropped because the slow path's turn came first (RFC 3758 §4.1 TR3 drops a message only when it cannot
+    /// arrive in time). Every datagram arrives, within its lifetime.
+    @Test func aDatagramTooLateForOnePathGoesOnTheOther() throws {
+        let paths = [
+            PathSpec(rateBitsPerSecond: 20_000_000, rtt: .milliseconds(700)),
+            PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(20)),
+        ]
+        // The handshake crosses the slow path (1.4 s): the datagrams start once both paths are up and measured.
+        let (datagrams, _, _) = try Self.run(
+            seed: 83, paths: paths, bulkBytes: 0, until: .seconds(7), start: .seconds(4))
+        let count = datagrams.sentAt.count
+        #expect(count == 300)
+        #expect(datagrams.arrivedAt.count == count, "\(count - datagrams.arrivedAt.count) of \(count) dropped")
+        let delays = (0..<count).compactMap(datagrams.delay)
+        #expect(delays.allSatisfy { $0 <= Self.lifetime }, "late: \(delays.filter { $0 > Self.lifetime }.count)")
     }
 }
