@@ -27,6 +27,11 @@ final class ClientUDPRelays: @unchecked Sendable {
         }
     }
 
+    /// SO_RCVBUF of a relay socket (capped by `net.core.rmem_max`): the kernel's default, about 200 KiB, holds a
+    /// quarter of a second of small datagrams at 1,000 a second, and a busy host drops the rest before we read them
+    /// (seen in Tests/Lab/agg-udp.sh on a loaded machine).
+    static let receiveBufferSize: SocketOptionValue = 4 << 20
+
     let eventLoop: any EventLoop
     let settings: UDPRelaySettings
     let metrics: UDPRelayMetrics
@@ -64,6 +69,7 @@ final class ClientUDPRelays: @unchecked Sendable {
         // RFC 1928 §7: the request's DST.PORT is the port the client sends from, 0 when it does not know it.
         let port: UInt16? = if case .address(_, let hinted) = expectedSource, hinted != 0 { hinted } else { nil }
         return DatagramBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferSize)
             .channelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(

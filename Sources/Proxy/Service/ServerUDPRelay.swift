@@ -66,6 +66,10 @@ final class ServerUDPRelay: @unchecked Sendable {
         }
     }
 
+    /// SO_RCVBUF of a flow's socket (capped by `net.core.rmem_max`): a second of replies at 1,000 small datagrams
+    /// a second, so a busy loop does not lose them in the kernel; memory is spent only while the loop is behind.
+    static let receiveBufferSize: SocketOptionValue = 1 << 20
+
     let eventLoop: any EventLoop
     let association: SCTPAssociationID
     let keyName: String
@@ -161,6 +165,7 @@ final class ServerUDPRelay: @unchecked Sendable {
             .flatMap { destination -> EventLoopFuture<(SocketAddress, any Channel)> in
                 let any = destination.protocol == .inet6 ? "::" : "0.0.0.0"
                 return DatagramBootstrap(group: self.eventLoop)
+                    .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferSize)
                     .channelInitializer { [weak self, weak flow] channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(
