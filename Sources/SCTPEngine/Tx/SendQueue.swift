@@ -108,10 +108,10 @@ struct SendQueue: Sendable {
 
     // MARK: - Producing
 
-    /// When a timed message sent now would arrive: `earliest` on the quickest path carrying data (a message that
-    /// would arrive after its lifetime even there is dropped, RFC 3758 §4.1 TR3), `here` on the path being filled,
-    /// `best` on the path expected to deliver soonest (measured paths preferred to unmeasured ones). A message late
-    /// `here` but in time at `best` is left for that path.
+    /// When a timed message sent now would arrive: `here` on the path being filled, `best` on the soonest other path
+    /// that could take it now (or `here`), `earliest` the sooner of the two: a message that would arrive after its
+    /// lifetime even then is dropped (RFC 3758 §4.1 TR3); one late `here` but in time at `best` is left for that
+    /// path.
     struct TimedArrivals: Sendable {
         var earliest: SCTPTime
         var here: SCTPTime
