@@ -617,13 +617,13 @@ public final class AggClientService: @unchecked Sendable {
         udp.associate(expectedSource: expectedSource, control: control)
     }
 
-    /// Sends a UDP relay message over the ready association; false without one.
     /// Whether a UDP datagram would find room in the association's send queue (true without an association).
     private var isUDPWritable: Bool {
         guard case .ready(let id, _) = link else { return true }
         return driver.isWritable(id)
     }
 
+    /// Sends a UDP relay message over the ready association; false without one.
     private func sendUDP(_ message: UDPMessage) -> Bool {
         guard case .ready(let id, _) = link else { return false }
         do {
