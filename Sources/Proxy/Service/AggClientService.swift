@@ -167,6 +167,7 @@ public final class AggClientService: @unchecked Sendable {
             driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             service.udp = ClientUDPRelays(
                 eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
+                isWritable: { [unowned service] in service.isUDPWritable },
                 send: { [unowned service] message in service.sendUDP(message) })
             service.followAddresses()
             service.connect()
@@ -614,6 +615,12 @@ public final class AggClientService: @unchecked Sendable {
     /// Sets up a SOCKS5 UDP relay; see `ClientUDPRelays.associate`. Call on the event loop.
     func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
         udp.associate(expectedSource: expectedSource, control: control)
+    }
+
+    /// Whether a UDP datagram would find room in the association's send queue (true without an association).
+    private var isUDPWritable: Bool {
+        guard case .ready(let id, _) = link else { return true }
+        return driver.isWritable(id)
     }
 
     /// Sends a UDP relay message over the ready association; false without one.

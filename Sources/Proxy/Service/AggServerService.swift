@@ -469,6 +469,7 @@ public final class AggServerService: @unchecked Sendable {
         session.udp = ServerUDPRelay(
             eventLoop: eventLoop, association: id, keyName: name, budget: udpBudget, metrics: udpMetrics,
             logger: logger, egress: { [unowned self] in egress },
+            isWritable: { [unowned self] in driver.isWritable(id) },
             send: { [unowned self] message in
                 do {
                     try driver.send(message, on: id, lifetime: lifetime)
