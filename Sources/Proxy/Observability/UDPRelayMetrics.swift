@@ -22,6 +22,9 @@ public final class UDPRelayMetrics: @unchecked Sendable {
         case unexpectedSource = "unexpected_source"
         /// For a flow neither side knows (any more).
         case unknownFlow = "unknown_flow"
+        /// The queue it would wait in was full: the association's send queue (a client that does not take what
+        /// its flows receive) or the flow socket's write buffer (an uplink slower than the flow).
+        case congested
     }
 
     /// Plain values for status displays.

@@ -58,13 +58,13 @@ public final class AggClientService: @unchecked Sendable {
         case down
         case connecting(SCTPAssociationID)
         case authenticating(SCTPAssociationID, ClientAuthenticator, outbound: UInt16, inbound: UInt16)
-        case ready(SCTPAssociationID, StreamMultiplexer)
+        case ready(SCTPAssociationID, StreamSessionHost)
         case stopped
     }
 
     /// A connection waiting for the association.
     private struct Waiter {
-        var callback: (StreamMultiplexer?) -> Void
+        var callback: (StreamSessionHost?) -> Void
         var timer: Scheduled<Void>
     }
 
@@ -83,7 +83,7 @@ public final class AggClientService: @unchecked Sendable {
     /// DATA bytes received from the server and not yet accepted by local sockets (capped by
     /// `StreamLimits.bufferedBytesPerAssociation`); 0 without an association. Call on the event loop.
     var bufferedBytes: Int {
-        if case .ready(_, let multiplexer) = link { return multiplexer.bufferedBytes }
+        if case .ready(_, let streams) = link { return streams.bufferedBytes }
         return 0
     }
     private var waiters: [Int: Waiter] = [:]
@@ -107,6 +107,8 @@ public final class AggClientService: @unchecked Sendable {
     private(set) var connectedPath = 0
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
+    /// Called when the association closes (graceful stop waits for its SHUTDOWN to complete).
+    private var closeWaiters: [() -> Void] = []
     private var settledPromises: [EventLoopPromise<Void>] = []
     /// True once the first attempt authenticated or failed.
     private var hasSettled = false
@@ -165,6 +167,7 @@ public final class AggClientService: @unchecked Sendable {
             driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             service.udp = ClientUDPRelays(
                 eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
+                isWritable: { [unowned service] in service.isUDPWritable },
                 send: { [unowned service] message in service.sendUDP(message) })
             service.followAddresses()
             service.connect()
@@ -283,29 +286,41 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
+    /// Calls `body` once the association's streams are all done (the session reports it), or at `deadline`.
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        let streams: Int
-        if case .ready(_, let multiplexer) = link { streams = multiplexer.activeStreams } else { streams = 0 }
-        if streams == 0 || NIODeadline.now() >= deadline {
-            if streams > 0 { logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams)"]) }
+        guard case .ready(_, let streams) = link else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-            whenStreamsDone(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [logger] in
+            logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams.activeStreams)"])
+            once.run()
+        }
+        streams.drain {
+            timer.cancel()
+            once.run()
         }
     }
 
+    /// Calls `body` once association `id` has closed (`associationClosed` or `stop`), or at `deadline`.
     private func whenClosed(_ id: SCTPAssociationID, deadline: NIODeadline, _ body: @escaping () -> Void) {
-        let isOpen: Bool
-        if case .ready(let current, _) = link, current == id { isOpen = true } else { isOpen = false }
-        if !isOpen || NIODeadline.now() >= deadline {
+        guard case .ready(let current, _) = link, current == id else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-            whenClosed(id, deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
+        closeWaiters.append {
+            timer.cancel()
+            once.run()
         }
+    }
+
+    private func runCloseWaiters() {
+        let waiters = closeWaiters
+        closeWaiters.removeAll()
+        for waiter in waiters { waiter() }
     }
 
     /// Succeeds once the association is authenticated (at once when it is).
@@ -335,9 +350,10 @@ public final class AggClientService: @unchecked Sendable {
             self.readyPromises.removeAll()
             self.settle()
             self.udp.closeAll()
+            self.runCloseWaiters()
             switch previous {
-            case .ready(let id, let multiplexer):
-                multiplexer.associationLost()
+            case .ready(let id, let streams):
+                streams.associationLost()
                 self.driver.abort(id, reason: "client stopping")
             case .connecting(let id), .authenticating(let id, _, _, _):
                 self.driver.abort(id, reason: "client stopping")
@@ -426,11 +442,11 @@ public final class AggClientService: @unchecked Sendable {
                 }
             } else if message.stream.rawValue == 0 {
                 receiveControl(message, on: id)
-            } else if case .ready(let current, let multiplexer) = link, current == id {
-                multiplexer.receive(message)
+            } else if case .ready(let current, let streams) = link, current == id {
+                streams.receive(message)
             }
         case .writable(let id):
-            if case .ready(let current, let multiplexer) = link, current == id { multiplexer.resumeWriting() }
+            if case .ready(let current, let streams) = link, current == id { streams.resumeWriting() }
         case .pathStateChanged(let id, let remote, let state):
             logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
             if state == .inactive { retireUnusedLocals() }
@@ -476,8 +492,8 @@ public final class AggClientService: @unchecked Sendable {
 
     private func associationClosed(_ id: SCTPAssociationID, reason: SCTPCloseReason) {
         switch link {
-        case .ready(let current, let multiplexer) where current == id:
-            multiplexer.associationLost()
+        case .ready(let current, let streams) where current == id:
+            streams.associationLost()
             udp.associationLost()
         case .connecting(let current) where current == id, .authenticating(let current, _, _, _) where current == id:
             break
@@ -489,6 +505,7 @@ public final class AggClientService: @unchecked Sendable {
             metadata: ["association": "\(id)", "reason": "\(reason)"])
         handshakeTimer?.cancel()
         link = .down
+        runCloseWaiters()
         settle()
         onStateChange?()
         scheduleReconnect()
@@ -527,19 +544,21 @@ public final class AggClientService: @unchecked Sendable {
     {
         handshakeTimer?.cancel()
         replyBudget = ControlReplyBudget()
-        let multiplexer = StreamMultiplexer(
-            driver: driver, association: id, role: .client,
+        var session = StreamSession(
+            role: .client,
             table: .client(
                 outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams,
                 ownLimit: configuration.limits.streamsPerAssociation),
             receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
             idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
-            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger)
-        multiplexer.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
-        link = .ready(id, multiplexer)
+            openTimeout: configuration.openTimeout,
+            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger, now: .now())
+        session.metrics = metrics
+        let streams = StreamSessionHost(driver: driver, association: id, session: session)
+        streams.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
+        link = .ready(id, streams)
         associationsEstablished += 1
         metrics.recordAuthentication(succeeded: true)
-        multiplexer.metrics = metrics
         reconnectDelay = configuration.reconnectDelay
         logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
         addExtraPaths(id)
@@ -550,7 +569,7 @@ public final class AggClientService: @unchecked Sendable {
         waiters.removeAll()
         for waiter in waiting.sorted(by: { $0.key < $1.key }).map(\.value) {
             waiter.timer.cancel()
-            waiter.callback(multiplexer)
+            waiter.callback(streams)
         }
         let promises = readyPromises
         readyPromises.removeAll()
@@ -578,31 +597,15 @@ public final class AggClientService: @unchecked Sendable {
     func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [metrics] in metrics.recordConnection(ConnectionOutcome($0)) }
-        let openTimeout = configuration.openTimeout
         let limits = configuration.limits
-        withMultiplexer { multiplexer in
-            guard let multiplexer else {
+        withStreams { streams in
+            guard let streams else {
                 promise.fail(ProxyFailure.serverUnavailable)
                 return
             }
-            multiplexer.makeClientRelay(
-                waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue
-            ) { result in
-                switch result {
-                case .success(let relay):
-                    guard inbound.isActive else {
-                        // The application gave up while it waited: the stream is free again at once.
-                        relay.cancelBeforeOpen()
-                        promise.fail(ProxyFailure.generalFailure)
-                        return
-                    }
-                    relay.open(
-                        StreamTarget(target), initialData: initialData, inbound: inbound, timeout: openTimeout,
-                        promise: promise)
-                case .failure(let failure):
-                    promise.fail(failure)
-                }
-            }
+            streams.open(
+                StreamTarget(target), initialData: initialData, inbound: inbound,
+                waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue, promise: promise)
         }
         return promise.futureResult
     }
@@ -612,6 +615,12 @@ public final class AggClientService: @unchecked Sendable {
     /// Sets up a SOCKS5 UDP relay; see `ClientUDPRelays.associate`. Call on the event loop.
     func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {
         udp.associate(expectedSource: expectedSource, control: control)
+    }
+
+    /// Whether a UDP datagram would find room in the association's send queue (true without an association).
+    private var isUDPWritable: Bool {
+        guard case .ready(let id, _) = link else { return true }
+        return driver.isWritable(id)
     }
 
     /// Sends a UDP relay message over the ready association; false without one.
@@ -626,12 +635,12 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with the ready multiplexer, at once or when the association is up; with nil after
+    /// Calls `body` with the ready streams, at once or when the association is up; with nil after
     /// `serverWait`.
-    private func withMultiplexer(_ body: @escaping (StreamMultiplexer?) -> Void) {
+    private func withStreams(_ body: @escaping (StreamSessionHost?) -> Void) {
         switch link {
-        case .ready(_, let multiplexer):
-            body(multiplexer)
+        case .ready(_, let streams):
+            body(streams)
         case .stopped:
             body(nil)
         case .down, .connecting, .authenticating:
@@ -661,19 +670,19 @@ public final class AggClientService: @unchecked Sendable {
     /// Whether the association is authenticated, its paths in the active state and its open streams, for the
     /// systemd status line. Call on the event loop.
     public func summary() -> (isReady: Bool, activePaths: Int, streams: Int) {
-        guard case .ready(let id, let multiplexer) = link else { return (false, 0, 0) }
+        guard case .ready(let id, let streams) = link else { return (false, 0, 0) }
         let active = driver.endpoint.paths(of: id).filter { $0.state == .active }.count
-        return (true, active, multiplexer.activeStreams)
+        return (true, active, streams.activeStreams)
     }
 
     /// One line per path and the stream count, for the metrics endpoint and logs. Call on the event loop.
     func statusLines() -> [String] {
         var lines: [String] = []
         switch link {
-        case .ready(let id, let multiplexer):
+        case .ready(let id, let streams):
             lines.append(
-                "association \(id) ready streams=\(multiplexer.activeStreams)/\(multiplexer.table.streamLimit) opened=\(multiplexer.streamsOpened) "
-                    + "bytes_up=\(multiplexer.bytesSent) bytes_down=\(multiplexer.bytesReceived)")
+                "association \(id) ready streams=\(streams.activeStreams)/\(streams.streamLimit) opened=\(streams.streamsOpened) "
+                    + "bytes_up=\(streams.bytesSent) bytes_down=\(streams.bytesReceived)")
             for path in driver.endpoint.paths(of: id) {
                 lines.append(
                     "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "

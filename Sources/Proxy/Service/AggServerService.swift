@@ -36,7 +36,7 @@ public final class AggServerService: @unchecked Sendable {
     /// One client's association.
     private final class Session {
         var authenticator: ServerAuthenticator
-        var multiplexer: StreamMultiplexer?
+        var streams: StreamSessionHost?
         /// The association's UDP flows, once authenticated.
         var udp: ServerUDPRelay?
         var authTimer: Scheduled<Void>?
@@ -79,7 +79,16 @@ public final class AggServerService: @unchecked Sendable {
     /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
-    private var sessions: [SCTPAssociationID: Session] = [:]
+    private var sessions: [SCTPAssociationID: Session] = [:] {
+        didSet {
+            guard sessions.isEmpty, !closeWaiters.isEmpty else { return }
+            let waiters = closeWaiters
+            closeWaiters.removeAll()
+            for waiter in waiters { waiter() }
+        }
+    }
+    /// Called once no association is left (graceful stop waits for every SHUTDOWN to complete).
+    private var closeWaiters: [() -> Void] = []
     /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
     private var egress: EgressConnector
     /// Path lines of associations without a session (before `established`).
@@ -219,46 +228,61 @@ public final class AggServerService: @unchecked Sendable {
         sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, session in
             var client: String?
             if case .authenticated(let name) = session.authenticator.state { client = name }
-            return (id, session.multiplexer?.activeStreams, session.multiplexer?.table.streamLimit ?? 0, client)
+            return (id, session.streams?.activeStreams, session.streams?.streamLimit ?? 0, client)
         }
     }
 
     /// Streams the client of association `id` has opened since it authenticated. Call on the event loop.
     func streamsOpened(on id: SCTPAssociationID) -> Int {
-        sessions[id]?.multiplexer?.streamsOpened ?? 0
+        sessions[id]?.streams?.streamsOpened ?? 0
     }
 
     /// The number of streams open on every association.
     public var activeStreams: Int {
-        sessions.values.reduce(0) { $0 + ($1.multiplexer?.activeStreams ?? 0) }
+        sessions.values.reduce(0) { $0 + ($1.streams?.activeStreams ?? 0) }
     }
 
     /// DATA bytes received from clients and not yet accepted by target sockets, per association (its cap is
     /// `StreamLimits.bufferedBytesPerAssociation`). Call on the event loop.
     var bufferedBytes: [SCTPAssociationID: Int] {
-        sessions.compactMapValues { $0.multiplexer?.bufferedBytes }
+        sessions.compactMapValues { $0.streams?.bufferedBytes }
     }
 
+    /// Calls `body` once every association's streams are done (each session reports it), or at `deadline`.
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        if activeStreams == 0 || NIODeadline.now() >= deadline {
-            if activeStreams > 0 {
-                logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
-            }
+        let draining = sessions.values.compactMap(\.streams)
+        guard !draining.isEmpty else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(100)) { [self] in
-            whenStreamsDone(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
+            once.run()
+        }
+        var remaining = draining.count
+        for streams in draining {
+            streams.drain {
+                remaining -= 1
+                guard remaining == 0 else { return }
+                timer.cancel()
+                once.run()
+            }
         }
     }
 
+    /// Calls `body` once no association is left (each one's SHUTDOWN completed or it was aborted), or at
+    /// `deadline`.
     private func whenClosed(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        if sessions.isEmpty || NIODeadline.now() >= deadline {
+        guard !sessions.isEmpty else {
             body()
             return
         }
-        eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(50)) { [self] in
-            whenClosed(deadline: deadline, body)
+        let once = OnceCallback(body)
+        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
+        closeWaiters.append {
+            timer.cancel()
+            once.run()
         }
     }
 
@@ -270,7 +294,7 @@ public final class AggServerService: @unchecked Sendable {
     private func abortAll(reason: String) {
         for (id, session) in sessions {
             session.authTimer?.cancel()
-            session.multiplexer?.associationLost()
+            session.streams?.associationLost()
             session.udp?.associationLost()
             driver.abort(id, reason: reason)
         }
@@ -289,14 +313,14 @@ public final class AggServerService: @unchecked Sendable {
                 receiveUDP(message, session: session, id: id)
             } else if message.stream.rawValue == 0 {
                 receiveControl(message, session: session, id: id)
-            } else if let multiplexer = session.multiplexer {
-                multiplexer.receive(message)
+            } else if let streams = session.streams {
+                streams.receive(message)
             } else {
                 // PROTOCOL.md: a stream message before AUTH-OK closes the association.
                 fail(id, "stream message before AUTH-OK")
             }
         case .writable(let id):
-            sessions[id]?.multiplexer?.resumeWriting()
+            sessions[id]?.streams?.resumeWriting()
         case .pathStateChanged(let id, let remote, let state):
             if let heldBack = admitPathLog(id) {
                 logger.info(
@@ -323,7 +347,7 @@ public final class AggServerService: @unchecked Sendable {
         case .closed(let id, let reason):
             guard let session = sessions.removeValue(forKey: id) else { return }
             session.authTimer?.cancel()
-            session.multiplexer?.associationLost()
+            session.streams?.associationLost()
             session.udp?.associationLost()
             logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
             onStateChange?()
@@ -374,7 +398,7 @@ public final class AggServerService: @unchecked Sendable {
         sessions[id] = session
         session.authTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.authenticationTimeout)) {
             [self] in
-            guard let session = sessions[id], session.multiplexer == nil else { return }
+            guard let session = sessions[id], session.streams == nil else { return }
             fail(id, "not authenticated in time")
         }
         driver.send(ControlMessage.hello(authenticator.hello), on: id)
@@ -402,7 +426,7 @@ public final class AggServerService: @unchecked Sendable {
                 driver.send(reply, on: id)
             }
         }
-        guard session.multiplexer == nil, case .authenticated(let name) = session.authenticator.state else { return }
+        guard session.streams == nil, case .authenticated(let name) = session.authenticator.state else { return }
         session.authTimer?.cancel()
         session.key = keys[name]
         // Plaintext associations are only told apart by the key they prove: the per-key limit applies here.
@@ -413,34 +437,39 @@ public final class AggServerService: @unchecked Sendable {
             return
         }
         let limits = configuration.limits
-        let multiplexer = StreamMultiplexer(
-            driver: driver, association: id, role: .server,
+        var state = StreamSession(
+            role: .server,
             table: StreamTable(limit: Self.streamLimit(limits, outbound: session.outbound, inbound: session.inbound)),
             receiveCredit: limits.streamCredit, sendCredit: 0,
             idleTimeout: TimeAmount(limits.streamIdleTimeout),
             associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),
-            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger)
-        multiplexer.onFatalError = { [unowned self] reason in fail(id, reason) }
-        multiplexer.onIdle = { [unowned self] in
+            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, now: .now())
+        state.metrics = metrics
+        let streams = StreamSessionHost(driver: driver, association: id, session: state)
+        streams.onFatalError = { [unowned self] reason in fail(id, reason) }
+        streams.onIdle = { [unowned self] in
             // UDP flows keep an association without streams: its idle clock starts again.
             if let session = sessions[id], let udp = session.udp, !udp.flows.isEmpty {
-                session.multiplexer?.restartIdleClock()
+                session.streams?.restartIdleClock()
                 return
             }
             logger.info("association idle", metadata: ["association": "\(id)"])
             if let session = sessions.removeValue(forKey: id) {
-                session.multiplexer?.associationLost()
+                session.streams?.associationLost()
                 session.udp?.associationLost()
             }
             driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
             onStateChange?()
         }
-        multiplexer.onOpen = { [unowned self] relay, target in open(relay, target: target, association: id) }
-        session.multiplexer = multiplexer
+        streams.onConnect = { [unowned self, unowned streams] connection, target in
+            open(connection, target: target, association: id, host: streams)
+        }
+        session.streams = streams
         let lifetime = configuration.udp.lifetime
         session.udp = ServerUDPRelay(
             eventLoop: eventLoop, association: id, keyName: name, budget: udpBudget, metrics: udpMetrics,
             logger: logger, egress: { [unowned self] in egress },
+            isWritable: { [unowned self] in driver.isWritable(id) },
             send: { [unowned self] message in
                 do {
                     try driver.send(message, on: id, lifetime: lifetime)
@@ -450,7 +479,6 @@ public final class AggServerService: @unchecked Sendable {
             })
         associationsAuthenticated += 1
         metrics.recordAuthentication(succeeded: true)
-        multiplexer.metrics = metrics
         logger.info("client authenticated", metadata: ["association": "\(id)", "key": "\(name)"])
         onStateChange?()
     }
@@ -459,7 +487,7 @@ public final class AggServerService: @unchecked Sendable {
         logger.warning("aborting association", metadata: ["association": "\(id)", "reason": "\(reason)"])
         if let session = sessions.removeValue(forKey: id) {
             session.authTimer?.cancel()
-            session.multiplexer?.associationLost()
+            session.streams?.associationLost()
             session.udp?.associationLost()
         }
         driver.abort(id, reason: reason)
@@ -474,7 +502,7 @@ public final class AggServerService: @unchecked Sendable {
             fail(id, "UDP message before AUTH-OK")
             return
         }
-        session.multiplexer?.restartIdleClock()
+        session.streams?.restartIdleClock()
         do {
             udp.receive(
                 try UDPMessage.decode(
@@ -488,19 +516,24 @@ public final class AggServerService: @unchecked Sendable {
 
     // MARK: - Egress
 
-    private func open(_ relay: StreamRelay, target: StreamTarget, association: SCTPAssociationID) {
-        logger.debug("OPEN", metadata: ["stream": "\(relay.id)", "target": "\(target)"])
+    private func open(
+        _ connection: ConnectionID, target: StreamTarget, association: SCTPAssociationID, host: StreamSessionHost
+    ) {
         let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue)
-        connect.assumeIsolated().whenComplete { result in
+        connect.assumeIsolated().whenComplete { [weak host] result in
             switch result {
             case .success(let channel):
                 self.metrics.recordConnection(.success)
-                relay.connected(channel)
+                guard let host else {
+                    channel.close(promise: nil)
+                    return
+                }
+                host.targetConnected(connection, channel: channel)
             case .failure(let error):
                 let failure = (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: [])
                 self.metrics.recordConnection(ConnectionOutcome(failure.code))
                 if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }
-                relay.connectFailed(failure)
+                host?.targetFailed(connection, failure)
             }
         }
     }
@@ -512,7 +545,7 @@ public final class AggServerService: @unchecked Sendable {
     public func summary() -> (associations: Int, activePaths: Int, streams: Int) {
         var associations = 0
         var activePaths = 0
-        for (id, session) in sessions where session.multiplexer != nil {
+        for (id, session) in sessions where session.streams != nil {
             associations += 1
             activePaths += driver.endpoint.paths(of: id).filter { $0.state == .active }.count
         }
@@ -523,10 +556,10 @@ public final class AggServerService: @unchecked Sendable {
     func statusLines() -> [String] {
         var lines: [String] = []
         for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-            if let multiplexer = session.multiplexer {
+            if let streams = session.streams {
                 lines.append(
-                    "association \(id) streams=\(multiplexer.activeStreams)/\(multiplexer.table.streamLimit) opened=\(multiplexer.streamsOpened) "
-                        + "bytes_up=\(multiplexer.bytesReceived) bytes_down=\(multiplexer.bytesSent)")
+                    "association \(id) streams=\(streams.activeStreams)/\(streams.streamLimit) opened=\(streams.streamsOpened) "
+                        + "bytes_up=\(streams.bytesReceived) bytes_down=\(streams.bytesSent)")
             } else {
                 lines.append("association \(id) authenticating")
             }

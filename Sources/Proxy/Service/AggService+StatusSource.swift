@@ -12,11 +12,11 @@ extension AggClientService: StatusSource {
         switch link {
         case .connecting(let id): return [AssociationState(id: id, state: "connecting", client: keyName)]
         case .authenticating(let id, _, _, _): return [AssociationState(id: id, state: "authenticating", client: keyName)]
-        case .ready(let id, let multiplexer):
+        case .ready(let id, let streams):
             return [
                 AssociationState(
-                    id: id, state: "ready", streams: multiplexer.activeStreams,
-                    streamLimit: multiplexer.table.streamLimit, client: keyName)
+                    id: id, state: "ready", streams: streams.activeStreams,
+                    streamLimit: streams.streamLimit, client: keyName)
             ]
         case .down, .stopped: return []
         }

@@ -6,8 +6,9 @@ import SCTPEngine
 /// aggclient's UDP side: one UDP relay socket per SOCKS5 UDP ASSOCIATE (RFC 1928 §7), bound on the address the
 /// client reached the proxy at, taking datagrams only from that client; each flow (relay, client port,
 /// destination) gets a flow id of the association, its datagrams go out as UDP-DATAGRAM and the replies come back
-/// to the right client with the RFC 1928 header. A relay ends with its TCP control connection. Confined to the
-/// service's event loop.
+/// to the right client with the RFC 1928 header. A relay ends with its TCP control connection. A datagram that
+/// finds the association's send queue or the relay socket's write buffer full is dropped and counted (a sender
+/// faster than the paths must not grow either without bound). Confined to the service's event loop.
 final class ClientUDPRelays: @unchecked Sendable {
     /// One UDP ASSOCIATE.
     final class Relay: @unchecked Sendable {
@@ -26,12 +27,20 @@ final class ClientUDPRelays: @unchecked Sendable {
         }
     }
 
+    /// SO_RCVBUF of a relay socket (capped by `net.core.rmem_max`): the kernel's default, about 200 KiB, holds a
+    /// quarter of a second of small datagrams at 1,000 a second, and a busy host drops the rest before we read them
+    /// (seen in Tests/Lab/agg-udp.sh on a loaded machine).
+    static let receiveBufferSize: SocketOptionValue = 4 << 20
+
     let eventLoop: any EventLoop
     let settings: UDPRelaySettings
     let metrics: UDPRelayMetrics
     let logger: Logger
     /// Sends a UDP relay message over the association; false when there is none.
     let send: (UDPMessage) -> Bool
+    /// Whether the association's send queue is below its high watermark (true while there is no association:
+    /// `send` then says so).
+    let isWritable: () -> Bool
     private(set) var relays: [Int: Relay] = [:]
     private(set) var table: UDPFlowTable
     private var nextRelay = 0
@@ -39,9 +48,10 @@ final class ClientUDPRelays: @unchecked Sendable {
 
     init(
         eventLoop: any EventLoop, settings: UDPRelaySettings, metrics: UDPRelayMetrics, logger: Logger,
-        send: @escaping (UDPMessage) -> Bool
+        isWritable: @escaping () -> Bool = { true }, send: @escaping (UDPMessage) -> Bool
     ) {
         self.eventLoop = eventLoop
+        self.isWritable = isWritable
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
@@ -59,6 +69,7 @@ final class ClientUDPRelays: @unchecked Sendable {
         // RFC 1928 §7: the request's DST.PORT is the port the client sends from, 0 when it does not know it.
         let port: UInt16? = if case .address(_, let hinted) = expectedSource, hinted != 0 { hinted } else { nil }
         return DatagramBootstrap(group: eventLoop)
+            .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferSize)
             .channelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -107,6 +118,10 @@ final class ClientUDPRelays: @unchecked Sendable {
             metrics.recordDrop(.limit)
             return
         }
+        guard isWritable() else {
+            metrics.recordDrop(.congested)
+            return
+        }
         guard send(.datagram(flow: flow, peer: header.target, payload: payload)) else {
             metrics.recordDrop(.noAssociation)
             return
@@ -129,6 +144,10 @@ final class ClientUDPRelays: @unchecked Sendable {
                 let relay = relays[entry.key.relay]
             else {
                 metrics.recordDrop(.unknownFlow)
+                return
+            }
+            guard relay.channel.isWritable else {
+                metrics.recordDrop(.congested)
                 return
             }
             let header = SOCKS5UDPHeader(target: peer)

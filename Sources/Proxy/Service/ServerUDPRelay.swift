@@ -43,7 +43,10 @@ final class UDPKeyBudget {
 /// aggserver's UDP relay for one authenticated association: one UDP socket per client flow (a NAT-like mapping),
 /// every destination checked against the egress policy (names resolved through the policy resolver), replies taken
 /// only from the flow's destination and carried back as UDP-DATAGRAM, idle flows closed, the key's limits on flows
-/// and waiting datagrams kept. Confined to the server's event loop.
+/// and waiting datagrams kept. Nothing it relays waits without bound: a datagram that finds the flow's socket or
+/// the association's send queue full is dropped and counted, as a router drops what its queue cannot hold (the
+/// engine's send queue never refuses a message, so the relay checks before it sends). Confined to the server's
+/// event loop.
 final class ServerUDPRelay: @unchecked Sendable {
     /// One client flow and its socket.
     final class Flow: @unchecked Sendable {
@@ -63,6 +66,10 @@ final class ServerUDPRelay: @unchecked Sendable {
         }
     }
 
+    /// SO_RCVBUF of a flow's socket (capped by `net.core.rmem_max`): a second of replies at 1,000 small datagrams
+    /// a second, so a busy loop does not lose them in the kernel; memory is spent only while the loop is behind.
+    static let receiveBufferSize: SocketOptionValue = 1 << 20
+
     let eventLoop: any EventLoop
     let association: SCTPAssociationID
     let keyName: String
@@ -73,6 +80,8 @@ final class ServerUDPRelay: @unchecked Sendable {
     let egress: () -> EgressConnector
     /// Sends a UDP relay message to the client.
     let send: (UDPMessage) -> Void
+    /// Whether the association's send queue is below its high watermark.
+    let isWritable: () -> Bool
     private(set) var flows: [UInt32: Flow] = [:]
     private var sweep: Scheduled<Void>?
     private var isClosed = false
@@ -80,7 +89,7 @@ final class ServerUDPRelay: @unchecked Sendable {
     init(
         eventLoop: any EventLoop, association: SCTPAssociationID, keyName: String, budget: UDPKeyBudget,
         metrics: UDPRelayMetrics, logger: Logger, egress: @escaping () -> EgressConnector,
-        send: @escaping (UDPMessage) -> Void
+        isWritable: @escaping () -> Bool, send: @escaping (UDPMessage) -> Void
     ) {
         self.eventLoop = eventLoop
         self.association = association
@@ -90,6 +99,7 @@ final class ServerUDPRelay: @unchecked Sendable {
         self.logger = logger
         self.egress = egress
         self.send = send
+        self.isWritable = isWritable
         scheduleSweep()
     }
 
@@ -116,7 +126,9 @@ final class ServerUDPRelay: @unchecked Sendable {
             }
             guard budget.takeFlow(keyName) else {
                 metrics.recordDrop(.limit)
-                send(.close(flow: id, reason: .tooManyFlows))
+                // One UDP-CLOSE per refused datagram: only while the association takes them, or a client that
+                // sends and never acknowledges would grow our queue with them.
+                if isWritable() { send(.close(flow: id, reason: .tooManyFlows)) }
                 return
             }
             let flow = Flow(id: id, target: peer, now: now)
@@ -136,6 +148,12 @@ final class ServerUDPRelay: @unchecked Sendable {
             flow.pending.append(payload)
             return
         }
+        // NIO queues what the kernel does not take at once, without end: past the channel's write watermark (a
+        // slow uplink, a full socket buffer) the datagram is dropped.
+        guard channel.isWritable else {
+            metrics.recordDrop(.congested)
+            return
+        }
         metrics.recordDatagram(payload.readableBytes, up: true)
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: destination, data: payload), promise: nil)
     }
@@ -147,6 +165,7 @@ final class ServerUDPRelay: @unchecked Sendable {
             .flatMap { destination -> EventLoopFuture<(SocketAddress, any Channel)> in
                 let any = destination.protocol == .inet6 ? "::" : "0.0.0.0"
                 return DatagramBootstrap(group: self.eventLoop)
+                    .channelOption(.socketOption(.so_rcvbuf), value: Self.receiveBufferSize)
                     .channelInitializer { [weak self, weak flow] channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(
@@ -203,6 +222,10 @@ final class ServerUDPRelay: @unchecked Sendable {
             return
         }
         flow.lastActivity = .now()
+        guard isWritable() else {
+            metrics.recordDrop(.congested)
+            return
+        }
         metrics.recordDatagram(envelope.data.readableBytes, up: false)
         let peer = StreamTarget(host: .ip(source.ip), port: source.port)
         send(.datagram(flow: flow.id, peer: peer, payload: envelope.data))

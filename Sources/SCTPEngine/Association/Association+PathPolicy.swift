@@ -20,7 +20,11 @@ extension Association {
     func setPeerPathPolicy(_ policy: SCTPPathPolicy, pathIndex i: Int, now: SCTPTime) {
         peerPathPolicies[paths[i].id] = policy == .default ? nil : policy
         applyPathPolicies()
-        logger.info("peer path policy", metadata: ["path": "\(paths[i].remoteAddress)", "policy": "\(policy)"])
+        if let heldBack = logLimits.peerPathPolicy.admit(now: now) {
+            logger.info(
+                "peer path policy",
+                metadata: ["path": "\(paths[i].remoteAddress)", "policy": "\(policy)", "held_back": "\(heldBack)"])
+        }
         if hasPathPolicies { refreshPathRoles(now: now) }
     }
 
@@ -59,9 +63,11 @@ extension Association {
             let standby = policy.mode == .backup && (activeReachable || policy.priority != bestBackup)
             if standby != paths[i].isStandby {
                 paths[i].isStandby = standby
-                logger.info(
-                    standby ? "backup path stands by" : "backup path carries data",
-                    metadata: ["path": "\(paths[i].remoteAddress)"])
+                if let heldBack = logLimits.pathRole.admit(now: now) {
+                    logger.info(
+                        standby ? "backup path stands by" : "backup path carries data",
+                        metadata: ["path": "\(paths[i].remoteAddress)", "held_back": "\(heldBack)"])
+                }
             }
         }
     }

@@ -100,7 +100,8 @@ extension Association {
         // largest one that fits is the path MTU rounded down, or a 1439-byte MTU would produce 1440-byte packets.
         let mtu = paths[i].mtu & ~3
         var builder = PacketBuilder(
-            header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
+            header: CommonHeader(
+                sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
             capacity: mtu)
         if let s = sack, i == lastDataPathIndex || !paths.indices.contains(lastDataPathIndex) {
             builder.add(s)
@@ -146,10 +147,10 @@ extension Association {
                 } else {
                     break
                 }
-                let arrival = usesPartialReliability ? now + oneWayDelay(pathIndex: i) : nil
+                let arrivals = usesPartialReliability ? timedArrivals(pathIndex: i, now: now) : nil
                 guard
                     var fragment = sendQueue.produce(
-                        maxPayload: allowed, arrival: arrival, keepsTimedMessagesWhole: dataBytes > 0)
+                        maxPayload: allowed, arrivals: arrivals, keepsTimedMessagesWhole: dataBytes > 0)
                 else { break }
                 // RFC 7053: the last chunk before the queue runs dry asks for an immediate SACK. Otherwise the
                 // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is

@@ -42,4 +42,9 @@ struct PeerLogLimits: Sendable {
     var peerError = LogRateLimiter()
     /// "path remote changed (NAT rebinding)": one per packet from a new source port.
     var rebinding = LogRateLimiter()
+    /// "peer path policy": one per Path Policy parameter, and an ASCONF carries dozens.
+    var peerPathPolicy = LogRateLimiter()
+    /// "backup path stands by" and "backup path carries data": a peer flipping its paths' modes causes one per
+    /// request.
+    var pathRole = LogRateLimiter()
 }

@@ -108,22 +108,56 @@ struct SendQueue: Sendable {
 
     // MARK: - Producing
 
+    /// When a timed message sent now would arrive: `here` on the path being filled, `best` on the soonest other path
+    /// that could take it now (or `here`), `earliest` the sooner of the two: a message that would arrive after its
+    /// lifetime even then is dropped (RFC 3758 §4.1 TR3); one late `here` but in time at `best` is left for that
+    /// path.
+    struct TimedArrivals: Sendable {
+        var earliest: SCTPTime
+        var here: SCTPTime
+        var best: SCTPTime
+
+        init(earliest: SCTPTime, here: SCTPTime, best: SCTPTime) {
+            self.earliest = earliest
+            self.here = here
+            self.best = best
+        }
+
+        /// One path, or every path alike: a message is sent or dropped, never left.
+        init(_ arrival: SCTPTime) {
+            self.init(earliest: arrival, here: arrival, best: arrival)
+        }
+    }
+
+    /// `produce(maxPayload:arrivals:keepsTimedMessagesWhole:)` with one arrival time for every path.
+    mutating func produce(
+        maxPayload: Int, arrival: SCTPTime?, keepsTimedMessagesWhole: Bool = false
+    ) -> DataFragment? {
+        produce(
+            maxPayload: maxPayload, arrivals: arrival.map(TimedArrivals.init),
+            keepsTimedMessagesWhole: keepsTimedMessagesWhole)
+    }
+
     /// Cuts the next fragment of at most `maxPayload` bytes from the stream whose turn it is, or nil when empty.
-    /// With `arrival` (when a packet sent now would arrive), a message whose lifetime ends by then is dropped before
-    /// its first fragment is cut (RFC 3758 §4.1 TR3); one already started is finished, so every fragment of it
+    /// With `arrivals` (when a packet sent now would arrive), a message whose lifetime ends by the earliest arrival
+    /// is dropped before its first fragment is cut (RFC 3758 §4.1 TR3), and one that only this path would deliver
+    /// late is left for a better one (nil); one already started is finished, so every fragment of it
     /// gets a TSN and the whole message can be abandoned and skipped together (RFC 3758 §3.5 A3). With
     /// `keepsTimedMessagesWhole` (the packet already carries data), a timed message that does not fit `maxPayload`
     /// is not started: nil ends the packet, and the message starts the next one. Its tail would otherwise wait for
     /// room in cwnd and could arrive after the lifetime the first fragment was checked against.
     mutating func produce(
-        maxPayload: Int, arrival: SCTPTime? = nil, keepsTimedMessagesWhole: Bool = false
+        maxPayload: Int, arrivals: TimedArrivals? = nil, keepsTimedMessagesWhole: Bool = false
     ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
-        guard let id = nextStream(arrival: timedMessages > 0 ? arrival : nil) else { return nil }
-        if keepsTimedMessagesWhole, timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
-            case .deadline = head.abandonment, head.payload.readableBytes > maxPayload
+        guard let id = nextStream(arrival: timedMessages > 0 ? arrivals?.earliest : nil) else { return nil }
+        if timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
+            case .deadline(let deadline) = head.abandonment
         {
-            return nil
+            if keepsTimedMessagesWhole, head.payload.readableBytes > maxPayload { return nil }
+            // Late on this path, in time on a better one: nothing more goes on this path until that one takes
+            // it (or it expires there), so the stream keeps its place and order.
+            if let arrivals, deadline <= arrivals.here, deadline > arrivals.best { return nil }
         }
         let (fragment, isMessageDone, hasMore) = streams[id]!.cut(maxPayload: maxPayload, streamID: id)
         streams[id]!.deficit -= fragment.payload.readableBytes
@@ -266,7 +300,9 @@ extension SendQueue.Stream {
     }
 
     /// Takes the next fragment of the head message.
-    fileprivate mutating func cut(maxPayload: Int, streamID: StreamID) -> (
+    fileprivate mutating func cut(
+        maxPayload: Int, streamID: StreamID
+    ) -> (
         DataFragment, isMessageDone: Bool, hasMore: Bool
     ) {
         var message = messages.removeFirst()

@@ -28,13 +28,15 @@ import Testing
         let expected = HMAC<SHA256>.authenticationCode(
             for: Array("agg-auth-v1".utf8) + Self.challenge + Self.nonce, using: SymmetricKey(data: Self.key.key))
         #expect(AuthMAC.client(key: Self.key.key, challenge: Self.challenge, nonce: Self.nonce) == Array(expected))
-        #expect(AuthMAC.server(key: Self.key.key, challenge: Self.challenge, nonce: Self.nonce)
-            != AuthMAC.client(key: Self.key.key, challenge: Self.challenge, nonce: Self.nonce))
+        #expect(
+            AuthMAC.server(key: Self.key.key, challenge: Self.challenge, nonce: Self.nonce)
+                != AuthMAC.client(key: Self.key.key, challenge: Self.challenge, nonce: Self.nonce))
     }
 
     @Test func wrongKeyIsRefused() throws {
         var server = ServerAuthenticator(challenge: Self.challenge, maxStreams: 1, streamCredit: 1)
-        var client = ClientAuthenticator(key: PreSharedKey(name: "laptop", key: Array(repeating: 1, count: 32)),
+        var client = ClientAuthenticator(
+            key: PreSharedKey(name: "laptop", key: Array(repeating: 1, count: 32)),
             nonce: Self.nonce)
         let auth = try #require(try client.receive(.hello(server.hello)))
         #expect(throws: AuthError.badMAC(keyName: "laptop")) { try server.receive(auth, lookup: Self.lookup) }
@@ -60,7 +62,10 @@ import Testing
         var client = ClientAuthenticator(key: Self.key, nonce: Self.nonce)
         let hello = ControlMessage.Hello(challenge: Self.challenge, maxStreams: 1, streamCredit: 1)
         let auth = try #require(try client.receive(.hello(hello)))
-        guard case .auth(let message) = auth else { Issue.record("expected AUTH"); return }
+        guard case .auth(let message) = auth else {
+            Issue.record("expected AUTH")
+            return
+        }
         // Reflecting the client's own MAC back must not pass as the server's proof.
         #expect(throws: AuthError.badServerProof) { try client.receive(.authOK(proof: message.mac)) }
         #expect(!client.isAuthenticated)
@@ -76,7 +81,9 @@ import Testing
         var server = ServerAuthenticator(challenge: Self.challenge, maxStreams: 1, streamCredit: 1)
         #expect(throws: AuthError.unexpected(.ping)) { try server.receive(.ping(1), lookup: Self.lookup) }
         var client = ClientAuthenticator(key: Self.key, nonce: Self.nonce)
-        #expect(throws: AuthError.unexpected(.authOK)) { try client.receive(.authOK(proof: Array(repeating: 0, count: 32))) }
+        #expect(throws: AuthError.unexpected(.authOK)) {
+            try client.receive(.authOK(proof: Array(repeating: 0, count: 32)))
+        }
         var other = ClientAuthenticator(key: Self.key, nonce: Self.nonce)
         #expect(throws: AuthError.badChallenge) {
             try other.receive(.hello(ControlMessage.Hello(challenge: [1], maxStreams: 1, streamCredit: 1)))

@@ -51,7 +51,8 @@ import Testing
     }
 
     @Test func openHasTheDocumentedLayout() {
-        let v4 = StreamMessage.open(StreamTarget(host: .ip(SCTPIPAddress(v4: 1, 2, 3, 4)), port: 0x1BB), initialCredit: 0x40000)
+        let v4 = StreamMessage.open(
+            StreamTarget(host: .ip(SCTPIPAddress(v4: 1, 2, 3, 4)), port: 0x1BB), initialCredit: 0x40000)
         #expect(Array(buffer: v4.encode()) == [1, 1, 2, 3, 4, 0x01, 0xBB, 0, 4, 0, 0])
         let name = StreamMessage.open(StreamTarget(host: .domain("a.b"), port: 80), initialCredit: 16)
         #expect(Array(buffer: name.encode()) == [3, 3, 0x61, 0x2E, 0x62, 0, 80, 0, 0, 0, 16])
@@ -107,7 +108,8 @@ import Testing
             case 1: host = .ip(.v6(rng.next(), rng.next()))
             default: host = .domain(String(repeating: "h", count: Int(rng.next() % 255) + 1))
             }
-            return .open(StreamTarget(host: host, port: port), initialCredit: UInt32(rng.next() % UInt64(AggLimits.maxCredit)))
+            return .open(
+                StreamTarget(host: host, port: port), initialCredit: UInt32(rng.next() % UInt64(AggLimits.maxCredit)))
         case 1: return .openResult(OpenResultCode.allCases[Int(rng.next() % 9)], text: text())
         case 2:
             let count = Int(rng.next() % UInt64(AggLimits.maxDataPayload)) + 1
@@ -158,7 +160,9 @@ import Testing
         #expect(throws: StreamDecodingError.invalidDomain) {
             try Self.decodeStream(.open, [3, 2, 0x61, 0x20, 0, 80, 0, 0, 0, 0])
         }
-        #expect(throws: StreamDecodingError.zeroPort) { try Self.decodeStream(.open, [1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0]) }
+        #expect(throws: StreamDecodingError.zeroPort) {
+            try Self.decodeStream(.open, [1, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0])
+        }
         #expect(throws: StreamDecodingError.creditTooLarge(0x8000_0000)) {
             try Self.decodeStream(.open, [1, 1, 2, 3, 4, 0, 80, 0x80, 0, 0, 0])
         }
@@ -176,7 +180,9 @@ import Testing
     }
 
     @Test func dataErrors() {
-        #expect(throws: StreamDecodingError.truncated(.data, needed: 1, available: 0)) { try Self.decodeStream(.data, []) }
+        #expect(throws: StreamDecodingError.truncated(.data, needed: 1, available: 0)) {
+            try Self.decodeStream(.data, [])
+        }
         #expect(throws: StreamDecodingError.dataTooLarge(AggLimits.maxDataPayload + 1)) {
             try Self.decodeStream(.data, [UInt8](repeating: 0, count: AggLimits.maxDataPayload + 1))
         }
@@ -184,13 +190,17 @@ import Testing
 
     @Test(arguments: [AggMessageKind.fin, .closed])
     func oneByteMessagesErrors(_ kind: AggMessageKind) {
-        #expect(throws: StreamDecodingError.truncated(kind, needed: 1, available: 0)) { try Self.decodeStream(kind, []) }
+        #expect(throws: StreamDecodingError.truncated(kind, needed: 1, available: 0)) {
+            try Self.decodeStream(kind, [])
+        }
         #expect(throws: StreamDecodingError.nonZeroReserved(kind, 1)) { try Self.decodeStream(kind, [1]) }
         #expect(throws: StreamDecodingError.trailingBytes(kind, count: 1)) { try Self.decodeStream(kind, [0, 0]) }
     }
 
     @Test func resetErrors() {
-        #expect(throws: StreamDecodingError.truncated(.reset, needed: 1, available: 0)) { try Self.decodeStream(.reset, []) }
+        #expect(throws: StreamDecodingError.truncated(.reset, needed: 1, available: 0)) {
+            try Self.decodeStream(.reset, [])
+        }
         #expect(throws: StreamDecodingError.unknownResetReason(6)) { try Self.decodeStream(.reset, [6]) }
         #expect(throws: StreamDecodingError.invalidUTF8) { try Self.decodeStream(.reset, [0, 0xFF]) }
     }
@@ -224,7 +234,9 @@ import Testing
         for message in [ControlMessage.hello(Self.hello), .auth(Self.auth), .authOK(proof: Array(0..<32)), .ping(7)] {
             let full = Array(buffer: message.encode())
             for length in 0..<full.count {
-                #expect(throws: StreamDecodingError.self) { try Self.decodeControl(message.kind, Array(full.prefix(length))) }
+                #expect(throws: StreamDecodingError.self) {
+                    try Self.decodeControl(message.kind, Array(full.prefix(length)))
+                }
             }
             #expect(throws: StreamDecodingError.trailingBytes(message.kind, count: 1)) {
                 try Self.decodeControl(message.kind, full + [0])
@@ -251,10 +263,12 @@ import Testing
     }
 
     @Test func messagesOnTheWrongStreamAreRejected() {
-        let data = SCTPMessage(stream: StreamID(0), ppid: AggMessageKind.data.ppid, isUnordered: false,
+        let data = SCTPMessage(
+            stream: StreamID(0), ppid: AggMessageKind.data.ppid, isUnordered: false,
             payload: Self.buffer([1]))
         #expect(throws: StreamDecodingError.wrongStream(.data, StreamID(0))) { try AggMessage.decode(data) }
-        let ping = SCTPMessage(stream: StreamID(3), ppid: AggMessageKind.ping.ppid, isUnordered: false,
+        let ping = SCTPMessage(
+            stream: StreamID(3), ppid: AggMessageKind.ping.ppid, isUnordered: false,
             payload: ControlMessage.ping(1).encode())
         #expect(throws: StreamDecodingError.wrongStream(.ping, StreamID(3))) { try AggMessage.decode(ping) }
         #expect(throws: StreamDecodingError.wrongStream(.fin, StreamID(0))) {
@@ -266,13 +280,16 @@ import Testing
     }
 
     @Test func onlyPingAndPongMayBeUnordered() throws {
-        let ping = SCTPMessage(stream: StreamID(0), ppid: AggMessageKind.ping.ppid, isUnordered: true,
+        let ping = SCTPMessage(
+            stream: StreamID(0), ppid: AggMessageKind.ping.ppid, isUnordered: true,
             payload: ControlMessage.ping(5).encode())
         #expect(try AggMessage.decode(ping) == .control(.ping(5)))
-        let data = SCTPMessage(stream: StreamID(1), ppid: AggMessageKind.data.ppid, isUnordered: true,
+        let data = SCTPMessage(
+            stream: StreamID(1), ppid: AggMessageKind.data.ppid, isUnordered: true,
             payload: Self.buffer([1]))
         #expect(throws: StreamDecodingError.unorderedNotAllowed(.data)) { try AggMessage.decode(data) }
-        let ordered = SCTPMessage(stream: StreamID(1), ppid: AggMessageKind.data.ppid, isUnordered: false,
+        let ordered = SCTPMessage(
+            stream: StreamID(1), ppid: AggMessageKind.data.ppid, isUnordered: false,
             payload: Self.buffer([1]))
         #expect(try AggMessage.decode(ordered) == .stream(StreamID(1), .data(Self.buffer([1]))))
     }

@@ -140,7 +140,8 @@ import Testing
                         let sender = bytes.getInteger(at: bytes.readerIndex, as: UInt64.self).map(Int.init)
                         if sender != clientConnectionOn[id] {
                             client.violations.append(
-                                "echo of connection \(sender ?? -1) reached connection \(clientConnectionOn[id] ?? -1) on \(id)")
+                                "echo of connection \(sender ?? -1) reached connection \(clientConnectionOn[id] ?? -1) on \(id)"
+                            )
                         }
                         if let update = client.states[id]!.consumed(bytes.readableBytes) { client.send(update, on: id) }
                     default:
@@ -192,7 +193,7 @@ import Testing
                 case .remoteFinishedMustSendClosed:
                     server.send(.closed, on: id)
                 case .resetByPeer(_, _, let mustAnswer):
-                    // As StreamRelay does: the answer goes out although the stream is already free here.
+                    // As StreamSession does: the answer goes out although the stream is already free here.
                     if mustAnswer { server.sendAnswer(.reset(.cancelled, text: nil), on: id) }
                 case .ignored, .opened, .openFailed, .credit, .released:
                     break

@@ -171,7 +171,9 @@ struct StreamPair {
         #expect(try pair.deliverToClient() == .remoteFinished)
         #expect(try pair.deliverToClient() == .released)
         #expect(pair.client.isFree)
-        #expect(throws: StreamStateError.sendNotAllowed(.reset, in: .idle)) { try pair.client.send(.reset(.cancelled, text: nil)) }
+        #expect(throws: StreamStateError.sendNotAllowed(.reset, in: .idle)) {
+            try pair.client.send(.reset(.cancelled, text: nil))
+        }
     }
 
     @Test func staleWindowUpdateAfterClientFinIsIgnored() throws {
@@ -251,9 +253,13 @@ struct StreamPair {
         try pair.open()
         _ = try pair.clientSends(.fin)
         #expect(throws: StreamStateError.sendNotAllowed(.fin, in: .halfClosedLocal)) { try pair.client.send(.fin) }
-        #expect(throws: StreamStateError.sendNotAllowed(.data, in: .halfClosedLocal)) { try pair.client.send(Self.data(1)) }
+        #expect(throws: StreamStateError.sendNotAllowed(.data, in: .halfClosedLocal)) {
+            try pair.client.send(Self.data(1))
+        }
         _ = try pair.deliverToServer()
-        #expect(throws: StreamStateError.receiveNotAllowed(.fin, in: .halfClosedRemote)) { try pair.server.receive(.fin) }
+        #expect(throws: StreamStateError.receiveNotAllowed(.fin, in: .halfClosedRemote)) {
+            try pair.server.receive(.fin)
+        }
         #expect(throws: StreamStateError.receiveNotAllowed(.data, in: .halfClosedRemote)) {
             try pair.server.receive(Self.data(1))
         }
@@ -321,7 +327,9 @@ struct StreamPair {
         #expect(throws: FlowControlError.exceedsCredit(bytes: 1, available: 0)) { try window.consume(1) }
         try window.grant(5)
         #expect(window.available == 5)
-        #expect(throws: FlowControlError.overflow(Int(AggLimits.maxCredit) + 5)) { try window.grant(AggLimits.maxCredit) }
+        #expect(throws: FlowControlError.overflow(Int(AggLimits.maxCredit) + 5)) {
+            try window.grant(AggLimits.maxCredit)
+        }
         #expect(FlowWindow(credit: .max).available == Int(AggLimits.maxCredit))
     }
 

@@ -25,10 +25,13 @@ struct StreamWaitTests {
         static func start(serverStreams: Int, clientStreams: Int, wait: Duration, queue: Int) throws -> Pair {
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
             let origin = try OriginServer.bind(on: group.next())
-            let listen = [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: try EndToEndHarness.freeUDPPort())]
+            let listen = [
+                SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: try EndToEndHarness.freeUDPPort())
+            ]
             var serverConfiguration = AggServerService.Configuration(
                 listen: listen, keys: [EndToEndHarness.key],
-                egress: EgressConnector(policy: EgressPolicy(allowed: [CIDR("127.0.0.0/8")!]), connectTimeout: .seconds(5)))
+                egress: EgressConnector(
+                    policy: EgressPolicy(allowed: [CIDR("127.0.0.0/8")!]), connectTimeout: .seconds(5)))
             serverConfiguration.limits.streamsPerAssociation = serverStreams
             let server = try AggServerService.start(
                 configuration: serverConfiguration, on: group.next(), logger: EndToEndHarness.logger("aggserver")

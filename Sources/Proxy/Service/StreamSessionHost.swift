@@ -1,0 +1,390 @@
+import Logging
+import NIOCore
+import SCTPEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Runs one association's `StreamSession` on NIO: feeds it the association's messages and the TCP channels'
+/// events, performs its actions on the channels and the SCTP driver, and keeps one timer for its next deadline.
+/// Nothing is decided here. Confined to the driver's event loop.
+final class StreamSessionHost {
+    let driver: SCTPDriver
+    let association: SCTPAssociationID
+    private(set) var session: StreamSession
+
+    /// Server: connect to the target for a new connection, then call `targetConnected` or `targetFailed`.
+    var onConnect: ((ConnectionID, StreamTarget) -> Void)?
+    /// The peer broke the association-wide rules (stream reuse): the owner aborts the association.
+    var onFatalError: ((String) -> Void)?
+    /// No stream was open for the association idle timeout: the owner shuts the association down, or calls
+    /// `restartIdleClock` to keep it.
+    var onIdle: (() -> Void)?
+    /// Callers of `drain` waiting for the last stream to end.
+    private var drainWaiters: [() -> Void] = []
+
+    /// The TCP channel of each connection (the application's on the client, also before the relay joins it; the
+    /// target's on the server), and the relay handler once it is in the pipeline.
+    private var channels: [ConnectionID: (channel: any Channel, handler: StreamChannelHandler?)] = [:]
+    /// Client: the application's answer for each connection whose OPEN-RESULT is pending.
+    private var openPromises: [ConnectionID: EventLoopPromise<Void>] = [:]
+    /// Client: connections that wait for a stream.
+    private var waiting: [UInt64: PendingOpen] = [:]
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
+    private var isDraining = false
+
+    private struct PendingOpen {
+        let target: StreamTarget
+        let initialData: ByteBuffer?
+        let inbound: any Channel
+        let promise: EventLoopPromise<Void>
+    }
+
+    init(driver: SCTPDriver, association: SCTPAssociationID, session: StreamSession) {
+        self.driver = driver
+        self.association = association
+        self.session = session
+        rearm()
+    }
+
+    var eventLoop: any EventLoop { driver.eventLoop }
+    var activeStreams: Int { session.activeStreams }
+    var streamLimit: Int { session.table.streamLimit }
+    var streamsOpened: Int { session.streamsOpened }
+    var bytesSent: Int { session.bytesSent }
+    var bytesReceived: Int { session.bytesReceived }
+    var bufferedBytes: Int { session.bufferedBytes }
+
+    // MARK: - Inputs from the association
+
+    /// A message on stream 1 or above.
+    func receive(_ message: SCTPMessage) {
+        session.handleMessage(message, now: .now())
+        drain()
+    }
+
+    /// The association's send buffer drained.
+    func resumeWriting() {
+        session.handleWritable()
+        drain()
+    }
+
+    /// The association is gone: every connection is reset, pending opens fail.
+    func associationLost() {
+        session.handleAssociationLost()
+        drain()
+        timer?.cancel()
+        timer = nil
+        runDrainWaiters()
+    }
+
+    /// Lets running connections finish and calls `body` once no stream is in use (at once when none is), or when
+    /// the association is lost meanwhile.
+    func drain(_ body: @escaping () -> Void) {
+        drainWaiters.append(body)
+        session.handleDrain()
+        drain()
+        if session.isClosed { runDrainWaiters() }
+    }
+
+    private func runDrainWaiters() {
+        let waiters = drainWaiters
+        drainWaiters.removeAll()
+        for waiter in waiters { waiter() }
+    }
+
+    /// Something other than a stream (a UDP flow) used the association.
+    func restartIdleClock() {
+        session.restartIdleClock(now: .now())
+    }
+
+    // MARK: - Client: opening
+
+    /// Opens a stream for the application's connection `inbound` and completes `promise` with the OPEN-RESULT,
+    /// waiting up to `wait` for a free stream when all are in use (see `StreamSession.requestStream`).
+    func open(
+        _ target: StreamTarget, initialData: ByteBuffer?, inbound: any Channel, waitingUpTo wait: TimeAmount,
+        queueLimit: Int, promise: EventLoopPromise<Void>
+    ) {
+        let pending = PendingOpen(target: target, initialData: initialData, inbound: inbound, promise: promise)
+        switch session.requestStream(waitingUpTo: wait, queueLimit: queueLimit, now: .now()) {
+        case .granted(let connection): start(connection, pending)
+        case .waiting(let waiter): waiting[waiter] = pending
+        case .refused(let failure): promise.fail(failure)
+        }
+        drain()
+    }
+
+    private func start(_ connection: ConnectionID, _ pending: PendingOpen) {
+        guard pending.inbound.isActive else {
+            // The application gave up while it waited: the stream is free again at once.
+            session.cancelBeforeOpen(connection)
+            pending.promise.fail(ProxyFailure.generalFailure)
+            return
+        }
+        channels[connection] = (pending.inbound, nil)
+        openPromises[connection] = pending.promise
+        session.open(connection, to: pending.target, initialData: pending.initialData, now: .now())
+    }
+
+    /// OPEN-RESULT ok: the relay joins the application's pipeline, then the application learns it.
+    private func attach(_ connection: ConnectionID) {
+        guard let promise = openPromises.removeValue(forKey: connection) else { return }
+        guard let channel = channels[connection]?.channel, channel.isActive else {
+            promise.fail(ProxyFailure.generalFailure)
+            channels[connection] = nil
+            session.handleAttachFailed(connection, .cancelled, text: "the local connection went away")
+            return
+        }
+        do {
+            // The application's FIN must reach us as an event, not close the channel.
+            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
+            try install(connection, on: channel)
+        } catch {
+            promise.fail(ProxyFailure.generalFailure)
+            channels[connection] = nil
+            session.handleAttachFailed(connection, .internalError, text: "cannot install the relay")
+            return
+        }
+        promise.succeed()
+        session.handleAttached(connection)
+    }
+
+    private func install(_ connection: ConnectionID, on channel: any Channel) throws {
+        let handler = StreamChannelHandler(connection: connection, host: self)
+        channels[connection] = (channel, handler)
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    // MARK: - Server: targets
+
+    /// The target accepted: OPEN-RESULT ok, then the relay joins the target's channel.
+    func targetConnected(_ connection: ConnectionID, channel: any Channel) {
+        guard session.handleTargetConnected(connection) else {
+            channel.close(promise: nil)  // The client reset the stream meanwhile.
+            drain()
+            return
+        }
+        do {
+            try install(connection, on: channel)
+        } catch {
+            session.handleAttachFailed(connection, .internalError, text: "cannot install the relay")
+        }
+        drain()
+    }
+
+    func targetFailed(_ connection: ConnectionID, _ error: EgressError) {
+        session.handleTargetFailed(connection, error)
+        drain()
+    }
+
+    // MARK: - Inputs from the relay handlers
+
+    fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer) {
+        session.isAssociationWritable = driver.isWritable(association)
+        session.handleRead(connection, bytes, now: .now())
+        drain()
+    }
+
+    fileprivate func readRequested(_ connection: ConnectionID) {
+        session.isAssociationWritable = driver.isWritable(association)
+        session.handleReadRequested(connection)
+        drain()
+    }
+
+    fileprivate func inputEnded(_ connection: ConnectionID) {
+        session.handleInputEnded(connection)
+        drain()
+    }
+
+    fileprivate func handlerRemoved(_ connection: ConnectionID) {
+        channels[connection] = nil
+        session.handleRemoved(connection)
+        drain()
+    }
+
+    fileprivate func socketClosed(_ connection: ConnectionID) {
+        channels[connection] = nil
+        session.handleSocketClosed(connection)
+        drain()
+    }
+
+    fileprivate func socketError(_ connection: ConnectionID, _ error: any Error) {
+        session.handleSocketError(connection, "\(error)")
+        drain()
+    }
+
+    // MARK: - Actions
+
+    /// Performs the session's actions until it has none; re-entrant calls (a write that fails at once) add to the
+    /// same loop. Not inlined: Swift 6.3.1's optimizer fails SIL verification when this loop is inlined into
+    /// `AggClientService.openStream` (a compiler crash in release builds only).
+    @inline(never)
+    private func drain() {
+        guard !isDraining else { return }
+        isDraining = true
+        while let action = session.pollAction() { perform(action) }
+        isDraining = false
+        rearm()
+    }
+
+    private func perform(_ action: StreamSessionAction) {
+        switch action {
+        case .send(let message, let stream):
+            do {
+                try driver.send(message.encode(), on: association, stream: stream, ppid: message.ppid)
+            } catch {
+                session.logger.debug("send failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+            }
+        case .write(let bytes, let connection):
+            write(bytes, to: connection)
+        case .read(let connection):
+            channels[connection]?.handler?.context?.read()
+        case .endOutput(let connection):
+            endOutput(connection)
+        case .close(let connection, let abortively):
+            close(connection, abortively: abortively)
+        case .opened(let connection):
+            attach(connection)
+        case .openFailed(let connection, let failure):
+            channels[connection] = nil
+            openPromises.removeValue(forKey: connection)?.fail(failure)
+        case .connect(let connection, let target):
+            onConnect?(connection, target)
+        case .streamGranted(let waiter, let connection):
+            if let pending = waiting.removeValue(forKey: waiter) {
+                start(connection, pending)
+            } else {
+                session.cancelBeforeOpen(connection)
+            }
+        case .streamRefused(let waiter, let failure):
+            waiting.removeValue(forKey: waiter)?.promise.fail(failure)
+        case .abortAssociation(let reason):
+            onFatalError?(reason)
+        case .idle:
+            onIdle?()
+        case .drained:
+            runDrainWaiters()
+        }
+    }
+
+    private func write(_ bytes: ByteBuffer, to connection: ConnectionID) {
+        let count = bytes.readableBytes
+        guard let context = channels[connection]?.handler?.context else {
+            session.handleWriteCompleted(connection, bytes: count, succeeded: false)
+            return
+        }
+        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { [self] result in
+            if case .success = result {
+                session.handleWriteCompleted(connection, bytes: count, succeeded: true)
+            } else {
+                session.handleWriteCompleted(connection, bytes: count, succeeded: false)
+            }
+            drain()
+        }
+    }
+
+    /// Half-closes the socket; on an HTTP forward request the relay leaves the pipeline instead (the proxy handler
+    /// takes the output's end as the end of one response, and the next request gets a stream of its own).
+    private func endOutput(_ connection: ConnectionID) {
+        guard let entry = channels[connection], let handler = entry.handler, let context = handler.context else {
+            return
+        }
+        context.close(mode: .output, promise: nil)
+        if session.role == .client,
+            (try? context.pipeline.syncOperations.context(handlerType: HTTPProxyHandler.self)) != nil
+        {
+            channels[connection] = nil
+            if handler.context != nil { context.pipeline.syncOperations.removeHandler(context: context, promise: nil) }
+        }
+    }
+
+    private func close(_ connection: ConnectionID, abortively: Bool) {
+        guard let channel = channels.removeValue(forKey: connection)?.channel else { return }
+        if abortively, let provider = channel as? any SocketOptionProvider {
+            // SO_LINGER 0: close sends RST, so the application sees a reset, not a clean end of stream.
+            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: - Time
+
+    /// Keeps one timer at the session's next deadline.
+    private func rearm() {
+        guard let next = session.nextDeadline else {
+            timer?.cancel()
+            timer = nil
+            timerDeadline = nil
+            return
+        }
+        if let current = timerDeadline, current <= next { return }
+        timer?.cancel()
+        timerDeadline = next
+        timer = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
+            guard let self else { return }
+            self.timerDeadline = nil
+            self.timer = nil
+            self.session.handleTimeout(now: .now())
+            self.drain()
+        }
+    }
+}
+
+/// The relay's end in one TCP channel's pipeline: reports the channel's events to the `StreamSessionHost` and holds
+/// `read()` until the session asks for it. Everything else is the session's.
+final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let connection: ConnectionID
+    private weak var host: StreamSessionHost?
+    private(set) var context: ChannelHandlerContext?
+
+    init(connection: ConnectionID, host: StreamSessionHost) {
+        self.connection = connection
+        self.host = host
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        host?.handlerRemoved(connection)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        host?.read(connection, unwrapInboundIn(data))
+    }
+
+    func read(context: ChannelHandlerContext) {
+        host?.readRequested(connection)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            host?.inputEnded(connection)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        host?.socketClosed(connection)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        host?.socketError(connection, error)
+    }
+}

@@ -1,0 +1,129 @@
+import NIOCore
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+/// A server session fed messages as a hostile key holder would send them: every stream opened at once, each filled
+/// to its credit while its target never connects (the DATA waits in the session). The association's limits hold
+/// whatever the peer does, and every refusal is counted.
+@Suite struct StreamSessionLimitTests {
+    static let credit = 64 * 1024
+    static let cap = 256 * 1024
+    static let target = StreamTarget(host: "127.0.0.1", port: 9)
+    let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+
+    func server(streams: Int, metrics: ProxyMetrics) -> LockstepSide {
+        LockstepSide.server(
+            streams: streams, credit: UInt32(Self.credit), now: now, bufferedBytesLimit: Self.cap, metrics: metrics)
+    }
+
+    static func message(_ message: StreamMessage, on stream: Int) -> SCTPMessage {
+        SCTPMessage(stream: StreamID(UInt16(stream)), ppid: message.ppid, isUnordered: false, payload: message.encode())
+    }
+
+    /// OPENs on `streams`, none of which the session has seen.
+    func open(_ streams: ClosedRange<Int>, on side: LockstepSide) {
+        for stream in streams {
+            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
+        }
+        side.run()
+    }
+
+    /// Streams 2 to 5 each filled to their 64 KiB credit (the association at its cap), then one more chunk on 1.
+    func fillToTheCapThenSendOnStreamOne(_ chunk: ByteBuffer, on side: LockstepSide) {
+        for stream in 2...5 {
+            for _ in 0..<4 { side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now) }
+        }
+        side.run()
+        #expect(side.session.bufferedBytes == Self.cap)
+        side.session.handleMessage(Self.message(.data(chunk), on: 1), now: now)
+        side.run()
+    }
+
+    /// 16 streams opened before any byte arrives each bring 64 KiB of credit, four times the 256 KiB cap; each is
+    /// then filled to its credit, round by round. The association never holds more than its cap: once it is full,
+    /// each DATA resets the stream holding the most, and at least 12 streams go (1 MiB arrived, each reset stream
+    /// takes at most its 64 KiB with it), each counted.
+    @Test func dataBeyondTheBufferedBytesCapResetsAStream() {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 64, metrics: metrics)
+        for stream in 1...16 {
+            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
+        }
+        side.run()
+        #expect(side.connects.count == 16)
+        let chunk = ByteBuffer(repeating: 0x5A, count: 16 * 1024)
+        for _ in 0..<(Self.credit / chunk.readableBytes) {
+            for stream in 1...16 {
+                side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now)
+                side.run()
+                #expect(side.session.bufferedBytes <= Self.cap)
+            }
+        }
+        #expect(side.session.bufferedBytes == Self.cap)
+        let resets = metrics.refusals[.bufferedBytesPerAssociation] ?? 0
+        #expect(resets >= 12)
+        #expect(side.session.activeStreams == 16 - resets)
+        #expect(side.messages(kind: .reset).count == resets)
+    }
+
+    /// At the cap, DATA for a stream whose socket takes everything at once resets a stream that holds bytes its
+    /// socket did not take, not the one that drains.
+    @Test func theStreamHoldingTheMostIsResetNotTheOneThatDrains() throws {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 64, metrics: metrics)
+        open(1...5, on: side)
+        let healthy = side.connects[0].0
+        let connected = side.session.handleTargetConnected(healthy)
+        #expect(connected)
+        side.run()
+        let chunk = ByteBuffer(repeating: 0x33, count: 16 * 1024)
+        fillToTheCapThenSendOnStreamOne(chunk, on: side)
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
+        #expect(side.session.contains(healthy))
+        #expect(side.written[healthy] == chunk)
+        #expect(side.session.bufferedBytes == Self.cap - Self.credit)
+        #expect(side.session.activeStreams == 4)
+    }
+
+    /// The same when the stalled streams' bytes are already in their sockets' write queues: resetting one closes
+    /// its socket, which drops those writes, so its bytes count out at once and the arriving stream keeps going.
+    /// (When the count waited for the failed writes to be reported, the arriving stream was reset as well.)
+    @Test func resettingAStreamCountsItsUnwrittenBytesOutAtOnce() throws {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 64, metrics: metrics)
+        open(1...5, on: side)
+        side.holdWrites = true
+        for (connection, _) in side.connects {
+            let connected = side.session.handleTargetConnected(connection)
+            #expect(connected)
+        }
+        side.run()
+        let chunk = ByteBuffer(repeating: 0x44, count: 16 * 1024)
+        fillToTheCapThenSendOnStreamOne(chunk, on: side)
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
+        #expect(side.closed.count == 1)
+        #expect(side.session.contains(side.connects[0].0))
+        #expect(side.session.bufferedBytes == Self.cap - Self.credit + chunk.readableBytes)
+        // The dropped writes' failures, reported later, are not counted out a second time.
+        side.completeHeldWrites()
+        #expect(side.session.bufferedBytes == 0)
+    }
+
+    /// OPENs beyond the streams-per-association limit are refused with OPEN-RESULT "too many streams" and counted
+    /// both as refused connections and as refusals of that limit.
+    @Test func opensBeyondTheStreamLimitAreRefusedAndCounted() {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 8, metrics: metrics)
+        for stream in 1...13 {
+            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: stream), now: now)
+        }
+        side.run()
+        #expect(side.connects.count == 8)
+        #expect(side.session.activeStreams == 8)
+        #expect(side.messages(kind: .openResult).count == 5)
+        #expect(metrics.refusals[.streamsPerAssociation] == 5)
+        #expect(metrics.values.connections[ConnectionOutcome.tooManyStreams.rawValue] == 5)
+    }
+}
