@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "aggserver", targets: ["AggServer"]),
         .executable(name: "sctpcat", targets: ["sctpcat"]),
         .executable(name: "agg-bench", targets: ["AggBench"]),
+        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into Proxy's package-level API.
+        .library(name: "ProxyFuzzSupport", targets: ["ProxyFuzzSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
@@ -50,13 +52,33 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The proxy's sans-IO protocol: for now the datagram security (keys, HELLO handshake, session ciphers,
+        // replay window, the client's and the server's state machines). ByteBuffer, crypto and the engine's types
+        // only; no NIOPosix, no clock, no sockets.
+        .target(
+            name: "AggProtocol",
+            dependencies: [
+                "SCTPEngine", "CAEAD", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: hotPath
+        ),
+        // The daemons' life under systemd (notify, watchdog, journal, socket activation), logging, the build's
+        // version: no dependency on the rest of the proxy.
+        .target(
+            name: "AggOperations",
+            dependencies: [
+                "CSystemd", "CBuildInfo", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
-                "CAEAD",
-                "CSystemd",
-                "CBuildInfo",
+                "AggProtocol",
+                "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -66,16 +88,28 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
+            resources: [.embedInCode("Observability/Resources/status.html")],
             swiftSettings: hotPath
         ),
-        .executableTarget(
-            name: "AggClient",
+        // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
+        .target(
+            name: "DaemonCommandLine",
             dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "AggClient",
+            dependencies: [
+                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "AggServer",
-            dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -101,6 +135,14 @@ let package = Package(
             path: "Tests/SCTPSimulation",
             swiftSettings: hotPath
         ),
+        // In-memory stand-ins around Proxy's datagram security and status endpoint for the fuzzers (and the status
+        // tests); kept out of the Proxy product so the daemons do not ship them.
+        .target(
+            name: "ProxyFuzzSupport",
+            dependencies: ["Proxy", "AggProtocol", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/ProxyFuzzSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "SCTPEngineTests",
             dependencies: ["SCTPEngine", "SCTPSimulation"],
@@ -110,7 +152,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "SCTPEngine", "SCTPSimulation", "CAEAD", .product(name: "NIOEmbedded", package: "swift-nio"),
+                "Proxy", "AggProtocol", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

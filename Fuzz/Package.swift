@@ -45,7 +45,10 @@ let package = Package(
         // The datagram decryption layer (HELLO, HELLO-ACK, sealed data) after a real handshake.
         .executableTarget(
             name: "DecryptFuzzer",
-            dependencies: ["CFuzzerDriver", .product(name: "Proxy", package: "agg")],
+            dependencies: [
+                "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
+                .product(name: "ProxyFuzzSupport", package: "agg"),
+            ],
             swiftSettings: strict
         ),
         // Runs ingress inputs on an EmbeddedChannel with a stand-in upstream (SOCKS and HTTP fuzzers).
@@ -78,7 +81,8 @@ let package = Package(
             name: "StatusFuzzer",
             dependencies: [
                 "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "ProxyFuzzSupport", package: "agg"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

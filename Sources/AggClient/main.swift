@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaemonCommandLine
 import Proxy
 
 /// aggclient: a SOCKS5/HTTP proxy whose every connection becomes a stream of one multipath SCTP association.
@@ -42,20 +43,10 @@ struct ClientOptions: ParsableArguments {
     var proxyUser: [String] = []
     @Option(name: .customLong("proxy-user-file"), help: "File of USER:PASS lines (mode 600) the listeners accept.")
     var proxyUserFile: String?
-    @Option(help: "Serve the status page and metrics on HOST:PORT.")
-    var metrics: String?
     @Option(help: "How long SIGTERM lets running connections finish (seconds, or '30s', '1m'; default 10s).")
     var shutdownTimeout: String?
-    @Flag(name: .shortAndLong, help: "Log every association and stream.")
-    var verbose = false
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
-    @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
-    var segmentationOffload: String?
-    @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
-    var udpIdleTimeout: String?
-    @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
-    var udpLifetime: String?
     @Option(
         help: """
             Connections open at once on the association (default 16384, at most 65534; the server's limit applies \
@@ -68,10 +59,12 @@ struct ClientOptions: ParsableArguments {
     var pathsPerAssociation: Int?
     @Option(help: "Bytes buffered for the association's streams at most, e.g. '64MiB' (the default).")
     var bufferedBytesPerAssociation: String?
+    @OptionGroup var shared: SharedDaemonFlags
 
     /// The flags given, by config key.
     var overrides: ConfigOverrides {
         var overrides = ConfigOverrides()
+        shared.add(to: &overrides)
         overrides.set("server", servers)
         overrides.set("path", paths)
         overrides.set("socks", socks)
@@ -80,13 +73,8 @@ struct ClientOptions: ParsableArguments {
         overrides.set("psk-file", pskFile)
         overrides.set("proxy-user", proxyUser)
         overrides.set("proxy-user-file", proxyUserFile)
-        overrides.set("metrics", metrics)
         overrides.set("shutdown-timeout", shutdownTimeout)
-        overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
-        overrides.set("segmentation-offload", segmentationOffload)
-        overrides.set("udp-idle-timeout", udpIdleTimeout)
-        overrides.set("udp-lifetime", udpLifetime)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.stream-wait", streamWait)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
@@ -120,8 +108,7 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         let report = ConfigCheck.client(path: options.config, overrides: options.overrides)
-        let code = ConfigCheck.print(report, daemon: "aggclient")
-        if code != 0 { throw ExitCode(code) }
+        try finishConfigCheck(report, daemon: "aggclient")
     }
 }
 

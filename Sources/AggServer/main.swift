@@ -1,4 +1,5 @@
 import ArgumentParser
+import DaemonCommandLine
 import Proxy
 
 /// aggserver: terminates the clients' SCTP associations and relays each stream to the internet.
@@ -26,20 +27,10 @@ struct ServerOptions: ParsableArguments {
         name: .customLong("egress-deny-port"),
         help: "Destination port egress refuses (repeat; default 25); 'none' allows every port.")
     var egressDenyPort: [String] = []
-    @Option(help: "Serve the status page and metrics on HOST:PORT.")
-    var metrics: String?
     @Option(help: "How long SIGTERM lets running streams finish (seconds, or '30s', '1m'; default 10s).")
     var shutdownTimeout: String?
-    @Flag(name: .shortAndLong, help: "Log every association and stream.")
-    var verbose = false
     @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
     var allowPlaintext = false
-    @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
-    var segmentationOffload: String?
-    @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
-    var udpIdleTimeout: String?
-    @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
-    var udpLifetime: String?
     @Option(help: "Associations one client key may hold at once (default 4).")
     var associationsPerKey: String?
     @Option(help: "Connections open at once on one association (default 16384, at most 65534); more OPENs are refused.")
@@ -48,21 +39,18 @@ struct ServerOptions: ParsableArguments {
     var pathsPerAssociation: Int?
     @Option(help: "Bytes buffered for one association's streams at most, e.g. '64MiB' (the default).")
     var bufferedBytesPerAssociation: String?
+    @OptionGroup var shared: SharedDaemonFlags
 
     /// The flags given, by config key.
     var overrides: ConfigOverrides {
         var overrides = ConfigOverrides()
+        shared.add(to: &overrides)
         overrides.set("listen", listen)
         overrides.set("psk-file", pskFile)
         overrides.set("egress-allow", egressAllow)
         overrides.set("egress-deny-port", egressDenyPort)
-        overrides.set("metrics", metrics)
         overrides.set("shutdown-timeout", shutdownTimeout)
-        overrides.set("verbose", verbose)
         overrides.set("allow-plaintext", allowPlaintext)
-        overrides.set("segmentation-offload", segmentationOffload)
-        overrides.set("udp-idle-timeout", udpIdleTimeout)
-        overrides.set("udp-lifetime", udpLifetime)
         overrides.set("limits.associations-per-key", associationsPerKey)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
@@ -94,8 +82,7 @@ struct CheckConfig: ParsableCommand {
 
     func run() throws {
         let report = ConfigCheck.server(path: options.config, overrides: options.overrides)
-        let code = ConfigCheck.print(report, daemon: "aggserver")
-        if code != 0 { throw ExitCode(code) }
+        try finishConfigCheck(report, daemon: "aggserver")
     }
 }
 

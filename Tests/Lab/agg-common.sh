@@ -1,9 +1,11 @@
-# agg-common.sh: shared by Tests/Lab/agg-integration.sh, agg-vs-mptcp.sh and latency-under-load.sh (source it, do not run it).
+# agg-common.sh: shared by the lab scripts that run the daemons (agg-*.sh, latency-under-load.sh). Source it,
+# do not run it.
 #
 # Runs aggserver in agg-s (S1:9899 and S2:9899, status page on the server's 127.0.0.1:9101), a test HTTP server
 # in agg-s on S1:8000 serving $AGG_WWW, and aggclient in agg-c (paths C1 and C2, SOCKS on 127.0.0.1:1080, HTTP
 # proxy on 127.0.0.1:8080, status page on the client's 127.0.0.1:9100). The caller sets AGG_WORK (a scratch
-# directory), AGGSERVER and AGGCLIENT (binaries), and calls agg_stop from its EXIT trap.
+# directory), AGGSERVER and AGGCLIENT (binaries), and calls agg_stop from its EXIT trap. A script that checks and
+# prints PASS/FAIL lines calls agg_checks NAME instead, which sets up the work directory, the trap and the counters.
 
 # One lab at a time on this machine: every lab script uses the same namespaces (agg-c, agg-s, agg-r1, agg-r2), so a
 # second one waits here for the first to finish. A caller that already holds the lock sets AGG_LAB_LOCKED=1 (e.g.
@@ -23,6 +25,50 @@ AGG_PIDS=() AGG_SERVER_ARGS=() AGG_CLIENT_ARGS=()
 
 lab() { "$LAB" "$@"; }
 now() { date +%s.%N; }
+
+# agg_workdir NAME: AGG_WORK, a fresh /tmp/NAME.XXXXXX that the daemons (another user under ip netns) can read.
+agg_workdir() {
+    AGG_WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$AGG_WORK"
+}
+
+# agg_checks NAME [KEPT]: the scaffolding of a script that checks: agg_workdir NAME, the counters behind pass, fail,
+# check and finish, and an EXIT trap that kills $BG (a background download, if one is running), runs the script's
+# agg_extra_cleanup if it defines one, stops the daemons, takes the lab down, and removes AGG_WORK unless a check
+# failed or KEEP is set (then it says where the logs are: KEPT names them).
+agg_checks() {
+    agg_workdir "$1"
+    AGG_KEPT=${2:-aggserver.log, aggclient.log, status-*.txt}
+    passed=0 failed=0
+    trap agg_checks_cleanup EXIT
+}
+agg_checks_cleanup() {
+    [[ -n ${BG:-} ]] && kill "$BG" 2>/dev/null
+    agg_stop
+    declare -F agg_extra_cleanup >/dev/null && agg_extra_cleanup
+    lab down >/dev/null 2>&1
+    if ((failed > 0)) || [[ -n ${KEEP:-} ]]; then
+        echo "logs kept in $AGG_WORK ($AGG_KEPT)"
+        rm -rf "$AGG_WORK/www"
+    else
+        rm -rf "$AGG_WORK"
+    fi
+}
+pass() { echo "PASS: $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
+check() { # check CONDITION_EXIT_STATUS DESCRIPTION...
+    local status=$1
+    shift
+    if [[ $status == 0 ]]; then pass "$*"; else fail "$*"; fi
+}
+# finish: the totals line, then exit non-zero if a check failed.
+finish() {
+    echo "$passed passed, $failed failed"
+    ((failed == 0))
+    exit
+}
+# snapshot NAME: both status pages into the work directory, for the logs.
+snapshot() { { echo "== client"; client_status; echo "== server"; server_status; } >"$AGG_WORK/status-$1.txt" 2>&1; }
 calc() { "$PYTHON" -c "print($1)"; }
 
 # agg_build [debug|release]: sets AGGSERVER/AGGCLIENT unless given in the environment.

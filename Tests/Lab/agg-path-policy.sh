@@ -19,30 +19,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-5} DELAY2=${DELAY2:-5} SIZE_MB=${SIZE_MB:-20}
 AGG_PATH2_OPTIONS=",backup"
 
-AGG_WORK=$(mktemp -d /tmp/agg-path-policy.XXXXXX)
-chmod 755 "$AGG_WORK"
-cleanup() {
-    [[ -n ${BG:-} ]] && kill "$BG" 2>/dev/null
-    agg_stop
-    lab down >/dev/null 2>&1
-    if ((failed > 0)) || [[ -n ${KEEP:-} ]]; then
-        echo "logs kept in $AGG_WORK (aggserver.log, aggclient.log, status-*.txt)"
-        rm -rf "$AGG_WORK/www"
-    else
-        rm -rf "$AGG_WORK"
-    fi
-}
-trap cleanup EXIT
-passed=0 failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { if [[ $1 == 0 ]]; then pass "$2"; else fail "$2"; fi; }
-snapshot() { { echo "== client"; client_status; echo "== server"; server_status; } >"$AGG_WORK/status-$1.txt" 2>&1; }
-finish() {
-    echo "$passed passed, $failed failed"
-    ((failed == 0))
-    exit
-}
+agg_checks agg-path-policy
 # under_one_percent PART TOTAL
 under_one_percent() { (($1 * 100 < $2)); }
 

@@ -31,37 +31,8 @@ W=198.51.100.10 LAN_GW=192.168.50.1 LAN_HOST=192.168.50.2 LAN_GW6=fd50::1 LAN_HO
 TLISTEN="[::]:$TPORT"
 W6=2001:db8:50::10
 
-AGG_WORK=$(mktemp -d /tmp/agg-router-mode.XXXXXX)
-chmod 755 "$AGG_WORK"
-cleanup() {
-    [[ -n ${BG:-} ]] && kill "$BG" 2>/dev/null
-    agg_stop
-    ip netns del agg-lan 2>/dev/null
-    lab down >/dev/null 2>&1
-    if ((failed > 0)) || [[ -n ${KEEP:-} ]]; then
-        echo "logs kept in $AGG_WORK (aggserver.log, aggclient.log, status-*.txt, *.nft)"
-        rm -rf "$AGG_WORK/www"
-    else
-        rm -rf "$AGG_WORK"
-    fi
-}
-trap cleanup EXIT
-passed=0 failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { # check CONDITION_EXIT_STATUS DESCRIPTION...
-    local status=$1
-    shift
-    if [[ $status == 0 ]]; then pass "$*"; else fail "$*"; fi
-}
-snapshot() {
-    { echo "== client"; client_status; echo "== server"; server_status; } >"$AGG_WORK/status-$1.txt" 2>&1
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    ((failed == 0))
-    exit
-}
+agg_checks agg-router-mode "aggserver.log, aggclient.log, status-*.txt, *.nft"
+agg_extra_cleanup() { ip netns del agg-lan 2>/dev/null; }
 
 # metric c|s NAME LABELS: a counter's value from a status endpoint's /metrics (0 when absent).
 metric() {

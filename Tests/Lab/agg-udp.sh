@@ -27,23 +27,8 @@ COUNT=${COUNT:-10000} RATE=${RATE:-1000} GOODPUT=${GOODPUT:-1} MBIT=${MBIT:-60} 
 ECHO_PORT=7777 SINK_PORT=7778
 UDPCLIENT="$ROOT/scripts/socks5-udp-client.py"
 
-AGG_WORK=$(mktemp -d /tmp/agg-udp.XXXXXX)
-chmod 755 "$AGG_WORK"
-cleanup() {
-    [[ -n ${BG:-} ]] && kill "$BG" 2>/dev/null
-    agg_stop
-    lab down >/dev/null 2>&1
-    if ((failed > 0)) || [[ -n ${KEEP:-} ]]; then
-        echo "logs kept in $AGG_WORK (aggserver.log, aggclient.log, load-*.json, status-*.txt)"
-    else
-        rm -rf "$AGG_WORK"
-    fi
-}
-trap cleanup EXIT
-passed=0 failed=0
-pass() { echo "PASS: $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL: $*"; failed=$((failed + 1)); }
-check() { if [[ $1 == 0 ]]; then pass "$2"; else fail "$2"; fi; }
+agg_checks agg-udp "aggserver.log, aggclient.log, load-*.json, status-*.txt"
+# snapshot NAME: the common one, plus both JSON snapshots without history.
 snapshot() {
     { echo "== client"; client_status; echo "== server"; server_status; } >"$AGG_WORK/status-$1.txt" 2>&1
     ip netns exec agg-c curl -s --max-time 3 "http://$CLIENT_METRICS/status.json?history=0" >"$AGG_WORK/client-$1.json"
@@ -56,11 +41,6 @@ udp_counters() {
         "$PYTHON" -c "import json,sys; print(sys.argv[2], json.load(open(sys.argv[1]))['counters'].get('udp'))" \
             "$AGG_WORK/$side-$1.json" "$side" 2>/dev/null
     done | sed 's/^/    /'
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    ((failed == 0))
-    exit
 }
 field() { "$PYTHON" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, d))" "$@"; }
 

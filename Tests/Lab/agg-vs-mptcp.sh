@@ -21,8 +21,7 @@ RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-10} DELAY2=${DELAY2:-10} 
 SIZE_MB=${SIZE_MB:-150} UNEQUAL=${UNEQUAL:-1} UNEQUAL_RATE1=${UNEQUAL_RATE1:-100} UNEQUAL_RATE2=${UNEQUAL_RATE2:-5}
 UNEQUAL_SIZE_MB=${UNEQUAL_SIZE_MB:-200}
 
-AGG_WORK=$(mktemp -d /tmp/agg-vs-mptcp.XXXXXX)
-chmod 755 "$AGG_WORK"
+agg_workdir agg-vs-mptcp
 cleanup() {
     agg_stop
     lab down >/dev/null 2>&1

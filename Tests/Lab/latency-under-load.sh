@@ -32,8 +32,7 @@ ECHO_PORT=7000 BULK_PORT=7001 SS_PORT=8388 SS_SOCKS=127.0.0.1:1081 SS_PASSWORD=l
 ECHO=$HERE/latency-echo.py LTE_RATES=${LTE_RATES:-30 5 20 10 25 5 15 30}
 OWN_PIDS=()
 
-AGG_WORK=$(mktemp -d /tmp/latency-under-load.XXXXXX)
-chmod 755 "$AGG_WORK"
+agg_workdir latency-under-load
 cleanup() {
     local pid
     agg_stop

@@ -1,6 +1,7 @@
 import CFuzzerDriver
 import Foundation
 import Proxy
+import ProxyFuzzSupport
 
 /// libFuzzer entry point for the datagram decryption layer: a client and a server (`DatagramSecurityFuzzPair`)
 /// finish a real handshake and open one sealed packet each way; then the input is a sequence of records, each

@@ -2,6 +2,7 @@ import CFuzzerDriver
 import NIOCore
 import NIOEmbedded
 import Proxy
+import ProxyFuzzSupport
 
 /// libFuzzer entry point for the daemons' status endpoint (`--metrics`): NIO's HTTP/1.1 server handlers and
 /// `StatusRequestHandler` on an `EmbeddedChannel`, with fixed figures. The input's first byte chooses how the rest

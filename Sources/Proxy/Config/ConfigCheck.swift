@@ -22,19 +22,14 @@ public enum ConfigCheck {
 
     /// Checks aggclient's configuration from the file at `path` (or the default file) and the flags.
     public static func client(path: String?, overrides: ConfigOverrides) -> Report {
-        let schema = ClientSettings.configSchema
-        let loaded: LoadedConfig<ClientSettings>
-        do {
-            loaded = try ConfigFile.load(schema, path: path, overrides: overrides)
-        } catch {
-            return Report(summary: [], errors: error.errors)
+        run(ClientSettings.configSchema, path: path, overrides: overrides) { settings, check in
+            clientNotes(settings, check: check)
         }
-        let settings = loaded.settings
+    }
+
+    /// What `client` notes about `settings`, each check that throws recorded as an error of its key.
+    private static func clientNotes(_ settings: ClientSettings, check: Check) -> [String] {
         var notes: [String] = []
-        var errors: [ConfigError] = []
-        func check(_ key: String, _ body: () throws -> Void) {
-            do { try body() } catch { errors.append(loaded.error(key, "\(error)")) }
-        }
         check("psk-file") {
             let key = try KeyFile.loadClientKey(path: settings.pskFile)
             notes.append("key \"\(key.name)\" from \(settings.pskFile)")
@@ -91,24 +86,19 @@ public enum ConfigCheck {
                     + "privilege needed) or tproxies (needs CAP_NET_ADMIN); it asks for no credentials, so keep its "
                     + "port closed to the uplinks (deploy/nftables/agg-router.nft does)")
         }
-        return report(loaded, schema, notes: notes, errors: errors)
+        return notes
     }
 
     /// Checks aggserver's configuration from the file at `path` (or the default file) and the flags.
     public static func server(path: String?, overrides: ConfigOverrides) -> Report {
-        let schema = ServerSettings.configSchema
-        let loaded: LoadedConfig<ServerSettings>
-        do {
-            loaded = try ConfigFile.load(schema, path: path, overrides: overrides)
-        } catch {
-            return Report(summary: [], errors: error.errors)
+        run(ServerSettings.configSchema, path: path, overrides: overrides) { settings, check in
+            serverNotes(settings, check: check)
         }
-        let settings = loaded.settings
+    }
+
+    /// What `server` notes about `settings`, each check that throws recorded as an error of its key.
+    private static func serverNotes(_ settings: ServerSettings, check: Check) -> [String] {
         var notes: [String] = []
-        var errors: [ConfigError] = []
-        func check(_ key: String, _ body: () throws -> Void) {
-            do { try body() } catch { errors.append(loaded.error(key, "\(error)")) }
-        }
         check("psk-file") {
             let keys = try KeyFile.load(path: settings.pskFile)
             notes.append("\(keys.count) client key\(keys.count == 1 ? "" : "s") from \(settings.pskFile)")
@@ -122,7 +112,28 @@ public enum ConfigCheck {
         }
         if let metrics = settings.metricsAddress { check("metrics") { _ = try ServiceSetup.resolveHost(metrics.host) } }
         notes += egressNotes(settings, ownAddresses: ServiceSetup.ownAddresses())
-        return report(loaded, schema, notes: notes, errors: errors)
+        return notes
+    }
+
+    /// Runs one check for a key: an error it throws is recorded against where the key was set.
+    typealias Check = (_ key: String, _ body: () throws -> Void) -> Void
+
+    /// Loads the settings as the daemon would, runs `notes` (the daemon's checks) over them, and reports.
+    private static func run<Settings>(
+        _ schema: ConfigSchema<Settings>, path: String?, overrides: ConfigOverrides,
+        notes: (Settings, Check) -> [String]
+    ) -> Report {
+        let loaded: LoadedConfig<Settings>
+        do {
+            loaded = try ConfigFile.load(schema, path: path, overrides: overrides)
+        } catch {
+            return Report(summary: [], errors: error.errors)
+        }
+        var errors: [ConfigError] = []
+        let found = notes(loaded.settings) { key, body in
+            do { try body() } catch { errors.append(loaded.error(key, "\(error)")) }
+        }
+        return report(loaded, schema, notes: found, errors: errors)
     }
 
     /// What the egress policy will refuse besides its ranges, and the allow prefixes that open nothing (a prefix

@@ -24,16 +24,6 @@ public final class StatusEndpoint: Sendable {
         return channel.close()
     }
 
-    /// Starts watching aggclient and serves its status on `host:port`.
-    public static func start(host: String, port: Int, client: AggClientService) -> EventLoopFuture<StatusEndpoint> {
-        start(host: host, port: port, source: client)
-    }
-
-    /// Starts watching aggserver and serves its status on `host:port`.
-    public static func start(host: String, port: Int, server: AggServerService) -> EventLoopFuture<StatusEndpoint> {
-        start(host: host, port: port, source: server)
-    }
-
     static func start(host: String, port: Int, source: any StatusSource) -> EventLoopFuture<StatusEndpoint> {
         let monitor = StatusMonitor(source: source)
         let eventLoop = source.eventLoop

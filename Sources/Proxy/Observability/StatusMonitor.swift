@@ -206,14 +206,14 @@ extension StatusMonitor: StatusResponder {
     func recordRefusedRequest() { source.metrics.recordRefusal(.statusRequest) }
 
     func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
-        guard let client = source as? AggClientService else {
+        guard let control = source.pathControl else {
             return .text(.notFound, "only aggclient has run-time path control")
         }
         guard let parsed = SCTPPathPolicy.Mode(rawValue: mode) else {
             return .text(.badRequest, "unknown path mode \"\(mode)\": a path is active or backup")
         }
         do {
-            let policy = try client.setPathModeNow(name, parsed)
+            let policy = try control(name, parsed)
             return .text(.ok, "path \(name) is now \(policy)")
         } catch {
             return .text(.notFound, "\(error)")

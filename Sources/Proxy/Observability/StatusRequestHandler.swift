@@ -2,8 +2,8 @@ import NIOCore
 import NIOHTTP1
 
 /// What the status endpoint serves, read on `eventLoop`: the monitor in the daemons, a fixed stand-in in the
-/// fuzzer (`StatusRequestFuzzTarget`).
-protocol StatusResponder: AnyObject, Sendable {
+/// fuzzer (`StatusRequestFuzzTarget` in ProxyFuzzSupport).
+package protocol StatusResponder: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
     /// The Prometheus text exposition.
     func prometheusText() -> String
@@ -18,7 +18,7 @@ protocol StatusResponder: AnyObject, Sendable {
 }
 
 extension StatusResponder {
-    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
+    package func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
         .text(.notFound, "this daemon has no run-time path control")
     }
 }
@@ -32,18 +32,18 @@ extension StatusResponder {
 /// One request changes state, `POST /path` (`aggclient path NAME MODE`), and only from this host: from a loopback
 /// address, to a loopback or `localhost` Host (no DNS rebinding), with an `X-Agg-Control` header and no `Origin`
 /// (so no web page can send it: a browser would need a CORS preflight the endpoint never answers); else 403.
-final class StatusRequestHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundIn = HTTPServerResponsePart
-    typealias OutboundOut = HTTPServerResponsePart
+package final class StatusRequestHandler: ChannelDuplexHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias OutboundIn = HTTPServerResponsePart
+    package typealias OutboundOut = HTTPServerResponsePart
 
     /// A response before it is written.
-    struct Response: Sendable {
+    package struct Response: Sendable {
         var status: HTTPResponseStatus
         var contentType: String
         var body: [UInt8]
 
-        static func text(_ status: HTTPResponseStatus, _ message: String) -> Response {
+        package static func text(_ status: HTTPResponseStatus, _ message: String) -> Response {
             Response(status: status, contentType: StatusRequestHandler.text, body: Array((message + "\n").utf8))
         }
     }
@@ -74,7 +74,7 @@ final class StatusRequestHandler: ChannelDuplexHandler {
     /// heads, then this handler. On the channel's event loop. No pipelining assistance: one request is answered
     /// and the connection closed, so nothing waits behind it (and NIO's pipelining handler would trap on the 408
     /// answered before a request head).
-    static func configure(
+    package static func configure(
         _ channel: any Channel, responder: any StatusResponder, requestTimeout: TimeAmount = .seconds(10)
     ) throws {
         var limits = NIOHTTPDecoderLimitConfiguration()
@@ -88,7 +88,7 @@ final class StatusRequestHandler: ChannelDuplexHandler {
             StatusRequestHandler(responder: responder, requestTimeout: requestTimeout))
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         armTimer(context: context)
     }
 
@@ -102,16 +102,16 @@ final class StatusRequestHandler: ChannelDuplexHandler {
     }
 
     /// Reads stop once the request is answered: whatever a client sends after it is never parsed.
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if !isAnswered { context.read() }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (.waiting, .head(let head)):
@@ -134,7 +134,7 @@ final class StatusRequestHandler: ChannelDuplexHandler {
         }
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A malformed request: NIO's error handler has written 400, and the decoder closes the connection.
         if !isAnswered { responder.recordRefusedRequest() }
         state = .answered
@@ -245,7 +245,7 @@ final class StatusRequestHandler: ChannelDuplexHandler {
                 return .text(.internalServerError, "\(error)")
             }
         case "/" where head.headers[canonicalForm: "accept"].contains { $0.lowercased().contains("text/html") }:
-            return Response(status: .ok, contentType: "text/html; charset=utf-8", body: Array(StatusPage.html.utf8))
+            return Response(status: .ok, contentType: "text/html; charset=utf-8", body: StatusPage.html)
         case "/", "/status.txt":
             let lines = responder.statusLines().joined(separator: "\n") + "\n"
             return Response(status: .ok, contentType: text, body: Array(lines.utf8))

@@ -80,11 +80,7 @@ extension Association {
                 }
                 receiveSplitter.release(through: dataTracker.cumulativeTSN)
             }
-            reassembly.add(
-                ReceivedData(
-                    tsn: chunk.tsn, streamID: chunk.streamID, ssn: chunk.ssn, ppid: chunk.ppid,
-                    isUnordered: chunk.isUnordered, isBeginning: chunk.isBeginning, isEnding: chunk.isEnding,
-                    payload: chunk.userData))
+            reassembly.add(chunk)
             deliverReassembledMessages()
         case .duplicate, .outOfWindow:
             break

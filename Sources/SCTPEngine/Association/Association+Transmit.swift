@@ -123,7 +123,7 @@ extension Association {
                 break
             }
             guard let chunk = outstanding.pollRetransmission(to: pathID, now: now) else { break }
-            builder.add(.data(Self.wireChunk(chunk)))
+            builder.add(.data(chunk))
             dataBytes += size
             flight += size
             paths[i].counters.retransmissions += 1
@@ -157,7 +157,7 @@ extension Association {
                 // retransmitted spuriously, collapsing that path's cwnd.
                 if sendQueue.isEmpty { fragment.isImmediate = true }
                 let chunk = outstanding.insert(fragment, path: pathID, now: now)
-                builder.add(.data(Self.wireChunk(chunk)))
+                builder.add(.data(chunk))
                 let size = fragment.payload.readableBytes
                 dataBytes += size
                 flight += size
@@ -207,12 +207,5 @@ extension Association {
             heldUp += rate * (srtt - faster).seconds
         }
         return heldUp <= buffer / 2
-    }
-
-    static func wireChunk(_ chunk: OutgoingDataChunk) -> DataChunk {
-        DataChunk(
-            tsn: chunk.tsn, streamID: chunk.streamID, ssn: chunk.ssn, ppid: chunk.ppid,
-            isUnordered: chunk.isUnordered, isBeginning: chunk.isBeginning, isEnding: chunk.isEnding,
-            isImmediate: chunk.isImmediate, userData: chunk.payload)
     }
 }

@@ -1,33 +1,6 @@
 import DequeModule
 import NIOCore
 
-/// A DATA chunk as the receiver hands it to reassembly, after the data tracker accepted its TSN as new. The
-/// association maps Wire's `DataChunk` onto it.
-struct ReceivedData: Sendable {
-    var tsn: TSN
-    var streamID: StreamID
-    var ssn: SSN
-    var ppid: PPID
-    var isUnordered: Bool
-    var isBeginning: Bool
-    var isEnding: Bool
-    var payload: ByteBuffer
-
-    init(
-        tsn: TSN, streamID: StreamID, ssn: SSN, ppid: PPID, isUnordered: Bool = false, isBeginning: Bool = true,
-        isEnding: Bool = true, payload: ByteBuffer
-    ) {
-        self.tsn = tsn
-        self.streamID = streamID
-        self.ssn = ssn
-        self.ppid = ppid
-        self.isUnordered = isUnordered
-        self.isBeginning = isBeginning
-        self.isEnding = isEnding
-        self.payload = payload
-    }
-}
-
 /// A complete user message, ready for the application.
 struct ReassembledMessage: Sendable {
     var streamID: StreamID
@@ -79,7 +52,7 @@ struct ReassemblyQueue: Sendable {
 
     /// An unordered fragment waiting for its neighbours.
     private struct Fragment: Sendable {
-        var data: ReceivedData
+        var data: DataChunk
     }
 
     /// What holding one fragment or waiting message costs at least, payload or not: its entry in the tables,
@@ -115,15 +88,15 @@ struct ReassemblyQueue: Sendable {
     /// room (it is then not acknowledged); the association decides.
     func hasRoom(for bytes: Int) -> Bool { bufferedBytes + bytes <= capacity }
 
-    /// Adds a chunk whose TSN the data tracker reported new; completed messages become available to
+    /// Adds a DATA chunk whose TSN the data tracker reported new; completed messages become available to
     /// `pollMessage`.
-    mutating func add(_ data: ReceivedData) {
+    mutating func add(_ data: DataChunk) {
         var data = data
-        data.payload = Self.ownStorage(data.payload)
-        payloadBytes += data.payload.readableBytes
+        data.userData = Self.ownStorage(data.userData)
+        payloadBytes += data.userData.readableBytes
         if data.isBeginning && data.isEnding {
             let message = ReassembledMessage(
-                streamID: data.streamID, ppid: data.ppid, isUnordered: data.isUnordered, payload: data.payload,
+                streamID: data.streamID, ppid: data.ppid, isUnordered: data.isUnordered, payload: data.userData,
                 firstTSN: data.tsn, lastTSN: data.tsn)
             if data.isUnordered {
                 output.append(message)
@@ -133,7 +106,7 @@ struct ReassemblyQueue: Sendable {
             return
         }
         let tsn = unwrapper.unwrap(data.tsn)
-        hold(data.payload)
+        hold(data.userData)
         if data.isUnordered {
             unordered[tsn] = Fragment(data: data)
             _ = unorderedRuns.insert(tsn)
@@ -166,8 +139,8 @@ struct ReassemblyQueue: Sendable {
     mutating func handleForwardTSN(newCumulativeTSN: TSN, skipped: some Sequence<(StreamID, SSN)>) {
         let limit = unwrapper.peek(newCumulativeTSN)
         for (key, fragment) in unordered where key <= limit {
-            payloadBytes -= fragment.data.payload.readableBytes
-            release(fragment.data.payload)
+            payloadBytes -= fragment.data.userData.readableBytes
+            release(fragment.data.userData)
             unordered[key] = nil
         }
         unorderedRuns.removeAll(through: limit)
@@ -234,7 +207,7 @@ struct ReassemblyQueue: Sendable {
             }
             for message in stream.ready.values { add(message.payload) }
         }
-        for fragment in unordered.values { add(fragment.data.payload) }
+        for fragment in unordered.values { add(fragment.data.userData) }
         return (payload, storage)
     }
 
@@ -274,10 +247,10 @@ struct ReassemblyQueue: Sendable {
         }
     }
 
-    private mutating func addOrderedFragment(_ data: ReceivedData, tsn: UInt64) {
+    private mutating func addOrderedFragment(_ data: DataChunk, tsn: UInt64) {
         let key = data.ssn.rawValue
         var partial = streams[data.streamID, default: Stream()].partials.removeValue(forKey: key) ?? Partial()
-        partial.fragments.append((tsn, data.payload))
+        partial.fragments.append((tsn, data.userData))
         partial.highest = max(partial.highest, tsn)
         if data.isBeginning {
             partial.beginning = tsn
@@ -312,7 +285,7 @@ struct ReassemblyQueue: Sendable {
         var payloads: [ByteBuffer] = []
         payloads.reserveCapacity(Int(last - first + 1))
         for key in first...last {
-            let payload = unordered.removeValue(forKey: key)!.data.payload
+            let payload = unordered.removeValue(forKey: key)!.data.userData
             release(payload)
             payloads.append(payload)
         }

@@ -55,7 +55,10 @@ struct OutstandingData: Sendable {
 
     /// One chunk in the queue.
     struct Item: Sendable {
-        var chunk: OutgoingDataChunk
+        /// The chunk as it goes on the wire; its payload is released once acknowledged or abandoned.
+        var chunk: DataChunk
+        /// PR-SCTP: when its message is given up on (RFC 7496).
+        var abandonment: AbandonmentRule
         var size: Int
         /// The destination of its latest transmission.
         var path: PathID
@@ -179,11 +182,17 @@ struct OutstandingData: Sendable {
     // MARK: - Sending
 
     /// Numbers `fragment` with the next TSN, records it as sent to `path` at `now`, and returns the chunk to send.
-    mutating func insert(_ fragment: DataFragment, path: PathID, now: SCTPTime) -> OutgoingDataChunk {
-        let chunk = OutgoingDataChunk(tsn: nextTSN, fragment: fragment)
+    mutating func insert(_ fragment: DataFragment, path: PathID, now: SCTPTime) -> DataChunk {
+        let chunk = DataChunk(
+            tsn: nextTSN, streamID: fragment.streamID, ssn: fragment.ssn, ppid: fragment.ppid,
+            isUnordered: fragment.isUnordered, isBeginning: fragment.isBeginning, isEnding: fragment.isEnding,
+            isImmediate: fragment.isImmediate, userData: fragment.payload)
         let size = fragment.payload.readableBytes
         let unwrapped = firstUnwrapped + UInt64(items.count)
-        items.append(Item(chunk: chunk, size: size, path: path, sentAt: now, transmissions: 1))
+        items.append(
+            Item(
+                chunk: chunk, abandonment: fragment.abandonment, size: size, path: path, sentAt: now,
+                transmissions: 1))
         nextTSN = nextTSN.next
         unackedBytes += size
         totalFlightSize += size
@@ -198,7 +207,7 @@ struct OutstandingData: Sendable {
 
     /// Takes the lowest-TSN chunk marked for retransmission, records its retransmission to `path` at `now`, and
     /// returns it. Its RTT can no longer be sampled (Karn's rule).
-    mutating func pollRetransmission(to path: PathID, now: SCTPTime) -> OutgoingDataChunk? {
+    mutating func pollRetransmission(to path: PathID, now: SCTPTime) -> DataChunk? {
         guard let i = firstRetransmissionIndexPurging() else { return nil }
         retransmissions.removeFirst()
         items[i].isMarkedForRetransmission = false
@@ -261,11 +270,11 @@ struct OutstandingData: Sendable {
                 switch items[i].state {
                 case .outstanding:
                     acknowledge(at: i, as: .nrAcked, now: now, outcome: &outcome)
-                    items[i].chunk.fragment.payload = ByteBuffer()
+                    items[i].chunk.userData = ByteBuffer()
                 case .gapAcked:
                     gapAckedCount -= 1
                     items[i].state = .nrAcked
-                    items[i].chunk.fragment.payload = ByteBuffer()
+                    items[i].chunk.userData = ByteBuffer()
                 case .nrAcked, .abandoned:
                     break
                 }
@@ -342,7 +351,7 @@ struct OutstandingData: Sendable {
         items[i].isMarkedForRetransmission = false
         items[i].state = .abandoned
         unackedBytes -= items[i].size
-        items[i].chunk.fragment.payload = ByteBuffer()
+        items[i].chunk.userData = ByteBuffer()
         _ = firstRetransmissionIndexPurging()
         return true
     }
@@ -384,7 +393,7 @@ struct OutstandingData: Sendable {
             guard value >= firstUnwrapped else { continue }
             let i = Int(value - firstUnwrapped)
             guard items[i].isMarkedForRetransmission, items[i].state == .outstanding,
-                items[i].chunk.fragment.abandonment.abandonsRetransmission(
+                items[i].abandonment.abandonsRetransmission(
                     transmissions: items[i].transmissions, arrival: arrival)
             else { continue }
             abandonMessage(containing: i, into: &result)
@@ -432,7 +441,7 @@ struct OutstandingData: Sendable {
             items[j].isMarkedForRetransmission = false
             items[j].state = .abandoned
             unackedBytes -= items[j].size
-            items[j].chunk.fragment.payload = ByteBuffer()
+            items[j].chunk.userData = ByteBuffer()
         }
         result.messages += 1
         if !items[last].chunk.isEnding { result.unfinishedStreams.append(items[last].chunk.streamID) }

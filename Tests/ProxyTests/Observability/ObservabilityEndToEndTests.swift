@@ -242,6 +242,10 @@ extension EndToEndTests {
         #expect(busyPoints.reduce(0, +) >= 6, "samples with traffic: \(busyPoints)")
         let chartPoints = Self.integers(after: "data-points=\"", in: dom)
         #expect(chartPoints.count == 5 && chartPoints.allSatisfy { $0 >= 6 }, "points per chart: \(chartPoints)")
+        // The client has a UDP relay, so its tile is shown (no longer hidden) with the relay's figures.
+        let udpTile = "<div class=\"tile\" id=\"udp-tile\"><div class=\"label\">UDP relay</div>"
+        #expect(dom.contains(udpTile + "<div class=\"value\" id=\"udp\">0 flows</div>"), "DOM: \(dom.prefix(3000))")
+        #expect(dom.contains("0 datagrams up (0 B), 0 down (0 B), 0 expired, 0 dropped"), "DOM: \(dom.prefix(3000))")
         // The error banner stays empty: every fetch of /status.json worked.
         let banner = dom.range(of: "<div id=\"error\"").flatMap { start in
             dom[start.lowerBound...].range(of: "</div>").map { String(dom[start.lowerBound..<$0.lowerBound]) }

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import ProxyFuzzSupport
 import SCTPEngine
 import Testing
 

@@ -1,6 +1,7 @@
 import Logging
 import Testing
 
+@testable import AggOperations
 @testable import Proxy
 
 extension OperationsTests {

@@ -1,4 +1,4 @@
 import Testing
 
-/// Tests of Sources/Proxy/Operations (systemd integration); `swift test --filter Operations` runs them all.
+/// Tests of Sources/AggOperations (systemd integration); `swift test --filter Operations` runs them all.
 @Suite enum OperationsTests {}

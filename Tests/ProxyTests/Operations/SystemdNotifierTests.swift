@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 
+@testable import AggOperations
 @testable import Proxy
 
 extension OperationsTests {

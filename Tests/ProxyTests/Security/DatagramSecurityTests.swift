@@ -3,6 +3,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 @Suite struct DatagramSecurityTests {

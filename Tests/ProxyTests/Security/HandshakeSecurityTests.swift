@@ -3,6 +3,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 /// The version-3 handshake: the ephemeral X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its

@@ -4,6 +4,7 @@ import Foundation
 import NIOCore
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 /// The datagram cipher seals in place through BoringSSL directly; what it puts on the wire must stay what

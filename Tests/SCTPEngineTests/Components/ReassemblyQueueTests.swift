@@ -8,10 +8,10 @@ extension Components {
         func chunk(
             _ tsn: UInt32, stream: UInt16 = 0, ssn: UInt16 = 0, _ text: String, unordered: Bool = false,
             b: Bool = true, e: Bool = true
-        ) -> ReceivedData {
-            ReceivedData(
+        ) -> DataChunk {
+            DataChunk(
                 tsn: TSN(tsn), streamID: StreamID(stream), ssn: SSN(ssn), ppid: PPID(51), isUnordered: unordered,
-                isBeginning: b, isEnding: e, payload: ByteBuffer(string: text))
+                isBeginning: b, isEnding: e, userData: ByteBuffer(string: text))
         }
 
         func drain(_ queue: inout ReassemblyQueue) -> [String] {
@@ -131,7 +131,7 @@ extension Components {
             #expect(ReassemblyQueue.ownStorage(small).storageCapacity <= 200)
             #expect(ReassemblyQueue.ownStorage(small) == small)
             var queue = ReassemblyQueue(capacity: 1 << 16)
-            queue.add(ReceivedData(tsn: TSN(5), streamID: StreamID(0), ssn: SSN(1), ppid: PPID(0), payload: large))
+            queue.add(DataChunk(tsn: TSN(5), streamID: StreamID(0), ssn: SSN(1), ppid: PPID(0), userData: large))
             #expect(queue.bufferedBytes == 1300)
         }
 
@@ -141,7 +141,7 @@ extension Components {
         func unorderedFragmentsInRandomOrderAssembleExactly(seed: UInt64) {
             var random = SCTPRandom(seed: seed)
             var queue = ReassemblyQueue(capacity: 1 << 24)
-            var chunks: [ReceivedData] = []
+            var chunks: [DataChunk] = []
             var expected: [String] = []
             var tsn = UInt32.max - 500
             for message in 0..<400 {

@@ -1,8 +1,22 @@
 import NIOCore
 
-/// INIT (RFC 9260 §3.3.2, type 1): opens an association.
-public struct InitChunk: ChunkBody {
+/// INIT (RFC 9260 §3.3.2, type 1): opens an association. Its layout is INIT ACK's, so both are one generic struct.
+public typealias InitChunk = InitLayoutChunk<InitKind>
+
+/// Makes an `InitLayoutChunk` an INIT.
+public enum InitKind: InitLayoutKind {
     public static let type: UInt8 = 1
+}
+
+/// Which of INIT and INIT ACK an `InitLayoutChunk` is: its chunk type.
+public protocol InitLayoutKind: Sendable {
+    static var type: UInt8 { get }
+}
+
+/// The fixed fields and parameters INIT and INIT ACK share (RFC 9260 §3.3.2, §3.3.3); `Kind` sets the chunk type,
+/// so the two stay distinct types (`InitChunk`, `InitAckChunk`) with one layout.
+public struct InitLayoutChunk<Kind: InitLayoutKind>: ChunkBody {
+    public static var type: UInt8 { Kind.type }
 
     public var initiateTag: VerificationTag
     public var advertisedReceiverWindowCredit: UInt32
@@ -27,42 +41,23 @@ public struct InitChunk: ChunkBody {
     public var valueLength: Int { 16 + Parameter.listLength(parameters) }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        InitFields.encode(
-            initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN,
-            parameters, into: &buffer)
-    }
-
-    public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
-        (initiateTag, advertisedReceiverWindowCredit, outboundStreams, inboundStreams, initialTSN, parameters) =
-            try InitFields.decode(value, type: Self.type)
-    }
-}
-
-/// The fixed fields and parameters INIT and INIT ACK share (RFC 9260 §3.3.2, §3.3.3).
-enum InitFields {
-    static func encode(
-        _ tag: VerificationTag, _ rwnd: UInt32, _ outbound: UInt16, _ inbound: UInt16, _ tsn: TSN,
-        _ parameters: [Parameter], into buffer: inout ByteBuffer
-    ) {
-        buffer.writeInteger(tag.rawValue)
-        buffer.writeInteger(rwnd)
-        buffer.writeInteger(outbound)
-        buffer.writeInteger(inbound)
-        buffer.writeInteger(tsn.rawValue)
+        buffer.writeInteger(initiateTag.rawValue)
+        buffer.writeInteger(advertisedReceiverWindowCredit)
+        buffer.writeInteger(outboundStreams)
+        buffer.writeInteger(inboundStreams)
+        buffer.writeInteger(initialTSN.rawValue)
         Parameter.encodeList(parameters, into: &buffer)
     }
 
-    static func decode(_ value: ByteBuffer, type: UInt8) throws(WireError)
-        -> (VerificationTag, UInt32, UInt16, UInt16, TSN, [Parameter])
-    {
-        var reader = WireReader(value, truncated: .malformed(chunk: type, reason: "shorter than 16 fixed bytes"))
-        let tag = VerificationTag(try reader.u32())
-        let rwnd = try reader.u32()
-        let outbound = try reader.u16()
-        let inbound = try reader.u16()
-        let tsn = TSN(try reader.u32())
+    public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
+        var reader = WireReader(value, truncated: .malformed(chunk: Self.type, reason: "shorter than 16 fixed bytes"))
+        initiateTag = VerificationTag(try reader.u32())
+        advertisedReceiverWindowCredit = try reader.u32()
+        outboundStreams = try reader.u16()
+        inboundStreams = try reader.u16()
+        initialTSN = TSN(try reader.u32())
         // The MUSTs about zero tags and stream counts (RFC 9260 §3.3.2) are the association's to enforce: it
         // answers them with an ABORT, which needs the decoded chunk.
-        return (tag, rwnd, outbound, inbound, tsn, try Parameter.decodeList(reader.rest()))
+        parameters = try Parameter.decodeList(reader.rest())
     }
 }

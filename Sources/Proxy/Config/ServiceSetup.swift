@@ -12,9 +12,8 @@ import SCTPEngine
     import Darwin
 #endif
 
-// MARK: - Settings → service configuration
-
-/// Turns command-line settings into the services' configurations: names resolved, key files read.
+/// What turning settings into the services' configurations needs from this host: names resolved, interfaces read,
+/// key files made. The configurations themselves are built in Service/ServiceSetup+Configuration.swift.
 public enum ServiceSetup {
     /// An IP literal, or a host name resolved to its first IPv4 (else IPv6) address.
     public static func resolveHost(_ host: String) throws(ConfigError) -> SCTPIPAddress {
@@ -38,56 +37,6 @@ public enum ServiceSetup {
         if let ip = InterfaceAddresses.current().pathAddress(of: text) { return ip }
         if InterfaceAddresses.isValidName(text), if_nametoindex(text) != 0 { return nil }
         throw ConfigError(path: text, "neither an IP address nor an interface of this host")
-    }
-
-    /// The client's configuration: server addresses resolved, paths resolved (every non-loopback IPv4 address
-    /// when none is given), the key file read.
-    public static func clientConfiguration(_ settings: ClientSettings) throws(ConfigError)
-        -> AggClientService.Configuration
-    {
-        try settings.validate()
-        var servers: [SCTPSocketAddress] = []
-        for server in settings.serverAddresses {
-            servers.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
-        }
-        let specs = try settings.pathSpecs()
-        var paths: [SCTPIPAddress?] = []
-        for spec in specs { paths.append(try resolvePath(spec.target)) }
-        if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
-        let key = try KeyFile.loadClientKey(path: settings.pskFile)
-        var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
-        configuration.plaintext = settings.plaintext
-        configuration.segmentationOffload = settings.segmentationOffload
-        configuration.udp = settings.udp
-        configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
-        configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
-        configuration.pathPolicies = specs.map(\.policy)
-        configuration.limits = settings.limits
-        return configuration
-    }
-
-    /// The server's configuration: listen addresses resolved, every client's key read, the egress policy set.
-    public static func serverConfiguration(_ settings: ServerSettings) throws(ConfigError)
-        -> AggServerService.Configuration
-    {
-        try settings.validate()
-        var listen: [SCTPSocketAddress] = []
-        for address in settings.listenAddresses {
-            listen.append(SCTPSocketAddress(ip: try resolveHost(address.host), port: address.port))
-        }
-        let keys = try KeyFile.load(path: settings.pskFile)
-        var policy = settings.egressPolicy
-        policy.localAddresses = ownAddresses()
-        var lookupLimits = settings.lookupLimits
-        lookupLimits.queuedPerOwner = min(4 * lookupLimits.perOwner, lookupLimits.queued)
-        let egress = EgressConnector(
-            policy: policy, connectTimeout: TimeAmount(settings.limits.connectTimeout), lookupLimits: lookupLimits)
-        var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
-        configuration.allowPlaintext = settings.allowPlaintext
-        configuration.segmentationOffload = settings.segmentationOffload
-        configuration.udp = settings.udp
-        configuration.limits = settings.limits
-        return configuration
     }
 
     /// Every address of this host's interfaces but loopback (a refused range of its own): the addresses egress

@@ -8,9 +8,9 @@ import SCTPEngine
 /// open for `gracePeriod` so packets in flight are not lost. Every handshake (the first, a rebuilt HELLO, a rekey)
 /// uses a fresh ephemeral X25519 key, forgotten once the session keys are derived. Time and randomness come from the
 /// caller.
-struct ClientDatagramSecurity {
+package struct ClientDatagramSecurity {
     /// Tunables; the defaults suit real networks.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// A new handshake starts once either direction of a session has carried this many datagrams.
         var rekeyAfterPackets: UInt64 = 1 << 30
         /// A new handshake starts once a session is this old.
@@ -33,7 +33,7 @@ struct ClientDatagramSecurity {
         /// SCTP packets held while the first handshake runs; more are dropped (SCTP retransmits them).
         var queueLimit = 256
 
-        init() {}
+        package init() {}
     }
 
     struct Session {
@@ -69,14 +69,16 @@ struct ClientDatagramSecurity {
     private var outbox = CircularBuffer<SCTPDatagram>()
     private var lastRoute: (source: SCTPSocketAddress, destination: SCTPSocketAddress)?
     private var random: any RandomNumberGenerator
-    private(set) var statistics = DatagramSecurityStatistics()
+    package private(set) var statistics = DatagramSecurityStatistics()
     /// The first datagram sealed since the last one opened: the server has not answered since then.
     private var unansweredSince: SCTPTime?
     /// Datagrams sealed since the last one opened.
     private var unansweredCount = 0
     private var events = CircularBuffer<DatagramSecurityEvent>()
 
-    init(key: PreSharedKey, configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
+    package init(
+        key: PreSharedKey, configuration: Configuration = Configuration(), random: any RandomNumberGenerator
+    ) {
         self.configuration = configuration
         self.key = SymmetricKey(data: key.key)
         self.keyID = SecureDatagram.keyID(for: key.key)
@@ -93,7 +95,7 @@ struct ClientDatagramSecurity {
 
     /// A new association starts: the next datagram triggers a fresh handshake (the server may have restarted and
     /// forgotten the session); the current session stays open for the grace period.
-    mutating func restart(now: SCTPTime) {
+    package mutating func restart(now: SCTPTime) {
         if let current { previous = (current, now + configuration.gracePeriod) }
         current = nil
         pending = nil
@@ -101,7 +103,7 @@ struct ClientDatagramSecurity {
     }
 
     /// Uses `key` from the next handshake on.
-    mutating func replaceKey(_ key: PreSharedKey) {
+    package mutating func replaceKey(_ key: PreSharedKey) {
         self.key = SymmetricKey(data: key.key)
         keyID = SecureDatagram.keyID(for: key.key)
     }
@@ -109,7 +111,7 @@ struct ClientDatagramSecurity {
     // MARK: - Output
 
     /// The sealed form of an outgoing SCTP datagram; nil while it waits for the handshake (or was dropped).
-    mutating func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    package mutating func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         lastRoute = (datagram.source, datagram.destination)
         // Only the counters are read (`if let current` would copy the session: its keys, its window).
         guard let sent = current?.cipher.sendCounter, let opened = current?.cipher.packetsOpened else {
@@ -158,19 +160,19 @@ struct ClientDatagramSecurity {
     }
 
     /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
-    mutating func pollTransmit() -> SCTPDatagram? {
+    package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }
 
     /// What the service must hear about: the server lost the session, or speaks another version.
-    mutating func pollEvent() -> DatagramSecurityEvent? {
+    package mutating func pollEvent() -> DatagramSecurityEvent? {
         events.popFirst()
     }
 
     // MARK: - Input
 
     /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
-    mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         let payload = datagram.payload
         guard let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self) else {
             statistics.droppedMalformed += 1
@@ -231,7 +233,7 @@ struct ClientDatagramSecurity {
     // MARK: - Timers
 
     /// The next instant `handleTimeout` has work: a HELLO retransmission, the end of the grace period, a rekey.
-    func nextDeadline() -> SCTPTime? {
+    package func nextDeadline() -> SCTPTime? {
         var deadline: SCTPTime?
         func consider(_ time: SCTPTime) { deadline = min(deadline ?? time, time) }
         // Fields are read through optional chaining, not `if let`, which would copy the sessions (keys, windows).
@@ -244,7 +246,7 @@ struct ClientDatagramSecurity {
         return deadline
     }
 
-    mutating func handleTimeout(clock: SecurityClock) {
+    package mutating func handleTimeout(clock: SecurityClock) {
         let now = clock.monotonic
         if let previous, now >= previous.expires { self.previous = nil }
         if var hello = pending, now >= hello.retransmitAt {

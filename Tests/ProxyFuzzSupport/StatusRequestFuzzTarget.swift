@@ -1,7 +1,8 @@
 import NIOCore
+import Proxy
 
 /// The status endpoint's request pipeline (NIO's HTTP/1.1 server handlers and `StatusRequestHandler`) with a
-/// fixed stand-in for the daemon's figures, so code outside this module (the StatusFuzzer) can feed it any bytes
+/// fixed stand-in for the daemon's figures, so the StatusFuzzer (in the Fuzz package) can feed it any bytes
 /// on an `EmbeddedChannel`. Not used by the daemons.
 public enum StatusRequestFuzzTarget {
     /// Installs the pipeline on `channel` (on its event loop) with a request timeout of `requestTimeout`; returns
@@ -13,7 +14,7 @@ public enum StatusRequestFuzzTarget {
     }
 
     /// The most bytes one request's answer may take (the status page is the largest), for the fuzzer's bound.
-    public static var largestAnswer: Int { StatusPage.html.utf8.count + 1024 }
+    public static var largestAnswer: Int { StatusPage.html.count + 1024 }
 }
 
 /// Answers from fixed figures: a one-line exposition, an empty snapshot, two status lines. Confined to its loop.

@@ -1,10 +1,11 @@
 import NIOCore
+import Proxy
 import SCTPEngine
 
-/// A client's and a server's datagram security joined in memory with a completed handshake, so that code outside
-/// this module (the DecryptFuzzer) can feed arbitrary datagrams to the open paths: the server's HELLO and data
+/// A client's and a server's datagram security joined in memory with a completed handshake, so that the
+/// DecryptFuzzer (in the Fuzz package) can feed arbitrary datagrams to the open paths: the server's HELLO and data
 /// handling, the client's HELLO-ACK and data handling. Deterministic: randomness comes from `seed`, time from the
-/// caller. Not used by the daemons.
+/// caller. Not linked into the daemons.
 public final class DatagramSecurityFuzzPair {
     static let clientAddress = SCTPSocketAddress(ip: SCTPIPAddress(v4: 192, 0, 2, 1), port: 40000)
     static let serverAddress = SCTPSocketAddress(ip: SCTPIPAddress(v4: 198, 51, 100, 1), port: 9899)

@@ -15,11 +15,11 @@ import SCTPEngine
 /// the owner it carries. Routes (which session seals toward an address) are per key, so a key holder that
 /// authenticates datagrams "from" another client's address (spoofed, or the same NAT mapping reused) takes nothing
 /// from that client: the clash is counted, and each key keeps sealing with its own sessions.
-struct ServerDatagramSecurity {
+package struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// Pass plaintext SCTP (RFC 6951) on to the engine instead of dropping it (`--allow-plaintext`).
-        var allowPlaintext = false
+        package var allowPlaintext = false
         /// How far a HELLO's timestamp may lie from the server's clock, either way.
         var timestampWindow: Int64 = 60
         /// Sessions in all; further HELLOs are dropped until one expires.
@@ -43,7 +43,7 @@ struct ServerDatagramSecurity {
         /// How often expired sessions are swept.
         var sweepInterval: SCTPDuration = .seconds(5)
 
-        init() {}
+        package init() {}
     }
 
     /// One client key the server accepts.
@@ -98,9 +98,11 @@ struct ServerDatagramSecurity {
     private var events = CircularBuffer<DatagramSecurityEvent>()
     private var random: any RandomNumberGenerator
     private var nextSweep: SCTPTime?
-    private(set) var statistics = DatagramSecurityStatistics()
+    package private(set) var statistics = DatagramSecurityStatistics()
 
-    init(keys: [PreSharedKey], configuration: Configuration = Configuration(), random: any RandomNumberGenerator) {
+    package init(
+        keys: [PreSharedKey], configuration: Configuration = Configuration(), random: any RandomNumberGenerator
+    ) {
         self.configuration = configuration
         self.random = random
         replaceKeys(keys)
@@ -108,7 +110,7 @@ struct ServerDatagramSecurity {
 
     /// The owners of today's keys that `list` drops or changes: their associations must end (before
     /// `replaceKeys(_:)`, so that the ABORT still leaves sealed for the client).
-    func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
+    package func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
         keys.compactMap { id, entry in
             list.contains { SecureDatagram.keyID(for: $0.key) == id && $0.key == entry.material && $0.name == entry.name }
                 ? nil : entry.owner
@@ -118,7 +120,7 @@ struct ServerDatagramSecurity {
     /// Replaces the accepted keys (SIGHUP): sessions of a removed or changed key end at once, and its owner with
     /// them. Returns the owners that no longer exist.
     @discardableResult
-    mutating func replaceKeys(_ list: [PreSharedKey]) -> [SCTPOwner] {
+    package mutating func replaceKeys(_ list: [PreSharedKey]) -> [SCTPOwner] {
         var table: [UInt64: KeyEntry] = [:]
         for key in list {
             let id = SecureDatagram.keyID(for: key.key)
@@ -146,19 +148,19 @@ struct ServerDatagramSecurity {
     }
 
     /// The engine owner of the key named `name`.
-    func owner(ofKeyNamed name: String) -> SCTPOwner? {
+    package func owner(ofKeyNamed name: String) -> SCTPOwner? {
         keys.values.first { $0.name == name }?.owner
     }
 
     /// The name of the key behind an engine owner.
-    func keyName(of owner: SCTPOwner) -> String? {
+    package func keyName(of owner: SCTPOwner) -> String? {
         keys.values.first { $0.owner == owner }?.name
     }
 
     // MARK: - Input
 
     /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
-    mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         let payload = datagram.payload
         let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
@@ -415,7 +417,7 @@ struct ServerDatagramSecurity {
     /// The sealed form of an outgoing SCTP datagram, with the session of its owner's key that last authenticated a
     /// datagram from its destination; nil when that key has none. Only an unauthenticated (plaintext) association's
     /// datagrams leave in plaintext, and only when plaintext is allowed: an authenticated one never falls back.
-    mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+    package mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
         guard datagram.owner != .unauthenticated else {
             if configuration.allowPlaintext { return datagram }
             statistics.sealFailures += 1
@@ -433,23 +435,23 @@ struct ServerDatagramSecurity {
     }
 
     /// HELLO-ACKs and VERSION answers to send.
-    mutating func pollTransmit() -> SCTPDatagram? {
+    package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }
 
     /// What the service must hear about: a client speaking another version.
-    mutating func pollEvent() -> DatagramSecurityEvent? {
+    package mutating func pollEvent() -> DatagramSecurityEvent? {
         events.popFirst()
     }
 
     // MARK: - Timers
 
-    func nextDeadline() -> SCTPTime? {
+    package func nextDeadline() -> SCTPTime? {
         sessions.isEmpty ? nil : nextSweep
     }
 
     /// Forgets sessions that expired, idled out or were never confirmed.
-    mutating func handleTimeout(clock: SecurityClock) {
+    package mutating func handleTimeout(clock: SecurityClock) {
         let now = clock.monotonic
         if let nextSweep, now < nextSweep { return }
         var expired: [UInt64] = []

@@ -4,7 +4,7 @@ import NIOCore
 
 /// The wire layout and key schedule of agg's datagram encryption, a layer around RFC 6951's UDP payload (see
 /// docs/PROTOCOL.md, "Datagram encryption"): constants, key ids, handshake tags and session keys. Pure functions.
-enum SecureDatagram {
+package enum SecureDatagram {
     /// The first byte of every protected datagram.
     enum Kind: UInt8 {
         case hello = 0x41
@@ -16,7 +16,7 @@ enum SecureDatagram {
 
     /// The handshake version. 2 added the ephemeral X25519 exchange; 3 the HELLO-ACK's flags (whether the server
     /// still knew the session the HELLO names) and the VERSION answer. Other versions are answered with VERSION.
-    static let version: UInt8 = 3
+    package static let version: UInt8 = 3
     /// The versions this build speaks, lowest first (announced in VERSION).
     static let supportedVersions: ClosedRange<UInt8> = 3...3
     static let keyIDLength = 8
@@ -75,7 +75,7 @@ enum SecureDatagram {
     static let serverToClientLabel = Array("agg server to client v2".utf8)
 
     /// The public 8-byte id of a pre-shared key: HMAC-SHA256(key, "agg key id"), first 8 bytes, big-endian.
-    static func keyID(for key: [UInt8]) -> UInt64 {
+    package static func keyID(for key: [UInt8]) -> UInt64 {
         let code = HMAC<SHA256>.authenticationCode(for: keyIDLabel, using: SymmetricKey(data: key))
         return code.withUnsafeBytes { bytes in bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
     }

@@ -1,0 +1,34 @@
+import ArgumentParser
+import Proxy
+
+/// The flags aggclient and aggserver share word for word, for `run`/`serve` and `check-config`; each overrides the
+/// config file key of the same name.
+public struct SharedDaemonFlags: ParsableArguments {
+    @Option(help: "Serve the status page and metrics on HOST:PORT.")
+    public var metrics: String?
+    @Flag(name: .shortAndLong, help: "Log every association and stream.")
+    public var verbose = false
+    @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
+    public var segmentationOffload: String?
+    @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
+    public var udpIdleTimeout: String?
+    @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
+    public var udpLifetime: String?
+
+    public init() {}
+
+    /// Records the flags given in `overrides`, by config key.
+    public func add(to overrides: inout ConfigOverrides) {
+        overrides.set("metrics", metrics)
+        overrides.set("verbose", verbose)
+        overrides.set("segmentation-offload", segmentationOffload)
+        overrides.set("udp-idle-timeout", udpIdleTimeout)
+        overrides.set("udp-lifetime", udpLifetime)
+    }
+}
+
+/// `check-config`'s last step in both daemons: prints the report and exits non-zero when it found a problem.
+public func finishConfigCheck(_ report: ConfigCheck.Report, daemon: String) throws {
+    let code = ConfigCheck.print(report, daemon: daemon)
+    if code != 0 { throw ExitCode(code) }
+}
