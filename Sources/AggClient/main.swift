@@ -52,6 +52,8 @@ struct ClientOptions: ParsableArguments {
     var plaintext = false
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     var segmentationOffload: String?
+    @Option(help: "Each path's congestion controller: 'bbr' (the default: paced, short queues) or 'reno' (loss-based).")
+    var congestionControl: String?
     @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
     var udpIdleTimeout: String?
     @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
@@ -85,6 +87,7 @@ struct ClientOptions: ParsableArguments {
         overrides.set("verbose", verbose)
         overrides.set("plaintext", plaintext)
         overrides.set("segmentation-offload", segmentationOffload)
+        overrides.set("congestion-control", congestionControl)
         overrides.set("udp-idle-timeout", udpIdleTimeout)
         overrides.set("udp-lifetime", udpLifetime)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
