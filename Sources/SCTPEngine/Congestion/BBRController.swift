@@ -3,7 +3,8 @@
 /// bottleneck bandwidth (the largest delivery rate of the last ten round trips) and its propagation round trip
 /// (the smallest RTT of the last ten seconds), paces new data at a gain times that bandwidth and keeps about two
 /// bandwidth-delay products in flight, so the bottleneck's queue stays short instead of full. Losses do not shrink
-/// the model, only bound what is in flight while they are repaired.
+/// the model, only bound what is in flight while they are repaired (so random loss costs little; a path whose
+/// rate drops is followed once the filter forgets the old rate, after ten round trips).
 ///
 /// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
 /// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
@@ -135,8 +136,9 @@ struct BBRController: Sendable {
     /// Application-limited samples only raise the estimate: a sender with too little data proves no ceiling.
     private mutating func updateBandwidth(_ ack: CongestionAck) {
         guard let sample = ack.rateSample, sample.interval > .zero else { return }
-        // A sample over less than the minimum RTT measures a burst, not the path (the draft's rs.interval check).
-        if let minRTT, sample.interval < minRTT / 2 { return }
+        // A sample over less than the minimum RTT measures a burst (a token-bucket shaper lets one through at line
+        // rate), not the path: draft-cheng-iccrg-delivery-rate-estimation §3.3 discards it.
+        if let minRTT, sample.interval < minRTT { return }
         let rate = sample.bytesPerSecond
         if !sample.isAppLimited || rate >= bandwidth { bandwidthFilter.update(rate, round: roundCount) }
     }

@@ -15,7 +15,8 @@ struct SendRateBucket: Sendable {
         tokens = capacity
     }
 
-    /// A pacer: a burst of 1 ms at the rate, at least two full-size packets.
+    /// A pacer: a burst of 2 ms at the rate, at least four full-size packets. At most that much queue at the
+    /// bottleneck, and enough that a driver woken a millisecond late (a loaded host) loses no sending time.
     init(pacingBytesPerSecond: Int, mtu: Int) {
         bytesPerSecond = max(pacingBytesPerSecond, 1)
         capacity = Self.pacingCapacity(bytesPerSecond: bytesPerSecond, mtu: mtu)
@@ -23,7 +24,7 @@ struct SendRateBucket: Sendable {
     }
 
     static func pacingCapacity(bytesPerSecond: Int, mtu: Int) -> Double {
-        Double(max(bytesPerSecond / 1000, 2 * mtu))
+        Double(max(bytesPerSecond / 500, 4 * mtu))
     }
 
     /// A new pacing rate: the tokens (or debt) so far stay, clamped to the new burst.
