@@ -8,8 +8,9 @@
 ///
 /// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
 /// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
-/// rounds of 1 to find more bandwidth and then give back the queue it made, and probe-RTT drops to four packets
-/// for 200 ms and a round trip when the minimum RTT has not been refreshed for ten seconds.
+/// rounds of 1 to find more bandwidth and then give back the queue it made, and probe-RTT drops to half a
+/// bandwidth-delay product (BBRv2's figure; BBRv1's four packets idled the path) for 200 ms and a round trip when
+/// the minimum RTT has not been refreshed for ten seconds.
 ///
 /// RFC 9260 §7.2 does not apply here but for its bounds: at least 4 × MTU stays allowed (the minimum window of
 /// §7.2.3 after fast retransmit), one MTU after a T3-rtx expiry (§7.2.3), and the window is never larger than the
@@ -88,6 +89,8 @@ struct BBRController: Sendable {
     }
 
     private var minimumWindow: Int { 4 * window.mtu }
+    /// Probe-RTT's window: half a BDP empties the bottleneck's queue and still keeps the path half busy.
+    private var probeRTTWindow: Int { max(minimumWindow, bdp(gain: 0.5) ?? 0) }
 
     // MARK: - Acks
 
@@ -210,11 +213,11 @@ struct BBRController: Sendable {
         probeRTTDoneStamp = nil
     }
 
-    /// Probe-RTT holds four packets in flight for 200 ms and a full round trip, then takes the RTT it saw as the
-    /// new minimum and goes back to where it was.
+    /// Probe-RTT holds half a BDP in flight for 200 ms and a full round trip, then takes the RTT it saw as the new
+    /// minimum and goes back to where it was.
     private mutating func handleProbeRTT(_ ack: CongestionAck) {
         if probeRTTDoneStamp == nil {
-            guard ack.flightSize <= minimumWindow else { return }
+            guard ack.flightSize <= probeRTTWindow else { return }
             probeRTTDoneStamp = ack.now + Self.probeRTTDuration
             probeRTTRoundDone = false
             nextRoundDelivered = ack.delivered
@@ -263,7 +266,7 @@ struct BBRController: Sendable {
             window.cwnd += ack.bytesAcked
         }
         window.cwnd = max(window.cwnd, isRecoveringFromTimeout ? window.mtu : minimumWindow)
-        if mode == .probeRTT { window.cwnd = min(window.cwnd, minimumWindow) }
+        if mode == .probeRTT { window.cwnd = min(window.cwnd, probeRTTWindow) }
         // Reported as ssthresh, so RTX-SSTHRESH sends retransmissions to the path with the largest pipe.
         if let bdp = bdp(gain: 1) { window.ssthresh = max(bdp, minimumWindow) }
     }
