@@ -52,7 +52,7 @@ struct ClientOptions: ParsableArguments {
     var plaintext = false
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     var segmentationOffload: String?
-    @Option(help: "Each path's congestion controller: 'reno' (the default, loss-based) or 'bbr' (paced, short queues).")
+    @Option(help: "Each path's congestion controller: 'bbr' (the default: paced, short queues) or 'reno' (loss-based).")
     var congestionControl: String?
     @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
     var udpIdleTimeout: String?

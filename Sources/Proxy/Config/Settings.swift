@@ -141,10 +141,10 @@ public struct ServerSettings: Equatable, Sendable {
     public var segmentationOffload = true
     /// The UDP relay: idle timeout, datagram lifetime, per-key limits on flows and waiting datagrams.
     public var udp = UDPRelaySettings()
-    /// Each path's congestion controller (`congestion-control`): `reno` (the default) is RFC 9260's loss-based
-    /// window, which fills the bottleneck's queue; `bbr` paces at the path's measured bandwidth and keeps the queue
-    /// short, for 2-4 % less aggregate goodput in the lab so far (BENCHMARKS.md, "Latency under load").
-    public var congestionControl = SCTPCongestionControl.reno
+    /// Each path's congestion controller (`congestion-control`): `bbr` (the default) paces at the path's measured
+    /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
+    /// (BENCHMARKS.md, "Latency under load").
+    public var congestionControl = SCTPCongestionControl.bbr
 
     public init() {}
 
@@ -194,10 +194,10 @@ public struct ClientSettings: Equatable, Sendable {
     public var segmentationOffload = true
     /// The UDP relay (SOCKS5 UDP ASSOCIATE): idle timeout, datagram lifetime.
     public var udp = UDPRelaySettings()
-    /// Each path's congestion controller (`congestion-control`): `reno` (the default) is RFC 9260's loss-based
-    /// window, which fills the bottleneck's queue; `bbr` paces at the path's measured bandwidth and keeps the queue
-    /// short, for 2-4 % less aggregate goodput in the lab so far (BENCHMARKS.md, "Latency under load").
-    public var congestionControl = SCTPCongestionControl.reno
+    /// Each path's congestion controller (`congestion-control`): `bbr` (the default) paces at the path's measured
+    /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
+    /// (BENCHMARKS.md, "Latency under load").
+    public var congestionControl = SCTPCongestionControl.bbr
 
     public init() {}
 

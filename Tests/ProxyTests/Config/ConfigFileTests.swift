@@ -57,7 +57,7 @@ import Testing
             verbose = true
             plaintext = true
             segmentation-offload = false
-            congestion-control = "bbr"
+            congestion-control = "reno"
             udp-idle-timeout = "2m"
             udp-lifetime = "150ms"
 
@@ -89,7 +89,7 @@ import Testing
         expected.verbose = true
         expected.plaintext = true
         expected.segmentationOffload = false
-        expected.congestionControl = .bbr
+        expected.congestionControl = .reno
         expected.udp.idleTimeout = .seconds(120)
         expected.udp.lifetime = .milliseconds(150)
         expected.limits.streamsPerAssociation = 20000
@@ -116,7 +116,7 @@ import Testing
             verbose = false
             allow-plaintext = true
             segmentation-offload = false
-            congestion-control = "bbr"
+            congestion-control = "reno"
             udp-idle-timeout = "30s"
             udp-lifetime = "1s"
 
@@ -148,7 +148,7 @@ import Testing
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
         expected.segmentationOffload = false
-        expected.congestionControl = .bbr
+        expected.congestionControl = .reno
         expected.limits.streamsPerAssociation = 256
         expected.limits.associationsPerKey = 2
         expected.limits.pathsPerAssociation = 3
@@ -203,14 +203,14 @@ import Testing
         #expect(Self.serverErrors("", overrides: large).count == 1)
     }
 
-    /// `congestion-control`: reno unless the file or `--congestion-control` says otherwise, on both daemons.
-    @Test func congestionControlIsRenoByDefaultAndTheFlagWins() throws {
-        #expect(ServerSettings().congestionControl == .reno)
-        #expect(ClientSettings().congestionControl == .reno)
+    /// `congestion-control`: BBR unless the file or `--congestion-control` says otherwise, on both daemons.
+    @Test func congestionControlIsBBRByDefaultAndTheFlagWins() throws {
+        #expect(ServerSettings().congestionControl == .bbr)
+        #expect(ClientSettings().congestionControl == .bbr)
         var flag = ConfigOverrides()
-        flag.set("congestion-control", "reno")
-        #expect(try Self.server("congestion-control = \"bbr\"").congestionControl == .bbr)
-        #expect(try Self.server("congestion-control = \"bbr\"", overrides: flag).congestionControl == .reno)
+        flag.set("congestion-control", "bbr")
+        #expect(try Self.server("congestion-control = \"reno\"").congestionControl == .reno)
+        #expect(try Self.server("congestion-control = \"reno\"", overrides: flag).congestionControl == .bbr)
         var wrong = ConfigOverrides()
         wrong.set("congestion-control", "cubic")
         #expect(
