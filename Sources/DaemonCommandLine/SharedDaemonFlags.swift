@@ -10,6 +10,8 @@ public struct SharedDaemonFlags: ParsableArguments {
     public var verbose = false
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     public var segmentationOffload: String?
+    @Option(help: "Each path's congestion controller: 'bbr' (the default: paced, short queues) or 'reno' (loss-based).")
+    public var congestionControl: String?
     @Option(help: "Forget a UDP flow after this long without a datagram either way (default 60s).")
     public var udpIdleTimeout: String?
     @Option(help: "How long a UDP datagram may take across the association before it is dropped (default 300ms).")
@@ -22,6 +24,7 @@ public struct SharedDaemonFlags: ParsableArguments {
         overrides.set("metrics", metrics)
         overrides.set("verbose", verbose)
         overrides.set("segmentation-offload", segmentationOffload)
+        overrides.set("congestion-control", congestionControl)
         overrides.set("udp-idle-timeout", udpIdleTimeout)
         overrides.set("udp-lifetime", udpLifetime)
     }

@@ -18,6 +18,7 @@ extension ClientSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
+            ConfigKey("congestion-control", \.congestionControl, .congestionControl),
             ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
             ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
             ConfigKey(

@@ -1,3 +1,5 @@
+import SCTPEngine
+
 /// How one kind of setting (an address, a duration, a list of ...) is read from a config file value and from a
 /// command-line flag's arguments, and written back as TOML for `check-config`'s summary.
 public struct ConfigType<Value> {
@@ -195,6 +197,15 @@ extension ConfigType where Value == [UInt16] {
                 return ports
             },
             format: { "[" + $0.map { String($0) }.joined(separator: ", ") + "]" })
+    }
+}
+
+extension ConfigType where Value == SCTPCongestionControl {
+    /// `"bbr"` or `"reno"`: each path's congestion controller (`SCTPConfiguration.congestionControl`).
+    public static var congestionControl: ConfigType {
+        .text(
+            "\"bbr\" or \"reno\"", parse: { SCTPCongestionControl(rawValue: $0) },
+            format: { TOMLValue.quoted($0.rawValue) })
     }
 }
 

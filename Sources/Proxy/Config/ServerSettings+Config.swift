@@ -13,6 +13,7 @@ extension ServerSettings {
             ConfigKey("verbose", \.verbose, .boolean),
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
+            ConfigKey("congestion-control", \.congestionControl, .congestionControl),
             ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
             ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
             ConfigKey("limits.udp-flows-per-key", \.udp.flowsPerKey, .integer(in: 1...65536)),

@@ -1,3 +1,5 @@
+import SCTPEngine
+
 /// A host (name or IP literal, IPv6 optionally in brackets) and a port, as given on a command line.
 public struct HostAndPort: Hashable, Sendable, CustomStringConvertible {
     public var host: String
@@ -139,6 +141,10 @@ public struct ServerSettings: Equatable, Sendable {
     public var segmentationOffload = true
     /// The UDP relay: idle timeout, datagram lifetime, per-key limits on flows and waiting datagrams.
     public var udp = UDPRelaySettings()
+    /// Each path's congestion controller (`congestion-control`): `bbr` (the default) paces at the path's measured
+    /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
+    /// (BENCHMARKS.md, "Latency under load").
+    public var congestionControl = SCTPCongestionControl.bbr
 
     public init() {}
 
@@ -188,6 +194,10 @@ public struct ClientSettings: Equatable, Sendable {
     public var segmentationOffload = true
     /// The UDP relay (SOCKS5 UDP ASSOCIATE): idle timeout, datagram lifetime.
     public var udp = UDPRelaySettings()
+    /// Each path's congestion controller (`congestion-control`): `bbr` (the default) paces at the path's measured
+    /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
+    /// (BENCHMARKS.md, "Latency under load").
+    public var congestionControl = SCTPCongestionControl.bbr
 
     public init() {}
 

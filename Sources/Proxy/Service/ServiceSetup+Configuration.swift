@@ -23,6 +23,7 @@ extension ServiceSetup {
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
         configuration.plaintext = settings.plaintext
         configuration.segmentationOffload = settings.segmentationOffload
+        configuration.sctp.congestionControl = settings.congestionControl
         configuration.udp = settings.udp
         configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
         configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
@@ -50,6 +51,7 @@ extension ServiceSetup {
         var configuration = AggServerService.Configuration(listen: listen, keys: keys, egress: egress)
         configuration.allowPlaintext = settings.allowPlaintext
         configuration.segmentationOffload = settings.segmentationOffload
+        configuration.sctp.congestionControl = settings.congestionControl
         configuration.udp = settings.udp
         configuration.limits = settings.limits
         return configuration

@@ -207,13 +207,19 @@ extension Association {
             guard let i = pathIndex(of: ack.path) else { continue }
             if let rtt = ack.rttSample { paths[i].rto.handleMeasurement(rtt) }
             if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), pathIndex: i) }
-            paths[i].congestion.handleAck(
-                CongestionAck(
-                    bytesAcked: ack.bytesAcked,
-                    ackPointAdvanced: cuc ? ack.pseudoCumulativeAckAdvanced : outcome.cumulativeTSNAckAdvanced,
-                    flightSizeBeforeAck: ack.flightSizeBeforeSack,
-                    ackPoint: cuc ? ack.ackPoint : outstanding.cumulativeTSNAck,
-                    allDataAcked: ack.allDataAcked, coupling: coupling))
+            var congestionAck = CongestionAck(
+                bytesAcked: ack.bytesAcked,
+                ackPointAdvanced: cuc ? ack.pseudoCumulativeAckAdvanced : outcome.cumulativeTSNAckAdvanced,
+                flightSizeBeforeAck: ack.flightSizeBeforeSack,
+                ackPoint: cuc ? ack.ackPoint : outstanding.cumulativeTSNAck,
+                allDataAcked: ack.allDataAcked, coupling: coupling)
+            congestionAck.now = now
+            congestionAck.rateSample = ack.rateSample
+            congestionAck.delivered = ack.delivered
+            congestionAck.flightSize = ack.flightSize
+            congestionAck.rttSample = ack.rttSample
+            paths[i].congestion.handleAck(congestionAck)
+            if paths[i].congestion.isModelBased { paths[i].updatePacingRate(now: now) }
             if configuration.multipath.recoveryPacketConservation, paths[i].congestion.isInFastRecovery,
                 ack.bytesAcked > 0
             {
@@ -227,7 +233,9 @@ extension Association {
                 // RFC 9260 §7.2.4: enter fast recovery once per window and then send one packet of the marked
                 // chunks at once on the path that lost them, whatever its cwnd. Later losses in the same window
                 // wait for room in cwnd like any retransmission.
-                if paths[i].congestion.handleFastRetransmit(highestOutstandingTSN: outstanding.highestOutstandingTSN) {
+                if paths[i].congestion.handleFastRetransmit(
+                    highestOutstandingTSN: outstanding.highestOutstandingTSN, flightSize: ack.flightSize)
+                {
                     fastRetransmitPaths.insert(i)
                 }
                 paths[i].counters.fastRetransmissions += 1

@@ -41,7 +41,7 @@ extension Association {
         hasPathPolicies = paths.contains { $0.policy != .default }
         if !hasPathPolicies {
             for i in paths.indices { paths[i].isStandby = false }
-            timers.disarm(.sendRate)
+            if !isPaced { timers.disarm(.sendRate) }
         }
     }
 
@@ -104,14 +104,16 @@ extension Association {
         return min(rto, floor)
     }
 
-    /// After sending: while data waits and a capped path that should carry it has an empty bucket, wake up when
-    /// the bucket holds two packets again (the next deadline includes the refill time).
+    /// After sending: while data waits and a capped or paced path that should carry it has an empty bucket, wake
+    /// up when the bucket holds two packets again (the next deadline includes the refill time). The pacer of BBR
+    /// shares this timer with the caps: a path waits for whichever of its buckets fills last.
     func armSendRateTimer(now: SCTPTime) {
         var wake: SCTPTime?
         if !sendQueue.isEmpty || outstanding.hasChunksToRetransmit {
-            for path in paths where path.carriesData {
-                guard let bucket = path.rateBucket, !bucket.hasTokens else { continue }
-                let due = bucket.time(toHold: 2 * path.mtu, after: now)
+            for path in paths where path.carriesData && !path.hasSendAllowance {
+                var due = now
+                if let bucket = path.rateBucket { due = max(due, bucket.time(toHold: 2 * path.mtu, after: now)) }
+                if let pacer = path.pacer { due = max(due, pacer.time(toHold: 2 * path.mtu, after: now)) }
                 wake = min(wake ?? due, due)
             }
         }

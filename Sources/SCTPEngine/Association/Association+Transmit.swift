@@ -53,9 +53,12 @@ extension Association {
     /// Sends everything that may go now.
     func transmit(now: SCTPTime) {
         guard !isClosed else { return }
-        // Read once: without policies no path's bucket is looked at per packet.
+        // Read once: without policies or pacing no path's bucket is looked at per packet.
         let policies = hasPathPolicies
+        let paced = isPaced
+        let gated = policies || paced
         if policies { refreshPathRoles(now: now) }
+        if paced { for i in paths.indices { paths[i].refillPacer(now: now) } }
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
             if usesPartialReliability { abandonAndForward(now: now, sack: &sack) }
@@ -66,20 +69,32 @@ extension Association {
             }
             fastRetransmitPaths.removeAll(keepingCapacity: true)
             // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
-            while outstanding.hasChunksToRetransmit, !policies || paths[rtx].hasSendAllowance,
+            while outstanding.hasChunksToRetransmit, !gated || paths[rtx].hasSendAllowance,
                 sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
             {}
             for i in dataPathIndices() {
-                while !policies || paths[i].hasSendAllowance,
+                while !gated || paths[i].hasSendAllowance,
                     sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData)
                 {}
             }
+            if paced && sendQueue.isEmpty && !outstanding.hasChunksToRetransmit { markAppLimitedPaths() }
         }
         if let sack {
             send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
         }
         for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
-        if policies { armSendRateTimer(now: now) }
+        if gated { armSendRateTimer(now: now) }
+    }
+
+    /// Paths are paced by their congestion controller (BBR): `transmit` checks their pacers.
+    var isPaced: Bool { configuration.congestionControl == .bbr }
+
+    /// The send queue ran dry with room left in a path's window: rate samples from what goes there next may
+    /// understate the path, and the controller must know (draft-cheng-iccrg-delivery-rate-estimation §3.4).
+    func markAppLimitedPaths() {
+        for path in paths where path.carriesData {
+            if outstanding.flightSize(on: path.id) < path.congestion.cwnd { outstanding.markAppLimited(on: path.id) }
+        }
     }
 
     enum PacketMode {

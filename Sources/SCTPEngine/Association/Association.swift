@@ -151,7 +151,10 @@ final class Association {
         c.rto = RTOEstimator.Configuration(
             initial: configuration.rtoInitial, min: configuration.rtoMin, max: configuration.rtoMax)
         c.heartbeatInterval = configuration.heartbeatInterval
-        c.congestionControl = configuration.multipath.coupledCongestionControl ? .lia : .newReno
+        switch configuration.congestionControl {
+        case .reno: c.congestionControl = configuration.multipath.coupledCongestionControl ? .lia : .newReno
+        case .bbr: c.congestionControl = .bbr
+        }
         return c
     }
 

@@ -38,6 +38,11 @@ public struct SCTPConfiguration: Sendable {
     public var potentiallyFailedThreshold: Int = 0
     public var maxBurst: Int = 4
 
+    // MARK: - Congestion control
+    /// Each path's congestion controller: loss-based (RFC 9260 §7.2, LIA-coupled with
+    /// `multipath.coupledCongestionControl`) or model-based and paced (BBR), which keeps the bottleneck's queue short.
+    public var congestionControl = SCTPCongestionControl.reno
+
     // MARK: - Multipath
     public var multipath = SCTPMultipathConfiguration()
 
@@ -76,6 +81,16 @@ public struct SCTPConfiguration: Sendable {
     public var cookieSecret: [UInt8] = Array(repeating: 0x5A, count: 32)
 
     public init() {}
+}
+
+/// Which congestion controller an association's paths run.
+public enum SCTPCongestionControl: String, Sendable, Equatable, CaseIterable {
+    /// RFC 9260 §7.2's window-based controller (NewReno-like): grows the window until the bottleneck's queue
+    /// overflows, then halves it.
+    case reno
+    /// BBR-like (`BBRController`): paces at the measured bottleneck bandwidth and keeps about two bandwidth-delay
+    /// products in flight, so the bottleneck's queue stays short.
+    case bbr
 }
 
 /// Concurrent Multipath Transfer (Iyengar, Amer, Stewart 2006; draft-tuexen-tsvwg-sctp-multipath) and its later

@@ -27,6 +27,16 @@ struct CongestionAck: Sendable {
     var allDataAcked: Bool
     /// For a coupled controller: the sum of all destinations' cwnd and the LIA alpha. Ignored by NewReno.
     var coupling: Coupling?
+    // For a model-based controller (BBR); ignored by the window-based ones.
+    var now = SCTPTime.zero
+    /// The SACK's delivery-rate sample on this destination.
+    var rateSample: OutstandingData.RateSample?
+    /// Bytes ever delivered on this destination, this SACK's included.
+    var delivered = 0
+    /// The destination's flight size after the SACK.
+    var flightSize = 0
+    /// The SACK's RTT measurement on this destination (Karn's rule applied).
+    var rttSample: SCTPDuration?
 
     init(
         bytesAcked: Int, ackPointAdvanced: Bool, flightSizeBeforeAck: Int, ackPoint: TSN, allDataAcked: Bool,

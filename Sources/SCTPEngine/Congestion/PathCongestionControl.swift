@@ -1,18 +1,22 @@
-/// Chooses a destination's controller without existential boxing: NewReno by default, LIA when coupling is on.
+/// Chooses a destination's controller without existential boxing: NewReno, LIA when coupling is on, or the
+/// model-based BBR.
 enum PathCongestionControl: Sendable {
     case newReno(NewRenoController)
     case lia(LIAController)
+    case bbr(BBRController)
 
     /// Which controller new paths get.
     enum Algorithm: Sendable {
         case newReno
         case lia
+        case bbr
     }
 
     init(_ algorithm: Algorithm = .newReno, mtu: Int, initialSSThresh: Int = Int(UInt32.max)) {
         switch algorithm {
         case .newReno: self = .newReno(NewRenoController(mtu: mtu, initialSSThresh: initialSSThresh))
         case .lia: self = .lia(LIAController(mtu: mtu, initialSSThresh: initialSSThresh))
+        case .bbr: self = .bbr(BBRController(mtu: mtu))
         }
     }
 
@@ -20,7 +24,19 @@ enum PathCongestionControl: Sendable {
         switch self {
         case .newReno(let c): return c.window
         case .lia(let c): return c.window
+        case .bbr(let c): return c.window
         }
+    }
+
+    /// The rate new data is paced at, in bytes per second; nil for an unpaced (window-based) controller.
+    var pacingRate: Double? {
+        if case .bbr(let c) = self { return c.pacingRate }
+        return nil
+    }
+
+    var isModelBased: Bool {
+        if case .bbr = self { return true }
+        return false
     }
 
     var cwnd: Int { window.cwnd }
@@ -37,6 +53,9 @@ enum PathCongestionControl: Sendable {
             case .lia(var c):
                 c.mtu = newValue
                 self = .lia(c)
+            case .bbr(var c):
+                c.mtu = newValue
+                self = .bbr(c)
             }
         }
     }
@@ -51,11 +70,15 @@ enum PathCongestionControl: Sendable {
         case .lia(var c):
             c.handleAck(ack)
             self = .lia(c)
+        case .bbr(var c):
+            c.handleAck(ack)
+            self = .bbr(c)
         }
     }
 
+    /// `flightSize` is the destination's flight after the SACK that found the loss (BBR bounds the window by it).
     @discardableResult
-    mutating func handleFastRetransmit(highestOutstandingTSN: TSN) -> Bool {
+    mutating func handleFastRetransmit(highestOutstandingTSN: TSN, flightSize: Int = 0) -> Bool {
         switch self {
         case .newReno(var c):
             defer { self = .newReno(c) }
@@ -63,6 +86,9 @@ enum PathCongestionControl: Sendable {
         case .lia(var c):
             defer { self = .lia(c) }
             return c.handleFastRetransmit(highestOutstandingTSN: highestOutstandingTSN)
+        case .bbr(var c):
+            defer { self = .bbr(c) }
+            return c.handleFastRetransmit(highestOutstandingTSN: highestOutstandingTSN, flightSize: flightSize)
         }
     }
 
@@ -74,6 +100,9 @@ enum PathCongestionControl: Sendable {
         case .lia(var c):
             c.handleRetransmissionTimeout()
             self = .lia(c)
+        case .bbr(var c):
+            c.handleRetransmissionTimeout()
+            self = .bbr(c)
         }
     }
 
@@ -85,6 +114,8 @@ enum PathCongestionControl: Sendable {
         case .lia(var c):
             c.handleIdle(idleFor: idleFor, rto: rto)
             self = .lia(c)
+        case .bbr:
+            break  // Paced: a path back from idle sends at the model's rate, not in a burst (BBRController).
         }
     }
 
@@ -96,6 +127,9 @@ enum PathCongestionControl: Sendable {
         case .lia(var c):
             c.reset()
             self = .lia(c)
+        case .bbr(var c):
+            c.reset()
+            self = .bbr(c)
         }
     }
 
@@ -103,6 +137,7 @@ enum PathCongestionControl: Sendable {
         switch self {
         case .newReno(let c): return c.mayTransmit(flightSize: flightSize)
         case .lia(let c): return c.mayTransmit(flightSize: flightSize)
+        case .bbr(let c): return c.mayTransmit(flightSize: flightSize)
         }
     }
 
@@ -110,6 +145,7 @@ enum PathCongestionControl: Sendable {
         switch self {
         case .newReno(let c): return c.sendAllowance(flightSize: flightSize, maxBurst: maxBurst)
         case .lia(let c): return c.sendAllowance(flightSize: flightSize, maxBurst: maxBurst)
+        case .bbr: return max(0, window.cwnd + window.mtu - 1 - flightSize)  // the pacer bounds bursts
         }
     }
 }

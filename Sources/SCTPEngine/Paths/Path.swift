@@ -89,6 +89,9 @@ struct Path: Sendable {
     private(set) var policy = SCTPPathPolicy.default
     /// The cap's token bucket; nil for an uncapped path.
     private(set) var rateBucket: SendRateBucket?
+    /// The congestion controller's pacing (BBR): a token bucket at its pacing rate, charged with the DATA sent;
+    /// nil for a window-based controller or before the controller has a rate.
+    private(set) var pacer: SendRateBucket?
     /// A backup path kept off data because a better path is reachable; set by `Association.refreshPathRoles`.
     var isStandby = false
 
@@ -113,8 +116,8 @@ struct Path: Sendable {
     var isConfirmed: Bool { state != .unconfirmed }
     /// Reachable and not a standby backup: the path may carry data.
     var carriesData: Bool { state == .active && !isStandby }
-    /// False only while a capped path's bucket is empty.
-    var hasSendAllowance: Bool { rateBucket?.hasTokens ?? true }
+    /// False only while a capped path's bucket or a paced path's pacer is empty.
+    var hasSendAllowance: Bool { (rateBucket?.hasTokens ?? true) && (pacer?.hasTokens ?? true) }
 
     /// Counts a T3-rtx expiry or an unanswered HEARTBEAT against the path (RFC 9260 §8.2) and moves it to
     /// potentially failed above PFMR (RFC 7829) or inactive above Path.Max.Retrans. Unconfirmed paths stay
@@ -143,6 +146,7 @@ struct Path: Sendable {
             return nil
         case .inactive:
             congestion.reset()
+            pacer = nil
             state = .active
             return .becameActive
         case .unconfirmed, .potentiallyFailed:
@@ -193,6 +197,24 @@ struct Path: Sendable {
         if rateBucket != nil { rateBucket!.refill(now: now) }
     }
 
+    // MARK: - Pacing
+
+    mutating func refillPacer(now: SCTPTime) {
+        if pacer != nil { pacer!.refill(now: now) }
+    }
+
+    /// Follows the controller's pacing rate after an ack.
+    mutating func updatePacingRate(now: SCTPTime) {
+        guard let rate = congestion.pacingRate else { return }
+        let bytesPerSecond = Int(min(rate, 1e12))
+        if pacer == nil {
+            pacer = SendRateBucket(pacingBytesPerSecond: bytesPerSecond, mtu: mtu)
+            pacer!.refill(now: now)
+        } else {
+            pacer!.setPacingRate(bytesPerSecond: bytesPerSecond, mtu: mtu, now: now)
+        }
+    }
+
     // MARK: - Sending
 
     mutating func setMTU(_ mtu: Int) {
@@ -206,6 +228,7 @@ struct Path: Sendable {
         counters.packetsSent += 1
         if rateBucket != nil { rateBucket!.consume(bytes) }
         if dataBytes > 0 {
+            if pacer != nil { pacer!.consume(dataBytes) }
             applyIdleDecay(now: now)
             lastDataSent = now
         }

@@ -1,10 +1,11 @@
 /// A token bucket that caps one path's send rate: refilled from `now` at `bytesPerSecond` up to a burst of
 /// `capacity`, drained by every packet sent. A packet may overdraw it (one packet never waits on its own size);
-/// the debt is paid back before the next, so the average stays at the cap.
+/// the debt is paid back before the next, so the average stays at the cap. Serves both a path policy's fixed cap
+/// and the congestion controller's pacing, whose rate changes with every ack.
 struct SendRateBucket: Sendable {
-    let bytesPerSecond: Int
-    /// The burst: 50 ms at the cap, at least four full-size packets.
-    let capacity: Double
+    private(set) var bytesPerSecond: Int
+    /// The burst: for a policy's cap 50 ms at the cap, at least four full-size packets.
+    private(set) var capacity: Double
     private(set) var tokens: Double
     private var refilledAt: SCTPTime?
 
@@ -12,6 +13,26 @@ struct SendRateBucket: Sendable {
         self.bytesPerSecond = max(bytesPerSecond, 1)
         capacity = Double(max(self.bytesPerSecond / 20, 4 * mtu))
         tokens = capacity
+    }
+
+    /// A pacer: a burst of 2 ms at the rate, at least four full-size packets. At most that much queue at the
+    /// bottleneck, and enough that a driver woken a millisecond late (a loaded host) loses no sending time.
+    init(pacingBytesPerSecond: Int, mtu: Int) {
+        bytesPerSecond = max(pacingBytesPerSecond, 1)
+        capacity = Self.pacingCapacity(bytesPerSecond: bytesPerSecond, mtu: mtu)
+        tokens = capacity
+    }
+
+    static func pacingCapacity(bytesPerSecond: Int, mtu: Int) -> Double {
+        Double(max(bytesPerSecond / 500, 4 * mtu))
+    }
+
+    /// A new pacing rate: the tokens (or debt) so far stay, clamped to the new burst.
+    mutating func setPacingRate(bytesPerSecond: Int, mtu: Int, now: SCTPTime) {
+        refill(now: now)
+        self.bytesPerSecond = max(bytesPerSecond, 1)
+        capacity = Self.pacingCapacity(bytesPerSecond: self.bytesPerSecond, mtu: mtu)
+        tokens = min(tokens, capacity)
     }
 
     /// True while a packet may go.

@@ -70,7 +70,44 @@ struct OutstandingData: Sendable {
         var isMarkedForRetransmission = false
         var wasFastRetransmitted = false
 
+        /// The destination's delivery state when this chunk was last sent, for its delivery-rate sample.
+        var delivery: DeliverySnapshot
+
         var isAcked: Bool { state == .gapAcked || state == .nrAcked }
+    }
+
+    /// What a destination had delivered when a chunk was sent (draft-cheng-iccrg-delivery-rate-estimation §3.2):
+    /// the acknowledgement of that chunk measures the delivery rate over the interval since.
+    struct DeliverySnapshot: Sendable {
+        /// Bytes the destination had delivered (acknowledged) in total.
+        var delivered: Int
+        /// When the last of those bytes was acknowledged.
+        var deliveredTime: SCTPTime
+        /// The send time of the chunk whose acknowledgement was the latest one then: the start of the send
+        /// interval, so an ack-compressed burst cannot show a rate faster than the data was sent.
+        var firstSentTime: SCTPTime
+        /// The sender had less data than its window allowed: a sample from this chunk may understate the path.
+        var isAppLimited: Bool
+    }
+
+    /// One delivery-rate sample: the bytes a destination delivered over an interval, measured by the SACK that
+    /// newly acknowledged the chunk sent there most recently (Karn: never a retransmitted one).
+    struct RateSample: Sendable, Equatable {
+        /// Bytes delivered on the destination between the chunk's sending and its acknowledgement.
+        var deliveredBytes: Int
+        /// The longer of the send and the ack interval (§3.3), so neither compression shows a false rate.
+        var interval: SCTPDuration
+        /// The destination's delivered total when the chunk was sent: round trips are counted against it.
+        var priorDelivered: Int
+        /// The chunk went out while the sender was application-limited.
+        var isAppLimited: Bool
+        /// The chunk's round trip.
+        var rtt: SCTPDuration
+
+        /// Bytes per second; 0 for an empty interval.
+        var bytesPerSecond: Double {
+            interval > .zero ? Double(deliveredBytes) / interval.seconds : 0
+        }
     }
 
     /// What one SACK meant for one destination.
@@ -97,6 +134,10 @@ struct OutstandingData: Sendable {
         var hasNewFastRetransmits = false
         /// Nothing sent here remains unacknowledged.
         var allDataAcked = false
+        /// The delivery-rate sample of this SACK, if it newly acknowledged a chunk sent here only once.
+        var rateSample: RateSample?
+        /// Bytes ever delivered on this destination, this SACK's included.
+        var delivered = 0
     }
 
     /// The result of one SACK.
@@ -130,6 +171,15 @@ struct OutstandingData: Sendable {
         /// The unwrapped TSN of the highest chunk ever acknowledged whose latest transmission went here: with SFR,
         /// an unacknowledged chunk sent here is "reported missing" only below it.
         var highestAcked: UInt64 = 0
+        // Delivery-rate state (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered, C.delivered_time,
+        // C.first_sent_time, C.app_limited), per destination.
+        var delivered = 0
+        var deliveredTime = SCTPTime.zero
+        var firstSentTime = SCTPTime.zero
+        /// Nonzero while application-limited: the delivered total at which that ends.
+        var appLimitedUntil = 0
+        /// The chunk of this SACK that gives the rate sample: the latest sent, newly acknowledged, sent once.
+        var sample: (snapshot: DeliverySnapshot, sentAt: SCTPTime)?
     }
 
     let policy: FastRetransmitPolicy
@@ -189,14 +239,15 @@ struct OutstandingData: Sendable {
             isImmediate: fragment.isImmediate, userData: fragment.payload)
         let size = fragment.payload.readableBytes
         let unwrapped = firstUnwrapped + UInt64(items.count)
+        let p = accountIndex(for: path)
+        let delivery = deliverySnapshot(p, now: now)
         items.append(
             Item(
                 chunk: chunk, abandonment: fragment.abandonment, size: size, path: path, sentAt: now,
-                transmissions: 1))
+                transmissions: 1, delivery: delivery))
         nextTSN = nextTSN.next
         unackedBytes += size
         totalFlightSize += size
-        let p = accountIndex(for: path)
         paths[p].flightSize += size
         paths[p].sentTSNs.append(unwrapped)
         return chunk
@@ -218,8 +269,9 @@ struct OutstandingData: Sendable {
         let size = items[i].size
         let oldPath = items[i].path
         items[i].path = path
-        totalFlightSize += size
         let p = accountIndex(for: path)
+        items[i].delivery = deliverySnapshot(p, now: now)
+        totalFlightSize += size
         paths[p].flightSize += size
         let unwrapped = firstUnwrapped + UInt64(i)
         if oldPath != path {
@@ -243,6 +295,7 @@ struct OutstandingData: Sendable {
 
         for p in paths.indices {
             paths[p].ack = PathAck(path: paths[p].id)
+            paths[p].sample = nil
             paths[p].ack.flightSizeBeforeSack = paths[p].flightSize
             paths[p].ack.ackPoint =
                 lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0 &- 1)) }
@@ -319,6 +372,8 @@ struct OutstandingData: Sendable {
                 ack.ackPoint = cumulativeTSNAck
                 ack.allDataAcked = true
             }
+            ack.rateSample = takeRateSample(p)
+            ack.delivered = paths[p].delivered
             if ack.flightSizeBeforeSack > 0 || ack.bytesAcked > 0 || lowest != nil { scratch.append(ack) }
         }
         outcome.paths = scratch
@@ -492,13 +547,63 @@ struct OutstandingData: Sendable {
         // The same ambiguity rules out a retransmitted chunk as proof that later-sent data arrived: its ack may be
         // for the original still queued on the path, and taking it as sent at the retransmission's time would
         // declare every retransmission sent just before lost, again and again (a retransmission storm).
+        paths[p].delivered += items[i].size
+        paths[p].deliveredTime = now
         if items[i].transmissions == 1 {
+            if let sample = paths[p].sample, sample.sentAt > items[i].sentAt {
+                // An earlier-sent chunk: the later one measures the longer, more recent interval.
+            } else {
+                paths[p].sample = (items[i].delivery, items[i].sentAt)
+            }
             paths[p].ack.rttSample = now - items[i].sentAt
             paths[p].ack.latestNewlyAckedSendTime = max(
                 paths[p].ack.latestNewlyAckedSendTime ?? items[i].sentAt, items[i].sentAt)
         }
         outcome.highestNewlyAckedTSN = Self.later(outcome.highestNewlyAckedTSN, tsn)
         outcome.lowestNewlyAckedTSN = Self.earlier(outcome.lowestNewlyAckedTSN, tsn)
+    }
+
+    // MARK: - Delivery rate
+
+    /// The destination has less to send than its window allows (the send queue ran dry): samples from chunks sent
+    /// until what is in flight now is delivered are marked application-limited (§3.4).
+    mutating func markAppLimited(on path: PathID) {
+        let p = accountIndex(for: path)
+        paths[p].appLimitedUntil = max(paths[p].delivered + paths[p].flightSize, 1)
+    }
+
+    /// Whether samples taken now on `path` would be application-limited.
+    func isAppLimited(on path: PathID) -> Bool {
+        paths.first(where: { $0.id == path }).map { $0.appLimitedUntil != 0 } ?? false
+    }
+
+    /// §3.2: the destination's state for a chunk sent now. With nothing in flight there the intervals start now,
+    /// so an idle period never counts as delivery time.
+    private mutating func deliverySnapshot(_ p: Int, now: SCTPTime) -> DeliverySnapshot {
+        if paths[p].flightSize == 0 {
+            paths[p].firstSentTime = now
+            paths[p].deliveredTime = now
+        }
+        return DeliverySnapshot(
+            delivered: paths[p].delivered, deliveredTime: paths[p].deliveredTime,
+            firstSentTime: paths[p].firstSentTime, isAppLimited: paths[p].appLimitedUntil != 0)
+    }
+
+    /// §3.3: the rate sample of the SACK just processed on `paths[p]`, from its most recently sent newly
+    /// acknowledged chunk; nil when it acknowledged none sent only once there.
+    private mutating func takeRateSample(_ p: Int) -> RateSample? {
+        if paths[p].appLimitedUntil != 0 && paths[p].delivered > paths[p].appLimitedUntil {
+            paths[p].appLimitedUntil = 0
+        }
+        guard let (snapshot, sentAt) = paths[p].sample else { return nil }
+        paths[p].sample = nil
+        paths[p].firstSentTime = sentAt
+        let sendElapsed = sentAt - snapshot.firstSentTime
+        let ackElapsed = paths[p].deliveredTime - snapshot.deliveredTime
+        return RateSample(
+            deliveredBytes: paths[p].delivered - snapshot.delivered, interval: max(sendElapsed, ackElapsed),
+            priorDelivered: snapshot.delivered, isAppLimited: snapshot.isAppLimited,
+            rtt: paths[p].deliveredTime - sentAt)
     }
 
     private mutating func highestAcked(on path: PathID) -> UInt64 { paths[accountIndex(for: path)].highestAcked }

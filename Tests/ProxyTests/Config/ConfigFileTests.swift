@@ -57,6 +57,7 @@ import Testing
             verbose = true
             plaintext = true
             segmentation-offload = false
+            congestion-control = "reno"
             udp-idle-timeout = "2m"
             udp-lifetime = "150ms"
 
@@ -88,6 +89,7 @@ import Testing
         expected.verbose = true
         expected.plaintext = true
         expected.segmentationOffload = false
+        expected.congestionControl = .reno
         expected.udp.idleTimeout = .seconds(120)
         expected.udp.lifetime = .milliseconds(150)
         expected.limits.streamsPerAssociation = 20000
@@ -99,7 +101,7 @@ import Testing
         expected.limits.bufferedBytesPerAssociation = 32 << 20
         #expect(settings == expected)
         // Every key of the table was in the file above: a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 22)
+        #expect(ClientSettings.configKeys.count == 23)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -114,6 +116,7 @@ import Testing
             verbose = false
             allow-plaintext = true
             segmentation-offload = false
+            congestion-control = "reno"
             udp-idle-timeout = "30s"
             udp-lifetime = "1s"
 
@@ -145,6 +148,7 @@ import Testing
         expected.shutdownTimeout = .zero
         expected.allowPlaintext = true
         expected.segmentationOffload = false
+        expected.congestionControl = .reno
         expected.limits.streamsPerAssociation = 256
         expected.limits.associationsPerKey = 2
         expected.limits.pathsPerAssociation = 3
@@ -163,7 +167,7 @@ import Testing
         expected.udp.flowsPerKey = 10
         expected.udp.queuedDatagramsPerKey = 5
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 26)
+        #expect(ServerSettings.configKeys.count == 27)
     }
 
     /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and
@@ -197,6 +201,22 @@ import Testing
         var large = ConfigOverrides()
         large.set("egress-deny-port", ["70000"])
         #expect(Self.serverErrors("", overrides: large).count == 1)
+    }
+
+    /// `congestion-control`: BBR unless the file or `--congestion-control` says otherwise, on both daemons.
+    @Test func congestionControlIsBBRByDefaultAndTheFlagWins() throws {
+        #expect(ServerSettings().congestionControl == .bbr)
+        #expect(ClientSettings().congestionControl == .bbr)
+        var flag = ConfigOverrides()
+        flag.set("congestion-control", "bbr")
+        #expect(try Self.server("congestion-control = \"reno\"").congestionControl == .reno)
+        #expect(try Self.server("congestion-control = \"reno\"", overrides: flag).congestionControl == .bbr)
+        var wrong = ConfigOverrides()
+        wrong.set("congestion-control", "cubic")
+        #expect(
+            Self.serverErrors("", overrides: wrong) == [
+                "command line: --congestion-control: expected \"bbr\" or \"reno\", found \"cubic\""
+            ])
     }
 
     @Test func noFileAndAnEmptyFileGiveTheDefaults() throws {
@@ -312,6 +332,10 @@ import Testing
         #expect(
             Self.clientErrors("server = \"s:1\"\nverbose = \"yes\"") == [
                 "client.toml:2: verbose: expected true or false, found \"yes\""
+            ])
+        #expect(
+            Self.serverErrors("congestion-control = \"cubic\"") == [
+                "server.toml:1: congestion-control: expected \"bbr\" or \"reno\", found \"cubic\""
             ])
         #expect(
             Self.serverErrors("egress-allow = [\"10.0.0.0/33\"]") == [

@@ -5,7 +5,8 @@ import Testing
 @testable import SCTPEngine
 
 /// Failover under CMT: when one of two paths dies mid-transfer, whichever it is and whatever the receive buffer
-/// and buffer splitting, every byte still arrives and the transfer ends at about the surviving path's rate.
+/// and buffer splitting, NewReno or BBR, every byte still arrives and the transfer ends at about the surviving
+/// path's rate.
 @Suite struct CMTFailoverTests {
     static let fast = PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(10))
     static let slow = PathSpec(rateBitsPerSecond: 10_000_000, rtt: .milliseconds(60))
@@ -40,9 +41,12 @@ import Testing
 
     /// The bound: twice what the surviving path alone needs for the whole transfer, plus 5 s for detecting the
     /// failure (T3 and heartbeat timeouts) and getting back up to speed.
-    @Test(arguments: variants)
-    func everyByteArrivesAtAboutTheSurvivingPathsRate(_ variant: Variant) throws {
+    @Test(arguments: variants, [SCTPCongestionControl.reno, .bbr])
+    func everyByteArrivesAtAboutTheSurvivingPathsRate(
+        _ variant: Variant, congestionControl: SCTPCongestionControl
+    ) throws {
         var configuration = SCTPConfiguration()
+        configuration.congestionControl = congestionControl
         configuration.receiveBufferSize = variant.receiveBuffer
         configuration.multipath.senderBufferSplitting = variant.senderSplitting
         configuration.multipath.receiverBufferSplitting = variant.receiverSplitting

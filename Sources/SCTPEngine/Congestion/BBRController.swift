@@ -1,0 +1,312 @@
+/// A model-based controller in the style of BBR (Cardwell et al., "BBR: Congestion-Based Congestion Control",
+/// ACM Queue 14(5), 2016; draft-cardwell-iccrg-bbr-congestion-control-00): it estimates the destination's
+/// bottleneck bandwidth (the largest delivery rate of the last ten round trips) and its propagation round trip
+/// (the smallest RTT of the last ten seconds), paces new data at a gain times that bandwidth and keeps about two
+/// bandwidth-delay products in flight, so the bottleneck's queue stays short instead of full. Losses do not shrink
+/// the model, only bound what is in flight while they are repaired (so random loss costs little; a path whose
+/// rate drops is followed once the filter forgets the old rate, after ten round trips).
+///
+/// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
+/// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
+/// rounds of 1 to find more bandwidth and then give back the queue it made, and probe-RTT drops to half a
+/// bandwidth-delay product (BBRv2's figure; BBRv1's four packets idled the path) for 200 ms and a round trip when
+/// the minimum RTT has not been refreshed for ten seconds.
+///
+/// RFC 9260 §7.2 does not apply here but for its bounds: at least 4 × MTU stays allowed (the minimum window of
+/// §7.2.3 after fast retransmit), one MTU after a T3-rtx expiry (§7.2.3), and the window is never larger than the
+/// model asks. The idle decay of §7.2.1 ("SHOULD") is replaced by pacing: a path back from idle sends at the
+/// model's rate, not in one burst of cwnd.
+struct BBRController: Sendable {
+    enum Mode: Sendable, Equatable {
+        case startup
+        case drain
+        case probeBandwidth
+        case probeRTT
+    }
+
+    // MARK: - Parameters (draft-cardwell-iccrg-bbr-congestion-control-00 §4.2)
+
+    /// 2/ln 2: the smallest gain that doubles the delivery rate each round trip in startup.
+    static let highGain = 2.885
+    static let cwndGain = 2.0
+    static let pacingGainCycle: [Double] = [1.25, 0.75, 1, 1, 1, 1, 1, 1]
+    /// The bandwidth filter's window, in round trips.
+    static let bandwidthWindowRounds: UInt64 = 10
+    static let minRTTWindow = SCTPDuration.seconds(10)
+    static let probeRTTDuration = SCTPDuration.milliseconds(200)
+    /// Pace 1 % below the estimate so a queue the estimate's noise builds drains by itself.
+    static let pacingMargin = 0.99
+
+    var window: CongestionWindow
+    private(set) var mode = Mode.startup
+    private var bandwidthFilter = WindowedMaxFilter(window: BBRController.bandwidthWindowRounds)
+    /// The propagation round-trip estimate and when it was last set.
+    private(set) var minRTT: SCTPDuration?
+    private var minRTTStamp = SCTPTime.zero
+    private(set) var roundCount: UInt64 = 0
+    private var nextRoundDelivered = 0
+    private var isRoundStart = false
+    /// The destination's delivered total as of the last ack.
+    private var delivered = 0
+    // Startup's exit: the bandwidth stopped growing.
+    private(set) var hasFilledPipe = false
+    private var fullBandwidth = 0.0
+    private var fullBandwidthRounds = 0
+    // Probe-bandwidth's gain cycle.
+    private var cycleIndex = 0
+    private var cycleStamp = SCTPTime.zero
+    // Probe-RTT.
+    private var probeRTTDoneStamp: SCTPTime?
+    private var probeRTTRoundDone = false
+    /// The window before a loss, a T3-rtx expiry or probe-RTT cut it, restored afterwards.
+    private var priorCwnd = 0
+    /// The first round of fast recovery: the window only replaces what was delivered (packet conservation).
+    private var isConservingPackets = false
+    /// A T3-rtx expiry cut the window to one MTU; the next advance of the ack point restores it.
+    private var isRecoveringFromTimeout = false
+    private(set) var pacingGain = BBRController.highGain
+    private var cwndGain = BBRController.highGain
+    /// Bytes per second new data is paced at; nil before the first RTT sample (the initial window alone limits).
+    private(set) var pacingRate: Double?
+
+    init(mtu: Int) {
+        window = CongestionWindow(mtu: mtu)
+    }
+
+    /// The bottleneck bandwidth estimate in bytes per second; 0 before the first sample.
+    var bandwidth: Double { bandwidthFilter.value }
+    var cwnd: Int { window.cwnd }
+    var isInFastRecovery: Bool { window.isInFastRecovery }
+    var mtu: Int {
+        get { window.mtu }
+        set { window.mtu = newValue }
+    }
+
+    /// The bandwidth-delay product times `gain`, in bytes; nil while either estimate is missing.
+    func bdp(gain: Double) -> Int? {
+        guard let minRTT, bandwidth > 0 else { return nil }
+        return Int(gain * bandwidth * minRTT.seconds)
+    }
+
+    private var minimumWindow: Int { 4 * window.mtu }
+    /// Probe-RTT's window: half a BDP empties the bottleneck's queue and still keeps the path half busy.
+    private var probeRTTWindow: Int { max(minimumWindow, bdp(gain: 0.5) ?? 0) }
+
+    // MARK: - Acks
+
+    /// One SACK's news for this destination: refresh the model, move between modes, then set the pacing rate and
+    /// the window from the model.
+    mutating func handleAck(_ ack: CongestionAck) {
+        delivered = ack.delivered
+        endRecovery(ack)
+        updateRound(ack)
+        updateBandwidth(ack)
+        checkFullPipe(ack)
+        let minRTTExpired = updateMinRTT(ack)
+        if mode == .startup && hasFilledPipe { enterDrain() }
+        if mode == .drain, let bdp = bdp(gain: 1), ack.flightSize <= bdp { enterProbeBandwidth(now: ack.now) }
+        if mode == .probeBandwidth { advanceCycle(ack) }
+        if minRTTExpired && mode != .probeRTT { enterProbeRTT() }
+        if mode == .probeRTT { handleProbeRTT(ack) }
+        setPacingRate()
+        setCwnd(ack)
+    }
+
+    /// RFC 9260 §7.2.4: fast recovery ends at its exit point; a window cut by the loss or by T3 comes back.
+    private mutating func endRecovery(_ ack: CongestionAck) {
+        if let exit = window.fastRecoveryExitPoint, ack.ackPoint.isAtOrAfter(exit) {
+            window.fastRecoveryExitPoint = nil
+            isConservingPackets = false
+            window.cwnd = max(window.cwnd, priorCwnd)
+        }
+        if isRecoveringFromTimeout && ack.ackPointAdvanced && ack.bytesAcked > 0 {
+            isRecoveringFromTimeout = false
+            isConservingPackets = false
+            window.cwnd = max(window.cwnd, priorCwnd)
+        }
+    }
+
+    /// A round trip ends when a chunk sent after the previous round's end is acknowledged.
+    private mutating func updateRound(_ ack: CongestionAck) {
+        isRoundStart = false
+        guard let sample = ack.rateSample, sample.priorDelivered >= nextRoundDelivered else { return }
+        nextRoundDelivered = ack.delivered
+        roundCount += 1
+        isRoundStart = true
+        isConservingPackets = false
+    }
+
+    /// Application-limited samples only raise the estimate: a sender with too little data proves no ceiling.
+    private mutating func updateBandwidth(_ ack: CongestionAck) {
+        guard let sample = ack.rateSample, sample.interval > .zero else { return }
+        // A sample over less than the minimum RTT measures a burst (a token-bucket shaper lets one through at line
+        // rate), not the path: draft-cheng-iccrg-delivery-rate-estimation §3.3 discards it.
+        if let minRTT, sample.interval < minRTT { return }
+        let rate = sample.bytesPerSecond
+        if !sample.isAppLimited || rate >= bandwidth { bandwidthFilter.update(rate, round: roundCount) }
+    }
+
+    /// Startup's end: three round trips without 25 % more bandwidth.
+    private mutating func checkFullPipe(_ ack: CongestionAck) {
+        guard !hasFilledPipe, isRoundStart, let sample = ack.rateSample, !sample.isAppLimited else { return }
+        if bandwidth >= fullBandwidth * 1.25 {
+            fullBandwidth = bandwidth
+            fullBandwidthRounds = 0
+            return
+        }
+        fullBandwidthRounds += 1
+        if fullBandwidthRounds >= 3 { hasFilledPipe = true }
+    }
+
+    /// Takes the ack's RTT into the minimum; returns true when the minimum is older than its window.
+    private mutating func updateMinRTT(_ ack: CongestionAck) -> Bool {
+        let rtt = ack.rateSample?.rtt ?? ack.rttSample
+        let expired = minRTT != nil && ack.now > minRTTStamp + Self.minRTTWindow
+        if let rtt, rtt > .zero, minRTT.map({ rtt <= $0 }) ?? true || expired {
+            minRTT = rtt
+            minRTTStamp = ack.now
+        }
+        return expired
+    }
+
+    // MARK: - Modes
+
+    private mutating func enterDrain() {
+        mode = .drain
+        pacingGain = 1 / Self.highGain
+        cwndGain = Self.highGain
+    }
+
+    private mutating func enterProbeBandwidth(now: SCTPTime) {
+        mode = .probeBandwidth
+        cwndGain = Self.cwndGain
+        // Start past the probing phase: right after drain the queue is empty and the estimate fresh.
+        cycleIndex = 2
+        cycleStamp = now
+        pacingGain = Self.pacingGainCycle[cycleIndex]
+    }
+
+    /// The gain cycle moves on after a minimum RTT; the 1.25 phase also waits until 1.25 BDP is in flight (or a
+    /// loss shows the queue is full), the 0.75 phase ends early once the flight is down to one BDP.
+    private mutating func advanceCycle(_ ack: CongestionAck) {
+        guard let minRTT else { return }
+        let isFullLength = ack.now - cycleStamp > minRTT
+        let next: Bool
+        if pacingGain > 1 {
+            next = isFullLength && (ack.flightSizeBeforeAck >= (bdp(gain: pacingGain) ?? 0) || window.isInFastRecovery)
+        } else if pacingGain < 1 {
+            next = isFullLength || ack.flightSizeBeforeAck <= (bdp(gain: 1) ?? 0)
+        } else {
+            next = isFullLength
+        }
+        guard next else { return }
+        cycleIndex = (cycleIndex + 1) % Self.pacingGainCycle.count
+        cycleStamp = ack.now
+        pacingGain = Self.pacingGainCycle[cycleIndex]
+    }
+
+    private mutating func enterProbeRTT() {
+        saveCwnd()
+        mode = .probeRTT
+        pacingGain = 1
+        cwndGain = 1
+        probeRTTDoneStamp = nil
+    }
+
+    /// Probe-RTT holds half a BDP in flight for 200 ms and a full round trip, then takes the RTT it saw as the new
+    /// minimum and goes back to where it was.
+    private mutating func handleProbeRTT(_ ack: CongestionAck) {
+        if probeRTTDoneStamp == nil {
+            guard ack.flightSize <= probeRTTWindow else { return }
+            probeRTTDoneStamp = ack.now + Self.probeRTTDuration
+            probeRTTRoundDone = false
+            nextRoundDelivered = ack.delivered
+            return
+        }
+        if isRoundStart { probeRTTRoundDone = true }
+        guard probeRTTRoundDone, let done = probeRTTDoneStamp, ack.now > done else { return }
+        minRTTStamp = ack.now
+        window.cwnd = max(window.cwnd, priorCwnd)
+        if hasFilledPipe {
+            enterProbeBandwidth(now: ack.now)
+        } else {
+            mode = .startup
+            pacingGain = Self.highGain
+            cwndGain = Self.highGain
+        }
+    }
+
+    // MARK: - Control outputs
+
+    /// Pacing rate = gain × bandwidth; before the pipe is full it only rises, so a slow first sample does not
+    /// throttle startup. Before any bandwidth sample: the initial window per minimum RTT, at startup's gain.
+    private mutating func setPacingRate() {
+        let rate: Double
+        if bandwidth > 0 {
+            rate = pacingGain * bandwidth * Self.pacingMargin
+        } else if let minRTT, minRTT > .zero {
+            rate = Self.highGain * Double(window.cwnd) / minRTT.seconds
+        } else {
+            return
+        }
+        // Never below one packet per 10 ms, so a collapsed estimate cannot stall a path behind its pacer.
+        let floor = Double(window.mtu) * 100
+        if hasFilledPipe || rate > (pacingRate ?? 0) { pacingRate = max(rate, floor) }
+    }
+
+    /// cwnd = cwnd gain × BDP plus three packets for delayed and aggregated acks; grown toward it by the bytes
+    /// acknowledged, or only refilled to what was delivered in the first round of a recovery.
+    private mutating func setCwnd(_ ack: CongestionAck) {
+        let target = (bdp(gain: cwndGain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + 3 * window.mtu
+        if isConservingPackets {
+            window.cwnd = max(window.cwnd, ack.flightSize + ack.bytesAcked)
+        } else if hasFilledPipe {
+            window.cwnd = min(window.cwnd + ack.bytesAcked, target)
+        } else if window.cwnd < target || delivered < CongestionWindow.initialCwnd(mtu: window.mtu) {
+            window.cwnd += ack.bytesAcked
+        }
+        window.cwnd = max(window.cwnd, isRecoveringFromTimeout ? window.mtu : minimumWindow)
+        if mode == .probeRTT { window.cwnd = min(window.cwnd, probeRTTWindow) }
+        // Reported as ssthresh, so RTX-SSTHRESH sends retransmissions to the path with the largest pipe.
+        if let bdp = bdp(gain: 1) { window.ssthresh = max(bdp, minimumWindow) }
+    }
+
+    private mutating func saveCwnd() {
+        let inCut = window.isInFastRecovery || isRecoveringFromTimeout || mode == .probeRTT
+        priorCwnd = inCut ? max(priorCwnd, window.cwnd) : window.cwnd
+    }
+
+    // MARK: - Losses
+
+    /// A fast retransmit outside recovery: the window drops to what is still in flight plus one packet for the
+    /// retransmission, and for a round trip grows only by what is delivered; the model is kept. Returns false if
+    /// already in fast recovery (RFC 9260 §7.2.4: once per window).
+    @discardableResult
+    mutating func handleFastRetransmit(highestOutstandingTSN: TSN, flightSize: Int) -> Bool {
+        guard !window.isInFastRecovery else { return false }
+        saveCwnd()
+        window.fastRecoveryExitPoint = highestOutstandingTSN
+        isConservingPackets = true
+        nextRoundDelivered = delivered
+        window.cwnd = max(flightSize + window.mtu, minimumWindow)
+        return true
+    }
+
+    /// RFC 9260 §7.2.3: cwnd = 1 MTU after a T3-rtx expiry; the window before it comes back with the next ack
+    /// that advances the ack point.
+    mutating func handleRetransmissionTimeout() {
+        saveCwnd()
+        window.fastRecoveryExitPoint = nil
+        isRecoveringFromTimeout = true
+        isConservingPackets = true
+        window.cwnd = window.mtu
+    }
+
+    /// Starts the model over, for a path back from inactive.
+    mutating func reset() {
+        self = BBRController(mtu: window.mtu)
+    }
+
+    /// RFC 9260 §6.1 B, as for the window-based controllers.
+    func mayTransmit(flightSize: Int) -> Bool { flightSize < window.cwnd + window.mtu - 1 }
+}

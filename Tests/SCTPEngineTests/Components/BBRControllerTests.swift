@@ -1,0 +1,182 @@
+import Testing
+
+@testable import SCTPEngine
+
+extension Components {
+    /// `BBRController` fed acks from a modelled path (a fixed bottleneck rate and round trip) with a fake clock:
+    /// its modes, pacing rate and window, and its answers to loss and T3-rtx.
+    @Suite struct BBRControllerTests {
+        let mtu = 1200
+
+        /// A path delivering `rate` bytes per second with a round trip of `rtt`: every ack covers one MTU and its
+        /// sample spans one round trip of deliveries.
+        struct ModelPath {
+            var now = SCTPTime(nanoseconds: 1_000_000_000)
+            var delivered = 0
+            var rate: Double
+            var rtt: SCTPDuration
+            let mtu: Int
+
+            mutating func ack(flight: Int, appLimited: Bool = false, tsn: UInt32 = 100) -> CongestionAck {
+                delivered += mtu
+                now = now + .nanoseconds(Int64(Double(mtu) / rate * 1e9))
+                let perRTT = Int(rate * rtt.seconds)
+                var ack = CongestionAck(
+                    bytesAcked: mtu, ackPointAdvanced: true, flightSizeBeforeAck: flight + mtu, ackPoint: TSN(tsn),
+                    allDataAcked: false)
+                ack.now = now
+                ack.delivered = delivered
+                ack.flightSize = flight
+                ack.rttSample = rtt
+                ack.rateSample = OutstandingData.RateSample(
+                    deliveredBytes: min(perRTT, delivered), interval: rtt, priorDelivered: max(0, delivered - perRTT),
+                    isAppLimited: appLimited, rtt: rtt)
+                return ack
+            }
+
+            /// Feeds acks for `seconds` with `flight` in flight.
+            mutating func run(_ cc: inout BBRController, seconds: Double, flight: (BBRController) -> Int) {
+                let count = Int(rate * seconds) / mtu
+                for _ in 0..<count { cc.handleAck(ack(flight: flight(cc))) }
+            }
+        }
+
+        /// 10 Mbit/s = 1.25 MB/s, 40 ms: a bandwidth-delay product of 50 kB.
+        func path() -> ModelPath { ModelPath(rate: 1_250_000, rtt: .milliseconds(40), mtu: mtu) }
+
+        @Test func startupFindsTheBandwidthThenDrainsIntoProbeBandwidth() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            #expect(cc.mode == .startup)
+            #expect(cc.pacingRate == nil)
+            // In startup the window grows by every byte acknowledged.
+            let start = cc.cwnd
+            cc.handleAck(model.ack(flight: start))
+            #expect(cc.cwnd == start + mtu)
+            // A path that delivers no more however much is sent: startup sees the plateau within a few rounds.
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            #expect(cc.hasFilledPipe)
+            #expect(cc.mode == .drain)
+            #expect(abs(cc.bandwidth - 1_250_000) < 1)
+            #expect(cc.minRTT == .milliseconds(40))
+            // Drain ends once the flight is down to one BDP.
+            cc.handleAck(model.ack(flight: 40_000))
+            #expect(cc.mode == .probeBandwidth)
+        }
+
+        @Test func probeBandwidthPacesAtTheEstimateAndHoldsTwoBDP() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            #expect(cc.mode == .probeBandwidth)
+            // Over a whole gain cycle the mean gain is 1; the pacing rate is always gain × 0.99 × bandwidth.
+            let gain = cc.pacingGain
+            #expect([1.25, 0.75, 1].contains(gain))
+            #expect(abs(cc.pacingRate! - gain * 0.99 * 1_250_000) < 1)
+            // cwnd = 2 × BDP (50 kB) + 3 MTU (give or take the rounding of the estimate).
+            #expect(abs(cc.cwnd - (2 * 50_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
+        }
+
+        @Test func gainCycleProbesThenDrainsOncePerEightRounds() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            var gains: [Double] = [cc.pacingGain]
+            cc.handleAck(model.ack(flight: 40_000))
+            for _ in 0..<(8 * 50_000 / mtu + 200) {
+                cc.handleAck(model.ack(flight: 63_000))  // more than 1.25 BDP: the probing phase may end
+                if gains.last != cc.pacingGain { gains.append(cc.pacingGain) }
+            }
+            // Drain, then the cycle from its third phase: 1 (six rounds), 1.25, 0.75, 1 ...
+            #expect(gains.prefix(4) == [1 / BBRController.highGain, 1, 1.25, 0.75], "\(gains)")
+        }
+
+        @Test func anAppLimitedSampleDoesNotLowerTheEstimate() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            let before = cc.bandwidth
+            model.rate = 200_000
+            for _ in 0..<50 { cc.handleAck(model.ack(flight: 1000, appLimited: true)) }
+            #expect(cc.bandwidth == before)
+        }
+
+        @Test func theEstimateForgetsAFasterPastAfterTenRounds() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 1) { _ in 45_000 }
+            model.rate = 625_000  // the path halves
+            model.run(&cc, seconds: 0.2) { _ in 45_000 }
+            #expect(abs(cc.bandwidth - 1_250_000) < 1, "still within ten rounds")
+            model.run(&cc, seconds: 1.5) { _ in 45_000 }
+            #expect(abs(cc.bandwidth - 625_000) < 1)
+        }
+
+        @Test func fastRetransmitBoundsTheFlightThenRestoresTheWindow() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            let before = cc.cwnd
+            let entered = cc.handleFastRetransmit(highestOutstandingTSN: TSN(500), flightSize: 30_000)
+            #expect(entered)
+            #expect(cc.isInFastRecovery)
+            #expect(cc.cwnd == 30_000 + mtu)
+            let again = cc.handleFastRetransmit(highestOutstandingTSN: TSN(600), flightSize: 20_000)
+            #expect(!again)
+            // In recovery's first round the window only refills what is delivered.
+            cc.handleAck(model.ack(flight: 28_000, tsn: 300))
+            #expect(cc.cwnd == 30_000 + mtu)
+            // Recovery ends at its exit point; the model was never touched, the window comes back.
+            cc.handleAck(model.ack(flight: 28_000, tsn: 500))
+            #expect(!cc.isInFastRecovery)
+            #expect(cc.cwnd >= before)
+            #expect(abs(cc.bandwidth - 1_250_000) < 1)
+        }
+
+        @Test func t3ExpiryCutsToOneMTUAndTheNextAdvanceRestores() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            let before = cc.cwnd
+            cc.handleRetransmissionTimeout()
+            #expect(cc.cwnd == mtu)
+            cc.handleAck(model.ack(flight: 0))
+            #expect(cc.cwnd >= before)
+        }
+
+        @Test func aStaleMinimumRTTSendsTheControllerToProbeRTTAndBack() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            // Ten seconds of a queue that adds 5 ms: the minimum is not refreshed, then expires.
+            model.rtt = .milliseconds(45)
+            model.run(&cc, seconds: 9) { _ in 45_000 }
+            #expect(cc.mode == .probeBandwidth)
+            model.run(&cc, seconds: 1.1) { _ in 45_000 }
+            #expect(cc.mode == .probeRTT)
+            // Half a BDP (of the 45 ms minimum probe-RTT started from: 28 kB).
+            #expect(abs(cc.cwnd - 28_125) <= 1, "\(cc.cwnd)")
+            // With the flight down to half a BDP, 200 ms and a round trip later it returns.
+            model.rtt = .milliseconds(40)
+            model.run(&cc, seconds: 0.3) { _ in 20_000 }
+            #expect(cc.mode == .probeBandwidth)
+            #expect(cc.minRTT == .milliseconds(40))
+            #expect(cc.cwnd > 50_000)
+        }
+
+        @Test func windowedMaxKeepsTheLargestValueOfItsWindow() {
+            var filter = WindowedMaxFilter(window: 10)
+            filter.update(5, round: 1)
+            filter.update(9, round: 2)
+            filter.update(3, round: 3)
+            #expect(filter.value == 9)
+            for round in 4...12 as ClosedRange<UInt64> { filter.update(4, round: round) }
+            #expect(filter.value == 9, "round 2 is within ten rounds of round 12")
+            filter.update(4, round: 13)
+            #expect(filter.value == 4)
+            filter.update(6, round: 14)
+            #expect(filter.value == 6)
+        }
+    }
+}
