@@ -279,10 +279,7 @@ struct StreamSession {
             actions.append(.openFailed(connection, .serverUnavailable))
             return
         }
-        let message = StreamMessage.open(target, initialCredit: receiveCredit)
-        do {
-            _ = try record.state.send(message)
-        } catch {
+        guard transmit(.open(target, initialCredit: receiveCredit), on: record) != nil else {
             release(connection)
             forgetIfDone(connection)
             actions.append(.openFailed(connection, .generalFailure))
@@ -290,7 +287,6 @@ struct StreamSession {
         }
         record.awaitingOpenResult = true
         if let initialData, initialData.readableBytes > 0 { record.pending.append(initialData) }
-        send(message, on: record.stream)
         flushPending(connection)
         openDeadlines.append((now + openTimeout, connection))
     }
@@ -313,10 +309,8 @@ struct StreamSession {
     /// closes the target's channel. Otherwise OPEN-RESULT ok goes out and what waited is written.
     mutating func handleTargetConnected(_ connection: ConnectionID) -> Bool {
         guard let record = connections[connection], !record.released, record.state.phase != .idle else { return false }
-        let result = StreamMessage.openResult(.ok, text: nil)
-        guard (try? record.state.send(result)) != nil else { return false }
+        guard transmit(.openResult(.ok, text: nil), on: record) != nil else { return false }
         record.attached = true
-        send(result, on: record.stream)
         writeBacklog(connection)
         flushPending(connection)
         return true
@@ -332,10 +326,8 @@ struct StreamSession {
     /// Server: answers OPEN with a failed OPEN-RESULT, which frees the stream.
     private mutating func refuse(_ connection: ConnectionID, _ code: OpenResultCode, text: String?) {
         guard let record = connections[connection] else { return }
-        let result = StreamMessage.openResult(code, text: text)
-        guard (try? record.state.send(result)) != nil else { return }
+        guard transmit(.openResult(code, text: text), on: record) != nil else { return }
         record.socketDone = true
-        send(result, on: record.stream)
         release(connection)
         actions.append(.close(connection, abortively: false))
         forgetIfDone(connection)
@@ -464,8 +456,7 @@ struct StreamSession {
     }
 
     private mutating func sendClosedAndRelease(_ connection: ConnectionID) {
-        guard let record = connections[connection], (try? record.state.send(.closed)) != nil else { return }
-        send(.closed, on: record.stream)
+        guard let record = connections[connection], transmit(.closed, on: record) != nil else { return }
         release(connection)
     }
 
@@ -647,9 +638,7 @@ struct StreamSession {
         guard let record = connections[connection], !record.released else { return }
         while var first = record.pending.first, record.state.maySendData, record.state.sendWindow.available > 0 {
             let size = min(first.readableBytes, record.state.sendWindow.available, AggLimits.maxDataPayload)
-            let data = StreamMessage.data(first.readSlice(length: size)!)
-            guard (try? record.state.send(data)) != nil else { break }
-            send(data, on: record.stream)
+            guard transmit(.data(first.readSlice(length: size)!), on: record) != nil else { break }
             if first.readableBytes == 0 {
                 record.pending.removeFirst()
             } else {
@@ -670,10 +659,9 @@ struct StreamSession {
 
     private mutating func sendFin(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.released, record.state.maySendData,
-            let result = try? record.state.send(.fin)
+            let result = transmit(.fin, on: record)
         else { return }
         record.finSent = true
-        send(.fin, on: record.stream)
         if result == .mustSendClosed { sendClosedAndRelease(connection) }
         closeIfFinished(connection)
     }
@@ -737,11 +725,7 @@ struct StreamSession {
     ) {
         guard let record = connections[connection] else { return }
         if !record.released, record.state.phase != .idle, record.state.phase != .closed || role == .server {
-            let message = StreamMessage.reset(reason, text: text)
-            if let result = try? record.state.send(message) {
-                send(message, on: record.stream)
-                if result == .released { release(connection) }
-            }
+            if transmit(.reset(reason, text: text), on: record) == .released { release(connection) }
         }
         if record.awaitingOpenResult {
             record.awaitingOpenResult = false
@@ -894,6 +878,14 @@ struct StreamSession {
     }
 
     // MARK: - Sending
+
+    /// Runs `message` through the connection's stream state and, when the state allows it, sends it: one call for
+    /// both, so nothing is ever sent that the state did not accept. Nil (and nothing sent) when it refused.
+    private mutating func transmit(_ message: StreamMessage, on record: Connection) -> StreamSendResult? {
+        guard let result = try? record.state.send(message) else { return nil }
+        send(message, on: record.stream)
+        return result
+    }
 
     private mutating func send(_ message: StreamMessage, on stream: StreamID) {
         if case .data(let bytes) = message {
