@@ -18,10 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# The SOCKS5 UDP client of UDPEndToEndTests (scripts/socks5-udp-client.py): PySocks and dnspython from PyPI.
-python3 -c 'import socks, dns.query' 2>/dev/null ||
-    python3 -m pip install --quiet --break-system-packages PySocks dnspython 2>/dev/null ||
-    python3 -m pip install --quiet PySocks dnspython
+# The SOCKS5 UDP client of UDPEndToEndTests (scripts/socks5-udp-client.py): PySocks and dnspython from PyPI; its
+# HTTP/3 test (scripts/http3-through-socks.py): aioquic.
+python3 -c 'import socks, dns.query, aioquic' 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages PySocks dnspython aioquic 2>/dev/null ||
+    python3 -m pip install --quiet PySocks dnspython aioquic
 swift build --build-tests
 # A hung test must fail the run, not stall it: the whole suite takes a few minutes.
 timeout --kill-after=30 1500 swift test --skip-build --parallel
