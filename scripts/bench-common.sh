@@ -3,7 +3,7 @@
 # Installs what the benchmarks need, builds the daemons, re-runs the calling script inside a private network
 # namespace (unshare -n, lo up at MTU 1500), and starts nginx and the proxies there, each proxy on its own SOCKS5
 # port on 127.0.0.1:
-#   ss         shadowsocks-libev, chacha20-ietf-poly1305: ss-local on 1081 -> ss-server on 8388
+#   ss         shadowsocks-libev, chacha20-ietf-poly1305, TCP and UDP (-u): ss-local on 1081 -> ss-server on 8388
 #   microsocks microsocks on 1082 (one process, no encryption)
 #   agg1       agg, encrypted (the default), one path: aggclient on 1083 -> aggserver on 127.0.0.1:9901
 #   agg2       agg, encrypted, two paths: aggclient --path 127.0.0.1 --path 127.0.0.2 on 1084 -> aggserver on
@@ -163,7 +163,7 @@ EOF
 # SS_TIMEOUT sets ss-local's and ss-server's idle timeout (-t, seconds; their default is 60).
 proxy_start() {
     local name=$1 w=$BENCH_WORK pids=() daemons=() port
-    local ss=(-m chacha20-ietf-poly1305 -k "$SS_PASSWORD" -t "${SS_TIMEOUT:-60}")
+    local ss=(-m chacha20-ietf-poly1305 -k "$SS_PASSWORD" -t "${SS_TIMEOUT:-60}" -u)
     case $name in
     ss)
         port=1081

@@ -16,7 +16,8 @@
                                                                   silence; prints "received N bytes B seconds S
                                                                   mbit M" (first to last datagram)
   socks5-udp-client.py echo-server BIND_HOST PORT               no proxy: sends every datagram back (for the lab)
-Options after the arguments: --user U --password P (proxy credentials).
+Options after the arguments: --user U --password P (proxy credentials); --direct (load: no proxy, PROXY_PORT is
+ignored; the baseline of scripts/bench-udp-latency.sh).
 """
 import json
 import select
@@ -26,6 +27,10 @@ import time
 
 
 def proxied_socket(proxy_port, user=None, password=None):
+    if proxy_port is None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        return s
     import socks  # PySocks; imported here so that the modes without a proxy run on any Python
 
     s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -136,7 +141,7 @@ def load(proxy_port, host, port, count, rate, size, user, password):
 
     print(json.dumps({
         "sent": count, "received": len(received), "duplicates": duplicates,
-        "rtt_ms": {"p50": quantile(0.5), "p99": quantile(0.99), "max": quantile(1.0)},
+        "rtt_ms": {"p50": quantile(0.5), "p90": quantile(0.9), "p99": quantile(0.99), "max": quantile(1.0)},
         "longest_silence_ms": round(silence * 1000, 1),
         "first_sent": sent_at[0] + wall, "last_sent": sent_at[-1] + wall,
         "lost_sent_at": [round(sent_at[n] + wall, 4) for n in lost],
@@ -261,6 +266,9 @@ def main():
         i = args.index("--password")
         password = args[i + 1]
         del args[i:i + 2]
+    direct = "--direct" in args
+    if direct:
+        args.remove("--direct")
     mode = args[0]
     if mode == "dns":
         dns(int(args[1]), args[2], int(args[3]), args[4], user, password)
@@ -271,7 +279,8 @@ def main():
         echo(int(args[1]), args[2], int(args[3]), int(args[4]), user, password, interval)
     elif mode == "load":
         size = int(args[6]) if len(args) > 6 else 200
-        load(int(args[1]), args[2], int(args[3]), int(args[4]), float(args[5]), size, user, password)
+        proxy_port = None if direct else int(args[1])
+        load(proxy_port, args[2], int(args[3]), int(args[4]), float(args[5]), size, user, password)
     elif mode == "blast":
         size = int(args[6]) if len(args) > 6 else 1200
         blast(int(args[1]), args[2], int(args[3]), float(args[4]), float(args[5]), size, user, password)
