@@ -57,6 +57,9 @@ def echo(proxy_port, host, port, count, user, password, interval=0.0):
     """Sends COUNT numbered datagrams, at most 64 unanswered at once (one at a time every INTERVAL seconds when
     given); one unanswered for 1 s counts as lost."""
     s = proxied_socket(proxy_port, user, password)
+    if proxy_port is None:
+        # Connected: only replies from HOST:PORT itself count (router mode must answer from the destination).
+        s.connect((host, port))
     s.settimeout(5)
     s.sendto(b"warm-up", (host, port))  # UDP ASSOCIATE happens on the first sendto
     s.recvfrom(65535)

@@ -16,7 +16,9 @@
 #   - a connection from the LAN straight to the transparent port (a loop) is closed and counted, aggclient lives;
 #   - an IPv6 connection is redirected too and its original destination read (IP6T_SO_ORIGINAL_DST): the netlab is
 #     IPv4 only, so it goes to a documentation address the server refuses, and the server counts that refusal;
-#   - the recipe's tproxy variant carries a download too (IP_TRANSPARENT listener, no NAT).
+#   - the recipe's tproxy variant carries a download too (IP_TRANSPARENT listener, no NAT);
+#   - and UDP: 1,000 datagrams from agg-lan (a plain socket connected to the echo, no proxy) to a UDP echo on W come
+#     back from W itself, through the association (the server's UDP flows and both sides' datagram counters rise).
 # PASS/FAIL lines, then "N passed, M failed"; non-zero exit on a failure. Tears everything down on exit.
 # SIZE_MB (20) sets the test file's size. KEEP=1 keeps the logs (printed path).
 set -uo pipefail
@@ -30,6 +32,7 @@ W=198.51.100.10 LAN_GW=192.168.50.1 LAN_HOST=192.168.50.2 LAN_GW6=fd50::1 LAN_HO
 # Dual-stack: IPv4 connections reach the [::] listener as IPv4-mapped addresses.
 TLISTEN="[::]:$TPORT"
 W6=2001:db8:50::10
+UDPCLIENT=$HERE/../../scripts/socks5-udp-client.py ECHO_PORT=7777 UDP_COUNT=${UDP_COUNT:-1000}
 
 agg_checks agg-router-mode "aggserver.log, aggclient.log, status-*.txt, *.nft"
 agg_extra_cleanup() { ip netns del agg-lan 2>/dev/null; }
@@ -218,6 +221,30 @@ snapshot tproxy
 verify "$AGG_WORK/dl3" "LAN download through tproxy"
 ((sc2 > sc))
 check $? "the tproxy download went through the association (server connections $sc -> $sc2)"
+
+# --- 6. UDP through tproxy --------------------------------------------------------------------------------------
+grep -qF "transparent UDP on" "$AGG_WORK/aggclient.log"
+check $? "aggclient binds its tproxy UDP socket ($(grep -m1 -o 'transparent UDP on.*' "$AGG_WORK/aggclient.log"))"
+ip netns exec agg-s "$PYTHON" "$UDPCLIENT" echo-server "$W" "$ECHO_PORT" >"$AGG_WORK/echo.log" 2>&1 &
+AGG_PIDS+=($!)
+wait_udp_listen s "$ECHO_PORT" || fail "UDP echo on $W:$ECHO_PORT starts"
+sf=$(metric s agg_udp_relay_flows_total '') sd=$(metric s agg_udp_relay_datagrams_total '{direction="up"}')
+cd=$(metric c agg_udp_relay_datagrams_total '{direction="down"}')
+ip netns exec agg-lan "$PYTHON" "$UDPCLIENT" load 0 "$W" "$ECHO_PORT" "$UDP_COUNT" 200 --direct \
+    >"$AGG_WORK/load-tproxy.json" 2>"$AGG_WORK/load-tproxy.err"
+got=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['received'])" "$AGG_WORK/load-tproxy.json" \
+    2>/dev/null || echo 0)
+rtt=$("$PYTHON" -c "import json,sys; print(json.load(open(sys.argv[1]))['rtt_ms'])" "$AGG_WORK/load-tproxy.json" \
+    2>/dev/null)
+((got * 1000 >= UDP_COUNT * 995))
+check $? "UDP from the LAN with no proxy: $got of $UDP_COUNT datagrams came back from $W:$ECHO_PORT itself" \
+    "(round trip $rtt ms; $(head -c 200 "$AGG_WORK/load-tproxy.err"))"
+sf2=$(metric s agg_udp_relay_flows_total '') sd2=$(metric s agg_udp_relay_datagrams_total '{direction="up"}')
+cd2=$(metric c agg_udp_relay_datagrams_total '{direction="down"}')
+((sf2 > sf && sd2 - sd >= UDP_COUNT && cd2 - cd >= got))
+check $? "the UDP went through the association (server flows $sf -> $sf2, server datagrams up $sd -> $sd2," \
+    "client datagrams down $cd -> $cd2)"
+snapshot udp
 
 echo "client status at the end:"
 client_status | sed 's/^/    /'

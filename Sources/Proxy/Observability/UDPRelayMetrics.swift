@@ -25,6 +25,8 @@ public final class UDPRelayMetrics: @unchecked Sendable {
         /// The queue it would wait in was full: the association's send queue (a client that does not take what
         /// its flows receive) or the flow socket's write buffer (an uplink slower than the flow).
         case congested
+        /// Router mode: aimed at aggclient's own tproxy socket, so it would come straight back in.
+        case loop
     }
 
     /// Plain values for status displays.

@@ -617,6 +617,12 @@ public final class AggClientService: @unchecked Sendable {
         udp.associate(expectedSource: expectedSource, control: control)
     }
 
+    /// Binds router mode's UDP socket (nftables `tproxy`, IP_TRANSPARENT) on `address`; see
+    /// `ClientUDPRelays.startTransparent`. Fails without CAP_NET_RAW or CAP_NET_ADMIN.
+    public func listenTransparentUDP(address: SCTPSocketAddress) -> EventLoopFuture<SCTPSocketAddress> {
+        eventLoop.submit { try self.udp.startTransparent(address: address) }
+    }
+
     /// Whether a UDP datagram would find room in the association's send queue (true without an association).
     private var isUDPWritable: Bool {
         guard case .ready(let id, _) = link else { return true }

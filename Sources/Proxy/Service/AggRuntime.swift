@@ -268,6 +268,9 @@ public enum AggRuntime {
         if let transparent {
             let (channel, mode) = try transparent.wait()
             ports.transparent = channel.localAddress?.port
+            if let tcp = channel.localAddress.flatMap(SCTPSocketAddress.init) {
+                try listenTransparentUDP(client, on: tcp, logger: logger)
+            }
             let from = inheritedTransparent.map { " (socket \"\($0.name)\" from systemd)" } ?? ""
             let bound = (channel.localAddress.flatMap(SCTPSocketAddress.init)?.description ?? "?") + from
             switch mode {
@@ -288,6 +291,20 @@ public enum AggRuntime {
 
     /// Warns when a listener that asks for no credentials is bound to an address other than loopback: anyone who
     /// reaches that address uses the server, as this client.
+    /// Router mode's UDP: a UDP socket for nftables `tproxy` on the transparent listener's address and port.
+    /// Without CAP_NET_RAW or CAP_NET_ADMIN (IP_TRANSPARENT) it is not there, and the log says so: TCP router mode
+    /// works without it.
+    static func listenTransparentUDP(_ client: AggClientService, on tcp: SCTPSocketAddress, logger: Logger) throws {
+        do {
+            let bound = try client.listenTransparentUDP(address: tcp).wait()
+            say("aggclient: transparent UDP on \(bound) (nftables tproxy)")
+        } catch let error as TransparentDatagramSocket.OpenError where error.isPermissionDenied {
+            logger.notice(
+                "no UDP in router mode: IP_TRANSPARENT needs CAP_NET_RAW or CAP_NET_ADMIN (\(error)); TCP is unaffected"
+            )
+        }
+    }
+
     static func warnIfOpen(_ bound: SCTPSocketAddress?, ingress: ProxyIngressConfiguration, logger: Logger) {
         guard !ingress.requiresCredentials, let bound, !EgressPolicy.isLoopback(bound.ip) else { return }
         let text =

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SCTPEngine
+import Synchronization
 import Testing
 
 @testable import Proxy
@@ -156,6 +157,80 @@ struct UDPEndToEndTests {
         #expect(relayed.bytesDown >= sizes.reduce(0, +))
     }
 
+    /// Router mode's UDP without nftables: the test hands the relay what the tproxy socket would read (a LAN
+    /// device's datagram and where it was going), and the reply must come back from that destination, through a
+    /// socket bound to it and connected to the device; the device's next datagram to the destination then arrives
+    /// on that socket (as the kernel's tproxy lookup would give it) and goes through the pair as well.
+    @Test func routerModeUDPAnswersFromTheOriginalDestination() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        // The echo shares its address with the reply socket (SO_REUSEADDR); datagrams from aggserver's flow socket
+        // reach the echo, since the reply socket is connected to the device only.
+        let echo = try DatagramBootstrap(group: harness.group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(UDPEchoHandler())
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? echo.close().wait() }
+        let echoAddress = try #require(echo.localAddress.flatMap(SCTPSocketAddress.init))
+        let replies = UDPReplyCollector()
+        let device = try DatagramBootstrap(group: harness.group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(replies) }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? device.close().wait() }
+        let deviceAddress = try #require(device.localAddress.flatMap(SCTPSocketAddress.init))
+        let client = harness.client
+        _ = try client.listenTransparentUDP(address: SCTPSocketAddress(ip: .v4(0x7F00_0001), port: 0)).wait()
+        client.eventLoop.execute {
+            client.udp.receiveTransparent(
+                TransparentDatagram(
+                    source: deviceAddress, destination: echoAddress, payload: ByteBuffer(string: "first")))
+        }
+        let first = try replies.next(timeout: .seconds(5))
+        #expect(first.text == "first")
+        #expect(first.source == echoAddress, "the reply must come from the original destination")
+        // The device's own next datagram to the echo: the reply socket (bound there, connected to the device) gets
+        // it, and it goes through the association, not straight to the echo.
+        let upBefore = try Self.serverUDP(harness).datagramsUp
+        try device.writeAndFlush(
+            AddressedEnvelope(remoteAddress: SocketAddress(echoAddress), data: ByteBuffer(string: "second"))
+        ).wait()
+        let second = try replies.next(timeout: .seconds(5))
+        #expect(second.text == "second" && second.source == echoAddress)
+        let server = try Self.serverUDP(harness)
+        #expect(server.flowsOpened == 1)
+        #expect(server.datagramsUp == upBefore + 1)
+    }
+
+    /// A datagram sent to the tproxy socket's own address (no nftables: its original destination is the socket
+    /// itself) would loop: dropped and counted, nothing reaches the server. This also reads IP_ORIGDSTADDR from a
+    /// real `recvmsg`.
+    @Test func routerModeUDPDropsADatagramAimedAtItself() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let client = harness.client
+        let bound = try client.listenTransparentUDP(address: SCTPSocketAddress(ip: .v4(0x7F00_0001), port: 0)).wait()
+        let sender = try DatagramBootstrap(group: harness.group).bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? sender.close().wait() }
+        try sender.writeAndFlush(
+            AddressedEnvelope(remoteAddress: SocketAddress(bound), data: ByteBuffer(string: "loop"))
+        ).wait()
+        var dropped = 0
+        for _ in 0..<50 where dropped == 0 {
+            Thread.sleep(forTimeInterval: 0.05)
+            dropped = try Self.clientUDP(harness).dropped["loop"] ?? 0
+        }
+        #expect(dropped == 1)
+        #expect(try Self.serverUDP(harness).datagramsUp == 0)
+    }
+
     @Test func dnspythonResolvesThroughThePairAgainstDNSMasq() throws {
         let harness = try EndToEndHarness()
         defer { harness.shutdown() }
@@ -291,5 +366,35 @@ final class UDPEchoHandler: ChannelInboundHandler {
         context.writeAndFlush(
             wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: envelope.data)),
             promise: nil)
+    }
+}
+
+/// Collects the datagrams a test socket receives, for a test thread to wait on.
+final class UDPReplyCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    struct Reply {
+        var source: SCTPSocketAddress?
+        var text: String
+    }
+
+    private let replies = Mutex<[Reply]>([])
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let reply = Reply(source: SCTPSocketAddress(envelope.remoteAddress), text: String(buffer: envelope.data))
+        replies.withLock { $0.append(reply) }
+    }
+
+    struct Timeout: Error {}
+
+    /// The oldest reply not taken yet, waiting up to `timeout` for one.
+    func next(timeout: TimeAmount) throws -> Reply {
+        let deadline = NIODeadline.now() + timeout
+        while NIODeadline.now() < deadline {
+            if let reply = replies.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return reply }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        throw Timeout()
     }
 }
