@@ -68,32 +68,43 @@ struct Status: ParsableCommand {
     }
 }
 
-/// `aggclient path NAME backup|active`: changes a path's mode in the running daemon, through its `--metrics`
-/// endpoint (a request only accepted from this host), without dropping a connection. Lasts until the daemon
-/// restarts; the config file keeps the mode it starts with.
+/// `aggclient path NAME [backup|active] [--rate RATE|off] [--priority N]`: changes a path's policy in the running
+/// daemon, through its `--metrics` endpoint (a request only accepted from this host), without dropping a
+/// connection. Lasts until the daemon restarts; the config file keeps the policy it starts with.
 struct PathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "path", abstract: "Make a path of the running daemon a backup or an active path.")
+        commandName: "path",
+        abstract: "Change a path of the running daemon: backup or active, its send-rate cap, its backup priority.")
 
     @Argument(help: "The path's name, as `aggclient status` shows it (NAME of --path NAME=IFACE, or the interface).")
     var name: String
-    @Argument(help: "backup (data only while no active path works) or active.")
-    var mode: String
+    @Argument(help: "backup (data only while no active path works) or active; omit to keep the mode.")
+    var mode: String?
+    @Option(help: "Send-rate cap, like 20mbit, 500kbit or 1gbit, or off.")
+    var rate: String?
+    @Option(help: "Priority among backup paths, 0 (used first) to 255.")
+    var priority: String?
     @Option(help: "The daemon's --metrics address, HOST:PORT (on this host).")
     var metrics = "127.0.0.1:9101"
 
     func validate() throws {
-        guard mode == "backup" || mode == "active" else {
-            throw ValidationError("unknown path mode \"\(mode)\": a path is active or backup")
-        }
         guard PathSpec.isValidName(name) else { throw ValidationError("\"\(name)\" is not a path name") }
+        do {
+            _ = try PathPolicyChange.parse(mode: mode, priority: priority, rate: rate)
+        } catch {
+            throw ValidationError("\(error)")
+        }
     }
 
     func run() throws {
         let address = try parseAddress(metrics, defaultPort: nil, option: "--metrics")
+        var query = "name=\(name)"
+        if let mode { query += "&mode=\(mode)" }
+        if let rate { query += "&rate=\(rate)" }
+        if let priority { query += "&priority=\(priority)" }
         let answer = try StatusFetcher.withFetcher(host: address.host, port: Int(address.port)) { fetcher in
             do {
-                return try fetcher.control("/path?name=\(name)&mode=\(mode)")
+                return try fetcher.control("/path?\(query)")
             } catch {
                 throw Status.Failure(description: "\(error) (is the daemon running with --metrics \(address)?)")
             }

@@ -90,7 +90,8 @@ agg_build() {
 # AGG_PLAINTEXT=1 runs the pair in plain RFC 6951 mode (client --plaintext, server --allow-plaintext) instead of
 # the default datagram encryption, e.g. to measure what the encryption's 33 bytes per packet cost.
 # AGG_HTTP_BIND moves the HTTP server off S1; the arrays AGG_SERVER_ARGS and AGG_CLIENT_ARGS add flags.
-# AGG_PATH2_OPTIONS (e.g. ",backup") is appended to the client's second --path.
+# AGG_PATH2_OPTIONS (e.g. ",backup") is appended to the client's second --path; AGG_PATH1_NAME names the first
+# (`--path NAME=C1`, so that `aggclient path NAME ...` can change it).
 agg_start() {
     local www=$1
     local server_mode=() client_mode=()
@@ -105,7 +106,7 @@ agg_start() {
         >"$AGG_WORK/http.log" 2>&1 &
     AGG_PIDS+=($!)
     wait_udp_listen s "$AGG_PORT" && wait_tcp_listen s "$HTTP_PORT" || return 1
-    ip netns exec agg-c "$AGGCLIENT" --server "$S1:$AGG_PORT" --server "$S2:$AGG_PORT" --path "$C1" --path "$C2${AGG_PATH2_OPTIONS:-}" \
+    ip netns exec agg-c "$AGGCLIENT" --server "$S1:$AGG_PORT" --server "$S2:$AGG_PORT" --path "${AGG_PATH1_NAME:+$AGG_PATH1_NAME=}$C1" --path "$C2${AGG_PATH2_OPTIONS:-}" \
         --socks 127.0.0.1:1080 --http 127.0.0.1:8080 --psk-file "$AGG_WORK/lab.key" --metrics "$CLIENT_METRICS" \
         "${client_mode[@]}" "${AGG_CLIENT_ARGS[@]}" -v >"$AGG_WORK/aggclient.log" 2>&1 &
     AGG_PIDS+=($!)

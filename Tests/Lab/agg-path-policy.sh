@@ -7,7 +7,10 @@
 #   - the association comes up with both paths active, and the server shows path 2 as the client's backup;
 #   - a download carries under 1% of its bytes on path 2 (the server was asked over ASCONF);
 #   - a download during which path 1 is blackholed completes intact, carried by path 2;
-#   - after path 1 is restored, downloads go back to path 1 (path 2 under 1% again).
+#   - after path 1 is restored, downloads go back to path 1 (path 2 under 1% again);
+#   - `aggclient path one --rate 8mbit` at run time (CAP_MBIT): over 10 s of a download the server sends on path 1
+#     within 5% of the cap (the client asked it over ASCONF; path 2, a backup, stays idle), and `--rate off` lifts it
+#     without a new association.
 # PASS/FAIL lines, then "N passed, M failed"; non-zero exit on a failure. Tears everything down on exit.
 # SIZE_MB (20) sets the test file's size. KEEP=1 keeps the logs (printed path). Only one lab script may run at a
 # time on a machine: check that `ip netns list` shows no agg-* namespaces first.
@@ -17,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=agg-common.sh
 . "$HERE/agg-common.sh"
 RATE1=${RATE1:-20} RATE2=${RATE2:-30} DELAY1=${DELAY1:-5} DELAY2=${DELAY2:-5} SIZE_MB=${SIZE_MB:-20}
-AGG_PATH2_OPTIONS=",backup"
+AGG_PATH2_OPTIONS=",backup" AGG_PATH1_NAME=one CAP_MBIT=${CAP_MBIT:-8}
 
 agg_checks agg-path-policy
 # under_one_percent PART TOTAL
@@ -111,6 +114,34 @@ verify "$AGG_WORK/dl3" "download after restore"
 d1=$((b1 - a1)) d2=$((b2 - a2))
 under_one_percent "$d2" $((d1 + d2))
 check $? "back on path 1 after restore (server sent $d1 bytes on path 1, $d2 on path 2)"
+
+# --- 5. a send-rate cap set at run time ----------------------------------------------------------------------------
+answer=$(ip netns exec agg-c "$AGGCLIENT" path one --rate "${CAP_MBIT}mbit" --metrics "$CLIENT_METRICS" 2>&1)
+[[ $answer == "path one is now active, $((CAP_MBIT * 125000)) B/s" ]]
+check $? "aggclient path one --rate ${CAP_MBIT}mbit at run time: \"$answer\""
+established=$(client_status | awk '$1 == "association" { print $2 }')
+download "$AGG_WORK/dl4"
+sleep 3
+a1=$(server_path_bytes 1) a2=$(server_path_bytes 2) t1=$(now)
+sleep 10
+b1=$(server_path_bytes 1) b2=$(server_path_bytes 2) t2=$(now)
+rate=$(calc "'%.2f' % (($b1 - $a1) * 8 / ($t2 - $t1) / 1e6)")
+wait "$BG"; BG=
+snapshot cap
+verify "$AGG_WORK/dl4" "download with path 1 capped at ${CAP_MBIT} Mbit/s"
+(($(calc "int(abs($rate - $CAP_MBIT) <= 0.05 * $CAP_MBIT)") == 1))
+check $? "path 1 sent at $rate Mbit/s over $(calc "'%.1f' % ($t2 - $t1)") s of it: within 5% of the ${CAP_MBIT} Mbit/s cap" \
+    "(path 2, a backup, sent $((b2 - a2)) bytes meanwhile)"
+answer=$(ip netns exec agg-c "$AGGCLIENT" path one --rate off --metrics "$CLIENT_METRICS" 2>&1)
+a1=$(server_path_bytes 1) t1=$(now)
+download "$AGG_WORK/dl5"
+wait "$BG"; BG=
+b1=$(server_path_bytes 1) t2=$(now)
+rate=$(calc "'%.2f' % (($b1 - $a1) * 8 / ($t2 - $t1) / 1e6)")
+verify "$AGG_WORK/dl5" "download with the cap lifted"
+[[ $answer == "path one is now active" && $(client_status | awk '$1 == "association" { print $2 }') == "$established" ]] &&
+    (($(calc "int($rate > 1.5 * $CAP_MBIT)") == 1))
+check $? "--rate off lifts it (\"$answer\"): path 1 at $rate Mbit/s, same association ($established)"
 
 echo "client status at the end:"
 client_status | sed 's/^/    /'

@@ -215,3 +215,49 @@ extension PathSpec {
         return spec
     }
 }
+
+/// A change to a path's policy at run time (`aggclient path NAME [MODE] [--rate RATE|off] [--priority N]`, the
+/// status endpoint's `POST /path`): only what is given changes.
+public struct PathPolicyChange: Sendable, Equatable {
+    public var mode: SCTPPathPolicy.Mode?
+    /// Among backups (0 ... 255).
+    public var priority: Int?
+    /// The send-rate cap in bits per second: `.some(nil)` removes it.
+    public var rateBitsPerSecond: Int??
+
+    public init(mode: SCTPPathPolicy.Mode? = nil, priority: Int? = nil, rateBitsPerSecond: Int?? = nil) {
+        self.mode = mode
+        self.priority = priority
+        self.rateBitsPerSecond = rateBitsPerSecond
+    }
+
+    public var isEmpty: Bool { mode == nil && priority == nil && rateBitsPerSecond == nil }
+
+    /// `policy` with the change made (the cap in bytes per second, as `PathSpec.policy` has it).
+    public func applied(to policy: SCTPPathPolicy) -> SCTPPathPolicy {
+        var changed = policy
+        if let mode { changed.mode = mode }
+        if let priority { changed.priority = priority }
+        if let rate = rateBitsPerSecond {
+            changed = SCTPPathPolicy(
+                mode: changed.mode, priority: changed.priority, sendRateLimit: rate.map { max($0 / 8, 1) })
+        }
+        return changed
+    }
+
+    /// From a request's `mode=`, `priority=` and `rate=` (a `RateText` or `off`); at least one must be there.
+    public static func parse(mode: String?, priority: String?, rate: String?) throws(PathSpecError) -> PathPolicyChange
+    {
+        var change = PathPolicyChange()
+        if let mode {
+            guard let parsed = SCTPPathPolicy.Mode(rawValue: mode) else {
+                throw PathSpecError("unknown path mode \"\(mode)\": a path is active or backup")
+            }
+            change.mode = parsed
+        }
+        if let priority { change.priority = try PathSpec.priority(priority) }
+        if let rate { change.rateBitsPerSecond = rate == "off" ? .some(nil) : .some(try PathSpec.rate(rate)) }
+        guard !change.isEmpty else { throw PathSpecError("nothing to change: give a mode, priority= or rate=") }
+        return change
+    }
+}

@@ -205,15 +205,18 @@ extension StatusMonitor: StatusResponder {
 
     func recordRefusedRequest() { source.metrics.recordRefusal(.statusRequest) }
 
-    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
+    func changePath(name: String, query: [String: String]) -> StatusRequestHandler.Response {
         guard let control = source.pathControl else {
             return .text(.notFound, "only aggclient has run-time path control")
         }
-        guard let parsed = SCTPPathPolicy.Mode(rawValue: mode) else {
-            return .text(.badRequest, "unknown path mode \"\(mode)\": a path is active or backup")
+        let change: PathPolicyChange
+        do {
+            change = try PathPolicyChange.parse(mode: query["mode"], priority: query["priority"], rate: query["rate"])
+        } catch {
+            return .text(.badRequest, "\(error)")
         }
         do {
-            let policy = try control(name, parsed)
+            let policy = try control(name, change)
             return .text(.ok, "path \(name) is now \(policy)")
         } catch {
             return .text(.notFound, "\(error)")

@@ -13,12 +13,13 @@ package protocol StatusResponder: AnyObject, Sendable {
     func statusLines() -> [String]
     /// A request the endpoint refused (malformed, too large, too slow, a method other than GET or HEAD).
     func recordRefusedRequest()
-    /// `POST /path?name=NAME&mode=MODE`: sets a path's mode at run time (`aggclient path`).
-    func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response
+    /// `POST /path?name=NAME&mode=MODE&priority=N&rate=RATE`: changes a path's policy at run time (`aggclient
+    /// path`); `query` is the request's.
+    func changePath(name: String, query: [String: String]) -> StatusRequestHandler.Response
 }
 
 extension StatusResponder {
-    package func setPathMode(name: String, mode: String) -> StatusRequestHandler.Response {
+    package func changePath(name: String, query: [String: String]) -> StatusRequestHandler.Response {
         .text(.notFound, "this daemon has no run-time path control")
     }
 }
@@ -225,10 +226,10 @@ package final class StatusRequestHandler: ChannelDuplexHandler {
     static func respond(to head: HTTPRequestHead, responder: any StatusResponder) -> Response {
         let (path, query) = split(head.uri)
         if head.method == .POST {
-            guard path == "/path", let name = query["name"], let mode = query["mode"] else {
-                return .text(.badRequest, "POST /path?name=NAME&mode=active|backup")
+            guard path == "/path", let name = query["name"] else {
+                return .text(.badRequest, "POST /path?name=NAME[&mode=active|backup][&priority=N][&rate=RATE|off]")
             }
-            return responder.setPathMode(name: name, mode: mode)
+            return responder.changePath(name: name, query: query)
         }
         switch path {
         case "/metrics":

@@ -30,9 +30,9 @@ protocol StatusSource: AnyObject, Sendable {
     func statusLines() -> [String]
     /// Sets the mode of the path with the configured name at run time (`aggclient path NAME MODE`) and returns
     /// the path's policy as text; nil for a daemon without run-time path control.
-    var pathControl: ((_ name: String, _ mode: SCTPPathPolicy.Mode) throws -> String)? { get }
+    var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? { get }
 }
 
 extension StatusSource {
-    var pathControl: ((_ name: String, _ mode: SCTPPathPolicy.Mode) throws -> String)? { nil }
+    var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? { nil }
 }

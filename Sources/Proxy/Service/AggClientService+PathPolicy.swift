@@ -4,7 +4,8 @@ import SCTPEngine
 /// Per-path policy on aggclient: each configured path's mode (active or backup), priority and send-rate cap go to
 /// the engine as a rule for the path's local address (what aggclient sends), and to aggserver as agg's Path Policy
 /// ASCONF request sent from the path's address (what the server sends: downloads), again whenever the address
-/// changes. The mode can be changed at run time (`aggclient path NAME MODE`) without touching the association.
+/// changes. The mode, priority and cap can be changed at run time (`aggclient path NAME [MODE] [--rate R]
+/// [--priority N]`) without touching the association.
 extension AggClientService {
     /// Why a run-time path change was refused.
     public enum PathChangeError: Error, Equatable, CustomStringConvertible {
@@ -57,16 +58,17 @@ extension AggClientService {
         }
     }
 
-    /// Sets the mode of the path called `name` (its configured name or interface, as the status shows it) for the
-    /// rest of the daemon's life, on the association at once; returns the path's new policy. On the event loop.
-    func setPathModeNow(_ name: String, _ mode: SCTPPathPolicy.Mode) throws(PathChangeError) -> SCTPPathPolicy {
+    /// Changes the policy of the path called `name` (its configured name or interface, as the status shows it) for
+    /// the rest of the daemon's life, on the association at once (both ways: the engine's rule, and the server
+    /// asked over ASCONF); returns the path's new policy. On the event loop.
+    func changePathNow(_ name: String, _ change: PathPolicyChange) throws(PathChangeError) -> SCTPPathPolicy {
         eventLoop.preconditionInEventLoop()
         guard let index = configuration.pathNames.firstIndex(where: { $0 == name }), index < pathPolicies.count
         else {
             throw PathChangeError.noSuchPath(name, known: configuration.pathNames.compactMap { $0 })
         }
-        pathPolicies[index].mode = mode
-        logger.info("path mode changed", metadata: ["path": "\(name)", "mode": "\(mode.rawValue)"])
+        pathPolicies[index] = change.applied(to: pathPolicies[index])
+        logger.info("path policy changed", metadata: ["path": "\(name)", "policy": "\(pathPolicies[index])"])
         switch link {
         case .ready(let id, _):
             applyPathPolicies(on: id)
@@ -79,8 +81,8 @@ extension AggClientService {
         return pathPolicies[index]
     }
 
-    /// `setPathModeNow` from any thread.
-    public func setPathMode(_ name: String, _ mode: SCTPPathPolicy.Mode) -> EventLoopFuture<SCTPPathPolicy> {
-        eventLoop.submit { [self] () throws -> SCTPPathPolicy in try setPathModeNow(name, mode) }
+    /// `changePathNow` from any thread.
+    public func changePath(_ name: String, _ change: PathPolicyChange) -> EventLoopFuture<SCTPPathPolicy> {
+        eventLoop.submit { [self] () throws -> SCTPPathPolicy in try changePathNow(name, change) }
     }
 }

@@ -23,7 +23,7 @@ public final class AggClientService: @unchecked Sendable {
         /// names it after the interface that holds the address).
         public var pathNames: [String?] = []
         /// Each path's policy by index (`--path wwan0,backup,rate=5mbit`); missing means active and uncapped.
-        /// Changed at run time by `setPathMode` (`aggclient path NAME MODE`).
+        /// Changed at run time by `changePath` (`aggclient path NAME ...`).
         public var pathPolicies: [SCTPPathPolicy] = []
         public var key: PreSharedKey
         public var limits = StreamLimits()
@@ -101,7 +101,7 @@ public final class AggClientService: @unchecked Sendable {
     /// The address a path had before its interface lost it, by path index: the one to replace when a new one comes.
     var lostLocals: [Int: SCTPSocketAddress] = [:]
     var addressWatcher: PathAddressWatcher?
-    /// Each path's policy now, by index: the configured one until `setPathMode` changes it.
+    /// Each path's policy now, by index: the configured one until `changePath` changes it.
     var pathPolicies: [SCTPPathPolicy]
     /// The path the association was set up over.
     private(set) var connectedPath = 0

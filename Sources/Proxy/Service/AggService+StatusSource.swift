@@ -4,8 +4,8 @@ import SCTPEngine
 extension AggClientService: StatusSource {
     var roleName: String { "aggclient" }
 
-    var pathControl: ((_ name: String, _ mode: SCTPPathPolicy.Mode) throws -> String)? {
-        { name, mode in "\(try self.setPathModeNow(name, mode))" }
+    var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? {
+        { name, change in "\(try self.changePathNow(name, change))" }
     }
 
     func associationStates() -> [AssociationState] {

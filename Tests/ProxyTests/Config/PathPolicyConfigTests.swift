@@ -181,4 +181,19 @@ extension PathPolicyConfigTests {
             #expect(loaded.settings.localAddresses == ["home=wlan0", "lte=wwan0,backup,rate=20mbit"])
         }
     }
+
+    /// `aggclient path NAME [MODE] [--rate R|off] [--priority N]`: only what is given changes; a cap can be lifted.
+    @Test func aRunTimeChangeTouchesOnlyWhatItNames() throws {
+        let capped = SCTPPathPolicy(mode: .backup, priority: 3, sendRateLimit: 62_500)
+        let rate = try PathPolicyChange.parse(mode: nil, priority: nil, rate: "8mbit")
+        #expect(rate.applied(to: capped) == SCTPPathPolicy(mode: .backup, priority: 3, sendRateLimit: 1_000_000))
+        let off = try PathPolicyChange.parse(mode: nil, priority: nil, rate: "off")
+        #expect(off.applied(to: capped) == SCTPPathPolicy(mode: .backup, priority: 3))
+        let mode = try PathPolicyChange.parse(mode: "active", priority: "7", rate: nil)
+        #expect(mode.applied(to: capped) == SCTPPathPolicy(mode: .active, priority: 7, sendRateLimit: 62_500))
+        #expect(throws: PathSpecError.self) { try PathPolicyChange.parse(mode: nil, priority: nil, rate: nil) }
+        #expect(throws: PathSpecError.self) { try PathPolicyChange.parse(mode: "standby", priority: nil, rate: nil) }
+        #expect(throws: PathSpecError.self) { try PathPolicyChange.parse(mode: nil, priority: "256", rate: nil) }
+        #expect(throws: PathSpecError.self) { try PathPolicyChange.parse(mode: nil, priority: nil, rate: "fast") }
+    }
 }

@@ -95,5 +95,26 @@ extension EndToEndTests {
         let sentActive = active.bytesSent - switched
         #expect(sentActive > 8 * 1024 && sentActive > 10 * max(sentTwo, 1), "path two sent \(sentActive) B once active")
         #expect(harness.client.associationsEstablished == established, "the association was set up again")
+
+        // A cap and a priority at run time, then the cap lifted: the status shows what the engine has.
+        let capped = try StatusFetcher.withFetcher(host: "127.0.0.1", port: port) {
+            try $0.control("/path?name=one&rate=8mbit")
+        }
+        #expect(capped == "path one is now active, 1000000 B/s\n")
+        #expect(try path("one").rateLimitBitsPerSecond == 8_000_000)
+        #expect(throws: StatusFetchError.self) {
+            try StatusFetcher.withFetcher(host: "127.0.0.1", port: port) { try $0.control("/path?name=one&rate=fast") }
+        }
+        let demoted = try StatusFetcher.withFetcher(host: "127.0.0.1", port: port) {
+            try $0.control("/path?name=two&mode=backup&priority=4")
+        }
+        #expect(demoted == "path two is now backup priority 4\n")
+        let lifted = try StatusFetcher.withFetcher(host: "127.0.0.1", port: port) {
+            try $0.control("/path?name=one&rate=off")
+        }
+        #expect(lifted == "path one is now active\n")
+        #expect(try path("one").rateLimitBitsPerSecond == nil)
+        #expect(try path("two").mode == "backup")
+        #expect(harness.client.associationsEstablished == established)
     }
 }
