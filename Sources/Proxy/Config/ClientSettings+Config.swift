@@ -6,6 +6,8 @@ extension ClientSettings {
     public static var configKeys: [ConfigKey<ClientSettings>] {
         [
             ConfigKey("server", \.serverAddresses, .list(of: .address(defaultPort: 9899))),
+            ConfigKey("server-group", \.serverGroups, .list(of: .serverGroup(defaultPort: 9899))),
+            ConfigKey("server-timeout", \.serverTimeout, .duration()),
             ConfigKey("path", \.localAddresses, .list(of: .pathSpec)),
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
@@ -44,11 +46,18 @@ extension ClientSettings {
             otherDaemon: ("aggserver", ServerSettings.configKeys.map(\.name)),
             validate: { settings in
                 var problems: [(key: String, message: String)] = []
-                if settings.serverAddresses.isEmpty {
+                if settings.serverAddresses.isEmpty, settings.serverGroups.isEmpty {
                     problems.append(
                         (
                             "server",
                             "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
+                        ))
+                }
+                if !settings.serverAddresses.isEmpty, !settings.serverGroups.isEmpty {
+                    problems.append(
+                        (
+                            "server-group",
+                            "server and server-group are both set: list the first server as the first server-group"
                         ))
                 }
                 if settings.socksAddress == nil, settings.httpAddress == nil, settings.transparentAddress == nil {

@@ -340,10 +340,15 @@ struct ClientLink {
             actions.append(.lost(id, serverDead: false))
             if let probe { actions.append(.abort(probe.id, reason: "association lost")) }
             actions.append(.changed)
-            // The server answered with a close (or the glue saw it restart): it is alive, so it is asked again
-            // first, after the shortest delay.
             reconnectDelay = configuration.reconnectDelay
-            wait(group: current.group, now: now)
+            if hasSeveralGroups, !isDraining {
+                // The server ended the association (it stops or restarts): the next group takes new connections
+                // at once, and the preferred one gets them back once it answers a probe again.
+                failovers += 1
+                connect(group: (current.group + 1) % configuration.groups.count, now: now)
+            } else {
+                wait(group: current.group, now: now)
+            }
             return
         }
         attemptFailed(id, now: now)

@@ -56,6 +56,12 @@ final class LinkHarness {
         perform()
     }
 
+    /// The association or attempt `id` closes (the server ended it).
+    func close(_ id: ClientLinkID) {
+        link.handleClosed(id, now: now)
+        perform()
+    }
+
     func stopLink() {
         link.stop()
         perform()
@@ -324,17 +330,37 @@ struct ClientLinkTests {
         #expect(harness.lost.isEmpty, "silence alone does not end the only server's association")
     }
 
-    @Test func aServerThatClosesTheAssociationIsAskedAgainFirst() throws {
+    @Test func aServerThatEndsTheAssociationHandsNewConnectionsToTheNextGroupUntilItAnswersAgain() throws {
         let harness = LinkHarness(groups: [1, 1])
         harness.startLink()
         harness.run(for: .milliseconds(100))
         let first = try #require(harness.link.current)
-        harness.link.handleClosed(first, now: harness.now)
-        harness.run(for: .seconds(1))
+        // The server stops (its ABORT arrives) and comes back a moment later.
+        harness.isUp[0] = false
+        harness.close(first)
+        harness.run(for: .milliseconds(100))
         #expect(harness.lost.map(\.serverDead) == [false])
+        #expect(harness.connects.map(\.group) == [0, 1], "the next group at once, no backoff")
+        #expect(harness.link.groupInUse == 1)
+        #expect(harness.link.failovers == 1)
+        let backup = try #require(harness.link.current)
+        harness.isUp[0] = true
+        harness.run(for: .seconds(2))
+        #expect(harness.link.groupInUse == 0)
+        #expect(harness.retired == [backup])
+    }
+
+    @Test func oneGroupAsksTheSameServerAgainAfterItEndsTheAssociation() throws {
+        let harness = LinkHarness(groups: [1])
+        harness.startLink()
+        harness.run(for: .milliseconds(100))
+        let first = try #require(harness.link.current)
+        harness.close(first)
+        harness.run(for: .milliseconds(200))
+        #expect(harness.connects.count == 1, "after the shortest delay (250 ms)")
+        harness.run(for: .milliseconds(100))
         #expect(harness.connects.map(\.group) == [0, 0])
         #expect(harness.link.groupInUse == 0)
-        #expect(harness.link.failovers == 0)
     }
 
     @Test func aServerThatFailsAuthenticationIsAbortedAndTheNextGroupTried() throws {
