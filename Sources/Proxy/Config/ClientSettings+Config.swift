@@ -6,11 +6,11 @@ extension ClientSettings {
     public static var configKeys: [ConfigKey<ClientSettings>] {
         [
             ConfigKey("server", \.serverAddresses, .list(of: .address(defaultPort: 9899))),
-            ConfigKey("server-group", \.serverGroups, .list(of: .serverGroup(defaultPort: 9899))),
-            ConfigKey("server-timeout", \.serverTimeout, .duration()),
             ConfigKey("path", \.localAddresses, .list(of: .pathSpec)),
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
+            ConfigKey("server-group", \.serverGroups, .list(of: .serverGroup(defaultPort: 9899))),
+            ConfigKey("server-timeout", \.serverTimeout, .duration()),
             ConfigKey("transparent", \.transparentAddress, .optionalAddress),
             ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),
             ConfigKey("proxy-user", \.proxyUsers, .list(of: .proxyUser)),
