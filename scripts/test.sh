@@ -42,6 +42,10 @@ AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" 
 # with 2% loss on path 1 and with path 1 blackholed halfway (GOODPUT=0: the goodput figure wants a release build).
 AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" GOODPUT=0 \
     timeout --kill-after=30 300 Tests/Lab/agg-udp.sh
+# Failover between servers: two aggservers, the preferred one killed mid-download; a new connection succeeds through
+# the other within 3 s, and new connections go back once the first returns.
+AGGSERVER="$PWD/.build/debug/aggserver" AGGCLIENT="$PWD/.build/debug/aggclient" \
+    timeout --kill-after=30 300 Tests/Lab/agg-server-failover.sh
 # The Debian package: a release build with the Swift runtime linked in (several minutes), its contents, the
 # binaries run without the toolchain, and dpkg -i plus systemctl enable --now aggserver in a container booted with
 # systemd.

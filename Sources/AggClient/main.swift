@@ -19,6 +19,17 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .customLong("server"), help: "aggserver's UDP address, HOST:PORT (repeat for each address).")
     var servers: [String] = []
     @Option(
+        name: .customLong("server-group"),
+        help: """
+            One server's addresses, HOST:PORT,HOST:PORT, optionally ,psk-file=PATH for its own key; repeat in \
+            order of preference (instead of --server): the client fails over to the next when one stops answering.
+            """)
+    var serverGroups: [String] = []
+    @Option(
+        name: .customLong("server-timeout"),
+        help: "With several --server-group: silence after which the server in use is given up (default 1.5s).")
+    var serverTimeout: String?
+    @Option(
         name: .customLong("path"),
         help: """
             Local IP address or interface name to send from (one per path), optionally named (NAME=IFACE), with \
@@ -66,6 +77,8 @@ struct ClientOptions: ParsableArguments {
         var overrides = ConfigOverrides()
         shared.add(to: &overrides)
         overrides.set("server", servers)
+        overrides.set("server-group", serverGroups)
+        overrides.set("server-timeout", serverTimeout)
         overrides.set("path", paths)
         overrides.set("socks", socks)
         overrides.set("http", http)

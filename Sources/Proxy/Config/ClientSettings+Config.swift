@@ -9,6 +9,8 @@ extension ClientSettings {
             ConfigKey("path", \.localAddresses, .list(of: .pathSpec)),
             ConfigKey("socks", \.socksAddress, .listener),
             ConfigKey("http", \.httpAddress, .listener),
+            ConfigKey("server-group", \.serverGroups, .list(of: .serverGroup(defaultPort: 9899))),
+            ConfigKey("server-timeout", \.serverTimeout, .duration()),
             ConfigKey("transparent", \.transparentAddress, .optionalAddress),
             ConfigKey("psk-file", \.pskFile, .string("the path of this client's key file")),
             ConfigKey("proxy-user", \.proxyUsers, .list(of: .proxyUser)),
@@ -44,11 +46,18 @@ extension ClientSettings {
             otherDaemon: ("aggserver", ServerSettings.configKeys.map(\.name)),
             validate: { settings in
                 var problems: [(key: String, message: String)] = []
-                if settings.serverAddresses.isEmpty {
+                if settings.serverAddresses.isEmpty, settings.serverGroups.isEmpty {
                     problems.append(
                         (
                             "server",
                             "no server address: set server = [\"HOST:PORT\"] in the config file or give --server"
+                        ))
+                }
+                if !settings.serverAddresses.isEmpty, !settings.serverGroups.isEmpty {
+                    problems.append(
+                        (
+                            "server-group",
+                            "server and server-group are both set: list the first server as the first server-group"
                         ))
                 }
                 if settings.socksAddress == nil, settings.httpAddress == nil, settings.transparentAddress == nil {

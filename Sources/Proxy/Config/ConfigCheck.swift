@@ -37,6 +37,25 @@ public enum ConfigCheck {
         for server in settings.serverAddresses {
             check("server") { notes.append("server \(server) is \(try ServiceSetup.resolveHost(server.host))") }
         }
+        for (index, group) in settings.serverGroups.enumerated() {
+            check("server-group") {
+                var resolved: [String] = []
+                for server in group.addresses {
+                    resolved.append("\(server) is \(try ServiceSetup.resolveHost(server.host))")
+                }
+                let key = try group.pskFile.map { path in
+                    let key = try KeyFile.loadClientKey(path: path)
+                    return ", key \"\(key.name)\" from \(path)"
+                }
+                let order = index == 0 ? "preferred" : "fallback \(index)"
+                notes.append("server group \(index) (\(order)): " + resolved.joined(separator: ", ") + (key ?? ""))
+            }
+        }
+        if settings.serverGroups.count > 1 {
+            notes.append(
+                "failover: a server silent for \(settings.serverTimeout) is given up for the next group; "
+                    + "each association is kept alive by a PING after a third of that without traffic")
+        }
         for path in settings.localAddresses {
             check("path") {
                 // The loader checked the syntax already.

@@ -160,8 +160,14 @@ public struct ServerSettings: Equatable, Sendable {
 
 /// Everything aggclient needs to run; `ConfigFile` fills it from the config file and the flags.
 public struct ClientSettings: Equatable, Sendable {
-    /// The server's UDP addresses (SCTP over UDP). At least one.
+    /// The server's UDP addresses (SCTP over UDP): one server group. This or `serverGroups`.
     public var serverAddresses: [HostAndPort] = []
+    /// Several servers in order of preference (`server-group`), each its addresses and optionally its own key
+    /// file; the client fails over to the next one when the one in use stops answering.
+    public var serverGroups: [ServerGroupSpec] = []
+    /// With several server groups: how long the server in use may send nothing authenticated before the next
+    /// group is tried (`server-timeout`).
+    public var serverTimeout: Duration = .milliseconds(1500)
     /// Local addresses or interface names to send from, one path each, optionally named (`PathSpec`: `lte=wwan0`);
     /// empty means one path from the wildcard address.
     public var localAddresses: [String] = []
@@ -215,7 +221,12 @@ public struct ClientSettings: Equatable, Sendable {
     }
 
     public func validate() throws(ConfigError) {
-        guard !serverAddresses.isEmpty else { throw ConfigError(path: "client settings", "no server address") }
+        guard !serverAddresses.isEmpty || !serverGroups.isEmpty else {
+            throw ConfigError(path: "client settings", "no server address")
+        }
+        guard serverAddresses.isEmpty || serverGroups.isEmpty else {
+            throw ConfigError(path: "client settings", "both server and server-group are set: use one")
+        }
         guard socksAddress != nil || httpAddress != nil || transparentAddress != nil else {
             throw ConfigError(path: "client settings", "no SOCKS, HTTP or transparent listener is enabled")
         }

@@ -19,6 +19,7 @@ public final class ProxyMetrics: @unchecked Sendable {
     private let authenticationFailed: CoreMetrics.Counter
     private let associationsRevoked: CoreMetrics.Counter
     private let streamWaits: CoreMetrics.Counter
+    private var groupChanges: (failover: CoreMetrics.Counter, back: CoreMetrics.Counter, inUse: Prometheus.Gauge)?
     private let refusalCounters: [Refusal: CoreMetrics.Counter]
     /// Refusals so far by reason, for tests, the log and status displays.
     private(set) var refusals: [Refusal: Int] = [:]
@@ -106,6 +107,51 @@ public final class ProxyMetrics: @unchecked Sendable {
     func recordStreamWait() {
         streamWaits.increment()
         values.streamWaits += 1
+    }
+
+    /// aggclient with `count` server groups: their metrics exist from now on (`agg_server_group_changes_total`,
+    /// `agg_server_group_in_use`).
+    func configureServerGroups(count: Int) {
+        guard count > 1, groupChanges == nil else { return }
+        let factory = PrometheusMetricsFactory(registry: registry)
+        let help = "Moves to another server group: failover (the one in use stopped answering) or return."
+        func counter(_ reason: String) -> CoreMetrics.Counter {
+            let descriptor = MetricNameDescriptor(
+                metricName: "agg_server_group_changes_total", unitName: "", helpText: help)
+            let dimensions = [("reason", reason)]
+            return CoreMetrics.Counter(
+                label: "agg_server_group_changes_total", dimensions: dimensions,
+                handler: registry.makeCounter(descriptor: descriptor, labels: dimensions), factory: factory)
+        }
+        let gauge = registry.makeGauge(
+            descriptor: MetricNameDescriptor(
+                metricName: "agg_server_group_in_use", unitName: "",
+                helpText: "The server group taking new connections, from 0 in order of preference; -1: none."))
+        gauge.set(Double(-1))
+        groupChanges = (counter("failover"), counter("return"), gauge)
+        var groups = StatusSnapshot.ServerGroupCounters()
+        groups.count = count
+        values.serverGroups = groups
+    }
+
+    /// The server group in use changed (nil: none), with its first address.
+    func recordServerGroup(_ group: Int?, server: String?) {
+        guard groupChanges != nil else { return }
+        groupChanges?.inUse.set(Double(group ?? -1))
+        values.serverGroups?.inUse = group
+        values.serverGroups?.server = server
+    }
+
+    /// The server in use stopped answering: the client moves to the next group.
+    func recordFailover() {
+        groupChanges?.failover.increment()
+        values.serverGroups?.failovers += 1
+    }
+
+    /// A more preferred server answered again and takes new connections.
+    func recordReturn() {
+        groupChanges?.back.increment()
+        values.serverGroups?.returns += 1
     }
 
     /// An association passed or failed authentication.

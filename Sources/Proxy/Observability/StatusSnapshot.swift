@@ -163,6 +163,21 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var sendFailures = 0
         /// The UDP relay (SOCKS5 UDP ASSOCIATE); nil from a daemon without one.
         public var udp: UDPCounters?
+        /// aggclient with several server groups: which is in use, failovers and returns; nil otherwise.
+        public var serverGroups: ServerGroupCounters?
+
+        public init() {}
+    }
+
+    /// aggclient's server groups: the one in use (index from 0 in order of preference; nil while none is) and its
+    /// first address, how many there are, and how often the client moved to the next one because the one in use
+    /// stopped answering (failovers) and back to a more preferred one that answered again (returns).
+    public struct ServerGroupCounters: Codable, Sendable, Equatable {
+        public var inUse: Int?
+        public var server: String?
+        public var count = 0
+        public var failovers = 0
+        public var returns = 0
 
         public init() {}
     }

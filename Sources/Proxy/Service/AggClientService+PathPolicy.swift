@@ -22,13 +22,13 @@ extension AggClientService {
 
     /// Gives the engine a rule per path with an address: its policy for the paths leaving from that address.
     /// Rules for addresses a path no longer has stay behind harmlessly: no path leaves from them any more.
-    func applyPathPolicies(on id: SCTPAssociationID) {
+    func applyPathPolicies(on id: SCTPAssociationID, group: GroupDriver) {
         eventLoop.preconditionInEventLoop()
-        for (index, local) in pathLocals.enumerated() {
+        for (index, local) in group.pathLocals.enumerated() {
             guard let local, !local.ip.isWildcard else { continue }
             let policy = index < pathPolicies.count ? pathPolicies[index] : .default
             do {
-                try driver.setPathPolicy(policy, for: .local(local.ip), on: id)
+                try group.driver.setPathPolicy(policy, for: .local(local.ip), on: id)
             } catch {
                 logger.debug("path policy not set", metadata: ["local": "\(local)", "error": "\(error)"])
             }
@@ -37,20 +37,19 @@ extension AggClientService {
 
     /// Asks aggserver to send on each path (or only on `path`) under its policy, once the association is
     /// authenticated. Nothing is sent while every path has always had the default policy.
-    func requestPeerPathPolicies(on id: SCTPAssociationID, path only: Int? = nil) {
+    func requestPeerPathPolicies(on id: SCTPAssociationID, group: GroupDriver, path only: Int? = nil) {
         eventLoop.preconditionInEventLoop()
         let configured = configuration.paths.indices.map {
             $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
         }
         guard pathPolicies.contains(where: { $0 != .default }) || pathPolicies != configured else { return }
-        for (index, local) in pathLocals.enumerated() where only == nil || only == index {
+        for (index, local) in group.pathLocals.enumerated() where only == nil || only == index {
             guard let local, !local.ip.isWildcard, index < pathPolicies.count else { continue }
             // Toward the server address its Add IP went to, so a NAT that maps per destination gives the same
             // public address the server knows the path by.
-            let toward =
-                index != connectedPath && index < configuration.servers.count ? configuration.servers[index] : nil
+            let toward = index != group.connectedPath && index < group.servers.count ? group.servers[index] : nil
             do {
-                try driver.requestPeerPathPolicy(pathPolicies[index], from: local, toward: toward, on: id)
+                try group.driver.requestPeerPathPolicy(pathPolicies[index], from: local, toward: toward, on: id)
             } catch {
                 logger.info(
                     "cannot ask the server for the path policy", metadata: ["local": "\(local)", "error": "\(error)"])
@@ -69,14 +68,10 @@ extension AggClientService {
         }
         pathPolicies[index] = change.applied(to: pathPolicies[index])
         logger.info("path policy changed", metadata: ["path": "\(name)", "policy": "\(pathPolicies[index])"])
-        switch link {
-        case .ready(let id, _):
-            applyPathPolicies(on: id)
-            requestPeerPathPolicies(on: id, path: index)
-        case .connecting(let id), .authenticating(let id, _, _, _):
-            applyPathPolicies(on: id)
-        case .down, .stopped:
-            break
+        for group in boundGroups {
+            guard let association = linkAssociation(on: group) else { continue }
+            applyPathPolicies(on: association.id, group: group)
+            if association.phase == "ready" { requestPeerPathPolicies(on: association.id, group: group, path: index) }
         }
         return pathPolicies[index]
     }

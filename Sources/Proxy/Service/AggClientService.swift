@@ -3,15 +3,22 @@ import NIOCore
 import NIOPosix
 import SCTPEngine
 
-/// aggclient's core: keeps one authenticated association to aggserver up at all times (connect, HELLO/AUTH,
-/// reconnect with exponential backoff), adds every extra path to it, and opens one stream per proxied TCP connection
-/// through `connector`. Everything runs on the driver's event loop, the proxy listeners included, so a connection,
-/// its stream and the association never cross threads.
+/// aggclient's core: the glue that performs `ClientLink`'s decisions (which server group, when to reconnect, fail
+/// over and return) with one SCTP driver per server group, adds every extra path to the association in use, and
+/// opens one stream per proxied TCP connection through `connector`. Everything runs on one event loop, the proxy
+/// listeners included, so a connection, its stream and the association never cross threads.
 public final class AggClientService: @unchecked Sendable {
     /// What the service needs; `ClientSettings` plus resolution fill it.
     public struct Configuration: Sendable {
-        /// The server's UDP addresses; the first is dialled, the others are extra paths' destinations.
+        /// The server's UDP addresses; the first is dialled, the others are extra paths' destinations. The first
+        /// server group when `serverGroups` is empty.
         public var servers: [SCTPSocketAddress]
+        /// Several servers in order of preference (`server-group`), each the addresses of one server and, if it
+        /// has its own, the key it knows this client by; empty means one group, `servers` with `key`.
+        public var serverGroups: [ServerGroup] = []
+        /// With several groups: a server from which nothing authenticated came for this long is given up for the
+        /// next group (`ClientLink.Configuration.serverTimeout`).
+        public var serverTimeout: TimeAmount = .milliseconds(1500)
         /// Local addresses to send from, one path each; the first with an address carries the handshake. nil for
         /// a path whose interface (in `pathInterfaces`) has no address yet: it joins once it gets one.
         public var paths: [SCTPIPAddress?]
@@ -51,69 +58,111 @@ public final class AggClientService: @unchecked Sendable {
             self.paths = paths
             self.key = key
         }
+
+        /// The server groups in order of preference: `serverGroups`, or `servers` as the only one.
+        var groups: [ServerGroup] { serverGroups.isEmpty ? [ServerGroup(addresses: servers)] : serverGroups }
     }
 
-    /// The association as the service sees it.
-    enum Link {
-        case down
-        case connecting(SCTPAssociationID)
-        case authenticating(SCTPAssociationID, ClientAuthenticator, outbound: UInt16, inbound: UInt16)
-        case ready(SCTPAssociationID, StreamSessionHost)
-        case stopped
+    /// One server: its UDP addresses (the first dialled, the others extra paths' destinations, attempts rotating
+    /// over them) and the key it knows this client by (nil: the configuration's `key`).
+    public struct ServerGroup: Sendable, Equatable {
+        public var addresses: [SCTPSocketAddress]
+        public var key: PreSharedKey?
+
+        public init(addresses: [SCTPSocketAddress], key: PreSharedKey? = nil) {
+            self.addresses = addresses
+            self.key = key
+        }
     }
 
-    /// A connection waiting for the association.
-    private struct Waiter {
-        var callback: (StreamSessionHost?) -> Void
-        var timer: Scheduled<Void>
+    /// One server group's driver: its own sockets (bound to the paths' addresses, ephemeral ports), its own
+    /// datagram security session with the group's key, and the associations set up over it. Confined to the
+    /// service's event loop.
+    final class GroupDriver: @unchecked Sendable {
+        let group: Int
+        let driver: SCTPDriver
+        let servers: [SCTPSocketAddress]
+        /// The key this group's server knows the client by.
+        var key: PreSharedKey
+        /// The local address each path sends from on this driver now, by path index (nil: its interface has no
+        /// address); the addresses that were replaced wait in `retiringLocals` until no path of the engine uses
+        /// them.
+        var pathLocals: [SCTPSocketAddress?] = []
+        var retiringLocals: [SCTPSocketAddress] = []
+        /// The address a path had before its interface lost it, by path index: the one to replace when a new one
+        /// comes.
+        var lostLocals: [Int: SCTPSocketAddress] = [:]
+        /// The path the last association was set up over.
+        var connectedPath = 0
+        /// The link's attempt behind each association of this driver.
+        var links: [SCTPAssociationID: ClientLinkID] = [:]
+        /// What the server sent that the driver authenticated (datagrams opened, or received in plaintext), when
+        /// last looked at: a change is news of the server for `ClientLink.handleHeard`.
+        var heardCount = 0
+
+        init(group: Int, driver: SCTPDriver, servers: [SCTPSocketAddress], key: PreSharedKey) {
+            self.group = group
+            self.driver = driver
+            self.servers = servers
+            self.key = key
+        }
+
+        /// Datagrams from the server that proved to be its own so far.
+        var authenticatedReceived: Int {
+            driver.isEncrypted ? driver.securityStatistics.opened : driver.statistics.datagramsReceived
+        }
+    }
+
+    /// An association of the link: its group's driver, its id there, and its streams once authenticated.
+    struct LinkAssociation {
+        let group: GroupDriver
+        let id: SCTPAssociationID
+        var streams: StreamSessionHost?
     }
 
     public let configuration: Configuration
-    public let driver: SCTPDriver
+    /// The driver of the server group in use (or the last one used): what the status page and the metrics show.
+    /// Call on the event loop once the service started.
+    public var driver: SCTPDriver { shownGroup.driver }
     /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
     public let metrics = ProxyMetrics()
     /// UDP flows, datagrams and bytes relayed, drops by reason.
     public let udpMetrics: UDPRelayMetrics
-    public var eventLoop: any EventLoop { driver.eventLoop }
+    public let eventLoop: any EventLoop
     let logger: Logger
     /// The SOCKS5 UDP relays and their flows; made in `start`.
     private(set) var udp: ClientUDPRelays!
 
-    private(set) var link = Link.down
+    /// Where the association lifecycle stands; every change goes through `perform`.
+    private(set) var link: ClientLink
+    /// Each group's driver once an attempt needed it, by group index.
+    private(set) var groupDrivers: [GroupDriver?]
+    /// The group the status shows: the one in use, else the last one used.
+    private var shownGroupIndex = 0
+    /// Every association the link knows or retired, by attempt.
+    private var associations: [ClientLinkID: LinkAssociation] = [:]
+    private var isPerforming = false
+    private var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
+    /// Connections waiting for the association, by the link's waiter id.
+    private var waiters: [Int: (StreamSessionHost?) -> Void] = [:]
+    private var isStopped = false
+
     /// DATA bytes received from the server and not yet accepted by local sockets (capped by
     /// `StreamLimits.bufferedBytesPerAssociation`); 0 without an association. Call on the event loop.
-    var bufferedBytes: Int {
-        if case .ready(_, let streams) = link { return streams.bufferedBytes }
-        return 0
-    }
-    private var waiters: [Int: Waiter] = [:]
-    private var nextWaiter = 0
-    private var reconnectTask: Scheduled<Void>?
-    private var handshakeTimer: Scheduled<Void>?
-    private var reconnectDelay: TimeAmount
-    /// PONGs the server's PINGs may still get on the current association (`AggLimits.controlReplyBurst`).
-    private var replyBudget = ControlReplyBudget()
-    private var attempt = 0
-    /// The local address each path sends from now, by path index (nil: its interface has no address); the
-    /// addresses that were replaced wait in `retiringLocals` until no path of the engine uses them.
-    var pathLocals: [SCTPSocketAddress?] = []
-    var retiringLocals: [SCTPSocketAddress] = []
-    /// The address a path had before its interface lost it, by path index: the one to replace when a new one comes.
-    var lostLocals: [Int: SCTPSocketAddress] = [:]
-    var addressWatcher: PathAddressWatcher?
+    var bufferedBytes: Int { currentStreams?.bufferedBytes ?? 0 }
     /// Each path's policy now, by index: the configured one until `changePath` changes it.
     var pathPolicies: [SCTPPathPolicy]
-    /// The path the association was set up over.
-    private(set) var connectedPath = 0
+    var addressWatcher: PathAddressWatcher?
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
-    /// Called when the association closes (graceful stop waits for its SHUTDOWN to complete).
-    private var closeWaiters: [() -> Void] = []
+    /// Called when an association closes, by attempt (graceful stop waits for its SHUTDOWN to complete).
+    private var closeWaiters: [ClientLinkID: [() -> Void]] = [:]
     private var settledPromises: [EventLoopPromise<Void>] = []
     /// True once the first attempt authenticated or failed.
     private var hasSettled = false
     private var isDraining = false
-    /// The key the next association authenticates with; `reloadKey(_:)` replaces it.
+    /// The key the next association authenticates with (groups without their own key); `reloadKey(_:)` replaces
+    /// it.
     private var key: PreSharedKey
     /// When a version mismatch was last logged.
     private var lastVersionWarning: NIODeadline?
@@ -125,24 +174,63 @@ public final class AggClientService: @unchecked Sendable {
     /// Associations established and authenticated since start, for status and tests.
     public private(set) var associationsEstablished = 0
 
-    private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
+    private init(configuration: Configuration, first: GroupDriver, eventLoop: any EventLoop, logger: Logger) {
         self.configuration = configuration
-        self.driver = driver
+        self.eventLoop = eventLoop
         self.logger = logger
-        self.reconnectDelay = configuration.reconnectDelay
         self.key = configuration.key
         self.pathPolicies = configuration.paths.indices.map {
             $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
         }
         self.udpMetrics = UDPRelayMetrics(registry: metrics.registry)
+        var linkConfiguration = ClientLink.Configuration()
+        linkConfiguration.groups = configuration.groups.map(\.addresses.count)
+        linkConfiguration.serverWait = configuration.serverWait
+        linkConfiguration.handshakeTimeout = configuration.handshakeTimeout
+        linkConfiguration.reconnectDelay = configuration.reconnectDelay
+        linkConfiguration.maxReconnectDelay = configuration.maxReconnectDelay
+        linkConfiguration.serverTimeout = configuration.serverTimeout
+        link = ClientLink(configuration: linkConfiguration)
+        groupDrivers = configuration.groups.map { _ in nil }
+        groupDrivers[0] = first
+        metrics.configureServerGroups(count: configuration.groups.count)
     }
 
-    /// Binds one UDP channel per path and starts connecting. The returned service runs until `stop()`.
+    /// Binds one UDP channel per path (for the preferred group) and starts connecting. The returned service runs
+    /// until `stop()`.
     public static func start(
         configuration: Configuration, on eventLoop: any EventLoop,
         logger: Logger = Logger(label: "aggclient")
     ) -> EventLoopFuture<AggClientService> {
-        precondition(!configuration.servers.isEmpty && !configuration.paths.isEmpty, "needs a server and a path")
+        let groups = configuration.groups
+        precondition(
+            !groups.isEmpty && groups.allSatisfy { !$0.addresses.isEmpty } && !configuration.paths.isEmpty,
+            "needs a server and a path")
+        let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
+        return bindDriver(configuration: configuration, locals: locals, key: groups[0].key ?? configuration.key,
+            on: eventLoop, logger: logger
+        ).flatMapThrowing { driver in
+            let first = GroupDriver(
+                group: 0, driver: driver, servers: groups[0].addresses, key: groups[0].key ?? configuration.key)
+            let service = AggClientService(
+                configuration: configuration, first: first, eventLoop: eventLoop, logger: logger)
+            service.attach(first)
+            service.udp = ClientUDPRelays(
+                eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
+                isWritable: { [unowned service] in service.isUDPWritable },
+                send: { [unowned service] message in service.sendUDP(message) })
+            service.followAddresses()
+            service.link.start(now: .now())
+            service.perform()
+            return service
+        }
+    }
+
+    /// A driver for one server group, its sockets bound to `locals`.
+    private static func bindDriver(
+        configuration: Configuration, locals: [SCTPSocketAddress], key: PreSharedKey, on eventLoop: any EventLoop,
+        logger: Logger
+    ) -> EventLoopFuture<SCTPDriver> {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
         sctp.localPort = UInt16.random(in: 49152...65535, using: &generator)
@@ -151,28 +239,53 @@ public final class AggClientService: @unchecked Sendable {
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
-        let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload
         for (index, interface) in configuration.pathInterfaces.enumerated() where index < configuration.paths.count {
             if let interface, let ip = configuration.paths[index] { options.interfaces[ip] = interface }
         }
+        let protection: DatagramProtection = configuration.plaintext ? .plaintext : .client(key: key)
         return SCTPDriver.bind(
             localAddresses: locals, configuration: sctp, seed: generator.next(), options: options,
-            protection: configuration.protection, on: eventLoop,
-            logger: logger
-        ).flatMapThrowing { driver in
-            let service = AggClientService(configuration: configuration, driver: driver, logger: logger)
-            driver.onEvent = { [unowned service] event in service.handle(event) }
-            driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
-            service.udp = ClientUDPRelays(
-                eventLoop: eventLoop, settings: configuration.udp, metrics: service.udpMetrics, logger: logger,
-                isWritable: { [unowned service] in service.isUDPWritable },
-                send: { [unowned service] message in service.sendUDP(message) })
-            service.followAddresses()
-            service.connect()
-            return service
+            protection: protection, on: eventLoop, logger: logger)
+    }
+
+    /// Routes a group driver's events to the service.
+    private func attach(_ group: GroupDriver) {
+        group.driver.onEvent = { [unowned self, unowned group] event in handle(event, from: group) }
+        group.driver.onSecurityEvent = { [unowned self, unowned group] event in
+            handleSecurityEvent(event, from: group)
         }
+    }
+
+    /// The group driver the status shows.
+    var driverGroupShown: GroupDriver { shownGroup }
+
+    private var shownGroup: GroupDriver {
+        groupDrivers[shownGroupIndex] ?? groupDrivers.compactMap { $0 }[0]
+    }
+
+    /// The streams of the association in use.
+    var currentStreams: StreamSessionHost? {
+        link.current.flatMap { associations[$0]?.streams }
+    }
+
+    /// The group driver and association id of the association in use.
+    var currentAssociation: (group: GroupDriver, id: SCTPAssociationID)? {
+        guard let current = link.current, let association = associations[current] else { return nil }
+        return (association.group, association.id)
+    }
+
+    /// Every group driver bound so far.
+    var boundGroups: [GroupDriver] { groupDrivers.compactMap { $0 } }
+
+    /// The association id of the link's attempt or association under way on `group`'s driver, if any, and its
+    /// phase ("connecting", "authenticating", "ready").
+    func linkAssociation(on group: GroupDriver) -> (id: SCTPAssociationID, phase: String)? {
+        for (linkID, association) in associations where association.group === group {
+            if let phase = link.phase(of: linkID) { return (association.id, phase) }
+        }
+        return nil
     }
 
     /// The connector the proxy listeners hand connections to.
@@ -251,11 +364,15 @@ public final class AggClientService: @unchecked Sendable {
         for promise in promises { promise.succeed() }
     }
 
-    /// Uses `key` from the next association on (SIGHUP); the current association stays.
+    /// Uses `key` from the next association on (SIGHUP), for every group without a key of its own; the current
+    /// association stays.
     public func reloadKey(_ key: PreSharedKey) -> EventLoopFuture<Void> {
         eventLoop.submit {
             self.key = key
-            self.driver.replaceSecurityKey(key)
+            for group in self.boundGroups where self.configuration.groups[group.group].key == nil {
+                group.key = key
+                group.driver.replaceSecurityKey(key)
+            }
             self.logger.info("key reloaded", metadata: ["key": "\(key.name)"])
         }
     }
@@ -266,18 +383,19 @@ public final class AggClientService: @unchecked Sendable {
         eventLoop.flatSubmit {
             self.isDraining = true
             self.onStateChange = nil
-            self.reconnectTask?.cancel()
+            self.link.drain()
+            self.perform()
             let closes = self.listeners.map { $0.close().recover { _ in } }
             self.listeners.removeAll()
             let promise = self.eventLoop.makePromise(of: Void.self)
             EventLoopFuture.andAllComplete(closes, on: self.eventLoop).whenComplete { _ in
                 self.whenStreamsDone(deadline: deadline) {
-                    guard case .ready(let id, _) = self.link else {
+                    guard let current = self.link.current, let association = self.associations[current] else {
                         promise.completeWith(self.stop())
                         return
                     }
-                    self.driver.shutdown(id)
-                    self.whenClosed(id, deadline: .now() + closeTimeout) {
+                    association.group.driver.shutdown(association.id)
+                    self.whenClosed(current, deadline: .now() + closeTimeout) {
                         promise.completeWith(self.stop())
                     }
                 }
@@ -288,7 +406,7 @@ public final class AggClientService: @unchecked Sendable {
 
     /// Calls `body` once the association's streams are all done (the session reports it), or at `deadline`.
     private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        guard case .ready(_, let streams) = link else {
+        guard let streams = currentStreams else {
             body()
             return
         }
@@ -303,134 +421,287 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` once association `id` has closed (`associationClosed` or `stop`), or at `deadline`.
-    private func whenClosed(_ id: SCTPAssociationID, deadline: NIODeadline, _ body: @escaping () -> Void) {
-        guard case .ready(let current, _) = link, current == id else {
+    /// Calls `body` once association `id` has closed (or the service stopped), or at `deadline`.
+    private func whenClosed(_ id: ClientLinkID, deadline: NIODeadline, _ body: @escaping () -> Void) {
+        guard associations[id] != nil else {
             body()
             return
         }
         let once = OnceCallback(body)
         let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
-        closeWaiters.append {
+        closeWaiters[id, default: []].append {
             timer.cancel()
             once.run()
         }
     }
 
-    private func runCloseWaiters() {
-        let waiters = closeWaiters
-        closeWaiters.removeAll()
-        for waiter in waiters { waiter() }
+    private func runCloseWaiters(_ id: ClientLinkID) {
+        for waiter in closeWaiters.removeValue(forKey: id) ?? [] { waiter() }
     }
 
     /// Succeeds once the association is authenticated (at once when it is).
     public func whenReady() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            if case .ready = self.link { return self.eventLoop.makeSucceededVoidFuture() }
+            if self.link.current != nil { return self.eventLoop.makeSucceededVoidFuture() }
             let promise = self.eventLoop.makePromise(of: Void.self)
             self.readyPromises.append(promise)
             return promise.futureResult
         }
     }
 
-    /// Stops listening, resets every connection, aborts the association and closes the sockets.
+    /// Stops listening, resets every connection, aborts every association and closes the sockets.
     public func stop() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            let previous = self.link
-            self.link = .stopped
+            self.isStopped = true
             self.addressWatcher?.stop()
-            self.reconnectTask?.cancel()
-            self.handshakeTimer?.cancel()
-            for waiter in self.waiters.values {
-                waiter.timer.cancel()
-                waiter.callback(nil)
-            }
-            self.waiters.removeAll()
+            self.link.stop()
+            self.perform()
+            self.timer?.task.cancel()
+            self.timer = nil
             for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
             self.readyPromises.removeAll()
             self.settle()
             self.udp.closeAll()
-            self.runCloseWaiters()
-            switch previous {
-            case .ready(let id, let streams):
-                streams.associationLost()
-                self.driver.abort(id, reason: "client stopping")
-            case .connecting(let id), .authenticating(let id, _, _, _):
-                self.driver.abort(id, reason: "client stopping")
-            case .down, .stopped:
-                break
+            // Retired associations still finishing their streams go too.
+            for (id, association) in self.associations {
+                association.streams?.associationLost()
+                association.group.driver.abort(association.id, reason: "client stopping")
+                self.runCloseWaiters(id)
             }
+            self.associations.removeAll()
+            for id in self.closeWaiters.keys { self.runCloseWaiters(id) }
             let closes = self.listeners.map { $0.close().recover { _ in } }
             self.listeners.removeAll()
-            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop).flatMap { self.driver.close() }
+            let drivers = self.boundGroups.map { $0.driver.close() }
+            return EventLoopFuture.andAllComplete(closes + drivers, on: self.eventLoop)
         }
     }
 
-    // MARK: - The association
+    // MARK: - Performing the link's actions
 
-    private func connect() {
-        guard case .down = link else { return }
-        let servers = configuration.servers
-        let server = servers[attempt % servers.count]
-        guard let path = pathLocals.firstIndex(where: { $0 != nil }), let local = pathLocals[path] else {
-            // Counts as a failed first attempt (systemd hears READY=1 and the proxy answers "server unavailable");
-            // the first path to get an address connects at once, and the backoff retries meanwhile.
-            logger.warning("no path has an address; waiting for one")
+    /// Performs what the link asks, then re-arms the one timer at its next deadline. Reentrant calls (a driver
+    /// event while an action runs) leave their actions to the outer loop.
+    func perform() {
+        guard !isPerforming else { return }
+        isPerforming = true
+        while let action = link.pollAction() { perform(action) }
+        isPerforming = false
+        rearm()
+    }
+
+    private func perform(_ action: ClientLinkAction) {
+        switch action {
+        case .connect(let id, let group, let address):
+            connect(id, group: group, address: address)
+        case .send(let message, let id):
+            guard let association = associations[id] else { return }
+            association.group.driver.send(message, on: association.id)
+        case .abort(let id, let reason):
+            guard let association = associations[id] else { return }
+            association.group.driver.abort(association.id, reason: reason)
+        case .ready(let id, let hello, let outbound, let inbound):
+            authenticated(id, hello: hello, outbound: outbound, inbound: inbound)
+        case .retire(let id):
+            retire(id)
+        case .lost(let id, let serverDead):
+            guard var association = associations[id] else { return }
+            if serverDead {
+                logger.warning(
+                    "the server stopped answering; trying the next server group",
+                    metadata: ["group": "\(association.group.group)", "association": "\(association.id)"])
+                metrics.recordFailover()
+            }
+            association.streams?.associationLost()
+            association.streams = nil
+            associations[id] = association
+            udp.associationLost()
+        case .deliver(let waiter, let id):
+            waiters.removeValue(forKey: waiter)?(associations[id]?.streams)
+        case .giveUp(let waiter):
+            waiters.removeValue(forKey: waiter)?(nil)
+        case .authenticationFailed(_, let error):
+            logger.error("authentication failed", metadata: ["error": "\(error)"])
+            metrics.recordAuthentication(succeeded: false)
+        case .pongRefused:
+            metrics.recordRefusal(.controlReplies)
+        case .settled:
             settle()
-            scheduleReconnect()
+        case .changed:
+            if let group = link.groupInUse { shownGroupIndex = group }
+            metrics.recordServerGroup(
+                link.groupInUse, server: link.groupInUse.map { "\(configuration.groups[$0].addresses[0])" })
+            onStateChange?()
+        }
+    }
+
+    private func rearm() {
+        guard !isStopped, let deadline = link.nextDeadline else {
+            timer?.task.cancel()
+            timer = nil
             return
         }
-        connectedPath = path
-        logger.info("connecting", metadata: ["server": "\(server)", "from": "\(local.ip)"])
-        let id = driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
-        if case .down = link { link = .connecting(id) }
-        applyPathPolicies(on: id)
-        handshakeTimer?.cancel()
-        handshakeTimer = eventLoop.assumeIsolated().scheduleTask(in: configuration.handshakeTimeout) { [self] in
-            switch link {
-            case .connecting(let current), .authenticating(let current, _, _, _):
-                guard current == id else { return }
-                logger.warning("no authenticated association in time", metadata: ["server": "\(server)"])
-                driver.abort(id, reason: "handshake timed out")
-                // Closing reports `.closed`, which schedules the next attempt; make sure one is scheduled.
-                if case .connecting(let still) = link, still == id { associationClosed(id, reason: .handshakeTimedOut) }
-            case .ready, .down, .stopped:
-                return
+        if let armed = timer, armed.deadline == deadline { return }
+        timer?.task.cancel()
+        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            timer = nil
+            let now = NIODeadline.now()
+            reportHeard(now: now)
+            link.handleTimeout(now: now)
+            perform()
+        }
+        timer = (task, deadline)
+    }
+
+    /// Tells the link whether the server in use sent anything authenticated since the last look.
+    private func reportHeard(now: NIODeadline) {
+        guard let current = link.current, let group = associations[current]?.group else { return }
+        let count = group.authenticatedReceived
+        guard count != group.heardCount else { return }
+        group.heardCount = count
+        link.handleHeard(current, now: now)
+    }
+
+    /// Starts attempt `id` toward address `address` of group `group`, binding the group's driver first if it has
+    /// none yet.
+    private func connect(_ id: ClientLinkID, group: Int, address: Int) {
+        if let driver = groupDrivers[group] {
+            connect(id, on: driver, address: address)
+            return
+        }
+        let groupConfiguration = configuration.groups[group]
+        let key = groupConfiguration.key ?? key
+        // The paths' addresses now, as the preferred group's driver follows them.
+        let locals = (groupDrivers[0]?.pathLocals ?? []).compactMap { $0.map { SCTPSocketAddress(ip: $0.ip, port: 0) } }
+        Self.bindDriver(configuration: configuration, locals: locals, key: key, on: eventLoop, logger: logger)
+            .whenComplete { [self] result in
+                switch result {
+                case .success(let driver):
+                    if isStopped {
+                        _ = driver.close()
+                        return
+                    }
+                    let bound = GroupDriver(group: group, driver: driver, servers: groupConfiguration.addresses, key: key)
+                    var addresses = driver.localAddresses.makeIterator()
+                    bound.pathLocals = (groupDrivers[0]?.pathLocals ?? []).map { $0 == nil ? nil : addresses.next() }
+                    groupDrivers[group] = bound
+                    attach(bound)
+                    connect(id, on: bound, address: address)
+                case .failure(let error):
+                    logger.warning("cannot bind the server group's sockets", metadata: ["group": "\(group)", "error": "\(error)"])
+                    link.handleClosed(id, now: .now())
+                }
+                perform()
+            }
+    }
+
+    private func connect(_ id: ClientLinkID, on group: GroupDriver, address: Int) {
+        guard link.phase(of: id) != nil else { return }  // abandoned while the sockets were bound
+        let server = group.servers[address]
+        guard let path = group.pathLocals.firstIndex(where: { $0 != nil }), let local = group.pathLocals[path] else {
+            // Counts as a failed attempt (systemd hears READY=1 and the proxy answers "server unavailable"); the
+            // first path to get an address connects soon, and the backoff retries meanwhile.
+            logger.warning("no path has an address; waiting for one")
+            link.handleClosed(id, now: .now())
+            return
+        }
+        group.connectedPath = path
+        logger.info(
+            "connecting", metadata: ["server": "\(server)", "from": "\(local.ip)", "group": "\(group.group)"])
+        group.heardCount = group.authenticatedReceived
+        let association = group.driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
+        associations[id] = LinkAssociation(group: group, id: association)
+        group.links[association] = id
+        applyPathPolicies(on: association, group: group)
+    }
+
+    private func authenticated(_ id: ClientLinkID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16) {
+        guard var association = associations[id] else { return }
+        let group = association.group
+        var session = StreamSession(
+            role: .client,
+            table: .client(
+                outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams,
+                ownLimit: configuration.limits.streamsPerAssociation),
+            receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
+            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
+            openTimeout: configuration.openTimeout,
+            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger, now: .now())
+        session.metrics = metrics
+        let streams = StreamSessionHost(driver: group.driver, association: association.id, session: session)
+        let sctpID = association.id
+        streams.onFatalError = { [unowned group] reason in group.driver.abort(sctpID, reason: reason) }
+        association.streams = streams
+        associations[id] = association
+        associationsEstablished += 1
+        metrics.recordAuthentication(succeeded: true)
+        logger.info(
+            "authenticated",
+            metadata: ["association": "\(sctpID)", "key": "\(group.key.name)", "group": "\(group.group)"])
+        addExtraPaths(sctpID, group: group)
+        requestPeerPathPolicies(on: sctpID, group: group)
+        let promises = readyPromises
+        readyPromises.removeAll()
+        for promise in promises { promise.succeed() }
+    }
+
+    /// A more preferred server answered: the association `id` takes no new connection, finishes its streams and
+    /// is shut down. Its UDP flows start again on the new association.
+    private func retire(_ id: ClientLinkID) {
+        guard let association = associations[id] else { return }
+        logger.info(
+            "a more preferred server group answers again; new connections go there, running ones finish here",
+            metadata: ["group": "\(association.group.group)", "association": "\(association.id)"])
+        metrics.recordReturn()
+        udp.associationLost()
+        guard let streams = association.streams else {
+            association.group.driver.shutdown(association.id)
+            return
+        }
+        streams.drain { [weak self] in
+            guard let self, self.associations[id] != nil else { return }
+            association.group.driver.shutdown(association.id)
+        }
+    }
+
+    /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
+    private func addExtraPaths(_ id: SCTPAssociationID, group: GroupDriver) {
+        for index in group.pathLocals.indices where index != group.connectedPath {
+            guard let local = group.pathLocals[index] else { continue }
+            let toward = index < group.servers.count ? group.servers[index] : nil
+            do {
+                try group.driver.addLocalAddress(local, toward: toward, on: id)
+                logger.info(
+                    "adding path", metadata: ["local": "\(local)", "toward": "\(toward?.description ?? "any")"])
+            } catch {
+                logger.warning("cannot add path", metadata: ["local": "\(local)", "error": "\(error)"])
             }
         }
     }
 
     /// The next attempt starts after the shortest delay, not the current backoff (a path just got an address).
     func reconnectSoon() {
-        guard case .down = link, !isDraining else { return }
-        reconnectDelay = configuration.reconnectDelay
-        reconnectTask?.cancel()
-        reconnectTask = eventLoop.assumeIsolated().scheduleTask(in: reconnectDelay) { [self] in connect() }
+        guard !isDraining else { return }
+        link.handlePathAvailable(now: .now())
+        perform()
     }
 
-    private func scheduleReconnect() {
-        guard case .down = link, !isDraining else { return }
-        attempt += 1
-        let delay = reconnectDelay
-        reconnectDelay = min(reconnectDelay * 2, configuration.maxReconnectDelay)
-        logger.info("reconnecting", metadata: ["in": "\(delay.nanoseconds / 1_000_000) ms"])
-        reconnectTask?.cancel()
-        reconnectTask = eventLoop.assumeIsolated().scheduleTask(in: delay) { [self] in connect() }
-    }
+    // MARK: - Driver events
 
-    func handle(_ event: SCTPEvent) {
+    func handle(_ event: SCTPEvent, from group: GroupDriver) {
         switch event {
         case .established(let id, let outbound, let inbound):
-            guard case .connecting(let current) = link, current == id else { return }
+            guard let linkID = group.links[id] else { return }
             var nonce = [UInt8](repeating: 0, count: AggLimits.authFieldLength)
             var generator = SystemRandomNumberGenerator()
             for i in nonce.indices { nonce[i] = UInt8.random(in: .min ... .max, using: &generator) }
-            link = .authenticating(
-                id, ClientAuthenticator(key: key, nonce: nonce), outbound: outbound, inbound: inbound)
+            link.handleEstablished(
+                linkID, authenticator: ClientAuthenticator(key: group.key, nonce: nonce), outbound: outbound,
+                inbound: inbound)
             logger.info("association established; authenticating", metadata: ["association": "\(id)"])
         case .message(let id, let message):
+            guard let linkID = group.links[id] else { return }
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
-                guard case .ready(let current, _) = link, current == id else { return }
+                guard link.current == linkID else { return }
                 do {
                     udp.receive(
                         try UDPMessage.decode(
@@ -441,39 +712,50 @@ public final class AggClientService: @unchecked Sendable {
                     logger.debug("undecodable UDP message", metadata: ["error": "\(error)"])
                 }
             } else if message.stream.rawValue == 0 {
-                receiveControl(message, on: id)
-            } else if case .ready(let current, let streams) = link, current == id {
-                streams.receive(message)
+                do {
+                    guard case .control(let control) = try AggMessage.decode(message) else { break }
+                    link.handleControl(control, on: linkID, now: .now())
+                } catch {
+                    link.handleUndecodableControl(on: linkID, error: "\(error)", now: .now())
+                }
+            } else {
+                associations[linkID]?.streams?.receive(message)
             }
         case .writable(let id):
-            if case .ready(let current, let streams) = link, current == id { streams.resumeWriting() }
+            guard let linkID = group.links[id] else { return }
+            associations[linkID]?.streams?.resumeWriting()
         case .pathStateChanged(let id, let remote, let state):
             logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
-            if state == .inactive { retireUnusedLocals() }
+            if state == .inactive { retireUnusedLocals(group) }
             onStateChange?()
         case .pathRemoteChanged(let id, let from, let to):
             logger.info("path moved", metadata: ["association": "\(id)", "from": "\(from)", "to": "\(to)"])
         case .shutdownReceived, .associationRefused:
             break
         case .closed(let id, let reason):
-            associationClosed(id, reason: reason)
+            guard let linkID = group.links.removeValue(forKey: id) else { return }
+            let association = associations.removeValue(forKey: linkID)
+            association?.streams?.associationLost()
+            logger.log(
+                level: isDraining || link.phase(of: linkID) == nil ? .info : .warning, "association closed",
+                metadata: ["association": "\(id)", "reason": "\(reason)", "group": "\(group.group)"])
+            link.handleClosed(linkID, now: .now())
+            runCloseWaiters(linkID)
         }
+        perform()
     }
 
     /// The datagram layer's news: a server that lost the session (it restarted) takes the association with it, so
     /// it is ended here at once rather than after SCTP's failure thresholds; a version mismatch is logged, at most
     /// once a minute, in words the operator can act on.
-    func handleSecurityEvent(_ event: DatagramSecurityEvent) {
+    func handleSecurityEvent(_ event: DatagramSecurityEvent, from group: GroupDriver) {
         switch event {
         case .serverLostSession:
-            switch link {
-            case .ready(let id, _), .connecting(let id), .authenticating(let id, _, _, _):
+            for (id, linkID) in group.links where link.phase(of: linkID) != nil {
                 logger.warning(
                     "the server no longer knows this client's session (it restarted); starting a new association",
                     metadata: ["association": "\(id)"])
-                driver.abort(id, reason: "server lost the session")
-            case .down, .stopped:
-                break
+                group.driver.abort(id, reason: "server lost the session")
             }
         case .versionMismatch(let versions):
             let now = NIODeadline.now()
@@ -487,107 +769,6 @@ public final class AggClientService: @unchecked Sendable {
             )
         case .clientVersionMismatch:
             break
-        }
-    }
-
-    private func associationClosed(_ id: SCTPAssociationID, reason: SCTPCloseReason) {
-        switch link {
-        case .ready(let current, let streams) where current == id:
-            streams.associationLost()
-            udp.associationLost()
-        case .connecting(let current) where current == id, .authenticating(let current, _, _, _) where current == id:
-            break
-        case .ready, .connecting, .authenticating, .down, .stopped:
-            return
-        }
-        logger.log(
-            level: isDraining ? .info : .warning, "association closed",
-            metadata: ["association": "\(id)", "reason": "\(reason)"])
-        handshakeTimer?.cancel()
-        link = .down
-        runCloseWaiters()
-        settle()
-        onStateChange?()
-        scheduleReconnect()
-    }
-
-    private func receiveControl(_ message: SCTPMessage, on id: SCTPAssociationID) {
-        guard case .authenticating(let current, var authenticator, let outbound, let inbound) = link, current == id
-        else {
-            if case .ready(let current, _) = link, current == id,
-                case .control(.ping(let value))? = try? AggMessage.decode(message)
-            {
-                if replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
-                    driver.send(ControlMessage.pong(value), on: id)
-                } else {
-                    metrics.recordRefusal(.controlReplies)
-                }
-            }
-            return
-        }
-        do {
-            guard case .control(let control) = try AggMessage.decode(message) else { return }
-            let reply = try authenticator.receive(control)
-            link = .authenticating(id, authenticator, outbound: outbound, inbound: inbound)
-            if let reply { driver.send(reply, on: id) }
-        } catch {
-            logger.error("authentication failed", metadata: ["error": "\(error)"])
-            metrics.recordAuthentication(succeeded: false)
-            driver.abort(id, reason: "authentication failed")
-            return
-        }
-        guard authenticator.isAuthenticated, let hello = authenticator.hello else { return }
-        authenticated(id, hello: hello, outbound: outbound, inbound: inbound)
-    }
-
-    private func authenticated(_ id: SCTPAssociationID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16)
-    {
-        handshakeTimer?.cancel()
-        replyBudget = ControlReplyBudget()
-        var session = StreamSession(
-            role: .client,
-            table: .client(
-                outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams,
-                ownLimit: configuration.limits.streamsPerAssociation),
-            receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
-            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
-            openTimeout: configuration.openTimeout,
-            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger, now: .now())
-        session.metrics = metrics
-        let streams = StreamSessionHost(driver: driver, association: id, session: session)
-        streams.onFatalError = { [unowned self] reason in driver.abort(id, reason: reason) }
-        link = .ready(id, streams)
-        associationsEstablished += 1
-        metrics.recordAuthentication(succeeded: true)
-        reconnectDelay = configuration.reconnectDelay
-        logger.info("authenticated", metadata: ["association": "\(id)", "key": "\(key.name)"])
-        addExtraPaths(id)
-        requestPeerPathPolicies(on: id)
-        settle()
-        onStateChange?()
-        let waiting = waiters
-        waiters.removeAll()
-        for waiter in waiting.sorted(by: { $0.key < $1.key }).map(\.value) {
-            waiter.timer.cancel()
-            waiter.callback(streams)
-        }
-        let promises = readyPromises
-        readyPromises.removeAll()
-        for promise in promises { promise.succeed() }
-    }
-
-    /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
-    private func addExtraPaths(_ id: SCTPAssociationID) {
-        for index in pathLocals.indices where index != connectedPath {
-            guard let local = pathLocals[index] else { continue }
-            let toward = index < configuration.servers.count ? configuration.servers[index] : nil
-            do {
-                try driver.addLocalAddress(local, toward: toward, on: id)
-                logger.info(
-                    "adding path", metadata: ["local": "\(local)", "toward": "\(toward?.description ?? "any")"])
-            } catch {
-                logger.warning("cannot add path", metadata: ["local": "\(local)", "error": "\(error)"])
-            }
         }
     }
 
@@ -625,15 +806,15 @@ public final class AggClientService: @unchecked Sendable {
 
     /// Whether a UDP datagram would find room in the association's send queue (true without an association).
     private var isUDPWritable: Bool {
-        guard case .ready(let id, _) = link else { return true }
-        return driver.isWritable(id)
+        guard let (group, id) = currentAssociation else { return true }
+        return group.driver.isWritable(id)
     }
 
-    /// Sends a UDP relay message over the ready association; false without one.
+    /// Sends a UDP relay message over the association in use; false without one.
     private func sendUDP(_ message: UDPMessage) -> Bool {
-        guard case .ready(let id, _) = link else { return false }
+        guard let (group, id) = currentAssociation, currentStreams != nil else { return false }
         do {
-            try driver.send(message, on: id, lifetime: configuration.udp.lifetime)
+            try group.driver.send(message, on: id, lifetime: configuration.udp.lifetime)
             return true
         } catch {
             logger.debug("UDP send failed", metadata: ["error": "\(error)"])
@@ -641,34 +822,30 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with the ready streams, at once or when the association is up; with nil after
+    /// Calls `body` with the streams of the association in use, at once or when there is one; with nil after
     /// `serverWait`.
     private func withStreams(_ body: @escaping (StreamSessionHost?) -> Void) {
-        switch link {
-        case .ready(_, let streams):
-            body(streams)
-        case .stopped:
-            body(nil)
-        case .down, .connecting, .authenticating:
-            let key = nextWaiter
-            nextWaiter += 1
-            let timer = eventLoop.assumeIsolated().scheduleTask(in: configuration.serverWait) { [self] in
-                guard let waiter = waiters.removeValue(forKey: key) else { return }
-                waiter.callback(nil)
-            }
-            waiters[key] = Waiter(callback: body, timer: timer)
-        }
+        let waiter = link.requestStreams(now: .now())
+        waiters[waiter] = body
+        perform()
     }
 
     // MARK: - Status
 
-    /// The name of this client's key, which the server labels its association with.
-    var keyName: String { key.name }
+    /// The name of this client's key (the preferred group's), which the server labels its association with.
+    var keyName: String { shownGroup.key.name }
+
+    /// The server group in use (nil: none), its first address, and how often the client failed over and came back.
+    public func serverGroupStatus() -> (inUse: Int?, server: SCTPSocketAddress?, failovers: Int, returns: Int) {
+        let inUse = link.groupInUse
+        return (inUse, inUse.map { configuration.groups[$0].addresses[0] }, link.failovers, link.returns)
+    }
 
     /// The configured name of the path that sends from `local` now (`Configuration.pathNames`); nil for a path given
     /// as a bare address, or an address no path uses any more. Call on the event loop.
     func configuredPathName(local: SCTPIPAddress) -> String? {
-        guard let index = pathLocals.firstIndex(where: { $0?.ip == local }), index < configuration.pathNames.count
+        guard let index = shownGroup.pathLocals.firstIndex(where: { $0?.ip == local }),
+            index < configuration.pathNames.count
         else { return nil }
         return configuration.pathNames[index]
     }
@@ -676,28 +853,36 @@ public final class AggClientService: @unchecked Sendable {
     /// Whether the association is authenticated, its paths in the active state and its open streams, for the
     /// systemd status line. Call on the event loop.
     public func summary() -> (isReady: Bool, activePaths: Int, streams: Int) {
-        guard case .ready(let id, let streams) = link else { return (false, 0, 0) }
-        let active = driver.endpoint.paths(of: id).filter { $0.state == .active }.count
+        guard let (group, id) = currentAssociation, let streams = currentStreams else { return (false, 0, 0) }
+        let active = group.driver.endpoint.paths(of: id).filter { $0.state == .active }.count
         return (true, active, streams.activeStreams)
     }
 
     /// One line per path and the stream count, for the metrics endpoint and logs. Call on the event loop.
     func statusLines() -> [String] {
         var lines: [String] = []
-        switch link {
-        case .ready(let id, let streams):
+        if let (group, id) = currentAssociation, let streams = currentStreams {
             lines.append(
                 "association \(id) ready streams=\(streams.activeStreams)/\(streams.streamLimit) opened=\(streams.streamsOpened) "
                     + "bytes_up=\(streams.bytesSent) bytes_down=\(streams.bytesReceived)")
-            for path in driver.endpoint.paths(of: id) {
+            for path in group.driver.endpoint.paths(of: id) {
                 lines.append(
                     "path local=\(path.local?.description ?? "-") remote=\(path.remote) state=\(path.state) "
                         + "cwnd=\(path.cwnd)\(path.srtt.map { " srtt_ms=\($0.milliseconds)" } ?? "") "
                         + "bytes_sent=\(path.bytesSent)")
             }
-        case .connecting, .authenticating: lines.append("association connecting")
-        case .down: lines.append("association down")
-        case .stopped: lines.append("stopped")
+        } else if isStopped {
+            lines.append("stopped")
+        } else if linkAssociation(on: shownGroup) != nil {
+            lines.append("association connecting")
+        } else {
+            lines.append("association down")
+        }
+        if configuration.groups.count > 1 {
+            let status = serverGroupStatus()
+            lines.append(
+                "server_group in_use=\(status.inUse.map { "\($0)" } ?? "none") of=\(configuration.groups.count) "
+                    + "server=\(status.server?.description ?? "-") failovers=\(status.failovers) returns=\(status.returns)")
         }
         let stats = driver.statistics
         lines.append(

@@ -146,8 +146,8 @@ extension AggClientService {
     /// Bytes each path of the association carried so far, by path, with the path's name (its configured name,
     /// else its local IP). Call on the event loop.
     func pathTraffic() -> [(id: String, name: String, bytesSent: Int, bytesReceived: Int)] {
-        guard case .ready(let id, _) = link else { return [] }
-        return driver.endpoint.paths(of: id).map { path in
+        guard let (group, id) = currentAssociation else { return [] }
+        return group.driver.endpoint.paths(of: id).map { path in
             let local = path.local.map { $0.ip.description } ?? "*"
             let name = path.local.flatMap { configuredPathName(local: $0.ip) } ?? local
             return ("\(local)/\(path.remote)", name, path.bytesSent, path.bytesReceived)

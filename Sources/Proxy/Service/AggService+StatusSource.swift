@@ -8,18 +8,18 @@ extension AggClientService: StatusSource {
         { name, change in "\(try self.changePathNow(name, change))" }
     }
 
+    /// The associations of the group shown (the one in use): the one taking connections or the attempt under
+    /// way. Associations of other groups finishing their streams are not listed.
     func associationStates() -> [AssociationState] {
-        switch link {
-        case .connecting(let id): return [AssociationState(id: id, state: "connecting", client: keyName)]
-        case .authenticating(let id, _, _, _): return [AssociationState(id: id, state: "authenticating", client: keyName)]
-        case .ready(let id, let streams):
-            return [
-                AssociationState(
-                    id: id, state: "ready", streams: streams.activeStreams,
-                    streamLimit: streams.streamLimit, client: keyName)
-            ]
-        case .down, .stopped: return []
+        guard let association = linkAssociation(on: driverGroupShown) else { return [] }
+        guard association.phase == "ready", let streams = currentStreams else {
+            return [AssociationState(id: association.id, state: association.phase, client: keyName)]
         }
+        return [
+            AssociationState(
+                id: association.id, state: "ready", streams: streams.activeStreams, streamLimit: streams.streamLimit,
+                client: keyName)
+        ]
     }
 }
 

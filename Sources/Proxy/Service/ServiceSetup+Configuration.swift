@@ -11,16 +11,28 @@ extension ServiceSetup {
         -> AggClientService.Configuration
     {
         try settings.validate()
-        var servers: [SCTPSocketAddress] = []
-        for server in settings.serverAddresses {
-            servers.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
+        func resolve(_ addresses: [HostAndPort]) throws(ConfigError) -> [SCTPSocketAddress] {
+            var resolved: [SCTPSocketAddress] = []
+            for server in addresses {
+                resolved.append(SCTPSocketAddress(ip: try resolveHost(server.host), port: server.port))
+            }
+            return resolved
         }
+        var groups: [AggClientService.ServerGroup] = []
+        for group in settings.serverGroups {
+            groups.append(
+                AggClientService.ServerGroup(
+                    addresses: try resolve(group.addresses), key: try group.pskFile.map(KeyFile.loadClientKey)))
+        }
+        let servers = groups.isEmpty ? try resolve(settings.serverAddresses) : groups[0].addresses
         let specs = try settings.pathSpecs()
         var paths: [SCTPIPAddress?] = []
         for spec in specs { paths.append(try resolvePath(spec.target)) }
         if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
+        configuration.serverGroups = groups
+        configuration.serverTimeout = TimeAmount(settings.serverTimeout)
         configuration.plaintext = settings.plaintext
         configuration.segmentationOffload = settings.segmentationOffload
         configuration.sctp.congestionControl = settings.congestionControl
