@@ -31,7 +31,7 @@ extension AggClientService {
     /// follows.
     func pathAddressChanged(_ path: Int, from old: SCTPIPAddress?, to new: SCTPIPAddress?) {
         eventLoop.preconditionInEventLoop()
-        if case .stopped = link.state { return }
+        if link.isStopped { return }
         let interface = path < configuration.pathInterfaces.count ? configuration.pathInterfaces[path] : nil
         logger.info(
             "path address changed",
@@ -94,7 +94,7 @@ extension AggClientService {
         _ path: Int, _ bound: SCTPSocketAddress, replacing previous: SCTPSocketAddress?, group: GroupDriver
     ) {
         let driver = group.driver
-        if case .stopped = link.state {
+        if link.isStopped {
             driver.retireSocket(bound: bound)
             return
         }

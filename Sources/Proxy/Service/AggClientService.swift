@@ -527,11 +527,19 @@ public final class AggClientService: @unchecked Sendable {
         case .settled:
             settle()
         case .changed:
-            if let group = link.groupInUse { shownGroupIndex = group }
-            metrics.recordServerGroup(
-                link.groupInUse, server: link.groupInUse.map { "\(configuration.groups[$0].addresses[0])" })
-            onStateChange?()
+            groupChanged()
         }
+    }
+
+    /// The group in use changed (or the association came or went): status and metrics follow. Kept out of line:
+    /// Swift 6.3.1's release build crashes in CopyPropagation ("Found outside of lifetime use") when this reads
+    /// `link` inside `perform(_:)`'s switch.
+    @inline(never)
+    private func groupChanged() {
+        let inUse = link.groupInUse
+        if let inUse { shownGroupIndex = inUse }
+        metrics.recordServerGroup(inUse, server: inUse.map { "\(configuration.groups[$0].addresses[0])" })
+        onStateChange?()
     }
 
     private func rearm() {

@@ -142,19 +142,36 @@ struct ClientLink {
 
     private var hasSeveralGroups: Bool { configuration.groups.count > 1 }
 
+    // The readers the glue calls are kept out of line: inlined into AggClientService, where `link` is a stored
+    // property of a class, Swift 6.3.1's release build crashes in CopyPropagation ("Found outside of lifetime use"
+    // on the switch over `state`).
+
     /// The group whose association takes new connections now (nil: none does).
     var groupInUse: Int? {
-        if case .ready(let current, _, _) = state { return current.group }
-        return nil
+        @inline(never) get {
+            if case .ready(let current, _, _) = state { return current.group }
+            return nil
+        }
     }
 
     /// The association taking new connections (nil: none).
     var current: ClientLinkID? {
-        if case .ready(let current, _, _) = state { return current.id }
-        return nil
+        @inline(never) get {
+            if case .ready(let current, _, _) = state { return current.id }
+            return nil
+        }
+    }
+
+    /// Whether `stop` was called.
+    var isStopped: Bool {
+        @inline(never) get {
+            if case .stopped = state { return true }
+            return false
+        }
     }
 
     /// The state name of attempt or association `id`, for status ("connecting", "authenticating", "ready").
+    @inline(never)
     func phase(of id: ClientLinkID) -> String? {
         switch state {
         case .ready(let current, let probe, _):
@@ -177,6 +194,10 @@ struct ClientLink {
 
     /// When `handleTimeout` must run next (nil: no timer).
     var nextDeadline: NIODeadline? {
+        @inline(never) get { earliestDeadline() }
+    }
+
+    private func earliestDeadline() -> NIODeadline? {
         var deadlines: [NIODeadline] = []
         if let first = waiters.first { deadlines.append(first.deadline) }
         switch state {
