@@ -5,7 +5,7 @@
 # Brings the lab up (RATE1/RATE2 Mbit/s, DELAY1/DELAY2 ms one way; 20 and 30 Mbit/s, 5 ms by default), builds the
 # daemons (debug; or AGGSERVER=/AGGCLIENT= binaries), runs them as agg-integration.sh does, and sends COUNT (10,000)
 # numbered datagrams of 200 bytes at RATE (1,000) a second through scripts/socks5-udp-client.py (PySocks) to the
-# echo, three times:
+# echo, three times, after a DNS query through the pair (dnspython over PySocks, against dnsmasq in agg-s):
 #   1. clean paths: at least 99.5% come back, both paths carry them (each direction's per-path byte counters);
 #   2. 2% random loss each way on path 1 (an nftables `numgen random mod 50 == 0 drop` on router 1): at least 99%
 #      come back, 99% of round trips within twice the datagram lifetime and the paths, no silence over 1 s;
@@ -67,6 +67,16 @@ AGG_PIDS+=($!)
 wait_udp_listen s "$ECHO_PORT" || { fail "UDP echo starts"; finish; }
 wait_association 15
 check $? "association up, client paths C1 and C2 both active"
+
+# --- 0. DNS: dnspython through the SOCKS5 UDP relay against dnsmasq on the server side ------------------------------
+DNS_PORT=5353
+ip netns exec agg-s dnsmasq --no-daemon --no-resolv --no-hosts --port="$DNS_PORT" --listen-address="$S1" \
+    --bind-interfaces --address=/agg.test/192.0.2.77 --user=root --pid-file= >"$AGG_WORK/dnsmasq.log" 2>&1 &
+AGG_PIDS+=($!)
+wait_udp_listen s "$DNS_PORT" || fail "dnsmasq starts"
+answer=$(ip netns exec agg-c "$UDPPYTHON" "$UDPCLIENT" dns 1080 "$S1" "$DNS_PORT" agg.test 2>&1)
+[[ $answer == 192.0.2.77 ]]
+check $? "dnspython through the pair resolves agg.test against dnsmasq on the server side: \"$answer\""
 
 # load NAME: COUNT datagrams at RATE to the echo, summary in $AGG_WORK/load-NAME.json; per-path DATA bytes each way
 # before and after in up1/up2 (client to server) and down1/down2.

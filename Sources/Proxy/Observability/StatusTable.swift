@@ -19,6 +19,19 @@ public enum StatusTable {
         return "every stream in use: \(counters.streamWaits) connections waited, \(refused) refused"
     }
 
+    /// With several server groups: which one is in use, and how often the client failed over and came back.
+    static func serverGroups(_ groups: StatusSnapshot.ServerGroupCounters) -> String? {
+        guard groups.count > 1 else { return nil }
+        let tail = "  failovers \(groups.failovers), returns \(groups.returns)"
+        guard let index = groups.inUse else { return "server none of \(groups.count) answers" + tail }
+        let head = "server group \(index + 1) of \(groups.count)"
+        // The address in what is left of 79 columns, cut with an ellipsis like the path table's names.
+        var server = groups.server ?? "?"
+        let room = 79 - head.count - tail.count - 3
+        if server.count > room { server = String(server.prefix(max(room - 1, 1))) + "…" }
+        return head + " (\(server))" + tail
+    }
+
     public static func render(_ snapshot: StatusSnapshot) -> String {
         var lines: [String] = []
         let c = snapshot.counters
@@ -27,11 +40,13 @@ public enum StatusTable {
                 + "connections \(c.connections.values.reduce(0, +)) (\(c.connections["success"] ?? 0) ok)  "
                 + "relayed up \(StatusFormat.bytes(c.bytesUp)), down \(StatusFormat.bytes(c.bytesDown))")
         if let pressure = Self.streamPressure(c) { lines.append(pressure) }
+        if let groups = c.serverGroups, let line = Self.serverGroups(groups) { lines.append(line) }
         if let udp = c.udp, udp.flows > 0 {
             lines.append(
                 "udp \(udp.flows) flow\(udp.flows == 1 ? "" : "s")  datagrams up \(udp.datagramsUp) "
                     + "(\(StatusFormat.bytes(udp.bytesUp))), down \(udp.datagramsDown) "
-                    + "(\(StatusFormat.bytes(udp.bytesDown)))  expired \(udp.expired)  dropped \(udp.dropped.values.reduce(0, +))")
+                    + "(\(StatusFormat.bytes(udp.bytesDown)))  expired \(udp.expired)  dropped \(udp.dropped.values.reduce(0, +))"
+            )
         }
         if snapshot.associations.isEmpty {
             lines.append("")

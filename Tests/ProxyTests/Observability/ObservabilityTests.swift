@@ -258,6 +258,29 @@ import Testing
         #expect(lines.filter { $0.hasPrefix("a-very-long-up…") }.count == 2, "\(table)")
     }
 
+    /// With several server groups the table says which is in use and how often the client moved; with one it says
+    /// nothing; a long address is cut to the 79 columns.
+    @Test func theServerGroupInUseIsShownWithSeveral() {
+        var snapshot = Self.sampleSnapshot()
+        var groups = StatusSnapshot.ServerGroupCounters()
+        groups.count = 2
+        groups.inUse = 1
+        groups.server = "198.51.100.20:9899"
+        groups.failovers = 1
+        snapshot.counters.serverGroups = groups
+        #expect(
+            StatusTable.render(snapshot).contains("server group 2 of 2 (198.51.100.20:9899)  failovers 1, returns 0"))
+        snapshot.counters.serverGroups?.inUse = nil
+        #expect(StatusTable.render(snapshot).contains("server none of 2 answers  failovers 1, returns 0"))
+        snapshot.counters.serverGroups?.inUse = 0
+        snapshot.counters.serverGroups?.server = "[2001:db8:ffff:ffff:ffff:ffff:ffff:ffff]:9899"
+        snapshot.counters.serverGroups?.failovers = 12345
+        let line = StatusTable.render(snapshot).split(separator: "\n").first { $0.hasPrefix("server group") }
+        #expect(line?.count ?? 0 <= 79 && line?.contains("…") == true, "\(line ?? "no line")")
+        snapshot.counters.serverGroups?.count = 1
+        #expect(!StatusTable.render(snapshot).contains("server group"))
+    }
+
     @Test func shortRatesFitTheirColumn() {
         for rate in [0.0, 124, 125, 124_900, 125_000, 12_493_750, 12_500_000, 124_900_000, 125_000_000, 1.2e9, 1.3e10] {
             let text = StatusFormat.shortRate(bytesPerSecond: rate)
