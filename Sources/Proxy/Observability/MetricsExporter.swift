@@ -15,6 +15,8 @@ final class MetricsExporter {
         var labels: [(String, String)]
         var states: [Gauge]
         var srtt: Gauge?
+        /// The congestion controller's estimates (`pathEstimates`), made when the path first has them.
+        var estimates: [Gauge?] = Array(repeating: nil, count: MetricsExporter.pathEstimates.count)
         var gauges: [Gauge]
         var counters: [Counter]
         var last: [Int]
@@ -40,6 +42,12 @@ final class MetricsExporter {
     static let pathSRTT = (
         "agg_path_srtt_seconds", "Smoothed round-trip time of the path; absent before the first measurement."
     )
+    /// Present only with `congestion-control = "bbr"`, once the controller has them.
+    static let pathEstimates: [(String, String)] = [
+        ("agg_path_bandwidth_estimate_bits_per_second", "bbr's estimate of the path's bottleneck bandwidth."),
+        ("agg_path_min_rtt_seconds", "bbr's estimate of the path's propagation round trip (smallest RTT of 10 s)."),
+        ("agg_path_pacing_rate_bits_per_second", "The rate bbr paces new data at on the path."),
+    ]
     static let pathGauges: [(String, String)] = [
         ("agg_path_rto_seconds", "Retransmission timeout of the path."),
         ("agg_path_cwnd_bytes", "Congestion window of the path."),
@@ -111,6 +119,17 @@ final class MetricsExporter {
                         series.srtt = Self.gauge(in: registry, Self.pathSRTT, labels: series.labels)
                     }
                     series.srtt?.set(srtt / 1000)
+                }
+                let estimates = [
+                    path.bandwidthEstimateBitsPerSecond, path.minRTTMilliseconds.map { $0 / 1000 },
+                    path.pacingRateBitsPerSecond,
+                ]
+                for (i, value) in estimates.enumerated() {
+                    guard let value else { continue }
+                    if series.estimates[i] == nil {
+                        series.estimates[i] = Self.gauge(in: registry, Self.pathEstimates[i], labels: series.labels)
+                    }
+                    series.estimates[i]?.set(value)
                 }
                 let gaugeValues: [Double] = [
                     path.rtoMilliseconds / 1000, Double(path.cwnd), Double(path.ssthresh), Double(path.flightSize),
@@ -203,6 +222,7 @@ final class MetricsExporter {
     private func unregister(_ series: PathSeries) {
         for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
         if let srtt = series.srtt { registry.unregisterGauge(srtt) }
+        for case let gauge? in series.estimates { registry.unregisterGauge(gauge) }
         for counter in series.counters { registry.unregisterCounter(counter) }
     }
 

@@ -162,6 +162,9 @@ final class StatusMonitor: @unchecked Sendable {
             path.mode = info.policy.mode.rawValue
             path.standby = info.isStandby
             path.rateLimitBitsPerSecond = info.policy.sendRateLimit.map { $0 * 8 }
+            path.bandwidthEstimateBitsPerSecond = info.bandwidthEstimate.map { $0 * 8 }
+            path.minRTTMilliseconds = info.minRTT.map { Double($0.nanoseconds) / 1e6 }
+            path.pacingRateBitsPerSecond = info.pacingRate.map { $0 * 8 }
             return path
         }
     }

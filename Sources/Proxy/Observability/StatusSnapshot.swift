@@ -104,6 +104,11 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var standby: Bool?
         /// The send-rate cap in bits per second; nil for none.
         public var rateLimitBitsPerSecond: Int?
+        /// With `congestion-control = "bbr"`: the controller's bottleneck-bandwidth estimate (bits per second), its
+        /// propagation round trip (the smallest RTT of the last ten seconds) and its pacing rate (bits per second).
+        public var bandwidthEstimateBitsPerSecond: Double?
+        public var minRTTMilliseconds: Double?
+        public var pacingRateBitsPerSecond: Double?
         /// `totalBytes` one way each: SCTP bytes sent and received on every path of this name since the daemon
         /// started (what a user on a metered plan checks).
         public var totalBytesSent: Int?

@@ -34,6 +34,13 @@ enum PathCongestionControl: Sendable {
         return nil
     }
 
+    /// The model-based controller's estimates (bottleneck bandwidth in bytes per second, propagation round
+    /// trip), for status displays; nil for a window-based controller or before the first sample.
+    var modelEstimates: (bandwidth: Double, minRTT: SCTPDuration)? {
+        guard case .bbr(let c) = self, c.bandwidth > 0, let minRTT = c.minRTT else { return nil }
+        return (c.bandwidth, minRTT)
+    }
+
     var isModelBased: Bool {
         if case .bbr = self { return true }
         return false

@@ -332,6 +332,13 @@ public struct SCTPPathInfo: Sendable {
     public var policy: SCTPPathPolicy
     /// A backup kept off data because a better path is reachable.
     public var isStandby: Bool
+    /// The model-based controller's (bbr) estimate of the path's bottleneck bandwidth, in bytes per second; nil
+    /// with a window-based controller or before its first sample.
+    public var bandwidthEstimate: Double?
+    /// Its estimate of the propagation round trip (the smallest RTT of the last ten seconds).
+    public var minRTT: SCTPDuration?
+    /// The rate it paces new data at, in bytes per second.
+    public var pacingRate: Double?
 
     init(_ path: Path, flightSize: Int) {
         remote = path.remoteAddress
@@ -357,5 +364,9 @@ public struct SCTPPathInfo: Sendable {
         pmtu = path.mtu
         policy = path.policy
         isStandby = path.isStandby
+        let estimates = path.congestion.modelEstimates
+        bandwidthEstimate = estimates?.bandwidth
+        minRTT = estimates?.minRTT
+        pacingRate = path.congestion.pacingRate
     }
 }

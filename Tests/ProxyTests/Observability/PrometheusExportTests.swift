@@ -81,6 +81,31 @@ import Testing
         #expect(parsed.values("agg_path_srtt_seconds", ["local": "127.0.0.2"]) == [0.005])
     }
 
+    /// bbr's estimates (bandwidth, propagation round trip, pacing rate) are series of their own, present only on a
+    /// path whose controller has them, and gone with the path.
+    @Test func bbrEstimatesAreExportedWhereTheControllerHasThem() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        snapshot.associations[0].paths[0].bandwidthEstimateBitsPerSecond = 19_250_000
+        snapshot.associations[0].paths[0].minRTTMilliseconds = 20.5
+        snapshot.associations[0].paths[0].pacingRateBitsPerSecond = 19_057_500
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        let first = ["local": "127.0.0.1"]
+        #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second", first) == [19_250_000])
+        #expect(parsed.values("agg_path_min_rtt_seconds", first).map { abs($0 - 0.0205) < 1e-12 } == [true])
+        #expect(parsed.values("agg_path_pacing_rate_bits_per_second", first) == [19_057_500])
+        for (name, _) in MetricsExporter.pathEstimates {
+            #expect(parsed.help[name]?.isEmpty == false, "\(name) has no HELP")
+            #expect(parsed.values(name, ["local": "127.0.0.2"]).isEmpty, "\(name) on a path without estimates")
+        }
+        snapshot.associations[0].paths.removeFirst()
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second").isEmpty)
+    }
+
     @Test func seriesFollowTheClientNameOnceTheServerLearnsIt() throws {
         let registry = PrometheusCollectorRegistry()
         let exporter = MetricsExporter(registry: registry)

@@ -29,6 +29,8 @@ import Testing
         var srtt: [[SCTPDuration]] = []
         var queued: [[Int]] = []
         var times: [SCTPTime] = []
+        /// What the application saw of the client's paths at the last probe (`SCTPEndpoint.paths(of:)`).
+        var infos: [SCTPPathInfo] = []
     }
 
     /// Runs `bytes` over `paths` with `configuration` and traces the client's paths every 50 ms.
@@ -55,6 +57,7 @@ import Testing
                         association.paths.count == paths.count
                     else { return }
                     trace.times.append(now)
+                    trace.infos = scenario.client.endpoint.paths(of: association.id)
                     for (i, path) in association.paths.enumerated() {
                         trace.srtt[i].append(path.rto.srtt ?? .zero)
                     }
@@ -97,11 +100,23 @@ import Testing
         #expect(Self.median(settled) <= .milliseconds(30), "median srtt \(Self.median(settled))")
         #expect(Self.percentile(settled, 0.95) <= .milliseconds(40), "p95 srtt \(Self.percentile(settled, 0.95))")
 
+        // The application sees the model (status and metrics show it): the bandwidth near the payload the link
+        // carries, the propagation round trip, and pacing near the bandwidth.
+        let info = try #require(trace.infos.first)
+        let bandwidth = try #require(info.bandwidthEstimate) * 8
+        #expect(bandwidth >= 0.9 * 20e6 * Self.payloadFraction && bandwidth <= 1.05 * 20e6, "\(bandwidth)")
+        let minRTT = try #require(info.minRTT)
+        #expect(minRTT >= .milliseconds(20) && minRTT <= .milliseconds(25), "\(minRTT)")
+        let pacing = try #require(info.pacingRate) * 8
+        #expect(pacing >= 0.7 * bandwidth && pacing <= 1.3 * bandwidth, "\(pacing) against \(bandwidth)")
+
         // The same path with NewReno, for comparison: the queue fills.
         var reno = SCTPConfiguration()
         reno.congestionControl = .reno
         let (_, renoTrace) = try Self.run(seed: 31, paths: [spec], bytes: bytes, configuration: reno)
         #expect(Self.median(Self.after(.seconds(2), renoTrace, path: 0)) >= .milliseconds(60))
+        let renoInfo = try #require(renoTrace.infos.first)
+        #expect(renoInfo.bandwidthEstimate == nil && renoInfo.minRTT == nil && renoInfo.pacingRate == nil)
     }
 
     /// CMT over 20 and 30 Mbit/s paths, 10 ms one way each, 100 ms queues: the association carries at least 95 %
