@@ -132,7 +132,9 @@ extension Association {
     /// With `announce` false the caller announces it later with `announceNewPath`. Nil (and counted) when a new
     /// path would exceed `maxPathsPerAssociation`.
     @discardableResult
-    func addPath(remote: SCTPSocketAddress, boundTo local: SCTPSocketAddress, now: SCTPTime, announce: Bool = true)
+    func addPath(
+        remote: SCTPSocketAddress, boundTo local: SCTPSocketAddress, now: SCTPTime, announce: Bool = true
+    )
         -> Int?
     {
         if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: remote)] { return i }
@@ -165,7 +167,9 @@ extension Association {
     func announceNewPath(_ i: Int, now: SCTPTime) {
         logger.info(
             "path added",
-            metadata: ["remote": "\(paths[i].remoteAddress)", "local": "\(paths[i].localAddress.map { "\($0)" } ?? "-")"])
+            metadata: [
+                "remote": "\(paths[i].remoteAddress)", "local": "\(paths[i].localAddress.map { "\($0)" } ?? "-")",
+            ])
         output.events.append(.pathStateChanged(id, remote: paths[i].remoteAddress, .unconfirmed))
         guard state.isEstablishedOrLater else { return }
         if confirmsNewPathsAtOnce {
@@ -186,6 +190,10 @@ extension Association {
         func shifted(_ index: Int) -> Int { index > i ? index - 1 : (index == i ? 0 : index) }
         primaryPathIndex = shifted(primaryPathIndex)
         lastDataPathIndex = shifted(lastDataPathIndex)
+        // Per-index state of the SACK being handled (a DELETE IP may share its packet): it follows its path, and
+        // the removed path's goes with it.
+        fastRetransmitPaths = Set(fastRetransmitPaths.compactMap { $0 == i ? nil : ($0 > i ? $0 - 1 : $0) })
+        if i < recoveryAllowance.count { recoveryAllowance.remove(at: i) }
         logger.info("path removed", metadata: ["remote": "\(removed.remoteAddress)"])
         output.events.append(.pathStateChanged(id, remote: removed.remoteAddress, .inactive))
     }
