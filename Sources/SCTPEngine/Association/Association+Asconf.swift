@@ -138,7 +138,7 @@ extension Association {
 
     func handleAsconfAck(_ ack: ASCONFAckChunk, now: SCTPTime) {
         guard let outstanding = asconf.outstanding, ack.serial == outstanding.chunk.serial else {
-            output.drop("unexpected ASCONF-ACK")
+            output.drop(.unexpectedAsconfAck)
             return
         }
         timers.disarm(.t4Asconf)
@@ -199,7 +199,7 @@ extension Association {
         _ chunk: ASCONFChunk, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
     ) {
         guard state.isEstablishedOrLater, features.contains(.asconf) else {
-            output.drop("ASCONF not negotiated")
+            output.drop(.asconfNotNegotiated)
             return
         }
         if chunk.serial == asconf.peerSerial, let cached = asconf.cachedAck {
@@ -208,7 +208,7 @@ extension Association {
             return
         }
         guard chunk.serial == asconf.peerSerial.next else {
-            output.drop("ASCONF out of sequence")
+            output.drop(.asconfOutOfSequence)
             return
         }
         var responses: [Parameter] = []
@@ -294,7 +294,7 @@ extension Association {
             // agg's Path Policy: the path is the one this packet came on, named by its source as for Set Primary
             // of the wildcard. A malformed one has no correlation ID to answer: it is dropped and counted.
             guard let request = PathPolicyParameter(value: value) else {
-                output.drop("malformed Path Policy parameter")
+                output.drop(.malformedPathPolicy)
                 return nil
             }
             guard let i = paths.firstIndex(where: { $0.remoteAddress == source }) else {

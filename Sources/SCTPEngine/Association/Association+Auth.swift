@@ -109,7 +109,7 @@ extension Association {
         case .success:
             return AuthenticatedRange(firstAuthenticated: i + 1)
         case .failure(let failure):
-            output.drop("AUTH failed")
+            output.drop(.authFailed)
             logger.debug("AUTH chunk rejected", metadata: ["reason": "\(failure)"])
             return AuthenticatedRange(failedAt: i)
         }

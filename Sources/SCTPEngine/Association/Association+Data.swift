@@ -57,7 +57,7 @@ extension Association {
         if reassembly.bufferedBytes + chunk.userData.readableBytes > configuration.receiveBufferSize
             && !dataTracker.hasReceived(chunk.tsn) && chunk.tsn != dataTracker.cumulativeTSN.next
         {
-            output.drop("receive buffer full")
+            output.drop(.receiveBufferFull)
             return true
         }
         let splitting = configuration.multipath.receiverBufferSplitting
@@ -67,7 +67,7 @@ extension Association {
             !receiveSplitter.admits(size: size, on: route, pathCount: receiveSplitter.routeCount(including: route))
         {
             // Receiver-side buffer splitting: this path already holds its share of the buffer out of order.
-            output.drop("path's share of the receive buffer full")
+            output.drop(.pathReceiveShareFull)
             return true
         }
         lastDataPathIndex = pathIndex
@@ -85,7 +85,7 @@ extension Association {
         case .duplicate, .outOfWindow:
             break
         case .tooManyGaps:
-            output.drop("too many gaps in the TSN sequence")
+            output.drop(.tooManyGaps)
             output.refusals.tsnGaps += 1
         }
         return true

@@ -141,7 +141,7 @@ extension Association {
         // and had abandoned.
         let ahead = Int32(bitPattern: chunk.newCumulativeTSN.rawValue &- dataTracker.cumulativeTSN.rawValue)
         guard ahead <= 0 || UInt32(ahead) <= dataTracker.configuration.maxTSNsAhead else {
-            output.drop("FORWARD-TSN beyond the receive window")
+            output.drop(.forwardTSNBeyondWindow)
             return
         }
         lastDataPathIndex = pathIndex

@@ -5,7 +5,7 @@ import NIOCore
 extension Association {
     func handle(_ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime) {
         guard !isClosed, isTagAcceptable(packet) else {
-            output.drop("bad verification tag")
+            output.drop(.badVerificationTag)
             return
         }
         lastReceived = now
@@ -23,14 +23,14 @@ extension Association {
             // authenticated is discarded unless a valid AUTH precedes it.
             if let failed = authenticated.failedAt, index >= failed { break chunks }
             if auth.localRequiresAuthentication(raw.type), !authenticated.isAuthenticated(index) {
-                output.drop("unauthenticated chunk")
+                output.drop(.unauthenticatedChunk)
                 continue
             }
             let chunk: Chunk
             do {
                 chunk = try Chunk(decoding: raw)
             } catch {
-                output.drop("malformed chunk")
+                output.drop(.malformedChunk)
                 logger.debug("malformed chunk", metadata: ["error": "\(error)"])
                 break chunks
             }
@@ -89,7 +89,7 @@ extension Association {
                 guard isPartialReliabilityNegotiated else {
                     // RFC 3758 §3.3.1: without the parameter an endpoint "MUST instead act as if it does NOT support
                     // the FORWARD TSN chunk, returning an ERROR to the peer upon receipt of any FORWARD TSN".
-                    output.drop("FORWARD-TSN not negotiated")
+                    output.drop(.forwardTSNNotNegotiated)
                     if let bytes = raw.bytes(in: packet) { unrecognized.append(.unrecognizedChunkType(bytes)) }
                     continue
                 }

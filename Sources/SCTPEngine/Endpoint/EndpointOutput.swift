@@ -6,11 +6,11 @@ final class EndpointOutput {
     var datagrams = Deque<SCTPDatagram>()
     var events = Deque<SCTPEvent>()
     /// Packets dropped on input, by reason, for metrics.
-    var dropped: [String: Int] = [:]
+    var dropped: [SCTPDropReason: Int] = [:]
     /// Requests refused because a limit was reached, for metrics.
     var refusals = SCTPLimitRefusals()
     /// What PR-SCTP abandoned and skipped, for metrics.
     var partialReliability = SCTPPartialReliabilityCounters()
 
-    func drop(_ reason: String) { dropped[reason, default: 0] += 1 }
+    func drop(_ reason: SCTPDropReason) { dropped[reason, default: 0] += 1 }
 }

@@ -12,13 +12,13 @@ extension SCTPEndpoint {
         guard packet.header.verificationTag == .zero, packet.chunks.count == 1,
             case .initiation(let initChunk)? = try? Chunk(decoding: packet.chunks[0])
         else {
-            output.drop("bad INIT packet")
+            output.drop(.badInitPacket)
             return
         }
         // RFC 9260 §3.3.2: "If the value of the Initiate Tag in a received INIT chunk is found to be 0, the
         // receiver MUST silently discard the packet." Zero stream counts are answered with ABORT.
         guard initChunk.initiateTag != .zero else {
-            output.drop("INIT with zero tag")
+            output.drop(.initWithZeroTag)
             return
         }
         guard initChunk.outboundStreams > 0, initChunk.inboundStreams > 0 else {
@@ -120,7 +120,7 @@ extension SCTPEndpoint {
         now: SCTPTime
     ) {
         guard case .cookieEcho(let echo)? = try? Chunk(decoding: packet.chunks[0]) else {
-            output.drop("malformed COOKIE-ECHO")
+            output.drop(.malformedCookieEcho)
             return
         }
         let cookie: StateCookie
@@ -128,19 +128,19 @@ extension SCTPEndpoint {
             cookie = try StateCookie.decode(echo.cookie, secret: cookieKey)
         } catch {
             // RFC 9260 §5.1.5 2: a cookie whose MAC does not verify is silently discarded.
-            output.drop("invalid cookie")
+            output.drop(.invalidCookie)
             return
         }
         // RFC 9260 §5.1.5 3: the packet's tag must be the one in the cookie.
         guard packet.header.verificationTag == cookie.localTag,
             packet.header.sourcePort == cookie.peerSCTPPort
         else {
-            output.drop("cookie tag mismatch")
+            output.drop(.cookieTagMismatch)
             return
         }
         // A cookie made for one owner's INIT creates nothing for another owner.
         guard cookie.owner == owner else {
-            output.drop("cookie of another owner")
+            output.drop(.cookieOfAnotherOwner)
             return
         }
         let existing = association(withPeer: source, peerPort: packet.header.sourcePort, owner: owner)
@@ -194,7 +194,7 @@ extension SCTPEndpoint {
                 association = existing
             } else if !localMatches && peerMatches && cookie.localTieTag == .zero {
                 // §5.2.4 C: a late cookie from a previous collision: discard.
-                output.drop("stale collision cookie")
+                output.drop(.staleCollisionCookie)
                 return
             } else if localMatches && peerMatches {
                 // §5.2.4 D: the same cookie again: enter ESTABLISHED if not yet, and acknowledge.
@@ -203,7 +203,7 @@ extension SCTPEndpoint {
                 if !existing.state.isEstablishedOrLater { existing.enterEstablished(now: now) }
                 association = existing
             } else {
-                output.drop("unmatched cookie")
+                output.drop(.unmatchedCookie)
                 return
             }
         } else {

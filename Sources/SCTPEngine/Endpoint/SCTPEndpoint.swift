@@ -59,7 +59,7 @@ public final class SCTPEndpoint {
     public func nextDeadline() -> SCTPTime? { deadlines.nextDeadline() }
 
     /// Packets dropped on input, by reason.
-    public var droppedPackets: [String: Int] { output.dropped }
+    public var droppedPackets: [SCTPDropReason: Int] { output.dropped }
 
     // MARK: - Commands
 
@@ -172,12 +172,12 @@ public final class SCTPEndpoint {
         do {
             packet = try RawPacket.parse(datagram.payload, verifyChecksum: !datagram.integrityVerified)
         } catch {
-            output.drop("malformed packet")
+            output.drop(.malformedPacket)
             logger.debug("dropped malformed packet", metadata: ["from": "\(datagram.source)", "error": "\(error)"])
             return
         }
         guard packet.header.destinationPort == configuration.localPort, let first = packet.chunks.first else {
-            output.drop(packet.chunks.isEmpty ? "no chunks" : "wrong SCTP port")
+            output.drop(packet.chunks.isEmpty ? .noChunks : .wrongPort)
             return
         }
         let source = datagram.source
@@ -284,7 +284,7 @@ public final class SCTPEndpoint {
     func handleOutOfTheBlue(
         _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, owner: SCTPOwner
     ) {
-        output.drop("out of the blue")
+        output.drop(.outOfTheBlue)
         var sawShutdownAck = false
         for chunk in packet.chunks {
             switch chunk.type {

@@ -177,7 +177,7 @@ final class Lockstep {
         l.deliver([echo], to: l.server)
         #expect(l.take(l.server).isEmpty)
         #expect(l.server.associations.isEmpty)
-        #expect(l.server.droppedPackets["invalid cookie"] == 1)
+        #expect(l.server.droppedPackets[.invalidCookie] == 1)
     }
 
     @Test func initCollisionYieldsOneAssociationOnEachSide() {

@@ -165,7 +165,7 @@ import Testing
         setup.server.handle(echo, now: setup.now)
         #expect(setup.server.associations.isEmpty)
         #expect(setup.server.pollTransmit() == nil)
-        #expect(setup.server.droppedPackets["cookie of another owner"] == 1)
+        #expect(setup.server.droppedPackets[.cookieOfAnotherOwner] == 1)
     }
 
     @Test func anOwnerBeyondItsAssociationLimitIsRefusedUnlessOneIsQuiet() throws {

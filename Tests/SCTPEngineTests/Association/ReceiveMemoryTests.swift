@@ -75,7 +75,7 @@ import Testing
         }
         #expect(server.dataTracker.gapRangeCount == limit)
         #expect(l.server.limitRefusals.tsnGaps == 10)
-        #expect(l.server.droppedPackets["too many gaps in the TSN sequence"] == 10)
+        #expect(l.server.droppedPackets[.tooManyGaps] == 10)
     }
 
     /// A small message delivered at once does not pin its datagram either: the application (the proxy's relays)

@@ -176,7 +176,7 @@ import Testing
             correlation += 1
             malformed += 1
         }
-        #expect(setup.server.droppedPackets["malformed Path Policy parameter"] == malformed)
+        #expect(setup.server.droppedPackets[.malformedPathPolicy] == malformed)
 
         // From a source that is none of the rogue's paths (another address, and the victim's own): refused with
         // Unresolvable Address or ignored, never applied to another path and never to another owner's.
