@@ -19,6 +19,8 @@ extension SerialNumber32 {
     @inlinable public var previous: Self { Self(rawValue &- 1) }
     /// The forward distance from `other` to `self` (wrapping).
     @inlinable public func distance(from other: Self) -> UInt32 { rawValue &- other.rawValue }
+    /// How far `self` is after `other` by RFC 1982 serial arithmetic: negative when it is before, within ±2^31.
+    @inlinable public func offset(from other: Self) -> Int { Int(Int32(bitPattern: rawValue &- other.rawValue)) }
     public var description: String { String(rawValue) }
 }
 

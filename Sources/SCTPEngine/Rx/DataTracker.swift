@@ -87,7 +87,7 @@ struct DataTracker: Sendable {
         packetHadData = true
         bytesSinceLastSack += bytes
         if isImmediate { packetWantsImmediateSack = true }
-        let delta = Int32(bitPattern: tsn.rawValue &- cumulativeTSN.rawValue)
+        let delta = tsn.offset(from: cumulativeTSN)
         // Every TSN held lies within `maxTSNsAhead` of the cumulative TSN, so one beyond it is never a duplicate.
         if delta > 0, UInt32(delta) > configuration.maxTSNsAhead { return .outOfWindow }
         let value = cumulativeUnwrapped + UInt64(max(delta, 0))
@@ -144,7 +144,7 @@ struct DataTracker: Sendable {
     mutating func handleForwardTSN(newCumulativeTSN: TSN, now: SCTPTime) -> Bool {
         isSackImmediate = true
         sackDeadline = nil
-        let delta = Int32(bitPattern: newCumulativeTSN.rawValue &- cumulativeTSN.rawValue)
+        let delta = newCumulativeTSN.offset(from: cumulativeTSN)
         guard delta > 0 else { return false }
         cumulativeTSN = newCumulativeTSN
         cumulativeUnwrapped += UInt64(delta)
@@ -157,8 +157,8 @@ struct DataTracker: Sendable {
     /// NR-SACK: TSNs `first...last` were delivered to the user out of order and will not be reneged. TSNs at or
     /// below the cumulative TSN, or not received, are ignored.
     mutating func markDelivered(from first: TSN, through last: TSN) {
-        let lo = Int32(bitPattern: first.rawValue &- cumulativeTSN.rawValue)
-        let hi = Int32(bitPattern: last.rawValue &- cumulativeTSN.rawValue)
+        let lo = first.offset(from: cumulativeTSN)
+        let hi = last.offset(from: cumulativeTSN)
         guard hi > 0, lo <= hi else { return }
         let lower = cumulativeUnwrapped + UInt64(max(lo, 1))
         let upper = cumulativeUnwrapped + UInt64(hi)
@@ -224,7 +224,7 @@ struct DataTracker: Sendable {
 
     /// Whether `tsn` has been received.
     func hasReceived(_ tsn: TSN) -> Bool {
-        let delta = Int32(bitPattern: tsn.rawValue &- cumulativeTSN.rawValue)
+        let delta = tsn.offset(from: cumulativeTSN)
         return delta <= 0 || received.contains(cumulativeUnwrapped + UInt64(delta))
     }
 

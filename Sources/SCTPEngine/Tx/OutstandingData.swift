@@ -288,7 +288,7 @@ struct OutstandingData: Sendable {
     mutating func handleSack(
         _ sack: SackInfo, now: SCTPTime, isInFastRecovery: (PathID) -> Bool = { _ in false }
     ) -> SackOutcome {
-        let advance = Int(Int32(bitPattern: sack.cumulativeTSNAck.rawValue &- cumulativeTSNAck.rawValue))
+        let advance = sack.cumulativeTSNAck.offset(from: cumulativeTSNAck)
         guard advance >= 0 else { return SackOutcome(disposition: .stale) }
         guard advance <= items.count else { return SackOutcome(disposition: .acknowledgesUnsentTSN) }
         var outcome = SackOutcome(disposition: .accepted)
@@ -505,7 +505,7 @@ struct OutstandingData: Sendable {
     // MARK: - Internals
 
     private func index(of tsn: TSN) -> Int? {
-        let offset = Int(Int32(bitPattern: tsn.rawValue &- cumulativeTSNAck.rawValue)) - 1
+        let offset = tsn.offset(from: cumulativeTSNAck) - 1
         return offset >= 0 && offset < items.count ? offset : nil
     }
 
