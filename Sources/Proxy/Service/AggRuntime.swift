@@ -40,9 +40,11 @@ public enum AggRuntime {
         ).wait()
         let server = shards.first
         let bound = try shards.localAddresses.wait()
-        let loops = shards.shards.count == 1 ? "" : " on \(shards.shards.count) event loops"
-        let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))" + loops
+        // Scripts and tests read the port from the end of this line: the shard count goes to the log.
+        let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))"
         say("aggserver \(listening)")
+        logger.info(
+            "serving clients", metadata: ["event loops": "\(shards.shards.count)", "steered": "\(shards.isSteered)"])
         let metrics = try settings.metricsAddress.map { address in
             try StatusEndpoint.start(host: address.host, port: Int(address.port), shards: shards).wait()
         }
