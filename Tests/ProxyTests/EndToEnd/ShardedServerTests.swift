@@ -20,15 +20,15 @@ import Testing
 struct ShardedServerTests {
     static let shardCount = 2
 
-    /// Client keys, picked so that both shards get some (the shard of a key is its key id's low word mod 2).
+    /// Sixteen client keys, eight for each shard (the shard of a key is its key id's low word mod 2).
     static let keys: [PreSharedKey] = {
         var keys: [PreSharedKey] = []
         var perShard = [0, 0]
         var seed: UInt8 = 1
-        while perShard.min()! < 3 {
+        while perShard.min()! < 8 {
             let key = PreSharedKey(name: "shard-client-\(seed)", key: (0..<32).map { UInt8($0) &* 29 &+ seed })
             let shard = ShardedServerTests.shard(of: key)
-            if perShard[shard] < 3 {
+            if perShard[shard] < 8 {
                 keys.append(key)
                 perShard[shard] += 1
             }
@@ -151,7 +151,7 @@ struct ShardedServerTests {
             let port = try setup.startClient(key)
             downloads.append(
                 try Self.startDownload(
-                    port: port, origin: setup.originPort, size: 1_500_000 + index * 7919, into: directory))
+                    port: port, origin: setup.originPort, size: 1_000_000 + index * 7919, into: directory))
         }
         Self.expectIntact(downloads)
 
@@ -268,6 +268,42 @@ struct ShardedServerTests {
         #expect(joined, "the third client holds an association once one left")
         usleep(500_000)
         #expect(try setup.perShard()[0].clients.count == 2)
+    }
+
+    /// Graceful stop waits for every shard: a rate-limited download on each shard is running when the stop is asked
+    /// for; both finish intact, and the stop completes within seconds of the later one.
+    @Test func aGracefulStopWaitsForTheStreamsOfEveryShard() throws {
+        let keys = [0, 1].map { shard in Self.keys.first { Self.shard(of: $0) == shard }! }
+        let setup = try Setup(keys: keys, listen: [SCTPIPAddress(v4: 127, 0, 0, 1)])
+        defer { setup.shutdown() }
+        let directory = try EndToEndTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let size = 3 * 1024 * 1024
+        var downloads: [(Process, URL, Int)] = []
+        for (index, key) in keys.enumerated() {
+            let port = try setup.startClient(key, paths: [SCTPIPAddress(v4: 127, 0, 0, 1)])
+            let output = directory.appendingPathComponent("drain-\(index)")
+            let process = try Curl(
+                arguments: [
+                    "--limit-rate", index == 0 ? "2M" : "1M", "-x", "socks5h://127.0.0.1:\(port)",
+                    "http://127.0.0.1:\(setup.originPort)/blob/\(size)",
+                ]
+            ).start(output: output)
+            downloads.append((process, output, size))
+        }
+        let running = try Self.eventually {
+            try setup.shards.shards.allSatisfy { shard in try shard.eventLoop.submit { shard.activeStreams }.wait() == 1 }
+        }
+        #expect(running, "one download on each shard")
+        let asked = ContinuousClock.now
+        let stop = setup.shards.drainAndStop(deadline: .now() + .seconds(30))
+        // Both downloads intact: neither shard cut its stream when the stop was asked for.
+        Self.expectIntact(downloads)
+        let lastEnded = ContinuousClock.now
+        try stop.wait()
+        let stopped = ContinuousClock.now
+        #expect(lastEnded - asked > .seconds(1), "the slower download (1 MB/s) was still running when asked")
+        #expect(stopped - lastEnded < .seconds(5), "stopped \(stopped - lastEnded) after the last stream")
     }
 
     @Test func datagramsTheProgramDoesNotSteerFallToTheKernelsHash() throws {
