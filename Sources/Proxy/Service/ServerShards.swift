@@ -41,9 +41,17 @@ public final class ServerShards: Sendable {
 
     /// Starts `threads` shards on the loops of `group` (which must have at least that many): shard 0 binds first
     /// (an ephemeral port is chosen then), takes the steering program, and the others bind the addresses it got.
+    /// `program` replaces `ReusePortSteering.program` (tests: one the kernel refuses).
     public static func start(
         configuration: AggServerService.Configuration, threads: Int, group: any EventLoopGroup,
         logger: Logger = Logger(label: "aggserver")
+    ) -> EventLoopFuture<ServerShards> {
+        start(configuration: configuration, threads: threads, group: group, logger: logger, program: nil)
+    }
+
+    static func start(
+        configuration: AggServerService.Configuration, threads: Int, group: any EventLoopGroup, logger: Logger,
+        program: [ReusePortSteering.Instruction]?
     ) -> EventLoopFuture<ServerShards> {
         let loops = Array(group.makeIterator())
         precondition(threads >= 1 && loops.count >= threads, "\(threads) shards need as many event loops")
@@ -54,7 +62,8 @@ public final class ServerShards: Sendable {
         }
         var first = configuration
         first.shard = SCTPShard(count: UInt32(threads), index: 0)
-        let program = ReusePortSteering.program(shards: threads, allowPlaintext: configuration.allowPlaintext)
+        let program =
+            program ?? ReusePortSteering.program(shards: threads, allowPlaintext: configuration.allowPlaintext)
         return AggServerService.start(configuration: first, on: loops[0], logger: logger, registry: registry)
             .flatMap { shard0 in
                 shard0.eventLoop.submit { () -> (AggServerService, [SCTPSocketAddress], Bool) in

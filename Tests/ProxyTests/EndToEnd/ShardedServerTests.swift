@@ -53,7 +53,8 @@ struct ShardedServerTests {
 
         init(
             keys: [PreSharedKey], listen: [SCTPIPAddress], allowPlaintext: Bool = false,
-            limits: StreamLimits = StreamLimits(), threads: Int = ShardedServerTests.shardCount
+            limits: StreamLimits = StreamLimits(), threads: Int = ShardedServerTests.shardCount,
+            program: [ReusePortSteering.Instruction]? = nil
         ) throws {
             origin = try OriginServer.bind(on: clientGroup.next())
             let egress = EgressConnector(
@@ -64,7 +65,7 @@ struct ShardedServerTests {
             configuration.limits = limits
             shards = try ServerShards.start(
                 configuration: configuration, threads: threads, group: serverGroup,
-                logger: EndToEndHarness.logger("aggserver")
+                logger: EndToEndHarness.logger("aggserver"), program: program
             ).wait()
             bound = try shards.localAddresses.wait()
         }
@@ -304,6 +305,24 @@ struct ShardedServerTests {
         let stopped = ContinuousClock.now
         #expect(lastEnded - asked > .seconds(1), "the slower download (1 MB/s) was still running when asked")
         #expect(stopped - lastEnded < .seconds(5), "stopped \(stopped - lastEnded) after the last stream")
+    }
+
+    /// A program the kernel refuses (a jump past its end) leaves one shard that serves every client.
+    @Test func withoutTheProgramTheServerRunsOneShard() throws {
+        let broken = [ReusePortSteering.Instruction(code: ReusePortSteering.jumpIfEqual, jt: 5, jf: 5, k: 0)]
+        let setup = try Setup(keys: Array(Self.keys.prefix(4)), listen: [SCTPIPAddress(v4: 127, 0, 0, 1)], program: broken)
+        defer { setup.shutdown() }
+        #expect(!setup.shards.isSteered)
+        #expect(setup.shards.shards.count == 1)
+        let directory = try EndToEndTests.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var downloads: [(Process, URL, Int)] = []
+        for key in Self.keys.prefix(4) {
+            let port = try setup.startClient(key, paths: [SCTPIPAddress(v4: 127, 0, 0, 1)])
+            downloads.append(try Self.startDownload(port: port, origin: setup.originPort, size: 500_000, into: directory))
+        }
+        Self.expectIntact(downloads)
+        #expect(try setup.perShard()[0].clients.count == 4)
     }
 
     @Test func datagramsTheProgramDoesNotSteerFallToTheKernelsHash() throws {
