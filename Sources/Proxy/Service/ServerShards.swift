@@ -57,8 +57,10 @@ public final class ServerShards: Sendable {
         precondition(threads >= 1 && loops.count >= threads, "\(threads) shards need as many event loops")
         let registry = PrometheusCollectorRegistry()
         guard threads > 1 else {
-            return AggServerService.start(configuration: configuration, on: loops[0], logger: logger, registry: registry)
-                .map { ServerShards(shards: [$0], registry: registry, isSteered: false) }
+            return AggServerService.start(
+                configuration: configuration, on: loops[0], logger: logger, registry: registry
+            )
+            .map { ServerShards(shards: [$0], registry: registry, isSteered: false) }
         }
         var first = configuration
         first.shard = SCTPShard(count: UInt32(threads), index: 0)
@@ -93,15 +95,17 @@ public final class ServerShards: Sendable {
                     shard.shard = SCTPShard(count: UInt32(threads), index: UInt32(index))
                     let next = shard
                     future = future.flatMap { started in
-                        AggServerService.start(configuration: next, on: loops[index], logger: logger, registry: registry)
-                            .map { started + [$0] }
-                            .flatMapError { error in
-                                // The shards bound so far close again, so the failure leaves nothing behind.
-                                let stops = started.map { $0.stop() }
-                                return EventLoopFuture.andAllComplete(stops, on: loops[0]).flatMapThrowing {
-                                    throw error
-                                }
+                        AggServerService.start(
+                            configuration: next, on: loops[index], logger: logger, registry: registry
+                        )
+                        .map { started + [$0] }
+                        .flatMapError { error in
+                            // The shards bound so far close again, so the failure leaves nothing behind.
+                            let stops = started.map { $0.stop() }
+                            return EventLoopFuture.andAllComplete(stops, on: loops[0]).flatMapThrowing {
+                                throw error
                             }
+                        }
                     }
                 }
                 return future.map { ServerShards(shards: $0, registry: registry, isSteered: true) }

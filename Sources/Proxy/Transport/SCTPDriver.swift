@@ -513,7 +513,9 @@ public final class SCTPDriver: @unchecked Sendable {
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
             .channelOption(
-                .socketOption(.init(rawValue: SCTPDriver.soReusePort)), value: SocketOptionValue(options.reusePort ? 1 : 0))
+                .socketOption(.init(rawValue: SCTPDriver.soReusePort)),
+                value: SocketOptionValue(options.reusePort ? 1 : 0)
+            )
             .channelInitializer { channel in
                 // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
                 SCTPDriver.bindToInterface(channel, interface).flatMap {

@@ -258,7 +258,8 @@ public final class SCTPEndpoint {
         if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
     }
 
-    /// A random, non-zero tag no current association uses, steered to this endpoint's shard (`SCTPConfiguration.shard`).
+    /// A random, non-zero tag no current association uses, steered to this endpoint's shard
+    /// (`SCTPConfiguration.shard`).
     func uniqueTag() -> UInt32 {
         while true {
             let tag = configuration.shard.steer(random.nonZero32())

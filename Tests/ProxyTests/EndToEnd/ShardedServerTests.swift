@@ -94,9 +94,11 @@ struct ShardedServerTests {
         )] {
             try shards.shards.map { shard in
                 try shard.eventLoop.submit {
-                    (shard.sessionStreams().compactMap(\.client).sorted(), shard.driver.securityStatistics,
+                    (
+                        shard.sessionStreams().compactMap(\.client).sorted(), shard.driver.securityStatistics,
                         shard.driver.statistics, shard.driver.endpoint.droppedPackets,
-                        shard.metrics.refusals[.associationsPerKey] ?? 0)
+                        shard.metrics.refusals[.associationsPerKey] ?? 0
+                    )
                 }.wait()
             }
         }
@@ -139,7 +141,8 @@ struct ShardedServerTests {
     }
 
     @Test func everyClientIsHandledByTheShardOfItsKeyAndItsDownloadArrivesIntact() throws {
-        let setup = try Setup(keys: Self.keys, listen: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)])
+        let setup = try Setup(
+            keys: Self.keys, listen: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)])
         defer { setup.shutdown() }
         #expect(setup.shards.isSteered, "the kernel took the steering program")
         #expect(setup.shards.shards.count == Self.shardCount)
@@ -193,7 +196,8 @@ struct ShardedServerTests {
         #expect(gone, "the removed key's association ended")
         #expect(try setup.perShard().map(\.clients.count).reduce(0, +) == Self.keys.count - 1)
         let port = try setup.startClient(added)
-        Self.expectIntact([try Self.startDownload(port: port, origin: setup.originPort, size: 300_000, into: directory)])
+        Self.expectIntact([try Self.startDownload(port: port, origin: setup.originPort, size: 300_000, into: directory)]
+        )
         #expect(try setup.perShard()[Self.shard(of: added)].clients.contains(added.name))
     }
 
@@ -293,7 +297,8 @@ struct ShardedServerTests {
             downloads.append((process, output, size))
         }
         let running = try Self.eventually {
-            try setup.shards.shards.allSatisfy { shard in try shard.eventLoop.submit { shard.activeStreams }.wait() == 1 }
+            try setup.shards.shards.allSatisfy { shard in try shard.eventLoop.submit { shard.activeStreams }.wait() == 1
+            }
         }
         #expect(running, "one download on each shard")
         let asked = ContinuousClock.now
@@ -310,7 +315,8 @@ struct ShardedServerTests {
     /// A program the kernel refuses (a jump past its end) leaves one shard that serves every client.
     @Test func withoutTheProgramTheServerRunsOneShard() throws {
         let broken = [ReusePortSteering.Instruction(code: ReusePortSteering.jumpIfEqual, jt: 5, jf: 5, k: 0)]
-        let setup = try Setup(keys: Array(Self.keys.prefix(4)), listen: [SCTPIPAddress(v4: 127, 0, 0, 1)], program: broken)
+        let setup = try Setup(
+            keys: Array(Self.keys.prefix(4)), listen: [SCTPIPAddress(v4: 127, 0, 0, 1)], program: broken)
         defer { setup.shutdown() }
         #expect(!setup.shards.isSteered)
         #expect(setup.shards.shards.count == 1)
@@ -319,7 +325,8 @@ struct ShardedServerTests {
         var downloads: [(Process, URL, Int)] = []
         for key in Self.keys.prefix(4) {
             let port = try setup.startClient(key, paths: [SCTPIPAddress(v4: 127, 0, 0, 1)])
-            downloads.append(try Self.startDownload(port: port, origin: setup.originPort, size: 500_000, into: directory))
+            downloads.append(
+                try Self.startDownload(port: port, origin: setup.originPort, size: 500_000, into: directory))
         }
         Self.expectIntact(downloads)
         #expect(try setup.perShard()[0].clients.count == 4)
@@ -379,11 +386,12 @@ final class RebindingForwarder: @unchecked Sendable {
         frontChannel = try DatagramBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Relay { [unowned self] envelope in
-                        self.client = envelope.remoteAddress
-                        self.upstream?.writeAndFlush(
-                            AddressedEnvelope(remoteAddress: self.server, data: envelope.data), promise: nil)
-                    })
+                    try channel.pipeline.syncOperations.addHandler(
+                        Relay { [unowned self] envelope in
+                            self.client = envelope.remoteAddress
+                            self.upstream?.writeAndFlush(
+                                AddressedEnvelope(remoteAddress: self.server, data: envelope.data), promise: nil)
+                        })
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -398,11 +406,12 @@ final class RebindingForwarder: @unchecked Sendable {
         let channel = try DatagramBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Relay { [unowned self] envelope in
-                        guard let client = self.client else { return }
-                        self.frontChannel.writeAndFlush(
-                            AddressedEnvelope(remoteAddress: client, data: envelope.data), promise: nil)
-                    })
+                    try channel.pipeline.syncOperations.addHandler(
+                        Relay { [unowned self] envelope in
+                            guard let client = self.client else { return }
+                            self.frontChannel.writeAndFlush(
+                                AddressedEnvelope(remoteAddress: client, data: envelope.data), promise: nil)
+                        })
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()

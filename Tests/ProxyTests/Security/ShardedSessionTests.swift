@@ -21,7 +21,8 @@ import Testing
                 #expect(UInt32(truncatingIfNeeded: id) % 3 == index, "session \(id) of shard \(index)")
                 let program = ReusePortSteering.program(shards: 3, allowPlaintext: false)
                 let sealed = try #require(pair.clientSeal(Pair.packet(1)))
-                let bytes = sealed.payload.getBytes(at: sealed.payload.readerIndex, length: sealed.payload.readableBytes)!
+                let bytes = sealed.payload.getBytes(
+                    at: sealed.payload.readerIndex, length: sealed.payload.readableBytes)!
                 #expect(ReusePortSteeringTests.run(program, on: bytes) == index, "the kernel brings it back")
             }
         }

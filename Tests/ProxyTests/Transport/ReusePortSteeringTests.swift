@@ -45,7 +45,9 @@ import Testing
         return 0
     }
 
-    static func bigEndian(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) } }
+    static func bigEndian(_ value: UInt64) -> [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+    }
 
     static func data(session: UInt64, size: Int = 120) -> [UInt8] {
         [0x44] + bigEndian(session) + Array(repeating: 0xA5, count: size - 9)
@@ -67,7 +69,8 @@ import Testing
             for index in 0..<shards {
                 let shard = SCTPShard(count: UInt32(shards), index: UInt32(index))
                 for random: UInt64 in [0x0123_4567_89AB_CDEF, 0xFFFF_FFFF_FFFF_FFFF, 42, 0xDEAD_BEEF_0000_0001] {
-                    let session = random & 0xFFFF_FFFF_0000_0000 | UInt64(shard.steer(UInt32(truncatingIfNeeded: random)))
+                    let session =
+                        random & 0xFFFF_FFFF_0000_0000 | UInt64(shard.steer(UInt32(truncatingIfNeeded: random)))
                     #expect(Self.run(program, on: Self.data(session: session)) == UInt32(index))
                 }
             }
