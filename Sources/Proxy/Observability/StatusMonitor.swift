@@ -19,6 +19,8 @@ final class StatusMonitor: @unchecked Sendable {
     var eventLoop: any EventLoop { source.eventLoop }
     /// The newest merged figures and status lines of every source (several sources only).
     private var merged: (snapshot: StatusSnapshot, lines: [String])?
+    /// A sample of several sources waits for their answers: the next one is skipped, so samples stay in order.
+    private var isSampling = false
 
     private var meter = PathRateMeter()
     private var history: SampleHistory<StatusSnapshot.Sample>
@@ -72,12 +74,24 @@ final class StatusMonitor: @unchecked Sendable {
             record(collect())
             return
         }
+        guard !isSampling else { return }
+        isSampling = true
         let parts = sources.map { source in
             source.eventLoop.submit { (Self.part(of: source), source.statusLines()) }
         }
-        EventLoopFuture.whenAllSucceed(parts, on: eventLoop).assumeIsolated().whenSuccess { parts in
+        EventLoopFuture.whenAllSucceed(parts, on: eventLoop).assumeIsolated().whenComplete { result in
+            self.isSampling = false
+            guard case .success(let parts) = result else { return }
             let snapshot = self.merge(parts.map(\.0))
-            self.merged = (snapshot, parts.flatMap(\.1))
+            // Each shard's lines end with its own UDP counters: one line with the sums replaces them.
+            let counters = snapshot.counters
+            let lines =
+                parts.flatMap { $0.1.filter { !$0.hasPrefix("udp ") } }
+                + [
+                    "udp datagrams_sent=\(counters.datagramsSent) datagrams_received=\(counters.datagramsReceived) "
+                        + "send_failures=\(counters.sendFailures)"
+                ]
+            self.merged = (snapshot, lines)
             self.record(snapshot)
         }
     }

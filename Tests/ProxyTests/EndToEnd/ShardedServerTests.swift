@@ -185,6 +185,9 @@ struct ShardedServerTests {
         let received = try setup.perShard().map(\.driver.datagramsReceived).reduce(0, +)
         #expect(snapshot.counters.datagramsReceived <= received && snapshot.counters.datagramsReceived > received / 2)
         #expect(Set(snapshot.associations.map(\.client)).count == Self.keys.count, "ids unique across shards")
+        let lines = try monitor.eventLoop.submit { monitor.statusLines() }.wait()
+        #expect(lines.filter { $0.hasPrefix("association ") }.count == Self.keys.count)
+        #expect(lines.filter { $0.hasPrefix("udp ") }.count == 1, "one line of summed UDP counters")
 
         // A reload reaches every shard: the removed key's association ends wherever it is, a new key works.
         let removed = Self.keys[0]
