@@ -12,6 +12,10 @@ import Synchronization
 /// holds them. Nothing is shared on the per-datagram path: keys reloads reach every shard, the shards share the
 /// Prometheus registry (atomic counters) and the egress resolver (`LookupScheduler`, locked per lookup), and status
 /// figures are summed when read. With one thread, or when the kernel refuses the program, it is one shard.
+///
+/// Known limit: a socket that closes under its driver (its address left the host) and is bound again joins its
+/// group at the end, and Linux moves the group's last socket into the hole it left, so the group's order no longer
+/// matches the shards' until the server restarts.
 public final class ServerShards: Sendable {
     /// The shards, in index order (the reuseport groups' socket order).
     public let shards: [AggServerService]
