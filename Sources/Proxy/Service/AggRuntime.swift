@@ -59,7 +59,12 @@ public enum AggRuntime {
             },
             statistics: { shards.summary().statistics })
         try shards.onStateChange { server.eventLoop.execute { reporter.report() } }.wait()
-        let watchdog = notifier.startWatchdog(on: server.eventLoop)
+        // The watchdog is pinged only while every shard's loop answers: one stuck loop strands its clients.
+        let watchdog = notifier.watchdogPingPeriod.map { period in
+            server.eventLoop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: period) { _ in
+                shards.everyLoopAnswers().map { _ = notifier.watchdogPing() }
+            }
+        }
         notifier.ready(status: listening)
         let statusTask = server.eventLoop.scheduleRepeatedAsyncTask(
             initialDelay: .zero, delay: options.statusInterval

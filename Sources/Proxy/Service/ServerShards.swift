@@ -66,11 +66,17 @@ public final class ServerShards: Sendable {
             )
             .map { ServerShards(shards: [$0], registry: registry, isSteered: false) }
         }
+        /// Each shard's log lines say which shard wrote them.
+        @Sendable func shardLogger(_ index: Int) -> Logger {
+            var shardLogger = logger
+            shardLogger[metadataKey: "shard"] = "\(index)"
+            return shardLogger
+        }
         var first = configuration
         first.shard = SCTPShard(count: UInt32(threads), index: 0)
         let program =
             program ?? ReusePortSteering.program(shards: threads, allowPlaintext: configuration.allowPlaintext)
-        return AggServerService.start(configuration: first, on: loops[0], logger: logger, registry: registry)
+        return AggServerService.start(configuration: first, on: loops[0], logger: shardLogger(0), registry: registry)
             .flatMap { shard0 in
                 shard0.eventLoop.submit { () -> (AggServerService, [SCTPSocketAddress], Bool) in
                     let bound = shard0.driver.localAddresses
@@ -100,7 +106,7 @@ public final class ServerShards: Sendable {
                     let next = shard
                     future = future.flatMap { started in
                         AggServerService.start(
-                            configuration: next, on: loops[index], logger: logger, registry: registry
+                            configuration: next, on: loops[index], logger: shardLogger(index), registry: registry
                         )
                         .map { started + [$0] }
                         .flatMapError { error in
@@ -123,6 +129,11 @@ public final class ServerShards: Sendable {
     private func everyShard(_ body: (AggServerService) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
         let futures = shards.map(body)
         return EventLoopFuture.whenAllSucceed(futures, on: first.eventLoop).map { _ in }
+    }
+
+    /// Succeeds once every shard's loop has run a task: the loops are alive.
+    public func everyLoopAnswers() -> EventLoopFuture<Void> {
+        everyShard { $0.eventLoop.submit {} }
     }
 
     /// Replaces every shard's key table (SIGHUP).
