@@ -52,7 +52,8 @@ final class DatagramSecurityLayer {
     }
 
     /// Asked after every datagram: the state machine is reached in place (an inout access) rather than read out
-    /// of its optional, which copied the whole server state per call (~2 % of aggserver's instructions).
+    /// of its optional, which copied (and destroyed) the whole server state per call: `drainSecurity` took 2.54 %
+    /// of aggserver's instructions with the copy, 0.66 % without (callgrind, release, two 16 MB downloads).
     func nextDeadline() -> SCTPTime? {
         isClient ? Self.deadline(of: &client!) : Self.deadline(of: &server!)
     }
