@@ -60,6 +60,7 @@ let package = Package(
             dependencies: [
                 "SCTPEngine", "CAEAD", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HeapModule", package: "swift-collections"),
             ],
             swiftSettings: hotPath
         ),

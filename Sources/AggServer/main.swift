@@ -39,6 +39,8 @@ struct ServerOptions: ParsableArguments {
     var pathsPerAssociation: Int?
     @Option(help: "Bytes buffered for one association's streams at most, e.g. '64MiB' (the default).")
     var bufferedBytesPerAssociation: String?
+    @Option(help: "Event loops serving clients, each its own share (default: one per core).")
+    var threads: Int?
     @OptionGroup var shared: SharedDaemonFlags
 
     /// The flags given, by config key.
@@ -55,6 +57,7 @@ struct ServerOptions: ParsableArguments {
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
         overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
+        overrides.set("threads", threads)
         return overrides
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import HeapModule
 import NIOCore
 import SCTPEngine
 
@@ -15,6 +16,9 @@ import SCTPEngine
 /// the owner it carries. Routes (which session seals toward an address) are per key, so a key holder that
 /// authenticates datagrams "from" another client's address (spoofed, or the same NAT mapping reused) takes nothing
 /// from that client: the clash is counted, and each key keeps sealing with its own sessions.
+///
+/// Nothing scales with the number of sessions per datagram or per timer: a datagram costs a table lookup, and each
+/// session waits in a heap of deadlines (its idle, unconfirmed or grace deadline, checked lazily when it comes up).
 package struct ServerDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     package struct Configuration: Sendable {
@@ -40,8 +44,10 @@ package struct ServerDatagramSecurity {
         var gracePeriod: SCTPDuration = .seconds(60)
         /// A repeated HELLO (the HELLO-ACK was lost) is answered again at most this many times.
         var helloAckRepeats = 4
-        /// How often expired sessions are swept.
-        var sweepInterval: SCTPDuration = .seconds(5)
+        /// The shard this server is of (one per event loop behind SO_REUSEPORT): its session ids' low 32 bits are
+        /// congruent to the shard's index, so the kernel's steering rule (`ReusePortSteering`) brings every data
+        /// datagram of a session to the shard that made it.
+        package var shard = SCTPShard.single
 
         package init() {}
     }
@@ -78,6 +84,16 @@ package struct ServerDatagramSecurity {
         var predecessor: UInt64?
         /// Remote addresses whose outgoing datagrams this session seals, oldest first.
         var addresses: [SCTPSocketAddress] = []
+        /// The time of this session's pending entry in `expiries` (other entries of it are ignored).
+        var checkAt: SCTPTime?
+    }
+
+    /// A session to look at when `time` comes: it is forgotten then if its deadline has really passed.
+    struct Expiry: Comparable {
+        var time: SCTPTime
+        var id: UInt64
+
+        static func < (a: Expiry, b: Expiry) -> Bool { a.time < b.time }
     }
 
     /// A remote address as one key sees it.
@@ -97,7 +113,9 @@ package struct ServerDatagramSecurity {
     private var outbox = CircularBuffer<SCTPDatagram>()
     private var events = CircularBuffer<DatagramSecurityEvent>()
     private var random: any RandomNumberGenerator
-    private var nextSweep: SCTPTime?
+    /// Every session's next check, earliest first; entries of forgotten or rescheduled sessions stay until they
+    /// come up and are skipped.
+    private var expiries = Heap<Expiry>()
     package private(set) var statistics = DatagramSecurityStatistics()
 
     package init(
@@ -228,6 +246,7 @@ package struct ServerDatagramSecurity {
                 // The client has the new keys: every address of the old session is sealed with the new one, and
                 // the old one opens in-flight datagrams for the grace period.
                 sessions[old]!.expires = now + configuration.gracePeriod
+                scheduleCheck(old)
                 for address in predecessor.addresses
                 where routes[Route(owner: predecessor.owner, address: address)] == old {
                     route(address, to: id)
@@ -327,7 +346,12 @@ package struct ServerDatagramSecurity {
             return true
         }
         var sessionID: UInt64 = 0
-        while sessionID == 0 || sessions[sessionID] != nil { sessionID = random.next() }
+        while sessionID == 0 || sessions[sessionID] != nil {
+            // The low word, which the steering rule reads, names this shard; the rest stays random.
+            let drawn: UInt64 = random.next()
+            let low = configuration.shard.steer(UInt32(truncatingIfNeeded: drawn))
+            sessionID = drawn & 0xFFFF_FFFF_0000_0000 | UInt64(low)
+        }
         let serverRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
         let continues = previousSession != 0 && sessions[previousSession]?.keyID == keyID
         var ack: [UInt8] = [
@@ -349,7 +373,7 @@ package struct ServerDatagramSecurity {
             keyID: keyID, owner: entry.owner, helloAck: ack, lastSeen: clock.monotonic)
         if continues { session.predecessor = previousSession }
         sessions[sessionID] = session
-        nextSweep = nextSweep ?? clock.monotonic + configuration.sweepInterval
+        scheduleCheck(sessionID)
         keys[keyID]!.sessions.append(sessionID)
         keys[keyID]!.hellos.append((clientRandom, timestamp, sessionID))
         statistics.handshakesCompleted += 1
@@ -447,27 +471,40 @@ package struct ServerDatagramSecurity {
     // MARK: - Timers
 
     package func nextDeadline() -> SCTPTime? {
-        sessions.isEmpty ? nil : nextSweep
+        expiries.min?.time
     }
 
-    /// Forgets sessions that expired, idled out or were never confirmed.
+    /// Forgets sessions that expired, idled out or were never confirmed: only those whose check is due are looked
+    /// at; one still in use is checked again at its new deadline.
     package mutating func handleTimeout(clock: SecurityClock) {
         let now = clock.monotonic
-        if let nextSweep, now < nextSweep { return }
-        var expired: [UInt64] = []
-        for (id, session) in sessions {
-            if let expires = session.expires, now >= expires {
-                expired.append(id)
-            } else if now - session.lastSeen
-                >= (session.isConfirmed
-                    ? configuration.idleTimeout
-                    : configuration.unconfirmedTimeout)
-            {
-                expired.append(id)
+        while let first = expiries.min, first.time <= now {
+            expiries.removeMin()
+            guard let session = sessions[first.id], session.checkAt == first.time else { continue }
+            if deadline(of: session) <= now {
+                removeSession(first.id)
+            } else {
+                sessions[first.id]!.checkAt = nil
+                scheduleCheck(first.id)
             }
         }
-        for id in expired { removeSession(id) }
-        nextSweep = now + configuration.sweepInterval
+    }
+
+    /// When a session is forgotten unless a datagram authenticates before: its grace period's end (a replaced
+    /// session), else its idle or unconfirmed timeout from the last datagram.
+    private func deadline(of session: Session) -> SCTPTime {
+        let timeout = session.isConfirmed ? configuration.idleTimeout : configuration.unconfirmedTimeout
+        let idle = session.lastSeen + timeout
+        return session.expires.map { min($0, idle) } ?? idle
+    }
+
+    /// Puts session `id`'s check at its deadline, unless a pending one comes no later.
+    private mutating func scheduleCheck(_ id: UInt64) {
+        guard let session = sessions[id] else { return }
+        let due = deadline(of: session)
+        if let pending = session.checkAt, pending <= due { return }
+        sessions[id]!.checkAt = due
+        expiries.insert(Expiry(time: due, id: id))
     }
 
     private mutating func removeSession(_ id: UInt64) {

@@ -14,6 +14,7 @@ extension ServerSettings {
             ConfigKey("allow-plaintext", \.allowPlaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
             ConfigKey("congestion-control", \.congestionControl, .congestionControl),
+            ConfigKey("threads", \.threads, .integer(in: 1...1024)),
             ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
             ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
             ConfigKey("limits.udp-flows-per-key", \.udp.flowsPerKey, .integer(in: 1...65536)),

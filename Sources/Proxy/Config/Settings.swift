@@ -1,3 +1,4 @@
+import NIOCore
 import SCTPEngine
 
 /// A host (name or IP literal, IPv6 optionally in brackets) and a port, as given on a command line.
@@ -145,6 +146,9 @@ public struct ServerSettings: Equatable, Sendable {
     /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
     /// (BENCHMARKS.md, "Latency under load").
     public var congestionControl = SCTPCongestionControl.bbr
+    /// Event loops, each serving its own share of the clients (`threads`, default one per core; 1 runs everything
+    /// on one loop, as before sharding).
+    public var threads = System.coreCount
 
     public init() {}
 

@@ -25,8 +25,13 @@ public final class StatusEndpoint: Sendable {
     }
 
     static func start(host: String, port: Int, source: any StatusSource) -> EventLoopFuture<StatusEndpoint> {
-        let monitor = StatusMonitor(source: source)
-        let eventLoop = source.eventLoop
+        start(host: host, port: port, sources: [source])
+    }
+
+    /// Watches several sources (a sharded server's) as one daemon.
+    static func start(host: String, port: Int, sources: [any StatusSource]) -> EventLoopFuture<StatusEndpoint> {
+        let monitor = StatusMonitor(sources: sources)
+        let eventLoop = monitor.eventLoop
         return ServerBootstrap(group: eventLoop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

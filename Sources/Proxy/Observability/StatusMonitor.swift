@@ -7,10 +7,20 @@ import SCTPEngine
 /// else its local interface) and adds up the bytes of paths that are gone, so a path's total counts from the
 /// daemon's start. The engine is only ever read on the driver's event loop: the HTTP endpoint asks through
 /// `eventLoop.submit`.
+///
+/// A sharded aggserver has several sources (one per event loop, `ServerShards`): each is read on its own loop at
+/// every sample and the parts are added up on the first one's; requests are then answered from the newest sample
+/// (at most one sampling interval old) instead of reading the engines at once.
 final class StatusMonitor: @unchecked Sendable {
-    let source: any StatusSource
+    let sources: [any StatusSource]
+    /// The first source: its loop is the monitor's, its role and counters' registry the daemon's.
+    var source: any StatusSource { sources[0] }
     let exporter: MetricsExporter
     var eventLoop: any EventLoop { source.eventLoop }
+    /// The newest merged figures and status lines of every source (several sources only).
+    private var merged: (snapshot: StatusSnapshot, lines: [String])?
+    /// A sample of several sources waits for their answers: the next one is skipped, so samples stay in order.
+    private var isSampling = false
 
     private var meter = PathRateMeter()
     private var history: SampleHistory<StatusSnapshot.Sample>
@@ -25,8 +35,15 @@ final class StatusMonitor: @unchecked Sendable {
     private var totals = PathTotals()
 
     /// `historyLength`: how many per-second samples to keep.
-    init(source: any StatusSource, historyLength: Int = 300) {
-        self.source = source
+    convenience init(source: any StatusSource, historyLength: Int = 300) {
+        self.init(sources: [source], historyLength: historyLength)
+    }
+
+    /// Watches several sources (the shards of one server, sharing one registry) as one daemon.
+    init(sources: [any StatusSource], historyLength: Int = 300) {
+        precondition(!sources.isEmpty)
+        self.sources = sources
+        let source = sources[0]
         self.exporter = MetricsExporter(registry: source.metrics.registry, role: source.roleName)
         self.history = SampleHistory(capacity: historyLength)
     }
@@ -50,9 +67,37 @@ final class StatusMonitor: @unchecked Sendable {
 
     // MARK: - On the event loop
 
-    /// Takes a sample: rates since the previous one, the registry, the history.
+    /// Takes a sample: rates since the previous one, the registry, the history. With several sources, once every
+    /// one has answered on its loop.
     func sample() {
-        var snapshot = collect()
+        guard sources.count > 1 else {
+            record(collect())
+            return
+        }
+        guard !isSampling else { return }
+        isSampling = true
+        let parts = sources.map { source in
+            source.eventLoop.submit { (Self.part(of: source), source.statusLines()) }
+        }
+        EventLoopFuture.whenAllSucceed(parts, on: eventLoop).assumeIsolated().whenComplete { result in
+            self.isSampling = false
+            guard case .success(let parts) = result else { return }
+            let snapshot = self.merge(parts.map(\.0))
+            // Each shard's lines end with its own UDP counters: one line with the sums replaces them.
+            let counters = snapshot.counters
+            let lines =
+                parts.flatMap { $0.1.filter { !$0.hasPrefix("udp ") } }
+                + [
+                    "udp datagrams_sent=\(counters.datagramsSent) datagrams_received=\(counters.datagramsReceived) "
+                        + "send_failures=\(counters.sendFailures)"
+                ]
+            self.merged = (snapshot, lines)
+            self.record(snapshot)
+        }
+    }
+
+    private func record(_ collected: StatusSnapshot) {
+        var snapshot = collected
         meter.update(&snapshot.associations, at: snapshot.uptime)
         exporter.update(snapshot)
         history.append(
@@ -64,8 +109,8 @@ final class StatusMonitor: @unchecked Sendable {
     /// (all when nil).
     func snapshot(historySeconds: Int? = nil) -> StatusSnapshot {
         eventLoop.preconditionInEventLoop()
-        if latest == nil { sample() }
-        var snapshot = collect()
+        if latest == nil, sources.count == 1 { sample() }
+        var snapshot = current()
         var rates: [String: StatusSnapshot.Path] = [:]
         for path in latest?.paths ?? [] { rates[path.id] = path }
         for a in snapshot.associations.indices {
@@ -84,29 +129,31 @@ final class StatusMonitor: @unchecked Sendable {
     /// The Prometheus text exposition, with the gauges read from the engine now.
     func prometheusText() -> String {
         eventLoop.preconditionInEventLoop()
-        exporter.update(collect())
+        if sources.count == 1 { exporter.update(collect()) }
         return exporter.registry.emitToString()
     }
 
-    /// The engine's and the service's figures now, rates left at zero.
-    func collect() -> StatusSnapshot {
-        eventLoop.preconditionInEventLoop()
+    /// The figures now (one source), or as last sampled (several), rates left at zero.
+    func current() -> StatusSnapshot {
+        guard sources.count > 1 else { return collect() }
+        return merged?.snapshot
+            ?? StatusSnapshot(role: source.roleName, uptime: 0, associations: [], counters: .init())
+    }
+
+    /// One source's associations with their paths, and its counters: read on that source's loop.
+    struct Part: Sendable {
+        var associations: [(state: AssociationState, bufferedBytes: Int, paths: [SCTPPathInfo])]
+        var counters: StatusSnapshot.Counters
+    }
+
+    /// What `source` holds now. On its event loop.
+    static func part(of source: any StatusSource) -> Part {
+        source.eventLoop.preconditionInEventLoop()
         let driver = source.driver
-        var associations: [StatusSnapshot.Association] = []
-        for association in source.associationStates() {
-            let id = association.id
-            let paths = Self.paths(driver.endpoint.paths(of: id), association: id.rawValue) { local in
-                if let name = source.configuredPathName(local: local) { return (name, true) }
-                return interfaceName(of: local).map { ($0, false) }
-            }
-            associations.append(
-                StatusSnapshot.Association(
-                    id: id.rawValue, state: association.state, client: association.client,
-                    streams: association.streams, streamLimit: association.streamLimit,
-                    bufferedBytes: driver.bufferedAmount(id), paths: paths))
+        let associations = source.associationStates().map { association in
+            (association, driver.bufferedAmount(association.id), driver.endpoint.paths(of: association.id))
         }
         source.metrics.syncEngineRefusals(driver.endpoint.limitRefusals)
-        totals.update(&associations)
         var counters = source.metrics.values
         let statistics = driver.statistics
         counters.datagramsSent = statistics.datagramsSent
@@ -117,6 +164,37 @@ final class StatusMonitor: @unchecked Sendable {
         let expired = driver.endpoint.partialReliabilityCounters.messagesAbandoned
         source.udpMetrics.syncExpired(expired)
         counters.udp = source.udpMetrics.counters(expired: expired)
+        return Part(associations: associations, counters: counters)
+    }
+
+    /// The engine's and the service's figures now, rates left at zero. One source only.
+    func collect() -> StatusSnapshot {
+        eventLoop.preconditionInEventLoop()
+        return merge([Self.part(of: source)])
+    }
+
+    /// The sources' parts as one daemon's snapshot: associations side by side (their ids are unique across
+    /// shards), counters added up. On the monitor's loop.
+    func merge(_ parts: [Part]) -> StatusSnapshot {
+        eventLoop.preconditionInEventLoop()
+        var associations: [StatusSnapshot.Association] = []
+        var counters = StatusSnapshot.Counters()
+        for (index, part) in parts.enumerated() {
+            for (association, bufferedBytes, infos) in part.associations {
+                let id = association.id
+                let paths = Self.paths(infos, association: id.rawValue) { local in
+                    if let name = source.configuredPathName(local: local) { return (name, true) }
+                    return interfaceName(of: local).map { ($0, false) }
+                }
+                associations.append(
+                    StatusSnapshot.Association(
+                        id: id.rawValue, state: association.state, client: association.client,
+                        streams: association.streams, streamLimit: association.streamLimit,
+                        bufferedBytes: bufferedBytes, paths: paths))
+            }
+            if index == 0 { counters = part.counters } else { counters.add(part.counters) }
+        }
+        totals.update(&associations)
         let uptime = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         return StatusSnapshot(role: source.roleName, uptime: uptime, associations: associations, counters: counters)
     }
@@ -204,7 +282,9 @@ extension StatusMonitor: StatusResponder {
         try snapshot(historySeconds: historySeconds).jsonBytes()
     }
 
-    func statusLines() -> [String] { source.statusLines() }
+    func statusLines() -> [String] {
+        sources.count == 1 ? source.statusLines() : merged?.lines ?? []
+    }
 
     func recordRefusedRequest() { source.metrics.recordRefusal(.statusRequest) }
 

@@ -239,3 +239,32 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         }
     }
 }
+
+extension StatusSnapshot.Counters {
+    /// Adds another source's counters (a shard of the same server) to these.
+    mutating func add(_ other: Self) {
+        connections.merge(other.connections, uniquingKeysWith: +)
+        associationsAuthenticated += other.associationsAuthenticated
+        authenticationFailures += other.authenticationFailures
+        associationsRevoked += other.associationsRevoked
+        streamWaits += other.streamWaits
+        bytesUp += other.bytesUp
+        bytesDown += other.bytesDown
+        datagramsSent += other.datagramsSent
+        datagramsReceived += other.datagramsReceived
+        udpBytesSent += other.udpBytesSent
+        udpBytesReceived += other.udpBytesReceived
+        sendFailures += other.sendFailures
+        if let theirs = other.udp {
+            var udp = self.udp ?? StatusSnapshot.UDPCounters()
+            udp.flows += theirs.flows
+            udp.datagramsUp += theirs.datagramsUp
+            udp.datagramsDown += theirs.datagramsDown
+            udp.bytesUp += theirs.bytesUp
+            udp.bytesDown += theirs.bytesDown
+            udp.expired += theirs.expired
+            udp.dropped.merge(theirs.dropped, uniquingKeysWith: +)
+            self.udp = udp
+        }
+    }
+}

@@ -4,7 +4,7 @@ import SCTPEngine
 /// A daemon the status monitor can watch: its driver (the engine and the UDP counters), its proxy counters, its
 /// associations as the service sees them, and the plain-text status lines. Every member is read on `eventLoop`.
 /// One association as a service reports it to the status monitor.
-struct AssociationState {
+struct AssociationState: Sendable {
     var id: SCTPAssociationID
     var state: String
     var streams = 0

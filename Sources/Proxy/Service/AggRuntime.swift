@@ -33,29 +33,47 @@ public enum AggRuntime {
         let configuration = try ServiceSetup.serverConfiguration(settings)
         warnIfNoKeys(configuration.keys, path: settings.pskFile, logger: logger)
         DaemonSignal.block()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: settings.threads)
         defer { try? group.syncShutdownGracefully() }
-        let server = try AggServerService.start(configuration: configuration, on: group.next(), logger: logger).wait()
-        let bound = try server.localAddresses.wait()
+        let shards = try ServerShards.start(
+            configuration: configuration, threads: settings.threads, group: group, logger: logger
+        ).wait()
+        let server = shards.first
+        let bound = try shards.localAddresses.wait()
+        // Scripts and tests read the port from the end of this line: the shard count goes to the log.
         let listening = "listening on UDP \(bound.map(\.description).joined(separator: ", "))"
         say("aggserver \(listening)")
+        logger.info(
+            "serving clients", metadata: ["event loops": "\(shards.shards.count)", "steered": "\(shards.isSteered)"])
         let metrics = try settings.metricsAddress.map { address in
-            try StatusEndpoint.start(host: address.host, port: Int(address.port), server: server).wait()
+            try StatusEndpoint.start(host: address.host, port: Int(address.port), shards: shards).wait()
         }
 
         let notifier = SystemdNotifier(logger: logger)
         let reporter = StatusReporter(
             notifier: notifier, eventLoop: server.eventLoop,
             describe: {
-                let summary = server.summary()
+                let summary = shards.summary()
                 return "\(summary.associations) clients, \(summary.activePaths) active paths, "
                     + "\(summary.streams) streams"
             },
-            statistics: { server.driver.statistics })
-        try server.eventLoop.submit { server.onStateChange = { reporter.report() } }.wait()
-        let watchdog = notifier.startWatchdog(on: server.eventLoop)
+            statistics: { shards.summary().statistics })
+        try shards.onStateChange { server.eventLoop.execute { reporter.report() } }.wait()
+        // The watchdog is pinged only while every shard's loop answers: one stuck loop strands its clients.
+        let watchdog = notifier.watchdogPingPeriod.map { period in
+            server.eventLoop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: period) { _ in
+                shards.everyLoopAnswers().map { _ = notifier.watchdogPing() }
+            }
+        }
         notifier.ready(status: listening)
-        let statusTask = reporter.startPeriodic(interval: options.statusInterval)
+        let statusTask = server.eventLoop.scheduleRepeatedAsyncTask(
+            initialDelay: .zero, delay: options.statusInterval
+        ) { _ in
+            shards.refreshTotals().hop(to: server.eventLoop).map {
+                reporter.sample()
+                reporter.report()
+            }
+        }
 
         while case .reload = DaemonSignal.wait() {
             notifier.reloading(status: "reloading keys")
@@ -63,12 +81,13 @@ public enum AggRuntime {
             do {
                 let keys = try KeyFile.load(path: settings.pskFile)
                 warnIfNoKeys(keys, path: settings.pskFile, logger: logger)
-                try server.reloadKeys(keys).wait()
+                try shards.reloadKeys(keys).wait()
             } catch {
                 logger.error("reload failed; the previous keys stay", metadata: ["error": "\(error)"])
             }
             // An address added since the start (DHCP, a new interface) is refused from now on.
-            try? server.refreshOwnAddresses(ServiceSetup.ownAddresses()).wait()
+            try? shards.refreshOwnAddresses(ServiceSetup.ownAddresses()).wait()
+            try? shards.refreshTotals().wait()
             notifier.ready(status: try server.eventLoop.submit { reporter.line() }.wait())
         }
 
@@ -77,7 +96,7 @@ public enum AggRuntime {
         watchdog?.cancel()
         statusTask.cancel()
         try? metrics?.close().wait()
-        try server.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
+        try shards.drainAndStop(deadline: .now() + options.shutdownTimeout).wait()
     }
 
     /// Says how to add a client when the server's key file holds none (as the package installs it).

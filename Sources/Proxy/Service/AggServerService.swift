@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import SCTPEngine
 
 /// aggserver's core: one SCTP endpoint listening on every configured UDP address, each association authenticated
@@ -25,6 +26,9 @@ public final class AggServerService: @unchecked Sendable {
         public var segmentationOffload = true
         /// The UDP relay (SOCKS5 UDP ASSOCIATE on the client): datagram lifetime, idle timeout, per-key limits.
         public var udp = UDPRelaySettings()
+        /// Which shard of a sharded server this service is (`ServerShards`): its session ids, verification tags
+        /// and association ids steer to it, and its sockets join SO_REUSEPORT groups when there is more than one.
+        public var shard = SCTPShard.single
 
         public init(listen: [SCTPSocketAddress], keys: [PreSharedKey], egress: EgressConnector = EgressConnector()) {
             self.listen = listen
@@ -68,8 +72,9 @@ public final class AggServerService: @unchecked Sendable {
 
     public let configuration: Configuration
     public let driver: SCTPDriver
-    /// Connections by outcome, bytes relayed, authentications: for the status endpoint.
-    public let metrics = ProxyMetrics()
+    /// Connections by outcome, bytes relayed, authentications: for the status endpoint. The shards of one server
+    /// share its Prometheus registry, whose counters add up every shard's.
+    public let metrics: ProxyMetrics
     /// UDP flows, datagrams and bytes relayed, drops by reason.
     public let udpMetrics: UDPRelayMetrics
     /// The UDP flows and waiting datagrams of every key.
@@ -87,6 +92,9 @@ public final class AggServerService: @unchecked Sendable {
             for waiter in waiters { waiter() }
         }
     }
+    /// How many associations proved each key on stream 0 (the plaintext per-key limit), kept as they come and go
+    /// so that an authentication does not walk every association.
+    private var provedKeys: [String: Int] = [:]
     /// Called once no association is left (graceful stop waits for every SHUTDOWN to complete).
     private var closeWaiters: [() -> Void] = []
     /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
@@ -104,10 +112,13 @@ public final class AggServerService: @unchecked Sendable {
     /// Associations authenticated since start, for status and tests.
     public private(set) var associationsAuthenticated = 0
 
-    private init(configuration: Configuration, driver: SCTPDriver, logger: Logger) {
+    private init(
+        configuration: Configuration, driver: SCTPDriver, registry: PrometheusCollectorRegistry, logger: Logger
+    ) {
         self.configuration = configuration
         self.driver = driver
         self.logger = logger
+        self.metrics = ProxyMetrics(registry: registry)
         self.keys = Self.keyTable(configuration.keys)
         self.egress = configuration.egress
         self.udpMetrics = UDPRelayMetrics(registry: metrics.registry)
@@ -122,7 +133,8 @@ public final class AggServerService: @unchecked Sendable {
 
     /// Binds every listen address and starts accepting associations.
     public static func start(
-        configuration: Configuration, on eventLoop: any EventLoop, logger: Logger = Logger(label: "aggserver")
+        configuration: Configuration, on eventLoop: any EventLoop, logger: Logger = Logger(label: "aggserver"),
+        registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()
     ) -> EventLoopFuture<AggServerService> {
         var generator = SystemRandomNumberGenerator()
         var sctp = configuration.sctp
@@ -133,15 +145,18 @@ public final class AggServerService: @unchecked Sendable {
         // Every stream id SCTP has: the proxy's own limit decides how many are used (`streamLimit`).
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
+        sctp.shard = configuration.shard
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload
+        options.reusePort = configuration.shard.count > 1
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
             advertisedAddresses: advertised, options: options, protection: configuration.protection, on: eventLoop,
             logger: logger
         ).map { driver in
-            let service = AggServerService(configuration: configuration, driver: driver, logger: logger)
+            let service = AggServerService(
+                configuration: configuration, driver: driver, registry: registry, logger: logger)
             driver.onEvent = { [unowned service] event in service.handle(event) }
             driver.onSecurityEvent = { [unowned service] event in service.handleSecurityEvent(event) }
             return service
@@ -299,6 +314,7 @@ public final class AggServerService: @unchecked Sendable {
             driver.abort(id, reason: reason)
         }
         sessions.removeAll()
+        provedKeys.removeAll()
     }
 
     // MARK: - Events
@@ -345,7 +361,7 @@ public final class AggServerService: @unchecked Sendable {
                     "limit": "\(configuration.limits.associationsPerKey)",
                 ])
         case .closed(let id, let reason):
-            guard let session = sessions.removeValue(forKey: id) else { return }
+            guard let session = forget(id) else { return }
             session.authTimer?.cancel()
             session.streams?.associationLost()
             session.udp?.associationLost()
@@ -428,9 +444,10 @@ public final class AggServerService: @unchecked Sendable {
         }
         guard session.streams == nil, case .authenticated(let name) = session.authenticator.state else { return }
         session.authTimer?.cancel()
-        session.key = keys[name]
         // Plaintext associations are only told apart by the key they prove: the per-key limit applies here.
-        let sameKey = sessions.values.filter { $0 !== session && $0.key?.name == name }.count
+        let sameKey = provedKeys[name, default: 0]
+        session.key = keys[name]
+        if session.key != nil { provedKeys[name, default: 0] += 1 }
         if session.owner == .unauthenticated, sameKey >= configuration.limits.associationsPerKey {
             metrics.recordAssociationRefused()
             fail(id, "key \(name) holds \(sameKey) associations already")
@@ -454,7 +471,7 @@ public final class AggServerService: @unchecked Sendable {
                 return
             }
             logger.info("association idle", metadata: ["association": "\(id)"])
-            if let session = sessions.removeValue(forKey: id) {
+            if let session = forget(id) {
                 session.streams?.associationLost()
                 session.udp?.associationLost()
             }
@@ -483,9 +500,19 @@ public final class AggServerService: @unchecked Sendable {
         onStateChange?()
     }
 
+    /// Removes association `id`'s session, if any, from the tables.
+    private func forget(_ id: SCTPAssociationID) -> Session? {
+        guard let session = sessions.removeValue(forKey: id) else { return nil }
+        if let name = session.key?.name {
+            provedKeys[name, default: 1] -= 1
+            if provedKeys[name]! <= 0 { provedKeys[name] = nil }
+        }
+        return session
+    }
+
     private func fail(_ id: SCTPAssociationID, _ reason: String) {
         logger.warning("aborting association", metadata: ["association": "\(id)", "reason": "\(reason)"])
-        if let session = sessions.removeValue(forKey: id) {
+        if let session = forget(id) {
             session.authTimer?.cancel()
             session.streams?.associationLost()
             session.udp?.associationLost()

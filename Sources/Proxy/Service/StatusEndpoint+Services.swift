@@ -11,4 +11,10 @@ extension StatusEndpoint {
     public static func start(host: String, port: Int, server: AggServerService) -> EventLoopFuture<StatusEndpoint> {
         start(host: host, port: port, source: server)
     }
+
+    /// Starts watching every shard of aggserver as one daemon and serves the sum on `host:port`, from the first
+    /// shard's loop.
+    public static func start(host: String, port: Int, shards: ServerShards) -> EventLoopFuture<StatusEndpoint> {
+        start(host: host, port: port, sources: shards.shards)
+    }
 }

@@ -12,8 +12,8 @@ final class DatagramSecurityLayer {
     /// The scheduled callback for `nextDeadline()` and its instant.
     var timer: (task: Scheduled<Void>, deadline: SCTPTime)?
 
-    /// nil for `.plaintext`.
-    init?(_ protection: DatagramProtection, random: any RandomNumberGenerator) {
+    /// nil for `.plaintext`. `shard`: the server's shard, whose residue its session ids keep.
+    init?(_ protection: DatagramProtection, shard: SCTPShard = .single, random: any RandomNumberGenerator) {
         switch protection {
         case .plaintext:
             return nil
@@ -24,6 +24,7 @@ final class DatagramSecurityLayer {
             isClient = false
             var configuration = ServerDatagramSecurity.Configuration()
             configuration.allowPlaintext = allowPlaintext
+            configuration.shard = shard
             server = ServerDatagramSecurity(keys: keys, configuration: configuration, random: random)
         }
     }
@@ -50,9 +51,15 @@ final class DatagramSecurityLayer {
         return server!.pollEvent()
     }
 
+    /// Asked after every datagram: the state machine is reached in place (an inout access) rather than read out
+    /// of its optional, which copied (and destroyed) the whole server state per call: `drainSecurity` took 2.54 %
+    /// of aggserver's instructions with the copy, 0.66 % without (callgrind, release, two 16 MB downloads).
     func nextDeadline() -> SCTPTime? {
-        isClient ? client!.nextDeadline() : server!.nextDeadline()
+        isClient ? Self.deadline(of: &client!) : Self.deadline(of: &server!)
     }
+
+    private static func deadline(of state: inout ClientDatagramSecurity) -> SCTPTime? { state.nextDeadline() }
+    private static func deadline(of state: inout ServerDatagramSecurity) -> SCTPTime? { state.nextDeadline() }
 
     func handleTimeout(clock: SecurityClock) {
         client?.handleTimeout(clock: clock)

@@ -30,6 +30,9 @@ public final class SCTPDriver: @unchecked Sendable {
         public var segmentationOffload = true
         /// Datagrams read with one `recvmmsg` when receive offload is on; each slot then holds up to 64 KiB.
         public var offloadVectorReadMessageCount = 8
+        /// SO_REUSEPORT on every socket, so that the shards of a server (one driver per event loop) bind the same
+        /// addresses and the kernel spreads datagrams between them (`attachSteering`).
+        public var reusePort = false
 
         public init() {}
     }
@@ -162,7 +165,8 @@ public final class SCTPDriver: @unchecked Sendable {
                 configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
             let driver = SCTPDriver(
                 endpoint: endpoint, eventLoop: eventLoop, options: options, logger: logger, onEvent: onEvent)
-            driver.security = DatagramSecurityLayer(protection, random: SystemRandomNumberGenerator())
+            driver.security = DatagramSecurityLayer(
+                protection, shard: configuration.shard, random: SystemRandomNumberGenerator())
             var future = eventLoop.makeSucceededVoidFuture()
             for address in localAddresses {
                 future = future.flatMap { driver.openSocket(address).map { driver.sockets.append($0) } }
@@ -508,6 +512,10 @@ public final class SCTPDriver: @unchecked Sendable {
             .channelOption(.datagramVectorReadMessageCount, value: slots)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
+            .channelOption(
+                .socketOption(.init(rawValue: SCTPDriver.soReusePort)),
+                value: SocketOptionValue(options.reusePort ? 1 : 0)
+            )
             .channelInitializer { channel in
                 // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
                 SCTPDriver.bindToInterface(channel, interface).flatMap {
@@ -565,6 +573,8 @@ public final class SCTPDriver: @unchecked Sendable {
         }
     }
 
+    /// SO_REUSEPORT (Linux), which NIO does not name.
+    static let soReusePort: CInt = 15
     /// SO_RCVBUFFORCE and SO_SNDBUFFORCE (Linux).
     static let soRcvBufForce: CInt = 33
     static let soSndBufForce: CInt = 32

@@ -11,6 +11,10 @@ public struct SCTPConfiguration: Sendable {
     public var sendBufferSize: Int = 4 * 1024 * 1024
     /// Largest SCTP packet (common header and chunks) we send: a 1500-byte IP MTU less IPv4 (20) and UDP (8).
     public var maxPacketSize: Int = 1472
+    /// The shard this endpoint is of a sharded server: its local verification tags (the tag the peer puts on every
+    /// packet after INIT) and its association ids are congruent to the shard's index, so a steering rule on the tag
+    /// brings the association's packets back to this endpoint and ids are unique across shards.
+    public var shard = SCTPShard.single
 
     // MARK: - Timers (RFC 9260 §16)
     public var rtoInitial: SCTPDuration = .seconds(1)

@@ -35,7 +35,8 @@ public final class SCTPEndpoint {
     public internal(set) var refusedAssociations = 0
     /// Associations closed to make room for a new one of the same owner (they had been quiet).
     public internal(set) var replacedAssociations = 0
-    private var nextAssociationID = 1
+    /// The next association's id; ids step by the shard count and keep the shard's residue (`SCTPShard`).
+    private lazy var nextAssociationID = Int(configuration.shard.count + configuration.shard.index)
     /// Whether new paths are probed at once (see `Association.confirmsNewPathsAtOnce`); tests only.
     var confirmsNewPathsAtOnce = true
 
@@ -232,7 +233,7 @@ public final class SCTPEndpoint {
         localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16, owner: SCTPOwner
     ) -> Association {
         let id = SCTPAssociationID(nextAssociationID)
-        nextAssociationID += 1
+        nextAssociationID += Int(configuration.shard.count)
         let association = Association(
             id: id, configuration: configuration, output: output, logger: logger,
             random: SCTPRandom(seed: random.next()), localTag: localTag, localInitialTSN: localInitialTSN,
@@ -257,11 +258,12 @@ public final class SCTPEndpoint {
         if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
     }
 
-    /// A random, non-zero tag no current association uses.
+    /// A random, non-zero tag no current association uses, steered to this endpoint's shard
+    /// (`SCTPConfiguration.shard`).
     func uniqueTag() -> UInt32 {
         while true {
-            let tag = random.nonZero32()
-            if byTag[VerificationTag(tag)] == nil { return tag }
+            let tag = configuration.shard.steer(random.nonZero32())
+            if tag != 0, byTag[VerificationTag(tag)] == nil { return tag }
         }
     }
 

@@ -120,6 +120,7 @@ import Testing
             allow-plaintext = true
             segmentation-offload = false
             congestion-control = "reno"
+            threads = 3
             udp-idle-timeout = "30s"
             udp-lifetime = "1s"
 
@@ -152,6 +153,7 @@ import Testing
         expected.allowPlaintext = true
         expected.segmentationOffload = false
         expected.congestionControl = .reno
+        expected.threads = 3
         expected.limits.streamsPerAssociation = 256
         expected.limits.associationsPerKey = 2
         expected.limits.pathsPerAssociation = 3
@@ -170,7 +172,7 @@ import Testing
         expected.udp.flowsPerKey = 10
         expected.udp.queuedDatagramsPerKey = 5
         #expect(settings == expected)
-        #expect(ServerSettings.configKeys.count == 27)
+        #expect(ServerSettings.configKeys.count == 28)
     }
 
     /// `egress-deny-port`: SMTP's 25 by default, a list of ports in the file (`[]` for none), a repeated flag, and
