@@ -29,22 +29,33 @@ enum ScaleBenchmark: Benchmark {
         var totalBytes: Int
         var benchThreads: Int
         var settleSeconds: Double
+        /// More aggserver arguments, as given (an experiment: a limit, a congestion controller).
+        var serverArguments: [String]
+        /// The clients' stream credit (`limits.stream-credit`): how much of a download the server may hold.
+        var streamCredit: Int?
     }
 
     static func run(arguments: [String]) throws(UsageError) {
         let options = try Options(
-            arguments, known: ["server", "clients", "server-threads", "mib", "bench-threads", "settle"])
+            arguments,
+            known: [
+                "server", "clients", "server-threads", "mib", "bench-threads", "settle", "server-args", "stream-credit",
+            ])
         if options.wantsHelp {
             print(
                 """
                 usage: agg-bench scale [--server PATH] [--clients 1,16,64,256] [--server-threads 1,2] [--mib N]
-                                       [--bench-threads N] [--settle SECONDS]
+                                       [--bench-threads N] [--settle SECONDS] [--server-args "ARGS"]
+                                       [--stream-credit KIB]
                   --server          the aggserver binary (default: $AGG_SERVER, else aggserver beside agg-bench)
                   --clients         client counts, one stage each with a fresh server (default 1,16,64,256)
                   --server-threads  run every stage once per value with aggserver --threads N (default: no flag)
-                  --mib             MiB downloaded per stage, split evenly over the clients (default 1024)
+                  --mib             MiB downloaded per stage, split evenly over the clients (default 1024; 0:
+                                    no downloads, idle memory only)
                   --bench-threads   event loops of this process for the clients and the source (default 2)
                   --settle          seconds the associations stay idle before memory is read (default 3)
+                  --server-args     more aggserver arguments, split at spaces (e.g. "--congestion-control reno")
+                  --stream-credit   the clients' credit per stream in KiB (default theirs: 4096)
                 """
             )
             return
@@ -54,9 +65,11 @@ enum ScaleBenchmark: Benchmark {
         if let text = options.string("server-threads") { threads = try list(text, flag: "server-threads") }
         let settings = Settings(
             server: options.string("server") ?? defaultServer(), clientCounts: counts,
-            serverThreads: threads ?? [nil], totalBytes: try options.int("mib", default: 1024) * 1024 * 1024,
+            serverThreads: threads ?? [nil], totalBytes: try mebibytes(options.string("mib")),
             benchThreads: try options.int("bench-threads", default: 2),
-            settleSeconds: try options.double("settle", default: 3))
+            settleSeconds: try options.double("settle", default: 3),
+            serverArguments: (options.string("server-args") ?? "").split(separator: " ").map(String.init),
+            streamCredit: try options.int("stream-credit").map { $0 * 1024 })
         do {
             try measure(settings)
         } catch let error as UsageError {
@@ -64,6 +77,15 @@ enum ScaleBenchmark: Benchmark {
         } catch {
             throw UsageError(description: "\(error)")
         }
+    }
+
+    /// `--mib`: 0 (idle associations only) or a positive count; 1024 when not given.
+    private static func mebibytes(_ text: String?) throws(UsageError) -> Int {
+        guard let text else { return 1024 * 1024 * 1024 }
+        guard let value = Int(text), value >= 0 else {
+            throw UsageError(description: "--mib needs 0 or a positive integer, got '\(text)'")
+        }
+        return value * 1024 * 1024
     }
 
     private static func list(_ text: String, flag: String) throws(UsageError) -> [Int] {
@@ -98,7 +120,7 @@ enum ScaleBenchmark: Benchmark {
 
         let load = (try? ServerProcess.read("/proc/loadavg"))?.split(separator: " ").prefix(3).joined(separator: " ")
         print(
-            "scale: aggserver \(settings.server); clients in this process on \(settings.benchThreads) event loop(s); "
+            "scale: aggserver \(settings.server) \(settings.serverArguments.joined(separator: " ")); clients in this process on \(settings.benchThreads) event loop(s); "
                 + "\(settings.totalBytes >> 20) MiB per stage; \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, "
                 + "load average \(load ?? "?")")
         print(Row.header)
@@ -145,6 +167,7 @@ enum ScaleBenchmark: Benchmark {
             directory + "/keys", "--egress-allow", "127.0.0.0/8", "--metrics", "127.0.0.1:\(metricsPort)",
         ]
         if let serverThreads { arguments += ["--threads", String(serverThreads)] }
+        arguments += settings.serverArguments
         let server = try ServerProcess(
             binary: settings.server, arguments: arguments, metricsPort: metricsPort, directory: directory)
         defer { server.stop() }
@@ -164,8 +187,9 @@ enum ScaleBenchmark: Benchmark {
         }
         let setupStart = ServerProcess.now()
         for key in keys {
-            let configuration = AggClientService.Configuration(
+            var configuration = AggClientService.Configuration(
                 servers: [address], paths: [SCTPIPAddress(v4: 127, 0, 0, 1)], key: key)
+            if let credit = settings.streamCredit { configuration.limits.streamCredit = UInt32(credit) }
             let service = try AggClientService.start(configuration: configuration, on: group.next(), logger: quiet)
                 .wait()
             services.append(service)
@@ -176,6 +200,13 @@ enum ScaleBenchmark: Benchmark {
         let setupSeconds = ServerProcess.now() - setupStart
         usleep(UInt32(settings.settleSeconds * 1e6))
         let idle = try server.memory()
+
+        if settings.totalBytes == 0 {
+            return Row(
+                clients: count, serverThreads: serverThreads, serverThreadCount: server.threads(), bytes: 0,
+                intact: count, setupSeconds: setupSeconds, seconds: .nan, wallSeconds: .nan, serverCPU: .nan,
+                benchCPU: .nan, datagrams: .nan, baseline: baseline, idle: idle, peak: idle)
+        }
 
         // The downloads, all at once.
         let length = max(256 * 1024, settings.totalBytes / count)
@@ -274,7 +305,7 @@ enum ScaleBenchmark: Benchmark {
             let run = rows.filter { ($0.serverThreads ?? 0) == threads }
             let label = threads == 0 ? "" : " (--threads \(threads))"
             if let one = run.first(where: { $0.clients == 1 }), let most = run.max(by: { $0.clients < $1.clients }),
-                most.clients > 1
+                most.clients > 1, most.bytes > 0
             {
                 let ratio = most.cpuPerGiB / one.cpuPerGiB
                 print(
