@@ -205,6 +205,7 @@ enum ScaleBenchmark: Benchmark {
             return Row(
                 clients: count, serverThreads: serverThreads, serverThreadCount: server.threads(), bytes: 0,
                 intact: count, setupSeconds: setupSeconds, seconds: .nan, wallSeconds: .nan, serverCPU: .nan,
+                serverSystem: .nan,
                 benchCPU: .nan, datagrams: .nan, baseline: baseline, idle: idle, peak: idle)
         }
 
@@ -213,7 +214,7 @@ enum ScaleBenchmark: Benchmark {
         digests.removeAll()
         let datagramsBefore = try server.datagrams()
         let sampler = PeakSampler(server: server)
-        let cpuBefore = try server.cpuSeconds()
+        let cpuBefore = try server.cpuTime()
         let ownBefore = ServerProcess.ownCPUSeconds()
         let start = NIODeadline.now()
         let startSeconds = ServerProcess.now()
@@ -225,7 +226,9 @@ enum ScaleBenchmark: Benchmark {
         var results: [DownloadResult] = []
         for future in futures { results.append(try future.wait()) }
         let wallSeconds = ServerProcess.now() - startSeconds
-        let cpuSeconds = try server.cpuSeconds() - cpuBefore
+        let cpuAfter = try server.cpuTime()
+        let cpuSeconds = cpuAfter.user + cpuAfter.system - cpuBefore.user - cpuBefore.system
+        let systemSeconds = cpuAfter.system - cpuBefore.system
         let ownSeconds = ServerProcess.ownCPUSeconds() - ownBefore
         let peak = sampler.stop()
         // The metrics are refreshed from a sample once a second.
@@ -244,7 +247,7 @@ enum ScaleBenchmark: Benchmark {
         return Row(
             clients: count, serverThreads: serverThreads, serverThreadCount: server.threads(), bytes: bytes,
             intact: intact, setupSeconds: setupSeconds, seconds: seconds, wallSeconds: wallSeconds,
-            serverCPU: cpuSeconds, benchCPU: ownSeconds,
+            serverCPU: cpuSeconds, serverSystem: systemSeconds, benchCPU: ownSeconds,
             datagrams: (datagramsAfter.sent - datagramsBefore.sent)
                 + (datagramsAfter.received - datagramsBefore.received),
             baseline: baseline, idle: idle, peak: peak ?? idle)
@@ -263,6 +266,8 @@ enum ScaleBenchmark: Benchmark {
         var seconds: Double
         var wallSeconds: Double
         var serverCPU: Double
+        /// The kernel's part of `serverCPU` (system time: socket calls, copies, page faults).
+        var serverSystem: Double
         var benchCPU: Double
         var datagrams: Double
         var baseline: ServerProcess.Memory
@@ -277,7 +282,7 @@ enum ScaleBenchmark: Benchmark {
         var activeKiB: Double { Double(peak.rss - baseline.rss) / Double(clients) }
 
         static let header =
-            "clients thr   MiB intact setup-s   Mbit/s srv-cpu-s srv-busy cpu-s/GiB   µs/dgram  idle-KiB/assoc "
+            "clients thr   MiB intact setup-s   Mbit/s srv-cpu-s sys srv-busy cpu-s/GiB   µs/dgram  idle-KiB/assoc "
             + "(anon)  active-KiB/assoc  rss-MiB base/idle/peak bench-cpu-s"
 
         var line: String {
@@ -285,7 +290,8 @@ enum ScaleBenchmark: Benchmark {
             return [
                 String(clients).leftPadded(to: 7), threads.leftPadded(to: 3), String(bytes >> 20).leftPadded(to: 5),
                 "\(intact)/\(clients)".leftPadded(to: 6), format(setupSeconds, 7, 2), format(goodputMbits, 8, 0),
-                format(serverCPU, 9, 2), format(serverCPU / wallSeconds * 100, 7, 0) + "%", format(cpuPerGiB, 9, 2),
+                format(serverCPU, 9, 2), format(serverSystem / serverCPU * 100, 2, 0) + "%",
+                format(serverCPU / wallSeconds * 100, 7, 0) + "%", format(cpuPerGiB, 9, 2),
                 format(microsecondsPerDatagram, 10, 2), format(idleKiB, 15, 1), format(idleAnonKiB, 6, 1),
                 format(activeKiB, 17, 1),
                 "\(format(Double(baseline.rss) / 1024, 8, 1))/\(format(Double(idle.rss) / 1024, 0, 1))/"

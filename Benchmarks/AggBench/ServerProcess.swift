@@ -87,6 +87,12 @@ final class ServerProcess {
 
     /// User plus system CPU seconds the process has used (/proc/PID/stat fields 14 and 15), all threads.
     func cpuSeconds() throws -> Double {
+        let time = try cpuTime()
+        return time.user + time.system
+    }
+
+    /// User and system CPU seconds the process has used (/proc/PID/stat fields 14 and 15), all threads.
+    func cpuTime() throws -> (user: Double, system: Double) {
         let stat = try Self.read("/proc/\(pid)/stat")
         // The command name (field 2) is in parentheses and may hold spaces: count fields after the last ')'.
         guard let close = stat.lastIndex(of: ")") else { throw Failure(description: "unreadable /proc/\(pid)/stat") }
@@ -95,7 +101,8 @@ final class ServerProcess {
         guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else {
             throw Failure(description: "unreadable /proc/\(pid)/stat")
         }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (user / ticks, system / ticks)
     }
 
     /// The process's memory now, in KiB.
