@@ -120,7 +120,8 @@ enum ScaleBenchmark: Benchmark {
 
         let load = (try? ServerProcess.read("/proc/loadavg"))?.split(separator: " ").prefix(3).joined(separator: " ")
         print(
-            "scale: aggserver \(settings.server) \(settings.serverArguments.joined(separator: " ")); clients in this process on \(settings.benchThreads) event loop(s); "
+            "scale: aggserver \(settings.server) \(settings.serverArguments.joined(separator: " ")); "
+                + "clients in this process on \(settings.benchThreads) event loop(s); "
                 + "\(settings.totalBytes >> 20) MiB per stage; \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, "
                 + "load average \(load ?? "?")")
         print(Row.header)
