@@ -125,6 +125,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // SHA-256 of every download in `agg-bench scale`.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/AggBench",
             swiftSettings: strict

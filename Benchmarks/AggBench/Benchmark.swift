@@ -66,6 +66,8 @@ struct Options {
         }
     }
 
+    func string(_ key: String) -> String? { values[key] }
+
     func double(_ key: String, default value: Double) throws(UsageError) -> Double {
         guard let text = values[key] else { return value }
         guard let parsed = Double(text), parsed > 0 else {

@@ -14,6 +14,7 @@ let benchmarks: [any Benchmark.Type] = [
     SealBenchmark.self,
     LatencyBenchmark.self,
     TrackerBenchmark.self,
+    ScaleBenchmark.self,
 ]
 
 let arguments = Array(CommandLine.arguments.dropFirst())

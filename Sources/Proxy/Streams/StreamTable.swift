@@ -9,8 +9,10 @@ import SCTPEngine
 /// `limit` streams are in use, else it answers OPEN-RESULT "too many streams" (a terminal, so nothing is kept).
 /// Ids are returned with `release` when `StreamState` says the stream is free on this side.
 public struct StreamTable: Sendable {
-    /// One bit per stream id; bit set = in use.
-    private var words: [UInt64]
+    /// One bit per stream id; bit set = in use. It grows to the word of the highest id used so far, not to all
+    /// 65,536 ids at once: an idle association holds none of it (the full bitmap is 8 KiB, a fifth of what an idle
+    /// association costs the server; BENCHMARKS.md, "Server scale"), a household's few hundred streams a few words.
+    private var words: [UInt64] = []
     /// Client: ids below this may be allocated. Server: the most streams in use at once.
     public private(set) var limit: Int
     public private(set) var count = 0
@@ -29,7 +31,6 @@ public struct StreamTable: Sendable {
     private init(limit: Int, streamLimit: Int) {
         self.limit = max(0, min(limit, Int(UInt16.max) + 1))
         self.streamLimit = max(0, min(streamLimit, self.limit))
-        words = [UInt64](repeating: 0, count: (Int(UInt16.max) + 1) / 64)
     }
 
     /// A client table for an association with the given stream counts and the server's HELLO limit.
@@ -44,22 +45,32 @@ public struct StreamTable: Sendable {
     public var isFull: Bool { count >= streamLimit }
 
     public func isInUse(_ id: StreamID) -> Bool {
-        words[Int(id.rawValue) >> 6] & (1 << UInt64(id.rawValue & 63)) != 0
+        let index = Int(id.rawValue) >> 6
+        return index < words.count && words[index] & (1 << UInt64(id.rawValue & 63)) != 0
     }
+
+    /// The 64-bit words the bitmap holds now (for tests: it grows with the highest id used, never beyond 1,024).
+    var wordCount: Int { words.count }
 
     /// Client: takes the lowest free id ≥ 1 below `limit`; nil when all are in use.
     public mutating func allocate() -> StreamID? {
         guard !isFull else { return nil }
-        for index in firstWordWithRoom..<words.count where words[index] != .max {
-            firstWordWithRoom = index
-            var free = ~words[index]
-            if index == 0 { free &= ~1 }  // Stream 0 is the control stream.
-            guard free != 0 else { continue }
-            let id = index * 64 + free.trailingZeroBitCount
-            guard id < limit else { return nil }
-            words[index] |= 1 << UInt64(id & 63)
-            count += 1
-            return StreamID(UInt16(id))
+        var index = firstWordWithRoom
+        while index * 64 < limit {
+            if index == words.count { words.append(0) }
+            if words[index] != .max {
+                firstWordWithRoom = index
+                var free = ~words[index]
+                if index == 0 { free &= ~1 }  // Stream 0 is the control stream.
+                if free != 0 {
+                    let id = index * 64 + free.trailingZeroBitCount
+                    guard id < limit else { return nil }
+                    words[index] |= 1 << UInt64(id & 63)
+                    count += 1
+                    return StreamID(UInt16(id))
+                }
+            }
+            index += 1
         }
         return nil
     }
@@ -67,7 +78,9 @@ public struct StreamTable: Sendable {
     /// Server: marks a client-chosen id in use. False when stream 0, already in use, or `limit` streams are open.
     public mutating func admit(_ id: StreamID) -> Bool {
         guard id.rawValue != 0, !isInUse(id), count < streamLimit else { return false }
-        words[Int(id.rawValue) >> 6] |= 1 << UInt64(id.rawValue & 63)
+        let index = Int(id.rawValue) >> 6
+        if index >= words.count { words.append(contentsOf: repeatElement(0, count: index + 1 - words.count)) }
+        words[index] |= 1 << UInt64(id.rawValue & 63)
         count += 1
         return true
     }

@@ -431,4 +431,26 @@ struct StreamPair {
         #expect(r15)
         #expect(table.isInUse(StreamID(4)) && !table.isInUse(StreamID(9)))
     }
+
+    /// An idle association holds no bitmap: it grows to the word of the highest id used (issue 18's memory per idle
+    /// association), and ids beyond it read as free.
+    @Test func theBitmapGrowsWithTheHighestIdInUse() {
+        var client = StreamTable.client(outboundStreams: 65535, inboundStreams: 65535, maxStreams: 65534)
+        #expect(client.wordCount == 0)
+        #expect(!client.isInUse(StreamID(1)) && !client.isInUse(StreamID(65535)))
+        for _ in 0..<100 { _ = client.allocate() }
+        #expect(client.wordCount == 2, "ids 1 ... 100 fit in two words")
+        #expect(client.isInUse(StreamID(100)) && !client.isInUse(StreamID(101)) && !client.isInUse(StreamID(5000)))
+
+        var server = StreamTable(limit: 16)
+        #expect(server.wordCount == 0)
+        let admittedLow = server.admit(StreamID(3))
+        #expect(admittedLow && server.wordCount == 1)
+        let admittedHigh = server.admit(StreamID(65535))
+        #expect(admittedHigh, "a client may choose any id")
+        #expect(server.wordCount == 1024)
+        #expect(server.isInUse(StreamID(65535)) && !server.isInUse(StreamID(65534)))
+        let released = server.release(StreamID(65535))
+        #expect(released && !server.isInUse(StreamID(65535)))
+    }
 }
