@@ -92,7 +92,7 @@ struct ShardedServerTests {
         /// Each shard's view, read on its loop: key names of its associations, datagram-layer and driver counters.
         func perShard() throws -> [(
             clients: [String], security: DatagramSecurityStatistics, driver: SCTPDriver.Statistics,
-            engineDrops: [String: Int], refusals: Int
+            engineDrops: [SCTPDropReason: Int], refusals: Int
         )] {
             try shards.shards.map { shard in
                 try shard.eventLoop.submit {
@@ -259,7 +259,7 @@ struct ShardedServerTests {
         for (index, view) in views.enumerated() {
             // The INIT lands where the kernel hashes it; every later packet carries the tag that shard chose. One on
             // the other shard would be out of the blue there.
-            #expect(view.engineDrops["out of the blue", default: 0] == 0, "shard \(index): \(view.engineDrops)")
+            #expect(view.engineDrops[.outOfTheBlue, default: 0] == 0, "shard \(index): \(view.engineDrops)")
             #expect(view.security.plaintextAccepted > 0 || view.clients.isEmpty, "shard \(index)")
         }
     }
