@@ -28,8 +28,10 @@ public final class StatusEndpoint: Sendable {
         start(host: host, port: port, sources: [source])
     }
 
-    /// Watches several sources (a sharded server's) as one daemon.
-    static func start(host: String, port: Int, sources: [any StatusSource]) -> EventLoopFuture<StatusEndpoint> {
+    /// Watches several sources (a sharded server's) as one daemon, sampling every `sampleInterval`.
+    static func start(
+        host: String, port: Int, sources: [any StatusSource], sampleInterval: TimeAmount = .seconds(1)
+    ) -> EventLoopFuture<StatusEndpoint> {
         let monitor = StatusMonitor(sources: sources)
         let eventLoop = monitor.eventLoop
         return ServerBootstrap(group: eventLoop)
@@ -41,7 +43,7 @@ public final class StatusEndpoint: Sendable {
             }
             .bind(host: host, port: port)
             .map { channel in
-                monitor.start()
+                monitor.start(interval: sampleInterval)
                 return StatusEndpoint(channel: channel, monitor: monitor)
             }
     }

@@ -9,8 +9,9 @@ import SCTPEngine
 /// `eventLoop.submit`.
 ///
 /// A sharded aggserver has several sources (one per event loop, `ServerShards`): each is read on its own loop at
-/// every sample and the parts are added up on the first one's; requests are then answered from the newest sample
-/// (at most one sampling interval old) instead of reading the engines at once.
+/// every sample and the parts are added up on the first one's; a request takes a sample of its own first
+/// (`freshen`), so what it shows is as current as with one source (a script that checks the status right after an
+/// association came up sees it).
 final class StatusMonitor: @unchecked Sendable {
     let sources: [any StatusSource]
     /// The first source: its loop is the monitor's, its role and counters' registry the daemon's.
@@ -21,6 +22,8 @@ final class StatusMonitor: @unchecked Sendable {
     private var merged: (snapshot: StatusSnapshot, lines: [String])?
     /// A sample of several sources waits for their answers: the next one is skipped, so samples stay in order.
     private var isSampling = false
+    /// Requests waiting for a sample that starts after they arrived (`freshen`).
+    private var freshWaiters: [EventLoopPromise<Void>] = []
 
     private var meter = PathRateMeter()
     private var history: SampleHistory<StatusSnapshot.Sample>
@@ -76,11 +79,18 @@ final class StatusMonitor: @unchecked Sendable {
         }
         guard !isSampling else { return }
         isSampling = true
+        let waiting = freshWaiters
+        freshWaiters = []
         let parts = sources.map { source in
             source.eventLoop.submit { (Self.part(of: source), source.statusLines()) }
         }
         EventLoopFuture.whenAllSucceed(parts, on: eventLoop).assumeIsolated().whenComplete { result in
             self.isSampling = false
+            defer {
+                for promise in waiting { promise.succeed() }
+                // Requests that came while this sample was on its way want one that started after them.
+                if !self.freshWaiters.isEmpty { self.sample() }
+            }
             guard case .success(let parts) = result else { return }
             let snapshot = self.merge(parts.map(\.0))
             // Each shard's lines end with its own UDP counters: one line with the sums replaces them.
@@ -94,6 +104,16 @@ final class StatusMonitor: @unchecked Sendable {
             self.merged = (snapshot, lines)
             self.record(snapshot)
         }
+    }
+
+    /// With several sources: a sample taken after this call, merged, before the returned future succeeds; nil with
+    /// one source (it is read at once). On the event loop.
+    func freshen() -> EventLoopFuture<Void>? {
+        guard sources.count > 1 else { return nil }
+        let promise = eventLoop.makePromise(of: Void.self)
+        freshWaiters.append(promise)
+        sample()
+        return promise.futureResult
     }
 
     private func record(_ collected: StatusSnapshot) {

@@ -16,9 +16,14 @@ package protocol StatusResponder: AnyObject, Sendable {
     /// `POST /path?name=NAME&mode=MODE&priority=N&rate=RATE`: changes a path's policy at run time (`aggclient
     /// path`); `query` is the request's.
     func changePath(name: String, query: [String: String]) -> StatusRequestHandler.Response
+    /// A future that succeeds once what the responder shows is current, when reading it takes a round of other
+    /// loops (a sharded server); nil when it is current at once. On `eventLoop`.
+    func freshen() -> EventLoopFuture<Void>?
 }
 
 extension StatusResponder {
+    package func freshen() -> EventLoopFuture<Void>? { nil }
+
     package func changePath(name: String, query: [String: String]) -> StatusRequestHandler.Response {
         .text(.notFound, "this daemon has no run-time path control")
     }
@@ -185,19 +190,28 @@ package final class StatusRequestHandler: ChannelDuplexHandler {
             return
         }
         let responder = self.responder
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         if responder.eventLoop.inEventLoop {
             // The daemons serve the endpoint on the driver's loop: answer at once, before any bytes that followed
-            // the request in the same read are parsed.
-            Self.write(Self.respond(to: head, responder: responder), head: head, context: context)
+            // the request in the same read are parsed (the state is `answered` already: nothing more is read).
+            guard let fresh = responder.freshen() else {
+                Self.write(Self.respond(to: head, responder: responder), head: head, context: context)
+                return
+            }
+            fresh.whenComplete { _ in
+                Self.write(Self.respond(to: head, responder: responder), head: head, context: loopBound.value)
+            }
             return
         }
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        responder.eventLoop.submit { Self.respond(to: head, responder: responder) }
-            .hop(to: context.eventLoop)
-            .whenComplete { result in
-                let response = (try? result.get()) ?? .text(.internalServerError, "failed")
-                Self.write(response, head: head, context: loopBound.value)
-            }
+        responder.eventLoop.flatSubmit {
+            let answer = { Self.respond(to: head, responder: responder) }
+            return responder.freshen()?.map(answer) ?? responder.eventLoop.makeSucceededFuture(answer())
+        }
+        .hop(to: context.eventLoop)
+        .whenComplete { result in
+            let response = (try? result.get()) ?? .text(.internalServerError, "failed")
+            Self.write(response, head: head, context: loopBound.value)
+        }
     }
 
     static let text = "text/plain; charset=utf-8"

@@ -201,6 +201,22 @@ struct ShardedServerTests {
         #expect(lines.filter { $0.hasPrefix("association ") }.count == Self.keys.count)
         #expect(lines.filter { $0.hasPrefix("udp ") }.count == 1, "one line of summed UDP counters")
 
+        // The daemon's status endpoint samples the shards every second; a request takes a fresh sample, so an
+        // association that just came up is in the very next answer (a script checking right after sees it). Here
+        // the periodic sample is a minute apart: only the request's own can show the new association.
+        let endpoint = try StatusEndpoint.start(
+            host: "127.0.0.1", port: 0, sources: setup.shards.shards, sampleInterval: .seconds(60)
+        ).wait()
+        defer { try? endpoint.close().wait() }
+        let endpointPort = endpoint.localAddress!.port!
+        func clientsShown() throws -> Set<String> {
+            let json = try StatusFetcher.withFetcher(host: "127.0.0.1", port: endpointPort) {
+                try $0.fetch("/status.json?history=0")
+            }
+            return Set(try StatusSnapshot(json: json).associations.compactMap(\.client))
+        }
+        #expect(try clientsShown() == Set(Self.keys.map(\.name)))
+
         // A reload reaches every shard: the removed key's association ends wherever it is, a new key works.
         let removed = Self.keys[0]
         let added = PreSharedKey(name: "added-later", key: (0..<32).map { UInt8($0) &* 3 &+ 77 })
@@ -211,6 +227,9 @@ struct ShardedServerTests {
         #expect(gone, "the removed key's association ended")
         #expect(try setup.perShard().map(\.clients.count).reduce(0, +) == Self.keys.count - 1)
         let port = try setup.startClient(added)
+        try setup.clients.last!.whenReady().wait()
+        let shown = try clientsShown()
+        #expect(shown.contains(added.name) && !shown.contains(removed.name), "the next status answer: \(shown)")
         Self.expectIntact([try Self.startDownload(port: port, origin: setup.originPort, size: 300_000, into: directory)]
         )
         #expect(try setup.perShard()[Self.shard(of: added)].clients.contains(added.name))
