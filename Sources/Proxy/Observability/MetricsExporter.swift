@@ -1,4 +1,5 @@
 import Prometheus
+import SCTPEngine
 
 /// Keeps the daemon's Prometheus registry in step with the engine: per-path gauges (state, srtt, rto, cwnd,
 /// ssthresh, flight size, PMTU, remote UDP port) and counters (bytes and packets each way, retransmissions, fast
@@ -34,6 +35,13 @@ final class MetricsExporter {
     private var associations: [Int: AssociationSeries] = [:]
     private let udpCounters: [Counter]
     private var udpLast: [Int]
+    /// `agg_sctp_dropped_total{reason}`, one series per `SCTPDropReason` from the start (a reason never seen is 0).
+    private let dropCounters: [Counter]
+    private var dropLast: [Int]
+    static let sctpDropped = (
+        "agg_sctp_dropped_total",
+        "SCTP packets and chunks dropped on input, by reason (malformed, bad tag, out of the blue, limits, ...)."
+    )
 
     // MARK: - Names and help, in the order the series arrays hold them
 
@@ -94,6 +102,10 @@ final class MetricsExporter {
         self.registry = registry
         udpCounters = Self.udpSeries.map { Self.counter(in: registry, ($0.0, $0.1), labels: $0.2) }
         udpLast = Array(repeating: 0, count: Self.udpSeries.count)
+        dropCounters = SCTPDropReason.allCases.map {
+            Self.counter(in: registry, Self.sctpDropped, labels: [("reason", $0.rawValue)])
+        }
+        dropLast = Array(repeating: 0, count: SCTPDropReason.allCases.count)
         Self.gauge(in: registry, Self.buildInfo, labels: [("role", role), ("version", version)]).set(1.0)
     }
 
@@ -160,6 +172,9 @@ final class MetricsExporter {
                 counters.datagramsSent, counters.datagramsReceived, counters.udpBytesSent, counters.udpBytesReceived,
                 counters.sendFailures,
             ])
+        Self.advance(
+            dropCounters, last: &dropLast,
+            to: SCTPDropReason.allCases.map { counters.sctpDropped[$0.rawValue] ?? 0 })
     }
 
     /// A path's labels: the association, the client's key name when known, the path's name, and its local and

@@ -181,6 +181,7 @@ final class StatusMonitor: @unchecked Sendable {
         counters.udpBytesSent = statistics.bytesSent
         counters.udpBytesReceived = statistics.bytesReceived
         counters.sendFailures = statistics.sendFailures
+        for (reason, count) in driver.endpoint.droppedPackets { counters.sctpDropped[reason.rawValue] = count }
         let expired = driver.endpoint.partialReliabilityCounters.messagesAbandoned
         source.udpMetrics.syncExpired(expired)
         counters.udp = source.udpMetrics.counters(expired: expired)

@@ -166,6 +166,8 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var udpBytesSent = 0
         public var udpBytesReceived = 0
         public var sendFailures = 0
+        /// Packets and chunks the SCTP engine dropped on input, by reason (`SCTPDropReason`'s text).
+        public var sctpDropped: [String: Int] = [:]
         /// The UDP relay (SOCKS5 UDP ASSOCIATE); nil from a daemon without one.
         public var udp: UDPCounters?
         /// aggclient with several server groups: which is in use, failovers and returns; nil otherwise.
@@ -255,6 +257,7 @@ extension StatusSnapshot.Counters {
         udpBytesSent += other.udpBytesSent
         udpBytesReceived += other.udpBytesReceived
         sendFailures += other.sendFailures
+        sctpDropped.merge(other.sctpDropped, uniquingKeysWith: +)
         if let theirs = other.udp {
             var udp = self.udp ?? StatusSnapshot.UDPCounters()
             udp.flows += theirs.flows

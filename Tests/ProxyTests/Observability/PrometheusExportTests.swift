@@ -1,4 +1,5 @@
 import Prometheus
+import SCTPEngine
 import Testing
 
 @testable import Proxy
@@ -104,6 +105,39 @@ import Testing
         exporter.update(snapshot)
         parsed = try PrometheusTextParser(registry.emitToString())
         #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second").isEmpty)
+    }
+
+    /// What the SCTP engine dropped on input is counted by reason, every reason present from the start at 0, and
+    /// advances by what grew since the last sample.
+    @Test func sctpDropsAreCountedByReason() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_sctp_dropped_total").count == SCTPDropReason.allCases.count)
+        #expect(parsed.values("agg_sctp_dropped_total").allSatisfy { $0 == 0 })
+        snapshot.counters.sctpDropped = [
+            SCTPDropReason.malformedPacket.rawValue: 3, SCTPDropReason.outOfTheBlue.rawValue: 1,
+        ]
+        exporter.update(snapshot)
+        snapshot.counters.sctpDropped[SCTPDropReason.malformedPacket.rawValue] = 5
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_sctp_dropped_total", ["reason": "malformed packet"]) == [5])
+        #expect(parsed.values("agg_sctp_dropped_total", ["reason": "out of the blue"]) == [1])
+        #expect(parsed.values("agg_sctp_dropped_total", ["reason": "bad verification tag"]) == [0])
+        #expect(parsed.types["agg_sctp_dropped_total"] == "counter")
+    }
+
+    /// A merged (sharded) snapshot adds the shards' drops.
+    @Test func shardsDropsAddUp() {
+        var one = StatusSnapshot.Counters()
+        one.sctpDropped = ["malformed packet": 2]
+        var two = StatusSnapshot.Counters()
+        two.sctpDropped = ["malformed packet": 3, "out of the blue": 1]
+        one.add(two)
+        #expect(one.sctpDropped == ["malformed packet": 5, "out of the blue": 1])
     }
 
     @Test func seriesFollowTheClientNameOnceTheServerLearnsIt() throws {
