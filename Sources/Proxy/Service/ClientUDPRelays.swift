@@ -52,6 +52,9 @@ final class ClientUDPRelays: @unchecked Sendable {
     private var transparentSocket: TransparentDatagramSocket?
     private var transparentRelays: [SCTPIPAddress: Int] = [:]
     private var replySockets: [UInt32: ReplySocket] = [:]
+    /// The host's own addresses, for the loop check of a tproxy socket bound to the wildcard address: read with
+    /// getifaddrs at most every 10 s, and only for datagrams to the socket's own port.
+    private var ownAddresses: (addresses: Set<SCTPIPAddress>, readAt: NIODeadline)?
 
     /// A flow's socket bound to its original destination and connected to the LAN device: replies leave from the
     /// address the device sent to, and the device's later datagrams to that destination arrive on it (the
@@ -255,7 +258,7 @@ final class ClientUDPRelays: @unchecked Sendable {
     /// One aimed at the tproxy socket itself would come straight back in: dropped as a loop.
     func receiveTransparent(_ datagram: TransparentDatagram) {
         if let local = transparentSocket?.local, datagram.destination.port == local.port,
-            local.ip.isWildcard || datagram.destination.ip == local.ip
+            local.ip.isWildcard ? isOwnAddress(datagram.destination.ip) : datagram.destination.ip == local.ip
         {
             metrics.recordDrop(.loop)
             return
@@ -271,6 +274,17 @@ final class ClientUDPRelays: @unchecked Sendable {
         }
         let target = StreamTarget(host: .ip(datagram.destination.ip), port: datagram.destination.port)
         forward(datagram.payload, relay: id, clientPort: datagram.source.port, target: target)
+    }
+
+    /// Whether `ip` is one of this host's addresses (a datagram to it on the tproxy port was sent to aggclient itself,
+    /// not redirected: a flow to another host's port of the same number is not a loop).
+    private func isOwnAddress(_ ip: SCTPIPAddress) -> Bool {
+        let now = NIODeadline.now()
+        if ownAddresses == nil || now - ownAddresses!.readAt > .seconds(10) {
+            let addresses = InterfaceAddresses.current().byInterface.values.flatMap { $0 }
+            ownAddresses = (Set(addresses), now)
+        }
+        return ownAddresses!.addresses.contains(ip) || EgressPolicy.isLoopback(ip)
     }
 
     /// A reply for a LAN device's flow: sent from the flow's original destination, through the flow's reply socket

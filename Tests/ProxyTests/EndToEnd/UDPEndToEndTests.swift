@@ -231,6 +231,28 @@ struct UDPEndToEndTests {
         #expect(try Self.serverUDP(harness).datagramsUp == 0)
     }
 
+    /// A tproxy socket on the wildcard address (the recipe's `[::]:12345`): a LAN flow to another host's port of the
+    /// same number is proxied like any other; only one to this host's own address is a loop.
+    @Test func routerModeUDPOnTheWildcardAddressDropsOnlyItsOwnAddresses() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        try harness.client.whenReady().wait()
+        let client = harness.client
+        let bound = try client.listenTransparentUDP(address: SCTPSocketAddress(ip: .v4(0), port: 0)).wait()
+        let device = SCTPSocketAddress(ip: .v4(0x7F00_0001), port: 40_000)
+        let elsewhere = SCTPSocketAddress(ip: SCTPIPAddress("198.51.100.7")!, port: bound.port)
+        let here = SCTPSocketAddress(ip: .v4(0x7F00_0001), port: bound.port)
+        try client.eventLoop.submit {
+            client.udp.receiveTransparent(
+                TransparentDatagram(source: device, destination: elsewhere, payload: ByteBuffer(string: "out")))
+            client.udp.receiveTransparent(
+                TransparentDatagram(source: device, destination: here, payload: ByteBuffer(string: "loop")))
+        }.wait()
+        let counted = try Self.clientUDP(harness)
+        #expect(counted.dropped["loop"] == 1)
+        #expect(counted.datagramsUp == 1, "the flow to another host's port \(bound.port) went up the association")
+    }
+
     @Test func dnspythonResolvesThroughThePairAgainstDNSMasq() throws {
         let harness = try EndToEndHarness()
         defer { harness.shutdown() }
