@@ -105,7 +105,7 @@ extension Association {
     }
 
     /// After sending: while data waits and a capped or paced path that should carry it has an empty bucket, wake
-    /// up when the bucket holds two packets again (the next deadline includes the refill time). The pacer of BBR
+    /// up when the bucket holds two packets again (a paced path: its send quantum) (the next deadline includes the refill time). The pacer of BBR
     /// shares this timer with the caps: a path waits for whichever of its buckets fills last.
     func armSendRateTimer(now: SCTPTime) {
         var wake: SCTPTime?
@@ -113,7 +113,11 @@ extension Association {
             for path in paths where path.carriesData && !path.hasSendAllowance {
                 var due = now
                 if let bucket = path.rateBucket { due = max(due, bucket.time(toHold: 2 * path.mtu, after: now)) }
-                if let pacer = path.pacer { due = max(due, pacer.time(toHold: 2 * path.mtu, after: now)) }
+                if let pacer = path.pacer {
+                    let quantum = SendRateBucket.sendQuantum(
+                        bytesPerSecond: Double(pacer.bytesPerSecond), mtu: path.mtu)
+                    due = max(due, pacer.time(toHold: quantum, after: now))
+                }
                 wake = min(wake ?? due, due)
             }
         }

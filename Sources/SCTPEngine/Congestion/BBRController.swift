@@ -254,10 +254,19 @@ struct BBRController: Sendable {
         if hasFilledPipe || rate > (pacingRate ?? 0) { pacingRate = max(rate, floor) }
     }
 
-    /// cwnd = cwnd gain × BDP plus three packets for delayed and aggregated acks; grown toward it by the bytes
-    /// acknowledged, or only refilled to what was delivered in the first round of a recovery.
+    /// The room above the model for delayed and aggregated acks and for sending in quanta: three packets, or three
+    /// send quanta where the rate makes those larger. Without it a path whose round trip is mostly the receiver's
+    /// processing (a fast link, a busy host) is held to 2 × a BDP measured at the fastest turnaround, a few dozen
+    /// kilobytes, and moves in small bursts that cost a wake-up each (Linux's BBR adds the same budget).
+    var quantizationBudget: Int {
+        let quantum = pacingRate.map { SendRateBucket.sendQuantum(bytesPerSecond: $0, mtu: window.mtu) } ?? 0
+        return 3 * max(window.mtu, quantum <= 2 * window.mtu ? window.mtu : quantum)
+    }
+
+    /// cwnd = cwnd gain × BDP plus the quantization budget; grown toward it by the bytes acknowledged, or only
+    /// refilled to what was delivered in the first round of a recovery.
     private mutating func setCwnd(_ ack: CongestionAck) {
-        let target = (bdp(gain: cwndGain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + 3 * window.mtu
+        let target = (bdp(gain: cwndGain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
         if isConservingPackets {
             window.cwnd = max(window.cwnd, ack.flightSize + ack.bytesAcked)
         } else if hasFilledPipe {

@@ -23,6 +23,14 @@ struct SendRateBucket: Sendable {
         tokens = capacity
     }
 
+    /// What a paced path sends per wake-up: half a millisecond at the pacing rate, at least two full packets, at
+    /// most 64 KiB (one segmented write). At tens of Mbit/s that is two packets, as an unbatched pacer would send; at
+    /// hundreds it is a run the driver hands the kernel in one system call instead of a wake-up every few packets
+    /// (Linux TCP sizes its segmentation-offload bursts by its pacing rate the same way).
+    static func sendQuantum(bytesPerSecond: Double, mtu: Int) -> Int {
+        max(2 * mtu, min(Int(min(bytesPerSecond, 1e12)) / 2000, 64 << 10))
+    }
+
     static func pacingCapacity(bytesPerSecond: Int, mtu: Int) -> Double {
         Double(max(bytesPerSecond / 500, 4 * mtu))
     }

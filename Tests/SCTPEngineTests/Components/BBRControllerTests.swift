@@ -78,6 +78,27 @@ extension Components {
             #expect(abs(cc.cwnd - (2 * 50_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
         }
 
+        /// 1 Gbit/s with a 100 µs round trip, as on loopback: a BDP of 12.5 kB. The window keeps three send quanta
+        /// (half a millisecond at the pacing rate each) above the model, so a round trip stretched by the receiver's
+        /// batching does not hold the path to 2 × 12.5 kB; at 10 Mbit/s the quantum is two packets and the budget
+        /// stays three packets (the test above).
+        @Test func aFastPathKeepsThreeSendQuantaAboveTheModel() {
+            var cc = BBRController(mtu: mtu)
+            var model = ModelPath(rate: 125_000_000, rtt: .microseconds(100), mtu: mtu)
+            model.run(&cc, seconds: 0.05) { $0.cwnd }
+            model.run(&cc, seconds: 0.2) { _ in 12_000 }
+            #expect(cc.mode == .probeBandwidth)
+            let quantum = SendRateBucket.sendQuantum(bytesPerSecond: cc.pacingRate!, mtu: mtu)
+            #expect(quantum > 40_000 && quantum <= 64 << 10, "\(quantum)")
+            #expect(abs(cc.cwnd - (2 * 12_500 + 3 * quantum)) <= 1, "\(cc.cwnd)")
+        }
+
+        @Test func theSendQuantumIsTwoPacketsToSixtyFourKiB() {
+            #expect(SendRateBucket.sendQuantum(bytesPerSecond: 2_500_000, mtu: 1500) == 3000)
+            #expect(SendRateBucket.sendQuantum(bytesPerSecond: 62_500_000, mtu: 1500) == 31_250)
+            #expect(SendRateBucket.sendQuantum(bytesPerSecond: 1e12, mtu: 1500) == 65_536)
+        }
+
         @Test func gainCycleProbesThenDrainsOncePerEightRounds() {
             var cc = BBRController(mtu: mtu)
             var model = path()
