@@ -112,6 +112,20 @@ package struct ClientDatagramSecurity {
 
     /// The sealed form of an outgoing SCTP datagram; nil while it waits for the handshake (or was dropped).
     package mutating func seal(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + datagram.payload.readableBytes)
+        guard seal(datagram, clock: clock, appendingTo: &output) != nil else { return nil }
+        return SCTPDatagram(
+            source: datagram.source, destination: datagram.destination, payload: output, owner: datagram.owner)
+    }
+
+    /// Seals an outgoing SCTP datagram onto the end of `output` (a driver's run of datagrams for one segmented
+    /// write) and returns the bytes appended; nil, with `output` unchanged, while it waits for the handshake (or
+    /// was dropped).
+    package mutating func seal(
+        _ datagram: SCTPDatagram, clock: SecurityClock, appendingTo output: inout ByteBuffer
+    )
+        -> Int?
+    {
         lastRoute = (datagram.source, datagram.destination)
         // Only the counters are read (`if let current` would copy the session: its keys, its window).
         guard let sent = current?.cipher.sendCounter, let opened = current?.cipher.packetsOpened else {
@@ -131,7 +145,14 @@ package struct ClientDatagramSecurity {
         }
         if unansweredSince == nil { unansweredSince = clock.monotonic }
         unansweredCount += 1
-        return sealWithCurrent(datagram)
+        let start = output.writerIndex
+        guard current?.cipher.seal(datagram.payload, appendingTo: &output) == true else {
+            statistics.sealFailures += 1
+            return nil
+        }
+        let length = output.writerIndex - start
+        statistics.recordSealed(length: length)
+        return length
     }
 
     /// Whether two or more datagrams have gone unanswered for `livenessTimeout`.
@@ -149,14 +170,6 @@ package struct ClientDatagramSecurity {
     private mutating func answered() {
         unansweredSince = nil
         unansweredCount = 0
-    }
-
-    private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
-        guard let payload = current?.cipher.seal(datagram.payload) else {
-            statistics.sealFailures += 1
-            return nil
-        }
-        return statistics.recordSealed(payload, replacing: datagram)
     }
 
     /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
@@ -335,6 +348,18 @@ package struct ClientDatagramSecurity {
         while let datagram = queue.popFirst() {
             if let sealed = sealWithCurrent(datagram) { outbox.append(sealed) }
         }
+    }
+
+    /// A queued datagram sealed with the session just set up, for the outbox.
+    private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + datagram.payload.readableBytes)
+        guard current?.cipher.seal(datagram.payload, appendingTo: &output) == true else {
+            statistics.sealFailures += 1
+            return nil
+        }
+        statistics.recordSealed(length: output.readableBytes)
+        return SCTPDatagram(
+            source: datagram.source, destination: datagram.destination, payload: output, owner: datagram.owner)
     }
 }
 

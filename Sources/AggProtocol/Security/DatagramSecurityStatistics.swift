@@ -48,11 +48,9 @@ public struct DatagramSecurityStatistics: Sendable, Equatable {
 }
 
 extension DatagramSecurityStatistics {
-    /// Counts a sealed payload and returns it addressed as the plaintext `datagram` was (client and server alike).
-    mutating func recordSealed(_ payload: ByteBuffer, replacing datagram: SCTPDatagram) -> SCTPDatagram {
+    /// Counts a sealed datagram of `length` bytes (client and server alike).
+    mutating func recordSealed(length: Int) {
         sealed += 1
-        largestSealed = max(largestSealed, payload.readableBytes)
-        return SCTPDatagram(
-            source: datagram.source, destination: datagram.destination, payload: payload, owner: datagram.owner)
+        largestSealed = max(largestSealed, length)
     }
 }

@@ -28,7 +28,7 @@ package enum SecureDatagram {
     static let dataHeaderLength = 1 + 8 + 8
     static let aeadTagLength = 16
     /// Bytes a sealed datagram carries beyond the SCTP packet inside.
-    static let overhead = dataHeaderLength + aeadTagLength
+    package static let overhead = dataHeaderLength + aeadTagLength
     /// Type, version, key id, client random, client ephemeral public key, timestamp, previous session id, tag.
     static let helloLength = 1 + 1 + keyIDLength + randomLength + publicKeyLength + 8 + 8 + handshakeTagLength
     /// Type, version, flags, session id, server random, server ephemeral public key, tag: smaller than the HELLO it

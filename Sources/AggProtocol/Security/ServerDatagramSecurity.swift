@@ -105,7 +105,7 @@ package struct ServerDatagramSecurity {
     let configuration: Configuration
     private var keys: [UInt64: KeyEntry] = [:]
     private var lastOwner: UInt64 = 0
-    private(set) var sessions: [UInt64: Session] = [:]
+    private(set) var sessions = SessionTable()
     /// Which session of a key seals datagrams to a remote address.
     private(set) var routes: [Route: UInt64] = [:]
     /// How many keys route to each remote address: more than one is a clash (counted, never obeyed).
@@ -130,7 +130,9 @@ package struct ServerDatagramSecurity {
     /// `replaceKeys(_:)`, so that the ABORT still leaves sealed for the client).
     package func revokedOwners(by list: [PreSharedKey]) -> [SCTPOwner] {
         keys.compactMap { id, entry in
-            list.contains { SecureDatagram.keyID(for: $0.key) == id && $0.key == entry.material && $0.name == entry.name }
+            list.contains {
+                SecureDatagram.keyID(for: $0.key) == id && $0.key == entry.material && $0.name == entry.name
+            }
                 ? nil : entry.owner
         }
     }
@@ -154,7 +156,7 @@ package struct ServerDatagramSecurity {
         }
         let live = Set(table.values.map(\.owner))
         let revoked = keys.values.map(\.owner).filter { !live.contains($0) }
-        let ended = sessions.filter { !live.contains($0.value.owner) }.map(\.key)
+        let ended = sessions.ids { !live.contains($0.owner) }
         keys = table
         for id in ended { removeSession(id) }
         return revoked
@@ -210,21 +212,23 @@ package struct ServerDatagramSecurity {
             statistics.droppedMalformed += 1
             return nil
         }
-        guard sessions[id] != nil else {
+        // One lookup; from here on the session is reached in place in its slot (no copy of it, and none of
+        // Dictionary's modify accessor, which allocated on every call).
+        guard let slot = sessions.slot(of: id) else {
             statistics.droppedUnknownSession += 1
             return nil
         }
-        if let expires = sessions[id]!.expires, clock.monotonic >= expires {
+        if let expires = sessions.slots[slot]!.expires, clock.monotonic >= expires {
             statistics.droppedUnknownSession += 1
             return nil
         }
-        switch sessions[id]!.cipher.open(payload) {
+        switch sessions.slots[slot]!.cipher.open(payload) {
         case .success(let packet):
             statistics.opened += 1
-            authenticated(id, from: datagram.source, now: clock.monotonic)
+            authenticated(id, slot: slot, from: datagram.source, now: clock.monotonic)
             var opened = SCTPDatagram(
                 source: datagram.source, destination: datagram.destination, payload: packet,
-                owner: sessions[id]!.owner)
+                owner: sessions.slots[slot]!.owner)
             opened.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
             return opened
         case .failure(.tooShort):
@@ -238,11 +242,11 @@ package struct ServerDatagramSecurity {
     }
 
     /// A datagram of session `id` authenticated from `source`: the session is alive and seals toward `source`.
-    private mutating func authenticated(_ id: UInt64, from source: SCTPSocketAddress, now: SCTPTime) {
-        sessions[id]!.lastSeen = now
-        if !sessions[id]!.isConfirmed {
-            sessions[id]!.isConfirmed = true
-            if let old = sessions[id]!.predecessor, let predecessor = sessions[old] {
+    private mutating func authenticated(_ id: UInt64, slot: Int, from source: SCTPSocketAddress, now: SCTPTime) {
+        sessions.slots[slot]!.lastSeen = now
+        if !sessions.slots[slot]!.isConfirmed {
+            sessions.slots[slot]!.isConfirmed = true
+            if let old = sessions.slots[slot]!.predecessor, let predecessor = sessions[old] {
                 // The client has the new keys: every address of the old session is sealed with the new one, and
                 // the old one opens in-flight datagrams for the grace period.
                 sessions[old]!.expires = now + configuration.gracePeriod
@@ -252,11 +256,13 @@ package struct ServerDatagramSecurity {
                     route(address, to: id)
                 }
             }
-            sessions[id]!.predecessor = nil
+            sessions.slots[slot]!.predecessor = nil
         }
         // A superseded session's late datagrams must not pull the address back to the old keys.
-        let owner = sessions[id]!.owner
-        if routes[Route(owner: owner, address: source)] != id, sessions[id]!.expires == nil { route(source, to: id) }
+        let owner = sessions.slots[slot]!.owner
+        if routes[Route(owner: owner, address: source)] != id, sessions.slots[slot]!.expires == nil {
+            route(source, to: id)
+        }
     }
 
     /// Seals this session's key's datagrams toward `address` with this session. Another key's route to the same
@@ -395,8 +401,7 @@ package struct ServerDatagramSecurity {
         return (keyID, entry)
     }
 
-    private mutating func receiveForeignHello(_ datagram: SCTPDatagram, version: UInt8, clock: SecurityClock) -> Bool
-    {
+    private mutating func receiveForeignHello(_ datagram: SCTPDatagram, version: UInt8, clock: SecurityClock) -> Bool {
         let payload = datagram.payload
         guard payload.readableBytes >= SecureDatagram.shortestForeignHello,
             payload.readableBytes <= SecureDatagram.helloLength * 4,
@@ -442,8 +447,22 @@ package struct ServerDatagramSecurity {
     /// datagram from its destination; nil when that key has none. Only an unauthenticated (plaintext) association's
     /// datagrams leave in plaintext, and only when plaintext is allowed: an authenticated one never falls back.
     package mutating func seal(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        if datagram.owner == .unauthenticated, configuration.allowPlaintext { return datagram }
+        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + datagram.payload.readableBytes)
+        guard seal(datagram, appendingTo: &output) != nil else { return nil }
+        return SCTPDatagram(
+            source: datagram.source, destination: datagram.destination, payload: output, owner: datagram.owner)
+    }
+
+    /// Seals an outgoing datagram onto the end of `output` (a driver's run of datagrams for one segmented write)
+    /// and returns the bytes appended: a plaintext association's datagram, where allowed, as it is; nil (and
+    /// `output` unchanged) when it may not go.
+    package mutating func seal(_ datagram: SCTPDatagram, appendingTo output: inout ByteBuffer) -> Int? {
         guard datagram.owner != .unauthenticated else {
-            if configuration.allowPlaintext { return datagram }
+            if configuration.allowPlaintext {
+                output.writeImmutableBuffer(datagram.payload)
+                return datagram.payload.readableBytes
+            }
             statistics.sealFailures += 1
             return nil
         }
@@ -451,11 +470,16 @@ package struct ServerDatagramSecurity {
             statistics.sealFailures += 1
             return nil
         }
-        guard let payload = sessions[id]?.cipher.seal(datagram.payload) else {
+        let start = output.writerIndex
+        guard let slot = sessions.slot(of: id),
+            sessions.slots[slot]!.cipher.seal(datagram.payload, appendingTo: &output)
+        else {
             statistics.sealFailures += 1
             return nil
         }
-        return statistics.recordSealed(payload, replacing: datagram)
+        let length = output.writerIndex - start
+        statistics.recordSealed(length: length)
+        return length
     }
 
     /// HELLO-ACKs and VERSION answers to send.
@@ -512,5 +536,48 @@ package struct ServerDatagramSecurity {
         for address in session.addresses { unroute(Route(owner: session.owner, address: address), from: id) }
         sessions[id] = nil
         keys[session.keyID]?.sessions.removeAll { $0 == id }
+    }
+}
+
+/// The server's sessions by id: ids map to slots of an array, so the per-datagram work reaches a session in place
+/// through its slot. Through a `[UInt64: Session]` every update was Dictionary's modify accessor, whose coroutine
+/// frames were allocated on each call (three allocations per sealed datagram), and every read copied the session.
+package struct SessionTable {
+    private var slotByID: [UInt64: Int] = [:]
+    /// Sessions in their slots; nil for a free slot.
+    fileprivate(set) var slots: [ServerDatagramSecurity.Session?] = []
+    private var freeSlots: [Int] = []
+
+    package var count: Int { slotByID.count }
+    package var isEmpty: Bool { slotByID.isEmpty }
+
+    /// The slot of session `id`, valid until a session is added or removed.
+    func slot(of id: UInt64) -> Int? { slotByID[id] }
+
+    subscript(id: UInt64) -> ServerDatagramSecurity.Session? {
+        get { slotByID[id].flatMap { slots[$0] } }
+        set {
+            if let slot = slotByID[id] {
+                slots[slot] = newValue
+                if newValue == nil {
+                    slotByID[id] = nil
+                    freeSlots.append(slot)
+                }
+            } else if let newValue {
+                let slot = freeSlots.popLast() ?? slots.count
+                if slot == slots.count { slots.append(newValue) } else { slots[slot] = newValue }
+                slotByID[id] = slot
+            }
+        }
+    }
+
+    /// Every session with its id, in no particular order.
+    var entries: [(key: UInt64, value: ServerDatagramSecurity.Session)] {
+        slotByID.map { id, slot in (id, slots[slot]!) }
+    }
+
+    /// The ids of the sessions `isIncluded` accepts.
+    func ids(where isIncluded: (ServerDatagramSecurity.Session) -> Bool) -> [UInt64] {
+        slotByID.compactMap { id, slot in isIncluded(slots[slot]!) ? id : nil }
     }
 }

@@ -34,8 +34,7 @@ struct SessionCipher {
 
     /// The sealed datagram of `packet`, or nil once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer) -> ByteBuffer? {
-        var output = ByteBuffer()
-        output.reserveCapacity(SecureDatagram.overhead + packet.readableBytes)
+        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + packet.readableBytes)
         return seal(packet, appendingTo: &output) ? output : nil
     }
 
@@ -81,8 +80,8 @@ struct SessionCipher {
         else { return .failure(.tooShort) }
         guard window.mayAccept(counter) else { return .failure(.replayed) }
         let plaintextLength = length - SecureDatagram.overhead
-        var packet = ByteBuffer()
-        packet.reserveCapacity(plaintextLength)
+        // One allocation: `ByteBuffer()` and then `reserveCapacity` made two storages.
+        var packet = ByteBufferAllocator().buffer(capacity: plaintextLength)
         let opened = datagram.withUnsafeReadableBytes { bytes in
             packet.writeWithUnsafeMutableBytes(minimumWritableBytes: plaintextLength) { output in
                 let base = bytes.baseAddress!

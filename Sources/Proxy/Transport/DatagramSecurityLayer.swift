@@ -41,6 +41,12 @@ final class DatagramSecurityLayer {
         return server!.seal(datagram)
     }
 
+    /// Seals `datagram` onto the end of `output`; the bytes appended, or nil when nothing was.
+    func seal(_ datagram: SCTPDatagram, clock: SecurityClock, appendingTo output: inout ByteBuffer) -> Int? {
+        if isClient { return client!.seal(datagram, clock: clock, appendingTo: &output) }
+        return server!.seal(datagram, appendingTo: &output)
+    }
+
     func pollTransmit() -> SCTPDatagram? {
         if isClient { return client!.pollTransmit() }
         return server!.pollTransmit()

@@ -65,14 +65,6 @@ extension SCTPDriver {
         return opened
     }
 
-    /// The sealed form of an outgoing datagram, or nil while it waits for the handshake or was dropped.
-    func sealForWrite(_ datagram: SCTPDatagram) -> SCTPDatagram? {
-        guard let security else { return datagram }
-        let sealed = security.seal(datagram, clock: Self.securityClock())
-        drainSecurity()
-        return sealed
-    }
-
     /// Closing: the layer's timer stops.
     func cancelSecurityTimer() {
         security?.timer?.task.cancel()

@@ -76,33 +76,71 @@ public final class SCTPDriver: @unchecked Sendable {
         var index: Int
         var destination: SCTPSocketAddress
         var remote: SocketAddress
-        /// The first datagram alone, until a second joins; then every datagram, end to end.
+        /// The first datagram alone, until a second joins (unless `isRun`); then every datagram, end to end.
         var buffer: ByteBuffer
         var segmentSize: Int
         var count = 1
         /// A short datagram ended the batch.
         var isClosed: Bool
+        /// `buffer` is a run buffer of the driver's, which datagrams are sealed or copied onto the end of.
+        var isRun = false
 
         /// Linux sends at most 64 segments per write (UDP_MAX_SEGMENTS before 6.x), each write at most a UDP
         /// payload of 65,507 bytes.
         static let maxSegments = 64
         static let maxBytes = 65_507
 
-        /// Adds `datagram` when it may follow the batch's datagrams in the same write.
-        mutating func append(_ datagram: ByteBuffer, index: Int, destination: SCTPSocketAddress) -> Bool {
+        /// An empty batch on a run buffer, for datagrams sealed straight into it.
+        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, run: ByteBuffer) {
+            self.index = index
+            self.destination = destination
+            self.remote = remote
+            buffer = run
+            segmentSize = 0
+            count = 0
+            isClosed = false
+            isRun = true
+        }
+
+        /// A batch of one datagram, held as it is.
+        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, datagram: ByteBuffer) {
+            self.index = index
+            self.destination = destination
+            self.remote = remote
+            buffer = datagram
+            segmentSize = datagram.readableBytes
+            isClosed = false
+        }
+
+        /// Whether a datagram of `size` bytes may follow the batch's datagrams in the same write.
+        func accepts(_ size: Int, index: Int, destination: SCTPSocketAddress) -> Bool {
+            guard index == self.index, destination == self.destination else { return false }
+            if count == 0 { return size <= Self.maxBytes }
+            return !isClosed && size <= segmentSize && count < Self.maxSegments
+                && buffer.readableBytes + size <= Self.maxBytes
+        }
+
+        /// Counts a datagram of `size` bytes written onto the end of `buffer`.
+        mutating func appended(_ size: Int) {
+            if count == 0 { segmentSize = size } else { isClosed = size < segmentSize }
+            count += 1
+        }
+
+        /// Adds `datagram` when it may follow the batch's datagrams in the same write; `run` gives a run buffer
+        /// when the batch holds its first datagram as it is.
+        mutating func append(
+            _ datagram: ByteBuffer, index: Int, destination: SCTPSocketAddress, run: () -> ByteBuffer
+        ) -> Bool {
             let size = datagram.readableBytes
-            guard !isClosed, index == self.index, size <= segmentSize, count < Self.maxSegments,
-                buffer.readableBytes + size <= Self.maxBytes, destination == self.destination
-            else { return false }
-            if count == 1 {
-                var joined = ByteBuffer()
-                joined.reserveCapacity(min(Self.maxBytes, segmentSize * Self.maxSegments))
+            guard accepts(size, index: index, destination: destination) else { return false }
+            if !isRun {
+                var joined = run()
                 joined.writeImmutableBuffer(buffer)
                 buffer = joined
+                isRun = true
             }
             buffer.writeImmutableBuffer(datagram)
-            count += 1
-            isClosed = size < segmentSize
+            appended(size)
             return true
         }
     }
@@ -132,6 +170,9 @@ public final class SCTPDriver: @unchecked Sendable {
     private var lastDestination: (SCTPSocketAddress, SocketAddress)?
     /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
     private var batch: OutgoingBatch?
+    /// Run buffers handed to channels, oldest first, to be reused once written (`takeRunBuffer`).
+    private var spareRuns: [ByteBuffer] = []
+    static let spareRunLimit = 4
     /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
     var security: DatagramSecurityLayer?
 
@@ -394,8 +435,60 @@ public final class SCTPDriver: @unchecked Sendable {
         timer = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { self.handleTimer() }
     }
 
+    /// Writes one of the engine's datagrams: sealed straight onto the end of the batch under way (or a new one)
+    /// when the datagram layer is on, so no sealed copy is allocated and copied again into the batch.
     private func write(_ datagram: SCTPDatagram) {
-        if let sealed = sealForWrite(datagram) { writeDatagram(sealed) }
+        guard let security else { return writeDatagram(datagram) }
+        guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
+            statistics.sendFailures += 1
+            logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
+            return
+        }
+        let size = datagram.payload.readableBytes + SecureDatagram.overhead
+        let joins =
+            batch.map {
+                $0.accepts(size, index: index, destination: datagram.destination)
+                    && ($0.count == 0 || sockets[index].sendsSegmented)
+            } ?? false
+        if !joins {
+            writeBatch()
+            // A socket that sends datagram by datagram gets a buffer of the datagram's size, not a run.
+            let segmented = sockets[index].sendsSegmented
+            batch = OutgoingBatch(
+                index: index, destination: datagram.destination, remote: remote(for: datagram.destination),
+                run: segmented ? takeRunBuffer() : ByteBufferAllocator().buffer(capacity: size))
+            batch!.isRun = segmented
+        } else if !batch!.isRun {
+            // A datagram written as it is holds the batch: it moves into a run buffer first.
+            var run = takeRunBuffer()
+            run.writeImmutableBuffer(batch!.buffer)
+            batch!.buffer = run
+            batch!.isRun = true
+        }
+        let sealed = security.seal(datagram, clock: Self.securityClock(), appendingTo: &batch!.buffer)
+        if let sealed {
+            batch!.appended(sealed)
+            statistics.datagramsSent += 1
+            statistics.bytesSent += sealed
+        }
+        drainSecurity()
+    }
+
+    /// The NIO address of `destination` (a one-entry cache: bulk traffic goes to one peer).
+    private func remote(for destination: SCTPSocketAddress) -> SocketAddress {
+        if let (cached, address) = lastDestination, cached == destination { return address }
+        let address = SocketAddress(destination)
+        lastDestination = (destination, address)
+        return address
+    }
+
+    /// An empty run buffer: the oldest one handed to a channel, whose storage is reused once the channel has
+    /// written it (a run still queued in the channel makes `clear` allocate fresh storage, as a new one would).
+    private func takeRunBuffer() -> ByteBuffer {
+        guard !spareRuns.isEmpty else { return ByteBufferAllocator().buffer(capacity: OutgoingBatch.maxBytes) }
+        var run = spareRuns.removeFirst()
+        run.clear()
+        return run
     }
 
     /// Writes a datagram as it is (sealed already, or plaintext): it joins the batch under way when it can, else
@@ -408,31 +501,24 @@ public final class SCTPDriver: @unchecked Sendable {
         }
         statistics.datagramsSent += 1
         statistics.bytesSent += datagram.payload.readableBytes
-        if batch != nil, sockets[index].sendsSegmented,
-            batch!.append(datagram.payload, index: index, destination: datagram.destination)
+        if batch != nil, batch!.count == 0 || sockets[index].sendsSegmented,
+            batch!.append(datagram.payload, index: index, destination: datagram.destination, run: takeRunBuffer)
         {
             return
         }
         writeBatch()
-        let remote: SocketAddress
-        if let (cached, address) = lastDestination, cached == datagram.destination {
-            remote = address
-        } else {
-            remote = SocketAddress(datagram.destination)
-            lastDestination = (datagram.destination, remote)
-        }
-        let size = datagram.payload.readableBytes
         batch = OutgoingBatch(
-            index: index, destination: datagram.destination, remote: remote, buffer: datagram.payload,
-            segmentSize: size, isClosed: false)
+            index: index, destination: datagram.destination, remote: remote(for: datagram.destination),
+            datagram: datagram.payload)
     }
 
     /// Hands the batch under way to its channel: one datagram as it is, several as one segmented write.
     private func writeBatch() {
         guard let batch else { return }
         self.batch = nil
+        if batch.isRun && spareRuns.count < Self.spareRunLimit { spareRuns.append(batch.buffer) }
         let index = batch.index
-        guard sockets.indices.contains(index) else { return }
+        guard batch.count > 0, sockets.indices.contains(index) else { return }
         var envelope = AddressedEnvelope(remoteAddress: batch.remote, data: batch.buffer)
         let segmented = batch.count > 1
         if segmented {
@@ -497,7 +583,9 @@ public final class SCTPDriver: @unchecked Sendable {
 
     /// Binds one UDP channel to `address`, and first to `interface` (by default the one `options.interfaces`
     /// names for the address) when there is one.
-    func openSocket(_ address: SCTPSocketAddress, index: Int? = nil, interface: String? = nil)
+    func openSocket(
+        _ address: SCTPSocketAddress, index: Int? = nil, interface: String? = nil
+    )
         -> EventLoopFuture<Socket>
     {
         let index = index ?? sockets.count

@@ -72,18 +72,6 @@ extension Association {
         }
     }
 
-    /// The paths that may take new data now under the policies: carrying data and with room in their bucket.
-    func policyDataPathIndices() -> [Int] {
-        paths.indices.filter { paths[$0].carriesData && paths[$0].hasSendAllowance }
-    }
-
-    /// Retransmission candidates under the policies: paths carrying data, those with room in their bucket first.
-    func policyRetransmissionCandidates() -> [Int] {
-        let carrying = paths.indices.filter { paths[$0].carriesData }
-        let allowed = carrying.filter { paths[$0].hasSendAllowance }
-        return allowed.isEmpty ? carrying : allowed
-    }
-
     /// The send path under the policies: the primary if it carries data, else the first path that does; nil when
     /// none does (the caller falls back to RFC 9260's choice).
     var policySendPathIndex: Int? {

@@ -16,38 +16,76 @@ extension Association {
     /// Indices of the paths that get new data, in the order they are served. Without CMT: the one send path.
     /// With CMT: every active path (RFC 7829: not the potentially failed ones), round robin or lowest RTT first.
     func dataPathIndices() -> [Int] {
+        // Filled into the kept array: the caller's loop has let go of the last call's copy, so no array is
+        // allocated per transmit.
+        var order: [Int] = []
+        swap(&order, &dataPathOrder)
+        order.removeAll(keepingCapacity: true)
+        defer { dataPathOrder = order }
         let multipath = configuration.multipath
-        guard multipath.concurrentMultipathTransfer else { return [sendPathIndex] }
-        var active = hasPathPolicies ? policyDataPathIndices() : paths.indices.filter { paths[$0].isActive }
-        guard !active.isEmpty else { return [sendPathIndex] }
+        if multipath.concurrentMultipathTransfer {
+            let policies = hasPathPolicies
+            for i in paths.indices
+            where policies ? paths[i].carriesData && paths[i].hasSendAllowance : paths[i].isActive {
+                order.append(i)
+            }
+        }
+        guard order.count > 1 else {
+            if order.isEmpty { order.append(sendPathIndex) }
+            return order
+        }
         switch multipath.scheduler {
         case .roundRobin:
             roundRobinCursor &+= 1
-            let start = roundRobinCursor % active.count
-            active = Array(active[start...] + active[..<start])
+            for _ in 0..<(roundRobinCursor % order.count) { order.append(order.removeFirst()) }
         case .lowestRTTFirst:
-            active.sort { (paths[$0].rto.srtt ?? .seconds(3600)) < (paths[$1].rto.srtt ?? .seconds(3600)) }
+            // Insertion sort, stable like the sort it replaces: a handful of paths.
+            func srtt(_ i: Int) -> SCTPDuration { paths[i].rto.srtt ?? .seconds(3600) }
+            for j in 1..<order.count {
+                let index = order[j]
+                var k = j
+                while k > 0, srtt(index) < srtt(order[k - 1]) {
+                    order[k] = order[k - 1]
+                    k -= 1
+                }
+                order[k] = index
+            }
         }
-        return active
+        return order
     }
 
     /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
-    /// RTX-SSTHRESH takes the active path with the largest ssthresh, RTX-CWND the largest cwnd.
+    /// RTX-SSTHRESH takes the active path with the largest ssthresh, RTX-CWND the largest cwnd; a path whose peer
+    /// buffer share the chunk fits is preferred. Under path policies the candidates are the paths carrying data,
+    /// those with room in their bucket when any has.
     /// A path that sender-side buffer splitting keeps new data off is no place for a retransmission either: the
     /// hole it fills holds up everything above it for that path's delay.
     func retransmissionPathIndex() -> Int {
-        var active = hasPathPolicies ? policyRetransmissionCandidates() : paths.indices.filter { paths[$0].isActive }
-        guard !active.isEmpty else { return sendPathIndex }
-        let fitting = active.filter { fitsPeerBuffer(pathIndex: $0) }
-        if !fitting.isEmpty { active = fitting }
-        switch configuration.multipath.retransmissionPolicy {
-        case .ssthresh:
-            return active.max(by: { paths[$0].congestion.ssthresh < paths[$1].congestion.ssthresh })!
-        case .cwnd:
-            return active.max(by: { paths[$0].congestion.cwnd < paths[$1].congestion.cwnd })!
-        case .samePath:
-            return sendPathIndex
+        let policy = configuration.multipath.retransmissionPolicy
+        if policy == .samePath { return sendPathIndex }
+        let policies = hasPathPolicies
+        let anyAllowed = policies && paths.contains { $0.carriesData && $0.hasSendAllowance }
+        var best: Int?
+        var bestFits = false
+        for i in paths.indices {
+            let isCandidate =
+                policies ? paths[i].carriesData && (!anyAllowed || paths[i].hasSendAllowance) : paths[i].isActive
+            guard isCandidate else { continue }
+            let fits = fitsPeerBuffer(pathIndex: i)
+            guard let b = best, fits == bestFits else {
+                if best == nil || fits {
+                    best = i
+                    bestFits = fits
+                }
+                continue
+            }
+            let larger =
+                policy == .cwnd
+                ? paths[i].congestion.cwnd > paths[b].congestion.cwnd
+                : paths[i].congestion.ssthresh > paths[b].congestion.ssthresh
+            if larger { best = i }
         }
+        return best ?? sendPathIndex
     }
 
     /// Sends everything that may go now.

@@ -84,6 +84,8 @@ final class Association {
     var peerLargestAdvertisedWindow: UInt32 = 0
     /// Where the round-robin scheduler starts next.
     var roundRobinCursor = 0
+    /// `dataPathIndices()`'s array, kept between transmits so that none is allocated per call.
+    var dataPathOrder: [Int] = []
     /// Rate limits of the log lines a peer can cause on every packet.
     var logLimits = PeerLogLimits()
 
@@ -120,7 +122,8 @@ final class Association {
             highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
         self.outstanding = OutstandingData(
             initialTSN: localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
-        self.dataTracker = DataTracker(peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
+        self.dataTracker = DataTracker(
+            peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
         self.reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
         self.receiveSplitter = ReceiveBufferSplitter(
             bufferSize: configuration.receiveBufferSize,

@@ -286,12 +286,18 @@ struct TSNRangeSet: Sendable {
         freeSlots.append(i)
     }
 
+    /// An empty set gives back what a burst of gaps grew, but keeps a small table: in-order delivery empties the
+    /// set with every packet, and freeing it each time cost two allocations per packet.
     private mutating func releaseStorageIfEmpty() {
         guard count == 0, !nodes.isEmpty else { return }
-        nodes = []
-        freeSlots = []
+        let keep = nodes.capacity <= Self.keptCapacity
+        nodes.removeAll(keepingCapacity: keep)
+        freeSlots.removeAll(keepingCapacity: keep)
         root = Self.none
     }
+
+    /// Nodes whose storage an emptied set keeps.
+    static let keptCapacity = 64
 
     private mutating func insertNode(lower: UInt64, upper: UInt64, into i: Int32) -> Int32 {
         steps += 1

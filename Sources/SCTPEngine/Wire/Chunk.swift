@@ -96,6 +96,7 @@ public enum Chunk: Hashable, Sendable {
         case .data(let c): c.encode(into: &buffer)
         case .idata(let c): c.encode(into: &buffer)
         case .sack(let c): c.encode(into: &buffer)
+        case .nrSack(let c): c.encode(into: &buffer)
         case .unknown(let c): c.encode(into: &buffer)
         default: body?.encode(into: &buffer)
         }

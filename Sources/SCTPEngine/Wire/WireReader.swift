@@ -3,12 +3,32 @@ import NIOCore
 /// Bounds-checked reads over a chunk, parameter or error cause value: every read that would run past the bytes
 /// present throws the error the value was opened with, so decoders never trap and never trust a length.
 struct WireReader {
+    /// What a read past the end reports: an error given up front, or a chunk value's, whose text is only built when
+    /// it is thrown (building it for every chunk decoded cost two allocations per DATA chunk).
+    enum Truncation {
+        case error(WireError)
+        case chunkValue(type: UInt8, length: Int)
+    }
+
     var buffer: ByteBuffer
-    let truncated: WireError
+    let truncation: Truncation
 
     init(_ buffer: ByteBuffer, truncated: WireError) {
         self.buffer = buffer
-        self.truncated = truncated
+        truncation = .error(truncated)
+    }
+
+    /// A reader over a chunk's value of type `chunkType`.
+    init(chunkValue buffer: ByteBuffer, chunkType: UInt8) {
+        self.buffer = buffer
+        truncation = .chunkValue(type: chunkType, length: buffer.readableBytes)
+    }
+
+    var truncated: WireError {
+        switch truncation {
+        case .error(let error): error
+        case .chunkValue(let type, let length): .malformed(chunk: type, reason: "value of \(length) bytes is too short")
+        }
     }
 
     var remaining: Int { buffer.readableBytes }

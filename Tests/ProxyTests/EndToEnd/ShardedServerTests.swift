@@ -174,7 +174,7 @@ struct ShardedServerTests {
             // of one of its keys, with an id that steers back to it.
             let shard = setup.shards.shards[index]
             let sessions = try shard.eventLoop.submit {
-                shard.driver.security?.server?.sessions.map { ($0.key, $0.value.keyID) } ?? []
+                shard.driver.security?.server?.sessions.entries.map { ($0.key, $0.value.keyID) } ?? []
             }.wait()
             #expect(sessions.count >= expected.count)
             for (id, keyID) in sessions {

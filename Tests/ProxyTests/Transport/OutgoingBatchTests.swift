@@ -1,8 +1,8 @@
 import NIOCore
+import SCTPEngine
 import Testing
 
 @testable import Proxy
-import SCTPEngine
 
 /// Which datagrams may share one segmented write (UDP_SEGMENT): one socket, one destination, all of the first's
 /// size but a shorter last one, at most 64 of them and 65,507 bytes.
@@ -16,14 +16,17 @@ import SCTPEngine
 
     func batch(startingWith size: Int) -> SCTPDriver.OutgoingBatch {
         SCTPDriver.OutgoingBatch(
-            index: 0, destination: peer, remote: try! SocketAddress(ipAddress: "127.0.0.1", port: 9899),
-            buffer: datagram(size, 1), segmentSize: size, isClosed: false)
+            index: 0, destination: peer, remote: remote, datagram: datagram(size, 1))
     }
+
+    var remote: SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: 9899) }
+
+    func run() -> ByteBuffer { ByteBufferAllocator().buffer(capacity: SCTPDriver.OutgoingBatch.maxBytes) }
 
     func join(
         _ batch: inout SCTPDriver.OutgoingBatch, _ datagram: ByteBuffer, index: Int, destination: SCTPSocketAddress
     ) -> Bool {
-        batch.append(datagram, index: index, destination: destination)
+        batch.append(datagram, index: index, destination: destination, run: run)
     }
 
     @Test func equalDatagramsJoinEndToEndInOrder() {
@@ -65,5 +68,23 @@ import SCTPEngine
         while join(&large, datagram(1_472), index: 0, destination: peer) {}
         #expect(large.count == 44)  // 44 × 1,472 = 64,768; a 45th would pass 65,507 bytes.
         #expect(large.buffer.readableBytes <= SCTPDriver.OutgoingBatch.maxBytes)
+    }
+
+    /// The sealing path: an empty batch on a run buffer takes its segment size from the first datagram written
+    /// onto it, and the same rules from there.
+    @Test func aRunStartsEmptyAndTakesItsSegmentSizeFromTheFirstDatagram() {
+        var batch = SCTPDriver.OutgoingBatch(index: 0, destination: peer, remote: remote, run: run())
+        #expect(batch.count == 0 && batch.isRun)
+        #expect(!batch.accepts(1_200, index: 1, destination: peer))
+        #expect(batch.accepts(1_200, index: 0, destination: peer))
+        batch.buffer.writeImmutableBuffer(datagram(1_200, 1))
+        batch.appended(1_200)
+        #expect(batch.segmentSize == 1_200 && batch.count == 1)
+        #expect(!batch.accepts(1_201, index: 0, destination: peer))
+        #expect(join(&batch, datagram(1_200, 2), index: 0, destination: peer))
+        #expect(join(&batch, datagram(80, 3), index: 0, destination: peer))
+        #expect(batch.isClosed && batch.count == 3)
+        #expect(batch.buffer.readableBytes == 2_480)
+        #expect(batch.buffer.getInteger(at: 1_200, as: UInt8.self) == 2)
     }
 }

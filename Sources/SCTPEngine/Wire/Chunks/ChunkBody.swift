@@ -40,6 +40,6 @@ extension ChunkBody {
 
     /// A reader over `value` that reports truncation against this chunk type.
     static func reader(_ value: ByteBuffer) -> WireReader {
-        WireReader(value, truncated: malformed("value of \(value.readableBytes) bytes is too short"))
+        WireReader(chunkValue: value, chunkType: type)
     }
 }
