@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # profile-datapath.sh: where the CPU of one bulk download through agg goes, per daemon (issue 14).
 #
-#   scripts/profile-datapath.sh [--proxy agg1|agg2|aggplain|ss] [--size MIB] [--out DIR]
+#   scripts/profile-datapath.sh [--proxy agg1|agg2|aggplain|ss] [--size MIB] [--out DIR] [--mallocs]
 #       (defaults: agg1, a 512 MiB file, /tmp/agg-profile)
+#
+# --mallocs counts heap allocations instead of sampling the CPU: a uprobe on libc's malloc (perf probe), counted
+# per daemon with perf stat over the download, printed per GiB and per full-size packet (1,444 bytes of data).
 #
 # Needs root and perf (Debian's linux-perf; installed if missing). Like bench-proxies.sh it builds the release
 # daemons (or takes AGGSERVER=/AGGCLIENT=) and runs in a private network namespace with lo at MTU 1500: nginx serves
@@ -15,18 +18,23 @@ BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench-common.sh
 source "$BENCH_ROOT/scripts/bench-common.sh"
 
-proxy=agg1 size_mib=512 out=/tmp/agg-profile
+proxy=agg1 size_mib=512 out=/tmp/agg-profile mallocs=0
 args=("$@")
 while (($#)); do
     case $1 in
     --proxy) proxy=$2; shift 2 ;;
     --size) size_mib=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --mallocs) mallocs=1; shift ;;
     *) bench_fail "unknown argument $1" ;;
     esac
 done
 if [[ ${BENCH_INSIDE:-} != 1 ]]; then
     command -v perf >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+    if ((mallocs)) && ! perf probe -l 2>/dev/null | grep -q 'probe_libc:malloc'; then
+        libc=$(ldconfig -p | awk '/libc.so.6 .*x86-64/ { print $NF; exit }')
+        perf probe -q -x "${libc:-/lib/x86_64-linux-gnu/libc.so.6}" malloc || bench_fail "perf probe on malloc failed"
+    fi
 fi
 bench_enter "${args[@]}"
 bench_traps
@@ -44,7 +52,11 @@ read -ra daemons <<<"${PROXY_DAEMONS[$proxy]}"
 records=()
 for i in "${!pids[@]}"; do
     name=${daemons[i]%=*}
-    perf record -q -e cpu-clock -F 2000 -o "$out/$name.data" -p "${pids[i]}" 2>/dev/null &
+    if ((mallocs)); then
+        perf stat -x, -e probe_libc:malloc -o "$out/$name.mallocs" -p "${pids[i]}" 2>/dev/null &
+    else
+        perf record -q -e cpu-clock -F 2000 -o "$out/$name.data" -p "${pids[i]}" 2>/dev/null &
+    fi
     records+=($!)
     before[i]=$(cpu_ticks "${pids[i]}")
 done
@@ -58,6 +70,13 @@ for i in "${!pids[@]}"; do
     name=${daemons[i]%=*}
     awk -v t=$((after[i] - before[i])) -v hz="$hz" -v m="$size_mib" -v n="$name" \
         'BEGIN { printf "%s: %.2f CPU-s per GiB\n", n, t / hz * 1024 / m }'
+    if ((mallocs)); then
+        count=$(awk -F, '/probe_libc:malloc/ { print $1 }' "$out/$name.mallocs")
+        awk -v c="$count" -v m="$size_mib" -v n="$name" 'BEGIN {
+            printf "%s: %d mallocs, %.1f M per GiB, %.2f per 1,444-byte packet\n", n, c, c / m * 1024 / 1e6,
+                c / (m * 1048576 / 1444) }'
+        continue
+    fi
     perf report -i "$out/$name.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -v '^#' | grep '%' |
         head -40 >"$out/$name.top.txt"
     cat "$out/$name.top.txt"
