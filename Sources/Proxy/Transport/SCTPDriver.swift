@@ -470,6 +470,8 @@ public final class SCTPDriver: @unchecked Sendable {
             batch!.appended(sealed)
             statistics.datagramsSent += 1
             statistics.bytesSent += sealed
+            // The plaintext packet is spent: the engine builds its next packets in that buffer.
+            endpoint.recycle(datagram.payload)
         }
         drainSecurity()
     }

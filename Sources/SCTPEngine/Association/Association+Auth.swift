@@ -40,9 +40,10 @@ extension Association {
             return ([], nil)
         }
         var features: NegotiatedFeatures = [.auth]
-        let extensions = peerParameters.lazy.compactMap { p -> [UInt8]? in
-            if case .supportedExtensions(let types) = p { return types } else { return nil }
-        }.first ?? []
+        let extensions =
+            peerParameters.lazy.compactMap { p -> [UInt8]? in
+                if case .supportedExtensions(let types) = p { return types } else { return nil }
+            }.first ?? []
         if extensions.contains(ASCONFChunk.type), extensions.contains(ASCONFAckChunk.type),
             peer.chunks.contains(ASCONFChunk.type), peer.chunks.contains(ASCONFAckChunk.type)
         {
@@ -74,7 +75,7 @@ extension Association {
     func buildPacket(_ chunks: [Chunk], tag: VerificationTag) -> ByteBuffer {
         var builder = PacketBuilder(
             header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: tag, checksum: 0),
-            capacity: configuration.maxPacketSize)
+            buffer: output.packetBuffer(capacity: configuration.maxPacketSize))
         var authOffset: Int?
         for chunk in chunks {
             if authOffset == nil, auth.peerRequiresAuthentication(chunk.type) {
@@ -82,7 +83,8 @@ extension Association {
             }
             builder.add(chunk)
         }
-        if let offset = authOffset, let covered = AuthChunk.authenticatedBytes(inBuilt: builder.buffer, offset: offset) {
+        if let offset = authOffset, let covered = AuthChunk.authenticatedBytes(inBuilt: builder.buffer, offset: offset)
+        {
             builder.patch(auth.sign(covered), at: offset + AuthChunk.hmacOffset)
         }
         return builder.finish()

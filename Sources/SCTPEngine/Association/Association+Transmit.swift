@@ -155,7 +155,7 @@ extension Association {
         var builder = PacketBuilder(
             header: CommonHeader(
                 sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
-            capacity: mtu)
+            buffer: output.packetBuffer(capacity: mtu))
         if let s = sack, i == lastDataPathIndex || !paths.indices.contains(lastDataPathIndex) {
             builder.add(s)
             sack = nil
@@ -217,7 +217,13 @@ extension Association {
                 peerReceiverWindow = UInt32(max(0, Int(peerReceiverWindow) - size))
             }
         }
-        guard !builder.isEmpty else { return false }
+        guard !builder.isEmpty else {
+            // Nothing went (every transmit's last try): the buffer goes back rather than to waste.
+            if output.spareBuffers.count < EndpointOutput.spareBufferLimit {
+                output.spareBuffers.append(builder.buffer)
+            }
+            return false
+        }
         emit(builder.finish(), pathIndex: i, dataBytes: dataBytes, now: now)
         if dataBytes > 0, !timers.isArmed(.t3rtx(pathID)) {
             timers.arm(.t3rtx(pathID), at: now + paths[i].rto.rto)

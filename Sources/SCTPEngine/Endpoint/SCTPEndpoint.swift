@@ -30,6 +30,8 @@ public final class SCTPEndpoint {
     var deadlines = DeadlineSchedule<SCTPAssociationID>()
     /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
     private var deferredTransmissions: [SCTPAssociationID] = []
+    /// The chunk array of the last packet handled, empty, for the next one (`RawPacket.parse(_:reusing:)`).
+    private var spareChunks: [RawChunk] = []
     private var deferredSet: Set<SCTPAssociationID> = []
     /// COOKIE-ECHOs refused because their owner held `maxAssociationsPerOwner` live associations.
     public internal(set) var refusedAssociations = 0
@@ -166,12 +168,20 @@ public final class SCTPEndpoint {
         return association.paths.map { SCTPPathInfo($0, flightSize: association.outstanding.flightSize(on: $0.id)) }
     }
 
+    /// Hands back the buffer of a datagram this endpoint sent, once the driver is done with it (sealed it into
+    /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept.
+    public func recycle(_ buffer: ByteBuffer) {
+        guard output.spareBuffers.count < EndpointOutput.spareBufferLimit else { return }
+        output.spareBuffers.append(buffer)
+    }
+
     // MARK: - Input
 
     public func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
         let packet: RawPacket
         do {
-            packet = try RawPacket.parse(datagram.payload, verifyChecksum: !datagram.integrityVerified)
+            packet = try RawPacket.parse(
+                datagram.payload, verifyChecksum: !datagram.integrityVerified, reusing: &spareChunks)
         } catch {
             output.drop(.malformedPacket)
             logger.debug("dropped malformed packet", metadata: ["from": "\(datagram.source)", "error": "\(error)"])
@@ -198,6 +208,11 @@ public final class SCTPEndpoint {
                 handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
             }
         }
+        // The chunk array goes back for the next packet, emptied: the chunks' slices of this packet do not outlive
+        // it (in plaintext they are slices of the socket's receive buffer, which is reused only once free).
+        var chunks = (consume packet).chunks
+        chunks.removeAll(keepingCapacity: true)
+        spareChunks = chunks
     }
 
     /// Finds the association a packet of `owner` belongs to: by our tag, or, for ABORT and SHUTDOWN-COMPLETE with

@@ -7,10 +7,16 @@ public struct PacketBuilder: Sendable {
 
     /// Starts a packet with `header`; its checksum is ignored and computed by `finish`.
     public init(header: CommonHeader, capacity: Int = 1500) {
-        buffer = ByteBufferAllocator().buffer(capacity: max(capacity, CommonHeader.size))
+        self.init(header: header, buffer: ByteBufferAllocator().buffer(capacity: max(capacity, CommonHeader.size)))
+    }
+
+    /// Starts a packet with `header` in `buffer`, which must be empty (`EndpointOutput.packetBuffer`). Taken over,
+    /// not copied: a second reference would make its first write allocate fresh storage.
+    init(header: CommonHeader, buffer: consuming ByteBuffer) {
+        self.buffer = consume buffer
         var header = header
         header.checksum = 0
-        header.encode(into: &buffer)
+        header.encode(into: &self.buffer)
     }
 
     /// Bytes written so far, common header included.

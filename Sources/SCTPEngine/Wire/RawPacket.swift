@@ -46,6 +46,18 @@ public struct RawPacket: Hashable, Sendable {
     /// Checks the header, the checksum and every chunk length. Decoding never traps: every length is checked
     /// against the bytes present before it is used.
     public static func parse(_ packet: ByteBuffer, verifyChecksum: Bool = true) throws(WireError) -> RawPacket {
+        var chunks: [RawChunk] = []
+        return try parse(packet, verifyChecksum: verifyChecksum, reusing: &chunks)
+    }
+
+    /// `parse` into the storage of `spare` (left empty), so that a receiver that hands each packet's array back
+    /// after handling it allocates no array per packet.
+    public static func parse(
+        _ packet: ByteBuffer, verifyChecksum: Bool = true, reusing spare: inout [RawChunk]
+    ) throws(WireError) -> RawPacket {
+        var chunks: [RawChunk] = []
+        swap(&chunks, &spare)
+        chunks.removeAll(keepingCapacity: true)
         var reader = packet
         let header = try CommonHeader(reading: &reader)
         if verifyChecksum {
@@ -54,7 +66,6 @@ public struct RawPacket: Hashable, Sendable {
             let computed = CRC32c.packetChecksum(packet)
             guard computed == header.checksum else { throw .badChecksum(expected: computed, actual: header.checksum) }
         }
-        var chunks: [RawChunk] = []
         while reader.readableBytes > 0 {
             let offset = reader.readerIndex - packet.readerIndex
             let available = reader.readableBytes
