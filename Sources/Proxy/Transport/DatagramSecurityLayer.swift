@@ -41,6 +41,13 @@ final class DatagramSecurityLayer {
         return server!.seal(datagram)
     }
 
+    /// The bytes `seal(_:clock:appendingTo:)` appends for `datagram` when it goes: a plaintext association's
+    /// datagram leaves a server as it is. (Decided by the datagram alone: the state is not read, which would copy it.)
+    func sealedLength(of datagram: SCTPDatagram) -> Int {
+        let length = datagram.payload.readableBytes
+        return !isClient && datagram.owner == .unauthenticated ? length : length + SecureDatagram.overhead
+    }
+
     /// Seals `datagram` onto the end of `output`; the bytes appended, or nil when nothing was.
     func seal(_ datagram: SCTPDatagram, clock: SecurityClock, appendingTo output: inout ByteBuffer) -> Int? {
         if isClient { return client!.seal(datagram, clock: clock, appendingTo: &output) }

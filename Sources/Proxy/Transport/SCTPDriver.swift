@@ -444,7 +444,7 @@ public final class SCTPDriver: @unchecked Sendable {
             logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
             return
         }
-        let size = datagram.payload.readableBytes + SecureDatagram.overhead
+        let size = security.sealedLength(of: datagram)
         let joins =
             batch.map {
                 $0.accepts(size, index: index, destination: datagram.destination)
