@@ -30,18 +30,19 @@ extension Association {
                 order.append(i)
             }
         }
-        guard order.count > 1 else {
-            if order.isEmpty { order.append(sendPathIndex) }
+        guard !order.isEmpty else {
+            order.append(sendPathIndex)
             return order
         }
         switch multipath.scheduler {
         case .roundRobin:
+            // The cursor moves on every CMT transmit, one path active or more.
             roundRobinCursor &+= 1
             for _ in 0..<(roundRobinCursor % order.count) { order.append(order.removeFirst()) }
         case .lowestRTTFirst:
             // Insertion sort, stable like the sort it replaces: a handful of paths.
             func srtt(_ i: Int) -> SCTPDuration { paths[i].rto.srtt ?? .seconds(3600) }
-            for j in 1..<order.count {
+            for j in order.indices.dropFirst() {
                 let index = order[j]
                 var k = j
                 while k > 0, srtt(index) < srtt(order[k - 1]) {
