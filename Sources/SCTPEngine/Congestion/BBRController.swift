@@ -36,6 +36,10 @@ struct BBRController: Sendable {
     static let probeRTTDuration = SCTPDuration.milliseconds(200)
     /// Pace 1 % below the estimate so a queue the estimate's noise builds drains by itself.
     static let pacingMargin = 0.99
+    /// Round trips a standing queue is answered by cutting the estimate before it is taken as someone else's.
+    static let queueReactionRounds: UInt64 = 4
+    /// The least queueing delay the standing-queue check counts, and its shortest window.
+    static let queueAllowanceFloor = SCTPDuration.milliseconds(5)
 
     var window: CongestionWindow
     private(set) var mode = Mode.startup
@@ -46,6 +50,14 @@ struct BBRController: Sendable {
     private(set) var roundCount: UInt64 = 0
     private var nextRoundDelivered = 0
     private var isRoundStart = false
+    // The standing-queue check's window: its start, smallest RTT and largest delivery rate, and whether it was all
+    // in probe-bandwidth (startup builds a queue on purpose, drain and probe-RTT empty it).
+    private var queueWindowStart: SCTPTime?
+    private var queueWindowMinRTT: SCTPDuration?
+    private var queueWindowMaxRate = 0.0
+    private var queueWindowInProbeBandwidth = false
+    /// The round a queue began to stand in, while it stands.
+    private(set) var standingQueueSince: UInt64?
     /// The destination's delivered total as of the last ack.
     private var delivered = 0
     // Startup's exit: the bandwidth stopped growing.
@@ -101,6 +113,7 @@ struct BBRController: Sendable {
         endRecovery(ack)
         updateRound(ack)
         updateBandwidth(ack)
+        checkStandingQueue(ack)
         checkFullPipe(ack)
         let minRTTExpired = updateMinRTT(ack)
         if mode == .startup && hasFilledPipe { enterDrain() }
@@ -143,7 +156,61 @@ struct BBRController: Sendable {
         // rate), not the path: draft-cheng-iccrg-delivery-rate-estimation §3.3 discards it.
         if let minRTT, sample.interval < minRTT { return }
         let rate = sample.bytesPerSecond
+        queueWindowMaxRate = max(queueWindowMaxRate, rate)
         if !sample.isAppLimited || rate >= bandwidth { bandwidthFilter.update(rate, round: roundCount) }
+    }
+
+    /// A queue that stood through a whole minimum RTT (at least 5 ms: every RTT sample in it more than a quarter
+    /// of the propagation round trip, at least 5 ms, above it) while the model was in probe-bandwidth is not the
+    /// 1.25 phase's quarter BDP, which the 0.75 phase drains: the estimate is above what the path delivers (a rate
+    /// that dropped, the filter holding a burst's sample, acks compressed on the way back), and cwnd's 2 × BDP keeps
+    /// up to a BDP of it standing. The estimate drops to the largest rate the window delivered and the gain cycle
+    /// goes to its 0.75 phase to drain the queue (BBRv2's bw_lo, taken on delay instead of loss). A queue that stays
+    /// through `queueReactionRounds` round trips of such cuts is not this path's doing (a loss-based flow keeps the
+    /// bottleneck full): its round trip becomes the propagation estimate, as probe-RTT would take it after ten
+    /// seconds, and the model competes from there instead of yielding the bottleneck.
+    private mutating func checkStandingQueue(_ ack: CongestionAck) {
+        if mode != .probeBandwidth { queueWindowInProbeBandwidth = false }
+        if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
+            queueWindowMinRTT = min(queueWindowMinRTT ?? rtt, rtt)
+        }
+        guard let minRTT else { return }
+        guard let start = queueWindowStart, ack.now - start >= max(minRTT, Self.queueAllowanceFloor) else {
+            if queueWindowStart == nil { startQueueWindow(now: ack.now) }
+            return
+        }
+        let (windowMin, windowRate, inProbeBandwidth) =
+            (queueWindowMinRTT, queueWindowMaxRate, queueWindowInProbeBandwidth)
+        startQueueWindow(now: ack.now)
+        guard inProbeBandwidth, let windowMin else { return }
+        guard windowMin > minRTT + max(minRTT / 4, Self.queueAllowanceFloor) else {
+            standingQueueSince = nil
+            return
+        }
+        let since = standingQueueSince ?? roundCount
+        standingQueueSince = since
+        if roundCount - since >= Self.queueReactionRounds {
+            standingQueueSince = nil
+            self.minRTT = windowMin
+            minRTTStamp = ack.now
+            return
+        }
+        if windowRate > 0 && windowRate < bandwidth {
+            bandwidthFilter.reset()
+            bandwidthFilter.update(windowRate, round: roundCount)
+        }
+        if pacingGain >= 1 {
+            cycleIndex = Self.pacingGainCycle.firstIndex(where: { $0 < 1 })!
+            cycleStamp = ack.now
+            pacingGain = Self.pacingGainCycle[cycleIndex]
+        }
+    }
+
+    private mutating func startQueueWindow(now: SCTPTime) {
+        queueWindowStart = now
+        queueWindowMinRTT = nil
+        queueWindowMaxRate = 0
+        queueWindowInProbeBandwidth = mode == .probeBandwidth
     }
 
     /// Startup's end: three round trips without 25 % more bandwidth.
