@@ -40,6 +40,8 @@ struct BBRController: Sendable {
     static let queueReactionRounds: UInt64 = 4
     /// The least queueing delay the standing-queue check counts, and its shortest window.
     static let queueAllowanceFloor = SCTPDuration.milliseconds(5)
+    /// Below this fraction of the estimate, what a window of standing queue delivered is the path's new rate.
+    static let rateDropFraction = 0.8
 
     var window: CongestionWindow
     private(set) var mode = Mode.startup
@@ -162,13 +164,16 @@ struct BBRController: Sendable {
 
     /// A queue that stood through a whole minimum RTT (at least 5 ms: every RTT sample in it more than a quarter
     /// of the propagation round trip, at least 5 ms, above it) while the model was in probe-bandwidth is not the
-    /// 1.25 phase's quarter BDP, which the 0.75 phase drains: the estimate is above what the path delivers (a rate
-    /// that dropped, the filter holding a burst's sample, acks compressed on the way back), and cwnd's 2 × BDP keeps
-    /// up to a BDP of it standing. The estimate drops to the largest rate the window delivered and the gain cycle
-    /// goes to its 0.75 phase to drain the queue (BBRv2's bw_lo, taken on delay instead of loss). A queue that stays
-    /// through `queueReactionRounds` round trips of such cuts is not this path's doing (a loss-based flow keeps the
-    /// bottleneck full): its round trip becomes the propagation estimate, as probe-RTT would take it after ten
-    /// seconds, and the model competes from there instead of yielding the bottleneck.
+    /// 1.25 phase's quarter BDP, which the 0.75 phase drains. Either the estimate runs a little above what the
+    /// path delivers (the filter holding a burst's sample, acks compressed on the way back) and cwnd's 2 × BDP keeps
+    /// up to a BDP standing: while the queue stands cwnd is held to one BDP (BBRv2's inflight_lo, taken on delay
+    /// instead of loss), which drains it. Or the path's rate dropped (the window delivered less than 0.8 of the
+    /// estimate) and the filter would hold the old rate for ten round trips: the estimate drops to what the window
+    /// delivered. Neither feeds on itself (pacing stays at the estimate, so a host that delays acks costs a smaller
+    /// window, not a smaller estimate each window). A queue that stays through `queueReactionRounds` round trips is
+    /// not this path's doing (a loss-based flow keeps the bottleneck full): its round trip becomes the propagation
+    /// estimate, as probe-RTT would take it after ten seconds, and the model competes from there instead of
+    /// yielding the bottleneck.
     private mutating func checkStandingQueue(_ ack: CongestionAck) {
         if mode != .probeBandwidth { queueWindowInProbeBandwidth = false }
         if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
@@ -182,27 +187,21 @@ struct BBRController: Sendable {
         let (windowMin, windowRate, inProbeBandwidth) =
             (queueWindowMinRTT, queueWindowMaxRate, queueWindowInProbeBandwidth)
         startQueueWindow(now: ack.now)
-        guard inProbeBandwidth, let windowMin else { return }
-        guard windowMin > minRTT + max(minRTT / 4, Self.queueAllowanceFloor) else {
+        guard inProbeBandwidth, let windowMin, windowMin > minRTT + max(minRTT / 4, Self.queueAllowanceFloor) else {
             standingQueueSince = nil
             return
         }
         let since = standingQueueSince ?? roundCount
-        standingQueueSince = since
         if roundCount - since >= Self.queueReactionRounds {
             standingQueueSince = nil
             self.minRTT = windowMin
             minRTTStamp = ack.now
             return
         }
-        if windowRate > 0 && windowRate < bandwidth {
+        standingQueueSince = since
+        if windowRate > 0 && windowRate < Self.rateDropFraction * bandwidth {
             bandwidthFilter.reset()
             bandwidthFilter.update(windowRate, round: roundCount)
-        }
-        if pacingGain >= 1 {
-            cycleIndex = Self.pacingGainCycle.firstIndex(where: { $0 < 1 })!
-            cycleStamp = ack.now
-            pacingGain = Self.pacingGainCycle[cycleIndex]
         }
     }
 
@@ -330,10 +329,11 @@ struct BBRController: Sendable {
         return 3 * max(window.mtu, quantum <= 2 * window.mtu ? window.mtu : quantum)
     }
 
-    /// cwnd = cwnd gain × BDP plus the quantization budget; grown toward it by the bytes acknowledged, or only
-    /// refilled to what was delivered in the first round of a recovery.
+    /// cwnd = cwnd gain × BDP (one BDP while a queue stands) plus the quantization budget; grown toward it by the
+    /// bytes acknowledged, or only refilled to what was delivered in the first round of a recovery.
     private mutating func setCwnd(_ ack: CongestionAck) {
-        let target = (bdp(gain: cwndGain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
+        let gain = standingQueueSince != nil && mode == .probeBandwidth ? 1 : cwndGain
+        let target = (bdp(gain: gain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
         if isConservingPackets {
             window.cwnd = max(window.cwnd, ack.flightSize + ack.bytesAcked)
         } else if hasFilledPipe {
