@@ -3,8 +3,9 @@
 /// bottleneck bandwidth (the largest delivery rate of the last ten round trips) and its propagation round trip
 /// (the smallest RTT of the last ten seconds), paces new data at a gain times that bandwidth and keeps about two
 /// bandwidth-delay products in flight, so the bottleneck's queue stays short instead of full. Losses do not shrink
-/// the model, only bound what is in flight while they are repaired (so random loss costs little; a path whose
-/// rate drops is followed once the filter forgets the old rate, after ten round trips).
+/// the model, only bound what is in flight while they are repaired (so random loss costs little). A queue that
+/// stands through a minimum RTT does: cwnd is held to one BDP while it stands, and a path whose rate dropped is
+/// followed within a few round trips instead of once the filter forgets the old rate (`checkStandingQueue`).
 ///
 /// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
 /// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
