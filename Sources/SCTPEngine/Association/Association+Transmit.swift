@@ -55,6 +55,16 @@ extension Association {
         return order
     }
 
+    /// Where a sparse stream's data goes (a reply, a keystroke, a page's first request: `SendQueue`'s sparse list):
+    /// the data path with the lowest smoothed RTT, where it is expected to arrive first, so it neither waits behind
+    /// a slower path's delay nor behind a queue that path's rate drop left; the others leave its turn to that path.
+    /// Nil with one data path, or when no path has an RTT yet.
+    func sparseDataPathIndex(among dataPaths: [Int]) -> Int? {
+        guard dataPaths.count > 1 else { return nil }
+        let timed = dataPaths.filter { paths[$0].rto.srtt != nil && fitsPeerBuffer(pathIndex: $0) }
+        return timed.min { paths[$0].rto.srtt! < paths[$1].rto.srtt! }
+    }
+
     /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
     /// RTX-SSTHRESH takes the active path with the largest ssthresh, RTX-CWND the largest cwnd; a path whose peer
     /// buffer share the chunk fits is preferred. Under path policies the candidates are the paths carrying data,
@@ -111,9 +121,13 @@ extension Association {
             while outstanding.hasChunksToRetransmit, !gated || paths[rtx].hasSendAllowance,
                 sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
             {}
-            for i in dataPathIndices() {
+            let dataPaths = dataPathIndices()
+            let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathIndex(among: dataPaths) : nil
+            for i in dataPaths {
                 while !gated || paths[i].hasSendAllowance,
-                    sendDataPacket(pathIndex: i, now: now, sack: &sack, mode: .newData)
+                    sendDataPacket(
+                        pathIndex: i, now: now, sack: &sack, mode: .newData,
+                        leavesSparseStreams: sparsePath.map { $0 != i } ?? false)
                 {}
             }
             if paced && sendQueue.isEmpty && !outstanding.hasChunksToRetransmit { markAppLimitedPaths() }
@@ -147,7 +161,9 @@ extension Association {
 
     /// Builds and sends one packet for path `i`. Returns false when there was nothing to send.
     @discardableResult
-    func sendDataPacket(pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, mode: PacketMode) -> Bool {
+    func sendDataPacket(
+        pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, mode: PacketMode, leavesSparseStreams: Bool = false
+    ) -> Bool {
         let ignoreCwnd = mode == .fastRetransmit
         let pathID = paths[i].id
         // Every chunk is padded to 4 bytes (RFC 9260 §3.2), so a packet's length is always a multiple of 4: the
@@ -204,7 +220,8 @@ extension Association {
                 let arrivals = usesPartialReliability ? timedArrivals(pathIndex: i, now: now) : nil
                 guard
                     var fragment = sendQueue.produce(
-                        maxPayload: allowed, arrivals: arrivals, keepsTimedMessagesWhole: dataBytes > 0)
+                        maxPayload: allowed, arrivals: arrivals, keepsTimedMessagesWhole: dataBytes > 0,
+                        leavesSparseStreams: leavesSparseStreams)
                 else { break }
                 // RFC 7053: the last chunk before the queue runs dry asks for an immediate SACK. Otherwise the
                 // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is

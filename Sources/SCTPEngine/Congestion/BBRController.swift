@@ -3,8 +3,9 @@
 /// bottleneck bandwidth (the largest delivery rate of the last ten round trips) and its propagation round trip
 /// (the smallest RTT of the last ten seconds), paces new data at a gain times that bandwidth and keeps about two
 /// bandwidth-delay products in flight, so the bottleneck's queue stays short instead of full. Losses do not shrink
-/// the model, only bound what is in flight while they are repaired (so random loss costs little; a path whose
-/// rate drops is followed once the filter forgets the old rate, after ten round trips).
+/// the model, only bound what is in flight while they are repaired (so random loss costs little). A queue that
+/// stands through a minimum RTT does: cwnd is held to one BDP while it stands, and a path whose rate dropped is
+/// followed within a few round trips instead of once the filter forgets the old rate (`checkStandingQueue`).
 ///
 /// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
 /// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
@@ -36,6 +37,12 @@ struct BBRController: Sendable {
     static let probeRTTDuration = SCTPDuration.milliseconds(200)
     /// Pace 1 % below the estimate so a queue the estimate's noise builds drains by itself.
     static let pacingMargin = 0.99
+    /// Round trips a standing queue is answered by cutting the estimate before it is taken as someone else's.
+    static let queueReactionRounds: UInt64 = 4
+    /// The least queueing delay the standing-queue check counts, and its shortest window.
+    static let queueAllowanceFloor = SCTPDuration.milliseconds(5)
+    /// Below this fraction of the estimate, what a window of standing queue delivered is the path's new rate.
+    static let rateDropFraction = 0.8
 
     var window: CongestionWindow
     private(set) var mode = Mode.startup
@@ -46,6 +53,14 @@ struct BBRController: Sendable {
     private(set) var roundCount: UInt64 = 0
     private var nextRoundDelivered = 0
     private var isRoundStart = false
+    // The standing-queue check's window: its start, smallest RTT and largest delivery rate, and whether it was all
+    // in probe-bandwidth (startup builds a queue on purpose, drain and probe-RTT empty it).
+    private var queueWindowStart: SCTPTime?
+    private var queueWindowMinRTT: SCTPDuration?
+    private var queueWindowMaxRate = 0.0
+    private var queueWindowInProbeBandwidth = false
+    /// The round a queue began to stand in, while it stands.
+    private(set) var standingQueueSince: UInt64?
     /// The destination's delivered total as of the last ack.
     private var delivered = 0
     // Startup's exit: the bandwidth stopped growing.
@@ -101,6 +116,7 @@ struct BBRController: Sendable {
         endRecovery(ack)
         updateRound(ack)
         updateBandwidth(ack)
+        checkStandingQueue(ack)
         checkFullPipe(ack)
         let minRTTExpired = updateMinRTT(ack)
         if mode == .startup && hasFilledPipe { enterDrain() }
@@ -143,7 +159,58 @@ struct BBRController: Sendable {
         // rate), not the path: draft-cheng-iccrg-delivery-rate-estimation §3.3 discards it.
         if let minRTT, sample.interval < minRTT { return }
         let rate = sample.bytesPerSecond
+        queueWindowMaxRate = max(queueWindowMaxRate, rate)
         if !sample.isAppLimited || rate >= bandwidth { bandwidthFilter.update(rate, round: roundCount) }
+    }
+
+    /// A queue that stood through a whole minimum RTT (at least 5 ms: every RTT sample in it more than a quarter
+    /// of the propagation round trip, at least 5 ms, above it) while the model was in probe-bandwidth is not the
+    /// 1.25 phase's quarter BDP, which the 0.75 phase drains. Either the estimate runs a little above what the
+    /// path delivers (the filter holding a burst's sample, acks compressed on the way back) and cwnd's 2 × BDP keeps
+    /// up to a BDP standing: while the queue stands cwnd is held to one BDP (BBRv2's inflight_lo, taken on delay
+    /// instead of loss), which drains it. Or the path's rate dropped (the window delivered less than 0.8 of the
+    /// estimate) and the filter would hold the old rate for ten round trips: the estimate drops to what the window
+    /// delivered. Neither feeds on itself (pacing stays at the estimate, so a host that delays acks costs a smaller
+    /// window, not a smaller estimate each window). A queue that stays through `queueReactionRounds` round trips is
+    /// not this path's doing (a loss-based flow keeps the bottleneck full): its round trip becomes the propagation
+    /// estimate, as probe-RTT would take it after ten seconds, and the model competes from there instead of
+    /// yielding the bottleneck.
+    private mutating func checkStandingQueue(_ ack: CongestionAck) {
+        if mode != .probeBandwidth { queueWindowInProbeBandwidth = false }
+        if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
+            queueWindowMinRTT = min(queueWindowMinRTT ?? rtt, rtt)
+        }
+        guard let minRTT else { return }
+        guard let start = queueWindowStart, ack.now - start >= max(minRTT, Self.queueAllowanceFloor) else {
+            if queueWindowStart == nil { startQueueWindow(now: ack.now) }
+            return
+        }
+        let (windowMin, windowRate, inProbeBandwidth) =
+            (queueWindowMinRTT, queueWindowMaxRate, queueWindowInProbeBandwidth)
+        startQueueWindow(now: ack.now)
+        guard inProbeBandwidth, let windowMin, windowMin > minRTT + max(minRTT / 4, Self.queueAllowanceFloor) else {
+            standingQueueSince = nil
+            return
+        }
+        let since = standingQueueSince ?? roundCount
+        if roundCount - since >= Self.queueReactionRounds {
+            standingQueueSince = nil
+            self.minRTT = windowMin
+            minRTTStamp = ack.now
+            return
+        }
+        standingQueueSince = since
+        if windowRate > 0 && windowRate < Self.rateDropFraction * bandwidth {
+            bandwidthFilter.reset()
+            bandwidthFilter.update(windowRate, round: roundCount)
+        }
+    }
+
+    private mutating func startQueueWindow(now: SCTPTime) {
+        queueWindowStart = now
+        queueWindowMinRTT = nil
+        queueWindowMaxRate = 0
+        queueWindowInProbeBandwidth = mode == .probeBandwidth
     }
 
     /// Startup's end: three round trips without 25 % more bandwidth.
@@ -263,10 +330,11 @@ struct BBRController: Sendable {
         return 3 * max(window.mtu, quantum <= 2 * window.mtu ? window.mtu : quantum)
     }
 
-    /// cwnd = cwnd gain × BDP plus the quantization budget; grown toward it by the bytes acknowledged, or only
-    /// refilled to what was delivered in the first round of a recovery.
+    /// cwnd = cwnd gain × BDP (one BDP while a queue stands) plus the quantization budget; grown toward it by the
+    /// bytes acknowledged, or only refilled to what was delivered in the first round of a recovery.
     private mutating func setCwnd(_ ack: CongestionAck) {
-        let target = (bdp(gain: cwndGain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
+        let gain = standingQueueSince != nil && mode == .probeBandwidth ? 1 : cwndGain
+        let target = (bdp(gain: gain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
         if isConservingPackets {
             window.cwnd = max(window.cwnd, ack.flightSize + ack.bytesAcked)
         } else if hasFilledPipe {

@@ -146,11 +146,17 @@ struct SendQueue: Sendable {
     /// `keepsTimedMessagesWhole` (the packet already carries data), a timed message that does not fit `maxPayload`
     /// is not started: nil ends the packet, and the message starts the next one. Its tail would otherwise wait for
     /// room in cwnd and could arrive after the lifetime the first fragment was checked against.
+    ///
+    /// With `leavesSparseStreams` (a path slower than the one sparse streams are kept to) a sparse stream's turn is
+    /// left for that path: nil, and the stream keeps its place. Starting a bulk message instead would hold the
+    /// sparse one back by that whole message under DATA (RFC 9260 §6.9), longer than the better path's next send.
     mutating func produce(
-        maxPayload: Int, arrivals: TimedArrivals? = nil, keepsTimedMessagesWhole: Bool = false
+        maxPayload: Int, arrivals: TimedArrivals? = nil, keepsTimedMessagesWhole: Bool = false,
+        leavesSparseStreams: Bool = false
     ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
         guard let id = nextStream(arrival: timedMessages > 0 ? arrivals?.earliest : nil) else { return nil }
+        if leavesSparseStreams, streamInMessage == nil, streams[id]!.membership == .sparse { return nil }
         if timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
             case .deadline(let deadline) = head.abandonment
         {
@@ -171,6 +177,9 @@ struct SendQueue: Sendable {
 
     /// Every queued message holds at least one unsent byte, so no bytes means no messages.
     var isEmpty: Bool { bufferedBytes == 0 }
+
+    /// A sparse stream waits to be served.
+    var hasSparseStreams: Bool { !sparseStreams.isEmpty }
 
     // MARK: - Scheduling
 

@@ -64,6 +64,34 @@ extension Components {
             #expect(cc.mode == .probeBandwidth)
         }
 
+        /// A queue standing through a whole min RTT (here 20 ms, more than a quarter of the 40 ms min RTT) holds
+        /// cwnd to one BDP without touching the estimate; a window that delivers under 0.8 of the estimate (the
+        /// rate halved) cuts the estimate to that delivery; once the queue is gone cwnd is two BDP again.
+        @Test func aStandingQueueHoldsOneBDPAndARateDropCutsTheEstimate() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            #expect(cc.standingQueueSince == nil)
+            #expect(abs(cc.cwnd - (2 * 50_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
+
+            model.rtt = .milliseconds(60)
+            model.run(&cc, seconds: 0.1) { _ in 75_000 }
+            #expect(cc.standingQueueSince != nil)
+            #expect(abs(cc.cwnd - (50_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
+            #expect(abs(cc.bandwidth - 1_250_000) < 1)
+
+            model.rate = 625_000
+            model.run(&cc, seconds: 0.1) { _ in 37_500 }
+            #expect(abs(cc.bandwidth - 625_000) < 1, "\(cc.bandwidth)")
+            #expect(cc.minRTT == .milliseconds(40))
+
+            model.rtt = .milliseconds(40)
+            model.run(&cc, seconds: 0.3) { _ in 25_000 }
+            #expect(cc.standingQueueSince == nil)
+            #expect(abs(cc.cwnd - (2 * 25_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
+        }
+
         @Test func probeBandwidthPacesAtTheEstimateAndHoldsTwoBDP() {
             var cc = BBRController(mtu: mtu)
             var model = path()
