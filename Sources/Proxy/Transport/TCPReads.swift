@@ -29,27 +29,33 @@ final class ReadPressure: @unchecked Sendable {
     var isHigh = false
 }
 
-/// An egress connection's reads: NIO's adaptive sizes from `TCPReads.egressInitialRead` up to 256 KiB while the
-/// association has room, `TCPReads.pressuredRead` bytes while its send buffer is full.
+/// An egress connection's reads: NIO's adaptive sizes from `TCPReads.egressInitialRead` up to 256 KiB, except the
+/// connection's first read while the association's send buffer is full, which takes `TCPReads.pressuredRead`.
+/// Only the first: it is armed when the connection comes up, whatever the buffer holds then, while every later read
+/// waits for the buffer to drain (`StreamSession.readIfPossible`), so a bulk transfer keeps its full-size reads.
 struct EgressReadAllocator: RecvByteBufferAllocator {
     private var adaptive = AdaptiveRecvByteBufferAllocator(
         minimum: 64, initial: TCPReads.egressInitialRead, maximum: 256 * 1_024)
+    private var isFirstRead = true
     let pressure: ReadPressure
 
     init(pressure: ReadPressure) {
         self.pressure = pressure
     }
 
+    private var isCut: Bool { isFirstRead && pressure.isHigh }
+
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
-        pressure.isHigh ? allocator.buffer(capacity: TCPReads.pressuredRead) : adaptive.buffer(allocator: allocator)
+        isCut ? allocator.buffer(capacity: TCPReads.pressuredRead) : adaptive.buffer(allocator: allocator)
     }
 
     func nextBufferSize() -> Int? {
-        pressure.isHigh ? TCPReads.pressuredRead : adaptive.nextBufferSize()
+        isCut ? TCPReads.pressuredRead : adaptive.nextBufferSize()
     }
 
     mutating func record(actualReadBytes: Int) -> Bool {
-        // Reads cut short by the pressure say nothing about the connection's rate: the adaptive sizes ignore them.
-        pressure.isHigh ? false : adaptive.record(actualReadBytes: actualReadBytes)
+        // A read cut short by the pressure says nothing about the connection's rate: the adaptive sizes ignore it.
+        defer { isFirstRead = false }
+        return isCut ? false : adaptive.record(actualReadBytes: actualReadBytes)
     }
 }
