@@ -546,7 +546,12 @@ public final class AggServerService: @unchecked Sendable {
     private func open(
         _ connection: ConnectionID, target: StreamTarget, association: SCTPAssociationID, host: StreamSessionHost
     ) {
-        let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue)
+        let reads = EgressReadAllocator(pressure: host.readPressure)
+        let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue) { channel in
+            channel.setOption(.recvAllocator, value: reads).flatMap {
+                channel.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
+            }
+        }
         connect.assumeIsolated().whenComplete { [weak host] result in
             switch result {
             case .success(let channel):

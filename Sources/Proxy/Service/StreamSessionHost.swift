@@ -38,6 +38,9 @@ final class StreamSessionHost {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var isDraining = false
+    /// Server: whether the association's send buffer is full, for the egress connections' read sizes
+    /// (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
+    let readPressure = ReadPressure()
 
     private struct PendingOpen {
         let target: StreamTarget
@@ -71,6 +74,7 @@ final class StreamSessionHost {
 
     /// The association's send buffer drained.
     func resumeWriting() {
+        readPressure.isHigh = false
         session.handleWritable()
         drain()
     }
@@ -231,6 +235,7 @@ final class StreamSessionHost {
         isDraining = true
         while let action = session.pollAction() { perform(action) }
         isDraining = false
+        if session.role == .server { readPressure.isHigh = !driver.isWritable(association) }
         rearm()
     }
 

@@ -98,6 +98,9 @@ struct StreamSession {
     /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
     /// The glue keeps it current.
     var isAssociationWritable = true
+    /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once: what
+    /// `handleWritable` looks at, so that the buffer draining costs what waits on it, not one step per open stream.
+    private var readWaiters: [ConnectionID] = []
 
     /// Bytes of DATA moved, for status displays.
     private(set) var bytesSent = 0
@@ -144,6 +147,8 @@ struct StreamSession {
         var inputEnded = false
         var finSent = false
         var readWanted = false
+        /// On `readWaiters`.
+        var isReadWaiter = false
 
         // Stream → TCP
         /// DATA that arrived before a socket was attached.
@@ -623,7 +628,17 @@ struct StreamSession {
             actions.append(.read(connection))
         } else {
             record.readWanted = true
+            addReadWaiter(connection, record)
         }
+    }
+
+    /// Lists a connection whose read waits while the association is not writable (a read that waits for credit
+    /// or for its socket resumes when that comes), so the list holds only what `handleWritable` must resume and
+    /// empties each time it runs.
+    private mutating func addReadWaiter(_ connection: ConnectionID, _ record: Connection) {
+        guard !isAssociationWritable, !record.isReadWaiter else { return }
+        record.isReadWaiter = true
+        readWaiters.append(connection)
     }
 
     /// The application (client) or target (server) finished sending: FIN once everything read went out.
@@ -650,9 +665,11 @@ struct StreamSession {
     }
 
     private mutating func readIfPossible(_ connection: ConnectionID) {
-        guard let record = connections[connection], record.readWanted, record.pending.isEmpty, !record.released,
-            isAssociationWritable, record.attached
-        else { return }
+        guard let record = connections[connection], record.readWanted else { return }
+        guard record.pending.isEmpty, !record.released, isAssociationWritable, record.attached else {
+            addReadWaiter(connection, record)
+            return
+        }
         record.readWanted = false
         actions.append(.read(connection))
     }
@@ -666,10 +683,17 @@ struct StreamSession {
         closeIfFinished(connection)
     }
 
-    /// The association's send buffer drained: connections waiting for it send and read again.
+    /// The association's send buffer drained: connections waiting for it send and read again. Only the connections
+    /// that wanted to read are visited; one that still cannot (its bytes wait for credit) is listed again.
     mutating func handleWritable() {
         isAssociationWritable = true
-        for connection in Array(streams.values) { flushPending(connection) }
+        let waiters = readWaiters
+        readWaiters.removeAll(keepingCapacity: true)
+        for connection in waiters {
+            guard let record = connections[connection] else { continue }
+            record.isReadWaiter = false
+            flushPending(connection)
+        }
     }
 
     // MARK: - Socket life

@@ -199,6 +199,18 @@ struct OutstandingData: Sendable {
     /// The unwrapped TSN of the highest gap-acked chunk, bounding the renege scan.
     private var highestGapAcked: UInt64 = 0
     private var scratch: [PathAck] = []
+    /// The valid (NR) gap blocks of the SACK being handled, as item index ranges, for walking the holes between them.
+    private var reportedBlocks: [Range<Int>] = []
+    /// How `countMissIndications` finds the chunks a SACK reports missing; tests compare the two.
+    var missIndicationWalk = MissIndicationWalk.holes
+
+    /// Which chunks `countMissIndications` visits. Both visit the same outstanding chunks in the same order.
+    enum MissIndicationWalk: Sendable {
+        /// Only the holes between the SACK's blocks: O(chunks reported missing) per SACK.
+        case holes
+        /// Every chunk below the highest reported one: O(window) per SACK; kept as the reference for tests.
+        case everyChunk
+    }
 
     /// `initialTSN` is the first TSN we send (RFC 9260 §5.1: the Initial TSN of our INIT or INIT ACK).
     init(initialTSN: TSN, policy: FastRetransmitPolicy = FastRetransmitPolicy()) {
@@ -315,10 +327,12 @@ struct OutstandingData: Sendable {
         // NR gap blocks first, so a chunk moving from a gap block to an NR gap block is not taken for reneged; then
         // gap blocks. Offsets count from the cumulative ack, so offset k is items[k - 1].
         var highestReported = 0
+        reportedBlocks.removeAll(keepingCapacity: true)
         for block in sack.nrGapAckBlocks {
             let start = Int(block.start)
             let end = min(Int(block.end), items.count)
             guard start >= 1, start <= end else { continue }
+            reportedBlocks.append((start - 1)..<end)
             for i in (start - 1)..<end {
                 switch items[i].state {
                 case .outstanding:
@@ -339,6 +353,7 @@ struct OutstandingData: Sendable {
             let start = Int(block.start)
             let end = min(Int(block.end), items.count)
             guard start >= 1, start <= end else { continue }
+            reportedBlocks.append((start - 1)..<end)
             if policy.detectsReneging && gapAckedCount > 0 && start - 1 > covered {
                 revertReneged(in: covered..<(start - 1))
             }
@@ -645,55 +660,89 @@ struct OutstandingData: Sendable {
     ) {
         guard highestReported > 0 else { return }
         var marked = false
-        for i in 0..<highestReported where items[i].state == .outstanding && !items[i].isMarkedForRetransmission {
-            let tsn = items[i].chunk.tsn
-            let path = items[i].path
-            let highest: TSN?
-            let lowestNew: TSN?
-            if policy.splitFastRetransmit {
-                let p = accountIndex(for: path)
-                highest = paths[p].ack.highestNewlyAckedTSN
-                lowestNew = paths[p].ack.lowestNewlyAckedTSN
-            } else {
-                highest = outcome.highestNewlyAckedTSN
-                lowestNew = outcome.lowestNewlyAckedTSN
+        switch missIndicationWalk {
+        case .everyChunk:
+            for i in 0..<highestReported {
+                marked = countMissIndication(
+                    at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced, isInFastRecovery: isInFastRecovery,
+                    outcome: &outcome) || marked
             }
-            var increment = 0
-            let isRetransmission = items[i].transmissions > 1
-            if isRetransmission {
-                // A retransmission can be lost too. RFC 9260 §7.2.4 fast-retransmits a TSN only once and leaves a
-                // lost retransmission to T3-rtx, which stalls every stream for an RTO. Instead, as RACK does for
-                // TCP (RFC 8985), a retransmission counts as missing when data sent after it on the same path is
-                // acknowledged, whatever its TSN.
-                guard let latest = paths[accountIndex(for: path)].ack.latestNewlyAckedSendTime,
-                    items[i].sentAt < latest
-                else { continue }
-                increment = 1
-            } else if cumulativeAdvanced && isInFastRecovery(path)
-                && (!policy.splitFastRetransmit || firstUnwrapped + UInt64(i) < highestAcked(on: path))
-            {
-                // With SFR the rule is taken per destination, like the rest: a chunk sent here counts as reported
-                // missing only below a chunk sent here and acknowledged. Otherwise every chunk still in flight on a
-                // long path lies below TSNs the short path got acknowledged, and each cumulative ack advance during
-                // fast recovery would push the whole flight of the long path to fast retransmission.
-                increment = 1
-            } else if let highest, tsn.isBefore(highest) {
-                increment = 1
+        case .holes:
+            // Every chunk inside a block was acknowledged above (or abandoned) and no renege revert reaches back
+            // into a block, so only the holes between blocks can hold outstanding chunks. Blocks may come in any
+            // order and overlap (a peer's SACK is input): sort them, then walk what no block covers.
+            if zip(reportedBlocks, reportedBlocks.dropFirst()).contains(where: { $0.lowerBound > $1.lowerBound }) {
+                reportedBlocks.sort { $0.lowerBound < $1.lowerBound }
             }
-            guard increment > 0 else { continue }
-            if policy.delayedAckForCMT, sack.packetsSinceLastSack > 1, let lowestNew, tsn.isBefore(lowestNew) {
-                increment = sack.packetsSinceLastSack
+            var i = 0
+            for block in reportedBlocks {
+                while i < block.lowerBound {
+                    marked = countMissIndication(
+                        at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced,
+                        isInFastRecovery: isInFastRecovery, outcome: &outcome) || marked
+                    i += 1
+                }
+                i = max(i, block.upperBound)
             }
-            items[i].missIndications += increment
-            if items[i].missIndications >= policy.threshold && (!items[i].wasFastRetransmitted || isRetransmission) {
-                items[i].wasFastRetransmitted = true
-                if items[i].isInFlight { outcome.fastRetransmitBytes += items[i].size }
-                markForRetransmission(at: i)
-                paths[accountIndex(for: path)].ack.hasNewFastRetransmits = true
-                marked = true
-            }
+            assert(i == highestReported, "the blocks end at the highest reported chunk")
         }
         if marked { sortRetransmissions() }
+    }
+
+    /// The miss-indication rule of `countMissIndications` for the chunk at `i`; true if it was marked for fast
+    /// retransmission.
+    private mutating func countMissIndication(
+        at i: Int, sack: SackInfo, cumulativeAdvanced: Bool, isInFastRecovery: (PathID) -> Bool,
+        outcome: inout SackOutcome
+    ) -> Bool {
+        guard items[i].state == .outstanding && !items[i].isMarkedForRetransmission else { return false }
+        let tsn = items[i].chunk.tsn
+        let path = items[i].path
+        let highest: TSN?
+        let lowestNew: TSN?
+        if policy.splitFastRetransmit {
+            let p = accountIndex(for: path)
+            highest = paths[p].ack.highestNewlyAckedTSN
+            lowestNew = paths[p].ack.lowestNewlyAckedTSN
+        } else {
+            highest = outcome.highestNewlyAckedTSN
+            lowestNew = outcome.lowestNewlyAckedTSN
+        }
+        var increment = 0
+        let isRetransmission = items[i].transmissions > 1
+        if isRetransmission {
+            // A retransmission can be lost too. RFC 9260 §7.2.4 fast-retransmits a TSN only once and leaves a
+            // lost retransmission to T3-rtx, which stalls every stream for an RTO. Instead, as RACK does for
+            // TCP (RFC 8985), a retransmission counts as missing when data sent after it on the same path is
+            // acknowledged, whatever its TSN.
+            guard let latest = paths[accountIndex(for: path)].ack.latestNewlyAckedSendTime,
+                items[i].sentAt < latest
+            else { return false }
+            increment = 1
+        } else if cumulativeAdvanced && isInFastRecovery(path)
+            && (!policy.splitFastRetransmit || firstUnwrapped + UInt64(i) < highestAcked(on: path))
+        {
+            // With SFR the rule is taken per destination, like the rest: a chunk sent here counts as reported
+            // missing only below a chunk sent here and acknowledged. Otherwise every chunk still in flight on a
+            // long path lies below TSNs the short path got acknowledged, and each cumulative ack advance during
+            // fast recovery would push the whole flight of the long path to fast retransmission.
+            increment = 1
+        } else if let highest, tsn.isBefore(highest) {
+            increment = 1
+        }
+        guard increment > 0 else { return false }
+        if policy.delayedAckForCMT, sack.packetsSinceLastSack > 1, let lowestNew, tsn.isBefore(lowestNew) {
+            increment = sack.packetsSinceLastSack
+        }
+        items[i].missIndications += increment
+        if items[i].missIndications >= policy.threshold && (!items[i].wasFastRetransmitted || isRetransmission) {
+            items[i].wasFastRetransmitted = true
+            if items[i].isInFlight { outcome.fastRetransmitBytes += items[i].size }
+            markForRetransmission(at: i)
+            paths[accountIndex(for: path)].ack.hasNewFastRetransmits = true
+            return true
+        }
+        return false
     }
 
     private mutating func markForRetransmission(at i: Int) {

@@ -268,6 +268,65 @@ final class LockstepSide {
         #expect(server.reads[remote] == 1)
     }
 
+    /// While the association's send buffer is full no socket is read; when it drains, exactly the connections that
+    /// asked to read are read, including one whose read also waited for credit that came while the buffer was full.
+    @Test func aFullAssociationHoldsReadsAndDrainingResumesTheWaitingOnes() throws {
+        let credit: UInt32 = 16 * 1024
+        let client = LockstepSide.client(credit: credit, now: start)
+        let server = LockstepSide.server(now: start)
+        let (_, a) = try openConnection(client, server)
+        let (_, b) = try openConnection(client, server)
+        let (_, idle) = try openConnection(client, server)
+        let (slowLocal, slow) = try openConnection(client, server)
+        client.holdWrites = true
+        server.session.handleRead(slow, Self.bytes(20 * 1024, 6), now: start)  // 4 KiB wait for credit
+        server.run()
+        Self.exchange(client, server, now: start)
+
+        server.session.isAssociationWritable = false
+        for connection in [a, b, slow] { server.session.handleReadRequested(connection) }
+        server.run()
+        #expect(server.reads.isEmpty)
+        // The slow stream's credit comes while the buffer is still full: its bytes go, its read still waits.
+        client.completeHeldWrites()
+        Self.exchange(client, server, now: start)
+        #expect(client.written[slowLocal]?.readableBytes == 20 * 1024)
+        #expect(server.reads[slow] == nil)
+
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads == [a: 1, b: 1, slow: 1])
+        #expect(server.reads[idle] == nil)
+
+        // Full again: a second wait is resumed by the next drain, once.
+        server.session.isAssociationWritable = false
+        server.session.handleReadRequested(a)
+        server.run()
+        server.session.handleWritable()
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads == [a: 2, b: 1, slow: 1])
+
+        // The slow stream's read waits for credit while the buffer drains, then the buffer fills again before the
+        // credit comes: the drain after that still resumes it.
+        server.session.handleRead(slow, Self.bytes(20 * 1024, 7), now: start)
+        server.run()
+        Self.exchange(client, server, now: start)
+        server.session.handleReadRequested(slow)
+        server.session.isAssociationWritable = false
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads[slow] == 1)
+        server.session.isAssociationWritable = false
+        client.completeHeldWrites()
+        Self.exchange(client, server, now: start)
+        #expect(client.written[slowLocal]?.readableBytes == 40 * 1024)
+        #expect(server.reads[slow] == 1)
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads[slow] == 2)
+    }
+
     @Test func noOpenResultInTimeFailsTheConnectionAsATimeout() throws {
         let client = LockstepSide.client(now: start)
         let server = LockstepSide.server(now: start)
