@@ -52,15 +52,18 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // The proxy's sans-IO protocol: for now the datagram security (keys, HELLO handshake, session ciphers,
-        // replay window, the client's and the server's state machines). ByteBuffer, crypto and the engine's types
-        // only; no NIOPosix, no clock, no sockets.
+        // The proxy's sans-IO protocol: the datagram security (keys, HELLO handshake, session ciphers, replay
+        // window, the client's and the server's state machines), the stream protocol (messages, stream states, flow
+        // windows, authentication, the stream session, the client's association lifecycle) and the vocabulary the
+        // daemons count by. ByteBuffer, crypto and the engine's types only; no NIOPosix, no clock, no sockets.
         .target(
             name: "AggProtocol",
             dependencies: [
                 "SCTPEngine", "CAEAD", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath
         ),

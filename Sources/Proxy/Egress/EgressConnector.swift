@@ -10,22 +10,6 @@ import Musl
 import Darwin
 #endif
 
-/// Why an egress connection failed, as the OPEN-RESULT code to send and a line for the log; `refusal` names the
-/// defence when one refused it (for the metric).
-public struct EgressError: Error, Equatable, Sendable, CustomStringConvertible {
-    public var code: OpenResultCode
-    public var detail: String
-    public var refusal: Refusal?
-
-    public init(_ code: OpenResultCode, _ detail: String, refusal: Refusal? = nil) {
-        self.code = code
-        self.detail = detail
-        self.refusal = refusal
-    }
-
-    public var description: String { "\(code): \(detail)" }
-}
-
 /// Opens the server's TCP connection to a stream's target: checks the port and IP literals (in every inet_aton
 /// spelling) against the policy, resolves names through `PolicyResolver` and the bounded `LookupScheduler`,
 /// connects with Happy Eyeballs (RFC 8305, done by `ClientBootstrap`) under one overall timeout, and turns every

@@ -7,7 +7,7 @@ import SCTPEngine
 /// swift-metrics in the daemon's Prometheus registry and mirrored as plain values for `/status.json`. Every
 /// service owns one, so two daemons in one process (the demo, the tests) keep separate figures. Confined to the
 /// service's event loop; the registry itself may be read from any thread.
-public final class ProxyMetrics: @unchecked Sendable {
+public final class ProxyMetrics: StreamSessionMetrics, @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     /// The values so far, for the JSON snapshot (the UDP fields are the monitor's to fill).
     private(set) var values = StatusSnapshot.Counters()
@@ -72,20 +72,20 @@ public final class ProxyMetrics: @unchecked Sendable {
     }
 
     /// A defence or a resource limit refused `count` requests for `reason`.
-    func recordRefusal(_ reason: Refusal, count: Int = 1) {
+    package func recordRefusal(_ reason: Refusal, count: Int = 1) {
         guard count > 0 else { return }
         refusalCounters[reason]?.increment(by: Int64(count))
         refusals[reason, default: 0] += count
     }
 
     /// A proxied connection's open ended with `outcome`.
-    func recordConnection(_ outcome: ConnectionOutcome) {
+    package func recordConnection(_ outcome: ConnectionOutcome) {
         connections[outcome]?.increment()
         values.connections[outcome.rawValue, default: 0] += 1
     }
 
     /// Stream payload relayed toward the server (`up`) or toward the client.
-    func recordRelayed(_ bytes: Int, up: Bool) {
+    package func recordRelayed(_ bytes: Int, up: Bool) {
         guard bytes > 0 else { return }
         if up {
             relayedUp.increment(by: Int64(bytes))
@@ -104,7 +104,7 @@ public final class ProxyMetrics: @unchecked Sendable {
     }
 
     /// A new connection found every stream in use and waits for one.
-    func recordStreamWait() {
+    package func recordStreamWait() {
         streamWaits.increment()
         values.streamWaits += 1
     }

@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 /// A server session fed messages as a hostile key holder would send them: every stream opened at once, each filled

@@ -48,7 +48,7 @@ public struct StreamTarget: Hashable, Sendable, CustomStringConvertible {
 
 extension StreamTarget {
     /// Writes the target as OPEN and UDP-DATAGRAM carry it: SOCKS5's ATYP, the address, the port.
-    func encode(into buffer: inout ByteBuffer) {
+    package func encode(into buffer: inout ByteBuffer) {
         switch host {
         case .ip(.v4(let address)):
             buffer.writeInteger(UInt8(1))

@@ -3,16 +3,16 @@ import NIOCore
 
 /// One association attempt of aggclient, for the life of the attempt: a new attempt, even to the same server, gets
 /// a new id, so a late event of an abandoned attempt cannot touch the next one.
-struct ClientLinkID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    let rawValue: Int
+package struct ClientLinkID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let rawValue: Int
 
-    static func < (lhs: ClientLinkID, rhs: ClientLinkID) -> Bool { lhs.rawValue < rhs.rawValue }
+    package static func < (lhs: ClientLinkID, rhs: ClientLinkID) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    var description: String { "l\(rawValue)" }
+    package var description: String { "l\(rawValue)" }
 }
 
 /// What a `ClientLink` asks its glue to do, in order. The link never sees a driver, a channel or a clock.
-enum ClientLinkAction: Equatable, Sendable {
+package enum ClientLinkAction: Equatable, Sendable {
     /// Set up an association to address `address` of server group `group` (a fresh driver bound to the paths'
     /// addresses); report `handleEstablished`, then the server's control messages, or `handleClosed`.
     case connect(ClientLinkID, group: Int, address: Int)
@@ -47,24 +47,26 @@ enum ClientLinkAction: Equatable, Sendable {
 /// the keepalive that tells a silent server from a dead one, and the connections waiting for an association.
 /// Events and `now` go in, `ClientLinkAction`s come out (`pollAction`), `nextDeadline` tells the glue when to call
 /// `handleTimeout`. The glue owns drivers, sessions, sockets and promises.
-struct ClientLink {
+package struct ClientLink {
     /// Tunables; `AggClientService.Configuration` fills them.
-    struct Configuration: Sendable {
+    package struct Configuration: Sendable {
         /// How many addresses each server group has, in order of preference. At least one group.
-        var groups: [Int] = [1]
+        package var groups: [Int] = [1]
         /// How long a new connection waits for an association before it fails.
-        var serverWait: TimeAmount = .seconds(10)
+        package var serverWait: TimeAmount = .seconds(10)
         /// How long the handshake and authentication of one attempt may take.
-        var handshakeTimeout: TimeAmount = .seconds(10)
+        package var handshakeTimeout: TimeAmount = .seconds(10)
         /// First and largest delay between attempts after a failure; the delay doubles after each failure.
-        var reconnectDelay: TimeAmount = .milliseconds(250)
-        var maxReconnectDelay: TimeAmount = .seconds(30)
+        package var reconnectDelay: TimeAmount = .milliseconds(250)
+        package var maxReconnectDelay: TimeAmount = .seconds(30)
         /// With more than one group: a server from which nothing authenticated came for this long is dead, and the
         /// next group is tried at once. A PING goes out after a third of it without a datagram from the server.
-        var serverTimeout: TimeAmount = .milliseconds(1500)
+        package var serverTimeout: TimeAmount = .milliseconds(1500)
         /// With more than one group: the first wait before asking a more preferred group again, doubling up to
         /// `maxReconnectDelay` while it does not answer.
-        var returnDelay: TimeAmount = .seconds(1)
+        package var returnDelay: TimeAmount = .seconds(1)
+
+        package init() {}
     }
 
     /// An attempt under way: connecting, then authenticating.
@@ -128,11 +130,11 @@ struct ClientLink {
     private var isDraining = false
     private var actions: Deque<ClientLinkAction> = []
     /// Times the client moved to another group because the one in use stopped answering.
-    private(set) var failovers = 0
+    package private(set) var failovers = 0
     /// Times the client went back to a more preferred group that answered again.
-    private(set) var returns = 0
+    package private(set) var returns = 0
 
-    init(configuration: Configuration) {
+    package init(configuration: Configuration) {
         precondition(!configuration.groups.isEmpty && configuration.groups.allSatisfy { $0 > 0 })
         self.configuration = configuration
         addressCursor = configuration.groups.map { _ in 0 }
@@ -147,7 +149,7 @@ struct ClientLink {
     // on the switch over `state`).
 
     /// The group whose association takes new connections now (nil: none does).
-    var groupInUse: Int? {
+    package var groupInUse: Int? {
         @inline(never) get {
             if case .ready(let current, _, _) = state { return current.group }
             return nil
@@ -155,7 +157,7 @@ struct ClientLink {
     }
 
     /// The association taking new connections (nil: none).
-    var current: ClientLinkID? {
+    package var current: ClientLinkID? {
         @inline(never) get {
             if case .ready(let current, _, _) = state { return current.id }
             return nil
@@ -163,7 +165,7 @@ struct ClientLink {
     }
 
     /// Whether `stop` was called.
-    var isStopped: Bool {
+    package var isStopped: Bool {
         @inline(never) get {
             if case .stopped = state { return true }
             return false
@@ -172,7 +174,7 @@ struct ClientLink {
 
     /// The state name of attempt or association `id`, for status ("connecting", "authenticating", "ready").
     @inline(never)
-    func phase(of id: ClientLinkID) -> String? {
+    package func phase(of id: ClientLinkID) -> String? {
         switch state {
         case .ready(let current, let probe, _):
             if current.id == id { return "ready" }
@@ -188,12 +190,12 @@ struct ClientLink {
     // MARK: - Output
 
     /// The next thing for the glue to do.
-    mutating func pollAction() -> ClientLinkAction? {
+    package mutating func pollAction() -> ClientLinkAction? {
         actions.popFirst()
     }
 
     /// When `handleTimeout` must run next (nil: no timer).
-    var nextDeadline: NIODeadline? {
+    package var nextDeadline: NIODeadline? {
         @inline(never) get { earliestDeadline() }
     }
 
@@ -228,14 +230,14 @@ struct ClientLink {
     // MARK: - Commands
 
     /// Starts the first attempt, toward the most preferred group.
-    mutating func start(now: NIODeadline) {
+    package mutating func start(now: NIODeadline) {
         guard case .idle = state else { return }
         connect(group: 0, now: now)
     }
 
     /// A connection wants a stream: it is delivered at once when an association is ready and its server not
     /// silent, else waits up to `serverWait`. Returns the waiter id the actions name.
-    mutating func requestStreams(now: NIODeadline) -> Int {
+    package mutating func requestStreams(now: NIODeadline) -> Int {
         let id = nextWaiter
         nextWaiter += 1
         switch state {
@@ -253,7 +255,7 @@ struct ClientLink {
 
     /// Graceful stop: no new attempt, no probe; the current association keeps its streams (the glue shuts it
     /// down once they are done) and nothing replaces it when it closes.
-    mutating func drain() {
+    package mutating func drain() {
         isDraining = true
         switch state {
         case .ready(let current, let probe, _):
@@ -265,7 +267,7 @@ struct ClientLink {
     }
 
     /// Stops: every attempt and the association are aborted, waiting connections fail.
-    mutating func stop() {
+    package mutating func stop() {
         switch state {
         case .ready(let current, let probe, _):
             actions.append(.lost(current.id, serverDead: false))
@@ -286,7 +288,7 @@ struct ClientLink {
 
     /// Attempt `id`'s SCTP association is up: authentication starts with `authenticator` (the group's key and a
     /// fresh nonce).
-    mutating func handleEstablished(
+    package mutating func handleEstablished(
         _ id: ClientLinkID, authenticator: ClientAuthenticator, outbound: UInt16, inbound: UInt16
     ) {
         updateAttempt(id) { attempt in
@@ -296,7 +298,7 @@ struct ClientLink {
     }
 
     /// A control message from the server on `id`'s stream 0.
-    mutating func handleControl(_ message: ControlMessage, on id: ClientLinkID, now: NIODeadline) {
+    package mutating func handleControl(_ message: ControlMessage, on id: ClientLinkID, now: NIODeadline) {
         if case .ready(var current, let probe, let nextProbe) = state, current.id == id {
             current.lastHeard = now
             current.pingSent = nil
@@ -331,7 +333,7 @@ struct ClientLink {
 
     /// A message on `id`'s stream 0 that does not decode: it ends an authentication under way; later ones are
     /// ignored.
-    mutating func handleUndecodableControl(on id: ClientLinkID, error: String, now: NIODeadline) {
+    package mutating func handleUndecodableControl(on id: ClientLinkID, error: String, now: NIODeadline) {
         guard let attempt = attempt(id), case .authenticating = attempt.phase else { return }
         actions.append(.authenticationFailed(id, error))
         actions.append(.abort(id, reason: "authentication failed"))
@@ -340,7 +342,7 @@ struct ClientLink {
 
     /// Something authenticated came from the server of `id` (the glue saw its driver open a datagram since the
     /// last report): the server is alive.
-    mutating func handleHeard(_ id: ClientLinkID, now: NIODeadline) {
+    package mutating func handleHeard(_ id: ClientLinkID, now: NIODeadline) {
         guard case .ready(var current, let probe, let nextProbe) = state, current.id == id else { return }
         current.lastHeard = now
         current.pingSent = nil
@@ -356,7 +358,7 @@ struct ClientLink {
 
     /// Attempt or association `id` closed (or the glue aborted it: the server lost the session, a local address
     /// went away). Unknown ids (retired associations, abandoned attempts) are ignored.
-    mutating func handleClosed(_ id: ClientLinkID, now: NIODeadline) {
+    package mutating func handleClosed(_ id: ClientLinkID, now: NIODeadline) {
         if case .ready(let current, let probe, _) = state, current.id == id {
             actions.append(.lost(id, serverDead: false))
             if let probe { actions.append(.abort(probe.id, reason: "association lost")) }
@@ -376,7 +378,7 @@ struct ClientLink {
     }
 
     /// A path just got an address: a waiting link tries again after the shortest delay, not its backoff.
-    mutating func handlePathAvailable(now: NIODeadline) {
+    package mutating func handlePathAvailable(now: NIODeadline) {
         guard case .waiting(_, let group) = state, !isDraining else { return }
         reconnectDelay = configuration.reconnectDelay
         state = .waiting(at: now + reconnectDelay, group: group)
@@ -384,7 +386,7 @@ struct ClientLink {
 
     /// Runs what is due at `now`: attempts, handshake deadlines, waiting connections, keepalive and failover,
     /// probes of a more preferred group.
-    mutating func handleTimeout(now: NIODeadline) {
+    package mutating func handleTimeout(now: NIODeadline) {
         while let first = waiters.first, first.deadline <= now {
             waiters.removeFirst()
             actions.append(.giveUp(waiter: first.id))

@@ -12,7 +12,7 @@ public enum ConnectionOutcome: String, CaseIterable, Sendable {
     case generalFailure = "general_failure"
 
     /// The server's view: the OPEN-RESULT it answered.
-    init(_ code: OpenResultCode) {
+    package init(_ code: OpenResultCode) {
         switch code {
         case .ok: self = .success
         case .generalFailure: self = .generalFailure

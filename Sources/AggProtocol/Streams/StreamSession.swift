@@ -5,17 +5,17 @@ import SCTPEngine
 
 /// One proxied TCP connection for the life of a session. A stream id is reused by later connections; a
 /// connection id never is, so a late event of a finished connection cannot reach the next one on its stream.
-struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    let rawValue: UInt64
+package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt64
 
-    static func < (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue < rhs.rawValue }
+    package static func < (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue < rhs.rawValue }
 
-    var description: String { "c\(rawValue)" }
+    package var description: String { "c\(rawValue)" }
 }
 
 /// What a `StreamSession` asks its glue to do. The glue performs each in order; the session never sees a channel
 /// or the SCTP driver.
-enum StreamSessionAction {
+package enum StreamSessionAction {
     /// Encode `message` and send it on `stream` of the association.
     case send(StreamMessage, on: StreamID)
     /// Write and flush `bytes` to the connection's socket; report `handleWriteCompleted` when the write is done.
@@ -64,8 +64,8 @@ enum StreamSessionAction {
 /// Association-wide: the stream table (the client allocates ids, the server admits them), the buffered-bytes
 /// ceiling (`StreamLimits.bufferedBytesPerAssociation`), connections that wait for a stream (client), stream and
 /// association idle timeouts, and the counters the status displays show.
-struct StreamSession {
-    let role: StreamState.Role
+package struct StreamSession {
+    package let role: StreamState.Role
     /// The window this side grants the peer per stream (OPEN's credit on the client, HELLO's on the server).
     let receiveCredit: UInt32
     /// Client: the credit each new stream starts with for its DATA (HELLO's stream credit).
@@ -80,33 +80,33 @@ struct StreamSession {
     /// and new streams are refused, until the sockets drain below it. When DATA would take the association past it,
     /// the stream holding the most buffered bytes is reset (`makeRoom`).
     let bufferedBytesLimit: Int
-    let logger: Logger
+    package let logger: Logger
     /// The service's proxy counters; nil in tests that need none.
-    var metrics: ProxyMetrics?
+    package var metrics: (any StreamSessionMetrics)?
 
-    private(set) var table: StreamTable
+    package private(set) var table: StreamTable
     private var connections: [ConnectionID: Connection] = [:]
     /// The connection that owns each stream id in use on this side.
     private var streams: [StreamID: ConnectionID] = [:]
     private var nextConnection: UInt64 = 1
     private var actions = Deque<StreamSessionAction>()
-    private(set) var isClosed = false
+    package private(set) var isClosed = false
     /// The daemon is stopping: `.drained` is reported once no stream is in use.
     private(set) var isDraining = false
     private var drainedReported = false
 
     /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
     /// The glue keeps it current.
-    var isAssociationWritable = true
+    package var isAssociationWritable = true
 
     /// Bytes of DATA moved, for status displays.
-    private(set) var bytesSent = 0
-    private(set) var bytesReceived = 0
+    package private(set) var bytesSent = 0
+    package private(set) var bytesReceived = 0
     /// Connections opened over this association.
-    private(set) var streamsOpened = 0
+    package private(set) var streamsOpened = 0
     /// DATA received and not yet taken by a local socket, over every connection (a finished connection counts
     /// until its last write completes).
-    private(set) var bufferedBytes = 0
+    package private(set) var bufferedBytes = 0
     /// Connections holding back a WINDOW-UPDATE until `bufferedBytes` is below the limit again.
     private var creditWaiters: [ConnectionID] = []
 
@@ -163,7 +163,7 @@ struct StreamSession {
         }
     }
 
-    init(
+    package init(
         role: StreamState.Role, table: StreamTable, receiveCredit: UInt32, sendCredit: UInt32,
         idleTimeout: TimeAmount, associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout),
         openTimeout: TimeAmount = .seconds(10), bufferedBytesLimit: Int = StreamLimits().bufferedBytesPerAssociation,
@@ -189,10 +189,10 @@ struct StreamSession {
 
     // MARK: - Outputs
 
-    mutating func pollAction() -> StreamSessionAction? { actions.popFirst() }
+    package mutating func pollAction() -> StreamSessionAction? { actions.popFirst() }
 
     /// When `handleTimeout` must run next; nil once the session is closed.
-    var nextDeadline: NIODeadline? {
+    package var nextDeadline: NIODeadline? {
         guard !isClosed else { return nil }
         var next = nextSweep
         if let open = openDeadlines.first { next = min(next, open.deadline) }
@@ -201,7 +201,7 @@ struct StreamSession {
     }
 
     /// Connections whose stream is in use on this side.
-    var activeStreams: Int { streams.count }
+    package var activeStreams: Int { streams.count }
 
     /// Whether this side holds as many received bytes waiting for sockets as it may: credit stays with us.
     var isOverBufferedLimit: Bool { bufferedBytes >= bufferedBytesLimit }
@@ -218,7 +218,7 @@ struct StreamSession {
     // MARK: - Client: new connections
 
     /// What `requestStream` decided.
-    enum StreamRequest: Equatable {
+    package enum StreamRequest: Equatable {
         /// A stream is free: call `open` (or `cancelBeforeOpen`) with this connection.
         case granted(ConnectionID)
         /// Every stream is in use: `.streamGranted` or `.streamRefused` with this waiter id follows.
@@ -228,7 +228,7 @@ struct StreamSession {
 
     /// Client: a stream for a new connection, at once when one is free, else after waiting up to `wait` for one
     /// (at most `queueLimit` connections wait). Every wait and refusal is counted.
-    mutating func requestStream(waitingUpTo wait: TimeAmount, queueLimit: Int, now: NIODeadline) -> StreamRequest {
+    package mutating func requestStream(waitingUpTo wait: TimeAmount, queueLimit: Int, now: NIODeadline) -> StreamRequest {
         precondition(role == .client)
         clock = max(clock, now)
         guard !isClosed else { return .refused(.serverUnavailable) }
@@ -264,7 +264,7 @@ struct StreamSession {
     }
 
     /// Client: the application went away before OPEN was sent: the stream is free again at once.
-    mutating func cancelBeforeOpen(_ connection: ConnectionID) {
+    package mutating func cancelBeforeOpen(_ connection: ConnectionID) {
         guard let record = connections[connection], record.state.isFree else { return }
         release(connection)
         forgetIfDone(connection)
@@ -272,7 +272,7 @@ struct StreamSession {
 
     /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit; `.opened` or `.openFailed`
     /// follows (`.openFailed(.timeout)` when no OPEN-RESULT arrives within `openTimeout`).
-    mutating func open(_ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline)
+    package mutating func open(_ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline)
     {
         clock = max(clock, now)
         guard let record = connections[connection] else {
@@ -292,14 +292,14 @@ struct StreamSession {
     }
 
     /// Client: the relay joined the application's channel after `.opened`: what arrived meanwhile is written.
-    mutating func handleAttached(_ connection: ConnectionID) {
+    package mutating func handleAttached(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
         record.attached = true
         writeBacklog(connection)
     }
 
     /// After `.opened` (client) or a connect (server), the channel was gone or would not take the relay.
-    mutating func handleAttachFailed(_ connection: ConnectionID, _ reason: ResetReason, text: String) {
+    package mutating func handleAttachFailed(_ connection: ConnectionID, _ reason: ResetReason, text: String) {
         reset(connection, reason, text: text)
     }
 
@@ -307,7 +307,7 @@ struct StreamSession {
 
     /// Server: the target accepted. False when the connection is over meanwhile (the client reset it): the glue
     /// closes the target's channel. Otherwise OPEN-RESULT ok goes out and what waited is written.
-    mutating func handleTargetConnected(_ connection: ConnectionID) -> Bool {
+    package mutating func handleTargetConnected(_ connection: ConnectionID) -> Bool {
         guard let record = connections[connection], !record.released, record.state.phase != .idle else { return false }
         guard transmit(.openResult(.ok, text: nil), on: record) != nil else { return false }
         record.attached = true
@@ -317,7 +317,7 @@ struct StreamSession {
     }
 
     /// Server: the connect failed; a failed OPEN-RESULT frees the stream.
-    mutating func handleTargetFailed(_ connection: ConnectionID, _ error: EgressError) {
+    package mutating func handleTargetFailed(_ connection: ConnectionID, _ error: EgressError) {
         logger.debug("egress failed", metadata: ["connection": "\(connection)", "error": "\(error)"])
         guard let record = connections[connection], !record.released, record.state.phase != .idle else { return }
         refuse(connection, error.code, text: error.detail)
@@ -336,7 +336,7 @@ struct StreamSession {
     // MARK: - Messages from the peer
 
     /// A message on stream 1 or above.
-    mutating func handleMessage(_ message: SCTPMessage, now: NIODeadline) {
+    package mutating func handleMessage(_ message: SCTPMessage, now: NIODeadline) {
         guard !isClosed else { return }
         clock = max(clock, now)
         let decoded: StreamMessage
@@ -487,7 +487,7 @@ struct StreamSession {
     }
 
     /// A `.write` finished (`succeeded`: the socket took the bytes). Credit for them goes back to the peer.
-    mutating func handleWriteCompleted(_ connection: ConnectionID, bytes count: Int, succeeded: Bool) {
+    package mutating func handleWriteCompleted(_ connection: ConnectionID, bytes count: Int, succeeded: Bool) {
         // After this side closed the socket, its writes were already counted out.
         guard let record = connections[connection], record.writesInFlight > 0 else { return }
         record.writesInFlight -= 1
@@ -606,7 +606,7 @@ struct StreamSession {
     // MARK: - TCP → stream
 
     /// Bytes read from the connection's socket.
-    mutating func handleRead(_ connection: ConnectionID, _ bytes: ByteBuffer, now: NIODeadline) {
+    package mutating func handleRead(_ connection: ConnectionID, _ bytes: ByteBuffer, now: NIODeadline) {
         guard let record = connections[connection], bytes.readableBytes > 0, !record.inputEnded, !record.socketDone,
             !record.released
         else { return }
@@ -617,7 +617,7 @@ struct StreamSession {
     }
 
     /// The socket's handler wants to read more: it does at once when nothing waits and the association has room.
-    mutating func handleReadRequested(_ connection: ConnectionID) {
+    package mutating func handleReadRequested(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
         if record.pending.isEmpty, !record.released, isAssociationWritable {
             actions.append(.read(connection))
@@ -627,7 +627,7 @@ struct StreamSession {
     }
 
     /// The application (client) or target (server) finished sending: FIN once everything read went out.
-    mutating func handleInputEnded(_ connection: ConnectionID) {
+    package mutating func handleInputEnded(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
         record.inputEnded = true
         flushPending(connection)
@@ -667,7 +667,7 @@ struct StreamSession {
     }
 
     /// The association's send buffer drained: connections waiting for it send and read again.
-    mutating func handleWritable() {
+    package mutating func handleWritable() {
         isAssociationWritable = true
         for connection in Array(streams.values) { flushPending(connection) }
     }
@@ -686,7 +686,7 @@ struct StreamSession {
     }
 
     /// The relay was removed from the socket's pipeline by something else: the connection is cancelled.
-    mutating func handleRemoved(_ connection: ConnectionID) {
+    package mutating func handleRemoved(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.socketDone else { return }
         if record.outputEnded {
             handleDetached(connection)
@@ -698,7 +698,7 @@ struct StreamSession {
     }
 
     /// The socket closed: a connection that is not finished both ways is reset.
-    mutating func handleSocketClosed(_ connection: ConnectionID) {
+    package mutating func handleSocketClosed(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.socketDone else { return }
         record.socketDone = true
         if record.outputEnded {
@@ -712,7 +712,7 @@ struct StreamSession {
     }
 
     /// The socket failed.
-    mutating func handleSocketError(_ connection: ConnectionID, _ error: String) {
+    package mutating func handleSocketError(_ connection: ConnectionID, _ error: String) {
         logger.debug("TCP error", metadata: ["connection": "\(connection)", "error": "\(error)"])
         reset(connection, .connectionReset, text: error)
     }
@@ -808,7 +808,7 @@ struct StreamSession {
 
     /// Ends OPENs without an answer in time, waits for a stream that ran out, idle streams, and reports an idle
     /// association.
-    mutating func handleTimeout(now: NIODeadline) {
+    package mutating func handleTimeout(now: NIODeadline) {
         guard !isClosed else { return }
         clock = max(clock, now)
         while let first = openDeadlines.first, first.deadline <= now {
@@ -837,7 +837,7 @@ struct StreamSession {
 
     /// The daemon is stopping: running connections go on, and `.drained` follows once none is left (at once when
     /// none is open). New connections are the ingress's and the listeners' business: they are closed by then.
-    mutating func handleDrain() {
+    package mutating func handleDrain() {
         isDraining = true
         reportDrainedIfDone()
     }
@@ -849,13 +849,13 @@ struct StreamSession {
     }
 
     /// Something other than a stream (a UDP flow) used the association: the idle clock starts again from now.
-    mutating func restartIdleClock(now: NIODeadline) {
+    package mutating func restartIdleClock(now: NIODeadline) {
         clock = max(clock, now)
         if streams.isEmpty { idleSince = now }
     }
 
     /// The association is gone: every connection is reset, pending opens fail as "server unavailable".
-    mutating func handleAssociationLost() {
+    package mutating func handleAssociationLost() {
         guard !isClosed else { return }
         isClosed = true
         for waiter in streamWaiters { actions.append(.streamRefused(waiter: waiter.id, .serverUnavailable)) }
