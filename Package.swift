@@ -77,11 +77,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The NIO transport: the driver that runs the SCTP engine and the datagram security over UDP sockets (one
+        // per local address), address conversion, interface addresses, SO_REUSEPORT steering.
+        .target(
+            name: "AggTransport",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
         .target(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
                 "AggProtocol",
+                "AggTransport",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -158,7 +169,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                "Proxy", "AggProtocol", "AggTransport", "AggOperations",
+                "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

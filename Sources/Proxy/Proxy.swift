@@ -3,4 +3,5 @@
 // them directly instead; once they all do, these lines go.
 @_exported import AggOperations
 @_exported import AggProtocol
+@_exported import AggTransport
 import SCTPEngine

@@ -6,6 +6,7 @@ import SCTPEngine
 import Testing
 
 @testable import AggProtocol
+@testable import AggTransport
 @testable import Proxy
 
 #if canImport(Glibc)

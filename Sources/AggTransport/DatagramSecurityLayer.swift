@@ -1,9 +1,10 @@
+import AggProtocol
 import NIOCore
 import SCTPEngine
 
 /// Holds the client's or the server's sans-IO datagram security for a driver, with the driver's one timer for it,
 /// and forwards the driver's calls to whichever role it plays. No logic of its own.
-final class DatagramSecurityLayer {
+package final class DatagramSecurityLayer {
     private(set) var client: ClientDatagramSecurity?
     private(set) var server: ServerDatagramSecurity?
     /// Which of the two is set. Every per-datagram call reaches its state machine in place through `client!` or

@@ -17,9 +17,9 @@
 ///
 /// The program sees the UDP payload from offset 0. A load beyond the datagram would end the program with 0 (the
 /// first shard), so the length is checked first.
-enum ReusePortSteering {
+package enum ReusePortSteering {
     /// One instruction, laid out as Linux's `struct sock_filter`.
-    struct Instruction: Equatable, Sendable {
+    package struct Instruction: Equatable, Sendable {
         var code: UInt16
         var jt: UInt8
         var jf: UInt8
@@ -49,7 +49,7 @@ enum ReusePortSteering {
     /// With plaintext allowed, an SCTP packet whose source port's high byte is 0x41 or 0x44 (ports 16640-16895 and
     /// 17408-17663) reads as a HELLO or DATA and may land on the wrong shard; its association then fails. agg's own
     /// client sends from SCTP port 9899.
-    static func program(shards: Int, allowPlaintext: Bool) -> [Instruction] {
+    package static func program(shards: Int, allowPlaintext: Bool) -> [Instruction] {
         precondition(shards >= 1)
         let count = UInt32(shards)
         func op(_ code: UInt16, _ k: UInt32 = 0, jt: UInt8 = 0, jf: UInt8 = 0) -> Instruction {

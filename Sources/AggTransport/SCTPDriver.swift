@@ -1,3 +1,4 @@
+import AggProtocol
 import Logging
 import NIOCore
 import NIOPosix
@@ -39,6 +40,8 @@ public final class SCTPDriver: @unchecked Sendable {
 
     /// Counters for status displays and tests.
     public struct Statistics: Sendable, Equatable {
+        public init() {}
+
         public var datagramsReceived = 0
         public var bytesReceived = 0
         public var datagramsSent = 0

@@ -53,7 +53,9 @@ extension SCTPDriver {
 
     /// Binds one more UDP channel, to `address` (port 0: an ephemeral one) and `interface` if given, and returns
     /// the address it is bound to. The engine may then send from it (`addLocalAddress`).
-    func openLocalAddress(_ address: SCTPSocketAddress, interface: String?) -> EventLoopFuture<SCTPSocketAddress> {
+    package func openLocalAddress(
+        _ address: SCTPSocketAddress, interface: String?
+    ) -> EventLoopFuture<SCTPSocketAddress> {
         eventLoop.preconditionInEventLoop()
         return openSocket(address, interface: interface).map { socket in
             self.sockets.append(socket)
@@ -63,7 +65,7 @@ extension SCTPDriver {
 
     /// Closes the channel bound to `bound` for good (its address is gone from the host): it is not bound again,
     /// even if it closed under the driver already and is waiting to be bound again.
-    func retireSocket(bound: SCTPSocketAddress) {
+    package func retireSocket(bound: SCTPSocketAddress) {
         eventLoop.preconditionInEventLoop()
         for index in sockets.indices where sockets[index].bound == bound && !sockets[index].isRetired {
             sockets[index].isRetired = true

@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import SCTPEngine
 
@@ -5,9 +6,9 @@ import SCTPEngine
 extension SCTPDriver {
     /// Adds a bound local address to an association (RFC 5061 wildcard ASCONF-ADD sent from `local` toward `remote`).
     /// `local` must be one of `localAddresses`, so a channel exists to send from it.
-    func addLocalAddress(_ local: SCTPSocketAddress, toward remote: SCTPSocketAddress?, on id: SCTPAssociationID)
-        throws(SCTPError)
-    {
+    package func addLocalAddress(
+        _ local: SCTPSocketAddress, toward remote: SCTPSocketAddress?, on id: SCTPAssociationID
+    ) throws(SCTPError) {
         eventLoop.preconditionInEventLoop()
         defer { drain() }
         try endpoint.addLocalAddress(local, toward: remote, on: id, now: .now())
@@ -15,14 +16,14 @@ extension SCTPDriver {
 
     /// Removes a local address from an association (RFC 5061 wildcard Delete IP sent from another path, so it
     /// works behind a NAT; see `SCTPEndpoint.removeLocalAddress`).
-    func removeLocalAddress(_ local: SCTPSocketAddress, on id: SCTPAssociationID) throws(SCTPError) {
+    package func removeLocalAddress(_ local: SCTPSocketAddress, on id: SCTPAssociationID) throws(SCTPError) {
         eventLoop.preconditionInEventLoop()
         defer { drain() }
         try endpoint.removeLocalAddress(local, on: id, now: .now())
     }
 
     /// Moves the association's paths from `old` to `new`, a bound local address (`SCTPEndpoint.replaceLocalAddress`).
-    func replaceLocalAddress(
+    package func replaceLocalAddress(
         _ old: SCTPSocketAddress, with new: SCTPSocketAddress, toward remote: SCTPSocketAddress?,
         on id: SCTPAssociationID
     ) throws(SCTPError) {
@@ -33,7 +34,7 @@ extension SCTPDriver {
 
     /// Sets the policy of the association's paths that `selector` matches, now and later
     /// (`SCTPEndpoint.setPathPolicy`).
-    func setPathPolicy(_ policy: SCTPPathPolicy, for selector: SCTPPathSelector, on id: SCTPAssociationID)
+    package func setPathPolicy(_ policy: SCTPPathPolicy, for selector: SCTPPathSelector, on id: SCTPAssociationID)
         throws(SCTPError)
     {
         eventLoop.preconditionInEventLoop()
@@ -43,7 +44,7 @@ extension SCTPDriver {
 
     /// Asks the peer to send to us under `policy` on the path leaving from `local` (agg's Path Policy ASCONF
     /// parameter, sent from `local`; `SCTPEndpoint.requestPeerPathPolicy`).
-    func requestPeerPathPolicy(
+    package func requestPeerPathPolicy(
         _ policy: SCTPPathPolicy, from local: SCTPSocketAddress, toward remote: SCTPSocketAddress?,
         on id: SCTPAssociationID
     ) throws(SCTPError) {
@@ -53,7 +54,7 @@ extension SCTPDriver {
     }
 
     /// Sends a control message on stream 0.
-    func send(_ message: ControlMessage, on id: SCTPAssociationID) {
+    package func send(_ message: ControlMessage, on id: SCTPAssociationID) {
         do {
             try send(message.encode(), on: id, stream: StreamID(0), ppid: message.ppid)
         } catch {

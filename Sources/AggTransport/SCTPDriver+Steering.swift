@@ -15,7 +15,7 @@ extension SCTPDriver {
     /// Attaches `program` (`ReusePortSteering`) to the SO_REUSEPORT group of every bound socket: from now on it
     /// chooses which socket of each group, in the order they were bound, receives a datagram. Fails when the
     /// kernel refuses (no SO_REUSEPORT, an old kernel, a seccomp filter). Call on the event loop.
-    func attachSteering(_ program: [ReusePortSteering.Instruction]) throws {
+    package func attachSteering(_ program: [ReusePortSteering.Instruction]) throws {
         eventLoop.preconditionInEventLoop()
         for socket in sockets {
             guard let provider = socket.channel as? any SocketOptionProvider else {
