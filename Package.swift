@@ -87,12 +87,23 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // Egress: the server's connections to the internet, under its policy (refused ranges and ports, the
+        // server's own addresses), with bounded name lookups.
+        .target(
+            name: "AggEgress",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: hotPath
+        ),
         .target(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
                 "AggProtocol",
                 "AggTransport",
+                "AggEgress",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -169,7 +180,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggTransport", "AggOperations",
+                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggOperations",
                 "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

@@ -4,4 +4,5 @@
 @_exported import AggOperations
 @_exported import AggProtocol
 @_exported import AggTransport
+@_exported import AggEgress
 import SCTPEngine

@@ -5,6 +5,7 @@ import NIOPosix
 import Synchronization
 import Testing
 
+@testable import AggEgress
 @testable import Proxy
 @testable import SCTPEngine
 

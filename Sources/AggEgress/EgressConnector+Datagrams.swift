@@ -1,3 +1,5 @@
+import AggProtocol
+import AggTransport
 import NIOCore
 import NIOPosix
 import SCTPEngine

@@ -1,3 +1,4 @@
+import AggProtocol
 import SCTPEngine
 
 /// Decides which addresses and ports the server may connect to on a client's behalf. By default it refuses every
@@ -138,7 +139,7 @@ public struct EgressPolicy: Sendable {
 
 extension CIDR {
     /// Whether every address of `other` is in this prefix.
-    func contains(_ other: CIDR) -> Bool {
+    package func contains(_ other: CIDR) -> Bool {
         other.prefixLength >= prefixLength && contains(other.network)
     }
 }
