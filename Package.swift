@@ -97,6 +97,17 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // Ingress: how local applications reach aggclient (SOCKS4/4a/5 with UDP ASSOCIATE, HTTP CONNECT and forward
+        // proxy, transparent TCP and UDP from nftables redirect or tproxy), up to the connector that opens a stream.
+        .target(
+            name: "AggIngress",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggEgress",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
         .target(
             name: "Proxy",
             dependencies: [
@@ -104,6 +115,7 @@ let package = Package(
                 "AggProtocol",
                 "AggTransport",
                 "AggEgress",
+                "AggIngress",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -180,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggOperations",
+                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggOperations",
                 "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

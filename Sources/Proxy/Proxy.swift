@@ -5,4 +5,5 @@
 @_exported import AggProtocol
 @_exported import AggTransport
 @_exported import AggEgress
+@_exported import AggIngress
 import SCTPEngine

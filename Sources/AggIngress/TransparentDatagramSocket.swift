@@ -10,10 +10,16 @@ import Synchronization
 #endif
 
 /// One UDP datagram nftables `tproxy` sent to aggclient: who sent it, and where it was going.
-struct TransparentDatagram: Sendable {
-    var source: SCTPSocketAddress
-    var destination: SCTPSocketAddress
-    var payload: ByteBuffer
+package struct TransparentDatagram: Sendable {
+    package var source: SCTPSocketAddress
+    package var destination: SCTPSocketAddress
+    package var payload: ByteBuffer
+
+    package init(source: SCTPSocketAddress, destination: SCTPSocketAddress, payload: ByteBuffer) {
+        self.source = source
+        self.destination = destination
+        self.payload = payload
+    }
 }
 
 /// The UDP side of router mode: a UDP socket with IP_TRANSPARENT (so nftables `tproxy` may hand it datagrams for
@@ -22,7 +28,7 @@ struct TransparentDatagram: Sendable {
 /// message, so one thread reads the socket with `recvmsg` and hands the event loop batches of up to 64 datagrams.
 /// Replies do not leave through this socket: `ClientUDPRelays` sends them from a socket bound to the original
 /// destination, which is what the LAN device expects to hear from.
-final class TransparentDatagramSocket: Sendable {
+package final class TransparentDatagramSocket: Sendable {
     /// `IP_RECVORIGDSTADDR` (linux/in.h), at level `SOL_IP`; its control message has the same number
     /// (`IP_ORIGDSTADDR`) and carries a `sockaddr_in`.
     static let ipRecvOriginalDestination: CInt = 20
@@ -34,21 +40,21 @@ final class TransparentDatagramSocket: Sendable {
 
     let descriptor: CInt
     /// The bound address (the port the kernel chose for port 0).
-    let local: SCTPSocketAddress
+    package let local: SCTPSocketAddress
     private let isStopped = Atomic<Bool>(false)
     private let pool: NIOThreadPool
 
-    enum OpenError: Error, CustomStringConvertible {
+    package enum OpenError: Error, CustomStringConvertible {
         case socket(String, errno: CInt)
 
-        var description: String {
+        package var description: String {
             switch self {
             case .socket(let step, let code): "\(step): \(String(cString: strerror(code)))"
             }
         }
 
         /// The process lacks CAP_NET_RAW or CAP_NET_ADMIN, which IP_TRANSPARENT takes.
-        var isPermissionDenied: Bool {
+        package var isPermissionDenied: Bool {
             if case .socket(_, let code) = self { return code == EPERM }
             return false
         }
@@ -56,7 +62,7 @@ final class TransparentDatagramSocket: Sendable {
 
     /// Binds `address` with IP_TRANSPARENT and IP_RECVORIGDSTADDR; throws `OpenError` (EPERM without the
     /// capability).
-    init(address: SCTPSocketAddress, receiveBufferSize: CInt = 4 << 20) throws(OpenError) {
+    package init(address: SCTPSocketAddress, receiveBufferSize: CInt = 4 << 20) throws(OpenError) {
         let isIPv6: Bool
         if case .v6 = address.ip { isIPv6 = true } else { isIPv6 = false }
         let fd = socket(isIPv6 ? AF_INET6 : AF_INET, CInt(SOCK_DGRAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
@@ -107,7 +113,7 @@ final class TransparentDatagramSocket: Sendable {
     }
 
     /// Starts the reading thread: every batch of datagrams goes to `onBatch` on `eventLoop`.
-    func start(on eventLoop: any EventLoop, onBatch: @escaping @Sendable ([TransparentDatagram]) -> Void) {
+    package func start(on eventLoop: any EventLoop, onBatch: @escaping @Sendable ([TransparentDatagram]) -> Void) {
         pool.start()
         pool.submit { [self] state in
             guard state == .active else { return }
@@ -116,7 +122,7 @@ final class TransparentDatagramSocket: Sendable {
     }
 
     /// Stops the thread (within 200 ms) and closes the socket.
-    func stop() {
+    package func stop() {
         guard !isStopped.exchange(true, ordering: .relaxed) else { return }
         pool.shutdownGracefully { _ in close(self.descriptor) }
     }

@@ -1,3 +1,5 @@
+import AggEgress
+import AggTransport
 import NIOCore
 import SCTPEngine
 
@@ -27,11 +29,11 @@ public enum TransparentDestination {
     static let originalDestinationV6: CInt = 80
     /// `IP_TRANSPARENT` (linux/in.h), at level `SOL_IP`: a socket may accept connections to addresses not its own
     /// (TPROXY). Needs CAP_NET_ADMIN.
-    static let ipTransparent: CInt = 19
+    package static let ipTransparent: CInt = 19
     /// `IPV6_TRANSPARENT` (linux/in6.h), at level `SOL_IPV6`.
-    static let ipv6Transparent: CInt = 75
-    static let solIP: SocketOptionLevel = 0
-    static let solIPv6: SocketOptionLevel = 41
+    package static let ipv6Transparent: CInt = 75
+    package static let solIP: SocketOptionLevel = 0
+    package static let solIPv6: SocketOptionLevel = 41
 
     // MARK: - Parsing
 

@@ -1,14 +1,19 @@
+import AggProtocol
 import NIOCore
 import SCTPEngine
 
 /// The header of a SOCKS5 UDP relay datagram (RFC 1928 §7): `RSV(2) FRAG(1) ATYP DST.ADDR DST.PORT DATA`. Parses a
 /// client's datagram and writes the header of a reply, as pure functions.
-struct SOCKS5UDPHeader: Equatable {
+package struct SOCKS5UDPHeader: Equatable {
     /// Where the datagram goes (from the client) or came from (to the client).
-    var target: StreamTarget
+    package var target: StreamTarget
+
+    package init(target: StreamTarget) {
+        self.target = target
+    }
 
     /// Why a client's datagram was dropped.
-    enum DecodingError: Error, Equatable, CustomStringConvertible {
+    package enum DecodingError: Error, Equatable, CustomStringConvertible {
         case truncated
         case nonZeroReserved
         /// RFC 1928 §7: "An implementation that does not support fragmentation MUST drop any datagram whose FRAG
@@ -18,7 +23,7 @@ struct SOCKS5UDPHeader: Equatable {
         case invalidDomain
         case zeroPort
 
-        var description: String {
+        package var description: String {
             switch self {
             case .truncated: return "truncated SOCKS5 UDP header"
             case .nonZeroReserved: return "SOCKS5 UDP header with a non-zero RSV"
@@ -31,7 +36,7 @@ struct SOCKS5UDPHeader: Equatable {
     }
 
     /// Reads the header off `buffer`, leaving the reader index at DATA. Nothing is read when it throws.
-    static func read(from buffer: inout ByteBuffer) throws(DecodingError) -> SOCKS5UDPHeader {
+    package static func read(from buffer: inout ByteBuffer) throws(DecodingError) -> SOCKS5UDPHeader {
         var view = buffer
         guard let reserved = view.readInteger(as: UInt16.self), let frag = view.readInteger(as: UInt8.self),
             let type = view.readInteger(as: UInt8.self)
@@ -64,14 +69,14 @@ struct SOCKS5UDPHeader: Equatable {
     }
 
     /// Writes the header (RSV 0, FRAG 0) for a datagram from `target` back to the client.
-    func write(into buffer: inout ByteBuffer) {
+    package func write(into buffer: inout ByteBuffer) {
         buffer.writeInteger(UInt16(0))
         buffer.writeInteger(UInt8(0))
         target.encode(into: &buffer)
     }
 
     /// The header's size in bytes.
-    var size: Int {
+    package var size: Int {
         switch target.host {
         case .ip(.v4): return 10
         case .ip(.v6): return 22

@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 
 /// What the ingress handlers need besides the connector: credentials, limits, timeouts, and where refusals are

@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import NIOHTTP1
 
@@ -15,11 +16,11 @@ import NIOHTTP1
 /// While a forwarded request's upstream opens, its body waits here; past `maxPendingBody` bytes the handler stops
 /// reading from the client until the upstream is open, so a large upload to a slow target holds at most that plus
 /// one read in memory.
-final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+package final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    package typealias InboundIn = HTTPServerRequestPart
+    package typealias InboundOut = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     /// One forwarded request and its response.
     struct Exchange {
@@ -66,11 +67,11 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.connector = connector
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
+    package func handlerAdded(context: ChannelHandlerContext) {
         self.armHeaderTimer(context: context)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    package func handlerRemoved(context: ChannelHandlerContext) {
         self.isRemoved = true
         self.headerTimer?.cancel()
         self.headerTimer = nil
@@ -78,15 +79,15 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Requests
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         self.receive(context: context, part: self.unwrapInboundIn(data))
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    package func channelReadComplete(context: ChannelHandlerContext) {
         context.fireChannelReadComplete()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard let parserError = error as? HTTPParserError else {
             context.fireErrorCaught(error)
             return
@@ -103,7 +104,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    func read(context: ChannelHandlerContext) {
+    package func read(context: ChannelHandlerContext) {
         if self.isHoldingReads {
             self.pendingRead = true
         } else {
@@ -297,7 +298,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     // MARK: - Responses
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard case .forwarding(var exchange) = self.state else {
             context.write(data, promise: promise)
             return
@@ -345,7 +346,7 @@ final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHandler {
         promise?.succeed()
     }
 
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         guard case .forwarding(let exchange) = self.state, mode == .output else {
             context.close(mode: mode, promise: promise)
             return

@@ -1,7 +1,9 @@
+import AggProtocol
+
 /// The outcome label of a connection the client's ingress opened, from the `ProxyFailure` its connector reported.
 extension ConnectionOutcome {
     /// The client's view: how its connector's future completed.
-    init(_ result: Result<Void, any Error>) {
+    package init(_ result: Result<Void, any Error>) {
         guard case .failure(let error) = result else {
             self = .success
             return
