@@ -108,6 +108,17 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // The daemons' settings: the TOML config file, flags over it, key and proxy-user files, path and server
+        // group specs, check-config, and the host lookups that turn settings into addresses.
+        .target(
+            name: "AggConfig",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggOperations",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
         .target(
             name: "Proxy",
             dependencies: [
@@ -116,6 +127,7 @@ let package = Package(
                 "AggTransport",
                 "AggEgress",
                 "AggIngress",
+                "AggConfig",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -192,7 +204,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggOperations",
+                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggConfig", "AggOperations",
                 "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

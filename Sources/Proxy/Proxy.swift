@@ -6,4 +6,5 @@
 @_exported import AggTransport
 @_exported import AggEgress
 @_exported import AggIngress
+@_exported import AggConfig
 import SCTPEngine

@@ -1,3 +1,6 @@
+import AggEgress
+import AggIngress
+import AggProtocol
 import NIOCore
 import SCTPEngine
 

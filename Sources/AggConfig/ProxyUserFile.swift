@@ -1,3 +1,5 @@
+import AggIngress
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)

@@ -1,3 +1,5 @@
+import AggEgress
+import AggIngress
 import SCTPEngine
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import AggEgress
 import SCTPEngine
 
 /// How one kind of setting (an address, a duration, a list of ...) is read from a config file value and from a

@@ -1,6 +1,8 @@
+import AggEgress
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import SCTPEngine
 
