@@ -119,6 +119,23 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
+        // Observability: metrics (Prometheus), the status snapshot, the status endpoint and page, and the status
+        // client behind `aggclient status`.
+        .target(
+            name: "AggObservability",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggConfig", "AggOperations",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
+            resources: [.embedInCode("Resources/status.html")],
+            swiftSettings: hotPath
+        ),
+        // The services: the glue that joins ingress, the stream session, the transport and egress
+        // (AggClientService, AggServerService, server shards, the UDP relays) and the daemons' run loops (AggRuntime).
         .target(
             name: "Proxy",
             dependencies: [
@@ -128,18 +145,14 @@ let package = Package(
                 "AggEgress",
                 "AggIngress",
                 "AggConfig",
+                "AggObservability",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSOCKS", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
-            resources: [.embedInCode("Observability/Resources/status.html")],
             swiftSettings: hotPath
         ),
         // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
@@ -204,7 +217,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggConfig", "AggOperations",
+                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggConfig",
+                "AggObservability", "AggOperations",
                 "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],

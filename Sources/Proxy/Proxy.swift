@@ -7,4 +7,5 @@
 @_exported import AggEgress
 @_exported import AggIngress
 @_exported import AggConfig
+@_exported import AggObservability
 import SCTPEngine

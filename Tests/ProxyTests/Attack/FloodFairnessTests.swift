@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 
 @testable import AggEgress
+@testable import AggObservability
 @testable import Proxy
 @testable import SCTPEngine
 

@@ -5,6 +5,7 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import AggProtocol
 @testable import AggTransport
 @testable import Proxy

@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import AggProtocol
 @testable import Proxy
 

@@ -1,3 +1,5 @@
+import AggOperations
+
 /// One moment of a daemon's state: what `GET /status.json` serves, the status page plots and `aggclient status`
 /// renders. Rates cover the last sampling interval (about a second); `history` holds the per-second samples of the
 /// last minutes, oldest first.

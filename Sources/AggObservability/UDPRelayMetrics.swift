@@ -76,13 +76,13 @@ public final class UDPRelayMetrics: @unchecked Sendable {
             "UDP datagrams the association abandoned because their lifetime ran out (PR-SCTP).", [])
     }
 
-    func recordFlowOpened() {
+    package func recordFlowOpened() {
         flows.increment()
         values.flowsOpened += 1
     }
 
     /// A datagram of `bytes` payload bytes relayed up (toward the destination) or down.
-    func recordDatagram(_ bytes: Int, up: Bool) {
+    package func recordDatagram(_ bytes: Int, up: Bool) {
         if up {
             datagramsUp.increment()
             bytesUp.increment(by: Int64(bytes))
@@ -117,7 +117,7 @@ public final class UDPRelayMetrics: @unchecked Sendable {
         return counters
     }
 
-    func recordDrop(_ reason: Drop) {
+    package func recordDrop(_ reason: Drop) {
         drops[reason]?.increment()
         values.dropped[reason.rawValue, default: 0] += 1
     }

@@ -1,3 +1,4 @@
+import AggProtocol
 import CoreMetrics
 import Prometheus
 import SCTPEngine
@@ -61,12 +62,12 @@ public final class ProxyMetrics: StreamSessionMetrics, @unchecked Sendable {
     }
 
     /// A new association was refused: its key holds `limits.associations-per-key` already.
-    func recordAssociationRefused() {
+    package func recordAssociationRefused() {
         recordRefusal(.associationsPerKey)
     }
 
     /// An association ended because its key was removed or changed.
-    func recordAssociationRevoked() {
+    package func recordAssociationRevoked() {
         associationsRevoked.increment()
         values.associationsRevoked += 1
     }
@@ -111,7 +112,7 @@ public final class ProxyMetrics: StreamSessionMetrics, @unchecked Sendable {
 
     /// aggclient with `count` server groups: their metrics exist from now on (`agg_server_group_changes_total`,
     /// `agg_server_group_in_use`).
-    func configureServerGroups(count: Int) {
+    package func configureServerGroups(count: Int) {
         guard count > 1, groupChanges == nil else { return }
         let factory = PrometheusMetricsFactory(registry: registry)
         let help = "Moves to another server group: failover (the one in use stopped answering) or return."
@@ -135,7 +136,7 @@ public final class ProxyMetrics: StreamSessionMetrics, @unchecked Sendable {
     }
 
     /// The server group in use changed (nil: none), with its first address.
-    func recordServerGroup(_ group: Int?, server: String?) {
+    package func recordServerGroup(_ group: Int?, server: String?) {
         guard groupChanges != nil else { return }
         groupChanges?.inUse.set(Double(group ?? -1))
         values.serverGroups?.inUse = group
@@ -143,19 +144,19 @@ public final class ProxyMetrics: StreamSessionMetrics, @unchecked Sendable {
     }
 
     /// The server in use stopped answering: the client moves to the next group.
-    func recordFailover() {
+    package func recordFailover() {
         groupChanges?.failover.increment()
         values.serverGroups?.failovers += 1
     }
 
     /// A more preferred server answered again and takes new connections.
-    func recordReturn() {
+    package func recordReturn() {
         groupChanges?.back.increment()
         values.serverGroups?.returns += 1
     }
 
     /// An association passed or failed authentication.
-    func recordAuthentication(succeeded: Bool) {
+    package func recordAuthentication(succeeded: Bool) {
         if succeeded {
             authenticated.increment()
             values.associationsAuthenticated += 1

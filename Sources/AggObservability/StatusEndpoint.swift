@@ -24,12 +24,12 @@ public final class StatusEndpoint: Sendable {
         return channel.close()
     }
 
-    static func start(host: String, port: Int, source: any StatusSource) -> EventLoopFuture<StatusEndpoint> {
+    package static func start(host: String, port: Int, source: any StatusSource) -> EventLoopFuture<StatusEndpoint> {
         start(host: host, port: port, sources: [source])
     }
 
     /// Watches several sources (a sharded server's) as one daemon, sampling every `sampleInterval`.
-    static func start(
+    package static func start(
         host: String, port: Int, sources: [any StatusSource], sampleInterval: TimeAmount = .seconds(1)
     ) -> EventLoopFuture<StatusEndpoint> {
         let monitor = StatusMonitor(sources: sources)

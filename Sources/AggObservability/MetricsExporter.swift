@@ -1,3 +1,4 @@
+import AggOperations
 import Prometheus
 import SCTPEngine
 

@@ -1,3 +1,5 @@
+import AggConfig
+import AggTransport
 import NIOCore
 import SCTPEngine
 

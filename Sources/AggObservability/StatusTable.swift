@@ -1,3 +1,5 @@
+import AggProtocol
+
 /// Renders a snapshot as the terminal table of `aggclient status`: a summary line per association, then one row
 /// per path with its name, state, RTT, throughput up (toward the server) and down, retransmission rate, share of the
 /// traffic and bytes since the daemon started, and the totals. Every line fits an 80-column terminal. Plain text;

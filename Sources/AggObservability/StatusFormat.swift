@@ -1,7 +1,7 @@
 /// Human-readable figures for the status table: rates in bit/s, byte counts, durations, percentages.
-enum StatusFormat {
+package enum StatusFormat {
     /// A rate given in bytes per second, in bits per second: "0 bit/s", "840 kbit/s", "12.3 Mbit/s", "1.05 Gbit/s".
-    static func rate(bytesPerSecond: Double) -> String {
+    package static func rate(bytesPerSecond: Double) -> String {
         let bits = max(bytesPerSecond, 0) * 8
         if bits < 1000 { return "\(Int(bits.rounded())) bit/s" }
         if bits < 1e6 { return "\(Int((bits / 1e3).rounded())) kbit/s" }
@@ -23,7 +23,7 @@ enum StatusFormat {
     }
 
     /// "512 B", "12.0 KiB", "3.4 MiB", "1.2 GiB".
-    static func bytes(_ count: Int) -> String {
+    package static func bytes(_ count: Int) -> String {
         let value = Double(max(count, 0))
         if value < 1024 { return "\(count) B" }
         if value < 1024 * 1024 { return decimal(value / 1024, digits: 1) + " KiB" }
@@ -38,7 +38,7 @@ enum StatusFormat {
     }
 
     /// A fraction as a percentage: "0.0%", "12.5%", "100%".
-    static func percent(_ fraction: Double) -> String {
+    package static func percent(_ fraction: Double) -> String {
         let value = min(max(fraction, 0), 1) * 100
         return value >= 99.95 ? "100%" : decimal(value, digits: 1) + "%"
     }
@@ -52,7 +52,7 @@ enum StatusFormat {
     }
 
     /// `value` with exactly `digits` digits after the point, rounded half up.
-    static func decimal(_ value: Double, digits: Int) -> String {
+    package static func decimal(_ value: Double, digits: Int) -> String {
         var scale = 1
         for _ in 0..<digits { scale *= 10 }
         let scaled = Int((value * Double(scale)).rounded())

@@ -1,18 +1,28 @@
+import AggConfig
+import AggTransport
 import NIOCore
 import SCTPEngine
 
-/// A daemon the status monitor can watch: its driver (the engine and the UDP counters), its proxy counters, its
-/// associations as the service sees them, and the plain-text status lines. Every member is read on `eventLoop`.
 /// One association as a service reports it to the status monitor.
-struct AssociationState: Sendable {
-    var id: SCTPAssociationID
-    var state: String
-    var streams = 0
-    var streamLimit = 0
-    var client: String?
+package struct AssociationState: Sendable {
+    package var id: SCTPAssociationID
+    package var state: String
+    package var streams = 0
+    package var streamLimit = 0
+    package var client: String?
+
+    package init(id: SCTPAssociationID, state: String, streams: Int = 0, streamLimit: Int = 0, client: String? = nil) {
+        self.id = id
+        self.state = state
+        self.streams = streams
+        self.streamLimit = streamLimit
+        self.client = client
+    }
 }
 
-protocol StatusSource: AnyObject, Sendable {
+/// A daemon the status monitor can watch: its driver (the engine and the UDP counters), its proxy counters, its
+/// associations as the service sees them, and the plain-text status lines. Every member is read on `eventLoop`.
+package protocol StatusSource: AnyObject, Sendable {
     var eventLoop: any EventLoop { get }
     var driver: SCTPDriver { get }
     var metrics: ProxyMetrics { get }
@@ -34,5 +44,5 @@ protocol StatusSource: AnyObject, Sendable {
 }
 
 extension StatusSource {
-    var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? { nil }
+    package var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? { nil }
 }
