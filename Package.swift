@@ -126,8 +126,7 @@ let package = Package(
             dependencies: [
                 "SCTPEngine", "AggProtocol", "AggTransport", "AggConfig", "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
