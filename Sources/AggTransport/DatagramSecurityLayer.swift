@@ -2,16 +2,14 @@ import AggProtocol
 import NIOCore
 import SCTPEngine
 
-/// Holds the client's or the server's sans-IO datagram security for a driver, with the driver's one timer for it,
-/// and forwards the driver's calls to whichever role it plays. No logic of its own.
+/// Holds the client's or the server's sans-IO datagram security for a driver and forwards the driver's calls to
+/// whichever role it plays. No logic of its own, no timer: its deadlines go to the driver's one timer.
 package final class DatagramSecurityLayer {
     private(set) var client: ClientDatagramSecurity?
     private(set) var server: ServerDatagramSecurity?
     /// Which of the two is set. Every per-datagram call reaches its state machine in place through `client!` or
     /// `server!` (a modify access): reading either optional to test or query it would copy the whole state.
     private let isClient: Bool
-    /// The scheduled callback for `nextDeadline()` and its instant.
-    var timer: (task: Scheduled<Void>, deadline: SCTPTime)?
 
     /// nil for `.plaintext`. `shard`: the server's shard, whose residue its session ids keep.
     init?(_ protection: DatagramProtection, shard: SCTPShard = .single, random: any RandomNumberGenerator) {

@@ -74,10 +74,16 @@ extension SCTPDriver {
         return sealed
     }
 
-    /// Closing: the layer's timer stops.
-    func cancelSecurityTimer() {
-        security?.timer?.task.cancel()
-        security?.timer = nil
+    /// The driver's timer fired: the layer handles what came due, or asks for the timer again at its own deadline
+    /// when it was the engine's that fired it.
+    func handleSecurityTimeout() {
+        guard let security, let deadline = security.nextDeadline() else { return }
+        if deadline <= .now() {
+            security.handleTimeout(clock: Self.securityClock())
+            drainSecurity()
+        } else {
+            armTimer(at: deadline)
+        }
     }
 
     /// Starting an association: the client begins a fresh handshake.
@@ -85,21 +91,12 @@ extension SCTPDriver {
         security?.restart(now: .now())
     }
 
-    /// Writes the layer's own datagrams (handshake, released queue), passes its events on and re-arms its timer.
+    /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's
+    /// one timer forward to the layer's deadline if that comes first.
     func drainSecurity() {
         guard let security else { return }
         while let datagram = security.pollTransmit() { writeDatagram(datagram) }
         while let event = security.pollEvent() { onSecurityEvent?(event) }
-        guard let deadline = security.nextDeadline() else { return }
-        if let armed = security.timer, armed.deadline <= deadline { return }
-        security.timer?.task.cancel()
-        let task = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { [self] in
-            guard let security = self.security else { return }
-            security.timer = nil
-            security.handleTimeout(clock: Self.securityClock())
-            drainSecurity()
-            flush()
-        }
-        security.timer = (task, deadline)
+        if let deadline = security.nextDeadline() { armTimer(at: deadline) }
     }
 }

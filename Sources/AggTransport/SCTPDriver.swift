@@ -191,7 +191,6 @@ public final class SCTPDriver: @unchecked Sendable {
         eventLoop.flatSubmit {
             self.isClosing = true
             self.timer?.cancel()
-            self.cancelSecurityTimer()
             self.timer = nil
             let closes = self.sockets.map { socket in
                 socket.channel.close().recover { _ in }
@@ -359,6 +358,7 @@ public final class SCTPDriver: @unchecked Sendable {
         timer = nil
         timerDeadline = nil
         statistics.timerExpiries += 1
+        handleSecurityTimeout()
         endpoint.handleTimeout(now: .now())
         drain()
     }
@@ -387,10 +387,17 @@ public final class SCTPDriver: @unchecked Sendable {
         if !isReadingBatch { flush() }
     }
 
-    /// Keeps one scheduled task at or before the engine's deadline. A later deadline leaves the armed task alone:
-    /// it fires early, finds nothing due, and arms again, which costs less than rescheduling on every packet.
+    /// Keeps the driver's one scheduled task at or before the engine's deadline.
     private func armTimer() {
-        guard !isClosing, let deadline = endpoint.nextDeadline() else { return }
+        guard let deadline = endpoint.nextDeadline() else { return }
+        armTimer(at: deadline)
+    }
+
+    /// Keeps the driver's one scheduled task at or before `deadline`, the engine's or the datagram security's: one
+    /// timer serves both. A later deadline leaves the armed task alone: it fires early, finds nothing due, and arms
+    /// again, which costs less than rescheduling on every packet.
+    func armTimer(at deadline: SCTPTime) {
+        guard !isClosing else { return }
         if let armed = timerDeadline, armed <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
