@@ -52,15 +52,18 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // The proxy's sans-IO protocol: for now the datagram security (keys, HELLO handshake, session ciphers,
-        // replay window, the client's and the server's state machines). ByteBuffer, crypto and the engine's types
-        // only; no NIOPosix, no clock, no sockets.
+        // The proxy's sans-IO protocol: the datagram security (keys, HELLO handshake, session ciphers, replay
+        // window, the client's and the server's state machines), the stream protocol (messages, stream states, flow
+        // windows, authentication, the stream session, the client's association lifecycle) and the vocabulary the
+        // daemons count by. ByteBuffer, crypto and the engine's types only; no NIOPosix, no clock, no sockets.
         .target(
             name: "AggProtocol",
             dependencies: [
                 "SCTPEngine", "CAEAD", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath
         ),
@@ -74,23 +77,81 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The NIO transport: the driver that runs the SCTP engine and the datagram security over UDP sockets (one
+        // per local address), address conversion, interface addresses, SO_REUSEPORT steering.
+        .target(
+            name: "AggTransport",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
+        // Egress: the server's connections to the internet, under its policy (refused ranges and ports, the
+        // server's own addresses), with bounded name lookups.
+        .target(
+            name: "AggEgress",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: hotPath
+        ),
+        // Ingress: how local applications reach aggclient (SOCKS4/4a/5 with UDP ASSOCIATE, HTTP CONNECT and forward
+        // proxy, transparent TCP and UDP from nftables redirect or tproxy), up to the connector that opens a stream.
+        .target(
+            name: "AggIngress",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggEgress",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
+        // The daemons' settings: the TOML config file, flags over it, key and proxy-user files, path and server
+        // group specs, check-config, and the host lookups that turn settings into addresses.
+        .target(
+            name: "AggConfig",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggOperations",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: hotPath
+        ),
+        // Observability: metrics (Prometheus), the status snapshot, the status endpoint and page, and the status
+        // client behind `aggclient status`.
+        .target(
+            name: "AggObservability",
+            dependencies: [
+                "SCTPEngine", "AggProtocol", "AggTransport", "AggConfig", "AggOperations",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
+            resources: [.embedInCode("Resources/status.html")],
+            swiftSettings: hotPath
+        ),
+        // The services: the glue that joins ingress, the stream session, the transport and egress
+        // (AggClientService, AggServerService, server shards, the UDP relays) and the daemons' run loops (AggRuntime).
         .target(
             name: "Proxy",
             dependencies: [
                 "SCTPEngine",
                 "AggProtocol",
+                "AggTransport",
+                "AggEgress",
+                "AggIngress",
+                "AggConfig",
+                "AggObservability",
                 "AggOperations",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSOCKS", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            // The status page, compiled in as a byte array (no resource bundle, no Foundation Bundle).
-            resources: [.embedInCode("Observability/Resources/status.html")],
             swiftSettings: hotPath
         ),
         // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
@@ -155,7 +216,9 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "AggProtocol", "AggOperations", "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
+                "Proxy", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "AggConfig",
+                "AggObservability", "AggOperations",
+                "SCTPEngine", "SCTPSimulation", "ProxyFuzzSupport", "CAEAD",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -3,4 +3,9 @@
 // them directly instead; once they all do, these lines go.
 @_exported import AggOperations
 @_exported import AggProtocol
+@_exported import AggTransport
+@_exported import AggEgress
+@_exported import AggIngress
+@_exported import AggConfig
+@_exported import AggObservability
 import SCTPEngine

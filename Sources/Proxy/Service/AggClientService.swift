@@ -851,7 +851,7 @@ public final class AggClientService: @unchecked Sendable {
 
     /// The configured name of the path that sends from `local` now (`Configuration.pathNames`); nil for a path given
     /// as a bare address, or an address no path uses any more. Call on the event loop.
-    func configuredPathName(local: SCTPIPAddress) -> String? {
+    package func configuredPathName(local: SCTPIPAddress) -> String? {
         guard let index = shownGroup.pathLocals.firstIndex(where: { $0?.ip == local }),
             index < configuration.pathNames.count
         else { return nil }
@@ -867,7 +867,7 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     /// One line per path and the stream count, for the metrics endpoint and logs. Call on the event loop.
-    func statusLines() -> [String] {
+    package func statusLines() -> [String] {
         var lines: [String] = []
         if let (group, id) = currentAssociation, let streams = currentStreams {
             lines.append(

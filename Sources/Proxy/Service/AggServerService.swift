@@ -585,7 +585,7 @@ public final class AggServerService: @unchecked Sendable {
     }
 
     /// One line per association and path, for the metrics endpoint. Call on the event loop.
-    func statusLines() -> [String] {
+    package func statusLines() -> [String] {
         var lines: [String] = []
         for (id, session) in sessions.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             if let streams = session.streams {

@@ -2,15 +2,15 @@ import SCTPEngine
 
 /// What each service shows the status monitor (`StatusSource`).
 extension AggClientService: StatusSource {
-    var roleName: String { "aggclient" }
+    package var roleName: String { "aggclient" }
 
-    var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? {
+    package var pathControl: ((_ name: String, _ change: PathPolicyChange) throws -> String)? {
         { name, change in "\(try self.changePathNow(name, change))" }
     }
 
     /// The associations of the group shown (the one in use): the one taking connections or the attempt under
     /// way. Associations of other groups finishing their streams are not listed.
-    func associationStates() -> [AssociationState] {
+    package func associationStates() -> [AssociationState] {
         guard let association = linkAssociation(on: driverGroupShown) else { return [] }
         guard association.phase == "ready", let streams = currentStreams else {
             return [AssociationState(id: association.id, state: association.phase, client: keyName)]
@@ -24,9 +24,9 @@ extension AggClientService: StatusSource {
 }
 
 extension AggServerService: StatusSource {
-    var roleName: String { "aggserver" }
+    package var roleName: String { "aggserver" }
 
-    func associationStates() -> [AssociationState] {
+    package func associationStates() -> [AssociationState] {
         sessionStreams().map {
             AssociationState(
                 id: $0.id, state: $0.streams == nil ? "authenticating" : "ready", streams: $0.streams ?? 0,
@@ -35,5 +35,5 @@ extension AggServerService: StatusSource {
     }
 
     /// The server's paths have no configured names: the monitor names them after their local interface.
-    func configuredPathName(local: SCTPIPAddress) -> String? { nil }
+    package func configuredPathName(local: SCTPIPAddress) -> String? { nil }
 }

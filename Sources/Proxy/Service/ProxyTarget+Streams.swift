@@ -21,20 +21,3 @@ extension ProxyTarget {
         }
     }
 }
-
-extension ProxyFailure {
-    /// The failure the ingress reports for a failed OPEN-RESULT; nil for `.ok`.
-    public init?(_ code: OpenResultCode) {
-        switch code {
-        case .ok: return nil
-        case .generalFailure: self = .generalFailure
-        case .tooManyStreams: self = .tooManyStreams
-        case .notAllowed: self = .notAllowed
-        case .networkUnreachable: self = .unreachable
-        case .hostUnreachable: self = .hostUnreachable
-        case .refused: self = .refused
-        case .timeout: self = .timeout
-        case .dnsFailure: self = .dnsFailure
-        }
-    }
-}

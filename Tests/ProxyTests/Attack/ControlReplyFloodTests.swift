@@ -4,6 +4,7 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// A key holder's association sends PINGs as fast as it can. Each PONG would be queued on the server's association

@@ -5,6 +5,8 @@ import NIOPosix
 import Synchronization
 import Testing
 
+@testable import AggEgress
+@testable import AggObservability
 @testable import Proxy
 @testable import SCTPEngine
 

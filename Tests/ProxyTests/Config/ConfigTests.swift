@@ -1,6 +1,7 @@
 import SCTPEngine
 import Testing
 
+@testable import AggConfig
 @testable import Proxy
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggEgress
 @testable import Proxy
 
 #if canImport(Glibc)

@@ -6,6 +6,7 @@ import SCTPEngine
 import Synchronization
 import Testing
 
+@testable import AggEgress
 @testable import Proxy
 
 /// The server's name lookups are bounded per association and in all, wait in a bounded queue with a timeout, and

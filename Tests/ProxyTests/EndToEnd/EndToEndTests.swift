@@ -3,6 +3,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// aggclient and aggserver services in one process over real loopback UDP (two paths), driven by curl and raw

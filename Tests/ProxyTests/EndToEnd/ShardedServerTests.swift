@@ -5,7 +5,9 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import AggProtocol
+@testable import AggTransport
 @testable import Proxy
 
 #if canImport(Glibc)

@@ -5,6 +5,7 @@ import SCTPEngine
 import Synchronization
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 #if canImport(Glibc)

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SCTPEngine
 import Testing
 
+@testable import AggIngress
 @testable import Proxy
 
 @Suite("Ingress HTTP")

@@ -4,6 +4,7 @@ import SCTPEngine
 import Synchronization
 import Testing
 
+@testable import AggIngress
 @testable import Proxy
 
 /// Issue 12's ingress defences on the state machines and handlers: SOCKS4 refused while credentials are required,

@@ -3,6 +3,7 @@ import NIOEmbedded
 import SCTPEngine
 import Testing
 
+@testable import AggIngress
 @testable import Proxy
 
 @Suite("Ingress SOCKS")

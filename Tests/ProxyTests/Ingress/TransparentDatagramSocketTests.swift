@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggIngress
 @testable import Proxy
 
 /// The control-message walk that finds a tproxied datagram's original destination (IP_ORIGDSTADDR and

@@ -6,6 +6,7 @@ import SCTPEngine
 import Synchronization
 import Testing
 
+@testable import AggIngress
 @testable import Proxy
 
 #if canImport(Glibc)

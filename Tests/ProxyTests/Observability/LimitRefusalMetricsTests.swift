@@ -3,6 +3,7 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// Refusals of every resource limit reach `agg_refusals_total`, the engine's as well as the proxy's, and the

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 #if canImport(Glibc)

@@ -3,6 +3,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// Tests of Sources/Proxy/Observability: the status snapshot, its JSON, rates from counters, the bounded history,

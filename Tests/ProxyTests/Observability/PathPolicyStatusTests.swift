@@ -4,6 +4,7 @@ import NIOHTTP1
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// What the status shows of per-path policy (mode, cap, bytes each way since start) and who may change a mode.

@@ -6,6 +6,7 @@ import ProxyFuzzSupport
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// The status endpoint's request handling: any request target, method, size or pace gets an HTTP answer and

@@ -3,6 +3,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 /// One side of a lockstep test: a `StreamSession` and a model of its sockets. The test moves every `.send` of

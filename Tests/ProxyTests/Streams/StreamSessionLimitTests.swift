@@ -2,6 +2,8 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
+@testable import AggProtocol
 @testable import Proxy
 
 /// A server session fed messages as a hostile key holder would send them: every stream opened at once, each filled

@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 /// Two stream state machines driven in lockstep: what one sends, the other receives, in order per direction.

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 @testable import SCTPEngine
 

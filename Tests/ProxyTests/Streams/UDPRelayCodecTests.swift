@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import Proxy
 
 @Suite struct SOCKS5UDPHeaderTests {

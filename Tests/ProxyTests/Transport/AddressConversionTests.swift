@@ -1,6 +1,7 @@
 import NIOCore
 import Testing
 
+@testable import AggTransport
 @testable import Proxy
 import SCTPEngine
 

@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggTransport
 @testable import Proxy
 
 /// Which datagrams may share one segmented write (UDP_SEGMENT): one socket, one destination, all of the first's

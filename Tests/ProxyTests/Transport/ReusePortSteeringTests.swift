@@ -1,6 +1,7 @@
 import SCTPEngine
 import Testing
 
+@testable import AggTransport
 @testable import Proxy
 
 /// The steering program's decisions, run by a classic BPF interpreter that follows the kernel's rules for the

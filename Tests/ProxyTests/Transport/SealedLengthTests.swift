@@ -2,6 +2,7 @@ import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggTransport
 @testable import Proxy
 
 /// The driver decides whether a datagram joins the segmented run under way from `sealedLength` before sealing it

@@ -1,0 +1,155 @@
+import AggProtocol
+import AggTransport
+import NIOCore
+import NIOPosix
+import SCTPEngine
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Opens the server's TCP connection to a stream's target: checks the port and IP literals (in every inet_aton
+/// spelling) against the policy, resolves names through `PolicyResolver` and the bounded `LookupScheduler`,
+/// connects with Happy Eyeballs (RFC 8305, done by `ClientBootstrap`) under one overall timeout, and turns every
+/// failure into an OPEN-RESULT code.
+public struct EgressConnector: Sendable {
+    public var policy: EgressPolicy
+    /// Overall limit for resolving and connecting.
+    public var connectTimeout: TimeAmount
+    /// Runs the name lookups of every connection made with this connector (and its copies), within its bounds.
+    public let lookups: LookupScheduler
+
+    public static let defaultConnectTimeout = TimeAmount.seconds(10)
+
+    public init(
+        policy: EgressPolicy = EgressPolicy(), connectTimeout: TimeAmount = defaultConnectTimeout,
+        lookup: DNSLookup = .system, lookupLimits: LookupScheduler.Limits = LookupScheduler.Limits()
+    ) {
+        self.policy = policy
+        self.connectTimeout = connectTimeout
+        self.lookups = LookupScheduler(lookup: lookup, limits: lookupLimits)
+    }
+
+    /// Connects on `loop`. The channel allows remote half-closure (FIN maps to FIN) and has TCP_NODELAY set;
+    /// `initializer` runs before the connection is made. Name lookups count against `owner` (the association).
+    /// Fails with `EgressError` only.
+    public func connect(
+        to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
+        initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
+    ) -> EventLoopFuture<Channel> {
+        if case .refused(let refusal, let why) = policy.check(port: target.port) {
+            return loop.makeFailedFuture(EgressError(.notAllowed, why, refusal: refusal))
+        }
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.allowRemoteHalfClosure, value: true)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: TCPReads.allocator)
+            .channelInitializer { channel in initializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
+
+        let literal: SCTPIPAddress?
+        switch target.host {
+        case .ip(let ip): literal = ip
+        case .domain(let name): literal = IPLiteral.parse(name)
+        }
+        if let literal {
+            if case .refused(let refusal, let why) = policy.check(literal) {
+                return loop.makeFailedFuture(EgressError(.notAllowed, "\(literal) is \(why)", refusal: refusal))
+            }
+            let address = SocketAddress(SCTPSocketAddress(ip: literal, port: target.port))
+            return bootstrap.connect(to: address).flatMapErrorThrowing { error in
+                throw Self.classify(error, target: target, refused: [])
+            }
+        }
+
+        guard case .domain(let name) = target.host else { preconditionFailure("IP targets are literals") }
+        let resolver = PolicyResolver(loop: loop, policy: policy, scheduler: lookups, owner: owner)
+        return bootstrap.resolver(resolver).connect(host: name, port: Int(target.port)).flatMapErrorThrowing { error in
+            throw Self.classify(error, target: target, refused: resolver.refused)
+        }
+    }
+
+    /// async form of `connect`.
+    public func connect(
+        to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
+        initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
+    ) async throws(EgressError) -> Channel {
+        do {
+            return try await connect(to: target, on: loop, owner: owner, initializer: initializer).get()
+        } catch let error as EgressError {
+            throw error
+        } catch {
+            throw Self.classify(error, target: target, refused: [])
+        }
+    }
+
+    // MARK: - Error mapping
+
+    /// Maps a connect failure to an OPEN-RESULT code. `refused` lists resolved addresses the policy dropped.
+    public static func classify(
+        _ error: any Error, target: StreamTarget, refused: [PolicyResolver.RefusedAddress]
+    ) -> EgressError {
+        switch error {
+        case let error as EgressError:
+            return error
+        case ChannelError.connectTimeout:
+            return EgressError(.timeout, "connecting to \(target) timed out")
+        case let error as NIOConnectionError:
+            if !error.connectionErrors.isEmpty {
+                let classified = error.connectionErrors.map { classifySingle($0.error, target: target) }
+                return classified.max { $0.code.specificity < $1.code.specificity } ?? classified[0]
+            }
+            if let first = refused.first {
+                let list = refused.map { "\($0.address) is \($0.reason)" }.joined(separator: ", ")
+                return EgressError(
+                    .notAllowed, "\(target.hostText) resolves only to refused addresses: \(list)",
+                    refusal: first.refusal)
+            }
+            // The scheduler's refusals first: a full queue or a timeout on one family is why there is no address.
+            if let lookup = [error.dnsAError, error.dnsAAAAError].lazy.compactMap({ $0 as? LookupRefusal }).first {
+                let code: OpenResultCode = lookup.refusal == .resolverTimeout ? .dnsFailure : .generalFailure
+                return EgressError(code, "\(lookup)", refusal: lookup.refusal)
+            }
+            if let dns = error.dnsAError ?? error.dnsAAAAError {
+                return EgressError(.dnsFailure, "\(dns)")
+            }
+            return EgressError(.dnsFailure, "\(target.hostText) has no addresses")
+        default:
+            return classifySingle(error, target: target)
+        }
+    }
+
+    private static func classifySingle(_ error: any Error, target: StreamTarget) -> EgressError {
+        if case ChannelError.connectTimeout = error { return EgressError(.timeout, "connecting to \(target) timed out") }
+        guard let io = error as? IOError else { return EgressError(.generalFailure, "\(target): \(error)") }
+        let code: OpenResultCode
+        switch io.errnoCode {
+        case ECONNREFUSED: code = .refused
+        case ENETUNREACH, ENETDOWN: code = .networkUnreachable
+        case EHOSTUNREACH, EHOSTDOWN: code = .hostUnreachable
+        case ETIMEDOUT: code = .timeout
+        case EACCES, EPERM: code = .notAllowed  // A local firewall rule refused the connection.
+        default: code = .generalFailure
+        }
+        return EgressError(code, "\(target): \(io)")
+    }
+}
+
+extension OpenResultCode {
+    /// How much a failure says about the target, to pick one among Happy Eyeballs' attempts: a refusal proves the
+    /// host is reachable, so it wins over an unreachable network on the other family.
+    fileprivate var specificity: Int {
+        switch self {
+        case .refused: return 6
+        case .timeout: return 5
+        case .hostUnreachable: return 4
+        case .networkUnreachable: return 3
+        case .notAllowed: return 2
+        case .generalFailure, .dnsFailure, .tooManyStreams, .ok: return 1
+        }
+    }
+}

@@ -1,0 +1,68 @@
+import AggTransport
+import NIOCore
+import NIOPosix
+
+/// Binds a TCP listener whose accepted connections speak SOCKS5, SOCKS4/4a and/or HTTP proxy and are handed to a
+/// connector. Loopback by default: an open proxy on a public address is an abuse magnet.
+public struct ProxyListener: Sendable {
+    public var host: String
+    public var port: Int
+    public var protocols: ProxyProtocols
+    public var configuration: ProxyIngressConfiguration
+    public var connector: any ProxyConnector
+    /// Connections the kernel queues before we accept them (capped by net.core.somaxconn). A page load or an app
+    /// start opens hundreds at once; with a short queue the rest are dropped and their clients retry a second later.
+    public var backlog: Int32 = 4096
+    /// Connections accepted per wake-up of the event loop, so that a burst leaves the queue quickly.
+    public var acceptsPerRead: UInt = 64
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 1080,
+        protocols: ProxyProtocols = .all,
+        configuration: ProxyIngressConfiguration = .init(),
+        connector: any ProxyConnector
+    ) {
+        self.host = host
+        self.port = port
+        self.protocols = protocols
+        self.configuration = configuration
+        self.connector = connector
+    }
+
+    /// Binds and starts accepting. The returned server channel's `localAddress` has the port the kernel chose when
+    /// `port` was 0; close it to stop listening.
+    public func bind(group: any EventLoopGroup) -> EventLoopFuture<any Channel> {
+        makeBootstrap(group: group)
+            .serverChannelOption(.backlog, value: self.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: self.host, port: self.port)
+    }
+
+    /// Starts accepting on `descriptor`, a TCP socket already bound and listening (one systemd passed through
+    /// socket activation); `host`, `port` and `backlog` are not used. The channel owns the descriptor.
+    public func bind(group: any EventLoopGroup, adopting descriptor: CInt) -> EventLoopFuture<any Channel> {
+        makeBootstrap(group: group).withBoundSocket(descriptor)
+    }
+
+    private func makeBootstrap(group: any EventLoopGroup) -> ServerBootstrap {
+        let protocols = self.protocols
+        let configuration = self.configuration
+        let connector = self.connector
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.recvAllocator, value: TCPReads.allocator)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try ProxyIngress.configure(
+                        channel: channel,
+                        protocols: protocols,
+                        configuration: configuration,
+                        connector: connector
+                    )
+                }
+            }
+    }
+}

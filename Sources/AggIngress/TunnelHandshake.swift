@@ -1,0 +1,261 @@
+import AggProtocol
+import NIOCore
+import SCTPEngine
+
+/// What a tunnel handshake state machine asks its handler to do after it has looked at the input.
+enum TunnelHandshakeAction: Equatable {
+    /// The input so far is a valid prefix: wait for more bytes.
+    case needMoreData
+    /// Write these bytes and feed the machine again (the handshake goes on).
+    case reply([UInt8])
+    /// Write these bytes (if any), then close: the handshake failed.
+    case replyAndClose([UInt8])
+    /// Write these bytes, then close: a defence refused the client (counted as `Refusal`).
+    case refuse([UInt8], Refusal)
+    /// The request is complete: open the upstream. Bytes left in the buffer are application data.
+    case connect(ProxyTarget)
+    /// SOCKS5 UDP ASSOCIATE (RFC 1928 §7): set up a UDP relay for the client, which says it will send from
+    /// `source` (zeros: not known yet). The TCP connection then only marks the relay's lifetime.
+    case associateUDP(ProxyTarget)
+}
+
+/// A pure SOCKS-style handshake: bytes in, actions out; the handler performs the actions.
+protocol TunnelHandshake: Sendable {
+    /// Consumes what it can of `buffer`. Incomplete input leaves the reader index where the incomplete message starts.
+    mutating func receive(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction
+    /// The reply that grants the request.
+    func successReply() -> [UInt8]
+    /// The reply that reports `failure`.
+    func failureReply(_ failure: ProxyFailure) -> [UInt8]
+    /// Whether the machine is fed once as soon as the connection is up, before any byte arrives (a transparent
+    /// connection knows its target from the socket; the client may be waiting for the server to speak first).
+    var connectsAtOnce: Bool { get }
+}
+
+extension TunnelHandshake {
+    var connectsAtOnce: Bool { false }
+}
+
+/// Runs one `TunnelHandshake` on a channel: gathers partial input, calls the connector, writes the reply, and on
+/// success leaves the pipeline so the connector's relay carries the raw bytes.
+///
+/// Bytes that follow the request in the same read go to the connector as `initialData`; bytes that arrive while it
+/// connects are held and passed on when the handler leaves. Reading stops while connecting, so that hold is bounded
+/// by one read.
+final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum State {
+        case handshaking
+        case connecting
+        case removing
+        case failed
+        /// A UDP relay serves the client; input is discarded until the connection closes.
+        case associated
+    }
+
+    private var handshake: Handshake
+    private let connector: any ProxyConnector
+    private let onRefusal: (@Sendable (Refusal) -> Void)?
+    /// When the handshake must be done: the connection's accept time plus the handshake timeout, so a client
+    /// dribbling bytes gains nothing from the protocol being detected part-way.
+    private let deadline: NIODeadline
+    private var state = State.handshaking
+    private var buffer: ByteBuffer?
+    private var pendingRead = false
+    private var timer: Scheduled<Void>?
+
+    init(
+        handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline,
+        onRefusal: (@Sendable (Refusal) -> Void)? = nil
+    ) {
+        self.handshake = handshake
+        self.connector = connector
+        self.deadline = deadline
+        self.onRefusal = onRefusal
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
+            loopBoundContext.value.close(promise: nil)
+        }
+        self.startIfConnectingAtOnce(context: context)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        self.startIfConnectingAtOnce(context: context)
+    }
+
+    /// Feeds a `connectsAtOnce` handshake an empty buffer once, on the first of `handlerAdded` (channel already
+    /// active) or `channelActive`.
+    private func startIfConnectingAtOnce(context: ChannelHandlerContext) {
+        guard self.handshake.connectsAtOnce, self.state == .handshaking, self.buffer == nil,
+            context.channel.isActive
+        else { return }
+        self.buffer = context.channel.allocator.buffer(capacity: 0)
+        self.advance(context: context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if case .connecting = self.state {
+            self.state = .failed
+        }
+        self.timer?.cancel()
+        self.timer = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = self.unwrapInboundIn(data)
+        switch self.state {
+        case .handshaking:
+            if self.buffer == nil {
+                self.buffer = bytes
+            } else {
+                self.buffer!.writeBuffer(&bytes)
+            }
+            self.advance(context: context)
+        case .connecting, .removing:
+            if self.buffer == nil {
+                self.buffer = bytes
+            } else {
+                self.buffer!.writeBuffer(&bytes)
+            }
+        case .failed, .associated:
+            break
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        switch self.state {
+        case .connecting:
+            self.pendingRead = true
+        case .handshaking, .removing, .failed, .associated:
+            context.read()
+        }
+    }
+
+    func removeHandler(context: ChannelHandlerContext, removalToken: ChannelHandlerContext.RemovalToken) {
+        self.state = .removing
+        if let buffer = self.buffer, buffer.readableBytes > 0 {
+            self.buffer = nil
+            context.fireChannelRead(self.wrapInboundOut(buffer))
+            context.fireChannelReadComplete()
+        }
+        if self.pendingRead {
+            self.pendingRead = false
+            context.read()
+        }
+        context.leavePipeline(removalToken: removalToken)
+    }
+
+    // MARK: - Driving the handshake
+
+    private func advance(context: ChannelHandlerContext) {
+        while self.state == .handshaking, var input = self.buffer {
+            let action = self.handshake.receive(&input)
+            self.buffer = input
+            switch action {
+            case .needMoreData:
+                self.buffer?.discardReadBytes()
+                return
+            case .reply(let bytes):
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .replyAndClose(let bytes):
+                self.fail(context: context, reply: bytes)
+            case .refuse(let bytes, let refusal):
+                self.onRefusal?(refusal)
+                self.fail(context: context, reply: bytes)
+            case .connect(let target):
+                self.connect(context: context, target: target)
+            case .associateUDP(let source):
+                self.associateUDP(context: context, source: source)
+            }
+        }
+    }
+
+    private func connect(context: ChannelHandlerContext, target: ProxyTarget) {
+        self.state = .connecting
+        var initialData: ByteBuffer?
+        if let rest = self.buffer, rest.readableBytes > 0 {
+            initialData = rest
+        }
+        self.buffer = nil
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.connector.connect(to: target, initialData: initialData, inbound: context.channel)
+            .hop(to: context.eventLoop)
+            .whenComplete { result in
+                loopBoundSelf.value.connectDone(context: loopBoundContext.value, result: result)
+            }
+    }
+
+    private func associateUDP(context: ChannelHandlerContext, source: ProxyTarget) {
+        guard self.connector.supportsUDPAssociate else {
+            self.fail(context: context, reply: SOCKS5Handshake.reply(SOCKS5Handshake.replyCommandNotSupported))
+            return
+        }
+        self.state = .connecting
+        self.buffer = nil
+        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.connector.associateUDP(expectedSource: source, control: context.channel)
+            .hop(to: context.eventLoop)
+            .whenComplete { result in
+                loopBoundSelf.value.associateDone(context: loopBoundContext.value, result: result)
+            }
+    }
+
+    private func associateDone(context: ChannelHandlerContext, result: Result<SocketAddress, any Error>) {
+        guard case .connecting = self.state else { return }
+        switch result {
+        case .success(let bound):
+            self.timer?.cancel()
+            self.timer = nil
+            self.state = .associated
+            let relay = SCTPSocketAddress(bound) ?? SCTPSocketAddress(ip: .anyV4, port: 0)
+            let reply = SOCKS5Handshake.reply(0x00, bound: relay)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            if self.pendingRead {
+                self.pendingRead = false
+                context.read()
+            }
+        case .failure(let error):
+            self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))
+        }
+    }
+
+    private func connectDone(context: ChannelHandlerContext, result: Result<Void, any Error>) {
+        guard case .connecting = self.state else { return }
+        switch result {
+        case .success:
+            self.timer?.cancel()
+            self.timer = nil
+            let reply = self.handshake.successReply()
+            if !reply.isEmpty {
+                context.writeAndFlush(
+                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            }
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        case .failure(let error):
+            self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))
+        }
+    }
+
+    private func fail(context: ChannelHandlerContext, reply: [UInt8]) {
+        self.state = .failed
+        self.buffer = nil
+        if reply.isEmpty {
+            context.close(promise: nil)
+        } else {
+            let closeContext = NIOLoopBound(context, eventLoop: context.eventLoop)
+            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)))
+                .whenComplete { _ in closeContext.value.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,534 @@
+import DequeModule
+import NIOCore
+
+/// One association attempt of aggclient, for the life of the attempt: a new attempt, even to the same server, gets
+/// a new id, so a late event of an abandoned attempt cannot touch the next one.
+package struct ClientLinkID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let rawValue: Int
+
+    package static func < (lhs: ClientLinkID, rhs: ClientLinkID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    package var description: String { "l\(rawValue)" }
+}
+
+/// What a `ClientLink` asks its glue to do, in order. The link never sees a driver, a channel or a clock.
+package enum ClientLinkAction: Equatable, Sendable {
+    /// Set up an association to address `address` of server group `group` (a fresh driver bound to the paths'
+    /// addresses); report `handleEstablished`, then the server's control messages, or `handleClosed`.
+    case connect(ClientLinkID, group: Int, address: Int)
+    /// Send a control message (AUTH, PING, PONG) on the association's stream 0.
+    case send(ControlMessage, on: ClientLinkID)
+    /// Abort the association (the link has already forgotten it: its `.closed` event is ignored).
+    case abort(ClientLinkID, reason: String)
+    /// The association authenticated and takes new connections from now on: start its stream session.
+    case ready(ClientLinkID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16)
+    /// The association no longer takes new connections (a more preferred server answered): let its streams
+    /// finish, then shut it down. Its `.closed` is the glue's business.
+    case retire(ClientLinkID)
+    /// The association that took new connections is gone: cut its streams and UDP flows.
+    case lost(ClientLinkID, serverDead: Bool)
+    /// The connection that waited as `waiter` goes to this association's streams.
+    case deliver(waiter: Int, to: ClientLinkID)
+    /// The connection that waited as `waiter` fails: no association within `serverWait` (or the client stops).
+    case giveUp(waiter: Int)
+    /// The server failed to authenticate (the association is aborted too).
+    case authenticationFailed(ClientLinkID, String)
+    /// A PONG was not sent: the server's PINGs came faster than `ControlReplyBudget` allows.
+    case pongRefused
+    /// The first attempt authenticated or failed (once per link).
+    case settled
+    /// Which association is in use, or whether there is one, changed (status, systemd).
+    case changed
+}
+
+/// aggclient's association lifecycle, sans-IO: which server group to connect to and when (reconnect backoff,
+/// failover to the next group when the server in use stops answering, return to a more preferred group that
+/// answers again, new connections only), the handshake and authentication of each attempt with its deadline,
+/// the keepalive that tells a silent server from a dead one, and the connections waiting for an association.
+/// Events and `now` go in, `ClientLinkAction`s come out (`pollAction`), `nextDeadline` tells the glue when to call
+/// `handleTimeout`. The glue owns drivers, sessions, sockets and promises.
+package struct ClientLink {
+    /// Tunables; `AggClientService.Configuration` fills them.
+    package struct Configuration: Sendable {
+        /// How many addresses each server group has, in order of preference. At least one group.
+        package var groups: [Int] = [1]
+        /// How long a new connection waits for an association before it fails.
+        package var serverWait: TimeAmount = .seconds(10)
+        /// How long the handshake and authentication of one attempt may take.
+        package var handshakeTimeout: TimeAmount = .seconds(10)
+        /// First and largest delay between attempts after a failure; the delay doubles after each failure.
+        package var reconnectDelay: TimeAmount = .milliseconds(250)
+        package var maxReconnectDelay: TimeAmount = .seconds(30)
+        /// With more than one group: a server from which nothing authenticated came for this long is dead, and the
+        /// next group is tried at once. A PING goes out after a third of it without a datagram from the server.
+        package var serverTimeout: TimeAmount = .milliseconds(1500)
+        /// With more than one group: the first wait before asking a more preferred group again, doubling up to
+        /// `maxReconnectDelay` while it does not answer.
+        package var returnDelay: TimeAmount = .seconds(1)
+
+        package init() {}
+    }
+
+    /// An attempt under way: connecting, then authenticating.
+    struct Attempt {
+        enum Phase {
+            case connecting
+            case authenticating(ClientAuthenticator, outbound: UInt16, inbound: UInt16)
+        }
+
+        let id: ClientLinkID
+        let group: Int
+        let deadline: NIODeadline
+        var phase: Phase
+
+        var phaseName: String {
+            if case .connecting = phase { return "connecting" }
+            return "authenticating"
+        }
+    }
+
+    /// The association taking new connections.
+    struct Current {
+        let id: ClientLinkID
+        let group: Int
+        /// When the glue last reported something from the server.
+        var lastHeard: NIODeadline
+        /// When the last unanswered PING went out.
+        var pingSent: NIODeadline?
+        var replyBudget = ControlReplyBudget()
+    }
+
+    /// Where the link is.
+    enum State {
+        /// Not started.
+        case idle
+        /// No association and no attempt: the next one starts at `at` toward `group`.
+        case waiting(at: NIODeadline, group: Int)
+        /// No association takes connections; one attempt is under way.
+        case connecting(Attempt)
+        /// An association takes connections; `probe` asks a more preferred group meanwhile, the next probe starts
+        /// at `nextProbe` (nil: the current group is the preferred one, or the link drains).
+        case ready(Current, probe: Attempt?, nextProbe: NIODeadline?)
+        /// Stopped (or draining with nothing left): nothing more is attempted.
+        case stopped
+    }
+
+    let configuration: Configuration
+    private(set) var state = State.idle
+    /// Connections waiting for an association, oldest first, with their deadlines.
+    private var waiters: Deque<(id: Int, deadline: NIODeadline)> = []
+    private var nextWaiter = 0
+    private var nextID = 0
+    /// The next address to dial in each group: attempts rotate over a group's addresses.
+    private var addressCursor: [Int]
+    private var reconnectDelay: TimeAmount
+    private var returnDelay: TimeAmount
+    /// The more preferred group the next probe asks.
+    private var probeGroup = 0
+    private var nextPing: UInt64 = 0
+    private var hasSettled = false
+    private var isDraining = false
+    private var actions: Deque<ClientLinkAction> = []
+    /// Times the client moved to another group because the one in use stopped answering.
+    package private(set) var failovers = 0
+    /// Times the client went back to a more preferred group that answered again.
+    package private(set) var returns = 0
+
+    package init(configuration: Configuration) {
+        precondition(!configuration.groups.isEmpty && configuration.groups.allSatisfy { $0 > 0 })
+        self.configuration = configuration
+        addressCursor = configuration.groups.map { _ in 0 }
+        reconnectDelay = configuration.reconnectDelay
+        returnDelay = configuration.returnDelay
+    }
+
+    private var hasSeveralGroups: Bool { configuration.groups.count > 1 }
+
+    // The readers the glue calls are kept out of line: inlined into AggClientService, where `link` is a stored
+    // property of a class, Swift 6.3.1's release build crashes in CopyPropagation ("Found outside of lifetime use"
+    // on the switch over `state`).
+
+    /// The group whose association takes new connections now (nil: none does).
+    package var groupInUse: Int? {
+        @inline(never) get {
+            if case .ready(let current, _, _) = state { return current.group }
+            return nil
+        }
+    }
+
+    /// The association taking new connections (nil: none).
+    package var current: ClientLinkID? {
+        @inline(never) get {
+            if case .ready(let current, _, _) = state { return current.id }
+            return nil
+        }
+    }
+
+    /// Whether `stop` was called.
+    package var isStopped: Bool {
+        @inline(never) get {
+            if case .stopped = state { return true }
+            return false
+        }
+    }
+
+    /// The state name of attempt or association `id`, for status ("connecting", "authenticating", "ready").
+    @inline(never)
+    package func phase(of id: ClientLinkID) -> String? {
+        switch state {
+        case .ready(let current, let probe, _):
+            if current.id == id { return "ready" }
+            if let probe, probe.id == id { return probe.phaseName }
+        case .connecting(let attempt) where attempt.id == id:
+            return attempt.phaseName
+        case .idle, .waiting, .connecting, .stopped:
+            break
+        }
+        return nil
+    }
+
+    // MARK: - Output
+
+    /// The next thing for the glue to do.
+    package mutating func pollAction() -> ClientLinkAction? {
+        actions.popFirst()
+    }
+
+    /// When `handleTimeout` must run next (nil: no timer).
+    package var nextDeadline: NIODeadline? {
+        @inline(never) get { earliestDeadline() }
+    }
+
+    private func earliestDeadline() -> NIODeadline? {
+        var deadlines: [NIODeadline] = []
+        if let first = waiters.first { deadlines.append(first.deadline) }
+        switch state {
+        case .idle, .stopped:
+            break
+        case .waiting(let at, _):
+            if !isDraining { deadlines.append(at) }
+        case .connecting(let attempt):
+            deadlines.append(attempt.deadline)
+        case .ready(let current, let probe, let nextProbe):
+            if let probe { deadlines.append(probe.deadline) }
+            if let nextProbe { deadlines.append(nextProbe) }
+            if let check = livenessCheck(current) { deadlines.append(check) }
+        }
+        return deadlines.min()
+    }
+
+    /// When the current association's silence must be looked at next (nil: no keepalive with one group).
+    private func livenessCheck(_ current: Current) -> NIODeadline? {
+        guard hasSeveralGroups else { return nil }
+        let interval = pingInterval
+        let ping = max(current.lastHeard, current.pingSent ?? current.lastHeard) + interval
+        return min(ping, current.lastHeard + configuration.serverTimeout)
+    }
+
+    private var pingInterval: TimeAmount { .nanoseconds(configuration.serverTimeout.nanoseconds / 3) }
+
+    // MARK: - Commands
+
+    /// Starts the first attempt, toward the most preferred group.
+    package mutating func start(now: NIODeadline) {
+        guard case .idle = state else { return }
+        connect(group: 0, now: now)
+    }
+
+    /// A connection wants a stream: it is delivered at once when an association is ready and its server not
+    /// silent, else waits up to `serverWait`. Returns the waiter id the actions name.
+    package mutating func requestStreams(now: NIODeadline) -> Int {
+        let id = nextWaiter
+        nextWaiter += 1
+        switch state {
+        case .ready(let current, _, _) where current.pingSent == nil:
+            actions.append(.deliver(waiter: id, to: current.id))
+        case .stopped:
+            actions.append(.giveUp(waiter: id))
+        case .idle, .waiting, .connecting, .ready:
+            // A server that has not answered its PING yet may be dead: the connection waits for its answer or
+            // for the next group rather than go where it may be cut.
+            waiters.append((id, now + configuration.serverWait))
+        }
+        return id
+    }
+
+    /// Graceful stop: no new attempt, no probe; the current association keeps its streams (the glue shuts it
+    /// down once they are done) and nothing replaces it when it closes.
+    package mutating func drain() {
+        isDraining = true
+        switch state {
+        case .ready(let current, let probe, _):
+            if let probe { actions.append(.abort(probe.id, reason: "client stopping")) }
+            state = .ready(current, probe: nil, nextProbe: nil)
+        case .idle, .waiting, .connecting, .stopped:
+            break
+        }
+    }
+
+    /// Stops: every attempt and the association are aborted, waiting connections fail.
+    package mutating func stop() {
+        switch state {
+        case .ready(let current, let probe, _):
+            actions.append(.lost(current.id, serverDead: false))
+            actions.append(.abort(current.id, reason: "client stopping"))
+            if let probe { actions.append(.abort(probe.id, reason: "client stopping")) }
+        case .connecting(let attempt):
+            actions.append(.abort(attempt.id, reason: "client stopping"))
+        case .idle, .waiting, .stopped:
+            break
+        }
+        state = .stopped
+        for waiter in waiters { actions.append(.giveUp(waiter: waiter.id)) }
+        waiters.removeAll()
+        settle()
+    }
+
+    // MARK: - Input
+
+    /// Attempt `id`'s SCTP association is up: authentication starts with `authenticator` (the group's key and a
+    /// fresh nonce).
+    package mutating func handleEstablished(
+        _ id: ClientLinkID, authenticator: ClientAuthenticator, outbound: UInt16, inbound: UInt16
+    ) {
+        updateAttempt(id) { attempt in
+            guard case .connecting = attempt.phase else { return }
+            attempt.phase = .authenticating(authenticator, outbound: outbound, inbound: inbound)
+        }
+    }
+
+    /// A control message from the server on `id`'s stream 0.
+    package mutating func handleControl(_ message: ControlMessage, on id: ClientLinkID, now: NIODeadline) {
+        if case .ready(var current, let probe, let nextProbe) = state, current.id == id {
+            current.lastHeard = now
+            current.pingSent = nil
+            if case .ping(let value) = message {
+                if current.replyBudget.mayReply(now: now.uptimeNanoseconds) {
+                    actions.append(.send(.pong(value), on: id))
+                } else {
+                    actions.append(.pongRefused)
+                }
+            }
+            state = .ready(current, probe: probe, nextProbe: nextProbe)
+            deliverWaiters(to: id)
+            return
+        }
+        guard let attempt = attempt(id), case .authenticating(var authenticator, let outbound, let inbound) = attempt.phase
+        else { return }
+        do {
+            let reply = try authenticator.receive(message)
+            if let reply { actions.append(.send(reply, on: id)) }
+        } catch {
+            actions.append(.authenticationFailed(id, "\(error)"))
+            actions.append(.abort(id, reason: "authentication failed"))
+            attemptFailed(id, now: now)
+            return
+        }
+        guard authenticator.isAuthenticated, let hello = authenticator.hello else {
+            updateAttempt(id) { $0.phase = .authenticating(authenticator, outbound: outbound, inbound: inbound) }
+            return
+        }
+        authenticated(attempt, hello: hello, outbound: outbound, inbound: inbound, now: now)
+    }
+
+    /// A message on `id`'s stream 0 that does not decode: it ends an authentication under way; later ones are
+    /// ignored.
+    package mutating func handleUndecodableControl(on id: ClientLinkID, error: String, now: NIODeadline) {
+        guard let attempt = attempt(id), case .authenticating = attempt.phase else { return }
+        actions.append(.authenticationFailed(id, error))
+        actions.append(.abort(id, reason: "authentication failed"))
+        attemptFailed(id, now: now)
+    }
+
+    /// Something authenticated came from the server of `id` (the glue saw its driver open a datagram since the
+    /// last report): the server is alive.
+    package mutating func handleHeard(_ id: ClientLinkID, now: NIODeadline) {
+        guard case .ready(var current, let probe, let nextProbe) = state, current.id == id else { return }
+        current.lastHeard = now
+        current.pingSent = nil
+        state = .ready(current, probe: probe, nextProbe: nextProbe)
+        deliverWaiters(to: id)
+    }
+
+    private mutating func deliverWaiters(to id: ClientLinkID) {
+        let waiting = waiters
+        waiters.removeAll()
+        for waiter in waiting { actions.append(.deliver(waiter: waiter.id, to: id)) }
+    }
+
+    /// Attempt or association `id` closed (or the glue aborted it: the server lost the session, a local address
+    /// went away). Unknown ids (retired associations, abandoned attempts) are ignored.
+    package mutating func handleClosed(_ id: ClientLinkID, now: NIODeadline) {
+        if case .ready(let current, let probe, _) = state, current.id == id {
+            actions.append(.lost(id, serverDead: false))
+            if let probe { actions.append(.abort(probe.id, reason: "association lost")) }
+            actions.append(.changed)
+            reconnectDelay = configuration.reconnectDelay
+            if hasSeveralGroups, !isDraining {
+                // The server ended the association (it stops or restarts): the next group takes new connections
+                // at once, and the preferred one gets them back once it answers a probe again.
+                failovers += 1
+                connect(group: (current.group + 1) % configuration.groups.count, now: now)
+            } else {
+                wait(group: current.group, now: now)
+            }
+            return
+        }
+        attemptFailed(id, now: now)
+    }
+
+    /// A path just got an address: a waiting link tries again after the shortest delay, not its backoff.
+    package mutating func handlePathAvailable(now: NIODeadline) {
+        guard case .waiting(_, let group) = state, !isDraining else { return }
+        reconnectDelay = configuration.reconnectDelay
+        state = .waiting(at: now + reconnectDelay, group: group)
+    }
+
+    /// Runs what is due at `now`: attempts, handshake deadlines, waiting connections, keepalive and failover,
+    /// probes of a more preferred group.
+    package mutating func handleTimeout(now: NIODeadline) {
+        while let first = waiters.first, first.deadline <= now {
+            waiters.removeFirst()
+            actions.append(.giveUp(waiter: first.id))
+        }
+        switch state {
+        case .idle, .stopped:
+            break
+        case .waiting(let at, let group):
+            if at <= now, !isDraining { connect(group: group, now: now) }
+        case .connecting(let attempt):
+            if attempt.deadline <= now {
+                actions.append(.abort(attempt.id, reason: "handshake timed out"))
+                attemptFailed(attempt.id, now: now)
+            }
+        case .ready(var current, var probe, var nextProbe):
+            if let attempt = probe, attempt.deadline <= now {
+                actions.append(.abort(attempt.id, reason: "handshake timed out"))
+                probe = nil
+                nextProbe = now + returnDelay
+                returnDelay = min(returnDelay * 2, configuration.maxReconnectDelay)
+            }
+            if hasSeveralGroups, now >= current.lastHeard + configuration.serverTimeout {
+                failOver(current, probe: probe, now: now)
+                return
+            }
+            if hasSeveralGroups, now >= max(current.lastHeard, current.pingSent ?? current.lastHeard) + pingInterval
+            {
+                actions.append(.send(.ping(nextPing), on: current.id))
+                nextPing &+= 1
+                current.pingSent = now
+            }
+            if probe == nil, let at = nextProbe, at <= now, !isDraining, current.group > 0 {
+                probeGroup = probeGroup < current.group ? probeGroup : 0
+                let attempt = newAttempt(group: probeGroup, now: now)
+                probeGroup += 1
+                probe = attempt
+                nextProbe = nil
+            }
+            state = .ready(current, probe: probe, nextProbe: nextProbe)
+        }
+    }
+
+    // MARK: - Transitions
+
+    private func attempt(_ id: ClientLinkID) -> Attempt? {
+        switch state {
+        case .connecting(let attempt) where attempt.id == id: return attempt
+        case .ready(_, let probe?, _) where probe.id == id: return probe
+        case .idle, .waiting, .connecting, .ready, .stopped: return nil
+        }
+    }
+
+    private mutating func updateAttempt(_ id: ClientLinkID, _ body: (inout Attempt) -> Void) {
+        switch state {
+        case .connecting(var attempt) where attempt.id == id:
+            body(&attempt)
+            state = .connecting(attempt)
+        case .ready(let current, var probe?, let nextProbe) where probe.id == id:
+            body(&probe)
+            state = .ready(current, probe: probe, nextProbe: nextProbe)
+        case .idle, .waiting, .connecting, .ready, .stopped:
+            break
+        }
+    }
+
+    private mutating func newAttempt(group: Int, now: NIODeadline) -> Attempt {
+        let id = ClientLinkID(rawValue: nextID)
+        nextID += 1
+        let address = addressCursor[group] % configuration.groups[group]
+        addressCursor[group] += 1
+        actions.append(.connect(id, group: group, address: address))
+        return Attempt(id: id, group: group, deadline: now + configuration.handshakeTimeout, phase: .connecting)
+    }
+
+    private mutating func connect(group: Int, now: NIODeadline) {
+        state = .connecting(newAttempt(group: group, now: now))
+    }
+
+    /// No association takes connections: the next attempt toward `group` after the current backoff.
+    private mutating func wait(group: Int, now: NIODeadline) {
+        guard !isDraining else {
+            state = .stopped
+            return
+        }
+        state = .waiting(at: now + reconnectDelay, group: group)
+        reconnectDelay = min(reconnectDelay * 2, configuration.maxReconnectDelay)
+    }
+
+    /// Attempt `id` ended before it authenticated: without an association the next group is tried after the
+    /// backoff; a probe of a more preferred group is tried again later.
+    private mutating func attemptFailed(_ id: ClientLinkID, now: NIODeadline) {
+        switch state {
+        case .connecting(let attempt) where attempt.id == id:
+            settle()
+            wait(group: (attempt.group + 1) % configuration.groups.count, now: now)
+        case .ready(let current, let probe?, _) where probe.id == id:
+            state = .ready(current, probe: nil, nextProbe: isDraining ? nil : now + returnDelay)
+            returnDelay = min(returnDelay * 2, configuration.maxReconnectDelay)
+        case .idle, .waiting, .connecting, .ready, .stopped:
+            break
+        }
+    }
+
+    /// The server in use stopped answering: its association is cut and the next group is asked at once.
+    private mutating func failOver(_ current: Current, probe: Attempt?, now: NIODeadline) {
+        actions.append(.lost(current.id, serverDead: true))
+        actions.append(.abort(current.id, reason: "server not answering"))
+        if let probe { actions.append(.abort(probe.id, reason: "association lost")) }
+        failovers += 1
+        actions.append(.changed)
+        reconnectDelay = configuration.reconnectDelay
+        guard !isDraining else {
+            state = .stopped
+            return
+        }
+        connect(group: (current.group + 1) % configuration.groups.count, now: now)
+    }
+
+    private mutating func authenticated(
+        _ attempt: Attempt, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16, now: NIODeadline
+    ) {
+        let previous: Current?
+        if case .ready(let current, _, _) = state { previous = current } else { previous = nil }
+        let current = Current(id: attempt.id, group: attempt.group, lastHeard: now)
+        actions.append(.ready(attempt.id, hello: hello, outbound: outbound, inbound: inbound))
+        if let previous {
+            actions.append(.retire(previous.id))
+            returns += 1
+        }
+        reconnectDelay = configuration.reconnectDelay
+        returnDelay = configuration.returnDelay
+        probeGroup = 0
+        let nextProbe = hasSeveralGroups && attempt.group > 0 && !isDraining ? now + returnDelay : nil
+        state = .ready(current, probe: nil, nextProbe: nextProbe)
+        settle()
+        actions.append(.changed)
+        deliverWaiters(to: attempt.id)
+    }
+
+    private mutating func settle() {
+        guard !hasSettled else { return }
+        hasSettled = true
+        actions.append(.settled)
+    }
+}

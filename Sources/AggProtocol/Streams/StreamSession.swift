@@ -1,0 +1,921 @@
+import DequeModule
+import Logging
+import NIOCore
+import SCTPEngine
+
+/// One proxied TCP connection for the life of a session. A stream id is reused by later connections; a
+/// connection id never is, so a late event of a finished connection cannot reach the next one on its stream.
+package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    package let rawValue: UInt64
+
+    package static func < (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    package var description: String { "c\(rawValue)" }
+}
+
+/// What a `StreamSession` asks its glue to do. The glue performs each in order; the session never sees a channel
+/// or the SCTP driver.
+package enum StreamSessionAction {
+    /// Encode `message` and send it on `stream` of the association.
+    case send(StreamMessage, on: StreamID)
+    /// Write and flush `bytes` to the connection's socket; report `handleWriteCompleted` when the write is done.
+    case write(ByteBuffer, to: ConnectionID)
+    /// Read the socket once more (the handler held the last `read()` back).
+    case read(ConnectionID)
+    /// The peer finished sending and everything was written: shut down the socket's output. (On an HTTP forward
+    /// request the glue removes the relay from the pipeline instead, the handler taking the output's end as the
+    /// end of one response, and reports `handleRemoved`.)
+    case endOutput(ConnectionID)
+    /// Close the socket: abortively (RST) when the connection was reset or lost.
+    case close(ConnectionID, abortively: Bool)
+    /// Client: the target accepted. Join the application's channel to the connection, then report
+    /// `handleAttached` (or `handleAttachFailed`) and answer the application.
+    case opened(ConnectionID)
+    /// Client: the connection could not be opened; answer the application with `failure`. The channel is the
+    /// ingress's: the session forgets the connection.
+    case openFailed(ConnectionID, ProxyFailure)
+    /// Server: connect to `target`, then report `handleTargetConnected` or `handleTargetFailed`.
+    case connect(ConnectionID, StreamTarget)
+    /// Client: a connection that waited for a stream got one; call `open` (or `cancelBeforeOpen`).
+    case streamGranted(waiter: UInt64, ConnectionID)
+    /// Client: a connection that waited for a stream gets none.
+    case streamRefused(waiter: UInt64, ProxyFailure)
+    /// The peer broke a rule stream boundaries depend on: abort the association.
+    case abortAssociation(String)
+    /// No stream was open for the association idle timeout (reported once; `restartIdleClock` re-arms it).
+    case idle
+    /// Draining (`handleDrain`) and the last stream is free: the association may shut down. Reported once.
+    case drained
+}
+
+/// The proxied connections of one authenticated association, for either role, as a state machine without I/O.
+///
+/// Inputs are the association's stream messages, the TCP sockets' events (read, input ended, write completed,
+/// gone) and time; outputs are `StreamSessionAction`s, taken with `pollAction`, and `nextDeadline`. Each
+/// connection joins one stream of the association to one TCP connection with backpressure and half-close both
+/// ways: the local application's on the client, the target's on the server.
+///
+/// TCP → stream: bytes read go out as DATA within the stream's credit; while credit (or the association's send
+/// buffer) is exhausted the session holds the socket's `read()`. Input's end becomes FIN once everything read was
+/// sent. Stream → TCP: DATA is written to the socket and its credit returned (WINDOW-UPDATE) only once the write
+/// completed, so a reader that stops reading stalls only its own stream. FIN half-closes the socket after the last
+/// write. RESET, a protocol violation or the loss of the association closes the socket abortively.
+///
+/// Association-wide: the stream table (the client allocates ids, the server admits them), the buffered-bytes
+/// ceiling (`StreamLimits.bufferedBytesPerAssociation`), connections that wait for a stream (client), stream and
+/// association idle timeouts, and the counters the status displays show.
+package struct StreamSession {
+    package let role: StreamState.Role
+    /// The window this side grants the peer per stream (OPEN's credit on the client, HELLO's on the server).
+    let receiveCredit: UInt32
+    /// Client: the credit each new stream starts with for its DATA (HELLO's stream credit).
+    let sendCredit: UInt32
+    /// Streams without DATA either way for this long are reset.
+    let idleTimeout: TimeAmount
+    /// With no stream open for this long, `.idle` is reported once.
+    let associationIdleTimeout: TimeAmount
+    /// Client: a connection's OPEN-RESULT must arrive within this.
+    let openTimeout: TimeAmount
+    /// At or above it, streams whose socket has not taken all their bytes hold back the credit they would return,
+    /// and new streams are refused, until the sockets drain below it. When DATA would take the association past it,
+    /// the stream holding the most buffered bytes is reset (`makeRoom`).
+    let bufferedBytesLimit: Int
+    package let logger: Logger
+    /// The service's proxy counters; nil in tests that need none.
+    package var metrics: (any StreamSessionMetrics)?
+
+    package private(set) var table: StreamTable
+    private var connections: [ConnectionID: Connection] = [:]
+    /// The connection that owns each stream id in use on this side.
+    private var streams: [StreamID: ConnectionID] = [:]
+    private var nextConnection: UInt64 = 1
+    private var actions = Deque<StreamSessionAction>()
+    package private(set) var isClosed = false
+    /// The daemon is stopping: `.drained` is reported once no stream is in use.
+    private(set) var isDraining = false
+    private var drainedReported = false
+
+    /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
+    /// The glue keeps it current.
+    package var isAssociationWritable = true
+    /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once: what
+    /// `handleWritable` looks at, so that the buffer draining costs what waits on it, not one step per open stream.
+    private var readWaiters: [ConnectionID] = []
+
+    /// Bytes of DATA moved, for status displays.
+    package private(set) var bytesSent = 0
+    package private(set) var bytesReceived = 0
+    /// Connections opened over this association.
+    package private(set) var streamsOpened = 0
+    /// DATA received and not yet taken by a local socket, over every connection (a finished connection counts
+    /// until its last write completes).
+    package private(set) var bufferedBytes = 0
+    /// Connections holding back a WINDOW-UPDATE until `bufferedBytes` is below the limit again.
+    private var creditWaiters: [ConnectionID] = []
+
+    // MARK: Deadlines
+    /// Client: OPEN-RESULT deadlines, in the order sent (one timeout for all, so the order is the deadlines').
+    private var openDeadlines = Deque<(deadline: NIODeadline, connection: ConnectionID)>()
+    /// Client: connections waiting for a stream, oldest first (their waits end in the same order).
+    private var streamWaiters = Deque<(id: UInt64, deadline: NIODeadline)>()
+    private var nextWaiter: UInt64 = 1
+    private var nextSweep: NIODeadline
+    /// Since when no stream has been open; nil while one is, or after `.idle` was reported.
+    private var idleSince: NIODeadline?
+    /// Client: when the last "every stream is in use" warning was logged, and how many were held back since.
+    private var fullTableLog: (at: NIODeadline, heldBack: Int)?
+    /// The latest time an input brought: inputs without a time of their own (a write completed) use it.
+    private var clock: NIODeadline
+
+    /// One TCP connection and its stream. The flags are the relay's two directions; the record lives until the
+    /// stream is free on this side, the socket is done and its last write completed.
+    private final class Connection {
+        let stream: StreamID
+        var state: StreamState
+        /// The stream id is free on this side: nothing more is sent for this connection.
+        var released = false
+        var lastActivity: NIODeadline
+        /// A socket takes writes: client after OPEN-RESULT ok and `handleAttached`, server after the connect.
+        var attached = false
+        /// The socket is gone or was closed by us: nothing more is written or read.
+        var socketDone = false
+        /// Client: OPEN sent, the application waits for the answer.
+        var awaitingOpenResult = false
+
+        // TCP → stream
+        var pending = Deque<ByteBuffer>()
+        var inputEnded = false
+        var finSent = false
+        var readWanted = false
+        /// On `readWaiters`.
+        var isReadWaiter = false
+
+        // Stream → TCP
+        /// DATA that arrived before a socket was attached.
+        var backlog: [ByteBuffer] = []
+        var writesInFlight = 0
+        /// Bytes of `backlog` and of writes in flight.
+        var bufferedBytes = 0
+        /// Credit owed to the peer but held while the association is at its buffered-bytes limit.
+        var heldCredit: UInt32 = 0
+        var outputEndRequested = false
+        var outputEnded = false
+
+        init(stream: StreamID, state: StreamState, lastActivity: NIODeadline) {
+            self.stream = stream
+            self.state = state
+            self.lastActivity = lastActivity
+        }
+    }
+
+    package init(
+        role: StreamState.Role, table: StreamTable, receiveCredit: UInt32, sendCredit: UInt32,
+        idleTimeout: TimeAmount, associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout),
+        openTimeout: TimeAmount = .seconds(10), bufferedBytesLimit: Int = StreamLimits().bufferedBytesPerAssociation,
+        logger: Logger, now: NIODeadline
+    ) {
+        self.role = role
+        self.table = table
+        self.receiveCredit = receiveCredit
+        self.sendCredit = sendCredit
+        self.idleTimeout = idleTimeout
+        self.associationIdleTimeout = associationIdleTimeout
+        self.openTimeout = openTimeout
+        self.bufferedBytesLimit = bufferedBytesLimit
+        self.logger = logger
+        self.idleSince = now
+        self.clock = now
+        self.nextSweep = now + Self.sweepInterval(idleTimeout, associationIdleTimeout)
+    }
+
+    private static func sweepInterval(_ idle: TimeAmount, _ associationIdle: TimeAmount) -> TimeAmount {
+        min(idle, associationIdle, .seconds(30))
+    }
+
+    // MARK: - Outputs
+
+    package mutating func pollAction() -> StreamSessionAction? { actions.popFirst() }
+
+    /// When `handleTimeout` must run next; nil once the session is closed.
+    package var nextDeadline: NIODeadline? {
+        guard !isClosed else { return nil }
+        var next = nextSweep
+        if let open = openDeadlines.first { next = min(next, open.deadline) }
+        if let waiter = streamWaiters.first { next = min(next, waiter.deadline) }
+        return next
+    }
+
+    /// Connections whose stream is in use on this side.
+    package var activeStreams: Int { streams.count }
+
+    /// Whether this side holds as many received bytes waiting for sockets as it may: credit stays with us.
+    var isOverBufferedLimit: Bool { bufferedBytes >= bufferedBytesLimit }
+
+    /// The bytes `connection` holds for its socket (tests and the reset choice at the cap).
+    func bufferedBytes(of connection: ConnectionID) -> Int? { connections[connection]?.bufferedBytes }
+
+    /// The stream a live connection uses.
+    func stream(of connection: ConnectionID) -> StreamID? { connections[connection]?.stream }
+
+    /// Whether the session still tracks `connection`.
+    func contains(_ connection: ConnectionID) -> Bool { connections[connection] != nil }
+
+    // MARK: - Client: new connections
+
+    /// What `requestStream` decided.
+    package enum StreamRequest: Equatable {
+        /// A stream is free: call `open` (or `cancelBeforeOpen`) with this connection.
+        case granted(ConnectionID)
+        /// Every stream is in use: `.streamGranted` or `.streamRefused` with this waiter id follows.
+        case waiting(UInt64)
+        case refused(ProxyFailure)
+    }
+
+    /// Client: a stream for a new connection, at once when one is free, else after waiting up to `wait` for one
+    /// (at most `queueLimit` connections wait). Every wait and refusal is counted.
+    package mutating func requestStream(waitingUpTo wait: TimeAmount, queueLimit: Int, now: NIODeadline) -> StreamRequest {
+        precondition(role == .client)
+        clock = max(clock, now)
+        guard !isClosed else { return .refused(.serverUnavailable) }
+        if streamWaiters.isEmpty, let connection = allocateClientConnection(now: now) {
+            return .granted(connection)
+        }
+        logTableFull(now: now)
+        guard wait > .zero, streamWaiters.count < queueLimit else {
+            metrics?.recordRefusal(isOverBufferedLimit ? .bufferedBytesPerAssociation : .streamsPerAssociation)
+            return .refused(.tooManyStreams)
+        }
+        metrics?.recordStreamWait()
+        let id = nextWaiter
+        nextWaiter += 1
+        streamWaiters.append((id, now + wait))
+        return .waiting(id)
+    }
+
+    private mutating func allocateClientConnection(now: NIODeadline) -> ConnectionID? {
+        guard !isClosed, !isOverBufferedLimit, let stream = table.allocate() else { return nil }
+        let state = StreamState(role: .client, receiveCredit: receiveCredit, initialSendCredit: sendCredit)
+        return addConnection(stream: stream, state: state, now: now)
+    }
+
+    private mutating func addConnection(stream: StreamID, state: StreamState, now: NIODeadline) -> ConnectionID {
+        let id = ConnectionID(rawValue: nextConnection)
+        nextConnection += 1
+        connections[id] = Connection(stream: stream, state: state, lastActivity: now)
+        streams[stream] = id
+        idleSince = nil
+        streamsOpened += 1
+        return id
+    }
+
+    /// Client: the application went away before OPEN was sent: the stream is free again at once.
+    package mutating func cancelBeforeOpen(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.state.isFree else { return }
+        release(connection)
+        forgetIfDone(connection)
+    }
+
+    /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit; `.opened` or `.openFailed`
+    /// follows (`.openFailed(.timeout)` when no OPEN-RESULT arrives within `openTimeout`).
+    package mutating func open(_ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline)
+    {
+        clock = max(clock, now)
+        guard let record = connections[connection] else {
+            actions.append(.openFailed(connection, .serverUnavailable))
+            return
+        }
+        guard transmit(.open(target, initialCredit: receiveCredit), on: record) != nil else {
+            release(connection)
+            forgetIfDone(connection)
+            actions.append(.openFailed(connection, .generalFailure))
+            return
+        }
+        record.awaitingOpenResult = true
+        if let initialData, initialData.readableBytes > 0 { record.pending.append(initialData) }
+        flushPending(connection)
+        openDeadlines.append((now + openTimeout, connection))
+    }
+
+    /// Client: the relay joined the application's channel after `.opened`: what arrived meanwhile is written.
+    package mutating func handleAttached(_ connection: ConnectionID) {
+        guard let record = connections[connection] else { return }
+        record.attached = true
+        writeBacklog(connection)
+    }
+
+    /// After `.opened` (client) or a connect (server), the channel was gone or would not take the relay.
+    package mutating func handleAttachFailed(_ connection: ConnectionID, _ reason: ResetReason, text: String) {
+        reset(connection, reason, text: text)
+    }
+
+    // MARK: - Server: targets
+
+    /// Server: the target accepted. False when the connection is over meanwhile (the client reset it): the glue
+    /// closes the target's channel. Otherwise OPEN-RESULT ok goes out and what waited is written.
+    package mutating func handleTargetConnected(_ connection: ConnectionID) -> Bool {
+        guard let record = connections[connection], !record.released, record.state.phase != .idle else { return false }
+        guard transmit(.openResult(.ok, text: nil), on: record) != nil else { return false }
+        record.attached = true
+        writeBacklog(connection)
+        flushPending(connection)
+        return true
+    }
+
+    /// Server: the connect failed; a failed OPEN-RESULT frees the stream.
+    package mutating func handleTargetFailed(_ connection: ConnectionID, _ error: EgressError) {
+        logger.debug("egress failed", metadata: ["connection": "\(connection)", "error": "\(error)"])
+        guard let record = connections[connection], !record.released, record.state.phase != .idle else { return }
+        refuse(connection, error.code, text: error.detail)
+    }
+
+    /// Server: answers OPEN with a failed OPEN-RESULT, which frees the stream.
+    private mutating func refuse(_ connection: ConnectionID, _ code: OpenResultCode, text: String?) {
+        guard let record = connections[connection] else { return }
+        guard transmit(.openResult(code, text: text), on: record) != nil else { return }
+        record.socketDone = true
+        release(connection)
+        actions.append(.close(connection, abortively: false))
+        forgetIfDone(connection)
+    }
+
+    // MARK: - Messages from the peer
+
+    /// A message on stream 1 or above.
+    package mutating func handleMessage(_ message: SCTPMessage, now: NIODeadline) {
+        guard !isClosed else { return }
+        clock = max(clock, now)
+        let decoded: StreamMessage
+        do {
+            decoded = try StreamMessage.decode(ppid: message.ppid, payload: message.payload, stream: message.stream)
+            if message.isUnordered { throw StreamDecodingError.unorderedNotAllowed(decoded.kind) }
+        } catch {
+            logger.debug("undecodable stream message", metadata: ["stream": "\(message.stream)", "error": "\(error)"])
+            if let connection = streams[message.stream] { reset(connection, .protocolError, text: "\(error)") }
+            return
+        }
+        if case .data(let bytes) = decoded {
+            bytesReceived += bytes.readableBytes
+            metrics?.recordRelayed(bytes.readableBytes, up: role == .server)
+        }
+        if let connection = streams[message.stream] {
+            if case .data(let bytes) = decoded, !makeRoom(for: bytes.readableBytes, arrivingOn: connection) { return }
+            receive(decoded, on: connection, now: now)
+            return
+        }
+        switch role {
+        case .client:
+            // The server sends nothing after its terminal, so a message on a free stream is a late bug of the peer.
+            logger.debug(
+                "message on a free stream", metadata: ["stream": "\(message.stream)", "kind": "\(decoded.kind)"])
+        case .server:
+            receiveOnFreeServerStream(decoded, stream: message.stream, now: now)
+        }
+    }
+
+    /// Server: OPEN creates a connection; anything else is the tail of one we already freed and is ignored.
+    private mutating func receiveOnFreeServerStream(_ message: StreamMessage, stream: StreamID, now: NIODeadline) {
+        guard case .open = message else { return }
+        var state = StreamState(role: .server, receiveCredit: receiveCredit)
+        guard case .open(let target)? = try? state.receive(message) else { return }
+        let refusal: (code: OpenResultCode, text: String, reason: Refusal)?
+        if isOverBufferedLimit {
+            // The DATA that may follow this OPEN arrives on a free stream and is dropped: nothing is buffered.
+            refusal = (
+                .tooManyStreams, "the association buffers \(bufferedBytes) bytes, at its limit",
+                .bufferedBytesPerAssociation
+            )
+        } else if !table.admit(stream) {
+            refusal = (.tooManyStreams, "at most \(table.streamLimit) streams per association", .streamsPerAssociation)
+        } else {
+            refusal = nil
+        }
+        if let refusal {
+            metrics?.recordConnection(.tooManyStreams)
+            metrics?.recordRefusal(refusal.reason)
+            let result = StreamMessage.openResult(refusal.code, text: refusal.text)
+            if (try? state.send(result)) != nil { send(result, on: stream) }
+            return
+        }
+        let connection = addConnection(stream: stream, state: state, now: now)
+        logger.debug("OPEN", metadata: ["stream": "\(stream)", "target": "\(target)"])
+        actions.append(.connect(connection, target))
+    }
+
+    private mutating func receive(_ message: StreamMessage, on connection: ConnectionID, now: NIODeadline) {
+        guard let record = connections[connection] else { return }
+        record.lastActivity = now
+        let action: StreamReceiveAction
+        do {
+            action = try record.state.receive(message)
+        } catch .openOnBusyStream {
+            actions.append(.abortAssociation("OPEN on stream \(record.stream), which is still in use"))
+            return
+        } catch {
+            reset(connection, error.resetReason, text: "\(error)")
+            return
+        }
+        switch action {
+        case .open:
+            break  // Only on a free server stream: `receiveOnFreeServerStream`.
+        case .opened:
+            record.awaitingOpenResult = false
+            actions.append(.opened(connection))
+        case .openFailed(let code, let text):
+            logger.debug(
+                "OPEN failed", metadata: ["stream": "\(record.stream)", "code": "\(code)", "text": "\(text ?? "")"])
+            record.awaitingOpenResult = false
+            record.socketDone = true
+            release(connection)
+            forgetIfDone(connection)
+            actions.append(.openFailed(connection, ProxyFailure(code) ?? .generalFailure))
+        case .deliver(let bytes):
+            deliver(bytes, to: connection)
+        case .remoteFinished:
+            record.outputEndRequested = true
+            endOutputIfDone(connection)
+        case .remoteFinishedMustSendClosed:
+            record.outputEndRequested = true
+            sendClosedAndRelease(connection)
+            endOutputIfDone(connection)
+        case .credit:
+            flushPending(connection)
+        case .resetByPeer(let reason, let text, let mustAnswer):
+            logger.debug(
+                "stream reset by peer",
+                metadata: ["stream": "\(record.stream)", "reason": "\(reason)", "text": "\(text ?? "")"])
+            if mustAnswer { send(.reset(reason, text: nil), on: record.stream) }
+            release(connection)
+            if record.awaitingOpenResult {
+                record.awaitingOpenResult = false
+                record.socketDone = true
+                actions.append(.openFailed(connection, .generalFailure))
+            }
+            closeSocket(connection, abortively: true)
+        case .released:
+            release(connection)
+            closeIfFinished(connection)
+            forgetIfDone(connection)
+        case .ignored:
+            break
+        }
+    }
+
+    private mutating func sendClosedAndRelease(_ connection: ConnectionID) {
+        guard let record = connections[connection], transmit(.closed, on: record) != nil else { return }
+        release(connection)
+    }
+
+    // MARK: - Stream → TCP
+
+    private mutating func deliver(_ bytes: ByteBuffer, to connection: ConnectionID) {
+        guard let record = connections[connection], !record.socketDone else { return }
+        account(bytes.readableBytes, on: connection)
+        if record.attached {
+            write(bytes, to: connection)
+        } else {
+            record.backlog.append(bytes)
+        }
+    }
+
+    private mutating func writeBacklog(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.attached else { return }
+        let queued = record.backlog
+        record.backlog = []  // Still counted: each is counted out when its write completes.
+        for bytes in queued { write(bytes, to: connection) }
+        endOutputIfDone(connection)
+    }
+
+    private mutating func write(_ bytes: ByteBuffer, to connection: ConnectionID) {
+        guard let record = connections[connection] else { return }
+        record.writesInFlight += 1
+        actions.append(.write(bytes, to: connection))
+    }
+
+    /// A `.write` finished (`succeeded`: the socket took the bytes). Credit for them goes back to the peer.
+    package mutating func handleWriteCompleted(_ connection: ConnectionID, bytes count: Int, succeeded: Bool) {
+        // After this side closed the socket, its writes were already counted out.
+        guard let record = connections[connection], record.writesInFlight > 0 else { return }
+        record.writesInFlight -= 1
+        account(-count, on: connection)
+        if succeeded, !record.released,
+            case .windowUpdate(let credit)? = record.state.consumed(count)
+        {
+            returnCredit(credit, on: connection)
+        }
+        endOutputIfDone(connection)
+        forgetIfDone(connection)
+    }
+
+    // MARK: - Buffered bytes and credit
+
+    /// Adds `delta` to the connection's buffered bytes and to the association's. Credit held back while bytes were
+    /// waiting goes out once the socket has taken them all; below the limit, waiters are served.
+    private mutating func account(_ delta: Int, on connection: ConnectionID) {
+        guard delta != 0, let record = connections[connection] else { return }
+        record.bufferedBytes += delta
+        bufferedBytes += delta
+        assert(bufferedBytes >= 0, "buffered bytes went negative: \(bufferedBytes)")
+        if record.bufferedBytes == 0, record.heldCredit > 0 {
+            sendHeldCredit(connection)
+        }
+        guard delta < 0, !isOverBufferedLimit else { return }
+        if !streamWaiters.isEmpty { serveStreamWaiters() }
+        guard !creditWaiters.isEmpty else { return }
+        let waiters = creditWaiters
+        creditWaiters.removeAll()
+        for waiter in waiters { sendHeldCredit(waiter) }
+    }
+
+    /// Drops DATA that waits for a socket (the connection is over); it no longer counts as buffered.
+    private mutating func dropBacklog(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.backlog.isEmpty else { return }
+        let dropped = record.backlog.reduce(0) { $0 + $1.readableBytes }
+        record.backlog.removeAll()
+        account(-dropped, on: connection)
+    }
+
+    /// Sends a WINDOW-UPDATE, or holds it while the association is at its buffered-bytes limit and this connection
+    /// still has bytes its socket has not taken: a stalled stream's peer then runs out of credit and stops, while
+    /// a stream whose socket keeps up keeps its credit flowing, so one slow reader does not stall the others.
+    private mutating func returnCredit(_ credit: UInt32, on connection: ConnectionID) {
+        let record = connections[connection]!
+        let total = record.heldCredit &+ credit
+        guard !isOverBufferedLimit || record.bufferedBytes == 0 else {
+            record.heldCredit = total
+            if !creditWaiters.contains(connection) { creditWaiters.append(connection) }
+            return
+        }
+        record.heldCredit = 0
+        send(.windowUpdate(credit: total), on: record.stream)
+    }
+
+    /// Below the limit again (or the socket took everything): held credit goes out if the peer may still send.
+    private mutating func sendHeldCredit(_ connection: ConnectionID) {
+        guard let record = connections[connection] else { return }
+        let credit = record.heldCredit
+        record.heldCredit = 0
+        guard credit > 0, !record.released, record.state.mayReceiveData else { return }
+        send(.windowUpdate(credit: credit), on: record.stream)
+    }
+
+    /// Keeps the association within `bufferedBytesLimit` when `count` more bytes arrive on `connection`: each
+    /// stream's credit is within the rules, but together the streams may hold more credit than the cap. While the
+    /// bytes do not fit, the connection holding the most buffered bytes is reset, which drops its bytes at once.
+    /// False when the arriving connection was the one reset (its DATA is dropped). Each reset is counted. The scan
+    /// runs only at the cap, and each reset frees at least the average holding.
+    private mutating func makeRoom(for count: Int, arrivingOn connection: ConnectionID) -> Bool {
+        while bufferedBytes + count > bufferedBytesLimit {
+            let victim = streams.values.max { connections[$0]!.bufferedBytes < connections[$1]!.bufferedBytes }
+            // Nothing to take back from a stream (the bytes belong to finished connections' last writes): the
+            // arriving connection goes.
+            let target = victim.flatMap { connections[$0]!.bufferedBytes > 0 ? $0 : nil } ?? connection
+            let before = bufferedBytes
+            metrics?.recordRefusal(.bufferedBytesPerAssociation)
+            logger.debug(
+                "stream reset at the association's buffered-bytes limit",
+                metadata: [
+                    "connection": "\(target)", "holding": "\(connections[target]?.bufferedBytes ?? 0)",
+                    "buffered": "\(before)",
+                ])
+            reset(
+                target, .flowControlError,
+                text: "the association buffers \(before) bytes, its limit is \(bufferedBytesLimit)")
+            if target == connection { return false }
+            if bufferedBytes >= before {
+                // The reset connection's bytes are not freed yet: do not take more streams down for them.
+                reset(connection, .flowControlError, text: "the association buffers \(before) bytes")
+                metrics?.recordRefusal(.bufferedBytesPerAssociation)
+                return false
+            }
+        }
+        return true
+    }
+
+    /// After the peer's FIN and the last write: half-close the socket (or detach from an HTTP forward request).
+    private mutating func endOutputIfDone(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.outputEndRequested, !record.outputEnded,
+            record.writesInFlight == 0, record.backlog.isEmpty, record.attached, !record.socketDone
+        else { return }
+        record.outputEnded = true
+        actions.append(.endOutput(connection))
+        closeIfFinished(connection)
+    }
+
+    /// Both directions are finished: the socket closes.
+    private mutating func closeIfFinished(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.outputEnded, record.finSent, record.writesInFlight == 0
+        else { return }
+        closeSocket(connection, abortively: false)
+    }
+
+    // MARK: - TCP → stream
+
+    /// Bytes read from the connection's socket.
+    package mutating func handleRead(_ connection: ConnectionID, _ bytes: ByteBuffer, now: NIODeadline) {
+        guard let record = connections[connection], bytes.readableBytes > 0, !record.inputEnded, !record.socketDone,
+            !record.released
+        else { return }
+        clock = max(clock, now)
+        record.lastActivity = now
+        record.pending.append(bytes)
+        flushPending(connection)
+    }
+
+    /// The socket's handler wants to read more: it does at once when nothing waits and the association has room.
+    package mutating func handleReadRequested(_ connection: ConnectionID) {
+        guard let record = connections[connection] else { return }
+        if record.pending.isEmpty, !record.released, isAssociationWritable {
+            actions.append(.read(connection))
+        } else {
+            record.readWanted = true
+            addReadWaiter(connection, record)
+        }
+    }
+
+    /// Lists a connection whose read waits while the association is not writable (a read that waits for credit
+    /// or for its socket resumes when that comes), so the list holds only what `handleWritable` must resume and
+    /// empties each time it runs.
+    private mutating func addReadWaiter(_ connection: ConnectionID, _ record: Connection) {
+        guard !isAssociationWritable, !record.isReadWaiter else { return }
+        record.isReadWaiter = true
+        readWaiters.append(connection)
+    }
+
+    /// The application (client) or target (server) finished sending: FIN once everything read went out.
+    package mutating func handleInputEnded(_ connection: ConnectionID) {
+        guard let record = connections[connection] else { return }
+        record.inputEnded = true
+        flushPending(connection)
+    }
+
+    /// Sends pending bytes within the credit, then FIN once input ended; reads again when all went out.
+    private mutating func flushPending(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.released else { return }
+        while var first = record.pending.first, record.state.maySendData, record.state.sendWindow.available > 0 {
+            let size = min(first.readableBytes, record.state.sendWindow.available, AggLimits.maxDataPayload)
+            guard transmit(.data(first.readSlice(length: size)!), on: record) != nil else { break }
+            if first.readableBytes == 0 {
+                record.pending.removeFirst()
+            } else {
+                record.pending[record.pending.startIndex] = first
+            }
+        }
+        if record.pending.isEmpty, record.inputEnded, !record.finSent { sendFin(connection) }
+        readIfPossible(connection)
+    }
+
+    private mutating func readIfPossible(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.readWanted else { return }
+        guard record.pending.isEmpty, !record.released, isAssociationWritable, record.attached else {
+            addReadWaiter(connection, record)
+            return
+        }
+        record.readWanted = false
+        actions.append(.read(connection))
+    }
+
+    private mutating func sendFin(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.released, record.state.maySendData,
+            let result = transmit(.fin, on: record)
+        else { return }
+        record.finSent = true
+        if result == .mustSendClosed { sendClosedAndRelease(connection) }
+        closeIfFinished(connection)
+    }
+
+    /// The association's send buffer drained: connections waiting for it send and read again. Only the connections
+    /// that wanted to read are visited; one that still cannot (its bytes wait for credit) is listed again.
+    package mutating func handleWritable() {
+        isAssociationWritable = true
+        let waiters = readWaiters
+        readWaiters.removeAll(keepingCapacity: true)
+        for connection in waiters {
+            guard let record = connections[connection] else { continue }
+            record.isReadWaiter = false
+            flushPending(connection)
+        }
+    }
+
+    // MARK: - Socket life
+
+    /// Client, HTTP forward request: the relay left the pipeline after the response. The request direction is
+    /// finished too.
+    private mutating func handleDetached(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.socketDone else { return }
+        record.pending.removeAll()
+        record.inputEnded = true
+        if !record.finSent { sendFin(connection) }
+        record.socketDone = true
+        forgetIfDone(connection)
+    }
+
+    /// The relay was removed from the socket's pipeline by something else: the connection is cancelled.
+    package mutating func handleRemoved(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.socketDone else { return }
+        if record.outputEnded {
+            handleDetached(connection)
+        } else {
+            reset(connection, .cancelled, text: "relay removed", closeSocket: false)
+            record.socketDone = true
+            forgetIfDone(connection)
+        }
+    }
+
+    /// The socket closed: a connection that is not finished both ways is reset.
+    package mutating func handleSocketClosed(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.socketDone else { return }
+        record.socketDone = true
+        if record.outputEnded {
+            // Everything from the peer was delivered and the socket closed: that is its end of input.
+            record.inputEnded = true
+            flushPending(connection)
+        } else {
+            reset(connection, .connectionReset, text: "the TCP connection closed", closeSocket: false)
+        }
+        forgetIfDone(connection)
+    }
+
+    /// The socket failed.
+    package mutating func handleSocketError(_ connection: ConnectionID, _ error: String) {
+        logger.debug("TCP error", metadata: ["connection": "\(connection)", "error": "\(error)"])
+        reset(connection, .connectionReset, text: error)
+    }
+
+    // MARK: - Aborting
+
+    /// Abortive close from this side: RESET to the peer (unless the stream is already over) and RST on the socket.
+    mutating func reset(
+        _ connection: ConnectionID, _ reason: ResetReason, text: String?, closeSocket close: Bool = true
+    ) {
+        guard let record = connections[connection] else { return }
+        if !record.released, record.state.phase != .idle, record.state.phase != .closed || role == .server {
+            if transmit(.reset(reason, text: text), on: record) == .released { release(connection) }
+        }
+        if record.awaitingOpenResult {
+            record.awaitingOpenResult = false
+            record.socketDone = true
+            actions.append(.openFailed(connection, .generalFailure))
+        }
+        record.pending.removeAll()
+        dropBacklog(connection)
+        if close { closeSocket(connection, abortively: true) }
+        forgetIfDone(connection)
+    }
+
+    private mutating func closeSocket(_ connection: ConnectionID, abortively: Bool) {
+        guard let record = connections[connection] else { return }
+        record.pending.removeAll()
+        dropBacklog(connection)
+        // A client socket never attached (the OPEN failed or is pending) belongs to the ingress, which answers it.
+        guard !record.socketDone, record.attached || role == .server else { return }
+        record.socketDone = true
+        actions.append(.close(connection, abortively: abortively))
+        // Closing drops what the socket has not taken: those writes fail and their bytes no longer count, at once
+        // (the cap makes room with this).
+        if record.bufferedBytes > 0 { account(-record.bufferedBytes, on: connection) }
+        record.writesInFlight = 0
+        forgetIfDone(connection)
+    }
+
+    /// The stream id is free on this side: nothing more is sent for the connection, and a new one may take it.
+    private mutating func release(_ connection: ConnectionID) {
+        guard let record = connections[connection], !record.released else { return }
+        record.released = true
+        if streams[record.stream] == connection {
+            streams[record.stream] = nil
+            table.release(record.stream)
+        }
+        creditWaiters.removeAll { $0 == connection }
+        if streams.isEmpty, idleSince == nil { idleSince = clock }
+        if streams.isEmpty { reportDrainedIfDone() }
+        if !streamWaiters.isEmpty { serveStreamWaiters() }
+    }
+
+    /// Drops the record of a finished connection: its stream is free, its socket done (or never attached) and
+    /// its last write completed.
+    private mutating func forgetIfDone(_ connection: ConnectionID) {
+        guard let record = connections[connection], record.released, record.writesInFlight == 0,
+            record.socketDone || !record.attached, !record.awaitingOpenResult
+        else { return }
+        if record.bufferedBytes != 0 { account(-record.bufferedBytes, on: connection) }
+        connections[connection] = nil
+    }
+
+    // MARK: - Waiting for a stream
+
+    /// Gives freed streams to waiting connections, oldest first.
+    private mutating func serveStreamWaiters() {
+        while let waiter = streamWaiters.first, let connection = allocateClientConnection(now: clock) {
+            streamWaiters.removeFirst()
+            actions.append(.streamGranted(waiter: waiter.id, connection))
+        }
+    }
+
+    /// One warning per minute at most while connections find every stream in use: the operator learns the limit
+    /// and how to raise it.
+    private mutating func logTableFull(now: NIODeadline) {
+        if let last = fullTableLog, now - last.at < .seconds(60) {
+            fullTableLog?.heldBack += 1
+            return
+        }
+        let reason =
+            isOverBufferedLimit
+            ? "the association buffers \(bufferedBytes) bytes, its limit (limits.buffered-bytes-per-association)"
+            : "all \(table.streamLimit) streams are in use (limits.streams-per-association, on the server too)"
+        logger.warning(
+            "new connections wait for a stream: \(reason)",
+            metadata: ["held_back": "\(fullTableLog?.heldBack ?? 0)", "waiting": "\(streamWaiters.count)"])
+        fullTableLog = (now, 0)
+    }
+
+    // MARK: - Time
+
+    /// Ends OPENs without an answer in time, waits for a stream that ran out, idle streams, and reports an idle
+    /// association.
+    package mutating func handleTimeout(now: NIODeadline) {
+        guard !isClosed else { return }
+        clock = max(clock, now)
+        while let first = openDeadlines.first, first.deadline <= now {
+            openDeadlines.removeFirst()
+            guard let record = connections[first.connection], record.awaitingOpenResult else { continue }
+            record.awaitingOpenResult = false
+            record.socketDone = true
+            reset(first.connection, .cancelled, text: "no OPEN-RESULT in time", closeSocket: false)
+            actions.append(.openFailed(first.connection, .timeout))
+        }
+        while let first = streamWaiters.first, first.deadline <= now {
+            streamWaiters.removeFirst()
+            metrics?.recordRefusal(isOverBufferedLimit ? .bufferedBytesPerAssociation : .streamsPerAssociation)
+            actions.append(.streamRefused(waiter: first.id, .tooManyStreams))
+        }
+        guard now >= nextSweep else { return }
+        nextSweep = now + Self.sweepInterval(idleTimeout, associationIdleTimeout)
+        for connection in Array(streams.values) where now - connections[connection]!.lastActivity > idleTimeout {
+            reset(connection, .idleTimeout, text: "no data for \(idleTimeout.nanoseconds / 1_000_000_000) s")
+        }
+        if let since = idleSince, now - since >= associationIdleTimeout {
+            idleSince = nil
+            actions.append(.idle)
+        }
+    }
+
+    /// The daemon is stopping: running connections go on, and `.drained` follows once none is left (at once when
+    /// none is open). New connections are the ingress's and the listeners' business: they are closed by then.
+    package mutating func handleDrain() {
+        isDraining = true
+        reportDrainedIfDone()
+    }
+
+    private mutating func reportDrainedIfDone() {
+        guard isDraining, !drainedReported, streams.isEmpty, !isClosed else { return }
+        drainedReported = true
+        actions.append(.drained)
+    }
+
+    /// Something other than a stream (a UDP flow) used the association: the idle clock starts again from now.
+    package mutating func restartIdleClock(now: NIODeadline) {
+        clock = max(clock, now)
+        if streams.isEmpty { idleSince = now }
+    }
+
+    /// The association is gone: every connection is reset, pending opens fail as "server unavailable".
+    package mutating func handleAssociationLost() {
+        guard !isClosed else { return }
+        isClosed = true
+        for waiter in streamWaiters { actions.append(.streamRefused(waiter: waiter.id, .serverUnavailable)) }
+        streamWaiters.removeAll()
+        openDeadlines.removeAll()
+        creditWaiters.removeAll()
+        for connection in connections.keys.sorted() {
+            let record = connections[connection]!
+            record.pending.removeAll()
+            if record.awaitingOpenResult {
+                actions.append(.openFailed(connection, .serverUnavailable))
+            } else if !record.socketDone, record.attached || role == .server {
+                actions.append(.close(connection, abortively: true))
+            }
+            bufferedBytes -= record.bufferedBytes
+            record.bufferedBytes = 0
+            connections[connection] = nil
+        }
+        streams.removeAll()
+    }
+
+    // MARK: - Sending
+
+    /// Runs `message` through the connection's stream state and, when the state allows it, sends it: one call for
+    /// both, so nothing is ever sent that the state did not accept. Nil (and nothing sent) when it refused.
+    private mutating func transmit(_ message: StreamMessage, on record: Connection) -> StreamSendResult? {
+        guard let result = try? record.state.send(message) else { return nil }
+        send(message, on: record.stream)
+        return result
+    }
+
+    private mutating func send(_ message: StreamMessage, on stream: StreamID) {
+        if case .data(let bytes) = message {
+            bytesSent += bytes.readableBytes
+            metrics?.recordRelayed(bytes.readableBytes, up: role == .client)
+        }
+        actions.append(.send(message, on: stream))
+    }
+}

@@ -1,0 +1,94 @@
+import AggProtocol
+import NIOCore
+import SCTPEngine
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// The driver's side of datagram encryption: it reads the clocks and calls `DatagramSecurityLayer`, opening what it
+/// receives before the engine sees it and sealing what the engine sends; handshake datagrams go out unsealed.
+extension SCTPDriver {
+    /// Counters of the encryption layer (all zero in plaintext mode). Call on the event loop.
+    public var securityStatistics: DatagramSecurityStatistics {
+        eventLoop.preconditionInEventLoop()
+        return security?.statistics ?? DatagramSecurityStatistics()
+    }
+
+    /// Whether datagrams are encrypted.
+    public var isEncrypted: Bool { security != nil }
+
+    /// Replaces the server's accepted keys: sessions of a removed key stop being accepted at once. Abort the
+    /// associations of `revokedOwners(by:)` first, so their ABORT still leaves sealed.
+    public func replaceSecurityKeys(_ keys: [PreSharedKey]) {
+        eventLoop.preconditionInEventLoop()
+        security?.replaceKeys(keys)
+    }
+
+    /// The owners (keys) that `keys` would remove or change. Call on the event loop.
+    public func revokedOwners(by keys: [PreSharedKey]) -> [SCTPOwner] {
+        eventLoop.preconditionInEventLoop()
+        return security?.revokedOwners(by: keys) ?? []
+    }
+
+    /// The engine owner of the client key named `name` (nil in plaintext mode or for an unknown name). Call on the
+    /// event loop.
+    public func owner(ofKeyNamed name: String) -> SCTPOwner? {
+        eventLoop.preconditionInEventLoop()
+        return security?.server?.owner(ofKeyNamed: name)
+    }
+
+    /// The name of the client key behind an engine owner (nil for plaintext). Call on the event loop.
+    public func keyName(of owner: SCTPOwner) -> String? {
+        eventLoop.preconditionInEventLoop()
+        return security?.keyName(of: owner)
+    }
+
+    /// Replaces the client's key from the next handshake on.
+    public func replaceSecurityKey(_ key: PreSharedKey) {
+        eventLoop.preconditionInEventLoop()
+        security?.replaceKey(key)
+    }
+
+    static func securityClock() -> SecurityClock {
+        SecurityClock(monotonic: .now(), unixSeconds: Int64(time(nil)))
+    }
+
+    /// The SCTP datagram inside `datagram`, or nil when the layer consumed or dropped it.
+    func openReceived(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+        guard let security else { return datagram }
+        let opened = security.open(datagram, clock: Self.securityClock())
+        drainSecurity()
+        return opened
+    }
+
+    /// The driver's timer fired: the layer handles what came due, or asks for the timer again at its own deadline
+    /// when it was the engine's that fired it.
+    func handleSecurityTimeout() {
+        guard let security, let deadline = security.nextDeadline() else { return }
+        if deadline <= .now() {
+            security.handleTimeout(clock: Self.securityClock())
+            drainSecurity()
+        } else {
+            armTimer(at: deadline)
+        }
+    }
+
+    /// Starting an association: the client begins a fresh handshake.
+    func restartSecurity() {
+        security?.restart(now: .now())
+    }
+
+    /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's
+    /// one timer forward to the layer's deadline if that comes first.
+    func drainSecurity() {
+        guard let security else { return }
+        while let datagram = security.pollTransmit() { writeDatagram(datagram) }
+        while let event = security.pollEvent() { onSecurityEvent?(event) }
+        if let deadline = security.nextDeadline() { armTimer(at: deadline) }
+    }
+}

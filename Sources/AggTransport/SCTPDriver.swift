@@ -1,0 +1,711 @@
+import AggProtocol
+import Logging
+import NIOCore
+import NIOPosix
+import SCTPEngine
+
+/// Runs one `SCTPEndpoint` over real UDP sockets on one event loop: it feeds the engine datagrams and the time, and
+/// performs what the engine asks for (datagrams to write, one timer, events for the application). It holds no
+/// protocol logic.
+///
+/// NIO cannot choose a source address per datagram, so the driver binds one UDP channel per local address and writes
+/// each datagram on the channel bound to its `source` (the first channel of the right family when the source is a
+/// wildcard). Everything about the driver, the endpoint included, is confined to `eventLoop`: call commands from the
+/// `onEvent` callback or through `execute(_:)`.
+public final class SCTPDriver: @unchecked Sendable {
+    /// Socket tuning of the driver's UDP channels.
+    public struct Options: Sendable {
+        /// SO_RCVBUF and SO_SNDBUF in bytes; forced past `net.core.[rw]mem_max` where the process may.
+        public var socketBufferSize: Int = 8 << 20
+        /// Datagrams read with one `recvmmsg`.
+        public var vectorReadMessageCount: Int = 64
+        /// Receive slot per datagram: larger datagrams are truncated (and then fail their CRC).
+        public var maxDatagramSize: Int = 2048
+        /// Interfaces to bind local addresses' channels to (SO_BINDTODEVICE), so that each leaves by its own
+        /// interface whatever the routing table says. Addresses not listed are bound to the address only.
+        public var interfaces: [SCTPIPAddress: String] = [:]
+        /// UDP segmentation offload both ways where the kernel has it (Linux 4.18 for sending, 5.10 for
+        /// receiving): consecutive datagrams of one size to one destination leave in one `sendmsg` (UDP_SEGMENT),
+        /// and the kernel hands up runs of them in one read (UDP_GRO), so the UDP stack is crossed once per up to
+        /// 64 datagrams instead of once per datagram. A socket whose device refuses it falls back to plain sends.
+        public var segmentationOffload = true
+        /// Datagrams read with one `recvmmsg` when receive offload is on; each slot then holds up to 64 KiB.
+        public var offloadVectorReadMessageCount = 8
+        /// SO_REUSEPORT on every socket, so that the shards of a server (one driver per event loop) bind the same
+        /// addresses and the kernel spreads datagrams between them (`attachSteering`).
+        public var reusePort = false
+
+        public init() {}
+    }
+
+    /// Counters for status displays and tests.
+    public struct Statistics: Sendable, Equatable {
+        public init() {}
+
+        public var datagramsReceived = 0
+        public var bytesReceived = 0
+        public var datagramsSent = 0
+        public var bytesSent = 0
+        /// Datagrams the kernel refused (or that no channel could carry).
+        public var sendFailures = 0
+        public var timerExpiries = 0
+        /// Channels that closed under us and were bound again.
+        public var rebinds = 0
+        /// Writes of several datagrams at once (UDP segmentation offload).
+        public var segmentedWrites = 0
+    }
+
+    /// One bound UDP channel.
+    struct Socket {
+        var channel: any Channel
+        /// The address the channel is bound to, with the port the kernel chose.
+        var bound: SCTPSocketAddress
+        /// The address asked for (port 0 kept, so a rebind may take another ephemeral port).
+        var requested: SCTPSocketAddress
+        var hasUnflushedWrites = false
+        var isOpen = true
+        /// Closed for good by `retireSocket` (its address left the host): never bound again.
+        var isRetired = false
+        /// The interface the channel is bound to (SO_BINDTODEVICE), if any.
+        var interface: String?
+        /// Segmentation offload may be used on sends (it is on, and no send with it has failed).
+        var sendsSegmented = false
+    }
+
+    /// Datagrams written since the last one that could not join them: all to one destination through one socket,
+    /// all of `segmentSize` bytes but the last, which may be shorter. They leave as one write that the kernel
+    /// splits (UDP_SEGMENT), or as a plain datagram when there is only one.
+    struct OutgoingBatch {
+        var index: Int
+        var destination: SCTPSocketAddress
+        var remote: SocketAddress
+        /// The first datagram alone, until a second joins (unless `isRun`); then every datagram, end to end.
+        var buffer: ByteBuffer
+        var segmentSize: Int
+        var count = 1
+        /// A short datagram ended the batch.
+        var isClosed: Bool
+        /// `buffer` is a run buffer of the driver's, which datagrams are sealed or copied onto the end of.
+        var isRun = false
+
+        /// Linux sends at most 64 segments per write (UDP_MAX_SEGMENTS before 6.x), each write at most a UDP
+        /// payload of 65,507 bytes.
+        static let maxSegments = 64
+        static let maxBytes = 65_507
+
+        /// An empty batch on a run buffer, for datagrams sealed straight into it.
+        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, run: ByteBuffer) {
+            self.index = index
+            self.destination = destination
+            self.remote = remote
+            buffer = run
+            segmentSize = 0
+            count = 0
+            isClosed = false
+            isRun = true
+        }
+
+        /// A batch of one datagram, held as it is.
+        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, datagram: ByteBuffer) {
+            self.index = index
+            self.destination = destination
+            self.remote = remote
+            buffer = datagram
+            segmentSize = datagram.readableBytes
+            isClosed = false
+        }
+
+        /// Whether a datagram of `size` bytes may follow the batch's datagrams in the same write.
+        func accepts(_ size: Int, index: Int, destination: SCTPSocketAddress) -> Bool {
+            guard index == self.index, destination == self.destination else { return false }
+            if count == 0 { return size <= Self.maxBytes }
+            return !isClosed && size <= segmentSize && count < Self.maxSegments
+                && buffer.readableBytes + size <= Self.maxBytes
+        }
+
+        /// Counts a datagram of `size` bytes written onto the end of `buffer`.
+        mutating func appended(_ size: Int) {
+            if count == 0 { segmentSize = size } else { isClosed = size < segmentSize }
+            count += 1
+        }
+
+        /// Adds `datagram` when it may follow the batch's datagrams in the same write; `run` gives a run buffer
+        /// when the batch holds its first datagram as it is.
+        mutating func append(
+            _ datagram: ByteBuffer, index: Int, destination: SCTPSocketAddress, run: () -> ByteBuffer
+        ) -> Bool {
+            let size = datagram.readableBytes
+            guard accepts(size, index: index, destination: destination) else { return false }
+            if !isRun {
+                var joined = run()
+                joined.writeImmutableBuffer(buffer)
+                buffer = joined
+                isRun = true
+            }
+            buffer.writeImmutableBuffer(datagram)
+            appended(size)
+            return true
+        }
+    }
+
+    public let eventLoop: any EventLoop
+    /// The engine. Only touch it on `eventLoop`.
+    public let endpoint: SCTPEndpoint
+    /// Receives every event of the endpoint, on `eventLoop`. It may call the driver's commands.
+    public var onEvent: (SCTPEvent) -> Void
+    /// Receives the datagram layer's events (a server that lost the session, a version mismatch), on `eventLoop`.
+    public var onSecurityEvent: ((DatagramSecurityEvent) -> Void)?
+    public private(set) var statistics = Statistics()
+
+    let options: Options
+    var logger: Logger
+    var sockets: [Socket] = []
+    private var timer: Scheduled<Void>?
+    private var timerDeadline: SCTPTime?
+    private var isReadingBatch = false
+    /// Datagrams handled since the read batch began or last flushed.
+    private var receivedInBatch = 0
+    /// A task will transmit what `send` deferred.
+    private var transmissionScheduled = false
+    private var isDraining = false
+    private var isClosing = false
+    /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
+    private var lastDestination: (SCTPSocketAddress, SocketAddress)?
+    /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
+    private var batch: OutgoingBatch?
+    /// Run buffers handed to channels, oldest first, to be reused once written (`takeRunBuffer`).
+    private var spareRuns: [ByteBuffer] = []
+    static let spareRunLimit = 4
+    /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
+    var security: DatagramSecurityLayer?
+
+    init(
+        endpoint: SCTPEndpoint, eventLoop: any EventLoop, options: Options, logger: Logger,
+        onEvent: @escaping (SCTPEvent) -> Void
+    ) {
+        self.endpoint = endpoint
+        self.eventLoop = eventLoop
+        self.options = options
+        self.logger = logger
+        self.onEvent = onEvent
+    }
+
+    // MARK: - Life cycle
+
+    /// Binds one UDP channel per local address (port 0: an ephemeral port) and returns the running driver. With
+    /// none, it sends and receives nothing until `openLocalAddress` binds one.
+    public static func bind(
+        localAddresses: [SCTPSocketAddress], configuration: SCTPConfiguration, seed: UInt64,
+        advertisedAddresses: [SCTPIPAddress] = [], options: Options = Options(),
+        protection: DatagramProtection = .plaintext, on eventLoop: any EventLoop,
+        logger: Logger = Logger(label: "agg.driver", factory: { _ in SwiftLogNoOpLogHandler() }),
+        onEvent: @escaping @Sendable (SCTPEvent) -> Void = { _ in }
+    ) -> EventLoopFuture<SCTPDriver> {
+        return eventLoop.flatSubmit {
+            var configuration = configuration
+            // Sealed datagrams stay as large as plain ones; the engine pads chunks to 4 bytes, so a multiple of 4.
+            configuration.maxPacketSize = (configuration.maxPacketSize - protection.overhead) & ~3
+            let endpoint = SCTPEndpoint(
+                configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
+            let driver = SCTPDriver(
+                endpoint: endpoint, eventLoop: eventLoop, options: options, logger: logger, onEvent: onEvent)
+            driver.security = DatagramSecurityLayer(
+                protection, shard: configuration.shard, random: SystemRandomNumberGenerator())
+            var future = eventLoop.makeSucceededVoidFuture()
+            for address in localAddresses {
+                future = future.flatMap { driver.openSocket(address).map { driver.sockets.append($0) } }
+            }
+            return future.map { driver }.flatMapError { error in
+                driver.close().flatMapThrowing { throw error }
+            }
+        }
+    }
+
+    /// The bound local addresses, in the order they were given (ephemeral ports resolved).
+    public var localAddresses: [SCTPSocketAddress] {
+        eventLoop.preconditionInEventLoop()
+        return sockets.map(\.bound)
+    }
+
+    /// Closes every channel and cancels the timer. Associations are not shut down: do that first.
+    public func close() -> EventLoopFuture<Void> {
+        eventLoop.flatSubmit {
+            self.isClosing = true
+            self.timer?.cancel()
+            self.timer = nil
+            let closes = self.sockets.map { socket in
+                socket.channel.close().recover { _ in }
+            }
+            return EventLoopFuture.andAllComplete(closes, on: self.eventLoop)
+        }
+    }
+
+    /// Runs `body` on the event loop with the driver.
+    public func execute(_ body: @escaping @Sendable (SCTPDriver) -> Void) {
+        if eventLoop.inEventLoop {
+            body(self)
+        } else {
+            eventLoop.execute { body(self) }
+        }
+    }
+
+    // MARK: - Commands
+
+    /// Starts an association to `remote` (address and UDP port) whose SCTP port is `peerPort`.
+    public func connect(
+        to remote: SCTPSocketAddress, peerPort: UInt16, from local: SCTPSocketAddress? = nil
+    ) -> SCTPAssociationID {
+        eventLoop.preconditionInEventLoop()
+        restartSecurity()
+        let id = endpoint.connect(to: remote, from: local, peerPort: peerPort, now: .now())
+        drain()
+        return id
+    }
+
+    /// Queues a message; it leaves as congestion control allows, at the end of this turn of the event loop (or
+    /// of the read batch under way) together with every other message sent in it: a burst of small messages (the
+    /// OPEN-RESULTs of many connections, a socket read's tail and the next one's head) shares packets instead of
+    /// taking one sealed datagram each. `reliability` makes the message partially reliable (PR-SCTP, see
+    /// `SCTPEndpoint.send`).
+    public func send(
+        _ payload: ByteBuffer, on id: SCTPAssociationID, stream: StreamID, ppid: PPID = PPID(0),
+        unordered: Bool = false, reliability: SCTPReliability = .reliable
+    ) throws(SCTPError) {
+        eventLoop.preconditionInEventLoop()
+        try endpoint.send(
+            payload, on: id, stream: stream, ppid: ppid, unordered: unordered, reliability: reliability,
+            deferringTransmission: true, now: .now())
+        guard !isReadingBatch, !transmissionScheduled else { return }  // A read batch transmits when it ends.
+        transmissionScheduled = true
+        eventLoop.execute { [self] in
+            transmissionScheduled = false
+            transmitDeferred()
+        }
+    }
+
+    /// Sends what `send` queued this turn, then what follows from it.
+    private func transmitDeferred() {
+        guard endpoint.hasDeferredTransmissions else { return }
+        endpoint.transmitDeferred(now: .now())
+        drain()
+    }
+
+    public func isWritable(_ id: SCTPAssociationID) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.isWritable(id)
+    }
+
+    public func bufferedAmount(_ id: SCTPAssociationID) -> Int {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.bufferedAmount(id)
+    }
+
+    /// Graceful shutdown once queued data is delivered.
+    public func shutdown(_ id: SCTPAssociationID) {
+        eventLoop.preconditionInEventLoop()
+        endpoint.shutdown(id, now: .now())
+        drain()
+    }
+
+    public func abort(_ id: SCTPAssociationID, reason: String = "") {
+        eventLoop.preconditionInEventLoop()
+        endpoint.abort(id, reason: reason, now: .now())
+        drain()
+    }
+
+    // MARK: - Input from the channels
+
+    func receive(_ envelope: AddressedEnvelope<ByteBuffer>, on index: Int) {
+        guard let source = SCTPSocketAddress(envelope.remoteAddress) else { return }
+        var destination = sockets[index].bound
+        if destination.ip.isWildcard, let info = envelope.metadata?.packetInfo,
+            let ip = SCTPIPAddress(info.destinationAddress)
+        {
+            destination.ip = ip
+        }
+        isReadingBatch = true
+        var data = envelope.data
+        // With receive offload the kernel hands up a run of datagrams of one size (the last may be shorter), end
+        // to end.
+        let segmentSize = envelope.metadata?.segmentSize ?? 0
+        if segmentSize > 0, data.readableBytes > segmentSize {
+            while let segment = data.readSlice(length: min(segmentSize, data.readableBytes)) {
+                receive(segment, from: source, to: destination)
+                if data.readableBytes == 0 { break }
+            }
+        } else {
+            receive(data, from: source, to: destination)
+        }
+    }
+
+    private func receive(_ payload: ByteBuffer, from source: SCTPSocketAddress, to destination: SCTPSocketAddress) {
+        statistics.datagramsReceived += 1
+        statistics.bytesReceived += payload.readableBytes
+        let received = SCTPDatagram(source: source, destination: destination, payload: payload)
+        if let datagram = openReceived(received) {
+            endpoint.handle(datagram, now: .now())
+            drain()
+        }
+        // One read event may hand up thousands of datagrams (runs of 44 in each of several slots, several reads):
+        // what they called for (SACKs above all) leaves every so often, not only when the whole batch is done, or
+        // the peer's retransmission timer would outrun the acknowledgements.
+        receivedInBatch += 1
+        if receivedInBatch >= Self.datagramsPerFlush {
+            receivedInBatch = 0
+            transmitDeferred()
+            flush()
+        }
+    }
+
+    /// Datagrams handled between two flushes within one read batch.
+    static let datagramsPerFlush = 64
+
+    /// The end of a read batch: everything written while reading leaves now.
+    func receiveComplete() {
+        isReadingBatch = false
+        receivedInBatch = 0
+        transmitDeferred()
+        flush()
+    }
+
+    func socketClosed(_ index: Int) {
+        guard sockets.indices.contains(index), sockets[index].isOpen, !sockets[index].isRetired else { return }
+        sockets[index].isOpen = false
+        guard !isClosing else { return }
+        let requested = sockets[index].bound
+        logger.warning("UDP channel closed under the driver; binding again", metadata: ["local": "\(requested)"])
+        eventLoop.scheduleTask(in: .milliseconds(100)) { self.rebind(index) }
+    }
+
+    private func rebind(_ index: Int) {
+        guard !isClosing, !sockets[index].isRetired else { return }
+        openSocket(sockets[index].bound, index: index, interface: sockets[index].interface).whenComplete { result in
+            switch result {
+            case .success(let socket):
+                if self.isClosing {
+                    socket.channel.close(promise: nil)
+                } else {
+                    self.sockets[index] = socket
+                    self.statistics.rebinds += 1
+                }
+            case .failure(let error):
+                self.logger.warning("rebind failed", metadata: ["error": "\(error)"])
+                self.eventLoop.scheduleTask(in: .seconds(1)) { self.rebind(index) }
+            }
+        }
+    }
+
+    private func handleTimer() {
+        timer = nil
+        timerDeadline = nil
+        statistics.timerExpiries += 1
+        handleSecurityTimeout()
+        endpoint.handleTimeout(now: .now())
+        drain()
+    }
+
+    // MARK: - Output
+
+    /// Drains the engine after an input: datagrams, then the deadline, then events (which may issue commands, so
+    /// it loops until the engine has nothing more). Flushes unless a read batch is under way.
+    func drain() {
+        if isDraining { return }  // a command issued from `onEvent`: the outer loop picks its output up
+        isDraining = true
+        defer { isDraining = false }
+        while true {
+            var progressed = false
+            while let datagram = endpoint.pollTransmit() {
+                write(datagram)
+                progressed = true
+            }
+            armTimer()
+            while let event = endpoint.pollEvent() {
+                onEvent(event)
+                progressed = true
+            }
+            if !progressed { break }
+        }
+        if !isReadingBatch { flush() }
+    }
+
+    /// Keeps the driver's one scheduled task at or before the engine's deadline.
+    private func armTimer() {
+        guard let deadline = endpoint.nextDeadline() else { return }
+        armTimer(at: deadline)
+    }
+
+    /// Keeps the driver's one scheduled task at or before `deadline`, the engine's or the datagram security's: one
+    /// timer serves both. A later deadline leaves the armed task alone: it fires early, finds nothing due, and arms
+    /// again, which costs less than rescheduling on every packet.
+    func armTimer(at deadline: SCTPTime) {
+        guard !isClosing else { return }
+        if let armed = timerDeadline, armed <= deadline { return }
+        timer?.cancel()
+        timerDeadline = deadline
+        timer = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { self.handleTimer() }
+    }
+
+    /// Writes one of the engine's datagrams: sealed straight onto the end of the batch under way (or a new one)
+    /// when the datagram layer is on, so no sealed copy is allocated and copied again into the batch.
+    private func write(_ datagram: SCTPDatagram) {
+        guard let security else { return writeDatagram(datagram) }
+        guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
+            statistics.sendFailures += 1
+            logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
+            return
+        }
+        let size = security.sealedLength(of: datagram)
+        let joins =
+            batch.map {
+                $0.accepts(size, index: index, destination: datagram.destination)
+                    && ($0.count == 0 || sockets[index].sendsSegmented)
+            } ?? false
+        if !joins {
+            writeBatch()
+            // A socket that sends datagram by datagram gets a buffer of the datagram's size, not a run.
+            let segmented = sockets[index].sendsSegmented
+            batch = OutgoingBatch(
+                index: index, destination: datagram.destination, remote: remote(for: datagram.destination),
+                run: segmented ? takeRunBuffer() : ByteBufferAllocator().buffer(capacity: size))
+            batch!.isRun = segmented
+        } else if !batch!.isRun {
+            // A datagram written as it is holds the batch: it moves into a run buffer first.
+            var run = takeRunBuffer()
+            run.writeImmutableBuffer(batch!.buffer)
+            batch!.buffer = run
+            batch!.isRun = true
+        }
+        let sealed = security.seal(datagram, clock: Self.securityClock(), appendingTo: &batch!.buffer)
+        if let sealed {
+            batch!.appended(sealed)
+            statistics.datagramsSent += 1
+            statistics.bytesSent += sealed
+            // The plaintext packet is spent: the engine builds its next packets in that buffer.
+            endpoint.recycle(datagram.payload)
+        }
+        drainSecurity()
+    }
+
+    /// The NIO address of `destination` (a one-entry cache: bulk traffic goes to one peer).
+    private func remote(for destination: SCTPSocketAddress) -> SocketAddress {
+        if let (cached, address) = lastDestination, cached == destination { return address }
+        let address = SocketAddress(destination)
+        lastDestination = (destination, address)
+        return address
+    }
+
+    /// An empty run buffer: the oldest one handed to a channel, whose storage is reused once the channel has
+    /// written it (a run still queued in the channel makes `clear` allocate fresh storage, as a new one would).
+    private func takeRunBuffer() -> ByteBuffer {
+        guard !spareRuns.isEmpty else { return ByteBufferAllocator().buffer(capacity: OutgoingBatch.maxBytes) }
+        var run = spareRuns.removeFirst()
+        run.clear()
+        return run
+    }
+
+    /// Writes a datagram as it is (sealed already, or plaintext): it joins the batch under way when it can, else
+    /// the batch leaves and a new one starts with it.
+    func writeDatagram(_ datagram: SCTPDatagram) {
+        guard let index = socketIndex(for: datagram.source, family: datagram.destination.ip.isIPv4) else {
+            statistics.sendFailures += 1
+            logger.debug("no channel for datagram", metadata: ["datagram": "\(datagram)"])
+            return
+        }
+        statistics.datagramsSent += 1
+        statistics.bytesSent += datagram.payload.readableBytes
+        if batch != nil, batch!.count == 0 || sockets[index].sendsSegmented,
+            batch!.append(datagram.payload, index: index, destination: datagram.destination, run: takeRunBuffer)
+        {
+            return
+        }
+        writeBatch()
+        batch = OutgoingBatch(
+            index: index, destination: datagram.destination, remote: remote(for: datagram.destination),
+            datagram: datagram.payload)
+    }
+
+    /// Hands the batch under way to its channel: one datagram as it is, several as one segmented write.
+    private func writeBatch() {
+        guard let batch else { return }
+        self.batch = nil
+        if batch.isRun && spareRuns.count < Self.spareRunLimit { spareRuns.append(batch.buffer) }
+        let index = batch.index
+        guard batch.count > 0, sockets.indices.contains(index) else { return }
+        var envelope = AddressedEnvelope(remoteAddress: batch.remote, data: batch.buffer)
+        let segmented = batch.count > 1
+        if segmented {
+            envelope.metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
+            statistics.segmentedWrites += 1
+        }
+        let promise = eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenFailure { error in
+            self.statistics.sendFailures += batch.count
+            guard segmented, self.sockets.indices.contains(index), self.sockets[index].sendsSegmented else {
+                self.logger.debug("send refused", metadata: ["error": "\(error)"])
+                return
+            }
+            // A device without checksum offload (PPP, some modems) or a smaller MTU refuses segmented sends
+            // (EIO, EINVAL): this socket sends datagram by datagram from now on, and SCTP retransmits the batch.
+            self.sockets[index].sendsSegmented = false
+            self.logger.notice(
+                "segmentation offload refused; sending datagram by datagram",
+                metadata: ["local": "\(self.sockets[index].bound)", "error": "\(error)"])
+        }
+        sockets[index].channel.write(envelope, promise: promise)
+        sockets[index].hasUnflushedWrites = true
+    }
+
+    func flush() {
+        writeBatch()
+        for index in sockets.indices where sockets[index].hasUnflushedWrites {
+            sockets[index].hasUnflushedWrites = false
+            sockets[index].channel.flush()
+        }
+    }
+
+    /// The channel for a datagram's source: the exact address, else one bound to the same IP, else a wildcard
+    /// channel, else the first channel of the destination's family.
+    func socketIndex(for source: SCTPSocketAddress, family isIPv4: Bool) -> Int? {
+        // The channel of that very address is closed (its address left the host): another channel would send the
+        // datagram through another uplink and NAT, and a wildcard ASCONF from there would teach the peer the wrong
+        // address. It fails instead, as the path should.
+        if !source.ip.isWildcard, sockets.contains(where: { $0.bound == source && !$0.isOpen }),
+            !sockets.contains(where: { $0.bound == source && $0.isOpen })
+        {
+            return nil
+        }
+        var sameIP: Int?
+        var wildcard: Int?
+        var sameFamily: Int?
+        for (index, socket) in sockets.enumerated() where socket.isOpen && socket.bound.ip.isIPv4 == isIPv4 {
+            if socket.bound == source { return index }
+            if sameIP == nil, socket.bound.ip == source.ip, source.port == 0 { sameIP = index }
+            if wildcard == nil, socket.bound.ip.isWildcard,
+                source.port == 0 || source.port == socket.bound.port || source.ip.isWildcard
+            {
+                wildcard = index
+            }
+            if sameFamily == nil { sameFamily = index }
+        }
+        if source.ip.isWildcard { return wildcard ?? sameFamily }
+        return sameIP ?? wildcard ?? sameFamily
+    }
+
+    // MARK: - Binding
+
+    /// Binds one UDP channel to `address`, and first to `interface` (by default the one `options.interfaces`
+    /// names for the address) when there is one.
+    func openSocket(
+        _ address: SCTPSocketAddress, index: Int? = nil, interface: String? = nil
+    )
+        -> EventLoopFuture<Socket>
+    {
+        let index = index ?? sockets.count
+        let options = self.options
+        let interface = interface ?? options.interfaces[address.ip]
+        let receiveOffload = options.segmentationOffload && System.supportsUDPReceiveOffload
+        let sendOffload = options.segmentationOffload && System.supportsUDPSegmentationOffload
+        // With receive offload one slot takes a run of datagrams, up to 64 KiB.
+        let slots = receiveOffload ? options.offloadVectorReadMessageCount : options.vectorReadMessageCount
+        let slotSize = receiveOffload ? 65_536 : options.maxDatagramSize
+        let bootstrap = DatagramBootstrap(group: eventLoop)
+            .channelOption(.datagramVectorReadMessageCount, value: slots)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
+            .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
+            .channelOption(
+                .socketOption(.init(rawValue: SCTPDriver.soReusePort)),
+                value: SocketOptionValue(options.reusePort ? 1 : 0)
+            )
+            .channelInitializer { channel in
+                // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
+                SCTPDriver.bindToInterface(channel, interface).flatMap {
+                    SCTPDriver.restrictToIPv6(channel, address)
+                }.flatMap {
+                    SCTPDriver.enableReceiveOffload(channel, receiveOffload)
+                }.flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
+                }
+            }
+        return bootstrap.bind(to: SocketAddress(address)).flatMap { channel in
+            self.setBufferSizes(channel).flatMapThrowing {
+                guard let local = channel.localAddress.flatMap(SCTPSocketAddress.init) else {
+                    throw ChannelError.unknownLocalAddress
+                }
+                self.logger.debug(
+                    "bound UDP channel", metadata: ["local": "\(local)", "interface": "\(interface ?? "-")"])
+                return Socket(
+                    channel: channel, bound: local, requested: address, interface: interface,
+                    sendsSegmented: sendOffload)
+            }
+        }
+    }
+
+    /// Turns on UDP_GRO and the report of each run's segment size; without the report a run could not be split.
+    static func enableReceiveOffload(_ channel: any Channel, _ enable: Bool) -> EventLoopFuture<Void> {
+        guard enable else { return channel.eventLoop.makeSucceededVoidFuture() }
+        return channel.setOption(.datagramReceiveOffload, value: true).flatMap {
+            channel.setOption(ChannelOptions.Types.DatagramReceiveSegmentSize(), value: true)
+        }
+    }
+
+    /// Makes a socket for the IPv6 wildcard address IPv6 only, so it binds next to one on 0.0.0.0 with the same
+    /// port (the server's default listens on both): with net.ipv6.bindv6only at its default of 0 the IPv6 socket
+    /// would also claim the port's IPv4 side, and the second bind fails with EADDRINUSE.
+    static func restrictToIPv6(_ channel: any Channel, _ address: SCTPSocketAddress) -> EventLoopFuture<Void> {
+        guard address.ip == .anyV6 else { return channel.eventLoop.makeSucceededVoidFuture() }
+        return channel.setOption(
+            ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: SocketOptionValue(1))
+    }
+
+    /// Sets SO_RCVBUF/SO_SNDBUF, then tries the FORCE variants (root may exceed the sysctl caps); failures of the
+    /// latter are ignored.
+    private func setBufferSizes(_ channel: any Channel) -> EventLoopFuture<Void> {
+        let size = options.socketBufferSize
+        let plain = channel.setOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(size))
+            .flatMap { channel.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(size)) }
+        return plain.flatMap {
+            channel.setOption(.socketOption(.init(rawValue: SCTPDriver.soRcvBufForce)), value: SocketOptionValue(size))
+                .flatMap {
+                    channel.setOption(
+                        .socketOption(.init(rawValue: SCTPDriver.soSndBufForce)), value: SocketOptionValue(size))
+                }
+                .recover { _ in }
+        }
+    }
+
+    /// SO_REUSEPORT (Linux), which NIO does not name.
+    static let soReusePort: CInt = 15
+    /// SO_RCVBUFFORCE and SO_SNDBUFFORCE (Linux).
+    static let soRcvBufForce: CInt = 33
+    static let soSndBufForce: CInt = 32
+}
+
+/// Passes one UDP channel's reads to the driver and tells it when the channel goes away.
+final class SCTPDriverHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    let driver: SCTPDriver
+    let index: Int
+
+    init(driver: SCTPDriver, index: Int) {
+        self.driver = driver
+        self.index = index
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        driver.receive(unwrapInboundIn(data), on: index)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        driver.receiveComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        driver.socketClosed(index)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Read errors such as ECONNREFUSED after an ICMP are not fatal for UDP.
+        driver.logger.debug("UDP channel error", metadata: ["error": "\(error)"])
+    }
+}
