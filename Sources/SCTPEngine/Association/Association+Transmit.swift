@@ -237,9 +237,7 @@ extension Association {
         }
         guard !builder.isEmpty else {
             // Nothing went (every transmit's last try): the buffer goes back rather than to waste.
-            if output.spareBuffers.count < EndpointOutput.spareBufferLimit {
-                output.spareBuffers.append(builder.buffer)
-            }
+            output.recycle(builder.buffer)
             return false
         }
         emit(builder.finish(), pathIndex: i, dataBytes: dataBytes, now: now)

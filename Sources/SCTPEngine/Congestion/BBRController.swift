@@ -327,7 +327,7 @@ struct BBRController: Sendable {
     /// kilobytes, and moves in small bursts that cost a wake-up each (Linux's BBR adds the same budget).
     var quantizationBudget: Int {
         let quantum = pacingRate.map { SendRateBucket.sendQuantum(bytesPerSecond: $0, mtu: window.mtu) } ?? 0
-        return 3 * max(window.mtu, quantum <= 2 * window.mtu ? window.mtu : quantum)
+        return 3 * (quantum > 2 * window.mtu ? quantum : window.mtu)
     }
 
     /// cwnd = cwnd gain × BDP (one BDP while a queue stands) plus the quantization budget; grown toward it by the

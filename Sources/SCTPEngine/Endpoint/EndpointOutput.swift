@@ -20,6 +20,12 @@ final class EndpointOutput {
 
     func drop(_ reason: SCTPDropReason) { dropped[reason, default: 0] += 1 }
 
+    /// Keeps `buffer` for the next packet built, up to `spareBufferLimit` of them.
+    func recycle(_ buffer: ByteBuffer) {
+        guard spareBuffers.count < Self.spareBufferLimit else { return }
+        spareBuffers.append(buffer)
+    }
+
     /// A buffer for a packet of up to `capacity` bytes: a recycled one when there is one (still shared, it is
     /// replaced by fresh storage on its first write, as any ByteBuffer would be), else a new one.
     func packetBuffer(capacity: Int) -> ByteBuffer {

@@ -171,8 +171,7 @@ public final class SCTPEndpoint {
     /// Hands back the buffer of a datagram this endpoint sent, once the driver is done with it (sealed it into
     /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept.
     public func recycle(_ buffer: ByteBuffer) {
-        guard output.spareBuffers.count < EndpointOutput.spareBufferLimit else { return }
-        output.spareBuffers.append(buffer)
+        output.recycle(buffer)
     }
 
     // MARK: - Input
