@@ -72,7 +72,7 @@ extension Association {
     /// One packet of `chunks`. When the peer listed one of them in its CHUNKS, an AUTH chunk goes in front of the
     /// first such chunk; its HMAC covers the AUTH chunk (HMAC field zero) and everything after it, so it is
     /// computed once the packet is complete and patched in.
-    func buildPacket(_ chunks: [Chunk], tag: VerificationTag) -> ByteBuffer {
+    func buildPacket(_ chunks: some Sequence<Chunk>, tag: VerificationTag) -> ByteBuffer {
         var builder = PacketBuilder(
             header: CommonHeader(sourcePort: localPort, destinationPort: peerPort, verificationTag: tag, checksum: 0),
             buffer: output.packetBuffer(capacity: configuration.maxPacketSize))

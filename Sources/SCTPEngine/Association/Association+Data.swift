@@ -45,8 +45,11 @@ extension Association {
         }
         // RFC 9260 §6.5: an invalid stream is reported with an ERROR, and the TSN still acknowledged.
         guard chunk.streamID.rawValue < inboundStreams else {
-            if dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes) == .new {
-                send([.error(ErrorChunk(causes: [.invalidStreamIdentifier(chunk.streamID)]))],
+            if dataTracker.handleData(
+                tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes) == .new
+            {
+                send(
+                    [.error(ErrorChunk(causes: [.invalidStreamIdentifier(chunk.streamID)]))],
                     pathIndex: pathIndex, now: now)
             }
             return true
@@ -71,7 +74,9 @@ extension Association {
             return true
         }
         lastDataPathIndex = pathIndex
-        switch dataTracker.handleData(tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes) {
+        switch dataTracker.handleData(
+            tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes)
+        {
         case .new:
             if splitting {
                 receiveSplitter.recordArrival(size: size, on: route, at: now)
@@ -138,7 +143,7 @@ extension Association {
 
     func sendSackNow(now: SCTPTime) {
         guard state.isEstablishedOrLater, dataTracker.hasPendingSack else { return }
-        send([makeSackChunk()], pathIndex: lastDataPathIndex, now: now)
+        send(CollectionOfOne(makeSackChunk()), pathIndex: lastDataPathIndex, now: now)
     }
 
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
@@ -190,7 +195,8 @@ extension Association {
             return
         case .acknowledgesUnsentTSN:
             // RFC 9260 §6.2.1 D: a SACK acknowledging a TSN not yet sent is a protocol violation.
-            abort(causes: [.protocolViolation(ByteBuffer(string: "SACK acknowledges unsent TSN"))],
+            abort(
+                causes: [.protocolViolation(ByteBuffer(string: "SACK acknowledges unsent TSN"))],
                 reason: .protocolViolation("SACK acknowledges unsent TSN"), now: now)
             return
         case .accepted:

@@ -111,32 +111,55 @@ extension Association {
         var sack: Chunk? = (state.isEstablishedOrLater && dataTracker.isSackDue(now: now)) ? makeSackChunk() : nil
         if mayCarryData {
             if usesPartialReliability { abandonAndForward(now: now, sack: &sack) }
-            let rtx = retransmissionPathIndex()
+            // Most calls on a receiving side find nothing to send but a SACK: no path is looked at for data then.
+            let retransmits = outstanding.hasChunksToRetransmit
+            if retransmits || !sendQueue.isEmpty {
+                sendData(now: now, sack: &sack, gated: gated)
+            } else {
+                fastRetransmitPaths.removeAll(keepingCapacity: true)
+                // The round-robin cursor moves as `dataPathIndices` would have moved it.
+                if configuration.multipath.concurrentMultipathTransfer,
+                    configuration.multipath.scheduler == .roundRobin,
+                    paths.contains(where: { policies ? $0.carriesData && $0.hasSendAllowance : $0.isActive })
+                {
+                    roundRobinCursor &+= 1
+                }
+            }
+            if paced && sendQueue.isEmpty && !outstanding.hasChunksToRetransmit { markAppLimitedPaths() }
+        }
+        if let sack {
+            send(
+                CollectionOfOne(sack), pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex,
+                now: now)
+        }
+        for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
+        if gated { armSendRateTimer(now: now) }
+    }
+
+    /// Retransmissions (fast ones first, whatever cwnd says; then those T3 marked, on the retransmission path),
+    /// then new data on every data path, each within what its window and pacer allow.
+    private func sendData(now: SCTPTime, sack: inout Chunk?, gated: Bool) {
+        let rtx = retransmissionPathIndex()
+        if !fastRetransmitPaths.isEmpty {
             for i in fastRetransmitPaths.sorted() where outstanding.hasChunksToRetransmit {
                 // RFC 9260 §7.2.4 3: one packet of the marked chunks goes at once, whatever cwnd says.
                 sendDataPacket(pathIndex: paths[i].isActive ? i : rtx, now: now, sack: &sack, mode: .fastRetransmit)
             }
             fastRetransmitPaths.removeAll(keepingCapacity: true)
-            // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
-            while outstanding.hasChunksToRetransmit, !gated || paths[rtx].hasSendAllowance,
-                sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
+        }
+        // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
+        while outstanding.hasChunksToRetransmit, !gated || paths[rtx].hasSendAllowance,
+            sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
+        {}
+        let dataPaths = dataPathIndices()
+        let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathIndex(among: dataPaths) : nil
+        for i in dataPaths {
+            while !gated || paths[i].hasSendAllowance,
+                sendDataPacket(
+                    pathIndex: i, now: now, sack: &sack, mode: .newData,
+                    leavesSparseStreams: sparsePath.map { $0 != i } ?? false)
             {}
-            let dataPaths = dataPathIndices()
-            let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathIndex(among: dataPaths) : nil
-            for i in dataPaths {
-                while !gated || paths[i].hasSendAllowance,
-                    sendDataPacket(
-                        pathIndex: i, now: now, sack: &sack, mode: .newData,
-                        leavesSparseStreams: sparsePath.map { $0 != i } ?? false)
-                {}
-            }
-            if paced && sendQueue.isEmpty && !outstanding.hasChunksToRetransmit { markAppLimitedPaths() }
         }
-        if let sack {
-            send([sack], pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex, now: now)
-        }
-        for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
-        if gated { armSendRateTimer(now: now) }
     }
 
     /// Paths are paced by their congestion controller (BBR): `transmit` checks their pacers.

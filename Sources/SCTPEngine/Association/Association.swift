@@ -212,7 +212,7 @@ final class Association {
     // MARK: - Sending packets
 
     /// Sends one packet of `chunks` on a path, with our tag unless `tag` says otherwise.
-    func send(_ chunks: [Chunk], pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
+    func send(_ chunks: some Collection<Chunk>, pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
         guard !chunks.isEmpty else { return }
         var dataBytes = 0
         for chunk in chunks {
@@ -223,15 +223,15 @@ final class Association {
     }
 
     func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
-        let path = paths[pathIndex]
+        // Fields read one by one: a copy of the whole path would retain everything it holds.
         paths[pathIndex].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
+        let destination = paths[pathIndex].remoteAddress
         // A path learnt from the peer's address list leaves from the association's own address unless told
         // otherwise.
         let source =
-            path.localAddress ?? paths[primaryPathIndex].localAddress
-            ?? SCTPSocketAddress(ip: path.remoteAddress.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
-        output.datagrams.append(
-            SCTPDatagram(source: source, destination: path.remoteAddress, payload: packet, owner: owner))
+            paths[pathIndex].localAddress ?? paths[primaryPathIndex].localAddress
+            ?? SCTPSocketAddress(ip: destination.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
+        output.datagrams.append(SCTPDatagram(source: source, destination: destination, payload: packet, owner: owner))
     }
 
     /// Replies to the exact address and port a packet came from, from the address it arrived at (RFC 6951 §5.4:

@@ -226,7 +226,10 @@ struct OutstandingData: Sendable {
     /// Chunks sent and not yet cumulatively acknowledged (including gap-acked ones).
     var count: Int { items.count }
     var highestOutstandingTSN: TSN { nextTSN.previous }
-    var hasChunksToRetransmit: Bool { firstRetransmissionIndex() != nil }
+    /// Asked on every transmit: the empty list is answered inline, without a copy of the whole structure.
+    @inline(__always) var hasChunksToRetransmit: Bool {
+        !retransmissions.isEmpty && firstRetransmissionIndex() != nil
+    }
 
     func flightSize(on path: PathID) -> Int { paths.first(where: { $0.id == path })?.flightSize ?? 0 }
 
@@ -663,9 +666,10 @@ struct OutstandingData: Sendable {
         switch missIndicationWalk {
         case .everyChunk:
             for i in 0..<highestReported {
-                marked = countMissIndication(
-                    at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced, isInFastRecovery: isInFastRecovery,
-                    outcome: &outcome) || marked
+                marked =
+                    countMissIndication(
+                        at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced, isInFastRecovery: isInFastRecovery,
+                        outcome: &outcome) || marked
             }
         case .holes:
             // Every chunk inside a block was acknowledged above (or abandoned) and no renege revert reaches back
@@ -677,9 +681,10 @@ struct OutstandingData: Sendable {
             var i = 0
             for block in reportedBlocks {
                 while i < block.lowerBound {
-                    marked = countMissIndication(
-                        at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced,
-                        isInFastRecovery: isInFastRecovery, outcome: &outcome) || marked
+                    marked =
+                        countMissIndication(
+                            at: i, sack: sack, cumulativeAdvanced: cumulativeAdvanced,
+                            isInFastRecovery: isInFastRecovery, outcome: &outcome) || marked
                     i += 1
                 }
                 i = max(i, block.upperBound)
