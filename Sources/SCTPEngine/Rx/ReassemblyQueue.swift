@@ -35,6 +35,8 @@ struct ReassemblyQueue: Sendable {
         var beginning: UInt64?
         var ending: UInt64?
         var highest: UInt64 = 0
+        /// Whether `fragments` is in TSN order (they arrived in order), so completing needs no sort.
+        var isSorted = true
 
         var isComplete: Bool {
             guard let b = beginning, let e = ending, e >= b else { return false }
@@ -67,6 +69,11 @@ struct ReassemblyQueue: Sendable {
     /// For each fragment and waiting message held, `minimumCharge` minus its payload when that is less.
     private var bookkeepingBytes = 0
     private var streams: [StreamID: Stream] = [:]
+    /// The ordered message the last fragment went to, outside `streams` while it gets more: fragments of one
+    /// message mostly arrive one after another, and each would otherwise take it out of two tables and put it back.
+    private var recent: (streamID: StreamID, ssn: UInt16, partial: Partial)?
+    /// A completed message's fragment list, emptied, for the next message to fill without allocating.
+    private var spareFragments: [(tsn: UInt64, payload: ByteBuffer)] = []
     private var unordered: [UInt64: Fragment] = [:]
     /// The TSNs in `unordered` as runs of consecutive TSNs, and the TSNs of its B and of its E fragments.
     private var unorderedRuns = TSNRangeSet()
@@ -137,6 +144,7 @@ struct ReassemblyQueue: Sendable {
     /// stream sequence numbers earlier than or equal to the stream sequence number listed": complete messages up to
     /// that SSN that waited for a skipped one are released in SSN order, then any that follow in sequence.
     mutating func handleForwardTSN(newCumulativeTSN: TSN, skipped: some Sequence<(StreamID, SSN)>) {
+        stashRecent()
         let limit = unwrapper.peek(newCumulativeTSN)
         for (key, fragment) in unordered where key <= limit {
             payloadBytes -= fragment.data.userData.readableBytes
@@ -175,6 +183,7 @@ struct ReassemblyQueue: Sendable {
 
     /// RFC 6525 §5.2.2: an incoming stream reset restarts the expected SSN at 0 and discards partial messages.
     mutating func resetStreams(_ ids: some Sequence<StreamID>) {
+        stashRecent()
         for id in ids {
             guard let stream = streams.removeValue(forKey: id) else { continue }
             for partial in stream.partials.values {
@@ -208,12 +217,13 @@ struct ReassemblyQueue: Sendable {
             for message in stream.ready.values { add(message.payload) }
         }
         for fragment in unordered.values { add(fragment.data.userData) }
+        for fragment in recent?.partial.fragments ?? [] { add(fragment.payload) }
         return (payload, storage)
     }
 
     /// Fragments and waiting messages held.
     var heldFragmentCount: Int {
-        streams.values.reduce(unordered.count) { total, stream in
+        streams.values.reduce(unordered.count + (recent?.partial.fragments.count ?? 0)) { total, stream in
             total + stream.ready.count + stream.partials.values.reduce(0) { $0 + $1.fragments.count }
         }
     }
@@ -249,7 +259,31 @@ struct ReassemblyQueue: Sendable {
 
     private mutating func addOrderedFragment(_ data: DataChunk, tsn: UInt64) {
         let key = data.ssn.rawValue
-        var partial = streams[data.streamID, default: Stream()].partials.removeValue(forKey: key) ?? Partial()
+        if recent == nil || recent!.streamID != data.streamID || recent!.ssn != key {
+            stashRecent()
+            var partial = streams[data.streamID, default: Stream()].partials.removeValue(forKey: key) ?? Partial()
+            if partial.fragments.isEmpty { swap(&partial.fragments, &spareFragments) }
+            recent = (data.streamID, key, partial)
+        }
+        // Modified in place: taken out of the optional, the fragment list would be copied on every append.
+        let isComplete = Self.add(data, tsn: tsn, to: &recent!.partial)
+        guard isComplete else { return }
+        var partial = recent.take()!.partial
+        if !partial.isSorted { partial.fragments.sort { $0.tsn < $1.tsn } }
+        for fragment in partial.fragments { release(fragment.payload) }
+        let payload = Self.concatenate(partial.fragments.lazy.map(\.payload))
+        let message = ReassembledMessage(
+            streamID: data.streamID, ppid: partial.ppid, isUnordered: false, payload: payload,
+            firstTSN: TSN(UInt32(truncatingIfNeeded: partial.beginning!)),
+            lastTSN: TSN(UInt32(truncatingIfNeeded: partial.ending!)))
+        partial.fragments.removeAll(keepingCapacity: true)
+        swap(&partial.fragments, &spareFragments)
+        deliverOrdered(message, ssn: data.ssn)
+    }
+
+    /// Adds one fragment to `partial`; whether the message is complete.
+    private static func add(_ data: DataChunk, tsn: UInt64, to partial: inout Partial) -> Bool {
+        if let last = partial.fragments.last, last.tsn > tsn { partial.isSorted = false }
         partial.fragments.append((tsn, data.userData))
         partial.highest = max(partial.highest, tsn)
         if data.isBeginning {
@@ -257,18 +291,13 @@ struct ReassemblyQueue: Sendable {
             partial.ppid = data.ppid
         }
         if data.isEnding { partial.ending = tsn }
-        guard partial.isComplete else {
-            streams[data.streamID]!.partials[key] = partial
-            return
-        }
-        partial.fragments.sort { $0.tsn < $1.tsn }
-        for fragment in partial.fragments { release(fragment.payload) }
-        let payload = Self.concatenate(partial.fragments.lazy.map(\.payload))
-        let message = ReassembledMessage(
-            streamID: data.streamID, ppid: partial.ppid, isUnordered: false, payload: payload,
-            firstTSN: TSN(UInt32(truncatingIfNeeded: partial.beginning!)),
-            lastTSN: TSN(UInt32(truncatingIfNeeded: partial.ending!)))
-        deliverOrdered(message, ssn: data.ssn)
+        return partial.isComplete
+    }
+
+    /// Puts the message the last fragment went to back with its stream's other partial messages.
+    private mutating func stashRecent() {
+        guard let (id, key, partial) = recent.take() else { return }
+        streams[id, default: Stream()].partials[key] = partial
     }
 
     /// Finds the unordered message `tsn` belongs to: its B fragment is the nearest at or before `tsn` with no E
