@@ -63,7 +63,11 @@ public enum Chunk: Hashable, Sendable {
     public var type: UInt8 {
         switch self {
         case .unknown(let c): return c.type
+        // The hot paths avoid the existential.
         case .data: return DataChunk.type
+        case .idata: return IDataChunk.type
+        case .sack: return SackChunk.type
+        case .nrSack: return NRSackChunk.type
         default: return body.map { Swift.type(of: $0).type } ?? 0
         }
     }

@@ -34,9 +34,12 @@ public struct CommonHeader: Hashable, Sendable {
 
     /// Writes the 12 header bytes, checksum included as it stands.
     public func encode(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(sourcePort)
-        buffer.writeInteger(destinationPort)
-        buffer.writeInteger(verificationTag.rawValue)
-        buffer.writeInteger(checksum, endianness: .little)
+        buffer.writeFields(length: 12) { fields in
+            fields.put(sourcePort)
+            fields.put(destinationPort)
+            fields.put(verificationTag.rawValue)
+            // Little-endian (RFC 9260 appendix B): the byte-swapped value in network order.
+            fields.put(checksum.byteSwapped)
+        }
     }
 }

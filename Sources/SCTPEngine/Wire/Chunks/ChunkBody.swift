@@ -22,9 +22,12 @@ extension ChunkBody {
     /// than the 16-bit length field allows is a programming error and traps; decoding never does.
     public func encode(into buffer: inout ByteBuffer) {
         let length = 4 + valueLength
-        buffer.writeInteger(Self.type)
-        buffer.writeInteger(flags)
-        buffer.writeInteger(UInt16(length))
+        let flags = flags
+        buffer.writeFields(length: 4) { fields in
+            fields.put(Self.type)
+            fields.put(flags)
+            fields.put(UInt16(length))
+        }
         encodeValue(into: &buffer)
         buffer.writePadding(after: length)
     }

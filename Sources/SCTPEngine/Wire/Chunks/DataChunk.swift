@@ -39,10 +39,12 @@ public struct DataChunk: ChunkBody {
     public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(tsn.rawValue)
-        buffer.writeInteger(streamID.rawValue)
-        buffer.writeInteger(ssn.rawValue)
-        buffer.writeInteger(ppid.rawValue)
+        buffer.writeFields(length: 12) { fields in
+            fields.put(tsn.rawValue)
+            fields.put(streamID.rawValue)
+            fields.put(ssn.rawValue)
+            fields.put(ppid.rawValue)
+        }
         buffer.writeImmutableBuffer(userData)
     }
 

@@ -38,15 +38,17 @@ public struct NRSackChunk: ChunkBody {
     /// Cumulative TSN ack, a_rwnd, the three counts (gap blocks, NR gap blocks, duplicates), 16 reserved bits,
     /// then the gap blocks, the NR gap blocks and the duplicate TSNs.
     public func encodeValue(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(cumulativeTSNAck.rawValue)
-        buffer.writeInteger(advertisedReceiverWindowCredit)
-        buffer.writeInteger(UInt16(gapAckBlocks.count))
-        buffer.writeInteger(UInt16(nrGapAckBlocks.count))
-        buffer.writeInteger(UInt16(duplicateTSNs.count))
-        buffer.writeInteger(UInt16(0))
-        SackLists.write(gapAckBlocks, into: &buffer)
-        SackLists.write(nrGapAckBlocks, into: &buffer)
-        for tsn in duplicateTSNs { buffer.writeInteger(tsn.rawValue) }
+        buffer.writeFields(length: valueLength) { fields in
+            fields.put(cumulativeTSNAck.rawValue)
+            fields.put(advertisedReceiverWindowCredit)
+            fields.put(UInt16(gapAckBlocks.count))
+            fields.put(UInt16(nrGapAckBlocks.count))
+            fields.put(UInt16(duplicateTSNs.count))
+            fields.put(UInt16(0))
+            SackLists.put(gapAckBlocks, into: &fields)
+            SackLists.put(nrGapAckBlocks, into: &fields)
+            for tsn in duplicateTSNs { fields.put(tsn.rawValue) }
+        }
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {

@@ -40,12 +40,14 @@ public struct SackChunk: ChunkBody {
     public var valueLength: Int { 12 + 4 * gapAckBlocks.count + 4 * duplicateTSNs.count }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        buffer.writeInteger(cumulativeTSNAck.rawValue)
-        buffer.writeInteger(advertisedReceiverWindowCredit)
-        buffer.writeInteger(UInt16(gapAckBlocks.count))
-        buffer.writeInteger(UInt16(duplicateTSNs.count))
-        SackLists.write(gapAckBlocks, into: &buffer)
-        for tsn in duplicateTSNs { buffer.writeInteger(tsn.rawValue) }
+        buffer.writeFields(length: valueLength) { fields in
+            fields.put(cumulativeTSNAck.rawValue)
+            fields.put(advertisedReceiverWindowCredit)
+            fields.put(UInt16(gapAckBlocks.count))
+            fields.put(UInt16(duplicateTSNs.count))
+            SackLists.put(gapAckBlocks, into: &fields)
+            for tsn in duplicateTSNs { fields.put(tsn.rawValue) }
+        }
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
@@ -81,10 +83,10 @@ public enum DelayedAckFlags {
 
 /// Gap block and duplicate TSN lists of SACK and NR-SACK.
 enum SackLists {
-    static func write(_ blocks: [GapAckBlock], into buffer: inout ByteBuffer) {
+    static func put(_ blocks: [GapAckBlock], into fields: inout FieldWriter) {
         for block in blocks {
-            buffer.writeInteger(block.start)
-            buffer.writeInteger(block.end)
+            fields.put(block.start)
+            fields.put(block.end)
         }
     }
 
