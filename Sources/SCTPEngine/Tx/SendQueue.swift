@@ -36,6 +36,7 @@ struct SendQueue: Sendable {
 
     /// One outgoing stream's queue, sequence number and place in the scheduler.
     fileprivate struct Stream: Sendable {
+        let id: StreamID
         var messages = Deque<Message>()
         var nextSSN = SSN(0)
         var membership = Membership.none
@@ -43,13 +44,17 @@ struct SendQueue: Sendable {
         var deficit = 0
     }
 
-    private var streams: [StreamID: Stream] = [:]
+    /// Every stream that has queued a message, in slots that never move: the scheduler's lists name slots, so
+    /// choosing and cutting a fragment hashes no stream id.
+    private var streams: [Stream] = []
+    /// Each stream's slot in `streams`.
+    private var slots: [StreamID: Int] = [:]
     /// Streams that became backlogged and have not yet used their first quantum, in arrival order: served first.
-    private var sparseStreams = Deque<StreamID>()
+    private var sparseStreams = Deque<Int>()
     /// Streams that have used a quantum, in round-robin order, and parked sparse streams that ran dry.
-    private var bulkStreams = Deque<StreamID>()
+    private var bulkStreams = Deque<Int>()
     /// With DATA, the stream whose started message must be finished before another stream sends (RFC 9260 §6.9).
-    private var streamInMessage: StreamID?
+    private var streamInMessage: Int?
     /// Bytes a stream may send per turn, and the credit a newly backlogged stream gets ahead of the bulk streams.
     let quantum: Int
     /// Whether fragments of different messages may interleave (I-DATA) or not (DATA).
@@ -96,14 +101,25 @@ struct SendQueue: Sendable {
         if case .deadline = abandonment { timedMessages += 1 }
         bufferedBytes += payload.readableBytes
         if bufferedBytes >= highWatermark { wasFull = true }
-        let becameBacklogged = streams[streamID, default: Stream()].enqueue(message, quantum: quantum)
-        if becameBacklogged { sparseStreams.append(streamID) }
+        let slot = slot(of: streamID)
+        let becameBacklogged = streams[slot].enqueue(message, quantum: quantum)
+        if becameBacklogged { sparseStreams.append(slot) }
         return true
+    }
+
+    /// The slot of stream `id`, given one if it has none.
+    private mutating func slot(of id: StreamID) -> Int {
+        if let slot = slots[id] { return slot }
+        streams.append(Stream(id: id))
+        slots[id] = streams.count - 1
+        return streams.count - 1
     }
 
     /// RFC 6525: restarts the SSNs of `streamIDs` at 0 after an outgoing stream reset.
     mutating func resetSSNs(of streamIDs: some Sequence<StreamID>) {
-        for id in streamIDs { streams[id]?.nextSSN = SSN(0) }
+        for id in streamIDs {
+            if let slot = slots[id] { streams[slot].nextSSN = SSN(0) }
+        }
     }
 
     // MARK: - Producing
@@ -156,8 +172,8 @@ struct SendQueue: Sendable {
     ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
         guard let id = nextStream(arrival: timedMessages > 0 ? arrivals?.earliest : nil) else { return nil }
-        if leavesSparseStreams, streamInMessage == nil, streams[id]!.membership == .sparse { return nil }
-        if timedMessages > 0, let head = streams[id]!.messages.first, !head.hasStarted,
+        if leavesSparseStreams, streamInMessage == nil, streams[id].membership == .sparse { return nil }
+        if timedMessages > 0, let head = streams[id].messages.first, !head.hasStarted,
             case .deadline(let deadline) = head.abandonment
         {
             if keepsTimedMessagesWhole, head.payload.readableBytes > maxPayload { return nil }
@@ -165,8 +181,8 @@ struct SendQueue: Sendable {
             // it (or it expires there), so the stream keeps its place and order.
             if let arrivals, deadline <= arrivals.here, deadline > arrivals.best { return nil }
         }
-        let (fragment, isMessageDone, hasMore) = streams[id]!.cut(maxPayload: maxPayload, streamID: id)
-        streams[id]!.deficit -= fragment.payload.readableBytes
+        let (fragment, isMessageDone, hasMore) = streams[id].cut(maxPayload: maxPayload)
+        streams[id].deficit -= fragment.payload.readableBytes
         if isMessageDone, case .deadline = fragment.abandonment { timedMessages -= 1 }
         bufferedBytes -= fragment.payload.readableBytes
         noteDrained()
@@ -188,10 +204,10 @@ struct SendQueue: Sendable {
     /// tail; a head that is empty (parked, or emptied by abandonment) leaves the lists. Each pass of the loop either
     /// removes a stream or grants a quantum, so the cost per fragment is O(1) amortised. With `arrival`, unstarted
     /// messages whose lifetime ends by then are dropped from a head before it is chosen (RFC 3758 §4.1 TR3).
-    private mutating func nextStream(arrival: SCTPTime?) -> StreamID? {
+    private mutating func nextStream(arrival: SCTPTime?) -> Int? {
         if let id = streamInMessage { return id }
         while true {
-            let id: StreamID
+            let id: Int
             if let first = sparseStreams.first {
                 id = first
             } else if let first = bulkStreams.first {
@@ -200,13 +216,13 @@ struct SendQueue: Sendable {
                 return nil
             }
             if let arrival { dropExpiredHeads(of: id, arrival: arrival) }
-            if streams[id]!.messages.isEmpty {
+            if streams[id].messages.isEmpty {
                 removeHead(id)
-                streams[id]!.membership = .none
-            } else if streams[id]!.deficit <= 0 {
+                streams[id].membership = .none
+            } else if streams[id].deficit <= 0 {
                 removeHead(id)
-                streams[id]!.deficit += quantum
-                streams[id]!.membership = .bulk
+                streams[id].deficit += quantum
+                streams[id].membership = .bulk
                 bulkStreams.append(id)
             } else {
                 return id
@@ -215,8 +231,8 @@ struct SendQueue: Sendable {
     }
 
     /// Takes `id`, the head of the list it is on, off that list.
-    private mutating func removeHead(_ id: StreamID) {
-        switch streams[id]!.membership {
+    private mutating func removeHead(_ id: Int) {
+        switch streams[id].membership {
         case .sparse:
             assert(sparseStreams.first == id, "stream \(id) is not the sparse list's head")
             sparseStreams.removeFirst()
@@ -231,14 +247,14 @@ struct SendQueue: Sendable {
     /// The chosen stream `id` has sent its last queued byte. A sparse stream is parked at the bulk list's tail
     /// while bulk streams wait (RFC 8290 §4.2: "moved to the end of the list of old queues"), so that it cannot
     /// rejoin the sparse list before every bulk stream has had a turn; otherwise it leaves the lists.
-    private mutating func streamRanDry(_ id: StreamID) {
-        let wasSparse = streams[id]!.membership == .sparse
+    private mutating func streamRanDry(_ id: Int) {
+        let wasSparse = streams[id].membership == .sparse
         removeHead(id)
         if wasSparse, !bulkStreams.isEmpty {
-            streams[id]!.membership = .bulk
+            streams[id].membership = .bulk
             bulkStreams.append(id)
         } else {
-            streams[id]!.membership = .none
+            streams[id].membership = .none
         }
     }
 
@@ -255,22 +271,22 @@ struct SendQueue: Sendable {
     /// if the stream has no started message.
     @discardableResult
     mutating func dropStartedMessage(on streamID: StreamID) -> Bool {
-        guard let head = streams[streamID]?.messages.first, head.hasStarted else { return false }
-        streams[streamID]!.messages.removeFirst()
+        guard let slot = slots[streamID], let head = streams[slot].messages.first, head.hasStarted else { return false }
+        streams[slot].messages.removeFirst()
         if case .deadline = head.abandonment { timedMessages -= 1 }
         bufferedBytes -= head.payload.readableBytes
         noteDrained()
-        if streamInMessage == streamID { streamInMessage = nil }
+        if streamInMessage == slot { streamInMessage = nil }
         // A stream left empty stays on its list; `nextStream` takes it off when it reaches the head.
         return true
     }
 
     /// Drops the unstarted messages at the head of stream `id` whose lifetime ends by `arrival`.
-    private mutating func dropExpiredHeads(of id: StreamID, arrival: SCTPTime) {
-        while let head = streams[id]!.messages.first, !head.hasStarted,
+    private mutating func dropExpiredHeads(of id: Int, arrival: SCTPTime) {
+        while let head = streams[id].messages.first, !head.hasStarted,
             head.abandonment.abandonsFirstTransmission(arrival: arrival)
         {
-            streams[id]!.messages.removeFirst()
+            streams[id].messages.removeFirst()
             timedMessages -= 1
             abandonedSinceLastPoll += 1
             bufferedBytes -= head.payload.readableBytes
@@ -294,7 +310,7 @@ struct SendQueue: Sendable {
         return writableEventPending
     }
 
-    func nextSSN(of streamID: StreamID) -> SSN { streams[streamID]?.nextSSN ?? SSN(0) }
+    func nextSSN(of streamID: StreamID) -> SSN { slots[streamID].map { streams[$0].nextSSN } ?? SSN(0) }
 }
 
 extension SendQueue.Stream {
@@ -308,29 +324,25 @@ extension SendQueue.Stream {
         return true
     }
 
-    /// Takes the next fragment of the head message.
-    fileprivate mutating func cut(
-        maxPayload: Int, streamID: StreamID
-    ) -> (
-        DataFragment, isMessageDone: Bool, hasMore: Bool
-    ) {
-        var message = messages.removeFirst()
-        let isBeginning = !message.hasStarted
+    /// Takes the next fragment of the head message, cut from it where it lies in the queue.
+    fileprivate mutating func cut(maxPayload: Int) -> (DataFragment, isMessageDone: Bool, hasMore: Bool) {
+        let head = messages.startIndex
+        let isBeginning = !messages[head].hasStarted
         if isBeginning {
-            message.hasStarted = true
-            if !message.isUnordered {
-                message.ssn = nextSSN
+            messages[head].hasStarted = true
+            if !messages[head].isUnordered {
+                messages[head].ssn = nextSSN
                 nextSSN = nextSSN.next
             }
         }
-        let length = min(maxPayload, message.payload.readableBytes)
-        let slice = message.payload.readSlice(length: length)!
-        let isEnding = message.payload.readableBytes == 0
+        let length = min(maxPayload, messages[head].payload.readableBytes)
+        let slice = messages[head].payload.readSlice(length: length)!
+        let isEnding = messages[head].payload.readableBytes == 0
+        let message = isEnding ? messages.removeFirst() : messages[head]
         let fragment = DataFragment(
-            streamID: streamID, ssn: message.ssn, ppid: message.ppid, isUnordered: message.isUnordered,
+            streamID: id, ssn: message.ssn, ppid: message.ppid, isUnordered: message.isUnordered,
             isBeginning: isBeginning, isEnding: isEnding, isImmediate: message.isImmediate && isEnding,
             payload: slice, abandonment: message.abandonment)
-        if !isEnding { messages.prepend(message) }
         return (fragment, isEnding, !messages.isEmpty)
     }
 }
