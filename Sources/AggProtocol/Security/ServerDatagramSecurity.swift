@@ -107,7 +107,12 @@ package struct ServerDatagramSecurity {
     private var lastOwner: UInt64 = 0
     private(set) var sessions = SessionTable()
     /// Which session of a key seals datagrams to a remote address.
-    private(set) var routes: [Route: UInt64] = [:]
+    private(set) var routes: [Route: UInt64] = [:] {
+        didSet { lastSealedRoute = nil }
+    }
+    /// The route the last datagram was sealed by: a run of datagrams to one address looks it up once, since
+    /// hashing an address costs more than comparing one. Forgotten whenever `routes` changes.
+    private var lastSealedRoute: (route: Route, id: UInt64)?
     /// How many keys route to each remote address: more than one is a clash (counted, never obeyed).
     private var routeOwners: [SCTPSocketAddress: Int] = [:]
     private var outbox = CircularBuffer<SCTPDatagram>()
@@ -466,9 +471,17 @@ package struct ServerDatagramSecurity {
             statistics.sealFailures += 1
             return nil
         }
-        guard let id = routes[Route(owner: datagram.owner, address: datagram.destination)] else {
-            statistics.sealFailures += 1
-            return nil
+        let route = Route(owner: datagram.owner, address: datagram.destination)
+        let id: UInt64
+        if let last = lastSealedRoute, last.route == route {
+            id = last.id
+        } else {
+            guard let found = routes[route] else {
+                statistics.sealFailures += 1
+                return nil
+            }
+            id = found
+            lastSealedRoute = (route, found)
         }
         let start = output.writerIndex
         guard let slot = sessions.slot(of: id),

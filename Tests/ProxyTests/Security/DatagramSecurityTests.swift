@@ -166,7 +166,8 @@ import Testing
                 } else {
                     counter = highest >= UInt64(jump) ? highest - UInt64(jump) : 0
                 }
-                let expected = counter > highest || highest - counter < ReplayWindow.size ? !seen.contains(counter) : false
+                let expected =
+                    counter > highest || highest - counter < ReplayWindow.size ? !seen.contains(counter) : false
                 let modelAccepts = seen.isEmpty || expected
                 #expect(window.mayAccept(counter) == modelAccepts, "counter \(counter), highest \(highest)")
                 if modelAccepts {
@@ -535,6 +536,25 @@ import Testing
         _ = pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock)
         #expect(pair.client.current?.cipher.sessionID != first)
         #expect(pair.drainClient().count == 1)
+    }
+
+    /// The server remembers the route it sealed by last; a new session taking that route over (the client's new
+    /// association, from the same address) must seal the very next datagram, not the old session.
+    @Test func aRouteTakenOverByANewSessionSealsWithTheNewSessionAtOnce() throws {
+        let pair = Pair()
+        for released in pair.handshake() { _ = try #require(pair.serverOpen(released, clock: pair.clock)) }
+        let old = try #require(pair.client.current?.cipher.sessionID)
+        let before = try #require(pair.serverSeal(Pair.downward(Pair.packet(1))))
+        #expect(SessionCipher.sessionID(of: before.payload) == old)
+        pair.clientRestart(now: pair.clock.monotonic)
+        for released in pair.handshake(first: Pair.packet(2)) {
+            _ = try #require(pair.serverOpen(released, clock: pair.clock))
+        }
+        let new = try #require(pair.client.current?.cipher.sessionID)
+        #expect(new != old)
+        let after = try #require(pair.serverSeal(Pair.downward(Pair.packet(3))))
+        #expect(SessionCipher.sessionID(of: after.payload) == new)
+        #expect(pair.clientOpen(after, clock: pair.clock)?.payload == Pair.packet(3))
     }
 
     // MARK: - Keys and plaintext
