@@ -35,21 +35,27 @@ public struct EgressConnector: Sendable {
     }
 
     /// Connects on `loop`. The channel allows remote half-closure (FIN maps to FIN) and has TCP_NODELAY set;
-    /// `initializer` runs before the connection is made. Name lookups count against `owner` (the association).
-    /// Fails with `EgressError` only.
+    /// `configure` runs on the channel's loop before the connection is made (set options through `syncOptions`
+    /// there: a channel option given to the bootstrap costs a future and an existential box per connection). Name
+    /// lookups count against `owner` (the association). Fails with `EgressError` only.
     public func connect(
         to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
-        initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
+        configure: (@Sendable (Channel) throws -> Void)? = nil
     ) -> EventLoopFuture<Channel> {
         if case .refused(let refusal, let why) = policy.check(port: target.port) {
             return loop.makeFailedFuture(EgressError(.notAllowed, why, refusal: refusal))
         }
+        // ClientBootstrap sets TCP_NODELAY itself; the rest is set synchronously in one initializer.
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
-            .channelOption(.allowRemoteHalfClosure, value: true)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: TCPReads.allocator)
-            .channelInitializer { channel in initializer?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let options = try Self.syncOptions(of: channel)
+                    try options.setOption(.allowRemoteHalfClosure, value: true)
+                    try options.setOption(.recvAllocator, value: TCPReads.allocator)
+                    try configure?(channel)
+                }
+            }
 
         let literal: SCTPIPAddress?
         switch target.host {
@@ -76,15 +82,21 @@ public struct EgressConnector: Sendable {
     /// async form of `connect`.
     public func connect(
         to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
-        initializer: (@Sendable (Channel) -> EventLoopFuture<Void>)? = nil
+        configure: (@Sendable (Channel) throws -> Void)? = nil
     ) async throws(EgressError) -> Channel {
         do {
-            return try await connect(to: target, on: loop, owner: owner, initializer: initializer).get()
+            return try await connect(to: target, on: loop, owner: owner, configure: configure).get()
         } catch let error as EgressError {
             throw error
         } catch {
             throw Self.classify(error, target: target, refused: [])
         }
+    }
+
+    /// The synchronous options of a channel NIOPosix made (every `SocketChannel` has them).
+    private static func syncOptions(of channel: Channel) throws -> NIOSynchronousChannelOptions {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        return options
     }
 
     // MARK: - Error mapping

@@ -25,24 +25,40 @@ public enum ProxyIngress {
         configuration: ProxyIngressConfiguration,
         connector: any ProxyConnector
     ) throws {
-        let sniffer = ProtocolSniffer(protocols: protocols, configuration: configuration, connector: connector)
+        try configure(
+            channel: channel, protocols: protocols, configuration: configuration, connector: connector,
+            deadlines: HandshakeDeadlines(eventLoop: channel.eventLoop))
+    }
+
+    /// `configure` with the listener's handshake deadline queue for the channel's loop (one timer for all its
+    /// connections on that loop).
+    static func configure(
+        channel: any Channel, protocols: ProxyProtocols, configuration: ProxyIngressConfiguration,
+        connector: any ProxyConnector, deadlines: HandshakeDeadlines
+    ) throws {
+        let sniffer = ProtocolSniffer(
+            protocols: protocols, configuration: configuration, connector: connector, deadlines: deadlines)
         try channel.pipeline.syncOperations.addHandler(sniffer)
     }
 
-    /// The handlers for one protocol, in pipeline order. A SOCKS handshake must be done by `handshakeDeadline`.
+    /// The handlers for one protocol, in pipeline order. A SOCKS handshake must be done by `handshakeDeadline`:
+    /// `entry` is the channel's entry at that deadline in `deadlines`, which the SOCKS handler takes over (an HTTP
+    /// request has its own header timeout, and the caller cancels the entry).
     static func handlers(
         for detected: ProxyProtocols,
         configuration: ProxyIngressConfiguration,
         connector: any ProxyConnector,
-        handshakeDeadline: NIODeadline
+        handshakeDeadline: NIODeadline,
+        deadlines: HandshakeDeadlines,
+        entry: HandshakeDeadline?
     ) -> [any ChannelHandler] {
         switch detected {
         case .socks5:
             let handshake = SOCKS5Handshake(configuration: configuration)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, deadline: handshakeDeadline,
-                    onRefusal: configuration.onRefusal)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline, deadlines: deadlines,
+                    entry: entry, onRefusal: configuration.onRefusal)
             ]
         case .socks4:
             let handshake = SOCKS4Handshake(
@@ -50,8 +66,8 @@ public enum ProxyIngress {
                 maxFieldLength: configuration.maxSOCKS4FieldLength)
             return [
                 TunnelHandshakeHandler(
-                    handshake: handshake, connector: connector, deadline: handshakeDeadline,
-                    onRefusal: configuration.onRefusal)
+                    handshake: handshake, connector: connector, deadline: handshakeDeadline, deadlines: deadlines,
+                    entry: entry, onRefusal: configuration.onRefusal)
             ]
         default:
             var limits = NIOHTTPDecoderLimitConfiguration()
@@ -77,15 +93,22 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     private let protocols: ProxyProtocols
     private let configuration: ProxyIngressConfiguration
     private let connector: any ProxyConnector
-    private var timer: Scheduled<Void>?
+    /// The listener's handshake deadline queue on this loop, and the channel's entry in it (nil once cancelled or
+    /// handed to the SOCKS handler).
+    private let deadlines: HandshakeDeadlines
+    private var deadlineEntry: HandshakeDeadline?
     /// Accept time plus the handshake timeout: the sniffer's own limit, and the SOCKS handshake's after it.
     private var deadline = NIODeadline.distantFuture
     private var isDone = false
 
-    init(protocols: ProxyProtocols, configuration: ProxyIngressConfiguration, connector: any ProxyConnector) {
+    init(
+        protocols: ProxyProtocols, configuration: ProxyIngressConfiguration, connector: any ProxyConnector,
+        deadlines: HandshakeDeadlines
+    ) {
         self.protocols = protocols
         self.configuration = configuration
         self.connector = connector
+        self.deadlines = deadlines
     }
 
     static func detect(firstByte: UInt8) -> ProxyProtocols {
@@ -98,16 +121,15 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         self.deadline = context.eventLoop.now + self.configuration.handshakeTimeout
-        self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
-            loopBoundContext.value.close(promise: nil)
-        }
+        self.deadlineEntry = self.deadlines.add(context.channel, deadline: self.deadline)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.timer?.cancel()
-        self.timer = nil
+        if let entry = self.deadlineEntry {
+            self.deadlineEntry = nil
+            self.deadlines.cancel(entry)
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -120,9 +142,12 @@ final class ProtocolSniffer: ChannelInboundHandler, RemovableChannelHandler {
             context.close(promise: nil)
             return
         }
+        // A SOCKS handshake's deadline is the sniffer's: its handler takes the entry over.
+        let handover = detected == .http ? nil : self.deadlineEntry
         let handlers = ProxyIngress.handlers(
             for: detected, configuration: self.configuration, connector: self.connector,
-            handshakeDeadline: self.deadline)
+            handshakeDeadline: self.deadline, deadlines: self.deadlines, entry: handover)
+        if handover != nil { self.deadlineEntry = nil }
         do {
             try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
         } catch {

@@ -49,20 +49,27 @@ public struct ProxyListener: Sendable {
         let protocols = self.protocols
         let configuration = self.configuration
         let connector = self.connector
+        let deadlines = HandshakeDeadlineTable()
+        // The accepted channels' options are set in the initializer, synchronously: given to the bootstrap as
+        // child channel options, each would cost a future and an existential box per accepted connection.
         return ServerBootstrap(group: group)
             .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelOption(.recvAllocator, value: TCPReads.allocator)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    try Self.setAcceptedChannelOptions(channel)
                     try ProxyIngress.configure(
-                        channel: channel,
-                        protocols: protocols,
-                        configuration: configuration,
-                        connector: connector
-                    )
+                        channel: channel, protocols: protocols, configuration: configuration, connector: connector,
+                        deadlines: deadlines.deadlines(for: channel.eventLoop))
                 }
             }
+    }
+
+    /// TCP_NODELAY and the relay's read sizes on an accepted connection, set synchronously; call on the channel's
+    /// event loop, from the child channel initializer.
+    static func setAcceptedChannelOptions(_ channel: any Channel) throws {
+        guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
+        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
+        try options.setOption(.maxMessagesPerRead, value: 4)
+        try options.setOption(.recvAllocator, value: TCPReads.allocator)
     }
 }

@@ -93,17 +93,20 @@ public struct TransparentListener: Sendable {
         let connector = self.connector
         let listeners = self.ownListeners
         let refusals = RefusalLog(logger: logger)
+        let deadlines = HandshakeDeadlineTable()
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: 64)
-            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
-            .childChannelOption(.recvAllocator, value: TCPReads.allocator)
             .childChannelInitializer { channel in
-                Self.configure(
+                do {
+                    try ProxyListener.setAcceptedChannelOptions(channel)
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return Self.configure(
                     channel: channel, configuration: configuration, connector: connector, ownListeners: listeners,
-                    refusals: refusals)
+                    refusals: refusals, deadlines: deadlines.deadlines(for: channel.eventLoop))
             }
     }
 
@@ -111,14 +114,16 @@ public struct TransparentListener: Sendable {
     /// counts, logs and fails (the server then closes the connection). Call on the channel's event loop.
     static func configure(
         channel: any Channel, configuration: ProxyIngressConfiguration, connector: any ProxyConnector,
-        ownListeners: [SCTPSocketAddress], refusals: RefusalLog
+        ownListeners: [SCTPSocketAddress], refusals: RefusalLog, deadlines: HandshakeDeadlines? = nil
     ) -> EventLoopFuture<Void> {
-        TransparentDestination.read(from: channel, listeners: ownListeners).flatMapThrowing { destination in
+        let deadlines = deadlines ?? HandshakeDeadlines(eventLoop: channel.eventLoop)
+        return TransparentDestination.read(from: channel, listeners: ownListeners).flatMapThrowing { destination in
             let handshake = TransparentHandshake(target: .address(destination.ip, port: destination.port))
             try channel.pipeline.syncOperations.addHandler(
                 TunnelHandshakeHandler(
                     handshake: handshake, connector: connector,
-                    deadline: .now() + configuration.handshakeTimeout, onRefusal: configuration.onRefusal))
+                    deadline: channel.eventLoop.now + configuration.handshakeTimeout, deadlines: deadlines,
+                    onRefusal: configuration.onRefusal))
         }.flatMapError { error in
             let problem = error as? TransparentDestination.Problem ?? .unreadable
             refusals.record(problem, channel: channel, onRefusal: configuration.onRefusal)

@@ -63,27 +63,41 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     /// When the handshake must be done: the connection's accept time plus the handshake timeout, so a client
     /// dribbling bytes gains nothing from the protocol being detected part-way.
     private let deadline: NIODeadline
+    /// The listener's deadline queue on this loop, which closes the channel at `deadline`.
+    private let deadlines: HandshakeDeadlines
+    /// The channel's entry in `deadlines`; nil once cancelled.
+    private var deadlineEntry: HandshakeDeadline?
     private var state = State.handshaking
     private var buffer: ByteBuffer?
     private var pendingRead = false
-    private var timer: Scheduled<Void>?
 
+    /// `entry`, when given, is the channel's entry already in `deadlines` at `deadline` (the protocol sniffer's):
+    /// the handler cancels it when the handshake is done instead of adding one of its own.
     init(
-        handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline,
-        onRefusal: (@Sendable (Refusal) -> Void)? = nil
+        handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline, deadlines: HandshakeDeadlines,
+        entry: HandshakeDeadline? = nil, onRefusal: (@Sendable (Refusal) -> Void)? = nil
     ) {
         self.handshake = handshake
         self.connector = connector
         self.deadline = deadline
+        self.deadlines = deadlines
+        self.deadlineEntry = entry
         self.onRefusal = onRefusal
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(deadline: self.deadline) {
-            loopBoundContext.value.close(promise: nil)
+        if self.deadlineEntry == nil {
+            self.deadlineEntry = self.deadlines.add(context.channel, deadline: self.deadline)
         }
         self.startIfConnectingAtOnce(context: context)
+    }
+
+    /// The handshake is over (done, or the handler leaves): the deadline no longer applies.
+    private func cancelDeadline() {
+        if let entry = self.deadlineEntry {
+            self.deadlineEntry = nil
+            self.deadlines.cancel(entry)
+        }
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -105,8 +119,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         if case .connecting = self.state {
             self.state = .failed
         }
-        self.timer?.cancel()
-        self.timer = nil
+        self.cancelDeadline()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -215,8 +228,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         guard case .connecting = self.state else { return }
         switch result {
         case .success(let bound):
-            self.timer?.cancel()
-            self.timer = nil
+            self.cancelDeadline()
             self.state = .associated
             let relay = SCTPSocketAddress(bound) ?? SCTPSocketAddress(ip: .anyV4, port: 0)
             let reply = SOCKS5Handshake.reply(0x00, bound: relay)
@@ -234,8 +246,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         guard case .connecting = self.state else { return }
         switch result {
         case .success:
-            self.timer?.cancel()
-            self.timer = nil
+            self.cancelDeadline()
             let reply = self.handshake.successReply()
             if !reply.isEmpty {
                 context.writeAndFlush(

@@ -548,9 +548,9 @@ public final class AggServerService: @unchecked Sendable {
     ) {
         let reads = EgressReadAllocator(pressure: host.readPressure)
         let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue) { channel in
-            channel.setOption(.recvAllocator, value: reads).flatMap {
-                channel.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
-            }
+            let options = channel.syncOptions
+            try options?.setOption(.recvAllocator, value: reads)
+            try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
         }
         connect.assumeIsolated().whenComplete { [weak host] result in
             switch result {

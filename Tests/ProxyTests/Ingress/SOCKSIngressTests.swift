@@ -157,6 +157,32 @@ struct SOCKSIngressTests {
         #expect(!channel.isActive)
     }
 
+    /// The SOCKS handler takes the protocol sniffer's timer over (one timer per connection): it still closes the
+    /// connection at the handshake deadline to the nanosecond, counted from the accept.
+    @Test func takenOverTimerClosesAtTheDeadline() throws {
+        let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+        try channel.send([5, 1])
+        // Detected: the SOCKS5 handler holds the deadline now.
+        _ = try channel.pipeline.syncOperations.handler(type: TunnelHandshakeHandler<SOCKS5Handshake>.self)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(30) - .nanoseconds(1))
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.advanceTime(by: .nanoseconds(1))
+        #expect(!channel.isActive)
+    }
+
+    /// Once the tunnel is granted the taken-over timer is cancelled: the connection outlives the deadline.
+    @Test func grantedTunnelOutlivesTheHandshakeDeadline() throws {
+        for request: [UInt8] in [[5, 1, 0] + [5, 1, 0, 1, 10, 0, 0, 1, 0x01, 0xBB], [4, 1, 0, 80, 10, 0, 0, 1, 0]] {
+            let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+            try channel.send(request)
+            #expect(try !channel.written().isEmpty)
+            channel.embeddedEventLoop.advanceTime(by: .seconds(120))
+            #expect(channel.isActive)
+            try channel.send("late")
+            #expect(channel.relay?.receivedText == "late")
+        }
+    }
+
     // MARK: - SOCKS4 and SOCKS4a
 
     @Test func socks4Connect() throws {
