@@ -34,6 +34,11 @@ extension Components {
                 return ack
             }
 
+            /// Feeds acks with the whole window in flight until startup sees the plateau (at most a second).
+            mutating func runUntilThePipeIsFull(_ cc: inout BBRController) {
+                for _ in 0..<(Int(rate) / mtu) where !cc.hasFilledPipe { cc.handleAck(ack(flight: cc.cwnd)) }
+            }
+
             /// Feeds acks for `seconds` with `flight` in flight.
             mutating func run(_ cc: inout BBRController, seconds: Double, flight: (BBRController) -> Int) {
                 let count = Int(rate * seconds) / mtu
@@ -54,14 +59,28 @@ extension Components {
             cc.handleAck(model.ack(flight: start))
             #expect(cc.cwnd == start + mtu)
             // A path that delivers no more however much is sent: startup sees the plateau within a few rounds.
-            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.runUntilThePipeIsFull(&cc)
             #expect(cc.hasFilledPipe)
+            #expect(model.now < SCTPTime(nanoseconds: 1_500_000_000))
             #expect(cc.mode == .drain)
             #expect(abs(cc.bandwidth - 1_250_000) < 1)
             #expect(cc.minRTT == .milliseconds(40))
             // Drain ends once the flight is down to one BDP.
             cc.handleAck(model.ack(flight: 40_000))
             #expect(cc.mode == .probeBandwidth)
+        }
+
+        /// A queue that does not drain (another flow keeps it full) ends drain after three round trips: pacing at a
+        /// third of the estimate any longer would only shrink the estimate.
+        @Test func drainEndsAfterThreeRoundsWhenTheQueueStays() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.runUntilThePipeIsFull(&cc)
+            #expect(cc.mode == .drain)
+            let start = cc.roundCount
+            while cc.mode == .drain && cc.roundCount < start + 10 { cc.handleAck(model.ack(flight: 80_000)) }
+            #expect(cc.mode == .probeBandwidth)
+            #expect(cc.roundCount == start + BBRController.drainMaxRounds, "\(cc.roundCount - start) rounds")
         }
 
         /// A queue standing through a whole min RTT (here 20 ms, more than a quarter of the 40 ms min RTT) holds
@@ -130,7 +149,7 @@ extension Components {
         @Test func gainCycleProbesThenDrainsOncePerEightRounds() {
             var cc = BBRController(mtu: mtu)
             var model = path()
-            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.runUntilThePipeIsFull(&cc)
             var gains: [Double] = [cc.pacingGain]
             cc.handleAck(model.ack(flight: 40_000))
             for _ in 0..<(8 * 50_000 / mtu + 200) {
