@@ -111,6 +111,49 @@ extension Components {
             #expect(abs(cc.cwnd - (2 * 25_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
         }
 
+        /// A queue that stands while the path keeps no more than a BDP of its own in flight is another flow's: after
+        /// four round trips the path competes as a loss-based flow does (a packet more per window acknowledged, half
+        /// the window on a loss), keeps the propagation round trip, and goes back to the model once a probe-RTT sees
+        /// the queue gone, not while it stays.
+        @Test func aForeignQueueIsCompetedForUntilProbeRTTFindsItGone() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            #expect(cc.competition == nil)
+
+            model.rtt = .milliseconds(80)
+            model.run(&cc, seconds: 1) { _ in 40_000 }
+            #expect(cc.competition != nil)
+            #expect(cc.minRTT == .milliseconds(40))
+
+            let before = cc.cwnd
+            for _ in 0..<(before / mtu + 1) { cc.handleAck(model.ack(flight: cc.cwnd)) }
+            #expect(cc.cwnd == before + mtu, "\(before) -> \(cc.cwnd)")
+            let entered = cc.handleFastRetransmit(highestOutstandingTSN: TSN(900), flightSize: cc.cwnd)
+            #expect(entered)
+            #expect(cc.cwnd == (before + mtu) / 2)
+            cc.handleAck(model.ack(flight: cc.cwnd, tsn: 900))
+            #expect(!cc.isInFastRecovery)
+            #expect(cc.cwnd == (before + mtu) / 2)
+
+            // Probe-RTT comes when the minimum is ten seconds old; the queue still stands through it.
+            func runUntil(_ done: (BBRController) -> Bool) {
+                for _ in 0..<20_000 where !done(cc) { cc.handleAck(model.ack(flight: cc.cwnd)) }
+            }
+            runUntil { $0.mode == .probeRTT }
+            runUntil { $0.mode == .probeBandwidth }
+            #expect(cc.competition != nil)
+            #expect(cc.minRTT == .milliseconds(40))
+            // The next one finds the propagation round trip again: the other flow is gone.
+            runUntil { $0.mode == .probeRTT }
+            model.rtt = .milliseconds(40)
+            runUntil { $0.mode == .probeBandwidth }
+            #expect(cc.competition == nil)
+            // One BDP and the budget, and the acknowledgement that ended probe-RTT.
+            #expect(cc.cwnd <= 50_000 + 4 * mtu, "\(cc.cwnd)")
+        }
+
         @Test func probeBandwidthPacesAtTheEstimateAndHoldsTwoBDP() {
             var cc = BBRController(mtu: mtu)
             var model = path()
