@@ -20,6 +20,9 @@
 #              the proxy's share of path 1 is 1 - that download's goodput / single path 1
 # Prints p50/p95/p99 in ms, the bulk goodput while the samples ran and its fraction of the single-path sum (for lte
 # of single 1 + single 2 x mean(LTE_RATES) / RATE2), then a Markdown table.
+# To measure only some of it: PROXIES="agg" (or any of agg mptcp-cubic mptcp-bbr) and CASES="compete" (any of the
+# four, in the order given; a case named twice is measured twice, each line printed, the table showing the last);
+# SINGLE="19.13 28.69" takes the two single-path goodputs as given instead of measuring them (saves 35 s a run).
 # Waits while another lab holds the namespaces; tears everything down on exit, failure or Ctrl-C. Run as root.
 set -uo pipefail
 
@@ -65,7 +68,13 @@ lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" >
 # Another lab script that tears the namespaces down and builds its own would kill our processes: detect it.
 LAB_ID=$(stat -c %i /run/netns/agg-c)
 lab_is_ours() { [[ $(stat -c %i /run/netns/agg-c 2>/dev/null) == "$LAB_ID" ]]; }
-single_paths
+if [[ -n ${SINGLE:-} ]]; then
+    read -r single1 single2 <<<"$SINGLE"
+    sum=$(calc "'%.2f' % ($single1 + $single2)")
+    echo "single paths taken as given (SINGLE): $single1 + $single2 = $sum Mbit/s"
+else
+    single_paths
+fi
 
 ip netns exec agg-s "$PYTHON" "$ECHO" serve "$S1" "$ECHO_PORT" "$BULK_PORT" >"$AGG_WORK/echo-server.log" 2>&1 &
 OWN_PIDS+=($!)

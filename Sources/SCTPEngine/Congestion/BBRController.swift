@@ -6,6 +6,10 @@
 /// the model, only bound what is in flight while they are repaired (so random loss costs little). A queue that
 /// stands through a minimum RTT does: cwnd is held to one BDP while it stands, and a path whose rate dropped is
 /// followed within a few round trips instead of once the filter forgets the old rate (`checkStandingQueue`).
+/// A queue that stands while this path keeps at most one BDP in flight is another flow's, and one that fills the
+/// bottleneck until it drops packets (a loss-based flow, such as a cubic TCP download) does not yield to a model
+/// that holds back: the path then competes as that flow does, its window growing by a packet per round trip and
+/// halved on loss, until a probe-RTT finds the queue gone (`Competition`).
 ///
 /// Modes: startup doubles the sending rate per round trip until the bandwidth stops growing by a quarter for three
 /// rounds, drain empties the queue startup built, probe-bandwidth cycles its pacing gain through 1.25, 0.75 and six
@@ -43,6 +47,22 @@ struct BBRController: Sendable {
     static let queueAllowanceFloor = SCTPDuration.milliseconds(5)
     /// Below this fraction of the estimate, what a window of standing queue delivered is the path's new rate.
     static let rateDropFraction = 0.8
+    /// While competing, new data is paced at this many windows per smoothed round trip (Linux paces its
+    /// loss-based controllers at 1.2 in congestion avoidance), so the pacer never holds the window back.
+    static let competingPacingGain = 1.2
+    /// Drain ends after this many round trips even if the flight is still above a BDP: what is left of the queue
+    /// is then another flow's, and draining on would only shrink the estimate (pacing at a third of it delivers a
+    /// third of it) until the path carries nothing.
+    static let drainMaxRounds: UInt64 = 3
+
+    /// The path's answer to a loss-based flow in its bottleneck: a window driven by loss, as that flow's is.
+    struct Competition: Sendable {
+        /// The propagation round trip from before the foreign queue, which a probe-RTT must see again to end it.
+        var minRTT: SCTPDuration
+        /// Bytes acknowledged toward the next one-packet increase of the window (RFC 9260 §7.2.2's
+        /// partial_bytes_acked).
+        var partialBytesAcked = 0
+    }
 
     var window: CongestionWindow
     private(set) var mode = Mode.startup
@@ -59,8 +79,21 @@ struct BBRController: Sendable {
     private var queueWindowMinRTT: SCTPDuration?
     private var queueWindowMaxRate = 0.0
     private var queueWindowInProbeBandwidth = false
+    private var queueWindowMaxFlight = 0
     /// The round a queue began to stand in, while it stands.
     private(set) var standingQueueSince: UInt64?
+    /// The window when the queue began to stand, which competing starts from.
+    private var cwndBeforeStandingQueue = 0
+    /// Round trips since the queue began to stand in which a window of it had no more than a BDP of this path's in
+    /// flight, and the last of them.
+    private(set) var foreignQueueRounds = 0
+    private var lastForeignQueueRound: UInt64?
+    /// Set while the path competes with a loss-based flow.
+    private(set) var competition: Competition?
+    /// The smallest RTT probe-RTT saw, which decides whether competing ends.
+    private var probeRTTMinRTT: SCTPDuration?
+    /// The RTT samples smoothed (RFC 6298's 1/8), for the pacing rate while competing.
+    private var smoothedRTT: SCTPDuration?
     /// The destination's delivered total as of the last ack.
     private var delivered = 0
     // Startup's exit: the bandwidth stopped growing.
@@ -70,6 +103,8 @@ struct BBRController: Sendable {
     // Probe-bandwidth's gain cycle.
     private var cycleIndex = 0
     private var cycleStamp = SCTPTime.zero
+    /// The round drain began in.
+    private var drainStartRound: UInt64 = 0
     // Probe-RTT.
     private var probeRTTDoneStamp: SCTPTime?
     private var probeRTTRoundDone = false
@@ -113,6 +148,9 @@ struct BBRController: Sendable {
     /// the window from the model.
     mutating func handleAck(_ ack: CongestionAck) {
         delivered = ack.delivered
+        if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
+            smoothedRTT = smoothedRTT.map { $0 - $0 / 8 + rtt / 8 } ?? rtt
+        }
         endRecovery(ack)
         updateRound(ack)
         updateBandwidth(ack)
@@ -120,7 +158,11 @@ struct BBRController: Sendable {
         checkFullPipe(ack)
         let minRTTExpired = updateMinRTT(ack)
         if mode == .startup && hasFilledPipe { enterDrain() }
-        if mode == .drain, let bdp = bdp(gain: 1), ack.flightSize <= bdp { enterProbeBandwidth(now: ack.now) }
+        if mode == .drain, let bdp = bdp(gain: 1),
+            ack.flightSize <= bdp || roundCount - drainStartRound >= Self.drainMaxRounds
+        {
+            enterProbeBandwidth(now: ack.now)
+        }
         if mode == .probeBandwidth { advanceCycle(ack) }
         if minRTTExpired && mode != .probeRTT { enterProbeRTT() }
         if mode == .probeRTT { handleProbeRTT(ack) }
@@ -180,36 +222,62 @@ struct BBRController: Sendable {
         if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
             queueWindowMinRTT = min(queueWindowMinRTT ?? rtt, rtt)
         }
-        guard let minRTT else { return }
+        queueWindowMaxFlight = max(queueWindowMaxFlight, ack.flightSizeBeforeAck)
+        guard let minRTT, competition == nil else { return }
         guard let start = queueWindowStart, ack.now - start >= max(minRTT, Self.queueAllowanceFloor) else {
             if queueWindowStart == nil { startQueueWindow(now: ack.now) }
             return
         }
-        let (windowMin, windowRate, inProbeBandwidth) =
-            (queueWindowMinRTT, queueWindowMaxRate, queueWindowInProbeBandwidth)
+        // A window without an RTT sample (a path slowed to a few packets per round trip) says nothing: it goes on.
+        guard queueWindowMinRTT != nil else { return }
+        let (windowMin, windowRate, windowMaxFlight, inProbeBandwidth) =
+            (queueWindowMinRTT, queueWindowMaxRate, queueWindowMaxFlight, queueWindowInProbeBandwidth)
         startQueueWindow(now: ack.now)
-        guard inProbeBandwidth, let windowMin, windowMin > minRTT + max(minRTT / 4, Self.queueAllowanceFloor) else {
+        guard inProbeBandwidth, let windowMin, windowMin > minRTT + queueAllowance(minRTT: minRTT) else {
             standingQueueSince = nil
+            foreignQueueRounds = 0
+            lastForeignQueueRound = nil
             return
         }
-        let since = standingQueueSince ?? roundCount
-        if roundCount - since >= Self.queueReactionRounds {
-            standingQueueSince = nil
-            self.minRTT = windowMin
-            minRTTStamp = ack.now
-            return
+        if standingQueueSince == nil {
+            standingQueueSince = roundCount
+            cwndBeforeStandingQueue = window.cwnd
         }
-        standingQueueSince = since
+        // At most a BDP (and the quantization budget) of this path's own was in flight through the whole window, so
+        // the queue is not this path's: it was held to one BDP and it stayed. (A window after the estimate was cut
+        // may still hold more than the new BDP; it neither counts nor starts the count over.)
+        if windowMaxFlight <= (bdp(gain: 1) ?? 0) + quantizationBudget + window.mtu,
+            lastForeignQueueRound != roundCount
+        {
+            lastForeignQueueRound = roundCount
+            foreignQueueRounds += 1
+            if foreignQueueRounds >= Self.queueReactionRounds {
+                enterCompetition(minRTT: minRTT)
+                return
+            }
+        }
         if windowRate > 0 && windowRate < Self.rateDropFraction * bandwidth {
             bandwidthFilter.reset()
             bandwidthFilter.update(windowRate, round: roundCount)
         }
     }
 
+    /// The queueing delay the check ignores: a quarter of the propagation round trip, at least 5 ms, and at least
+    /// what the quantization budget (and the packet beyond cwnd) queues at the estimated rate.
+    private func queueAllowance(minRTT: SCTPDuration) -> SCTPDuration {
+        var allowance = max(minRTT / 4, Self.queueAllowanceFloor)
+        if bandwidth > 0 {
+            let budget = Double(quantizationBudget + window.mtu) / bandwidth
+            allowance = max(allowance, .nanoseconds(Int64(budget * 1e9)))
+        }
+        return allowance
+    }
+
     private mutating func startQueueWindow(now: SCTPTime) {
         queueWindowStart = now
         queueWindowMinRTT = nil
         queueWindowMaxRate = 0
+        queueWindowMaxFlight = 0
         queueWindowInProbeBandwidth = mode == .probeBandwidth
     }
 
@@ -229,7 +297,9 @@ struct BBRController: Sendable {
     private mutating func updateMinRTT(_ ack: CongestionAck) -> Bool {
         let rtt = ack.rateSample?.rtt ?? ack.rttSample
         let expired = minRTT != nil && ack.now > minRTTStamp + Self.minRTTWindow
-        if let rtt, rtt > .zero, minRTT.map({ rtt <= $0 }) ?? true || expired {
+        // While competing every sample carries the other flow's queue: the minimum stays the propagation round trip
+        // and probe-RTT decides whether the queue is gone.
+        if let rtt, rtt > .zero, minRTT.map({ rtt <= $0 }) ?? true || (expired && competition == nil) {
             minRTT = rtt
             minRTTStamp = ack.now
         }
@@ -240,6 +310,7 @@ struct BBRController: Sendable {
 
     private mutating func enterDrain() {
         mode = .drain
+        drainStartRound = roundCount
         pacingGain = 1 / Self.highGain
         cwndGain = Self.highGain
     }
@@ -278,11 +349,27 @@ struct BBRController: Sendable {
         pacingGain = 1
         cwndGain = 1
         probeRTTDoneStamp = nil
+        probeRTTMinRTT = nil
+    }
+
+    /// A queue stood through `queueReactionRounds` round trips with no more than a BDP of this path's in flight:
+    /// it is another flow's, one that keeps the bottleneck full whatever this path sends. Yielding would leave it
+    /// the whole bottleneck; competing as it does (a window grown by a packet per round trip and halved on loss,
+    /// RFC 9260 §7.2's rules) shares it. The window starts where it was before the queue stood.
+    private mutating func enterCompetition(minRTT: SCTPDuration) {
+        competition = Competition(minRTT: minRTT)
+        standingQueueSince = nil
+        foreignQueueRounds = 0
+        lastForeignQueueRound = nil
+        window.cwnd = max(window.cwnd, cwndBeforeStandingQueue)
     }
 
     /// Probe-RTT holds half a BDP in flight for 200 ms and a full round trip, then takes the RTT it saw as the new
     /// minimum and goes back to where it was.
     private mutating func handleProbeRTT(_ ack: CongestionAck) {
+        if let rtt = ack.rateSample?.rtt ?? ack.rttSample, rtt > .zero {
+            probeRTTMinRTT = min(probeRTTMinRTT ?? rtt, rtt)
+        }
         if probeRTTDoneStamp == nil {
             guard ack.flightSize <= probeRTTWindow else { return }
             probeRTTDoneStamp = ack.now + Self.probeRTTDuration
@@ -294,6 +381,13 @@ struct BBRController: Sendable {
         guard probeRTTRoundDone, let done = probeRTTDoneStamp, ack.now > done else { return }
         minRTTStamp = ack.now
         window.cwnd = max(window.cwnd, priorCwnd)
+        // The queue drained with this path at half a BDP: it was this path's own, the other flow is gone.
+        if let competition, let seen = probeRTTMinRTT,
+            seen <= competition.minRTT + queueAllowance(minRTT: competition.minRTT)
+        {
+            self.competition = nil
+            window.cwnd = min(window.cwnd, (bdp(gain: 1) ?? 0) + quantizationBudget)
+        }
         if hasFilledPipe {
             enterProbeBandwidth(now: ack.now)
         } else {
@@ -318,6 +412,11 @@ struct BBRController: Sendable {
         }
         // Never below one packet per 10 ms, so a collapsed estimate cannot stall a path behind its pacer.
         let floor = Double(window.mtu) * 100
+        if competition != nil, mode != .probeRTT, let smoothedRTT, smoothedRTT > .zero {
+            let windowRate = Self.competingPacingGain * Double(window.cwnd) / smoothedRTT.seconds
+            pacingRate = max(floor, bandwidth * Self.pacingMargin, windowRate)
+            return
+        }
         if hasFilledPipe || rate > (pacingRate ?? 0) { pacingRate = max(rate, floor) }
     }
 
@@ -333,6 +432,10 @@ struct BBRController: Sendable {
     /// cwnd = cwnd gain × BDP (one BDP while a queue stands) plus the quantization budget; grown toward it by the
     /// bytes acknowledged, or only refilled to what was delivered in the first round of a recovery.
     private mutating func setCwnd(_ ack: CongestionAck) {
+        if competition != nil, mode != .probeRTT {
+            growCompetingWindow(ack)
+            return
+        }
         let gain = standingQueueSince != nil && mode == .probeBandwidth ? 1 : cwndGain
         let target = (bdp(gain: gain) ?? CongestionWindow.initialCwnd(mtu: window.mtu)) + quantizationBudget
         if isConservingPackets {
@@ -345,6 +448,21 @@ struct BBRController: Sendable {
         window.cwnd = max(window.cwnd, isRecoveringFromTimeout ? window.mtu : minimumWindow)
         if mode == .probeRTT { window.cwnd = min(window.cwnd, probeRTTWindow) }
         // Reported as ssthresh, so RTX-SSTHRESH sends retransmissions to the path with the largest pipe.
+        if let bdp = bdp(gain: 1) { window.ssthresh = max(bdp, minimumWindow) }
+    }
+
+    /// RFC 9260 §7.2.2 while competing: one MTU more per window of bytes acknowledged, outside fast recovery.
+    private mutating func growCompetingWindow(_ ack: CongestionAck) {
+        guard var competition else { return }
+        if !window.isInFastRecovery && !isRecoveringFromTimeout && ack.ackPointAdvanced {
+            competition.partialBytesAcked += ack.bytesAcked
+            if competition.partialBytesAcked >= window.cwnd {
+                competition.partialBytesAcked -= window.cwnd
+                window.cwnd += window.mtu
+            }
+        }
+        self.competition = competition
+        window.cwnd = max(window.cwnd, isRecoveringFromTimeout ? window.mtu : minimumWindow)
         if let bdp = bdp(gain: 1) { window.ssthresh = max(bdp, minimumWindow) }
     }
 
@@ -361,6 +479,15 @@ struct BBRController: Sendable {
     @discardableResult
     mutating func handleFastRetransmit(highestOutstandingTSN: TSN, flightSize: Int) -> Bool {
         guard !window.isInFastRecovery else { return false }
+        if competition != nil && mode != .probeRTT {
+            // RFC 9260 §7.2.3: ssthresh = max(cwnd/2, 4*MTU), cwnd = ssthresh; recovery ends at the exit point
+            // with the window where the cut left it.
+            window.fastRecoveryExitPoint = highestOutstandingTSN
+            window.cwnd = max(window.cwnd / 2, minimumWindow)
+            priorCwnd = window.cwnd
+            competition?.partialBytesAcked = 0
+            return true
+        }
         saveCwnd()
         window.fastRecoveryExitPoint = highestOutstandingTSN
         isConservingPackets = true
@@ -373,6 +500,7 @@ struct BBRController: Sendable {
     /// that advances the ack point.
     mutating func handleRetransmissionTimeout() {
         saveCwnd()
+        if competition != nil && mode != .probeRTT { priorCwnd = max(priorCwnd / 2, minimumWindow) }
         window.fastRecoveryExitPoint = nil
         isRecoveringFromTimeout = true
         isConservingPackets = true

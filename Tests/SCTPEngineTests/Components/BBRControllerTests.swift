@@ -34,6 +34,11 @@ extension Components {
                 return ack
             }
 
+            /// Feeds acks with the whole window in flight until startup sees the plateau (at most a second).
+            mutating func runUntilThePipeIsFull(_ cc: inout BBRController) {
+                for _ in 0..<(Int(rate) / mtu) where !cc.hasFilledPipe { cc.handleAck(ack(flight: cc.cwnd)) }
+            }
+
             /// Feeds acks for `seconds` with `flight` in flight.
             mutating func run(_ cc: inout BBRController, seconds: Double, flight: (BBRController) -> Int) {
                 let count = Int(rate * seconds) / mtu
@@ -54,14 +59,28 @@ extension Components {
             cc.handleAck(model.ack(flight: start))
             #expect(cc.cwnd == start + mtu)
             // A path that delivers no more however much is sent: startup sees the plateau within a few rounds.
-            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.runUntilThePipeIsFull(&cc)
             #expect(cc.hasFilledPipe)
+            #expect(model.now < SCTPTime(nanoseconds: 1_500_000_000))
             #expect(cc.mode == .drain)
             #expect(abs(cc.bandwidth - 1_250_000) < 1)
             #expect(cc.minRTT == .milliseconds(40))
             // Drain ends once the flight is down to one BDP.
             cc.handleAck(model.ack(flight: 40_000))
             #expect(cc.mode == .probeBandwidth)
+        }
+
+        /// A queue that does not drain (another flow keeps it full) ends drain after three round trips: pacing at a
+        /// third of the estimate any longer would only shrink the estimate.
+        @Test func drainEndsAfterThreeRoundsWhenTheQueueStays() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.runUntilThePipeIsFull(&cc)
+            #expect(cc.mode == .drain)
+            let start = cc.roundCount
+            while cc.mode == .drain && cc.roundCount < start + 10 { cc.handleAck(model.ack(flight: 80_000)) }
+            #expect(cc.mode == .probeBandwidth)
+            #expect(cc.roundCount == start + BBRController.drainMaxRounds, "\(cc.roundCount - start) rounds")
         }
 
         /// A queue standing through a whole min RTT (here 20 ms, more than a quarter of the 40 ms min RTT) holds
@@ -90,6 +109,49 @@ extension Components {
             model.run(&cc, seconds: 0.3) { _ in 25_000 }
             #expect(cc.standingQueueSince == nil)
             #expect(abs(cc.cwnd - (2 * 25_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
+        }
+
+        /// A queue that stands while the path keeps no more than a BDP of its own in flight is another flow's: after
+        /// four round trips the path competes as a loss-based flow does (a packet more per window acknowledged, half
+        /// the window on a loss), keeps the propagation round trip, and goes back to the model once a probe-RTT sees
+        /// the queue gone, not while it stays.
+        @Test func aForeignQueueIsCompetedForUntilProbeRTTFindsItGone() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            #expect(cc.competition == nil)
+
+            model.rtt = .milliseconds(80)
+            model.run(&cc, seconds: 1) { _ in 40_000 }
+            #expect(cc.competition != nil)
+            #expect(cc.minRTT == .milliseconds(40))
+
+            let before = cc.cwnd
+            for _ in 0..<(before / mtu + 1) { cc.handleAck(model.ack(flight: cc.cwnd)) }
+            #expect(cc.cwnd == before + mtu, "\(before) -> \(cc.cwnd)")
+            let entered = cc.handleFastRetransmit(highestOutstandingTSN: TSN(900), flightSize: cc.cwnd)
+            #expect(entered)
+            #expect(cc.cwnd == (before + mtu) / 2)
+            cc.handleAck(model.ack(flight: cc.cwnd, tsn: 900))
+            #expect(!cc.isInFastRecovery)
+            #expect(cc.cwnd == (before + mtu) / 2)
+
+            // Probe-RTT comes when the minimum is ten seconds old; the queue still stands through it.
+            func runUntil(_ done: (BBRController) -> Bool) {
+                for _ in 0..<20_000 where !done(cc) { cc.handleAck(model.ack(flight: cc.cwnd)) }
+            }
+            runUntil { $0.mode == .probeRTT }
+            runUntil { $0.mode == .probeBandwidth }
+            #expect(cc.competition != nil)
+            #expect(cc.minRTT == .milliseconds(40))
+            // The next one finds the propagation round trip again: the other flow is gone.
+            runUntil { $0.mode == .probeRTT }
+            model.rtt = .milliseconds(40)
+            runUntil { $0.mode == .probeBandwidth }
+            #expect(cc.competition == nil)
+            // One BDP and the budget, and the acknowledgement that ended probe-RTT.
+            #expect(cc.cwnd <= 50_000 + 4 * mtu, "\(cc.cwnd)")
         }
 
         @Test func probeBandwidthPacesAtTheEstimateAndHoldsTwoBDP() {
@@ -130,7 +192,7 @@ extension Components {
         @Test func gainCycleProbesThenDrainsOncePerEightRounds() {
             var cc = BBRController(mtu: mtu)
             var model = path()
-            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.runUntilThePipeIsFull(&cc)
             var gains: [Double] = [cc.pacingGain]
             cc.handleAck(model.ack(flight: 40_000))
             for _ in 0..<(8 * 50_000 / mtu + 200) {
