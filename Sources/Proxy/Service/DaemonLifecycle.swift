@@ -106,19 +106,3 @@ final class StatusReporter: @unchecked Sendable {
         return "\(tenths / 10).\(tenths % 10) Mbit/s"
     }
 }
-
-/// Runs a callback at most once, whichever of several events (a completion, a deadline) comes first. Confined to
-/// one event loop.
-final class OnceCallback {
-    private var body: (() -> Void)?
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-    }
-
-    func run() {
-        guard let body else { return }
-        self.body = nil
-        body()
-    }
-}
