@@ -1,5 +1,9 @@
+import AggConfig
+import AggOperations
+import AggProtocol
 import ArgumentParser
 import DaemonCommandLine
+import Logging
 import Proxy
 
 /// aggserver: terminates the clients' SCTP associations and relays each stream to the internet.

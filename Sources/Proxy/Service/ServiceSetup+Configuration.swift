@@ -1,3 +1,6 @@
+import AggConfig
+import AggEgress
+import AggProtocol
 import NIOCore
 import SCTPEngine
 

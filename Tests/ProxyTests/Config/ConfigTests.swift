@@ -1,3 +1,5 @@
+import AggEgress
+import AggProtocol
 import SCTPEngine
 import Testing
 

@@ -1,6 +1,5 @@
+import AggConfig
 import Testing
-
-@testable import Proxy
 
 /// `server-group`: several servers in order of preference, in the compact form, as `[[server-group]]` tables and
 /// as repeated flags; `server` keeps meaning one group, and the two cannot be mixed.

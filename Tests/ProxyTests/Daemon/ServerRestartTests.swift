@@ -3,8 +3,6 @@ import NIOCore
 import NIOPosix
 import Testing
 
-@testable import Proxy
-
 #if canImport(Glibc)
     import Glibc
 #endif

@@ -1,10 +1,10 @@
+import AggProtocol
 import NIOCore
 import NIOEmbedded
 import SCTPEngine
 import Testing
 
 @testable import AggIngress
-@testable import Proxy
 
 @Suite("Ingress SOCKS")
 struct SOCKSIngressTests {

@@ -1,8 +1,7 @@
+import AggOperations
 import NIOCore
 import NIOPosix
 import Testing
-
-@testable import Proxy
 
 #if canImport(Glibc)
 import Glibc

@@ -1,5 +1,5 @@
+import AggConfig
 import Foundation
-import Proxy
 import Testing
 
 extension OperationsTests {

@@ -1,3 +1,4 @@
+import AggObservability
 import Logging
 import NIOCore
 import SCTPEngine

@@ -2,7 +2,6 @@ import NIOCore
 import Testing
 
 @testable import AggTransport
-@testable import Proxy
 import SCTPEngine
 
 @Suite struct AddressConversionTests {
