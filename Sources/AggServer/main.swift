@@ -116,7 +116,8 @@ struct Keygen: ParsableCommand {
         } else {
             print(line, terminator: "")
         }
-        ServiceSetup.printToStandardError("key \(name): id \(key.keyIDText)\(append.map { ", appended to \($0)" } ?? "")")
+        ServiceSetup.printToStandardError(
+            "key \(name): id \(key.keyIDText)\(append.map { ", appended to \($0)" } ?? "")")
     }
 }
 

@@ -29,9 +29,10 @@ import Testing
             addresses = ["b.example:9000"]
             psk-file = "/etc/agg/b.key"
             """)
-        #expect(settings.serverGroups.map(\.description) == [
-            "a.example:9899,198.51.100.7:9899", "b.example:9000,psk-file=/etc/agg/b.key",
-        ])
+        #expect(
+            settings.serverGroups.map(\.description) == [
+                "a.example:9899,198.51.100.7:9899", "b.example:9000,psk-file=/etc/agg/b.key",
+            ])
     }
 
     @Test func repeatedFlagsListTheGroupsInOrder() throws {

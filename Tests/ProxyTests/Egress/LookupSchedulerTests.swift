@@ -1,6 +1,6 @@
 import AggProtocol
-import Foundation
 import Dispatch
+import Foundation
 import NIOCore
 import NIOPosix
 import SCTPEngine

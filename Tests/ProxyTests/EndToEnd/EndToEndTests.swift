@@ -202,4 +202,3 @@ struct EndToEndTests {
         #expect(ContinuousClock.now - start < .seconds(30))
     }
 }
-

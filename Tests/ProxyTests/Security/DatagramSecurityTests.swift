@@ -165,7 +165,8 @@ import Testing
                 } else {
                     counter = highest >= UInt64(jump) ? highest - UInt64(jump) : 0
                 }
-                let expected = counter > highest || highest - counter < ReplayWindow.size ? !seen.contains(counter) : false
+                let expected =
+                    counter > highest || highest - counter < ReplayWindow.size ? !seen.contains(counter) : false
                 let modelAccepts = seen.isEmpty || expected
                 #expect(window.mayAccept(counter) == modelAccepts, "counter \(counter), highest \(highest)")
                 if modelAccepts {
