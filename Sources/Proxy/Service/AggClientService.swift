@@ -147,7 +147,7 @@ public final class AggClientService: @unchecked Sendable {
     /// Every association the link knows or retired, by attempt.
     private var associations: [ClientLinkID: LinkAssociation] = [:]
     private var isPerforming = false
-    private var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
+    private var timer = DeadlineTimer()
     /// Connections waiting for the association, by the link's waiter id.
     private var waiters: [Int: (StreamSessionHost?) -> Void] = [:]
     private var isStopped = false
@@ -439,8 +439,7 @@ public final class AggClientService: @unchecked Sendable {
             self.addressWatcher?.stop()
             self.link.stop()
             self.perform()
-            self.timer?.task.cancel()
-            self.timer = nil
+            self.timer.cancel()
             for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
             self.readyPromises.removeAll()
             self.settle()
@@ -546,22 +545,15 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     private func rearm() {
-        guard !isStopped, let deadline = [link.nextDeadline, stopping.nextDeadline].compactMap({ $0 }).min() else {
-            timer?.task.cancel()
-            timer = nil
-            return
-        }
-        if let armed = timer, armed.deadline == deadline { return }
-        timer?.task.cancel()
-        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
+        let deadline = isStopped ? nil : [link.nextDeadline, stopping.nextDeadline].compactMap { $0 }.min()
+        timer.arm(at: deadline, on: eventLoop) { [self] in
+            timer.fired()
             let now = NIODeadline.now()
             reportHeard(now: now)
             link.handleTimeout(now: now)
             stopping.handleTimeout(now: now)
             perform()
         }
-        timer = (task, deadline)
     }
 
     /// Tells the link whether the server in use sent anything authenticated since the last look.

@@ -46,8 +46,8 @@ public final class AggServerService: @unchecked Sendable {
     private final class Session {
         /// Authentication, its deadline, PING replies: every decision about the association's life.
         var association: ServerAssociation
-        /// The timer at `association.nextDeadline` (the authentication deadline), with that deadline.
-        var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
+        /// The timer at `association.nextDeadline` (the authentication deadline).
+        var timer = DeadlineTimer()
         var streams: StreamSessionHost?
         /// The association's UDP flows, once authenticated.
         var udp: ServerUDPRelay?
@@ -71,8 +71,7 @@ public final class AggServerService: @unchecked Sendable {
         /// The association ended: its timer, streams and flows go.
         func end() {
             association.handleClosed()
-            timer?.task.cancel()
-            timer = nil
+            timer.cancel()
             streams?.associationLost()
             udp?.associationLost()
         }
@@ -99,8 +98,8 @@ public final class AggServerService: @unchecked Sendable {
     /// Graceful stop (`drainAndStop`): when the streams are done, when to shut the associations down, when the
     /// stop is complete.
     private var stopping = GracefulStop<SCTPAssociationID>()
-    /// The timer at `stopping.nextDeadline`, with that deadline.
-    private var stopTimer: (task: Scheduled<Void>, deadline: NIODeadline)?
+    /// The timer at `stopping.nextDeadline`.
+    private var stopTimer = DeadlineTimer()
     /// Completed with the sockets' close once `stopping` finishes.
     private var stopPromise: EventLoopPromise<Void>?
     private var isPerformingStop = false
@@ -268,19 +267,11 @@ public final class AggServerService: @unchecked Sendable {
                 stopPromise?.completeWith(driver.close())
             }
         }
-        guard let next = stopping.nextDeadline else {
-            stopTimer?.task.cancel()
-            stopTimer = nil
-            return
-        }
-        if let armed = stopTimer, armed.deadline == next { return }
-        stopTimer?.task.cancel()
-        let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [self] in
-            stopTimer = nil
+        stopTimer.arm(at: stopping.nextDeadline, on: eventLoop) { [self] in
+            stopTimer.fired()
             stopping.handleTimeout(now: .now())
             performStop()
         }
-        stopTimer = (task, next)
     }
 
     /// Every association with its open streams (nil while it authenticates) and the key it authenticated with,
@@ -439,20 +430,13 @@ public final class AggServerService: @unchecked Sendable {
                 fail(id, reason)
             }
         }
-        guard sessions[id] === session, let next = session.association.nextDeadline else {
-            session.timer?.task.cancel()
-            session.timer = nil
-            return
-        }
-        if let armed = session.timer, armed.deadline == next { return }
-        session.timer?.task.cancel()
-        let task = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [self] in
-            session.timer = nil
+        let next = sessions[id] === session ? session.association.nextDeadline : nil
+        session.timer.arm(at: next, on: eventLoop) { [self] in
+            session.timer.fired()
             guard sessions[id] === session else { return }
             session.association.handleTimeout(now: .now())
             perform(session, id: id)
         }
-        session.timer = (task, next)
     }
 
     private func receiveControl(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {

@@ -12,7 +12,6 @@ import Testing
 final class AssociationPair {
     static let key = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 5 &+ 1 })
     static let otherKey = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 3 &+ 7 })
-    static let target = StreamTarget(host: "example.com", port: 443)
 
     var link: ClientLink
     private(set) var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
@@ -149,23 +148,7 @@ final class AssociationPair {
     /// Opens one connection end to end on the association's streams: the client's request, the server's connect,
     /// OPEN-RESULT ok.
     func openConnection() throws -> (ConnectionID, ConnectionID) {
-        let client = try #require(clientStreams)
-        let server = try #require(serverStreams)
-        guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: now)
-        else {
-            Issue.record("no stream granted")
-            throw CancellationError()
-        }
-        client.session.open(local, to: Self.target, initialData: nil, now: now)
-        client.run()
-        SessionLockstepTests.exchange(client, server, now: now)
-        let remote = try #require(server.connects.last?.0)
-        let connected = server.session.handleTargetConnected(remote)
-        #expect(connected)
-        server.run()
-        SessionLockstepTests.exchange(client, server, now: now)
-        #expect(client.opened.contains(local))
-        return (local, remote)
+        try SessionLockstepTests.openConnection(try #require(clientStreams), try #require(serverStreams), now: now)
     }
 
     /// Both ends of a connection finish (FIN both ways): the stream is free on both sides.
