@@ -16,8 +16,11 @@ let package = Package(
         .executable(name: "aggserver", targets: ["AggServer"]),
         .executable(name: "sctpcat", targets: ["sctpcat"]),
         .executable(name: "agg-bench", targets: ["AggBench"]),
-        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into Proxy's package-level API.
+        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into Proxy's package-level API, and
+        // the layers its fuzzers decode with (the stream protocol, the ingress handlers).
         .library(name: "ProxyFuzzSupport", targets: ["ProxyFuzzSupport"]),
+        .library(name: "AggProtocol", targets: ["AggProtocol"]),
+        .library(name: "AggIngress", targets: ["AggIngress"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
@@ -54,8 +57,8 @@ let package = Package(
         ),
         // The proxy's sans-IO protocol: the datagram security (keys, HELLO handshake, session ciphers, replay
         // window, the client's and the server's state machines), the stream protocol (messages, stream states, flow
-        // windows, authentication, the stream session, the client's association lifecycle) and the vocabulary the
-        // daemons count by. ByteBuffer, crypto and the engine's types only; no NIOPosix, no clock, no sockets.
+        // windows, authentication, the stream session, the client's association lifecycle), the server's association
+        // lifecycle and the daemons' graceful stop, and the vocabulary the daemons count by. ByteBuffer, crypto and the engine's types only; no NIOPosix, no clock, no sockets.
         .target(
             name: "AggProtocol",
             dependencies: [
@@ -157,32 +160,40 @@ let package = Package(
         // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
         .target(
             name: "DaemonCommandLine",
-            dependencies: ["Proxy", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["AggConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "AggClient",
             dependencies: [
-                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Proxy", "DaemonCommandLine", "AggConfig", "AggObservability", "AggOperations",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "AggServer",
             dependencies: [
-                "Proxy", "DaemonCommandLine", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "Proxy", "DaemonCommandLine", "AggConfig", "AggOperations", "AggProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "sctpcat",
-            dependencies: ["Proxy", "SCTPEngine", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "Proxy", "SCTPEngine", "AggOperations", "AggTransport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "AggBench",
             dependencies: [
-                "SCTPEngine", "SCTPSimulation", "Proxy",
+                "SCTPEngine", "SCTPSimulation", "Proxy", "AggConfig", "AggEgress", "AggIngress", "AggOperations",
+                "AggProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -203,7 +214,9 @@ let package = Package(
         // tests); kept out of the Proxy product so the daemons do not ship them.
         .target(
             name: "ProxyFuzzSupport",
-            dependencies: ["Proxy", "AggProtocol", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Proxy", "AggProtocol", "AggObservability", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio"),
+            ],
             path: "Tests/ProxyFuzzSupport",
             swiftSettings: strict
         ),

@@ -38,7 +38,7 @@ let package = Package(
             name: "StreamFuzzer",
             dependencies: [
                 "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
-                .product(name: "SCTPEngine", package: "agg"),
+                .product(name: "AggProtocol", package: "agg"), .product(name: "SCTPEngine", package: "agg"),
             ],
             swiftSettings: strict
         ),
@@ -55,7 +55,8 @@ let package = Package(
         .target(
             name: "FuzzSupport",
             dependencies: [
-                .product(name: "Proxy", package: "agg"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Proxy", package: "agg"), .product(name: "AggProtocol", package: "agg"),
+                .product(name: "AggIngress", package: "agg"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -1,3 +1,6 @@
+import AggEgress
+import AggIngress
+import AggProtocol
 import Logging
 import NIOCore
 import NIOPosix
@@ -93,8 +96,7 @@ enum LatencyBenchmark: Benchmark {
     // MARK: - Timing
 
     /// Opens a connection (through SOCKS5 at `via` when given), then times `count` echo round trips of `message`.
-    private static func roundTripTimes(via socks: Int?, port: UInt16, message: [UInt8], count: Int) throws -> [Double]
-    {
+    private static func roundTripTimes(via socks: Int?, port: UInt16, message: [UInt8], count: Int) throws -> [Double] {
         let socket = try BlockingSocket.open(via: socks, port: port)
         defer { socket.close() }
         var times: [Double] = []
@@ -259,7 +261,9 @@ struct BlockingSocket {
         var offset = 0
         while offset < buffer.count {
             let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + offset, $0.count - offset, 0) }
-            guard n > 0 else { throw Failure(description: n == 0 ? "closed by peer" : String(cString: strerror(errno))) }
+            guard n > 0 else {
+                throw Failure(description: n == 0 ? "closed by peer" : String(cString: strerror(errno)))
+            }
             offset += n
         }
     }

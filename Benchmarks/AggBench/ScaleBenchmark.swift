@@ -1,3 +1,6 @@
+import AggConfig
+import AggIngress
+import AggProtocol
 import Logging
 import NIOCore
 import NIOPosix

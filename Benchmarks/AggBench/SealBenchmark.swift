@@ -1,5 +1,5 @@
+import AggProtocol
 import NIOCore
-import Proxy
 import SCTPEngine
 
 /// Measures the datagram encryption layer: sealing and opening one SCTP packet (ChaCha20-Poly1305 through

@@ -1,5 +1,5 @@
+import AggOperations
 import Glibc
-import Proxy
 
 // agg-bench: micro and macro benchmarks for agg, one subcommand each.
 //

@@ -1,5 +1,6 @@
+import AggConfig
+import AggObservability
 import ArgumentParser
-import Proxy
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,8 @@
+import AggConfig
+import AggOperations
 import ArgumentParser
 import DaemonCommandLine
+import Logging
 import Proxy
 
 /// aggclient: a SOCKS5/HTTP proxy whose every connection becomes a stream of one multipath SCTP association.

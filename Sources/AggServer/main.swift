@@ -1,5 +1,9 @@
+import AggConfig
+import AggOperations
+import AggProtocol
 import ArgumentParser
 import DaemonCommandLine
+import Logging
 import Proxy
 
 /// aggserver: terminates the clients' SCTP associations and relays each stream to the internet.
@@ -112,7 +116,8 @@ struct Keygen: ParsableCommand {
         } else {
             print(line, terminator: "")
         }
-        ServiceSetup.printToStandardError("key \(name): id \(key.keyIDText)\(append.map { ", appended to \($0)" } ?? "")")
+        ServiceSetup.printToStandardError(
+            "key \(name): id \(key.keyIDText)\(append.map { ", appended to \($0)" } ?? "")")
     }
 }
 

@@ -1,5 +1,5 @@
+import AggConfig
 import ArgumentParser
-import Proxy
 
 /// The flags aggclient and aggserver share word for word, for `run`/`serve` and `check-config`; each overrides the
 /// config file key of the same name.

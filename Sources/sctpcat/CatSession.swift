@@ -1,3 +1,4 @@
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,5 +1,5 @@
+import AggOperations
 import ArgumentParser
-import Proxy
 import SCTPEngine
 
 /// The command line of sctpcat: netcat for SCTP over UDP (RFC 6951).

@@ -1,5 +1,5 @@
+import AggProtocol
 import NIOCore
-import Proxy
 import SCTPEngine
 
 /// A client's and a server's datagram security joined in memory with a completed handshake, so that the

@@ -1,3 +1,4 @@
+import AggObservability
 import NIOCore
 import Proxy
 

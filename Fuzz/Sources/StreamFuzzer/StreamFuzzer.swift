@@ -1,3 +1,4 @@
+import AggProtocol
 import CFuzzerDriver
 import NIOCore
 import Proxy

@@ -1,3 +1,6 @@
+import AggConfig
+import AggTransport
+import Logging
 import NIOCore
 import SCTPEngine
 

@@ -1,3 +1,8 @@
+import AggConfig
+import AggIngress
+import AggObservability
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix
@@ -142,7 +147,7 @@ public final class AggClientService: @unchecked Sendable {
     /// Every association the link knows or retired, by attempt.
     private var associations: [ClientLinkID: LinkAssociation] = [:]
     private var isPerforming = false
-    private var timer: (task: Scheduled<Void>, deadline: NIODeadline)?
+    private var timer = DeadlineTimer()
     /// Connections waiting for the association, by the link's waiter id.
     private var waiters: [Int: (StreamSessionHost?) -> Void] = [:]
     private var isStopped = false
@@ -155,8 +160,11 @@ public final class AggClientService: @unchecked Sendable {
     var addressWatcher: PathAddressWatcher?
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
-    /// Called when an association closes, by attempt (graceful stop waits for its SHUTDOWN to complete).
-    private var closeWaiters: [ClientLinkID: [() -> Void]] = [:]
+    /// Graceful stop (`drainAndStop`): when the streams are done, when to shut the association down, when the
+    /// stop is complete. Its deadlines share the link's timer.
+    private var stopping = GracefulStop<ClientLinkID>()
+    /// Completed with `stop()` once `stopping` finishes.
+    private var stopPromise: EventLoopPromise<Void>?
     private var settledPromises: [EventLoopPromise<Void>] = []
     /// True once the first attempt authenticated or failed.
     private var hasSettled = false
@@ -207,7 +215,8 @@ public final class AggClientService: @unchecked Sendable {
             !groups.isEmpty && groups.allSatisfy { !$0.addresses.isEmpty } && !configuration.paths.isEmpty,
             "needs a server and a path")
         let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
-        return bindDriver(configuration: configuration, locals: locals, key: groups[0].key ?? configuration.key,
+        return bindDriver(
+            configuration: configuration, locals: locals, key: groups[0].key ?? configuration.key,
             on: eventLoop, logger: logger
         ).flatMapThrowing { driver in
             let first = GroupDriver(
@@ -381,6 +390,7 @@ public final class AggClientService: @unchecked Sendable {
     /// then shuts the association down (SCTP SHUTDOWN), waits up to `closeTimeout` for it to close and stops.
     public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
+            if let promise = self.stopPromise { return promise.futureResult }
             self.isDraining = true
             self.onStateChange = nil
             self.link.drain()
@@ -388,55 +398,28 @@ public final class AggClientService: @unchecked Sendable {
             let closes = self.listeners.map { $0.close().recover { _ in } }
             self.listeners.removeAll()
             let promise = self.eventLoop.makePromise(of: Void.self)
+            self.stopPromise = promise
             EventLoopFuture.andAllComplete(closes, on: self.eventLoop).whenComplete { _ in
-                self.whenStreamsDone(deadline: deadline) {
-                    guard let current = self.link.current, let association = self.associations[current] else {
-                        promise.completeWith(self.stop())
-                        return
-                    }
-                    association.group.driver.shutdown(association.id)
-                    self.whenClosed(current, deadline: .now() + closeTimeout) {
-                        promise.completeWith(self.stop())
-                    }
-                }
+                self.beginStopping(streamsDeadline: deadline, closeTimeout: closeTimeout)
             }
             return promise.futureResult
         }
     }
 
-    /// Calls `body` once the association's streams are all done (the session reports it), or at `deadline`.
-    private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        guard let streams = currentStreams else {
-            body()
-            return
+    /// The listeners are closed: the association in use (if any) drains its streams, then is shut down.
+    private func beginStopping(streamsDeadline: NIODeadline, closeTimeout: TimeAmount) {
+        let current = link.current.flatMap { associations[$0] != nil ? $0 : nil }
+        let draining = current.flatMap { associations[$0]?.streams != nil ? $0 : nil }
+        stopping.begin(
+            associations: current.map { [$0] } ?? [], withStreams: Set(draining.map { [$0] } ?? []),
+            streamsDeadline: streamsDeadline, closeTimeout: closeTimeout, now: .now())
+        if let draining {
+            associations[draining]?.streams?.drain { [weak self] in
+                self?.stopping.handleStreamsDrained(draining, now: .now())
+                self?.perform()
+            }
         }
-        let once = OnceCallback(body)
-        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [logger] in
-            logger.warning("shutdown deadline passed", metadata: ["streams": "\(streams.activeStreams)"])
-            once.run()
-        }
-        streams.drain {
-            timer.cancel()
-            once.run()
-        }
-    }
-
-    /// Calls `body` once association `id` has closed (or the service stopped), or at `deadline`.
-    private func whenClosed(_ id: ClientLinkID, deadline: NIODeadline, _ body: @escaping () -> Void) {
-        guard associations[id] != nil else {
-            body()
-            return
-        }
-        let once = OnceCallback(body)
-        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
-        closeWaiters[id, default: []].append {
-            timer.cancel()
-            once.run()
-        }
-    }
-
-    private func runCloseWaiters(_ id: ClientLinkID) {
-        for waiter in closeWaiters.removeValue(forKey: id) ?? [] { waiter() }
+        perform()
     }
 
     /// Succeeds once the association is authenticated (at once when it is).
@@ -456,20 +439,20 @@ public final class AggClientService: @unchecked Sendable {
             self.addressWatcher?.stop()
             self.link.stop()
             self.perform()
-            self.timer?.task.cancel()
-            self.timer = nil
+            self.timer.cancel()
             for promise in self.readyPromises { promise.fail(ProxyFailure.serverUnavailable) }
             self.readyPromises.removeAll()
             self.settle()
             self.udp.closeAll()
             // Retired associations still finishing their streams go too.
-            for (id, association) in self.associations {
+            let ended = self.associations
+            self.associations.removeAll()
+            for (id, association) in ended {
                 association.streams?.associationLost()
                 association.group.driver.abort(association.id, reason: "client stopping")
-                self.runCloseWaiters(id)
+                self.stopping.handleClosed(id, now: .now())
             }
-            self.associations.removeAll()
-            for id in self.closeWaiters.keys { self.runCloseWaiters(id) }
+            self.performStop()
             let closes = self.listeners.map { $0.close().recover { _ in } }
             self.listeners.removeAll()
             let drivers = self.boundGroups.map { $0.driver.close() }
@@ -479,14 +462,33 @@ public final class AggClientService: @unchecked Sendable {
 
     // MARK: - Performing the link's actions
 
-    /// Performs what the link asks, then re-arms the one timer at its next deadline. Reentrant calls (a driver
-    /// event while an action runs) leave their actions to the outer loop.
+    /// Performs what the link and the graceful stop ask, then re-arms the one timer at their next deadline.
+    /// Reentrant calls (a driver event while an action runs) leave their actions to the outer loop.
     func perform() {
         guard !isPerforming else { return }
         isPerforming = true
         while let action = link.pollAction() { perform(action) }
+        performStop()
         isPerforming = false
         rearm()
+    }
+
+    /// Performs what the graceful stop asks. Kept out of `perform(_:)`'s switch over the link's actions (see
+    /// `groupChanged`).
+    @inline(never)
+    private func performStop() {
+        while let action = stopping.pollAction() {
+            switch action {
+            case .shutDown(let id):
+                guard let association = associations[id] else { continue }
+                association.group.driver.shutdown(association.id)
+            case .streamsDeadlinePassed:
+                logger.warning(
+                    "shutdown deadline passed", metadata: ["streams": "\(currentStreams?.activeStreams ?? 0)"])
+            case .finish:
+                stopPromise?.completeWith(stop())
+            }
+        }
     }
 
     private func perform(_ action: ClientLinkAction) {
@@ -543,21 +545,15 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     private func rearm() {
-        guard !isStopped, let deadline = link.nextDeadline else {
-            timer?.task.cancel()
-            timer = nil
-            return
-        }
-        if let armed = timer, armed.deadline == deadline { return }
-        timer?.task.cancel()
-        let task = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
+        let deadline = isStopped ? nil : [link.nextDeadline, stopping.nextDeadline].compactMap { $0 }.min()
+        timer.arm(at: deadline, on: eventLoop) { [self] in
+            timer.fired()
             let now = NIODeadline.now()
             reportHeard(now: now)
             link.handleTimeout(now: now)
+            stopping.handleTimeout(now: now)
             perform()
         }
-        timer = (task, deadline)
     }
 
     /// Tells the link whether the server in use sent anything authenticated since the last look.
@@ -588,14 +584,16 @@ public final class AggClientService: @unchecked Sendable {
                         _ = driver.close()
                         return
                     }
-                    let bound = GroupDriver(group: group, driver: driver, servers: groupConfiguration.addresses, key: key)
+                    let bound = GroupDriver(
+                        group: group, driver: driver, servers: groupConfiguration.addresses, key: key)
                     var addresses = driver.localAddresses.makeIterator()
                     bound.pathLocals = (groupDrivers[0]?.pathLocals ?? []).map { $0 == nil ? nil : addresses.next() }
                     groupDrivers[group] = bound
                     attach(bound)
                     connect(id, on: bound, address: address)
                 case .failure(let error):
-                    logger.warning("cannot bind the server group's sockets", metadata: ["group": "\(group)", "error": "\(error)"])
+                    logger.warning(
+                        "cannot bind the server group's sockets", metadata: ["group": "\(group)", "error": "\(error)"])
                     link.handleClosed(id, now: .now())
                 }
                 perform()
@@ -748,7 +746,7 @@ public final class AggClientService: @unchecked Sendable {
                 level: isDraining || link.phase(of: linkID) == nil ? .info : .warning, "association closed",
                 metadata: ["association": "\(id)", "reason": "\(reason)", "group": "\(group.group)"])
             link.handleClosed(linkID, now: .now())
-            runCloseWaiters(linkID)
+            stopping.handleClosed(linkID, now: .now())
         }
         perform()
     }
@@ -890,7 +888,8 @@ public final class AggClientService: @unchecked Sendable {
             let status = serverGroupStatus()
             lines.append(
                 "server_group in_use=\(status.inUse.map { "\($0)" } ?? "none") of=\(configuration.groups.count) "
-                    + "server=\(status.server?.description ?? "-") failovers=\(status.failovers) returns=\(status.returns)")
+                    + "server=\(status.server?.description ?? "-") failovers=\(status.failovers) returns=\(status.returns)"
+            )
         }
         let stats = driver.statistics
         lines.append(

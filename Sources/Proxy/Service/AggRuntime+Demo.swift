@@ -1,3 +1,8 @@
+import AggConfig
+import AggEgress
+import AggObservability
+import AggOperations
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

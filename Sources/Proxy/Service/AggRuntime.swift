@@ -1,3 +1,10 @@
+import AggConfig
+import AggEgress
+import AggIngress
+import AggObservability
+import AggOperations
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,3 +1,8 @@
+import AggConfig
+import AggEgress
+import AggObservability
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,15 +42,15 @@ public final class AggServerService: @unchecked Sendable {
         }
     }
 
-    /// One client's association.
+    /// One client's association: its lifecycle (`ServerAssociation`) and what the glue keeps for it.
     private final class Session {
-        var authenticator: ServerAuthenticator
+        /// Authentication, its deadline, PING replies: every decision about the association's life.
+        var association: ServerAssociation
+        /// The timer at `association.nextDeadline` (the authentication deadline).
+        var timer = DeadlineTimer()
         var streams: StreamSessionHost?
         /// The association's UDP flows, once authenticated.
         var udp: ServerUDPRelay?
-        var authTimer: Scheduled<Void>?
-        /// PONGs this association's PINGs may still get (`AggLimits.controlReplyBurst`).
-        var replyBudget = ControlReplyBudget()
         /// The client can change paths on every packet (a new source port each time): their log lines are limited.
         var pathLog = LogRateLimiter()
         let outbound: UInt16
@@ -53,20 +58,22 @@ public final class AggServerService: @unchecked Sendable {
         /// The engine's owner: the key whose datagram session created the association (`.unauthenticated` in
         /// plaintext).
         let owner: SCTPOwner
-        /// The name of that key; the stream-level AUTH must name the same key.
-        let datagramKeyName: String?
         /// The key the client proved on stream 0; its removal or change (SIGHUP) ends the association.
         var key: PreSharedKey?
 
-        init(
-            authenticator: ServerAuthenticator, outbound: UInt16, inbound: UInt16, owner: SCTPOwner,
-            datagramKeyName: String?
-        ) {
-            self.authenticator = authenticator
+        init(association: ServerAssociation, outbound: UInt16, inbound: UInt16, owner: SCTPOwner) {
+            self.association = association
             self.outbound = outbound
             self.inbound = inbound
             self.owner = owner
-            self.datagramKeyName = datagramKeyName
+        }
+
+        /// The association ended: its timer, streams and flows go.
+        func end() {
+            association.handleClosed()
+            timer.cancel()
+            streams?.associationLost()
+            udp?.associationLost()
         }
     }
 
@@ -84,19 +91,18 @@ public final class AggServerService: @unchecked Sendable {
     /// Every client's key by name; `reloadKeys(_:)` replaces it, so a removed client is refused on its next
     /// association while its current one stays.
     private var keys: [String: PreSharedKey]
-    private var sessions: [SCTPAssociationID: Session] = [:] {
-        didSet {
-            guard sessions.isEmpty, !closeWaiters.isEmpty else { return }
-            let waiters = closeWaiters
-            closeWaiters.removeAll()
-            for waiter in waiters { waiter() }
-        }
-    }
+    private var sessions: [SCTPAssociationID: Session] = [:]
     /// How many associations proved each key on stream 0 (the plaintext per-key limit), kept as they come and go
     /// so that an authentication does not walk every association.
     private var provedKeys: [String: Int] = [:]
-    /// Called once no association is left (graceful stop waits for every SHUTDOWN to complete).
-    private var closeWaiters: [() -> Void] = []
+    /// Graceful stop (`drainAndStop`): when the streams are done, when to shut the associations down, when the
+    /// stop is complete.
+    private var stopping = GracefulStop<SCTPAssociationID>()
+    /// The timer at `stopping.nextDeadline`.
+    private var stopTimer = DeadlineTimer()
+    /// Completed with the sockets' close once `stopping` finishes.
+    private var stopPromise: EventLoopPromise<Void>?
+    private var isPerformingStop = false
     /// The configuration's connector, whose policy `refreshOwnAddresses` keeps up to date.
     private var egress: EgressConnector
     /// Path lines of associations without a session (before `established`).
@@ -223,17 +229,48 @@ public final class AggServerService: @unchecked Sendable {
     /// closes the sockets.
     public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
+            if let promise = self.stopPromise { return promise.futureResult }
             self.isStopped = true
             self.onStateChange = nil
             let promise = self.eventLoop.makePromise(of: Void.self)
-            self.whenStreamsDone(deadline: deadline) {
-                for id in self.sessions.keys { self.driver.shutdown(id) }
-                self.whenClosed(deadline: .now() + closeTimeout) {
-                    self.abortAll(reason: "server stopping")
-                    promise.completeWith(self.driver.close())
+            self.stopPromise = promise
+            let ids = self.sessions.keys.sorted { $0.rawValue < $1.rawValue }
+            let draining = ids.filter { self.sessions[$0]?.streams != nil }
+            self.stopping.begin(
+                associations: ids, withStreams: Set(draining), streamsDeadline: deadline, closeTimeout: closeTimeout,
+                now: .now())
+            for id in draining {
+                self.sessions[id]?.streams?.drain { [weak self] in
+                    self?.stopping.handleStreamsDrained(id, now: .now())
+                    self?.performStop()
                 }
             }
+            self.performStop()
             return promise.futureResult
+        }
+    }
+
+    /// Performs what the graceful stop asks, then re-arms its timer. Reentrant calls (an association ended while
+    /// an action runs) leave their actions to the outer loop.
+    private func performStop() {
+        guard !isPerformingStop else { return }
+        isPerformingStop = true
+        defer { isPerformingStop = false }
+        while let action = stopping.pollAction() {
+            switch action {
+            case .shutDown(let id):
+                driver.shutdown(id)
+            case .streamsDeadlinePassed:
+                logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
+            case .finish:
+                abortAll(reason: "server stopping")
+                stopPromise?.completeWith(driver.close())
+            }
+        }
+        stopTimer.arm(at: stopping.nextDeadline, on: eventLoop) { [self] in
+            stopTimer.fired()
+            stopping.handleTimeout(now: .now())
+            performStop()
         }
     }
 
@@ -241,9 +278,7 @@ public final class AggServerService: @unchecked Sendable {
     /// for the status endpoint.
     func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?, streamLimit: Int, client: String?)] {
         sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, session in
-            var client: String?
-            if case .authenticated(let name) = session.authenticator.state { client = name }
-            return (id, session.streams?.activeStreams, session.streams?.streamLimit ?? 0, client)
+            (id, session.streams?.activeStreams, session.streams?.streamLimit ?? 0, session.association.keyName)
         }
     }
 
@@ -263,58 +298,21 @@ public final class AggServerService: @unchecked Sendable {
         sessions.compactMapValues { $0.streams?.bufferedBytes }
     }
 
-    /// Calls `body` once every association's streams are done (each session reports it), or at `deadline`.
-    private func whenStreamsDone(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        let draining = sessions.values.compactMap(\.streams)
-        guard !draining.isEmpty else {
-            body()
-            return
-        }
-        let once = OnceCallback(body)
-        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            logger.warning("shutdown deadline passed", metadata: ["streams": "\(activeStreams)"])
-            once.run()
-        }
-        var remaining = draining.count
-        for streams in draining {
-            streams.drain {
-                remaining -= 1
-                guard remaining == 0 else { return }
-                timer.cancel()
-                once.run()
-            }
-        }
-    }
-
-    /// Calls `body` once no association is left (each one's SHUTDOWN completed or it was aborted), or at
-    /// `deadline`.
-    private func whenClosed(deadline: NIODeadline, _ body: @escaping () -> Void) {
-        guard !sessions.isEmpty else {
-            body()
-            return
-        }
-        let once = OnceCallback(body)
-        let timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { once.run() }
-        closeWaiters.append {
-            timer.cancel()
-            once.run()
-        }
-    }
-
     /// Aborts every association now, as a crash or a lost network would end it; the service keeps listening.
     public func abortAssociations() -> EventLoopFuture<Void> {
         eventLoop.submit { self.abortAll(reason: "aborted by operator") }
     }
 
     private func abortAll(reason: String) {
-        for (id, session) in sessions {
-            session.authTimer?.cancel()
-            session.streams?.associationLost()
-            session.udp?.associationLost()
-            driver.abort(id, reason: reason)
-        }
+        let ended = sessions
         sessions.removeAll()
         provedKeys.removeAll()
+        for (id, session) in ended {
+            session.end()
+            driver.abort(id, reason: reason)
+            stopping.handleClosed(id, now: .now())
+        }
+        performStop()
     }
 
     // MARK: - Events
@@ -332,8 +330,8 @@ public final class AggServerService: @unchecked Sendable {
             } else if let streams = session.streams {
                 streams.receive(message)
             } else {
-                // PROTOCOL.md: a stream message before AUTH-OK closes the association.
-                fail(id, "stream message before AUTH-OK")
+                _ = session.association.mayReceiveStreamMessage()
+                perform(session, id: id)
             }
         case .writable(let id):
             sessions[id]?.streams?.resumeWriting()
@@ -362,9 +360,7 @@ public final class AggServerService: @unchecked Sendable {
                 ])
         case .closed(let id, let reason):
             guard let session = forget(id) else { return }
-            session.authTimer?.cancel()
-            session.streams?.associationLost()
-            session.udp?.associationLost()
+            session.end()
             logger.info("association closed", metadata: ["association": "\(id)", "reason": "\(reason)"])
             onStateChange?()
         }
@@ -403,47 +399,59 @@ public final class AggServerService: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         let challenge = (0..<AggLimits.authFieldLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let limits = configuration.limits
-        let authenticator = ServerAuthenticator(
+        let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
+        let association = ServerAssociation(
             challenge: challenge,
             maxStreams: UInt16(Self.streamLimit(limits, outbound: outbound, inbound: inbound)),
-            streamCredit: limits.streamCredit)
-        let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
-        let session = Session(
-            authenticator: authenticator, outbound: outbound, inbound: inbound, owner: owner,
-            datagramKeyName: owner == .unauthenticated ? nil : driver.keyName(of: owner))
+            streamCredit: limits.streamCredit,
+            datagramKeyName: owner == .unauthenticated ? nil : driver.keyName(of: owner),
+            authenticationTimeout: TimeAmount(limits.authenticationTimeout), now: .now())
+        let session = Session(association: association, outbound: outbound, inbound: inbound, owner: owner)
         sessions[id] = session
-        session.authTimer = eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(limits.authenticationTimeout)) {
-            [self] in
-            guard let session = sessions[id], session.streams == nil else { return }
-            fail(id, "not authenticated in time")
-        }
-        driver.send(ControlMessage.hello(authenticator.hello), on: id)
+        perform(session, id: id)
         logger.info("association established", metadata: ["association": "\(id)"])
     }
 
+    // MARK: - Performing an association's actions
+
+    /// Performs what association `id`'s lifecycle asks, then re-arms its timer at its next deadline.
+    private func perform(_ session: Session, id: SCTPAssociationID) {
+        while let action = session.association.pollAction() {
+            switch action {
+            case .send(let message):
+                driver.send(message, on: id)
+            case .authenticated(let name):
+                authenticated(session, id: id, keyName: name)
+            case .authenticationFailed:
+                metrics.recordAuthentication(succeeded: false)
+            case .pongRefused:
+                metrics.recordRefusal(.controlReplies)
+            case .abort(let reason):
+                fail(id, reason)
+            }
+        }
+        let next = sessions[id] === session ? session.association.nextDeadline : nil
+        session.timer.arm(at: next, on: eventLoop) { [self] in
+            session.timer.fired()
+            guard sessions[id] === session else { return }
+            session.association.handleTimeout(now: .now())
+            perform(session, id: id)
+        }
+    }
+
     private func receiveControl(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
-        let reply: ControlMessage?
         do {
             guard case .control(let control) = try AggMessage.decode(message) else { return }
-            // An encrypted association may only prove the key that opened its datagrams.
-            let required = session.datagramKeyName
-            reply = try session.authenticator.receive(control) { name in
-                required == nil || required == name ? self.keys[name] : nil
-            }
+            session.association.handleControl(control, now: .now()) { self.keys[$0] }
         } catch {
-            metrics.recordAuthentication(succeeded: false)
-            fail(id, "authentication: \(error)")
-            return
+            session.association.handleUndecodableControl(error: "\(error)")
         }
-        if let reply {
-            if case .pong = reply, !session.replyBudget.mayReply(now: NIODeadline.now().uptimeNanoseconds) {
-                metrics.recordRefusal(.controlReplies)
-            } else {
-                driver.send(reply, on: id)
-            }
-        }
-        guard session.streams == nil, case .authenticated(let name) = session.authenticator.state else { return }
-        session.authTimer?.cancel()
+        perform(session, id: id)
+    }
+
+    /// The client proved key `name`: the per-key limit of plaintext associations is checked, then the stream
+    /// session and the UDP relay start.
+    private func authenticated(_ session: Session, id: SCTPAssociationID, keyName name: String) {
         // Plaintext associations are only told apart by the key they prove: the per-key limit applies here.
         let sameKey = provedKeys[name, default: 0]
         session.key = keys[name]
@@ -471,10 +479,7 @@ public final class AggServerService: @unchecked Sendable {
                 return
             }
             logger.info("association idle", metadata: ["association": "\(id)"])
-            if let session = forget(id) {
-                session.streams?.associationLost()
-                session.udp?.associationLost()
-            }
+            forget(id)?.end()
             driver.abort(id, reason: "no stream for \(limits.associationIdleTimeout)")
             onStateChange?()
         }
@@ -500,23 +505,21 @@ public final class AggServerService: @unchecked Sendable {
         onStateChange?()
     }
 
-    /// Removes association `id`'s session, if any, from the tables.
+    /// Removes association `id`'s session, if any, from the tables; a graceful stop counts it as closed.
     private func forget(_ id: SCTPAssociationID) -> Session? {
         guard let session = sessions.removeValue(forKey: id) else { return nil }
         if let name = session.key?.name {
             provedKeys[name, default: 1] -= 1
             if provedKeys[name]! <= 0 { provedKeys[name] = nil }
         }
+        stopping.handleClosed(id, now: .now())
+        performStop()
         return session
     }
 
     private func fail(_ id: SCTPAssociationID, _ reason: String) {
         logger.warning("aborting association", metadata: ["association": "\(id)", "reason": "\(reason)"])
-        if let session = forget(id) {
-            session.authTimer?.cancel()
-            session.streams?.associationLost()
-            session.udp?.associationLost()
-        }
+        forget(id)?.end()
         driver.abort(id, reason: reason)
     }
 
@@ -526,7 +529,8 @@ public final class AggServerService: @unchecked Sendable {
     /// (PROTOCOL.md); a malformed one is dropped and counted.
     private func receiveUDP(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
         guard let udp = session.udp else {
-            fail(id, "UDP message before AUTH-OK")
+            _ = session.association.mayReceiveUDPMessage()
+            perform(session, id: id)
             return
         }
         session.streams?.restartIdleClock()

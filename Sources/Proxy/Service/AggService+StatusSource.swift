@@ -1,3 +1,5 @@
+import AggConfig
+import AggObservability
 import SCTPEngine
 
 /// What each service shows the status monitor (`StatusSource`).

@@ -1,3 +1,9 @@
+import AggConfig
+import AggEgress
+import AggIngress
+import AggObservability
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,3 +1,5 @@
+import AggProtocol
+
 extension AggClientService.Configuration {
     /// The driver's datagram protection: the encryption layer with this client's key unless `plaintext`.
     var protection: DatagramProtection { plaintext ? .plaintext : .client(key: key) }

@@ -1,3 +1,5 @@
+import AggOperations
+import AggTransport
 import Logging
 import NIOCore
 
@@ -104,21 +106,5 @@ final class StatusReporter: @unchecked Sendable {
         if bitsPerSecond < 1_000_000 { return "\(bitsPerSecond / 1000) kbit/s" }
         let tenths = bitsPerSecond / 100_000
         return "\(tenths / 10).\(tenths % 10) Mbit/s"
-    }
-}
-
-/// Runs a callback at most once, whichever of several events (a completion, a deadline) comes first. Confined to
-/// one event loop.
-final class OnceCallback {
-    private var body: (() -> Void)?
-
-    init(_ body: @escaping () -> Void) {
-        self.body = body
-    }
-
-    func run() {
-        guard let body else { return }
-        self.body = nil
-        body()
     }
 }

@@ -1,3 +1,4 @@
+import AggTransport
 import NIOCore
 import SCTPEngine
 

@@ -1,3 +1,5 @@
+import AggIngress
+import AggProtocol
 import SCTPEngine
 
 // MARK: - Ingress vocabulary ↔ stream protocol

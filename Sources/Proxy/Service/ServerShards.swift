@@ -1,3 +1,5 @@
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

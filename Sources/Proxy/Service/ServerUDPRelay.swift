@@ -1,3 +1,8 @@
+import AggConfig
+import AggEgress
+import AggObservability
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

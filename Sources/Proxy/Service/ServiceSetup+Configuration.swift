@@ -1,3 +1,6 @@
+import AggConfig
+import AggEgress
+import AggProtocol
 import NIOCore
 import SCTPEngine
 
@@ -7,7 +10,9 @@ import SCTPEngine
 extension ServiceSetup {
     /// The client's configuration: server addresses resolved, paths resolved (every non-loopback IPv4 address
     /// when none is given), the key file read.
-    public static func clientConfiguration(_ settings: ClientSettings) throws(ConfigError)
+    public static func clientConfiguration(
+        _ settings: ClientSettings
+    ) throws(ConfigError)
         -> AggClientService.Configuration
     {
         try settings.validate()
@@ -45,7 +50,9 @@ extension ServiceSetup {
     }
 
     /// The server's configuration: listen addresses resolved, every client's key read, the egress policy set.
-    public static func serverConfiguration(_ settings: ServerSettings) throws(ConfigError)
+    public static func serverConfiguration(
+        _ settings: ServerSettings
+    ) throws(ConfigError)
         -> AggServerService.Configuration
     {
         try settings.validate()

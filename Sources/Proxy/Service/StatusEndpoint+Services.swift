@@ -1,3 +1,4 @@
+import AggObservability
 import NIOCore
 
 /// The status endpoint started for one of the services (which are the `StatusSource`s).

@@ -1,3 +1,7 @@
+import AggEgress
+import AggIngress
+import AggProtocol
+import AggTransport
 import Foundation
 import Logging
 import NIOCore

@@ -1,3 +1,5 @@
+import AggIngress
+import AggProtocol
 import Foundation
 import NIOCore
 import SCTPEngine

@@ -1,3 +1,8 @@
+import AggConfig
+import AggEgress
+import AggObservability
+import AggProtocol
+import AggTransport
 import Foundation
 import NIOCore
 import NIOPosix

@@ -1,7 +1,6 @@
+import AggConfig
 import Foundation
 import Testing
-
-@testable import Proxy
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,6 @@
+import AggConfig
 import Foundation
 import Testing
-
-@testable import Proxy
 
 #if canImport(Glibc)
     import Glibc
@@ -228,7 +227,9 @@ struct ConfigCommandTests {
         let flags = Set(
             help.output.split(separator: "\n").compactMap { line -> String? in
                 var trimmed = Substring(line.trimmingCharacters(in: .whitespaces))
-                if trimmed.count > 4, trimmed.hasPrefix("-"), !trimmed.hasPrefix("--"), let comma = trimmed.firstIndex(of: ",") {
+                if trimmed.count > 4, trimmed.hasPrefix("-"), !trimmed.hasPrefix("--"),
+                    let comma = trimmed.firstIndex(of: ",")
+                {
                     trimmed = trimmed[trimmed.index(after: comma)...].drop { $0 == " " }  // "-v, --verbose"
                 }
                 guard trimmed.hasPrefix("--") else { return nil }

@@ -1,7 +1,9 @@
+import AggConfig
+import AggEgress
+import AggIngress
+import AggProtocol
 import Foundation
 import Testing
-
-@testable import Proxy
 
 /// The config file loader: every key reaches its setting, flags win over the file, and every mistake is reported
 /// with the file, the line, the key and what was expected.

@@ -1,3 +1,5 @@
+import AggEgress
+import AggProtocol
 import SCTPEngine
 import Testing
 
@@ -5,11 +7,11 @@ import Testing
 @testable import Proxy
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 @Suite struct KeyFileTests {
@@ -34,7 +36,10 @@ import Darwin
         ("laptop", "keys:1: expected \"NAME HEX\", found 1 fields"),
         ("laptop \(hexA) extra", "keys:1: expected \"NAME HEX\", found 3 fields"),
         ("# c\nlaptop abcd", "keys:2: key for \"laptop\" must be 64 hex digits (a 256-bit key)"),
-        ("laptop \(String(repeating: "zz", count: 32))", "keys:1: key for \"laptop\" must be 64 hex digits (a 256-bit key)"),
+        (
+            "laptop \(String(repeating: "zz", count: 32))",
+            "keys:1: key for \"laptop\" must be 64 hex digits (a 256-bit key)"
+        ),
         ("laptop \(hexA)0", "keys:1: key for \"laptop\" must be 64 hex digits (a 256-bit key)"),
         ("lap/top \(hexA)", "keys:1: invalid key name \"lap/top\": use 1 to 64 letters, digits, '.', '_' or '-'"),
         ("a \(hexA)\n\na \(hexB)", "keys:3: duplicate key name \"a\" (first on line 1)"),

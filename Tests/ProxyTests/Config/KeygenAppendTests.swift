@@ -1,3 +1,5 @@
+import AggConfig
+import AggProtocol
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import AggConfig
 import Foundation
 import SCTPEngine
 import Testing

@@ -1,3 +1,5 @@
+import AggConfig
+import AggIngress
 import Foundation
 import Testing
 

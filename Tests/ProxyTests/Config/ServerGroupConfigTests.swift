@@ -1,6 +1,5 @@
+import AggConfig
 import Testing
-
-@testable import Proxy
 
 /// `server-group`: several servers in order of preference, in the compact form, as `[[server-group]]` tables and
 /// as repeated flags; `server` keeps meaning one group, and the two cannot be mixed.
@@ -30,9 +29,10 @@ import Testing
             addresses = ["b.example:9000"]
             psk-file = "/etc/agg/b.key"
             """)
-        #expect(settings.serverGroups.map(\.description) == [
-            "a.example:9899,198.51.100.7:9899", "b.example:9000,psk-file=/etc/agg/b.key",
-        ])
+        #expect(
+            settings.serverGroups.map(\.description) == [
+                "a.example:9899,198.51.100.7:9899", "b.example:9000,psk-file=/etc/agg/b.key",
+            ])
     }
 
     @Test func repeatedFlagsListTheGroupsInOrder() throws {

@@ -1,6 +1,5 @@
+import AggConfig
 import Testing
-
-@testable import Proxy
 
 /// The TOML subset: every construct agg's config files may use, and malformed or unsupported input refused with
 /// the right line.

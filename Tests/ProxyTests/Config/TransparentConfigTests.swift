@@ -1,7 +1,6 @@
+import AggConfig
 import Foundation
 import Testing
-
-@testable import Proxy
 
 /// The `transparent` key (router mode): parsed from the file and `--transparent`, off by default, an IP literal
 /// with its own port, and enough on its own when socks and http are off.

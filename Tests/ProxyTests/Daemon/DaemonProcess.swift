@@ -1,3 +1,4 @@
+import AggConfig
 import Foundation
 import Proxy
 
@@ -109,7 +110,9 @@ final class TemporaryDirectory {
 
     init() throws {
         var template = Array("/tmp/agg-daemon-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw DaemonTestError("mkdtemp: \(String(cString: strerror(errno)))") }
+        guard let made = mkdtemp(&template) else {
+            throw DaemonTestError("mkdtemp: \(String(cString: strerror(errno)))")
+        }
         path = String(cString: made)
     }
 

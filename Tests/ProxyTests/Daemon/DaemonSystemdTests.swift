@@ -1,3 +1,4 @@
+import AggConfig
 import Foundation
 import Proxy
 import Testing
@@ -48,8 +49,9 @@ struct DaemonSystemdTests {
         #expect(log.received.last?.contains("STATUS=listening on UDP 127.0.0.1:") == true)
 
         #expect(log.waitFor("WATCHDOG=1", within: 5), "\(log.received)")
-        #expect(log.received.contains { $0.hasPrefix("STATUS=0 clients, 0 active paths") }
-            || log.waitFor("STATUS=0 clients, 0 active paths, 0 streams, up 0 kbit/s, down 0 kbit/s", within: 8))
+        #expect(
+            log.received.contains { $0.hasPrefix("STATUS=0 clients, 0 active paths") }
+                || log.waitFor("STATUS=0 clients, 0 active paths, 0 streams, up 0 kbit/s, down 0 kbit/s", within: 8))
 
         server.send(SIGHUP)
         #expect(log.waitFor("RELOADING=1", within: 5), "\(log.received)")
@@ -92,7 +94,8 @@ struct DaemonSystemdTests {
         let client = try DaemonProcess(
             "aggclient",
             arguments: [
-                "--server", "127.0.0.1:\(port)", "--path", "127.0.0.1", "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                "--server", "127.0.0.1:\(port)", "--path", "127.0.0.1", "--socks", "127.0.0.1:0", "--http",
+                "127.0.0.1:0",
                 "--psk-file", keyPath, "--shutdown-timeout", "3",
             ],
             environment: ["NOTIFY_SOCKET": notify.address, "WATCHDOG_USEC": "2000000"],
@@ -101,8 +104,9 @@ struct DaemonSystemdTests {
         #expect(log.waitFor("READY=1", within: 15), "\(log.received) \(client.standardError)")
         #expect(log.received.last?.contains("STATUS=association up, 1 active paths") == true, "\(log.received)")
         #expect(log.waitFor("WATCHDOG=1", within: 5), "\(log.received)")
-        #expect(serverLog.waitFor("STATUS=1 clients, 1 active paths, 0 streams, up 0 kbit/s, down 0 kbit/s", within: 8)
-            || serverLog.received.contains { $0.contains("STATUS=1 clients") }, "\(serverLog.received)")
+        #expect(
+            serverLog.waitFor("STATUS=1 clients, 1 active paths, 0 streams, up 0 kbit/s, down 0 kbit/s", within: 8)
+                || serverLog.received.contains { $0.contains("STATUS=1 clients") }, "\(serverLog.received)")
 
         client.send(SIGTERM)
         #expect(log.waitFor("STOPPING=1", within: 5), "\(log.received)")

@@ -2,8 +2,6 @@ import Foundation
 import NIOPosix
 import Testing
 
-@testable import Proxy
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)

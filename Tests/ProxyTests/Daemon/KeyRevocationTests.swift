@@ -1,3 +1,4 @@
+import AggConfig
 import Foundation
 import NIOCore
 import NIOPosix
@@ -12,7 +13,8 @@ import Testing
 /// Revoking a key as docs/DEPLOY.md says: delete its line from the file the server reads and reload (SIGHUP, what
 /// `systemctl reload` sends). The real aggserver under a fake systemd, one client encrypted and one plaintext, each
 /// with its own key: both associations end within a second of the reload, and the clients cannot come back.
-@Suite("Key revocation", .serialized, .timeLimit(.minutes(2)),
+@Suite(
+    "Key revocation", .serialized, .timeLimit(.minutes(2)),
     .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
 struct KeyRevocationTests {
     @Test func deletingALineAndReloadingEndsThatKeysAssociationsWithinASecond() throws {

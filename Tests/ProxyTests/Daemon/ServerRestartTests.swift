@@ -3,8 +3,6 @@ import NIOCore
 import NIOPosix
 import Testing
 
-@testable import Proxy
-
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -13,10 +11,13 @@ import Testing
 /// reboot). The new server knows none of the client's sessions and drops its datagrams unanswered; the client must
 /// find out and set up a new association within 3 s of the server being back, its streams must end with a reset
 /// rather than hang, and new connections must work.
-@Suite("A server restart", .serialized, .timeLimit(.minutes(2)),
+@Suite(
+    "A server restart", .serialized, .timeLimit(.minutes(2)),
     .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
 struct ServerRestartTests {
-    static func startServer(keyPath: String, port: UInt16, directory: TemporaryDirectory, run: Int) throws
+    static func startServer(
+        keyPath: String, port: UInt16, directory: TemporaryDirectory, run: Int
+    ) throws
         -> DaemonProcess
     {
         let server = try DaemonProcess(

@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import NIOPosix
 import SCTPEngine
@@ -7,11 +8,11 @@ import Testing
 @testable import Proxy
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Real connections over loopback, with the policy opened for 127.0.0.0/8 where a test needs to get through.

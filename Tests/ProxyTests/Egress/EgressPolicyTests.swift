@@ -1,7 +1,7 @@
+import AggEgress
+import AggProtocol
 import SCTPEngine
 import Testing
-
-@testable import Proxy
 
 @Suite struct CIDRTests {
     @Test(arguments: ["10.0.0.0/8", "fd00::/8", "0.0.0.0/0", "::/0", "192.0.2.1/32", "2001:db8::1/128"])

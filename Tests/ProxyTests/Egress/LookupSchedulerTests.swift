@@ -1,5 +1,6 @@
-import Foundation
+import AggProtocol
 import Dispatch
+import Foundation
 import NIOCore
 import NIOPosix
 import SCTPEngine

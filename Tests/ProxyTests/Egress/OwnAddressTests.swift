@@ -1,3 +1,7 @@
+import AggConfig
+import AggEgress
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOPosix

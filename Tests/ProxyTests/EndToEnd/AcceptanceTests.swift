@@ -1,3 +1,4 @@
+import AggProtocol
 import Foundation
 import NIOCore
 import Testing

@@ -1,3 +1,6 @@
+import AggEgress
+import AggIngress
+import AggProtocol
 import Crypto
 import Foundation
 import Logging

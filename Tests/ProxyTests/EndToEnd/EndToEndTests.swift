@@ -1,3 +1,5 @@
+import AggIngress
+import AggProtocol
 import Foundation
 import NIOCore
 import SCTPEngine
@@ -200,4 +202,3 @@ struct EndToEndTests {
         #expect(ContinuousClock.now - start < .seconds(30))
     }
 }
-

@@ -1,3 +1,5 @@
+import AggEgress
+import AggIngress
 import Foundation
 import Logging
 import NIOCore
@@ -28,7 +30,9 @@ struct ServerFailoverTests {
             originPort = origin.localAddress!.port!
             let ports = [try EndToEndHarness.freeUDPPort(), try EndToEndHarness.freeUDPPort()]
             self.ports = ports
-            servers = [try Self.server(port: ports[0], on: group.next()), try Self.server(port: ports[1], on: group.next())]
+            servers = [
+                try Self.server(port: ports[0], on: group.next()), try Self.server(port: ports[1], on: group.next()),
+            ]
             var configuration = AggClientService.Configuration(
                 servers: Self.listen(ports[0]), paths: [SCTPIPAddress(v4: 127, 0, 0, 1)], key: EndToEndHarness.key)
             configuration.serverGroups = [

@@ -1,3 +1,5 @@
+import AggEgress
+import AggIngress
 import Foundation
 import Logging
 import NIOCore

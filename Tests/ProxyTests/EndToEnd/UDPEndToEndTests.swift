@@ -1,3 +1,6 @@
+import AggIngress
+import AggProtocol
+import AggTransport
 import Foundation
 import NIOCore
 import NIOPosix

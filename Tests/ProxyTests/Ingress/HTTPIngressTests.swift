@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -28,7 +29,8 @@ struct HTTPIngressTests {
     func connectFailureStatus(failure: ProxyFailure) throws {
         let expected: [ProxyFailure: String] = [
             .refused: "502", .unreachable: "502", .hostUnreachable: "502", .dnsFailure: "502",
-            .generalFailure: "502", .timeout: "504", .notAllowed: "403", .serverUnavailable: "503", .tooManyStreams: "503",
+            .generalFailure: "502", .timeout: "504", .notAllowed: "403", .serverUnavailable: "503",
+            .tooManyStreams: "503",
         ]
         let channel = try EmbeddedChannel.ingress(connector: FakeConnector(.fail(failure)))
         try channel.send("CONNECT [2001:db8::1]:443 HTTP/1.1\r\n\r\n")

@@ -1,10 +1,9 @@
+import AggIngress
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Testing
-
-@testable import Proxy
 
 /// Real clients against a real listener: curl through `ProxyListener` and `DirectProxyConnector` to a tiny local
 /// NIO HTTP server.

@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import NIOEmbedded
 import SCTPEngine
@@ -5,7 +6,6 @@ import Synchronization
 import Testing
 
 @testable import AggIngress
-@testable import Proxy
 
 /// Issue 12's ingress defences on the state machines and handlers: SOCKS4 refused while credentials are required,
 /// several users, every refusal counted, and an HTTP request body held within its bound while the upstream opens.

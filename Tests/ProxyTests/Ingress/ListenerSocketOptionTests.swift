@@ -1,3 +1,5 @@
+import AggIngress
+import AggProtocol
 import NIOCore
 import NIOPosix
 import Synchronization

@@ -1,3 +1,4 @@
+import AggConfig
 import Foundation
 import NIOCore
 import NIOPosix

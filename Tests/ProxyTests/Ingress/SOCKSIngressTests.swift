@@ -1,10 +1,10 @@
+import AggProtocol
 import NIOCore
 import NIOEmbedded
 import SCTPEngine
 import Testing
 
 @testable import AggIngress
-@testable import Proxy
 
 @Suite("Ingress SOCKS")
 struct SOCKSIngressTests {
@@ -118,7 +118,8 @@ struct SOCKSIngressTests {
     @Test(arguments: ProxyFailure.allCases)
     func socks5FailureReplies(failure: ProxyFailure) throws {
         let expected: [ProxyFailure: UInt8] = [
-            .generalFailure: 1, .serverUnavailable: 1, .tooManyStreams: 1, .notAllowed: 2, .unreachable: 3, .hostUnreachable: 4,
+            .generalFailure: 1, .serverUnavailable: 1, .tooManyStreams: 1, .notAllowed: 2, .unreachable: 3,
+            .hostUnreachable: 4,
             .dnsFailure: 4, .refused: 5, .timeout: 6,
         ]
         let channel = try EmbeddedChannel.ingress(connector: FakeConnector(.fail(failure)))

@@ -3,7 +3,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggIngress
-@testable import Proxy
 
 /// The control-message walk that finds a tproxied datagram's original destination (IP_ORIGDSTADDR and
 /// IPV6_ORIGDSTADDR) in a `recvmsg` control buffer, on buffers laid out as Linux lays them out.

@@ -1,3 +1,5 @@
+import AggProtocol
+import AggTransport
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -7,7 +9,6 @@ import Synchronization
 import Testing
 
 @testable import AggIngress
-@testable import Proxy
 
 #if canImport(Glibc)
     import Glibc

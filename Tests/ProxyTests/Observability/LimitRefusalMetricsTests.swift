@@ -1,3 +1,6 @@
+import AggEgress
+import AggProtocol
+import AggTransport
 import NIOCore
 import NIOPosix
 import SCTPEngine

@@ -1,3 +1,5 @@
+import AggOperations
+import AggProtocol
 import Foundation
 import NIOCore
 import Testing

@@ -4,7 +4,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggObservability
-@testable import Proxy
 
 /// Tests of Sources/Proxy/Observability: the status snapshot, its JSON, rates from counters, the bounded history,
 /// the Prometheus exposition, the terminal table. `swift test --filter Observability` runs them.

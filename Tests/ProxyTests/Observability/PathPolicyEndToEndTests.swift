@@ -1,3 +1,4 @@
+import AggObservability
 import Foundation
 import NIOCore
 import SCTPEngine

@@ -5,7 +5,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggObservability
-@testable import Proxy
 
 /// What the status shows of per-path policy (mode, cap, bytes each way since start) and who may change a mode.
 @Suite struct PathPolicyStatusTests {

@@ -1,9 +1,9 @@
+import AggProtocol
 import Prometheus
 import SCTPEngine
 import Testing
 
 @testable import AggObservability
-@testable import Proxy
 
 /// The Prometheus exposition the exporter and the proxy counters produce, read back with a strict parser.
 @Suite struct PrometheusExportTests {

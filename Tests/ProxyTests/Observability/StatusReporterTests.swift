@@ -1,3 +1,5 @@
+import AggOperations
+import AggTransport
 import NIOCore
 import NIOEmbedded
 import Testing

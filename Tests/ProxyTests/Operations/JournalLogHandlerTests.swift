@@ -2,7 +2,6 @@ import Logging
 import Testing
 
 @testable import AggOperations
-@testable import Proxy
 
 extension OperationsTests {
     /// The journal's field encoding and the choice between journal and stderr; nothing is sent to a real journald.

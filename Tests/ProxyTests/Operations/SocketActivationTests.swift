@@ -1,13 +1,12 @@
+import AggOperations
 import NIOCore
 import NIOPosix
 import Testing
 
-@testable import Proxy
-
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #endif
 
 extension OperationsTests {

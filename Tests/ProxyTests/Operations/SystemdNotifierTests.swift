@@ -3,7 +3,6 @@ import NIOEmbedded
 import Testing
 
 @testable import AggOperations
-@testable import Proxy
 
 extension OperationsTests {
     /// The notifier against a fake NOTIFY_SOCKET passed by path: no process environment is touched, so these run in

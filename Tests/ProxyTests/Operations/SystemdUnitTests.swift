@@ -1,5 +1,5 @@
+import AggConfig
 import Foundation
-import Proxy
 import Testing
 
 extension OperationsTests {
@@ -96,7 +96,9 @@ extension OperationsTests {
         // MARK: - Helpers
 
         /// Runs verify on copies of the units, each first passed through `edit(name, text)`.
-        static func verifyCopies(edit: (String, String) -> String = { _, text in text }) throws -> (
+        static func verifyCopies(
+            edit: (String, String) -> String = { _, text in text }
+        ) throws -> (
             status: Int32, output: String
         ) {
             let analyze = try #require(

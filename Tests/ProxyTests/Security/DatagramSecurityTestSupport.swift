@@ -1,7 +1,6 @@
+import AggProtocol
 import NIOCore
 import SCTPEngine
-
-@testable import Proxy
 
 /// A client and a server datagram layer joined by hand, with one clock both read, so each test spells out which
 /// datagram goes where. A class, so its methods can be called inside `#expect`.

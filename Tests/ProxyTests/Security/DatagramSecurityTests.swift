@@ -4,7 +4,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggProtocol
-@testable import Proxy
 
 @Suite struct DatagramSecurityTests {
     typealias Pair = SecurityPair

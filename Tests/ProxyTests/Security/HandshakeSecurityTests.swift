@@ -4,7 +4,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggProtocol
-@testable import Proxy
 
 /// The version-3 handshake: the ephemeral X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its
 /// authentication by the pre-shared key's tags, the VERSION answer to other versions, the HELLO-ACK's word on

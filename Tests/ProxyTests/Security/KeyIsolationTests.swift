@@ -1,3 +1,7 @@
+import AggEgress
+import AggIngress
+import AggProtocol
+import AggTransport
 import Foundation
 import Logging
 import NIOCore
@@ -16,7 +20,8 @@ import Testing
 /// verification tags; from the victim's own IP address it sends what would abort, inject into, probe or move the
 /// victim's association. None of it may reach the victim: its download arrives intact and its association keeps
 /// its id, its tags and its paths.
-@Suite("Clients are kept apart", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
+@Suite(
+    "Clients are kept apart", .serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")))
 struct KeyIsolationTests {
     static let victimKey = EndToEndHarness.key
     static let intruderKey = PreSharedKey(name: "intruder", key: (0..<32).map { UInt8($0) &* 29 &+ 101 })
@@ -199,7 +204,9 @@ final class Intruder {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = Self.socketAddress(SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0))
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard bound == 0 else { throw IOError(errnoCode: errno, reason: "bind") }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -217,7 +224,8 @@ final class Intruder {
         result.sin_family = sa_family_t(AF_INET)
         result.sin_port = address.port.bigEndian
         let bytes = address.ip.bytes
-        result.sin_addr.s_addr = UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
+        result.sin_addr.s_addr =
+            UInt32(bytes[0]) | UInt32(bytes[1]) << 8 | UInt32(bytes[2]) << 16 | UInt32(bytes[3]) << 24
         return result
     }
 
@@ -264,7 +272,8 @@ final class Intruder {
         while true {
             let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             guard count > 0 else { return packets }
-            let datagram = SCTPDatagram(source: server, destination: local, payload: ByteBuffer(bytes: buffer[0..<count]))
+            let datagram = SCTPDatagram(
+                source: server, destination: local, payload: ByteBuffer(bytes: buffer[0..<count]))
             if let opened = security.open(datagram, clock: Self.clock()) { packets.append(opened.payload) }
         }
     }

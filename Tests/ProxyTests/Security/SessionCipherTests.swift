@@ -5,7 +5,6 @@ import NIOCore
 import Testing
 
 @testable import AggProtocol
-@testable import Proxy
 
 /// The datagram cipher seals in place through BoringSSL directly; what it puts on the wire must stay what
 /// swift-crypto's ChaChaPoly produces and accepts (the format of every earlier release, docs/PROTOCOL.md).

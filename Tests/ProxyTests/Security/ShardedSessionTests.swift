@@ -1,9 +1,9 @@
+import AggTransport
 import NIOCore
 import SCTPEngine
 import Testing
 
 @testable import AggProtocol
-@testable import Proxy
 
 /// The server's datagram layer as one shard of several: the sessions it makes steer back to it, and forgetting
 /// sessions looks only at those whose deadline came (no sweep over every session).

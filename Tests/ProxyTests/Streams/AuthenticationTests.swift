@@ -1,7 +1,6 @@
+import AggProtocol
 import Crypto
 import Testing
-
-@testable import Proxy
 
 @Suite struct AuthenticationTests {
     static let key = PreSharedKey(name: "laptop", key: Array(repeating: 0x42, count: 32))

@@ -1,6 +1,5 @@
+import AggProtocol
 import Testing
-
-@testable import Proxy
 
 /// The token bucket behind the PONG bound: a burst, then a steady rate, never more than the burst saved up.
 @Suite struct ControlReplyBudgetTests {

@@ -1,3 +1,4 @@
+import AggObservability
 import Logging
 import NIOCore
 import SCTPEngine
@@ -152,19 +153,28 @@ final class LockstepSide {
     ) throws
         -> (ConnectionID, ConnectionID)
     {
-        guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: start)
+        try Self.openConnection(client, server, initialData: initialData, now: start)
+    }
+
+    /// Opens one connection end to end at `now` (see `openConnection`); also for the association lockstep tests.
+    static func openConnection(
+        _ client: LockstepSide, _ server: LockstepSide, initialData: ByteBuffer? = nil, now: NIODeadline
+    ) throws
+        -> (ConnectionID, ConnectionID)
+    {
+        guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: now)
         else {
             Issue.record("no stream granted")
             throw CancellationError()
         }
-        client.session.open(local, to: Self.target, initialData: initialData, now: start)
+        client.session.open(local, to: Self.target, initialData: initialData, now: now)
         client.run()
-        Self.exchange(client, server, now: start)
+        Self.exchange(client, server, now: now)
         let remote = try #require(server.connects.last?.0)
         let connected = server.session.handleTargetConnected(remote)
         #expect(connected)
         server.run()
-        Self.exchange(client, server, now: start)
+        Self.exchange(client, server, now: now)
         #expect(client.opened.contains(local))
         return (local, remote)
     }

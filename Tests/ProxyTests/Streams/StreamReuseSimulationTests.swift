@@ -1,3 +1,4 @@
+import AggProtocol
 import NIOCore
 import SCTPSimulation
 import Testing

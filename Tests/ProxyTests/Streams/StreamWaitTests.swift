@@ -1,3 +1,6 @@
+import AggEgress
+import AggIngress
+import AggProtocol
 import Foundation
 import Logging
 import NIOCore

@@ -1,3 +1,4 @@
+import AggIngress
 import NIOCore
 import SCTPEngine
 import Testing

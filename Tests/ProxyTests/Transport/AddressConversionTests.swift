@@ -1,13 +1,14 @@
 import NIOCore
+import SCTPEngine
 import Testing
 
 @testable import AggTransport
-@testable import Proxy
-import SCTPEngine
 
 @Suite struct AddressConversionTests {
-    @Test(arguments: ["127.0.0.1:9899", "10.1.2.3:0", "255.255.255.255:65535", "[::1]:9899", "[2001:db8::42]:1234",
-        "[fe80::1:2:3:4]:5", "[::ffff:192.0.2.1]:80"])
+    @Test(arguments: [
+        "127.0.0.1:9899", "10.1.2.3:0", "255.255.255.255:65535", "[::1]:9899", "[2001:db8::42]:1234",
+        "[fe80::1:2:3:4]:5", "[::ffff:192.0.2.1]:80",
+    ])
     func engineToNIOAndBack(_ text: String) throws {
         let address = try #require(SCTPSocketAddress(text))
         let nio = SocketAddress(address)
@@ -20,7 +21,8 @@ import SCTPEngine
         #expect(SCTPSocketAddress(v4) == SCTPSocketAddress(ip: SCTPIPAddress(v4: 192, 0, 2, 7), port: 4242))
         let v6 = try SocketAddress(ipAddress: "2001:db8::1", port: 9899)
         #expect(SCTPSocketAddress(v6) == SCTPSocketAddress("[2001:db8::1]:9899"))
-        #expect(SocketAddress(SCTPSocketAddress(ip: SCTPIPAddress(v4: 192, 0, 2, 7), port: 4242)).ipAddress == "192.0.2.7")
+        #expect(
+            SocketAddress(SCTPSocketAddress(ip: SCTPIPAddress(v4: 192, 0, 2, 7), port: 4242)).ipAddress == "192.0.2.7")
         #expect(SocketAddress(try #require(SCTPSocketAddress("[2001:db8::1]:1"))).ipAddress == "2001:db8::1")
     }
 

@@ -1,9 +1,10 @@
+import AggTransport
 import NIOCore
 import NIOPosix
+import SCTPEngine
 import Testing
 
 @testable import Proxy
-import SCTPEngine
 
 /// Two drivers on real UDP sockets on 127.0.0.1: handshake, a bulk transfer checked byte for byte, graceful
 /// shutdown.
@@ -72,8 +73,10 @@ import SCTPEngine
         #expect(serverReason == .shutdownComplete)
 
         let (received, established, peerShutdown, clientStats, serverStats) = try await loop.submit {
-            (receiver.received, sender.established && receiver.established, receiver.sawShutdown,
-                client.statistics, server.statistics)
+            (
+                receiver.received, sender.established && receiver.established, receiver.sawShutdown,
+                client.statistics, server.statistics
+            )
         }.get()
         #expect(established)
         #expect(peerShutdown)

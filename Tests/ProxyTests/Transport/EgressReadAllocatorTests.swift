@@ -1,7 +1,6 @@
+import AggTransport
 import NIOCore
 import Testing
-
-@testable import Proxy
 
 /// The egress connections' read sizes: a whole small response in the first read while the association has room,
 /// small reads while its send buffer is full, and the adaptive sizes untouched by reads the pressure cut short.

@@ -2,7 +2,6 @@ import SCTPEngine
 import Testing
 
 @testable import AggTransport
-@testable import Proxy
 
 /// The steering program's decisions, run by a classic BPF interpreter that follows the kernel's rules for the
 /// instructions it uses (an out-of-bounds load ends the program with 0).

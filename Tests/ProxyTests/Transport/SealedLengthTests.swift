@@ -1,9 +1,9 @@
+import AggProtocol
 import NIOCore
 import SCTPEngine
 import Testing
 
 @testable import AggTransport
-@testable import Proxy
 
 /// The driver decides whether a datagram joins the segmented run under way from `sealedLength` before sealing it
 /// onto the run: the two must agree, or every datagram that differs starts a run of its own (a server's

@@ -1,0 +1,29 @@
+import NIOCore
+
+/// The one scheduled callback a service keeps at a sans-IO state machine's next deadline (`ClientLink`,
+/// `ServerAssociation`, `GracefulStop`): re-armed only when that deadline moves. Confined to one event loop.
+struct DeadlineTimer {
+    private var armed: (task: Scheduled<Void>, deadline: NIODeadline)?
+
+    /// Arms the timer at `deadline` to run `body` (nil: cancels it); a timer already armed there stays.
+    mutating func arm(at deadline: NIODeadline?, on eventLoop: any EventLoop, _ body: @escaping () -> Void) {
+        guard let deadline else {
+            cancel()
+            return
+        }
+        if let armed, armed.deadline == deadline { return }
+        armed?.task.cancel()
+        armed = (eventLoop.assumeIsolated().scheduleTask(deadline: deadline, body), deadline)
+    }
+
+    /// Cancels the armed timer, if any.
+    mutating func cancel() {
+        armed?.task.cancel()
+        armed = nil
+    }
+
+    /// The timer fired: nothing is armed any more (`body` calls this first).
+    mutating func fired() {
+        armed = nil
+    }
+}
