@@ -45,10 +45,6 @@ final class StreamSessionHost {
     /// messages one batch of datagrams delivers to a connection leave in one system call, not one each.
     private var unflushed: [StreamChannelHandler] = []
     private var isFlushScheduled = false
-    /// A connection's writes go at once when this many bytes wait unflushed: until flushed they count as buffered
-    /// (they are), and a fast download must not look like the stream holding the most when the association's
-    /// buffered-bytes cap picks a stream to reset.
-    static let maxUnflushedBytes = 64 * 1024
     /// Server: whether the association's send buffer is full, for the egress connections' read sizes
     /// (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
     let readPressure = ReadPressure()
@@ -304,11 +300,6 @@ final class StreamSessionHost {
             }
             drain()
         }
-        handler.unflushedBytes += count
-        if handler.unflushedBytes >= Self.maxUnflushedBytes {
-            flushNow(handler)
-            return
-        }
         if !handler.needsFlush {
             handler.needsFlush = true
             unflushed.append(handler)
@@ -326,7 +317,10 @@ final class StreamSessionHost {
         isFlushScheduled = false
         var handlers: [StreamChannelHandler] = []
         swap(&handlers, &unflushed)
-        for handler in handlers where handler.needsFlush { flushNow(handler) }
+        for handler in handlers where handler.needsFlush {
+            handler.needsFlush = false
+            handler.context?.flush()
+        }
         if unflushed.isEmpty {
             handlers.removeAll(keepingCapacity: true)
             swap(&handlers, &unflushed)
@@ -335,9 +329,8 @@ final class StreamSessionHost {
 
     /// What was written to `handler`'s connection leaves before the connection's output ends or it closes.
     private func flushNow(_ handler: StreamChannelHandler?) {
-        guard let handler, handler.needsFlush || handler.unflushedBytes > 0 else { return }
+        guard let handler, handler.needsFlush else { return }
         handler.needsFlush = false
-        handler.unflushedBytes = 0
         handler.context?.flush()
     }
 
@@ -401,10 +394,8 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     let connection: ConnectionID
     private weak var host: StreamSessionHost?
     private(set) var context: ChannelHandlerContext?
-    /// Waiting in the host's list of connections to flush.
+    /// Written to since the host last flushed it.
     var needsFlush = false
-    /// Bytes written since the host last flushed it.
-    var unflushedBytes = 0
 
     init(connection: ConnectionID, host: StreamSessionHost) {
         self.connection = connection
