@@ -62,7 +62,14 @@ extension Association {
     func sparseDataPathIndex(among dataPaths: [Int]) -> Int? {
         guard dataPaths.count > 1 else { return nil }
         let timed = dataPaths.filter { paths[$0].rto.srtt != nil && fitsPeerBuffer(pathIndex: $0) }
-        return timed.min { paths[$0].rto.srtt! < paths[$1].rto.srtt! }
+        guard let best = timed.min(by: { paths[$0].rto.srtt! < paths[$1].rto.srtt! }) else { return nil }
+        // Paths whose round trips are within noise of each other are alike: sparse data then takes turns like the
+        // rest, so a light flow keeps every path in use (and every path's RTT measured) instead of the one that
+        // measured a hair faster taking it all.
+        let fastest = paths[best].rto.srtt!
+        let margin = max(SCTPDuration.milliseconds(2), fastest / 8)
+        guard timed.contains(where: { $0 != best && paths[$0].rto.srtt! - fastest >= margin }) else { return nil }
+        return best
     }
 
     /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
