@@ -25,10 +25,7 @@ extension Association {
         let multipath = configuration.multipath
         if multipath.concurrentMultipathTransfer {
             let policies = hasPathPolicies
-            for i in paths.indices
-            where policies ? paths[i].carriesData && paths[i].hasSendAllowance : paths[i].isActive {
-                order.append(i)
-            }
+            for i in paths.indices where takesNewData(paths[i], policies: policies) { order.append(i) }
         }
         guard !order.isEmpty else {
             order.append(sendPathIndex)
@@ -53,6 +50,12 @@ extension Association {
             }
         }
         return order
+    }
+
+    /// Whether CMT gives `path` new data: it is active (RFC 7829: not potentially failed), or under path policies
+    /// it carries data and its bucket has room.
+    func takesNewData(_ path: Path, policies: Bool) -> Bool {
+        policies ? path.carriesData && path.hasSendAllowance : path.isActive
     }
 
     /// Where a sparse stream's data goes (a reply, a keystroke, a page's first request: `SendQueue`'s sparse list):
@@ -119,15 +122,14 @@ extension Association {
         if mayCarryData {
             if usesPartialReliability { abandonAndForward(now: now, sack: &sack) }
             // Most calls on a receiving side find nothing to send but a SACK: no path is looked at for data then.
-            let retransmits = outstanding.hasChunksToRetransmit
-            if retransmits || !sendQueue.isEmpty {
+            if outstanding.hasChunksToRetransmit || !sendQueue.isEmpty {
                 sendData(now: now, sack: &sack, gated: gated)
             } else {
                 fastRetransmitPaths.removeAll(keepingCapacity: true)
                 // The round-robin cursor moves as `dataPathIndices` would have moved it.
                 if configuration.multipath.concurrentMultipathTransfer,
                     configuration.multipath.scheduler == .roundRobin,
-                    paths.contains(where: { policies ? $0.carriesData && $0.hasSendAllowance : $0.isActive })
+                    paths.contains(where: { takesNewData($0, policies: policies) })
                 {
                     roundRobinCursor &+= 1
                 }
