@@ -29,6 +29,10 @@ package enum SecureDatagram {
     static let aeadTagLength = 16
     /// Bytes a sealed datagram carries beyond the SCTP packet inside.
     package static let overhead = dataHeaderLength + aeadTagLength
+    /// The Error Detection Method Identifier (RFC 9653) both daemons announce for packets inside sealed datagrams:
+    /// the AEAD tag covers every byte of the packet, so the CRC32c adds nothing. Not registered with IANA; only agg
+    /// announces it, and only to a peer whose INIT arrived sealed ("agg" and 1).
+    package static let errorDetectionMethod: UInt32 = 0x6167_6701
     /// Type, version, key id, client random, client ephemeral public key, timestamp, previous session id, tag.
     static let helloLength = 1 + 1 + keyIDLength + randomLength + publicKeyLength + 8 + 8 + handshakeTagLength
     /// Type, version, flags, session id, server random, server ephemeral public key, tag: smaller than the HELLO it

@@ -254,6 +254,8 @@ public final class AggClientService: @unchecked Sendable {
             if let interface, let ip = configuration.paths[index] { options.interfaces[ip] = interface }
         }
         let protection: DatagramProtection = configuration.plaintext ? .plaintext : .client(key: key)
+        // Sealed packets need no CRC32c: offered to the server (RFC 9653), used when it offers it back.
+        sctp.zeroChecksumMethod = configuration.plaintext ? nil : SecureDatagram.errorDetectionMethod
         return SCTPDriver.bind(
             localAddresses: locals, configuration: sctp, seed: generator.next(), options: options,
             protection: protection, on: eventLoop, logger: logger)

@@ -152,6 +152,8 @@ public final class AggServerService: @unchecked Sendable {
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
         sctp.shard = configuration.shard
+        // Offered only in answer to an INIT that arrived sealed (a plaintext client keeps its CRC32c both ways).
+        sctp.zeroChecksumMethod = SecureDatagram.errorDetectionMethod
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload

@@ -21,13 +21,16 @@ extension Association {
     }
 
     /// What INIT-ACK parameters an endpoint with `configuration` announces with our RANDOM `random`.
-    static func localInitAckParameters(random: [UInt8], configuration: SCTPConfiguration) -> [Parameter] {
+    /// `zeroChecksum`: whether to announce the configuration's alternate error detection method (RFC 9653).
+    static func localInitAckParameters(
+        random: [UInt8], configuration: SCTPConfiguration, zeroChecksum: Bool
+    ) -> [Parameter] {
         guard configuration.supportsDynamicAddresses, !random.isEmpty else {
-            return localFeatureParameters(configuration)
+            return localFeatureParameters(configuration, zeroChecksum: zeroChecksum)
         }
         let local = AuthParameters(
             random: random, chunks: configuration.authChunkTypes, hmacIdentifiers: configuration.authHMACIdentifiers)
-        return local.parameters + localFeatureParameters(configuration)
+        return local.parameters + localFeatureParameters(configuration, zeroChecksum: zeroChecksum)
     }
 
     /// AUTH and ASCONF as negotiated from the peer's INIT or INIT-ACK parameters: AUTH when the peer sent all of

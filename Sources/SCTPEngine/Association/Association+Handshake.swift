@@ -19,10 +19,21 @@ extension Association {
     /// The Supported Extensions parameter (RFC 5061 §4.2.7) listing every extension chunk we use: AUTH and ASCONF
     /// for dynamic addresses, NR-SACK for CMT, FORWARD-TSN for PR-SCTP, which also gets its Forward-TSN-Supported
     /// parameter (RFC 3758 §3.3.1).
-    static func localFeatureParameters(_ configuration: SCTPConfiguration) -> [Parameter] {
+    static func localFeatureParameters(_ configuration: SCTPConfiguration, zeroChecksum: Bool = true) -> [Parameter] {
         let types = localExtensionTypes(configuration)
+        let method = zeroChecksum ? configuration.zeroChecksumMethod : nil
         return (configuration.partialReliability ? [.forwardTSNSupported] : [])
             + (types.isEmpty ? [] : [.supportedExtensions(types)])
+            + (method.map { [.zeroChecksumAcceptable($0)] } ?? [])
+    }
+
+    /// RFC 9653 §5.1: the peer announced, in its INIT or INIT-ACK, the alternate error detection method we use.
+    static func peerAcceptsZeroChecksum(_ parameters: [Parameter], configuration: SCTPConfiguration) -> Bool {
+        guard let method = configuration.zeroChecksumMethod else { return false }
+        return parameters.contains { parameter in
+            if case .zeroChecksumAcceptable(let peerMethod) = parameter { return peerMethod == method }
+            return false
+        }
     }
 
     static func localExtensionTypes(_ configuration: SCTPConfiguration) -> [UInt8] {
@@ -86,7 +97,9 @@ extension Association {
                 if types.contains(NRSackChunk.type) && configuration.multipath.nrSack { features.insert(.nrSack) }
             case .unknown(let type, let value):
                 let action = UnrecognizedAction(parameterType: type)
-                if action.shouldReport { unrecognized.append(.unrecognizedParameters(Parameter.unrecognizedTLV(type: type, value: value))) }
+                if action.shouldReport {
+                    unrecognized.append(.unrecognizedParameters(Parameter.unrecognizedTLV(type: type, value: value)))
+                }
                 // RFC 9260 §3.2.1: 00/01 "stop processing this parameter and do not process further parameters".
                 if !action.shouldSkip { break parameters }
             default:
@@ -97,9 +110,14 @@ extension Association {
         if configuration.partialReliability, Association.peerSupportsForwardTSN(ack.parameters) {
             features.insert(.forwardTSN)
         }
+        if Association.peerAcceptsZeroChecksum(ack.parameters, configuration: configuration) {
+            features.insert(.zeroChecksum)
+        }
         guard let cookie else {
             // RFC 9260 §5.1: the State Cookie is mandatory in INIT-ACK.
-            abort(causes: [.missingMandatoryParameter([7])], reason: .protocolViolation("INIT-ACK without cookie"), now: now)
+            abort(
+                causes: [.missingMandatoryParameter([7])], reason: .protocolViolation("INIT-ACK without cookie"),
+                now: now)
             return
         }
         // The path the INIT went out on: the INIT-ACK's source is the peer's real (possibly NATed) address.
@@ -118,7 +136,8 @@ extension Association {
         peerAdvertisedWindow = ack.advertisedReceiverWindowCredit
         outboundStreams = min(configuration.outboundStreams, ack.inboundStreams)
         inboundStreams = min(configuration.maxInboundStreams, ack.outboundStreams)
-        dataTracker = DataTracker(peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
+        dataTracker = DataTracker(
+            peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
         timers.disarm(.t1Init)
         let echo = CookieEchoChunk(cookie: cookie)
         state = .cookieEchoed(.init(cookie: echo))
@@ -167,7 +186,8 @@ extension Association {
         asconf = AsconfState(localInitialTSN: cookie.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
         outstanding = OutstandingData(
             initialTSN: cookie.localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
-        dataTracker = DataTracker(peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
+        dataTracker = DataTracker(
+            peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
         reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
     }
 }

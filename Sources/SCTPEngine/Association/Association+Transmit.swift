@@ -272,7 +272,8 @@ extension Association {
             output.recycle(builder.buffer)
             return false
         }
-        emit(builder.finish(), pathIndex: i, dataBytes: dataBytes, now: now)
+        // RFC 9653: the peer accepts a zero checksum under the method protecting every packet (AEAD, below us).
+        emit(builder.finish(checksum: !features.contains(.zeroChecksum)), pathIndex: i, dataBytes: dataBytes, now: now)
         if dataBytes > 0, !timers.isArmed(.t3rtx(pathID)) {
             timers.arm(.t3rtx(pathID), at: now + paths[i].rto.rto)
         }

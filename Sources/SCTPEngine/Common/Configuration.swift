@@ -73,6 +73,15 @@ public struct SCTPConfiguration: Sendable {
     /// sent nor accepted.
     public var partialReliability = true
 
+    // MARK: - Zero checksum (RFC 9653)
+    /// The alternate error detection method this endpoint accepts instead of the CRC32c (its Error Detection Method
+    /// Identifier, announced in a Zero Checksum Acceptable parameter), nil for none. Set it only where every packet
+    /// is protected by that method: the layer below marks what it verified (`SCTPDatagram.integrityVerified`), and
+    /// the engine skips the CRC32c of those packets only. The passive side announces it only in answer to an INIT
+    /// that itself arrived verified. When the peer announces the same method, DATA-bearing packets go with a zero
+    /// checksum; every other packet, and every packet to a peer that did not announce it, keeps its CRC32c.
+    public var zeroChecksumMethod: UInt32? = nil
+
     // MARK: - Resource limits
     /// Paths one association may have, counting those learnt from the peer's address list in INIT-ACK and those
     /// added with ASCONF: addresses listed beyond it are ignored, and an ASCONF Add IP Address beyond it is

@@ -13,8 +13,8 @@ public struct SCTPDatagram: Sendable, CustomStringConvertible {
     /// packet answered) that sends it, so the layer below seals it for that owner and no other.
     public var owner: SCTPOwner
     /// Incoming: the layer below already proved these bytes unchanged (an AEAD tag over them), so the CRC32c is not
-    /// checked again; the reasoning of RFC 9653 (zero checksum under DTLS), on the receiving side only: every packet
-    /// the engine sends still carries a correct CRC32c, so nothing changes on the wire or for a peer that checks it.
+    /// checked again (the reasoning of RFC 9653, zero checksum under DTLS). The engine sends packets without a CRC32c
+    /// only to a peer that announced `SCTPConfiguration.zeroChecksumMethod` in its INIT or INIT-ACK.
     public var integrityVerified = false
 
     public init(

@@ -4,9 +4,11 @@ import NIOCore
 /// The passive side of the handshake: INIT answered without keeping state (RFC 9260 §5.1.3), COOKIE-ECHO turned
 /// into an association (§5.1.5), and the collision and restart cases of §5.2.
 extension SCTPEndpoint {
+    /// `verified`: the layer below proved the INIT's bytes (`SCTPDatagram.integrityVerified`), so the association's
+    /// packets will be protected the same way and a zero checksum may be offered (RFC 9653).
     func handleInitPacket(
         _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, owner: SCTPOwner,
-        now: SCTPTime
+        verified: Bool, now: SCTPTime
     ) {
         // RFC 9260 §8.5.1 A: the packet carrying INIT has tag 0 and "the INIT chunk MUST be the only chunk".
         guard packet.header.verificationTag == .zero, packet.chunks.count == 1,
@@ -70,7 +72,9 @@ extension SCTPEndpoint {
                 if types.contains(NRSackChunk.type) { features.insert(.nrSack) }
             case .unknown(let type, let value):
                 let action = UnrecognizedAction(parameterType: type)
-                if action.shouldReport { unrecognized.append(.unrecognizedParameter(Parameter.unrecognizedTLV(type: type, value: value))) }
+                if action.shouldReport {
+                    unrecognized.append(.unrecognizedParameter(Parameter.unrecognizedTLV(type: type, value: value)))
+                }
                 // RFC 9260 §3.2.1: 00 and 01 stop processing the chunk's further parameters.
                 if !action.shouldSkip { break parameters }
             default:
@@ -81,6 +85,10 @@ extension SCTPEndpoint {
         // RFC 3758 §3.3.2: PR-SCTP only when both ends announce it; a peer that does not never gets FORWARD-TSN.
         if configuration.partialReliability, Association.peerSupportsForwardTSN(initChunk.parameters) {
             features.insert(.forwardTSN)
+        }
+        // RFC 9653: offered only to a peer whose packets arrive protected by the method; used when it offers it too.
+        if verified, Association.peerAcceptsZeroChecksum(initChunk.parameters, configuration: configuration) {
+            features.insert(.zeroChecksum)
         }
         // RFC 4895 §6.1 and RFC 5061 §4.2.7: AUTH and ASCONF. Our RANDOM must survive in the cookie along with the
         // peer's parameters; a collision answers with the RANDOM of the INIT already sent.
@@ -103,7 +111,8 @@ extension SCTPEndpoint {
         for address in advertisedAddresses where !address.isWildcard {
             parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
         }
-        parameters += Association.localInitAckParameters(random: localAuthRandom, configuration: configuration)
+        parameters += Association.localInitAckParameters(
+            random: localAuthRandom, configuration: configuration, zeroChecksum: verified)
         parameters += unrecognized
         let ack = InitAckChunk(
             initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
@@ -166,8 +175,10 @@ extension SCTPEndpoint {
                 // §5.2.4 A: the peer restarted.
                 if case .shutdownAckSent = existing.state {
                     existing.send(
-                        [.error(ErrorChunk(causes: [.cookieReceivedWhileShuttingDown])),
-                         .shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                        [
+                            .error(ErrorChunk(causes: [.cookieReceivedWhileShuttingDown])),
+                            .shutdownAck(ShutdownAckChunk()),
+                        ], pathIndex: existing.sendPathIndex, now: now)
                     settle(existing)
                     return
                 }
@@ -184,7 +195,8 @@ extension SCTPEndpoint {
                 existing.outboundStreams = cookie.outboundStreams
                 existing.inboundStreams = cookie.inboundStreams
                 existing.features = cookie.features
-                existing.adoptAuth(localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
+                existing.adoptAuth(
+                    localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
                 existing.asconf = AsconfState(
                     localInitialTSN: existing.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
                 existing.dataTracker = DataTracker(

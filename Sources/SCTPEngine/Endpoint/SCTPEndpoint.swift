@@ -196,7 +196,8 @@ public final class SCTPEndpoint {
 
         switch first.type {
         case InitChunk.type:
-            handleInitPacket(packet, from: source, to: local, owner: owner, now: now)
+            handleInitPacket(
+                packet, from: source, to: local, owner: owner, verified: datagram.integrityVerified, now: now)
         case CookieEchoChunk.type:
             handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
         default:

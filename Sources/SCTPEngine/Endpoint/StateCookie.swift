@@ -155,4 +155,6 @@ struct NegotiatedFeatures: OptionSet, Hashable, Sendable {
     static let auth = NegotiatedFeatures(rawValue: 1 << 3)
     static let reconfig = NegotiatedFeatures(rawValue: 1 << 4)
     static let idata = NegotiatedFeatures(rawValue: 1 << 5)
+    /// RFC 9653: the peer accepts our packets with a zero checksum (it announced the method we use).
+    static let zeroChecksum = NegotiatedFeatures(rawValue: 1 << 6)
 }
