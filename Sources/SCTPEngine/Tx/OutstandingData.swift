@@ -53,10 +53,11 @@ struct OutstandingData: Sendable {
         case abandoned
     }
 
-    /// One chunk in the queue.
+    /// One chunk in the queue, without its payload (in `payloads` at the same index): no reference-counted field,
+    /// so reading or copying an item costs no retain and release.
     struct Item: Sendable {
-        /// The chunk as it goes on the wire; its payload is released once acknowledged or abandoned.
-        var chunk: DataChunk
+        /// The chunk's DATA header fields.
+        var chunk: Header
         /// PR-SCTP: when its message is given up on (RFC 7496).
         var abandonment: AbandonmentRule
         var size: Int
@@ -74,6 +75,30 @@ struct OutstandingData: Sendable {
         var delivery: DeliverySnapshot
 
         var isAcked: Bool { state == .gapAcked || state == .nrAcked }
+    }
+
+    /// A DATA chunk's header fields, as `DataChunk` has them but for the user data.
+    struct Header: Sendable {
+        var tsn: TSN
+        var streamID: StreamID
+        var ssn: SSN
+        var ppid: PPID
+        var isUnordered: Bool
+        var isBeginning: Bool
+        var isEnding: Bool
+        var isImmediate: Bool
+
+        init(_ chunk: DataChunk) {
+            (tsn, streamID, ssn, ppid) = (chunk.tsn, chunk.streamID, chunk.ssn, chunk.ppid)
+            (isUnordered, isBeginning, isEnding, isImmediate) =
+                (chunk.isUnordered, chunk.isBeginning, chunk.isEnding, chunk.isImmediate)
+        }
+
+        func chunk(userData: ByteBuffer) -> DataChunk {
+            DataChunk(
+                tsn: tsn, streamID: streamID, ssn: ssn, ppid: ppid, isUnordered: isUnordered,
+                isBeginning: isBeginning, isEnding: isEnding, isImmediate: isImmediate, userData: userData)
+        }
     }
 
     /// What a destination had delivered when a chunk was sent (draft-cheng-iccrg-delivery-rate-estimation §3.2):
@@ -184,6 +209,8 @@ struct OutstandingData: Sendable {
 
     let policy: FastRetransmitPolicy
     private var items = Deque<Item>()
+    /// Each item's payload, released (emptied) once it is acknowledged by an NR gap block or abandoned.
+    private var payloads = Deque<ByteBuffer>()
     /// The unwrapped TSN of `items[0]` (cumulativeTSNAck + 1).
     private var firstUnwrapped: UInt64
     private(set) var cumulativeTSNAck: TSN
@@ -244,6 +271,9 @@ struct OutstandingData: Sendable {
 
     func item(for tsn: TSN) -> Item? { index(of: tsn).map { items[$0] } }
 
+    /// The payload still held for `tsn`: empty once an NR gap block acknowledged it or it was abandoned.
+    func payload(for tsn: TSN) -> ByteBuffer? { index(of: tsn).map { payloads[$0] } }
+
     // MARK: - Sending
 
     /// Numbers `fragment` with the next TSN, records it as sent to `path` at `now`, and returns the chunk to send.
@@ -256,9 +286,10 @@ struct OutstandingData: Sendable {
         let unwrapped = firstUnwrapped + UInt64(items.count)
         let p = accountIndex(for: path)
         let delivery = deliverySnapshot(p, now: now)
+        payloads.append(fragment.payload)
         items.append(
             Item(
-                chunk: chunk, abandonment: fragment.abandonment, size: size, path: path, sentAt: now,
+                chunk: Header(chunk), abandonment: fragment.abandonment, size: size, path: path, sentAt: now,
                 transmissions: 1, delivery: delivery))
         nextTSN = nextTSN.next
         unackedBytes += size
@@ -292,7 +323,7 @@ struct OutstandingData: Sendable {
         if oldPath != path {
             insertSorted(unwrapped, into: &paths[p].sentTSNs)
         }
-        return items[i].chunk
+        return items[i].chunk.chunk(userData: payloads[i])
     }
 
     // MARK: - SACK processing
@@ -323,6 +354,7 @@ struct OutstandingData: Sendable {
         }
         for i in 0..<advance where items[i].state == .gapAcked { gapAckedCount -= 1 }
         items.removeFirst(advance)
+        payloads.removeFirst(advance)
         firstUnwrapped += UInt64(advance)
         cumulativeTSNAck = sack.cumulativeTSNAck
         outcome.cumulativeTSNAckAdvanced = advance > 0
@@ -340,11 +372,11 @@ struct OutstandingData: Sendable {
                 switch items[i].state {
                 case .outstanding:
                     acknowledge(at: i, as: .nrAcked, now: now, outcome: &outcome)
-                    items[i].chunk.userData = ByteBuffer()
+                    payloads[i] = ByteBuffer()
                 case .gapAcked:
                     gapAckedCount -= 1
                     items[i].state = .nrAcked
-                    items[i].chunk.userData = ByteBuffer()
+                    payloads[i] = ByteBuffer()
                 case .nrAcked, .abandoned:
                     break
                 }
@@ -424,7 +456,7 @@ struct OutstandingData: Sendable {
         items[i].isMarkedForRetransmission = false
         items[i].state = .abandoned
         unackedBytes -= items[i].size
-        items[i].chunk.userData = ByteBuffer()
+        payloads[i] = ByteBuffer()
         _ = firstRetransmissionIndexPurging()
         return true
     }
@@ -514,7 +546,7 @@ struct OutstandingData: Sendable {
             items[j].isMarkedForRetransmission = false
             items[j].state = .abandoned
             unackedBytes -= items[j].size
-            items[j].chunk.userData = ByteBuffer()
+            payloads[j] = ByteBuffer()
         }
         result.messages += 1
         if !items[last].chunk.isEnding { result.unfinishedStreams.append(items[last].chunk.streamID) }

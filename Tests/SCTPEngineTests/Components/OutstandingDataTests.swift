@@ -175,7 +175,7 @@ extension Components {
             let outcome = queue.handleSack(sack(0, [(2, 3)], nr: [(2, 3)]), now: clock.now)
             #expect(pathAck(outcome, p1)?.bytesAcked == 200)
             #expect(queue.item(for: TSN(2))?.state == .nrAcked)
-            #expect(queue.item(for: TSN(2))?.chunk.userData.readableBytes == 0)
+            #expect(queue.payload(for: TSN(2))?.readableBytes == 0)
             // A later plain SACK without the blocks cannot renege them.
             _ = queue.handleSack(sack(0), now: clock.now)
             #expect(queue.item(for: TSN(3))?.state == .nrAcked)
