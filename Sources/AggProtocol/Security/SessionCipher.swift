@@ -46,23 +46,22 @@ struct SessionCipher {
         sendCounter += 1
         let start = output.writerIndex
         let length = packet.readableBytes
-        output.writeInteger(SecureDatagram.Kind.data.rawValue)
-        output.writeInteger(sessionID)
-        output.writeInteger(counter)
-        // The header is the associated data: a copy on the stack is read while the body is written after it.
-        let sealed = withUnsafeTemporaryAllocation(byteCount: SecureDatagram.dataHeaderLength, alignment: 1) { ad in
-            output.withUnsafeReadableBytes { bytes in
-                ad.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[(start - output.readerIndex)...]))
-            }
-            return output.writeWithUnsafeMutableBytes(minimumWritableBytes: length + SecureDatagram.aeadTagLength) {
-                out in
-                packet.withUnsafeReadableBytes { plaintext in
-                    let ok = caead_seal(
-                        sendKey.pointer, counter, out.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                        plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), length,
-                        ad.baseAddress!.assumingMemoryBound(to: UInt8.self), SecureDatagram.dataHeaderLength)
-                    return ok == 1 ? length + SecureDatagram.aeadTagLength : 0
-                }
+        let headerLength = SecureDatagram.dataHeaderLength
+        // One reservation for the whole datagram: the header is stored, then read as the associated data while the
+        // body is written after it (the two ranges do not overlap), then the tag.
+        let sealed = output.writeWithUnsafeMutableBytes(
+            minimumWritableBytes: headerLength + length + SecureDatagram.aeadTagLength
+        ) { out in
+            let base = out.baseAddress!
+            base.storeBytes(of: SecureDatagram.Kind.data.rawValue, as: UInt8.self)
+            base.storeBytes(of: sessionID.bigEndian, toByteOffset: 1, as: UInt64.self)
+            base.storeBytes(of: counter.bigEndian, toByteOffset: 9, as: UInt64.self)
+            let header = base.assumingMemoryBound(to: UInt8.self)
+            return packet.withUnsafeReadableBytes { plaintext in
+                let ok = caead_seal(
+                    sendKey.pointer, counter, header + headerLength,
+                    plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), length, header, headerLength)
+                return ok == 1 ? headerLength + length + SecureDatagram.aeadTagLength : 0
             }
         }
         guard sealed > 0 else {

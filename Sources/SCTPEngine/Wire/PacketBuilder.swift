@@ -47,8 +47,10 @@ public struct PacketBuilder: Sendable {
     /// Fills in the CRC32c (RFC 9260 §6.8) and returns the packet. With `checksum: false` the field stays zero, as
     /// RFC 9653 allows once the peer has announced Zero Checksum Acceptable.
     public mutating func finish(checksum: Bool = true) -> ByteBuffer {
-        let crc = checksum ? CRC32c.packetChecksum(buffer) : 0
-        buffer.setInteger(crc, at: buffer.readerIndex + 8, endianness: .little)
+        // The header went in with a zero checksum field: only a computed one is stored.
+        if checksum {
+            buffer.setInteger(CRC32c.packetChecksum(buffer), at: buffer.readerIndex + 8, endianness: .little)
+        }
         return buffer
     }
 }
