@@ -61,7 +61,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The SOCKS4, SOCKS4a and SOCKS5 handshakes behind the protocol sniffer, in an EmbeddedChannel.
+        // The SOCKS4, SOCKS4a and SOCKS5 handshakes behind the protocol detection, in an EmbeddedChannel.
         .executableTarget(
             name: "SOCKSFuzzer",
             dependencies: [

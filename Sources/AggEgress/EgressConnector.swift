@@ -5,11 +5,11 @@ import NIOPosix
 import SCTPEngine
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Musl)
-import Musl
+    import Musl
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Opens the server's TCP connection to a stream's target: checks the port and IP literals (in every inet_aton
@@ -36,8 +36,10 @@ public struct EgressConnector: Sendable {
 
     /// Connects on `loop`. The channel allows remote half-closure (FIN maps to FIN) and has TCP_NODELAY set;
     /// `configure` runs on the channel's loop before the connection is made (set options through `syncOptions`
-    /// there: a channel option given to the bootstrap costs a future and an existential box per connection). Name
-    /// lookups count against `owner` (the association). Fails with `EgressError` only.
+    /// there: a channel option given to the bootstrap costs a future and an existential box per connection) and is
+    /// where the caller sets its read allocator: without `configure` the channel reads with `TCPReads.allocator`
+    /// (set once: every option set costs several dynamic casts). Name lookups count against `owner` (the
+    /// association). Fails with `EgressError` only.
     public func connect(
         to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
         configure: (@Sendable (Channel) throws -> Void)? = nil
@@ -52,8 +54,11 @@ public struct EgressConnector: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let options = try Self.syncOptions(of: channel)
                     try options.setOption(.allowRemoteHalfClosure, value: true)
-                    try options.setOption(.recvAllocator, value: TCPReads.allocator)
-                    try configure?(channel)
+                    if let configure {
+                        try configure(channel)
+                    } else {
+                        try options.setOption(.recvAllocator, value: TCPReads.allocator)
+                    }
                 }
             }
 
@@ -136,7 +141,9 @@ public struct EgressConnector: Sendable {
     }
 
     private static func classifySingle(_ error: any Error, target: StreamTarget) -> EgressError {
-        if case ChannelError.connectTimeout = error { return EgressError(.timeout, "connecting to \(target) timed out") }
+        if case ChannelError.connectTimeout = error {
+            return EgressError(.timeout, "connecting to \(target) timed out")
+        }
         guard let io = error as? IOError else { return EgressError(.generalFailure, "\(target): \(error)") }
         let code: OpenResultCode
         switch io.errnoCode {

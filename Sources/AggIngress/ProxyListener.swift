@@ -50,26 +50,31 @@ public struct ProxyListener: Sendable {
         let configuration = self.configuration
         let connector = self.connector
         let deadlines = HandshakeDeadlineTable()
+        let httpHandlers: @Sendable () -> [any ChannelHandler] = {
+            ProxyIngress.httpHandlers(configuration: configuration, connector: connector)
+        }
         // The accepted channels' options are set in the initializer, synchronously: given to the bootstrap as
-        // child channel options, each would cost a future and an existential box per accepted connection.
+        // child channel options, each would cost a future and an existential box per accepted connection. Their
+        // TCP_NODELAY is the listener's: Linux copies it to every connection the listener accepts, so setting it
+        // again would cost a system call per connection.
         return ServerBootstrap(group: group)
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try Self.setAcceptedChannelOptions(channel)
                     try ProxyIngress.configure(
                         channel: channel, protocols: protocols, configuration: configuration, connector: connector,
-                        deadlines: deadlines.deadlines(for: channel.eventLoop))
+                        deadlines: deadlines.deadlines(for: channel.eventLoop), httpHandlers: httpHandlers)
                 }
             }
     }
 
-    /// TCP_NODELAY and the relay's read sizes on an accepted connection, set synchronously; call on the channel's
-    /// event loop, from the child channel initializer.
+    /// The relay's read sizes on an accepted connection, set synchronously; call on the channel's event loop, from
+    /// the child channel initializer. TCP_NODELAY comes from the listener, and 4 reads per wake-up are NIO's default
+    /// (every option set costs several dynamic casts; ListenerSocketOptionTests reads both back).
     static func setAcceptedChannelOptions(_ channel: any Channel) throws {
         guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
-        try options.setOption(.tcpOption(.tcp_nodelay), value: 1)
-        try options.setOption(.maxMessagesPerRead, value: 4)
         try options.setOption(.recvAllocator, value: TCPReads.allocator)
     }
 }

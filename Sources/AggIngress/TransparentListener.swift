@@ -97,6 +97,7 @@ public struct TransparentListener: Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)  // Inherited by the accepted connections.
             .serverChannelOption(.maxMessagesPerRead, value: 64)
             .childChannelInitializer { channel in
                 do {

@@ -17,6 +17,9 @@ enum TunnelHandshakeAction: Equatable {
     /// SOCKS5 UDP ASSOCIATE (RFC 1928 §7): set up a UDP relay for the client, which says it will send from
     /// `source` (zeros: not known yet). The TCP connection then only marks the relay's lifetime.
     case associateUDP(ProxyTarget)
+    /// The client speaks a protocol other handlers serve (HTTP): install them and leave, passing every byte on
+    /// (nothing was consumed).
+    case handOver
 }
 
 /// A pure SOCKS-style handshake: bytes in, actions out; the handler performs the actions.
@@ -41,7 +44,8 @@ extension TunnelHandshake {
 ///
 /// Bytes that follow the request in the same read go to the connector as `initialData`; bytes that arrive while it
 /// connects are held and passed on when the handler leaves. Reading stops while connecting, so that hold is bounded
-/// by one read.
+/// by one read. A handshake that hands the connection over (HTTP after protocol detection) has the handlers of
+/// `handOver` installed after this one, which then leaves with the deadline cancelled.
 final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -67,28 +71,26 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     private let deadlines: HandshakeDeadlines
     /// The channel's entry in `deadlines`; nil once cancelled.
     private var deadlineEntry: HandshakeDeadline?
+    /// Makes the handlers that take a handed-over connection (nil: a hand-over closes the connection).
+    private let handOver: (@Sendable () -> [any ChannelHandler])?
     private var state = State.handshaking
     private var buffer: ByteBuffer?
     private var pendingRead = false
 
-    /// `entry`, when given, is the channel's entry already in `deadlines` at `deadline` (the protocol sniffer's):
-    /// the handler cancels it when the handshake is done instead of adding one of its own.
     init(
         handshake: Handshake, connector: any ProxyConnector, deadline: NIODeadline, deadlines: HandshakeDeadlines,
-        entry: HandshakeDeadline? = nil, onRefusal: (@Sendable (Refusal) -> Void)? = nil
+        onRefusal: (@Sendable (Refusal) -> Void)? = nil, handOver: (@Sendable () -> [any ChannelHandler])? = nil
     ) {
         self.handshake = handshake
         self.connector = connector
         self.deadline = deadline
         self.deadlines = deadlines
-        self.deadlineEntry = entry
         self.onRefusal = onRefusal
+        self.handOver = handOver
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if self.deadlineEntry == nil {
-            self.deadlineEntry = self.deadlines.add(context.channel, deadline: self.deadline)
-        }
+        self.deadlineEntry = self.deadlines.add(context.channel, deadline: self.deadline)
         self.startIfConnectingAtOnce(context: context)
     }
 
@@ -188,8 +190,26 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
                 self.connect(context: context, target: target)
             case .associateUDP(let source):
                 self.associateUDP(context: context, source: source)
+            case .handOver:
+                self.handOver(context: context)
             }
         }
+    }
+
+    /// Installs the handlers that serve the connection from here on and leaves; they get every byte read so far.
+    private func handOver(context: ChannelHandlerContext) {
+        guard let handlers = self.handOver?() else {
+            self.fail(context: context, reply: [])
+            return
+        }
+        self.cancelDeadline()
+        do {
+            try context.pipeline.syncOperations.addHandlers(handlers, position: .after(self))
+        } catch {
+            self.fail(context: context, reply: [])
+            return
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
     private func connect(context: ChannelHandlerContext, target: ProxyTarget) {

@@ -4,7 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Proxy
 
-/// Runs one fuzz input through agg's ingress (protocol sniffer, SOCKS handshakes, HTTP proxy) on an
+/// Runs one fuzz input through agg's ingress (protocol detection, SOCKS handshakes, HTTP proxy) on an
 /// `EmbeddedChannel`, the way a local application's connection would, with a connector that plays the upstream.
 ///
 /// The client's bytes arrive in pieces whose size the input chooses, so partial-input paths run too. Afterwards

@@ -200,21 +200,27 @@ package struct ClientLink {
     }
 
     private func earliestDeadline() -> NIODeadline? {
-        var deadlines: [NIODeadline] = []
-        if let first = waiters.first { deadlines.append(first.deadline) }
+        // A running minimum, not an array of candidates: this is read after every batch of events.
+        var earliest: NIODeadline?
+        func consider(_ deadline: NIODeadline?) {
+            guard let deadline else { return }
+            if let current = earliest, current <= deadline { return }
+            earliest = deadline
+        }
+        consider(waiters.first?.deadline)
         switch state {
         case .idle, .stopped:
             break
         case .waiting(let at, _):
-            if !isDraining { deadlines.append(at) }
+            if !isDraining { consider(at) }
         case .connecting(let attempt):
-            deadlines.append(attempt.deadline)
+            consider(attempt.deadline)
         case .ready(let current, let probe, let nextProbe):
-            if let probe { deadlines.append(probe.deadline) }
-            if let nextProbe { deadlines.append(nextProbe) }
-            if let check = livenessCheck(current) { deadlines.append(check) }
+            consider(probe?.deadline)
+            consider(nextProbe)
+            consider(livenessCheck(current))
         }
-        return deadlines.min()
+        return earliest
     }
 
     /// When the current association's silence must be looked at next (nil: no keepalive with one group).
@@ -313,7 +319,8 @@ package struct ClientLink {
             deliverWaiters(to: id)
             return
         }
-        guard let attempt = attempt(id), case .authenticating(var authenticator, let outbound, let inbound) = attempt.phase
+        guard let attempt = attempt(id),
+            case .authenticating(var authenticator, let outbound, let inbound) = attempt.phase
         else { return }
         do {
             let reply = try authenticator.receive(message)
@@ -412,8 +419,7 @@ package struct ClientLink {
                 failOver(current, probe: probe, now: now)
                 return
             }
-            if hasSeveralGroups, now >= max(current.lastHeard, current.pingSent ?? current.lastHeard) + pingInterval
-            {
+            if hasSeveralGroups, now >= max(current.lastHeard, current.pingSent ?? current.lastHeard) + pingInterval {
                 actions.append(.send(.ping(nextPing), on: current.id))
                 nextPing &+= 1
                 current.pingSent = now

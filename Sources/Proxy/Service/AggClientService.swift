@@ -547,7 +547,8 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     private func rearm() {
-        let deadline = isStopped ? nil : [link.nextDeadline, stopping.nextDeadline].compactMap { $0 }.min()
+        let deadline = isStopped ? nil : DeadlineTimer.earliest(link.nextDeadline, stopping.nextDeadline)
+        guard !timer.isArmed(at: deadline) else { return }
         timer.arm(at: deadline, on: eventLoop) { [self] in
             timer.fired()
             let now = NIODeadline.now()

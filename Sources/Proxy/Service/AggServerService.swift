@@ -433,6 +433,7 @@ public final class AggServerService: @unchecked Sendable {
             }
         }
         let next = sessions[id] === session ? session.association.nextDeadline : nil
+        guard !session.timer.isArmed(at: next) else { return }
         session.timer.arm(at: next, on: eventLoop) { [self] in
             session.timer.fired()
             guard sessions[id] === session else { return }
@@ -553,6 +554,7 @@ public final class AggServerService: @unchecked Sendable {
         _ connection: ConnectionID, target: StreamTarget, association: SCTPAssociationID, host: StreamSessionHost
     ) {
         let reads = EgressReadAllocator(pressure: host.readPressure)
+        // The connector leaves the read allocator to this initializer.
         let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue) { channel in
             let options = channel.syncOptions
             try options?.setOption(.recvAllocator, value: reads)

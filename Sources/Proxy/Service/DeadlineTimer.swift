@@ -16,6 +16,19 @@ struct DeadlineTimer {
         armed = (eventLoop.assumeIsolated().scheduleTask(deadline: deadline, body), deadline)
     }
 
+    /// Whether `arm(at: deadline, ...)` would leave the timer as it is: armed at `deadline`, or, for nil, not armed.
+    /// Callers that run often check it first: the closure they would pass to `arm` costs an allocation each call.
+    func isArmed(at deadline: NIODeadline?) -> Bool {
+        armed?.deadline == deadline
+    }
+
+    /// The earlier of two deadlines, nil meaning none.
+    static func earliest(_ a: NIODeadline?, _ b: NIODeadline?) -> NIODeadline? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return Swift.min(a, b)
+    }
+
     /// Cancels the armed timer, if any.
     mutating func cancel() {
         armed?.task.cancel()

@@ -107,7 +107,7 @@ final class FakeRelay: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 extension EmbeddedChannel {
-    /// A channel with the ingress sniffer installed and active.
+    /// A channel with the ingress handshake handler installed and active.
     static func ingress(
         protocols: ProxyProtocols = .all,
         configuration: ProxyIngressConfiguration = .init(),

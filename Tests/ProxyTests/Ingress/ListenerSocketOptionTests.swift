@@ -15,13 +15,14 @@ import Testing
 @Suite struct ListenerSocketOptionTests {
     /// Records the options of the inbound channel it is handed, then refuses the connection.
     final class OptionProbe: ProxyConnector {
-        let seen = Mutex<(noDelay: SocketOptionValue, debug: SocketOptionValue)?>(nil)
+        let seen = Mutex<(noDelay: SocketOptionValue, debug: SocketOptionValue, readsPerWakeUp: UInt)?>(nil)
 
         func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
             let noDelay = inbound.getOption(.tcpOption(.tcp_nodelay))
             let debug = inbound.getOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_DEBUG)))
-            return noDelay.and(debug).flatMapThrowing { values in
-                self.seen.withLock { $0 = values }
+            let reads = inbound.getOption(.maxMessagesPerRead)
+            return noDelay.and(debug).and(reads).flatMapThrowing { values in
+                self.seen.withLock { $0 = (values.0.0, values.0.1, values.1) }
                 throw ProxyFailure.generalFailure
             }
         }
@@ -44,5 +45,7 @@ import Testing
         let seen = try #require(probe.seen.withLock { $0 })
         #expect(seen.noDelay != 0, "TCP_NODELAY is off")
         #expect(seen.debug == 0, "SO_DEBUG is on")
+        // The relay reads up to 4 times per wake-up (NIO's default, which the listener relies on).
+        #expect(seen.readsPerWakeUp == 4)
     }
 }

@@ -24,7 +24,9 @@ struct SOCKSIngressTests {
         // The handshake handler is gone: bytes now reach the relay untouched.
         try channel.send("hello")
         #expect(channel.relay?.receivedText == "hello")
-        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: ProtocolSniffer.self) }
+        #expect(throws: (any Error).self) {
+            try channel.pipeline.syncOperations.handler(type: TunnelHandshakeHandler<ProxyHandshake>.self)
+        }
     }
 
     @Test func socks5ConnectIPv6() throws {
@@ -158,20 +160,38 @@ struct SOCKSIngressTests {
         #expect(!channel.isActive)
     }
 
-    /// The SOCKS handler takes the protocol sniffer's timer over (one timer per connection): it still closes the
-    /// connection at the handshake deadline to the nanosecond, counted from the accept.
-    @Test func takenOverTimerClosesAtTheDeadline() throws {
+    /// Detecting SOCKS5 changes nothing about the deadline: the handler that has held it since the accept goes on
+    /// with the handshake and still closes the connection at the deadline to the nanosecond.
+    @Test func detectedHandshakeClosesAtTheDeadline() throws {
         let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
         try channel.send([5, 1])
-        // Detected: the SOCKS5 handler holds the deadline now.
-        _ = try channel.pipeline.syncOperations.handler(type: TunnelHandshakeHandler<SOCKS5Handshake>.self)
+        _ = try channel.pipeline.syncOperations.handler(type: TunnelHandshakeHandler<ProxyHandshake>.self)
         channel.embeddedEventLoop.advanceTime(by: .seconds(30) - .nanoseconds(1))
         #expect(channel.isActive)
         channel.embeddedEventLoop.advanceTime(by: .nanoseconds(1))
         #expect(!channel.isActive)
     }
 
-    /// Once the tunnel is granted the taken-over timer is cancelled: the connection outlives the deadline.
+    /// One handler runs a SOCKS connection from the accept to the tunnel: the one added at the accept is still the
+    /// only handler after the protocol is detected and the greeting answered, and it is gone once the tunnel is up.
+    @Test func socksConnectionRunsInOneHandler() throws {
+        for (greeting, request): ([UInt8], [UInt8]) in [
+            ([5, 1, 0], [5, 1, 0, 1, 10, 0, 0, 1, 0x01, 0xBB]), ([4, 1, 0, 80], [10, 0, 0, 1, 0]),
+        ] {
+            let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
+            let pipeline = channel.pipeline.syncOperations
+            let accepted = try pipeline.handler(type: TunnelHandshakeHandler<ProxyHandshake>.self)
+            try channel.send(greeting)
+            #expect(try pipeline.handler(type: TunnelHandshakeHandler<ProxyHandshake>.self) === accepted)
+            try channel.send(request)
+            #expect(try !channel.written().isEmpty)
+            #expect(throws: (any Error).self) {
+                try pipeline.handler(type: TunnelHandshakeHandler<ProxyHandshake>.self)
+            }
+        }
+    }
+
+    /// Once the tunnel is granted the handshake deadline is cancelled: the connection outlives the deadline.
     @Test func grantedTunnelOutlivesTheHandshakeDeadline() throws {
         for request: [UInt8] in [[5, 1, 0] + [5, 1, 0, 1, 10, 0, 0, 1, 0x01, 0xBB], [4, 1, 0, 80, 10, 0, 0, 1, 0]] {
             let channel = try EmbeddedChannel.ingress(connector: FakeConnector())
@@ -243,10 +263,10 @@ struct SOCKSIngressTests {
     }
 
     @Test func snifferDetection() {
-        #expect(ProtocolSniffer.detect(firstByte: 5) == .socks5)
-        #expect(ProtocolSniffer.detect(firstByte: 4) == .socks4)
-        #expect(ProtocolSniffer.detect(firstByte: UInt8(ascii: "C")) == .http)
-        #expect(ProtocolSniffer.detect(firstByte: UInt8(ascii: "g")) == .http)
-        #expect(ProtocolSniffer.detect(firstByte: 0) == [])
+        #expect(ProxyHandshake.detect(firstByte: 5) == .socks5)
+        #expect(ProxyHandshake.detect(firstByte: 4) == .socks4)
+        #expect(ProxyHandshake.detect(firstByte: UInt8(ascii: "C")) == .http)
+        #expect(ProxyHandshake.detect(firstByte: UInt8(ascii: "g")) == .http)
+        #expect(ProxyHandshake.detect(firstByte: 0) == [])
     }
 }
