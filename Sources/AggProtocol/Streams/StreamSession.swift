@@ -18,7 +18,8 @@ package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvert
 package enum StreamSessionAction {
     /// Encode `message` and send it on `stream` of the association.
     case send(StreamMessage, on: StreamID)
-    /// Write and flush `bytes` to the connection's socket; report `handleWriteCompleted` when the write is done.
+    /// Write `bytes` to the connection's socket, flushed by the end of the glue's turn at the latest (and before
+    /// DATA for which `wouldExceedBufferedLimit`); report `handleWriteCompleted` when the write is done.
     case write(ByteBuffer, to: ConnectionID)
     /// Read the socket once more (the handler held the last `read()` back).
     case read(ConnectionID)
@@ -211,6 +212,10 @@ package struct StreamSession {
     /// Whether this side holds as many received bytes waiting for sockets as it may: credit stays with us.
     var isOverBufferedLimit: Bool { bufferedBytes >= bufferedBytesLimit }
 
+    /// Whether DATA of `count` bytes would take the association past its buffered-bytes limit, so that receiving
+    /// it resets the stream holding the most (`makeRoom`). The glue flushes unflushed writes before such DATA.
+    package func wouldExceedBufferedLimit(receiving count: Int) -> Bool { bufferedBytes + count > bufferedBytesLimit }
+
     /// The bytes `connection` holds for its socket (tests and the reset choice at the cap).
     func bufferedBytes(of connection: ConnectionID) -> Int? { connections[connection]?.bufferedBytes }
 
@@ -233,7 +238,9 @@ package struct StreamSession {
 
     /// Client: a stream for a new connection, at once when one is free, else after waiting up to `wait` for one
     /// (at most `queueLimit` connections wait). Every wait and refusal is counted.
-    package mutating func requestStream(waitingUpTo wait: TimeAmount, queueLimit: Int, now: NIODeadline) -> StreamRequest {
+    package mutating func requestStream(
+        waitingUpTo wait: TimeAmount, queueLimit: Int, now: NIODeadline
+    ) -> StreamRequest {
         precondition(role == .client)
         clock = max(clock, now)
         guard !isClosed else { return .refused(.serverUnavailable) }
@@ -277,8 +284,9 @@ package struct StreamSession {
 
     /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit; `.opened` or `.openFailed`
     /// follows (`.openFailed(.timeout)` when no OPEN-RESULT arrives within `openTimeout`).
-    package mutating func open(_ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline)
-    {
+    package mutating func open(
+        _ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline
+    ) {
         clock = max(clock, now)
         guard let record = connections[connection] else {
             actions.append(.openFailed(connection, .serverUnavailable))

@@ -41,6 +41,11 @@ final class StreamSessionHost {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var isDraining = false
+    /// Connections written to and not yet flushed: flushed together at the end of the event loop's turn, so the
+    /// messages one batch of datagrams delivers to a connection leave in one system call, not one each (and
+    /// earlier, before DATA that would take the association past its buffered-bytes cap: `receive`).
+    private var unflushed: [StreamChannelHandler] = []
+    private var isFlushScheduled = false
     /// Server: whether the association's send buffer is full, for the egress connections' read sizes
     /// (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
     let readPressure = ReadPressure()
@@ -71,6 +76,12 @@ final class StreamSessionHost {
 
     /// A message on stream 1 or above.
     func receive(_ message: SCTPMessage) {
+        // Bytes written this turn and not yet flushed count as buffered, and DATA that would take the association
+        // past its cap resets the stream holding the most: before such a message they go to their sockets, so only
+        // bytes a socket did not take can make a stream the one reset, never a fast download's share of the turn.
+        if !unflushed.isEmpty, session.wouldExceedBufferedLimit(receiving: message.payload.readableBytes) {
+            flushUnflushed()
+        }
         session.handleMessage(message, now: .now())
         drain()
     }
@@ -284,11 +295,11 @@ final class StreamSessionHost {
 
     private func write(_ bytes: ByteBuffer, to connection: ConnectionID) {
         let count = bytes.readableBytes
-        guard let context = channels[connection]?.handler?.context else {
+        guard let handler = channels[connection]?.handler, let context = handler.context else {
             session.handleWriteCompleted(connection, bytes: count, succeeded: false)
             return
         }
-        context.writeAndFlush(NIOAny(bytes)).assumeIsolated().whenComplete { [self] result in
+        context.write(NIOAny(bytes)).assumeIsolated().whenComplete { [self] result in
             if case .success = result {
                 session.handleWriteCompleted(connection, bytes: count, succeeded: true)
             } else {
@@ -296,6 +307,43 @@ final class StreamSessionHost {
             }
             drain()
         }
+        if !handler.needsFlush {
+            handler.needsFlush = true
+            unflushed.append(handler)
+        }
+        if !isFlushScheduled {
+            isFlushScheduled = true
+            // Tasks run once the loop has handled every readable socket of this wake-up.
+            eventLoop.assumeIsolated().execute { [self] in flushWritten() }
+        }
+    }
+
+    /// The end of the loop's turn: flushes every connection written to since the last flush.
+    private func flushWritten() {
+        isFlushScheduled = false
+        flushUnflushed()
+    }
+
+    /// Flushes every connection written to since the last flush. A write completing during a flush may write
+    /// again: that connection joins the next flush.
+    private func flushUnflushed() {
+        var handlers: [StreamChannelHandler] = []
+        swap(&handlers, &unflushed)
+        for handler in handlers where handler.needsFlush {
+            handler.needsFlush = false
+            handler.context?.flush()
+        }
+        if unflushed.isEmpty {
+            handlers.removeAll(keepingCapacity: true)
+            swap(&handlers, &unflushed)
+        }
+    }
+
+    /// What was written to `handler`'s connection leaves before the connection's output ends or it closes.
+    private func flushNow(_ handler: StreamChannelHandler?) {
+        guard let handler, handler.needsFlush else { return }
+        handler.needsFlush = false
+        handler.context?.flush()
     }
 
     /// Half-closes the socket; on an HTTP forward request the relay leaves the pipeline instead (the proxy handler
@@ -304,6 +352,7 @@ final class StreamSessionHost {
         guard let entry = channels[connection], let handler = entry.handler, let context = handler.context else {
             return
         }
+        flushNow(handler)
         context.close(mode: .output, promise: nil)
         if session.role == .client,
             (try? context.pipeline.syncOperations.context(handlerType: HTTPProxyHandler.self)) != nil
@@ -314,7 +363,8 @@ final class StreamSessionHost {
     }
 
     private func close(_ connection: ConnectionID, abortively: Bool) {
-        guard let channel = channels.removeValue(forKey: connection)?.channel else { return }
+        guard let (channel, handler) = channels.removeValue(forKey: connection) else { return }
+        if !abortively { flushNow(handler) }
         if abortively, let provider = channel as? any SocketOptionProvider {
             // SO_LINGER 0: close sends RST, so the application sees a reset, not a clean end of stream.
             provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
@@ -356,6 +406,8 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     let connection: ConnectionID
     private weak var host: StreamSessionHost?
     private(set) var context: ChannelHandlerContext?
+    /// Written to since the host last flushed it.
+    var needsFlush = false
 
     init(connection: ConnectionID, host: StreamSessionHost) {
         self.connection = connection

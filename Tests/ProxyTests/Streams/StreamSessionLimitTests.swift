@@ -89,6 +89,45 @@ import Testing
         #expect(side.session.activeStreams == 4)
     }
 
+    /// The glue writes a turn's DATA unflushed and flushes before DATA for which `wouldExceedBufferedLimit`: a stream
+    /// whose socket takes everything then holds nothing when the cap picks a stream to reset, even when the turn
+    /// gave it more than any stalled stream holds. Here the draining stream gathers its whole credit unflushed, four
+    /// stalled streams bring the association to its cap, and DATA on a fifth would pass it: the flush comes first
+    /// and nothing is reset; from then on only stalled streams are.
+    @Test func unflushedWritesOfADrainingStreamGoOutBeforeTheCapPicksAStreamToReset() throws {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 64, metrics: metrics)
+        open(1...6, on: side)
+        let draining = side.connects[0].0
+        let connected = side.session.handleTargetConnected(draining)
+        #expect(connected)
+        side.run()
+        side.holdWrites = true  // Written within the turn, not flushed yet.
+        let chunk = ByteBuffer(repeating: 0x66, count: 16 * 1024)
+        func receive(on stream: Int) {
+            if side.session.wouldExceedBufferedLimit(receiving: chunk.readableBytes) { side.completeHeldWrites() }
+            side.session.handleMessage(Self.message(.data(chunk), on: stream), now: now)
+            side.run()
+        }
+        for _ in 0..<4 { receive(on: 1) }
+        for stream in 2...5 {
+            for _ in 0..<3 { receive(on: stream) }
+        }
+        #expect(side.session.bufferedBytes == Self.cap)
+        #expect(side.session.bufferedBytes(of: draining) == Self.credit)  // More than any stalled stream's 48 KiB.
+        #expect(side.session.wouldExceedBufferedLimit(receiving: chunk.readableBytes))
+        receive(on: 6)
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == nil)
+        #expect(side.session.bufferedBytes(of: draining) == 0)
+        #expect(side.session.bufferedBytes == Self.cap - Self.credit + chunk.readableBytes)
+        // The stalled streams fill the association again; past the cap, one of them goes.
+        for stream in 2...5 { receive(on: stream) }
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
+        #expect(side.session.contains(draining))
+        #expect(side.session.bufferedBytes <= Self.cap)
+        #expect(side.written[draining]?.readableBytes == Self.credit)
+    }
+
     /// The same when the stalled streams' bytes are already in their sockets' write queues: resetting one closes
     /// its socket, which drops those writes, so its bytes count out at once and the arriving stream keeps going.
     /// (When the count waited for the failed writes to be reported, the arriving stream was reset as well.)
