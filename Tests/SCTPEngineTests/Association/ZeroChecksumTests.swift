@@ -15,8 +15,9 @@ import Testing
     /// Every datagram that crossed, with its direction and its first chunk's type.
     struct Crossing {
         var fromClient: Bool
-        var firstChunk: UInt8
         var payload: ByteBuffer
+
+        var firstChunk: UInt8 { payload.getInteger(at: payload.readerIndex + 12)! }
 
         var checksum: UInt32 { payload.getInteger(at: payload.readerIndex + 8, endianness: .little, as: UInt32.self)! }
         var hasCorrectChecksum: Bool { checksum == CRC32c.packetChecksum(payload) }
@@ -41,24 +42,15 @@ import Testing
         var sent = (client: false, server: false)
         var received = 0
         for _ in 0..<20 {
-            while var datagram = client.pollTransmit() {
-                crossings.append(
-                    Crossing(
-                        fromClient: true,
-                        firstChunk: datagram.payload.getInteger(at: datagram.payload.readerIndex + 12)!,
-                        payload: datagram.payload))
-                datagram.integrityVerified = verified
-                server.handle(datagram, now: .zero)
+            func carry(from sender: SCTPEndpoint, to receiver: SCTPEndpoint) {
+                while var datagram = sender.pollTransmit() {
+                    crossings.append(Crossing(fromClient: sender === client, payload: datagram.payload))
+                    datagram.integrityVerified = verified
+                    receiver.handle(datagram, now: .zero)
+                }
             }
-            while var datagram = server.pollTransmit() {
-                crossings.append(
-                    Crossing(
-                        fromClient: false,
-                        firstChunk: datagram.payload.getInteger(at: datagram.payload.readerIndex + 12)!,
-                        payload: datagram.payload))
-                datagram.integrityVerified = verified
-                client.handle(datagram, now: .zero)
-            }
+            carry(from: client, to: server)
+            carry(from: server, to: client)
             while let event = client.pollEvent() {
                 if case .established = event, !sent.client {
                     sent.client = true
