@@ -6,7 +6,7 @@ import NIOCore
 /// One SCTP association: the RFC 9260 state machine with its paths, timers, send and receive sides. It is fed
 /// packets already validated by the endpoint and the time, and writes datagrams and events to the endpoint's
 /// output.
-final class Association {
+final class Association: DeadlineScheduled {
     let id: SCTPAssociationID
     let configuration: SCTPConfiguration
     let output: EndpointOutput
@@ -42,6 +42,8 @@ final class Association {
 
     // MARK: Timers
     var timers = TimerTable()
+    /// The endpoint's `DeadlineSchedule` bookkeeping: the deadline this association is scheduled to be visited at.
+    var scheduledDeadline: SCTPTime?
 
     // MARK: Streams
     var outboundStreams: UInt16

@@ -27,7 +27,7 @@ public final class SCTPEndpoint {
     /// restart, ABORT with the T bit). A handful per authenticated owner.
     var byOwner: [SCTPOwner: [Association]] = [:]
     /// When each association next needs `handleTimeout`.
-    var deadlines = DeadlineSchedule<SCTPAssociationID>()
+    var deadlines = DeadlineSchedule<Association>()
     /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
     private var deferredTransmissions: [SCTPAssociationID] = []
     /// The chunk array of the last packet handled, empty, for the next one (`RawPacket.parse(_:reusing:)`).
@@ -144,8 +144,7 @@ public final class SCTPEndpoint {
 
     /// Runs the timers that are due: only the associations whose deadline has come are visited.
     public func handleTimeout(now: SCTPTime) {
-        for id in deadlines.popDue(now: now) {
-            guard let association = associations[id] else { continue }
+        for association in deadlines.popDue(now: now) {
             if let deadline = association.nextDeadline, deadline <= now { association.handleTimeout(now: now) }
             settle(association)
         }
@@ -263,10 +262,10 @@ public final class SCTPEndpoint {
     /// After any input to an association: forgets it if it closed, else reschedules its deadline.
     func settle(_ association: Association) {
         guard association.isClosed else {
-            deadlines.schedule(association.id, at: association.nextDeadline)
+            deadlines.schedule(association, at: association.nextDeadline)
             return
         }
-        deadlines.schedule(association.id, at: nil)
+        deadlines.schedule(association, at: nil)
         guard associations.removeValue(forKey: association.id) != nil else { return }
         if byTag[association.localTag] === association { byTag[association.localTag] = nil }
         byOwner[association.owner]?.removeAll { $0 === association }
@@ -368,8 +367,8 @@ public struct SCTPPathInfo: Sendable {
         }
         srtt = path.rto.srtt
         rto = path.rto.rto
-        cwnd = path.congestion.cwnd
-        ssthresh = path.congestion.ssthresh
+        cwnd = path.cwnd
+        ssthresh = path.ssthresh
         self.flightSize = flightSize
         bytesSent = path.counters.bytesSent
         bytesReceived = path.counters.bytesReceived
@@ -384,6 +383,6 @@ public struct SCTPPathInfo: Sendable {
         let estimates = path.congestion.modelEstimates
         bandwidthEstimate = estimates?.bandwidth
         minRTT = estimates?.minRTT
-        pacingRate = path.congestion.pacingRate
+        pacingRate = path.pacingRate
     }
 }

@@ -54,14 +54,18 @@ import Testing
         }
 
         /// Sends a hand-built packet to the server as `owner` and returns the chunk types of the answers.
-        func inject(_ chunks: [Chunk], tag: VerificationTag, from source: SCTPSocketAddress, as owner: SCTPOwner)
+        func inject(
+            _ chunks: [Chunk], tag: VerificationTag, from source: SCTPSocketAddress, as owner: SCTPOwner
+        )
             -> [UInt8]
         {
             var builder = PacketBuilder(
                 header: CommonHeader(sourcePort: 5000, destinationPort: 5000, verificationTag: tag, checksum: 0))
             for chunk in chunks { builder.add(chunk) }
             server.handle(
-                SCTPDatagram(source: source, destination: OwnerIsolationTests.serverAddress, payload: builder.finish(), owner: owner),
+                SCTPDatagram(
+                    source: source, destination: OwnerIsolationTests.serverAddress, payload: builder.finish(),
+                    owner: owner),
                 now: now)
             var answers: [UInt8] = []
             while let datagram = server.pollTransmit() {
@@ -74,7 +78,9 @@ import Testing
 
     @Test func aPacketWithAnotherOwnersTagIsOutOfTheBlue() throws {
         let setup = Setup()
-        let id = setup.victim.connect(to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000, now: setup.now)
+        let id = setup.victim.connect(
+            to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000,
+            now: setup.now)
         setup.exchange(setup.victim, as: Self.victimOwner)
         let victimOnServer = try #require(setup.server.associations.values.first)
         #expect(victimOnServer.owner == Self.victimOwner)
@@ -87,7 +93,11 @@ import Testing
         // port of it: each is answered as an unknown tag would be, with ABORT (T bit) or not at all.
         let attacks: [[Chunk]] = [
             [.heartbeat(HeartbeatChunk(info: ByteBuffer(bytes: [1, 2, 3, 4])))],
-            [.data(DataChunk(tsn: tsn, streamID: StreamID(1), ssn: SSN(0), ppid: PPID(0), userData: ByteBuffer(bytes: [7])))],
+            [
+                .data(
+                    DataChunk(
+                        tsn: tsn, streamID: StreamID(1), ssn: SSN(0), ppid: PPID(0), userData: ByteBuffer(bytes: [7])))
+            ],
             [.shutdown(ShutdownChunk(cumulativeTSNAck: victimOnServer.dataTracker.cumulativeTSN))],
             [.abort(AbortChunk(isTagReflected: false, causes: []))],
         ]
@@ -114,12 +124,16 @@ import Testing
 
     @Test func anInitFromTheSameAddressCollidesOnlyWithTheSameOwner() throws {
         let setup = Setup()
-        _ = setup.victim.connect(to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000, now: setup.now)
+        _ = setup.victim.connect(
+            to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000,
+            now: setup.now)
         setup.exchange(setup.victim, as: Self.victimOwner)
         let victimOnServer = try #require(setup.server.associations.values.first)
 
         // The intruder starts an association from the victim's very address and port (the same NAT mapping).
-        _ = setup.intruder.connect(to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000, now: setup.now)
+        _ = setup.intruder.connect(
+            to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000,
+            now: setup.now)
         let initPacket = try #require(setup.intruder.pollTransmit())
         setup.server.handle(
             SCTPDatagram(
@@ -152,7 +166,9 @@ import Testing
 
     @Test func aCookieMadeForOneOwnerCreatesNothingForAnother() throws {
         let setup = Setup()
-        _ = setup.victim.connect(to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000, now: setup.now)
+        _ = setup.victim.connect(
+            to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.victimAddress, peerPort: 5000,
+            now: setup.now)
         var initPacket = try #require(setup.victim.pollTransmit())
         initPacket.owner = Self.victimOwner
         setup.server.handle(initPacket, now: setup.now)
@@ -181,11 +197,18 @@ import Testing
         }
         #expect(setup.server.associationIDs(ownedBy: Self.victimOwner).count == 2)
         #expect(setup.server.refusedAssociations == 1)
-        #expect(setup.serverEvents.contains {
-            if case .associationRefused(let owner, _) = $0 { return owner == Self.victimOwner } else { return false }
-        })
+        #expect(
+            setup.serverEvents.contains {
+                if case .associationRefused(let owner, _) = $0 {
+                    return owner == Self.victimOwner
+                } else {
+                    return false
+                }
+            })
         // Another owner is not affected by the first one's limit.
-        _ = setup.intruder.connect(to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.intruderAddress, peerPort: 5000, now: setup.now)
+        _ = setup.intruder.connect(
+            to: OwnerIsolationTests.serverAddress, from: OwnerIsolationTests.intruderAddress, peerPort: 5000,
+            now: setup.now)
         setup.exchange(setup.intruder, as: Self.intruderOwner)
         #expect(setup.server.associationIDs(ownedBy: Self.intruderOwner).count == 1)
 
@@ -193,35 +216,48 @@ import Testing
         setup.now = setup.now + .seconds(11)
         let late = SCTPEndpoint(configuration: SCTPConfiguration(), seed: 200)
         _ = late.connect(
-            to: OwnerIsolationTests.serverAddress, from: SCTPSocketAddress(ip: .init(v4: 198, 51, 100, 20), port: 42000),
+            to: OwnerIsolationTests.serverAddress,
+            from: SCTPSocketAddress(ip: .init(v4: 198, 51, 100, 20), port: 42000),
             peerPort: 5000,
             now: setup.now)
         setup.exchange(late, as: Self.victimOwner)
         #expect(setup.server.associationIDs(ownedBy: Self.victimOwner).count == 2)
         #expect(setup.server.replacedAssociations == 1)
-        #expect(setup.serverEvents.contains {
-            if case .closed(_, .replacedByNewerAssociation) = $0 { return true } else { return false }
-        })
+        #expect(
+            setup.serverEvents.contains {
+                if case .closed(_, .replacedByNewerAssociation) = $0 { return true } else { return false }
+            })
     }
 
     @Test func theDeadlineScheduleVisitsOnlyDueAssociationsAndStaysSmall() throws {
-        var schedule = DeadlineSchedule<Int>()
-        for id in 0..<100 { schedule.schedule(id, at: SCTPTime(nanoseconds: Int64(1000 + id))) }
+        final class Item: DeadlineScheduled {
+            let id: Int
+            var scheduledDeadline: SCTPTime?
+            init(_ id: Int) { self.id = id }
+        }
+        let items = (0..<100).map(Item.init)
+        var schedule = DeadlineSchedule<Item>()
+        for item in items { schedule.schedule(item, at: SCTPTime(nanoseconds: Int64(1000 + item.id))) }
         #expect(schedule.nextDeadline() == SCTPTime(nanoseconds: 1000))
         // Deadlines that move later keep their earlier entry; one that moves earlier adds an entry.
         for _ in 0..<1000 {
-            for id in 0..<100 { schedule.schedule(id, at: SCTPTime(nanoseconds: Int64(5000 + id))) }
+            for item in items { schedule.schedule(item, at: SCTPTime(nanoseconds: Int64(5000 + item.id))) }
         }
         #expect(schedule.entryCount == 100)
-        schedule.schedule(50, at: SCTPTime(nanoseconds: 10))
+        schedule.schedule(items[50], at: SCTPTime(nanoseconds: 10))
         #expect(schedule.nextDeadline() == SCTPTime(nanoseconds: 10))
-        #expect(schedule.popDue(now: SCTPTime(nanoseconds: 999)) == [50])
-        #expect(schedule.popDue(now: SCTPTime(nanoseconds: 1001)).sorted() == [0, 1])
-        schedule.schedule(2, at: nil)
+        #expect(schedule.popDue(now: SCTPTime(nanoseconds: 999)).map(\.id) == [50])
+        #expect(schedule.popDue(now: SCTPTime(nanoseconds: 1001)).map(\.id).sorted() == [0, 1])
+        schedule.schedule(items[2], at: nil)
         #expect(schedule.nextDeadline() == SCTPTime(nanoseconds: 1003))
         // Many moves earlier: stale entries are swept, the heap stays bounded.
-        for round in 0..<10_000 { schedule.schedule(7, at: SCTPTime(nanoseconds: Int64(-round))) }
+        for round in 0..<10_000 { schedule.schedule(items[7], at: SCTPTime(nanoseconds: Int64(-round))) }
         #expect(schedule.entryCount < 2 * 100 + 65)
         #expect(schedule.nextDeadline() == SCTPTime(nanoseconds: -9999))
+        // A forgotten element is never returned, and the sweep lets go of it.
+        schedule.schedule(items[7], at: nil)
+        let rest = schedule.popDue(now: SCTPTime(nanoseconds: 1_000_000)).map(\.id)
+        #expect(rest.count == 95 && !rest.contains(7) && !rest.contains(2))
+        #expect(schedule.nextDeadline() == nil)
     }
 }
