@@ -188,7 +188,7 @@ extension Association {
 
     func processSack(_ sack: SackInfo, now: SCTPTime) {
         let outcome = outstanding.handleSack(sack, now: now) { [paths, pathIndexByID] pathID in
-            pathIndexByID[pathID].map { paths[$0].congestion.isInFastRecovery } ?? false
+            pathIndexByID[pathID].map { paths[$0].isInFastRecovery } ?? false
         }
         switch outcome.disposition {
         case .stale:
@@ -226,7 +226,7 @@ extension Association {
             congestionAck.rttSample = ack.rttSample
             paths[i].congestion.handleAck(congestionAck)
             if paths[i].congestion.isModelBased { paths[i].updatePacingRate(now: now) }
-            if configuration.multipath.recoveryPacketConservation, paths[i].congestion.isInFastRecovery,
+            if configuration.multipath.recoveryPacketConservation, paths[i].isInFastRecovery,
                 ack.bytesAcked > 0
             {
                 if recoveryAllowance.count < paths.count {
@@ -265,9 +265,9 @@ extension Association {
         var total = 0.0
         var best = 0.0
         var sum = 0.0
-        for path in paths where path.isActive {
-            let cwnd = Double(path.congestion.cwnd)
-            let rtt = max((path.rto.srtt ?? path.rto.rto).seconds, 0.001)
+        for i in paths.indices where paths[i].isActive {
+            let cwnd = Double(paths[i].cwnd)
+            let rtt = max((paths[i].rto.srtt ?? paths[i].rto.rto).seconds, 0.001)
             total += cwnd
             best = max(best, cwnd / (rtt * rtt))
             sum += cwnd / rtt

@@ -52,7 +52,7 @@ extension Association {
         guard configuration.multipath.concurrentMultipathTransfer else { return SendQueue.TimedArrivals(here) }
         var best: SCTPTime?
         for j in paths.indices where j != i && paths[j].carriesData {
-            guard outstanding.flightSize(on: paths[j].id) < paths[j].congestion.cwnd, fitsPeerBuffer(pathIndex: j),
+            guard outstanding.flightSize(on: paths[j].id) < paths[j].cwnd, fitsPeerBuffer(pathIndex: j),
                 !gated || paths[j].hasSendAllowance
             else { continue }
             best = min(best ?? guess(j), guess(j))

@@ -102,8 +102,8 @@ extension Association {
             }
             let larger =
                 policy == .cwnd
-                ? paths[i].congestion.cwnd > paths[b].congestion.cwnd
-                : paths[i].congestion.ssthresh > paths[b].congestion.ssthresh
+                ? paths[i].cwnd > paths[b].cwnd
+                : paths[i].ssthresh > paths[b].ssthresh
             if larger { best = i }
         }
         return best ?? sendPathIndex
@@ -177,8 +177,10 @@ extension Association {
     /// The send queue ran dry with room left in a path's window: rate samples from what goes there next may
     /// understate the path, and the controller must know (draft-cheng-iccrg-delivery-rate-estimation §3.4).
     func markAppLimitedPaths() {
-        for path in paths where path.carriesData {
-            if outstanding.flightSize(on: path.id) < path.congestion.cwnd { outstanding.markAppLimited(on: path.id) }
+        // By index: a `for path in paths` loop copies each path (a large struct) per call, and this runs per packet.
+        for i in paths.indices where paths[i].carriesData {
+            let id = paths[i].id
+            if outstanding.flightSize(on: id) < paths[i].cwnd { outstanding.markAppLimited(on: id) }
         }
     }
 
@@ -211,7 +213,7 @@ extension Association {
         }
         var dataBytes = 0
         var flight = outstanding.flightSize(on: pathID)
-        let cwnd = paths[i].congestion.cwnd
+        let cwnd = paths[i].cwnd
         var allowance = i < recoveryAllowance.count ? recoveryAllowance[i] : 0
         defer { if i < recoveryAllowance.count { recoveryAllowance[i] = allowance } }
 
@@ -259,9 +261,8 @@ extension Association {
                 // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is
                 // retransmitted spuriously, collapsing that path's cwnd.
                 if sendQueue.isEmpty { fragment.isImmediate = true }
-                let chunk = outstanding.insert(fragment, path: pathID, now: now)
-                builder.add(.data(chunk))
                 let size = fragment.payload.readableBytes
+                builder.add(.data(outstanding.insert(consume fragment, path: pathID, now: now)))
                 dataBytes += size
                 flight += size
                 peerReceiverWindow = UInt32(max(0, Int(peerReceiverWindow) - size))
@@ -288,12 +289,12 @@ extension Association {
         guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting else { return .max }
         var total = 0
         var count = 0
-        for path in paths where path.carriesData {
-            total += path.congestion.cwnd
+        for j in paths.indices where paths[j].carriesData {
+            total += paths[j].cwnd
             count += 1
         }
         guard count > 1, total > 0 else { return .max }
-        let share = Int(peerAdvertisedWindow) * paths[i].congestion.cwnd / total
+        let share = Int(peerAdvertisedWindow) * paths[i].cwnd / total
         return max(share, paths[i].mtu)
     }
 
@@ -311,7 +312,7 @@ extension Association {
         var heldUp = 0.0
         for j in paths.indices where j != i && paths[j].carriesData {
             guard let faster = paths[j].rto.srtt, faster < srtt else { continue }
-            let rate = Double(paths[j].congestion.cwnd) / max(faster.seconds, 0.001)
+            let rate = Double(paths[j].cwnd) / max(faster.seconds, 0.001)
             heldUp += rate * (srtt - faster).seconds
         }
         return heldUp <= buffer / 2

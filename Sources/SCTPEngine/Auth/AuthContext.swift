@@ -4,11 +4,14 @@ import NIOCore
 /// it signs with, and the checks of §6.2 (sending) and §6.3 (receiving).
 struct AuthContext: Sendable {
     /// Our RANDOM, CHUNKS and HMAC-ALGO, as sent in our INIT or INIT-ACK.
-    var local: AuthParameters?
+    var local: AuthParameters? { didSet { refreshPeerRequired() } }
     /// The peer's, as received; nil when the peer does not support AUTH.
-    var peer: AuthParameters?
+    var peer: AuthParameters? { didSet { refreshPeerRequired() } }
     /// Association shared keys by shared key identifier (RFC 4895 §6.1).
-    private(set) var keys: [UInt16: [UInt8]] = [:]
+    private(set) var keys: [UInt16: [UInt8]] = [:] { didSet { refreshPeerRequired() } }
+    /// The chunk types that go after an AUTH chunk once AUTH is negotiated: asked on every packet built, so kept
+    /// as a bit set rather than searched in the peer's list (which would also copy this struct each time).
+    private var peerRequired = ChunkTypeSet()
     /// The key identifier we sign with.
     private(set) var sendKeyID: UInt16 = 0
     /// The HMAC we sign with: the first of the peer's list that we support.
@@ -44,7 +47,13 @@ struct AuthContext: Sendable {
 
     /// RFC 4895 §6.2: a chunk type the peer listed in its CHUNKS must be sent after an AUTH chunk.
     func peerRequiresAuthentication(_ type: UInt8) -> Bool {
-        isNegotiated && peer!.chunks.contains(type)
+        peerRequired.contains(type)
+    }
+
+    private mutating func refreshPeerRequired() {
+        peerRequired = ChunkTypeSet()
+        guard isNegotiated, let peer else { return }
+        for type in peer.chunks { peerRequired.insert(type) }
     }
 
     /// RFC 4895 §6.3: chunk types we must receive authenticated: those we listed, and always ASCONF and
@@ -80,5 +89,30 @@ struct AuthContext: Sendable {
             return .failure(.badMAC)
         }
         return .success(())
+    }
+}
+
+/// A set of chunk types (0...255) in four words.
+struct ChunkTypeSet: Sendable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    func contains(_ type: UInt8) -> Bool {
+        let bit = UInt64(1) << (type & 63)
+        switch type >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
+    }
+
+    mutating func insert(_ type: UInt8) {
+        let bit = UInt64(1) << (type & 63)
+        switch type >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
     }
 }

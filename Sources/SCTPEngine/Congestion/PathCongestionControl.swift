@@ -28,6 +28,15 @@ enum PathCongestionControl: Sendable {
         }
     }
 
+    /// The window and the pacing rate in one switch (one copy of the payload), for `Path`'s copies of them.
+    var figures: (window: CongestionWindow, pacingRate: Double?) {
+        switch self {
+        case .newReno(let c): return (c.window, nil)
+        case .lia(let c): return (c.window, nil)
+        case .bbr(let c): return (c.window, c.pacingRate)
+        }
+    }
+
     /// The rate new data is paced at, in bytes per second; nil for an unpaced (window-based) controller.
     var pacingRate: Double? {
         if case .bbr(let c) = self { return c.pacingRate }

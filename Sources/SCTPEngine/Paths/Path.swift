@@ -76,7 +76,14 @@ struct Path: Sendable {
     /// The destination's error counter of RFC 9260 §8.2.
     private(set) var errorCount = 0
     var rto: RTOEstimator
-    var congestion: PathCongestionControl
+    var congestion: PathCongestionControl { didSet { refreshCongestionFigures() } }
+    /// The controller's figures that are read for every packet, copied out after each change to it: read through
+    /// the enum, each would copy the controller's whole payload (hundreds of bytes for BBR) every time.
+    private(set) var cwnd: Int
+    private(set) var ssthresh: Int
+    private(set) var isInFastRecovery: Bool
+    /// The controller's pacing rate in bytes per second; nil for a window-based controller.
+    private(set) var pacingRate: Double?
     var heartbeat = Heartbeat()
     /// The path MTU: the largest SCTP packet (common header onward) we send here.
     private(set) var mtu: Int
@@ -105,8 +112,22 @@ struct Path: Sendable {
         self.configuration = configuration
         self.state = isConfirmed ? .active : .unconfirmed
         self.rto = RTOEstimator(configuration: configuration.rto)
-        self.congestion = PathCongestionControl(configuration.congestionControl, mtu: mtu)
+        let congestion = PathCongestionControl(configuration.congestionControl, mtu: mtu)
+        self.congestion = congestion
+        let figures = congestion.figures
+        (cwnd, ssthresh, isInFastRecovery) = (
+            figures.window.cwnd, figures.window.ssthresh, figures.window.isInFastRecovery
+        )
+        pacingRate = figures.pacingRate
         self.mtu = mtu
+    }
+
+    private mutating func refreshCongestionFigures() {
+        let figures = congestion.figures
+        cwnd = figures.window.cwnd
+        ssthresh = figures.window.ssthresh
+        isInFastRecovery = figures.window.isInFastRecovery
+        pacingRate = figures.pacingRate
     }
 
     // MARK: - Reachability
@@ -205,7 +226,7 @@ struct Path: Sendable {
 
     /// Follows the controller's pacing rate after an ack.
     mutating func updatePacingRate(now: SCTPTime) {
-        guard let rate = congestion.pacingRate else { return }
+        guard let rate = pacingRate else { return }
         let bytesPerSecond = Int(min(rate, 1e12))
         if pacer == nil {
             pacer = SendRateBucket(pacingBytesPerSecond: bytesPerSecond, mtu: mtu)

@@ -277,7 +277,7 @@ struct OutstandingData: Sendable {
     // MARK: - Sending
 
     /// Numbers `fragment` with the next TSN, records it as sent to `path` at `now`, and returns the chunk to send.
-    mutating func insert(_ fragment: DataFragment, path: PathID, now: SCTPTime) -> DataChunk {
+    mutating func insert(_ fragment: consuming DataFragment, path: PathID, now: SCTPTime) -> DataChunk {
         let chunk = DataChunk(
             tsn: nextTSN, streamID: fragment.streamID, ssn: fragment.ssn, ppid: fragment.ppid,
             isUnordered: fragment.isUnordered, isBeginning: fragment.isBeginning, isEnding: fragment.isEnding,
@@ -300,7 +300,12 @@ struct OutstandingData: Sendable {
     }
 
     /// The payload size of the chunk `pollRetransmission` would return next, to check it fits a packet.
-    func peekRetransmissionSize() -> Int? { firstRetransmissionIndex().map { items[$0].size } }
+    /// Mutating so the association's hot loop modifies its stored struct in place: a read would copy the whole
+    /// struct (every field retained and released) per packet. It drops the stale entries `pollRetransmission` would.
+    mutating func peekRetransmissionSize() -> Int? {
+        guard !retransmissions.isEmpty, let i = firstRetransmissionIndexPurging() else { return nil }
+        return items[i].size
+    }
 
     /// Takes the lowest-TSN chunk marked for retransmission, records its retransmission to `path` at `now`, and
     /// returns it. Its RTT can no longer be sampled (Karn's rule).

@@ -338,11 +338,13 @@ extension SendQueue.Stream {
         let length = min(maxPayload, messages[head].payload.readableBytes)
         let slice = messages[head].payload.readSlice(length: length)!
         let isEnding = messages[head].payload.readableBytes == 0
-        let message = isEnding ? messages.removeFirst() : messages[head]
+        // Field by field: a copy of the message would retain (and release) its payload on every fragment.
         let fragment = DataFragment(
-            streamID: id, ssn: message.ssn, ppid: message.ppid, isUnordered: message.isUnordered,
-            isBeginning: isBeginning, isEnding: isEnding, isImmediate: message.isImmediate && isEnding,
-            payload: slice, abandonment: message.abandonment)
+            streamID: id, ssn: messages[head].ssn, ppid: messages[head].ppid,
+            isUnordered: messages[head].isUnordered, isBeginning: isBeginning, isEnding: isEnding,
+            isImmediate: messages[head].isImmediate && isEnding, payload: slice,
+            abandonment: messages[head].abandonment)
+        if isEnding { messages.removeFirst() }
         return (fragment, isEnding, !messages.isEmpty)
     }
 }
