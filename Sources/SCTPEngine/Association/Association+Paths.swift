@@ -19,7 +19,14 @@ extension Association {
         forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool, now: SCTPTime
     ) -> Int? {
         assert(isPathIndexConsistent, "path index out of step with the paths")
-        if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: source)] {
+        // A run of packets arrives on one route: the last route found is compared before hashing one.
+        if let last = lastArrivalRoute, last.route.remote == source, last.route.local == local {
+            paths[last.index].arrival.heardAtLocal = true
+            return last.index
+        }
+        let route = ArrivalRoute(local: local, remote: source)
+        if let i = pathIndexByRoute[route] {
+            lastArrivalRoute = (route, i)
             paths[i].arrival.heardAtLocal = true
             return i
         }
@@ -203,6 +210,7 @@ extension Association {
     /// Rebuilds the path lookups after a path was added or removed or changed address; never per packet.
     func reindexPaths() {
         pathIndexByRoute.removeAll(keepingCapacity: true)
+        lastArrivalRoute = nil
         pathIndexByRemote.removeAll(keepingCapacity: true)
         pathIndexByID.removeAll(keepingCapacity: true)
         for (i, path) in paths.enumerated() {

@@ -32,6 +32,8 @@ final class Association: DeadlineScheduled {
     var nextPathID = 0
     /// Index in `paths` by (local, remote) pair, by remote address (the first path to it) and by id.
     var pathIndexByRoute: [ArrivalRoute: Int] = [:]
+    /// The entry of `pathIndexByRoute` that `locatePath` found last; cleared whenever the lookups are rebuilt.
+    var lastArrivalRoute: (route: ArrivalRoute, index: Int)?
     var pathIndexByRemote: [SCTPSocketAddress: Int] = [:]
     var pathIndexByID: [PathID: Int] = [:]
     /// Per-path policy rules (`Association+PathPolicy.swift`), and whether any path has other than the default.

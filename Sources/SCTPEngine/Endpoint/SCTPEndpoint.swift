@@ -28,6 +28,8 @@ public final class SCTPEndpoint {
     var byOwner: [SCTPOwner: [Association]] = [:]
     /// When each association next needs `handleTimeout`.
     var deadlines = DeadlineSchedule<Association>()
+    /// The association `route` found last (always one `byTag` holds).
+    private var lastRouted: Association?
     /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
     private var deferredTransmissions: [SCTPAssociationID] = []
     /// The chunk array of the last packet handled, empty, for the next one (`RawPacket.parse(_:reusing:)`).
@@ -57,6 +59,18 @@ public final class SCTPEndpoint {
 
     public func pollTransmit() -> SCTPDatagram? { output.datagrams.popFirst() }
     public func pollEvent() -> SCTPEvent? { output.events.popFirst() }
+
+    /// Hands every queued datagram to `body`, oldest first, including any queued while it runs. The same as
+    /// `pollTransmit` in a loop, without an Optional per datagram: outside this module, destroying an
+    /// `SCTPDatagram?` goes through the type's metadata (hundreds of instructions, per datagram).
+    public func drainTransmits(_ body: (SCTPDatagram) -> Void) {
+        while !output.datagrams.isEmpty { body(output.datagrams.removeFirst()) }
+    }
+
+    /// `pollEvent` in a loop, as `drainTransmits`; `body` may issue commands that queue more events.
+    public func drainEvents(_ body: (SCTPEvent) -> Void) {
+        while !output.events.isEmpty { body(output.events.removeFirst()) }
+    }
 
     /// The earliest instant `handleTimeout` has work, or (rarely) a little before it.
     public func nextDeadline() -> SCTPTime? { deadlines.nextDeadline() }
@@ -219,7 +233,13 @@ public final class SCTPEndpoint {
     /// the sender it is as if the tag were unknown.
     func route(_ packet: RawPacket, from source: SCTPSocketAddress, owner: SCTPOwner) -> Association? {
         let tag = packet.header.verificationTag
+        // Packets come in runs for one association: the last one routed is checked before the dictionary (whose
+        // hashing costs a few hundred instructions per packet).
+        if let last = lastRouted, last.localTag == tag {
+            return last.owner == owner ? last : nil
+        }
         if let association = byTag[tag] {
+            lastRouted = association
             return association.owner == owner ? association : nil
         }
         if let first = packet.chunks.first, first.flags & 1 != 0,
@@ -268,6 +288,7 @@ public final class SCTPEndpoint {
         deadlines.schedule(association, at: nil)
         guard associations.removeValue(forKey: association.id) != nil else { return }
         if byTag[association.localTag] === association { byTag[association.localTag] = nil }
+        if lastRouted === association { lastRouted = nil }
         byOwner[association.owner]?.removeAll { $0 === association }
         if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
     }
