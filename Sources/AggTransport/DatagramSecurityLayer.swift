@@ -48,8 +48,9 @@ package final class DatagramSecurityLayer {
     }
 
     /// Seals `datagram` onto the end of `output`; the bytes appended, or nil when nothing was.
-    func seal(_ datagram: SCTPDatagram, clock: SecurityClock, appendingTo output: inout ByteBuffer) -> Int? {
-        if isClient { return client!.seal(datagram, clock: clock, appendingTo: &output) }
+    /// `clock` is read only by a client (its rekey schedule): a server seals without reading the time.
+    func seal(_ datagram: SCTPDatagram, clock: () -> SecurityClock, appendingTo output: inout ByteBuffer) -> Int? {
+        if isClient { return client!.seal(datagram, clock: clock(), appendingTo: &output) }
         return server!.seal(datagram, appendingTo: &output)
     }
 

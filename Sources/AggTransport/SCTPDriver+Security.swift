@@ -59,9 +59,9 @@ extension SCTPDriver {
     }
 
     /// The SCTP datagram inside `datagram`, or nil when the layer consumed or dropped it.
-    func openReceived(_ datagram: SCTPDatagram) -> SCTPDatagram? {
+    func openReceived(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         guard let security else { return datagram }
-        let opened = security.open(datagram, clock: Self.securityClock())
+        let opened = security.open(datagram, clock: clock)
         drainSecurity()
         return opened
     }
