@@ -198,6 +198,11 @@ package struct StreamSession {
     package mutating func pollAction() -> StreamSessionAction? { actions.popFirst() }
 
     /// When `handleTimeout` must run next; nil once the session is closed.
+    /// `nextDeadline` for a holder that keeps the session in a class property and asks after every input: a
+    /// mutating access reads it in place, where reading the property from another module copies the whole session
+    /// (every dictionary and queue retained and released) each time.
+    package mutating func readNextDeadline() -> NIODeadline? { nextDeadline }
+
     package var nextDeadline: NIODeadline? {
         guard !isClosed else { return nil }
         var next = nextSweep

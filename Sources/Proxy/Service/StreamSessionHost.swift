@@ -377,7 +377,7 @@ final class StreamSessionHost {
 
     /// Keeps one timer at the session's next deadline.
     private func rearm() {
-        guard let next = session.nextDeadline else {
+        guard let next = session.readNextDeadline() else {
             timer?.cancel()
             timer = nil
             timerDeadline = nil
