@@ -13,7 +13,7 @@ import Testing
 
     static func appended(_ layer: DatagramSecurityLayer, _ datagram: SCTPDatagram) -> Int? {
         var run = ByteBufferAllocator().buffer(capacity: 2048)
-        return layer.seal(datagram, clock: Self.clock, appendingTo: &run)
+        return layer.seal(datagram, clock: { Self.clock }, appendingTo: &run)
     }
 
     static let clock = SecurityClock(monotonic: SCTPTime(nanoseconds: 1_000_000_000), unixSeconds: 1_800_000_000)
