@@ -326,25 +326,30 @@ extension SendQueue.Stream {
 
     /// Takes the next fragment of the head message, cut from it where it lies in the queue.
     fileprivate mutating func cut(maxPayload: Int) -> (DataFragment, isMessageDone: Bool, hasMore: Bool) {
-        let head = messages.startIndex
-        let isBeginning = !messages[head].hasStarted
+        // The head message is worked on through one inout access: read through Deque's subscript getter, each
+        // field access would copy the whole message (retaining its payload) first.
+        let fragment = Self.takeFragment(
+            from: &messages[messages.startIndex], maxPayload: maxPayload, streamID: id, nextSSN: &nextSSN)
+        if fragment.isEnding { messages.removeFirst() }
+        return (fragment, fragment.isEnding, !messages.isEmpty)
+    }
+
+    private static func takeFragment(
+        from message: inout SendQueue.Message, maxPayload: Int, streamID: StreamID, nextSSN: inout SSN
+    ) -> DataFragment {
+        let isBeginning = !message.hasStarted
         if isBeginning {
-            messages[head].hasStarted = true
-            if !messages[head].isUnordered {
-                messages[head].ssn = nextSSN
+            message.hasStarted = true
+            if !message.isUnordered {
+                message.ssn = nextSSN
                 nextSSN = nextSSN.next
             }
         }
-        let length = min(maxPayload, messages[head].payload.readableBytes)
-        let slice = messages[head].payload.readSlice(length: length)!
-        let isEnding = messages[head].payload.readableBytes == 0
-        // Field by field: a copy of the message would retain (and release) its payload on every fragment.
-        let fragment = DataFragment(
-            streamID: id, ssn: messages[head].ssn, ppid: messages[head].ppid,
-            isUnordered: messages[head].isUnordered, isBeginning: isBeginning, isEnding: isEnding,
-            isImmediate: messages[head].isImmediate && isEnding, payload: slice,
-            abandonment: messages[head].abandonment)
-        if isEnding { messages.removeFirst() }
-        return (fragment, isEnding, !messages.isEmpty)
+        let slice = message.payload.readSlice(length: min(maxPayload, message.payload.readableBytes))!
+        let isEnding = message.payload.readableBytes == 0
+        return DataFragment(
+            streamID: streamID, ssn: message.ssn, ppid: message.ppid, isUnordered: message.isUnordered,
+            isBeginning: isBeginning, isEnding: isEnding, isImmediate: message.isImmediate && isEnding, payload: slice,
+            abandonment: message.abandonment)
     }
 }
