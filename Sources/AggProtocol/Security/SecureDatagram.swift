@@ -22,7 +22,7 @@ package enum SecureDatagram {
     package static let version: UInt8 = 4
     /// The versions this build speaks, lowest first (announced in VERSION). A server serves each client in the
     /// version of its HELLO; a client offers `version` and falls back to the highest one a VERSION answer shares.
-    static let supportedVersions: ClosedRange<UInt8> = 3...4
+    package static let supportedVersions: ClosedRange<UInt8> = 3...4
     static let keyIDLength = 8
     static let randomLength = 32
     /// An X25519 public key.
