@@ -2,9 +2,10 @@
 /// (SO_ATTACH_REUSEPORT_CBPF), which picks the shard (the group's socket index) for every datagram so that all of
 /// one client's datagrams reach the event loop that holds its state:
 ///
-/// - DATA (0x44): by the session id's low 32 bits (bytes 5..<9), modulo the shard count. The shard that made a
-///   session chose an id congruent to its index (`ServerDatagramSecurity.Configuration.shard`), so a session stays
-///   on its shard whatever address or port its datagrams come from (paths, NAT rebinding).
+/// - DATA (0x44, version 3's full layout): by the session id's low 32 bits (bytes 5..<9), modulo the shard count.
+///   The shard that made a session chose an id congruent to its index (`ServerDatagramSecurity.Configuration.shard`),
+///   so a session stays on its shard whatever address or port its datagrams come from (paths, NAT rebinding).
+/// - Compact DATA (0x64, version 4 on): by its 4-byte session id (bytes 1..<5), which is that same low word alone.
 /// - HELLO (0x41): by the key id's low 32 bits (bytes 6..<10): every handshake of one key, hence every session and
 ///   association of that key, lives on one shard, so per-key limits, the HELLO replay memory and the UDP key budget
 ///   stay exact without sharing state between shards.
@@ -32,6 +33,7 @@ package enum ReusePortSteering {
     static let minimumLength: UInt32 = 12
     /// First bytes of the datagram layer's messages (docs/PROTOCOL.md, "Handshake" and "Data").
     static let dataType: UInt32 = 0x44
+    static let compactDataType: UInt32 = 0x64
     static let helloType: UInt32 = 0x41
 
     // Opcodes of classic BPF (linux/bpf_common.h, linux/filter.h).
@@ -46,9 +48,9 @@ package enum ReusePortSteering {
 
     /// The program for `shards` shards (at least 1), steering plaintext SCTP by tag when `allowPlaintext`.
     ///
-    /// With plaintext allowed, an SCTP packet whose source port's high byte is 0x41 or 0x44 (ports 16640-16895 and
-    /// 17408-17663) reads as a HELLO or DATA and may land on the wrong shard; its association then fails. agg's own
-    /// client sends from SCTP port 9899.
+    /// With plaintext allowed, an SCTP packet whose source port's high byte is 0x41, 0x44 or 0x64 (ports
+    /// 16640-16895, 17408-17663 and 25600-25855) reads as a HELLO or DATA and may land on the wrong shard; its
+    /// association then fails. agg's own client sends from SCTP port 9899.
     package static func program(shards: Int, allowPlaintext: Bool) -> [Instruction] {
         precondition(shards >= 1)
         let count = UInt32(shards)
@@ -58,12 +60,17 @@ package enum ReusePortSteering {
         // Jump offsets count the instructions skipped after the jump.
         var program: [Instruction] = [
             op(loadLength),
-            op(jumpIfGreaterOrEqual, minimumLength, jt: 0, jf: allowPlaintext ? 13 : 9),  // short: fall to hash
+            op(jumpIfGreaterOrEqual, minimumLength, jt: 0, jf: allowPlaintext ? 17 : 13),  // short: fall to hash
             op(loadByteAbsolute, 0),
-            op(jumpIfEqual, dataType, jt: 1, jf: 0),
-            op(jumpIfEqual, helloType, jt: 3, jf: 6),
+            op(jumpIfEqual, dataType, jt: 2, jf: 0),
+            op(jumpIfEqual, compactDataType, jt: 4, jf: 0),
+            op(jumpIfEqual, helloType, jt: 6, jf: 9),
             // DATA: the session id's low word.
             op(loadWordAbsolute, 5),
+            op(moduloConstant, count),
+            op(returnAccumulator),
+            // Compact DATA: the session id.
+            op(loadWordAbsolute, 1),
             op(moduloConstant, count),
             op(returnAccumulator),
             // HELLO: the key id's low word.

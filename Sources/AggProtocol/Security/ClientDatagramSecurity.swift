@@ -6,8 +6,9 @@ import SCTPEngine
 /// (retransmitting the HELLO with backoff), queues outgoing SCTP packets until the session exists, seals and opens
 /// data datagrams, and rekeys after `rekeyAfterPackets` datagrams or `rekeyInterval`, keeping the previous session
 /// open for `gracePeriod` so packets in flight are not lost. Every handshake (the first, a rebuilt HELLO, a rekey)
-/// uses a fresh ephemeral X25519 key, forgotten once the session keys are derived. Time and randomness come from the
-/// caller.
+/// uses a fresh ephemeral X25519 key, forgotten once the session keys are derived. It offers this build's handshake
+/// version and, when the server's VERSION answer names an older one both speak, falls back to it for good (each
+/// session keeps the data layout of the version that made it). Time and randomness come from the caller.
 package struct ClientDatagramSecurity {
     /// Tunables; the defaults suit real networks.
     package struct Configuration: Sendable {
@@ -69,6 +70,9 @@ package struct ClientDatagramSecurity {
     private var outbox = CircularBuffer<SCTPDatagram>()
     private var lastRoute: (source: SCTPSocketAddress, destination: SCTPSocketAddress)?
     private var random: any RandomNumberGenerator
+    /// The handshake version the next HELLO offers: this build's, until a server's VERSION answer names an older
+    /// one both speak. Tests set it to play an older client.
+    var helloVersion = SecureDatagram.version
     package private(set) var statistics = DatagramSecurityStatistics()
     /// The first datagram sealed since the last one opened: the server has not answered since then.
     private var unansweredSince: SCTPTime?
@@ -87,6 +91,10 @@ package struct ClientDatagramSecurity {
 
     /// Whether a handshake is under way.
     var isHandshaking: Bool { pending != nil }
+
+    /// Bytes `seal` adds to a packet: the current session's layout's header and tag (the largest layout's while
+    /// there is no session, when nothing is sealed).
+    package var sealOverhead: Int { current?.cipher.layout.overhead ?? SecureDatagram.overhead }
 
     /// Datagrams held until the handshake completes.
     var queuedCount: Int { queue.count }
@@ -192,17 +200,18 @@ package struct ClientDatagramSecurity {
             return nil
         }
         switch SecureDatagram.Kind(rawValue: type) {
-        case .data:
-            guard payload.readableBytes > SecureDatagram.overhead,
-                let id = payload.getInteger(at: payload.readerIndex + 1, as: UInt64.self)
-            else {
+        case .data, .compactData:
+            let layout: DataLayout = type == SecureDatagram.Kind.data.rawValue ? .full : .compact
+            guard payload.readableBytes > layout.overhead, let id = layout.sessionID(of: payload) else {
                 statistics.droppedMalformed += 1
                 return nil
             }
             let result: Result<ByteBuffer, SessionCipher.OpenFailure>
-            if current?.cipher.sessionID == id {
+            if current?.cipher.sessionID == id, current?.cipher.layout == layout {
                 result = current!.cipher.open(payload)
-            } else if let previous, previous.session.cipher.sessionID == id, clock.monotonic < previous.expires {
+            } else if let previous, previous.session.cipher.sessionID == id, previous.session.cipher.layout == layout,
+                clock.monotonic < previous.expires
+            {
                 result = self.previous!.session.cipher.open(payload)
             } else {
                 statistics.droppedUnknownSession += 1
@@ -213,7 +222,7 @@ package struct ClientDatagramSecurity {
             receiveHelloAck(payload, clock: clock)
             return nil
         case .version:
-            receiveVersion(payload)
+            receiveVersion(payload, clock: clock)
             return nil
         case .hello, nil:
             statistics.droppedMalformed += 1
@@ -289,7 +298,7 @@ package struct ClientDatagramSecurity {
     ) {
         let clientRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
         let ephemeral = SecureDatagram.ephemeralKey(using: &random)
-        var bytes: [UInt8] = [SecureDatagram.Kind.hello.rawValue, SecureDatagram.version]
+        var bytes: [UInt8] = [SecureDatagram.Kind.hello.rawValue, helloVersion]
         bytes.reserveCapacity(SecureDatagram.helloLength)
         appendBigEndian(keyID, to: &bytes)
         bytes += clientRandom
@@ -307,13 +316,13 @@ package struct ClientDatagramSecurity {
         outbox.append(SCTPDatagram(source: source, destination: destination, payload: ByteBuffer(bytes: bytes)))
     }
 
-    /// Completes the handshake with a HELLO-ACK that answers the pending HELLO: its tag must verify (which also
-    /// authenticates the server's ephemeral key) and the X25519 exchange must give a usable secret; anything else is
-    /// dropped and the HELLO keeps being retransmitted.
+    /// Completes the handshake with a HELLO-ACK that answers the pending HELLO in its version: its tag must verify
+    /// (which also authenticates the server's ephemeral key) and the X25519 exchange must give a usable secret;
+    /// anything else is dropped and the HELLO keeps being retransmitted.
     private mutating func receiveHelloAck(_ payload: ByteBuffer, clock: SecurityClock) {
         guard let hello = pending, payload.readableBytes == SecureDatagram.helloAckLength,
             let ack = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes),
-            ack[1] == SecureDatagram.version
+            ack[1] == hello.bytes[1]
         else {
             statistics.droppedMalformed += 1
             return
@@ -331,6 +340,12 @@ package struct ClientDatagramSecurity {
             return
         }
         let sessionID = ack[Offset.sessionID..<Offset.random].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let layout = DataLayout(version: ack[1])
+        // Authenticated, so the server's own mistake; still refused rather than trusted.
+        guard layout == .full || sessionID <= UInt32.max else {
+            statistics.droppedMalformed += 1
+            return
+        }
         let continues = ack[Offset.flags] & SecureDatagram.HelloAckFlags.continuesSession != 0
         let serverRandom = Array(ack[Offset.random..<Offset.publicKey])
         let keys = SecureDatagram.sessionKeys(
@@ -338,7 +353,8 @@ package struct ClientDatagramSecurity {
             sessionID: sessionID)
         if let current { previous = (current, clock.monotonic + configuration.gracePeriod) }
         current = Session(
-            cipher: SessionCipher(sessionID: sessionID, sendKey: keys.clientToServer, receiveKey: keys.serverToClient),
+            cipher: SessionCipher(
+                sessionID: sessionID, layout: layout, sendKey: keys.clientToServer, receiveKey: keys.serverToClient),
             established: clock.monotonic)
         // Forgets the ephemeral private key: from here on nothing the client holds recreates the shared secret.
         pending = nil
@@ -352,7 +368,7 @@ package struct ClientDatagramSecurity {
 
     /// A queued datagram sealed with the session just set up, for the outbox.
     private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
-        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + datagram.payload.readableBytes)
+        var output = ByteBufferAllocator().buffer(capacity: sealOverhead + datagram.payload.readableBytes)
         guard current?.cipher.seal(datagram.payload, appendingTo: &output) == true else {
             statistics.sealFailures += 1
             return nil
@@ -365,8 +381,10 @@ package struct ClientDatagramSecurity {
 
 extension ClientDatagramSecurity {
     /// A VERSION answer to the pending HELLO: the server speaks other versions. Its tag (under the client key, over
-    /// the HELLO it answers) makes it the server's word; anything else is dropped like a forged HELLO-ACK.
-    fileprivate mutating func receiveVersion(_ payload: ByteBuffer) {
+    /// the HELLO it answers) makes it the server's word; anything else is dropped like a forged HELLO-ACK. When the
+    /// server speaks an older version this build speaks too, the client offers the highest such version from here
+    /// on and sends a new HELLO at once; otherwise it reports the mismatch and keeps retransmitting.
+    fileprivate mutating func receiveVersion(_ payload: ByteBuffer, clock: SecurityClock) {
         guard let hello = pending, payload.readableBytes == SecureDatagram.versionLength,
             let answer = payload.getBytes(at: payload.readerIndex, length: payload.readableBytes)
         else {
@@ -380,6 +398,13 @@ extension ClientDatagramSecurity {
             return
         }
         statistics.versionMismatches += 1
+        let offered = hello.bytes[1]
+        let common = min(answer[2], SecureDatagram.supportedVersions.upperBound)
+        if common != offered, common >= max(answer[1], SecureDatagram.supportedVersions.lowerBound) {
+            helloVersion = common
+            startHello(from: hello.source, to: hello.destination, clock: clock)
+            return
+        }
         events.append(.versionMismatch(serverVersions: answer[1]...answer[2]))
     }
 }

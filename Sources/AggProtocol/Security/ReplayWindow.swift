@@ -18,6 +18,12 @@ struct ReplayWindow: Sendable {
 
     init() {}
 
+    /// A window that has accepted nothing yet but treats `highest` as the highest counter seen (tests of sessions
+    /// in mid-life).
+    init(highest: UInt64) {
+        self.highest = highest
+    }
+
     /// Whether `counter` is new and inside the window. Does not record it: call `accept` once the packet
     /// authenticated, so a forged packet cannot move the window.
     func mayAccept(_ counter: UInt64) -> Bool {

@@ -10,24 +10,29 @@ package enum SecureDatagram {
         case hello = 0x41
         case helloAck = 0x42
         case data = 0x44
+        /// A data datagram of the compact layout (version 4 on): 4-byte session id, 32-bit truncated counter.
+        case compactData = 0x64
         /// The server's answer to a HELLO of a version it does not speak (for a key it holds).
         case version = 0x56
     }
 
     /// The handshake version. 2 added the ephemeral X25519 exchange; 3 the HELLO-ACK's flags (whether the server
-    /// still knew the session the HELLO names) and the VERSION answer. Other versions are answered with VERSION.
-    package static let version: UInt8 = 3
-    /// The versions this build speaks, lowest first (announced in VERSION).
-    static let supportedVersions: ClosedRange<UInt8> = 3...3
+    /// still knew the session the HELLO names) and the VERSION answer; 4 the compact data layout (`DataLayout`):
+    /// 4-byte session ids and 32-bit truncated counters. Other versions are answered with VERSION.
+    package static let version: UInt8 = 4
+    /// The versions this build speaks, lowest first (announced in VERSION). A server serves each client in the
+    /// version of its HELLO; a client offers `version` and falls back to the highest one a VERSION answer shares.
+    package static let supportedVersions: ClosedRange<UInt8> = 3...4
     static let keyIDLength = 8
     static let randomLength = 32
     /// An X25519 public key.
     static let publicKeyLength = 32
     static let handshakeTagLength = 16
-    /// Type, session id, counter.
-    static let dataHeaderLength = 1 + 8 + 8
+    /// Type, session id, counter: the longest data header of any layout (version 3's, `DataLayout.full`).
+    static let dataHeaderLength = DataLayout.full.headerLength
     static let aeadTagLength = 16
-    /// Bytes a sealed datagram carries beyond the SCTP packet inside.
+    /// The most bytes a sealed datagram carries beyond the SCTP packet inside (version 3's layout: 33; version 4's
+    /// carries 25). The engines' packet size leaves room for it, whichever version the peer turns out to speak.
     package static let overhead = dataHeaderLength + aeadTagLength
     /// The Error Detection Method Identifier (RFC 9653) both daemons announce for packets inside sealed datagrams:
     /// the AEAD tag covers every byte of the packet, so the CRC32c adds nothing. Not registered with IANA; only agg

@@ -9,7 +9,9 @@ import SCTPEngine
 /// not authenticate is dropped at O(1) cost, allocates nothing and is never answered. Tables are bounded: sessions
 /// per key, sessions in all, remembered HELLOs per key, addresses per session. The X25519 exchange of a new session
 /// runs only for a HELLO that passed every cheaper check; the server's ephemeral private key is forgotten as soon as
-/// the session keys are derived, and only the HELLO-ACK it answered with is kept (for repeats).
+/// the session keys are derived, and only the HELLO-ACK it answered with is kept (for repeats). Each client is
+/// served in the handshake version of its HELLO (any of `Configuration.versions`), and its session keeps
+/// that version's data layout: compact (4-byte session id) from version 4, full (8-byte) for version 3.
 ///
 /// Keys are kept apart. Every key has its own `SCTPOwner`: an opened datagram carries its key's owner into the
 /// engine, which lets it reach that key's associations only, and an outgoing packet is sealed only with a session of
@@ -44,10 +46,12 @@ package struct ServerDatagramSecurity {
         var gracePeriod: SCTPDuration = .seconds(60)
         /// A repeated HELLO (the HELLO-ACK was lost) is answered again at most this many times.
         var helloAckRepeats = 4
-        /// The shard this server is of (one per event loop behind SO_REUSEPORT): its session ids' low 32 bits are
-        /// congruent to the shard's index, so the kernel's steering rule (`ReusePortSteering`) brings every data
-        /// datagram of a session to the shard that made it.
+        /// The shard this server is of (one per event loop behind SO_REUSEPORT): its session ids' low 32 bits (all
+        /// of a compact id) are congruent to the shard's index, so the kernel's steering rule (`ReusePortSteering`)
+        /// brings every data datagram of a session to the shard that made it.
         package var shard = SCTPShard.single
+        /// The handshake versions served; tests narrow it to play an older server.
+        var versions = SecureDatagram.supportedVersions
 
         package init() {}
     }
@@ -110,9 +114,9 @@ package struct ServerDatagramSecurity {
     private(set) var routes: [Route: UInt64] = [:] {
         didSet { lastSealedRoute = nil }
     }
-    /// The route the last datagram was sealed by: a run of datagrams to one address looks it up once, since
-    /// hashing an address costs more than comparing one. Forgotten whenever `routes` changes.
-    private var lastSealedRoute: (route: Route, id: UInt64)?
+    /// The route the last datagram was sealed by, with its session's overhead: a run of datagrams to one address
+    /// looks it up once, since hashing an address costs more than comparing one. Forgotten whenever `routes` changes.
+    private var lastSealedRoute: (route: Route, id: UInt64, overhead: Int)?
     /// How many keys route to each remote address: more than one is a clash (counted, never obeyed).
     private var routeOwners: [SCTPSocketAddress: Int] = [:]
     private var outbox = CircularBuffer<SCTPDatagram>()
@@ -190,7 +194,9 @@ package struct ServerDatagramSecurity {
         let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
         case .data:
-            if let packet = openData(datagram, clock: clock) { return packet }
+            if let packet = openData(datagram, layout: .full, clock: clock) { return packet }
+        case .compactData:
+            if let packet = openData(datagram, layout: .compact, clock: clock) { return packet }
         case .hello:
             if receiveHello(datagram, clock: clock) { return nil }
         case .helloAck, .version, nil:
@@ -201,7 +207,7 @@ package struct ServerDatagramSecurity {
             switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
             case nil: statistics.droppedPlaintext += 1
             case .helloAck, .version: statistics.droppedMalformed += 1
-            case .hello, .data: break  // Counted where it failed.
+            case .hello, .data, .compactData: break  // Counted where it failed.
             }
             return nil
         }
@@ -209,17 +215,17 @@ package struct ServerDatagramSecurity {
         return datagram
     }
 
-    private mutating func openData(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    private mutating func openData(_ datagram: SCTPDatagram, layout: DataLayout, clock: SecurityClock) -> SCTPDatagram?
+    {
         let payload = datagram.payload
-        guard payload.readableBytes > SecureDatagram.overhead,
-            let id = payload.getInteger(at: payload.readerIndex + 1, as: UInt64.self)
-        else {
+        guard payload.readableBytes > layout.overhead, let id = layout.sessionID(of: payload) else {
             statistics.droppedMalformed += 1
             return nil
         }
         // One lookup; from here on the session is reached in place in its slot (no copy of it, and none of
-        // Dictionary's modify accessor, which allocated on every call).
-        guard let slot = sessions.slot(of: id) else {
+        // Dictionary's modify accessor, which allocated on every call). Full and compact ids share the table: a
+        // datagram of the other layout does not name the session.
+        guard let slot = sessions.slot(of: id), sessions.slots[slot]!.cipher.layout == layout else {
             statistics.droppedUnknownSession += 1
             return nil
         }
@@ -302,13 +308,14 @@ package struct ServerDatagramSecurity {
     private mutating func receiveHello(_ datagram: SCTPDatagram, clock: SecurityClock) -> Bool {
         let payload = datagram.payload
         if let version = payload.getInteger(at: payload.readerIndex + 1, as: UInt8.self),
-            version != SecureDatagram.version
+            !configuration.versions.contains(version)
         {
             return receiveForeignHello(datagram, version: version, clock: clock)
         }
+        // Versions 3 and 4 share the handshake's layout; the version decides the session's data layout.
         guard payload.readableBytes == SecureDatagram.helloLength,
             let hello = payload.getBytes(at: payload.readerIndex, length: SecureDatagram.helloLength),
-            hello[1] == SecureDatagram.version
+            configuration.versions.contains(hello[1])
         else {
             statistics.droppedMalformed += 1
             return false
@@ -356,17 +363,21 @@ package struct ServerDatagramSecurity {
             statistics.droppedTableFull += 1
             return true
         }
+        let version = hello[1]
+        let layout = DataLayout(version: version)
         var sessionID: UInt64 = 0
         while sessionID == 0 || sessions[sessionID] != nil {
-            // The low word, which the steering rule reads, names this shard; the rest stays random.
+            // The low word, which the steering rule reads, names this shard; the rest stays random. A compact id
+            // is that word alone.
             let drawn: UInt64 = random.next()
             let low = configuration.shard.steer(UInt32(truncatingIfNeeded: drawn))
-            sessionID = drawn & 0xFFFF_FFFF_0000_0000 | UInt64(low)
+            let high = layout == .full ? drawn & 0xFFFF_FFFF_0000_0000 : 0
+            sessionID = high | UInt64(low)
         }
         let serverRandom = SecureDatagram.randomBytes(SecureDatagram.randomLength, using: &random)
         let continues = previousSession != 0 && sessions[previousSession]?.keyID == keyID
         var ack: [UInt8] = [
-            SecureDatagram.Kind.helloAck.rawValue, SecureDatagram.version,
+            SecureDatagram.Kind.helloAck.rawValue, version,
             continues ? SecureDatagram.HelloAckFlags.continuesSession : 0,
         ]
         ack.reserveCapacity(SecureDatagram.helloAckLength)
@@ -380,7 +391,8 @@ package struct ServerDatagramSecurity {
             sessionID: sessionID)
         var session = Session(
             cipher: SessionCipher(
-                sessionID: sessionID, sendKey: sessionKeys.serverToClient, receiveKey: sessionKeys.clientToServer),
+                sessionID: sessionID, layout: layout, sendKey: sessionKeys.serverToClient,
+                receiveKey: sessionKeys.clientToServer),
             keyID: keyID, owner: entry.owner, helloAck: ack, lastSeen: clock.monotonic)
         if continues { session.predecessor = previousSession }
         sessions[sessionID] = session
@@ -419,7 +431,7 @@ package struct ServerDatagramSecurity {
         statistics.versionMismatches += 1
         if let last = entry.lastVersionAnswer, clock.monotonic - last < .seconds(1) { return true }
         keys[keyID]!.lastVersionAnswer = clock.monotonic
-        let versions = SecureDatagram.supportedVersions
+        let versions = configuration.versions
         var answer: [UInt8] = [SecureDatagram.Kind.version.rawValue, versions.lowerBound, versions.upperBound]
         answer += SecureDatagram.handshakeTag(
             key: entry.key, label: SecureDatagram.versionLabel, [hello[...], answer[...]])
@@ -471,17 +483,9 @@ package struct ServerDatagramSecurity {
             statistics.sealFailures += 1
             return nil
         }
-        let route = Route(owner: datagram.owner, address: datagram.destination)
-        let id: UInt64
-        if let last = lastSealedRoute, last.route == route {
-            id = last.id
-        } else {
-            guard let found = routes[route] else {
-                statistics.sealFailures += 1
-                return nil
-            }
-            id = found
-            lastSealedRoute = (route, found)
+        guard let id = sealingSession(for: datagram)?.id else {
+            statistics.sealFailures += 1
+            return nil
         }
         let start = output.writerIndex
         guard let slot = sessions.slot(of: id),
@@ -493,6 +497,25 @@ package struct ServerDatagramSecurity {
         let length = output.writerIndex - start
         statistics.recordSealed(length: length)
         return length
+    }
+
+    /// The bytes `seal(_:appendingTo:)` appends for `datagram` when it goes: its session's layout's overhead on
+    /// top of the packet, or none for a plaintext association's datagram. It finds the session `seal` then uses
+    /// from the one-entry cache.
+    package mutating func sealedLength(of datagram: SCTPDatagram) -> Int {
+        let length = datagram.payload.readableBytes
+        guard datagram.owner != .unauthenticated else { return length }
+        return length + (sealingSession(for: datagram)?.overhead ?? SecureDatagram.overhead)
+    }
+
+    /// The session that seals `datagram` (its owner's key's route to the destination) and its layout's overhead.
+    private mutating func sealingSession(for datagram: SCTPDatagram) -> (id: UInt64, overhead: Int)? {
+        let route = Route(owner: datagram.owner, address: datagram.destination)
+        if let last = lastSealedRoute, last.route == route { return (last.id, last.overhead) }
+        guard let id = routes[route], let slot = sessions.slot(of: id) else { return nil }
+        let overhead = sessions.slots[slot]!.cipher.layout.overhead
+        lastSealedRoute = (route, id, overhead)
+        return (id, overhead)
     }
 
     /// HELLO-ACKs and VERSION answers to send.

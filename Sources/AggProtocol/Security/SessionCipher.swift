@@ -3,8 +3,8 @@ import Crypto
 import NIOCore
 
 /// One session's data protection: seals outgoing SCTP packets with the send key and a fresh counter, opens incoming
-/// ones with the receive key behind a replay window. The header (type, session id, counter) is the AEAD's
-/// associated data.
+/// ones with the receive key behind a replay window. The header (type, session id, counter, in the session's
+/// `layout`) is the AEAD's associated data; the nonce is always the full 64-bit counter.
 struct SessionCipher {
     /// Why an incoming data datagram was dropped.
     enum OpenFailure: Error, Equatable {
@@ -18,6 +18,7 @@ struct SessionCipher {
     static let counterLimit: UInt64 = 1 << 62
 
     let sessionID: UInt64
+    let layout: DataLayout
     private let sendKey: PacketKey
     private let receiveKey: PacketKey
     /// The counter of the next sealed datagram.
@@ -26,15 +27,29 @@ struct SessionCipher {
     /// Datagrams opened successfully.
     private(set) var packetsOpened: UInt64 = 0
 
-    init(sessionID: UInt64, sendKey: SymmetricKey, receiveKey: SymmetricKey) {
+    /// A compact session's id must fit in 32 bits.
+    init(sessionID: UInt64, layout: DataLayout = .full, sendKey: SymmetricKey, receiveKey: SymmetricKey) {
+        precondition(layout == .full || sessionID <= UInt32.max, "a compact session id has 32 bits")
         self.sessionID = sessionID
+        self.layout = layout
         self.sendKey = PacketKey(sendKey)
         self.receiveKey = PacketKey(receiveKey)
     }
 
+    /// A session in mid-life, for tests: it seals from `sendCounter` on, and opens as if `receivedHighest` had
+    /// been the highest counter authenticated so far (for counters near the 2^32 wrap of the compact layout).
+    init(
+        sessionID: UInt64, layout: DataLayout, sendKey: SymmetricKey, receiveKey: SymmetricKey, sendCounter: UInt64,
+        receivedHighest: UInt64?
+    ) {
+        self.init(sessionID: sessionID, layout: layout, sendKey: sendKey, receiveKey: receiveKey)
+        self.sendCounter = sendCounter
+        if let receivedHighest { window = ReplayWindow(highest: receivedHighest) }
+    }
+
     /// The sealed datagram of `packet`, or nil once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer) -> ByteBuffer? {
-        var output = ByteBufferAllocator().buffer(capacity: SecureDatagram.overhead + packet.readableBytes)
+        var output = ByteBufferAllocator().buffer(capacity: layout.overhead + packet.readableBytes)
         return seal(packet, appendingTo: &output) ? output : nil
     }
 
@@ -46,16 +61,23 @@ struct SessionCipher {
         sendCounter += 1
         let start = output.writerIndex
         let length = packet.readableBytes
-        let headerLength = SecureDatagram.dataHeaderLength
+        let layout = layout
+        let headerLength = layout.headerLength
         // One reservation for the whole datagram: the header is stored, then read as the associated data while the
         // body is written after it (the two ranges do not overlap), then the tag.
         let sealed = output.writeWithUnsafeMutableBytes(
             minimumWritableBytes: headerLength + length + SecureDatagram.aeadTagLength
         ) { out in
             let base = out.baseAddress!
-            base.storeBytes(of: SecureDatagram.Kind.data.rawValue, as: UInt8.self)
-            base.storeBytes(of: sessionID.bigEndian, toByteOffset: 1, as: UInt64.self)
-            base.storeBytes(of: counter.bigEndian, toByteOffset: 9, as: UInt64.self)
+            base.storeBytes(of: layout.kind.rawValue, as: UInt8.self)
+            switch layout {
+            case .full:
+                base.storeBytes(of: sessionID.bigEndian, toByteOffset: 1, as: UInt64.self)
+                base.storeBytes(of: counter.bigEndian, toByteOffset: 9, as: UInt64.self)
+            case .compact:
+                base.storeBytes(of: UInt32(truncatingIfNeeded: sessionID).bigEndian, toByteOffset: 1, as: UInt32.self)
+                base.storeBytes(of: UInt32(truncatingIfNeeded: counter).bigEndian, toByteOffset: 5, as: UInt32.self)
+            }
             let header = base.assumingMemoryBound(to: UInt8.self)
             return packet.withUnsafeReadableBytes { plaintext in
                 let ok = caead_seal(
@@ -71,22 +93,26 @@ struct SessionCipher {
         return true
     }
 
-    /// The SCTP packet inside a data datagram whose session id is this session's.
+    /// The SCTP packet inside a data datagram of this session's layout whose session id is this session's. A
+    /// compact datagram's counter is restored against the highest counter authenticated so far, then checked by
+    /// the replay window; a wrong restoration (a counter 2^31 or more behind) fails the tag.
     mutating func open(_ datagram: ByteBuffer) -> Result<ByteBuffer, OpenFailure> {
         let length = datagram.readableBytes
-        guard length > SecureDatagram.overhead,
-            let counter = datagram.getInteger(at: datagram.readerIndex + 9, as: UInt64.self)
-        else { return .failure(.tooShort) }
+        let headerLength = layout.headerLength
+        let overhead = layout.overhead
+        guard length > overhead, let counter = layout.counter(of: datagram, highest: window.highest) else {
+            return .failure(.tooShort)
+        }
         guard window.mayAccept(counter) else { return .failure(.replayed) }
-        let plaintextLength = length - SecureDatagram.overhead
+        let plaintextLength = length - overhead
         // One allocation: `ByteBuffer()` and then `reserveCapacity` made two storages.
         var packet = ByteBufferAllocator().buffer(capacity: plaintextLength)
         let opened = datagram.withUnsafeReadableBytes { bytes in
             packet.writeWithUnsafeMutableBytes(minimumWritableBytes: plaintextLength) { output in
                 let base = bytes.baseAddress!
                 let ok = caead_open(
-                    receiveKey.pointer, counter, output.baseAddress!, base + SecureDatagram.dataHeaderLength,
-                    length - SecureDatagram.dataHeaderLength, base, SecureDatagram.dataHeaderLength)
+                    receiveKey.pointer, counter, output.baseAddress!, base + headerLength, length - headerLength, base,
+                    headerLength)
                 return ok == 1 ? plaintextLength : 0
             }
         }
@@ -96,14 +122,20 @@ struct SessionCipher {
         return .success(packet)
     }
 
-    /// The session id field of a data datagram.
+    /// The session id field of a data datagram of either layout (told by its type).
     static func sessionID(of datagram: ByteBuffer) -> UInt64? {
-        datagram.getInteger(at: datagram.readerIndex + 1, as: UInt64.self)
+        guard let type = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self),
+            let layout = DataLayout(type: type)
+        else { return nil }
+        return layout.sessionID(of: datagram)
     }
 
-    /// The counter field of a data datagram.
+    /// The counter field of a data datagram of either layout (a compact one's: the counter's low 32 bits).
     static func counter(of datagram: ByteBuffer) -> UInt64? {
-        datagram.getInteger(at: datagram.readerIndex + 9, as: UInt64.self)
+        guard let type = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self),
+            let layout = DataLayout(type: type)
+        else { return nil }
+        return layout.counter(of: datagram, highest: nil)
     }
 }
 

@@ -773,8 +773,9 @@ public final class AggClientService: @unchecked Sendable {
             let spoken =
                 versions.lowerBound == versions.upperBound
                 ? "version \(versions.lowerBound)" : "versions \(versions.lowerBound) to \(versions.upperBound)"
+            let ours = SecureDatagram.supportedVersions
             logger.error(
-                "aggserver speaks datagram protocol \(spoken), this aggclient version \(SecureDatagram.version): install the same agg release on both sides"
+                "aggserver speaks datagram protocol \(spoken), this aggclient versions \(ours.lowerBound) to \(ours.upperBound): install the same agg release on both sides"
             )
         case .clientVersionMismatch:
             break

@@ -382,8 +382,9 @@ public final class AggServerService: @unchecked Sendable {
         if let last = versionWarnings[name], now - last < .seconds(60) { return }
         versionWarnings[name] = now
         let message =
-            "client \(name) speaks datagram protocol version \(version), this aggserver version "
-            + "\(SecureDatagram.version); it was told so: install the same agg release on both sides"
+            "client \(name) speaks datagram protocol version \(version), this aggserver versions "
+            + "\(SecureDatagram.supportedVersions.lowerBound) to \(SecureDatagram.supportedVersions.upperBound); "
+            + "it was told so: install the same agg release on both sides"
         logger.warning("\(message)", metadata: ["key": "\(name)"])
     }
 

@@ -20,7 +20,8 @@ import Testing
 
         let up = try #require(pair.clientSeal(Pair.packet(2)))
         #expect(up.payload != Pair.packet(2))
-        #expect(up.payload.readableBytes == 100 + SecureDatagram.overhead)
+        #expect(up.payload.readableBytes == 100 + DataLayout.compact.overhead)
+        #expect(up.payload.getInteger(at: up.payload.readerIndex, as: UInt8.self) == 0x64)
         let opened = try #require(pair.serverOpen(up, clock: pair.clock))
         #expect(opened.payload == Pair.packet(2))
         // The tag proved the packet: the engine need not check its CRC32c.
@@ -90,6 +91,43 @@ import Testing
         }
         #expect(pair.server.statistics.dropped == 6)
         #expect(pair.serverPoll() == nil)
+    }
+
+    /// Compact datagrams cut short, garbage of the compact type (with an unknown id, and with the session's own
+    /// id), and a full-layout datagram naming the compact session's id are dropped and counted on both sides; the
+    /// genuine datagram still opens afterwards.
+    @Test func truncatedOrGarbageCompactDatagramsAreDroppedAndCounted() throws {
+        let pair = Pair()
+        for released in pair.handshake() { #expect(pair.serverOpen(released, clock: pair.clock) != nil) }
+        let up = try #require(pair.clientSeal(Pair.packet(6)))
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(7))))
+        let id = try #require(pair.client.current?.cipher.sessionID)
+        #expect(id <= UInt32.max)
+        let idBytes = Array(up.payload.readableBytesView[(up.payload.readerIndex + 1)...].prefix(4))
+        func forgeries(of sealed: SCTPDatagram) -> [ByteBuffer] {
+            var list = [0, 1, 5, 9, 25, sealed.payload.readableBytes - 1].map {
+                sealed.payload.getSlice(at: sealed.payload.readerIndex, length: $0)!
+            }
+            list.append(ByteBuffer(bytes: [0x64, 0xEE, 0xEE, 0xEE, 0xEE] + (0..<60).map { UInt8($0) }))
+            list.append(ByteBuffer(bytes: [0x64] + idBytes + (0..<60).map { UInt8($0 &* 3) }))
+            list.append(ByteBuffer(bytes: [0x44, 0, 0, 0, 0] + idBytes + (0..<60).map { UInt8($0) }))
+            return list
+        }
+        for forged in forgeries(of: up) { #expect(pair.serverOpen(Pair.upward(forged), clock: pair.clock) == nil) }
+        for forged in forgeries(of: down) {
+            #expect(pair.clientOpen(Pair.downward(forged), clock: pair.clock) == nil)
+        }
+        for statistics in [pair.server.statistics, pair.client.statistics] {
+            #expect(statistics.dropped == 9)
+            #expect(statistics.droppedUnknownSession == 2)
+            #expect(statistics.droppedBadTag == 2)
+        }
+        // The empty datagram has no type: the server counts it as refused plaintext.
+        #expect(pair.server.statistics.droppedMalformed == 4 && pair.server.statistics.droppedPlaintext == 1)
+        #expect(pair.client.statistics.droppedMalformed == 5)
+        #expect(pair.serverPoll() == nil && pair.clientPoll() == nil)
+        #expect(pair.serverOpen(up, clock: pair.clock)?.payload == Pair.packet(6))
+        #expect(pair.clientOpen(down, clock: pair.clock)?.payload == Pair.packet(7))
     }
 
     @Test func replayedDataIsDroppedOnBothSides() throws {
@@ -610,16 +648,21 @@ import Testing
 
     // MARK: - Size
 
-    @Test func overheadKeepsSealedDatagramsWithinTheOldSize() throws {
+    /// The engines' packet size leaves room for version 3's 33 bytes whichever version the peer speaks (it is set
+    /// before the handshake): a version-3 session's largest datagram is exactly the old size, a version-4
+    /// session's 8 bytes under it.
+    @Test(arguments: [(UInt8(3), 0), (4, 8)])
+    func overheadKeepsSealedDatagramsWithinTheOldSize(version: UInt8, spare: Int) throws {
         #expect(SecureDatagram.overhead == 33)
         #expect(SecureDatagram.helloAckLength < SecureDatagram.helloLength)
         #expect(DatagramProtection.client(key: Pair.key).overhead == SecureDatagram.overhead)
         #expect(DatagramProtection.plaintext.overhead == 0)
         let largest = SCTPConfiguration().maxPacketSize - SecureDatagram.overhead
         let pair = Pair()
+        pair.client.helloVersion = version
         pair.handshake()
         let sealed = try #require(pair.clientSeal(Pair.packet(1, size: largest)))
-        #expect(sealed.payload.readableBytes == SCTPConfiguration().maxPacketSize)
-        #expect(pair.client.statistics.largestSealed == SCTPConfiguration().maxPacketSize)
+        #expect(sealed.payload.readableBytes == SCTPConfiguration().maxPacketSize - spare)
+        #expect(pair.client.statistics.largestSealed == SCTPConfiguration().maxPacketSize - spare)
     }
 }

@@ -5,7 +5,8 @@ import Testing
 
 @testable import AggProtocol
 
-/// The version-3 handshake: the ephemeral X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its
+/// The version-3 and version-4 handshake (one layout; 4 makes sessions of the compact data layout): the ephemeral
+/// X25519 exchange in HELLO and HELLO-ACK that gives forward secrecy, its
 /// authentication by the pre-shared key's tags, the VERSION answer to other versions, the HELLO-ACK's word on
 /// whether the server still knew the session, the refusal of unusable public keys, and the sizes that keep the
 /// server from amplifying.
@@ -49,7 +50,8 @@ import Testing
     /// Whether a server-side cipher holding `key` as its receive key opens `datagram` (sealed by the client).
     static func opens(_ datagram: SCTPDatagram, receiveKey key: SymmetricKey) -> Bool {
         let id = SessionCipher.sessionID(of: datagram.payload)!
-        var cipher = SessionCipher(sessionID: id, sendKey: key, receiveKey: key)
+        let layout = DataLayout(type: datagram.payload.getInteger(at: datagram.payload.readerIndex)!)!
+        var cipher = SessionCipher(sessionID: id, layout: layout, sendKey: key, receiveKey: key)
         if case .success = cipher.open(datagram.payload) { return true }
         return false
     }
@@ -241,8 +243,8 @@ import Testing
         // VERSION: the server's versions, under a tag of the key over the whole HELLO; smaller than any HELLO.
         let bytes = Array(answer.payload.readableBytesView)
         #expect(bytes.count == SecureDatagram.versionLength && bytes.count == 19)
-        #expect(bytes[0] == 0x56 && bytes[1] == 3 && bytes[2] == 3)
-        #expect(bytes == Self.tagged([0x56, 3, 3], label: SecureDatagram.versionLabel, prefix: older))
+        #expect(bytes[0] == 0x56 && bytes[1] == 3 && bytes[2] == 4)
+        #expect(bytes == Self.tagged([0x56, 3, 4], label: SecureDatagram.versionLabel, prefix: older))
         #expect(answer.destination == Pair.clientPath1)
         // At most one answer a second per key; never a session.
         #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: oldest)), clock: pair.clock) == nil)
@@ -265,19 +267,82 @@ import Testing
         let pair = Pair()
         let hello = Array(try Self.firstHello(pair).payload.readableBytesView)
         // A VERSION that does not answer this HELLO under this key, then the real one (as a newer server would
-        // send it: versions 4 to 5).
-        let forged = Self.tagged([0x56, 4, 5], label: SecureDatagram.versionLabel, prefix: [0x41])
+        // send it: versions 5 to 6, none of which this build speaks).
+        let forged = Self.tagged([0x56, 5, 6], label: SecureDatagram.versionLabel, prefix: [0x41])
         #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: forged)), clock: pair.clock) == nil)
         #expect(pair.client.pollEvent() == nil)
         #expect(pair.client.statistics.droppedBadTag == 1)
-        let genuine = Self.tagged([0x56, 4, 5], label: SecureDatagram.versionLabel, prefix: hello)
+        let genuine = Self.tagged([0x56, 5, 6], label: SecureDatagram.versionLabel, prefix: hello)
         #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: genuine)), clock: pair.clock) == nil)
-        #expect(pair.client.pollEvent() == .versionMismatch(serverVersions: 4...5))
+        #expect(pair.client.pollEvent() == .versionMismatch(serverVersions: 5...6))
         #expect(pair.client.isHandshaking, "the client keeps trying: the server may be upgraded")
+        #expect(pair.client.helloVersion == 4)
+        #expect(pair.clientPoll() == nil, "no new HELLO: nothing both speak")
+    }
+
+    /// An aggclient of version 3 (before the compact layout) gets a version-3 session from today's server: a
+    /// version-3 HELLO-ACK, then data in the full layout both ways.
+    @Test func aVersion3ClientIsServedInVersion3() throws {
+        let pair = Pair()
+        pair.client.helloVersion = 3
+        let hello = try Self.firstHello(pair)
+        #expect(hello.payload.getInteger(at: hello.payload.readerIndex + 1, as: UInt8.self) == 3)
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        let ack = try #require(pair.serverPoll())
+        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 3)
+        #expect(pair.clientOpen(ack, clock: pair.clock) == nil)
+        let released = try #require(pair.drainClient().first)
+        #expect(released.payload.getInteger(at: released.payload.readerIndex, as: UInt8.self) == 0x44)
+        #expect(released.payload.readableBytes == 100 + 33)
+        #expect(pair.serverOpen(released, clock: pair.clock)?.payload == Pair.packet(0))
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(1))))
+        #expect(down.payload.getInteger(at: down.payload.readerIndex, as: UInt8.self) == 0x44)
+        #expect(down.payload.readableBytes == 100 + 33)
+        #expect(pair.clientOpen(down, clock: pair.clock)?.payload == Pair.packet(1))
+        #expect(pair.server.sessions.entries.map(\.value.cipher.layout) == [.full])
+        #expect(pair.server.statistics.versionMismatches == 0)
+    }
+
+    /// Today's client and a server that speaks only version 3 (an older aggserver): the server answers the
+    /// version-4 HELLO with VERSION 3...3, the client offers version 3 at once and keeps offering it (rekeys too),
+    /// and the queued packet goes out in the full layout. No mismatch is reported.
+    @Test func aClientFallsBackToVersion3WhenTheServerSpeaksOnlyThat() throws {
+        var old = ServerDatagramSecurity.Configuration()
+        old.versions = 3...3
+        var configuration = ClientDatagramSecurity.Configuration()
+        configuration.rekeyAfterPackets = 5
+        let pair = Pair(client: configuration, server: old)
+        let hello = try Self.firstHello(pair)
+        #expect(hello.payload.getInteger(at: hello.payload.readerIndex + 1, as: UInt8.self) == 4)
+        #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
+        let answer = try #require(pair.serverPoll())
+        #expect(Array(answer.payload.readableBytesView.prefix(3)) == [0x56, 3, 3])
+        #expect(pair.server.sessions.isEmpty)
+        #expect(pair.clientOpen(answer, clock: pair.clock) == nil)
+        #expect(pair.client.pollEvent() == nil)
+        #expect(pair.client.statistics.versionMismatches == 1)
+        #expect(pair.client.helloVersion == 3)
+        let retry = try #require(pair.clientPoll())
+        #expect(retry.payload.getInteger(at: retry.payload.readerIndex + 1, as: UInt8.self) == 3)
+        #expect(pair.serverOpen(retry, clock: pair.clock) == nil)
+        #expect(pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock) == nil)
+        let released = try #require(pair.drainClient().first)
+        #expect(released.payload.getInteger(at: released.payload.readerIndex, as: UInt8.self) == 0x44)
+        #expect(pair.serverOpen(released, clock: pair.clock)?.payload == Pair.packet(0))
+        let down = try #require(pair.serverSeal(Pair.downward(Pair.packet(1))))
+        #expect(pair.clientOpen(down, clock: pair.clock)?.payload == Pair.packet(1))
+        // The rekey's HELLO stays at version 3.
+        for _ in 0..<5 { _ = pair.clientSeal(Pair.packet(2)) }
+        let rekey = try #require(pair.drainClient().first)
+        #expect(Array(rekey.payload.readableBytesView.prefix(2)) == [0x41, 3])
+        #expect(pair.serverOpen(rekey, clock: pair.clock) == nil)
+        #expect(pair.clientOpen(try #require(pair.serverPoll()), clock: pair.clock) == nil)
+        #expect(pair.server.statistics.versionMismatches == 1)
+        #expect(pair.client.current?.cipher.layout == .full)
     }
 
     @Test func helloAckIsSmallerThanHello() throws {
-        #expect(SecureDatagram.version == 3)
+        #expect(SecureDatagram.version == 4)
         #expect(SecureDatagram.helloLength == 106)
         #expect(SecureDatagram.helloAckLength == 91)
         #expect(SecureDatagram.helloAckLength < SecureDatagram.helloLength)
@@ -289,7 +354,7 @@ import Testing
         let ack = try #require(pair.serverPoll())
         #expect(hello.payload.readableBytes == 106)
         #expect(ack.payload.readableBytes == 91)
-        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 3)
+        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 4)
     }
 
     // MARK: - A server that restarted

@@ -92,6 +92,131 @@ import Testing
         #expect(try receiver.open(output).get() == packet(50))
     }
 
+    // MARK: - The compact layout (version 4)
+
+    /// A compact-layout pair of one session, each side's counters set as if `sent` datagrams had gone before (the
+    /// receiver having authenticated up to `sent - 1`).
+    func compactPair(id: UInt64 = 0x0A0B_0C0D, sent: UInt64) -> (sender: SessionCipher, receiver: SessionCipher) {
+        let highest = sent == 0 ? nil : sent - 1
+        return (
+            SessionCipher(
+                sessionID: id, layout: .compact, sendKey: sendKey, receiveKey: receiveKey, sendCounter: sent,
+                receivedHighest: nil),
+            SessionCipher(
+                sessionID: id, layout: .compact, sendKey: receiveKey, receiveKey: sendKey, sendCounter: 0,
+                receivedHighest: highest)
+        )
+    }
+
+    /// Type 0x64, the 4-byte id, the counter's low 32 bits: 9 bytes of header, 25 with the tag; the nonce is still
+    /// the whole 64-bit counter (checked here with swift-crypto across the 2^32 wrap).
+    @Test func compactDatagramsCarryANineByteHeaderAndSealWithTheWholeCounter() throws {
+        var (sender, _) = compactPair(sent: (1 << 32) - 1)
+        for counter: UInt64 in [(1 << 32) - 1, 1 << 32, (1 << 32) + 1] {
+            let plaintext = packet(1_000)
+            let result = sender.seal(plaintext)
+            let sealed = try #require(result)
+            let bytes = Array(sealed.readableBytesView)
+            #expect(bytes.count == 25 + 1_000)
+            #expect(DataLayout.compact.overhead == 25 && DataLayout.full.overhead == SecureDatagram.overhead)
+            #expect(Array(bytes[0..<5]) == [0x64, 0x0A, 0x0B, 0x0C, 0x0D])
+            let low = UInt32(truncatingIfNeeded: counter)
+            #expect(Array(bytes[5..<9]) == withUnsafeBytes(of: low.bigEndian) { Array($0) })
+            let box = try ChaChaPoly.SealedBox(
+                nonce: nonce(counter), ciphertext: bytes[9..<(bytes.count - 16)], tag: bytes[(bytes.count - 16)...])
+            let opened = try ChaChaPoly.open(box, using: sendKey, authenticating: bytes[0..<9])
+            #expect(Array(opened) == Array(plaintext.readableBytesView))
+        }
+    }
+
+    @Test func compactDatagramsRoundTripInOrderAndReordered() throws {
+        var (sender, receiver) = compactPair(sent: 0)
+        let sealed = (0..<200).map { sender.seal(packet($0 + 1))! }
+        for index in 0..<100 { #expect(try receiver.open(sealed[index]).get() == packet(index + 1)) }
+        for index in (100..<200).reversed() { #expect(try receiver.open(sealed[index]).get() == packet(index + 1)) }
+        #expect(receiver.packetsOpened == 200)
+        #expect(receiver.window.highest == 199)
+        #expect(receiver.open(sealed[150]) == .failure(.replayed))
+    }
+
+    /// The counter's high bits come back from the highest one authenticated: in order and reordered across the
+    /// 2^32 wrap, with the replay window judging the restored counter.
+    @Test func compactCountersAreRestoredAcrossTheWrap() throws {
+        let start: UInt64 = (1 << 32) - 100
+        var (sender, receiver) = compactPair(sent: start)
+        let sealed = (0..<300).map { _ in sender.seal(packet(64))! }  // Counters 2^32 - 100 ..< 2^32 + 200.
+        for index in 0..<50 { #expect(try receiver.open(sealed[index]).get() == packet(64)) }
+        // Past the wrap first, then the stragglers from before it.
+        for index in (50..<300).reversed() { #expect(try receiver.open(sealed[index]).get() == packet(64)) }
+        #expect(receiver.window.highest == start + 299)
+        #expect(receiver.packetsOpened == 300)
+        for index in [0, 99, 100, 299] { #expect(receiver.open(sealed[index]) == .failure(.replayed)) }
+
+        // Higher up too: the third wrap.
+        var (far, farReceiver) = compactPair(sent: 3 << 32 - 2)
+        let late = far.seal(packet(1))!
+        let ahead = (0..<4).map { _ in far.seal(packet(2))! }
+        for datagram in ahead { #expect(try farReceiver.open(datagram).get() == packet(2)) }
+        #expect(try farReceiver.open(late).get() == packet(1))
+        #expect(farReceiver.window.highest == 3 << 32 + 2)
+    }
+
+    /// A counter older than the replay window is restored exactly and refused as a replay; one 2^31 or more behind
+    /// is restored 2^32 too high, fails its tag, and moves nothing.
+    @Test func farStaleCompactCountersAreRefused() throws {
+        var (sender, receiver) = compactPair(sent: 0)
+        let old = sender.seal(packet(8))!
+        let (aheadSender, _) = compactPair(sent: ReplayWindow.size + 10)
+        var jumped = aheadSender
+        #expect(try receiver.open(jumped.seal(packet(9))!).get() == packet(9))
+        #expect(receiver.open(old) == .failure(.replayed))
+
+        var (wayBehind, wayAheadReceiver) = compactPair(sent: 5)
+        var ahead = compactPair(sent: 5 + (1 << 31)).sender
+        #expect(try wayAheadReceiver.open(ahead.seal(packet(1))!).get() == packet(1))
+        let stale = wayBehind.seal(packet(2))!  // 2^31 behind the highest.
+        #expect(wayAheadReceiver.open(stale) == .failure(.badTag))
+        #expect(wayAheadReceiver.window.highest == 5 + (1 << 31))
+        #expect(wayAheadReceiver.packetsOpened == 1)
+    }
+
+    @Test func expandCounterFollowsRFC9000AppendixA3() {
+        let wrap: UInt64 = 1 << 32
+        // Before anything arrived the expected counter is 0.
+        #expect(DataLayout.expandCounter(0, highest: nil) == 0)
+        #expect(DataLayout.expandCounter(7, highest: nil) == 7)
+        #expect(DataLayout.expandCounter(UInt32.max, highest: nil) == wrap - 1)
+        // In order and just ahead.
+        #expect(DataLayout.expandCounter(11, highest: 10) == 11)
+        #expect(DataLayout.expandCounter(0, highest: wrap - 1) == wrap)
+        // Behind, across the wrap either way.
+        #expect(DataLayout.expandCounter(UInt32.max - 5, highest: wrap + 3) == wrap - 6)
+        #expect(DataLayout.expandCounter(4, highest: wrap - 3) == wrap + 4)
+        // Half a window is the limit: just under it behind stays behind, at it comes out ahead.
+        let highest: UInt64 = 5 * wrap + 100
+        let behind = highest + 1 - (1 << 31) + 1
+        #expect(DataLayout.expandCounter(UInt32(truncatingIfNeeded: behind), highest: highest) == behind)
+        let tooFar = highest + 1 - (1 << 31)
+        #expect(DataLayout.expandCounter(UInt32(truncatingIfNeeded: tooFar), highest: highest) == tooFar + wrap)
+        // Never past the counter limit.
+        let top = SessionCipher.counterLimit - 1
+        #expect(DataLayout.expandCounter(UInt32(truncatingIfNeeded: top), highest: top - 1) == top)
+    }
+
+    @Test func aTruncatedOrGarbageCompactDatagramIsRefused() throws {
+        var (sender, receiver) = compactPair(sent: 0)
+        let sealed = sender.seal(packet(40))!
+        for length in [0, 1, 5, 9, 25] {
+            #expect(receiver.open(sealed.getSlice(at: sealed.readerIndex, length: length)!) == .failure(.tooShort))
+        }
+        #expect(receiver.open(sealed.getSlice(at: sealed.readerIndex, length: 60)!) == .failure(.badTag))
+        var garbage = ByteBuffer(bytes: [0x64, 0x0A, 0x0B, 0x0C, 0x0D])
+        garbage.writeBytes((0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37) })
+        #expect(receiver.open(garbage) == .failure(.badTag))
+        #expect(receiver.window.highest == nil, "nothing moved the window")
+        #expect(try receiver.open(sealed).get() == packet(40))
+    }
+
     /// A datagram whose tag is wrong leaves every byte past the plaintext's room alone. BoringSSL clears the output
     /// room it is given on failure; given the ciphertext's length it cleared 16 bytes past the buffer, which the
     /// decryption fuzzer caught as heap corruption (Fuzz/Corpus/decrypt/regression-open-zeroes-past-buffer).

@@ -10,15 +10,20 @@ import Testing
 @Suite struct ShardedSessionTests {
     typealias Pair = SecurityPair
 
-    @Test func sessionIDsKeepTheShardsResidue() throws {
+    /// Version 4's 4-byte ids and version 3's 8-byte ones alike: the kernel's program finds the shard in either
+    /// layout's datagrams.
+    @Test(arguments: [UInt8(3), 4])
+    func sessionIDsKeepTheShardsResidue(version: UInt8) throws {
         for index: UInt32 in 0..<3 {
             var configuration = ServerDatagramSecurity.Configuration()
             configuration.shard = SCTPShard(count: 3, index: index)
             for seed: UInt64 in 1...8 {
                 let pair = Pair(server: configuration, seed: seed)
+                pair.client.helloVersion = version
                 pair.handshake()
                 let id = try #require(pair.client.current?.cipher.sessionID)
                 #expect(UInt32(truncatingIfNeeded: id) % 3 == index, "session \(id) of shard \(index)")
+                #expect((id <= UInt32.max) == (version >= 4), "a compact id has 32 bits")
                 let program = ReusePortSteering.program(shards: 3, allowPlaintext: false)
                 let sealed = try #require(pair.clientSeal(Pair.packet(1)))
                 let bytes = sealed.payload.getBytes(

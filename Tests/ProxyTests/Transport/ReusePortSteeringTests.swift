@@ -53,6 +53,12 @@ import Testing
         [0x44] + bigEndian(session) + Array(repeating: 0xA5, count: size - 9)
     }
 
+    /// A compact (version 4) data datagram: type 0x64, the 4-byte session id, the truncated counter, the rest.
+    static func compactData(session: UInt32, size: Int = 120) -> [UInt8] {
+        [0x64] + bigEndian(UInt64(session)).suffix(4) + [0xFF, 0xFF, 0xFF, 0xFE]
+            + Array(repeating: 0xA5, count: size - 9)
+    }
+
     static func hello(key: UInt64, version: UInt8 = 3) -> [UInt8] {
         [0x41, version] + bigEndian(key) + Array(repeating: 0x5A, count: 96)
     }
@@ -77,11 +83,35 @@ import Testing
         }
     }
 
+    /// Version 4's session ids are the shard's low word alone, at bytes 1..<5 of a compact datagram; version 3's
+    /// full-layout datagrams keep theirs at bytes 5..<9. Both reach the shard that made the session, with or
+    /// without plaintext allowed.
+    @Test func compactDataIsSteeredByItsFourByteSessionIDToTheShardThatMadeIt() {
+        for plaintext in [false, true] {
+            for shards in 1...5 {
+                let program = ReusePortSteering.program(shards: shards, allowPlaintext: plaintext)
+                for index in 0..<shards {
+                    let shard = SCTPShard(count: UInt32(shards), index: UInt32(index))
+                    for random: UInt32 in [0x89AB_CDEF, 0xFFFF_FFFF, 42, 0x0000_0001, 0xDEAD_BEEF] {
+                        let session = shard.steer(random)
+                        #expect(Self.run(program, on: Self.compactData(session: session)) == UInt32(index))
+                        // The same id in version 3's layout, high word random.
+                        let full = UInt64(random) << 32 | UInt64(session)
+                        #expect(Self.run(program, on: Self.data(session: full)) == UInt32(index))
+                    }
+                }
+            }
+        }
+        let program = ReusePortSteering.program(shards: 2, allowPlaintext: false)
+        #expect(Self.run(program, on: [0x64, 0, 0, 0, 1]) == ReusePortSteering.fallToHash, "too short: not shard 0")
+    }
+
     @Test func helloIsSteeredByKeyIDWhateverItsVersion() {
         let program = ReusePortSteering.program(shards: 3, allowPlaintext: false)
         for key: UInt64 in [1, 2, 3, 0x1111_2222_3333_4444, .max] {
             let expected = UInt32(truncatingIfNeeded: key) % 3
             #expect(Self.run(program, on: Self.hello(key: key)) == expected)
+            #expect(Self.run(program, on: Self.hello(key: key, version: 4)) == expected)
             #expect(Self.run(program, on: Self.hello(key: key, version: 9)) == expected)
         }
     }

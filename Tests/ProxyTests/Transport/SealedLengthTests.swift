@@ -1,8 +1,8 @@
-import AggProtocol
 import NIOCore
 import SCTPEngine
 import Testing
 
+@testable import AggProtocol
 @testable import AggTransport
 
 /// The driver decides whether a datagram joins the segmented run under way from `sealedLength` before sealing it
@@ -37,7 +37,28 @@ import Testing
         let ack = try #require(server.pollTransmit())
         #expect(client.open(ack, clock: Self.clock) == nil)
         let datagram = SecurityPair.upward(SecurityPair.packet(1, size: 1200))
-        #expect(client.sealedLength(of: datagram) == 1200 + 33)
+        #expect(client.sealedLength(of: datagram) == 1200 + 25)
         #expect(Self.appended(client, datagram) == client.sealedLength(of: datagram))
+    }
+
+    /// A server serves version 3 and version 4 clients side by side: each datagram's length is its own session's
+    /// layout's (33 bytes of header and tag, 25), else runs would break at every datagram of the other layout.
+    @Test(arguments: [(UInt8(4), 25), (3, 33)])
+    func eachSessionsDatagramsGrowByItsOwnLayout(version: UInt8, overhead: Int) throws {
+        let pair = SecurityPair()
+        pair.client.helloVersion = version
+        for released in pair.handshake() { #expect(pair.serverOpen(released, clock: pair.clock) != nil) }
+        #expect(pair.client.sealOverhead == overhead)
+        let up = SecurityPair.upward(SecurityPair.packet(1, size: 1200))
+        #expect(try #require(pair.clientSeal(up.payload)).payload.readableBytes == 1200 + overhead)
+        var down = SecurityPair.downward(SecurityPair.packet(2, size: 1200))
+        down.owner = try #require(pair.server.owner(ofKeyNamed: SecurityPair.key.name))
+        #expect(pair.server.sealedLength(of: down) == 1200 + overhead)
+        var run = ByteBufferAllocator().buffer(capacity: 2048)
+        #expect(pair.server.seal(down, appendingTo: &run) == 1200 + overhead)
+        // A datagram with no session to seal it is not sent; its length is the largest layout's.
+        var stranger = SecurityPair.downward(SecurityPair.packet(3, size: 1200), to: SecurityPair.clientPath2)
+        stranger.owner = down.owner
+        #expect(pair.server.sealedLength(of: stranger) == 1200 + SecureDatagram.overhead)
     }
 }
