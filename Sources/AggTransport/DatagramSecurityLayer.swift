@@ -57,6 +57,14 @@ package final class DatagramSecurityLayer {
         return server!.seal(datagram, appendingTo: &output)
     }
 
+    /// Whether the layer has datagrams or events to hand out.
+    var hasOutput: Bool {
+        isClient ? Self.hasOutput(&client!) : Self.hasOutput(&server!)
+    }
+
+    private static func hasOutput(_ state: inout ClientDatagramSecurity) -> Bool { state.hasOutput }
+    private static func hasOutput(_ state: inout ServerDatagramSecurity) -> Bool { state.hasOutput }
+
     func pollTransmit() -> SCTPDatagram? {
         if isClient { return client!.pollTransmit() }
         return server!.pollTransmit()

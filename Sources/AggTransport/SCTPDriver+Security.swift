@@ -87,8 +87,10 @@ extension SCTPDriver {
     /// one timer forward to the layer's deadline if that comes first.
     func drainSecurity() {
         guard let security else { return }
-        while let datagram = security.pollTransmit() { writeDatagram(datagram) }
-        while let event = security.pollEvent() { onSecurityEvent?(event) }
+        if security.hasOutput {
+            while let datagram = security.pollTransmit() { writeDatagram(datagram) }
+            while let event = security.pollEvent() { onSecurityEvent?(event) }
+        }
         if let deadline = security.nextDeadline() { armTimer(at: deadline) }
     }
 }

@@ -181,6 +181,10 @@ package struct ClientDatagramSecurity {
     }
 
     /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
+    /// Whether `pollTransmit` or `pollEvent` has anything: asked after every datagram, so the common answer (no)
+    /// costs no Optional of either.
+    package var hasOutput: Bool { !outbox.isEmpty || !events.isEmpty }
+
     package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }

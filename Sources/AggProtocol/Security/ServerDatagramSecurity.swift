@@ -225,11 +225,16 @@ package struct ServerDatagramSecurity {
         // One lookup; from here on the session is reached in place in its slot (no copy of it, and none of
         // Dictionary's modify accessor, which allocated on every call). Full and compact ids share the table: a
         // datagram of the other layout does not name the session.
-        guard let slot = sessions.slot(of: id), sessions.slots[slot]!.cipher.layout == layout else {
+        guard let slot = sessions.slot(of: id) else {
             statistics.droppedUnknownSession += 1
             return nil
         }
-        if let expires = sessions.slots[slot]!.expires, clock.monotonic >= expires {
+        let (sessionLayout, expires, owner) = Self.inspect(&sessions.slots[slot])
+        guard sessionLayout == layout else {
+            statistics.droppedUnknownSession += 1
+            return nil
+        }
+        if let expires, clock.monotonic >= expires {
             statistics.droppedUnknownSession += 1
             return nil
         }
@@ -238,8 +243,7 @@ package struct ServerDatagramSecurity {
             statistics.opened += 1
             authenticated(id, slot: slot, from: datagram.source, now: clock.monotonic)
             var opened = SCTPDatagram(
-                source: datagram.source, destination: datagram.destination, payload: packet,
-                owner: sessions.slots[slot]!.owner)
+                source: datagram.source, destination: datagram.destination, payload: packet, owner: owner)
             opened.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
             return opened
         case .failure(.tooShort):
@@ -250,6 +254,12 @@ package struct ServerDatagramSecurity {
             statistics.droppedBadTag += 1
         }
         return nil
+    }
+
+    /// What `openData` checks of a session, read in place: each read of `sessions.slots[slot]!` copied the whole
+    /// session (its keys and address list retained and released), three times per datagram.
+    private static func inspect(_ session: inout Session?) -> (DataLayout, SCTPTime?, SCTPOwner) {
+        (session!.cipher.layout, session!.expires, session!.owner)
     }
 
     /// A datagram of session `id` authenticated from `source`: the session is alive and seals toward `source`.
@@ -519,6 +529,10 @@ package struct ServerDatagramSecurity {
     }
 
     /// HELLO-ACKs and VERSION answers to send.
+    /// Whether `pollTransmit` or `pollEvent` has anything: asked after every datagram, so the common answer (no)
+    /// costs no Optional of either.
+    package var hasOutput: Bool { !outbox.isEmpty || !events.isEmpty }
+
     package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }
