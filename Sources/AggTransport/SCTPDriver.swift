@@ -352,7 +352,9 @@ public final class SCTPDriver: @unchecked Sendable {
         if isReadingBatch { batchClocks = clocks }
         let received = SCTPDatagram(source: source, destination: destination, payload: payload)
         if let datagram = openReceived(received, clock: clocks.security) {
-            endpoint.handle(datagram, now: clocks.now)
+            // Within a read batch the answers (SACKs, the DATA they release) leave once, when the batch ends or
+            // every `datagramsPerFlush` datagrams, for all the batch's packets.
+            endpoint.handle(datagram, now: clocks.now, deferringTransmission: isReadingBatch)
             drain()
         }
         // One read event may hand up thousands of datagrams (runs of 44 in each of several slots, several reads):

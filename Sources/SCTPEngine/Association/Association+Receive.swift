@@ -3,7 +3,11 @@ import NIOCore
 /// Dispatches the chunks of a packet the endpoint routed here, in order, following RFC 9260 §8.5 for the
 /// verification tag and §3.2 for unknown chunk types.
 extension Association {
-    func handle(_ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime) {
+    /// Without `transmitting`, what the packet calls for waits for the caller's `transmit(now:)`.
+    func handle(
+        _ packet: RawPacket, from source: SCTPSocketAddress, to local: SCTPSocketAddress, transmitting: Bool = true,
+        now: SCTPTime
+    ) {
         guard !isClosed, isTagAcceptable(packet) else {
             output.drop(.badVerificationTag)
             return
@@ -107,7 +111,7 @@ extension Association {
         }
         if hadData { scheduleSack(now: now) }
         maintainPaths(now: now)
-        transmit(now: now)
+        if transmitting { transmit(now: now) }
     }
 
     /// RFC 9260 §8.5: every packet carries our tag, except ABORT and SHUTDOWN-COMPLETE with the T bit, which

@@ -113,8 +113,12 @@ public final class SCTPEndpoint {
         try association.sendMessage(
             payload, stream: stream, ppid: ppid, unordered: unordered, reliability: reliability,
             transmitting: !deferringTransmission, now: now)
-        // Consecutive sends are nearly always on one association: the set is consulted only when it changes.
-        if deferringTransmission, deferredTransmissions.last != id, deferredSet.insert(id).inserted {
+        if deferringTransmission { deferTransmission(of: id) }
+    }
+
+    private func deferTransmission(of id: SCTPAssociationID) {
+        // Consecutive calls are nearly always for one association: the set is consulted only when it changes.
+        if deferredTransmissions.last != id, deferredSet.insert(id).inserted {
             deferredTransmissions.append(id)
         }
     }
@@ -189,7 +193,11 @@ public final class SCTPEndpoint {
 
     // MARK: - Input
 
-    public func handle(_ datagram: SCTPDatagram, now: SCTPTime) {
+    /// Handles one received datagram. With `deferringTransmission` what it calls for (a SACK above all, and DATA
+    /// the SACK lets go) waits for `transmitDeferred(now:)`, as deferred sends do: a caller handling a batch of
+    /// datagrams that arrived together answers them with one SACK, as a TCP receiver with GRO acknowledges one
+    /// aggregated segment, rather than one SACK per second packet.
+    public func handle(_ datagram: SCTPDatagram, now: SCTPTime, deferringTransmission: Bool = false) {
         let packet: RawPacket
         do {
             packet = try RawPacket.parse(
@@ -215,7 +223,10 @@ public final class SCTPEndpoint {
             handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
         default:
             if let association = route(packet, from: source, owner: owner) {
-                association.handle(packet, from: source, to: local, now: now)
+                // Only an established association waits (`transmitDeferred` transmits only for those).
+                let defers = deferringTransmission && association.state.isEstablishedOrLater
+                association.handle(packet, from: source, to: local, transmitting: !defers, now: now)
+                if defers, !association.isClosed { deferTransmission(of: association.id) }
                 settle(association)
             } else {
                 handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
