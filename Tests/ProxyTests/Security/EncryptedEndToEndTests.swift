@@ -134,7 +134,9 @@ struct EncryptedEndToEndTests {
         #expect(chunkTypes.contains("16") || chunkTypes.contains("3"))  // NR-SACK once negotiated, or SACK
         let pair = started!
         let (server, driver) = try pair.serverStatistics()
-        #expect(server.plaintextAccepted > 100 && server.opened == 0 && server.sealed == 0)
+        // The client acknowledges once per read batch (27c458d), so a download brings the server far fewer SACKs than
+        // DATA packets; every one of them was read as plaintext, none opened or sealed.
+        #expect(server.plaintextAccepted > 10 && server.opened == 0 && server.sealed == 0, "\(server)")
         #expect(driver.datagramsReceived == server.plaintextAccepted)
         #expect(try pair.clientStatistics() == DatagramSecurityStatistics())
     }
