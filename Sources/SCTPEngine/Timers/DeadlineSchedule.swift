@@ -14,8 +14,9 @@ protocol DeadlineScheduled: AnyObject {
 /// Entries are lower bounds: an association's deadline moving later leaves its earlier entry in place (it fires
 /// early, the association is found not due, and its real deadline is scheduled then), so the common case, a timer
 /// pushed back on every acknowledgement, costs nothing here. Only a deadline moving earlier adds an entry; stale
-/// entries are skipped when they reach the top and swept when they outnumber live ones. Which entry is live is kept
-/// on the object itself (`scheduledDeadline`).
+/// entries are skipped when they reach the top and swept when they outnumber live ones, or when more than 16 plus
+/// the live count were forgotten, so that no more than that many closed associations are held by stale entries.
+/// Which entry is live is kept on the object itself (`scheduledDeadline`).
 struct DeadlineSchedule<Element: DeadlineScheduled> {
     private struct Entry: Comparable {
         var deadline: SCTPTime
@@ -28,6 +29,9 @@ struct DeadlineSchedule<Element: DeadlineScheduled> {
     private var heap = Heap<Entry>()
     /// How many elements are scheduled (one live entry each).
     private var liveCount = 0
+    /// Elements forgotten (scheduled to nil) since the last sweep: their stale entries still hold them, and a
+    /// closed association's buffers with them, so a sweep comes after a few, not only when the heap doubles.
+    private var forgottenSinceSweep = 0
 
     /// Entries in the heap, stale ones included (tests).
     var entryCount: Int { heap.count }
@@ -38,6 +42,8 @@ struct DeadlineSchedule<Element: DeadlineScheduled> {
             if element.scheduledDeadline != nil {
                 element.scheduledDeadline = nil
                 liveCount -= 1
+                forgottenSinceSweep += 1
+                if forgottenSinceSweep > 16 + liveCount { compact() }
             }
             return
         }
@@ -78,5 +84,6 @@ struct DeadlineSchedule<Element: DeadlineScheduled> {
     /// Rebuilds the heap from the live entries only (which also lets go of elements only stale entries held).
     private mutating func compact() {
         heap = Heap(heap.unordered.filter(\.isLive))
+        forgottenSinceSweep = 0
     }
 }

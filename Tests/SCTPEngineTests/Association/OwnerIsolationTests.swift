@@ -260,4 +260,25 @@ import Testing
         #expect(rest.count == 95 && !rest.contains(7) && !rest.contains(2))
         #expect(schedule.nextDeadline() == nil)
     }
+
+    @Test func theDeadlineScheduleLetsGoOfForgottenElements() {
+        final class Item: DeadlineScheduled {
+            var scheduledDeadline: SCTPTime?
+        }
+        var schedule = DeadlineSchedule<Item>()
+        let live = (0..<10).map { _ in Item() }
+        for item in live { schedule.schedule(item, at: SCTPTime(nanoseconds: 1_000_000)) }
+        // Closed associations: scheduled far ahead, then forgotten. Their stale entries must not keep them, even
+        // while the heap is far from twice the live count plus 64 (the sweep for entries pushed back).
+        weak var firstForgotten: Item?
+        for round in 0..<40 {
+            let closed = Item()
+            if round == 0 { firstForgotten = closed }
+            schedule.schedule(closed, at: SCTPTime(nanoseconds: 2_000_000 + Int64(round)))
+            schedule.schedule(closed, at: nil)
+        }
+        #expect(firstForgotten == nil, "a forgotten element is released by a sweep")
+        #expect(schedule.entryCount <= 10 + 16 + 10 + 1)
+        #expect(schedule.popDue(now: SCTPTime(nanoseconds: 3_000_000)).count == 10)
+    }
 }
