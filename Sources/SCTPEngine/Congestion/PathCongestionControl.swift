@@ -37,12 +37,6 @@ enum PathCongestionControl: Sendable {
         }
     }
 
-    /// The rate new data is paced at, in bytes per second; nil for an unpaced (window-based) controller.
-    var pacingRate: Double? {
-        if case .bbr(let c) = self { return c.pacingRate }
-        return nil
-    }
-
     /// The model-based controller's estimates (bottleneck bandwidth in bytes per second, propagation round
     /// trip), for status displays; nil for a window-based controller or before the first sample.
     var modelEstimates: (bandwidth: Double, minRTT: SCTPDuration)? {

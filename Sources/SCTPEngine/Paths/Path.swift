@@ -79,9 +79,9 @@ struct Path: Sendable {
     var congestion: PathCongestionControl { didSet { refreshCongestionFigures() } }
     /// The controller's figures that are read for every packet, copied out after each change to it: read through
     /// the enum, each would copy the controller's whole payload (hundreds of bytes for BBR) every time.
-    private(set) var cwnd: Int
-    private(set) var ssthresh: Int
-    private(set) var isInFastRecovery: Bool
+    private(set) var cwnd = 0
+    private(set) var ssthresh = 0
+    private(set) var isInFastRecovery = false
     /// The controller's pacing rate in bytes per second; nil for a window-based controller.
     private(set) var pacingRate: Double?
     var heartbeat = Heartbeat()
@@ -112,14 +112,9 @@ struct Path: Sendable {
         self.configuration = configuration
         self.state = isConfirmed ? .active : .unconfirmed
         self.rto = RTOEstimator(configuration: configuration.rto)
-        let congestion = PathCongestionControl(configuration.congestionControl, mtu: mtu)
-        self.congestion = congestion
-        let figures = congestion.figures
-        (cwnd, ssthresh, isInFastRecovery) = (
-            figures.window.cwnd, figures.window.ssthresh, figures.window.isInFastRecovery
-        )
-        pacingRate = figures.pacingRate
+        self.congestion = PathCongestionControl(configuration.congestionControl, mtu: mtu)
         self.mtu = mtu
+        refreshCongestionFigures()  // didSet does not run in an initializer
     }
 
     private mutating func refreshCongestionFigures() {
