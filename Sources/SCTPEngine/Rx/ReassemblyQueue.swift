@@ -20,27 +20,106 @@ struct ReassembledMessage: Sendable {
 /// TSN contiguity ties together, are kept with the runs of consecutive TSNs and the TSNs of B and E fragments in
 /// range sets, so finding the message a fragment completes costs O(log n) whatever order they arrive in.
 ///
+/// An ordered message's fragments are copied, as they arrive, into one buffer for the message, as far as their TSNs
+/// run on from its B fragment without a gap (the common case: each path delivers in order); only a fragment after
+/// a gap waits apart until the gap fills. So a fragment's datagram buffer is let go of once its packet is handled,
+/// and a complete message needs no second copy.
+///
 /// `bufferedBytes` is what the association advertises a_rwnd against (capacity − buffered), and it counts what
 /// holding data really costs, so a peer cannot make us hold more memory than the window says: every payload byte
-/// held, released messages included until polled, and each fragment or waiting message held charged at least
-/// `minimumCharge` bytes (its bookkeeping costs about that much however small its payload). A payload that would
-/// keep alive a storage more than twice its size (a DATA chunk is a slice of its datagram's buffer, and NIO reads
-/// 64 datagrams into one buffer) is copied into its own before it is held or handed out, so held payloads never pin
-/// more than twice their bytes. Together: what the queue holds stays below about three times `capacity`.
+/// held, released messages included until polled, and each fragment, message being assembled or waiting message
+/// held charged at least `minimumCharge` bytes (its bookkeeping costs about that much however small its payload). A
+/// payload that would keep alive a storage more than twice its size (a DATA chunk is a slice of its datagram's
+/// buffer, and NIO reads 64 datagrams into one buffer) is copied into its own before it is held or handed out, and a
+/// message's buffer grows by doubling, so held payloads never pin more than twice their bytes. Together: what the
+/// queue holds stays below about three times `capacity`.
 struct ReassemblyQueue: Sendable {
     /// An ordered message still missing fragments.
     private struct Partial: Sendable {
-        var fragments: [(tsn: UInt64, payload: ByteBuffer)] = []
+        /// The message's bytes from its B fragment through `assembledThrough`, every TSN between present; nil until
+        /// the B fragment arrives.
+        var assembled: ByteBuffer?
+        var beginning: UInt64 = 0
+        var assembledThrough: UInt64 = 0
+        /// Fragments that do not continue `assembled` yet (after a gap, or ahead of the B fragment), ascending by
+        /// TSN, each in storage of its own. Ones at or below `assembledThrough` can only come from a peer that
+        /// broke the rules (two fragments of one message on either side of its B); they stay until the message
+        /// is done with.
+        var waiting: [(tsn: UInt64, payload: ByteBuffer)] = []
+        /// What `bufferedBytes` charges for this message beyond its payload: each waiting fragment `minimumCharge`
+        /// less its payload when that is positive, and `assembled` the same plus its room beyond twice its bytes
+        /// (`assembledCharge`).
+        var charge = 0
         var ppid = PPID(0)
-        var beginning: UInt64?
         var ending: UInt64?
         var highest: UInt64 = 0
-        /// Whether `fragments` is in TSN order (they arrived in order), so completing needs no sort.
-        var isSorted = true
 
-        var isComplete: Bool {
-            guard let b = beginning, let e = ending, e >= b else { return false }
-            return UInt64(fragments.count) == e - b + 1
+        var isComplete: Bool { assembled != nil && ending == assembledThrough }
+
+        /// Buffers held: the assembled one and each waiting fragment.
+        var heldBuffers: Int { (assembled == nil ? 0 : 1) + waiting.count }
+
+        /// Payload bytes held, assembled or waiting.
+        var payloadBytes: Int {
+            waiting.reduce(assembled?.readableBytes ?? 0) { $0 + $1.payload.readableBytes }
+        }
+
+        /// Takes one fragment: copied into `assembled` when it is the B fragment (into a buffer of at least
+        /// `reserve` bytes) or the TSN after `assembledThrough` (then the waiting fragments that follow on), kept
+        /// in `waiting` otherwise.
+        mutating func add(_ data: DataChunk, tsn: UInt64, reserve: Int) {
+            highest = max(highest, tsn)
+            if data.isEnding { ending = tsn }
+            if data.isBeginning, assembled == nil {
+                ppid = data.ppid
+                beginning = tsn
+                var buffer = ByteBufferAllocator().buffer(capacity: max(reserve, data.userData.readableBytes))
+                buffer.writeImmutableBuffer(data.userData)
+                charge += Self.assembledCharge(buffer)
+                assembled = buffer
+                assembledThrough = tsn
+                takeWaiting()
+            } else if assembled != nil, tsn == assembledThrough + 1 {
+                append(data.userData)
+                assembledThrough = tsn
+                takeWaiting()
+            } else {
+                let payload = ReassemblyQueue.ownStorage(data.userData)
+                charge += ReassemblyQueue.charge(for: payload.readableBytes)
+                if let last = waiting.last, last.tsn > tsn {
+                    let index = waiting.firstIndex { $0.tsn > tsn }!
+                    waiting.insert((tsn, payload), at: index)
+                } else {
+                    waiting.append((tsn, payload))
+                }
+            }
+        }
+
+        /// Appends to `assembled` (in place; past its room it grows by doubling) and updates its charge.
+        private mutating func append(_ payload: ByteBuffer) {
+            let before = Self.assembledCharge(assembled!)
+            assembled!.writeImmutableBuffer(payload)
+            charge += Self.assembledCharge(assembled!) - before
+        }
+
+        /// What the message's buffer costs beyond its bytes: the minimum charge, and the room reserved for the
+        /// rest of the message beyond twice the bytes in it (doubling alone never leaves more).
+        static func assembledCharge(_ buffer: ByteBuffer) -> Int {
+            ReassemblyQueue.charge(for: buffer.readableBytes) + max(0, buffer.capacity - 2 * buffer.readableBytes)
+        }
+
+        /// Moves the waiting fragments that continue `assembled` into it.
+        private mutating func takeWaiting() {
+            var start = 0
+            while start < waiting.count, waiting[start].tsn <= assembledThrough { start += 1 }
+            var end = start
+            while end < waiting.count, waiting[end].tsn == assembledThrough + 1 {
+                charge -= ReassemblyQueue.charge(for: waiting[end].payload.readableBytes)
+                append(waiting[end].payload)
+                assembledThrough += 1
+                end += 1
+            }
+            if end > start { waiting.removeSubrange(start..<end) }
         }
     }
 
@@ -72,8 +151,6 @@ struct ReassemblyQueue: Sendable {
     /// The ordered message the last fragment went to, outside `streams` while it gets more: fragments of one
     /// message mostly arrive one after another, and each would otherwise take it out of two tables and put it back.
     private var recent: (streamID: StreamID, ssn: UInt16, partial: Partial)?
-    /// A completed message's fragment list, emptied, for the next message to fill without allocating.
-    private var spareFragments: [(tsn: UInt64, payload: ByteBuffer)] = []
     private var unordered: [UInt64: Fragment] = [:]
     /// The TSNs in `unordered` as runs of consecutive TSNs, and the TSNs of its B and of its E fragments.
     private var unorderedRuns = TSNRangeSet()
@@ -81,6 +158,10 @@ struct ReassemblyQueue: Sendable {
     private var unorderedEndings = TSNRangeSet()
     private var output = Deque<ReassembledMessage>()
     private var unwrapper = SerialUnwrapper<TSN>()
+    /// The size of the last ordered message assembled from fragments: the next one's buffer is reserved that
+    /// large (within a quarter of the free window), so a bulk transfer's messages (a relayed TCP read each, up to
+    /// 256 KiB) are not copied again every time their buffer doubles.
+    private var assembledSizeHint = 0
 
     init(capacity: Int) {
         self.capacity = capacity
@@ -98,13 +179,11 @@ struct ReassemblyQueue: Sendable {
     /// Adds a DATA chunk whose TSN the data tracker reported new; completed messages become available to
     /// `pollMessage`.
     mutating func add(_ data: DataChunk) {
-        var data = data
-        data.userData = Self.ownStorage(data.userData)
         payloadBytes += data.userData.readableBytes
         if data.isBeginning && data.isEnding {
             let message = ReassembledMessage(
-                streamID: data.streamID, ppid: data.ppid, isUnordered: data.isUnordered, payload: data.userData,
-                firstTSN: data.tsn, lastTSN: data.tsn)
+                streamID: data.streamID, ppid: data.ppid, isUnordered: data.isUnordered,
+                payload: Self.ownStorage(data.userData), firstTSN: data.tsn, lastTSN: data.tsn)
             if data.isUnordered {
                 output.append(message)
             } else {
@@ -113,8 +192,10 @@ struct ReassemblyQueue: Sendable {
             return
         }
         let tsn = unwrapper.unwrap(data.tsn)
-        hold(data.userData)
         if data.isUnordered {
+            var data = data
+            data.userData = Self.ownStorage(data.userData)
+            hold(data.userData)
             unordered[tsn] = Fragment(data: data)
             _ = unorderedRuns.insert(tsn)
             if data.isBeginning { _ = unorderedBeginnings.insert(tsn) }
@@ -156,10 +237,7 @@ struct ReassemblyQueue: Sendable {
         unorderedEndings.removeAll(through: limit)
         for id in streams.keys {
             for (ssn, partial) in streams[id]!.partials where partial.highest <= limit {
-                for fragment in partial.fragments {
-                    payloadBytes -= fragment.payload.readableBytes
-                    release(fragment.payload)
-                }
+                discard(partial)
                 streams[id]!.partials[ssn] = nil
             }
         }
@@ -186,12 +264,7 @@ struct ReassemblyQueue: Sendable {
         stashRecent()
         for id in ids {
             guard let stream = streams.removeValue(forKey: id) else { continue }
-            for partial in stream.partials.values {
-                for fragment in partial.fragments {
-                    payloadBytes -= fragment.payload.readableBytes
-                    release(fragment.payload)
-                }
-            }
+            for partial in stream.partials.values { discard(partial) }
             for message in stream.ready.values {
                 payloadBytes -= message.payload.readableBytes
                 release(message.payload)
@@ -210,21 +283,24 @@ struct ReassemblyQueue: Sendable {
             payload += buffer.readableBytes
             storage += buffer.storageCapacity
         }
+        func add(_ partial: Partial) {
+            if let assembled = partial.assembled { add(assembled) }
+            for fragment in partial.waiting { add(fragment.payload) }
+        }
         for stream in streams.values {
-            for partial in stream.partials.values {
-                for fragment in partial.fragments { add(fragment.payload) }
-            }
+            for partial in stream.partials.values { add(partial) }
             for message in stream.ready.values { add(message.payload) }
         }
         for fragment in unordered.values { add(fragment.data.userData) }
-        for fragment in recent?.partial.fragments ?? [] { add(fragment.payload) }
+        if let recent { add(recent.partial) }
         return (payload, storage)
     }
 
-    /// Fragments and waiting messages held.
+    /// Buffers held: unordered and waiting fragments, ordered messages being assembled (one buffer each, however
+    /// many fragments went into it) and complete messages waiting for an earlier SSN.
     var heldFragmentCount: Int {
-        streams.values.reduce(unordered.count + (recent?.partial.fragments.count ?? 0)) { total, stream in
-            total + stream.ready.count + stream.partials.values.reduce(0) { $0 + $1.fragments.count }
+        streams.values.reduce(unordered.count + (recent?.partial.heldBuffers ?? 0)) { total, stream in
+            total + stream.ready.count + stream.partials.values.reduce(0) { $0 + $1.heldBuffers }
         }
     }
 
@@ -261,37 +337,32 @@ struct ReassemblyQueue: Sendable {
         let key = data.ssn.rawValue
         if recent == nil || recent!.streamID != data.streamID || recent!.ssn != key {
             stashRecent()
-            var partial = streams[data.streamID, default: Stream()].partials.removeValue(forKey: key) ?? Partial()
-            if partial.fragments.isEmpty { swap(&partial.fragments, &spareFragments) }
+            let partial = streams[data.streamID, default: Stream()].partials.removeValue(forKey: key) ?? Partial()
             recent = (data.streamID, key, partial)
         }
-        // Modified in place: taken out of the optional, the fragment list would be copied on every append.
-        let isComplete = Self.add(data, tsn: tsn, to: &recent!.partial)
-        guard isComplete else { return }
+        // Modified in place: taken out of the optional, the message's buffer would be copied on every append.
+        let charged = recent!.partial.charge
+        let reserve = min(assembledSizeHint, data.userData.readableBytes + availableBytes / 4)
+        recent!.partial.add(data, tsn: tsn, reserve: reserve)
+        bookkeepingBytes += recent!.partial.charge - charged
+        guard recent!.partial.isComplete else { return }
         var partial = recent.take()!.partial
-        if !partial.isSorted { partial.fragments.sort { $0.tsn < $1.tsn } }
-        for fragment in partial.fragments { release(fragment.payload) }
-        let payload = Self.concatenate(partial.fragments.lazy.map(\.payload))
+        let payload = partial.assembled.take()!
+        assembledSizeHint = payload.readableBytes
+        // The message's bytes stay counted until polled; its charge goes (`deliverOrdered` charges a message that
+        // must wait), and so does anything still waiting: at or below the assembled TSNs, a rule-breaking peer's.
+        discard(partial)
         let message = ReassembledMessage(
             streamID: data.streamID, ppid: partial.ppid, isUnordered: false, payload: payload,
-            firstTSN: TSN(UInt32(truncatingIfNeeded: partial.beginning!)),
-            lastTSN: TSN(UInt32(truncatingIfNeeded: partial.ending!)))
-        partial.fragments.removeAll(keepingCapacity: true)
-        swap(&partial.fragments, &spareFragments)
+            firstTSN: TSN(UInt32(truncatingIfNeeded: partial.beginning)),
+            lastTSN: TSN(UInt32(truncatingIfNeeded: partial.assembledThrough)))
         deliverOrdered(message, ssn: data.ssn)
     }
 
-    /// Adds one fragment to `partial`; whether the message is complete.
-    private static func add(_ data: DataChunk, tsn: UInt64, to partial: inout Partial) -> Bool {
-        if let last = partial.fragments.last, last.tsn > tsn { partial.isSorted = false }
-        partial.fragments.append((tsn, data.userData))
-        partial.highest = max(partial.highest, tsn)
-        if data.isBeginning {
-            partial.beginning = tsn
-            partial.ppid = data.ppid
-        }
-        if data.isEnding { partial.ending = tsn }
-        return partial.isComplete
+    /// Gives back what a partial message held: its payload bytes and its charge.
+    private mutating func discard(_ partial: Partial) {
+        payloadBytes -= partial.payloadBytes
+        bookkeepingBytes -= partial.charge
     }
 
     /// Puts the message the last fragment went to back with its stream's other partial messages.
@@ -340,14 +411,17 @@ struct ReassemblyQueue: Sendable {
 
     // MARK: - Memory
 
+    /// What holding a payload of `bytes` costs beyond its bytes.
+    fileprivate static func charge(for bytes: Int) -> Int { max(0, minimumCharge - bytes) }
+
     /// Charges one held fragment or waiting message its bookkeeping beyond its payload.
     private mutating func hold(_ payload: ByteBuffer) {
-        bookkeepingBytes += max(0, Self.minimumCharge - payload.readableBytes)
+        bookkeepingBytes += Self.charge(for: payload.readableBytes)
     }
 
     /// Takes back what `hold` charged for `payload`.
     private mutating func release(_ payload: ByteBuffer) {
-        bookkeepingBytes -= max(0, Self.minimumCharge - payload.readableBytes)
+        bookkeepingBytes -= Self.charge(for: payload.readableBytes)
     }
 
     /// `payload`, copied into storage of its own when the storage it is a slice of is more than twice its size, so

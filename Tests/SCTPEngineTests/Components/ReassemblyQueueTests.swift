@@ -210,12 +210,66 @@ extension Components {
             #expect(queue.heldFragmentCount == 0)
         }
 
+        /// Fragments of an ordered message that arrive in TSN order are copied into one buffer for the message as
+        /// they come, so none of them keeps its datagram's buffer alive, and the buffer grows by doubling: it never
+        /// holds more than twice its bytes of storage. One after a gap waits in storage of its own until the gap
+        /// fills.
+        @Test func inOrderFragmentsAreAssembledIntoOneBufferAsTheyArrive() {
+            var queue = ReassemblyQueue(capacity: 1 << 20)
+            // Each fragment a 1,000-byte slice of its own 64 KiB "read buffer", as with receive offload.
+            func fragment(_ tsn: UInt32, byte: UInt8, b: Bool = false, e: Bool = false) -> DataChunk {
+                var read = ByteBufferAllocator().buffer(capacity: 65_536)
+                read.writeRepeatingByte(0, count: 100)
+                read.writeRepeatingByte(byte, count: 1000)
+                read.moveReaderIndex(forwardBy: 100)
+                return DataChunk(
+                    tsn: TSN(tsn), streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), isBeginning: b, isEnding: e,
+                    userData: read)
+            }
+            queue.add(fragment(1, byte: 1, b: true))
+            for tsn in 2...20 { queue.add(fragment(UInt32(tsn), byte: UInt8(tsn))) }
+            #expect(queue.heldFragmentCount == 1)
+            var held = queue.heldPayloadStorage
+            #expect(held.payload == 20_000 && held.storage < 2 * held.payload, "\(held)")
+            // TSN 22 after a gap waits apart, in storage its own size; 21 fills the gap and takes 22 with it.
+            queue.add(fragment(22, byte: 22))
+            #expect(queue.heldFragmentCount == 2)
+            held = queue.heldPayloadStorage
+            #expect(held.payload == 21_000 && held.storage < 2 * 20_000 + 1_000 + 100, "\(held)")
+            queue.add(fragment(21, byte: 21))
+            #expect(queue.heldFragmentCount == 1)
+            queue.add(fragment(23, byte: 23, e: true))
+            let message = queue.pollMessage()
+            #expect(message?.payload.readableBytes == 23_000)
+            #expect(message.map { $0.payload.storageCapacity < 2 * 23_000 } == true)
+            let expected = (1...23).flatMap { [UInt8](repeating: UInt8($0), count: 1000) }
+            #expect(message.map { Array($0.payload.readableBytesView) } == expected)
+            #expect(message?.firstTSN == TSN(1) && message?.lastTSN == TSN(23))
+            #expect(queue.bufferedBytes == 0 && queue.heldFragmentCount == 0)
+        }
+
+        /// A fragment that arrives before its message's B fragment waits; so does one a rule-breaking peer puts
+        /// below B with the same SSN, which can never join the message: when the message completes it is dropped
+        /// with it, and nothing stays charged.
+        @Test func aFragmentBelowItsBeginningIsDroppedWhenTheMessageCompletes() {
+            var queue = ReassemblyQueue(capacity: 1 << 16)
+            queue.add(chunk(5, ssn: 0, "stray", b: false, e: false))
+            queue.add(chunk(8, ssn: 0, "-mid", b: false, e: false))
+            queue.add(chunk(7, ssn: 0, "start", b: true, e: false))
+            #expect(queue.heldFragmentCount == 2)  // "start-mid" assembled, "stray" waiting
+            // Two buffers held, each under the minimum charge: 2 × 512 in all, their 14 payload bytes included.
+            #expect(queue.bufferedBytes == 2 * ReassemblyQueue.minimumCharge)
+            queue.add(chunk(9, ssn: 0, "-end", b: false, e: true))
+            #expect(drain(&queue) == ["start-mid-end"])
+            #expect(queue.bufferedBytes == 0 && queue.heldFragmentCount == 0)
+        }
+
         /// A stream reset drops the partial message fragments were last added to, like any other.
         @Test func streamResetDropsThePartialMessageBeingFilled() {
             var queue = ReassemblyQueue(capacity: 1 << 16)
             queue.add(chunk(1, stream: 2, ssn: 0, "fir", b: true, e: false))
             queue.add(chunk(2, stream: 2, ssn: 0, "st", b: false, e: false))
-            #expect(queue.heldFragmentCount == 2)
+            #expect(queue.heldFragmentCount == 1)  // in order: one buffer being assembled
             #expect(queue.bufferedBytes > 0)
             queue.resetStreams([StreamID(2)])
             #expect(queue.heldFragmentCount == 0)
