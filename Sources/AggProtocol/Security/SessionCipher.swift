@@ -96,6 +96,13 @@ struct SessionCipher {
     /// The SCTP packet inside a data datagram of this session's layout whose session id is this session's. A
     /// compact datagram's counter is restored against the highest counter authenticated so far, then checked by
     /// the replay window; a wrong restoration (a counter 2^31 or more behind) fails the tag.
+    ///
+    /// Opens in place: the plaintext is written over the ciphertext and returned as a slice of the datagram's own
+    /// storage, so opening allocates nothing (a receive batch's datagrams are slices of one read buffer, and a
+    /// buffer of their own cost two allocations each). The caller gives the datagram up: whatever else shares its
+    /// storage reads plaintext there afterwards, or zeros where the tag failed (the receive path hands each
+    /// datagram to one `open` and lets go of it). A replayed or malformed datagram is refused before anything is
+    /// written.
     mutating func open(_ datagram: ByteBuffer) -> Result<ByteBuffer, OpenFailure> {
         let length = datagram.readableBytes
         let headerLength = layout.headerLength
@@ -104,22 +111,17 @@ struct SessionCipher {
             return .failure(.tooShort)
         }
         guard window.mayAccept(counter) else { return .failure(.replayed) }
-        let plaintextLength = length - overhead
-        // One allocation: `ByteBuffer()` and then `reserveCapacity` made two storages.
-        var packet = ByteBufferAllocator().buffer(capacity: plaintextLength)
         let opened = datagram.withUnsafeReadableBytes { bytes in
-            packet.writeWithUnsafeMutableBytes(minimumWritableBytes: plaintextLength) { output in
-                let base = bytes.baseAddress!
-                let ok = caead_open(
-                    receiveKey.pointer, counter, output.baseAddress!, base + headerLength, length - headerLength, base,
-                    headerLength)
-                return ok == 1 ? plaintextLength : 0
-            }
+            // BoringSSL opens with `out` equal to `in` (exact aliasing is allowed).
+            let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: UInt8.self)
+            return caead_open(
+                receiveKey.pointer, counter, base + headerLength, base + headerLength, length - headerLength,
+                base, headerLength)
         }
-        guard opened == plaintextLength else { return .failure(.badTag) }
+        guard opened == 1 else { return .failure(.badTag) }
         window.accept(counter)
         packetsOpened += 1
-        return .success(packet)
+        return .success(datagram.getSlice(at: datagram.readerIndex + headerLength, length: length - overhead)!)
     }
 
     /// The session id field of a data datagram of either layout (told by its type).

@@ -105,8 +105,9 @@ import Testing
         #expect(id <= UInt32.max)
         let idBytes = Array(up.payload.readableBytesView[(up.payload.readerIndex + 1)...].prefix(4))
         func forgeries(of sealed: SCTPDatagram) -> [ByteBuffer] {
+            // Copies: opening writes over what it opens (or zeros it), and the genuine datagram opens last.
             var list = [0, 1, 5, 9, 25, sealed.payload.readableBytes - 1].map {
-                sealed.payload.getSlice(at: sealed.payload.readerIndex, length: $0)!
+                ByteBuffer(bytes: sealed.payload.readableBytesView.prefix($0))
             }
             list.append(ByteBuffer(bytes: [0x64, 0xEE, 0xEE, 0xEE, 0xEE] + (0..<60).map { UInt8($0) }))
             list.append(ByteBuffer(bytes: [0x64] + idBytes + (0..<60).map { UInt8($0 &* 3) }))

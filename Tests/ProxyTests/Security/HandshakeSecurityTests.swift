@@ -52,7 +52,8 @@ import Testing
         let id = SessionCipher.sessionID(of: datagram.payload)!
         let layout = DataLayout(type: datagram.payload.getInteger(at: datagram.payload.readerIndex)!)!
         var cipher = SessionCipher(sessionID: id, layout: layout, sendKey: key, receiveKey: key)
-        if case .success = cipher.open(datagram.payload) { return true }
+        // A copy: opening writes over the datagram, and the caller tries it with other keys.
+        if case .success = cipher.open(ByteBuffer(bytes: datagram.payload.readableBytesView)) { return true }
         return false
     }
 
@@ -94,8 +95,11 @@ import Testing
         let ack = try #require(pair.serverPoll())
         #expect(pair.clientOpen(ack, clock: pair.clock) == nil)
         #expect(!pair.client.isHandshaking)  // The pending HELLO, and its ephemeral private key, are gone.
-        let sealed = try #require(pair.drainClient().first)
-        #expect(pair.serverOpen(sealed, clock: pair.clock)?.payload == Pair.packet(0))
+        let sent = try #require(pair.drainClient().first)
+        // What the attacker records is the bytes on the wire (the server opens its datagram in place).
+        var sealed = sent
+        sealed.payload = ByteBuffer(bytes: sent.payload.readableBytesView)
+        #expect(pair.serverOpen(sent, clock: pair.clock)?.payload == Pair.packet(0))
 
         // What a passive attacker records, plus the pre-shared key stolen later.
         let helloBytes = Array(hello.payload.readableBytesView)

@@ -79,6 +79,34 @@ import Testing
         #expect(again == .failure(.replayed))
     }
 
+    /// Datagrams of one receive batch are slices of one read buffer: each opens in place, inside its own bytes
+    /// (its plaintext a slice of the same storage, no buffer of its own), and a forged one in between, whose tag
+    /// fails, zeros only its own bytes; its neighbours and what precedes them are untouched.
+    @Test func openingInPlaceStaysInsideTheDatagram() throws {
+        var sender = SessionCipher(sessionID: 1, sendKey: sendKey, receiveKey: receiveKey)
+        var receiver = SessionCipher(sessionID: 1, sendKey: receiveKey, receiveKey: sendKey)
+        var read = ByteBufferAllocator().buffer(capacity: 4096)
+        read.writeString("prefix")
+        #expect(sender.seal(packet(300), appendingTo: &read))
+        let forgedStart = read.writerIndex
+        #expect(sender.seal(packet(100), appendingTo: &read))
+        read.setInteger(read.getInteger(at: forgedStart + 40, as: UInt8.self)! ^ 1, at: forgedStart + 40)
+        #expect(sender.seal(packet(50), appendingTo: &read))
+        let length = { (plaintext: Int) in SecureDatagram.overhead + plaintext }
+        let first = read.getSlice(at: 6, length: length(300))!
+        let forged = read.getSlice(at: forgedStart, length: length(100))!
+        let last = read.getSlice(at: forgedStart + length(100), length: length(50))!
+        let opened = try receiver.open(first).get()
+        #expect(opened == packet(300))
+        #expect(opened.storageCapacity == read.storageCapacity, "a slice of the read buffer")
+        #expect(receiver.open(forged) == .failure(.badTag))
+        #expect(try receiver.open(last).get() == packet(50))
+        #expect(read.getString(at: 0, length: 6) == "prefix")
+        let forgedBody = read.getBytes(at: forgedStart + SecureDatagram.dataHeaderLength, length: 100)!
+        #expect(forgedBody == [UInt8](repeating: 0, count: 100), "a failed open zeros its own plaintext room")
+        #expect(opened == packet(300), "the first datagram's plaintext stays")
+    }
+
     @Test func sealingAppendsAfterWhatTheBufferHolds() throws {
         var sender = SessionCipher(sessionID: 1, sendKey: sendKey, receiveKey: receiveKey)
         var receiver = SessionCipher(sessionID: 1, sendKey: receiveKey, receiveKey: sendKey)
@@ -209,7 +237,8 @@ import Testing
         for length in [0, 1, 5, 9, 25] {
             #expect(receiver.open(sealed.getSlice(at: sealed.readerIndex, length: length)!) == .failure(.tooShort))
         }
-        #expect(receiver.open(sealed.getSlice(at: sealed.readerIndex, length: 60)!) == .failure(.badTag))
+        // A copy: a failed open zeros what it was given, and the genuine datagram opens below.
+        #expect(receiver.open(ByteBuffer(bytes: sealed.readableBytesView.prefix(60))) == .failure(.badTag))
         var garbage = ByteBuffer(bytes: [0x64, 0x0A, 0x0B, 0x0C, 0x0D])
         garbage.writeBytes((0..<64).map { UInt8(truncatingIfNeeded: $0 &* 37) })
         #expect(receiver.open(garbage) == .failure(.badTag))
