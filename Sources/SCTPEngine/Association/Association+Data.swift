@@ -211,7 +211,7 @@ extension Association {
         let coupling = configuration.multipath.coupledCongestionControl ? lia() : nil
         for ack in outcome.paths {
             guard let i = pathIndex(of: ack.path) else { continue }
-            if let rtt = ack.rttSample { paths[i].rto.handleMeasurement(rtt) }
+            if let rtt = ack.rttSample { paths[i].measureRoundTrip(rtt, now: now) }
             if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), pathIndex: i) }
             var congestionAck = CongestionAck(
                 bytesAcked: ack.bytesAcked,

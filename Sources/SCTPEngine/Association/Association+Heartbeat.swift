@@ -63,7 +63,7 @@ extension Association {
         guard let info = HeartbeatInfo(chunk.info), let i = pathIndex(of: info.pathID),
             let rtt = paths[i].handleHeartbeatAck(nonce: info.nonce, sentAt: info.sentAt, now: now)
         else { return }
-        paths[i].rto.handleMeasurement(rtt)
+        paths[i].measureRoundTrip(rtt, now: now)
         errorCount = 0
         reportStateChange(paths[i].confirm(), pathIndex: i)
         timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))

@@ -59,20 +59,46 @@ extension Association {
     }
 
     /// Where a sparse stream's data goes (a reply, a keystroke, a page's first request: `SendQueue`'s sparse list):
-    /// the data path with the lowest smoothed RTT, where it is expected to arrive first, so it neither waits behind
-    /// a slower path's delay nor behind a queue that path's rate drop left; the others leave its turn to that path.
-    /// Nil with one data path, or when no path has an RTT yet.
+    /// the data path with the lowest RTT (`Path.recentRoundTrip`), where it is expected to arrive first, so it
+    /// neither waits behind a slower path's delay nor behind a queue that path's rate drop left; the others leave
+    /// its turn to that path. Paths whose RTTs are alike share it: a light flow alone (nothing but sparse data
+    /// queued) goes to the one that sent data least recently, so its messages alternate; beside bulk data, nil
+    /// (each takes it in the scheduler's turn). Nil with one data path, or when no path has an RTT yet.
     func sparseDataPathIndex(among dataPaths: [Int]) -> Int? {
         guard dataPaths.count > 1 else { return nil }
         let timed = dataPaths.filter { paths[$0].rto.srtt != nil && fitsPeerBuffer(pathIndex: $0) }
-        guard let best = timed.min(by: { paths[$0].rto.srtt! < paths[$1].rto.srtt! }) else { return nil }
-        // Paths whose round trips are within noise of each other are alike: sparse data then takes turns like the
-        // rest, so a light flow keeps every path in use (and every path's RTT measured) instead of the one that
-        // measured a hair faster taking it all.
-        let fastest = paths[best].rto.srtt!
+        guard let best = timed.min(by: { paths[$0].recentRoundTrip! < paths[$1].recentRoundTrip! }) else {
+            return nil
+        }
+        // Paths whose round trips are within noise of each other are alike: sparse data then takes turns, so a
+        // light flow keeps every path in use (and every path's RTT measured) instead of the one that measured a
+        // hair faster taking it all.
+        let fastest = paths[best].recentRoundTrip!
         let margin = max(SCTPDuration.milliseconds(2), fastest / 8)
-        guard timed.contains(where: { $0 != best && paths[$0].rto.srtt! - fastest >= margin }) else { return nil }
+        guard timed.contains(where: { $0 != best && paths[$0].recentRoundTrip! - fastest >= margin }) else {
+            // Taking turns by the round-robin cursor alone would not alternate a light flow: the cursor moves per
+            // transmit, and a message and its SACK make two.
+            guard sendQueue.holdsOnlySparseStreams else { return nil }
+            return timed.min { (paths[$0].lastDataSent ?? .zero) < (paths[$1].lastDataSent ?? .zero) }
+        }
         return best
+    }
+
+    /// Keeps current the RTTs that sparse data is placed by (`sparseDataPathIndex`, and a timed message's lifetime
+    /// against each path's delay). A path that carries none of it is measured only by what else it carries, often
+    /// nothing but a heartbeat every 15 s: one slow sample (a heartbeat that met a queue) would keep it out for
+    /// good, and a path never measured (the primary, confirmed by the handshake) would never qualify for a timed
+    /// message; a light flow then stays on one of two equal paths. While sparse data is sent, a data path with
+    /// nothing in flight (one with data in flight is measured by its SACKs) whose last sample is older than
+    /// `max(250 ms, 4 × the lowest SRTT)`, or that has none, gets a heartbeat: a few small packets a second, none
+    /// of the flow's data on a path not known to be fit for it.
+    func refreshRoundTrips(among dataPaths: [Int], now: SCTPTime) {
+        let fastest = dataPaths.lazy.compactMap { self.paths[$0].rto.srtt }.min() ?? .zero
+        let interval = max(SCTPDuration.milliseconds(250), fastest * 4)
+        for i in dataPaths where !paths[i].heartbeat.isOutstanding && outstanding.flightSize(on: paths[i].id) == 0 {
+            if let last = paths[i].lastRoundTripSample, now - last < interval { continue }
+            sendHeartbeat(pathIndex: i, now: now)
+        }
     }
 
     /// The path for retransmissions. RFC 9260 §6.4.1 sends them to an active alternate when there is one; CMT's
@@ -162,6 +188,7 @@ extension Association {
         {}
         let dataPaths = dataPathIndices()
         let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathIndex(among: dataPaths) : nil
+        if sendQueue.hasSparseStreams, dataPaths.count > 1 { refreshRoundTrips(among: dataPaths, now: now) }
         for i in dataPaths {
             while !gated || paths[i].hasSendAllowance,
                 sendDataPacket(

@@ -197,6 +197,17 @@ struct SendQueue: Sendable {
     /// A sparse stream waits to be served.
     var hasSparseStreams: Bool { !sparseStreams.isEmpty }
 
+    /// Whether everything queued belongs to streams on the sparse list: a light flow alone, no bulk data waiting.
+    /// O(messages of the sparse streams), a handful.
+    var holdsOnlySparseStreams: Bool {
+        guard !sparseStreams.isEmpty else { return false }
+        var bytes = 0
+        for slot in sparseStreams {
+            for message in streams[slot].messages { bytes += message.payload.readableBytes }
+        }
+        return bytes == bufferedBytes
+    }
+
     // MARK: - Scheduling
 
     /// The stream whose turn it is: the one finishing a DATA message, else the head of the sparse list, else the
