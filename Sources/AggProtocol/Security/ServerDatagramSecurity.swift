@@ -192,11 +192,16 @@ package struct ServerDatagramSecurity {
     package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         let payload = datagram.payload
         let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
+        // A datagram of a session whose tag failed was opened in place: its bytes are zeros now, and no longer
+        // anything to try as plaintext.
+        let badTags = statistics.droppedBadTag
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
         case .data:
             if let packet = openData(datagram, layout: .full, clock: clock) { return packet }
+            if statistics.droppedBadTag != badTags { return nil }
         case .compactData:
             if let packet = openData(datagram, layout: .compact, clock: clock) { return packet }
+            if statistics.droppedBadTag != badTags { return nil }
         case .hello:
             if receiveHello(datagram, clock: clock) { return nil }
         case .helloAck, .version, nil:

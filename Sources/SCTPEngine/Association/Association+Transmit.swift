@@ -78,8 +78,10 @@ extension Association {
         guard timed.contains(where: { $0 != best && paths[$0].recentRoundTrip! - fastest >= margin }) else {
             // Taking turns by the round-robin cursor alone would not alternate a light flow: the cursor moves per
             // transmit, and a message and its SACK make two.
+            // Only among paths with room in their window: one without would hold the data while another is free.
             guard sendQueue.holdsOnlySparseStreams else { return nil }
-            return timed.min { (paths[$0].lastDataSent ?? .zero) < (paths[$1].lastDataSent ?? .zero) }
+            return timed.filter { outstanding.flightSize(on: paths[$0].id) < paths[$0].cwnd }
+                .min { (paths[$0].lastDataSent ?? .zero) < (paths[$1].lastDataSent ?? .zero) }
         }
         return best
     }
@@ -90,11 +92,13 @@ extension Association {
     /// good, and a path never measured (the primary, confirmed by the handshake) would never qualify for a timed
     /// message; a light flow then stays on one of two equal paths. While sparse data is sent, a data path with
     /// nothing in flight (one with data in flight is measured by its SACKs) whose last sample is older than
-    /// `max(250 ms, 4 × the lowest SRTT)`, or that has none, gets a heartbeat: a few small packets a second, none
-    /// of the flow's data on a path not known to be fit for it.
+    /// `max(1 s, 8 × the lowest SRTT)`, or that has none, gets a heartbeat: one small packet and its answer a second
+    /// at most, none of the flow's data on a path not known to be fit for it. One sample suffices
+    /// (`Path.recentRoundTrip` counts the last one). An unanswered one counts as RFC 9260 §8.3 says, as any
+    /// heartbeat does, once the heartbeat timer finds it outstanding; meanwhile no other goes to that path.
     func refreshRoundTrips(among dataPaths: [Int], now: SCTPTime) {
         let fastest = dataPaths.lazy.compactMap { self.paths[$0].rto.srtt }.min() ?? .zero
-        let interval = max(SCTPDuration.milliseconds(250), fastest * 4)
+        let interval = max(SCTPDuration.seconds(1), fastest * 8)
         for i in dataPaths where !paths[i].heartbeat.isOutstanding && outstanding.flightSize(on: paths[i].id) == 0 {
             if let last = paths[i].lastRoundTripSample, now - last < interval { continue }
             sendHeartbeat(pathIndex: i, now: now)

@@ -159,7 +159,7 @@ struct ReassemblyQueue: Sendable {
     private var output = Deque<ReassembledMessage>()
     private var unwrapper = SerialUnwrapper<TSN>()
     /// The size of the last ordered message assembled from fragments: the next one's buffer is reserved that
-    /// large (within a quarter of the free window), so a bulk transfer's messages (a relayed TCP read each, up to
+    /// large (within a quarter of the free window, before the allocator rounds it up), so a bulk transfer's messages (a relayed TCP read each, up to
     /// 256 KiB) are not copied again every time their buffer doubles.
     private var assembledSizeHint = 0
 
@@ -342,13 +342,18 @@ struct ReassemblyQueue: Sendable {
         }
         // Modified in place: taken out of the optional, the message's buffer would be copied on every append.
         let charged = recent!.partial.charge
+        // The allocator rounds the reservation up to a power of two, so it may take up to half the free window;
+        // the room beyond twice the bytes is charged, and filling it gives it back.
         let reserve = min(assembledSizeHint, data.userData.readableBytes + availableBytes / 4)
         recent!.partial.add(data, tsn: tsn, reserve: reserve)
         bookkeepingBytes += recent!.partial.charge - charged
         guard recent!.partial.isComplete else { return }
         var partial = recent.take()!.partial
-        let payload = partial.assembled.take()!
-        assembledSizeHint = payload.readableBytes
+        let assembled = partial.assembled.take()!
+        assembledSizeHint = assembled.readableBytes
+        // A message smaller than the room reserved for it (the last one was larger) gets storage its own size:
+        // charged for its bytes only once complete, it must not keep the room alive while it waits or is read.
+        let payload = Self.ownStorage(assembled)
         // The message's bytes stay counted until polled; its charge goes (`deliverOrdered` charges a message that
         // must wait), and so does anything still waiting: at or below the assembled TSNs, a rule-breaking peer's.
         discard(partial)

@@ -645,6 +645,14 @@ import Testing
         let down = try #require(lenient.serverSeal(Pair.downward(Pair.packet(1))))
         #expect(down.payload != Pair.packet(1))
         #expect(lenient.clientOpen(down, clock: lenient.clock)?.payload == Pair.packet(1))
+        // A session's datagram whose tag fails is dropped, not tried as plaintext: it was opened in place, and
+        // what the engine would get is zeros.
+        var forged = try #require(lenient.clientSeal(Pair.packet(2)))
+        let last = forged.payload.writerIndex - 1
+        forged.payload.setInteger(forged.payload.getInteger(at: last, as: UInt8.self)! ^ 1, at: last)
+        #expect(lenient.serverOpen(forged, clock: lenient.clock) == nil)
+        #expect(lenient.server.statistics.droppedBadTag == 1)
+        #expect(lenient.server.statistics.plaintextAccepted == 1)
     }
 
     // MARK: - Size

@@ -248,6 +248,27 @@ extension Components {
             #expect(queue.bufferedBytes == 0 && queue.heldFragmentCount == 0)
         }
 
+        /// A message's buffer is reserved at the size of the last one assembled; a smaller message that follows gets
+        /// storage its own size once complete, so messages waiting for an earlier SSN (charged for their bytes) do
+        /// not keep that room alive: a peer cannot pin a window's worth of memory with a few bytes each.
+        @Test func aSmallMessageAfterALargeOneDoesNotKeepItsRoom() {
+            var queue = ReassemblyQueue(capacity: 1 << 22)
+            let part = String(repeating: "x", count: 1000)
+            queue.add(chunk(0, stream: 0, ssn: 0, part, b: true, e: false))
+            for tsn in 1..<199 { queue.add(chunk(UInt32(tsn), stream: 0, ssn: 0, part, b: false, e: false)) }
+            queue.add(chunk(199, stream: 0, ssn: 0, part, b: false, e: true))
+            #expect(queue.pollMessage()?.payload.readableBytes == 200_000)
+            // Ten two-fragment messages of 2 bytes on stream 1, held back by SSN 0, which never comes.
+            for index in 0..<10 {
+                let tsn = UInt32(200 + 2 * index)
+                queue.add(chunk(tsn, stream: 1, ssn: UInt16(1 + index), "a", b: true, e: false))
+                queue.add(chunk(tsn + 1, stream: 1, ssn: UInt16(1 + index), "b", b: false, e: true))
+            }
+            #expect(queue.heldFragmentCount == 10)
+            let held = queue.heldPayloadStorage
+            #expect(held.payload == 20 && held.storage <= 2 * 20, "\(held)")
+        }
+
         /// A fragment that arrives before its message's B fragment waits; so does one a rule-breaking peer puts
         /// below B with the same SSN, which can never join the message: when the message completes it is dropped
         /// with it, and nothing stays charged.
