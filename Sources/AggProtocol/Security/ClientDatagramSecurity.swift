@@ -180,11 +180,11 @@ package struct ClientDatagramSecurity {
         unansweredCount = 0
     }
 
-    /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
     /// Whether `pollTransmit` or `pollEvent` has anything: asked after every datagram, so the common answer (no)
     /// costs no Optional of either.
     package var hasOutput: Bool { !outbox.isEmpty || !events.isEmpty }
 
+    /// Handshake datagrams (HELLO) and datagrams released by a completed handshake.
     package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }

@@ -192,16 +192,19 @@ package struct ServerDatagramSecurity {
     package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         let payload = datagram.payload
         let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
-        // A datagram of a session whose tag failed was opened in place: its bytes are zeros now, and no longer
-        // anything to try as plaintext.
-        let badTags = statistics.droppedBadTag
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
         case .data:
-            if let packet = openData(datagram, layout: .full, clock: clock) { return packet }
-            if statistics.droppedBadTag != badTags { return nil }
+            switch openData(datagram, layout: .full, clock: clock) {
+            case .opened(let packet): return packet
+            case .spent: return nil
+            case .notOpened: break
+            }
         case .compactData:
-            if let packet = openData(datagram, layout: .compact, clock: clock) { return packet }
-            if statistics.droppedBadTag != badTags { return nil }
+            switch openData(datagram, layout: .compact, clock: clock) {
+            case .opened(let packet): return packet
+            case .spent: return nil
+            case .notOpened: break
+            }
         case .hello:
             if receiveHello(datagram, clock: clock) { return nil }
         case .helloAck, .version, nil:
@@ -220,28 +223,36 @@ package struct ServerDatagramSecurity {
         return datagram
     }
 
-    private mutating func openData(_ datagram: SCTPDatagram, layout: DataLayout, clock: SecurityClock) -> SCTPDatagram?
-    {
+    /// What became of a data datagram.
+    private enum DataOutcome {
+        case opened(SCTPDatagram)
+        /// Not opened, bytes untouched (no such session, malformed, replayed): plaintext SCTP where allowed.
+        case notOpened
+        /// A session's datagram whose tag failed: opened in place, its bytes are zeros now, nothing to try further.
+        case spent
+    }
+
+    private mutating func openData(_ datagram: SCTPDatagram, layout: DataLayout, clock: SecurityClock) -> DataOutcome {
         let payload = datagram.payload
         guard payload.readableBytes > layout.overhead, let id = layout.sessionID(of: payload) else {
             statistics.droppedMalformed += 1
-            return nil
+            return .notOpened
         }
         // One lookup; from here on the session is reached in place in its slot (no copy of it, and none of
         // Dictionary's modify accessor, which allocated on every call). Full and compact ids share the table: a
         // datagram of the other layout does not name the session.
         guard let slot = sessions.slot(of: id) else {
             statistics.droppedUnknownSession += 1
-            return nil
+            return .notOpened
         }
         let (sessionLayout, expires, owner) = Self.inspect(&sessions.slots[slot])
         guard sessionLayout == layout else {
             statistics.droppedUnknownSession += 1
-            return nil
+            return .notOpened
         }
         if let expires, clock.monotonic >= expires {
             statistics.droppedUnknownSession += 1
-            return nil
+            return .notOpened
         }
         switch sessions.slots[slot]!.cipher.open(payload) {
         case .success(let packet):
@@ -250,15 +261,16 @@ package struct ServerDatagramSecurity {
             var opened = SCTPDatagram(
                 source: datagram.source, destination: datagram.destination, payload: packet, owner: owner)
             opened.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
-            return opened
+            return .opened(opened)
         case .failure(.tooShort):
             statistics.droppedMalformed += 1
         case .failure(.replayed):
             statistics.droppedReplay += 1
         case .failure(.badTag):
             statistics.droppedBadTag += 1
+            return .spent
         }
-        return nil
+        return .notOpened
     }
 
     /// What `openData` checks of a session, read in place: each read of `sessions.slots[slot]!` copied the whole
@@ -533,11 +545,11 @@ package struct ServerDatagramSecurity {
         return (id, overhead)
     }
 
-    /// HELLO-ACKs and VERSION answers to send.
     /// Whether `pollTransmit` or `pollEvent` has anything: asked after every datagram, so the common answer (no)
     /// costs no Optional of either.
     package var hasOutput: Bool { !outbox.isEmpty || !events.isEmpty }
 
+    /// HELLO-ACKs and VERSION answers to send.
     package mutating func pollTransmit() -> SCTPDatagram? {
         outbox.popFirst()
     }

@@ -76,12 +76,11 @@ extension Association {
         let fastest = paths[best].recentRoundTrip!
         let margin = max(SCTPDuration.milliseconds(2), fastest / 8)
         guard timed.contains(where: { $0 != best && paths[$0].recentRoundTrip! - fastest >= margin }) else {
-            // Taking turns by the round-robin cursor alone would not alternate a light flow: the cursor moves per
-            // transmit, and a message and its SACK make two.
-            // Only among paths with room in their window: one without would hold the data while another is free.
+            // Turns by the round-robin cursor would not alternate a light flow (it moves per transmit, and a message
+            // and its SACK make two): the path that sent least recently, among those with room in their window.
             guard sendQueue.holdsOnlySparseStreams else { return nil }
-            return timed.filter { outstanding.flightSize(on: paths[$0].id) < paths[$0].cwnd }
-                .min { (paths[$0].lastDataSent ?? .zero) < (paths[$1].lastDataSent ?? .zero) }
+            return timed.lazy.filter { self.outstanding.flightSize(on: self.paths[$0].id) < self.paths[$0].cwnd }
+                .min { (self.paths[$0].lastDataSent ?? .zero) < (self.paths[$1].lastDataSent ?? .zero) }
         }
         return best
     }
@@ -100,7 +99,7 @@ extension Association {
         let fastest = dataPaths.lazy.compactMap { self.paths[$0].rto.srtt }.min() ?? .zero
         let interval = max(SCTPDuration.seconds(1), fastest * 8)
         for i in dataPaths where !paths[i].heartbeat.isOutstanding && outstanding.flightSize(on: paths[i].id) == 0 {
-            if let last = paths[i].lastRoundTripSample, now - last < interval { continue }
+            if let last = paths[i].lastRoundTrip, now - last.at < interval { continue }
             sendHeartbeat(pathIndex: i, now: now)
         }
     }

@@ -85,17 +85,15 @@ struct Path: Sendable {
     /// The controller's pacing rate in bytes per second; nil for a window-based controller.
     private(set) var pacingRate: Double?
     var heartbeat = Heartbeat()
-    /// When the RTO estimator last took a round-trip sample of this path (from a SACK or a HEARTBEAT-ACK), and
-    /// the sample.
-    private(set) var lastRoundTripSample: SCTPTime?
-    private(set) var lastRoundTrip: SCTPDuration?
+    /// The RTO estimator's last round-trip sample of this path (from a SACK or a HEARTBEAT-ACK), and when.
+    private(set) var lastRoundTrip: (rtt: SCTPDuration, at: SCTPTime)?
 
     /// The smoothed RTT, or the last sample when that is lower: what placing sparse data compares. A path that
     /// measured slow once (a heartbeat that met a queue) and is measured again only by heartbeats would take a
     /// dozen samples to smooth the outlier away; its next normal sample counts at once.
     var recentRoundTrip: SCTPDuration? {
         guard let srtt = rto.srtt else { return nil }
-        return lastRoundTrip.map { min($0, srtt) } ?? srtt
+        return lastRoundTrip.map { min($0.rtt, srtt) } ?? srtt
     }
     /// The path MTU: the largest SCTP packet (common header onward) we send here.
     private(set) var mtu: Int
@@ -192,8 +190,7 @@ struct Path: Sendable {
     /// Feeds one round-trip sample to the RTO estimator.
     mutating func measureRoundTrip(_ rtt: SCTPDuration, now: SCTPTime) {
         rto.handleMeasurement(rtt)
-        lastRoundTripSample = now
-        lastRoundTrip = rtt
+        lastRoundTrip = (rtt, now)
     }
 
     // MARK: - Heartbeats

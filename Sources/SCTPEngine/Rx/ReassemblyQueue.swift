@@ -159,8 +159,8 @@ struct ReassemblyQueue: Sendable {
     private var output = Deque<ReassembledMessage>()
     private var unwrapper = SerialUnwrapper<TSN>()
     /// The size of the last ordered message assembled from fragments: the next one's buffer is reserved that
-    /// large (within a quarter of the free window, before the allocator rounds it up), so a bulk transfer's messages (a relayed TCP read each, up to
-    /// 256 KiB) are not copied again every time their buffer doubles.
+    /// large (within a quarter of the free window, before the allocator rounds it up), so a bulk transfer's
+    /// messages (a relayed TCP read each, up to 256 KiB) are not copied again every time their buffer doubles.
     private var assembledSizeHint = 0
 
     init(capacity: Int) {
