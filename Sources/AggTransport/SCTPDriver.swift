@@ -161,7 +161,7 @@ public final class SCTPDriver: @unchecked Sendable {
     let options: Options
     var logger: Logger
     var sockets: [Socket] = []
-    private var timer: Scheduled<Void>?
+    private var timer: NIOScheduledCallback?
     private var timerDeadline: SCTPTime?
     private var isReadingBatch = false
     /// The clocks read at the first datagram of the read batch under way, and again after every
@@ -411,6 +411,12 @@ public final class SCTPDriver: @unchecked Sendable {
         }
     }
 
+    /// The driver's one timer: fires `handleTimer` on the driver's event loop.
+    private struct TimerFiring: NIOScheduledCallbackHandler, Sendable {
+        let driver: SCTPDriver
+        func handleScheduledCallback(eventLoop: some EventLoop) { driver.handleTimer() }
+    }
+
     private func handleTimer() {
         timer = nil
         timerDeadline = nil
@@ -458,7 +464,9 @@ public final class SCTPDriver: @unchecked Sendable {
         if let armed = timerDeadline, armed <= deadline { return }
         timer?.cancel()
         timerDeadline = deadline
-        timer = eventLoop.scheduleTask(deadline: deadline.nioDeadline) { self.handleTimer() }
+        // A scheduled callback, not a task: no promise, future and closure per arming (with pacing the timer is
+        // armed thousands of times a second). It throws only once the event loop is shutting down.
+        timer = try? eventLoop.scheduleCallback(at: deadline.nioDeadline, handler: TimerFiring(driver: self))
     }
 
     /// Writes one of the engine's datagrams: sealed straight onto the end of the batch under way (or a new one)
