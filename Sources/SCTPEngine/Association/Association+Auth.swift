@@ -55,19 +55,19 @@ extension Association {
         return (features, peer)
     }
 
-    /// Installs both sides' AUTH parameters and computes the association keys (RFC 4895 §6.1).
-    func adoptAuth(localRandom: [UInt8], peer: AuthParameters?, features negotiated: NegotiatedFeatures) {
-        features.subtract([.auth, .asconf])
+    /// Installs both sides' AUTH parameters and computes the association keys (RFC 4895 §6.1). Returns whether
+    /// AUTH is in use.
+    func adoptAuth(localRandom: [UInt8], peer: AuthParameters?) -> Bool {
         guard configuration.supportsDynamicAddresses, !localRandom.isEmpty, let peer else {
             auth = AuthContext()
-            return
+            return false
         }
         auth.local = AuthParameters(
             random: localRandom, chunks: configuration.authChunkTypes,
             hmacIdentifiers: configuration.authHMACIdentifiers)
         auth.peer = peer
         auth.negotiate(configuration: configuration)
-        if auth.isNegotiated { features.formUnion(negotiated.intersection([.auth, .asconf])) }
+        return auth.isNegotiated
     }
 
     // MARK: - Sending (RFC 4895 §6.2)

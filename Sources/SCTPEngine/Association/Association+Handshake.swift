@@ -6,14 +6,20 @@ extension Association {
     /// Starts the handshake: INIT to `remote` from `local`, T1-init running, COOKIE-WAIT.
     func connect(remote: SCTPSocketAddress, local: SCTPSocketAddress?, now: SCTPTime) {
         addPath(remote: remote, local: local, confirmed: true)
-        let initChunk = InitChunk(
-            initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
-            outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
-            initialTSN: localInitialTSN, parameters: localInitParameters())
+        let initChunk = makeInitChunk()
         state = .cookieWait(.init(initChunk: initChunk))
         // RFC 9260 §8.5.1: "the Verification Tag MUST be set to 0" in a packet carrying INIT.
         send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
         timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+    }
+
+    /// Our INIT: our tag and initial TSN, the streams we ask for, and what we announce. The same on every
+    /// retransmission and after a Stale Cookie (RFC 9260 §5.2.6).
+    func makeInitChunk() -> InitChunk {
+        InitChunk(
+            initiateTag: parameters.localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
+            outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
+            initialTSN: parameters.localInitialTSN, parameters: localInitParameters())
     }
 
     /// The Supported Extensions parameter (RFC 5061 §4.2.7) listing every extension chunk we use: AUTH and ASCONF
@@ -82,6 +88,7 @@ extension Association {
             return
         }
         var cookie: ByteBuffer?
+        var features: NegotiatedFeatures = []
         var unrecognized: [ErrorCause] = []
         parameters: for parameter in ack.parameters {
             switch parameter {
@@ -126,18 +133,16 @@ extension Association {
             if paths[i].localAddress == nil || paths[i].localAddress!.ip.isWildcard { paths[i].localAddress = local }
             reindexPaths()
         }
-        peerTag = ack.initiateTag
-        peerInitialTSN = ack.initialTSN
-        peerReceiverWindow = ack.advertisedReceiverWindowCredit
         let (dynamic, peerAuth) = Association.dynamicAddressFeatures(
             peerParameters: ack.parameters, configuration: configuration)
-        adoptAuth(localRandom: auth.local?.random ?? [], peer: peerAuth, features: dynamic)
-        asconf = AsconfState(localInitialTSN: localInitialTSN, peerInitialTSN: ack.initialTSN)
+        adopt(
+            AssociationParameters(
+                localTag: parameters.localTag, peerTag: ack.initiateTag, localInitialTSN: parameters.localInitialTSN,
+                peerInitialTSN: ack.initialTSN, peerInitialReceiverWindow: ack.advertisedReceiverWindowCredit,
+                outboundStreams: min(configuration.outboundStreams, ack.inboundStreams),
+                inboundStreams: min(configuration.maxInboundStreams, ack.outboundStreams),
+                features: features.union(dynamic), localAuthRandom: auth.local?.random ?? [], peerAuth: peerAuth))
         peerAdvertisedWindow = ack.advertisedReceiverWindowCredit
-        outboundStreams = min(configuration.outboundStreams, ack.inboundStreams)
-        inboundStreams = min(configuration.maxInboundStreams, ack.outboundStreams)
-        dataTracker = DataTracker(
-            peerInitialTSN: ack.initialTSN, configuration: Association.trackerConfiguration(configuration))
         timers.disarm(.t1Init)
         let echo = CookieEchoChunk(cookie: cookie)
         state = .cookieEchoed(.init(cookie: echo))
@@ -171,23 +176,28 @@ extension Association {
         }
     }
 
-    /// Takes the negotiated state from a verified cookie (the passive side, or a restart/collision).
-    func adopt(_ cookie: StateCookie) {
-        localTag = cookie.localTag
-        peerTag = cookie.peerTag
-        localInitialTSN = cookie.localInitialTSN
-        peerInitialTSN = cookie.peerInitialTSN
-        peerReceiverWindow = cookie.peerReceiverWindow
-        peerAdvertisedWindow = cookie.peerReceiverWindow
-        outboundStreams = cookie.outboundStreams
-        inboundStreams = cookie.inboundStreams
-        features = cookie.features
-        adoptAuth(localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
-        asconf = AsconfState(localInitialTSN: cookie.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
-        outstanding = OutstandingData(
-            initialTSN: cookie.localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
-        dataTracker = DataTracker(
-            peerInitialTSN: cookie.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
-        reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
+    // MARK: - The passive side (RFC 9260 §5.1.5, §5.2.4)
+
+    /// A new association made for an accepted State Cookie: it takes the cookie's parameters, its first path is
+    /// the one the COOKIE-ECHO came on (confirmed by the handshake itself, RFC 9260 §5.4), and it is ESTABLISHED.
+    func handleCookieAccepted(
+        _ parameters: AssociationParameters, from source: SCTPSocketAddress, to local: SCTPSocketAddress,
+        now: SCTPTime
+    ) {
+        adopt(parameters)
+        peerAdvertisedWindow = parameters.peerInitialReceiverWindow
+        addPath(remote: source, local: local, confirmed: true)
+        enterEstablished(now: now)
+    }
+
+    /// A COOKIE-ECHO carrying our tag (RFC 9260 §5.2.4): in case B, an INIT collision, with a new peer tag and
+    /// the peer's new parameters, taken whole; in case D, the same cookie again, with nothing new (nil). Either
+    /// way the handshake is over: ESTABLISHED if not yet. The a_rwnd we learnt from an INIT-ACK, if any, stays the
+    /// one sender-side buffer splitting uses until the first SACK.
+    func handleCookieEcho(adopting parameters: AssociationParameters?, now: SCTPTime) {
+        timers.disarm(.t1Init)
+        timers.disarm(.t1Cookie)
+        if let parameters { adopt(parameters) }
+        if !state.isEstablishedOrLater { enterEstablished(now: now) }
     }
 }

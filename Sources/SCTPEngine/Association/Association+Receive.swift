@@ -140,10 +140,7 @@ extension Association {
                     close(.handshakeTimedOut)
                     return
                 }
-                let initChunk = InitChunk(
-                    initiateTag: localTag, advertisedReceiverWindowCredit: UInt32(configuration.receiveBufferSize),
-                    outboundStreams: configuration.outboundStreams, inboundStreams: configuration.maxInboundStreams,
-                    initialTSN: localInitialTSN, parameters: localInitParameters())
+                let initChunk = makeInitChunk()
                 state = .cookieWait(.init(initChunk: initChunk, retransmissions: echoed.retransmissions + 1))
                 send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
                 timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)

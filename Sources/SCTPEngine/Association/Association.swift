@@ -14,15 +14,13 @@ final class Association: DeadlineScheduled {
     var random: SCTPRandom
 
     var state: AssociationState
-    /// Our tag: the peer puts it in every packet it sends us (RFC 9260 §8.5).
-    var localTag: VerificationTag
-    /// The peer's tag: we put it in every packet we send.
-    var peerTag: VerificationTag = .zero
+    /// What the handshake settled: tags, initial TSNs, the peer's parameters. Until the peer's INIT-ACK on the
+    /// initiating side, our offer (`AssociationParameters.offer`). Replaced only whole, by `adopt(_:)`.
+    private(set) var parameters: AssociationParameters
     let localPort: UInt16
     let peerPort: UInt16
     /// Whose datagrams created the association: it sees only that owner's datagrams and its own carry it.
     let owner: SCTPOwner
-    var features: NegotiatedFeatures = []
 
     // MARK: Paths
     /// Change a path's addresses, or add or remove one, only through the methods of `Association+Paths.swift`,
@@ -47,13 +45,8 @@ final class Association: DeadlineScheduled {
     /// The endpoint's `DeadlineSchedule` bookkeeping: the deadline this association is scheduled to be visited at.
     var scheduledDeadline: SCTPTime?
 
-    // MARK: Streams
-    var outboundStreams: UInt16
-    var inboundStreams: UInt16
-
     // MARK: Data
-    var localInitialTSN: TSN
-    var peerInitialTSN = TSN(0)
+    /// The peer's rwnd (RFC 9260 §6.2.1): its a_rwnd less what is in flight, updated by every SACK and send.
     var peerReceiverWindow: UInt32 = 0
     var sendQueue: SendQueue
     var outstanding: OutstandingData
@@ -104,8 +97,7 @@ final class Association: DeadlineScheduled {
 
     init(
         id: SCTPAssociationID, configuration: SCTPConfiguration, output: EndpointOutput, logger: Logger,
-        random: SCTPRandom, localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16,
-        owner: SCTPOwner = .unauthenticated
+        random: SCTPRandom, parameters: AssociationParameters, peerPort: UInt16, owner: SCTPOwner = .unauthenticated
     ) {
         self.id = id
         self.owner = owner
@@ -116,18 +108,15 @@ final class Association: DeadlineScheduled {
         self.logger = logger
         self.random = random
         self.state = .closed
-        self.localTag = localTag
+        self.parameters = parameters
         self.localPort = configuration.localPort
         self.peerPort = peerPort
-        self.outboundStreams = configuration.outboundStreams
-        self.inboundStreams = configuration.maxInboundStreams
-        self.localInitialTSN = localInitialTSN
         self.sendQueue = SendQueue(
             highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
         self.outstanding = OutstandingData(
-            initialTSN: localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
+            initialTSN: parameters.localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
         self.dataTracker = DataTracker(
-            peerInitialTSN: TSN(0), configuration: Association.trackerConfiguration(configuration))
+            peerInitialTSN: parameters.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
         self.reassembly = ReassemblyQueue(capacity: configuration.receiveBufferSize)
         self.receiveSplitter = ReceiveBufferSplitter(
             bufferSize: configuration.receiveBufferSize,
@@ -148,6 +137,34 @@ final class Association: DeadlineScheduled {
     }
 
     var isClosed: Bool { if case .closed = state { return true } else { return false } }
+
+    // MARK: - Handshake outcome
+
+    // Read-only views of `parameters` for the datapath, which reads them on every packet.
+    var localTag: VerificationTag { parameters.localTag }
+    var peerTag: VerificationTag { parameters.peerTag }
+    var features: NegotiatedFeatures { parameters.features }
+    var outboundStreams: UInt16 { parameters.outboundStreams }
+    var inboundStreams: UInt16 { parameters.inboundStreams }
+
+    /// Takes what a handshake settled, whole: from the INIT-ACK (RFC 9260 §5.1 C), from an accepted State Cookie
+    /// (§5.1.5), or from the cookie of an INIT collision (§5.2.4 B). Installs the AUTH keys (the features keep
+    /// AUTH and ASCONF only if the keys came about), and starts the peer's rwnd, the ASCONF serial numbers and
+    /// the receive side at what the peer announced. Our own send side started at our initial TSN when the
+    /// association was made, and the tag and TSN are ours from then on.
+    func adopt(_ parameters: AssociationParameters) {
+        var parameters = parameters
+        let negotiated = parameters.features
+        parameters.features.subtract([.auth, .asconf])
+        if adoptAuth(localRandom: parameters.localAuthRandom, peer: parameters.peerAuth) {
+            parameters.features.formUnion(negotiated.intersection([.auth, .asconf]))
+        }
+        self.parameters = parameters
+        peerReceiverWindow = parameters.peerInitialReceiverWindow
+        asconf = AsconfState(localInitialTSN: parameters.localInitialTSN, peerInitialTSN: parameters.peerInitialTSN)
+        dataTracker = DataTracker(
+            peerInitialTSN: parameters.peerInitialTSN, configuration: Association.trackerConfiguration(configuration))
+    }
 
     // MARK: - Paths
 

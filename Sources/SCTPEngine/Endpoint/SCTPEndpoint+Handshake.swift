@@ -47,7 +47,7 @@ extension SCTPEndpoint {
                 localTSN = wait.initChunk.initialTSN
             case .cookieEchoed:
                 localTag = existing.localTag
-                localTSN = existing.localInitialTSN
+                localTSN = existing.parameters.localInitialTSN
             case .shutdownAckSent:
                 // RFC 9260 §9.2: an INIT in SHUTDOWN-ACK-SENT is answered with SHUTDOWN-ACK.
                 existing.send([.shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
@@ -99,14 +99,15 @@ extension SCTPEndpoint {
             configuration.supportsDynamicAddresses
             ? (existing?.auth.local?.random ?? random.bytes(AuthParameters.randomLength)) : []
 
-        let cookie = StateCookie(
-            createdAt: now, lifetime: configuration.validCookieLife, localTag: localTag,
-            peerTag: initChunk.initiateTag, localInitialTSN: localTSN, peerInitialTSN: initChunk.initialTSN,
-            peerReceiverWindow: initChunk.advertisedReceiverWindowCredit,
+        let negotiated = AssociationParameters(
+            localTag: localTag, peerTag: initChunk.initiateTag, localInitialTSN: localTSN,
+            peerInitialTSN: initChunk.initialTSN, peerInitialReceiverWindow: initChunk.advertisedReceiverWindowCredit,
             outboundStreams: min(configuration.outboundStreams, initChunk.inboundStreams),
-            inboundStreams: min(configuration.maxInboundStreams, initChunk.outboundStreams),
-            localTieTag: localTie, peerTieTag: peerTie, peerSCTPPort: peerPort, features: features,
-            peerAddresses: peerAddresses, localAuthRandom: localAuthRandom, peerAuth: peerAuth, owner: owner)
+            inboundStreams: min(configuration.maxInboundStreams, initChunk.outboundStreams), features: features,
+            localAuthRandom: localAuthRandom, peerAuth: peerAuth)
+        let cookie = StateCookie(
+            createdAt: now, lifetime: configuration.validCookieLife, parameters: negotiated, localTieTag: localTie,
+            peerTieTag: peerTie, peerSCTPPort: peerPort, peerAddresses: peerAddresses, owner: owner)
         var parameters: [Parameter] = [.stateCookie(cookie.encode(secret: cookieKey))]
         for address in advertisedAddresses where !address.isWildcard {
             parameters.append(address.isIPv4 ? .ipv4Address(address) : .ipv6Address(address))
@@ -141,7 +142,7 @@ extension SCTPEndpoint {
             return
         }
         // RFC 9260 §5.1.5 3: the packet's tag must be the one in the cookie.
-        guard packet.header.verificationTag == cookie.localTag,
+        guard packet.header.verificationTag == cookie.parameters.localTag,
             packet.header.sourcePort == cookie.peerSCTPPort
         else {
             output.drop(.cookieTagMismatch)
@@ -157,10 +158,11 @@ extension SCTPEndpoint {
         // RFC 9260 §5.1.5 4: "If the State Cookie is expired, the endpoint MUST NOT ... and MUST send back an
         // ERROR chunk with a 'Stale Cookie' error cause". Only when no association matches (§5.2.4 handles others).
         let age = now - cookie.createdAt
-        if age > cookie.lifetime, existing == nil || existing!.localTag != cookie.localTag {
+        if age > cookie.lifetime, existing == nil || existing!.localTag != cookie.parameters.localTag {
             let staleness = UInt32(clamping: (age - cookie.lifetime).nanoseconds / 1000)
             sendRaw(
-                [.error(ErrorChunk(causes: [.staleCookie(measureOfStaleness: staleness)]))], tag: cookie.peerTag,
+                [.error(ErrorChunk(causes: [.staleCookie(measureOfStaleness: staleness)]))],
+                tag: cookie.parameters.peerTag,
                 sourcePort: configuration.localPort, destinationPort: packet.header.sourcePort, to: source, from: local,
                 owner: owner)
             return
@@ -168,8 +170,8 @@ extension SCTPEndpoint {
 
         let association: Association
         if let existing {
-            let localMatches = existing.localTag == cookie.localTag
-            let peerMatches = existing.peerTag == cookie.peerTag
+            let localMatches = existing.localTag == cookie.parameters.localTag
+            let peerMatches = existing.peerTag == cookie.parameters.peerTag
             let tiesMatch = cookie.localTieTag == existing.localTag && cookie.peerTieTag == existing.peerTag
             if !localMatches && !peerMatches && tiesMatch {
                 // §5.2.4 A: the peer restarted.
@@ -186,23 +188,9 @@ extension SCTPEndpoint {
                 settle(existing)
                 association = acceptNew(cookie, from: source, to: local, now: now)
             } else if localMatches && !peerMatches {
-                // §5.2.4 B: INIT collision: take the peer's new tag and parameters and enter ESTABLISHED.
-                existing.timers.disarm(.t1Init)
-                existing.timers.disarm(.t1Cookie)
-                existing.peerTag = cookie.peerTag
-                existing.peerInitialTSN = cookie.peerInitialTSN
-                existing.peerReceiverWindow = cookie.peerReceiverWindow
-                existing.outboundStreams = cookie.outboundStreams
-                existing.inboundStreams = cookie.inboundStreams
-                existing.features = cookie.features
-                existing.adoptAuth(
-                    localRandom: cookie.localAuthRandom, peer: cookie.peerAuth, features: cookie.features)
-                existing.asconf = AsconfState(
-                    localInitialTSN: existing.localInitialTSN, peerInitialTSN: cookie.peerInitialTSN)
-                existing.dataTracker = DataTracker(
-                    peerInitialTSN: cookie.peerInitialTSN,
-                    configuration: Association.trackerConfiguration(configuration))
-                if !existing.state.isEstablishedOrLater { existing.enterEstablished(now: now) }
+                // §5.2.4 B: INIT collision: take the peer's new tag and parameters and enter ESTABLISHED. Our tag
+                // matched, so the cookie was made in COOKIE-WAIT or COOKIE-ECHOED with our own initial TSN too.
+                existing.handleCookieEcho(adopting: cookie.parameters, now: now)
                 association = existing
             } else if !localMatches && peerMatches && cookie.localTieTag == .zero {
                 // §5.2.4 C: a late cookie from a previous collision: discard.
@@ -210,9 +198,7 @@ extension SCTPEndpoint {
                 return
             } else if localMatches && peerMatches {
                 // §5.2.4 D: the same cookie again: enter ESTABLISHED if not yet, and acknowledge.
-                existing.timers.disarm(.t1Init)
-                existing.timers.disarm(.t1Cookie)
-                if !existing.state.isEstablishedOrLater { existing.enterEstablished(now: now) }
+                existing.handleCookieEcho(adopting: nil, now: now)
                 association = existing
             } else {
                 output.drop(.unmatchedCookie)
@@ -258,7 +244,8 @@ extension SCTPEndpoint {
         refusedAssociations += 1
         output.events.append(.associationRefused(owner: owner, remote: source))
         sendRaw(
-            [.abort(AbortChunk(isTagReflected: false, causes: [.outOfResource]))], tag: cookie.peerTag,
+            [.abort(AbortChunk(isTagReflected: false, causes: [.outOfResource]))],
+            tag: cookie.parameters.peerTag,
             sourcePort: configuration.localPort, destinationPort: cookie.peerSCTPPort, to: source, from: local,
             owner: owner)
         return false
@@ -268,12 +255,8 @@ extension SCTPEndpoint {
         _ cookie: StateCookie, from source: SCTPSocketAddress, to local: SCTPSocketAddress, now: SCTPTime
     ) -> Association {
         let association = makeAssociation(
-            localTag: cookie.localTag, localInitialTSN: cookie.localInitialTSN, peerPort: cookie.peerSCTPPort,
-            owner: cookie.owner)
-        association.adopt(cookie)
-        // The path the COOKIE-ECHO came on is confirmed by the handshake itself (RFC 9260 §5.4).
-        association.addPath(remote: source, local: local, confirmed: true)
-        association.enterEstablished(now: now)
+            parameters: cookie.parameters, peerPort: cookie.peerSCTPPort, owner: cookie.owner)
+        association.handleCookieAccepted(cookie.parameters, from: source, to: local, now: now)
         return association
     }
 }

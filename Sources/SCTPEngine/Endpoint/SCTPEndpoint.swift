@@ -86,9 +86,10 @@ public final class SCTPEndpoint {
         to remote: SCTPSocketAddress, from local: SCTPSocketAddress? = nil, peerPort: UInt16,
         owner: SCTPOwner = .unauthenticated, now: SCTPTime
     ) -> SCTPAssociationID {
-        let association = makeAssociation(
-            localTag: VerificationTag(uniqueTag()), localInitialTSN: TSN(random.nonZero32()), peerPort: peerPort,
-            owner: owner)
+        let offer = AssociationParameters.offer(
+            localTag: VerificationTag(uniqueTag()), localInitialTSN: TSN(random.nonZero32()),
+            configuration: configuration)
+        let association = makeAssociation(parameters: offer, peerPort: peerPort, owner: owner)
         association.connect(remote: remote, local: local, now: now)
         settle(association)
         return association.id
@@ -274,18 +275,15 @@ public final class SCTPEndpoint {
 
     // MARK: - Bookkeeping
 
-    func makeAssociation(
-        localTag: VerificationTag, localInitialTSN: TSN, peerPort: UInt16, owner: SCTPOwner
-    ) -> Association {
+    func makeAssociation(parameters: AssociationParameters, peerPort: UInt16, owner: SCTPOwner) -> Association {
         let id = SCTPAssociationID(nextAssociationID)
         nextAssociationID += Int(configuration.shard.count)
         let association = Association(
             id: id, configuration: configuration, output: output, logger: logger,
-            random: SCTPRandom(seed: random.next()), localTag: localTag, localInitialTSN: localInitialTSN,
-            peerPort: peerPort, owner: owner)
+            random: SCTPRandom(seed: random.next()), parameters: parameters, peerPort: peerPort, owner: owner)
         association.confirmsNewPathsAtOnce = confirmsNewPathsAtOnce
         associations[id] = association
-        byTag[localTag] = association
+        byTag[parameters.localTag] = association
         byOwner[owner, default: []].append(association)
         return association
     }

@@ -7,28 +7,15 @@ struct StateCookie: Equatable {
     /// When the cookie was made, on the endpoint's monotonic clock.
     var createdAt: SCTPTime
     var lifetime: SCTPDuration
-    var localTag: VerificationTag
-    var peerTag: VerificationTag
-    var localInitialTSN: TSN
-    var peerInitialTSN: TSN
-    var peerReceiverWindow: UInt32
-    /// Streams we may send on, negotiated (min of our OS and the peer's MIS).
-    var outboundStreams: UInt16
-    /// Streams the peer may send on, negotiated.
-    var inboundStreams: UInt16
+    /// What the handshake settled, as the association adopts it.
+    var parameters: AssociationParameters
     /// RFC 9260 §5.2.2: the tags of an existing association, so a COOKIE-ECHO can be told apart as restart or
     /// collision (§5.2.4). Zero when there was none.
     var localTieTag: VerificationTag
     var peerTieTag: VerificationTag
     var peerSCTPPort: UInt16
-    /// Extensions both sides support, as a bit set of `NegotiatedFeatures`.
-    var features: NegotiatedFeatures
     /// Addresses the peer listed in its INIT.
     var peerAddresses: [SCTPIPAddress]
-    /// Our RANDOM sent in the INIT-ACK and the peer's RANDOM, CHUNKS and HMAC-ALGO from its INIT (RFC 4895 §6.1
-    /// needs both key vectors once the association exists). Empty when AUTH is not in use.
-    var localAuthRandom: [UInt8] = []
-    var peerAuth: AuthParameters?
     /// Whose datagram carried the INIT: only a COOKIE-ECHO from the same owner may turn the cookie into an
     /// association, so one key holder cannot replay a cookie made for another.
     var owner: SCTPOwner = .unauthenticated
@@ -45,25 +32,25 @@ struct StateCookie: Equatable {
         buffer.writeInteger(owner.rawValue)
         buffer.writeInteger(createdAt.nanoseconds)
         buffer.writeInteger(lifetime.nanoseconds)
-        buffer.writeInteger(localTag.rawValue)
-        buffer.writeInteger(peerTag.rawValue)
-        buffer.writeInteger(localInitialTSN.rawValue)
-        buffer.writeInteger(peerInitialTSN.rawValue)
-        buffer.writeInteger(peerReceiverWindow)
-        buffer.writeInteger(outboundStreams)
-        buffer.writeInteger(inboundStreams)
+        buffer.writeInteger(parameters.localTag.rawValue)
+        buffer.writeInteger(parameters.peerTag.rawValue)
+        buffer.writeInteger(parameters.localInitialTSN.rawValue)
+        buffer.writeInteger(parameters.peerInitialTSN.rawValue)
+        buffer.writeInteger(parameters.peerInitialReceiverWindow)
+        buffer.writeInteger(parameters.outboundStreams)
+        buffer.writeInteger(parameters.inboundStreams)
         buffer.writeInteger(localTieTag.rawValue)
         buffer.writeInteger(peerTieTag.rawValue)
         buffer.writeInteger(peerSCTPPort)
-        buffer.writeInteger(features.rawValue)
+        buffer.writeInteger(parameters.features.rawValue)
         buffer.writeInteger(UInt8(min(peerAddresses.count, 32)))
         for address in peerAddresses.prefix(32) {
             let bytes = address.bytes
             buffer.writeInteger(UInt8(bytes.count))
             buffer.writeBytes(bytes)
         }
-        Self.writeBytes(localAuthRandom, into: &buffer)
-        if let peerAuth {
+        Self.writeBytes(parameters.localAuthRandom, into: &buffer)
+        if let peerAuth = parameters.peerAuth {
             buffer.writeInteger(UInt8(1))
             Self.writeBytes(peerAuth.random, into: &buffer)
             Self.writeBytes(peerAuth.chunks, into: &buffer)
@@ -97,7 +84,8 @@ struct StateCookie: Equatable {
         var b = cookie.getSlice(at: cookie.readerIndex, length: bodyLength)!
         guard let version: UInt8 = b.readInteger() else { throw .malformed }
         guard version == Self.version else { throw .unsupportedVersion(version) }
-        guard let owner: UInt64 = b.readInteger(), let created: Int64 = b.readInteger(), let lifetime: Int64 = b.readInteger(),
+        guard let owner: UInt64 = b.readInteger(), let created: Int64 = b.readInteger(),
+            let lifetime: Int64 = b.readInteger(),
             let localTag: UInt32 = b.readInteger(), let peerTag: UInt32 = b.readInteger(),
             let localTSN: UInt32 = b.readInteger(), let peerTSN: UInt32 = b.readInteger(),
             let rwnd: UInt32 = b.readInteger(), let os: UInt16 = b.readInteger(), let mis: UInt16 = b.readInteger(),
@@ -124,14 +112,14 @@ struct StateCookie: Equatable {
             }
             peerAuth = AuthParameters(random: random, chunks: chunks, hmacIdentifiers: ids)
         }
+        let parameters = AssociationParameters(
+            localTag: VerificationTag(localTag), peerTag: VerificationTag(peerTag), localInitialTSN: TSN(localTSN),
+            peerInitialTSN: TSN(peerTSN), peerInitialReceiverWindow: rwnd, outboundStreams: os, inboundStreams: mis,
+            features: NegotiatedFeatures(rawValue: features), localAuthRandom: localRandom, peerAuth: peerAuth)
         return StateCookie(
             createdAt: SCTPTime(nanoseconds: created), lifetime: SCTPDuration(nanoseconds: lifetime),
-            localTag: VerificationTag(localTag), peerTag: VerificationTag(peerTag),
-            localInitialTSN: TSN(localTSN), peerInitialTSN: TSN(peerTSN), peerReceiverWindow: rwnd,
-            outboundStreams: os, inboundStreams: mis, localTieTag: VerificationTag(localTie),
-            peerTieTag: VerificationTag(peerTie), peerSCTPPort: port, features: NegotiatedFeatures(rawValue: features),
-            peerAddresses: addresses, localAuthRandom: localRandom, peerAuth: peerAuth,
-            owner: SCTPOwner(rawValue: owner))
+            parameters: parameters, localTieTag: VerificationTag(localTie), peerTieTag: VerificationTag(peerTie),
+            peerSCTPPort: port, peerAddresses: addresses, owner: SCTPOwner(rawValue: owner))
     }
 
     /// A byte string with a 16-bit length in front.

@@ -195,6 +195,35 @@ final class Lockstep {
         #expect(c.peerTag == s.localTag && s.peerTag == c.localTag)
     }
 
+    @Test func collisionCookieInCookieWaitReplacesTheParametersWhole() throws {
+        let l = Lockstep()
+        // The client's INIT is lost; the server's INIT reaches the client while it waits in COOKIE-WAIT, so the
+        // server's COOKIE-ECHO carries the client's tag and a peer tag the client has not seen (§5.2.4 B).
+        let a = l.connect()
+        #expect(l.take(l.client).count == 1)
+        _ = l.server.connect(to: l.clientAddress, from: l.serverAddress, peerPort: 5000, now: l.now)
+        l.exchange()
+        #expect(l.clientEstablished && l.serverEstablished)
+        #expect(l.client.associations.count == 1 && l.server.associations.count == 1)
+        let c = try #require(l.client.associations[a])
+        let s = l.server.associations.values.first!
+        #expect(c.parameters.peerTag == s.parameters.localTag && s.parameters.peerTag == c.parameters.localTag)
+        #expect(c.parameters.peerInitialTSN == s.parameters.localInitialTSN)
+        #expect(s.parameters.peerInitialTSN == c.parameters.localInitialTSN)
+        #expect(c.parameters.peerInitialReceiverWindow == UInt32(SCTPConfiguration().receiveBufferSize))
+        #expect(c.outboundStreams == s.inboundStreams && c.inboundStreams == s.outboundStreams)
+        #expect(c.features == s.features && c.features.contains(.auth) == c.auth.isNegotiated)
+        // Both receive sides start at the other's initial TSN: a message each way is delivered.
+        try l.client.send(ByteBuffer(string: "to server"), on: a, stream: StreamID(0), now: l.now)
+        try l.server.send(ByteBuffer(string: "to client"), on: s.id, stream: StreamID(0), now: l.now)
+        l.exchange()
+        let delivered = { (events: [SCTPEvent]) in
+            events.compactMap { if case .message(_, let m) = $0 { String(buffer: m.payload) } else { nil } }
+        }
+        #expect(delivered(l.serverEvents) == ["to server"])
+        #expect(delivered(l.clientEvents) == ["to client"])
+    }
+
     @Test func peerRestartReplacesTheOldAssociation() {
         let l = Lockstep()
         _ = l.connect()
