@@ -11,6 +11,10 @@ public struct UnwrappedTSN: Hashable, Sendable, Strideable, CustomStringConverti
     @inlinable public static var min: UnwrappedTSN { UnwrappedTSN(value: .min) }
     @inlinable public static var max: UnwrappedTSN { UnwrappedTSN(value: .max) }
 
+    /// The first TSN of a sequence, the reference its successors are unwrapped near: at 2^32 plus its value, so
+    /// that any TSN within 2^31 of it unwraps to a positive value.
+    @inlinable public init(first tsn: TSN) { self.value = 1 << 32 | UInt64(tsn.rawValue) }
+
     /// The TSN within 2^31 of `reference` (RFC 1982 §3.2: at most 2^31 − 1 after it, at most 2^31 before it) whose
     /// low 32 bits are `tsn`.
     @inlinable public init(_ tsn: TSN, near reference: UnwrappedTSN) {
@@ -52,9 +56,9 @@ public struct TSNUnwrapper: Sendable {
         return unwrapped
     }
 
-    /// Unwraps `tsn` without remembering it. The first TSN unwrapped lands at 2^32 plus its value.
+    /// Unwraps `tsn` without remembering it. The first TSN unwrapped is taken as the `first` of a sequence.
     @inlinable public func peek(_ tsn: TSN) -> UnwrappedTSN {
-        guard let largest else { return UnwrappedTSN(value: UInt64(tsn.rawValue) + (1 << 32)) }
+        guard let largest else { return UnwrappedTSN(first: tsn) }
         return UnwrappedTSN(tsn, near: largest)
     }
 }

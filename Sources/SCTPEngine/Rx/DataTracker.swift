@@ -77,7 +77,7 @@ struct DataTracker: Sendable {
     /// `peerInitialTSN` is the Initial TSN from the peer's INIT or INIT ACK: the first TSN we expect.
     init(peerInitialTSN: TSN, configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.cumulative = UnwrappedTSN(value: 1 << 32 | UInt64(peerInitialTSN.previous.rawValue))
+        self.cumulative = UnwrappedTSN(first: peerInitialTSN.previous)
     }
 
     // MARK: - Receiving

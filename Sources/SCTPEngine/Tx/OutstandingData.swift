@@ -244,7 +244,7 @@ struct OutstandingData: Sendable {
     init(initialTSN: TSN, policy: FastRetransmitPolicy = FastRetransmitPolicy()) {
         self.policy = policy
         self.nextTSN = initialTSN
-        self.firstUnwrapped = UnwrappedTSN(value: 1 << 32 | UInt64(initialTSN.rawValue))
+        self.firstUnwrapped = UnwrappedTSN(first: initialTSN)
     }
 
     // MARK: - Queries

@@ -16,6 +16,8 @@ import Testing
     }
 
     @Test func firstTSNUnwrapsAt2To32PlusItsValue() {
+        #expect(UnwrappedTSN(first: TSN(7)).value == 1 << 32 | 7)
+        #expect(UnwrappedTSN(first: TSN(7)).tsn == TSN(7))
         let unwrapper = TSNUnwrapper()
         #expect(unwrapper.peek(TSN(0)) == UnwrappedTSN(value: 1 << 32))
         #expect(unwrapper.peek(TSN(0xFFFF_FFFF)) == UnwrappedTSN(value: 1 << 32 | 0xFFFF_FFFF))
