@@ -30,7 +30,8 @@ package final class DatagramSecurityLayer {
 
     var statistics: DatagramSecurityStatistics { client?.statistics ?? server?.statistics ?? .init() }
 
-    func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    /// Opens `datagram` in place (given up: see `SessionCipher.open(inPlace:)`).
+    func open(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         if isClient { return client!.open(datagram, clock: clock) }
         return server!.open(datagram, clock: clock)
     }

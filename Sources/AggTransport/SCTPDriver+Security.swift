@@ -59,7 +59,7 @@ extension SCTPDriver {
     }
 
     /// The SCTP datagram inside `datagram`, or nil when the layer consumed or dropped it.
-    func openReceived(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+    func openReceived(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         guard let security else { return datagram }
         let opened = security.open(datagram, clock: clock)
         drainSecurity()

@@ -345,13 +345,16 @@ public final class SCTPDriver: @unchecked Sendable {
         }
     }
 
-    private func receive(_ payload: ByteBuffer, from source: SCTPSocketAddress, to destination: SCTPSocketAddress) {
+    private func receive(
+        _ payload: consuming ByteBuffer, from source: SCTPSocketAddress, to destination: SCTPSocketAddress
+    ) {
         statistics.datagramsReceived += 1
         statistics.bytesReceived += payload.readableBytes
         let clocks = batchClocks ?? (.now(), Self.securityClock())
         if isReadingBatch { batchClocks = clocks }
-        let received = SCTPDatagram(source: source, destination: destination, payload: payload)
-        if let datagram = openReceived(received, clock: clocks.security) {
+        if let datagram = openReceived(
+            SCTPDatagram(source: source, destination: destination, payload: payload), clock: clocks.security)
+        {
             // Within a read batch the answers (SACKs, the DATA they release) leave once, when the batch ends or
             // every `datagramsPerFlush` datagrams, for all the batch's packets.
             endpoint.handle(datagram, now: clocks.now, deferringTransmission: isReadingBatch)

@@ -197,63 +197,49 @@ package struct ClientDatagramSecurity {
     // MARK: - Input
 
     /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
-    package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
-        let payload = datagram.payload
-        guard let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self) else {
+    package mutating func open(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        // The datagram's fields are read where they are: a copy of its payload is a retain and a release.
+        guard let type = datagram.payload.getInteger(at: datagram.payload.readerIndex, as: UInt8.self) else {
             statistics.droppedMalformed += 1
             return nil
         }
         switch SecureDatagram.Kind(rawValue: type) {
         case .data, .compactData:
             let layout: DataLayout = type == SecureDatagram.Kind.data.rawValue ? .full : .compact
-            guard payload.readableBytes > layout.overhead, let id = layout.sessionID(of: payload) else {
+            guard datagram.payload.readableBytes > layout.overhead, let id = layout.sessionID(of: datagram.payload)
+            else {
                 statistics.droppedMalformed += 1
                 return nil
             }
-            let result: Result<ByteBuffer, SessionCipher.OpenFailure>
+            let failure: SessionCipher.OpenFailure?
             if current?.cipher.sessionID == id, current?.cipher.layout == layout {
-                result = current!.cipher.open(payload)
+                failure = current!.cipher.open(inPlace: &datagram.payload)
             } else if let previous, previous.session.cipher.sessionID == id, previous.session.cipher.layout == layout,
                 clock.monotonic < previous.expires
             {
-                result = self.previous!.session.cipher.open(payload)
+                failure = self.previous!.session.cipher.open(inPlace: &datagram.payload)
             } else {
                 statistics.droppedUnknownSession += 1
                 return nil
             }
-            return opened(result, datagram)
+            if let failure {
+                statistics.count(failure)
+                return nil
+            }
+            statistics.opened += 1
+            answered()
+            datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
+            return datagram
         case .helloAck:
-            receiveHelloAck(payload, clock: clock)
+            receiveHelloAck(datagram.payload, clock: clock)
             return nil
         case .version:
-            receiveVersion(payload, clock: clock)
+            receiveVersion(datagram.payload, clock: clock)
             return nil
         case .hello, nil:
             statistics.droppedMalformed += 1
             return nil
         }
-    }
-
-    private mutating func opened(
-        _ result: Result<ByteBuffer, SessionCipher.OpenFailure>, _ datagram: SCTPDatagram
-    )
-        -> SCTPDatagram?
-    {
-        switch result {
-        case .success(let packet):
-            statistics.opened += 1
-            answered()
-            var opened = SCTPDatagram(source: datagram.source, destination: datagram.destination, payload: packet)
-            opened.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
-            return opened
-        case .failure(.tooShort):
-            statistics.droppedMalformed += 1
-        case .failure(.replayed):
-            statistics.droppedReplay += 1
-        case .failure(.badTag):
-            statistics.droppedBadTag += 1
-        }
-        return nil
     }
 
     // MARK: - Timers

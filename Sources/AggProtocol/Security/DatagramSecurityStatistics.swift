@@ -53,4 +53,13 @@ extension DatagramSecurityStatistics {
         sealed += 1
         largestSealed = max(largestSealed, length)
     }
+
+    /// Counts a data datagram of a known session that did not open.
+    mutating func count(_ failure: SessionCipher.OpenFailure) {
+        switch failure {
+        case .tooShort: droppedMalformed += 1
+        case .replayed: droppedReplay += 1
+        case .badTag: droppedBadTag += 1
+        }
+    }
 }

@@ -189,19 +189,18 @@ package struct ServerDatagramSecurity {
     // MARK: - Input
 
     /// The SCTP datagram inside a received datagram, or nil when it was a handshake message or was dropped.
-    package mutating func open(_ datagram: SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
-        let payload = datagram.payload
-        let type = payload.getInteger(at: payload.readerIndex, as: UInt8.self)
+    package mutating func open(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
+        let type = datagram.payload.getInteger(at: datagram.payload.readerIndex, as: UInt8.self)
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
         case .data:
-            switch openData(datagram, layout: .full, clock: clock) {
-            case .opened(let packet): return packet
+            switch openData(&datagram, layout: .full, clock: clock) {
+            case .opened: return datagram
             case .spent: return nil
             case .notOpened: break
             }
         case .compactData:
-            switch openData(datagram, layout: .compact, clock: clock) {
-            case .opened(let packet): return packet
+            switch openData(&datagram, layout: .compact, clock: clock) {
+            case .opened: return datagram
             case .spent: return nil
             case .notOpened: break
             }
@@ -225,16 +224,21 @@ package struct ServerDatagramSecurity {
 
     /// What became of a data datagram.
     private enum DataOutcome {
-        case opened(SCTPDatagram)
+        /// Opened in place: the datagram is now the SCTP packet, with its session's owner.
+        case opened
         /// Not opened, bytes untouched (no such session, malformed, replayed): plaintext SCTP where allowed.
         case notOpened
         /// A session's datagram whose tag failed: opened in place, its bytes are zeros now, nothing to try further.
         case spent
     }
 
-    private mutating func openData(_ datagram: SCTPDatagram, layout: DataLayout, clock: SecurityClock) -> DataOutcome {
-        let payload = datagram.payload
-        guard payload.readableBytes > layout.overhead, let id = layout.sessionID(of: payload) else {
+    /// Opens `datagram` in place (the payload narrowed to the SCTP packet, no new buffer and no reference taken).
+    private mutating func openData(
+        _ datagram: inout SCTPDatagram, layout: DataLayout, clock: SecurityClock
+    )
+        -> DataOutcome
+    {
+        guard datagram.payload.readableBytes > layout.overhead, let id = layout.sessionID(of: datagram.payload) else {
             statistics.droppedMalformed += 1
             return .notOpened
         }
@@ -254,23 +258,15 @@ package struct ServerDatagramSecurity {
             statistics.droppedUnknownSession += 1
             return .notOpened
         }
-        switch sessions.slots[slot]!.cipher.open(payload) {
-        case .success(let packet):
-            statistics.opened += 1
-            authenticated(id, slot: slot, from: datagram.source, now: clock.monotonic)
-            var opened = SCTPDatagram(
-                source: datagram.source, destination: datagram.destination, payload: packet, owner: owner)
-            opened.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
-            return .opened(opened)
-        case .failure(.tooShort):
-            statistics.droppedMalformed += 1
-        case .failure(.replayed):
-            statistics.droppedReplay += 1
-        case .failure(.badTag):
-            statistics.droppedBadTag += 1
-            return .spent
+        if let failure = sessions.slots[slot]!.cipher.open(inPlace: &datagram.payload) {
+            statistics.count(failure)
+            return failure == .badTag ? .spent : .notOpened
         }
-        return .notOpened
+        statistics.opened += 1
+        authenticated(id, slot: slot, from: datagram.source, now: clock.monotonic)
+        datagram.owner = owner
+        datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
+        return .opened
     }
 
     /// What `openData` checks of a session, read in place: each read of `sessions.slots[slot]!` copied the whole

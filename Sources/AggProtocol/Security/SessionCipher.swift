@@ -93,24 +93,25 @@ struct SessionCipher {
         return true
     }
 
-    /// The SCTP packet inside a data datagram of this session's layout whose session id is this session's. A
-    /// compact datagram's counter is restored against the highest counter authenticated so far, then checked by
-    /// the replay window; a wrong restoration (a counter 2^31 or more behind) fails the tag.
+    /// Opens a data datagram of this session's layout whose session id is this session's, in place, and returns
+    /// nil, with `datagram` narrowed to the SCTP packet inside it (header and tag left out of its readable bytes),
+    /// or why it failed. A compact datagram's counter is restored against the
+    /// highest counter authenticated so far, then checked by the replay window; a wrong restoration (a counter 2^31
+    /// or more behind) fails the tag.
     ///
-    /// Opens in place: the plaintext is written over the ciphertext and returned as a slice of the datagram's own
-    /// storage, so opening allocates nothing (a receive batch's datagrams are slices of one read buffer, and a
-    /// buffer of their own cost two allocations each). The caller gives the datagram up: whatever else shares its
-    /// storage reads plaintext there afterwards, or zeros where the tag failed (the receive path hands each
-    /// datagram to one `open` and lets go of it). A replayed or malformed datagram is refused before anything is
-    /// written.
-    mutating func open(_ datagram: ByteBuffer) -> Result<ByteBuffer, OpenFailure> {
+    /// The plaintext is written over the ciphertext in the datagram's own storage, so opening allocates nothing
+    /// and takes no reference (a receive batch's datagrams are slices of one read buffer). The caller gives the
+    /// datagram up: whatever else shares its storage reads plaintext there afterwards, or zeros where the tag failed
+    /// (the receive path hands each datagram to one `open` and lets go of it). A replayed or malformed datagram is
+    /// refused before anything is written, its bytes and indices untouched.
+    mutating func open(inPlace datagram: inout ByteBuffer) -> OpenFailure? {
         let length = datagram.readableBytes
         let headerLength = layout.headerLength
         let overhead = layout.overhead
         guard length > overhead, let counter = layout.counter(of: datagram, highest: window.highest) else {
-            return .failure(.tooShort)
+            return .tooShort
         }
-        guard window.mayAccept(counter) else { return .failure(.replayed) }
+        guard window.mayAccept(counter) else { return .replayed }
         let opened = datagram.withUnsafeReadableBytes { bytes in
             // BoringSSL opens with `out` equal to `in` (exact aliasing is allowed).
             let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: UInt8.self)
@@ -118,10 +119,19 @@ struct SessionCipher {
                 receiveKey.pointer, counter, base + headerLength, base + headerLength, length - headerLength,
                 base, headerLength)
         }
-        guard opened == 1 else { return .failure(.badTag) }
+        guard opened == 1 else { return .badTag }
         window.accept(counter)
         packetsOpened += 1
-        return .success(datagram.getSlice(at: datagram.readerIndex + headerLength, length: length - overhead)!)
+        datagram.moveWriterIndex(to: datagram.readerIndex + length - (overhead - headerLength))
+        datagram.moveReaderIndex(forwardBy: headerLength)
+        return nil
+    }
+
+    /// `open(inPlace:)` for a caller that wants the packet as a new value (the datagram is still given up).
+    mutating func open(_ datagram: ByteBuffer) -> Result<ByteBuffer, OpenFailure> {
+        var packet = datagram
+        if let failure = open(inPlace: &packet) { return .failure(failure) }
+        return .success(packet)
     }
 
     /// The session id field of a data datagram of either layout (told by its type).

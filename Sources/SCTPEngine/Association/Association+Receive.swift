@@ -22,23 +22,25 @@ extension Association {
         var hadData = false
         var unrecognized: [ErrorCause] = []
 
-        chunks: for (index, raw) in packet.chunks.enumerated() {
+        // By index, reading each chunk in place: iterating the array copied every chunk (a retain and a release of
+        // its slice per chunk).
+        chunks: for index in packet.chunks.indices {
             // RFC 4895 §6.3: a failed AUTH takes the chunks it covers with it; a chunk type we require
             // authenticated is discarded unless a valid AUTH precedes it.
             if let failed = authenticated.failedAt, index >= failed { break chunks }
-            if auth.localRequiresAuthentication(raw.type), !authenticated.isAuthenticated(index) {
+            if auth.localRequiresAuthentication(packet.chunks[index].type), !authenticated.isAuthenticated(index) {
                 output.drop(.unauthenticatedChunk)
                 continue
             }
             let chunk: Chunk
             do {
-                chunk = try Chunk(decoding: raw)
+                chunk = try Chunk(decoding: packet.chunks[index])
             } catch {
                 output.drop(.malformedChunk)
                 logger.debug("malformed chunk", metadata: ["error": "\(error)"])
                 break chunks
             }
-            switch chunk {
+            switch consume chunk {
             case .data(let data):
                 guard state.isEstablishedOrLater else { continue }
                 if case .shutdownAckSent = state { continue }
@@ -70,7 +72,7 @@ extension Association {
                 handleError(error, now: now)
             case .unknown(let unknown):
                 let action = UnrecognizedAction(chunkType: unknown.type)
-                if action.shouldReport, let bytes = raw.bytes(in: packet) {
+                if action.shouldReport, let bytes = packet.chunks[index].bytes(in: packet) {
                     unrecognized.append(.unrecognizedChunkType(bytes))
                 }
                 if !action.shouldSkip { break chunks }
@@ -94,7 +96,9 @@ extension Association {
                     // RFC 3758 §3.3.1: without the parameter an endpoint "MUST instead act as if it does NOT support
                     // the FORWARD TSN chunk, returning an ERROR to the peer upon receipt of any FORWARD TSN".
                     output.drop(.forwardTSNNotNegotiated)
-                    if let bytes = raw.bytes(in: packet) { unrecognized.append(.unrecognizedChunkType(bytes)) }
+                    if let bytes = packet.chunks[index].bytes(in: packet) {
+                        unrecognized.append(.unrecognizedChunkType(bytes))
+                    }
                     continue
                 }
                 handleForwardTSN(forward, pathIndex: pathIndex, now: now)

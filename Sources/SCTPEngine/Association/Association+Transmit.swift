@@ -257,7 +257,7 @@ extension Association {
                 break
             }
             guard let chunk = outstanding.pollRetransmission(to: pathID, now: now) else { break }
-            builder.add(.data(chunk))
+            builder.add(data: chunk)
             dataBytes += size
             flight += size
             paths[i].counters.retransmissions += 1
@@ -292,7 +292,7 @@ extension Association {
                 // retransmitted spuriously, collapsing that path's cwnd.
                 if sendQueue.isEmpty { fragment.isImmediate = true }
                 let size = fragment.payload.readableBytes
-                builder.add(.data(outstanding.insert(consume fragment, path: pathID, now: now)))
+                builder.add(data: outstanding.insert(consume fragment, path: pathID, now: now))
                 dataBytes += size
                 flight += size
                 peerReceiverWindow = UInt32(max(0, Int(peerReceiverWindow) - size))

@@ -74,7 +74,7 @@ struct ReassemblyQueue: Sendable {
                 ppid = data.ppid
                 beginning = tsn
                 var buffer = ByteBufferAllocator().buffer(capacity: max(reserve, data.userData.readableBytes))
-                buffer.writeImmutableBuffer(data.userData)
+                buffer.writeBytes(of: data.userData)
                 charge += Self.assembledCharge(buffer)
                 assembled = buffer
                 assembledThrough = tsn
@@ -98,7 +98,7 @@ struct ReassemblyQueue: Sendable {
         /// Appends to `assembled` (in place; past its room it grows by doubling) and updates its charge.
         private mutating func append(_ payload: ByteBuffer) {
             let before = Self.assembledCharge(assembled!)
-            assembled!.writeImmutableBuffer(payload)
+            assembled!.writeBytes(of: payload)
             charge += Self.assembledCharge(assembled!) - before
         }
 
@@ -433,7 +433,7 @@ struct ReassemblyQueue: Sendable {
     static func ownStorage(_ payload: ByteBuffer) -> ByteBuffer {
         guard payload.storageCapacity > 2 * payload.readableBytes else { return payload }
         var copy = ByteBufferAllocator().buffer(capacity: payload.readableBytes)
-        copy.writeImmutableBuffer(payload)
+        copy.writeBytes(of: payload)
         return copy
     }
 

@@ -278,18 +278,21 @@ struct OutstandingData: Sendable {
 
     /// Numbers `fragment` with the next TSN, records it as sent to `path` at `now`, and returns the chunk to send.
     mutating func insert(_ fragment: consuming DataFragment, path: PathID, now: SCTPTime) -> DataChunk {
+        let (streamID, ssn, ppid, abandonment) = (fragment.streamID, fragment.ssn, fragment.ppid, fragment.abandonment)
+        let flags = (fragment.isUnordered, fragment.isBeginning, fragment.isEnding, fragment.isImmediate)
+        // The payload moves out of the fragment into the list: the chunk returned holds the only other reference.
+        let payload = (consume fragment).payload
         let chunk = DataChunk(
-            tsn: nextTSN, streamID: fragment.streamID, ssn: fragment.ssn, ppid: fragment.ppid,
-            isUnordered: fragment.isUnordered, isBeginning: fragment.isBeginning, isEnding: fragment.isEnding,
-            isImmediate: fragment.isImmediate, userData: fragment.payload)
-        let size = fragment.payload.readableBytes
+            tsn: nextTSN, streamID: streamID, ssn: ssn, ppid: ppid, isUnordered: flags.0, isBeginning: flags.1,
+            isEnding: flags.2, isImmediate: flags.3, userData: payload)
+        let size = payload.readableBytes
         let unwrapped = firstUnwrapped + items.count
         let p = accountIndex(for: path)
         let delivery = deliverySnapshot(p, now: now)
-        payloads.append(fragment.payload)
+        payloads.append(payload)
         items.append(
             Item(
-                chunk: Header(chunk), abandonment: fragment.abandonment, size: size, path: path, sentAt: now,
+                chunk: Header(chunk), abandonment: abandonment, size: size, path: path, sentAt: now,
                 transmissions: 1, delivery: delivery))
         nextTSN = nextTSN.next
         unackedBytes += size

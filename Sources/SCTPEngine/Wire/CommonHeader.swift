@@ -21,15 +21,23 @@ public struct CommonHeader: Hashable, Sendable {
 
     /// Reads the header at the reader index of `buffer` and moves past it.
     public init(reading buffer: inout ByteBuffer) throws(WireError) {
-        guard buffer.readableBytes >= Self.size,
-            let source = buffer.readInteger(as: UInt16.self),
-            let destination = buffer.readInteger(as: UInt16.self),
-            let tag = buffer.readInteger(as: UInt32.self),
-            let checksum = buffer.readInteger(endianness: .little, as: UInt32.self)
-        else { throw .packetTooShort(buffer.readableBytes) }
-        self.init(
-            sourcePort: source, destinationPort: destination, verificationTag: VerificationTag(tag),
-            checksum: checksum)
+        try self.init(at: buffer)
+        buffer.moveReaderIndex(forwardBy: Self.size)
+    }
+
+    /// Reads the header at the reader index of `packet`.
+    init(at packet: ByteBuffer) throws(WireError) {
+        guard
+            let header = packet.readFields(
+                length: Self.size,
+                { fields in
+                    CommonHeader(
+                        sourcePort: fields.get(), destinationPort: fields.get(),
+                        verificationTag: VerificationTag(fields.get()),
+                        checksum: fields.getLittleEndian())
+                })
+        else { throw .packetTooShort(packet.readableBytes) }
+        self = header
     }
 
     /// Writes the 12 header bytes, checksum included as it stands.

@@ -34,6 +34,13 @@ public struct PacketBuilder: Sendable {
         return offset
     }
 
+    /// Appends a DATA chunk, the one every full packet carries, without wrapping it in a `Chunk`: taking it back
+    /// out of the enum copied it (a retain and a release of its payload per chunk).
+    public mutating func add(data chunk: DataChunk) {
+        chunk.encode(into: &buffer)
+        chunkCount += 1
+    }
+
     /// Whether `chunk` still fits when the packet may be at most `mtuPayload` bytes (common header included).
     public func fits(_ chunk: Chunk, mtuPayload: Int) -> Bool {
         size + chunk.encodedLength <= mtuPayload

@@ -58,31 +58,36 @@ public struct RawPacket: Hashable, Sendable {
         var chunks: [RawChunk] = []
         swap(&chunks, &spare)
         chunks.removeAll(keepingCapacity: true)
-        var reader = packet
-        let header = try CommonHeader(reading: &reader)
+        let header = try CommonHeader(at: packet)
         if verifyChecksum {
             // RFC 9260 §6.8: "If the received CRC32c value does not match the computed one, the receiver MUST
             // silently discard the packet." (Zero checksums of RFC 9653 are for the caller to allow.)
             let computed = CRC32c.packetChecksum(packet)
             guard computed == header.checksum else { throw .badChecksum(expected: computed, actual: header.checksum) }
         }
-        while reader.readableBytes > 0 {
-            let offset = reader.readerIndex - packet.readerIndex
-            let available = reader.readableBytes
-            guard available >= 4, let type = reader.readInteger(as: UInt8.self),
-                let flags = reader.readInteger(as: UInt8.self), let length16 = reader.readInteger(as: UInt16.self)
+        // Offsets into `packet` rather than a reader over a copy of it: the only reference taken is each chunk's
+        // value.
+        let end = packet.readableBytes
+        var offset = CommonHeader.size
+        while offset < end {
+            let available = end - offset
+            guard
+                let (type, flags, length16) = packet.readFields(
+                    skipping: offset, length: 4, { ($0.get(UInt8.self), $0.get(UInt8.self), $0.get(UInt16.self)) })
             else { throw .chunkHeaderTruncated(offset: offset, remaining: available) }
             let length = Int(length16)
             // RFC 9260 §3.2: the Chunk Length "represents the size of the chunk in bytes, including the Chunk Type,
             // Chunk Flags, Chunk Length, and Chunk Value fields", so it is at least 4.
             guard length >= 4 else { throw .chunkLengthTooSmall(type: type, length: length) }
-            guard length <= available, let value = reader.readSlice(length: length - 4) else {
+            guard length <= available,
+                let value = packet.getSlice(at: packet.readerIndex + offset + 4, length: length - 4)
+            else {
                 throw .chunkExceedsPacket(type: type, offset: offset, length: length, available: available)
             }
             chunks.append(RawChunk(type: type, flags: flags, value: value, offset: offset, length: length))
             // Padding is up to 3 bytes that "the receiver MUST ignore" (RFC 9260 §3.2); the last chunk's may be
             // missing.
-            reader.moveReaderIndex(forwardBy: min(paddedLength(length) - length, reader.readableBytes))
+            offset = min(offset + paddedLength(length), end)
         }
         guard !chunks.isEmpty else { throw .noChunks }
         return RawPacket(header: header, chunks: chunks, buffer: packet)

@@ -39,24 +39,34 @@ public struct DataChunk: ChunkBody {
     public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
+        // The closure takes the fields, not `self`: capturing `self` copied the chunk, user data and all (a retain
+        // and a release per DATA chunk sent).
+        let (tsn, streamID, ssn, ppid) = (tsn.rawValue, streamID.rawValue, ssn.rawValue, ppid.rawValue)
         buffer.writeFields(length: 12) { fields in
-            fields.put(tsn.rawValue)
-            fields.put(streamID.rawValue)
-            fields.put(ssn.rawValue)
-            fields.put(ppid.rawValue)
+            fields.put(tsn)
+            fields.put(streamID)
+            fields.put(ssn)
+            fields.put(ppid)
         }
-        buffer.writeImmutableBuffer(userData)
+        buffer.writeBytes(of: userData)
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
-        var reader = Self.reader(value)
-        tsn = TSN(try reader.u32())
-        streamID = StreamID(try reader.u16())
-        ssn = SSN(try reader.u16())
-        ppid = PPID(try reader.u32())
+        // The fixed fields are read where they are and the user data is `value` past them: one more reference to
+        // the packet's storage per DATA chunk, where a reader's copy of `value` and a slice of it made two.
+        guard
+            let fields = value.readFields(
+                length: Self.headerSize - 4,
+                { ($0.get(UInt32.self), $0.get(UInt16.self), $0.get(UInt16.self), $0.get(UInt32.self)) })
+        else { throw Self.reader(value).truncated }
+        tsn = TSN(fields.0)
+        streamID = StreamID(fields.1)
+        ssn = SSN(fields.2)
+        ppid = PPID(fields.3)
         (isUnordered, isBeginning, isEnding, isImmediate) = DataFlags.decode(flags)
         // The Length of user data 0 is a protocol matter (No User Data, RFC 9260 §6.2), left to the receiver.
-        userData = reader.rest()
+        userData = value
+        userData.moveReaderIndex(forwardBy: Self.headerSize - 4)
     }
 }
 

@@ -46,7 +46,7 @@ public struct IDataChunk: ChunkBody {
         buffer.writeInteger(mid.rawValue)
         // RFC 8260 §2.1: "Payload Protocol Identifier / Fragment Sequence Number": PPID when B is set, FSN otherwise.
         buffer.writeInteger(isBeginning ? ppid.rawValue : fsn)
-        buffer.writeImmutableBuffer(userData)
+        buffer.writeBytes(of: userData)
     }
 
     public init(flags: UInt8, value: ByteBuffer) throws(WireError) {
