@@ -142,8 +142,7 @@ extension Association {
         output.partialReliability.forwardTSNsReceived += 1
         // A new cumulative TSN further ahead than the data tracker accepts DATA is no TSN the peer could have sent
         // and had abandoned.
-        let ahead = chunk.newCumulativeTSN.offset(from: dataTracker.cumulativeTSN)
-        guard ahead <= 0 || UInt32(ahead) <= dataTracker.configuration.maxTSNsAhead else {
+        guard !dataTracker.isBeyondWindow(chunk.newCumulativeTSN) else {
             output.drop(.forwardTSNBeyondWindow)
             return
         }

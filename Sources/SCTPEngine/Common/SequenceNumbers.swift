@@ -17,10 +17,6 @@ extension SerialNumber32 {
     @inlinable public func advanced(by n: UInt32) -> Self { Self(rawValue &+ n) }
     @inlinable public var next: Self { advanced(by: 1) }
     @inlinable public var previous: Self { Self(rawValue &- 1) }
-    /// The forward distance from `other` to `self` (wrapping).
-    @inlinable public func distance(from other: Self) -> UInt32 { rawValue &- other.rawValue }
-    /// How far `self` is after `other` by RFC 1982 serial arithmetic: negative when it is before, within ±2^31.
-    @inlinable public func offset(from other: Self) -> Int { Int(Int32(bitPattern: rawValue &- other.rawValue)) }
     public var description: String { String(rawValue) }
 }
 
@@ -90,27 +86,4 @@ public struct PPID: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
     @inlinable public init(_ rawValue: UInt32) { self.rawValue = rawValue }
     public var description: String { String(rawValue) }
-}
-
-/// Turns wrapping 32-bit serial numbers into monotonically increasing 64-bit values, so that ordered containers
-/// keyed by them work across wrap-around. It tracks the largest value seen; inputs must stay within 2^31 of it.
-public struct SerialUnwrapper<Number: SerialNumber32>: Sendable {
-    private var lastValue: UInt64?
-
-    public init() {}
-
-    /// Unwraps `number` relative to the last unwrapped value and remembers it if larger.
-    public mutating func unwrap(_ number: Number) -> UInt64 {
-        let value = peek(number)
-        if lastValue.map({ value > $0 }) ?? true { lastValue = value }
-        return value
-    }
-
-    /// Unwraps without updating the reference point.
-    public func peek(_ number: Number) -> UInt64 {
-        guard let last = lastValue else { return UInt64(number.rawValue) + (1 << 32) }
-        let lastRaw = UInt32(truncatingIfNeeded: last)
-        let delta = Int32(bitPattern: number.rawValue &- lastRaw)
-        return UInt64(Int64(last) + Int64(delta))
-    }
 }

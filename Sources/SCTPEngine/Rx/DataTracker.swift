@@ -48,9 +48,11 @@ struct DataTracker: Sendable {
     }
 
     let configuration: Configuration
+    /// The highest TSN received in sequence (the SACK's Cumulative TSN Ack), unwrapped: every TSN received is
+    /// unwrapped near it.
+    private var cumulative: UnwrappedTSN
     /// The highest TSN received in sequence (the SACK's Cumulative TSN Ack).
-    private(set) var cumulativeTSN: TSN
-    private var cumulativeUnwrapped: UInt64
+    var cumulativeTSN: TSN { cumulative.tsn }
     /// TSNs received above the cumulative TSN.
     private var received = TSNRangeSet()
     /// NR-SACK: the subset of `received` already delivered to the user, which will not be reneged.
@@ -75,8 +77,7 @@ struct DataTracker: Sendable {
     /// `peerInitialTSN` is the Initial TSN from the peer's INIT or INIT ACK: the first TSN we expect.
     init(peerInitialTSN: TSN, configuration: Configuration = Configuration()) {
         self.configuration = configuration
-        self.cumulativeTSN = peerInitialTSN.previous
-        self.cumulativeUnwrapped = 1 << 32
+        self.cumulative = UnwrappedTSN(first: peerInitialTSN.previous)
     }
 
     // MARK: - Receiving
@@ -87,17 +88,16 @@ struct DataTracker: Sendable {
         packetHadData = true
         bytesSinceLastSack += bytes
         if isImmediate { packetWantsImmediateSack = true }
-        let delta = tsn.offset(from: cumulativeTSN)
+        let value = UnwrappedTSN(tsn, near: cumulative)
         // Every TSN held lies within `maxTSNsAhead` of the cumulative TSN, so one beyond it is never a duplicate.
-        if delta > 0, UInt32(delta) > configuration.maxTSNsAhead { return .outOfWindow }
-        let value = cumulativeUnwrapped + UInt64(max(delta, 0))
-        if delta > 1, received.count >= configuration.maxGapRanges, !received.contains(value),
+        if isBeyondWindow(value) { return .outOfWindow }
+        if value > cumulative.next, received.count >= configuration.maxGapRanges, !received.contains(value),
             !received.contains(value - 1), !received.contains(value + 1)
         {
             // It would open another range: refused, unacknowledged, like a TSN out of window.
             return .tooManyGaps
         }
-        guard delta > 0, received.insert(value) else {
+        guard value > cumulative, received.insert(value) else {
             // RFC 9260 §6.2: "When a packet arrives with duplicate DATA chunk(s) and with no new DATA chunk(s), the
             // endpoint MUST immediately send a SACK with no delay."
             if duplicates.count < configuration.maxDuplicates { duplicates.append(tsn) }
@@ -144,12 +144,11 @@ struct DataTracker: Sendable {
     mutating func handleForwardTSN(newCumulativeTSN: TSN, now: SCTPTime) -> Bool {
         isSackImmediate = true
         sackDeadline = nil
-        let delta = newCumulativeTSN.offset(from: cumulativeTSN)
-        guard delta > 0 else { return false }
-        cumulativeTSN = newCumulativeTSN
-        cumulativeUnwrapped += UInt64(delta)
-        received.removeAll(through: cumulativeUnwrapped)
-        delivered.removeAll(through: cumulativeUnwrapped)
+        let value = UnwrappedTSN(newCumulativeTSN, near: cumulative)
+        guard value > cumulative else { return false }
+        cumulative = value
+        received.removeAll(through: cumulative)
+        delivered.removeAll(through: cumulative)
         advanceCumulativeTSN()
         return true
     }
@@ -157,11 +156,9 @@ struct DataTracker: Sendable {
     /// NR-SACK: TSNs `first...last` were delivered to the user out of order and will not be reneged. TSNs at or
     /// below the cumulative TSN, or not received, are ignored.
     mutating func markDelivered(from first: TSN, through last: TSN) {
-        let lo = first.offset(from: cumulativeTSN)
-        let hi = last.offset(from: cumulativeTSN)
-        guard hi > 0, lo <= hi else { return }
-        let lower = cumulativeUnwrapped + UInt64(max(lo, 1))
-        let upper = cumulativeUnwrapped + UInt64(hi)
+        let upper = UnwrappedTSN(last, near: cumulative)
+        let lower = max(UnwrappedTSN(first, near: cumulative), cumulative.next)
+        guard upper > cumulative, lower <= upper else { return }
         guard let range = received.range(containing: lower), range.contains(upper) else { return }
         delivered.insert(lower...upper)
     }
@@ -197,11 +194,11 @@ struct DataTracker: Sendable {
     ) -> SackInfo {
         var steps = 0
         let gapBlocks = Self.blocks(
-            received, above: cumulativeUnwrapped, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
+            received, above: cumulative, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
         let nrGapBlocks =
             includeNonRenegable
             ? Self.blocks(
-                delivered, above: cumulativeUnwrapped, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
+                delivered, above: cumulative, max: maxGapBlocks, newest: newestGapBlocks, steps: &steps)
             : []
         sackSteps += steps
         let sack = SackInfo(
@@ -224,8 +221,15 @@ struct DataTracker: Sendable {
 
     /// Whether `tsn` has been received.
     func hasReceived(_ tsn: TSN) -> Bool {
-        let delta = tsn.offset(from: cumulativeTSN)
-        return delta <= 0 || received.contains(cumulativeUnwrapped + UInt64(delta))
+        let value = UnwrappedTSN(tsn, near: cumulative)
+        return value <= cumulative || received.contains(value)
+    }
+
+    /// Whether `tsn` lies further than `maxTSNsAhead` beyond the cumulative TSN: no TSN the peer may send yet.
+    func isBeyondWindow(_ tsn: TSN) -> Bool { isBeyondWindow(UnwrappedTSN(tsn, near: cumulative)) }
+
+    private func isBeyondWindow(_ tsn: UnwrappedTSN) -> Bool {
+        cumulative.distance(to: tsn) > Int(configuration.maxTSNsAhead)
     }
 
     /// Ranges of TSNs held above the cumulative TSN.
@@ -250,14 +254,14 @@ struct DataTracker: Sendable {
     /// otherwise the lowest `count - newest` and the highest `newest`, in ascending order. Ranges starting beyond a
     /// 16-bit offset cannot be expressed.
     private static func blocks(
-        _ ranges: TSNRangeSet, above cumulative: UInt64, max count: Int, newest: Int, steps: inout Int
+        _ ranges: TSNRangeSet, above cumulative: UnwrappedTSN, max count: Int, newest: Int, steps: inout Int
     ) -> [GapBlock] {
-        let bound = cumulative + UInt64(UInt16.max)
+        let bound = cumulative + Int(UInt16.max)
         var result: [GapBlock] = []
         result.reserveCapacity(min(count + 1, ranges.count))
-        func append(_ range: ClosedRange<UInt64>) {
-            let start = range.lowerBound - cumulative
-            let end = min(range.upperBound - cumulative, UInt64(UInt16.max))
+        func append(_ range: ClosedRange<UnwrappedTSN>) {
+            let start = cumulative.distance(to: range.lowerBound)
+            let end = min(cumulative.distance(to: range.upperBound), Int(UInt16.max))
             result.append((UInt16(start), UInt16(end)))
         }
         // One more than fits tells whether the budget is exceeded.
@@ -272,10 +276,9 @@ struct DataTracker: Sendable {
     }
 
     private mutating func advanceCumulativeTSN() {
-        guard let first = received.first, first.lowerBound == cumulativeUnwrapped + 1 else { return }
-        cumulativeTSN = cumulativeTSN.advanced(by: UInt32(truncatingIfNeeded: first.upperBound - cumulativeUnwrapped))
-        cumulativeUnwrapped = first.upperBound
+        guard let first = received.first, first.lowerBound == cumulative.next else { return }
+        cumulative = first.upperBound
         received.removeFirst()
-        delivered.removeAll(through: cumulativeUnwrapped)
+        delivered.removeAll(through: cumulative)
     }
 }

@@ -39,20 +39,20 @@ struct ReassemblyQueue: Sendable {
         /// The message's bytes from its B fragment through `assembledThrough`, every TSN between present; nil until
         /// the B fragment arrives.
         var assembled: ByteBuffer?
-        var beginning: UInt64 = 0
-        var assembledThrough: UInt64 = 0
+        var beginning = UnwrappedTSN.min
+        var assembledThrough = UnwrappedTSN.min
         /// Fragments that do not continue `assembled` yet (after a gap, or ahead of the B fragment), ascending by
         /// TSN, each in storage of its own. Ones at or below `assembledThrough` can only come from a peer that
         /// broke the rules (two fragments of one message on either side of its B); they stay until the message
         /// is done with.
-        var waiting: [(tsn: UInt64, payload: ByteBuffer)] = []
+        var waiting: [(tsn: UnwrappedTSN, payload: ByteBuffer)] = []
         /// What `bufferedBytes` charges for this message beyond its payload: each waiting fragment `minimumCharge`
         /// less its payload when that is positive, and `assembled` the same plus its room beyond twice its bytes
         /// (`assembledCharge`).
         var charge = 0
         var ppid = PPID(0)
-        var ending: UInt64?
-        var highest: UInt64 = 0
+        var ending: UnwrappedTSN?
+        var highest = UnwrappedTSN.min
 
         var isComplete: Bool { assembled != nil && ending == assembledThrough }
 
@@ -67,7 +67,7 @@ struct ReassemblyQueue: Sendable {
         /// Takes one fragment: copied into `assembled` when it is the B fragment (into a buffer of at least
         /// `reserve` bytes) or the TSN after `assembledThrough` (then the waiting fragments that follow on), kept
         /// in `waiting` otherwise.
-        mutating func add(_ data: DataChunk, tsn: UInt64, reserve: Int) {
+        mutating func add(_ data: DataChunk, tsn: UnwrappedTSN, reserve: Int) {
             highest = max(highest, tsn)
             if data.isEnding { ending = tsn }
             if data.isBeginning, assembled == nil {
@@ -116,7 +116,7 @@ struct ReassemblyQueue: Sendable {
             while end < waiting.count, waiting[end].tsn == assembledThrough + 1 {
                 charge -= ReassemblyQueue.charge(for: waiting[end].payload.readableBytes)
                 append(waiting[end].payload)
-                assembledThrough += 1
+                assembledThrough = assembledThrough.next
                 end += 1
             }
             if end > start { waiting.removeSubrange(start..<end) }
@@ -151,13 +151,13 @@ struct ReassemblyQueue: Sendable {
     /// The ordered message the last fragment went to, outside `streams` while it gets more: fragments of one
     /// message mostly arrive one after another, and each would otherwise take it out of two tables and put it back.
     private var recent: (streamID: StreamID, ssn: UInt16, partial: Partial)?
-    private var unordered: [UInt64: Fragment] = [:]
+    private var unordered: [UnwrappedTSN: Fragment] = [:]
     /// The TSNs in `unordered` as runs of consecutive TSNs, and the TSNs of its B and of its E fragments.
     private var unorderedRuns = TSNRangeSet()
     private var unorderedBeginnings = TSNRangeSet()
     private var unorderedEndings = TSNRangeSet()
     private var output = Deque<ReassembledMessage>()
-    private var unwrapper = SerialUnwrapper<TSN>()
+    private var unwrapper = TSNUnwrapper()
     /// The size of the last ordered message assembled from fragments: the next one's buffer is reserved that
     /// large (within a quarter of the free window, before the allocator rounds it up), so a bulk transfer's
     /// messages (a relayed TCP read each, up to 256 KiB) are not copied again every time their buffer doubles.
@@ -333,7 +333,7 @@ struct ReassemblyQueue: Sendable {
         }
     }
 
-    private mutating func addOrderedFragment(_ data: DataChunk, tsn: UInt64) {
+    private mutating func addOrderedFragment(_ data: DataChunk, tsn: UnwrappedTSN) {
         let key = data.ssn.rawValue
         if recent == nil || recent!.streamID != data.streamID || recent!.ssn != key {
             stashRecent()
@@ -359,8 +359,7 @@ struct ReassemblyQueue: Sendable {
         discard(partial)
         let message = ReassembledMessage(
             streamID: data.streamID, ppid: partial.ppid, isUnordered: false, payload: payload,
-            firstTSN: TSN(UInt32(truncatingIfNeeded: partial.beginning)),
-            lastTSN: TSN(UInt32(truncatingIfNeeded: partial.assembledThrough)))
+            firstTSN: partial.beginning.tsn, lastTSN: partial.assembledThrough.tsn)
         deliverOrdered(message, ssn: data.ssn)
     }
 
@@ -379,7 +378,7 @@ struct ReassemblyQueue: Sendable {
     /// Finds the unordered message `tsn` belongs to: its B fragment is the nearest at or before `tsn` with no E
     /// fragment in between, its E fragment the nearest at or after `tsn` with no B fragment in between, and every
     /// TSN from one to the other is held (one run). If there is one, it is released.
-    private mutating func assembleUnordered(around tsn: UInt64) {
+    private mutating func assembleUnordered(around tsn: UnwrappedTSN) {
         guard let run = unorderedRuns.range(containing: tsn),
             let first = Self.greatest(in: unorderedBeginnings, atMost: tsn), first >= run.lowerBound,
             let last = Self.least(in: unorderedEndings, atLeast: tsn), last <= run.upperBound
@@ -388,7 +387,7 @@ struct ReassemblyQueue: Sendable {
         if let beginning = Self.least(in: unorderedBeginnings, atLeast: tsn + 1), beginning <= last { return }
         let head = unordered[first]!.data
         var payloads: [ByteBuffer] = []
-        payloads.reserveCapacity(Int(last - first + 1))
+        payloads.reserveCapacity(first.distance(to: last) + 1)
         for key in first...last {
             let payload = unordered.removeValue(forKey: key)!.data.userData
             release(payload)
@@ -400,16 +399,16 @@ struct ReassemblyQueue: Sendable {
         output.append(
             ReassembledMessage(
                 streamID: head.streamID, ppid: head.ppid, isUnordered: true, payload: Self.concatenate(payloads),
-                firstTSN: head.tsn, lastTSN: TSN(UInt32(truncatingIfNeeded: last))))
+                firstTSN: head.tsn, lastTSN: last.tsn))
     }
 
     /// The greatest value of `set` at most `value`.
-    private static func greatest(in set: TSNRangeSet, atMost value: UInt64) -> UInt64? {
+    private static func greatest(in set: TSNRangeSet, atMost value: UnwrappedTSN) -> UnwrappedTSN? {
         set.floor(value).map { min($0.upperBound, value) }
     }
 
     /// The least value of `set` at least `value`.
-    private static func least(in set: TSNRangeSet, atLeast value: UInt64) -> UInt64? {
+    private static func least(in set: TSNRangeSet, atLeast value: UnwrappedTSN) -> UnwrappedTSN? {
         if let range = set.floor(value), range.upperBound >= value { return value }
         return set.ceiling(value)?.lowerBound
     }

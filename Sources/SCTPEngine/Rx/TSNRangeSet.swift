@@ -7,8 +7,8 @@
 /// `steps` counts the nodes visited and rotated by changes, which is what tests check the cost with.
 struct TSNRangeSet: Sendable {
     private struct Node: Sendable {
-        var lower: UInt64
-        var upper: UInt64
+        var lower: UnwrappedTSN
+        var upper: UnwrappedTSN
         var left: Int32
         var right: Int32
         var height: Int8
@@ -29,7 +29,7 @@ struct TSNRangeSet: Sendable {
     var isEmpty: Bool { count == 0 }
 
     /// The lowest range.
-    var first: ClosedRange<UInt64>? {
+    var first: ClosedRange<UnwrappedTSN>? {
         var i = root
         guard i != Self.none else { return nil }
         while nodes[Int(i)].left != Self.none { i = nodes[Int(i)].left }
@@ -37,24 +37,24 @@ struct TSNRangeSet: Sendable {
     }
 
     /// The range holding `value`, if any.
-    func range(containing value: UInt64) -> ClosedRange<UInt64>? {
+    func range(containing value: UnwrappedTSN) -> ClosedRange<UnwrappedTSN>? {
         var ignored = 0
         let i = floorNode(value, steps: &ignored)
         guard i != Self.none, nodes[Int(i)].upper >= value else { return nil }
         return range(i)
     }
 
-    func contains(_ value: UInt64) -> Bool { range(containing: value) != nil }
+    func contains(_ value: UnwrappedTSN) -> Bool { range(containing: value) != nil }
 
     /// The range with the greatest lower bound at most `value`.
-    func floor(_ value: UInt64) -> ClosedRange<UInt64>? {
+    func floor(_ value: UnwrappedTSN) -> ClosedRange<UnwrappedTSN>? {
         var ignored = 0
         let i = floorNode(value, steps: &ignored)
         return i == Self.none ? nil : range(i)
     }
 
     /// The range with the least lower bound at least `value`.
-    func ceiling(_ value: UInt64) -> ClosedRange<UInt64>? {
+    func ceiling(_ value: UnwrappedTSN) -> ClosedRange<UnwrappedTSN>? {
         var ignored = 0
         let i = ceilingNode(value, steps: &ignored)
         return i == Self.none ? nil : range(i)
@@ -63,7 +63,7 @@ struct TSNRangeSet: Sendable {
     // MARK: - Changes
 
     /// Adds `value`, joining the ranges on either side when it touches them. False when it was already present.
-    mutating func insert(_ value: UInt64) -> Bool {
+    mutating func insert(_ value: UnwrappedTSN) -> Bool {
         let previous = floorNode(value, steps: &steps)
         if previous != Self.none, nodes[Int(previous)].upper >= value { return false }
         let next = value == .max ? Self.none : ceilingNode(value + 1, steps: &steps)
@@ -87,11 +87,12 @@ struct TSNRangeSet: Sendable {
     }
 
     /// Adds `range`, merging every range it overlaps or touches.
-    mutating func insert(_ range: ClosedRange<UInt64>) {
+    mutating func insert(_ range: ClosedRange<UnwrappedTSN>) {
         var upper = range.upperBound
         let previous = floorNode(range.lowerBound, steps: &steps)
         let target: Int32
-        if previous != Self.none, nodes[Int(previous)].upper >= range.lowerBound - min(range.lowerBound, 1) {
+        let touching = range.lowerBound == .min ? .min : range.lowerBound - 1
+        if previous != Self.none, nodes[Int(previous)].upper >= touching {
             if nodes[Int(previous)].upper >= upper { return }
             target = previous
         } else {
@@ -112,13 +113,13 @@ struct TSNRangeSet: Sendable {
     }
 
     /// Removes the range that starts at `lower`; nothing if none does.
-    mutating func remove(lower: UInt64) {
+    mutating func remove(lower: UnwrappedTSN) {
         root = removeNode(lower: lower, from: root)
         releaseStorageIfEmpty()
     }
 
     /// Removes the values of `range`, cutting the ranges that reach beyond it.
-    mutating func remove(_ range: ClosedRange<UInt64>) {
+    mutating func remove(_ range: ClosedRange<UnwrappedTSN>) {
         var start = floorNode(range.lowerBound, steps: &steps)
         if start == Self.none || nodes[Int(start)].upper < range.lowerBound {
             start = ceilingNode(range.lowerBound, steps: &steps)
@@ -144,7 +145,7 @@ struct TSNRangeSet: Sendable {
     }
 
     /// Raises the lowest range's lower bound to `lower`, which must be within it.
-    mutating func trimFirst(to lower: UInt64) {
+    mutating func trimFirst(to lower: UnwrappedTSN) {
         var i = root
         guard i != Self.none else { return }
         while nodes[Int(i)].left != Self.none {
@@ -156,7 +157,7 @@ struct TSNRangeSet: Sendable {
     }
 
     /// Removes every value at or below `value`.
-    mutating func removeAll(through value: UInt64) {
+    mutating func removeAll(through value: UnwrappedTSN) {
         while let first, first.lowerBound <= value {
             if first.upperBound <= value { removeFirst() } else { trimFirst(to: value + 1) }
         }
@@ -167,7 +168,7 @@ struct TSNRangeSet: Sendable {
     /// Calls `body` with the ranges whose lower bound is at most `bound`, lowest first, at most `limit` of them.
     /// Costs O(log n + limit); adds the nodes it visits to `steps`.
     func forEachAscending(
-        through bound: UInt64, limit: Int, steps: inout Int, _ body: (ClosedRange<UInt64>) -> Void
+        through bound: UnwrappedTSN, limit: Int, steps: inout Int, _ body: (ClosedRange<UnwrappedTSN>) -> Void
     ) {
         guard limit > 0 else { return }
         withPath { stack in
@@ -195,7 +196,7 @@ struct TSNRangeSet: Sendable {
     /// Calls `body` with the ranges whose lower bound is at most `bound`, highest first, at most `limit` of them.
     /// Costs O(log n + limit); adds the nodes it visits to `steps`.
     func forEachDescending(
-        through bound: UInt64, limit: Int, steps: inout Int, _ body: (ClosedRange<UInt64>) -> Void
+        through bound: UnwrappedTSN, limit: Int, steps: inout Int, _ body: (ClosedRange<UnwrappedTSN>) -> Void
     ) {
         guard limit > 0 else { return }
         withPath { stack in
@@ -228,7 +229,7 @@ struct TSNRangeSet: Sendable {
 
     // MARK: - Internals
 
-    private func range(_ i: Int32) -> ClosedRange<UInt64> { nodes[Int(i)].lower...nodes[Int(i)].upper }
+    private func range(_ i: Int32) -> ClosedRange<UnwrappedTSN> { nodes[Int(i)].lower...nodes[Int(i)].upper }
 
     /// A stack as deep as any AVL tree that fits in memory (height 64 takes more than 2^44 nodes), without a heap
     /// allocation.
@@ -237,7 +238,7 @@ struct TSNRangeSet: Sendable {
     }
 
     /// The node with the greatest lower bound at most `value`.
-    private func floorNode(_ value: UInt64, steps: inout Int) -> Int32 {
+    private func floorNode(_ value: UnwrappedTSN, steps: inout Int) -> Int32 {
         var i = root
         var found = Self.none
         while i != Self.none {
@@ -253,7 +254,7 @@ struct TSNRangeSet: Sendable {
     }
 
     /// The node with the least lower bound at least `value`.
-    private func ceilingNode(_ value: UInt64, steps: inout Int) -> Int32 {
+    private func ceilingNode(_ value: UnwrappedTSN, steps: inout Int) -> Int32 {
         var i = root
         var found = Self.none
         while i != Self.none {
@@ -270,7 +271,7 @@ struct TSNRangeSet: Sendable {
 
     private func height(_ i: Int32) -> Int8 { i == Self.none ? 0 : nodes[Int(i)].height }
 
-    private mutating func allocate(lower: UInt64, upper: UInt64) -> Int32 {
+    private mutating func allocate(lower: UnwrappedTSN, upper: UnwrappedTSN) -> Int32 {
         count += 1
         let node = Node(lower: lower, upper: upper, left: Self.none, right: Self.none, height: 1)
         if let slot = freeSlots.popLast() {
@@ -299,7 +300,7 @@ struct TSNRangeSet: Sendable {
     /// Nodes whose storage an emptied set keeps.
     static let keptCapacity = 64
 
-    private mutating func insertNode(lower: UInt64, upper: UInt64, into i: Int32) -> Int32 {
+    private mutating func insertNode(lower: UnwrappedTSN, upper: UnwrappedTSN, into i: Int32) -> Int32 {
         steps += 1
         guard i != Self.none else { return allocate(lower: lower, upper: upper) }
         if lower < nodes[Int(i)].lower {
@@ -312,7 +313,7 @@ struct TSNRangeSet: Sendable {
         return balance(i)
     }
 
-    private mutating func removeNode(lower: UInt64, from i: Int32) -> Int32 {
+    private mutating func removeNode(lower: UnwrappedTSN, from i: Int32) -> Int32 {
         steps += 1
         guard i != Self.none else { return Self.none }
         if lower < nodes[Int(i)].lower {

@@ -191,11 +191,11 @@ struct OutstandingData: Sendable {
         var id: PathID
         var flightSize = 0
         /// Unwrapped TSNs last sent here, ascending, lazily purged: its first valid entry is the pseudo-cum-ack.
-        var sentTSNs = Deque<UInt64>()
+        var sentTSNs = Deque<UnwrappedTSN>()
         var ack = PathAck(path: PathID(0))
         /// The unwrapped TSN of the highest chunk ever acknowledged whose latest transmission went here: with SFR,
         /// an unacknowledged chunk sent here is "reported missing" only below it.
-        var highestAcked: UInt64 = 0
+        var highestAcked = UnwrappedTSN.min
         // Delivery-rate state (draft-cheng-iccrg-delivery-rate-estimation §3.1: C.delivered, C.delivered_time,
         // C.first_sent_time, C.app_limited), per destination.
         var delivered = 0
@@ -212,19 +212,20 @@ struct OutstandingData: Sendable {
     /// Each item's payload, released (emptied) once it is acknowledged by an NR gap block or abandoned.
     private var payloads = Deque<ByteBuffer>()
     /// The unwrapped TSN of `items[0]` (cumulativeTSNAck + 1).
-    private var firstUnwrapped: UInt64
-    private(set) var cumulativeTSNAck: TSN
+    private var firstUnwrapped: UnwrappedTSN
+    /// The highest TSN the peer acknowledged cumulatively.
+    var cumulativeTSNAck: TSN { firstUnwrapped.previous.tsn }
     /// The TSN the next new chunk gets.
     private(set) var nextTSN: TSN
     private var paths: [PathAccount] = []
     /// Unwrapped TSNs marked for retransmission, ascending; entries no longer marked are skipped lazily.
-    private var retransmissions = Deque<UInt64>()
+    private var retransmissions = Deque<UnwrappedTSN>()
     private(set) var totalFlightSize = 0
     /// Bytes sent and neither acknowledged nor abandoned, in flight or waiting for retransmission.
     private(set) var unackedBytes = 0
     private var gapAckedCount = 0
     /// The unwrapped TSN of the highest gap-acked chunk, bounding the renege scan.
-    private var highestGapAcked: UInt64 = 0
+    private var highestGapAcked = UnwrappedTSN.min
     private var scratch: [PathAck] = []
     /// The valid (NR) gap blocks of the SACK being handled, as item index ranges, for walking the holes between them.
     private var reportedBlocks: [Range<Int>] = []
@@ -243,8 +244,7 @@ struct OutstandingData: Sendable {
     init(initialTSN: TSN, policy: FastRetransmitPolicy = FastRetransmitPolicy()) {
         self.policy = policy
         self.nextTSN = initialTSN
-        self.cumulativeTSNAck = initialTSN.previous
-        self.firstUnwrapped = (1 << 32) + UInt64(initialTSN.rawValue)
+        self.firstUnwrapped = UnwrappedTSN(first: initialTSN)
     }
 
     // MARK: - Queries
@@ -263,7 +263,7 @@ struct OutstandingData: Sendable {
     /// The lowest unacknowledged TSN last sent to `path` (CMT's pseudo-cumulative ack), or nil if none.
     mutating func pseudoCumulativeAck(on path: PathID) -> TSN? {
         guard let p = paths.firstIndex(where: { $0.id == path }) else { return nil }
-        return lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0)) }
+        return lowestUnacked(p).map { $0.tsn }
     }
 
     /// True while anything sent to `path` is unacknowledged: its T3-rtx timer should run (RFC 9260 §6.3.2).
@@ -286,7 +286,7 @@ struct OutstandingData: Sendable {
             tsn: nextTSN, streamID: streamID, ssn: ssn, ppid: ppid, isUnordered: flags.0, isBeginning: flags.1,
             isEnding: flags.2, isImmediate: flags.3, userData: payload)
         let size = payload.readableBytes
-        let unwrapped = firstUnwrapped + UInt64(items.count)
+        let unwrapped = firstUnwrapped + items.count
         let p = accountIndex(for: path)
         let delivery = deliverySnapshot(p, now: now)
         payloads.append(payload)
@@ -327,7 +327,7 @@ struct OutstandingData: Sendable {
         items[i].delivery = deliverySnapshot(p, now: now)
         totalFlightSize += size
         paths[p].flightSize += size
-        let unwrapped = firstUnwrapped + UInt64(i)
+        let unwrapped = firstUnwrapped + i
         if oldPath != path {
             insertSorted(unwrapped, into: &paths[p].sentTSNs)
         }
@@ -342,7 +342,7 @@ struct OutstandingData: Sendable {
     mutating func handleSack(
         _ sack: SackInfo, now: SCTPTime, isInFastRecovery: (PathID) -> Bool = { _ in false }
     ) -> SackOutcome {
-        let advance = sack.cumulativeTSNAck.offset(from: cumulativeTSNAck)
+        let advance = firstUnwrapped.distance(to: unwrap(sack.cumulativeTSNAck).next)
         guard advance >= 0 else { return SackOutcome(disposition: .stale) }
         guard advance <= items.count else { return SackOutcome(disposition: .acknowledgesUnsentTSN) }
         var outcome = SackOutcome(disposition: .accepted)
@@ -352,7 +352,7 @@ struct OutstandingData: Sendable {
             paths[p].sample = nil
             paths[p].ack.flightSizeBeforeSack = paths[p].flightSize
             paths[p].ack.ackPoint =
-                lowestUnacked(p).map { TSN(UInt32(truncatingIfNeeded: $0 &- 1)) }
+                lowestUnacked(p).map { $0.previous.tsn }
                 ?? cumulativeTSNAck
         }
 
@@ -363,8 +363,7 @@ struct OutstandingData: Sendable {
         for i in 0..<advance where items[i].state == .gapAcked { gapAckedCount -= 1 }
         items.removeFirst(advance)
         payloads.removeFirst(advance)
-        firstUnwrapped += UInt64(advance)
-        cumulativeTSNAck = sack.cumulativeTSNAck
+        firstUnwrapped = firstUnwrapped + advance
         outcome.cumulativeTSNAckAdvanced = advance > 0
 
         // NR gap blocks first, so a chunk moving from a gap block to an NR gap block is not taken for reneged; then
@@ -407,7 +406,7 @@ struct OutstandingData: Sendable {
             highestReported = max(highestReported, end)
         }
         if policy.detectsReneging && gapAckedCount > 0 && highestGapAcked >= firstUnwrapped {
-            let limit = min(items.count, Int(highestGapAcked - firstUnwrapped) + 1)
+            let limit = min(items.count, firstUnwrapped.distance(to: highestGapAcked) + 1)
             if covered < limit { revertReneged(in: covered..<limit) }
         }
 
@@ -422,7 +421,7 @@ struct OutstandingData: Sendable {
             var ack = paths[p].ack
             ack.flightSize = paths[p].flightSize
             if let lowest {
-                let point = TSN(UInt32(truncatingIfNeeded: lowest &- 1))
+                let point = lowest.previous.tsn
                 ack.pseudoCumulativeAckAdvanced = point.isAfter(ack.ackPoint)
                 ack.ackPoint = point
             } else {
@@ -504,7 +503,7 @@ struct OutstandingData: Sendable {
             let value = retransmissions[index]
             index += 1
             guard value >= firstUnwrapped else { continue }
-            let i = Int(value - firstUnwrapped)
+            let i = firstUnwrapped.distance(to: value)
             guard items[i].isMarkedForRetransmission, items[i].state == .outstanding,
                 items[i].abandonment.abandonsRetransmission(
                     transmissions: items[i].transmissions, arrival: arrival)
@@ -563,9 +562,12 @@ struct OutstandingData: Sendable {
     // MARK: - Internals
 
     private func index(of tsn: TSN) -> Int? {
-        let offset = tsn.offset(from: cumulativeTSNAck) - 1
+        let offset = firstUnwrapped.distance(to: unwrap(tsn))
         return offset >= 0 && offset < items.count ? offset : nil
     }
+
+    /// `tsn` unwrapped near the cumulative TSN ack: within 2^31 of it.
+    private func unwrap(_ tsn: TSN) -> UnwrappedTSN { UnwrappedTSN(tsn, near: firstUnwrapped.previous) }
 
     private mutating func accountIndex(for path: PathID) -> Int {
         if let p = paths.firstIndex(where: { $0.id == path }) { return p }
@@ -574,11 +576,11 @@ struct OutstandingData: Sendable {
     }
 
     /// The unwrapped lowest unacknowledged TSN last sent to `paths[p]`, purging stale entries.
-    private mutating func lowestUnacked(_ p: Int) -> UInt64? {
+    private mutating func lowestUnacked(_ p: Int) -> UnwrappedTSN? {
         let id = paths[p].id
         while let first = paths[p].sentTSNs.first {
             if first >= firstUnwrapped {
-                let item = items[Int(first - firstUnwrapped)]
+                let item = items[firstUnwrapped.distance(to: first)]
                 if item.state == .outstanding && item.path == id { return first }
             }
             paths[p].sentTSNs.removeFirst()
@@ -592,12 +594,12 @@ struct OutstandingData: Sendable {
         items[i].state = state
         if state == .gapAcked {
             gapAckedCount += 1
-            highestGapAcked = max(highestGapAcked, firstUnwrapped + UInt64(i))
+            highestGapAcked = max(highestGapAcked, firstUnwrapped + i)
         }
         unackedBytes -= items[i].size
         let tsn = items[i].chunk.tsn
         let p = accountIndex(for: items[i].path)
-        paths[p].highestAcked = max(paths[p].highestAcked, firstUnwrapped + UInt64(i))
+        paths[p].highestAcked = max(paths[p].highestAcked, firstUnwrapped + i)
         paths[p].ack.bytesAcked += items[i].size
         paths[p].ack.highestNewlyAckedTSN = Self.later(paths[p].ack.highestNewlyAckedTSN, tsn)
         paths[p].ack.lowestNewlyAckedTSN = Self.earlier(paths[p].ack.lowestNewlyAckedTSN, tsn)
@@ -664,7 +666,7 @@ struct OutstandingData: Sendable {
             rtt: paths[p].deliveredTime - sentAt)
     }
 
-    private mutating func highestAcked(on path: PathID) -> UInt64 { paths[accountIndex(for: path)].highestAcked }
+    private mutating func highestAcked(on path: PathID) -> UnwrappedTSN { paths[accountIndex(for: path)].highestAcked }
 
     private static func later(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isAfter(b) ? $0 : b } ?? b }
     private static func earlier(_ a: TSN?, _ b: TSN) -> TSN { a.map { $0.isBefore(b) ? $0 : b } ?? b }
@@ -687,7 +689,7 @@ struct OutstandingData: Sendable {
             gapAckedCount -= 1
             unackedBytes += items[i].size
             let p = accountIndex(for: items[i].path)
-            insertSorted(firstUnwrapped + UInt64(i), into: &paths[p].sentTSNs)
+            insertSorted(firstUnwrapped + i, into: &paths[p].sentTSNs)
         }
     }
 
@@ -765,7 +767,7 @@ struct OutstandingData: Sendable {
             else { return false }
             increment = 1
         } else if cumulativeAdvanced && isInFastRecovery(path)
-            && (!policy.splitFastRetransmit || firstUnwrapped + UInt64(i) < highestAcked(on: path))
+            && (!policy.splitFastRetransmit || firstUnwrapped + i < highestAcked(on: path))
         {
             // With SFR the rule is taken per destination, like the rest: a chunk sent here counts as reported
             // missing only below a chunk sent here and acknowledged. Otherwise every chunk still in flight on a
@@ -794,14 +796,14 @@ struct OutstandingData: Sendable {
         if items[i].isInFlight { removeFromFlight(at: i) }
         guard !items[i].isMarkedForRetransmission else { return }
         items[i].isMarkedForRetransmission = true
-        retransmissions.append(firstUnwrapped + UInt64(i))
+        retransmissions.append(firstUnwrapped + i)
     }
 
     /// Keeps the retransmission list ascending after appends that may be out of order; drops stale entries.
     private mutating func sortRetransmissions() {
         var list = Array(retransmissions.filter { $0 >= firstUnwrapped })
         list.sort()
-        var deduplicated = Deque<UInt64>()
+        var deduplicated = Deque<UnwrappedTSN>()
         deduplicated.reserveCapacity(list.count)
         for value in list where deduplicated.last != value { deduplicated.append(value) }
         retransmissions = deduplicated
@@ -810,7 +812,7 @@ struct OutstandingData: Sendable {
     private mutating func firstRetransmissionIndexPurging() -> Int? {
         while let first = retransmissions.first {
             if first >= firstUnwrapped {
-                let i = Int(first - firstUnwrapped)
+                let i = firstUnwrapped.distance(to: first)
                 if items[i].isMarkedForRetransmission && items[i].state == .outstanding { return i }
             }
             retransmissions.removeFirst()
@@ -820,13 +822,13 @@ struct OutstandingData: Sendable {
 
     private func firstRetransmissionIndex() -> Int? {
         for value in retransmissions where value >= firstUnwrapped {
-            let i = Int(value - firstUnwrapped)
+            let i = firstUnwrapped.distance(to: value)
             if items[i].isMarkedForRetransmission && items[i].state == .outstanding { return i }
         }
         return nil
     }
 
-    private func insertSorted(_ value: UInt64, into deque: inout Deque<UInt64>) {
+    private func insertSorted(_ value: UnwrappedTSN, into deque: inout Deque<UnwrappedTSN>) {
         var i = deque.count
         while i > 0 && deque[i - 1] > value { i -= 1 }
         deque.insert(value, at: i)

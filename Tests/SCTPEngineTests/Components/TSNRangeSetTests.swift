@@ -7,8 +7,8 @@ extension Components {
     /// of the lowest values; after each step the same ranges in both directions, and a tree no deeper than AVL allows.
     @Suite struct TSNRangeSetTests {
         /// The maximal runs of consecutive values in `values`.
-        static func runs(_ values: Set<UInt64>) -> [ClosedRange<UInt64>] {
-            var runs: [ClosedRange<UInt64>] = []
+        static func runs(_ values: Set<UnwrappedTSN>) -> [ClosedRange<UnwrappedTSN>] {
+            var runs: [ClosedRange<UnwrappedTSN>] = []
             for value in values.sorted() {
                 if let last = runs.last, last.upperBound + 1 == value {
                     runs[runs.count - 1] = last.lowerBound...value
@@ -23,19 +23,19 @@ extension Components {
         func randomChangesMatchASetOfValues(seed: UInt64) {
             var random = SCTPRandom(seed: seed)
             var set = TSNRangeSet()
-            var model = Set<UInt64>()
-            let base: UInt64 = 1 << 32
+            var model = Set<UnwrappedTSN>()
+            let base = UnwrappedTSN(value: 1 << 32)
             for step in 0..<3000 {
-                let value = base + random.next() % 2000
+                let value = base + Int(random.next() % 2000)
                 switch random.next() % 10 {
                 case 0...4:
                     #expect(set.insert(value) == model.insert(value).inserted, "step \(step)")
                 case 5:
-                    let range = value...(value + random.next() % 20)
+                    let range = value...(value + Int(random.next() % 20))
                     set.insert(range)
                     model.formUnion(range)
                 case 6, 7:
-                    let range = value...(value + random.next() % 40)
+                    let range = value...(value + Int(random.next() % 40))
                     set.remove(range)
                     model.subtract(range)
                 case 8:
@@ -51,14 +51,14 @@ extension Components {
                 #expect(set.count == runs.count, "step \(step)")
                 #expect(set.first == runs.first, "step \(step)")
                 var ignored = 0
-                var ascending: [ClosedRange<UInt64>] = []
+                var ascending: [ClosedRange<UnwrappedTSN>] = []
                 set.forEachAscending(through: .max, limit: .max, steps: &ignored) { ascending.append($0) }
                 #expect(ascending == runs, "step \(step)")
-                var descending: [ClosedRange<UInt64>] = []
+                var descending: [ClosedRange<UnwrappedTSN>] = []
                 let bound = base + 1000
                 set.forEachDescending(through: bound, limit: 5, steps: &ignored) { descending.append($0) }
                 #expect(descending == Array(runs.filter { $0.lowerBound <= bound }.reversed().prefix(5)))
-                let probe = base + random.next() % 2000
+                let probe = base + Int(random.next() % 2000)
                 #expect(set.contains(probe) == model.contains(probe))
                 #expect(set.floor(probe) == runs.last { $0.lowerBound <= probe })
                 #expect(set.ceiling(probe) == runs.first { $0.lowerBound >= probe })
