@@ -91,6 +91,13 @@ struct DataTracker: Sendable {
         let value = UnwrappedTSN(tsn, near: cumulative)
         // Every TSN held lies within `maxTSNsAhead` of the cumulative TSN, so one beyond it is never a duplicate.
         if isBeyondWindow(value) { return .outOfWindow }
+        if value == cumulative.next, received.isEmpty {
+            // In order with nothing held above it, the common case: the cumulative TSN moves on without a trip
+            // through the range set (an insert, then taking the same range out again).
+            cumulative = value
+            delivered.removeAll(through: cumulative)
+            return .new
+        }
         if value > cumulative.next, received.count >= configuration.maxGapRanges, !received.contains(value),
             !received.contains(value - 1), !received.contains(value + 1)
         {
