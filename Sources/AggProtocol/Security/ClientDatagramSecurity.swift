@@ -228,6 +228,8 @@ package struct ClientDatagramSecurity {
             }
             statistics.opened += 1
             answered()
+            // A client's engine has one owner, the default one, whatever the datagram handed in said.
+            datagram.owner = .unauthenticated
             datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
             return datagram
         case .helloAck:
