@@ -93,9 +93,9 @@ struct DataTracker: Sendable {
         if isBeyondWindow(value) { return .outOfWindow }
         if value == cumulative.next, received.isEmpty {
             // In order with nothing held above it, the common case: the cumulative TSN moves on without a trip
-            // through the range set (an insert, then taking the same range out again).
+            // through the range set (an insert, then taking the same range out again). `delivered`, a subset of
+            // `received`, is empty too.
             cumulative = value
-            delivered.removeAll(through: cumulative)
             return .new
         }
         if value > cumulative.next, received.count >= configuration.maxGapRanges, !received.contains(value),

@@ -19,14 +19,8 @@ public struct CommonHeader: Hashable, Sendable {
         self.checksum = checksum
     }
 
-    /// Reads the header at the reader index of `buffer` and moves past it.
-    public init(reading buffer: inout ByteBuffer) throws(WireError) {
-        try self.init(at: buffer)
-        buffer.moveReaderIndex(forwardBy: Self.size)
-    }
-
     /// Reads the header at the reader index of `packet`.
-    init(at packet: ByteBuffer) throws(WireError) {
+    public init(at packet: ByteBuffer) throws(WireError) {
         guard
             let header = packet.readFields(
                 length: Self.size,

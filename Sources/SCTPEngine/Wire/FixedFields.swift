@@ -30,9 +30,7 @@ extension ByteBuffer {
             return length
         }
     }
-}
 
-extension ByteBuffer {
     /// Appends `other`'s readable bytes without taking a reference to its storage. `writeImmutableBuffer` copies the
     /// buffer value to move its reader index, a retain and a release per call, which on the datapath is per chunk.
     @inline(__always)

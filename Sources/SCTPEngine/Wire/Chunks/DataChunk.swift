@@ -39,14 +39,11 @@ public struct DataChunk: ChunkBody {
     public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        // The closure takes the fields, not `self`: capturing `self` copied the chunk, user data and all (a retain
-        // and a release per DATA chunk sent).
-        let (tsn, streamID, ssn, ppid) = (tsn.rawValue, streamID.rawValue, ssn.rawValue, ppid.rawValue)
         buffer.writeFields(length: 12) { fields in
-            fields.put(tsn)
-            fields.put(streamID)
-            fields.put(ssn)
-            fields.put(ppid)
+            fields.put(tsn.rawValue)
+            fields.put(streamID.rawValue)
+            fields.put(ssn.rawValue)
+            fields.put(ppid.rawValue)
         }
         buffer.writeBytes(of: userData)
     }
