@@ -53,11 +53,18 @@ public final class SCTPDriver: @unchecked Sendable {
         public var rebinds = 0
         /// Writes of several datagrams at once (UDP segmentation offload).
         public var segmentedWrites = 0
+        /// Writes the socket could not take at once (its send buffer full), handed to the channel to wait.
+        public var deferredWrites = 0
     }
 
     /// One bound UDP channel.
     struct Socket {
         var channel: any Channel
+        /// The channel's socket, which the driver writes to itself (`UDPSocket`).
+        var udp: UDPSocket
+        /// Writes handed to the channel (the socket's send buffer was full) and not yet completed: while there are
+        /// any, later writes queue behind them in the channel, so that datagrams leave in order.
+        var channelWrites = 0
         /// The address the channel is bound to, with the port the kernel chose.
         var bound: SCTPSocketAddress
         /// The address asked for (port 0 kept, so a rebind may take another ephemeral port).
@@ -78,7 +85,7 @@ public final class SCTPDriver: @unchecked Sendable {
     struct OutgoingBatch {
         var index: Int
         var destination: SCTPSocketAddress
-        var remote: SocketAddress
+        var remote: RawSocketAddress
         /// The first datagram alone, until a second joins (unless `isRun`); then every datagram, end to end.
         var buffer: ByteBuffer
         var segmentSize: Int
@@ -94,7 +101,7 @@ public final class SCTPDriver: @unchecked Sendable {
         static let maxBytes = 65_507
 
         /// An empty batch on a run buffer, for datagrams sealed straight into it.
-        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, run: ByteBuffer) {
+        init(index: Int, destination: SCTPSocketAddress, remote: RawSocketAddress, run: ByteBuffer) {
             self.index = index
             self.destination = destination
             self.remote = remote
@@ -106,7 +113,7 @@ public final class SCTPDriver: @unchecked Sendable {
         }
 
         /// A batch of one datagram, held as it is.
-        init(index: Int, destination: SCTPSocketAddress, remote: SocketAddress, datagram: ByteBuffer) {
+        init(index: Int, destination: SCTPSocketAddress, remote: RawSocketAddress, datagram: ByteBuffer) {
             self.index = index
             self.destination = destination
             self.remote = remote
@@ -176,13 +183,16 @@ public final class SCTPDriver: @unchecked Sendable {
     private var transmissionScheduled = false
     private var isDraining = false
     private var isClosing = false
-    /// One-entry cache of the last destination's NIO address: bulk traffic goes to one peer.
-    private var lastDestination: (SCTPSocketAddress, SocketAddress)?
+    /// One-entry cache of the last destination's kernel address: bulk traffic goes to one peer.
+    private var lastDestination: (SCTPSocketAddress, RawSocketAddress)?
     /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
     private var batch: OutgoingBatch?
     /// Run buffers handed to channels, oldest first, to be reused once written (`takeRunBuffer`).
     private var spareRuns: [ByteBuffer] = []
     static let spareRunLimit = 4
+    /// For tests: the outcome of a send, decided instead of the kernel (nil: send for real), for what loopback
+    /// never does (a full send buffer, a device refusing segmented sends).
+    var simulatedSend: ((_ segmented: Bool) -> UDPSocket.SendResult?)?
     /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
     var security: DatagramSecurityLayer?
 
@@ -511,9 +521,9 @@ public final class SCTPDriver: @unchecked Sendable {
     }
 
     /// The NIO address of `destination` (a one-entry cache: bulk traffic goes to one peer).
-    private func remote(for destination: SCTPSocketAddress) -> SocketAddress {
+    private func remote(for destination: SCTPSocketAddress) -> RawSocketAddress {
         if let (cached, address) = lastDestination, cached == destination { return address }
-        let address = SocketAddress(destination)
+        let address = RawSocketAddress(destination)
         lastDestination = (destination, address)
         return address
     }
@@ -548,25 +558,57 @@ public final class SCTPDriver: @unchecked Sendable {
             datagram: datagram.payload)
     }
 
-    /// Hands the batch under way to its channel: one datagram as it is, several as one segmented write.
+    /// Sends the batch under way: one datagram as it is, several as one segmented write. It goes straight to the
+    /// socket; through the channel only when the socket's send buffer is full or the channel still holds writes.
     private func writeBatch() {
         guard let batch = batch.take() else { return }
         if batch.isRun && spareRuns.count < Self.spareRunLimit { spareRuns.append(batch.buffer) }
         let index = batch.index
         guard batch.count > 0, sockets.indices.contains(index) else { return }
-        var envelope = AddressedEnvelope(remoteAddress: batch.remote, data: batch.buffer)
         let segmented = batch.count > 1
+        if segmented { statistics.segmentedWrites += 1 }
+        // A closed socket's descriptor may already be another file's: only an open one is written to directly.
+        if sockets[index].isOpen, !isClosing, sockets[index].channelWrites == 0 {
+            let result =
+                simulatedSend?(segmented)
+                ?? sockets[index].udp.send(
+                    batch.buffer, to: batch.remote, segmentSize: segmented ? batch.segmentSize : 0)
+            switch result {
+            case .sent:
+                return
+            case .failed(let code):
+                writeFailed(
+                    IOError(errnoCode: code, reason: "sendmsg"), count: batch.count, index: index, segmented: segmented)
+                return
+            case .wouldBlock:
+                statistics.deferredWrites += 1
+            }
+        }
+        writeThroughChannel(batch, segmented: segmented)
+    }
+
+    /// Hands a batch to its channel, which writes it when the socket can take it.
+    private func writeThroughChannel(_ batch: OutgoingBatch, segmented: Bool) {
+        let index = batch.index
+        var envelope = AddressedEnvelope(remoteAddress: SocketAddress(batch.destination), data: batch.buffer)
         if segmented {
             envelope.metadata = .init(ecnState: .transportNotCapable, packetInfo: nil, segmentSize: batch.segmentSize)
-            statistics.segmentedWrites += 1
         }
-        // The failure handler captures three integers, not the batch (whose buffer and address it would retain).
+        // The completion handler captures the channel and three integers, not the batch (whose buffer it would
+        // retain).
+        let channel = sockets[index].channel
         let promise = eventLoop.makePromise(of: Void.self)
         let count = batch.count
-        promise.futureResult.whenFailure { error in
-            self.writeFailed(error, count: count, index: index, segmented: segmented)
+        promise.futureResult.whenComplete { result in
+            if self.sockets.indices.contains(index), self.sockets[index].channel === channel {
+                self.sockets[index].channelWrites -= 1
+            }
+            if case .failure(let error) = result {
+                self.writeFailed(error, count: count, index: index, segmented: segmented)
+            }
         }
-        sockets[index].channel.write(envelope, promise: promise)
+        sockets[index].channelWrites += 1
+        channel.write(envelope, promise: promise)
         sockets[index].hasUnflushedWrites = true
     }
 
@@ -647,25 +689,23 @@ public final class SCTPDriver: @unchecked Sendable {
         // With receive offload one slot takes a run of datagrams, up to 64 KiB.
         let slots = receiveOffload ? options.offloadVectorReadMessageCount : options.vectorReadMessageCount
         let slotSize = receiveOffload ? 65_536 : options.maxDatagramSize
+        let udp: UDPSocket
+        do {
+            udp = try UDPSocket.bound(to: address, interface: interface, reusePort: options.reusePort)
+        } catch {
+            return eventLoop.makeFailedFuture(error)
+        }
         let bootstrap = DatagramBootstrap(group: eventLoop)
             .channelOption(.datagramVectorReadMessageCount, value: slots)
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
-            .channelOption(
-                .socketOption(.init(rawValue: SCTPDriver.soReusePort)),
-                value: SocketOptionValue(options.reusePort ? 1 : 0)
-            )
             .channelInitializer { channel in
-                // The initializer runs before bind(2), which is where SO_BINDTODEVICE and IPV6_V6ONLY must be set.
-                SCTPDriver.bindToInterface(channel, interface).flatMap {
-                    SCTPDriver.restrictToIPv6(channel, address)
-                }.flatMap {
-                    SCTPDriver.enableReceiveOffload(channel, receiveOffload)
-                }.flatMapThrowing {
+                SCTPDriver.enableReceiveOffload(channel, receiveOffload).flatMapThrowing {
                     try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
                 }
             }
-        return bootstrap.bind(to: SocketAddress(address)).flatMap { channel in
+        // NIO owns the descriptor from here on, and closes it with the channel.
+        return bootstrap.withBoundSocket(udp.descriptor).flatMap { channel in
             self.setBufferSizes(channel).flatMapThrowing {
                 guard let local = channel.localAddress.flatMap(SCTPSocketAddress.init) else {
                     throw ChannelError.unknownLocalAddress
@@ -673,7 +713,7 @@ public final class SCTPDriver: @unchecked Sendable {
                 self.logger.debug(
                     "bound UDP channel", metadata: ["local": "\(local)", "interface": "\(interface ?? "-")"])
                 return Socket(
-                    channel: channel, bound: local, requested: address, interface: interface,
+                    channel: channel, udp: udp, bound: local, requested: address, interface: interface,
                     sendsSegmented: sendOffload)
             }
         }
@@ -685,15 +725,6 @@ public final class SCTPDriver: @unchecked Sendable {
         return channel.setOption(.datagramReceiveOffload, value: true).flatMap {
             channel.setOption(ChannelOptions.Types.DatagramReceiveSegmentSize(), value: true)
         }
-    }
-
-    /// Makes a socket for the IPv6 wildcard address IPv6 only, so it binds next to one on 0.0.0.0 with the same
-    /// port (the server's default listens on both): with net.ipv6.bindv6only at its default of 0 the IPv6 socket
-    /// would also claim the port's IPv4 side, and the second bind fails with EADDRINUSE.
-    static func restrictToIPv6(_ channel: any Channel, _ address: SCTPSocketAddress) -> EventLoopFuture<Void> {
-        guard address.ip == .anyV6 else { return channel.eventLoop.makeSucceededVoidFuture() }
-        return channel.setOption(
-            ChannelOptions.Types.SocketOption(level: .ipv6, name: .ipv6_v6only), value: SocketOptionValue(1))
     }
 
     /// Sets SO_RCVBUF/SO_SNDBUF, then tries the FORCE variants (root may exceed the sysctl caps); failures of the
@@ -712,8 +743,6 @@ public final class SCTPDriver: @unchecked Sendable {
         }
     }
 
-    /// SO_REUSEPORT (Linux), which NIO does not name.
-    static let soReusePort: CInt = 15
     /// SO_RCVBUFFORCE and SO_SNDBUFFORCE (Linux).
     static let soRcvBufForce: CInt = 33
     static let soSndBufForce: CInt = 32

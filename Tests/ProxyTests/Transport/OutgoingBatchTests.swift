@@ -20,7 +20,7 @@ import Testing
             index: 0, destination: peer, remote: remote, datagram: datagram(size, 1))
     }
 
-    var remote: SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: 9899) }
+    var remote: RawSocketAddress { RawSocketAddress(peer) }
 
     func run() -> ByteBuffer { ByteBufferAllocator().buffer(capacity: SCTPDriver.OutgoingBatch.maxBytes) }
 
