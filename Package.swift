@@ -160,10 +160,12 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
+        // The command-line pieces aggclient and aggserver share (common flags, loading the settings, check-config).
         .target(
             name: "DaemonCommandLine",
-            dependencies: ["AggConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "AggConfig", "AggOperations", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -171,7 +173,6 @@ let package = Package(
             dependencies: [
                 "Proxy", "DaemonCommandLine", "AggConfig", "AggObservability", "AggOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -180,7 +181,6 @@ let package = Package(
             dependencies: [
                 "Proxy", "DaemonCommandLine", "AggConfig", "AggOperations", "AggProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
