@@ -712,10 +712,7 @@ public final class AggClientService: @unchecked Sendable {
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
                 guard link.current == linkID else { return }
                 do {
-                    udp.receive(
-                        try UDPMessage.decode(
-                            ppid: message.ppid, payload: message.payload, stream: message.stream,
-                            unordered: message.isUnordered))
+                    udp.receive(try UDPMessage.decode(message))
                 } catch {
                     udpMetrics.recordDrop(.malformed)
                     logger.debug("undecodable UDP message", metadata: ["error": "\(error)"])
