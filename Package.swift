@@ -59,9 +59,9 @@ let package = Package(
         ),
         // The proxy's sans-IO protocol: the datagram security (keys, HELLO handshake, session ciphers, replay
         // window, the client's and the server's state machines), the stream protocol (messages, stream states, flow
-        // windows, authentication, the stream session, the client's association lifecycle), the server's association
-        // lifecycle and the daemons' graceful stop, and the vocabulary the daemons count by. ByteBuffer, crypto and
-        // the engine's types only; no NIOPosix, no clock, no sockets.
+        // windows, authentication, the stream session), each role's association lifecycle and the daemons' graceful
+        // stop, and the vocabulary the daemons count by. ByteBuffer, crypto and the engine's types only; no
+        // NIOPosix, no clock, no sockets.
         .target(
             name: "AggProtocol",
             dependencies: [
