@@ -84,7 +84,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // The NIO transport: the driver that runs the SCTP engine and the datagram security over UDP sockets (one
-        // per local address), address conversion, interface addresses, SO_REUSEPORT steering.
+        // per local address), address conversion, interface addresses (and the watcher that follows a named
+        // interface's), SO_REUSEPORT steering.
         .target(
             name: "AggTransport",
             dependencies: [
