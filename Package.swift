@@ -5,7 +5,8 @@ let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
 /// The engine, the simulator and the proxy's datapath touch class properties on every packet; in release builds the
 /// dynamic exclusivity checks (swift_beginAccess, and the thread-local access set behind it) cost about 10% of a
 /// bulk transfer's CPU in each (perf). Debug builds, which run every test, keep them.
-let hotPath: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+let hotPath: [SwiftSetting] =
+    strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "agg",
@@ -16,8 +17,9 @@ let package = Package(
         .executable(name: "aggserver", targets: ["AggServer"]),
         .executable(name: "sctpcat", targets: ["sctpcat"]),
         .executable(name: "agg-bench", targets: ["AggBench"]),
-        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into Proxy's package-level API, and
-        // the layers its fuzzers decode with (the stream protocol, the ingress handlers).
+        // For the Fuzz package only (Fuzz/Package.swift): harnesses that reach into the layers' package-level API
+        // (datagram security, the status endpoint), and the layers its fuzzers decode with (the stream protocol, the
+        // ingress handlers).
         .library(name: "ProxyFuzzSupport", targets: ["ProxyFuzzSupport"]),
         .library(name: "AggProtocol", targets: ["AggProtocol"]),
         .library(name: "AggIngress", targets: ["AggIngress"]),
@@ -57,8 +59,9 @@ let package = Package(
         ),
         // The proxy's sans-IO protocol: the datagram security (keys, HELLO handshake, session ciphers, replay
         // window, the client's and the server's state machines), the stream protocol (messages, stream states, flow
-        // windows, authentication, the stream session, the client's association lifecycle), the server's association
-        // lifecycle and the daemons' graceful stop, and the vocabulary the daemons count by. ByteBuffer, crypto and the engine's types only; no NIOPosix, no clock, no sockets.
+        // windows, authentication, the stream session), each role's association lifecycle and the daemons' graceful
+        // stop, and the vocabulary the daemons count by. ByteBuffer, crypto and the engine's types only; no
+        // NIOPosix, no clock, no sockets.
         .target(
             name: "AggProtocol",
             dependencies: [
@@ -81,7 +84,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // The NIO transport: the driver that runs the SCTP engine and the datagram security over UDP sockets (one
-        // per local address), address conversion, interface addresses, SO_REUSEPORT steering.
+        // per local address), address conversion, interface addresses (and the watcher that follows a named
+        // interface's), SO_REUSEPORT steering.
         .target(
             name: "AggTransport",
             dependencies: [
@@ -157,10 +161,12 @@ let package = Package(
             ],
             swiftSettings: hotPath
         ),
-        // The command-line pieces aggclient and aggserver share (common flags, check-config's exit).
+        // The command-line pieces aggclient and aggserver share (common flags, loading the settings, check-config).
         .target(
             name: "DaemonCommandLine",
-            dependencies: ["AggConfig", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "AggConfig", "AggOperations", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -168,7 +174,6 @@ let package = Package(
             dependencies: [
                 "Proxy", "DaemonCommandLine", "AggConfig", "AggObservability", "AggOperations",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -177,15 +182,16 @@ let package = Package(
             dependencies: [
                 "Proxy", "DaemonCommandLine", "AggConfig", "AggOperations", "AggProtocol",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "sctpcat",
             dependencies: [
-                "Proxy", "SCTPEngine", "AggOperations", "AggTransport",
+                "SCTPEngine", "AggOperations", "AggTransport",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
@@ -210,12 +216,12 @@ let package = Package(
             path: "Tests/SCTPSimulation",
             swiftSettings: hotPath
         ),
-        // In-memory stand-ins around Proxy's datagram security and status endpoint for the fuzzers (and the status
-        // tests); kept out of the Proxy product so the daemons do not ship them.
+        // In-memory stand-ins around the datagram security (AggProtocol) and the status endpoint (AggObservability)
+        // for the fuzzers (and the status tests); kept out of the product targets so the daemons do not ship them.
         .target(
             name: "ProxyFuzzSupport",
             dependencies: [
-                "Proxy", "AggProtocol", "AggObservability", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio"),
+                "AggProtocol", "AggObservability", "SCTPEngine", .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/ProxyFuzzSupport",
             swiftSettings: strict

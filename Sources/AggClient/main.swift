@@ -2,7 +2,6 @@ import AggConfig
 import AggOperations
 import ArgumentParser
 import DaemonCommandLine
-import Logging
 import Proxy
 
 /// aggclient: a SOCKS5/HTTP proxy whose every connection becomes a stream of one multipath SCTP association.
@@ -11,12 +10,17 @@ struct AggClientCommand: ParsableCommand {
         commandName: "aggclient",
         abstract: "SOCKS5/HTTP proxy that carries every connection over one multipath association to aggserver.",
         version: BuildInfo.version,
-        subcommands: [Run.self, CheckConfig.self, Demo.self, Status.self, PathCommand.self],
+        subcommands: [Run.self, CheckConfigCommand<ClientOptions>.self, Demo.self, Status.self, PathCommand.self],
         defaultSubcommand: Run.self)
 }
 
 /// The settings flags of `run` and `check-config`; each overrides the config file key of the same name.
-struct ClientOptions: ParsableArguments {
+struct ClientOptions: DaemonSettingsFlags {
+    typealias Settings = ClientSettings
+    static let checkConfigAbstract =
+        "Check the config file and flags (key file, addresses, interfaces, limits) without starting; print the "
+        + "effective settings."
+
     @Option(help: "TOML config file (default: /etc/agg/aggclient.toml if it exists); flags override it.")
     var config: String?
     @Option(name: .customLong("server"), help: "aggserver's UDP address, HOST:PORT (repeat for each address).")
@@ -57,8 +61,6 @@ struct ClientOptions: ParsableArguments {
     var proxyUser: [String] = []
     @Option(name: .customLong("proxy-user-file"), help: "File of USER:PASS lines (mode 600) the listeners accept.")
     var proxyUserFile: String?
-    @Option(help: "How long SIGTERM lets running connections finish (seconds, or '30s', '1m'; default 10s).")
-    var shutdownTimeout: String?
     @Flag(help: "Send plain RFC 6951 datagrams, unencrypted (interop, tshark); the server needs --allow-plaintext.")
     var plaintext = false
     @Option(
@@ -71,8 +73,6 @@ struct ClientOptions: ParsableArguments {
     var streamWait: String?
     @Option(help: "Paths the association may have, the server's listed addresses included (default 8, at most 64).")
     var pathsPerAssociation: Int?
-    @Option(help: "Bytes buffered for the association's streams at most, e.g. '64MiB' (the default).")
-    var bufferedBytesPerAssociation: String?
     @OptionGroup var shared: SharedDaemonFlags
 
     /// The flags given, by config key.
@@ -89,12 +89,10 @@ struct ClientOptions: ParsableArguments {
         overrides.set("psk-file", pskFile)
         overrides.set("proxy-user", proxyUser)
         overrides.set("proxy-user-file", proxyUserFile)
-        overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("plaintext", plaintext)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.stream-wait", streamWait)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
-        overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         return overrides
     }
 }
@@ -105,26 +103,10 @@ struct Run: ParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() throws {
-        let settings = try ConfigFile.load(
-            ClientSettings.configSchema, path: options.config, overrides: options.overrides
-        ).settings
-        LoggingBootstrap.bootstrap(label: "aggclient", logLevel: settings.verbose ? .debug : .info)
+        let settings = try options.loadSettings()
         // Before any thread exists: reading the sockets unsets LISTEN_* (setenv/unsetenv are not thread-safe).
         let daemonOptions = settings.daemonOptions(listenFDs: try SocketActivation.listenFDs())
         try AggRuntime.runClient(settings, options: daemonOptions)
-    }
-}
-
-struct CheckConfig: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Check the config file and flags (key file, addresses, interfaces, limits) without starting; "
-            + "print the effective settings.")
-
-    @OptionGroup var options: ClientOptions
-
-    func run() throws {
-        let report = ConfigCheck.client(path: options.config, overrides: options.overrides)
-        try finishConfigCheck(report, daemon: "aggclient")
     }
 }
 

@@ -11,19 +11,10 @@ extension EgressConnector {
     public func resolveDatagramDestination(
         _ target: StreamTarget, on loop: any EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner
     ) -> EventLoopFuture<SocketAddress> {
-        if case .refused(let refusal, let why) = policy.check(port: target.port) {
-            return loop.makeFailedFuture(EgressError(.notAllowed, why, refusal: refusal))
-        }
-        let literal: SCTPIPAddress?
-        switch target.host {
-        case .ip(let ip): literal = ip
-        case .domain(let name): literal = IPLiteral.parse(name)
-        }
-        if let literal {
-            if case .refused(let refusal, let why) = policy.check(literal) {
-                return loop.makeFailedFuture(EgressError(.notAllowed, "\(literal) is \(why)", refusal: refusal))
-            }
-            return loop.makeSucceededFuture(SocketAddress(SCTPSocketAddress(ip: literal, port: target.port)))
+        switch checkedLiteral(target) {
+        case .failure(let error): return loop.makeFailedFuture(error)
+        case .success(let literal?): return loop.makeSucceededFuture(literal)
+        case .success(nil): break
         }
         guard case .domain(let name) = target.host else { preconditionFailure("IP targets are literals") }
         let resolver = PolicyResolver(loop: loop, policy: policy, scheduler: lookups, owner: owner)

@@ -44,8 +44,10 @@ public struct EgressConnector: Sendable {
         to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
         configure: (@Sendable (Channel) throws -> Void)? = nil
     ) -> EventLoopFuture<Channel> {
-        if case .refused(let refusal, let why) = policy.check(port: target.port) {
-            return loop.makeFailedFuture(EgressError(.notAllowed, why, refusal: refusal))
+        let literal: SocketAddress?
+        switch checkedLiteral(target) {
+        case .failure(let error): return loop.makeFailedFuture(error)
+        case .success(let address): literal = address
         }
         // ClientBootstrap sets TCP_NODELAY itself; the rest is set synchronously in one initializer.
         let bootstrap = ClientBootstrap(group: loop)
@@ -62,17 +64,8 @@ public struct EgressConnector: Sendable {
                 }
             }
 
-        let literal: SCTPIPAddress?
-        switch target.host {
-        case .ip(let ip): literal = ip
-        case .domain(let name): literal = IPLiteral.parse(name)
-        }
         if let literal {
-            if case .refused(let refusal, let why) = policy.check(literal) {
-                return loop.makeFailedFuture(EgressError(.notAllowed, "\(literal) is \(why)", refusal: refusal))
-            }
-            let address = SocketAddress(SCTPSocketAddress(ip: literal, port: target.port))
-            return bootstrap.connect(to: address).flatMapErrorThrowing { error in
+            return bootstrap.connect(to: literal).flatMapErrorThrowing { error in
                 throw Self.classify(error, target: target, refused: [])
             }
         }
@@ -82,6 +75,25 @@ public struct EgressConnector: Sendable {
         return bootstrap.resolver(resolver).connect(host: name, port: Int(target.port)).flatMapErrorThrowing { error in
             throw Self.classify(error, target: target, refused: resolver.refused)
         }
+    }
+
+    /// The checks every egress starts with, TCP or UDP: the port against the policy, then a target given as an IP
+    /// literal (or as a name that is one, in any inet_aton spelling) against it. Succeeds with the literal's
+    /// address, or nil for a name to resolve.
+    func checkedLiteral(_ target: StreamTarget) -> Result<SocketAddress?, EgressError> {
+        if case .refused(let refusal, let why) = policy.check(port: target.port) {
+            return .failure(EgressError(.notAllowed, why, refusal: refusal))
+        }
+        let literal: SCTPIPAddress?
+        switch target.host {
+        case .ip(let ip): literal = ip
+        case .domain(let name): literal = IPLiteral.parse(name)
+        }
+        guard let literal else { return .success(nil) }
+        if case .refused(let refusal, let why) = policy.check(literal) {
+            return .failure(EgressError(.notAllowed, "\(literal) is \(why)", refusal: refusal))
+        }
+        return .success(SocketAddress(SCTPSocketAddress(ip: literal, port: target.port)))
     }
 
     /// async form of `connect`.

@@ -3,7 +3,6 @@ import AggOperations
 import AggProtocol
 import ArgumentParser
 import DaemonCommandLine
-import Logging
 import Proxy
 
 /// aggserver: terminates the clients' SCTP associations and relays each stream to the internet.
@@ -11,12 +10,17 @@ struct AggServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aggserver",
         abstract: "Terminate aggclient associations (SCTP over UDP) and relay each stream to its target.",
-        version: BuildInfo.version, subcommands: [Serve.self, CheckConfig.self, Keygen.self],
+        version: BuildInfo.version, subcommands: [Serve.self, CheckConfigCommand<ServerOptions>.self, Keygen.self],
         defaultSubcommand: Serve.self)
 }
 
 /// The settings flags of `serve` and `check-config`; each overrides the config file key of the same name.
-struct ServerOptions: ParsableArguments {
+struct ServerOptions: DaemonSettingsFlags {
+    typealias Settings = ServerSettings
+    static let checkConfigAbstract =
+        "Check the config file and flags (key file, addresses, limits) without starting; print the effective "
+        + "settings."
+
     @Option(help: "TOML config file (default: /etc/agg/aggserver.toml if it exists); flags override it.")
     var config: String?
     @Option(name: .customLong("listen"), help: "UDP address to listen on, HOST:PORT (repeat for each address).")
@@ -31,8 +35,6 @@ struct ServerOptions: ParsableArguments {
         name: .customLong("egress-deny-port"),
         help: "Destination port egress refuses (repeat; default 25); 'none' allows every port.")
     var egressDenyPort: [String] = []
-    @Option(help: "How long SIGTERM lets running streams finish (seconds, or '30s', '1m'; default 10s).")
-    var shutdownTimeout: String?
     @Flag(help: "Also accept plain RFC 6951 datagrams from clients run with --plaintext (interop, tshark).")
     var allowPlaintext = false
     @Option(help: "Associations one client key may hold at once (default 4).")
@@ -41,8 +43,6 @@ struct ServerOptions: ParsableArguments {
     var streamsPerAssociation: Int?
     @Option(help: "Paths one association may have, ASCONF-added ones included (default 8, at most 64).")
     var pathsPerAssociation: Int?
-    @Option(help: "Bytes buffered for one association's streams at most, e.g. '64MiB' (the default).")
-    var bufferedBytesPerAssociation: String?
     @Option(help: "Event loops serving clients, each its own share (default: one per core).")
     var threads: Int?
     @OptionGroup var shared: SharedDaemonFlags
@@ -55,12 +55,10 @@ struct ServerOptions: ParsableArguments {
         overrides.set("psk-file", pskFile)
         overrides.set("egress-allow", egressAllow)
         overrides.set("egress-deny-port", egressDenyPort)
-        overrides.set("shutdown-timeout", shutdownTimeout)
         overrides.set("allow-plaintext", allowPlaintext)
         overrides.set("limits.associations-per-key", associationsPerKey)
         overrides.set("limits.streams-per-association", streamsPerAssociation)
         overrides.set("limits.paths-per-association", pathsPerAssociation)
-        overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         overrides.set("threads", threads)
         return overrides
     }
@@ -72,24 +70,8 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ServerOptions
 
     func run() throws {
-        let settings = try ConfigFile.load(
-            ServerSettings.configSchema, path: options.config, overrides: options.overrides
-        ).settings
-        LoggingBootstrap.bootstrap(label: "aggserver", logLevel: settings.verbose ? .debug : .info)
+        let settings = try options.loadSettings()
         try AggRuntime.runServer(settings, options: settings.daemonOptions)
-    }
-}
-
-struct CheckConfig: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Check the config file and flags (key file, addresses, limits) without starting; print the "
-            + "effective settings.")
-
-    @OptionGroup var options: ServerOptions
-
-    func run() throws {
-        let report = ConfigCheck.server(path: options.config, overrides: options.overrides)
-        try finishConfigCheck(report, daemon: "aggserver")
     }
 }
 

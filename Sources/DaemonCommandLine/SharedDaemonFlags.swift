@@ -8,6 +8,10 @@ public struct SharedDaemonFlags: ParsableArguments {
     public var metrics: String?
     @Flag(name: .shortAndLong, help: "Log every association and stream.")
     public var verbose = false
+    @Option(help: "How long SIGTERM lets running connections finish (seconds, or '30s', '1m'; default 10s).")
+    public var shutdownTimeout: String?
+    @Option(help: "Bytes buffered for one association's streams at most, e.g. '64MiB' (the default).")
+    public var bufferedBytesPerAssociation: String?
     @Option(help: "UDP segmentation offload, 'true' (the default) or 'false' (to capture one datagram per packet).")
     public var segmentationOffload: String?
     @Option(help: "Each path's congestion controller: 'bbr' (the default: paced, short queues) or 'reno' (loss-based).")
@@ -23,15 +27,11 @@ public struct SharedDaemonFlags: ParsableArguments {
     public func add(to overrides: inout ConfigOverrides) {
         overrides.set("metrics", metrics)
         overrides.set("verbose", verbose)
+        overrides.set("shutdown-timeout", shutdownTimeout)
+        overrides.set("limits.buffered-bytes-per-association", bufferedBytesPerAssociation)
         overrides.set("segmentation-offload", segmentationOffload)
         overrides.set("congestion-control", congestionControl)
         overrides.set("udp-idle-timeout", udpIdleTimeout)
         overrides.set("udp-lifetime", udpLifetime)
     }
-}
-
-/// `check-config`'s last step in both daemons: prints the report and exits non-zero when it found a problem.
-public func finishConfigCheck(_ report: ConfigCheck.Report, daemon: String) throws {
-    let code = ConfigCheck.print(report, daemon: daemon)
-    if code != 0 { throw ExitCode(code) }
 }

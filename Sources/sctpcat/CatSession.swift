@@ -2,7 +2,6 @@ import AggTransport
 import Logging
 import NIOCore
 import NIOPosix
-import Proxy
 import SCTPEngine
 
 /// One sctpcat run: an association opened or accepted, stdin sent as messages, messages received written to stdout

@@ -1,6 +1,5 @@
 import AggObservability
 import NIOCore
-import Proxy
 
 /// The status endpoint's request pipeline (NIO's HTTP/1.1 server handlers and `StatusRequestHandler`) with a
 /// fixed stand-in for the daemon's figures, so the StatusFuzzer (in the Fuzz package) can feed it any bytes

@@ -76,6 +76,11 @@ public enum UDPMessage: Equatable, Sendable {
         }
     }
 
+    /// Decodes a UDP relay message as the association delivered it.
+    public static func decode(_ message: SCTPMessage) throws(UDPDecodingError) -> UDPMessage {
+        try decode(ppid: message.ppid, payload: message.payload, stream: message.stream, unordered: message.isUnordered)
+    }
+
     private static func decodeTarget(_ buffer: inout ByteBuffer) throws(UDPDecodingError) -> StreamTarget {
         guard let type = buffer.readInteger(as: UInt8.self) else { throw .truncated }
         let host: StreamTarget.Host

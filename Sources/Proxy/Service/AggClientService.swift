@@ -165,10 +165,8 @@ public final class AggClientService: @unchecked Sendable {
     private var stopping = GracefulStop<ClientLinkID>()
     /// Completed with `stop()` once `stopping` finishes.
     private var stopPromise: EventLoopPromise<Void>?
+    /// Callers of `whenFirstAttemptSettled` waiting for the link's `.settled`.
     private var settledPromises: [EventLoopPromise<Void>] = []
-    /// True once the first attempt authenticated or failed.
-    private var hasSettled = false
-    private var isDraining = false
     /// The key the next association authenticates with (groups without their own key); `reloadKey(_:)` replaces
     /// it.
     private var key: PreSharedKey
@@ -361,7 +359,7 @@ public final class AggClientService: @unchecked Sendable {
     /// Succeeds once the first association attempt authenticated or failed (at once after that).
     public func whenFirstAttemptSettled() -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
-            if self.hasSettled { return self.eventLoop.makeSucceededVoidFuture() }
+            if self.link.hasSettled { return self.eventLoop.makeSucceededVoidFuture() }
             let promise = self.eventLoop.makePromise(of: Void.self)
             self.settledPromises.append(promise)
             return promise.futureResult
@@ -369,7 +367,6 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     private func settle() {
-        hasSettled = true
         let promises = settledPromises
         settledPromises.removeAll()
         for promise in promises { promise.succeed() }
@@ -393,7 +390,6 @@ public final class AggClientService: @unchecked Sendable {
     public func drainAndStop(deadline: NIODeadline, closeTimeout: TimeAmount = .seconds(2)) -> EventLoopFuture<Void> {
         eventLoop.flatSubmit {
             if let promise = self.stopPromise { return promise.futureResult }
-            self.isDraining = true
             self.onStateChange = nil
             self.link.drain()
             self.perform()
@@ -689,7 +685,7 @@ public final class AggClientService: @unchecked Sendable {
 
     /// The next attempt starts after the shortest delay, not the current backoff (a path just got an address).
     func reconnectSoon() {
-        guard !isDraining else { return }
+        guard !link.isDraining else { return }
         link.handlePathAvailable(now: .now())
         perform()
     }
@@ -712,10 +708,7 @@ public final class AggClientService: @unchecked Sendable {
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
                 guard link.current == linkID else { return }
                 do {
-                    udp.receive(
-                        try UDPMessage.decode(
-                            ppid: message.ppid, payload: message.payload, stream: message.stream,
-                            unordered: message.isUnordered))
+                    udp.receive(try UDPMessage.decode(message))
                 } catch {
                     udpMetrics.recordDrop(.malformed)
                     logger.debug("undecodable UDP message", metadata: ["error": "\(error)"])
@@ -746,7 +739,7 @@ public final class AggClientService: @unchecked Sendable {
             let association = associations.removeValue(forKey: linkID)
             association?.streams?.associationLost()
             logger.log(
-                level: isDraining || link.phase(of: linkID) == nil ? .info : .warning, "association closed",
+                level: link.isDraining || link.phase(of: linkID) == nil ? .info : .warning, "association closed",
                 metadata: ["association": "\(id)", "reason": "\(reason)", "group": "\(group.group)"])
             link.handleClosed(linkID, now: .now())
             stopping.handleClosed(linkID, now: .now())

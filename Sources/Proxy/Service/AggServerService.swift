@@ -539,10 +539,7 @@ public final class AggServerService: @unchecked Sendable {
         }
         session.streams?.restartIdleClock()
         do {
-            udp.receive(
-                try UDPMessage.decode(
-                    ppid: message.ppid, payload: message.payload, stream: message.stream,
-                    unordered: message.isUnordered))
+            udp.receive(try UDPMessage.decode(message))
         } catch {
             udpMetrics.recordDrop(.malformed)
             logger.debug("undecodable UDP message", metadata: ["association": "\(id)", "error": "\(error)"])

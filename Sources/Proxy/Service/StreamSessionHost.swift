@@ -40,7 +40,7 @@ final class StreamSessionHost {
     private var waiting: [UInt64: PendingOpen] = [:]
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
-    private var isDraining = false
+    private var isPerforming = false
     /// Connections written to and not yet flushed: flushed together at the end of the event loop's turn, so the
     /// messages one batch of datagrams delivers to a connection leave in one system call, not one each (and
     /// earlier, before DATA that would take the association past its buffered-bytes cap: `receive`).
@@ -83,20 +83,20 @@ final class StreamSessionHost {
             flushUnflushed()
         }
         session.handleMessage(message, now: .now())
-        drain()
+        performActions()
     }
 
     /// The association's send buffer drained.
     func resumeWriting() {
         readPressure.isHigh = false
         session.handleWritable()
-        drain()
+        performActions()
     }
 
     /// The association is gone: every connection is reset, pending opens fail.
     func associationLost() {
         session.handleAssociationLost()
-        drain()
+        performActions()
         timer?.cancel()
         timer = nil
         runDrainWaiters()
@@ -107,7 +107,7 @@ final class StreamSessionHost {
     func drain(_ body: @escaping () -> Void) {
         drainWaiters.append(body)
         session.handleDrain()
-        drain()
+        performActions()
         if session.isClosed { runDrainWaiters() }
     }
 
@@ -136,7 +136,7 @@ final class StreamSessionHost {
         case .waiting(let waiter): waiting[waiter] = pending
         case .refused(let failure): promise.fail(failure)
         }
-        drain()
+        performActions()
     }
 
     private func start(_ connection: ConnectionID, _ pending: PendingOpen) {
@@ -186,7 +186,7 @@ final class StreamSessionHost {
     func targetConnected(_ connection: ConnectionID, channel: any Channel) {
         guard session.handleTargetConnected(connection) else {
             channel.close(promise: nil)  // The client reset the stream meanwhile.
-            drain()
+            performActions()
             return
         }
         do {
@@ -194,12 +194,12 @@ final class StreamSessionHost {
         } catch {
             session.handleAttachFailed(connection, .internalError, text: "cannot install the relay")
         }
-        drain()
+        performActions()
     }
 
     func targetFailed(_ connection: ConnectionID, _ error: EgressError) {
         session.handleTargetFailed(connection, error)
-        drain()
+        performActions()
     }
 
     // MARK: - Inputs from the relay handlers
@@ -207,35 +207,35 @@ final class StreamSessionHost {
     fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer) {
         session.isAssociationWritable = driver.isWritable(association)
         session.handleRead(connection, bytes, now: .now())
-        drain()
+        performActions()
     }
 
     fileprivate func readRequested(_ connection: ConnectionID) {
         session.isAssociationWritable = driver.isWritable(association)
         session.handleReadRequested(connection)
-        drain()
+        performActions()
     }
 
     fileprivate func inputEnded(_ connection: ConnectionID) {
         session.handleInputEnded(connection)
-        drain()
+        performActions()
     }
 
     fileprivate func handlerRemoved(_ connection: ConnectionID) {
         channels[connection] = nil
         session.handleRemoved(connection)
-        drain()
+        performActions()
     }
 
     fileprivate func socketClosed(_ connection: ConnectionID) {
         channels[connection] = nil
         session.handleSocketClosed(connection)
-        drain()
+        performActions()
     }
 
     fileprivate func socketError(_ connection: ConnectionID, _ error: any Error) {
         session.handleSocketError(connection, "\(error)")
-        drain()
+        performActions()
     }
 
     // MARK: - Actions
@@ -244,11 +244,11 @@ final class StreamSessionHost {
     /// same loop. Not inlined: Swift 6.3.1's optimizer fails SIL verification when this loop is inlined into
     /// `AggClientService.openStream` (a compiler crash in release builds only).
     @inline(never)
-    private func drain() {
-        guard !isDraining else { return }
-        isDraining = true
+    private func performActions() {
+        guard !isPerforming else { return }
+        isPerforming = true
         while let action = session.pollAction() { perform(action) }
-        isDraining = false
+        isPerforming = false
         if session.role == .server { readPressure.isHigh = !driver.isWritable(association) }
         rearm()
     }
@@ -305,7 +305,7 @@ final class StreamSessionHost {
             } else {
                 session.handleWriteCompleted(connection, bytes: count, succeeded: false)
             }
-            drain()
+            performActions()
         }
         if !handler.needsFlush {
             handler.needsFlush = true
@@ -391,7 +391,7 @@ final class StreamSessionHost {
             self.timerDeadline = nil
             self.timer = nil
             self.session.handleTimeout(now: .now())
-            self.drain()
+            self.performActions()
         }
     }
 }

@@ -61,9 +61,7 @@ import Testing
         func handle(_ event: SCTPEvent) {
             guard case .message(let id, let message) = event else { return }
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
-                switch try? UDPMessage.decode(
-                    ppid: message.ppid, payload: message.payload, unordered: message.isUnordered)
-                {
+                switch try? UDPMessage.decode(message) {
                 case .datagram(let flow, _, _)?: replies[flow, default: 0] += 1
                 case .close(let flow, let reason)?: closes[reason, default: []].append(flow)
                 case nil: Issue.record("undecodable UDP message from the server")

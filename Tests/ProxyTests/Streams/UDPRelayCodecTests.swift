@@ -121,6 +121,18 @@ import Testing
         }
     }
 
+    /// A message as the association delivered it is checked with its stream and ordering, as the services read it.
+    @Test func aDeliveredMessageDecodesWithItsStreamAndOrdering() throws {
+        let message = UDPMessage.datagram(
+            flow: 9, peer: StreamTarget(host: .domain("dns.example"), port: 53), payload: ByteBuffer(string: "q"))
+        func delivered(stream: UInt16 = 0, unordered: Bool = true) -> SCTPMessage {
+            SCTPMessage(stream: StreamID(stream), ppid: message.ppid, isUnordered: unordered, payload: message.encode())
+        }
+        #expect(try UDPMessage.decode(delivered()) == message)
+        #expect(throws: UDPDecodingError.wrongStream(StreamID(3))) { try UDPMessage.decode(delivered(stream: 3)) }
+        #expect(throws: UDPDecodingError.orderedDatagram) { try UDPMessage.decode(delivered(unordered: false)) }
+    }
+
     @Test func malformedMessagesAreRejected() {
         let datagram = UDPMessage.datagramPPID
         let close = UDPMessage.closePPID

@@ -1,9 +1,8 @@
-import AggTransport
 import NIOCore
 import SCTPEngine
 import Testing
 
-@testable import Proxy
+@testable import AggTransport
 
 /// Which address a path named by an interface uses, and how the watcher reports an interface's address changing.
 @Suite struct PathAddressWatcherTests {

@@ -1,4 +1,3 @@
-import AggTransport
 import NIOCore
 import SCTPEngine
 
@@ -10,18 +9,18 @@ import SCTPEngine
 /// netlink socket that overflows (ENOBUFS) loses events and has to dump everything again anyway; and an LTE
 /// reconnect takes seconds, so learning of it within one second costs nothing that matters. One getifaddrs(3)
 /// a second is one small netlink dump, well under a millisecond of the event loop's time.
-final class PathAddressWatcher {
+package final class PathAddressWatcher {
     /// The interface of each watched path, by path index.
-    let interfaces: [Int: String]
+    package let interfaces: [Int: String]
     /// The address each watched path was last seen with (nil: none).
-    private(set) var addresses: [Int: SCTPIPAddress?]
+    package private(set) var addresses: [Int: SCTPIPAddress?]
     private let snapshot: () -> InterfaceAddresses
     private let onChange: (_ path: Int, _ old: SCTPIPAddress?, _ new: SCTPIPAddress?) -> Void
     private var task: Scheduled<Void>?
     private var isRunning = false
 
     /// `initial` is what the paths were bound to; `snapshot` reads the interfaces (a fake in tests).
-    init(
+    package init(
         interfaces: [Int: String], initial: [Int: SCTPIPAddress?],
         snapshot: @escaping () -> InterfaceAddresses = InterfaceAddresses.current,
         onChange: @escaping (_ path: Int, _ old: SCTPIPAddress?, _ new: SCTPIPAddress?) -> Void
@@ -33,13 +32,13 @@ final class PathAddressWatcher {
     }
 
     /// Polls every `interval` on `eventLoop` until `stop()`.
-    func start(on eventLoop: any EventLoop, interval: TimeAmount = .seconds(1)) {
+    package func start(on eventLoop: any EventLoop, interval: TimeAmount = .seconds(1)) {
         guard !interfaces.isEmpty, !isRunning else { return }
         isRunning = true
         scheduleNextPoll(on: eventLoop, in: interval)
     }
 
-    func stop() {
+    package func stop() {
         isRunning = false
         task?.cancel()
         task = nil
@@ -55,7 +54,7 @@ final class PathAddressWatcher {
 
     /// Reads the interfaces once and reports every path whose address differs from the last one seen. A path
     /// keeps its address while the interface still has it, even if another address now comes first.
-    func poll() {
+    package func poll() {
         let now = snapshot()
         for (path, interface) in interfaces.sorted(by: { $0.key < $1.key }) {
             let old = addresses[path] ?? nil

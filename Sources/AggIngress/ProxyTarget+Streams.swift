@@ -1,4 +1,3 @@
-import AggIngress
 import AggProtocol
 import SCTPEngine
 

@@ -126,8 +126,10 @@ package struct ClientLink {
     /// The more preferred group the next probe asks.
     private var probeGroup = 0
     private var nextPing: UInt64 = 0
-    private var hasSettled = false
-    private var isDraining = false
+    /// The first attempt authenticated or failed (`.settled` was reported), or the link stopped.
+    package private(set) var hasSettled = false
+    /// Draining (`drain`): no new attempt, no probe.
+    package private(set) var isDraining = false
     private var actions: Deque<ClientLinkAction> = []
     /// Times the client moved to another group because the one in use stopped answering.
     package private(set) var failovers = 0
