@@ -89,4 +89,18 @@ import Testing
         #expect(association.sackPathID == third)
         #expect(association.paths.primaryID == third)
     }
+
+    /// A chunk answered on the path its packet came on, after an ASCONF earlier in the same packet removed that path,
+    /// goes on the primary (a position kept across the removal named another path or none).
+    @Test func aReplyOnAPathRemovedWhileItsPacketWasHandledGoesOnThePrimary() throws {
+        let (scenario, association) = try fourPathAssociation(seed: 44)
+        let removed = association.paths[1].id
+        association.removePath(removed)
+        association.output.datagrams.removeAll()
+
+        association.send([.error(ErrorChunk(causes: []))], path: removed, now: scenario.network.now)
+
+        let reply = try #require(association.output.datagrams.first)
+        #expect(reply.destination == association.paths.primary.remoteAddress)
+    }
 }
