@@ -20,7 +20,7 @@ extension Association {
     /// goes to the one the primary does not use, and a third goes back to the first: each peer address carries
     /// its share of the uplinks.
     func defaultAsconfDestination() -> SCTPSocketAddress {
-        var best = paths[primaryPathIndex].remoteAddress
+        var best = paths.primary.remoteAddress
         var bestLoad = Int.max
         var seen: [SCTPIPAddress] = []
         for path in paths where !seen.contains(path.remoteAddress.ip) {
@@ -44,18 +44,17 @@ extension Association {
                 correlationID: asconf.takeCorrelationID(), address: local.ip.isIPv4 ? .anyV4 : .anyV6)
             (source, destination) = (local, remote)
         case .delete(let local):
-            guard let i = deletionSurvivor(excluding: local.ip) else {
+            guard let survivor = deletionSurvivor(excluding: local.ip) else {
                 deferDeletion(request, now: now)
                 return
             }
             // RFC 5061 §4.2.2: the wildcard asks the peer to keep only the address this packet comes from, which
             // is the survivor's address as the peer sees it (through its NAT). Naming `local` would not work
             // behind a NAT: the peer never saw that address. Nor may it leave from `local`, which would be kept.
-            let survivor = paths[i]
-            guard let survivorLocal = survivor.localAddress else { return }
+            guard let survivorLocal = paths[survivor].localAddress else { return }
             parameter = .deleteIPAddress(
                 correlationID: asconf.takeCorrelationID(), address: survivorLocal.ip.isIPv4 ? .anyV4 : .anyV6)
-            (source, destination) = (survivorLocal, survivor.remoteAddress)
+            (source, destination) = (survivorLocal, paths[survivor].remoteAddress)
         case .setPrimary(let local, let remote):
             parameter = .setPrimaryAddress(
                 correlationID: asconf.takeCorrelationID(), address: local.ip.isIPv4 ? .anyV4 : .anyV6)
@@ -65,9 +64,10 @@ extension Association {
             (source, destination) = (local, remote)
         }
         let wildcard: SCTPIPAddress = source.ip.isIPv4 ? .anyV4 : .anyV6
-        let chunk = ASCONFChunk(serial: asconf.nextSerial, addressParameter: .address(wildcard), parameters: [parameter])
+        let chunk = ASCONFChunk(
+            serial: asconf.nextSerial, addressParameter: .address(wildcard), parameters: [parameter])
         asconf.nextSerial = asconf.nextSerial.next
-        let rto = paths.first(where: { $0.remoteAddress == destination })?.rto.rto ?? paths[primaryPathIndex].rto.rto
+        let rto = paths.first(where: { $0.remoteAddress == destination })?.rto.rto ?? paths.primary.rto.rto
         asconf.outstanding = AsconfState.Outstanding(
             request: request, chunk: chunk, source: source, destination: destination, timeout: rto)
         transmitOutstandingAsconf(now: now)
@@ -76,12 +76,12 @@ extension Association {
     /// The path a wildcard Delete IP for `ip` leaves on: one of ours with another local address, the primary if
     /// it is active, else any active one, else one just added by ASCONF and not yet confirmed (its ASCONF-ACK
     /// came back over it, so it works).
-    func deletionSurvivor(excluding ip: SCTPIPAddress) -> Int? {
-        let candidates = paths.indices.filter { index in
-            guard let local = paths[index].localAddress else { return false }
+    func deletionSurvivor(excluding ip: SCTPIPAddress) -> PathID? {
+        let candidates = paths.ids { path in
+            guard let local = path.localAddress else { return false }
             return !local.ip.isWildcard && local.ip != ip
         }
-        if candidates.contains(primaryPathIndex), paths[primaryPathIndex].isActive { return primaryPathIndex }
+        if candidates.contains(paths.primaryID), paths.primary.isActive { return paths.primaryID }
         return candidates.first { paths[$0].isActive } ?? candidates.first { paths[$0].state == .unconfirmed }
     }
 
@@ -128,7 +128,7 @@ extension Association {
             paths[i].localAddress == outstanding.source
         {
             paths[i].rto.backOff()
-            reportStateChange(paths[i].recordError(), pathIndex: i)
+            reportStateChange(paths[i].recordError(), path: paths[i].id)
         }
         outstanding.retransmissions += 1
         outstanding.timeout = min(outstanding.timeout * 2, configuration.rtoMax)
@@ -147,8 +147,9 @@ extension Association {
         // RFC 5061 §5.3: a request without a response in the ASCONF-ACK succeeded.
         var causes: [ErrorCause]?
         for response in ack.parameters {
-            if case .errorCauseIndication(let id, let reported) = response, outstanding.chunk.parameters.contains(
-                where: { $0.correlationID == id })
+            if case .errorCauseIndication(let id, let reported) = response,
+                outstanding.chunk.parameters.contains(
+                    where: { $0.correlationID == id })
             {
                 causes = reported
             }
@@ -185,7 +186,7 @@ extension Association {
             guard let pathLocal = path.localAddress, !pathLocal.ip.isWildcard else { continue }
             if pathLocal == source && path.remoteAddress == destination { continue }
             if pathLocal.ip != local.ip { readd.append(.add(local: pathLocal, remote: path.remoteAddress)) }
-            removePath(at: i)
+            removePath(path.id)
         }
         for request in readd where !asconf.queue.contains(request) { asconf.queue.prepend(request) }
     }
@@ -223,9 +224,7 @@ extension Association {
         // The ASCONF-ACK goes to the address and port the ASCONF came from (RFC 6951 §5.4), from where it arrived.
         reply([.asconfAck(ack)], to: source, from: local, tag: peerTag)
         // New paths are announced and probed after the ASCONF-ACK has gone, so the peer hears the answer first.
-        for pathID in added {
-            if let i = paths.firstIndex(where: { $0.id == pathID }) { announceNewPath(i, now: now) }
-        }
+        for path in added where paths.contains(path) { announceNewPath(path, now: now) }
     }
 
     /// Applies one request; returns its Success or Error Cause Indication.
@@ -243,11 +242,11 @@ extension Association {
                 // RFC 5061 §5.2: a request the receiver has no resources for is answered with "Operation Refused
                 // Due to Resource Shortage", and "the entire TLV that is refused is copied from the ASCONF-Request
                 // into the error cause" (§4.3). A peer may hold `maxPathsPerAssociation` paths, no more.
-                guard let i = addPath(remote: remote, boundTo: local, now: now, announce: false) else {
+                guard let path = addPath(remote: remote, boundTo: local, now: now, announce: false) else {
                     return .errorCauseIndication(
                         correlationID: id, causes: [.operationRefusedResourceShortage(Self.requestTLV(request))])
                 }
-                added.append(paths[i].id)
+                added.append(path)
             }
             return .successIndication(correlationID: id)
         case .deleteIPAddress(let id, let address) where address.isWildcard:
@@ -255,13 +254,12 @@ extension Association {
             // source address of the packet MUST be deleted." Behind a NAT the source is the NAT's address and port
             // for the path the peer sent this on, the only name of that path we know, so this is how a peer
             // behind a NAT deletes an address. A source that is none of the peer's paths would leave none.
-            guard let kept = paths.firstIndex(where: { $0.remoteAddress == source }) else {
+            guard let kept = paths.firstID(where: { $0.remoteAddress == source }) else {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.deleteLastRemainingIPAddress(Self.addressTLV(address))])
             }
-            let keptID = paths[kept].id
-            for i in paths.indices.reversed() where paths[i].remoteAddress != source { removePath(at: i) }
-            primaryPathIndex = paths.firstIndex { $0.id == keptID } ?? 0
+            for doomed in paths.ids(where: { $0.remoteAddress != source }).reversed() { removePath(doomed) }
+            paths.makePrimary(kept)
             return .successIndication(correlationID: id)
         case .deleteIPAddress(let id, let address):
             // RFC 5061 §5.3 F8 and F7: the source address of the ASCONF and the last address may not be deleted.
@@ -269,7 +267,7 @@ extension Association {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.deleteSourceIPAddress(Self.addressTLV(address))])
             }
-            let doomed = paths.indices.filter { paths[$0].remoteAddress.ip == address }
+            let doomed = paths.ids { $0.remoteAddress.ip == address }
             if doomed.isEmpty {
                 // Not an address of the association: behind a NAT, a private address the peer never sent from.
                 // Answering success would leave the path it meant in place without telling it.
@@ -280,15 +278,15 @@ extension Association {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.deleteLastRemainingIPAddress(Self.addressTLV(address))])
             }
-            for i in doomed.reversed() { removePath(at: i) }
+            for path in doomed.reversed() { removePath(path) }
             return .successIndication(correlationID: id)
         case .setPrimaryAddress(let id, let address):
             let remote = address.isWildcard ? source : SCTPSocketAddress(ip: address, port: source.port)
-            guard let i = paths.firstIndex(where: { $0.remoteAddress == remote }) else {
+            guard let path = paths.firstID(where: { $0.remoteAddress == remote }) else {
                 return .errorCauseIndication(
                     correlationID: id, causes: [.unresolvableAddress(Self.addressTLV(address))])
             }
-            primaryPathIndex = i
+            paths.makePrimary(path)
             return .successIndication(correlationID: id)
         case .unknown(PathPolicyParameter.type, let value):
             // agg's Path Policy: the path is the one this packet came on, named by its source as for Set Primary
@@ -297,11 +295,11 @@ extension Association {
                 output.drop(.malformedPathPolicy)
                 return nil
             }
-            guard let i = paths.firstIndex(where: { $0.remoteAddress == source }) else {
+            guard let path = paths.firstID(where: { $0.remoteAddress == source }) else {
                 return .errorCauseIndication(
                     correlationID: request.correlationID, causes: [.unresolvableAddress(Self.addressTLV(source.ip))])
             }
-            setPeerPathPolicy(request.policy, pathIndex: i, now: now)
+            setPeerPathPolicy(request.policy, path: path, now: now)
             return .successIndication(correlationID: request.correlationID)
         default:
             return nil

@@ -36,7 +36,7 @@ extension Association {
 
     /// One DATA chunk (RFC 9260 §6.2): track its TSN, hand new ones to reassembly, deliver completed messages.
     /// `route` is what the packet carrying it crossed.
-    func handleData(_ chunk: DataChunk, pathIndex: Int, route: ArrivalRoute, now: SCTPTime) -> Bool {
+    func handleData(_ chunk: DataChunk, path: PathID, route: ArrivalRoute, now: SCTPTime) -> Bool {
         // RFC 9260 §6.2: "If an endpoint receives a DATA chunk with no user data ... it MUST send an ABORT with
         // error cause set to 'No User Data'".
         guard chunk.userData.readableBytes > 0 else {
@@ -50,7 +50,7 @@ extension Association {
             {
                 send(
                     [.error(ErrorChunk(causes: [.invalidStreamIdentifier(chunk.streamID)]))],
-                    pathIndex: pathIndex, now: now)
+                    path: path, now: now)
             }
             return true
         }
@@ -73,7 +73,7 @@ extension Association {
             output.drop(.pathReceiveShareFull)
             return true
         }
-        lastDataPathIndex = pathIndex
+        lastDataPathID = path
         switch dataTracker.handleData(
             tsn: chunk.tsn, isImmediate: chunk.isImmediate, bytes: chunk.userData.readableBytes)
         {
@@ -143,7 +143,7 @@ extension Association {
 
     func sendSackNow(now: SCTPTime) {
         guard state.isEstablishedOrLater, dataTracker.hasPendingSack else { return }
-        send(CollectionOfOne(makeSackChunk()), pathIndex: lastDataPathIndex, now: now)
+        send(CollectionOfOne(makeSackChunk()), path: sackPathID, now: now)
     }
 
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
@@ -187,8 +187,8 @@ extension Association {
     }
 
     func processSack(_ sack: SackInfo, now: SCTPTime) {
-        let outcome = outstanding.handleSack(sack, now: now) { [paths, pathIndexByID] pathID in
-            pathIndexByID[pathID].map { paths[$0].isInFastRecovery } ?? false
+        let outcome = outstanding.handleSack(sack, now: now) { [paths] pathID in
+            paths.position(of: pathID).map { paths[$0].isInFastRecovery } ?? false
         }
         switch outcome.disposition {
         case .stale:
@@ -210,9 +210,9 @@ extension Association {
         let cuc = configuration.multipath.concurrentMultipathTransfer && configuration.multipath.cwndUpdateForCMT
         let coupling = configuration.multipath.coupledCongestionControl ? lia() : nil
         for ack in outcome.paths {
-            guard let i = pathIndex(of: ack.path) else { continue }
+            guard let i = paths.position(of: ack.path) else { continue }
             if let rtt = ack.rttSample { paths[i].measureRoundTrip(rtt, now: now) }
-            if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), pathIndex: i) }
+            if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), path: ack.path) }
             var congestionAck = CongestionAck(
                 bytesAcked: ack.bytesAcked,
                 ackPointAdvanced: cuc ? ack.pseudoCumulativeAckAdvanced : outcome.cumulativeTSNAckAdvanced,
@@ -229,10 +229,8 @@ extension Association {
             if configuration.multipath.recoveryPacketConservation, paths[i].isInFastRecovery,
                 ack.bytesAcked > 0
             {
-                if recoveryAllowance.count < paths.count {
-                    recoveryAllowance.append(contentsOf: repeatElement(0, count: paths.count - recoveryAllowance.count))
-                }
-                recoveryAllowance[i] += ack.bytesAcked
+                paths[i].recoveryAllowance += ack.bytesAcked
+                hasRecoveryAllowance = true
             }
             if ack.hasNewFastRetransmits {
                 // RFC 9260 §7.2.4: enter fast recovery once per window; the marked chunks go out next.
@@ -242,7 +240,7 @@ extension Association {
                 if paths[i].congestion.handleFastRetransmit(
                     highestOutstandingTSN: outstanding.highestOutstandingTSN, flightSize: ack.flightSize)
                 {
-                    fastRetransmitPaths.insert(i)
+                    fastRetransmitPaths.insert(ack.path)
                 }
                 paths[i].counters.fastRetransmissions += 1
             }
@@ -280,12 +278,12 @@ extension Association {
 
     /// RFC 9260 §6.3.3: T3-rtx expiry: back off, collapse cwnd, mark the path's data for retransmission.
     func handleT3Expiry(pathID: PathID, now: SCTPTime) {
-        guard let i = pathIndex(of: pathID) else { return }
+        guard let i = paths.position(of: pathID) else { return }
         let returned = outstanding.markAllForRetransmission(on: pathID)
         let forwardTSNPending = usesPartialReliability && handleT3ExpiryForPartialReliability()
         guard returned > 0 || outstanding.hasChunksToRetransmit || forwardTSNPending else { return }
         paths[i].counters.retransmissions += 1
-        reportStateChange(paths[i].handleRetransmissionTimeout(), pathIndex: i)
+        reportStateChange(paths[i].handleRetransmissionTimeout(), path: pathID)
         if countAssociationError(now: now) { return }
     }
 }

@@ -9,8 +9,8 @@ extension Association {
         let initChunk = makeInitChunk()
         state = .cookieWait(.init(initChunk: initChunk))
         // RFC 9260 §8.5.1: "the Verification Tag MUST be set to 0" in a packet carrying INIT.
-        send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
-        timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+        send([.initiation(initChunk)], path: paths.primaryID, now: now, tag: .zero)
+        timers.arm(.t1Init, at: now + paths.primary.rto.rto)
     }
 
     /// Our INIT: our tag and initial TSN, the streams we ask for, and what we announce. The same on every
@@ -58,9 +58,9 @@ extension Association {
             return
         }
         state = .cookieWait(wait)
-        paths[primaryPathIndex].rto.backOff()
-        send([.initiation(wait.initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
-        timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+        paths.primary.rto.backOff()
+        send([.initiation(wait.initChunk)], path: paths.primaryID, now: now, tag: .zero)
+        timers.arm(.t1Init, at: now + paths.primary.rto.rto)
     }
 
     func handleT1CookieExpiry(now: SCTPTime) {
@@ -71,9 +71,9 @@ extension Association {
             return
         }
         state = .cookieEchoed(echoed)
-        paths[primaryPathIndex].rto.backOff()
-        send([.cookieEcho(echoed.cookie)], pathIndex: primaryPathIndex, now: now)
-        timers.arm(.t1Cookie, at: now + paths[primaryPathIndex].rto.rto)
+        paths.primary.rto.backOff()
+        send([.cookieEcho(echoed.cookie)], path: paths.primaryID, now: now)
+        timers.arm(.t1Cookie, at: now + paths.primary.rto.rto)
     }
 
     /// INIT-ACK in COOKIE-WAIT (RFC 9260 §5.1 C): take the peer's tag, TSN and streams, echo the cookie.
@@ -131,7 +131,7 @@ extension Association {
         if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip }) {
             paths[i].remoteAddress = source
             if paths[i].localAddress == nil || paths[i].localAddress!.ip.isWildcard { paths[i].localAddress = local }
-            reindexPaths()
+            rebuildPathLookups()
         }
         let (dynamic, peerAuth) = Association.dynamicAddressFeatures(
             peerParameters: ack.parameters, configuration: configuration)
@@ -149,8 +149,8 @@ extension Association {
         var chunks: [Chunk] = [.cookieEcho(echo)]
         // RFC 9260 §5.2.3 / §3.3.10.8: report unrecognized parameters in an ERROR bundled with the COOKIE-ECHO.
         if !unrecognized.isEmpty { chunks.append(.error(ErrorChunk(causes: unrecognized))) }
-        send(chunks, pathIndex: primaryPathIndex, now: now)
-        timers.arm(.t1Cookie, at: now + paths[primaryPathIndex].rto.rto)
+        send(chunks, path: paths.primaryID, now: now)
+        timers.arm(.t1Cookie, at: now + paths.primary.rto.rto)
     }
 
     /// COOKIE-ACK in COOKIE-ECHOED (RFC 9260 §5.1 E).
@@ -166,12 +166,12 @@ extension Association {
         state = .established
         errorCount = 0
         output.events.append(.established(id, outboundStreams: outboundStreams, inboundStreams: inboundStreams))
-        logger.info("association established", metadata: ["peer": "\(paths[primaryPathIndex].remoteAddress)"])
+        logger.info("association established", metadata: ["peer": "\(paths.primary.remoteAddress)"])
         for i in paths.indices {
             if paths[i].isConfirmed {
                 timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
             } else {
-                sendHeartbeat(pathIndex: i, now: now)
+                sendHeartbeat(path: paths[i].id, now: now)
             }
         }
     }

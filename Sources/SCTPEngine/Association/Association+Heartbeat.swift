@@ -31,26 +31,27 @@ extension Association {
         }
     }
 
-    func sendHeartbeat(pathIndex i: Int, now: SCTPTime) {
+    func sendHeartbeat(path: PathID, now: SCTPTime) {
         let nonce = random.next()
-        paths[i].recordHeartbeatSent(nonce: nonce, now: now)
-        let info = HeartbeatInfo(nonce: nonce, sentAt: now, pathID: paths[i].id)
-        send([.heartbeat(HeartbeatChunk(info: info.encode()))], pathIndex: i, now: now)
+        paths[path].recordHeartbeatSent(nonce: nonce, now: now)
+        let info = HeartbeatInfo(nonce: nonce, sentAt: now, pathID: path)
+        send([.heartbeat(HeartbeatChunk(info: info.encode()))], path: path, now: now)
         // An unconfirmed or failing path is probed every RTO; a healthy one every RTO + HB.interval.
         let next =
-            paths[i].isActive ? paths[i].nextHeartbeatDeadline(after: now) : now + failedPathProbeInterval(pathIndex: i)
-        timers.arm(.heartbeat(paths[i].id), at: next)
+            paths[path].isActive
+            ? paths[path].nextHeartbeatDeadline(after: now) : now + failedPathProbeInterval(paths[path])
+        timers.arm(.heartbeat(path), at: next)
     }
 
     func handleHeartbeatTimer(pathID: PathID, now: SCTPTime) {
-        guard state.isEstablishedOrLater, let i = pathIndex(of: pathID) else { return }
+        guard state.isEstablishedOrLater, let i = paths.position(of: pathID) else { return }
         if paths[i].heartbeat.isOutstanding {
             // RFC 9260 §8.3: an unanswered HEARTBEAT counts against the destination and the association.
             paths[i].rto.backOff()
-            reportStateChange(paths[i].recordError(), pathIndex: i)
+            reportStateChange(paths[i].recordError(), path: pathID)
             if paths[i].isConfirmed, countAssociationError(now: now) { return }
         }
-        sendHeartbeat(pathIndex: i, now: now)
+        sendHeartbeat(path: pathID, now: now)
     }
 
     /// RFC 9260 §8.3: "The receiver of the HEARTBEAT chunk SHOULD immediately respond with a HEARTBEAT ACK chunk
@@ -60,12 +61,12 @@ extension Association {
     }
 
     func handleHeartbeatAck(_ chunk: HeartbeatAckChunk, now: SCTPTime) {
-        guard let info = HeartbeatInfo(chunk.info), let i = pathIndex(of: info.pathID),
+        guard let info = HeartbeatInfo(chunk.info), let i = paths.position(of: info.pathID),
             let rtt = paths[i].handleHeartbeatAck(nonce: info.nonce, sentAt: info.sentAt, now: now)
         else { return }
         paths[i].measureRoundTrip(rtt, now: now)
         errorCount = 0
-        reportStateChange(paths[i].confirm(), pathIndex: i)
-        timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+        reportStateChange(paths[i].confirm(), path: info.pathID)
+        timers.arm(.heartbeat(info.pathID), at: paths[i].nextHeartbeatDeadline(after: now))
     }
 }

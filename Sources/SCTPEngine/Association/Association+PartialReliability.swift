@@ -23,16 +23,16 @@ extension Association {
 
     // MARK: - Sender (RFC 3758 §3.5)
 
-    /// How long a packet sent on path `i` now takes to arrive, for lifetimes: half the smoothed RTT, plus the RTT
+    /// How long a packet sent on `path` now takes to arrive, for lifetimes: half the smoothed RTT, plus the RTT
     /// variation, which covers the queue a burst of our own builds in front of it. Zero before any measurement: the
     /// initial RTO (1 s) says nothing about the path, and taking half of it would drop every message of a lifetime
     /// below 500 ms unsent, so that no DATA would ever yield a measurement.
-    func oneWayDelay(pathIndex i: Int) -> SCTPDuration {
-        guard let srtt = paths[i].rto.srtt else { return .zero }
-        return srtt / 2 + paths[i].rto.rttvar
+    func oneWayDelay(_ path: borrowing Path) -> SCTPDuration {
+        guard let srtt = path.rto.srtt else { return .zero }
+        return srtt / 2 + path.rto.rttvar
     }
 
-    /// When a timed message handed to path `i` now would arrive, for the send queue (`SendQueue.TimedArrivals`).
+    /// When a timed message handed to `path` now would arrive, for the send queue (`SendQueue.TimedArrivals`).
     /// A message goes on the first path whose turn comes, unless it would be late there while another path that
     /// carries data and may send now (room in its cwnd, and tokens in its pacer or its policy's bucket where it has
     /// one) would deliver it in time: then it is left for that path, which the same transmission serves. Without this a slow path (a bufferbloated LTE uplink, 700 ms of RTT) dropped
@@ -43,16 +43,17 @@ extension Association {
     /// send left the head of an overfull queue to a path whose pacer was empty, and the other path idle (the same
     /// offer delivered 38 Mbit/s instead of 48 in the simulator, 35.5 of 45 in the lab). A path without an RTT sample counts as instant here (as `oneWayDelay` says) but
     /// as half the initial RTO when it is the other path, so a measured path is preferred to it.
-    func timedArrivals(pathIndex i: Int, now: SCTPTime) -> SendQueue.TimedArrivals {
+    func timedArrivals(path: PathID, now: SCTPTime) -> SendQueue.TimedArrivals {
         func guess(_ j: Int) -> SCTPTime {
-            paths[j].rto.srtt == nil ? now + configuration.rtoInitial / 2 : now + oneWayDelay(pathIndex: j)
+            paths[j].rto.srtt == nil ? now + configuration.rtoInitial / 2 : now + oneWayDelay(paths[j])
         }
-        let here = now + oneWayDelay(pathIndex: i)
+        let i = paths.position(of: path)!
+        let here = now + oneWayDelay(paths[i])
         let gated = hasPathPolicies || isPaced
         guard configuration.multipath.concurrentMultipathTransfer else { return SendQueue.TimedArrivals(here) }
         var best: SCTPTime?
         for j in paths.indices where j != i && paths[j].carriesData {
-            guard outstanding.flightSize(on: paths[j].id) < paths[j].cwnd, fitsPeerBuffer(pathIndex: j),
+            guard outstanding.flightSize(on: paths[j].id) < paths[j].cwnd, fitsPeerBuffer(path: paths[j].id),
                 !gated || paths[j].hasSendAllowance
             else { continue }
             best = min(best ?? guess(j), guess(j))
@@ -66,7 +67,7 @@ extension Association {
     /// `transmit` on associations that have sent partially reliable messages.
     func abandonAndForward(now: SCTPTime, sack: inout Chunk?) {
         if isPartialReliabilityNegotiated, outstanding.hasChunksToRetransmit {
-            let arrival = now + oneWayDelay(pathIndex: retransmissionPathIndex())
+            let arrival = now + oneWayDelay(paths[retransmissionPathID()])
             let abandoned = outstanding.abandonMarkedChunks(arrival: arrival)
             if abandoned.messages > 0 {
                 output.partialReliability.messagesAbandonedSent += abandoned.messages
@@ -86,19 +87,19 @@ extension Association {
     /// sender MUST assure that at least one T3-rtx timer is running".
     func sendForwardTSN(now: SCTPTime, sack: inout Chunk?) {
         // Room for the chunk in one packet beside a SACK: 1,472 bytes take about 300 stream entries.
-        let maxStreams = max(1, (paths[sendPathIndex].mtu - 12 - 8 - 400) / 4)
+        let path = sendPathID
+        let maxStreams = max(1, (paths[path].mtu - 12 - 8 - 400) / 4)
         guard let chunk = outstanding.makeForwardTSN(maxStreams: maxStreams) else { return }
-        let i = sendPathIndex
         var chunks: [Chunk] = []
         if let pending = sack {
             chunks.append(pending)
             sack = nil
         }
         chunks.append(.forwardTSN(chunk))
-        send(chunks, pathIndex: i, now: now)
+        send(chunks, path: path, now: now)
         lastForwardTSN = (chunk.newCumulativeTSN, now)
         output.partialReliability.forwardTSNsSent += 1
-        if !timers.isArmed(.t3rtx(paths[i].id)) { timers.arm(.t3rtx(paths[i].id), at: now + paths[i].rto.rto) }
+        if !timers.isArmed(.t3rtx(path)) { timers.arm(.t3rtx(path), at: now + paths[path].rto.rto) }
     }
 
     /// RFC 3758 §3.5 C1-C3, after a SACK was processed: when the Advanced.Peer.Ack.Point lies beyond the SACK's
@@ -114,10 +115,11 @@ extension Association {
         }
         let point = outstanding.advancedPeerAckPoint
         if let last = lastForwardTSN, last.tsn == point,
-            now - last.sentAt < (paths[sendPathIndex].rto.srtt ?? paths[sendPathIndex].rto.rto)
+            now - last.sentAt < (paths[sendPathID].rto.srtt ?? paths[sendPathID].rto.rto)
         {
             if !paths.contains(where: { timers.isArmed(.t3rtx($0.id)) }) {
-                timers.arm(.t3rtx(paths[sendPathIndex].id), at: now + paths[sendPathIndex].rto.rto)
+                let path = sendPathID
+                timers.arm(.t3rtx(path), at: now + paths[path].rto.rto)
             }
             return
         }
@@ -138,7 +140,7 @@ extension Association {
 
     /// FORWARD-TSN: moves the cumulative TSN, drops the reassembly state of the skipped TSNs, delivers the ordered
     /// messages that waited only for skipped ones, and acknowledges at once.
-    func handleForwardTSN(_ chunk: ForwardTSNChunk, pathIndex: Int, now: SCTPTime) {
+    func handleForwardTSN(_ chunk: ForwardTSNChunk, path: PathID, now: SCTPTime) {
         output.partialReliability.forwardTSNsReceived += 1
         // A new cumulative TSN further ahead than the data tracker accepts DATA is no TSN the peer could have sent
         // and had abandoned.
@@ -146,7 +148,7 @@ extension Association {
             output.drop(.forwardTSNBeyondWindow)
             return
         }
-        lastDataPathIndex = pathIndex
+        lastDataPathID = path
         // RFC 3758 §3.6: a stale FORWARD-TSN "MUST NOT update its Cumulative TSN. The receiver SHOULD send a SACK";
         // the tracker asks for one either way.
         guard dataTracker.handleForwardTSN(newCumulativeTSN: chunk.newCumulativeTSN, now: now) else { return }

@@ -15,22 +15,24 @@ extension Association {
         return paths.reduce(0) { $0 + (selector.matches($1) ? 1 : 0) }
     }
 
-    /// The peer asked, with agg's Path Policy ASCONF parameter, to be sent to under `policy` on path `i`. Kept by
+    /// The peer asked, with agg's Path Policy ASCONF parameter, to be sent to under `policy` on `path`. Kept by
     /// the path's id, so it follows a NAT rebinding of the path; our own rules (`setPathPolicy`) come first.
-    func setPeerPathPolicy(_ policy: SCTPPathPolicy, pathIndex i: Int, now: SCTPTime) {
-        peerPathPolicies[paths[i].id] = policy == .default ? nil : policy
+    func setPeerPathPolicy(_ policy: SCTPPathPolicy, path: PathID, now: SCTPTime) {
+        peerPathPolicies[path] = policy == .default ? nil : policy
         applyPathPolicies()
         if let heldBack = logLimits.peerPathPolicy.admit(now: now) {
             logger.info(
                 "peer path policy",
-                metadata: ["path": "\(paths[i].remoteAddress)", "policy": "\(policy)", "held_back": "\(heldBack)"])
+                metadata: [
+                    "path": "\(paths[path].remoteAddress)", "policy": "\(policy)", "held_back": "\(heldBack)",
+                ])
         }
         if hasPathPolicies { refreshPathRoles(now: now) }
     }
 
     /// Gives every path the policy its rules say (a rule for its remote address beats one for its local address,
     /// which beats what the peer asked for), after a rule changed or a path was added or changed address
-    /// (`reindexPaths`).
+    /// (`rebuildPathLookups`).
     func applyPathPolicies() {
         for i in paths.indices {
             let rule =
@@ -74,21 +76,21 @@ extension Association {
 
     /// The send path under the policies: the primary if it carries data, else the first path that does; nil when
     /// none does (the caller falls back to RFC 9260's choice).
-    var policySendPathIndex: Int? {
-        if paths[primaryPathIndex].carriesData { return primaryPathIndex }
-        return paths.firstIndex { $0.carriesData }
+    var policySendPathID: PathID? {
+        if paths.primary.carriesData { return paths.primaryID }
+        return paths.firstID { $0.carriesData }
     }
 
     /// How often a potentially-failed or inactive path is probed: once per RTO (RFC 7829 §5.1), but while a backup
     /// carries the data in its place an active-mode path is probed at least every max(RTO.Initial, 2 × SRTT), so
     /// that traffic leaves the backup (often metered) within about a second of the path's recovery rather than
     /// after an RTO backed off to a minute.
-    func failedPathProbeInterval(pathIndex i: Int) -> SCTPDuration {
-        let rto = paths[i].rto.rto
-        guard hasPathPolicies, paths[i].policy.mode == .active,
+    func failedPathProbeInterval(_ path: borrowing Path) -> SCTPDuration {
+        let rto = path.rto.rto
+        guard hasPathPolicies, path.policy.mode == .active,
             paths.contains(where: { $0.carriesData && $0.policy.mode == .backup })
         else { return rto }
-        let floor = max(configuration.rtoInitial, (paths[i].rto.srtt ?? .zero) * 2)
+        let floor = max(configuration.rtoInitial, (path.rto.srtt ?? .zero) * 2)
         return min(rto, floor)
     }
 

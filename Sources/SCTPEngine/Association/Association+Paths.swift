@@ -12,41 +12,41 @@ extension Association {
     ///    address (the packet could only have come on that path). With several, it is ambiguous: no rebinding.
     /// Rebinding never adds a path: new addresses come only from ASCONF (whose packets set `allowsRebinding`
     /// false), and ASCONF never moves an existing path, so the two cannot be confused.
-    /// The first two are dictionary lookups (`pathIndexByRoute`, `pathIndexByRemote`), so a packet of a known
+    /// The first two are dictionary lookups (`pathByRoute`, `pathByRemote`), so a packet of a known
     /// path costs O(1) however many paths there are; only a rebinding scans the paths (at most
     /// `maxPathsPerAssociation`).
     func locatePath(
         forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool, now: SCTPTime
-    ) -> Int? {
-        assert(isPathIndexConsistent, "path index out of step with the paths")
+    ) -> PathID? {
+        assert(isPathLookupConsistent, "path lookups out of step with the paths")
         // A run of packets arrives on one route: the last route found is compared before hashing one.
         if let last = lastArrivalRoute, last.route.remote == source, last.route.local == local {
-            paths[last.index].arrival.heardAtLocal = true
-            return last.index
+            paths[last.path].arrival.heardAtLocal = true
+            return last.path
         }
         let route = ArrivalRoute(local: local, remote: source)
-        if let i = pathIndexByRoute[route] {
-            lastArrivalRoute = (route, i)
-            paths[i].arrival.heardAtLocal = true
-            return i
+        if let id = pathByRoute[route] {
+            lastArrivalRoute = (route, id)
+            paths[id].arrival.heardAtLocal = true
+            return id
         }
-        if let i = pathIndexByRemote[source] {
-            if allowsRebinding { noteArrival(pathIndex: i, atOtherLocal: local) }
-            return i
+        if let id = pathByRemote[source] {
+            if allowsRebinding { noteArrival(path: id, atOtherLocal: local) }
+            return id
         }
         guard allowsRebinding else { return nil }
         func arrivesOn(_ path: Path) -> Bool {
             guard let ours = path.localAddress, !ours.ip.isWildcard else { return true }
             return ours.ip == local.ip
         }
-        if let i = paths.firstIndex(where: { $0.remoteAddress.ip == source.ip && arrivesOn($0) }) {
-            rebind(pathIndex: i, to: source, now: now)
-            return i
+        if let id = paths.firstID(where: { $0.remoteAddress.ip == source.ip && arrivesOn($0) }) {
+            rebind(path: id, to: source, now: now)
+            return id
         }
         guard !paths.contains(where: { $0.remoteAddress.ip == source.ip }) else { return nil }
-        let candidates = paths.indices.filter { paths[$0].localAddress == local && paths[$0].isConfirmed }
+        let candidates = paths.ids { $0.localAddress == local && $0.isConfirmed }
         guard candidates.count == 1 else { return nil }
-        rebind(pathIndex: candidates[0], to: source, now: now)
+        rebind(path: candidates[0], to: source, now: now)
         return candidates[0]
     }
 
@@ -58,14 +58,15 @@ extension Association {
     /// noted here, and `followArrivalAddresses` moves the path there once nothing has arrived at its own address
     /// for `arrivalQuietPeriod`, well inside the peer's shortest T3 timeout. A packet arriving at the address the
     /// path had before moves it straight back, so a short lull on a fast route costs little.
-    private func noteArrival(pathIndex i: Int, atOtherLocal local: SCTPSocketAddress) {
+    private func noteArrival(path: PathID, atOtherLocal local: SCTPSocketAddress) {
+        let i = paths.position(of: path)!
         guard let ours = paths[i].localAddress, !ours.ip.isWildcard, !local.ip.isWildcard, ours.port == local.port
         else { return }
         if paths[i].arrival.home == local {
             paths[i].localAddress = local
             paths[i].arrival = Path.ArrivalTracking()
             paths[i].arrival.heardAtLocal = true
-            reindexPaths()
+            rebuildPathLookups()
         } else {
             paths[i].arrival.elsewhere = local
         }
@@ -85,7 +86,7 @@ extension Association {
                 continue
             }
             guard let other = paths[i].arrival.elsewhere, let last = paths[i].arrival.lastHeardAtLocal else { continue }
-            let due = last + arrivalQuietPeriod(pathIndex: i)
+            let due = last + arrivalQuietPeriod(paths[i])
             guard now > due else {
                 if timers.deadline(of: .arrivalCheck).map({ due < $0 }) ?? true {
                     timers.arm(.arrivalCheck, at: due + .milliseconds(1))
@@ -99,21 +100,21 @@ extension Association {
             paths[i].localAddress = other
             paths[i].arrival.lastHeardAtLocal = now
             paths[i].arrival.elsewhere = nil
-            reindexPaths()
-            if i == lastDataPathIndex { dataTracker.requestImmediateSack() }
+            rebuildPathLookups()
+            if paths[i].id == sackPathID { dataTracker.requestImmediateSack() }
         }
     }
 
     /// How long a path's own address may hear nothing while its peer reaches another before the path follows:
     /// half its smoothed RTT, or a quarter of RTO.Min before it has one.
-    private func arrivalQuietPeriod(pathIndex i: Int) -> SCTPDuration {
-        paths[i].rto.srtt.map { $0 / 2 } ?? configuration.rtoMin / 4
+    private func arrivalQuietPeriod(_ path: borrowing Path) -> SCTPDuration {
+        path.rto.srtt.map { $0 / 2 } ?? configuration.rtoMin / 4
     }
 
-    private func rebind(pathIndex i: Int, to source: SCTPSocketAddress, now: SCTPTime) {
-        let old = paths[i].remoteAddress
-        paths[i].remoteAddress = source
-        reindexPaths()
+    private func rebind(path: PathID, to source: SCTPSocketAddress, now: SCTPTime) {
+        let old = paths[path].remoteAddress
+        paths[path].remoteAddress = source
+        rebuildPathLookups()
         // A peer can change its source port on every packet: the line is rate-limited, the event is not.
         if let heldBack = logLimits.rebinding.admit(now: now) {
             logger.info(
@@ -142,20 +143,21 @@ extension Association {
     func addPath(
         remote: SCTPSocketAddress, boundTo local: SCTPSocketAddress, now: SCTPTime, announce: Bool = true
     )
-        -> Int?
+        -> PathID?
     {
-        if let i = pathIndexByRoute[ArrivalRoute(local: local, remote: remote)] { return i }
+        if let id = pathByRoute[ArrivalRoute(local: local, remote: remote)] { return id }
         // A path to that remote with no local address yet (learnt from INIT-ACK) and not in use is taken over.
-        if let i = paths.firstIndex(where: {
+        if let id = paths.firstID(where: {
             $0.remoteAddress == remote && $0.localAddress == nil && outstanding.flightSize(on: $0.id) == 0
         }) {
-            paths[i] = Path(
-                id: paths[i].id, remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
-                configuration: pathConfiguration, isConfirmed: false)
-            timers.disarmAll(on: paths[i].id)
-            reindexPaths()
-            if announce { announceNewPath(i, now: now) }
-            return i
+            paths.replace(
+                Path(
+                    id: id, remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
+                    configuration: pathConfiguration, isConfirmed: false))
+            timers.disarmAll(on: id)
+            rebuildPathLookups()
+            if announce { announceNewPath(id, now: now) }
+            return id
         }
         guard hasRoomForPath else { return nil }
         let path = Path(
@@ -163,44 +165,36 @@ extension Association {
             configuration: pathConfiguration, isConfirmed: false)
         nextPathID += 1
         paths.append(path)
-        reindexPaths()
-        if announce { announceNewPath(paths.count - 1, now: now) }
-        return paths.count - 1
+        rebuildPathLookups()
+        if announce { announceNewPath(path.id, now: now) }
+        return path.id
     }
 
     /// Tells the application about a new, unconfirmed path and confirms it with a HEARTBEAT right away (RFC 9260
     /// §5.4 makes every new address unconfirmed until a HEARTBEAT-ACK; sending it now rather than after
     /// HB.interval makes the path usable within one round trip).
-    func announceNewPath(_ i: Int, now: SCTPTime) {
+    func announceNewPath(_ path: PathID, now: SCTPTime) {
+        let remote = paths[path].remoteAddress
         logger.info(
             "path added",
-            metadata: [
-                "remote": "\(paths[i].remoteAddress)", "local": "\(paths[i].localAddress.map { "\($0)" } ?? "-")",
-            ])
-        output.events.append(.pathStateChanged(id, remote: paths[i].remoteAddress, .unconfirmed))
+            metadata: ["remote": "\(remote)", "local": "\(paths[path].localAddress.map { "\($0)" } ?? "-")"])
+        output.events.append(.pathStateChanged(id, remote: remote, .unconfirmed))
         guard state.isEstablishedOrLater else { return }
         if confirmsNewPathsAtOnce {
-            sendHeartbeat(pathIndex: i, now: now)
+            sendHeartbeat(path: path, now: now)
         } else {
-            timers.arm(.heartbeat(paths[i].id), at: paths[i].nextHeartbeatDeadline(after: now))
+            timers.arm(.heartbeat(path), at: paths[path].nextHeartbeatDeadline(after: now))
         }
     }
 
-    /// Removes path `i`: its timers stop and its outstanding data is sent again elsewhere.
-    func removePath(at i: Int) {
-        guard paths.count > 1 else { return }
-        let removed = paths[i]
-        timers.disarmAll(on: removed.id)
-        _ = outstanding.markAllForRetransmission(on: removed.id)
-        paths.remove(at: i)
-        reindexPaths()
-        func shifted(_ index: Int) -> Int { index > i ? index - 1 : (index == i ? 0 : index) }
-        primaryPathIndex = shifted(primaryPathIndex)
-        lastDataPathIndex = shifted(lastDataPathIndex)
-        // Per-index state of the SACK being handled (a DELETE IP may share its packet): it follows its path, and
-        // the removed path's goes with it.
-        fastRetransmitPaths = Set(fastRetransmitPaths.compactMap { $0 == i ? nil : ($0 > i ? $0 - 1 : $0) })
-        if i < recoveryAllowance.count { recoveryAllowance.remove(at: i) }
+    /// Removes a path, unless it is the last: its timers stop and its outstanding data is sent again elsewhere.
+    /// Every other path keeps its id, so nothing that refers to one changes; the primary moves to the first path
+    /// if it was this one (`PathTable.remove`).
+    func removePath(_ path: PathID) {
+        guard paths.count > 1, let removed = paths.remove(path) else { return }
+        timers.disarmAll(on: path)
+        _ = outstanding.markAllForRetransmission(on: path)
+        rebuildPathLookups()
         logger.info("path removed", metadata: ["remote": "\(removed.remoteAddress)"])
         output.events.append(.pathStateChanged(id, remote: removed.remoteAddress, .inactive))
     }
@@ -208,46 +202,42 @@ extension Association {
     // MARK: - Looking paths up
 
     /// Rebuilds the path lookups after a path was added or removed or changed address; never per packet.
-    func reindexPaths() {
-        pathIndexByRoute.removeAll(keepingCapacity: true)
+    func rebuildPathLookups() {
+        pathByRoute.removeAll(keepingCapacity: true)
         lastArrivalRoute = nil
-        pathIndexByRemote.removeAll(keepingCapacity: true)
-        pathIndexByID.removeAll(keepingCapacity: true)
-        for (i, path) in paths.enumerated() {
+        pathByRemote.removeAll(keepingCapacity: true)
+        for path in paths {
             // The first path wins, as a scan from the front would find it.
             if let local = path.localAddress {
                 let route = ArrivalRoute(local: local, remote: path.remoteAddress)
-                if pathIndexByRoute[route] == nil { pathIndexByRoute[route] = i }
+                if pathByRoute[route] == nil { pathByRoute[route] = path.id }
             }
-            if pathIndexByRemote[path.remoteAddress] == nil { pathIndexByRemote[path.remoteAddress] = i }
-            pathIndexByID[path.id] = i
+            if pathByRemote[path.remoteAddress] == nil { pathByRemote[path.remoteAddress] = path.id }
         }
         if hasPathPolicies || !pathPolicies.isEmpty || !peerPathPolicies.isEmpty { applyPathPolicies() }
     }
 
-    /// The index of the path with `id`, in O(1).
-    func pathIndex(of id: PathID) -> Int? { pathIndexByID[id] }
-
     /// Whether the lookups say what scanning the paths would (checked by `assert` in debug builds, so a change of
-    /// a path's address that forgets `reindexPaths` fails the tests).
-    var isPathIndexConsistent: Bool {
-        for (i, path) in paths.enumerated() {
+    /// a path's address that forgets `rebuildPathLookups` fails the tests).
+    var isPathLookupConsistent: Bool {
+        for path in paths {
             if let local = path.localAddress,
-                pathIndexByRoute[ArrivalRoute(local: local, remote: path.remoteAddress)]
-                    != paths.firstIndex(where: { $0.remoteAddress == path.remoteAddress && $0.localAddress == local })
+                pathByRoute[ArrivalRoute(local: local, remote: path.remoteAddress)]
+                    != paths.firstID(where: { $0.remoteAddress == path.remoteAddress && $0.localAddress == local })
             {
                 return false
             }
-            let firstToRemote = paths.firstIndex { $0.remoteAddress == path.remoteAddress }
-            if pathIndexByRemote[path.remoteAddress] != firstToRemote || pathIndexByID[path.id] != i { return false }
+            if pathByRemote[path.remoteAddress] != paths.firstID(where: { $0.remoteAddress == path.remoteAddress }) {
+                return false
+            }
         }
-        return pathIndexByRemote.count <= paths.count && pathIndexByID.count == paths.count
+        return pathByRemote.count <= paths.count
     }
 
     // MARK: - Failure detection (RFC 7829)
 
     /// After any input: a potentially-failed or inactive path is probed with one HEARTBEAT per RTO (RFC 7829 §5.1),
-    /// so it comes back as soon as it works, and carries no new data meanwhile (`sendPathIndex` skips it); a
+    /// so it comes back as soon as it works, and carries no new data meanwhile (`sendPathID` skips it); a
     /// healthy path keeps its HB.interval timer, which also keeps NAT bindings alive.
     func maintainPaths(now: SCTPTime) {
         guard state.isEstablishedOrLater else { return }
@@ -255,7 +245,7 @@ extension Association {
         for i in paths.indices {
             switch paths[i].state {
             case .potentiallyFailed, .inactive:
-                let due = now + failedPathProbeInterval(pathIndex: i)
+                let due = now + failedPathProbeInterval(paths[i])
                 if timers.deadline(of: .heartbeat(paths[i].id)).map({ $0 > due }) ?? true {
                     timers.arm(.heartbeat(paths[i].id), at: due)
                 }
@@ -269,8 +259,8 @@ extension Association {
 
     /// Makes the path to `remote` the primary (RFC 9260 §8.2 leaves the choice to the user).
     func setPrimary(remote: SCTPSocketAddress) -> Bool {
-        guard let i = paths.firstIndex(where: { $0.remoteAddress == remote }) else { return false }
-        primaryPathIndex = i
+        guard let path = paths.firstID(where: { $0.remoteAddress == remote }) else { return false }
+        paths.makePrimary(path)
         return true
     }
 }

@@ -15,10 +15,10 @@ extension Association {
         lastReceived = now
         // A packet carrying ASCONF may come from an address being added: never read it as a NAT rebinding.
         let carriesAsconf = packet.chunks.contains { $0.type == ASCONFChunk.type }
-        let knownPath = pathIndex(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf, now: now)
+        let knownPath = path(forPacketFrom: source, to: local, allowsRebinding: !carriesAsconf, now: now)
         let authenticated = authenticatedRange(of: packet)
-        if let i = knownPath { paths[i].recordReceived(bytes: packet.buffer.readableBytes) }
-        let pathIndex = knownPath ?? primaryPathIndex
+        if let id = knownPath { paths[id].recordReceived(bytes: packet.buffer.readableBytes) }
+        let packetPath = knownPath ?? paths.primaryID
         var hadData = false
         var unrecognized: [ErrorCause] = []
 
@@ -46,7 +46,7 @@ extension Association {
                 if case .shutdownAckSent = state { continue }
                 hadData = true
                 let route = ArrivalRoute(local: local, remote: source)
-                guard handleData(data, pathIndex: pathIndex, route: route, now: now) else { return }
+                guard handleData(data, path: packetPath, route: route, now: now) else { return }
             case .sack(let sack):
                 guard state.isEstablishedOrLater else { continue }
                 handleSack(sack, now: now)
@@ -101,7 +101,7 @@ extension Association {
                     }
                     continue
                 }
-                handleForwardTSN(forward, pathIndex: pathIndex, now: now)
+                handleForwardTSN(forward, path: packetPath, now: now)
             case .ecne, .cwr, .idata, .iForwardTSN, .reconfig, .pad:
                 // Not negotiated: we never announce these extensions, so a peer must not send them. Ignore.
                 break
@@ -111,7 +111,7 @@ extension Association {
         if !unrecognized.isEmpty {
             // RFC 9260 §3.2: report unrecognized chunks "in an ERROR chunk using the 'Unrecognized Chunk Type'
             // error cause".
-            send([.error(ErrorChunk(causes: unrecognized))], pathIndex: pathIndex, now: now)
+            send([.error(ErrorChunk(causes: unrecognized))], path: packetPath, now: now)
         }
         if hadData { scheduleSack(now: now) }
         maintainPaths(now: now)
@@ -142,8 +142,8 @@ extension Association {
                 }
                 let initChunk = makeInitChunk()
                 state = .cookieWait(.init(initChunk: initChunk, retransmissions: echoed.retransmissions + 1))
-                send([.initiation(initChunk)], pathIndex: primaryPathIndex, now: now, tag: .zero)
-                timers.arm(.t1Init, at: now + paths[primaryPathIndex].rto.rto)
+                send([.initiation(initChunk)], path: paths.primaryID, now: now, tag: .zero)
+                timers.arm(.t1Init, at: now + paths.primary.rto.rto)
                 return
             }
             if let heldBack = logLimits.peerError.admit(now: now) {

@@ -24,8 +24,8 @@ extension Association {
             timers.arm(.t5ShutdownGuard, at: now + configuration.shutdownGuard)
         case .shutdownReceived:
             state = .shutdownAckSent
-            send([.shutdownAck(ShutdownAckChunk())], pathIndex: sendPathIndex, now: now)
-            timers.arm(.t2Shutdown, at: now + paths[sendPathIndex].rto.rto)
+            send([.shutdownAck(ShutdownAckChunk())], path: sendPathID, now: now)
+            timers.arm(.t2Shutdown, at: now + paths[sendPathID].rto.rto)
         default:
             break
         }
@@ -34,8 +34,8 @@ extension Association {
     func sendShutdown(now: SCTPTime) {
         _ = dataTracker.makeSack(advertisedReceiverWindowCredit: advertisedReceiverWindow)
         timers.disarm(.delayedSack)
-        send([.shutdown(ShutdownChunk(cumulativeTSNAck: dataTracker.cumulativeTSN))], pathIndex: sendPathIndex, now: now)
-        timers.arm(.t2Shutdown, at: now + paths[sendPathIndex].rto.rto)
+        send([.shutdown(ShutdownChunk(cumulativeTSNAck: dataTracker.cumulativeTSN))], path: sendPathID, now: now)
+        timers.arm(.t2Shutdown, at: now + paths[sendPathID].rto.rto)
     }
 
     /// SHUTDOWN received (RFC 9260 §9.2): its cumulative TSN ack acts like a SACK's; stop accepting new data.
@@ -51,8 +51,8 @@ extension Association {
             processCumulativeAck(chunk.cumulativeTSNAck, now: now)
             state = .shutdownAckSent
             timers.disarm(.t2Shutdown)
-            send([.shutdownAck(ShutdownAckChunk())], pathIndex: sendPathIndex, now: now)
-            timers.arm(.t2Shutdown, at: now + paths[sendPathIndex].rto.rto)
+            send([.shutdownAck(ShutdownAckChunk())], path: sendPathID, now: now)
+            timers.arm(.t2Shutdown, at: now + paths[sendPathID].rto.rto)
         case .shutdownReceived:
             processCumulativeAck(chunk.cumulativeTSNAck, now: now)
         case .shutdownAckSent, .cookieWait, .cookieEchoed, .closed:
@@ -64,12 +64,13 @@ extension Association {
     func handleShutdownAck(now: SCTPTime) {
         switch state {
         case .shutdownSent, .shutdownAckSent:
-            send([.shutdownComplete(ShutdownCompleteChunk(isTagReflected: false))], pathIndex: sendPathIndex, now: now)
+            send([.shutdownComplete(ShutdownCompleteChunk(isTagReflected: false))], path: sendPathID, now: now)
             close(.shutdownComplete)
         case .cookieWait, .cookieEchoed:
             // RFC 9260 §9.2: in COOKIE-WAIT or COOKIE-ECHOED a SHUTDOWN-ACK is treated as out of the blue (§8.4 5):
             // reply SHUTDOWN-COMPLETE with the T bit set.
-            send([.shutdownComplete(ShutdownCompleteChunk(isTagReflected: true))], pathIndex: sendPathIndex,
+            send(
+                [.shutdownComplete(ShutdownCompleteChunk(isTagReflected: true))], path: sendPathID,
                 now: now, tag: peerTag == .zero ? localTag : peerTag)
         case .established, .shutdownPending, .shutdownReceived, .closed:
             break
@@ -83,14 +84,14 @@ extension Association {
 
     func handleT2ShutdownExpiry(now: SCTPTime) {
         if countAssociationError(now: now) { return }
-        let i = sendPathIndex
-        reportStateChange(paths[i].handleRetransmissionTimeout(), pathIndex: i)
+        let path = sendPathID
+        reportStateChange(paths[path].handleRetransmissionTimeout(), path: path)
         switch state {
         case .shutdownSent:
             sendShutdown(now: now)
         case .shutdownAckSent:
-            send([.shutdownAck(ShutdownAckChunk())], pathIndex: sendPathIndex, now: now)
-            timers.arm(.t2Shutdown, at: now + paths[sendPathIndex].rto.rto)
+            send([.shutdownAck(ShutdownAckChunk())], path: sendPathID, now: now)
+            timers.arm(.t2Shutdown, at: now + paths[sendPathID].rto.rto)
         default:
             break
         }

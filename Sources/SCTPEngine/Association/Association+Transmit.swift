@@ -13,22 +13,22 @@ extension Association {
         }
     }
 
-    /// Indices of the paths that get new data, in the order they are served. Without CMT: the one send path.
-    /// With CMT: every active path (RFC 7829: not the potentially failed ones), round robin or lowest RTT first.
-    func dataPathIndices() -> [Int] {
+    /// The paths that get new data, in the order they are served. Without CMT: the one send path. With CMT:
+    /// every active path (RFC 7829: not the potentially failed ones), round robin or lowest RTT first.
+    func dataPathIDs() -> [PathID] {
         // Filled into the kept array: the caller's loop has let go of the last call's copy, so no array is
         // allocated per transmit.
-        var order: [Int] = []
+        var order: [PathID] = []
         swap(&order, &dataPathOrder)
         order.removeAll(keepingCapacity: true)
         defer { dataPathOrder = order }
         let multipath = configuration.multipath
         if multipath.concurrentMultipathTransfer {
             let policies = hasPathPolicies
-            for i in paths.indices where takesNewData(paths[i], policies: policies) { order.append(i) }
+            for i in paths.indices where takesNewData(paths[i], policies: policies) { order.append(paths[i].id) }
         }
         guard !order.isEmpty else {
-            order.append(sendPathIndex)
+            order.append(sendPathID)
             return order
         }
         switch multipath.scheduler {
@@ -38,15 +38,15 @@ extension Association {
             for _ in 0..<(roundRobinCursor % order.count) { order.append(order.removeFirst()) }
         case .lowestRTTFirst:
             // Insertion sort, stable like the sort it replaces: a handful of paths.
-            func srtt(_ i: Int) -> SCTPDuration { paths[i].rto.srtt ?? .seconds(3600) }
+            func srtt(_ id: PathID) -> SCTPDuration { paths[id].rto.srtt ?? .seconds(3600) }
             for j in order.indices.dropFirst() {
-                let index = order[j]
+                let id = order[j]
                 var k = j
-                while k > 0, srtt(index) < srtt(order[k - 1]) {
+                while k > 0, srtt(id) < srtt(order[k - 1]) {
                     order[k] = order[k - 1]
                     k -= 1
                 }
-                order[k] = index
+                order[k] = id
             }
         }
         return order
@@ -64,9 +64,9 @@ extension Association {
     /// its turn to that path. Paths whose RTTs are alike share it: a light flow alone (nothing but sparse data
     /// queued) goes to the one that sent data least recently, so its messages alternate; beside bulk data, nil
     /// (each takes it in the scheduler's turn). Nil with one data path, or when no path has an RTT yet.
-    func sparseDataPathIndex(among dataPaths: [Int]) -> Int? {
+    func sparseDataPathID(among dataPaths: [PathID]) -> PathID? {
         guard dataPaths.count > 1 else { return nil }
-        let timed = dataPaths.filter { paths[$0].rto.srtt != nil && fitsPeerBuffer(pathIndex: $0) }
+        let timed = dataPaths.filter { paths[$0].rto.srtt != nil && fitsPeerBuffer(path: $0) }
         guard let best = timed.min(by: { paths[$0].recentRoundTrip! < paths[$1].recentRoundTrip! }) else {
             return nil
         }
@@ -79,13 +79,13 @@ extension Association {
             // Turns by the round-robin cursor would not alternate a light flow (it moves per transmit, and a message
             // and its SACK make two): the path that sent least recently, among those with room in their window.
             guard sendQueue.holdsOnlySparseStreams else { return nil }
-            return timed.lazy.filter { self.outstanding.flightSize(on: self.paths[$0].id) < self.paths[$0].cwnd }
+            return timed.lazy.filter { self.outstanding.flightSize(on: $0) < self.paths[$0].cwnd }
                 .min { (self.paths[$0].lastDataSent ?? .zero) < (self.paths[$1].lastDataSent ?? .zero) }
         }
         return best
     }
 
-    /// Keeps current the RTTs that sparse data is placed by (`sparseDataPathIndex`, and a timed message's lifetime
+    /// Keeps current the RTTs that sparse data is placed by (`sparseDataPathID`, and a timed message's lifetime
     /// against each path's delay). A path that carries none of it is measured only by what else it carries, often
     /// nothing but a heartbeat every 15 s: one slow sample (a heartbeat that met a queue) would keep it out for
     /// good, and a path never measured (the primary, confirmed by the handshake) would never qualify for a timed
@@ -95,12 +95,12 @@ extension Association {
     /// at most, none of the flow's data on a path not known to be fit for it. One sample suffices
     /// (`Path.recentRoundTrip` counts the last one). An unanswered one counts as RFC 9260 §8.3 says, as any
     /// heartbeat does, once the heartbeat timer finds it outstanding; meanwhile no other goes to that path.
-    func refreshRoundTrips(among dataPaths: [Int], now: SCTPTime) {
+    func refreshRoundTrips(among dataPaths: [PathID], now: SCTPTime) {
         let fastest = dataPaths.lazy.compactMap { self.paths[$0].rto.srtt }.min() ?? .zero
         let interval = max(SCTPDuration.seconds(1), fastest * 8)
-        for i in dataPaths where !paths[i].heartbeat.isOutstanding && outstanding.flightSize(on: paths[i].id) == 0 {
-            if let last = paths[i].lastRoundTrip, now - last.at < interval { continue }
-            sendHeartbeat(pathIndex: i, now: now)
+        for id in dataPaths where !paths[id].heartbeat.isOutstanding && outstanding.flightSize(on: id) == 0 {
+            if let last = paths[id].lastRoundTrip, now - last.at < interval { continue }
+            sendHeartbeat(path: id, now: now)
         }
     }
 
@@ -110,9 +110,9 @@ extension Association {
     /// those with room in their bucket when any has.
     /// A path that sender-side buffer splitting keeps new data off is no place for a retransmission either: the
     /// hole it fills holds up everything above it for that path's delay.
-    func retransmissionPathIndex() -> Int {
+    func retransmissionPathID() -> PathID {
         let policy = configuration.multipath.retransmissionPolicy
-        if policy == .samePath { return sendPathIndex }
+        if policy == .samePath { return sendPathID }
         let policies = hasPathPolicies
         let anyAllowed = policies && paths.contains { $0.carriesData && $0.hasSendAllowance }
         var best: Int?
@@ -121,7 +121,7 @@ extension Association {
             let isCandidate =
                 policies ? paths[i].carriesData && (!anyAllowed || paths[i].hasSendAllowance) : paths[i].isActive
             guard isCandidate else { continue }
-            let fits = fitsPeerBuffer(pathIndex: i)
+            let fits = fitsPeerBuffer(path: paths[i].id)
             guard let b = best, fits == bestFits else {
                 if best == nil || fits {
                     best = i
@@ -135,7 +135,7 @@ extension Association {
                 : paths[i].ssthresh > paths[b].ssthresh
             if larger { best = i }
         }
-        return best ?? sendPathIndex
+        return best.map { paths[$0].id } ?? sendPathID
     }
 
     /// Sends everything that may go now.
@@ -155,7 +155,7 @@ extension Association {
                 sendData(now: now, sack: &sack, gated: gated)
             } else {
                 fastRetransmitPaths.removeAll(keepingCapacity: true)
-                // The round-robin cursor moves as `dataPathIndices` would have moved it.
+                // The round-robin cursor moves as `dataPathIDs` would have moved it.
                 if configuration.multipath.concurrentMultipathTransfer,
                     configuration.multipath.scheduler == .roundRobin,
                     paths.contains(where: { takesNewData($0, policies: policies) })
@@ -165,38 +165,40 @@ extension Association {
             }
             if paced && sendQueue.isEmpty && !outstanding.hasChunksToRetransmit { markAppLimitedPaths() }
         }
-        if let sack {
-            send(
-                CollectionOfOne(sack), pathIndex: lastDataPathIndex < paths.count ? lastDataPathIndex : sendPathIndex,
-                now: now)
+        if let sack { send(CollectionOfOne(sack), path: sackPathID, now: now) }
+        if hasRecoveryAllowance {
+            for i in paths.indices { paths[i].recoveryAllowance = 0 }
+            hasRecoveryAllowance = false
         }
-        for i in recoveryAllowance.indices { recoveryAllowance[i] = 0 }
         if gated { armSendRateTimer(now: now) }
     }
 
     /// Retransmissions (fast ones first, whatever cwnd says; then those T3 marked, on the retransmission path),
     /// then new data on every data path, each within what its window and pacer allow.
     private func sendData(now: SCTPTime, sack: inout Chunk?, gated: Bool) {
-        let rtx = retransmissionPathIndex()
+        let rtx = retransmissionPathID()
         if !fastRetransmitPaths.isEmpty {
-            for i in fastRetransmitPaths.sorted() where outstanding.hasChunksToRetransmit {
+            // In the paths' order; a path removed since it was marked is skipped.
+            for i in paths.indices where fastRetransmitPaths.contains(paths[i].id) && outstanding.hasChunksToRetransmit
+            {
                 // RFC 9260 §7.2.4 3: one packet of the marked chunks goes at once, whatever cwnd says.
-                sendDataPacket(pathIndex: paths[i].isActive ? i : rtx, now: now, sack: &sack, mode: .fastRetransmit)
+                sendDataPacket(
+                    path: paths[i].isActive ? paths[i].id : rtx, now: now, sack: &sack, mode: .fastRetransmit)
             }
             fastRetransmitPaths.removeAll(keepingCapacity: true)
         }
         // Chunks marked by T3 expiry go to the retransmission path within its cwnd, before new data there.
         while outstanding.hasChunksToRetransmit, !gated || paths[rtx].hasSendAllowance,
-            sendDataPacket(pathIndex: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
+            sendDataPacket(path: rtx, now: now, sack: &sack, mode: .retransmissionsOnly)
         {}
-        let dataPaths = dataPathIndices()
-        let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathIndex(among: dataPaths) : nil
+        let dataPaths = dataPathIDs()
+        let sparsePath = sendQueue.hasSparseStreams ? sparseDataPathID(among: dataPaths) : nil
         if sendQueue.hasSparseStreams, dataPaths.count > 1 { refreshRoundTrips(among: dataPaths, now: now) }
-        for i in dataPaths {
-            while !gated || paths[i].hasSendAllowance,
+        for id in dataPaths {
+            while !gated || paths[id].hasSendAllowance,
                 sendDataPacket(
-                    pathIndex: i, now: now, sack: &sack, mode: .newData,
-                    leavesSparseStreams: sparsePath.map { $0 != i } ?? false)
+                    path: id, now: now, sack: &sack, mode: .newData,
+                    leavesSparseStreams: sparsePath.map { $0 != id } ?? false)
             {}
         }
     }
@@ -223,13 +225,14 @@ extension Association {
         case newData
     }
 
-    /// Builds and sends one packet for path `i`. Returns false when there was nothing to send.
+    /// Builds and sends one packet for a path. Returns false when there was nothing to send.
     @discardableResult
     func sendDataPacket(
-        pathIndex i: Int, now: SCTPTime, sack: inout Chunk?, mode: PacketMode, leavesSparseStreams: Bool = false
+        path pathID: PathID, now: SCTPTime, sack: inout Chunk?, mode: PacketMode, leavesSparseStreams: Bool = false
     ) -> Bool {
         let ignoreCwnd = mode == .fastRetransmit
-        let pathID = paths[i].id
+        // The path's position, for this packet only (nothing below adds or removes a path).
+        let i = paths.position(of: pathID)!
         // Every chunk is padded to 4 bytes (RFC 9260 §3.2), so a packet's length is always a multiple of 4: the
         // largest one that fits is the path MTU rounded down, or a 1439-byte MTU would produce 1440-byte packets.
         let mtu = paths[i].mtu & ~3
@@ -237,15 +240,16 @@ extension Association {
             header: CommonHeader(
                 sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
             buffer: output.packetBuffer(capacity: mtu))
-        if let s = sack, i == lastDataPathIndex || !paths.indices.contains(lastDataPathIndex) {
+        if let s = sack, pathID == sackPathID {
             builder.add(s)
             sack = nil
         }
         var dataBytes = 0
         var flight = outstanding.flightSize(on: pathID)
         let cwnd = paths[i].cwnd
-        var allowance = i < recoveryAllowance.count ? recoveryAllowance[i] : 0
-        defer { if i < recoveryAllowance.count { recoveryAllowance[i] = allowance } }
+        let initialAllowance = paths[i].recoveryAllowance
+        var allowance = initialAllowance
+        defer { if allowance != initialAllowance { paths[i].recoveryAllowance = allowance } }
 
         // Retransmissions first (RFC 9260 §6.1 C: "retransmit ... before sending new DATA").
         while let size = outstanding.peekRetransmissionSize(), builder.size + Self.dataChunkOverhead + size <= mtu {
@@ -265,8 +269,8 @@ extension Association {
         // New data, within cwnd and the peer's window (RFC 9260 §6.1 A, B). With nothing in flight one chunk may
         // probe a zero window. With sender-side buffer splitting a path may hold at most its cwnd's share of the
         // peer's window, so a slow path cannot fill the receiver's buffer and stall the fast one.
-        if mode == .newData, fitsPeerBuffer(pathIndex: i) {
-            let share = bufferShare(pathIndex: i)
+        if mode == .newData, fitsPeerBuffer(path: pathID) {
+            let share = bufferShare(path: pathID)
             while !sendQueue.isEmpty, flight < cwnd, flight < share {
                 let room = mtu - builder.size - Self.dataChunkOverhead
                 guard room >= 64 || (room > 0 && dataBytes == 0) else { break }
@@ -281,7 +285,7 @@ extension Association {
                 } else {
                     break
                 }
-                let arrivals = usesPartialReliability ? timedArrivals(pathIndex: i, now: now) : nil
+                let arrivals = usesPartialReliability ? timedArrivals(path: pathID, now: now) : nil
                 guard
                     var fragment = sendQueue.produce(
                         maxPayload: allowed, arrivals: arrivals, keepsTimedMessagesWhole: dataBytes > 0,
@@ -304,7 +308,7 @@ extension Association {
             return false
         }
         // RFC 9653: the peer accepts a zero checksum under the method protecting every packet (AEAD, below us).
-        emit(builder.finish(checksum: !features.contains(.zeroChecksum)), pathIndex: i, dataBytes: dataBytes, now: now)
+        emit(builder.finish(checksum: !features.contains(.zeroChecksum)), path: pathID, dataBytes: dataBytes, now: now)
         if dataBytes > 0, !timers.isArmed(.t3rtx(pathID)) {
             timers.arm(.t3rtx(pathID), at: now + paths[i].rto.rto)
         }
@@ -312,9 +316,9 @@ extension Association {
         return dataBytes > 0
     }
 
-    /// The bytes path `i` may have outstanding under sender-side buffer splitting: the peer's a_rwnd split in
+    /// The bytes `path` may have outstanding under sender-side buffer splitting: the peer's a_rwnd split in
     /// proportion to the active paths' cwnds. Unlimited when splitting is off or only one path carries data.
-    func bufferShare(pathIndex i: Int) -> Int {
+    func bufferShare(path: PathID) -> Int {
         let multipath = configuration.multipath
         guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting else { return .max }
         var total = 0
@@ -324,20 +328,22 @@ extension Association {
             count += 1
         }
         guard count > 1, total > 0 else { return .max }
+        let i = paths.position(of: path)!
         let share = Int(peerAdvertisedWindow) * paths[i].cwnd / total
         return max(share, paths[i].mtu)
     }
 
-    /// Sender-side buffer splitting, for paths of unequal delay: while a chunk sent on path `i` is in flight,
+    /// Sender-side buffer splitting, for paths of unequal delay: while a chunk sent on `path` (i) is in flight,
     /// every faster path keeps delivering data with higher TSNs, which the peer must hold until that chunk
     /// arrives. About rate_j × (srtt_i − srtt_j) bytes for each faster path j, with rate_j = cwnd_j / srtt_j. When
     /// that exceeds half the peer's receive buffer, new data on `i` would block the faster paths (the CMT
     /// receive-buffer blocking problem) and cost more than `i` carries, so `i` gets none; it still carries
     /// retransmissions and heartbeats, and is used again when the figures change.
-    func fitsPeerBuffer(pathIndex i: Int) -> Bool {
+    func fitsPeerBuffer(path: PathID) -> Bool {
         let multipath = configuration.multipath
-        guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting, let srtt = paths[i].rto.srtt
-        else { return true }
+        guard multipath.concurrentMultipathTransfer, multipath.senderBufferSplitting else { return true }
+        let i = paths.position(of: path)!
+        guard let srtt = paths[i].rto.srtt else { return true }
         let buffer = Double(max(peerLargestAdvertisedWindow, peerAdvertisedWindow))
         var heldUp = 0.0
         for j in paths.indices where j != i && paths[j].carriesData {

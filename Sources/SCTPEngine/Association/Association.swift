@@ -24,16 +24,14 @@ final class Association: DeadlineScheduled {
 
     // MARK: Paths
     /// Change a path's addresses, or add or remove one, only through the methods of `Association+Paths.swift`,
-    /// which keep the lookups below in step (`reindexPaths`).
-    var paths: [Path] = []
-    var primaryPathIndex = 0
+    /// which keep the lookups below in step (`rebuildPathLookups`). Everything else names a path by its id.
+    var paths = PathTable()
     var nextPathID = 0
-    /// Index in `paths` by (local, remote) pair, by remote address (the first path to it) and by id.
-    var pathIndexByRoute: [ArrivalRoute: Int] = [:]
-    /// The entry of `pathIndexByRoute` that `locatePath` found last; cleared whenever the lookups are rebuilt.
-    var lastArrivalRoute: (route: ArrivalRoute, index: Int)?
-    var pathIndexByRemote: [SCTPSocketAddress: Int] = [:]
-    var pathIndexByID: [PathID: Int] = [:]
+    /// The path by (local, remote) pair, and by remote address (the first path to it).
+    var pathByRoute: [ArrivalRoute: PathID] = [:]
+    /// The entry of `pathByRoute` that `locatePath` found last; cleared whenever the lookups are rebuilt.
+    var lastArrivalRoute: (route: ArrivalRoute, path: PathID)?
+    var pathByRemote: [SCTPSocketAddress: PathID] = [:]
     /// Per-path policy rules (`Association+PathPolicy.swift`), and whether any path has other than the default.
     var pathPolicies: [SCTPPathSelector: SCTPPathPolicy] = [:]
     /// What the peer asked for its paths with agg's Path Policy ASCONF parameter, by path.
@@ -54,20 +52,18 @@ final class Association: DeadlineScheduled {
     var reassembly: ReassemblyQueue
     /// Receiver-side buffer splitting: what each path holds of the receive buffer out of order.
     var receiveSplitter: ReceiveBufferSplitter<ArrivalRoute>
-    /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4).
-    var lastDataPathIndex = 0
+    /// The path the last DATA came in on: SACKs go back there (RFC 9260 §6.4). Read through `sackPathID`.
+    var lastDataPathID: PathID?
     /// The association error counter of RFC 9260 §8.1.
     var errorCount = 0
     /// When the last packet with our tag arrived; nil before any did. A quiet association may be replaced by a
     /// new one of the same owner (`SCTPConfiguration.maxAssociationsPerOwner`).
     var lastReceived: SCTPTime?
     /// Paths on which chunks were newly marked for fast retransmission: one packet of them goes out there
-    /// regardless of cwnd.
-    var fastRetransmitPaths: Set<Int> = []
-    /// Per path index: bytes the last SACK newly acknowledged there while the path is in fast recovery. That
-    /// many bytes of retransmissions may go beyond cwnd, so recovery keeps pace with delivery (packet
-    /// conservation, as in PRR, RFC 6937) without flooding the path. Spent or dropped at the end of `transmit`.
-    var recoveryAllowance: [Int] = []
+    /// regardless of cwnd. Emptied by every `transmit`; a path removed meanwhile is skipped.
+    var fastRetransmitPaths: Set<PathID> = []
+    /// Some path has a `Path.recoveryAllowance` that the end of `transmit` must drop.
+    var hasRecoveryAllowance = false
 
     // MARK: AUTH, ASCONF
     var auth = AuthContext()
@@ -81,8 +77,8 @@ final class Association: DeadlineScheduled {
     var peerLargestAdvertisedWindow: UInt32 = 0
     /// Where the round-robin scheduler starts next.
     var roundRobinCursor = 0
-    /// `dataPathIndices()`'s array, kept between transmits so that none is allocated per call.
-    var dataPathOrder: [Int] = []
+    /// `dataPathIDs()`'s array, kept between transmits so that none is allocated per call.
+    var dataPathOrder: [PathID] = []
     /// Rate limits of the log lines a peer can cause on every packet.
     var logLimits = PeerLogLimits()
 
@@ -185,16 +181,16 @@ final class Association: DeadlineScheduled {
     /// Adds a path to `remote` unless one exists; nil (and counted) when the association has
     /// `maxPathsPerAssociation` paths already.
     @discardableResult
-    func addPath(remote: SCTPSocketAddress, local: SCTPSocketAddress?, confirmed: Bool) -> Int? {
-        if let existing = pathIndexByRemote[remote] { return existing }
+    func addPath(remote: SCTPSocketAddress, local: SCTPSocketAddress?, confirmed: Bool) -> PathID? {
+        if let existing = pathByRemote[remote] { return existing }
         guard hasRoomForPath else { return nil }
         let path = Path(
             id: PathID(nextPathID), remoteAddress: remote, localAddress: local,
             mtu: configuration.maxPacketSize, configuration: pathConfiguration, isConfirmed: confirmed)
         nextPathID += 1
         paths.append(path)
-        reindexPaths()
-        return paths.count - 1
+        rebuildPathLookups()
+        return path.id
     }
 
     /// Finds the path a packet from `source` to `local` belongs to. An unknown UDP port on a known IP is a NAT
@@ -202,23 +198,31 @@ final class Association: DeadlineScheduled {
     /// remote encapsulation port, so the path follows it.
     /// With `allowsRebinding` false (a packet carrying ASCONF, whose new source is an address being added)
     /// only exact matches count. See `locatePath` for the rebinding rules.
-    func pathIndex(
+    func path(
         forPacketFrom source: SCTPSocketAddress, to local: SCTPSocketAddress, allowsRebinding: Bool = true,
         now: SCTPTime
-    ) -> Int? {
+    ) -> PathID? {
         locatePath(forPacketFrom: source, to: local, allowsRebinding: allowsRebinding, now: now)
     }
 
     /// The path for new data and control chunks: the primary if usable, else the first active one.
-    var sendPathIndex: Int {
-        if hasPathPolicies, let i = policySendPathIndex { return i }
-        if paths[primaryPathIndex].isActive || paths[primaryPathIndex].state == .unconfirmed { return primaryPathIndex }
-        if let active = paths.firstIndex(where: { $0.isActive }) { return active }
-        if let pf = paths.firstIndex(where: { $0.state == .potentiallyFailed }) { return pf }
-        return primaryPathIndex
+    var sendPathID: PathID {
+        if hasPathPolicies, let id = policySendPathID { return id }
+        if paths.primary.isActive || paths.primary.state == .unconfirmed { return paths.primaryID }
+        if let active = paths.firstID(where: { $0.isActive }) { return active }
+        if let pf = paths.firstID(where: { $0.state == .potentiallyFailed }) { return pf }
+        return paths.primaryID
     }
 
-    func reportStateChange(_ change: Path.StateChange?, pathIndex: Int) {
+    /// The path SACKs go on: the one the last DATA came in on (RFC 9260 §6.4), or the first path before any DATA
+    /// came or once that path is removed.
+    var sackPathID: PathID {
+        if let id = lastDataPathID, paths.contains(id) { return id }
+        return paths[0].id
+    }
+
+    /// Reports a change of `path`'s state, if any, to the log and the application.
+    func reportStateChange(_ change: Path.StateChange?, path: PathID) {
         guard let change else { return }
         let state: SCTPPathState
         switch change {
@@ -226,31 +230,35 @@ final class Association: DeadlineScheduled {
         case .becamePotentiallyFailed: state = .potentiallyFailed
         case .becameInactive: state = .inactive
         }
-        logger.info("path state", metadata: ["path": "\(paths[pathIndex].remoteAddress)", "state": "\(state)"])
-        output.events.append(.pathStateChanged(id, remote: paths[pathIndex].remoteAddress, state))
+        let remote = paths[path].remoteAddress
+        logger.info("path state", metadata: ["path": "\(remote)", "state": "\(state)"])
+        output.events.append(.pathStateChanged(id, remote: remote, state))
     }
 
     // MARK: - Sending packets
 
     /// Sends one packet of `chunks` on a path, with our tag unless `tag` says otherwise.
-    func send(_ chunks: some Collection<Chunk>, pathIndex: Int, now: SCTPTime, tag: VerificationTag? = nil) {
+    func send(_ chunks: some Collection<Chunk>, path: PathID, now: SCTPTime, tag: VerificationTag? = nil) {
         guard !chunks.isEmpty else { return }
         var dataBytes = 0
         for chunk in chunks {
             if case .data(let d) = chunk { dataBytes += d.userData.readableBytes }
         }
         // AUTH goes in front of the first chunk the peer wants authenticated (RFC 4895 §6.2).
-        emit(buildPacket(chunks, tag: tag ?? peerTag), pathIndex: pathIndex, dataBytes: dataBytes, now: now)
+        emit(buildPacket(chunks, tag: tag ?? peerTag), path: path, dataBytes: dataBytes, now: now)
     }
 
-    func emit(_ packet: ByteBuffer, pathIndex: Int, dataBytes: Int, now: SCTPTime) {
+    func emit(_ packet: ByteBuffer, path: PathID, dataBytes: Int, now: SCTPTime) {
+        // A path removed while its packet was handled (an ASCONF bundled before the chunk answered deleted it):
+        // the primary.
+        let p = paths.position(of: path) ?? paths.position(of: paths.primaryID)!
         // Fields read one by one: a copy of the whole path would retain everything it holds.
-        paths[pathIndex].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
-        let destination = paths[pathIndex].remoteAddress
+        paths[p].recordSent(bytes: packet.readableBytes, dataBytes: dataBytes, now: now)
+        let destination = paths[p].remoteAddress
         // A path learnt from the peer's address list leaves from the association's own address unless told
         // otherwise.
         let source =
-            paths[pathIndex].localAddress ?? paths[primaryPathIndex].localAddress
+            paths[p].localAddress ?? paths.primary.localAddress
             ?? SCTPSocketAddress(ip: destination.ip.isIPv4 ? .anyV4 : .anyV6, port: 0)
         output.datagrams.append(SCTPDatagram(source: source, destination: destination, payload: packet, owner: owner))
     }
@@ -277,7 +285,7 @@ final class Association: DeadlineScheduled {
     func abort(causes: [ErrorCause], reason: SCTPCloseReason, now: SCTPTime) {
         guard !isClosed else { return }
         if !paths.isEmpty {
-            send([.abort(AbortChunk(isTagReflected: false, causes: causes))], pathIndex: sendPathIndex, now: now)
+            send([.abort(AbortChunk(isTagReflected: false, causes: causes))], path: sendPathID, now: now)
         }
         close(reason)
     }

@@ -20,7 +20,9 @@ extension SCTPEndpoint {
     /// wildcard took with it are added again with ASCONF. If no other path can carry it when it is due, an
     /// addition queued behind it goes first and the deletion leaves from the added address (`replaceLocalAddress`
     /// orders the two itself); with none, the deletion is dropped and the path is left to fail.
-    public func removeLocalAddress(_ local: SCTPSocketAddress, on id: SCTPAssociationID, now: SCTPTime)
+    public func removeLocalAddress(
+        _ local: SCTPSocketAddress, on id: SCTPAssociationID, now: SCTPTime
+    )
         throws(SCTPError)
     {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
@@ -63,7 +65,7 @@ extension SCTPEndpoint {
     ) throws(SCTPError) {
         guard let association = associations[id] else { throw .noSuchAssociation(id) }
         defer { settle(association) }
-        let destination = remote ?? association.paths[association.primaryPathIndex].remoteAddress
+        let destination = remote ?? association.paths.primary.remoteAddress
         try association.requestAddressChange(.setPrimary(local: local, remote: destination), now: now)
     }
 

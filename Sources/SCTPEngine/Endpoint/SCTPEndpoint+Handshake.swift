@@ -50,7 +50,7 @@ extension SCTPEndpoint {
                 localTSN = existing.parameters.localInitialTSN
             case .shutdownAckSent:
                 // RFC 9260 §9.2: an INIT in SHUTDOWN-ACK-SENT is answered with SHUTDOWN-ACK.
-                existing.send([.shutdownAck(ShutdownAckChunk())], pathIndex: existing.sendPathIndex, now: now)
+                existing.send([.shutdownAck(ShutdownAckChunk())], path: existing.sendPathID, now: now)
                 settle(existing)
                 return
             default:
@@ -180,7 +180,7 @@ extension SCTPEndpoint {
                         [
                             .error(ErrorChunk(causes: [.cookieReceivedWhileShuttingDown])),
                             .shutdownAck(ShutdownAckChunk()),
-                        ], pathIndex: existing.sendPathIndex, now: now)
+                        ], path: existing.sendPathID, now: now)
                     settle(existing)
                     return
                 }
@@ -208,8 +208,8 @@ extension SCTPEndpoint {
             guard makeRoom(for: owner, cookie: cookie, from: source, to: local, now: now) else { return }
             association = acceptNew(cookie, from: source, to: local, now: now)
         }
-        let cookiePath = association.pathIndex(forPacketFrom: source, to: local, now: now) ?? 0
-        association.send([.cookieAck(CookieAckChunk())], pathIndex: cookiePath, now: now)
+        let cookiePath = association.path(forPacketFrom: source, to: local, now: now) ?? association.paths[0].id
+        association.send([.cookieAck(CookieAckChunk())], path: cookiePath, now: now)
         // Chunks bundled after the COOKIE-ECHO (RFC 9260 §5.1: DATA may follow it) are processed now.
         if packet.chunks.count > 1 {
             var rest = packet

@@ -111,6 +111,10 @@ struct Path: Sendable {
     private(set) var pacer: SendRateBucket?
     /// A backup path kept off data because a better path is reachable; set by `Association.refreshPathRoles`.
     var isStandby = false
+    /// Bytes the last SACK newly acknowledged here while the path is in fast recovery. That many bytes of
+    /// retransmissions may go beyond cwnd, so recovery keeps pace with delivery (packet conservation, as in PRR,
+    /// RFC 6937) without flooding the path. Spent by `Association.sendDataPacket`, dropped at the end of `transmit`.
+    var recoveryAllowance = 0
 
     init(
         id: PathID, remoteAddress: SCTPSocketAddress, localAddress: SCTPSocketAddress? = nil, mtu: Int,

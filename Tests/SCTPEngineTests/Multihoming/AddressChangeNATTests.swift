@@ -196,7 +196,7 @@ import Testing
         #expect(log.refusals == 0)
         #expect(s.serverPaths().map(\.remote) == [n1])
         let server = try #require(s.server.endpoint.associations[s.serverAssociation])
-        #expect(server.paths[server.primaryPathIndex].remoteAddress == n1)
+        #expect(server.paths.primary.remoteAddress == n1)
         try s.network.run(for: .seconds(5))
         #expect(s.client.closed.isEmpty && s.server.closed.isEmpty)
     }
@@ -246,7 +246,7 @@ import Testing
         #expect(accepted.count == 1)
         if case .errorCauseIndication = accepted.first { Issue.record("refused: \(accepted)") }
         #expect(server.paths.map(\.remoteAddress) == [n2])
-        #expect(server.paths[server.primaryPathIndex].remoteAddress == n2)
+        #expect(server.paths.primary.remoteAddress == n2)
     }
 
     /// Feeds the server's association one authenticated-as-if ASCONF (the AUTH check happens before

@@ -69,7 +69,9 @@ import Testing
         #expect(try #require(s.serverPath2?.srtt) <= bound)
         // The server probed at once too: its path was active before the client's.
         #expect(s.serverPath2?.state == .active)
-        print("new path: ASCONF at \(asconf), ASCONF-ACK at \(ack), confirmed at \(clientConfirmed) (\(clientConfirmed - ack) after the ACK, RTT \(rtt2))")
+        print(
+            "new path: ASCONF at \(asconf), ASCONF-ACK at \(ack), confirmed at \(clientConfirmed) (\(clientConfirmed - ack) after the ACK, RTT \(rtt2))"
+        )
         try s.network.runUntil({ s.server.totalReceivedBytes == 400_000 }, timeout: .seconds(30))
         if let first = firstDataOnPath2 {
             // Once the scheduler sends on every active path (CMT): DATA left on path 2 within the bound (it
@@ -138,7 +140,7 @@ import Testing
         #expect(acks.count == 2 && acks[1] == acks[0].next)
         // The server made C2's NAT address its primary.
         let server = try #require(s.server.endpoint.associations[s.serverAssociation])
-        #expect(server.paths[server.primaryPathIndex].remoteAddress.ip == S.n2)
+        #expect(server.paths.primary.remoteAddress.ip == S.n2)
         // A replayed ASCONF (as if our ACK were lost) gets the cached ASCONF-ACK, and changes nothing.
         let pathsBefore = server.paths.count
         let replay = try #require(asconfs.last)
