@@ -182,13 +182,18 @@ import Testing
             on: loop
         ).get()
         let port = try await loop.submit { driver.localAddresses[0].port }.get()
-        try await loop.submit {
+        // The INIT leaves (and fails) within `connect`: counted at once. (Read later, the INIT's retransmissions
+        // would add to it on a slow machine.)
+        let failures = try await loop.submit {
             _ = driver.connect(to: SCTPSocketAddress("255.255.255.255:9")!, peerPort: 9)
+            return driver.statistics.sendFailures
         }.get()
+        #expect(failures == 1)
+        try await Task.sleep(for: .milliseconds(300))
         let (stats, bound, isOpen) = try await loop.submit {
             (driver.statistics, driver.localAddresses, driver.sockets[0].isOpen)
         }.get()
-        #expect(stats.sendFailures == 1)
+        #expect(stats.sendFailures >= 1)
         #expect(stats.rebinds == 0)
         #expect(isOpen)
         #expect(bound == [SCTPSocketAddress(ip: .anyV4, port: port)])
@@ -208,7 +213,7 @@ import Testing
         let bound = try await loop.submit { driver.localAddresses }.get()
         try await loop.submit { driver.sockets[0].channel.close(promise: nil) }.get()
         var rebound = false
-        for _ in 0..<50 where !rebound {
+        for _ in 0..<200 where !rebound {
             try await Task.sleep(for: .milliseconds(50))
             rebound = try await loop.submit { driver.statistics.rebinds == 1 }.get()
         }
