@@ -187,7 +187,7 @@ public final class SCTPDriver: @unchecked Sendable {
     private var lastDestination: (SCTPSocketAddress, RawSocketAddress)?
     /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
     private var batch: OutgoingBatch?
-    /// Run buffers handed to channels, oldest first, to be reused once written (`takeRunBuffer`).
+    /// Run buffers sent (or handed to a channel), oldest first, to be reused once written (`takeRunBuffer`).
     private var spareRuns: [ByteBuffer] = []
     static let spareRunLimit = 4
     /// For tests: the outcome of a send, decided instead of the kernel (nil: send for real), for what loopback
@@ -520,7 +520,7 @@ public final class SCTPDriver: @unchecked Sendable {
         drainSecurity()
     }
 
-    /// The NIO address of `destination` (a one-entry cache: bulk traffic goes to one peer).
+    /// The kernel's form of `destination` (a one-entry cache: bulk traffic goes to one peer).
     private func remote(for destination: SCTPSocketAddress) -> RawSocketAddress {
         if let (cached, address) = lastDestination, cached == destination { return address }
         let address = RawSocketAddress(destination)
