@@ -47,6 +47,9 @@ struct BBRController: Sendable {
     static let queueAllowanceFloor = SCTPDuration.milliseconds(5)
     /// Below this fraction of the estimate, what a window of standing queue delivered is the path's new rate.
     static let rateDropFraction = 0.8
+    /// In the window after such a cut, with the queue still standing, below this fraction of the cut estimate what
+    /// the window delivered replaces it once more.
+    static let refinementFraction = 0.95
     /// While competing, new data is paced at this many windows per smoothed round trip (Linux paces its
     /// loss-based controllers at 1.2 in congestion avoidance), so the pacer never holds the window back.
     static let competingPacingGain = 1.2
@@ -87,6 +90,8 @@ struct BBRController: Sendable {
     /// Round trips since the queue began to stand in which a window of it had no more than a BDP of this path's in
     /// flight, and the last of them.
     private(set) var foreignQueueRounds = 0
+    /// The last window of standing queue cut the estimate to its delivery: the next one may refine it.
+    private var refinesCutEstimate = false
     private var lastForeignQueueRound: UInt64?
     /// Set while the path competes with a loss-based flow.
     private(set) var competition: Competition?
@@ -237,11 +242,27 @@ struct BBRController: Sendable {
             standingQueueSince = nil
             foreignQueueRounds = 0
             lastForeignQueueRound = nil
+            refinesCutEstimate = false
             return
         }
         if standingQueueSince == nil {
             standingQueueSince = roundCount
             cwndBeforeStandingQueue = window.cwnd
+        }
+        // The windows after a cut: the cut took the largest rate of a window the drop fell inside, and each rate
+        // sample spans a round trip, so the next window or two may still carry deliveries from before the drop.
+        // While each window delivers clearly under the estimate and the queue stands, its rate is the path's and
+        // replaces the estimate again; an estimate left between the old rate and the new one would keep cwnd's BDP
+        // above what the path drains, and that queue would stand as a foreign one does (the path competing with
+        // itself). The first window at the estimate ends it: a competing flow's slow growth is counted as before.
+        if refinesCutEstimate {
+            refinesCutEstimate = false
+            if windowRate > 0 && windowRate < Self.refinementFraction * bandwidth {
+                bandwidthFilter.reset()
+                bandwidthFilter.update(windowRate, round: roundCount)
+                refinesCutEstimate = true
+                return
+            }
         }
         // At most a BDP (and the quantization budget) of this path's own was in flight through the whole window, so
         // the queue is not this path's: it was held to one BDP and it stayed. (A window after the estimate was cut
@@ -259,6 +280,7 @@ struct BBRController: Sendable {
         if windowRate > 0 && windowRate < Self.rateDropFraction * bandwidth {
             bandwidthFilter.reset()
             bandwidthFilter.update(windowRate, round: roundCount)
+            refinesCutEstimate = true
         }
     }
 

@@ -111,6 +111,34 @@ extension Components {
             #expect(abs(cc.cwnd - (2 * 25_000 + 3 * mtu)) <= 1, "\(cc.cwnd)")
         }
 
+        /// A cut takes the largest rate of the window the drop fell in, which may still hold deliveries from before
+        /// it: here the rate falls to 0.8 MB/s but the cut lands at 0.95. The next window of standing queue delivers
+        /// under 0.95 of that and refines the estimate to what the path now carries, so cwnd's one BDP is the path's
+        /// again. (Left at 0.95, the BDP and budget would queue about 13 ms at 0.8 MB/s; in the simulator such a
+        /// queue was taken for a foreign one and the path competed with itself.)
+        @Test func theWindowAfterACutRefinesTheEstimate() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 0.5) { $0.cwnd }
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+
+            model.rtt = .milliseconds(60)
+            model.rate = 950_000
+            for _ in 0..<1000 where cc.bandwidth > 1_000_000 { cc.handleAck(model.ack(flight: 60_000)) }
+            #expect(abs(cc.bandwidth - 950_000) < 1, "\(cc.bandwidth)")
+
+            // From here the round trip is the propagation delay and what this path's window queues at 0.8 MB/s.
+            model.rate = 800_000
+            for _ in 0..<(Int(0.3 * model.rate) / mtu) {
+                let flight = cc.cwnd
+                let queued = max(0, Double(flight + mtu) - model.rate * 0.040) / model.rate
+                model.rtt = .milliseconds(40) + .nanoseconds(Int64(queued * 1e9))
+                cc.handleAck(model.ack(flight: flight))
+            }
+            #expect(abs(cc.bandwidth - 800_000) < 1, "\(cc.bandwidth)")
+            #expect(cc.competition == nil)
+        }
+
         /// A queue that stands while the path keeps no more than a BDP of its own in flight is another flow's: after
         /// four round trips the path competes as a loss-based flow does (a packet more per window acknowledged, half
         /// the window on a loss), keeps the propagation round trip, and goes back to the model once a probe-RTT sees
