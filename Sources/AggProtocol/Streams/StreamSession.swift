@@ -128,30 +128,27 @@ package struct StreamSession {
     /// The latest time an input brought: inputs without a time of their own (a write completed) use it.
     private var clock: NIODeadline
 
-    /// One TCP connection and its stream. The flags are the relay's two directions; the record lives until the
-    /// stream is free on this side, the socket is done and its last write completed.
+    /// One TCP connection and its stream. The socket and the relay's two directions each move through their own
+    /// states; the record lives until the stream is free on this side, the socket is done and its last write
+    /// completed.
     private final class Connection {
         let stream: StreamID
         var state: StreamState
         /// The stream id is free on this side: nothing more is sent for this connection.
         var released = false
         var lastActivity: NIODeadline
-        /// A socket takes writes: client after OPEN-RESULT ok and `handleAttached`, server after the connect.
-        var attached = false
-        /// The socket is gone or was closed by us: nothing more is written or read.
-        var socketDone = false
-        /// Client: OPEN sent, the application waits for the answer.
-        var awaitingOpenResult = false
+        var socket = SocketState.unattached
 
         // TCP → stream
+        var input = InputState.reading
         var pending = Deque<ByteBuffer>()
-        var inputEnded = false
-        var finSent = false
+        /// The socket's handler asked to read and has not been allowed to yet.
         var readWanted = false
-        /// On `readWaiters`.
+        /// On `readWaiters` (membership of that list, which `handleWritable` empties, not a state of the stream).
         var isReadWaiter = false
 
         // Stream → TCP
+        var output = OutputState.writing
         /// DATA that arrived before a socket was attached.
         var backlog: [ByteBuffer] = []
         var writesInFlight = 0
@@ -159,14 +156,46 @@ package struct StreamSession {
         var bufferedBytes = 0
         /// Credit owed to the peer but held while the association is at its buffered-bytes limit.
         var heldCredit: UInt32 = 0
-        var outputEndRequested = false
-        var outputEnded = false
 
         init(stream: StreamID, state: StreamState, lastActivity: NIODeadline) {
             self.stream = stream
             self.state = state
             self.lastActivity = lastActivity
         }
+    }
+
+    /// The TCP socket of a connection, as the session sees it.
+    private enum SocketState: Equatable {
+        /// No socket takes writes yet: the client's before OPEN and between OPEN-RESULT ok and `handleAttached`
+        /// (DATA waits in the backlog), the server's while it connects to the target.
+        case unattached
+        /// Client: OPEN sent, the application waits for the answer; its socket is still the ingress's.
+        case awaitingOpenResult
+        /// Takes writes and is read: client after OPEN-RESULT ok and `handleAttached`, server after the connect.
+        case attached
+        /// Gone or closed by us (or, on the client, handed back to the ingress with a failure): nothing more is
+        /// written to it or read from it.
+        case done
+    }
+
+    /// TCP → stream: the socket's input, then the FIN that ends it on the stream.
+    private enum InputState: Equatable {
+        /// Bytes read go out as DATA.
+        case reading
+        /// The socket's input ended: FIN follows once every byte read went out.
+        case ended
+        /// FIN sent: this direction is finished.
+        case finSent
+    }
+
+    /// Stream → TCP: the peer's DATA, then its FIN, which half-closes the socket after the last write.
+    private enum OutputState: Equatable {
+        /// DATA is written to the socket.
+        case writing
+        /// The peer sent FIN: the socket's output ends once the backlog and every write in flight are done.
+        case finReceived
+        /// The socket's output was ended (`.endOutput`): this direction is finished.
+        case ended
     }
 
     package init(
@@ -303,7 +332,7 @@ package struct StreamSession {
             actions.append(.openFailed(connection, .generalFailure))
             return
         }
-        record.awaitingOpenResult = true
+        record.socket = .awaitingOpenResult
         if let initialData, initialData.readableBytes > 0 { record.pending.append(initialData) }
         flushPending(connection)
         openDeadlines.append((now + openTimeout, connection))
@@ -311,8 +340,8 @@ package struct StreamSession {
 
     /// Client: the relay joined the application's channel after `.opened`: what arrived meanwhile is written.
     package mutating func handleAttached(_ connection: ConnectionID) {
-        guard let record = connections[connection] else { return }
-        record.attached = true
+        guard let record = connections[connection], record.socket == .unattached else { return }
+        record.socket = .attached
         writeBacklog(connection)
     }
 
@@ -328,7 +357,7 @@ package struct StreamSession {
     package mutating func handleTargetConnected(_ connection: ConnectionID) -> Bool {
         guard let record = connections[connection], !record.released, record.state.phase != .idle else { return false }
         guard transmit(.openResult(.ok, text: nil), on: record) != nil else { return false }
-        record.attached = true
+        record.socket = .attached
         writeBacklog(connection)
         flushPending(connection)
         return true
@@ -345,7 +374,7 @@ package struct StreamSession {
     private mutating func refuse(_ connection: ConnectionID, _ code: OpenResultCode, text: String?) {
         guard let record = connections[connection] else { return }
         guard transmit(.openResult(code, text: text), on: record) != nil else { return }
-        record.socketDone = true
+        record.socket = .done
         release(connection)
         actions.append(.close(connection, abortively: false))
         forgetIfDone(connection)
@@ -431,23 +460,22 @@ package struct StreamSession {
         case .open:
             break  // Only on a free server stream: `receiveOnFreeServerStream`.
         case .opened:
-            record.awaitingOpenResult = false
+            if record.socket == .awaitingOpenResult { record.socket = .unattached }
             actions.append(.opened(connection))
         case .openFailed(let code, let text):
             logger.debug(
                 "OPEN failed", metadata: ["stream": "\(record.stream)", "code": "\(code)", "text": "\(text ?? "")"])
-            record.awaitingOpenResult = false
-            record.socketDone = true
+            record.socket = .done
             release(connection)
             forgetIfDone(connection)
             actions.append(.openFailed(connection, ProxyFailure(code) ?? .generalFailure))
         case .deliver(let bytes):
             deliver(bytes, to: connection)
         case .remoteFinished:
-            record.outputEndRequested = true
+            record.output = .finReceived
             endOutputIfDone(connection)
         case .remoteFinishedMustSendClosed:
-            record.outputEndRequested = true
+            record.output = .finReceived
             sendClosedAndRelease(connection)
             endOutputIfDone(connection)
         case .credit:
@@ -458,9 +486,8 @@ package struct StreamSession {
                 metadata: ["stream": "\(record.stream)", "reason": "\(reason)", "text": "\(text ?? "")"])
             if mustAnswer { send(.reset(reason, text: nil), on: record.stream) }
             release(connection)
-            if record.awaitingOpenResult {
-                record.awaitingOpenResult = false
-                record.socketDone = true
+            if record.socket == .awaitingOpenResult {
+                record.socket = .done
                 actions.append(.openFailed(connection, .generalFailure))
             }
             closeSocket(connection, abortively: true)
@@ -481,9 +508,9 @@ package struct StreamSession {
     // MARK: - Stream → TCP
 
     private mutating func deliver(_ bytes: ByteBuffer, to connection: ConnectionID) {
-        guard let record = connections[connection], !record.socketDone else { return }
+        guard let record = connections[connection], record.socket != .done else { return }
         account(bytes.readableBytes, on: connection)
-        if record.attached {
+        if record.socket == .attached {
             write(bytes, to: connection)
         } else {
             record.backlog.append(bytes)
@@ -491,7 +518,7 @@ package struct StreamSession {
     }
 
     private mutating func writeBacklog(_ connection: ConnectionID) {
-        guard let record = connections[connection], record.attached else { return }
+        guard let record = connections[connection], record.socket == .attached else { return }
         let queued = record.backlog
         record.backlog = []  // Still counted: each is counted out when its write completes.
         for bytes in queued { write(bytes, to: connection) }
@@ -606,17 +633,18 @@ package struct StreamSession {
 
     /// After the peer's FIN and the last write: half-close the socket (or detach from an HTTP forward request).
     private mutating func endOutputIfDone(_ connection: ConnectionID) {
-        guard let record = connections[connection], record.outputEndRequested, !record.outputEnded,
-            record.writesInFlight == 0, record.backlog.isEmpty, record.attached, !record.socketDone
+        guard let record = connections[connection], record.output == .finReceived, record.writesInFlight == 0,
+            record.backlog.isEmpty, record.socket == .attached
         else { return }
-        record.outputEnded = true
+        record.output = .ended
         actions.append(.endOutput(connection))
         closeIfFinished(connection)
     }
 
     /// Both directions are finished: the socket closes.
     private mutating func closeIfFinished(_ connection: ConnectionID) {
-        guard let record = connections[connection], record.outputEnded, record.finSent, record.writesInFlight == 0
+        guard let record = connections[connection], record.output == .ended, record.input == .finSent,
+            record.writesInFlight == 0
         else { return }
         closeSocket(connection, abortively: false)
     }
@@ -625,8 +653,8 @@ package struct StreamSession {
 
     /// Bytes read from the connection's socket.
     package mutating func handleRead(_ connection: ConnectionID, _ bytes: ByteBuffer, now: NIODeadline) {
-        guard let record = connections[connection], bytes.readableBytes > 0, !record.inputEnded, !record.socketDone,
-            !record.released
+        guard let record = connections[connection], bytes.readableBytes > 0, record.input == .reading,
+            record.socket != .done, !record.released
         else { return }
         clock = max(clock, now)
         record.lastActivity = now
@@ -657,7 +685,7 @@ package struct StreamSession {
     /// The application (client) or target (server) finished sending: FIN once everything read went out.
     package mutating func handleInputEnded(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
-        record.inputEnded = true
+        if record.input == .reading { record.input = .ended }
         flushPending(connection)
     }
 
@@ -673,13 +701,17 @@ package struct StreamSession {
                 record.pending[record.pending.startIndex] = first
             }
         }
-        if record.pending.isEmpty, record.inputEnded, !record.finSent { sendFin(connection) }
+        if record.pending.isEmpty, record.input == .ended { sendFin(connection) }
         readIfPossible(connection)
     }
 
     private mutating func readIfPossible(_ connection: ConnectionID) {
         guard let record = connections[connection], record.readWanted else { return }
-        guard record.pending.isEmpty, !record.released, isAssociationWritable, record.attached else {
+        guard record.socket != .done else {
+            record.readWanted = false  // Nothing is read from a socket that is gone.
+            return
+        }
+        guard record.pending.isEmpty, !record.released, isAssociationWritable, record.socket == .attached else {
             addReadWaiter(connection, record)
             return
         }
@@ -691,7 +723,7 @@ package struct StreamSession {
         guard let record = connections[connection], !record.released, record.state.maySendData,
             let result = transmit(.fin, on: record)
         else { return }
-        record.finSent = true
+        record.input = .finSent
         if result == .mustSendClosed { sendClosedAndRelease(connection) }
         closeIfFinished(connection)
     }
@@ -714,35 +746,39 @@ package struct StreamSession {
     /// Client, HTTP forward request: the relay left the pipeline after the response. The request direction is
     /// finished too.
     private mutating func handleDetached(_ connection: ConnectionID) {
-        guard let record = connections[connection], !record.socketDone else { return }
+        guard let record = connections[connection], record.socket != .done else { return }
         record.pending.removeAll()
-        record.inputEnded = true
-        if !record.finSent { sendFin(connection) }
-        record.socketDone = true
+        if record.input != .finSent {
+            record.input = .ended
+            sendFin(connection)
+        }
+        record.socket = .done
         forgetIfDone(connection)
     }
 
     /// The relay was removed from the socket's pipeline by something else: the connection is cancelled.
     package mutating func handleRemoved(_ connection: ConnectionID) {
-        guard let record = connections[connection], !record.socketDone else { return }
-        if record.outputEnded {
+        guard let record = connections[connection], record.socket != .done else { return }
+        if record.output == .ended {
             handleDetached(connection)
         } else {
             reset(connection, .cancelled, text: "relay removed", closeSocket: false)
-            record.socketDone = true
+            record.socket = .done
             forgetIfDone(connection)
         }
     }
 
     /// The socket closed: a connection that is not finished both ways is reset.
     package mutating func handleSocketClosed(_ connection: ConnectionID) {
-        guard let record = connections[connection], !record.socketDone else { return }
-        record.socketDone = true
-        if record.outputEnded {
+        guard let record = connections[connection], record.socket != .done else { return }
+        if record.output == .ended {
             // Everything from the peer was delivered and the socket closed: that is its end of input.
-            record.inputEnded = true
+            record.socket = .done
+            if record.input == .reading { record.input = .ended }
             flushPending(connection)
         } else {
+            // An application still waiting for OPEN-RESULT is answered by the reset, which marks its socket done.
+            if record.socket != .awaitingOpenResult { record.socket = .done }
             reset(connection, .connectionReset, text: "the TCP connection closed", closeSocket: false)
         }
         forgetIfDone(connection)
@@ -764,9 +800,8 @@ package struct StreamSession {
         if !record.released, record.state.phase != .idle, record.state.phase != .closed || role == .server {
             if transmit(.reset(reason, text: text), on: record) == .released { release(connection) }
         }
-        if record.awaitingOpenResult {
-            record.awaitingOpenResult = false
-            record.socketDone = true
+        if record.socket == .awaitingOpenResult {
+            record.socket = .done
             actions.append(.openFailed(connection, .generalFailure))
         }
         record.pending.removeAll()
@@ -779,15 +814,25 @@ package struct StreamSession {
         guard let record = connections[connection] else { return }
         record.pending.removeAll()
         dropBacklog(connection)
-        // A client socket never attached (the OPEN failed or is pending) belongs to the ingress, which answers it.
-        guard !record.socketDone, record.attached || role == .server else { return }
-        record.socketDone = true
+        guard ownsSocket(record) else { return }
+        record.socket = .done
         actions.append(.close(connection, abortively: abortively))
         // Closing drops what the socket has not taken: those writes fail and their bytes no longer count, at once
         // (the cap makes room with this).
         if record.bufferedBytes > 0 { account(-record.bufferedBytes, on: connection) }
         record.writesInFlight = 0
         forgetIfDone(connection)
+    }
+
+    /// Whether the session closes the connection's socket: an attached one, or the server's target connection
+    /// while it is made. A client socket never attached (the OPEN failed or is pending) belongs to the ingress,
+    /// which answers it.
+    private func ownsSocket(_ record: Connection) -> Bool {
+        switch record.socket {
+        case .attached: return true
+        case .unattached: return role == .server
+        case .awaitingOpenResult, .done: return false
+        }
     }
 
     /// The stream id is free on this side: nothing more is sent for the connection, and a new one may take it.
@@ -808,7 +853,7 @@ package struct StreamSession {
     /// its last write completed.
     private mutating func forgetIfDone(_ connection: ConnectionID) {
         guard let record = connections[connection], record.released, record.writesInFlight == 0,
-            record.socketDone || !record.attached, !record.awaitingOpenResult
+            record.socket == .done || record.socket == .unattached
         else { return }
         if record.bufferedBytes != 0 { account(-record.bufferedBytes, on: connection) }
         connections[connection] = nil
@@ -850,9 +895,8 @@ package struct StreamSession {
         clock = max(clock, now)
         while let first = openDeadlines.first, first.deadline <= now {
             openDeadlines.removeFirst()
-            guard let record = connections[first.connection], record.awaitingOpenResult else { continue }
-            record.awaitingOpenResult = false
-            record.socketDone = true
+            guard let record = connections[first.connection], record.socket == .awaitingOpenResult else { continue }
+            record.socket = .done
             reset(first.connection, .cancelled, text: "no OPEN-RESULT in time", closeSocket: false)
             actions.append(.openFailed(first.connection, .timeout))
         }
@@ -902,9 +946,9 @@ package struct StreamSession {
         for connection in connections.keys.sorted() {
             let record = connections[connection]!
             record.pending.removeAll()
-            if record.awaitingOpenResult {
+            if record.socket == .awaitingOpenResult {
                 actions.append(.openFailed(connection, .serverUnavailable))
-            } else if !record.socketDone, record.attached || role == .server {
+            } else if ownsSocket(record) {
                 actions.append(.close(connection, abortively: true))
             }
             bufferedBytes -= record.bufferedBytes
