@@ -16,10 +16,10 @@ extension AggClientService {
         // interface.
         let first = boundGroups[0]
         var bound = first.driver.localAddresses.makeIterator()
-        first.pathLocals = configuration.paths.map { $0 == nil ? nil : bound.next() }
+        first.pathLocals = configuration.paths.map { $0.address == nil ? nil : bound.next() }
         var interfaces: [Int: String] = [:]
-        for (index, interface) in configuration.pathInterfaces.enumerated() where index < first.pathLocals.count {
-            if let interface { interfaces[index] = interface }
+        for (index, path) in configuration.paths.enumerated() {
+            if let interface = path.interface { interfaces[index] = interface }
         }
         var initial: [Int: SCTPIPAddress?] = [:]
         for index in interfaces.keys { initial[index] = first.pathLocals[index]?.ip }
@@ -35,7 +35,7 @@ extension AggClientService {
     func pathAddressChanged(_ path: Int, from old: SCTPIPAddress?, to new: SCTPIPAddress?) {
         eventLoop.preconditionInEventLoop()
         if link.isStopped { return }
-        let interface = path < configuration.pathInterfaces.count ? configuration.pathInterfaces[path] : nil
+        let interface = path < configuration.paths.count ? configuration.paths[path].interface : nil
         logger.info(
             "path address changed",
             metadata: [

@@ -29,7 +29,7 @@ extension AggClientService {
         eventLoop.preconditionInEventLoop()
         for (index, local) in group.pathLocals.enumerated() {
             guard let local, !local.ip.isWildcard else { continue }
-            let policy = index < pathPolicies.count ? pathPolicies[index] : .default
+            let policy = index < paths.count ? paths[index].policy : .default
             do {
                 try group.driver.setPathPolicy(policy, for: .local(local.ip), on: id)
             } catch {
@@ -42,17 +42,14 @@ extension AggClientService {
     /// authenticated. Nothing is sent while every path has always had the default policy.
     func requestPeerPathPolicies(on id: SCTPAssociationID, group: GroupDriver, path only: Int? = nil) {
         eventLoop.preconditionInEventLoop()
-        let configured = configuration.paths.indices.map {
-            $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
-        }
-        guard pathPolicies.contains(where: { $0 != .default }) || pathPolicies != configured else { return }
+        guard paths.contains(where: { $0.policy != .default }) || paths != configuration.paths else { return }
         for (index, local) in group.pathLocals.enumerated() where only == nil || only == index {
-            guard let local, !local.ip.isWildcard, index < pathPolicies.count else { continue }
+            guard let local, !local.ip.isWildcard, index < paths.count else { continue }
             // Toward the server address its Add IP went to, so a NAT that maps per destination gives the same
             // public address the server knows the path by.
             let toward = index != group.connectedPath && index < group.servers.count ? group.servers[index] : nil
             do {
-                try group.driver.requestPeerPathPolicy(pathPolicies[index], from: local, toward: toward, on: id)
+                try group.driver.requestPeerPathPolicy(paths[index].policy, from: local, toward: toward, on: id)
             } catch {
                 logger.info(
                     "cannot ask the server for the path policy", metadata: ["local": "\(local)", "error": "\(error)"])
@@ -65,18 +62,17 @@ extension AggClientService {
     /// asked over ASCONF); returns the path's new policy. On the event loop.
     func changePathNow(_ name: String, _ change: PathPolicyChange) throws(PathChangeError) -> SCTPPathPolicy {
         eventLoop.preconditionInEventLoop()
-        guard let index = configuration.pathNames.firstIndex(where: { $0 == name }), index < pathPolicies.count
-        else {
-            throw PathChangeError.noSuchPath(name, known: configuration.pathNames.compactMap { $0 })
+        guard let index = paths.firstIndex(where: { $0.name == name }) else {
+            throw PathChangeError.noSuchPath(name, known: paths.compactMap(\.name))
         }
-        pathPolicies[index] = change.applied(to: pathPolicies[index])
-        logger.info("path policy changed", metadata: ["path": "\(name)", "policy": "\(pathPolicies[index])"])
+        paths[index].policy = change.applied(to: paths[index].policy)
+        logger.info("path policy changed", metadata: ["path": "\(name)", "policy": "\(paths[index].policy)"])
         for group in boundGroups {
             guard let association = linkAssociation(on: group) else { continue }
             applyPathPolicies(on: association.id, group: group)
             if association.phase == "ready" { requestPeerPathPolicies(on: association.id, group: group, path: index) }
         }
-        return pathPolicies[index]
+        return paths[index].policy
     }
 
     /// `changePathNow` from any thread.

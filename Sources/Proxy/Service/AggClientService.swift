@@ -24,19 +24,8 @@ public final class AggClientService: @unchecked Sendable {
         /// With several groups: a server from which nothing authenticated came for this long is given up for the
         /// next group (`ClientLink.Configuration.serverTimeout`).
         public var serverTimeout: TimeAmount = .milliseconds(1500)
-        /// Local addresses to send from, one path each; the first with an address carries the handshake. nil for
-        /// a path whose interface (in `pathInterfaces`) has no address yet: it joins once it gets one.
-        public var paths: [SCTPIPAddress?]
-        /// The interface each path was named by (`--path IFACE`), by index; nil or missing for an address. Such a
-        /// path's socket is bound to the interface too (SO_BINDTODEVICE) and follows the interface's address.
-        public var pathInterfaces: [String?] = []
-        /// What the status page, `aggclient status` and the metrics call each path, by index: the name given in
-        /// `--path NAME=…`, else the interface it was given as; nil for a bare address (the status monitor then
-        /// names it after the interface that holds the address).
-        public var pathNames: [String?] = []
-        /// Each path's policy by index (`--path wwan0,backup,rate=5mbit`); missing means active and uncapped.
-        /// Changed at run time by `changePath` (`aggclient path NAME ...`).
-        public var pathPolicies: [SCTPPathPolicy] = []
+        /// The paths, one local address each; the first with an address carries the handshake.
+        public var paths: [Path]
         public var key: PreSharedKey
         public var limits = StreamLimits()
         /// How long a new connection waits for the association before it fails with `.serverUnavailable`.
@@ -58,7 +47,12 @@ public final class AggClientService: @unchecked Sendable {
         /// The UDP relay (SOCKS5 UDP ASSOCIATE): datagram lifetime, idle timeout, flow limit.
         public var udp = UDPRelaySettings()
 
+        /// Paths from `paths`, bare addresses with the default policy.
         public init(servers: [SCTPSocketAddress], paths: [SCTPIPAddress?], key: PreSharedKey) {
+            self.init(servers: servers, paths: paths.map { Path(address: $0) }, key: key)
+        }
+
+        public init(servers: [SCTPSocketAddress], paths: [Path], key: PreSharedKey) {
             self.servers = servers
             self.paths = paths
             self.key = key
@@ -66,6 +60,33 @@ public final class AggClientService: @unchecked Sendable {
 
         /// The server groups in order of preference: `serverGroups`, or `servers` as the only one.
         var groups: [ServerGroup] { serverGroups.isEmpty ? [ServerGroup(addresses: servers)] : serverGroups }
+
+        /// One configured path (`--path`): where it sends from, what it is called and its policy.
+        public struct Path: Sendable, Equatable {
+            /// The local address to send from; nil while the path's `interface` has no address: it joins once it
+            /// gets one.
+            public var address: SCTPIPAddress?
+            /// The interface the path was named by (`--path IFACE`); nil for an address. Such a path's socket is
+            /// bound to the interface too (SO_BINDTODEVICE) and follows the interface's address.
+            public var interface: String?
+            /// What the status page, `aggclient status` and the metrics call the path: the name given in
+            /// `--path NAME=…`, else the interface it was given as; nil for a bare address (the status monitor then
+            /// names it after the interface that holds the address).
+            public var name: String?
+            /// Its mode, priority and rate cap (`--path wwan0,backup,rate=5mbit`); changed at run time by
+            /// `changePath` (`aggclient path NAME ...`).
+            public var policy: SCTPPathPolicy
+
+            public init(
+                address: SCTPIPAddress?, interface: String? = nil, name: String? = nil,
+                policy: SCTPPathPolicy = .default
+            ) {
+                self.address = address
+                self.interface = interface
+                self.name = name
+                self.policy = policy
+            }
+        }
     }
 
     /// One server: its UDP addresses (the first dialled, the others extra paths' destinations, attempts rotating
@@ -155,8 +176,8 @@ public final class AggClientService: @unchecked Sendable {
     /// DATA bytes received from the server and not yet accepted by local sockets (capped by
     /// `StreamLimits.bufferedBytesPerAssociation`); 0 without an association. Call on the event loop.
     var bufferedBytes: Int { currentStreams?.bufferedBytes ?? 0 }
-    /// Each path's policy now, by index: the configured one until `changePath` changes it.
-    var pathPolicies: [SCTPPathPolicy]
+    /// The configured paths with each one's policy now: the configured one until `changePath` changes it.
+    var paths: [Configuration.Path]
     var addressWatcher: PathAddressWatcher?
     private var listeners: [any Channel] = []
     private var readyPromises: [EventLoopPromise<Void>] = []
@@ -185,9 +206,7 @@ public final class AggClientService: @unchecked Sendable {
         self.eventLoop = eventLoop
         self.logger = logger
         self.key = configuration.key
-        self.pathPolicies = configuration.paths.indices.map {
-            $0 < configuration.pathPolicies.count ? configuration.pathPolicies[$0] : .default
-        }
+        self.paths = configuration.paths
         self.udpMetrics = UDPRelayMetrics(registry: metrics.registry)
         var linkConfiguration = ClientLink.Configuration()
         linkConfiguration.groups = configuration.groups.map(\.addresses.count)
@@ -212,7 +231,7 @@ public final class AggClientService: @unchecked Sendable {
         precondition(
             !groups.isEmpty && groups.allSatisfy { !$0.addresses.isEmpty } && !configuration.paths.isEmpty,
             "needs a server and a path")
-        let locals = configuration.paths.compactMap { $0.map { SCTPSocketAddress(ip: $0, port: 0) } }
+        let locals = configuration.paths.compactMap { $0.address.map { SCTPSocketAddress(ip: $0, port: 0) } }
         return bindDriver(
             configuration: configuration, locals: locals, key: groups[0].key ?? configuration.key,
             on: eventLoop, logger: logger
@@ -248,8 +267,8 @@ public final class AggClientService: @unchecked Sendable {
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload
-        for (index, interface) in configuration.pathInterfaces.enumerated() where index < configuration.paths.count {
-            if let interface, let ip = configuration.paths[index] { options.interfaces[ip] = interface }
+        for path in configuration.paths {
+            if let interface = path.interface, let ip = path.address { options.interfaces[ip] = interface }
         }
         let protection: DatagramProtection = configuration.plaintext ? .plaintext : .client(key: key)
         // Sealed packets need no CRC32c: offered to the server (RFC 9653), used when it offers it back.
@@ -844,13 +863,13 @@ public final class AggClientService: @unchecked Sendable {
         return (inUse, inUse.map { configuration.groups[$0].addresses[0] }, link.failovers, link.returns)
     }
 
-    /// The configured name of the path that sends from `local` now (`Configuration.pathNames`); nil for a path given
-    /// as a bare address, or an address no path uses any more. Call on the event loop.
+    /// The configured name of the path that sends from `local` now (`Configuration.Path.name`); nil for a path
+    /// given as a bare address, or an address no path uses any more. Call on the event loop.
     package func configuredPathName(local: SCTPIPAddress) -> String? {
         guard let index = shownGroup.pathLocals.firstIndex(where: { $0?.ip == local }),
-            index < configuration.pathNames.count
+            index < configuration.paths.count
         else { return nil }
-        return configuration.pathNames[index]
+        return configuration.paths[index].name
     }
 
     /// Whether the association is authenticated, its paths in the active state and its open streams, for the

@@ -31,9 +31,15 @@ extension ServiceSetup {
         }
         let servers = groups.isEmpty ? try resolve(settings.serverAddresses) : groups[0].addresses
         let specs = try settings.pathSpecs()
-        var paths: [SCTPIPAddress?] = []
-        for spec in specs { paths.append(try resolvePath(spec.target)) }
-        if paths.isEmpty { paths = [servers[0].ip.isIPv4 ? .anyV4 : .anyV6] }
+        var paths: [AggClientService.Configuration.Path] = []
+        for spec in specs {
+            let interface = SCTPIPAddress(spec.target) == nil ? spec.target : nil
+            paths.append(
+                .init(
+                    address: try resolvePath(spec.target), interface: interface, name: spec.name ?? interface,
+                    policy: spec.policy))
+        }
+        if paths.isEmpty { paths = [.init(address: servers[0].ip.isIPv4 ? .anyV4 : .anyV6)] }
         let key = try KeyFile.loadClientKey(path: settings.pskFile)
         var configuration = AggClientService.Configuration(servers: servers, paths: paths, key: key)
         configuration.serverGroups = groups
@@ -42,9 +48,6 @@ extension ServiceSetup {
         configuration.segmentationOffload = settings.segmentationOffload
         configuration.sctp.congestionControl = settings.congestionControl
         configuration.udp = settings.udp
-        configuration.pathInterfaces = specs.map { SCTPIPAddress($0.target) == nil ? $0.target : nil }
-        configuration.pathNames = zip(specs, configuration.pathInterfaces).map { $0.name ?? $1 }
-        configuration.pathPolicies = specs.map(\.policy)
         configuration.limits = settings.limits
         return configuration
     }

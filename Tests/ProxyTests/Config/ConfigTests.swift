@@ -244,9 +244,9 @@ import Testing
         settings.localAddresses = ["home=127.0.0.1", "lo", "127.0.0.2"]
         settings.pskFile = keyPath
         let configuration = try ServiceSetup.clientConfiguration(settings)
-        #expect(configuration.pathNames == ["home", "lo", nil])
-        #expect(configuration.pathInterfaces == [nil, "lo", nil])
+        #expect(configuration.paths.map(\.name) == ["home", "lo", nil])
+        #expect(configuration.paths.map(\.interface) == [nil, "lo", nil])
         let loopback = [SCTPIPAddress("127.0.0.1"), SCTPIPAddress("127.0.0.1"), SCTPIPAddress("127.0.0.2")]
-        #expect(configuration.paths == loopback)
+        #expect(configuration.paths.map(\.address) == loopback)
     }
 }

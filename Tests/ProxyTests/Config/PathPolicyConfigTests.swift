@@ -159,7 +159,7 @@ import Testing
         settings.pskFile = keyPath
         let configuration = try ServiceSetup.clientConfiguration(settings)
         #expect(
-            configuration.pathPolicies == [
+            configuration.paths.map(\.policy) == [
                 .default, SCTPPathPolicy(mode: .backup, sendRateLimit: 1_000_000),
             ])
     }

@@ -13,8 +13,9 @@ import Testing
 extension EndToEndTests {
     @Test(.timeLimit(.minutes(2))) func aBackupPathIdlesUntilItIsMadeActiveAtRunTime() throws {
         let harness = try EndToEndHarness { configuration in
-            configuration.pathNames = ["one", "two"]
-            configuration.pathPolicies = [.default, SCTPPathPolicy(mode: .backup)]
+            configuration.paths[0].name = "one"
+            configuration.paths[1].name = "two"
+            configuration.paths[1].policy = SCTPPathPolicy(mode: .backup)
         }
         let status = try StatusEndpoint.start(host: "127.0.0.1", port: 0, client: harness.client).wait()
         defer {
