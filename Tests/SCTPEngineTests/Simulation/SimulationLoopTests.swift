@@ -96,7 +96,9 @@ func impairedTransferTrace(seed: UInt64) throws -> [SimulatedNetwork.TraceEntry]
         #expect(network.now == SCTPTime(nanoseconds: 5_000_000_000))
     }
 
-    @Test func aSimulatedMinuteAt50MbitIsFast() throws {
+    /// A long paced run loses nothing and keeps the link's rate within 1%. How fast the simulator runs is a
+    /// benchmark's figure, not a unit test's: `agg-bench sim` (BENCHMARKS.md, "Simulator speed").
+    @Test func aSimulatedMinuteAt50MbitDeliversEveryPacketAtTheLinkRate() throws {
         // 1200-byte payloads are 1228-byte IP packets: 9824 bits, one every 196.48 µs at 50 Mbit/s.
         let rate: Int64 = 50_000_000
         let interval = SCTPDuration.nanoseconds(9824 * 1_000_000_000 / rate)
@@ -104,14 +106,11 @@ func impairedTransferTrace(seed: UInt64) throws -> [SimulatedNetwork.TraceEntry]
         let (network, _, sink, link) = pacedPair(
             name: "minute-50mbit", LinkConfiguration(rateBitsPerSecond: rate, delay: .milliseconds(20)), size: 1200,
             interval: interval, count: count, keepsPayloads: false)
-        let clock = ContinuousClock()
-        let elapsed = try clock.measure { try network.run(for: .seconds(61)) }
+        try network.run(for: .seconds(61))
         #expect(sink.arrivals.count == count)
         #expect(link.counters.droppedPackets == 0)
         let span = sink.arrivals.last!.time - sink.arrivals.first!.time
         let measured = Double(link.counters.deliveredBytes - 1228) * 8 / span.seconds
         #expect(abs(measured - Double(rate)) / Double(rate) < 0.01)
-        // Generous for debug builds on a loaded machine; release takes a small fraction of a second.
-        #expect(elapsed < .seconds(20), "took \(elapsed)")
     }
 }
