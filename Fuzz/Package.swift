@@ -37,8 +37,8 @@ let package = Package(
         .executableTarget(
             name: "StreamFuzzer",
             dependencies: [
-                "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
-                .product(name: "AggProtocol", package: "agg"), .product(name: "SCTPEngine", package: "agg"),
+                "CFuzzerDriver", .product(name: "AggProtocol", package: "agg"),
+                .product(name: "SCTPEngine", package: "agg"),
             ],
             swiftSettings: strict
         ),
@@ -46,8 +46,7 @@ let package = Package(
         .executableTarget(
             name: "DecryptFuzzer",
             dependencies: [
-                "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
-                .product(name: "ProxyFuzzSupport", package: "agg"),
+                "CFuzzerDriver", .product(name: "ProxyFuzzSupport", package: "agg"),
             ],
             swiftSettings: strict
         ),
@@ -55,8 +54,8 @@ let package = Package(
         .target(
             name: "FuzzSupport",
             dependencies: [
-                .product(name: "Proxy", package: "agg"), .product(name: "AggProtocol", package: "agg"),
-                .product(name: "AggIngress", package: "agg"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "AggProtocol", package: "agg"), .product(name: "AggIngress", package: "agg"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict
@@ -65,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "SOCKSFuzzer",
             dependencies: [
-                "CFuzzerDriver", "FuzzSupport", .product(name: "Proxy", package: "agg"),
+                "CFuzzerDriver", "FuzzSupport", .product(name: "AggIngress", package: "agg"),
             ],
             swiftSettings: strict
         ),
@@ -73,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "HTTPFuzzer",
             dependencies: [
-                "CFuzzerDriver", "FuzzSupport", .product(name: "Proxy", package: "agg"),
+                "CFuzzerDriver", "FuzzSupport", .product(name: "AggIngress", package: "agg"),
             ],
             swiftSettings: strict
         ),
@@ -81,8 +80,8 @@ let package = Package(
         .executableTarget(
             name: "StatusFuzzer",
             dependencies: [
-                "CFuzzerDriver", .product(name: "Proxy", package: "agg"),
-                .product(name: "ProxyFuzzSupport", package: "agg"), .product(name: "NIOCore", package: "swift-nio"),
+                "CFuzzerDriver", .product(name: "ProxyFuzzSupport", package: "agg"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ],
             swiftSettings: strict

@@ -1,6 +1,5 @@
 import CFuzzerDriver
 import Foundation
-import Proxy
 import ProxyFuzzSupport
 
 /// libFuzzer entry point for the datagram decryption layer: a client and a server (`DatagramSecurityFuzzPair`)
@@ -40,7 +39,8 @@ public func fuzzDecrypt(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             let (packet, answers) = pair.openAtServer(datagram)
             precondition(packet == nil, "the server opened a datagram the fuzzer made up, mutated or replayed")
             for answer in answers {
-                precondition(answer.count <= datagram.count, "the server amplified: \(answer.count) for \(datagram.count)")
+                precondition(
+                    answer.count <= datagram.count, "the server amplified: \(answer.count) for \(datagram.count)")
                 if answer.first == 0x56 { versionAnswers += 1 } else { replies += 1 }
             }
         case 2:

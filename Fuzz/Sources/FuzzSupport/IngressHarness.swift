@@ -2,7 +2,6 @@ import AggIngress
 import AggProtocol
 import NIOCore
 import NIOEmbedded
-import Proxy
 
 /// Runs one fuzz input through agg's ingress (protocol detection, SOCKS handshakes, HTTP proxy) on an
 /// `EmbeddedChannel`, the way a local application's connection would, with a connector that plays the upstream.

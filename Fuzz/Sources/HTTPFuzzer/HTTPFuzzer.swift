@@ -1,6 +1,6 @@
+import AggIngress
 import CFuzzerDriver
 import FuzzSupport
-import Proxy
 
 /// libFuzzer entry point for the HTTP proxy listener: NIOHTTP1's request decoder and `HTTPProxyHandler` on an
 /// `EmbeddedChannel`. The input's first byte chooses the options (see `IngressHarness.options`); then comes the

@@ -1,6 +1,6 @@
+import AggIngress
 import CFuzzerDriver
 import FuzzSupport
-import Proxy
 
 /// libFuzzer entry point for the SOCKS listener: the input's first byte chooses the options (credentials
 /// required, the connector's outcome, how the bytes are split into reads; see `IngressHarness.options`), the rest

@@ -1,7 +1,6 @@
 import CFuzzerDriver
 import NIOCore
 import NIOEmbedded
-import Proxy
 import ProxyFuzzSupport
 
 /// libFuzzer entry point for the daemons' status endpoint (`--metrics`): NIO's HTTP/1.1 server handlers and

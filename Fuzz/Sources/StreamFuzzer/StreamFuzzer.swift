@@ -1,7 +1,6 @@
 import AggProtocol
 import CFuzzerDriver
 import NIOCore
-import Proxy
 import SCTPEngine
 
 /// libFuzzer entry point for agg's stream protocol: the input is a sequence of SCTP messages (stream, PPID,

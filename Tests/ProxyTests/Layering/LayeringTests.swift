@@ -61,11 +61,14 @@ import Testing
     }
 
     /// sctpcat runs the engine over the transport, nothing of the proxy; the fuzz support wraps the protocol and
-    /// the status endpoint, nothing of the services, so the fuzzers and tests that use it do not pull them in.
+    /// the status endpoint, nothing of the services, so the fuzzers and tests that use it do not pull them in; the
+    /// fuzzers (the Fuzz package) use the layers they fuzz and that support, not the services.
     @Test func toolsUseOnlyTheLayersTheyNeed() throws {
         try Self.expectImports(of: "Sources/sctpcat", within: ["SCTPEngine", "AggTransport", "AggOperations"])
         try Self.expectImports(
             of: "Tests/ProxyFuzzSupport", within: ["SCTPEngine", "AggProtocol", "AggObservability"])
+        try Self.expectImports(
+            of: "Fuzz/Sources", within: ["SCTPEngine", "AggProtocol", "AggIngress", "ProxyFuzzSupport"])
     }
 
     /// The engine and the proxy's protocol take time and randomness from their caller: no clock, no system RNG,
