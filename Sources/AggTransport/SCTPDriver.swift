@@ -460,9 +460,15 @@ public final class SCTPDriver: @unchecked Sendable {
         if !isReadingBatch { flush() }
     }
 
-    /// Keeps the driver's one scheduled task at or before the engine's deadline.
+    /// Keeps the driver's one scheduled task at or before the engine's and the datagram layer's deadlines, read
+    /// together: armed one after the other, whenever no task was armed (each time it fired) the layer's far
+    /// deadline was scheduled first and then cancelled for the engine's near one, two more schedulings and a
+    /// cancellation per firing (callgrind, aggserver with pacing, 32 MiB: 2,533 firings, 6,974 schedulings and
+    /// 4,440 cancellations, 19.5 M instructions).
     private func armTimer() {
-        guard let deadline = endpoint.nextDeadline() else { return }
+        var deadline = endpoint.nextDeadline()
+        if let layer = security?.nextDeadline(), deadline.map({ layer < $0 }) ?? true { deadline = layer }
+        guard let deadline else { return }
         armTimer(at: deadline)
     }
 
@@ -517,7 +523,8 @@ public final class SCTPDriver: @unchecked Sendable {
             // The plaintext packet is spent: the engine builds its next packets in that buffer.
             endpoint.recycle(datagram.payload)
         }
-        drainSecurity()
+        // `drain` arms the timer after the engine's datagrams, for the layer's deadline too.
+        drainSecurityOutput()
     }
 
     /// The kernel's form of `destination` (a one-entry cache: bulk traffic goes to one peer).
