@@ -183,6 +183,8 @@ public final class SCTPDriver: @unchecked Sendable {
     private var transmissionScheduled = false
     private var isDraining = false
     private var isClosing = false
+    /// The channel `socketIndex` last found bound to the very source asked for (checked again before each use).
+    private var lastSourceSocket: Int?
     /// One-entry cache of the last destination's kernel address: bulk traffic goes to one peer.
     private var lastDestination: (SCTPSocketAddress, RawSocketAddress)?
     /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
@@ -654,6 +656,13 @@ public final class SCTPDriver: @unchecked Sendable {
     /// The channel for a datagram's source: the exact address, else one bound to the same IP, else a wildcard
     /// channel, else the first channel of the destination's family.
     func socketIndex(for source: SCTPSocketAddress, family isIPv4: Bool) -> Int? {
+        // Bulk traffic leaves from one address: the channel last found as a source's own is checked first (the
+        // search below cost about 110 instructions per datagram).
+        if let index = lastSourceSocket, index < sockets.count, sockets[index].isOpen, sockets[index].bound == source,
+            source.ip.isIPv4 == isIPv4
+        {
+            return index
+        }
         // The channel of that very address is closed (its address left the host): another channel would send the
         // datagram through another uplink and NAT, and a wildcard ASCONF from there would teach the peer the wrong
         // address. It fails instead, as the path should.
@@ -666,7 +675,10 @@ public final class SCTPDriver: @unchecked Sendable {
         var wildcard: Int?
         var sameFamily: Int?
         for (index, socket) in sockets.enumerated() where socket.isOpen && socket.bound.ip.isIPv4 == isIPv4 {
-            if socket.bound == source { return index }
+            if socket.bound == source {
+                lastSourceSocket = index
+                return index
+            }
             if sameIP == nil, socket.bound.ip == source.ip, source.port == 0 { sameIP = index }
             if wildcard == nil, socket.bound.ip.isWildcard,
                 source.port == 0 || source.port == socket.bound.port || source.ip.isWildcard
