@@ -62,7 +62,8 @@ extension SCTPDriver {
     func openReceived(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         guard let security else { return datagram }
         let opened = security.open(datagram, clock: clock)
-        drainSecurity()
+        // A datagram for the engine is followed by `drain`, which arms the timer for the layer's deadline as well.
+        if opened == nil { drainSecurity() } else { drainSecurityOutput() }
         return opened
     }
 
