@@ -196,13 +196,13 @@ package struct ServerDatagramSecurity {
         switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
         case .data:
             switch openData(&datagram, layout: .full, clock: clock) {
-            case .opened: return datagram
+            case .opened: return consume datagram
             case .spent: return nil
             case .notOpened: break
             }
         case .compactData:
             switch openData(&datagram, layout: .compact, clock: clock) {
-            case .opened: return datagram
+            case .opened: return consume datagram
             case .spent: return nil
             case .notOpened: break
             }
