@@ -62,20 +62,17 @@ extension SCTPDriver {
     func openReceived(_ datagram: consuming SCTPDatagram, clock: SecurityClock) -> SCTPDatagram? {
         guard let security else { return datagram }
         let opened = security.open(datagram, clock: clock)
-        drainSecurity()
+        // A datagram for the engine is followed by `drain`, which arms the timer for the layer's deadline as well.
+        if opened == nil { drainSecurity() } else { drainSecurityOutput() }
         return opened
     }
 
-    /// The driver's timer fired: the layer handles what came due, or asks for the timer again at its own deadline
-    /// when it was the engine's that fired it.
+    /// The driver's timer fired: the layer handles what came due. The timer is armed again by the drain that
+    /// follows (`handleTimer`), at the earlier of the layer's and the engine's deadlines.
     func handleSecurityTimeout() {
-        guard let security, let deadline = security.nextDeadline() else { return }
-        if deadline <= .now() {
-            security.handleTimeout(clock: Self.securityClock())
-            drainSecurity()
-        } else {
-            armTimer(at: deadline)
-        }
+        guard let security, let deadline = security.nextDeadline(), deadline <= .now() else { return }
+        security.handleTimeout(clock: Self.securityClock())
+        drainSecurityOutput()
     }
 
     /// Starting an association: the client begins a fresh handshake.
@@ -87,10 +84,14 @@ extension SCTPDriver {
     /// one timer forward to the layer's deadline if that comes first.
     func drainSecurity() {
         guard let security else { return }
-        if security.hasOutput {
-            while let datagram = security.pollTransmit() { writeDatagram(datagram) }
-            while let event = security.pollEvent() { onSecurityEvent?(event) }
-        }
+        drainSecurityOutput()
         if let deadline = security.nextDeadline() { armTimer(at: deadline) }
+    }
+
+    /// `drainSecurity` without the timer, for callers inside `drain`, which arms it once for both deadlines.
+    func drainSecurityOutput() {
+        guard let security, security.hasOutput else { return }
+        while let datagram = security.pollTransmit() { writeDatagram(datagram) }
+        while let event = security.pollEvent() { onSecurityEvent?(event) }
     }
 }

@@ -183,6 +183,8 @@ public final class SCTPDriver: @unchecked Sendable {
     private var transmissionScheduled = false
     private var isDraining = false
     private var isClosing = false
+    /// The channel `socketIndex` last found bound to the very source asked for (checked again before each use).
+    private var lastSourceSocket: Int?
     /// One-entry cache of the last destination's kernel address: bulk traffic goes to one peer.
     private var lastDestination: (SCTPSocketAddress, RawSocketAddress)?
     /// Datagrams written but not yet handed to their channel (see `OutgoingBatch`).
@@ -460,9 +462,15 @@ public final class SCTPDriver: @unchecked Sendable {
         if !isReadingBatch { flush() }
     }
 
-    /// Keeps the driver's one scheduled task at or before the engine's deadline.
+    /// Keeps the driver's one scheduled task at or before the engine's and the datagram layer's deadlines, read
+    /// together: armed one after the other, whenever no task was armed (each time it fired) the layer's far
+    /// deadline was scheduled first and then cancelled for the engine's near one, two more schedulings and a
+    /// cancellation per firing (callgrind, aggserver with pacing, 32 MiB: 2,533 firings, 6,974 schedulings and
+    /// 4,440 cancellations, 19.5 M instructions).
     private func armTimer() {
-        guard let deadline = endpoint.nextDeadline() else { return }
+        var deadline = endpoint.nextDeadline()
+        if let layer = security?.nextDeadline(), deadline.map({ layer < $0 }) ?? true { deadline = layer }
+        guard let deadline else { return }
         armTimer(at: deadline)
     }
 
@@ -517,7 +525,8 @@ public final class SCTPDriver: @unchecked Sendable {
             // The plaintext packet is spent: the engine builds its next packets in that buffer.
             endpoint.recycle(datagram.payload)
         }
-        drainSecurity()
+        // `drain` arms the timer after the engine's datagrams, for the layer's deadline too.
+        drainSecurityOutput()
     }
 
     /// The kernel's form of `destination` (a one-entry cache: bulk traffic goes to one peer).
@@ -647,6 +656,13 @@ public final class SCTPDriver: @unchecked Sendable {
     /// The channel for a datagram's source: the exact address, else one bound to the same IP, else a wildcard
     /// channel, else the first channel of the destination's family.
     func socketIndex(for source: SCTPSocketAddress, family isIPv4: Bool) -> Int? {
+        // Bulk traffic leaves from one address: the channel last found as a source's own is checked first (the
+        // search below cost about 110 instructions per datagram).
+        if let index = lastSourceSocket, index < sockets.count, sockets[index].isOpen, sockets[index].bound == source,
+            source.ip.isIPv4 == isIPv4
+        {
+            return index
+        }
         // The channel of that very address is closed (its address left the host): another channel would send the
         // datagram through another uplink and NAT, and a wildcard ASCONF from there would teach the peer the wrong
         // address. It fails instead, as the path should.
@@ -659,7 +675,10 @@ public final class SCTPDriver: @unchecked Sendable {
         var wildcard: Int?
         var sameFamily: Int?
         for (index, socket) in sockets.enumerated() where socket.isOpen && socket.bound.ip.isIPv4 == isIPv4 {
-            if socket.bound == source { return index }
+            if socket.bound == source {
+                lastSourceSocket = index
+                return index
+            }
             if sameIP == nil, socket.bound.ip == source.ip, source.port == 0 { sameIP = index }
             if wildcard == nil, socket.bound.ip.isWildcard,
                 source.port == 0 || source.port == socket.bound.port || source.ip.isWildcard

@@ -231,7 +231,7 @@ package struct ClientDatagramSecurity {
             // A client's engine has one owner, the default one, whatever the datagram handed in said.
             datagram.owner = .unauthenticated
             datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
-            return datagram
+            return consume datagram
         case .helloAck:
             receiveHelloAck(datagram.payload, clock: clock)
             return nil

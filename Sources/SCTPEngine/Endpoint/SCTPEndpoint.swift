@@ -235,8 +235,10 @@ public final class SCTPEndpoint {
         }
         // The chunk array goes back for the next packet, emptied: the chunks' slices of this packet do not outlive
         // it (in plaintext they are slices of the socket's receive buffer, which is reused only once free).
+        // One by one: `removeAll(keepingCapacity:)` goes through the generic `replaceSubrange`, about 130
+        // instructions per packet of one or two chunks.
         var chunks = (consume packet).chunks
-        chunks.removeAll(keepingCapacity: true)
+        while !chunks.isEmpty { chunks.removeLast() }
         spareChunks = chunks
     }
 

@@ -97,7 +97,7 @@ public enum Chunk: Hashable, Sendable {
     public func encode(into buffer: inout ByteBuffer) {
         switch self {
         // The hot paths avoid the existential.
-        case .data(let c): c.encode(into: &buffer)
+        case .data(let c): c.encodeChunk(into: &buffer)
         case .idata(let c): c.encode(into: &buffer)
         case .sack(let c): c.encode(into: &buffer)
         case .nrSack(let c): c.encode(into: &buffer)

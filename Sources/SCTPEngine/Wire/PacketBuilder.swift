@@ -37,7 +37,7 @@ public struct PacketBuilder: Sendable {
     /// Appends a DATA chunk, the one every full packet carries, without wrapping it in a `Chunk`: taking it back
     /// out of the enum copied it (a retain and a release of its payload per chunk).
     public mutating func add(data chunk: DataChunk) {
-        chunk.encode(into: &buffer)
+        chunk.encodeChunk(into: &buffer)
         chunkCount += 1
     }
 

@@ -107,6 +107,28 @@ import Testing
         #expect(Array(buffer.readableBytesView[0..<2]) == [64, 0x01])
     }
 
+    /// The send path's one-reservation DATA encoding writes what the generic per-part encoding writes, zero padding
+    /// included, after bytes already in the packet, from user data that is a slice of a larger buffer, into a
+    /// reused buffer.
+    @Test(arguments: [0, 1, 2, 3, 4, 5, 6, 7, 8, 1_383, 1_400])
+    func dataChunkEncodedInOneReservationMatchesTheGenericEncoding(length: Int) {
+        var message = ByteBuffer(bytes: (0..<(length + 7)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 5) })
+        message.moveReaderIndex(forwardBy: 5)
+        let chunk = DataChunk(
+            tsn: TSN(0xDEAD_BEEF), streamID: StreamID(0x1234), ssn: SSN(0xABCD), ppid: PPID(0x0102_0304),
+            isUnordered: length % 2 == 0, isBeginning: true, isEnding: length % 3 == 0, isImmediate: length == 1_400,
+            userData: message.getSlice(at: message.readerIndex, length: length)!)
+        var generic = ByteBuffer(bytes: [9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9])
+        // A recycled packet buffer: stale bytes past the writer index, which the padding must not keep.
+        var oneReservation = ByteBuffer(repeating: 0xFF, count: 2_048)
+        oneReservation.clear()
+        oneReservation.writeImmutableBuffer(generic)
+        chunk.encode(into: &generic)
+        chunk.encodeChunk(into: &oneReservation)
+        #expect(oneReservation == generic)
+        #expect(oneReservation.readableBytes == 12 + chunk.encodedLength)
+    }
+
     @Test func unrecognizedActionFollowsTheHighBits() {
         #expect(UnknownChunk(type: 0x3F, flags: 0, value: ByteBuffer()).action == .stop)
         #expect(UnknownChunk(type: 0x7F, flags: 0, value: ByteBuffer()).action == .stopAndReport)
