@@ -39,13 +39,17 @@ public struct DataChunk: ChunkBody {
     public var valueLength: Int { Self.headerSize - 4 + userData.readableBytes }
 
     public func encodeValue(into buffer: inout ByteBuffer) {
-        buffer.writeFields(length: 12) { fields in
-            fields.put(tsn.rawValue)
-            fields.put(streamID.rawValue)
-            fields.put(ssn.rawValue)
-            fields.put(ppid.rawValue)
-        }
+        buffer.writeFields(length: 12) { putFixedFields(into: &$0) }
         buffer.writeBytes(of: userData)
+    }
+
+    /// TSN, stream id, SSN and PPID: the value's fixed fields, for both encodings.
+    @inline(__always)
+    private func putFixedFields(into fields: inout FieldWriter) {
+        fields.put(tsn.rawValue)
+        fields.put(streamID.rawValue)
+        fields.put(ssn.rawValue)
+        fields.put(ppid.rawValue)
     }
 
     /// The whole chunk (header, fields, user data, padding) in one reservation of `buffer`, the same bytes as
@@ -60,10 +64,7 @@ public struct DataChunk: ChunkBody {
                 fields.put(Self.type)
                 fields.put(flags)
                 fields.put(UInt16(length))
-                fields.put(tsn.rawValue)
-                fields.put(streamID.rawValue)
-                fields.put(ssn.rawValue)
-                fields.put(ppid.rawValue)
+                putFixedFields(into: &fields)
             }, payload: userData)
     }
 
