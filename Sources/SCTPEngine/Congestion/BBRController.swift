@@ -39,6 +39,11 @@ struct BBRController: Sendable {
     static let bandwidthWindowRounds: UInt64 = 10
     static let minRTTWindow = SCTPDuration.seconds(10)
     static let probeRTTDuration = SCTPDuration.milliseconds(200)
+    /// A round trip within this much of the minimum restarts the minimum's age (a sixteenth of it, at least 1 ms:
+    /// delayed acknowledgements and packet spacing make an empty path's samples vary by about that much).
+    static func nearMinimumSlack(_ minRTT: SCTPDuration) -> SCTPDuration {
+        max(minRTT / 16, .milliseconds(1))
+    }
     /// Pace 1 % below the estimate so a queue the estimate's noise builds drains by itself.
     static let pacingMargin = 0.99
     /// Round trips a standing queue is answered by cutting the estimate before it is taken as someone else's.
@@ -323,6 +328,11 @@ struct BBRController: Sendable {
         // and probe-RTT decides whether the queue is gone.
         if let rtt, rtt > .zero, minRTT.map({ rtt <= $0 }) ?? true || (expired && competition == nil) {
             minRTT = rtt
+            minRTTStamp = ack.now
+        } else if let rtt, let minRTT, competition == nil, rtt <= minRTT + Self.nearMinimumSlack(minRTT) {
+            // The path's queue was (all but) empty on this round trip: what probe-RTT would drain to see is seen.
+            // The minimum keeps its value and its age restarts, so a path that keeps its own queue short does
+            // not halve its window for 200 ms every 10 s (about 1 % of its rate).
             minRTTStamp = ack.now
         }
         return expired

@@ -304,6 +304,24 @@ extension Components {
             #expect(cc.cwnd > 50_000)
         }
 
+        /// A path whose own queue stays short (round trips within a sixteenth of the minimum: 42 ms against 40)
+        /// keeps its minimum fresh: thirty seconds without probe-RTT, so without its 200 ms at half a BDP every ten
+        /// seconds (about 1 % of the path's rate, which aggregation over two paths gave away).
+        @Test func roundTripsNearTheMinimumKeepItFresh() {
+            var cc = BBRController(mtu: mtu)
+            var model = path()
+            model.run(&cc, seconds: 2) { _ in 45_000 }
+            model.rtt = .milliseconds(42)
+            var probed = false
+            for _ in 0..<(Int(model.rate * 30) / mtu) {
+                cc.handleAck(model.ack(flight: 45_000))
+                if cc.mode == .probeRTT { probed = true }
+            }
+            #expect(!probed)
+            #expect(cc.minRTT == .milliseconds(40))
+            #expect(cc.mode == .probeBandwidth)
+        }
+
         @Test func windowedMaxKeepsTheLargestValueOfItsWindow() {
             var filter = WindowedMaxFilter(window: 10)
             filter.update(5, round: 1)
