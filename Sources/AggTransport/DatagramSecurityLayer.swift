@@ -51,6 +51,15 @@ package final class DatagramSecurityLayer {
 
     private static func sealOverhead(of state: inout ClientDatagramSecurity) -> Int { state.sealOverhead }
 
+    /// The bytes the session sealing `owner`'s datagrams toward `destination` adds to each (its layout's header and
+    /// tag); nil when there is no such session (a plaintext association's datagrams leave unsealed).
+    func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
+        if isClient { return Self.sessionOverhead(of: &client!) }
+        return server!.sealOverhead(owner: owner, toward: destination)
+    }
+
+    private static func sessionOverhead(of state: inout ClientDatagramSecurity) -> Int? { state.sessionOverhead }
+
     /// Seals `datagram` onto the end of `output`; the bytes appended, or nil when nothing was.
     /// `clock` is read only by a client (its rekey schedule): a server seals without reading the time.
     func seal(_ datagram: SCTPDatagram, clock: () -> SecurityClock, appendingTo output: inout ByteBuffer) -> Int? {

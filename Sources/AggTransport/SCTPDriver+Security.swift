@@ -80,6 +80,19 @@ extension SCTPDriver {
         security?.restart(now: .now())
     }
 
+    /// An association is up: from now on its packets are sized for the overhead of the session that seals them
+    /// rather than the largest of any layout (version 4's session takes 25 bytes where 33 were left), so its
+    /// datagrams are as large as the path takes. Plaintext associations keep the configured size.
+    func sizePackets(of id: SCTPAssociationID) {
+        guard let security, let owner = endpoint.owner(of: id), let remote = endpoint.paths(of: id).first?.remote,
+            let overhead = security.sealOverhead(owner: owner, toward: remote)
+        else { return }
+        let size = (datagramSizeLimit - overhead) & ~3
+        if let current = endpoint.paths(of: id).first?.pmtu, size > current {
+            endpoint.setMaxPacketSize(size, for: id)
+        }
+    }
+
     /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's
     /// one timer forward to the layer's deadline if that comes first.
     func drainSecurity() {

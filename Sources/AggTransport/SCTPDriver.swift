@@ -197,6 +197,9 @@ public final class SCTPDriver: @unchecked Sendable {
     var simulatedSend: ((_ segmented: Bool) -> UDPSocket.SendResult?)?
     /// Datagram encryption (nil: plain RFC 6951); see `SCTPDriver+Security.swift`.
     var security: DatagramSecurityLayer?
+    /// The largest UDP payload sent: the configuration's packet size before the datagram layer's overhead was
+    /// taken off it (`sizePackets(of:)` gives each association what its session's layout leaves).
+    var datagramSizeLimit = SCTPConfiguration().maxPacketSize
 
     init(
         endpoint: SCTPEndpoint, eventLoop: any EventLoop, options: Options, logger: Logger,
@@ -222,12 +225,15 @@ public final class SCTPDriver: @unchecked Sendable {
     ) -> EventLoopFuture<SCTPDriver> {
         return eventLoop.flatSubmit {
             var configuration = configuration
+            let datagramSizeLimit = configuration.maxPacketSize
             // Sealed datagrams stay as large as plain ones; the engine pads chunks to 4 bytes, so a multiple of 4.
+            // Room for the largest overhead of any session layout, until an association's session is known.
             configuration.maxPacketSize = (configuration.maxPacketSize - protection.overhead) & ~3
             let endpoint = SCTPEndpoint(
                 configuration: configuration, seed: seed, advertisedAddresses: advertisedAddresses, logger: logger)
             let driver = SCTPDriver(
                 endpoint: endpoint, eventLoop: eventLoop, options: options, logger: logger, onEvent: onEvent)
+            driver.datagramSizeLimit = datagramSizeLimit
             driver.security = DatagramSecurityLayer(
                 protection, shard: configuration.shard, random: SystemRandomNumberGenerator())
             var future = eventLoop.makeSucceededVoidFuture()
@@ -454,6 +460,7 @@ public final class SCTPDriver: @unchecked Sendable {
             }
             armTimer()
             endpoint.drainEvents { event in
+                if case .established(let id, _, _) = event { sizePackets(of: id) }
                 onEvent(event)
                 progressed = true
             }

@@ -96,6 +96,9 @@ package struct ClientDatagramSecurity {
     /// there is no session, when nothing is sealed).
     package var sealOverhead: Int { current?.cipher.layout.overhead ?? SecureDatagram.overhead }
 
+    /// Bytes the current session's layout adds to a packet; nil before the first handshake completes.
+    package var sessionOverhead: Int? { current?.cipher.layout.overhead }
+
     /// Datagrams held until the handshake completes.
     var queuedCount: Int { queue.count }
 

@@ -531,6 +531,15 @@ package struct ServerDatagramSecurity {
         return length + (sealingSession(for: datagram)?.overhead ?? SecureDatagram.overhead)
     }
 
+    /// Bytes the session that seals `owner`'s datagrams toward `destination` adds to each: its layout's header and
+    /// tag. Nil for a plaintext owner, or when no session of the owner's key routes there.
+    package func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
+        guard owner != .unauthenticated, let id = routes[Route(owner: owner, address: destination)],
+            let slot = sessions.slot(of: id)
+        else { return nil }
+        return sessions.slots[slot]?.cipher.layout.overhead
+    }
+
     /// The session that seals `datagram` (its owner's key's route to the destination), its slot and its layout's
     /// overhead.
     private mutating func sealingSession(for datagram: SCTPDatagram) -> (slot: Int, overhead: Int)? {

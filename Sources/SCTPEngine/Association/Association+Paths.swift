@@ -152,7 +152,7 @@ extension Association {
         }) {
             paths.replace(
                 Path(
-                    id: id, remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
+                    id: id, remoteAddress: remote, localAddress: local, mtu: maxPacketSize,
                     configuration: pathConfiguration, isConfirmed: false))
             timers.disarmAll(on: id)
             rebuildPathLookups()
@@ -161,7 +161,7 @@ extension Association {
         }
         guard hasRoomForPath else { return nil }
         let path = Path(
-            id: PathID(nextPathID), remoteAddress: remote, localAddress: local, mtu: configuration.maxPacketSize,
+            id: PathID(nextPathID), remoteAddress: remote, localAddress: local, mtu: maxPacketSize,
             configuration: pathConfiguration, isConfirmed: false)
         nextPathID += 1
         paths.append(path)
@@ -262,5 +262,14 @@ extension Association {
         guard let path = paths.firstID(where: { $0.remoteAddress == remote }) else { return false }
         paths.makePrimary(path)
         return true
+    }
+}
+
+extension Association {
+    /// Sets the largest packet every path, and every path added later, is given. Packets already built keep their
+    /// size; DATA is fragmented when it is packed, so the next packet of every path uses the new one.
+    func setMaxPacketSize(_ size: Int) {
+        maxPacketSize = size
+        for position in paths.indices { paths[position].setMTU(size) }
     }
 }

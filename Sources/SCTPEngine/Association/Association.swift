@@ -21,6 +21,9 @@ final class Association: DeadlineScheduled {
     let peerPort: UInt16
     /// Whose datagrams created the association: it sees only that owner's datagrams and its own carry it.
     let owner: SCTPOwner
+    /// The largest packet a path is given (its MTU): the configuration's, until the layer below says its
+    /// datagrams leave more room (`setMaxPacketSize`).
+    var maxPacketSize: Int
 
     // MARK: Paths
     /// Change a path's addresses, or add or remove one, only through the methods of `Association+Paths.swift`,
@@ -107,6 +110,7 @@ final class Association: DeadlineScheduled {
         self.parameters = parameters
         self.localPort = configuration.localPort
         self.peerPort = peerPort
+        self.maxPacketSize = configuration.maxPacketSize
         self.sendQueue = SendQueue(
             highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
         self.outstanding = OutstandingData(
@@ -186,7 +190,7 @@ final class Association: DeadlineScheduled {
         guard hasRoomForPath else { return nil }
         let path = Path(
             id: PathID(nextPathID), remoteAddress: remote, localAddress: local,
-            mtu: configuration.maxPacketSize, configuration: pathConfiguration, isConfirmed: confirmed)
+            mtu: maxPacketSize, configuration: pathConfiguration, isConfirmed: confirmed)
         nextPathID += 1
         paths.append(path)
         rebuildPathLookups()

@@ -145,6 +145,14 @@ public final class SCTPEndpoint {
     /// Bytes queued or in flight and not yet acknowledged.
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
 
+    /// Sets the largest SCTP packet the association builds from now on, on every path (a path's MTU): for a layer
+    /// below whose own overhead turns out smaller than the one `SCTPConfiguration.maxPacketSize` left room for
+    /// (datagram encryption learns it from the session's handshake). Between 508 and 65,535 bytes.
+    public func setMaxPacketSize(_ size: Int, for id: SCTPAssociationID) {
+        precondition((508...65_535).contains(size), "an SCTP packet size from 508 to 65,535 bytes")
+        associations[id]?.setMaxPacketSize(size)
+    }
+
     /// Graceful shutdown: queued data is delivered first (RFC 9260 §9.2).
     public func shutdown(_ id: SCTPAssociationID, now: SCTPTime) {
         guard let association = associations[id] else { return }

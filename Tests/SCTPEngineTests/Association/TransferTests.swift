@@ -105,4 +105,23 @@ struct OnePathScenario {
         #expect(largest <= maxPacketSize)
         #expect(largest >= maxPacketSize - 3 - 16)  // bulk data still fills packets
     }
+
+    /// `setMaxPacketSize` (the layer below learnt its overhead is smaller than it left room for) takes effect on the
+    /// next packet of every path: a transfer started at 1,200-byte packets goes on at 1,436.
+    @Test func aLargerPacketSizeSetMidTransferFillsTheLargerPackets() throws {
+        let s = OnePathScenario(
+            seed: 8, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            configure: { $0.maxPacketSize = 1200 })
+        var largest = 0
+        s.network.onDelivery = { datagram, _, _ in largest = max(largest, datagram.payload.readableBytes) }
+        let id = s.connect()
+        s.client.startTransfer(on: id, stream: StreamID(0), total: 600_000, messageSize: 7_001)
+        try s.network.runUntil({ s.server.totalReceivedBytes >= 100_000 }, timeout: .seconds(30))
+        #expect(largest <= 1200)
+        s.client.perform(at: s.network.now) { $0.setMaxPacketSize(1439, for: id) }
+        largest = 0
+        try s.network.runUntil({ s.server.totalReceivedBytes == 600_000 }, timeout: .seconds(30))
+        #expect(s.server.corruption == nil)
+        #expect(largest == 1436, "\(largest)")
+    }
 }
