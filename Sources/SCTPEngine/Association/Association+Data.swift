@@ -25,6 +25,22 @@ extension Association {
     var isWritable: Bool { sendQueue.isWritable }
     var bufferedAmount: Int { sendQueue.bufferedBytes + outstanding.unackedBytes }
 
+    /// The unsent bytes queued before back-pressure: twice the paths' congestion windows together, within
+    /// `minimumSendBufferSize` and `sendBufferSize` (see `SCTPConfiguration.sendBufferSize`). A server with
+    /// hundreds of associations on loopback queued 4 MiB for each, a gigabyte in all, and paid for it in page faults
+    /// and cache misses on every byte.
+    static func sendBufferLimit(congestionWindows: Int, configuration: SCTPConfiguration) -> Int {
+        min(configuration.sendBufferSize, max(configuration.minimumSendBufferSize, 2 * congestionWindows))
+    }
+
+    /// Sizes the send queue's watermarks to the congestion windows as they are now.
+    func sizeSendBuffer() {
+        var windows = 0
+        for i in paths.indices { windows += paths[i].cwnd }  // by index: no copy of each path
+        sendQueue.setWatermarks(
+            high: Association.sendBufferLimit(congestionWindows: windows, configuration: configuration))
+    }
+
     // MARK: - Receiving DATA
 
     /// What a packet crossed: the local address it arrived at and the remote address it came from. Receiver-side
@@ -253,6 +269,7 @@ extension Association {
             }
         }
         if usesPartialReliability { handleSackForPartialReliability(now: now) }
+        sizeSendBuffer()
         if sendQueue.pollWritable() { output.events.append(.writable(id)) }
         continueShutdown(now: now)
     }

@@ -111,8 +111,8 @@ final class Association: DeadlineScheduled {
         self.localPort = configuration.localPort
         self.peerPort = peerPort
         self.maxPacketSize = configuration.maxPacketSize
-        self.sendQueue = SendQueue(
-            highWatermark: configuration.sendBufferSize, lowWatermark: configuration.sendBufferSize / 2)
+        let sendBuffer = Association.sendBufferLimit(congestionWindows: 0, configuration: configuration)
+        self.sendQueue = SendQueue(highWatermark: sendBuffer, lowWatermark: sendBuffer / 2)
         self.outstanding = OutstandingData(
             initialTSN: parameters.localInitialTSN, policy: Association.fastRetransmitPolicy(configuration))
         self.dataTracker = DataTracker(

@@ -7,8 +7,13 @@ public struct SCTPConfiguration: Sendable {
     public var maxInboundStreams: UInt16 = 1024
     /// Bytes the receiver buffers before the advertised window closes.
     public var receiveBufferSize: Int = 4 * 1024 * 1024
-    /// Bytes queued for sending before `send` reports back-pressure.
+    /// The most unsent bytes an association queues before `send` reports back-pressure. Below it the limit follows
+    /// the congestion windows: about two windows of all paths together (enough to fill every window once more while
+    /// the application's next bytes arrive), at least `minimumSendBufferSize`. Unsent data beyond that only waits,
+    /// in memory and ahead of what the application sends next.
     public var sendBufferSize: Int = 4 * 1024 * 1024
+    /// The least unsent bytes an association may queue before back-pressure, whatever its windows.
+    public var minimumSendBufferSize: Int = 256 * 1024
     /// Largest SCTP packet (common header and chunks) we send: a 1500-byte IP MTU less IPv4 (20) and UDP (8).
     public var maxPacketSize: Int = 1472
     /// The shard this endpoint is of a sharded server: its local verification tags (the tag the peer puts on every

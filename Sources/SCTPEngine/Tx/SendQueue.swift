@@ -60,9 +60,9 @@ struct SendQueue: Sendable {
     /// Whether fragments of different messages may interleave (I-DATA) or not (DATA).
     let allowsInterleaving: Bool
     /// Buffered user bytes above which the queue reports itself not writable.
-    let highWatermark: Int
+    private(set) var highWatermark: Int
     /// Buffered user bytes at or below which a not-writable queue becomes writable again.
-    let lowWatermark: Int
+    private(set) var lowWatermark: Int
     /// User bytes queued and not yet handed out as fragments.
     private(set) var bufferedBytes = 0
     private var wasFull = false
@@ -314,6 +314,15 @@ struct SendQueue: Sendable {
 
     /// False while more than the high watermark is buffered, until it drains to the low watermark.
     var isWritable: Bool { !wasFull }
+
+    /// Moves the high watermark (the low one to half of it): a queue already above the new high one is full at once,
+    /// a full one already at or below the new low one writable.
+    mutating func setWatermarks(high: Int) {
+        guard high != highWatermark else { return }
+        highWatermark = high
+        lowWatermark = high / 2
+        if bufferedBytes >= highWatermark { wasFull = true } else { noteDrained() }
+    }
 
     /// Returns true once each time the queue drains from its high to its low watermark.
     mutating func pollWritable() -> Bool {

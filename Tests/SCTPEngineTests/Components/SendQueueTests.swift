@@ -188,6 +188,24 @@ extension Components {
             #expect(!r3)
         }
 
+        /// The association moves the watermarks with its congestion windows: lowering the high one under what is
+        /// queued makes the queue full at once; raising it over twice what is queued frees it, with one event.
+        @Test func movedWatermarksTakeEffectAtOnce() {
+            var queue = SendQueue(highWatermark: 10_000, lowWatermark: 5000)
+            queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(4000))
+            #expect(queue.isWritable)
+            queue.setWatermarks(high: 3000)
+            #expect(!queue.isWritable)
+            #expect(queue.lowWatermark == 1500)
+            queue.setWatermarks(high: 6000)
+            #expect(!queue.isWritable)  // 4000 is above the new low watermark (3000)
+            queue.setWatermarks(high: 8000)
+            #expect(queue.isWritable)
+            let first = queue.pollWritable()
+            let second = queue.pollWritable()
+            #expect(first && !second)
+        }
+
         @Test func emptyMessageRefused() {
             var queue = SendQueue()
             let r4 = queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: ByteBuffer())
