@@ -320,6 +320,12 @@ public final class SCTPDriver: @unchecked Sendable {
         return endpoint.isWritable(id)
     }
 
+    /// Whether the association takes more on `stream` (`SCTPEndpoint.isWritable(_:stream:)`).
+    public func isWritable(_ id: SCTPAssociationID, stream: StreamID) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.isWritable(id, stream: stream)
+    }
+
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int {
         eventLoop.preconditionInEventLoop()
         return endpoint.bufferedAmount(id)

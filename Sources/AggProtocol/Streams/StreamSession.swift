@@ -99,6 +99,10 @@ package struct StreamSession {
     /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
     /// The glue keeps it current.
     package var isAssociationWritable = true
+    /// Whether the association still takes bytes on a stream while it is not writable (a light stream, which the
+    /// stream scheduler sends before the bulk ones): such a connection keeps reading. Asked of the glue, which
+    /// asks the engine; by default no stream is.
+    package var streamTakesMore: (StreamID) -> Bool = { _ in false }
     /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once: what
     /// `handleWritable` looks at, so that the buffer draining costs what waits on it, not one step per open stream.
     private var readWaiters: [ConnectionID] = []
@@ -665,12 +669,18 @@ package struct StreamSession {
     /// The socket's handler wants to read more: it does at once when nothing waits and the association has room.
     package mutating func handleReadRequested(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
-        if record.pending.isEmpty, !record.released, isAssociationWritable {
+        if record.pending.isEmpty, !record.released, mayRead(record) {
             actions.append(.read(connection))
         } else {
             record.readWanted = true
             addReadWaiter(connection, record)
         }
+    }
+
+    /// Whether the association takes what the connection's socket would give: it is writable, or it still takes
+    /// bytes on this connection's stream (`streamTakesMore`).
+    private func mayRead(_ record: Connection) -> Bool {
+        isAssociationWritable || streamTakesMore(record.stream)
     }
 
     /// Lists a connection whose read waits while the association is not writable (a read that waits for credit
@@ -711,7 +721,7 @@ package struct StreamSession {
             record.readWanted = false  // Nothing is read from a socket that is gone.
             return
         }
-        guard record.pending.isEmpty, !record.released, isAssociationWritable, record.socket == .attached else {
+        guard record.pending.isEmpty, !record.released, mayRead(record), record.socket == .attached else {
             addReadWaiter(connection, record)
             return
         }

@@ -61,6 +61,7 @@ final class StreamSessionHost {
         self.driver = driver
         self.association = association
         self.session = session
+        self.session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
         rearm()
     }
 

@@ -23,6 +23,15 @@ extension Association {
     }
 
     var isWritable: Bool { sendQueue.isWritable }
+
+    /// Whether the application may queue more on `stream`: whenever the association is writable, and past the high
+    /// watermark for a light stream (`SendQueue.isLight`) while less than `sendBufferSize` is queued. Back-pressure
+    /// then falls on the bulk streams that filled the queue: a light stream's reply or keystroke, which the
+    /// scheduler sends before their data, is not held in its socket until they drain to the low watermark.
+    func isWritable(stream: StreamID) -> Bool {
+        sendQueue.isWritable
+            || (sendQueue.bufferedBytes < configuration.sendBufferSize && sendQueue.isLight(stream))
+    }
     var bufferedAmount: Int { sendQueue.bufferedBytes + outstanding.unackedBytes }
 
     /// The unsent bytes queued before back-pressure: twice the paths' congestion windows together, within

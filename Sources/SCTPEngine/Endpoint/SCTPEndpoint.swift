@@ -142,6 +142,12 @@ public final class SCTPEndpoint {
     /// Whether the association's send buffer is below its high watermark.
     public func isWritable(_ id: SCTPAssociationID) -> Bool { associations[id]?.isWritable ?? false }
 
+    /// Whether the association takes more on `stream`: when it is writable, and past its high watermark for a light
+    /// stream (one the stream scheduler would send before the bulk streams) up to `sendBufferSize`.
+    public func isWritable(_ id: SCTPAssociationID, stream: StreamID) -> Bool {
+        associations[id]?.isWritable(stream: stream) ?? false
+    }
+
     /// Bytes queued or in flight and not yet acknowledged.
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
 

@@ -194,6 +194,14 @@ struct SendQueue: Sendable {
     /// Every queued message holds at least one unsent byte, so no bytes means no messages.
     var isEmpty: Bool { bufferedBytes == 0 }
 
+    /// Whether `stream` is light to the scheduler: nothing queued, or on the sparse list (it has not used a quantum
+    /// since it became backlogged). A bulk stream, or a sparse one that ran dry and is parked behind the bulk
+    /// streams, is not.
+    func isLight(_ stream: StreamID) -> Bool {
+        guard let slot = slots[stream] else { return true }
+        return streams[slot].membership != .bulk
+    }
+
     /// A sparse stream waits to be served.
     var hasSparseStreams: Bool { !sparseStreams.isEmpty }
 

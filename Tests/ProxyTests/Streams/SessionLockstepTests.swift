@@ -338,6 +338,34 @@ final class LockstepSide {
         #expect(server.reads[slow] == 2)
     }
 
+    /// Past the association's high watermark a connection whose stream the association still takes (a light one,
+    /// which the engine's scheduler sends before the bulk streams) keeps reading; the bulk one waits for the drain.
+    /// An echo's reply is not held in its socket behind a download that filled the queue.
+    @Test func aLightStreamKeepsReadingWhileTheBulkOneWaitsForTheDrain() throws {
+        let client = LockstepSide.client(now: start)
+        let server = LockstepSide.server(now: start)
+        let (_, bulk) = try openConnection(client, server)
+        let (echoLocal, echo) = try openConnection(client, server)
+        let light = try #require(server.session.stream(of: echo))
+        server.session.streamTakesMore = { $0 == light }
+        server.session.isAssociationWritable = false
+        server.session.handleReadRequested(bulk)
+        server.session.handleReadRequested(echo)
+        server.run()
+        #expect(server.reads == [echo: 1])
+        // The echo's bytes go and it reads again at once; the bulk stream still waits.
+        server.session.handleRead(echo, Self.bytes(64, 1), now: start)
+        server.session.handleReadRequested(echo)
+        server.run()
+        Self.exchange(client, server, now: start)
+        #expect(client.written[echoLocal]?.readableBytes == 64)
+        #expect(server.reads == [echo: 2])
+        // The queue drains: the bulk stream's read is resumed.
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads == [echo: 2, bulk: 1])
+    }
+
     @Test func noOpenResultInTimeFailsTheConnectionAsATimeout() throws {
         let client = LockstepSide.client(now: start)
         let server = LockstepSide.server(now: start)

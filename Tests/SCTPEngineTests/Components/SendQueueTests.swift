@@ -31,6 +31,21 @@ extension Components {
             #expect([next, after].map { $0?.streamID.rawValue } == [0, 9])
         }
 
+        /// A stream is light until it has used a quantum: one never seen, a new one, and one that queued a small
+        /// message are; the stream that used its quantum is not, and stays not while parked after running dry.
+        @Test func aStreamIsLightUntilItUsesAQuantum() {
+            var queue = SendQueue(quantum: 1000)
+            #expect(queue.isLight(StreamID(5)))
+            for _ in 0..<4 { queue.enqueue(streamID: StreamID(1), ppid: PPID(0), payload: testPayload(1000)) }
+            #expect(queue.isLight(StreamID(1)))
+            _ = queue.produce(maxPayload: 1000)
+            _ = queue.produce(maxPayload: 1000)
+            #expect(!queue.isLight(StreamID(1)))
+            queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(64))
+            #expect(queue.isLight(StreamID(2)))
+            #expect(!queue.isLight(StreamID(1)))
+        }
+
         // MARK: - Sparse streams first (fq_codel's new-flow boost, RFC 8290 §4.1)
 
         /// Bytes each stream sent among `fragments`.
