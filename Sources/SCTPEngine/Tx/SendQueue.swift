@@ -42,6 +42,8 @@ struct SendQueue: Sendable {
         var membership = Membership.none
         /// Bytes the stream may still send in its turn; negative after a DATA message overran the turn.
         var deficit = 0
+        /// User bytes of its messages not yet handed out as fragments.
+        var queuedBytes = 0
     }
 
     /// Every stream that has queued a message, in slots that never move: the scheduler's lists name slots, so
@@ -102,6 +104,7 @@ struct SendQueue: Sendable {
         bufferedBytes += payload.readableBytes
         if bufferedBytes >= highWatermark { wasFull = true }
         let slot = slot(of: streamID)
+        streams[slot].queuedBytes += payload.readableBytes
         let becameBacklogged = streams[slot].enqueue(message, quantum: quantum)
         if becameBacklogged { sparseStreams.append(slot) }
         return true
@@ -185,6 +188,7 @@ struct SendQueue: Sendable {
         streams[id].deficit -= fragment.payload.readableBytes
         if isMessageDone, case .deadline = fragment.abandonment { timedMessages -= 1 }
         bufferedBytes -= fragment.payload.readableBytes
+        streams[id].queuedBytes -= fragment.payload.readableBytes
         noteDrained()
         streamInMessage = isMessageDone || allowsInterleaving ? nil : id
         if !hasMore { streamRanDry(id) }
@@ -194,13 +198,16 @@ struct SendQueue: Sendable {
     /// Every queued message holds at least one unsent byte, so no bytes means no messages.
     var isEmpty: Bool { bufferedBytes == 0 }
 
-    /// Whether `stream` is light to the scheduler: nothing queued, or on the sparse list (it has not used a quantum
-    /// since it became backlogged). A bulk stream, or a sparse one that ran dry and is parked behind the bulk
-    /// streams, is not.
+    /// Whether `stream` is light: less than `lightStreamLimit` queued, and not on the bulk list (it has not used a
+    /// quantum since it became backlogged; a sparse stream that ran dry is parked there too, behind the bulk
+    /// streams). A stream that just queued a large read is not, though the scheduler has not served it yet.
     func isLight(_ stream: StreamID) -> Bool {
         guard let slot = slots[stream] else { return true }
-        return streams[slot].membership != .bulk
+        return streams[slot].membership != .bulk && streams[slot].queuedBytes < Self.lightStreamLimit
     }
+
+    /// The most a light stream has queued.
+    static let lightStreamLimit = 16 * 1024
 
     /// A sparse stream waits to be served.
     var hasSparseStreams: Bool { !sparseStreams.isEmpty }
@@ -294,6 +301,7 @@ struct SendQueue: Sendable {
         streams[slot].messages.removeFirst()
         if case .deadline = head.abandonment { timedMessages -= 1 }
         bufferedBytes -= head.payload.readableBytes
+        streams[slot].queuedBytes -= head.payload.readableBytes
         noteDrained()
         if streamInMessage == slot { streamInMessage = nil }
         // A stream left empty stays on its list; `nextStream` takes it off when it reaches the head.
@@ -309,6 +317,7 @@ struct SendQueue: Sendable {
             timedMessages -= 1
             abandonedSinceLastPoll += 1
             bufferedBytes -= head.payload.readableBytes
+            streams[id].queuedBytes -= head.payload.readableBytes
             noteDrained()
         }
     }

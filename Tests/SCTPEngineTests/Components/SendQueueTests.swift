@@ -44,6 +44,15 @@ extension Components {
             queue.enqueue(streamID: StreamID(2), ppid: PPID(0), payload: testPayload(64))
             #expect(queue.isLight(StreamID(2)))
             #expect(!queue.isLight(StreamID(1)))
+            // A new stream that queued a large read at once is not light, though it has not been served yet.
+            queue.enqueue(streamID: StreamID(3), ppid: PPID(0), payload: testPayload(SendQueue.lightStreamLimit))
+            #expect(!queue.isLight(StreamID(3)))
+            // Served down to under the limit (still within its first quantum): light again.
+            var big = SendQueue(quantum: 100_000)
+            big.enqueue(streamID: StreamID(4), ppid: PPID(0), payload: testPayload(SendQueue.lightStreamLimit + 500))
+            #expect(!big.isLight(StreamID(4)))
+            _ = big.produce(maxPayload: 1000)
+            #expect(big.isLight(StreamID(4)))
         }
 
         // MARK: - Sparse streams first (fq_codel's new-flow boost, RFC 8290 §4.1)
