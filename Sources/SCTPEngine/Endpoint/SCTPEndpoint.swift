@@ -153,9 +153,10 @@ public final class SCTPEndpoint {
 
     /// Sets the largest SCTP packet the association builds from now on, on every path (a path's MTU): for a layer
     /// below whose own overhead turns out smaller than the one `SCTPConfiguration.maxPacketSize` left room for
-    /// (datagram encryption learns it from the session's handshake). Between 508 and 65,535 bytes.
+    /// (datagram encryption learns it from the session's handshake). A size outside 508...65,535 bytes changes
+    /// nothing (the smallest is RFC 9260's, what every path must carry).
     public func setMaxPacketSize(_ size: Int, for id: SCTPAssociationID) {
-        precondition((508...65_535).contains(size), "an SCTP packet size from 508 to 65,535 bytes")
+        guard (508...65_535).contains(size) else { return }
         associations[id]?.setMaxPacketSize(size)
     }
 

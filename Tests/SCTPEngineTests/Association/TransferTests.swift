@@ -118,6 +118,11 @@ struct OnePathScenario {
         s.client.startTransfer(on: id, stream: StreamID(0), total: 600_000, messageSize: 7_001)
         try s.network.runUntil({ s.server.totalReceivedBytes >= 100_000 }, timeout: .seconds(30))
         #expect(largest <= 1200)
+        // Below the 508 bytes every path must carry: ignored, packets stay at 1,200.
+        s.client.perform(at: s.network.now) { $0.setMaxPacketSize(300, for: id) }
+        largest = 0
+        try s.network.runUntil({ s.server.totalReceivedBytes >= 200_000 }, timeout: .seconds(30))
+        #expect(largest == 1200, "\(largest)")
         s.client.perform(at: s.network.now) { $0.setMaxPacketSize(1439, for: id) }
         largest = 0
         try s.network.runUntil({ s.server.totalReceivedBytes == 600_000 }, timeout: .seconds(30))
