@@ -829,7 +829,8 @@ public final class AggClientService: @unchecked Sendable {
     /// Whether a UDP datagram would find room in the association's send queue (true without an association).
     private var isUDPWritable: Bool {
         guard let (group, id) = currentAssociation else { return true }
-        return group.driver.isWritable(id)
+        // Stream 0's own room: a light flow's datagrams (DNS, a call) go while an upload fills the queue.
+        return group.driver.isWritable(id, stream: StreamID(0))
     }
 
     /// Sends a UDP relay message over the association in use; false without one.

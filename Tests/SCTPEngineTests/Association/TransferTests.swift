@@ -106,6 +106,27 @@ struct OnePathScenario {
         #expect(largest >= maxPacketSize - 3 - 16)  // bulk data still fills packets
     }
 
+    /// Past the high watermark the association still takes a light stream's messages (nothing or little queued,
+    /// not on the scheduler's bulk list), up to `sendBufferSize`; the stream that filled the queue waits.
+    @Test func aLightStreamIsWritableWhileTheAssociationIsNot() throws {
+        let s = OnePathScenario(
+            seed: 9, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            configure: { $0.sendBufferSize = 1024 * 1024 })
+        let id = s.connect()
+        try s.network.runUntil({ s.client.established.count == 1 }, timeout: .seconds(5))
+        let endpoint = s.client.endpoint
+        try endpoint.send(ByteBuffer(repeating: 1, count: 300_000), on: id, stream: StreamID(1), now: s.network.now)
+        #expect(!endpoint.isWritable(id))
+        #expect(!endpoint.isWritable(id, stream: StreamID(1)))
+        #expect(endpoint.isWritable(id, stream: StreamID(0)))
+        #expect(endpoint.isWritable(id, stream: StreamID(2)))
+        try endpoint.send(ByteBuffer(repeating: 2, count: 64), on: id, stream: StreamID(2), now: s.network.now)
+        #expect(endpoint.isWritable(id, stream: StreamID(2)))
+        // At the ceiling nothing is writable.
+        try endpoint.send(ByteBuffer(repeating: 3, count: 800_000), on: id, stream: StreamID(3), now: s.network.now)
+        #expect(!endpoint.isWritable(id, stream: StreamID(0)))
+    }
+
     /// `setMaxPacketSize` (the layer below learnt its overhead is smaller than it left room for) takes effect on the
     /// next packet of every path: a transfer started at 1,200-byte packets goes on at 1,436.
     @Test func aLargerPacketSizeSetMidTransferFillsTheLargerPackets() throws {
