@@ -84,13 +84,11 @@ extension SCTPDriver {
     /// rather than the largest of any layout (version 4's session takes 25 bytes where 33 were left), so its
     /// datagrams are as large as the path takes. Plaintext associations keep the configured size.
     func sizePackets(of id: SCTPAssociationID) {
-        guard let security, let owner = endpoint.owner(of: id), let remote = endpoint.paths(of: id).first?.remote,
-            let overhead = security.sealOverhead(owner: owner, toward: remote)
+        guard let security, let owner = endpoint.owner(of: id), let path = endpoint.paths(of: id).first,
+            let overhead = security.sealOverhead(owner: owner, toward: path.remote)
         else { return }
         let size = (datagramSizeLimit - overhead) & ~3
-        if let current = endpoint.paths(of: id).first?.pmtu, size > current {
-            endpoint.setMaxPacketSize(size, for: id)
-        }
+        if size > path.pmtu { endpoint.setMaxPacketSize(size, for: id) }
     }
 
     /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's

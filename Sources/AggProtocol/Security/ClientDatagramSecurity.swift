@@ -94,7 +94,7 @@ package struct ClientDatagramSecurity {
 
     /// Bytes `seal` adds to a packet: the current session's layout's header and tag (the largest layout's while
     /// there is no session, when nothing is sealed).
-    package var sealOverhead: Int { current?.cipher.layout.overhead ?? SecureDatagram.overhead }
+    package var sealOverhead: Int { sessionOverhead ?? SecureDatagram.overhead }
 
     /// Bytes the current session's layout adds to a packet; nil before the first handshake completes.
     package var sessionOverhead: Int? { current?.cipher.layout.overhead }

@@ -533,17 +533,19 @@ package struct ServerDatagramSecurity {
 
     /// Bytes the session that seals `owner`'s datagrams toward `destination` adds to each: its layout's header and
     /// tag. Nil for a plaintext owner, or when no session of the owner's key routes there.
-    package func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
-        guard owner != .unauthenticated, let id = routes[Route(owner: owner, address: destination)],
-            let slot = sessions.slot(of: id)
-        else { return nil }
-        return sessions.slots[slot]?.cipher.layout.overhead
+    package mutating func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
+        guard owner != .unauthenticated else { return nil }
+        return sealingSession(for: Route(owner: owner, address: destination))?.overhead
     }
 
     /// The session that seals `datagram` (its owner's key's route to the destination), its slot and its layout's
     /// overhead.
     private mutating func sealingSession(for datagram: SCTPDatagram) -> (slot: Int, overhead: Int)? {
-        let route = Route(owner: datagram.owner, address: datagram.destination)
+        sealingSession(for: Route(owner: datagram.owner, address: datagram.destination))
+    }
+
+    /// The session `route` leads to, through the one-entry cache of the last route sealed for.
+    private mutating func sealingSession(for route: Route) -> (slot: Int, overhead: Int)? {
         if let last = lastSealedRoute, last.route == route, last.generation == sessions.generation {
             return (last.slot, last.overhead)
         }
