@@ -42,14 +42,17 @@ package final class DatagramSecurityLayer {
     }
 
     /// The bytes `seal(_:clock:appendingTo:)` appends for `datagram` when it goes: the packet and the overhead of
-    /// the layout of the session that seals it (version 3's 33 bytes, version 4's 25); a plaintext association's
-    /// datagram leaves a server as it is. The state machine is reached in place, as for `nextDeadline`.
+    /// the layout of the session that seals it (version 3's 33 bytes, version 4's 25, version 5's 17 for most
+    /// packets); a plaintext association's datagram leaves a server as it is. The state machine is reached in
+    /// place, as for `nextDeadline`.
     func sealedLength(of datagram: SCTPDatagram) -> Int {
-        if isClient { return datagram.payload.readableBytes + Self.sealOverhead(of: &client!) }
+        if isClient { return Self.sealedLength(of: datagram, by: &client!) }
         return server!.sealedLength(of: datagram)
     }
 
-    private static func sealOverhead(of state: inout ClientDatagramSecurity) -> Int { state.sealOverhead }
+    private static func sealedLength(of datagram: SCTPDatagram, by state: inout ClientDatagramSecurity) -> Int {
+        state.sealedLength(of: datagram)
+    }
 
     /// The bytes the session sealing `owner`'s datagrams toward `destination` adds to each (its layout's header and
     /// tag); nil when there is no such session (a plaintext association's datagrams leave unsealed).

@@ -5,7 +5,8 @@
 /// - DATA (0x44, version 3's full layout): by the session id's low 32 bits (bytes 5..<9), modulo the shard count.
 ///   The shard that made a session chose an id congruent to its index (`ServerDatagramSecurity.Configuration.shard`),
 ///   so a session stays on its shard whatever address or port its datagrams come from (paths, NAT rebinding).
-/// - Compact DATA (0x64, version 4 on): by its 4-byte session id (bytes 1..<5), which is that same low word alone.
+/// - Compact and packed DATA (0x64, version 4 on; 0x65, version 5 on): by the 4-byte session id (bytes 1..<5), which
+///   is that same low word alone.
 /// - HELLO (0x41): by the key id's low 32 bits (bytes 6..<10): every handshake of one key, hence every session and
 ///   association of that key, lives on one shard, so per-key limits, the HELLO replay memory and the UDP key budget
 ///   stay exact without sharing state between shards.
@@ -34,6 +35,7 @@ package enum ReusePortSteering {
     /// First bytes of the datagram layer's messages (docs/PROTOCOL.md, "Handshake" and "Data").
     static let dataType: UInt32 = 0x44
     static let compactDataType: UInt32 = 0x64
+    static let packedDataType: UInt32 = 0x65
     static let helloType: UInt32 = 0x41
 
     // Opcodes of classic BPF (linux/bpf_common.h, linux/filter.h).
@@ -48,8 +50,8 @@ package enum ReusePortSteering {
 
     /// The program for `shards` shards (at least 1), steering plaintext SCTP by tag when `allowPlaintext`.
     ///
-    /// With plaintext allowed, an SCTP packet whose source port's high byte is 0x41, 0x44 or 0x64 (ports
-    /// 16640-16895, 17408-17663 and 25600-25855) reads as a HELLO or DATA and may land on the wrong shard; its
+    /// With plaintext allowed, an SCTP packet whose source port's high byte is 0x41, 0x44, 0x64 or 0x65 (ports
+    /// 16640-16895, 17408-17663 and 25600-26111) reads as a HELLO or DATA and may land on the wrong shard; its
     /// association then fails. agg's own client sends from SCTP port 9899.
     package static func program(shards: Int, allowPlaintext: Bool) -> [Instruction] {
         precondition(shards >= 1)
@@ -60,16 +62,17 @@ package enum ReusePortSteering {
         // Jump offsets count the instructions skipped after the jump.
         var program: [Instruction] = [
             op(loadLength),
-            op(jumpIfGreaterOrEqual, minimumLength, jt: 0, jf: allowPlaintext ? 17 : 13),  // short: fall to hash
+            op(jumpIfGreaterOrEqual, minimumLength, jt: 0, jf: allowPlaintext ? 18 : 14),  // short: fall to hash
             op(loadByteAbsolute, 0),
-            op(jumpIfEqual, dataType, jt: 2, jf: 0),
-            op(jumpIfEqual, compactDataType, jt: 4, jf: 0),
+            op(jumpIfEqual, dataType, jt: 3, jf: 0),
+            op(jumpIfEqual, compactDataType, jt: 5, jf: 0),
+            op(jumpIfEqual, packedDataType, jt: 4, jf: 0),
             op(jumpIfEqual, helloType, jt: 6, jf: 9),
             // DATA: the session id's low word.
             op(loadWordAbsolute, 5),
             op(moduloConstant, count),
             op(returnAccumulator),
-            // Compact DATA: the session id.
+            // Compact and packed DATA: the session id.
             op(loadWordAbsolute, 1),
             op(moduloConstant, count),
             op(returnAccumulator),

@@ -96,7 +96,15 @@ package struct ClientDatagramSecurity {
     /// there is no session, when nothing is sealed).
     package var sealOverhead: Int { sessionOverhead ?? SecureDatagram.overhead }
 
-    /// Bytes the current session's layout adds to a packet; nil before the first handshake completes.
+    /// The bytes `seal` makes of `datagram`: what the current session's layout makes of its packet (the largest
+    /// layout's overhead while there is no session, when nothing is sealed).
+    package func sealedLength(of datagram: SCTPDatagram) -> Int {
+        current?.cipher.layout.sealedLength(of: datagram.payload)
+            ?? datagram.payload.readableBytes + SecureDatagram.overhead
+    }
+
+    /// Bytes the current session's layout adds to a packet (to all but a packed session's few whole ones: see
+    /// `DataLayout.packed`); nil before the first handshake completes.
     package var sessionOverhead: Int? { current?.cipher.layout.overhead }
 
     /// Datagrams held until the handshake completes.
@@ -207,18 +215,18 @@ package struct ClientDatagramSecurity {
             return nil
         }
         switch SecureDatagram.Kind(rawValue: type) {
-        case .data, .compactData:
-            let layout: DataLayout = type == SecureDatagram.Kind.data.rawValue ? .full : .compact
+        case .data, .compactData, .packedData:
+            let layout = DataLayout(type: type)!
             guard datagram.payload.readableBytes > layout.overhead, let id = layout.sessionID(of: datagram.payload)
             else {
                 statistics.droppedMalformed += 1
                 return nil
             }
             let failure: SessionCipher.OpenFailure?
-            if current?.cipher.sessionID == id, current?.cipher.layout == layout {
+            if current?.cipher.sessionID == id, current?.cipher.layout.opens(layout) == true {
                 failure = current!.cipher.open(inPlace: &datagram.payload)
-            } else if let previous, previous.session.cipher.sessionID == id, previous.session.cipher.layout == layout,
-                clock.monotonic < previous.expires
+            } else if let previous, previous.session.cipher.sessionID == id,
+                previous.session.cipher.layout.opens(layout), clock.monotonic < previous.expires
             {
                 failure = self.previous!.session.cipher.open(inPlace: &datagram.payload)
             } else {
@@ -234,6 +242,7 @@ package struct ClientDatagramSecurity {
             // A client's engine has one owner, the default one, whatever the datagram handed in said.
             datagram.owner = .unauthenticated
             datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
+            datagram.portsElided = layout == .packed
             return consume datagram
         case .helloAck:
             receiveHelloAck(datagram.payload, clock: clock)
@@ -363,7 +372,7 @@ package struct ClientDatagramSecurity {
 
     /// A queued datagram sealed with the session just set up, for the outbox.
     private mutating func sealWithCurrent(_ datagram: SCTPDatagram) -> SCTPDatagram? {
-        var output = ByteBufferAllocator().buffer(capacity: sealOverhead + datagram.payload.readableBytes)
+        var output = ByteBufferAllocator().buffer(capacity: sealedLength(of: datagram))
         guard current?.cipher.seal(datagram.payload, appendingTo: &output) == true else {
             statistics.sealFailures += 1
             return nil

@@ -6,28 +6,46 @@ import NIOCore
 enum DataLayout: Equatable, Sendable {
     /// Version 3: type (0x44), the 8-byte session id, the 64-bit counter; 17 bytes.
     case full
-    /// Version 4 on: type (0x64), a 4-byte session id, the counter's low 32 bits; 9 bytes. The receiver restores
+    /// Version 4: type (0x64), a 4-byte session id, the counter's low 32 bits; 9 bytes. The receiver restores
     /// the counter's high bits from the highest counter it authenticated (`expandCounter`).
     case compact
+    /// Version 5 on: the compact header, and inside it the SCTP packet without its ports and checksum (type 0x65,
+    /// `SecureDatagram.Kind.packedData`): the tag routes it, the AEAD tag covers it, so those 8 bytes say nothing the
+    /// receiver needs. Packets the tag alone does not route (INIT, INIT-ACK, COOKIE-ECHO, and ABORT or
+    /// SHUTDOWN-COMPLETE with the T bit) go whole, as version 4's 0x64.
+    case packed
 
     /// The layout a handshake of `version` sets up.
     init(version: UInt8) {
-        self = version >= 4 ? .compact : .full
+        switch version {
+        case ...3: self = .full
+        case 4: self = .compact
+        default: self = .packed
+        }
     }
 
-    /// The layout of a data datagram whose first byte is `type`; nil for any other message.
+    /// The layout of a data datagram whose first byte is `type`; nil for any other message. A 0x64 datagram is
+    /// `.compact`, whether its session is version 4's or a packed one's (which sends whole packets in it).
     init?(type: UInt8) {
         switch SecureDatagram.Kind(rawValue: type) {
         case .data: self = .full
         case .compactData: self = .compact
+        case .packedData: self = .packed
         case .hello, .helloAck, .version, nil: return nil
         }
+    }
+
+    /// Whether a session of this layout opens data datagrams whose type says `datagram`: its own, and a packed
+    /// session the whole packets it sends as 0x64 too.
+    func opens(_ datagram: DataLayout) -> Bool {
+        datagram == self || (self == .packed && datagram == .compact)
     }
 
     var kind: SecureDatagram.Kind {
         switch self {
         case .full: .data
         case .compact: .compactData
+        case .packed: .packedData
         }
     }
 
@@ -35,18 +53,45 @@ enum DataLayout: Equatable, Sendable {
     var headerLength: Int {
         switch self {
         case .full: 1 + 8 + 8
-        case .compact: 1 + 4 + 4
+        case .compact, .packed: 1 + 4 + 4
         }
     }
 
-    /// Bytes a sealed datagram of this layout carries beyond the SCTP packet inside: header and AEAD tag.
-    var overhead: Int { headerLength + SecureDatagram.aeadTagLength }
+    /// Bytes a sealed datagram of this layout carries beyond the SCTP packet inside: header and AEAD tag, less the
+    /// ports and checksum a packed one leaves out (of every packet but the few that go whole: see `packed`).
+    var overhead: Int {
+        headerLength + SecureDatagram.aeadTagLength - (self == .packed ? Self.elidedLength : 0)
+    }
+
+    /// The SCTP common header's ports (4 bytes) and checksum (4) that a packed datagram leaves out.
+    static let elidedLength = 8
+
+    /// Whether a session of this layout sends `packet` (an SCTP packet, common header onward) packed: never in the
+    /// older layouts, and in the packed one every packet the peer routes by its verification tag alone. The first
+    /// chunk decides: INIT (1), INIT-ACK (2) and COOKIE-ECHO (10) are matched by ports and addresses, ABORT (6) and
+    /// SHUTDOWN-COMPLETE (14) with the T bit carry the sender's own tag.
+    func packs(_ packet: ByteBuffer) -> Bool {
+        guard self == .packed, let type = packet.getInteger(at: packet.readerIndex + 12, as: UInt8.self),
+            let flags = packet.getInteger(at: packet.readerIndex + 13, as: UInt8.self)
+        else { return false }
+        switch type {
+        case 1, 2, 10: return false
+        case 6, 14: return flags & 1 == 0
+        default: return true
+        }
+    }
+
+    /// The bytes a session of this layout seals `packet` into.
+    func sealedLength(of packet: ByteBuffer) -> Int {
+        let whole = packet.readableBytes + headerLength + SecureDatagram.aeadTagLength
+        return packs(packet) ? whole - Self.elidedLength : whole
+    }
 
     /// The session id field of a data datagram of this layout (a compact one's 32 bits as a UInt64).
     func sessionID(of datagram: ByteBuffer) -> UInt64? {
         switch self {
         case .full: datagram.getInteger(at: datagram.readerIndex + 1, as: UInt64.self)
-        case .compact: datagram.getInteger(at: datagram.readerIndex + 1, as: UInt32.self).map(UInt64.init)
+        case .compact, .packed: datagram.getInteger(at: datagram.readerIndex + 1, as: UInt32.self).map(UInt64.init)
         }
     }
 
@@ -56,7 +101,7 @@ enum DataLayout: Equatable, Sendable {
         switch self {
         case .full:
             return datagram.getInteger(at: datagram.readerIndex + 9, as: UInt64.self)
-        case .compact:
+        case .compact, .packed:
             return datagram.getInteger(at: datagram.readerIndex + 5, as: UInt32.self).map {
                 Self.expandCounter($0, highest: highest)
             }

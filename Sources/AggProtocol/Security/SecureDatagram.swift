@@ -12,17 +12,21 @@ package enum SecureDatagram {
         case data = 0x44
         /// A data datagram of the compact layout (version 4 on): 4-byte session id, 32-bit truncated counter.
         case compactData = 0x64
+        /// A data datagram of the packed layout (version 5 on): the compact header, the SCTP packet inside without
+        /// its ports and checksum.
+        case packedData = 0x65
         /// The server's answer to a HELLO of a version it does not speak (for a key it holds).
         case version = 0x56
     }
 
     /// The handshake version. 2 added the ephemeral X25519 exchange; 3 the HELLO-ACK's flags (whether the server
     /// still knew the session the HELLO names) and the VERSION answer; 4 the compact data layout (`DataLayout`):
-    /// 4-byte session ids and 32-bit truncated counters. Other versions are answered with VERSION.
-    package static let version: UInt8 = 4
+    /// 4-byte session ids and 32-bit truncated counters; 5 the packed one, SCTP packets without their ports and
+    /// checksum. Other versions are answered with VERSION.
+    package static let version: UInt8 = 5
     /// The versions this build speaks, lowest first (announced in VERSION). A server serves each client in the
     /// version of its HELLO; a client offers `version` and falls back to the highest one a VERSION answer shares.
-    package static let supportedVersions: ClosedRange<UInt8> = 3...4
+    package static let supportedVersions: ClosedRange<UInt8> = 3...5
     static let keyIDLength = 8
     static let randomLength = 32
     /// An X25519 public key.
@@ -32,7 +36,7 @@ package enum SecureDatagram {
     static let dataHeaderLength = DataLayout.full.headerLength
     static let aeadTagLength = 16
     /// The most bytes a sealed datagram carries beyond the SCTP packet inside (version 3's layout: 33; version 4's
-    /// carries 25). The engines' packet size leaves room for it until an association's session is known (the
+    /// carries 25, version 5's 17 for all but a few packets). The engines' packet size leaves room for it until an association's session is known (the
     /// driver then sizes that association's packets for its session's layout).
     package static let overhead = dataHeaderLength + aeadTagLength
     /// The Error Detection Method Identifier (RFC 9653) both daemons announce for packets inside sealed datagrams:

@@ -11,7 +11,8 @@ import SCTPEngine
 /// runs only for a HELLO that passed every cheaper check; the server's ephemeral private key is forgotten as soon as
 /// the session keys are derived, and only the HELLO-ACK it answered with is kept (for repeats). Each client is
 /// served in the handshake version of its HELLO (any of `Configuration.versions`), and its session keeps
-/// that version's data layout: compact (4-byte session id) from version 4, full (8-byte) for version 3.
+/// that version's data layout: packed (compact, SCTP packets without ports and checksum) from version 5, compact
+/// (4-byte session id) for version 4, full (8-byte) for version 3.
 ///
 /// Keys are kept apart. Every key has its own `SCTPOwner`: an opened datagram carries its key's owner into the
 /// engine, which lets it reach that key's associations only, and an outgoing packet is sealed only with a session of
@@ -118,7 +119,7 @@ package struct ServerDatagramSecurity {
     /// overhead: a run of datagrams to one address looks the session up once, since hashing an address or a session
     /// id costs more than comparing one (the id's lookup was 134 instructions per sealed datagram). Forgotten
     /// whenever `routes` changes.
-    private var lastSealedRoute: (route: Route, slot: Int, generation: Int, overhead: Int)?
+    private var lastSealedRoute: (route: Route, slot: Int, generation: Int, layout: DataLayout)?
     /// How many keys route to each remote address: more than one is a clash (counted, never obeyed).
     private var routeOwners: [SCTPSocketAddress: Int] = [:]
     private var outbox = CircularBuffer<SCTPDatagram>()
@@ -206,6 +207,12 @@ package struct ServerDatagramSecurity {
             case .spent: return nil
             case .notOpened: break
             }
+        case .packedData:
+            switch openData(&datagram, layout: .packed, clock: clock) {
+            case .opened: return consume datagram
+            case .spent: return nil
+            case .notOpened: break
+            }
         case .hello:
             if receiveHello(datagram, clock: clock) { return nil }
         case .helloAck, .version, nil:
@@ -216,7 +223,7 @@ package struct ServerDatagramSecurity {
             switch type.flatMap(SecureDatagram.Kind.init(rawValue:)) {
             case nil: statistics.droppedPlaintext += 1
             case .helloAck, .version: statistics.droppedMalformed += 1
-            case .hello, .data, .compactData: break  // Counted where it failed.
+            case .hello, .data, .compactData, .packedData: break  // Counted where it failed.
             }
             return nil
         }
@@ -252,7 +259,7 @@ package struct ServerDatagramSecurity {
             return .notOpened
         }
         let (sessionLayout, expires, owner) = Self.inspect(&sessions.slots[slot])
-        guard sessionLayout == layout else {
+        guard sessionLayout.opens(layout) else {
             statistics.droppedUnknownSession += 1
             return .notOpened
         }
@@ -268,6 +275,7 @@ package struct ServerDatagramSecurity {
         authenticated(id, slot: slot, from: datagram.source, now: clock.monotonic)
         datagram.owner = owner
         datagram.integrityVerified = true  // The AEAD tag covered it: the engine skips the CRC32c.
+        datagram.portsElided = layout == .packed
         return .opened
     }
 
@@ -337,7 +345,7 @@ package struct ServerDatagramSecurity {
         {
             return receiveForeignHello(datagram, version: version, clock: clock)
         }
-        // Versions 3 and 4 share the handshake's layout; the version decides the session's data layout.
+        // Versions 3 to 5 share the handshake's layout; the version decides the session's data layout.
         guard payload.readableBytes == SecureDatagram.helloLength,
             let hello = payload.getBytes(at: payload.readerIndex, length: SecureDatagram.helloLength),
             configuration.versions.contains(hello[1])
@@ -522,37 +530,39 @@ package struct ServerDatagramSecurity {
         return length
     }
 
-    /// The bytes `seal(_:appendingTo:)` appends for `datagram` when it goes: its session's layout's overhead on
-    /// top of the packet, or none for a plaintext association's datagram. It finds the session `seal` then uses
+    /// The bytes `seal(_:appendingTo:)` appends for `datagram` when it goes: what its session's layout makes of
+    /// the packet, or the packet alone for a plaintext association's datagram. It finds the session `seal` then uses
     /// from the one-entry cache.
     package mutating func sealedLength(of datagram: SCTPDatagram) -> Int {
-        let length = datagram.payload.readableBytes
-        guard datagram.owner != .unauthenticated else { return length }
-        return length + (sealingSession(for: datagram)?.overhead ?? SecureDatagram.overhead)
+        guard datagram.owner != .unauthenticated else { return datagram.payload.readableBytes }
+        guard let layout = sealingSession(for: datagram)?.layout else {
+            return datagram.payload.readableBytes + SecureDatagram.overhead
+        }
+        return layout.sealedLength(of: datagram.payload)
     }
 
-    /// Bytes the session that seals `owner`'s datagrams toward `destination` adds to each: its layout's header and
-    /// tag. Nil for a plaintext owner, or when no session of the owner's key routes there.
+    /// Bytes the session that seals `owner`'s datagrams toward `destination` adds to each (all but a packed
+    /// session's few whole ones): its layout's header and tag, less what a packed one leaves out. Nil for a
+    /// plaintext owner, or when no session of the owner's key routes there.
     package mutating func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
         guard owner != .unauthenticated else { return nil }
-        return sealingSession(for: Route(owner: owner, address: destination))?.overhead
+        return sealingSession(for: Route(owner: owner, address: destination))?.layout.overhead
     }
 
-    /// The session that seals `datagram` (its owner's key's route to the destination), its slot and its layout's
-    /// overhead.
-    private mutating func sealingSession(for datagram: SCTPDatagram) -> (slot: Int, overhead: Int)? {
+    /// The session that seals `datagram` (its owner's key's route to the destination), its slot and its layout.
+    private mutating func sealingSession(for datagram: SCTPDatagram) -> (slot: Int, layout: DataLayout)? {
         sealingSession(for: Route(owner: datagram.owner, address: datagram.destination))
     }
 
     /// The session `route` leads to, through the one-entry cache of the last route sealed for.
-    private mutating func sealingSession(for route: Route) -> (slot: Int, overhead: Int)? {
+    private mutating func sealingSession(for route: Route) -> (slot: Int, layout: DataLayout)? {
         if let last = lastSealedRoute, last.route == route, last.generation == sessions.generation {
-            return (last.slot, last.overhead)
+            return (last.slot, last.layout)
         }
         guard let id = routes[route], let slot = sessions.slot(of: id) else { return nil }
-        let overhead = sessions.slots[slot]!.cipher.layout.overhead
-        lastSealedRoute = (route, slot, sessions.generation, overhead)
-        return (slot, overhead)
+        let layout = sessions.slots[slot]!.cipher.layout
+        lastSealedRoute = (route, slot, sessions.generation, layout)
+        return (slot, layout)
     }
 
     /// Whether `pollTransmit` or `pollEvent` has anything: asked after every datagram, so the common answer (no)

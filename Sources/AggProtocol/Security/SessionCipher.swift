@@ -49,19 +49,23 @@ struct SessionCipher {
 
     /// The sealed datagram of `packet`, or nil once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer) -> ByteBuffer? {
-        var output = ByteBufferAllocator().buffer(capacity: layout.overhead + packet.readableBytes)
+        var output = ByteBufferAllocator().buffer(capacity: layout.sealedLength(of: packet))
         return seal(packet, appendingTo: &output) ? output : nil
     }
 
     /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted straight from
-    /// its buffer into `output`'s memory, then the tag. False (and `output` unchanged) once the counter is exhausted.
+    /// its buffer into `output`'s memory, then the tag. A packed session's packet (`DataLayout.packs`) goes without
+    /// its ports and checksum: its tag and chunks are copied into place and sealed there. False (and `output`
+    /// unchanged) once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer, appendingTo output: inout ByteBuffer) -> Bool {
         guard sendCounter < Self.counterLimit else { return false }
         let counter = sendCounter
         sendCounter += 1
         let start = output.writerIndex
-        let length = packet.readableBytes
         let layout = layout
+        let packs = layout.packs(packet)
+        let kind: SecureDatagram.Kind = packs ? .packedData : layout == .packed ? .compactData : layout.kind
+        let length = packet.readableBytes - (packs ? DataLayout.elidedLength : 0)
         let headerLength = layout.headerLength
         // One reservation for the whole datagram: the header is stored, then read as the associated data while the
         // body is written after it (the two ranges do not overlap), then the tag.
@@ -69,20 +73,29 @@ struct SessionCipher {
             minimumWritableBytes: headerLength + length + SecureDatagram.aeadTagLength
         ) { out in
             let base = out.baseAddress!
-            base.storeBytes(of: layout.kind.rawValue, as: UInt8.self)
+            base.storeBytes(of: kind.rawValue, as: UInt8.self)
             switch layout {
             case .full:
                 base.storeBytes(of: sessionID.bigEndian, toByteOffset: 1, as: UInt64.self)
                 base.storeBytes(of: counter.bigEndian, toByteOffset: 9, as: UInt64.self)
-            case .compact:
+            case .compact, .packed:
                 base.storeBytes(of: UInt32(truncatingIfNeeded: sessionID).bigEndian, toByteOffset: 1, as: UInt32.self)
                 base.storeBytes(of: UInt32(truncatingIfNeeded: counter).bigEndian, toByteOffset: 5, as: UInt32.self)
             }
             let header = base.assumingMemoryBound(to: UInt8.self)
+            let body = header + headerLength
             return packet.withUnsafeReadableBytes { plaintext in
-                let ok = caead_seal(
-                    sendKey.pointer, counter, header + headerLength,
-                    plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), length, header, headerLength)
+                let source = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                let ok: Int32
+                if packs, let source {
+                    // The verification tag (bytes 4..<8), then the chunks (12 on): one copy, sealed in place
+                    // (BoringSSL seals with `out` equal to `in`).
+                    body.update(from: source + 4, count: 4)
+                    (body + 4).update(from: source + 12, count: length - 4)
+                    ok = caead_seal(sendKey.pointer, counter, body, body, length, header, headerLength)
+                } else {
+                    ok = caead_seal(sendKey.pointer, counter, body, source, length, header, headerLength)
+                }
                 return ok == 1 ? headerLength + length + SecureDatagram.aeadTagLength : 0
             }
         }
@@ -97,7 +110,9 @@ struct SessionCipher {
     /// nil, with `datagram` narrowed to the SCTP packet inside it (header and tag left out of its readable bytes),
     /// or why it failed. A compact datagram's counter is restored against the
     /// highest counter authenticated so far, then checked by the replay window; a wrong restoration (a counter 2^31
-    /// or more behind) fails the tag.
+    /// or more behind) fails the tag. A packed datagram's packet gets its common header back in the bytes before it
+    /// (the datagram's own header, spent once opened) with zero ports and checksum: the caller marks it
+    /// (`SCTPDatagram.portsElided`) so the engine routes it by its tag alone.
     ///
     /// The plaintext is written over the ciphertext in the datagram's own storage, so opening allocates nothing
     /// and takes no reference (a receive batch's datagrams are slices of one read buffer). The caller gives the
@@ -107,23 +122,36 @@ struct SessionCipher {
     mutating func open(inPlace datagram: inout ByteBuffer) -> OpenFailure? {
         let length = datagram.readableBytes
         let headerLength = layout.headerLength
-        let overhead = layout.overhead
-        guard length > overhead, let counter = layout.counter(of: datagram, highest: window.highest) else {
+        let tagLength = SecureDatagram.aeadTagLength
+        let packed = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) == SecureDatagram.Kind.packedData.rawValue
+        // A packed packet holds at least its verification tag; any other at least a byte.
+        guard length >= headerLength + tagLength + (packed ? 4 : 1),
+            let counter = layout.counter(of: datagram, highest: window.highest)
+        else {
             return .tooShort
         }
         guard window.mayAccept(counter) else { return .replayed }
         let opened = datagram.withUnsafeReadableBytes { bytes in
             // BoringSSL opens with `out` equal to `in` (exact aliasing is allowed).
             let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: UInt8.self)
-            return caead_open(
+            let ok = caead_open(
                 receiveKey.pointer, counter, base + headerLength, base + headerLength, length - headerLength,
                 base, headerLength)
+            if ok == 1, packed {
+                // [header 9][tag 4][chunks] becomes [_][ports 0 (4)][tag 4][checksum 0 (4)][chunks].
+                let raw = UnsafeMutableRawPointer(base)
+                let tag = raw.loadUnaligned(fromByteOffset: headerLength, as: UInt32.self)
+                raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 12, as: UInt32.self)
+                raw.storeBytes(of: tag, toByteOffset: headerLength + 4 - 8, as: UInt32.self)
+                raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 4, as: UInt32.self)
+            }
+            return ok
         }
         guard opened == 1 else { return .badTag }
         window.accept(counter)
         packetsOpened += 1
-        datagram.moveWriterIndex(to: datagram.readerIndex + length - (overhead - headerLength))
-        datagram.moveReaderIndex(forwardBy: headerLength)
+        datagram.moveWriterIndex(to: datagram.readerIndex + length - tagLength)
+        datagram.moveReaderIndex(forwardBy: packed ? headerLength + 4 - 12 : headerLength)
         return nil
     }
 

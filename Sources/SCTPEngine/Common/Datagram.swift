@@ -16,6 +16,11 @@ public struct SCTPDatagram: Sendable, CustomStringConvertible {
     /// checked again (the reasoning of RFC 9653, zero checksum under DTLS). The engine sends packets without a CRC32c
     /// only to a peer that announced `SCTPConfiguration.zeroChecksumMethod` in its INIT or INIT-ACK.
     public var integrityVerified = false
+    /// Incoming: the layer below carried the packet without its common header's ports and checksum (agg's packed
+    /// datagrams, docs/PROTOCOL.md "Data"), which it hands in as zeros. Only a packet its verification tag routes
+    /// is taken so (the engine fills the ports in from the association); anything else is dropped unanswered, as
+    /// there is no port to answer.
+    public var portsElided = false
 
     public init(
         source: SCTPSocketAddress, destination: SCTPSocketAddress, payload: ByteBuffer,

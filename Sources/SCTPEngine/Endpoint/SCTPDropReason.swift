@@ -25,6 +25,7 @@ public enum SCTPDropReason: String, Sendable, CaseIterable, CustomStringConverti
     case unauthenticatedChunk = "unauthenticated chunk"
     case unexpectedAsconfAck = "unexpected ASCONF-ACK"
     case unmatchedCookie = "unmatched cookie"
+    case unroutableWithoutPorts = "packet without ports its tag does not route"
     case wrongPort = "wrong SCTP port"
 
     public var description: String { rawValue }

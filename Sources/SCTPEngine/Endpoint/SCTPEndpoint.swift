@@ -214,7 +214,7 @@ public final class SCTPEndpoint {
     /// datagrams that arrived together answers them with one SACK, as a TCP receiver with GRO acknowledges one
     /// aggregated segment, rather than one SACK per second packet.
     public func handle(_ datagram: SCTPDatagram, now: SCTPTime, deferringTransmission: Bool = false) {
-        let packet: RawPacket
+        var packet: RawPacket
         do {
             packet = try RawPacket.parse(
                 datagram.payload, verifyChecksum: !datagram.integrityVerified, reusing: &spareChunks)
@@ -223,29 +223,43 @@ public final class SCTPEndpoint {
             logger.debug("dropped malformed packet", metadata: ["from": "\(datagram.source)", "error": "\(error)"])
             return
         }
-        guard packet.header.destinationPort == configuration.localPort, let first = packet.chunks.first else {
-            output.drop(packet.chunks.isEmpty ? .noChunks : .wrongPort)
+        guard let first = packet.chunks.first else {
+            output.drop(.noChunks)
             return
         }
         let source = datagram.source
         let local = datagram.destination
         let owner = datagram.owner
 
-        switch first.type {
-        case InitChunk.type:
-            handleInitPacket(
-                packet, from: source, to: local, owner: owner, verified: datagram.integrityVerified, now: now)
-        case CookieEchoChunk.type:
-            handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
-        default:
-            if let association = route(packet, from: source, owner: owner) {
-                // Only an established association waits (`transmitDeferred` transmits only for those).
-                let defers = deferringTransmission && association.state.isEstablishedOrLater
-                association.handle(packet, from: source, to: local, transmitting: !defers, now: now)
-                if defers, !association.isClosed { deferTransmission(of: association.id) }
-                settle(association)
-            } else {
-                handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
+        if datagram.portsElided {
+            // Routed by the tag alone: never a handshake packet, never a T-bit one (the sender's own tag).
+            guard first.type != InitChunk.type, first.type != CookieEchoChunk.type, first.type != InitAckChunk.type,
+                first.flags & 1 == 0 || (first.type != AbortChunk.type && first.type != ShutdownCompleteChunk.type),
+                let association = route(packet, from: source, owner: owner)
+            else {
+                output.drop(.unroutableWithoutPorts)
+                return
+            }
+            packet.header.sourcePort = association.peerPort
+            packet.header.destinationPort = configuration.localPort
+            deliver(packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
+        } else {
+            guard packet.header.destinationPort == configuration.localPort else {
+                output.drop(.wrongPort)
+                return
+            }
+            switch first.type {
+            case InitChunk.type:
+                handleInitPacket(
+                    packet, from: source, to: local, owner: owner, verified: datagram.integrityVerified, now: now)
+            case CookieEchoChunk.type:
+                handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
+            default:
+                if let association = route(packet, from: source, owner: owner) {
+                    deliver(packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
+                } else {
+                    handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
+                }
             }
         }
         // The chunk array goes back for the next packet, emptied: the chunks' slices of this packet do not outlive
@@ -255,6 +269,18 @@ public final class SCTPEndpoint {
         var chunks = (consume packet).chunks
         while !chunks.isEmpty { chunks.removeLast() }
         spareChunks = chunks
+    }
+
+    /// Hands a routed packet to its association. Only an established association waits to transmit
+    /// (`transmitDeferred` transmits only for those).
+    private func deliver(
+        _ packet: RawPacket, to association: Association, from source: SCTPSocketAddress, to local: SCTPSocketAddress,
+        deferring: Bool, now: SCTPTime
+    ) {
+        let defers = deferring && association.state.isEstablishedOrLater
+        association.handle(packet, from: source, to: local, transmitting: !defers, now: now)
+        if defers, !association.isClosed { deferTransmission(of: association.id) }
+        settle(association)
     }
 
     /// Finds the association a packet of `owner` belongs to: by our tag, or, for ABORT and SHUTDOWN-COMPLETE with

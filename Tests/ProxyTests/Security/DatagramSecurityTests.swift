@@ -20,8 +20,8 @@ import Testing
 
         let up = try #require(pair.clientSeal(Pair.packet(2)))
         #expect(up.payload != Pair.packet(2))
-        #expect(up.payload.readableBytes == 100 + DataLayout.compact.overhead)
-        #expect(up.payload.getInteger(at: up.payload.readerIndex, as: UInt8.self) == 0x64)
+        #expect(up.payload.readableBytes == 100 + DataLayout.packed.overhead)
+        #expect(up.payload.getInteger(at: up.payload.readerIndex, as: UInt8.self) == 0x65)
         let opened = try #require(pair.serverOpen(up, clock: pair.clock))
         #expect(opened.payload == Pair.packet(2))
         // The tag proved the packet: the engine need not check its CRC32c.
@@ -659,8 +659,8 @@ import Testing
 
     /// The engines' packet size leaves room for version 3's 33 bytes whichever version the peer speaks (it is set
     /// before the handshake): a version-3 session's largest datagram is exactly the old size, a version-4
-    /// session's 8 bytes under it.
-    @Test(arguments: [(UInt8(3), 0), (4, 8)])
+    /// session's 8 bytes under it, a version-5 one's 16.
+    @Test(arguments: [(UInt8(3), 0), (4, 8), (5, 16)])
     func overheadKeepsSealedDatagramsWithinTheOldSize(version: UInt8, spare: Int) throws {
         #expect(SecureDatagram.overhead == 33)
         #expect(SecureDatagram.helloAckLength < SecureDatagram.helloLength)

@@ -247,8 +247,8 @@ import Testing
         // VERSION: the server's versions, under a tag of the key over the whole HELLO; smaller than any HELLO.
         let bytes = Array(answer.payload.readableBytesView)
         #expect(bytes.count == SecureDatagram.versionLength && bytes.count == 19)
-        #expect(bytes[0] == 0x56 && bytes[1] == 3 && bytes[2] == 4)
-        #expect(bytes == Self.tagged([0x56, 3, 4], label: SecureDatagram.versionLabel, prefix: older))
+        #expect(bytes[0] == 0x56 && bytes[1] == 3 && bytes[2] == 5)
+        #expect(bytes == Self.tagged([0x56, 3, 5], label: SecureDatagram.versionLabel, prefix: older))
         #expect(answer.destination == Pair.clientPath1)
         // At most one answer a second per key; never a session.
         #expect(pair.serverOpen(Pair.upward(ByteBuffer(bytes: oldest)), clock: pair.clock) == nil)
@@ -271,16 +271,16 @@ import Testing
         let pair = Pair()
         let hello = Array(try Self.firstHello(pair).payload.readableBytesView)
         // A VERSION that does not answer this HELLO under this key, then the real one (as a newer server would
-        // send it: versions 5 to 6, none of which this build speaks).
-        let forged = Self.tagged([0x56, 5, 6], label: SecureDatagram.versionLabel, prefix: [0x41])
+        // send it: versions 6 to 7, none of which this build speaks).
+        let forged = Self.tagged([0x56, 6, 7], label: SecureDatagram.versionLabel, prefix: [0x41])
         #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: forged)), clock: pair.clock) == nil)
         #expect(pair.client.pollEvent() == nil)
         #expect(pair.client.statistics.droppedBadTag == 1)
-        let genuine = Self.tagged([0x56, 5, 6], label: SecureDatagram.versionLabel, prefix: hello)
+        let genuine = Self.tagged([0x56, 6, 7], label: SecureDatagram.versionLabel, prefix: hello)
         #expect(pair.clientOpen(Pair.downward(ByteBuffer(bytes: genuine)), clock: pair.clock) == nil)
-        #expect(pair.client.pollEvent() == .versionMismatch(serverVersions: 5...6))
+        #expect(pair.client.pollEvent() == .versionMismatch(serverVersions: 6...7))
         #expect(pair.client.isHandshaking, "the client keeps trying: the server may be upgraded")
-        #expect(pair.client.helloVersion == 4)
+        #expect(pair.client.helloVersion == 5)
         #expect(pair.clientPoll() == nil, "no new HELLO: nothing both speak")
     }
 
@@ -308,7 +308,7 @@ import Testing
     }
 
     /// Today's client and a server that speaks only version 3 (an older aggserver): the server answers the
-    /// version-4 HELLO with VERSION 3...3, the client offers version 3 at once and keeps offering it (rekeys too),
+    /// version-5 HELLO with VERSION 3...3, the client offers version 3 at once and keeps offering it (rekeys too),
     /// and the queued packet goes out in the full layout. No mismatch is reported.
     @Test func aClientFallsBackToVersion3WhenTheServerSpeaksOnlyThat() throws {
         var old = ServerDatagramSecurity.Configuration()
@@ -317,7 +317,7 @@ import Testing
         configuration.rekeyAfterPackets = 5
         let pair = Pair(client: configuration, server: old)
         let hello = try Self.firstHello(pair)
-        #expect(hello.payload.getInteger(at: hello.payload.readerIndex + 1, as: UInt8.self) == 4)
+        #expect(hello.payload.getInteger(at: hello.payload.readerIndex + 1, as: UInt8.self) == 5)
         #expect(pair.serverOpen(hello, clock: pair.clock) == nil)
         let answer = try #require(pair.serverPoll())
         #expect(Array(answer.payload.readableBytesView.prefix(3)) == [0x56, 3, 3])
@@ -346,7 +346,7 @@ import Testing
     }
 
     @Test func helloAckIsSmallerThanHello() throws {
-        #expect(SecureDatagram.version == 4)
+        #expect(SecureDatagram.version == 5)
         #expect(SecureDatagram.helloLength == 106)
         #expect(SecureDatagram.helloAckLength == 91)
         #expect(SecureDatagram.helloAckLength < SecureDatagram.helloLength)
@@ -358,7 +358,7 @@ import Testing
         let ack = try #require(pair.serverPoll())
         #expect(hello.payload.readableBytes == 106)
         #expect(ack.payload.readableBytes == 91)
-        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 4)
+        #expect(ack.payload.getInteger(at: ack.payload.readerIndex + 1, as: UInt8.self) == 5)
     }
 
     // MARK: - A server that restarted

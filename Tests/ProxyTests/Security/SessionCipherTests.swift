@@ -124,14 +124,16 @@ import Testing
 
     /// A compact-layout pair of one session, each side's counters set as if `sent` datagrams had gone before (the
     /// receiver having authenticated up to `sent - 1`).
-    func compactPair(id: UInt64 = 0x0A0B_0C0D, sent: UInt64) -> (sender: SessionCipher, receiver: SessionCipher) {
+    func compactPair(
+        id: UInt64 = 0x0A0B_0C0D, layout: DataLayout = .compact, sent: UInt64
+    ) -> (sender: SessionCipher, receiver: SessionCipher) {
         let highest = sent == 0 ? nil : sent - 1
         return (
             SessionCipher(
-                sessionID: id, layout: .compact, sendKey: sendKey, receiveKey: receiveKey, sendCounter: sent,
+                sessionID: id, layout: layout, sendKey: sendKey, receiveKey: receiveKey, sendCounter: sent,
                 receivedHighest: nil),
             SessionCipher(
-                sessionID: id, layout: .compact, sendKey: receiveKey, receiveKey: sendKey, sendCounter: 0,
+                sessionID: id, layout: layout, sendKey: receiveKey, receiveKey: sendKey, sendCounter: 0,
                 receivedHighest: highest)
         )
     }
@@ -206,6 +208,86 @@ import Testing
         #expect(wayAheadReceiver.open(stale) == .failure(.badTag))
         #expect(wayAheadReceiver.window.highest == 5 + (1 << 31))
         #expect(wayAheadReceiver.packetsOpened == 1)
+    }
+
+    // MARK: - The packed layout (version 5)
+
+    /// An SCTP packet from port 0x1234 to 0x26AB, tag 0xA1B2C3D4, checksum 0xCAFEF00D, then one chunk of `type`
+    /// with `flags` and `body` bytes of value.
+    func sctpPacket(chunk type: UInt8, flags: UInt8 = 0, body: Int = 40) -> ByteBuffer {
+        var buffer = ByteBuffer(bytes: [0x12, 0x34, 0x26, 0xAB, 0xA1, 0xB2, 0xC3, 0xD4, 0xCA, 0xFE, 0xF0, 0x0D])
+        buffer.writeBytes([type, flags])
+        buffer.writeInteger(UInt16(4 + body))
+        for index in 0..<body { buffer.writeInteger(UInt8(truncatingIfNeeded: index &* 7 &+ 3)) }
+        return buffer
+    }
+
+    /// Type 0x65: the compact header, then the packet's tag and chunks only (what swift-crypto opens), 8 bytes
+    /// fewer than version 4; the receiver hands the packet on with zero ports and checksum, the tag and chunks
+    /// intact.
+    @Test func packedDatagramsLeaveOutThePortsAndChecksum() throws {
+        var (sender, receiver) = compactPair(layout: .packed, sent: 7)
+        let whole = sctpPacket(chunk: 0, flags: 3, body: 1_000)  // DATA
+        let result = sender.seal(whole)
+        let sealed = try #require(result)
+        let bytes = Array(sealed.readableBytesView)
+        #expect(bytes.count == whole.readableBytes + 25 - 8)
+        #expect(DataLayout.packed.overhead == 17)
+        #expect(DataLayout.packed.sealedLength(of: whole) == bytes.count)
+        #expect(Array(bytes[0..<5]) == [0x65, 0x0A, 0x0B, 0x0C, 0x0D])
+        let box = try ChaChaPoly.SealedBox(
+            nonce: nonce(7), ciphertext: bytes[9..<(bytes.count - 16)], tag: bytes[(bytes.count - 16)...])
+        let inside = try ChaChaPoly.open(box, using: sendKey, authenticating: bytes[0..<9])
+        let original = Array(whole.readableBytesView)
+        let tag = Array(original[4..<8])
+        let chunks = Array(original[12...])
+        let expectedInside: [UInt8] = tag + chunks
+        #expect(Array(inside) == expectedInside)
+
+        let opened = try receiver.open(sealed).get()
+        let zeros: [UInt8] = [0, 0, 0, 0]
+        let expectedPacket: [UInt8] = zeros + tag + zeros + chunks
+        #expect(Array(opened.readableBytesView) == expectedPacket)
+    }
+
+    /// What the tag alone does not route goes whole in a packed session, as version 4's 0x64, and opens byte for
+    /// byte: INIT, INIT-ACK, COOKIE-ECHO, and ABORT or SHUTDOWN-COMPLETE with the T bit. The same two without it,
+    /// and SACK, HEARTBEAT, ASCONF, go packed.
+    @Test(arguments: [
+        (UInt8(1), UInt8(0), false), (2, 0, false), (10, 0, false), (6, 1, false), (14, 1, false),
+        (6, 0, true), (14, 0, true), (3, 0, true), (4, 0, true), (0xC1, 0, true),
+    ])
+    func packetsTheTagDoesNotRouteGoWhole(type: UInt8, flags: UInt8, packs: Bool) throws {
+        var (sender, receiver) = compactPair(layout: .packed, sent: 0)
+        let whole = sctpPacket(chunk: type, flags: flags)
+        #expect(DataLayout.packed.packs(whole) == packs)
+        #expect(!DataLayout.compact.packs(whole) && !DataLayout.full.packs(whole))
+        let result = sender.seal(whole)
+        let sealed = try #require(result)
+        #expect(sealed.getInteger(at: sealed.readerIndex, as: UInt8.self) == (packs ? 0x65 : 0x64))
+        #expect(sealed.readableBytes == whole.readableBytes + (packs ? 17 : 25))
+        #expect(sealed.readableBytes == DataLayout.packed.sealedLength(of: whole))
+        let opened = try receiver.open(sealed).get()
+        #expect((opened == whole) == !packs)
+    }
+
+    /// A packed session opens its whole packets (0x64) and its packed ones; a version-4 session opens no packed one.
+    @Test func onlyAPackedSessionOpensPackedDatagrams() {
+        #expect(DataLayout.packed.opens(.packed) && DataLayout.packed.opens(.compact))
+        #expect(!DataLayout.compact.opens(.packed) && !DataLayout.full.opens(.packed))
+        #expect(!DataLayout.packed.opens(.full))
+        #expect(DataLayout(type: 0x65) == .packed && DataLayout(version: 5) == .packed)
+        #expect(DataLayout(version: 4) == .compact && DataLayout(version: 3) == .full)
+    }
+
+    /// A packed datagram must hold at least the packet's tag; a shorter one is refused before anything is written.
+    @Test func aPackedDatagramTooShortForATagIsRefused() throws {
+        var (_, receiver) = compactPair(layout: .packed, sent: 0)
+        for plaintext in 0..<4 {
+            let datagram = ByteBuffer(bytes: [0x65, 0x0A, 0x0B, 0x0C, 0x0D, 0, 0, 0, 0] + Array(repeating: 1, count: plaintext + 16))
+            #expect(receiver.open(datagram) == .failure(.tooShort))
+        }
+        #expect(receiver.window.highest == nil)
     }
 
     @Test func expandCounterFollowsRFC9000AppendixA3() {

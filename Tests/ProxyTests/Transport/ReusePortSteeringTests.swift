@@ -54,8 +54,9 @@ import Testing
     }
 
     /// A compact (version 4) data datagram: type 0x64, the 4-byte session id, the truncated counter, the rest.
-    static func compactData(session: UInt32, size: Int = 120) -> [UInt8] {
-        [0x64] + bigEndian(UInt64(session)).suffix(4) + [0xFF, 0xFF, 0xFF, 0xFE]
+    /// The packed (version 5) layout shares it under type 0x65.
+    static func compactData(session: UInt32, size: Int = 120, type: UInt8 = 0x64) -> [UInt8] {
+        [type] + bigEndian(UInt64(session)).suffix(4) + [0xFF, 0xFF, 0xFF, 0xFE]
             + Array(repeating: 0xA5, count: size - 9)
     }
 
@@ -83,9 +84,9 @@ import Testing
         }
     }
 
-    /// Version 4's session ids are the shard's low word alone, at bytes 1..<5 of a compact datagram; version 3's
-    /// full-layout datagrams keep theirs at bytes 5..<9. Both reach the shard that made the session, with or
-    /// without plaintext allowed.
+    /// Version 4's session ids are the shard's low word alone, at bytes 1..<5 of a compact (or packed) datagram;
+    /// version 3's full-layout datagrams keep theirs at bytes 5..<9. All reach the shard that made the session,
+    /// with or without plaintext allowed.
     @Test func compactDataIsSteeredByItsFourByteSessionIDToTheShardThatMadeIt() {
         for plaintext in [false, true] {
             for shards in 1...5 {
@@ -95,6 +96,8 @@ import Testing
                     for random: UInt32 in [0x89AB_CDEF, 0xFFFF_FFFF, 42, 0x0000_0001, 0xDEAD_BEEF] {
                         let session = shard.steer(random)
                         #expect(Self.run(program, on: Self.compactData(session: session)) == UInt32(index))
+                        let packed = Self.compactData(session: session, type: 0x65)
+                        #expect(Self.run(program, on: packed) == UInt32(index))
                         // The same id in version 3's layout, high word random.
                         let full = UInt64(random) << 32 | UInt64(session)
                         #expect(Self.run(program, on: Self.data(session: full)) == UInt32(index))
@@ -104,6 +107,7 @@ import Testing
         }
         let program = ReusePortSteering.program(shards: 2, allowPlaintext: false)
         #expect(Self.run(program, on: [0x64, 0, 0, 0, 1]) == ReusePortSteering.fallToHash, "too short: not shard 0")
+        #expect(Self.run(program, on: [0x65, 0, 0, 0, 1]) == ReusePortSteering.fallToHash, "too short: not shard 0")
     }
 
     @Test func helloIsSteeredByKeyIDWhateverItsVersion() {
