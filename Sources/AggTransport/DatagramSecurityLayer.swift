@@ -56,12 +56,14 @@ package final class DatagramSecurityLayer {
 
     /// The bytes the session sealing `owner`'s datagrams toward `destination` adds to each (its layout's header and
     /// tag); nil when there is no such session (a plaintext association's datagrams leave unsealed).
-    func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
+    func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> SealingOverhead? {
         if isClient { return Self.sessionOverhead(of: &client!) }
         return server!.sealOverhead(owner: owner, toward: destination)
     }
 
-    private static func sessionOverhead(of state: inout ClientDatagramSecurity) -> Int? { state.sessionOverhead }
+    private static func sessionOverhead(of state: inout ClientDatagramSecurity) -> SealingOverhead? {
+        state.sessionOverhead
+    }
 
     /// Seals `datagram` onto the end of `output`; the bytes appended, or nil when nothing was.
     /// `clock` is read only by a client (its rekey schedule): a server seals without reading the time.

@@ -81,14 +81,17 @@ extension SCTPDriver {
     }
 
     /// An association is up: from now on its packets are sized for the overhead of the session that seals them
-    /// rather than the largest of any layout (version 4's session takes 25 bytes where 33 were left), so its
-    /// datagrams are as large as the path takes. Plaintext associations keep the configured size.
+    /// rather than the largest of any layout (version 5's session takes 17 bytes and the last chunk's padding,
+    /// version 4's 25, where 33 were left), so its datagrams are as large as the path takes. Plaintext
+    /// associations keep the configured size.
     func sizePackets(of id: SCTPAssociationID) {
         guard let security, let owner = endpoint.owner(of: id), let path = endpoint.paths(of: id).first,
             let overhead = security.sealOverhead(owner: owner, toward: path.remote)
         else { return }
-        let size = (datagramSizeLimit - overhead) & ~3
-        if size > path.pmtu { endpoint.setMaxPacketSize(size, for: id) }
+        let room = datagramSizeLimit - overhead.bytes
+        // Chunks are padded to 4 bytes: a packet whose padding goes too may fill the room to the byte.
+        let size = overhead.dropsLastPadding ? room : room & ~3
+        if size > path.pmtu { endpoint.setMaxPacketSize(size, for: id, lastChunkUnpadded: overhead.dropsLastPadding) }
     }
 
     /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's

@@ -94,7 +94,7 @@ package struct ClientDatagramSecurity {
 
     /// Bytes `seal` adds to a packet: the current session's layout's header and tag (the largest layout's while
     /// there is no session, when nothing is sealed).
-    package var sealOverhead: Int { sessionOverhead ?? SecureDatagram.overhead }
+    package var sealOverhead: Int { sessionOverhead?.bytes ?? SecureDatagram.overhead }
 
     /// The bytes `seal` makes of `datagram`: what the current session's layout makes of its packet (the largest
     /// layout's overhead while there is no session, when nothing is sealed).
@@ -105,7 +105,7 @@ package struct ClientDatagramSecurity {
 
     /// Bytes the current session's layout adds to a packet (to all but a packed session's few whole ones: see
     /// `DataLayout.packed`); nil before the first handshake completes.
-    package var sessionOverhead: Int? { current?.cipher.layout.overhead }
+    package var sessionOverhead: SealingOverhead? { current?.cipher.layout.sealingOverhead }
 
     /// Datagrams held until the handshake completes.
     var queuedCount: Int { queue.count }

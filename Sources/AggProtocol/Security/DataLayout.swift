@@ -12,7 +12,9 @@ enum DataLayout: Equatable, Sendable {
     /// Version 5 on: the compact header, and inside it the SCTP packet without its ports and checksum (type 0x65,
     /// `SecureDatagram.Kind.packedData`): the tag routes it, the AEAD tag covers it, so those 8 bytes say nothing the
     /// receiver needs. Packets the tag alone does not route (INIT, INIT-ACK, COOKIE-ECHO, and ABORT or
-    /// SHUTDOWN-COMPLETE with the T bit) go whole, as version 4's 0x64.
+    /// SHUTDOWN-COMPLETE with the T bit) go whole, as version 4's 0x64. A packed packet also leaves out up to 3 zero
+    /// bytes at its end (the last chunk's padding): the receiver pads it back to a multiple of 4 with zeros, which
+    /// is what an SCTP packet's length always is (`trailingZeros`).
     case packed
 
     /// The layout a handshake of `version` sets up.
@@ -84,7 +86,20 @@ enum DataLayout: Equatable, Sendable {
     /// The bytes a session of this layout seals `packet` into.
     func sealedLength(of packet: ByteBuffer) -> Int {
         let whole = packet.readableBytes + headerLength + SecureDatagram.aeadTagLength
-        return packs(packet) ? whole - Self.elidedLength : whole
+        return packs(packet) ? whole - Self.elidedLength - Self.trailingZeros(of: packet) : whole
+    }
+
+    /// The zero bytes at the end of `packet` that a packed datagram leaves out: at most 3, and none unless its
+    /// length is a multiple of 4, so that padding back to a multiple of 4 with zeros restores exactly these (the
+    /// last chunk's padding, and any zero bytes of data just before it).
+    static func trailingZeros(of packet: ByteBuffer) -> Int {
+        let length = packet.readableBytes
+        guard length % 4 == 0, length > 16 else { return 0 }
+        var count = 0
+        while count < 3, packet.getInteger(at: packet.readerIndex + length - 1 - count, as: UInt8.self) == 0 {
+            count += 1
+        }
+        return count
     }
 
     /// The session id field of a data datagram of this layout (a compact one's 32 bits as a UInt64).
@@ -125,4 +140,21 @@ enum DataLayout: Equatable, Sendable {
         }
         return candidate
     }
+}
+
+/// What a session's sealing takes from a packet's room in its datagram: the bytes it adds (to all but a packed
+/// session's few whole packets), and whether the last chunk's padding is left out too, so that the engine may fill
+/// a packet until its unpadded length fits.
+package struct SealingOverhead: Equatable, Sendable {
+    package var bytes: Int
+    package var dropsLastPadding: Bool
+
+    package init(bytes: Int, dropsLastPadding: Bool) {
+        self.bytes = bytes
+        self.dropsLastPadding = dropsLastPadding
+    }
+}
+
+extension DataLayout {
+    var sealingOverhead: SealingOverhead { SealingOverhead(bytes: overhead, dropsLastPadding: self == .packed) }
 }

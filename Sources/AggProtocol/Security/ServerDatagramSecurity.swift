@@ -544,9 +544,9 @@ package struct ServerDatagramSecurity {
     /// Bytes the session that seals `owner`'s datagrams toward `destination` adds to each (all but a packed
     /// session's few whole ones): its layout's header and tag, less what a packed one leaves out. Nil for a
     /// plaintext owner, or when no session of the owner's key routes there.
-    package mutating func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> Int? {
+    package mutating func sealOverhead(owner: SCTPOwner, toward destination: SCTPSocketAddress) -> SealingOverhead? {
         guard owner != .unauthenticated else { return nil }
-        return sealingSession(for: Route(owner: owner, address: destination))?.layout.overhead
+        return sealingSession(for: Route(owner: owner, address: destination))?.layout.sealingOverhead
     }
 
     /// The session that seals `datagram` (its owner's key's route to the destination), its slot and its layout.

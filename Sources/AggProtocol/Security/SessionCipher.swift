@@ -55,8 +55,8 @@ struct SessionCipher {
 
     /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted straight from
     /// its buffer into `output`'s memory, then the tag. A packed session's packet (`DataLayout.packs`) goes without
-    /// its ports and checksum: its tag and chunks are copied into place and sealed there. False (and `output`
-    /// unchanged) once the counter is exhausted.
+    /// its ports, its checksum and the zero bytes at its end (`DataLayout.trailingZeros`): its tag and chunks are
+    /// copied into place and sealed there. False (and `output` unchanged) once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer, appendingTo output: inout ByteBuffer) -> Bool {
         guard sendCounter < Self.counterLimit else { return false }
         let counter = sendCounter
@@ -65,7 +65,8 @@ struct SessionCipher {
         let layout = layout
         let packs = layout.packs(packet)
         let kind: SecureDatagram.Kind = packs ? .packedData : layout == .packed ? .compactData : layout.kind
-        let length = packet.readableBytes - (packs ? DataLayout.elidedLength : 0)
+        let length =
+            packet.readableBytes - (packs ? DataLayout.elidedLength + DataLayout.trailingZeros(of: packet) : 0)
         let headerLength = layout.headerLength
         // One reservation for the whole datagram: the header is stored, then read as the associated data while the
         // body is written after it (the two ranges do not overlap), then the tag.
@@ -111,7 +112,8 @@ struct SessionCipher {
     /// or why it failed. A compact datagram's counter is restored against the
     /// highest counter authenticated so far, then checked by the replay window; a wrong restoration (a counter 2^31
     /// or more behind) fails the tag. A packed datagram's packet gets its common header back in the bytes before it
-    /// (the datagram's own header, spent once opened) with zero ports and checksum: the caller marks it
+    /// (the datagram's own header, spent once opened) with zero ports and checksum, and its end padded to a
+    /// multiple of 4 with zeros in the bytes after it (the spent AEAD tag): the caller marks it
     /// (`SCTPDatagram.portsElided`) so the engine routes it by its tag alone.
     ///
     /// The plaintext is written over the ciphertext in the datagram's own storage, so opening allocates nothing
@@ -131,6 +133,8 @@ struct SessionCipher {
             return .tooShort
         }
         guard window.mayAccept(counter) else { return .replayed }
+        // The rebuilt packet's length (a packed one padded to a multiple of 4) past the plaintext's.
+        let padding = packed ? (4 - (length - headerLength - tagLength + DataLayout.elidedLength) % 4) % 4 : 0
         let opened = datagram.withUnsafeReadableBytes { bytes in
             // BoringSSL opens with `out` equal to `in` (exact aliasing is allowed).
             let base = UnsafeMutableRawPointer(mutating: bytes.baseAddress!).assumingMemoryBound(to: UInt8.self)
@@ -138,19 +142,21 @@ struct SessionCipher {
                 receiveKey.pointer, counter, base + headerLength, base + headerLength, length - headerLength,
                 base, headerLength)
             if ok == 1, packed {
-                // [header 9][tag 4][chunks] becomes [_][ports 0 (4)][tag 4][checksum 0 (4)][chunks].
+                // [header 9][tag 4][chunks][AEAD tag 16] becomes
+                // [_][ports 0 (4)][tag 4][checksum 0 (4)][chunks][padding 0...3][rest of the spent AEAD tag].
                 let raw = UnsafeMutableRawPointer(base)
                 let tag = raw.loadUnaligned(fromByteOffset: headerLength, as: UInt32.self)
                 raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 12, as: UInt32.self)
                 raw.storeBytes(of: tag, toByteOffset: headerLength + 4 - 8, as: UInt32.self)
                 raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 4, as: UInt32.self)
+                (base + length - tagLength).update(repeating: 0, count: padding)
             }
             return ok
         }
         guard opened == 1 else { return .badTag }
         window.accept(counter)
         packetsOpened += 1
-        datagram.moveWriterIndex(to: datagram.readerIndex + length - tagLength)
+        datagram.moveWriterIndex(to: datagram.readerIndex + length - tagLength + padding)
         datagram.moveReaderIndex(forwardBy: packed ? headerLength + 4 - 12 : headerLength)
         return nil
     }

@@ -268,8 +268,9 @@ extension Association {
 extension Association {
     /// Sets the largest packet every path, and every path added later, is given. Packets already built keep their
     /// size; DATA is fragmented when it is packed, so the next packet of every path uses the new one.
-    func setMaxPacketSize(_ size: Int) {
+    func setMaxPacketSize(_ size: Int, lastChunkUnpadded: Bool = false) {
         maxPacketSize = size
+        self.lastChunkUnpadded = lastChunkUnpadded
         for position in paths.indices { paths[position].setMTU(size) }
     }
 }

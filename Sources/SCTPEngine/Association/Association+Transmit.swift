@@ -235,11 +235,13 @@ extension Association {
         let i = paths.position(of: pathID)!
         // Every chunk is padded to 4 bytes (RFC 9260 §3.2), so a packet's length is always a multiple of 4: the
         // largest one that fits is the path MTU rounded down, or a 1439-byte MTU would produce 1440-byte packets.
-        let mtu = paths[i].mtu & ~3
+        // Unless the layer below leaves the last chunk's padding out: then the unpadded length is what must fit
+        // (every chunk before the last is padded, so the builder's size stays a multiple of 4).
+        let mtu = lastChunkUnpadded ? paths[i].mtu : paths[i].mtu & ~3
         var builder = PacketBuilder(
             header: CommonHeader(
                 sourcePort: localPort, destinationPort: peerPort, verificationTag: peerTag, checksum: 0),
-            buffer: output.packetBuffer(capacity: mtu))
+            buffer: output.packetBuffer(capacity: paddedLength(mtu)))
         if let s = sack, pathID == sackPathID {
             builder.add(s)
             sack = nil

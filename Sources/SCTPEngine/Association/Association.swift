@@ -24,6 +24,10 @@ final class Association: DeadlineScheduled {
     /// The largest packet a path is given (its MTU): the configuration's, until the layer below says its
     /// datagrams leave more room (`setMaxPacketSize`).
     var maxPacketSize: Int
+    /// The layer below carries a packet's last chunk without its padding (agg's packed datagrams), so a DATA packet
+    /// may be filled until its unpadded length reaches a path's MTU: the padding that takes it past goes no further
+    /// (`setMaxPacketSize`).
+    var lastChunkUnpadded = false
 
     // MARK: Paths
     /// Change a path's addresses, or add or remove one, only through the methods of `Association+Paths.swift`,

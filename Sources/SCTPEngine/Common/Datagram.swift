@@ -17,9 +17,10 @@ public struct SCTPDatagram: Sendable, CustomStringConvertible {
     /// only to a peer that announced `SCTPConfiguration.zeroChecksumMethod` in its INIT or INIT-ACK.
     public var integrityVerified = false
     /// Incoming: the layer below carried the packet without its common header's ports and checksum (agg's packed
-    /// datagrams, docs/PROTOCOL.md "Data"), which it hands in as zeros. Only a packet its verification tag routes
-    /// is taken so (the engine fills the ports in from the association); anything else is dropped unanswered, as
-    /// there is no port to answer.
+    /// datagrams, docs/PROTOCOL.md "Data"), which it hands in as zeros. The verification tag routes such a packet
+    /// (the engine fills the ports in from the association). One whose tag routes nowhere is answered as out of the
+    /// blue at the port of the sender's latest association, or dropped if it never had one; a handshake or T-bit
+    /// packet without ports is dropped.
     public var portsElided = false
 
     public init(

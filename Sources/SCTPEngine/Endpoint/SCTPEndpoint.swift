@@ -30,6 +30,9 @@ public final class SCTPEndpoint {
     var deadlines = DeadlineSchedule<Association>()
     /// The association `route` found last (always one `byTag` holds).
     private var lastRouted: Association?
+    /// The SCTP port of each owner's latest association's peer, kept after it closes: where an out-of-the-blue
+    /// packet of that owner that came without its ports is answered (`SCTPDatagram.portsElided`).
+    private var peerPorts: [SCTPOwner: UInt16] = [:]
     /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
     private var deferredTransmissions: [SCTPAssociationID] = []
     /// The chunk array of the last packet handled, empty, for the next one (`RawPacket.parse(_:reusing:)`).
@@ -155,9 +158,13 @@ public final class SCTPEndpoint {
     /// below whose own overhead turns out smaller than the one `SCTPConfiguration.maxPacketSize` left room for
     /// (datagram encryption learns it from the session's handshake). A size outside 508...65,535 bytes changes
     /// nothing (the smallest is RFC 9260's, what every path must carry).
-    public func setMaxPacketSize(_ size: Int, for id: SCTPAssociationID) {
+    ///
+    /// `lastChunkUnpadded`: the layer below carries a packet without its last chunk's padding (agg's packed
+    /// datagrams), so `size` bounds a DATA packet's unpadded length; the packet handed out may be up to 3 bytes
+    /// longer, all of them padding.
+    public func setMaxPacketSize(_ size: Int, for id: SCTPAssociationID, lastChunkUnpadded: Bool = false) {
         guard (508...65_535).contains(size) else { return }
-        associations[id]?.setMaxPacketSize(size)
+        associations[id]?.setMaxPacketSize(size, lastChunkUnpadded: lastChunkUnpadded)
     }
 
     /// Graceful shutdown: queued data is delivered first (RFC 9260 §9.2).
@@ -234,15 +241,24 @@ public final class SCTPEndpoint {
         if datagram.portsElided {
             // Routed by the tag alone: never a handshake packet, never a T-bit one (the sender's own tag).
             guard first.type != InitChunk.type, first.type != CookieEchoChunk.type, first.type != InitAckChunk.type,
-                first.flags & 1 == 0 || (first.type != AbortChunk.type && first.type != ShutdownCompleteChunk.type),
-                let association = route(packet, from: source, owner: owner)
+                first.flags & 1 == 0 || (first.type != AbortChunk.type && first.type != ShutdownCompleteChunk.type)
             else {
                 output.drop(.unroutableWithoutPorts)
                 return
             }
-            packet.header.sourcePort = association.peerPort
             packet.header.destinationPort = configuration.localPort
-            deliver(packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
+            if let association = route(packet, from: source, owner: owner) {
+                packet.header.sourcePort = association.peerPort
+                deliver(packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
+            } else if let peerPort = peerPorts[owner] {
+                // An association this endpoint no longer has (it ended, its ABORT was lost): answered as the same
+                // packet with its ports would be (an ABORT with the T bit, which travels with its ports), at the
+                // port the owner's latest association used, so the peer learns at once.
+                packet.header.sourcePort = peerPort
+                handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
+            } else {
+                output.drop(.unroutableWithoutPorts)
+            }
         } else {
             guard packet.header.destinationPort == configuration.localPort else {
                 output.drop(.wrongPort)
@@ -328,6 +344,7 @@ public final class SCTPEndpoint {
         associations[id] = association
         byTag[parameters.localTag] = association
         byOwner[owner, default: []].append(association)
+        peerPorts[owner] = peerPort
         return association
     }
 

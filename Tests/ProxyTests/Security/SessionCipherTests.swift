@@ -213,12 +213,13 @@ import Testing
     // MARK: - The packed layout (version 5)
 
     /// An SCTP packet from port 0x1234 to 0x26AB, tag 0xA1B2C3D4, checksum 0xCAFEF00D, then one chunk of `type`
-    /// with `flags` and `body` bytes of value.
-    func sctpPacket(chunk type: UInt8, flags: UInt8 = 0, body: Int = 40) -> ByteBuffer {
+    /// with `flags` and `body` bytes of value (none zero, unless `zeros` end it), padded to 4 bytes.
+    func sctpPacket(chunk type: UInt8, flags: UInt8 = 0, body: Int = 40, zeros: Int = 0) -> ByteBuffer {
         var buffer = ByteBuffer(bytes: [0x12, 0x34, 0x26, 0xAB, 0xA1, 0xB2, 0xC3, 0xD4, 0xCA, 0xFE, 0xF0, 0x0D])
         buffer.writeBytes([type, flags])
         buffer.writeInteger(UInt16(4 + body))
-        for index in 0..<body { buffer.writeInteger(UInt8(truncatingIfNeeded: index &* 7 &+ 3)) }
+        for index in 0..<(body - zeros) { buffer.writeInteger(UInt8(index % 255 + 1)) }
+        buffer.writeRepeatingByte(0, count: zeros + (4 - body % 4) % 4)
         return buffer
     }
 
@@ -269,6 +270,26 @@ import Testing
         #expect(sealed.readableBytes == DataLayout.packed.sealedLength(of: whole))
         let opened = try receiver.open(sealed).get()
         #expect((opened == whole) == !packs)
+    }
+
+    /// The last chunk's padding stays out of a packed datagram, and the receiver pads the packet back: 1 to 3 bytes
+    /// fewer for a chunk of 1 to 3 bytes more than a multiple of 4. Zero bytes of data just before the padding may go
+    /// with it (3 at most): padding back restores them.
+    @Test(arguments: [(1_000, 0, 0), (1_001, 0, 3), (1_002, 0, 2), (1_003, 0, 1), (1_000, 2, 2), (1_001, 1, 3),
+        (1_000, 5, 3)])
+    func packedDatagramsLeaveOutTheLastChunksPadding(body: Int, zeros: Int, dropped: Int) throws {
+        var (sender, receiver) = compactPair(layout: .packed, sent: 0)
+        let whole = sctpPacket(chunk: 0, body: body, zeros: zeros)
+        #expect(whole.readableBytes % 4 == 0)
+        #expect(DataLayout.trailingZeros(of: whole) == dropped)
+        let result = sender.seal(whole)
+        let sealed = try #require(result)
+        #expect(sealed.readableBytes == whole.readableBytes + 17 - dropped)
+        #expect(sealed.readableBytes == DataLayout.packed.sealedLength(of: whole))
+        var expected = whole
+        expected.setInteger(UInt32(0), at: expected.readerIndex)
+        expected.setInteger(UInt32(0), at: expected.readerIndex + 8)
+        #expect(try receiver.open(sealed).get() == expected)
     }
 
     /// A packed session opens its whole packets (0x64) and its packed ones; a version-4 session opens no packed one.

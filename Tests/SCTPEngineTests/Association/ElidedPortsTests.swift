@@ -85,26 +85,40 @@ import Testing
         #expect(setup.client.droppedPackets.isEmpty && setup.server.droppedPackets.isEmpty)
     }
 
-    /// A packet without ports whose tag routes nowhere, or a handshake packet (matched by ports, not by tag), is
-    /// dropped and counted, and nothing answers it: no ABORT for an unknown tag, no INIT-ACK.
-    @Test func aPacketWithoutPortsTheTagDoesNotRouteIsDroppedUnanswered() throws {
+    /// A packet without ports whose tag routes nowhere is out of the blue: answered with an ABORT with the T bit
+    /// at the port of the sender's latest association (the ABORT goes with its ports), or dropped unanswered when
+    /// the sender never had one. A handshake packet (matched by ports, not by tag) is dropped and counted.
+    @Test func aPacketWithoutPortsTheTagDoesNotRouteIsOutOfTheBlue() throws {
         var setup = Setup()
         setup.run()
         _ = try #require(setup.serverID)
-        // Some DATA from the client with its tag changed, and the client's INIT again, both without ports.
+        // Some DATA from the client with its tag changed, as if the server had lost the association.
         try setup.client.send(ByteBuffer(repeating: 0x43, count: 100), on: setup.clientID, stream: StreamID(1), now: .zero)
         var stray = try #require(setup.client.pollTransmit())
         stray.payload.setInteger(UInt32(0xDEAD_BEEF), at: stray.payload.readerIndex + 4)
         setup.server.handle(Self.elide(stray), now: .zero)
+        let abort = try #require(setup.server.pollTransmit())
+        let answer = try RawPacket.parse(abort.payload)
+        #expect(answer.chunks.map(\.type) == [AbortChunk.type] && answer.chunks[0].flags & 1 == 1)
+        #expect(answer.header.verificationTag == VerificationTag(0xDEAD_BEEF))
+        #expect(answer.header.sourcePort == 5000 && answer.header.destinationPort == 5001)
+        #expect(setup.server.droppedPackets[.outOfTheBlue] == 1)
 
+        // The client's INIT without its ports: dropped, unanswered.
         var configuration = SCTPConfiguration()
         configuration.localPort = 5002
         let stranger = SCTPEndpoint(configuration: configuration, seed: 3)
         _ = stranger.connect(to: Self.serverAddress, from: Self.clientAddress, peerPort: 5000, now: .zero)
         let initPacket = try #require(stranger.pollTransmit())
         setup.server.handle(Self.elide(initPacket), now: .zero)
+        #expect(setup.server.droppedPackets[.unroutableWithoutPorts] == 1)
+        #expect(setup.server.pollTransmit() == nil)
 
-        #expect(setup.server.droppedPackets[.unroutableWithoutPorts] == 2)
-        #expect(setup.server.pollTransmit() == nil, "nothing answers")
+        // An endpoint that never had an association: nothing to answer at.
+        configuration.localPort = 5000
+        let fresh = SCTPEndpoint(configuration: configuration, seed: 4)
+        fresh.handle(Self.elide(stray), now: .zero)
+        #expect(fresh.droppedPackets[.unroutableWithoutPorts] == 1)
+        #expect(fresh.pollTransmit() == nil)
     }
 }

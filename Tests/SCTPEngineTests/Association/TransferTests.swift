@@ -127,6 +127,30 @@ struct OnePathScenario {
         #expect(!endpoint.isWritable(id, stream: StreamID(0)))
     }
 
+    /// With the last chunk's padding left to the layer below (agg's packed datagrams), DATA fills a packet until its
+    /// unpadded length is the packet size: 1,455 bytes carry 1,427 of data, and the packet handed out is 1,456 long.
+    @Test func aPacketWithoutItsLastPaddingFillsTheSizeToTheByte() throws {
+        let s = OnePathScenario(
+            seed: 11, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            configure: { $0.maxPacketSize = 1200 })
+        var largest = 0
+        var unpadded = 0
+        s.network.onDelivery = { datagram, _, _ in
+            largest = max(largest, datagram.payload.readableBytes)
+            guard let packet = try? RawPacket.parse(datagram.payload), let last = packet.chunks.last else { return }
+            unpadded = max(unpadded, datagram.payload.readableBytes - (4 - Int(last.length) % 4) % 4)
+        }
+        let id = s.connect()
+        s.client.perform(at: s.network.now) { $0.setMaxPacketSize(1455, for: id, lastChunkUnpadded: true) }
+        s.client.startTransfer(on: id, stream: StreamID(0), total: 600_000, messageSize: 7_001)
+        s.client.shutdownWhenDone = true
+        try s.network.runUntil({ s.client.closed.count == 1 && s.server.closed.count == 1 }, timeout: .seconds(30))
+        #expect(s.server.receivedBytes[0] == 600_000)
+        #expect(s.server.corruption == nil)
+        #expect(largest == 1456)
+        #expect(unpadded == 1455)
+    }
+
     /// `setMaxPacketSize` (the layer below learnt its overhead is smaller than it left room for) takes effect on the
     /// next packet of every path: a transfer started at 1,200-byte packets goes on at 1,436.
     @Test func aLargerPacketSizeSetMidTransferFillsTheLargerPackets() throws {
