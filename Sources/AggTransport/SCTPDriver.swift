@@ -326,6 +326,12 @@ public final class SCTPDriver: @unchecked Sendable {
         return endpoint.isWritable(id, stream: stream)
     }
 
+    /// Whether the association takes a datagram on `stream` (`SCTPEndpoint.takesDatagram`).
+    public func takesDatagram(_ id: SCTPAssociationID, on stream: StreamID) -> Bool {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.takesDatagram(id, on: stream)
+    }
+
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int {
         eventLoop.preconditionInEventLoop()
         return endpoint.bufferedAmount(id)

@@ -10,7 +10,10 @@
 #   2. 2% random loss each way on path 1 (an nftables `numgen random mod 50 == 0 drop` on router 1): at least 99%
 #      come back, 99% of round trips within twice the datagram lifetime and the paths, no silence over 1 s;
 #   3. path 1 blackholed halfway: every lost datagram was sent within 1 s of the blackhole (the flow goes on over
-#      path 2 within 1 s), and no more are lost than path 1 had in flight in that second.
+#      path 2 within 1 s), and no more are lost than path 1 had in flight in that second;
+#   4. beside a download: a 100 MiB download through SOCKS5 fills both paths (the association's send queue over its
+#      watermark much of the time) and the echo starts 3 s into it: at least 99.5% come back, and the download is
+#      whole.
 # Then, with GOODPUT=1 (the default), a paced one-way sender through SOCKS5 at each rate of MBITS (Mbit/s of
 # payload; MBIT, 60, above the paths' sum, by default) with 1,200-byte datagrams for T (10) s into a sink on S1: the
 # delivered rates are printed (BENCHMARKS.md) and the best must be at least 90% of the single paths' sum as iperf3
@@ -57,6 +60,7 @@ agg_build debug || { fail "build aggserver and aggclient"; finish; }
 lab up --rate1 "$RATE1" --rate2 "$RATE2" --delay1 "$DELAY1" --delay2 "$DELAY2" >"$AGG_WORK/lab-up.log" 2>&1 ||
     { cat "$AGG_WORK/lab-up.log"; fail "netlab up"; finish; }
 mkdir -p "$AGG_WORK/www"
+head -c 100M /dev/urandom >"$AGG_WORK/www/download.bin"
 if ! agg_start "$AGG_WORK/www"; then
     fail "daemons start"
     tail -n 5 "$AGG_WORK"/agg*.log
@@ -150,7 +154,20 @@ check $? "blackhole: $lost lost, no more than path 1 had in flight in that secon
 ((down2 > 100000))
 check $? "blackhole: path 2 carried the rest (down $down1 + $down2 bytes)"
 
-# --- 4. goodput -----------------------------------------------------------------------------------------------------
+# --- 4. beside a download -------------------------------------------------------------------------------------------
+wait_association 30 || true
+fetch download.bin "$AGG_WORK/download.out" 120 >"$AGG_WORK/download.result" &
+BG=$!
+sleep 3
+load download
+wait "$BG"; BG=
+got=$(received download)
+read -r _ bytes _ rc <"$AGG_WORK/download.result"
+(($(calc "int($got * 1000 >= $COUNT * 995)") == 1 && rc == 0 && bytes == 104857600))
+check $? "beside a download: $got of $COUNT came back ($(percent "$got")%; round trip $(field "$AGG_WORK/load-download.json" rtt_ms 2>/dev/null) ms); the download $bytes bytes, curl exit $rc"
+rm -f "$AGG_WORK/download.out"
+
+# --- 5. goodput -----------------------------------------------------------------------------------------------------
 # For each offered rate in MBITS (Mbit/s of payload, 1,200-byte datagrams, T seconds), what the sink on S1 got.
 if [[ $GOODPUT == 1 ]]; then
     best=0

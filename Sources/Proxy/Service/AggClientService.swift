@@ -830,7 +830,7 @@ public final class AggClientService: @unchecked Sendable {
     private var isUDPWritable: Bool {
         guard let (group, id) = currentAssociation else { return true }
         // Stream 0's own room: a light flow's datagrams (DNS, a call) go while an upload fills the queue.
-        return group.driver.isWritable(id, stream: StreamID(0))
+        return group.driver.takesDatagram(id, on: StreamID(0))
     }
 
     /// Sends a UDP relay message over the association in use; false without one.

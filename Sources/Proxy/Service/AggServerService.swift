@@ -496,7 +496,7 @@ public final class AggServerService: @unchecked Sendable {
             eventLoop: eventLoop, association: id, keyName: name, budget: udpBudget, metrics: udpMetrics,
             logger: logger, egress: { [unowned self] in egress },
             // Stream 0's own room: a light flow's datagrams (DNS, a call) go while a download fills the queue.
-            isWritable: { [unowned self] in driver.isWritable(id, stream: StreamID(0)) },
+            isWritable: { [unowned self] in driver.takesDatagram(id, on: StreamID(0)) },
             send: { [unowned self] message in
                 do {
                     try driver.send(message, on: id, lifetime: lifetime)

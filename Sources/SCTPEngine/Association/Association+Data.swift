@@ -32,6 +32,19 @@ extension Association {
         sendQueue.isWritable
             || (sendQueue.bufferedBytes < configuration.sendBufferSize && sendQueue.isLight(stream))
     }
+
+    /// Whether a datagram (an unordered message with a lifetime, which its sender drops rather than holds) may be
+    /// queued on `stream`: whenever the association is writable, and past the high watermark while the stream holds
+    /// less than `SendQueue.datagramStreamLimit` and less than `sendBufferSize` is queued. The scheduler's lists say
+    /// nothing here: a flow of datagrams beside a download is on the bulk list whenever it has used a quantum, and
+    /// was then dropped with the download's queue over its watermark (a 1,000/s echo lost 0.28 % of its datagrams).
+    /// The stream's own bound holds a flood to a few milliseconds of queue; beyond it its datagrams are dropped.
+    func takesDatagram(on stream: StreamID) -> Bool {
+        sendQueue.isWritable
+            || (sendQueue.bufferedBytes < configuration.sendBufferSize
+                && sendQueue.queuedBytes(on: stream) < SendQueue.datagramStreamLimit)
+    }
+
     var bufferedAmount: Int { sendQueue.bufferedBytes + outstanding.unackedBytes }
 
     /// The unsent bytes queued before back-pressure: twice the paths' congestion windows together, within

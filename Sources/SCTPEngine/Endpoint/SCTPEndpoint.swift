@@ -151,6 +151,12 @@ public final class SCTPEndpoint {
         associations[id]?.isWritable(stream: stream) ?? false
     }
 
+    /// Whether the association takes a datagram (unordered, with a lifetime) on `stream`: when it is writable, and
+    /// past its high watermark while the stream holds less than 64 KiB, up to `sendBufferSize`.
+    public func takesDatagram(_ id: SCTPAssociationID, on stream: StreamID) -> Bool {
+        associations[id]?.takesDatagram(on: stream) ?? false
+    }
+
     /// Bytes queued or in flight and not yet acknowledged.
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
 

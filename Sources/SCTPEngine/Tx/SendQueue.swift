@@ -209,6 +209,14 @@ struct SendQueue: Sendable {
     /// The most a light stream has queued.
     static let lightStreamLimit = 16 * 1024
 
+    /// The unsent bytes queued on `stream`.
+    func queuedBytes(on stream: StreamID) -> Int {
+        slots[stream].map { streams[$0].queuedBytes } ?? 0
+    }
+
+    /// The most a stream of datagrams has queued past the high watermark: 10 ms at 50 Mbit/s.
+    static let datagramStreamLimit = 64 * 1024
+
     /// A sparse stream waits to be served.
     var hasSparseStreams: Bool { !sparseStreams.isEmpty }
 

@@ -151,6 +151,37 @@ struct OnePathScenario {
         #expect(unpadded == 1455)
     }
 
+    /// A stream of datagrams is judged by its own queue alone: past the high watermark it takes datagrams while it
+    /// holds less than 64 KiB, though it holds too much to be a light stream; a flood stops at that bound, and
+    /// nothing goes past `sendBufferSize`.
+    @Test func aDatagramStreamTakesDatagramsUpToItsOwnBound() throws {
+        let s = OnePathScenario(
+            seed: 10, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            configure: { $0.sendBufferSize = 1024 * 1024 })
+        let id = s.connect()
+        try s.network.runUntil({ s.client.established.count == 1 }, timeout: .seconds(5))
+        let endpoint = s.client.endpoint
+        try endpoint.send(ByteBuffer(repeating: 1, count: 300_000), on: id, stream: StreamID(1), now: s.network.now)
+        #expect(!endpoint.isWritable(id))
+        func datagram() throws {
+            try endpoint.send(
+                ByteBuffer(repeating: 2, count: 1_000), on: id, stream: StreamID(0), unordered: true,
+                reliability: .timed(lifetime: .seconds(1)), now: s.network.now)
+        }
+        for _ in 0..<20 { try datagram() }
+        #expect(!endpoint.isWritable(id, stream: StreamID(0)), "20 KB queued: not a light stream")
+        #expect(endpoint.takesDatagram(id, on: StreamID(0)))
+        var taken = 20
+        while endpoint.takesDatagram(id, on: StreamID(0)) {
+            try datagram()
+            taken += 1
+        }
+        #expect((65...80).contains(taken), "64 KiB of 1,000-byte datagrams (a few sent meanwhile): \(taken)")
+        #expect(endpoint.takesDatagram(id, on: StreamID(4)), "another stream's bound is its own")
+        try endpoint.send(ByteBuffer(repeating: 3, count: 800_000), on: id, stream: StreamID(3), now: s.network.now)
+        #expect(!endpoint.takesDatagram(id, on: StreamID(4)), "at the ceiling nothing is taken")
+    }
+
     /// `setMaxPacketSize` (the layer below learnt its overhead is smaller than it left room for) takes effect on the
     /// next packet of every path: a transfer started at 1,200-byte packets goes on at 1,436.
     @Test func aLargerPacketSizeSetMidTransferFillsTheLargerPackets() throws {
