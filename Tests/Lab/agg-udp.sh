@@ -12,8 +12,8 @@
 #   3. path 1 blackholed halfway: every lost datagram was sent within 1 s of the blackhole (the flow goes on over
 #      path 2 within 1 s), and no more are lost than path 1 had in flight in that second;
 #   4. beside a download: a 100 MiB download through SOCKS5 fills both paths (the association's send queue over its
-#      watermark much of the time) and the echo starts 3 s into it: at least 99.5% come back, and the download is
-#      whole.
+#      watermark much of the time) and the echo starts 3 s into it: at least 99.9% come back (a relay that judged
+#      the echo's stream by the scheduler's lists dropped 0.3-0.4% as congested), and the download is whole.
 # Then, with GOODPUT=1 (the default), a paced one-way sender through SOCKS5 at each rate of MBITS (Mbit/s of
 # payload; MBIT, 60, above the paths' sum, by default) with 1,200-byte datagrams for T (10) s into a sink on S1: the
 # delivered rates are printed (BENCHMARKS.md) and the best must be at least 90% of the single paths' sum as iperf3
@@ -163,7 +163,7 @@ load download
 wait "$BG"; BG=
 got=$(received download)
 read -r _ bytes _ rc <"$AGG_WORK/download.result"
-(($(calc "int($got * 1000 >= $COUNT * 995)") == 1 && rc == 0 && bytes == 104857600))
+(($(calc "int($got * 1000 >= $COUNT * 999)") == 1 && rc == 0 && bytes == 104857600))
 check $? "beside a download: $got of $COUNT came back ($(percent "$got")%; round trip $(field "$AGG_WORK/load-download.json" rtt_ms 2>/dev/null) ms); the download $bytes bytes, curl exit $rc"
 rm -f "$AGG_WORK/download.out"
 
