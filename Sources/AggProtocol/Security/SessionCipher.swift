@@ -54,19 +54,20 @@ struct SessionCipher {
     }
 
     /// Appends the sealed datagram of `packet` to `output`: the header, then the packet encrypted straight from
-    /// its buffer into `output`'s memory, then the tag. A packed session's packet (`DataLayout.packs`) goes without
-    /// its ports, its checksum and the zero bytes at its end (`DataLayout.trailingZeros`): its tag and chunks are
-    /// copied into place and sealed there. False (and `output` unchanged) once the counter is exhausted.
+    /// its buffer into `output`'s memory, then the tag. A packed session's packet (`DataLayout.packedCut`) goes
+    /// without its ports, its checksum and the zero bytes at its end: its verification tag is stored over its
+    /// checksum field, which leaves the tag and the chunks contiguous, and those are sealed. The caller gives the
+    /// packet up (the driver recycles its buffer): whatever shares its storage reads the tag in bytes 8..<12
+    /// afterwards. False (and `output` unchanged) once the counter is exhausted.
     mutating func seal(_ packet: ByteBuffer, appendingTo output: inout ByteBuffer) -> Bool {
         guard sendCounter < Self.counterLimit else { return false }
         let counter = sendCounter
         sendCounter += 1
         let start = output.writerIndex
         let layout = layout
-        let packs = layout.packs(packet)
-        let kind: SecureDatagram.Kind = packs ? .packedData : layout == .packed ? .compactData : layout.kind
-        let length =
-            packet.readableBytes - (packs ? DataLayout.elidedLength + DataLayout.trailingZeros(of: packet) : 0)
+        let cut = layout == .packed ? packet.withUnsafeReadableBytes { DataLayout.packedCut(of: $0) } : nil
+        let kind: SecureDatagram.Kind = cut != nil ? .packedData : layout == .packed ? .compactData : layout.kind
+        let length = packet.readableBytes - (cut ?? 0)
         let headerLength = layout.headerLength
         // One reservation for the whole datagram: the header is stored, then read as the associated data while the
         // body is written after it (the two ranges do not overlap), then the tag.
@@ -84,19 +85,17 @@ struct SessionCipher {
                 base.storeBytes(of: UInt32(truncatingIfNeeded: counter).bigEndian, toByteOffset: 5, as: UInt32.self)
             }
             let header = base.assumingMemoryBound(to: UInt8.self)
-            let body = header + headerLength
             return packet.withUnsafeReadableBytes { plaintext in
-                let source = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
-                let ok: Int32
-                if packs, let source {
-                    // The verification tag (bytes 4..<8), then the chunks (12 on): one copy, sealed in place
-                    // (BoringSSL seals with `out` equal to `in`).
-                    body.update(from: source + 4, count: 4)
-                    (body + 4).update(from: source + 12, count: length - 4)
-                    ok = caead_seal(sendKey.pointer, counter, body, body, length, header, headerLength)
-                } else {
-                    ok = caead_seal(sendKey.pointer, counter, body, source, length, header, headerLength)
+                var source = plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self)
+                if cut != nil, let packed = plaintext.baseAddress {
+                    // The verification tag (bytes 4..<8) over the checksum field (8..<12): from byte 8 on, the
+                    // packet is what the packed layout carries.
+                    let writable = UnsafeMutableRawPointer(mutating: packed)
+                    writable.storeBytes(
+                        of: writable.loadUnaligned(fromByteOffset: 4, as: UInt32.self), toByteOffset: 8, as: UInt32.self)
+                    source = source.map { $0 + 8 }
                 }
+                let ok = caead_seal(sendKey.pointer, counter, header + headerLength, source, length, header, headerLength)
                 return ok == 1 ? headerLength + length + SecureDatagram.aeadTagLength : 0
             }
         }
