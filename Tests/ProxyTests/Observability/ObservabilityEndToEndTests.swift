@@ -220,9 +220,10 @@ extension EndToEndTests {
             maxTime: 120
         ).start(output: directory.appendingPathComponent("download"))
         defer { if download.isRunning { download.terminate() } }
-        // Six samples of history with traffic are asserted below; eight seconds leave room for a sample the
-        // monitor takes late on a loaded machine (one CI run saw five busy samples after six seconds).
-        Thread.sleep(forTimeInterval: 8)
+        // Six samples of history with traffic are asserted below; twelve seconds leave room for samples the
+        // monitor takes late on a loaded machine (CI runs saw five busy samples after six seconds, and after eight:
+        // [3, 2] per path, one run in six on 2026-12-06).
+        Thread.sleep(forTimeInterval: 12)
 
         func browse(_ extra: [String], name: String) throws -> ChildProcess {
             try ChildProcess(
