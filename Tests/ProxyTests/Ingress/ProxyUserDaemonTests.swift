@@ -97,6 +97,10 @@ struct ProxyUserDaemonTests {
         let open = try start([], "open")
         defer { open.terminate() }
         _ = try Self.waitForListener(open, "SOCKS5/SOCKS4a")
+        // The warning goes to standard error, which may be read a moment after the listener's line on standard
+        // output (a CI run read it before the warning had arrived).
+        let deadline = Date().addingTimeInterval(10)
+        while !open.standardError.contains("requires no credentials"), Date() < deadline { usleep(20_000) }
         #expect(open.standardError.contains("requires no credentials"), "\(open.standardError)")
 
         let closed = try start(["--proxy-user", "alice:pw"], "closed")

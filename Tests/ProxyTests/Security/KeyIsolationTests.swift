@@ -140,7 +140,10 @@ struct KeyIsolationTests {
 
         let after = try Self.victim(of: server)
         #expect(after.id == victim.id && after.localTag == victim.localTag && after.peerTag == victim.peerTag)
-        #expect(after.paths == before.paths, "no path of the victim moved")
+        // No path was added, removed or sent elsewhere. (Which of our addresses a path sends from may follow the
+        // victim's own arrivals, `Association.followArrivalAddresses`, which only its datagrams reach.)
+        let remotes = { (paths: [String]) in paths.map { $0.components(separatedBy: " via ")[0] } }
+        #expect(remotes(after.paths) == remotes(before.paths), "no path of the victim moved: \(before.paths) \(after.paths)")
         #expect(after.streamsOpened == victim.streamsOpened, "no stream was injected")
         #expect(requests.all.count == originRequests, "the origin saw no injected request")
         #expect(try server.eventLoop.submit { server.driver.endpoint.associationIDs.count }.wait() == 1)
