@@ -5,7 +5,7 @@
 #       (defaults: agg1, a 512 MiB file, /tmp/agg-profile)
 #
 # --mallocs counts heap allocations instead of sampling the CPU: a uprobe on libc's malloc (perf probe), counted
-# per daemon with perf stat over the download, printed per GiB and per full-size packet (1,444 bytes of data).
+# per daemon with perf stat over the download, printed per GiB and per full-size packet (1,427 bytes of data, version 5).
 #
 # Needs root and perf (Debian's linux-perf; installed if missing). Like bench-proxies.sh it builds the release
 # daemons (or takes AGGSERVER=/AGGCLIENT=) and runs in a private network namespace with lo at MTU 1500: nginx serves
@@ -73,8 +73,8 @@ for i in "${!pids[@]}"; do
     if ((mallocs)); then
         count=$(awk -F, '/probe_libc:malloc/ { print $1 }' "$out/$name.mallocs")
         awk -v c="$count" -v m="$size_mib" -v n="$name" 'BEGIN {
-            printf "%s: %d mallocs, %.1f M per GiB, %.2f per 1,444-byte packet\n", n, c, c / m * 1024 / 1e6,
-                c / (m * 1048576 / 1444) }'
+            printf "%s: %d mallocs, %.1f M per GiB, %.2f per packet of 1,427 data bytes\n", n, c, c / m * 1024 / 1e6,
+                c / (m * 1048576 / 1427) }'
         continue
     fi
     perf report -i "$out/$name.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -v '^#' | grep '%' |
