@@ -91,7 +91,8 @@ extension SCTPDriver {
         let room = datagramSizeLimit - overhead.bytes
         // Chunks are padded to 4 bytes: a packet whose padding goes too may fill the room to the byte.
         let size = overhead.dropsLastPadding ? room : room & ~3
-        if size > path.pmtu { endpoint.setMaxPacketSize(size, for: id, lastChunkUnpadded: overhead.dropsLastPadding) }
+        guard size > path.pmtu else { return }
+        endpoint.setMaxPacketSize(size, for: id, lastChunkUnpadded: overhead.dropsLastPadding)
     }
 
     /// Writes the layer's own datagrams (handshake, released queue), passes its events on and brings the driver's

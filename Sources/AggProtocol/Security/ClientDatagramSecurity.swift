@@ -92,10 +92,6 @@ package struct ClientDatagramSecurity {
     /// Whether a handshake is under way.
     var isHandshaking: Bool { pending != nil }
 
-    /// Bytes `seal` adds to a packet: the current session's layout's header and tag (the largest layout's while
-    /// there is no session, when nothing is sealed).
-    package var sealOverhead: Int { sessionOverhead?.bytes ?? SecureDatagram.overhead }
-
     /// The bytes `seal` makes of `datagram`: what the current session's layout makes of its packet (the largest
     /// layout's overhead while there is no session, when nothing is sealed).
     package func sealedLength(of datagram: SCTPDatagram) -> Int {

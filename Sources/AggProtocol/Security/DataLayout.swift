@@ -70,22 +70,16 @@ enum DataLayout: Equatable, Sendable {
 
     /// Whether a session of this layout sends `packet` (an SCTP packet, common header onward) packed: never in the
     /// older layouts, and in the packed one every packet the peer routes by its verification tag alone.
-    func packs(_ packet: ByteBuffer) -> Bool {
-        self == .packed && packet.withUnsafeReadableBytes { Self.packedCut(of: $0) } != nil
+    func packs(_ packet: ByteBuffer) -> Bool { packedCut(of: packet) != nil }
+
+    /// The bytes a session of this layout leaves out of `packet` (`packedCut(of:)`); nil when it seals it whole.
+    func packedCut(of packet: ByteBuffer) -> Int? {
+        self == .packed ? packet.withUnsafeReadableBytes { Self.packedCut(of: $0) } : nil
     }
 
     /// The bytes a session of this layout seals `packet` into.
     func sealedLength(of packet: ByteBuffer) -> Int {
-        let whole = packet.readableBytes + headerLength + SecureDatagram.aeadTagLength
-        guard self == .packed, let cut = packet.withUnsafeReadableBytes({ Self.packedCut(of: $0) }) else {
-            return whole
-        }
-        return whole - cut
-    }
-
-    /// The zero bytes at the end of `packet` that a packed datagram leaves out (see `packedCut`).
-    static func trailingZeros(of packet: ByteBuffer) -> Int {
-        packet.withUnsafeReadableBytes { trailingZeros(of: $0) }
+        packet.readableBytes + headerLength + SecureDatagram.aeadTagLength - (packedCut(of: packet) ?? 0)
     }
 
     /// For a packet (an SCTP packet, common header onward) the packed layout sends packed, the bytes it leaves

@@ -36,8 +36,8 @@ package enum SecureDatagram {
     static let dataHeaderLength = DataLayout.full.headerLength
     static let aeadTagLength = 16
     /// The most bytes a sealed datagram carries beyond the SCTP packet inside (version 3's layout: 33; version 4's
-    /// carries 25, version 5's 17 for all but a few packets). The engines' packet size leaves room for it until an association's session is known (the
-    /// driver then sizes that association's packets for its session's layout).
+    /// carries 25, version 5's 17 for all but a few packets). The engines' packet size leaves room for it until an
+    /// association's session is known (the driver then sizes that association's packets for its session's layout).
     package static let overhead = dataHeaderLength + aeadTagLength
     /// The Error Detection Method Identifier (RFC 9653) both daemons announce for packets inside sealed datagrams:
     /// the AEAD tag covers every byte of the packet, so the CRC32c adds nothing. Not registered with IANA; only agg

@@ -65,7 +65,7 @@ struct SessionCipher {
         sendCounter += 1
         let start = output.writerIndex
         let layout = layout
-        let cut = layout == .packed ? packet.withUnsafeReadableBytes { DataLayout.packedCut(of: $0) } : nil
+        let cut = layout.packedCut(of: packet)
         let kind: SecureDatagram.Kind = cut != nil ? .packedData : layout == .packed ? .compactData : layout.kind
         let length = packet.readableBytes - (cut ?? 0)
         let headerLength = layout.headerLength
@@ -91,11 +91,12 @@ struct SessionCipher {
                     // The verification tag (bytes 4..<8) over the checksum field (8..<12): from byte 8 on, the
                     // packet is what the packed layout carries.
                     let writable = UnsafeMutableRawPointer(mutating: packed)
-                    writable.storeBytes(
-                        of: writable.loadUnaligned(fromByteOffset: 4, as: UInt32.self), toByteOffset: 8, as: UInt32.self)
+                    let tag = writable.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+                    writable.storeBytes(of: tag, toByteOffset: 8, as: UInt32.self)
                     source = source.map { $0 + 8 }
                 }
-                let ok = caead_seal(sendKey.pointer, counter, header + headerLength, source, length, header, headerLength)
+                let ok = caead_seal(
+                    sendKey.pointer, counter, header + headerLength, source, length, header, headerLength)
                 return ok == 1 ? headerLength + length + SecureDatagram.aeadTagLength : 0
             }
         }
@@ -124,7 +125,10 @@ struct SessionCipher {
         let length = datagram.readableBytes
         let headerLength = layout.headerLength
         let tagLength = SecureDatagram.aeadTagLength
-        let packed = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self) == SecureDatagram.Kind.packedData.rawValue
+        let type = datagram.getInteger(at: datagram.readerIndex, as: UInt8.self)
+        let packed = type == SecureDatagram.Kind.packedData.rawValue
+        // Where the rebuilt packet starts: its 12-byte common header ends where the opened tag ends.
+        let packetStart = headerLength + 4 - 12
         // A packed packet holds at least its verification tag; any other at least a byte.
         guard length >= headerLength + tagLength + (packed ? 4 : 1),
             let counter = layout.counter(of: datagram, highest: window.highest)
@@ -145,9 +149,9 @@ struct SessionCipher {
                 // [_][ports 0 (4)][tag 4][checksum 0 (4)][chunks][padding 0...3][rest of the spent AEAD tag].
                 let raw = UnsafeMutableRawPointer(base)
                 let tag = raw.loadUnaligned(fromByteOffset: headerLength, as: UInt32.self)
-                raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 12, as: UInt32.self)
-                raw.storeBytes(of: tag, toByteOffset: headerLength + 4 - 8, as: UInt32.self)
-                raw.storeBytes(of: 0, toByteOffset: headerLength + 4 - 4, as: UInt32.self)
+                raw.storeBytes(of: 0, toByteOffset: packetStart, as: UInt32.self)
+                raw.storeBytes(of: tag, toByteOffset: packetStart + 4, as: UInt32.self)
+                raw.storeBytes(of: 0, toByteOffset: packetStart + 8, as: UInt32.self)
                 (base + length - tagLength).update(repeating: 0, count: padding)
             }
             return ok
@@ -156,7 +160,7 @@ struct SessionCipher {
         window.accept(counter)
         packetsOpened += 1
         datagram.moveWriterIndex(to: datagram.readerIndex + length - tagLength + padding)
-        datagram.moveReaderIndex(forwardBy: packed ? headerLength + 4 - 12 : headerLength)
+        datagram.moveReaderIndex(forwardBy: packed ? packetStart : headerLength)
         return nil
     }
 

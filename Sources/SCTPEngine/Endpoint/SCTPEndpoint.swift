@@ -278,7 +278,8 @@ public final class SCTPEndpoint {
                 handleCookieEchoPacket(packet, from: source, to: local, owner: owner, now: now)
             default:
                 if let association = route(packet, from: source, owner: owner) {
-                    deliver(packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
+                    deliver(
+                        packet, to: association, from: source, to: local, deferring: deferringTransmission, now: now)
                 } else {
                     handleOutOfTheBlue(packet, from: source, to: local, owner: owner)
                 }

@@ -49,7 +49,7 @@ import Testing
         let pair = SecurityPair()
         pair.client.helloVersion = version
         for released in pair.handshake() { #expect(pair.serverOpen(released, clock: pair.clock) != nil) }
-        #expect(pair.client.sealOverhead == overhead)
+        #expect(pair.client.sessionOverhead?.bytes == overhead)
         let up = SecurityPair.upward(SecurityPair.packet(1, size: 1200))
         #expect(try #require(pair.clientSeal(up.payload)).payload.readableBytes == 1200 + overhead)
         var down = SecurityPair.downward(SecurityPair.packet(2, size: 1200))

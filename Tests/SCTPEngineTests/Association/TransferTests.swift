@@ -106,16 +106,23 @@ struct OnePathScenario {
         #expect(largest >= maxPacketSize - 3 - 16)  // bulk data still fills packets
     }
 
-    /// Past the high watermark the association still takes a light stream's messages (nothing or little queued,
-    /// not on the scheduler's bulk list), up to `sendBufferSize`; the stream that filled the queue waits.
-    @Test func aLightStreamIsWritableWhileTheAssociationIsNot() throws {
+    /// An established association (1 MiB send buffer) whose stream 1 has just queued 300 KB, past the high
+    /// watermark: the client's endpoint, the association and the scenario.
+    static func queueOverItsWatermark(seed: UInt64) throws -> (SCTPEndpoint, SCTPAssociationID, OnePathScenario) {
         let s = OnePathScenario(
-            seed: 9, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
+            seed: seed, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
             configure: { $0.sendBufferSize = 1024 * 1024 })
         let id = s.connect()
         try s.network.runUntil({ s.client.established.count == 1 }, timeout: .seconds(5))
         let endpoint = s.client.endpoint
         try endpoint.send(ByteBuffer(repeating: 1, count: 300_000), on: id, stream: StreamID(1), now: s.network.now)
+        return (endpoint, id, s)
+    }
+
+    /// Past the high watermark the association still takes a light stream's messages (nothing or little queued,
+    /// not on the scheduler's bulk list), up to `sendBufferSize`; the stream that filled the queue waits.
+    @Test func aLightStreamIsWritableWhileTheAssociationIsNot() throws {
+        let (endpoint, id, s) = try Self.queueOverItsWatermark(seed: 9)
         #expect(!endpoint.isWritable(id))
         #expect(!endpoint.isWritable(id, stream: StreamID(1)))
         #expect(endpoint.isWritable(id, stream: StreamID(0)))
@@ -155,13 +162,7 @@ struct OnePathScenario {
     /// holds less than 64 KiB, though it holds too much to be a light stream; a flood stops at that bound, and
     /// nothing goes past `sendBufferSize`.
     @Test func aDatagramStreamTakesDatagramsUpToItsOwnBound() throws {
-        let s = OnePathScenario(
-            seed: 10, link: LinkConfiguration(rateBitsPerSecond: 20_000_000, delay: .milliseconds(5)),
-            configure: { $0.sendBufferSize = 1024 * 1024 })
-        let id = s.connect()
-        try s.network.runUntil({ s.client.established.count == 1 }, timeout: .seconds(5))
-        let endpoint = s.client.endpoint
-        try endpoint.send(ByteBuffer(repeating: 1, count: 300_000), on: id, stream: StreamID(1), now: s.network.now)
+        let (endpoint, id, s) = try Self.queueOverItsWatermark(seed: 10)
         #expect(!endpoint.isWritable(id))
         func datagram() throws {
             try endpoint.send(
