@@ -19,6 +19,8 @@ final class MetricsExporter {
         var srtt: Gauge?
         /// The congestion controller's estimates (`pathEstimates`), made when the path first has them.
         var estimates: [Gauge?] = Array(repeating: nil, count: MetricsExporter.pathEstimates.count)
+        /// `agg_path_bbr_phase`, one per phase, made when the path first has one.
+        var phases: [Gauge]?
         var gauges: [Gauge]
         var counters: [Counter]
         var last: [Int]
@@ -57,6 +59,11 @@ final class MetricsExporter {
         ("agg_path_min_rtt_seconds", "bbr's estimate of the path's propagation round trip (smallest RTT of 10 s)."),
         ("agg_path_pacing_rate_bits_per_second", "The rate bbr paces new data at on the path."),
     ]
+    static let pathPhase = (
+        "agg_path_bbr_phase",
+        "With bbr: 1 for what drives the path's sending now (label phase: startup, drain, probe-bandwidth, "
+            + "queue-held, probe-rtt, competing), 0 for the others."
+    )
     static let pathGauges: [(String, String)] = [
         ("agg_path_rto_seconds", "Retransmission timeout of the path."),
         ("agg_path_cwnd_bytes", "Congestion window of the path."),
@@ -143,6 +150,14 @@ final class MetricsExporter {
                         series.estimates[i] = Self.gauge(in: registry, Self.pathEstimates[i], labels: series.labels)
                     }
                     series.estimates[i]?.set(value)
+                }
+                if let phase = path.congestionPhase {
+                    if series.phases == nil {
+                        series.phases = SCTPCongestionPhase.allCases.map {
+                            Self.gauge(in: registry, Self.pathPhase, labels: series.labels + [("phase", $0.rawValue)])
+                        }
+                    }
+                    Self.setState(series.phases ?? [], SCTPCongestionPhase.allCases.map(\.rawValue), phase)
                 }
                 let gaugeValues: [Double] = [
                     path.rtoMilliseconds / 1000, Double(path.cwnd), Double(path.ssthresh), Double(path.flightSize),
@@ -239,6 +254,7 @@ final class MetricsExporter {
         for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
         if let srtt = series.srtt { registry.unregisterGauge(srtt) }
         for case let gauge? in series.estimates { registry.unregisterGauge(gauge) }
+        for gauge in series.phases ?? [] { registry.unregisterGauge(gauge) }
         for counter in series.counters { registry.unregisterCounter(counter) }
     }
 

@@ -266,6 +266,7 @@ final class StatusMonitor: @unchecked Sendable {
             path.bandwidthEstimateBitsPerSecond = info.bandwidthEstimate.map { $0 * 8 }
             path.minRTTMilliseconds = info.minRTT.map { Double($0.nanoseconds) / 1e6 }
             path.pacingRateBitsPerSecond = info.pacingRate.map { $0 * 8 }
+            path.congestionPhase = info.congestionPhase?.rawValue
             return path
         }
     }

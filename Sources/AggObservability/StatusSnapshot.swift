@@ -111,6 +111,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var bandwidthEstimateBitsPerSecond: Double?
         public var minRTTMilliseconds: Double?
         public var pacingRateBitsPerSecond: Double?
+        /// With bbr: what drives the path's sending now (`SCTPCongestionPhase`: startup, drain, probe-bandwidth,
+        /// queue-held, probe-rtt, competing).
+        public var congestionPhase: String?
         /// `totalBytes` one way each: SCTP bytes sent and received on every path of this name since the daemon
         /// started (what a user on a metered plan checks).
         public var totalBytesSent: Int?

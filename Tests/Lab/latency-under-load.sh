@@ -23,8 +23,8 @@
 # To measure only some of it: PROXIES="agg" (or any of agg mptcp-cubic mptcp-bbr) and CASES="compete" (any of the
 # four, in the order given; a case named twice is measured twice, each line printed, the table showing the last);
 # SINGLE="19.13 28.69" takes the two single-path goodputs as given instead of measuring them (saves 35 s a run).
-# PATH_TRACE=1 samples both daemons' per-path series (srtt, bbr's estimates, cwnd, flight) every half second during
-# each agg measurement into paths-CASE.log in the work directory (KEEP=1 keeps it).
+# PATH_TRACE=1 samples both daemons' per-path series (srtt, bbr's estimates and phase, cwnd, flight) every half
+# second during each agg measurement into paths-CASE.log in the work directory (KEEP=1 keeps it).
 # Waits while another lab holds the namespaces; tears everything down on exit, failure or Ctrl-C. Run as root.
 set -uo pipefail
 
@@ -123,8 +123,8 @@ measure() {
         (
             while true; do
                 echo "t $(date +%s.%N)"
-                ip netns exec agg-s curl -s --max-time 1 "http://$SERVER_METRICS/metrics" | sed -n 's/^agg_path_\(srtt\|min_rtt\|bandwidth_estimate\|pacing_rate\|cwnd\|flight_size\)/server \1/p'
-                ip netns exec agg-c curl -s --max-time 1 "http://$CLIENT_METRICS/metrics" | sed -n 's/^agg_path_\(srtt\|min_rtt\|bandwidth_estimate\|pacing_rate\|cwnd\|flight_size\)/client \1/p'
+                ip netns exec agg-s curl -s --max-time 1 "http://$SERVER_METRICS/metrics" | sed -n 's/^agg_path_\(srtt\|min_rtt\|bandwidth_estimate\|pacing_rate\|cwnd\|flight_size\|bbr_phase\)/server \1/p'
+                ip netns exec agg-c curl -s --max-time 1 "http://$CLIENT_METRICS/metrics" | sed -n 's/^agg_path_\(srtt\|min_rtt\|bandwidth_estimate\|pacing_rate\|cwnd\|flight_size\|bbr_phase\)/client \1/p'
                 sleep 0.5
             done
         ) >"$AGG_WORK/paths-$case.log" 2>&1 &

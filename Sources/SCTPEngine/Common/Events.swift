@@ -61,6 +61,19 @@ public enum SCTPPathState: Sendable, Equatable {
     case unconfirmed, active, potentiallyFailed, inactive
 }
 
+/// What drives a model-based (bbr) path's sending now, for status displays: the mode of its model, or the two
+/// answers to a standing queue (its window held to one BDP, or competing with a loss-based flow).
+public enum SCTPCongestionPhase: String, Sendable, Equatable, CaseIterable {
+    case startup
+    case drain
+    case probeBandwidth = "probe-bandwidth"
+    /// Probing bandwidth with the window held to one BDP while a queue stands.
+    case queueHeld = "queue-held"
+    case probeRTT = "probe-rtt"
+    /// A loss-based flow holds the bottleneck's queue: the window grows and halves as that flow's does.
+    case competing
+}
+
 /// What an endpoint tells its application, drained with `pollEvent()`.
 public enum SCTPEvent: Sendable {
     /// The association is up (COOKIE-ACK received or COOKIE-ECHO accepted).

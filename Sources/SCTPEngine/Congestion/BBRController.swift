@@ -136,6 +136,16 @@ struct BBRController: Sendable {
     /// The bottleneck bandwidth estimate in bytes per second; 0 before the first sample.
     var bandwidth: Double { bandwidthFilter.value }
     var cwnd: Int { window.cwnd }
+    /// The mode, or the answer to a standing queue that drives the window now.
+    var phase: SCTPCongestionPhase {
+        if competition != nil && mode != .probeRTT { return .competing }
+        switch mode {
+        case .startup: return .startup
+        case .drain: return .drain
+        case .probeBandwidth: return standingQueueSince != nil ? .queueHeld : .probeBandwidth
+        case .probeRTT: return .probeRTT
+        }
+    }
     var isInFastRecovery: Bool { window.isInFastRecovery }
     var mtu: Int {
         get { window.mtu }

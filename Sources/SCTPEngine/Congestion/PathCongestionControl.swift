@@ -44,6 +44,12 @@ enum PathCongestionControl: Sendable {
         return (c.bandwidth, minRTT)
     }
 
+    /// The model-based controller's phase; nil for a window-based controller.
+    var modelPhase: SCTPCongestionPhase? {
+        guard case .bbr(let c) = self else { return nil }
+        return c.phase
+    }
+
     var isModelBased: Bool {
         if case .bbr = self { return true }
         return false

@@ -452,6 +452,8 @@ public struct SCTPPathInfo: Sendable {
     public var minRTT: SCTPDuration?
     /// The rate it paces new data at, in bytes per second.
     public var pacingRate: Double?
+    /// Its phase (nil with a window-based controller).
+    public var congestionPhase: SCTPCongestionPhase?
 
     init(_ path: Path, flightSize: Int) {
         remote = path.remoteAddress
@@ -481,5 +483,6 @@ public struct SCTPPathInfo: Sendable {
         bandwidthEstimate = estimates?.bandwidth
         minRTT = estimates?.minRTT
         pacingRate = path.pacingRate
+        congestionPhase = path.congestion.modelPhase
     }
 }

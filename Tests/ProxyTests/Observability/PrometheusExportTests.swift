@@ -92,9 +92,14 @@ import Testing
         snapshot.associations[0].paths[0].bandwidthEstimateBitsPerSecond = 19_250_000
         snapshot.associations[0].paths[0].minRTTMilliseconds = 20.5
         snapshot.associations[0].paths[0].pacingRateBitsPerSecond = 19_057_500
+        snapshot.associations[0].paths[0].congestionPhase = "competing"
         exporter.update(snapshot)
         var parsed = try PrometheusTextParser(registry.emitToString())
         let first = ["local": "127.0.0.1"]
+        #expect(parsed.values("agg_path_bbr_phase", first).count == SCTPCongestionPhase.allCases.count)
+        #expect(parsed.values("agg_path_bbr_phase", first.merging(["phase": "competing"]) { $1 }) == [1])
+        #expect(parsed.values("agg_path_bbr_phase", first.merging(["phase": "probe-bandwidth"]) { $1 }) == [0])
+        #expect(parsed.values("agg_path_bbr_phase", ["local": "127.0.0.2"]).isEmpty)
         #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second", first) == [19_250_000])
         #expect(parsed.values("agg_path_min_rtt_seconds", first).map { abs($0 - 0.0205) < 1e-12 } == [true])
         #expect(parsed.values("agg_path_pacing_rate_bits_per_second", first) == [19_057_500])
@@ -106,6 +111,7 @@ import Testing
         exporter.update(snapshot)
         parsed = try PrometheusTextParser(registry.emitToString())
         #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second").isEmpty)
+        #expect(parsed.values("agg_path_bbr_phase").isEmpty)
     }
 
     /// What the SCTP engine dropped on input is counted by reason, every reason present from the start at 0, and

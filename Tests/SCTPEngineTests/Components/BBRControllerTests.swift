@@ -149,10 +149,12 @@ extension Components {
             model.run(&cc, seconds: 0.5) { $0.cwnd }
             model.run(&cc, seconds: 2) { _ in 45_000 }
             #expect(cc.competition == nil)
+            #expect(cc.phase == .probeBandwidth)
 
             model.rtt = .milliseconds(80)
             model.run(&cc, seconds: 1) { _ in 40_000 }
             #expect(cc.competition != nil)
+            #expect(cc.phase == .competing)
             #expect(cc.minRTT == .milliseconds(40))
 
             let before = cc.cwnd
@@ -170,8 +172,10 @@ extension Components {
                 for _ in 0..<20_000 where !done(cc) { cc.handleAck(model.ack(flight: cc.cwnd)) }
             }
             runUntil { $0.mode == .probeRTT }
+            #expect(cc.phase == .probeRTT)
             runUntil { $0.mode == .probeBandwidth }
             #expect(cc.competition != nil)
+            #expect(cc.phase == .competing)
             #expect(cc.minRTT == .milliseconds(40))
             // The next one finds the propagation round trip again: the other flow is gone.
             runUntil { $0.mode == .probeRTT }
