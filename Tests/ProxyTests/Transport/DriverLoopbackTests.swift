@@ -302,3 +302,44 @@ final class Collector: @unchecked Sendable {
         }
     }
 }
+
+/// When the engine's input is stamped: the time each datagram was read, not the time its read batch began.
+@Suite struct DriverReadClockTests {
+    /// One read event runs several `recvmmsg` calls, so a datagram handed up later in a batch may have arrived long
+    /// after the batch began (a busy host preempts the loop mid-batch). Stamped with the batch's first clock, a SACK
+    /// in it measured a round trip shorter than the path's (6-11 ms on a 20 ms lab path), which bbr took for its
+    /// minimum. Each datagram NIO hands up reads the clock; a run of offloaded segments, which arrived together,
+    /// reads it once.
+    @Test func eachDatagramOfAReadBatchIsStampedWhenItIsHandedUp() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+        let driver = try await SCTPDriver.bind(
+            localAddresses: [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)],
+            configuration: SCTPConfiguration(), seed: 5, on: loop
+        ).get()
+        let (reads, received) = try await loop.submit {
+            var reads = 0
+            driver.readClock = {
+                reads += 1
+                return SCTPTime(nanoseconds: 1_000_000_000 + Int64(reads) * 5_000_000)
+            }
+            let peer = try SocketAddress(ipAddress: "127.0.0.1", port: 5000)
+            // Two datagrams and a run of three offloaded segments, all in one read batch (no read-complete between).
+            var datagram = ByteBufferAllocator().buffer(capacity: 100)
+            datagram.writeRepeatingByte(0x5a, count: 100)
+            driver.receive(AddressedEnvelope(remoteAddress: peer, data: datagram), on: 0)
+            driver.receive(AddressedEnvelope(remoteAddress: peer, data: datagram), on: 0)
+            var run = ByteBufferAllocator().buffer(capacity: 300)
+            run.writeRepeatingByte(0x5a, count: 300)
+            let offloaded = AddressedEnvelope<ByteBuffer>.Metadata(
+                ecnState: .transportNotCapable, packetInfo: nil, segmentSize: 100)
+            driver.receive(AddressedEnvelope(remoteAddress: peer, data: run, metadata: offloaded), on: 0)
+            driver.receiveComplete()
+            return (reads, driver.statistics.datagramsReceived)
+        }.get()
+        #expect(received == 5)
+        #expect(reads == 3)
+        try await driver.close().get()
+        try await group.shutdownGracefully()
+    }
+}
