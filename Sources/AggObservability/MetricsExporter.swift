@@ -31,6 +31,8 @@ final class MetricsExporter {
         var labels: [(String, String)]
         var states: [Gauge]
         var gauges: [Gauge]
+        /// `associationSendQueueDelay`, made when the association first has one.
+        var sendQueueDelay: Gauge?
     }
 
     let registry: PrometheusCollectorRegistry
@@ -96,6 +98,11 @@ final class MetricsExporter {
             "Streams the association may have open at once: the smaller of both daemons' limits."
         ),
     ]
+    static let associationSendQueueDelay = (
+        "agg_association_send_queue_delay_seconds",
+        "How long data queued now waits in the association's send queue before it is first sent (the unsent bytes "
+            + "over the paths' sending rate); absent while no path has a rate."
+    )
     static let udpSeries: [(String, String, [(String, String)])] = [
         ("agg_udp_datagrams_total", "UDP datagrams of the driver.", [("direction", "sent")]),
         ("agg_udp_datagrams_total", "UDP datagrams of the driver.", [("direction", "received")]),
@@ -125,11 +132,18 @@ final class MetricsExporter {
             seenAssociations.insert(association.id)
             var labels = [("association", String(association.id))]
             if let client = association.client { labels.append(("client", client)) }
-            let series = associationSeries(association.id, labels: labels)
+            var series = associationSeries(association.id, labels: labels)
             Self.setState(series.states, Self.associationStates, association.state)
             series.gauges[0].set(Double(association.streams))
             series.gauges[1].set(Double(association.bufferedBytes))
             series.gauges[2].set(Double(association.streamLimit))
+            if let delay = association.sendQueueDelayMilliseconds {
+                if series.sendQueueDelay == nil {
+                    series.sendQueueDelay = Self.gauge(in: registry, Self.associationSendQueueDelay, labels: labels)
+                    associations[association.id] = series
+                }
+                series.sendQueueDelay?.set(delay / 1000)
+            }
             for path in association.paths {
                 seenPaths.insert(path.id)
                 var series = pathSeries(path.id, labels: Self.labels(path, client: association.client))
@@ -178,7 +192,7 @@ final class MetricsExporter {
             paths[id] = nil
         }
         for (id, series) in associations where !seenAssociations.contains(id) {
-            for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
+            unregister(series)
             associations[id] = nil
         }
         let counters = snapshot.counters
@@ -237,7 +251,7 @@ final class MetricsExporter {
     private func associationSeries(_ id: Int, labels: [(String, String)]) -> AssociationSeries {
         if let series = associations[id] {
             if series.labels.elementsEqual(labels, by: ==) { return series }
-            for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
+            unregister(series)
         }
         let stateSpec = (Self.associationState.0, Self.associationState.1)
         let series = AssociationSeries(
@@ -248,6 +262,11 @@ final class MetricsExporter {
             gauges: Self.associationGauges.map { Self.gauge(in: registry, $0, labels: labels) })
         associations[id] = series
         return series
+    }
+
+    private func unregister(_ series: AssociationSeries) {
+        for gauge in series.states + series.gauges { registry.unregisterGauge(gauge) }
+        if let gauge = series.sendQueueDelay { registry.unregisterGauge(gauge) }
     }
 
     private func unregister(_ series: PathSeries) {

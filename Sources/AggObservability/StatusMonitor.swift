@@ -164,7 +164,8 @@ final class StatusMonitor: @unchecked Sendable {
 
     /// One source's associations with their paths, and its counters: read on that source's loop.
     struct Part: Sendable {
-        var associations: [(state: AssociationState, bufferedBytes: Int, paths: [SCTPPathInfo])]
+        var associations:
+            [(state: AssociationState, bufferedBytes: Int, sendQueueDelay: SCTPDuration?, paths: [SCTPPathInfo])]
         var counters: StatusSnapshot.Counters
     }
 
@@ -173,7 +174,10 @@ final class StatusMonitor: @unchecked Sendable {
         source.eventLoop.preconditionInEventLoop()
         let driver = source.driver
         let associations = source.associationStates().map { association in
-            (association, driver.bufferedAmount(association.id), driver.endpoint.paths(of: association.id))
+            (
+                association, driver.bufferedAmount(association.id), driver.endpoint.sendQueueDelay(association.id),
+                driver.endpoint.paths(of: association.id)
+            )
         }
         source.metrics.syncEngineRefusals(driver.endpoint.limitRefusals)
         var counters = source.metrics.values
@@ -203,17 +207,18 @@ final class StatusMonitor: @unchecked Sendable {
         var associations: [StatusSnapshot.Association] = []
         var counters = StatusSnapshot.Counters()
         for (index, part) in parts.enumerated() {
-            for (association, bufferedBytes, infos) in part.associations {
+            for (association, bufferedBytes, sendQueueDelay, infos) in part.associations {
                 let id = association.id
                 let paths = Self.paths(infos, association: id.rawValue) { local in
                     if let name = source.configuredPathName(local: local) { return (name, true) }
                     return interfaceName(of: local).map { ($0, false) }
                 }
-                associations.append(
-                    StatusSnapshot.Association(
-                        id: id.rawValue, state: association.state, client: association.client,
-                        streams: association.streams, streamLimit: association.streamLimit,
-                        bufferedBytes: bufferedBytes, paths: paths))
+                var snapshot = StatusSnapshot.Association(
+                    id: id.rawValue, state: association.state, client: association.client,
+                    streams: association.streams, streamLimit: association.streamLimit,
+                    bufferedBytes: bufferedBytes, paths: paths)
+                snapshot.sendQueueDelayMilliseconds = sendQueueDelay.map { Double($0.nanoseconds) / 1e6 }
+                associations.append(snapshot)
             }
             if index == 0 { counters = part.counters } else { counters.add(part.counters) }
         }

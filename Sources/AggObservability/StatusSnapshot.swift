@@ -44,6 +44,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var streamLimit: Int
         /// Bytes queued or in flight in the association, not yet acknowledged.
         public var bufferedBytes: Int
+        /// How long data queued now waits in the association's send queue before it is first sent (the unsent bytes
+        /// over the paths' sending rate); nil while no path has a rate.
+        public var sendQueueDelayMilliseconds: Double?
         public var paths: [Path]
 
         public init(

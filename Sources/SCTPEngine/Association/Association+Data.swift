@@ -47,6 +47,24 @@ extension Association {
 
     var bufferedAmount: Int { sendQueue.bufferedBytes + outstanding.unackedBytes }
 
+    /// How long data queued now waits before it is first sent: the unsent bytes over the rate the paths that carry
+    /// data take it at (bbr's pacing rate, else a window per smoothed round trip). Zero with nothing queued; nil
+    /// while no such path has a rate.
+    var sendQueueDelay: SCTPDuration? {
+        let queued = sendQueue.bufferedBytes
+        guard queued > 0 else { return .zero }
+        var rate = 0.0
+        for i in paths.indices where paths[i].state == .active && !paths[i].isStandby {
+            if let pacing = paths[i].pacingRate {
+                rate += pacing
+            } else if let srtt = paths[i].rto.srtt, srtt > .zero {
+                rate += Double(paths[i].cwnd) / srtt.seconds
+            }
+        }
+        guard rate > 0 else { return nil }
+        return .nanoseconds(Int64(Double(queued) / rate * 1e9))
+    }
+
     /// The unsent bytes queued before back-pressure: twice the paths' congestion windows together, within
     /// `minimumSendBufferSize` and `sendBufferSize` (see `SCTPConfiguration.sendBufferSize`). A server with
     /// hundreds of associations on loopback queued 4 MiB for each, a gigabyte in all, and paid for it in page faults

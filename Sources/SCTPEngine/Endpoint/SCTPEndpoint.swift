@@ -160,6 +160,10 @@ public final class SCTPEndpoint {
     /// Bytes queued or in flight and not yet acknowledged.
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
 
+    /// How long data queued now would wait before it is first sent (the unsent bytes over the rate the paths take
+    /// data at); nil for an unknown association or while no path has a rate.
+    public func sendQueueDelay(_ id: SCTPAssociationID) -> SCTPDuration? { associations[id]?.sendQueueDelay }
+
     /// Sets the largest SCTP packet the association builds from now on, on every path (a path's MTU): for a layer
     /// below whose own overhead turns out smaller than the one `SCTPConfiguration.maxPacketSize` left room for
     /// (datagram encryption learns it from the session's handshake). A size outside 508...65,535 bytes changes

@@ -100,6 +100,11 @@ import Testing
         #expect(parsed.values("agg_path_bbr_phase", first.merging(["phase": "competing"]) { $1 }) == [1])
         #expect(parsed.values("agg_path_bbr_phase", first.merging(["phase": "probe-bandwidth"]) { $1 }) == [0])
         #expect(parsed.values("agg_path_bbr_phase", ["local": "127.0.0.2"]).isEmpty)
+        #expect(parsed.values("agg_association_send_queue_delay_seconds").isEmpty)
+        snapshot.associations[0].sendQueueDelayMilliseconds = 12.5
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_association_send_queue_delay_seconds") == [0.0125])
         #expect(parsed.values("agg_path_bandwidth_estimate_bits_per_second", first) == [19_250_000])
         #expect(parsed.values("agg_path_min_rtt_seconds", first).map { abs($0 - 0.0205) < 1e-12 } == [true])
         #expect(parsed.values("agg_path_pacing_rate_bits_per_second", first) == [19_057_500])

@@ -134,6 +134,26 @@ struct OnePathScenario {
         #expect(!endpoint.isWritable(id, stream: StreamID(0)))
     }
 
+    /// The send-queue delay is the unsent bytes over the rate the paths take data at (here the window per smoothed
+    /// round trip: the scenario's controller does not pace): nil before a path has a rate, and zero once
+    /// everything has left the queue.
+    @Test func theSendQueueDelayIsTheQueueOverThePathsRate() throws {
+        let (endpoint, id, s) = try Self.queueOverItsWatermark(seed: 12)
+        #expect(endpoint.paths(of: id).first?.srtt == nil)
+        #expect(endpoint.sendQueueDelay(id) == nil)
+        try s.network.runUntil({ endpoint.paths(of: id).first?.srtt != nil }, timeout: .seconds(5))
+        try endpoint.send(ByteBuffer(repeating: 4, count: 200_000), on: id, stream: StreamID(1), now: s.network.now)
+        let path = try #require(endpoint.paths(of: id).first)
+        let rate = Double(path.cwnd) / (path.srtt?.seconds ?? .infinity)
+        // Nothing was acknowledged yet but what the window let out: the rest is unsent.
+        let unsent = endpoint.bufferedAmount(id) - path.flightSize
+        let delay = try #require(endpoint.sendQueueDelay(id))
+        #expect(abs(delay.seconds - Double(unsent) / rate) < 1e-6, "\(delay) for \(unsent) bytes at \(rate) B/s")
+        #expect(delay > .milliseconds(50))
+        try s.network.runUntil({ endpoint.bufferedAmount(id) == 0 }, timeout: .seconds(10))
+        #expect(endpoint.sendQueueDelay(id) == .zero)
+    }
+
     /// With the last chunk's padding left to the layer below (agg's packed datagrams), DATA fills a packet until its
     /// unpadded length is the packet size: 1,455 bytes carry 1,427 of data, and the packet handed out is 1,456 long.
     @Test func aPacketWithoutItsLastPaddingFillsTheSizeToTheByte() throws {
