@@ -13,13 +13,32 @@ import SCTPEngine
     import Darwin
 #endif
 
+/// Who keeps a `StreamSessionHost`'s session inside a state machine of its own (aggserver's `ServerSession`): the
+/// host reaches the session in place through it, and leaves the performing of actions and the timer to it.
+protocol StreamSessionHolder: AnyObject {
+    /// Runs `body` on the session in place; nil (and `body` not run) once the holder dropped it.
+    func withStreams<R>(_ body: (inout StreamSession) -> R) -> R?
+    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then calls
+    /// `StreamSessionHost.actionsPerformed` and re-arms the holder's one timer.
+    func performActions()
+}
+
 /// Runs one association's `StreamSession` on NIO: feeds it the association's messages and the TCP channels'
 /// events, performs its actions on the channels and the SCTP driver, and keeps one timer for its next deadline.
 /// Nothing is decided here. Confined to the driver's event loop.
+///
+/// The session is the host's own (aggclient), or lives in a `StreamSessionHolder` (aggserver's `ServerSession`),
+/// which then performs the actions, feeds it the association's messages and keeps the timer.
 final class StreamSessionHost {
     let driver: SCTPDriver
     let association: SCTPAssociationID
-    private(set) var session: StreamSession
+    let role: StreamState.Role
+    let logger: Logger
+    /// The session, when the host keeps it itself.
+    private var ownSession: StreamSession?
+    /// The session's keeper otherwise.
+    private weak var holder: (any StreamSessionHolder)?
+    private let isHeld: Bool
 
     /// Server: connect to the target for a new connection, then call `targetConnected` or `targetFailed`.
     var onConnect: ((ConnectionID, StreamTarget) -> Void)?
@@ -60,18 +79,41 @@ final class StreamSessionHost {
     init(driver: SCTPDriver, association: SCTPAssociationID, session: StreamSession) {
         self.driver = driver
         self.association = association
-        self.session = session
-        self.session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
+        role = session.role
+        logger = session.logger
+        ownSession = session
+        isHeld = false
+        ownSession!.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
         rearm()
     }
 
+    /// Hosts the session `holder` keeps; the holder performs the actions and keeps the timer.
+    init(driver: SCTPDriver, association: SCTPAssociationID, holder: any StreamSessionHolder) {
+        self.driver = driver
+        self.association = association
+        self.holder = holder
+        isHeld = true
+        role = holder.withStreams { $0.role } ?? .server
+        logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
+        holder.withStreams { session in
+            session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
+        }
+    }
+
+    /// Runs `body` on the session in place; nil once it is gone (the holder dropped it).
+    @discardableResult
+    private func withSession<R>(_ body: (inout StreamSession) -> R) -> R? {
+        if isHeld { return holder?.withStreams(body) }
+        return body(&ownSession!)
+    }
+
     var eventLoop: any EventLoop { driver.eventLoop }
-    var activeStreams: Int { session.activeStreams }
-    var streamLimit: Int { session.table.streamLimit }
-    var streamsOpened: Int { session.streamsOpened }
-    var bytesSent: Int { session.bytesSent }
-    var bytesReceived: Int { session.bytesReceived }
-    var bufferedBytes: Int { session.bufferedBytes }
+    var activeStreams: Int { withSession { $0.activeStreams } ?? 0 }
+    var streamLimit: Int { withSession { $0.table.streamLimit } ?? 0 }
+    var streamsOpened: Int { withSession { $0.streamsOpened } ?? 0 }
+    var bytesSent: Int { withSession { $0.bytesSent } ?? 0 }
+    var bytesReceived: Int { withSession { $0.bytesReceived } ?? 0 }
+    var bufferedBytes: Int { withSession { $0.bufferedBytes } ?? 0 }
 
     // MARK: - Inputs from the association
 
@@ -80,23 +122,30 @@ final class StreamSessionHost {
         // Bytes written this turn and not yet flushed count as buffered, and DATA that would take the association
         // past its cap resets the stream holding the most: before such a message they go to their sockets, so only
         // bytes a socket did not take can make a stream the one reset, never a fast download's share of the turn.
-        if !unflushed.isEmpty, session.wouldExceedBufferedLimit(receiving: message.payload.readableBytes) {
+        prepareToReceive(message)
+        withSession { $0.handleMessage(message, now: .now()) }
+        performActions()
+    }
+
+    /// Before a message on stream 1 or above reaches the session (here, or in the holder's machine).
+    func prepareToReceive(_ message: SCTPMessage) {
+        if !unflushed.isEmpty,
+            withSession({ $0.wouldExceedBufferedLimit(receiving: message.payload.readableBytes) }) == true
+        {
             flushUnflushed()
         }
-        session.handleMessage(message, now: .now())
-        performActions()
     }
 
     /// The association's send buffer drained.
     func resumeWriting() {
         readPressure.isHigh = false
-        session.handleWritable()
+        withSession { $0.handleWritable() }
         performActions()
     }
 
     /// The association is gone: every connection is reset, pending opens fail.
     func associationLost() {
-        session.handleAssociationLost()
+        withSession { $0.handleAssociationLost() }
         performActions()
         timer?.cancel()
         timer = nil
@@ -107,9 +156,9 @@ final class StreamSessionHost {
     /// the association is lost meanwhile.
     func drain(_ body: @escaping () -> Void) {
         drainWaiters.append(body)
-        session.handleDrain()
+        withSession { $0.handleDrain() }
         performActions()
-        if session.isClosed { runDrainWaiters() }
+        if withSession({ $0.isClosed }) ?? true { runDrainWaiters() }
     }
 
     private func runDrainWaiters() {
@@ -120,7 +169,7 @@ final class StreamSessionHost {
 
     /// Something other than a stream (a UDP flow) used the association.
     func restartIdleClock() {
-        session.restartIdleClock(now: .now())
+        withSession { $0.restartIdleClock(now: .now()) }
     }
 
     // MARK: - Client: opening
@@ -132,7 +181,10 @@ final class StreamSessionHost {
         queueLimit: Int, promise: EventLoopPromise<Void>
     ) {
         let pending = PendingOpen(target: target, initialData: initialData, inbound: inbound, promise: promise)
-        switch session.requestStream(waitingUpTo: wait, queueLimit: queueLimit, now: .now()) {
+        let request =
+            withSession { $0.requestStream(waitingUpTo: wait, queueLimit: queueLimit, now: .now()) }
+            ?? .refused(.serverUnavailable)
+        switch request {
         case .granted(let connection): start(connection, pending)
         case .waiting(let waiter): waiting[waiter] = pending
         case .refused(let failure): promise.fail(failure)
@@ -143,13 +195,13 @@ final class StreamSessionHost {
     private func start(_ connection: ConnectionID, _ pending: PendingOpen) {
         guard pending.inbound.isActive else {
             // The application gave up while it waited: the stream is free again at once.
-            session.cancelBeforeOpen(connection)
+            withSession { $0.cancelBeforeOpen(connection) }
             pending.promise.fail(ProxyFailure.generalFailure)
             return
         }
         channels[connection] = (pending.inbound, nil)
         openPromises[connection] = pending.promise
-        session.open(connection, to: pending.target, initialData: pending.initialData, now: .now())
+        withSession { $0.open(connection, to: pending.target, initialData: pending.initialData, now: .now()) }
     }
 
     /// OPEN-RESULT ok: the relay joins the application's pipeline, then the application learns it.
@@ -158,7 +210,7 @@ final class StreamSessionHost {
         guard let channel = channels[connection]?.channel, channel.isActive else {
             promise.fail(ProxyFailure.generalFailure)
             channels[connection] = nil
-            session.handleAttachFailed(connection, .cancelled, text: "the local connection went away")
+            withSession { $0.handleAttachFailed(connection, .cancelled, text: "the local connection went away") }
             return
         }
         do {
@@ -168,11 +220,11 @@ final class StreamSessionHost {
         } catch {
             promise.fail(ProxyFailure.generalFailure)
             channels[connection] = nil
-            session.handleAttachFailed(connection, .internalError, text: "cannot install the relay")
+            withSession { $0.handleAttachFailed(connection, .internalError, text: "cannot install the relay") }
             return
         }
         promise.succeed()
-        session.handleAttached(connection)
+        withSession { $0.handleAttached(connection) }
     }
 
     private func install(_ connection: ConnectionID, on channel: any Channel) throws {
@@ -185,7 +237,7 @@ final class StreamSessionHost {
 
     /// The target accepted: OPEN-RESULT ok, then the relay joins the target's channel.
     func targetConnected(_ connection: ConnectionID, channel: any Channel) {
-        guard session.handleTargetConnected(connection) else {
+        guard withSession({ $0.handleTargetConnected(connection) }) == true else {
             channel.close(promise: nil)  // The client reset the stream meanwhile.
             performActions()
             return
@@ -193,49 +245,55 @@ final class StreamSessionHost {
         do {
             try install(connection, on: channel)
         } catch {
-            session.handleAttachFailed(connection, .internalError, text: "cannot install the relay")
+            withSession { $0.handleAttachFailed(connection, .internalError, text: "cannot install the relay") }
         }
         performActions()
     }
 
     func targetFailed(_ connection: ConnectionID, _ error: EgressError) {
-        session.handleTargetFailed(connection, error)
+        withSession { $0.handleTargetFailed(connection, error) }
         performActions()
     }
 
     // MARK: - Inputs from the relay handlers
 
     fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer) {
-        session.isAssociationWritable = driver.isWritable(association)
-        session.handleRead(connection, bytes, now: .now())
+        let writable = driver.isWritable(association)
+        withSession {
+            $0.isAssociationWritable = writable
+            $0.handleRead(connection, bytes, now: .now())
+        }
         performActions()
     }
 
     fileprivate func readRequested(_ connection: ConnectionID) {
-        session.isAssociationWritable = driver.isWritable(association)
-        session.handleReadRequested(connection)
+        let writable = driver.isWritable(association)
+        withSession {
+            $0.isAssociationWritable = writable
+            $0.handleReadRequested(connection)
+        }
         performActions()
     }
 
     fileprivate func inputEnded(_ connection: ConnectionID) {
-        session.handleInputEnded(connection)
+        withSession { $0.handleInputEnded(connection) }
         performActions()
     }
 
     fileprivate func handlerRemoved(_ connection: ConnectionID) {
         channels[connection] = nil
-        session.handleRemoved(connection)
+        withSession { $0.handleRemoved(connection) }
         performActions()
     }
 
     fileprivate func socketClosed(_ connection: ConnectionID) {
         channels[connection] = nil
-        session.handleSocketClosed(connection)
+        withSession { $0.handleSocketClosed(connection) }
         performActions()
     }
 
     fileprivate func socketError(_ connection: ConnectionID, _ error: any Error) {
-        session.handleSocketError(connection, "\(error)")
+        withSession { $0.handleSocketError(connection, "\(error)") }
         performActions()
     }
 
@@ -246,21 +304,31 @@ final class StreamSessionHost {
     /// `AggClientService.openStream` (a compiler crash in release builds only).
     @inline(never)
     private func performActions() {
+        if isHeld {
+            holder?.performActions()
+            return
+        }
         guard !isPerforming else { return }
         isPerforming = true
-        while let action = session.pollAction() { perform(action) }
+        while let action = ownSession!.pollAction() { perform(action) }
         isPerforming = false
-        if session.role == .server { readPressure.isHigh = !driver.isWritable(association) }
+        actionsPerformed()
         rearm()
     }
 
-    private func perform(_ action: StreamSessionAction) {
+    /// After a batch of actions: the egress connections' read sizes follow the association's send buffer.
+    func actionsPerformed() {
+        if role == .server { readPressure.isHigh = !driver.isWritable(association) }
+    }
+
+    /// Performs one of the session's actions on the channels and the association.
+    func perform(_ action: StreamSessionAction) {
         switch action {
         case .send(let message, let stream):
             do {
                 try driver.send(message.encode(), on: association, stream: stream, ppid: message.ppid)
             } catch {
-                session.logger.debug("send failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
+                logger.debug("send failed", metadata: ["stream": "\(stream)", "error": "\(error)"])
             }
         case .write(let bytes, let connection):
             write(bytes, to: connection)
@@ -281,7 +349,7 @@ final class StreamSessionHost {
             if let pending = waiting.removeValue(forKey: waiter) {
                 start(connection, pending)
             } else {
-                session.cancelBeforeOpen(connection)
+                withSession { $0.cancelBeforeOpen(connection) }
             }
         case .streamRefused(let waiter, let failure):
             waiting.removeValue(forKey: waiter)?.promise.fail(failure)
@@ -297,14 +365,14 @@ final class StreamSessionHost {
     private func write(_ bytes: ByteBuffer, to connection: ConnectionID) {
         let count = bytes.readableBytes
         guard let handler = channels[connection]?.handler, let context = handler.context else {
-            session.handleWriteCompleted(connection, bytes: count, succeeded: false)
+            withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
             return
         }
         context.write(NIOAny(bytes)).assumeIsolated().whenComplete { [self] result in
             if case .success = result {
-                session.handleWriteCompleted(connection, bytes: count, succeeded: true)
+                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
             } else {
-                session.handleWriteCompleted(connection, bytes: count, succeeded: false)
+                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
             }
             performActions()
         }
@@ -355,7 +423,7 @@ final class StreamSessionHost {
         }
         flushNow(handler)
         context.close(mode: .output, promise: nil)
-        if session.role == .client,
+        if role == .client,
             (try? context.pipeline.syncOperations.context(handlerType: HTTPProxyHandler.self)) != nil
         {
             channels[connection] = nil
@@ -378,7 +446,7 @@ final class StreamSessionHost {
 
     /// Keeps one timer at the session's next deadline.
     private func rearm() {
-        guard let next = session.readNextDeadline() else {
+        guard let next = ownSession?.readNextDeadline() else {
             timer?.cancel()
             timer = nil
             timerDeadline = nil
@@ -391,7 +459,7 @@ final class StreamSessionHost {
             guard let self else { return }
             self.timerDeadline = nil
             self.timer = nil
-            self.session.handleTimeout(now: .now())
+            self.ownSession?.handleTimeout(now: .now())
             self.performActions()
         }
     }
