@@ -15,7 +15,7 @@ package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvert
 
 /// What a `StreamSession` asks its glue to do. The glue performs each in order; the session never sees a channel
 /// or the SCTP driver.
-package enum StreamSessionAction {
+package enum StreamSessionAction: Equatable {
     /// Encode `message` and send it on `stream` of the association.
     case send(StreamMessage, on: StreamID)
     /// Write `bytes` to the connection's socket, flushed by the end of the glue's turn at the latest (and before

@@ -4,9 +4,9 @@ import Testing
 
 @testable import AggProtocol
 
-/// aggclient's association lifecycle (`ClientLink`) and aggserver's (`ServerAssociation`) wired to each other with
-/// no event loop, with each side's `StreamSession` once ready and a `GracefulStop` for draining. The pair performs
-/// both machines' actions as the glue would: an attempt's SCTP association comes up at once unless the server is
+/// aggclient's association lifecycle (`ClientLink`) and aggserver's session (`ServerSession`, its streams inside)
+/// wired to each other with no event loop, with the client's `StreamSession` once ready and a `GracefulStop` for
+/// draining. The pair performs both machines' actions as the glue would: an attempt's SCTP association comes up at once unless the server is
 /// down, stream-0 messages wait in flight until `exchange`, an ABORT from either side closes the other's, and
 /// `advance` moves the clock from one deadline to the next.
 final class AssociationPair {
@@ -25,13 +25,16 @@ final class AssociationPair {
     /// While true, the client's stream-0 messages are lost (a client that never answers HELLO).
     var clientMuted = false
 
-    /// The attempt the server side belongs to, and the server's machine for it.
+    /// The attempt the server side belongs to, and the server's session for it with a model of its sockets.
     private(set) var attempt: ClientLinkID?
-    private(set) var server: ServerAssociation?
+    private(set) var serverSide: LockstepSide?
     private var toServer: [ControlMessage] = []
     private var toClient: [ControlMessage] = []
 
-    /// Each side's streams, once its machine said ready.
+    /// The server's machine for the attempt.
+    var server: ServerSession? { serverSide?.machine }
+
+    /// Each side's streams, once its machine said ready (the server's: its session's).
     private(set) var clientStreams: LockstepSide?
     private(set) var serverStreams: LockstepSide?
 
@@ -93,7 +96,7 @@ final class AssociationPair {
             let up = toServer
             toServer = []
             for message in up {
-                server?.handleControl(message, now: now) { [serverKeys] in serverKeys[$0] }
+                serverSide?.withMachine { $0.handleControl(message, now: now) { [serverKeys] in serverKeys[$0] } }
                 runServer()
             }
             let down = toClient
@@ -125,7 +128,7 @@ final class AssociationPair {
             now = max(now, next)
             link.handleTimeout(now: now)
             runClient()
-            server?.handleTimeout(now: now)
+            serverSide?.withMachine { $0.handleTimeout(now: now) }
             runServer()
             stopping.handleTimeout(now: now)
             runStop()
@@ -208,31 +211,41 @@ final class AssociationPair {
     private func establish(_ id: ClientLinkID) {
         if attempt != nil { closeServerSide() }
         attempt = id
-        server = ServerAssociation(
-            challenge: [UInt8](repeating: 0x5A, count: AggLimits.authFieldLength), maxStreams: 100,
-            streamCredit: 64 * 1024, datagramKeyName: nil, authenticationTimeout: .seconds(10), now: now)
+        serverSide = LockstepSide(
+            machine: ServerSession(
+                challenge: [UInt8](repeating: 0x5A, count: AggLimits.authFieldLength),
+                streams: AssociationPair.serverStreams, datagramKeyName: nil, authenticationTimeout: .seconds(10),
+                now: now))
         let nonce = [UInt8](repeating: UInt8(truncatingIfNeeded: id.rawValue), count: AggLimits.authFieldLength)
         link.handleEstablished(
             id, authenticator: ClientAuthenticator(key: clientKey, nonce: nonce), outbound: 1024, inbound: 1024)
         runServer()
     }
 
-    private func runServer() {
-        guard var machine = server else { return }
-        while let action = machine.pollAction() {
+    /// The server's streams: what `LockstepSide.server` builds.
+    static var serverStreams: ServerStreamSettings {
+        ServerStreamSettings(
+            streamLimit: 100, streamCredit: 64 * 1024, idleTimeout: .seconds(300),
+            associationIdleTimeout: .seconds(600), bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
+    }
+
+    /// Performs what the server's session asked (its streams' actions are the side's, taken as they come).
+    func runServer() {
+        guard let side = serverSide else { return }
+        side.run()
+        for action in side.takeMachineActions() {
             switch action {
             case .send(let message):
                 toClient.append(message)
             case .authenticated(let name):
                 serverAuthenticated.append(name)
-                serverStreams = LockstepSide.server(now: now)
+                serverStreams = side
             case .authenticationFailed(let error):
                 serverAuthenticationFailures.append(error)
-            case .pongRefused:
+            case .pongRefused, .drained, .stream:
                 break
             case .abort(let reason):
                 serverAborts.append(reason)
-                server = machine
                 // The ABORT reaches the client: its attempt or association closed.
                 if let id = attempt {
                     closeServerSide()
@@ -244,14 +257,12 @@ final class AssociationPair {
                 return
             }
         }
-        server = machine
     }
 
-    /// The server side of the attempt is gone: its machine and streams.
+    /// The server side of the attempt is gone: its session and streams.
     private func closeServerSide() {
-        server?.handleClosed()
-        serverStreams?.session.handleAssociationLost()
-        serverStreams?.run()
+        serverSide?.withMachine { $0.handleClosed() }
+        _ = serverSide?.takeMachineActions()
         toServer = []
         toClient = []
         attempt = nil
@@ -280,7 +291,9 @@ final class AssociationPair {
         pair.exchange()
         #expect(pair.serverAuthenticated == ["laptop"])
         #expect(pair.server?.keyName == "laptop")
-        #expect(pair.server?.nextDeadline == nil, "the authentication deadline is gone once authenticated")
+        #expect(
+            pair.server?.nextDeadline == pair.now + .seconds(30),
+            "the authentication deadline is gone once authenticated: the streams' sweep is next")
         #expect(pair.readies.map(\.id) == [id])
         #expect(pair.readies.first?.hello.maxStreams == 100)
         #expect(pair.link.current == id)
@@ -377,7 +390,8 @@ final class AssociationPair {
         #expect(pair.lost == [first])
         #expect(clientStreams.closed[local] == true)
         #expect(serverStreams.closed[remote] == true)
-        #expect(clientStreams.session.activeStreams == 0 && serverStreams.session.activeStreams == 0)
+        #expect(clientStreams.session.activeStreams == 0)
+        #expect(serverStreams.machine?.isClosed == true, "the server's streams went with its session")
         #expect(clientStreams.session.bufferedBytes == 0)
         #expect(pair.link.current == nil)
         // A new connection waits rather than fail at once, and is delivered by the next association.
@@ -511,14 +525,20 @@ final class AssociationPair {
     }
 }
 
-/// `ServerAssociation` alone: what PROTOCOL.md's "Authentication" requires of the server.
-@Suite struct ServerAssociationTests {
+/// `ServerSession` alone: what PROTOCOL.md's "Authentication" requires of the server.
+@Suite struct ServerSessionTests {
     static let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     static let key = AssociationPair.key
 
-    static func association(datagramKeyName: String? = nil) -> ServerAssociation {
-        var association = ServerAssociation(
-            challenge: [UInt8](repeating: 1, count: AggLimits.authFieldLength), maxStreams: 10, streamCredit: 1024,
+    static var streams: ServerStreamSettings {
+        ServerStreamSettings(
+            streamLimit: 10, streamCredit: 1024, idleTimeout: .seconds(300), associationIdleTimeout: .seconds(600),
+            bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
+    }
+
+    static func association(datagramKeyName: String? = nil) -> ServerSession {
+        var association = ServerSession(
+            challenge: [UInt8](repeating: 1, count: AggLimits.authFieldLength), streams: streams,
             datagramKeyName: datagramKeyName, authenticationTimeout: .seconds(10), now: now)
         guard case .send(.hello(let hello)) = association.pollAction() else {
             Issue.record("no HELLO")
@@ -536,16 +556,19 @@ final class AssociationPair {
         return try! client.receive(.hello(hello))!
     }
 
-    static func actions(_ association: inout ServerAssociation) -> [ServerAssociationAction] {
-        var all: [ServerAssociationAction] = []
+    /// An OPEN on stream 1, as the client sends it.
+    static let open = SessionLockstepTests.sctp(
+        .open(SessionLockstepTests.target, initialCredit: 1024), StreamID(1))
+
+    static func actions(_ association: inout ServerSession) -> [ServerSessionAction] {
+        var all: [ServerSessionAction] = []
         while let action = association.pollAction() { all.append(action) }
         return all
     }
 
     @Test func aStreamMessageBeforeAuthOKClosesTheAssociation() {
         var association = Self.association()
-        let allowed = association.mayReceiveStreamMessage()
-        #expect(!allowed)
+        association.handleStreamMessage(Self.open, now: Self.now)
         #expect(Self.actions(&association) == [.abort(reason: "stream message before AUTH-OK")])
         #expect(association.isClosed)
         // Nothing after the end is taken.
@@ -555,16 +578,23 @@ final class AssociationPair {
 
     @Test func aUDPMessageBeforeAuthOKClosesTheAssociationAndIsAllowedAfter() {
         var association = Self.association()
-        let allowed = association.mayReceiveUDPMessage()
+        let allowed = association.handleUDPMessage(now: Self.now)
         #expect(!allowed)
         #expect(Self.actions(&association) == [.abort(reason: "UDP message before AUTH-OK")])
         var ready = Self.association()
         ready.handleControl(Self.auth(Self.key), now: Self.now) { _ in Self.key }
         _ = Self.actions(&ready)
-        let udpAllowed = ready.mayReceiveUDPMessage()
-        let streamsAllowed = ready.mayReceiveStreamMessage()
-        #expect(udpAllowed && streamsAllowed)
+        let udpAllowed = ready.handleUDPMessage(now: Self.now)
+        #expect(udpAllowed)
         #expect(Self.actions(&ready).isEmpty)
+        // A stream message is the streams' now: the OPEN asks for a connection to its target.
+        ready.handleStreamMessage(Self.open, now: Self.now)
+        let opened = Self.actions(&ready)
+        #expect(opened.count == 1)
+        guard case .stream(.connect(_, SessionLockstepTests.target))? = opened.first else {
+            Issue.record("expected a connect, got \(opened)")
+            return
+        }
     }
 
     @Test func anEncryptedAssociationMayOnlyProveTheKeyThatOpenedItsDatagrams() {
@@ -608,14 +638,14 @@ final class AssociationPair {
             Self.actions(&association).last == .abort(reason: "authentication: unexpected AUTH during authentication"))
     }
 
-    @Test func theAuthenticationDeadlineIsTheOnlyTimerAndGoesOnceReady() {
+    @Test func theAuthenticationDeadlineIsTheOnlyTimerUntilReadyThenTheStreamsAre() {
         var association = Self.association()
         #expect(association.nextDeadline == Self.now + .seconds(10))
         association.handleTimeout(now: Self.now + .milliseconds(9_999))
         #expect(Self.actions(&association).isEmpty)
         association.handleControl(Self.auth(Self.key), now: Self.now) { _ in Self.key }
         _ = Self.actions(&association)
-        #expect(association.nextDeadline == nil)
+        #expect(association.nextDeadline == Self.now + .seconds(30), "the streams' sweep, not the deadline")
         association.handleTimeout(now: Self.now + .seconds(10))
         #expect(Self.actions(&association).isEmpty)
         #expect(association.isReady)

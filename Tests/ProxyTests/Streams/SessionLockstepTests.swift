@@ -10,8 +10,28 @@ import Testing
 /// One side of a lockstep test: a `StreamSession` and a model of its sockets. The test moves every `.send` of
 /// one side to the other as an ordered SCTP message, completes (or holds) socket writes, and reads the rest of
 /// the actions as what the glue would have done.
+///
+/// A server side may instead be a whole `ServerSession` (`LockstepSide(machine:)`): its streams are the session's
+/// once it is ready, stream messages go through it, and `run` takes its actions, the streams' among them.
 final class LockstepSide {
-    var session: StreamSession
+    /// The streams, when the side keeps them itself.
+    private var own: StreamSession?
+    /// Server: the association's state machine, which holds the streams once the client authenticated.
+    private(set) var machine: ServerSession?
+    /// What `machine` asked besides the streams' actions, in order, not yet taken by the test (`takeMachineActions`).
+    var machineActions: [ServerSessionAction] = []
+
+    /// The streams, in place (on a server side, `machine`'s: it must be ready).
+    var session: StreamSession {
+        get { own ?? machine!.withStreams { $0 }! }
+        set {
+            if own != nil {
+                own = newValue
+            } else {
+                machine!.withStreams { $0 = newValue }
+            }
+        }
+    }
     /// Messages this side sent, not yet delivered to the peer.
     var outbox: [(StreamMessage, StreamID)] = []
     /// Bytes each connection's socket took (writes completed).
@@ -32,7 +52,33 @@ final class LockstepSide {
     var drainedReports = 0
 
     init(_ session: StreamSession) {
-        self.session = session
+        own = session
+    }
+
+    init(machine: ServerSession) {
+        self.machine = machine
+    }
+
+    /// Changes the server side's `ServerSession` (an input), then takes what it asks.
+    func withMachine(_ body: (inout ServerSession) -> Void) {
+        body(&machine!)
+        run()
+    }
+
+    /// The actions `machine` asked since the last call, besides the streams'.
+    func takeMachineActions() -> [ServerSessionAction] {
+        defer { machineActions = [] }
+        return machineActions
+    }
+
+    /// A message from the peer on `stream`: through the server side's `ServerSession`, else to the streams.
+    func receive(_ message: SCTPMessage, now: NIODeadline) {
+        if machine != nil {
+            machine!.handleStreamMessage(message, now: now)
+        } else {
+            own!.handleMessage(message, now: now)
+        }
+        run()
     }
 
     static let logger = Logger(label: "lockstep", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -62,37 +108,54 @@ final class LockstepSide {
         return LockstepSide(session)
     }
 
-    /// Takes every action the session has; completes writes at once unless `holdWrites`.
+    /// Takes every action the session has; completes writes at once unless `holdWrites`. On a server side,
+    /// every action of its `ServerSession`: `.drained` and `.abort` are also counted as the streams' would be.
     func run() {
-        while let action = session.pollAction() {
+        guard machine != nil else {
+            while let action = own!.pollAction() { perform(action) }
+            return
+        }
+        while let action = machine!.pollAction() {
             switch action {
-            case .send(let message, let stream): outbox.append((message, stream))
-            case .write(let bytes, let connection):
-                if holdWrites {
-                    heldWrites.append((connection, bytes.readableBytes))
-                    var all = written[connection] ?? ByteBuffer()
-                    all.writeImmutableBuffer(bytes)
-                    written[connection] = all
-                } else {
-                    var all = written[connection] ?? ByteBuffer()
-                    all.writeImmutableBuffer(bytes)
-                    written[connection] = all
-                    session.handleWriteCompleted(connection, bytes: bytes.readableBytes, succeeded: true)
-                }
-            case .read(let connection): reads[connection, default: 0] += 1
-            case .endOutput(let connection): outputEnded.insert(connection)
-            case .close(let connection, let abortively): closed[connection] = abortively
-            case .opened(let connection):
-                opened.append(connection)
-                session.handleAttached(connection)
-            case .openFailed(let connection, let failure): openFailures[connection] = failure
-            case .connect(let connection, let target): connects.append((connection, target))
-            case .streamGranted(let waiter, let connection): granted[waiter] = connection
-            case .streamRefused(let waiter, let failure): refused[waiter] = failure
-            case .abortAssociation(let reason): aborted.append(reason)
-            case .idle: idleReports += 1
+            case .stream(let action):
+                perform(action)
+                continue
             case .drained: drainedReports += 1
+            case .abort(let reason): aborted.append(reason)
+            default: break
             }
+            machineActions.append(action)
+        }
+    }
+
+    private func perform(_ action: StreamSessionAction) {
+        switch action {
+        case .send(let message, let stream): outbox.append((message, stream))
+        case .write(let bytes, let connection):
+            if holdWrites {
+                heldWrites.append((connection, bytes.readableBytes))
+                var all = written[connection] ?? ByteBuffer()
+                all.writeImmutableBuffer(bytes)
+                written[connection] = all
+            } else {
+                var all = written[connection] ?? ByteBuffer()
+                all.writeImmutableBuffer(bytes)
+                written[connection] = all
+                session.handleWriteCompleted(connection, bytes: bytes.readableBytes, succeeded: true)
+            }
+        case .read(let connection): reads[connection, default: 0] += 1
+        case .endOutput(let connection): outputEnded.insert(connection)
+        case .close(let connection, let abortively): closed[connection] = abortively
+        case .opened(let connection):
+            opened.append(connection)
+            session.handleAttached(connection)
+        case .openFailed(let connection, let failure): openFailures[connection] = failure
+        case .connect(let connection, let target): connects.append((connection, target))
+        case .streamGranted(let waiter, let connection): granted[waiter] = connection
+        case .streamRefused(let waiter, let failure): refused[waiter] = failure
+        case .abortAssociation(let reason): aborted.append(reason)
+        case .idle: idleReports += 1
+        case .drained: drainedReports += 1
         }
     }
 
@@ -118,16 +181,10 @@ final class LockstepSide {
         while !client.outbox.isEmpty || !server.outbox.isEmpty {
             let up = client.outbox
             client.outbox = []
-            for (message, stream) in up {
-                server.session.handleMessage(Self.sctp(message, stream), now: now)
-                server.run()
-            }
+            for (message, stream) in up { server.receive(Self.sctp(message, stream), now: now) }
             let down = server.outbox
             server.outbox = []
-            for (message, stream) in down {
-                client.session.handleMessage(Self.sctp(message, stream), now: now)
-                client.run()
-            }
+            for (message, stream) in down { client.receive(Self.sctp(message, stream), now: now) }
         }
     }
 
