@@ -42,13 +42,18 @@ public final class AggServerService: @unchecked Sendable {
         }
     }
 
-    /// One client's association: its lifecycle (`ServerAssociation`) and what the glue keeps for it.
-    private final class Session {
-        /// Authentication, its deadline, PING replies: every decision about the association's life.
-        var association: ServerAssociation
-        /// The timer at `association.nextDeadline` (the authentication deadline).
+    /// One client's association: its state machine (`ServerSession`) and what the glue keeps for it.
+    private final class Session: StreamSessionHolder {
+        /// Authentication, its deadline, PING replies, the streams: every decision about the association's life.
+        var machine: ServerSession
+        /// The one timer at `machine.nextDeadline` (the authentication deadline, then the streams').
         var timer = DeadlineTimer()
+        /// The streams' sockets, once authenticated (the streams themselves are `machine`'s).
         var streams: StreamSessionHost?
+        /// Whether the service is performing `machine`'s actions: a re-entrant call leaves them to that loop.
+        var isPerforming = false
+        /// The service's loop over `machine`'s actions.
+        var perform: () -> Void = {}
         /// The association's UDP flows, once authenticated.
         var udp: ServerUDPRelay?
         /// The client can change paths on every packet (a new source port each time): their log lines are limited.
@@ -61,20 +66,24 @@ public final class AggServerService: @unchecked Sendable {
         /// The key the client proved on stream 0; its removal or change (SIGHUP) ends the association.
         var key: PreSharedKey?
 
-        init(association: ServerAssociation, outbound: UInt16, inbound: UInt16, owner: SCTPOwner) {
-            self.association = association
+        init(machine: ServerSession, outbound: UInt16, inbound: UInt16, owner: SCTPOwner) {
+            self.machine = machine
             self.outbound = outbound
             self.inbound = inbound
             self.owner = owner
         }
 
-        /// The association ended: its timer, streams and flows go.
+        /// The association ended: its streams' sockets are reset, its timer and flows go.
         func end() {
-            association.handleClosed()
+            machine.handleClosed()
+            perform()
             timer.cancel()
-            streams?.associationLost()
             udp?.associationLost()
         }
+
+        func withStreams<R>(_ body: (inout StreamSession) -> R) -> R? { machine.withStreams(body) }
+
+        func performActions() { perform() }
     }
 
     public let configuration: Configuration
@@ -237,15 +246,14 @@ public final class AggServerService: @unchecked Sendable {
             let promise = self.eventLoop.makePromise(of: Void.self)
             self.stopPromise = promise
             let ids = self.sessions.keys.sorted { $0.rawValue < $1.rawValue }
-            let draining = ids.filter { self.sessions[$0]?.streams != nil }
+            let draining = ids.filter { self.sessions[$0]?.machine.isReady == true }
             self.stopping.begin(
                 associations: ids, withStreams: Set(draining), streamsDeadline: deadline, closeTimeout: closeTimeout,
                 now: .now())
             for id in draining {
-                self.sessions[id]?.streams?.drain { [weak self] in
-                    self?.stopping.handleStreamsDrained(id, now: .now())
-                    self?.performStop()
-                }
+                guard let session = self.sessions[id] else { continue }
+                session.machine.handleDrain()
+                self.perform(session, id: id)
             }
             self.performStop()
             return promise.futureResult
@@ -280,7 +288,7 @@ public final class AggServerService: @unchecked Sendable {
     /// for the status endpoint.
     func sessionStreams() -> [(id: SCTPAssociationID, streams: Int?, streamLimit: Int, client: String?)] {
         sessions.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, session in
-            (id, session.streams?.activeStreams, session.streams?.streamLimit ?? 0, session.association.keyName)
+            (id, session.streams?.activeStreams, session.streams?.streamLimit ?? 0, session.machine.keyName)
         }
     }
 
@@ -329,10 +337,9 @@ public final class AggServerService: @unchecked Sendable {
                 receiveUDP(message, session: session, id: id)
             } else if message.stream.rawValue == 0 {
                 receiveControl(message, session: session, id: id)
-            } else if let streams = session.streams {
-                streams.receive(message)
             } else {
-                _ = session.association.mayReceiveStreamMessage()
+                session.streams?.prepareToReceive(message)
+                session.machine.handleStreamMessage(message, now: .now())
                 perform(session, id: id)
             }
         case .writable(let id):
@@ -403,13 +410,17 @@ public final class AggServerService: @unchecked Sendable {
         let challenge = (0..<AggLimits.authFieldLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let limits = configuration.limits
         let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
-        let association = ServerAssociation(
-            challenge: challenge,
-            maxStreams: UInt16(Self.streamLimit(limits, outbound: outbound, inbound: inbound)),
-            streamCredit: limits.streamCredit,
+        let streams = ServerStreamSettings(
+            streamLimit: Self.streamLimit(limits, outbound: outbound, inbound: inbound),
+            streamCredit: limits.streamCredit, idleTimeout: TimeAmount(limits.streamIdleTimeout),
+            associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),
+            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, metrics: metrics)
+        let machine = ServerSession(
+            challenge: challenge, streams: streams,
             datagramKeyName: owner == .unauthenticated ? nil : driver.keyName(of: owner),
             authenticationTimeout: TimeAmount(limits.authenticationTimeout), now: .now())
-        let session = Session(association: association, outbound: outbound, inbound: inbound, owner: owner)
+        let session = Session(machine: machine, outbound: outbound, inbound: inbound, owner: owner)
+        session.perform = { [unowned self, unowned session] in perform(session, id: id) }
         sessions[id] = session
         perform(session, id: id)
         logger.info("association established", metadata: ["association": "\(id)"])
@@ -417,10 +428,16 @@ public final class AggServerService: @unchecked Sendable {
 
     // MARK: - Performing an association's actions
 
-    /// Performs what association `id`'s lifecycle asks, then re-arms its timer at its next deadline.
+    /// Performs what association `id`'s session asks, its streams' actions included, then re-arms its one timer
+    /// at its next deadline. Re-entrant calls (an action that ends the association, a write that fails at once)
+    /// leave their actions to the outer loop.
     private func perform(_ session: Session, id: SCTPAssociationID) {
-        while let action = session.association.pollAction() {
+        guard !session.isPerforming else { return }
+        session.isPerforming = true
+        while let action = session.machine.pollAction() {
             switch action {
+            case .stream(let action):
+                session.streams?.perform(action)
             case .send(let message):
                 driver.send(message, on: id)
             case .authenticated(let name):
@@ -429,27 +446,27 @@ public final class AggServerService: @unchecked Sendable {
                 metrics.recordAuthentication(succeeded: false)
             case .pongRefused:
                 metrics.recordRefusal(.controlReplies)
+            case .drained:
+                stopping.handleStreamsDrained(id, now: .now())
+                performStop()
             case .abort(let reason):
                 fail(id, reason)
             }
         }
-        let next = sessions[id] === session ? session.association.nextDeadline : nil
+        session.isPerforming = false
+        session.streams?.actionsPerformed()
+        let next = sessions[id] === session ? session.machine.readNextDeadline() : nil
         guard !session.timer.isArmed(at: next) else { return }
         session.timer.arm(at: next, on: eventLoop) { [self] in
             session.timer.fired()
             guard sessions[id] === session else { return }
-            session.association.handleTimeout(now: .now())
+            session.machine.handleTimeout(now: .now())
             perform(session, id: id)
         }
     }
 
     private func receiveControl(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
-        do {
-            guard case .control(let control) = try AggMessage.decode(message) else { return }
-            session.association.handleControl(control, now: .now()) { self.keys[$0] }
-        } catch {
-            session.association.handleUndecodableControl(error: "\(error)")
-        }
+        session.machine.handleControlMessage(message, now: .now()) { self.keys[$0] }
         perform(session, id: id)
     }
 
@@ -466,16 +483,7 @@ public final class AggServerService: @unchecked Sendable {
             return
         }
         let limits = configuration.limits
-        var state = StreamSession(
-            role: .server,
-            table: StreamTable(limit: Self.streamLimit(limits, outbound: session.outbound, inbound: session.inbound)),
-            receiveCredit: limits.streamCredit, sendCredit: 0,
-            idleTimeout: TimeAmount(limits.streamIdleTimeout),
-            associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),
-            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, now: .now())
-        state.metrics = metrics
-        let streams = StreamSessionHost(driver: driver, association: id, session: state)
-        streams.onFatalError = { [unowned self] reason in fail(id, reason) }
+        let streams = StreamSessionHost(driver: driver, association: id, holder: session)
         streams.onIdle = { [unowned self] in
             // UDP flows keep an association without streams: its idle clock starts again.
             if let session = sessions[id], let udp = session.udp, !udp.flows.isEmpty {
@@ -533,12 +541,10 @@ public final class AggServerService: @unchecked Sendable {
     /// A UDP relay message on stream 0: like a stream message, it closes an association that has not authenticated
     /// (PROTOCOL.md); a malformed one is dropped and counted.
     private func receiveUDP(_ message: SCTPMessage, session: Session, id: SCTPAssociationID) {
-        guard let udp = session.udp else {
-            _ = session.association.mayReceiveUDPMessage()
+        guard session.machine.handleUDPMessage(now: .now()), let udp = session.udp else {
             perform(session, id: id)
             return
         }
-        session.streams?.restartIdleClock()
         do {
             udp.receive(try UDPMessage.decode(message))
         } catch {
