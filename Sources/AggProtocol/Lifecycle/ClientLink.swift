@@ -14,14 +14,17 @@ package struct ClientLinkID: Hashable, Comparable, Sendable, CustomStringConvert
 /// What a `ClientLink` asks its glue to do, in order. The link never sees a driver, a channel or a clock.
 package enum ClientLinkAction: Equatable, Sendable {
     /// Set up an association to address `address` of server group `group` (a fresh driver bound to the paths'
-    /// addresses); report `handleEstablished`, then the server's control messages, or `handleClosed`.
-    case connect(ClientLinkID, group: Int, address: Int)
-    /// Send a control message (AUTH, PING, PONG) on the association's stream 0.
+    /// addresses) with a `ClientSession` that must authenticate by `deadline`; report `handleAuthenticated` when
+    /// the session says so, `handleClosed` when it ends.
+    case connect(ClientLinkID, group: Int, address: Int, deadline: NIODeadline)
+    /// Send a keepalive PING on the association's stream 0.
     case send(ControlMessage, on: ClientLinkID)
-    /// Abort the association (the link has already forgotten it: its `.closed` event is ignored).
+    /// Abort the association and close its session (the link has already forgotten it: its `.closed` event is
+    /// ignored).
     case abort(ClientLinkID, reason: String)
-    /// The association authenticated and takes new connections from now on: start its stream session.
-    case ready(ClientLinkID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16)
+    /// The association authenticated and takes new connections from now on: its session's streams get the
+    /// connections.
+    case ready(ClientLinkID)
     /// The association no longer takes new connections (a more preferred server answered): let its streams
     /// finish, then shut it down. Its `.closed` is the glue's business.
     case retire(ClientLinkID)
@@ -31,10 +34,6 @@ package enum ClientLinkAction: Equatable, Sendable {
     case deliver(waiter: Int, to: ClientLinkID)
     /// The connection that waited as `waiter` fails: no association within `serverWait` (or the client stops).
     case giveUp(waiter: Int)
-    /// The server failed to authenticate (the association is aborted too).
-    case authenticationFailed(ClientLinkID, String)
-    /// A PONG was not sent: the server's PINGs came faster than `ControlReplyBudget` allows.
-    case pongRefused
     /// The first attempt authenticated or failed (once per link).
     case settled
     /// Which association is in use, or whether there is one, changed (status, systemd).
@@ -43,10 +42,12 @@ package enum ClientLinkAction: Equatable, Sendable {
 
 /// aggclient's association lifecycle, sans-IO: which server group to connect to and when (reconnect backoff,
 /// failover to the next group when the server in use stops answering, return to a more preferred group that
-/// answers again, new connections only), the handshake and authentication of each attempt with its deadline,
-/// the keepalive that tells a silent server from a dead one, and the connections waiting for an association.
-/// Events and `now` go in, `ClientLinkAction`s come out (`pollAction`), `nextDeadline` tells the glue when to call
-/// `handleTimeout`. The glue owns drivers, sessions, sockets and promises.
+/// answers again, new connections only), the deadline each attempt gets, the keepalive that tells a silent server
+/// from a dead one, and the connections waiting for an association. Each attempt's handshake, authentication and
+/// streams are a `ClientSession` of its own, below the link: the glue reports what the sessions say
+/// (`handleAuthenticated`, `handleHeard`, `handleClosed`). Events and `now` go in, `ClientLinkAction`s come out
+/// (`pollAction`), `nextDeadline` tells the glue when to call `handleTimeout`. The glue owns drivers, sessions,
+/// sockets and promises.
 package struct ClientLink {
     /// Tunables; `AggClientService.Configuration` fills them.
     package struct Configuration: Sendable {
@@ -54,7 +55,7 @@ package struct ClientLink {
         package var groups: [Int] = [1]
         /// How long a new connection waits for an association before it fails.
         package var serverWait: TimeAmount = .seconds(10)
-        /// How long the handshake and authentication of one attempt may take.
+        /// How long the handshake and authentication of one attempt may take (its session's deadline).
         package var handshakeTimeout: TimeAmount = .seconds(10)
         /// First and largest delay between attempts after a failure; the delay doubles after each failure.
         package var reconnectDelay: TimeAmount = .milliseconds(250)
@@ -69,22 +70,10 @@ package struct ClientLink {
         package init() {}
     }
 
-    /// An attempt under way: connecting, then authenticating.
+    /// An attempt under way (its handshake and authentication are its `ClientSession`'s).
     struct Attempt {
-        enum Phase {
-            case connecting
-            case authenticating(ClientAuthenticator, outbound: UInt16, inbound: UInt16)
-        }
-
         let id: ClientLinkID
         let group: Int
-        let deadline: NIODeadline
-        var phase: Phase
-
-        var phaseName: String {
-            if case .connecting = phase { return "connecting" }
-            return "authenticating"
-        }
     }
 
     /// The association taking new connections.
@@ -95,7 +84,6 @@ package struct ClientLink {
         var lastHeard: NIODeadline
         /// When the last unanswered PING went out.
         var pingSent: NIODeadline?
-        var replyBudget = ControlReplyBudget()
     }
 
     /// Where the link is.
@@ -174,19 +162,18 @@ package struct ClientLink {
         }
     }
 
-    /// The state name of attempt or association `id`, for status ("connecting", "authenticating", "ready").
+    /// Whether `id` is the attempt under way, the probe, or the association taking new connections (false for
+    /// retired associations and abandoned attempts).
     @inline(never)
-    package func phase(of id: ClientLinkID) -> String? {
+    package func knows(_ id: ClientLinkID) -> Bool {
         switch state {
         case .ready(let current, let probe, _):
-            if current.id == id { return "ready" }
-            if let probe, probe.id == id { return probe.phaseName }
-        case .connecting(let attempt) where attempt.id == id:
-            return attempt.phaseName
-        case .idle, .waiting, .connecting, .stopped:
-            break
+            return current.id == id || probe?.id == id
+        case .connecting(let attempt):
+            return attempt.id == id
+        case .idle, .waiting, .stopped:
+            return false
         }
-        return nil
     }
 
     // MARK: - Output
@@ -215,10 +202,9 @@ package struct ClientLink {
             break
         case .waiting(let at, _):
             if !isDraining { consider(at) }
-        case .connecting(let attempt):
-            consider(attempt.deadline)
-        case .ready(let current, let probe, let nextProbe):
-            consider(probe?.deadline)
+        case .connecting:
+            break
+        case .ready(let current, _, let nextProbe):
             consider(nextProbe)
             consider(livenessCheck(current))
         }
@@ -294,63 +280,15 @@ package struct ClientLink {
 
     // MARK: - Input
 
-    /// Attempt `id`'s SCTP association is up: authentication starts with `authenticator` (the group's key and a
-    /// fresh nonce).
-    package mutating func handleEstablished(
-        _ id: ClientLinkID, authenticator: ClientAuthenticator, outbound: UInt16, inbound: UInt16
-    ) {
-        updateAttempt(id) { attempt in
-            guard case .connecting = attempt.phase else { return }
-            attempt.phase = .authenticating(authenticator, outbound: outbound, inbound: inbound)
-        }
-    }
-
-    /// A control message from the server on `id`'s stream 0.
-    package mutating func handleControl(_ message: ControlMessage, on id: ClientLinkID, now: NIODeadline) {
-        if case .ready(var current, let probe, let nextProbe) = state, current.id == id {
-            current.lastHeard = now
-            current.pingSent = nil
-            if case .ping(let value) = message {
-                if current.replyBudget.mayReply(now: now.uptimeNanoseconds) {
-                    actions.append(.send(.pong(value), on: id))
-                } else {
-                    actions.append(.pongRefused)
-                }
-            }
-            state = .ready(current, probe: probe, nextProbe: nextProbe)
-            deliverWaiters(to: id)
-            return
-        }
-        guard let attempt = attempt(id),
-            case .authenticating(var authenticator, let outbound, let inbound) = attempt.phase
-        else { return }
-        do {
-            let reply = try authenticator.receive(message)
-            if let reply { actions.append(.send(reply, on: id)) }
-        } catch {
-            actions.append(.authenticationFailed(id, "\(error)"))
-            actions.append(.abort(id, reason: "authentication failed"))
-            attemptFailed(id, now: now)
-            return
-        }
-        guard authenticator.isAuthenticated, let hello = authenticator.hello else {
-            updateAttempt(id) { $0.phase = .authenticating(authenticator, outbound: outbound, inbound: inbound) }
-            return
-        }
-        authenticated(attempt, hello: hello, outbound: outbound, inbound: inbound, now: now)
-    }
-
-    /// A message on `id`'s stream 0 that does not decode: it ends an authentication under way; later ones are
-    /// ignored.
-    package mutating func handleUndecodableControl(on id: ClientLinkID, error: String, now: NIODeadline) {
-        guard let attempt = attempt(id), case .authenticating = attempt.phase else { return }
-        actions.append(.authenticationFailed(id, error))
-        actions.append(.abort(id, reason: "authentication failed"))
-        attemptFailed(id, now: now)
+    /// Attempt `id`'s session authenticated the server (`ClientSessionAction.authenticated`): it takes new
+    /// connections from now on, and a less preferred association in use is retired.
+    package mutating func handleAuthenticated(_ id: ClientLinkID, now: NIODeadline) {
+        guard let attempt = attempt(id) else { return }
+        authenticated(attempt, now: now)
     }
 
     /// Something authenticated came from the server of `id` (the glue saw its driver open a datagram since the
-    /// last report): the server is alive.
+    /// last report, or its session a control message): the server is alive.
     package mutating func handleHeard(_ id: ClientLinkID, now: NIODeadline) {
         guard case .ready(var current, let probe, let nextProbe) = state, current.id == id else { return }
         current.lastHeard = now
@@ -365,8 +303,9 @@ package struct ClientLink {
         for waiter in waiting { actions.append(.deliver(waiter: waiter.id, to: id)) }
     }
 
-    /// Attempt or association `id` closed (or the glue aborted it: the server lost the session, a local address
-    /// went away). Unknown ids (retired associations, abandoned attempts) are ignored.
+    /// Attempt or association `id` closed (or it was aborted: its session gave up the handshake or failed the
+    /// server's authentication, the server lost the session, a local address went away). Unknown ids (retired
+    /// associations, abandoned attempts) are ignored.
     package mutating func handleClosed(_ id: ClientLinkID, now: NIODeadline) {
         if case .ready(let current, let probe, _) = state, current.id == id {
             actions.append(.lost(id, serverDead: false))
@@ -393,8 +332,8 @@ package struct ClientLink {
         state = .waiting(at: now + reconnectDelay, group: group)
     }
 
-    /// Runs what is due at `now`: attempts, handshake deadlines, waiting connections, keepalive and failover,
-    /// probes of a more preferred group.
+    /// Runs what is due at `now`: attempts, waiting connections, keepalive and failover, probes of a more
+    /// preferred group (an attempt's handshake deadline is its session's).
     package mutating func handleTimeout(now: NIODeadline) {
         while let first = waiters.first, first.deadline <= now {
             waiters.removeFirst()
@@ -405,18 +344,9 @@ package struct ClientLink {
             break
         case .waiting(let at, let group):
             if at <= now, !isDraining { connect(group: group, now: now) }
-        case .connecting(let attempt):
-            if attempt.deadline <= now {
-                actions.append(.abort(attempt.id, reason: "handshake timed out"))
-                attemptFailed(attempt.id, now: now)
-            }
+        case .connecting:
+            break
         case .ready(var current, var probe, var nextProbe):
-            if let attempt = probe, attempt.deadline <= now {
-                actions.append(.abort(attempt.id, reason: "handshake timed out"))
-                probe = nil
-                nextProbe = now + returnDelay
-                returnDelay = min(returnDelay * 2, configuration.maxReconnectDelay)
-            }
             if hasSeveralGroups, now >= current.lastHeard + configuration.serverTimeout {
                 failOver(current, probe: probe, now: now)
                 return
@@ -447,26 +377,13 @@ package struct ClientLink {
         }
     }
 
-    private mutating func updateAttempt(_ id: ClientLinkID, _ body: (inout Attempt) -> Void) {
-        switch state {
-        case .connecting(var attempt) where attempt.id == id:
-            body(&attempt)
-            state = .connecting(attempt)
-        case .ready(let current, var probe?, let nextProbe) where probe.id == id:
-            body(&probe)
-            state = .ready(current, probe: probe, nextProbe: nextProbe)
-        case .idle, .waiting, .connecting, .ready, .stopped:
-            break
-        }
-    }
-
     private mutating func newAttempt(group: Int, now: NIODeadline) -> Attempt {
         let id = ClientLinkID(rawValue: nextID)
         nextID += 1
         let address = addressCursor[group] % configuration.groups[group]
         addressCursor[group] += 1
-        actions.append(.connect(id, group: group, address: address))
-        return Attempt(id: id, group: group, deadline: now + configuration.handshakeTimeout, phase: .connecting)
+        actions.append(.connect(id, group: group, address: address, deadline: now + configuration.handshakeTimeout))
+        return Attempt(id: id, group: group)
     }
 
     private mutating func connect(group: Int, now: NIODeadline) {
@@ -513,13 +430,11 @@ package struct ClientLink {
         connect(group: (current.group + 1) % configuration.groups.count, now: now)
     }
 
-    private mutating func authenticated(
-        _ attempt: Attempt, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16, now: NIODeadline
-    ) {
+    private mutating func authenticated(_ attempt: Attempt, now: NIODeadline) {
         let previous: Current?
         if case .ready(let current, _, _) = state { previous = current } else { previous = nil }
         let current = Current(id: attempt.id, group: attempt.group, lastHeard: now)
-        actions.append(.ready(attempt.id, hello: hello, outbound: outbound, inbound: inbound))
+        actions.append(.ready(attempt.id))
         if let previous {
             actions.append(.retire(previous.id))
             returns += 1

@@ -9,8 +9,9 @@ import NIOPosix
 import SCTPEngine
 
 /// aggclient's core: the glue that performs `ClientLink`'s decisions (which server group, when to reconnect, fail
-/// over and return) with one SCTP driver per server group, adds every extra path to the association in use, and
-/// opens one stream per proxied TCP connection through `connector`. Everything runs on one event loop, the proxy
+/// over and return) with one SCTP driver per server group, runs one `ClientSession` per attempt (handshake,
+/// authentication, streams) with one timer each, adds every extra path to the association in use, and opens one
+/// stream per proxied TCP connection through `connector`. Everything runs on one event loop, the proxy
 /// listeners included, so a connection, its stream and the association never cross threads.
 public final class AggClientService: @unchecked Sendable {
     /// What the service needs; `ClientSettings` plus resolution fill it.
@@ -139,11 +140,40 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
-    /// An association of the link: its group's driver, its id there, and its streams once authenticated.
-    struct LinkAssociation {
+    /// An attempt or association of the link: its state machine (`ClientSession`), its group's driver and its id
+    /// there, and what the glue keeps for it. The holder of its streams' `StreamSessionHost`.
+    final class LinkAssociation: StreamSessionHolder {
         let group: GroupDriver
         let id: SCTPAssociationID
+        /// Handshake, authentication, PING replies, the streams: every decision about this association's life.
+        var machine: ClientSession
+        /// The one timer at `machine.nextDeadline` (the attempt's deadline, then the streams').
+        var timer = DeadlineTimer()
+        /// The streams' sockets, once the link made the association ready (the streams are `machine`'s).
         var streams: StreamSessionHost?
+        /// A more preferred server took over: the association is shut down once its streams are done.
+        var isRetired = false
+        /// Whether the service is performing `machine`'s actions: a re-entrant call leaves them to that loop.
+        var isPerforming = false
+        /// The service's loop over `machine`'s actions.
+        var perform: () -> Void = {}
+
+        init(group: GroupDriver, id: SCTPAssociationID, machine: ClientSession) {
+            self.group = group
+            self.id = id
+            self.machine = machine
+        }
+
+        /// The association ended: its streams' sockets are reset, its timer goes.
+        func end() {
+            machine.handleClosed()
+            perform()
+            timer.cancel()
+        }
+
+        func withStreams<R>(_ body: (inout StreamSession) -> R) -> R? { machine.withStreams(body) }
+
+        func performActions() { perform() }
     }
 
     public let configuration: Configuration
@@ -165,7 +195,7 @@ public final class AggClientService: @unchecked Sendable {
     private(set) var groupDrivers: [GroupDriver?]
     /// The group the status shows: the one in use, else the last one used.
     private var shownGroupIndex = 0
-    /// Every association the link knows or retired, by attempt.
+    /// Every attempt and association the link knows or retired, by attempt.
     private var associations: [ClientLinkID: LinkAssociation] = [:]
     private var isPerforming = false
     private var timer = DeadlineTimer()
@@ -298,6 +328,15 @@ public final class AggClientService: @unchecked Sendable {
         link.current.flatMap { associations[$0]?.streams }
     }
 
+    /// The streams' settings of a new attempt's session.
+    private var streamSettings: ClientStreamSettings {
+        let limits = configuration.limits
+        return ClientStreamSettings(
+            streamLimit: limits.streamsPerAssociation, streamCredit: limits.streamCredit,
+            idleTimeout: TimeAmount(limits.streamIdleTimeout), openTimeout: configuration.openTimeout,
+            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, metrics: metrics)
+    }
+
     /// The group driver and association id of the association in use.
     var currentAssociation: (group: GroupDriver, id: SCTPAssociationID)? {
         guard let current = link.current, let association = associations[current] else { return nil }
@@ -310,8 +349,8 @@ public final class AggClientService: @unchecked Sendable {
     /// The association id of the link's attempt or association under way on `group`'s driver, if any, and its
     /// phase ("connecting", "authenticating", "ready").
     func linkAssociation(on group: GroupDriver) -> (id: SCTPAssociationID, phase: String)? {
-        for (linkID, association) in associations where association.group === group {
-            if let phase = link.phase(of: linkID) { return (association.id, phase) }
+        for (linkID, association) in associations where association.group === group && link.knows(linkID) {
+            return (association.id, link.current == linkID ? "ready" : association.machine.phaseName)
         }
         return nil
     }
@@ -426,15 +465,14 @@ public final class AggClientService: @unchecked Sendable {
     /// The listeners are closed: the association in use (if any) drains its streams, then is shut down.
     private func beginStopping(streamsDeadline: NIODeadline, closeTimeout: TimeAmount) {
         let current = link.current.flatMap { associations[$0] != nil ? $0 : nil }
-        let draining = current.flatMap { associations[$0]?.streams != nil ? $0 : nil }
+        let draining = current.flatMap { associations[$0]?.machine.isReady == true ? $0 : nil }
         stopping.begin(
             associations: current.map { [$0] } ?? [], withStreams: Set(draining.map { [$0] } ?? []),
             streamsDeadline: streamsDeadline, closeTimeout: closeTimeout, now: .now())
-        if let draining {
-            associations[draining]?.streams?.drain { [weak self] in
-                self?.stopping.handleStreamsDrained(draining, now: .now())
-                self?.perform()
-            }
+        if let draining, let association = associations[draining] {
+            // `.drained` (at once when no stream is open) tells the graceful stop.
+            association.machine.handleDrain()
+            perform(association, draining)
         }
         perform()
     }
@@ -465,7 +503,7 @@ public final class AggClientService: @unchecked Sendable {
             let ended = self.associations
             self.associations.removeAll()
             for (id, association) in ended {
-                association.streams?.associationLost()
+                association.end()
                 association.group.driver.abort(association.id, reason: "client stopping")
                 self.stopping.handleClosed(id, now: .now())
             }
@@ -510,39 +548,35 @@ public final class AggClientService: @unchecked Sendable {
 
     private func perform(_ action: ClientLinkAction) {
         switch action {
-        case .connect(let id, let group, let address):
-            connect(id, group: group, address: address)
+        case .connect(let id, let group, let address, let deadline):
+            connect(id, group: group, address: address, deadline: deadline)
         case .send(let message, let id):
             guard let association = associations[id] else { return }
             association.group.driver.send(message, on: association.id)
         case .abort(let id, let reason):
             guard let association = associations[id] else { return }
+            association.machine.handleClosed()
+            perform(association, id)
             association.group.driver.abort(association.id, reason: reason)
-        case .ready(let id, let hello, let outbound, let inbound):
-            authenticated(id, hello: hello, outbound: outbound, inbound: inbound)
+        case .ready(let id):
+            authenticated(id)
         case .retire(let id):
             retire(id)
         case .lost(let id, let serverDead):
-            guard var association = associations[id] else { return }
+            guard let association = associations[id] else { return }
             if serverDead {
                 logger.warning(
                     "the server stopped answering; trying the next server group",
                     metadata: ["group": "\(association.group.group)", "association": "\(association.id)"])
                 metrics.recordFailover()
             }
-            association.streams?.associationLost()
-            association.streams = nil
-            associations[id] = association
+            association.machine.handleClosed()
+            perform(association, id)
             udp.associationLost()
         case .deliver(let waiter, let id):
             waiters.removeValue(forKey: waiter)?(associations[id]?.streams)
         case .giveUp(let waiter):
             waiters.removeValue(forKey: waiter)?(nil)
-        case .authenticationFailed(_, let error):
-            logger.error("authentication failed", metadata: ["error": "\(error)"])
-            metrics.recordAuthentication(succeeded: false)
-        case .pongRefused:
-            metrics.recordRefusal(.controlReplies)
         case .settled:
             settle()
         case .changed:
@@ -585,9 +619,9 @@ public final class AggClientService: @unchecked Sendable {
 
     /// Starts attempt `id` toward address `address` of group `group`, binding the group's driver first if it has
     /// none yet.
-    private func connect(_ id: ClientLinkID, group: Int, address: Int) {
+    private func connect(_ id: ClientLinkID, group: Int, address: Int, deadline: NIODeadline) {
         if let driver = groupDrivers[group] {
-            connect(id, on: driver, address: address)
+            connect(id, on: driver, address: address, deadline: deadline)
             return
         }
         let groupConfiguration = configuration.groups[group]
@@ -608,7 +642,7 @@ public final class AggClientService: @unchecked Sendable {
                     bound.pathLocals = (groupDrivers[0]?.pathLocals ?? []).map { $0 == nil ? nil : addresses.next() }
                     groupDrivers[group] = bound
                     attach(bound)
-                    connect(id, on: bound, address: address)
+                    connect(id, on: bound, address: address, deadline: deadline)
                 case .failure(let error):
                     logger.warning(
                         "cannot bind the server group's sockets", metadata: ["group": "\(group)", "error": "\(error)"])
@@ -618,8 +652,8 @@ public final class AggClientService: @unchecked Sendable {
             }
     }
 
-    private func connect(_ id: ClientLinkID, on group: GroupDriver, address: Int) {
-        guard link.phase(of: id) != nil else { return }  // abandoned while the sockets were bound
+    private func connect(_ id: ClientLinkID, on group: GroupDriver, address: Int, deadline: NIODeadline) {
+        guard link.knows(id) else { return }  // abandoned while the sockets were bound
         let server = group.servers[address]
         guard let path = group.pathLocals.firstIndex(where: { $0 != nil }), let local = group.pathLocals[path] else {
             // Counts as a failed attempt (systemd hears READY=1 and the proxy answers "server unavailable"); the
@@ -633,29 +667,86 @@ public final class AggClientService: @unchecked Sendable {
             "connecting", metadata: ["server": "\(server)", "from": "\(local.ip)", "group": "\(group.group)"])
         group.heardCount = group.authenticatedReceived
         let association = group.driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
-        associations[id] = LinkAssociation(group: group, id: association)
+        let linkAssociation = LinkAssociation(
+            group: group, id: association, machine: ClientSession(streams: streamSettings, deadline: deadline))
+        linkAssociation.perform = { [unowned self, unowned linkAssociation] in perform(linkAssociation, id) }
+        associations[id] = linkAssociation
         group.links[association] = id
         applyPathPolicies(on: association, group: group)
+        perform(linkAssociation, id)
     }
 
-    private func authenticated(_ id: ClientLinkID, hello: ControlMessage.Hello, outbound: UInt16, inbound: UInt16) {
-        guard var association = associations[id] else { return }
+    // MARK: - Performing a session's actions
+
+    /// Performs what attempt `id`'s session asks, its streams' actions included, then re-arms its one timer at its
+    /// next deadline, then, when the session told the link something, performs what the link asks in turn.
+    /// Re-entrant calls (an action that ends the association, a write that fails at once) leave their actions to
+    /// the outer loop.
+    private func perform(_ association: LinkAssociation, _ id: ClientLinkID) {
+        guard !association.isPerforming else { return }
+        association.isPerforming = true
+        var toldLink = false
+        while let action = association.machine.pollAction() {
+            switch action {
+            case .stream(let action):
+                association.streams?.perform(action)
+            case .send(let message):
+                association.group.driver.send(message, on: association.id)
+            case .authenticated:
+                link.handleAuthenticated(id, now: .now())
+                toldLink = true
+            case .authenticationFailed(let error):
+                logger.error("authentication failed", metadata: ["error": "\(error)"])
+                metrics.recordAuthentication(succeeded: false)
+            case .heard:
+                link.handleHeard(id, now: .now())
+                toldLink = true
+            case .pongRefused:
+                metrics.recordRefusal(.controlReplies)
+            case .drained:
+                drained(association, id)
+            case .abort(let reason):
+                // The link hears of it as closed: an attempt (handshake timed out, authentication failed) first,
+                // so that its ABORT's `.closed` event finds it forgotten; the association in use through that event,
+                // as any association that closed (a second report is ignored).
+                if link.current != id { link.handleClosed(id, now: .now()) }
+                association.group.driver.abort(association.id, reason: reason)
+                link.handleClosed(id, now: .now())
+                toldLink = true
+            }
+        }
+        association.isPerforming = false
+        association.streams?.actionsPerformed()
+        let next = associations[id] === association ? association.machine.readNextDeadline() : nil
+        if !association.timer.isArmed(at: next) {
+            association.timer.arm(at: next, on: eventLoop) { [self] in
+                association.timer.fired()
+                guard associations[id] === association else { return }
+                association.machine.handleTimeout(now: .now())
+                perform(association, id)
+            }
+        }
+        if toldLink { perform() }
+    }
+
+    /// Association `id`'s last stream ended while it drained: a retired association is shut down; the one in use
+    /// tells the graceful stop.
+    private func drained(_ association: LinkAssociation, _ id: ClientLinkID) {
+        if association.isRetired {
+            guard associations[id] === association else { return }
+            association.group.driver.shutdown(association.id)
+        } else {
+            stopping.handleStreamsDrained(id, now: .now())
+            performStop()
+        }
+    }
+
+    /// The link made attempt `id` the association in use: the sockets of its session's streams are hosted.
+    private func authenticated(_ id: ClientLinkID) {
+        guard let association = associations[id], association.machine.isReady else { return }
         let group = association.group
-        var session = StreamSession(
-            role: .client,
-            table: .client(
-                outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams,
-                ownLimit: configuration.limits.streamsPerAssociation),
-            receiveCredit: configuration.limits.streamCredit, sendCredit: hello.streamCredit,
-            idleTimeout: TimeAmount(configuration.limits.streamIdleTimeout),
-            openTimeout: configuration.openTimeout,
-            bufferedBytesLimit: configuration.limits.bufferedBytesPerAssociation, logger: logger, now: .now())
-        session.metrics = metrics
-        let streams = StreamSessionHost(driver: group.driver, association: association.id, session: session)
+        association.streams = StreamSessionHost(driver: group.driver, association: association.id, holder: association)
         let sctpID = association.id
-        streams.onFatalError = { [unowned group] reason in group.driver.abort(sctpID, reason: reason) }
-        association.streams = streams
-        associations[id] = association
         associationsEstablished += 1
         metrics.recordAuthentication(succeeded: true)
         logger.info(
@@ -677,14 +768,14 @@ public final class AggClientService: @unchecked Sendable {
             metadata: ["group": "\(association.group.group)", "association": "\(association.id)"])
         metrics.recordReturn()
         udp.associationLost()
-        guard let streams = association.streams else {
+        guard association.machine.isReady else {
             association.group.driver.shutdown(association.id)
             return
         }
-        streams.drain { [weak self] in
-            guard let self, self.associations[id] != nil else { return }
-            association.group.driver.shutdown(association.id)
-        }
+        // `.drained` (at once when no stream is open) shuts it down.
+        association.isRetired = true
+        association.machine.handleDrain()
+        perform(association, id)
     }
 
     /// Multipath: every path after the first joins the association with an ASCONF-ADD sent from its own address.
@@ -714,14 +805,15 @@ public final class AggClientService: @unchecked Sendable {
     func handle(_ event: SCTPEvent, from group: GroupDriver) {
         switch event {
         case .established(let id, let outbound, let inbound):
-            guard let linkID = group.links[id] else { return }
+            guard let linkID = group.links[id], let association = associations[linkID] else { return }
             var nonce = [UInt8](repeating: 0, count: AggLimits.authFieldLength)
             var generator = SystemRandomNumberGenerator()
             for i in nonce.indices { nonce[i] = UInt8.random(in: .min ... .max, using: &generator) }
-            link.handleEstablished(
-                linkID, authenticator: ClientAuthenticator(key: group.key, nonce: nonce), outbound: outbound,
+            association.machine.handleEstablished(
+                authenticator: ClientAuthenticator(key: group.key, nonce: nonce), outbound: outbound,
                 inbound: inbound)
             logger.info("association established; authenticating", metadata: ["association": "\(id)"])
+            perform(association, linkID)
         case .message(let id, let message):
             guard let linkID = group.links[id] else { return }
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
@@ -732,15 +824,14 @@ public final class AggClientService: @unchecked Sendable {
                     udpMetrics.recordDrop(.malformed)
                     logger.debug("undecodable UDP message", metadata: ["error": "\(error)"])
                 }
-            } else if message.stream.rawValue == 0 {
-                do {
-                    guard case .control(let control) = try AggMessage.decode(message) else { break }
-                    link.handleControl(control, on: linkID, now: .now())
-                } catch {
-                    link.handleUndecodableControl(on: linkID, error: "\(error)", now: .now())
+            } else if let association = associations[linkID] {
+                if message.stream.rawValue == 0 {
+                    association.machine.handleControlMessage(message, now: .now())
+                } else {
+                    association.streams?.prepareToReceive(message)
+                    association.machine.handleStreamMessage(message, now: .now())
                 }
-            } else {
-                associations[linkID]?.streams?.receive(message)
+                perform(association, linkID)
             }
         case .writable(let id):
             guard let linkID = group.links[id] else { return }
@@ -756,9 +847,9 @@ public final class AggClientService: @unchecked Sendable {
         case .closed(let id, let reason):
             guard let linkID = group.links.removeValue(forKey: id) else { return }
             let association = associations.removeValue(forKey: linkID)
-            association?.streams?.associationLost()
+            association?.end()
             logger.log(
-                level: link.isDraining || link.phase(of: linkID) == nil ? .info : .warning, "association closed",
+                level: link.isDraining || !link.knows(linkID) ? .info : .warning, "association closed",
                 metadata: ["association": "\(id)", "reason": "\(reason)", "group": "\(group.group)"])
             link.handleClosed(linkID, now: .now())
             stopping.handleClosed(linkID, now: .now())
@@ -772,7 +863,7 @@ public final class AggClientService: @unchecked Sendable {
     func handleSecurityEvent(_ event: DatagramSecurityEvent, from group: GroupDriver) {
         switch event {
         case .serverLostSession:
-            for (id, linkID) in group.links where link.phase(of: linkID) != nil {
+            for (id, linkID) in group.links where link.knows(linkID) {
                 logger.warning(
                     "the server no longer knows this client's session (it restarted); starting a new association",
                     metadata: ["association": "\(id)"])

@@ -1,7 +1,8 @@
 import NIOCore
 
 /// The one scheduled callback a service keeps at a sans-IO state machine's next deadline (`ClientLink`,
-/// `ServerSession`, `GracefulStop`): re-armed only when that deadline moves. Confined to one event loop.
+/// `ClientSession`, `ServerSession`, `GracefulStop`): re-armed only when that deadline moves. Confined to one event
+/// loop.
 struct DeadlineTimer {
     private var armed: (task: Scheduled<Void>, deadline: NIODeadline)?
 

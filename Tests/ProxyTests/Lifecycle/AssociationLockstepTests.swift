@@ -4,11 +4,11 @@ import Testing
 
 @testable import AggProtocol
 
-/// aggclient's association lifecycle (`ClientLink`) and aggserver's session (`ServerSession`, its streams inside)
-/// wired to each other with no event loop, with the client's `StreamSession` once ready and a `GracefulStop` for
-/// draining. The pair performs both machines' actions as the glue would: an attempt's SCTP association comes up at once unless the server is
-/// down, stream-0 messages wait in flight until `exchange`, an ABORT from either side closes the other's, and
-/// `advance` moves the clock from one deadline to the next.
+/// aggclient's association lifecycle (`ClientLink`, one `ClientSession` per attempt, its streams inside) and
+/// aggserver's session (`ServerSession`, its streams inside) wired to each other with no event loop, and a
+/// `GracefulStop` for draining. The pair performs the machines' actions as the glue would: an attempt's SCTP
+/// association comes up at once unless the server is down, stream-0 messages wait in flight until `exchange`, an
+/// ABORT from either side closes the other's, and `advance` moves the clock from one deadline to the next.
 final class AssociationPair {
     static let key = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 5 &+ 1 })
     static let otherKey = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 3 &+ 7 })
@@ -33,8 +33,13 @@ final class AssociationPair {
 
     /// The server's machine for the attempt.
     var server: ServerSession? { serverSide?.machine }
+    /// The latest attempt the link made, and the client's session for it with a model of its sockets.
+    private(set) var clientAttempt: ClientLinkID?
+    private(set) var clientSide: LockstepSide?
+    /// The client's machine for the latest attempt.
+    var client: ClientSession? { clientSide?.clientMachine }
 
-    /// Each side's streams, once its machine said ready (the server's: its session's).
+    /// Each side's streams, once its machine said ready (the sessions').
     private(set) var clientStreams: LockstepSide?
     private(set) var serverStreams: LockstepSide?
 
@@ -102,9 +107,9 @@ final class AssociationPair {
             let down = toClient
             toClient = []
             for message in down {
-                guard let attempt else { break }
-                link.handleControl(message, on: attempt, now: now)
-                runClient()
+                guard attempt != nil else { break }
+                clientSide?.withClientMachine { $0.handleControl(message, now: now) }
+                runClientSession()
             }
         }
         if let clientStreams, let serverStreams {
@@ -112,8 +117,8 @@ final class AssociationPair {
         }
     }
 
-    /// Moves the clock from deadline to deadline (the link's, the server's, the stop's) up to `duration` from now,
-    /// exchanging what each step sends. Fails on more than 10,000 steps (a livelock).
+    /// Moves the clock from deadline to deadline (the link's, the client's session's, the server's, the stop's) up
+    /// to `duration` from now, exchanging what each step sends. Fails on more than 10,000 steps (a livelock).
     func advance(by duration: TimeAmount) {
         let end = now + duration
         var steps = 0
@@ -123,11 +128,14 @@ final class AssociationPair {
                 Issue.record("livelock")
                 return
             }
-            let next = [link.nextDeadline, server?.nextDeadline, stopping.nextDeadline].compactMap { $0 }.min()
+            let next = [link.nextDeadline, client?.nextDeadline, server?.nextDeadline, stopping.nextDeadline]
+                .compactMap { $0 }.min()
             guard let next, next <= end else { break }
             now = max(now, next)
             link.handleTimeout(now: now)
             runClient()
+            clientSide?.withClientMachine { $0.handleTimeout(now: now) }
+            runClientSession()
             serverSide?.withMachine { $0.handleTimeout(now: now) }
             runServer()
             stopping.handleTimeout(now: now)
@@ -142,6 +150,7 @@ final class AssociationPair {
     func loseAssociation() {
         guard let id = attempt else { return }
         closeServerSide()
+        closeClientSide(id)
         link.handleClosed(id, now: now)
         stopping.handleClosed(id, now: now)
         runClient()
@@ -168,38 +177,34 @@ final class AssociationPair {
     private func runClient() {
         while let action = link.pollAction() {
             switch action {
-            case .connect(let id, _, _):
+            case .connect(let id, _, _, let deadline):
                 connects.append((id, now))
+                if let previous = clientAttempt { closeClientSide(previous) }
+                clientAttempt = id
+                clientSide = LockstepSide(
+                    clientMachine: ClientSession(streams: AssociationPair.clientStreams, deadline: deadline))
                 guard !serverDown else { break }
                 establish(id)
             case .send(let message, let id):
                 if id == attempt, !clientMuted { toServer.append(message) }
             case .abort(let id, let reason):
                 clientAborts.append((id, reason))
+                closeClientSide(id)
                 if id == attempt { closeServerSide() }
-            case .ready(let id, let hello, let outbound, let inbound):
+            case .ready(let id):
+                guard id == clientAttempt, let side = clientSide, let hello = side.clientMachine?.hello else { break }
                 readies.append((id, hello))
-                clientStreams = LockstepSide(
-                    StreamSession(
-                        role: .client,
-                        table: .client(
-                            outboundStreams: outbound, inboundStreams: inbound, maxStreams: hello.maxStreams),
-                        receiveCredit: 64 * 1024, sendCredit: hello.streamCredit, idleTimeout: .seconds(300),
-                        openTimeout: .seconds(10), bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger,
-                        now: now))
+                clientStreams = side
             case .retire:
                 break
             case .lost(let id, _):
                 lost.append(id)
-                clientStreams?.session.handleAssociationLost()
-                clientStreams?.run()
+                closeClientSide(id)
             case .deliver(let waiter, let id):
                 delivered[waiter] = id
             case .giveUp(let waiter):
                 gaveUp.insert(waiter)
-            case .authenticationFailed(_, let error):
-                clientAuthenticationFailures.append(error)
-            case .pongRefused, .changed:
+            case .changed:
                 break
             case .settled:
                 settled += 1
@@ -207,7 +212,52 @@ final class AssociationPair {
         }
     }
 
-    /// The attempt's SCTP association is up on both sides: the server's machine starts (HELLO goes out).
+    /// Performs what the client's session asked (its streams' actions are the side's, taken as they come): its
+    /// verdicts go to the link.
+    private func runClientSession() {
+        guard let side = clientSide, let id = clientAttempt else { return }
+        side.run()
+        for action in side.takeClientMachineActions() {
+            switch action {
+            case .send(let message):
+                if id == attempt, !clientMuted { toServer.append(message) }
+            case .authenticated:
+                link.handleAuthenticated(id, now: now)
+                runClient()
+            case .authenticationFailed(let error):
+                clientAuthenticationFailures.append(error)
+            case .heard:
+                link.handleHeard(id, now: now)
+                runClient()
+            case .pongRefused, .drained, .stream:
+                break
+            case .abort(let reason):
+                clientAborts.append((id, reason))
+                // The ABORT reaches the server: its side of the attempt is gone; the link hears of it as closed.
+                if id == attempt { closeServerSide() }
+                link.handleClosed(id, now: now)
+                runClient()
+                return
+            }
+        }
+    }
+
+    /// The client's session of attempt `id`, if it is the latest, closes (the link aborted it, or it was lost).
+    private func closeClientSide(_ id: ClientLinkID) {
+        guard id == clientAttempt, let side = clientSide, side.clientMachine?.isClosed == false else { return }
+        side.withClientMachine { $0.handleClosed() }
+        _ = side.takeClientMachineActions()
+    }
+
+    /// The client's streams: what `LockstepSide.client` builds (the stream limit and credit come from HELLO).
+    static var clientStreams: ClientStreamSettings {
+        ClientStreamSettings(
+            streamLimit: Int(UInt16.max), streamCredit: 64 * 1024, idleTimeout: .seconds(300),
+            openTimeout: .seconds(10), bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
+    }
+
+    /// The attempt's SCTP association is up on both sides: the server's machine starts (HELLO goes out), and the
+    /// client's session waits for it.
     private func establish(_ id: ClientLinkID) {
         if attempt != nil { closeServerSide() }
         attempt = id
@@ -217,8 +267,11 @@ final class AssociationPair {
                 streams: AssociationPair.serverStreams, datagramKeyName: nil, authenticationTimeout: .seconds(10),
                 now: now))
         let nonce = [UInt8](repeating: UInt8(truncatingIfNeeded: id.rawValue), count: AggLimits.authFieldLength)
-        link.handleEstablished(
-            id, authenticator: ClientAuthenticator(key: clientKey, nonce: nonce), outbound: 1024, inbound: 1024)
+        clientSide?.withClientMachine {
+            $0.handleEstablished(
+                authenticator: ClientAuthenticator(key: clientKey, nonce: nonce), outbound: 1024, inbound: 1024)
+        }
+        runClientSession()
         runServer()
     }
 
@@ -249,6 +302,7 @@ final class AssociationPair {
                 // The ABORT reaches the client: its attempt or association closed.
                 if let id = attempt {
                     closeServerSide()
+                    closeClientSide(id)
                     link.handleClosed(id, now: now)
                     stopping.handleClosed(id, now: now)
                     runClient()
@@ -286,7 +340,7 @@ final class AssociationPair {
         let id = try #require(pair.connects.first?.id)
         // The SCTP association is up: the server's HELLO and its authentication deadline are there.
         #expect(pair.server?.nextDeadline == pair.now + .seconds(10))
-        #expect(pair.link.phase(of: id) == "authenticating")
+        #expect(pair.client?.phaseName == "authenticating")
         // HELLO -> AUTH -> AUTH-OK.
         pair.exchange()
         #expect(pair.serverAuthenticated == ["laptop"])
@@ -390,9 +444,8 @@ final class AssociationPair {
         #expect(pair.lost == [first])
         #expect(clientStreams.closed[local] == true)
         #expect(serverStreams.closed[remote] == true)
-        #expect(clientStreams.session.activeStreams == 0)
+        #expect(clientStreams.clientMachine?.isClosed == true, "the client's streams went with its session")
         #expect(serverStreams.machine?.isClosed == true, "the server's streams went with its session")
-        #expect(clientStreams.session.bufferedBytes == 0)
         #expect(pair.link.current == nil)
         // A new connection waits rather than fail at once, and is delivered by the next association.
         let waiter = pair.requestStreams()
@@ -423,8 +476,7 @@ final class AssociationPair {
         pair.stopping.begin(
             associations: [id], withStreams: [id], streamsDeadline: pair.now + .seconds(30),
             closeTimeout: .seconds(2), now: pair.now)
-        client.session.handleDrain()
-        client.run()
+        client.withClientMachine { $0.handleDrain() }
         #expect(client.drainedReports == 0)
         pair.runStop()
         #expect(pair.stopActions.isEmpty)
@@ -475,7 +527,7 @@ final class AssociationPair {
         let waiter = pair.requestStreams()
         let id = try #require(pair.connects.first?.id)
         // HELLO is in flight when the client stops.
-        #expect(pair.link.phase(of: id) == "authenticating")
+        #expect(pair.client?.phaseName == "authenticating" && pair.clientAttempt == id)
         pair.stopLink()
         #expect(pair.clientAborts.map(\.reason) == ["client stopping"])
         #expect(pair.gaveUp.contains(waiter))

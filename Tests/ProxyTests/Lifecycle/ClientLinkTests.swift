@@ -6,8 +6,9 @@ import Testing
 
 /// A `ClientLink` against model servers in virtual time, no event loop: each group is one server that is up or
 /// down; an up server completes the handshake, answers authentication and PINGs one round trip later, and a
-/// download on an association reports the server heard every 10 ms while the server is up. The harness performs
-/// the link's actions as the glue would and records them with the time they happened.
+/// download on an association reports the server heard every 10 ms while the server is up. The harness keeps one
+/// `ClientSession` per attempt, performs the link's and the sessions' actions as the glue would and records them
+/// with the time they happened.
 final class LinkHarness {
     var link: ClientLink
     private(set) var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
@@ -19,6 +20,8 @@ final class LinkHarness {
 
     private var events: [(at: NIODeadline, order: Int, run: (LinkHarness) -> Void)] = []
     private var order = 0
+    /// Each attempt's session (handshake, authentication, PING replies), by attempt.
+    private(set) var sessions: [ClientLinkID: ClientSession] = [:]
     /// The server side of every attempt that reached an up server, by attempt.
     private var servers: [ClientLinkID: (group: Int, auth: ServerAuthenticator)] = [:]
     private var aborted: Set<ClientLinkID> = []
@@ -86,14 +89,20 @@ final class LinkHarness {
             }
             let event = events.min { ($0.at, $0.order) < ($1.at, $1.order) }
             let deadline = link.nextDeadline
-            let next = [event?.at, deadline].compactMap { $0 }.min()
+            let sessionDeadline = sessions.values.compactMap(\.nextDeadline).min()
+            let next = [event?.at, deadline, sessionDeadline].compactMap { $0 }.min()
             guard let next, next <= end else { break }
             now = max(now, next)
             if let event, event.at <= now {
                 events.removeAll { $0.order == event.order }
                 event.run(self)
-            } else {
+            } else if let deadline, deadline <= now {
                 link.handleTimeout(now: now)
+            } else {
+                for id in sessions.keys.sorted() where sessions[id]?.nextDeadline.map({ $0 <= now }) == true {
+                    sessions[id]?.handleTimeout(now: now)
+                    performSession(id)
+                }
             }
             perform()
         }
@@ -108,8 +117,9 @@ final class LinkHarness {
     private func perform() {
         while let action = link.pollAction() {
             switch action {
-            case .connect(let id, let group, let address):
+            case .connect(let id, let group, let address, let deadline):
                 connects.append((id, group, address, now))
+                sessions[id] = ClientSession(streams: Self.streams, deadline: deadline)
                 schedule(in: rtt) { $0.established(id, group: group) }
             case .send(let message, let id):
                 if case .ping = message { pings += 1 }
@@ -118,25 +128,68 @@ final class LinkHarness {
                 aborts.append((id, reason))
                 aborted.insert(id)
                 downloading.remove(id)
-            case .ready(let id, _, _, _):
+                closeSession(id)
+            case .ready(let id):
                 readies.append((id, now))
             case .retire(let id):
                 retired.append(id)
             case .lost(let id, let serverDead):
                 lost.append((id, serverDead, now))
                 downloading.remove(id)
+                closeSession(id)
             case .deliver(let waiter, let id):
                 delivered[waiter] = (id, now)
             case .giveUp(let waiter):
                 gaveUp[waiter] = now
-            case .authenticationFailed:
-                authenticationFailures += 1
-            case .pongRefused, .changed:
+            case .changed:
                 break
             case .settled:
                 settled += 1
             }
         }
+    }
+
+    /// The streams of every session: a small association.
+    static var streams: ClientStreamSettings {
+        ClientStreamSettings(
+            streamLimit: 100, streamCredit: 65536, idleTimeout: .seconds(300), openTimeout: .seconds(10),
+            bufferedBytesLimit: 1 << 20, logger: LockstepSide.logger)
+    }
+
+    /// Performs what attempt `id`'s session asks, as the glue would: its verdicts go to the link.
+    private func performSession(_ id: ClientLinkID) {
+        while let action = sessions[id]?.pollAction() {
+            switch action {
+            case .send(let message):
+                schedule(in: halfRTT) { $0.serverReceives(message, on: id) }
+            case .authenticated:
+                link.handleAuthenticated(id, now: now)
+            case .authenticationFailed:
+                authenticationFailures += 1
+            case .heard:
+                link.handleHeard(id, now: now)
+            case .abort(let reason):
+                aborts.append((id, reason))
+                aborted.insert(id)
+                downloading.remove(id)
+                link.handleClosed(id, now: now)
+            case .pongRefused, .drained, .stream:
+                break
+            }
+        }
+        if sessions[id]?.isClosed == true { sessions[id] = nil }
+        perform()
+    }
+
+    private func closeSession(_ id: ClientLinkID) {
+        sessions[id]?.handleClosed()
+        sessions[id] = nil
+    }
+
+    /// A control message from the server reaches attempt `id`'s session.
+    private func clientReceives(_ message: ControlMessage, on id: ClientLinkID) {
+        sessions[id]?.handleControl(message, now: now)
+        performSession(id)
     }
 
     private func isReachable(_ id: ClientLinkID) -> Bool {
@@ -154,10 +207,10 @@ final class LinkHarness {
         }
         servers[id] = (group, server)
         let nonce = [UInt8](repeating: 7, count: AggLimits.authFieldLength)
-        link.handleEstablished(
-            id, authenticator: ClientAuthenticator(key: Self.key, nonce: nonce), outbound: 10, inbound: 10)
+        sessions[id]?.handleEstablished(
+            authenticator: ClientAuthenticator(key: Self.key, nonce: nonce), outbound: 10, inbound: 10)
         let hello = server.hello
-        schedule(in: halfRTT) { $0.link.handleControl(.hello(hello), on: id, now: $0.now) }
+        schedule(in: halfRTT) { $0.clientReceives(.hello(hello), on: id) }
     }
 
     private func serverReceives(_ message: ControlMessage, on id: ClientLinkID) {
@@ -167,7 +220,7 @@ final class LinkHarness {
         guard let reply else { return }
         schedule(in: halfRTT) { harness in
             guard harness.isReachable(id) else { return }
-            harness.link.handleControl(reply, on: id, now: harness.now)
+            harness.clientReceives(reply, on: id)
         }
     }
 

@@ -4,6 +4,143 @@ import Testing
 
 @testable import AggProtocol
 
+/// aggclient's whole association (`ClientSession`: handshake, authentication and streams in one machine) against
+/// aggserver's (`ServerSession`), in lockstep with no event loop (`AssociationPair`, the link above the client's
+/// sessions). Each test reads as the steps of one scenario.
+@Suite struct ClientSessionLockstepTests {
+    static func bytes(_ count: Int, _ value: UInt8) -> ByteBuffer { ByteBuffer(repeating: value, count: count) }
+
+    @Test func anAttemptThatNeverConnectsTimesOutInItsSessionAndTheNextOneAuthenticates() throws {
+        let pair = AssociationPair { $0.handshakeTimeout = .seconds(7) }
+        pair.serverDown = true
+        pair.startLink()
+        // The attempt's session waits for its SCTP association, with the attempt's deadline.
+        #expect(pair.client?.phaseName == "connecting")
+        #expect(pair.client?.nextDeadline == pair.now + .seconds(7))
+        pair.advance(by: .seconds(7))
+        #expect(pair.clientAborts.map(\.reason) == ["handshake timed out"])
+        #expect(pair.client?.isClosed == true)
+        // The server answers again: the next attempt, after the first backoff step, authenticates.
+        pair.serverDown = false
+        pair.advance(by: .milliseconds(250))
+        #expect(pair.connects.count == 2)
+        #expect(pair.client?.isReady == true && pair.server?.isReady == true)
+        #expect(pair.link.current == pair.connects[1].id)
+    }
+
+    @Test func helloAuthAndAuthOKTakeTheClientsSessionFromAuthenticatingToReady() throws {
+        let pair = AssociationPair { $0.handshakeTimeout = .seconds(7) }
+        pair.startLink()
+        // The SCTP association is up: HELLO is in flight, the session authenticates by the attempt's deadline.
+        #expect(pair.client?.phaseName == "authenticating")
+        #expect(pair.client?.nextDeadline == pair.now + .seconds(7))
+        #expect(pair.client?.hello == nil)
+        // HELLO -> AUTH -> AUTH-OK: both machines are ready, the client's deadline gave way to its streams'.
+        pair.exchange()
+        #expect(pair.client?.isReady == true && pair.server?.isReady == true)
+        #expect(pair.client?.hello?.maxStreams == 100)
+        #expect(pair.client?.nextDeadline == pair.now + .seconds(30), "the streams' sweep")
+        #expect(pair.link.current == pair.connects[0].id)
+        #expect(pair.readies.count == 1)
+        #expect(pair.clientAuthenticationFailures.isEmpty)
+    }
+
+    @Test func authenticateOpenAStreamAndRelayBothWaysWithHalfClose() throws {
+        let pair = try ServerSessionLockstepTests.authenticatedPair()
+        let client = try #require(pair.clientStreams)
+        let server = try #require(pair.serverStreams)
+        #expect(client.clientMachine?.isReady == true, "the client's streams are its session's")
+        // OPEN goes through both sessions: connect, OPEN-RESULT ok.
+        let (local, remote) = try pair.openConnection()
+        #expect(client.opened == [local])
+        // Application to target and back, through both sessions' streams in place.
+        client.session.handleRead(local, Self.bytes(4000, 1), now: pair.now)
+        client.run()
+        pair.exchange()
+        #expect(server.written[remote] == Self.bytes(4000, 1))
+        server.session.handleRead(remote, Self.bytes(9000, 2), now: pair.now)
+        server.run()
+        pair.exchange()
+        #expect(client.written[local] == Self.bytes(9000, 2))
+        // The target half-closes first this time: the application's output ends, its upload still flows.
+        SessionLockstepTests.endInput(remote, of: server, client, server, now: pair.now)
+        #expect(client.outputEnded.contains(local))
+        client.session.handleRead(local, Self.bytes(20, 3), now: pair.now)
+        client.run()
+        pair.exchange()
+        #expect(server.written[remote]?.readableBytes == 4020)
+        // The application finishes too: the stream is free on both sides, both sockets close gracefully.
+        SessionLockstepTests.endInput(local, of: client, client, server, now: pair.now)
+        #expect(client.closed[local] == false && server.closed[remote] == false)
+        #expect(client.session.activeStreams == 0 && server.session.activeStreams == 0)
+        #expect(pair.clientAborts.isEmpty && pair.serverAborts.isEmpty)
+    }
+
+    @Test func theLinksPingIsAnsweredByTheServerAndItsPongHeardByTheClientsSession() throws {
+        // With two server groups the link keeps the association alive with PINGs after a third of serverTimeout.
+        let pair = AssociationPair {
+            $0.groups = [1, 1]
+            $0.serverTimeout = .milliseconds(1500)
+        }
+        pair.startLink()
+        pair.exchange()
+        let id = try #require(pair.link.current)
+        // A minute of silence from the streams: PINGs every 500 ms, each PONG reaches the client's session, which
+        // tells the link the server is alive: no failover.
+        pair.advance(by: .seconds(60))
+        #expect(pair.link.current == id)
+        #expect(pair.link.failovers == 0)
+        #expect(pair.lost.isEmpty && pair.clientAborts.isEmpty && pair.serverAborts.isEmpty)
+        #expect(pair.connects.count == 1)
+    }
+
+    @Test func drainingEndsWhenTheLastStreamEnds() throws {
+        let pair = try ServerSessionLockstepTests.authenticatedPair()
+        let client = try #require(pair.clientStreams)
+        let one = try pair.openConnection()
+        let two = try pair.openConnection()
+        // The client's session drains (the client stops, or a more preferred server took over).
+        client.withClientMachine { $0.handleDrain() }
+        #expect(client.drainedReports == 0)
+        #expect(pair.client?.phaseName == "draining")
+        try pair.closeConnection(one.0, one.1)
+        #expect(client.drainedReports == 0, "one stream is still open")
+        // Bytes still flow on the last stream, both ways.
+        client.session.handleRead(two.0, Self.bytes(300, 5), now: pair.now)
+        client.run()
+        pair.exchange()
+        #expect(pair.serverStreams?.written[two.1]?.readableBytes == 300)
+        try pair.closeConnection(two.0, two.1)
+        #expect(client.drainedReports == 1)
+        // Reported once.
+        client.withClientMachine { $0.handleDrain() }
+        #expect(client.drainedReports == 1)
+        #expect(pair.clientAborts.isEmpty && pair.serverAborts.isEmpty)
+    }
+
+    @Test func theServersAbortClosesTheClientSessionsStreams() throws {
+        let pair = try ServerSessionLockstepTests.authenticatedPair()
+        let client = try #require(pair.clientStreams)
+        let server = try #require(pair.serverStreams)
+        let (local, remote) = try pair.openConnection()
+        let waiter = pair.requestStreams()
+        #expect(pair.delivered[waiter] != nil)
+        // The client's stream reused before the server freed it: the server's session aborts the association.
+        let stream = try #require(server.session.stream(of: remote))
+        server.receive(
+            SessionLockstepTests.sctp(.open(SessionLockstepTests.target, initialCredit: 1024), stream),
+            now: pair.now)
+        pair.runServer()
+        #expect(pair.serverAborts.count == 1)
+        // The ABORT reaches the client: its session closes and resets the application's connection.
+        #expect(client.closed[local] == true, "reset")
+        #expect(client.clientMachine?.isClosed == true)
+        #expect(client.clientMachine?.nextDeadline == nil)
+        #expect(pair.link.current == nil)
+        #expect(pair.lost.count == 1)
+    }
+}
+
 /// `ClientSession` alone: what PROTOCOL.md's "Authentication" requires of the client.
 @Suite struct ClientSessionTests {
     static let now = NIODeadline.uptimeNanoseconds(1_000_000_000)

@@ -5,7 +5,7 @@ import Testing
 @testable import AggProtocol
 
 /// aggserver's whole association (`ServerSession`: lifecycle and streams in one machine) against aggclient's
-/// machines (`ClientLink`, its `StreamSession`), in lockstep with no event loop (`AssociationPair`). Each test reads
+/// machines (`ClientLink`, its `ClientSession`), in lockstep with no event loop (`AssociationPair`). Each test reads
 /// as the steps of one scenario.
 @Suite struct ServerSessionLockstepTests {
     static func bytes(_ count: Int, _ value: UInt8) -> ByteBuffer { ByteBuffer(repeating: value, count: count) }

@@ -11,8 +11,9 @@ import Testing
 /// one side to the other as an ordered SCTP message, completes (or holds) socket writes, and reads the rest of
 /// the actions as what the glue would have done.
 ///
-/// A server side may instead be a whole `ServerSession` (`LockstepSide(machine:)`): its streams are the session's
-/// once it is ready, stream messages go through it, and `run` takes its actions, the streams' among them.
+/// A server side may instead be a whole `ServerSession` (`LockstepSide(machine:)`), a client side a whole
+/// `ClientSession` (`LockstepSide(clientMachine:)`): its streams are the session's once it is ready, stream
+/// messages go through it, and `run` takes its actions, the streams' among them.
 final class LockstepSide {
     /// The streams, when the side keeps them itself.
     private var own: StreamSession?
@@ -20,15 +21,22 @@ final class LockstepSide {
     private(set) var machine: ServerSession?
     /// What `machine` asked besides the streams' actions, in order, not yet taken by the test (`takeMachineActions`).
     var machineActions: [ServerSessionAction] = []
+    /// Client: the attempt's state machine, which holds the streams once the server authenticated.
+    private(set) var clientMachine: ClientSession?
+    /// What `clientMachine` asked besides the streams' actions, in order, not yet taken by the test
+    /// (`takeClientMachineActions`).
+    var clientMachineActions: [ClientSessionAction] = []
 
-    /// The streams, in place (on a server side, `machine`'s: it must be ready).
+    /// The streams, in place (on a side with a machine, the machine's: it must be ready).
     var session: StreamSession {
-        get { own ?? machine!.withStreams { $0 }! }
+        get { own ?? machine?.withStreams { $0 } ?? clientMachine!.withStreams { $0 }! }
         set {
             if own != nil {
                 own = newValue
-            } else {
+            } else if machine != nil {
                 machine!.withStreams { $0 = newValue }
+            } else {
+                clientMachine!.withStreams { $0 = newValue }
             }
         }
     }
@@ -59,6 +67,22 @@ final class LockstepSide {
         self.machine = machine
     }
 
+    init(clientMachine: ClientSession) {
+        self.clientMachine = clientMachine
+    }
+
+    /// Changes the client side's `ClientSession` (an input), then takes what it asks.
+    func withClientMachine(_ body: (inout ClientSession) -> Void) {
+        body(&clientMachine!)
+        run()
+    }
+
+    /// The actions `clientMachine` asked since the last call, besides the streams'.
+    func takeClientMachineActions() -> [ClientSessionAction] {
+        defer { clientMachineActions = [] }
+        return clientMachineActions
+    }
+
     /// Changes the server side's `ServerSession` (an input), then takes what it asks.
     func withMachine(_ body: (inout ServerSession) -> Void) {
         body(&machine!)
@@ -71,10 +95,12 @@ final class LockstepSide {
         return machineActions
     }
 
-    /// A message from the peer on `stream`: through the server side's `ServerSession`, else to the streams.
+    /// A message from the peer on `stream`: through the side's session machine, else to the streams.
     func receive(_ message: SCTPMessage, now: NIODeadline) {
         if machine != nil {
             machine!.handleStreamMessage(message, now: now)
+        } else if clientMachine != nil {
+            clientMachine!.handleStreamMessage(message, now: now)
         } else {
             own!.handleMessage(message, now: now)
         }
@@ -108,9 +134,24 @@ final class LockstepSide {
         return LockstepSide(session)
     }
 
-    /// Takes every action the session has; completes writes at once unless `holdWrites`. On a server side,
-    /// every action of its `ServerSession`: `.drained` and `.abort` are also counted as the streams' would be.
+    /// Takes every action the session has; completes writes at once unless `holdWrites`. On a side with a
+    /// machine, every action of its `ServerSession` or `ClientSession`: `.drained` and `.abort` are also counted as
+    /// the streams' would be.
     func run() {
+        if clientMachine != nil {
+            while let action = clientMachine!.pollAction() {
+                switch action {
+                case .stream(let action):
+                    perform(action)
+                    continue
+                case .drained: drainedReports += 1
+                case .abort(let reason): aborted.append(reason)
+                default: break
+                }
+                clientMachineActions.append(action)
+            }
+            return
+        }
         guard machine != nil else {
             while let action = own!.pollAction() { perform(action) }
             return
