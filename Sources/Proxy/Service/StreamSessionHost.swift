@@ -13,8 +13,9 @@ import SCTPEngine
     import Darwin
 #endif
 
-/// Who keeps a `StreamSessionHost`'s session inside a state machine of its own (aggserver's `ServerSession`): the
-/// host reaches the session in place through it, and leaves the performing of actions and the timer to it.
+/// Who keeps a `StreamSessionHost`'s session inside a state machine of its own (aggserver's `ServerSession`,
+/// aggclient's `ClientSession`): the host reaches the session in place through it, and leaves the performing of
+/// actions and the timer to it.
 protocol StreamSessionHolder: AnyObject {
     /// Runs `body` on the session in place; nil (and `body` not run) once the holder dropped it.
     func withStreams<R>(_ body: (inout StreamSession) -> R) -> R?
@@ -23,32 +24,24 @@ protocol StreamSessionHolder: AnyObject {
     func performActions()
 }
 
-/// Runs one association's `StreamSession` on NIO: feeds it the association's messages and the TCP channels'
-/// events, performs its actions on the channels and the SCTP driver, and keeps one timer for its next deadline.
-/// Nothing is decided here. Confined to the driver's event loop.
-///
-/// The session is the host's own (aggclient), or lives in a `StreamSessionHolder` (aggserver's `ServerSession`),
-/// which then performs the actions, feeds it the association's messages and keeps the timer.
+/// The NIO side of one association's `StreamSession`: feeds the TCP channels' events to the session, which lives
+/// in a `StreamSessionHolder` (aggserver's `ServerSession`, aggclient's `ClientSession`), and performs the
+/// session's actions on the channels and the SCTP driver when the holder hands them over. The holder feeds the
+/// association's messages, performs its session's actions and keeps the one timer. Nothing is decided here.
+/// Confined to the driver's event loop.
 final class StreamSessionHost {
     let driver: SCTPDriver
     let association: SCTPAssociationID
     let role: StreamState.Role
     let logger: Logger
-    /// The session, when the host keeps it itself.
-    private var ownSession: StreamSession?
-    /// The session's keeper otherwise.
+    /// The session's keeper.
     private weak var holder: (any StreamSessionHolder)?
-    private let isHeld: Bool
 
     /// Server: connect to the target for a new connection, then call `targetConnected` or `targetFailed`.
     var onConnect: ((ConnectionID, StreamTarget) -> Void)?
-    /// The peer broke the association-wide rules (stream reuse): the owner aborts the association.
-    var onFatalError: ((String) -> Void)?
     /// No stream was open for the association idle timeout: the owner shuts the association down, or calls
     /// `restartIdleClock` to keep it.
     var onIdle: (() -> Void)?
-    /// Callers of `drain` waiting for the last stream to end.
-    private var drainWaiters: [() -> Void] = []
 
     /// The TCP channel of each connection (the application's on the client, also before the relay joins it; the
     /// target's on the server), and the relay handler once it is in the pipeline.
@@ -57,12 +50,9 @@ final class StreamSessionHost {
     private var openPromises: [ConnectionID: EventLoopPromise<Void>] = [:]
     /// Client: connections that wait for a stream.
     private var waiting: [UInt64: PendingOpen] = [:]
-    private var timer: Scheduled<Void>?
-    private var timerDeadline: NIODeadline?
-    private var isPerforming = false
     /// Connections written to and not yet flushed: flushed together at the end of the event loop's turn, so the
     /// messages one batch of datagrams delivers to a connection leave in one system call, not one each (and
-    /// earlier, before DATA that would take the association past its buffered-bytes cap: `receive`).
+    /// earlier, before DATA that would take the association past its buffered-bytes cap: `prepareToReceive`).
     private var unflushed: [StreamChannelHandler] = []
     private var isFlushScheduled = false
     /// Server: whether the association's send buffer is full, for the egress connections' read sizes
@@ -76,23 +66,11 @@ final class StreamSessionHost {
         let promise: EventLoopPromise<Void>
     }
 
-    init(driver: SCTPDriver, association: SCTPAssociationID, session: StreamSession) {
-        self.driver = driver
-        self.association = association
-        role = session.role
-        logger = session.logger
-        ownSession = session
-        isHeld = false
-        ownSession!.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
-        rearm()
-    }
-
     /// Hosts the session `holder` keeps; the holder performs the actions and keeps the timer.
     init(driver: SCTPDriver, association: SCTPAssociationID, holder: any StreamSessionHolder) {
         self.driver = driver
         self.association = association
         self.holder = holder
-        isHeld = true
         role = holder.withStreams { $0.role } ?? .server
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
         holder.withStreams { session in
@@ -103,8 +81,7 @@ final class StreamSessionHost {
     /// Runs `body` on the session in place; nil once it is gone (the holder dropped it).
     @discardableResult
     private func withSession<R>(_ body: (inout StreamSession) -> R) -> R? {
-        if isHeld { return holder?.withStreams(body) }
-        return body(&ownSession!)
+        holder?.withStreams(body)
     }
 
     var eventLoop: any EventLoop { driver.eventLoop }
@@ -117,17 +94,10 @@ final class StreamSessionHost {
 
     // MARK: - Inputs from the association
 
-    /// A message on stream 1 or above.
-    func receive(_ message: SCTPMessage) {
-        // Bytes written this turn and not yet flushed count as buffered, and DATA that would take the association
-        // past its cap resets the stream holding the most: before such a message they go to their sockets, so only
-        // bytes a socket did not take can make a stream the one reset, never a fast download's share of the turn.
-        prepareToReceive(message)
-        withSession { $0.handleMessage(message, now: .now()) }
-        performActions()
-    }
-
-    /// Before a message on stream 1 or above reaches the session (here, or in the holder's machine).
+    /// Before a message on stream 1 or above reaches the session in the holder's machine. Bytes written this turn
+    /// and not yet flushed count as buffered, and DATA that would take the association past its cap resets the
+    /// stream holding the most: before such a message they go to their sockets, so only bytes a socket did not
+    /// take can make a stream the one reset, never a fast download's share of the turn.
     func prepareToReceive(_ message: SCTPMessage) {
         if !unflushed.isEmpty,
             withSession({ $0.wouldExceedBufferedLimit(receiving: message.payload.readableBytes) }) == true
@@ -141,30 +111,6 @@ final class StreamSessionHost {
         readPressure.isHigh = false
         withSession { $0.handleWritable() }
         performActions()
-    }
-
-    /// The association is gone: every connection is reset, pending opens fail.
-    func associationLost() {
-        withSession { $0.handleAssociationLost() }
-        performActions()
-        timer?.cancel()
-        timer = nil
-        runDrainWaiters()
-    }
-
-    /// Lets running connections finish and calls `body` once no stream is in use (at once when none is), or when
-    /// the association is lost meanwhile.
-    func drain(_ body: @escaping () -> Void) {
-        drainWaiters.append(body)
-        withSession { $0.handleDrain() }
-        performActions()
-        if withSession({ $0.isClosed }) ?? true { runDrainWaiters() }
-    }
-
-    private func runDrainWaiters() {
-        let waiters = drainWaiters
-        drainWaiters.removeAll()
-        for waiter in waiters { waiter() }
     }
 
     /// Something other than a stream (a UDP flow) used the association.
@@ -299,21 +245,13 @@ final class StreamSessionHost {
 
     // MARK: - Actions
 
-    /// Performs the session's actions until it has none; re-entrant calls (a write that fails at once) add to the
-    /// same loop. Not inlined: Swift 6.3.1's optimizer fails SIL verification when this loop is inlined into
-    /// `AggClientService.openStream` (a compiler crash in release builds only).
+    /// Has the holder perform every action pending; a call while the holder's loop runs (a write that fails at
+    /// once) leaves them to that loop. Kept out of line as it was when the host ran its own loop: Swift 6.3.1's
+    /// optimizer failed SIL verification when that loop was inlined into `AggClientService.openStream` (a compiler
+    /// crash in release builds only).
     @inline(never)
     private func performActions() {
-        if isHeld {
-            holder?.performActions()
-            return
-        }
-        guard !isPerforming else { return }
-        isPerforming = true
-        while let action = ownSession!.pollAction() { perform(action) }
-        isPerforming = false
-        actionsPerformed()
-        rearm()
+        holder?.performActions()
     }
 
     /// After a batch of actions: the egress connections' read sizes follow the association's send buffer.
@@ -353,12 +291,11 @@ final class StreamSessionHost {
             }
         case .streamRefused(let waiter, let failure):
             waiting.removeValue(forKey: waiter)?.promise.fail(failure)
-        case .abortAssociation(let reason):
-            onFatalError?(reason)
         case .idle:
             onIdle?()
-        case .drained:
-            runDrainWaiters()
+        case .abortAssociation, .drained:
+            // The holder's machine turns these into its own actions (abort, drained): never handed over.
+            break
         }
     }
 
@@ -439,28 +376,6 @@ final class StreamSessionHost {
             provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
         } else {
             channel.close(promise: nil)
-        }
-    }
-
-    // MARK: - Time
-
-    /// Keeps one timer at the session's next deadline.
-    private func rearm() {
-        guard let next = ownSession?.readNextDeadline() else {
-            timer?.cancel()
-            timer = nil
-            timerDeadline = nil
-            return
-        }
-        if let current = timerDeadline, current <= next { return }
-        timer?.cancel()
-        timerDeadline = next
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
-            guard let self else { return }
-            self.timerDeadline = nil
-            self.timer = nil
-            self.ownSession?.handleTimeout(now: .now())
-            self.performActions()
         }
     }
 }
