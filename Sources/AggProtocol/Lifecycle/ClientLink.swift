@@ -17,16 +17,15 @@ package enum ClientLinkAction: Equatable, Sendable {
     /// addresses) with a `ClientSession` that must authenticate by `deadline`; report `handleAuthenticated` when
     /// the session says so, `handleClosed` when it ends.
     case connect(ClientLinkID, group: Int, address: Int, deadline: NIODeadline)
-    /// Send a keepalive PING on the association's stream 0.
-    case send(ControlMessage, on: ClientLinkID)
     /// Abort the association and close its session (the link has already forgotten it: its `.closed` event is
     /// ignored).
     case abort(ClientLinkID, reason: String)
     /// The association authenticated and takes new connections from now on: its session's streams get the
-    /// connections.
-    case ready(ClientLinkID)
-    /// The association no longer takes new connections (a more preferred server answered): let its streams
-    /// finish, then shut it down. Its `.closed` is the glue's business.
+    /// connections, and with several server groups its session watches the server (`keepalive`, the server
+    /// timeout: `ClientSession.startKeepalive`).
+    case ready(ClientLinkID, keepalive: TimeAmount?)
+    /// The association no longer takes new connections (a more preferred server answered): its server is no
+    /// longer watched; let its streams finish, then shut it down. Its `.closed` is the glue's business.
     case retire(ClientLinkID)
     /// The association that took new connections is gone: cut its streams and UDP flows.
     case lost(ClientLinkID, serverDead: Bool)
@@ -42,12 +41,12 @@ package enum ClientLinkAction: Equatable, Sendable {
 
 /// aggclient's association lifecycle, sans-IO: which server group to connect to and when (reconnect backoff,
 /// failover to the next group when the server in use stops answering, return to a more preferred group that
-/// answers again, new connections only), the deadline each attempt gets, the keepalive that tells a silent server
-/// from a dead one, and the connections waiting for an association. Each attempt's handshake, authentication and
-/// streams are a `ClientSession` of its own, below the link: the glue reports what the sessions say
-/// (`handleAuthenticated`, `handleHeard`, `handleClosed`). Events and `now` go in, `ClientLinkAction`s come out
-/// (`pollAction`), `nextDeadline` tells the glue when to call `handleTimeout`. The glue owns drivers, sessions,
-/// sockets and promises.
+/// answers again, new connections only), the deadline each attempt gets, which association's server is watched,
+/// and the connections waiting for an association. Each attempt's handshake, authentication, keepalive and streams
+/// are a `ClientSession` of its own, below the link: the glue reports what the sessions say (`handleAuthenticated`,
+/// `handleHeard`, `handleAwaitingPong`, `handleServerSilent`, `handleClosed`). Events and `now` go in,
+/// `ClientLinkAction`s come out (`pollAction`), `nextDeadline` tells the glue when to call `handleTimeout`. The glue
+/// owns drivers, sessions, sockets and promises.
 package struct ClientLink {
     /// Tunables; `AggClientService.Configuration` fills them.
     package struct Configuration: Sendable {
@@ -61,7 +60,8 @@ package struct ClientLink {
         package var reconnectDelay: TimeAmount = .milliseconds(250)
         package var maxReconnectDelay: TimeAmount = .seconds(30)
         /// With more than one group: a server from which nothing authenticated came for this long is dead, and the
-        /// next group is tried at once. A PING goes out after a third of it without a datagram from the server.
+        /// next group is tried at once. A PING goes out after a third of it without a datagram from the server (the
+        /// association's `ClientSession` keeps that time).
         package var serverTimeout: TimeAmount = .milliseconds(1500)
         /// With more than one group: the first wait before asking a more preferred group again, doubling up to
         /// `maxReconnectDelay` while it does not answer.
@@ -80,10 +80,8 @@ package struct ClientLink {
     struct Current {
         let id: ClientLinkID
         let group: Int
-        /// When the glue last reported something from the server.
-        var lastHeard: NIODeadline
-        /// When the last unanswered PING went out.
-        var pingSent: NIODeadline?
+        /// A keepalive PING is unanswered (`handleAwaitingPong`): new connections wait for the server's answer.
+        var isSuspect = false
     }
 
     /// Where the link is.
@@ -113,7 +111,6 @@ package struct ClientLink {
     private var returnDelay: TimeAmount
     /// The more preferred group the next probe asks.
     private var probeGroup = 0
-    private var nextPing: UInt64 = 0
     /// The first attempt authenticated or failed (`.settled` was reported), or the link stopped.
     package private(set) var hasSettled = false
     /// Draining (`drain`): no new attempt, no probe.
@@ -204,22 +201,11 @@ package struct ClientLink {
             if !isDraining { consider(at) }
         case .connecting:
             break
-        case .ready(let current, _, let nextProbe):
+        case .ready(_, _, let nextProbe):
             consider(nextProbe)
-            consider(livenessCheck(current))
         }
         return earliest
     }
-
-    /// When the current association's silence must be looked at next (nil: no keepalive with one group).
-    private func livenessCheck(_ current: Current) -> NIODeadline? {
-        guard hasSeveralGroups else { return nil }
-        let interval = pingInterval
-        let ping = max(current.lastHeard, current.pingSent ?? current.lastHeard) + interval
-        return min(ping, current.lastHeard + configuration.serverTimeout)
-    }
-
-    private var pingInterval: TimeAmount { .nanoseconds(configuration.serverTimeout.nanoseconds / 3) }
 
     // MARK: - Commands
 
@@ -235,7 +221,7 @@ package struct ClientLink {
         let id = nextWaiter
         nextWaiter += 1
         switch state {
-        case .ready(let current, _, _) where current.pingSent == nil:
+        case .ready(let current, _, _) where !current.isSuspect:
             actions.append(.deliver(waiter: id, to: current.id))
         case .stopped:
             actions.append(.giveUp(waiter: id))
@@ -287,14 +273,28 @@ package struct ClientLink {
         authenticated(attempt, now: now)
     }
 
-    /// Something authenticated came from the server of `id` (the glue saw its driver open a datagram since the
-    /// last report, or its session a control message): the server is alive.
+    /// The session of `id` heard from its server (`ClientSessionAction.heard`): the server is alive, connections
+    /// that waited for its answer go to it.
     package mutating func handleHeard(_ id: ClientLinkID, now: NIODeadline) {
         guard case .ready(var current, let probe, let nextProbe) = state, current.id == id else { return }
-        current.lastHeard = now
-        current.pingSent = nil
+        current.isSuspect = false
         state = .ready(current, probe: probe, nextProbe: nextProbe)
         deliverWaiters(to: id)
+    }
+
+    /// The session of `id` sent a keepalive PING that is unanswered (`ClientSessionAction.awaitingPong`): new
+    /// connections wait for the answer, or for the next group.
+    package mutating func handleAwaitingPong(_ id: ClientLinkID) {
+        guard case .ready(var current, let probe, let nextProbe) = state, current.id == id else { return }
+        current.isSuspect = true
+        state = .ready(current, probe: probe, nextProbe: nextProbe)
+    }
+
+    /// The session of `id` heard nothing from its server for `serverTimeout` (`ClientSessionAction.serverSilent`):
+    /// the association is cut and the next group is asked at once.
+    package mutating func handleServerSilent(_ id: ClientLinkID, now: NIODeadline) {
+        guard case .ready(let current, let probe, _) = state, current.id == id else { return }
+        failOver(current, probe: probe, now: now)
     }
 
     private mutating func deliverWaiters(to id: ClientLinkID) {
@@ -332,8 +332,8 @@ package struct ClientLink {
         state = .waiting(at: now + reconnectDelay, group: group)
     }
 
-    /// Runs what is due at `now`: attempts, waiting connections, keepalive and failover, probes of a more
-    /// preferred group (an attempt's handshake deadline is its session's).
+    /// Runs what is due at `now`: attempts, waiting connections, probes of a more preferred group (an attempt's
+    /// handshake deadline and the keepalive are its session's).
     package mutating func handleTimeout(now: NIODeadline) {
         while let first = waiters.first, first.deadline <= now {
             waiters.removeFirst()
@@ -346,16 +346,7 @@ package struct ClientLink {
             if at <= now, !isDraining { connect(group: group, now: now) }
         case .connecting:
             break
-        case .ready(var current, var probe, var nextProbe):
-            if hasSeveralGroups, now >= current.lastHeard + configuration.serverTimeout {
-                failOver(current, probe: probe, now: now)
-                return
-            }
-            if hasSeveralGroups, now >= max(current.lastHeard, current.pingSent ?? current.lastHeard) + pingInterval {
-                actions.append(.send(.ping(nextPing), on: current.id))
-                nextPing &+= 1
-                current.pingSent = now
-            }
+        case .ready(let current, var probe, var nextProbe):
             if probe == nil, let at = nextProbe, at <= now, !isDraining, current.group > 0 {
                 probeGroup = probeGroup < current.group ? probeGroup : 0
                 let attempt = newAttempt(group: probeGroup, now: now)
@@ -433,8 +424,8 @@ package struct ClientLink {
     private mutating func authenticated(_ attempt: Attempt, now: NIODeadline) {
         let previous: Current?
         if case .ready(let current, _, _) = state { previous = current } else { previous = nil }
-        let current = Current(id: attempt.id, group: attempt.group, lastHeard: now)
-        actions.append(.ready(attempt.id))
+        let current = Current(id: attempt.id, group: attempt.group)
+        actions.append(.ready(attempt.id, keepalive: hasSeveralGroups ? configuration.serverTimeout : nil))
         if let previous {
             actions.append(.retire(previous.id))
             returns += 1

@@ -11,8 +11,15 @@ package enum ClientSessionAction: Equatable {
     case authenticated(ControlMessage.Hello)
     /// The server failed to authenticate (counted); an `.abort` follows.
     case authenticationFailed(String)
-    /// A control message came from the server of a ready association: it is alive (`ClientLink.handleHeard`).
+    /// The server of a ready association was heard (a control message, or `handleHeard`): it is alive
+    /// (`ClientLink.handleHeard`).
     case heard
+    /// A keepalive PING went out unanswered: the server may be dead, new connections wait for its answer
+    /// (`ClientLink.handleAwaitingPong`).
+    case awaitingPong
+    /// Nothing came from the server for the keepalive's `serverTimeout`: it is dead (`ClientLink.handleServerSilent`
+    /// fails over). Reported once.
+    case serverSilent
     /// A PONG was not sent: the server's PINGs came faster than `ControlReplyBudget` allows.
     case pongRefused
     /// Draining (`handleDrain`) and the last stream is free: the association may shut down. Reported once.
@@ -87,11 +94,32 @@ package struct ClientSession {
         let settings: ClientStreamSettings
     }
 
+    /// The keepalive of the association in use when the client has several server groups: a PING after a third
+    /// of `serverTimeout` without news of the server (and after each third while unanswered), `.serverSilent` after
+    /// all of it.
+    struct Keepalive {
+        let serverTimeout: TimeAmount
+        /// When the server was last heard from.
+        var lastHeard: NIODeadline
+        /// When the last unanswered PING went out.
+        var pingSent: NIODeadline?
+        var nextPing: UInt64 = 0
+
+        var pingInterval: TimeAmount { .nanoseconds(serverTimeout.nanoseconds / 3) }
+
+        /// When the server's silence must be looked at next.
+        var nextCheck: NIODeadline {
+            min(max(lastHeard, pingSent ?? lastHeard) + pingInterval, lastHeard + serverTimeout)
+        }
+    }
+
     /// Authenticated: streams and UDP flows go over the association.
     struct Ready {
         let hello: ControlMessage.Hello
         /// PONGs the server's PINGs may still get (`AggLimits.controlReplyBurst`).
         var replyBudget = ControlReplyBudget()
+        /// Watching the server (`startKeepalive`); nil: no keepalive.
+        var keepalive: Keepalive?
         var streams: StreamSession
     }
 
@@ -164,14 +192,22 @@ package struct ClientSession {
         }
     }
 
-    /// When `handleTimeout` must run next (nil: no timer): the attempt's deadline, then the streams'.
+    /// When `handleTimeout` must run next (nil: no timer): the attempt's deadline, then the streams' and the
+    /// keepalive's.
     package var nextDeadline: NIODeadline? {
         switch state {
         case .connecting(let connecting): return connecting.deadline
         case .authenticating(let authenticating): return authenticating.deadline
-        case .ready(let ready), .draining(let ready): return ready.streams.nextDeadline
+        case .ready(let ready), .draining(let ready):
+            return Self.earliest(ready.streams.nextDeadline, ready.keepalive?.nextCheck)
         case .closed: return nil
         }
+    }
+
+    private static func earliest(_ a: NIODeadline?, _ b: NIODeadline?) -> NIODeadline? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return min(a, b)
     }
 
     /// `nextDeadline` for a holder that keeps the session in a class property and asks after every input (see
@@ -180,7 +216,8 @@ package struct ClientSession {
         switch state {
         case .connecting(let connecting): return connecting.deadline
         case .authenticating(let authenticating): return authenticating.deadline
-        case .ready, .draining: return withStreams { $0.readNextDeadline() } ?? nil
+        case .ready, .draining:
+            return withReady { Self.earliest($0.streams.readNextDeadline(), $0.keepalive?.nextCheck) } ?? nil
         case .closed: return nil
         }
     }
@@ -255,7 +292,7 @@ package struct ClientSession {
         case .ready, .draining:
             // Once authenticated every control message says the server is alive; PINGs are answered within the
             // reply budget, anything else is ignored.
-            actions.append(.heard)
+            heard(now: now)
             guard case .ping(let value) = message else { return }
             let mayReply = withReady { $0.replyBudget.mayReply(now: now.uptimeNanoseconds) } ?? false
             actions.append(mayReply ? .send(.pong(value)) : .pongRefused)
@@ -278,6 +315,33 @@ package struct ClientSession {
     package mutating func handleUndecodableControl(error: String) {
         guard case .authenticating = state else { return }
         fail(error)
+    }
+
+    /// Something authenticated came from the server (the glue saw its driver open a datagram since it last
+    /// looked): it is alive. Ignored until ready.
+    package mutating func handleHeard(now: NIODeadline) {
+        guard isReady else { return }
+        heard(now: now)
+    }
+
+    private mutating func heard(now: NIODeadline) {
+        withReady { ready in
+            ready.keepalive?.lastHeard = now
+            ready.keepalive?.pingSent = nil
+        }
+        actions.append(.heard)
+    }
+
+    /// The association is the one in use and the client has several server groups (`ClientLinkAction.ready`):
+    /// from `now` on its server is watched, with PINGs after a third of `serverTimeout` of silence and
+    /// `.serverSilent` after all of it.
+    package mutating func startKeepalive(serverTimeout: TimeAmount, now: NIODeadline) {
+        withReady { $0.keepalive = Keepalive(serverTimeout: serverTimeout, lastHeard: now) }
+    }
+
+    /// The association is no longer the one in use (retired): its server is not watched any more.
+    package mutating func stopKeepalive() {
+        withReady { $0.keepalive = nil }
     }
 
     /// A message on stream 1 or above: the streams take it (none before AUTH-OK: it is dropped).
@@ -305,7 +369,7 @@ package struct ClientSession {
         state = .draining(ready)
     }
 
-    /// Runs what is due at `now`: the attempt's deadline, or the streams' timers.
+    /// Runs what is due at `now`: the attempt's deadline, or the streams' timers and the keepalive.
     package mutating func handleTimeout(now: NIODeadline) {
         switch state {
         case .connecting(let connecting):
@@ -314,9 +378,32 @@ package struct ClientSession {
             if authenticating.deadline <= now { abort("handshake timed out") }
         case .ready, .draining:
             withStreams { $0.handleTimeout(now: now) }
+            checkKeepalive(now: now)
         case .closed:
             break
         }
+    }
+
+    /// The server silent for `serverTimeout`: `.serverSilent` (once); silent for a third of it since it was last
+    /// heard or pinged: a PING.
+    private mutating func checkKeepalive(now: NIODeadline) {
+        let outcome = withReady { ready -> ClientSessionAction? in
+            guard var keepalive = ready.keepalive else { return nil }
+            if now >= keepalive.lastHeard + keepalive.serverTimeout {
+                ready.keepalive = nil
+                return .serverSilent
+            }
+            guard now >= max(keepalive.lastHeard, keepalive.pingSent ?? keepalive.lastHeard) + keepalive.pingInterval
+            else { return nil }
+            let value = keepalive.nextPing
+            keepalive.nextPing &+= 1
+            keepalive.pingSent = now
+            ready.keepalive = keepalive
+            return .send(.ping(value))
+        }
+        guard let action = outcome ?? nil else { return }
+        actions.append(action)
+        if case .send = action { actions.append(.awaitingPong) }
     }
 
     // MARK: - Transitions

@@ -124,7 +124,7 @@ public final class AggClientService: @unchecked Sendable {
         /// The link's attempt behind each association of this driver.
         var links: [SCTPAssociationID: ClientLinkID] = [:]
         /// What the server sent that the driver authenticated (datagrams opened, or received in plaintext), when
-        /// last looked at: a change is news of the server for `ClientLink.handleHeard`.
+        /// last looked at: a change is news of the server for `ClientSession.handleHeard`.
         var heardCount = 0
 
         init(group: Int, driver: SCTPDriver, servers: [SCTPSocketAddress], key: PreSharedKey) {
@@ -550,16 +550,13 @@ public final class AggClientService: @unchecked Sendable {
         switch action {
         case .connect(let id, let group, let address, let deadline):
             connect(id, group: group, address: address, deadline: deadline)
-        case .send(let message, let id):
-            guard let association = associations[id] else { return }
-            association.group.driver.send(message, on: association.id)
         case .abort(let id, let reason):
             guard let association = associations[id] else { return }
             association.machine.handleClosed()
             perform(association, id)
             association.group.driver.abort(association.id, reason: reason)
-        case .ready(let id):
-            authenticated(id)
+        case .ready(let id, let keepalive):
+            authenticated(id, keepalive: keepalive)
         case .retire(let id):
             retire(id)
         case .lost(let id, let serverDead):
@@ -601,20 +598,25 @@ public final class AggClientService: @unchecked Sendable {
         timer.arm(at: deadline, on: eventLoop) { [self] in
             timer.fired()
             let now = NIODeadline.now()
-            reportHeard(now: now)
+            if let current = link.current, let association = associations[current] {
+                reportHeard(association, current, now: now)
+                perform(association, current)
+            }
             link.handleTimeout(now: now)
             stopping.handleTimeout(now: now)
             perform()
         }
     }
 
-    /// Tells the link whether the server in use sent anything authenticated since the last look.
-    private func reportHeard(now: NIODeadline) {
-        guard let current = link.current, let group = associations[current]?.group else { return }
+    /// Tells the session of the association in use whether its server sent anything authenticated since the last
+    /// look (other associations' servers are not watched).
+    private func reportHeard(_ association: LinkAssociation, _ id: ClientLinkID, now: NIODeadline) {
+        guard link.current == id else { return }
+        let group = association.group
         let count = group.authenticatedReceived
         guard count != group.heardCount else { return }
         group.heardCount = count
-        link.handleHeard(current, now: now)
+        association.machine.handleHeard(now: now)
     }
 
     /// Starts attempt `id` toward address `address` of group `group`, binding the group's driver first if it has
@@ -701,6 +703,12 @@ public final class AggClientService: @unchecked Sendable {
             case .heard:
                 link.handleHeard(id, now: .now())
                 toldLink = true
+            case .awaitingPong:
+                link.handleAwaitingPong(id)
+                toldLink = true
+            case .serverSilent:
+                link.handleServerSilent(id, now: .now())
+                toldLink = true
             case .pongRefused:
                 metrics.recordRefusal(.controlReplies)
             case .drained:
@@ -722,7 +730,9 @@ public final class AggClientService: @unchecked Sendable {
             association.timer.arm(at: next, on: eventLoop) { [self] in
                 association.timer.fired()
                 guard associations[id] === association else { return }
-                association.machine.handleTimeout(now: .now())
+                let now = NIODeadline.now()
+                reportHeard(association, id, now: now)
+                association.machine.handleTimeout(now: now)
                 perform(association, id)
             }
         }
@@ -741,11 +751,16 @@ public final class AggClientService: @unchecked Sendable {
         }
     }
 
-    /// The link made attempt `id` the association in use: the sockets of its session's streams are hosted.
-    private func authenticated(_ id: ClientLinkID) {
+    /// The link made attempt `id` the association in use: the sockets of its session's streams are hosted, and
+    /// with several server groups its session watches the server.
+    private func authenticated(_ id: ClientLinkID, keepalive: TimeAmount?) {
         guard let association = associations[id], association.machine.isReady else { return }
         let group = association.group
         association.streams = StreamSessionHost(driver: group.driver, association: association.id, holder: association)
+        if let keepalive {
+            association.machine.startKeepalive(serverTimeout: keepalive, now: .now())
+            perform(association, id)
+        }
         let sctpID = association.id
         associationsEstablished += 1
         metrics.recordAuthentication(succeeded: true)
@@ -774,6 +789,7 @@ public final class AggClientService: @unchecked Sendable {
         }
         // `.drained` (at once when no stream is open) shuts it down.
         association.isRetired = true
+        association.machine.stopKeepalive()
         association.machine.handleDrain()
         perform(association, id)
     }

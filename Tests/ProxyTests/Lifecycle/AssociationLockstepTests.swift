@@ -185,16 +185,15 @@ final class AssociationPair {
                     clientMachine: ClientSession(streams: AssociationPair.clientStreams, deadline: deadline))
                 guard !serverDown else { break }
                 establish(id)
-            case .send(let message, let id):
-                if id == attempt, !clientMuted { toServer.append(message) }
             case .abort(let id, let reason):
                 clientAborts.append((id, reason))
                 closeClientSide(id)
                 if id == attempt { closeServerSide() }
-            case .ready(let id):
+            case .ready(let id, let keepalive):
                 guard id == clientAttempt, let side = clientSide, let hello = side.clientMachine?.hello else { break }
                 readies.append((id, hello))
                 clientStreams = side
+                if let keepalive { side.withClientMachine { $0.startKeepalive(serverTimeout: keepalive, now: now) } }
             case .retire:
                 break
             case .lost(let id, _):
@@ -228,6 +227,11 @@ final class AssociationPair {
                 clientAuthenticationFailures.append(error)
             case .heard:
                 link.handleHeard(id, now: now)
+                runClient()
+            case .awaitingPong:
+                link.handleAwaitingPong(id)
+            case .serverSilent:
+                link.handleServerSilent(id, now: now)
                 runClient()
             case .pongRefused, .drained, .stream:
                 break

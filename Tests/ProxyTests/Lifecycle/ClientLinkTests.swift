@@ -121,18 +121,17 @@ final class LinkHarness {
                 connects.append((id, group, address, now))
                 sessions[id] = ClientSession(streams: Self.streams, deadline: deadline)
                 schedule(in: rtt) { $0.established(id, group: group) }
-            case .send(let message, let id):
-                if case .ping = message { pings += 1 }
-                schedule(in: halfRTT) { $0.serverReceives(message, on: id) }
             case .abort(let id, let reason):
                 aborts.append((id, reason))
                 aborted.insert(id)
                 downloading.remove(id)
                 closeSession(id)
-            case .ready(let id):
+            case .ready(let id, let keepalive):
                 readies.append((id, now))
+                if let keepalive { sessions[id]?.startKeepalive(serverTimeout: keepalive, now: now) }
             case .retire(let id):
                 retired.append(id)
+                sessions[id]?.stopKeepalive()
             case .lost(let id, let serverDead):
                 lost.append((id, serverDead, now))
                 downloading.remove(id)
@@ -161,6 +160,7 @@ final class LinkHarness {
         while let action = sessions[id]?.pollAction() {
             switch action {
             case .send(let message):
+                if case .ping = message { pings += 1 }
                 schedule(in: halfRTT) { $0.serverReceives(message, on: id) }
             case .authenticated:
                 link.handleAuthenticated(id, now: now)
@@ -168,6 +168,10 @@ final class LinkHarness {
                 authenticationFailures += 1
             case .heard:
                 link.handleHeard(id, now: now)
+            case .awaitingPong:
+                link.handleAwaitingPong(id)
+            case .serverSilent:
+                link.handleServerSilent(id, now: now)
             case .abort(let reason):
                 aborts.append((id, reason))
                 aborted.insert(id)
@@ -232,7 +236,10 @@ final class LinkHarness {
 
     private func dataArrives(on id: ClientLinkID) {
         guard downloading.contains(id) else { return }
-        if isReachable(id) { link.handleHeard(id, now: now) }
+        if isReachable(id) {
+            sessions[id]?.handleHeard(now: now)
+            performSession(id)
+        }
         schedule(in: .milliseconds(10)) { $0.dataArrives(on: id) }
     }
 }

@@ -76,8 +76,8 @@ import Testing
         #expect(pair.clientAborts.isEmpty && pair.serverAborts.isEmpty)
     }
 
-    @Test func theLinksPingIsAnsweredByTheServerAndItsPongHeardByTheClientsSession() throws {
-        // With two server groups the link keeps the association alive with PINGs after a third of serverTimeout.
+    @Test func theSessionsPingsAreAnsweredByTheServerAndAServerThatStopsAnsweringIsGivenUp() throws {
+        // With two server groups the session in use watches its server: a PING after a third of serverTimeout.
         let pair = AssociationPair {
             $0.groups = [1, 1]
             $0.serverTimeout = .milliseconds(1500)
@@ -92,6 +92,16 @@ import Testing
         #expect(pair.link.failovers == 0)
         #expect(pair.lost.isEmpty && pair.clientAborts.isEmpty && pair.serverAborts.isEmpty)
         #expect(pair.connects.count == 1)
+        // The PINGs are lost from now on: two go unanswered, and 1.5 s after the last PONG the session says the
+        // server is silent; the link cuts the association and asks the next group.
+        pair.clientMuted = true
+        pair.advance(by: .milliseconds(1400))
+        #expect(pair.lost.isEmpty)
+        pair.advance(by: .milliseconds(600))
+        #expect(pair.lost == [id])
+        #expect(pair.clientAborts.map(\.reason) == ["server not answering"])
+        #expect(pair.link.failovers == 1)
+        #expect(pair.connects.count == 2)
     }
 
     @Test func drainingEndsWhenTheLastStreamEnds() throws {
@@ -238,6 +248,35 @@ import Testing
         session.handleStreamMessage(Self.open, now: Self.now)
         #expect(Self.actions(&session).isEmpty)
         #expect(session.phaseName == "authenticating")
+    }
+
+    @Test func theKeepalivePingsASilentServerAndGivesItUpAfterTheServerTimeout() {
+        var session = Self.ready()
+        #expect(session.nextDeadline == Self.now + .seconds(30), "no keepalive: the streams' sweep")
+        session.startKeepalive(serverTimeout: .milliseconds(1500), now: Self.now)
+        #expect(session.nextDeadline == Self.now + .milliseconds(500))
+        // A third of the timeout without news: a PING, unanswered so far.
+        session.handleTimeout(now: Self.now + .milliseconds(500))
+        #expect(Self.actions(&session) == [.send(.ping(0)), .awaitingPong])
+        // Datagrams from the server (the glue's count moved): heard, the clock starts again.
+        session.handleHeard(now: Self.now + .milliseconds(700))
+        #expect(Self.actions(&session) == [.heard])
+        #expect(session.nextDeadline == Self.now + .milliseconds(1200))
+        session.handleTimeout(now: Self.now + .milliseconds(1200))
+        #expect(Self.actions(&session) == [.send(.ping(1)), .awaitingPong])
+        session.handleTimeout(now: Self.now + .milliseconds(1700))
+        #expect(Self.actions(&session) == [.send(.ping(2)), .awaitingPong])
+        // Nothing for the whole timeout: the server is silent, reported once.
+        session.handleTimeout(now: Self.now + .milliseconds(2200))
+        #expect(Self.actions(&session) == [.serverSilent])
+        session.handleTimeout(now: Self.now + .seconds(5))
+        #expect(Self.actions(&session).isEmpty)
+        // A retired association's server is not watched.
+        var retired = Self.ready()
+        retired.startKeepalive(serverTimeout: .milliseconds(1500), now: Self.now)
+        retired.stopKeepalive()
+        retired.handleTimeout(now: Self.now + .seconds(5))
+        #expect(Self.actions(&retired).isEmpty)
     }
 
     @Test func pingsAreAnsweredWithinTheReplyBudgetAndEveryControlMessageIsHeard() {
