@@ -62,20 +62,22 @@ package struct ClientStreamSettings {
 }
 
 /// One association attempt of aggclient, and the association it becomes, sans-IO: its handshake and
-/// authentication with the attempt's deadline, and its streams in one state machine. `ClientLink` decides which
-/// attempts to make and which association takes new connections; this is one of them.
+/// authentication with the attempt's deadline, its keepalive and its streams in one state machine. `ClientLink`
+/// decides which attempts to make and which association takes new connections; this is one of them.
 ///
 /// The SCTP handshake (`handleEstablished`) and the authentication (HELLO, AUTH, AUTH-OK) must be done by the
 /// deadline `ClientLink` gave the attempt, else the attempt is aborted ("handshake timed out"); a wrong server proof
 /// or an undecodable control message aborts it too ("authentication failed"). AUTH-OK starts the association's
 /// `StreamSession`; once ready the session answers the server's PINGs within its reply budget, reports that the
-/// server was heard, and relays streams until it is closed, or, draining (`handleDrain`: the client stops, or a
+/// server was heard, watches the server of the association in use when the link asks (`startKeepalive`: PINGs,
+/// `.serverSilent`), and relays streams until it is closed, or, draining (`handleDrain`: the client stops, or a
 /// more preferred server took over), until its last stream ends (`.drained`).
 ///
-/// Inputs: the SCTP side (`handleEstablished`, `handleControlMessage`, `handleStreamMessage`, `handleClosed`),
-/// the TCP side (the streams' own inputs, reached in place through `withStreams`), `handleDrain` and
-/// `handleTimeout(now:)`. Outputs: `ClientSessionAction`s (`pollAction`), the streams' included, and one
-/// `nextDeadline`, the attempt's deadline until ready, then the streams'.
+/// Inputs: the SCTP side (`handleEstablished`, `handleControlMessage`, `handleStreamMessage`, `handleHeard`,
+/// `handleClosed`), the TCP side (the streams' own inputs, reached in place through `withStreams`), the link's
+/// (`startKeepalive`, `stopKeepalive`, `handleDrain`) and `handleTimeout(now:)`. Outputs: `ClientSessionAction`s
+/// (`pollAction`), the streams' included, and one `nextDeadline`, the attempt's deadline until ready, then the
+/// streams' and the keepalive's.
 package struct ClientSession {
     /// Waiting for the SCTP association.
     struct Connecting {
