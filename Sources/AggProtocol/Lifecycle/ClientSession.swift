@@ -135,11 +135,8 @@ package struct ClientSession {
     }
 
     private(set) var state: State
-    /// The streams of the ready and draining states (nil in the others). They live beside `state`, not in its
-    /// cases: a case's payload cannot be changed in place, only moved out and back, and in release builds that
-    /// copied the streams' tables (value-witness copies, a retain and a release of each reference) on every message
-    /// and TCP read: 10-20 % more CPU per GiB relayed than the streams kept in place (bench-proxies, perf).
-    private var streams: StreamSession?
+    /// The streams of the ready and draining states, kept beside `state` (see `SessionStreams`).
+    private var streams = SessionStreams()
     private var actions = Deque<ClientSessionAction>()
 
     /// An attempt starts: the SCTP association is being set up, and the attempt must authenticate by `deadline`.
@@ -186,14 +183,11 @@ package struct ClientSession {
     package mutating func pollAction() -> ClientSessionAction? {
         while true {
             if let action = actions.popFirst() { return action }
-            guard let action = withStreams({ $0.pollAction() }) ?? nil else { return nil }
-            switch action {
-            case .abortAssociation(let reason):
-                abort(reason)
-            case .drained:
-                actions.append(.drained)
-            default:
-                return .stream(action)
+            switch streams.poll() {
+            case nil: return nil
+            case .stream(let action): return .stream(action)
+            case .abort(let reason): abort(reason)
+            case .drained: actions.append(.drained)
             }
         }
     }
@@ -205,7 +199,7 @@ package struct ClientSession {
         case .connecting(let connecting): return connecting.deadline
         case .authenticating(let authenticating): return authenticating.deadline
         case .ready(let ready), .draining(let ready):
-            return Self.earliest(streams?.nextDeadline, ready.keepalive?.nextCheck)
+            return Self.earliest(streams.nextDeadline, ready.keepalive?.nextCheck)
         case .closed: return nil
         }
     }
@@ -223,7 +217,7 @@ package struct ClientSession {
         case .connecting(let connecting): return connecting.deadline
         case .authenticating(let authenticating): return authenticating.deadline
         case .ready(let ready), .draining(let ready):
-            return Self.earliest(streams?.readNextDeadline(), ready.keepalive?.nextCheck)
+            return Self.earliest(streams.readNextDeadline(), ready.keepalive?.nextCheck)
         case .closed: return nil
         }
     }
@@ -234,8 +228,7 @@ package struct ClientSession {
     /// opened, reads, input ended, writes completed, sockets gone) and what the glue keeps current. Nil, and
     /// `body` not run, until the server authenticated and once the association ended.
     package mutating func withStreams<R>(_ body: (inout StreamSession) -> R) -> R? {
-        guard streams != nil else { return nil }
-        return body(&streams!)
+        streams.with(body)
     }
 
     /// Runs `body` on the ready (or draining) state in place: while it runs, `state` holds no reference to it.
@@ -294,7 +287,7 @@ package struct ClientSession {
                 idleTimeout: settings.idleTimeout, openTimeout: settings.openTimeout,
                 bufferedBytesLimit: settings.bufferedBytesLimit, logger: settings.logger, now: now)
             streams.metrics = settings.metrics
-            self.streams = streams
+            self.streams.start(streams)
             state = .ready(Ready(hello: hello))
             actions.append(.authenticated(hello))
         case .ready, .draining:
@@ -372,7 +365,7 @@ package struct ClientSession {
     /// streams to wait for: this leaves it as it is.
     package mutating func handleDrain() {
         guard case .ready(let ready) = state else { return }
-        streams?.handleDrain()
+        streams.with { $0.handleDrain() }
         state = .draining(ready)
     }
 
@@ -429,19 +422,6 @@ package struct ClientSession {
 
     /// The streams are lost: what they still ask, and the resets of their sockets, go to the glue.
     private mutating func closeStreams() {
-        let left =
-            withStreams { streams -> [StreamSessionAction] in
-                streams.handleAssociationLost()
-                var left: [StreamSessionAction] = []
-                while let action = streams.pollAction() { left.append(action) }
-                return left
-            } ?? []
-        streams = nil
-        for action in left {
-            switch action {
-            case .abortAssociation, .drained: break
-            default: actions.append(.stream(action))
-            }
-        }
+        for action in streams.close() { actions.append(.stream(action)) }
     }
 }

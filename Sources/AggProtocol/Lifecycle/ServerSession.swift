@@ -92,11 +92,8 @@ package struct ServerSession {
     }
 
     private(set) var state: State
-    /// The streams of the ready and draining states (nil in the others). They live beside `state`, not in its
-    /// cases: a case's payload cannot be changed in place, only moved out and back, and in release builds that
-    /// copied the streams' tables (value-witness copies, a retain and a release of each reference) on every message
-    /// and TCP read: 10-20 % more CPU per GiB relayed than the streams kept in place (bench-proxies, perf).
-    private var streams: StreamSession?
+    /// The streams of the ready and draining states, kept beside `state` (see `SessionStreams`).
+    private var streams = SessionStreams()
     /// The key an encrypted association's datagrams were opened with: the only key its AUTH may name (nil in
     /// plaintext: any key).
     package let datagramKeyName: String?
@@ -145,14 +142,11 @@ package struct ServerSession {
     package mutating func pollAction() -> ServerSessionAction? {
         while true {
             if let action = actions.popFirst() { return action }
-            guard let action = withStreams({ $0.pollAction() }) ?? nil else { return nil }
-            switch action {
-            case .abortAssociation(let reason):
-                abort(reason)
-            case .drained:
-                actions.append(.drained)
-            default:
-                return .stream(action)
+            switch streams.poll() {
+            case nil: return nil
+            case .stream(let action): return .stream(action)
+            case .abort(let reason): abort(reason)
+            case .drained: actions.append(.drained)
             }
         }
     }
@@ -161,7 +155,7 @@ package struct ServerSession {
     package var nextDeadline: NIODeadline? {
         switch state {
         case .authenticating(let authenticating): return authenticating.deadline
-        case .ready, .draining: return streams?.nextDeadline
+        case .ready, .draining: return streams.nextDeadline
         case .closed: return nil
         }
     }
@@ -171,7 +165,7 @@ package struct ServerSession {
     package mutating func readNextDeadline() -> NIODeadline? {
         switch state {
         case .authenticating(let authenticating): return authenticating.deadline
-        case .ready, .draining: return withStreams { $0.readNextDeadline() } ?? nil
+        case .ready, .draining: return streams.readNextDeadline()
         case .closed: return nil
         }
     }
@@ -182,8 +176,7 @@ package struct ServerSession {
     /// ended, writes completed, targets connected or failed, sockets gone) and what the glue keeps current. Nil,
     /// and `body` not run, while the client authenticates and once the association ended.
     package mutating func withStreams<R>(_ body: (inout StreamSession) -> R) -> R? {
-        guard streams != nil else { return nil }
-        return body(&streams!)
+        streams.with(body)
     }
 
     /// Runs `body` on the ready (or draining) state in place: while it runs, `state` holds no reference to it.
@@ -235,7 +228,7 @@ package struct ServerSession {
                 associationIdleTimeout: settings.associationIdleTimeout,
                 bufferedBytesLimit: settings.bufferedBytesLimit, logger: settings.logger, now: now)
             streams.metrics = settings.metrics
-            self.streams = streams
+            self.streams.start(streams)
             state = .ready(Ready(authenticator: authenticating.authenticator, keyName: name))
             actions.append(.authenticated(keyName: name))
         case .ready, .draining:
@@ -316,7 +309,7 @@ package struct ServerSession {
     /// it down at once, and this leaves it as it is.
     package mutating func handleDrain() {
         guard case .ready(let ready) = state else { return }
-        streams?.handleDrain()
+        streams.with { $0.handleDrain() }
         state = .draining(ready)
     }
 
@@ -348,19 +341,6 @@ package struct ServerSession {
 
     /// The streams are lost: what they still ask, and the resets of their sockets, go to the glue.
     private mutating func closeStreams() {
-        let left =
-            withStreams { streams -> [StreamSessionAction] in
-                streams.handleAssociationLost()
-                var left: [StreamSessionAction] = []
-                while let action = streams.pollAction() { left.append(action) }
-                return left
-            } ?? []
-        streams = nil
-        for action in left {
-            switch action {
-            case .abortAssociation, .drained: break
-            default: actions.append(.stream(action))
-            }
-        }
+        for action in streams.close() { actions.append(.stream(action)) }
     }
 }

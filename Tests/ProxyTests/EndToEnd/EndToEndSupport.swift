@@ -49,22 +49,31 @@ final class EndToEndHarness: @unchecked Sendable {
         let loops = (0..<3).map { _ in group.next() }
         origin = try OriginServer.bind(on: loops[2], log: requests)
         originPort = origin.localAddress!.port!
-        udpPort = try Self.freeUDPPort()
-        let listen = [
-            SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: udpPort),
-            SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 2), port: udpPort),
-        ]
-        if startServer {
+        // The port is free on 127.0.0.1 when asked; another test may take it (on either address) before the server
+        // binds it: then the server starts on another.
+        var started: (server: AggServerService?, port: UInt16)?
+        for attempt in 1...5 where started == nil {
+            let port = try Self.freeUDPPort()
+            guard startServer else {
+                started = (nil, port)
+                break
+            }
             let egress = EgressConnector(policy: EgressPolicy(allowed: egressAllow), connectTimeout: .seconds(5))
-            var serverConfiguration = AggServerService.Configuration(listen: listen, keys: [Self.key], egress: egress)
+            var serverConfiguration = AggServerService.Configuration(
+                listen: Self.serverAddresses(port: port), keys: [Self.key], egress: egress)
             serverConfiguration.limits = serverLimits
-            server = try AggServerService.start(
-                configuration: serverConfiguration, on: loops[0],
-                logger: Self.logger("aggserver")
-            ).wait()
-        } else {
-            server = nil
+            do {
+                let server = try AggServerService.start(
+                    configuration: serverConfiguration, on: loops[0], logger: Self.logger("aggserver")
+                ).wait()
+                started = (server, port)
+            } catch let error as IOError where error.errnoCode == EADDRINUSE && attempt < 5 {
+                continue
+            }
         }
+        guard let started else { throw IOError(errnoCode: EADDRINUSE, reason: "no free UDP port for the server") }
+        (server, udpPort) = started
+        let listen = Self.serverAddresses(port: udpPort)
         var configuration = AggClientService.Configuration(
             servers: listen, paths: [SCTPIPAddress(v4: 127, 0, 0, 1), SCTPIPAddress(v4: 127, 0, 0, 2)],
             key: Self.key)
@@ -74,6 +83,14 @@ final class EndToEndHarness: @unchecked Sendable {
             configuration: configuration, on: loops[1], logger: Self.logger("aggclient")
         ).wait()
         proxyPort = try client.listen(host: "127.0.0.1", port: 0, protocols: .all).wait().localAddress!.port!
+    }
+
+    /// The server's two addresses, both on `port`.
+    static func serverAddresses(port: UInt16) -> [SCTPSocketAddress] {
+        [
+            SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: port),
+            SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 2), port: port),
+        ]
     }
 
     func shutdown() {
