@@ -32,35 +32,6 @@ package enum ClientSessionAction: Equatable {
     case stream(StreamSessionAction)
 }
 
-/// What a `ClientSession` needs to build its streams once the server authenticated.
-package struct ClientStreamSettings {
-    /// The most streams this client opens at once (`StreamLimits.streamsPerAssociation`); HELLO's `maxStreams`
-    /// and the SCTP stream counts may allow fewer.
-    package var streamLimit: Int
-    /// The credit each stream grants the server.
-    package var streamCredit: UInt32
-    package var idleTimeout: TimeAmount
-    /// How long an OPEN waits for its OPEN-RESULT.
-    package var openTimeout: TimeAmount
-    package var bufferedBytesLimit: Int
-    package var logger: Logger
-    /// The service's proxy counters; nil in tests that need none.
-    package var metrics: (any StreamSessionMetrics)?
-
-    package init(
-        streamLimit: Int, streamCredit: UInt32, idleTimeout: TimeAmount, openTimeout: TimeAmount,
-        bufferedBytesLimit: Int, logger: Logger, metrics: (any StreamSessionMetrics)? = nil
-    ) {
-        self.streamLimit = streamLimit
-        self.streamCredit = streamCredit
-        self.idleTimeout = idleTimeout
-        self.openTimeout = openTimeout
-        self.bufferedBytesLimit = bufferedBytesLimit
-        self.logger = logger
-        self.metrics = metrics
-    }
-}
-
 /// One association attempt of aggclient, and the association it becomes, sans-IO: its handshake and
 /// authentication with the attempt's deadline, its keepalive and its streams in one state machine. `ClientLink`
 /// decides which attempts to make and which association takes new connections; this is one of them.
@@ -83,7 +54,7 @@ package struct ClientSession {
     struct Connecting {
         /// When the attempt is abandoned unless it authenticated.
         let deadline: NIODeadline
-        let settings: ClientStreamSettings
+        let settings: SessionStreamSettings
     }
 
     /// The SCTP association is up; HELLO, AUTH and AUTH-OK under way.
@@ -93,7 +64,7 @@ package struct ClientSession {
         /// The SCTP stream counts the association negotiated.
         let outbound: UInt16
         let inbound: UInt16
-        let settings: ClientStreamSettings
+        let settings: SessionStreamSettings
     }
 
     /// The keepalive of the association in use when the client has several server groups: a PING after a third
@@ -140,7 +111,7 @@ package struct ClientSession {
     private var actions = Deque<ClientSessionAction>()
 
     /// An attempt starts: the SCTP association is being set up, and the attempt must authenticate by `deadline`.
-    package init(streams settings: ClientStreamSettings, deadline: NIODeadline) {
+    package init(streams settings: SessionStreamSettings, deadline: NIODeadline) {
         state = .connecting(Connecting(deadline: deadline, settings: settings))
     }
 

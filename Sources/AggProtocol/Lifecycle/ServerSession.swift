@@ -24,33 +24,6 @@ package enum ServerSessionAction: Equatable {
     case stream(StreamSessionAction)
 }
 
-/// What a `ServerSession` needs to build its streams once the client authenticated.
-package struct ServerStreamSettings {
-    /// The most streams open at once (HELLO's `maxStreams`).
-    package var streamLimit: Int
-    /// The credit each stream grants the client (HELLO's `streamCredit`).
-    package var streamCredit: UInt32
-    package var idleTimeout: TimeAmount
-    package var associationIdleTimeout: TimeAmount
-    package var bufferedBytesLimit: Int
-    package var logger: Logger
-    /// The service's proxy counters; nil in tests that need none.
-    package var metrics: (any StreamSessionMetrics)?
-
-    package init(
-        streamLimit: Int, streamCredit: UInt32, idleTimeout: TimeAmount, associationIdleTimeout: TimeAmount,
-        bufferedBytesLimit: Int, logger: Logger, metrics: (any StreamSessionMetrics)? = nil
-    ) {
-        self.streamLimit = streamLimit
-        self.streamCredit = streamCredit
-        self.idleTimeout = idleTimeout
-        self.associationIdleTimeout = associationIdleTimeout
-        self.bufferedBytesLimit = bufferedBytesLimit
-        self.logger = logger
-        self.metrics = metrics
-    }
-}
-
 /// One client's association on aggserver, from its SCTP association being up to its end, sans-IO: its lifecycle
 /// and its streams in one state machine.
 ///
@@ -71,7 +44,7 @@ package struct ServerSession {
         /// When the association is ended unless the client authenticated.
         let deadline: NIODeadline
         /// The streams' parameters, for when the client authenticated.
-        let settings: ServerStreamSettings
+        let settings: SessionStreamSettings
     }
 
     /// Authenticated: streams and UDP flows are allowed.
@@ -102,7 +75,7 @@ package struct ServerSession {
     /// The association is up: HELLO (with `challenge`, the stream limit and credit of `streams`) is queued, and
     /// the client has until `now + authenticationTimeout` to authenticate.
     package init(
-        challenge: [UInt8], streams settings: ServerStreamSettings, datagramKeyName: String?,
+        challenge: [UInt8], streams settings: SessionStreamSettings, datagramKeyName: String?,
         authenticationTimeout: TimeAmount, now: NIODeadline
     ) {
         let authenticator = ServerAuthenticator(

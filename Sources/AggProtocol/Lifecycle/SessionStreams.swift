@@ -1,4 +1,38 @@
+import Logging
 import NIOCore
+
+/// What a session needs to build its streams once the peer authenticated, either role (HELLO brings the rest).
+package struct SessionStreamSettings {
+    /// The most streams open at once: the server's HELLO `maxStreams`; on the client its own limit, which HELLO
+    /// and the SCTP stream counts may lower.
+    package var streamLimit: Int
+    /// The credit each stream grants the peer.
+    package var streamCredit: UInt32
+    package var idleTimeout: TimeAmount
+    /// Client: how long an OPEN waits for its OPEN-RESULT.
+    package var openTimeout: TimeAmount
+    /// Server: how long an association may go without a stream.
+    package var associationIdleTimeout: TimeAmount
+    package var bufferedBytesLimit: Int
+    package var logger: Logger
+    /// The service's proxy counters; nil in tests that need none.
+    package var metrics: (any StreamSessionMetrics)?
+
+    package init(
+        streamLimit: Int, streamCredit: UInt32, idleTimeout: TimeAmount, openTimeout: TimeAmount = .seconds(10),
+        associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout),
+        bufferedBytesLimit: Int, logger: Logger, metrics: (any StreamSessionMetrics)? = nil
+    ) {
+        self.streamLimit = streamLimit
+        self.streamCredit = streamCredit
+        self.idleTimeout = idleTimeout
+        self.openTimeout = openTimeout
+        self.associationIdleTimeout = associationIdleTimeout
+        self.bufferedBytesLimit = bufferedBytesLimit
+        self.logger = logger
+        self.metrics = metrics
+    }
+}
 
 /// The streams of a ready or draining session, either role: the association's `StreamSession`, kept beside the
 /// session's state enum rather than in its cases (a case's payload cannot be changed in place, only moved out and

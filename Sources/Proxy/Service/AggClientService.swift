@@ -329,9 +329,9 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     /// The streams' settings of a new attempt's session.
-    private var streamSettings: ClientStreamSettings {
+    private var streamSettings: SessionStreamSettings {
         let limits = configuration.limits
-        return ClientStreamSettings(
+        return SessionStreamSettings(
             streamLimit: limits.streamsPerAssociation, streamCredit: limits.streamCredit,
             idleTimeout: TimeAmount(limits.streamIdleTimeout), openTimeout: configuration.openTimeout,
             bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, metrics: metrics)

@@ -410,7 +410,7 @@ public final class AggServerService: @unchecked Sendable {
         let challenge = (0..<AggLimits.authFieldLength).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
         let limits = configuration.limits
         let owner = driver.endpoint.owner(of: id) ?? .unauthenticated
-        let streams = ServerStreamSettings(
+        let streams = SessionStreamSettings(
             streamLimit: Self.streamLimit(limits, outbound: outbound, inbound: inbound),
             streamCredit: limits.streamCredit, idleTimeout: TimeAmount(limits.streamIdleTimeout),
             associationIdleTimeout: TimeAmount(limits.associationIdleTimeout),

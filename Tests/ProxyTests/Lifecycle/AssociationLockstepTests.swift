@@ -254,8 +254,8 @@ final class AssociationPair {
     }
 
     /// The client's streams: what `LockstepSide.client` builds (the stream limit and credit come from HELLO).
-    static var clientStreams: ClientStreamSettings {
-        ClientStreamSettings(
+    static var clientStreams: SessionStreamSettings {
+        SessionStreamSettings(
             streamLimit: Int(UInt16.max), streamCredit: 64 * 1024, idleTimeout: .seconds(300),
             openTimeout: .seconds(10), bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
     }
@@ -280,8 +280,8 @@ final class AssociationPair {
     }
 
     /// The server's streams: what `LockstepSide.server` builds.
-    static var serverStreams: ServerStreamSettings {
-        ServerStreamSettings(
+    static var serverStreams: SessionStreamSettings {
+        SessionStreamSettings(
             streamLimit: 100, streamCredit: 64 * 1024, idleTimeout: .seconds(300),
             associationIdleTimeout: .seconds(600), bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
     }
@@ -586,8 +586,8 @@ final class AssociationPair {
     static let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
     static let key = AssociationPair.key
 
-    static var streams: ServerStreamSettings {
-        ServerStreamSettings(
+    static var streams: SessionStreamSettings {
+        SessionStreamSettings(
             streamLimit: 10, streamCredit: 1024, idleTimeout: .seconds(300), associationIdleTimeout: .seconds(600),
             bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
     }

@@ -149,8 +149,8 @@ final class LinkHarness {
     }
 
     /// The streams of every session: a small association.
-    static var streams: ClientStreamSettings {
-        ClientStreamSettings(
+    static var streams: SessionStreamSettings {
+        SessionStreamSettings(
             streamLimit: 100, streamCredit: 65536, idleTimeout: .seconds(300), openTimeout: .seconds(10),
             bufferedBytesLimit: 1 << 20, logger: LockstepSide.logger)
     }

@@ -160,8 +160,8 @@ import Testing
     static let key = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 5 &+ 1 })
     static let otherKey = PreSharedKey(name: "laptop", key: (0..<32).map { UInt8($0) &* 3 &+ 7 })
 
-    static var streams: ClientStreamSettings {
-        ClientStreamSettings(
+    static var streams: SessionStreamSettings {
+        SessionStreamSettings(
             streamLimit: 100, streamCredit: 64 * 1024, idleTimeout: .seconds(300), openTimeout: .seconds(10),
             bufferedBytesLimit: 64 * 1024 * 1024, logger: LockstepSide.logger)
     }

@@ -155,13 +155,21 @@ import Testing
         #expect(run.clientStats.sendFailures > 1)
     }
 
-    @Test func datagramWithoutAChannelOfItsFamilyIsCounted() async throws {
+    /// A driver bound to 127.0.0.1 on an event loop group of its own.
+    static func driverOnLoopback(
+        seed: UInt64
+    ) async throws -> (MultiThreadedEventLoopGroup, any EventLoop, SCTPDriver) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
         let driver = try await SCTPDriver.bind(
             localAddresses: [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)],
-            configuration: SCTPConfiguration(), seed: 3, on: loop
+            configuration: SCTPConfiguration(), seed: seed, on: loop
         ).get()
+        return (group, loop, driver)
+    }
+
+    @Test func datagramWithoutAChannelOfItsFamilyIsCounted() async throws {
+        let (group, loop, driver) = try await DriverLoopbackTests.driverOnLoopback(seed: 3)
         // An IPv6 destination has no channel of its family: the INIT is counted as a failed send, not written.
         let failures = try await loop.submit {
             _ = driver.connect(to: SCTPSocketAddress("[::1]:9")!, peerPort: 9)
@@ -204,12 +212,7 @@ import Testing
     /// A channel that closes under the driver (a read error NIO finds fatal) is bound again to the same address,
     /// and the driver writes to the new socket, not to the old descriptor.
     @Test func channelClosedUnderTheDriverIsBoundAgain() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let driver = try await SCTPDriver.bind(
-            localAddresses: [SCTPSocketAddress(ip: SCTPIPAddress(v4: 127, 0, 0, 1), port: 0)],
-            configuration: SCTPConfiguration(), seed: 5, on: loop
-        ).get()
+        let (group, loop, driver) = try await DriverLoopbackTests.driverOnLoopback(seed: 5)
         let bound = try await loop.submit { driver.localAddresses }.get()
         try await loop.submit { driver.sockets[0].channel.close(promise: nil) }.get()
         var rebound = false
