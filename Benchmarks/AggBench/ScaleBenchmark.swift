@@ -36,6 +36,11 @@ enum ScaleBenchmark: Benchmark {
         var serverArguments: [String]
         /// The clients' stream credit (`limits.stream-credit`): how much of a download the server may hold.
         var streamCredit: Int?
+        /// The server's CPU limit, as a share of one CPU per server thread (a cgroup); nil: no limit.
+        var serverCPUShare: Double?
+
+        /// The server's limit in CPUs with `threads` threads.
+        func serverCPULimit(threads: Int?) -> Double? { serverCPUShare.map { $0 * Double(threads ?? 1) } }
     }
 
     static func run(arguments: [String]) throws(UsageError) {
@@ -43,13 +48,14 @@ enum ScaleBenchmark: Benchmark {
             arguments,
             known: [
                 "server", "clients", "server-threads", "mib", "bench-threads", "settle", "server-args", "stream-credit",
+                "server-cpu-share",
             ])
         if options.wantsHelp {
             print(
                 """
                 usage: agg-bench scale [--server PATH] [--clients 1,16,64,256] [--server-threads 1,2] [--mib N]
                                        [--bench-threads N] [--settle SECONDS] [--server-args "ARGS"]
-                                       [--stream-credit KIB]
+                                       [--stream-credit KIB] [--server-cpu-share CPUS]
                   --server          the aggserver binary (default: $AGG_SERVER, else aggserver beside agg-bench)
                   --clients         client counts, one stage each with a fresh server (default 1,16,64,256)
                   --server-threads  run every stage once per value with aggserver --threads N (default: no flag)
@@ -59,6 +65,9 @@ enum ScaleBenchmark: Benchmark {
                   --settle          seconds the associations stay idle before memory is read (default 3)
                   --server-args     more aggserver arguments, split at spaces (e.g. "--congestion-control reno")
                   --stream-credit   the clients' credit per stream in KiB (default theirs: 4096)
+                  --server-cpu-share  limit the server to CPUS of one CPU per server thread (a cgroup; e.g. 0.25:
+                                    0.25 CPU with --threads 1, 0.5 with --threads 2), so that the server, not
+                                    the clients in this process, is the bottleneck on a machine with few cores
                 """
             )
             return
@@ -66,13 +75,20 @@ enum ScaleBenchmark: Benchmark {
         let counts = try list(options.string("clients") ?? "1,16,64,256", flag: "clients")
         var threads: [Int]?
         if let text = options.string("server-threads") { threads = try list(text, flag: "server-threads") }
-        let settings = Settings(
+        var settings = Settings(
             server: options.string("server") ?? defaultServer(), clientCounts: counts,
             serverThreads: threads ?? [nil], totalBytes: try mebibytes(options.string("mib")),
             benchThreads: try options.int("bench-threads", default: 2),
             settleSeconds: try options.double("settle", default: 3),
             serverArguments: (options.string("server-args") ?? "").split(separator: " ").map(String.init),
-            streamCredit: try options.int("stream-credit").map { $0 * 1024 })
+            streamCredit: try options.int("stream-credit").map { $0 * 1024 }, serverCPUShare: nil)
+        if options.string("server-cpu-share") != nil {
+            let share = try options.double("server-cpu-share", default: 0)
+            guard share > 0 && share <= 64 else {
+                throw UsageError(description: "--server-cpu-share needs a share of one CPU over 0, up to 64")
+            }
+            settings.serverCPUShare = share
+        }
         do {
             try measure(settings)
         } catch let error as UsageError {
@@ -126,7 +142,8 @@ enum ScaleBenchmark: Benchmark {
             "scale: aggserver \(settings.server) \(settings.serverArguments.joined(separator: " ")); "
                 + "clients in this process on \(settings.benchThreads) event loop(s); "
                 + "\(settings.totalBytes >> 20) MiB per stage; \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) CPUs, "
-                + "load average \(load ?? "?")")
+                + "load average \(load ?? "?")"
+                + (settings.serverCPUShare.map { "; server limited to \($0) CPU per server thread" } ?? ""))
         print(Row.header)
         var rows: [Row] = []
         for threads in settings.serverThreads {
@@ -174,7 +191,17 @@ enum ScaleBenchmark: Benchmark {
         arguments += settings.serverArguments
         let server = try ServerProcess(
             binary: settings.server, arguments: arguments, metricsPort: metricsPort, directory: directory)
-        defer { server.stop() }
+        var limit: CPULimit?
+        if let cpus = settings.serverCPULimit(threads: serverThreads) {
+            let cgroup = try CPULimit(cpus: cpus, name: "agg-bench-scale.\(getpid()).\(server.pid)")
+            limit = cgroup
+            try cgroup.add(server.pid)
+            if count == settings.clientCounts.first { print("server limit: \(cpus) CPU, \(cgroup.description)") }
+        }
+        defer {
+            server.stop()
+            limit?.remove()
+        }
         try server.waitUntilServing(within: 15)
         usleep(500_000)
         let baseline = try server.memory()
@@ -254,7 +281,8 @@ enum ScaleBenchmark: Benchmark {
             serverCPU: cpuSeconds, serverSystem: systemSeconds, benchCPU: ownSeconds,
             datagrams: (datagramsAfter.sent - datagramsBefore.sent)
                 + (datagramsAfter.received - datagramsBefore.received),
-            baseline: baseline, idle: idle, peak: peak ?? idle)
+            baseline: baseline, idle: idle, peak: peak ?? idle,
+            cpuLimit: settings.serverCPULimit(threads: serverThreads))
     }
 
     // MARK: - Report
@@ -277,7 +305,11 @@ enum ScaleBenchmark: Benchmark {
         var baseline: ServerProcess.Memory
         var idle: ServerProcess.Memory
         var peak: ServerProcess.Memory
+        /// The server's CPU limit in CPUs (`--server-cpu-share` times its threads), if any.
+        var cpuLimit: Double? = nil
 
+        /// The server's CPU time over the downloads' wall time, in CPUs.
+        var busyCPUs: Double { serverCPU / wallSeconds }
         var goodputMbits: Double { Double(bytes) * 8 / seconds / 1e6 }
         var cpuPerGiB: Double { serverCPU / (Double(bytes) / 1_073_741_824) }
         var microsecondsPerDatagram: Double { datagrams > 0 ? serverCPU / datagrams * 1e6 : .nan }
@@ -344,12 +376,26 @@ enum ScaleBenchmark: Benchmark {
         let byThreads = Dictionary(grouping: rows, by: { $0.serverThreads ?? 0 })
         if let one = byThreads[1], let two = byThreads[2] {
             for row in two {
-                guard let base = one.first(where: { $0.clients == row.clients }) else { continue }
+                guard let base = one.first(where: { $0.clients == row.clients }), base.bytes > 0 else { continue }
+                let ratio = row.goodputMbits / base.goodputMbits
+                guard let limit = base.cpuLimit, let limitTwo = row.cpuLimit else {
+                    print(
+                        String(
+                            format:
+                                "%d clients: 2 server threads give %.2fx the goodput of 1 (server busy %.0f%% of one "
+                                + "core with 1 thread; target >= 1.70 when the server is the bottleneck)", row.clients,
+                            ratio, base.busyCPUs * 100))
+                    continue
+                }
+                // The server is the bottleneck when it uses (nearly) all the CPU it may.
+                let bound = base.busyCPUs >= 0.9 * limit
                 print(
                     String(
-                        format: "%d clients: 2 server threads give %.2fx the goodput of 1 (server busy %.0f%% of one "
-                            + "core with 1 thread; target >= 1.70 when the server is the bottleneck)", row.clients,
-                        row.goodputMbits / base.goodputMbits, base.serverCPU / base.wallSeconds * 100))
+                        format: "%d clients: 2 server threads give %.2fx the goodput of 1 (server busy %.0f%% of its "
+                            + "%.2f CPU with 1 thread, %.0f%% of its %.2f with 2; target >= 1.70 when the server is "
+                            + "the bottleneck): %@", row.clients, ratio, base.busyCPUs / limit * 100, limit,
+                        row.busyCPUs / limitTwo * 100, limitTwo,
+                        bound ? (ratio >= 1.7 ? "met" : "NOT met") : "not server-bound at 1 thread, no verdict"))
             }
         }
         let broken = rows.filter { $0.intact != $0.clients }
