@@ -34,6 +34,13 @@ public final class SCTPDriver: @unchecked Sendable {
         /// SO_REUSEPORT on every socket, so that the shards of a server (one driver per event loop) bind the same
         /// addresses and the kernel spreads datagrams between them (`attachSteering`).
         public var reusePort = false
+        /// The driver's one timer fires on a grid of this step (its deadline rounded up to the next multiple, 0:
+        /// exactly at the deadline), so that the deadlines of many associations that fall within one step fire
+        /// together: one wake-up, one timer setting and one flush instead of one each. A server with hundreds of
+        /// paced associations wakes for each one's pacer otherwise (`agg-bench scale`, 256 clients: a 1 ms step
+        /// halved the timer settings and cut context switches by a fifth). Every timer is then up to one step late,
+        /// which a pacer's burst allowance (2 ms at its rate) absorbs.
+        public var timerStep: SCTPDuration = .zero
 
         public init() {}
     }
@@ -509,12 +516,21 @@ public final class SCTPDriver: @unchecked Sendable {
     /// again, which costs less than rescheduling on every packet.
     func armTimer(at deadline: SCTPTime) {
         guard !isClosing else { return }
-        if let armed = timerDeadline, armed <= deadline { return }
+        let firing = Self.firing(deadline, step: options.timerStep)
+        if let armed = timerDeadline, armed <= firing { return }
         timer?.cancel()
-        timerDeadline = deadline
+        timerDeadline = firing
         // A scheduled callback, not a task: no promise, future and closure per arming (with pacing the timer is
         // armed thousands of times a second). It throws only once the event loop is shutting down.
-        timer = try? eventLoop.scheduleCallback(at: deadline.nioDeadline, handler: TimerFiring(driver: self))
+        timer = try? eventLoop.scheduleCallback(at: firing.nioDeadline, handler: TimerFiring(driver: self))
+    }
+
+    /// When the timer for `deadline` fires: the deadline rounded up to a multiple of `step` (a positive step).
+    static func firing(_ deadline: SCTPTime, step: SCTPDuration) -> SCTPTime {
+        let step = step.nanoseconds
+        guard step > 0, deadline.nanoseconds >= 0, deadline.nanoseconds <= Int64.max - step else { return deadline }
+        let remainder = deadline.nanoseconds % step
+        return remainder == 0 ? deadline : SCTPTime(nanoseconds: deadline.nanoseconds - remainder + step)
     }
 
     /// Writes one of the engine's datagrams: sealed straight onto the end of the batch under way (or a new one)

@@ -167,6 +167,8 @@ public final class AggServerService: @unchecked Sendable {
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload
         options.reusePort = configuration.shard.count > 1
+        // Hundreds of associations' pacers and timers: fired together within a millisecond.
+        options.timerStep = .milliseconds(1)
         return SCTPDriver.bind(
             localAddresses: configuration.listen, configuration: sctp, seed: generator.next(),
             advertisedAddresses: advertised, options: options, protection: configuration.protection, on: eventLoop,
