@@ -90,7 +90,7 @@ bench_workdir() {
 bench_cleanup() {
     local pid dir i
     for pid in "${BENCH_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for i in $(seq 50); do
+    for i in $(seq $((${BENCH_STOP_WAIT:-5} * 10))); do
         for pid in "${BENCH_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && break; pid=""; done
         [[ -z ${pid:-} ]] && break
         sleep 0.1
@@ -121,9 +121,9 @@ bench_traps() {
     trap 'exit 129' HUP
 }
 
-wait_tcp() { # wait_tcp PORT [SECONDS]
+wait_tcp() { # wait_tcp PORT [SECONDS] (default BENCH_START_WAIT or 10)
     local i
-    for i in $(seq $((${2:-10} * 20))); do
+    for i in $(seq $((${2:-${BENCH_START_WAIT:-10}} * 20))); do
         ss -Hltn "sport = :$1" | grep -q . && return 0
         sleep 0.05
     done

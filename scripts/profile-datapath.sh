@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # profile-datapath.sh: where the CPU of one bulk download through agg goes, per daemon (issue 14).
 #
-#   scripts/profile-datapath.sh [--proxy agg1|agg2|aggplain|ss] [--size MIB] [--out DIR] [--mallocs]
+#   scripts/profile-datapath.sh [--proxy agg1|agg2|aggplain|ss] [--size MIB] [--out DIR] [--mallocs|--malloc-callers]
 #       (defaults: agg1, a 512 MiB file, /tmp/agg-profile)
 #
 # --mallocs counts heap allocations instead of sampling the CPU: a uprobe on libc's malloc (perf probe), counted
 # per daemon with perf stat over the download, printed per GiB and per full-size packet (1,427 bytes of data, version 5).
+# --malloc-callers records every malloc with its call graph instead (perf record --call-graph dwarf on the same probe;
+# use a small --size, 32-64 MiB) and prints each daemon's callers, with the Swift frames that called into malloc
+# (`perf report --no-children --sort sym -G`), to DIR/NAME.callers.txt.
 #
 # Needs root and perf (Debian's linux-perf; installed if missing). Like bench-proxies.sh it builds the release
 # daemons (or takes AGGSERVER=/AGGCLIENT=) and runs in a private network namespace with lo at MTU 1500: nginx serves
@@ -18,7 +21,7 @@ BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=bench-common.sh
 source "$BENCH_ROOT/scripts/bench-common.sh"
 
-proxy=agg1 size_mib=512 out=/tmp/agg-profile mallocs=0
+proxy=agg1 size_mib=512 out=/tmp/agg-profile mallocs=0 callers=0
 args=("$@")
 while (($#)); do
     case $1 in
@@ -26,6 +29,7 @@ while (($#)); do
     --size) size_mib=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --mallocs) mallocs=1; shift ;;
+    --malloc-callers) mallocs=1 callers=1; shift ;;
     *) bench_fail "unknown argument $1" ;;
     esac
 done
@@ -52,7 +56,9 @@ read -ra daemons <<<"${PROXY_DAEMONS[$proxy]}"
 records=()
 for i in "${!pids[@]}"; do
     name=${daemons[i]%=*}
-    if ((mallocs)); then
+    if ((callers)); then
+        perf record -q -e probe_libc:malloc --call-graph dwarf,8192 -o "$out/$name.data" -p "${pids[i]}" 2>/dev/null &
+    elif ((mallocs)); then
         perf stat -x, -e probe_libc:malloc -o "$out/$name.mallocs" -p "${pids[i]}" 2>/dev/null &
     else
         perf record -q -e cpu-clock -F 2000 -o "$out/$name.data" -p "${pids[i]}" 2>/dev/null &
@@ -70,6 +76,13 @@ for i in "${!pids[@]}"; do
     name=${daemons[i]%=*}
     awk -v t=$((after[i] - before[i])) -v hz="$hz" -v m="$size_mib" -v n="$name" \
         'BEGIN { printf "%s: %.2f CPU-s per GiB\n", n, t / hz * 1024 / m }'
+    if ((callers)); then
+        perf report -i "$out/$name.data" --stdio --no-children --sort sym -G --percent-limit 1 2>/dev/null |
+            grep -v '^#' | grep -v '^$' >"$out/$name.callers.txt"
+        echo "$name: $(perf report -i "$out/$name.data" --stdio --sort sym 2>/dev/null |
+            awk '/^# Samples:/ { print $3 }') mallocs recorded, callers in $out/$name.callers.txt"
+        continue
+    fi
     if ((mallocs)); then
         count=$(awk -F, '/probe_libc:malloc/ { print $1 }' "$out/$name.mallocs")
         awk -v c="$count" -v m="$size_mib" -v n="$name" 'BEGIN {
