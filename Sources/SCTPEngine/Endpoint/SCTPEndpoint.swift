@@ -35,6 +35,9 @@ public final class SCTPEndpoint {
     private var peerPorts: [SCTPOwner: UInt16] = [:]
     /// Associations with messages queued by a deferred `send`, in the order they were first deferred.
     private var deferredTransmissions: [SCTPAssociationID] = []
+    /// The list `transmitDeferred` works through, swapped with `deferredTransmissions` and back: a copy emptied
+    /// with `removeAll(keepingCapacity:)` allocated a new array on every call, its storage being shared.
+    private var transmitting: [SCTPAssociationID] = []
     /// The chunk array of the last packet handled, empty, for the next one (`RawPacket.parse(_:reusing:)`).
     private var spareChunks: [RawChunk] = []
     private var deferredSet: Set<SCTPAssociationID> = []
@@ -132,14 +135,16 @@ public final class SCTPEndpoint {
 
     /// Sends what the deferred `send`s queued, as congestion control allows.
     public func transmitDeferred(now: SCTPTime) {
-        let ids = deferredTransmissions
-        deferredTransmissions.removeAll(keepingCapacity: true)
+        swap(&transmitting, &deferredTransmissions)
         deferredSet.removeAll(keepingCapacity: true)
-        for id in ids {
+        for id in transmitting {
             guard let association = associations[id] else { continue }
             if association.state.isEstablishedOrLater { association.transmit(now: now) }
             settle(association)
         }
+        transmitting.removeAll(keepingCapacity: true)
+        // Both keep their storage unless a transmission deferred another meanwhile (then that list stays).
+        if deferredTransmissions.isEmpty { swap(&transmitting, &deferredTransmissions) }
     }
 
     /// Whether the association's send buffer is below its high watermark.
