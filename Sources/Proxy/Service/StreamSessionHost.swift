@@ -55,6 +55,8 @@ final class StreamSessionHost {
     /// earlier, before DATA that would take the association past its buffered-bytes cap: `prepareToReceive`).
     private var unflushed: [StreamChannelHandler] = []
     private var isFlushScheduled = false
+    /// The marker `writeMarker` writes: a copy of one empty buffer, not a new one each time.
+    private let emptyBuffer = ByteBuffer()
     /// Server: whether the association's send buffer is full, for the egress connections' read sizes
     /// (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
     let readPressure = ReadPressure()
@@ -299,20 +301,16 @@ final class StreamSessionHost {
         }
     }
 
+    /// Hands `bytes` to the connection's channel without a promise: the handler's `writes` learns when they are
+    /// done at the flush (`settleWrites`).
     private func write(_ bytes: ByteBuffer, to connection: ConnectionID) {
         let count = bytes.readableBytes
         guard let handler = channels[connection]?.handler, let context = handler.context else {
             withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
             return
         }
-        context.write(NIOAny(bytes)).assumeIsolated().whenComplete { [self] result in
-            if case .success = result {
-                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
-            } else {
-                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
-            }
-            performActions()
-        }
+        handler.writes.handed(count)
+        context.write(NIOAny(bytes), promise: nil)
         if !handler.needsFlush {
             handler.needsFlush = true
             unflushed.append(handler)
@@ -322,6 +320,59 @@ final class StreamSessionHost {
             // Tasks run once the loop has handled every readable socket of this wake-up.
             eventLoop.assumeIsolated().execute { [self] in flushWritten() }
         }
+    }
+
+    /// After `handler`'s channel was flushed: the writes it no longer holds are done, and the session learns of
+    /// each (crediting the peer as a promise per write did). What the socket did not take yet is reported when a
+    /// marker written after it completes. A channel no longer active failed its writes, as NIO fails their
+    /// promises.
+    private func settleWrites(_ handler: StreamChannelHandler) {
+        guard !handler.writes.isEmpty else { return }
+        let connection = handler.connection
+        guard let context = handler.context, context.channel.isActive else {
+            handler.writes.failAll { count in
+                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
+            }
+            performActions()
+            return
+        }
+        // A channel that cannot say what it holds is taken to hold everything: the marker tells.
+        let buffered =
+            (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? handler.writes.pendingBytes
+        var reported = false
+        let needsMarker = handler.writes.flushed(channelHolds: buffered) { count in
+            withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
+            reported = true
+        }
+        if needsMarker { writeMarker(handler, context: context) }
+        if reported { performActions() }
+    }
+
+    /// An empty write after everything handed to `handler`'s channel, with the one promise: it completes once the
+    /// socket has taken all of it (or fails with the writes before it).
+    private func writeMarker(_ handler: StreamChannelHandler, context: ChannelHandlerContext) {
+        handler.writes.markerWritten()
+        let promise = context.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { [self] result in
+            let connection = handler.connection
+            if case .success = result {
+                handler.writes.markerCompleted { count in
+                    withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
+                }
+                // Writes handed after the marker and flushed already wait for the next one; unflushed ones are
+                // settled at their flush.
+                if !handler.writes.isEmpty, !handler.needsFlush {
+                    settleWrites(handler)
+                    return
+                }
+            } else {
+                handler.writes.failAll { count in
+                    withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
+                }
+            }
+            performActions()
+        }
+        context.writeAndFlush(NIOAny(emptyBuffer), promise: promise)
     }
 
     /// The end of the loop's turn: flushes every connection written to since the last flush.
@@ -338,6 +389,7 @@ final class StreamSessionHost {
         for handler in handlers where handler.needsFlush {
             handler.needsFlush = false
             handler.context?.flush()
+            settleWrites(handler)
         }
         if unflushed.isEmpty {
             handlers.removeAll(keepingCapacity: true)
@@ -350,6 +402,7 @@ final class StreamSessionHost {
         guard let handler, handler.needsFlush else { return }
         handler.needsFlush = false
         handler.context?.flush()
+        settleWrites(handler)
     }
 
     /// Half-closes the socket; on an HTTP forward request the relay leaves the pipeline instead (the proxy handler
@@ -392,6 +445,8 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private(set) var context: ChannelHandlerContext?
     /// Written to since the host last flushed it.
     var needsFlush = false
+    /// The writes handed to the channel whose end the session has not learnt yet.
+    var writes = TCPWriteTracker()
 
     init(connection: ConnectionID, host: StreamSessionHost) {
         self.connection = connection

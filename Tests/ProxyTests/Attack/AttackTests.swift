@@ -126,6 +126,34 @@ struct AttackTests {
         #expect(try harness.download(size: 1024 * 1024) > 0)
     }
 
+    /// A reader slower than the relay: the client's socket keeps a backlog, so its writes are reported done by the
+    /// markers written after them rather than at their flush; the credit they return keeps the download moving,
+    /// every byte arrives in order, and once it is over nothing stays counted as buffered on either side.
+    @Test func aSlowReaderGetsEveryByteAndNothingStaysBuffered() throws {
+        // The default credit (4 MiB) is more than the kernel buffers for a reader this slow.
+        let harness = try AttackHarness()
+        defer { harness.shutdown() }
+        let size = 16 * 1024 * 1024
+        let socket = try #require(AttackSocket(port: harness.proxyPorts[0], receiveBuffer: 8192))
+        #expect(socket.socks5Connect(port: UInt16(harness.originPort)) == 0)
+        #expect(socket.send(Array("GET /blob/\(size) HTTP/1.1\r\nHost: x\r\n\r\n".utf8)))
+        var response: [UInt8] = []
+        // About 8 MB/s at most: far slower than the relay, so the client's socket holds a backlog most of the time.
+        var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { recv(socket.fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { break }  // The origin closes after the body; a stall ends in the 10 s timeout.
+            response += chunk[..<n]
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        let head = try #require(response.firstRange(of: Array("\r\n\r\n".utf8)))
+        let body = response[head.upperBound...]
+        #expect(body.count == size)
+        #expect(EndToEndHarness.sha256(body) == EndToEndHarness.sha256(EndToEndHarness.blob(size).readableBytesView))
+        #expect(try AttackHarness.wait(seconds: 5) { try harness.clientBufferedBytes() == 0 })
+        #expect(try AttackHarness.wait(seconds: 5) { try harness.serverBufferedBytes() == 0 })
+    }
+
     /// The buffered-bytes count returns to 0 when the association is lost while streams hold buffered bytes.
     @Test func bufferedBytesReturnToZeroWhenTheAssociationIsLost() throws {
         var limits = StreamLimits()
