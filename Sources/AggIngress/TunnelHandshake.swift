@@ -43,8 +43,10 @@ extension TunnelHandshake {
 /// success leaves the pipeline so the connector's relay carries the raw bytes.
 ///
 /// Bytes that follow the request in the same read go to the connector as `initialData`; bytes that arrive while it
-/// connects are held and passed on when the handler leaves. Reading stops while connecting, so that hold is bounded
-/// by one read. A handshake that hands the connection over (HTTP after protocol detection) has the handlers of
+/// connects are held and passed on when the handler leaves. Reading goes on while connecting until such bytes
+/// arrive, then stops, so that hold is bounded by one read. A client that waits for the reply, as SOCKS clients do,
+/// sends nothing meanwhile: its socket's read interest then stays as it is, where stopping and resuming reads cost
+/// two `epoll_ctl` calls per connection. A handshake that hands the connection over (HTTP after protocol detection) has the handlers of
 /// `handOver` installed after this one, which then leaves with the deadline cancelled.
 final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -147,9 +149,10 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
 
     func read(context: ChannelHandlerContext) {
         switch self.state {
-        case .connecting:
+        case .connecting where self.buffer != nil:
+            // Bytes arrived while connecting: they are held, and no more is read until the handler leaves.
             self.pendingRead = true
-        case .handshaking, .removing, .failed, .associated:
+        case .connecting, .handshaking, .removing, .failed, .associated:
             context.read()
         }
     }

@@ -141,6 +141,29 @@ struct SOCKSIngressTests {
         #expect(channel.relay?.receivedText == "early")
     }
 
+    /// A client waiting for the reply sends nothing while the upstream opens: the reads the pipeline asks for go on
+    /// reaching the socket (stopping and resuming them cost two `epoll_ctl` calls per connection). Once bytes do
+    /// arrive they are held and reading stops, until the reply is sent and the relay takes over.
+    @Test func socks5ReadsWhileConnectingUntilBytesArrive() throws {
+        let connector = FakeConnector(.hold)
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        let gate = IngressPolicyTests.ReadGate()
+        try channel.pipeline.syncOperations.addHandler(gate, position: .first)
+        try channel.send([5, 1, 0] + [5, 1, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0])
+        #expect(connector.calls.count == 1)
+        let before = gate.requested
+        channel.read()
+        #expect(gate.requested == before + 1, "a read asked for while connecting, with nothing held, was dropped")
+        try channel.send("early")
+        channel.read()
+        #expect(gate.requested == before + 1, "reading went on while bytes were held")
+        connector.complete()
+        #expect(try channel.written() == Self.granted5)
+        #expect(channel.relay?.receivedText == "early")
+        #expect(gate.requested == before + 2, "the held read was not resumed when the relay took over")
+    }
+
     @Test func handshakeTimeoutCloses() throws {
         let connector = FakeConnector()
         let channel = try EmbeddedChannel.ingress(connector: connector)
