@@ -11,6 +11,43 @@ extension Components {
             return result
         }
 
+        /// `holdsOnlySparseStreams` reads a count of the sparse list's bytes kept as streams join and leave the list
+        /// and as bytes are queued, cut, dropped at expiry or dropped with a started message: after every step of a
+        /// seeded mix of them (many streams, as a burst of connections makes) the count equals the bytes summed over
+        /// the list, and the answer is what that sum gives.
+        @Test func sparseStreamsBytesAreCountedThroughEveryChange() {
+            var random = SCTPRandom(seed: 21)
+            for interleaving in [false, true] {
+                var queue = SendQueue(
+                    highWatermark: 1 << 30, lowWatermark: 1 << 29, allowsInterleaving: interleaving, quantum: 300)
+                var sawOnlySparse = false
+                var sawMixed = false
+                for step in 0..<20_000 {
+                    let now = SCTPTime(nanoseconds: Int64(step) * 1_000_000)
+                    switch random.next() % 10 {
+                    case 0..<4:
+                        let stream = StreamID(UInt16(random.next() % 40))
+                        let size = 1 + Int(random.next() % 2_000)
+                        let timed = random.next() % 4 == 0
+                        queue.enqueue(
+                            streamID: stream, ppid: PPID(0), payload: testPayload(size),
+                            abandonment: timed ? .deadline(now + .milliseconds(Int64(random.next() % 50))) : .never)
+                    case 4..<9:
+                        _ = queue.produce(maxPayload: 1 + Int(random.next() % 1_200), arrival: now)
+                    default:
+                        queue.dropStartedMessage(on: StreamID(UInt16(random.next() % 40)))
+                    }
+                    let summed = queue.sparseQueuedBytesSummed
+                    #expect(queue.sparseQueuedBytesCounted == summed, "step \(step)")
+                    if queue.sparseQueuedBytesCounted != summed { return }
+                    let expected = summed == queue.bufferedBytes && queue.hasSparseStreams
+                    #expect(queue.holdsOnlySparseStreams == expected, "step \(step)")
+                    if expected { sawOnlySparse = true } else if queue.hasSparseStreams { sawMixed = true }
+                }
+                #expect(sawOnlySparse && sawMixed, "the mix did not reach both answers")
+            }
+        }
+
         /// Three streams arrive at once; each sends its quantum (one message here) in arrival order, then the two
         /// still backlogged alternate a quantum at a time.
         @Test func streamsTakeTurnsOfAQuantum() {
