@@ -52,6 +52,9 @@ public final class AggServerService: @unchecked Sendable {
         var streams: StreamSessionHost?
         /// Whether the service is performing `machine`'s actions: a re-entrant call leaves them to that loop.
         var isPerforming = false
+        /// Whether the service still holds the session (`sessions` has it): checked after every batch of actions,
+        /// where looking the id up hashed it a dozen times per connection.
+        var isHeld = true
         /// The service's loop over `machine`'s actions.
         var perform: () -> Void = {}
         /// The association's UDP flows, once authenticated.
@@ -318,6 +321,7 @@ public final class AggServerService: @unchecked Sendable {
     private func abortAll(reason: String) {
         let ended = sessions
         sessions.removeAll()
+        for session in ended.values { session.isHeld = false }
         provedKeys.removeAll()
         for (id, session) in ended {
             session.end()
@@ -457,11 +461,11 @@ public final class AggServerService: @unchecked Sendable {
         }
         session.isPerforming = false
         session.streams?.actionsPerformed()
-        let next = sessions[id] === session ? session.machine.readNextDeadline() : nil
+        let next = session.isHeld ? session.machine.readNextDeadline() : nil
         guard !session.timer.isArmed(at: next) else { return }
         session.timer.arm(at: next, on: eventLoop) { [self] in
             session.timer.fired()
-            guard sessions[id] === session else { return }
+            guard session.isHeld else { return }
             session.machine.handleTimeout(now: .now())
             perform(session, id: id)
         }
@@ -523,6 +527,7 @@ public final class AggServerService: @unchecked Sendable {
     /// Removes association `id`'s session, if any, from the tables; a graceful stop counts it as closed.
     private func forget(_ id: SCTPAssociationID) -> Session? {
         guard let session = sessions.removeValue(forKey: id) else { return nil }
+        session.isHeld = false
         if let name = session.key?.name {
             provedKeys[name, default: 1] -= 1
             if provedKeys[name]! <= 0 { provedKeys[name] = nil }

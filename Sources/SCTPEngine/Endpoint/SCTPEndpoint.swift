@@ -30,6 +30,8 @@ public final class SCTPEndpoint {
     var deadlines = DeadlineSchedule<Association>()
     /// The association `route` found last (always one `byTag` holds).
     private var lastRouted: Association?
+    /// The association `association(_:)` found last (always one `associations` holds).
+    private var lastLookedUp: Association?
     /// The SCTP port of each owner's latest association's peer, kept after it closes: where an out-of-the-blue
     /// packet of that owner that came without its ports is answered (`SCTPDatagram.portsElided`).
     private var peerPorts: [SCTPOwner: UInt16] = [:]
@@ -115,7 +117,7 @@ public final class SCTPEndpoint {
         unordered: Bool = false, reliability: SCTPReliability = .reliable, deferringTransmission: Bool = false,
         now: SCTPTime
     ) throws(SCTPError) {
-        guard let association = associations[id] else { throw .noSuchAssociation(id) }
+        guard let association = association(id) else { throw .noSuchAssociation(id) }
         defer { settle(association) }
         try association.sendMessage(
             payload, stream: stream, ppid: ppid, unordered: unordered, reliability: reliability,
@@ -138,7 +140,7 @@ public final class SCTPEndpoint {
         swap(&transmitting, &deferredTransmissions)
         deferredSet.removeAll(keepingCapacity: true)
         for id in transmitting {
-            guard let association = associations[id] else { continue }
+            guard let association = association(id) else { continue }
             if association.state.isEstablishedOrLater { association.transmit(now: now) }
             settle(association)
         }
@@ -148,22 +150,22 @@ public final class SCTPEndpoint {
     }
 
     /// Whether the association's send buffer is below its high watermark.
-    public func isWritable(_ id: SCTPAssociationID) -> Bool { associations[id]?.isWritable ?? false }
+    public func isWritable(_ id: SCTPAssociationID) -> Bool { association(id)?.isWritable ?? false }
 
     /// Whether the association takes more on `stream`: when it is writable, and past its high watermark for a light
     /// stream (one the stream scheduler would send before the bulk streams) up to `sendBufferSize`.
     public func isWritable(_ id: SCTPAssociationID, stream: StreamID) -> Bool {
-        associations[id]?.isWritable(stream: stream) ?? false
+        association(id)?.isWritable(stream: stream) ?? false
     }
 
     /// Whether the association takes a datagram (unordered, with a lifetime) on `stream`: when it is writable, and
     /// past its high watermark while the stream holds less than 64 KiB, up to `sendBufferSize`.
     public func takesDatagram(_ id: SCTPAssociationID, on stream: StreamID) -> Bool {
-        associations[id]?.takesDatagram(on: stream) ?? false
+        association(id)?.takesDatagram(on: stream) ?? false
     }
 
     /// Bytes queued or in flight and not yet acknowledged.
-    public func bufferedAmount(_ id: SCTPAssociationID) -> Int { associations[id]?.bufferedAmount ?? 0 }
+    public func bufferedAmount(_ id: SCTPAssociationID) -> Int { association(id)?.bufferedAmount ?? 0 }
 
     /// How long data queued now would wait before it is first sent (the unsent bytes over the rate the paths take
     /// data at); nil for an unknown association or while no path has a rate.
@@ -350,6 +352,16 @@ public final class SCTPEndpoint {
 
     // MARK: - Bookkeeping
 
+    /// The association with `id`. The daemons ask about one association many times per connection (every send,
+    /// every writability check: 20-30 times per connection of a burst on aggserver), nearly always the same one:
+    /// the one found last is checked before the dictionary, whose lookup hashes the id (about 200 instructions).
+    func association(_ id: SCTPAssociationID) -> Association? {
+        if let last = lastLookedUp, last.id == id { return last }
+        let found = associations[id]
+        if found != nil { lastLookedUp = found }
+        return found
+    }
+
     func makeAssociation(parameters: AssociationParameters, peerPort: UInt16, owner: SCTPOwner) -> Association {
         let id = SCTPAssociationID(nextAssociationID)
         nextAssociationID += Int(configuration.shard.count)
@@ -374,6 +386,7 @@ public final class SCTPEndpoint {
         guard associations.removeValue(forKey: association.id) != nil else { return }
         if byTag[association.localTag] === association { byTag[association.localTag] = nil }
         if lastRouted === association { lastRouted = nil }
+        if lastLookedUp === association { lastLookedUp = nil }
         byOwner[association.owner]?.removeAll { $0 === association }
         if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
     }

@@ -258,6 +258,28 @@ final class Lockstep {
         #expect(text.contains("userInitiatedAbort"))
     }
 
+    /// The endpoint answers questions about the association it looked up last without hashing its id again: once
+    /// that association is gone, the answers are those for an unknown one, and a new association is found.
+    @Test func aClosedAssociationIsUnknownThoughItWasLookedUpLast() throws {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        #expect(l.client.isWritable(id))
+        try l.client.send(ByteBuffer(string: "one"), on: id, stream: StreamID(0), now: l.now)
+        l.client.abort(id, reason: "bye", now: l.now)
+        l.exchange()
+        #expect(!l.client.isWritable(id))
+        #expect(l.client.bufferedAmount(id) == 0)
+        #expect(throws: SCTPError.noSuchAssociation(id)) {
+            try l.client.send(ByteBuffer(string: "two"), on: id, stream: StreamID(0), now: l.now)
+        }
+        let next = l.connect()
+        l.exchange()
+        #expect(next != id)
+        #expect(l.client.isWritable(next))
+        try l.client.send(ByteBuffer(string: "three"), on: next, stream: StreamID(0), now: l.now)
+    }
+
     @Test func gracefulShutdownDeliversQueuedDataFirst() throws {
         let l = Lockstep()
         let id = l.connect()
