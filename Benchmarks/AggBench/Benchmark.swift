@@ -69,7 +69,11 @@ struct Options {
     func string(_ key: String) -> String? { values[key] }
 
     func double(_ key: String, default value: Double) throws(UsageError) -> Double {
-        guard let text = values[key] else { return value }
+        try double(key) ?? value
+    }
+
+    func double(_ key: String) throws(UsageError) -> Double? {
+        guard let text = values[key] else { return nil }
         guard let parsed = Double(text), parsed > 0 else {
             throw UsageError(description: "--\(key) needs a positive number, got '\(text)'")
         }

@@ -1,7 +1,5 @@
 #if canImport(Glibc)
     import Glibc
-#elseif canImport(Musl)
-    import Musl
 #endif
 
 /// A cgroup that caps the CPU time of the processes moved into it: `cpus` of one CPU, over all their threads

@@ -75,20 +75,15 @@ enum ScaleBenchmark: Benchmark {
         let counts = try list(options.string("clients") ?? "1,16,64,256", flag: "clients")
         var threads: [Int]?
         if let text = options.string("server-threads") { threads = try list(text, flag: "server-threads") }
-        var settings = Settings(
+        let share = try options.double("server-cpu-share")
+        if let share, share > 64 { throw UsageError(description: "--server-cpu-share takes at most 64 CPUs") }
+        let settings = Settings(
             server: options.string("server") ?? defaultServer(), clientCounts: counts,
             serverThreads: threads ?? [nil], totalBytes: try mebibytes(options.string("mib")),
             benchThreads: try options.int("bench-threads", default: 2),
             settleSeconds: try options.double("settle", default: 3),
             serverArguments: (options.string("server-args") ?? "").split(separator: " ").map(String.init),
-            streamCredit: try options.int("stream-credit").map { $0 * 1024 }, serverCPUShare: nil)
-        if options.string("server-cpu-share") != nil {
-            let share = try options.double("server-cpu-share", default: 0)
-            guard share > 0 && share <= 64 else {
-                throw UsageError(description: "--server-cpu-share needs a share of one CPU over 0, up to 64")
-            }
-            settings.serverCPUShare = share
-        }
+            streamCredit: try options.int("stream-credit").map { $0 * 1024 }, serverCPUShare: share)
         do {
             try measure(settings)
         } catch let error as UsageError {

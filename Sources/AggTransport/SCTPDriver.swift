@@ -176,7 +176,8 @@ public final class SCTPDriver: @unchecked Sendable {
     var logger: Logger
     var sockets: [Socket] = []
     private var timer: NIOScheduledCallback?
-    private var timerDeadline: SCTPTime?
+    /// When the armed timer fires (a deadline rounded up to `options.timerStep`).
+    private var timerFiring: SCTPTime?
     private var isReadingBatch = false
     /// The datagram layer's clock, read at the first datagram of the read batch under way and again after every
     /// `datagramsPerFlush` datagrams (its deadlines are seconds long; reading it per datagram cost about 1 % of the
@@ -467,7 +468,7 @@ public final class SCTPDriver: @unchecked Sendable {
 
     private func handleTimer() {
         timer = nil
-        timerDeadline = nil
+        timerFiring = nil
         statistics.timerExpiries += 1
         handleSecurityTimeout()
         endpoint.handleTimeout(now: .now())
@@ -511,15 +512,15 @@ public final class SCTPDriver: @unchecked Sendable {
         armTimer(at: deadline)
     }
 
-    /// Keeps the driver's one scheduled task at or before `deadline`, the engine's or the datagram security's: one
-    /// timer serves both. A later deadline leaves the armed task alone: it fires early, finds nothing due, and arms
+    /// Keeps the driver's one scheduled task at or before `deadline` (rounded up to `options.timerStep`), the
+    /// engine's or the datagram security's: one timer serves both. A later deadline leaves the armed task alone: it fires early, finds nothing due, and arms
     /// again, which costs less than rescheduling on every packet.
     func armTimer(at deadline: SCTPTime) {
         guard !isClosing else { return }
         let firing = Self.firing(deadline, step: options.timerStep)
-        if let armed = timerDeadline, armed <= firing { return }
+        if let armed = timerFiring, armed <= firing { return }
         timer?.cancel()
-        timerDeadline = firing
+        timerFiring = firing
         // A scheduled callback, not a task: no promise, future and closure per arming (with pacing the timer is
         // armed thousands of times a second). It throws only once the event loop is shutting down.
         timer = try? eventLoop.scheduleCallback(at: firing.nioDeadline, handler: TimerFiring(driver: self))
