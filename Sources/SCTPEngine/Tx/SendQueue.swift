@@ -54,7 +54,7 @@ struct SendQueue: Sendable {
     /// Streams that became backlogged and have not yet used their first quantum, in arrival order: served first.
     private var sparseStreams = Deque<Int>()
     /// The unsent bytes queued on the sparse list's streams, kept as they change (`holdsOnlySparseStreams`).
-    private var sparseQueuedBytes = 0
+    private(set) var sparseQueuedBytes = 0
     /// Streams that have used a quantum, in round-robin order, and parked sparse streams that ran dry.
     private var bulkStreams = Deque<Int>()
     /// With DATA, the stream whose started message must be finished before another stream sends (RFC 9260 §6.9).
@@ -239,9 +239,6 @@ struct SendQueue: Sendable {
             streams[slot].messages.reduce(sum) { $0 + $1.payload.readableBytes }
         }
     }
-
-    /// The counted `sparseQueuedBytes` (tests).
-    var sparseQueuedBytesCounted: Int { sparseQueuedBytes }
 
     /// Adds `delta` (negative: taken) to the bytes queued on stream `slot`, and to the sparse list's when it is on it.
     private mutating func addQueued(_ delta: Int, on slot: Int) {

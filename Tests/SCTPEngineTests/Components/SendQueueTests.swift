@@ -38,8 +38,8 @@ extension Components {
                         queue.dropStartedMessage(on: StreamID(UInt16(random.next() % 40)))
                     }
                     let summed = queue.sparseQueuedBytesSummed
-                    #expect(queue.sparseQueuedBytesCounted == summed, "step \(step)")
-                    if queue.sparseQueuedBytesCounted != summed { return }
+                    #expect(queue.sparseQueuedBytes == summed, "step \(step)")
+                    if queue.sparseQueuedBytes != summed { return }
                     let expected = summed == queue.bufferedBytes && queue.hasSparseStreams
                     #expect(queue.holdsOnlySparseStreams == expected, "step \(step)")
                     if expected { sawOnlySparse = true } else if queue.hasSparseStreams { sawMixed = true }
