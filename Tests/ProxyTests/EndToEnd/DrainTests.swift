@@ -13,7 +13,11 @@ struct DrainTests {
     }
 
     /// A download runs (rate-limited so it lasts about two seconds) when the server is asked to stop with a
-    /// 30-second deadline: the download completes intact, and the stop completes within seconds of it.
+    /// 60-second deadline: the download completes intact, and the stop follows it (the association's SHUTDOWN,
+    /// bounded by the 2-second close timeout), long before the deadline. On a quiet machine the stop takes well
+    /// under a second after the download; the bound is a quarter of the deadline so that a machine starved by a
+    /// parallel test run (this test took 163 s in one) still tells a stop driven by the last stream's end from one
+    /// that waited for the deadline.
     @Test func aServerStopLetsARunningDownloadFinishThenStopsAtOnce() throws {
         let harness = try EndToEndHarness()
         defer { harness.shutdown() }
@@ -33,7 +37,7 @@ struct DrainTests {
         }
         #expect(started)
         let stopAsked = ContinuousClock.now
-        let stop = server.drainAndStop(deadline: .now() + .seconds(30))
+        let stop = server.drainAndStop(deadline: .now() + .seconds(60))
         download.waitUntilExit()
         let downloadEnded = ContinuousClock.now
         try stop.wait()
@@ -42,7 +46,7 @@ struct DrainTests {
         let expected = EndToEndHarness.sha256(EndToEndHarness.blob(size).readableBytesView)
         #expect(try EndToEndHarness.sha256(file: output) == expected)
         #expect(downloadEnded - stopAsked > .milliseconds(500), "the download was still running when asked to stop")
-        #expect(stopped - downloadEnded < .seconds(5), "stopped \(stopped - downloadEnded) after the last stream")
+        #expect(stopped - downloadEnded < .seconds(15), "stopped \(stopped - downloadEnded) after the last stream")
     }
 
     /// A stream that never ends (the origin streams without end to a reader that does not read) is cut at the
