@@ -470,11 +470,15 @@ struct OutstandingData: Sendable {
 
     /// RFC 3758 §3.5 C1: the Advanced.Peer.Ack.Point — the highest TSN up to which every chunk is acknowledged or
     /// abandoned. A FORWARD-TSN is due when it lies beyond `cumulativeTSNAck`.
+    ///
+    /// It never ends inside a message that is not abandoned: the receiver takes every partial message up to the new
+    /// cumulative TSN for skipped and discards it (RFC 3758 §3.6), so a point at a reliable message's acknowledged
+    /// first fragment, with its last still outstanding, would lose that message for good.
     var advancedPeerAckPoint: TSN {
         var point = cumulativeTSNAck
         for item in items {
             guard item.state == .abandoned || item.isAcked else { break }
-            point = item.chunk.tsn
+            if item.state == .abandoned || item.chunk.isEnding { point = item.chunk.tsn }
         }
         return point
     }
@@ -534,7 +538,8 @@ struct OutstandingData: Sendable {
                     skipped[id] = item.chunk.ssn
                 }
             }
-            point = item.chunk.tsn
+            // As for `advancedPeerAckPoint`: never inside a message that is not abandoned.
+            if item.state == .abandoned || item.chunk.isEnding { point = item.chunk.tsn }
         }
         let streams = skipped.map { ForwardTSNChunk.Stream(streamID: $0.key, ssn: $0.value) }
             .sorted { $0.streamID.rawValue < $1.streamID.rawValue }

@@ -159,6 +159,30 @@ extension Components {
             #expect(short?.streams == [.init(streamID: StreamID(1), ssn: SSN(5))])
         }
 
+        /// The receiver discards every partial message up to a FORWARD-TSN's new cumulative TSN (RFC 3758 §3.6): a
+        /// reliable message whose first fragment was acknowledged and whose last is still owed must stay above it,
+        /// or it is lost for good (seen with a reliable stream beside timed datagrams after a T3-rtx expiry).
+        @Test func forwardTSNNeverEndsInsideAMessageThatIsNotAbandoned() {
+            var queue = OutstandingData(initialTSN: TSN(100))
+            let timed = AbandonmentRule.afterRetransmissions(0)
+            _ = queue.insert(fragment(stream: 2, unordered: true, rule: timed), path: path, now: t0)  // 100
+            _ = queue.insert(fragment(stream: 1, ssn: 0, e: false), path: path, now: t0)  // 101, first fragment
+            _ = queue.insert(fragment(stream: 1, ssn: 0, b: false), path: path, now: t0)  // 102, last fragment
+            func sack(_ blocks: [GapBlock]) -> SackInfo {
+                SackInfo(cumulativeTSNAck: TSN(99), advertisedReceiverWindowCredit: 100_000, gapAckBlocks: blocks)
+            }
+            _ = queue.handleSack(sack([GapBlock(start: 2, end: 2)]), now: t0)  // 101 arrived, 100 and 102 lost
+            queue.markAllForRetransmission(on: path)
+            _ = queue.abandonMarkedChunks(arrival: t0)
+            #expect(queue.item(for: TSN(100))?.state == .abandoned)
+            #expect(queue.advancedPeerAckPoint == TSN(100))
+            #expect(queue.makeForwardTSN(maxStreams: 10)?.newCumulativeTSN == TSN(100))
+            // With its last fragment acknowledged the whole message lies below the point.
+            _ = queue.handleSack(sack([GapBlock(start: 2, end: 3)]), now: t0)
+            #expect(queue.advancedPeerAckPoint == TSN(102))
+            #expect(queue.makeForwardTSN(maxStreams: 10)?.newCumulativeTSN == TSN(102))
+        }
+
         @Test func forwardTSNIsDueOnlyWhenTheChunkAfterTheCumulativeAckIsAbandoned() {
             var (queue, tsns) = sentQueue(rule: .afterRetransmissions(0))
             #expect(!queue.needsForwardTSN)
