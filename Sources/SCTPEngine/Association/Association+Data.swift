@@ -243,7 +243,7 @@ extension Association {
     }
 
     func processSack(_ sack: SackInfo, now: SCTPTime) {
-        let outcome = outstanding.handleSack(sack, now: now) { [paths] pathID in
+        let outcome = outstanding.handleSack(sack, now: now, hasNewData: !sendQueue.isEmpty) { [paths] pathID in
             paths.position(of: pathID).map { paths[$0].isInFastRecovery } ?? false
         }
         switch outcome.disposition {
@@ -269,6 +269,11 @@ extension Association {
             guard let i = paths.position(of: ack.path) else { continue }
             if let rtt = ack.rttSample { paths[i].measureRoundTrip(rtt, now: now) }
             if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), path: ack.path) }
+            switch ack.timeoutVerdict {
+            case .undecided: break
+            case .spurious: undoSpuriousTimeout(path: i, now: now)
+            case .genuine: paths[i].forgetRetransmissionTimeout()
+            }
             var congestionAck = CongestionAck(
                 bytesAcked: ack.bytesAcked,
                 ackPointAdvanced: cuc ? ack.pseudoCumulativeAckAdvanced : outcome.cumulativeTSNAckAdvanced,
@@ -333,14 +338,31 @@ extension Association {
 
     // MARK: - Retransmission timer
 
+    /// The T3-rtx expiries of `paths[i]` were spurious: this SACK acknowledged a chunk they marked and that was
+    /// never retransmitted since (`OutstandingData.TimeoutVerdict`), so the data was not lost, its SACKs were late
+    /// (a busy host's event loop, say). `OutstandingData` has put the chunks still marked back in flight; here the
+    /// window and RTO come back (`Path.undoRetransmissionTimeout`). The error counts need nothing: this SACK's
+    /// acknowledgement cleared the path's (RFC 9260 §8.2) and the association's as any does. What the expiries
+    /// retransmitted stays sent; the timer restarts for what is in flight again (RFC 9260 §6.3.2 R3).
+    func undoSpuriousTimeout(path i: Int, now: SCTPTime) {
+        paths[i].undoRetransmissionTimeout()
+        timers.arm(.t3rtx(paths[i].id), at: now + paths[i].rto.rto)
+    }
+
     /// RFC 9260 §6.3.3: T3-rtx expiry: back off, collapse cwnd, mark the path's data for retransmission.
     func handleT3Expiry(pathID: PathID, now: SCTPTime) {
         guard let i = paths.position(of: pathID) else { return }
-        let returned = outstanding.markAllForRetransmission(on: pathID)
+        let (returned, startsEpisode) = outstanding.markAllForRetransmission(on: pathID)
         let forwardTSNPending = usesPartialReliability && handleT3ExpiryForPartialReliability()
-        guard returned > 0 || outstanding.hasChunksToRetransmit || forwardTSNPending else { return }
+        guard returned > 0 || outstanding.hasChunksToRetransmit || forwardTSNPending else {
+            if startsEpisode { outstanding.forgetTimeout(on: pathID) }
+            return
+        }
         paths[i].counters.retransmissions += 1
-        reportStateChange(paths[i].handleRetransmissionTimeout(), path: pathID)
+        reportStateChange(paths[i].handleRetransmissionTimeout(startsEpisode: startsEpisode), path: pathID)
+        // One packet's worth goes; the rest waits for the SACK that shows the expiry spurious or not
+        // (`OutstandingData.suspendTimeoutRetransmissions`).
+        outstanding.suspendTimeoutRetransmissions(on: pathID, keeping: paths[i].cwnd)
         if countAssociationError(now: now) { return }
     }
 }

@@ -194,6 +194,7 @@ extension Association {
         guard paths.count > 1, let removed = paths.remove(path) else { return }
         timers.disarmAll(on: path)
         _ = outstanding.markAllForRetransmission(on: path)
+        outstanding.forgetTimeout(on: path)
         rebuildPathLookups()
         logger.info("path removed", metadata: ["remote": "\(removed.remoteAddress)"])
         output.events.append(.pathStateChanged(id, remote: removed.remoteAddress, .inactive))

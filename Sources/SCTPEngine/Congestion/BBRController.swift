@@ -549,6 +549,17 @@ struct BBRController: Sendable {
         window.cwnd = window.mtu
     }
 
+    /// The T3-rtx expiry was spurious: the window as it was before it (`saved`), or as the next ack advancing the
+    /// ack point would have restored it; fast recovery as it was. The model was never touched by the expiry.
+    mutating func undoRetransmissionTimeout(to saved: CongestionWindow) {
+        isRecoveringFromTimeout = false
+        isConservingPackets = false
+        window.fastRecoveryExitPoint = saved.fastRecoveryExitPoint
+        window.cwnd = max(window.cwnd, saved.cwnd)
+        // A competing window's saved value was halved for the recovery that is not needed.
+        priorCwnd = max(priorCwnd, saved.cwnd)
+    }
+
     /// Starts the model over, for a path back from inactive.
     mutating func reset() {
         self = BBRController(mtu: window.mtu)

@@ -156,6 +156,17 @@ extension CongestionController {
         window.fastRecoveryExitPoint = nil
     }
 
+    /// The T3-rtx expiry that cut the window was spurious (the SACKs were late, nothing was lost): cwnd, ssthresh
+    /// and fast recovery as they were before it, `saved` (RFC 4015 §3: restore the congestion state), or the
+    /// window grown since if larger. RFC 9260 §7.2.3's cut is for a loss, and there was none.
+    mutating func undoRetransmissionTimeout(to saved: CongestionWindow) {
+        let mtu = window.mtu
+        let cwnd = max(window.cwnd, saved.cwnd)
+        window = saved
+        window.mtu = mtu
+        window.cwnd = cwnd
+    }
+
     /// RFC 9260 §7.2.1: when no data was sent to the destination, cwnd "SHOULD be adjusted to max(cwnd/2, 4*MTU)
     /// per RTO". `idleFor` is the time since data was last sent there; never grows a window already smaller.
     mutating func handleIdle(idleFor: SCTPDuration, rto: SCTPDuration) {

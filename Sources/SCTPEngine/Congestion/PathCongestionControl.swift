@@ -122,6 +122,21 @@ enum PathCongestionControl: Sendable {
         }
     }
 
+    /// A T3-rtx expiry was spurious: the window comes back to what it was before it, `saved`.
+    mutating func undoRetransmissionTimeout(to saved: CongestionWindow) {
+        switch self {
+        case .newReno(var c):
+            c.undoRetransmissionTimeout(to: saved)
+            self = .newReno(c)
+        case .lia(var c):
+            c.undoRetransmissionTimeout(to: saved)
+            self = .lia(c)
+        case .bbr(var c):
+            c.undoRetransmissionTimeout(to: saved)
+            self = .bbr(c)
+        }
+    }
+
     mutating func handleIdle(idleFor: SCTPDuration, rto: SCTPDuration) {
         switch self {
         case .newReno(var c):

@@ -461,6 +461,9 @@ public struct SCTPPathInfo: Sendable {
     public var retransmissions: Int
     public var fastRetransmissions: Int
     public var timeouts: Int
+    /// T3-rtx expiries found spurious afterwards (a SACK acknowledged data they marked and that was never
+    /// retransmitted) and undone: counted in `timeouts` too.
+    public var spuriousTimeouts: Int
     /// The path MTU: the largest SCTP packet sent on the path.
     public var pmtu: Int
     /// Backup or active, priority and send-rate cap (`SCTPEndpoint.setPathPolicy`).
@@ -498,6 +501,7 @@ public struct SCTPPathInfo: Sendable {
         retransmissions = path.counters.retransmissions
         fastRetransmissions = path.counters.fastRetransmissions
         timeouts = path.counters.t3Expiries
+        spuriousTimeouts = path.counters.spuriousTimeouts
         pmtu = path.mtu
         policy = path.policy
         isStandby = path.isStandby

@@ -64,6 +64,8 @@ struct Path: Sendable {
         var retransmissions = 0
         var fastRetransmissions = 0
         var t3Expiries = 0
+        /// T3-rtx expiries found spurious and undone (`Association.undoSpuriousTimeout`).
+        var spuriousTimeouts = 0
         var heartbeatsSent = 0
     }
 
@@ -85,6 +87,8 @@ struct Path: Sendable {
     /// The controller's pacing rate in bytes per second; nil for a window-based controller.
     private(set) var pacingRate: Double?
     var heartbeat = Heartbeat()
+    /// The window and RTO before the first T3-rtx expiry of the episode not yet decided spurious or genuine.
+    private var stateBeforeTimeout: (window: CongestionWindow, rto: SCTPDuration)?
     /// The RTO estimator's last round-trip sample of this path (from a SACK or a HEARTBEAT-ACK), and when.
     private(set) var lastRoundTrip: (rtt: SCTPDuration, at: SCTPTime)?
 
@@ -287,10 +291,30 @@ struct Path: Sendable {
     }
 
     /// RFC 9260 §6.3.3: on T3-rtx expiry back off the RTO (E2), collapse the window (§7.2.3) and count an error.
-    mutating func handleRetransmissionTimeout() -> StateChange? {
+    /// `startsEpisode` (see `OutstandingData.markAllForRetransmission`) saves the window and RTO first, for
+    /// `undoRetransmissionTimeout`; a further expiry of the same undecided episode keeps what the first saved.
+    mutating func handleRetransmissionTimeout(startsEpisode: Bool = true) -> StateChange? {
         counters.t3Expiries += 1
+        if startsEpisode || stateBeforeTimeout == nil { stateBeforeTimeout = (congestion.window, rto.rto) }
         rto.backOff()
         congestion.handleRetransmissionTimeout()
         return recordError()
+    }
+
+    /// The T3-rtx expiries of the episode just decided were spurious (`OutstandingData.TimeoutVerdict`): the window
+    /// comes back as it was before the first (RFC 4015's response: the controller's state before the timeout),
+    /// and so does the RTO unless a round-trip measurement has recomputed it since (RFC 6298 §5.7's backoff was for
+    /// a loss that did not happen).
+    mutating func undoRetransmissionTimeout() {
+        counters.spuriousTimeouts += 1
+        guard let saved = stateBeforeTimeout else { return }
+        stateBeforeTimeout = nil
+        congestion.undoRetransmissionTimeout(to: saved.window)
+        rto.undoBackOff(to: saved.rto)
+    }
+
+    /// The episode was a genuine loss: what its first expiry saved is of no more use.
+    mutating func forgetRetransmissionTimeout() {
+        stateBeforeTimeout = nil
     }
 }

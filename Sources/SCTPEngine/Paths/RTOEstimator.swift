@@ -32,6 +32,8 @@ struct RTOEstimator: Sendable {
     private(set) var rttvar: SCTPDuration = .zero
     /// The current retransmission timeout, backoff included.
     private(set) var rto: SCTPDuration
+    /// The RTO is backed off: no measurement has recomputed it since the last `backOff`.
+    private(set) var isBackedOff = false
 
     init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -62,11 +64,21 @@ struct RTOEstimator: Sendable {
         // C3 (end): "RTO <- SRTT + max(G, 4 * RTTVAR)"; C6/C7 clamp to RTO.Min and RTO.Max.
         let variance = Swift.max(configuration.granularity.nanoseconds, 4 * rttvar.nanoseconds)
         rto = Self.clamp(.nanoseconds(srtt!.nanoseconds + variance), configuration)
+        isBackedOff = false
     }
 
     /// RFC 9260 §6.3.3 E2: "RTO <- RTO * 2 ('back off the timer')", limited by RTO.Max (C7).
     mutating func backOff() {
         rto = Swift.min(rto * 2, configuration.max)
+        isBackedOff = true
+    }
+
+    /// Undoes the backoff of timeouts found spurious: the RTO goes back to `saved`, what it was before them. A
+    /// measurement since has already recomputed it from the round trips as they are now, and that is kept.
+    mutating func undoBackOff(to saved: SCTPDuration) {
+        guard isBackedOff else { return }
+        rto = Self.clamp(saved, configuration)
+        isBackedOff = false
     }
 
     private static func clamp(_ value: SCTPDuration, _ configuration: Configuration) -> SCTPDuration {

@@ -70,6 +70,12 @@ struct OutstandingData: Sendable {
         var isInFlight = true
         var isMarkedForRetransmission = false
         var wasFastRetransmitted = false
+        /// The T3-rtx expiry (an id from `lastTimeoutEpisode`) that took this chunk out of flight, 0 for none:
+        /// kept through its retransmission, so spurious-timeout detection can tell originals from retransmissions.
+        var timeoutEpisode: UInt32 = 0
+        /// Marked by a T3-rtx expiry but held back until a SACK shows whether it was spurious
+        /// (`suspendTimeoutRetransmissions`): out of flight, not marked, not to be sent.
+        var isSuspended = false
 
         /// The destination's delivery state when this chunk was last sent, for its delivery-rate sample.
         var delivery: DeliverySnapshot
@@ -163,6 +169,25 @@ struct OutstandingData: Sendable {
         var rateSample: RateSample?
         /// Bytes ever delivered on this destination, this SACK's included.
         var delivered = 0
+        /// What this SACK said about the T3-rtx expiry still undecided on this destination, if any.
+        var timeoutVerdict = TimeoutVerdict.undecided
+    }
+
+    /// Whether a T3-rtx expiry was spurious (RFC 5682's idea, without timestamps): after the expiry the path's cwnd
+    /// is one MTU, so only the first packet of the chunks it marked is retransmitted before the next SACK. A SACK
+    /// that acknowledges a chunk the expiry marked and that was not retransmitted since proves the original got
+    /// through: the SACKs were late, not the data lost.
+    enum TimeoutVerdict: Sendable, Equatable {
+        /// No SACK yet acknowledged a chunk the expiry marked that was not retransmitted (acknowledging only the
+        /// retransmitted ones is no evidence: the retransmission may be what arrived).
+        case undecided
+        /// Such a chunk was acknowledged and every chunk of the expiry below it too: the chunks still marked were
+        /// put back in flight, the caller restores what the expiry cut.
+        case spurious
+        /// Such a chunk was acknowledged while a chunk of the expiry below it is still missing, or a second SACK
+        /// acknowledged only what was sent after the expiry (or the first did, with no new data to probe with):
+        /// a genuine loss. The chunks held back are marked for retransmission.
+        case genuine
     }
 
     /// The result of one SACK.
@@ -205,6 +230,13 @@ struct OutstandingData: Sendable {
         var appLimitedUntil = 0
         /// The chunk of this SACK that gives the rate sample: the latest sent, newly acknowledged, sent once.
         var sample: (snapshot: DeliverySnapshot, sentAt: SCTPTime)?
+        /// The undecided T3-rtx expiry here (`Item.timeoutEpisode`), 0 for none.
+        var timeoutEpisode: UInt32 = 0
+        /// The highest index newly acknowledged by this SACK among chunks `timeoutEpisode` marked and that were not
+        /// retransmitted since: the evidence of a spurious timeout.
+        var timeoutEvidence: UnwrappedTSN?
+        /// SACKs since the expiry that newly acknowledged something but gave no such evidence.
+        var timeoutAmbiguousAcks = 0
     }
 
     let policy: FastRetransmitPolicy
@@ -229,6 +261,10 @@ struct OutstandingData: Sendable {
     private var scratch: [PathAck] = []
     /// The valid (NR) gap blocks of the SACK being handled, as item index ranges, for walking the holes between them.
     private var reportedBlocks: [Range<Int>] = []
+    /// The last `Item.timeoutEpisode` handed out.
+    private var lastTimeoutEpisode: UInt32 = 0
+    /// Some destination has an undecided T3-rtx expiry: acknowledgements are looked at for `TimeoutVerdict`.
+    private var hasTimeoutEpisodes = false
     /// How `countMissIndications` finds the chunks a SACK reports missing; tests compare the two.
     var missIndicationWalk = MissIndicationWalk.holes
 
@@ -339,8 +375,10 @@ struct OutstandingData: Sendable {
     /// Applies a SACK: the cumulative ack, gap blocks and NR gap blocks, renege detection, then miss indications.
     /// `isInFastRecovery` tells whether a destination's controller is in fast recovery (classic mode: ask the
     /// association-wide state).
+    /// `hasNewData` tells whether new data waits to be sent: without it an ambiguous SACK after a T3-rtx expiry
+    /// cannot be followed by a probe and decides the expiry genuine (RFC 5682 §2.1, step 2).
     mutating func handleSack(
-        _ sack: SackInfo, now: SCTPTime, isInFastRecovery: (PathID) -> Bool = { _ in false }
+        _ sack: SackInfo, now: SCTPTime, hasNewData: Bool = true, isInFastRecovery: (PathID) -> Bool = { _ in false }
     ) -> SackOutcome {
         let advance = firstUnwrapped.distance(to: unwrap(sack.cumulativeTSNAck).next)
         guard advance >= 0 else { return SackOutcome(disposition: .stale) }
@@ -350,6 +388,7 @@ struct OutstandingData: Sendable {
         for p in paths.indices {
             paths[p].ack = PathAck(path: paths[p].id)
             paths[p].sample = nil
+            paths[p].timeoutEvidence = nil
             paths[p].ack.flightSizeBeforeSack = paths[p].flightSize
             paths[p].ack.ackPoint =
                 lowestUnacked(p).map { $0.previous.tsn }
@@ -413,6 +452,11 @@ struct OutstandingData: Sendable {
         countMissIndications(
             upTo: highestReported, sack: sack, cumulativeAdvanced: advance > 0, isInFastRecovery: isInFastRecovery,
             outcome: &outcome)
+        for p in paths.indices where hasTimeoutEpisodes && paths[p].timeoutEpisode != 0 {
+            // A cumulative ack over abandoned chunks only (after a FORWARD-TSN) moves things on too.
+            let acknowledgedAny = outcome.highestNewlyAckedTSN != nil || advance > 0
+            judgeTimeout(p, acknowledgedAny: acknowledgedAny, hasNewData: hasNewData)
+        }
 
         // Per-destination summary.
         scratch.removeAll(keepingCapacity: true)
@@ -443,15 +487,136 @@ struct OutstandingData: Sendable {
 
     /// RFC 9260 §6.3.3 E3: on T3-rtx expiry for `path`, every chunk last sent there and not acknowledged is marked
     /// for retransmission and taken out of the flight. Returns the bytes returned from flight.
+    ///
+    /// The chunks it takes out of flight are tagged with the destination's undecided expiry, so a later SACK can
+    /// show it spurious (`TimeoutVerdict`). A new expiry while one is undecided and some chunk it marked is still
+    /// unsent joins it (the timer backed off and fired again before any SACK came); otherwise it starts a new
+    /// one. `startsEpisode` tells the caller whether to save the state the expiry is about to cut.
     @discardableResult
-    mutating func markAllForRetransmission(on path: PathID) -> Int {
+    mutating func markAllForRetransmission(on path: PathID) -> (bytes: Int, startsEpisode: Bool) {
+        let p = accountIndex(for: path)
+        var episode = paths[p].timeoutEpisode
+        if episode == 0 || !hasUnsentChunk(of: episode) {
+            lastTimeoutEpisode = lastTimeoutEpisode == .max ? 1 : lastTimeoutEpisode + 1
+            episode = lastTimeoutEpisode
+        }
+        let startsEpisode = episode != paths[p].timeoutEpisode
+        if startsEpisode { paths[p].timeoutAmbiguousAcks = 0 }
+        paths[p].timeoutEpisode = episode
+        hasTimeoutEpisodes = true
         var bytes = 0
         for i in items.indices where items[i].path == path && items[i].state == .outstanding {
-            if items[i].isInFlight { bytes += items[i].size }
+            if items[i].isInFlight {
+                bytes += items[i].size
+                // Only chunks in flight: one already marked for fast retransmission was reported missing.
+                items[i].timeoutEpisode = episode
+            }
             markForRetransmission(at: i)
         }
         if bytes > 0 || !retransmissions.isEmpty { sortRetransmissions() }
-        return bytes
+        return (bytes, startsEpisode)
+    }
+
+    /// Forgets the undecided expiry on `path`, if any, its held-back chunks marked for retransmission: the caller
+    /// found nothing to retransmit after all, or the path is going away.
+    mutating func forgetTimeout(on path: PathID) {
+        guard let p = paths.firstIndex(where: { $0.id == path }), paths[p].timeoutEpisode != 0 else { return }
+        releaseSuspended(episode: paths[p].timeoutEpisode)
+        endEpisode(p)
+    }
+
+    /// F-RTO's probe (RFC 5682 §2.1): after a T3-rtx expiry on `path` only the first `keeping` bytes (at least one
+    /// chunk) of what it marked are retransmitted before a SACK shows whether it was spurious; the rest is held
+    /// back (`Item.isSuspended`). Without this, each late SACK lets slow start retransmit the chunks the next late
+    /// SACK acknowledges, and no SACK ever acknowledges a chunk that was not retransmitted. A dead path loses
+    /// nothing by it (its cwnd allows one packet per RTO anyway); with another path, two SACKs without evidence
+    /// release the rest (`judgeTimeout`).
+    mutating func suspendTimeoutRetransmissions(on path: PathID, keeping: Int) {
+        guard let p = paths.firstIndex(where: { $0.id == path }), paths[p].timeoutEpisode != 0 else { return }
+        let episode = paths[p].timeoutEpisode
+        var kept = 0
+        for i in items.indices
+        where items[i].timeoutEpisode == episode && items[i].isMarkedForRetransmission
+            && items[i].state == .outstanding && items[i].path == path
+        {
+            if kept == 0 || kept + items[i].size <= keeping {
+                kept += items[i].size
+                continue
+            }
+            items[i].isMarkedForRetransmission = false
+            items[i].isSuspended = true
+        }
+        _ = firstRetransmissionIndexPurging()
+    }
+
+    /// Whether a chunk `episode` marked is still waiting for its retransmission.
+    private func hasUnsentChunk(of episode: UInt32) -> Bool {
+        items.contains {
+            $0.timeoutEpisode == episode && ($0.isMarkedForRetransmission || $0.isSuspended)
+                && $0.state == .outstanding
+        }
+    }
+
+    /// The chunks `episode` held back are marked for retransmission after all.
+    private mutating func releaseSuspended(episode: UInt32) {
+        var released = false
+        for i in items.indices where items[i].isSuspended && items[i].timeoutEpisode == episode {
+            items[i].isSuspended = false
+            if items[i].state == .outstanding {
+                markForRetransmission(at: i)
+                released = true
+            }
+        }
+        if released { sortRetransmissions() }
+    }
+
+    private mutating func endEpisode(_ p: Int) {
+        paths[p].timeoutEpisode = 0
+        paths[p].timeoutAmbiguousAcks = 0
+        hasTimeoutEpisodes = paths.contains { $0.timeoutEpisode != 0 }
+    }
+
+    /// Decides the undecided expiry on `paths[p]` from this SACK's evidence (`TimeoutVerdict`). Spurious: every
+    /// chunk it marked that is still unsent goes back in flight on this destination, where it was last sent, as
+    /// if the timer had not fired. Either way the expiry is decided and forgotten.
+    private mutating func judgeTimeout(_ p: Int, acknowledgedAny: Bool, hasNewData: Bool) {
+        let episode = paths[p].timeoutEpisode
+        guard let evidence = paths[p].timeoutEvidence else {
+            guard acknowledgedAny else { return }
+            // Only what was sent since the expiry (or on another path) was acknowledged. RFC 5682 §2.1 step 2: the
+            // first such ack lets new data go as a probe; a second, or no new data to send, ends the wait. With
+            // several paths the acks of another path count too: a dead path's held-back chunks wait for no more
+            // than two of them before they are retransmitted there.
+            paths[p].timeoutAmbiguousAcks += 1
+            if paths[p].timeoutAmbiguousAcks >= 2 || !hasNewData { decideGenuine(p) }
+            return
+        }
+        // Chunks below the evidence that were acknowledged cumulatively are gone; any still here and outstanding
+        // is missing (a retransmitted chunk whose original was lost, say).
+        let limit = evidence < firstUnwrapped ? 0 : min(items.count, firstUnwrapped.distance(to: evidence))
+        for i in 0..<limit where items[i].timeoutEpisode == episode && items[i].state == .outstanding {
+            decideGenuine(p)
+            return
+        }
+        endEpisode(p)
+        let id = paths[p].id
+        for i in items.indices
+        where items[i].timeoutEpisode == episode && (items[i].isMarkedForRetransmission || items[i].isSuspended)
+            && items[i].state == .outstanding && items[i].path == id
+        {
+            items[i].isMarkedForRetransmission = false
+            items[i].isSuspended = false
+            items[i].isInFlight = true
+            totalFlightSize += items[i].size
+            paths[p].flightSize += items[i].size
+        }
+        paths[p].ack.timeoutVerdict = .spurious
+    }
+
+    private mutating func decideGenuine(_ p: Int) {
+        releaseSuspended(episode: paths[p].timeoutEpisode)
+        endEpisode(p)
+        paths[p].ack.timeoutVerdict = .genuine
     }
 
     /// PR-SCTP hook (RFC 3758): gives up on `tsn`; it leaves the flight and will be skipped by FORWARD-TSN.
@@ -461,6 +626,7 @@ struct OutstandingData: Sendable {
         guard let i = index(of: tsn), items[i].state == .outstanding else { return false }
         if items[i].isInFlight { removeFromFlight(at: i) }
         items[i].isMarkedForRetransmission = false
+        items[i].isSuspended = false
         items[i].state = .abandoned
         unackedBytes -= items[i].size
         payloads[i] = ByteBuffer()
@@ -556,6 +722,7 @@ struct OutstandingData: Sendable {
         for j in first...last where items[j].state == .outstanding {
             if items[j].isInFlight { removeFromFlight(at: j) }
             items[j].isMarkedForRetransmission = false
+            items[j].isSuspended = false
             items[j].state = .abandoned
             unackedBytes -= items[j].size
             payloads[j] = ByteBuffer()
@@ -594,8 +761,18 @@ struct OutstandingData: Sendable {
     }
 
     private mutating func acknowledge(at i: Int, as state: ChunkState, now: SCTPTime, outcome: inout SackOutcome) {
+        if hasTimeoutEpisodes, items[i].isMarkedForRetransmission || items[i].isSuspended,
+            items[i].timeoutEpisode != 0
+        {
+            let p = accountIndex(for: items[i].path)
+            if paths[p].timeoutEpisode == items[i].timeoutEpisode {
+                // Never retransmitted since the expiry marked it: the original arrived.
+                paths[p].timeoutEvidence = max(paths[p].timeoutEvidence ?? .min, firstUnwrapped + i)
+            }
+        }
         if items[i].isInFlight { removeFromFlight(at: i) }
         items[i].isMarkedForRetransmission = false
+        items[i].isSuspended = false
         items[i].state = state
         if state == .gapAcked {
             gapAckedCount += 1
@@ -799,6 +976,7 @@ struct OutstandingData: Sendable {
 
     private mutating func markForRetransmission(at i: Int) {
         if items[i].isInFlight { removeFromFlight(at: i) }
+        items[i].isSuspended = false
         guard !items[i].isMarkedForRetransmission else { return }
         items[i].isMarkedForRetransmission = true
         retransmissions.append(firstUnwrapped + i)

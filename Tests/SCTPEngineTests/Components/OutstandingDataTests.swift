@@ -158,7 +158,7 @@ extension Components {
             send(&queue, 3, to: p1, now: clock.now)
             send(&queue, 2, to: p2, now: clock.now)
             _ = queue.handleSack(sack(0, [(2, 2)]), now: clock.now)  // TSN 2 gap-acked
-            #expect(queue.markAllForRetransmission(on: p1) == 200)
+            #expect(queue.markAllForRetransmission(on: p1).bytes == 200)
             #expect(queue.flightSize(on: p1) == 0)
             #expect(queue.flightSize(on: p2) == 200)
             #expect(queue.pollRetransmission(to: p2, now: clock.now)?.tsn == TSN(1))
@@ -202,7 +202,7 @@ extension Components {
             #expect(queue.item(for: TSN(2))?.state == .outstanding)
             #expect(queue.item(for: TSN(3))?.state == .gapAcked)
             #expect(queue.unackedBytes == 300)
-            #expect(queue.markAllForRetransmission(on: p1) == 200)  // TSN 2 is no longer in flight
+            #expect(queue.markAllForRetransmission(on: p1).bytes == 200)  // TSN 2 is no longer in flight
         }
 
         @Test func pseudoCumulativeAckAdvancesPerPath() {

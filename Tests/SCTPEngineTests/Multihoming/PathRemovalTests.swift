@@ -36,7 +36,7 @@ import Testing
             transmitting: false, now: now)
         association.transmit(now: now)
         let sentOn = try #require(association.paths.firstID { association.outstanding.flightSize(on: $0.id) > 0 })
-        #expect(association.outstanding.markAllForRetransmission(on: sentOn) > 0)
+        #expect(association.outstanding.markAllForRetransmission(on: sentOn).bytes > 0)
         association.output.datagrams.removeAll()
         association.fastRetransmitPaths = [marked]
         association.paths[marked].recoveryAllowance = 5000
