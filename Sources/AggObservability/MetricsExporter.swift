@@ -85,6 +85,10 @@ final class MetricsExporter {
         ("agg_path_retransmissions_total", "DATA chunks retransmitted on the path."),
         ("agg_path_fast_retransmissions_total", "DATA chunks fast-retransmitted on the path."),
         ("agg_path_timeouts_total", "Retransmission timer (T3-rtx) expiries on the path."),
+        (
+            "agg_path_spurious_timeouts_total",
+            "T3-rtx expiries on the path found spurious afterwards (late SACKs, nothing lost) and undone."
+        ),
     ]
     static let associationStates = ["connecting", "authenticating", "ready"]
     static let associationState = (
@@ -181,7 +185,7 @@ final class MetricsExporter {
                 for (gauge, value) in zip(series.gauges, gaugeValues) { gauge.set(value) }
                 let counterValues = [
                     path.bytesSent, path.bytesReceived, path.packetsSent, path.packetsReceived, path.retransmissions,
-                    path.fastRetransmissions, path.timeouts,
+                    path.fastRetransmissions, path.timeouts, path.spuriousTimeouts ?? 0,
                 ]
                 Self.advance(series.counters, last: &series.last, to: counterValues)
                 paths[path.id] = series

@@ -265,6 +265,7 @@ final class StatusMonitor: @unchecked Sendable {
                 bytesReceived: info.bytesReceived, packetsSent: info.packetsSent,
                 packetsReceived: info.packetsReceived, retransmissions: info.retransmissions,
                 fastRetransmissions: info.fastRetransmissions, timeouts: info.timeouts)
+            path.spuriousTimeouts = info.spuriousTimeouts
             path.mode = info.policy.mode.rawValue
             path.standby = info.isStandby
             path.rateLimitBitsPerSecond = info.policy.sendRateLimit.map { $0 * 8 }

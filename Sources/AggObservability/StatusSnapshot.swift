@@ -93,6 +93,9 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var retransmissions: Int
         public var fastRetransmissions: Int
         public var timeouts: Int
+        /// Of `timeouts`, those found spurious afterwards (the SACKs were late, nothing was lost) and undone; nil
+        /// from a daemon that does not say.
+        public var spuriousTimeouts: Int?
         /// SCTP bytes both ways on every path of this name (of this client, on aggserver) since the daemon
         /// started: what reconnections and address changes would otherwise reset.
         public var totalBytes: Int = 0

@@ -12,6 +12,7 @@ import Testing
         let exporter = MetricsExporter(registry: metrics.registry, role: "aggclient", version: "1.2.3")
         var snapshot = ObservabilityTests.sampleSnapshot()
         snapshot.counters.udpBytesSent = 5000
+        snapshot.associations[0].paths[0].spuriousTimeouts = 1
         exporter.update(snapshot)
         metrics.recordConnection(.success)
         metrics.recordConnection(.dnsFailure)
@@ -29,6 +30,8 @@ import Testing
         #expect(parsed.values("agg_path_sent_bytes_total", first) == [30_000_000])
         #expect(parsed.values("agg_path_received_packets_total", second) == [1000])
         #expect(parsed.values("agg_path_timeouts_total", first) == [1])
+        #expect(parsed.values("agg_path_spurious_timeouts_total", first) == [1])
+        #expect(parsed.values("agg_path_spurious_timeouts_total", second) == [0])
         // One series per state, 1 for the current one: no number code to look up.
         for (labels, current) in [(first, "active"), (second, "potentially-failed")] {
             for state in ["unconfirmed", "active", "potentially-failed", "inactive"] {
