@@ -362,7 +362,7 @@ extension Association {
         reportStateChange(paths[i].handleRetransmissionTimeout(startsEpisode: startsEpisode), path: pathID)
         // One packet's worth goes; the rest waits for the SACK that shows the expiry spurious or not
         // (`OutstandingData.suspendTimeoutRetransmissions`).
-        outstanding.suspendTimeoutRetransmissions(on: pathID, keeping: paths[i].cwnd)
+        outstanding.suspendTimeoutRetransmissions(on: pathID, keeping: paths[i].mtu - CommonHeader.size)
         if countAssociationError(now: now) { return }
     }
 }

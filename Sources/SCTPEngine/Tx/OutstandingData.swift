@@ -525,12 +525,13 @@ struct OutstandingData: Sendable {
         endEpisode(p)
     }
 
-    /// F-RTO's probe (RFC 5682 §2.1): after a T3-rtx expiry on `path` only the first `keeping` bytes (at least one
-    /// chunk) of what it marked are retransmitted before a SACK shows whether it was spurious; the rest is held
-    /// back (`Item.isSuspended`). Without this, each late SACK lets slow start retransmit the chunks the next late
-    /// SACK acknowledges, and no SACK ever acknowledges a chunk that was not retransmitted. A dead path loses
-    /// nothing by it (its cwnd allows one packet per RTO anyway); with another path, two SACKs without evidence
-    /// release the rest (`judgeTimeout`).
+    /// F-RTO's probe (RFC 5682 §2.1): after a T3-rtx expiry on `path` only the first `keeping` bytes on the wire (a
+    /// packet; at least one chunk) of what it marked are retransmitted before a SACK shows whether it was spurious;
+    /// the rest is held back (`Item.isSuspended`). Without this, each late SACK lets slow start retransmit the
+    /// chunks the next late SACK acknowledges, and no SACK ever acknowledges a chunk that was not retransmitted.
+    /// Wire bytes, not payload: a cwnd of tiny chunks (a proxy's requests and closes) is a thousand chunks and a
+    /// dozen packets. A dead path loses nothing by it (its cwnd allows one packet per RTO anyway); with another
+    /// path, two SACKs without evidence release the rest (`judgeTimeout`).
     mutating func suspendTimeoutRetransmissions(on path: PathID, keeping: Int) {
         guard let p = paths.firstIndex(where: { $0.id == path }), paths[p].timeoutEpisode != 0 else { return }
         let episode = paths[p].timeoutEpisode
@@ -539,8 +540,10 @@ struct OutstandingData: Sendable {
         where items[i].timeoutEpisode == episode && items[i].isMarkedForRetransmission
             && items[i].state == .outstanding && items[i].path == path
         {
-            if kept == 0 || kept + items[i].size <= keeping {
-                kept += items[i].size
+            // The chunk's header and padding (RFC 9260 §3.2) count as what fills the packet.
+            let wire = (16 + items[i].size + 3) & ~3
+            if kept == 0 || kept + wire <= keeping {
+                kept += wire
                 continue
             }
             items[i].isMarkedForRetransmission = false

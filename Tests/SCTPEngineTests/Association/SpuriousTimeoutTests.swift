@@ -112,6 +112,23 @@ import Testing
         #expect(queue.totalFlightSize == 100)
     }
 
+    /// The probe is a packet on the wire: tiny chunks (a proxy's requests and stream closes) count their headers,
+    /// or a one-MTU payload budget would let a thousand of them go, a dozen packets.
+    @Test func theProbeIsOnePacketOfTinyChunks() {
+        var queue = OutstandingData(initialTSN: TSN(1))
+        for _ in 0..<200 {
+            _ = queue.insert(
+                DataFragment(
+                    streamID: StreamID(0), ssn: SSN(0), ppid: PPID(0), payload: ByteBuffer(repeating: 1, count: 1)),
+                path: p1, now: .zero)
+        }
+        queue.markAllForRetransmission(on: p1)
+        queue.suspendTimeoutRetransmissions(on: p1, keeping: 1440)
+        var sent = 0
+        while queue.pollRetransmission(to: p1, now: .zero) != nil { sent += 1 }
+        #expect(sent == 72)  // 1,440 bytes of 20-byte chunks (16 of header, 1 of data, 3 of padding)
+    }
+
     @Test func anAbandonedChunkStaysAbandoned() {
         var queue = OutstandingData(initialTSN: TSN(1))
         send(&queue, 4, to: p1)
