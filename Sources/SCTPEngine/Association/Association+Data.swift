@@ -359,7 +359,7 @@ extension Association {
             return
         }
         paths[i].counters.retransmissions += 1
-        reportStateChange(paths[i].handleRetransmissionTimeout(startsEpisode: startsEpisode), path: pathID)
+        reportStateChange(paths[i].handleRetransmissionTimeout(), path: pathID)
         // One packet's worth goes; the rest waits for the SACK that shows the expiry spurious or not
         // (`OutstandingData.suspendTimeoutRetransmissions`).
         outstanding.suspendTimeoutRetransmissions(on: pathID, keeping: paths[i].mtu - CommonHeader.size)

@@ -291,11 +291,12 @@ struct Path: Sendable {
     }
 
     /// RFC 9260 §6.3.3: on T3-rtx expiry back off the RTO (E2), collapse the window (§7.2.3) and count an error.
-    /// `startsEpisode` (see `OutstandingData.markAllForRetransmission`) saves the window and RTO first, for
-    /// `undoRetransmissionTimeout`; a further expiry of the same undecided episode keeps what the first saved.
-    mutating func handleRetransmissionTimeout(startsEpisode: Bool = true) -> StateChange? {
+    /// The window and RTO are saved first, for `undoRetransmissionTimeout`, unless an expiry not yet decided
+    /// spurious or genuine saved them: a further expiry keeps the state from before the first, not the cut one,
+    /// even when it starts a new episode in `OutstandingData` (the last one's chunks were all retransmitted).
+    mutating func handleRetransmissionTimeout() -> StateChange? {
         counters.t3Expiries += 1
-        if startsEpisode || stateBeforeTimeout == nil { stateBeforeTimeout = (congestion.window, rto.rto) }
+        if stateBeforeTimeout == nil { stateBeforeTimeout = (congestion.window, rto.rto) }
         rto.backOff()
         congestion.handleRetransmissionTimeout()
         return recordError()

@@ -449,14 +449,17 @@ struct OutstandingData: Sendable {
             if covered < limit { revertReneged(in: covered..<limit) }
         }
 
-        countMissIndications(
-            upTo: highestReported, sack: sack, cumulativeAdvanced: advance > 0, isInFastRecovery: isInFastRecovery,
-            outcome: &outcome)
+        // The verdict first: a spurious one puts the held chunks back in flight, where this SACK's miss indications
+        // then count for them (counted first, a chunk fast retransmit marked would be unmarked by the verdict and,
+        // having had its fast retransmission, wait for the next expiry).
         for p in paths.indices where hasTimeoutEpisodes && paths[p].timeoutEpisode != 0 {
             // A cumulative ack over abandoned chunks only (after a FORWARD-TSN) moves things on too.
             let acknowledgedAny = outcome.highestNewlyAckedTSN != nil || advance > 0
             judgeTimeout(p, acknowledgedAny: acknowledgedAny, hasNewData: hasNewData)
         }
+        countMissIndications(
+            upTo: highestReported, sack: sack, cumulativeAdvanced: advance > 0, isInFastRecovery: isInFastRecovery,
+            outcome: &outcome)
 
         // Per-destination summary.
         scratch.removeAll(keepingCapacity: true)
@@ -764,8 +767,10 @@ struct OutstandingData: Sendable {
     }
 
     private mutating func acknowledge(at i: Int, as state: ChunkState, now: SCTPTime, outcome: inout SackOutcome) {
+        // Sent once (Karn): an acknowledgement of a chunk sent twice may be for either copy, and the earlier one may
+        // have gone by another path than the one that timed out.
         if hasTimeoutEpisodes, items[i].isMarkedForRetransmission || items[i].isSuspended,
-            items[i].timeoutEpisode != 0
+            items[i].timeoutEpisode != 0, items[i].transmissions == 1
         {
             let p = accountIndex(for: items[i].path)
             if paths[p].timeoutEpisode == items[i].timeoutEpisode {

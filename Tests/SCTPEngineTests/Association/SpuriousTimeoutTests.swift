@@ -143,6 +143,43 @@ import Testing
 
     // MARK: - Window and RTO
 
+    /// Karn's rule: TSN 2 went by p1, p1 timed out and resent it by p2; then p2 timed out with TSNs 1...4. A SACK
+    /// for TSN 2 may be for p1's copy, so it says nothing of p2: p2's expiry is not spurious on its account.
+    @Test func anAckOfAChunkSentTwiceIsNoEvidence() {
+        var queue = OutstandingData(initialTSN: TSN(1), policy: .init(splitFastRetransmit: true))
+        send(&queue, 1, to: p2)  // 1
+        send(&queue, 1, to: p1)  // 2
+        send(&queue, 2, to: p2)  // 3, 4
+        queue.markAllForRetransmission(on: p1)
+        queue.suspendTimeoutRetransmissions(on: p1, keeping: 1)
+        #expect(queue.pollRetransmission(to: p2, now: .zero)?.tsn == TSN(2))
+        #expect(queue.markAllForRetransmission(on: p2).startsEpisode)
+        queue.suspendTimeoutRetransmissions(on: p2, keeping: 1)
+        #expect(queue.pollRetransmission(to: p1, now: .zero)?.tsn == TSN(1))
+        // TSN 1's retransmission and TSN 2 (either copy) arrive.
+        let outcome = queue.handleSack(sack(2), now: .zero)
+        #expect(verdict(outcome, p2) != .spurious)
+        #expect(queue.flightSize(on: p2) == 0, "p2's chunks 3 and 4 stay out of flight")
+    }
+
+    /// A held chunk with two miss indications gets its third in the SACK that shows the expiry spurious: it is back
+    /// in flight and marked for fast retransmission, not left waiting for the next expiry.
+    @Test func aChunkReportedMissingInTheVerdictSackIsFastRetransmitted() {
+        var queue = OutstandingData(initialTSN: TSN(1))
+        send(&queue, 8, to: p1)  // 1...8
+        _ = queue.handleSack(sack(0, [(4, 4)]), now: .zero)  // 4 arrived: 1, 2 and 3 one miss each
+        _ = queue.handleSack(sack(0, [(4, 5)]), now: .zero)  // 5 arrived: two each
+        queue.markAllForRetransmission(on: p1)
+        queue.suspendTimeoutRetransmissions(on: p1, keeping: 100)
+        #expect(queue.pollRetransmission(to: p1, now: .zero)?.tsn == TSN(1))
+        send(&queue, 1, to: p1)  // 9
+        // Late: 1, then 2's original (the evidence), 4, 5 and 9; 3 is lost.
+        let outcome = queue.handleSack(sack(2, [(2, 3), (7, 7)]), now: .zero)
+        #expect(verdict(outcome, p1) == .spurious)
+        #expect(queue.item(for: TSN(3))?.isMarkedForRetransmission == true)
+        #expect(queue.pollRetransmission(to: p1, now: .zero)?.tsn == TSN(3))
+    }
+
     @Test func undoRestoresTheWindowAndTheRTO() {
         var configuration = Path.Configuration()
         configuration.rto = RTOEstimator.Configuration(
@@ -153,8 +190,10 @@ import Testing
         path.measureRoundTrip(.milliseconds(1), now: .zero)
         let cwnd = path.cwnd
         let rto = path.rto.rto
-        _ = path.handleRetransmissionTimeout(startsEpisode: true)
-        _ = path.handleRetransmissionTimeout(startsEpisode: false)
+        // Two expiries before any verdict (the second may start a new episode in the queue): the state saved is the
+        // one before the first.
+        _ = path.handleRetransmissionTimeout()
+        _ = path.handleRetransmissionTimeout()
         #expect(path.cwnd == 1500)
         #expect(path.rto.rto == rto * 4)
         path.undoRetransmissionTimeout()
