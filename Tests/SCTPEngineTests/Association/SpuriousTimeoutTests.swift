@@ -82,13 +82,19 @@ import Testing
         #expect(queue.hasChunksToRetransmit)
     }
 
-    @Test func withCMTARetransmissionStillMissingBelowIsAGenuineLoss() {
+    /// CMT: TSNs 1...3 sent on p1, 4...6 on p2; p1's T3 expires and TSN 1's retransmission goes to p2
+    /// (RTX-SSTHRESH).
+    func cmtQueueAfterAnExpiryOnP1() -> OutstandingData {
         var queue = OutstandingData(initialTSN: TSN(1), policy: .init(splitFastRetransmit: true))
-        send(&queue, 3, to: p1)  // 1...3
-        send(&queue, 3, to: p2)  // 4...6
+        send(&queue, 3, to: p1)
+        send(&queue, 3, to: p2)
         queue.markAllForRetransmission(on: p1)
-        // TSN 1's retransmission goes to the other path (RTX-SSTHRESH).
         #expect(queue.pollRetransmission(to: p2, now: .zero)?.tsn == TSN(1))
+        return queue
+    }
+
+    @Test func withCMTARetransmissionStillMissingBelowIsAGenuineLoss() {
+        var queue = cmtQueueAfterAnExpiryOnP1()
         #expect(queue.flightSize(on: p2) == 400)
         // P2's chunks are acknowledged: no evidence about P1's expiry.
         #expect(verdict(queue.handleSack(sack(0, [(4, 6)]), now: .zero), p1) == .undecided)
@@ -99,11 +105,7 @@ import Testing
     }
 
     @Test func withCMTAnAckOfTheExpiredPathsOriginalsUndoesIt() {
-        var queue = OutstandingData(initialTSN: TSN(1), policy: .init(splitFastRetransmit: true))
-        send(&queue, 3, to: p1)  // 1...3
-        send(&queue, 3, to: p2)  // 4...6
-        queue.markAllForRetransmission(on: p1)
-        #expect(queue.pollRetransmission(to: p2, now: .zero)?.tsn == TSN(1))
+        var queue = cmtQueueAfterAnExpiryOnP1()
         let outcome = queue.handleSack(sack(2, [(2, 4)]), now: .zero)  // 1, 2, and 4...6
         #expect(verdict(outcome, p1) == .spurious)
         #expect(!queue.hasChunksToRetransmit)
