@@ -2,9 +2,10 @@
 # bench-connections.sh: many connections at once through agg and, in the same run, through shadowsocks-libev and
 # microsocks (issue 21).
 #
-#   scripts/bench-connections.sh [--counts "100 1000 10000"] [--idle N] [--idle-seconds S] [--proxies "agg2 ss ..."]
-#       (defaults: bursts of 100, 1,000 and 10,000; 10,000 idle connections held for 60 s (IDLE_SECONDS=);
-#        direct agg2 ss microsocks)
+#   scripts/bench-connections.sh [--counts "100 1000 10000"] [--rounds R] [--idle N] [--idle-seconds S]
+#                                [--proxies "agg2 ss ..."]
+#       (defaults: bursts of 100, 1,000 and 10,000, one round; 10,000 idle connections held for 60 s
+#        (IDLE_SECONDS=); direct agg2 ss microsocks)
 #
 # Needs root. Installs and builds like scripts/bench-proxies.sh and runs in the same kind of private network
 # namespace (unshare -n, lo at MTU 1500), with the proxies of scripts/bench-common.sh at their default settings
@@ -23,6 +24,10 @@
 # Idle (every proxy but direct): IDLE_N connections opened at once through each proxy (SOCKS5 done, connected to
 # nginx), held without a byte for IDLE_SECONDS while each proxy process's CPU (% of one core) is measured, VmRSS
 # while held, then one GET on every held connection: how many complete.
+# --rounds R runs every burst R times, the proxies in turn within a round and in the reverse order in every second
+# round (so neither goes first each time), and adds a table of medians over the rounds: each proxy's wall time and
+# CPU, and, for each proxy other than ss, the median over the rounds of its wall time and CPU over ss's in the same
+# round. A single burst of 1,000 moves by a quarter from run to run on a shared machine; judge by the medians.
 # Each test prints one JSON line as it ends, then both tables as Markdown. Connections not done CONNECT_TIMEOUT
 # (60 s) after a test's start count as timeouts. Daemons and the namespace go on exit, Ctrl-C included. KEEP=1 keeps
 # the logs.
@@ -35,10 +40,11 @@ LOAD=$BENCH_ROOT/scripts/socks-load.py
 PROXY_LABEL[direct]="direct to nginx, no proxy (the client's own floor)"
 
 arguments=("$@")
-counts="100 1000 10000" idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="direct agg2 ss microsocks"
+counts="100 1000 10000" rounds=1 idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="direct agg2 ss microsocks"
 while (($# > 0)); do
     case $1 in
     --counts) counts=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --idle) idle_n=$2; shift 2 ;;
     --idle-seconds) idle_seconds=$2; shift 2 ;;
     --proxies) proxies=$2; shift 2 ;;
@@ -46,6 +52,7 @@ while (($# > 0)); do
     *) bench_fail "unknown argument $1 (see --help)" ;;
     esac
 done
+[[ $rounds =~ ^[1-9][0-9]*$ ]] || bench_fail "not a number of rounds: $rounds"
 for n in $counts $idle_n $idle_seconds; do [[ $n =~ ^[0-9]+$ ]] || bench_fail "not a count: $n"; done
 for p in $proxies; do [[ -n ${PROXY_LABEL[$p]:-} ]] || bench_fail "unknown proxy $p"; done
 
@@ -75,9 +82,10 @@ for p in ${proxies//direct/}; do proxy_ready "$p" "http://127.0.0.1:$HTTP_PORT/s
 results=$BENCH_WORK/results
 : >"$results"
 
-# load TEST N PROXY: one run of socks-load.py; appends {"proxy": ..., "rss_start_kib": ..., result} to $results.
+# load TEST N PROXY [ROUND]: one run of socks-load.py; appends {"proxy": ..., "round": ..., "rss_start_kib": ...,
+# result} to $results.
 load() {
-    local test=$1 n=$2 p=$3 daemons=() daemon rss=() out
+    local test=$1 n=$2 p=$3 round=${4:-1} daemons=() daemon rss=() out
     for daemon in ${PROXY_DAEMONS[$p]:-}; do
         daemons+=(--daemon "$daemon")
         rss+=("\"${daemon%=*}\": $(rss_kib "${daemon#*=}")")
@@ -97,7 +105,7 @@ load() {
         died+="${died:+ }${daemon%=*}" DEAD[$p]=1
         bench_log "$test $n $p: ${daemon%=*} died (its log is in $BENCH_WORK/); no more tests through $p"
     done
-    echo "{\"proxy\": \"$p\", \"died\": \"$died\", \"rss_start_kib\": {$(IFS=,; echo "${rss[*]}")}, ${out:1}" |
+    echo "{\"proxy\": \"$p\", \"round\": $round, \"died\": \"$died\", \"rss_start_kib\": {$(IFS=,; echo "${rss[*]}")}, ${out:1}" |
         tee -a "$results" >&2
 }
 declare -A DEAD
@@ -105,11 +113,16 @@ declare -A DEAD
 machine="$(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), kernel $(uname -r)"
 bench_log "bursts: $counts; idle: $idle_n for $idle_seconds s; proxies: $proxies; file limit $nofile; $machine;" \
     "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+reversed=$(printf '%s\n' $proxies | tac | tr '\n' ' ')
 for n in $counts; do
-    for p in $proxies; do
-        [[ -n ${DEAD[$p]:-} ]] && continue
-        load burst "$n" "$p"
-        sleep 2 # the closed connections' last packets, before the next proxy's burst
+    for ((round = 1; round <= rounds; round++)); do
+        order=$proxies
+        ((round % 2 == 0)) && order=$reversed
+        for p in $order; do
+            [[ -n ${DEAD[$p]:-} ]] && continue
+            load burst "$n" "$p" "$round"
+            sleep 2 # the closed connections' last packets, before the next proxy's burst
+        done
     done
 done
 if ((idle_n > 0)); then
@@ -123,10 +136,11 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 rows=()
 for p in $proxies; do rows+=("$p=${PROXY_LABEL[$p]}"); done
-"$PYTHON" - "$results" "$machine" "$load_end" "$nofile" "${rows[@]}" <<'EOF'
-import json, sys
+"$PYTHON" - "$results" "$machine" "$load_end" "$nofile" "$rounds" "${rows[@]}" <<'EOF'
+import json, statistics, sys
 
-path, machine, load, nofile, *specs = sys.argv[1:]
+path, machine, load, nofile, rounds, *specs = sys.argv[1:]
+rounds = int(rounds)
 labels = dict(spec.split("=", 1) for spec in specs)
 results = [json.loads(line) for line in open(path)]
 
@@ -159,6 +173,29 @@ if bursts:
         print(f"| {r['n']:,} | {label(r)} | {r['ok']:,} | {failed} | {r['wall_s']:.2f} s | "
               f"{ms(r['p50_s'])} | {ms(r['p99_s'])} | {per_daemon(r['rss_peak_kib'], mb)} | "
               f"{per_daemon(r['cpu_s'], lambda s: f'{s:.2f} s')} | {r['client_cpu_s']:.2f} s |")
+complete = [r for r in bursts if "error" not in r and not r.get("died")]
+if rounds > 1 and complete:
+    print(f"\nMedians over {rounds} rounds (a ratio is taken within each round, then the median of the ratios):\n")
+    print("| N at once | proxy | rounds | wall | CPU of its daemons | wall / ss's | CPU / ss's |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for n in sorted({r["n"] for r in complete}):
+        by_round = {}
+        for r in complete:
+            if r["n"] == n:
+                by_round.setdefault(r["round"], {})[r["proxy"]] = r
+        for p in labels:
+            mine = [group[p] for group in by_round.values() if p in group]
+            if not mine:
+                continue
+            wall = statistics.median(r["wall_s"] for r in mine)
+            cpu = statistics.median(sum(r["cpu_s"].values()) for r in mine)
+            pairs = [(group[p], group["ss"]) for group in by_round.values() if p in group and "ss" in group]
+            wall_ratio = cpu_ratio = "-"
+            if p != "ss" and pairs:
+                wall_ratio = f"{statistics.median(a['wall_s'] / b['wall_s'] for a, b in pairs):.2f}"
+                if all(sum(b["cpu_s"].values()) > 0 for _, b in pairs):
+                    cpu_ratio = f"{statistics.median(sum(a['cpu_s'].values()) / sum(b['cpu_s'].values()) for a, b in pairs):.2f}"
+            print(f"| {n:,} | {labels[p]} | {len(mine)} | {wall:.2f} s | {cpu:.2f} s | {wall_ratio} | {cpu_ratio} |")
 idles = [r for r in results if r["test"] == "idle"]
 if idles:
     held_for = next((r["idle_s"] for r in idles if "idle_s" in r), 0)
