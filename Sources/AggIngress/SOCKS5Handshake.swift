@@ -72,14 +72,15 @@ struct SOCKS5Handshake: TunnelHandshake {
 
     /// RFC 1928 §3: VER NMETHODS METHODS.
     private mutating func receiveGreeting(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction {
-        guard let header = buffer.readBytes(length: 2) else { return .needMoreData }
-        guard header[0] == Self.version else { return .replyAndClose([]) }
-        guard let methods = buffer.readBytes(length: Int(header[1])) else { return .needMoreData }
+        // Read in place, without an array per field: this runs for every connection.
+        guard let (version, count) = buffer.readMultipleIntegers(as: (UInt8, UInt8).self) else { return .needMoreData }
+        guard version == Self.version else { return .replyAndClose([]) }
+        guard let methods = buffer.readSlice(length: Int(count)) else { return .needMoreData }
         let required = self.configuration.requiresCredentials
         let wanted = required ? Self.methodUsernamePassword : Self.methodNoAuthentication
         // RFC 1928 §3: "If the selected METHOD is X'FF', none of the methods listed by the client are acceptable,
         // and the client MUST close the connection." We close too.
-        guard methods.contains(wanted) else {
+        guard methods.readableBytesView.contains(wanted) else {
             let reply = [Self.version, Self.methodNoneAcceptable]
             return required ? .refuse(reply, .proxyAuthentication) : .replyAndClose(reply)
         }
@@ -104,20 +105,24 @@ struct SOCKS5Handshake: TunnelHandshake {
 
     /// RFC 1928 §4: VER CMD RSV ATYP DST.ADDR DST.PORT.
     private mutating func receiveRequest(_ buffer: inout ByteBuffer) -> TunnelHandshakeAction {
-        guard let header = buffer.readBytes(length: 4) else { return .needMoreData }
-        guard header[0] == Self.version else { return .replyAndClose([]) }
+        // Read in place, without an array per field: this runs for every connection.
+        guard
+            let (version, command, _, addressType) = buffer.readMultipleIntegers(
+                as: (UInt8, UInt8, UInt8, UInt8).self)
+        else { return .needMoreData }
+        guard version == Self.version else { return .replyAndClose([]) }
         // BIND (0x02) is not offered, and neither is anything unknown.
-        guard header[1] == Self.commandConnect || header[1] == Self.commandUDPAssociate else {
+        guard command == Self.commandConnect || command == Self.commandUDPAssociate else {
             return .replyAndClose(Self.reply(Self.replyCommandNotSupported))
         }
         let host: ProxyTargetHost
-        switch header[3] {
+        switch addressType {
         case 0x01:
-            guard let bytes = buffer.readBytes(length: 4) else { return .needMoreData }
-            host = .address(SCTPIPAddress(bytes: bytes)!)
+            guard let address = buffer.readInteger(as: UInt32.self) else { return .needMoreData }
+            host = .address(.v4(address))
         case 0x04:
-            guard let bytes = buffer.readBytes(length: 16) else { return .needMoreData }
-            host = .address(SCTPIPAddress(bytes: bytes)!)
+            guard let (high, low) = buffer.readMultipleIntegers(as: (UInt64, UInt64).self) else { return .needMoreData }
+            host = .address(.v6(high, low))
         case 0x03:
             guard let length = buffer.readInteger(as: UInt8.self) else { return .needMoreData }
             guard let bytes = buffer.readBytes(length: Int(length)) else { return .needMoreData }
@@ -132,7 +137,7 @@ struct SOCKS5Handshake: TunnelHandshake {
         self.state = .done
         // RFC 1928 §7: DST.ADDR and DST.PORT of UDP ASSOCIATE are where the client will send from (zeros when it
         // does not know yet).
-        if header[1] == Self.commandUDPAssociate { return .associateUDP(host.target(port: port)) }
+        if command == Self.commandUDPAssociate { return .associateUDP(host.target(port: port)) }
         return .connect(host.target(port: port))
     }
 
