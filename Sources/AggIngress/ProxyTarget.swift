@@ -135,6 +135,12 @@ public struct HTTPStatusLine: Hashable, Sendable {
 /// one response. `DirectProxyConnector` is a reference implementation over plain TCP.
 public protocol ProxyConnector: Sendable {
     func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void>
+    /// `connect` with its outcome given to `completion` on `inbound.eventLoop` (at once if it is known at once)
+    /// rather than through a future: what the tunnel handshakes call, once per connection, where a future, its hop
+    /// and a `Sendable` callback cost more. The default implementation waits on `connect`'s future.
+    func connect(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        completion: @escaping (Result<Void, any Error>) -> Void)
     /// SOCKS5 UDP ASSOCIATE: binds a UDP relay for the client of `control` (which says it sends from
     /// `expectedSource`, zeros when unknown) and returns the relay's address; the relay ends when `control` closes.
     func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress>
@@ -144,6 +150,14 @@ public protocol ProxyConnector: Sendable {
 
 extension ProxyConnector {
     public var supportsUDPAssociate: Bool { false }
+
+    public func connect(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        completion: @escaping (Result<Void, any Error>) -> Void
+    ) {
+        connect(to: target, initialData: initialData, inbound: inbound).hop(to: inbound.eventLoop)
+            .assumeIsolated().whenComplete(completion)
+    }
 
     /// Connectors without a UDP relay refuse UDP ASSOCIATE (SOCKS5 reply 1).
     public func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress> {

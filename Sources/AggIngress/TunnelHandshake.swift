@@ -222,13 +222,10 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             initialData = rest
         }
         self.buffer = nil
-        let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-        let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.connector.connect(to: target, initialData: initialData, inbound: context.channel)
-            .hop(to: context.eventLoop)
-            .whenComplete { result in
-                loopBoundSelf.value.connectDone(context: loopBoundContext.value, result: result)
-            }
+        // On the channel's loop, at once or later: no future, no loop-bound boxes.
+        self.connector.connect(to: target, initialData: initialData, inbound: context.channel) { result in
+            self.connectDone(context: context, result: result)
+        }
     }
 
     private func associateUDP(context: ChannelHandlerContext, source: ProxyTarget) {
