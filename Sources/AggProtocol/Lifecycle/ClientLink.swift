@@ -151,6 +151,15 @@ package struct ClientLink {
         }
     }
 
+    /// The association a new connection goes to at once (`requestStreams` would deliver it without waiting): one
+    /// ready and not suspect; nil when the connection must wait or give up, through `requestStreams`.
+    package var takingConnections: ClientLinkID? {
+        @inline(never) get {
+            if case .ready(let current, _, _) = state, !current.isSuspect { return current.id }
+            return nil
+        }
+    }
+
     /// Whether `stop` was called.
     package var isStopped: Bool {
         @inline(never) get {

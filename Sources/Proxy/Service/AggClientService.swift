@@ -123,6 +123,10 @@ public final class AggClientService: @unchecked Sendable {
         var connectedPath = 0
         /// The link's attempt behind each association of this driver.
         var links: [SCTPAssociationID: ClientLinkID] = [:]
+        /// The association the last message was for (`AggClientService.listed`): each connection brings several
+        /// messages, nearly all for the association in use, and two dictionary lookups each cost more than this
+        /// check.
+        var recent: LinkAssociation?
         /// What the server sent that the driver authenticated (datagrams opened, or received in plaintext), when
         /// last looked at: a change is news of the server for `ClientSession.handleHeard`.
         var heardCount = 0
@@ -145,6 +149,11 @@ public final class AggClientService: @unchecked Sendable {
     final class LinkAssociation: StreamSessionHolder {
         let group: GroupDriver
         let id: SCTPAssociationID
+        /// The link's attempt this association is.
+        let linkID: ClientLinkID
+        /// Whether the service's `associations` holds this one under `linkID` (false once it is dropped): the
+        /// test `associations[linkID] === self` without hashing the id.
+        var isListed = false
         /// Handshake, authentication, PING replies, the streams: every decision about this association's life.
         var machine: ClientSession
         /// The one timer at `machine.nextDeadline` (the attempt's deadline, then the streams').
@@ -158,10 +167,18 @@ public final class AggClientService: @unchecked Sendable {
         /// The service's loop over `machine`'s actions.
         var perform: () -> Void = {}
 
-        init(group: GroupDriver, id: SCTPAssociationID, machine: ClientSession) {
+        init(group: GroupDriver, id: SCTPAssociationID, linkID: ClientLinkID, machine: ClientSession) {
             self.group = group
             self.id = id
+            self.linkID = linkID
             self.machine = machine
+        }
+
+        /// The service's `associations` dropped it (`group.recent` too, which would otherwise keep it and its group
+        /// alive in a cycle).
+        func unlist() {
+            isListed = false
+            if group.recent === self { group.recent = nil }
         }
 
         /// The association ended: its streams' sockets are reset, its timer goes.
@@ -202,6 +219,9 @@ public final class AggClientService: @unchecked Sendable {
     /// Connections waiting for the association, by the link's waiter id.
     private var waiters: [Int: (StreamSessionHost?) -> Void] = [:]
     private var isStopped = false
+    /// Whether `stopping` was begun: before that it has no action and no deadline, and it is not asked (a generic
+    /// type of another module, each call to it costs metadata look-ups, and `perform` runs for every message).
+    private var isStopBegun = false
 
     /// DATA bytes received from the server and not yet accepted by local sockets (capped by
     /// `StreamLimits.bufferedBytesPerAssociation`); 0 without an association. Call on the event loop.
@@ -466,6 +486,7 @@ public final class AggClientService: @unchecked Sendable {
     private func beginStopping(streamsDeadline: NIODeadline, closeTimeout: TimeAmount) {
         let current = link.current.flatMap { associations[$0] != nil ? $0 : nil }
         let draining = current.flatMap { associations[$0]?.machine.isReady == true ? $0 : nil }
+        isStopBegun = true
         stopping.begin(
             associations: current.map { [$0] } ?? [], withStreams: Set(draining.map { [$0] } ?? []),
             streamsDeadline: streamsDeadline, closeTimeout: closeTimeout, now: .now())
@@ -503,6 +524,7 @@ public final class AggClientService: @unchecked Sendable {
             let ended = self.associations
             self.associations.removeAll()
             for (id, association) in ended {
+                association.unlist()
                 association.end()
                 association.group.driver.abort(association.id, reason: "client stopping")
                 self.stopping.handleClosed(id, now: .now())
@@ -532,6 +554,7 @@ public final class AggClientService: @unchecked Sendable {
     /// `groupChanged`).
     @inline(never)
     private func performStop() {
+        guard isStopBegun else { return }
         while let action = stopping.pollAction() {
             switch action {
             case .shutDown(let id):
@@ -593,7 +616,8 @@ public final class AggClientService: @unchecked Sendable {
     }
 
     private func rearm() {
-        let deadline = isStopped ? nil : DeadlineTimer.earliest(link.nextDeadline, stopping.nextDeadline)
+        let stopDeadline = isStopBegun ? stopping.nextDeadline : nil
+        let deadline = isStopped ? nil : DeadlineTimer.earliest(link.nextDeadline, stopDeadline)
         guard !timer.isArmed(at: deadline) else { return }
         timer.arm(at: deadline, on: eventLoop) { [self] in
             timer.fired()
@@ -670,9 +694,11 @@ public final class AggClientService: @unchecked Sendable {
         group.heardCount = group.authenticatedReceived
         let association = group.driver.connect(to: server, peerPort: configuration.serverSCTPPort, from: local)
         let linkAssociation = LinkAssociation(
-            group: group, id: association, machine: ClientSession(streams: streamSettings, deadline: deadline))
+            group: group, id: association, linkID: id,
+            machine: ClientSession(streams: streamSettings, deadline: deadline))
         linkAssociation.perform = { [unowned self, unowned linkAssociation] in perform(linkAssociation, id) }
         associations[id] = linkAssociation
+        linkAssociation.isListed = true
         group.links[association] = id
         applyPathPolicies(on: association, group: group)
         perform(linkAssociation, id)
@@ -725,11 +751,11 @@ public final class AggClientService: @unchecked Sendable {
         }
         association.isPerforming = false
         association.streams?.actionsPerformed()
-        let next = associations[id] === association ? association.machine.readNextDeadline() : nil
+        let next = association.isListed ? association.machine.readNextDeadline() : nil
         if !association.timer.isArmed(at: next) {
             association.timer.arm(at: next, on: eventLoop) { [self] in
                 association.timer.fired()
-                guard associations[id] === association else { return }
+                guard association.isListed else { return }
                 let now = NIODeadline.now()
                 reportHeard(association, id, now: now)
                 association.machine.handleTimeout(now: now)
@@ -743,7 +769,7 @@ public final class AggClientService: @unchecked Sendable {
     /// tells the graceful stop.
     private func drained(_ association: LinkAssociation, _ id: ClientLinkID) {
         if association.isRetired {
-            guard associations[id] === association else { return }
+            guard association.isListed else { return }
             association.group.driver.shutdown(association.id)
         } else {
             stopping.handleStreamsDrained(id, now: .now())
@@ -821,7 +847,7 @@ public final class AggClientService: @unchecked Sendable {
     func handle(_ event: SCTPEvent, from group: GroupDriver) {
         switch event {
         case .established(let id, let outbound, let inbound):
-            guard let linkID = group.links[id], let association = associations[linkID] else { return }
+            guard let (linkID, association) = listed(id, in: group) else { return }
             var nonce = [UInt8](repeating: 0, count: AggLimits.authFieldLength)
             var generator = SystemRandomNumberGenerator()
             for i in nonce.indices { nonce[i] = UInt8.random(in: .min ... .max, using: &generator) }
@@ -831,6 +857,13 @@ public final class AggClientService: @unchecked Sendable {
             logger.info("association established; authenticating", metadata: ["association": "\(id)"])
             perform(association, linkID)
         case .message(let id, let message):
+            if message.stream.rawValue != 0, let (linkID, association) = listed(id, in: group) {
+                // A stream's message, the most common event by far.
+                association.streams?.prepareToReceive(message)
+                association.machine.handleStreamMessage(message, now: .now())
+                perform(association, linkID)
+                break
+            }
             guard let linkID = group.links[id] else { return }
             if message.stream.rawValue == 0, UDPMessage.isUDP(message.ppid) {
                 guard link.current == linkID else { return }
@@ -850,8 +883,11 @@ public final class AggClientService: @unchecked Sendable {
                 perform(association, linkID)
             }
         case .writable(let id):
-            guard let linkID = group.links[id] else { return }
-            associations[linkID]?.streams?.resumeWriting()
+            if let (_, association) = listed(id, in: group) {
+                association.streams?.resumeWriting()
+            } else if group.links[id] == nil {
+                return
+            }
         case .pathStateChanged(let id, let remote, let state):
             logger.info("path \(state)", metadata: ["association": "\(id)", "remote": "\(remote)"])
             if state == .inactive { retireUnusedLocals(group) }
@@ -863,6 +899,7 @@ public final class AggClientService: @unchecked Sendable {
         case .closed(let id, let reason):
             guard let linkID = group.links.removeValue(forKey: id) else { return }
             let association = associations.removeValue(forKey: linkID)
+            association?.unlist()
             association?.end()
             logger.log(
                 level: link.isDraining || !link.knows(linkID) ? .info : .warning, "association closed",
@@ -871,6 +908,15 @@ public final class AggClientService: @unchecked Sendable {
             stopping.handleClosed(linkID, now: .now())
         }
         perform()
+    }
+
+    /// The attempt and association that driver association `id` of `group` is, while `associations` lists it.
+    /// The last one found is remembered in `group.recent`.
+    private func listed(_ id: SCTPAssociationID, in group: GroupDriver) -> (ClientLinkID, LinkAssociation)? {
+        if let recent = group.recent, recent.id == id, recent.isListed { return (recent.linkID, recent) }
+        guard let linkID = group.links[id], let association = associations[linkID] else { return nil }
+        group.recent = association
+        return (linkID, association)
     }
 
     /// The datagram layer's news: a server that lost the session (it restarted) takes the association with it, so
@@ -907,17 +953,53 @@ public final class AggClientService: @unchecked Sendable {
     func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
         let promise = eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { [metrics] in metrics.recordConnection(ConnectionOutcome($0)) }
-        let limits = configuration.limits
-        withStreams { streams in
-            guard let streams else {
-                promise.fail(ProxyFailure.serverUnavailable)
-                return
-            }
-            streams.open(
-                StreamTarget(target), initialData: initialData, inbound: inbound,
-                waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue, promise: promise)
-        }
+        openStream(to: target, initialData: initialData, inbound: inbound, promise: promise)
         return promise.futureResult
+    }
+
+    /// `openStream` reporting to `completion`, on the event loop, right after the connection is counted: one
+    /// callback on the stream's promise where a returned future cost a second one and its caller's hop. Call on the
+    /// event loop.
+    func openStream(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        completion: @escaping (Result<Void, any Error>) -> Void
+    ) {
+        let promise = eventLoop.makePromise(of: Void.self)
+        let metrics = self.metrics
+        promise.futureResult.assumeIsolated().whenComplete { result in
+            metrics.recordConnection(ConnectionOutcome(result))
+            completion(result)
+        }
+        openStream(to: target, initialData: initialData, inbound: inbound, promise: promise)
+    }
+
+    private func openStream(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel, promise: EventLoopPromise<Void>
+    ) {
+        // An association takes it at once, as `requestStreams` would deliver it: no waiter, no closure, no trip
+        // through the link's actions.
+        if let id = link.takingConnections {
+            open(on: associations[id]?.streams, target: target, initialData: initialData, inbound: inbound, promise)
+            return
+        }
+        withStreams { [self] streams in
+            open(on: streams, target: target, initialData: initialData, inbound: inbound, promise)
+        }
+    }
+
+    /// Opens the stream on `streams`, those of the association in use (nil: there is none).
+    private func open(
+        on streams: StreamSessionHost?, target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        _ promise: EventLoopPromise<Void>
+    ) {
+        guard let streams else {
+            promise.fail(ProxyFailure.serverUnavailable)
+            return
+        }
+        let limits = configuration.limits
+        streams.open(
+            StreamTarget(target), initialData: initialData, inbound: inbound,
+            waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue, promise: promise)
     }
 
     // MARK: - UDP
@@ -1036,6 +1118,18 @@ public struct SCTPStreamConnector: ProxyConnector {
         }
         inbound.eventLoop.preconditionInEventLoop()
         return service.openStream(to: target, initialData: initialData, inbound: inbound)
+    }
+
+    public func connect(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        completion: @escaping (Result<Void, any Error>) -> Void
+    ) {
+        guard inbound.eventLoop === service.eventLoop else {
+            completion(.failure(ProxyFailure.generalFailure))
+            return
+        }
+        inbound.eventLoop.preconditionInEventLoop()
+        service.openStream(to: target, initialData: initialData, inbound: inbound, completion: completion)
     }
 
     public var supportsUDPAssociate: Bool { true }
