@@ -61,11 +61,16 @@ public struct ProxyListener: Sendable {
             .serverChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: acceptsPerRead)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                // The loop's cached succeeded future on success: `makeCompletedFuture` would make a future and a
+                // generic `Result` per connection.
+                do {
                     try Self.setAcceptedChannelOptions(channel)
                     try ProxyIngress.configure(
                         channel: channel, protocols: protocols, configuration: configuration, connector: connector,
                         deadlines: deadlines.deadlines(for: channel.eventLoop), httpHandlers: httpHandlers)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
     }

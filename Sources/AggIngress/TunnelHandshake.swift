@@ -127,23 +127,26 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        var bytes = self.unwrapInboundIn(data)
+        let bytes = self.unwrapInboundIn(data)
         switch self.state {
         case .handshaking:
-            if self.buffer == nil {
-                self.buffer = bytes
-            } else {
-                self.buffer!.writeBuffer(&bytes)
-            }
+            self.hold(bytes)
             self.advance(context: context)
         case .connecting, .removing:
-            if self.buffer == nil {
-                self.buffer = bytes
-            } else {
-                self.buffer!.writeBuffer(&bytes)
-            }
+            self.hold(bytes)
         case .failed, .associated:
             break
+        }
+    }
+
+    /// Adds `bytes` to the input held; they become it when nothing is held (a SOCKS request read after its
+    /// greeting was consumed), without a copy.
+    private func hold(_ bytes: ByteBuffer) {
+        if self.buffer == nil || self.buffer!.readableBytes == 0 {
+            self.buffer = bytes
+        } else {
+            var bytes = bytes
+            self.buffer!.writeBuffer(&bytes)
         }
     }
 
