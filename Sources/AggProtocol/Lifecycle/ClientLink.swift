@@ -194,6 +194,12 @@ package struct ClientLink {
         @inline(never) get { earliestDeadline() }
     }
 
+    /// `nextDeadline` for the glue, which keeps the link in a class property and asks after every event: a mutating
+    /// access reads it in place, where reading the property copies the whole link (its queues retained and
+    /// released) each time.
+    @inline(never)
+    package mutating func readNextDeadline() -> NIODeadline? { earliestDeadline() }
+
     private func earliestDeadline() -> NIODeadline? {
         // A running minimum, not an array of candidates: this is read after every batch of events.
         var earliest: NIODeadline?

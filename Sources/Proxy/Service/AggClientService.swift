@@ -617,7 +617,7 @@ public final class AggClientService: @unchecked Sendable {
 
     private func rearm() {
         let stopDeadline = isStopBegun ? stopping.nextDeadline : nil
-        let deadline = isStopped ? nil : DeadlineTimer.earliest(link.nextDeadline, stopDeadline)
+        let deadline = isStopped ? nil : DeadlineTimer.earliest(link.readNextDeadline(), stopDeadline)
         guard !timer.isArmed(at: deadline) else { return }
         timer.arm(at: deadline, on: eventLoop) { [self] in
             timer.fired()
