@@ -48,6 +48,55 @@ struct SOCKSIngressTests {
         #expect(connector.calls.first?.initialData == ByteBuffer(string: "GET /"))
     }
 
+    /// The method wanted is found anywhere in the client's list, whatever else the list holds.
+    @Test func socks5NoAuthenticationListedLast() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 3, 0x80, 2, 0])
+        #expect(try channel.written() == [5, 0])
+        try channel.send([5, 1, 0, 1, 10, 0, 0, 1, 0x01, 0xBB])
+        #expect(try channel.written() == Self.granted5)
+    }
+
+    /// A request split across reads after its greeting was answered: the held part and the rest join.
+    @Test func socks5RequestSplitAfterTheGreeting() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0] + [5, 1])
+        #expect(try channel.written() == [5, 0])
+        try channel.send([0, 1, 192, 0, 2])
+        #expect(connector.calls.isEmpty)
+        try channel.send([1, 0, 80] + Array("GET /".utf8))
+        #expect(try channel.written() == Self.granted5)
+        #expect(connector.calls.map(\.target) == [.address(SCTPIPAddress(v4: 192, 0, 2, 1), port: 80)])
+        #expect(connector.calls.first?.initialData == ByteBuffer(string: "GET /"))
+    }
+
+    /// A client that goes away after its greeting: nothing is connected and nothing more is written.
+    @Test func socks5ClientClosingMidHandshake() throws {
+        let connector = FakeConnector()
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0])
+        #expect(try channel.written() == [5, 0])
+        try channel.close().wait()
+        #expect(connector.calls.isEmpty)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
+    /// A client that goes away while its upstream opens: the late success writes no reply and installs nothing
+    /// on the closed channel's behalf.
+    @Test func socks5ClientClosingWhileConnecting() throws {
+        let connector = FakeConnector(.hold)
+        let channel = try EmbeddedChannel.ingress(connector: connector)
+        try channel.send([5, 1, 0] + [5, 1, 0, 1, 1, 2, 3, 4, 0, 80])
+        #expect(try channel.written() == [5, 0])
+        try channel.close().wait()
+        // The closed channel's handlers leave on the loop's next turn, as on a socket's loop.
+        channel.embeddedEventLoop.run()
+        connector.complete()
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
+    }
+
     @Test func socks5BytesArrivingOneAtATime() throws {
         let connector = FakeConnector()
         let channel = try EmbeddedChannel.ingress(connector: connector)

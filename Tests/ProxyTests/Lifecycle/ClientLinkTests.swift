@@ -434,6 +434,35 @@ struct ClientLinkTests {
         #expect(harness.link.groupInUse == 1)
     }
 
+    /// The glue opens a stream at once on `takingConnections` instead of asking `requestStreams`: it must name the
+    /// association `requestStreams` delivers to at once, and be nil whenever a connection would wait or give up
+    /// (connecting, the server suspect, stopped).
+    @Test func takingConnectionsNamesTheAssociationThatRequestStreamsDeliversToAtOnce() throws {
+        let harness = LinkHarness(groups: [1, 1])
+        func check(_ state: Comment) {
+            let taking = harness.link.takingConnections
+            let waiter = harness.requestStreams()
+            let delivered = harness.delivered[waiter].map { $0.at == harness.now ? $0.to : nil } ?? nil
+            #expect(taking == delivered, state)
+        }
+        check("idle")
+        harness.startLink()
+        check("connecting")
+        harness.run(for: .milliseconds(100))
+        #expect(harness.link.takingConnections != nil)
+        check("ready")
+        harness.isUp[0] = false
+        // Half a second of silence makes the server suspect: connections wait for its answer.
+        harness.run(for: .milliseconds(700))
+        #expect(harness.link.takingConnections == nil)
+        check("suspect")
+        harness.run(for: .seconds(5))
+        #expect(harness.link.groupInUse == 1)
+        check("failed over")
+        harness.stopLink()
+        check("stopped")
+    }
+
     @Test func stoppingFailsTheWaitingConnectionsAndAbortsTheAttempt() throws {
         let harness = LinkHarness(groups: [1])
         harness.isUp = [false]
