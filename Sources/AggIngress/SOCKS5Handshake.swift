@@ -44,8 +44,13 @@ struct SOCKS5Handshake: TunnelHandshake {
     }
 
     func successReply() -> [UInt8] {
-        Self.reply(0x00)
+        Self.granted
     }
+
+    /// The replies every connection gets, made once.
+    private static let granted = reply(0x00)
+    private static let selectsNoAuthentication = [version, methodNoAuthentication]
+    private static let selectsUsernamePassword = [version, methodUsernamePassword]
 
     func failureReply(_ failure: ProxyFailure) -> [UInt8] {
         Self.reply(failure.socks5Reply)
@@ -85,7 +90,7 @@ struct SOCKS5Handshake: TunnelHandshake {
             return required ? .refuse(reply, .proxyAuthentication) : .replyAndClose(reply)
         }
         self.state = required ? .authentication : .request
-        return .reply([Self.version, wanted])
+        return .reply(required ? Self.selectsUsernamePassword : Self.selectsNoAuthentication)
     }
 
     /// RFC 1929 §2: VER(1) ULEN UNAME PLEN PASSWD; reply VER STATUS, where any non-zero status means failure and
