@@ -64,6 +64,8 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     }
 
     private var handshake: Handshake
+    /// `handshake.connectsAtOnce`, read once: in this generic class each read copies the handshake.
+    private let connectsAtOnce: Bool
     private let connector: any ProxyConnector
     private let onRefusal: (@Sendable (Refusal) -> Void)?
     /// When the handshake must be done: the connection's accept time plus the handshake timeout, so a client
@@ -84,6 +86,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
         onRefusal: (@Sendable (Refusal) -> Void)? = nil, handOver: (@Sendable () -> [any ChannelHandler])? = nil
     ) {
         self.handshake = handshake
+        self.connectsAtOnce = handshake.connectsAtOnce
         self.connector = connector
         self.deadline = deadline
         self.deadlines = deadlines
@@ -112,7 +115,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
     /// Feeds a `connectsAtOnce` handshake an empty buffer once, on the first of `handlerAdded` (channel already
     /// active) or `channelActive`.
     private func startIfConnectingAtOnce(context: ChannelHandlerContext) {
-        guard self.handshake.connectsAtOnce, self.state == .handshaking, self.buffer == nil,
+        guard self.connectsAtOnce, self.state == .handshaking, self.buffer == nil,
             context.channel.isActive
         else { return }
         self.buffer = context.channel.allocator.buffer(capacity: 0)
@@ -186,7 +189,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
                 return
             case .reply(let bytes):
                 context.writeAndFlush(
-                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+                    Self.outbound(bytes, context), promise: nil)
             case .replyAndClose(let bytes):
                 self.fail(context: context, reply: bytes)
             case .refuse(let bytes, let refusal):
@@ -255,7 +258,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             self.state = .associated
             let relay = SCTPSocketAddress(bound) ?? SCTPSocketAddress(ip: .anyV4, port: 0)
             let reply = SOCKS5Handshake.reply(0x00, bound: relay)
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+            context.writeAndFlush(Self.outbound(reply, context), promise: nil)
             if self.pendingRead {
                 self.pendingRead = false
                 context.read()
@@ -273,12 +276,18 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             let reply = self.handshake.successReply()
             if !reply.isEmpty {
                 context.writeAndFlush(
-                    self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
+                    Self.outbound(reply, context), promise: nil)
             }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         case .failure(let error):
             self.fail(context: context, reply: self.handshake.failureReply(error.asProxyFailure))
         }
+    }
+
+    /// `bytes` as a write: a `NIOAny` of a concrete `ByteBuffer`, where `wrapOutboundOut` of this generic class
+    /// looks its types up at run time on every call.
+    private static func outbound(_ bytes: [UInt8], _ context: ChannelHandlerContext) -> NIOAny {
+        NIOAny(context.channel.allocator.buffer(bytes: bytes))
     }
 
     private func fail(context: ChannelHandlerContext, reply: [UInt8]) {
@@ -288,7 +297,7 @@ final class TunnelHandshakeHandler<Handshake: TunnelHandshake>: ChannelDuplexHan
             context.close(promise: nil)
         } else {
             let closeContext = NIOLoopBound(context, eventLoop: context.eventLoop)
-            context.writeAndFlush(self.wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)))
+            context.writeAndFlush(Self.outbound(reply, context))
                 .whenComplete { _ in closeContext.value.close(promise: nil) }
         }
     }
