@@ -44,16 +44,47 @@ public struct EgressConnector: Sendable {
         to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
         configure: (@Sendable (Channel) throws -> Void)? = nil
     ) -> EventLoopFuture<Channel> {
+        let attempt = start(target, on: loop, owner: owner, configure: configure)
+        return attempt.future.flatMapErrorThrowing { error in
+            throw Self.classify(error, target: target, refused: attempt.refused())
+        }
+    }
+
+    /// `connect` with the outcome handed to `completion` on `loop` rather than in a future of its own: one callback
+    /// on the bootstrap's future, where the future form chains a second future (and its closures) to map the
+    /// error. Call on `loop`.
+    public func connect(
+        to target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner = LookupScheduler.noOwner,
+        configure: (@Sendable (Channel) throws -> Void)? = nil,
+        completion: @escaping (Result<Channel, EgressError>) -> Void
+    ) {
+        let attempt = start(target, on: loop, owner: owner, configure: configure)
+        attempt.future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel): completion(.success(channel))
+            case .failure(let error):
+                completion(.failure(Self.classify(error, target: target, refused: attempt.refused())))
+            }
+        }
+    }
+
+    /// Starts the connection: the bootstrap's future (failing with any error) and, for a name, the resolved
+    /// addresses the policy refused (read once it completed).
+    private func start(
+        _ target: StreamTarget, on loop: EventLoop, owner: LookupScheduler.Owner,
+        configure: (@Sendable (Channel) throws -> Void)?
+    ) -> (future: EventLoopFuture<Channel>, refused: @Sendable () -> [PolicyResolver.RefusedAddress]) {
         let literal: SocketAddress?
         switch checkedLiteral(target) {
-        case .failure(let error): return loop.makeFailedFuture(error)
+        case .failure(let error): return (loop.makeFailedFuture(error), { [] })
         case .success(let address): literal = address
         }
-        // ClientBootstrap sets TCP_NODELAY itself; the rest is set synchronously in one initializer.
+        // ClientBootstrap sets TCP_NODELAY itself; the rest is set synchronously in one initializer, which answers
+        // with the loop's one cached succeeded future.
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(connectTimeout)
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                do {
                     let options = try Self.syncOptions(of: channel)
                     try options.setOption(.allowRemoteHalfClosure, value: true)
                     if let configure {
@@ -61,20 +92,19 @@ public struct EgressConnector: Sendable {
                     } else {
                         try options.setOption(.recvAllocator, value: TCPReads.allocator)
                     }
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
                 }
             }
 
         if let literal {
-            return bootstrap.connect(to: literal).flatMapErrorThrowing { error in
-                throw Self.classify(error, target: target, refused: [])
-            }
+            return (bootstrap.connect(to: literal), { [] })
         }
 
         guard case .domain(let name) = target.host else { preconditionFailure("IP targets are literals") }
         let resolver = PolicyResolver(loop: loop, policy: policy, scheduler: lookups, owner: owner)
-        return bootstrap.resolver(resolver).connect(host: name, port: Int(target.port)).flatMapErrorThrowing { error in
-            throw Self.classify(error, target: target, refused: resolver.refused)
-        }
+        return (bootstrap.resolver(resolver).connect(host: name, port: Int(target.port)), { resolver.refused })
     }
 
     /// The checks every egress starts with, TCP or UDP: the port against the policy, then a target given as an IP

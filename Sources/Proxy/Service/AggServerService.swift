@@ -567,27 +567,28 @@ public final class AggServerService: @unchecked Sendable {
     ) {
         let reads = EgressReadAllocator(pressure: host.readPressure)
         // The connector leaves the read allocator to this initializer.
-        let connect = egress.connect(to: target, on: eventLoop, owner: association.rawValue) { channel in
-            let options = channel.syncOptions
-            try options?.setOption(.recvAllocator, value: reads)
-            try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
-        }
-        connect.assumeIsolated().whenComplete { [weak host] result in
-            switch result {
-            case .success(let channel):
-                self.metrics.recordConnection(.success)
-                guard let host else {
-                    channel.close(promise: nil)
-                    return
+        egress.connect(
+            to: target, on: eventLoop, owner: association.rawValue,
+            configure: { channel in
+                let options = channel.syncOptions
+                try options?.setOption(.recvAllocator, value: reads)
+                try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
+            },
+            completion: { [weak host] result in
+                switch result {
+                case .success(let channel):
+                    self.metrics.recordConnection(.success)
+                    guard let host else {
+                        channel.close(promise: nil)
+                        return
+                    }
+                    host.targetConnected(connection, channel: channel)
+                case .failure(let failure):
+                    self.metrics.recordConnection(ConnectionOutcome(failure.code))
+                    if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }
+                    host?.targetFailed(connection, failure)
                 }
-                host.targetConnected(connection, channel: channel)
-            case .failure(let error):
-                let failure = (error as? EgressError) ?? EgressConnector.classify(error, target: target, refused: [])
-                self.metrics.recordConnection(ConnectionOutcome(failure.code))
-                if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }
-                host?.targetFailed(connection, failure)
-            }
-        }
+            })
     }
 
     // MARK: - Status
