@@ -5,8 +5,21 @@ import SCTPEngine
 
 /// One proxied TCP connection for the life of a session. A stream id is reused by later connections; a
 /// connection id never is, so a late event of a finished connection cannot reach the next one on its stream.
+/// The id carries the slot of the session's `ConnectionTable` that holds the connection's record, so a lookup
+/// indexes instead of hashing; the serial number (`rawValue`) alone identifies the connection.
 package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
     package let rawValue: UInt64
+    /// The record's slot in the session's `ConnectionTable` (reused by later connections).
+    let slot: UInt32
+
+    init(rawValue: UInt64, slot: UInt32) {
+        self.rawValue = rawValue
+        self.slot = slot
+    }
+
+    package static func == (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue == rhs.rawValue }
+
+    package func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
 
     package static func < (lhs: ConnectionID, rhs: ConnectionID) -> Bool { lhs.rawValue < rhs.rawValue }
 
@@ -86,10 +99,9 @@ package struct StreamSession {
     package var metrics: (any StreamSessionMetrics)?
 
     package private(set) var table: StreamTable
-    private var connections: [ConnectionID: Connection] = [:]
+    private var connections = ConnectionTable<Connection>()
     /// The connection that owns each stream id in use on this side.
     private var streams: [StreamID: ConnectionID] = [:]
-    private var nextConnection: UInt64 = 1
     private var actions = Deque<StreamSessionAction>()
     package private(set) var isClosed = false
     /// The daemon is stopping: `.drained` is reported once no stream is in use.
@@ -304,9 +316,7 @@ package struct StreamSession {
     }
 
     private mutating func addConnection(stream: StreamID, state: StreamState, now: NIODeadline) -> ConnectionID {
-        let id = ConnectionID(rawValue: nextConnection)
-        nextConnection += 1
-        connections[id] = Connection(stream: stream, state: state, lastActivity: now)
+        let id = connections.add(Connection(stream: stream, state: state, lastActivity: now))
         streams[stream] = id
         idleSince = nil
         streamsOpened += 1
@@ -866,7 +876,7 @@ package struct StreamSession {
             record.socket == .done || record.socket == .unattached
         else { return }
         if record.bufferedBytes != 0 { account(-record.bufferedBytes, on: connection) }
-        connections[connection] = nil
+        connections.remove(connection)
     }
 
     // MARK: - Waiting for a stream
@@ -953,7 +963,7 @@ package struct StreamSession {
         streamWaiters.removeAll()
         openDeadlines.removeAll()
         creditWaiters.removeAll()
-        for connection in connections.keys.sorted() {
+        for connection in connections.ids {
             let record = connections[connection]!
             record.pending.removeAll()
             if record.socket == .awaitingOpenResult {
@@ -963,7 +973,7 @@ package struct StreamSession {
             }
             bufferedBytes -= record.bufferedBytes
             record.bufferedBytes = 0
-            connections[connection] = nil
+            connections.remove(connection)
         }
         streams.removeAll()
     }
