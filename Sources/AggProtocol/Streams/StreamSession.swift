@@ -10,7 +10,7 @@ import SCTPEngine
 package struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
     package let rawValue: UInt64
     /// The record's slot in the session's `ConnectionTable` (reused by later connections).
-    let slot: UInt32
+    package let slot: UInt32
 
     init(rawValue: UInt64, slot: UInt32) {
         self.rawValue = rawValue

@@ -45,9 +45,9 @@ final class StreamSessionHost {
 
     /// The TCP channel of each connection (the application's on the client, also before the relay joins it; the
     /// target's on the server), and the relay handler once it is in the pipeline.
-    private var channels: [ConnectionID: (channel: any Channel, handler: StreamChannelHandler?)] = [:]
+    private var channels = ConnectionMap<(channel: any Channel, handler: StreamChannelHandler?)>()
     /// Client: the application's answer for each connection whose OPEN-RESULT is pending.
-    private var openPromises: [ConnectionID: EventLoopPromise<Void>] = [:]
+    private var openPromises = ConnectionMap<EventLoopPromise<Void>>()
     /// Client: connections that wait for a stream.
     private var waiting: [UInt64: PendingOpen] = [:]
     /// Connections written to and not yet flushed: flushed together at the end of the event loop's turn, so the

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import AggProtocol
+@testable import Proxy
 
 @Suite struct ConnectionTableTests {
     final class Record {
@@ -48,5 +49,41 @@ import Testing
         let id = table.add(Record("a"))
         #expect(table[ConnectionID(rawValue: id.rawValue, slot: 7)] == nil)
         #expect(table[ConnectionID(rawValue: 99, slot: id.slot)] == nil)
+    }
+
+    @Test func aMapKeepsAnOldConnectionsValueWhenTheSessionGaveItsSlotToANewOne() {
+        var table = ConnectionTable<Record>()
+        var map = ConnectionMap<String>()
+        let old = table.add(Record("old"))
+        map[old] = "old channel"
+        table.remove(old)  // The session forgot it; the glue still holds its channel.
+        let new = table.add(Record("new"))
+        #expect(new.slot == old.slot)
+        #expect(map[new] == nil)  // The old value is not the new connection's...
+        map[new] = "new channel"
+        #expect(map[old] == "old channel")  // ...and setting the new one's keeps the old one's.
+        #expect(map[new] == "new channel")
+        #expect(map.removeValue(forKey: old) == "old channel")
+        #expect(map[old] == nil)
+        #expect(map[new] == "new channel")
+        map[new] = nil
+        #expect(map[new] == nil)
+        #expect(map.removeValue(forKey: new) == nil)
+    }
+
+    @Test func aMapValueMovedFromTheOverflowToItsSlotIsKeptOnce() {
+        var table = ConnectionTable<Record>()
+        var map = ConnectionMap<Int>()
+        let old = table.add(Record("old"))
+        map[old] = 1
+        table.remove(old)
+        let new = table.add(Record("new"))
+        map[new] = 2  // The slot is the old connection's: the value waits beside the array.
+        map[old] = nil  // The slot is free now...
+        map[new] = 3  // ...and the new value takes it.
+        #expect(map[new] == 3)
+        #expect(map.removeValue(forKey: new) == 3)
+        #expect(map[new] == nil)  // No stale value is left behind.
+        #expect(map[old] == nil)
     }
 }
