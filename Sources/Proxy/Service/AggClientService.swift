@@ -523,8 +523,9 @@ public final class AggClientService: @unchecked Sendable {
             // Retired associations still finishing their streams go too.
             let ended = self.associations
             self.associations.removeAll()
+            // All unlisted before any ends: an event that ending one raises finds none of them listed.
+            for association in ended.values { association.unlist() }
             for (id, association) in ended {
-                association.unlist()
                 association.end()
                 association.group.driver.abort(association.id, reason: "client stopping")
                 self.stopping.handleClosed(id, now: .now())
