@@ -258,6 +258,7 @@ package struct ClientSession {
                 idleTimeout: settings.idleTimeout, openTimeout: settings.openTimeout,
                 bufferedBytesLimit: settings.bufferedBytesLimit, logger: settings.logger, now: now)
             streams.metrics = settings.metrics
+            streams.earlyReply = settings.earlyReply
             self.streams.start(streams)
             state = .ready(Ready(hello: hello))
             actions.append(.authenticated(hello))

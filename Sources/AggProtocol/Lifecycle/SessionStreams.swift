@@ -14,6 +14,8 @@ package struct SessionStreamSettings {
     /// Server: how long an association may go without a stream.
     package var associationIdleTimeout: TimeAmount
     package var bufferedBytesLimit: Int
+    /// Client: when a connection's application is answered (`StreamSession.earlyReply`).
+    package var earlyReply: EarlyReply
     package var logger: Logger
     /// The service's proxy counters; nil in tests that need none.
     package var metrics: (any StreamSessionMetrics)?
@@ -21,7 +23,8 @@ package struct SessionStreamSettings {
     package init(
         streamLimit: Int, streamCredit: UInt32, idleTimeout: TimeAmount, openTimeout: TimeAmount = .seconds(10),
         associationIdleTimeout: TimeAmount = TimeAmount(StreamLimits().associationIdleTimeout),
-        bufferedBytesLimit: Int, logger: Logger, metrics: (any StreamSessionMetrics)? = nil
+        bufferedBytesLimit: Int, earlyReply: EarlyReply = .never, logger: Logger,
+        metrics: (any StreamSessionMetrics)? = nil
     ) {
         self.streamLimit = streamLimit
         self.streamCredit = streamCredit
@@ -29,6 +32,7 @@ package struct SessionStreamSettings {
         self.openTimeout = openTimeout
         self.associationIdleTimeout = associationIdleTimeout
         self.bufferedBytesLimit = bufferedBytesLimit
+        self.earlyReply = earlyReply
         self.logger = logger
         self.metrics = metrics
     }

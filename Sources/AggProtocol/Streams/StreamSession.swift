@@ -100,6 +100,10 @@ package struct StreamSession {
 
     package private(set) var table: StreamTable
     private var connections = ConnectionTable<Connection>()
+    /// Client: when the application hears that its target is connected (`open`'s answer).
+    package var earlyReply = EarlyReply.never
+    /// Client: targets that accepted a connection lately, for `EarlyReply.known`.
+    private var knownTargets = KnownTargets()
     /// The connection that owns each stream id in use on this side.
     private var streams: [StreamID: ConnectionID] = [:]
     private var actions = Deque<StreamSessionAction>()
@@ -154,6 +158,11 @@ package struct StreamSession {
         var released = false
         var lastActivity: NIODeadline
         var socket = SocketState.unattached
+        /// Client: the OPEN was answered early (`open` returned true) and its OPEN-RESULT has not arrived; the
+        /// socket is the relay's meanwhile.
+        var answeredEarly = false
+        /// Client, under `EarlyReply.known`: the OPEN's target until its OPEN-RESULT, which vouches for it or not.
+        var openTarget: StreamTarget?
 
         // TCP → stream
         var input = InputState.reading
@@ -330,29 +339,69 @@ package struct StreamSession {
         forgetIfDone(connection)
     }
 
-    /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit; `.opened` or `.openFailed`
-    /// follows (`.openFailed(.timeout)` when no OPEN-RESULT arrives within `openTimeout`).
+    /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit. Returns whether the
+    /// application is answered now (`policy`, else the session's `earlyReply`): the glue then joins the relay to its socket at once and calls
+    /// `handleAttached`, the socket's bytes follow the OPEN within the credit, and a failed OPEN-RESULT (or none in
+    /// time) resets the socket. Otherwise `.opened` or `.openFailed` follows (`.openFailed(.timeout)` when no
+    /// OPEN-RESULT arrives within `openTimeout`). An early answer's outcome is counted when the OPEN-RESULT comes.
+    @discardableResult
     package mutating func open(
-        _ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?, now: NIODeadline
-    ) {
+        _ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?,
+        earlyReply policy: EarlyReply? = nil, now: NIODeadline
+    ) -> Bool {
         clock = max(clock, now)
         guard let record = connections[connection] else {
             actions.append(.openFailed(connection, .serverUnavailable))
-            return
+            return false
         }
         guard transmit(.open(target, initialCredit: receiveCredit), on: record) != nil else {
             release(connection)
             forgetIfDone(connection)
             actions.append(.openFailed(connection, .generalFailure))
-            return
+            return false
         }
-        record.socket = .awaitingOpenResult
+        let early: Bool
+        switch policy ?? earlyReply {
+        case .never:
+            early = false
+        case .known:
+            early = knownTargets.contains(target, now: now)
+            record.openTarget = target
+        case .always:
+            early = true
+        }
+        if early {
+            record.answeredEarly = true
+        } else {
+            record.socket = .awaitingOpenResult
+        }
         if let initialData, initialData.readableBytes > 0 { record.pending.append(initialData) }
         flushPending(connection)
         openDeadlines.append((now + openTimeout, connection))
+        return early
     }
 
-    /// Client: the relay joined the application's channel after `.opened`: what arrived meanwhile is written.
+    /// Client: an early-answered open is over with `outcome` (the OPEN-RESULT came, or the connection ended
+    /// first): counted once.
+    private mutating func settleEarlyOpen(_ record: Connection, _ outcome: ConnectionOutcome) {
+        guard record.answeredEarly else { return }
+        record.answeredEarly = false
+        metrics?.recordConnection(outcome)
+    }
+
+    /// Client: the OPEN's target reached (`succeeded`) or not, for `EarlyReply.known`.
+    private mutating func learnTarget(_ record: Connection, succeeded: Bool, now: NIODeadline) {
+        guard let target = record.openTarget else { return }
+        record.openTarget = nil
+        if succeeded {
+            knownTargets.add(target, now: now)
+        } else {
+            knownTargets.remove(target)
+        }
+    }
+
+    /// Client: the relay joined the application's channel after `.opened`, or right after an early-answered
+    /// `open`: what arrived meanwhile is written.
     package mutating func handleAttached(_ connection: ConnectionID) {
         guard let record = connections[connection], record.socket == .unattached else { return }
         record.socket = .attached
@@ -361,6 +410,8 @@ package struct StreamSession {
 
     /// After `.opened` (client) or a connect (server), the channel was gone or would not take the relay.
     package mutating func handleAttachFailed(_ connection: ConnectionID, _ reason: ResetReason, text: String) {
+        // The glue reports this failure to the application, and counts it, as it would a failed OPEN-RESULT.
+        connections[connection]?.answeredEarly = false
         reset(connection, reason, text: text)
     }
 
@@ -474,11 +525,25 @@ package struct StreamSession {
         case .open:
             break  // Only on a free server stream: `receiveOnFreeServerStream`.
         case .opened:
+            learnTarget(record, succeeded: true, now: now)
+            if record.answeredEarly {
+                settleEarlyOpen(record, .success)
+                return
+            }
             if record.socket == .awaitingOpenResult { record.socket = .unattached }
             actions.append(.opened(connection))
         case .openFailed(let code, let text):
             logger.debug(
                 "OPEN failed", metadata: ["stream": "\(record.stream)", "code": "\(code)", "text": "\(text ?? "")"])
+            learnTarget(record, succeeded: false, now: now)
+            if record.answeredEarly {
+                // The application was told it is connected: it learns otherwise from a reset.
+                settleEarlyOpen(record, ConnectionOutcome(code))
+                release(connection)
+                closeSocket(connection, abortively: true)
+                forgetIfDone(connection)
+                return
+            }
             record.socket = .done
             release(connection)
             forgetIfDone(connection)
@@ -500,6 +565,7 @@ package struct StreamSession {
                 metadata: ["stream": "\(record.stream)", "reason": "\(reason)", "text": "\(text ?? "")"])
             if mustAnswer { send(.reset(reason, text: nil), on: record.stream) }
             release(connection)
+            settleEarlyOpen(record, .generalFailure)
             if record.socket == .awaitingOpenResult {
                 record.socket = .done
                 actions.append(.openFailed(connection, .generalFailure))
@@ -824,6 +890,7 @@ package struct StreamSession {
             record.socket = .done
             actions.append(.openFailed(connection, .generalFailure))
         }
+        settleEarlyOpen(record, .generalFailure)
         record.pending.removeAll()
         dropBacklog(connection)
         if close { closeSocket(connection, abortively: true) }
@@ -915,7 +982,15 @@ package struct StreamSession {
         clock = max(clock, now)
         while let first = openDeadlines.first, first.deadline <= now {
             openDeadlines.removeFirst()
-            guard let record = connections[first.connection], record.socket == .awaitingOpenResult else { continue }
+            guard let record = connections[first.connection] else { continue }
+            if record.answeredEarly {
+                learnTarget(record, succeeded: false, now: now)
+                settleEarlyOpen(record, .timeout)
+                reset(first.connection, .cancelled, text: "no OPEN-RESULT in time")
+                continue
+            }
+            guard record.socket == .awaitingOpenResult else { continue }
+            learnTarget(record, succeeded: false, now: now)
             record.socket = .done
             reset(first.connection, .cancelled, text: "no OPEN-RESULT in time", closeSocket: false)
             actions.append(.openFailed(first.connection, .timeout))
@@ -966,6 +1041,7 @@ package struct StreamSession {
         for connection in connections.ids {
             let record = connections[connection]!
             record.pending.removeAll()
+            settleEarlyOpen(record, .serverUnavailable)
             if record.socket == .awaitingOpenResult {
                 actions.append(.openFailed(connection, .serverUnavailable))
             } else if ownsSocket(record) {
