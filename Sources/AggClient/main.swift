@@ -53,6 +53,13 @@ struct ClientOptions: DaemonSettingsFlags {
             redirects or tproxies to it go to their original destination. Off by default.
             """)
     var transparent: String?
+    @Option(
+        name: .customLong("early-reply"),
+        help: """
+            When SOCKS and HTTP CONNECT clients hear their target is connected: 'known' (the default: at once for a \
+            target reached in the last 5 minutes), 'never' (after the server's answer) or 'always' (at once).
+            """)
+    var earlyReply: String?
     @Option(name: .customLong("psk-file"), help: "This client's key file: one 'NAME HEX' line, mode 600.")
     var pskFile: String?
     @Option(
@@ -86,6 +93,7 @@ struct ClientOptions: DaemonSettingsFlags {
         overrides.set("socks", socks)
         overrides.set("http", http)
         overrides.set("transparent", transparent)
+        overrides.set("early-reply", earlyReply)
         overrides.set("psk-file", pskFile)
         overrides.set("proxy-user", proxyUser)
         overrides.set("proxy-user-file", proxyUserFile)

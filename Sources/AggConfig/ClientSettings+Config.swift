@@ -23,6 +23,7 @@ extension ClientSettings {
             ConfigKey("plaintext", \.plaintext, .boolean),
             ConfigKey("segmentation-offload", \.segmentationOffload, .boolean),
             ConfigKey("congestion-control", \.congestionControl, .congestionControl),
+            ConfigKey("early-reply", \.earlyReply, .earlyReply),
             ConfigKey("udp-idle-timeout", \.udp.idleTimeout, .duration()),
             ConfigKey("udp-lifetime", \.udp.lifetime, .duration()),
             ConfigKey(
@@ -98,5 +99,14 @@ extension ClientSettings {
         options.listenFDs = listenFDs
         options.shutdownTimeout = .init(shutdownTimeout)
         return options
+    }
+}
+
+extension ConfigType where Value == EarlyReply {
+    /// `"known"`, `"never"` or `"always"`: when aggclient answers a SOCKS or HTTP CONNECT client.
+    public static var earlyReply: ConfigType {
+        .text(
+            "\"known\", \"never\" or \"always\"", parse: { EarlyReply(rawValue: $0) },
+            format: { TOMLValue.quoted($0.rawValue) })
     }
 }

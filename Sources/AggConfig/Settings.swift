@@ -170,6 +170,11 @@ public struct ClientSettings: Equatable, Sendable {
     /// bandwidth and keeps the bottleneck's queue short; `reno` is RFC 9260's loss-based window, which fills it
     /// (BENCHMARKS.md, "Latency under load").
     public var congestionControl = SCTPCongestionControl.bbr
+    /// When a SOCKS or HTTP CONNECT client hears that its target is connected (`early-reply`): `known` (the
+    /// default) answers at once for a target that accepted a connection through the association in the last five
+    /// minutes and after the server's answer otherwise; `never` always waits for the server, so every failure gets
+    /// the protocol's own reply; `always` never waits, so a target the server cannot reach shows as a reset.
+    public var earlyReply = EarlyReply.known
 
     public init() {}
 

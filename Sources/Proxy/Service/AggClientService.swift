@@ -35,6 +35,8 @@ public final class AggClientService: @unchecked Sendable {
         public var handshakeTimeout: TimeAmount = .seconds(10)
         /// How long an OPEN waits for its OPEN-RESULT (the server's connect timeout plus a margin).
         public var openTimeout: TimeAmount = .seconds(20)
+        /// When a proxied connection's application hears that its target is connected (`early-reply`).
+        public var earlyReply = EarlyReply.known
         /// First and largest delay between reconnection attempts; the delay doubles after each failure.
         public var reconnectDelay: TimeAmount = .milliseconds(250)
         public var maxReconnectDelay: TimeAmount = .seconds(30)
@@ -354,7 +356,8 @@ public final class AggClientService: @unchecked Sendable {
         return SessionStreamSettings(
             streamLimit: limits.streamsPerAssociation, streamCredit: limits.streamCredit,
             idleTimeout: TimeAmount(limits.streamIdleTimeout), openTimeout: configuration.openTimeout,
-            bufferedBytesLimit: limits.bufferedBytesPerAssociation, logger: logger, metrics: metrics)
+            bufferedBytesLimit: limits.bufferedBytesPerAssociation, earlyReply: configuration.earlyReply,
+            logger: logger, metrics: metrics)
     }
 
     /// The group driver and association id of the association in use.
@@ -377,6 +380,10 @@ public final class AggClientService: @unchecked Sendable {
 
     /// The connector the proxy listeners hand connections to.
     public var connector: SCTPStreamConnector { SCTPStreamConnector(service: self) }
+    /// The transparent listener's connector: its connections are answered early whatever `earlyReply` says, as
+    /// there is no proxy reply to hold back (the kernel accepted the connection already): the application's first
+    /// bytes follow the OPEN, and a target the server cannot reach ends the connection as it would anyway.
+    var transparentConnector: SCTPStreamConnector { SCTPStreamConnector(service: self, earlyReply: .always) }
 
     /// Binds a proxy listener on the service's event loop.
     public func listen(
@@ -404,7 +411,7 @@ public final class AggClientService: @unchecked Sendable {
         host: String, port: Int, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
     ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
         var listener = TransparentListener(
-            host: host, port: port, configuration: ingress, connector: connector, logger: logger)
+            host: host, port: port, configuration: ingress, connector: transparentConnector, logger: logger)
         listener.ownListeners = ownListeners
         return keepTransparent(listener.bind(group: eventLoop))
     }
@@ -414,7 +421,7 @@ public final class AggClientService: @unchecked Sendable {
         adopting descriptor: CInt, ingress: ProxyIngressConfiguration, ownListeners: [SCTPSocketAddress]
     ) -> EventLoopFuture<(any Channel, TransparentListener.Mode)> {
         var listener = TransparentListener(
-            host: "", port: 0, configuration: ingress, connector: connector, logger: logger)
+            host: "", port: 0, configuration: ingress, connector: transparentConnector, logger: logger)
         listener.ownListeners = ownListeners
         return keepTransparent(listener.bind(group: eventLoop, adopting: descriptor))
     }
@@ -951,47 +958,64 @@ public final class AggClientService: @unchecked Sendable {
     // MARK: - Streams
 
     /// Opens a stream for a proxied connection; see `SCTPStreamConnector`.
-    func openStream(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void> {
-        let promise = eventLoop.makePromise(of: Void.self)
-        promise.futureResult.whenComplete { [metrics] in metrics.recordConnection(ConnectionOutcome($0)) }
-        openStream(to: target, initialData: initialData, inbound: inbound, promise: promise)
-        return promise.futureResult
+    func openStream(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel, earlyReply: EarlyReply? = nil
+    ) -> EventLoopFuture<Void> {
+        let promise = eventLoop.makePromise(of: Bool.self)
+        promise.futureResult.whenComplete { [metrics] in Self.count($0, in: metrics) }
+        openStream(to: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply, promise: promise)
+        return promise.futureResult.map { _ in }
     }
 
     /// `openStream` reporting to `completion`, on the event loop, right after the connection is counted: one
     /// callback on the stream's promise where a returned future cost a second one and its caller's hop. Call on the
     /// event loop.
     func openStream(
-        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel, earlyReply: EarlyReply? = nil,
         completion: @escaping (Result<Void, any Error>) -> Void
     ) {
-        let promise = eventLoop.makePromise(of: Void.self)
+        let promise = eventLoop.makePromise(of: Bool.self)
         let metrics = self.metrics
         promise.futureResult.assumeIsolated().whenComplete { result in
-            metrics.recordConnection(ConnectionOutcome(result))
-            completion(result)
+            Self.count(result, in: metrics)
+            completion(result.map { _ in })
         }
-        openStream(to: target, initialData: initialData, inbound: inbound, promise: promise)
+        openStream(to: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply, promise: promise)
+    }
+
+    /// Counts an open's outcome; an early answer (`true`) is counted by the stream session when its OPEN-RESULT
+    /// comes.
+    private static func count(_ result: Result<Bool, any Error>, in metrics: ProxyMetrics) {
+        switch result {
+        case .success(true): return
+        case .success(false): metrics.recordConnection(.success)
+        case .failure(let error): metrics.recordConnection(ConnectionOutcome(.failure(error)))
+        }
     }
 
     private func openStream(
-        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel, promise: EventLoopPromise<Void>
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel, earlyReply: EarlyReply?,
+        promise: EventLoopPromise<Bool>
     ) {
         // An association takes it at once, as `requestStreams` would deliver it: no waiter, no closure, no trip
         // through the link's actions.
         if let id = link.takingConnections {
-            open(on: associations[id]?.streams, target: target, initialData: initialData, inbound: inbound, promise)
+            open(
+                on: associations[id]?.streams, target: target, initialData: initialData, inbound: inbound,
+                earlyReply: earlyReply, promise)
             return
         }
         withStreams { [self] streams in
-            open(on: streams, target: target, initialData: initialData, inbound: inbound, promise)
+            open(
+                on: streams, target: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply,
+                promise)
         }
     }
 
     /// Opens the stream on `streams`, those of the association in use (nil: there is none).
     private func open(
         on streams: StreamSessionHost?, target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
-        _ promise: EventLoopPromise<Void>
+        earlyReply: EarlyReply?, _ promise: EventLoopPromise<Bool>
     ) {
         guard let streams else {
             promise.fail(ProxyFailure.serverUnavailable)
@@ -999,7 +1023,7 @@ public final class AggClientService: @unchecked Sendable {
         }
         let limits = configuration.limits
         streams.open(
-            StreamTarget(target), initialData: initialData, inbound: inbound,
+            StreamTarget(target), initialData: initialData, inbound: inbound, earlyReply: earlyReply,
             waitingUpTo: TimeAmount(limits.streamWait), queueLimit: limits.streamWaitQueue, promise: promise)
     }
 
@@ -1111,6 +1135,13 @@ public final class AggClientService: @unchecked Sendable {
 /// channel must live on the service's event loop (`AggClientService.listen` binds there).
 public struct SCTPStreamConnector: ProxyConnector {
     let service: AggClientService
+    /// When the application is answered; nil: the service's `earlyReply`.
+    var earlyReply: EarlyReply?
+
+    init(service: AggClientService, earlyReply: EarlyReply? = nil) {
+        self.service = service
+        self.earlyReply = earlyReply
+    }
 
     public func connect(to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel) -> EventLoopFuture<Void>
     {
@@ -1118,7 +1149,7 @@ public struct SCTPStreamConnector: ProxyConnector {
             return inbound.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
         }
         inbound.eventLoop.preconditionInEventLoop()
-        return service.openStream(to: target, initialData: initialData, inbound: inbound)
+        return service.openStream(to: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply)
     }
 
     public func connect(
@@ -1130,7 +1161,8 @@ public struct SCTPStreamConnector: ProxyConnector {
             return
         }
         inbound.eventLoop.preconditionInEventLoop()
-        service.openStream(to: target, initialData: initialData, inbound: inbound, completion: completion)
+        service.openStream(
+            to: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply, completion: completion)
     }
 
     public var supportsUDPAssociate: Bool { true }

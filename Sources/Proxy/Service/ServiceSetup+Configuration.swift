@@ -49,6 +49,7 @@ extension ServiceSetup {
         configuration.sctp.congestionControl = settings.congestionControl
         configuration.udp = settings.udp
         configuration.limits = settings.limits
+        configuration.earlyReply = settings.earlyReply
         return configuration
     }
 

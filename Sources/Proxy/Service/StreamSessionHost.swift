@@ -46,8 +46,9 @@ final class StreamSessionHost {
     /// The TCP channel of each connection (the application's on the client, also before the relay joins it; the
     /// target's on the server), and the relay handler once it is in the pipeline.
     private var channels = ConnectionMap<(channel: any Channel, handler: StreamChannelHandler?)>()
-    /// Client: the application's answer for each connection whose OPEN-RESULT is pending.
-    private var openPromises = ConnectionMap<EventLoopPromise<Void>>()
+    /// Client: the application's answer for each connection whose OPEN-RESULT is pending; it carries whether the
+    /// answer came early (`StreamSession.open`), before the OPEN-RESULT.
+    private var openPromises = ConnectionMap<EventLoopPromise<Bool>>()
     /// Client: connections that wait for a stream.
     private var waiting: [UInt64: PendingOpen] = [:]
     /// Connections written to and not yet flushed: flushed together at the end of the event loop's turn, so the
@@ -65,7 +66,9 @@ final class StreamSessionHost {
         let target: StreamTarget
         let initialData: ByteBuffer?
         let inbound: any Channel
-        let promise: EventLoopPromise<Void>
+        /// Overrides the session's `earlyReply` (the transparent listener's connections).
+        let earlyReply: EarlyReply?
+        let promise: EventLoopPromise<Bool>
     }
 
     /// Hosts the session `holder` keeps; the holder performs the actions and keeps the timer.
@@ -122,13 +125,16 @@ final class StreamSessionHost {
 
     // MARK: - Client: opening
 
-    /// Opens a stream for the application's connection `inbound` and completes `promise` with the OPEN-RESULT,
-    /// waiting up to `wait` for a free stream when all are in use (see `StreamSession.requestStream`).
+    /// Opens a stream for the application's connection `inbound` and completes `promise` with the OPEN-RESULT, or
+    /// with `true` as soon as the OPEN leaves when the session answers early (the relay then joins the channel at
+    /// once and the session counts the outcome), waiting up to `wait` for a free stream when all are in use (see
+    /// `StreamSession.requestStream`).
     func open(
-        _ target: StreamTarget, initialData: ByteBuffer?, inbound: any Channel, waitingUpTo wait: TimeAmount,
-        queueLimit: Int, promise: EventLoopPromise<Void>
+        _ target: StreamTarget, initialData: ByteBuffer?, inbound: any Channel, earlyReply: EarlyReply? = nil,
+        waitingUpTo wait: TimeAmount, queueLimit: Int, promise: EventLoopPromise<Bool>
     ) {
-        let pending = PendingOpen(target: target, initialData: initialData, inbound: inbound, promise: promise)
+        let pending = PendingOpen(
+            target: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply, promise: promise)
         let request =
             withSession { $0.requestStream(waitingUpTo: wait, queueLimit: queueLimit, now: .now()) }
             ?? .refused(.serverUnavailable)
@@ -149,11 +155,17 @@ final class StreamSessionHost {
         }
         channels[connection] = (pending.inbound, nil)
         openPromises[connection] = pending.promise
-        withSession { $0.open(connection, to: pending.target, initialData: pending.initialData, now: .now()) }
+        let early = withSession {
+            $0.open(
+                connection, to: pending.target, initialData: pending.initialData, earlyReply: pending.earlyReply,
+                now: .now())
+        }
+        if early == true { attach(connection, early: true) }
     }
 
-    /// OPEN-RESULT ok: the relay joins the application's pipeline, then the application learns it.
-    private func attach(_ connection: ConnectionID) {
+    /// OPEN-RESULT ok, or an OPEN answered early: the relay joins the application's pipeline, then the
+    /// application learns it.
+    private func attach(_ connection: ConnectionID, early: Bool = false) {
         guard let promise = openPromises.removeValue(forKey: connection) else { return }
         guard let channel = channels[connection]?.channel, channel.isActive else {
             promise.fail(ProxyFailure.generalFailure)
@@ -171,7 +183,7 @@ final class StreamSessionHost {
             withSession { $0.handleAttachFailed(connection, .internalError, text: "cannot install the relay") }
             return
         }
-        promise.succeed()
+        promise.succeed(early)
         withSession { $0.handleAttached(connection) }
     }
 

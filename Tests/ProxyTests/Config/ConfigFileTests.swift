@@ -60,6 +60,7 @@ import Testing
             plaintext = true
             segmentation-offload = false
             congestion-control = "reno"
+            early-reply = "always"
             udp-idle-timeout = "2m"
             udp-lifetime = "150ms"
             server-timeout = "3s"
@@ -93,6 +94,7 @@ import Testing
         expected.plaintext = true
         expected.segmentationOffload = false
         expected.congestionControl = .reno
+        expected.earlyReply = .always
         expected.udp.idleTimeout = .seconds(120)
         expected.udp.lifetime = .milliseconds(150)
         expected.serverTimeout = .seconds(3)
@@ -106,7 +108,7 @@ import Testing
         #expect(settings == expected)
         // Every key of the table was in the file above (but server-group, which excludes server: see
         // ServerGroupConfigTests): a key added later must be added to this test too.
-        #expect(ClientSettings.configKeys.count == 25)
+        #expect(ClientSettings.configKeys.count == 26)
     }
 
     @Test func everyServerKeyReachesItsSetting() throws {
@@ -223,6 +225,20 @@ import Testing
         #expect(
             Self.serverErrors("", overrides: wrong) == [
                 "command line: --congestion-control: expected \"bbr\" or \"reno\", found \"cubic\""
+            ])
+    }
+
+    /// `early-reply`: "known" unless the file or `--early-reply` says otherwise; anything else is refused by name.
+    @Test func earlyReplyIsKnownByDefaultAndTheFlagWins() throws {
+        let server = "server = \"s.example:1\"\n"
+        #expect(try Self.client(server).earlyReply == .known)
+        #expect(try Self.client(server + "early-reply = \"never\"").earlyReply == .never)
+        var flag = ConfigOverrides()
+        flag.set("early-reply", "always")
+        #expect(try Self.client(server + "early-reply = \"never\"", overrides: flag).earlyReply == .always)
+        #expect(
+            Self.clientErrors(server + "early-reply = \"sometimes\"") == [
+                "client.toml:2: early-reply: expected \"known\", \"never\" or \"always\", found \"sometimes\""
             ])
     }
 

@@ -103,6 +103,45 @@ struct EndToEndTests {
         #expect(try RawSocket(port: harness.proxyPort).socks5Connect(host: "nonexistent.invalid", port: 80) == 0x04)
     }
 
+    /// `early-reply = "known"` (the default): a target that accepted a connection is answered at once the next
+    /// time, before the server's OPEN-RESULT; when it then refuses, the application sees its connection reset, and
+    /// the one after gets SOCKS5's proper reply again. Each open is counted once, by how it ended.
+    @Test func aKnownTargetIsAnsweredEarlyAndItsLaterFailureIsAReset() throws {
+        let harness = try EndToEndHarness()
+        defer { harness.shutdown() }
+        let listener = try ListeningSocket()
+        // The kernel completes the connection from its backlog: success, and the target is known.
+        let first = try RawSocket(port: harness.proxyPort)
+        #expect(first.socks5Connect(host: "127.0.0.1", port: listener.port) == 0x00)
+        let port = listener.port
+        listener.close()
+
+        // Answered early with success; the server's failed connect then resets the connection.
+        let second = try RawSocket(port: harness.proxyPort, receiveTimeout: 10)
+        #expect(second.socks5Connect(host: "127.0.0.1", port: port) == 0x00)
+        let drained = second.drain()
+        #expect(drained.bytes == 0)
+        #expect(drained.error == ECONNRESET)
+
+        // The failure took the target off the known ones: the proper reply again.
+        #expect(try RawSocket(port: harness.proxyPort).socks5Connect(host: "127.0.0.1", port: port) == 0x05)
+        let metrics = harness.client.metrics
+        let counted = try harness.client.eventLoop.submit { metrics.values.connections }.wait()
+        #expect(counted == ["success": 1, "refused": 2])
+    }
+
+    /// `early-reply = "never"`: the same sequence keeps every answer the server's.
+    @Test func neverAnswersEarly() throws {
+        let harness = try EndToEndHarness(configureClient: { $0.earlyReply = .never })
+        defer { harness.shutdown() }
+        let listener = try ListeningSocket()
+        let first = try RawSocket(port: harness.proxyPort)
+        #expect(first.socks5Connect(host: "127.0.0.1", port: listener.port) == 0x00)
+        let port = listener.port
+        listener.close()
+        #expect(try RawSocket(port: harness.proxyPort).socks5Connect(host: "127.0.0.1", port: port) == 0x05)
+    }
+
     @Test func privateTargetsAreRefusedWithoutAnAllowList() throws {
         let harness = try EndToEndHarness(egressAllow: [])
         defer { harness.shutdown() }
@@ -201,4 +240,38 @@ struct EndToEndTests {
         #expect(try EndToEndHarness.sha256(file: output) == expected)
         #expect(ContinuousClock.now - start < .seconds(30))
     }
+}
+
+/// A TCP socket listening on 127.0.0.1 that never accepts: the kernel completes connections from its backlog until
+/// it is closed, after which connecting to its port is refused.
+final class ListeningSocket {
+    private var fd: Int32
+    let port: UInt16
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+            }
+        }
+        guard bound, listen(fd, 16) == 0 else {
+            Glibc.close(fd)
+            throw IOError(errnoCode: errno, reason: "listen")
+        }
+        self.fd = fd
+        port = UInt16(bigEndian: address.sin_port)
+    }
+
+    func close() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)
+        fd = -1
+    }
+
+    deinit { close() }
 }
