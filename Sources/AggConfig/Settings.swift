@@ -171,9 +171,10 @@ public struct ClientSettings: Equatable, Sendable {
     /// (BENCHMARKS.md, "Latency under load").
     public var congestionControl = SCTPCongestionControl.bbr
     /// When a SOCKS or HTTP CONNECT client hears that its target is connected (`early-reply`): `known` (the
-    /// default) answers at once for a target that accepted a connection through the association in the last five
-    /// minutes and after the server's answer otherwise; `never` always waits for the server, so every failure gets
-    /// the protocol's own reply; `always` never waits, so a target the server cannot reach shows as a reset.
+    /// default) answers at once for a target that accepted a connection from the same LAN host through the
+    /// association in the last five minutes and after the server's answer otherwise; `never` always waits for the
+    /// server, so every failure gets the protocol's own reply; `always` never waits, so a target the server cannot
+    /// reach shows as a reset. Plain HTTP proxy requests always wait.
     public var earlyReply = EarlyReply.known
 
     public init() {}

@@ -187,7 +187,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHand
                 return
             }
             self.state = .tunnelConnecting(requestEnded: false)
-            self.openUpstream(context: context, target: target, initialData: nil)
+            self.openUpstream(context: context, target: target, initialData: nil, forwarding: false)
             return
         }
         let request: HTTPProxyMessages.ForwardRequest
@@ -204,7 +204,7 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHand
         self.pendingBody = []
         self.pendingBodyBytes = 0
         let initialData = context.channel.allocator.buffer(bytes: request.head)
-        self.openUpstream(context: context, target: request.target, initialData: initialData)
+        self.openUpstream(context: context, target: request.target, initialData: initialData, forwarding: true)
     }
 
     /// A request body part in the framing chosen for the origin.
@@ -235,10 +235,18 @@ package final class HTTPProxyHandler: ChannelDuplexHandler, RemovableChannelHand
 
     // MARK: - Upstream
 
-    private func openUpstream(context: ChannelHandlerContext, target: ProxyTarget, initialData: ByteBuffer?) {
+    /// Opens the upstream of a CONNECT tunnel, or of a forwarded request (`forwarding`), whose failure must be
+    /// answered with an HTTP status: the connector then waits for the target (`connectWaitingForTarget`).
+    private func openUpstream(
+        context: ChannelHandlerContext, target: ProxyTarget, initialData: ByteBuffer?, forwarding: Bool
+    ) {
         let loopBoundContext = NIOLoopBound(context, eventLoop: context.eventLoop)
         let loopBoundSelf = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.connector.connect(to: target, initialData: initialData, inbound: context.channel)
+        let opened =
+            forwarding
+            ? self.connector.connectWaitingForTarget(to: target, initialData: initialData, inbound: context.channel)
+            : self.connector.connect(to: target, initialData: initialData, inbound: context.channel)
+        opened
             .hop(to: context.eventLoop)
             .whenComplete { result in
                 loopBoundSelf.value.upstreamOpened(context: loopBoundContext.value, result: result)

@@ -141,6 +141,12 @@ public protocol ProxyConnector: Sendable {
     func connect(
         to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
         completion: @escaping (Result<Void, any Error>) -> Void)
+    /// `connect` for a forwarded HTTP request (not CONNECT): its failure must reach the client as an HTTP status,
+    /// so success is reported only once the target answered, never early. The default implementation is `connect`.
+    func connectWaitingForTarget(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel
+    )
+        -> EventLoopFuture<Void>
     /// SOCKS5 UDP ASSOCIATE: binds a UDP relay for the client of `control` (which says it sends from
     /// `expectedSource`, zeros when unknown) and returns the relay's address; the relay ends when `control` closes.
     func associateUDP(expectedSource: ProxyTarget, control: any Channel) -> EventLoopFuture<SocketAddress>
@@ -157,6 +163,12 @@ extension ProxyConnector {
     ) {
         connect(to: target, initialData: initialData, inbound: inbound).hop(to: inbound.eventLoop)
             .assumeIsolated().whenComplete(completion)
+    }
+
+    public func connectWaitingForTarget(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel
+    ) -> EventLoopFuture<Void> {
+        connect(to: target, initialData: initialData, inbound: inbound)
     }
 
     /// Connectors without a UDP relay refuse UDP ASSOCIATE (SOCKS5 reply 1).

@@ -104,6 +104,9 @@ package struct StreamSession {
     package var earlyReply = EarlyReply.never
     /// Client: targets that accepted a connection lately, for `EarlyReply.known`.
     private var knownTargets = KnownTargets()
+    /// Client: DATA bytes a connection sends before its OPEN-RESULT at most (the rest waits for it). The server
+    /// holds them until its connect completes; a target that never answers parks no more than this per stream.
+    static let dataBeforeOpenResult = 64 * 1024
     /// The connection that owns each stream id in use on this side.
     private var streams: [StreamID: ConnectionID] = [:]
     private var actions = Deque<StreamSessionAction>()
@@ -161,8 +164,9 @@ package struct StreamSession {
         /// Client: the OPEN was answered early (`open` returned true) and its OPEN-RESULT has not arrived; the
         /// socket is the relay's meanwhile.
         var answeredEarly = false
-        /// Client, under `EarlyReply.known`: the OPEN's target until its OPEN-RESULT, which vouches for it or not.
-        var openTarget: StreamTarget?
+        /// Client, under `EarlyReply.known`: the OPEN's target (as the application's host reaches it) until its
+        /// OPEN-RESULT, which vouches for it or not.
+        var openTarget: KnownTargets.Key?
 
         // TCP → stream
         var input = InputState.reading
@@ -339,15 +343,17 @@ package struct StreamSession {
         forgetIfDone(connection)
     }
 
-    /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit. Returns whether the
-    /// application is answered now (`policy`, else the session's `earlyReply`): the glue then joins the relay to its socket at once and calls
-    /// `handleAttached`, the socket's bytes follow the OPEN within the credit, and a failed OPEN-RESULT (or none in
-    /// time) resets the socket. Otherwise `.opened` or `.openFailed` follows (`.openFailed(.timeout)` when no
-    /// OPEN-RESULT arrives within `openTimeout`). An early answer's outcome is counted when the OPEN-RESULT comes.
+    /// Client: sends OPEN, and `initialData` right behind it within the HELLO credit (at most
+    /// `dataBeforeOpenResult` before the OPEN-RESULT). Returns whether the application is answered now (`policy`,
+    /// else the session's `earlyReply`; under `known`, for targets `requester` reached lately): the glue then joins
+    /// the relay to its socket at once and calls `handleAttached`, the socket's bytes follow the OPEN, and a failed
+    /// OPEN-RESULT (or none in time) resets the socket. Otherwise `.opened` or `.openFailed` follows
+    /// (`.openFailed(.timeout)` when no OPEN-RESULT arrives within `openTimeout`). An early answer's outcome is
+    /// counted when the OPEN-RESULT comes.
     @discardableResult
     package mutating func open(
         _ connection: ConnectionID, to target: StreamTarget, initialData: ByteBuffer?,
-        earlyReply policy: EarlyReply? = nil, now: NIODeadline
+        earlyReply policy: EarlyReply? = nil, requester: SCTPIPAddress? = nil, now: NIODeadline
     ) -> Bool {
         clock = max(clock, now)
         guard let record = connections[connection] else {
@@ -365,8 +371,9 @@ package struct StreamSession {
         case .never:
             early = false
         case .known:
-            early = knownTargets.contains(target, now: now)
-            record.openTarget = target
+            let key = KnownTargets.Key(target: target, requester: requester)
+            early = knownTargets.contains(key, now: now)
+            record.openTarget = key
         case .always:
             early = true
         }
@@ -526,6 +533,8 @@ package struct StreamSession {
             break  // Only on a free server stream: `receiveOnFreeServerStream`.
         case .opened:
             learnTarget(record, succeeded: true, now: now)
+            // Bytes held back by `dataBeforeOpenResult` go now.
+            flushPending(connection)
             if record.answeredEarly {
                 settleEarlyOpen(record, .success)
                 return
@@ -535,7 +544,8 @@ package struct StreamSession {
         case .openFailed(let code, let text):
             logger.debug(
                 "OPEN failed", metadata: ["stream": "\(record.stream)", "code": "\(code)", "text": "\(text ?? "")"])
-            learnTarget(record, succeeded: false, now: now)
+            // "Too many streams" is about the association, not the target.
+            if code != .tooManyStreams { learnTarget(record, succeeded: false, now: now) }
             if record.answeredEarly {
                 // The application was told it is connected: it learns otherwise from a reset.
                 settleEarlyOpen(record, ConnectionOutcome(code))
@@ -778,8 +788,10 @@ package struct StreamSession {
     /// Sends pending bytes within the credit, then FIN once input ended; reads again when all went out.
     private mutating func flushPending(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.released else { return }
-        while var first = record.pending.first, record.state.maySendData, record.state.sendWindow.available > 0 {
-            let size = min(first.readableBytes, record.state.sendWindow.available, AggLimits.maxDataPayload)
+        while var first = record.pending.first, record.state.maySendData, case let window = sendable(record),
+            window > 0
+        {
+            let size = min(first.readableBytes, window, AggLimits.maxDataPayload)
             guard transmit(.data(first.readSlice(length: size)!), on: record) != nil else { break }
             if first.readableBytes == 0 {
                 record.pending.removeFirst()
@@ -789,6 +801,16 @@ package struct StreamSession {
         }
         if record.pending.isEmpty, record.input == .ended { sendFin(connection) }
         readIfPossible(connection)
+    }
+
+    /// DATA bytes the connection may send now: its credit, and before the OPEN-RESULT (client) at most
+    /// `dataBeforeOpenResult` in all, so a connection to a target that never answers parks little on the server.
+    private func sendable(_ record: Connection) -> Int {
+        let available = record.state.sendWindow.available
+        guard role == .client, case .opening = record.state.phase, Int(sendCredit) > Self.dataBeforeOpenResult
+        else { return available }
+        // No WINDOW-UPDATE comes before the OPEN-RESULT: what was sent is the initial credit less what is left.
+        return max(0, available - (Int(sendCredit) - Self.dataBeforeOpenResult))
     }
 
     private mutating func readIfPossible(_ connection: ConnectionID) {

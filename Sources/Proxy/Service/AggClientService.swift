@@ -1152,6 +1152,16 @@ public struct SCTPStreamConnector: ProxyConnector {
         return service.openStream(to: target, initialData: initialData, inbound: inbound, earlyReply: earlyReply)
     }
 
+    public func connectWaitingForTarget(
+        to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel
+    ) -> EventLoopFuture<Void> {
+        guard inbound.eventLoop === service.eventLoop else {
+            return inbound.eventLoop.makeFailedFuture(ProxyFailure.generalFailure)
+        }
+        inbound.eventLoop.preconditionInEventLoop()
+        return service.openStream(to: target, initialData: initialData, inbound: inbound, earlyReply: .never)
+    }
+
     public func connect(
         to target: ProxyTarget, initialData: ByteBuffer?, inbound: any Channel,
         completion: @escaping (Result<Void, any Error>) -> Void

@@ -158,7 +158,7 @@ final class StreamSessionHost {
         let early = withSession {
             $0.open(
                 connection, to: pending.target, initialData: pending.initialData, earlyReply: pending.earlyReply,
-                now: .now())
+                requester: pending.inbound.remoteAddress.flatMap { SCTPSocketAddress($0)?.ip }, now: .now())
         }
         if early == true { attach(connection, early: true) }
     }

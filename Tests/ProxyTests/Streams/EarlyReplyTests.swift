@@ -1,4 +1,5 @@
 import NIOCore
+import SCTPEngine
 import Testing
 
 @testable import AggObservability
@@ -182,24 +183,90 @@ import Testing
     }
 
     @Test func theKnownTargetsTableIsBounded() {
+        func key(_ host: String, _ port: Int) -> KnownTargets.Key {
+            KnownTargets.Key(target: StreamTarget(host: host, port: UInt16(port)), requester: nil)
+        }
         var known = KnownTargets()
         let now = start
-        for port in 0..<KnownTargets.capacity {
-            known.add(StreamTarget(host: "h", port: UInt16(port)), now: now)
-        }
+        for port in 0..<KnownTargets.capacity { known.add(key("h", port), now: now) }
         #expect(known.count == KnownTargets.capacity)
         // Full and none expired: it starts again with the new one.
-        known.add(StreamTarget(host: "new", port: 1), now: now + .seconds(1))
+        known.add(key("new", 1), now: now + .seconds(1))
         #expect(known.count == 1)
-        #expect(known.contains(StreamTarget(host: "new", port: 1), now: now + .seconds(1)))
-        #expect(!known.contains(StreamTarget(host: "h", port: 1), now: now + .seconds(1)))
+        #expect(known.contains(key("new", 1), now: now + .seconds(1)))
+        #expect(!known.contains(key("h", 1), now: now + .seconds(1)))
 
         // Full with some expired: only those go.
         var mixed = KnownTargets()
         for port in 0..<KnownTargets.capacity {
-            mixed.add(StreamTarget(host: "h", port: UInt16(port)), now: port < 10 ? now : now + .seconds(100))
+            mixed.add(key("h", port), now: port < 10 ? now : now + .seconds(100))
         }
-        mixed.add(StreamTarget(host: "new", port: 1), now: now + KnownTargets.lifetime + .seconds(1))
+        mixed.add(key("new", 1), now: now + KnownTargets.lifetime + .seconds(1))
         #expect(mixed.count == KnownTargets.capacity - 10 + 1)
+    }
+
+    /// A target is known to the host that reached it only: how fast another LAN host's request is answered tells
+    /// it nothing about where this one went.
+    @Test func aTargetIsKnownOnlyToTheHostThatReachedIt() throws {
+        let metrics = ProxyMetrics()
+        let client = client(.known, metrics: metrics)
+        let server = LockstepSide.server(now: start)
+        let alice = SCTPIPAddress("192.168.1.10")!
+        let bob = SCTPIPAddress("192.168.1.11")!
+        func open(from requester: SCTPIPAddress) throws -> Bool {
+            guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: start)
+            else { throw CancellationError() }
+            let early = client.session.open(
+                local, to: Self.target, initialData: nil, requester: requester, now: start)
+            if early { client.session.handleAttached(local) }
+            client.run()
+            return early
+        }
+        #expect(try !open(from: alice))
+        _ = try connectTarget(client, server, now: start)
+        #expect(try open(from: alice))
+        #expect(try !open(from: bob))
+    }
+
+    /// "Too many streams" says nothing about the target: it stays known.
+    @Test func aRefusalForWantOfStreamsDoesNotForgetTheTarget() throws {
+        let metrics = ProxyMetrics()
+        let client = client(.known, metrics: metrics)
+        let server = LockstepSide.server(now: start)
+        _ = try open(client, now: start)
+        _ = try connectTarget(client, server, now: start)
+        let (second, early) = try open(client, now: start)
+        #expect(early)
+        // The server refuses the second OPEN as if it were at its stream limit.
+        SessionLockstepTests.exchange(client, server, now: start)
+        let remote = try #require(server.connects.last?.0)
+        server.session.handleTargetFailed(remote, EgressError(.tooManyStreams, "full"))
+        server.run()
+        SessionLockstepTests.exchange(client, server, now: start)
+        #expect(client.closed[second] == true)
+        #expect(metrics.values.connections == ["too_many_streams": 1])
+        let (_, stillEarly) = try open(client, now: start)
+        #expect(stillEarly)
+    }
+
+    /// Before its OPEN-RESULT a connection sends at most `dataBeforeOpenResult`, whatever its credit: a target that
+    /// never answers parks little on the server. The rest follows the OPEN-RESULT.
+    @Test func atMostSixtyFourKiBLeaveBeforeTheOpenResult() throws {
+        let metrics = ProxyMetrics()
+        let client = LockstepSide.client(sendCredit: 1024 * 1024, now: start)
+        client.session.earlyReply = .always
+        client.session.metrics = metrics
+        let server = LockstepSide.server(credit: 1024 * 1024, now: start)
+        let (local, early) = try open(client, now: start)
+        #expect(early)
+        client.session.handleRead(local, SessionLockstepTests.bytes(300_000, 5), now: start)
+        client.run()
+        let sentBefore = client.messages(kind: .data).reduce(0) { total, message in
+            guard case .data(let bytes) = message else { return total }
+            return total + bytes.readableBytes
+        }
+        #expect(sentBefore == StreamSession.dataBeforeOpenResult)
+        let remote = try connectTarget(client, server, now: start)
+        #expect(server.written[remote]?.readableBytes == 300_000)
     }
 }
