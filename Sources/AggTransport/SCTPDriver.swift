@@ -330,6 +330,13 @@ public final class SCTPDriver: @unchecked Sendable {
         return endpoint.isWritable(id)
     }
 
+    /// Hands back a delivered message's payload once the application is done with it (a relay's TCP write the
+    /// socket has taken), for the engine to build the next messages in (`SCTPEndpoint.recycleMessageBuffer`).
+    public func recycleMessageBuffer(_ buffer: ByteBuffer) {
+        eventLoop.preconditionInEventLoop()
+        endpoint.recycleMessageBuffer(buffer)
+    }
+
     /// Whether the association takes more on `stream` (`SCTPEndpoint.isWritable(_:stream:)`).
     public func isWritable(_ id: SCTPAssociationID, stream: StreamID) -> Bool {
         eventLoop.preconditionInEventLoop()

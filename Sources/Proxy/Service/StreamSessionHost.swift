@@ -321,7 +321,7 @@ final class StreamSessionHost {
             withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
             return
         }
-        handler.writes.handed(count)
+        handler.writes.handed(bytes)
         context.write(NIOAny(bytes), promise: nil)
         if !handler.needsFlush {
             handler.needsFlush = true
@@ -342,8 +342,8 @@ final class StreamSessionHost {
         guard !handler.writes.isEmpty else { return }
         let connection = handler.connection
         guard let context = handler.context, context.channel.isActive else {
-            handler.writes.failAll { count in
-                withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
+            handler.writes.failAll { write in
+                withSession { $0.handleWriteCompleted(connection, bytes: write.readableBytes, succeeded: false) }
             }
             performActions()
             return
@@ -352,12 +352,19 @@ final class StreamSessionHost {
         let buffered =
             (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? handler.writes.pendingBytes
         var reported = false
-        let needsMarker = handler.writes.flushed(channelHolds: buffered) { count in
-            withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
+        let needsMarker = handler.writes.flushed(channelHolds: buffered) { write in
+            writeSucceeded(write, on: connection)
             reported = true
         }
         if needsMarker { writeMarker(handler, context: context) }
         if reported { performActions() }
+    }
+
+    /// A write the socket took: the session credits the peer for it, and its buffer, which NIO has let go of, goes
+    /// back to the engine for the next message it reassembles.
+    private func writeSucceeded(_ write: ByteBuffer, on connection: ConnectionID) {
+        withSession { $0.handleWriteCompleted(connection, bytes: write.readableBytes, succeeded: true) }
+        driver.recycleMessageBuffer(write)
     }
 
     /// An empty write after everything handed to `handler`'s channel, with the one promise: it completes once the
@@ -368,9 +375,7 @@ final class StreamSessionHost {
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             let connection = handler.connection
             if case .success = result {
-                handler.writes.markerCompleted { count in
-                    withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: true) }
-                }
+                handler.writes.markerCompleted { write in writeSucceeded(write, on: connection) }
                 // Writes handed after the marker and flushed already wait for the next one; unflushed ones are
                 // settled at their flush.
                 if !handler.writes.isEmpty, !handler.needsFlush {
@@ -378,8 +383,8 @@ final class StreamSessionHost {
                     return
                 }
             } else {
-                handler.writes.failAll { count in
-                    withSession { $0.handleWriteCompleted(connection, bytes: count, succeeded: false) }
+                handler.writes.failAll { write in
+                    withSession { $0.handleWriteCompleted(connection, bytes: write.readableBytes, succeeded: false) }
                 }
             }
             performActions()

@@ -141,7 +141,7 @@ extension Association {
                 }
                 receiveSplitter.release(through: dataTracker.cumulativeTSN)
             }
-            reassembly.add(chunk)
+            reassembly.add(chunk, buffers: &output.messageBuffers)
             deliverReassembledMessages()
         case .duplicate, .outOfWindow:
             break

@@ -24,6 +24,9 @@ final class EndpointOutput {
     static let minimumSpareBuffers = 64
     /// 1,024 buffers of 2 KiB (NIO rounds a packet's capacity up to a power of two): 2 MiB at most per endpoint.
     static let maximumSpareBuffers = 1024
+    /// Buffers for the messages reassembly builds, handed back by the application once done with them
+    /// (`SCTPEndpoint.recycleMessageBuffer`); shared by the endpoint's associations.
+    var messageBuffers = MessageBufferPool()
 
     func drop(_ reason: SCTPDropReason) { dropped[reason, default: 0] += 1 }
 

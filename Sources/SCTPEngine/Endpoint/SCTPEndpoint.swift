@@ -202,6 +202,7 @@ public final class SCTPEndpoint {
 
     /// Runs the timers that are due: only the associations whose deadline has come are visited.
     public func handleTimeout(now: SCTPTime) {
+        output.messageBuffers.trimIfIdle(now: now)
         for association in deadlines.popDue(now: now) {
             if let deadline = association.nextDeadline, deadline <= now { association.handleTimeout(now: now) }
             settle(association)
@@ -229,6 +230,13 @@ public final class SCTPEndpoint {
     /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept.
     public func recycle(_ buffer: ByteBuffer) {
         output.recycle(buffer)
+    }
+
+    /// Hands back the payload of a message this endpoint delivered, once the application is done with it (a relay's
+    /// TCP write the socket has taken): the next messages reassembled are built in it instead of in new storage.
+    /// Optional; the pool keeps few (`MessageBufferPool`), and reuses one only when nothing else holds it.
+    public func recycleMessageBuffer(_ buffer: ByteBuffer) {
+        output.messageBuffers.recycle(buffer)
     }
 
     // MARK: - Input

@@ -65,15 +65,17 @@ struct ReassemblyQueue: Sendable {
         }
 
         /// Takes one fragment: copied into `assembled` when it is the B fragment (into a buffer of at least
-        /// `reserve` bytes) or the TSN after `assembledThrough` (then the waiting fragments that follow on), kept
+        /// `reserve` bytes, from `buffers` when one there fits) or the TSN after `assembledThrough` (then the waiting fragments that follow on), kept
         /// in `waiting` otherwise.
-        mutating func add(_ data: DataChunk, tsn: UnwrappedTSN, reserve: Int) {
+        mutating func add(
+            _ data: DataChunk, tsn: UnwrappedTSN, reserve: Int, buffers: inout MessageBufferPool
+        ) {
             highest = max(highest, tsn)
             if data.isEnding { ending = tsn }
             if data.isBeginning, assembled == nil {
                 ppid = data.ppid
                 beginning = tsn
-                var buffer = ByteBufferAllocator().buffer(capacity: max(reserve, data.userData.readableBytes))
+                var buffer = buffers.take(capacity: max(reserve, data.userData.readableBytes))
                 buffer.writeBytes(of: data.userData)
                 charge += Self.assembledCharge(buffer)
                 assembled = buffer
@@ -177,8 +179,8 @@ struct ReassemblyQueue: Sendable {
     func hasRoom(for bytes: Int) -> Bool { bufferedBytes + bytes <= capacity }
 
     /// Adds a DATA chunk whose TSN the data tracker reported new; completed messages become available to
-    /// `pollMessage`.
-    mutating func add(_ data: DataChunk) {
+    /// `pollMessage`. An ordered message assembled from fragments is built in a buffer from `buffers` when one fits.
+    mutating func add(_ data: DataChunk, buffers: inout MessageBufferPool) {
         payloadBytes += data.userData.readableBytes
         if data.isBeginning && data.isEnding {
             let message = ReassembledMessage(
@@ -202,8 +204,14 @@ struct ReassemblyQueue: Sendable {
             if data.isEnding { _ = unorderedEndings.insert(tsn) }
             assembleUnordered(around: tsn)
         } else {
-            addOrderedFragment(data, tsn: tsn)
+            addOrderedFragment(data, tsn: tsn, buffers: &buffers)
         }
+    }
+
+    /// `add(_:buffers:)` with message buffers of its own.
+    mutating func add(_ data: DataChunk) {
+        var buffers = MessageBufferPool()
+        add(data, buffers: &buffers)
     }
 
     // MARK: - Output
@@ -333,7 +341,9 @@ struct ReassemblyQueue: Sendable {
         }
     }
 
-    private mutating func addOrderedFragment(_ data: DataChunk, tsn: UnwrappedTSN) {
+    private mutating func addOrderedFragment(
+        _ data: DataChunk, tsn: UnwrappedTSN, buffers: inout MessageBufferPool
+    ) {
         let key = data.ssn.rawValue
         if recent == nil || recent!.streamID != data.streamID || recent!.ssn != key {
             stashRecent()
@@ -345,7 +355,7 @@ struct ReassemblyQueue: Sendable {
         // The allocator rounds the reservation up to a power of two, so it may take up to half the free window;
         // the room beyond twice the bytes is charged, and filling it gives it back.
         let reserve = min(assembledSizeHint, data.userData.readableBytes + availableBytes / 4)
-        recent!.partial.add(data, tsn: tsn, reserve: reserve)
+        recent!.partial.add(data, tsn: tsn, reserve: reserve, buffers: &buffers)
         bookkeepingBytes += recent!.partial.charge - charged
         guard recent!.partial.isComplete else { return }
         var partial = recent.take()!.partial

@@ -1,0 +1,68 @@
+import NIOCore
+
+/// Buffers for the messages reassembly builds, handed back by the application once it is done with a message (a
+/// relay's TCP write the socket has taken, `SCTPEndpoint.recycleMessageBuffer`) and reused for the next messages:
+/// a bulk transfer's message, up to 256 KiB assembled from many DATA chunks, then costs no allocation.
+///
+/// One pool per endpoint, shared by its associations, so an association holds none of it; bounded by
+/// `maximumCount` buffers and `maximumBytes` of storage; emptied once no buffer was taken for `idleInterval`
+/// (`trimIfIdle`, at the endpoint's timers), so an idle endpoint keeps nothing. A buffer is handed out only when
+/// nobody else holds its storage any more: one the application handed back while something still holds it (NIO
+/// writing it yet) is dropped when its turn comes, never reused.
+struct MessageBufferPool {
+    /// Buffers handed back, each a whole storage.
+    private(set) var spares: [ByteBuffer] = []
+    /// Their storage, in bytes.
+    private(set) var storedBytes = 0
+    /// Whether a buffer was taken since the last `trimIfIdle`, and when one last was (as `trimIfIdle` saw it).
+    private var takenSinceCheck = false
+    private var lastActive: SCTPTime?
+
+    static let maximumCount = 16
+    /// Eight messages of 256 KiB, the relay's largest TCP read.
+    static let maximumBytes = 2 << 20
+    /// Buffers smaller than this are not kept: the allocation they save is not worth the pool's slot.
+    static let minimumBytes = 4096
+    static let idleInterval = SCTPDuration.seconds(1)
+
+    /// Keeps `buffer` for a later message if it is a whole storage of a size worth keeping and the pool has room.
+    /// The caller may still hold it: `take` hands out only buffers nobody else holds.
+    mutating func recycle(_ buffer: ByteBuffer) {
+        let size = buffer.capacity
+        guard size >= Self.minimumBytes, size == buffer.storageCapacity, spares.count < Self.maximumCount,
+            storedBytes + size <= Self.maximumBytes
+        else { return }
+        spares.append(buffer)
+        storedBytes += size
+    }
+
+    /// An empty buffer for a message of at least `bytes`, of the size the allocator would give: a spare whose
+    /// capacity is at least `bytes` and less than twice that (so it charges the receive window no more than a new
+    /// one would) and whose storage nobody else holds, else a new one. Spares still held elsewhere are dropped.
+    mutating func take(capacity bytes: Int) -> ByteBuffer {
+        takenSinceCheck = true
+        var index = spares.count - 1
+        while index >= 0 {
+            let size = spares[index].capacity
+            if size >= bytes, size < 2 * bytes {
+                var buffer = spares.remove(at: index)
+                storedBytes -= size
+                if buffer.modifyIfUniquelyOwned({ $0.clear() }) != nil { return buffer }
+            }
+            index -= 1
+        }
+        return ByteBufferAllocator().buffer(capacity: bytes)
+    }
+
+    /// At the endpoint's timers: empties the pool once no buffer was taken for `idleInterval`.
+    mutating func trimIfIdle(now: SCTPTime) {
+        if takenSinceCheck || lastActive == nil {
+            takenSinceCheck = false
+            lastActive = now
+            return
+        }
+        guard !spares.isEmpty, let lastActive, now - lastActive >= Self.idleInterval else { return }
+        spares = []
+        storedBytes = 0
+    }
+}
