@@ -18,8 +18,11 @@ struct MessageBufferPool {
     private var takenSinceCheck = false
     private var lastActive: SCTPTime?
 
-    static let maximumCount = 16
-    /// Eight messages of 256 KiB, the relay's largest TCP read.
+    /// A relay's messages are up to 16 KiB (`AggLimits.maxDataPayload`), and one read batch completes dozens of them
+    /// (8 slots of up to 44 datagrams) before the TCP writes of the last batch's come back: 16 spares missed a
+    /// quarter of the messages.
+    static let maximumCount = 128
+    /// 128 messages of 16 KiB.
     static let maximumBytes = 2 << 20
     /// Buffers smaller than this are not kept: the allocation they save is not worth the pool's slot.
     static let minimumBytes = 4096

@@ -364,6 +364,8 @@ struct ReassemblyQueue: Sendable {
         // A message smaller than the room reserved for it (the last one was larger) gets storage its own size:
         // charged for its bytes only once complete, it must not keep the room alive while it waits or is read.
         let payload = Self.ownStorage(assembled)
+        // Copied: the room it was assembled in serves a later message.
+        if payload.storageCapacity < assembled.storageCapacity { buffers.recycle(assembled) }
         // The message's bytes stay counted until polled; its charge goes (`deliverOrdered` charges a message that
         // must wait), and so does anything still waiting: at or below the assembled TSNs, a rule-breaking peer's.
         discard(partial)

@@ -120,6 +120,13 @@ extension Components {
             #expect(second.map { Self.storage($0.payload) } == storage)
             #expect(second?.payload.readableBytesView.allSatisfy { $0 == 1 } == true)
             #expect(second?.payload.readableBytes == 20_000)
+            // A shorter message after them is copied out of the room reserved for it, which goes to the pool.
+            #expect(pool.spares.isEmpty)
+            add(first: 41, ssn: 2, fragments: 5)
+            let third = queue.pollMessage()
+            #expect(third?.payload.readableBytes == 5000)
+            #expect(third.map { $0.payload.storageCapacity < 10_000 } == true)
+            #expect(pool.spares.map(\.capacity) == [32_768])
         }
     }
 }
