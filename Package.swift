@@ -44,6 +44,8 @@ let package = Package(
         .target(name: "CSystemd"),
         // The version string, set by scripts/package.sh on the C compiler's command line; "dev" otherwise.
         .target(name: "CBuildInfo"),
+        // recvmmsg(2), which Swift's Glibc module leaves out, for the UDP driver's own reads.
+        .target(name: "CUDPRead"),
         // Sans-IO SCTP: datagrams and time in, datagrams, deadlines and events out.
         .target(
             name: "SCTPEngine",
@@ -89,7 +91,7 @@ let package = Package(
         .target(
             name: "AggTransport",
             dependencies: [
-                "SCTPEngine", "AggProtocol", .product(name: "NIOCore", package: "swift-nio"),
+                "SCTPEngine", "AggProtocol", "CUDPRead", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPath

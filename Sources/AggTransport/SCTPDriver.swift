@@ -62,6 +62,9 @@ public final class SCTPDriver: @unchecked Sendable {
         public var segmentedWrites = 0
         /// Writes the socket could not take at once (its send buffer full), handed to the channel to wait.
         public var deferredWrites = 0
+        /// Datagrams dropped on receipt because they were larger than a read slot (`maxDatagramSize`, or 64 KiB
+        /// with receive offload).
+        public var truncatedDatagrams = 0
     }
 
     /// One bound UDP channel.
@@ -371,11 +374,50 @@ public final class SCTPDriver: @unchecked Sendable {
 
     func receive(_ envelope: AddressedEnvelope<ByteBuffer>, on index: Int) {
         guard let source = SCTPSocketAddress(envelope.remoteAddress) else { return }
+        receive(
+            envelope.data, from: source,
+            packetDestination: envelope.metadata?.packetInfo.flatMap { SCTPIPAddress($0.destinationAddress) },
+            segmentSize: envelope.metadata?.segmentSize ?? 0, on: index)
+    }
+
+    /// After NIO's one read of a wake-up: the rest of what the socket holds, read by `reader` (at most
+    /// `drainReads` `recvmmsg` calls, as NIO read at most four times per wake-up: past them the loop serves its other
+    /// channels and the socket, still readable, wakes it again).
+    func receiveRest(from reader: DatagramReader, descriptor: CInt, on index: Int) {
+        guard sockets.indices.contains(index), sockets[index].isOpen, !isClosing else { return }
+        for _ in 0..<Self.drainReads {
+            let truncatedBefore = reader.truncated
+            let result = reader.read(descriptor) { datagram in
+                receive(
+                    datagram.payload, from: datagram.source, packetDestination: datagram.destination,
+                    segmentSize: datagram.segmentSize, on: index)
+            }
+            statistics.truncatedDatagrams += reader.truncated - truncatedBefore
+            switch result {
+            case .read(let count) where count == reader.slots:
+                continue
+            case .read, .wouldBlock:
+                return
+            case .failed(let code):
+                // Such as ECONNREFUSED after an ICMP: not fatal for UDP.
+                logger.debug("UDP read failed", metadata: ["errno": "\(code)"])
+                return
+            }
+        }
+    }
+
+    /// `recvmmsg` calls per wake-up after NIO's read.
+    static let drainReads = 4
+
+    /// One read slot's bytes: a datagram, or with `segmentSize` above zero a run of datagrams of that size (the last
+    /// may be shorter) that receive offload handed up together.
+    private func receive(
+        _ data: ByteBuffer, from source: SCTPSocketAddress, packetDestination: SCTPIPAddress?, segmentSize: Int,
+        on index: Int
+    ) {
         var destination = sockets[index].bound
-        if destination.ip.isWildcard, let info = envelope.metadata?.packetInfo,
-            let ip = SCTPIPAddress(info.destinationAddress)
-        {
-            destination.ip = ip
+        if destination.ip.isWildcard, let packetDestination {
+            destination.ip = packetDestination
         }
         isReadingBatch = true
         // The engine's clock is read for each datagram NIO hands up (a run of offloaded segments arrived together and
@@ -386,10 +428,9 @@ public final class SCTPDriver: @unchecked Sendable {
         // RTT: every later round trip then looked like a standing queue, and the path competed with no one, its
         // window filling the bottleneck's buffer.
         let now = readClock()
-        var data = envelope.data
+        var data = data
         // With receive offload the kernel hands up a run of datagrams of one size (the last may be shorter), end
         // to end.
-        let segmentSize = envelope.metadata?.segmentSize ?? 0
         if segmentSize > 0, data.readableBytes > segmentSize {
             while let segment = data.readSlice(length: min(segmentSize, data.readableBytes)) {
                 receive(segment, from: source, to: destination, now: now)
@@ -768,13 +809,17 @@ public final class SCTPDriver: @unchecked Sendable {
         } catch {
             return eventLoop.makeFailedFuture(error)
         }
+        // NIO reads one slot per wake-up (it tells the driver the socket is readable); the driver reads the rest.
+        let reader = DatagramReader(slots: slots, slotSize: slotSize)
+        let descriptor = udp.descriptor
         let bootstrap = DatagramBootstrap(group: eventLoop)
-            .channelOption(.datagramVectorReadMessageCount, value: slots)
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slots * slotSize))
+            .channelOption(.maxMessagesPerRead, value: 1)
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: slotSize))
             .channelOption(.receivePacketInfo, value: address.ip.isWildcard)
             .channelInitializer { channel in
                 SCTPDriver.enableReceiveOffload(channel, receiveOffload).flatMapThrowing {
-                    try channel.pipeline.syncOperations.addHandler(SCTPDriverHandler(driver: self, index: index))
+                    try channel.pipeline.syncOperations.addHandler(
+                        SCTPDriverHandler(driver: self, index: index, reader: reader, descriptor: descriptor))
                 }
             }
         // NIO owns the descriptor from here on, and closes it with the channel.
@@ -827,14 +872,21 @@ final class SCTPDriverHandler: ChannelInboundHandler {
 
     let driver: SCTPDriver
     let index: Int
+    /// Reads what the socket holds after NIO's one read per wake-up.
+    let reader: DatagramReader
+    let descriptor: CInt
 
-    init(driver: SCTPDriver, index: Int) {
+    init(driver: SCTPDriver, index: Int, reader: DatagramReader, descriptor: CInt) {
         self.driver = driver
         self.index = index
+        self.reader = reader
+        self.descriptor = descriptor
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         driver.receive(unwrapInboundIn(data), on: index)
+        guard context.channel.isActive else { return }
+        driver.receiveRest(from: reader, descriptor: descriptor, on: index)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
