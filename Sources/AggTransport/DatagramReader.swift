@@ -8,9 +8,9 @@ import SCTPEngine
     import Musl
 #endif
 
-/// Reads a UDP socket's datagrams itself, with `recvmmsg` into one buffer it reuses, its source address taken from
+/// Reads a UDP socket's datagrams itself, with `recvmmsg` into buffers it reuses, its source address taken from
 /// the kernel's `sockaddr` as the engine's address, the UDP_GRO segment size and the packet-info destination from
-/// the control messages: no allocation per read once the buffer is unique again. NIO's vector read costs two or
+/// the control messages: no allocation per read while one of its buffers is unique again. NIO's vector read costs two or
 /// three per slot (its text `SocketAddress`, boxed; the envelope array), about four fifths of aggclient's allocations
 /// once everything else was pooled. NIO still watches the socket for readability (it has no public way to report
 /// readiness without reading) and reads one datagram per wake-up; the driver drains the rest with this.
@@ -41,7 +41,13 @@ final class DatagramReader {
     /// Datagrams dropped because they did not fit their slot (or their control messages did not fit theirs).
     private(set) var truncated = 0
 
-    private var buffer: ByteBuffer
+    /// The buffers read into, up to `maximumBuffers`: the engine keeps slices of the last datagrams it parsed
+    /// until it parses the next (its chunk array is reused), so the buffer of the read before is seldom free yet;
+    /// with one buffer every read took a new one (512 KiB with offload: mmap, page faults and munmap each time).
+    private var buffers: [ByteBuffer] = []
+    /// The buffer after the one read into last: tried first.
+    private var next = 0
+    static let maximumBuffers = 4
     private let headers: UnsafeMutablePointer<cudpread_message>
     private let vectors: UnsafeMutablePointer<iovec>
     private let addresses: UnsafeMutablePointer<sockaddr_storage>
@@ -50,7 +56,6 @@ final class DatagramReader {
     init(slots: Int, slotSize: Int) {
         self.slots = slots
         self.slotSize = slotSize
-        buffer = ByteBufferAllocator().buffer(capacity: slots * slotSize)
         headers = .allocate(capacity: slots)
         vectors = .allocate(capacity: slots)
         addresses = .allocate(capacity: slots)
@@ -64,13 +69,28 @@ final class DatagramReader {
         controls.deallocate()
     }
 
-    /// One `recvmmsg` on `descriptor`: each datagram read goes to `body`, as a slice of the reader's buffer (which
-    /// it may keep: the next read then takes a new buffer).
-    func read(_ descriptor: CInt, _ body: (Datagram) -> Void) -> Result {
-        if buffer.modifyIfUniquelyOwned({ $0.clear() }) == nil {
-            buffer = ByteBufferAllocator().buffer(capacity: slots * slotSize)
+    /// A buffer nobody else holds, cleared: the first free one from `next` on, else a new one (added while there
+    /// are fewer than `maximumBuffers`, else in place of `next`'s, which its holders keep).
+    private func freeBuffer() -> Int {
+        for step in 0..<buffers.count {
+            let index = (next + step) % buffers.count
+            if buffers[index].modifyIfUniquelyOwned({ $0.clear() }) != nil { return index }
         }
-        let count = buffer.withUnsafeMutableWritableBytes { bytes -> Int in
+        let fresh = ByteBufferAllocator().buffer(capacity: slots * slotSize)
+        if buffers.count < Self.maximumBuffers {
+            buffers.append(fresh)
+            return buffers.count - 1
+        }
+        buffers[next] = fresh
+        return next
+    }
+
+    /// One `recvmmsg` on `descriptor`: each datagram read goes to `body`, as a slice of one of the reader's buffers
+    /// (which it may keep: that buffer is then not read into again while it does).
+    func read(_ descriptor: CInt, _ body: (Datagram) -> Void) -> Result {
+        let index = freeBuffer()
+        next = (index + 1) % Self.maximumBuffers
+        let count = buffers[index].withUnsafeMutableWritableBytes { bytes -> Int in
             let base = bytes.baseAddress!
             for slot in 0..<slots {
                 vectors[slot] = iovec(iov_base: base + slot * slotSize, iov_len: slotSize)
@@ -93,7 +113,8 @@ final class DatagramReader {
             let code = CInt(-count)
             return code == EAGAIN || code == EWOULDBLOCK ? .wouldBlock : .failed(errno: code)
         }
-        buffer.moveWriterIndex(to: slots * slotSize)
+        buffers[index].moveWriterIndex(to: slots * slotSize)
+        let buffer = buffers[index]
         for slot in 0..<count {
             let header = headers[slot].header
             let length = Int(headers[slot].length)
