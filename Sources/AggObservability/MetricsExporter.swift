@@ -113,6 +113,7 @@ final class MetricsExporter {
         ("agg_udp_bytes_total", "UDP payload bytes of the driver.", [("direction", "sent")]),
         ("agg_udp_bytes_total", "UDP payload bytes of the driver.", [("direction", "received")]),
         ("agg_udp_send_failures_total", "Datagrams the kernel refused or no socket could carry.", []),
+        ("agg_udp_datagrams_truncated_total", "Datagrams received too large for the driver's read slot, dropped.", []),
     ]
     static let buildInfo = ("agg_build_info", "Always 1; the labels say which build runs (version) and as what (role).")
 
@@ -204,7 +205,7 @@ final class MetricsExporter {
             udpCounters, last: &udpLast,
             to: [
                 counters.datagramsSent, counters.datagramsReceived, counters.udpBytesSent, counters.udpBytesReceived,
-                counters.sendFailures,
+                counters.sendFailures, counters.truncatedDatagrams,
             ])
         Self.advance(
             dropCounters, last: &dropLast,

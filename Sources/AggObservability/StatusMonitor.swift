@@ -101,7 +101,7 @@ final class StatusMonitor: @unchecked Sendable {
                 parts.flatMap { $0.1.filter { !$0.hasPrefix("udp ") } }
                 + [
                     "udp datagrams_sent=\(counters.datagramsSent) datagrams_received=\(counters.datagramsReceived) "
-                        + "send_failures=\(counters.sendFailures)"
+                        + "send_failures=\(counters.sendFailures) truncated=\(counters.truncatedDatagrams)"
                 ]
             self.merged = (snapshot, lines)
             self.record(snapshot)
@@ -187,6 +187,7 @@ final class StatusMonitor: @unchecked Sendable {
         counters.udpBytesSent = statistics.bytesSent
         counters.udpBytesReceived = statistics.bytesReceived
         counters.sendFailures = statistics.sendFailures
+        counters.truncatedDatagrams = statistics.truncatedDatagrams
         for (reason, count) in driver.endpoint.droppedPackets { counters.sctpDropped[reason.rawValue] = count }
         let expired = driver.endpoint.partialReliabilityCounters.messagesAbandoned
         source.udpMetrics.syncExpired(expired)

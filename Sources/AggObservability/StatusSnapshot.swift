@@ -177,6 +177,8 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var udpBytesSent = 0
         public var udpBytesReceived = 0
         public var sendFailures = 0
+        /// Datagrams received too large for the driver's read slot (or with control messages too large), dropped.
+        public var truncatedDatagrams = 0
         /// Packets and chunks the SCTP engine dropped on input, by reason (`SCTPDropReason`'s text).
         public var sctpDropped: [String: Int] = [:]
         /// The UDP relay (SOCKS5 UDP ASSOCIATE); nil from a daemon without one.
@@ -268,6 +270,7 @@ extension StatusSnapshot.Counters {
         udpBytesSent += other.udpBytesSent
         udpBytesReceived += other.udpBytesReceived
         sendFailures += other.sendFailures
+        truncatedDatagrams += other.truncatedDatagrams
         sctpDropped.merge(other.sctpDropped, uniquingKeysWith: +)
         if let theirs = other.udp {
             var udp = self.udp ?? StatusSnapshot.UDPCounters()

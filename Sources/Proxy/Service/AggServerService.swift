@@ -626,7 +626,7 @@ public final class AggServerService: @unchecked Sendable {
         let stats = driver.statistics
         lines.append(
             "udp datagrams_sent=\(stats.datagramsSent) datagrams_received=\(stats.datagramsReceived) "
-                + "send_failures=\(stats.sendFailures)")
+                + "send_failures=\(stats.sendFailures) truncated=\(stats.truncatedDatagrams)")
         return lines
     }
 }

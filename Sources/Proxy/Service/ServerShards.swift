@@ -224,6 +224,7 @@ extension SCTPDriver.Statistics {
         datagramsSent += other.datagramsSent
         bytesSent += other.bytesSent
         sendFailures += other.sendFailures
+        truncatedDatagrams += other.truncatedDatagrams
         timerExpiries += other.timerExpiries
         rebinds += other.rebinds
         segmentedWrites += other.segmentedWrites

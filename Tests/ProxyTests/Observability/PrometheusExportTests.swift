@@ -1,9 +1,11 @@
 import AggProtocol
+import AggTransport
 import Prometheus
 import SCTPEngine
 import Testing
 
 @testable import AggObservability
+@testable import Proxy
 
 /// The Prometheus exposition the exporter and the proxy counters produce, read back with a strict parser.
 @Suite struct PrometheusExportTests {
@@ -143,6 +145,30 @@ import Testing
         #expect(parsed.values("agg_sctp_dropped_total", ["reason": "out of the blue"]) == [1])
         #expect(parsed.values("agg_sctp_dropped_total", ["reason": "bad verification tag"]) == [0])
         #expect(parsed.types["agg_sctp_dropped_total"] == "counter")
+    }
+
+    /// Datagrams the driver dropped for being too large for its read slot are exported and add up over shards.
+    @Test func truncatedDatagramsAreExportedAndAddUp() throws {
+        let registry = PrometheusCollectorRegistry()
+        let exporter = MetricsExporter(registry: registry)
+        var snapshot = ObservabilityTests.sampleSnapshot()
+        exporter.update(snapshot)
+        var parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_udp_datagrams_truncated_total") == [0])
+        var shard = StatusSnapshot.Counters()
+        shard.truncatedDatagrams = 2
+        snapshot.counters.truncatedDatagrams = 1
+        snapshot.counters.add(shard)
+        exporter.update(snapshot)
+        parsed = try PrometheusTextParser(registry.emitToString())
+        #expect(parsed.values("agg_udp_datagrams_truncated_total") == [3])
+        #expect(parsed.types["agg_udp_datagrams_truncated_total"] == "counter")
+        var statistics = SCTPDriver.Statistics()
+        statistics.truncatedDatagrams = 4
+        var other = SCTPDriver.Statistics()
+        other.truncatedDatagrams = 5
+        statistics.add(other)
+        #expect(statistics.truncatedDatagrams == 9)
     }
 
     /// A merged (sharded) snapshot adds the shards' drops.
