@@ -11,28 +11,15 @@ import Testing
     static let target = SessionLockstepTests.target
     let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
 
+    /// `EarlyReplyTests`' helpers, at this suite's start.
     func client(_ policy: EarlyReply, metrics: ProxyMetrics) -> LockstepSide {
-        let side = LockstepSide.client(now: start)
-        side.session.earlyReply = policy
-        side.session.metrics = metrics
-        return side
+        EarlyReplyTests().client(policy, metrics: metrics)
     }
 
-    /// Opens a stream and, when answered early, does the glue's part (the relay joins the socket).
     func open(
         _ client: LockstepSide, initialData: ByteBuffer? = nil, attach: Bool = true
-    ) throws -> (
-        ConnectionID, Bool
-    ) {
-        guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: start)
-        else {
-            Issue.record("no stream granted")
-            throw CancellationError()
-        }
-        let early = client.session.open(local, to: Self.target, initialData: initialData, now: start)
-        if early, attach { client.session.handleAttached(local) }
-        client.run()
-        return (local, early)
+    ) throws -> (ConnectionID, Bool) {
+        try EarlyReplyTests().open(client, initialData: initialData, attach: attach, now: start)
     }
 
     func bytes(_ count: Int, _ value: UInt8) -> ByteBuffer { SessionLockstepTests.bytes(count, value) }

@@ -24,7 +24,8 @@ import Testing
     /// A new connection's stream, opened to `target` at `now`: whether it was answered early. The glue's part of an
     /// early answer (the relay joins the socket) is done here.
     func open(
-        _ client: LockstepSide, to target: StreamTarget = target, initialData: ByteBuffer? = nil, now: NIODeadline
+        _ client: LockstepSide, to target: StreamTarget = target, initialData: ByteBuffer? = nil,
+        attach: Bool = true, now: NIODeadline
     ) throws -> (ConnectionID, Bool) {
         guard case .granted(let local) = client.session.requestStream(waitingUpTo: .zero, queueLimit: 0, now: now)
         else {
@@ -32,7 +33,7 @@ import Testing
             throw CancellationError()
         }
         let early = client.session.open(local, to: target, initialData: initialData, now: now)
-        if early { client.session.handleAttached(local) }
+        if early, attach { client.session.handleAttached(local) }
         client.run()
         return (local, early)
     }
