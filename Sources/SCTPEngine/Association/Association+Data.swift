@@ -202,9 +202,28 @@ extension Association {
         send(CollectionOfOne(makeSackChunk()), path: sackPathID, now: now)
     }
 
+    /// How long a thinned SACK (`SCTPConfiguration.packetsPerSack` above 2) may be held from the second packet on:
+    /// a quarter of the shortest smoothed round trip among the paths, so the sender's RTT samples and window growth
+    /// barely notice, within 1 and 25 ms (1 ms until a path has a measurement).
+    var thinnedSackDelay: SCTPDuration {
+        var shortest: SCTPDuration?
+        for i in paths.indices {  // by index: no copy of each path
+            if let srtt = paths[i].rto.srtt, shortest.map({ srtt < $0 }) ?? true { shortest = srtt }
+        }
+        guard let shortest else { return Self.thinnedSackDelayBounds.lowerBound }
+        let quarter = SCTPDuration.nanoseconds(shortest.nanoseconds / 4)
+        return min(max(quarter, Self.thinnedSackDelayBounds.lowerBound), Self.thinnedSackDelayBounds.upperBound)
+    }
+
+    static let thinnedSackDelayBounds = SCTPDuration.milliseconds(1)...SCTPDuration.milliseconds(25)
+
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
     func scheduleSack(now: SCTPTime) {
-        dataTracker.handlePacketEnd(now: now)
+        if configuration.packetsPerSack > DataTracker.rfcPacketsPerSack {
+            dataTracker.handlePacketEnd(now: now, thinnedDelay: thinnedSackDelay)
+        } else {
+            dataTracker.handlePacketEnd(now: now)
+        }
         if dataTracker.isSackDue(now: now) {
             // Sent by `transmit`, bundled with DATA going back if any.
             return

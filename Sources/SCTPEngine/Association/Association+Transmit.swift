@@ -3,6 +3,16 @@ import NIOCore
 /// Packet assembly: bundles a pending SACK, retransmissions and new DATA into MTU-sized packets on every path
 /// that congestion control allows (RFC 9260 §6.1, §6.10), and keeps each path's T3-rtx running.
 extension Association {
+    /// Whether SACKs are thinned both ways (`SCTPConfiguration.packetsPerSack` above 2, which agg's daemons both set):
+    /// then the peer, like this end, acknowledges fewer than every second packet, and the sender marks with the I bit
+    /// every chunk it needs a SACK for at once.
+    var thinsSacks: Bool { configuration.packetsPerSack > DataTracker.rfcPacketsPerSack }
+
+    /// A path window under this many bytes gets the I bit on the packet that fills it when SACKs are thinned: twice
+    /// the packets per SACK, so a larger window always holds enough packets in flight for the peer's count to bring
+    /// the next SACK.
+    func smallWindow(mtu: Int) -> Int { 2 * configuration.packetsPerSack * mtu }
+
     /// Bytes of chunk header in front of DATA's user data.
     static let dataChunkOverhead = 16
 
@@ -262,7 +272,10 @@ extension Association {
             } else {
                 break
             }
-            guard let chunk = outstanding.pollRetransmission(to: pathID, now: now) else { break }
+            guard var chunk = outstanding.pollRetransmission(to: pathID, now: now) else { break }
+            // The sender waits for this chunk's SACK (fast recovery, or a path back from a timeout): a peer that
+            // acknowledges fewer than every second packet sends it at once (RFC 7053).
+            if thinsSacks { chunk.isImmediate = true }
             builder.add(data: chunk)
             dataBytes += size
             flight += size
@@ -295,9 +308,18 @@ extension Association {
                 else { break }
                 // RFC 7053: the last chunk before the queue runs dry asks for an immediate SACK. Otherwise the
                 // peer's delayed ack (200 ms) plus the RTT outlasts RTO.Min and a lone trailing packet is
-                // retransmitted spuriously, collapsing that path's cwnd.
-                if sendQueue.isEmpty { fragment.isImmediate = true }
+                // retransmitted spuriously, collapsing that path's cwnd. To a peer that acknowledges fewer than every
+                // second packet, so does the last one that the peer's window, or a window of the path too small for
+                // the peer's count to bring SACKs on its own (`smallWindow`), lets go: nothing follows it until a
+                // SACK comes.
                 let size = fragment.payload.readableBytes
+                if sendQueue.isEmpty
+                    || (thinsSacks
+                        && (size >= window
+                            || (flight + size >= min(cwnd, share) && min(cwnd, share) < smallWindow(mtu: mtu))))
+                {
+                    fragment.isImmediate = true
+                }
                 builder.add(data: outstanding.insert(consume fragment, path: pathID, now: now))
                 dataBytes += size
                 flight += size

@@ -131,6 +131,7 @@ final class Association: DeadlineScheduled {
         var c = DataTracker.Configuration()
         c.delayedAckTimeout = configuration.delayedAckTimeout
         c.sackImmediatelyOnGaps = !configuration.multipath.delayedAckForCMT
+        c.packetsPerSack = max(DataTracker.rfcPacketsPerSack, configuration.packetsPerSack)
         return c
     }
 

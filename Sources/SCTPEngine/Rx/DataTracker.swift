@@ -11,7 +11,8 @@ struct DataTracker: Sendable {
     struct Configuration: Sendable {
         /// The longest a SACK may be delayed: 200 ms by default (RFC 9260 §6.2: it "MUST NOT" exceed 500 ms).
         var delayedAckTimeout: SCTPDuration = .milliseconds(200)
-        /// A SACK goes at least every this many packets with DATA (RFC 9260 §6.2: every second packet).
+        /// A SACK goes at least every this many packets with DATA (RFC 9260 §6.2: every second packet). Above 2, the
+        /// SACK of a second packet or later is held at most until the deadline `handlePacketEnd` is given.
         var packetsPerSack = 2
         /// Duplicate TSNs remembered for the next SACK; more are counted but not reported.
         var maxDuplicates = 32
@@ -115,8 +116,12 @@ struct DataTracker: Sendable {
         return .new
     }
 
-    /// Decides when to acknowledge the packet whose DATA chunks were just handled.
-    mutating func handlePacketEnd(now: SCTPTime) {
+    /// The RFC's count: a SACK for every second packet, unless `packetsPerSack` asks for fewer.
+    static let rfcPacketsPerSack = 2
+
+    /// Decides when to acknowledge the packet whose DATA chunks were just handled. `thinnedDelay` bounds how long the
+    /// SACK of two or more packets may wait when `packetsPerSack` is above the RFC's 2.
+    mutating func handlePacketEnd(now: SCTPTime, thinnedDelay: SCTPDuration = .milliseconds(1)) {
         defer { packetStarted = false }
         guard packetHadData else { return }
         packetsSinceLastSack += 1
@@ -125,7 +130,12 @@ struct DataTracker: Sendable {
         // learns of the recovery at once.
         // A packet that fills a hole (the cumulative TSN moved while gaps were open) is acknowledged at once even
         // with CMT's DAC: it usually is a retransmission, and the sender waits for exactly this SACK.
-        let filledHole = packetHadGapsBefore && cumulativeTSN != packetStartCumulativeTSN
+        // Thinned (`packetsPerSack` above 2, for a peer running this engine), a filled hole waits like any packet:
+        // with several paths most are the slower path's data arriving after the faster's, and the peer marks its
+        // retransmissions with the I bit.
+        let filledHole =
+            packetHadGapsBefore && cumulativeTSN != packetStartCumulativeTSN
+            && configuration.packetsPerSack <= Self.rfcPacketsPerSack
         let fewGaps = received.count < configuration.sparseGapRanges
         let gapsForceSack =
             filledHole
@@ -137,6 +147,12 @@ struct DataTracker: Sendable {
         if packetWantsImmediateSack || gapsForceSack || everyOtherPacket {
             isSackImmediate = true
             sackDeadline = nil
+        } else if !isSackImmediate, configuration.packetsPerSack > Self.rfcPacketsPerSack,
+            packetsSinceLastSack >= Self.rfcPacketsPerSack
+        {
+            // Thinned: the RFC's second packet is acknowledged within `thinnedDelay`, or with a later packet.
+            let deadline = now + thinnedDelay
+            if sackDeadline.map({ deadline < $0 }) ?? true { sackDeadline = deadline }
         } else if !isSackImmediate && sackDeadline == nil {
             // RFC 9260 §6.2: an acknowledgement "SHOULD be generated within 200 ms of the arrival of any
             // unacknowledged DATA chunk".

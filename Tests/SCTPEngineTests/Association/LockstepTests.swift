@@ -468,4 +468,70 @@ final class Lockstep {
         let replies = l.take(l.server).map(Lockstep.chunkTypes)
         #expect(replies.contains { $0.contains(SackChunk.type) || $0.contains(NRSackChunk.type) })
     }
+
+    static func dataChunks(_ datagrams: [SCTPDatagram]) throws -> [DataChunk] {
+        try datagrams.flatMap { try SCTPPacket.decode($0.payload).chunks }.compactMap {
+            if case .data(let d) = $0 { d } else { nil }
+        }
+    }
+
+    /// Both ends thinned to a SACK every fourth packet: the receiver would hold the SACK of a window under eight
+    /// packets, so the packet that fills one carries the I bit (the initial window here, about three packets;
+    /// with more queued the queue's end does not mark it). With the RFC's every second packet it does not.
+    @Test(arguments: [2, 4])
+    func theChunkThatFillsASmallWindowAsksForASack(packetsPerSack: Int) throws {
+        let l = Lockstep { $0.packetsPerSack = packetsPerSack }
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(repeating: 1, count: 60_000), on: id, stream: StreamID(0), now: l.now)
+        let data = try Self.dataChunks(l.take(l.client))
+        #expect(data.count >= 2 && data.count < 8, "\(data.count) chunks in the initial window")
+        #expect(data.map(\.isImmediate) == Array(repeating: false, count: data.count - 1) + [packetsPerSack == 4])
+    }
+
+    /// Thinned, a window of eight packets or more is filled without the I bit: the peer's own count brings the
+    /// SACKs. Checked on the packets a round of SACKs released when every window was that large before it (slow
+    /// start only grows them) and the peer's window well above them (the chunk that takes its last byte is marked).
+    @Test func aLargeWindowIsFilledWithoutTheIBit() throws {
+        let l = Lockstep { $0.packetsPerSack = 4 }
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(repeating: 1, count: 400_000), on: id, stream: StreamID(0), now: l.now)
+        let association = l.client.associations[id]!
+        var windowsBefore: [Int] = []
+        var peerWindowBefore = 0
+        var largeRounds = 0
+        for _ in 0..<100 {
+            let fromClient = l.take(l.client)
+            let fromServer = l.take(l.server)
+            if fromClient.isEmpty && fromServer.isEmpty { break }
+            let data = try Self.dataChunks(fromClient)
+            if !windowsBefore.isEmpty, windowsBefore.allSatisfy({ $0 >= 8 * 1500 }),
+                peerWindowBefore > 2 * windowsBefore.reduce(0, +), data.count > 1
+            {
+                largeRounds += 1
+                #expect(data.dropLast().allSatisfy { !$0.isImmediate }, "a round of \(data.count), windows \(windowsBefore)")
+            }
+            l.deliver(fromClient, to: l.server)
+            windowsBefore = association.paths.indices.map { association.paths[$0].cwnd }
+            peerWindowBefore = Int(association.peerReceiverWindow)
+            l.deliver(fromServer, to: l.client)
+        }
+        #expect(largeRounds >= 3)
+    }
+
+    /// Thinned, a retransmission carries the I bit: the sender's recovery waits for its SACK.
+    @Test func aRetransmissionAsksForASack() throws {
+        let l = Lockstep { $0.packetsPerSack = 4 }
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(repeating: 1, count: 3_000), on: id, stream: StreamID(0), now: l.now)
+        let first = try Self.dataChunks(l.take(l.client))  // lost
+        #expect(!first.isEmpty)
+        #expect(first.dropLast().allSatisfy { !$0.isImmediate })
+        l.advanceToNextDeadline()  // T3-rtx
+        let again = try Self.dataChunks(l.take(l.client))
+        #expect(!again.isEmpty)
+        #expect(again.allSatisfy { $0.isImmediate }, "\(again.map(\.tsn))")
+    }
 }

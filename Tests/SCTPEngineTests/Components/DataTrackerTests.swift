@@ -189,6 +189,61 @@ extension Components {
             #expect(nrBlocks(tracker.makeSack(advertisedReceiverWindowCredit: 0, includeNonRenegable: true)).isEmpty)
         }
 
+        /// `packetsPerSack` 4: the fourth packet brings the SACK; from the second on it is due within the delay the
+        /// association gives, not 200 ms; the I bit and duplicates still bring one at once.
+        @Test mutating func everyFourthPacketWithTheSecondsSackHeldBriefly() {
+            var configuration = DataTracker.Configuration()
+            configuration.packetsPerSack = 4
+            var tracker = DataTracker(peerInitialTSN: TSN(1), configuration: configuration)
+            func packet(_ tsn: UInt32, immediate: Bool = false) {
+                _ = tracker.handleData(tsn: TSN(tsn), isImmediate: immediate)
+                tracker.handlePacketEnd(now: clock.now, thinnedDelay: .milliseconds(5))
+            }
+            packet(1)
+            #expect(tracker.sackDeadline == clock.now + .milliseconds(200))
+            clock.advance(.milliseconds(1))
+            packet(2)
+            #expect(!tracker.isSackDue(now: clock.now))
+            #expect(tracker.sackDeadline == clock.now + .milliseconds(5))
+            let deadline = tracker.sackDeadline
+            clock.advance(.milliseconds(1))
+            packet(3)
+            #expect(tracker.sackDeadline == deadline, "a later packet does not push the deadline back")
+            packet(4)
+            #expect(tracker.isSackDue(now: clock.now))
+            #expect(tracker.makeSack(advertisedReceiverWindowCredit: 0).cumulativeTSNAck == TSN(4))
+
+            packet(5)
+            packet(6, immediate: true)
+            #expect(tracker.isSackDue(now: clock.now), "the I bit")
+            _ = tracker.makeSack(advertisedReceiverWindowCredit: 0)
+            packet(6)
+            #expect(tracker.isSackDue(now: clock.now), "a duplicate")
+            _ = tracker.makeSack(advertisedReceiverWindowCredit: 0)
+
+            // Alone, the thinned deadline comes due.
+            packet(7)
+            packet(8)
+            #expect(!tracker.isSackDue(now: clock.now))
+            clock.advance(.milliseconds(5))
+            #expect(tracker.isSackDue(now: clock.now))
+        }
+
+        /// Thinned and with several paths (DAC: no SACK for a gap), a packet that fills a hole waits like any other
+        /// (the sender marks retransmissions with the I bit); with the RFC's 2 it is acknowledged at once.
+        @Test func aFilledHoleWaitsWhenThinned() {
+            for packetsPerSack in [2, 4] {
+                var configuration = DataTracker.Configuration()
+                configuration.packetsPerSack = packetsPerSack
+                configuration.sackImmediatelyOnGaps = false
+                var tracker = DataTracker(peerInitialTSN: TSN(10), configuration: configuration)
+                _ = receive(&tracker, [10, 12], now: clock.now)
+                _ = tracker.makeSack(advertisedReceiverWindowCredit: 1000)
+                _ = receive(&tracker, [11], now: clock.now)
+                #expect(tracker.isSackDue(now: clock.now) == (packetsPerSack == 2), "\(packetsPerSack) per SACK")
+            }
+        }
+
         @Test func dacCountsPacketsSinceLastSack() {
             var tracker = DataTracker(peerInitialTSN: TSN(1))
             _ = receive(&tracker, [2], now: clock.now)
