@@ -317,6 +317,9 @@ public final class AggClientService: @unchecked Sendable {
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
         sctp.cookieSecret = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        // The server is agg, which sets the I bit whenever it cannot send more: a SACK every fourth packet halves
+        // the acknowledgements a download sends up the uplink (and the datagrams each end handles for them).
+        sctp.packetsPerSack = SCTPConfiguration.packetsPerSackWithThisEngine
         var options = SCTPDriver.Options()
         options.segmentationOffload = configuration.segmentationOffload
         for path in configuration.paths {

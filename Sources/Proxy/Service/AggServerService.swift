@@ -164,6 +164,9 @@ public final class AggServerService: @unchecked Sendable {
         sctp.outboundStreams = .max
         sctp.maxInboundStreams = .max
         sctp.shard = configuration.shard
+        // The peer is agg, which sets the I bit whenever it cannot send more: a SACK every fourth packet halves the
+        // acknowledgements a download sends up the uplink (and the datagrams each end handles for them).
+        sctp.packetsPerSack = SCTPConfiguration.packetsPerSackWithThisEngine
         // Offered only in answer to an INIT that arrived sealed (a plaintext client keeps its CRC32c both ways).
         sctp.zeroChecksumMethod = SecureDatagram.errorDetectionMethod
         let advertised = configuration.listen.map(\.ip).filter { !$0.isWildcard }
