@@ -203,19 +203,20 @@ extension Association {
     }
 
     /// How long a thinned SACK (`SCTPConfiguration.packetsPerSack` above 2) may be held from the second packet on:
-    /// a quarter of the shortest smoothed round trip among the paths, so the sender's RTT samples and window growth
-    /// barely notice, within 1 and 25 ms (1 ms until a path has a measurement).
+    /// an eighth of the shortest smoothed round trip among the paths, so the sender's RTT samples and window growth
+    /// barely notice and a slow path's packets, too far apart to make up the count, are acknowledged about as the
+    /// RFC would; within 1 and 10 ms (1 ms until a path has a measurement).
     var thinnedSackDelay: SCTPDuration {
         var shortest: SCTPDuration?
         for i in paths.indices {  // by index: no copy of each path
             if let srtt = paths[i].rto.srtt, shortest.map({ srtt < $0 }) ?? true { shortest = srtt }
         }
         guard let shortest else { return Self.thinnedSackDelayBounds.lowerBound }
-        let quarter = SCTPDuration.nanoseconds(shortest.nanoseconds / 4)
-        return min(max(quarter, Self.thinnedSackDelayBounds.lowerBound), Self.thinnedSackDelayBounds.upperBound)
+        let eighth = SCTPDuration.nanoseconds(shortest.nanoseconds / 8)
+        return min(max(eighth, Self.thinnedSackDelayBounds.lowerBound), Self.thinnedSackDelayBounds.upperBound)
     }
 
-    static let thinnedSackDelayBounds = SCTPDuration.milliseconds(1)...SCTPDuration.milliseconds(25)
+    static let thinnedSackDelayBounds = SCTPDuration.milliseconds(1)...SCTPDuration.milliseconds(10)
 
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
     func scheduleSack(now: SCTPTime) {

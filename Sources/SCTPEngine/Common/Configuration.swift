@@ -37,11 +37,12 @@ public struct SCTPConfiguration: Sendable {
     /// RFC 9260 §6.2: "the acknowledgement SHOULD be generated within 200 ms".
     public var delayedAckTimeout: SCTPDuration = .milliseconds(200)
     /// A SACK goes at least every this many packets with DATA. RFC 9260 §6.2 says every second packet (the
-    /// default). More suits a peer that sets the I bit (RFC 7053) whenever it cannot send more, its window or its
-    /// queue spent, as this engine does: it never waits on a SACK held back, and the SACKs it gets each release a
-    /// longer run of packets. Each SACK costs both ends a datagram; at 4, a download takes half the uplink's
-    /// acknowledgement traffic of every second packet. From the second packet on, a SACK held back is due within a
-    /// quarter of the smallest smoothed round trip of the association's paths (at least 1 ms, at most 25 ms).
+    /// default). More is for two ends that both run this engine with the same setting: each then marks with the I bit
+    /// (RFC 7053) every chunk it needs a SACK for at once (a retransmission, the one that takes the last of the peer's
+    /// window or fills a path window under two SACKs' worth of packets), so neither waits on a SACK held back, and the
+    /// SACKs each gets release longer runs of packets. Each SACK costs both ends a datagram; at 4, a download takes
+    /// half the uplink's acknowledgement traffic of every second packet. From the second packet on, a SACK held back
+    /// is due within an eighth of the smallest smoothed round trip of the association's paths (1 to 10 ms).
     public var packetsPerSack: Int = 2
     /// `packetsPerSack` for a peer known to run this engine (agg's client and server talk only to each other).
     public static let packetsPerSackWithThisEngine = 4
