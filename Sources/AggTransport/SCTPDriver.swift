@@ -383,9 +383,13 @@ public final class SCTPDriver: @unchecked Sendable {
     /// After NIO's one read of a wake-up: the rest of what the socket holds, read by `reader` (at most
     /// `drainReads` `recvmmsg` calls, as NIO read at most four times per wake-up: past them the loop serves its other
     /// channels and the socket, still readable, wakes it again).
+    ///
+    /// The socket is checked before each read: what a read hands up may retire it (an event the engine raises closes
+    /// it, `retireSocket`), and its descriptor's number then goes to the next socket the process opens.
     func receiveRest(from reader: DatagramReader, descriptor: CInt, on index: Int) {
-        guard sockets.indices.contains(index), sockets[index].isOpen, !isClosing else { return }
+        guard sockets.indices.contains(index) else { return }
         for _ in 0..<Self.drainReads {
+            guard sockets[index].isOpen, !isClosing else { return }
             let truncatedBefore = reader.truncated
             let result = reader.read(descriptor) { datagram in
                 receive(
