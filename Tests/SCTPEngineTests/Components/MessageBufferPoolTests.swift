@@ -76,6 +76,23 @@ extension Components {
             #expect(large.spares.count == MessageBufferPool.maximumBytes / (1 << 19))
         }
 
+        /// A full pool makes room for the buffer handed back last. Spares of a size no message takes any more stay
+        /// otherwise, keeping every later buffer out for as long as the endpoint is busy (the idle trim never comes):
+        /// a peer's large message makes reassembly reserve a large room for its next, and a small one leaves that
+        /// room to the pool, so one association could fill the pool all of them share with rooms nobody takes.
+        @Test func aFullPoolMakesRoomForTheNewestBuffer() {
+            var pool = MessageBufferPool()
+            let large = MessageBufferPool.maximumBytes / (1 << 17)
+            for _ in 0..<large { pool.recycle(Self.message(10, capacity: 1 << 17)) }
+            #expect(pool.storedBytes == MessageBufferPool.maximumBytes)
+            pool.recycle(Self.message(16_000, capacity: 32_768))
+            // The oldest large spare made room; the 32 KiB one is the next message's.
+            #expect(pool.spares.map(\.capacity) == Array(repeating: 1 << 17, count: large - 1) + [32_768])
+            #expect(pool.storedBytes <= MessageBufferPool.maximumBytes)
+            #expect(pool.take(capacity: 16_390).capacity == 32_768)
+            #expect(pool.spares.count == large - 1)
+        }
+
         @Test func anIdlePoolIsEmptiedAndABusyOneIsNot() {
             var pool = MessageBufferPool()
             let start = SCTPTime(nanoseconds: 5_000_000_000)
