@@ -28,13 +28,19 @@ struct MessageBufferPool {
     static let minimumBytes = 4096
     static let idleInterval = SCTPDuration.seconds(1)
 
-    /// Keeps `buffer` for a later message if it is a whole storage of a size worth keeping and the pool has room.
-    /// The caller may still hold it: `take` hands out only buffers nobody else holds.
+    /// Keeps `buffer` for a later message if it is a whole storage of a size worth keeping; in a full pool the
+    /// oldest spares make room. (Kept out instead, the newest would wait behind spares of a size no message takes any
+    /// more, which the idle trim never clears while the endpoint is busy: one peer's odd rooms would stop the pool
+    /// for every association.) The caller may still hold it: `take` hands out only buffers nobody else holds.
     mutating func recycle(_ buffer: ByteBuffer) {
         let size = buffer.capacity
-        guard size >= Self.minimumBytes, size == buffer.storageCapacity, spares.count < Self.maximumCount,
-            storedBytes + size <= Self.maximumBytes
-        else { return }
+        guard size >= Self.minimumBytes, size <= Self.maximumBytes, size == buffer.storageCapacity else { return }
+        var evicted = 0
+        while spares.count - evicted >= Self.maximumCount || storedBytes + size > Self.maximumBytes {
+            storedBytes -= spares[evicted].capacity
+            evicted += 1
+        }
+        spares.removeFirst(evicted)
         spares.append(buffer)
         storedBytes += size
     }
