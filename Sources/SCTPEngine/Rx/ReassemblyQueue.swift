@@ -262,8 +262,8 @@ struct ReassemblyQueue: Sendable {
                 }
                 stream.nextSSN = ssn.next
             }
+            bookkeepingBytes -= Self.drain(&stream, into: &output)
             streams[id] = stream
-            drain(id)
         }
     }
 
@@ -314,31 +314,51 @@ struct ReassemblyQueue: Sendable {
 
     // MARK: - Internals
 
+    /// What became of a complete ordered message.
+    private enum Delivery {
+        /// Released, and after it the messages that waited for it, whose charges (`released`) are given back.
+        case delivered(released: Int)
+        /// Waits for an earlier SSN.
+        case held
+        /// Older than the next expected SSN: already delivered or skipped by FORWARD-TSN.
+        case stale
+    }
+
+    /// Releases `message` in SSN order. Its stream is looked up once and changed in place (reading, updating and
+    /// draining it looked it up four times, a hash of the id each); a stream never seen expects SSN 0.
     private mutating func deliverOrdered(_ message: ReassembledMessage, ssn: SSN) {
-        let id = message.streamID
-        let nextSSN = streams[id]?.nextSSN ?? SSN(0)
-        if ssn == nextSSN {
-            output.append(message)
-            streams[id, default: Stream()].nextSSN = ssn.next
-            drain(id)
-        } else if ssn.isAfter(nextSSN) {
-            hold(message.payload)
-            streams[id, default: Stream()].ready[ssn.rawValue] = message
-        } else {
-            // Older than the next expected SSN: already delivered or skipped by FORWARD-TSN.
-            payloadBytes -= message.payload.readableBytes
+        switch Self.deliver(message, ssn: ssn, to: &streams[message.streamID, default: Stream()], output: &output) {
+        case .delivered(let released): bookkeepingBytes -= released
+        case .held: hold(message.payload)
+        case .stale: payloadBytes -= message.payload.readableBytes
         }
     }
 
-    private mutating func drain(_ id: StreamID) {
-        guard streams[id] != nil else { return }
-        while !streams[id]!.ready.isEmpty {
-            let ssn = streams[id]!.nextSSN
-            guard let message = streams[id]!.ready.removeValue(forKey: ssn.rawValue) else { return }
-            release(message.payload)
+    private static func deliver(
+        _ message: ReassembledMessage, ssn: SSN, to stream: inout Stream, output: inout Deque<ReassembledMessage>
+    ) -> Delivery {
+        if ssn == stream.nextSSN {
             output.append(message)
-            streams[id]!.nextSSN = ssn.next
+            stream.nextSSN = ssn.next
+            return .delivered(released: drain(&stream, into: &output))
+        } else if ssn.isAfter(stream.nextSSN) {
+            stream.ready[ssn.rawValue] = message
+            return .held
         }
+        return .stale
+    }
+
+    /// Releases `stream`'s waiting messages that follow on from its next SSN; returns their charges.
+    private static func drain(_ stream: inout Stream, into output: inout Deque<ReassembledMessage>) -> Int {
+        var released = 0
+        while !stream.ready.isEmpty {
+            let ssn = stream.nextSSN
+            guard let message = stream.ready.removeValue(forKey: ssn.rawValue) else { break }
+            released += charge(for: message.payload.readableBytes)
+            output.append(message)
+            stream.nextSSN = ssn.next
+        }
+        return released
     }
 
     private mutating func addOrderedFragment(
