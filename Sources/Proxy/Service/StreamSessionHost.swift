@@ -175,8 +175,9 @@ final class StreamSessionHost {
         }
         do {
             // The application's FIN must reach us as an event, not close the channel.
-            try channel.syncOptions?.setOption(.allowRemoteHalfClosure, value: true)
-            try install(connection, on: channel)
+            let options = channel.syncOptions
+            try options?.setOption(.allowRemoteHalfClosure, value: true)
+            try install(connection, on: channel, options: options)
         } catch {
             promise.fail(ProxyFailure.generalFailure)
             channels[connection] = nil
@@ -187,8 +188,12 @@ final class StreamSessionHost {
         withSession { $0.handleAttached(connection) }
     }
 
-    private func install(_ connection: ConnectionID, on channel: any Channel) throws {
-        let handler = StreamChannelHandler(connection: connection, host: self)
+    /// `options` are the channel's synchronous options (the handler keeps them: each `syncOptions` read looks
+    /// their generic type up at run time).
+    private func install(
+        _ connection: ConnectionID, on channel: any Channel, options: NIOSynchronousChannelOptions?
+    ) throws {
+        let handler = StreamChannelHandler(connection: connection, host: self, options: options)
         channels[connection] = (channel, handler)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
@@ -203,7 +208,7 @@ final class StreamSessionHost {
             return
         }
         do {
-            try install(connection, on: channel)
+            try install(connection, on: channel, options: channel.syncOptions)
         } catch {
             withSession { $0.handleAttachFailed(connection, .internalError, text: "cannot install the relay") }
         }
@@ -350,7 +355,7 @@ final class StreamSessionHost {
         }
         // A channel that cannot say what it holds is taken to hold everything: the marker tells.
         let buffered =
-            (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? handler.writes.pendingBytes
+            (try? handler.options?.getOption(.bufferedWritableBytes)) ?? handler.writes.pendingBytes
         var reported = false
         let needsMarker = handler.writes.flushed(channelHolds: buffered) { write in
             writeSucceeded(write, on: connection)
@@ -464,10 +469,13 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var needsFlush = false
     /// The writes handed to the channel whose end the session has not learnt yet.
     var writes = TCPWriteTracker()
+    /// The channel's synchronous options, read once.
+    let options: NIOSynchronousChannelOptions?
 
-    init(connection: ConnectionID, host: StreamSessionHost) {
+    init(connection: ConnectionID, host: StreamSessionHost, options: NIOSynchronousChannelOptions?) {
         self.connection = connection
         self.host = host
+        self.options = options
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
