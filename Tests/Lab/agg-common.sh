@@ -153,6 +153,11 @@ server_path_bytes() {
         END { print sum + 0 }'
 }
 # client_path_field N FIELD: FIELD of the client's path line(s) whose local address is CN (first match).
+# udp_field client|server FIELD: a field of the status page's udp line (datagrams_sent, datagrams_received, ...).
+udp_field() {
+    "${1}_status" | awk -v f="$2" '$1 == "udp" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == f) print kv[2] } }'
+}
+
 client_path_field() {
     local addr=$C1
     [[ $1 == 2 ]] && addr=$C2

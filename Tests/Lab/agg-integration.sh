@@ -71,10 +71,12 @@ download() { # download OUT: in the background, sets BG; result in OUT.result
 
 a1=$(server_path_bytes 1) a2=$(server_path_bytes 2)
 c1=$(client_path_field 1 bytes_sent) c2=$(client_path_field 2 bytes_sent)
+u1=$(udp_field client datagrams_sent) s1=$(udp_field server datagrams_sent)
 download "$AGG_WORK/dl1"
 wait "$BG"; BG=
 b1=$(server_path_bytes 1) b2=$(server_path_bytes 2)
 e1=$(client_path_field 1 bytes_sent) e2=$(client_path_field 2 bytes_sent)
+u2=$(udp_field client datagrams_sent) s2=$(udp_field server datagrams_sent)
 snapshot download
 verify "$AGG_WORK/dl1" "download of ${SIZE_MB} MB through socks5h"
 d1=$((b1 - a1)) d2=$((b2 - a2))
@@ -83,6 +85,11 @@ check $? "both paths carried DATA during the download (server sent $d1 bytes on 
 # The client's own counters count what it sends: in a download, its SACKs, so both paths must show some.
 ((${e1:-0} - ${c1:-0} > 10000 && ${e2:-0} - ${c2:-0} > 10000))
 check $? "client's status page: both paths carried its SACKs during the download ($((${e1:-0} - ${c1:-0})) and $((${e2:-0} - ${c2:-0})) bytes)"
+# The daemons acknowledge every fourth packet (docs/PROTOCOL.md): the client sends about one datagram per four the
+# server sends in a download (every second packet would be one per two).
+up=$((${u2:-0} - ${u1:-0})) down=$((${s2:-0} - ${s1:-0}))
+((down > 1000 && up * 3 < down))
+check $? "a SACK per about four packets: the client sent $up datagrams while the server sent $down"
 
 # --- 3. blackhole path 1 mid-transfer, then restore ---------------------------------------------------------------
 download "$AGG_WORK/dl2"
