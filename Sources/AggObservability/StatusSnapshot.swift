@@ -187,6 +187,30 @@ public struct StatusSnapshot: Codable, Sendable, Equatable {
         public var serverGroups: ServerGroupCounters?
 
         public init() {}
+
+        /// A counter the JSON lacks reads as zero (or empty, or nil): a daemon older than the reader does not count it
+        /// yet, and `aggclient status` from a newer package must still read that daemon's page (the running daemon
+        /// stays the old one until it restarts).
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func count(_ key: CodingKeys) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? 0 }
+            connections = try c.decodeIfPresent([String: Int].self, forKey: .connections) ?? [:]
+            associationsAuthenticated = try count(.associationsAuthenticated)
+            authenticationFailures = try count(.authenticationFailures)
+            associationsRevoked = try count(.associationsRevoked)
+            streamWaits = try count(.streamWaits)
+            bytesUp = try count(.bytesUp)
+            bytesDown = try count(.bytesDown)
+            datagramsSent = try count(.datagramsSent)
+            datagramsReceived = try count(.datagramsReceived)
+            udpBytesSent = try count(.udpBytesSent)
+            udpBytesReceived = try count(.udpBytesReceived)
+            sendFailures = try count(.sendFailures)
+            truncatedDatagrams = try count(.truncatedDatagrams)
+            sctpDropped = try c.decodeIfPresent([String: Int].self, forKey: .sctpDropped) ?? [:]
+            udp = try c.decodeIfPresent(UDPCounters.self, forKey: .udp)
+            serverGroups = try c.decodeIfPresent(ServerGroupCounters.self, forKey: .serverGroups)
+        }
     }
 
     /// aggclient's server groups: the one in use (index from 0 in order of preference; nil while none is) and its

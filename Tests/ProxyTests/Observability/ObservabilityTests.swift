@@ -66,6 +66,29 @@ import Testing
         }
     }
 
+    /// A daemon older than `aggclient status` lacks the counters added since (here `truncatedDatagrams`,
+    /// `streamWaits` and `sctpDropped`): they read as zero, the rest as the daemon wrote them.
+    @Test func countersAnOlderDaemonDoesNotWriteReadAsZero() throws {
+        var snapshot = Self.sampleSnapshot()
+        snapshot.counters.truncatedDatagrams = 7
+        snapshot.counters.streamWaits = 3
+        snapshot.counters.sctpDropped = ["bad_checksum": 2]
+        let bytes = try snapshot.jsonBytes()
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+        var counters = try #require(object["counters"] as? [String: Any])
+        for key in ["truncatedDatagrams", "streamWaits", "sctpDropped"] {
+            #expect(counters.removeValue(forKey: key) != nil, "\(key) is written")
+        }
+        object["counters"] = counters
+        let older = try JSONSerialization.data(withJSONObject: object)
+        let decoded = try StatusSnapshot(json: Array(older))
+        var expected = snapshot
+        expected.counters.truncatedDatagrams = 0
+        expected.counters.streamWaits = 0
+        expected.counters.sctpDropped = [:]
+        #expect(decoded == expected)
+    }
+
     @Test func somethingElseIsNotASnapshot() {
         #expect(throws: StatusDecodingError.self) { try StatusSnapshot(json: Array("<html>".utf8)) }
         #expect(throws: StatusDecodingError.self) { try StatusSnapshot(json: Array("{\"role\":\"x\"}".utf8)) }
