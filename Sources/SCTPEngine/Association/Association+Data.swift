@@ -220,7 +220,7 @@ extension Association {
 
     /// After a packet's DATA chunks: acknowledge now, or arm the delayed-SACK timer.
     func scheduleSack(now: SCTPTime) {
-        if configuration.packetsPerSack > DataTracker.rfcPacketsPerSack {
+        if thinsSacks {  // the bound is worked out only when it applies
             dataTracker.handlePacketEnd(now: now, thinnedDelay: thinnedSackDelay)
         } else {
             dataTracker.handlePacketEnd(now: now)

@@ -313,11 +313,9 @@ extension Association {
                 // the peer's count to bring SACKs on its own (`smallWindow`), lets go: nothing follows it until a
                 // SACK comes.
                 let size = fragment.payload.readableBytes
-                if sendQueue.isEmpty
-                    || (thinsSacks
-                        && (size >= window
-                            || (flight + size >= min(cwnd, share) && min(cwnd, share) < smallWindow(mtu: mtu))))
-                {
+                let pathWindow = min(cwnd, share)
+                let fillsSmallWindow = flight + size >= pathWindow && pathWindow < smallWindow(mtu: mtu)
+                if sendQueue.isEmpty || (thinsSacks && (size >= window || fillsSmallWindow)) {
                     fragment.isImmediate = true
                 }
                 builder.add(data: outstanding.insert(consume fragment, path: pathID, now: now))
