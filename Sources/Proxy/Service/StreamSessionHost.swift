@@ -19,8 +19,8 @@ import SCTPEngine
 protocol StreamSessionHolder: AnyObject {
     /// Runs `body` on the session in place; nil (and `body` not run) once the holder dropped it.
     func withStreams<R>(_ body: (inout StreamSession) -> R) -> R?
-    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then calls
-    /// `StreamSessionHost.actionsPerformed` and re-arms the holder's one timer.
+    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then re-arms the holder's
+    /// one timer.
     func performActions()
 }
 
@@ -58,9 +58,6 @@ final class StreamSessionHost {
     private var isFlushScheduled = false
     /// The marker `writeMarker` writes: a copy of one empty buffer, not a new one each time.
     private let emptyBuffer = ByteBuffer()
-    /// Server: whether the association's send buffer is full, for the egress connections' read sizes
-    /// (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
-    let readPressure = ReadPressure()
 
     private struct PendingOpen {
         let target: StreamTarget
@@ -113,7 +110,6 @@ final class StreamSessionHost {
 
     /// The association's send buffer drained.
     func resumeWriting() {
-        readPressure.isHigh = false
         withSession { $0.handleWritable() }
         performActions()
     }
@@ -271,11 +267,6 @@ final class StreamSessionHost {
     @inline(never)
     private func performActions() {
         holder?.performActions()
-    }
-
-    /// After a batch of actions: the egress connections' read sizes follow the association's send buffer.
-    func actionsPerformed() {
-        if role == .server { readPressure.isHigh = !driver.isWritable(association) }
     }
 
     /// Performs one of the session's actions on the channels and the association.
