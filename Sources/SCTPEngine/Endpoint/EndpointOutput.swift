@@ -30,6 +30,14 @@ final class EndpointOutput {
 
     func drop(_ reason: SCTPDropReason) { dropped[reason, default: 0] += 1 }
 
+    /// Lets go of every spare buffer, packets' and messages', and of the packet pool's grown limit: the endpoint's
+    /// last association closed.
+    func releaseSpares() {
+        spareBuffers = []
+        spareBufferLimit = Self.minimumSpareBuffers
+        messageBuffers = MessageBufferPool()
+    }
+
     /// Keeps `buffer` for the next packet built, up to `spareBufferLimit` of them. The caller may still hold it:
     /// only `packetBuffer` needs it unique.
     func recycle(_ buffer: ByteBuffer) {

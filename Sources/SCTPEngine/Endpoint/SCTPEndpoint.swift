@@ -227,15 +227,19 @@ public final class SCTPEndpoint {
     }
 
     /// Hands back the buffer of a datagram this endpoint sent, once the driver is done with it (sealed it into
-    /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept.
+    /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept,
+    /// and none while the endpoint has no association.
     public func recycle(_ buffer: ByteBuffer) {
+        guard !associations.isEmpty else { return }
         output.recycle(buffer)
     }
 
     /// Hands back the payload of a message this endpoint delivered, once the application is done with it (a relay's
     /// TCP write the socket has taken): the next messages reassembled are built in it instead of in new storage.
-    /// Optional; the pool keeps few (`MessageBufferPool`), and reuses one only when nothing else holds it.
+    /// Optional; the pool keeps few (`MessageBufferPool`), none while the endpoint has no association, and reuses one
+    /// only when nothing else holds it.
     public func recycleMessageBuffer(_ buffer: ByteBuffer) {
+        guard !associations.isEmpty else { return }
         output.messageBuffers.recycle(buffer)
     }
 
@@ -397,6 +401,8 @@ public final class SCTPEndpoint {
         if lastLookedUp === association { lastLookedUp = nil }
         byOwner[association.owner]?.removeAll { $0 === association }
         if byOwner[association.owner]?.isEmpty == true { byOwner[association.owner] = nil }
+        // With no association left no timer runs (nothing would trim the pools) and nothing would take a buffer.
+        if associations.isEmpty { output.releaseSpares() }
     }
 
     /// A random, non-zero tag no current association uses, steered to this endpoint's shard

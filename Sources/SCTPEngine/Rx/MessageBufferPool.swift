@@ -6,7 +6,8 @@ import NIOCore
 ///
 /// One pool per endpoint, shared by its associations, so an association holds none of it; bounded by
 /// `maximumCount` buffers and `maximumBytes` of storage; emptied once no buffer was taken for `idleInterval`
-/// (`trimIfIdle`, at the endpoint's timers), so an idle endpoint keeps nothing. A buffer is handed out only when
+/// (`trimIfIdle`, at the endpoint's timers), so an idle endpoint keeps nothing, and dropped with the endpoint's last
+/// association (`EndpointOutput.releaseSpares`: with none, no timer runs). A buffer is handed out only when
 /// nobody else holds its storage any more: one the application handed back while something still holds it (NIO
 /// writing it yet) is dropped when its turn comes, never reused.
 struct MessageBufferPool {

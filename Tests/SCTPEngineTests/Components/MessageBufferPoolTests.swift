@@ -186,4 +186,30 @@ extension Components {
         l.advance(to: l.now + .seconds(40))
         #expect(l.server.output.messageBuffers.spares.isEmpty)
     }
+
+    /// With no association left an endpoint runs no timer, so the idle trim would never come: the last
+    /// association's close lets go of both pools (before, a server whose clients had all gone kept up to 2 MiB of
+    /// message buffers and 2 MiB of packet buffers for good).
+    @Test func anEndpointWhoseLastAssociationClosedKeepsNoSpares() throws {
+        let l = Lockstep()
+        let id = l.connect()
+        l.exchange()
+        try l.client.send(ByteBuffer(repeating: 1, count: 20_000), on: id, stream: StreamID(1), now: l.now)
+        let message = try #require(Self.nextMessage(l))
+        l.server.recycleMessageBuffer(message)
+        l.server.recycle(ByteBufferAllocator().buffer(capacity: 1_500))
+        #expect(!l.server.output.messageBuffers.spares.isEmpty)
+        #expect(!l.server.output.spareBuffers.isEmpty)
+        l.client.abort(id, reason: "bye", now: l.now)
+        l.exchange()
+        #expect(l.server.associationIDs.isEmpty)
+        #expect(l.server.nextDeadline() == nil)
+        #expect(l.server.output.messageBuffers.spares.isEmpty)
+        #expect(l.server.output.spareBuffers.isEmpty)
+        // Buffers handed back after the close (a relay's last write done, the last packet sealed) are not kept.
+        l.server.recycleMessageBuffer(ByteBufferAllocator().buffer(capacity: 16_384))
+        l.server.recycle(ByteBufferAllocator().buffer(capacity: 1_500))
+        #expect(l.server.output.messageBuffers.spares.isEmpty)
+        #expect(l.server.output.spareBuffers.isEmpty)
+    }
 }
