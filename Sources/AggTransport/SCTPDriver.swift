@@ -352,6 +352,12 @@ public final class SCTPDriver: @unchecked Sendable {
         return endpoint.takesDatagram(id, on: stream)
     }
 
+    /// Bytes queued and not yet sent (`SCTPEndpoint.queuedAmount`).
+    public func queuedAmount(_ id: SCTPAssociationID) -> Int {
+        eventLoop.preconditionInEventLoop()
+        return endpoint.queuedAmount(id)
+    }
+
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int {
         eventLoop.preconditionInEventLoop()
         return endpoint.bufferedAmount(id)

@@ -19,8 +19,8 @@ import SCTPEngine
 protocol StreamSessionHolder: AnyObject {
     /// Runs `body` on the session in place; nil (and `body` not run) once the holder dropped it.
     func withStreams<R>(_ body: (inout StreamSession) -> R) -> R?
-    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then re-arms the holder's
-    /// one timer.
+    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then calls
+    /// `StreamSessionHost.actionsPerformed` and re-arms the holder's one timer.
     func performActions()
 }
 
@@ -58,6 +58,11 @@ final class StreamSessionHost {
     private var isFlushScheduled = false
     /// The marker `writeMarker` writes: a copy of one empty buffer, not a new one each time.
     private let emptyBuffer = ByteBuffer()
+    /// Server: whether the association holds more than twice its send buffer unsent, for the egress connections' first
+    /// reads (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
+    let readPressure = ReadPressure()
+    /// Twice the association's send buffer (`SCTPConfiguration.sendBufferSize`): past it `readPressure` is overfull.
+    private let overfullBytes: Int
 
     private struct PendingOpen {
         let target: StreamTarget
@@ -73,6 +78,7 @@ final class StreamSessionHost {
         self.driver = driver
         self.association = association
         self.holder = holder
+        overfullBytes = 2 * driver.endpoint.configuration.sendBufferSize
         role = holder.withStreams { $0.role } ?? .server
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
         holder.withStreams { session in
@@ -110,6 +116,7 @@ final class StreamSessionHost {
 
     /// The association's send buffer drained.
     func resumeWriting() {
+        readPressure.isOverfull = false
         withSession { $0.handleWritable() }
         performActions()
     }
@@ -267,6 +274,11 @@ final class StreamSessionHost {
     @inline(never)
     private func performActions() {
         holder?.performActions()
+    }
+
+    /// After a batch of actions: the egress connections' first reads follow what the association holds.
+    func actionsPerformed() {
+        if role == .server { readPressure.isOverfull = driver.queuedAmount(association) > overfullBytes }
     }
 
     /// Performs one of the session's actions on the channels and the association.

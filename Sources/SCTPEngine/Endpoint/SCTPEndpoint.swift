@@ -167,6 +167,9 @@ public final class SCTPEndpoint {
     /// Bytes queued or in flight and not yet acknowledged.
     public func bufferedAmount(_ id: SCTPAssociationID) -> Int { association(id)?.bufferedAmount ?? 0 }
 
+    /// Bytes queued and not yet sent (`bufferedAmount` less what is in flight).
+    public func queuedAmount(_ id: SCTPAssociationID) -> Int { association(id)?.sendQueue.bufferedBytes ?? 0 }
+
     /// How long data queued now would wait before it is first sent (the unsent bytes over the rate the paths take
     /// data at); nil for an unknown association or while no path has a rate.
     public func sendQueueDelay(_ id: SCTPAssociationID) -> SCTPDuration? { associations[id]?.sendQueueDelay }
