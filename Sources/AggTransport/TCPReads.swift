@@ -27,9 +27,10 @@ package enum TCPReads {
     package static let egressReadsPerEvent = 1
 }
 
-/// Whether one association holds more than twice its send buffer (`SCTPConfiguration.sendBufferSize`) unsent, as its egress
-/// connections' first reads see it. Confined to the association's event loop (the driver's), where the stream session
-/// host keeps it current after every batch of actions and the egress channels, on the same loop, read it.
+/// Whether one association holds more than twice its send buffer (`SCTPConfiguration.sendBufferSize`) unsent, as
+/// its egress connections' first reads see it. Confined to the association's event loop (the driver's), where the
+/// stream session host keeps it current after every batch of actions and the egress channels, on the same loop, read
+/// it.
 package final class ReadPressure: @unchecked Sendable {
     package var isOverfull = false
 

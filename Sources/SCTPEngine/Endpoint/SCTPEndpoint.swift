@@ -230,8 +230,9 @@ public final class SCTPEndpoint {
     }
 
     /// Hands back the buffer of a datagram this endpoint sent, once the driver is done with it (sealed it into
-    /// its own buffer): the next packets are built in it instead of in new storage. Optional; at most 64 are kept,
-    /// and none while the endpoint has no association.
+    /// its own buffer): the next packets are built in it instead of in new storage. Optional; a few are kept (64,
+    /// more as larger batches need them, up to 1,024: `EndpointOutput.spareBufferLimit`), none while the endpoint has
+    /// no association.
     public func recycle(_ buffer: ByteBuffer) {
         guard !associations.isEmpty else { return }
         output.recycle(buffer)
