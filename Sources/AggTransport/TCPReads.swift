@@ -12,62 +12,98 @@ package enum TCPReads {
     /// A burst's first reads are not cut at the send buffer's high watermark: an 8 KiB cut there, kept until
     /// 2026-12-07, split every response of 8 to 16 KiB in a burst into two messages, two writes to the application
     /// and two buffers, and measured more memory at 10,000 connections, not less (BENCHMARKS.md, issue 21). Only
-    /// past twice the send buffer does a first read shrink (`EgressReadAllocator`).
+    /// past twice the send buffer does a first read shrink (`RelayReadAllocator`).
     package static let egressAllocator = AdaptiveRecvByteBufferAllocator(
         minimum: 64, initial: 16 * 1_024, maximum: 256 * 1_024)
 
-    /// An egress connection's first read while its association holds more than twice its send buffer unsent
-    /// (`ReadPressure`): small, so that what many connections' first reads add past the buffer stays small.
-    package static let overfullFirstRead = 2 * 1_024
+    /// The smallest read a relayed connection makes while its association's send queue has less room than its
+    /// next read would take (`RelayReadAllocator`): a read granted while the queue had room may come after other
+    /// connections filled it, and brings this much past it at most.
+    package static let leastRead = 2 * 1_024
 
-    /// Reads per readable event on an egress connection: one, so that a connection whose read filled its buffer
-    /// does not read three more at once (NIO reads again while a read fills its buffer, up to four times by
-    /// default) past a send buffer that may have filled meanwhile: later reads wait in `StreamSession` for the
-    /// buffer to drain. A bulk transfer's reads of up to 256 KiB keep one system call per 256 KiB.
-    package static let egressReadsPerEvent = 1
+    /// Reads per readable event on a relayed connection (an egress one on aggserver, an application's once the relay
+    /// joins it on aggclient): one. NIO reads again while a read fills its buffer, up to four times by default, and
+    /// a read cut to `leastRead` fills it: four would bring four times that past a full send queue per connection
+    /// (5.6 MB on a 4 MiB buffer with 300 uploads, `EgressReadBoundTests`). Later reads wait in `StreamSession` for
+    /// the buffer to drain; a bulk transfer's reads of up to 256 KiB keep one system call per 256 KiB.
+    package static let relayReadsPerEvent = 1
 }
 
-/// Whether one association holds more than twice its send buffer (`SCTPConfiguration.sendBufferSize`) unsent, as
-/// its egress connections' first reads see it. Confined to the association's event loop (the driver's), where the
-/// stream session host keeps it current after every batch of actions and the egress channels, on the same loop, read
-/// it.
-package final class ReadPressure: @unchecked Sendable {
-    package var isOverfull = false
+/// How much one association's send queue takes before its relayed connections' reads shrink: `sendBuffer`
+/// (`SCTPConfiguration.sendBufferSize`) less what it holds unsent, asked of the engine at each read. Confined to
+/// the association's event loop, where its connections read.
+package final class SendRoom: @unchecked Sendable {
+    /// The association's send buffer at its largest.
+    package let sendBuffer: Int
+    private let queued: () -> Int
 
-    package init() {}
-}
-
-/// An egress connection's reads: `TCPReads.egressAllocator`'s, except a first read made while the association holds
-/// more than twice its send buffer unsent, which takes `TCPReads.overfullFirstRead`.
-///
-/// Every egress connection arms its first read as it comes up, before the relay joins its channel, so that read is
-/// not held back by the session (later reads wait in `StreamSession` for the buffer to drain), and the engine's
-/// send queue takes whatever it brings. Unbounded in size, a client that opens many streams to targets that answer
-/// at once and then acknowledges nothing would have the server queue one full read per stream past its buffer (16 KiB
-/// × 16,384 streams: 256 MiB per association). Past twice the buffer each takes 2 KiB (32 MiB at most for 16,384);
-/// a burst's responses stay whole until its queue passes that.
-package struct EgressReadAllocator: RecvByteBufferAllocator {
-    private var adaptive = TCPReads.egressAllocator
-    private var isFirstRead = true
-    let pressure: ReadPressure
-
-    package init(pressure: ReadPressure) {
-        self.pressure = pressure
+    /// `queued` answers the bytes the association holds unsent.
+    package init(sendBuffer: Int, queued: @escaping () -> Int) {
+        self.sendBuffer = sendBuffer
+        self.queued = queued
     }
 
-    private var isCut: Bool { isFirstRead && pressure.isOverfull }
+    /// Bytes the queue takes before it holds `limit`; zero past it.
+    func room(under limit: Int) -> Int { max(0, limit - queued()) }
+}
+
+/// A relayed connection's reads: the adaptive sizes of `TCPReads`, each cut to what its association's send queue has
+/// room for (at least `TCPReads.leastRead`), so that what a read brings is bounded when it is made, not only when it
+/// was allowed. A connection reads only while the queue is writable (`StreamSession`), but that is decided when the
+/// read is asked for and the bytes come in a later turn of the loop: when a drained queue becomes writable, every
+/// connection waiting for it is allowed one read at the same moment, and 300 such reads of a grown size once
+/// queued 9 MB on a 256 KiB buffer (`EgressReadBoundTests`). Cut, they bring the room and 2 KiB each past it.
+///
+/// Every read gets a buffer of its own size: NIO's pool would otherwise reuse a buffer the size of the largest read
+/// so far (it reads into all of it), which a cut must not. A read brings its bytes into a new buffer anyway as soon
+/// as the send queue holds the last one's, as it does in a transfer.
+package struct RelayReadAllocator: RecvByteBufferAllocator {
+    private var adaptive: AdaptiveRecvByteBufferAllocator
+    /// Twice the send buffer for an egress connection's first read, armed as the connection comes up before the
+    /// session can hold it back (a burst's small responses stay whole until its queue passes that); the send
+    /// buffer for every other read.
+    private var limit: Int
+    private let room: SendRoom
+
+    /// An egress connection's (aggserver's, to a target): a first read of up to 16 KiB, so a small response arrives
+    /// in one read and goes out as one message, within twice the send buffer.
+    package static func egress(_ room: SendRoom) -> RelayReadAllocator {
+        RelayReadAllocator(adaptive: TCPReads.egressAllocator, limit: 2 * room.sendBuffer, room: room)
+    }
+
+    /// An accepted connection's (aggclient's, from the application) once the relay joins it.
+    package static func ingress(_ room: SendRoom) -> RelayReadAllocator {
+        RelayReadAllocator(adaptive: TCPReads.allocator, limit: room.sendBuffer, room: room)
+    }
+
+    private init(adaptive: AdaptiveRecvByteBufferAllocator, limit: Int, room: SendRoom) {
+        self.adaptive = adaptive
+        self.limit = limit
+        self.room = room
+    }
+
+    /// The next read's size, and whether the room cut it.
+    private var next: (size: Int, isCut: Bool) {
+        let wanted = adaptive.nextBufferSize() ?? TCPReads.leastRead
+        let room = room.room(under: limit)
+        guard room < wanted else { return (wanted, false) }
+        // ByteBuffer rounds a capacity up to a power of two: round the room down to one.
+        let size = max(TCPReads.leastRead, 1 << (Int.bitWidth - 1 - max(room, 1).leadingZeroBitCount))
+        return (min(size, wanted), true)
+    }
 
     package func buffer(allocator: ByteBufferAllocator) -> ByteBuffer {
-        isCut ? allocator.buffer(capacity: TCPReads.overfullFirstRead) : adaptive.buffer(allocator: allocator)
+        allocator.buffer(capacity: next.size)
     }
 
-    package func nextBufferSize() -> Int? {
-        isCut ? TCPReads.overfullFirstRead : adaptive.nextBufferSize()
-    }
+    /// None: NIO then takes each read's buffer from `buffer(allocator:)` (given `record`'s true).
+    package func nextBufferSize() -> Int? { nil }
 
     package mutating func record(actualReadBytes: Int) -> Bool {
-        // A read cut short says nothing about the connection's rate: the adaptive sizes ignore it.
-        defer { isFirstRead = false }
-        return isCut ? false : adaptive.record(actualReadBytes: actualReadBytes)
+        // A read cut short says nothing about the connection's rate: the adaptive sizes ignore it. The queue has
+        // not moved since the read's buffer was sized (NIO records a read before it passes the bytes on).
+        if !next.isCut { _ = adaptive.record(actualReadBytes: actualReadBytes) }
+        limit = room.sendBuffer
+        return true
     }
 }

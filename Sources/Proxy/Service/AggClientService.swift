@@ -761,7 +761,6 @@ public final class AggClientService: @unchecked Sendable {
             }
         }
         association.isPerforming = false
-        association.streams?.actionsPerformed()
         let next = association.isListed ? association.machine.readNextDeadline() : nil
         if !association.timer.isArmed(at: next) {
             association.timer.arm(at: next, on: eventLoop) { [self] in

@@ -463,7 +463,6 @@ public final class AggServerService: @unchecked Sendable {
             }
         }
         session.isPerforming = false
-        session.streams?.actionsPerformed()
         let next = session.isHeld ? session.machine.readNextDeadline() : nil
         guard !session.timer.isArmed(at: next) else { return }
         session.timer.arm(at: next, on: eventLoop) { [self] in
@@ -568,14 +567,14 @@ public final class AggServerService: @unchecked Sendable {
     private func open(
         _ connection: ConnectionID, target: StreamTarget, association: SCTPAssociationID, host: StreamSessionHost
     ) {
-        let reads = EgressReadAllocator(pressure: host.readPressure)
+        let reads = RelayReadAllocator.egress(host.sendRoom)
         // The connector leaves the read allocator to this initializer.
         egress.connect(
             to: target, on: eventLoop, owner: association.rawValue,
             configure: { channel in
                 let options = channel.syncOptions
                 try options?.setOption(.recvAllocator, value: reads)
-                try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.egressReadsPerEvent))
+                try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.relayReadsPerEvent))
             },
             completion: { [weak host] result in
                 switch result {

@@ -19,8 +19,8 @@ import SCTPEngine
 protocol StreamSessionHolder: AnyObject {
     /// Runs `body` on the session in place; nil (and `body` not run) once the holder dropped it.
     func withStreams<R>(_ body: (inout StreamSession) -> R) -> R?
-    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then calls
-    /// `StreamSessionHost.actionsPerformed` and re-arms the holder's one timer.
+    /// Performs every action pending, the session's through `StreamSessionHost.perform`, then re-arms the holder's
+    /// one timer.
     func performActions()
 }
 
@@ -58,11 +58,8 @@ final class StreamSessionHost {
     private var isFlushScheduled = false
     /// The marker `writeMarker` writes: a copy of one empty buffer, not a new one each time.
     private let emptyBuffer = ByteBuffer()
-    /// Server: whether the association holds more than twice its send buffer unsent, for the egress connections' first
-    /// reads (`EgressReadAllocator`); brought up to date after every batch of actions and when the buffer drains.
-    let readPressure = ReadPressure()
-    /// Twice the association's send buffer (`SCTPConfiguration.sendBufferSize`): past it `readPressure` is overfull.
-    private let overfullBytes: Int
+    /// The room the association's send queue has, which sizes its connections' reads (`RelayReadAllocator`).
+    let sendRoom: SendRoom
 
     private struct PendingOpen {
         let target: StreamTarget
@@ -78,7 +75,9 @@ final class StreamSessionHost {
         self.driver = driver
         self.association = association
         self.holder = holder
-        overfullBytes = 2 * driver.endpoint.configuration.sendBufferSize
+        sendRoom = SendRoom(sendBuffer: driver.endpoint.configuration.sendBufferSize) {
+            driver.queuedAmount(association)
+        }
         role = holder.withStreams { $0.role } ?? .server
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
         holder.withStreams { session in
@@ -116,7 +115,6 @@ final class StreamSessionHost {
 
     /// The association's send buffer drained.
     func resumeWriting() {
-        readPressure.isOverfull = false
         withSession { $0.handleWritable() }
         performActions()
     }
@@ -180,6 +178,9 @@ final class StreamSessionHost {
             // The application's FIN must reach us as an event, not close the channel.
             let options = channel.syncOptions
             try options?.setOption(.allowRemoteHalfClosure, value: true)
+            // Reads sized by the association's room, one per readable event (`TCPReads.relayReadsPerEvent`).
+            try options?.setOption(.recvAllocator, value: RelayReadAllocator.ingress(sendRoom))
+            try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.relayReadsPerEvent))
             try install(connection, on: channel, options: options)
         } catch {
             promise.fail(ProxyFailure.generalFailure)
@@ -274,11 +275,6 @@ final class StreamSessionHost {
     @inline(never)
     private func performActions() {
         holder?.performActions()
-    }
-
-    /// After a batch of actions: the egress connections' first reads follow what the association holds.
-    func actionsPerformed() {
-        if role == .server { readPressure.isOverfull = driver.queuedAmount(association) > overfullBytes }
     }
 
     /// Performs one of the session's actions on the channels and the association.

@@ -27,7 +27,8 @@ final class AttackHarness: @unchecked Sendable {
 
     init(
         serverLimits: StreamLimits = StreamLimits(), clientLimits: StreamLimits = StreamLimits(),
-        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration(), allowPlaintext: Bool = false
+        ingress: ProxyIngressConfiguration = ProxyIngressConfiguration(), allowPlaintext: Bool = false,
+        serverSCTP: (inout SCTPConfiguration) -> Void = { _ in }
     ) throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 4)
         self.group = group
@@ -42,6 +43,7 @@ final class AttackHarness: @unchecked Sendable {
             listen: listen, keys: [EndToEndHarness.key], egress: egress)
         serverConfiguration.limits = serverLimits
         serverConfiguration.allowPlaintext = allowPlaintext
+        serverSCTP(&serverConfiguration.sctp)
         server = try AggServerService.start(
             configuration: serverConfiguration, on: loops[0], logger: EndToEndHarness.logger("aggserver")
         ).wait()
@@ -161,6 +163,15 @@ final class AttackSocket {
     @discardableResult
     func send(_ bytes: [UInt8]) -> Bool {
         bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) } > 0
+    }
+
+    /// Sends what the socket takes now without blocking, from `offset` of `bytes`; the new offset (unchanged once the
+    /// peer has closed or reset the connection).
+    func send(_ bytes: [UInt8], from offset: Int) -> Int {
+        let sent = bytes.withUnsafeBytes {
+            Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        }
+        return offset + max(sent, 0)
     }
 
     /// Reads exactly `count` bytes; nil on EOF, error or timeout.

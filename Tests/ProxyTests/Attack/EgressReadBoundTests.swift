@@ -1,0 +1,219 @@
+import AggTransport
+import Foundation
+import NIOCore
+import NIOPosix
+import SCTPEngine
+import Testing
+
+@testable import Proxy
+
+/// What one side can be made to queue by a peer that acknowledges nothing: many streams whose targets (server) or
+/// applications (client) all send at once. The relayed connections' reads must stop near the association's send
+/// buffer, whatever the number of streams: a read allowed while the buffer had room must not bring a whole grown read
+/// past it once other streams filled it, nor every stream waiting for a drain one such read each.
+@Suite(.serialized) struct EgressReadBoundTests {
+    static let streams = 300
+    static let responseSize = 64 * 1024
+    static let sendBuffer = 256 * 1024
+
+    /// 300 streams open to targets that then send 64 KiB each at the same moment, while the client's loop is blocked
+    /// (nothing acknowledged, nothing read). What the server queues on the association stays within twice its send
+    /// buffer plus a small read per stream (a first read armed before the session could hold it back, and one read
+    /// allowed while the buffer still had room), through the drain when the client runs again. Before reads were
+    /// sized when made the queue reached 8.8-9.2 MB here. Every response arrives whole.
+    @Test func targetsAnsweringAtOnceQueueNoMoreThanTheSendBufferAndASmallReadPerStream() throws {
+        let harness = try AttackHarness { $0.sendBufferSize = Self.sendBuffer }
+        defer { harness.shutdown() }
+        let origin = try BurstOrigin.start(on: harness.group.next())
+        defer { try? origin.channel.close().wait() }
+
+        var sockets: [AttackSocket] = []
+        for index in 0..<Self.streams {
+            let socket = try #require(AttackSocket(port: harness.proxyPorts[0]), "connection \(index)")
+            try #require(socket.socks5Connect(port: UInt16(origin.port)) == 0, "connection \(index) refused")
+            sockets.append(socket)
+        }
+        #expect(try AttackHarness.wait(seconds: 10) { origin.connected == Self.streams })
+        // Every OPEN-RESULT on its way; then the client stops: no SACK, no read, for two seconds.
+        Thread.sleep(forTimeInterval: 0.3)
+        let frozen = DispatchSemaphore(value: 0)
+        harness.clients[0].eventLoop.execute {
+            frozen.signal()
+            Thread.sleep(forTimeInterval: 2)
+        }
+        frozen.wait()
+        let peak = try harness.serverQueuePeak()
+        origin.sendToEveryConnection(Self.response)
+        // The client runs again after two seconds: its acknowledgements drain the queue below the buffer's low
+        // watermark, and every stream whose read waited for that may read again at the same moment.
+        Thread.sleep(forTimeInterval: 3)
+        let queued = try peak.stop()
+        // The scenario loaded the association: without the bound this is where the queue grows past it.
+        #expect(queued > Self.sendBuffer, "the server queued only \(queued) bytes")
+        let bound = 2 * Self.sendBuffer + 16 * 1024 + Self.streams * 4 * 1024 + 64 * 1024
+        #expect(queued <= bound, "the server queued \(queued) bytes for one client, bound \(bound)")
+
+        // Nothing lost: every response arrives whole once the client runs again.
+        var intact = 0
+        for socket in sockets where socket.receive(Self.responseSize) == Self.response {
+            intact += 1
+        }
+        #expect(intact == Self.streams)
+    }
+
+    /// The same from the applications' side, on aggclient (a router's LAN uploading through it): 300 connections
+    /// each write 64 KiB at once while the server's loop is blocked. The client's queue stays within its send
+    /// buffer (4 MiB by default) and a small read per connection (14.0-14.4 MB before the client's reads were sized
+    /// the same way); every byte reaches the targets afterwards.
+    @Test func applicationsUploadingAtOnceQueueNoMoreThanTheSendBufferAndASmallReadPerConnection() throws {
+        let harness = try AttackHarness()
+        defer { harness.shutdown() }
+        let origin = try BurstOrigin.start(on: harness.group.next())
+        defer { try? origin.channel.close().wait() }
+        let sendBuffer = SCTPConfiguration().sendBufferSize
+
+        var sockets: [AttackSocket] = []
+        for index in 0..<Self.streams {
+            let socket = try #require(AttackSocket(port: harness.proxyPorts[0]), "connection \(index)")
+            try #require(socket.socks5Connect(port: UInt16(origin.port)) == 0, "connection \(index) refused")
+            sockets.append(socket)
+        }
+        #expect(try AttackHarness.wait(seconds: 10) { origin.connected == Self.streams })
+        Thread.sleep(forTimeInterval: 0.3)
+        let frozen = DispatchSemaphore(value: 0)
+        harness.server.eventLoop.execute {
+            frozen.signal()
+            Thread.sleep(forTimeInterval: 2)
+        }
+        frozen.wait()
+        let peak = try harness.clientQueuePeak()
+        // What each socket takes at once (the kernel's buffers), the rest as the client reads it.
+        var offsets = [Int](repeating: 0, count: sockets.count)
+        func sendWhatFits() {
+            for index in sockets.indices where offsets[index] < Self.responseSize {
+                offsets[index] = sockets[index].send(Self.response, from: offsets[index])
+            }
+        }
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .seconds(3) {
+            sendWhatFits()
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let queued = try peak.stop()
+        #expect(queued > sendBuffer / 2, "the client queued only \(queued) bytes")
+        let bound = sendBuffer + Self.streams * 4 * 1024 + 64 * 1024
+        #expect(queued <= bound, "the client queued \(queued) bytes, bound \(bound)")
+        // Nothing lost: every byte reaches the targets once the server runs again.
+        let total = Self.streams * Self.responseSize
+        #expect(
+            try AttackHarness.wait(seconds: 20) {
+                sendWhatFits()
+                return origin.received == total
+            }, "the targets received \(origin.received) of \(total) bytes")
+    }
+
+    static let response: [UInt8] = (0..<responseSize).map { UInt8(truncatingIfNeeded: $0 % 251) }
+}
+
+extension AttackHarness {
+    /// Samples the bytes the server queues and has not yet sent, over its associations.
+    func serverQueuePeak() throws -> QueuePeak {
+        try QueuePeak.start(driver: server.driver)
+    }
+
+    /// Samples the bytes client `index` queues and has not yet sent.
+    func clientQueuePeak(_ index: Int = 0) throws -> QueuePeak {
+        let client = clients[index]
+        return try QueuePeak.start(driver: try client.eventLoop.submit { client.driver }.wait())
+    }
+
+    /// The largest number of bytes a driver's associations held unsent, sampled every millisecond on its loop (a
+    /// burst of reads and the acknowledgements that drain it are separate turns of the loop); confined to that loop.
+    final class QueuePeak: @unchecked Sendable {
+        private var value = 0
+        private var task: RepeatedTask?
+        private let loop: any EventLoop
+
+        private init(loop: any EventLoop) {
+            self.loop = loop
+        }
+
+        static func start(driver: SCTPDriver) throws -> QueuePeak {
+            let peak = QueuePeak(loop: driver.eventLoop)
+            peak.task = try driver.eventLoop.submit {
+                driver.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(1)) { _ in
+                    let queued = driver.endpoint.associationIDs.reduce(0) { $0 + driver.queuedAmount($1) }
+                    peak.value = max(peak.value, queued)
+                }
+            }.wait()
+            return peak
+        }
+
+        func stop() throws -> Int {
+            let promise = loop.makePromise(of: Void.self)
+            task?.cancel(promise: promise)
+            try promise.futureResult.wait()
+            return try loop.submit { self.value }.wait()
+        }
+    }
+}
+
+/// A TCP server that accepts connections and sends nothing until told to send the same bytes on every one.
+final class BurstOrigin: @unchecked Sendable {
+    let channel: any Channel
+    let port: Int
+    private let children: Children
+
+    private init(channel: any Channel, children: Children) {
+        self.channel = channel
+        self.children = children
+        port = channel.localAddress!.port!
+    }
+
+    static func start(on loop: any EventLoop) throws -> BurstOrigin {
+        let children = Children()
+        let channel = try ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 512)
+            .childChannelInitializer { child in
+                children.add(child)
+                return child.eventLoop.makeCompletedFuture {
+                    try child.pipeline.syncOperations.addHandler(ByteCounter(children: children))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        return BurstOrigin(channel: channel, children: children)
+    }
+
+    var connected: Int { children.all.count }
+    /// Bytes received over every connection.
+    var received: Int { children.received }
+
+    func sendToEveryConnection(_ bytes: [UInt8]) {
+        for child in children.all {
+            child.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+        }
+    }
+
+    private final class Children: @unchecked Sendable {
+        private let lock = NSLock()
+        private var channels: [any Channel] = []
+        private var bytes = 0
+        var all: [any Channel] { lock.withLock { channels } }
+        var received: Int { lock.withLock { bytes } }
+        func add(_ channel: any Channel) { lock.withLock { channels.append(channel) } }
+        func count(_ count: Int) { lock.withLock { bytes += count } }
+    }
+
+    private final class ByteCounter: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let children: Children
+
+        init(children: Children) {
+            self.children = children
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            children.count(unwrapInboundIn(data).readableBytes)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import AggTransport
+import NIOCore
+import Testing
+
+/// The relayed connections' read sizes: the adaptive sizes while the association's send queue has room for them,
+/// cut to the room (at least 2 KiB) when it has not, decided at each read; an egress connection's first read whole
+/// up to 16 KiB within twice the send buffer.
+@Suite struct RelayReadAllocatorTests {
+    let allocator = ByteBufferAllocator()
+
+    /// The bytes an association holds unsent, as a test sets them.
+    final class Queue: @unchecked Sendable {
+        var queued = 0
+        func room(sendBuffer: Int = 256 * 1_024) -> SendRoom { SendRoom(sendBuffer: sendBuffer) { self.queued } }
+    }
+
+    /// Reads `size` bytes through `reads` as NIO does: a buffer, then the record; the capacity the read had.
+    func read(_ reads: inout RelayReadAllocator, filling: Bool = true) -> Int {
+        #expect(reads.nextBufferSize() == nil, "NIO's pool would reuse a larger buffer")
+        let capacity = reads.buffer(allocator: allocator).capacity
+        let mayGrow = reads.record(actualReadBytes: filling ? capacity : 1)
+        #expect(mayGrow, "NIO's pool would reuse its buffer")
+        return capacity
+    }
+
+    @Test func theFirstEgressReadTakesSixteenKiBWithinTwiceTheSendBuffer() {
+        let queue = Queue()
+        queue.queued = 300 * 1_024  // past the send buffer, within twice it
+        var reads = RelayReadAllocator.egress(queue.room())
+        #expect(reads.buffer(allocator: allocator).capacity == 16 * 1_024)
+        queue.queued = 2 * 256 * 1_024 - 5_000  // 5,000 bytes of room under twice the buffer: a 4 KiB read
+        #expect(reads.buffer(allocator: allocator).capacity == 4 * 1_024)
+        queue.queued = 2 * 256 * 1_024 + 1  // past twice the buffer: the least read
+        #expect(read(&reads) == 2 * 1_024)
+    }
+
+    @Test func laterReadsTakeWhatTheSendBufferHasRoomFor() {
+        let queue = Queue()
+        var reads = RelayReadAllocator.egress(queue.room())
+        // Each filled read doubles the next, within the buffer's room.
+        #expect(read(&reads) == 16 * 1_024)
+        #expect(read(&reads) == 32 * 1_024)
+        #expect(read(&reads) == 64 * 1_024)
+        queue.queued = 200 * 1_024  // 56 KiB of room for a 128 KiB read: a 32 KiB read
+        #expect(read(&reads) == 32 * 1_024)
+        queue.queued = 256 * 1_024  // none: the least read, however many connections read now
+        #expect(read(&reads) == 2 * 1_024)
+        #expect(read(&reads) == 2 * 1_024)
+        // The cut reads said nothing about the connection: with room again it reads what it would have.
+        queue.queued = 0
+        #expect(read(&reads) == 128 * 1_024)
+        #expect(read(&reads) == 256 * 1_024)
+        #expect(read(&reads) == 256 * 1_024)
+    }
+
+    @Test func anIngressConnectionStartsSmallAndGrowsWithinTheRoom() {
+        let queue = Queue()
+        var reads = RelayReadAllocator.ingress(queue.room(sendBuffer: 4 << 20))
+        var size = read(&reads)
+        #expect(size == 2 * 1_024)
+        for _ in 0..<7 { size = read(&reads) }
+        #expect(size == 256 * 1_024)
+        queue.queued = (4 << 20) - 1  // one byte of room: the least read
+        #expect(read(&reads) == 2 * 1_024)
+    }
+
+    @Test func anInteractiveConnectionsReadsShrinkBack() {
+        let queue = Queue()
+        var reads = RelayReadAllocator.egress(queue.room())
+        var size = read(&reads)
+        for _ in 0..<12 { size = read(&reads, filling: false) }
+        #expect(size == 1_024)
+    }
+}
