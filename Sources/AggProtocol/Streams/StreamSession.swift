@@ -748,8 +748,19 @@ package struct StreamSession {
         else { return }
         clock = max(clock, now)
         record.lastActivity = now
-        record.pending.append(bytes)
+        record.pending.append(Self.ownStorage(bytes))
         flushPending(connection)
+    }
+
+    /// `bytes`, in a buffer of their own when their storage is more than twice their size. DATA goes out as slices
+    /// of what the socket read, and the association's send queue counts the bytes it holds, not their storage: a
+    /// short read into a large buffer (a connection's reads shrink only after two short ones) would pin the whole
+    /// buffer while counting a few bytes. Copied, what is queued holds at most twice what is counted.
+    static func ownStorage(_ bytes: ByteBuffer) -> ByteBuffer {
+        guard bytes.storageCapacity > 2 * bytes.readableBytes else { return bytes }
+        var copy = ByteBufferAllocator().buffer(capacity: bytes.readableBytes)
+        copy.writeImmutableBuffer(bytes)
+        return copy
     }
 
     /// The socket's handler wants to read more: it does at once when nothing waits and the association has room.

@@ -95,4 +95,26 @@ import Testing
         #expect(client.openFailures[local] == .generalFailure)
         #expect(client.closed.isEmpty)
     }
+
+    /// A short read into a large buffer goes out in a buffer of its own, so the send queue, which counts bytes,
+    /// does not pin the large one; a read that fills most of its buffer goes out as it is, without a copy.
+    @Test func aShortReadIntoALargeBufferIsNotSentAsASliceOfIt() throws {
+        let client = LockstepSide.client(now: start)
+        let server = LockstepSide.server(now: start)
+        let (_, remote) = try SessionLockstepTests.openConnection(client, server, now: start)
+        var large = ByteBufferAllocator().buffer(capacity: 256 * 1_024)
+        large.writeRepeatingByte(7, count: 100)
+        server.session.handleRead(remote, large, now: start)
+        var full = ByteBufferAllocator().buffer(capacity: 16 * 1_024)
+        full.writeRepeatingByte(8, count: 10_000)
+        server.session.handleRead(remote, full, now: start)
+        server.run()
+        let payloads = server.messages(kind: .data).compactMap { message -> ByteBuffer? in
+            guard case .data(let bytes) = message else { return nil }
+            return bytes
+        }
+        #expect(payloads.map(\.readableBytes) == [100, 10_000])
+        #expect(payloads.first.map { $0.storageCapacity <= 2 * 100 } == true, "the 256 KiB buffer is pinned")
+        #expect(payloads.last?.storageCapacity == 16 * 1_024, "a full read is copied")
+    }
 }
