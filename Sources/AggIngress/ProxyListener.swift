@@ -75,9 +75,11 @@ public struct ProxyListener: Sendable {
             }
     }
 
-    /// The relay's read sizes on an accepted connection, set synchronously; call on the channel's event loop, from
-    /// the child channel initializer. TCP_NODELAY comes from the listener, and 4 reads per wake-up are NIO's default
-    /// (every option set costs several dynamic casts; ListenerSocketOptionTests reads both back).
+    /// The read sizes of an accepted connection's handshake, set synchronously; call on the channel's event loop,
+    /// from the child channel initializer. TCP_NODELAY comes from the listener, and 4 reads per wake-up are NIO's
+    /// default (every option set costs several dynamic casts; ListenerSocketOptionTests reads both back). Once a
+    /// relay joins the connection it reads by its association's room instead, once per wake-up
+    /// (`StreamSessionHost.attach`).
     static func setAcceptedChannelOptions(_ channel: any Channel) throws {
         guard let options = channel.syncOptions else { throw ChannelError.operationUnsupported }
         try options.setOption(.recvAllocator, value: TCPReads.allocator)

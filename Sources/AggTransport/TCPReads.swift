@@ -11,8 +11,8 @@ package enum TCPReads {
     /// stream's first turn, instead of three (2, 4 and 8 KiB) in three turns; a bulk transfer's grow to 256 KiB.
     /// A burst's first reads are not cut at the send buffer's high watermark: an 8 KiB cut there, kept until
     /// 2026-12-07, split every response of 8 to 16 KiB in a burst into two messages, two writes to the application
-    /// and two buffers, and measured more memory at 10,000 connections, not less (BENCHMARKS.md, issue 21). Only
-    /// past twice the send buffer does a first read shrink (`RelayReadAllocator`).
+    /// and two buffers, and measured more memory at 10,000 connections, not less (BENCHMARKS.md, issue 21). A first
+    /// read shrinks only when less than it is left under twice the send buffer (`RelayReadAllocator`).
     package static let egressAllocator = AdaptiveRecvByteBufferAllocator(
         minimum: 64, initial: 16 * 1_024, maximum: 256 * 1_024)
 
@@ -29,21 +29,22 @@ package enum TCPReads {
     package static let relayReadsPerEvent = 1
 }
 
-/// How much one association's send queue takes before its relayed connections' reads shrink: `sendBuffer`
-/// (`SCTPConfiguration.sendBufferSize`) less what it holds unsent, asked of the engine at each read. Confined to
-/// the association's event loop, where its connections read.
+/// How much one association takes before its relayed connections' reads shrink: `sendBuffer`
+/// (`SCTPConfiguration.sendBufferSize`) less what its connections read and did not send yet (in the engine's send
+/// queue, or in the stream session waiting for a stream's credit), asked at each read. Confined to the association's
+/// event loop, where its connections read.
 package final class SendRoom: @unchecked Sendable {
     /// The association's send buffer at its largest.
     package let sendBuffer: Int
     private let queued: () -> Int
 
-    /// `queued` answers the bytes the association holds unsent.
+    /// `queued` answers the bytes read and not yet sent.
     package init(sendBuffer: Int, queued: @escaping () -> Int) {
         self.sendBuffer = sendBuffer
         self.queued = queued
     }
 
-    /// Bytes the queue takes before it holds `limit`; zero past it.
+    /// Bytes the association takes before it holds `limit`; zero past it.
     func room(under limit: Int) -> Int { max(0, limit - queued()) }
 }
 

@@ -122,6 +122,9 @@ package struct StreamSession {
     /// stream scheduler sends before the bulk ones): such a connection keeps reading. Asked of the glue, which
     /// asks the engine; by default no stream is.
     package var streamTakesMore: (StreamID) -> Bool = { _ in false }
+    /// Bytes read from the sockets and not yet sent as DATA (they wait for credit), over every connection: what the
+    /// association's send queue does not show of what was read. The glue sizes reads by both (`SendRoom`).
+    package let unsentReads = ByteTally()
     /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once: what
     /// `handleWritable` looks at, so that the buffer draining costs what waits on it, not one step per open stream.
     private var readWaiters: [ConnectionID] = []
@@ -170,7 +173,11 @@ package struct StreamSession {
 
         // TCP → stream
         var input = InputState.reading
-        var pending = Deque<ByteBuffer>()
+        /// Bytes read and not yet sent (they wait for credit), oldest first; `appendPending`, `consumePending` and
+        /// `dropPending` keep `unsent` current, and a record that goes with bytes left takes them out of it.
+        private(set) var pending = Deque<ByteBuffer>()
+        private var pendingBytes = 0
+        let unsent: ByteTally
         /// The socket's handler asked to read and has not been allowed to yet.
         var readWanted = false
         /// On `readWaiters` (membership of that list, which `handleWritable` empties, not a state of the stream).
@@ -186,10 +193,35 @@ package struct StreamSession {
         /// Credit owed to the peer but held while the association is at its buffered-bytes limit.
         var heldCredit: UInt32 = 0
 
-        init(stream: StreamID, state: StreamState, lastActivity: NIODeadline) {
+        init(stream: StreamID, state: StreamState, lastActivity: NIODeadline, unsent: ByteTally) {
             self.stream = stream
             self.state = state
             self.lastActivity = lastActivity
+            self.unsent = unsent
+        }
+
+        deinit { unsent.bytes -= pendingBytes }
+
+        func appendPending(_ bytes: ByteBuffer) {
+            pending.append(bytes)
+            countPending(bytes.readableBytes)
+        }
+
+        /// `count` bytes of the oldest pending buffer went out.
+        func consumePending(_ count: Int) {
+            pending[pending.startIndex].moveReaderIndex(forwardBy: count)
+            if pending[pending.startIndex].readableBytes == 0 { pending.removeFirst() }
+            countPending(-count)
+        }
+
+        func dropPending() {
+            pending.removeAll()
+            countPending(-pendingBytes)
+        }
+
+        private func countPending(_ change: Int) {
+            pendingBytes += change
+            unsent.bytes += change
         }
     }
 
@@ -329,7 +361,7 @@ package struct StreamSession {
     }
 
     private mutating func addConnection(stream: StreamID, state: StreamState, now: NIODeadline) -> ConnectionID {
-        let id = connections.add(Connection(stream: stream, state: state, lastActivity: now))
+        let id = connections.add(Connection(stream: stream, state: state, lastActivity: now, unsent: unsentReads))
         streams[stream] = id
         idleSince = nil
         streamsOpened += 1
@@ -382,7 +414,7 @@ package struct StreamSession {
         } else {
             record.socket = .awaitingOpenResult
         }
-        if let initialData, initialData.readableBytes > 0 { record.pending.append(initialData) }
+        if let initialData, initialData.readableBytes > 0 { record.appendPending(initialData) }
         flushPending(connection)
         openDeadlines.append((now + openTimeout, connection))
         return early
@@ -748,7 +780,7 @@ package struct StreamSession {
         else { return }
         clock = max(clock, now)
         record.lastActivity = now
-        record.pending.append(Self.ownStorage(bytes))
+        record.appendPending(Self.ownStorage(bytes))
         flushPending(connection)
     }
 
@@ -799,16 +831,14 @@ package struct StreamSession {
     /// Sends pending bytes within the credit, then FIN once input ended; reads again when all went out.
     private mutating func flushPending(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.released else { return }
-        while var first = record.pending.first, record.state.maySendData, case let window = sendable(record),
+        while let first = record.pending.first, record.state.maySendData, case let window = sendable(record),
             window > 0
         {
             let size = min(first.readableBytes, window, AggLimits.maxDataPayload)
-            guard transmit(.data(first.readSlice(length: size)!), on: record) != nil else { break }
-            if first.readableBytes == 0 {
-                record.pending.removeFirst()
-            } else {
-                record.pending[record.pending.startIndex] = first
+            guard transmit(.data(first.getSlice(at: first.readerIndex, length: size)!), on: record) != nil else {
+                break
             }
+            record.consumePending(size)
         }
         if record.pending.isEmpty, record.input == .ended { sendFin(connection) }
         readIfPossible(connection)
@@ -866,7 +896,7 @@ package struct StreamSession {
     /// finished too.
     private mutating func handleDetached(_ connection: ConnectionID) {
         guard let record = connections[connection], record.socket != .done else { return }
-        record.pending.removeAll()
+        record.dropPending()
         if record.input != .finSent {
             record.input = .ended
             sendFin(connection)
@@ -924,7 +954,7 @@ package struct StreamSession {
             actions.append(.openFailed(connection, .generalFailure))
         }
         settleEarlyOpen(record, .generalFailure)
-        record.pending.removeAll()
+        record.dropPending()
         dropBacklog(connection)
         if close { closeSocket(connection, abortively: true) }
         forgetIfDone(connection)
@@ -932,7 +962,7 @@ package struct StreamSession {
 
     private mutating func closeSocket(_ connection: ConnectionID, abortively: Bool) {
         guard let record = connections[connection] else { return }
-        record.pending.removeAll()
+        record.dropPending()
         dropBacklog(connection)
         guard ownsSocket(record) else { return }
         record.socket = .done
@@ -1073,7 +1103,7 @@ package struct StreamSession {
         creditWaiters.removeAll()
         for connection in connections.ids {
             let record = connections[connection]!
-            record.pending.removeAll()
+            record.dropPending()
             settleEarlyOpen(record, .serverUnavailable)
             if record.socket == .awaitingOpenResult {
                 actions.append(.openFailed(connection, .serverUnavailable))
@@ -1104,4 +1134,10 @@ package struct StreamSession {
         }
         actions.append(.send(message, on: stream))
     }
+}
+
+/// A count of bytes shared by a session and its connections' records (`StreamSession.unsentReads`), so that a record
+/// can take its bytes out as it goes; read by the glue on the session's event loop.
+package final class ByteTally: @unchecked Sendable {
+    package fileprivate(set) var bytes = 0
 }

@@ -316,6 +316,17 @@ public final class AggServerService: @unchecked Sendable {
         sessions.compactMapValues { $0.streams?.bufferedBytes }
     }
 
+    /// Bytes read from targets and not yet sent, per association: in the engine's send queue or waiting for a
+    /// stream's credit (`SendRoom`; what sizes the egress reads). Call on the event loop.
+    var unsentReads: [SCTPAssociationID: Int] {
+        var unsent: [SCTPAssociationID: Int] = [:]
+        for (id, session) in sessions {
+            guard let streams = session.streams else { continue }
+            unsent[id] = driver.queuedAmount(id) + streams.unsentReadBytes
+        }
+        return unsent
+    }
+
     /// Aborts every association now, as a crash or a lost network would end it; the service keeps listening.
     public func abortAssociations() -> EventLoopFuture<Void> {
         eventLoop.submit { self.abortAll(reason: "aborted by operator") }

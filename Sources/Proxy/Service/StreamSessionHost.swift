@@ -75,8 +75,10 @@ final class StreamSessionHost {
         self.driver = driver
         self.association = association
         self.holder = holder
+        // What was read and not sent: in the engine's send queue, or in the session waiting for credit.
+        let unsentReads = holder.withStreams { $0.unsentReads }
         sendRoom = SendRoom(sendBuffer: driver.endpoint.configuration.sendBufferSize) {
-            driver.queuedAmount(association)
+            driver.queuedAmount(association) + (unsentReads?.bytes ?? 0)
         }
         role = holder.withStreams { $0.role } ?? .server
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
@@ -98,6 +100,8 @@ final class StreamSessionHost {
     var bytesSent: Int { withSession { $0.bytesSent } ?? 0 }
     var bytesReceived: Int { withSession { $0.bytesReceived } ?? 0 }
     var bufferedBytes: Int { withSession { $0.bufferedBytes } ?? 0 }
+    /// Bytes read from the sockets that wait in the session for a stream's credit (`StreamSession.unsentReads`).
+    var unsentReadBytes: Int { withSession { $0.unsentReads.bytes } ?? 0 }
 
     // MARK: - Inputs from the association
 

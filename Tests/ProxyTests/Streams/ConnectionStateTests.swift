@@ -117,4 +117,28 @@ import Testing
         #expect(payloads.first.map { $0.storageCapacity <= 2 * 100 } == true, "the 256 KiB buffer is pinned")
         #expect(payloads.last?.storageCapacity == 16 * 1_024, "a full read is copied")
     }
+
+    /// Bytes read and waiting for credit are counted for the whole session (`unsentReads`, what the glue sizes the
+    /// next reads by, with the association's send queue): down as credit sends them, and to zero when a
+    /// connection goes with bytes left.
+    @Test func bytesWaitingForCreditAreCountedUntilTheyGoOrTheConnectionDoes() throws {
+        let client = LockstepSide.client(sendCredit: 1024, now: start)
+        let server = LockstepSide.server(credit: 1024, now: start)
+        let (first, _) = try SessionLockstepTests.openConnection(client, server, now: start)
+        let (second, _) = try SessionLockstepTests.openConnection(client, server, now: start)
+        client.session.handleRead(first, SessionLockstepTests.bytes(3000, 1), now: start)
+        client.session.handleRead(second, SessionLockstepTests.bytes(5000, 2), now: start)
+        client.run()
+        #expect(client.session.unsentReads.bytes == 1976 + 3976, "1024 bytes of credit each")
+        // The server's sockets take the bytes: its WINDOW-UPDATEs send more.
+        SessionLockstepTests.exchange(client, server, now: start)
+        #expect(client.session.unsentReads.bytes < 1976 + 3976)
+        // The application closes the second connection abortively with bytes still waiting.
+        client.session.handleSocketError(second, "connection reset by peer")
+        client.run()
+        SessionLockstepTests.exchange(client, server, now: start)
+        client.session.handleInputEnded(first)
+        for _ in 0..<4 { SessionLockstepTests.exchange(client, server, now: start) }
+        #expect(client.session.unsentReads.bytes == 0)
+    }
 }
