@@ -48,8 +48,8 @@ package final class SendRoom: @unchecked Sendable {
     func room(under limit: Int) -> Int { max(0, limit - queued()) }
 }
 
-/// A relayed connection's reads: the adaptive sizes of `TCPReads`, each cut to what its association's send queue has
-/// room for (at least `TCPReads.leastRead`), so that what a read brings is bounded when it is made, not only when it
+/// A relayed connection's reads: the adaptive sizes of `TCPReads`, each cut to what its association has room for under
+/// twice its send buffer (at least `TCPReads.leastRead`), so that what a read brings is bounded when it is made, not only when it
 /// was allowed. A connection reads only while the queue is writable (`StreamSession`), but that is decided when the
 /// read is asked for and the bytes come in a later turn of the loop: when a drained queue becomes writable, every
 /// connection waiting for it is allowed one read at the same moment, and 300 such reads of a grown size once
@@ -60,28 +60,30 @@ package final class SendRoom: @unchecked Sendable {
 /// as the send queue holds the last one's, as it does in a transfer.
 package struct RelayReadAllocator: RecvByteBufferAllocator {
     private var adaptive: AdaptiveRecvByteBufferAllocator
-    /// Twice the send buffer for an egress connection's first read, armed as the connection comes up before the
-    /// session can hold it back (a burst's small responses stay whole until its queue passes that); the send
-    /// buffer for every other read.
-    private var limit: Int
     private let room: SendRoom
 
     /// An egress connection's (aggserver's, to a target): a first read of up to 16 KiB, so a small response arrives
-    /// in one read and goes out as one message, within twice the send buffer.
+    /// in one read and goes out as one message.
     package static func egress(_ room: SendRoom) -> RelayReadAllocator {
-        RelayReadAllocator(adaptive: TCPReads.egressAllocator, limit: 2 * room.sendBuffer, room: room)
+        RelayReadAllocator(adaptive: TCPReads.egressAllocator, room: room)
     }
 
     /// An accepted connection's (aggclient's, from the application) once the relay joins it.
     package static func ingress(_ room: SendRoom) -> RelayReadAllocator {
-        RelayReadAllocator(adaptive: TCPReads.allocator, limit: room.sendBuffer, room: room)
+        RelayReadAllocator(adaptive: TCPReads.allocator, room: room)
     }
 
-    private init(adaptive: AdaptiveRecvByteBufferAllocator, limit: Int, room: SendRoom) {
+    private init(adaptive: AdaptiveRecvByteBufferAllocator, room: SendRoom) {
         self.adaptive = adaptive
-        self.limit = limit
         self.room = room
     }
+
+    /// Reads are cut past twice the send buffer: a connection reads only while the queue is under its high
+    /// watermark (or the stream is light and the queue under the buffer), so the cut matters only for reads allowed
+    /// before other connections filled it, and a burst's small responses stay whole until the association holds
+    /// twice its buffer. An egress connection's first read, armed as it comes up before the session can hold it
+    /// back, is within the same limit.
+    private var limit: Int { 2 * room.sendBuffer }
 
     /// The next read's size, and whether the room cut it.
     private var next: (size: Int, isCut: Bool) {
@@ -104,7 +106,6 @@ package struct RelayReadAllocator: RecvByteBufferAllocator {
         // A read cut short says nothing about the connection's rate: the adaptive sizes ignore it. The queue has
         // not moved since the read's buffer was sized (NIO records a read before it passes the bytes on).
         if !next.isCut { _ = adaptive.record(actualReadBytes: actualReadBytes) }
-        limit = room.sendBuffer
         return true
     }
 }

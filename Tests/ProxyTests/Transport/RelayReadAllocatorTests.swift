@@ -2,9 +2,9 @@ import AggTransport
 import NIOCore
 import Testing
 
-/// The relayed connections' read sizes: the adaptive sizes while the association's send queue has room for them,
-/// cut to the room (at least 2 KiB) when it has not, decided at each read; an egress connection's first read whole
-/// up to 16 KiB within twice the send buffer.
+/// The relayed connections' read sizes: the adaptive sizes while the association has room for them under twice its
+/// send buffer, cut to the room (at least 2 KiB) when it has not, decided at each read; an egress connection's first
+/// read whole up to 16 KiB.
 @Suite struct RelayReadAllocatorTests {
     let allocator = ByteBufferAllocator()
 
@@ -34,16 +34,16 @@ import Testing
         #expect(read(&reads) == 2 * 1_024)
     }
 
-    @Test func laterReadsTakeWhatTheSendBufferHasRoomFor() {
+    @Test func laterReadsTakeWhatTheyHaveRoomForUnderTwiceTheSendBuffer() {
         let queue = Queue()
         var reads = RelayReadAllocator.egress(queue.room())
-        // Each filled read doubles the next, within the buffer's room.
+        // Each filled read doubles the next, within the room.
         #expect(read(&reads) == 16 * 1_024)
         #expect(read(&reads) == 32 * 1_024)
         #expect(read(&reads) == 64 * 1_024)
-        queue.queued = 200 * 1_024  // 56 KiB of room for a 128 KiB read: a 32 KiB read
+        queue.queued = 456 * 1_024  // 56 KiB of room under 512 KiB for a 128 KiB read: a 32 KiB read
         #expect(read(&reads) == 32 * 1_024)
-        queue.queued = 256 * 1_024  // none: the least read, however many connections read now
+        queue.queued = 512 * 1_024  // none: the least read, however many connections read now
         #expect(read(&reads) == 2 * 1_024)
         #expect(read(&reads) == 2 * 1_024)
         // The cut reads said nothing about the connection: with room again it reads what it would have.
@@ -60,7 +60,7 @@ import Testing
         #expect(size == 2 * 1_024)
         for _ in 0..<7 { size = read(&reads) }
         #expect(size == 256 * 1_024)
-        queue.queued = (4 << 20) - 1  // one byte of room: the least read
+        queue.queued = (8 << 20) - 1  // one byte of room under twice the buffer: the least read
         #expect(read(&reads) == 2 * 1_024)
     }
 
