@@ -29,10 +29,10 @@ package enum TCPReads {
     package static let relayReadsPerEvent = 1
 }
 
-/// How much one association takes before its relayed connections' reads shrink: `sendBuffer`
-/// (`SCTPConfiguration.sendBufferSize`) less what its connections read and did not send yet (in the engine's send
-/// queue, or in the stream session waiting for a stream's credit), asked at each read. Confined to the association's
-/// event loop, where its connections read.
+/// How much one association takes before its relayed connections' reads shrink: a limit (`RelayReadAllocator`'s,
+/// twice `sendBuffer`, `SCTPConfiguration.sendBufferSize`) less what its connections read and did not send yet (in
+/// the engine's send queue, or in the stream session waiting for a stream's credit), asked at each read. Confined to
+/// the association's event loop, where its connections read.
 package final class SendRoom: @unchecked Sendable {
     /// The association's send buffer at its largest.
     package let sendBuffer: Int
@@ -48,12 +48,13 @@ package final class SendRoom: @unchecked Sendable {
     func room(under limit: Int) -> Int { max(0, limit - queued()) }
 }
 
-/// A relayed connection's reads: the adaptive sizes of `TCPReads`, each cut to what its association has room for under
-/// twice its send buffer (at least `TCPReads.leastRead`), so that what a read brings is bounded when it is made, not only when it
-/// was allowed. A connection reads only while the queue is writable (`StreamSession`), but that is decided when the
-/// read is asked for and the bytes come in a later turn of the loop: when a drained queue becomes writable, every
-/// connection waiting for it is allowed one read at the same moment, and 300 such reads of a grown size once
-/// queued 9 MB on a 256 KiB buffer (`EgressReadBoundTests`). Cut, they bring the room and 2 KiB each past it.
+/// A relayed connection's reads: the adaptive sizes of `TCPReads`, each cut to what its association has room for
+/// under twice its send buffer (at least `TCPReads.leastRead`), so that what a read brings is bounded when it is
+/// made, not only when it was allowed. A connection reads only while the queue is writable (`StreamSession`), but
+/// that is decided when the read is asked for and the bytes come in a later turn of the loop: when a drained queue
+/// becomes writable, every connection waiting for it is allowed one read at the same moment, and 300 such reads of
+/// a grown size once queued 9 MB on a 256 KiB buffer (`EgressReadBoundTests`). Cut, they bring the room and 2 KiB
+/// each past it.
 ///
 /// Every read gets a buffer of its own size: NIO's pool would otherwise reuse a buffer the size of the largest read
 /// so far (it reads into all of it), which a cut must not. A read brings its bytes into a new buffer anyway as soon
