@@ -33,21 +33,9 @@ import Testing
         let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
         defer { try? origin.channel.close().wait() }
 
-        var sockets: [AttackSocket] = []
-        for index in 0..<Self.streams {
-            let socket = try #require(AttackSocket(port: harness.proxyPorts[0]), "connection \(index)")
-            try #require(socket.socks5Connect(port: UInt16(origin.port)) == 0, "connection \(index) refused")
-            sockets.append(socket)
-        }
-        #expect(try AttackHarness.wait(seconds: 10) { origin.connected == Self.streams })
-        // Every OPEN-RESULT on its way; then the client stops: no SACK, no read, for two seconds.
-        Thread.sleep(forTimeInterval: 0.3)
-        let frozen = DispatchSemaphore(value: 0)
-        harness.clients[0].eventLoop.execute {
-            frozen.signal()
-            Thread.sleep(forTimeInterval: 2)
-        }
-        frozen.wait()
+        let sockets = try Self.openStreams(harness, to: origin)
+        // The client stops: no SACK, no read, for two seconds.
+        Self.block(harness.clients[0].eventLoop)
         let peak = try harness.serverQueuePeak()
         origin.sendToEveryConnection(Self.response)
         // The client runs again after two seconds: its acknowledgements drain the queue below the buffer's low
@@ -78,20 +66,8 @@ import Testing
         defer { try? origin.channel.close().wait() }
         let sendBuffer = SCTPConfiguration().sendBufferSize
 
-        var sockets: [AttackSocket] = []
-        for index in 0..<Self.streams {
-            let socket = try #require(AttackSocket(port: harness.proxyPorts[0]), "connection \(index)")
-            try #require(socket.socks5Connect(port: UInt16(origin.port)) == 0, "connection \(index) refused")
-            sockets.append(socket)
-        }
-        #expect(try AttackHarness.wait(seconds: 10) { origin.connected == Self.streams })
-        Thread.sleep(forTimeInterval: 0.3)
-        let frozen = DispatchSemaphore(value: 0)
-        harness.server.eventLoop.execute {
-            frozen.signal()
-            Thread.sleep(forTimeInterval: 2)
-        }
-        frozen.wait()
+        let sockets = try Self.openStreams(harness, to: origin)
+        Self.block(harness.server.eventLoop)
         let peak = try harness.clientQueuePeak()
         // What each socket takes at once (the kernel's buffers), the rest as the client reads it.
         var offsets = [Int](repeating: 0, count: sockets.count)
@@ -116,6 +92,29 @@ import Testing
                 sendWhatFits()
                 return origin.received == total
             }, "the targets received \(origin.received) of \(total) bytes")
+    }
+
+    /// `streams` SOCKS5 connections through client 0 to `origin`, every one accepted there.
+    static func openStreams(_ harness: AttackHarness, to origin: BurstOrigin) throws -> [AttackSocket] {
+        var sockets: [AttackSocket] = []
+        for index in 0..<streams {
+            let socket = try #require(AttackSocket(port: harness.proxyPorts[0]), "connection \(index)")
+            try #require(socket.socks5Connect(port: UInt16(origin.port)) == 0, "connection \(index) refused")
+            sockets.append(socket)
+        }
+        #expect(try AttackHarness.wait(seconds: 10) { origin.connected == streams })
+        return sockets
+    }
+
+    /// Once every OPEN-RESULT is on its way, blocks `loop` for two seconds; returns when the block has begun.
+    static func block(_ loop: any EventLoop) {
+        Thread.sleep(forTimeInterval: 0.3)
+        let blocked = DispatchSemaphore(value: 0)
+        loop.execute {
+            blocked.signal()
+            Thread.sleep(forTimeInterval: 2)
+        }
+        blocked.wait()
     }
 
     static let response: [UInt8] = (0..<responseSize).map { UInt8(truncatingIfNeeded: $0 % 251) }
