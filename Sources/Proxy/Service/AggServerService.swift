@@ -578,7 +578,8 @@ public final class AggServerService: @unchecked Sendable {
     private func open(
         _ connection: ConnectionID, target: StreamTarget, association: SCTPAssociationID, host: StreamSessionHost
     ) {
-        let reads = RelayReadAllocator.egress(host.sendRoom)
+        let permit = ReadPermit()
+        let reads = RelayReadAllocator.egress(host.sendRoom, permit: permit)
         // The connector leaves the read allocator to this initializer.
         egress.connect(
             to: target, on: eventLoop, owner: association.rawValue,
@@ -595,7 +596,7 @@ public final class AggServerService: @unchecked Sendable {
                         channel.close(promise: nil)
                         return
                     }
-                    host.targetConnected(connection, channel: channel)
+                    host.targetConnected(connection, channel: channel, permit: permit)
                 case .failure(let failure):
                     self.metrics.recordConnection(ConnectionOutcome(failure.code))
                     if let refusal = failure.refusal { self.metrics.recordRefusal(refusal) }

@@ -183,9 +183,10 @@ final class StreamSessionHost {
             let options = channel.syncOptions
             try options?.setOption(.allowRemoteHalfClosure, value: true)
             // Reads sized by the association's room, one per readable event (`TCPReads.relayReadsPerEvent`).
-            try options?.setOption(.recvAllocator, value: RelayReadAllocator.ingress(sendRoom))
+            let permit = ReadPermit()
+            try options?.setOption(.recvAllocator, value: RelayReadAllocator.ingress(sendRoom, permit: permit))
             try options?.setOption(.maxMessagesPerRead, value: UInt(TCPReads.relayReadsPerEvent))
-            try install(connection, on: channel, options: options)
+            try install(connection, on: channel, options: options, permit: permit)
         } catch {
             promise.fail(ProxyFailure.generalFailure)
             channels[connection] = nil
@@ -197,26 +198,28 @@ final class StreamSessionHost {
     }
 
     /// `options` are the channel's synchronous options (the handler keeps them: each `syncOptions` read looks
-    /// their generic type up at run time).
+    /// their generic type up at run time); `permit` is the one the channel's `RelayReadAllocator` reads.
     private func install(
-        _ connection: ConnectionID, on channel: any Channel, options: NIOSynchronousChannelOptions?
+        _ connection: ConnectionID, on channel: any Channel, options: NIOSynchronousChannelOptions?,
+        permit: ReadPermit
     ) throws {
-        let handler = StreamChannelHandler(connection: connection, host: self, options: options)
+        let handler = StreamChannelHandler(connection: connection, host: self, options: options, permit: permit)
         channels[connection] = (channel, handler)
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     // MARK: - Server: targets
 
-    /// The target accepted: OPEN-RESULT ok, then the relay joins the target's channel.
-    func targetConnected(_ connection: ConnectionID, channel: any Channel) {
+    /// The target accepted: OPEN-RESULT ok, then the relay joins the target's channel. `permit` is the one the
+    /// channel's `RelayReadAllocator` reads.
+    func targetConnected(_ connection: ConnectionID, channel: any Channel, permit: ReadPermit) {
         guard withSession({ $0.handleTargetConnected(connection) }) == true else {
             channel.close(promise: nil)  // The client reset the stream meanwhile.
             performActions()
             return
         }
         do {
-            try install(connection, on: channel, options: channel.syncOptions)
+            try install(connection, on: channel, options: channel.syncOptions, permit: permit)
         } catch {
             withSession { $0.handleAttachFailed(connection, .internalError, text: "cannot install the relay") }
         }
@@ -293,7 +296,9 @@ final class StreamSessionHost {
         case .write(let bytes, let connection):
             write(bytes, to: connection)
         case .read(let connection):
-            channels[connection]?.handler?.context?.read()
+            guard let handler = channels[connection]?.handler, let context = handler.context else { break }
+            handler.permit.isOpen = true
+            context.read()
         case .endOutput(let connection):
             endOutput(connection)
         case .close(let connection, let abortively):
@@ -474,11 +479,16 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     var writes = TCPWriteTracker()
     /// The channel's synchronous options, read once.
     let options: NIOSynchronousChannelOptions?
+    /// Opened for each read the session allows (the channel's `RelayReadAllocator` cuts only those).
+    let permit: ReadPermit
 
-    init(connection: ConnectionID, host: StreamSessionHost, options: NIOSynchronousChannelOptions?) {
+    init(
+        connection: ConnectionID, host: StreamSessionHost, options: NIOSynchronousChannelOptions?, permit: ReadPermit
+    ) {
         self.connection = connection
         self.host = host
         self.options = options
+        self.permit = permit
     }
 
     func handlerAdded(context: ChannelHandlerContext) {

@@ -4,9 +4,11 @@ import Testing
 
 /// The relayed connections' read sizes: the adaptive sizes while the association has room for them under twice its
 /// send buffer, cut to the room (at least 2 KiB) when it has not, decided at each read; an egress connection's first
-/// read whole up to 16 KiB.
+/// read whole up to 16 KiB; the reads NIO makes on its own at the peer's FIN never cut.
 @Suite struct RelayReadAllocatorTests {
     let allocator = ByteBufferAllocator()
+    /// The connection's permit, which the glue opens for each read the session allows.
+    let permit = ReadPermit()
 
     /// The bytes an association holds unsent, as a test sets them.
     final class Queue: @unchecked Sendable {
@@ -14,8 +16,10 @@ import Testing
         func room(sendBuffer: Int = 256 * 1_024) -> SendRoom { SendRoom(sendBuffer: sendBuffer) { self.queued } }
     }
 
-    /// Reads `size` bytes through `reads` as NIO does: a buffer, then the record; the capacity the read had.
-    func read(_ reads: inout RelayReadAllocator, filling: Bool = true) -> Int {
+    /// Reads through `reads` as NIO does: a buffer, then the record; the capacity the read had. `allowed`: the session
+    /// allowed the read (the glue opens the permit before it asks NIO to read); otherwise NIO drains at the FIN.
+    func read(_ reads: inout RelayReadAllocator, filling: Bool = true, allowed: Bool = true) -> Int {
+        if allowed { permit.isOpen = true }
         #expect(reads.nextBufferSize() == nil, "NIO's pool would reuse a larger buffer")
         let capacity = reads.buffer(allocator: allocator).capacity
         let mayGrow = reads.record(actualReadBytes: filling ? capacity : 1)
@@ -26,7 +30,7 @@ import Testing
     @Test func theFirstEgressReadTakesSixteenKiBWithinTwiceTheSendBuffer() {
         let queue = Queue()
         queue.queued = 300 * 1_024  // past the send buffer, within twice it
-        var reads = RelayReadAllocator.egress(queue.room())
+        var reads = RelayReadAllocator.egress(queue.room(), permit: permit)
         #expect(reads.buffer(allocator: allocator).capacity == 16 * 1_024)
         queue.queued = 2 * 256 * 1_024 - 5_000  // 5,000 bytes of room under twice the buffer: a 4 KiB read
         #expect(reads.buffer(allocator: allocator).capacity == 4 * 1_024)
@@ -36,7 +40,7 @@ import Testing
 
     @Test func laterReadsTakeWhatTheyHaveRoomForUnderTwiceTheSendBuffer() {
         let queue = Queue()
-        var reads = RelayReadAllocator.egress(queue.room())
+        var reads = RelayReadAllocator.egress(queue.room(), permit: permit)
         // Each filled read doubles the next, within the room.
         #expect(read(&reads) == 16 * 1_024)
         #expect(read(&reads) == 32 * 1_024)
@@ -55,7 +59,7 @@ import Testing
 
     @Test func anIngressConnectionStartsSmallAndGrowsWithinTheRoom() {
         let queue = Queue()
-        var reads = RelayReadAllocator.ingress(queue.room(sendBuffer: 4 << 20))
+        var reads = RelayReadAllocator.ingress(queue.room(sendBuffer: 4 << 20), permit: permit)
         var size = read(&reads)
         #expect(size == 2 * 1_024)
         for _ in 0..<7 { size = read(&reads) }
@@ -66,9 +70,24 @@ import Testing
 
     @Test func anInteractiveConnectionsReadsShrinkBack() {
         let queue = Queue()
-        var reads = RelayReadAllocator.egress(queue.room())
+        var reads = RelayReadAllocator.egress(queue.room(), permit: permit)
         var size = read(&reads)
         for _ in 0..<12 { size = read(&reads, filling: false) }
         #expect(size == 1_024)
+    }
+
+    /// At a FIN, NIO reads everything the socket holds whether a read was allowed or not (its `readEOF`): those
+    /// bytes come in any case, and cut to the room they came as 2 KiB slivers, a message each.
+    @Test func readsNIOMakesWithoutAnAllowedReadAreNotCut() {
+        let queue = Queue()
+        var reads = RelayReadAllocator.egress(queue.room(), permit: permit)
+        queue.queued = 2 * 256 * 1_024  // no room under twice the buffer
+        #expect(read(&reads) == 2 * 1_024, "the allowed read is cut")
+        #expect(!permit.isOpen, "the read used the permit")
+        // A 10 KB response and the FIN: NIO drains it without a read asked for.
+        #expect(read(&reads, allowed: false) == 16 * 1_024)
+        #expect(read(&reads, allowed: false) == 32 * 1_024, "a drain's reads grow as a transfer's do")
+        // The session allows the next read: cut again.
+        #expect(read(&reads) == 2 * 1_024)
     }
 }
