@@ -130,7 +130,8 @@ wait_tcp() { # wait_tcp PORT [SECONDS] (default BENCH_START_WAIT or 10)
     bench_fail "nothing listens on TCP port $1"
 }
 
-# nginx_start PORT ROOT CONNECTIONS HEADER_TIMEOUT: nginx (as root, two workers, sendfile) serving ROOT.
+# nginx_start PORT ROOT CONNECTIONS HEADER_TIMEOUT: nginx (as root, two workers, sendfile) serving ROOT. It closes
+# each connection after its response unless NGINX_KEEPALIVE names a keep-alive timeout (e.g. 120s).
 nginx_start() {
     local port=$1 root=$2 connections=$3 header_timeout=$4
     mkdir -p "$BENCH_WORK/nginx"
@@ -146,7 +147,7 @@ http {
     access_log off;
     sendfile on;
     tcp_nopush on;
-    keepalive_timeout 0;
+    keepalive_timeout ${NGINX_KEEPALIVE:-0};
     client_header_timeout $header_timeout;
     client_body_temp_path $BENCH_WORK/nginx/body;
     default_type application/octet-stream;

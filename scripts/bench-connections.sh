@@ -3,7 +3,7 @@
 # microsocks (issue 21).
 #
 #   scripts/bench-connections.sh [--counts "100 1000 10000"] [--rounds R] [--idle N] [--idle-seconds S]
-#                                [--proxies "agg2 ss ..."]
+#                                [--proxies "agg2 ss ..."] [--keep-alive]
 #       (defaults: bursts of 100, 1,000 and 10,000, one round; 10,000 idle connections held for 60 s
 #        (IDLE_SECONDS=); direct agg2 ss microsocks)
 #
@@ -28,6 +28,9 @@
 # round (so neither goes first each time), and adds a table of medians over the rounds: each proxy's wall time and
 # CPU, and, for each proxy other than ss, the median over the rounds of its wall time and CPU over ss's in the same
 # round. A single burst of 1,000 moves by a quarter from run to run on a shared machine; judge by the medians.
+# --keep-alive: the bursts' GETs keep their connections open (no "Connection: close"): nginx sends no FIN after its
+# response, as to a browser, each connection ends when its body is complete and the client closes it. A proxy then
+# reads each response as the data comes, not in one drain at the server's FIN.
 # Each test prints one JSON line as it ends, then both tables as Markdown. Connections not done CONNECT_TIMEOUT
 # (60 s) after a test's start count as timeouts. Daemons and the namespace go on exit, Ctrl-C included. KEEP=1 keeps
 # the logs.
@@ -40,7 +43,7 @@ LOAD=$BENCH_ROOT/scripts/socks-load.py
 PROXY_LABEL[direct]="direct to nginx, no proxy (the client's own floor)"
 
 arguments=("$@")
-counts="100 1000 10000" rounds=1 idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="direct agg2 ss microsocks"
+keep_alive=() counts="100 1000 10000" rounds=1 idle_n=10000 idle_seconds=${IDLE_SECONDS:-60} proxies="direct agg2 ss microsocks"
 while (($# > 0)); do
     case $1 in
     --counts) counts=$2; shift 2 ;;
@@ -48,6 +51,7 @@ while (($# > 0)); do
     --idle) idle_n=$2; shift 2 ;;
     --idle-seconds) idle_seconds=$2; shift 2 ;;
     --proxies) proxies=$2; shift 2 ;;
+    --keep-alive) keep_alive=(--keep-alive); shift ;;
     -h | --help) sed -n '2,/^set /p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) bench_fail "unknown argument $1 (see --help)" ;;
     esac
@@ -75,6 +79,7 @@ fi
 HTTP_PORT=8000 SIZE=10240
 mkdir -p "$BENCH_WORK/www"
 head -c "$SIZE" /dev/urandom >"$BENCH_WORK/www/small.bin"
+((${#keep_alive[@]} > 0)) && export NGINX_KEEPALIVE=$((idle_seconds + 120))s
 nginx_start "$HTTP_PORT" "$BENCH_WORK/www" "$nofile" "$((idle_seconds + 120))s"
 export SS_TIMEOUT=$((idle_seconds + 120))
 for p in ${proxies//direct/}; do proxy_start "$p"; done
@@ -94,7 +99,7 @@ load() {
     [[ $p == direct ]] && via=none
     out=$("$PYTHON" "$LOAD" "$test" --proxy "$via" --target "127.0.0.1:$HTTP_PORT" \
         --path /small.bin --size "$SIZE" -n "$n" --hold "$idle_seconds" --timeout "${CONNECT_TIMEOUT:-60}" \
-        "${daemons[@]}" 2>"$BENCH_WORK/load.err")
+        "${daemons[@]}" "${keep_alive[@]}" 2>"$BENCH_WORK/load.err")
     if [[ $out != "{"* ]]; then
         bench_log "$test $n $p: socks-load.py failed: $(tail -n 3 "$BENCH_WORK/load.err")"
         out="{\"test\": \"$test\", \"n\": $n, \"error\": \"socks-load.py failed\"}"

@@ -7,7 +7,9 @@
 
 burst: starts N connections to the proxy at once; each does the SOCKS5 exchange (RFC 1928: no authentication,
 CONNECT to an IPv4 address), sends one HTTP/1.1 GET with "Connection: close" and reads to EOF. A connection succeeds
-when the reply is 200 with a body of --size bytes. Its time runs from the start of its connect() to its last byte.
+when the reply is 200 with a body of --size bytes. With --keep-alive the GET leaves the connection open (the HTTP
+server sends no FIN after its response, as to a browser), the reply ends at its --size body bytes, and the client
+closes. Its time runs from the start of its connect() to its last byte.
 Meanwhile the daemons' VmRSS is sampled every 50 ms (the peak is reported) and their CPU time is read before and
 after. With --proxy none the connections go straight to the HTTP server: the floor this client and the server set on
 their own. The client's own CPU seconds are reported too: at 10,000 connections it is a large part of the wall time.
@@ -100,11 +102,12 @@ class Connection(asyncio.Protocol):
     once or when `use` is called, one GET read to EOF. `opened` resolves when the tunnel is up, `finished` when the
     connection is over; each holds None on success or the cause of the failure."""
 
-    def __init__(self, request, get, size, hold):
+    def __init__(self, request, get, size, hold, keep_alive=False):
         self.request = request
         self.get = get
         self.size = size
         self.hold = hold
+        self.keep_alive = keep_alive
         self.state = "connecting"
         self.buffer = bytearray()
         self.transport = None
@@ -155,14 +158,21 @@ class Connection(asyncio.Protocol):
                 return
             del self.buffer[: 4 + bound]
             self.tunnel_up()
+        elif self.state == "http" and self.keep_alive:
+            head, separator, body = bytes(self.buffer).partition(b"\r\n\r\n")
+            if separator and len(body) >= self.size:
+                self.reply_complete(head, body)
+
+    def reply_complete(self, head, body):
+        if not head.startswith(b"HTTP/1.1 200"):
+            self.end("HTTP status" if head else "closed before reply")
+        else:
+            self.end(None if len(body) == self.size else "short body")
 
     def connection_lost(self, error):
         if self.state == "http":
             head, _, body = bytes(self.buffer).partition(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                self.end("HTTP status" if head else "closed before reply")
-            else:
-                self.end(None if len(body) == self.size else "short body")
+            self.reply_complete(head, body)
         elif self.state == "open":
             self.end("closed while held")
         else:
@@ -210,8 +220,9 @@ def start(args, hold):
     else:
         host, _, port = args.proxy.rpartition(":")
         request = connect_request(args.target)
-    get = f"GET {args.path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode()
-    connections = [Connection(request, get, args.size, hold) for _ in range(args.n)]
+    close = "" if args.keep_alive else "Connection: close\r\n"
+    get = f"GET {args.path} HTTP/1.1\r\nHost: bench\r\n{close}\r\n".encode()
+    connections = [Connection(request, get, args.size, hold, args.keep_alive) for _ in range(args.n)]
     for connection in connections:
         connection.task = asyncio.ensure_future(connection.connect(host, int(port)))  # held: tasks are weak
     return connections
@@ -308,6 +319,7 @@ def main():
     parser.add_argument("--hold", type=float, default=60, help="idle: seconds to hold the connections (60)")
     parser.add_argument("--timeout", type=float, default=120, help="seconds the connections may take (120)")
     parser.add_argument("--daemon", action="append", default=[], help="NAME=PID of a proxy process to measure")
+    parser.add_argument("--keep-alive", action="store_true", help="HTTP keep-alive: the server sends no FIN")
     args = parser.parse_args()
     daemons = Daemons(args.daemon)
     test = burst if args.test == "burst" else idle
