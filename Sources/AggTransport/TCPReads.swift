@@ -45,7 +45,7 @@ package final class SendRoom: @unchecked Sendable {
     }
 
     /// Bytes the association takes before it holds `limit`; zero past it.
-    func room(under limit: Int) -> Int { max(0, limit - queued()) }
+    package func room(under limit: Int) -> Int { max(0, limit - queued()) }
 }
 
 /// Whether a relayed connection's socket read is one its stream session allowed: the glue opens it as it passes the
@@ -102,7 +102,10 @@ package struct RelayReadAllocator: RecvByteBufferAllocator {
     /// before other connections filled it, and a burst's small responses stay whole until the association holds
     /// twice its buffer. An egress connection's first read, armed as it comes up before the session can hold it
     /// back, is within the same limit.
-    private var limit: Int { 2 * room.sendBuffer }
+    private var limit: Int { Self.limit(room) }
+
+    /// Twice the association's send buffer: the most its connections' reads take before they are cut.
+    package static func limit(_ room: SendRoom) -> Int { 2 * room.sendBuffer }
 
     /// The next read's size, and whether the room cut it.
     private var next: (size: Int, isCut: Bool) {

@@ -118,6 +118,10 @@ package struct StreamSession {
     /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
     /// The glue keeps it current.
     package var isAssociationWritable = true
+    /// Asks whether the association is writable now, for inputs through which the glue does not pass it (a timer,
+    /// the end of a socket's input, a read after its bytes were queued): waiting reads are resumed only while it
+    /// is. Nil in tests that set `isAssociationWritable` themselves.
+    package var associationWritable: (() -> Bool)?
     /// Whether the association still takes bytes on a stream while it is not writable (a light stream, which the
     /// stream scheduler sends before the bulk ones): such a connection keeps reading. Asked of the glue, which
     /// asks the engine; by default no stream is.
@@ -125,9 +129,27 @@ package struct StreamSession {
     /// Bytes read from the sockets and not yet sent as DATA (they wait for credit), over every connection: what the
     /// association's send queue does not show of what was read. The glue sizes reads by both (`SendRoom`).
     package let unsentReads = ByteTally()
-    /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once: what
-    /// `handleWritable` looks at, so that the buffer draining costs what waits on it, not one step per open stream.
-    private var readWaiters: [ConnectionID] = []
+    /// Connections that want to read and have not been allowed to (`Connection.readWanted`), each once, in the
+    /// order they asked: what `resumeReads` looks at, so that room coming back costs what waits on it, not one step
+    /// per open stream.
+    private var readWaiters = Deque<ConnectionID>()
+    /// Bytes the association takes before its connections' reads are cut (`RelayReadAllocator`: twice its send
+    /// buffer less what was read and not sent). The glue sets it; by default there is always room.
+    package var readRoom: () -> Int = { .max }
+    /// Reads allowed (`.read`) whose bytes have not come, oldest first, each until it comes or `readGrantLifetime`
+    /// passes: the room they will take is set aside for them (`readReservation` each), so that room for a few
+    /// hundred whole reads lets a few hundred connections read, not every waiting one a sliver of it.
+    private var readGrants = Deque<(connection: ConnectionID, number: UInt64, expiry: NIODeadline)>()
+    private var nextReadGrant: UInt64 = 1
+    /// The entries of `readGrants` whose bytes have not come and that did not expire.
+    private var openReadGrants = 0
+    /// The room set aside for a read allowed and not yet made: an egress connection's first read (16 KiB,
+    /// `TCPReads.egressAllocator`), which a small response fits.
+    static let readReservation = 16 * 1_024
+    /// How long an allowed read holds its reservation, at least (at most twice: `grantExpiry`): a socket with
+    /// nothing to read keeps its read pending for as long as it stays quiet, and must not hold room meanwhile. A
+    /// read of bytes already there comes in the loop's next turn.
+    static let readGrantLifetime = TimeAmount.milliseconds(10)
 
     /// Bytes of DATA moved, for status displays.
     package private(set) var bytesSent = 0
@@ -180,8 +202,10 @@ package struct StreamSession {
         let unsent: ByteTally
         /// The socket's handler asked to read and has not been allowed to yet.
         var readWanted = false
-        /// On `readWaiters` (membership of that list, which `handleWritable` empties, not a state of the stream).
+        /// On `readWaiters` (membership of that list, not a state of the stream).
         var isReadWaiter = false
+        /// The number of the read allowed and not yet come, while it holds room (`readGrants`); 0 when none.
+        var readGrant: UInt64 = 0
 
         // Stream → TCP
         var output = OutputState.writing
@@ -298,6 +322,8 @@ package struct StreamSession {
         var next = nextSweep
         if let open = openDeadlines.first { next = min(next, open.deadline) }
         if let waiter = streamWaiters.first { next = min(next, waiter.deadline) }
+        // Waiting reads go on when an allowed read expires (one that comes resumes them itself).
+        if isAssociationWritable, !readWaiters.isEmpty, let grant = readGrants.first { next = min(next, grant.expiry) }
         return next
     }
 
@@ -780,8 +806,10 @@ package struct StreamSession {
         else { return }
         clock = max(clock, now)
         record.lastActivity = now
+        settleReadGrant(record)
         record.appendPending(Self.ownStorage(bytes))
         flushPending(connection)
+        resumeReads()
     }
 
     /// `bytes`, in a buffer of their own when their storage is more than twice their size. DATA goes out as slices
@@ -795,37 +823,105 @@ package struct StreamSession {
         return copy
     }
 
-    /// The socket's handler wants to read more: it does at once when nothing waits and the association has room.
-    package mutating func handleReadRequested(_ connection: ConnectionID) {
+    /// The socket's handler wants to read more: it does at once when its bytes went out and the association has
+    /// room for it, behind the connections already waiting for room.
+    package mutating func handleReadRequested(_ connection: ConnectionID, now: NIODeadline) {
         guard let record = connections[connection] else { return }
-        if record.pending.isEmpty, !record.released, mayRead(record) {
-            actions.append(.read(connection))
+        clock = max(clock, now)
+        record.readWanted = true
+        guard record.pending.isEmpty, !record.released else { return }  // It reads once they go.
+        if readWaiters.isEmpty || !isAssociationWritable, mayRead(record) {
+            grantRead(connection, record)
         } else {
-            record.readWanted = true
             addReadWaiter(connection, record)
         }
     }
 
-    /// Whether the association takes what the connection's socket would give: it is writable, or it still takes
-    /// bytes on this connection's stream (`streamTakesMore`).
-    private func mayRead(_ record: Connection) -> Bool {
-        isAssociationWritable || streamTakesMore(record.stream)
+    /// Whether the association takes what the connection's socket would give now. While the association is
+    /// writable, when the reads already allowed leave room for one more; past its watermark, when it still takes
+    /// bytes on this connection's stream (`streamTakesMore`: a light stream's few bytes, which the scheduler sends
+    /// before the bulk ones).
+    ///
+    /// With less room than one reservation (bytes waiting for the streams' credit can hold it while the queue is
+    /// writable) reads are not held back: they would be cut to 2 KiB anyway, and one at a time each would wait for
+    /// the last grant to come or expire.
+    private mutating func mayRead(_ record: Connection) -> Bool {
+        guard isAssociationWritable else { return streamTakesMore(record.stream) }
+        expireReadGrants()
+        guard openReadGrants > 0 else { return true }
+        let room = readRoom()
+        return room < Self.readReservation || room >= (openReadGrants + 1) * Self.readReservation
     }
 
-    /// Lists a connection whose read waits while the association is not writable (a read that waits for credit
-    /// or for its socket resumes when that comes), so the list holds only what `handleWritable` must resume and
-    /// empties each time it runs.
+    private mutating func grantRead(_ connection: ConnectionID, _ record: Connection) {
+        record.readWanted = false
+        if record.readGrant == 0 { openReadGrants += 1 }
+        record.readGrant = nextReadGrant
+        readGrants.append((connection, nextReadGrant, Self.grantExpiry(after: clock)))
+        nextReadGrant += 1
+        actions.append(.read(connection))
+    }
+
+    /// When a read allowed at `now` stops holding room: `readGrantLifetime` later, rounded up to a multiple of it,
+    /// so that the session's deadline, which follows the oldest grant while reads wait, moves once per lifetime
+    /// and not with every grant (each move re-arms the holder's timer).
+    static func grantExpiry(after now: NIODeadline) -> NIODeadline {
+        let lifetime = readGrantLifetime.nanoseconds
+        let end = Int64(truncatingIfNeeded: now.uptimeNanoseconds) + lifetime
+        return .uptimeNanoseconds(UInt64(end + (lifetime - end % lifetime) % lifetime))
+    }
+
+    /// The connection's allowed read came (bytes, or the end of its input), or the connection is gone: the room
+    /// set aside for it is free.
+    private mutating func settleReadGrant(_ record: Connection) {
+        guard record.readGrant != 0 else { return }
+        record.readGrant = 0
+        openReadGrants -= 1
+    }
+
+    /// Drops the grants that came or expired from the front of `readGrants`: an expired one's room is free.
+    private mutating func expireReadGrants() {
+        while let first = readGrants.first {
+            let record = connections[first.connection]
+            let isOpen = record?.readGrant == first.number
+            guard !isOpen || first.expiry <= clock else { return }
+            readGrants.removeFirst()
+            if isOpen, let record { settleReadGrant(record) }
+        }
+    }
+
+    /// Lists a connection whose read waits for room (a read that waits for credit or for its socket resumes when
+    /// that comes), once.
     private mutating func addReadWaiter(_ connection: ConnectionID, _ record: Connection) {
-        guard !isAssociationWritable, !record.isReadWaiter else { return }
+        guard !record.isReadWaiter else { return }
         record.isReadWaiter = true
         readWaiters.append(connection)
+    }
+
+    /// Lets waiting connections read, in the order they asked, while the association is writable and has room:
+    /// when it drains, when an allowed read comes, when one expires.
+    private mutating func resumeReads() {
+        guard !readWaiters.isEmpty else { return }
+        if let associationWritable { isAssociationWritable = associationWritable() }
+        while isAssociationWritable, let connection = readWaiters.first {
+            guard let record = connections[connection] else {
+                readWaiters.removeFirst()
+                continue
+            }
+            guard mayRead(record) else { return }
+            readWaiters.removeFirst()
+            record.isReadWaiter = false
+            flushPending(connection)
+        }
     }
 
     /// The application (client) or target (server) finished sending: FIN once everything read went out.
     package mutating func handleInputEnded(_ connection: ConnectionID) {
         guard let record = connections[connection] else { return }
         if record.input == .reading { record.input = .ended }
+        settleReadGrant(record)
         flushPending(connection)
+        resumeReads()
     }
 
     /// Sends pending bytes within the credit, then FIN once input ended; reads again when all went out.
@@ -860,12 +956,16 @@ package struct StreamSession {
             record.readWanted = false  // Nothing is read from a socket that is gone.
             return
         }
-        guard record.pending.isEmpty, !record.released, mayRead(record), record.socket == .attached else {
-            addReadWaiter(connection, record)
-            return
+        guard record.pending.isEmpty, !record.released, record.socket == .attached else {
+            return  // It reads once its bytes went out, once it is attached.
         }
-        record.readWanted = false
-        actions.append(.read(connection))
+        // A listed connection reads in its turn; past the watermark, a light one at once.
+        guard !record.isReadWaiter || (!isAssociationWritable && streamTakesMore(record.stream)) else { return }
+        if mayRead(record) {
+            grantRead(connection, record)
+        } else {
+            addReadWaiter(connection, record)
+        }
     }
 
     private mutating func sendFin(_ connection: ConnectionID) {
@@ -877,17 +977,10 @@ package struct StreamSession {
         closeIfFinished(connection)
     }
 
-    /// The association's send buffer drained: connections waiting for it send and read again. Only the connections
-    /// that wanted to read are visited; one that still cannot (its bytes wait for credit) is listed again.
+    /// The association's send buffer drained: connections waiting for it read again, as many as its room takes.
     package mutating func handleWritable() {
         isAssociationWritable = true
-        let waiters = readWaiters
-        readWaiters.removeAll(keepingCapacity: true)
-        for connection in waiters {
-            guard let record = connections[connection] else { continue }
-            record.isReadWaiter = false
-            flushPending(connection)
-        }
+        resumeReads()
     }
 
     // MARK: - Socket life
@@ -1006,7 +1099,9 @@ package struct StreamSession {
             record.socket == .done || record.socket == .unattached
         else { return }
         if record.bufferedBytes != 0 { account(-record.bufferedBytes, on: connection) }
+        settleReadGrant(record)
         connections.remove(connection)
+        resumeReads()
     }
 
     // MARK: - Waiting for a stream
@@ -1063,6 +1158,10 @@ package struct StreamSession {
             metrics?.recordRefusal(isOverBufferedLimit ? .bufferedBytesPerAssociation : .streamsPerAssociation)
             actions.append(.streamRefused(waiter: first.id, .tooManyStreams))
         }
+        if !readWaiters.isEmpty {
+            expireReadGrants()
+            resumeReads()
+        }
         guard now >= nextSweep else { return }
         nextSweep = now + Self.sweepInterval(idleTimeout, associationIdleTimeout)
         for connection in Array(streams.values) where now - connections[connection]!.lastActivity > idleTimeout {
@@ -1114,6 +1213,9 @@ package struct StreamSession {
             record.bufferedBytes = 0
             connections.remove(connection)
         }
+        readWaiters.removeAll()
+        readGrants.removeAll()
+        openReadGrants = 0
         streams.removeAll()
     }
 

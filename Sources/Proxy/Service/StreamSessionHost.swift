@@ -84,6 +84,8 @@ final class StreamSessionHost {
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
         holder.withStreams { session in
             session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
+            session.readRoom = { [sendRoom] in sendRoom.room(under: RelayReadAllocator.limit(sendRoom)) }
+            session.associationWritable = { [unowned driver] in driver.isWritable(association) }
         }
     }
 
@@ -246,7 +248,7 @@ final class StreamSessionHost {
         let writable = driver.isWritable(association)
         withSession {
             $0.isAssociationWritable = writable
-            $0.handleReadRequested(connection)
+            $0.handleReadRequested(connection, now: .now())
         }
         performActions()
     }

@@ -67,7 +67,7 @@ import Testing
         #expect(client.outputEnded.contains(local))
         // The association's send buffer is full when the application asks to read.
         client.session.isAssociationWritable = false
-        client.session.handleReadRequested(local)
+        client.session.handleReadRequested(local, now: start)
         client.run()
         #expect(client.reads[local] == nil)
         // The application closes its socket: that ends its input, and FIN goes out.

@@ -48,6 +48,8 @@ final class LockstepSide {
     var heldWrites: [(ConnectionID, Int)] = []
     var holdWrites = false
     var reads: [ConnectionID: Int] = [:]
+    /// The connections read, in the order the session asked.
+    var readOrder: [ConnectionID] = []
     var outputEnded: Set<ConnectionID> = []
     var closed: [ConnectionID: Bool] = [:]  // abortively?
     var opened: [ConnectionID] = []
@@ -184,7 +186,9 @@ final class LockstepSide {
                 written[connection] = all
                 session.handleWriteCompleted(connection, bytes: bytes.readableBytes, succeeded: true)
             }
-        case .read(let connection): reads[connection, default: 0] += 1
+        case .read(let connection):
+            reads[connection, default: 0] += 1
+            readOrder.append(connection)
         case .endOutput(let connection): outputEnded.insert(connection)
         case .close(let connection, let abortively): closed[connection] = abortively
         case .opened(let connection):
@@ -361,7 +365,7 @@ final class LockstepSide {
         #expect(client.written[local]?.readableBytes == Int(credit))
         #expect(client.session.bufferedBytes == Int(credit))
         // The target's socket is not read while bytes wait for credit.
-        server.session.handleReadRequested(remote)
+        server.session.handleReadRequested(remote, now: start)
         server.run()
         #expect(server.reads[remote] == nil)
 
@@ -393,7 +397,7 @@ final class LockstepSide {
         Self.exchange(client, server, now: start)
 
         server.session.isAssociationWritable = false
-        for connection in [a, b, slow] { server.session.handleReadRequested(connection) }
+        for connection in [a, b, slow] { server.session.handleReadRequested(connection, now: start) }
         server.run()
         #expect(server.reads.isEmpty)
         // The slow stream's credit comes while the buffer is still full: its bytes go, its read still waits.
@@ -409,7 +413,7 @@ final class LockstepSide {
 
         // Full again: a second wait is resumed by the next drain, once.
         server.session.isAssociationWritable = false
-        server.session.handleReadRequested(a)
+        server.session.handleReadRequested(a, now: start)
         server.run()
         server.session.handleWritable()
         server.session.handleWritable()
@@ -421,7 +425,7 @@ final class LockstepSide {
         server.session.handleRead(slow, Self.bytes(20 * 1024, 7), now: start)
         server.run()
         Self.exchange(client, server, now: start)
-        server.session.handleReadRequested(slow)
+        server.session.handleReadRequested(slow, now: start)
         server.session.isAssociationWritable = false
         server.session.handleWritable()
         server.run()
@@ -436,6 +440,70 @@ final class LockstepSide {
         #expect(server.reads[slow] == 2)
     }
 
+    /// When the queue drains, only as many waiting connections read as the association's room takes whole reads
+    /// (16 KiB set aside for each read allowed and not yet come), in the order they asked; the rest read as those
+    /// reads come or expire. Resuming every waiter at once let the first take the room and the rest 2 KiB each: a
+    /// 10 KB response came in five reads and five messages.
+    @Test func aDrainLetsAsManyConnectionsReadAsTheRoomTakesAndTheRestInTurn() throws {
+        let client = LockstepSide.client(now: start)
+        let server = LockstepSide.server(now: start)
+        var connections: [ConnectionID] = []
+        for _ in 0..<8 { connections.append(try openConnection(client, server).1) }
+        let reservation = StreamSession.readReservation
+        final class Room: @unchecked Sendable { var bytes = 0 }
+        let room = Room()
+        room.bytes = 3 * reservation
+        server.session.readRoom = { room.bytes }
+        server.session.isAssociationWritable = false
+        for connection in connections { server.session.handleReadRequested(connection, now: start) }
+        server.run()
+        #expect(server.reads.isEmpty)
+
+        server.session.handleWritable()
+        server.run()
+        #expect(server.reads == Dictionary(uniqueKeysWithValues: connections[0..<3].map { ($0, 1) }))
+        // The timer is due when the reads allowed stop holding their room.
+        #expect(server.session.nextDeadline == start + StreamSession.readGrantLifetime)
+
+        // The first read comes: its room goes to the next waiter.
+        server.session.handleRead(connections[0], Self.bytes(1_000, 1), now: start + .milliseconds(1))
+        server.run()
+        #expect(server.reads[connections[3]] == 1)
+        #expect(server.reads[connections[4]] == nil)
+        // A connection asking again while others wait for room goes behind them, even with room for it.
+        room.bytes = 4 * reservation
+        server.session.handleReadRequested(connections[0], now: start + .milliseconds(1))
+        server.run()
+        #expect(server.reads[connections[0]] == 1)
+        room.bytes = 3 * reservation
+
+        // The reads allowed at the start never came (sockets with nothing to read): they stop holding room.
+        server.session.handleTimeout(now: start + StreamSession.readGrantLifetime)
+        server.run()
+        #expect(server.reads[connections[4]] == 1 && server.reads[connections[5]] == 1)
+        #expect(server.reads[connections[6]] == nil)
+
+        // Room for all: everyone left reads, in the order they asked, the one that asked again last.
+        room.bytes = .max / 2
+        server.session.handleRead(connections[3], Self.bytes(1_000, 2), now: start + .milliseconds(12))
+        server.run()
+        #expect(server.readOrder == Array(connections) + [connections[0]])
+        #expect(server.session.nextDeadline.map { $0 > start + .seconds(1) } == true, "no reads wait: no timer")
+    }
+
+    /// With less room than one whole read (bytes waiting for credit can hold it while the queue is writable),
+    /// reads are not held back: they are cut to 2 KiB anyway, and one at a time each would wait for the last.
+    @Test func withLessRoomThanOneReadReadsAreNotHeldBack() throws {
+        let client = LockstepSide.client(now: start)
+        let server = LockstepSide.server(now: start)
+        var connections: [ConnectionID] = []
+        for _ in 0..<4 { connections.append(try openConnection(client, server).1) }
+        server.session.readRoom = { StreamSession.readReservation - 1 }
+        for connection in connections { server.session.handleReadRequested(connection, now: start) }
+        server.run()
+        #expect(server.readOrder == connections)
+    }
+
     /// Past the association's high watermark a connection whose stream the association still takes (a light one,
     /// which the engine's scheduler sends before the bulk streams) keeps reading; the bulk one waits for the drain.
     /// An echo's reply is not held in its socket behind a download that filled the queue.
@@ -447,13 +515,13 @@ final class LockstepSide {
         let light = try #require(server.session.stream(of: echo))
         server.session.streamTakesMore = { $0 == light }
         server.session.isAssociationWritable = false
-        server.session.handleReadRequested(bulk)
-        server.session.handleReadRequested(echo)
+        server.session.handleReadRequested(bulk, now: start)
+        server.session.handleReadRequested(echo, now: start)
         server.run()
         #expect(server.reads == [echo: 1])
         // The echo's bytes go and it reads again at once; the bulk stream still waits.
         server.session.handleRead(echo, Self.bytes(64, 1), now: start)
-        server.session.handleReadRequested(echo)
+        server.session.handleReadRequested(echo, now: start)
         server.run()
         Self.exchange(client, server, now: start)
         #expect(client.written[echoLocal]?.readableBytes == 64)
