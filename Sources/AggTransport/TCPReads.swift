@@ -29,10 +29,10 @@ package enum TCPReads {
     package static let relayReadsPerEvent = 1
 }
 
-/// How much one association takes before its relayed connections' reads shrink: a limit (`RelayReadAllocator`'s,
-/// twice `sendBuffer`, `SCTPConfiguration.sendBufferSize`) less what its connections read and did not send yet (in
-/// the engine's send queue, or in the stream session waiting for a stream's credit), asked at each read. Confined to
-/// the association's event loop, where its connections read.
+/// How much one association takes before its relayed connections' reads shrink (`readRoom`): twice `sendBuffer`
+/// (`SCTPConfiguration.sendBufferSize`) less what its connections read and did not send yet (in the engine's send
+/// queue, or in the stream session waiting for a stream's credit), asked at each read. Confined to the association's
+/// event loop, where its connections read.
 package final class SendRoom: @unchecked Sendable {
     /// The association's send buffer at its largest.
     package let sendBuffer: Int
@@ -44,8 +44,11 @@ package final class SendRoom: @unchecked Sendable {
         self.queued = queued
     }
 
-    /// Bytes the association takes before it holds `limit`; zero past it.
-    package func room(under limit: Int) -> Int { max(0, limit - queued()) }
+    /// Bytes the association's connections may still read before their reads are cut: twice `sendBuffer` (a
+    /// connection reads only while the queue is under its high watermark, or the stream is light and the queue
+    /// under the buffer, so the cut matters only for reads allowed before other connections filled it) less what
+    /// was read and not sent; zero past it. `RelayReadAllocator` cuts reads to it, `StreamSession` lets reads in by it.
+    package var readRoom: Int { max(0, 2 * sendBuffer - queued()) }
 }
 
 /// Whether a relayed connection's socket read is one its stream session allowed: the glue opens it as it passes the
@@ -97,21 +100,11 @@ package struct RelayReadAllocator: RecvByteBufferAllocator {
         self.permit = permit
     }
 
-    /// Reads are cut past twice the send buffer: a connection reads only while the queue is under its high
-    /// watermark (or the stream is light and the queue under the buffer), so the cut matters only for reads allowed
-    /// before other connections filled it, and a burst's small responses stay whole until the association holds
-    /// twice its buffer. An egress connection's first read, armed as it comes up before the session can hold it
-    /// back, is within the same limit.
-    private var limit: Int { Self.limit(room) }
-
-    /// Twice the association's send buffer: the most its connections' reads take before they are cut.
-    package static func limit(_ room: SendRoom) -> Int { 2 * room.sendBuffer }
-
     /// The next read's size, and whether the room cut it.
     private var next: (size: Int, isCut: Bool) {
         let wanted = adaptive.nextBufferSize() ?? TCPReads.leastRead
         guard permit.isOpen else { return (wanted, false) }  // NIO drains the socket at its FIN.
-        let room = room.room(under: limit)
+        let room = room.readRoom
         guard room < wanted else { return (wanted, false) }
         // ByteBuffer rounds a capacity up to a power of two: round the room down to one.
         let size = max(TCPReads.leastRead, 1 << (Int.bitWidth - 1 - max(room, 1).leadingZeroBitCount))

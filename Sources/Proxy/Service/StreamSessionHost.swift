@@ -84,7 +84,7 @@ final class StreamSessionHost {
         logger = holder.withStreams { $0.logger } ?? Logger(label: "agg.streams")
         holder.withStreams { session in
             session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
-            session.readRoom = { [sendRoom] in sendRoom.room(under: RelayReadAllocator.limit(sendRoom)) }
+            session.readRoom = { [sendRoom] in sendRoom.readRoom }
             session.associationWritable = { [unowned driver] in driver.isWritable(association) }
         }
     }
