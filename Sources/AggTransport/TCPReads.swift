@@ -49,6 +49,9 @@ package final class SendRoom: @unchecked Sendable {
     /// under the buffer, so the cut matters only for reads allowed before other connections filled it) less what
     /// was read and not sent; zero past it. `RelayReadAllocator` cuts reads to it, `StreamSession` lets reads in by it.
     package var readRoom: Int { max(0, 2 * sendBuffer - queued()) }
+
+    /// The bytes read and not sent yet.
+    package var unsent: Int { queued() }
 }
 
 /// Whether a relayed connection's socket read is one its stream session allowed: the glue opens it as it passes the
@@ -59,6 +62,14 @@ package final class SendRoom: @unchecked Sendable {
 package final class ReadPermit: @unchecked Sendable {
     /// Open until the first read: NIO asks for one as the channel comes up.
     package var isOpen = true
+    /// Whether the last read was one the session allowed (made while the permit was open).
+    package private(set) var lastReadWasAllowed = true
+
+    /// A read was made: it closes the permit.
+    package func recordRead() {
+        lastReadWasAllowed = isOpen
+        isOpen = false
+    }
 
     package init() {}
 }
@@ -122,7 +133,7 @@ package struct RelayReadAllocator: RecvByteBufferAllocator {
         // A read cut short says nothing about the connection's rate: the adaptive sizes ignore it. The queue has
         // not moved since the read's buffer was sized (NIO records a read before it passes the bytes on).
         if !next.isCut { _ = adaptive.record(actualReadBytes: actualReadBytes) }
-        permit.isOpen = false
+        permit.recordRead()
         return true
     }
 }

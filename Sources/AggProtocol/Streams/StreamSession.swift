@@ -136,6 +136,22 @@ package struct StreamSession {
     /// Bytes the association takes before its connections' reads are cut (`RelayReadAllocator`: twice its send
     /// buffer less what was read and not sent). The glue sets it; by default there is always room.
     package var readRoom: () -> Int = { .max }
+    /// Bytes read from the sockets and not sent yet, on the association (its send queue) and in `unsentReads`. The
+    /// glue answers (`SendRoom.unsent`); nothing by default.
+    package var unsentBytes: () -> Int = { 0 }
+    /// The association's send buffer at its largest (the glue sets it): `unsentLimit` is at least eight of it.
+    package var sendBuffer = 0
+    /// The most bytes the association holds read and not sent before a read the session did not allow resets its
+    /// stream (`handleRead`): `bufferedBytesLimit`, the cap on the other direction, and at least eight send buffers,
+    /// far above what the reads the session allows keep (under twice the buffer and a small read per stream). From
+    /// half of it the server's new connections wait to connect (`connectOrWait`).
+    var unsentLimit: Int { max(bufferedBytesLimit, 8 * sendBuffer) }
+    /// Server: connections whose OPEN came while the association held half its `unsentLimit` read and not sent,
+    /// oldest first: their connects wait for it to drain (`resumeConnects`), so that a burst of targets answering
+    /// and closing at once (whose bytes come whatever the read bound) stays far from the limit.
+    private var waitingConnects = Deque<(connection: ConnectionID, target: StreamTarget)>()
+    /// When `resumeConnects` may let the next waiting connects go.
+    private var nextConnectStep = NIODeadline.uptimeNanoseconds(0)
     /// Reads allowed (`.read`) whose bytes have not come, oldest first, each until it comes or `readGrantLifetime`
     /// passes: the room they will take is set aside for them (`readReservation` each), so that room for a few
     /// hundred whole reads lets a few hundred connections read, not every waiting one a sliver of it.
@@ -324,6 +340,7 @@ package struct StreamSession {
         if let waiter = streamWaiters.first { next = min(next, waiter.deadline) }
         // Waiting reads go on when an allowed read expires (one that comes resumes them itself).
         if isAssociationWritable, !readWaiters.isEmpty, let grant = readGrants.first { next = min(next, grant.expiry) }
+        if !waitingConnects.isEmpty { next = min(next, nextConnectStep) }
         return next
     }
 
@@ -570,7 +587,43 @@ package struct StreamSession {
         }
         let connection = addConnection(stream: stream, state: state, now: now)
         logger.debug("OPEN", metadata: ["stream": "\(stream)", "target": "\(target)"])
+        connectOrWait(connection, to: target)
+    }
+
+    /// Server: connects to the target at once, or, while the association holds half its `unsentLimit` read and not
+    /// sent (or connections wait already), behind the connections that wait. A target's bytes that come with its
+    /// FIN are read whatever the read bound (`handleRead`): a burst of 10,000 small responses, each followed by the
+    /// server's FIN, queued all of its 100 MB at once on loopback before connects waited.
+    private mutating func connectOrWait(_ connection: ConnectionID, to target: StreamTarget) {
+        guard waitingConnects.isEmpty, unsentBytes() < unsentLimit / 2 else {
+            if waitingConnects.isEmpty {
+                nextConnectStep = Self.grantExpiry(after: clock)
+                logger.debug(
+                    "new connections wait to connect",
+                    metadata: ["unsent": "\(unsentBytes())", "limit": "\(unsentLimit)"])
+            }
+            waitingConnects.append((connection, target))
+            return
+        }
         actions.append(.connect(connection, target))
+    }
+
+    /// Server: the bytes a connection that connects may bring at once before any read is allowed (its target's
+    /// answer and FIN), which `resumeConnects` counts per connection it lets go: the receive window Linux opens a
+    /// connection with (`tcp_rmem`'s default), which a socket nobody reads does not grow.
+    static let connectReservation = 64 * 1024
+
+    /// Server: lets waiting connects go, oldest first, at most once per `readGrantLifetime`, as many as the room
+    /// under half the `unsentLimit` takes `connectReservation` each: their targets' bytes show only as they come.
+    private mutating func resumeConnects() {
+        guard !waitingConnects.isEmpty, clock >= nextConnectStep else { return }
+        nextConnectStep = Self.grantExpiry(after: clock)
+        var room = unsentLimit / 2 - unsentBytes()
+        while room >= Self.connectReservation, let (connection, target) = waitingConnects.popFirst() {
+            guard let record = connections[connection], !record.released, record.state.phase != .idle else { continue }
+            actions.append(.connect(connection, target))
+            room -= Self.connectReservation
+        }
     }
 
     private mutating func receive(_ message: StreamMessage, on connection: ConnectionID, now: NIODeadline) {
@@ -799,14 +852,32 @@ package struct StreamSession {
 
     // MARK: - TCP → stream
 
-    /// Bytes read from the connection's socket.
-    package mutating func handleRead(_ connection: ConnectionID, _ bytes: ByteBuffer, now: NIODeadline) {
+    /// Bytes read from the connection's socket. `allowed` is false for a read the session did not allow: at a
+    /// peer's FIN, NIO reads everything the kernel holds for the socket (`EPOLLRDHUP`), whatever the reads allowed.
+    /// Such a read that would take what the association read and has not sent past `unsentLimit` resets its stream
+    /// and drops its bytes: it brings the socket's receive window, 64 KiB for one held back from the start and up
+    /// to 6 MiB for one that read fast before, and a client whose targets all fill it and close could otherwise
+    /// queue that much for every stream (1 GiB at 16,384 streams). Counted as a refusal at the buffered-bytes limit.
+    package mutating func handleRead(
+        _ connection: ConnectionID, _ bytes: ByteBuffer, allowed: Bool = true, now: NIODeadline
+    ) {
         guard let record = connections[connection], bytes.readableBytes > 0, record.input == .reading,
             record.socket != .done, !record.released
         else { return }
         clock = max(clock, now)
         record.lastActivity = now
         settleReadGrant(record)
+        if !allowed, case let unsent = unsentBytes(), unsent + bytes.readableBytes > unsentLimit {
+            metrics?.recordRefusal(.bufferedBytesPerAssociation)
+            logger.debug(
+                "stream reset: its socket's last bytes would take the association past its limit",
+                metadata: ["connection": "\(connection)", "read": "\(bytes.readableBytes)", "unsent": "\(unsent)"])
+            reset(
+                connection, .flowControlError,
+                text: "the association holds \(unsent) bytes read and not sent, its limit is \(unsentLimit)")
+            resumeReads()
+            return
+        }
         record.appendPending(Self.ownStorage(bytes))
         flushPending(connection)
         resumeReads()
@@ -981,6 +1052,7 @@ package struct StreamSession {
     package mutating func handleWritable() {
         isAssociationWritable = true
         resumeReads()
+        resumeConnects()
     }
 
     // MARK: - Socket life
@@ -1158,6 +1230,7 @@ package struct StreamSession {
             metrics?.recordRefusal(isOverBufferedLimit ? .bufferedBytesPerAssociation : .streamsPerAssociation)
             actions.append(.streamRefused(waiter: first.id, .tooManyStreams))
         }
+        resumeConnects()
         if !readWaiters.isEmpty {
             expireReadGrants()
             resumeReads()
@@ -1216,6 +1289,7 @@ package struct StreamSession {
         readWaiters.removeAll()
         readGrants.removeAll()
         openReadGrants = 0
+        waitingConnects.removeAll()
         streams.removeAll()
     }
 

@@ -85,6 +85,8 @@ final class StreamSessionHost {
         holder.withStreams { session in
             session.streamTakesMore = { [unowned driver] stream in driver.isWritable(association, stream: stream) }
             session.readRoom = { [sendRoom] in sendRoom.readRoom }
+            session.unsentBytes = { [sendRoom] in sendRoom.unsent }
+            session.sendBuffer = sendRoom.sendBuffer
             session.associationWritable = { [unowned driver] in driver.isWritable(association) }
         }
     }
@@ -235,11 +237,12 @@ final class StreamSessionHost {
 
     // MARK: - Inputs from the relay handlers
 
-    fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer) {
+    /// `allowed`: whether the session allowed the read (`ReadPermit`), or NIO drained the socket at its peer's FIN.
+    fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer, allowed: Bool) {
         let writable = driver.isWritable(association)
         withSession {
             $0.isAssociationWritable = writable
-            $0.handleRead(connection, bytes, now: .now())
+            $0.handleRead(connection, bytes, allowed: allowed, now: .now())
         }
         performActions()
     }
@@ -503,7 +506,7 @@ final class StreamChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        host?.read(connection, unwrapInboundIn(data))
+        host?.read(connection, unwrapInboundIn(data), allowed: permit.lastReadWasAllowed)
     }
 
     func read(context: ChannelHandlerContext) {

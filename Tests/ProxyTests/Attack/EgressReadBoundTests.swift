@@ -6,6 +6,7 @@ import NIOPosix
 import SCTPEngine
 import Testing
 
+@testable import AggObservability
 @testable import Proxy
 
 /// What one side can be made to queue by a peer that acknowledges nothing: many streams whose targets (server) or
@@ -53,6 +54,44 @@ import Testing
             intact += 1
         }
         #expect(intact == Self.streams)
+    }
+
+    /// 300 streams whose targets each send 64 KiB and close at the same moment, while the client's loop is blocked.
+    /// At a peer's FIN, NIO reads everything its socket holds whether or not the session allowed a read, so the
+    /// bound above does not hold here: what the server read and has not sent was bounded only by the streams'
+    /// windows, and reached 19.6-19.7 MB here, every response (300 × 64 KiB) at once. A read the session did not
+    /// allow that would take the association past its limit (the buffered-bytes cap, 4 MiB here) now resets its
+    /// stream: the queue stays within the limit and the small first read each stream was allowed (armed as it
+    /// connected, cut to 2 KiB past the read bound), every stream's response arrives whole or the stream is reset,
+    /// and each reset is counted.
+    @Test func targetsClosingAtOnceQueueNoMoreThanTheAssociationsLimit() throws {
+        var serverLimits = StreamLimits()
+        serverLimits.bufferedBytesPerAssociation = 4 * 1024 * 1024
+        let limit = serverLimits.bufferedBytesPerAssociation
+        let harness = try AttackHarness(serverLimits: serverLimits) { $0.sendBufferSize = Self.sendBuffer }
+        defer { harness.shutdown() }
+        let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
+        defer { try? origin.channel.close().wait() }
+
+        let sockets = try Self.openStreams(harness, to: origin)
+        Self.block(harness.clients[0].eventLoop)
+        let peak = try harness.serverQueuePeak()
+        origin.sendToEveryConnection(Self.response, thenClose: true)
+        Thread.sleep(forTimeInterval: 3)
+        let queued = try peak.stop()
+        #expect(queued > limit / 2, "the server queued only \(queued) bytes")
+        let bound = limit + Self.streams * TCPReads.leastRead + 64 * 1024
+        #expect(queued <= bound, "the server queued \(queued) bytes for one client, bound \(bound)")
+
+        var intact = 0
+        for socket in sockets where socket.receive(Self.responseSize) == Self.response {
+            intact += 1
+        }
+        let resets = try harness.server.eventLoop.submit {
+            harness.server.metrics.refusals[.bufferedBytesPerAssociation] ?? 0
+        }.wait()
+        #expect(intact >= limit / 2 / Self.responseSize, "\(intact) responses arrived whole")
+        #expect(resets > 0 && intact + resets == Self.streams, "\(intact) whole, \(resets) reset")
     }
 
     /// The same from the applications' side, on aggclient (a router's LAN uploading through it): 300 connections
@@ -196,9 +235,11 @@ final class BurstOrigin: @unchecked Sendable {
     /// Bytes received over every connection.
     var received: Int { children.received }
 
-    func sendToEveryConnection(_ bytes: [UInt8]) {
+    /// Sends `bytes` on every connection, then closes each once they are written when `thenClose`.
+    func sendToEveryConnection(_ bytes: [UInt8], thenClose: Bool = false) {
         for child in children.all {
-            child.writeAndFlush(ByteBuffer(bytes: bytes), promise: nil)
+            let written = child.writeAndFlush(ByteBuffer(bytes: bytes))
+            if thenClose { written.whenComplete { _ in child.close(promise: nil) } }
         }
     }
 

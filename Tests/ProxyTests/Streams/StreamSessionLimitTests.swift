@@ -167,4 +167,96 @@ import Testing
         #expect(metrics.refusals[.streamsPerAssociation] == 5)
         #expect(metrics.values.connections[ConnectionOutcome.tooManyStreams.rawValue] == 5)
     }
+
+    /// What the association read and has not sent, as the glue would answer it (`SendRoom.unsent`).
+    final class Unsent {
+        var bytes = 0
+    }
+
+    /// OPENs on `streams` whose client gives 64 KiB of credit, each target connected at once.
+    func openConnected(_ streams: ClosedRange<Int>, on side: LockstepSide) -> [ConnectionID] {
+        for stream in streams {
+            side.session.handleMessage(
+                Self.message(.open(Self.target, initialCredit: UInt32(Self.credit)), on: stream), now: now)
+        }
+        side.run()
+        let connections = side.connects.map(\.0)
+        for connection in connections { _ = side.session.handleTargetConnected(connection) }
+        side.run()
+        return connections
+    }
+
+    /// At a target's FIN, NIO reads everything its socket holds whether or not the session allowed a read (its
+    /// window: up to 64 KiB held back from the start, up to 6 MiB after fast reads). Such a read that would take
+    /// what the association read and has not sent past its limit (the buffered-bytes cap, 256 KiB here) resets its
+    /// stream, drops its bytes and is counted; one that fits goes out, and so does an allowed read at the same
+    /// point (the session's own read bound keeps those under twice the send buffer).
+    @Test func aReadNotAllowedThatWouldPassTheUnsentLimitResetsItsStream() throws {
+        let metrics = ProxyMetrics()
+        let side = server(streams: 64, metrics: metrics)
+        let unsent = Unsent()
+        side.session.unsentBytes = { unsent.bytes }
+        let connections = openConnected(1...3, on: side)
+        try #require(connections.count == 3)
+        unsent.bytes = 200 * 1024
+        let window = ByteBuffer(repeating: 0x61, count: 64 * 1024)
+
+        side.session.handleRead(connections[0], window, allowed: false, now: now)
+        side.run()
+        #expect(side.closed[connections[0]] == true)
+        #expect(side.messages(kind: .reset).count == 1)
+        #expect(side.messages(kind: .data).isEmpty)
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
+
+        side.session.handleRead(connections[1], ByteBuffer(repeating: 0x62, count: 32 * 1024), allowed: false, now: now)
+        side.session.handleRead(connections[2], window, allowed: true, now: now)
+        side.run()
+        let sent = side.messages(kind: .data).reduce(0) {
+            guard case .data(let bytes) = $1 else { return $0 }
+            return $0 + bytes.readableBytes
+        }
+        #expect(sent == 96 * 1024)
+        #expect(side.closed[connections[1]] == nil && side.closed[connections[2]] == nil)
+        #expect(metrics.refusals[.bufferedBytesPerAssociation] == 1)
+    }
+
+    /// While the association holds half its unsent limit read and not sent, the server's new connections wait to
+    /// connect (a burst of targets answering with their FIN brings its bytes whatever the read bound), in the order
+    /// their OPENs came; as it drains, at most once per 10 ms, as many go as the room under half the limit takes
+    /// 64 KiB each. A waiting connection the client resets meanwhile never connects.
+    @Test func connectsWaitWhileHalfTheUnsentLimitIsHeldAndGoInTurnAsItDrains() throws {
+        let side = server(streams: 64, metrics: ProxyMetrics())
+        let unsent = Unsent()
+        side.session.unsentBytes = { unsent.bytes }
+        unsent.bytes = Self.cap / 2
+        open(1...3, on: side)
+        #expect(side.connects.isEmpty)
+        let deadline = try #require(side.session.nextDeadline)
+        #expect(deadline > now && deadline <= now + .milliseconds(20))
+
+        // Still at half: nothing goes, and the session looks again 10 ms later.
+        side.session.handleTimeout(now: deadline)
+        side.run()
+        #expect(side.connects.isEmpty)
+        let next = try #require(side.session.nextDeadline)
+        #expect(next > deadline && next <= deadline + .milliseconds(10))
+
+        // Room for two connects' 64 KiB: streams 1 and 2 connect, 3 waits; an OPEN on 4 waits behind it.
+        unsent.bytes = Self.cap / 2 - 2 * StreamSession.connectReservation
+        side.session.handleTimeout(now: next)
+        side.run()
+        #expect(side.connects.count == 2)
+        open(4...4, on: side)
+        #expect(side.connects.count == 2)
+        // The client gives up on stream 3.
+        side.session.handleMessage(Self.message(.reset(.cancelled, text: nil), on: 3), now: next)
+        side.run()
+
+        unsent.bytes = 0
+        side.session.handleTimeout(now: try #require(side.session.nextDeadline))
+        side.run()
+        let streams = side.connects.compactMap { side.session.stream(of: $0.0)?.rawValue }
+        #expect(streams == [1, 2, 4])
+        #expect(side.messages(kind: .openResult).isEmpty)
+    }
 }
