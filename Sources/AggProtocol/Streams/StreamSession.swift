@@ -148,10 +148,19 @@ package struct StreamSession {
     var unsentLimit: Int { max(bufferedBytesLimit, 8 * sendBuffer) }
     /// Server: connections whose OPEN came while the association held half its `unsentLimit` read and not sent,
     /// oldest first: their connects wait for it to drain (`resumeConnects`), so that a burst of targets answering
-    /// and closing at once (whose bytes come whatever the read bound) stays far from the limit.
-    private var waitingConnects = Deque<(connection: ConnectionID, target: StreamTarget)>()
+    /// and closing at once (whose bytes come whatever the read bound) stays far from the limit. An entry whose
+    /// connection went meanwhile (`Connection.isWaitingToConnect` false) is dropped when it reaches the front, and
+    /// all such entries once they outnumber the live ones (`liveWaitingConnects`): a client resetting each OPEN as
+    /// it waits leaves nothing behind.
+    private var waitingConnects = Deque<(connection: ConnectionID, target: StreamTarget, since: NIODeadline)>()
+    private var liveWaitingConnects = 0
     /// When `resumeConnects` may let the next waiting connects go.
     private var nextConnectStep = NIODeadline.uptimeNanoseconds(0)
+    /// Server: connects `resumeConnects` let go whose target has sent nothing yet, oldest first, each until its
+    /// first bytes come, its input ends, it goes, or `connectReservationLifetime` passes: `connectReservation`
+    /// each is counted against the room of later steps, since their targets' bytes show only a round trip later.
+    private var connectReservations = Deque<(connection: ConnectionID, expiry: NIODeadline)>()
+    private var openConnectReservations = 0
     /// Reads allowed (`.read`) whose bytes have not come, oldest first, each until it comes or `readGrantLifetime`
     /// passes: the room they will take is set aside for them (`readReservation` each), so that room for a few
     /// hundred whole reads lets a few hundred connections read, not every waiting one a sliver of it.
@@ -222,6 +231,11 @@ package struct StreamSession {
         var isReadWaiter = false
         /// The number of the read allowed and not yet come, while it holds room (`readGrants`); 0 when none.
         var readGrant: UInt64 = 0
+        /// Server: its connect waits on `waitingConnects`.
+        var isWaitingToConnect = false
+        /// Server: its connect was let go by `resumeConnects` and its target has sent nothing yet
+        /// (`connectReservations`).
+        var holdsConnectReservation = false
 
         // Stream → TCP
         var output = OutputState.writing
@@ -595,14 +609,17 @@ package struct StreamSession {
     /// FIN are read whatever the read bound (`handleRead`): a burst of 10,000 small responses, each followed by the
     /// server's FIN, queued all of its 100 MB at once on loopback before connects waited.
     private mutating func connectOrWait(_ connection: ConnectionID, to target: StreamTarget) {
-        guard waitingConnects.isEmpty, unsentBytes() < unsentLimit / 2 else {
-            if waitingConnects.isEmpty {
+        expireConnectReservations()
+        guard liveWaitingConnects == 0, unsentBytes() + reservedForConnects < unsentLimit / 2 else {
+            if liveWaitingConnects == 0 {
                 nextConnectStep = Self.grantExpiry(after: clock)
                 logger.debug(
                     "new connections wait to connect",
                     metadata: ["unsent": "\(unsentBytes())", "limit": "\(unsentLimit)"])
             }
-            waitingConnects.append((connection, target))
+            connections[connection]!.isWaitingToConnect = true
+            liveWaitingConnects += 1
+            waitingConnects.append((connection, target, clock))
             return
         }
         actions.append(.connect(connection, target))
@@ -612,19 +629,68 @@ package struct StreamSession {
     /// answer and FIN), which `resumeConnects` counts per connection it lets go: the receive window Linux opens a
     /// connection with (`tcp_rmem`'s default), which a socket nobody reads does not grow.
     static let connectReservation = 64 * 1024
+    /// Server: how long a connect let go holds its `connectReservation` when its target sends nothing.
+    static let connectReservationLifetime = TimeAmount.seconds(1)
+    /// Server: the longest a connect waits; then it goes whatever the room (the limit still holds what its target
+    /// brings), well before the client's OPEN times out (10 s).
+    static let connectWaitLimit = TimeAmount.seconds(5)
+
+    private var reservedForConnects: Int { openConnectReservations * Self.connectReservation }
 
     /// Server: lets waiting connects go, oldest first, at most once per `readGrantLifetime`, as many as the room
-    /// under half the `unsentLimit` takes `connectReservation` each: their targets' bytes show only as they come.
+    /// under half the `unsentLimit` takes `connectReservation` each, less what the connects let go before and not
+    /// heard from yet hold; one that waited `connectWaitLimit` goes whatever the room.
     private mutating func resumeConnects() {
         guard !waitingConnects.isEmpty, clock >= nextConnectStep else { return }
         nextConnectStep = Self.grantExpiry(after: clock)
-        var room = unsentLimit / 2 - unsentBytes()
-        while room >= Self.connectReservation, let (connection, target) = waitingConnects.popFirst() {
-            guard let record = connections[connection], !record.released, record.state.phase != .idle else { continue }
-            actions.append(.connect(connection, target))
+        expireConnectReservations()
+        var room = unsentLimit / 2 - unsentBytes() - reservedForConnects
+        while let first = waitingConnects.first {
+            guard let record = connections[first.connection], record.isWaitingToConnect else {
+                waitingConnects.removeFirst()  // It went meanwhile.
+                continue
+            }
+            guard room >= Self.connectReservation || clock - first.since >= Self.connectWaitLimit else { return }
+            waitingConnects.removeFirst()
+            stopWaitingToConnect(record)
+            record.holdsConnectReservation = true
+            openConnectReservations += 1
+            connectReservations.append((first.connection, clock + Self.connectReservationLifetime))
             room -= Self.connectReservation
+            actions.append(.connect(first.connection, first.target))
         }
     }
+
+    private mutating func stopWaitingToConnect(_ record: Connection) {
+        guard record.isWaitingToConnect else { return }
+        record.isWaitingToConnect = false
+        liveWaitingConnects -= 1
+        // Entries of connections that went are dropped as they reach the front; when they outnumber the live
+        // ones (a client resetting its OPENs as they wait), all at once.
+        if waitingConnects.count > 2 * liveWaitingConnects + 64 {
+            waitingConnects.removeAll { connections[$0.connection]?.isWaitingToConnect != true }
+        }
+    }
+
+    /// The connection's target sent its first bytes or ended, or the connection is gone: its reservation is free.
+    private mutating func settleConnectReservation(_ record: Connection) {
+        guard record.holdsConnectReservation else { return }
+        record.holdsConnectReservation = false
+        openConnectReservations -= 1
+    }
+
+    /// Drops the reservations that were settled or expired from the front of `connectReservations`.
+    private mutating func expireConnectReservations() {
+        while let first = connectReservations.first {
+            let record = connections[first.connection]
+            if let record, record.holdsConnectReservation, first.expiry > clock { return }
+            connectReservations.removeFirst()
+            if let record { settleConnectReservation(record) }
+        }
+    }
+
+    /// Waiting connects (for tests).
+    var waitingConnectCount: (live: Int, listed: Int) { (liveWaitingConnects, waitingConnects.count) }
 
     private mutating func receive(_ message: StreamMessage, on connection: ConnectionID, now: NIODeadline) {
         guard let record = connections[connection] else { return }
@@ -867,6 +933,7 @@ package struct StreamSession {
         clock = max(clock, now)
         record.lastActivity = now
         settleReadGrant(record)
+        settleConnectReservation(record)
         if !allowed, case let unsent = unsentBytes(), unsent + bytes.readableBytes > unsentLimit {
             metrics?.recordRefusal(.bufferedBytesPerAssociation)
             logger.debug(
@@ -991,6 +1058,7 @@ package struct StreamSession {
         guard let record = connections[connection] else { return }
         if record.input == .reading { record.input = .ended }
         settleReadGrant(record)
+        settleConnectReservation(record)
         flushPending(connection)
         resumeReads()
     }
@@ -1052,7 +1120,6 @@ package struct StreamSession {
     package mutating func handleWritable() {
         isAssociationWritable = true
         resumeReads()
-        resumeConnects()
     }
 
     // MARK: - Socket life
@@ -1154,6 +1221,8 @@ package struct StreamSession {
     private mutating func release(_ connection: ConnectionID) {
         guard let record = connections[connection], !record.released else { return }
         record.released = true
+        stopWaitingToConnect(record)
+        settleConnectReservation(record)
         if streams[record.stream] == connection {
             streams[record.stream] = nil
             table.release(record.stream)
@@ -1172,6 +1241,7 @@ package struct StreamSession {
         else { return }
         if record.bufferedBytes != 0 { account(-record.bufferedBytes, on: connection) }
         settleReadGrant(record)
+        settleConnectReservation(record)
         connections.remove(connection)
         resumeReads()
     }
@@ -1290,6 +1360,9 @@ package struct StreamSession {
         readGrants.removeAll()
         openReadGrants = 0
         waitingConnects.removeAll()
+        liveWaitingConnects = 0
+        connectReservations.removeAll()
+        openConnectReservations = 0
         streams.removeAll()
     }
 

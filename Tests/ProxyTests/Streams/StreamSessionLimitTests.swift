@@ -223,13 +223,14 @@ import Testing
     /// While the association holds half its unsent limit read and not sent, the server's new connections wait to
     /// connect (a burst of targets answering with their FIN brings its bytes whatever the read bound), in the order
     /// their OPENs came; as it drains, at most once per 10 ms, as many go as the room under half the limit takes
-    /// 64 KiB each. A waiting connection the client resets meanwhile never connects.
+    /// 64 KiB each, less 64 KiB for each connect let go earlier whose target has sent nothing yet (its bytes show a
+    /// round trip later). A waiting connection the client resets meanwhile never connects.
     @Test func connectsWaitWhileHalfTheUnsentLimitIsHeldAndGoInTurnAsItDrains() throws {
         let side = server(streams: 64, metrics: ProxyMetrics())
         let unsent = Unsent()
         side.session.unsentBytes = { unsent.bytes }
         unsent.bytes = Self.cap / 2
-        open(1...3, on: side)
+        open(1...4, on: side)
         #expect(side.connects.isEmpty)
         let deadline = try #require(side.session.nextDeadline)
         #expect(deadline > now && deadline <= now + .milliseconds(20))
@@ -241,22 +242,108 @@ import Testing
         let next = try #require(side.session.nextDeadline)
         #expect(next > deadline && next <= deadline + .milliseconds(10))
 
-        // Room for two connects' 64 KiB: streams 1 and 2 connect, 3 waits; an OPEN on 4 waits behind it.
+        // Room for two connects' 64 KiB: streams 1 and 2 connect, 3 and 4 wait; an OPEN on 5 waits behind them.
         unsent.bytes = Self.cap / 2 - 2 * StreamSession.connectReservation
         side.session.handleTimeout(now: next)
         side.run()
         #expect(side.connects.count == 2)
-        open(4...4, on: side)
+        open(5...5, on: side)
+        // 10 ms later nothing came from those two targets: their 64 KiB each still counts, nothing more goes.
+        side.session.handleTimeout(now: try #require(side.session.nextDeadline))
+        side.run()
         #expect(side.connects.count == 2)
-        // The client gives up on stream 3.
-        side.session.handleMessage(Self.message(.reset(.cancelled, text: nil), on: 3), now: next)
+        // Stream 1's target answers (its bytes now counted in what was read and not sent): its reservation is free,
+        // and one more connect goes, stream 3's.
+        let first = side.connects[0].0
+        let connected = side.session.handleTargetConnected(first)
+        #expect(connected)
+        side.run()
+        side.session.handleRead(first, ByteBuffer(repeating: 1, count: 1_000), now: next)
+        side.run()
+        side.session.handleTimeout(now: try #require(side.session.nextDeadline))
+        side.run()
+        #expect(side.connects.count == 3)
+        // The client gives up on stream 4.
+        side.session.handleMessage(Self.message(.reset(.cancelled, text: nil), on: 4), now: next)
         side.run()
 
+        // Drained, but streams 2 and 3's targets are silent and hold the room under half (128 KiB here) until their
+        // reservations end, a second after they went: then stream 5 connects.
         unsent.bytes = 0
         side.session.handleTimeout(now: try #require(side.session.nextDeadline))
         side.run()
+        #expect(side.connects.count == 3)
+        side.session.handleTimeout(now: next + .seconds(1))
+        side.run()
         let streams = side.connects.compactMap { side.session.stream(of: $0.0)?.rawValue }
-        #expect(streams == [1, 2, 4])
-        #expect(side.messages(kind: .openResult).isEmpty)
+        #expect(streams == [1, 2, 3, 5])
+        #expect(side.session.waitingConnectCount == (0, 0))
+        #expect(side.messages(kind: .openResult).count == 1)  // Stream 1's.
+    }
+
+    /// A client that keeps the association at half its unsent limit and resets each OPEN as it waits leaves
+    /// nothing behind: behind one connection that waits, 4,000 OPEN and RESET pairs on another stream keep no more
+    /// than a few dozen entries listed, and none of them ever connects.
+    @Test func opensResetWhileTheyWaitLeaveNothingBehind() throws {
+        let side = server(streams: 64, metrics: ProxyMetrics())
+        let unsent = Unsent()
+        side.session.unsentBytes = { unsent.bytes }
+        unsent.bytes = Self.cap
+        open(2...2, on: side)
+        var time = now
+        for _ in 0..<4_000 {  // One a millisecond: within the 5 s the connection on stream 2 may wait.
+            side.session.handleMessage(Self.message(.open(Self.target, initialCredit: 0), on: 1), now: time)
+            side.session.handleMessage(Self.message(.reset(.cancelled, text: nil), on: 1), now: time)
+            time = time + .milliseconds(1)
+            side.session.handleTimeout(now: time)
+            side.run()
+            #expect(side.session.waitingConnectCount.listed <= 2 * 1 + 64)
+        }
+        #expect(side.session.waitingConnectCount.live == 1)
+        #expect(side.session.activeStreams == 1)
+        unsent.bytes = 0
+        side.session.handleTimeout(now: time + .milliseconds(20))
+        side.run()
+        #expect(side.connects.map { side.session.stream(of: $0.0)?.rawValue } == [2])
+        #expect(side.session.waitingConnectCount == (0, 0))
+    }
+
+    /// A connect waits 5 s at most: then it goes whatever the room (the limit still holds what its target brings),
+    /// well before the client's OPEN times out.
+    @Test func aConnectWaitsFiveSecondsAtMost() throws {
+        let side = server(streams: 64, metrics: ProxyMetrics())
+        let unsent = Unsent()
+        side.session.unsentBytes = { unsent.bytes }
+        unsent.bytes = Self.cap
+        open(1...1, on: side)
+        var time = now
+        while time < now + .milliseconds(4_990) {
+            time = try #require(side.session.nextDeadline)
+            side.session.handleTimeout(now: time)
+            side.run()
+            if time < now + .seconds(5) { #expect(side.connects.isEmpty) }
+        }
+        time = try #require(side.session.nextDeadline)
+        side.session.handleTimeout(now: time)
+        side.run()
+        #expect(side.connects.count == 1)
+        #expect(time <= now + .milliseconds(5_020))
+    }
+
+    /// The association lost while connects wait: none goes, and no wake-up is left for them.
+    @Test func waitingConnectsGoWithTheAssociation() throws {
+        let side = server(streams: 64, metrics: ProxyMetrics())
+        let unsent = Unsent()
+        side.session.unsentBytes = { unsent.bytes }
+        unsent.bytes = Self.cap
+        open(1...3, on: side)
+        side.session.handleAssociationLost()
+        side.run()
+        unsent.bytes = 0
+        side.session.handleTimeout(now: now + .seconds(6))
+        side.run()
+        #expect(side.connects.isEmpty)
+        #expect(side.session.waitingConnectCount == (0, 0))
+        #expect(side.session.nextDeadline == nil)
     }
 }

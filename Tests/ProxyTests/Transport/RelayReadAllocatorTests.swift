@@ -90,4 +90,24 @@ import Testing
         // The session allows the next read: cut again.
         #expect(read(&reads) == 2 * 1_024)
     }
+
+    /// The permit tells the relay handler which reads the session allowed (`StreamSession.handleRead`'s `allowed`,
+    /// which decides whether a read may take the association past its unsent limit): the first read, which NIO
+    /// makes as the connection comes up, is; a read made with the permit closed (NIO draining at the FIN) is not,
+    /// and the next one the session allows is again.
+    @Test func thePermitTellsWhichReadsTheSessionAllowed() {
+        let queue = Queue()
+        let permit = ReadPermit()
+        var reads = RelayReadAllocator.egress(queue.room(), permit: permit)
+        _ = reads.buffer(allocator: allocator)
+        _ = reads.record(actualReadBytes: 100)
+        #expect(permit.lastReadWasAllowed)
+        _ = reads.buffer(allocator: allocator)
+        _ = reads.record(actualReadBytes: 100)
+        #expect(!permit.lastReadWasAllowed)
+        permit.isOpen = true
+        _ = reads.buffer(allocator: allocator)
+        _ = reads.record(actualReadBytes: 100)
+        #expect(permit.lastReadWasAllowed)
+    }
 }
