@@ -19,10 +19,11 @@ public struct StreamLimits: Equatable, Sendable {
     /// Memory stays bounded by `bufferedBytesPerAssociation`.
     public var streamCredit: UInt32 = 4 * 1024 * 1024
     /// The most DATA bytes buffered for all streams of one association; at it, the side stops returning credit
-    /// until its sockets drain, refuses new streams, and resets a stream whose DATA would take it past. The other
-    /// direction's cap too (at least eight send buffers): a socket's last bytes, which NIO reads at the peer's FIN
-    /// whatever the reads allowed, reset their stream if they would take what the association read and has not
-    /// sent past it, and the server's new connections wait to connect from half of it (`StreamSession.unsentLimit`).
+    /// until its sockets drain, refuses new streams, and resets a stream whose DATA would take it past. Four times
+    /// it (at least eight send buffers) caps the other direction: a socket's last bytes, which NIO reads at the
+    /// peer's FIN whatever the reads allowed, reset their stream if they would take what the association read and
+    /// has not sent past that, and the server's new connections wait to connect while half of this is held
+    /// (`StreamSession.unsentLimit`, `connectGate`).
     public var bufferedBytesPerAssociation = 64 * 1024 * 1024
     /// A stream with no DATA in either direction for this long is reset (`ResetReason.idleTimeout`).
     public var streamIdleTimeout: Duration = .seconds(300)

@@ -142,23 +142,27 @@ package struct StreamSession {
     /// The association's send buffer at its largest (the glue sets it): `unsentLimit` is at least eight of it.
     package var sendBuffer = 0
     /// The most bytes the association holds read and not sent before a read the session did not allow resets its
-    /// stream (`handleRead`): `bufferedBytesLimit`, the cap on the other direction, and at least eight send buffers,
-    /// far above what the reads the session allows keep (under twice the buffer and a small read per stream). From
-    /// half of it the server's new connections wait to connect (`connectOrWait`).
-    var unsentLimit: Int { max(bufferedBytesLimit, 8 * sendBuffer) }
-    /// Server: connections whose OPEN came while the association held half its `unsentLimit` read and not sent,
+    /// stream (`handleRead`): four times `bufferedBytesLimit`, the cap on the other direction (a benign burst of
+    /// 10,000 small responses, each followed by its FIN, reached 72 MB on loopback with connects waiting, 105 MB
+    /// without), and at least eight send buffers, far above what the reads the session allows keep (under twice the
+    /// buffer and a small read per stream). From an eighth of it (half the buffered-bytes cap) the server's new
+    /// connections wait to connect (`connectOrWait`).
+    var unsentLimit: Int { max(4 * bufferedBytesLimit, 8 * sendBuffer) }
+    /// Server: what was read and not sent from which new connections wait to connect.
+    var connectGate: Int { unsentLimit / 8 }
+    /// Server: connections whose OPEN came while the association held `connectGate` read and not sent,
     /// oldest first: their connects wait for it to drain (`resumeConnects`), so that a burst of targets answering
     /// and closing at once (whose bytes come whatever the read bound) stays far from the limit. An entry whose
     /// connection went meanwhile (`Connection.isWaitingToConnect` false) is dropped when it reaches the front, and
     /// all such entries once they outnumber the live ones (`liveWaitingConnects`): a client resetting each OPEN as
     /// it waits leaves nothing behind.
-    private var waitingConnects = Deque<(connection: ConnectionID, target: StreamTarget, since: NIODeadline)>()
+    private var waitingConnects = Deque<(connection: ConnectionID, target: StreamTarget)>()
     private var liveWaitingConnects = 0
     /// When `resumeConnects` may let the next waiting connects go.
     private var nextConnectStep = NIODeadline.uptimeNanoseconds(0)
     /// Server: connects `resumeConnects` let go whose target has sent nothing yet, oldest first, each until its
     /// first bytes come, its input ends, it goes, or `connectReservationLifetime` passes: `connectReservation`
-    /// each is counted against the room of later steps, since their targets' bytes show only a round trip later.
+    /// each is counted against the room under `connectGate`, since their targets' bytes show a round trip later.
     private var connectReservations = Deque<(connection: ConnectionID, expiry: NIODeadline)>()
     private var openConnectReservations = 0
     /// Reads allowed (`.read`) whose bytes have not come, oldest first, each until it comes or `readGrantLifetime`
@@ -604,59 +608,65 @@ package struct StreamSession {
         connectOrWait(connection, to: target)
     }
 
-    /// Server: connects to the target at once, or, while the association holds half its `unsentLimit` read and not
-    /// sent (or connections wait already), behind the connections that wait. A target's bytes that come with its
-    /// FIN are read whatever the read bound (`handleRead`): a burst of 10,000 small responses, each followed by the
-    /// server's FIN, queued all of its 100 MB at once on loopback before connects waited.
+    /// Server: connects to the target at once, or, while the association holds `connectGate` read and not sent
+    /// (with what the connects let go while it did and not heard from yet may bring) or connections wait already,
+    /// behind the connections that wait. A target's bytes that come with its FIN are read whatever the read bound
+    /// (`handleRead`): a burst of 10,000 small responses, each followed by the server's FIN, queued all of its
+    /// 105 MB at once on loopback before connects waited.
     private mutating func connectOrWait(_ connection: ConnectionID, to target: StreamTarget) {
-        expireConnectReservations()
-        guard liveWaitingConnects == 0, unsentBytes() + reservedForConnects < unsentLimit / 2 else {
+        let record = connections[connection]!
+        guard liveWaitingConnects == 0, connectRoom() >= Self.connectReservation else {
             if liveWaitingConnects == 0 {
                 nextConnectStep = Self.grantExpiry(after: clock)
                 logger.debug(
                     "new connections wait to connect",
-                    metadata: ["unsent": "\(unsentBytes())", "limit": "\(unsentLimit)"])
+                    metadata: ["unsent": "\(unsentBytes())", "gate": "\(connectGate)"])
             }
-            connections[connection]!.isWaitingToConnect = true
+            record.isWaitingToConnect = true
             liveWaitingConnects += 1
-            waitingConnects.append((connection, target, clock))
+            waitingConnects.append((connection, target))
             return
         }
         actions.append(.connect(connection, target))
     }
 
     /// Server: the bytes a connection that connects may bring at once before any read is allowed (its target's
-    /// answer and FIN), which `resumeConnects` counts per connection it lets go: the receive window Linux opens a
-    /// connection with (`tcp_rmem`'s default), which a socket nobody reads does not grow.
+    /// answer and FIN), counted for each connect `resumeConnects` lets go until its target's first bytes come: the
+    /// receive window Linux opens a connection with (`tcp_rmem`'s default), which a socket nobody reads does not
+    /// grow. Connects made while nothing waits reserve nothing: thousands of connections opened at once to targets
+    /// that stay silent would otherwise wait for each other's reservations.
     static let connectReservation = 64 * 1024
-    /// Server: how long a connect let go holds its `connectReservation` when its target sends nothing.
-    static let connectReservationLifetime = TimeAmount.seconds(1)
-    /// Server: the longest a connect waits; then it goes whatever the room (the limit still holds what its target
-    /// brings), well before the client's OPEN times out (10 s).
-    static let connectWaitLimit = TimeAmount.seconds(5)
+    /// Server: how long a connect holds its `connectReservation` when its target sends nothing: past a lost SYN's
+    /// first retransmission (1 s), which a burst that overflows a target's backlog meets.
+    static let connectReservationLifetime = TimeAmount.seconds(3)
 
-    private var reservedForConnects: Int { openConnectReservations * Self.connectReservation }
+    /// Server: the room under `connectGate` left by what was read and not sent and what the connects let go and
+    /// not heard from yet may bring.
+    private mutating func connectRoom() -> Int {
+        expireConnectReservations()
+        return connectGate - unsentBytes() - openConnectReservations * Self.connectReservation
+    }
 
     /// Server: lets waiting connects go, oldest first, at most once per `readGrantLifetime`, as many as the room
-    /// under half the `unsentLimit` takes `connectReservation` each, less what the connects let go before and not
-    /// heard from yet hold; one that waited `connectWaitLimit` goes whatever the room.
+    /// takes `connectReservation` each. A connect waits as long as the room lacks: one that waits past the
+    /// client's OPEN timeout (10 s) is reset by the client and never goes. (Letting such connects go after 5 s
+    /// whatever the room, tried, released the tail of a burst of 10,000 at once.)
     private mutating func resumeConnects() {
         guard !waitingConnects.isEmpty, clock >= nextConnectStep else { return }
         nextConnectStep = Self.grantExpiry(after: clock)
-        expireConnectReservations()
-        var room = unsentLimit / 2 - unsentBytes() - reservedForConnects
+        var room = connectRoom()
         while let first = waitingConnects.first {
             guard let record = connections[first.connection], record.isWaitingToConnect else {
                 waitingConnects.removeFirst()  // It went meanwhile.
                 continue
             }
-            guard room >= Self.connectReservation || clock - first.since >= Self.connectWaitLimit else { return }
+            guard room >= Self.connectReservation else { return }
             waitingConnects.removeFirst()
             stopWaitingToConnect(record)
+            room -= Self.connectReservation
             record.holdsConnectReservation = true
             openConnectReservations += 1
             connectReservations.append((first.connection, clock + Self.connectReservationLifetime))
-            room -= Self.connectReservation
             actions.append(.connect(first.connection, first.target))
         }
     }

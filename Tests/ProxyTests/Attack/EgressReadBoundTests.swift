@@ -60,14 +60,14 @@ import Testing
     /// At a peer's FIN, NIO reads everything its socket holds whether or not the session allowed a read, so the
     /// bound above does not hold here: what the server read and has not sent was bounded only by the streams'
     /// windows, and reached 19.6-19.7 MB here, every response (300 × 64 KiB) at once. A read the session did not
-    /// allow that would take the association past its limit (the buffered-bytes cap, 4 MiB here) now resets its
-    /// stream: the queue stays within the limit and the small first read each stream was allowed (armed as it
-    /// connected, cut to 2 KiB past the read bound), every stream's response arrives whole or the stream is reset,
-    /// and each reset is counted.
+    /// allow that would take the association past its limit (four times the buffered-bytes cap: 4 MiB here) now
+    /// resets its stream: the queue stays within the limit and the small first read each stream was allowed (armed
+    /// as it connected, cut to 2 KiB past the read bound), every stream's response arrives whole or the stream is
+    /// reset, and each reset is counted.
     @Test func targetsClosingAtOnceQueueNoMoreThanTheAssociationsLimit() throws {
         var serverLimits = StreamLimits()
-        serverLimits.bufferedBytesPerAssociation = 4 * 1024 * 1024
-        let limit = serverLimits.bufferedBytesPerAssociation
+        serverLimits.bufferedBytesPerAssociation = 1024 * 1024
+        let limit = 4 * serverLimits.bufferedBytesPerAssociation
         let harness = try AttackHarness(serverLimits: serverLimits) { $0.sendBufferSize = Self.sendBuffer }
         defer { harness.shutdown() }
         let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
