@@ -143,8 +143,8 @@ package struct StreamSession {
     package var sendBuffer = 0
     /// The most bytes the association holds read and not sent before a read the session did not allow resets its
     /// stream (`handleRead`): four times `bufferedBytesLimit`, the cap on the other direction (a benign burst of
-    /// 10,000 small responses, each followed by its FIN, reached 72 MB on loopback with connects waiting, 105 MB
-    /// without), and at least eight send buffers, far above what the reads the session allows keep (under twice the
+    /// 10,000 small responses, each followed by its FIN, queued 105 MB on loopback, and up to 103 MB with connects
+    /// waiting), and at least eight send buffers, far above what the reads the session allows keep (under twice the
     /// buffer and a small read per stream). From an eighth of it (half the buffered-bytes cap) the server's new
     /// connections wait to connect (`connectOrWait`).
     var unsentLimit: Int { max(4 * bufferedBytesLimit, 8 * sendBuffer) }
