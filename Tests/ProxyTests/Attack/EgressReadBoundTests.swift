@@ -31,18 +31,9 @@ import Testing
         if let clientCredit { clientLimits.streamCredit = UInt32(clientCredit) }
         let harness = try AttackHarness(clientLimits: clientLimits) { $0.sendBufferSize = Self.sendBuffer }
         defer { harness.shutdown() }
-        let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
-        defer { try? origin.channel.close().wait() }
-
-        let sockets = try Self.openStreams(harness, to: origin)
-        // The client stops: no SACK, no read, for two seconds.
-        Self.block(harness.clients[0].eventLoop)
-        let peak = try harness.serverQueuePeak()
-        origin.sendToEveryConnection(Self.response)
         // The client runs again after two seconds: its acknowledgements drain the queue below the buffer's low
         // watermark, and every stream whose read waited for that may read again at the same moment.
-        Thread.sleep(forTimeInterval: 3)
-        let queued = try peak.stop()
+        let (queued, sockets) = try Self.targetsAnswerWhileTheClientIsBlocked(harness, closing: false)
         // The scenario loaded the association: without the bound this is where the queue grows past it.
         #expect(queued > Self.sendBuffer, "the server queued only \(queued) bytes")
         let bound = 2 * Self.sendBuffer + Self.streams * 2 * 1024 + 64 * 1024
@@ -70,15 +61,7 @@ import Testing
         let limit = 4 * serverLimits.bufferedBytesPerAssociation
         let harness = try AttackHarness(serverLimits: serverLimits) { $0.sendBufferSize = Self.sendBuffer }
         defer { harness.shutdown() }
-        let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
-        defer { try? origin.channel.close().wait() }
-
-        let sockets = try Self.openStreams(harness, to: origin)
-        Self.block(harness.clients[0].eventLoop)
-        let peak = try harness.serverQueuePeak()
-        origin.sendToEveryConnection(Self.response, thenClose: true)
-        Thread.sleep(forTimeInterval: 3)
-        let queued = try peak.stop()
+        let (queued, sockets) = try Self.targetsAnswerWhileTheClientIsBlocked(harness, closing: true)
         #expect(queued > limit / 2, "the server queued only \(queued) bytes")
         let bound = limit + Self.streams * TCPReads.leastRead + 64 * 1024
         #expect(queued <= bound, "the server queued \(queued) bytes for one client, bound \(bound)")
@@ -131,6 +114,22 @@ import Testing
                 sendWhatFits()
                 return origin.received == total
             }, "the targets received \(origin.received) of \(total) bytes")
+    }
+
+    /// `streams` streams through client 0 to a `BurstOrigin`; the client's loop stops (no SACK, no read) for two
+    /// seconds, and meanwhile every target sends `response` (and closes, when `closing`). The most the server read
+    /// and did not send over the next three seconds, and the sockets; the origin stays open until the harness
+    /// shuts down (its connections may still be read).
+    static func targetsAnswerWhileTheClientIsBlocked(
+        _ harness: AttackHarness, closing: Bool
+    ) throws -> (queued: Int, sockets: [AttackSocket]) {
+        let origin = try BurstOrigin.start(on: harness.origin.eventLoop)
+        let sockets = try openStreams(harness, to: origin)
+        block(harness.clients[0].eventLoop)
+        let peak = try harness.serverQueuePeak()
+        origin.sendToEveryConnection(response, thenClose: closing)
+        Thread.sleep(forTimeInterval: 3)
+        return (try peak.stop(), sockets)
     }
 
     /// `streams` SOCKS5 connections through client 0 to `origin`, every one accepted there.

@@ -173,6 +173,18 @@ import Testing
         var bytes = 0
     }
 
+    /// A server side whose session asks `unsent` what the association read and has not sent, `bytes` to begin with.
+    func server(
+        unsent: Unsent, bytes: Int = 0, bufferedBytesLimit: Int = cap, metrics: ProxyMetrics = ProxyMetrics()
+    ) -> LockstepSide {
+        let side = LockstepSide.server(
+            streams: 64, credit: UInt32(Self.credit), now: now, bufferedBytesLimit: bufferedBytesLimit,
+            metrics: metrics)
+        unsent.bytes = bytes
+        side.session.unsentBytes = { unsent.bytes }
+        return side
+    }
+
     /// OPENs on `streams` whose client gives 64 KiB of credit, each target connected at once.
     func openConnected(_ streams: ClosedRange<Int>, on side: LockstepSide) -> [ConnectionID] {
         for stream in streams {
@@ -193,9 +205,8 @@ import Testing
     /// the same point (the session's own read bound keeps those under twice the send buffer).
     @Test func aReadNotAllowedThatWouldPassTheUnsentLimitResetsItsStream() throws {
         let metrics = ProxyMetrics()
-        let side = server(streams: 64, metrics: metrics)
         let unsent = Unsent()
-        side.session.unsentBytes = { unsent.bytes }
+        let side = server(unsent: unsent, metrics: metrics)
         let connections = openConnected(1...3, on: side)
         try #require(connections.count == 3)
         unsent.bytes = 4 * Self.cap - 56 * 1024
@@ -228,12 +239,9 @@ import Testing
     /// reserve nothing. A waiting connection the client resets meanwhile never connects.
     @Test func connectsWaitWhileHalfTheUnsentLimitIsHeldAndGoInTurnAsItDrains() throws {
         let limit = 1024 * 1024
-        let side = LockstepSide.server(
-            streams: 64, credit: UInt32(Self.credit), now: now, bufferedBytesLimit: limit, metrics: ProxyMetrics())
-        let reservation = StreamSession.connectReservation
         let unsent = Unsent()
-        side.session.unsentBytes = { unsent.bytes }
-        unsent.bytes = limit / 2
+        let side = server(unsent: unsent, bytes: limit / 2, bufferedBytesLimit: limit)
+        let reservation = StreamSession.connectReservation
         open(1...4, on: side)
         #expect(side.connects.isEmpty)
         let deadline = try #require(side.session.nextDeadline)
@@ -296,10 +304,8 @@ import Testing
     /// nothing behind: behind one connection that waits, 10,000 OPEN and RESET pairs on another stream keep no more
     /// than a few dozen entries listed, and none of them ever connects.
     @Test func opensResetWhileTheyWaitLeaveNothingBehind() throws {
-        let side = server(streams: 64, metrics: ProxyMetrics())
         let unsent = Unsent()
-        side.session.unsentBytes = { unsent.bytes }
-        unsent.bytes = Self.cap
+        let side = server(unsent: unsent, bytes: Self.cap)
         open(2...2, on: side)
         var time = now
         for _ in 0..<10_000 {
@@ -321,10 +327,8 @@ import Testing
 
     /// The association lost while connects wait: none goes, and no wake-up is left for them.
     @Test func waitingConnectsGoWithTheAssociation() throws {
-        let side = server(streams: 64, metrics: ProxyMetrics())
         let unsent = Unsent()
-        side.session.unsentBytes = { unsent.bytes }
-        unsent.bytes = Self.cap
+        let side = server(unsent: unsent, bytes: Self.cap)
         open(1...3, on: side)
         side.session.handleAssociationLost()
         side.run()
