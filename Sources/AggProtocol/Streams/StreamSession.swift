@@ -115,13 +115,11 @@ package struct StreamSession {
     private(set) var isDraining = false
     private var drainedReported = false
 
-    /// Whether the association's send buffer has room: connections stop reading their sockets while it has not.
-    /// The glue keeps it current.
-    package var isAssociationWritable = true
-    /// Asks whether the association is writable now, for inputs through which the glue does not pass it (a timer,
-    /// the end of a socket's input, a read after its bytes were queued): waiting reads are resumed only while it
-    /// is. Nil in tests that set `isAssociationWritable` themselves.
-    package var associationWritable: (() -> Bool)?
+    /// Whether the association's send buffer has room now: connections stop reading their sockets while it has
+    /// not. Asked of the glue, which asks the engine, each time the session decides a read, so that the answer is
+    /// never older than the input deciding it; `handleWritable` says it has room again. By default it always has.
+    package var associationWritable: () -> Bool = { true }
+    private var isAssociationWritable: Bool { associationWritable() }
     /// Whether the association still takes bytes on a stream while it is not writable (a light stream, which the
     /// stream scheduler sends before the bulk ones): such a connection keeps reading. Asked of the glue, which
     /// asks the engine; by default no stream is.
@@ -1050,7 +1048,6 @@ package struct StreamSession {
     /// when it drains, when an allowed read comes, when one expires.
     private mutating func resumeReads() {
         guard !readWaiters.isEmpty else { return }
-        if let associationWritable { isAssociationWritable = associationWritable() }
         while isAssociationWritable, let connection = readWaiters.first {
             guard let record = connections[connection] else {
                 readWaiters.removeFirst()
@@ -1128,7 +1125,6 @@ package struct StreamSession {
 
     /// The association's send buffer drained: connections waiting for it read again, as many as its room takes.
     package mutating func handleWritable() {
-        isAssociationWritable = true
         resumeReads()
     }
 

@@ -239,20 +239,12 @@ final class StreamSessionHost {
 
     /// `allowed`: whether the session allowed the read (`ReadPermit`), or NIO drained the socket at its peer's FIN.
     fileprivate func read(_ connection: ConnectionID, _ bytes: ByteBuffer, allowed: Bool) {
-        let writable = driver.isWritable(association)
-        withSession {
-            $0.isAssociationWritable = writable
-            $0.handleRead(connection, bytes, allowed: allowed, now: .now())
-        }
+        withSession { $0.handleRead(connection, bytes, allowed: allowed, now: .now()) }
         performActions()
     }
 
     fileprivate func readRequested(_ connection: ConnectionID) {
-        let writable = driver.isWritable(association)
-        withSession {
-            $0.isAssociationWritable = writable
-            $0.handleReadRequested(connection, now: .now())
-        }
+        withSession { $0.handleReadRequested(connection, now: .now()) }
         performActions()
     }
 

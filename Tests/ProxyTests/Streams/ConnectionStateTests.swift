@@ -66,7 +66,7 @@ import Testing
         SessionLockstepTests.endInput(remote, of: server, client, server, now: start)
         #expect(client.outputEnded.contains(local))
         // The association's send buffer is full when the application asks to read.
-        client.session.isAssociationWritable = false
+        client.fillAssociation()
         client.session.handleReadRequested(local, now: start)
         client.run()
         #expect(client.reads[local] == nil)
@@ -75,7 +75,7 @@ import Testing
         client.run()
         #expect(client.messages(kind: .fin).count == 1)
         // The buffer drains: nothing reads the closed socket.
-        client.session.handleWritable()
+        client.drainAssociation()
         client.run()
         #expect(client.reads[local] == nil)
         SessionLockstepTests.exchange(client, server, now: start)

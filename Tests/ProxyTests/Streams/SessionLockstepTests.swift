@@ -60,6 +60,21 @@ final class LockstepSide {
     var aborted: [String] = []
     var idleReports = 0
     var drainedReports = 0
+    /// What the side's engine answers to `StreamSession.associationWritable` (`fillAssociation`,
+    /// `drainAssociation`).
+    private(set) var associationIsWritable = true
+
+    /// The association's send buffer fills: the engine says it is not writable from now on.
+    func fillAssociation() {
+        associationIsWritable = false
+        session.associationWritable = { [unowned self] in self.associationIsWritable }
+    }
+
+    /// The association's send buffer drains: writable again, and the session hears it (`handleWritable`).
+    func drainAssociation() {
+        associationIsWritable = true
+        session.handleWritable()
+    }
 
     init(_ session: StreamSession) {
         own = session
@@ -396,7 +411,7 @@ final class LockstepSide {
         server.run()
         Self.exchange(client, server, now: start)
 
-        server.session.isAssociationWritable = false
+        server.fillAssociation()
         for connection in [a, b, slow] { server.session.handleReadRequested(connection, now: start) }
         server.run()
         #expect(server.reads.isEmpty)
@@ -406,17 +421,17 @@ final class LockstepSide {
         #expect(client.written[slowLocal]?.readableBytes == 20 * 1024)
         #expect(server.reads[slow] == nil)
 
-        server.session.handleWritable()
+        server.drainAssociation()
         server.run()
         #expect(server.reads == [a: 1, b: 1, slow: 1])
         #expect(server.reads[idle] == nil)
 
         // Full again: a second wait is resumed by the next drain, once.
-        server.session.isAssociationWritable = false
+        server.fillAssociation()
         server.session.handleReadRequested(a, now: start)
         server.run()
-        server.session.handleWritable()
-        server.session.handleWritable()
+        server.drainAssociation()
+        server.drainAssociation()
         server.run()
         #expect(server.reads == [a: 2, b: 1, slow: 1])
 
@@ -426,16 +441,16 @@ final class LockstepSide {
         server.run()
         Self.exchange(client, server, now: start)
         server.session.handleReadRequested(slow, now: start)
-        server.session.isAssociationWritable = false
-        server.session.handleWritable()
+        server.fillAssociation()
+        server.drainAssociation()
         server.run()
         #expect(server.reads[slow] == 1)
-        server.session.isAssociationWritable = false
+        server.fillAssociation()
         client.completeHeldWrites()
         Self.exchange(client, server, now: start)
         #expect(client.written[slowLocal]?.readableBytes == 40 * 1024)
         #expect(server.reads[slow] == 1)
-        server.session.handleWritable()
+        server.drainAssociation()
         server.run()
         #expect(server.reads[slow] == 2)
     }
@@ -454,12 +469,12 @@ final class LockstepSide {
         let room = Room()
         room.bytes = 3 * reservation
         server.session.readRoom = { room.bytes }
-        server.session.isAssociationWritable = false
+        server.fillAssociation()
         for connection in connections { server.session.handleReadRequested(connection, now: start) }
         server.run()
         #expect(server.reads.isEmpty)
 
-        server.session.handleWritable()
+        server.drainAssociation()
         server.run()
         #expect(server.reads == Dictionary(uniqueKeysWithValues: connections[0..<3].map { ($0, 1) }))
         // The timer is due when the reads allowed stop holding their room.
@@ -514,7 +529,7 @@ final class LockstepSide {
         let (echoLocal, echo) = try openConnection(client, server)
         let light = try #require(server.session.stream(of: echo))
         server.session.streamTakesMore = { $0 == light }
-        server.session.isAssociationWritable = false
+        server.fillAssociation()
         server.session.handleReadRequested(bulk, now: start)
         server.session.handleReadRequested(echo, now: start)
         server.run()
@@ -527,7 +542,7 @@ final class LockstepSide {
         #expect(client.written[echoLocal]?.readableBytes == 64)
         #expect(server.reads == [echo: 2])
         // The queue drains: the bulk stream's read is resumed.
-        server.session.handleWritable()
+        server.drainAssociation()
         server.run()
         #expect(server.reads == [echo: 2, bulk: 1])
     }
