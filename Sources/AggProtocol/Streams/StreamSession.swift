@@ -116,8 +116,9 @@ package struct StreamSession {
     private var drainedReported = false
 
     /// Whether the association's send buffer has room now: connections stop reading their sockets while it has
-    /// not. Asked of the glue, which asks the engine, each time the session decides a read, so that the answer is
-    /// never older than the input deciding it; `handleWritable` says it has room again. By default it always has.
+    /// not. Asked of the glue, which asks the engine, whenever the session decides a read or whether a read grant's
+    /// expiry is its next deadline, so that the answer is never older than the input deciding it. By default it
+    /// always has.
     package var associationWritable: () -> Bool = { true }
     private var isAssociationWritable: Bool { associationWritable() }
     /// Whether the association still takes bytes on a stream while it is not writable (a light stream, which the
@@ -355,7 +356,7 @@ package struct StreamSession {
         if let open = openDeadlines.first { next = min(next, open.deadline) }
         if let waiter = streamWaiters.first { next = min(next, waiter.deadline) }
         // Waiting reads go on when an allowed read expires (one that comes resumes them itself).
-        if isAssociationWritable, !readWaiters.isEmpty, let grant = readGrants.first { next = min(next, grant.expiry) }
+        if !readWaiters.isEmpty, let grant = readGrants.first, isAssociationWritable { next = min(next, grant.expiry) }
         if !waitingConnects.isEmpty { next = min(next, nextConnectStep) }
         return next
     }
@@ -1047,8 +1048,9 @@ package struct StreamSession {
     /// Lets waiting connections read, in the order they asked, while the association is writable and has room:
     /// when it drains, when an allowed read comes, when one expires.
     private mutating func resumeReads() {
-        guard !readWaiters.isEmpty else { return }
-        while isAssociationWritable, let connection = readWaiters.first {
+        // Letting a read in only queues an action: the association's answer holds for the whole loop.
+        guard !readWaiters.isEmpty, isAssociationWritable else { return }
+        while let connection = readWaiters.first {
             guard let record = connections[connection] else {
                 readWaiters.removeFirst()
                 continue
@@ -1123,7 +1125,8 @@ package struct StreamSession {
         closeIfFinished(connection)
     }
 
-    /// The association's send buffer drained: connections waiting for it read again, as many as its room takes.
+    /// The association's send buffer drained (the engine's writable event): connections waiting for it read again
+    /// while it is still writable, as many as its room takes.
     package mutating func handleWritable() {
         resumeReads()
     }
