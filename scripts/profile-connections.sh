@@ -70,19 +70,20 @@ import collections, re, subprocess, sys
 out, count, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 def costs(path, inclusive):
-    """Instructions per function (name [object]) in one callgrind file."""
+    """The file's total, and the instructions of each function (name [object]) in it."""
     text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100", path],
                           capture_output=True, text=True, check=True).stdout
-    result = collections.Counter()
+    total, result = 0, collections.Counter()
     for line in text.splitlines():
         match = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(.*)$", line)
-        if match and "PROGRAM TOTALS" not in line:
-            result[match.group(2)] += int(match.group(1).replace(",", ""))
-    return result
-
-def total(path):
-    text = subprocess.run(["callgrind_annotate", path], capture_output=True, text=True, check=True).stdout
-    return int(re.search(r"([\d,]+) \([ \d.]+%\)\s+PROGRAM TOTALS", text).group(1).replace(",", ""))
+        if not match:
+            continue
+        value = int(match.group(1).replace(",", ""))
+        if match.group(2).strip() == "PROGRAM TOTALS":
+            total = value
+        else:
+            result[match.group(2)] += value
+    return total, result
 
 def where(name):
     function, _, obj = name.rpartition(" [")
@@ -108,10 +109,10 @@ n = count - 10
 OURS = {"SCTPEngine", "AggProtocol", "AggTransport", "AggEgress", "AggIngress", "Proxy", "AggObservability"}
 for daemon in ("aggserver", "aggclient"):
     small, large = f"{out}/{daemon}.10.callgrind", f"{out}/{daemon}.{count}.callgrind"
-    per = (total(large) - total(small)) / n
+    (total_before, before), (total_after, after) = costs(small, False), costs(large, False)
+    per = (total_after - total_before) / n
     print(f"\n{daemon}: {per:,.0f} instructions per connection ({n:,} connections)\n")
     by_place = collections.Counter()
-    before, after = costs(small, False), costs(large, False)
     for name in set(before) | set(after):
         by_place[where(name)] += (after[name] - before[name]) / n
     print("| where | instructions per connection | share |\n| --- | ---: | ---: |")
@@ -124,7 +125,7 @@ for daemon in ("aggserver", "aggclient"):
     for (value, _), name in zip(heaviest, names):
         print(f"{value:10,.0f}  {name[:150]}")
     # agg's own functions with what they call: where the connection's work enters NIO, the engine, the runtime.
-    before, after = costs(small, True), costs(large, True)
+    (_, before), (_, after) = costs(small, True), costs(large, True)
     ours = [k for k in set(before) | set(after) if where(k).removeprefix("Swift module ") in OURS]
     heaviest = sorted(((after[k] - before[k]) / n, k) for k in ours)[::-1][:top]
     names = demangle([k.rpartition(" [")[0].removeprefix("???:") for _, k in heaviest])
