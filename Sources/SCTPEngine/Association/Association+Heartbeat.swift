@@ -36,10 +36,12 @@ extension Association {
         paths[path].recordHeartbeatSent(nonce: nonce, now: now)
         let info = HeartbeatInfo(nonce: nonce, sentAt: now, pathID: path)
         send([.heartbeat(HeartbeatChunk(info: info.encode()))], path: path, now: now)
-        // An unconfirmed or failing path is probed every RTO; a healthy one every RTO + HB.interval.
-        let next =
-            paths[path].isActive
-            ? paths[path].nextHeartbeatDeadline(after: now) : now + failedPathProbeInterval(paths[path])
+        // RFC 9260 §8.3: a HEARTBEAT not acknowledged within one RTO counts against the path, so the timer first
+        // waits that long for the answer; the answer arms it for the next heartbeat, RTO + HB.interval on. (It used
+        // to wait until that next heartbeat was due: a heartbeat `refreshRoundTrips` sent to an idle data path that
+        // had died went uncounted for 15 s, and sparse data went back there when the other path's RTT rose.) An
+        // unconfirmed or failing path is probed every RTO in any case.
+        let next = paths[path].isActive ? now + paths[path].rto.rto : now + failedPathProbeInterval(paths[path])
         timers.arm(.heartbeat(path), at: next)
     }
 

@@ -103,8 +103,9 @@ extension Association {
     /// nothing in flight (one with data in flight is measured by its SACKs) whose last sample is older than
     /// `max(1 s, 8 × the lowest SRTT)`, or that has none, gets a heartbeat: one small packet and its answer a second
     /// at most, none of the flow's data on a path not known to be fit for it. One sample suffices
-    /// (`Path.recentRoundTrip` counts the last one). An unanswered one counts as RFC 9260 §8.3 says, as any
-    /// heartbeat does, once the heartbeat timer finds it outstanding; meanwhile no other goes to that path.
+    /// (`Path.recentRoundTrip` counts the last one). An unanswered one counts against the path one RTO after it
+    /// went, as any heartbeat does (RFC 9260 §8.3): a data path that died while the flow kept off it is potentially
+    /// failed before the flow would return to it. Meanwhile no other goes to that path.
     func refreshRoundTrips(among dataPaths: [PathID], now: SCTPTime) {
         let fastest = dataPaths.lazy.compactMap { self.paths[$0].rto.srtt }.min() ?? .zero
         let interval = max(SCTPDuration.seconds(1), fastest * 8)

@@ -418,6 +418,27 @@ final class Lockstep {
         #expect(path.rto.hasMeasurement)
         #expect(!path.heartbeat.isOutstanding)
     }
+
+    /// RFC 9260 §8.3: a HEARTBEAT not acknowledged within one RTO counts against its path then, not when the next
+    /// heartbeat is due (RTO + HB.interval later): the path is potentially failed one RTO after the heartbeat, and
+    /// probed again.
+    @Test func anUnansweredHeartbeatCountsAfterOneRTO() {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        _ = l.connect()
+        l.exchange()
+        l.advance(to: l.now + .seconds(12))
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
+        let sentAt = l.now
+        let rto = l.client.associations.values.first!.paths[0].rto.rto
+        l.advance(to: sentAt + rto - .milliseconds(1))
+        #expect(l.client.associations.values.first!.paths[0].errorCount == 0)
+        #expect(l.take(l.client).isEmpty)
+        l.advance(to: sentAt + rto)
+        let path = l.client.associations.values.first!.paths[0]
+        #expect(path.errorCount == 1)
+        #expect(path.state == .potentiallyFailed)
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
+    }
 }
 
 @Suite struct ReceiverWindowTests {

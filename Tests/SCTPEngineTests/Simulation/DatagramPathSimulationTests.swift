@@ -166,6 +166,46 @@ import Testing
         #expect(lost.count <= 500, "\(lost.count) datagrams lost in all")
     }
 
+    /// A light flow keeps to the faster path (10 ms against 30 ms of RTT), so path 1 carries nothing but the heartbeat
+    /// `refreshRoundTrips` sends it every second to keep its RTT current. Path 1 dies 3 s in; 3 s later path 2 slows
+    /// to 50 ms, past path 1's last sample, which would send the flow back to path 1. That heartbeat, unanswered,
+    /// must count against path 1 within one RTO (RFC 9260 §8.3), so path 1 is potentially failed well before, and
+    /// the flow stays on path 2: nothing is lost and path 1 is offered no datagram. Before, an unanswered heartbeat
+    /// counted only when the next one was due (RTO + HB.interval, 15 s): path 1 was found 3.3 s after it died, by
+    /// the T3-rtx of the datagrams sent to it once path 2 slowed (the UDP lab's blackhole check saw the same: path 1
+    /// potentially failed 3.1 s after the blackhole, and the datagrams sent to it just before lost).
+    @Test func anIdlePathThatDiesIsFoundByItsHeartbeatBeforeTheFlowReturnsToIt() throws {
+        let paths = [
+            PathSpec(rateBitsPerSecond: 20_000_000, rtt: .milliseconds(30)),
+            PathSpec(rateBitsPerSecond: 30_000_000, rtt: .milliseconds(10)),
+        ]
+        let scenario = MultipathScenario(seed: 97, paths: paths)
+        var offeredBeforeFailure = 0
+        scenario.network.schedule(after: .milliseconds(2_900)) {
+            offeredBeforeFailure = scenario.dataLinks[0].counters.sentPackets
+        }
+        scenario.network.schedule(after: .seconds(6)) {
+            for link in [scenario.dataLinks[1], scenario.returnLinks[1]] {
+                link.configuration.delay = .milliseconds(25)
+            }
+        }
+        let failAt = SCTPDuration.seconds(3)
+        let (datagrams, pfAt, _) = try Self.run(
+            seed: 97, bulkBytes: 0, bulkStreams: 0, until: .seconds(8), failAt: failAt, interval: .milliseconds(1),
+            scenario: scenario)
+        #expect(datagrams.sentAt.count == 7_500)
+        // The flow kept to path 2 before the failure: path 1 was offered a heartbeat a second and its answers' SACKs.
+        #expect(offeredBeforeFailure < 20, "path 1 was offered \(offeredBeforeFailure) packets before it died")
+        let potentiallyFailedAt = try #require(pfAt, "path 1 was never reported potentially failed")
+        // The next refresh within 1 s, its RTO (200 ms) after it.
+        #expect(potentiallyFailedAt - (SCTPTime.zero + failAt) <= .milliseconds(1_500), "PF at \(potentiallyFailedAt)")
+        // After it died path 1 was offered that heartbeat and the probes of a failed path (one per backed-off RTO).
+        let offeredAfter = scenario.dataLinks[0].counters.droppedByLinkDown
+        #expect(offeredAfter <= 8, "path 1 was offered \(offeredAfter) packets after it died")
+        let lost = datagrams.sentAt.indices.filter { datagrams.arrivedAt[$0] == nil }
+        #expect(lost.isEmpty, "\(lost.count) datagrams lost")
+    }
+
     /// A heavier flow, 8 Mbit/s of 1,000-byte datagrams (a video call), beside sixteen bulk streams: stream 0 runs
     /// dry between datagrams, so each one comes back as a sparse stream and goes before the bulk data; all arrive,
     /// 99 % within 50 ms (measured: median 26 ms, p99 40 ms, worst 73 ms).
