@@ -17,8 +17,11 @@ extension Association {
         guard payload.readableBytes > 0 else { throw .messageTooLarge(0) }
         let abandonment = AbandonmentRule(reliability, now: now)
         if abandonment != .never { usesPartialReliability = true }
+        var lifetime: SCTPDuration?
+        if case .timed(let given) = reliability { lifetime = given }
         sendQueue.enqueue(
-            streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered, abandonment: abandonment)
+            streamID: stream, ppid: ppid, payload: payload, isUnordered: unordered, abandonment: abandonment,
+            lifetime: lifetime)
         if transmitting, state.isEstablishedOrLater { transmit(now: now) }
     }
 

@@ -32,17 +32,21 @@ extension Association {
         return srtt / 2 + path.rto.rttvar
     }
 
-    /// When a timed message handed to `path` now would arrive, for the send queue (`SendQueue.TimedArrivals`).
-    /// A message goes on the first path whose turn comes, unless it would be late there while another path that
-    /// carries data and may send now (room in its cwnd, and tokens in its pacer or its policy's bucket where it has
-    /// one) would deliver it in time: then it is left for that path, which the same transmission serves. Without this a slow path (a bufferbloated LTE uplink, 700 ms of RTT) dropped
-    /// every datagram whose turn it had while the fast path had room. When no other path has room, the message is
-    /// judged on this path alone (RFC 3758 §4.1 TR3: dropped if it would arrive late), as before: leaving it for a
-    /// full path would idle this one (measured in the lab: 60 Mbit/s offered to the 20 + 30 Mbit/s paths delivered
-    /// only path 2's 28.5 Mbit/s). A paced path (BBR) has room in its cwnd nearly always: counting that as able to
-    /// send left the head of an overfull queue to a path whose pacer was empty, and the other path idle (the same
-    /// offer delivered 38 Mbit/s instead of 48 in the simulator, 35.5 of 45 in the lab). A path without an RTT sample counts as instant here (as `oneWayDelay` says) but
-    /// as half the initial RTO when it is the other path, so a measured path is preferred to it.
+    /// When a timed message handed to `path` now would arrive, for the send queue (`SendQueue.TimedArrivals`). A
+    /// message goes on the first path whose turn comes, unless it would be late there while another path that carries
+    /// data and may send now (room in its cwnd, and tokens in its pacer or its policy's bucket where it has one) would
+    /// deliver it in time: then it is left for that path, which the same transmission serves. Without this a slow path
+    /// (a bufferbloated LTE uplink, 700 ms of RTT) dropped every datagram whose turn it had while the fast path had
+    /// room. When no other path has room, the message is judged on this path alone (RFC 3758 §4.1 TR3: dropped if it
+    /// would arrive too late, `SendQueue.Message.arriveBy`), as before: leaving it for a full path would idle this one
+    /// (measured in the lab: 60 Mbit/s offered to the 20 + 30 Mbit/s paths delivered only path 2's 28.5 Mbit/s). A
+    /// paced path (BBR) has room in its cwnd nearly always: counting that as able to send left the head of an overfull
+    /// queue to a path whose pacer was empty, and the other path idle (the same offer delivered 38 Mbit/s instead of 48
+    /// in the simulator, 35.5 of 45 in the lab). A path without an RTT sample counts as instant here (as `oneWayDelay`
+    /// says) but as half the initial RTO when it is the other path, so a measured path is preferred to it. The fastest
+    /// delay is the lowest one-way delay of any data path with an RTT sample, room or not: a fast path that is full
+    /// for the moment keeps the deadline strict, so a slow path does not carry a message late that it would deliver
+    /// in time (`SendQueue.Message.arriveBy`).
     func timedArrivals(path: PathID, now: SCTPTime) -> SendQueue.TimedArrivals {
         func guess(_ j: Int) -> SCTPTime {
             paths[j].rto.srtt == nil ? now + configuration.rtoInitial / 2 : now + oneWayDelay(paths[j])
@@ -50,16 +54,20 @@ extension Association {
         let i = paths.position(of: path)!
         let here = now + oneWayDelay(paths[i])
         let gated = hasPathPolicies || isPaced
-        guard configuration.multipath.concurrentMultipathTransfer else { return SendQueue.TimedArrivals(here) }
+        guard configuration.multipath.concurrentMultipathTransfer else {
+            return SendQueue.TimedArrivals(here, fastestDelay: here - now)
+        }
         var best: SCTPTime?
+        var fastest = here - now
         for j in paths.indices where j != i && paths[j].carriesData {
+            if paths[j].rto.srtt != nil { fastest = min(fastest, oneWayDelay(paths[j])) }
             guard outstanding.flightSize(on: paths[j].id) < paths[j].cwnd, fitsPeerBuffer(path: paths[j].id),
                 !gated || paths[j].hasSendAllowance
             else { continue }
             best = min(best ?? guess(j), guess(j))
         }
-        guard let best, best < guess(i) else { return SendQueue.TimedArrivals(here) }
-        return SendQueue.TimedArrivals(earliest: min(best, here), here: guess(i), best: best)
+        guard let best, best < guess(i) else { return SendQueue.TimedArrivals(here, fastestDelay: fastest) }
+        return SendQueue.TimedArrivals(earliest: min(best, here), here: guess(i), best: best, fastestDelay: fastest)
     }
 
     /// Before anything is retransmitted: abandons the chunks marked for retransmission that their rule gives up on

@@ -10,7 +10,9 @@ public enum SCTPReliability: Sendable, Equatable {
     /// Retransmitted until acknowledged.
     case reliable
     /// RFC 7496 §4.1 (timed reliability, RFC 3758 §4.1): sent and retransmitted only while it can still arrive
-    /// within `lifetime` of the `send` call; after that it is abandoned and never delivered.
+    /// within `lifetime` of the `send` call; after that it is abandoned. When even the fastest path takes more than
+    /// half of `lifetime` to deliver it, its first transmission may arrive up to half the lifetime after that path
+    /// would deliver it (a path slower than the lifetime would otherwise carry none), so it may arrive after it.
     case timed(lifetime: SCTPDuration)
     /// RFC 7496 §4.2 (limited retransmissions): sent at most `1 + maxRetransmissions` times; 0 sends it once.
     case limitedRetransmissions(Int)

@@ -108,7 +108,8 @@ public final class SCTPEndpoint {
     /// turn of its event loop) leave bundled in as few packets as they fill, not one packet each.
     ///
     /// `reliability` makes the message partially reliable (PR-SCTP, RFC 3758 and RFC 7496): with `.timed(lifetime:)`
-    /// it is sent and retransmitted only while it can arrive within `lifetime` of `now`, and never delivered after;
+    /// it is sent and retransmitted only while it can arrive within `lifetime` of `now` (first sent a little later
+    /// when even the fastest path takes over half the lifetime: `SCTPReliability.timed`);
     /// a lost one is skipped with FORWARD-TSN and holds up no other message (with `unordered`, not even its own
     /// stream's). See `SCTPReliability` for associations whose peer did not negotiate PR-SCTP
     /// (`isPartialReliabilityNegotiated`).

@@ -16,14 +16,6 @@ enum AbandonmentRule: Sendable, Equatable {
         }
     }
 
-    /// RFC 3758 §4.1 TR3: "Before assigning a TSN to any message, the SCTP sender MUST evaluate the lifetime of that
-    /// message. If it is expired, the SCTP sender MUST NOT assign a TSN to that message". A message that would
-    /// arrive (at `arrival`) after its lifetime counts as expired, so none is delivered late.
-    func abandonsFirstTransmission(arrival: SCTPTime) -> Bool {
-        if case .deadline(let deadline) = self { return deadline <= arrival }
-        return false
-    }
-
     /// RFC 3758 §4.1 TR4: "Before transmitting or retransmitting a message for which a TSN is already assigned, the
     /// SCTP sender MUST evaluate the lifetime of the message"; RFC 7496 §4.2: a message is abandoned once it would
     /// be retransmitted more often than allowed. `transmissions` counts the ones already made.

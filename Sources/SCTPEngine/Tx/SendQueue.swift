@@ -25,8 +25,24 @@ struct SendQueue: Sendable {
         var isUnordered: Bool
         var isImmediate: Bool
         var abandonment = AbandonmentRule.never
+        /// The lifetime a timed message was given (`SCTPReliability.timed`), if the caller said: see `arriveBy`.
+        var lifetime: SCTPDuration?
         var hasStarted = false
         var ssn = SSN(0)
+
+        /// When a timed message must arrive to be worth its first transmission (RFC 3758 §4.1 TR3 drops one whose
+        /// lifetime has ended; one that would arrive after it is of no use either): by its deadline, unless even the
+        /// fastest data path takes more than half the lifetime to deliver it (a satellite hop, an uplink whose queue
+        /// is a second deep, or one RTT sample that left the RTT variance at half the RTT). Then the deadline would
+        /// drop most messages or all, a blackout rather than a bound: a message may arrive up to half its lifetime
+        /// after that path would deliver it, as a plain UDP relay's would, so one that waited in this queue less
+        /// than half its lifetime still goes once. The bound moves smoothly with the delay. Retransmissions keep
+        /// the deadline (TR4). Nil for a message without a deadline.
+        func arriveBy(_ arrivals: TimedArrivals) -> SCTPTime? {
+            guard case .deadline(let deadline) = abandonment else { return nil }
+            guard let lifetime, arrivals.fastestDelay > lifetime / 2 else { return deadline }
+            return deadline + arrivals.fastestDelay - lifetime / 2
+        }
     }
 
     /// Which of the scheduler's lists a stream is on.
@@ -97,11 +113,12 @@ struct SendQueue: Sendable {
     @discardableResult
     mutating func enqueue(
         streamID: StreamID, ppid: PPID, payload: ByteBuffer, isUnordered: Bool = false, isImmediate: Bool = false,
-        abandonment: AbandonmentRule = .never
+        abandonment: AbandonmentRule = .never, lifetime: SCTPDuration? = nil
     ) -> Bool {
         guard payload.readableBytes > 0 else { return false }
         let message = Message(
-            payload: payload, ppid: ppid, isUnordered: isUnordered, isImmediate: isImmediate, abandonment: abandonment)
+            payload: payload, ppid: ppid, isUnordered: isUnordered, isImmediate: isImmediate, abandonment: abandonment,
+            lifetime: lifetime)
         if case .deadline = abandonment { timedMessages += 1 }
         bufferedBytes += payload.readableBytes
         if bufferedBytes >= highWatermark { wasFull = true }
@@ -133,23 +150,25 @@ struct SendQueue: Sendable {
     // MARK: - Producing
 
     /// When a timed message sent now would arrive: `here` on the path being filled, `best` on the soonest other path
-    /// that could take it now (or `here`), `earliest` the sooner of the two: a message that would arrive after its
-    /// lifetime even then is dropped (RFC 3758 §4.1 TR3); one late `here` but in time at `best` is left for that
-    /// path.
+    /// that could take it now (or `here`), `earliest` the sooner of the two: a message that would arrive too late
+    /// (`Message.arriveBy`) even then is dropped (RFC 3758 §4.1 TR3); one too late `here` but in time at `best` is
+    /// left for that path. `fastestDelay`: the lowest one-way delay of any data path, whether it may send now or not.
     struct TimedArrivals: Sendable {
         var earliest: SCTPTime
         var here: SCTPTime
         var best: SCTPTime
+        var fastestDelay: SCTPDuration
 
-        init(earliest: SCTPTime, here: SCTPTime, best: SCTPTime) {
+        init(earliest: SCTPTime, here: SCTPTime, best: SCTPTime, fastestDelay: SCTPDuration = .zero) {
             self.earliest = earliest
             self.here = here
             self.best = best
+            self.fastestDelay = fastestDelay
         }
 
         /// One path, or every path alike: a message is sent or dropped, never left.
-        init(_ arrival: SCTPTime) {
-            self.init(earliest: arrival, here: arrival, best: arrival)
+        init(_ arrival: SCTPTime, fastestDelay: SCTPDuration = .zero) {
+            self.init(earliest: arrival, here: arrival, best: arrival, fastestDelay: fastestDelay)
         }
     }
 
@@ -158,14 +177,14 @@ struct SendQueue: Sendable {
         maxPayload: Int, arrival: SCTPTime?, keepsTimedMessagesWhole: Bool = false
     ) -> DataFragment? {
         produce(
-            maxPayload: maxPayload, arrivals: arrival.map(TimedArrivals.init),
+            maxPayload: maxPayload, arrivals: arrival.map { TimedArrivals($0) },
             keepsTimedMessagesWhole: keepsTimedMessagesWhole)
     }
 
     /// Cuts the next fragment of at most `maxPayload` bytes from the stream whose turn it is, or nil when empty.
-    /// With `arrivals` (when a packet sent now would arrive), a message whose lifetime ends by the earliest arrival
-    /// is dropped before its first fragment is cut (RFC 3758 §4.1 TR3), and one that only this path would deliver
-    /// late is left for a better one (nil); one already started is finished, so every fragment of it
+    /// With `arrivals` (when a packet sent now would arrive), a message that would arrive too late
+    /// (`Message.arriveBy`) even at the earliest arrival is dropped before its first fragment is cut (RFC 3758 §4.1
+    /// TR3), and one that only this path would deliver too late is left for a better one (nil); one already started is finished, so every fragment of it
     /// gets a TSN and the whole message can be abandoned and skipped together (RFC 3758 §3.5 A3). With
     /// `keepsTimedMessagesWhole` (the packet already carries data), a timed message that does not fit `maxPayload`
     /// is not started: nil ends the packet, and the message starts the next one. Its tail would otherwise wait for
@@ -179,11 +198,12 @@ struct SendQueue: Sendable {
         leavesSparseStreams: Bool = false
     ) -> DataFragment? {
         precondition(maxPayload > 0, "maxPayload must be positive")
-        guard let id = nextStream(arrival: timedMessages > 0 ? arrivals?.earliest : nil) else { return nil }
+        guard let id = nextStream(arrivals: timedMessages > 0 ? arrivals : nil) else { return nil }
         if leavesSparseStreams, streamInMessage == nil, streams[id].membership == .sparse { return nil }
         if timedMessages > 0, let head = streams[id].messages.first, !head.hasStarted,
             case .deadline(let deadline) = head.abandonment
         {
+            let deadline = arrivals.flatMap(head.arriveBy) ?? deadline
             if keepsTimedMessagesWhole, head.payload.readableBytes > maxPayload { return nil }
             // Late on this path, in time on a better one: nothing more goes on this path until that one takes
             // it (or it expires there), so the stream keeps its place and order.
@@ -258,9 +278,9 @@ struct SendQueue: Sendable {
     /// The stream whose turn it is: the one finishing a DATA message, else the head of the sparse list, else the
     /// head of the bulk list with credit left. A head without credit gets a quantum and goes to the bulk list's
     /// tail; a head that is empty (parked, or emptied by abandonment) leaves the lists. Each pass of the loop either
-    /// removes a stream or grants a quantum, so the cost per fragment is O(1) amortised. With `arrival`, unstarted
-    /// messages whose lifetime ends by then are dropped from a head before it is chosen (RFC 3758 §4.1 TR3).
-    private mutating func nextStream(arrival: SCTPTime?) -> Int? {
+    /// removes a stream or grants a quantum, so the cost per fragment is O(1) amortised. With `arrivals`, unstarted
+    /// messages that would arrive too late are dropped from a head before it is chosen (RFC 3758 §4.1 TR3).
+    private mutating func nextStream(arrivals: TimedArrivals?) -> Int? {
         if let id = streamInMessage { return id }
         while true {
             let id: Int
@@ -271,7 +291,7 @@ struct SendQueue: Sendable {
             } else {
                 return nil
             }
-            if let arrival { dropExpiredHeads(of: id, arrival: arrival) }
+            if let arrivals { dropExpiredHeads(of: id, arrivals: arrivals) }
             if streams[id].messages.isEmpty {
                 removeHead(id)
                 setMembership(id, .none)
@@ -338,10 +358,10 @@ struct SendQueue: Sendable {
         return true
     }
 
-    /// Drops the unstarted messages at the head of stream `id` whose lifetime ends by `arrival`.
-    private mutating func dropExpiredHeads(of id: Int, arrival: SCTPTime) {
+    /// Drops the unstarted messages at the head of stream `id` that would arrive too late (`Message.arriveBy`).
+    private mutating func dropExpiredHeads(of id: Int, arrivals: TimedArrivals) {
         while let head = streams[id].messages.first, !head.hasStarted,
-            head.abandonment.abandonsFirstTransmission(arrival: arrival)
+            let arriveBy = head.arriveBy(arrivals), arriveBy <= arrivals.earliest
         {
             streams[id].messages.removeFirst()
             timedMessages -= 1

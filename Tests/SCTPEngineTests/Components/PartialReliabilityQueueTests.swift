@@ -49,6 +49,44 @@ extension Components {
             #expect(dropped == 0)
         }
 
+        /// When even the fastest path takes more than half the lifetime (350 ms of a 300 ms lifetime here), a message
+        /// may arrive up to half its lifetime after that path would deliver it: one that waited in the queue less
+        /// than half its lifetime still goes once, one that waited longer is dropped. A message queued without its
+        /// lifetime is judged by its deadline as before.
+        @Test func aMessageNoPathCouldDeliverInTimeGoesUnlessItWaitedHalfItsLifetime() {
+            var queue = SendQueue()
+            for stream in [1, 2, 3] as [UInt16] {
+                queue.enqueue(
+                    streamID: StreamID(stream), ppid: PPID(0), payload: testPayload(10), isUnordered: true,
+                    abandonment: .deadline(t0 + .milliseconds(300)), lifetime: stream == 3 ? nil : .milliseconds(300))
+            }
+            let delay = SCTPDuration.milliseconds(350)
+            func arrivals(_ now: SCTPTime) -> SendQueue.TimedArrivals { .init(now + delay, fastestDelay: delay) }
+            #expect(queue.produce(maxPayload: 1000, arrivals: arrivals(t0))?.streamID == StreamID(1))
+            let later = arrivals(t0 + .milliseconds(149))
+            #expect(queue.produce(maxPayload: 1000, arrivals: later)?.streamID == StreamID(2))
+            #expect(queue.produce(maxPayload: 1000, arrivals: later) == nil)
+            #expect(queue.pollAbandoned() == 1)
+            queue.enqueue(
+                streamID: StreamID(1), ppid: PPID(0), payload: testPayload(10), isUnordered: true,
+                abandonment: .deadline(t0 + .milliseconds(300)), lifetime: .milliseconds(300))
+            #expect(queue.produce(maxPayload: 1000, arrivals: arrivals(t0 + .milliseconds(150))) == nil)
+            #expect(queue.pollAbandoned() == 1)
+            #expect(queue.isEmpty)
+        }
+
+        /// With the fastest path's delay under half the lifetime, the deadline holds as it is: a fast path that is
+        /// full for the moment does not let a slow one carry the message late.
+        @Test func aFastPathKeepsTheDeadlineStrict() {
+            var queue = SendQueue()
+            queue.enqueue(
+                streamID: StreamID(1), ppid: PPID(0), payload: testPayload(10), isUnordered: true,
+                abandonment: .deadline(t0 + .milliseconds(300)), lifetime: .milliseconds(300))
+            let slow = SendQueue.TimedArrivals(t0 + .milliseconds(350), fastestDelay: .milliseconds(10))
+            #expect(queue.produce(maxPayload: 1000, arrivals: slow) == nil)
+            #expect(queue.pollAbandoned() == 1)
+        }
+
         @Test func startedMessageIsFinishedEvenAfterItsLifetime() {
             var queue = SendQueue()
             queue.enqueue(
