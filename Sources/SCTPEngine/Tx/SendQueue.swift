@@ -184,11 +184,12 @@ struct SendQueue: Sendable {
     /// Cuts the next fragment of at most `maxPayload` bytes from the stream whose turn it is, or nil when empty.
     /// With `arrivals` (when a packet sent now would arrive), a message that would arrive too late
     /// (`Message.arriveBy`) even at the earliest arrival is dropped before its first fragment is cut (RFC 3758 §4.1
-    /// TR3), and one that only this path would deliver too late is left for a better one (nil); one already started is finished, so every fragment of it
-    /// gets a TSN and the whole message can be abandoned and skipped together (RFC 3758 §3.5 A3). With
-    /// `keepsTimedMessagesWhole` (the packet already carries data), a timed message that does not fit `maxPayload`
-    /// is not started: nil ends the packet, and the message starts the next one. Its tail would otherwise wait for
-    /// room in cwnd and could arrive after the lifetime the first fragment was checked against.
+    /// TR3), and one that only this path would deliver too late is left for a better one (nil); one already started
+    /// is finished, so every fragment of it gets a TSN and the whole message can be abandoned and skipped together
+    /// (RFC 3758 §3.5 A3). With `keepsTimedMessagesWhole` (the packet already carries data), a timed message that
+    /// does not fit `maxPayload` is not started: nil ends the packet, and the message starts the next one. Its tail
+    /// would otherwise wait for room in cwnd and could arrive after the lifetime the first fragment was checked
+    /// against.
     ///
     /// With `leavesSparseStreams` (a path slower than the one sparse streams are kept to) a sparse stream's turn is
     /// left for that path: nil, and the stream keeps its place. Starting a bulk message instead would hold the
@@ -201,13 +202,16 @@ struct SendQueue: Sendable {
         guard let id = nextStream(arrivals: timedMessages > 0 ? arrivals : nil) else { return nil }
         if leavesSparseStreams, streamInMessage == nil, streams[id].membership == .sparse { return nil }
         if timedMessages > 0, let head = streams[id].messages.first, !head.hasStarted,
-            case .deadline(let deadline) = head.abandonment
+            case .deadline = head.abandonment
         {
-            let deadline = arrivals.flatMap(head.arriveBy) ?? deadline
             if keepsTimedMessagesWhole, head.payload.readableBytes > maxPayload { return nil }
             // Late on this path, in time on a better one: nothing more goes on this path until that one takes
             // it (or it expires there), so the stream keeps its place and order.
-            if let arrivals, deadline <= arrivals.here, deadline > arrivals.best { return nil }
+            if let arrivals, let arriveBy = head.arriveBy(arrivals), arriveBy <= arrivals.here,
+                arriveBy > arrivals.best
+            {
+                return nil
+            }
         }
         let (fragment, isMessageDone, hasMore) = streams[id].cut(maxPayload: maxPayload)
         streams[id].deficit -= fragment.payload.readableBytes
