@@ -47,6 +47,13 @@ extension Association {
 
     func handleHeartbeatTimer(pathID: PathID, now: SCTPTime) {
         guard state.isEstablishedOrLater, let i = paths.position(of: pathID) else { return }
+        if paths[i].heartbeat.isOutstanding && paths[i].heartbeat.dataAcknowledgedSinceSent {
+            // Unanswered in an RTO, but data sent here was acknowledged meanwhile: the path delivers (its answer met
+            // a queue, a stalled peer, or a loss). Nothing counts; the next heartbeat goes when it is due.
+            paths[i].giveUpOutstandingHeartbeat()
+            timers.arm(.heartbeat(pathID), at: paths[i].nextHeartbeatDeadline(after: now))
+            return
+        }
         if paths[i].heartbeat.isOutstanding {
             // RFC 9260 §8.3: an unanswered HEARTBEAT counts against the destination and the association.
             paths[i].rto.backOff()

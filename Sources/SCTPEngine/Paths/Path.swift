@@ -39,6 +39,14 @@ struct Path: Sendable {
         var lastSent: SCTPTime?
         /// The random nonce of the outstanding HEARTBEAT (RFC 9260 §8.3), checked against the HEARTBEAT-ACK.
         var nonce: UInt64?
+        /// The nonce of the one before it, given up on (counted, or excused by acknowledged data) when the
+        /// outstanding one went. Its answer, however late, still proves the path and measures it: an answer that met
+        /// a queue or a stalled peer must not leave the path potentially failed for another round trip.
+        var lateNonce: UInt64?
+        /// Data sent here was acknowledged since the outstanding HEARTBEAT went: the path is known to deliver, so
+        /// the heartbeat's answer missing its RTO does not count against it (RFC 9260 §8.2 clears the error counter
+        /// on such an acknowledgement in any case).
+        var dataAcknowledgedSinceSent = false
         var isOutstanding: Bool { nonce != nil }
     }
 
@@ -175,6 +183,7 @@ struct Path: Sendable {
     /// makes the path active again. A path leaving inactive starts over with the initial window.
     mutating func recordReachable() -> StateChange? {
         errorCount = 0
+        if heartbeat.isOutstanding { heartbeat.dataAcknowledgedSinceSent = true }
         switch state {
         case .active:
             return nil
@@ -192,6 +201,7 @@ struct Path: Sendable {
     /// A HEARTBEAT-ACK with the right nonce confirmed the address (RFC 9260 §5.4).
     mutating func confirm() -> StateChange? {
         heartbeat.nonce = nil
+        heartbeat.lateNonce = nil
         return recordReachable()
     }
 
@@ -209,15 +219,23 @@ struct Path: Sendable {
     }
 
     mutating func recordHeartbeatSent(nonce: UInt64, now: SCTPTime) {
+        giveUpOutstandingHeartbeat()
         heartbeat.lastSent = now
         heartbeat.nonce = nonce
         counters.heartbeatsSent += 1
     }
 
-    /// Matches a HEARTBEAT-ACK; on success returns the RTT to feed the estimator.
-    mutating func handleHeartbeatAck(nonce: UInt64, sentAt: SCTPTime, now: SCTPTime) -> SCTPDuration? {
-        guard heartbeat.nonce == nonce else { return nil }
+    /// Stops waiting for the outstanding HEARTBEAT's answer in time; a late one is still taken.
+    mutating func giveUpOutstandingHeartbeat() {
+        if let outstanding = heartbeat.nonce { heartbeat.lateNonce = outstanding }
         heartbeat.nonce = nil
+        heartbeat.dataAcknowledgedSinceSent = false
+    }
+
+    /// Matches a HEARTBEAT-ACK to the outstanding HEARTBEAT or the one given up before it; on success returns the
+    /// RTT to feed the estimator (the caller then confirms the path, which forgets both).
+    func handleHeartbeatAck(nonce: UInt64, sentAt: SCTPTime, now: SCTPTime) -> SCTPDuration? {
+        guard heartbeat.nonce == nonce || heartbeat.lateNonce == nonce else { return nil }
         return now - sentAt
     }
 

@@ -439,6 +439,74 @@ final class Lockstep {
         #expect(path.state == .potentiallyFailed)
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
     }
+
+    /// An answer later than its RTO (it met a queue, or the peer stalled) still proves the path: the path went
+    /// potentially failed when the RTO passed and a probe replaced the heartbeat, and the late HEARTBEAT-ACK makes
+    /// it active again at once, measured by it, without waiting a round trip for the probe's answer.
+    @Test func aLateHeartbeatAckStillBringsThePathBack() {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        _ = l.connect()
+        l.exchange()
+        var path: Path { l.client.associations.values.first!.paths[0] }
+        l.advance(to: l.now + .seconds(12))
+        let heartbeat = l.take(l.client)
+        #expect(heartbeat.map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
+        let sentAt = l.now
+        let rto = path.rto.rto
+        l.advance(to: sentAt + rto)
+        #expect(path.state == .potentiallyFailed)
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // the probe, held back
+        l.advance(to: sentAt + rto + .milliseconds(50))
+        l.deliver(heartbeat, to: l.server)
+        let answer = l.take(l.server).filter { Lockstep.chunkTypes($0) == [HeartbeatAckChunk.type] }
+        #expect(answer.count == 1)
+        l.deliver(answer, to: l.client)
+        #expect(path.state == .active)
+        #expect(path.errorCount == 0)
+        #expect(path.lastRoundTrip?.rtt == rto + .milliseconds(50))
+        #expect(!path.heartbeat.isOutstanding)
+        // The same answer again is stale: it measures nothing.
+        l.advance(to: l.now + .milliseconds(10))
+        l.deliver(answer, to: l.client)
+        #expect(path.lastRoundTrip?.rtt == rto + .milliseconds(50))
+    }
+
+    /// A heartbeat whose answer is lost on a path that acknowledges data meanwhile does not count against it: the
+    /// path delivers. It stays active, no probe goes at once, and the next heartbeat goes when it is due.
+    @Test func anUnansweredHeartbeatDoesNotCountWhileDataThereIsAcknowledged() throws {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        let id = l.connect()
+        l.exchange()
+        var path: Path { l.client.associations.values.first!.paths[0] }
+        l.advance(to: l.now + .seconds(12))
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // lost
+        let sentAt = l.now
+        let rto = path.rto.rto
+        try l.client.send(ByteBuffer(repeating: 7, count: 20_000), on: id, stream: StreamID(0), now: l.now)
+        l.exchange()
+        #expect(path.errorCount == 0)
+        l.advance(to: sentAt + rto)
+        #expect(path.state == .active)
+        #expect(path.errorCount == 0)
+        #expect(!path.heartbeat.isOutstanding)
+        // No probe at the RTO; the next regular heartbeat goes an RTO plus the interval later.
+        let atRTO = l.take(l.client)
+        #expect(!atRTO.contains { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) })
+        l.deliver(atRTO, to: l.server)
+        var heartbeatsSent: [SCTPTime] = []
+        while l.now < sentAt + rto + .seconds(13) {
+            l.advance(to: l.now + .milliseconds(100))
+            let fromClient = l.take(l.client)
+            if fromClient.contains(where: { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) }) {
+                heartbeatsSent.append(l.now)
+            }
+            l.deliver(fromClient, to: l.server)
+            l.deliver(l.take(l.server), to: l.client)
+        }
+        #expect(heartbeatsSent.count == 1)
+        #expect(heartbeatsSent.allSatisfy { $0 >= sentAt + rto + .seconds(10) })
+        #expect(path.state == .active)
+    }
 }
 
 @Suite struct ReceiverWindowTests {
