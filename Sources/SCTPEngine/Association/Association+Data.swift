@@ -292,6 +292,7 @@ extension Association {
             guard let i = paths.position(of: ack.path) else { continue }
             if let rtt = ack.rttSample { paths[i].measureRoundTrip(rtt, now: now) }
             if ack.bytesAcked > 0 { reportStateChange(paths[i].recordReachable(), path: ack.path) }
+            if let sentAt = ack.latestNewlyAckedSendTime { paths[i].noteDataAcknowledged(sentAt: sentAt) }
             switch ack.timeoutVerdict {
             case .undecided: break
             case .spurious: undoSpuriousTimeout(path: i, now: now)

@@ -47,8 +47,8 @@ extension Association {
 
     func handleHeartbeatTimer(pathID: PathID, now: SCTPTime) {
         guard state.isEstablishedOrLater, let i = paths.position(of: pathID) else { return }
-        if paths[i].heartbeat.isOutstanding && paths[i].heartbeat.dataAcknowledgedSinceSent {
-            // Unanswered in an RTO, but data sent here was acknowledged meanwhile: the path delivers (its answer met
+        if paths[i].isActive && paths[i].heartbeat.isOutstanding && paths[i].heartbeat.dataAcknowledgedSinceSent {
+            // Unanswered in an RTO, but data sent here after it was acknowledged: the path delivers (its answer met
             // a queue, a stalled peer, or a loss). Nothing counts; the next heartbeat goes when it is due.
             paths[i].giveUpOutstandingHeartbeat()
             timers.arm(.heartbeat(pathID), at: paths[i].nextHeartbeatDeadline(after: now))

@@ -114,6 +114,7 @@ extension Association {
     private func rebind(path: PathID, to source: SCTPSocketAddress, now: SCTPTime) {
         let old = paths[path].remoteAddress
         paths[path].remoteAddress = source
+        if !paths[path].isConfirmed { paths[path].forgetHeartbeatNonces() }
         rebuildPathLookups()
         // A peer can change its source port on every packet: the line is rate-limited, the event is not.
         if let heldBack = logLimits.rebinding.admit(now: now) {

@@ -39,13 +39,12 @@ struct Path: Sendable {
         var lastSent: SCTPTime?
         /// The random nonce of the outstanding HEARTBEAT (RFC 9260 §8.3), checked against the HEARTBEAT-ACK.
         var nonce: UInt64?
-        /// The nonce of the one before it, given up on (counted, or excused by acknowledged data) when the
-        /// outstanding one went. Its answer, however late, still proves the path and measures it: an answer that met
-        /// a queue or a stalled peer must not leave the path potentially failed for another round trip.
+        /// The nonce of the last one given up on unanswered (counted, or excused by acknowledged data), until the
+        /// next one goes. Its answer, late, still proves the path and measures it: an answer that met a queue or a
+        /// stalled peer must not leave the path potentially failed for another round trip. Older ones are not taken.
         var lateNonce: UInt64?
-        /// Data sent here was acknowledged since the outstanding HEARTBEAT went: the path is known to deliver, so
-        /// the heartbeat's answer missing its RTO does not count against it (RFC 9260 §8.2 clears the error counter
-        /// on such an acknowledgement in any case).
+        /// Data sent here after the outstanding HEARTBEAT went was acknowledged, and no error was counted since:
+        /// the path delivers, so the heartbeat's answer missing its RTO does not count against it.
         var dataAcknowledgedSinceSent = false
         var isOutstanding: Bool { nonce != nil }
     }
@@ -166,6 +165,7 @@ struct Path: Sendable {
     /// unconfirmed.
     mutating func recordError() -> StateChange? {
         errorCount += 1
+        heartbeat.dataAcknowledgedSinceSent = false
         guard state != .unconfirmed else { return nil }
         if errorCount > configuration.maxRetransmissions {
             guard state != .inactive else { return nil }
@@ -183,7 +183,6 @@ struct Path: Sendable {
     /// makes the path active again. A path leaving inactive starts over with the initial window.
     mutating func recordReachable() -> StateChange? {
         errorCount = 0
-        if heartbeat.isOutstanding { heartbeat.dataAcknowledgedSinceSent = true }
         switch state {
         case .active:
             return nil
@@ -225,10 +224,26 @@ struct Path: Sendable {
         counters.heartbeatsSent += 1
     }
 
-    /// Stops waiting for the outstanding HEARTBEAT's answer in time; a late one is still taken.
+    /// Stops waiting for the outstanding HEARTBEAT's answer in time; a late one is still taken until the next goes.
     mutating func giveUpOutstandingHeartbeat() {
-        if let outstanding = heartbeat.nonce { heartbeat.lateNonce = outstanding }
+        heartbeat.lateNonce = heartbeat.nonce
         heartbeat.nonce = nil
+        heartbeat.dataAcknowledgedSinceSent = false
+    }
+
+    /// A SACK newly acknowledged data sent here (once) at `sentAt`: data sent after the outstanding HEARTBEAT
+    /// arrived, so that heartbeat's answer going missing says nothing against the path. Data sent before it proves
+    /// nothing about the path since: a path that died just after its heartbeat went must still be found.
+    mutating func noteDataAcknowledged(sentAt: SCTPTime) {
+        guard heartbeat.isOutstanding, let heartbeatSent = heartbeat.lastSent, sentAt >= heartbeatSent else { return }
+        heartbeat.dataAcknowledgedSinceSent = true
+    }
+
+    /// The path's remote address changed before it was confirmed: no earlier heartbeat's answer may confirm the
+    /// new address (RFC 9260 §5.4); the next one goes there.
+    mutating func forgetHeartbeatNonces() {
+        heartbeat.nonce = nil
+        heartbeat.lateNonce = nil
         heartbeat.dataAcknowledgedSinceSent = false
     }
 

@@ -490,6 +490,7 @@ final class Lockstep {
         #expect(path.errorCount == 0)
         #expect(!path.heartbeat.isOutstanding)
         // No probe at the RTO; the next regular heartbeat goes an RTO plus the interval later.
+        let due = l.now + path.rto.rto + .seconds(10)
         let atRTO = l.take(l.client)
         #expect(!atRTO.contains { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) })
         l.deliver(atRTO, to: l.server)
@@ -504,8 +505,61 @@ final class Lockstep {
             l.deliver(l.take(l.server), to: l.client)
         }
         #expect(heartbeatsSent.count == 1)
-        #expect(heartbeatsSent.allSatisfy { $0 >= sentAt + rto + .seconds(10) })
+        #expect(heartbeatsSent.allSatisfy { $0 >= due && $0 < due + .milliseconds(100) })
         #expect(path.state == .active)
+    }
+
+    /// Data sent before the heartbeat and acknowledged after it says nothing about the path since: a path that
+    /// died just after its heartbeat went (nothing sent there since) is still potentially failed one RTO later.
+    @Test func dataSentBeforeTheHeartbeatDoesNotExcuseIt() throws {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        let id = l.connect()
+        l.exchange()
+        var association: Association { l.client.associations[id]! }
+        var path: Path { association.paths[0] }
+        let heartbeatDue = try #require(association.timers.deadline(of: .heartbeat(path.id)))
+        l.advance(to: heartbeatDue - .milliseconds(10))
+        try l.client.send(ByteBuffer(repeating: 7, count: 3000), on: id, stream: StreamID(0), now: l.now)
+        let data = l.take(l.client)
+        #expect(data.count >= 2 && data.allSatisfy { Lockstep.chunkTypes($0).contains(DataChunk.type) })
+        l.advance(to: heartbeatDue)
+        #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // lost
+        let rto = path.rto.rto
+        l.advance(to: heartbeatDue + .milliseconds(10))
+        l.deliver(data, to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        #expect(association.outstanding.flightSize(on: path.id) == 0)
+        #expect(path.state == .active)
+        l.advance(to: heartbeatDue + rto)
+        #expect(path.errorCount == 1)
+        #expect(path.state == .potentiallyFailed)
+        let probes = l.take(l.client).filter { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) }
+        #expect(probes.count == 1)
+    }
+
+    /// Only the heartbeat given up last is taken late: a probe two heartbeats old is not (its nonce is forgotten).
+    @Test func onlyTheLastHeartbeatGivenUpIsTakenLate() {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        _ = l.connect()
+        l.exchange()
+        var path: Path { l.client.associations.values.first!.paths[0] }
+        l.advance(to: l.now + .seconds(12))
+        var heartbeats: [[SCTPDatagram]] = [l.take(l.client)]
+        for _ in 0..<2 {
+            l.advance(to: l.client.nextDeadline()!)
+            heartbeats.append(l.take(l.client).filter { Lockstep.chunkTypes($0) == [HeartbeatChunk.type] })
+        }
+        #expect(heartbeats.map(\.count) == [1, 1, 1])
+        #expect(path.errorCount == 2)
+        #expect(path.state == .potentiallyFailed)
+        l.deliver(heartbeats[0], to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        #expect(path.state == .potentiallyFailed)
+        #expect(path.lastRoundTrip == nil)
+        l.deliver(heartbeats[1], to: l.server)
+        l.deliver(l.take(l.server), to: l.client)
+        #expect(path.state == .active)
+        #expect(path.errorCount == 0)
     }
 }
 
