@@ -242,9 +242,8 @@ struct Path: Sendable {
     /// The path's remote address changed before it was confirmed: no earlier heartbeat's answer may confirm the
     /// new address (RFC 9260 §5.4); the next one goes there.
     mutating func forgetHeartbeatNonces() {
-        heartbeat.nonce = nil
+        giveUpOutstandingHeartbeat()
         heartbeat.lateNonce = nil
-        heartbeat.dataAcknowledgedSinceSent = false
     }
 
     /// Matches a HEARTBEAT-ACK to the outstanding HEARTBEAT or the one given up before it; on success returns the

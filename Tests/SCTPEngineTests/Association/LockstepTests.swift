@@ -78,6 +78,13 @@ final class Lockstep {
         return id
     }
 
+    /// The client association's first path (a copy, read afresh each time).
+    var clientPath: Path { client.associations.values.first!.paths[0] }
+
+    static func carriesHeartbeat(_ datagram: SCTPDatagram) -> Bool {
+        chunkTypes(datagram).contains(HeartbeatChunk.type)
+    }
+
     var clientEstablished: Bool { clientEvents.contains { if case .established = $0 { true } else { false } } }
     var serverEstablished: Bool { serverEvents.contains { if case .established = $0 { true } else { false } } }
 
@@ -351,6 +358,14 @@ final class Lockstep {
 }
 
 @Suite struct ChunkHandlingTests {
+    /// An established association whose heartbeats go every RTO + 10 s.
+    static func heartbeating() -> (Lockstep, SCTPAssociationID) {
+        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
+        let id = l.connect()
+        l.exchange()
+        return (l, id)
+    }
+
     /// Sends a packet with our valid tag from the client to the server's association.
     func inject(_ l: Lockstep, _ chunks: [Chunk]) {
         let s = l.server.associations.values.first!
@@ -423,20 +438,17 @@ final class Lockstep {
     /// heartbeat is due (RTO + HB.interval later): the path is potentially failed one RTO after the heartbeat, and
     /// probed again.
     @Test func anUnansweredHeartbeatCountsAfterOneRTO() {
-        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
-        _ = l.connect()
-        l.exchange()
+        let (l, _) = Self.heartbeating()
         l.advance(to: l.now + .seconds(12))
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
         let sentAt = l.now
-        let rto = l.client.associations.values.first!.paths[0].rto.rto
+        let rto = l.clientPath.rto.rto
         l.advance(to: sentAt + rto - .milliseconds(1))
-        #expect(l.client.associations.values.first!.paths[0].errorCount == 0)
+        #expect(l.clientPath.errorCount == 0)
         #expect(l.take(l.client).isEmpty)
         l.advance(to: sentAt + rto)
-        let path = l.client.associations.values.first!.paths[0]
-        #expect(path.errorCount == 1)
-        #expect(path.state == .potentiallyFailed)
+        #expect(l.clientPath.errorCount == 1)
+        #expect(l.clientPath.state == .potentiallyFailed)
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
     }
 
@@ -444,61 +456,55 @@ final class Lockstep {
     /// potentially failed when the RTO passed and a probe replaced the heartbeat, and the late HEARTBEAT-ACK makes
     /// it active again at once, measured by it, without waiting a round trip for the probe's answer.
     @Test func aLateHeartbeatAckStillBringsThePathBack() {
-        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
-        _ = l.connect()
-        l.exchange()
-        var path: Path { l.client.associations.values.first!.paths[0] }
+        let (l, _) = Self.heartbeating()
         l.advance(to: l.now + .seconds(12))
         let heartbeat = l.take(l.client)
         #expect(heartbeat.map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])
         let sentAt = l.now
-        let rto = path.rto.rto
+        let rto = l.clientPath.rto.rto
         l.advance(to: sentAt + rto)
-        #expect(path.state == .potentiallyFailed)
+        #expect(l.clientPath.state == .potentiallyFailed)
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // the probe, held back
         l.advance(to: sentAt + rto + .milliseconds(50))
         l.deliver(heartbeat, to: l.server)
         let answer = l.take(l.server).filter { Lockstep.chunkTypes($0) == [HeartbeatAckChunk.type] }
         #expect(answer.count == 1)
         l.deliver(answer, to: l.client)
-        #expect(path.state == .active)
-        #expect(path.errorCount == 0)
-        #expect(path.lastRoundTrip?.rtt == rto + .milliseconds(50))
-        #expect(!path.heartbeat.isOutstanding)
+        #expect(l.clientPath.state == .active)
+        #expect(l.clientPath.errorCount == 0)
+        #expect(l.clientPath.lastRoundTrip?.rtt == rto + .milliseconds(50))
+        #expect(!l.clientPath.heartbeat.isOutstanding)
         // The same answer again is stale: it measures nothing.
         l.advance(to: l.now + .milliseconds(10))
         l.deliver(answer, to: l.client)
-        #expect(path.lastRoundTrip?.rtt == rto + .milliseconds(50))
+        #expect(l.clientPath.lastRoundTrip?.rtt == rto + .milliseconds(50))
     }
 
     /// A heartbeat whose answer is lost on a path that acknowledges data meanwhile does not count against it: the
     /// path delivers. It stays active, no probe goes at once, and the next heartbeat goes when it is due.
     @Test func anUnansweredHeartbeatDoesNotCountWhileDataThereIsAcknowledged() throws {
-        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
-        let id = l.connect()
-        l.exchange()
-        var path: Path { l.client.associations.values.first!.paths[0] }
+        let (l, id) = Self.heartbeating()
         l.advance(to: l.now + .seconds(12))
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // lost
         let sentAt = l.now
-        let rto = path.rto.rto
+        let rto = l.clientPath.rto.rto
         try l.client.send(ByteBuffer(repeating: 7, count: 20_000), on: id, stream: StreamID(0), now: l.now)
         l.exchange()
-        #expect(path.errorCount == 0)
+        #expect(l.clientPath.errorCount == 0)
         l.advance(to: sentAt + rto)
-        #expect(path.state == .active)
-        #expect(path.errorCount == 0)
-        #expect(!path.heartbeat.isOutstanding)
+        #expect(l.clientPath.state == .active)
+        #expect(l.clientPath.errorCount == 0)
+        #expect(!l.clientPath.heartbeat.isOutstanding)
         // No probe at the RTO; the next regular heartbeat goes an RTO plus the interval later.
-        let due = l.now + path.rto.rto + .seconds(10)
+        let due = l.now + l.clientPath.rto.rto + .seconds(10)
         let atRTO = l.take(l.client)
-        #expect(!atRTO.contains { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) })
+        #expect(!atRTO.contains(where: Lockstep.carriesHeartbeat))
         l.deliver(atRTO, to: l.server)
         var heartbeatsSent: [SCTPTime] = []
         while l.now < sentAt + rto + .seconds(13) {
             l.advance(to: l.now + .milliseconds(100))
             let fromClient = l.take(l.client)
-            if fromClient.contains(where: { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) }) {
+            if fromClient.contains(where: Lockstep.carriesHeartbeat) {
                 heartbeatsSent.append(l.now)
             }
             l.deliver(fromClient, to: l.server)
@@ -506,43 +512,37 @@ final class Lockstep {
         }
         #expect(heartbeatsSent.count == 1)
         #expect(heartbeatsSent.allSatisfy { $0 >= due && $0 < due + .milliseconds(100) })
-        #expect(path.state == .active)
+        #expect(l.clientPath.state == .active)
     }
 
     /// Data sent before the heartbeat and acknowledged after it says nothing about the path since: a path that
     /// died just after its heartbeat went (nothing sent there since) is still potentially failed one RTO later.
     @Test func dataSentBeforeTheHeartbeatDoesNotExcuseIt() throws {
-        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
-        let id = l.connect()
-        l.exchange()
+        let (l, id) = Self.heartbeating()
         var association: Association { l.client.associations[id]! }
-        var path: Path { association.paths[0] }
-        let heartbeatDue = try #require(association.timers.deadline(of: .heartbeat(path.id)))
+        let heartbeatDue = try #require(association.timers.deadline(of: .heartbeat(l.clientPath.id)))
         l.advance(to: heartbeatDue - .milliseconds(10))
         try l.client.send(ByteBuffer(repeating: 7, count: 3000), on: id, stream: StreamID(0), now: l.now)
         let data = l.take(l.client)
         #expect(data.count >= 2 && data.allSatisfy { Lockstep.chunkTypes($0).contains(DataChunk.type) })
         l.advance(to: heartbeatDue)
         #expect(l.take(l.client).map(Lockstep.chunkTypes) == [[HeartbeatChunk.type]])  // lost
-        let rto = path.rto.rto
+        let rto = l.clientPath.rto.rto
         l.advance(to: heartbeatDue + .milliseconds(10))
         l.deliver(data, to: l.server)
         l.deliver(l.take(l.server), to: l.client)
-        #expect(association.outstanding.flightSize(on: path.id) == 0)
-        #expect(path.state == .active)
+        #expect(association.outstanding.flightSize(on: l.clientPath.id) == 0)
+        #expect(l.clientPath.state == .active)
         l.advance(to: heartbeatDue + rto)
-        #expect(path.errorCount == 1)
-        #expect(path.state == .potentiallyFailed)
-        let probes = l.take(l.client).filter { Lockstep.chunkTypes($0).contains(HeartbeatChunk.type) }
+        #expect(l.clientPath.errorCount == 1)
+        #expect(l.clientPath.state == .potentiallyFailed)
+        let probes = l.take(l.client).filter(Lockstep.carriesHeartbeat)
         #expect(probes.count == 1)
     }
 
     /// Only the heartbeat given up last is taken late: a probe two heartbeats old is not (its nonce is forgotten).
     @Test func onlyTheLastHeartbeatGivenUpIsTakenLate() {
-        let l = Lockstep { $0.heartbeatInterval = .seconds(10) }
-        _ = l.connect()
-        l.exchange()
-        var path: Path { l.client.associations.values.first!.paths[0] }
+        let (l, _) = Self.heartbeating()
         l.advance(to: l.now + .seconds(12))
         var heartbeats: [[SCTPDatagram]] = [l.take(l.client)]
         for _ in 0..<2 {
@@ -550,16 +550,16 @@ final class Lockstep {
             heartbeats.append(l.take(l.client).filter { Lockstep.chunkTypes($0) == [HeartbeatChunk.type] })
         }
         #expect(heartbeats.map(\.count) == [1, 1, 1])
-        #expect(path.errorCount == 2)
-        #expect(path.state == .potentiallyFailed)
+        #expect(l.clientPath.errorCount == 2)
+        #expect(l.clientPath.state == .potentiallyFailed)
         l.deliver(heartbeats[0], to: l.server)
         l.deliver(l.take(l.server), to: l.client)
-        #expect(path.state == .potentiallyFailed)
-        #expect(path.lastRoundTrip == nil)
+        #expect(l.clientPath.state == .potentiallyFailed)
+        #expect(l.clientPath.lastRoundTrip == nil)
         l.deliver(heartbeats[1], to: l.server)
         l.deliver(l.take(l.server), to: l.client)
-        #expect(path.state == .active)
-        #expect(path.errorCount == 0)
+        #expect(l.clientPath.state == .active)
+        #expect(l.clientPath.errorCount == 0)
     }
 }
 
